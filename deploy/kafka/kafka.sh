@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Local Apache Kafka (KRaft, one combined node) without Docker.
+#   kafka.sh jars   resolve the broker jars from Maven Central into $KAFKA_HOME/libs
+#   kafka.sh up     format storage if new, start the broker, wait until an admin call answers
+#   kafka.sh down   stop the broker by its pid
+#   kafka.sh status exit 0 when the broker answers
+# KAFKA_HOME (default .local/kafka) holds libs/, data/, logs/ and kafka.pid; all ignored by git.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+KAFKA_HOME="${KAFKA_HOME:-$root/.local/kafka}"
+BOOTSTRAP="${EMEUSE_KAFKA_BOOTSTRAP:-127.0.0.1:9092}"
+PYTHON="${PYTHON:-$root/.venv/bin/python}"
+libs="$KAFKA_HOME/libs"
+pidfile="$KAFKA_HOME/kafka.pid"
+
+jars() {
+  if [[ -f "$libs/.resolved" && "$libs/.resolved" -nt "$here/pom.xml" ]]; then return 0; fi
+  rm -rf "$libs"
+  mvn -q -B -f "$here/pom.xml" dependency:copy-dependencies \
+    -DincludeScope=runtime -DoutputDirectory="$libs"
+  touch "$libs/.resolved"
+}
+
+answers() {
+  "$PYTHON" -m emeuse.cli.kafka_ready --bootstrap "$BOOTSTRAP" --timeout "${1:-3}" >/dev/null 2>&1
+}
+
+running() {
+  [[ -f "$pidfile" ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null
+}
+
+up() {
+  jars
+  if running; then
+    echo "kafka: already running (pid $(cat "$pidfile")) on $BOOTSTRAP"
+    return 0
+  fi
+  mkdir -p "$KAFKA_HOME/data" "$KAFKA_HOME/logs"
+  local props="$KAFKA_HOME/server.properties"
+  cp "$here/server.properties" "$props"
+  echo "log.dirs=$KAFKA_HOME/data" >>"$props"
+  if [[ ! -f "$KAFKA_HOME/data/meta.properties" ]]; then
+    local cluster_id
+    cluster_id="$(java -cp "$libs/*" kafka.tools.StorageTool random-uuid 2>/dev/null)"
+    java -cp "$libs/*" -Dlog4j.configuration="file:$here/log4j.properties" \
+      -Dkafka.logs.dir="$KAFKA_HOME/logs" \
+      kafka.tools.StorageTool format -t "$cluster_id" -c "$props" --ignore-formatted >/dev/null
+  fi
+  nohup java -Xms512m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true \
+    -Dlog4j.configuration="file:$here/log4j.properties" -Dkafka.logs.dir="$KAFKA_HOME/logs" \
+    -cp "$libs/*" kafka.Kafka "$props" >"$KAFKA_HOME/logs/stdout.log" 2>&1 &
+  echo $! >"$pidfile"
+  for _ in $(seq 1 120); do
+    if answers 2; then
+      echo "kafka: up on $BOOTSTRAP (pid $(cat "$pidfile")); logs in $KAFKA_HOME/logs"
+      return 0
+    fi
+    if ! running; then
+      echo "kafka: the broker exited at start; see $KAFKA_HOME/logs" >&2
+      tail -n 20 "$KAFKA_HOME/logs/stdout.log" "$KAFKA_HOME/logs/server.log" >&2 || true
+      return 1
+    fi
+    sleep 1
+  done
+  echo "kafka: no answer on $BOOTSTRAP after 120 s; see $KAFKA_HOME/logs" >&2
+  return 1
+}
+
+down() {
+  if ! running; then
+    rm -f "$pidfile"
+    echo "kafka: not running"
+    return 0
+  fi
+  local pid
+  pid="$(cat "$pidfile")"
+  kill "$pid"
+  for _ in $(seq 1 60); do
+    kill -0 "$pid" 2>/dev/null || { rm -f "$pidfile"; echo "kafka: stopped"; return 0; }
+    sleep 1
+  done
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$pidfile"
+  echo "kafka: killed after 60 s"
+}
+
+case "${1:-}" in
+  jars) jars ;;
+  up) up ;;
+  down) down ;;
+  status) answers 3 ;;
+  *) echo "usage: $0 jars|up|down|status" >&2; exit 2 ;;
+esac

@@ -1,0 +1,1 @@
+"""The `emeuse` command-line tool: schema-aware topics, publish and tail."""

@@ -1,0 +1,185 @@
+"""emeuse: the platform's command-line tool (schema-aware, like kcat).
+
+  emeuse topics [--json]            the topic registry
+  emeuse topics create              create missing registry topics (before workers start)
+  emeuse publish TYPE --json '{}'   validate a proto3-JSON event and send it with full headers
+  emeuse tail TOPIC                 one decoded event per line
+
+Every command takes --bootstrap (default: EMEUSE_KAFKA_BOOTSTRAP or 127.0.0.1:9092).
+Errors are one line on stderr and a non-zero exit status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from kafka import TopicPartition
+
+from emeuse.cli import kafka
+from emeuse.cli.errors import CliError
+from emeuse.cli.publish import build_event
+from emeuse.cli.records import describe
+from emeuse.registry import TOPICS, UnknownTopicError, by_name
+from emeuse.runtime.settings import SettingsError, parse_bootstrap
+
+CLI_SOURCE = "emeuse/cli"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # one line, exit 2, like argparse but no usage dump
+        print(f"emeuse: error: {message} (see emeuse {self.prog.split(' ', 1)[-1]} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _bootstrap_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--bootstrap",
+        default=os.environ.get("EMEUSE_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
+        help="Kafka bootstrap servers host:port[,host:port] (env EMEUSE_KAFKA_BOOTSTRAP)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="emeuse", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    topics = commands.add_parser("topics", help="list the topic registry, or create its topics")
+    topics.add_argument("action", nargs="?", choices=["list", "create"], default="list")
+    topics.add_argument("--json", action="store_true", help="one JSON object per topic")
+    topics.add_argument("--replication-factor", type=int,
+                        default=int(os.environ.get("EMEUSE_REPLICATION_FACTOR", "1")))
+    _bootstrap_option(topics)
+
+    publish = commands.add_parser("publish", help="send one event given as proto3 JSON")
+    publish.add_argument("type", help="full message name, e.g. emeuse.chronic.v1.ReadingRecorded")
+    publish.add_argument("--json", required=True, dest="json_text", help="the message in proto3 JSON form")
+    publish.add_argument("--subject", help="pseudonym of the person (default: the event's key field)")
+    publish.add_argument("--territory", default=os.environ.get("EMEUSE_TERRITORY"),
+                         help="département code 55, 52 or 54 (env EMEUSE_TERRITORY)")
+    publish.add_argument("--experiment", default=os.environ.get("EMEUSE_EXPERIMENT"),
+                         help="experiment id (env EMEUSE_EXPERIMENT)")
+    publish.add_argument("--key", help="record key (default: the event's key field)")
+    publish.add_argument("--topic", help="topic, when the type is on several")
+    publish.add_argument("--source", default=CLI_SOURCE, help="ce_source (default emeuse/cli)")
+    _bootstrap_option(publish)
+
+    tail = commands.add_parser("tail", help="print a topic's events, one JSON line each")
+    tail.add_argument("topic")
+    tail.add_argument("--from-beginning", action="store_true")
+    tail.add_argument("--max", type=int, help="stop after N events")
+    tail.add_argument("--timeout", type=float, help="stop after S seconds without a new event")
+    tail.add_argument("--json", action="store_true", help="compact JSON (default: indented headers off, same fields)")
+    _bootstrap_option(tail)
+    return parser
+
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    if args.action == "create":
+        for name, state in kafka.create_topics(args.bootstrap, args.replication_factor):
+            print(f"{state:8} {name}")
+        return 0
+    if args.json:
+        for spec in TOPICS:
+            print(json.dumps({
+                "name": spec.name, "type": spec.type_name, "key": spec.key,
+                "partitions": spec.partitions, "cleanup": "compact" if spec.compacted else "delete",
+                "retention_days": spec.retention_days, "owner": spec.owner,
+                "description": spec.description,
+            }))
+        return 0
+    rows = [("TOPIC", "TYPE", "KEY", "PARTS", "KEPT", "OWNER")]
+    for spec in TOPICS:
+        kept = "compacted" if spec.compacted else f"{spec.retention_days}d"
+        rows.append((spec.name, spec.type_name, spec.key, str(spec.partitions), kept, spec.owner))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    outgoing = build_event(
+        event_type=args.type, json_text=args.json_text, subject=args.subject,
+        territory=args.territory, experiment=args.experiment, key=args.key,
+        topic=args.topic, source=args.source,
+    )
+    producer = kafka.producer(args.bootstrap)
+    with kafka.kafka_errors(args.bootstrap):
+        future = producer.send(
+            outgoing.spec.name,
+            key=outgoing.key.encode() if outgoing.key else None,
+            value=outgoing.value,
+            headers=outgoing.headers,
+        )
+        future.get(timeout=15)
+        producer.close(timeout=5)
+    print(outgoing.envelope.event_id)
+    return 0
+
+
+def cmd_tail(args: argparse.Namespace) -> int:
+    try:
+        by_name(args.topic)
+    except UnknownTopicError as exc:
+        raise CliError(str(exc)) from None
+    if args.max is not None and args.max < 1:
+        raise CliError("--max must be at least 1")
+    consumer = kafka.consumer(args.bootstrap)
+    shown = 0
+    with kafka.kafka_errors(args.bootstrap):
+        partitions = consumer.partitions_for_topic(args.topic)
+        if not partitions:
+            raise CliError(f"topic {args.topic} does not exist on {args.bootstrap}; run `emeuse topics create`")
+        assigned = [TopicPartition(args.topic, p) for p in sorted(partitions)]
+        consumer.assign(assigned)
+        if args.from_beginning:
+            consumer.seek_to_beginning(*assigned)
+        else:
+            consumer.seek_to_end(*assigned)
+        last_seen = time.monotonic()
+        try:
+            while args.max is None or shown < args.max:
+                batch = consumer.poll(timeout_ms=200)
+                for records in batch.values():
+                    for r in records:
+                        line = describe(r.topic, r.partition, r.offset, r.key, r.value, r.headers)
+                        print(json.dumps(line, separators=(",", ":")) if args.json else json.dumps(line, ensure_ascii=False), flush=True)
+                        shown += 1
+                        last_seen = time.monotonic()
+                        if args.max is not None and shown >= args.max:
+                            break
+                if args.timeout is not None and time.monotonic() - last_seen > args.timeout:
+                    break
+        except KeyboardInterrupt:
+            pass
+        finally:
+            consumer.close()
+    return 0
+
+
+COMMANDS = {"topics": cmd_topics, "publish": cmd_publish, "tail": cmd_tail}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        parse_bootstrap("--bootstrap", args.bootstrap)
+        return COMMANDS[args.command](args)
+    except SettingsError as exc:
+        print(f"emeuse: error: {exc}", file=sys.stderr)
+        return 2
+    except CliError as exc:
+        print(f"emeuse: error: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""The topic registry: every topic on the bus, its one message type, key, size and owner.
+
+Topics are created from here (`emeuse topics create`) before any worker starts, so
+partition counts always match what faust tables expect.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from google.protobuf.message import Message
+
+from emeuse.access.v1 import access_events_pb2 as access
+from emeuse.chronic.v1 import chronic_events_pb2 as chronic
+from emeuse.home.v1 import home_events_pb2 as home
+from emeuse.platform.v1 import dead_letter_pb2 as platform
+from emeuse.prevention.v1 import prevention_events_pb2 as prevention
+
+TOPIC_NAME = re.compile(r"^emeuse\.[a-z]+\.[a-z]+(-[a-z]+)*\.v[0-9]+$")
+DAY_MS = 24 * 3600 * 1000
+PARTITIONS = 6
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic: what it carries, how it is keyed and kept, and which service owns it."""
+
+    name: str
+    message: type[Message]
+    key: str
+    owner: str
+    description: str
+    compacted: bool = False
+    retention_days: int | None = 30
+    partitions: int = PARTITIONS
+    # Fields that must be set for the event to be valid (strings non-empty, messages present).
+    required: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def type_name(self) -> str:
+        return self.message.DESCRIPTOR.full_name
+
+    @property
+    def schema_version(self) -> str:
+        return self.message.DESCRIPTOR.file.package.rsplit(".", 1)[-1]
+
+    @property
+    def is_dead_letter(self) -> bool:
+        return self.message is platform.MessageDeadLettered
+
+    def kafka_config(self) -> dict[str, str]:
+        if self.compacted:
+            return {"cleanup.policy": "compact"}
+        retention = -1 if self.retention_days is None else self.retention_days * DAY_MS
+        return {"cleanup.policy": "delete", "retention.ms": str(retention)}
+
+
+def dead_letter_topic(owner: str) -> TopicSpec:
+    return TopicSpec(
+        name=f"emeuse.{owner}.dead-letter.v1",
+        message=platform.MessageDeadLettered,
+        key="original record key",
+        owner=owner,
+        description=f"Records the {owner} service could not process, with the reason.",
+        retention_days=90,
+    )
+
+
+CARE_PLAN_UPDATED = TopicSpec(
+    name="emeuse.chronic.care-plan-updated.v1",
+    message=chronic.CarePlanUpdated,
+    key="patient_pseudonym",
+    owner="chronic",
+    description="A prescriber set or changed a patient's monitoring thresholds.",
+    compacted=True,
+    retention_days=None,
+    required=("patient_pseudonym", "care_plan_id"),
+)
+READING_RECORDED = TopicSpec(
+    name="emeuse.chronic.reading-recorded.v1",
+    message=chronic.ReadingRecorded,
+    key="patient_pseudonym",
+    owner="chronic",
+    description="A device, nurse or lab measured a value for a monitored patient.",
+    required=("reading_id", "patient_pseudonym", "loinc_code", "unit", "measured_at"),
+)
+ALERT_RAISED = TopicSpec(
+    name="emeuse.chronic.alert-raised.v1",
+    message=chronic.AlertRaised,
+    key="patient_pseudonym",
+    owner="chronic",
+    description="A reading broke a patient's care-plan threshold.",
+    retention_days=90,
+    required=("alert_id", "patient_pseudonym", "rule", "raised_at"),
+)
+TELECONSULTATION_REQUESTED = TopicSpec(
+    name="emeuse.access.teleconsultation-requested.v1",
+    message=access.TeleconsultationRequested,
+    key="patient_pseudonym",
+    owner="access",
+    description="A remote consultation was requested for a patient.",
+    retention_days=90,
+    required=("request_id", "patient_pseudonym", "reason_code", "requested_at"),
+)
+SENSOR_EVENT_REPORTED = TopicSpec(
+    name="emeuse.home.sensor-event-reported.v1",
+    message=home.SensorEventReported,
+    key="resident_pseudonym",
+    owner="home",
+    description="A connected-home device reported something in a resident's home.",
+    retention_days=14,
+    required=("sensor_event_id", "resident_pseudonym", "device_id", "occurred_at"),
+)
+INCIDENT_RAISED = TopicSpec(
+    name="emeuse.home.incident-raised.v1",
+    message=home.IncidentRaised,
+    key="resident_pseudonym",
+    owner="home",
+    description="Something in a home needs a contact to answer (fall, panic).",
+    retention_days=90,
+    required=("incident_id", "resident_pseudonym", "raised_at"),
+)
+PERSON_ENROLLED = TopicSpec(
+    name="emeuse.prevention.person-enrolled.v1",
+    message=prevention.PersonEnrolled,
+    key="person_pseudonym",
+    owner="prevention",
+    description="A person joined the prevention programme with their preferences.",
+    compacted=True,
+    retention_days=None,
+    required=("person_pseudonym",),
+)
+REMINDER_SCHEDULED = TopicSpec(
+    name="emeuse.prevention.reminder-scheduled.v1",
+    message=prevention.ReminderScheduled,
+    key="person_pseudonym",
+    owner="prevention",
+    description="A screening or vaccination reminder was planned for a person.",
+    required=("reminder_id", "person_pseudonym", "programme", "due_at"),
+)
+
+SERVICES = ("prevention", "chronic", "access", "home")
+
+TOPICS: tuple[TopicSpec, ...] = (
+    CARE_PLAN_UPDATED,
+    READING_RECORDED,
+    ALERT_RAISED,
+    TELECONSULTATION_REQUESTED,
+    SENSOR_EVENT_REPORTED,
+    INCIDENT_RAISED,
+    PERSON_ENROLLED,
+    REMINDER_SCHEDULED,
+    *(dead_letter_topic(service) for service in SERVICES),
+)
+
+
+class UnknownTopicError(LookupError):
+    """A topic or event type the registry does not hold."""
+
+
+def by_name(name: str) -> TopicSpec:
+    for spec in TOPICS:
+        if spec.name == name:
+            return spec
+    raise UnknownTopicError(f"unknown topic {name!r}; `emeuse topics` lists them")
+
+
+def for_type(type_name: str) -> list[TopicSpec]:
+    """Topics that carry a message type (dead letters have one topic per service)."""
+    specs = [spec for spec in TOPICS if spec.type_name == type_name]
+    if not specs:
+        known = ", ".join(sorted({spec.type_name for spec in TOPICS}))
+        raise UnknownTopicError(f"unknown event type {type_name!r}; known types: {known}")
+    return specs
+
+
+def owned_by(owner: str) -> Iterable[TopicSpec]:
+    return (spec for spec in TOPICS if spec.owner == owner)

@@ -1,0 +1,1 @@
+"""The service runtime, written once: settings, logs, metrics, envelope, codec, bus, gRPC server."""

@@ -1,0 +1,57 @@
+"""The faust app factory: one shape for every service's worker."""
+
+from __future__ import annotations
+
+import faust
+from faust.serializers import codecs
+
+from emeuse.registry import PARTITIONS
+from emeuse.runtime.codec import Utf8Codec
+from emeuse.runtime.settings import ServiceSettings
+
+KEY_CODEC = "emeuse-utf8"
+
+
+def register_codecs() -> None:
+    if KEY_CODEC not in codecs.codecs:
+        codecs.register(KEY_CODEC, Utf8Codec())
+
+
+def create_app(settings: ServiceSettings) -> faust.App:
+    """A faust app for the service, at-least-once, tables co-partitioned with the registry."""
+    register_codecs()
+    datadir = (settings.data_dir / f"{settings.app_id}-{settings.grpc_port}").resolve()
+    datadir.parent.mkdir(parents=True, exist_ok=True)
+    return faust.App(
+        settings.app_id,
+        broker=[f"kafka://{server}" for server in settings.kafka_bootstrap],
+        store="memory://",
+        autodiscover=False,
+        # At-least-once: faust's exactly_once mode duplicates and crashes (faust #323, #517).
+        processing_guarantee="at_least_once",
+        topic_partitions=PARTITIONS,
+        topic_replication_factor=settings.replication_factor,
+        # Registry topics are created by `emeuse topics create`; only faust's own
+        # changelogs are declared by the worker.
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        # The default waits for every buffered event on SIGTERM and can hang shutdown.
+        stream_wait_empty=False,
+        # The gRPC server registered with app.web_server is this worker's "web server";
+        # the router's key_store answers with its address, so reads can be routed.
+        web_enabled=True,
+        canonical_url=f"http://{settings.advertised_host}:{settings.grpc_port}",
+        datadir=str(datadir),
+        table_key_serializer=KEY_CODEC,
+        key_serializer=KEY_CODEC,
+        value_serializer="raw",
+        broker_commit_every=100,
+        broker_commit_interval=1.0,
+    )
+
+
+def json_table(app: faust.App, name: str, help: str) -> faust.TableT:
+    """A table keyed by UTF-8 text (the topics' keys) holding JSON values, default {}."""
+    schema = faust.Schema(key_type=str, key_serializer=KEY_CODEC, value_serializer="json")
+    return app.Table(name, default=dict, schema=schema, partitions=PARTITIONS, help=help)

@@ -1,0 +1,223 @@
+"""Reading and writing events on Kafka from a faust worker, with nothing lost silently.
+
+`Bus.process` decodes each raw record itself (rather than through a faust codec) so a
+record that fails is dead-lettered with its partition and offset and the stream goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+import structlog
+from faust.types import EventT
+from google.protobuf.message import Message
+
+from emeuse.event.v1.envelope_pb2 import EventEnvelope
+from emeuse.platform.v1.dead_letter_pb2 import DeadLetterCause, MessageDeadLettered
+from emeuse.registry import TOPICS, TopicSpec, dead_letter_topic
+from emeuse.runtime import envelope as env
+from emeuse.runtime import metrics
+from emeuse.runtime.codec import InvalidEventError, UndecodableError, check_event, decode
+from emeuse.runtime.logs import event_context
+from emeuse.runtime.settings import ServiceSettings
+
+log = structlog.get_logger("emeuse.bus")
+KNOWN_TYPES = frozenset(spec.type_name for spec in TOPICS)
+EVENT_ID_NAMESPACE = uuid.UUID("6f1c1f4e-2b1e-4c55-9d55-e3e05e000055")
+
+
+@dataclass(frozen=True)
+class Event:
+    """A decoded, validated event with its envelope and where it was read."""
+
+    envelope: EventEnvelope
+    message: Any
+    key: str | None
+    topic: str
+    partition: int
+    offset: int
+
+
+class RetryableError(Exception):
+    """A handler failure worth retrying (a peer briefly unavailable)."""
+
+
+Handler = Callable[[Event], Awaitable[None]]
+
+
+class Bus:
+    """One per service: the topics it reads and writes, declared from the registry."""
+
+    def __init__(self, app: faust.App, settings: ServiceSettings, *, retries: int = 3) -> None:
+        self.app = app
+        self.settings = settings
+        self.retries = retries
+        self._topics: dict[str, faust.TopicT] = {}
+        self.dead_letters = dead_letter_topic(settings.service)
+
+    def topic(self, spec: TopicSpec) -> faust.TopicT:
+        if spec.name not in self._topics:
+            self._topics[spec.name] = self.app.topic(
+                spec.name,
+                key_type=str,
+                value_type=bytes,
+                value_serializer="raw",
+                partitions=spec.partitions,
+                internal=False,
+            )
+        return self._topics[spec.name]
+
+    async def publish(
+        self,
+        spec: TopicSpec,
+        message: Message,
+        *,
+        key: str,
+        subject_pseudonym: str,
+        occurred_at: datetime,
+        cause: EventEnvelope | None = None,
+        territory: int | None = None,
+        experiment_id: str | None = None,
+        event_id: str | None = None,
+    ) -> EventEnvelope:
+        """Publish one event; inside a handler it goes out when the cause is acknowledged.
+
+        Without an explicit id, a caused event's id derives from its cause, so a record
+        handled twice (at-least-once) publishes the same ids and consumers dedupe on them.
+        """
+        if spec.type_name != message.DESCRIPTOR.full_name:
+            raise TypeError(f"{spec.name} carries {spec.type_name}, not {message.DESCRIPTOR.full_name}")
+        if event_id is None and cause is not None:
+            event_id = str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{cause.event_id}/{spec.name}/{key}"))
+        envelope = env.new_envelope(
+            event_type=spec.type_name,
+            source=self.settings.source,
+            subject_pseudonym=subject_pseudonym,
+            territory=territory if territory is not None else _territory_of(cause),
+            experiment_id=experiment_id or (cause.experiment_id if cause else self.settings.experiment_id),
+            schema_version=spec.schema_version,
+            occurred_at=occurred_at,
+            event_id=event_id,
+            cause=cause,
+        )
+        await self._send(spec, key, message.SerializeToString(), env.to_headers(envelope))
+        metrics.EVENTS_PRODUCED.labels(self.settings.service, spec.name, spec.type_name).inc()
+        log.info("event.published", topic=spec.name, published_event_id=envelope.event_id)
+        return envelope
+
+    async def _send(self, spec: TopicSpec, key: str | bytes | None, value: bytes, headers: env.Headers) -> None:
+        pending = await self.topic(spec).send(key=key, value=value, headers=headers)
+        if faust.current_event() is None:
+            # Outside a handler (a gRPC call) wait for the broker's acknowledgement.
+            await pending
+
+    async def process(self, records: faust.StreamT, spec: TopicSpec, handle: Handler) -> None:
+        """Run `handle` on each valid event of `records`; set aside any record that fails."""
+        async for record in records.events():
+            await self._process_one(record, spec, handle)
+
+    async def _process_one(self, record: EventT, spec: TopicSpec, handle: Handler) -> None:
+        message = record.message
+        headers = env.header_map(message.headers)
+        # Only a known type names a metric label: a header is sender-controlled text.
+        claimed = headers.get(env.H_TYPE, b"").decode(errors="replace")
+        event_type = claimed if claimed in KNOWN_TYPES else "unknown"
+        labels = (self.settings.service, spec.name)
+        metrics.EVENTS_CONSUMED.labels(*labels, event_type).inc()
+        envelope: EventEnvelope | None = None
+        started = time.perf_counter()
+        key = message.key.decode(errors="replace") if isinstance(message.key, bytes) else message.key
+        try:
+            envelope = env.from_headers(headers)
+            value = decode(spec, message.value)
+            check_event(spec, envelope, value, key)
+        except env.EnvelopeError as exc:
+            await self._dead_letter(record, DeadLetterCause.DEAD_LETTER_CAUSE_INVALID_ENVELOPE, str(exc), event_type)
+            return
+        except UndecodableError as exc:
+            await self._dead_letter(record, DeadLetterCause.DEAD_LETTER_CAUSE_UNDECODABLE, str(exc), event_type)
+            return
+        except InvalidEventError as exc:
+            await self._dead_letter(record, DeadLetterCause.DEAD_LETTER_CAUSE_INVALID_EVENT, str(exc), event_type)
+            return
+        event = Event(envelope, value, key, message.topic, message.partition, message.offset)
+        with event_context(envelope, spec.name):
+            try:
+                await self._handle_with_retries(handle, event)
+            except InvalidEventError as exc:
+                await self._dead_letter(record, DeadLetterCause.DEAD_LETTER_CAUSE_INVALID_EVENT, str(exc), event_type)
+                return
+            except Exception as exc:
+                reason = f"handler failed: {type(exc).__name__}: {exc}"
+                log.error("event.handler_failed", error=type(exc).__name__)
+                await self._dead_letter(record, DeadLetterCause.DEAD_LETTER_CAUSE_HANDLER_FAILED, reason, event_type)
+                return
+            finally:
+                metrics.HANDLER_SECONDS.labels(*labels).observe(time.perf_counter() - started)
+
+    async def _handle_with_retries(self, handle: Handler, event: Event) -> None:
+        for attempt in range(self.retries + 1):
+            try:
+                await handle(event)
+                return
+            except RetryableError as exc:
+                if attempt == self.retries:
+                    raise
+                delay = 0.2 * 2**attempt
+                log.warning("event.retrying", attempt=attempt + 1, delay_s=delay, error=str(exc))
+                await asyncio.sleep(delay)
+
+    async def _dead_letter(self, record: EventT, cause: int, reason: str, event_type: str) -> None:
+        message = record.message
+        key = message.key if isinstance(message.key, bytes) else (message.key or "").encode()
+        letter = MessageDeadLettered(
+            cause=cause,  # type: ignore[arg-type]
+            reason=reason,
+            consumer=self.settings.service,
+            source_topic=message.topic,
+            source_partition=message.partition,
+            source_offset=message.offset,
+            original_key=key,
+            original_value=message.value or b"",
+            original_headers=env.header_map(message.headers),
+            dead_lettered_at=env.timestamp(datetime.now(UTC)),
+        )
+        envelope = env.new_envelope(
+            event_type=self.dead_letters.type_name,
+            source=self.settings.source,
+            subject_pseudonym="",
+            territory=_original_territory(message.headers),
+            experiment_id=self.settings.experiment_id,
+            schema_version=self.dead_letters.schema_version,
+            occurred_at=datetime.now(UTC),
+        )
+        await self._send(self.dead_letters, key or None, letter.SerializeToString(), env.to_headers(envelope))
+        cause_name = DeadLetterCause.Name(cause)  # type: ignore[arg-type]
+        metrics.EVENTS_FAILED.labels(self.settings.service, message.topic, event_type, cause_name).inc()
+        metrics.EVENTS_DEAD_LETTERED.labels(self.settings.service, message.topic).inc()
+        log.warning(
+            "event.dead_lettered",
+            cause=cause_name,
+            source_topic=message.topic,
+            source_partition=message.partition,
+            source_offset=message.offset,
+        )
+
+
+def _territory_of(cause: EventEnvelope | None) -> int:
+    if cause is None or not cause.territory:
+        raise ValueError("an event without a cause must name its territory")
+    return cause.territory
+
+
+def _original_territory(headers: Any) -> int:
+    # A dead letter keeps the territory of the record it sets aside, when it had a valid one.
+    code = env.header_map(headers).get(env.H_TERRITORY, b"").decode(errors="replace")
+    return env.TERRITORY_CODES.get(code, env.Territory.TERRITORY_UNSPECIFIED)

@@ -1,0 +1,63 @@
+"""Structured JSON logs: one event name and its fields per line, never a payload or identity.
+
+The event id and correlation id of the record being handled are bound in context vars,
+so every line logged while handling it carries them.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import structlog
+
+from emeuse.event.v1.envelope_pb2 import EventEnvelope
+
+_SHARED = [
+    structlog.contextvars.merge_contextvars,
+    structlog.processors.add_log_level,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+]
+
+
+def configure_logging(service: str, level: str = "info") -> None:
+    """JSON lines on stderr for our logs and for faust/aiokafka's stdlib logging."""
+    numeric = getattr(logging, level.upper())
+    structlog.configure(
+        processors=[
+            *_SHARED,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*_SHARED, structlog.stdlib.ExtraAdder()],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(),
+        ],
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(numeric)
+    # The libraries are chatty at INFO; their warnings still show.
+    for name in ("aiokafka", "kafka", "faust", "mode"):
+        logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
+    structlog.contextvars.bind_contextvars(service=service)
+
+
+@contextmanager
+def event_context(envelope: EventEnvelope | None, topic: str) -> Iterator[None]:
+    """Bind the ids of the event being handled to every log line inside."""
+    ids = {"topic": topic}
+    if envelope is not None:
+        ids |= {"event_id": envelope.event_id, "correlation_id": envelope.correlation_id}
+    with structlog.contextvars.bound_contextvars(**ids):
+        yield

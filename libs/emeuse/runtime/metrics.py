@@ -1,0 +1,47 @@
+"""Prometheus metrics every service exposes on its /metrics port."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+EVENTS_CONSUMED = Counter(
+    "emeuse_events_consumed_total",
+    "Records read from a topic, by the type named in ce_type.",
+    ["service", "topic", "type"],
+)
+EVENTS_PRODUCED = Counter(
+    "emeuse_events_produced_total",
+    "Events a service published.",
+    ["service", "topic", "type"],
+)
+EVENTS_FAILED = Counter(
+    "emeuse_events_failed_total",
+    "Records a service could not process, by cause; each went to the dead-letter topic.",
+    ["service", "topic", "type", "cause"],
+)
+EVENTS_DEAD_LETTERED = Counter(
+    "emeuse_events_dead_lettered_total",
+    "Records written to the service's dead-letter topic.",
+    ["service", "topic"],
+)
+HANDLER_SECONDS = Histogram(
+    "emeuse_handler_seconds",
+    "Time from a record's decoding to the end of its handler.",
+    ["service", "topic"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+CONSUMER_LAG = Gauge(
+    "emeuse_consumer_lag",
+    "Records in a partition not yet committed by the service's consumer group.",
+    ["service", "topic", "partition"],
+)
+GRPC_REQUESTS = Counter(
+    "emeuse_grpc_requests_total",
+    "gRPC calls a service answered, by method and status code.",
+    ["service", "method", "code"],
+)
+
+
+def serve_metrics(port: int, host: str = "127.0.0.1") -> None:
+    """Serve /metrics from a daemon thread, so it answers even while tables recover."""
+    start_http_server(port, addr=host)

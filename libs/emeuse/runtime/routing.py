@@ -1,0 +1,64 @@
+"""Answering a gRPC read from the instance that owns the key's table partition.
+
+faust tables are partitioned: with several instances, only the one assigned the key's
+partition holds it. The app's canonical_url is the instance's gRPC address, so faust's
+router (`key_store`) names the owner; a call for a key held elsewhere is forwarded there
+once (a metadata flag stops loops).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import faust
+import grpc
+from yarl import URL
+
+FORWARDED = "x-emeuse-forwarded"
+Response = TypeVar("Response")
+
+
+class Router:
+    def __init__(self, app: faust.App, deadline_seconds: float) -> None:
+        self.app = app
+        self.deadline = deadline_seconds
+        self._channels: dict[str, grpc.aio.Channel] = {}
+
+    def owner(self, table: faust.TableT, key: str) -> str | None:
+        """gRPC address of the instance holding `key`, or None when it is this one."""
+        try:
+            url: URL = self.app.router.key_store(table.name, key)
+        except KeyError:
+            # No assignment metadata yet (first rebalance): answer locally.
+            return None
+        mine = URL(str(self.app.conf.canonical_url))
+        if (url.host, url.port) == (mine.host, mine.port):
+            return None
+        return f"{url.host}:{url.port}"
+
+    async def answer(
+        self,
+        table: faust.TableT,
+        key: str,
+        context: grpc.aio.ServicerContext,
+        local: Callable[[], Awaitable[Response]],
+        remote: Callable[[grpc.aio.Channel, float, Any], Awaitable[Response]],
+    ) -> Response:
+        """Answer from the local table or forward the call to the key's owner."""
+        metadata = dict(context.invocation_metadata() or ())
+        owner = None if metadata.get(FORWARDED) else self.owner(table, key)
+        if owner is None:
+            return await local()
+        channel = self._channels.get(owner)
+        if channel is None:
+            channel = self._channels[owner] = grpc.aio.insecure_channel(owner)
+        try:
+            return await remote(channel, self.deadline, ((FORWARDED, "1"),))
+        except grpc.aio.AioRpcError as exc:
+            await context.abort(exc.code(), f"owner {owner} of the key: {exc.details()}")
+            raise
+
+    async def close(self) -> None:
+        for channel in self._channels.values():
+            await channel.close()

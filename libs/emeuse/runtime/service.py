@@ -1,0 +1,43 @@
+"""The composition every service shares: app, bus, router and gRPC server, wired once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import faust
+import grpc
+
+from emeuse.runtime.app import create_app
+from emeuse.runtime.bus import Bus
+from emeuse.runtime.grpc_server import GrpcServer, Registrar
+from emeuse.runtime.pseudonym import is_pseudonym
+from emeuse.runtime.routing import Router
+from emeuse.runtime.settings import ServiceSettings
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What a service's agents and servicers are given."""
+
+    app: faust.App
+    bus: Bus
+    router: Router
+    settings: ServiceSettings
+
+
+def build_runtime(settings: ServiceSettings) -> Runtime:
+    app = create_app(settings)
+    return Runtime(app, Bus(app, settings), Router(app, settings.grpc_deadline_seconds), settings)
+
+
+def serve_grpc(runtime: Runtime, register: Registrar) -> None:
+    """Register the gRPC server as the worker's web server: started after table recovery."""
+    runtime.app.web_server(GrpcServer(runtime.settings, register, loop=runtime.app.loop))
+
+
+async def require_pseudonym(context: grpc.aio.ServicerContext, value: str, field: str) -> None:
+    """Abort the call with INVALID_ARGUMENT unless `value` is a platform pseudonym."""
+    if not is_pseudonym(value):
+        await context.abort(
+            grpc.StatusCode.INVALID_ARGUMENT, f"{field} must be a platform pseudonym (psn-...)"
+        )

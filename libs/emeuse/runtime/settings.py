@@ -1,0 +1,132 @@
+"""Service settings: read once from the environment, documented defaults, clear errors.
+
+Every variable is listed in SETTINGS_DOC (rendered in the README). `EMEUSE_<SERVICE>_...`
+variables are per service, so four services can share one environment.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+# service -> (gRPC port, metrics port); chosen not to clash with Kafka (9092/9093) or Prometheus (9090).
+DEFAULT_PORTS = {
+    "prevention": (50051, 9101),
+    "chronic": (50052, 9102),
+    "access": (50053, 9103),
+    "home": (50054, 9104),
+}
+LOG_LEVELS = ("debug", "info", "warning", "error")
+BOOTSTRAP = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}$")
+
+SETTINGS_DOC = (
+    ("EMEUSE_KAFKA_BOOTSTRAP", "127.0.0.1:9092", "Kafka bootstrap servers, comma-separated"),
+    ("EMEUSE_REPLICATION_FACTOR", "1", "replication factor of created topics and changelogs"),
+    ("EMEUSE_EXPERIMENT", "emeuse-platform", "experiment id stamped on events a service originates"),
+    ("EMEUSE_LOG_LEVEL", "info", "debug, info, warning or error"),
+    ("EMEUSE_DATA_DIR", ".local/data", "folder for the workers' local state"),
+    ("EMEUSE_ADVERTISED_HOST", "127.0.0.1", "host other instances use to reach this one's gRPC"),
+    ("EMEUSE_GRPC_DEADLINE_SECONDS", "2.0", "deadline of every gRPC call a service makes"),
+    ("EMEUSE_<SERVICE>_GRPC_HOST", "127.0.0.1", "address the service's gRPC server binds"),
+    ("EMEUSE_<SERVICE>_GRPC_PORT", "50051-50054", "gRPC port (prevention, chronic, access, home)"),
+    ("EMEUSE_<SERVICE>_METRICS_PORT", "9101-9104", "Prometheus /metrics port, same order"),
+    ("EMEUSE_<SERVICE>_APP_ID", "emeuse-<service>", "faust app id = Kafka consumer group"),
+    ("EMEUSE_ACCESS_CHRONIC_GRPC", "127.0.0.1:50052", "where the access service reaches chronic"),
+)
+
+
+class SettingsError(ValueError):
+    """A setting with a value the service cannot run with; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    service: str
+    kafka_bootstrap: tuple[str, ...]
+    replication_factor: int
+    experiment_id: str
+    log_level: str
+    data_dir: Path
+    advertised_host: str
+    grpc_deadline_seconds: float
+    grpc_host: str
+    grpc_port: int
+    metrics_port: int
+    app_id: str
+
+    @property
+    def grpc_address(self) -> str:
+        return f"{self.grpc_host}:{self.grpc_port}"
+
+    @property
+    def source(self) -> str:
+        """ce_source of the events this service originates."""
+        return f"emeuse/{self.service}"
+
+
+def _get(env: Mapping[str, str], name: str, default: str) -> tuple[str, str]:
+    value = env.get(name, "").strip()
+    return name, value or default
+
+
+def parse_port(name: str, raw: str) -> int:
+    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+        raise SettingsError(f"{name}={raw!r}: not a port number (1-65535)")
+    return int(raw)
+
+
+def parse_bootstrap(name: str, raw: str) -> tuple[str, ...]:
+    servers = tuple(part.strip() for part in raw.split(",") if part.strip())
+    bad = [server for server in servers if not BOOTSTRAP.match(server)]
+    if not servers or bad:
+        raise SettingsError(f"{name}={raw!r}: expected host:port[,host:port...]")
+    return servers
+
+
+def _positive_int(name: str, raw: str) -> int:
+    if not raw.isdigit() or int(raw) < 1:
+        raise SettingsError(f"{name}={raw!r}: expected a whole number >= 1")
+    return int(raw)
+
+
+def _positive_float(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise SettingsError(f"{name}={raw!r}: expected a number of seconds > 0")
+    return value
+
+
+def load_settings(service: str, env: Mapping[str, str]) -> ServiceSettings:
+    """Settings of `service` from `env`; raises SettingsError naming the bad variable."""
+    if service not in DEFAULT_PORTS:
+        raise SettingsError(f"unknown service {service!r}")
+    grpc_default, metrics_default = DEFAULT_PORTS[service]
+    prefix = f"EMEUSE_{service.upper()}_"
+    level_name, level = _get(env, "EMEUSE_LOG_LEVEL", "info")
+    if level.lower() not in LOG_LEVELS:
+        raise SettingsError(f"{level_name}={level!r}: expected one of {', '.join(LOG_LEVELS)}")
+    experiment_name, experiment = _get(env, "EMEUSE_EXPERIMENT", "emeuse-platform")
+    if not re.fullmatch(r"[a-z0-9][a-z0-9._\-]{0,63}", experiment):
+        raise SettingsError(f"{experiment_name}={experiment!r}: expected a lowercase id")
+    app_name, app_id = _get(env, prefix + "APP_ID", f"emeuse-{service}")
+    if not re.fullmatch(r"[A-Za-z0-9._\-]+", app_id):
+        raise SettingsError(f"{app_name}={app_id!r}: letters, digits, '.', '_' and '-' only")
+    return ServiceSettings(
+        service=service,
+        kafka_bootstrap=parse_bootstrap(*_get(env, "EMEUSE_KAFKA_BOOTSTRAP", "127.0.0.1:9092")),
+        replication_factor=_positive_int(*_get(env, "EMEUSE_REPLICATION_FACTOR", "1")),
+        experiment_id=experiment,
+        log_level=level.lower(),
+        data_dir=Path(_get(env, "EMEUSE_DATA_DIR", ".local/data")[1]),
+        advertised_host=_get(env, "EMEUSE_ADVERTISED_HOST", "127.0.0.1")[1],
+        grpc_deadline_seconds=_positive_float(*_get(env, "EMEUSE_GRPC_DEADLINE_SECONDS", "2.0")),
+        grpc_host=_get(env, prefix + "GRPC_HOST", "127.0.0.1")[1],
+        grpc_port=parse_port(*_get(env, prefix + "GRPC_PORT", str(grpc_default))),
+        metrics_port=parse_port(*_get(env, prefix + "METRICS_PORT", str(metrics_default))),
+        app_id=app_id,
+    )

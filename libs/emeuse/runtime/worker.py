@@ -1,0 +1,46 @@
+"""Running a service: logs, /metrics, the faust worker, a clean stop on SIGTERM."""
+
+from __future__ import annotations
+
+import sys
+
+import faust
+import structlog
+
+from emeuse.runtime.lag import record_consumer_lag
+from emeuse.runtime.logs import configure_logging
+from emeuse.runtime.metrics import serve_metrics
+from emeuse.runtime.settings import ServiceSettings, SettingsError
+
+LAG_INTERVAL_SECONDS = 5.0
+
+
+def settings_or_exit(load: object) -> ServiceSettings:
+    """Settings from `load()`, or one clear line on stderr and exit status 2."""
+    try:
+        settings = load()  # type: ignore[operator]
+    except SettingsError as exc:
+        print(f"emeuse: bad setting: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    assert isinstance(settings, ServiceSettings)
+    return settings
+
+
+def run_worker(app: faust.App, settings: ServiceSettings) -> None:
+    """Run the worker until SIGTERM/SIGINT; mode's Worker stops services in order."""
+    configure_logging(settings.service, settings.log_level)
+    log = structlog.get_logger("emeuse.worker")
+
+    @app.timer(LAG_INTERVAL_SECONDS)
+    async def measure_consumer_lag() -> None:
+        await record_consumer_lag(app, settings.service)
+
+    serve_metrics(settings.metrics_port, settings.grpc_host)
+    log.info(
+        "service.starting",
+        kafka=",".join(settings.kafka_bootstrap),
+        grpc=settings.grpc_address,
+        metrics=f"{settings.grpc_host}:{settings.metrics_port}",
+    )
+    worker = faust.Worker(app, loglevel=settings.log_level, override_logging=False, quiet=True)
+    worker.execute_from_commandline()

@@ -1,0 +1,1 @@
+"""The four axis services; each is one deployable faust worker serving gRPC."""

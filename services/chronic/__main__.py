@@ -1,0 +1,5 @@
+"""Run the chronic-disease service: `python -m services.chronic` (settings: README, Settings)."""
+
+from services.chronic.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""Pure monitoring rules; nothing here imports faust, grpc or generated code."""

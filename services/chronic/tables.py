@@ -1,0 +1,17 @@
+"""Per-patient state, keyed by patient pseudonym (co-partitioned with the input topics)."""
+
+from __future__ import annotations
+
+import faust
+
+from emeuse.runtime.app import json_table
+
+
+def declare_tables(app: faust.App) -> tuple[faust.TableT, faust.TableT]:
+    patient_to_care_plan = json_table(
+        app, "patient_to_care_plan", "Care-plan bands by LOINC code (handlers.CarePlan)."
+    )
+    patient_to_state = json_table(
+        app, "patient_to_state", "Latest values, alerts, readings seen (domain.monitoring)."
+    )
+    return patient_to_care_plan, patient_to_state
