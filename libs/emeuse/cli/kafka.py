@@ -11,6 +11,7 @@ from kafka.errors import KafkaError
 
 from emeuse.cli.errors import CliError
 from emeuse.registry import TOPICS, TopicSpec
+from emeuse.runtime.topics import TopicError, TopicPlan, ensure_topics
 
 CLIENT_ID = "emeuse-cli"
 
@@ -21,6 +22,8 @@ def _common(bootstrap: str, timeout_s: float) -> dict[str, Any]:
         "bootstrap_servers": bootstrap.split(","),
         "client_id": CLIENT_ID,
         "request_timeout_ms": max(ms, 1000),
+        # An unreachable broker should fail the command in seconds, not the 30 s default.
+        "bootstrap_timeout_ms": max(ms, 1000),
     }
 
 
@@ -39,7 +42,7 @@ def admin(bootstrap: str, timeout_s: float = 5.0) -> KafkaAdminClient:
         return KafkaAdminClient(**_common(bootstrap, timeout_s))
 
 
-def producer(bootstrap: str, timeout_s: float = 10.0) -> KafkaProducer:
+def producer(bootstrap: str, timeout_s: float = 5.0) -> KafkaProducer:
     with kafka_errors(bootstrap):
         # kafka-python 3 defaults to acks=all with idempotence: nothing lost, nothing doubled.
         return KafkaProducer(**_common(bootstrap, timeout_s), max_block_ms=int(timeout_s * 1000))
@@ -58,32 +61,8 @@ def create_topics(
     An existing topic with another partition count is an error: faust tables
     co-partitioned with it would fail (PartitionsMismatch).
     """
-    client = admin(bootstrap)
+    plans = [TopicPlan(spec.name, spec.partitions, spec.kafka_config()) for spec in specs]
     try:
-        with kafka_errors(bootstrap):
-            existing = {t["name"]: len(t["partitions"]) for t in client.describe_topics()}
-            missing = {
-                spec.name: {
-                    "num_partitions": spec.partitions,
-                    "replication_factor": replication_factor,
-                    "configs": spec.kafka_config(),
-                }
-                for spec in specs
-                if spec.name not in existing
-            }
-            if missing:
-                client.create_topics(missing, wait_for_metadata=True)
-    finally:
-        client.close()
-    report = []
-    for spec in specs:
-        if spec.name in missing:
-            report.append((spec.name, "created"))
-        elif existing[spec.name] != spec.partitions:
-            raise CliError(
-                f"topic {spec.name} has {existing[spec.name]} partitions, the registry says "
-                f"{spec.partitions}; recreate it or change the registry with a new topic version"
-            )
-        else:
-            report.append((spec.name, "exists"))
-    return report
+        return ensure_topics(bootstrap, plans, replication_factor)
+    except TopicError as exc:
+        raise CliError(str(exc)) from None

@@ -4,6 +4,7 @@
   emeuse topics create              create missing registry topics (before workers start)
   emeuse publish TYPE --json '{}'   validate a proto3-JSON event and send it with full headers
   emeuse tail TOPIC                 one decoded event per line
+  emeuse health HOST:PORT...        gRPC health of services (--wait S to wait for SERVING)
 
 Every command takes --bootstrap (default: EMEUSE_KAFKA_BOOTSTRAP or 127.0.0.1:9092).
 Errors are one line on stderr and a non-zero exit status, never a traceback.
@@ -23,6 +24,7 @@ from kafka import TopicPartition
 
 from emeuse.cli import kafka
 from emeuse.cli.errors import CliError
+from emeuse.cli.health import check_health
 from emeuse.cli.publish import build_event
 from emeuse.cli.records import describe
 from emeuse.registry import TOPICS, UnknownTopicError, by_name
@@ -33,7 +35,10 @@ CLI_SOURCE = "emeuse/cli"
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # one line, exit 2, like argparse but no usage dump
-        print(f"emeuse: error: {message} (see emeuse {self.prog.split(' ', 1)[-1]} --help)", file=sys.stderr)
+        print(
+            f"emeuse: error: {message} (see emeuse {self.prog.split(' ', 1)[-1]} --help)",
+            file=sys.stderr,
+        )
         raise SystemExit(2)
 
 
@@ -46,24 +51,39 @@ def _bootstrap_option(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="emeuse", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(
+        prog="emeuse", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     topics = commands.add_parser("topics", help="list the topic registry, or create its topics")
     topics.add_argument("action", nargs="?", choices=["list", "create"], default="list")
     topics.add_argument("--json", action="store_true", help="one JSON object per topic")
-    topics.add_argument("--replication-factor", type=int,
-                        default=int(os.environ.get("EMEUSE_REPLICATION_FACTOR", "1")))
+    topics.add_argument(
+        "--replication-factor",
+        type=int,
+        default=int(os.environ.get("EMEUSE_REPLICATION_FACTOR", "1")),
+    )
     _bootstrap_option(topics)
 
     publish = commands.add_parser("publish", help="send one event given as proto3 JSON")
     publish.add_argument("type", help="full message name, e.g. emeuse.chronic.v1.ReadingRecorded")
-    publish.add_argument("--json", required=True, dest="json_text", help="the message in proto3 JSON form")
-    publish.add_argument("--subject", help="pseudonym of the person (default: the event's key field)")
-    publish.add_argument("--territory", default=os.environ.get("EMEUSE_TERRITORY"),
-                         help="département code 55, 52 or 54 (env EMEUSE_TERRITORY)")
-    publish.add_argument("--experiment", default=os.environ.get("EMEUSE_EXPERIMENT"),
-                         help="experiment id (env EMEUSE_EXPERIMENT)")
+    publish.add_argument(
+        "--json", required=True, dest="json_text", help="the message in proto3 JSON form"
+    )
+    publish.add_argument(
+        "--subject", help="pseudonym of the person (default: the event's key field)"
+    )
+    publish.add_argument(
+        "--territory",
+        default=os.environ.get("EMEUSE_TERRITORY"),
+        help="département code 55, 52 or 54 (env EMEUSE_TERRITORY)",
+    )
+    publish.add_argument(
+        "--experiment",
+        default=os.environ.get("EMEUSE_EXPERIMENT"),
+        help="experiment id (env EMEUSE_EXPERIMENT)",
+    )
     publish.add_argument("--key", help="record key (default: the event's key field)")
     publish.add_argument("--topic", help="topic, when the type is on several")
     publish.add_argument("--source", default=CLI_SOURCE, help="ce_source (default emeuse/cli)")
@@ -74,9 +94,27 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--from-beginning", action="store_true")
     tail.add_argument("--max", type=int, help="stop after N events")
     tail.add_argument("--timeout", type=float, help="stop after S seconds without a new event")
-    tail.add_argument("--json", action="store_true", help="compact JSON (default: indented headers off, same fields)")
+    tail.add_argument(
+        "--json",
+        action="store_true",
+        help="compact JSON (default: indented headers off, same fields)",
+    )
     _bootstrap_option(tail)
+
+    health = commands.add_parser("health", help="ask services' gRPC health service")
+    health.add_argument("targets", nargs="+", help="host:port of each service's gRPC server")
+    health.add_argument("--wait", type=float, default=0.0, help="wait up to S seconds for SERVING")
+    _bootstrap_option(health)
     return parser
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    statuses = check_health(args.targets, wait_s=args.wait)
+    for target, status in statuses.items():
+        print(f"{status:12} {target}")
+    if any(status != "SERVING" for status in statuses.values()):
+        raise CliError("not every service is SERVING")
+    return 0
 
 
 def cmd_topics(args: argparse.Namespace) -> int:
@@ -86,12 +124,20 @@ def cmd_topics(args: argparse.Namespace) -> int:
         return 0
     if args.json:
         for spec in TOPICS:
-            print(json.dumps({
-                "name": spec.name, "type": spec.type_name, "key": spec.key,
-                "partitions": spec.partitions, "cleanup": "compact" if spec.compacted else "delete",
-                "retention_days": spec.retention_days, "owner": spec.owner,
-                "description": spec.description,
-            }))
+            print(
+                json.dumps(
+                    {
+                        "name": spec.name,
+                        "type": spec.type_name,
+                        "key": spec.key,
+                        "partitions": spec.partitions,
+                        "cleanup": "compact" if spec.compacted else "delete",
+                        "retention_days": spec.retention_days,
+                        "owner": spec.owner,
+                        "description": spec.description,
+                    }
+                )
+            )
         return 0
     rows = [("TOPIC", "TYPE", "KEY", "PARTS", "KEPT", "OWNER")]
     for spec in TOPICS:
@@ -99,15 +145,22 @@ def cmd_topics(args: argparse.Namespace) -> int:
         rows.append((spec.name, spec.type_name, spec.key, str(spec.partitions), kept, spec.owner))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
     return 0
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
     outgoing = build_event(
-        event_type=args.type, json_text=args.json_text, subject=args.subject,
-        territory=args.territory, experiment=args.experiment, key=args.key,
-        topic=args.topic, source=args.source,
+        event_type=args.type,
+        json_text=args.json_text,
+        subject=args.subject,
+        territory=args.territory,
+        experiment=args.experiment,
+        key=args.key,
+        topic=args.topic,
+        source=args.source,
     )
     producer = kafka.producer(args.bootstrap)
     with kafka.kafka_errors(args.bootstrap):
@@ -135,7 +188,9 @@ def cmd_tail(args: argparse.Namespace) -> int:
     with kafka.kafka_errors(args.bootstrap):
         partitions = consumer.partitions_for_topic(args.topic)
         if not partitions:
-            raise CliError(f"topic {args.topic} does not exist on {args.bootstrap}; run `emeuse topics create`")
+            raise CliError(
+                f"topic {args.topic} does not exist on {args.bootstrap}; run `emeuse topics create`"
+            )
         assigned = [TopicPartition(args.topic, p) for p in sorted(partitions)]
         consumer.assign(assigned)
         if args.from_beginning:
@@ -149,7 +204,12 @@ def cmd_tail(args: argparse.Namespace) -> int:
                 for records in batch.values():
                     for r in records:
                         line = describe(r.topic, r.partition, r.offset, r.key, r.value, r.headers)
-                        print(json.dumps(line, separators=(",", ":")) if args.json else json.dumps(line, ensure_ascii=False), flush=True)
+                        print(
+                            json.dumps(line, separators=(",", ":"))
+                            if args.json
+                            else json.dumps(line, ensure_ascii=False),
+                            flush=True,
+                        )
                         shown += 1
                         last_seen = time.monotonic()
                         if args.max is not None and shown >= args.max:
@@ -163,7 +223,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"topics": cmd_topics, "publish": cmd_publish, "tail": cmd_tail}
+COMMANDS = {"topics": cmd_topics, "publish": cmd_publish, "tail": cmd_tail, "health": cmd_health}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -37,7 +37,9 @@ def choose_topic(event_type: str, topic: str | None) -> TopicSpec:
         raise CliError(str(exc)) from None
     if len(specs) > 1:
         names = ", ".join(spec.name for spec in specs)
-        raise CliError(f"{event_type} is carried by several topics ({names}); choose one with --topic")
+        raise CliError(
+            f"{event_type} is carried by several topics ({names}); choose one with --topic"
+        )
     return specs[0]
 
 
@@ -49,7 +51,8 @@ def parse_message(spec: TopicSpec, text: str) -> Message:
     try:
         return json_format.Parse(text, spec.message())
     except json_format.ParseError as exc:
-        raise CliError(f"--json is not a valid {spec.type_name}: {exc}") from None
+        detail = " ".join(str(exc).split())
+        raise CliError(f"--json is not a valid {spec.type_name}: {detail}") from None
 
 
 def build_event(

@@ -12,8 +12,9 @@ from emeuse.registry import UnknownTopicError, by_name
 from emeuse.runtime import envelope as env
 
 
-def describe(topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
-             headers: Any) -> dict[str, Any]:
+def describe(
+    topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None, headers: Any
+) -> dict[str, Any]:
     """Never raises: a record that does not decode is shown with an "error" field."""
     raw_headers = env.header_map(headers)
     shown: dict[str, Any] = {
@@ -21,9 +22,7 @@ def describe(topic: str, partition: int, offset: int, key: bytes | None, value: 
         "partition": partition,
         "offset": offset,
         "key": key.decode(errors="replace") if key is not None else None,
-        "headers": {
-            name: _text_or_base64(value) for name, value in sorted(raw_headers.items())
-        },
+        "headers": {name: _text_or_base64(value) for name, value in sorted(raw_headers.items())},
     }
     try:
         spec = by_name(topic)
@@ -38,7 +37,10 @@ def describe(topic: str, partition: int, offset: int, key: bytes | None, value: 
         shown["error"] = f"value is not a {spec.type_name}: {exc}"
         shown["value_base64"] = base64.b64encode(value or b"").decode()
         return shown
-    shown["event"] = json_format.MessageToDict(message, preserving_proto_field_name=True)
+    # Every field shown, zeros included: an offset or partition 0 is information.
+    shown["event"] = json_format.MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
     return shown
 
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import Any
+
 import faust
 from faust.serializers import codecs
+from faust.types import TableT
 
 from emeuse.registry import PARTITIONS
 from emeuse.runtime.codec import Utf8Codec
@@ -43,7 +47,6 @@ def create_app(settings: ServiceSettings) -> faust.App:
         web_enabled=True,
         canonical_url=f"http://{settings.advertised_host}:{settings.grpc_port}",
         datadir=str(datadir),
-        table_key_serializer=KEY_CODEC,
         key_serializer=KEY_CODEC,
         value_serializer="raw",
         broker_commit_every=100,
@@ -51,7 +54,22 @@ def create_app(settings: ServiceSettings) -> faust.App:
     )
 
 
-def json_table(app: faust.App, name: str, help: str) -> faust.TableT:
+class TableKey(str):
+    """A table key: the UTF-8 text of the record key (a pseudonym).
+
+    faust picks a table's changelog key codec from its key type (`_options.serializer`,
+    json for a plain str) and ignores a Schema's. A JSON key ('"psn-..."') would hash to
+    another partition than the topic's raw key, and the router would send reads to the
+    wrong instance; this type makes the changelog key the same bytes as the topic's.
+    """
+
+    _options = SimpleNamespace(serializer=KEY_CODEC)
+
+    @classmethod
+    def from_data(cls, data: Any, preferred_type: Any = None) -> str:
+        return str(data)
+
+
+def json_table(app: faust.App, name: str, help: str) -> TableT:
     """A table keyed by UTF-8 text (the topics' keys) holding JSON values, default {}."""
-    schema = faust.Schema(key_type=str, key_serializer=KEY_CODEC, value_serializer="json")
-    return app.Table(name, default=dict, schema=schema, partitions=PARTITIONS, help=help)
+    return app.Table(name, default=dict, key_type=TableKey, partitions=PARTITIONS, help=help)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +20,7 @@ from faust.types import EventT
 from google.protobuf.message import Message
 
 from emeuse.event.v1.envelope_pb2 import EventEnvelope
+from emeuse.place.v1.territory_pb2 import Territory
 from emeuse.platform.v1.dead_letter_pb2 import DeadLetterCause, MessageDeadLettered
 from emeuse.registry import TOPICS, TopicSpec, dead_letter_topic
 from emeuse.runtime import envelope as env
@@ -83,7 +84,7 @@ class Bus:
         subject_pseudonym: str,
         occurred_at: datetime,
         cause: EventEnvelope | None = None,
-        territory: int | None = None,
+        territory: Territory.ValueType | None = None,
         experiment_id: str | None = None,
         event_id: str | None = None,
     ) -> EventEnvelope:
@@ -93,7 +94,9 @@ class Bus:
         handled twice (at-least-once) publishes the same ids and consumers dedupe on them.
         """
         if spec.type_name != message.DESCRIPTOR.full_name:
-            raise TypeError(f"{spec.name} carries {spec.type_name}, not {message.DESCRIPTOR.full_name}")
+            raise TypeError(
+                f"{spec.name} carries {spec.type_name}, not {message.DESCRIPTOR.full_name}"
+            )
         if event_id is None and cause is not None:
             event_id = str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{cause.event_id}/{spec.name}/{key}"))
         envelope = env.new_envelope(
@@ -101,7 +104,8 @@ class Bus:
             source=self.settings.source,
             subject_pseudonym=subject_pseudonym,
             territory=territory if territory is not None else _territory_of(cause),
-            experiment_id=experiment_id or (cause.experiment_id if cause else self.settings.experiment_id),
+            experiment_id=experiment_id
+            or (cause.experiment_id if cause else self.settings.experiment_id),
             schema_version=spec.schema_version,
             occurred_at=occurred_at,
             event_id=event_id,
@@ -112,7 +116,9 @@ class Bus:
         log.info("event.published", topic=spec.name, published_event_id=envelope.event_id)
         return envelope
 
-    async def _send(self, spec: TopicSpec, key: str | bytes | None, value: bytes, headers: env.Headers) -> None:
+    async def _send(
+        self, spec: TopicSpec, key: str | bytes | None, value: bytes, headers: env.Headers
+    ) -> None:
         pending = await self.topic(spec).send(key=key, value=value, headers=headers)
         if faust.current_event() is None:
             # Outside a handler (a gRPC call) wait for the broker's acknowledgement.
@@ -133,31 +139,43 @@ class Bus:
         metrics.EVENTS_CONSUMED.labels(*labels, event_type).inc()
         envelope: EventEnvelope | None = None
         started = time.perf_counter()
-        key = message.key.decode(errors="replace") if isinstance(message.key, bytes) else message.key
+        key = (
+            message.key.decode(errors="replace") if isinstance(message.key, bytes) else message.key
+        )
         try:
             envelope = env.from_headers(headers)
             value = decode(spec, message.value)
             check_event(spec, envelope, value, key)
         except env.EnvelopeError as exc:
-            await self._dead_letter(record, DeadLetterCause.DEAD_LETTER_CAUSE_INVALID_ENVELOPE, str(exc), event_type)
+            await self._dead_letter(
+                record, DeadLetterCause.DEAD_LETTER_CAUSE_INVALID_ENVELOPE, str(exc), event_type
+            )
             return
         except UndecodableError as exc:
-            await self._dead_letter(record, DeadLetterCause.DEAD_LETTER_CAUSE_UNDECODABLE, str(exc), event_type)
+            await self._dead_letter(
+                record, DeadLetterCause.DEAD_LETTER_CAUSE_UNDECODABLE, str(exc), event_type
+            )
             return
         except InvalidEventError as exc:
-            await self._dead_letter(record, DeadLetterCause.DEAD_LETTER_CAUSE_INVALID_EVENT, str(exc), event_type)
+            await self._dead_letter(
+                record, DeadLetterCause.DEAD_LETTER_CAUSE_INVALID_EVENT, str(exc), event_type
+            )
             return
         event = Event(envelope, value, key, message.topic, message.partition, message.offset)
         with event_context(envelope, spec.name):
             try:
                 await self._handle_with_retries(handle, event)
             except InvalidEventError as exc:
-                await self._dead_letter(record, DeadLetterCause.DEAD_LETTER_CAUSE_INVALID_EVENT, str(exc), event_type)
+                await self._dead_letter(
+                    record, DeadLetterCause.DEAD_LETTER_CAUSE_INVALID_EVENT, str(exc), event_type
+                )
                 return
             except Exception as exc:
                 reason = f"handler failed: {type(exc).__name__}: {exc}"
                 log.error("event.handler_failed", error=type(exc).__name__)
-                await self._dead_letter(record, DeadLetterCause.DEAD_LETTER_CAUSE_HANDLER_FAILED, reason, event_type)
+                await self._dead_letter(
+                    record, DeadLetterCause.DEAD_LETTER_CAUSE_HANDLER_FAILED, reason, event_type
+                )
                 return
             finally:
                 metrics.HANDLER_SECONDS.labels(*labels).observe(time.perf_counter() - started)
@@ -198,9 +216,13 @@ class Bus:
             schema_version=self.dead_letters.schema_version,
             occurred_at=datetime.now(UTC),
         )
-        await self._send(self.dead_letters, key or None, letter.SerializeToString(), env.to_headers(envelope))
+        await self._send(
+            self.dead_letters, key or None, letter.SerializeToString(), env.to_headers(envelope)
+        )
         cause_name = DeadLetterCause.Name(cause)  # type: ignore[arg-type]
-        metrics.EVENTS_FAILED.labels(self.settings.service, message.topic, event_type, cause_name).inc()
+        metrics.EVENTS_FAILED.labels(
+            self.settings.service, message.topic, event_type, cause_name
+        ).inc()
         metrics.EVENTS_DEAD_LETTERED.labels(self.settings.service, message.topic).inc()
         log.warning(
             "event.dead_lettered",
@@ -211,13 +233,13 @@ class Bus:
         )
 
 
-def _territory_of(cause: EventEnvelope | None) -> int:
+def _territory_of(cause: EventEnvelope | None) -> Territory.ValueType:
     if cause is None or not cause.territory:
         raise ValueError("an event without a cause must name its territory")
     return cause.territory
 
 
-def _original_territory(headers: Any) -> int:
+def _original_territory(headers: Any) -> Territory.ValueType:
     # A dead letter keeps the territory of the record it sets aside, when it had a valid one.
     code = env.header_map(headers).get(env.H_TERRITORY, b"").decode(errors="replace")
-    return env.TERRITORY_CODES.get(code, env.Territory.TERRITORY_UNSPECIFIED)
+    return env.TERRITORY_CODES.get(code, Territory.TERRITORY_UNSPECIFIED)

@@ -30,7 +30,9 @@ def decode(spec: TopicSpec, value: bytes | None) -> Message:
     return message
 
 
-def check_event(spec: TopicSpec, envelope: EventEnvelope, message: Message, key: str | None) -> None:
+def check_event(
+    spec: TopicSpec, envelope: EventEnvelope, message: Message, key: str | None
+) -> None:
     """The envelope names the topic's type, the message has its required fields, and the
     record key and subject are the entity the topic is keyed by (or tables would split it)."""
     if envelope.event_type != spec.type_name:
@@ -59,7 +61,7 @@ def _is_set(message: Message, name: str) -> bool:
     return bool(getattr(message, name))
 
 
-class ProtobufCodec(Codec):  # type: ignore[misc]
+class ProtobufCodec(Codec):
     """faust codec for one message type, for topics typed with a protobuf value."""
 
     def __init__(self, message_type: type[Message], **kwargs: Any) -> None:
@@ -75,7 +77,7 @@ class ProtobufCodec(Codec):  # type: ignore[misc]
         return message
 
 
-class Utf8Codec(Codec):  # type: ignore[misc]
+class Utf8Codec(Codec):
     """Record keys as UTF-8 text: the same bytes any Kafka client hashes to pick a partition."""
 
     def _dumps(self, obj: str | bytes) -> bytes:

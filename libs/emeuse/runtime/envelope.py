@@ -141,7 +141,9 @@ def to_headers(envelope: EventEnvelope) -> Headers:
     return [(name, value.encode()) for name, value in headers]
 
 
-def header_map(headers: Iterable[tuple[str, bytes]] | Mapping[str, bytes] | None) -> dict[str, bytes]:
+def header_map(
+    headers: Iterable[tuple[str, bytes]] | Mapping[str, bytes] | None,
+) -> dict[str, bytes]:
     """Headers as a dict whatever the client gave (a list of pairs or a mapping)."""
     if headers is None:
         return {}
@@ -159,7 +161,9 @@ def _parse_time(name: str, raw: str) -> Timestamp:
     return timestamp(moment)
 
 
-def from_headers(headers: Iterable[tuple[str, bytes]] | Mapping[str, bytes] | None) -> EventEnvelope:
+def from_headers(
+    headers: Iterable[tuple[str, bytes]] | Mapping[str, bytes] | None,
+) -> EventEnvelope:
     """Parse and validate the envelope of a received record."""
     raw = header_map(headers)
     try:
@@ -186,7 +190,11 @@ def from_headers(headers: Iterable[tuple[str, bytes]] | Mapping[str, bytes] | No
         source=text[H_SOURCE],
         occurred_at=_parse_time(H_TIME, text[H_TIME]),
         subject_pseudonym=text.get(H_SUBJECT, ""),
-        territory=territory_from_code(text[H_TERRITORY]) if text.get(H_TERRITORY) else 0,
+        territory=(
+            territory_from_code(text[H_TERRITORY])
+            if text.get(H_TERRITORY)
+            else Territory.TERRITORY_UNSPECIFIED
+        ),
         experiment_id=text[H_EXPERIMENT],
         correlation_id=text.get(H_CORRELATION) or text[H_ID],
         causation_id=text.get(H_CAUSATION, ""),

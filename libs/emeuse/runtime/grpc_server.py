@@ -27,7 +27,7 @@ SHUTDOWN_GRACE_SECONDS = 5.0
 Registrar = Callable[[grpc.aio.Server], Iterable[str]]
 
 
-class _CountCalls(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class _CountCalls(grpc.aio.ServerInterceptor):
     """Counts answered calls by method and status code."""
 
     def __init__(self, service: str) -> None:
@@ -35,13 +35,13 @@ class _CountCalls(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Any:
         handler = await continuation(details)
         if handler is None or handler.unary_unary is None:
             return handler
-        inner = handler.unary_unary
+        inner: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]] = handler.unary_unary
         service, method = self.service, details.method
 
         async def counted(request: Any, context: grpc.aio.ServicerContext) -> Any:
@@ -62,7 +62,7 @@ class _CountCalls(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         )
 
 
-class GrpcServer(Service):  # type: ignore[misc]
+class GrpcServer(Service):
     """gRPC API of one service, with health and reflection."""
 
     def __init__(self, settings: ServiceSettings, register: Registrar, **kwargs: Any) -> None:
@@ -87,7 +87,11 @@ class GrpcServer(Service):  # type: ignore[misc]
         names = list(self.register(server))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
-            [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+            [
+                *names,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ],
             server,
         )
         if server.add_insecure_port(self.settings.grpc_address) == 0:

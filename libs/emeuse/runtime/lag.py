@@ -15,7 +15,7 @@ async def record_consumer_lag(app: faust.App, service: str) -> None:
     for tp in consumer.assignment():
         try:
             highwater = consumer.highwater(tp)
-        except Exception:  # not fetched yet for this partition
+        except KeyError:  # no fetch from this partition yet
             continue
         if highwater is None:
             continue

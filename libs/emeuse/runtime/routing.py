@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 
 import faust
 import grpc
+from aiokafka.partitioner import murmur2
+from faust.types import TableT
 from yarl import URL
 
 FORWARDED = "x-emeuse-forwarded"
@@ -25,21 +27,25 @@ class Router:
         self.deadline = deadline_seconds
         self._channels: dict[str, grpc.aio.Channel] = {}
 
-    def owner(self, table: faust.TableT, key: str) -> str | None:
+    def owner(self, table: TableT, key: str) -> str | None:
         """gRPC address of the instance holding `key`, or None when it is this one."""
-        try:
-            url: URL = self.app.router.key_store(table.name, key)
-        except KeyError:
+        # Kafka's default partitioner (murmur2), as every producer of the input topics uses;
+        # the table's changelog is keyed by the same bytes and has as many partitions.
+        partition = (murmur2(key.encode()) & 0x7FFFFFFF) % table.partitions
+        changelog = table.changelog_topic.get_topic_name()
+        metadata = self.app.router.table_metadata(table.name)
+        owners = [url for url, topics in metadata.items() if partition in topics.get(changelog, ())]
+        if not owners:
             # No assignment metadata yet (first rebalance): answer locally.
             return None
-        mine = URL(str(self.app.conf.canonical_url))
+        url, mine = URL(owners[0]), URL(str(self.app.conf.canonical_url))
         if (url.host, url.port) == (mine.host, mine.port):
             return None
         return f"{url.host}:{url.port}"
 
     async def answer(
         self,
-        table: faust.TableT,
+        table: TableT,
         key: str,
         context: grpc.aio.ServicerContext,
         local: Callable[[], Awaitable[Response]],

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-# service -> (gRPC port, metrics port); chosen not to clash with Kafka (9092/9093) or Prometheus (9090).
+# service -> (gRPC port, metrics port); clear of Kafka (9092/9093) and Prometheus (9090).
 DEFAULT_PORTS = {
     "prevention": (50051, 9101),
     "chronic": (50052, 9102),
@@ -24,7 +24,11 @@ BOOTSTRAP = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}$")
 SETTINGS_DOC = (
     ("EMEUSE_KAFKA_BOOTSTRAP", "127.0.0.1:9092", "Kafka bootstrap servers, comma-separated"),
     ("EMEUSE_REPLICATION_FACTOR", "1", "replication factor of created topics and changelogs"),
-    ("EMEUSE_EXPERIMENT", "emeuse-platform", "experiment id stamped on events a service originates"),
+    (
+        "EMEUSE_EXPERIMENT",
+        "emeuse-platform",
+        "experiment id stamped on events a service originates",
+    ),
     ("EMEUSE_LOG_LEVEL", "info", "debug, info, warning or error"),
     ("EMEUSE_DATA_DIR", ".local/data", "folder for the workers' local state"),
     ("EMEUSE_ADVERTISED_HOST", "127.0.0.1", "host other instances use to reach this one's gRPC"),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from typing import TypeVar
 
 import faust
 import structlog
@@ -11,19 +13,19 @@ from emeuse.runtime.lag import record_consumer_lag
 from emeuse.runtime.logs import configure_logging
 from emeuse.runtime.metrics import serve_metrics
 from emeuse.runtime.settings import ServiceSettings, SettingsError
+from emeuse.runtime.topics import TopicError, changelog_plans, ensure_topics
 
 LAG_INTERVAL_SECONDS = 5.0
+SettingsT = TypeVar("SettingsT")
 
 
-def settings_or_exit(load: object) -> ServiceSettings:
+def settings_or_exit(load: Callable[[], SettingsT]) -> SettingsT:
     """Settings from `load()`, or one clear line on stderr and exit status 2."""
     try:
-        settings = load()  # type: ignore[operator]
+        return load()
     except SettingsError as exc:
         print(f"emeuse: bad setting: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    assert isinstance(settings, ServiceSettings)
-    return settings
 
 
 def run_worker(app: faust.App, settings: ServiceSettings) -> None:
@@ -35,6 +37,13 @@ def run_worker(app: faust.App, settings: ServiceSettings) -> None:
     async def measure_consumer_lag() -> None:
         await record_consumer_lag(app, settings.service)
 
+    try:
+        ensure_topics(
+            ",".join(settings.kafka_bootstrap), changelog_plans(app), settings.replication_factor
+        )
+    except TopicError as exc:
+        log.error("service.topics_unavailable", error=str(exc))
+        raise SystemExit(1) from None
     serve_metrics(settings.metrics_port, settings.grpc_host)
     log.info(
         "service.starting",
@@ -43,4 +52,6 @@ def run_worker(app: faust.App, settings: ServiceSettings) -> None:
         metrics=f"{settings.grpc_host}:{settings.metrics_port}",
     )
     worker = faust.Worker(app, loglevel=settings.log_level, override_logging=False, quiet=True)
+    # The terminal spinner writes escape codes into the JSON log stream.
+    worker.spinner = None
     worker.execute_from_commandline()
