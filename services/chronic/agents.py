@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import faust
 import structlog
+from faust.types import TableT
 from prometheus_client import Counter
 
 from emeuse.registry import ALERT_RAISED, CARE_PLAN_UPDATED, READING_RECORDED
@@ -16,11 +17,13 @@ from services.chronic.domain.monitoring import PatientState
 
 log = structlog.get_logger("emeuse.chronic")
 READINGS = Counter(
-    "emeuse_chronic_readings_total", "Readings checked, by measure and outcome.", ["loinc", "outcome"]
+    "emeuse_chronic_readings_total",
+    "Readings checked, by measure and outcome.",
+    ["loinc", "outcome"],
 )
 
 
-def start_agents(rt: Runtime, care_plans: faust.TableT, states: faust.TableT) -> None:
+def start_agents(rt: Runtime, care_plans: TableT, states: TableT) -> None:
     async def record_care_plan(event: Event) -> None:
         care_plans[event.message.patient_pseudonym] = handlers.care_plan_from_event(event.message)
         log.info("care_plan.recorded", care_plan_id=event.message.care_plan_id)
@@ -37,6 +40,9 @@ def start_agents(rt: Runtime, care_plans: faust.TableT, states: faust.TableT) ->
         if outcome.outcome == "duplicate":
             log.info("reading.duplicate", reading_id=reading.reading_id)
             return
+        if outcome.outcome == "not_monitored":
+            # Recorded, but no care-plan band applies (no plan yet, or not this measure).
+            log.info("reading.not_monitored", reading_id=reading.reading_id)
         if outcome.alert is not None:
             await rt.bus.publish(
                 ALERT_RAISED,

@@ -34,7 +34,8 @@ def care_plan_from_event(plan: CarePlanUpdated) -> CarePlan:
             raise InvalidEventError("every care-plan threshold needs a LOINC code and a unit")
         if not band.critical_low <= band.low <= band.high <= band.critical_high:
             raise InvalidEventError(
-                f"threshold for {band.loinc_code} must satisfy critical_low <= low <= high <= critical_high"
+                f"threshold for {band.loinc_code} must satisfy "
+                "critical_low <= low <= high <= critical_high"
             )
         bands[band.loinc_code] = {
             "unit": band.unit,

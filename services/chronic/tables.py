@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import faust
+from faust.types import TableT
 
 from emeuse.runtime.app import json_table
 
 
-def declare_tables(app: faust.App) -> tuple[faust.TableT, faust.TableT]:
+def declare_tables(app: faust.App) -> tuple[TableT, TableT]:
     patient_to_care_plan = json_table(
         app, "patient_to_care_plan", "Care-plan bands by LOINC code (handlers.CarePlan)."
     )

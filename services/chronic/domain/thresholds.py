@@ -34,15 +34,23 @@ def check_value(loinc: str, value: float, unit: str, threshold: Threshold) -> Br
     if unit != threshold.unit:
         raise ValueError(f"reading unit {unit!r} differs from care-plan unit {threshold.unit!r}")
     if value > threshold.critical_high:
-        return Breach(Severity.CRITICAL, "threshold.critical_high",
-                      f"{loinc} {value:g} {unit} above critical {threshold.critical_high:g}")
+        return Breach(
+            Severity.CRITICAL,
+            "threshold.critical_high",
+            f"{loinc} {value:g} {unit} above critical {threshold.critical_high:g}",
+        )
     if value < threshold.critical_low:
-        return Breach(Severity.CRITICAL, "threshold.critical_low",
-                      f"{loinc} {value:g} {unit} below critical {threshold.critical_low:g}")
+        return Breach(
+            Severity.CRITICAL,
+            "threshold.critical_low",
+            f"{loinc} {value:g} {unit} below critical {threshold.critical_low:g}",
+        )
     if value > threshold.high:
-        return Breach(Severity.WARNING, "threshold.high",
-                      f"{loinc} {value:g} {unit} above {threshold.high:g}")
+        return Breach(
+            Severity.WARNING, "threshold.high", f"{loinc} {value:g} {unit} above {threshold.high:g}"
+        )
     if value < threshold.low:
-        return Breach(Severity.WARNING, "threshold.low",
-                      f"{loinc} {value:g} {unit} below {threshold.low:g}")
+        return Breach(
+            Severity.WARNING, "threshold.low", f"{loinc} {value:g} {unit} below {threshold.low:g}"
+        )
     return None

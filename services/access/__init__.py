@@ -1,0 +1,1 @@
+"""Access-to-care service: teleconsultation requests, here opened from critical chronic alerts."""

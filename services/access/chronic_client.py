@@ -1,0 +1,51 @@
+"""The access service's client of the chronic service's gRPC API (deadline on every call)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import grpc
+import structlog
+
+from emeuse.access.v1.access_events_pb2 import CareSummaryMeasure
+from emeuse.chronic.v1 import chronic_service_pb2 as chronic
+from emeuse.chronic.v1 import chronic_service_pb2_grpc as chronic_grpc
+
+if TYPE_CHECKING:
+    from emeuse.chronic.v1.chronic_service_pb2_grpc import ChronicServiceAsyncStub
+
+log = structlog.get_logger("emeuse.access.chronic_client")
+ATTEMPTS = 2
+
+
+class ChronicClient:
+    def __init__(self, target: str, deadline_seconds: float) -> None:
+        self.target = target
+        self.deadline = deadline_seconds
+        self._channel: grpc.aio.Channel | None = None
+
+    def _stub(self) -> ChronicServiceAsyncStub:
+        if self._channel is None:
+            # Created on first use, on the worker's running loop.
+            self._channel = grpc.aio.insecure_channel(self.target)
+        return chronic_grpc.ChronicServiceStub(self._channel)
+
+    async def care_summary(self, patient_pseudonym: str) -> Sequence[CareSummaryMeasure] | None:
+        """Latest values of the patient, or None when chronic cannot answer in time."""
+        request = chronic.GetPatientSummaryRequest(patient_pseudonym=patient_pseudonym)
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                response = await self._stub().GetPatientSummary(request, timeout=self.deadline)
+            except grpc.aio.AioRpcError as exc:
+                log.warning("chronic.summary_failed", code=exc.code().name, attempt=attempt)
+                continue
+            return [
+                CareSummaryMeasure(loinc_code=v.loinc_code, value=v.value, unit=v.unit)
+                for v in response.latest_values
+            ]
+        return None
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()

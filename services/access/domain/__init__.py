@@ -1,0 +1,1 @@
+"""Pure access rules; nothing here imports faust, grpc or generated code."""

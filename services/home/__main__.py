@@ -1,0 +1,5 @@
+"""Run the home-support service: `python -m services.home` (settings: README, Settings)."""
+
+from services.home.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""Pure home-support rules; nothing here imports faust, grpc or generated code."""

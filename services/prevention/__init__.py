@@ -1,0 +1,1 @@
+"""Prevention service: national screening and vaccination reminders for enrolled people."""

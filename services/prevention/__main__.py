@@ -1,0 +1,5 @@
+"""Run the prevention service: `python -m services.prevention` (settings: README, Settings)."""
+
+from services.prevention.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""Pure prevention rules; nothing here imports faust, grpc or generated code."""
