@@ -1,0 +1,47 @@
+"""Integration tests run the four services against the real Kafka broker that `make test`
+starts (EMEUSE_KAFKA_BOOTSTRAP). Without a broker they fail: they test the bus."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from emeuse.cli.kafka_ready import main as kafka_ready
+from emeuse.registry import SERVICES
+from tests.integration.harness import Bus, Platform, emeuse
+
+BOOTSTRAP = os.environ.get("EMEUSE_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+
+
+@pytest.fixture(scope="session")
+def bootstrap() -> str:
+    if kafka_ready(["--bootstrap", BOOTSTRAP, "--timeout", "5"]) != 0:
+        pytest.fail(
+            f"no Kafka broker answers on {BOOTSTRAP}: run the integration tests with `make test`"
+        )
+    created = emeuse("topics", "create", bootstrap=BOOTSTRAP)
+    assert created.returncode == 0, created.stderr
+    return BOOTSTRAP
+
+
+@pytest.fixture(scope="session")
+def platform(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    running = Platform(bootstrap, tmp_path_factory.mktemp("platform"))
+    try:
+        # chronic first: access is told its gRPC address.
+        for service in ("chronic", *[s for s in SERVICES if s != "chronic"]):
+            running.start(service)
+        for process in running.services.values():
+            process.wait_serving()
+        yield running
+    finally:
+        running.stop_all()
+
+
+@pytest.fixture(scope="session")
+def bus(bootstrap: str) -> Iterator[Bus]:
+    client = Bus(bootstrap)
+    yield client
+    client.close()

@@ -1,0 +1,254 @@
+"""Running the real services against the real broker, as separate processes, for tests.
+
+Each service gets free ports and its own data folder; it is stopped with SIGTERM and,
+should faust hang on shutdown (TECH-NOTES), killed after a grace period.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from emeuse.chronic.v1 import chronic_service_pb2, chronic_service_pb2_grpc
+from emeuse.cli.health import health_of
+from emeuse.cli.records import describe
+
+ROOT = Path(__file__).resolve().parents[2]
+STOP_GRACE_SECONDS = 20
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class ServiceProcess:
+    service: str
+    grpc_port: int
+    metrics_port: int
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", f"services.{self.service}"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_serving(self, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(
+                    f"{self.service} exited with {self.process.returncode}:\n{self.log_tail()}"
+                )
+            if health_of(self.grpc_target) == "SERVING":
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"{self.service} not SERVING after {timeout} s:\n{self.log_tail()}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> int | None:
+        """Stop the process; returns its exit status (None if it had to be killed)."""
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else None
+        self.process.send_signal(sig)
+        try:
+            return self.process.wait(STOP_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            return None
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
+        ) as r:
+            return r.read().decode()
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        parsed = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            try:
+                parsed.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return parsed
+
+
+@dataclass
+class Platform:
+    bootstrap: str
+    workdir: Path
+    services: dict[str, ServiceProcess] = field(default_factory=dict)
+
+    def service_env(
+        self, service: str, grpc_port: int, metrics_port: int, app_id: str | None
+    ) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("EMEUSE_")}
+        prefix = f"EMEUSE_{service.upper()}_"
+        env |= {
+            "EMEUSE_KAFKA_BOOTSTRAP": self.bootstrap,
+            "EMEUSE_DATA_DIR": str(self.workdir / "data"),
+            "EMEUSE_EXPERIMENT": "integration-tests",
+            prefix + "GRPC_PORT": str(grpc_port),
+            prefix + "METRICS_PORT": str(metrics_port),
+            "PYTHONUNBUFFERED": "1",
+        }
+        if app_id:
+            env[prefix + "APP_ID"] = app_id
+        if "chronic" in self.services:
+            env["EMEUSE_ACCESS_CHRONIC_GRPC"] = self.services["chronic"].grpc_target
+        return env
+
+    def new_process(
+        self, service: str, name: str | None = None, app_id: str | None = None
+    ) -> ServiceProcess:
+        grpc_port, metrics_port = free_port(), free_port()
+        name = name or service
+        return ServiceProcess(
+            service,
+            grpc_port,
+            metrics_port,
+            self.service_env(service, grpc_port, metrics_port, app_id),
+            self.workdir / f"{name}.log",
+        )
+
+    def start(self, service: str) -> ServiceProcess:
+        process = self.new_process(service)
+        self.services[service] = process
+        process.start()
+        return process
+
+    def stop_all(self) -> None:
+        for process in self.services.values():
+            process.stop()
+
+
+class Bus:
+    """Plain kafka-python access to the test broker, for producing inputs and reading outputs."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+        self.producer = KafkaProducer(bootstrap_servers=bootstrap)
+
+    def send(
+        self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> tuple[int, int]:
+        metadata = self.producer.send(topic, key=key, value=value, headers=headers).get(timeout=15)
+        return metadata.partition, metadata.offset
+
+    def wait_for(
+        self,
+        topic: str,
+        matches: Callable[[dict[str, Any]], bool],
+        timeout: float = 45,
+        count: int = 1,
+    ) -> list[dict[str, Any]]:
+        """Records of `topic` (from the beginning) that match, once `count` are there."""
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        try:
+            partitions = [
+                TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
+            ]
+            consumer.assign(partitions)
+            consumer.seek_to_beginning(*partitions)
+            found: list[dict[str, Any]] = []
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                for records in consumer.poll(timeout_ms=300).values():
+                    for r in records:
+                        shown = describe(r.topic, r.partition, r.offset, r.key, r.value, r.headers)
+                        if matches(shown):
+                            found.append(shown)
+                if len(found) >= count:
+                    return found
+            raise AssertionError(
+                f"{len(found)} of {count} expected records on {topic} after {timeout} s"
+            )
+        finally:
+            consumer.close()
+
+    def all_records(self, topic: str, idle_seconds: float = 2.0) -> list[dict[str, Any]]:
+        """Every record on the topic now, read until nothing new arrives for idle_seconds."""
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        try:
+            partitions = [
+                TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
+            ]
+            consumer.assign(partitions)
+            consumer.seek_to_beginning(*partitions)
+            found: list[dict[str, Any]] = []
+            last = time.monotonic()
+            while time.monotonic() - last < idle_seconds:
+                for records in consumer.poll(timeout_ms=300).values():
+                    for r in records:
+                        found.append(
+                            describe(r.topic, r.partition, r.offset, r.key, r.value, r.headers)
+                        )
+                        last = time.monotonic()
+            return found
+        finally:
+            consumer.close()
+
+    def close(self) -> None:
+        self.producer.close(timeout=5)
+
+
+def emeuse(*args: str, bootstrap: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run the installed `emeuse` command as a user would."""
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "emeuse"), *args, "--bootstrap", bootstrap],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+
+
+def wait_for_care_plan(target: str, patient: str, timeout: float = 45) -> None:
+    """Wait until the chronic service (any instance) holds the patient's care plan.
+
+    Plans and readings are on two topics: nothing orders one after the other, so a test
+    that needs the plan applied to its readings waits for it, as a prescriber's plan
+    precedes the readings in real life.
+    """
+    request = chronic_service_pb2.GetPatientSummaryRequest(patient_pseudonym=patient)
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(target) as channel:
+        stub = chronic_service_pb2_grpc.ChronicServiceStub(channel)
+        while time.monotonic() < deadline:
+            try:
+                if stub.GetPatientSummary(request, timeout=5).has_care_plan:
+                    return
+            except grpc.RpcError:
+                pass  # a rebalance in progress; ask again
+            time.sleep(0.2)
+    raise AssertionError(f"care plan not recorded by {target} after {timeout} s")

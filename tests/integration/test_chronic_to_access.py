@@ -1,0 +1,186 @@
+"""The bus and gRPC carry real work: CLI in, services react, CLI and gRPC out."""
+
+from __future__ import annotations
+
+import json
+
+import grpc
+
+from emeuse.access.v1 import access_service_pb2, access_service_pb2_grpc
+from emeuse.chronic.v1 import chronic_service_pb2, chronic_service_pb2_grpc
+from emeuse.runtime.pseudonym import random_pseudonym
+from tests.integration.events import new_id
+from tests.integration.harness import emeuse, wait_for_care_plan
+
+INR_PLAN = {
+    "care_plan_id": "cp-inr",
+    "thresholds": [
+        {
+            "loinc_code": "34714-6",
+            "unit": "{INR}",
+            "low": 2,
+            "high": 3,
+            "critical_low": 1.5,
+            "critical_high": 5,
+        }
+    ],
+}
+
+
+def publish(bootstrap, event_type, payload, territory="55"):
+    done = emeuse(
+        "publish",
+        event_type,
+        "--json",
+        json.dumps(payload),
+        "--territory",
+        territory,
+        "--experiment",
+        "exp-inr-ehpad",
+        bootstrap=bootstrap,
+    )
+    assert done.returncode == 0, done.stderr
+    event_id = done.stdout.strip()
+    assert len(event_id) == 36
+    return event_id
+
+
+def inr_reading(patient, value, reading_id=None):
+    return {
+        "reading_id": reading_id or new_id("inr"),
+        "patient_pseudonym": patient,
+        "loinc_code": "34714-6",
+        "value": value,
+        "unit": "{INR}",
+        "measured_at": "2026-11-28T08:15:00Z",
+        "device_id": "coaguchek-ehpad-3",
+    }
+
+
+def tail_until(bootstrap, topic, predicate, attempts=30):
+    """`emeuse tail --from-beginning` until a line matches (the service may still be working)."""
+    for _ in range(attempts):
+        done = emeuse(
+            "tail", topic, "--from-beginning", "--timeout", "1", "--json", bootstrap=bootstrap
+        )
+        assert done.returncode == 0, done.stderr
+        lines = [json.loads(line) for line in done.stdout.splitlines()]
+        matching = [line for line in lines if predicate(line)]
+        if matching:
+            return matching
+    raise AssertionError(f"nothing matching on {topic}")
+
+
+def test_a_published_critical_inr_raises_an_alert_that_tail_shows(platform, bootstrap):
+    patient = random_pseudonym()
+    plan_id = publish(
+        bootstrap, "emeuse.chronic.v1.CarePlanUpdated", {"patient_pseudonym": patient, **INR_PLAN}
+    )
+    wait_for_care_plan(platform.services["chronic"].grpc_target, patient)
+    assert plan_id
+    # The plan must be in the table before the reading is checked: both are keyed by the
+    # patient, so they share a partition and are read in order.
+    reading_id = publish(
+        bootstrap, "emeuse.chronic.v1.ReadingRecorded", inr_reading(patient, 5.6), territory="54"
+    )
+
+    [alert] = tail_until(
+        bootstrap, "emeuse.chronic.alert-raised.v1", lambda line: line["key"] == patient
+    )
+    assert alert["type"] == "emeuse.chronic.v1.AlertRaised"
+    assert alert["event"]["severity"] == "ALERT_SEVERITY_CRITICAL"
+    assert alert["event"]["rule"] == "threshold.critical_high"
+    headers = alert["headers"]
+    assert headers["ce_source"] == "emeuse/chronic"
+    assert headers["ce_subject"] == patient
+    assert headers["ce_territory"] == "54"
+    assert headers["ce_experiment"] == "exp-inr-ehpad"
+    assert headers["ce_causationid"] == reading_id
+    assert headers["ce_correlationid"] == reading_id
+
+
+def test_a_critical_alert_opens_a_teleconsultation_with_the_chronic_summary(
+    platform, bootstrap, bus
+):
+    patient = random_pseudonym()
+    publish(
+        bootstrap, "emeuse.chronic.v1.CarePlanUpdated", {"patient_pseudonym": patient, **INR_PLAN}
+    )
+    wait_for_care_plan(platform.services["chronic"].grpc_target, patient)
+    reading_id = publish(bootstrap, "emeuse.chronic.v1.ReadingRecorded", inr_reading(patient, 6.1))
+
+    [request] = bus.wait_for(
+        "emeuse.access.teleconsultation-requested.v1", lambda r: r["key"] == patient
+    )
+    event = request["event"]
+    assert event["urgency"] == "URGENCY_IMMEDIATE"
+    assert event["reason_code"] == "chronic.alert.critical"
+    # The summary came from the chronic service over gRPC.
+    assert event["care_summary_available"] is True
+    assert event["care_summary"] == [{"loinc_code": "34714-6", "value": 6.1, "unit": "{INR}"}]
+    assert request["headers"]["ce_correlationid"] == reading_id
+    assert request["headers"]["ce_source"] == "emeuse/access"
+
+    with grpc.insecure_channel(platform.services["access"].grpc_target) as channel:
+        stub = access_service_pb2_grpc.AccessServiceStub(channel)
+        listed = stub.ListPatientRequests(
+            access_service_pb2.ListPatientRequestsRequest(patient_pseudonym=patient), timeout=5
+        )
+    assert [r.request_id for r in listed.requests] == [event["request_id"]]
+
+
+def test_grpc_returns_the_state_events_built(platform, bootstrap, bus):
+    patient = random_pseudonym()
+    publish(
+        bootstrap, "emeuse.chronic.v1.CarePlanUpdated", {"patient_pseudonym": patient, **INR_PLAN}
+    )
+    wait_for_care_plan(platform.services["chronic"].grpc_target, patient)
+    publish(bootstrap, "emeuse.chronic.v1.ReadingRecorded", inr_reading(patient, 3.4))
+    bus.wait_for("emeuse.chronic.alert-raised.v1", lambda r: r["key"] == patient)
+
+    with grpc.insecure_channel(platform.services["chronic"].grpc_target) as channel:
+        stub = chronic_service_pb2_grpc.ChronicServiceStub(channel)
+        summary = stub.GetPatientSummary(
+            chronic_service_pb2.GetPatientSummaryRequest(patient_pseudonym=patient), timeout=5
+        )
+    assert summary.has_care_plan
+    assert [(v.loinc_code, v.value, v.unit) for v in summary.latest_values] == [
+        ("34714-6", 3.4, "{INR}")
+    ]
+    assert summary.alerts_raised == 1
+
+
+def test_a_warning_alert_opens_no_teleconsultation(platform, bootstrap, bus):
+    patient = random_pseudonym()
+    publish(
+        bootstrap, "emeuse.chronic.v1.CarePlanUpdated", {"patient_pseudonym": patient, **INR_PLAN}
+    )
+    wait_for_care_plan(platform.services["chronic"].grpc_target, patient)
+    publish(bootstrap, "emeuse.chronic.v1.ReadingRecorded", inr_reading(patient, 3.4))
+    publish(bootstrap, "emeuse.chronic.v1.ReadingRecorded", inr_reading(patient, 7.0))
+    # One patient, one partition: access handles the warning before the critical alert.
+    alerts = bus.wait_for("emeuse.chronic.alert-raised.v1", lambda r: r["key"] == patient, count=2)
+    severities = {a["event"]["severity"]: a["event"]["alert_id"] for a in alerts}
+    assert set(severities) == {"ALERT_SEVERITY_WARNING", "ALERT_SEVERITY_CRITICAL"}
+    bus.wait_for("emeuse.access.teleconsultation-requested.v1", lambda r: r["key"] == patient)
+    requests = [
+        r
+        for r in bus.all_records("emeuse.access.teleconsultation-requested.v1", idle_seconds=1)
+        if r["key"] == patient
+    ]
+    assert [r["event"]["alert_id"] for r in requests] == [severities["ALERT_SEVERITY_CRITICAL"]]
+
+
+def test_a_call_without_a_pseudonym_is_an_invalid_argument(platform):
+    with grpc.insecure_channel(platform.services["chronic"].grpc_target) as channel:
+        stub = chronic_service_pb2_grpc.ChronicServiceStub(channel)
+        try:
+            stub.GetPatientSummary(
+                chronic_service_pb2.GetPatientSummaryRequest(patient_pseudonym="184127512345678"),
+                timeout=5,
+            )
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "pseudonym" in error.details()
+        else:
+            raise AssertionError("an INS was accepted as a pseudonym")

@@ -1,0 +1,192 @@
+"""What operations rely on: Prometheus scrapes every service, health, reflection, restarts."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import time
+import urllib.request
+
+import grpc
+import pytest
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from emeuse.chronic.v1 import chronic_service_pb2, chronic_service_pb2_grpc
+from emeuse.chronic.v1.chronic_events_pb2 import CarePlanUpdated, MeasureThreshold, ReadingRecorded
+from emeuse.registry import ALERT_RAISED, CARE_PLAN_UPDATED, READING_RECORDED, SERVICES
+from emeuse.runtime.pseudonym import random_pseudonym
+from tests.integration.events import new_id, record
+from tests.integration.harness import free_port, wait_for_care_plan
+
+
+@pytest.fixture
+def prometheus(platform, tmp_path):
+    binary = shutil.which("prometheus")
+    assert binary, "Debian's prometheus package is not installed: run make install"
+    targets = "\n".join(
+        f"  - job_name: {name}\n    static_configs: [{{targets: ['127.0.0.1:{p.metrics_port}']}}]"
+        for name, p in platform.services.items()
+    )
+    config = tmp_path / "prometheus.yml"
+    config.write_text(f"global:\n  scrape_interval: 1s\nscrape_configs:\n{targets}\n")
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "prometheus.log").open("wb"),
+    )
+    yield f"http://127.0.0.1:{port}"
+    process.terminate()
+    process.wait(10)
+
+
+def query(base: str, expression: str) -> list[dict]:
+    url = f"{base}/api/v1/query?query={urllib.request.quote(expression)}"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())["data"]["result"]
+
+
+def test_the_real_prometheus_scrapes_every_service_as_up(prometheus):
+    deadline = time.monotonic() + 60
+    up: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        try:
+            up = {r["metric"]["job"]: r["value"][1] for r in query(prometheus, "up")}
+        except OSError:
+            up = {}
+        if len(up) == len(SERVICES) and set(up.values()) == {"1"}:
+            break
+        time.sleep(1)
+    assert up == dict.fromkeys(SERVICES, "1")
+    consumed = query(prometheus, "sum by (job) (emeuse_consumer_lag)")
+    assert {r["metric"]["job"] for r in consumed} == set(SERVICES)
+
+
+def test_each_service_serves_health_and_reflection(platform):
+    expected = {
+        "chronic": "emeuse.chronic.v1.ChronicService",
+        "access": "emeuse.access.v1.AccessService",
+        "home": "emeuse.home.v1.HomeService",
+        "prevention": "emeuse.prevention.v1.PreventionService",
+    }
+    for name, process in platform.services.items():
+        with grpc.insecure_channel(process.grpc_target) as channel:
+            stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+            [answer] = list(
+                stub.ServerReflectionInfo(
+                    iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5
+                )
+            )
+        listed = {s.name for s in answer.list_services_response.service}
+        assert {expected[name], "grpc.health.v1.Health"} <= listed
+
+
+def a_reading(patient: str, value: float) -> ReadingRecorded:
+    reading = ReadingRecorded(
+        reading_id=new_id("spo2"),
+        patient_pseudonym=patient,
+        loinc_code="59408-5",
+        value=value,
+        unit="%",
+    )
+    reading.measured_at.GetCurrentTime()
+    return reading
+
+
+def summary_from(target: str, patient: str) -> chronic_service_pb2.GetPatientSummaryResponse:
+    with grpc.insecure_channel(target) as channel:
+        stub = chronic_service_pb2_grpc.ChronicServiceStub(channel)
+        return stub.GetPatientSummary(
+            chronic_service_pb2.GetPatientSummaryRequest(patient_pseudonym=patient), timeout=5
+        )
+
+
+def test_state_survives_a_killed_worker_and_sigterm_stops_it_cleanly(platform, bus):
+    patient = random_pseudonym()
+    plan = CarePlanUpdated(
+        patient_pseudonym=patient,
+        care_plan_id="cp-copd",
+        thresholds=[
+            MeasureThreshold(
+                loinc_code="59408-5", unit="%", low=88, high=100, critical_low=85, critical_high=100
+            ),
+        ],
+    )
+    bus.send(*record(CARE_PLAN_UPDATED, plan, patient))
+    wait_for_care_plan(platform.services["chronic"].grpc_target, patient)
+    bus.send(*record(READING_RECORDED, a_reading(patient, 86), patient))
+    bus.wait_for(ALERT_RAISED.name, lambda r: r["key"] == patient)
+
+    chronic = platform.services["chronic"]
+    chronic.stop(signal.SIGKILL)
+    chronic.start()
+    chronic.wait_serving()
+    # The tables came back from their changelogs: plan and latest value are there.
+    after = summary_from(chronic.grpc_target, patient)
+    assert after.has_care_plan
+    assert [v.value for v in after.latest_values] == [86]
+    assert after.alerts_raised == 1
+
+    # A new reading after the restart is still checked against the recovered plan.
+    bus.send(*record(READING_RECORDED, a_reading(patient, 80), patient))
+    alerts = bus.wait_for(ALERT_RAISED.name, lambda r: r["key"] == patient, count=2)
+    assert {a["event"]["rule"] for a in alerts} == {"threshold.low", "threshold.critical_low"}
+
+    # SIGTERM: a graceful stop, exit status 0, well before the harness would kill it.
+    started = time.monotonic()
+    assert chronic.stop(signal.SIGTERM) == 0
+    assert time.monotonic() - started < 20
+    chronic.start()
+    chronic.wait_serving()
+
+
+def test_two_instances_share_the_partitions_and_each_answers_for_every_patient(platform, bus):
+    second = platform.new_process("chronic", name="chronic-2")
+    second.start()
+    try:
+        second.wait_serving()
+        patients = [random_pseudonym() for _ in range(16)]
+        for patient in patients:
+            plan = CarePlanUpdated(
+                patient_pseudonym=patient,
+                care_plan_id="cp",
+                thresholds=[
+                    MeasureThreshold(
+                        loinc_code="59408-5",
+                        unit="%",
+                        low=90,
+                        high=100,
+                        critical_low=85,
+                        critical_high=100,
+                    ),
+                ],
+            )
+            bus.send(*record(CARE_PLAN_UPDATED, plan, patient))
+        # Asked of the second instance: it answers for the patients it holds and forwards
+        # the others to the first (faust's router names each key's owner).
+        for patient in patients:
+            wait_for_care_plan(second.grpc_target, patient)
+        for patient in patients:
+            bus.send(*record(READING_RECORDED, a_reading(patient, 84), patient))
+        bus.wait_for(
+            ALERT_RAISED.name, lambda r: r["key"] in patients, count=len(patients), timeout=90
+        )
+        # Whichever instance holds a patient's partition, either one answers (forwarding).
+        for target in (platform.services["chronic"].grpc_target, second.grpc_target):
+            for patient in patients:
+                answer = summary_from(target, patient)
+                assert answer.has_care_plan, (target, patient)
+                assert [v.value for v in answer.latest_values] == [84]
+        assignments = [
+            line for line in second.log_lines() if line.get("event") == "event.published"
+        ]
+        assert assignments, "the second instance handled none of the 16 patients' readings"
+    finally:
+        assert second.stop() is not None

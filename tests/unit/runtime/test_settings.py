@@ -1,0 +1,43 @@
+from pathlib import Path
+
+import pytest
+
+from emeuse.runtime.settings import SettingsError, load_settings
+
+
+def test_defaults_give_each_service_its_own_ports():
+    ports = {s: load_settings(s, {}) for s in ("prevention", "chronic", "access", "home")}
+    assert {s.grpc_port for s in ports.values()} == {50051, 50052, 50053, 50054}
+    assert {s.metrics_port for s in ports.values()} == {9101, 9102, 9103, 9104}
+    chronic = ports["chronic"]
+    assert chronic.kafka_bootstrap == ("127.0.0.1:9092",)
+    assert chronic.app_id == "emeuse-chronic"
+    assert chronic.data_dir == Path(".local/data")
+    assert chronic.source == "emeuse/chronic"
+
+
+def test_per_service_variables_apply_to_that_service_only():
+    env = {"EMEUSE_CHRONIC_GRPC_PORT": "6000", "EMEUSE_KAFKA_BOOTSTRAP": "k1:9092, k2:9092"}
+    assert load_settings("chronic", env).grpc_port == 6000
+    assert load_settings("access", env).grpc_port == 50053
+    assert load_settings("access", env).kafka_bootstrap == ("k1:9092", "k2:9092")
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"EMEUSE_CHRONIC_GRPC_PORT": "fifty"}, "EMEUSE_CHRONIC_GRPC_PORT='fifty': not a port"),
+        ({"EMEUSE_CHRONIC_METRICS_PORT": "70000"}, "EMEUSE_CHRONIC_METRICS_PORT"),
+        (
+            {"EMEUSE_KAFKA_BOOTSTRAP": "localhost"},
+            "EMEUSE_KAFKA_BOOTSTRAP='localhost': expected host:port",
+        ),
+        ({"EMEUSE_LOG_LEVEL": "loud"}, "EMEUSE_LOG_LEVEL"),
+        ({"EMEUSE_REPLICATION_FACTOR": "0"}, "EMEUSE_REPLICATION_FACTOR"),
+        ({"EMEUSE_GRPC_DEADLINE_SECONDS": "-1"}, "EMEUSE_GRPC_DEADLINE_SECONDS"),
+        ({"EMEUSE_EXPERIMENT": "Has Spaces"}, "EMEUSE_EXPERIMENT"),
+    ],
+)
+def test_a_bad_value_names_its_variable(env, named):
+    with pytest.raises(SettingsError, match=named):
+        load_settings("chronic", env)
