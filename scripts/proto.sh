@@ -9,11 +9,15 @@ PYTHON="${PYTHON:-$root/.venv/bin/python}"
 generate() {
   local out="$1"
   mkdir -p "$out"
+  local log
   # shellcheck disable=SC2046
-  PATH="$(dirname "$PYTHON"):$PATH" "$PYTHON" -m grpc_tools.protoc -I "$root/proto" \
+  if ! log="$(PATH="$(dirname "$PYTHON"):$PATH" "$PYTHON" -m grpc_tools.protoc -I "$root/proto" \
     --python_out="$out" --mypy_out="$out" \
     --grpc_python_out="$out" --mypy_grpc_out="$out" \
-    $(cd "$root/proto" && find emeuse -name '*.proto' | sort)
+    $(cd "$root/proto" && find emeuse -name '*.proto' | sort) 2>&1)"; then
+    echo "$log" >&2
+    return 1
+  fi
   # Packages for the generated modules; emeuse/ itself is hand-written.
   find "$out/emeuse" -mindepth 1 -type d -exec touch {}/__init__.py \;
 }

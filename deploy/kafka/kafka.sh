@@ -4,15 +4,18 @@
 #   kafka.sh up     format storage if new, start the broker, wait until an admin call answers
 #   kafka.sh down   stop the broker by its pid
 #   kafka.sh status exit 0 when the broker answers
-# KAFKA_HOME (default .local/kafka) holds libs/, data/, logs/ and kafka.pid; all ignored by git.
+# KAFKA_HOME (default .local/kafka) holds data/, logs/ and kafka.pid; KAFKA_LIBS the jars;
+# KAFKA_PORT / KAFKA_CONTROLLER_PORT (9092 / 9093) let tests run a broker of their own.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 KAFKA_HOME="${KAFKA_HOME:-$root/.local/kafka}"
-BOOTSTRAP="${EMEUSE_KAFKA_BOOTSTRAP:-127.0.0.1:9092}"
+KAFKA_PORT="${KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
 PYTHON="${PYTHON:-$root/.venv/bin/python}"
-libs="$KAFKA_HOME/libs"
+libs="${KAFKA_LIBS:-$root/.local/kafka/libs}"
 pidfile="$KAFKA_HOME/kafka.pid"
 
 jars() {
@@ -40,7 +43,13 @@ up() {
   mkdir -p "$KAFKA_HOME/data" "$KAFKA_HOME/logs"
   local props="$KAFKA_HOME/server.properties"
   cp "$here/server.properties" "$props"
-  echo "log.dirs=$KAFKA_HOME/data" >>"$props"
+  # Later keys win in a Java properties file: set this broker's folder and ports.
+  cat >>"$props" <<PROPS
+log.dirs=$KAFKA_HOME/data
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
+PROPS
   if [[ ! -f "$KAFKA_HOME/data/meta.properties" ]]; then
     local cluster_id
     cluster_id="$(java -cp "$libs/*" kafka.tools.StorageTool random-uuid 2>/dev/null)"

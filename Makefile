@@ -1,0 +1,90 @@
+# e-Meuse santé event platform: the front door. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV    := .venv
+PY      := $(VENV)/bin/python
+BUF     := node_modules/.bin/buf
+STAMP   := .local/stamps
+
+.PHONY: help install proto proto-check lint format kafka-up kafka-down topics up down status \
+        test test-unit test-integration bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
+
+install: $(STAMP)/python $(STAMP)/node $(STAMP)/kafka-jars $(STAMP)/prometheus ## install what is missing (venv, buf, Kafka jars, Prometheus)
+
+$(STAMP)/python: pyproject.toml constraints.txt
+	@mkdir -p $(STAMP)
+	test -x $(PY) || python3.11 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $@
+
+$(STAMP)/node: package.json package-lock.json
+	@mkdir -p $(STAMP)
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(STAMP)/kafka-jars: deploy/kafka/pom.xml
+	@mkdir -p $(STAMP)
+	deploy/kafka/kafka.sh jars
+	@touch $@
+
+$(STAMP)/prometheus:
+	@mkdir -p $(STAMP)
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { \
+	  echo "installing Debian's prometheus package"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq prometheus >/dev/null; }
+	@touch $@
+
+proto: $(STAMP)/python ## regenerate libs/ from proto/ (commit the result)
+	scripts/proto.sh gen
+
+proto-check: $(STAMP)/python ## fail when generated code differs from `make proto`
+	scripts/proto.sh check
+
+lint: install proto-check ## ruff, mypy, buf lint + breaking, promtool, shell syntax
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(BUF) lint
+	scripts/buf-breaking.sh
+	cd deploy/prometheus && promtool check config prometheus.yml >/dev/null && promtool test rules rules_test.yml >/dev/null
+	bash -n deploy/kafka/kafka.sh deploy/local/platform.sh scripts/*.sh .ci/run
+
+format: $(STAMP)/python ## ruff format and fix in place
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+kafka-up: $(STAMP)/python $(STAMP)/kafka-jars ## start the local KRaft broker on 127.0.0.1:9092
+	deploy/kafka/kafka.sh up
+
+kafka-down: ## stop the local broker
+	deploy/kafka/kafka.sh down
+
+topics: kafka-up ## create the registry's topics (idempotent)
+	$(VENV)/bin/emeuse topics create
+
+up: install ## run Kafka, the topics, the four services and Prometheus
+	deploy/local/platform.sh up
+
+down: ## stop everything `make up` started
+	deploy/local/platform.sh down
+
+status: ## what runs and where
+	deploy/local/platform.sh status
+
+test: install ## unit, contract and integration tests (starts the broker it needs, stops it after)
+	scripts/test.sh
+
+test-unit: $(STAMP)/python ## tests that need no broker
+	$(VENV)/bin/pytest -q tests/unit tests/contract
+
+bench: install ## speed benchmarks (not part of make test)
+	scripts/bench.sh
+
+clean: down ## stop everything and remove local state (.local/)
+	rm -rf .local

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# The local platform without Docker: Kafka, registry topics, the four services, Prometheus.
+#   platform.sh up      start what is not running, wait until each answers, print where
+#   platform.sh down    stop the services and Prometheus (SIGTERM, then SIGKILL after 20 s), then Kafka
+#   platform.sh status  what runs, and where
+# State, logs and pid files live under .local/ (ignored by git).
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+local_dir="$root/.local"
+run="$local_dir/run"
+logs="$local_dir/logs"
+venv="$root/.venv/bin"
+services=(prevention chronic access home)
+declare -A grpc_port=([prevention]=50051 [chronic]=50052 [access]=50053 [home]=50054)
+declare -A metrics_port=([prevention]=9101 [chronic]=9102 [access]=9103 [home]=9104)
+prometheus_port=9090
+
+alive() { [[ -f "$run/$1.pid" ]] && kill -0 "$(cat "$run/$1.pid")" 2>/dev/null; }
+
+start() {  # name, command...
+  local name="$1"; shift
+  if alive "$name"; then echo "$name: already running (pid $(cat "$run/$name.pid"))"; return 0; fi
+  nohup "$@" >"$logs/$name.log" 2>&1 &
+  echo $! >"$run/$name.pid"
+}
+
+stop() {
+  local name="$1" pid
+  alive "$name" || { rm -f "$run/$name.pid"; return 0; }
+  pid="$(cat "$run/$name.pid")"
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+  if kill -0 "$pid" 2>/dev/null; then
+    # faust may hang on SIGTERM while a stream waits (see TECH-NOTES): end it.
+    kill -KILL "$pid" 2>/dev/null || true
+    echo "$name: killed after 20 s"
+  else
+    echo "$name: stopped"
+  fi
+  rm -f "$run/$name.pid"
+}
+
+up() {
+  mkdir -p "$run" "$logs"
+  "$root/deploy/kafka/kafka.sh" up
+  "$venv/emeuse" topics create >/dev/null
+  echo "topics: registry topics present (emeuse topics)"
+  for service in "${services[@]}"; do
+    start "$service" "$venv/python" -m "services.$service"
+  done
+  local targets=()
+  for service in "${services[@]}"; do targets+=("127.0.0.1:${grpc_port[$service]}"); done
+  if ! "$venv/emeuse" health --wait 90 "${targets[@]}" >/dev/null; then
+    "$venv/emeuse" health "${targets[@]}" || true
+    echo "a service did not become SERVING; see $logs/<service>.log" >&2
+    return 1
+  fi
+  start prometheus prometheus --config.file="$root/deploy/prometheus/prometheus.yml" \
+    --storage.tsdb.path="$local_dir/prometheus" --web.listen-address="127.0.0.1:$prometheus_port"
+  for _ in $(seq 1 60); do
+    curl -fsS "http://127.0.0.1:$prometheus_port/-/ready" >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+  status
+}
+
+status() {
+  printf '%-11s %-8s %-22s %-22s %s\n' WHAT PID LISTENS METRICS LOG
+  printf '%-11s %-8s %-22s %-22s %s\n' kafka "$(cat "$local_dir/kafka/kafka.pid" 2>/dev/null || echo -)" \
+    "127.0.0.1:9092" "-" "$local_dir/kafka/logs/server.log"
+  for service in "${services[@]}"; do
+    local pid="-"; alive "$service" && pid="$(cat "$run/$service.pid")"
+    printf '%-11s %-8s %-22s %-22s %s\n' "$service" "$pid" "gRPC 127.0.0.1:${grpc_port[$service]}" \
+      "127.0.0.1:${metrics_port[$service]}/metrics" "$logs/$service.log"
+  done
+  local pid="-"; alive prometheus && pid="$(cat "$run/prometheus.pid")"
+  printf '%-11s %-8s %-22s %-22s %s\n' prometheus "$pid" "http://127.0.0.1:$prometheus_port" "-" "$logs/prometheus.log"
+  echo "stop everything with: make down"
+}
+
+down() {
+  stop prometheus
+  for service in home access chronic prevention; do stop "$service"; done
+  "$root/deploy/kafka/kafka.sh" down
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+esac

@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# make bench: speed targets are checked here, never in timed tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+.venv/bin/python benchmarks/bench_envelope.py
