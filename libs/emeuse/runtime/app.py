@@ -9,16 +9,27 @@ import faust
 from faust.serializers import codecs
 from faust.types import TableT
 
-from emeuse.registry import PARTITIONS
-from emeuse.runtime.codec import Utf8Codec
+from emeuse.registry import PARTITIONS, TOPICS
+from emeuse.runtime.codec import ProtobufCodec, Utf8Codec
 from emeuse.runtime.settings import ServiceSettings
 
 KEY_CODEC = "emeuse-utf8"
 
 
+def protobuf_codec_name(type_name: str) -> str:
+    return f"protobuf:{type_name}"
+
+
 def register_codecs() -> None:
+    """The UTF-8 key codec, and one faust codec per registry message type, so a consumer
+    can declare `value_serializer="protobuf:emeuse.chronic.v1.AlertRaised"`. The platform's
+    own agents read raw bytes and decode in the bus, to dead-letter what fails."""
     if KEY_CODEC not in codecs.codecs:
         codecs.register(KEY_CODEC, Utf8Codec())
+    for spec in TOPICS:
+        name = protobuf_codec_name(spec.type_name)
+        if name not in codecs.codecs:
+            codecs.register(name, ProtobufCodec(spec.message))
 
 
 def create_app(settings: ServiceSettings) -> faust.App:
