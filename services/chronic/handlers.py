@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -73,6 +74,8 @@ def evaluate_reading(
     reading: ReadingRecorded, *, plan: CarePlan, state: PatientState, now: datetime
 ) -> ReadingOutcome:
     """Check one reading against the patient's care plan."""
+    if not math.isfinite(reading.value):
+        raise InvalidEventError(f"reading value {reading.value} is not a number")
     if state.has_seen(reading.reading_id):
         return ReadingOutcome(state, None, "duplicate")
     measured_at = reading.measured_at.ToDatetime(tzinfo=now.tzinfo)

@@ -165,6 +165,16 @@ class Bus:
         metadata = self.producer.send(topic, key=key, value=value, headers=headers).get(timeout=15)
         return metadata.partition, metadata.offset
 
+    def send_to(
+        self, topic: str, partition: int, key: bytes, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> tuple[int, int]:
+        """Send to a chosen partition, as a producer with another partitioner would."""
+        future = self.producer.send(
+            topic, key=key, value=value, headers=headers, partition=partition
+        )
+        metadata = future.get(timeout=15)
+        return metadata.partition, metadata.offset
+
     def wait_for(
         self,
         topic: str,

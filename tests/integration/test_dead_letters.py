@@ -6,6 +6,7 @@ import re
 
 from emeuse.chronic.v1.chronic_events_pb2 import CarePlanUpdated, MeasureThreshold, ReadingRecorded
 from emeuse.registry import ALERT_RAISED, CARE_PLAN_UPDATED, READING_RECORDED
+from emeuse.runtime.codec import expected_partition
 from emeuse.runtime.pseudonym import random_pseudonym
 from tests.integration.events import headers_for, new_id, record
 from tests.integration.harness import wait_for_care_plan
@@ -151,3 +152,45 @@ def test_logs_name_no_one_and_print_no_payload(platform, bus):
         if line.get("event") == "alert.raised"
     ]
     assert handled and all("event_id" in line and "correlation_id" in line for line in handled)
+
+
+def test_records_a_sender_got_wrong_are_set_aside_each_with_its_reason(platform, bus):
+    patient = random_pseudonym()
+    reading = a_glucose(patient, 50)
+    value, headers = reading.SerializeToString(), headers_for(READING_RECORDED, patient)
+    right = expected_partition(patient.encode(), READING_RECORDED.partitions)
+    year_one = [(k, b"0001-01-01T00:00:00+01:00" if k == "ce_time" else v) for k, v in headers]
+    sent = {
+        "key not UTF-8": bus.send(READING_RECORDED.name, b"\xff\xfe\xfd", value, headers),
+        "time out of range": bus.send(READING_RECORDED.name, patient.encode(), value, year_one),
+        "wrong partition": bus.send_to(
+            READING_RECORDED.name,
+            (right + 1) % READING_RECORDED.partitions,
+            patient.encode(),
+            value,
+            headers,
+        ),
+    }
+    wanted = set(sent.values())
+    letters = bus.wait_for(
+        "emeuse.chronic.dead-letter.v1",
+        lambda r: (
+            (int(r["event"]["source_partition"]), int(r["event"]["source_offset"])) in wanted
+            and r["event"]["source_topic"] == READING_RECORDED.name
+        ),
+        count=len(sent),
+    )
+    reasons = {
+        (int(d["event"]["source_partition"]), int(d["event"]["source_offset"])): d["event"][
+            "reason"
+        ]
+        for d in letters
+    }
+    assert "record key is not the event's patient_pseudonym" in reasons[sent["key not UTF-8"]]
+    assert "ce_time is out of range" in reasons[sent["time out of range"]]
+    assert "murmur2" in reasons[sent["wrong partition"]]
+    # The service is still there and still working.
+    bus.send(*record(CARE_PLAN_UPDATED, a_plan(patient), patient))
+    wait_for_care_plan(platform.services["chronic"].grpc_target, patient)
+    bus.send(*record(READING_RECORDED, a_glucose(patient, 45), patient))
+    bus.wait_for(ALERT_RAISED.name, lambda r: r["key"] == patient)

@@ -28,7 +28,7 @@ from emeuse.cli.health import check_health
 from emeuse.cli.publish import build_event
 from emeuse.cli.records import describe
 from emeuse.registry import TOPICS, UnknownTopicError, by_name
-from emeuse.runtime.settings import SettingsError, parse_bootstrap
+from emeuse.runtime.settings import SettingsError, parse_bootstrap, positive_int
 
 CLI_SOURCE = "emeuse/cli"
 
@@ -61,8 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     topics.add_argument("--json", action="store_true", help="one JSON object per topic")
     topics.add_argument(
         "--replication-factor",
-        type=int,
-        default=int(os.environ.get("EMEUSE_REPLICATION_FACTOR", "1")),
+        default=os.environ.get("EMEUSE_REPLICATION_FACTOR", "1"),
+        help="replication factor of created topics (env EMEUSE_REPLICATION_FACTOR, default 1)",
     )
     _bootstrap_option(topics)
 
@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument(
         "--json",
         action="store_true",
-        help="compact JSON (default: indented headers off, same fields)",
+        help="compact JSON, no spaces (default: JSON with spaces, same fields)",
     )
     _bootstrap_option(tail)
 
@@ -119,7 +119,8 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 def cmd_topics(args: argparse.Namespace) -> int:
     if args.action == "create":
-        for name, state in kafka.create_topics(args.bootstrap, args.replication_factor):
+        factor = positive_int("--replication-factor", str(args.replication_factor))
+        for name, state in kafka.create_topics(args.bootstrap, factor):
             print(f"{state:8} {name}")
         return 0
     if args.json:

@@ -45,9 +45,11 @@ def choose_topic(event_type: str, topic: str | None) -> TopicSpec:
 
 def parse_message(spec: TopicSpec, text: str) -> Message:
     try:
-        json.loads(text)
+        parsed = json.loads(text)
     except json.JSONDecodeError as exc:
         raise CliError(f"--json is not valid JSON: {exc}") from None
+    if not isinstance(parsed, dict):
+        raise CliError(f"--json must be a JSON object with the fields of {spec.type_name}")
     try:
         return json_format.Parse(text, spec.message())
     except json_format.ParseError as exc:

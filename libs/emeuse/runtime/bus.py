@@ -25,7 +25,13 @@ from emeuse.platform.v1.dead_letter_pb2 import DeadLetterCause, MessageDeadLette
 from emeuse.registry import TOPICS, TopicSpec, dead_letter_topic
 from emeuse.runtime import envelope as env
 from emeuse.runtime import metrics
-from emeuse.runtime.codec import InvalidEventError, UndecodableError, check_event, decode
+from emeuse.runtime.codec import (
+    InvalidEventError,
+    UndecodableError,
+    check_event,
+    check_partition,
+    decode,
+)
 from emeuse.runtime.logs import event_context
 from emeuse.runtime.settings import ServiceSettings
 
@@ -67,7 +73,10 @@ class Bus:
         if spec.name not in self._topics:
             self._topics[spec.name] = self.app.topic(
                 spec.name,
-                key_type=str,
+                # Raw bytes: the bus decodes keys itself, so a key that is not UTF-8
+                # is dead-lettered instead of crashing the agent in faust's key codec.
+                key_type=bytes,
+                key_serializer="raw",
                 value_type=bytes,
                 value_serializer="raw",
                 partitions=spec.partitions,
@@ -146,6 +155,7 @@ class Bus:
             envelope = env.from_headers(headers)
             value = decode(spec, message.value)
             check_event(spec, envelope, value, key)
+            check_partition(spec, message.key, message.partition)
         except env.EnvelopeError as exc:
             await self._dead_letter(
                 record, DeadLetterCause.DEAD_LETTER_CAUSE_INVALID_ENVELOPE, str(exc), event_type
@@ -159,6 +169,12 @@ class Bus:
         except InvalidEventError as exc:
             await self._dead_letter(
                 record, DeadLetterCause.DEAD_LETTER_CAUSE_INVALID_EVENT, str(exc), event_type
+            )
+            return
+        except Exception as exc:  # whatever else a sender's bytes provoke: set aside, go on
+            reason = f"record could not be read: {type(exc).__name__}: {exc}"
+            await self._dead_letter(
+                record, DeadLetterCause.DEAD_LETTER_CAUSE_UNDECODABLE, reason, event_type
             )
             return
         event = Event(envelope, value, key, message.topic, message.partition, message.offset)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from aiokafka.partitioner import murmur2
 from faust.serializers.codecs import Codec
 from google.protobuf.message import DecodeError, Message
 
@@ -59,6 +60,23 @@ def _is_set(message: Message, name: str) -> bool:
     if field.message_type is not None and not field.is_repeated:
         return message.HasField(name)
     return bool(getattr(message, name))
+
+
+def expected_partition(key: bytes, partitions: int) -> int:
+    """Partition Kafka's default partitioner (murmur2: Java, kafka-python, aiokafka) picks."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def check_partition(spec: TopicSpec, key: bytes | None, partition: int) -> None:
+    """Tables and routing assume a key's records are where the default partitioner put them."""
+    if key is None:
+        return
+    expected = expected_partition(key, spec.partitions)
+    if partition != expected:
+        raise InvalidEventError(
+            f"record is on partition {partition} but Kafka's default (murmur2) partitioner "
+            f"puts its key on {expected}; produce with the murmur2 partitioner"
+        )
 
 
 class ProtobufCodec(Codec):

@@ -6,6 +6,7 @@ in headers, so it can route without decoding. `EventEnvelope` (proto) is the in-
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -41,6 +42,8 @@ TERRITORY_CODES = {
 CODE_OF_TERRITORY = {value: code for code, value in TERRITORY_CODES.items()}
 
 Headers = list[tuple[str, bytes]]
+EXPERIMENT_ID = re.compile(r"[a-z0-9][a-z0-9._\-]{0,63}")
+SOURCE = re.compile(r"(emeuse|partner)/[a-z0-9][a-z0-9._\-]{0,63}")
 # A dead letter may set aside a record whose territory is missing or wrong.
 DEAD_LETTER_TYPE = "emeuse.platform.v1.MessageDeadLettered"
 
@@ -113,6 +116,11 @@ def validate_envelope(envelope: EventEnvelope) -> None:
         raise EnvelopeError("subject is not a platform pseudonym (psn-...)")
     if not envelope.HasField("occurred_at"):
         raise EnvelopeError("envelope lacks the time the event happened")
+    # Ids, not free text: a name typed where an id belongs must not travel on the bus.
+    if not EXPERIMENT_ID.fullmatch(envelope.experiment_id):
+        raise EnvelopeError("ce_experiment is not an experiment id ([a-z0-9][a-z0-9._-]*)")
+    if not SOURCE.fullmatch(envelope.source):
+        raise EnvelopeError("ce_source is not emeuse/<service> or partner/<id>")
 
 
 def _rfc3339(stamp: Timestamp) -> str:
@@ -158,7 +166,10 @@ def _parse_time(name: str, raw: str) -> Timestamp:
         raise EnvelopeError(f"header {name} is not an RFC 3339 time") from None
     if moment.tzinfo is None:
         raise EnvelopeError(f"header {name} has no time zone")
-    return timestamp(moment)
+    try:
+        return timestamp(moment)
+    except (OverflowError, ValueError):
+        raise EnvelopeError(f"header {name} is out of range") from None
 
 
 def from_headers(

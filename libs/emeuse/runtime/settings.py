@@ -6,6 +6,7 @@ variables are per service, so four services can share one environment.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -89,7 +90,7 @@ def parse_bootstrap(name: str, raw: str) -> tuple[str, ...]:
     return servers
 
 
-def _positive_int(name: str, raw: str) -> int:
+def positive_int(name: str, raw: str) -> int:
     if not raw.isdigit() or int(raw) < 1:
         raise SettingsError(f"{name}={raw!r}: expected a whole number >= 1")
     return int(raw)
@@ -100,7 +101,7 @@ def _positive_float(name: str, raw: str) -> float:
         value = float(raw)
     except ValueError:
         value = -1.0
-    if value <= 0:
+    if not math.isfinite(value) or value <= 0:
         raise SettingsError(f"{name}={raw!r}: expected a number of seconds > 0")
     return value
 
@@ -123,7 +124,7 @@ def load_settings(service: str, env: Mapping[str, str]) -> ServiceSettings:
     return ServiceSettings(
         service=service,
         kafka_bootstrap=parse_bootstrap(*_get(env, "EMEUSE_KAFKA_BOOTSTRAP", "127.0.0.1:9092")),
-        replication_factor=_positive_int(*_get(env, "EMEUSE_REPLICATION_FACTOR", "1")),
+        replication_factor=positive_int(*_get(env, "EMEUSE_REPLICATION_FACTOR", "1")),
         experiment_id=experiment,
         log_level=level.lower(),
         data_dir=Path(_get(env, "EMEUSE_DATA_DIR", ".local/data")[1]),

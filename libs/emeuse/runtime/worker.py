@@ -44,7 +44,13 @@ def run_worker(app: faust.App, settings: ServiceSettings) -> None:
     except TopicError as exc:
         log.error("service.topics_unavailable", error=str(exc))
         raise SystemExit(1) from None
-    serve_metrics(settings.metrics_port, settings.grpc_host)
+    try:
+        serve_metrics(settings.metrics_port, settings.grpc_host)
+    except OSError as exc:
+        print(
+            f"emeuse: cannot serve metrics on port {settings.metrics_port}: {exc}", file=sys.stderr
+        )
+        raise SystemExit(2) from None
     log.info(
         "service.starting",
         kafka=",".join(settings.kafka_bootstrap),

@@ -133,3 +133,8 @@ def test_the_summary_of_an_unknown_patient_is_empty():
     response = summary(PATIENT, None, None)
     assert not response.has_care_plan
     assert list(response.latest_values) == []
+
+
+def test_a_reading_that_is_not_a_number_is_invalid():
+    with pytest.raises(InvalidEventError, match="not a number"):
+        evaluate_reading(inr(float("nan")), plan=INR_PLAN, state=PatientState(), now=NOW)

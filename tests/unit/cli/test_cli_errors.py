@@ -188,3 +188,34 @@ def test_the_registry_lists_every_topic_as_json(capsys):
         "owner": "chronic",
         "description": reading["description"],
     }
+
+
+def test_a_name_given_as_experiment_is_refused(capsys):
+    status, _, err = run(
+        capsys,
+        "publish",
+        "emeuse.chronic.v1.ReadingRecorded",
+        "--json",
+        READING,
+        "--territory",
+        "55",
+        "--experiment",
+        "Jean Dupont",
+    )
+    assert status == 1
+    assert_one_clear_line(err, "ce_experiment")
+
+
+def test_json_that_is_not_an_object_is_refused(capsys):
+    status, _, err = run(
+        capsys, "publish", "emeuse.chronic.v1.ReadingRecorded", "--json", "[1]", *PLACE
+    )
+    assert status == 1
+    assert_one_clear_line(err, "must be a JSON object")
+
+
+def test_a_bad_replication_factor_in_the_environment_is_one_line(capsys, monkeypatch):
+    monkeypatch.setenv("EMEUSE_REPLICATION_FACTOR", "abc")
+    status, _, err = run(capsys, "topics", "create", "--bootstrap", "127.0.0.1:1")
+    assert status == 2
+    assert_one_clear_line(err, "--replication-factor='abc'")

@@ -13,7 +13,9 @@ from emeuse.runtime.codec import (
     ProtobufCodec,
     UndecodableError,
     check_event,
+    check_partition,
     decode,
+    expected_partition,
 )
 from emeuse.runtime.pseudonym import random_pseudonym
 
@@ -100,3 +102,12 @@ def test_every_registry_type_has_a_named_faust_codec():
     reading = a_reading()
     name = protobuf_codec_name(READING_RECORDED.type_name)
     assert codecs.loads(name, codecs.dumps(name, reading)) == reading
+
+
+def test_a_record_on_another_partition_than_the_default_partitioner_picks_is_refused():
+    right = expected_partition(PATIENT.encode(), READING_RECORDED.partitions)
+    check_partition(READING_RECORDED, PATIENT.encode(), right)
+    with pytest.raises(InvalidEventError, match="murmur2"):
+        check_partition(
+            READING_RECORDED, PATIENT.encode(), (right + 1) % READING_RECORDED.partitions
+        )

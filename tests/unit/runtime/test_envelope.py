@@ -114,3 +114,25 @@ def test_a_pseudonym_is_stable_for_one_key_and_differs_across_keys():
 def test_a_short_pseudonymisation_key_is_refused():
     with pytest.raises(ValueError, match="32 bytes"):
         derive_pseudonym("184127512345678", b"short")
+
+
+def test_a_time_out_of_range_is_refused_not_crashed_on():
+    headers = [
+        (k, b"0001-01-01T00:00:00+01:00" if k == "ce_time" else v)
+        for k, v in env.to_headers(an_envelope())
+    ]
+    with pytest.raises(env.EnvelopeError, match="ce_time is out of range"):
+        env.from_headers(headers)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "named"),
+    [
+        ("experiment_id", "Jean Dupont", "ce_experiment"),
+        ("source", "Dr Martin's tablet", "ce_source"),
+        ("source", "partner/", "ce_source"),
+    ],
+)
+def test_free_text_where_an_id_belongs_is_refused(field, value, named):
+    with pytest.raises(env.EnvelopeError, match=named):
+        an_envelope(**{field: value})

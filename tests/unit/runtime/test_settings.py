@@ -41,3 +41,9 @@ def test_per_service_variables_apply_to_that_service_only():
 def test_a_bad_value_names_its_variable(env, named):
     with pytest.raises(SettingsError, match=named):
         load_settings("chronic", env)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "0"])
+def test_a_deadline_must_be_a_finite_positive_number(value):
+    with pytest.raises(SettingsError, match="EMEUSE_GRPC_DEADLINE_SECONDS"):
+        load_settings("chronic", {"EMEUSE_GRPC_DEADLINE_SECONDS": value})
