@@ -13,31 +13,28 @@ STAMP   := .local/stamps
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
 
-install: $(STAMP)/python $(STAMP)/node $(STAMP)/kafka-jars $(STAMP)/prometheus ## install what is missing (venv, buf, Kafka jars, Prometheus)
+install: $(STAMP)/system $(STAMP)/python $(STAMP)/node $(STAMP)/kafka-jars ## install what is missing (system tools, venv, buf, Kafka jars)
 
-$(STAMP)/python: pyproject.toml constraints.txt
+$(STAMP)/python: pyproject.toml constraints.txt | $(STAMP)/system
 	@mkdir -p $(STAMP)
 	test -x $(PY) || python3.11 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $@
 
-$(STAMP)/node: package.json package-lock.json
+$(STAMP)/node: package.json package-lock.json | $(STAMP)/system
 	@mkdir -p $(STAMP)
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-$(STAMP)/kafka-jars: deploy/kafka/pom.xml
+$(STAMP)/kafka-jars: deploy/kafka/pom.xml | $(STAMP)/system
 	@mkdir -p $(STAMP)
 	deploy/kafka/kafka.sh jars
 	@touch $@
 
-$(STAMP)/prometheus:
+$(STAMP)/system:
 	@mkdir -p $(STAMP)
-	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { \
-	  echo "installing Debian's prometheus package"; \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq prometheus >/dev/null; }
+	scripts/install-system.sh
 	@touch $@
 
 proto: $(STAMP)/python ## regenerate libs/ from proto/ (commit the result)

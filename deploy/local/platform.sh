@@ -11,6 +11,8 @@ local_dir="$root/.local"
 run="$local_dir/run"
 logs="$local_dir/logs"
 venv="$root/.venv/bin"
+# Services resolve their default paths (.local/...) from the repository root.
+cd "$root"
 services=(prevention chronic access home)
 declare -A grpc_port=([prevention]=50051 [chronic]=50052 [access]=50053 [home]=50054)
 declare -A metrics_port=([prevention]=9101 [chronic]=9102 [access]=9103 [home]=9104)
@@ -44,6 +46,11 @@ stop() {
 up() {
   mkdir -p "$run" "$logs"
   "$root/deploy/kafka/kafka.sh" up
+  # A gRPC token for each service and for the operator, made once (see README: gRPC callers).
+  for caller in "${services[@]}" operator; do
+    [[ -f "$local_dir/secrets/$caller.token" ]] || "$venv/emeuse" callers add "$caller" \
+      --callers-file "$local_dir/secrets/grpc-callers" >/dev/null
+  done
   "$venv/emeuse" topics create >/dev/null
   echo "topics: registry topics present (emeuse topics)"
   for service in "${services[@]}"; do
@@ -76,6 +83,7 @@ status() {
   done
   local pid="-"; alive prometheus && pid="$(cat "$run/prometheus.pid")"
   printf '%-11s %-8s %-22s %-22s %s\n' prometheus "$pid" "http://127.0.0.1:$prometheus_port" "-" "$logs/prometheus.log"
+  echo "gRPC tokens: $local_dir/secrets/ (yours: operator.token; add callers with emeuse callers add)"
   echo "stop everything with: make down"
 }
 

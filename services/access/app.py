@@ -14,7 +14,7 @@ def build() -> Runtime:
     settings = settings_or_exit(config.load)
     rt = build_runtime(settings.service)
     requests = declare_tables(rt.app)
-    chronic = ChronicClient(settings.chronic_grpc, settings.service.grpc_deadline_seconds)
+    chronic = ChronicClient(settings.chronic_grpc, settings.service.grpc_deadline_seconds, rt.token)
     start_agents(rt, requests, chronic)
     serve_grpc(rt, grpc_api.register(grpc_api.AccessServicer(rt.router, requests)))
     return rt

@@ -11,6 +11,7 @@ import structlog
 from emeuse.access.v1.access_events_pb2 import CareSummaryMeasure
 from emeuse.chronic.v1 import chronic_service_pb2 as chronic
 from emeuse.chronic.v1 import chronic_service_pb2_grpc as chronic_grpc
+from emeuse.runtime.auth import bearer
 
 if TYPE_CHECKING:
     from emeuse.chronic.v1.chronic_service_pb2_grpc import ChronicServiceAsyncStub
@@ -20,7 +21,8 @@ ATTEMPTS = 2
 
 
 class ChronicClient:
-    def __init__(self, target: str, deadline_seconds: float) -> None:
+    def __init__(self, target: str, deadline_seconds: float, token: str) -> None:
+        self.metadata = bearer(token)
         self.target = target
         self.deadline = deadline_seconds
         self._channel: grpc.aio.Channel | None = None
@@ -36,7 +38,9 @@ class ChronicClient:
         request = chronic.GetPatientSummaryRequest(patient_pseudonym=patient_pseudonym)
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                response = await self._stub().GetPatientSummary(request, timeout=self.deadline)
+                response = await self._stub().GetPatientSummary(
+                    request, timeout=self.deadline, metadata=self.metadata
+                )
             except grpc.aio.AioRpcError as exc:
                 log.warning("chronic.summary_failed", code=exc.code().name, attempt=attempt)
                 continue

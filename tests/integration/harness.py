@@ -25,6 +25,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from emeuse.chronic.v1 import chronic_service_pb2, chronic_service_pb2_grpc
 from emeuse.cli.health import health_of
 from emeuse.cli.records import describe
+from emeuse.registry import SERVICES
+from emeuse.runtime.auth import add_caller, bearer, read_token
 
 ROOT = Path(__file__).resolve().parents[2]
 STOP_GRACE_SECONDS = 20
@@ -109,6 +111,13 @@ class Platform:
     workdir: Path
     services: dict[str, ServiceProcess] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Every service and the tests (as "operator") get a gRPC token of their own.
+        self.secrets = self.workdir / "secrets"
+        for caller in (*SERVICES, "operator"):
+            add_caller(caller, self.secrets / "grpc-callers", self.secrets / f"{caller}.token")
+        self.auth = bearer(read_token(self.secrets / "operator.token"))
+
     def service_env(
         self, service: str, grpc_port: int, metrics_port: int, app_id: str | None
     ) -> dict[str, str]:
@@ -120,6 +129,8 @@ class Platform:
             "EMEUSE_EXPERIMENT": "integration-tests",
             prefix + "GRPC_PORT": str(grpc_port),
             prefix + "METRICS_PORT": str(metrics_port),
+            "EMEUSE_GRPC_CALLERS_FILE": str(self.secrets / "grpc-callers"),
+            prefix + "GRPC_TOKEN_FILE": str(self.secrets / f"{service}.token"),
             "PYTHONUNBUFFERED": "1",
         }
         if app_id:
@@ -243,7 +254,9 @@ def emeuse(*args: str, bootstrap: str, timeout: float = 60) -> subprocess.Comple
     )
 
 
-def wait_for_care_plan(target: str, patient: str, timeout: float = 45) -> None:
+def wait_for_care_plan(
+    target: str, patient: str, auth: tuple[tuple[str, str], ...], timeout: float = 45
+) -> None:
     """Wait until the chronic service (any instance) holds the patient's care plan.
 
     Plans and readings are on two topics: nothing orders one after the other, so a test
@@ -256,7 +269,7 @@ def wait_for_care_plan(target: str, patient: str, timeout: float = 45) -> None:
         stub = chronic_service_pb2_grpc.ChronicServiceStub(channel)
         while time.monotonic() < deadline:
             try:
-                if stub.GetPatientSummary(request, timeout=5).has_care_plan:
+                if stub.GetPatientSummary(request, timeout=5, metadata=auth).has_care_plan:
                     return
             except grpc.RpcError:
                 pass  # a rebalance in progress; ask again

@@ -76,7 +76,7 @@ def test_a_published_critical_inr_raises_an_alert_that_tail_shows(platform, boot
     plan_id = publish(
         bootstrap, "emeuse.chronic.v1.CarePlanUpdated", {"patient_pseudonym": patient, **INR_PLAN}
     )
-    wait_for_care_plan(platform.services["chronic"].grpc_target, patient)
+    wait_for_care_plan(platform.services["chronic"].grpc_target, patient, platform.auth)
     assert plan_id
     # The plan must be in the table before the reading is checked: both are keyed by the
     # patient, so they share a partition and are read in order.
@@ -106,7 +106,7 @@ def test_a_critical_alert_opens_a_teleconsultation_with_the_chronic_summary(
     publish(
         bootstrap, "emeuse.chronic.v1.CarePlanUpdated", {"patient_pseudonym": patient, **INR_PLAN}
     )
-    wait_for_care_plan(platform.services["chronic"].grpc_target, patient)
+    wait_for_care_plan(platform.services["chronic"].grpc_target, patient, platform.auth)
     reading_id = publish(bootstrap, "emeuse.chronic.v1.ReadingRecorded", inr_reading(patient, 6.1))
 
     [request] = bus.wait_for(
@@ -124,7 +124,9 @@ def test_a_critical_alert_opens_a_teleconsultation_with_the_chronic_summary(
     with grpc.insecure_channel(platform.services["access"].grpc_target) as channel:
         stub = access_service_pb2_grpc.AccessServiceStub(channel)
         listed = stub.ListPatientRequests(
-            access_service_pb2.ListPatientRequestsRequest(patient_pseudonym=patient), timeout=5
+            access_service_pb2.ListPatientRequestsRequest(patient_pseudonym=patient),
+            timeout=5,
+            metadata=platform.auth,
         )
     assert [r.request_id for r in listed.requests] == [event["request_id"]]
 
@@ -134,14 +136,16 @@ def test_grpc_returns_the_state_events_built(platform, bootstrap, bus):
     publish(
         bootstrap, "emeuse.chronic.v1.CarePlanUpdated", {"patient_pseudonym": patient, **INR_PLAN}
     )
-    wait_for_care_plan(platform.services["chronic"].grpc_target, patient)
+    wait_for_care_plan(platform.services["chronic"].grpc_target, patient, platform.auth)
     publish(bootstrap, "emeuse.chronic.v1.ReadingRecorded", inr_reading(patient, 3.4))
     bus.wait_for("emeuse.chronic.alert-raised.v1", lambda r: r["key"] == patient)
 
     with grpc.insecure_channel(platform.services["chronic"].grpc_target) as channel:
         stub = chronic_service_pb2_grpc.ChronicServiceStub(channel)
         summary = stub.GetPatientSummary(
-            chronic_service_pb2.GetPatientSummaryRequest(patient_pseudonym=patient), timeout=5
+            chronic_service_pb2.GetPatientSummaryRequest(patient_pseudonym=patient),
+            timeout=5,
+            metadata=platform.auth,
         )
     assert summary.has_care_plan
     assert [(v.loinc_code, v.value, v.unit) for v in summary.latest_values] == [
@@ -155,7 +159,7 @@ def test_a_warning_alert_opens_no_teleconsultation(platform, bootstrap, bus):
     publish(
         bootstrap, "emeuse.chronic.v1.CarePlanUpdated", {"patient_pseudonym": patient, **INR_PLAN}
     )
-    wait_for_care_plan(platform.services["chronic"].grpc_target, patient)
+    wait_for_care_plan(platform.services["chronic"].grpc_target, patient, platform.auth)
     publish(bootstrap, "emeuse.chronic.v1.ReadingRecorded", inr_reading(patient, 3.4))
     publish(bootstrap, "emeuse.chronic.v1.ReadingRecorded", inr_reading(patient, 7.0))
     # One patient, one partition: access handles the warning before the critical alert.
@@ -178,6 +182,7 @@ def test_a_call_without_a_pseudonym_is_an_invalid_argument(platform):
             stub.GetPatientSummary(
                 chronic_service_pb2.GetPatientSummaryRequest(patient_pseudonym="184127512345678"),
                 timeout=5,
+                metadata=platform.auth,
             )
         except grpc.RpcError as error:
             assert error.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -54,7 +54,7 @@ def test_garbage_is_dead_lettered_with_its_place_and_valid_events_keep_flowing(p
     before = chronic.metrics()
     patient = random_pseudonym()
     bus.send(*record(CARE_PLAN_UPDATED, a_plan(patient), patient))
-    wait_for_care_plan(platform.services["chronic"].grpc_target, patient)
+    wait_for_care_plan(platform.services["chronic"].grpc_target, patient, platform.auth)
     # Garbage with valid headers, then a record without headers, on the patient's partition.
     garbage_at = bus.send(
         READING_RECORDED.name,
@@ -140,7 +140,7 @@ def test_an_event_breaking_its_rules_is_dead_lettered_with_the_rule(platform, bu
 def test_logs_name_no_one_and_print_no_payload(platform, bus):
     patient = random_pseudonym()
     bus.send(*record(CARE_PLAN_UPDATED, a_plan(patient), patient))
-    wait_for_care_plan(platform.services["chronic"].grpc_target, patient)
+    wait_for_care_plan(platform.services["chronic"].grpc_target, patient, platform.auth)
     bus.send(*record(READING_RECORDED, a_glucose(patient, 45), patient))
     bus.wait_for(ALERT_RAISED.name, lambda r: r["key"] == patient)
     text = platform.services["chronic"].log_path.read_text()
@@ -191,6 +191,6 @@ def test_records_a_sender_got_wrong_are_set_aside_each_with_its_reason(platform,
     assert "murmur2" in reasons[sent["wrong partition"]]
     # The service is still there and still working.
     bus.send(*record(CARE_PLAN_UPDATED, a_plan(patient), patient))
-    wait_for_care_plan(platform.services["chronic"].grpc_target, patient)
+    wait_for_care_plan(platform.services["chronic"].grpc_target, patient, platform.auth)
     bus.send(*record(READING_RECORDED, a_glucose(patient, 45), patient))
     bus.wait_for(ALERT_RAISED.name, lambda r: r["key"] == patient)

@@ -50,7 +50,9 @@ def test_a_fall_raises_an_incident_and_the_home_status_shows_it(platform, bus):
     with grpc.insecure_channel(platform.services["home"].grpc_target) as channel:
         stub = home_service_pb2_grpc.HomeServiceStub(channel)
         status = stub.GetHomeStatus(
-            home_service_pb2.GetHomeStatusRequest(resident_pseudonym=resident), timeout=5
+            home_service_pb2.GetHomeStatusRequest(resident_pseudonym=resident),
+            timeout=5,
+            metadata=platform.auth,
         )
     assert list(status.incident_ids) == [incident["event"]["incident_id"]]
     assert status.sensor_events == 2
@@ -78,7 +80,9 @@ def test_an_enrolment_schedules_the_national_reminders_for_the_age_band(platform
     with grpc.insecure_channel(platform.services["prevention"].grpc_target) as channel:
         stub = prevention_service_pb2_grpc.PreventionServiceStub(channel)
         schedule = stub.GetPersonSchedule(
-            prevention_service_pb2.GetPersonScheduleRequest(person_pseudonym=person), timeout=5
+            prevention_service_pb2.GetPersonScheduleRequest(person_pseudonym=person),
+            timeout=5,
+            metadata=platform.auth,
         )
     assert schedule.enrolled
     assert {r.reminder_id for r in schedule.reminders} == {

@@ -81,7 +81,8 @@ def test_each_service_serves_health_and_reflection(platform):
             stub = reflection_pb2_grpc.ServerReflectionStub(channel)
             [answer] = list(
                 stub.ServerReflectionInfo(
-                    iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5
+                    iter([reflection_pb2.ServerReflectionRequest(list_services="")]),
+                    timeout=5,
                 )
             )
         listed = {s.name for s in answer.list_services_response.service}
@@ -100,11 +101,15 @@ def a_reading(patient: str, value: float) -> ReadingRecorded:
     return reading
 
 
-def summary_from(target: str, patient: str) -> chronic_service_pb2.GetPatientSummaryResponse:
+def summary_from(
+    target: str, patient: str, auth: tuple[tuple[str, str], ...]
+) -> chronic_service_pb2.GetPatientSummaryResponse:
     with grpc.insecure_channel(target) as channel:
         stub = chronic_service_pb2_grpc.ChronicServiceStub(channel)
         return stub.GetPatientSummary(
-            chronic_service_pb2.GetPatientSummaryRequest(patient_pseudonym=patient), timeout=5
+            chronic_service_pb2.GetPatientSummaryRequest(patient_pseudonym=patient),
+            timeout=5,
+            metadata=auth,
         )
 
 
@@ -120,7 +125,7 @@ def test_state_survives_a_killed_worker_and_sigterm_stops_it_cleanly(platform, b
         ],
     )
     bus.send(*record(CARE_PLAN_UPDATED, plan, patient))
-    wait_for_care_plan(platform.services["chronic"].grpc_target, patient)
+    wait_for_care_plan(platform.services["chronic"].grpc_target, patient, platform.auth)
     bus.send(*record(READING_RECORDED, a_reading(patient, 86), patient))
     bus.wait_for(ALERT_RAISED.name, lambda r: r["key"] == patient)
 
@@ -129,7 +134,7 @@ def test_state_survives_a_killed_worker_and_sigterm_stops_it_cleanly(platform, b
     chronic.start()
     chronic.wait_serving()
     # The tables came back from their changelogs: plan and latest value are there.
-    after = summary_from(chronic.grpc_target, patient)
+    after = summary_from(chronic.grpc_target, patient, platform.auth)
     assert after.has_care_plan
     assert [v.value for v in after.latest_values] == [86]
     assert after.alerts_raised == 1
@@ -172,7 +177,7 @@ def test_two_instances_share_the_partitions_and_each_answers_for_every_patient(p
         # Asked of the second instance: it answers for the patients it holds and forwards
         # the others to the first (faust's router names each key's owner).
         for patient in patients:
-            wait_for_care_plan(second.grpc_target, patient)
+            wait_for_care_plan(second.grpc_target, patient, platform.auth)
         for patient in patients:
             bus.send(*record(READING_RECORDED, a_reading(patient, 84), patient))
         bus.wait_for(
@@ -181,7 +186,7 @@ def test_two_instances_share_the_partitions_and_each_answers_for_every_patient(p
         # Whichever instance holds a patient's partition, either one answers (forwarding).
         for target in (platform.services["chronic"].grpc_target, second.grpc_target):
             for patient in patients:
-                answer = summary_from(target, patient)
+                answer = summary_from(target, patient, platform.auth)
                 assert answer.has_care_plan, (target, patient)
                 assert [v.value for v in answer.latest_values] == [84]
         assignments = [
@@ -190,3 +195,19 @@ def test_two_instances_share_the_partitions_and_each_answers_for_every_patient(p
         assert assignments, "the second instance handled none of the 16 patients' readings"
     finally:
         assert second.stop() is not None
+
+
+@pytest.mark.parametrize("token", [None, "not-a-token-anyone-was-given-000000000000"])
+def test_a_call_without_a_known_token_is_refused(platform, token):
+    metadata = () if token is None else (("authorization", f"Bearer {token}"),)
+    for name, method in (("chronic", "GetPatientSummary"), ("access", "ListPatientRequests")):
+        with grpc.insecure_channel(platform.services[name].grpc_target) as channel:
+            call = channel.unary_unary(
+                f"/emeuse.{name}.v1.{name.capitalize()}Service/{method}",
+                request_serializer=lambda _: b"",
+                response_deserializer=lambda raw: raw,
+            )
+            with pytest.raises(grpc.RpcError) as refused:
+                call(None, timeout=5, metadata=metadata)
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert "bearer token" in refused.value.details()

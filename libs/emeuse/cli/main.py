@@ -5,6 +5,7 @@
   emeuse publish TYPE --json '{}'   validate a proto3-JSON event and send it with full headers
   emeuse tail TOPIC                 one decoded event per line
   emeuse health HOST:PORT...        gRPC health of services (--wait S to wait for SERVING)
+  emeuse callers add NAME           give a gRPC caller a new token (file) and allow it
 
 Every command takes --bootstrap (default: EMEUSE_KAFKA_BOOTSTRAP or 127.0.0.1:9092).
 Errors are one line on stderr and a non-zero exit status, never a traceback.
@@ -18,6 +19,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from kafka import TopicPartition
@@ -28,6 +30,7 @@ from emeuse.cli.health import check_health
 from emeuse.cli.publish import build_event
 from emeuse.cli.records import describe
 from emeuse.registry import TOPICS, UnknownTopicError, by_name
+from emeuse.runtime.auth import AuthSetupError, add_caller
 from emeuse.runtime.settings import SettingsError, parse_bootstrap, positive_int
 
 CLI_SOURCE = "emeuse/cli"
@@ -105,7 +108,30 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument("targets", nargs="+", help="host:port of each service's gRPC server")
     health.add_argument("--wait", type=float, default=0.0, help="wait up to S seconds for SERVING")
     _bootstrap_option(health)
+
+    callers = commands.add_parser("callers", help="manage who may call the gRPC APIs")
+    callers.add_argument("action", choices=["add"])
+    callers.add_argument("name", help="caller id, e.g. chronic, operator, partner-glucomind")
+    callers.add_argument(
+        "--callers-file",
+        type=Path,
+        default=Path(os.environ.get("EMEUSE_GRPC_CALLERS_FILE", ".local/secrets/grpc-callers")),
+    )
+    callers.add_argument(
+        "--token-file", type=Path, help="default: next to the callers file, NAME.token"
+    )
+    _bootstrap_option(callers)
     return parser
+
+
+def cmd_callers(args: argparse.Namespace) -> int:
+    token_file = args.token_file or args.callers_file.parent / f"{args.name}.token"
+    try:
+        add_caller(args.name, args.callers_file, token_file)
+    except (AuthSetupError, OSError) as exc:
+        raise CliError(str(exc)) from None
+    print(f"{args.name}: token in {token_file}, allowed in {args.callers_file}")
+    return 0
 
 
 def cmd_health(args: argparse.Namespace) -> int:
@@ -224,7 +250,13 @@ def cmd_tail(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"topics": cmd_topics, "publish": cmd_publish, "tail": cmd_tail, "health": cmd_health}
+COMMANDS = {
+    "topics": cmd_topics,
+    "publish": cmd_publish,
+    "tail": cmd_tail,
+    "health": cmd_health,
+    "callers": cmd_callers,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

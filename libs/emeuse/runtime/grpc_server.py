@@ -17,6 +17,7 @@ from grpc_reflection.v1alpha import reflection
 from mode import Service
 
 from emeuse.runtime import metrics
+from emeuse.runtime.auth import Authenticate
 from emeuse.runtime.settings import ServiceSettings
 
 log = structlog.get_logger("emeuse.grpc")
@@ -65,7 +66,10 @@ class _CountCalls(grpc.aio.ServerInterceptor):
 class GrpcServer(Service):
     """gRPC API of one service, with health and reflection."""
 
-    def __init__(self, settings: ServiceSettings, register: Registrar, **kwargs: Any) -> None:
+    def __init__(
+        self, settings: ServiceSettings, register: Registrar, callers: dict[str, str], **kwargs: Any
+    ) -> None:
+        self.callers = callers
         self.settings = settings
         self.register = register
         self.server: grpc.aio.Server | None = None
@@ -78,7 +82,7 @@ class GrpcServer(Service):
 
     async def on_start(self) -> None:
         server = grpc.aio.server(
-            interceptors=[_CountCalls(self.settings.service)],
+            interceptors=[Authenticate(self.callers), _CountCalls(self.settings.service)],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),

@@ -17,13 +17,16 @@ from aiokafka.partitioner import murmur2
 from faust.types import TableT
 from yarl import URL
 
+from emeuse.runtime.auth import bearer
+
 FORWARDED = "x-emeuse-forwarded"
 Response = TypeVar("Response")
 
 
 class Router:
-    def __init__(self, app: faust.App, deadline_seconds: float) -> None:
+    def __init__(self, app: faust.App, deadline_seconds: float, token: str) -> None:
         self.app = app
+        self.token = token
         self.deadline = deadline_seconds
         self._channels: dict[str, grpc.aio.Channel] = {}
 
@@ -60,7 +63,8 @@ class Router:
         if channel is None:
             channel = self._channels[owner] = grpc.aio.insecure_channel(owner)
         try:
-            return await remote(channel, self.deadline, ((FORWARDED, "1"),))
+            # The caller was authenticated here; the owner is called as this service.
+            return await remote(channel, self.deadline, ((FORWARDED, "1"), *bearer(self.token)))
         except grpc.aio.AioRpcError as exc:
             await context.abort(exc.code(), f"owner {owner} of the key: {exc.details()}")
             raise

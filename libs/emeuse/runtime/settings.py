@@ -38,6 +38,16 @@ SETTINGS_DOC = (
     ("EMEUSE_<SERVICE>_GRPC_PORT", "50051-50054", "gRPC port (prevention, chronic, access, home)"),
     ("EMEUSE_<SERVICE>_METRICS_PORT", "9101-9104", "Prometheus /metrics port, same order"),
     ("EMEUSE_<SERVICE>_APP_ID", "emeuse-<service>", "faust app id = Kafka consumer group"),
+    (
+        "EMEUSE_GRPC_CALLERS_FILE",
+        ".local/secrets/grpc-callers",
+        "who may call gRPC: caller id + token hash per line",
+    ),
+    (
+        "EMEUSE_<SERVICE>_GRPC_TOKEN_FILE",
+        ".local/secrets/<service>.token",
+        "token the service presents to other services",
+    ),
     ("EMEUSE_ACCESS_CHRONIC_GRPC", "127.0.0.1:50052", "where the access service reaches chronic"),
 )
 
@@ -60,6 +70,8 @@ class ServiceSettings:
     grpc_port: int
     metrics_port: int
     app_id: str
+    grpc_callers_file: Path
+    grpc_token_file: Path
 
     @property
     def grpc_address(self) -> str:
@@ -134,4 +146,10 @@ def load_settings(service: str, env: Mapping[str, str]) -> ServiceSettings:
         grpc_port=parse_port(*_get(env, prefix + "GRPC_PORT", str(grpc_default))),
         metrics_port=parse_port(*_get(env, prefix + "METRICS_PORT", str(metrics_default))),
         app_id=app_id,
+        grpc_callers_file=Path(
+            _get(env, "EMEUSE_GRPC_CALLERS_FILE", ".local/secrets/grpc-callers")[1]
+        ),
+        grpc_token_file=Path(
+            _get(env, prefix + "GRPC_TOKEN_FILE", f".local/secrets/{service}.token")[1]
+        ),
     )

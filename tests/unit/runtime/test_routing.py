@@ -33,7 +33,7 @@ def partition_a_producer_picks(key: str) -> int:
 def test_a_key_is_answered_where_a_kafka_producer_sent_it():
     for _ in range(50):
         patient = random_pseudonym()
-        owner = Router(an_app("http://10.0.0.1:50052", OWNERS), 1.0).owner(TABLE, patient)
+        owner = Router(an_app("http://10.0.0.1:50052", OWNERS), 1.0, "t" * 43).owner(TABLE, patient)
         if partition_a_producer_picks(patient) < 3:
             assert owner is None  # this instance holds it
         else:
@@ -41,4 +41,7 @@ def test_a_key_is_answered_where_a_kafka_producer_sent_it():
 
 
 def test_without_assignment_metadata_the_instance_answers_itself():
-    assert Router(an_app("http://10.0.0.1:50052", {}), 1.0).owner(TABLE, random_pseudonym()) is None
+    assert (
+        Router(an_app("http://10.0.0.1:50052", {}), 1.0, "t" * 43).owner(TABLE, random_pseudonym())
+        is None
+    )

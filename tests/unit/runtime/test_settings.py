@@ -47,3 +47,11 @@ def test_a_bad_value_names_its_variable(env, named):
 def test_a_deadline_must_be_a_finite_positive_number(value):
     with pytest.raises(SettingsError, match="EMEUSE_GRPC_DEADLINE_SECONDS"):
         load_settings("chronic", {"EMEUSE_GRPC_DEADLINE_SECONDS": value})
+
+
+def test_grpc_secrets_default_under_local_and_can_be_moved():
+    chronic = load_settings("chronic", {})
+    assert chronic.grpc_callers_file == Path(".local/secrets/grpc-callers")
+    assert chronic.grpc_token_file == Path(".local/secrets/chronic.token")
+    moved = load_settings("chronic", {"EMEUSE_CHRONIC_GRPC_TOKEN_FILE": "/run/secrets/chronic"})
+    assert moved.grpc_token_file == Path("/run/secrets/chronic")

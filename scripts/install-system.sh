@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install the system tools `make` needs that this machine lacks, from Debian's packages:
+# Python 3.11 with venv, a JDK and Maven (Kafka from Maven Central), Node.js and npm (buf),
+# Prometheus and promtool, curl. Does nothing when all are there.
+set -euo pipefail
+declare -A package_of=(
+  [python3.11]="python3.11 python3.11-venv"
+  [java]="default-jre-headless"
+  [mvn]="maven"
+  [npm]="nodejs npm"
+  [prometheus]="prometheus"
+  [promtool]="prometheus"
+  [curl]="curl"
+)
+missing=()
+for tool in "${!package_of[@]}"; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=(${package_of[$tool]})
+done
+if ((${#missing[@]} == 0)); then exit 0; fi
+mapfile -t packages < <(printf '%s\n' "${missing[@]}" | sort -u)
+echo "installing Debian packages: ${packages[*]}"
+sudo=""
+[[ "$(id -u)" == 0 ]] || sudo="sudo"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${packages[@]}" >/dev/null
