@@ -48,6 +48,7 @@ lint: install proto-check ## ruff, mypy, buf lint + breaking, promtool, shell sy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(BUF) lint
+	$(BUF) format --diff --exit-code proto
 	scripts/buf-breaking.sh
 	cd deploy/prometheus && promtool check config prometheus.yml >/dev/null && promtool test rules rules_test.yml >/dev/null
 	bash -n deploy/kafka/kafka.sh deploy/local/platform.sh scripts/*.sh .ci/run

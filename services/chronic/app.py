@@ -13,7 +13,9 @@ def build() -> Runtime:
     rt = build_runtime(settings_or_exit(config.load))
     care_plans, states = declare_tables(rt.app)
     start_agents(rt, care_plans, states)
-    serve_grpc(rt, grpc_api.register(grpc_api.ChronicServicer(rt.router, care_plans, states)))
+    serve_grpc(
+        rt, grpc_api.register(grpc_api.ChronicServicer(rt.router, rt.bus, care_plans, states))
+    )
     return rt
 
 

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 import grpc
+from aiokafka.errors import KafkaError
 from faust.types import TableT
 
 from emeuse.chronic.v1 import chronic_service_pb2 as api
 from emeuse.chronic.v1 import chronic_service_pb2_grpc as api_grpc
-from emeuse.runtime.envelope import timestamp
+from emeuse.registry import READING_RECORDED
+from emeuse.runtime.bus import Bus
+from emeuse.runtime.codec import InvalidEventError
+from emeuse.runtime.envelope import EXPERIMENT_ID, timestamp
 from emeuse.runtime.grpc_server import Registrar
 from emeuse.runtime.routing import Router
 from emeuse.runtime.service import require_pseudonym
 from services.chronic.domain.monitoring import PatientState
+from services.chronic.handlers import reading_from_device
 
 
 class ChronicServicer(api_grpc.ChronicServiceServicer):
-    def __init__(self, router: Router, care_plans: TableT, states: TableT) -> None:
+    def __init__(self, router: Router, bus: Bus, care_plans: TableT, states: TableT) -> None:
         self.router = router
+        self.bus = bus
         self.care_plans = care_plans
         self.states = states
 
@@ -36,6 +43,40 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
             return await stub.GetPatientSummary(request, timeout=deadline, metadata=metadata)
 
         return await self.router.answer(self.states, patient, context, local, remote)
+
+    async def RecordReading(
+        self, request: api.RecordReadingRequest, context: grpc.aio.ServicerContext
+    ) -> api.RecordReadingResponse:
+        reading = request.reading
+        try:
+            checked, territory = reading_from_device(reading, request.territory)
+            experiment = request.experiment_id
+            if not EXPERIMENT_ID.fullmatch(experiment):
+                raise InvalidEventError("experiment_id is not an experiment id")
+        except InvalidEventError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            raise
+        try:
+            # Published as sent (units included): consumers normalise, like this service.
+            envelope = await self.bus.publish(
+                READING_RECORDED,
+                reading,
+                key=reading.patient_pseudonym,
+                subject_pseudonym=reading.patient_pseudonym,
+                occurred_at=reading.measured_at.ToDatetime(tzinfo=UTC),
+                territory=territory,
+                experiment_id=experiment,
+            )
+        except KafkaError as exc:
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE, f"the bus did not take the reading: {exc}"
+            )
+            raise
+        return api.RecordReadingResponse(
+            event_id=envelope.event_id,
+            normalised_value=checked.value,
+            normalised_unit=checked.unit,
+        )
 
 
 def summary(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import grpc
 
 from emeuse.access.v1 import access_service_pb2, access_service_pb2_grpc
-from emeuse.chronic.v1 import chronic_service_pb2, chronic_service_pb2_grpc
+from emeuse.chronic.v1 import chronic_events_pb2, chronic_service_pb2, chronic_service_pb2_grpc
 from emeuse.runtime.pseudonym import random_pseudonym
 from tests.integration.events import new_id
 from tests.integration.harness import emeuse, wait_for_care_plan
@@ -46,13 +47,15 @@ def publish(bootstrap, event_type, payload, territory="55"):
 
 
 def inr_reading(patient, value, reading_id=None):
+    # Measured now: one device measuring twice at the same time would be one measurement.
+    measured_at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     return {
         "reading_id": reading_id or new_id("inr"),
         "patient_pseudonym": patient,
         "loinc_code": "34714-6",
         "value": value,
         "unit": "{INR}",
-        "measured_at": "2026-11-28T08:15:00Z",
+        "measured_at": measured_at,
         "device_id": "coaguchek-ehpad-3",
     }
 
@@ -189,3 +192,69 @@ def test_a_call_without_a_pseudonym_is_an_invalid_argument(platform):
             assert "pseudonym" in error.details()
         else:
             raise AssertionError("an INS was accepted as a pseudonym")
+
+
+def test_a_device_without_kafka_records_a_reading_over_grpc(platform, bootstrap, bus):
+    patient = random_pseudonym()
+    publish(
+        bootstrap,
+        "emeuse.chronic.v1.CarePlanUpdated",
+        {
+            "patient_pseudonym": patient,
+            "care_plan_id": "cp-glucose",
+            "thresholds": [
+                {
+                    "loinc_code": "2339-0",
+                    "unit": "mg/dL",
+                    "low": 70,
+                    "high": 250,
+                    "critical_low": 54,
+                    "critical_high": 400,
+                }
+            ],
+        },
+    )
+    wait_for_care_plan(platform.services["chronic"].grpc_target, patient, platform.auth)
+    reading = chronic_events_pb2.ReadingRecorded(
+        reading_id=new_id("glu"),
+        patient_pseudonym=patient,
+        loinc_code="2339-0",
+        value=2.7,
+        unit="mmol/L",
+        device_id="glucometer-12",
+    )
+    reading.measured_at.GetCurrentTime()
+    with grpc.insecure_channel(platform.services["chronic"].grpc_target) as channel:
+        stub = chronic_service_pb2_grpc.ChronicServiceStub(channel)
+        recorded = stub.RecordReading(
+            chronic_service_pb2.RecordReadingRequest(
+                reading=reading, territory="52", experiment_id="exp-gluco"
+            ),
+            timeout=10,
+            metadata=platform.auth,
+        )
+        assert recorded.normalised_unit == "mg/dL"
+        assert round(recorded.normalised_value) == 49
+
+        impossible = chronic_events_pb2.ReadingRecorded()
+        impossible.CopyFrom(reading)
+        impossible.reading_id, impossible.value = new_id("glu"), 400.0
+        try:
+            stub.RecordReading(
+                chronic_service_pb2.RecordReadingRequest(
+                    reading=impossible, territory="52", experiment_id="exp-gluco"
+                ),
+                timeout=10,
+                metadata=platform.auth,
+            )
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "impossible" in error.details()
+        else:
+            raise AssertionError("400 mmol/L of glucose was accepted")
+
+    [alert] = bus.wait_for("emeuse.chronic.alert-raised.v1", lambda r: r["key"] == patient)
+    assert alert["event"]["rule"] == "threshold.critical_low"
+    assert alert["headers"]["ce_causationid"] == recorded.event_id
+    assert alert["headers"]["ce_territory"] == "52"
+    assert alert["headers"]["ce_experiment"] == "exp-gluco"

@@ -44,7 +44,7 @@ def check_event(
         raise InvalidEventError(
             f"ce_schemaversion {envelope.schema_version!r} is not {spec.schema_version}"
         )
-    missing = [name for name in spec.required if not _is_set(message, name)]
+    missing = missing_fields(spec, message)
     if missing:
         raise InvalidEventError(f"{spec.type_name} lacks required field(s) {', '.join(missing)}")
     if spec.key in message.DESCRIPTOR.fields_by_name:
@@ -53,6 +53,11 @@ def check_event(
             raise InvalidEventError(f"record key is not the event's {spec.key}")
         if envelope.subject_pseudonym != entity:
             raise InvalidEventError(f"ce_subject is not the event's {spec.key}")
+
+
+def missing_fields(spec: TopicSpec, message: Message) -> list[str]:
+    """The topic's required fields that `message` leaves unset."""
+    return [name for name in spec.required if not _is_set(message, name)]
 
 
 def _is_set(message: Message, name: str) -> bool:

@@ -34,6 +34,11 @@ class PatientState:
         seen = (*self.recent_reading_ids, reading_id)[-RECENT_READINGS_KEPT:]
         return replace(self, latest=values, recent_reading_ids=seen)
 
+    def with_seen(self, measurement: str) -> PatientState:
+        """Remember a measurement key (device, measure, time) as seen."""
+        seen = (*self.recent_reading_ids, measurement)[-RECENT_READINGS_KEPT:]
+        return replace(self, recent_reading_ids=seen)
+
     def with_alert(self, alert_id: str) -> PatientState:
         return replace(self, alerts_raised=self.alerts_raised + 1, last_alert_id=alert_id)
 

@@ -4,6 +4,7 @@ isort:skip_file
 """
 
 from collections import abc as _abc
+from emeuse.chronic.v1 import chronic_events_pb2 as _chronic_events_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
@@ -18,6 +19,68 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+@_typing.final
+class RecordReadingRequest(_message.Message):
+    """RecordReadingRequest carries one reading and where it belongs."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    READING_FIELD_NUMBER: _builtins.int
+    TERRITORY_FIELD_NUMBER: _builtins.int
+    EXPERIMENT_ID_FIELD_NUMBER: _builtins.int
+    territory: _builtins.str
+    """Département code of the territory the patient is followed in: "55", "52" or "54"."""
+    experiment_id: _builtins.str
+    """Experiment the device belongs to."""
+    @_builtins.property
+    def reading(self) -> _chronic_events_pb2.ReadingRecorded:
+        """The reading, as a device would publish it on emeuse.chronic.reading-recorded.v1."""
+
+    def __init__(
+        self,
+        *,
+        reading: _chronic_events_pb2.ReadingRecorded | None = ...,
+        territory: _builtins.str = ...,
+        experiment_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["reading", b"reading"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["experiment_id", b"experiment_id", "reading", b"reading", "territory", b"territory"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordReadingRequest: _TypeAlias = RecordReadingRequest  # noqa: Y015
+
+@_typing.final
+class RecordReadingResponse(_message.Message):
+    """RecordReadingResponse says the reading is on the bus, and how the rules will read it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    NORMALISED_VALUE_FIELD_NUMBER: _builtins.int
+    NORMALISED_UNIT_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    """Id of the ReadingRecorded event published (ce_id)."""
+    normalised_value: _builtins.float
+    """The value in the measure's canonical unit."""
+    normalised_unit: _builtins.str
+    """The measure's canonical UCUM unit."""
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        normalised_value: _builtins.float = ...,
+        normalised_unit: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "normalised_unit", b"normalised_unit", "normalised_value", b"normalised_value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordReadingResponse: _TypeAlias = RecordReadingResponse  # noqa: Y015
 
 @_typing.final
 class GetPatientSummaryRequest(_message.Message):

@@ -40,6 +40,11 @@ class ChronicServiceStub:
                 request_serializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.GetPatientSummaryRequest.SerializeToString,
                 response_deserializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.GetPatientSummaryResponse.FromString,
                 _registered_method=True)
+        self.RecordReading = channel.unary_unary(
+                '/emeuse.chronic.v1.ChronicService/RecordReading',
+                request_serializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.RecordReadingRequest.SerializeToString,
+                response_deserializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.RecordReadingResponse.FromString,
+                _registered_method=True)
 
 
 class ChronicServiceServicer:
@@ -53,6 +58,13 @@ class ChronicServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordReading(self, request, context):
+        """RecordReading checks a reading from a device that cannot publish to Kafka and publishes it as ReadingRecorded.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ChronicServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -60,6 +72,11 @@ def add_ChronicServiceServicer_to_server(servicer, server):
                     servicer.GetPatientSummary,
                     request_deserializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.GetPatientSummaryRequest.FromString,
                     response_serializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.GetPatientSummaryResponse.SerializeToString,
+            ),
+            'RecordReading': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordReading,
+                    request_deserializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.RecordReadingRequest.FromString,
+                    response_serializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.RecordReadingResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -90,6 +107,33 @@ class ChronicService:
             '/emeuse.chronic.v1.ChronicService/GetPatientSummary',
             emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.GetPatientSummaryRequest.SerializeToString,
             emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.GetPatientSummaryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordReading(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emeuse.chronic.v1.ChronicService/RecordReading',
+            emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.RecordReadingRequest.SerializeToString,
+            emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.RecordReadingResponse.FromString,
             options,
             channel_credentials,
             insecure,

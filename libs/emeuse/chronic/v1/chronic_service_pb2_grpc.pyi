@@ -35,6 +35,8 @@ class ChronicServiceStub:
     def __new__(cls, channel: _aio.Channel) -> ChronicServiceAsyncStub: ...
     GetPatientSummary: _grpc.UnaryUnaryMultiCallable[_chronic_service_pb2.GetPatientSummaryRequest, _chronic_service_pb2.GetPatientSummaryResponse]
     """GetPatientSummary returns the latest value per measure and the alerts of a patient."""
+    RecordReading: _grpc.UnaryUnaryMultiCallable[_chronic_service_pb2.RecordReadingRequest, _chronic_service_pb2.RecordReadingResponse]
+    """RecordReading checks a reading from a device that cannot publish to Kafka and publishes it as ReadingRecorded."""
 
 @_typing.type_check_only
 class ChronicServiceAsyncStub(ChronicServiceStub):
@@ -43,6 +45,8 @@ class ChronicServiceAsyncStub(ChronicServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetPatientSummary: _aio.UnaryUnaryMultiCallable[_chronic_service_pb2.GetPatientSummaryRequest, _chronic_service_pb2.GetPatientSummaryResponse]  # type: ignore[assignment]
     """GetPatientSummary returns the latest value per measure and the alerts of a patient."""
+    RecordReading: _aio.UnaryUnaryMultiCallable[_chronic_service_pb2.RecordReadingRequest, _chronic_service_pb2.RecordReadingResponse]  # type: ignore[assignment]
+    """RecordReading checks a reading from a device that cannot publish to Kafka and publishes it as ReadingRecorded."""
 
 class ChronicServiceServicer(metaclass=_abc_1.ABCMeta):
     """ChronicService answers care teams and other services about remotely monitored patients."""
@@ -54,5 +58,13 @@ class ChronicServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_chronic_service_pb2.GetPatientSummaryResponse, _abc.Awaitable[_chronic_service_pb2.GetPatientSummaryResponse]]:
         """GetPatientSummary returns the latest value per measure and the alerts of a patient."""
+
+    @_abc_1.abstractmethod
+    def RecordReading(
+        self,
+        request: _chronic_service_pb2.RecordReadingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chronic_service_pb2.RecordReadingResponse, _abc.Awaitable[_chronic_service_pb2.RecordReadingResponse]]:
+        """RecordReading checks a reading from a device that cannot publish to Kafka and publishes it as ReadingRecorded."""
 
 def add_ChronicServiceServicer_to_server(servicer: ChronicServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -22,11 +22,11 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
-from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from emeuse.place.v1 import territory_pb2 as emeuse_dot_place_dot_v1_dot_territory__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,emeuse/prevention/v1/prevention_events.proto\x12\x14\x65meuse.prevention.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1f\x65meuse/place/v1/territory.proto\"\x9f\x01\n\x0ePersonEnrolled\x12\x18\n\x10person_pseudonym\x18\x01 \x01(\t\x12\x15\n\rage_band_from\x18\x02 \x01(\x05\x12\x13\n\x0b\x61ge_band_to\x18\x03 \x01(\x05\x12-\n\tterritory\x18\x04 \x01(\x0e\x32\x1a.emeuse.place.v1.Territory\x12\x18\n\x10\x61llowed_channels\x18\x05 \x03(\t\"\x92\x01\n\x11ReminderScheduled\x12\x13\n\x0breminder_id\x18\x01 \x01(\t\x12\x18\n\x10person_pseudonym\x18\x02 \x01(\t\x12\x11\n\tprogramme\x18\x03 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x04 \x01(\t\x12*\n\x06\x64ue_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,emeuse/prevention/v1/prevention_events.proto\x12\x14\x65meuse.prevention.v1\x1a\x1f\x65meuse/place/v1/territory.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9f\x01\n\x0ePersonEnrolled\x12\x18\n\x10person_pseudonym\x18\x01 \x01(\t\x12\x15\n\rage_band_from\x18\x02 \x01(\x05\x12\x13\n\x0b\x61ge_band_to\x18\x03 \x01(\x05\x12-\n\tterritory\x18\x04 \x01(\x0e\x32\x1a.emeuse.place.v1.Territory\x12\x18\n\x10\x61llowed_channels\x18\x05 \x03(\t\"\x92\x01\n\x11ReminderScheduled\x12\x13\n\x0breminder_id\x18\x01 \x01(\t\x12\x18\n\x10person_pseudonym\x18\x02 \x01(\t\x12\x11\n\tprogramme\x18\x03 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x04 \x01(\t\x12*\n\x06\x64ue_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)

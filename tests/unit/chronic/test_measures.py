@@ -1,0 +1,39 @@
+import math
+
+import pytest
+
+from services.chronic.domain.measures import ReadingError, normalise
+
+
+def test_weight_in_pounds_is_normalised_to_kilograms():
+    value, unit = normalise("29463-7", 176.0, "[lb_av]")
+    assert unit == "kg"
+    assert value == pytest.approx(79.83, abs=0.01)
+
+
+def test_glucose_in_mmol_per_litre_is_normalised_to_mg_per_decilitre():
+    value, unit = normalise("2339-0", 5.5, "mmol/L")
+    assert unit == "mg/dL"
+    assert value == pytest.approx(99.1, abs=0.1)
+
+
+def test_a_value_already_in_the_canonical_unit_is_kept():
+    assert normalise("34714-6", 2.4, "{INR}") == (2.4, "{INR}")
+
+
+@pytest.mark.parametrize(
+    ("loinc", "value", "unit", "reason"),
+    [
+        ("59408-5", 140, "%", "SpO2 140 % is impossible"),
+        ("29463-7", -3, "kg", "body weight -3 kg is impossible"),
+        ("34714-6", 2.5, "", "has no unit"),
+        ("1234-5", 2.5, "mg", "not a monitored measure"),
+        ("8867-4", 72, "Hz", "unit 'Hz' is not one of"),
+        ("2339-0", math.nan, "mg/dL", "not a number"),
+    ],
+)
+def test_a_reading_that_cannot_be_a_measurement_is_refused_with_the_reason(
+    loinc, value, unit, reason
+):
+    with pytest.raises(ReadingError, match=reason):
+        normalise(loinc, value, unit)
