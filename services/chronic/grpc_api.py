@@ -11,6 +11,8 @@ from faust.types import TableT
 
 from emeuse.chronic.v1 import chronic_service_pb2 as api
 from emeuse.chronic.v1 import chronic_service_pb2_grpc as api_grpc
+from emeuse.chronic.v1.chronic_events_pb2 import ReadingRecorded
+from emeuse.place.v1.territory_pb2 import Territory
 from emeuse.registry import READING_RECORDED
 from emeuse.runtime.bus import Bus
 from emeuse.runtime.codec import InvalidEventError
@@ -19,6 +21,7 @@ from emeuse.runtime.grpc_server import Registrar
 from emeuse.runtime.routing import Router
 from emeuse.runtime.service import require_pseudonym
 from services.chronic.domain.monitoring import PatientState
+from services.chronic.fhir import FhirError, readings_from_fhir
 from services.chronic.handlers import reading_from_device
 
 
@@ -47,36 +50,73 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
     async def RecordReading(
         self, request: api.RecordReadingRequest, context: grpc.aio.ServicerContext
     ) -> api.RecordReadingResponse:
-        reading = request.reading
-        try:
-            checked, territory = reading_from_device(reading, request.territory)
-            experiment = request.experiment_id
-            if not EXPERIMENT_ID.fullmatch(experiment):
-                raise InvalidEventError("experiment_id is not an experiment id")
-        except InvalidEventError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-            raise
-        try:
-            # Published as sent (units included): consumers normalise, like this service.
-            envelope = await self.bus.publish(
-                READING_RECORDED,
-                reading,
-                key=reading.patient_pseudonym,
-                subject_pseudonym=reading.patient_pseudonym,
-                occurred_at=reading.measured_at.ToDatetime(tzinfo=UTC),
-                territory=territory,
-                experiment_id=experiment,
-            )
-        except KafkaError as exc:
-            await context.abort(
-                grpc.StatusCode.UNAVAILABLE, f"the bus did not take the reading: {exc}"
-            )
-            raise
-        return api.RecordReadingResponse(
-            event_id=envelope.event_id,
-            normalised_value=checked.value,
-            normalised_unit=checked.unit,
+        [(checked, territory)] = await self._checked(
+            context, [request.reading], request.territory, request.experiment_id
         )
+        [event_id] = await self._publish(
+            context, [request.reading], territory, request.experiment_id
+        )
+        return api.RecordReadingResponse(
+            event_id=event_id, normalised_value=checked.value, normalised_unit=checked.unit
+        )
+
+    async def IngestFhirObservation(
+        self, request: api.IngestFhirObservationRequest, context: grpc.aio.ServicerContext
+    ) -> api.IngestFhirObservationResponse:
+        try:
+            readings = readings_from_fhir(request.fhir_json)
+        except FhirError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"FHIR: {exc}")
+            raise
+        # Every Observation is checked before any is published: all or none.
+        checked = await self._checked(context, readings, request.territory, request.experiment_id)
+        event_ids = await self._publish(context, readings, checked[0][1], request.experiment_id)
+        return api.IngestFhirObservationResponse(event_ids=event_ids)
+
+    async def _checked(
+        self,
+        context: grpc.aio.ServicerContext,
+        readings: list[ReadingRecorded],
+        territory: str,
+        experiment: str,
+    ) -> list[tuple[ReadingRecorded, Territory.ValueType]]:
+        checked = []
+        for index, reading in enumerate(readings):
+            try:
+                if not EXPERIMENT_ID.fullmatch(experiment):
+                    raise InvalidEventError("experiment_id is not an experiment id")
+                checked.append(reading_from_device(reading, territory))
+            except InvalidEventError as exc:
+                where = f"reading {index + 1}: " if len(readings) > 1 else ""
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{where}{exc}")
+                raise
+        return checked
+
+    async def _publish(
+        self,
+        context: grpc.aio.ServicerContext,
+        readings: list[ReadingRecorded],
+        territory: Territory.ValueType,
+        experiment: str,
+    ) -> list[str]:
+        event_ids = []
+        for reading in readings:
+            try:
+                # Published as sent (units included): consumers normalise, as this service does.
+                envelope = await self.bus.publish(
+                    READING_RECORDED,
+                    reading,
+                    key=reading.patient_pseudonym,
+                    subject_pseudonym=reading.patient_pseudonym,
+                    occurred_at=reading.measured_at.ToDatetime(tzinfo=UTC),
+                    territory=territory,
+                    experiment_id=experiment,
+                )
+            except KafkaError as exc:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, f"the bus did not take it: {exc}")
+                raise
+            event_ids.append(envelope.event_id)
+        return event_ids
 
 
 def summary(

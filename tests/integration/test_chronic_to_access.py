@@ -258,3 +258,78 @@ def test_a_device_without_kafka_records_a_reading_over_grpc(platform, bootstrap,
     assert alert["headers"]["ce_causationid"] == recorded.event_id
     assert alert["headers"]["ce_territory"] == "52"
     assert alert["headers"]["ce_experiment"] == "exp-gluco"
+
+
+def test_a_lab_sends_a_fhir_bundle_and_each_observation_is_checked(platform, bootstrap, bus):
+    patient = random_pseudonym()
+
+    def inr_observation(identifier, value, at):
+        return {
+            "resource": {
+                "resourceType": "Observation",
+                "status": "final",
+                "identifier": [{"system": "urn:lab:bar-le-duc", "value": identifier}],
+                "code": {"coding": [{"system": "http://loinc.org", "code": "6301-6"}]},
+                "subject": {"reference": f"Patient/{patient}"},
+                "effectiveDateTime": at,
+                "valueQuantity": {
+                    "value": value,
+                    "system": "http://unitsofmeasure.org",
+                    "code": "{INR}",
+                },
+            }
+        }
+
+    lab_plan = {
+        "patient_pseudonym": patient,
+        "care_plan_id": "cp-lab",
+        "thresholds": [
+            {
+                "loinc_code": "6301-6",
+                "unit": "{INR}",
+                "low": 2,
+                "high": 3,
+                "critical_low": 1.5,
+                "critical_high": 5,
+            }
+        ],
+    }
+    publish(bootstrap, "emeuse.chronic.v1.CarePlanUpdated", lab_plan)
+    wait_for_care_plan(platform.services["chronic"].grpc_target, patient, platform.auth)
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [
+            inr_observation(new_id("lab"), 2.6, "2026-11-28T09:00:00+01:00"),
+            inr_observation(new_id("lab"), 5.8, "2026-11-28T10:00:00+01:00"),
+        ],
+    }
+    with grpc.insecure_channel(platform.services["chronic"].grpc_target) as channel:
+        stub = chronic_service_pb2_grpc.ChronicServiceStub(channel)
+        ingested = stub.IngestFhirObservation(
+            chronic_service_pb2.IngestFhirObservationRequest(
+                fhir_json=json.dumps(bundle), territory="55", experiment_id="exp-inr-ehpad"
+            ),
+            timeout=10,
+            metadata=platform.auth,
+        )
+        assert len(ingested.event_ids) == 2
+        try:
+            stub.IngestFhirObservation(
+                chronic_service_pb2.IngestFhirObservationRequest(
+                    fhir_json=json.dumps({"resourceType": "Patient"}),
+                    territory="55",
+                    experiment_id="exp-1",
+                ),
+                timeout=10,
+                metadata=platform.auth,
+            )
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "not Observation or Bundle" in error.details()
+        else:
+            raise AssertionError("a Patient resource was ingested")
+
+    alerts = bus.wait_for("emeuse.chronic.alert-raised.v1", lambda r: r["key"] == patient)
+    assert [a["event"]["loinc_code"] for a in alerts] == ["6301-6"]
+    assert alerts[0]["headers"]["ce_causationid"] == ingested.event_ids[1]

@@ -21,6 +21,60 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class IngestFhirObservationRequest(_message.Message):
+    """IngestFhirObservationRequest carries FHIR JSON and where its readings belong."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FHIR_JSON_FIELD_NUMBER: _builtins.int
+    TERRITORY_FIELD_NUMBER: _builtins.int
+    EXPERIMENT_ID_FIELD_NUMBER: _builtins.int
+    fhir_json: _builtins.str
+    """FHIR R4 JSON: an Observation, or a Bundle whose entries are Observations; subject Patient/<pseudonym>."""
+    territory: _builtins.str
+    """Département code of the territory the patient is followed in: "55", "52" or "54"."""
+    experiment_id: _builtins.str
+    """Experiment the sending device or lab belongs to."""
+    def __init__(
+        self,
+        *,
+        fhir_json: _builtins.str = ...,
+        territory: _builtins.str = ...,
+        experiment_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["experiment_id", b"experiment_id", "fhir_json", b"fhir_json", "territory", b"territory"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IngestFhirObservationRequest: _TypeAlias = IngestFhirObservationRequest  # noqa: Y015
+
+@_typing.final
+class IngestFhirObservationResponse(_message.Message):
+    """IngestFhirObservationResponse lists the readings published."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def event_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Ids of the ReadingRecorded events published, in the order of the Observations."""
+
+    def __init__(
+        self,
+        *,
+        event_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_ids", b"event_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IngestFhirObservationResponse: _TypeAlias = IngestFhirObservationResponse  # noqa: Y015
+
+@_typing.final
 class RecordReadingRequest(_message.Message):
     """RecordReadingRequest carries one reading and where it belongs."""
 

@@ -45,6 +45,11 @@ class ChronicServiceStub:
                 request_serializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.RecordReadingRequest.SerializeToString,
                 response_deserializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.RecordReadingResponse.FromString,
                 _registered_method=True)
+        self.IngestFhirObservation = channel.unary_unary(
+                '/emeuse.chronic.v1.ChronicService/IngestFhirObservation',
+                request_serializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.IngestFhirObservationRequest.SerializeToString,
+                response_deserializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.IngestFhirObservationResponse.FromString,
+                _registered_method=True)
 
 
 class ChronicServiceServicer:
@@ -65,6 +70,13 @@ class ChronicServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def IngestFhirObservation(self, request, context):
+        """IngestFhirObservation reads an HL7 FHIR R4 Observation, or a Bundle of them, and publishes one ReadingRecorded each, all or none.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ChronicServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -77,6 +89,11 @@ def add_ChronicServiceServicer_to_server(servicer, server):
                     servicer.RecordReading,
                     request_deserializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.RecordReadingRequest.FromString,
                     response_serializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.RecordReadingResponse.SerializeToString,
+            ),
+            'IngestFhirObservation': grpc.unary_unary_rpc_method_handler(
+                    servicer.IngestFhirObservation,
+                    request_deserializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.IngestFhirObservationRequest.FromString,
+                    response_serializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.IngestFhirObservationResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -134,6 +151,33 @@ class ChronicService:
             '/emeuse.chronic.v1.ChronicService/RecordReading',
             emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.RecordReadingRequest.SerializeToString,
             emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.RecordReadingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IngestFhirObservation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emeuse.chronic.v1.ChronicService/IngestFhirObservation',
+            emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.IngestFhirObservationRequest.SerializeToString,
+            emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.IngestFhirObservationResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -37,6 +37,8 @@ class ChronicServiceStub:
     """GetPatientSummary returns the latest value per measure and the alerts of a patient."""
     RecordReading: _grpc.UnaryUnaryMultiCallable[_chronic_service_pb2.RecordReadingRequest, _chronic_service_pb2.RecordReadingResponse]
     """RecordReading checks a reading from a device that cannot publish to Kafka and publishes it as ReadingRecorded."""
+    IngestFhirObservation: _grpc.UnaryUnaryMultiCallable[_chronic_service_pb2.IngestFhirObservationRequest, _chronic_service_pb2.IngestFhirObservationResponse]
+    """IngestFhirObservation reads an HL7 FHIR R4 Observation, or a Bundle of them, and publishes one ReadingRecorded each, all or none."""
 
 @_typing.type_check_only
 class ChronicServiceAsyncStub(ChronicServiceStub):
@@ -47,6 +49,8 @@ class ChronicServiceAsyncStub(ChronicServiceStub):
     """GetPatientSummary returns the latest value per measure and the alerts of a patient."""
     RecordReading: _aio.UnaryUnaryMultiCallable[_chronic_service_pb2.RecordReadingRequest, _chronic_service_pb2.RecordReadingResponse]  # type: ignore[assignment]
     """RecordReading checks a reading from a device that cannot publish to Kafka and publishes it as ReadingRecorded."""
+    IngestFhirObservation: _aio.UnaryUnaryMultiCallable[_chronic_service_pb2.IngestFhirObservationRequest, _chronic_service_pb2.IngestFhirObservationResponse]  # type: ignore[assignment]
+    """IngestFhirObservation reads an HL7 FHIR R4 Observation, or a Bundle of them, and publishes one ReadingRecorded each, all or none."""
 
 class ChronicServiceServicer(metaclass=_abc_1.ABCMeta):
     """ChronicService answers care teams and other services about remotely monitored patients."""
@@ -66,5 +70,13 @@ class ChronicServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_chronic_service_pb2.RecordReadingResponse, _abc.Awaitable[_chronic_service_pb2.RecordReadingResponse]]:
         """RecordReading checks a reading from a device that cannot publish to Kafka and publishes it as ReadingRecorded."""
+
+    @_abc_1.abstractmethod
+    def IngestFhirObservation(
+        self,
+        request: _chronic_service_pb2.IngestFhirObservationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chronic_service_pb2.IngestFhirObservationResponse, _abc.Awaitable[_chronic_service_pb2.IngestFhirObservationResponse]]:
+        """IngestFhirObservation reads an HL7 FHIR R4 Observation, or a Bundle of them, and publishes one ReadingRecorded each, all or none."""
 
 def add_ChronicServiceServicer_to_server(servicer: ChronicServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

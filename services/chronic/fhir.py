@@ -1,0 +1,107 @@
+"""HL7 FHIR R4 Observations in: validated with fhir.resources (R4B models, the same
+Observation and Bundle as R4), mapped by LOINC code and UCUM unit to ReadingRecorded.
+
+A device or lab that sends FHIR feeds the chronic service without custom code. The
+subject must be a platform pseudonym (`Patient/psn-...`): an INS never enters the bus.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.observation import Observation
+from pydantic import ValidationError
+
+from emeuse.chronic.v1.chronic_events_pb2 import ReadingRecorded
+from emeuse.runtime.envelope import timestamp
+from emeuse.runtime.pseudonym import is_pseudonym
+
+LOINC = "http://loinc.org"
+UCUM = "http://unitsofmeasure.org"
+USABLE_STATUSES = {"final", "amended", "corrected"}
+READING_NAMESPACE = uuid.UUID("f41b0b5e-0b5e-4c55-8f55-e5e05e000055")
+
+
+class FhirError(ValueError):
+    """FHIR input that cannot become readings; the message names the resource and the fault."""
+
+
+def readings_from_fhir(text: str) -> list[ReadingRecorded]:
+    """One reading per Observation of a single resource or a Bundle; all or nothing."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FhirError(f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise FhirError("expected a FHIR resource (a JSON object)")
+    kind = data.get("resourceType")
+    if kind == "Observation":
+        return [_reading(_validated(Observation, data, "Observation"), "Observation")]
+    if kind == "Bundle":
+        bundle = _validated(Bundle, data, "Bundle")
+        readings = []
+        for index, entry in enumerate(bundle.entry or []):
+            where = f"Bundle.entry[{index}]"
+            resource = entry.resource
+            if resource is None or resource.get_resource_type() != "Observation":
+                raise FhirError(f"{where} is not an Observation")
+            readings.append(_reading(resource, where))
+        if not readings:
+            raise FhirError("Bundle holds no Observation")
+        return readings
+    raise FhirError(f"resourceType {kind!r} is not Observation or Bundle")
+
+
+def _validated(model: Any, data: dict[str, Any], where: str) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        path = ".".join(str(part) for part in first["loc"])
+        raise FhirError(f"{where} is not valid FHIR R4: {path}: {first['msg']}") from None
+
+
+def _reading(observation: Observation, where: str) -> ReadingRecorded:
+    if observation.status not in USABLE_STATUSES:
+        raise FhirError(f"{where} has status {observation.status!r}; only final results are read")
+    codes = [c.code for c in (observation.code.coding or []) if c.system == LOINC and c.code]
+    if not codes:
+        raise FhirError(f"{where} has no LOINC code (system {LOINC})")
+    quantity = observation.valueQuantity
+    if quantity is None or quantity.value is None:
+        raise FhirError(f"{where} has no valueQuantity value")
+    unit = quantity.code if quantity.system == UCUM and quantity.code else quantity.unit
+    if not unit:
+        raise FhirError(f"{where} valueQuantity has no unit")
+    reference = observation.subject.reference if observation.subject else None
+    pseudonym = (reference or "").removeprefix("Patient/")
+    if not reference or not is_pseudonym(pseudonym):
+        raise FhirError(f"{where} subject must be Patient/<platform pseudonym>")
+    measured_at = observation.effectiveDateTime or observation.effectiveInstant
+    if not isinstance(measured_at, datetime) or measured_at.tzinfo is None:
+        raise FhirError(f"{where} needs effectiveDateTime with a time and a time zone")
+    device = observation.device.reference if observation.device else None
+    reading = ReadingRecorded(
+        reading_id=_reading_id(observation, pseudonym, codes[0], measured_at),
+        patient_pseudonym=pseudonym,
+        loinc_code=codes[0],
+        value=float(quantity.value),
+        unit=unit,
+        measured_at=timestamp(measured_at),
+        device_id=(device or "").removeprefix("Device/"),
+    )
+    return reading
+
+
+def _reading_id(observation: Observation, patient: str, loinc: str, at: datetime) -> str:
+    # The sender's identifier when there is one, so a resend is recognised as a duplicate.
+    for identifier in observation.identifier or []:
+        if identifier.value:
+            return f"fhir:{identifier.system or ''}|{identifier.value}"
+    if observation.id:
+        return f"fhir:Observation/{observation.id}"
+    return str(uuid.uuid5(READING_NAMESPACE, f"{patient}|{loinc}|{at.isoformat()}"))

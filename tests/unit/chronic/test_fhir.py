@@ -1,0 +1,111 @@
+import json
+
+import pytest
+
+from emeuse.runtime.pseudonym import random_pseudonym
+from services.chronic.fhir import FhirError, readings_from_fhir
+
+PATIENT = random_pseudonym()
+
+
+def glucose_observation(**overrides):
+    """A capillary glucose as a connected meter sends it (FHIR R4, UCUM unit)."""
+    observation = {
+        "resourceType": "Observation",
+        "id": "glu-20261128-0715",
+        "identifier": [{"system": "urn:oid:1.2.250.1.999.1", "value": "GM-778812"}],
+        "status": "final",
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": "vital-signs",
+                    }
+                ]
+            }
+        ],
+        "code": {
+            "coding": [
+                {
+                    "system": "http://loinc.org",
+                    "code": "2339-0",
+                    "display": "Glucose [Mass/volume] in Blood",
+                }
+            ]
+        },
+        "subject": {"reference": f"Patient/{PATIENT}"},
+        "effectiveDateTime": "2026-11-28T07:15:00+01:00",
+        "valueQuantity": {
+            "value": 2.9,
+            "unit": "mmol/l",
+            "system": "http://unitsofmeasure.org",
+            "code": "mmol/L",
+        },
+        "device": {"reference": "Device/glucometer-12"},
+    }
+    observation.update(overrides)
+    return observation
+
+
+def test_an_observation_becomes_a_reading_with_its_loinc_code_and_ucum_unit():
+    [reading] = readings_from_fhir(json.dumps(glucose_observation()))
+    assert reading.patient_pseudonym == PATIENT
+    assert (reading.loinc_code, reading.value, reading.unit) == ("2339-0", 2.9, "mmol/L")
+    assert reading.device_id == "glucometer-12"
+    assert reading.reading_id == "fhir:urn:oid:1.2.250.1.999.1|GM-778812"
+    assert reading.measured_at.ToJsonString() == "2026-11-28T06:15:00Z"
+
+
+def test_a_bundle_gives_one_reading_per_observation():
+    weight = glucose_observation(
+        id="w-1",
+        identifier=[],
+        code={"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
+        valueQuantity={"value": 81.4, "system": "http://unitsofmeasure.org", "code": "kg"},
+    )
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [{"resource": glucose_observation()}, {"resource": weight}],
+    }
+    readings = readings_from_fhir(json.dumps(bundle))
+    assert [(r.loinc_code, r.value) for r in readings] == [("2339-0", 2.9), ("29463-7", 81.4)]
+    assert readings[1].reading_id == "fhir:Observation/w-1"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"subject": {"reference": "Patient/184127512345678"}}, "pseudonym"),
+        ({"status": "preliminary"}, "only final results"),
+        (
+            {"code": {"coding": [{"system": "http://snomed.info/sct", "code": "33747003"}]}},
+            "no LOINC code",
+        ),
+        ({"valueQuantity": {"value": 2.9}}, "no unit"),
+        ({"effectiveDateTime": "2026-11-28"}, "time zone"),
+        ({"valueQuantity": {"value": "lots", "code": "mmol/L"}}, "not valid FHIR R4"),
+    ],
+)
+def test_an_observation_that_cannot_be_read_is_refused_with_the_reason(overrides, reason):
+    with pytest.raises(FhirError, match=reason):
+        readings_from_fhir(json.dumps(glucose_observation(**overrides)))
+
+
+def test_a_bundle_with_another_resource_is_refused_whole():
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [
+            {"resource": glucose_observation()},
+            {"resource": {"resourceType": "Patient", "id": "p1"}},
+        ],
+    }
+    with pytest.raises(FhirError, match=r"Bundle.entry\[1\] is not an Observation"):
+        readings_from_fhir(json.dumps(bundle))
+
+
+def test_a_resource_that_is_not_an_observation_is_refused():
+    with pytest.raises(FhirError, match="'Patient' is not Observation or Bundle"):
+        readings_from_fhir(json.dumps({"resourceType": "Patient"}))
