@@ -13,6 +13,7 @@ from emeuse.registry import ALERT_RAISED, CARE_PLAN_UPDATED, READING_RECORDED
 from emeuse.runtime.bus import Event
 from emeuse.runtime.service import Runtime
 from services.chronic import handlers
+from services.chronic.care_plan import bands_of, record_care_plan
 from services.chronic.domain.monitoring import PatientState
 
 log = structlog.get_logger("emeuse.chronic")
@@ -24,15 +25,19 @@ READINGS = Counter(
 
 
 def start_agents(rt: Runtime, care_plans: TableT, states: TableT) -> None:
-    async def record_care_plan(event: Event) -> None:
-        care_plans[event.message.patient_pseudonym] = handlers.care_plan_from_event(event.message)
-        log.info("care_plan.recorded", care_plan_id=event.message.care_plan_id)
+    async def apply_care_plan(event: Event) -> None:
+        patient = event.message.patient_pseudonym
+        stored = record_care_plan(event.message, previous=care_plans.get(patient))
+        care_plans[patient] = stored
+        log.info(
+            "care_plan.recorded", care_plan_id=event.message.care_plan_id, version=stored["version"]
+        )
 
     async def evaluate_reading(event: Event) -> None:
         reading = event.message
         outcome = handlers.evaluate_reading(
             reading,
-            plan=care_plans[reading.patient_pseudonym],
+            plan=bands_of(care_plans.get(reading.patient_pseudonym)),
             state=PatientState.from_json(states[reading.patient_pseudonym]),
             now=datetime.now(UTC),
         )
@@ -58,7 +63,7 @@ def start_agents(rt: Runtime, care_plans: TableT, states: TableT) -> None:
 
     @rt.app.agent(rt.bus.topic(CARE_PLAN_UPDATED), name="record_care_plans")
     async def record_care_plans(records: faust.StreamT) -> None:
-        await rt.bus.process(records, CARE_PLAN_UPDATED, record_care_plan)
+        await rt.bus.process(records, CARE_PLAN_UPDATED, apply_care_plan)
 
     @rt.app.agent(rt.bus.topic(READING_RECORDED), name="evaluate_readings")
     async def evaluate_readings(records: faust.StreamT) -> None:

@@ -20,6 +20,7 @@ from emeuse.runtime.envelope import EXPERIMENT_ID, timestamp
 from emeuse.runtime.grpc_server import Registrar
 from emeuse.runtime.routing import Router
 from emeuse.runtime.service import require_pseudonym
+from services.chronic.care_plan import plan_of
 from services.chronic.domain.monitoring import PatientState
 from services.chronic.fhir import FhirError, readings_from_fhir
 from services.chronic.handlers import reading_from_device
@@ -46,6 +47,24 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
             return await stub.GetPatientSummary(request, timeout=deadline, metadata=metadata)
 
         return await self.router.answer(self.states, patient, context, local, remote)
+
+    async def GetCarePlan(
+        self, request: api.GetCarePlanRequest, context: grpc.aio.ServicerContext
+    ) -> api.GetCarePlanResponse:
+        patient = request.patient_pseudonym
+        await require_pseudonym(context, patient, "patient_pseudonym")
+
+        async def local() -> api.GetCarePlanResponse:
+            plan = plan_of(self.care_plans.get(patient))
+            if plan is None:
+                await context.abort(grpc.StatusCode.NOT_FOUND, "no care plan for this patient")
+            return api.GetCarePlanResponse(care_plan=plan)
+
+        async def remote(channel: grpc.aio.Channel, deadline: float, metadata: Any) -> Any:
+            stub = api_grpc.ChronicServiceStub(channel)
+            return await stub.GetCarePlan(request, timeout=deadline, metadata=metadata)
+
+        return await self.router.answer(self.care_plans, patient, context, local, remote)
 
     async def RecordReading(
         self, request: api.RecordReadingRequest, context: grpc.aio.ServicerContext

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from emeuse.place.v1.territory_pb2 import Territory
@@ -35,3 +36,32 @@ def record(
 
 def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4()}"
+
+
+# What every care plan needs besides its thresholds (see services/chronic/care_plan.py).
+CARE_TEAM = [
+    {"member_id": "gp-0042", "role": "CARE_ROLE_GP", "escalation_rank": 1},
+    {"member_id": "ide-0107", "role": "CARE_ROLE_NURSE", "escalation_rank": 2},
+]
+
+
+def plan_json(patient: str, plan_id: str, programme: str, *bands: dict) -> dict:
+    """A complete care plan in proto3 JSON: each band expected daily, 30 min to acknowledge."""
+    return {
+        "patient_pseudonym": patient,
+        "care_plan_id": plan_id,
+        "programme": f"MONITORING_PROGRAMME_{programme}",
+        "thresholds": [{"expected_every": "86400s", **band} for band in bands],
+        "care_team": CARE_TEAM,
+        "acknowledge_within": "1800s",
+    }
+
+
+def complete_plan(plan: Message, programme: str) -> Message:
+    """The same plan as a message, completed like plan_json."""
+    bands = [
+        json_format.MessageToDict(band, preserving_proto_field_name=True)
+        for band in plan.thresholds
+    ]
+    data = plan_json(plan.patient_pseudonym, plan.care_plan_id, programme, *bands)
+    return json_format.ParseDict(data, type(plan)())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 
 import grpc
@@ -10,11 +11,14 @@ import grpc
 from emeuse.access.v1 import access_service_pb2, access_service_pb2_grpc
 from emeuse.chronic.v1 import chronic_events_pb2, chronic_service_pb2, chronic_service_pb2_grpc
 from emeuse.runtime.pseudonym import random_pseudonym
-from tests.integration.events import new_id
+from tests.integration.events import CARE_TEAM, new_id
 from tests.integration.harness import emeuse, wait_for_care_plan
 
 INR_PLAN = {
     "care_plan_id": "cp-inr",
+    "programme": "MONITORING_PROGRAMME_ANTICOAGULATION",
+    "care_team": CARE_TEAM,
+    "acknowledge_within": "1800s",
     "thresholds": [
         {
             "loinc_code": "34714-6",
@@ -23,6 +27,7 @@ INR_PLAN = {
             "high": 3,
             "critical_low": 1.5,
             "critical_high": 5,
+            "expected_every": "86400s",
         }
     ],
 }
@@ -202,6 +207,9 @@ def test_a_device_without_kafka_records_a_reading_over_grpc(platform, bootstrap,
         {
             "patient_pseudonym": patient,
             "care_plan_id": "cp-glucose",
+            "programme": "MONITORING_PROGRAMME_DIABETES",
+            "care_team": CARE_TEAM,
+            "acknowledge_within": "1800s",
             "thresholds": [
                 {
                     "loinc_code": "2339-0",
@@ -210,6 +218,7 @@ def test_a_device_without_kafka_records_a_reading_over_grpc(platform, bootstrap,
                     "high": 250,
                     "critical_low": 54,
                     "critical_high": 400,
+                    "expected_every": "86400s",
                 }
             ],
         },
@@ -283,6 +292,9 @@ def test_a_lab_sends_a_fhir_bundle_and_each_observation_is_checked(platform, boo
     lab_plan = {
         "patient_pseudonym": patient,
         "care_plan_id": "cp-lab",
+        "programme": "MONITORING_PROGRAMME_ANTICOAGULATION",
+        "care_team": CARE_TEAM,
+        "acknowledge_within": "1800s",
         "thresholds": [
             {
                 "loinc_code": "6301-6",
@@ -291,6 +303,7 @@ def test_a_lab_sends_a_fhir_bundle_and_each_observation_is_checked(platform, boo
                 "high": 3,
                 "critical_low": 1.5,
                 "critical_high": 5,
+                "expected_every": "86400s",
             }
         ],
     }
@@ -333,3 +346,41 @@ def test_a_lab_sends_a_fhir_bundle_and_each_observation_is_checked(platform, boo
     alerts = bus.wait_for("emeuse.chronic.alert-raised.v1", lambda r: r["key"] == patient)
     assert [a["event"]["loinc_code"] for a in alerts] == ["6301-6"]
     assert alerts[0]["headers"]["ce_causationid"] == ingested.event_ids[1]
+
+
+def test_the_care_plan_in_force_is_read_back_with_its_version(platform, bootstrap):
+    patient = random_pseudonym()
+    target = platform.services["chronic"].grpc_target
+    with grpc.insecure_channel(target) as channel:
+        stub = chronic_service_pb2_grpc.ChronicServiceStub(channel)
+        request = chronic_service_pb2.GetCarePlanRequest(patient_pseudonym=patient)
+        try:
+            stub.GetCarePlan(request, timeout=5, metadata=platform.auth)
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.NOT_FOUND
+        else:
+            raise AssertionError("a plan was found for a patient never enrolled")
+        publish(
+            bootstrap,
+            "emeuse.chronic.v1.CarePlanUpdated",
+            {"patient_pseudonym": patient, **INR_PLAN},
+        )
+        changed = {**INR_PLAN, "care_plan_id": "cp-inr-valve"}
+        changed["thresholds"] = [{**INR_PLAN["thresholds"][0], "low": 2.5, "high": 3.5}]
+        publish(
+            bootstrap,
+            "emeuse.chronic.v1.CarePlanUpdated",
+            {"patient_pseudonym": patient, **changed},
+        )
+        for _ in range(100):
+            try:
+                plan = stub.GetCarePlan(request, timeout=5, metadata=platform.auth).care_plan
+            except grpc.RpcError:
+                plan = None
+            if plan is not None and plan.version == 2:
+                break
+            time.sleep(0.2)
+    assert plan is not None and plan.version == 2
+    assert plan.care_plan_id == "cp-inr-valve"
+    assert (plan.thresholds[0].low, plan.thresholds[0].high) == (2.5, 3.5)
+    assert [m.escalation_rank for m in plan.care_team] == [1, 2]

@@ -8,7 +8,7 @@ from emeuse.chronic.v1.chronic_events_pb2 import CarePlanUpdated, MeasureThresho
 from emeuse.registry import ALERT_RAISED, CARE_PLAN_UPDATED, READING_RECORDED
 from emeuse.runtime.codec import expected_partition
 from emeuse.runtime.pseudonym import random_pseudonym
-from tests.integration.events import headers_for, new_id, record
+from tests.integration.events import complete_plan, headers_for, new_id, record
 from tests.integration.harness import wait_for_care_plan
 
 
@@ -21,19 +21,22 @@ def metric(text: str, name: str, **labels: str) -> float:
 
 
 def a_plan(patient: str) -> CarePlanUpdated:
-    return CarePlanUpdated(
-        patient_pseudonym=patient,
-        care_plan_id="cp-glucose",
-        thresholds=[
-            MeasureThreshold(
-                loinc_code="2339-0",
-                unit="mg/dL",
-                low=70,
-                high=250,
-                critical_low=54,
-                critical_high=400,
-            ),
-        ],
+    return complete_plan(
+        CarePlanUpdated(
+            patient_pseudonym=patient,
+            care_plan_id="cp-glucose",
+            thresholds=[
+                MeasureThreshold(
+                    loinc_code="2339-0",
+                    unit="mg/dL",
+                    low=70,
+                    high=250,
+                    critical_low=54,
+                    critical_high=400,
+                ),
+            ],
+        ),
+        "DIABETES",
     )
 
 
@@ -111,19 +114,22 @@ def test_garbage_is_dead_lettered_with_its_place_and_valid_events_keep_flowing(p
 
 def test_an_event_breaking_its_rules_is_dead_lettered_with_the_rule(platform, bus):
     patient = random_pseudonym()
-    crossed = CarePlanUpdated(
-        patient_pseudonym=patient,
-        care_plan_id="cp-crossed",
-        thresholds=[
-            MeasureThreshold(
-                loinc_code="2339-0",
-                unit="mg/dL",
-                low=250,
-                high=70,
-                critical_low=54,
-                critical_high=400,
-            ),
-        ],
+    crossed = complete_plan(
+        CarePlanUpdated(
+            patient_pseudonym=patient,
+            care_plan_id="cp-crossed",
+            thresholds=[
+                MeasureThreshold(
+                    loinc_code="2339-0",
+                    unit="mg/dL",
+                    low=250,
+                    high=70,
+                    critical_low=54,
+                    critical_high=400,
+                ),
+            ],
+        ),
+        "DIABETES",
     )
     at = bus.send(*record(CARE_PLAN_UPDATED, crossed, patient))
     [letter] = bus.wait_for(

@@ -17,7 +17,7 @@ from emeuse.chronic.v1 import chronic_service_pb2, chronic_service_pb2_grpc
 from emeuse.chronic.v1.chronic_events_pb2 import CarePlanUpdated, MeasureThreshold, ReadingRecorded
 from emeuse.registry import ALERT_RAISED, CARE_PLAN_UPDATED, READING_RECORDED, SERVICES
 from emeuse.runtime.pseudonym import random_pseudonym
-from tests.integration.events import new_id, record
+from tests.integration.events import complete_plan, new_id, record
 from tests.integration.harness import free_port, wait_for_care_plan
 
 
@@ -115,14 +115,22 @@ def summary_from(
 
 def test_state_survives_a_killed_worker_and_sigterm_stops_it_cleanly(platform, bus):
     patient = random_pseudonym()
-    plan = CarePlanUpdated(
-        patient_pseudonym=patient,
-        care_plan_id="cp-copd",
-        thresholds=[
-            MeasureThreshold(
-                loinc_code="59408-5", unit="%", low=88, high=100, critical_low=85, critical_high=100
-            ),
-        ],
+    plan = complete_plan(
+        CarePlanUpdated(
+            patient_pseudonym=patient,
+            care_plan_id="cp-copd",
+            thresholds=[
+                MeasureThreshold(
+                    loinc_code="59408-5",
+                    unit="%",
+                    low=88,
+                    high=100,
+                    critical_low=85,
+                    critical_high=100,
+                ),
+            ],
+        ),
+        "RESPIRATORY",
     )
     bus.send(*record(CARE_PLAN_UPDATED, plan, patient))
     wait_for_care_plan(platform.services["chronic"].grpc_target, patient, platform.auth)
@@ -159,19 +167,22 @@ def test_two_instances_share_the_partitions_and_each_answers_for_every_patient(p
         second.wait_serving()
         patients = [random_pseudonym() for _ in range(16)]
         for patient in patients:
-            plan = CarePlanUpdated(
-                patient_pseudonym=patient,
-                care_plan_id="cp",
-                thresholds=[
-                    MeasureThreshold(
-                        loinc_code="59408-5",
-                        unit="%",
-                        low=90,
-                        high=100,
-                        critical_low=85,
-                        critical_high=100,
-                    ),
-                ],
+            plan = complete_plan(
+                CarePlanUpdated(
+                    patient_pseudonym=patient,
+                    care_plan_id="cp",
+                    thresholds=[
+                        MeasureThreshold(
+                            loinc_code="59408-5",
+                            unit="%",
+                            low=90,
+                            high=100,
+                            critical_low=85,
+                            critical_high=100,
+                        ),
+                    ],
+                ),
+                "RESPIRATORY",
             )
             bus.send(*record(CARE_PLAN_UPDATED, plan, patient))
         # Asked of the second instance: it answers for the patients it holds and forwards

@@ -22,24 +22,31 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&emeuse/chronic/v1/chronic_events.proto\x12\x11\x65meuse.chronic.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"|\n\x10MeasureThreshold\x12\x12\n\nloinc_code\x18\x01 \x01(\t\x12\x0c\n\x04unit\x18\x02 \x01(\t\x12\x0b\n\x03low\x18\x03 \x01(\x01\x12\x0c\n\x04high\x18\x04 \x01(\x01\x12\x14\n\x0c\x63ritical_low\x18\x05 \x01(\x01\x12\x15\n\rcritical_high\x18\x06 \x01(\x01\"{\n\x0f\x43\x61rePlanUpdated\x12\x19\n\x11patient_pseudonym\x18\x01 \x01(\t\x12\x14\n\x0c\x63\x61re_plan_id\x18\x02 \x01(\t\x12\x37\n\nthresholds\x18\x03 \x03(\x0b\x32#.emeuse.chronic.v1.MeasureThreshold\"\xb5\x01\n\x0fReadingRecorded\x12\x12\n\nreading_id\x18\x01 \x01(\t\x12\x19\n\x11patient_pseudonym\x18\x02 \x01(\t\x12\x12\n\nloinc_code\x18\x03 \x01(\t\x12\r\n\x05value\x18\x04 \x01(\x01\x12\x0c\n\x04unit\x18\x05 \x01(\t\x12/\n\x0bmeasured_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tdevice_id\x18\x07 \x01(\t\"\xe4\x01\n\x0b\x41lertRaised\x12\x10\n\x08\x61lert_id\x18\x01 \x01(\t\x12\x19\n\x11patient_pseudonym\x18\x02 \x01(\t\x12\x32\n\x08severity\x18\x03 \x01(\x0e\x32 .emeuse.chronic.v1.AlertSeverity\x12\x0c\n\x04rule\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x13\n\x0breading_ids\x18\x06 \x03(\t\x12\x12\n\nloinc_code\x18\x07 \x01(\t\x12-\n\traised_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*h\n\rAlertSeverity\x12\x1e\n\x1a\x41LERT_SEVERITY_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x41LERT_SEVERITY_WARNING\x10\x01\x12\x1b\n\x17\x41LERT_SEVERITY_CRITICAL\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&emeuse/chronic/v1/chronic_events.proto\x12\x11\x65meuse.chronic.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaf\x01\n\x10MeasureThreshold\x12\x12\n\nloinc_code\x18\x01 \x01(\t\x12\x0c\n\x04unit\x18\x02 \x01(\t\x12\x0b\n\x03low\x18\x03 \x01(\x01\x12\x0c\n\x04high\x18\x04 \x01(\x01\x12\x14\n\x0c\x63ritical_low\x18\x05 \x01(\x01\x12\x15\n\rcritical_high\x18\x06 \x01(\x01\x12\x31\n\x0e\x65xpected_every\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\"g\n\x0e\x43\x61reTeamMember\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12)\n\x04role\x18\x02 \x01(\x0e\x32\x1b.emeuse.chronic.v1.CareRole\x12\x17\n\x0f\x65scalation_rank\x18\x03 \x01(\x05\"\xb4\x02\n\x0f\x43\x61rePlanUpdated\x12\x19\n\x11patient_pseudonym\x18\x01 \x01(\t\x12\x14\n\x0c\x63\x61re_plan_id\x18\x02 \x01(\t\x12\x37\n\nthresholds\x18\x03 \x03(\x0b\x32#.emeuse.chronic.v1.MeasureThreshold\x12\x39\n\tprogramme\x18\x04 \x01(\x0e\x32&.emeuse.chronic.v1.MonitoringProgramme\x12\x34\n\tcare_team\x18\x05 \x03(\x0b\x32!.emeuse.chronic.v1.CareTeamMember\x12\x35\n\x12\x61\x63knowledge_within\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0f\n\x07version\x18\x07 \x01(\x05\"\xb5\x01\n\x0fReadingRecorded\x12\x12\n\nreading_id\x18\x01 \x01(\t\x12\x19\n\x11patient_pseudonym\x18\x02 \x01(\t\x12\x12\n\nloinc_code\x18\x03 \x01(\t\x12\r\n\x05value\x18\x04 \x01(\x01\x12\x0c\n\x04unit\x18\x05 \x01(\t\x12/\n\x0bmeasured_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tdevice_id\x18\x07 \x01(\t\"\xe4\x01\n\x0b\x41lertRaised\x12\x10\n\x08\x61lert_id\x18\x01 \x01(\t\x12\x19\n\x11patient_pseudonym\x18\x02 \x01(\t\x12\x32\n\x08severity\x18\x03 \x01(\x0e\x32 .emeuse.chronic.v1.AlertSeverity\x12\x0c\n\x04rule\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x13\n\x0breading_ids\x18\x06 \x03(\t\x12\x12\n\nloinc_code\x18\x07 \x01(\t\x12-\n\traised_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xd6\x01\n\x13MonitoringProgramme\x12$\n MONITORING_PROGRAMME_UNSPECIFIED\x10\x00\x12!\n\x1dMONITORING_PROGRAMME_DIABETES\x10\x01\x12&\n\"MONITORING_PROGRAMME_HEART_FAILURE\x10\x02\x12$\n MONITORING_PROGRAMME_RESPIRATORY\x10\x03\x12(\n$MONITORING_PROGRAMME_ANTICOAGULATION\x10\x04*\xc9\x01\n\x08\x43\x61reRole\x12\x19\n\x15\x43\x41RE_ROLE_UNSPECIFIED\x10\x00\x12\x10\n\x0c\x43\x41RE_ROLE_GP\x10\x01\x12\x18\n\x14\x43\x41RE_ROLE_SPECIALIST\x10\x02\x12\x13\n\x0f\x43\x41RE_ROLE_NURSE\x10\x03\x12\x18\n\x14\x43\x41RE_ROLE_PHARMACIST\x10\x04\x12\x19\n\x15\x43\x41RE_ROLE_EHPAD_STAFF\x10\x05\x12\x11\n\rCARE_ROLE_LAB\x10\x06\x12\x19\n\x15\x43\x41RE_ROLE_COORDINATOR\x10\x07*h\n\rAlertSeverity\x12\x1e\n\x1a\x41LERT_SEVERITY_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x41LERT_SEVERITY_WARNING\x10\x01\x12\x1b\n\x17\x41LERT_SEVERITY_CRITICAL\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'emeuse.chronic.v1.chronic_events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ALERTSEVERITY']._serialized_start=760
-  _globals['_ALERTSEVERITY']._serialized_end=864
-  _globals['_MEASURETHRESHOLD']._serialized_start=94
-  _globals['_MEASURETHRESHOLD']._serialized_end=218
-  _globals['_CAREPLANUPDATED']._serialized_start=220
-  _globals['_CAREPLANUPDATED']._serialized_end=343
-  _globals['_READINGRECORDED']._serialized_start=346
-  _globals['_READINGRECORDED']._serialized_end=527
-  _globals['_ALERTRAISED']._serialized_start=530
-  _globals['_ALERTRAISED']._serialized_end=758
+  _globals['_MONITORINGPROGRAMME']._serialized_start=1136
+  _globals['_MONITORINGPROGRAMME']._serialized_end=1350
+  _globals['_CAREROLE']._serialized_start=1353
+  _globals['_CAREROLE']._serialized_end=1554
+  _globals['_ALERTSEVERITY']._serialized_start=1556
+  _globals['_ALERTSEVERITY']._serialized_end=1660
+  _globals['_MEASURETHRESHOLD']._serialized_start=127
+  _globals['_MEASURETHRESHOLD']._serialized_end=302
+  _globals['_CARETEAMMEMBER']._serialized_start=304
+  _globals['_CARETEAMMEMBER']._serialized_end=407
+  _globals['_CAREPLANUPDATED']._serialized_start=410
+  _globals['_CAREPLANUPDATED']._serialized_end=718
+  _globals['_READINGRECORDED']._serialized_start=721
+  _globals['_READINGRECORDED']._serialized_end=902
+  _globals['_ALERTRAISED']._serialized_start=905
+  _globals['_ALERTRAISED']._serialized_end=1133
 # @@protoc_insertion_point(module_scope)

@@ -5,6 +5,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -19,6 +20,82 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _MonitoringProgramme:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _MonitoringProgrammeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MonitoringProgramme.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    MONITORING_PROGRAMME_UNSPECIFIED: _MonitoringProgramme.ValueType  # 0
+    """MONITORING_PROGRAMME_UNSPECIFIED is never valid on a care plan."""
+    MONITORING_PROGRAMME_DIABETES: _MonitoringProgramme.ValueType  # 1
+    """MONITORING_PROGRAMME_DIABETES: glucose monitoring."""
+    MONITORING_PROGRAMME_HEART_FAILURE: _MonitoringProgramme.ValueType  # 2
+    """MONITORING_PROGRAMME_HEART_FAILURE: weight, heart rate and blood pressure monitoring."""
+    MONITORING_PROGRAMME_RESPIRATORY: _MonitoringProgramme.ValueType  # 3
+    """MONITORING_PROGRAMME_RESPIRATORY: chronic respiratory disease, SpO2 monitoring."""
+    MONITORING_PROGRAMME_ANTICOAGULATION: _MonitoringProgramme.ValueType  # 4
+    """MONITORING_PROGRAMME_ANTICOAGULATION: INR follow-up, often by point-of-care biology."""
+
+class MonitoringProgramme(_MonitoringProgramme, metaclass=_MonitoringProgrammeEnumTypeWrapper):
+    """MonitoringProgramme is the remote-monitoring programme a patient is enrolled in."""
+
+MONITORING_PROGRAMME_UNSPECIFIED: MonitoringProgramme.ValueType  # 0
+"""MONITORING_PROGRAMME_UNSPECIFIED is never valid on a care plan."""
+MONITORING_PROGRAMME_DIABETES: MonitoringProgramme.ValueType  # 1
+"""MONITORING_PROGRAMME_DIABETES: glucose monitoring."""
+MONITORING_PROGRAMME_HEART_FAILURE: MonitoringProgramme.ValueType  # 2
+"""MONITORING_PROGRAMME_HEART_FAILURE: weight, heart rate and blood pressure monitoring."""
+MONITORING_PROGRAMME_RESPIRATORY: MonitoringProgramme.ValueType  # 3
+"""MONITORING_PROGRAMME_RESPIRATORY: chronic respiratory disease, SpO2 monitoring."""
+MONITORING_PROGRAMME_ANTICOAGULATION: MonitoringProgramme.ValueType  # 4
+"""MONITORING_PROGRAMME_ANTICOAGULATION: INR follow-up, often by point-of-care biology."""
+Global___MonitoringProgramme: _TypeAlias = MonitoringProgramme  # noqa: Y015
+
+class _CareRole:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CareRoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CareRole.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CARE_ROLE_UNSPECIFIED: _CareRole.ValueType  # 0
+    """CARE_ROLE_UNSPECIFIED is never valid."""
+    CARE_ROLE_GP: _CareRole.ValueType  # 1
+    """CARE_ROLE_GP: the médecin traitant."""
+    CARE_ROLE_SPECIALIST: _CareRole.ValueType  # 2
+    """CARE_ROLE_SPECIALIST: the hospital or private specialist."""
+    CARE_ROLE_NURSE: _CareRole.ValueType  # 3
+    """CARE_ROLE_NURSE: an IDE, at home or in the EHPAD."""
+    CARE_ROLE_PHARMACIST: _CareRole.ValueType  # 4
+    """CARE_ROLE_PHARMACIST: the pharmacist."""
+    CARE_ROLE_EHPAD_STAFF: _CareRole.ValueType  # 5
+    """CARE_ROLE_EHPAD_STAFF: nursing-home staff."""
+    CARE_ROLE_LAB: _CareRole.ValueType  # 6
+    """CARE_ROLE_LAB: the medical laboratory."""
+    CARE_ROLE_COORDINATOR: _CareRole.ValueType  # 7
+    """CARE_ROLE_COORDINATOR: the care coordinator (coordinateur de parcours)."""
+
+class CareRole(_CareRole, metaclass=_CareRoleEnumTypeWrapper):
+    """CareRole is what a care-team member does for the patient."""
+
+CARE_ROLE_UNSPECIFIED: CareRole.ValueType  # 0
+"""CARE_ROLE_UNSPECIFIED is never valid."""
+CARE_ROLE_GP: CareRole.ValueType  # 1
+"""CARE_ROLE_GP: the médecin traitant."""
+CARE_ROLE_SPECIALIST: CareRole.ValueType  # 2
+"""CARE_ROLE_SPECIALIST: the hospital or private specialist."""
+CARE_ROLE_NURSE: CareRole.ValueType  # 3
+"""CARE_ROLE_NURSE: an IDE, at home or in the EHPAD."""
+CARE_ROLE_PHARMACIST: CareRole.ValueType  # 4
+"""CARE_ROLE_PHARMACIST: the pharmacist."""
+CARE_ROLE_EHPAD_STAFF: CareRole.ValueType  # 5
+"""CARE_ROLE_EHPAD_STAFF: nursing-home staff."""
+CARE_ROLE_LAB: CareRole.ValueType  # 6
+"""CARE_ROLE_LAB: the medical laboratory."""
+CARE_ROLE_COORDINATOR: CareRole.ValueType  # 7
+"""CARE_ROLE_COORDINATOR: the care coordinator (coordinateur de parcours)."""
+Global___CareRole: _TypeAlias = CareRole  # noqa: Y015
 
 class _AlertSeverity:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -56,6 +133,7 @@ class MeasureThreshold(_message.Message):
     HIGH_FIELD_NUMBER: _builtins.int
     CRITICAL_LOW_FIELD_NUMBER: _builtins.int
     CRITICAL_HIGH_FIELD_NUMBER: _builtins.int
+    EXPECTED_EVERY_FIELD_NUMBER: _builtins.int
     loinc_code: _builtins.str
     """LOINC code of the measure, e.g. "34714-6" for a point-of-care INR."""
     unit: _builtins.str
@@ -68,6 +146,10 @@ class MeasureThreshold(_message.Message):
     """A value below this is critical."""
     critical_high: _builtins.float
     """A value above this is critical."""
+    @_builtins.property
+    def expected_every(self) -> _duration_pb2.Duration:
+        """How often a reading is expected; none within this interval is a monitoring gap."""
+
     def __init__(
         self,
         *,
@@ -77,14 +159,45 @@ class MeasureThreshold(_message.Message):
         high: _builtins.float = ...,
         critical_low: _builtins.float = ...,
         critical_high: _builtins.float = ...,
+        expected_every: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expected_every", b"expected_every"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["critical_high", b"critical_high", "critical_low", b"critical_low", "high", b"high", "loinc_code", b"loinc_code", "low", b"low", "unit", b"unit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["critical_high", b"critical_high", "critical_low", b"critical_low", "expected_every", b"expected_every", "high", b"high", "loinc_code", b"loinc_code", "low", b"low", "unit", b"unit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___MeasureThreshold: _TypeAlias = MeasureThreshold  # noqa: Y015
+
+@_typing.final
+class CareTeamMember(_message.Message):
+    """CareTeamMember is one professional an alert can reach, in escalation order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMBER_ID_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    ESCALATION_RANK_FIELD_NUMBER: _builtins.int
+    member_id: _builtins.str
+    """Id of the professional in the platform's directory (never a patient identity)."""
+    role: Global___CareRole.ValueType
+    """What the member does for the patient."""
+    escalation_rank: _builtins.int
+    """Order in which an unacknowledged alert reaches members: 1 first."""
+    def __init__(
+        self,
+        *,
+        member_id: _builtins.str = ...,
+        role: Global___CareRole.ValueType = ...,
+        escalation_rank: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["escalation_rank", b"escalation_rank", "member_id", b"member_id", "role", b"role"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CareTeamMember: _TypeAlias = CareTeamMember  # noqa: Y015
 
 @_typing.final
 class CarePlanUpdated(_message.Message):
@@ -95,13 +208,29 @@ class CarePlanUpdated(_message.Message):
     PATIENT_PSEUDONYM_FIELD_NUMBER: _builtins.int
     CARE_PLAN_ID_FIELD_NUMBER: _builtins.int
     THRESHOLDS_FIELD_NUMBER: _builtins.int
+    PROGRAMME_FIELD_NUMBER: _builtins.int
+    CARE_TEAM_FIELD_NUMBER: _builtins.int
+    ACKNOWLEDGE_WITHIN_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
     patient_pseudonym: _builtins.str
     """Pseudonym of the monitored patient."""
     care_plan_id: _builtins.str
     """Id of this version of the care plan."""
+    programme: Global___MonitoringProgramme.ValueType
+    """Programme the patient is enrolled in."""
+    version: _builtins.int
+    """Version of the patient's plan, set by the chronic service: 1 at enrolment, then +1 per change."""
     @_builtins.property
     def thresholds(self) -> _containers.RepeatedCompositeFieldContainer[Global___MeasureThreshold]:
         """One band per monitored measure; a measure not listed is not evaluated."""
+
+    @_builtins.property
+    def care_team(self) -> _containers.RepeatedCompositeFieldContainer[Global___CareTeamMember]:
+        """Professionals alerts reach, with their escalation order."""
+
+    @_builtins.property
+    def acknowledge_within(self) -> _duration_pb2.Duration:
+        """How long a member has to acknowledge an alert before it goes to the next one."""
 
     def __init__(
         self,
@@ -109,10 +238,14 @@ class CarePlanUpdated(_message.Message):
         patient_pseudonym: _builtins.str = ...,
         care_plan_id: _builtins.str = ...,
         thresholds: _abc.Iterable[Global___MeasureThreshold] | None = ...,
+        programme: Global___MonitoringProgramme.ValueType = ...,
+        care_team: _abc.Iterable[Global___CareTeamMember] | None = ...,
+        acknowledge_within: _duration_pb2.Duration | None = ...,
+        version: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["acknowledge_within", b"acknowledge_within"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["care_plan_id", b"care_plan_id", "patient_pseudonym", b"patient_pseudonym", "thresholds", b"thresholds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledge_within", b"acknowledge_within", "care_plan_id", b"care_plan_id", "care_team", b"care_team", "patient_pseudonym", b"patient_pseudonym", "programme", b"programme", "thresholds", b"thresholds", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -26,7 +26,7 @@ from emeuse.chronic.v1 import chronic_events_pb2 as emeuse_dot_chronic_dot_v1_do
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'emeuse/chronic/v1/chronic_service.proto\x12\x11\x65meuse.chronic.v1\x1a&emeuse/chronic/v1/chronic_events.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"[\n\x1cIngestFhirObservationRequest\x12\x11\n\tfhir_json\x18\x01 \x01(\t\x12\x11\n\tterritory\x18\x02 \x01(\t\x12\x15\n\rexperiment_id\x18\x03 \x01(\t\"2\n\x1dIngestFhirObservationResponse\x12\x11\n\tevent_ids\x18\x01 \x03(\t\"u\n\x14RecordReadingRequest\x12\x33\n\x07reading\x18\x01 \x01(\x0b\x32\".emeuse.chronic.v1.ReadingRecorded\x12\x11\n\tterritory\x18\x02 \x01(\t\x12\x15\n\rexperiment_id\x18\x03 \x01(\t\"\\\n\x15RecordReadingResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x18\n\x10normalised_value\x18\x02 \x01(\x01\x12\x17\n\x0fnormalised_unit\x18\x03 \x01(\t\"5\n\x18GetPatientSummaryRequest\x12\x19\n\x11patient_pseudonym\x18\x01 \x01(\t\"o\n\x0bLatestValue\x12\x12\n\nloinc_code\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x0c\n\x04unit\x18\x03 \x01(\t\x12/\n\x0bmeasured_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb2\x01\n\x19GetPatientSummaryResponse\x12\x19\n\x11patient_pseudonym\x18\x01 \x01(\t\x12\x15\n\rhas_care_plan\x18\x02 \x01(\x08\x12\x35\n\rlatest_values\x18\x03 \x03(\x0b\x32\x1e.emeuse.chronic.v1.LatestValue\x12\x15\n\ralerts_raised\x18\x04 \x01(\x05\x12\x15\n\rlast_alert_id\x18\x05 \x01(\t2\xe0\x02\n\x0e\x43hronicService\x12n\n\x11GetPatientSummary\x12+.emeuse.chronic.v1.GetPatientSummaryRequest\x1a,.emeuse.chronic.v1.GetPatientSummaryResponse\x12\x62\n\rRecordReading\x12\'.emeuse.chronic.v1.RecordReadingRequest\x1a(.emeuse.chronic.v1.RecordReadingResponse\x12z\n\x15IngestFhirObservation\x12/.emeuse.chronic.v1.IngestFhirObservationRequest\x1a\x30.emeuse.chronic.v1.IngestFhirObservationResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'emeuse/chronic/v1/chronic_service.proto\x12\x11\x65meuse.chronic.v1\x1a&emeuse/chronic/v1/chronic_events.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"[\n\x1cIngestFhirObservationRequest\x12\x11\n\tfhir_json\x18\x01 \x01(\t\x12\x11\n\tterritory\x18\x02 \x01(\t\x12\x15\n\rexperiment_id\x18\x03 \x01(\t\"2\n\x1dIngestFhirObservationResponse\x12\x11\n\tevent_ids\x18\x01 \x03(\t\"/\n\x12GetCarePlanRequest\x12\x19\n\x11patient_pseudonym\x18\x01 \x01(\t\"L\n\x13GetCarePlanResponse\x12\x35\n\tcare_plan\x18\x01 \x01(\x0b\x32\".emeuse.chronic.v1.CarePlanUpdated\"u\n\x14RecordReadingRequest\x12\x33\n\x07reading\x18\x01 \x01(\x0b\x32\".emeuse.chronic.v1.ReadingRecorded\x12\x11\n\tterritory\x18\x02 \x01(\t\x12\x15\n\rexperiment_id\x18\x03 \x01(\t\"\\\n\x15RecordReadingResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x18\n\x10normalised_value\x18\x02 \x01(\x01\x12\x17\n\x0fnormalised_unit\x18\x03 \x01(\t\"5\n\x18GetPatientSummaryRequest\x12\x19\n\x11patient_pseudonym\x18\x01 \x01(\t\"o\n\x0bLatestValue\x12\x12\n\nloinc_code\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x0c\n\x04unit\x18\x03 \x01(\t\x12/\n\x0bmeasured_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb2\x01\n\x19GetPatientSummaryResponse\x12\x19\n\x11patient_pseudonym\x18\x01 \x01(\t\x12\x15\n\rhas_care_plan\x18\x02 \x01(\x08\x12\x35\n\rlatest_values\x18\x03 \x03(\x0b\x32\x1e.emeuse.chronic.v1.LatestValue\x12\x15\n\ralerts_raised\x18\x04 \x01(\x05\x12\x15\n\rlast_alert_id\x18\x05 \x01(\t2\xbe\x03\n\x0e\x43hronicService\x12n\n\x11GetPatientSummary\x12+.emeuse.chronic.v1.GetPatientSummaryRequest\x1a,.emeuse.chronic.v1.GetPatientSummaryResponse\x12\\\n\x0bGetCarePlan\x12%.emeuse.chronic.v1.GetCarePlanRequest\x1a&.emeuse.chronic.v1.GetCarePlanResponse\x12\x62\n\rRecordReading\x12\'.emeuse.chronic.v1.RecordReadingRequest\x1a(.emeuse.chronic.v1.RecordReadingResponse\x12z\n\x15IngestFhirObservation\x12/.emeuse.chronic.v1.IngestFhirObservationRequest\x1a\x30.emeuse.chronic.v1.IngestFhirObservationResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,16 +37,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_INGESTFHIROBSERVATIONREQUEST']._serialized_end=226
   _globals['_INGESTFHIROBSERVATIONRESPONSE']._serialized_start=228
   _globals['_INGESTFHIROBSERVATIONRESPONSE']._serialized_end=278
-  _globals['_RECORDREADINGREQUEST']._serialized_start=280
-  _globals['_RECORDREADINGREQUEST']._serialized_end=397
-  _globals['_RECORDREADINGRESPONSE']._serialized_start=399
-  _globals['_RECORDREADINGRESPONSE']._serialized_end=491
-  _globals['_GETPATIENTSUMMARYREQUEST']._serialized_start=493
-  _globals['_GETPATIENTSUMMARYREQUEST']._serialized_end=546
-  _globals['_LATESTVALUE']._serialized_start=548
-  _globals['_LATESTVALUE']._serialized_end=659
-  _globals['_GETPATIENTSUMMARYRESPONSE']._serialized_start=662
-  _globals['_GETPATIENTSUMMARYRESPONSE']._serialized_end=840
-  _globals['_CHRONICSERVICE']._serialized_start=843
-  _globals['_CHRONICSERVICE']._serialized_end=1195
+  _globals['_GETCAREPLANREQUEST']._serialized_start=280
+  _globals['_GETCAREPLANREQUEST']._serialized_end=327
+  _globals['_GETCAREPLANRESPONSE']._serialized_start=329
+  _globals['_GETCAREPLANRESPONSE']._serialized_end=405
+  _globals['_RECORDREADINGREQUEST']._serialized_start=407
+  _globals['_RECORDREADINGREQUEST']._serialized_end=524
+  _globals['_RECORDREADINGRESPONSE']._serialized_start=526
+  _globals['_RECORDREADINGRESPONSE']._serialized_end=618
+  _globals['_GETPATIENTSUMMARYREQUEST']._serialized_start=620
+  _globals['_GETPATIENTSUMMARYREQUEST']._serialized_end=673
+  _globals['_LATESTVALUE']._serialized_start=675
+  _globals['_LATESTVALUE']._serialized_end=786
+  _globals['_GETPATIENTSUMMARYRESPONSE']._serialized_start=789
+  _globals['_GETPATIENTSUMMARYRESPONSE']._serialized_end=967
+  _globals['_CHRONICSERVICE']._serialized_start=970
+  _globals['_CHRONICSERVICE']._serialized_end=1416
 # @@protoc_insertion_point(module_scope)

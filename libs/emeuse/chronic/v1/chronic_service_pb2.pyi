@@ -75,6 +75,52 @@ class IngestFhirObservationResponse(_message.Message):
 Global___IngestFhirObservationResponse: _TypeAlias = IngestFhirObservationResponse  # noqa: Y015
 
 @_typing.final
+class GetCarePlanRequest(_message.Message):
+    """GetCarePlanRequest names the patient."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATIENT_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    patient_pseudonym: _builtins.str
+    """Pseudonym of the patient."""
+    def __init__(
+        self,
+        *,
+        patient_pseudonym: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["patient_pseudonym", b"patient_pseudonym"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCarePlanRequest: _TypeAlias = GetCarePlanRequest  # noqa: Y015
+
+@_typing.final
+class GetCarePlanResponse(_message.Message):
+    """GetCarePlanResponse holds the plan in force."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CARE_PLAN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def care_plan(self) -> _chronic_events_pb2.CarePlanUpdated:
+        """The latest recorded plan, with its version."""
+
+    def __init__(
+        self,
+        *,
+        care_plan: _chronic_events_pb2.CarePlanUpdated | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["care_plan", b"care_plan"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["care_plan", b"care_plan"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCarePlanResponse: _TypeAlias = GetCarePlanResponse  # noqa: Y015
+
+@_typing.final
 class RecordReadingRequest(_message.Message):
     """RecordReadingRequest carries one reading and where it belongs."""
 

@@ -40,6 +40,11 @@ class ChronicServiceStub:
                 request_serializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.GetPatientSummaryRequest.SerializeToString,
                 response_deserializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.GetPatientSummaryResponse.FromString,
                 _registered_method=True)
+        self.GetCarePlan = channel.unary_unary(
+                '/emeuse.chronic.v1.ChronicService/GetCarePlan',
+                request_serializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.GetCarePlanRequest.SerializeToString,
+                response_deserializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.GetCarePlanResponse.FromString,
+                _registered_method=True)
         self.RecordReading = channel.unary_unary(
                 '/emeuse.chronic.v1.ChronicService/RecordReading',
                 request_serializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.RecordReadingRequest.SerializeToString,
@@ -58,6 +63,13 @@ class ChronicServiceServicer:
 
     def GetPatientSummary(self, request, context):
         """GetPatientSummary returns the latest value per measure and the alerts of a patient.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCarePlan(self, request, context):
+        """GetCarePlan returns the care plan in force for a patient (thresholds in canonical units).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -84,6 +96,11 @@ def add_ChronicServiceServicer_to_server(servicer, server):
                     servicer.GetPatientSummary,
                     request_deserializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.GetPatientSummaryRequest.FromString,
                     response_serializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.GetPatientSummaryResponse.SerializeToString,
+            ),
+            'GetCarePlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCarePlan,
+                    request_deserializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.GetCarePlanRequest.FromString,
+                    response_serializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.GetCarePlanResponse.SerializeToString,
             ),
             'RecordReading': grpc.unary_unary_rpc_method_handler(
                     servicer.RecordReading,
@@ -124,6 +141,33 @@ class ChronicService:
             '/emeuse.chronic.v1.ChronicService/GetPatientSummary',
             emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.GetPatientSummaryRequest.SerializeToString,
             emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.GetPatientSummaryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCarePlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emeuse.chronic.v1.ChronicService/GetCarePlan',
+            emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.GetCarePlanRequest.SerializeToString,
+            emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.GetCarePlanResponse.FromString,
             options,
             channel_credentials,
             insecure,

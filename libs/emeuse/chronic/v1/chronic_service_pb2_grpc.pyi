@@ -35,6 +35,8 @@ class ChronicServiceStub:
     def __new__(cls, channel: _aio.Channel) -> ChronicServiceAsyncStub: ...
     GetPatientSummary: _grpc.UnaryUnaryMultiCallable[_chronic_service_pb2.GetPatientSummaryRequest, _chronic_service_pb2.GetPatientSummaryResponse]
     """GetPatientSummary returns the latest value per measure and the alerts of a patient."""
+    GetCarePlan: _grpc.UnaryUnaryMultiCallable[_chronic_service_pb2.GetCarePlanRequest, _chronic_service_pb2.GetCarePlanResponse]
+    """GetCarePlan returns the care plan in force for a patient (thresholds in canonical units)."""
     RecordReading: _grpc.UnaryUnaryMultiCallable[_chronic_service_pb2.RecordReadingRequest, _chronic_service_pb2.RecordReadingResponse]
     """RecordReading checks a reading from a device that cannot publish to Kafka and publishes it as ReadingRecorded."""
     IngestFhirObservation: _grpc.UnaryUnaryMultiCallable[_chronic_service_pb2.IngestFhirObservationRequest, _chronic_service_pb2.IngestFhirObservationResponse]
@@ -47,6 +49,8 @@ class ChronicServiceAsyncStub(ChronicServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetPatientSummary: _aio.UnaryUnaryMultiCallable[_chronic_service_pb2.GetPatientSummaryRequest, _chronic_service_pb2.GetPatientSummaryResponse]  # type: ignore[assignment]
     """GetPatientSummary returns the latest value per measure and the alerts of a patient."""
+    GetCarePlan: _aio.UnaryUnaryMultiCallable[_chronic_service_pb2.GetCarePlanRequest, _chronic_service_pb2.GetCarePlanResponse]  # type: ignore[assignment]
+    """GetCarePlan returns the care plan in force for a patient (thresholds in canonical units)."""
     RecordReading: _aio.UnaryUnaryMultiCallable[_chronic_service_pb2.RecordReadingRequest, _chronic_service_pb2.RecordReadingResponse]  # type: ignore[assignment]
     """RecordReading checks a reading from a device that cannot publish to Kafka and publishes it as ReadingRecorded."""
     IngestFhirObservation: _aio.UnaryUnaryMultiCallable[_chronic_service_pb2.IngestFhirObservationRequest, _chronic_service_pb2.IngestFhirObservationResponse]  # type: ignore[assignment]
@@ -62,6 +66,14 @@ class ChronicServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_chronic_service_pb2.GetPatientSummaryResponse, _abc.Awaitable[_chronic_service_pb2.GetPatientSummaryResponse]]:
         """GetPatientSummary returns the latest value per measure and the alerts of a patient."""
+
+    @_abc_1.abstractmethod
+    def GetCarePlan(
+        self,
+        request: _chronic_service_pb2.GetCarePlanRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chronic_service_pb2.GetCarePlanResponse, _abc.Awaitable[_chronic_service_pb2.GetCarePlanResponse]]:
+        """GetCarePlan returns the care plan in force for a patient (thresholds in canonical units)."""
 
     @_abc_1.abstractmethod
     def RecordReading(
