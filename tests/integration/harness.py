@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -171,20 +171,38 @@ class Bus:
         self.producer = KafkaProducer(bootstrap_servers=bootstrap)
 
     def send(
-        self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: list[tuple[str, bytes]],
+        partition: int | None = None,
     ) -> tuple[int, int]:
-        metadata = self.producer.send(topic, key=key, value=value, headers=headers).get(timeout=15)
-        return metadata.partition, metadata.offset
-
-    def send_to(
-        self, topic: str, partition: int, key: bytes, value: bytes, headers: list[tuple[str, bytes]]
-    ) -> tuple[int, int]:
-        """Send to a chosen partition, as a producer with another partitioner would."""
+        """Send and wait for the broker; a chosen partition plays a producer with another
+        partitioner. Returns (partition, offset)."""
         future = self.producer.send(
             topic, key=key, value=value, headers=headers, partition=partition
         )
         metadata = future.get(timeout=15)
         return metadata.partition, metadata.offset
+
+    def _polls_from_beginning(self, topic: str) -> Iterator[list[dict[str, Any]]]:
+        """The topic's records from the beginning, one list per poll (possibly empty)."""
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        try:
+            partitions = [
+                TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
+            ]
+            consumer.assign(partitions)
+            consumer.seek_to_beginning(*partitions)
+            while True:
+                yield [
+                    describe(r.topic, r.partition, r.offset, r.key, r.value, r.headers)
+                    for records in consumer.poll(timeout_ms=300).values()
+                    for r in records
+                ]
+        finally:
+            consumer.close()
 
     def wait_for(
         self,
@@ -194,50 +212,37 @@ class Bus:
         count: int = 1,
     ) -> list[dict[str, Any]]:
         """Records of `topic` (from the beginning) that match, once `count` are there."""
-        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        found: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        polls = self._polls_from_beginning(topic)
         try:
-            partitions = [
-                TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
-            ]
-            consumer.assign(partitions)
-            consumer.seek_to_beginning(*partitions)
-            found: list[dict[str, Any]] = []
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                for records in consumer.poll(timeout_ms=300).values():
-                    for r in records:
-                        shown = describe(r.topic, r.partition, r.offset, r.key, r.value, r.headers)
-                        if matches(shown):
-                            found.append(shown)
+            for batch in polls:
+                found.extend(shown for shown in batch if matches(shown))
                 if len(found) >= count:
                     return found
-            raise AssertionError(
-                f"{len(found)} of {count} expected records on {topic} after {timeout} s"
-            )
+                if time.monotonic() >= deadline:
+                    break
         finally:
-            consumer.close()
+            polls.close()
+        raise AssertionError(
+            f"{len(found)} of {count} expected records on {topic} after {timeout} s"
+        )
 
     def all_records(self, topic: str, idle_seconds: float = 2.0) -> list[dict[str, Any]]:
         """Every record on the topic now, read until nothing new arrives for idle_seconds."""
-        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        found: list[dict[str, Any]] = []
+        last = time.monotonic()
+        polls = self._polls_from_beginning(topic)
         try:
-            partitions = [
-                TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
-            ]
-            consumer.assign(partitions)
-            consumer.seek_to_beginning(*partitions)
-            found: list[dict[str, Any]] = []
-            last = time.monotonic()
-            while time.monotonic() - last < idle_seconds:
-                for records in consumer.poll(timeout_ms=300).values():
-                    for r in records:
-                        found.append(
-                            describe(r.topic, r.partition, r.offset, r.key, r.value, r.headers)
-                        )
-                        last = time.monotonic()
-            return found
+            for batch in polls:
+                if batch:
+                    found.extend(batch)
+                    last = time.monotonic()
+                elif time.monotonic() - last >= idle_seconds:
+                    return found
         finally:
-            consumer.close()
+            polls.close()
+        return found
 
     def close(self) -> None:
         self.producer.close(timeout=5)

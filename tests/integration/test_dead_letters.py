@@ -169,12 +169,12 @@ def test_records_a_sender_got_wrong_are_set_aside_each_with_its_reason(platform,
     sent = {
         "key not UTF-8": bus.send(READING_RECORDED.name, b"\xff\xfe\xfd", value, headers),
         "time out of range": bus.send(READING_RECORDED.name, patient.encode(), value, year_one),
-        "wrong partition": bus.send_to(
+        "wrong partition": bus.send(
             READING_RECORDED.name,
-            (right + 1) % READING_RECORDED.partitions,
             patient.encode(),
             value,
             headers,
+            partition=(right + 1) % READING_RECORDED.partitions,
         ),
     }
     wanted = set(sent.values())

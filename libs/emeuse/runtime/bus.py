@@ -156,26 +156,8 @@ class Bus:
             value = decode(spec, message.value)
             check_event(spec, envelope, value, key)
             check_partition(spec, message.key, message.partition)
-        except env.EnvelopeError as exc:
-            await self._dead_letter(
-                record, DeadLetterCause.DEAD_LETTER_CAUSE_INVALID_ENVELOPE, str(exc), event_type
-            )
-            return
-        except UndecodableError as exc:
-            await self._dead_letter(
-                record, DeadLetterCause.DEAD_LETTER_CAUSE_UNDECODABLE, str(exc), event_type
-            )
-            return
-        except InvalidEventError as exc:
-            await self._dead_letter(
-                record, DeadLetterCause.DEAD_LETTER_CAUSE_INVALID_EVENT, str(exc), event_type
-            )
-            return
-        except Exception as exc:  # whatever else a sender's bytes provoke: set aside, go on
-            reason = f"record could not be read: {type(exc).__name__}: {exc}"
-            await self._dead_letter(
-                record, DeadLetterCause.DEAD_LETTER_CAUSE_UNDECODABLE, reason, event_type
-            )
+        except Exception as exc:  # whatever a sender's bytes provoke: set aside, go on
+            await self._dead_letter(record, *_read_failure(exc), event_type)
             return
         event = Event(envelope, value, key, message.topic, message.partition, message.offset)
         with event_context(envelope, spec.name):
@@ -210,6 +192,7 @@ class Bus:
 
     async def _dead_letter(self, record: EventT, cause: int, reason: str, event_type: str) -> None:
         message = record.message
+        headers = env.header_map(message.headers)
         key = message.key if isinstance(message.key, bytes) else (message.key or "").encode()
         letter = MessageDeadLettered(
             cause=cause,  # type: ignore[arg-type]
@@ -220,14 +203,14 @@ class Bus:
             source_offset=message.offset,
             original_key=key,
             original_value=message.value or b"",
-            original_headers=env.header_map(message.headers),
+            original_headers=headers,
             dead_lettered_at=env.timestamp(datetime.now(UTC)),
         )
         envelope = env.new_envelope(
             event_type=self.dead_letters.type_name,
             source=self.settings.source,
             subject_pseudonym="",
-            territory=_original_territory(message.headers),
+            territory=_original_territory(headers),
             experiment_id=self.settings.experiment_id,
             schema_version=self.dead_letters.schema_version,
             occurred_at=datetime.now(UTC),
@@ -249,13 +232,25 @@ class Bus:
         )
 
 
+def _read_failure(exc: Exception) -> tuple[int, str]:
+    """Dead-letter cause and reason for a record that could not be read."""
+    if isinstance(exc, env.EnvelopeError):
+        return DeadLetterCause.DEAD_LETTER_CAUSE_INVALID_ENVELOPE, str(exc)
+    if isinstance(exc, UndecodableError):  # before InvalidEventError, its base
+        return DeadLetterCause.DEAD_LETTER_CAUSE_UNDECODABLE, str(exc)
+    if isinstance(exc, InvalidEventError):
+        return DeadLetterCause.DEAD_LETTER_CAUSE_INVALID_EVENT, str(exc)
+    reason = f"record could not be read: {type(exc).__name__}: {exc}"
+    return DeadLetterCause.DEAD_LETTER_CAUSE_UNDECODABLE, reason
+
+
 def _territory_of(cause: EventEnvelope | None) -> Territory.ValueType:
     if cause is None or not cause.territory:
         raise ValueError("an event without a cause must name its territory")
     return cause.territory
 
 
-def _original_territory(headers: Any) -> Territory.ValueType:
+def _original_territory(headers: dict[str, bytes]) -> Territory.ValueType:
     # A dead letter keeps the territory of the record it sets aside, when it had a valid one.
-    code = env.header_map(headers).get(env.H_TERRITORY, b"").decode(errors="replace")
+    code = headers.get(env.H_TERRITORY, b"").decode(errors="replace")
     return env.TERRITORY_CODES.get(code, Territory.TERRITORY_UNSPECIFIED)

@@ -1,6 +1,6 @@
 """Service settings: read once from the environment, documented defaults, clear errors.
 
-Every variable is listed in SETTINGS_DOC (rendered in the README). `EMEUSE_<SERVICE>_...`
+Every variable, with its default, is in the README's Settings table. `EMEUSE_<SERVICE>_...`
 variables are per service, so four services can share one environment.
 """
 
@@ -21,35 +21,6 @@ DEFAULT_PORTS = {
 }
 LOG_LEVELS = ("debug", "info", "warning", "error")
 BOOTSTRAP = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}$")
-
-SETTINGS_DOC = (
-    ("EMEUSE_KAFKA_BOOTSTRAP", "127.0.0.1:9092", "Kafka bootstrap servers, comma-separated"),
-    ("EMEUSE_REPLICATION_FACTOR", "1", "replication factor of created topics and changelogs"),
-    (
-        "EMEUSE_EXPERIMENT",
-        "emeuse-platform",
-        "experiment id stamped on events a service originates",
-    ),
-    ("EMEUSE_LOG_LEVEL", "info", "debug, info, warning or error"),
-    ("EMEUSE_DATA_DIR", ".local/data", "folder for the workers' local state"),
-    ("EMEUSE_ADVERTISED_HOST", "127.0.0.1", "host other instances use to reach this one's gRPC"),
-    ("EMEUSE_GRPC_DEADLINE_SECONDS", "2.0", "deadline of every gRPC call a service makes"),
-    ("EMEUSE_<SERVICE>_GRPC_HOST", "127.0.0.1", "address the service's gRPC server binds"),
-    ("EMEUSE_<SERVICE>_GRPC_PORT", "50051-50054", "gRPC port (prevention, chronic, access, home)"),
-    ("EMEUSE_<SERVICE>_METRICS_PORT", "9101-9104", "Prometheus /metrics port, same order"),
-    ("EMEUSE_<SERVICE>_APP_ID", "emeuse-<service>", "faust app id = Kafka consumer group"),
-    (
-        "EMEUSE_GRPC_CALLERS_FILE",
-        ".local/secrets/grpc-callers",
-        "who may call gRPC: caller id + token hash per line",
-    ),
-    (
-        "EMEUSE_<SERVICE>_GRPC_TOKEN_FILE",
-        ".local/secrets/<service>.token",
-        "token the service presents to other services",
-    ),
-    ("EMEUSE_ACCESS_CHRONIC_GRPC", "127.0.0.1:50052", "where the access service reaches chronic"),
-)
 
 
 class SettingsError(ValueError):
