@@ -133,9 +133,30 @@ class Bus:
             # Outside a handler (a gRPC call) wait for the broker's acknowledgement.
             await pending
 
+    def topics(self, *specs: TopicSpec) -> faust.TopicT:
+        """One channel over several co-partitioned topics: an agent reading it handles their
+        records one at a time, so it can be the single writer of a table they all change."""
+        return self.app.topic(
+            *(spec.name for spec in specs),
+            key_type=bytes,
+            key_serializer="raw",
+            value_type=bytes,
+            value_serializer="raw",
+            internal=False,
+        )
+
     async def process(self, records: faust.StreamT, spec: TopicSpec, handle: Handler) -> None:
         """Run `handle` on each valid event of `records`; set aside any record that fails."""
         async for record in records.events():
+            await self._process_one(record, spec, handle)
+
+    async def process_each(
+        self, records: faust.StreamT, handlers: dict[TopicSpec, Handler]
+    ) -> None:
+        """Like `process`, for a channel over several topics: each has its own handler."""
+        by_name = {spec.name: (spec, handle) for spec, handle in handlers.items()}
+        async for record in records.events():
+            spec, handle = by_name[record.message.topic]
             await self._process_one(record, spec, handle)
 
     async def _process_one(self, record: EventT, spec: TopicSpec, handle: Handler) -> None:

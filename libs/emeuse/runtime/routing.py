@@ -46,6 +46,39 @@ class Router:
             return None
         return f"{url.host}:{url.port}"
 
+    def holds(self, topic: str, partitions: int, key: str) -> bool:
+        """Whether this instance is assigned `key`'s partition of `topic` (for timers that
+        scan a table: a key of a revoked partition may linger in the memory store)."""
+        partition = (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+        return any(
+            tp.topic == topic and tp.partition == partition
+            for tp in self.app.assignor.assigned_actives()
+        )
+
+    def peers(self, table: TableT) -> list[str]:
+        """gRPC addresses of the other instances holding partitions of `table`."""
+        mine = URL(str(self.app.conf.canonical_url))
+        peers = []
+        for owner in self.app.router.table_metadata(table.name):
+            url = URL(owner)
+            if (url.host, url.port) != (mine.host, mine.port):
+                peers.append(f"{url.host}:{url.port}")
+        return sorted(peers)
+
+    def channel(self, address: str) -> grpc.aio.Channel:
+        channel = self._channels.get(address)
+        if channel is None:
+            channel = self._channels[address] = grpc.aio.insecure_channel(address)
+        return channel
+
+    def forward_metadata(self) -> tuple[tuple[str, str], ...]:
+        # The caller was authenticated here; the owner is called as this service.
+        return ((FORWARDED, "1"), *bearer(self.token))
+
+    @staticmethod
+    def is_forwarded(context: grpc.aio.ServicerContext) -> bool:
+        return bool(dict(context.invocation_metadata() or ()).get(FORWARDED))
+
     async def answer(
         self,
         table: TableT,
@@ -55,16 +88,11 @@ class Router:
         remote: Callable[[grpc.aio.Channel, float, Any], Awaitable[Response]],
     ) -> Response:
         """Answer from the local table or forward the call to the key's owner."""
-        metadata = dict(context.invocation_metadata() or ())
-        owner = None if metadata.get(FORWARDED) else self.owner(table, key)
+        owner = None if self.is_forwarded(context) else self.owner(table, key)
         if owner is None:
             return await local()
-        channel = self._channels.get(owner)
-        if channel is None:
-            channel = self._channels[owner] = grpc.aio.insecure_channel(owner)
         try:
-            # The caller was authenticated here; the owner is called as this service.
-            return await remote(channel, self.deadline, ((FORWARDED, "1"), *bearer(self.token)))
+            return await remote(self.channel(owner), self.deadline, self.forward_metadata())
         except grpc.aio.AioRpcError as exc:
             await context.abort(exc.code(), f"owner {owner} of the key: {exc.details()}")
             raise
