@@ -91,9 +91,63 @@ ALERT_RAISED = TopicSpec(
     message=chronic.AlertRaised,
     key="patient_pseudonym",
     owner="chronic",
-    description="A reading broke a patient's care-plan threshold.",
+    description="An alert episode opened: a reading broke a care-plan rule, or data stopped.",
     retention_days=90,
     required=("alert_id", "patient_pseudonym", "rule", "raised_at"),
+)
+ALERT_UPDATED = TopicSpec(
+    name="emeuse.chronic.alert-updated.v1",
+    message=chronic.AlertUpdated,
+    key="patient_pseudonym",
+    owner="chronic",
+    description="A further abnormal reading joined an open alert's episode.",
+    retention_days=90,
+    required=("alert_id", "patient_pseudonym", "rule", "updated_at"),
+)
+ALERT_ESCALATED = TopicSpec(
+    name="emeuse.chronic.alert-escalated.v1",
+    message=chronic.AlertEscalated,
+    key="patient_pseudonym",
+    owner="chronic",
+    description="An unacknowledged alert went to the next care-team member.",
+    retention_days=90,
+    required=("alert_id", "patient_pseudonym", "notified", "escalated_at"),
+)
+ALERT_ACKNOWLEDGED = TopicSpec(
+    name="emeuse.chronic.alert-acknowledged.v1",
+    message=chronic.AlertAcknowledged,
+    key="patient_pseudonym",
+    owner="chronic",
+    description="A care-team member took charge of an alert.",
+    retention_days=90,
+    required=("alert_id", "patient_pseudonym", "member_id", "acknowledged_at"),
+)
+ALERT_RESOLVED = TopicSpec(
+    name="emeuse.chronic.alert-resolved.v1",
+    message=chronic.AlertResolved,
+    key="patient_pseudonym",
+    owner="chronic",
+    description="An alert episode closed, with how it ended.",
+    retention_days=90,
+    required=("alert_id", "patient_pseudonym", "resolved_at"),
+)
+ALERT_ACTION_REQUESTED = TopicSpec(
+    name="emeuse.chronic.alert-action-requested.v1",
+    message=chronic.AlertActionRequested,
+    key="patient_pseudonym",
+    owner="chronic",
+    description="Acknowledge, resolve, or a timer fell due: input of the alerts' single writer.",
+    retention_days=7,
+    required=("action_id", "patient_pseudonym", "requested_at"),
+)
+POINT_OF_CARE_REVIEWED = TopicSpec(
+    name="emeuse.chronic.point-of-care-reviewed.v1",
+    message=chronic.PointOfCareResultReviewed,
+    key="patient_pseudonym",
+    owner="chronic",
+    description="The medical lab validated or rejected a point-of-care result.",
+    retention_days=90,
+    required=("reading_id", "patient_pseudonym", "reviewer_id", "reviewed_at"),
 )
 TELECONSULTATION_REQUESTED = TopicSpec(
     name="emeuse.access.teleconsultation-requested.v1",
@@ -147,6 +201,12 @@ TOPICS: tuple[TopicSpec, ...] = (
     CARE_PLAN_UPDATED,
     READING_RECORDED,
     ALERT_RAISED,
+    ALERT_UPDATED,
+    ALERT_ESCALATED,
+    ALERT_ACKNOWLEDGED,
+    ALERT_RESOLVED,
+    ALERT_ACTION_REQUESTED,
+    POINT_OF_CARE_REVIEWED,
     TELECONSULTATION_REQUESTED,
     SENSOR_EVENT_REPORTED,
     INCIDENT_RAISED,

@@ -7,13 +7,15 @@ racing never share a version.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from google.protobuf import json_format
 
-from emeuse.chronic.v1.chronic_events_pb2 import CarePlanUpdated, MonitoringProgramme
+from emeuse.chronic.v1.chronic_events_pb2 import CarePlanUpdated, CareRole, MonitoringProgramme
 from emeuse.runtime.codec import InvalidEventError
-from services.chronic.handlers import CarePlan, care_plan_from_event
+from services.chronic.domain.measures import ReadingError, to_canonical
+from services.chronic.domain.plan import Band, Member, PlanInForce
 
 StoredPlan = dict[str, Any]
 
@@ -37,30 +39,88 @@ def check_care_plan(plan: CarePlanUpdated) -> None:
         raise InvalidEventError("care-team escalation ranks must be distinct and start at 1")
     if any(not member.member_id or not member.role for member in plan.care_team):
         raise InvalidEventError("every care-team member needs an id and a role")
+    if all(member.role == CareRole.CARE_ROLE_LAB for member in plan.care_team):
+        raise InvalidEventError("care plan has no care-team member to alert besides the lab")
     if plan.acknowledge_within.ToSeconds() <= 0:
         raise InvalidEventError("care plan has no acknowledge_within delay")
+    bands_of_plan(plan)
 
 
-def record_care_plan(plan: CarePlanUpdated, *, previous: StoredPlan | None) -> StoredPlan:
-    """The table form of the plan in force: its version, its bands and the plan itself."""
+def bands_of_plan(plan: CarePlanUpdated) -> dict[str, Band]:
+    """Each measure's band in its canonical unit; a band that cannot alert is refused."""
+    bands: dict[str, Band] = {}
+    for band in plan.thresholds:
+        if not band.loinc_code or not band.unit:
+            raise InvalidEventError("every care-plan threshold needs a LOINC code and a unit")
+        if band.loinc_code in bands:
+            raise InvalidEventError(f"care plan lists {band.loinc_code} twice")
+        target_low, target_high = band.target_low, band.target_high
+        if target_low == target_high == 0:
+            target_low, target_high = band.low, band.high
+        if not (
+            band.critical_low <= band.low <= target_low <= target_high <= band.high
+            and band.high <= band.critical_high
+        ):
+            raise InvalidEventError(
+                f"threshold for {band.loinc_code} must satisfy critical_low <= low <= "
+                "target_low <= target_high <= high <= critical_high"
+            )
+        try:
+            measure, factor = to_canonical(band.loinc_code, band.unit)
+        except ReadingError as exc:
+            raise InvalidEventError(f"care plan: {exc}") from None
+        bands[band.loinc_code] = Band(
+            unit=measure.unit,
+            low=band.low * factor,
+            high=band.high * factor,
+            critical_low=band.critical_low * factor,
+            critical_high=band.critical_high * factor,
+            target_low=target_low * factor,
+            target_high=target_high * factor,
+            expected_every_s=band.expected_every.ToSeconds(),
+        )
+    return bands
+
+
+def record_care_plan(
+    plan: CarePlanUpdated, *, previous: StoredPlan | None, territory: str, recorded_at: datetime
+) -> StoredPlan:
+    """The table form of the plan in force: the plan as the rules read it, and as sent."""
     check_care_plan(plan)
-    bands: CarePlan = care_plan_from_event(plan)
+    bands = bands_of_plan(plan)
     version = int((previous or {}).get("version", 0)) + 1
     recorded = CarePlanUpdated()
     recorded.CopyFrom(plan)
     recorded.version = version
-    for band in recorded.thresholds:
-        canonical = bands[band.loinc_code]
-        band.unit = str(canonical["unit"])
-        band.low, band.high = float(canonical["low"]), float(canonical["high"])  # type: ignore[arg-type]
-        band.critical_low = float(canonical["critical_low"])  # type: ignore[arg-type]
-        band.critical_high = float(canonical["critical_high"])  # type: ignore[arg-type]
-    plan_json = json_format.MessageToDict(recorded, preserving_proto_field_name=True)
-    return {"version": version, "bands": bands, "plan": plan_json}
+    for threshold in recorded.thresholds:
+        band = bands[threshold.loinc_code]
+        threshold.unit = band.unit
+        threshold.low, threshold.high = band.low, band.high
+        threshold.critical_low, threshold.critical_high = band.critical_low, band.critical_high
+        threshold.target_low, threshold.target_high = band.target_low, band.target_high
+    in_force = PlanInForce(
+        version=version,
+        programme=plan.programme,
+        bands=bands,
+        care_team=[
+            Member(member_id=m.member_id, role=m.role, rank=m.escalation_rank)
+            for m in plan.care_team
+        ],
+        acknowledge_within_s=plan.acknowledge_within.ToSeconds(),
+        recorded_at=recorded_at,
+        territory=territory,
+    )
+    return {
+        "version": version,
+        "in_force": in_force.model_dump(mode="json"),
+        "plan": json_format.MessageToDict(recorded, preserving_proto_field_name=True),
+    }
 
 
-def bands_of(stored: StoredPlan | None) -> CarePlan:
-    return dict((stored or {}).get("bands", {}))
+def plan_in_force(stored: StoredPlan | None) -> PlanInForce | None:
+    if not stored or "in_force" not in stored:
+        return None
+    return PlanInForce.model_validate(stored["in_force"])
 
 
 def plan_of(stored: StoredPlan | None) -> CarePlanUpdated | None:

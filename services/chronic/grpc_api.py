@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+import asyncio
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
@@ -11,17 +17,43 @@ from faust.types import TableT
 
 from emeuse.chronic.v1 import chronic_service_pb2 as api
 from emeuse.chronic.v1 import chronic_service_pb2_grpc as api_grpc
-from emeuse.chronic.v1.chronic_events_pb2 import ReadingRecorded
+from emeuse.chronic.v1.chronic_events_pb2 import (
+    AlertAction,
+    AlertActionRequested,
+    CarePlanUpdated,
+    PointOfCareResultReviewed,
+    ReadingRecorded,
+    ReviewDecision,
+)
 from emeuse.place.v1.territory_pb2 import Territory
-from emeuse.registry import READING_RECORDED
+from emeuse.registry import (
+    ALERT_ACTION_REQUESTED,
+    CARE_PLAN_UPDATED,
+    POINT_OF_CARE_REVIEWED,
+    READING_RECORDED,
+    TopicSpec,
+)
 from emeuse.runtime.bus import Bus
 from emeuse.runtime.codec import InvalidEventError
-from emeuse.runtime.envelope import EXPERIMENT_ID, timestamp
+from emeuse.runtime.envelope import (
+    EXPERIMENT_ID,
+    EnvelopeError,
+    territory_from_code,
+    timestamp,
+)
 from emeuse.runtime.grpc_server import Registrar
 from emeuse.runtime.routing import Router
 from emeuse.runtime.service import require_pseudonym
-from services.chronic.care_plan import plan_of
-from services.chronic.domain.monitoring import PatientState
+from services.chronic.alerts import CARE_TEAM_RESOLUTIONS, SEVERITY, gap_due_at
+from services.chronic.care_plan import check_care_plan, plan_in_force, plan_of
+from services.chronic.domain.monitoring import (
+    ACKNOWLEDGED,
+    OPEN,
+    RESOLVED,
+    AlertState,
+    PatientState,
+)
+from services.chronic.domain.plan import ROLE_LAB
 from services.chronic.fhir import FhirError, readings_from_fhir
 from services.chronic.handlers import reading_from_device
 
@@ -92,6 +124,294 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
         event_ids = await self._publish(context, readings, checked[0][1], request.experiment_id)
         return api.IngestFhirObservationResponse(event_ids=event_ids)
 
+    async def EnrollPatient(
+        self, request: api.EnrollPatientRequest, context: grpc.aio.ServicerContext
+    ) -> api.EnrollPatientResponse:
+        event_id = await self._change_care_plan(request, context, enrolling=True)
+        return api.EnrollPatientResponse(event_id=event_id)
+
+    async def UpdateCarePlan(
+        self, request: api.UpdateCarePlanRequest, context: grpc.aio.ServicerContext
+    ) -> api.UpdateCarePlanResponse:
+        event_id = await self._change_care_plan(request, context, enrolling=False)
+        return api.UpdateCarePlanResponse(event_id=event_id)
+
+    async def _change_care_plan(
+        self,
+        request: api.EnrollPatientRequest | api.UpdateCarePlanRequest,
+        context: grpc.aio.ServicerContext,
+        *,
+        enrolling: bool,
+    ) -> str:
+        plan = request.care_plan
+        patient = plan.patient_pseudonym
+        await require_pseudonym(context, patient, "care_plan.patient_pseudonym")
+        territory = await _territory(context, request.territory, request.experiment_id)
+        try:
+            check_care_plan(plan)
+        except InvalidEventError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"care plan: {exc}")
+        method = "EnrollPatient" if enrolling else "UpdateCarePlan"
+
+        async def local() -> str:
+            enrolled = bool(self.care_plans.get(patient))
+            if enrolling and enrolled:
+                await context.abort(
+                    grpc.StatusCode.ALREADY_EXISTS,
+                    "patient is already enrolled; change the plan with UpdateCarePlan",
+                )
+            if not enrolling and not enrolled:
+                await context.abort(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    "patient is not enrolled; EnrollPatient first",
+                )
+            sent = CarePlanUpdated()
+            sent.CopyFrom(plan)
+            sent.version = 0  # numbered by the care-plan agent
+            if not sent.care_plan_id:
+                sent.care_plan_id = str(uuid.uuid4())
+            return await self._publish_one(
+                context, CARE_PLAN_UPDATED, sent, patient, territory, request.experiment_id
+            )
+
+        async def remote(channel: grpc.aio.Channel, deadline: float, metadata: Any) -> str:
+            call = getattr(api_grpc.ChronicServiceStub(channel), method)
+            response = await call(request, timeout=deadline, metadata=metadata)
+            return str(response.event_id)
+
+        return await self.router.answer(self.care_plans, patient, context, local, remote)
+
+    async def GetPatientStatus(
+        self, request: api.GetPatientStatusRequest, context: grpc.aio.ServicerContext
+    ) -> api.GetPatientStatusResponse:
+        patient = request.patient_pseudonym
+        await require_pseudonym(context, patient, "patient_pseudonym")
+
+        async def local() -> api.GetPatientStatusResponse:
+            return patient_status(
+                patient,
+                self.care_plans.get(patient),
+                self.states.get(patient),
+                datetime.now(UTC),
+            )
+
+        async def remote(channel: grpc.aio.Channel, deadline: float, metadata: Any) -> Any:
+            stub = api_grpc.ChronicServiceStub(channel)
+            return await stub.GetPatientStatus(request, timeout=deadline, metadata=metadata)
+
+        return await self.router.answer(self.states, patient, context, local, remote)
+
+    async def ListAlerts(
+        self, request: api.ListAlertsRequest, context: grpc.aio.ServicerContext
+    ) -> api.ListAlertsResponse:
+        if not 0 <= request.page_size <= MAX_PAGE_SIZE:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"page_size must be 0 to {MAX_PAGE_SIZE}"
+            )
+        size = request.page_size or DEFAULT_PAGE_SIZE
+        try:
+            cursor = _cursor(request.page_token)
+            keep = alert_filter(request)
+        except ValueError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            raise
+        views = [
+            alert_view(patient, alert)
+            for patient in list(self.states.keys())
+            if self.router.holds(READING_RECORDED.name, READING_RECORDED.partitions, patient)
+            for alert in PatientState.from_json(self.states.get(patient)).alerts.values()
+            if keep(alert) and (cursor is None or _order(alert) < cursor)
+        ]
+        more = False
+        if not self.router.is_forwarded(context):
+            # Alerts live with their patients, spread over instances: ask each the same page.
+            for peer in self.router.peers(self.states):
+                stub = api_grpc.ChronicServiceStub(self.router.channel(peer))
+                try:
+                    page = await stub.ListAlerts(
+                        request,
+                        timeout=self.router.deadline,
+                        metadata=self.router.forward_metadata(),
+                    )
+                except grpc.aio.AioRpcError as exc:
+                    await context.abort(exc.code(), f"instance {peer}: {exc.details()}")
+                    raise
+                views.extend(page.alerts)
+                more = more or bool(page.next_page_token)
+        views.sort(key=lambda v: (v.raised_at.ToDatetime(tzinfo=UTC), v.alert_id), reverse=True)
+        page_views = views[:size]
+        if (len(views) > size or more) and page_views:
+            last = page_views[-1]
+            token = _token(last.raised_at.ToDatetime(tzinfo=UTC), last.alert_id)
+        else:
+            token = ""
+        return api.ListAlertsResponse(alerts=page_views, next_page_token=token)
+
+    async def AcknowledgeAlert(
+        self, request: api.AcknowledgeAlertRequest, context: grpc.aio.ServicerContext
+    ) -> api.AcknowledgeAlertResponse:
+        action = AlertActionRequested(
+            action=AlertAction.ALERT_ACTION_ACKNOWLEDGE,
+            alert_id=request.alert_id,
+            member_id=request.member_id,
+        )
+        alert = await self._act(
+            request, context, action, lambda a: a.status != OPEN, "AcknowledgeAlert"
+        )
+        return api.AcknowledgeAlertResponse(alert=alert)
+
+    async def ResolveAlert(
+        self, request: api.ResolveAlertRequest, context: grpc.aio.ServicerContext
+    ) -> api.ResolveAlertResponse:
+        if request.resolution not in CARE_TEAM_RESOLUTIONS:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "resolution must be HANDLED or FALSE_ALARM"
+            )
+        action = AlertActionRequested(
+            action=AlertAction.ALERT_ACTION_RESOLVE,
+            alert_id=request.alert_id,
+            member_id=request.member_id,
+            resolution=request.resolution,
+        )
+        alert = await self._act(
+            request, context, action, lambda a: a.status == RESOLVED, "ResolveAlert"
+        )
+        return api.ResolveAlertResponse(alert=alert)
+
+    async def _act(
+        self,
+        request: api.AcknowledgeAlertRequest | api.ResolveAlertRequest,
+        context: grpc.aio.ServicerContext,
+        action: AlertActionRequested,
+        applied: Callable[[AlertState], bool],
+        method: str,
+    ) -> api.Alert:
+        """Ask the patient's agent to change the alert, and answer once it has."""
+        patient = request.patient_pseudonym
+        await require_pseudonym(context, patient, "patient_pseudonym")
+
+        async def local() -> api.Alert:
+            plan = plan_in_force(self.care_plans.get(patient))
+            alert = PatientState.from_json(self.states.get(patient)).alerts.get(request.alert_id)
+            if plan is None or alert is None:
+                await context.abort(grpc.StatusCode.NOT_FOUND, "no such alert for this patient")
+                raise AssertionError
+            if plan.member(request.member_id) is None:
+                await context.abort(
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    "member_id is not on the patient's care team",
+                )
+            if alert.status == RESOLVED and not applied(alert):
+                await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "the alert is resolved")
+            if applied(alert):
+                return alert_view(patient, alert)  # already done: the call is idempotent
+            action.action_id = str(uuid.uuid4())
+            action.patient_pseudonym = patient
+            action.requested_at.FromDatetime(datetime.now(UTC))
+            await self._publish_one(
+                context, ALERT_ACTION_REQUESTED, action, patient, plan.territory
+            )
+            return await self._applied(context, patient, request.alert_id, applied)
+
+        async def remote(channel: grpc.aio.Channel, deadline: float, metadata: Any) -> api.Alert:
+            call = getattr(api_grpc.ChronicServiceStub(channel), method)
+            response = await call(request, timeout=APPLY_WAIT_S + deadline, metadata=metadata)
+            return response.alert
+
+        return await self.router.answer(self.states, patient, context, local, remote)
+
+    async def _applied(
+        self,
+        context: grpc.aio.ServicerContext,
+        patient: str,
+        alert_id: str,
+        applied: Callable[[AlertState], bool],
+    ) -> api.Alert:
+        loop = asyncio.get_running_loop()
+        until = loop.time() + APPLY_WAIT_S
+        while loop.time() < until:
+            alert = PatientState.from_json(self.states.get(patient)).alerts.get(alert_id)
+            if alert is not None and applied(alert):
+                return alert_view(patient, alert)
+            await asyncio.sleep(0.05)
+        await context.abort(
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+            "accepted but not applied yet; GetPatientStatus shows when it is",
+        )
+        raise AssertionError
+
+    async def ReviewPointOfCareResult(
+        self, request: api.ReviewPointOfCareResultRequest, context: grpc.aio.ServicerContext
+    ) -> api.ReviewPointOfCareResultResponse:
+        patient = request.patient_pseudonym
+        await require_pseudonym(context, patient, "patient_pseudonym")
+        if request.decision == ReviewDecision.REVIEW_DECISION_UNSPECIFIED:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "decision must be set")
+        if (
+            request.decision == ReviewDecision.REVIEW_DECISION_REJECTED
+            and not request.rejection_reason
+        ):
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "a rejection needs a coded rejection_reason"
+            )
+
+        async def local() -> api.ReviewPointOfCareResultResponse:
+            plan = plan_in_force(self.care_plans.get(patient))
+            state = PatientState.from_json(self.states.get(patient))
+            if plan is None or request.reading_id not in state.pending_review:
+                await context.abort(
+                    grpc.StatusCode.NOT_FOUND, "no point-of-care result with this id awaits review"
+                )
+                raise AssertionError
+            reviewer = plan.member(request.reviewer_id)
+            if reviewer is None or reviewer.role != ROLE_LAB:
+                await context.abort(
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    "reviewer_id is not the medical lab on the patient's care team",
+                )
+            review = PointOfCareResultReviewed(
+                reading_id=request.reading_id,
+                patient_pseudonym=patient,
+                reviewer_id=request.reviewer_id,
+                decision=request.decision,
+                rejection_reason=request.rejection_reason,
+            )
+            review.reviewed_at.FromDatetime(datetime.now(UTC))
+            event_id = await self._publish_one(
+                context, POINT_OF_CARE_REVIEWED, review, patient, plan.territory
+            )
+            return api.ReviewPointOfCareResultResponse(event_id=event_id)
+
+        async def remote(channel: grpc.aio.Channel, deadline: float, metadata: Any) -> Any:
+            stub = api_grpc.ChronicServiceStub(channel)
+            return await stub.ReviewPointOfCareResult(request, timeout=deadline, metadata=metadata)
+
+        return await self.router.answer(self.states, patient, context, local, remote)
+
+    async def _publish_one(
+        self,
+        context: grpc.aio.ServicerContext,
+        spec: TopicSpec,
+        message: Any,
+        patient: str,
+        territory: str,
+        experiment: str | None = None,
+    ) -> str:
+        try:
+            envelope = await self.bus.publish(
+                spec,
+                message,
+                key=patient,
+                subject_pseudonym=patient,
+                occurred_at=datetime.now(UTC),
+                territory=territory_from_code(territory),
+                experiment_id=experiment or None,
+            )
+        except KafkaError as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"the bus did not take it: {exc}")
+            raise
+        return envelope.event_id
+
     async def _checked(
         self,
         context: grpc.aio.ServicerContext,
@@ -157,6 +477,123 @@ def summary(
         alerts_raised=state.alerts_raised,
         last_alert_id=state.last_alert_id,
     )
+
+
+MAX_PAGE_SIZE, DEFAULT_PAGE_SIZE = 500, 50
+# How long AcknowledgeAlert and ResolveAlert wait for the patient's agent to apply them.
+APPLY_WAIT_S = 10.0
+STATUS = {
+    OPEN: api.AlertStatus.ALERT_STATUS_OPEN,
+    ACKNOWLEDGED: api.AlertStatus.ALERT_STATUS_ACKNOWLEDGED,
+    RESOLVED: api.AlertStatus.ALERT_STATUS_RESOLVED,
+}
+
+
+async def _territory(context: grpc.aio.ServicerContext, code: str, experiment: str) -> str:
+    try:
+        territory_from_code(code)
+    except EnvelopeError as exc:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+    if not EXPERIMENT_ID.fullmatch(experiment):
+        await context.abort(
+            grpc.StatusCode.INVALID_ARGUMENT, "experiment_id is not an experiment id"
+        )
+    return code
+
+
+def alert_view(patient: str, alert: AlertState) -> api.Alert:
+    view = api.Alert(
+        alert_id=alert.alert_id,
+        patient_pseudonym=patient,
+        territory=alert.territory,
+        severity=SEVERITY[alert.severity],
+        rule=alert.rule,
+        reason=alert.reason,
+        loinc_code=alert.loinc_code,
+        status=STATUS[alert.status],
+        raised_at=timestamp(alert.raised_at),
+        reading_ids=alert.reading_ids,
+        notified_member_ids=[m.member_id for m in alert.notified],
+        acknowledged_by=alert.acknowledged_by,
+        resolution=alert.resolution,  # type: ignore[arg-type]
+    )
+    if alert.acknowledged_at:
+        view.acknowledged_at.CopyFrom(timestamp(alert.acknowledged_at))
+    if alert.resolved_at:
+        view.resolved_at.CopyFrom(timestamp(alert.resolved_at))
+    return view
+
+
+def alert_filter(request: api.ListAlertsRequest) -> Callable[[AlertState], bool]:
+    """The alerts a ListAlerts request keeps; ValueError for a filter that cannot match."""
+    if request.territory:
+        territory_from_code(request.territory)
+    status = {v: k for k, v in STATUS.items()}.get(request.status)
+    severity = {v: k for k, v in SEVERITY.items()}.get(request.severity)
+
+    def keep(alert: AlertState) -> bool:
+        return (
+            (not request.territory or alert.territory == request.territory)
+            and (status is None or alert.status == status)
+            and (severity is None or alert.severity == severity)
+        )
+
+    return keep
+
+
+def _order(alert: AlertState) -> tuple[datetime, str]:
+    return alert.raised_at, alert.alert_id
+
+
+def _token(raised_at: datetime, alert_id: str) -> str:
+    raw = json.dumps({"raised_at": raised_at.isoformat(), "alert_id": alert_id})
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _cursor(token: str) -> tuple[datetime, str] | None:
+    """The (raised_at, alert_id) a page token continues after; ValueError if it is not one."""
+    if not token:
+        return None
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return datetime.fromisoformat(data["raised_at"]), str(data["alert_id"])
+    except (binascii.Error, ValueError, KeyError, TypeError):
+        raise ValueError("page_token is not one this service gave") from None
+
+
+def patient_status(
+    patient: str,
+    stored_plan: dict[str, Any] | None,
+    state_json: dict[str, Any] | None,
+    now: datetime,
+) -> api.GetPatientStatusResponse:
+    plan = plan_in_force(stored_plan)
+    state = PatientState.from_json(state_json)
+    open_alerts = sorted((a for a in state.alerts.values() if a.is_open), key=_order, reverse=True)
+    response = api.GetPatientStatusResponse(
+        patient_pseudonym=patient,
+        care_plan_version=plan.version if plan else 0,
+        latest_values=[
+            api.LatestValue(
+                loinc_code=loinc,
+                value=latest.value,
+                unit=latest.unit,
+                measured_at=timestamp(latest.measured_at),
+            )
+            for loinc, latest in sorted(state.latest.items())
+        ],
+        open_alerts=[alert_view(patient, a) for a in open_alerts],
+        pending_review_reading_ids=sorted(state.pending_review),
+    )
+    for loinc, band in sorted(plan.bands.items()) if plan else ():
+        assert plan is not None
+        adherence = response.adherence.add(
+            loinc_code=loinc, overdue=gap_due_at(plan, state, loinc) <= now
+        )
+        adherence.expected_every.FromTimedelta(band.expected_every)
+        if loinc in state.last_measured_at:
+            adherence.last_measured_at.CopyFrom(timestamp(state.last_measured_at[loinc]))
+    return response
 
 
 def register(servicer: ChronicServicer) -> Registrar:

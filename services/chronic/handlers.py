@@ -1,59 +1,46 @@
-"""Chronic use cases: plain functions, protobuf in and out, state passed in and returned."""
+"""Chronic use cases: readings and lab reviews in, alerts out; protobuf in and out, state
+passed in and returned."""
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from emeuse.chronic.v1.chronic_events_pb2 import (
-    AlertRaised,
-    AlertSeverity,
-    CarePlanUpdated,
+    AlertResolution,
+    PointOfCareResultReviewed,
     ReadingRecorded,
+    ReviewDecision,
 )
 from emeuse.place.v1.territory_pb2 import Territory
 from emeuse.registry import READING_RECORDED
 from emeuse.runtime.codec import InvalidEventError, missing_fields
-from emeuse.runtime.envelope import EnvelopeError, territory_from_code, timestamp
+from emeuse.runtime.envelope import EnvelopeError, territory_from_code
 from emeuse.runtime.pseudonym import is_pseudonym
-from services.chronic.domain.measures import ReadingError, normalise, to_canonical
-from services.chronic.domain.monitoring import Latest, PatientState
-from services.chronic.domain.thresholds import Severity, Threshold, check_value
-
-ALERT_NAMESPACE = uuid.UUID("0c7d3a52-55f4-4c7b-9a0e-c4b0e1a1e055")
-SEVERITY = {
-    Severity.WARNING: AlertSeverity.ALERT_SEVERITY_WARNING,
-    Severity.CRITICAL: AlertSeverity.ALERT_SEVERITY_CRITICAL,
-}
-
-CarePlan = dict[str, dict[str, object]]
-
-
-def care_plan_from_event(plan: CarePlanUpdated) -> CarePlan:
-    """The table form of a care plan; a band that cannot alert is refused."""
-    bands: CarePlan = {}
-    for band in plan.thresholds:
-        if not band.loinc_code or not band.unit:
-            raise InvalidEventError("every care-plan threshold needs a LOINC code and a unit")
-        if not band.critical_low <= band.low <= band.high <= band.critical_high:
-            raise InvalidEventError(
-                f"threshold for {band.loinc_code} must satisfy "
-                "critical_low <= low <= high <= critical_high"
-            )
-        try:
-            measure, factor = to_canonical(band.loinc_code, band.unit)
-        except ReadingError as exc:
-            raise InvalidEventError(f"care plan: {exc}") from None
-        # Stored in the canonical unit, the unit readings are normalised to.
-        bands[band.loinc_code] = {
-            "unit": measure.unit,
-            "low": band.low * factor,
-            "high": band.high * factor,
-            "critical_low": band.critical_low * factor,
-            "critical_high": band.critical_high * factor,
-        }
-    return bands
+from services.chronic.alerts import (
+    NewAlert,
+    Outcome,
+    close_gap,
+    derived_id,
+    join_episode,
+    raise_alert,
+    resolve,
+)
+from services.chronic.domain.measures import ReadingError, normalise
+from services.chronic.domain.monitoring import (
+    CRITICAL,
+    VALUES,
+    PatientState,
+    PendingResult,
+    Result,
+)
+from services.chronic.domain.plan import HEART_FAILURE, ROLE_LAB, Band, PlanInForce
+from services.chronic.domain.thresholds import Breach, Severity, check_value
+from services.chronic.domain.trends import (
+    CONSECUTIVE_OUT_OF_TARGET,
+    WEIGHT,
+    out_of_target_run,
+    weight_gain,
+)
 
 
 def normalised(reading: ReadingRecorded) -> ReadingRecorded:
@@ -85,34 +72,19 @@ def reading_from_device(
     return normalised(reading), territory
 
 
-def _threshold(plan: CarePlan, loinc: str) -> Threshold | None:
-    band = plan.get(loinc)
-    if band is None:
-        return None
-    return Threshold(
-        unit=str(band["unit"]),
-        low=float(band["low"]),  # type: ignore[arg-type]
-        high=float(band["high"]),  # type: ignore[arg-type]
-        critical_low=float(band["critical_low"]),  # type: ignore[arg-type]
-        critical_high=float(band["critical_high"]),  # type: ignore[arg-type]
-    )
-
-
-@dataclass(frozen=True)
-class ReadingOutcome:
-    """What a reading did: the new state, the alert to raise if any, and a label for metrics."""
-
-    state: PatientState
-    alert: AlertRaised | None
-    outcome: str
-
-
 def evaluate_reading(
-    reading: ReadingRecorded, *, plan: CarePlan, state: PatientState, now: datetime
-) -> ReadingOutcome:
-    """Check one reading against the patient's care plan, in the measure's canonical unit."""
+    reading: ReadingRecorded,
+    *,
+    plan: PlanInForce | None,
+    state: PatientState,
+    now: datetime,
+    territory: str,
+) -> Outcome:
+    """Check one reading against the patient's care plan, in the measure's canonical unit.
+
+    A point-of-care result waits for the lab's review; any other is judged at once."""
     reading = normalised(reading)
-    measured_at = reading.measured_at.ToDatetime(tzinfo=now.tzinfo)
+    measured_at = reading.measured_at.ToDatetime(tzinfo=UTC)
     # The same measurement sent twice, under one id or by one device at one time, counts once.
     measurement = (
         f"{reading.device_id}|{reading.loinc_code}|{measured_at.isoformat()}"
@@ -120,31 +92,146 @@ def evaluate_reading(
         else ""
     )
     if state.has_seen(reading.reading_id) or (measurement and state.has_seen(measurement)):
-        return ReadingOutcome(state, None, "duplicate")
-    new_state = state.with_reading(
-        reading.reading_id, reading.loinc_code, Latest(reading.value, reading.unit, measured_at)
+        return Outcome(state, outcome="duplicate")
+    state = state.changed()
+    state.remember(*filter(None, (reading.reading_id, measurement)))
+    patient, loinc = reading.patient_pseudonym, reading.loinc_code
+    if reading.point_of_care:
+        state.pending_review[reading.reading_id] = PendingResult(
+            reading_id=reading.reading_id,
+            value=reading.value,
+            unit=reading.unit,
+            measured_at=measured_at,
+            loinc_code=loinc,
+            received_at=now,
+        )
+        state.measured(loinc, measured_at)
+        return Outcome(state, close_gap(state, patient, loinc, now), "pending_review")
+    result = Result(
+        reading_id=reading.reading_id,
+        value=reading.value,
+        unit=reading.unit,
+        measured_at=measured_at,
     )
-    if measurement:
-        new_state = new_state.with_seen(measurement)
-    threshold = _threshold(plan, reading.loinc_code)
-    if threshold is None:
-        return ReadingOutcome(new_state, None, "not_monitored")
+    return _judge(state, plan, patient, loinc, result, now, territory, point_of_care=False)
+
+
+def review_result(
+    review: PointOfCareResultReviewed,
+    *,
+    plan: PlanInForce | None,
+    state: PatientState,
+    now: datetime,
+    territory: str,
+) -> Outcome:
+    """The lab's verdict on a point-of-care result: a validated one is judged, with the
+    prescriber alerted first; a rejected one never alerts."""
+    key = f"review|{review.reading_id}"
+    if state.has_seen(key):
+        return Outcome(state, outcome="duplicate")
+    pending = state.pending_review.get(review.reading_id)
+    if pending is None:
+        raise InvalidEventError(f"no point-of-care result {review.reading_id!r} awaits review")
+    if plan is None:
+        raise InvalidEventError("patient is not enrolled in remote monitoring")
+    reviewer = plan.member(review.reviewer_id)
+    if reviewer is None or reviewer.role != ROLE_LAB:
+        raise InvalidEventError("reviewer is not the medical lab on the patient's care team")
+    if review.decision == ReviewDecision.REVIEW_DECISION_UNSPECIFIED:
+        raise InvalidEventError("review decision must be validated or rejected")
+    state = state.changed()
+    state.remember(key)
+    del state.pending_review[review.reading_id]
+    if review.decision == ReviewDecision.REVIEW_DECISION_REJECTED:
+        return Outcome(state, outcome="rejected")
+    result = Result(**pending.model_dump(include={"reading_id", "value", "unit", "measured_at"}))
+    patient = review.patient_pseudonym
+    return _judge(
+        state, plan, patient, pending.loinc_code, result, now, territory, point_of_care=True
+    )
+
+
+def breaches(
+    plan: PlanInForce, band: Band, history: list[Result], loinc: str, new: Result
+) -> list[Breach]:
+    """Every rule the new result breaks, the most severe first."""
+    found = []
     try:
-        breach = check_value(reading.loinc_code, reading.value, reading.unit, threshold)
+        threshold = check_value(loinc, new.value, new.unit, band.threshold)
     except ValueError as exc:
         raise InvalidEventError(str(exc)) from None
-    if breach is None:
-        return ReadingOutcome(new_state, None, "in_range")
-    # Derived from the reading, so a reading handled twice raises the same alert id.
-    alert_id = str(uuid.uuid5(ALERT_NAMESPACE, reading.reading_id))
-    alert = AlertRaised(
-        alert_id=alert_id,
-        patient_pseudonym=reading.patient_pseudonym,
-        severity=SEVERITY[breach.severity],
+    if threshold is not None:
+        found.append(threshold)
+    if loinc == WEIGHT and plan.programme == HEART_FAILURE:
+        gain = weight_gain(history, new)
+        if gain is not None:
+            kg, earlier = gain
+            found.append(
+                Breach(
+                    Severity.WARNING,
+                    "trend.weight_gain",
+                    f"{loinc} +{kg:.1f} kg within 3 days (from {earlier.value:g} kg)",
+                )
+            )
+    run = out_of_target_run(history, new, band.target_low, band.target_high)
+    if run >= CONSECUTIVE_OUT_OF_TARGET:
+        found.append(
+            Breach(
+                Severity.WARNING,
+                "trend.consecutive_out_of_target",
+                f"{loinc} {run} consecutive values outside target "
+                f"{band.target_low:g}-{band.target_high:g} {band.unit}",
+            )
+        )
+    # Stable sort: critical first, then in the order above (threshold, weight, run).
+    return sorted(found, key=lambda b: b.severity != Severity.CRITICAL)
+
+
+def _judge(
+    state: PatientState,
+    plan: PlanInForce | None,
+    patient: str,
+    loinc: str,
+    result: Result,
+    now: datetime,
+    territory: str,
+    *,
+    point_of_care: bool,
+) -> Outcome:
+    state.record(loinc, result)
+    facts = close_gap(state, patient, loinc, now)
+    band = plan.bands.get(loinc) if plan else None
+    if plan is None or band is None:
+        return Outcome(state, facts, "not_monitored")
+    found = breaches(plan, band, state.history[loinc], loinc, result)
+    if not found:
+        return Outcome(state, facts, "in_range")
+    breach = found[0]
+    severity = breach.severity.value
+    episode = state.open_alert(loinc, VALUES)
+    # One alert per episode: a further abnormal value joins the open alert, unless it is
+    # critical and the open one is not; then the critical alert replaces it.
+    if episode is not None and (episode.severity == CRITICAL or severity != CRITICAL):
+        facts.append(
+            join_episode(episode, patient, result.reading_id, breach.rule, breach.reason, now)
+        )
+        return Outcome(state, facts, severity)
+    if episode is not None:
+        superseded = AlertResolution.ALERT_RESOLUTION_SUPERSEDED
+        facts.append(resolve(state, episode, patient, superseded, "", now))
+    new = NewAlert(
+        alert_id=derived_id(result.reading_id),
+        episode=VALUES,
+        loinc_code=loinc,
+        severity=severity,
         rule=breach.rule,
         reason=breach.reason,
-        reading_ids=[reading.reading_id],
-        loinc_code=reading.loinc_code,
-        raised_at=timestamp(now),
+        reading_ids=[result.reading_id],
+        measured_at=result.measured_at,
+        territory=territory,
+        prescriber_first=point_of_care,
+        trigger=result,
     )
-    return ReadingOutcome(new_state.with_alert(alert_id), alert, breach.severity.value)
+    facts.append(raise_alert(state, patient, plan, new, now))
+    delay = now - result.measured_at if point_of_care else None
+    return Outcome(state, facts, severity, point_of_care_to_alert=delay)

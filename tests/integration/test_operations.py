@@ -113,6 +113,22 @@ def summary_from(
         )
 
 
+def all_alerts(target: str, auth: tuple[tuple[str, str], ...]) -> list[chronic_service_pb2.Alert]:
+    alerts, token = [], ""
+    with grpc.insecure_channel(target) as channel:
+        stub = chronic_service_pb2_grpc.ChronicServiceStub(channel)
+        while True:
+            page = stub.ListAlerts(
+                chronic_service_pb2.ListAlertsRequest(page_size=5, page_token=token),
+                timeout=10,
+                metadata=auth,
+            )
+            alerts.extend(page.alerts)
+            token = page.next_page_token
+            if not token:
+                return alerts
+
+
 def test_state_survives_a_killed_worker_and_sigterm_stops_it_cleanly(platform, bus):
     patient = random_pseudonym()
     plan = complete_plan(
@@ -204,6 +220,32 @@ def test_two_instances_share_the_partitions_and_each_answers_for_every_patient(p
             line for line in second.log_lines() if line.get("event") == "event.published"
         ]
         assert assignments, "the second instance handled none of the 16 patients' readings"
+
+        # ListAlerts asks every instance: each lists all 16 alerts, once, page after page.
+        alert_of = {
+            r["key"]: r["event"]["alert_id"]
+            for r in bus.all_records(ALERT_RAISED.name, 1)
+            if r["key"] in patients
+        }
+        for target in (platform.services["chronic"].grpc_target, second.grpc_target):
+            listed = [
+                a for a in all_alerts(target, platform.auth) if a.patient_pseudonym in patients
+            ]
+            assert sorted(a.alert_id for a in listed) == sorted(alert_of.values()), target
+        # An acknowledgement sent to either instance is applied by the patient's owner.
+        for index, patient in enumerate(patients):
+            target = (platform.services["chronic"].grpc_target, second.grpc_target)[index % 2]
+            with grpc.insecure_channel(target) as channel:
+                acknowledged = chronic_service_pb2_grpc.ChronicServiceStub(
+                    channel
+                ).AcknowledgeAlert(
+                    chronic_service_pb2.AcknowledgeAlertRequest(
+                        patient_pseudonym=patient, alert_id=alert_of[patient], member_id="gp-0042"
+                    ),
+                    timeout=20,
+                    metadata=platform.auth,
+                )
+            assert acknowledged.alert.status == chronic_service_pb2.ALERT_STATUS_ACKNOWLEDGED
     finally:
         assert second.stop() is not None
 

@@ -1,68 +1,139 @@
-"""A patient's monitoring state: latest value per measure, alerts, readings already seen."""
+"""A patient's monitoring state, kept in the `patient_to_state` table.
+
+Latest validated value and recent history per measure (by measurement time), results
+waiting for the lab, the patient's alerts, and the ids already seen (to count a reading
+or a request once). Bounded, so a patient's state stays small.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-RECENT_READINGS_KEPT = 200
+from pydantic import BaseModel, Field
+
+from services.chronic.domain.plan import Member
+
+RECENT_IDS_KEPT = 500
+HISTORY_KEPT = 40
+CLOSED_ALERTS_KEPT = 50
+
+WARNING, CRITICAL = "warning", "critical"
+OPEN, ACKNOWLEDGED, RESOLVED = "open", "acknowledged", "resolved"
+# Episodes: abnormal values of a measure, or its readings not coming.
+VALUES, GAP = "values", "gap"
 
 
-@dataclass(frozen=True)
-class Latest:
+class Result(BaseModel):
+    """One reading of a measure, in its canonical unit."""
+
+    reading_id: str
     value: float
     unit: str
     measured_at: datetime
 
 
-@dataclass(frozen=True)
-class PatientState:
-    latest: dict[str, Latest] = field(default_factory=dict)
+class PendingResult(Result):
+    """A point-of-care result waiting for the medical lab's review."""
+
+    loinc_code: str
+    received_at: datetime
+
+
+class AlertState(BaseModel):
+    alert_id: str
+    episode: str
+    loinc_code: str
+    severity: str
+    rule: str
+    reason: str
+    territory: str
+    status: str = OPEN
+    raised_at: datetime
+    reading_ids: list[str] = Field(default_factory=list)
+    # Members in escalation order; chain[: step + 1] have been notified.
+    chain: list[Member]
+    step: int = 0
+    acknowledge_within_s: float
+    next_escalation_at: datetime | None = None
+    acknowledged_by: str = ""
+    acknowledged_at: datetime | None = None
+    resolution: int = 0
+    resolved_by: str = ""
+    resolved_at: datetime | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status != RESOLVED
+
+    @property
+    def notified(self) -> list[Member]:
+        return self.chain[: self.step + 1]
+
+
+class PatientState(BaseModel):
+    latest: dict[str, Result] = Field(default_factory=dict)
+    history: dict[str, list[Result]] = Field(default_factory=dict)
+    pending_review: dict[str, PendingResult] = Field(default_factory=dict)
+    last_measured_at: dict[str, datetime] = Field(default_factory=dict)
+    alerts: dict[str, AlertState] = Field(default_factory=dict)
+    # When a measure's gap episode last closed: the next gap counts from there.
+    gap_closed_at: dict[str, datetime] = Field(default_factory=dict)
     alerts_raised: int = 0
     last_alert_id: str = ""
-    recent_reading_ids: tuple[str, ...] = ()
+    seen: list[str] = Field(default_factory=list)
 
-    def has_seen(self, reading_id: str) -> bool:
-        return reading_id in self.recent_reading_ids
+    def changed(self) -> PatientState:
+        """A copy to change, leaving this one as it was (pydantic-core copies far faster
+        than copy.deepcopy)."""
+        return type(self).model_validate(self.model_dump())
 
-    def with_reading(self, reading_id: str, loinc: str, latest: Latest) -> PatientState:
-        """Remember the reading; the latest value moves only for a later measurement time."""
-        values = dict(self.latest)
-        current = values.get(loinc)
-        if current is None or latest.measured_at >= current.measured_at:
-            values[loinc] = latest
-        seen = (*self.recent_reading_ids, reading_id)[-RECENT_READINGS_KEPT:]
-        return replace(self, latest=values, recent_reading_ids=seen)
+    def has_seen(self, key: str) -> bool:
+        return key in self.seen
 
-    def with_seen(self, measurement: str) -> PatientState:
-        """Remember a measurement key (device, measure, time) as seen."""
-        seen = (*self.recent_reading_ids, measurement)[-RECENT_READINGS_KEPT:]
-        return replace(self, recent_reading_ids=seen)
+    def remember(self, *keys: str) -> None:
+        self.seen = [*self.seen, *keys][-RECENT_IDS_KEPT:]
 
-    def with_alert(self, alert_id: str) -> PatientState:
-        return replace(self, alerts_raised=self.alerts_raised + 1, last_alert_id=alert_id)
+    def measured(self, loinc: str, at: datetime) -> None:
+        """A measurement happened (validated or not): the monitoring-gap clock restarts."""
+        current = self.last_measured_at.get(loinc)
+        if current is None or at > current:
+            self.last_measured_at[loinc] = at
+
+    def record(self, loinc: str, result: Result) -> None:
+        """Keep a validated result; the latest moves only for a later measurement time."""
+        current = self.latest.get(loinc)
+        if current is None or result.measured_at >= current.measured_at:
+            self.latest[loinc] = result
+        history = sorted([*self.history.get(loinc, []), result], key=lambda r: r.measured_at)
+        self.history[loinc] = history[-HISTORY_KEPT:]
+        self.measured(loinc, result.measured_at)
+
+    def open_alert(self, loinc: str, episode: str) -> AlertState | None:
+        return next(
+            (
+                a
+                for a in self.alerts.values()
+                if a.is_open and a.loinc_code == loinc and a.episode == episode
+            ),
+            None,
+        )
+
+    def add_alert(self, alert: AlertState) -> None:
+        self.alerts[alert.alert_id] = alert
+        self.alerts_raised += 1
+        self.last_alert_id = alert.alert_id
+        self._forget_old_alerts()
+
+    def _forget_old_alerts(self) -> None:
+        closed = sorted(
+            (a for a in self.alerts.values() if not a.is_open), key=lambda a: a.raised_at
+        )
+        for alert in closed[:-CLOSED_ALERTS_KEPT]:
+            del self.alerts[alert.alert_id]
 
     def to_json(self) -> dict[str, object]:
-        return {
-            "latest": {
-                loinc: {"value": v.value, "unit": v.unit, "measured_at": v.measured_at.isoformat()}
-                for loinc, v in self.latest.items()
-            },
-            "alerts_raised": self.alerts_raised,
-            "last_alert_id": self.last_alert_id,
-            "recent_reading_ids": list(self.recent_reading_ids),
-        }
+        return self.model_dump(mode="json")
 
     @classmethod
-    def from_json(cls, data: dict[str, object]) -> PatientState:
-        latest = data.get("latest") or {}
-        assert isinstance(latest, dict)
-        return cls(
-            latest={
-                loinc: Latest(v["value"], v["unit"], datetime.fromisoformat(v["measured_at"]))
-                for loinc, v in latest.items()
-            },
-            alerts_raised=int(data.get("alerts_raised", 0)),  # type: ignore[call-overload]
-            last_alert_id=str(data.get("last_alert_id", "")),
-            recent_reading_ids=tuple(data.get("recent_reading_ids", ())),  # type: ignore[arg-type]
-        )
+    def from_json(cls, data: dict[str, object] | None) -> PatientState:
+        return cls.model_validate(data or {})

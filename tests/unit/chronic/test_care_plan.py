@@ -3,10 +3,18 @@ from google.protobuf import json_format
 
 from emeuse.chronic.v1.chronic_events_pb2 import CarePlanUpdated
 from emeuse.runtime.codec import InvalidEventError
-from emeuse.runtime.pseudonym import random_pseudonym
-from services.chronic.care_plan import bands_of, plan_of, record_care_plan
-
-PATIENT = random_pseudonym()
+from services.chronic.care_plan import plan_in_force, plan_of, record_care_plan
+from services.chronic.domain.plan import HEART_FAILURE
+from tests.unit.chronic.plans import (
+    COORDINATOR,
+    GP,
+    NOW,
+    NURSE,
+    PATIENT,
+    diabetes_plan,
+    heart_failure_plan,
+    in_force,
+)
 
 
 def a_plan(**overrides):
@@ -35,21 +43,68 @@ def a_plan(**overrides):
     return json_format.ParseDict(data, CarePlanUpdated())
 
 
+def record(plan, previous=None):
+    return record_care_plan(plan, previous=previous, territory="55", recorded_at=NOW)
+
+
 def test_enrolment_is_version_1_and_each_change_adds_one():
-    first = record_care_plan(a_plan(), previous=None)
-    second = record_care_plan(a_plan(care_plan_id="cp-diabete-2"), previous=first)
+    first = record(a_plan())
+    second = record(a_plan(care_plan_id="cp-diabete-2"), previous=first)
     assert (first["version"], second["version"]) == (1, 2)
     assert plan_of(second).version == 2
     assert plan_of(second).care_plan_id == "cp-diabete-2"
+    assert plan_in_force(second).version == 2
 
 
 def test_the_plan_in_force_keeps_thresholds_in_the_canonical_unit():
-    stored = record_care_plan(a_plan(), previous=None)
+    stored = record(a_plan())
     [band] = plan_of(stored).thresholds
     assert band.unit == "mg/dL"
     assert band.low == pytest.approx(70.3, abs=0.1)
-    assert bands_of(stored)["2339-0"]["unit"] == "mg/dL"
+    in_force_band = plan_in_force(stored).bands["2339-0"]
+    assert in_force_band.unit == "mg/dL"
+    assert in_force_band.critical_low == pytest.approx(54.0, abs=0.1)
     assert [m.member_id for m in plan_of(stored).care_team] == ["gp-0042", "ide-0107"]
+
+
+def test_without_a_target_range_the_target_is_the_low_high_band():
+    band = plan_in_force(record(a_plan())).bands["2339-0"]
+    assert (band.target_low, band.target_high) == (band.low, band.high)
+
+
+def test_a_narrower_target_range_is_kept_in_the_canonical_unit():
+    plan = diabetes_plan(unit="mmol/L", target=(4.4, 10.0))
+    band = in_force(plan).bands["2339-0"]
+    assert band.target_low == pytest.approx(79.3, abs=0.1)
+    assert band.target_high == pytest.approx(180.2, abs=0.1)
+
+
+def test_the_plan_in_force_knows_its_team_territory_delays_and_programme():
+    plan = plan_in_force(record(heart_failure_plan()))
+    assert plan.programme == HEART_FAILURE
+    assert plan.territory == "55"
+    assert plan.recorded_at == NOW
+    assert plan.acknowledge_within_s == 1800
+    assert plan.bands["29463-7"].expected_every_s == 86400
+    chain = plan.escalation_chain(prescriber_first=False)
+    # The lab validates results; it is never on an alert's escalation chain.
+    assert [m.member_id for m in chain] == [GP, NURSE, COORDINATOR]
+
+
+def test_the_plan_in_force_survives_its_table_form():
+    stored = record(a_plan())
+    assert plan_in_force(stored) == in_force(a_plan(), recorded_at=NOW)
+
+
+THRESHOLD = {
+    "loinc_code": "2339-0",
+    "unit": "mg/dL",
+    "low": 70,
+    "high": 250,
+    "critical_low": 54,
+    "critical_high": 400,
+    "expected_every": "43200s",
+}
 
 
 @pytest.mark.parametrize(
@@ -57,21 +112,7 @@ def test_the_plan_in_force_keeps_thresholds_in_the_canonical_unit():
     [
         ({"programme": "MONITORING_PROGRAMME_UNSPECIFIED"}, "no monitoring programme"),
         ({"thresholds": []}, "monitors no measure"),
-        (
-            {
-                "thresholds": [
-                    {
-                        "loinc_code": "2339-0",
-                        "unit": "mg/dL",
-                        "low": 70,
-                        "high": 250,
-                        "critical_low": 54,
-                        "critical_high": 400,
-                    }
-                ]
-            },
-            "no expected_every",
-        ),
+        ({"thresholds": [{**THRESHOLD, "expected_every": "0s"}]}, "no expected_every"),
         ({"care_team": []}, "no care team"),
         (
             {
@@ -82,14 +123,28 @@ def test_the_plan_in_force_keeps_thresholds_in_the_canonical_unit():
             },
             "distinct",
         ),
+        (
+            {"care_team": [{"member_id": "lab-1", "role": "CARE_ROLE_LAB", "escalation_rank": 1}]},
+            "besides the lab",
+        ),
         ({"acknowledge_within": "0s"}, "acknowledge_within"),
+        (
+            {"thresholds": [{**THRESHOLD, "low": 250, "high": 70}]},
+            "critical_low <= low <= target_low <= target_high <= high <= critical_high",
+        ),
+        (
+            {"thresholds": [{**THRESHOLD, "target_low": 60, "target_high": 180}]},
+            "critical_low <= low <= target_low",
+        ),
+        ({"thresholds": [THRESHOLD, THRESHOLD]}, "lists 2339-0 twice"),
+        ({"thresholds": [{**THRESHOLD, "unit": "%"}]}, "unit '%' is not one of"),
     ],
 )
 def test_a_plan_that_cannot_protect_the_patient_is_refused(overrides, reason):
     with pytest.raises(InvalidEventError, match=reason):
-        record_care_plan(a_plan(**overrides), previous=None)
+        record(a_plan(**overrides))
 
 
 def test_no_stored_plan_is_no_plan():
     assert plan_of(None) is None
-    assert bands_of(None) == {}
+    assert plan_in_force(None) is None

@@ -26,27 +26,47 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&emeuse/chronic/v1/chronic_events.proto\x12\x11\x65meuse.chronic.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaf\x01\n\x10MeasureThreshold\x12\x12\n\nloinc_code\x18\x01 \x01(\t\x12\x0c\n\x04unit\x18\x02 \x01(\t\x12\x0b\n\x03low\x18\x03 \x01(\x01\x12\x0c\n\x04high\x18\x04 \x01(\x01\x12\x14\n\x0c\x63ritical_low\x18\x05 \x01(\x01\x12\x15\n\rcritical_high\x18\x06 \x01(\x01\x12\x31\n\x0e\x65xpected_every\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\"g\n\x0e\x43\x61reTeamMember\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12)\n\x04role\x18\x02 \x01(\x0e\x32\x1b.emeuse.chronic.v1.CareRole\x12\x17\n\x0f\x65scalation_rank\x18\x03 \x01(\x05\"\xb4\x02\n\x0f\x43\x61rePlanUpdated\x12\x19\n\x11patient_pseudonym\x18\x01 \x01(\t\x12\x14\n\x0c\x63\x61re_plan_id\x18\x02 \x01(\t\x12\x37\n\nthresholds\x18\x03 \x03(\x0b\x32#.emeuse.chronic.v1.MeasureThreshold\x12\x39\n\tprogramme\x18\x04 \x01(\x0e\x32&.emeuse.chronic.v1.MonitoringProgramme\x12\x34\n\tcare_team\x18\x05 \x03(\x0b\x32!.emeuse.chronic.v1.CareTeamMember\x12\x35\n\x12\x61\x63knowledge_within\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0f\n\x07version\x18\x07 \x01(\x05\"\xb5\x01\n\x0fReadingRecorded\x12\x12\n\nreading_id\x18\x01 \x01(\t\x12\x19\n\x11patient_pseudonym\x18\x02 \x01(\t\x12\x12\n\nloinc_code\x18\x03 \x01(\t\x12\r\n\x05value\x18\x04 \x01(\x01\x12\x0c\n\x04unit\x18\x05 \x01(\t\x12/\n\x0bmeasured_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tdevice_id\x18\x07 \x01(\t\"\xe4\x01\n\x0b\x41lertRaised\x12\x10\n\x08\x61lert_id\x18\x01 \x01(\t\x12\x19\n\x11patient_pseudonym\x18\x02 \x01(\t\x12\x32\n\x08severity\x18\x03 \x01(\x0e\x32 .emeuse.chronic.v1.AlertSeverity\x12\x0c\n\x04rule\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x13\n\x0breading_ids\x18\x06 \x03(\t\x12\x12\n\nloinc_code\x18\x07 \x01(\t\x12-\n\traised_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xd6\x01\n\x13MonitoringProgramme\x12$\n MONITORING_PROGRAMME_UNSPECIFIED\x10\x00\x12!\n\x1dMONITORING_PROGRAMME_DIABETES\x10\x01\x12&\n\"MONITORING_PROGRAMME_HEART_FAILURE\x10\x02\x12$\n MONITORING_PROGRAMME_RESPIRATORY\x10\x03\x12(\n$MONITORING_PROGRAMME_ANTICOAGULATION\x10\x04*\xc9\x01\n\x08\x43\x61reRole\x12\x19\n\x15\x43\x41RE_ROLE_UNSPECIFIED\x10\x00\x12\x10\n\x0c\x43\x41RE_ROLE_GP\x10\x01\x12\x18\n\x14\x43\x41RE_ROLE_SPECIALIST\x10\x02\x12\x13\n\x0f\x43\x41RE_ROLE_NURSE\x10\x03\x12\x18\n\x14\x43\x41RE_ROLE_PHARMACIST\x10\x04\x12\x19\n\x15\x43\x41RE_ROLE_EHPAD_STAFF\x10\x05\x12\x11\n\rCARE_ROLE_LAB\x10\x06\x12\x19\n\x15\x43\x41RE_ROLE_COORDINATOR\x10\x07*h\n\rAlertSeverity\x12\x1e\n\x1a\x41LERT_SEVERITY_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x41LERT_SEVERITY_WARNING\x10\x01\x12\x1b\n\x17\x41LERT_SEVERITY_CRITICAL\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&emeuse/chronic/v1/chronic_events.proto\x12\x11\x65meuse.chronic.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd8\x01\n\x10MeasureThreshold\x12\x12\n\nloinc_code\x18\x01 \x01(\t\x12\x0c\n\x04unit\x18\x02 \x01(\t\x12\x0b\n\x03low\x18\x03 \x01(\x01\x12\x0c\n\x04high\x18\x04 \x01(\x01\x12\x14\n\x0c\x63ritical_low\x18\x05 \x01(\x01\x12\x15\n\rcritical_high\x18\x06 \x01(\x01\x12\x31\n\x0e\x65xpected_every\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\ntarget_low\x18\x08 \x01(\x01\x12\x13\n\x0btarget_high\x18\t \x01(\x01\"g\n\x0e\x43\x61reTeamMember\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12)\n\x04role\x18\x02 \x01(\x0e\x32\x1b.emeuse.chronic.v1.CareRole\x12\x17\n\x0f\x65scalation_rank\x18\x03 \x01(\x05\"\xb4\x02\n\x0f\x43\x61rePlanUpdated\x12\x19\n\x11patient_pseudonym\x18\x01 \x01(\t\x12\x14\n\x0c\x63\x61re_plan_id\x18\x02 \x01(\t\x12\x37\n\nthresholds\x18\x03 \x03(\x0b\x32#.emeuse.chronic.v1.MeasureThreshold\x12\x39\n\tprogramme\x18\x04 \x01(\x0e\x32&.emeuse.chronic.v1.MonitoringProgramme\x12\x34\n\tcare_team\x18\x05 \x03(\x0b\x32!.emeuse.chronic.v1.CareTeamMember\x12\x35\n\x12\x61\x63knowledge_within\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0f\n\x07version\x18\x07 \x01(\x05\"\xcc\x01\n\x0fReadingRecorded\x12\x12\n\nreading_id\x18\x01 \x01(\t\x12\x19\n\x11patient_pseudonym\x18\x02 \x01(\t\x12\x12\n\nloinc_code\x18\x03 \x01(\t\x12\r\n\x05value\x18\x04 \x01(\x01\x12\x0c\n\x04unit\x18\x05 \x01(\t\x12/\n\x0bmeasured_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tdevice_id\x18\x07 \x01(\t\x12\x15\n\rpoint_of_care\x18\x08 \x01(\x08\"p\n\x0cRecentResult\x12\x12\n\nreading_id\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x0c\n\x04unit\x18\x03 \x01(\t\x12/\n\x0bmeasured_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf3\x03\n\x0b\x41lertRaised\x12\x10\n\x08\x61lert_id\x18\x01 \x01(\t\x12\x19\n\x11patient_pseudonym\x18\x02 \x01(\t\x12\x32\n\x08severity\x18\x03 \x01(\x0e\x32 .emeuse.chronic.v1.AlertSeverity\x12\x0c\n\x04rule\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x13\n\x0breading_ids\x18\x06 \x03(\t\x12\x12\n\nloinc_code\x18\x07 \x01(\t\x12-\n\traised_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x08notified\x18\t \x01(\x0b\x32!.emeuse.chronic.v1.CareTeamMember\x12\x12\n\ntarget_low\x18\n \x01(\x01\x12\x13\n\x0btarget_high\x18\x0b \x01(\x01\x12\x0c\n\x04unit\x18\x0c \x01(\t\x12\x37\n\x0erecent_results\x18\r \x03(\x0b\x32\x1f.emeuse.chronic.v1.RecentResult\x12/\n\x0bmeasured_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x14measurement_to_alert\x18\x0f \x01(\x0b\x32\x19.google.protobuf.Duration\"\xb7\x01\n\x0c\x41lertUpdated\x12\x10\n\x08\x61lert_id\x18\x01 \x01(\t\x12\x19\n\x11patient_pseudonym\x18\x02 \x01(\t\x12\x0c\n\x04rule\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x12\n\nreading_id\x18\x05 \x01(\t\x12\x18\n\x10\x65pisode_readings\x18\x06 \x01(\x05\x12.\n\nupdated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb2\x01\n\x0e\x41lertEscalated\x12\x10\n\x08\x61lert_id\x18\x01 \x01(\t\x12\x19\n\x11patient_pseudonym\x18\x02 \x01(\t\x12\x0c\n\x04step\x18\x03 \x01(\x05\x12\x33\n\x08notified\x18\x04 \x01(\x0b\x32!.emeuse.chronic.v1.CareTeamMember\x12\x30\n\x0c\x65scalated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc0\x01\n\x11\x41lertAcknowledged\x12\x10\n\x08\x61lert_id\x18\x01 \x01(\t\x12\x19\n\x11patient_pseudonym\x18\x02 \x01(\t\x12\x11\n\tmember_id\x18\x03 \x01(\t\x12\x33\n\x0f\x61\x63knowledged_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\x13time_to_acknowledge\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xb8\x01\n\rAlertResolved\x12\x10\n\x08\x61lert_id\x18\x01 \x01(\t\x12\x19\n\x11patient_pseudonym\x18\x02 \x01(\t\x12\x36\n\nresolution\x18\x03 \x01(\x0e\x32\".emeuse.chronic.v1.AlertResolution\x12\x11\n\tmember_id\x18\x04 \x01(\t\x12/\n\x0bresolved_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xdf\x01\n\x19PointOfCareResultReviewed\x12\x12\n\nreading_id\x18\x01 \x01(\t\x12\x19\n\x11patient_pseudonym\x18\x02 \x01(\t\x12\x13\n\x0breviewer_id\x18\x03 \x01(\t\x12\x33\n\x08\x64\x65\x63ision\x18\x04 \x01(\x0e\x32!.emeuse.chronic.v1.ReviewDecision\x12\x18\n\x10rejection_reason\x18\x05 \x01(\t\x12/\n\x0breviewed_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb0\x02\n\x14\x41lertActionRequested\x12\x11\n\taction_id\x18\x01 \x01(\t\x12\x19\n\x11patient_pseudonym\x18\x02 \x01(\t\x12.\n\x06\x61\x63tion\x18\x03 \x01(\x0e\x32\x1e.emeuse.chronic.v1.AlertAction\x12\x10\n\x08\x61lert_id\x18\x04 \x01(\t\x12\x11\n\tmember_id\x18\x05 \x01(\t\x12\x36\n\nresolution\x18\x06 \x01(\x0e\x32\".emeuse.chronic.v1.AlertResolution\x12\x17\n\x0f\x65scalation_step\x18\x07 \x01(\x05\x12\x12\n\nloinc_code\x18\x08 \x01(\t\x12\x30\n\x0crequested_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xd6\x01\n\x13MonitoringProgramme\x12$\n MONITORING_PROGRAMME_UNSPECIFIED\x10\x00\x12!\n\x1dMONITORING_PROGRAMME_DIABETES\x10\x01\x12&\n\"MONITORING_PROGRAMME_HEART_FAILURE\x10\x02\x12$\n MONITORING_PROGRAMME_RESPIRATORY\x10\x03\x12(\n$MONITORING_PROGRAMME_ANTICOAGULATION\x10\x04*\xc9\x01\n\x08\x43\x61reRole\x12\x19\n\x15\x43\x41RE_ROLE_UNSPECIFIED\x10\x00\x12\x10\n\x0c\x43\x41RE_ROLE_GP\x10\x01\x12\x18\n\x14\x43\x41RE_ROLE_SPECIALIST\x10\x02\x12\x13\n\x0f\x43\x41RE_ROLE_NURSE\x10\x03\x12\x18\n\x14\x43\x41RE_ROLE_PHARMACIST\x10\x04\x12\x19\n\x15\x43\x41RE_ROLE_EHPAD_STAFF\x10\x05\x12\x11\n\rCARE_ROLE_LAB\x10\x06\x12\x19\n\x15\x43\x41RE_ROLE_COORDINATOR\x10\x07*h\n\rAlertSeverity\x12\x1e\n\x1a\x41LERT_SEVERITY_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x41LERT_SEVERITY_WARNING\x10\x01\x12\x1b\n\x17\x41LERT_SEVERITY_CRITICAL\x10\x02*\xb8\x01\n\x0f\x41lertResolution\x12 \n\x1c\x41LERT_RESOLUTION_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x41LERT_RESOLUTION_HANDLED\x10\x01\x12 \n\x1c\x41LERT_RESOLUTION_FALSE_ALARM\x10\x02\x12\x1f\n\x1b\x41LERT_RESOLUTION_SUPERSEDED\x10\x03\x12\"\n\x1e\x41LERT_RESOLUTION_DATA_RECEIVED\x10\x04*n\n\x0eReviewDecision\x12\x1f\n\x1bREVIEW_DECISION_UNSPECIFIED\x10\x00\x12\x1d\n\x19REVIEW_DECISION_VALIDATED\x10\x01\x12\x1c\n\x18REVIEW_DECISION_REJECTED\x10\x02*\x9e\x01\n\x0b\x41lertAction\x12\x1c\n\x18\x41LERT_ACTION_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x41LERT_ACTION_ACKNOWLEDGE\x10\x01\x12\x18\n\x14\x41LERT_ACTION_RESOLVE\x10\x02\x12\x1f\n\x1b\x41LERT_ACTION_ESCALATION_DUE\x10\x03\x12\x18\n\x14\x41LERT_ACTION_GAP_DUE\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'emeuse.chronic.v1.chronic_events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MONITORINGPROGRAMME']._serialized_start=1136
-  _globals['_MONITORINGPROGRAMME']._serialized_end=1350
-  _globals['_CAREROLE']._serialized_start=1353
-  _globals['_CAREROLE']._serialized_end=1554
-  _globals['_ALERTSEVERITY']._serialized_start=1556
-  _globals['_ALERTSEVERITY']._serialized_end=1660
+  _globals['_MONITORINGPROGRAMME']._serialized_start=2867
+  _globals['_MONITORINGPROGRAMME']._serialized_end=3081
+  _globals['_CAREROLE']._serialized_start=3084
+  _globals['_CAREROLE']._serialized_end=3285
+  _globals['_ALERTSEVERITY']._serialized_start=3287
+  _globals['_ALERTSEVERITY']._serialized_end=3391
+  _globals['_ALERTRESOLUTION']._serialized_start=3394
+  _globals['_ALERTRESOLUTION']._serialized_end=3578
+  _globals['_REVIEWDECISION']._serialized_start=3580
+  _globals['_REVIEWDECISION']._serialized_end=3690
+  _globals['_ALERTACTION']._serialized_start=3693
+  _globals['_ALERTACTION']._serialized_end=3851
   _globals['_MEASURETHRESHOLD']._serialized_start=127
-  _globals['_MEASURETHRESHOLD']._serialized_end=302
-  _globals['_CARETEAMMEMBER']._serialized_start=304
-  _globals['_CARETEAMMEMBER']._serialized_end=407
-  _globals['_CAREPLANUPDATED']._serialized_start=410
-  _globals['_CAREPLANUPDATED']._serialized_end=718
-  _globals['_READINGRECORDED']._serialized_start=721
-  _globals['_READINGRECORDED']._serialized_end=902
-  _globals['_ALERTRAISED']._serialized_start=905
-  _globals['_ALERTRAISED']._serialized_end=1133
+  _globals['_MEASURETHRESHOLD']._serialized_end=343
+  _globals['_CARETEAMMEMBER']._serialized_start=345
+  _globals['_CARETEAMMEMBER']._serialized_end=448
+  _globals['_CAREPLANUPDATED']._serialized_start=451
+  _globals['_CAREPLANUPDATED']._serialized_end=759
+  _globals['_READINGRECORDED']._serialized_start=762
+  _globals['_READINGRECORDED']._serialized_end=966
+  _globals['_RECENTRESULT']._serialized_start=968
+  _globals['_RECENTRESULT']._serialized_end=1080
+  _globals['_ALERTRAISED']._serialized_start=1083
+  _globals['_ALERTRAISED']._serialized_end=1582
+  _globals['_ALERTUPDATED']._serialized_start=1585
+  _globals['_ALERTUPDATED']._serialized_end=1768
+  _globals['_ALERTESCALATED']._serialized_start=1771
+  _globals['_ALERTESCALATED']._serialized_end=1949
+  _globals['_ALERTACKNOWLEDGED']._serialized_start=1952
+  _globals['_ALERTACKNOWLEDGED']._serialized_end=2144
+  _globals['_ALERTRESOLVED']._serialized_start=2147
+  _globals['_ALERTRESOLVED']._serialized_end=2331
+  _globals['_POINTOFCARERESULTREVIEWED']._serialized_start=2334
+  _globals['_POINTOFCARERESULTREVIEWED']._serialized_end=2557
+  _globals['_ALERTACTIONREQUESTED']._serialized_start=2560
+  _globals['_ALERTACTIONREQUESTED']._serialized_end=2864
 # @@protoc_insertion_point(module_scope)

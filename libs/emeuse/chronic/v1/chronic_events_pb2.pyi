@@ -121,6 +121,94 @@ ALERT_SEVERITY_CRITICAL: AlertSeverity.ValueType  # 2
 """ALERT_SEVERITY_CRITICAL: beyond the critical threshold, act now."""
 Global___AlertSeverity: _TypeAlias = AlertSeverity  # noqa: Y015
 
+class _AlertResolution:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AlertResolutionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AlertResolution.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ALERT_RESOLUTION_UNSPECIFIED: _AlertResolution.ValueType  # 0
+    """ALERT_RESOLUTION_UNSPECIFIED is never valid."""
+    ALERT_RESOLUTION_HANDLED: _AlertResolution.ValueType  # 1
+    """ALERT_RESOLUTION_HANDLED: the care team acted on it (treatment adjusted, patient seen)."""
+    ALERT_RESOLUTION_FALSE_ALARM: _AlertResolution.ValueType  # 2
+    """ALERT_RESOLUTION_FALSE_ALARM: the value was wrong (measurement error), nothing to do."""
+    ALERT_RESOLUTION_SUPERSEDED: _AlertResolution.ValueType  # 3
+    """ALERT_RESOLUTION_SUPERSEDED: a critical alert on the same measure replaced this warning."""
+    ALERT_RESOLUTION_DATA_RECEIVED: _AlertResolution.ValueType  # 4
+    """ALERT_RESOLUTION_DATA_RECEIVED: the missing reading of a monitoring gap arrived."""
+
+class AlertResolution(_AlertResolution, metaclass=_AlertResolutionEnumTypeWrapper):
+    """AlertResolution says how an alert episode ended."""
+
+ALERT_RESOLUTION_UNSPECIFIED: AlertResolution.ValueType  # 0
+"""ALERT_RESOLUTION_UNSPECIFIED is never valid."""
+ALERT_RESOLUTION_HANDLED: AlertResolution.ValueType  # 1
+"""ALERT_RESOLUTION_HANDLED: the care team acted on it (treatment adjusted, patient seen)."""
+ALERT_RESOLUTION_FALSE_ALARM: AlertResolution.ValueType  # 2
+"""ALERT_RESOLUTION_FALSE_ALARM: the value was wrong (measurement error), nothing to do."""
+ALERT_RESOLUTION_SUPERSEDED: AlertResolution.ValueType  # 3
+"""ALERT_RESOLUTION_SUPERSEDED: a critical alert on the same measure replaced this warning."""
+ALERT_RESOLUTION_DATA_RECEIVED: AlertResolution.ValueType  # 4
+"""ALERT_RESOLUTION_DATA_RECEIVED: the missing reading of a monitoring gap arrived."""
+Global___AlertResolution: _TypeAlias = AlertResolution  # noqa: Y015
+
+class _ReviewDecision:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ReviewDecisionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReviewDecision.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REVIEW_DECISION_UNSPECIFIED: _ReviewDecision.ValueType  # 0
+    """REVIEW_DECISION_UNSPECIFIED is never valid."""
+    REVIEW_DECISION_VALIDATED: _ReviewDecision.ValueType  # 1
+    """REVIEW_DECISION_VALIDATED: the result stands; it is checked against the care plan."""
+    REVIEW_DECISION_REJECTED: _ReviewDecision.ValueType  # 2
+    """REVIEW_DECISION_REJECTED: the result is not reliable; it never alerts."""
+
+class ReviewDecision(_ReviewDecision, metaclass=_ReviewDecisionEnumTypeWrapper):
+    """ReviewDecision is the medical lab's verdict on a point-of-care result."""
+
+REVIEW_DECISION_UNSPECIFIED: ReviewDecision.ValueType  # 0
+"""REVIEW_DECISION_UNSPECIFIED is never valid."""
+REVIEW_DECISION_VALIDATED: ReviewDecision.ValueType  # 1
+"""REVIEW_DECISION_VALIDATED: the result stands; it is checked against the care plan."""
+REVIEW_DECISION_REJECTED: ReviewDecision.ValueType  # 2
+"""REVIEW_DECISION_REJECTED: the result is not reliable; it never alerts."""
+Global___ReviewDecision: _TypeAlias = ReviewDecision  # noqa: Y015
+
+class _AlertAction:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AlertActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AlertAction.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ALERT_ACTION_UNSPECIFIED: _AlertAction.ValueType  # 0
+    """ALERT_ACTION_UNSPECIFIED is never valid."""
+    ALERT_ACTION_ACKNOWLEDGE: _AlertAction.ValueType  # 1
+    """ALERT_ACTION_ACKNOWLEDGE: a care-team member takes charge of the alert."""
+    ALERT_ACTION_RESOLVE: _AlertAction.ValueType  # 2
+    """ALERT_ACTION_RESOLVE: a care-team member closes the alert."""
+    ALERT_ACTION_ESCALATION_DUE: _AlertAction.ValueType  # 3
+    """ALERT_ACTION_ESCALATION_DUE: the alert's acknowledgement delay ran out (the service's timer)."""
+    ALERT_ACTION_GAP_DUE: _AlertAction.ValueType  # 4
+    """ALERT_ACTION_GAP_DUE: a measure's expected interval ran out without a reading (the service's timer)."""
+
+class AlertAction(_AlertAction, metaclass=_AlertActionEnumTypeWrapper):
+    """AlertAction is what an AlertActionRequested asks the chronic service to do."""
+
+ALERT_ACTION_UNSPECIFIED: AlertAction.ValueType  # 0
+"""ALERT_ACTION_UNSPECIFIED is never valid."""
+ALERT_ACTION_ACKNOWLEDGE: AlertAction.ValueType  # 1
+"""ALERT_ACTION_ACKNOWLEDGE: a care-team member takes charge of the alert."""
+ALERT_ACTION_RESOLVE: AlertAction.ValueType  # 2
+"""ALERT_ACTION_RESOLVE: a care-team member closes the alert."""
+ALERT_ACTION_ESCALATION_DUE: AlertAction.ValueType  # 3
+"""ALERT_ACTION_ESCALATION_DUE: the alert's acknowledgement delay ran out (the service's timer)."""
+ALERT_ACTION_GAP_DUE: AlertAction.ValueType  # 4
+"""ALERT_ACTION_GAP_DUE: a measure's expected interval ran out without a reading (the service's timer)."""
+Global___AlertAction: _TypeAlias = AlertAction  # noqa: Y015
+
 @_typing.final
 class MeasureThreshold(_message.Message):
     """MeasureThreshold is the alerting band a prescriber set for one measure of one patient."""
@@ -134,6 +222,8 @@ class MeasureThreshold(_message.Message):
     CRITICAL_LOW_FIELD_NUMBER: _builtins.int
     CRITICAL_HIGH_FIELD_NUMBER: _builtins.int
     EXPECTED_EVERY_FIELD_NUMBER: _builtins.int
+    TARGET_LOW_FIELD_NUMBER: _builtins.int
+    TARGET_HIGH_FIELD_NUMBER: _builtins.int
     loinc_code: _builtins.str
     """LOINC code of the measure, e.g. "34714-6" for a point-of-care INR."""
     unit: _builtins.str
@@ -146,6 +236,10 @@ class MeasureThreshold(_message.Message):
     """A value below this is critical."""
     critical_high: _builtins.float
     """A value above this is critical."""
+    target_low: _builtins.float
+    """Lower bound of the target range; three consecutive values outside the target alert. Both bounds zero: the target is low..high."""
+    target_high: _builtins.float
+    """Upper bound of the target range."""
     @_builtins.property
     def expected_every(self) -> _duration_pb2.Duration:
         """How often a reading is expected; none within this interval is a monitoring gap."""
@@ -160,10 +254,12 @@ class MeasureThreshold(_message.Message):
         critical_low: _builtins.float = ...,
         critical_high: _builtins.float = ...,
         expected_every: _duration_pb2.Duration | None = ...,
+        target_low: _builtins.float = ...,
+        target_high: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["expected_every", b"expected_every"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["critical_high", b"critical_high", "critical_low", b"critical_low", "expected_every", b"expected_every", "high", b"high", "loinc_code", b"loinc_code", "low", b"low", "unit", b"unit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["critical_high", b"critical_high", "critical_low", b"critical_low", "expected_every", b"expected_every", "high", b"high", "loinc_code", b"loinc_code", "low", b"low", "target_high", b"target_high", "target_low", b"target_low", "unit", b"unit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -264,6 +360,7 @@ class ReadingRecorded(_message.Message):
     UNIT_FIELD_NUMBER: _builtins.int
     MEASURED_AT_FIELD_NUMBER: _builtins.int
     DEVICE_ID_FIELD_NUMBER: _builtins.int
+    POINT_OF_CARE_FIELD_NUMBER: _builtins.int
     reading_id: _builtins.str
     """Unique id of the reading, set by its producer; duplicates share it."""
     patient_pseudonym: _builtins.str
@@ -276,6 +373,8 @@ class ReadingRecorded(_message.Message):
     """UCUM unit of value, e.g. "mg/dL", "%", "kg"."""
     device_id: _builtins.str
     """Device or point-of-care instrument that measured it, if any."""
+    point_of_care: _builtins.bool
+    """A capillary point-of-care result (e.g. INR in an EHPAD): it alerts only once the medical lab validates it."""
     @_builtins.property
     def measured_at(self) -> _timestamp_pb2.Timestamp:
         """When the value was measured (not when it arrived)."""
@@ -290,18 +389,55 @@ class ReadingRecorded(_message.Message):
         unit: _builtins.str = ...,
         measured_at: _timestamp_pb2.Timestamp | None = ...,
         device_id: _builtins.str = ...,
+        point_of_care: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["measured_at", b"measured_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_id", b"device_id", "loinc_code", b"loinc_code", "measured_at", b"measured_at", "patient_pseudonym", b"patient_pseudonym", "reading_id", b"reading_id", "unit", b"unit", "value", b"value"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_id", b"device_id", "loinc_code", b"loinc_code", "measured_at", b"measured_at", "patient_pseudonym", b"patient_pseudonym", "point_of_care", b"point_of_care", "reading_id", b"reading_id", "unit", b"unit", "value", b"value"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReadingRecorded: _TypeAlias = ReadingRecorded  # noqa: Y015
 
 @_typing.final
+class RecentResult(_message.Message):
+    """RecentResult is one earlier result of the alert's measure, given as context to the care team."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    READING_ID_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    UNIT_FIELD_NUMBER: _builtins.int
+    MEASURED_AT_FIELD_NUMBER: _builtins.int
+    reading_id: _builtins.str
+    """Id of the reading."""
+    value: _builtins.float
+    """Value in the measure's canonical unit."""
+    unit: _builtins.str
+    """Canonical UCUM unit of value."""
+    @_builtins.property
+    def measured_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was measured."""
+
+    def __init__(
+        self,
+        *,
+        reading_id: _builtins.str = ...,
+        value: _builtins.float = ...,
+        unit: _builtins.str = ...,
+        measured_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["measured_at", b"measured_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["measured_at", b"measured_at", "reading_id", b"reading_id", "unit", b"unit", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecentResult: _TypeAlias = RecentResult  # noqa: Y015
+
+@_typing.final
 class AlertRaised(_message.Message):
-    """AlertRaised says a reading broke a patient's care-plan threshold."""
+    """AlertRaised opens an alert episode: a reading broke a care-plan rule, or readings stopped coming."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -313,6 +449,13 @@ class AlertRaised(_message.Message):
     READING_IDS_FIELD_NUMBER: _builtins.int
     LOINC_CODE_FIELD_NUMBER: _builtins.int
     RAISED_AT_FIELD_NUMBER: _builtins.int
+    NOTIFIED_FIELD_NUMBER: _builtins.int
+    TARGET_LOW_FIELD_NUMBER: _builtins.int
+    TARGET_HIGH_FIELD_NUMBER: _builtins.int
+    UNIT_FIELD_NUMBER: _builtins.int
+    RECENT_RESULTS_FIELD_NUMBER: _builtins.int
+    MEASURED_AT_FIELD_NUMBER: _builtins.int
+    MEASUREMENT_TO_ALERT_FIELD_NUMBER: _builtins.int
     alert_id: _builtins.str
     """Unique id of the alert."""
     patient_pseudonym: _builtins.str
@@ -325,6 +468,12 @@ class AlertRaised(_message.Message):
     """Coded reason a care team reads, e.g. "34714-6 5.6 ratio above critical 5"."""
     loinc_code: _builtins.str
     """LOINC code of the measure concerned."""
+    target_low: _builtins.float
+    """The patient's target range for the measure, in unit."""
+    target_high: _builtins.float
+    """Upper bound of the target range, in unit."""
+    unit: _builtins.str
+    """Canonical UCUM unit of the values and range."""
     @_builtins.property
     def reading_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Readings that triggered the alert."""
@@ -332,6 +481,22 @@ class AlertRaised(_message.Message):
     @_builtins.property
     def raised_at(self) -> _timestamp_pb2.Timestamp:
         """When the alert was raised."""
+
+    @_builtins.property
+    def notified(self) -> Global___CareTeamMember:
+        """Care-team member told first; the next ones follow by escalation if nobody acknowledges."""
+
+    @_builtins.property
+    def recent_results(self) -> _containers.RepeatedCompositeFieldContainer[Global___RecentResult]:
+        """The latest results of the measure, newest first, the triggering one included."""
+
+    @_builtins.property
+    def measured_at(self) -> _timestamp_pb2.Timestamp:
+        """When the triggering value was measured (the gap alert: when it was expected at the latest)."""
+
+    @_builtins.property
+    def measurement_to_alert(self) -> _duration_pb2.Duration:
+        """Time from measurement (for a point-of-care result: through lab validation) to this alert."""
 
     def __init__(
         self,
@@ -344,11 +509,290 @@ class AlertRaised(_message.Message):
         reading_ids: _abc.Iterable[_builtins.str] | None = ...,
         loinc_code: _builtins.str = ...,
         raised_at: _timestamp_pb2.Timestamp | None = ...,
+        notified: Global___CareTeamMember | None = ...,
+        target_low: _builtins.float = ...,
+        target_high: _builtins.float = ...,
+        unit: _builtins.str = ...,
+        recent_results: _abc.Iterable[Global___RecentResult] | None = ...,
+        measured_at: _timestamp_pb2.Timestamp | None = ...,
+        measurement_to_alert: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["raised_at", b"raised_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["measured_at", b"measured_at", "measurement_to_alert", b"measurement_to_alert", "notified", b"notified", "raised_at", b"raised_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_id", b"alert_id", "loinc_code", b"loinc_code", "patient_pseudonym", b"patient_pseudonym", "raised_at", b"raised_at", "reading_ids", b"reading_ids", "reason", b"reason", "rule", b"rule", "severity", b"severity"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_id", b"alert_id", "loinc_code", b"loinc_code", "measured_at", b"measured_at", "measurement_to_alert", b"measurement_to_alert", "notified", b"notified", "patient_pseudonym", b"patient_pseudonym", "raised_at", b"raised_at", "reading_ids", b"reading_ids", "reason", b"reason", "recent_results", b"recent_results", "rule", b"rule", "severity", b"severity", "target_high", b"target_high", "target_low", b"target_low", "unit", b"unit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AlertRaised: _TypeAlias = AlertRaised  # noqa: Y015
+
+@_typing.final
+class AlertUpdated(_message.Message):
+    """AlertUpdated says a further abnormal reading joined an open alert's episode instead of raising a new alert."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALERT_ID_FIELD_NUMBER: _builtins.int
+    PATIENT_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    RULE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    READING_ID_FIELD_NUMBER: _builtins.int
+    EPISODE_READINGS_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    alert_id: _builtins.str
+    """Id of the open alert."""
+    patient_pseudonym: _builtins.str
+    """Pseudonym of the patient concerned."""
+    rule: _builtins.str
+    """Rule the new reading broke, e.g. "trend.consecutive_out_of_target"."""
+    reason: _builtins.str
+    """Coded reason for the update."""
+    reading_id: _builtins.str
+    """The reading that joined the episode."""
+    episode_readings: _builtins.int
+    """Readings in the episode so far."""
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp:
+        """When the alert was updated."""
+
+    def __init__(
+        self,
+        *,
+        alert_id: _builtins.str = ...,
+        patient_pseudonym: _builtins.str = ...,
+        rule: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        reading_id: _builtins.str = ...,
+        episode_readings: _builtins.int = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_id", b"alert_id", "episode_readings", b"episode_readings", "patient_pseudonym", b"patient_pseudonym", "reading_id", b"reading_id", "reason", b"reason", "rule", b"rule", "updated_at", b"updated_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AlertUpdated: _TypeAlias = AlertUpdated  # noqa: Y015
+
+@_typing.final
+class AlertEscalated(_message.Message):
+    """AlertEscalated says nobody acknowledged an alert in time and it went to the next care-team member."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALERT_ID_FIELD_NUMBER: _builtins.int
+    PATIENT_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    STEP_FIELD_NUMBER: _builtins.int
+    NOTIFIED_FIELD_NUMBER: _builtins.int
+    ESCALATED_AT_FIELD_NUMBER: _builtins.int
+    alert_id: _builtins.str
+    """Id of the alert."""
+    patient_pseudonym: _builtins.str
+    """Pseudonym of the patient concerned."""
+    step: _builtins.int
+    """Escalation step: 1 is the first escalation after the member first notified."""
+    @_builtins.property
+    def notified(self) -> Global___CareTeamMember:
+        """Member now notified."""
+
+    @_builtins.property
+    def escalated_at(self) -> _timestamp_pb2.Timestamp:
+        """When the alert was escalated."""
+
+    def __init__(
+        self,
+        *,
+        alert_id: _builtins.str = ...,
+        patient_pseudonym: _builtins.str = ...,
+        step: _builtins.int = ...,
+        notified: Global___CareTeamMember | None = ...,
+        escalated_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["escalated_at", b"escalated_at", "notified", b"notified"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_id", b"alert_id", "escalated_at", b"escalated_at", "notified", b"notified", "patient_pseudonym", b"patient_pseudonym", "step", b"step"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AlertEscalated: _TypeAlias = AlertEscalated  # noqa: Y015
+
+@_typing.final
+class AlertAcknowledged(_message.Message):
+    """AlertAcknowledged says a care-team member took charge of an alert; escalation stops."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALERT_ID_FIELD_NUMBER: _builtins.int
+    PATIENT_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    MEMBER_ID_FIELD_NUMBER: _builtins.int
+    ACKNOWLEDGED_AT_FIELD_NUMBER: _builtins.int
+    TIME_TO_ACKNOWLEDGE_FIELD_NUMBER: _builtins.int
+    alert_id: _builtins.str
+    """Id of the alert."""
+    patient_pseudonym: _builtins.str
+    """Pseudonym of the patient concerned."""
+    member_id: _builtins.str
+    """Care-team member who acknowledged."""
+    @_builtins.property
+    def acknowledged_at(self) -> _timestamp_pb2.Timestamp:
+        """When the member acknowledged."""
+
+    @_builtins.property
+    def time_to_acknowledge(self) -> _duration_pb2.Duration:
+        """Time from the alert to its acknowledgement."""
+
+    def __init__(
+        self,
+        *,
+        alert_id: _builtins.str = ...,
+        patient_pseudonym: _builtins.str = ...,
+        member_id: _builtins.str = ...,
+        acknowledged_at: _timestamp_pb2.Timestamp | None = ...,
+        time_to_acknowledge: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["acknowledged_at", b"acknowledged_at", "time_to_acknowledge", b"time_to_acknowledge"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledged_at", b"acknowledged_at", "alert_id", b"alert_id", "member_id", b"member_id", "patient_pseudonym", b"patient_pseudonym", "time_to_acknowledge", b"time_to_acknowledge"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AlertAcknowledged: _TypeAlias = AlertAcknowledged  # noqa: Y015
+
+@_typing.final
+class AlertResolved(_message.Message):
+    """AlertResolved closes an alert episode."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALERT_ID_FIELD_NUMBER: _builtins.int
+    PATIENT_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    RESOLUTION_FIELD_NUMBER: _builtins.int
+    MEMBER_ID_FIELD_NUMBER: _builtins.int
+    RESOLVED_AT_FIELD_NUMBER: _builtins.int
+    alert_id: _builtins.str
+    """Id of the alert."""
+    patient_pseudonym: _builtins.str
+    """Pseudonym of the patient concerned."""
+    resolution: Global___AlertResolution.ValueType
+    """How the episode ended."""
+    member_id: _builtins.str
+    """Care-team member who resolved it; empty when the service did (superseded, data received)."""
+    @_builtins.property
+    def resolved_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was resolved."""
+
+    def __init__(
+        self,
+        *,
+        alert_id: _builtins.str = ...,
+        patient_pseudonym: _builtins.str = ...,
+        resolution: Global___AlertResolution.ValueType = ...,
+        member_id: _builtins.str = ...,
+        resolved_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["resolved_at", b"resolved_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_id", b"alert_id", "member_id", b"member_id", "patient_pseudonym", b"patient_pseudonym", "resolution", b"resolution", "resolved_at", b"resolved_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AlertResolved: _TypeAlias = AlertResolved  # noqa: Y015
+
+@_typing.final
+class PointOfCareResultReviewed(_message.Message):
+    """PointOfCareResultReviewed says the medical lab validated or rejected a capillary point-of-care result."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    READING_ID_FIELD_NUMBER: _builtins.int
+    PATIENT_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    REVIEWER_ID_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
+    REJECTION_REASON_FIELD_NUMBER: _builtins.int
+    REVIEWED_AT_FIELD_NUMBER: _builtins.int
+    reading_id: _builtins.str
+    """Id of the point-of-care reading reviewed."""
+    patient_pseudonym: _builtins.str
+    """Pseudonym of the patient measured."""
+    reviewer_id: _builtins.str
+    """Lab member (CARE_ROLE_LAB on the care team) who reviewed it."""
+    decision: Global___ReviewDecision.ValueType
+    """Validated or rejected."""
+    rejection_reason: _builtins.str
+    """Coded reason of a rejection, e.g. "sample.clotted"; empty when validated."""
+    @_builtins.property
+    def reviewed_at(self) -> _timestamp_pb2.Timestamp:
+        """When the lab reviewed it."""
+
+    def __init__(
+        self,
+        *,
+        reading_id: _builtins.str = ...,
+        patient_pseudonym: _builtins.str = ...,
+        reviewer_id: _builtins.str = ...,
+        decision: Global___ReviewDecision.ValueType = ...,
+        rejection_reason: _builtins.str = ...,
+        reviewed_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["reviewed_at", b"reviewed_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "patient_pseudonym", b"patient_pseudonym", "reading_id", b"reading_id", "rejection_reason", b"rejection_reason", "reviewed_at", b"reviewed_at", "reviewer_id", b"reviewer_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PointOfCareResultReviewed: _TypeAlias = PointOfCareResultReviewed  # noqa: Y015
+
+@_typing.final
+class AlertActionRequested(_message.Message):
+    """AlertActionRequested asks the chronic service, the single writer of a patient's alerts, to change them."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTION_ID_FIELD_NUMBER: _builtins.int
+    PATIENT_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    ALERT_ID_FIELD_NUMBER: _builtins.int
+    MEMBER_ID_FIELD_NUMBER: _builtins.int
+    RESOLUTION_FIELD_NUMBER: _builtins.int
+    ESCALATION_STEP_FIELD_NUMBER: _builtins.int
+    LOINC_CODE_FIELD_NUMBER: _builtins.int
+    REQUESTED_AT_FIELD_NUMBER: _builtins.int
+    action_id: _builtins.str
+    """Unique id of the request; a request seen twice is applied once."""
+    patient_pseudonym: _builtins.str
+    """Pseudonym of the patient concerned."""
+    action: Global___AlertAction.ValueType
+    """What to do."""
+    alert_id: _builtins.str
+    """Alert concerned; empty for ALERT_ACTION_GAP_DUE."""
+    member_id: _builtins.str
+    """Care-team member acting (acknowledge, resolve)."""
+    resolution: Global___AlertResolution.ValueType
+    """How the alert ends (resolve)."""
+    escalation_step: _builtins.int
+    """Escalation step the timer found due (escalation)."""
+    loinc_code: _builtins.str
+    """Measure whose reading is overdue (gap)."""
+    @_builtins.property
+    def requested_at(self) -> _timestamp_pb2.Timestamp:
+        """When the action was requested."""
+
+    def __init__(
+        self,
+        *,
+        action_id: _builtins.str = ...,
+        patient_pseudonym: _builtins.str = ...,
+        action: Global___AlertAction.ValueType = ...,
+        alert_id: _builtins.str = ...,
+        member_id: _builtins.str = ...,
+        resolution: Global___AlertResolution.ValueType = ...,
+        escalation_step: _builtins.int = ...,
+        loinc_code: _builtins.str = ...,
+        requested_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["requested_at", b"requested_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "action_id", b"action_id", "alert_id", b"alert_id", "escalation_step", b"escalation_step", "loinc_code", b"loinc_code", "member_id", b"member_id", "patient_pseudonym", b"patient_pseudonym", "requested_at", b"requested_at", "resolution", b"resolution"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AlertActionRequested: _TypeAlias = AlertActionRequested  # noqa: Y015

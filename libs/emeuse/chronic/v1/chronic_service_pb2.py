@@ -23,34 +23,69 @@ _sym_db = _symbol_database.Default()
 
 
 from emeuse.chronic.v1 import chronic_events_pb2 as emeuse_dot_chronic_dot_v1_dot_chronic__events__pb2
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'emeuse/chronic/v1/chronic_service.proto\x12\x11\x65meuse.chronic.v1\x1a&emeuse/chronic/v1/chronic_events.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"[\n\x1cIngestFhirObservationRequest\x12\x11\n\tfhir_json\x18\x01 \x01(\t\x12\x11\n\tterritory\x18\x02 \x01(\t\x12\x15\n\rexperiment_id\x18\x03 \x01(\t\"2\n\x1dIngestFhirObservationResponse\x12\x11\n\tevent_ids\x18\x01 \x03(\t\"/\n\x12GetCarePlanRequest\x12\x19\n\x11patient_pseudonym\x18\x01 \x01(\t\"L\n\x13GetCarePlanResponse\x12\x35\n\tcare_plan\x18\x01 \x01(\x0b\x32\".emeuse.chronic.v1.CarePlanUpdated\"u\n\x14RecordReadingRequest\x12\x33\n\x07reading\x18\x01 \x01(\x0b\x32\".emeuse.chronic.v1.ReadingRecorded\x12\x11\n\tterritory\x18\x02 \x01(\t\x12\x15\n\rexperiment_id\x18\x03 \x01(\t\"\\\n\x15RecordReadingResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x18\n\x10normalised_value\x18\x02 \x01(\x01\x12\x17\n\x0fnormalised_unit\x18\x03 \x01(\t\"5\n\x18GetPatientSummaryRequest\x12\x19\n\x11patient_pseudonym\x18\x01 \x01(\t\"o\n\x0bLatestValue\x12\x12\n\nloinc_code\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x0c\n\x04unit\x18\x03 \x01(\t\x12/\n\x0bmeasured_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb2\x01\n\x19GetPatientSummaryResponse\x12\x19\n\x11patient_pseudonym\x18\x01 \x01(\t\x12\x15\n\rhas_care_plan\x18\x02 \x01(\x08\x12\x35\n\rlatest_values\x18\x03 \x03(\x0b\x32\x1e.emeuse.chronic.v1.LatestValue\x12\x15\n\ralerts_raised\x18\x04 \x01(\x05\x12\x15\n\rlast_alert_id\x18\x05 \x01(\t2\xbe\x03\n\x0e\x43hronicService\x12n\n\x11GetPatientSummary\x12+.emeuse.chronic.v1.GetPatientSummaryRequest\x1a,.emeuse.chronic.v1.GetPatientSummaryResponse\x12\\\n\x0bGetCarePlan\x12%.emeuse.chronic.v1.GetCarePlanRequest\x1a&.emeuse.chronic.v1.GetCarePlanResponse\x12\x62\n\rRecordReading\x12\'.emeuse.chronic.v1.RecordReadingRequest\x1a(.emeuse.chronic.v1.RecordReadingResponse\x12z\n\x15IngestFhirObservation\x12/.emeuse.chronic.v1.IngestFhirObservationRequest\x1a\x30.emeuse.chronic.v1.IngestFhirObservationResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'emeuse/chronic/v1/chronic_service.proto\x12\x11\x65meuse.chronic.v1\x1a&emeuse/chronic/v1/chronic_events.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"w\n\x14\x45nrollPatientRequest\x12\x35\n\tcare_plan\x18\x01 \x01(\x0b\x32\".emeuse.chronic.v1.CarePlanUpdated\x12\x11\n\tterritory\x18\x02 \x01(\t\x12\x15\n\rexperiment_id\x18\x03 \x01(\t\")\n\x15\x45nrollPatientResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\"x\n\x15UpdateCarePlanRequest\x12\x35\n\tcare_plan\x18\x01 \x01(\x0b\x32\".emeuse.chronic.v1.CarePlanUpdated\x12\x11\n\tterritory\x18\x02 \x01(\t\x12\x15\n\rexperiment_id\x18\x03 \x01(\t\"*\n\x16UpdateCarePlanResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\"\xf5\x03\n\x05\x41lert\x12\x10\n\x08\x61lert_id\x18\x01 \x01(\t\x12\x19\n\x11patient_pseudonym\x18\x02 \x01(\t\x12\x11\n\tterritory\x18\x03 \x01(\t\x12\x32\n\x08severity\x18\x04 \x01(\x0e\x32 .emeuse.chronic.v1.AlertSeverity\x12\x0c\n\x04rule\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x12\n\nloinc_code\x18\x07 \x01(\t\x12.\n\x06status\x18\x08 \x01(\x0e\x32\x1e.emeuse.chronic.v1.AlertStatus\x12-\n\traised_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0breading_ids\x18\n \x03(\t\x12\x1b\n\x13notified_member_ids\x18\x0b \x03(\t\x12\x17\n\x0f\x61\x63knowledged_by\x18\x0c \x01(\t\x12\x33\n\x0f\x61\x63knowledged_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\nresolution\x18\x0e \x01(\x0e\x32\".emeuse.chronic.v1.AlertResolution\x12/\n\x0bresolved_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"4\n\x17GetPatientStatusRequest\x12\x19\n\x11patient_pseudonym\x18\x01 \x01(\t\"\xa0\x01\n\x10MeasureAdherence\x12\x12\n\nloinc_code\x18\x01 \x01(\t\x12\x31\n\x0e\x65xpected_every\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x34\n\x10last_measured_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07overdue\x18\x04 \x01(\x08\"\x92\x02\n\x18GetPatientStatusResponse\x12\x19\n\x11patient_pseudonym\x18\x01 \x01(\t\x12\x19\n\x11\x63\x61re_plan_version\x18\x02 \x01(\x05\x12\x35\n\rlatest_values\x18\x03 \x03(\x0b\x32\x1e.emeuse.chronic.v1.LatestValue\x12-\n\x0bopen_alerts\x18\x04 \x03(\x0b\x32\x18.emeuse.chronic.v1.Alert\x12\x36\n\tadherence\x18\x05 \x03(\x0b\x32#.emeuse.chronic.v1.MeasureAdherence\x12\"\n\x1apending_review_reading_ids\x18\x06 \x03(\t\"\xb1\x01\n\x11ListAlertsRequest\x12\x11\n\tterritory\x18\x01 \x01(\t\x12.\n\x06status\x18\x02 \x01(\x0e\x32\x1e.emeuse.chronic.v1.AlertStatus\x12\x32\n\x08severity\x18\x03 \x01(\x0e\x32 .emeuse.chronic.v1.AlertSeverity\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"W\n\x12ListAlertsResponse\x12(\n\x06\x61lerts\x18\x01 \x03(\x0b\x32\x18.emeuse.chronic.v1.Alert\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"Y\n\x17\x41\x63knowledgeAlertRequest\x12\x19\n\x11patient_pseudonym\x18\x01 \x01(\t\x12\x10\n\x08\x61lert_id\x18\x02 \x01(\t\x12\x11\n\tmember_id\x18\x03 \x01(\t\"C\n\x18\x41\x63knowledgeAlertResponse\x12\'\n\x05\x61lert\x18\x01 \x01(\x0b\x32\x18.emeuse.chronic.v1.Alert\"\x8d\x01\n\x13ResolveAlertRequest\x12\x19\n\x11patient_pseudonym\x18\x01 \x01(\t\x12\x10\n\x08\x61lert_id\x18\x02 \x01(\t\x12\x11\n\tmember_id\x18\x03 \x01(\t\x12\x36\n\nresolution\x18\x04 \x01(\x0e\x32\".emeuse.chronic.v1.AlertResolution\"?\n\x14ResolveAlertResponse\x12\'\n\x05\x61lert\x18\x01 \x01(\x0b\x32\x18.emeuse.chronic.v1.Alert\"\xb3\x01\n\x1eReviewPointOfCareResultRequest\x12\x19\n\x11patient_pseudonym\x18\x01 \x01(\t\x12\x12\n\nreading_id\x18\x02 \x01(\t\x12\x13\n\x0breviewer_id\x18\x03 \x01(\t\x12\x33\n\x08\x64\x65\x63ision\x18\x04 \x01(\x0e\x32!.emeuse.chronic.v1.ReviewDecision\x12\x18\n\x10rejection_reason\x18\x05 \x01(\t\"3\n\x1fReviewPointOfCareResultResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\"[\n\x1cIngestFhirObservationRequest\x12\x11\n\tfhir_json\x18\x01 \x01(\t\x12\x11\n\tterritory\x18\x02 \x01(\t\x12\x15\n\rexperiment_id\x18\x03 \x01(\t\"2\n\x1dIngestFhirObservationResponse\x12\x11\n\tevent_ids\x18\x01 \x03(\t\"/\n\x12GetCarePlanRequest\x12\x19\n\x11patient_pseudonym\x18\x01 \x01(\t\"L\n\x13GetCarePlanResponse\x12\x35\n\tcare_plan\x18\x01 \x01(\x0b\x32\".emeuse.chronic.v1.CarePlanUpdated\"u\n\x14RecordReadingRequest\x12\x33\n\x07reading\x18\x01 \x01(\x0b\x32\".emeuse.chronic.v1.ReadingRecorded\x12\x11\n\tterritory\x18\x02 \x01(\t\x12\x15\n\rexperiment_id\x18\x03 \x01(\t\"\\\n\x15RecordReadingResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x18\n\x10normalised_value\x18\x02 \x01(\x01\x12\x17\n\x0fnormalised_unit\x18\x03 \x01(\t\"5\n\x18GetPatientSummaryRequest\x12\x19\n\x11patient_pseudonym\x18\x01 \x01(\t\"o\n\x0bLatestValue\x12\x12\n\nloinc_code\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x0c\n\x04unit\x18\x03 \x01(\t\x12/\n\x0bmeasured_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb2\x01\n\x19GetPatientSummaryResponse\x12\x19\n\x11patient_pseudonym\x18\x01 \x01(\t\x12\x15\n\rhas_care_plan\x18\x02 \x01(\x08\x12\x35\n\rlatest_values\x18\x03 \x03(\x0b\x32\x1e.emeuse.chronic.v1.LatestValue\x12\x15\n\ralerts_raised\x18\x04 \x01(\x05\x12\x15\n\rlast_alert_id\x18\x05 \x01(\t*|\n\x0b\x41lertStatus\x12\x1c\n\x18\x41LERT_STATUS_UNSPECIFIED\x10\x00\x12\x15\n\x11\x41LERT_STATUS_OPEN\x10\x01\x12\x1d\n\x19\x41LERT_STATUS_ACKNOWLEDGED\x10\x02\x12\x19\n\x15\x41LERT_STATUS_RESOLVED\x10\x03\x32\xa2\t\n\x0e\x43hronicService\x12n\n\x11GetPatientSummary\x12+.emeuse.chronic.v1.GetPatientSummaryRequest\x1a,.emeuse.chronic.v1.GetPatientSummaryResponse\x12\\\n\x0bGetCarePlan\x12%.emeuse.chronic.v1.GetCarePlanRequest\x1a&.emeuse.chronic.v1.GetCarePlanResponse\x12\x62\n\rRecordReading\x12\'.emeuse.chronic.v1.RecordReadingRequest\x1a(.emeuse.chronic.v1.RecordReadingResponse\x12z\n\x15IngestFhirObservation\x12/.emeuse.chronic.v1.IngestFhirObservationRequest\x1a\x30.emeuse.chronic.v1.IngestFhirObservationResponse\x12\x62\n\rEnrollPatient\x12\'.emeuse.chronic.v1.EnrollPatientRequest\x1a(.emeuse.chronic.v1.EnrollPatientResponse\x12\x65\n\x0eUpdateCarePlan\x12(.emeuse.chronic.v1.UpdateCarePlanRequest\x1a).emeuse.chronic.v1.UpdateCarePlanResponse\x12k\n\x10GetPatientStatus\x12*.emeuse.chronic.v1.GetPatientStatusRequest\x1a+.emeuse.chronic.v1.GetPatientStatusResponse\x12Y\n\nListAlerts\x12$.emeuse.chronic.v1.ListAlertsRequest\x1a%.emeuse.chronic.v1.ListAlertsResponse\x12k\n\x10\x41\x63knowledgeAlert\x12*.emeuse.chronic.v1.AcknowledgeAlertRequest\x1a+.emeuse.chronic.v1.AcknowledgeAlertResponse\x12_\n\x0cResolveAlert\x12&.emeuse.chronic.v1.ResolveAlertRequest\x1a\'.emeuse.chronic.v1.ResolveAlertResponse\x12\x80\x01\n\x17ReviewPointOfCareResult\x12\x31.emeuse.chronic.v1.ReviewPointOfCareResultRequest\x1a\x32.emeuse.chronic.v1.ReviewPointOfCareResultResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'emeuse.chronic.v1.chronic_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_INGESTFHIROBSERVATIONREQUEST']._serialized_start=135
-  _globals['_INGESTFHIROBSERVATIONREQUEST']._serialized_end=226
-  _globals['_INGESTFHIROBSERVATIONRESPONSE']._serialized_start=228
-  _globals['_INGESTFHIROBSERVATIONRESPONSE']._serialized_end=278
-  _globals['_GETCAREPLANREQUEST']._serialized_start=280
-  _globals['_GETCAREPLANREQUEST']._serialized_end=327
-  _globals['_GETCAREPLANRESPONSE']._serialized_start=329
-  _globals['_GETCAREPLANRESPONSE']._serialized_end=405
-  _globals['_RECORDREADINGREQUEST']._serialized_start=407
-  _globals['_RECORDREADINGREQUEST']._serialized_end=524
-  _globals['_RECORDREADINGRESPONSE']._serialized_start=526
-  _globals['_RECORDREADINGRESPONSE']._serialized_end=618
-  _globals['_GETPATIENTSUMMARYREQUEST']._serialized_start=620
-  _globals['_GETPATIENTSUMMARYREQUEST']._serialized_end=673
-  _globals['_LATESTVALUE']._serialized_start=675
-  _globals['_LATESTVALUE']._serialized_end=786
-  _globals['_GETPATIENTSUMMARYRESPONSE']._serialized_start=789
-  _globals['_GETPATIENTSUMMARYRESPONSE']._serialized_end=967
-  _globals['_CHRONICSERVICE']._serialized_start=970
-  _globals['_CHRONICSERVICE']._serialized_end=1416
+  _globals['_ALERTSTATUS']._serialized_start=3202
+  _globals['_ALERTSTATUS']._serialized_end=3326
+  _globals['_ENROLLPATIENTREQUEST']._serialized_start=167
+  _globals['_ENROLLPATIENTREQUEST']._serialized_end=286
+  _globals['_ENROLLPATIENTRESPONSE']._serialized_start=288
+  _globals['_ENROLLPATIENTRESPONSE']._serialized_end=329
+  _globals['_UPDATECAREPLANREQUEST']._serialized_start=331
+  _globals['_UPDATECAREPLANREQUEST']._serialized_end=451
+  _globals['_UPDATECAREPLANRESPONSE']._serialized_start=453
+  _globals['_UPDATECAREPLANRESPONSE']._serialized_end=495
+  _globals['_ALERT']._serialized_start=498
+  _globals['_ALERT']._serialized_end=999
+  _globals['_GETPATIENTSTATUSREQUEST']._serialized_start=1001
+  _globals['_GETPATIENTSTATUSREQUEST']._serialized_end=1053
+  _globals['_MEASUREADHERENCE']._serialized_start=1056
+  _globals['_MEASUREADHERENCE']._serialized_end=1216
+  _globals['_GETPATIENTSTATUSRESPONSE']._serialized_start=1219
+  _globals['_GETPATIENTSTATUSRESPONSE']._serialized_end=1493
+  _globals['_LISTALERTSREQUEST']._serialized_start=1496
+  _globals['_LISTALERTSREQUEST']._serialized_end=1673
+  _globals['_LISTALERTSRESPONSE']._serialized_start=1675
+  _globals['_LISTALERTSRESPONSE']._serialized_end=1762
+  _globals['_ACKNOWLEDGEALERTREQUEST']._serialized_start=1764
+  _globals['_ACKNOWLEDGEALERTREQUEST']._serialized_end=1853
+  _globals['_ACKNOWLEDGEALERTRESPONSE']._serialized_start=1855
+  _globals['_ACKNOWLEDGEALERTRESPONSE']._serialized_end=1922
+  _globals['_RESOLVEALERTREQUEST']._serialized_start=1925
+  _globals['_RESOLVEALERTREQUEST']._serialized_end=2066
+  _globals['_RESOLVEALERTRESPONSE']._serialized_start=2068
+  _globals['_RESOLVEALERTRESPONSE']._serialized_end=2131
+  _globals['_REVIEWPOINTOFCARERESULTREQUEST']._serialized_start=2134
+  _globals['_REVIEWPOINTOFCARERESULTREQUEST']._serialized_end=2313
+  _globals['_REVIEWPOINTOFCARERESULTRESPONSE']._serialized_start=2315
+  _globals['_REVIEWPOINTOFCARERESULTRESPONSE']._serialized_end=2366
+  _globals['_INGESTFHIROBSERVATIONREQUEST']._serialized_start=2368
+  _globals['_INGESTFHIROBSERVATIONREQUEST']._serialized_end=2459
+  _globals['_INGESTFHIROBSERVATIONRESPONSE']._serialized_start=2461
+  _globals['_INGESTFHIROBSERVATIONRESPONSE']._serialized_end=2511
+  _globals['_GETCAREPLANREQUEST']._serialized_start=2513
+  _globals['_GETCAREPLANREQUEST']._serialized_end=2560
+  _globals['_GETCAREPLANRESPONSE']._serialized_start=2562
+  _globals['_GETCAREPLANRESPONSE']._serialized_end=2638
+  _globals['_RECORDREADINGREQUEST']._serialized_start=2640
+  _globals['_RECORDREADINGREQUEST']._serialized_end=2757
+  _globals['_RECORDREADINGRESPONSE']._serialized_start=2759
+  _globals['_RECORDREADINGRESPONSE']._serialized_end=2851
+  _globals['_GETPATIENTSUMMARYREQUEST']._serialized_start=2853
+  _globals['_GETPATIENTSUMMARYREQUEST']._serialized_end=2906
+  _globals['_LATESTVALUE']._serialized_start=2908
+  _globals['_LATESTVALUE']._serialized_end=3019
+  _globals['_GETPATIENTSUMMARYRESPONSE']._serialized_start=3022
+  _globals['_GETPATIENTSUMMARYRESPONSE']._serialized_end=3200
+  _globals['_CHRONICSERVICE']._serialized_start=3329
+  _globals['_CHRONICSERVICE']._serialized_end=4515
 # @@protoc_insertion_point(module_scope)

@@ -6,9 +6,11 @@ isort:skip_file
 from collections import abc as _abc
 from emeuse.chronic.v1 import chronic_events_pb2 as _chronic_events_pb2
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -19,6 +21,578 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _AlertStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AlertStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AlertStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ALERT_STATUS_UNSPECIFIED: _AlertStatus.ValueType  # 0
+    """ALERT_STATUS_UNSPECIFIED: any status (as a filter)."""
+    ALERT_STATUS_OPEN: _AlertStatus.ValueType  # 1
+    """ALERT_STATUS_OPEN: raised, nobody acknowledged it yet; it escalates."""
+    ALERT_STATUS_ACKNOWLEDGED: _AlertStatus.ValueType  # 2
+    """ALERT_STATUS_ACKNOWLEDGED: a member took charge of it."""
+    ALERT_STATUS_RESOLVED: _AlertStatus.ValueType  # 3
+    """ALERT_STATUS_RESOLVED: the episode is closed."""
+
+class AlertStatus(_AlertStatus, metaclass=_AlertStatusEnumTypeWrapper):
+    """AlertStatus is where an alert is in its lifecycle."""
+
+ALERT_STATUS_UNSPECIFIED: AlertStatus.ValueType  # 0
+"""ALERT_STATUS_UNSPECIFIED: any status (as a filter)."""
+ALERT_STATUS_OPEN: AlertStatus.ValueType  # 1
+"""ALERT_STATUS_OPEN: raised, nobody acknowledged it yet; it escalates."""
+ALERT_STATUS_ACKNOWLEDGED: AlertStatus.ValueType  # 2
+"""ALERT_STATUS_ACKNOWLEDGED: a member took charge of it."""
+ALERT_STATUS_RESOLVED: AlertStatus.ValueType  # 3
+"""ALERT_STATUS_RESOLVED: the episode is closed."""
+Global___AlertStatus: _TypeAlias = AlertStatus  # noqa: Y015
+
+@_typing.final
+class EnrollPatientRequest(_message.Message):
+    """EnrollPatientRequest carries the first care plan and where the patient is followed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CARE_PLAN_FIELD_NUMBER: _builtins.int
+    TERRITORY_FIELD_NUMBER: _builtins.int
+    EXPERIMENT_ID_FIELD_NUMBER: _builtins.int
+    territory: _builtins.str
+    """Département code of the territory the patient is followed in: "55", "52" or "54"."""
+    experiment_id: _builtins.str
+    """Experiment the monitoring belongs to."""
+    @_builtins.property
+    def care_plan(self) -> _chronic_events_pb2.CarePlanUpdated:
+        """The care plan; its version is set by the service."""
+
+    def __init__(
+        self,
+        *,
+        care_plan: _chronic_events_pb2.CarePlanUpdated | None = ...,
+        territory: _builtins.str = ...,
+        experiment_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["care_plan", b"care_plan"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["care_plan", b"care_plan", "experiment_id", b"experiment_id", "territory", b"territory"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EnrollPatientRequest: _TypeAlias = EnrollPatientRequest  # noqa: Y015
+
+@_typing.final
+class EnrollPatientResponse(_message.Message):
+    """EnrollPatientResponse says the enrolment is on the bus."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    """Id of the CarePlanUpdated event published."""
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EnrollPatientResponse: _TypeAlias = EnrollPatientResponse  # noqa: Y015
+
+@_typing.final
+class UpdateCarePlanRequest(_message.Message):
+    """UpdateCarePlanRequest carries the changed care plan."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CARE_PLAN_FIELD_NUMBER: _builtins.int
+    TERRITORY_FIELD_NUMBER: _builtins.int
+    EXPERIMENT_ID_FIELD_NUMBER: _builtins.int
+    territory: _builtins.str
+    """Département code of the territory the patient is followed in: "55", "52" or "54"."""
+    experiment_id: _builtins.str
+    """Experiment the monitoring belongs to."""
+    @_builtins.property
+    def care_plan(self) -> _chronic_events_pb2.CarePlanUpdated:
+        """The whole new plan; it replaces the one in force."""
+
+    def __init__(
+        self,
+        *,
+        care_plan: _chronic_events_pb2.CarePlanUpdated | None = ...,
+        territory: _builtins.str = ...,
+        experiment_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["care_plan", b"care_plan"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["care_plan", b"care_plan", "experiment_id", b"experiment_id", "territory", b"territory"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateCarePlanRequest: _TypeAlias = UpdateCarePlanRequest  # noqa: Y015
+
+@_typing.final
+class UpdateCarePlanResponse(_message.Message):
+    """UpdateCarePlanResponse says the change is on the bus."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    """Id of the CarePlanUpdated event published."""
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateCarePlanResponse: _TypeAlias = UpdateCarePlanResponse  # noqa: Y015
+
+@_typing.final
+class Alert(_message.Message):
+    """Alert is an alert as it stands now."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALERT_ID_FIELD_NUMBER: _builtins.int
+    PATIENT_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    TERRITORY_FIELD_NUMBER: _builtins.int
+    SEVERITY_FIELD_NUMBER: _builtins.int
+    RULE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    LOINC_CODE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    RAISED_AT_FIELD_NUMBER: _builtins.int
+    READING_IDS_FIELD_NUMBER: _builtins.int
+    NOTIFIED_MEMBER_IDS_FIELD_NUMBER: _builtins.int
+    ACKNOWLEDGED_BY_FIELD_NUMBER: _builtins.int
+    ACKNOWLEDGED_AT_FIELD_NUMBER: _builtins.int
+    RESOLUTION_FIELD_NUMBER: _builtins.int
+    RESOLVED_AT_FIELD_NUMBER: _builtins.int
+    alert_id: _builtins.str
+    """Id of the alert."""
+    patient_pseudonym: _builtins.str
+    """Pseudonym of the patient concerned."""
+    territory: _builtins.str
+    """Département code of the patient's territory."""
+    severity: _chronic_events_pb2.AlertSeverity.ValueType
+    """How urgent it is."""
+    rule: _builtins.str
+    """Rule that opened it."""
+    reason: _builtins.str
+    """Coded reason."""
+    loinc_code: _builtins.str
+    """LOINC code of the measure."""
+    status: Global___AlertStatus.ValueType
+    """Where it is in its lifecycle."""
+    acknowledged_by: _builtins.str
+    """Member who acknowledged it, if any."""
+    resolution: _chronic_events_pb2.AlertResolution.ValueType
+    """How it ended, once resolved."""
+    @_builtins.property
+    def raised_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was raised."""
+
+    @_builtins.property
+    def reading_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Readings in the episode."""
+
+    @_builtins.property
+    def notified_member_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Members notified so far, in order."""
+
+    @_builtins.property
+    def acknowledged_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was acknowledged."""
+
+    @_builtins.property
+    def resolved_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was resolved."""
+
+    def __init__(
+        self,
+        *,
+        alert_id: _builtins.str = ...,
+        patient_pseudonym: _builtins.str = ...,
+        territory: _builtins.str = ...,
+        severity: _chronic_events_pb2.AlertSeverity.ValueType = ...,
+        rule: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        loinc_code: _builtins.str = ...,
+        status: Global___AlertStatus.ValueType = ...,
+        raised_at: _timestamp_pb2.Timestamp | None = ...,
+        reading_ids: _abc.Iterable[_builtins.str] | None = ...,
+        notified_member_ids: _abc.Iterable[_builtins.str] | None = ...,
+        acknowledged_by: _builtins.str = ...,
+        acknowledged_at: _timestamp_pb2.Timestamp | None = ...,
+        resolution: _chronic_events_pb2.AlertResolution.ValueType = ...,
+        resolved_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["acknowledged_at", b"acknowledged_at", "raised_at", b"raised_at", "resolved_at", b"resolved_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledged_at", b"acknowledged_at", "acknowledged_by", b"acknowledged_by", "alert_id", b"alert_id", "loinc_code", b"loinc_code", "notified_member_ids", b"notified_member_ids", "patient_pseudonym", b"patient_pseudonym", "raised_at", b"raised_at", "reading_ids", b"reading_ids", "reason", b"reason", "resolution", b"resolution", "resolved_at", b"resolved_at", "rule", b"rule", "severity", b"severity", "status", b"status", "territory", b"territory"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Alert: _TypeAlias = Alert  # noqa: Y015
+
+@_typing.final
+class GetPatientStatusRequest(_message.Message):
+    """GetPatientStatusRequest names the patient."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATIENT_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    patient_pseudonym: _builtins.str
+    """Pseudonym of the patient."""
+    def __init__(
+        self,
+        *,
+        patient_pseudonym: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["patient_pseudonym", b"patient_pseudonym"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPatientStatusRequest: _TypeAlias = GetPatientStatusRequest  # noqa: Y015
+
+@_typing.final
+class MeasureAdherence(_message.Message):
+    """MeasureAdherence says whether readings of one measure come as often as the plan expects."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOINC_CODE_FIELD_NUMBER: _builtins.int
+    EXPECTED_EVERY_FIELD_NUMBER: _builtins.int
+    LAST_MEASURED_AT_FIELD_NUMBER: _builtins.int
+    OVERDUE_FIELD_NUMBER: _builtins.int
+    loinc_code: _builtins.str
+    """LOINC code of the measure."""
+    overdue: _builtins.bool
+    """Whether the expected interval has run out without a reading."""
+    @_builtins.property
+    def expected_every(self) -> _duration_pb2.Duration:
+        """Interval the plan expects between readings."""
+
+    @_builtins.property
+    def last_measured_at(self) -> _timestamp_pb2.Timestamp:
+        """When the latest reading was measured; unset if none yet."""
+
+    def __init__(
+        self,
+        *,
+        loinc_code: _builtins.str = ...,
+        expected_every: _duration_pb2.Duration | None = ...,
+        last_measured_at: _timestamp_pb2.Timestamp | None = ...,
+        overdue: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expected_every", b"expected_every", "last_measured_at", b"last_measured_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expected_every", b"expected_every", "last_measured_at", b"last_measured_at", "loinc_code", b"loinc_code", "overdue", b"overdue"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MeasureAdherence: _TypeAlias = MeasureAdherence  # noqa: Y015
+
+@_typing.final
+class GetPatientStatusResponse(_message.Message):
+    """GetPatientStatusResponse is the patient's monitoring at a glance."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATIENT_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    CARE_PLAN_VERSION_FIELD_NUMBER: _builtins.int
+    LATEST_VALUES_FIELD_NUMBER: _builtins.int
+    OPEN_ALERTS_FIELD_NUMBER: _builtins.int
+    ADHERENCE_FIELD_NUMBER: _builtins.int
+    PENDING_REVIEW_READING_IDS_FIELD_NUMBER: _builtins.int
+    patient_pseudonym: _builtins.str
+    """Pseudonym of the patient."""
+    care_plan_version: _builtins.int
+    """Version of the care plan in force; 0 when not enrolled."""
+    @_builtins.property
+    def latest_values(self) -> _containers.RepeatedCompositeFieldContainer[Global___LatestValue]:
+        """Most recent value per measure, by LOINC code order."""
+
+    @_builtins.property
+    def open_alerts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Alert]:
+        """Alerts not resolved yet, newest first."""
+
+    @_builtins.property
+    def adherence(self) -> _containers.RepeatedCompositeFieldContainer[Global___MeasureAdherence]:
+        """One entry per measure of the care plan."""
+
+    @_builtins.property
+    def pending_review_reading_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Point-of-care results waiting for the lab's review."""
+
+    def __init__(
+        self,
+        *,
+        patient_pseudonym: _builtins.str = ...,
+        care_plan_version: _builtins.int = ...,
+        latest_values: _abc.Iterable[Global___LatestValue] | None = ...,
+        open_alerts: _abc.Iterable[Global___Alert] | None = ...,
+        adherence: _abc.Iterable[Global___MeasureAdherence] | None = ...,
+        pending_review_reading_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["adherence", b"adherence", "care_plan_version", b"care_plan_version", "latest_values", b"latest_values", "open_alerts", b"open_alerts", "patient_pseudonym", b"patient_pseudonym", "pending_review_reading_ids", b"pending_review_reading_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPatientStatusResponse: _TypeAlias = GetPatientStatusResponse  # noqa: Y015
+
+@_typing.final
+class ListAlertsRequest(_message.Message):
+    """ListAlertsRequest filters and pages the alert list."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TERRITORY_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    SEVERITY_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    territory: _builtins.str
+    """Département code to keep ("55", "52", "54"); empty for all."""
+    status: Global___AlertStatus.ValueType
+    """Status to keep; unspecified for all."""
+    severity: _chronic_events_pb2.AlertSeverity.ValueType
+    """Severity to keep; unspecified for all."""
+    page_size: _builtins.int
+    """Alerts per page, 1 to 500; 0 means 50."""
+    page_token: _builtins.str
+    """next_page_token of the previous page; empty for the first."""
+    def __init__(
+        self,
+        *,
+        territory: _builtins.str = ...,
+        status: Global___AlertStatus.ValueType = ...,
+        severity: _chronic_events_pb2.AlertSeverity.ValueType = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "severity", b"severity", "status", b"status", "territory", b"territory"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAlertsRequest: _TypeAlias = ListAlertsRequest  # noqa: Y015
+
+@_typing.final
+class ListAlertsResponse(_message.Message):
+    """ListAlertsResponse is one page of alerts."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALERTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token of the next page; empty on the last."""
+    @_builtins.property
+    def alerts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Alert]:
+        """Alerts, newest first."""
+
+    def __init__(
+        self,
+        *,
+        alerts: _abc.Iterable[Global___Alert] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alerts", b"alerts", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAlertsResponse: _TypeAlias = ListAlertsResponse  # noqa: Y015
+
+@_typing.final
+class AcknowledgeAlertRequest(_message.Message):
+    """AcknowledgeAlertRequest names the alert and who takes charge."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATIENT_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    ALERT_ID_FIELD_NUMBER: _builtins.int
+    MEMBER_ID_FIELD_NUMBER: _builtins.int
+    patient_pseudonym: _builtins.str
+    """Pseudonym of the patient (alerts are kept with the patient)."""
+    alert_id: _builtins.str
+    """Id of the alert."""
+    member_id: _builtins.str
+    """Care-team member taking charge."""
+    def __init__(
+        self,
+        *,
+        patient_pseudonym: _builtins.str = ...,
+        alert_id: _builtins.str = ...,
+        member_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_id", b"alert_id", "member_id", b"member_id", "patient_pseudonym", b"patient_pseudonym"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcknowledgeAlertRequest: _TypeAlias = AcknowledgeAlertRequest  # noqa: Y015
+
+@_typing.final
+class AcknowledgeAlertResponse(_message.Message):
+    """AcknowledgeAlertResponse is the alert once the acknowledgement applied."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALERT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def alert(self) -> Global___Alert:
+        """The alert as it now stands."""
+
+    def __init__(
+        self,
+        *,
+        alert: Global___Alert | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcknowledgeAlertResponse: _TypeAlias = AcknowledgeAlertResponse  # noqa: Y015
+
+@_typing.final
+class ResolveAlertRequest(_message.Message):
+    """ResolveAlertRequest names the alert and how it ended."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATIENT_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    ALERT_ID_FIELD_NUMBER: _builtins.int
+    MEMBER_ID_FIELD_NUMBER: _builtins.int
+    RESOLUTION_FIELD_NUMBER: _builtins.int
+    patient_pseudonym: _builtins.str
+    """Pseudonym of the patient."""
+    alert_id: _builtins.str
+    """Id of the alert."""
+    member_id: _builtins.str
+    """Care-team member closing it."""
+    resolution: _chronic_events_pb2.AlertResolution.ValueType
+    """HANDLED or FALSE_ALARM."""
+    def __init__(
+        self,
+        *,
+        patient_pseudonym: _builtins.str = ...,
+        alert_id: _builtins.str = ...,
+        member_id: _builtins.str = ...,
+        resolution: _chronic_events_pb2.AlertResolution.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_id", b"alert_id", "member_id", b"member_id", "patient_pseudonym", b"patient_pseudonym", "resolution", b"resolution"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolveAlertRequest: _TypeAlias = ResolveAlertRequest  # noqa: Y015
+
+@_typing.final
+class ResolveAlertResponse(_message.Message):
+    """ResolveAlertResponse is the alert once resolved."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALERT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def alert(self) -> Global___Alert:
+        """The alert as it now stands."""
+
+    def __init__(
+        self,
+        *,
+        alert: Global___Alert | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolveAlertResponse: _TypeAlias = ResolveAlertResponse  # noqa: Y015
+
+@_typing.final
+class ReviewPointOfCareResultRequest(_message.Message):
+    """ReviewPointOfCareResultRequest carries the lab's verdict."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATIENT_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    READING_ID_FIELD_NUMBER: _builtins.int
+    REVIEWER_ID_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
+    REJECTION_REASON_FIELD_NUMBER: _builtins.int
+    patient_pseudonym: _builtins.str
+    """Pseudonym of the patient."""
+    reading_id: _builtins.str
+    """Id of the point-of-care reading."""
+    reviewer_id: _builtins.str
+    """Lab member (CARE_ROLE_LAB on the care team) reviewing it."""
+    decision: _chronic_events_pb2.ReviewDecision.ValueType
+    """Validated or rejected."""
+    rejection_reason: _builtins.str
+    """Coded reason of a rejection, e.g. "sample.clotted"."""
+    def __init__(
+        self,
+        *,
+        patient_pseudonym: _builtins.str = ...,
+        reading_id: _builtins.str = ...,
+        reviewer_id: _builtins.str = ...,
+        decision: _chronic_events_pb2.ReviewDecision.ValueType = ...,
+        rejection_reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "patient_pseudonym", b"patient_pseudonym", "reading_id", b"reading_id", "rejection_reason", b"rejection_reason", "reviewer_id", b"reviewer_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReviewPointOfCareResultRequest: _TypeAlias = ReviewPointOfCareResultRequest  # noqa: Y015
+
+@_typing.final
+class ReviewPointOfCareResultResponse(_message.Message):
+    """ReviewPointOfCareResultResponse says the review is on the bus."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    """Id of the PointOfCareResultReviewed event published."""
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReviewPointOfCareResultResponse: _TypeAlias = ReviewPointOfCareResultResponse  # noqa: Y015
 
 @_typing.final
 class IngestFhirObservationRequest(_message.Message):

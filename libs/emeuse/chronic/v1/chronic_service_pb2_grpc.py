@@ -55,6 +55,41 @@ class ChronicServiceStub:
                 request_serializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.IngestFhirObservationRequest.SerializeToString,
                 response_deserializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.IngestFhirObservationResponse.FromString,
                 _registered_method=True)
+        self.EnrollPatient = channel.unary_unary(
+                '/emeuse.chronic.v1.ChronicService/EnrollPatient',
+                request_serializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.EnrollPatientRequest.SerializeToString,
+                response_deserializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.EnrollPatientResponse.FromString,
+                _registered_method=True)
+        self.UpdateCarePlan = channel.unary_unary(
+                '/emeuse.chronic.v1.ChronicService/UpdateCarePlan',
+                request_serializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.UpdateCarePlanRequest.SerializeToString,
+                response_deserializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.UpdateCarePlanResponse.FromString,
+                _registered_method=True)
+        self.GetPatientStatus = channel.unary_unary(
+                '/emeuse.chronic.v1.ChronicService/GetPatientStatus',
+                request_serializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.GetPatientStatusRequest.SerializeToString,
+                response_deserializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.GetPatientStatusResponse.FromString,
+                _registered_method=True)
+        self.ListAlerts = channel.unary_unary(
+                '/emeuse.chronic.v1.ChronicService/ListAlerts',
+                request_serializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.ListAlertsRequest.SerializeToString,
+                response_deserializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.ListAlertsResponse.FromString,
+                _registered_method=True)
+        self.AcknowledgeAlert = channel.unary_unary(
+                '/emeuse.chronic.v1.ChronicService/AcknowledgeAlert',
+                request_serializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.AcknowledgeAlertRequest.SerializeToString,
+                response_deserializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.AcknowledgeAlertResponse.FromString,
+                _registered_method=True)
+        self.ResolveAlert = channel.unary_unary(
+                '/emeuse.chronic.v1.ChronicService/ResolveAlert',
+                request_serializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.ResolveAlertRequest.SerializeToString,
+                response_deserializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.ResolveAlertResponse.FromString,
+                _registered_method=True)
+        self.ReviewPointOfCareResult = channel.unary_unary(
+                '/emeuse.chronic.v1.ChronicService/ReviewPointOfCareResult',
+                request_serializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.ReviewPointOfCareResultRequest.SerializeToString,
+                response_deserializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.ReviewPointOfCareResultResponse.FromString,
+                _registered_method=True)
 
 
 class ChronicServiceServicer:
@@ -89,6 +124,55 @@ class ChronicServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EnrollPatient(self, request, context):
+        """EnrollPatient enrols a patient in a monitoring programme with a first care plan (version 1).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateCarePlan(self, request, context):
+        """UpdateCarePlan changes the care plan of an enrolled patient; it applies to the next reading.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPatientStatus(self, request, context):
+        """GetPatientStatus returns the latest value per measure, the open alerts and adherence to the expected frequency.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAlerts(self, request, context):
+        """ListAlerts lists alerts of every patient, newest first, filtered and paged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AcknowledgeAlert(self, request, context):
+        """AcknowledgeAlert records that a care-team member took charge of an alert; escalation stops.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResolveAlert(self, request, context):
+        """ResolveAlert closes an alert with its resolution.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReviewPointOfCareResult(self, request, context):
+        """ReviewPointOfCareResult records the medical lab's validation or rejection of a point-of-care result.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ChronicServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -111,6 +195,41 @@ def add_ChronicServiceServicer_to_server(servicer, server):
                     servicer.IngestFhirObservation,
                     request_deserializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.IngestFhirObservationRequest.FromString,
                     response_serializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.IngestFhirObservationResponse.SerializeToString,
+            ),
+            'EnrollPatient': grpc.unary_unary_rpc_method_handler(
+                    servicer.EnrollPatient,
+                    request_deserializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.EnrollPatientRequest.FromString,
+                    response_serializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.EnrollPatientResponse.SerializeToString,
+            ),
+            'UpdateCarePlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateCarePlan,
+                    request_deserializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.UpdateCarePlanRequest.FromString,
+                    response_serializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.UpdateCarePlanResponse.SerializeToString,
+            ),
+            'GetPatientStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPatientStatus,
+                    request_deserializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.GetPatientStatusRequest.FromString,
+                    response_serializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.GetPatientStatusResponse.SerializeToString,
+            ),
+            'ListAlerts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAlerts,
+                    request_deserializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.ListAlertsRequest.FromString,
+                    response_serializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.ListAlertsResponse.SerializeToString,
+            ),
+            'AcknowledgeAlert': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcknowledgeAlert,
+                    request_deserializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.AcknowledgeAlertRequest.FromString,
+                    response_serializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.AcknowledgeAlertResponse.SerializeToString,
+            ),
+            'ResolveAlert': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveAlert,
+                    request_deserializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.ResolveAlertRequest.FromString,
+                    response_serializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.ResolveAlertResponse.SerializeToString,
+            ),
+            'ReviewPointOfCareResult': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReviewPointOfCareResult,
+                    request_deserializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.ReviewPointOfCareResultRequest.FromString,
+                    response_serializer=emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.ReviewPointOfCareResultResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -222,6 +341,195 @@ class ChronicService:
             '/emeuse.chronic.v1.ChronicService/IngestFhirObservation',
             emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.IngestFhirObservationRequest.SerializeToString,
             emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.IngestFhirObservationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EnrollPatient(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emeuse.chronic.v1.ChronicService/EnrollPatient',
+            emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.EnrollPatientRequest.SerializeToString,
+            emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.EnrollPatientResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateCarePlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emeuse.chronic.v1.ChronicService/UpdateCarePlan',
+            emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.UpdateCarePlanRequest.SerializeToString,
+            emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.UpdateCarePlanResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPatientStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emeuse.chronic.v1.ChronicService/GetPatientStatus',
+            emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.GetPatientStatusRequest.SerializeToString,
+            emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.GetPatientStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAlerts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emeuse.chronic.v1.ChronicService/ListAlerts',
+            emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.ListAlertsRequest.SerializeToString,
+            emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.ListAlertsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcknowledgeAlert(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emeuse.chronic.v1.ChronicService/AcknowledgeAlert',
+            emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.AcknowledgeAlertRequest.SerializeToString,
+            emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.AcknowledgeAlertResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveAlert(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emeuse.chronic.v1.ChronicService/ResolveAlert',
+            emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.ResolveAlertRequest.SerializeToString,
+            emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.ResolveAlertResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReviewPointOfCareResult(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emeuse.chronic.v1.ChronicService/ReviewPointOfCareResult',
+            emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.ReviewPointOfCareResultRequest.SerializeToString,
+            emeuse_dot_chronic_dot_v1_dot_chronic__service__pb2.ReviewPointOfCareResultResponse.FromString,
             options,
             channel_credentials,
             insecure,

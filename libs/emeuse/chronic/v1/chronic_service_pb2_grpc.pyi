@@ -41,6 +41,20 @@ class ChronicServiceStub:
     """RecordReading checks a reading from a device that cannot publish to Kafka and publishes it as ReadingRecorded."""
     IngestFhirObservation: _grpc.UnaryUnaryMultiCallable[_chronic_service_pb2.IngestFhirObservationRequest, _chronic_service_pb2.IngestFhirObservationResponse]
     """IngestFhirObservation reads an HL7 FHIR R4 Observation, or a Bundle of them, and publishes one ReadingRecorded each, all or none."""
+    EnrollPatient: _grpc.UnaryUnaryMultiCallable[_chronic_service_pb2.EnrollPatientRequest, _chronic_service_pb2.EnrollPatientResponse]
+    """EnrollPatient enrols a patient in a monitoring programme with a first care plan (version 1)."""
+    UpdateCarePlan: _grpc.UnaryUnaryMultiCallable[_chronic_service_pb2.UpdateCarePlanRequest, _chronic_service_pb2.UpdateCarePlanResponse]
+    """UpdateCarePlan changes the care plan of an enrolled patient; it applies to the next reading."""
+    GetPatientStatus: _grpc.UnaryUnaryMultiCallable[_chronic_service_pb2.GetPatientStatusRequest, _chronic_service_pb2.GetPatientStatusResponse]
+    """GetPatientStatus returns the latest value per measure, the open alerts and adherence to the expected frequency."""
+    ListAlerts: _grpc.UnaryUnaryMultiCallable[_chronic_service_pb2.ListAlertsRequest, _chronic_service_pb2.ListAlertsResponse]
+    """ListAlerts lists alerts of every patient, newest first, filtered and paged."""
+    AcknowledgeAlert: _grpc.UnaryUnaryMultiCallable[_chronic_service_pb2.AcknowledgeAlertRequest, _chronic_service_pb2.AcknowledgeAlertResponse]
+    """AcknowledgeAlert records that a care-team member took charge of an alert; escalation stops."""
+    ResolveAlert: _grpc.UnaryUnaryMultiCallable[_chronic_service_pb2.ResolveAlertRequest, _chronic_service_pb2.ResolveAlertResponse]
+    """ResolveAlert closes an alert with its resolution."""
+    ReviewPointOfCareResult: _grpc.UnaryUnaryMultiCallable[_chronic_service_pb2.ReviewPointOfCareResultRequest, _chronic_service_pb2.ReviewPointOfCareResultResponse]
+    """ReviewPointOfCareResult records the medical lab's validation or rejection of a point-of-care result."""
 
 @_typing.type_check_only
 class ChronicServiceAsyncStub(ChronicServiceStub):
@@ -55,6 +69,20 @@ class ChronicServiceAsyncStub(ChronicServiceStub):
     """RecordReading checks a reading from a device that cannot publish to Kafka and publishes it as ReadingRecorded."""
     IngestFhirObservation: _aio.UnaryUnaryMultiCallable[_chronic_service_pb2.IngestFhirObservationRequest, _chronic_service_pb2.IngestFhirObservationResponse]  # type: ignore[assignment]
     """IngestFhirObservation reads an HL7 FHIR R4 Observation, or a Bundle of them, and publishes one ReadingRecorded each, all or none."""
+    EnrollPatient: _aio.UnaryUnaryMultiCallable[_chronic_service_pb2.EnrollPatientRequest, _chronic_service_pb2.EnrollPatientResponse]  # type: ignore[assignment]
+    """EnrollPatient enrols a patient in a monitoring programme with a first care plan (version 1)."""
+    UpdateCarePlan: _aio.UnaryUnaryMultiCallable[_chronic_service_pb2.UpdateCarePlanRequest, _chronic_service_pb2.UpdateCarePlanResponse]  # type: ignore[assignment]
+    """UpdateCarePlan changes the care plan of an enrolled patient; it applies to the next reading."""
+    GetPatientStatus: _aio.UnaryUnaryMultiCallable[_chronic_service_pb2.GetPatientStatusRequest, _chronic_service_pb2.GetPatientStatusResponse]  # type: ignore[assignment]
+    """GetPatientStatus returns the latest value per measure, the open alerts and adherence to the expected frequency."""
+    ListAlerts: _aio.UnaryUnaryMultiCallable[_chronic_service_pb2.ListAlertsRequest, _chronic_service_pb2.ListAlertsResponse]  # type: ignore[assignment]
+    """ListAlerts lists alerts of every patient, newest first, filtered and paged."""
+    AcknowledgeAlert: _aio.UnaryUnaryMultiCallable[_chronic_service_pb2.AcknowledgeAlertRequest, _chronic_service_pb2.AcknowledgeAlertResponse]  # type: ignore[assignment]
+    """AcknowledgeAlert records that a care-team member took charge of an alert; escalation stops."""
+    ResolveAlert: _aio.UnaryUnaryMultiCallable[_chronic_service_pb2.ResolveAlertRequest, _chronic_service_pb2.ResolveAlertResponse]  # type: ignore[assignment]
+    """ResolveAlert closes an alert with its resolution."""
+    ReviewPointOfCareResult: _aio.UnaryUnaryMultiCallable[_chronic_service_pb2.ReviewPointOfCareResultRequest, _chronic_service_pb2.ReviewPointOfCareResultResponse]  # type: ignore[assignment]
+    """ReviewPointOfCareResult records the medical lab's validation or rejection of a point-of-care result."""
 
 class ChronicServiceServicer(metaclass=_abc_1.ABCMeta):
     """ChronicService answers care teams and other services about remotely monitored patients."""
@@ -90,5 +118,61 @@ class ChronicServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_chronic_service_pb2.IngestFhirObservationResponse, _abc.Awaitable[_chronic_service_pb2.IngestFhirObservationResponse]]:
         """IngestFhirObservation reads an HL7 FHIR R4 Observation, or a Bundle of them, and publishes one ReadingRecorded each, all or none."""
+
+    @_abc_1.abstractmethod
+    def EnrollPatient(
+        self,
+        request: _chronic_service_pb2.EnrollPatientRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chronic_service_pb2.EnrollPatientResponse, _abc.Awaitable[_chronic_service_pb2.EnrollPatientResponse]]:
+        """EnrollPatient enrols a patient in a monitoring programme with a first care plan (version 1)."""
+
+    @_abc_1.abstractmethod
+    def UpdateCarePlan(
+        self,
+        request: _chronic_service_pb2.UpdateCarePlanRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chronic_service_pb2.UpdateCarePlanResponse, _abc.Awaitable[_chronic_service_pb2.UpdateCarePlanResponse]]:
+        """UpdateCarePlan changes the care plan of an enrolled patient; it applies to the next reading."""
+
+    @_abc_1.abstractmethod
+    def GetPatientStatus(
+        self,
+        request: _chronic_service_pb2.GetPatientStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chronic_service_pb2.GetPatientStatusResponse, _abc.Awaitable[_chronic_service_pb2.GetPatientStatusResponse]]:
+        """GetPatientStatus returns the latest value per measure, the open alerts and adherence to the expected frequency."""
+
+    @_abc_1.abstractmethod
+    def ListAlerts(
+        self,
+        request: _chronic_service_pb2.ListAlertsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chronic_service_pb2.ListAlertsResponse, _abc.Awaitable[_chronic_service_pb2.ListAlertsResponse]]:
+        """ListAlerts lists alerts of every patient, newest first, filtered and paged."""
+
+    @_abc_1.abstractmethod
+    def AcknowledgeAlert(
+        self,
+        request: _chronic_service_pb2.AcknowledgeAlertRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chronic_service_pb2.AcknowledgeAlertResponse, _abc.Awaitable[_chronic_service_pb2.AcknowledgeAlertResponse]]:
+        """AcknowledgeAlert records that a care-team member took charge of an alert; escalation stops."""
+
+    @_abc_1.abstractmethod
+    def ResolveAlert(
+        self,
+        request: _chronic_service_pb2.ResolveAlertRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chronic_service_pb2.ResolveAlertResponse, _abc.Awaitable[_chronic_service_pb2.ResolveAlertResponse]]:
+        """ResolveAlert closes an alert with its resolution."""
+
+    @_abc_1.abstractmethod
+    def ReviewPointOfCareResult(
+        self,
+        request: _chronic_service_pb2.ReviewPointOfCareResultRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chronic_service_pb2.ReviewPointOfCareResultResponse, _abc.Awaitable[_chronic_service_pb2.ReviewPointOfCareResultResponse]]:
+        """ReviewPointOfCareResult records the medical lab's validation or rejection of a point-of-care result."""
 
 def add_ChronicServiceServicer_to_server(servicer: ChronicServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

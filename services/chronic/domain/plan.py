@@ -1,0 +1,64 @@
+"""The care plan in force for one patient, as the rules read it (canonical units)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel
+
+from services.chronic.domain.thresholds import Threshold
+
+# CareRole numbers of the protobuf enum: who prescribes, who validates lab results.
+ROLE_GP, ROLE_SPECIALIST, ROLE_LAB = 1, 2, 6
+PRESCRIBERS = (ROLE_GP, ROLE_SPECIALIST)
+HEART_FAILURE = 2
+
+
+class Band(BaseModel):
+    """Thresholds of one measure, in its canonical unit."""
+
+    unit: str
+    low: float
+    high: float
+    critical_low: float
+    critical_high: float
+    target_low: float
+    target_high: float
+    expected_every_s: float
+
+    @property
+    def threshold(self) -> Threshold:
+        return Threshold(self.unit, self.low, self.high, self.critical_low, self.critical_high)
+
+    @property
+    def expected_every(self) -> timedelta:
+        return timedelta(seconds=self.expected_every_s)
+
+
+class Member(BaseModel):
+    """A care-team member an alert can reach."""
+
+    member_id: str
+    role: int
+    rank: int
+
+
+class PlanInForce(BaseModel):
+    version: int
+    programme: int
+    bands: dict[str, Band]
+    care_team: list[Member]
+    acknowledge_within_s: float
+    recorded_at: datetime
+    territory: str
+
+    def member(self, member_id: str) -> Member | None:
+        return next((m for m in self.care_team if m.member_id == member_id), None)
+
+    def escalation_chain(self, *, prescriber_first: bool) -> list[Member]:
+        """Members in escalation order, the lab left out (it validates results, it does not
+        act on alerts); a lab result goes to its prescriber first."""
+        chain = sorted((m for m in self.care_team if m.role != ROLE_LAB), key=lambda m: m.rank)
+        if prescriber_first:
+            chain.sort(key=lambda m: m.role not in PRESCRIBERS)
+        return chain
