@@ -27,7 +27,7 @@ from emeuse.runtime.envelope import CODE_OF_TERRITORY, territory_from_code
 from emeuse.runtime.service import Runtime
 from services.chronic import handlers
 from services.chronic.alerts import Outcome, apply_action, due_actions
-from services.chronic.care_plan import plan_in_force, record_care_plan
+from services.chronic.care_plan import is_redelivery, plan_in_force, record_care_plan
 from services.chronic.domain.monitoring import PatientState
 from services.chronic.domain.plan import PlanInForce
 
@@ -68,6 +68,11 @@ POINT_OF_CARE_TO_ALERT = Histogram(
     ["loinc"],
     buckets=(60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400),
 )
+TIMER_ERRORS = Counter(
+    "emeuse_chronic_timer_errors_total",
+    "Timer steps that could not be asked for (retried next round), by error type.",
+    ["error"],
+)
 # Seconds between timer scans, and before a due step not yet applied is asked again.
 TIMER_INTERVAL_S = 1.0
 REASK_AFTER_S = 10.0
@@ -100,17 +105,17 @@ def start_agents(rt: Runtime, care_plans: TableT, states: TableT) -> None:
         states[patient] = outcome.state.to_json()
 
     async def apply_care_plan(event: Event) -> None:
-        patient = event.message.patient_pseudonym
+        plan = event.message
+        patient = plan.patient_pseudonym
+        previous = care_plans.get(patient)
+        if is_redelivery(plan, previous):
+            log.info("care_plan.duplicate", care_plan_id=plan.care_plan_id)
+            return
         stored = record_care_plan(
-            event.message,
-            previous=care_plans.get(patient),
-            territory=_territory(event),
-            recorded_at=datetime.now(UTC),
+            plan, previous=previous, territory=_territory(event), recorded_at=datetime.now(UTC)
         )
         care_plans[patient] = stored
-        log.info(
-            "care_plan.recorded", care_plan_id=event.message.care_plan_id, version=stored["version"]
-        )
+        log.info("care_plan.recorded", care_plan_id=plan.care_plan_id, version=stored["version"])
 
     def context(patient: str) -> tuple[PlanInForce | None, PatientState]:
         return plan_in_force(care_plans.get(patient)), PatientState.from_json(states.get(patient))
@@ -156,17 +161,20 @@ def start_agents(rt: Runtime, care_plans: TableT, states: TableT) -> None:
         if outcome.facts:
             await publish(patient, outcome, event)
 
-    @rt.app.agent(rt.bus.topic(CARE_PLAN_UPDATED), name="record_care_plans")
-    async def record_care_plans(records: faust.StreamT) -> None:
-        await rt.bus.process(records, CARE_PLAN_UPDATED, apply_care_plan)
-
-    patient_inputs = (READING_RECORDED, POINT_OF_CARE_REVIEWED, ALERT_ACTION_REQUESTED)
+    # Plans too: a reading right after an enrolment is judged against the plan.
+    patient_inputs = (
+        CARE_PLAN_UPDATED,
+        READING_RECORDED,
+        POINT_OF_CARE_REVIEWED,
+        ALERT_ACTION_REQUESTED,
+    )
 
     @rt.app.agent(rt.bus.topics(*patient_inputs), name="monitor_patients")
     async def monitor_patients(records: faust.StreamT) -> None:
         await rt.bus.process_each(
             records,
             {
+                CARE_PLAN_UPDATED: apply_care_plan,
                 READING_RECORDED: evaluate_reading,
                 POINT_OF_CARE_REVIEWED: review_result,
                 ALERT_ACTION_REQUESTED: act_on_alert,
@@ -175,6 +183,24 @@ def start_agents(rt: Runtime, care_plans: TableT, states: TableT) -> None:
 
     asked: dict[str, float] = {}
 
+    async def ask_due_steps(patient: str, now: datetime, clock: float) -> None:
+        plan, state = context(patient)
+        if plan is None:
+            return
+        for action in due_actions(patient, plan, state, now):
+            if clock - asked.get(action.action_id, -REASK_AFTER_S) < REASK_AFTER_S:
+                continue
+            asked[action.action_id] = clock
+            await rt.bus.publish(
+                ALERT_ACTION_REQUESTED,
+                action,
+                key=patient,
+                subject_pseudonym=patient,
+                occurred_at=now,
+                territory=territory_from_code(plan.territory),
+                event_id=action.action_id,
+            )
+
     @rt.app.timer(interval=TIMER_INTERVAL_S, name="chronic.fire_due_timers")
     async def fire_due_timers() -> None:
         """Ask the patient's agent for every step due now (escalation, gap)."""
@@ -182,22 +208,11 @@ def start_agents(rt: Runtime, care_plans: TableT, states: TableT) -> None:
         for patient in list(care_plans.keys()):
             if not rt.router.holds(READING_RECORDED.name, READING_RECORDED.partitions, patient):
                 continue
-            plan, state = context(patient)
-            if plan is None:
-                continue
-            for action in due_actions(patient, plan, state, now):
-                if clock - asked.get(action.action_id, -REASK_AFTER_S) < REASK_AFTER_S:
-                    continue
-                asked[action.action_id] = clock
-                await rt.bus.publish(
-                    ALERT_ACTION_REQUESTED,
-                    action,
-                    key=patient,
-                    subject_pseudonym=patient,
-                    occurred_at=now,
-                    territory=territory_from_code(plan.territory),
-                    event_id=action.action_id,
-                )
+            try:
+                await ask_due_steps(patient, now, clock)
+            except Exception as exc:  # one patient's trouble (a broker blip) never stops the timer
+                TIMER_ERRORS.labels(type(exc).__name__).inc()
+                log.error("timer.failed", error=type(exc).__name__)
         for action_id, at in list(asked.items()):
             if clock - at > 10 * REASK_AFTER_S:
                 del asked[action_id]

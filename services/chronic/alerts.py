@@ -14,8 +14,6 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from google.protobuf.message import Message
-
 from emeuse.chronic.v1.chronic_events_pb2 import (
     AlertAcknowledged,
     AlertAction,
@@ -35,8 +33,8 @@ from emeuse.registry import (
     ALERT_RAISED,
     ALERT_RESOLVED,
     ALERT_UPDATED,
-    TopicSpec,
 )
+from emeuse.runtime.bus import Fact
 from emeuse.runtime.codec import InvalidEventError
 from emeuse.runtime.envelope import timestamp
 from services.chronic.domain.monitoring import (
@@ -44,11 +42,12 @@ from services.chronic.domain.monitoring import (
     GAP,
     OPEN,
     RESOLVED,
+    REVIEW,
     AlertState,
     PatientState,
     Result,
 )
-from services.chronic.domain.plan import Member, PlanInForce
+from services.chronic.domain.plan import ROLE_LAB, Member, PlanInForce
 
 ALERT_NAMESPACE = uuid.UUID("0c7d3a52-55f4-4c7b-9a0e-c4b0e1a1e055")
 SEVERITY = {
@@ -65,15 +64,6 @@ CARE_TEAM_RESOLUTIONS = (
 def derived_id(*parts: str) -> str:
     """An id derived from what caused it: handled twice, it is the same id."""
     return str(uuid.uuid5(ALERT_NAMESPACE, "/".join(parts)))
-
-
-@dataclass(frozen=True)
-class Fact:
-    """An event to publish on the patient's key."""
-
-    spec: TopicSpec
-    message: Message
-    event_id: str
 
 
 @dataclass
@@ -130,6 +120,7 @@ def raise_alert(
             chain=chain,
             acknowledge_within_s=plan.acknowledge_within_s,
             next_escalation_at=now + delay if len(chain) > 1 else None,
+            last_measured_at=new.measured_at,
         )
     )
     band = plan.bands.get(new.loinc_code)
@@ -216,19 +207,20 @@ def close_gap(state: PatientState, patient: str, loinc: str, now: datetime) -> l
 
 
 def gap_due_at(plan: PlanInForce, state: PatientState, loinc: str) -> datetime:
-    """When a reading of `loinc` is overdue: one interval after the latest of the plan,
-    the last measurement and the end of the last gap episode."""
+    """When a reading of `loinc` is overdue: one interval after the latest of the start of
+    its monitoring at this interval, the last measurement and the end of the last gap."""
+    band = plan.bands[loinc]
     since = max(
         filter(
             None,
             (
-                plan.recorded_at,
+                band.monitored_since or plan.recorded_at,
                 state.last_measured_at.get(loinc),
                 state.gap_closed_at.get(loinc),
             ),
         )
     )
-    return since + plan.bands[loinc].expected_every
+    return since + band.expected_every
 
 
 def due_actions(
@@ -247,6 +239,18 @@ def due_actions(
                     action=AlertAction.ALERT_ACTION_ESCALATION_DUE,
                     alert_id=alert.alert_id,
                     escalation_step=step,
+                    requested_at=timestamp(now),
+                )
+            )
+    for pending in state.pending_review.values():
+        due_at = pending.received_at + timedelta(seconds=plan.review_within_s) if plan else None
+        if due_at is not None and not pending.overdue_alerted and due_at <= now:
+            actions.append(
+                AlertActionRequested(
+                    action_id=derived_id(patient, "review-due", pending.reading_id),
+                    patient_pseudonym=patient,
+                    action=AlertAction.ALERT_ACTION_REVIEW_DUE,
+                    reading_id=pending.reading_id,
                     requested_at=timestamp(now),
                 )
             )
@@ -278,12 +282,15 @@ def apply_action(
     patient = action.patient_pseudonym
     if action.action == AlertAction.ALERT_ACTION_GAP_DUE:
         return _gap_due(action, plan, state, now)
+    if action.action == AlertAction.ALERT_ACTION_REVIEW_DUE:
+        return _review_due(action, plan, state, now)
     alert = state.alerts.get(action.alert_id)
     if action.action == AlertAction.ALERT_ACTION_ESCALATION_DUE:
         return _escalation_due(action, alert, state, now)
     if alert is None:
         raise InvalidEventError(f"patient has no alert {action.alert_id!r}")
-    if plan.member(action.member_id) is None:
+    member = plan.member(action.member_id)
+    if member is None or member.role == ROLE_LAB:
         raise InvalidEventError(f"{action.member_id!r} is not on the patient's care team")
     if action.action == AlertAction.ALERT_ACTION_ACKNOWLEDGE:
         if alert.status != OPEN:
@@ -370,3 +377,42 @@ def _gap_due(
     )
     fact = raise_alert(state, action.patient_pseudonym, plan, new, now)
     return Outcome(state, [fact], "gap")
+
+
+def _review_due(
+    action: AlertActionRequested, plan: PlanInForce, state: PatientState, now: datetime
+) -> Outcome:
+    pending = state.pending_review.get(action.reading_id)
+    if (
+        pending is None
+        or pending.overdue_alerted
+        or pending.received_at + timedelta(seconds=plan.review_within_s) > now
+    ):
+        return Outcome(state, outcome="not_due")
+    state.remember(action.action_id)
+    pending.overdue_alerted = True
+    new = NewAlert(
+        alert_id=derived_id(action.patient_pseudonym, "review", pending.reading_id),
+        episode=REVIEW,
+        loinc_code=pending.loinc_code,
+        severity="warning",
+        rule="point_of_care.review_overdue",
+        reason=(
+            f"{pending.loinc_code} point-of-care result waiting for the lab since "
+            f"{pending.received_at.isoformat()}"
+        ),
+        reading_ids=[pending.reading_id],
+        measured_at=pending.measured_at,
+        territory=plan.territory,
+    )
+    fact = raise_alert(state, action.patient_pseudonym, plan, new, now)
+    return Outcome(state, [fact], "review_overdue")
+
+
+def close_review(state: PatientState, patient: str, reading_id: str, now: datetime) -> list[Fact]:
+    """The lab reviewed a result whose review was overdue: that alert ends."""
+    return [
+        resolve(state, alert, patient, AlertResolution.ALERT_RESOLUTION_REVIEWED, "", now)
+        for alert in list(state.alerts.values())
+        if alert.is_open and alert.episode == REVIEW and reading_id in alert.reading_ids
+    ]

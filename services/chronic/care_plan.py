@@ -15,7 +15,7 @@ from google.protobuf import json_format
 from emeuse.chronic.v1.chronic_events_pb2 import CarePlanUpdated, CareRole, MonitoringProgramme
 from emeuse.runtime.codec import InvalidEventError
 from services.chronic.domain.measures import ReadingError, to_canonical
-from services.chronic.domain.plan import Band, Member, PlanInForce
+from services.chronic.domain.plan import DEFAULT_REVIEW_WITHIN_S, Band, Member, PlanInForce
 
 StoredPlan = dict[str, Any]
 
@@ -43,6 +43,8 @@ def check_care_plan(plan: CarePlanUpdated) -> None:
         raise InvalidEventError("care plan has no care-team member to alert besides the lab")
     if plan.acknowledge_within.ToSeconds() <= 0:
         raise InvalidEventError("care plan has no acknowledge_within delay")
+    if plan.review_within.ToSeconds() < 0:
+        raise InvalidEventError("care plan review_within cannot be negative")
     bands_of_plan(plan)
 
 
@@ -88,6 +90,15 @@ def record_care_plan(
     """The table form of the plan in force: the plan as the rules read it, and as sent."""
     check_care_plan(plan)
     bands = bands_of_plan(plan)
+    before = plan_in_force(previous)
+    for loinc, band in bands.items():
+        kept = before.bands.get(loinc) if before else None
+        same_interval = kept is not None and kept.expected_every_s == band.expected_every_s
+        band.monitored_since = (
+            (kept.monitored_since or before.recorded_at)
+            if same_interval and before and kept
+            else recorded_at
+        )
     version = int((previous or {}).get("version", 0)) + 1
     recorded = CarePlanUpdated()
     recorded.CopyFrom(plan)
@@ -98,7 +109,9 @@ def record_care_plan(
         threshold.low, threshold.high = band.low, band.high
         threshold.critical_low, threshold.critical_high = band.critical_low, band.critical_high
         threshold.target_low, threshold.target_high = band.target_low, band.target_high
+    review_within = plan.review_within.ToSeconds()
     in_force = PlanInForce(
+        care_plan_id=plan.care_plan_id,
         version=version,
         programme=plan.programme,
         bands=bands,
@@ -109,12 +122,21 @@ def record_care_plan(
         acknowledge_within_s=plan.acknowledge_within.ToSeconds(),
         recorded_at=recorded_at,
         territory=territory,
+        review_within_s=review_within if review_within > 0 else DEFAULT_REVIEW_WITHIN_S,
     )
     return {
         "version": version,
         "in_force": in_force.model_dump(mode="json"),
         "plan": json_format.MessageToDict(recorded, preserving_proto_field_name=True),
     }
+
+
+def is_redelivery(plan: CarePlanUpdated, previous: StoredPlan | None) -> bool:
+    """The plan in force sent again (same care_plan_id): not a change, no new version."""
+    before = plan_in_force(previous)
+    return (
+        before is not None and bool(plan.care_plan_id) and before.care_plan_id == plan.care_plan_id
+    )
 
 
 def plan_in_force(stored: StoredPlan | None) -> PlanInForce | None:

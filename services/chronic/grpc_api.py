@@ -127,14 +127,14 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
     async def EnrollPatient(
         self, request: api.EnrollPatientRequest, context: grpc.aio.ServicerContext
     ) -> api.EnrollPatientResponse:
-        event_id = await self._change_care_plan(request, context, enrolling=True)
-        return api.EnrollPatientResponse(event_id=event_id)
+        event_id, version = await self._change_care_plan(request, context, enrolling=True)
+        return api.EnrollPatientResponse(event_id=event_id, version=version)
 
     async def UpdateCarePlan(
         self, request: api.UpdateCarePlanRequest, context: grpc.aio.ServicerContext
     ) -> api.UpdateCarePlanResponse:
-        event_id = await self._change_care_plan(request, context, enrolling=False)
-        return api.UpdateCarePlanResponse(event_id=event_id)
+        event_id, version = await self._change_care_plan(request, context, enrolling=False)
+        return api.UpdateCarePlanResponse(event_id=event_id, version=version)
 
     async def _change_care_plan(
         self,
@@ -142,7 +142,8 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
         context: grpc.aio.ServicerContext,
         *,
         enrolling: bool,
-    ) -> str:
+    ) -> tuple[str, int]:
+        """Publish the plan and answer once the patient's agent recorded it."""
         plan = request.care_plan
         patient = plan.patient_pseudonym
         await require_pseudonym(context, patient, "care_plan.patient_pseudonym")
@@ -153,7 +154,7 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"care plan: {exc}")
         method = "EnrollPatient" if enrolling else "UpdateCarePlan"
 
-        async def local() -> str:
+        async def local() -> tuple[str, int]:
             enrolled = bool(self.care_plans.get(patient))
             if enrolling and enrolled:
                 await context.abort(
@@ -170,14 +171,20 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
             sent.version = 0  # numbered by the care-plan agent
             if not sent.care_plan_id:
                 sent.care_plan_id = str(uuid.uuid4())
-            return await self._publish_one(
+            event_id = await self._publish_one(
                 context, CARE_PLAN_UPDATED, sent, patient, territory, request.experiment_id
             )
+            recorded = await self._until(
+                context, lambda: _recorded_version(self.care_plans.get(patient), sent.care_plan_id)
+            )
+            return event_id, recorded
 
-        async def remote(channel: grpc.aio.Channel, deadline: float, metadata: Any) -> str:
+        async def remote(
+            channel: grpc.aio.Channel, deadline: float, metadata: Any
+        ) -> tuple[str, int]:
             call = getattr(api_grpc.ChronicServiceStub(channel), method)
-            response = await call(request, timeout=deadline, metadata=metadata)
-            return str(response.event_id)
+            response = await call(request, timeout=APPLY_WAIT_S + deadline, metadata=metadata)
+            return str(response.event_id), int(response.version)
 
         return await self.router.answer(self.care_plans, patient, context, local, remote)
 
@@ -296,10 +303,11 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
             if plan is None or alert is None:
                 await context.abort(grpc.StatusCode.NOT_FOUND, "no such alert for this patient")
                 raise AssertionError
-            if plan.member(request.member_id) is None:
+            member = plan.member(request.member_id)
+            if member is None or member.role == ROLE_LAB:
                 await context.abort(
                     grpc.StatusCode.PERMISSION_DENIED,
-                    "member_id is not on the patient's care team",
+                    "member_id is not on the patient's care team (the lab does not act on alerts)",
                 )
             if alert.status == RESOLVED and not applied(alert):
                 await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "the alert is resolved")
@@ -311,7 +319,16 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
             await self._publish_one(
                 context, ALERT_ACTION_REQUESTED, action, patient, plan.territory
             )
-            return await self._applied(context, patient, request.alert_id, applied)
+
+            def settled() -> AlertState | None:
+                now = PatientState.from_json(self.states.get(patient)).alerts.get(request.alert_id)
+                return now if now is not None and (applied(now) or now.status == RESOLVED) else None
+
+            alert = await self._until(context, settled)
+            if not applied(alert):
+                # Resolved meanwhile (a critical value superseded it): nothing was acknowledged.
+                await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "the alert was resolved")
+            return alert_view(patient, alert)
 
         async def remote(channel: grpc.aio.Channel, deadline: float, metadata: Any) -> api.Alert:
             call = getattr(api_grpc.ChronicServiceStub(channel), method)
@@ -320,25 +337,19 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
 
         return await self.router.answer(self.states, patient, context, local, remote)
 
-    async def _applied(
-        self,
-        context: grpc.aio.ServicerContext,
-        patient: str,
-        alert_id: str,
-        applied: Callable[[AlertState], bool],
-    ) -> api.Alert:
+    async def _until(self, context: grpc.aio.ServicerContext, applied: Callable[[], Any]) -> Any:
+        """Poll the local tables until `applied()` gives something, within APPLY_WAIT_S."""
         loop = asyncio.get_running_loop()
         until = loop.time() + APPLY_WAIT_S
         while loop.time() < until:
-            alert = PatientState.from_json(self.states.get(patient)).alerts.get(alert_id)
-            if alert is not None and applied(alert):
-                return alert_view(patient, alert)
+            found = applied()
+            if found:
+                return found
             await asyncio.sleep(0.05)
         await context.abort(
             grpc.StatusCode.DEADLINE_EXCEEDED,
             "accepted but not applied yet; GetPatientStatus shows when it is",
         )
-        raise AssertionError
 
     async def ReviewPointOfCareResult(
         self, request: api.ReviewPointOfCareResultRequest, context: grpc.aio.ServicerContext
@@ -357,8 +368,12 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
 
         async def local() -> api.ReviewPointOfCareResultResponse:
             plan = plan_in_force(self.care_plans.get(patient))
-            state = PatientState.from_json(self.states.get(patient))
-            if plan is None or request.reading_id not in state.pending_review:
+            # The reading may have been recorded a moment ago and not be handled yet.
+            loop = asyncio.get_running_loop()
+            until = loop.time() + PENDING_WAIT_S
+            while not self._pending(patient, request.reading_id) and loop.time() < until:
+                await asyncio.sleep(0.05)
+            if plan is None or not self._pending(patient, request.reading_id):
                 await context.abort(
                     grpc.StatusCode.NOT_FOUND, "no point-of-care result with this id awaits review"
                 )
@@ -387,6 +402,9 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
             return await stub.ReviewPointOfCareResult(request, timeout=deadline, metadata=metadata)
 
         return await self.router.answer(self.states, patient, context, local, remote)
+
+    def _pending(self, patient: str, reading_id: str) -> bool:
+        return reading_id in PatientState.from_json(self.states.get(patient)).pending_review
 
     async def _publish_one(
         self,
@@ -480,8 +498,10 @@ def summary(
 
 
 MAX_PAGE_SIZE, DEFAULT_PAGE_SIZE = 500, 50
-# How long AcknowledgeAlert and ResolveAlert wait for the patient's agent to apply them.
+# How long writes wait for the patient's agent to apply them.
 APPLY_WAIT_S = 10.0
+# How long a review waits for a point-of-care reading just recorded to be handled.
+PENDING_WAIT_S = 3.0
 STATUS = {
     OPEN: api.AlertStatus.ALERT_STATUS_OPEN,
     ACKNOWLEDGED: api.AlertStatus.ALERT_STATUS_ACKNOWLEDGED,
@@ -524,6 +544,11 @@ def alert_view(patient: str, alert: AlertState) -> api.Alert:
     return view
 
 
+def _recorded_version(stored: dict[str, Any] | None, care_plan_id: str) -> int:
+    plan = plan_in_force(stored)
+    return plan.version if plan is not None and plan.care_plan_id == care_plan_id else 0
+
+
 def alert_filter(request: api.ListAlertsRequest) -> Callable[[AlertState], bool]:
     """The alerts a ListAlerts request keeps; ValueError for a filter that cannot match."""
     if request.territory:
@@ -556,7 +581,10 @@ def _cursor(token: str) -> tuple[datetime, str] | None:
         return None
     try:
         data = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return datetime.fromisoformat(data["raised_at"]), str(data["alert_id"])
+        raised_at = datetime.fromisoformat(data["raised_at"])
+        if raised_at.tzinfo is None:
+            raise ValueError("naive time")
+        return raised_at, str(data["alert_id"])
     except (binascii.Error, ValueError, KeyError, TypeError):
         raise ValueError("page_token is not one this service gave") from None
 

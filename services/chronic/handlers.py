@@ -20,6 +20,7 @@ from services.chronic.alerts import (
     NewAlert,
     Outcome,
     close_gap,
+    close_review,
     derived_id,
     join_episode,
     raise_alert,
@@ -142,13 +143,16 @@ def review_result(
     state = state.changed()
     state.remember(key)
     del state.pending_review[review.reading_id]
-    if review.decision == ReviewDecision.REVIEW_DECISION_REJECTED:
-        return Outcome(state, outcome="rejected")
-    result = Result(**pending.model_dump(include={"reading_id", "value", "unit", "measured_at"}))
     patient = review.patient_pseudonym
-    return _judge(
+    reviewed = close_review(state, patient, review.reading_id, now)
+    if review.decision == ReviewDecision.REVIEW_DECISION_REJECTED:
+        return Outcome(state, reviewed, "rejected")
+    result = Result(**pending.model_dump(include={"reading_id", "value", "unit", "measured_at"}))
+    outcome = _judge(
         state, plan, patient, pending.loinc_code, result, now, territory, point_of_care=True
     )
+    outcome.facts[:0] = reviewed
+    return outcome
 
 
 def breaches(
@@ -204,23 +208,36 @@ def _judge(
     if plan is None or band is None:
         return Outcome(state, facts, "not_monitored")
     found = breaches(plan, band, state.history[loinc], loinc, result)
+    episode = state.running_episode(loinc)
     if not found:
+        # Back in range after the run: the next abnormal value is a new episode.
+        if episode is not None and result.measured_at > (episode.last_measured_at or now):
+            episode.run_ended = True
         return Outcome(state, facts, "in_range")
     breach = found[0]
     severity = breach.severity.value
-    episode = state.open_alert(loinc, VALUES)
-    # One alert per episode: a further abnormal value joins the open alert, unless it is
-    # critical and the open one is not; then the critical alert replaces it.
-    if episode is not None and (episode.severity == CRITICAL or severity != CRITICAL):
+    # One alert per episode: a further abnormal value joins the running alert, unless it
+    # is critical and that one is not (the critical alert replaces it), or it is a
+    # lab-validated point-of-care result (its prescriber is always told).
+    if (
+        episode is not None
+        and not point_of_care
+        and (episode.severity == CRITICAL or severity != CRITICAL)
+    ):
+        if result.measured_at > (episode.last_measured_at or result.measured_at):
+            episode.last_measured_at = result.measured_at
         facts.append(
             join_episode(episode, patient, result.reading_id, breach.rule, breach.reason, now)
         )
         return Outcome(state, facts, severity)
-    if episode is not None:
+    if episode is not None and severity == CRITICAL and episode.severity != CRITICAL:
         superseded = AlertResolution.ALERT_RESOLUTION_SUPERSEDED
         facts.append(resolve(state, episode, patient, superseded, "", now))
+    elif episode is not None:
+        episode.run_ended = True  # the new alert carries the episode from here
     new = NewAlert(
-        alert_id=derived_id(result.reading_id),
+        # Per patient and per alert raised: two patients' "r-1" never share an alert id.
+        alert_id=derived_id(patient, result.reading_id, str(state.alerts_raised)),
         episode=VALUES,
         loinc_code=loinc,
         severity=severity,

@@ -32,6 +32,18 @@ ROOT = Path(__file__).resolve().parents[2]
 STOP_GRACE_SECONDS = 20
 
 
+def metric(text: str, name: str, **labels: str) -> float:
+    """Sum of a metric's samples in /metrics text that carry these labels."""
+    total = 0.0
+    for line in text.splitlines():
+        sample, _, value = line.rpartition(" ")
+        if (sample == name or sample.startswith(name + "{")) and all(
+            f'{k}="{v}"' in sample for k, v in labels.items()
+        ):
+            total += float(value)
+    return total
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -137,6 +149,10 @@ class Platform:
             env[prefix + "APP_ID"] = app_id
         if "chronic" in self.services:
             env["EMEUSE_ACCESS_CHRONIC_GRPC"] = self.services["chronic"].grpc_target
+        # Short booking delays, so a test sees an immediate request flagged in seconds.
+        env["EMEUSE_ACCESS_BOOKING_DELAYS"] = (
+            "immediate=3,same_day=3600,within_7_days=86400,routine=259200"
+        )
         return env
 
     def new_process(
@@ -161,6 +177,23 @@ class Platform:
     def stop_all(self) -> None:
         for process in self.services.values():
             process.stop()
+
+
+class Client:
+    """A service's gRPC API as a tool calls it, with the operator's token:
+    `Client(target, AccessServiceStub, auth).GetRequest(request)`."""
+
+    def __init__(self, target: str, stub: Callable[[grpc.Channel], Any], auth: Any) -> None:
+        self.target, self.stub, self.auth = target, stub, auth
+
+    def __getattr__(self, method: str) -> Callable[..., Any]:
+        def call(request: Any, timeout: float = 20) -> Any:
+            with grpc.insecure_channel(self.target) as channel:
+                return getattr(self.stub(channel), method)(
+                    request, timeout=timeout, metadata=self.auth
+                )
+
+        return call
 
 
 class Bus:

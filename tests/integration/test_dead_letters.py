@@ -10,15 +10,7 @@ from emeuse.registry import ALERT_RAISED, CARE_PLAN_UPDATED, READING_RECORDED
 from emeuse.runtime.codec import expected_partition
 from emeuse.runtime.pseudonym import random_pseudonym
 from tests.integration.events import complete_plan, headers_for, new_id, record
-from tests.integration.harness import wait_for_care_plan
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+from tests.integration.harness import metric, wait_for_care_plan
 
 
 def a_plan(patient: str) -> CarePlanUpdated:

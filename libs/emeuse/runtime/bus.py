@@ -52,6 +52,15 @@ class Event:
     offset: int
 
 
+@dataclass(frozen=True)
+class Fact:
+    """An event a use case decided to publish: its topic, message and (derived) id."""
+
+    spec: TopicSpec
+    message: Message
+    event_id: str
+
+
 class RetryableError(Exception):
     """A handler failure worth retrying (a peer briefly unavailable)."""
 

@@ -19,14 +19,14 @@ CLOSED_ALERTS_KEPT = 50
 
 WARNING, CRITICAL = "warning", "critical"
 OPEN, ACKNOWLEDGED, RESOLVED = "open", "acknowledged", "resolved"
-# Episodes: abnormal values of a measure, or its readings not coming.
-VALUES, GAP = "values", "gap"
+# Episodes: abnormal values of a measure, its readings not coming, a lab review not coming.
+VALUES, GAP, REVIEW = "values", "gap", "review"
 
 
 class Result(BaseModel):
     """One reading of a measure, in its canonical unit."""
 
-    reading_id: str
+    reading_id: str = ""
     value: float
     unit: str
     measured_at: datetime
@@ -37,6 +37,8 @@ class PendingResult(Result):
 
     loinc_code: str
     received_at: datetime
+    # Whether its review-overdue alert was raised (once).
+    overdue_alerted: bool = False
 
 
 class AlertState(BaseModel):
@@ -60,6 +62,10 @@ class AlertState(BaseModel):
     resolution: int = 0
     resolved_by: str = ""
     resolved_at: datetime | None = None
+    # Latest measurement time in the episode; a later in-range value ends the run, and
+    # the next abnormal value then opens a new alert (this one stays open until resolved).
+    last_measured_at: datetime | None = None
+    run_ended: bool = False
 
     @property
     def is_open(self) -> bool:
@@ -114,6 +120,17 @@ class PatientState(BaseModel):
                 a
                 for a in self.alerts.values()
                 if a.is_open and a.loinc_code == loinc and a.episode == episode
+            ),
+            None,
+        )
+
+    def running_episode(self, loinc: str) -> AlertState | None:
+        """The open alert a further abnormal value of `loinc` joins: its run has not ended."""
+        return next(
+            (
+                a
+                for a in self.alerts.values()
+                if a.is_open and a.loinc_code == loinc and a.episode == VALUES and not a.run_ended
             ),
             None,
         )

@@ -25,6 +25,9 @@ class Band(BaseModel):
     target_low: float
     target_high: float
     expected_every_s: float
+    # Since when this measure is monitored at this interval: the gap clock's start. A plan
+    # change keeps it for a measure whose interval did not change.
+    monitored_since: datetime | None = None
 
     @property
     def threshold(self) -> Threshold:
@@ -43,7 +46,11 @@ class Member(BaseModel):
     rank: int
 
 
+DEFAULT_REVIEW_WITHIN_S = 4 * 3600.0
+
+
 class PlanInForce(BaseModel):
+    care_plan_id: str = ""
     version: int
     programme: int
     bands: dict[str, Band]
@@ -51,6 +58,7 @@ class PlanInForce(BaseModel):
     acknowledge_within_s: float
     recorded_at: datetime
     territory: str
+    review_within_s: float = DEFAULT_REVIEW_WITHIN_S
 
     def member(self, member_id: str) -> Member | None:
         return next((m for m in self.care_team if m.member_id == member_id), None)

@@ -5,11 +5,27 @@ from datetime import timedelta
 import pytest
 
 from emeuse.chronic.v1.chronic_events_pb2 import AlertAction, AlertResolution, AlertSeverity
-from emeuse.registry import ALERT_ACKNOWLEDGED, ALERT_RAISED, ALERT_RESOLVED, ALERT_UPDATED
+from emeuse.registry import (
+    ALERT_ACKNOWLEDGED,
+    ALERT_ESCALATED,
+    ALERT_RAISED,
+    ALERT_RESOLVED,
+    ALERT_UPDATED,
+)
 from emeuse.runtime.codec import InvalidEventError
-from services.chronic.alerts import apply_action
-from services.chronic.domain.monitoring import ACKNOWLEDGED, OPEN, RESOLVED
-from tests.unit.chronic.plans import GP, INR, NOW, NURSE, anticoagulation_plan, in_force
+from services.chronic.alerts import apply_action, due_actions
+from services.chronic.domain.monitoring import ACKNOWLEDGED, OPEN, RESOLVED, PatientState
+from tests.unit.chronic.plans import (
+    GP,
+    INR,
+    LAB,
+    NOW,
+    NURSE,
+    PATIENT,
+    anticoagulation_plan,
+    in_force,
+    pseudonym,
+)
 from tests.unit.chronic.readings import action, evaluate, feed, only, reading, specs
 
 PLAN = in_force(anticoagulation_plan())
@@ -209,3 +225,172 @@ def test_the_episode_reading_list_follows_every_abnormal_value():
     [alert] = state.alerts.values()
     assert alert.reading_ids == ["inr-1", "inr-2", "inr-3"]
     assert [specs(o) for o in outcomes] == [[ALERT_RAISED], [ALERT_UPDATED], [ALERT_UPDATED]]
+
+
+# Run end: back in range after an episode, the next abnormal value is a new alert.
+
+ESCALATION_DUE = AlertAction.ALERT_ACTION_ESCALATION_DUE
+
+
+def day(n, minutes=0):
+    return NOW + timedelta(days=n, minutes=minutes)
+
+
+def acknowledged_critical():
+    """INR 5.6 measured at NOW: a critical alert, which the GP acknowledges 10 minutes later."""
+    first = evaluate(reading(INR, 5.6, "inr-1", NOW), PLAN, now=day(0, 5))
+    alert_id = only(first, ALERT_RAISED).alert_id
+    ack = action(ACKNOWLEDGE, alert_id, action_id="ack-1", member_id=GP, now=day(0, 10))
+    taken = apply_action(ack, plan=PLAN, state=first.state, now=day(0, 10))
+    assert specs(taken) == [ALERT_ACKNOWLEDGED]
+    return taken.state, alert_id
+
+
+def back_in_range(state):
+    """Five daily INRs in target after the critical one."""
+    for n, value in enumerate([2.4, 2.6, 2.8, 2.5, 2.7], start=1):
+        outcome = evaluate(reading(INR, value, f"inr-ok-{n}", day(n)), PLAN, state, day(n, 5))
+        assert (outcome.outcome, outcome.facts) == ("in_range", [])
+        state = outcome.state
+    return state
+
+
+def test_an_in_range_value_after_the_episode_ends_its_run_the_alert_stays_open():
+    state, alert_id = acknowledged_critical()
+    state = back_in_range(state)
+    alert = state.alerts[alert_id]
+    assert alert.run_ended
+    assert alert.status == ACKNOWLEDGED
+    assert alert.reading_ids == ["inr-1"]
+    assert state.running_episode(INR) is None
+    assert state.open_alert(INR, "values") is alert
+
+
+def test_a_critical_value_a_week_after_the_run_ended_raises_a_new_alert_that_escalates():
+    state, first_id = acknowledged_critical()
+    state = back_in_range(state)
+    relapse = evaluate(reading(INR, 8.0, "inr-relapse", day(12)), PLAN, state, day(12, 5))
+
+    assert relapse.outcome == "critical"
+    assert specs(relapse) == [ALERT_RAISED]
+    raised = only(relapse, ALERT_RAISED)
+    assert raised.alert_id != first_id
+    assert raised.severity == AlertSeverity.ALERT_SEVERITY_CRITICAL
+    assert list(raised.reading_ids) == ["inr-relapse"]
+    assert raised.notified.member_id == GP
+    assert relapse.state.alerts_raised == 2
+    # The first alert is left as the GP left it: acknowledged, not resolved, unchanged.
+    first = relapse.state.alerts[first_id]
+    assert (first.status, first.reading_ids) == (ACKNOWLEDGED, ["inr-1"])
+
+    # Nobody acknowledges the new one: after 30 minutes it goes to the nurse.
+    at = day(12, 35)
+    [due] = [a for a in due_actions(PATIENT, PLAN, relapse.state, at) if a.action == ESCALATION_DUE]
+    assert (due.alert_id, due.escalation_step) == (raised.alert_id, 1)
+    escalated = apply_action(due, plan=PLAN, state=relapse.state, now=at)
+    assert specs(escalated) == [ALERT_ESCALATED]
+    assert only(escalated, ALERT_ESCALATED).notified.member_id == NURSE
+
+    # The first alert ends only when the care team resolves it.
+    done = apply_action(
+        action(RESOLVE, first_id, action_id="res-1", member_id=GP, resolution=HANDLED),
+        plan=PLAN,
+        state=escalated.state,
+        now=day(12, 40),
+    )
+    assert only(done, ALERT_RESOLVED).alert_id == first_id
+    assert done.state.alerts[first_id].status == RESOLVED
+    assert done.state.alerts[raised.alert_id].status == OPEN
+
+
+def test_after_a_new_alert_further_abnormal_values_join_it():
+    state, first_id = acknowledged_critical()
+    state = back_in_range(state)
+    relapse = evaluate(reading(INR, 8.0, "inr-relapse", day(12)), PLAN, state, day(12, 5))
+    new_id = only(relapse, ALERT_RAISED).alert_id
+    next_day = evaluate(reading(INR, 6.0, "inr-next", day(13)), PLAN, relapse.state, day(13, 5))
+    assert specs(next_day) == [ALERT_UPDATED]
+    assert only(next_day, ALERT_UPDATED).alert_id == new_id
+    assert next_day.state.alerts_raised == 2
+    assert next_day.state.alerts[first_id].reading_ids == ["inr-1"]
+
+
+def test_a_late_in_range_value_measured_before_the_last_abnormal_one_does_not_end_the_run():
+    first = evaluate(reading(INR, 5.6, "inr-1", NOW), PLAN, now=day(0, 5))
+    alert_id = only(first, ALERT_RAISED).alert_id
+    joined = evaluate(reading(INR, 3.4, "inr-2", day(1)), PLAN, first.state, day(1, 5))
+    assert specs(joined) == [ALERT_UPDATED]
+    # A value measured between the two, sent late: in range, but inside the episode.
+    late = evaluate(reading(INR, 2.5, "inr-late", day(0, 720)), PLAN, joined.state, day(1, 10))
+    assert (late.outcome, late.facts) == ("in_range", [])
+    assert not late.state.alerts[alert_id].run_ended
+    again = evaluate(reading(INR, 3.6, "inr-3", day(2)), PLAN, late.state, day(2, 5))
+    assert specs(again) == [ALERT_UPDATED]
+    assert only(again, ALERT_UPDATED).alert_id == alert_id
+    assert again.state.alerts[alert_id].reading_ids == ["inr-1", "inr-2", "inr-3"]
+
+
+# Alert ids: derived per patient, stable on redelivery.
+
+OTHER_PATIENT = pseudonym("patient-2")
+
+
+def test_two_patients_sending_the_same_reading_id_get_different_alerts():
+    mine = evaluate(reading(INR, 5.6, "r-1", NOW), in_force(anticoagulation_plan()))
+    theirs = evaluate(
+        reading(INR, 5.6, "r-1", NOW, patient=OTHER_PATIENT),
+        in_force(anticoagulation_plan(patient=OTHER_PATIENT)),
+    )
+    mine_raised, theirs_raised = only(mine, ALERT_RAISED), only(theirs, ALERT_RAISED)
+    assert (mine_raised.patient_pseudonym, theirs_raised.patient_pseudonym) == (
+        PATIENT,
+        OTHER_PATIENT,
+    )
+    assert mine_raised.alert_id != theirs_raised.alert_id
+    assert mine.facts[0].event_id != theirs.facts[0].event_id
+
+
+@pytest.mark.parametrize("earlier", [False, True])
+def test_a_reading_redelivered_to_the_same_state_raises_the_same_alert_id(earlier):
+    # The agent crashed after publishing, before its state was saved: the reading comes
+    # again to the state as it was; the alert (and its event id) must be the same.
+    state = PatientState()
+    if earlier:
+        state = a_warning()[0]
+        state = apply_action(
+            action(RESOLVE, state.last_alert_id, action_id="a-1", member_id=GP, resolution=HANDLED),
+            plan=PLAN,
+            state=state,
+            now=NOW,
+        ).state
+    one = reading(INR, 5.6, "r-1", NOW + timedelta(hours=1))
+    first = evaluate(one, PLAN, state, NOW + timedelta(hours=1))
+    redelivered = evaluate(one, PLAN, state, NOW + timedelta(hours=1))
+    assert only(first, ALERT_RAISED).alert_id == only(redelivered, ALERT_RAISED).alert_id
+    assert first.facts[-1].event_id == redelivered.facts[-1].event_id
+    # Once the state is saved, the same reading is a duplicate.
+    assert evaluate(one, PLAN, first.state).outcome == "duplicate"
+
+
+# The lab validates results; it does not act on alerts.
+
+
+@pytest.mark.parametrize(
+    ("kind", "resolution"),
+    [
+        (ACKNOWLEDGE, AlertResolution.ALERT_RESOLUTION_UNSPECIFIED),
+        (RESOLVE, HANDLED),
+        (RESOLVE, AlertResolution.ALERT_RESOLUTION_FALSE_ALARM),
+    ],
+)
+def test_the_lab_cannot_acknowledge_or_resolve_an_alert(kind, resolution):
+    state, alert_id = a_warning()
+    with pytest.raises(InvalidEventError, match="not on the patient's care team"):
+        apply_action(
+            action(kind, alert_id, action_id="lab-1", member_id=LAB, resolution=resolution),
+            plan=PLAN,
+            state=state,
+            now=NOW,
+        )
+    assert state.alerts[alert_id].status == OPEN
+    assert not state.has_seen("lab-1")

@@ -3,7 +3,13 @@ from google.protobuf import json_format
 
 from emeuse.chronic.v1.chronic_events_pb2 import CarePlanUpdated
 from emeuse.runtime.codec import InvalidEventError
-from services.chronic.care_plan import plan_in_force, plan_of, record_care_plan
+from services.chronic.care_plan import (
+    check_care_plan,
+    is_redelivery,
+    plan_in_force,
+    plan_of,
+    record_care_plan,
+)
 from services.chronic.domain.plan import HEART_FAILURE
 from tests.unit.chronic.plans import (
     COORDINATOR,
@@ -128,6 +134,7 @@ THRESHOLD = {
             "besides the lab",
         ),
         ({"acknowledge_within": "0s"}, "acknowledge_within"),
+        ({"review_within": "-3600s"}, "review_within cannot be negative"),
         (
             {"thresholds": [{**THRESHOLD, "low": 250, "high": 70}]},
             "critical_low <= low <= target_low <= target_high <= high <= critical_high",
@@ -148,3 +155,23 @@ def test_a_plan_that_cannot_protect_the_patient_is_refused(overrides, reason):
 def test_no_stored_plan_is_no_plan():
     assert plan_of(None) is None
     assert plan_in_force(None) is None
+
+
+def test_a_negative_review_within_is_refused_before_recording():
+    with pytest.raises(InvalidEventError, match="review_within cannot be negative"):
+        check_care_plan(a_plan(review_within="-1s"))
+
+
+@pytest.mark.parametrize(("review_within", "seconds"), [("0s", 4 * 3600), ("7200s", 7200)])
+def test_review_within_is_the_plan_s_or_four_hours(review_within, seconds):
+    assert plan_in_force(record(a_plan(review_within=review_within))).review_within_s == seconds
+    assert plan_in_force(record(a_plan())).review_within_s == 4 * 3600
+
+
+def test_the_same_care_plan_id_sent_again_is_a_redelivery():
+    stored = record(a_plan())
+    assert is_redelivery(a_plan(), stored)
+    assert not is_redelivery(a_plan(care_plan_id="cp-diabete-2"), stored)
+    assert not is_redelivery(a_plan(), None)
+    # A plan without an id is never taken for the one in force.
+    assert not is_redelivery(a_plan(care_plan_id=""), record(a_plan(care_plan_id="")))

@@ -6,15 +6,20 @@ from datetime import timedelta
 from emeuse.chronic.v1.chronic_events_pb2 import AlertAction, AlertResolution, AlertSeverity
 from emeuse.registry import ALERT_RAISED, ALERT_RESOLVED
 from services.chronic.alerts import apply_action, due_actions, gap_due_at
+from services.chronic.care_plan import plan_in_force, record_care_plan
 from services.chronic.domain.monitoring import PatientState
 from tests.unit.chronic.plans import (
+    GLUCOSE,
     GP,
     INR,
     NOW,
     NURSE,
     PATIENT,
     PLAN_RECORDED_AT,
+    TERRITORY,
+    WEIGHT,
     anticoagulation_plan,
+    diabetes_plan,
     in_force,
 )
 from tests.unit.chronic.readings import action, evaluate, only, reading, specs
@@ -158,3 +163,55 @@ def test_the_care_team_closing_a_gap_restarts_its_clock():
 
 def test_a_patient_without_a_care_plan_has_no_gap():
     assert due_actions(PATIENT, None, PatientState(), NOW + timedelta(days=30)) == []
+
+
+# Plan changes: the gap clock of a measure whose interval did not change keeps running.
+
+CHANGED_AT = NOW - timedelta(hours=6)
+
+
+def changed(plan, previous, at=CHANGED_AT):
+    return record_care_plan(plan, previous=previous, territory=TERRITORY, recorded_at=at)
+
+
+def enrolled(plan):
+    return changed(plan, None, at=PLAN_RECORDED_AT)
+
+
+def test_a_plan_change_that_keeps_the_interval_keeps_the_gap_clock():
+    first = enrolled(anticoagulation_plan())
+    tighter = anticoagulation_plan()
+    tighter.care_plan_id = "cp-inr-2"
+    tighter.thresholds[0].critical_high = 4.5
+    second = changed(tighter, first)
+    third = changed(tighter, second, at=CHANGED_AT + timedelta(hours=1))
+    for stored in (second, third):
+        plan = plan_in_force(stored)
+        assert plan.bands[INR].monitored_since == PLAN_RECORDED_AT
+        assert plan.recorded_at > PLAN_RECORDED_AT
+        # Still due a day after enrolment, not a day after the change.
+        assert gap_due_at(plan, PatientState(), INR) == NOW
+        assert [a.action for a in due_actions(PATIENT, plan, PatientState(), NOW)] == [GAP_DUE]
+
+
+def test_a_changed_interval_restarts_the_gap_clock_at_the_change():
+    first = enrolled(anticoagulation_plan())
+    twice_a_day = anticoagulation_plan()
+    twice_a_day.care_plan_id = "cp-inr-2"
+    twice_a_day.thresholds[0].expected_every.FromTimedelta(timedelta(hours=12))
+    plan = plan_in_force(changed(twice_a_day, first))
+    assert plan.bands[INR].monitored_since == CHANGED_AT
+    assert gap_due_at(plan, PatientState(), INR) == CHANGED_AT + timedelta(hours=12)
+    assert due_actions(PATIENT, plan, PatientState(), NOW) == []
+
+
+def test_a_measure_added_by_a_change_is_monitored_from_the_change():
+    first = enrolled(diabetes_plan())
+    with_weight = diabetes_plan(weight=True)
+    with_weight.care_plan_id = "cp-diabetes-2"
+    plan = plan_in_force(changed(with_weight, first))
+    assert plan.bands[GLUCOSE].monitored_since == PLAN_RECORDED_AT
+    assert plan.bands[WEIGHT].monitored_since == CHANGED_AT
+    assert gap_due_at(plan, PatientState(), GLUCOSE) == NOW
+    assert gap_due_at(plan, PatientState(), WEIGHT) == CHANGED_AT + timedelta(days=1)
+    assert [a.loinc_code for a in due_actions(PATIENT, plan, PatientState(), NOW)] == [GLUCOSE]

@@ -137,6 +137,8 @@ class _AlertResolutionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Alert
     """ALERT_RESOLUTION_SUPERSEDED: a critical alert on the same measure replaced this warning."""
     ALERT_RESOLUTION_DATA_RECEIVED: _AlertResolution.ValueType  # 4
     """ALERT_RESOLUTION_DATA_RECEIVED: the missing reading of a monitoring gap arrived."""
+    ALERT_RESOLUTION_REVIEWED: _AlertResolution.ValueType  # 5
+    """ALERT_RESOLUTION_REVIEWED: the lab reviewed the point-of-care result that was overdue."""
 
 class AlertResolution(_AlertResolution, metaclass=_AlertResolutionEnumTypeWrapper):
     """AlertResolution says how an alert episode ended."""
@@ -151,6 +153,8 @@ ALERT_RESOLUTION_SUPERSEDED: AlertResolution.ValueType  # 3
 """ALERT_RESOLUTION_SUPERSEDED: a critical alert on the same measure replaced this warning."""
 ALERT_RESOLUTION_DATA_RECEIVED: AlertResolution.ValueType  # 4
 """ALERT_RESOLUTION_DATA_RECEIVED: the missing reading of a monitoring gap arrived."""
+ALERT_RESOLUTION_REVIEWED: AlertResolution.ValueType  # 5
+"""ALERT_RESOLUTION_REVIEWED: the lab reviewed the point-of-care result that was overdue."""
 Global___AlertResolution: _TypeAlias = AlertResolution  # noqa: Y015
 
 class _ReviewDecision:
@@ -193,6 +197,8 @@ class _AlertActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AlertActi
     """ALERT_ACTION_ESCALATION_DUE: the alert's acknowledgement delay ran out (the service's timer)."""
     ALERT_ACTION_GAP_DUE: _AlertAction.ValueType  # 4
     """ALERT_ACTION_GAP_DUE: a measure's expected interval ran out without a reading (the service's timer)."""
+    ALERT_ACTION_REVIEW_DUE: _AlertAction.ValueType  # 5
+    """ALERT_ACTION_REVIEW_DUE: a point-of-care result waited for the lab past the plan's review_within (the service's timer)."""
 
 class AlertAction(_AlertAction, metaclass=_AlertActionEnumTypeWrapper):
     """AlertAction is what an AlertActionRequested asks the chronic service to do."""
@@ -207,6 +213,8 @@ ALERT_ACTION_ESCALATION_DUE: AlertAction.ValueType  # 3
 """ALERT_ACTION_ESCALATION_DUE: the alert's acknowledgement delay ran out (the service's timer)."""
 ALERT_ACTION_GAP_DUE: AlertAction.ValueType  # 4
 """ALERT_ACTION_GAP_DUE: a measure's expected interval ran out without a reading (the service's timer)."""
+ALERT_ACTION_REVIEW_DUE: AlertAction.ValueType  # 5
+"""ALERT_ACTION_REVIEW_DUE: a point-of-care result waited for the lab past the plan's review_within (the service's timer)."""
 Global___AlertAction: _TypeAlias = AlertAction  # noqa: Y015
 
 @_typing.final
@@ -308,6 +316,7 @@ class CarePlanUpdated(_message.Message):
     CARE_TEAM_FIELD_NUMBER: _builtins.int
     ACKNOWLEDGE_WITHIN_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    REVIEW_WITHIN_FIELD_NUMBER: _builtins.int
     patient_pseudonym: _builtins.str
     """Pseudonym of the monitored patient."""
     care_plan_id: _builtins.str
@@ -328,6 +337,10 @@ class CarePlanUpdated(_message.Message):
     def acknowledge_within(self) -> _duration_pb2.Duration:
         """How long a member has to acknowledge an alert before it goes to the next one."""
 
+    @_builtins.property
+    def review_within(self) -> _duration_pb2.Duration:
+        """How long the medical lab has to review a point-of-care result before the care team is alerted; unset: 4 hours."""
+
     def __init__(
         self,
         *,
@@ -338,10 +351,11 @@ class CarePlanUpdated(_message.Message):
         care_team: _abc.Iterable[Global___CareTeamMember] | None = ...,
         acknowledge_within: _duration_pb2.Duration | None = ...,
         version: _builtins.int = ...,
+        review_within: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["acknowledge_within", b"acknowledge_within"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["acknowledge_within", b"acknowledge_within", "review_within", b"review_within"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledge_within", b"acknowledge_within", "care_plan_id", b"care_plan_id", "care_team", b"care_team", "patient_pseudonym", b"patient_pseudonym", "programme", b"programme", "thresholds", b"thresholds", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledge_within", b"acknowledge_within", "care_plan_id", b"care_plan_id", "care_team", b"care_team", "patient_pseudonym", b"patient_pseudonym", "programme", b"programme", "review_within", b"review_within", "thresholds", b"thresholds", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -755,6 +769,7 @@ class AlertActionRequested(_message.Message):
     RESOLUTION_FIELD_NUMBER: _builtins.int
     ESCALATION_STEP_FIELD_NUMBER: _builtins.int
     LOINC_CODE_FIELD_NUMBER: _builtins.int
+    READING_ID_FIELD_NUMBER: _builtins.int
     REQUESTED_AT_FIELD_NUMBER: _builtins.int
     action_id: _builtins.str
     """Unique id of the request; a request seen twice is applied once."""
@@ -772,6 +787,8 @@ class AlertActionRequested(_message.Message):
     """Escalation step the timer found due (escalation)."""
     loinc_code: _builtins.str
     """Measure whose reading is overdue (gap)."""
+    reading_id: _builtins.str
+    """Point-of-care reading whose review is overdue (review)."""
     @_builtins.property
     def requested_at(self) -> _timestamp_pb2.Timestamp:
         """When the action was requested."""
@@ -787,11 +804,12 @@ class AlertActionRequested(_message.Message):
         resolution: Global___AlertResolution.ValueType = ...,
         escalation_step: _builtins.int = ...,
         loinc_code: _builtins.str = ...,
+        reading_id: _builtins.str = ...,
         requested_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["requested_at", b"requested_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "action_id", b"action_id", "alert_id", b"alert_id", "escalation_step", b"escalation_step", "loinc_code", b"loinc_code", "member_id", b"member_id", "patient_pseudonym", b"patient_pseudonym", "requested_at", b"requested_at", "resolution", b"resolution"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "action_id", b"action_id", "alert_id", b"alert_id", "escalation_step", b"escalation_step", "loinc_code", b"loinc_code", "member_id", b"member_id", "patient_pseudonym", b"patient_pseudonym", "reading_id", b"reading_id", "requested_at", b"requested_at", "resolution", b"resolution"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -84,21 +84,25 @@ Global___EnrollPatientRequest: _TypeAlias = EnrollPatientRequest  # noqa: Y015
 
 @_typing.final
 class EnrollPatientResponse(_message.Message):
-    """EnrollPatientResponse says the enrolment is on the bus."""
+    """EnrollPatientResponse says the enrolment is recorded."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     EVENT_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     """Id of the CarePlanUpdated event published."""
+    version: _builtins.int
+    """Version of the plan now in force (1)."""
     def __init__(
         self,
         *,
         event_id: _builtins.str = ...,
+        version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -138,21 +142,25 @@ Global___UpdateCarePlanRequest: _TypeAlias = UpdateCarePlanRequest  # noqa: Y015
 
 @_typing.final
 class UpdateCarePlanResponse(_message.Message):
-    """UpdateCarePlanResponse says the change is on the bus."""
+    """UpdateCarePlanResponse says the change is recorded; the next reading is judged by it."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     EVENT_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     """Id of the CarePlanUpdated event published."""
+    version: _builtins.int
+    """Version of the plan now in force."""
     def __init__(
         self,
         *,
         event_id: _builtins.str = ...,
+        version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
