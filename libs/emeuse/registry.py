@@ -37,6 +37,13 @@ class TopicSpec:
     partitions: int = PARTITIONS
     # Fields that must be set for the event to be valid (strings non-empty, messages present).
     required: tuple[str, ...] = field(default_factory=tuple)
+    # Field holding the pseudonym ce_subject must equal: None when it is the key field,
+    # "" when the topic's events concern no person (a directory).
+    subject: str | None = None
+
+    @property
+    def subject_field(self) -> str:
+        return self.key if self.subject is None else self.subject
 
     @property
     def type_name(self) -> str:
@@ -149,14 +156,77 @@ POINT_OF_CARE_REVIEWED = TopicSpec(
     retention_days=90,
     required=("reading_id", "patient_pseudonym", "reviewer_id", "reviewed_at"),
 )
-TELECONSULTATION_REQUESTED = TopicSpec(
-    name="emeuse.access.teleconsultation-requested.v1",
-    message=access.TeleconsultationRequested,
-    key="patient_pseudonym",
+# Access: a territory's agenda has one writer, so every access topic is keyed by territory
+# (département code); events about a patient carry the pseudonym as their subject.
+PRACTITIONER_REGISTERED = TopicSpec(
+    name="emeuse.access.practitioner-registered.v1",
+    message=access.PractitionerRegistered,
+    key="territory",
+    owner="access",
+    description="A practitioner joined or changed in a territory's directory.",
+    retention_days=None,
+    subject="",
+    required=("practitioner_id", "territory", "place"),
+)
+AVAILABILITY_PUBLISHED = TopicSpec(
+    name="emeuse.access.availability-published.v1",
+    message=access.AvailabilityPublished,
+    key="territory",
+    owner="access",
+    description="A practitioner published consultation slots.",
+    retention_days=90,
+    subject="",
+    required=("practitioner_id", "territory"),
+)
+CONSULTATION_REQUESTED = TopicSpec(
+    name="emeuse.access.consultation-requested.v1",
+    message=access.ConsultationRequested,
+    key="territory",
     owner="access",
     description="A remote consultation was requested for a patient.",
-    retention_days=90,
-    required=("request_id", "patient_pseudonym", "reason_code", "requested_at"),
+    retention_days=365,
+    subject="patient_pseudonym",
+    required=("request_id", "territory", "patient_pseudonym", "reason_code", "requested_at"),
+)
+SLOT_BOOKED = TopicSpec(
+    name="emeuse.access.slot-booked.v1",
+    message=access.SlotBooked,
+    key="territory",
+    owner="access",
+    description="A request got a practitioner's slot.",
+    retention_days=365,
+    subject="patient_pseudonym",
+    required=("booking_id", "territory", "request_id", "slot_id", "booked_at"),
+)
+CONSULTATION_STATUS_CHANGED = TopicSpec(
+    name="emeuse.access.consultation-status-changed.v1",
+    message=access.ConsultationStatusChanged,
+    key="territory",
+    owner="access",
+    description="A booked consultation was confirmed, cancelled, started, completed or missed.",
+    retention_days=365,
+    subject="patient_pseudonym",
+    required=("booking_id", "territory", "changed_at"),
+)
+REQUEST_FLAGGED = TopicSpec(
+    name="emeuse.access.request-flagged.v1",
+    message=access.RequestFlagged,
+    key="territory",
+    owner="access",
+    description="A request waited past its urgency's delay; the care coordinator is told.",
+    retention_days=365,
+    subject="patient_pseudonym",
+    required=("request_id", "territory", "flagged_at"),
+)
+BOOKING_ACTION_REQUESTED = TopicSpec(
+    name="emeuse.access.booking-action-requested.v1",
+    message=access.BookingActionRequested,
+    key="territory",
+    owner="access",
+    description="Book, confirm, reschedule, cancel, outcome, or a delay ran out: agenda input.",
+    retention_days=30,
+    subject="",
+    required=("action_id", "territory", "requested_at"),
 )
 SENSOR_EVENT_REPORTED = TopicSpec(
     name="emeuse.home.sensor-event-reported.v1",
@@ -207,7 +277,13 @@ TOPICS: tuple[TopicSpec, ...] = (
     ALERT_RESOLVED,
     ALERT_ACTION_REQUESTED,
     POINT_OF_CARE_REVIEWED,
-    TELECONSULTATION_REQUESTED,
+    PRACTITIONER_REGISTERED,
+    AVAILABILITY_PUBLISHED,
+    CONSULTATION_REQUESTED,
+    SLOT_BOOKED,
+    CONSULTATION_STATUS_CHANGED,
+    REQUEST_FLAGGED,
+    BOOKING_ACTION_REQUESTED,
     SENSOR_EVENT_REPORTED,
     INCIDENT_RAISED,
     PERSON_ENROLLED,

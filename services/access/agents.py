@@ -1,54 +1,203 @@
-"""Access agents: a critical chronic alert opens an urgent teleconsultation request."""
+"""Access agents: chronic alerts become requests; one scheduler per territory's agenda.
+
+`request_for_alerts` reads patient-keyed alerts and publishes territory-keyed requests.
+`schedule` is the single writer of each territory's agenda. A timer asks it to flag
+requests past their booking delay and keeps the agenda gauges.
+"""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import faust
 import structlog
-from faust.types import TableT
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge, Histogram
 
-from emeuse.registry import ALERT_RAISED, TELECONSULTATION_REQUESTED
+from emeuse.access.v1.access_events_pb2 import SlotBooked, Urgency
+from emeuse.registry import (
+    ALERT_RAISED,
+    AVAILABILITY_PUBLISHED,
+    BOOKING_ACTION_REQUESTED,
+    CONSULTATION_REQUESTED,
+    PRACTITIONER_REGISTERED,
+)
 from emeuse.runtime.bus import Event
+from emeuse.runtime.envelope import CODE_OF_TERRITORY, TERRITORY_CODES, territory_from_code
 from emeuse.runtime.service import Runtime
-from services.access import handlers
+from services.access import handlers, scheduling
 from services.access.chronic_client import ChronicClient
+from services.access.config import AccessSettings
+from services.access.domain.agenda import booking_deadline
+from services.access.scheduling import Agenda, AgendaTables, Result
+from services.access.topics import AGENDA_INPUTS
 
 log = structlog.get_logger("emeuse.access")
 REQUESTS = Counter(
     "emeuse_access_requests_total",
-    "Teleconsultation requests opened, by urgency and whether the care summary came with them.",
-    ["urgency", "care_summary"],
+    "Requests by urgency, territory and what became of them "
+    "(received, booked, flagged, cancelled, completed, no_show).",
+    ["urgency", "territory", "outcome"],
 )
+REQUEST_TO_BOOKING = Histogram(
+    "emeuse_access_request_to_booking_seconds",
+    "Time from a request to its booking.",
+    ["urgency"],
+    buckets=(60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400, 259200, 604800),
+)
+REQUEST_TO_CONSULTATION = Histogram(
+    "emeuse_access_request_to_consultation_seconds",
+    "Time from a request to the start of its consultation.",
+    ["urgency"],
+    buckets=(300, 900, 3600, 7200, 14400, 43200, 86400, 259200, 604800, 1209600),
+)
+SLOT_UTILISATION = Gauge(
+    "emeuse_access_slot_utilisation",
+    "Booked over published slots not started yet, per territory (0 to 1).",
+    ["territory"],
+)
+UNMET_REQUESTS = Gauge(
+    "emeuse_access_unmet_requests",
+    "Requests waiting past their urgency's booking delay, per territory and urgency.",
+    ["territory", "urgency"],
+)
+WAITING_REQUESTS = Gauge(
+    "emeuse_access_waiting_requests",
+    "Requests waiting for a slot, per territory and urgency.",
+    ["territory", "urgency"],
+)
+TIMER_INTERVAL_S = 1.0
+GAUGES_EVERY_S = 5.0
+REASK_AFTER_S = 10.0
 
 
-def start_agents(rt: Runtime, requests: TableT, chronic: ChronicClient) -> None:
-    async def open_request(event: Event) -> None:
+def _urgency(value: int) -> str:
+    return Urgency.Name(value).removeprefix("URGENCY_").lower()  # type: ignore[arg-type]
+
+
+def start_agents(
+    rt: Runtime, tables: AgendaTables, chronic: ChronicClient, settings: AccessSettings
+) -> None:
+    async def request_for_alert(event: Event) -> None:
         alert = event.message
-        state = requests[alert.patient_pseudonym]
+        territory = CODE_OF_TERRITORY[event.envelope.territory]
         request = await handlers.request_for_alert(
-            alert,
-            known_request_ids=handlers.known_ids(state),
-            care_summary=chronic.care_summary,
-            now=datetime.now(UTC),
+            alert, territory=territory, care_summary=chronic.care_summary, now=datetime.now(UTC)
         )
         if request is None:
             return
         await rt.bus.publish(
-            TELECONSULTATION_REQUESTED,
+            CONSULTATION_REQUESTED,
             request,
-            key=alert.patient_pseudonym,
+            key=territory,
             subject_pseudonym=alert.patient_pseudonym,
             occurred_at=datetime.now(UTC),
             cause=event.envelope,
             event_id=request.request_id,
         )
-        requests[alert.patient_pseudonym] = handlers.with_request(state, request)
-        urgency = handlers.Urgency.Name(request.urgency)
-        REQUESTS.labels(urgency, str(request.care_summary_available).lower()).inc()
-        log.info("request.opened", request_id=request.request_id, urgency=urgency)
+        log.info("request.asked", request_id=request.request_id, cause_id=alert.alert_id)
 
-    @rt.app.agent(rt.bus.topic(ALERT_RAISED), name="open_requests_for_alerts")
-    async def open_requests_for_alerts(records: faust.StreamT) -> None:
-        await rt.bus.process(records, ALERT_RAISED, open_request)
+    async def publish(agenda: Agenda, result: Result, event: Event) -> None:
+        for fact in result.facts:
+            await rt.bus.publish(
+                fact.spec,
+                fact.message,
+                key=agenda.territory,
+                subject_pseudonym=getattr(fact.message, "patient_pseudonym", ""),
+                occurred_at=datetime.now(UTC),
+                cause=event.envelope,
+                event_id=fact.event_id,
+            )
+            if isinstance(fact.message, SlotBooked):
+                booked = agenda.request(fact.message.request_id)
+                urgency = _urgency(booked.urgency) if booked else "unspecified"
+                REQUEST_TO_BOOKING.labels(urgency).observe(fact.message.waited.ToSeconds())
+                REQUESTS.labels(urgency, agenda.territory, "booked").inc()
+            log.info(fact.spec.name.split(".")[2].replace("-", "."), event_id=fact.event_id)
+        for seen in result.observations:
+            urgency = _urgency(seen.urgency)
+            REQUESTS.labels(urgency, agenda.territory, seen.what).inc()
+            if seen.what == "consulted":
+                REQUEST_TO_CONSULTATION.labels(urgency).observe(seen.seconds)
+
+    def agenda_of(event: Event) -> Agenda:
+        return Agenda(event.message.territory, tables)
+
+    async def on_agenda_input(event: Event) -> None:
+        agenda, now, message = agenda_of(event), datetime.now(UTC), event.message
+        if event.topic == PRACTITIONER_REGISTERED.name:
+            result = scheduling.register_practitioner(agenda, message, now)
+        elif event.topic == AVAILABILITY_PUBLISHED.name:
+            result = scheduling.publish_availability(agenda, message, now)
+        elif event.topic == CONSULTATION_REQUESTED.name:
+            result = scheduling.request_consultation(agenda, message, now)
+        else:
+            result = scheduling.apply_action(
+                agenda,
+                message,
+                now,
+                delays=settings.booking_delays,
+                coordinators=settings.coordinators,
+            )
+        log.info("agenda.changed", topic=event.topic, outcome=result.outcome)
+        await publish(agenda, result, event)
+
+    @rt.app.agent(rt.bus.topic(ALERT_RAISED), name="request_for_alerts")
+    async def request_for_alerts(records: faust.StreamT) -> None:
+        await rt.bus.process(records, ALERT_RAISED, request_for_alert)
+
+    @rt.app.agent(rt.bus.topics(*AGENDA_INPUTS), name="schedule")
+    async def schedule(records: faust.StreamT) -> None:
+        await rt.bus.process_each(records, {spec: on_agenda_input for spec in AGENDA_INPUTS})
+
+    asked: dict[str, float] = {}
+    last_gauges = [0.0]
+
+    @rt.app.timer(interval=TIMER_INTERVAL_S, name="access.fire_due_timers")
+    async def fire_due_timers() -> None:
+        """Ask each local territory's scheduler to flag requests past their delay."""
+        now, clock = datetime.now(UTC), time.monotonic()
+        gauges = clock - last_gauges[0] >= GAUGES_EVERY_S
+        for territory in TERRITORY_CODES:
+            if not rt.router.holds(
+                CONSULTATION_REQUESTED.name, CONSULTATION_REQUESTED.partitions, territory
+            ):
+                continue
+            agenda = Agenda(territory, tables)
+            try:
+                for action in scheduling.due_delays(agenda, now, settings.booking_delays):
+                    if clock - asked.get(action.action_id, -REASK_AFTER_S) < REASK_AFTER_S:
+                        continue
+                    asked[action.action_id] = clock
+                    await rt.bus.publish(
+                        BOOKING_ACTION_REQUESTED,
+                        action,
+                        key=territory,
+                        subject_pseudonym="",
+                        occurred_at=now,
+                        territory=territory_from_code(territory),
+                        event_id=action.action_id,
+                    )
+                if gauges:
+                    set_gauges(agenda, now)
+            except Exception as exc:  # a broker blip: asked again next round
+                log.error("timer.failed", error=type(exc).__name__)
+        if gauges:
+            last_gauges[0] = clock
+        for action_id, at in list(asked.items()):
+            if clock - at > 10 * REASK_AFTER_S:
+                del asked[action_id]
+
+    def set_gauges(agenda: Agenda, now: datetime) -> None:
+        upcoming = [s for s in agenda.slots() if s.start >= now]
+        booked = sum(1 for s in upcoming if not s.free)
+        SLOT_UTILISATION.labels(agenda.territory).set(booked / len(upcoming) if upcoming else 0)
+        waiting: dict[int, int] = {u: 0 for u in (1, 2, 3, 4)}
+        unmet: dict[int, int] = {u: 0 for u in (1, 2, 3, 4)}
+        for request in agenda.waiting():
+            waiting[request.urgency] = waiting.get(request.urgency, 0) + 1
+            if booking_deadline(request, settings.booking_delays) <= now:
+                unmet[request.urgency] = unmet.get(request.urgency, 0) + 1
+        for urgency in waiting:
+            WAITING_REQUESTS.labels(agenda.territory, _urgency(urgency)).set(waiting[urgency])
+            UNMET_REQUESTS.labels(agenda.territory, _urgency(urgency)).set(unmet[urgency])

@@ -1,4 +1,4 @@
-"""Access service composition root: settings -> runtime -> table, chronic client, agents, gRPC."""
+"""Access service composition root: settings -> runtime -> tables, chronic client, agents, gRPC."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from services.access.tables import declare_tables
 def build() -> Runtime:
     settings = settings_or_exit(config.load)
     rt = build_runtime(settings.service)
-    requests = declare_tables(rt.app)
+    tables = declare_tables(rt.app)
     chronic = ChronicClient(settings.chronic_grpc, settings.service.grpc_deadline_seconds, rt.token)
-    start_agents(rt, requests, chronic)
-    serve_grpc(rt, grpc_api.register(grpc_api.AccessServicer(rt.router, requests)))
+    start_agents(rt, tables, chronic, settings)
+    serve_grpc(rt, grpc_api.register(grpc_api.AccessServicer(rt.router, rt.bus, tables)))
     return rt
 
 

@@ -3,25 +3,78 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
-from emeuse.runtime.settings import ServiceSettings, SettingsError, load_settings, parse_bootstrap
+from emeuse.runtime.envelope import TERRITORY_CODES
+from emeuse.runtime.settings import (
+    ServiceSettings,
+    SettingsError,
+    load_settings,
+    parse_bootstrap,
+    positive_int,
+)
+from services.access.domain.agenda import IMMEDIATE, ROUTINE, SAME_DAY, WITHIN_7_DAYS
+
+URGENCY_NAMES = {
+    "immediate": IMMEDIATE,
+    "same_day": SAME_DAY,
+    "within_7_days": WITHIN_7_DAYS,
+    "routine": ROUTINE,
+}
+# How long a request may wait for a booking before the care coordinator is told.
+DEFAULT_BOOKING_DELAYS = "immediate=900,same_day=7200,within_7_days=86400,routine=259200"
 
 
 @dataclass(frozen=True)
 class AccessSettings:
     service: ServiceSettings
     chronic_grpc: str
+    booking_delays: dict[int, timedelta]
+    coordinators: dict[str, str]
 
 
-def load() -> AccessSettings:
-    service = load_settings("access", os.environ)
+def parse_booking_delays(name: str, raw: str) -> dict[int, timedelta]:
+    """`immediate=900,same_day=7200,...`: seconds per urgency, every urgency named."""
+    delays: dict[int, timedelta] = {}
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        urgency, _, seconds = part.partition("=")
+        if urgency not in URGENCY_NAMES:
+            known = ", ".join(URGENCY_NAMES)
+            raise SettingsError(f"{name}: unknown urgency {urgency!r} (known: {known})")
+        delays[URGENCY_NAMES[urgency]] = timedelta(seconds=positive_int(name, seconds))
+    missing = [u for u, n in URGENCY_NAMES.items() if n not in delays]
+    if missing:
+        raise SettingsError(f"{name}: no delay for {', '.join(missing)}")
+    return delays
+
+
+def parse_coordinators(name: str, raw: str) -> dict[str, str]:
+    """`55=coord-55,52=...`: the care coordinator per territory; default coordination-<code>."""
+    coordinators = {code: f"coordination-{code}" for code in TERRITORY_CODES}
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        code, _, coordinator = part.partition("=")
+        if code not in TERRITORY_CODES or not coordinator:
+            raise SettingsError(f"{name}: expected <52|54|55>=<coordinator id>, got {part!r}")
+        coordinators[code] = coordinator
+    return coordinators
+
+
+def load(env: Mapping[str, str] = os.environ) -> AccessSettings:
+    service = load_settings("access", env)
     name = "EMEUSE_ACCESS_CHRONIC_GRPC"
-    target = os.environ.get(name, "").strip() or "127.0.0.1:50052"
+    target = env.get(name, "").strip() or "127.0.0.1:50052"
     try:
         parse_bootstrap(name, target)
     except SettingsError:
         raise SettingsError(
             f"{name}={target!r}: expected host:port of the chronic service"
         ) from None
-    return AccessSettings(service, target)
+    delays_name = "EMEUSE_ACCESS_BOOKING_DELAYS"
+    delays = parse_booking_delays(
+        delays_name, env.get(delays_name, "").strip() or DEFAULT_BOOKING_DELAYS
+    )
+    coordinators_name = "EMEUSE_ACCESS_COORDINATORS"
+    coordinators = parse_coordinators(coordinators_name, env.get(coordinators_name, ""))
+    return AccessSettings(service, target, delays, coordinators)

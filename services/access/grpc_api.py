@@ -1,39 +1,573 @@
-"""AccessService servicer: reads a patient's requests from the table."""
+"""AccessService servicer: writes go to the territory's scheduler as events, and answer
+once it has applied them; reads come from the territory's tables.
+
+Every call names its territory, so it is answered by the instance that owns the
+territory's partition (forwarded there otherwise). ListPatientRequests asks every one.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, cast
 
 import grpc
+from aiokafka.errors import KafkaError
 from faust.types import TableT
+from google.protobuf import json_format
+from google.protobuf.message import Message
 
 from emeuse.access.v1 import access_service_pb2 as api
 from emeuse.access.v1 import access_service_pb2_grpc as api_grpc
+from emeuse.access.v1.access_events_pb2 import (
+    BookingAction,
+    BookingActionRequested,
+    ConsultationRequested,
+    Place,
+    PractitionerRegistered,
+    Slot,
+)
+from emeuse.registry import (
+    AVAILABILITY_PUBLISHED,
+    BOOKING_ACTION_REQUESTED,
+    CONSULTATION_REQUESTED,
+    PRACTITIONER_REGISTERED,
+    TopicSpec,
+)
+from emeuse.runtime.bus import Bus
+from emeuse.runtime.codec import InvalidEventError
+from emeuse.runtime.envelope import (
+    EXPERIMENT_ID,
+    TERRITORY_CODES,
+    EnvelopeError,
+    territory_from_code,
+    timestamp,
+)
 from emeuse.runtime.grpc_server import Registrar
 from emeuse.runtime.routing import Router
 from emeuse.runtime.service import require_pseudonym
-from services.access.handlers import requests_of
+from services.access.domain.agenda import BookingState, RequestState, queue_key
+from services.access.scheduling import (
+    Agenda,
+    AgendaTables,
+    check_practitioner,
+    check_referral,
+    check_request,
+    derived_id,
+    practitioner_state,
+)
+
+MAX_PAGE_SIZE, DEFAULT_PAGE_SIZE = 500, 50
+# How long a write waits for the territory's scheduler to apply it.
+APPLY_WAIT_S = 10.0
+Answer = Any
 
 
 class AccessServicer(api_grpc.AccessServiceServicer):
-    def __init__(self, router: Router, requests: TableT) -> None:
+    def __init__(self, router: Router, bus: Bus, tables: AgendaTables) -> None:
         self.router = router
-        self.requests = requests
+        self.bus = bus
+        self.tables = tables
+        # Any agenda table routes: they all share the territories' partitions.
+        self._routing_table = cast(TableT, tables.requests)
+
+    # -- plumbing -------------------------------------------------------------------
+
+    async def _territory(self, context: grpc.aio.ServicerContext, code: str) -> str:
+        if code not in TERRITORY_CODES:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "territory must be a programme département: 52, 54 or 55",
+            )
+        return code
+
+    async def _routed(
+        self,
+        territory: str,
+        context: grpc.aio.ServicerContext,
+        request: Message,
+        method: str,
+        local: Callable[[Agenda], Any],
+        timeout: float = 0.0,
+    ) -> Answer:
+        """Answer on the territory's owner: `local` there, the same call forwarded otherwise."""
+
+        async def here() -> Answer:
+            return await local(Agenda(territory, self.tables))
+
+        async def remote(channel: grpc.aio.Channel, deadline: float, metadata: Any) -> Answer:
+            call = getattr(api_grpc.AccessServiceStub(channel), method)
+            return await call(request, timeout=deadline + timeout, metadata=metadata)
+
+        return await self.router.answer(self._routing_table, territory, context, here, remote)
+
+    async def _publish(
+        self,
+        context: grpc.aio.ServicerContext,
+        spec: TopicSpec,
+        message: Message,
+        territory: str,
+        subject: str = "",
+        experiment: str | None = None,
+    ) -> str:
+        try:
+            envelope = await self.bus.publish(
+                spec,
+                message,
+                key=territory,
+                subject_pseudonym=subject,
+                occurred_at=datetime.now(UTC),
+                territory=territory_from_code(territory),
+                experiment_id=experiment or None,
+            )
+        except KafkaError as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"the bus did not take it: {exc}")
+            raise
+        return envelope.event_id
+
+    async def _until(self, context: grpc.aio.ServicerContext, applied: Callable[[], Any]) -> Any:
+        loop = asyncio.get_running_loop()
+        until = loop.time() + APPLY_WAIT_S
+        while loop.time() < until:
+            found = applied()
+            if found:
+                return found
+            await asyncio.sleep(0.05)
+        await context.abort(
+            grpc.StatusCode.DEADLINE_EXCEEDED, "accepted but not applied yet; ask again shortly"
+        )
+
+    @staticmethod
+    async def _experiment(context: grpc.aio.ServicerContext, experiment: str) -> None:
+        if not EXPERIMENT_ID.fullmatch(experiment):
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "experiment_id is not an experiment id"
+            )
+
+    @staticmethod
+    async def _checked(context: grpc.aio.ServicerContext, check: Callable[[], None]) -> None:
+        try:
+            check()
+        except (InvalidEventError, EnvelopeError) as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+
+    # -- directory ------------------------------------------------------------------
+
+    async def RegisterPractitioner(
+        self, request: api.RegisterPractitionerRequest, context: grpc.aio.ServicerContext
+    ) -> api.RegisterPractitionerResponse:
+        practitioner = request.practitioner
+        territory = await self._territory(context, practitioner.territory)
+        await self._experiment(context, request.experiment_id)
+        await self._checked(context, lambda: check_practitioner(practitioner))
+
+        async def local(agenda: Agenda) -> api.RegisterPractitionerResponse:
+            event_id = await self._publish(
+                context,
+                PRACTITIONER_REGISTERED,
+                practitioner,
+                territory,
+                experiment=request.experiment_id,
+            )
+            wanted = _practitioner_json(practitioner)
+            await self._until(
+                context,
+                lambda: (
+                    (p := agenda.practitioner(practitioner.practitioner_id)) is not None
+                    and p.model_dump(mode="json") == wanted
+                ),
+            )
+            return api.RegisterPractitionerResponse(event_id=event_id)
+
+        return await self._routed(
+            territory, context, request, "RegisterPractitioner", local, APPLY_WAIT_S
+        )
+
+    async def PublishAvailability(
+        self, request: api.PublishAvailabilityRequest, context: grpc.aio.ServicerContext
+    ) -> api.PublishAvailabilityResponse:
+        availability = request.availability
+        territory = await self._territory(context, availability.territory)
+        await self._experiment(context, request.experiment_id)
+        if not availability.slots:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "no slot to publish")
+        for slot in availability.slots:
+            if not slot.HasField("start") or slot.duration.ToSeconds() <= 0:
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT, "every slot needs a start and a duration"
+                )
+            slot.practitioner_id = slot.practitioner_id or availability.practitioner_id
+            if slot.practitioner_id != availability.practitioner_id:
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "a slot belongs to the practitioner publishing it",
+                )
+            # Derived: the same slot published twice is one slot.
+            slot.slot_id = slot.slot_id or derived_id(
+                availability.practitioner_id, slot.start.ToJsonString()
+            )
+
+        async def local(agenda: Agenda) -> api.PublishAvailabilityResponse:
+            if agenda.practitioner(availability.practitioner_id) is None:
+                await context.abort(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    "practitioner is not registered in this territory; RegisterPractitioner first",
+                )
+            event_id = await self._publish(
+                context,
+                AVAILABILITY_PUBLISHED,
+                availability,
+                territory,
+                experiment=request.experiment_id,
+            )
+            ids = [slot.slot_id for slot in availability.slots]
+            await self._until(context, lambda: all(agenda.slot(i) is not None for i in ids))
+            return api.PublishAvailabilityResponse(event_id=event_id, slot_ids=ids)
+
+        return await self._routed(
+            territory, context, request, "PublishAvailability", local, APPLY_WAIT_S
+        )
+
+    async def GetPractitionerAgenda(
+        self, request: api.GetPractitionerAgendaRequest, context: grpc.aio.ServicerContext
+    ) -> api.GetPractitionerAgendaResponse:
+        territory = await self._territory(context, request.territory)
+
+        async def local(agenda: Agenda) -> api.GetPractitionerAgendaResponse:
+            practitioner = agenda.practitioner(request.practitioner_id)
+            if practitioner is None:
+                await context.abort(
+                    grpc.StatusCode.NOT_FOUND, "no such practitioner in this territory"
+                )
+                raise AssertionError
+            since = (
+                getattr(request, "from").ToDatetime(tzinfo=UTC)
+                if request.HasField("from")
+                else None
+            )
+            until = request.to.ToDatetime(tzinfo=UTC) if request.HasField("to") else None
+            slots = sorted(
+                (
+                    s
+                    for s in agenda.slots()
+                    if s.practitioner_id == request.practitioner_id
+                    and (since is None or s.start >= since)
+                    and (until is None or s.start < until)
+                ),
+                key=lambda s: s.start,
+            )
+            response = api.GetPractitionerAgendaResponse(
+                practitioner=_practitioner_message(agenda, practitioner.model_dump(mode="json")),
+                utilisation=(sum(1 for s in slots if not s.free) / len(slots)) if slots else 0.0,
+            )
+            for slot in slots:
+                entry = response.slots.add()
+                entry.slot.CopyFrom(
+                    Slot(
+                        slot_id=slot.slot_id,
+                        practitioner_id=slot.practitioner_id,
+                        start=timestamp(slot.start),
+                        modalities=slot.modalities,  # type: ignore[arg-type]
+                    )
+                )
+                entry.slot.duration.FromSeconds(int(slot.duration_s))
+                booking = agenda.booking(slot.booking_id) if slot.booking_id else None
+                if booking is not None:
+                    entry.booking.CopyFrom(booking_view(territory, booking))
+            return response
+
+        return await self._routed(territory, context, request, "GetPractitionerAgenda", local)
+
+    # -- requests -------------------------------------------------------------------
+
+    async def RequestConsultation(
+        self, request: api.RequestConsultationRequest, context: grpc.aio.ServicerContext
+    ) -> api.RequestConsultationResponse:
+        asked = request.request
+        territory = await self._territory(context, asked.territory)
+        await self._experiment(context, request.experiment_id)
+        asked.request_id = asked.request_id or str(uuid.uuid4())
+        if not asked.HasField("requested_at"):
+            asked.requested_at.FromDatetime(datetime.now(UTC))
+        await self._checked(context, lambda: check_request(asked))
+
+        async def local(agenda: Agenda) -> api.RequestConsultationResponse:
+            if agenda.request(asked.request_id) is None:
+                await self._checked(context, lambda: check_referral(agenda, asked))
+                await self._publish(
+                    context,
+                    CONSULTATION_REQUESTED,
+                    asked,
+                    territory,
+                    subject=asked.patient_pseudonym,
+                    experiment=request.experiment_id,
+                )
+            state = await self._until(context, lambda: agenda.request(asked.request_id))
+            return api.RequestConsultationResponse(request=request_view(agenda, state))
+
+        return await self._routed(
+            territory, context, request, "RequestConsultation", local, APPLY_WAIT_S
+        )
+
+    async def GetRequest(
+        self, request: api.GetRequestRequest, context: grpc.aio.ServicerContext
+    ) -> api.GetRequestResponse:
+        territory = await self._territory(context, request.territory)
+
+        async def local(agenda: Agenda) -> api.GetRequestResponse:
+            state = agenda.request(request.request_id)
+            if state is None:
+                await context.abort(grpc.StatusCode.NOT_FOUND, "no such request in this territory")
+                raise AssertionError
+            return api.GetRequestResponse(request=request_view(agenda, state))
+
+        return await self._routed(territory, context, request, "GetRequest", local)
+
+    async def ListOpenRequests(
+        self, request: api.ListOpenRequestsRequest, context: grpc.aio.ServicerContext
+    ) -> api.ListOpenRequestsResponse:
+        territory = await self._territory(context, request.territory)
+        if not 0 <= request.page_size <= MAX_PAGE_SIZE:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"page_size must be 0 to {MAX_PAGE_SIZE}"
+            )
+        try:
+            cursor = _cursor(request.page_token)
+        except ValueError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            raise
+        size = request.page_size or DEFAULT_PAGE_SIZE
+
+        async def local(agenda: Agenda) -> api.ListOpenRequestsResponse:
+            line = agenda.waiting()
+            positions = {r.request_id: i + 1 for i, r in enumerate(line)}
+            kept = [
+                r
+                for r in line
+                if (not request.urgency or r.urgency == request.urgency)
+                and (not request.flagged_only or r.flagged_at is not None)
+                and (cursor is None or _order(r) > cursor)
+            ]
+            page = kept[:size]
+            token = _token(page[-1]) if len(kept) > size else ""
+            return api.ListOpenRequestsResponse(
+                requests=[request_view(agenda, r, positions[r.request_id]) for r in page],
+                next_page_token=token,
+            )
+
+        return await self._routed(territory, context, request, "ListOpenRequests", local)
 
     async def ListPatientRequests(
         self, request: api.ListPatientRequestsRequest, context: grpc.aio.ServicerContext
     ) -> api.ListPatientRequestsResponse:
         patient = request.patient_pseudonym
         await require_pseudonym(context, patient, "patient_pseudonym")
+        found: list[api.Request] = []
+        for territory in TERRITORY_CODES:
+            if self.router.holds(
+                CONSULTATION_REQUESTED.name, CONSULTATION_REQUESTED.partitions, territory
+            ):
+                agenda = Agenda(territory, self.tables)
+                found += [
+                    request_view(agenda, r) for r in agenda.requests() if r.patient == patient
+                ]
+        if not self.router.is_forwarded(context):
+            # A patient's requests may be in any territory, held by any instance.
+            for peer in self.router.peers(self._routing_table):
+                stub = api_grpc.AccessServiceStub(self.router.channel(peer))
+                try:
+                    answer = await stub.ListPatientRequests(
+                        request,
+                        timeout=self.router.deadline,
+                        metadata=self.router.forward_metadata(),
+                    )
+                except grpc.aio.AioRpcError as exc:
+                    await context.abort(exc.code(), f"instance {peer}: {exc.details()}")
+                    raise
+                found += list(answer.consultation_requests)
+        found.sort(
+            key=lambda r: (r.request.requested_at.ToDatetime(tzinfo=UTC), r.request.request_id)
+        )
+        return api.ListPatientRequestsResponse(consultation_requests=found)
 
-        async def local() -> api.ListPatientRequestsResponse:
-            return api.ListPatientRequestsResponse(requests=requests_of(self.requests.get(patient)))
+    # -- bookings -------------------------------------------------------------------
 
-        async def remote(channel: grpc.aio.Channel, deadline: float, metadata: Any) -> Any:
-            stub = api_grpc.AccessServiceStub(channel)
-            return await stub.ListPatientRequests(request, timeout=deadline, metadata=metadata)
+    async def _act(
+        self,
+        context: grpc.aio.ServicerContext,
+        request: Message,
+        method: str,
+        action: BookingActionRequested,
+    ) -> api.Booking:
+        """Ask the territory's scheduler for the action; answer with the booking it gives."""
+        territory = await self._territory(context, action.territory)
 
-        return await self.router.answer(self.requests, patient, context, local, remote)
+        async def local(agenda: Agenda) -> api.Booking:
+            action.action_id = str(uuid.uuid4())
+            action.requested_at.FromDatetime(datetime.now(UTC))
+            await self._publish(context, BOOKING_ACTION_REQUESTED, action, territory)
+            outcome = await self._until(context, lambda: agenda.action_outcome(action.action_id))
+            if not outcome.get("ok"):
+                code = getattr(
+                    grpc.StatusCode, str(outcome.get("code")), grpc.StatusCode.FAILED_PRECONDITION
+                )
+                await context.abort(code, str(outcome.get("message")))
+            booking = agenda.booking(str(outcome.get("booking_id")))
+            if booking is None:
+                await context.abort(grpc.StatusCode.INTERNAL, "booking applied but not found")
+                raise AssertionError
+            return booking_view(territory, booking)
+
+        response = await self._routed(territory, context, request, method, local, APPLY_WAIT_S)
+        return response if isinstance(response, api.Booking) else response.booking
+
+    async def BookSlot(
+        self, request: api.BookSlotRequest, context: grpc.aio.ServicerContext
+    ) -> api.BookSlotResponse:
+        action = BookingActionRequested(
+            territory=request.territory,
+            action=BookingAction.BOOKING_ACTION_BOOK_SLOT,
+            request_id=request.request_id,
+            slot_id=request.slot_id,
+            actor_id=request.actor_id,
+        )
+        return api.BookSlotResponse(booking=await self._act(context, request, "BookSlot", action))
+
+    async def ConfirmBooking(
+        self, request: api.ConfirmBookingRequest, context: grpc.aio.ServicerContext
+    ) -> api.ConfirmBookingResponse:
+        action = BookingActionRequested(
+            territory=request.territory,
+            action=BookingAction.BOOKING_ACTION_CONFIRM,
+            booking_id=request.booking_id,
+            actor_id=request.actor_id,
+        )
+        booking = await self._act(context, request, "ConfirmBooking", action)
+        return api.ConfirmBookingResponse(booking=booking)
+
+    async def RescheduleBooking(
+        self, request: api.RescheduleBookingRequest, context: grpc.aio.ServicerContext
+    ) -> api.RescheduleBookingResponse:
+        action = BookingActionRequested(
+            territory=request.territory,
+            action=BookingAction.BOOKING_ACTION_RESCHEDULE,
+            booking_id=request.booking_id,
+            slot_id=request.slot_id,
+            actor_id=request.actor_id,
+        )
+        booking = await self._act(context, request, "RescheduleBooking", action)
+        return api.RescheduleBookingResponse(booking=booking)
+
+    async def CancelBooking(
+        self, request: api.CancelBookingRequest, context: grpc.aio.ServicerContext
+    ) -> api.CancelBookingResponse:
+        action = BookingActionRequested(
+            territory=request.territory,
+            action=BookingAction.BOOKING_ACTION_CANCEL,
+            booking_id=request.booking_id,
+            actor_id=request.actor_id,
+            reason_code=request.reason_code,
+            rebook=request.rebook,
+        )
+        booking = await self._act(context, request, "CancelBooking", action)
+        return api.CancelBookingResponse(booking=booking)
+
+    async def RecordConsultationOutcome(
+        self, request: api.RecordConsultationOutcomeRequest, context: grpc.aio.ServicerContext
+    ) -> api.RecordConsultationOutcomeResponse:
+        action = BookingActionRequested(
+            territory=request.territory,
+            action=BookingAction.BOOKING_ACTION_RECORD_OUTCOME,
+            booking_id=request.booking_id,
+            status=request.status,
+            follow_ups=request.follow_ups,
+            referral_specialty=request.referral_specialty,
+            actor_id=request.actor_id,
+        )
+        booking = await self._act(context, request, "RecordConsultationOutcome", action)
+        return api.RecordConsultationOutcomeResponse(booking=booking)
+
+
+def _practitioner_json(message: PractitionerRegistered) -> dict[str, Any]:
+    return practitioner_state(message).model_dump(mode="json")
+
+
+def _practitioner_message(agenda: Agenda, data: dict[str, Any]) -> PractitionerRegistered:
+    place = data["place"]
+    return PractitionerRegistered(
+        practitioner_id=data["practitioner_id"],
+        territory=agenda.territory,
+        profession=data["profession"],
+        specialty=data["specialty"],
+        care_line=data["care_line"],
+        modalities=data["modalities"],
+        place=Place(
+            place_id=place["place_id"],
+            kind=place["kind"],
+            commune=place["commune"],
+            latitude=place["latitude"],
+            longitude=place["longitude"],
+            modalities=place["modalities"],
+        ),
+        active=data["active"],
+    )
+
+
+def booking_view(territory: str, booking: BookingState) -> api.Booking:
+    return api.Booking(
+        booking_id=booking.booking_id,
+        request_id=booking.request_id,
+        territory=territory,
+        patient_pseudonym=booking.patient,
+        practitioner_id=booking.practitioner_id,
+        slot_id=booking.slot_id,
+        start=timestamp(booking.start),
+        modality=booking.modality,  # type: ignore[arg-type]
+        status=booking.status,  # type: ignore[arg-type]
+        follow_ups=booking.follow_ups,  # type: ignore[arg-type]
+        booked_at=timestamp(booking.booked_at),
+    )
+
+
+def request_view(agenda: Agenda, state: RequestState, position: int = 0) -> api.Request:
+    view = api.Request(
+        request=json_format.ParseDict(state.message, ConsultationRequested()),
+        status=state.status,  # type: ignore[arg-type]
+        flagged=state.flagged_at is not None,
+        position=position,
+    )
+    if state.flagged_at is not None:
+        view.flagged_at.CopyFrom(timestamp(state.flagged_at))
+    booking = agenda.booking(state.booking_id) if state.booking_id else None
+    if booking is not None:
+        view.booking.CopyFrom(booking_view(agenda.territory, booking))
+    return view
+
+
+def _order(request: RequestState) -> tuple[int, str, str]:
+    urgency, at, request_id = queue_key(request)
+    return urgency, at.isoformat(), request_id
+
+
+def _token(request: RequestState) -> str:
+    raw = json.dumps(list(_order(request)))
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _cursor(token: str) -> tuple[int, str, str] | None:
+    if not token:
+        return None
+    try:
+        urgency, at, request_id = json.loads(base64.urlsafe_b64decode(token.encode()))
+        datetime.fromisoformat(at)
+        return int(urgency), str(at), str(request_id)
+    except (binascii.Error, ValueError, TypeError):
+        raise ValueError("page_token is not one this service gave") from None
 
 
 def register(servicer: AccessServicer) -> Registrar:

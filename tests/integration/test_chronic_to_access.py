@@ -118,9 +118,12 @@ def test_a_critical_alert_opens_a_teleconsultation_with_the_chronic_summary(
     reading_id = publish(bootstrap, "emeuse.chronic.v1.ReadingRecorded", inr_reading(patient, 6.1))
 
     [request] = bus.wait_for(
-        "emeuse.access.teleconsultation-requested.v1", lambda r: r["key"] == patient
+        "emeuse.access.consultation-requested.v1",
+        lambda r: r["event"]["patient_pseudonym"] == patient,
     )
     event = request["event"]
+    assert request["key"] == "55"  # the access agenda is keyed by territory
+    assert request["headers"]["ce_subject"] == patient
     assert event["urgency"] == "URGENCY_IMMEDIATE"
     assert event["reason_code"] == "chronic.alert.critical"
     # The summary came from the chronic service over gRPC.
@@ -136,7 +139,8 @@ def test_a_critical_alert_opens_a_teleconsultation_with_the_chronic_summary(
             timeout=5,
             metadata=platform.auth,
         )
-    assert [r.request_id for r in listed.requests] == [event["request_id"]]
+    assert [r.request.request_id for r in listed.consultation_requests] == [event["request_id"]]
+    assert listed.consultation_requests[0].request.cause_id == event["cause_id"]
 
 
 def test_grpc_returns_the_state_events_built(platform, bootstrap, bus):
@@ -174,13 +178,14 @@ def test_a_warning_alert_opens_no_teleconsultation(platform, bootstrap, bus):
     alerts = bus.wait_for("emeuse.chronic.alert-raised.v1", lambda r: r["key"] == patient, count=2)
     severities = {a["event"]["severity"]: a["event"]["alert_id"] for a in alerts}
     assert set(severities) == {"ALERT_SEVERITY_WARNING", "ALERT_SEVERITY_CRITICAL"}
-    bus.wait_for("emeuse.access.teleconsultation-requested.v1", lambda r: r["key"] == patient)
+    mine = lambda r: r["event"]["patient_pseudonym"] == patient  # noqa: E731
+    bus.wait_for("emeuse.access.consultation-requested.v1", mine)
     requests = [
         r
-        for r in bus.all_records("emeuse.access.teleconsultation-requested.v1", idle_seconds=1)
-        if r["key"] == patient
+        for r in bus.all_records("emeuse.access.consultation-requested.v1", idle_seconds=1)
+        if mine(r)
     ]
-    assert [r["event"]["alert_id"] for r in requests] == [severities["ALERT_SEVERITY_CRITICAL"]]
+    assert [r["event"]["cause_id"] for r in requests] == [severities["ALERT_SEVERITY_CRITICAL"]]
 
 
 def test_a_call_without_a_pseudonym_is_an_invalid_argument(platform):

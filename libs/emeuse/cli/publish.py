@@ -72,9 +72,10 @@ def build_event(
     """Validate everything the user gave and build the record; raises CliError."""
     spec = choose_topic(event_type, topic)
     message = parse_message(spec, json_text)
-    keyed_by_field = spec.key in message.DESCRIPTOR.fields_by_name
-    entity = getattr(message, spec.key) if keyed_by_field else None
-    subject = subject if subject is not None else entity
+    fields = message.DESCRIPTOR.fields_by_name
+    entity = getattr(message, spec.key) if spec.key in fields else None
+    person = getattr(message, spec.subject_field) if spec.subject_field in fields else None
+    subject = subject if subject is not None else person
     key = key if key is not None else (entity or None)
     if territory is None:
         raise CliError("no territory: give --territory (52, 54 or 55) or set EMEUSE_TERRITORY")

@@ -47,12 +47,12 @@ def check_event(
     missing = missing_fields(spec, message)
     if missing:
         raise InvalidEventError(f"{spec.type_name} lacks required field(s) {', '.join(missing)}")
-    if spec.key in message.DESCRIPTOR.fields_by_name:
-        entity = getattr(message, spec.key)
-        if key != entity:
-            raise InvalidEventError(f"record key is not the event's {spec.key}")
-        if envelope.subject_pseudonym != entity:
-            raise InvalidEventError(f"ce_subject is not the event's {spec.key}")
+    fields = message.DESCRIPTOR.fields_by_name
+    if spec.key in fields and key != getattr(message, spec.key):
+        raise InvalidEventError(f"record key is not the event's {spec.key}")
+    subject = spec.subject_field
+    if subject in fields and envelope.subject_pseudonym != getattr(message, subject):
+        raise InvalidEventError(f"ce_subject is not the event's {subject}")
 
 
 def missing_fields(spec: TopicSpec, message: Message) -> list[str]:

@@ -8,6 +8,7 @@ once (a metadata flag stops loops).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -20,6 +21,8 @@ from yarl import URL
 from emeuse.runtime.auth import bearer
 
 FORWARDED = "x-emeuse-forwarded"
+# An unreachable owner is asked again this many times, this far apart (a rebalance).
+OWNER_ATTEMPTS, OWNER_RETRY_S = 10, 1.0
 Response = TypeVar("Response")
 
 
@@ -88,14 +91,20 @@ class Router:
         remote: Callable[[grpc.aio.Channel, float, Any], Awaitable[Response]],
     ) -> Response:
         """Answer from the local table or forward the call to the key's owner."""
-        owner = None if self.is_forwarded(context) else self.owner(table, key)
-        if owner is None:
-            return await local()
-        try:
-            return await remote(self.channel(owner), self.deadline, self.forward_metadata())
-        except grpc.aio.AioRpcError as exc:
-            await context.abort(exc.code(), f"owner {owner} of the key: {exc.details()}")
-            raise
+        for attempt in range(OWNER_ATTEMPTS):
+            owner = None if self.is_forwarded(context) else self.owner(table, key)
+            if owner is None:
+                return await local()
+            try:
+                return await remote(self.channel(owner), self.deadline, self.forward_metadata())
+            except grpc.aio.AioRpcError as exc:
+                # An owner that just left: the next rebalance names another; ask again.
+                if exc.code() == grpc.StatusCode.UNAVAILABLE and attempt + 1 < OWNER_ATTEMPTS:
+                    await asyncio.sleep(OWNER_RETRY_S)
+                    continue
+                await context.abort(exc.code(), f"owner {owner} of the key: {exc.details()}")
+                raise
+        raise AssertionError("unreachable")
 
     async def close(self) -> None:
         for channel in self._channels.values():

@@ -22,20 +22,57 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$emeuse/access/v1/access_events.proto\x12\x10\x65meuse.access.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"E\n\x12\x43\x61reSummaryMeasure\x12\x12\n\nloinc_code\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x0c\n\x04unit\x18\x03 \x01(\t\"\xab\x02\n\x19TeleconsultationRequested\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x19\n\x11patient_pseudonym\x18\x02 \x01(\t\x12*\n\x07urgency\x18\x03 \x01(\x0e\x32\x19.emeuse.access.v1.Urgency\x12\x13\n\x0breason_code\x18\x04 \x01(\t\x12\x10\n\x08\x61lert_id\x18\x05 \x01(\t\x12:\n\x0c\x63\x61re_summary\x18\x06 \x03(\x0b\x32$.emeuse.access.v1.CareSummaryMeasure\x12\x1e\n\x16\x63\x61re_summary_available\x18\x07 \x01(\x08\x12\x30\n\x0crequested_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x7f\n\x07Urgency\x12\x17\n\x13URGENCY_UNSPECIFIED\x10\x00\x12\x15\n\x11URGENCY_IMMEDIATE\x10\x01\x12\x14\n\x10URGENCY_SAME_DAY\x10\x02\x12\x19\n\x15URGENCY_WITHIN_7_DAYS\x10\x03\x12\x13\n\x0fURGENCY_ROUTINE\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$emeuse/access/v1/access_events.proto\x12\x10\x65meuse.access.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"E\n\x12\x43\x61reSummaryMeasure\x12\x12\n\nloinc_code\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x0c\n\x04unit\x18\x03 \x01(\t\"\xaf\x02\n\x19TeleconsultationRequested\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x19\n\x11patient_pseudonym\x18\x02 \x01(\t\x12*\n\x07urgency\x18\x03 \x01(\x0e\x32\x19.emeuse.access.v1.Urgency\x12\x13\n\x0breason_code\x18\x04 \x01(\t\x12\x10\n\x08\x61lert_id\x18\x05 \x01(\t\x12:\n\x0c\x63\x61re_summary\x18\x06 \x03(\x0b\x32$.emeuse.access.v1.CareSummaryMeasure\x12\x1e\n\x16\x63\x61re_summary_available\x18\x07 \x01(\x08\x12\x30\n\x0crequested_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:\x02\x18\x01\"\xaa\x01\n\x05Place\x12\x10\n\x08place_id\x18\x01 \x01(\t\x12)\n\x04kind\x18\x02 \x01(\x0e\x32\x1b.emeuse.access.v1.PlaceKind\x12\x0f\n\x07\x63ommune\x18\x03 \x01(\t\x12\x10\n\x08latitude\x18\x04 \x01(\x01\x12\x11\n\tlongitude\x18\x05 \x01(\x01\x12.\n\nmodalities\x18\x06 \x03(\x0e\x32\x1a.emeuse.access.v1.Modality\"\xa0\x02\n\x16PractitionerRegistered\x12\x17\n\x0fpractitioner_id\x18\x01 \x01(\t\x12\x11\n\tterritory\x18\x02 \x01(\t\x12\x30\n\nprofession\x18\x03 \x01(\x0e\x32\x1c.emeuse.access.v1.Profession\x12\x11\n\tspecialty\x18\x04 \x01(\t\x12-\n\tcare_line\x18\x05 \x01(\x0e\x32\x1a.emeuse.access.v1.CareLine\x12.\n\nmodalities\x18\x06 \x03(\x0e\x32\x1a.emeuse.access.v1.Modality\x12&\n\x05place\x18\x07 \x01(\x0b\x32\x17.emeuse.access.v1.Place\x12\x0e\n\x06\x61\x63tive\x18\x08 \x01(\x08\"\xb8\x01\n\x04Slot\x12\x0f\n\x07slot_id\x18\x01 \x01(\t\x12\x17\n\x0fpractitioner_id\x18\x02 \x01(\t\x12)\n\x05start\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x08\x64uration\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12.\n\nmodalities\x18\x05 \x03(\x0e\x32\x1a.emeuse.access.v1.Modality\"j\n\x15\x41vailabilityPublished\x12\x17\n\x0fpractitioner_id\x18\x01 \x01(\t\x12\x11\n\tterritory\x18\x02 \x01(\t\x12%\n\x05slots\x18\x03 \x03(\x0b\x32\x16.emeuse.access.v1.Slot\"\xbf\x04\n\x15\x43onsultationRequested\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\tterritory\x18\x02 \x01(\t\x12\x19\n\x11patient_pseudonym\x18\x03 \x01(\t\x12*\n\x07urgency\x18\x04 \x01(\x0e\x32\x19.emeuse.access.v1.Urgency\x12\x30\n\nprofession\x18\x05 \x01(\x0e\x32\x1c.emeuse.access.v1.Profession\x12\x11\n\tspecialty\x18\x06 \x01(\t\x12,\n\x08modality\x18\x07 \x01(\x0e\x32\x1a.emeuse.access.v1.Modality\x12&\n\x05place\x18\x08 \x01(\x0b\x32\x17.emeuse.access.v1.Place\x12\x13\n\x0breason_code\x18\t \x01(\t\x12\x35\n\x0crequested_by\x18\n \x01(\x0e\x32\x1f.emeuse.access.v1.RequesterRole\x12\x14\n\x0crequester_id\x18\x0b \x01(\t\x12\x1b\n\x13referral_booking_id\x18\x0c \x01(\t\x12\x10\n\x08\x63\x61use_id\x18\r \x01(\t\x12:\n\x0c\x63\x61re_summary\x18\x0e \x03(\x0b\x32$.emeuse.access.v1.CareSummaryMeasure\x12\x1e\n\x16\x63\x61re_summary_available\x18\x0f \x01(\x08\x12\x30\n\x0crequested_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xee\x02\n\nSlotBooked\x12\x12\n\nbooking_id\x18\x01 \x01(\t\x12\x11\n\tterritory\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x19\n\x11patient_pseudonym\x18\x04 \x01(\t\x12\x17\n\x0fpractitioner_id\x18\x05 \x01(\t\x12\x0f\n\x07slot_id\x18\x06 \x01(\t\x12)\n\x05start\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08modality\x18\x08 \x01(\x0e\x32\x1a.emeuse.access.v1.Modality\x12\x13\n\x0b\x64istance_km\x18\t \x01(\x01\x12-\n\tbooked_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x06waited\x18\x0b \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x18\n\x10rescheduled_from\x18\x0c \x01(\t\"\xa1\x03\n\x19\x43onsultationStatusChanged\x12\x12\n\nbooking_id\x18\x01 \x01(\t\x12\x11\n\tterritory\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x19\n\x11patient_pseudonym\x18\x04 \x01(\t\x12\x17\n\x0fpractitioner_id\x18\x05 \x01(\t\x12\x34\n\x06status\x18\x06 \x01(\x0e\x32$.emeuse.access.v1.ConsultationStatus\x12.\n\nfollow_ups\x18\x07 \x03(\x0e\x32\x1a.emeuse.access.v1.FollowUp\x12\x1a\n\x12referral_specialty\x18\x08 \x01(\t\x12\x13\n\x0breason_code\x18\t \x01(\t\x12\x12\n\nchanged_by\x18\n \x01(\t\x12.\n\nchanged_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12:\n\x17request_to_consultation\x18\x0c \x01(\x0b\x32\x19.google.protobuf.Duration\"\xf1\x01\n\x0eRequestFlagged\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\tterritory\x18\x02 \x01(\t\x12\x19\n\x11patient_pseudonym\x18\x03 \x01(\t\x12*\n\x07urgency\x18\x04 \x01(\x0e\x32\x19.emeuse.access.v1.Urgency\x12)\n\x06waited\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x16\n\x0e\x63oordinator_id\x18\x06 \x01(\t\x12.\n\nflagged_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x93\x03\n\x16\x42ookingActionRequested\x12\x11\n\taction_id\x18\x01 \x01(\t\x12\x11\n\tterritory\x18\x02 \x01(\t\x12/\n\x06\x61\x63tion\x18\x03 \x01(\x0e\x32\x1f.emeuse.access.v1.BookingAction\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x12\n\nbooking_id\x18\x05 \x01(\t\x12\x0f\n\x07slot_id\x18\x06 \x01(\t\x12\x10\n\x08\x61\x63tor_id\x18\x07 \x01(\t\x12\x13\n\x0breason_code\x18\x08 \x01(\t\x12\x0e\n\x06rebook\x18\t \x01(\x08\x12\x34\n\x06status\x18\n \x01(\x0e\x32$.emeuse.access.v1.ConsultationStatus\x12.\n\nfollow_ups\x18\x0b \x03(\x0e\x32\x1a.emeuse.access.v1.FollowUp\x12\x1a\n\x12referral_specialty\x18\x0c \x01(\t\x12\x30\n\x0crequested_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x7f\n\x07Urgency\x12\x17\n\x13URGENCY_UNSPECIFIED\x10\x00\x12\x15\n\x11URGENCY_IMMEDIATE\x10\x01\x12\x14\n\x10URGENCY_SAME_DAY\x10\x02\x12\x19\n\x15URGENCY_WITHIN_7_DAYS\x10\x03\x12\x13\n\x0fURGENCY_ROUTINE\x10\x04*\xbf\x01\n\nProfession\x12\x1a\n\x16PROFESSION_UNSPECIFIED\x10\x00\x12\x11\n\rPROFESSION_GP\x10\x01\x12\x19\n\x15PROFESSION_SPECIALIST\x10\x02\x12\x14\n\x10PROFESSION_NURSE\x10\x03\x12\x19\n\x15PROFESSION_PHARMACIST\x10\x04\x12\x1e\n\x1aPROFESSION_PHYSIOTHERAPIST\x10\x05\x12\x16\n\x12PROFESSION_MIDWIFE\x10\x06*P\n\x08\x43\x61reLine\x12\x19\n\x15\x43\x41RE_LINE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x43\x41RE_LINE_FIRST\x10\x01\x12\x14\n\x10\x43\x41RE_LINE_SECOND\x10\x02*i\n\x08Modality\x12\x18\n\x14MODALITY_UNSPECIFIED\x10\x00\x12\x12\n\x0eMODALITY_VIDEO\x10\x01\x12\x12\n\x0eMODALITY_PHONE\x10\x02\x12\x1b\n\x17MODALITY_NURSE_ASSISTED\x10\x03*\xc1\x01\n\tPlaceKind\x12\x1a\n\x16PLACE_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10PLACE_KIND_EHPAD\x10\x01\x12\x1d\n\x19PLACE_KIND_PHARMACY_CABIN\x10\x02\x12\x1c\n\x18PLACE_KIND_HEALTH_CENTRE\x10\x03\x12\x13\n\x0fPLACE_KIND_HOME\x10\x04\x12\x17\n\x13PLACE_KIND_HOSPITAL\x10\x05\x12\x17\n\x13PLACE_KIND_PRACTICE\x10\x06*\xc1\x01\n\rRequesterRole\x12\x1e\n\x1aREQUESTER_ROLE_UNSPECIFIED\x10\x00\x12\x1a\n\x16REQUESTER_ROLE_PATIENT\x10\x01\x12\x18\n\x14REQUESTER_ROLE_NURSE\x10\x02\x12\x1d\n\x19REQUESTER_ROLE_PHARMACIST\x10\x03\x12\x1f\n\x1bREQUESTER_ROLE_PRACTITIONER\x10\x04\x12\x1a\n\x16REQUESTER_ROLE_SERVICE\x10\x05*\x87\x02\n\x12\x43onsultationStatus\x12#\n\x1f\x43ONSULTATION_STATUS_UNSPECIFIED\x10\x00\x12!\n\x1d\x43ONSULTATION_STATUS_SCHEDULED\x10\x01\x12!\n\x1d\x43ONSULTATION_STATUS_CONFIRMED\x10\x02\x12\x1f\n\x1b\x43ONSULTATION_STATUS_STARTED\x10\x03\x12!\n\x1d\x43ONSULTATION_STATUS_COMPLETED\x10\x04\x12\x1f\n\x1b\x43ONSULTATION_STATUS_NO_SHOW\x10\x05\x12!\n\x1d\x43ONSULTATION_STATUS_CANCELLED\x10\x06*\x8e\x01\n\x08\x46ollowUp\x12\x19\n\x15\x46OLLOW_UP_UNSPECIFIED\x10\x00\x12!\n\x1d\x46OLLOW_UP_PRESCRIPTION_ISSUED\x10\x01\x12$\n FOLLOW_UP_REFERRAL_TO_SPECIALIST\x10\x02\x12\x1e\n\x1a\x46OLLOW_UP_REPORT_AVAILABLE\x10\x03*\xe4\x01\n\rBookingAction\x12\x1e\n\x1a\x42OOKING_ACTION_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x42OOKING_ACTION_BOOK_SLOT\x10\x01\x12\x1a\n\x16\x42OOKING_ACTION_CONFIRM\x10\x02\x12\x1d\n\x19\x42OOKING_ACTION_RESCHEDULE\x10\x03\x12\x19\n\x15\x42OOKING_ACTION_CANCEL\x10\x04\x12!\n\x1d\x42OOKING_ACTION_RECORD_OUTCOME\x10\x05\x12\x1c\n\x18\x42OOKING_ACTION_DELAY_DUE\x10\x06\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'emeuse.access.v1.access_events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_URGENCY']._serialized_start=464
-  _globals['_URGENCY']._serialized_end=591
-  _globals['_CARESUMMARYMEASURE']._serialized_start=91
-  _globals['_CARESUMMARYMEASURE']._serialized_end=160
-  _globals['_TELECONSULTATIONREQUESTED']._serialized_start=163
-  _globals['_TELECONSULTATIONREQUESTED']._serialized_end=462
+  _globals['_TELECONSULTATIONREQUESTED']._loaded_options = None
+  _globals['_TELECONSULTATIONREQUESTED']._serialized_options = b'\030\001'
+  _globals['_URGENCY']._serialized_start=3276
+  _globals['_URGENCY']._serialized_end=3403
+  _globals['_PROFESSION']._serialized_start=3406
+  _globals['_PROFESSION']._serialized_end=3597
+  _globals['_CARELINE']._serialized_start=3599
+  _globals['_CARELINE']._serialized_end=3679
+  _globals['_MODALITY']._serialized_start=3681
+  _globals['_MODALITY']._serialized_end=3786
+  _globals['_PLACEKIND']._serialized_start=3789
+  _globals['_PLACEKIND']._serialized_end=3982
+  _globals['_REQUESTERROLE']._serialized_start=3985
+  _globals['_REQUESTERROLE']._serialized_end=4178
+  _globals['_CONSULTATIONSTATUS']._serialized_start=4181
+  _globals['_CONSULTATIONSTATUS']._serialized_end=4444
+  _globals['_FOLLOWUP']._serialized_start=4447
+  _globals['_FOLLOWUP']._serialized_end=4589
+  _globals['_BOOKINGACTION']._serialized_start=4592
+  _globals['_BOOKINGACTION']._serialized_end=4820
+  _globals['_CARESUMMARYMEASURE']._serialized_start=123
+  _globals['_CARESUMMARYMEASURE']._serialized_end=192
+  _globals['_TELECONSULTATIONREQUESTED']._serialized_start=195
+  _globals['_TELECONSULTATIONREQUESTED']._serialized_end=498
+  _globals['_PLACE']._serialized_start=501
+  _globals['_PLACE']._serialized_end=671
+  _globals['_PRACTITIONERREGISTERED']._serialized_start=674
+  _globals['_PRACTITIONERREGISTERED']._serialized_end=962
+  _globals['_SLOT']._serialized_start=965
+  _globals['_SLOT']._serialized_end=1149
+  _globals['_AVAILABILITYPUBLISHED']._serialized_start=1151
+  _globals['_AVAILABILITYPUBLISHED']._serialized_end=1257
+  _globals['_CONSULTATIONREQUESTED']._serialized_start=1260
+  _globals['_CONSULTATIONREQUESTED']._serialized_end=1835
+  _globals['_SLOTBOOKED']._serialized_start=1838
+  _globals['_SLOTBOOKED']._serialized_end=2204
+  _globals['_CONSULTATIONSTATUSCHANGED']._serialized_start=2207
+  _globals['_CONSULTATIONSTATUSCHANGED']._serialized_end=2624
+  _globals['_REQUESTFLAGGED']._serialized_start=2627
+  _globals['_REQUESTFLAGGED']._serialized_end=2868
+  _globals['_BOOKINGACTIONREQUESTED']._serialized_start=2871
+  _globals['_BOOKINGACTIONREQUESTED']._serialized_end=3274
 # @@protoc_insertion_point(module_scope)

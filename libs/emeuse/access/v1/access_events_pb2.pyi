@@ -5,6 +5,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -17,6 +18,11 @@ if sys.version_info >= (3, 11):
     from typing import TypeAlias as _TypeAlias, Never as _Never
 else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
+
+if sys.version_info >= (3, 13):
+    from warnings import deprecated as _deprecated
+else:
+    from typing_extensions import deprecated as _deprecated
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -52,6 +58,282 @@ URGENCY_ROUTINE: Urgency.ValueType  # 4
 """URGENCY_ROUTINE: at the next usual opportunity."""
 Global___Urgency: _TypeAlias = Urgency  # noqa: Y015
 
+class _Profession:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ProfessionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Profession.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PROFESSION_UNSPECIFIED: _Profession.ValueType  # 0
+    """PROFESSION_UNSPECIFIED: in a request, a general practitioner."""
+    PROFESSION_GP: _Profession.ValueType  # 1
+    """PROFESSION_GP: médecin généraliste (first line)."""
+    PROFESSION_SPECIALIST: _Profession.ValueType  # 2
+    """PROFESSION_SPECIALIST: médecin spécialiste (second line unless registered otherwise)."""
+    PROFESSION_NURSE: _Profession.ValueType  # 3
+    """PROFESSION_NURSE: infirmier, for télésoin."""
+    PROFESSION_PHARMACIST: _Profession.ValueType  # 4
+    """PROFESSION_PHARMACIST: pharmacien, for télésoin."""
+    PROFESSION_PHYSIOTHERAPIST: _Profession.ValueType  # 5
+    """PROFESSION_PHYSIOTHERAPIST: masseur-kinésithérapeute, for télésoin."""
+    PROFESSION_MIDWIFE: _Profession.ValueType  # 6
+    """PROFESSION_MIDWIFE: sage-femme."""
+
+class Profession(_Profession, metaclass=_ProfessionEnumTypeWrapper):
+    """Profession is what kind of professional a practitioner is, or a request needs."""
+
+PROFESSION_UNSPECIFIED: Profession.ValueType  # 0
+"""PROFESSION_UNSPECIFIED: in a request, a general practitioner."""
+PROFESSION_GP: Profession.ValueType  # 1
+"""PROFESSION_GP: médecin généraliste (first line)."""
+PROFESSION_SPECIALIST: Profession.ValueType  # 2
+"""PROFESSION_SPECIALIST: médecin spécialiste (second line unless registered otherwise)."""
+PROFESSION_NURSE: Profession.ValueType  # 3
+"""PROFESSION_NURSE: infirmier, for télésoin."""
+PROFESSION_PHARMACIST: Profession.ValueType  # 4
+"""PROFESSION_PHARMACIST: pharmacien, for télésoin."""
+PROFESSION_PHYSIOTHERAPIST: Profession.ValueType  # 5
+"""PROFESSION_PHYSIOTHERAPIST: masseur-kinésithérapeute, for télésoin."""
+PROFESSION_MIDWIFE: Profession.ValueType  # 6
+"""PROFESSION_MIDWIFE: sage-femme."""
+Global___Profession: _TypeAlias = Profession  # noqa: Y015
+
+class _CareLine:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CareLineEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CareLine.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CARE_LINE_UNSPECIFIED: _CareLine.ValueType  # 0
+    """CARE_LINE_UNSPECIFIED is never valid."""
+    CARE_LINE_FIRST: _CareLine.ValueType  # 1
+    """CARE_LINE_FIRST: consulted directly (GP, nurse, pharmacist...)."""
+    CARE_LINE_SECOND: _CareLine.ValueType  # 2
+    """CARE_LINE_SECOND: consulted on referral after a first-line consultation."""
+
+class CareLine(_CareLine, metaclass=_CareLineEnumTypeWrapper):
+    """CareLine says whether a practitioner is consulted first or on referral."""
+
+CARE_LINE_UNSPECIFIED: CareLine.ValueType  # 0
+"""CARE_LINE_UNSPECIFIED is never valid."""
+CARE_LINE_FIRST: CareLine.ValueType  # 1
+"""CARE_LINE_FIRST: consulted directly (GP, nurse, pharmacist...)."""
+CARE_LINE_SECOND: CareLine.ValueType  # 2
+"""CARE_LINE_SECOND: consulted on referral after a first-line consultation."""
+Global___CareLine: _TypeAlias = CareLine  # noqa: Y015
+
+class _Modality:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ModalityEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Modality.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    MODALITY_UNSPECIFIED: _Modality.ValueType  # 0
+    """MODALITY_UNSPECIFIED: in a request, any modality the place offers."""
+    MODALITY_VIDEO: _Modality.ValueType  # 1
+    """MODALITY_VIDEO: video teleconsultation."""
+    MODALITY_PHONE: _Modality.ValueType  # 2
+    """MODALITY_PHONE: by phone."""
+    MODALITY_NURSE_ASSISTED: _Modality.ValueType  # 3
+    """MODALITY_NURSE_ASSISTED: video with a nurse beside the patient."""
+
+class Modality(_Modality, metaclass=_ModalityEnumTypeWrapper):
+    """Modality is how the remote care happens."""
+
+MODALITY_UNSPECIFIED: Modality.ValueType  # 0
+"""MODALITY_UNSPECIFIED: in a request, any modality the place offers."""
+MODALITY_VIDEO: Modality.ValueType  # 1
+"""MODALITY_VIDEO: video teleconsultation."""
+MODALITY_PHONE: Modality.ValueType  # 2
+"""MODALITY_PHONE: by phone."""
+MODALITY_NURSE_ASSISTED: Modality.ValueType  # 3
+"""MODALITY_NURSE_ASSISTED: video with a nurse beside the patient."""
+Global___Modality: _TypeAlias = Modality  # noqa: Y015
+
+class _PlaceKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PlaceKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PlaceKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PLACE_KIND_UNSPECIFIED: _PlaceKind.ValueType  # 0
+    """PLACE_KIND_UNSPECIFIED is never valid."""
+    PLACE_KIND_EHPAD: _PlaceKind.ValueType  # 1
+    """PLACE_KIND_EHPAD: a nursing home."""
+    PLACE_KIND_PHARMACY_CABIN: _PlaceKind.ValueType  # 2
+    """PLACE_KIND_PHARMACY_CABIN: a teleconsultation cabin in a pharmacy."""
+    PLACE_KIND_HEALTH_CENTRE: _PlaceKind.ValueType  # 3
+    """PLACE_KIND_HEALTH_CENTRE: a maison or centre de santé."""
+    PLACE_KIND_HOME: _PlaceKind.ValueType  # 4
+    """PLACE_KIND_HOME: the patient's home."""
+    PLACE_KIND_HOSPITAL: _PlaceKind.ValueType  # 5
+    """PLACE_KIND_HOSPITAL: a hospital."""
+    PLACE_KIND_PRACTICE: _PlaceKind.ValueType  # 6
+    """PLACE_KIND_PRACTICE: a private practice."""
+
+class PlaceKind(_PlaceKind, metaclass=_PlaceKindEnumTypeWrapper):
+    """PlaceKind is where a patient or a practitioner is."""
+
+PLACE_KIND_UNSPECIFIED: PlaceKind.ValueType  # 0
+"""PLACE_KIND_UNSPECIFIED is never valid."""
+PLACE_KIND_EHPAD: PlaceKind.ValueType  # 1
+"""PLACE_KIND_EHPAD: a nursing home."""
+PLACE_KIND_PHARMACY_CABIN: PlaceKind.ValueType  # 2
+"""PLACE_KIND_PHARMACY_CABIN: a teleconsultation cabin in a pharmacy."""
+PLACE_KIND_HEALTH_CENTRE: PlaceKind.ValueType  # 3
+"""PLACE_KIND_HEALTH_CENTRE: a maison or centre de santé."""
+PLACE_KIND_HOME: PlaceKind.ValueType  # 4
+"""PLACE_KIND_HOME: the patient's home."""
+PLACE_KIND_HOSPITAL: PlaceKind.ValueType  # 5
+"""PLACE_KIND_HOSPITAL: a hospital."""
+PLACE_KIND_PRACTICE: PlaceKind.ValueType  # 6
+"""PLACE_KIND_PRACTICE: a private practice."""
+Global___PlaceKind: _TypeAlias = PlaceKind  # noqa: Y015
+
+class _RequesterRole:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RequesterRoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RequesterRole.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REQUESTER_ROLE_UNSPECIFIED: _RequesterRole.ValueType  # 0
+    """REQUESTER_ROLE_UNSPECIFIED is never valid."""
+    REQUESTER_ROLE_PATIENT: _RequesterRole.ValueType  # 1
+    """REQUESTER_ROLE_PATIENT: the patient."""
+    REQUESTER_ROLE_NURSE: _RequesterRole.ValueType  # 2
+    """REQUESTER_ROLE_NURSE: a nurse, e.g. in an EHPAD."""
+    REQUESTER_ROLE_PHARMACIST: _RequesterRole.ValueType  # 3
+    """REQUESTER_ROLE_PHARMACIST: a pharmacist."""
+    REQUESTER_ROLE_PRACTITIONER: _RequesterRole.ValueType  # 4
+    """REQUESTER_ROLE_PRACTITIONER: a doctor (e.g. a referral)."""
+    REQUESTER_ROLE_SERVICE: _RequesterRole.ValueType  # 5
+    """REQUESTER_ROLE_SERVICE: another platform service (a chronic alert, a fall at home)."""
+
+class RequesterRole(_RequesterRole, metaclass=_RequesterRoleEnumTypeWrapper):
+    """RequesterRole is who asked for a consultation."""
+
+REQUESTER_ROLE_UNSPECIFIED: RequesterRole.ValueType  # 0
+"""REQUESTER_ROLE_UNSPECIFIED is never valid."""
+REQUESTER_ROLE_PATIENT: RequesterRole.ValueType  # 1
+"""REQUESTER_ROLE_PATIENT: the patient."""
+REQUESTER_ROLE_NURSE: RequesterRole.ValueType  # 2
+"""REQUESTER_ROLE_NURSE: a nurse, e.g. in an EHPAD."""
+REQUESTER_ROLE_PHARMACIST: RequesterRole.ValueType  # 3
+"""REQUESTER_ROLE_PHARMACIST: a pharmacist."""
+REQUESTER_ROLE_PRACTITIONER: RequesterRole.ValueType  # 4
+"""REQUESTER_ROLE_PRACTITIONER: a doctor (e.g. a referral)."""
+REQUESTER_ROLE_SERVICE: RequesterRole.ValueType  # 5
+"""REQUESTER_ROLE_SERVICE: another platform service (a chronic alert, a fall at home)."""
+Global___RequesterRole: _TypeAlias = RequesterRole  # noqa: Y015
+
+class _ConsultationStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ConsultationStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ConsultationStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CONSULTATION_STATUS_UNSPECIFIED: _ConsultationStatus.ValueType  # 0
+    """CONSULTATION_STATUS_UNSPECIFIED is never valid."""
+    CONSULTATION_STATUS_SCHEDULED: _ConsultationStatus.ValueType  # 1
+    """CONSULTATION_STATUS_SCHEDULED: booked, not confirmed yet."""
+    CONSULTATION_STATUS_CONFIRMED: _ConsultationStatus.ValueType  # 2
+    """CONSULTATION_STATUS_CONFIRMED: the patient or requester confirmed."""
+    CONSULTATION_STATUS_STARTED: _ConsultationStatus.ValueType  # 3
+    """CONSULTATION_STATUS_STARTED: the consultation began."""
+    CONSULTATION_STATUS_COMPLETED: _ConsultationStatus.ValueType  # 4
+    """CONSULTATION_STATUS_COMPLETED: it took place."""
+    CONSULTATION_STATUS_NO_SHOW: _ConsultationStatus.ValueType  # 5
+    """CONSULTATION_STATUS_NO_SHOW: the patient did not come."""
+    CONSULTATION_STATUS_CANCELLED: _ConsultationStatus.ValueType  # 6
+    """CONSULTATION_STATUS_CANCELLED: cancelled before it started; the slot is free again."""
+
+class ConsultationStatus(_ConsultationStatus, metaclass=_ConsultationStatusEnumTypeWrapper):
+    """ConsultationStatus is where a booked consultation is."""
+
+CONSULTATION_STATUS_UNSPECIFIED: ConsultationStatus.ValueType  # 0
+"""CONSULTATION_STATUS_UNSPECIFIED is never valid."""
+CONSULTATION_STATUS_SCHEDULED: ConsultationStatus.ValueType  # 1
+"""CONSULTATION_STATUS_SCHEDULED: booked, not confirmed yet."""
+CONSULTATION_STATUS_CONFIRMED: ConsultationStatus.ValueType  # 2
+"""CONSULTATION_STATUS_CONFIRMED: the patient or requester confirmed."""
+CONSULTATION_STATUS_STARTED: ConsultationStatus.ValueType  # 3
+"""CONSULTATION_STATUS_STARTED: the consultation began."""
+CONSULTATION_STATUS_COMPLETED: ConsultationStatus.ValueType  # 4
+"""CONSULTATION_STATUS_COMPLETED: it took place."""
+CONSULTATION_STATUS_NO_SHOW: ConsultationStatus.ValueType  # 5
+"""CONSULTATION_STATUS_NO_SHOW: the patient did not come."""
+CONSULTATION_STATUS_CANCELLED: ConsultationStatus.ValueType  # 6
+"""CONSULTATION_STATUS_CANCELLED: cancelled before it started; the slot is free again."""
+Global___ConsultationStatus: _TypeAlias = ConsultationStatus  # noqa: Y015
+
+class _FollowUp:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _FollowUpEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FollowUp.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    FOLLOW_UP_UNSPECIFIED: _FollowUp.ValueType  # 0
+    """FOLLOW_UP_UNSPECIFIED is never valid."""
+    FOLLOW_UP_PRESCRIPTION_ISSUED: _FollowUp.ValueType  # 1
+    """FOLLOW_UP_PRESCRIPTION_ISSUED: a prescription was issued."""
+    FOLLOW_UP_REFERRAL_TO_SPECIALIST: _FollowUp.ValueType  # 2
+    """FOLLOW_UP_REFERRAL_TO_SPECIALIST: the patient is referred to second-line care."""
+    FOLLOW_UP_REPORT_AVAILABLE: _FollowUp.ValueType  # 3
+    """FOLLOW_UP_REPORT_AVAILABLE: the teleconsultation report is available."""
+
+class FollowUp(_FollowUp, metaclass=_FollowUpEnumTypeWrapper):
+    """FollowUp is what a consultation led to."""
+
+FOLLOW_UP_UNSPECIFIED: FollowUp.ValueType  # 0
+"""FOLLOW_UP_UNSPECIFIED is never valid."""
+FOLLOW_UP_PRESCRIPTION_ISSUED: FollowUp.ValueType  # 1
+"""FOLLOW_UP_PRESCRIPTION_ISSUED: a prescription was issued."""
+FOLLOW_UP_REFERRAL_TO_SPECIALIST: FollowUp.ValueType  # 2
+"""FOLLOW_UP_REFERRAL_TO_SPECIALIST: the patient is referred to second-line care."""
+FOLLOW_UP_REPORT_AVAILABLE: FollowUp.ValueType  # 3
+"""FOLLOW_UP_REPORT_AVAILABLE: the teleconsultation report is available."""
+Global___FollowUp: _TypeAlias = FollowUp  # noqa: Y015
+
+class _BookingAction:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _BookingActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_BookingAction.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    BOOKING_ACTION_UNSPECIFIED: _BookingAction.ValueType  # 0
+    """BOOKING_ACTION_UNSPECIFIED is never valid."""
+    BOOKING_ACTION_BOOK_SLOT: _BookingAction.ValueType  # 1
+    """BOOKING_ACTION_BOOK_SLOT: book a given slot for a waiting request."""
+    BOOKING_ACTION_CONFIRM: _BookingAction.ValueType  # 2
+    """BOOKING_ACTION_CONFIRM: the patient or requester confirms the booking."""
+    BOOKING_ACTION_RESCHEDULE: _BookingAction.ValueType  # 3
+    """BOOKING_ACTION_RESCHEDULE: move the booking to another free slot."""
+    BOOKING_ACTION_CANCEL: _BookingAction.ValueType  # 4
+    """BOOKING_ACTION_CANCEL: cancel the booking; the slot goes to the next in line."""
+    BOOKING_ACTION_RECORD_OUTCOME: _BookingAction.ValueType  # 5
+    """BOOKING_ACTION_RECORD_OUTCOME: the consultation started, was completed, or the patient did not come."""
+    BOOKING_ACTION_DELAY_DUE: _BookingAction.ValueType  # 6
+    """BOOKING_ACTION_DELAY_DUE: a request's booking delay ran out (the service's timer)."""
+
+class BookingAction(_BookingAction, metaclass=_BookingActionEnumTypeWrapper):
+    """BookingAction is what a BookingActionRequested asks the access service to do."""
+
+BOOKING_ACTION_UNSPECIFIED: BookingAction.ValueType  # 0
+"""BOOKING_ACTION_UNSPECIFIED is never valid."""
+BOOKING_ACTION_BOOK_SLOT: BookingAction.ValueType  # 1
+"""BOOKING_ACTION_BOOK_SLOT: book a given slot for a waiting request."""
+BOOKING_ACTION_CONFIRM: BookingAction.ValueType  # 2
+"""BOOKING_ACTION_CONFIRM: the patient or requester confirms the booking."""
+BOOKING_ACTION_RESCHEDULE: BookingAction.ValueType  # 3
+"""BOOKING_ACTION_RESCHEDULE: move the booking to another free slot."""
+BOOKING_ACTION_CANCEL: BookingAction.ValueType  # 4
+"""BOOKING_ACTION_CANCEL: cancel the booking; the slot goes to the next in line."""
+BOOKING_ACTION_RECORD_OUTCOME: BookingAction.ValueType  # 5
+"""BOOKING_ACTION_RECORD_OUTCOME: the consultation started, was completed, or the patient did not come."""
+BOOKING_ACTION_DELAY_DUE: BookingAction.ValueType  # 6
+"""BOOKING_ACTION_DELAY_DUE: a request's booking delay ran out (the service's timer)."""
+Global___BookingAction: _TypeAlias = BookingAction  # noqa: Y015
+
 @_typing.final
 class CareSummaryMeasure(_message.Message):
     """CareSummaryMeasure is one latest value copied from the chronic service when the request was made."""
@@ -82,9 +364,10 @@ class CareSummaryMeasure(_message.Message):
 
 Global___CareSummaryMeasure: _TypeAlias = CareSummaryMeasure  # noqa: Y015
 
+@_deprecated("""This message has been marked as deprecated using proto message options.""")
 @_typing.final
 class TeleconsultationRequested(_message.Message):
-    """TeleconsultationRequested says someone asked for a remote consultation for a patient."""
+    """TeleconsultationRequested was the first request event; replaced by ConsultationRequested and no longer published."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -135,3 +418,533 @@ class TeleconsultationRequested(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___TeleconsultationRequested: _TypeAlias = TeleconsultationRequested  # noqa: Y015
+
+@_typing.final
+class Place(_message.Message):
+    """Place is where care is given or received; a home is located by its commune, never its address."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLACE_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    COMMUNE_FIELD_NUMBER: _builtins.int
+    LATITUDE_FIELD_NUMBER: _builtins.int
+    LONGITUDE_FIELD_NUMBER: _builtins.int
+    MODALITIES_FIELD_NUMBER: _builtins.int
+    place_id: _builtins.str
+    """Id of the place in the directory; empty for a home."""
+    kind: Global___PlaceKind.ValueType
+    """What the place is."""
+    commune: _builtins.str
+    """INSEE code of the commune, e.g. "55029" (Bar-le-Duc)."""
+    latitude: _builtins.float
+    """Latitude of the commune or place, in degrees."""
+    longitude: _builtins.float
+    """Longitude of the commune or place, in degrees."""
+    @_builtins.property
+    def modalities(self) -> _containers.RepeatedScalarFieldContainer[Global___Modality.ValueType]:
+        """Remote care the place can host (a cabin: video; an EHPAD with a nurse: nurse-assisted)."""
+
+    def __init__(
+        self,
+        *,
+        place_id: _builtins.str = ...,
+        kind: Global___PlaceKind.ValueType = ...,
+        commune: _builtins.str = ...,
+        latitude: _builtins.float = ...,
+        longitude: _builtins.float = ...,
+        modalities: _abc.Iterable[Global___Modality.ValueType] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["commune", b"commune", "kind", b"kind", "latitude", b"latitude", "longitude", b"longitude", "modalities", b"modalities", "place_id", b"place_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Place: _TypeAlias = Place  # noqa: Y015
+
+@_typing.final
+class PractitionerRegistered(_message.Message):
+    """PractitionerRegistered adds or changes a practitioner in the directory of a territory."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRACTITIONER_ID_FIELD_NUMBER: _builtins.int
+    TERRITORY_FIELD_NUMBER: _builtins.int
+    PROFESSION_FIELD_NUMBER: _builtins.int
+    SPECIALTY_FIELD_NUMBER: _builtins.int
+    CARE_LINE_FIELD_NUMBER: _builtins.int
+    MODALITIES_FIELD_NUMBER: _builtins.int
+    PLACE_FIELD_NUMBER: _builtins.int
+    ACTIVE_FIELD_NUMBER: _builtins.int
+    practitioner_id: _builtins.str
+    """Id of the practitioner in the platform's directory (RPPS-like, never a patient identity)."""
+    territory: _builtins.str
+    """Département code of the territory the practitioner serves: "55", "52" or "54"."""
+    profession: Global___Profession.ValueType
+    """What the practitioner is."""
+    specialty: _builtins.str
+    """Coded specialty, e.g. "cardiology"; empty for general practice."""
+    care_line: Global___CareLine.ValueType
+    """First line, or second line (on referral)."""
+    active: _builtins.bool
+    """False takes the practitioner out of matching; booked consultations stay."""
+    @_builtins.property
+    def modalities(self) -> _containers.RepeatedScalarFieldContainer[Global___Modality.ValueType]:
+        """Remote care the practitioner offers."""
+
+    @_builtins.property
+    def place(self) -> Global___Place:
+        """Where the practitioner works."""
+
+    def __init__(
+        self,
+        *,
+        practitioner_id: _builtins.str = ...,
+        territory: _builtins.str = ...,
+        profession: Global___Profession.ValueType = ...,
+        specialty: _builtins.str = ...,
+        care_line: Global___CareLine.ValueType = ...,
+        modalities: _abc.Iterable[Global___Modality.ValueType] | None = ...,
+        place: Global___Place | None = ...,
+        active: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["place", b"place"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "care_line", b"care_line", "modalities", b"modalities", "place", b"place", "practitioner_id", b"practitioner_id", "profession", b"profession", "specialty", b"specialty", "territory", b"territory"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PractitionerRegistered: _TypeAlias = PractitionerRegistered  # noqa: Y015
+
+@_typing.final
+class Slot(_message.Message):
+    """Slot is one consultation slot a practitioner published."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SLOT_ID_FIELD_NUMBER: _builtins.int
+    PRACTITIONER_ID_FIELD_NUMBER: _builtins.int
+    START_FIELD_NUMBER: _builtins.int
+    DURATION_FIELD_NUMBER: _builtins.int
+    MODALITIES_FIELD_NUMBER: _builtins.int
+    slot_id: _builtins.str
+    """Id of the slot, unique in the territory."""
+    practitioner_id: _builtins.str
+    """Practitioner whose slot it is."""
+    @_builtins.property
+    def start(self) -> _timestamp_pb2.Timestamp:
+        """When the consultation starts."""
+
+    @_builtins.property
+    def duration(self) -> _duration_pb2.Duration:
+        """How long it lasts."""
+
+    @_builtins.property
+    def modalities(self) -> _containers.RepeatedScalarFieldContainer[Global___Modality.ValueType]:
+        """Modalities the slot can be used for."""
+
+    def __init__(
+        self,
+        *,
+        slot_id: _builtins.str = ...,
+        practitioner_id: _builtins.str = ...,
+        start: _timestamp_pb2.Timestamp | None = ...,
+        duration: _duration_pb2.Duration | None = ...,
+        modalities: _abc.Iterable[Global___Modality.ValueType] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["duration", b"duration", "start", b"start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["duration", b"duration", "modalities", b"modalities", "practitioner_id", b"practitioner_id", "slot_id", b"slot_id", "start", b"start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Slot: _TypeAlias = Slot  # noqa: Y015
+
+@_typing.final
+class AvailabilityPublished(_message.Message):
+    """AvailabilityPublished adds slots to a practitioner's agenda."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRACTITIONER_ID_FIELD_NUMBER: _builtins.int
+    TERRITORY_FIELD_NUMBER: _builtins.int
+    SLOTS_FIELD_NUMBER: _builtins.int
+    practitioner_id: _builtins.str
+    """Practitioner publishing."""
+    territory: _builtins.str
+    """Département code of the practitioner's territory."""
+    @_builtins.property
+    def slots(self) -> _containers.RepeatedCompositeFieldContainer[Global___Slot]:
+        """Slots added; a slot id already published is ignored."""
+
+    def __init__(
+        self,
+        *,
+        practitioner_id: _builtins.str = ...,
+        territory: _builtins.str = ...,
+        slots: _abc.Iterable[Global___Slot] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["practitioner_id", b"practitioner_id", "slots", b"slots", "territory", b"territory"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AvailabilityPublished: _TypeAlias = AvailabilityPublished  # noqa: Y015
+
+@_typing.final
+class ConsultationRequested(_message.Message):
+    """ConsultationRequested asks for a remote consultation for a patient in a territory."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    TERRITORY_FIELD_NUMBER: _builtins.int
+    PATIENT_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    URGENCY_FIELD_NUMBER: _builtins.int
+    PROFESSION_FIELD_NUMBER: _builtins.int
+    SPECIALTY_FIELD_NUMBER: _builtins.int
+    MODALITY_FIELD_NUMBER: _builtins.int
+    PLACE_FIELD_NUMBER: _builtins.int
+    REASON_CODE_FIELD_NUMBER: _builtins.int
+    REQUESTED_BY_FIELD_NUMBER: _builtins.int
+    REQUESTER_ID_FIELD_NUMBER: _builtins.int
+    REFERRAL_BOOKING_ID_FIELD_NUMBER: _builtins.int
+    CAUSE_ID_FIELD_NUMBER: _builtins.int
+    CARE_SUMMARY_FIELD_NUMBER: _builtins.int
+    CARE_SUMMARY_AVAILABLE_FIELD_NUMBER: _builtins.int
+    REQUESTED_AT_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Unique id of the request; a request seen twice is handled once."""
+    territory: _builtins.str
+    """Département code of the territory where the patient is: "55", "52" or "54"."""
+    patient_pseudonym: _builtins.str
+    """Pseudonym of the patient to be seen."""
+    urgency: Global___Urgency.ValueType
+    """How soon the consultation must happen."""
+    profession: Global___Profession.ValueType
+    """Professional needed."""
+    specialty: _builtins.str
+    """Coded specialty needed; empty for general practice."""
+    modality: Global___Modality.ValueType
+    """Modality wanted; unspecified for any the place offers."""
+    reason_code: _builtins.str
+    """Coded reason, e.g. "chronic.alert.critical"; never free text with identities."""
+    requested_by: Global___RequesterRole.ValueType
+    """Who asked."""
+    requester_id: _builtins.str
+    """Id of the professional or service that asked."""
+    referral_booking_id: _builtins.str
+    """First-line consultation that referred the patient (needed for second-line care)."""
+    cause_id: _builtins.str
+    """Event that caused the request (a chronic alert id, a home incident id), if any."""
+    care_summary_available: _builtins.bool
+    """False when the chronic service could not be asked in time."""
+    @_builtins.property
+    def place(self) -> Global___Place:
+        """Where the patient will be."""
+
+    @_builtins.property
+    def care_summary(self) -> _containers.RepeatedCompositeFieldContainer[Global___CareSummaryMeasure]:
+        """Latest values from the chronic service when the request was made."""
+
+    @_builtins.property
+    def requested_at(self) -> _timestamp_pb2.Timestamp:
+        """When the request was made."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        territory: _builtins.str = ...,
+        patient_pseudonym: _builtins.str = ...,
+        urgency: Global___Urgency.ValueType = ...,
+        profession: Global___Profession.ValueType = ...,
+        specialty: _builtins.str = ...,
+        modality: Global___Modality.ValueType = ...,
+        place: Global___Place | None = ...,
+        reason_code: _builtins.str = ...,
+        requested_by: Global___RequesterRole.ValueType = ...,
+        requester_id: _builtins.str = ...,
+        referral_booking_id: _builtins.str = ...,
+        cause_id: _builtins.str = ...,
+        care_summary: _abc.Iterable[Global___CareSummaryMeasure] | None = ...,
+        care_summary_available: _builtins.bool = ...,
+        requested_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["place", b"place", "requested_at", b"requested_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["care_summary", b"care_summary", "care_summary_available", b"care_summary_available", "cause_id", b"cause_id", "modality", b"modality", "patient_pseudonym", b"patient_pseudonym", "place", b"place", "profession", b"profession", "reason_code", b"reason_code", "referral_booking_id", b"referral_booking_id", "request_id", b"request_id", "requested_at", b"requested_at", "requested_by", b"requested_by", "requester_id", b"requester_id", "specialty", b"specialty", "territory", b"territory", "urgency", b"urgency"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConsultationRequested: _TypeAlias = ConsultationRequested  # noqa: Y015
+
+@_typing.final
+class SlotBooked(_message.Message):
+    """SlotBooked says a request got a slot."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOOKING_ID_FIELD_NUMBER: _builtins.int
+    TERRITORY_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    PATIENT_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    PRACTITIONER_ID_FIELD_NUMBER: _builtins.int
+    SLOT_ID_FIELD_NUMBER: _builtins.int
+    START_FIELD_NUMBER: _builtins.int
+    MODALITY_FIELD_NUMBER: _builtins.int
+    DISTANCE_KM_FIELD_NUMBER: _builtins.int
+    BOOKED_AT_FIELD_NUMBER: _builtins.int
+    WAITED_FIELD_NUMBER: _builtins.int
+    RESCHEDULED_FROM_FIELD_NUMBER: _builtins.int
+    booking_id: _builtins.str
+    """Id of the booking."""
+    territory: _builtins.str
+    """Département code of the territory."""
+    request_id: _builtins.str
+    """Request booked."""
+    patient_pseudonym: _builtins.str
+    """Pseudonym of the patient."""
+    practitioner_id: _builtins.str
+    """Practitioner consulting."""
+    slot_id: _builtins.str
+    """Slot booked."""
+    modality: Global___Modality.ValueType
+    """How it happens."""
+    distance_km: _builtins.float
+    """Distance from the patient's place to the practitioner's, in km."""
+    rescheduled_from: _builtins.str
+    """Booking this one replaces (reschedule); empty otherwise."""
+    @_builtins.property
+    def start(self) -> _timestamp_pb2.Timestamp:
+        """When the consultation starts."""
+
+    @_builtins.property
+    def booked_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was booked."""
+
+    @_builtins.property
+    def waited(self) -> _duration_pb2.Duration:
+        """Time from the request to this booking."""
+
+    def __init__(
+        self,
+        *,
+        booking_id: _builtins.str = ...,
+        territory: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        patient_pseudonym: _builtins.str = ...,
+        practitioner_id: _builtins.str = ...,
+        slot_id: _builtins.str = ...,
+        start: _timestamp_pb2.Timestamp | None = ...,
+        modality: Global___Modality.ValueType = ...,
+        distance_km: _builtins.float = ...,
+        booked_at: _timestamp_pb2.Timestamp | None = ...,
+        waited: _duration_pb2.Duration | None = ...,
+        rescheduled_from: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["booked_at", b"booked_at", "start", b"start", "waited", b"waited"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["booked_at", b"booked_at", "booking_id", b"booking_id", "distance_km", b"distance_km", "modality", b"modality", "patient_pseudonym", b"patient_pseudonym", "practitioner_id", b"practitioner_id", "request_id", b"request_id", "rescheduled_from", b"rescheduled_from", "slot_id", b"slot_id", "start", b"start", "territory", b"territory", "waited", b"waited"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SlotBooked: _TypeAlias = SlotBooked  # noqa: Y015
+
+@_typing.final
+class ConsultationStatusChanged(_message.Message):
+    """ConsultationStatusChanged says a booking moved in its lifecycle."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOOKING_ID_FIELD_NUMBER: _builtins.int
+    TERRITORY_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    PATIENT_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    PRACTITIONER_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    FOLLOW_UPS_FIELD_NUMBER: _builtins.int
+    REFERRAL_SPECIALTY_FIELD_NUMBER: _builtins.int
+    REASON_CODE_FIELD_NUMBER: _builtins.int
+    CHANGED_BY_FIELD_NUMBER: _builtins.int
+    CHANGED_AT_FIELD_NUMBER: _builtins.int
+    REQUEST_TO_CONSULTATION_FIELD_NUMBER: _builtins.int
+    booking_id: _builtins.str
+    """Id of the booking."""
+    territory: _builtins.str
+    """Département code of the territory."""
+    request_id: _builtins.str
+    """Request of the booking."""
+    patient_pseudonym: _builtins.str
+    """Pseudonym of the patient."""
+    practitioner_id: _builtins.str
+    """Practitioner of the booking."""
+    status: Global___ConsultationStatus.ValueType
+    """New status."""
+    referral_specialty: _builtins.str
+    """Specialty referred to (FOLLOW_UP_REFERRAL_TO_SPECIALIST)."""
+    reason_code: _builtins.str
+    """Coded reason of a cancellation, e.g. "patient.unavailable"."""
+    changed_by: _builtins.str
+    """Who made the change (practitioner, requester, service)."""
+    @_builtins.property
+    def follow_ups(self) -> _containers.RepeatedScalarFieldContainer[Global___FollowUp.ValueType]:
+        """What the consultation led to (completed)."""
+
+    @_builtins.property
+    def changed_at(self) -> _timestamp_pb2.Timestamp:
+        """When."""
+
+    @_builtins.property
+    def request_to_consultation(self) -> _duration_pb2.Duration:
+        """Time from the request to the consultation's start (started)."""
+
+    def __init__(
+        self,
+        *,
+        booking_id: _builtins.str = ...,
+        territory: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        patient_pseudonym: _builtins.str = ...,
+        practitioner_id: _builtins.str = ...,
+        status: Global___ConsultationStatus.ValueType = ...,
+        follow_ups: _abc.Iterable[Global___FollowUp.ValueType] | None = ...,
+        referral_specialty: _builtins.str = ...,
+        reason_code: _builtins.str = ...,
+        changed_by: _builtins.str = ...,
+        changed_at: _timestamp_pb2.Timestamp | None = ...,
+        request_to_consultation: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["changed_at", b"changed_at", "request_to_consultation", b"request_to_consultation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["booking_id", b"booking_id", "changed_at", b"changed_at", "changed_by", b"changed_by", "follow_ups", b"follow_ups", "patient_pseudonym", b"patient_pseudonym", "practitioner_id", b"practitioner_id", "reason_code", b"reason_code", "referral_specialty", b"referral_specialty", "request_id", b"request_id", "request_to_consultation", b"request_to_consultation", "status", b"status", "territory", b"territory"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConsultationStatusChanged: _TypeAlias = ConsultationStatusChanged  # noqa: Y015
+
+@_typing.final
+class RequestFlagged(_message.Message):
+    """RequestFlagged says a request was not booked within its urgency's delay and went to the care coordinator."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    TERRITORY_FIELD_NUMBER: _builtins.int
+    PATIENT_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    URGENCY_FIELD_NUMBER: _builtins.int
+    WAITED_FIELD_NUMBER: _builtins.int
+    COORDINATOR_ID_FIELD_NUMBER: _builtins.int
+    FLAGGED_AT_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Request flagged."""
+    territory: _builtins.str
+    """Département code of the territory."""
+    patient_pseudonym: _builtins.str
+    """Pseudonym of the patient waiting."""
+    urgency: Global___Urgency.ValueType
+    """Urgency of the request."""
+    coordinator_id: _builtins.str
+    """Care coordinator the request is escalated to."""
+    @_builtins.property
+    def waited(self) -> _duration_pb2.Duration:
+        """How long it has waited."""
+
+    @_builtins.property
+    def flagged_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was flagged."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        territory: _builtins.str = ...,
+        patient_pseudonym: _builtins.str = ...,
+        urgency: Global___Urgency.ValueType = ...,
+        waited: _duration_pb2.Duration | None = ...,
+        coordinator_id: _builtins.str = ...,
+        flagged_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["flagged_at", b"flagged_at", "waited", b"waited"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["coordinator_id", b"coordinator_id", "flagged_at", b"flagged_at", "patient_pseudonym", b"patient_pseudonym", "request_id", b"request_id", "territory", b"territory", "urgency", b"urgency", "waited", b"waited"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequestFlagged: _TypeAlias = RequestFlagged  # noqa: Y015
+
+@_typing.final
+class BookingActionRequested(_message.Message):
+    """BookingActionRequested asks the access service, the single writer of a territory's agenda, to change it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTION_ID_FIELD_NUMBER: _builtins.int
+    TERRITORY_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    BOOKING_ID_FIELD_NUMBER: _builtins.int
+    SLOT_ID_FIELD_NUMBER: _builtins.int
+    ACTOR_ID_FIELD_NUMBER: _builtins.int
+    REASON_CODE_FIELD_NUMBER: _builtins.int
+    REBOOK_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    FOLLOW_UPS_FIELD_NUMBER: _builtins.int
+    REFERRAL_SPECIALTY_FIELD_NUMBER: _builtins.int
+    REQUESTED_AT_FIELD_NUMBER: _builtins.int
+    action_id: _builtins.str
+    """Unique id of the action; an action seen twice is applied once."""
+    territory: _builtins.str
+    """Département code of the territory."""
+    action: Global___BookingAction.ValueType
+    """What to do."""
+    request_id: _builtins.str
+    """Request concerned (book, delay)."""
+    booking_id: _builtins.str
+    """Booking concerned (confirm, reschedule, cancel, outcome)."""
+    slot_id: _builtins.str
+    """Slot to book or move to (book, reschedule)."""
+    actor_id: _builtins.str
+    """Who asks (a practitioner, a requester, a coordinator)."""
+    reason_code: _builtins.str
+    """Coded reason (cancel)."""
+    rebook: _builtins.bool
+    """Whether a cancelled request goes back in line for another slot (cancel)."""
+    status: Global___ConsultationStatus.ValueType
+    """Status reached (outcome): STARTED, COMPLETED or NO_SHOW."""
+    referral_specialty: _builtins.str
+    """Specialty referred to (outcome with a referral)."""
+    @_builtins.property
+    def follow_ups(self) -> _containers.RepeatedScalarFieldContainer[Global___FollowUp.ValueType]:
+        """What the consultation led to (outcome COMPLETED)."""
+
+    @_builtins.property
+    def requested_at(self) -> _timestamp_pb2.Timestamp:
+        """When the action was requested."""
+
+    def __init__(
+        self,
+        *,
+        action_id: _builtins.str = ...,
+        territory: _builtins.str = ...,
+        action: Global___BookingAction.ValueType = ...,
+        request_id: _builtins.str = ...,
+        booking_id: _builtins.str = ...,
+        slot_id: _builtins.str = ...,
+        actor_id: _builtins.str = ...,
+        reason_code: _builtins.str = ...,
+        rebook: _builtins.bool = ...,
+        status: Global___ConsultationStatus.ValueType = ...,
+        follow_ups: _abc.Iterable[Global___FollowUp.ValueType] | None = ...,
+        referral_specialty: _builtins.str = ...,
+        requested_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["requested_at", b"requested_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "action_id", b"action_id", "actor_id", b"actor_id", "booking_id", b"booking_id", "follow_ups", b"follow_ups", "reason_code", b"reason_code", "rebook", b"rebook", "referral_specialty", b"referral_specialty", "request_id", b"request_id", "requested_at", b"requested_at", "slot_id", b"slot_id", "status", b"status", "territory", b"territory"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BookingActionRequested: _TypeAlias = BookingActionRequested  # noqa: Y015

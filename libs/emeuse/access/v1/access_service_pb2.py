@@ -23,19 +23,74 @@ _sym_db = _symbol_database.Default()
 
 
 from emeuse.access.v1 import access_events_pb2 as emeuse_dot_access_dot_v1_dot_access__events__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%emeuse/access/v1/access_service.proto\x12\x10\x65meuse.access.v1\x1a$emeuse/access/v1/access_events.proto\"7\n\x1aListPatientRequestsRequest\x12\x19\n\x11patient_pseudonym\x18\x01 \x01(\t\"\\\n\x1bListPatientRequestsResponse\x12=\n\x08requests\x18\x01 \x03(\x0b\x32+.emeuse.access.v1.TeleconsultationRequested2\x83\x01\n\rAccessService\x12r\n\x13ListPatientRequests\x12,.emeuse.access.v1.ListPatientRequestsRequest\x1a-.emeuse.access.v1.ListPatientRequestsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%emeuse/access/v1/access_service.proto\x12\x10\x65meuse.access.v1\x1a$emeuse/access/v1/access_events.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"7\n\x1aListPatientRequestsRequest\x12\x19\n\x11patient_pseudonym\x18\x01 \x01(\t\"\x9a\x01\n\x1bListPatientRequestsResponse\x12\x41\n\x08requests\x18\x01 \x03(\x0b\x32+.emeuse.access.v1.TeleconsultationRequestedB\x02\x18\x01\x12\x38\n\x15\x63onsultation_requests\x18\x02 \x03(\x0b\x32\x19.emeuse.access.v1.Request\"\xf3\x01\n\x07Request\x12\x38\n\x07request\x18\x01 \x01(\x0b\x32\'.emeuse.access.v1.ConsultationRequested\x12/\n\x06status\x18\x02 \x01(\x0e\x32\x1f.emeuse.access.v1.RequestStatus\x12*\n\x07\x62ooking\x18\x03 \x01(\x0b\x32\x19.emeuse.access.v1.Booking\x12\x0f\n\x07\x66lagged\x18\x04 \x01(\x08\x12.\n\nflagged_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08position\x18\x06 \x01(\x05\"\xf7\x02\n\x07\x42ooking\x12\x12\n\nbooking_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x11\n\tterritory\x18\x03 \x01(\t\x12\x19\n\x11patient_pseudonym\x18\x04 \x01(\t\x12\x17\n\x0fpractitioner_id\x18\x05 \x01(\t\x12\x0f\n\x07slot_id\x18\x06 \x01(\t\x12)\n\x05start\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08modality\x18\x08 \x01(\x0e\x32\x1a.emeuse.access.v1.Modality\x12\x34\n\x06status\x18\t \x01(\x0e\x32$.emeuse.access.v1.ConsultationStatus\x12.\n\nfollow_ups\x18\n \x03(\x0e\x32\x1a.emeuse.access.v1.FollowUp\x12-\n\tbooked_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"t\n\x1bRegisterPractitionerRequest\x12>\n\x0cpractitioner\x18\x01 \x01(\x0b\x32(.emeuse.access.v1.PractitionerRegistered\x12\x15\n\rexperiment_id\x18\x02 \x01(\t\"0\n\x1cRegisterPractitionerResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\"r\n\x1aPublishAvailabilityRequest\x12=\n\x0c\x61vailability\x18\x01 \x01(\x0b\x32\'.emeuse.access.v1.AvailabilityPublished\x12\x15\n\rexperiment_id\x18\x02 \x01(\t\"A\n\x1bPublishAvailabilityResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x10\n\x08slot_ids\x18\x02 \x03(\t\"m\n\x1aRequestConsultationRequest\x12\x38\n\x07request\x18\x01 \x01(\x0b\x32\'.emeuse.access.v1.ConsultationRequested\x12\x15\n\rexperiment_id\x18\x02 \x01(\t\"I\n\x1bRequestConsultationResponse\x12*\n\x07request\x18\x01 \x01(\x0b\x32\x19.emeuse.access.v1.Request\":\n\x11GetRequestRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\tterritory\x18\x02 \x01(\t\"@\n\x12GetRequestResponse\x12*\n\x07request\x18\x01 \x01(\x0b\x32\x19.emeuse.access.v1.Request\"\x95\x01\n\x17ListOpenRequestsRequest\x12\x11\n\tterritory\x18\x01 \x01(\t\x12*\n\x07urgency\x18\x02 \x01(\x0e\x32\x19.emeuse.access.v1.Urgency\x12\x14\n\x0c\x66lagged_only\x18\x03 \x01(\x08\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"`\n\x18ListOpenRequestsResponse\x12+\n\x08requests\x18\x01 \x03(\x0b\x32\x19.emeuse.access.v1.Request\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"[\n\x0f\x42ookSlotRequest\x12\x11\n\tterritory\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x0f\n\x07slot_id\x18\x03 \x01(\t\x12\x10\n\x08\x61\x63tor_id\x18\x04 \x01(\t\">\n\x10\x42ookSlotResponse\x12*\n\x07\x62ooking\x18\x01 \x01(\x0b\x32\x19.emeuse.access.v1.Booking\"P\n\x15\x43onfirmBookingRequest\x12\x11\n\tterritory\x18\x01 \x01(\t\x12\x12\n\nbooking_id\x18\x02 \x01(\t\x12\x10\n\x08\x61\x63tor_id\x18\x03 \x01(\t\"D\n\x16\x43onfirmBookingResponse\x12*\n\x07\x62ooking\x18\x01 \x01(\x0b\x32\x19.emeuse.access.v1.Booking\"d\n\x18RescheduleBookingRequest\x12\x11\n\tterritory\x18\x01 \x01(\t\x12\x12\n\nbooking_id\x18\x02 \x01(\t\x12\x0f\n\x07slot_id\x18\x03 \x01(\t\x12\x10\n\x08\x61\x63tor_id\x18\x04 \x01(\t\"G\n\x19RescheduleBookingResponse\x12*\n\x07\x62ooking\x18\x01 \x01(\x0b\x32\x19.emeuse.access.v1.Booking\"t\n\x14\x43\x61ncelBookingRequest\x12\x11\n\tterritory\x18\x01 \x01(\t\x12\x12\n\nbooking_id\x18\x02 \x01(\t\x12\x10\n\x08\x61\x63tor_id\x18\x03 \x01(\t\x12\x13\n\x0breason_code\x18\x04 \x01(\t\x12\x0e\n\x06rebook\x18\x05 \x01(\x08\"C\n\x15\x43\x61ncelBookingResponse\x12*\n\x07\x62ooking\x18\x01 \x01(\x0b\x32\x19.emeuse.access.v1.Booking\"\xdd\x01\n RecordConsultationOutcomeRequest\x12\x11\n\tterritory\x18\x01 \x01(\t\x12\x12\n\nbooking_id\x18\x02 \x01(\t\x12\x34\n\x06status\x18\x03 \x01(\x0e\x32$.emeuse.access.v1.ConsultationStatus\x12.\n\nfollow_ups\x18\x04 \x03(\x0e\x32\x1a.emeuse.access.v1.FollowUp\x12\x1a\n\x12referral_specialty\x18\x05 \x01(\t\x12\x10\n\x08\x61\x63tor_id\x18\x06 \x01(\t\"O\n!RecordConsultationOutcomeResponse\x12*\n\x07\x62ooking\x18\x01 \x01(\x0b\x32\x19.emeuse.access.v1.Booking\"\x9c\x01\n\x1cGetPractitionerAgendaRequest\x12\x11\n\tterritory\x18\x01 \x01(\t\x12\x17\n\x0fpractitioner_id\x18\x02 \x01(\t\x12(\n\x04\x66rom\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x02to\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"^\n\nAgendaSlot\x12$\n\x04slot\x18\x01 \x01(\x0b\x32\x16.emeuse.access.v1.Slot\x12*\n\x07\x62ooking\x18\x02 \x01(\x0b\x32\x19.emeuse.access.v1.Booking\"\xa1\x01\n\x1dGetPractitionerAgendaResponse\x12>\n\x0cpractitioner\x18\x01 \x01(\x0b\x32(.emeuse.access.v1.PractitionerRegistered\x12+\n\x05slots\x18\x02 \x03(\x0b\x32\x1c.emeuse.access.v1.AgendaSlot\x12\x13\n\x0butilisation\x18\x03 \x01(\x01*\x9d\x01\n\rRequestStatus\x12\x1e\n\x1aREQUEST_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16REQUEST_STATUS_WAITING\x10\x01\x12\x19\n\x15REQUEST_STATUS_BOOKED\x10\x02\x12\x17\n\x13REQUEST_STATUS_DONE\x10\x03\x12\x1c\n\x18REQUEST_STATUS_CANCELLED\x10\x04\x32\xaf\n\n\rAccessService\x12r\n\x13ListPatientRequests\x12,.emeuse.access.v1.ListPatientRequestsRequest\x1a-.emeuse.access.v1.ListPatientRequestsResponse\x12u\n\x14RegisterPractitioner\x12-.emeuse.access.v1.RegisterPractitionerRequest\x1a..emeuse.access.v1.RegisterPractitionerResponse\x12r\n\x13PublishAvailability\x12,.emeuse.access.v1.PublishAvailabilityRequest\x1a-.emeuse.access.v1.PublishAvailabilityResponse\x12r\n\x13RequestConsultation\x12,.emeuse.access.v1.RequestConsultationRequest\x1a-.emeuse.access.v1.RequestConsultationResponse\x12W\n\nGetRequest\x12#.emeuse.access.v1.GetRequestRequest\x1a$.emeuse.access.v1.GetRequestResponse\x12i\n\x10ListOpenRequests\x12).emeuse.access.v1.ListOpenRequestsRequest\x1a*.emeuse.access.v1.ListOpenRequestsResponse\x12Q\n\x08\x42ookSlot\x12!.emeuse.access.v1.BookSlotRequest\x1a\".emeuse.access.v1.BookSlotResponse\x12\x63\n\x0e\x43onfirmBooking\x12\'.emeuse.access.v1.ConfirmBookingRequest\x1a(.emeuse.access.v1.ConfirmBookingResponse\x12l\n\x11RescheduleBooking\x12*.emeuse.access.v1.RescheduleBookingRequest\x1a+.emeuse.access.v1.RescheduleBookingResponse\x12`\n\rCancelBooking\x12&.emeuse.access.v1.CancelBookingRequest\x1a\'.emeuse.access.v1.CancelBookingResponse\x12\x84\x01\n\x19RecordConsultationOutcome\x12\x32.emeuse.access.v1.RecordConsultationOutcomeRequest\x1a\x33.emeuse.access.v1.RecordConsultationOutcomeResponse\x12x\n\x15GetPractitionerAgenda\x12..emeuse.access.v1.GetPractitionerAgendaRequest\x1a/.emeuse.access.v1.GetPractitionerAgendaResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'emeuse.access.v1.access_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LISTPATIENTREQUESTSREQUEST']._serialized_start=97
-  _globals['_LISTPATIENTREQUESTSREQUEST']._serialized_end=152
-  _globals['_LISTPATIENTREQUESTSRESPONSE']._serialized_start=154
-  _globals['_LISTPATIENTREQUESTSRESPONSE']._serialized_end=246
-  _globals['_ACCESSSERVICE']._serialized_start=249
-  _globals['_ACCESSSERVICE']._serialized_end=380
+  _globals['_LISTPATIENTREQUESTSRESPONSE'].fields_by_name['requests']._loaded_options = None
+  _globals['_LISTPATIENTREQUESTSRESPONSE'].fields_by_name['requests']._serialized_options = b'\030\001'
+  _globals['_REQUESTSTATUS']._serialized_start=3277
+  _globals['_REQUESTSTATUS']._serialized_end=3434
+  _globals['_LISTPATIENTREQUESTSREQUEST']._serialized_start=130
+  _globals['_LISTPATIENTREQUESTSREQUEST']._serialized_end=185
+  _globals['_LISTPATIENTREQUESTSRESPONSE']._serialized_start=188
+  _globals['_LISTPATIENTREQUESTSRESPONSE']._serialized_end=342
+  _globals['_REQUEST']._serialized_start=345
+  _globals['_REQUEST']._serialized_end=588
+  _globals['_BOOKING']._serialized_start=591
+  _globals['_BOOKING']._serialized_end=966
+  _globals['_REGISTERPRACTITIONERREQUEST']._serialized_start=968
+  _globals['_REGISTERPRACTITIONERREQUEST']._serialized_end=1084
+  _globals['_REGISTERPRACTITIONERRESPONSE']._serialized_start=1086
+  _globals['_REGISTERPRACTITIONERRESPONSE']._serialized_end=1134
+  _globals['_PUBLISHAVAILABILITYREQUEST']._serialized_start=1136
+  _globals['_PUBLISHAVAILABILITYREQUEST']._serialized_end=1250
+  _globals['_PUBLISHAVAILABILITYRESPONSE']._serialized_start=1252
+  _globals['_PUBLISHAVAILABILITYRESPONSE']._serialized_end=1317
+  _globals['_REQUESTCONSULTATIONREQUEST']._serialized_start=1319
+  _globals['_REQUESTCONSULTATIONREQUEST']._serialized_end=1428
+  _globals['_REQUESTCONSULTATIONRESPONSE']._serialized_start=1430
+  _globals['_REQUESTCONSULTATIONRESPONSE']._serialized_end=1503
+  _globals['_GETREQUESTREQUEST']._serialized_start=1505
+  _globals['_GETREQUESTREQUEST']._serialized_end=1563
+  _globals['_GETREQUESTRESPONSE']._serialized_start=1565
+  _globals['_GETREQUESTRESPONSE']._serialized_end=1629
+  _globals['_LISTOPENREQUESTSREQUEST']._serialized_start=1632
+  _globals['_LISTOPENREQUESTSREQUEST']._serialized_end=1781
+  _globals['_LISTOPENREQUESTSRESPONSE']._serialized_start=1783
+  _globals['_LISTOPENREQUESTSRESPONSE']._serialized_end=1879
+  _globals['_BOOKSLOTREQUEST']._serialized_start=1881
+  _globals['_BOOKSLOTREQUEST']._serialized_end=1972
+  _globals['_BOOKSLOTRESPONSE']._serialized_start=1974
+  _globals['_BOOKSLOTRESPONSE']._serialized_end=2036
+  _globals['_CONFIRMBOOKINGREQUEST']._serialized_start=2038
+  _globals['_CONFIRMBOOKINGREQUEST']._serialized_end=2118
+  _globals['_CONFIRMBOOKINGRESPONSE']._serialized_start=2120
+  _globals['_CONFIRMBOOKINGRESPONSE']._serialized_end=2188
+  _globals['_RESCHEDULEBOOKINGREQUEST']._serialized_start=2190
+  _globals['_RESCHEDULEBOOKINGREQUEST']._serialized_end=2290
+  _globals['_RESCHEDULEBOOKINGRESPONSE']._serialized_start=2292
+  _globals['_RESCHEDULEBOOKINGRESPONSE']._serialized_end=2363
+  _globals['_CANCELBOOKINGREQUEST']._serialized_start=2365
+  _globals['_CANCELBOOKINGREQUEST']._serialized_end=2481
+  _globals['_CANCELBOOKINGRESPONSE']._serialized_start=2483
+  _globals['_CANCELBOOKINGRESPONSE']._serialized_end=2550
+  _globals['_RECORDCONSULTATIONOUTCOMEREQUEST']._serialized_start=2553
+  _globals['_RECORDCONSULTATIONOUTCOMEREQUEST']._serialized_end=2774
+  _globals['_RECORDCONSULTATIONOUTCOMERESPONSE']._serialized_start=2776
+  _globals['_RECORDCONSULTATIONOUTCOMERESPONSE']._serialized_end=2855
+  _globals['_GETPRACTITIONERAGENDAREQUEST']._serialized_start=2858
+  _globals['_GETPRACTITIONERAGENDAREQUEST']._serialized_end=3014
+  _globals['_AGENDASLOT']._serialized_start=3016
+  _globals['_AGENDASLOT']._serialized_end=3110
+  _globals['_GETPRACTITIONERAGENDARESPONSE']._serialized_start=3113
+  _globals['_GETPRACTITIONERAGENDARESPONSE']._serialized_end=3274
+  _globals['_ACCESSSERVICE']._serialized_start=3437
+  _globals['_ACCESSSERVICE']._serialized_end=4764
 # @@protoc_insertion_point(module_scope)

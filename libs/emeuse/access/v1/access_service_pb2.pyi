@@ -7,7 +7,9 @@ from collections import abc as _abc
 from emeuse.access.v1 import access_events_pb2 as _access_events_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -17,7 +19,44 @@ if sys.version_info >= (3, 11):
 else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
+if sys.version_info >= (3, 13):
+    from warnings import deprecated as _deprecated
+else:
+    from typing_extensions import deprecated as _deprecated
+
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _RequestStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RequestStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RequestStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REQUEST_STATUS_UNSPECIFIED: _RequestStatus.ValueType  # 0
+    """REQUEST_STATUS_UNSPECIFIED: any status (as a filter)."""
+    REQUEST_STATUS_WAITING: _RequestStatus.ValueType  # 1
+    """REQUEST_STATUS_WAITING: in line for a slot."""
+    REQUEST_STATUS_BOOKED: _RequestStatus.ValueType  # 2
+    """REQUEST_STATUS_BOOKED: a slot is booked."""
+    REQUEST_STATUS_DONE: _RequestStatus.ValueType  # 3
+    """REQUEST_STATUS_DONE: the consultation took place, or the patient did not come."""
+    REQUEST_STATUS_CANCELLED: _RequestStatus.ValueType  # 4
+    """REQUEST_STATUS_CANCELLED: cancelled without another booking."""
+
+class RequestStatus(_RequestStatus, metaclass=_RequestStatusEnumTypeWrapper):
+    """RequestStatus is where a request is."""
+
+REQUEST_STATUS_UNSPECIFIED: RequestStatus.ValueType  # 0
+"""REQUEST_STATUS_UNSPECIFIED: any status (as a filter)."""
+REQUEST_STATUS_WAITING: RequestStatus.ValueType  # 1
+"""REQUEST_STATUS_WAITING: in line for a slot."""
+REQUEST_STATUS_BOOKED: RequestStatus.ValueType  # 2
+"""REQUEST_STATUS_BOOKED: a slot is booked."""
+REQUEST_STATUS_DONE: RequestStatus.ValueType  # 3
+"""REQUEST_STATUS_DONE: the consultation took place, or the patient did not come."""
+REQUEST_STATUS_CANCELLED: RequestStatus.ValueType  # 4
+"""REQUEST_STATUS_CANCELLED: cancelled without another booking."""
+Global___RequestStatus: _TypeAlias = RequestStatus  # noqa: Y015
 
 @_typing.final
 class ListPatientRequestsRequest(_message.Message):
@@ -48,19 +87,813 @@ class ListPatientRequestsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     REQUESTS_FIELD_NUMBER: _builtins.int
+    CONSULTATION_REQUESTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
     def requests(self) -> _containers.RepeatedCompositeFieldContainer[_access_events_pb2.TeleconsultationRequested]:
+        """No longer filled (TeleconsultationRequested is deprecated); see consultation_requests."""
+
+    @_builtins.property
+    def consultation_requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___Request]:
         """Requests, oldest first."""
 
     def __init__(
         self,
         *,
         requests: _abc.Iterable[_access_events_pb2.TeleconsultationRequested] | None = ...,
+        consultation_requests: _abc.Iterable[Global___Request] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["requests", b"requests"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consultation_requests", b"consultation_requests", "requests", b"requests"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListPatientRequestsResponse: _TypeAlias = ListPatientRequestsResponse  # noqa: Y015
+
+@_typing.final
+class Request(_message.Message):
+    """Request is a consultation request as it stands."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    BOOKING_FIELD_NUMBER: _builtins.int
+    FLAGGED_FIELD_NUMBER: _builtins.int
+    FLAGGED_AT_FIELD_NUMBER: _builtins.int
+    POSITION_FIELD_NUMBER: _builtins.int
+    status: Global___RequestStatus.ValueType
+    """Where it is."""
+    flagged: _builtins.bool
+    """Whether it waited past its urgency's delay and went to the care coordinator."""
+    position: _builtins.int
+    """Place in line, 1 first, while waiting."""
+    @_builtins.property
+    def request(self) -> _access_events_pb2.ConsultationRequested:
+        """The request as made."""
+
+    @_builtins.property
+    def booking(self) -> Global___Booking:
+        """Current booking, if any."""
+
+    @_builtins.property
+    def flagged_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was flagged."""
+
+    def __init__(
+        self,
+        *,
+        request: _access_events_pb2.ConsultationRequested | None = ...,
+        status: Global___RequestStatus.ValueType = ...,
+        booking: Global___Booking | None = ...,
+        flagged: _builtins.bool = ...,
+        flagged_at: _timestamp_pb2.Timestamp | None = ...,
+        position: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["booking", b"booking", "flagged_at", b"flagged_at", "request", b"request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["booking", b"booking", "flagged", b"flagged", "flagged_at", b"flagged_at", "position", b"position", "request", b"request", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Request: _TypeAlias = Request  # noqa: Y015
+
+@_typing.final
+class Booking(_message.Message):
+    """Booking is a booked consultation as it stands."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOOKING_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    TERRITORY_FIELD_NUMBER: _builtins.int
+    PATIENT_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    PRACTITIONER_ID_FIELD_NUMBER: _builtins.int
+    SLOT_ID_FIELD_NUMBER: _builtins.int
+    START_FIELD_NUMBER: _builtins.int
+    MODALITY_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    FOLLOW_UPS_FIELD_NUMBER: _builtins.int
+    BOOKED_AT_FIELD_NUMBER: _builtins.int
+    booking_id: _builtins.str
+    """Id of the booking."""
+    request_id: _builtins.str
+    """Request booked."""
+    territory: _builtins.str
+    """Département code of the territory."""
+    patient_pseudonym: _builtins.str
+    """Pseudonym of the patient."""
+    practitioner_id: _builtins.str
+    """Practitioner consulting."""
+    slot_id: _builtins.str
+    """Slot booked."""
+    modality: _access_events_pb2.Modality.ValueType
+    """How it happens."""
+    status: _access_events_pb2.ConsultationStatus.ValueType
+    """Where it is in its lifecycle."""
+    @_builtins.property
+    def start(self) -> _timestamp_pb2.Timestamp:
+        """When it starts."""
+
+    @_builtins.property
+    def follow_ups(self) -> _containers.RepeatedScalarFieldContainer[_access_events_pb2.FollowUp.ValueType]:
+        """What it led to."""
+
+    @_builtins.property
+    def booked_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was booked."""
+
+    def __init__(
+        self,
+        *,
+        booking_id: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        territory: _builtins.str = ...,
+        patient_pseudonym: _builtins.str = ...,
+        practitioner_id: _builtins.str = ...,
+        slot_id: _builtins.str = ...,
+        start: _timestamp_pb2.Timestamp | None = ...,
+        modality: _access_events_pb2.Modality.ValueType = ...,
+        status: _access_events_pb2.ConsultationStatus.ValueType = ...,
+        follow_ups: _abc.Iterable[_access_events_pb2.FollowUp.ValueType] | None = ...,
+        booked_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["booked_at", b"booked_at", "start", b"start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["booked_at", b"booked_at", "booking_id", b"booking_id", "follow_ups", b"follow_ups", "modality", b"modality", "patient_pseudonym", b"patient_pseudonym", "practitioner_id", b"practitioner_id", "request_id", b"request_id", "slot_id", b"slot_id", "start", b"start", "status", b"status", "territory", b"territory"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Booking: _TypeAlias = Booking  # noqa: Y015
+
+@_typing.final
+class RegisterPractitionerRequest(_message.Message):
+    """RegisterPractitionerRequest carries the practitioner."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRACTITIONER_FIELD_NUMBER: _builtins.int
+    EXPERIMENT_ID_FIELD_NUMBER: _builtins.int
+    experiment_id: _builtins.str
+    """Experiment the practitioner takes part in."""
+    @_builtins.property
+    def practitioner(self) -> _access_events_pb2.PractitionerRegistered:
+        """The practitioner as the directory will hold it."""
+
+    def __init__(
+        self,
+        *,
+        practitioner: _access_events_pb2.PractitionerRegistered | None = ...,
+        experiment_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["practitioner", b"practitioner"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["experiment_id", b"experiment_id", "practitioner", b"practitioner"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegisterPractitionerRequest: _TypeAlias = RegisterPractitionerRequest  # noqa: Y015
+
+@_typing.final
+class RegisterPractitionerResponse(_message.Message):
+    """RegisterPractitionerResponse says the registration is on the bus."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    """Id of the PractitionerRegistered event."""
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegisterPractitionerResponse: _TypeAlias = RegisterPractitionerResponse  # noqa: Y015
+
+@_typing.final
+class PublishAvailabilityRequest(_message.Message):
+    """PublishAvailabilityRequest carries slots."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AVAILABILITY_FIELD_NUMBER: _builtins.int
+    EXPERIMENT_ID_FIELD_NUMBER: _builtins.int
+    experiment_id: _builtins.str
+    """Experiment the practitioner takes part in."""
+    @_builtins.property
+    def availability(self) -> _access_events_pb2.AvailabilityPublished:
+        """The slots; slot ids are set by the service when empty."""
+
+    def __init__(
+        self,
+        *,
+        availability: _access_events_pb2.AvailabilityPublished | None = ...,
+        experiment_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["availability", b"availability"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["availability", b"availability", "experiment_id", b"experiment_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PublishAvailabilityRequest: _TypeAlias = PublishAvailabilityRequest  # noqa: Y015
+
+@_typing.final
+class PublishAvailabilityResponse(_message.Message):
+    """PublishAvailabilityResponse says the slots are on the bus."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    SLOT_IDS_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    """Id of the AvailabilityPublished event."""
+    @_builtins.property
+    def slot_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Ids of the slots, in the order sent."""
+
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        slot_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "slot_ids", b"slot_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PublishAvailabilityResponse: _TypeAlias = PublishAvailabilityResponse  # noqa: Y015
+
+@_typing.final
+class RequestConsultationRequest(_message.Message):
+    """RequestConsultationRequest carries the request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FIELD_NUMBER: _builtins.int
+    EXPERIMENT_ID_FIELD_NUMBER: _builtins.int
+    experiment_id: _builtins.str
+    """Experiment the request belongs to."""
+    @_builtins.property
+    def request(self) -> _access_events_pb2.ConsultationRequested:
+        """The request; request_id and requested_at are set by the service when empty."""
+
+    def __init__(
+        self,
+        *,
+        request: _access_events_pb2.ConsultationRequested | None = ...,
+        experiment_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["experiment_id", b"experiment_id", "request", b"request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequestConsultationRequest: _TypeAlias = RequestConsultationRequest  # noqa: Y015
+
+@_typing.final
+class RequestConsultationResponse(_message.Message):
+    """RequestConsultationResponse is the request once handled: booked or waiting."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def request(self) -> Global___Request:
+        """The request as it stands."""
+
+    def __init__(
+        self,
+        *,
+        request: Global___Request | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequestConsultationResponse: _TypeAlias = RequestConsultationResponse  # noqa: Y015
+
+@_typing.final
+class GetRequestRequest(_message.Message):
+    """GetRequestRequest names the request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    TERRITORY_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Id of the request."""
+    territory: _builtins.str
+    """Département code of the request's territory."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        territory: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "territory", b"territory"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRequestRequest: _TypeAlias = GetRequestRequest  # noqa: Y015
+
+@_typing.final
+class GetRequestResponse(_message.Message):
+    """GetRequestResponse is the request as it stands."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def request(self) -> Global___Request:
+        """The request."""
+
+    def __init__(
+        self,
+        *,
+        request: Global___Request | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRequestResponse: _TypeAlias = GetRequestResponse  # noqa: Y015
+
+@_typing.final
+class ListOpenRequestsRequest(_message.Message):
+    """ListOpenRequestsRequest filters and pages the waiting line."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TERRITORY_FIELD_NUMBER: _builtins.int
+    URGENCY_FIELD_NUMBER: _builtins.int
+    FLAGGED_ONLY_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    territory: _builtins.str
+    """Département code of the territory."""
+    urgency: _access_events_pb2.Urgency.ValueType
+    """Urgency to keep; unspecified for all."""
+    flagged_only: _builtins.bool
+    """Keep only requests flagged past their delay."""
+    page_size: _builtins.int
+    """Requests per page, 1 to 500; 0 means 50."""
+    page_token: _builtins.str
+    """next_page_token of the previous page; empty for the first."""
+    def __init__(
+        self,
+        *,
+        territory: _builtins.str = ...,
+        urgency: _access_events_pb2.Urgency.ValueType = ...,
+        flagged_only: _builtins.bool = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["flagged_only", b"flagged_only", "page_size", b"page_size", "page_token", b"page_token", "territory", b"territory", "urgency", b"urgency"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListOpenRequestsRequest: _TypeAlias = ListOpenRequestsRequest  # noqa: Y015
+
+@_typing.final
+class ListOpenRequestsResponse(_message.Message):
+    """ListOpenRequestsResponse is one page of the waiting line."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUESTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token of the next page; empty on the last."""
+    @_builtins.property
+    def requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___Request]:
+        """Requests in the order they will be served."""
+
+    def __init__(
+        self,
+        *,
+        requests: _abc.Iterable[Global___Request] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "requests", b"requests"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListOpenRequestsResponse: _TypeAlias = ListOpenRequestsResponse  # noqa: Y015
+
+@_typing.final
+class BookSlotRequest(_message.Message):
+    """BookSlotRequest names the request and the slot."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TERRITORY_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    SLOT_ID_FIELD_NUMBER: _builtins.int
+    ACTOR_ID_FIELD_NUMBER: _builtins.int
+    territory: _builtins.str
+    """Département code of the territory."""
+    request_id: _builtins.str
+    """Waiting request to book."""
+    slot_id: _builtins.str
+    """Free slot to book."""
+    actor_id: _builtins.str
+    """Who books (a coordinator, a secretary, the practitioner)."""
+    def __init__(
+        self,
+        *,
+        territory: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        slot_id: _builtins.str = ...,
+        actor_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "request_id", b"request_id", "slot_id", b"slot_id", "territory", b"territory"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BookSlotRequest: _TypeAlias = BookSlotRequest  # noqa: Y015
+
+@_typing.final
+class BookSlotResponse(_message.Message):
+    """BookSlotResponse is the booking made."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOOKING_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def booking(self) -> Global___Booking:
+        """The booking."""
+
+    def __init__(
+        self,
+        *,
+        booking: Global___Booking | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["booking", b"booking"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["booking", b"booking"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BookSlotResponse: _TypeAlias = BookSlotResponse  # noqa: Y015
+
+@_typing.final
+class ConfirmBookingRequest(_message.Message):
+    """ConfirmBookingRequest names the booking."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TERRITORY_FIELD_NUMBER: _builtins.int
+    BOOKING_ID_FIELD_NUMBER: _builtins.int
+    ACTOR_ID_FIELD_NUMBER: _builtins.int
+    territory: _builtins.str
+    """Département code of the territory."""
+    booking_id: _builtins.str
+    """Booking confirmed."""
+    actor_id: _builtins.str
+    """Who confirms."""
+    def __init__(
+        self,
+        *,
+        territory: _builtins.str = ...,
+        booking_id: _builtins.str = ...,
+        actor_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "booking_id", b"booking_id", "territory", b"territory"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmBookingRequest: _TypeAlias = ConfirmBookingRequest  # noqa: Y015
+
+@_typing.final
+class ConfirmBookingResponse(_message.Message):
+    """ConfirmBookingResponse is the booking confirmed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOOKING_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def booking(self) -> Global___Booking:
+        """The booking."""
+
+    def __init__(
+        self,
+        *,
+        booking: Global___Booking | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["booking", b"booking"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["booking", b"booking"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmBookingResponse: _TypeAlias = ConfirmBookingResponse  # noqa: Y015
+
+@_typing.final
+class RescheduleBookingRequest(_message.Message):
+    """RescheduleBookingRequest names the booking and its new slot."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TERRITORY_FIELD_NUMBER: _builtins.int
+    BOOKING_ID_FIELD_NUMBER: _builtins.int
+    SLOT_ID_FIELD_NUMBER: _builtins.int
+    ACTOR_ID_FIELD_NUMBER: _builtins.int
+    territory: _builtins.str
+    """Département code of the territory."""
+    booking_id: _builtins.str
+    """Booking moved."""
+    slot_id: _builtins.str
+    """Free slot to move to."""
+    actor_id: _builtins.str
+    """Who moves it."""
+    def __init__(
+        self,
+        *,
+        territory: _builtins.str = ...,
+        booking_id: _builtins.str = ...,
+        slot_id: _builtins.str = ...,
+        actor_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "booking_id", b"booking_id", "slot_id", b"slot_id", "territory", b"territory"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RescheduleBookingRequest: _TypeAlias = RescheduleBookingRequest  # noqa: Y015
+
+@_typing.final
+class RescheduleBookingResponse(_message.Message):
+    """RescheduleBookingResponse is the new booking."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOOKING_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def booking(self) -> Global___Booking:
+        """The booking in its new slot."""
+
+    def __init__(
+        self,
+        *,
+        booking: Global___Booking | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["booking", b"booking"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["booking", b"booking"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RescheduleBookingResponse: _TypeAlias = RescheduleBookingResponse  # noqa: Y015
+
+@_typing.final
+class CancelBookingRequest(_message.Message):
+    """CancelBookingRequest names the booking."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TERRITORY_FIELD_NUMBER: _builtins.int
+    BOOKING_ID_FIELD_NUMBER: _builtins.int
+    ACTOR_ID_FIELD_NUMBER: _builtins.int
+    REASON_CODE_FIELD_NUMBER: _builtins.int
+    REBOOK_FIELD_NUMBER: _builtins.int
+    territory: _builtins.str
+    """Département code of the territory."""
+    booking_id: _builtins.str
+    """Booking cancelled."""
+    actor_id: _builtins.str
+    """Who cancels."""
+    reason_code: _builtins.str
+    """Coded reason, e.g. "practitioner.unavailable"."""
+    rebook: _builtins.bool
+    """Whether the request goes back in line for another slot."""
+    def __init__(
+        self,
+        *,
+        territory: _builtins.str = ...,
+        booking_id: _builtins.str = ...,
+        actor_id: _builtins.str = ...,
+        reason_code: _builtins.str = ...,
+        rebook: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "booking_id", b"booking_id", "reason_code", b"reason_code", "rebook", b"rebook", "territory", b"territory"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelBookingRequest: _TypeAlias = CancelBookingRequest  # noqa: Y015
+
+@_typing.final
+class CancelBookingResponse(_message.Message):
+    """CancelBookingResponse is the booking cancelled."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOOKING_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def booking(self) -> Global___Booking:
+        """The booking."""
+
+    def __init__(
+        self,
+        *,
+        booking: Global___Booking | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["booking", b"booking"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["booking", b"booking"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelBookingResponse: _TypeAlias = CancelBookingResponse  # noqa: Y015
+
+@_typing.final
+class RecordConsultationOutcomeRequest(_message.Message):
+    """RecordConsultationOutcomeRequest carries what happened."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TERRITORY_FIELD_NUMBER: _builtins.int
+    BOOKING_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    FOLLOW_UPS_FIELD_NUMBER: _builtins.int
+    REFERRAL_SPECIALTY_FIELD_NUMBER: _builtins.int
+    ACTOR_ID_FIELD_NUMBER: _builtins.int
+    territory: _builtins.str
+    """Département code of the territory."""
+    booking_id: _builtins.str
+    """Booking concerned."""
+    status: _access_events_pb2.ConsultationStatus.ValueType
+    """STARTED, COMPLETED or NO_SHOW."""
+    referral_specialty: _builtins.str
+    """Specialty referred to, with FOLLOW_UP_REFERRAL_TO_SPECIALIST."""
+    actor_id: _builtins.str
+    """Practitioner recording it."""
+    @_builtins.property
+    def follow_ups(self) -> _containers.RepeatedScalarFieldContainer[_access_events_pb2.FollowUp.ValueType]:
+        """What a completed consultation led to."""
+
+    def __init__(
+        self,
+        *,
+        territory: _builtins.str = ...,
+        booking_id: _builtins.str = ...,
+        status: _access_events_pb2.ConsultationStatus.ValueType = ...,
+        follow_ups: _abc.Iterable[_access_events_pb2.FollowUp.ValueType] | None = ...,
+        referral_specialty: _builtins.str = ...,
+        actor_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "booking_id", b"booking_id", "follow_ups", b"follow_ups", "referral_specialty", b"referral_specialty", "status", b"status", "territory", b"territory"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordConsultationOutcomeRequest: _TypeAlias = RecordConsultationOutcomeRequest  # noqa: Y015
+
+@_typing.final
+class RecordConsultationOutcomeResponse(_message.Message):
+    """RecordConsultationOutcomeResponse is the booking updated."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOOKING_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def booking(self) -> Global___Booking:
+        """The booking."""
+
+    def __init__(
+        self,
+        *,
+        booking: Global___Booking | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["booking", b"booking"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["booking", b"booking"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordConsultationOutcomeResponse: _TypeAlias = RecordConsultationOutcomeResponse  # noqa: Y015
+
+@_typing.final
+class GetPractitionerAgendaRequest(_message.Message):
+    """GetPractitionerAgendaRequest names the practitioner and the period."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TERRITORY_FIELD_NUMBER: _builtins.int
+    PRACTITIONER_ID_FIELD_NUMBER: _builtins.int
+    FROM_FIELD_NUMBER: _builtins.int
+    TO_FIELD_NUMBER: _builtins.int
+    territory: _builtins.str
+    """Département code of the practitioner's territory."""
+    practitioner_id: _builtins.str
+    """Practitioner."""
+    @_builtins.property
+    def to(self) -> _timestamp_pb2.Timestamp:
+        """Slots starting before this time; unset for all."""
+
+    def __init__(
+        self,
+        *,
+        territory: _builtins.str = ...,
+        practitioner_id: _builtins.str = ...,
+        to: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["from", b"from", "to", b"to"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from", b"from", "practitioner_id", b"practitioner_id", "territory", b"territory", "to", b"to"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPractitionerAgendaRequest: _TypeAlias = GetPractitionerAgendaRequest  # noqa: Y015
+
+@_typing.final
+class AgendaSlot(_message.Message):
+    """AgendaSlot is one slot and what is booked in it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SLOT_FIELD_NUMBER: _builtins.int
+    BOOKING_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def slot(self) -> _access_events_pb2.Slot:
+        """The slot."""
+
+    @_builtins.property
+    def booking(self) -> Global___Booking:
+        """Booking in it; unset when free."""
+
+    def __init__(
+        self,
+        *,
+        slot: _access_events_pb2.Slot | None = ...,
+        booking: Global___Booking | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["booking", b"booking", "slot", b"slot"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["booking", b"booking", "slot", b"slot"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AgendaSlot: _TypeAlias = AgendaSlot  # noqa: Y015
+
+@_typing.final
+class GetPractitionerAgendaResponse(_message.Message):
+    """GetPractitionerAgendaResponse is the practitioner's agenda."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRACTITIONER_FIELD_NUMBER: _builtins.int
+    SLOTS_FIELD_NUMBER: _builtins.int
+    UTILISATION_FIELD_NUMBER: _builtins.int
+    utilisation: _builtins.float
+    """Booked slots over published slots in the period, 0 to 1."""
+    @_builtins.property
+    def practitioner(self) -> _access_events_pb2.PractitionerRegistered:
+        """The practitioner as registered."""
+
+    @_builtins.property
+    def slots(self) -> _containers.RepeatedCompositeFieldContainer[Global___AgendaSlot]:
+        """Slots by start time."""
+
+    def __init__(
+        self,
+        *,
+        practitioner: _access_events_pb2.PractitionerRegistered | None = ...,
+        slots: _abc.Iterable[Global___AgendaSlot] | None = ...,
+        utilisation: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["practitioner", b"practitioner"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["practitioner", b"practitioner", "slots", b"slots", "utilisation", b"utilisation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPractitionerAgendaResponse: _TypeAlias = GetPractitionerAgendaResponse  # noqa: Y015

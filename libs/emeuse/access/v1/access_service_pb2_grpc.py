@@ -26,7 +26,7 @@ if _version_not_supported:
 
 
 class AccessServiceStub:
-    """AccessService answers about teleconsultation requests.
+    """AccessService matches consultation requests to practitioners' slots and follows the consultations.
     """
 
     def __init__(self, channel):
@@ -40,14 +40,146 @@ class AccessServiceStub:
                 request_serializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.ListPatientRequestsRequest.SerializeToString,
                 response_deserializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.ListPatientRequestsResponse.FromString,
                 _registered_method=True)
+        self.RegisterPractitioner = channel.unary_unary(
+                '/emeuse.access.v1.AccessService/RegisterPractitioner',
+                request_serializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.RegisterPractitionerRequest.SerializeToString,
+                response_deserializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.RegisterPractitionerResponse.FromString,
+                _registered_method=True)
+        self.PublishAvailability = channel.unary_unary(
+                '/emeuse.access.v1.AccessService/PublishAvailability',
+                request_serializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.PublishAvailabilityRequest.SerializeToString,
+                response_deserializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.PublishAvailabilityResponse.FromString,
+                _registered_method=True)
+        self.RequestConsultation = channel.unary_unary(
+                '/emeuse.access.v1.AccessService/RequestConsultation',
+                request_serializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.RequestConsultationRequest.SerializeToString,
+                response_deserializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.RequestConsultationResponse.FromString,
+                _registered_method=True)
+        self.GetRequest = channel.unary_unary(
+                '/emeuse.access.v1.AccessService/GetRequest',
+                request_serializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.GetRequestRequest.SerializeToString,
+                response_deserializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.GetRequestResponse.FromString,
+                _registered_method=True)
+        self.ListOpenRequests = channel.unary_unary(
+                '/emeuse.access.v1.AccessService/ListOpenRequests',
+                request_serializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.ListOpenRequestsRequest.SerializeToString,
+                response_deserializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.ListOpenRequestsResponse.FromString,
+                _registered_method=True)
+        self.BookSlot = channel.unary_unary(
+                '/emeuse.access.v1.AccessService/BookSlot',
+                request_serializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.BookSlotRequest.SerializeToString,
+                response_deserializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.BookSlotResponse.FromString,
+                _registered_method=True)
+        self.ConfirmBooking = channel.unary_unary(
+                '/emeuse.access.v1.AccessService/ConfirmBooking',
+                request_serializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.ConfirmBookingRequest.SerializeToString,
+                response_deserializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.ConfirmBookingResponse.FromString,
+                _registered_method=True)
+        self.RescheduleBooking = channel.unary_unary(
+                '/emeuse.access.v1.AccessService/RescheduleBooking',
+                request_serializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.RescheduleBookingRequest.SerializeToString,
+                response_deserializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.RescheduleBookingResponse.FromString,
+                _registered_method=True)
+        self.CancelBooking = channel.unary_unary(
+                '/emeuse.access.v1.AccessService/CancelBooking',
+                request_serializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.CancelBookingRequest.SerializeToString,
+                response_deserializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.CancelBookingResponse.FromString,
+                _registered_method=True)
+        self.RecordConsultationOutcome = channel.unary_unary(
+                '/emeuse.access.v1.AccessService/RecordConsultationOutcome',
+                request_serializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.RecordConsultationOutcomeRequest.SerializeToString,
+                response_deserializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.RecordConsultationOutcomeResponse.FromString,
+                _registered_method=True)
+        self.GetPractitionerAgenda = channel.unary_unary(
+                '/emeuse.access.v1.AccessService/GetPractitionerAgenda',
+                request_serializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.GetPractitionerAgendaRequest.SerializeToString,
+                response_deserializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.GetPractitionerAgendaResponse.FromString,
+                _registered_method=True)
 
 
 class AccessServiceServicer:
-    """AccessService answers about teleconsultation requests.
+    """AccessService matches consultation requests to practitioners' slots and follows the consultations.
     """
 
     def ListPatientRequests(self, request, context):
-        """ListPatientRequests returns the teleconsultation requests made for a patient, oldest first.
+        """ListPatientRequests returns the requests made for a patient, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RegisterPractitioner(self, request, context):
+        """RegisterPractitioner adds or changes a practitioner in the directory.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PublishAvailability(self, request, context):
+        """PublishAvailability adds slots to a registered practitioner's agenda.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RequestConsultation(self, request, context):
+        """RequestConsultation asks for a consultation; it is booked at once if a suitable slot is free, else it waits in line.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRequest(self, request, context):
+        """GetRequest returns a request with its status and booking.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListOpenRequests(self, request, context):
+        """ListOpenRequests lists the requests waiting for a slot, in the order they will be served.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BookSlot(self, request, context):
+        """BookSlot books a given free slot for a waiting request.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConfirmBooking(self, request, context):
+        """ConfirmBooking records that the patient or requester confirmed a booking.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RescheduleBooking(self, request, context):
+        """RescheduleBooking moves a booking to another free slot.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelBooking(self, request, context):
+        """CancelBooking cancels a booking; its slot goes to the next request in line.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordConsultationOutcome(self, request, context):
+        """RecordConsultationOutcome records that a consultation started, was completed (with follow-ups) or the patient did not come.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPractitionerAgenda(self, request, context):
+        """GetPractitionerAgenda returns a practitioner's slots and what is booked in them.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -61,6 +193,61 @@ def add_AccessServiceServicer_to_server(servicer, server):
                     request_deserializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.ListPatientRequestsRequest.FromString,
                     response_serializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.ListPatientRequestsResponse.SerializeToString,
             ),
+            'RegisterPractitioner': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterPractitioner,
+                    request_deserializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.RegisterPractitionerRequest.FromString,
+                    response_serializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.RegisterPractitionerResponse.SerializeToString,
+            ),
+            'PublishAvailability': grpc.unary_unary_rpc_method_handler(
+                    servicer.PublishAvailability,
+                    request_deserializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.PublishAvailabilityRequest.FromString,
+                    response_serializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.PublishAvailabilityResponse.SerializeToString,
+            ),
+            'RequestConsultation': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestConsultation,
+                    request_deserializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.RequestConsultationRequest.FromString,
+                    response_serializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.RequestConsultationResponse.SerializeToString,
+            ),
+            'GetRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRequest,
+                    request_deserializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.GetRequestRequest.FromString,
+                    response_serializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.GetRequestResponse.SerializeToString,
+            ),
+            'ListOpenRequests': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListOpenRequests,
+                    request_deserializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.ListOpenRequestsRequest.FromString,
+                    response_serializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.ListOpenRequestsResponse.SerializeToString,
+            ),
+            'BookSlot': grpc.unary_unary_rpc_method_handler(
+                    servicer.BookSlot,
+                    request_deserializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.BookSlotRequest.FromString,
+                    response_serializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.BookSlotResponse.SerializeToString,
+            ),
+            'ConfirmBooking': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfirmBooking,
+                    request_deserializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.ConfirmBookingRequest.FromString,
+                    response_serializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.ConfirmBookingResponse.SerializeToString,
+            ),
+            'RescheduleBooking': grpc.unary_unary_rpc_method_handler(
+                    servicer.RescheduleBooking,
+                    request_deserializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.RescheduleBookingRequest.FromString,
+                    response_serializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.RescheduleBookingResponse.SerializeToString,
+            ),
+            'CancelBooking': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelBooking,
+                    request_deserializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.CancelBookingRequest.FromString,
+                    response_serializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.CancelBookingResponse.SerializeToString,
+            ),
+            'RecordConsultationOutcome': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordConsultationOutcome,
+                    request_deserializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.RecordConsultationOutcomeRequest.FromString,
+                    response_serializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.RecordConsultationOutcomeResponse.SerializeToString,
+            ),
+            'GetPractitionerAgenda': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPractitionerAgenda,
+                    request_deserializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.GetPractitionerAgendaRequest.FromString,
+                    response_serializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.GetPractitionerAgendaResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'emeuse.access.v1.AccessService', rpc_method_handlers)
@@ -70,7 +257,7 @@ def add_AccessServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class AccessService:
-    """AccessService answers about teleconsultation requests.
+    """AccessService matches consultation requests to practitioners' slots and follows the consultations.
     """
 
     @staticmethod
@@ -90,6 +277,303 @@ class AccessService:
             '/emeuse.access.v1.AccessService/ListPatientRequests',
             emeuse_dot_access_dot_v1_dot_access__service__pb2.ListPatientRequestsRequest.SerializeToString,
             emeuse_dot_access_dot_v1_dot_access__service__pb2.ListPatientRequestsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterPractitioner(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emeuse.access.v1.AccessService/RegisterPractitioner',
+            emeuse_dot_access_dot_v1_dot_access__service__pb2.RegisterPractitionerRequest.SerializeToString,
+            emeuse_dot_access_dot_v1_dot_access__service__pb2.RegisterPractitionerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PublishAvailability(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emeuse.access.v1.AccessService/PublishAvailability',
+            emeuse_dot_access_dot_v1_dot_access__service__pb2.PublishAvailabilityRequest.SerializeToString,
+            emeuse_dot_access_dot_v1_dot_access__service__pb2.PublishAvailabilityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequestConsultation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emeuse.access.v1.AccessService/RequestConsultation',
+            emeuse_dot_access_dot_v1_dot_access__service__pb2.RequestConsultationRequest.SerializeToString,
+            emeuse_dot_access_dot_v1_dot_access__service__pb2.RequestConsultationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emeuse.access.v1.AccessService/GetRequest',
+            emeuse_dot_access_dot_v1_dot_access__service__pb2.GetRequestRequest.SerializeToString,
+            emeuse_dot_access_dot_v1_dot_access__service__pb2.GetRequestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListOpenRequests(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emeuse.access.v1.AccessService/ListOpenRequests',
+            emeuse_dot_access_dot_v1_dot_access__service__pb2.ListOpenRequestsRequest.SerializeToString,
+            emeuse_dot_access_dot_v1_dot_access__service__pb2.ListOpenRequestsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BookSlot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emeuse.access.v1.AccessService/BookSlot',
+            emeuse_dot_access_dot_v1_dot_access__service__pb2.BookSlotRequest.SerializeToString,
+            emeuse_dot_access_dot_v1_dot_access__service__pb2.BookSlotResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfirmBooking(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emeuse.access.v1.AccessService/ConfirmBooking',
+            emeuse_dot_access_dot_v1_dot_access__service__pb2.ConfirmBookingRequest.SerializeToString,
+            emeuse_dot_access_dot_v1_dot_access__service__pb2.ConfirmBookingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RescheduleBooking(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emeuse.access.v1.AccessService/RescheduleBooking',
+            emeuse_dot_access_dot_v1_dot_access__service__pb2.RescheduleBookingRequest.SerializeToString,
+            emeuse_dot_access_dot_v1_dot_access__service__pb2.RescheduleBookingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelBooking(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emeuse.access.v1.AccessService/CancelBooking',
+            emeuse_dot_access_dot_v1_dot_access__service__pb2.CancelBookingRequest.SerializeToString,
+            emeuse_dot_access_dot_v1_dot_access__service__pb2.CancelBookingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordConsultationOutcome(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emeuse.access.v1.AccessService/RecordConsultationOutcome',
+            emeuse_dot_access_dot_v1_dot_access__service__pb2.RecordConsultationOutcomeRequest.SerializeToString,
+            emeuse_dot_access_dot_v1_dot_access__service__pb2.RecordConsultationOutcomeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPractitionerAgenda(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emeuse.access.v1.AccessService/GetPractitionerAgenda',
+            emeuse_dot_access_dot_v1_dot_access__service__pb2.GetPractitionerAgendaRequest.SerializeToString,
+            emeuse_dot_access_dot_v1_dot_access__service__pb2.GetPractitionerAgendaResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -27,25 +27,69 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class AccessServiceStub:
-    """AccessService answers about teleconsultation requests."""
+    """AccessService matches consultation requests to practitioners' slots and follows the consultations."""
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> AccessServiceAsyncStub: ...
     ListPatientRequests: _grpc.UnaryUnaryMultiCallable[_access_service_pb2.ListPatientRequestsRequest, _access_service_pb2.ListPatientRequestsResponse]
-    """ListPatientRequests returns the teleconsultation requests made for a patient, oldest first."""
+    """ListPatientRequests returns the requests made for a patient, oldest first."""
+    RegisterPractitioner: _grpc.UnaryUnaryMultiCallable[_access_service_pb2.RegisterPractitionerRequest, _access_service_pb2.RegisterPractitionerResponse]
+    """RegisterPractitioner adds or changes a practitioner in the directory."""
+    PublishAvailability: _grpc.UnaryUnaryMultiCallable[_access_service_pb2.PublishAvailabilityRequest, _access_service_pb2.PublishAvailabilityResponse]
+    """PublishAvailability adds slots to a registered practitioner's agenda."""
+    RequestConsultation: _grpc.UnaryUnaryMultiCallable[_access_service_pb2.RequestConsultationRequest, _access_service_pb2.RequestConsultationResponse]
+    """RequestConsultation asks for a consultation; it is booked at once if a suitable slot is free, else it waits in line."""
+    GetRequest: _grpc.UnaryUnaryMultiCallable[_access_service_pb2.GetRequestRequest, _access_service_pb2.GetRequestResponse]
+    """GetRequest returns a request with its status and booking."""
+    ListOpenRequests: _grpc.UnaryUnaryMultiCallable[_access_service_pb2.ListOpenRequestsRequest, _access_service_pb2.ListOpenRequestsResponse]
+    """ListOpenRequests lists the requests waiting for a slot, in the order they will be served."""
+    BookSlot: _grpc.UnaryUnaryMultiCallable[_access_service_pb2.BookSlotRequest, _access_service_pb2.BookSlotResponse]
+    """BookSlot books a given free slot for a waiting request."""
+    ConfirmBooking: _grpc.UnaryUnaryMultiCallable[_access_service_pb2.ConfirmBookingRequest, _access_service_pb2.ConfirmBookingResponse]
+    """ConfirmBooking records that the patient or requester confirmed a booking."""
+    RescheduleBooking: _grpc.UnaryUnaryMultiCallable[_access_service_pb2.RescheduleBookingRequest, _access_service_pb2.RescheduleBookingResponse]
+    """RescheduleBooking moves a booking to another free slot."""
+    CancelBooking: _grpc.UnaryUnaryMultiCallable[_access_service_pb2.CancelBookingRequest, _access_service_pb2.CancelBookingResponse]
+    """CancelBooking cancels a booking; its slot goes to the next request in line."""
+    RecordConsultationOutcome: _grpc.UnaryUnaryMultiCallable[_access_service_pb2.RecordConsultationOutcomeRequest, _access_service_pb2.RecordConsultationOutcomeResponse]
+    """RecordConsultationOutcome records that a consultation started, was completed (with follow-ups) or the patient did not come."""
+    GetPractitionerAgenda: _grpc.UnaryUnaryMultiCallable[_access_service_pb2.GetPractitionerAgendaRequest, _access_service_pb2.GetPractitionerAgendaResponse]
+    """GetPractitionerAgenda returns a practitioner's slots and what is booked in them."""
 
 @_typing.type_check_only
 class AccessServiceAsyncStub(AccessServiceStub):
-    """AccessService answers about teleconsultation requests."""
+    """AccessService matches consultation requests to practitioners' slots and follows the consultations."""
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     ListPatientRequests: _aio.UnaryUnaryMultiCallable[_access_service_pb2.ListPatientRequestsRequest, _access_service_pb2.ListPatientRequestsResponse]  # type: ignore[assignment]
-    """ListPatientRequests returns the teleconsultation requests made for a patient, oldest first."""
+    """ListPatientRequests returns the requests made for a patient, oldest first."""
+    RegisterPractitioner: _aio.UnaryUnaryMultiCallable[_access_service_pb2.RegisterPractitionerRequest, _access_service_pb2.RegisterPractitionerResponse]  # type: ignore[assignment]
+    """RegisterPractitioner adds or changes a practitioner in the directory."""
+    PublishAvailability: _aio.UnaryUnaryMultiCallable[_access_service_pb2.PublishAvailabilityRequest, _access_service_pb2.PublishAvailabilityResponse]  # type: ignore[assignment]
+    """PublishAvailability adds slots to a registered practitioner's agenda."""
+    RequestConsultation: _aio.UnaryUnaryMultiCallable[_access_service_pb2.RequestConsultationRequest, _access_service_pb2.RequestConsultationResponse]  # type: ignore[assignment]
+    """RequestConsultation asks for a consultation; it is booked at once if a suitable slot is free, else it waits in line."""
+    GetRequest: _aio.UnaryUnaryMultiCallable[_access_service_pb2.GetRequestRequest, _access_service_pb2.GetRequestResponse]  # type: ignore[assignment]
+    """GetRequest returns a request with its status and booking."""
+    ListOpenRequests: _aio.UnaryUnaryMultiCallable[_access_service_pb2.ListOpenRequestsRequest, _access_service_pb2.ListOpenRequestsResponse]  # type: ignore[assignment]
+    """ListOpenRequests lists the requests waiting for a slot, in the order they will be served."""
+    BookSlot: _aio.UnaryUnaryMultiCallable[_access_service_pb2.BookSlotRequest, _access_service_pb2.BookSlotResponse]  # type: ignore[assignment]
+    """BookSlot books a given free slot for a waiting request."""
+    ConfirmBooking: _aio.UnaryUnaryMultiCallable[_access_service_pb2.ConfirmBookingRequest, _access_service_pb2.ConfirmBookingResponse]  # type: ignore[assignment]
+    """ConfirmBooking records that the patient or requester confirmed a booking."""
+    RescheduleBooking: _aio.UnaryUnaryMultiCallable[_access_service_pb2.RescheduleBookingRequest, _access_service_pb2.RescheduleBookingResponse]  # type: ignore[assignment]
+    """RescheduleBooking moves a booking to another free slot."""
+    CancelBooking: _aio.UnaryUnaryMultiCallable[_access_service_pb2.CancelBookingRequest, _access_service_pb2.CancelBookingResponse]  # type: ignore[assignment]
+    """CancelBooking cancels a booking; its slot goes to the next request in line."""
+    RecordConsultationOutcome: _aio.UnaryUnaryMultiCallable[_access_service_pb2.RecordConsultationOutcomeRequest, _access_service_pb2.RecordConsultationOutcomeResponse]  # type: ignore[assignment]
+    """RecordConsultationOutcome records that a consultation started, was completed (with follow-ups) or the patient did not come."""
+    GetPractitionerAgenda: _aio.UnaryUnaryMultiCallable[_access_service_pb2.GetPractitionerAgendaRequest, _access_service_pb2.GetPractitionerAgendaResponse]  # type: ignore[assignment]
+    """GetPractitionerAgenda returns a practitioner's slots and what is booked in them."""
 
 class AccessServiceServicer(metaclass=_abc_1.ABCMeta):
-    """AccessService answers about teleconsultation requests."""
+    """AccessService matches consultation requests to practitioners' slots and follows the consultations."""
 
     @_abc_1.abstractmethod
     def ListPatientRequests(
@@ -53,6 +97,94 @@ class AccessServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _access_service_pb2.ListPatientRequestsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_access_service_pb2.ListPatientRequestsResponse, _abc.Awaitable[_access_service_pb2.ListPatientRequestsResponse]]:
-        """ListPatientRequests returns the teleconsultation requests made for a patient, oldest first."""
+        """ListPatientRequests returns the requests made for a patient, oldest first."""
+
+    @_abc_1.abstractmethod
+    def RegisterPractitioner(
+        self,
+        request: _access_service_pb2.RegisterPractitionerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_access_service_pb2.RegisterPractitionerResponse, _abc.Awaitable[_access_service_pb2.RegisterPractitionerResponse]]:
+        """RegisterPractitioner adds or changes a practitioner in the directory."""
+
+    @_abc_1.abstractmethod
+    def PublishAvailability(
+        self,
+        request: _access_service_pb2.PublishAvailabilityRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_access_service_pb2.PublishAvailabilityResponse, _abc.Awaitable[_access_service_pb2.PublishAvailabilityResponse]]:
+        """PublishAvailability adds slots to a registered practitioner's agenda."""
+
+    @_abc_1.abstractmethod
+    def RequestConsultation(
+        self,
+        request: _access_service_pb2.RequestConsultationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_access_service_pb2.RequestConsultationResponse, _abc.Awaitable[_access_service_pb2.RequestConsultationResponse]]:
+        """RequestConsultation asks for a consultation; it is booked at once if a suitable slot is free, else it waits in line."""
+
+    @_abc_1.abstractmethod
+    def GetRequest(
+        self,
+        request: _access_service_pb2.GetRequestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_access_service_pb2.GetRequestResponse, _abc.Awaitable[_access_service_pb2.GetRequestResponse]]:
+        """GetRequest returns a request with its status and booking."""
+
+    @_abc_1.abstractmethod
+    def ListOpenRequests(
+        self,
+        request: _access_service_pb2.ListOpenRequestsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_access_service_pb2.ListOpenRequestsResponse, _abc.Awaitable[_access_service_pb2.ListOpenRequestsResponse]]:
+        """ListOpenRequests lists the requests waiting for a slot, in the order they will be served."""
+
+    @_abc_1.abstractmethod
+    def BookSlot(
+        self,
+        request: _access_service_pb2.BookSlotRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_access_service_pb2.BookSlotResponse, _abc.Awaitable[_access_service_pb2.BookSlotResponse]]:
+        """BookSlot books a given free slot for a waiting request."""
+
+    @_abc_1.abstractmethod
+    def ConfirmBooking(
+        self,
+        request: _access_service_pb2.ConfirmBookingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_access_service_pb2.ConfirmBookingResponse, _abc.Awaitable[_access_service_pb2.ConfirmBookingResponse]]:
+        """ConfirmBooking records that the patient or requester confirmed a booking."""
+
+    @_abc_1.abstractmethod
+    def RescheduleBooking(
+        self,
+        request: _access_service_pb2.RescheduleBookingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_access_service_pb2.RescheduleBookingResponse, _abc.Awaitable[_access_service_pb2.RescheduleBookingResponse]]:
+        """RescheduleBooking moves a booking to another free slot."""
+
+    @_abc_1.abstractmethod
+    def CancelBooking(
+        self,
+        request: _access_service_pb2.CancelBookingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_access_service_pb2.CancelBookingResponse, _abc.Awaitable[_access_service_pb2.CancelBookingResponse]]:
+        """CancelBooking cancels a booking; its slot goes to the next request in line."""
+
+    @_abc_1.abstractmethod
+    def RecordConsultationOutcome(
+        self,
+        request: _access_service_pb2.RecordConsultationOutcomeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_access_service_pb2.RecordConsultationOutcomeResponse, _abc.Awaitable[_access_service_pb2.RecordConsultationOutcomeResponse]]:
+        """RecordConsultationOutcome records that a consultation started, was completed (with follow-ups) or the patient did not come."""
+
+    @_abc_1.abstractmethod
+    def GetPractitionerAgenda(
+        self,
+        request: _access_service_pb2.GetPractitionerAgendaRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_access_service_pb2.GetPractitionerAgendaResponse, _abc.Awaitable[_access_service_pb2.GetPractitionerAgendaResponse]]:
+        """GetPractitionerAgenda returns a practitioner's slots and what is booked in them."""
 
 def add_AccessServiceServicer_to_server(servicer: AccessServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,669 @@
+"""Access use cases: one territory's agenda, changed by its single writer.
+
+Every change to a territory's agenda (directory, slots, requests, bookings) arrives on a
+topic keyed by the territory, so one agent instance, handling one record at a time, is
+its only writer. Two requests racing for a slot are two records in one partition: the
+first is booked, the second sees the slot taken. With two instances, the partition is
+still one instance's. Facts published are SlotBooked, ConsultationStatusChanged and
+RequestFlagged; refused actions are recorded for the caller (gRPC) to read.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator, MutableMapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from google.protobuf import json_format
+from pydantic import BaseModel, TypeAdapter
+
+from emeuse.access.v1.access_events_pb2 import (
+    AvailabilityPublished,
+    BookingAction,
+    BookingActionRequested,
+    ConsultationRequested,
+    ConsultationStatusChanged,
+    Modality,
+    PractitionerRegistered,
+    Profession,
+    RequestFlagged,
+    SlotBooked,
+)
+from emeuse.registry import CONSULTATION_STATUS_CHANGED, REQUEST_FLAGGED, SLOT_BOOKED
+from emeuse.runtime.bus import Fact
+from emeuse.runtime.codec import InvalidEventError
+from emeuse.runtime.envelope import TERRITORY_CODES, timestamp
+from emeuse.runtime.pseudonym import is_pseudonym
+from services.access.domain.agenda import (
+    BOOKED,
+    CANCELLED,
+    COMPLETED,
+    CONFIRMED,
+    DONE,
+    GP,
+    NO_SHOW,
+    REFERRAL_TO_SPECIALIST,
+    REQUEST_CANCELLED,
+    SCHEDULED,
+    STARTED,
+    URGENCIES,
+    WAITING,
+    BookingState,
+    Location,
+    Practitioner,
+    RequestState,
+    SlotState,
+    booking_deadline,
+    queue_key,
+)
+from services.access.domain.matching import Match, best_slot, distance_km, suitable
+
+NAMESPACE = uuid.UUID("a11ce55e-5c4e-4d55-8a55-e4e05e000055")
+CODE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+Model = TypeVar("Model", bound=BaseModel)
+
+
+_TIME = TypeAdapter(datetime)
+
+
+def _json_time(moment: datetime) -> str:
+    # The form pydantic stores times in (UTC, "Z"): comparable as text with stored ones.
+    return str(_TIME.dump_python(moment.astimezone(UTC), mode="json"))
+
+
+def derived_id(*parts: str) -> str:
+    return str(uuid.uuid5(NAMESPACE, "/".join(parts)))
+
+
+@dataclass
+class AgendaTables:
+    """The service's tables, keyed "<territory>|<id>" (plain dicts in unit tests)."""
+
+    practitioners: MutableMapping[str, Any]
+    slots: MutableMapping[str, Any]
+    requests: MutableMapping[str, Any]
+    bookings: MutableMapping[str, Any]
+    actions: MutableMapping[str, Any]
+
+
+class Agenda:
+    """One territory's agenda over the tables."""
+
+    def __init__(self, territory: str, tables: AgendaTables) -> None:
+        self.territory = territory
+        self.tables = tables
+
+    def key(self, entity_id: str) -> str:
+        return f"{self.territory}|{entity_id}"
+
+    def _get(
+        self, table: MutableMapping[str, Any], entity_id: str, model: type[Model]
+    ) -> Model | None:
+        data = table.get(self.key(entity_id))
+        return model.model_validate(data) if data else None
+
+    def _scan(self, table: MutableMapping[str, Any], model: type[Model]) -> Iterator[Model]:
+        prefix = f"{self.territory}|"
+        for key, data in list(table.items()):
+            if str(key).startswith(prefix) and data:
+                yield model.model_validate(data)
+
+    def practitioner(self, practitioner_id: str) -> Practitioner | None:
+        return self._get(self.tables.practitioners, practitioner_id, Practitioner)
+
+    def slot(self, slot_id: str) -> SlotState | None:
+        return self._get(self.tables.slots, slot_id, SlotState)
+
+    def request(self, request_id: str) -> RequestState | None:
+        return self._get(self.tables.requests, request_id, RequestState)
+
+    def booking(self, booking_id: str) -> BookingState | None:
+        return self._get(self.tables.bookings, booking_id, BookingState)
+
+    def practitioners(self) -> dict[str, Practitioner]:
+        return {p.practitioner_id: p for p in self._scan(self.tables.practitioners, Practitioner)}
+
+    def slots(self) -> list[SlotState]:
+        return list(self._scan(self.tables.slots, SlotState))
+
+    def free_slots(self, now: datetime) -> list[SlotState]:
+        """Slots not booked and not started, filtered on the stored JSON before parsing."""
+        prefix, at = f"{self.territory}|", _json_time(now)
+        return [
+            SlotState.model_validate(data)
+            for key, data in list(self.tables.slots.items())
+            if str(key).startswith(prefix)
+            and data
+            and not data["booking_id"]
+            and data["start"] >= at
+        ]
+
+    def requests(self) -> list[RequestState]:
+        return list(self._scan(self.tables.requests, RequestState))
+
+    def bookings(self) -> list[BookingState]:
+        return list(self._scan(self.tables.bookings, BookingState))
+
+    def waiting(self) -> list[RequestState]:
+        """Requests in line, in the order they are served."""
+        return sorted((r for r in self.requests() if r.status == WAITING), key=queue_key)
+
+    def save_practitioner(self, p: Practitioner) -> None:
+        self.tables.practitioners[self.key(p.practitioner_id)] = p.model_dump(mode="json")
+
+    def save_slot(self, slot: SlotState) -> None:
+        self.tables.slots[self.key(slot.slot_id)] = slot.model_dump(mode="json")
+
+    def save_request(self, request: RequestState) -> None:
+        self.tables.requests[self.key(request.request_id)] = request.model_dump(mode="json")
+
+    def save_booking(self, booking: BookingState) -> None:
+        self.tables.bookings[self.key(booking.booking_id)] = booking.model_dump(mode="json")
+
+    def action_outcome(self, action_id: str) -> dict[str, Any] | None:
+        return self.tables.actions.get(self.key(action_id)) or None
+
+    def record_action(self, action_id: str, outcome: dict[str, Any]) -> None:
+        self.tables.actions[self.key(action_id)] = outcome
+
+
+@dataclass
+class Observation:
+    """A measure for the metrics: what happened, at which urgency, after how long."""
+
+    what: str
+    urgency: int
+    seconds: float = 0.0
+
+
+@dataclass
+class Result:
+    facts: list[Fact] = field(default_factory=list)
+    outcome: str = ""
+    observations: list[Observation] = field(default_factory=list)
+    # The booking an action made (book, reschedule); the action's own booking otherwise.
+    booking_id: str = ""
+
+
+class ActionRefused(Exception):
+    """An action the agenda cannot take now; `code` is the gRPC status name for callers."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _location(place: Any) -> Location:
+    return Location(
+        place_id=place.place_id,
+        kind=place.kind,
+        commune=place.commune,
+        latitude=place.latitude,
+        longitude=place.longitude,
+        modalities=list(place.modalities),
+    )
+
+
+def check_practitioner(message: PractitionerRegistered) -> None:
+    if not CODE.fullmatch(message.practitioner_id):
+        raise InvalidEventError("practitioner_id must be a directory id ([a-z0-9._-])")
+    if not message.profession:
+        raise InvalidEventError("practitioner has no profession")
+    if not message.care_line:
+        raise InvalidEventError("practitioner has no care line (first or second)")
+    if not message.modalities:
+        raise InvalidEventError("practitioner offers no modality")
+    if message.specialty and not CODE.fullmatch(message.specialty):
+        raise InvalidEventError("specialty must be a code ([a-z0-9._-])")
+    if not message.HasField("place") or not message.place.kind:
+        raise InvalidEventError("practitioner has no place")
+
+
+def check_request(message: ConsultationRequested) -> None:
+    """What a request needs to be matched; InvalidEventError says what is missing."""
+    if not is_pseudonym(message.patient_pseudonym):
+        raise InvalidEventError("patient_pseudonym must be a platform pseudonym (psn-...)")
+    if message.territory not in TERRITORY_CODES:
+        raise InvalidEventError("territory must be a programme département: 52, 54 or 55")
+    if message.urgency not in URGENCIES:
+        raise InvalidEventError("urgency must be immediate, same day, within 7 days or routine")
+    if message.profession not in Profession.values():
+        raise InvalidEventError("profession is not one this platform knows")
+    if message.modality not in Modality.values():
+        raise InvalidEventError("modality is not one this platform knows")
+    if not message.requested_by:
+        raise InvalidEventError("request does not say who asked (requested_by)")
+    if not CODE.fullmatch(message.reason_code):
+        raise InvalidEventError("reason_code must be a code ([a-z0-9._-]), never free text")
+    if message.specialty and not CODE.fullmatch(message.specialty):
+        raise InvalidEventError("specialty must be a code ([a-z0-9._-])")
+    if message.place.commune and not re.fullmatch(r"[0-9][0-9AB][0-9]{3}", message.place.commune):
+        raise InvalidEventError("place.commune must be an INSEE commune code")
+
+
+def check_referral(agenda: Agenda, message: ConsultationRequested) -> None:
+    """A referral names a completed consultation of this patient that referred them."""
+    if not message.referral_booking_id:
+        return
+    referral = agenda.booking(message.referral_booking_id)
+    if (
+        referral is None
+        or referral.patient != message.patient_pseudonym
+        or referral.status != COMPLETED
+        or REFERRAL_TO_SPECIALIST not in referral.follow_ups
+    ):
+        raise InvalidEventError(
+            "referral_booking_id is not a completed consultation that referred this patient"
+        )
+
+
+def practitioner_state(message: PractitionerRegistered) -> Practitioner:
+    return Practitioner(
+        practitioner_id=message.practitioner_id,
+        profession=message.profession,
+        specialty=message.specialty,
+        care_line=message.care_line,
+        modalities=list(message.modalities),
+        place=_location(message.place),
+        active=message.active,
+    )
+
+
+def register_practitioner(agenda: Agenda, message: PractitionerRegistered, now: datetime) -> Result:
+    check_practitioner(message)
+    agenda.save_practitioner(practitioner_state(message))
+    facts = serve_waiting(agenda, now, practitioner_id=message.practitioner_id)
+    return Result(facts, "registered")
+
+
+def publish_availability(agenda: Agenda, message: AvailabilityPublished, now: datetime) -> Result:
+    practitioner = agenda.practitioner(message.practitioner_id)
+    if practitioner is None:
+        raise InvalidEventError("practitioner is not registered in this territory")
+    new: list[SlotState] = []
+    # Every slot checked before any is saved: a bad one refuses the whole publication.
+    for slot in message.slots:
+        if not slot.slot_id or not slot.HasField("start") or slot.duration.ToSeconds() <= 0:
+            raise InvalidEventError("every slot needs an id, a start and a duration")
+        if slot.practitioner_id and slot.practitioner_id != message.practitioner_id:
+            raise InvalidEventError("a slot belongs to the practitioner publishing it")
+        if agenda.slot(slot.slot_id) is not None:
+            continue  # published again: the slot, and any booking in it, stand
+        new.append(
+            SlotState(
+                slot_id=slot.slot_id,
+                practitioner_id=message.practitioner_id,
+                start=slot.start.ToDatetime(tzinfo=UTC),
+                duration_s=slot.duration.ToSeconds(),
+                modalities=[int(m) for m in slot.modalities] or practitioner.modalities,
+            )
+        )
+    for state in new:
+        agenda.save_slot(state)
+    facts = serve_waiting(agenda, now, slot_ids={s.slot_id for s in new})
+    return Result(facts, f"slots_added_{min(len(new), 1)}")
+
+
+def request_consultation(agenda: Agenda, message: ConsultationRequested, now: datetime) -> Result:
+    if agenda.request(message.request_id) is not None:
+        return Result(outcome="duplicate")
+    check_request(message)
+    check_referral(agenda, message)
+    state = RequestState(
+        request_id=message.request_id,
+        patient=message.patient_pseudonym,
+        urgency=message.urgency,
+        profession=message.profession,
+        specialty=message.specialty,
+        modality=message.modality,
+        place=_location(message.place),
+        referral_booking_id=message.referral_booking_id,
+        requested_at=message.requested_at.ToDatetime(tzinfo=UTC),
+        received_at=now,
+        message=json_format.MessageToDict(message, preserving_proto_field_name=True),
+    )
+    agenda.save_request(state)
+    result = Result(serve_waiting(agenda, now, request=state), "received")
+    result.observations.append(Observation("received", message.urgency))
+    return result
+
+
+def serve_waiting(
+    agenda: Agenda,
+    now: datetime,
+    *,
+    request: RequestState | None = None,
+    slot_ids: set[str] | None = None,
+    practitioner_id: str = "",
+) -> list[Fact]:
+    """Give free slots to the requests in line, most urgent and earliest first.
+
+    Every request in line already found no suitable free slot. So only what changed can
+    make a match: a new `request` is matched alone against the free slots; new or freed
+    slots (`slot_ids`, a `practitioner_id`'s) are offered to the line.
+    """
+    practitioners = agenda.practitioners()
+    free = agenda.free_slots(now)
+    if slot_ids is not None:
+        free = [s for s in free if s.slot_id in slot_ids]
+    if practitioner_id:
+        free = [s for s in free if s.practitioner_id == practitioner_id]
+    by_need: dict[tuple[int, str], list[SlotState]] = {}
+    for slot in free:
+        p = practitioners.get(slot.practitioner_id)
+        if p is not None:
+            by_need.setdefault((p.profession, p.specialty), []).append(slot)
+    facts = []
+    for waiting in [request] if request is not None else agenda.waiting():
+        candidates = by_need.get((waiting.profession or GP, waiting.specialty), [])
+        match = best_slot(waiting, practitioners, candidates, now)
+        if match is None:
+            continue
+        facts.append(_book(agenda, waiting, match, now))
+        candidates.remove(match.slot)
+    return facts
+
+
+def _book(
+    agenda: Agenda, request: RequestState, match: Match, now: datetime, rescheduled_from: str = ""
+) -> Fact:
+    booking = BookingState(
+        # Counted per request: a request moved back to a slot it held gets a new booking.
+        booking_id=derived_id(request.request_id, match.slot.slot_id, str(request.bookings_made)),
+        request_id=request.request_id,
+        patient=request.patient,
+        practitioner_id=match.practitioner.practitioner_id,
+        slot_id=match.slot.slot_id,
+        start=match.slot.start,
+        modality=match.modality,
+        booked_at=now,
+    )
+    slot = match.slot.model_copy(update={"booking_id": booking.booking_id})
+    agenda.save_slot(slot)
+    agenda.save_booking(booking)
+    agenda.save_request(
+        request.model_copy(
+            update={
+                "status": BOOKED,
+                "booking_id": booking.booking_id,
+                "bookings_made": request.bookings_made + 1,
+            }
+        )
+    )
+    booked = SlotBooked(
+        booking_id=booking.booking_id,
+        territory=agenda.territory,
+        request_id=request.request_id,
+        patient_pseudonym=request.patient,
+        practitioner_id=booking.practitioner_id,
+        slot_id=slot.slot_id,
+        start=timestamp(slot.start),
+        modality=match.modality,  # type: ignore[arg-type]
+        distance_km=round(match.distance_km, 1),
+        booked_at=timestamp(now),
+        rescheduled_from=rescheduled_from,
+    )
+    booked.waited.FromTimedelta(max(now - request.requested_at, timedelta(0)))
+    return Fact(SLOT_BOOKED, booked, booking.booking_id)
+
+
+def _status_changed(
+    agenda: Agenda,
+    booking: BookingState,
+    actor: str,
+    now: datetime,
+    *,
+    reason: str = "",
+    since_request: timedelta | None = None,
+) -> Fact:
+    changed = ConsultationStatusChanged(
+        booking_id=booking.booking_id,
+        territory=agenda.territory,
+        request_id=booking.request_id,
+        patient_pseudonym=booking.patient,
+        practitioner_id=booking.practitioner_id,
+        status=booking.status,  # type: ignore[arg-type]
+        follow_ups=booking.follow_ups,  # type: ignore[arg-type]
+        referral_specialty=booking.referral_specialty,
+        reason_code=reason,
+        changed_by=actor,
+        changed_at=timestamp(now),
+    )
+    if since_request is not None:
+        changed.request_to_consultation.FromTimedelta(since_request)
+    event_id = derived_id(booking.booking_id, "status", str(booking.status))
+    return Fact(CONSULTATION_STATUS_CHANGED, changed, event_id)
+
+
+def apply_action(
+    agenda: Agenda,
+    action: BookingActionRequested,
+    now: datetime,
+    *,
+    delays: dict[int, timedelta],
+    coordinators: dict[str, str],
+) -> Result:
+    """Apply a booking action once; a refused one is recorded with its reason."""
+    if agenda.action_outcome(action.action_id) is not None:
+        return Result(outcome="duplicate")
+    if action.action == BookingAction.BOOKING_ACTION_DELAY_DUE:
+        return _delay_due(agenda, action, now, delays, coordinators)
+    handlers = {
+        BookingAction.BOOKING_ACTION_BOOK_SLOT: _book_slot,
+        BookingAction.BOOKING_ACTION_CONFIRM: _confirm,
+        BookingAction.BOOKING_ACTION_RESCHEDULE: _reschedule,
+        BookingAction.BOOKING_ACTION_CANCEL: _cancel,
+        BookingAction.BOOKING_ACTION_RECORD_OUTCOME: _record_outcome,
+    }
+    handler = handlers.get(action.action)
+    if handler is None:
+        raise InvalidEventError(
+            "booking action must be book, confirm, reschedule, cancel or outcome"
+        )
+    try:
+        result = handler(agenda, action, now)
+    except ActionRefused as refused:
+        agenda.record_action(
+            action.action_id, {"ok": False, "code": refused.code, "message": str(refused)}
+        )
+        return Result(outcome="refused")
+    booking_id = result.booking_id or action.booking_id
+    agenda.record_action(action.action_id, {"ok": True, "booking_id": booking_id})
+    return result
+
+
+def _waiting_request(agenda: Agenda, request_id: str) -> RequestState:
+    request = agenda.request(request_id)
+    if request is None:
+        raise ActionRefused("NOT_FOUND", "no such request in this territory")
+    if request.status != WAITING:
+        raise ActionRefused("FAILED_PRECONDITION", "the request is not waiting for a slot")
+    return request
+
+
+def _free_slot_for(agenda: Agenda, request: RequestState, slot_id: str, now: datetime) -> Match:
+    slot = agenda.slot(slot_id)
+    if slot is None:
+        raise ActionRefused("NOT_FOUND", "no such slot in this territory")
+    if not slot.free:
+        raise ActionRefused("FAILED_PRECONDITION", "the slot is already booked")
+    practitioner = agenda.practitioner(slot.practitioner_id)
+    modality = suitable(request, practitioner, slot, now) if practitioner else None
+    if practitioner is None or modality is None:
+        raise ActionRefused(
+            "FAILED_PRECONDITION",
+            "the slot does not suit the request (profession, specialty, modality, line or time)",
+        )
+    return Match(slot, practitioner, modality, distance_km(request.place, practitioner.place))
+
+
+def _active_booking(agenda: Agenda, booking_id: str) -> BookingState:
+    booking = agenda.booking(booking_id)
+    if booking is None:
+        raise ActionRefused("NOT_FOUND", "no such booking in this territory")
+    if not booking.active:
+        raise ActionRefused("FAILED_PRECONDITION", "the booking is cancelled or over")
+    return booking
+
+
+def _book_slot(agenda: Agenda, action: BookingActionRequested, now: datetime) -> Result:
+    request = _waiting_request(agenda, action.request_id)
+    match = _free_slot_for(agenda, request, action.slot_id, now)
+    fact = _book(agenda, request, match, now)
+    return Result([fact], "booked", booking_id=fact.event_id)
+
+
+def _confirm(agenda: Agenda, action: BookingActionRequested, now: datetime) -> Result:
+    booking = _active_booking(agenda, action.booking_id)
+    if booking.status == CONFIRMED:
+        return Result(outcome="already_confirmed")
+    if booking.status != SCHEDULED:
+        raise ActionRefused("FAILED_PRECONDITION", "the consultation has started")
+    booking.status = CONFIRMED
+    agenda.save_booking(booking)
+    return Result([_status_changed(agenda, booking, action.actor_id, now)], "confirmed")
+
+
+def _release(agenda: Agenda, booking: BookingState, reason: str, actor: str, now: datetime) -> Fact:
+    booking.status = CANCELLED
+    agenda.save_booking(booking)
+    slot = agenda.slot(booking.slot_id)
+    if slot is not None and slot.booking_id == booking.booking_id:
+        agenda.save_slot(slot.model_copy(update={"booking_id": ""}))
+    return _status_changed(agenda, booking, actor, now, reason=reason)
+
+
+def _reschedule(agenda: Agenda, action: BookingActionRequested, now: datetime) -> Result:
+    booking = _active_booking(agenda, action.booking_id)
+    if booking.status == STARTED:
+        raise ActionRefused("FAILED_PRECONDITION", "the consultation has started")
+    request = agenda.request(booking.request_id)
+    assert request is not None
+    match = _free_slot_for(agenda, request, action.slot_id, now)
+    facts = [_release(agenda, booking, "booking.rescheduled", action.actor_id, now)]
+    request = request.model_copy(update={"status": WAITING, "booking_id": ""})
+    moved = _book(agenda, request, match, now, rescheduled_from=booking.booking_id)
+    facts.append(moved)
+    # The slot given up goes to the next in line.
+    facts.extend(serve_waiting(agenda, now, slot_ids={booking.slot_id}))
+    return Result(facts, "rescheduled", booking_id=moved.event_id)
+
+
+def _cancel(agenda: Agenda, action: BookingActionRequested, now: datetime) -> Result:
+    booking = _active_booking(agenda, action.booking_id)
+    if booking.status == STARTED:
+        raise ActionRefused("FAILED_PRECONDITION", "the consultation has started")
+    reason = action.reason_code or "booking.cancelled"
+    if not CODE.fullmatch(reason):
+        raise ActionRefused("INVALID_ARGUMENT", "reason_code must be a code ([a-z0-9._-])")
+    facts = [_release(agenda, booking, reason, action.actor_id, now)]
+    request = agenda.request(booking.request_id)
+    assert request is not None
+    if action.rebook:
+        declined = [*request.declined_slots, booking.slot_id]
+        request = request.model_copy(
+            update={"status": WAITING, "booking_id": "", "declined_slots": declined}
+        )
+    else:
+        request = request.model_copy(update={"status": REQUEST_CANCELLED})
+    agenda.save_request(request)
+    # The freed slot goes to the next in line (the request itself, if rebooked, excepted);
+    # then a rebooked request looks for another free slot.
+    facts.extend(serve_waiting(agenda, now, slot_ids={booking.slot_id}))
+    if action.rebook:
+        again = agenda.request(request.request_id)
+        if again is not None and again.status == WAITING:
+            facts.extend(serve_waiting(agenda, now, request=again))
+    return Result(facts, "cancelled", [Observation("cancelled", request.urgency)])
+
+
+def _record_outcome(agenda: Agenda, action: BookingActionRequested, now: datetime) -> Result:
+    booking = _active_booking(agenda, action.booking_id)
+    status = action.status
+    if status not in (STARTED, COMPLETED, NO_SHOW):
+        raise ActionRefused("INVALID_ARGUMENT", "outcome must be STARTED, COMPLETED or NO_SHOW")
+    if booking.status == STARTED and status != COMPLETED:
+        raise ActionRefused("FAILED_PRECONDITION", "a started consultation can only be completed")
+    if action.follow_ups and status != COMPLETED:
+        raise ActionRefused("INVALID_ARGUMENT", "follow-ups come with a completed consultation")
+    if REFERRAL_TO_SPECIALIST in action.follow_ups and not CODE.fullmatch(
+        action.referral_specialty
+    ):
+        raise ActionRefused("INVALID_ARGUMENT", "a referral names the specialty (a code)")
+    request = agenda.request(booking.request_id)
+    assert request is not None
+    first_start = booking.status != STARTED and status in (STARTED, COMPLETED)
+    booking.status = status
+    booking.follow_ups = list(action.follow_ups)
+    booking.referral_specialty = action.referral_specialty
+    agenda.save_booking(booking)
+    observations = []
+    since = None
+    if first_start:
+        since = max(now - request.requested_at, timedelta(0))
+        observations.append(Observation("consulted", request.urgency, since.total_seconds()))
+    if status in (COMPLETED, NO_SHOW):
+        agenda.save_request(request.model_copy(update={"status": DONE}))
+        observations.append(
+            Observation("completed" if status == COMPLETED else "no_show", request.urgency)
+        )
+    fact = _status_changed(agenda, booking, action.actor_id, now, since_request=since)
+    return Result([fact], "outcome", observations)
+
+
+def _waited(request: RequestState, now: datetime) -> float:
+    return max((now - request.requested_at).total_seconds(), 0.0)
+
+
+def _delay_due(
+    agenda: Agenda,
+    action: BookingActionRequested,
+    now: datetime,
+    delays: dict[int, timedelta],
+    coordinators: dict[str, str],
+) -> Result:
+    request = agenda.request(action.request_id)
+    if (
+        request is None
+        or request.status != WAITING
+        or request.flagged_at is not None
+        or booking_deadline(request, delays) > now
+    ):
+        return Result(outcome="not_due")  # not recorded: a later tick may still apply
+    agenda.save_request(request.model_copy(update={"flagged_at": now}))
+    agenda.record_action(action.action_id, {"ok": True})
+    flagged = RequestFlagged(
+        request_id=request.request_id,
+        territory=agenda.territory,
+        patient_pseudonym=request.patient,
+        urgency=request.urgency,  # type: ignore[arg-type]
+        coordinator_id=coordinators.get(agenda.territory, f"coordination-{agenda.territory}"),
+        flagged_at=timestamp(now),
+    )
+    flagged.waited.FromTimedelta(now - request.requested_at)
+    fact = Fact(REQUEST_FLAGGED, flagged, derived_id(request.request_id, "flagged"))
+    return Result(
+        [fact], "flagged", [Observation("flagged", request.urgency, _waited(request, now))]
+    )
+
+
+def due_delays(
+    agenda: Agenda, now: datetime, delays: dict[int, timedelta]
+) -> list[BookingActionRequested]:
+    """Requests in line past their booking delay and not flagged yet."""
+    due = []
+    for request in agenda.waiting():
+        if request.flagged_at is None and booking_deadline(request, delays) <= now:
+            due.append(
+                BookingActionRequested(
+                    action_id=derived_id(request.request_id, "delay"),
+                    territory=agenda.territory,
+                    action=BookingAction.BOOKING_ACTION_DELAY_DUE,
+                    request_id=request.request_id,
+                    requested_at=timestamp(now),
+                )
+            )
+    return due

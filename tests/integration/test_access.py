@@ -1,0 +1,348 @@
+"""Access end to end on the real broker: directory, slots, requests from gRPC, Kafka and
+chronic alerts, matching without double booking across two instances, cancellations,
+flags past the booking delay, and the consultation lifecycle."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import grpc
+import pytest
+from google.protobuf import json_format
+
+from emeuse.access.v1 import access_service_pb2 as api
+from emeuse.access.v1 import access_service_pb2_grpc as api_grpc
+from emeuse.access.v1.access_events_pb2 import ConsultationRequested, ConsultationStatus
+from emeuse.chronic.v1 import chronic_service_pb2 as chronic_api
+from emeuse.chronic.v1 import chronic_service_pb2_grpc as chronic_grpc
+from emeuse.chronic.v1.chronic_events_pb2 import CarePlanUpdated, ReadingRecorded
+from emeuse.registry import (
+    CONSULTATION_REQUESTED,
+    CONSULTATION_STATUS_CHANGED,
+    REQUEST_FLAGGED,
+    SLOT_BOOKED,
+)
+from emeuse.runtime.pseudonym import random_pseudonym
+from tests.integration.events import CARE_TEAM, headers_for, new_id
+from tests.integration.harness import Client, Platform, metric, wait_for_care_plan
+
+BAR_LE_DUC = {"commune": "55029", "latitude": 48.77, "longitude": 5.16}
+VERDUN = {"commune": "55545", "latitude": 49.16, "longitude": 5.38}
+
+
+def access(platform: Platform, target: str | None = None) -> Client:
+    target = target or platform.services["access"].grpc_target
+    return Client(target, api_grpc.AccessServiceStub, platform.auth)
+
+
+def register(client: Client, profession: str, specialty: str = "", line: str = "FIRST", **place):
+    practitioner_id = f"pract-{uuid.uuid4().hex[:12]}"
+    message = json_format.ParseDict(
+        {
+            "practitioner_id": practitioner_id,
+            "territory": "55",
+            "profession": f"PROFESSION_{profession}",
+            "specialty": specialty,
+            "care_line": f"CARE_LINE_{line}",
+            "modalities": ["MODALITY_VIDEO", "MODALITY_NURSE_ASSISTED"],
+            "place": {"kind": "PLACE_KIND_HEALTH_CENTRE", **(place or BAR_LE_DUC)},
+            "active": True,
+        },
+        api.RegisterPractitionerRequest().practitioner,
+    )
+    client.RegisterPractitioner(
+        api.RegisterPractitionerRequest(practitioner=message, experiment_id="exp-teleconsult")
+    )
+    return practitioner_id
+
+
+def publish_slots(client: Client, practitioner_id: str, count: int, start: datetime) -> list[str]:
+    request = api.PublishAvailabilityRequest(experiment_id="exp-teleconsult")
+    request.availability.practitioner_id = practitioner_id
+    request.availability.territory = "55"
+    for index in range(count):
+        slot = request.availability.slots.add()
+        slot.start.FromDatetime(start + timedelta(minutes=20 * index))
+        slot.duration.FromSeconds(15 * 60)
+    return list(client.PublishAvailability(request, timeout=30).slot_ids)
+
+
+def consultation(patient: str, specialty: str = "", **fields) -> ConsultationRequested:
+    data = {
+        "request_id": new_id("req"),
+        "territory": "55",
+        "patient_pseudonym": patient,
+        "urgency": "URGENCY_WITHIN_7_DAYS",
+        "profession": "PROFESSION_SPECIALIST" if specialty else "PROFESSION_GP",
+        "specialty": specialty,
+        "reason_code": "follow-up.chronic",
+        "requested_by": "REQUESTER_ROLE_NURSE",
+        "requester_id": "ide-ehpad-0107",
+        "place": {"kind": "PLACE_KIND_EHPAD", **VERDUN, "modalities": ["MODALITY_NURSE_ASSISTED"]},
+        "requested_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+    }
+    data.update(fields)
+    return json_format.ParseDict(data, ConsultationRequested())
+
+
+def ask(client: Client, request: ConsultationRequested) -> api.Request:
+    answer = client.RequestConsultation(
+        api.RequestConsultationRequest(request=request, experiment_id="exp-teleconsult"),
+        timeout=30,
+    )
+    return answer.request
+
+
+def open_requests(client: Client, **filters) -> list[api.Request]:
+    found, token = [], ""
+    while True:
+        page = client.ListOpenRequests(
+            api.ListOpenRequestsRequest(territory="55", page_size=100, page_token=token, **filters)
+        )
+        found += list(page.requests)
+        token = page.next_page_token
+        if not token:
+            return found
+
+
+def test_a_critical_chronic_alert_becomes_an_urgent_request_that_gets_booked(platform, bus):
+    client = access(platform)
+    gp = register(client, "GP")
+    # Immediate GP requests of earlier tests may be waiting: enough slots for all, and ours.
+    waiting = len(open_requests(client, urgency="URGENCY_IMMEDIATE"))
+    publish_slots(client, gp, waiting + 3, datetime.now(UTC) + timedelta(minutes=30))
+
+    patient = random_pseudonym()
+    chronic = Client(
+        platform.services["chronic"].grpc_target, chronic_grpc.ChronicServiceStub, platform.auth
+    )
+    plan = json_format.ParseDict(
+        {
+            "patient_pseudonym": patient,
+            "care_plan_id": new_id("cp"),
+            "programme": "MONITORING_PROGRAMME_ANTICOAGULATION",
+            "thresholds": [
+                {
+                    "loinc_code": "34714-6",
+                    "unit": "{INR}",
+                    "low": 2,
+                    "high": 3,
+                    "critical_low": 1.5,
+                    "critical_high": 5,
+                    "expected_every": "604800s",
+                }
+            ],
+            "care_team": CARE_TEAM,
+            "acknowledge_within": "1800s",
+        },
+        CarePlanUpdated(),
+    )
+    chronic.EnrollPatient(
+        chronic_api.EnrollPatientRequest(care_plan=plan, territory="55", experiment_id="exp-x")
+    )
+    wait_for_care_plan(platform.services["chronic"].grpc_target, patient, platform.auth)
+    reading = ReadingRecorded(
+        reading_id=new_id("inr"),
+        patient_pseudonym=patient,
+        loinc_code="34714-6",
+        value=6.4,
+        unit="{INR}",
+    )
+    reading.measured_at.GetCurrentTime()
+    chronic.RecordReading(
+        chronic_api.RecordReadingRequest(reading=reading, territory="55", experiment_id="exp-x")
+    )
+
+    [booked] = bus.wait_for(
+        SLOT_BOOKED.name, lambda r: r["event"]["patient_pseudonym"] == patient, timeout=60
+    )
+    assert booked["key"] == "55"
+    assert booked["event"]["practitioner_id"] == gp
+    [asked] = bus.wait_for(
+        CONSULTATION_REQUESTED.name, lambda r: r["event"]["patient_pseudonym"] == patient
+    )
+    assert asked["event"]["urgency"] == "URGENCY_IMMEDIATE"
+    assert asked["event"]["request_id"] == booked["event"]["request_id"]
+    request = client.GetRequest(
+        api.GetRequestRequest(request_id=asked["event"]["request_id"], territory="55")
+    ).request
+    assert request.status == api.REQUEST_STATUS_BOOKED
+    assert request.booking.practitioner_id == gp
+
+
+def test_two_hundred_requests_racing_for_fifty_slots_on_two_instances(platform, bus):
+    first = access(platform)
+    second_process = platform.new_process("access", name="access-2")
+    second_process.start()
+    try:
+        second_process.wait_serving()
+        second = access(platform, second_process.grpc_target)
+        specialty = f"cardio-{uuid.uuid4().hex[:8]}"
+        cardiologist = register(first, "SPECIALIST", specialty)
+        slots = publish_slots(first, cardiologist, 50, datetime.now(UTC) + timedelta(days=1))
+        assert len(set(slots)) == 50
+
+        requests = [consultation(random_pseudonym(), specialty) for _ in range(200)]
+        # Half over gRPC, through both instances at once; half straight onto Kafka.
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            for request in requests[100:]:
+                bus.send(
+                    CONSULTATION_REQUESTED.name,
+                    b"55",
+                    request.SerializeToString(),
+                    headers_for(CONSULTATION_REQUESTED, request.patient_pseudonym),
+                )
+            answers = list(
+                pool.map(
+                    lambda pair: ask((first, second)[pair[0] % 2], pair[1]),
+                    enumerate(requests[:100]),
+                )
+            )
+        assert {a.status for a in answers} <= {
+            api.REQUEST_STATUS_BOOKED,
+            api.REQUEST_STATUS_WAITING,
+        }
+
+        ours = {r.request_id for r in requests}
+        bus.wait_for(
+            SLOT_BOOKED.name, lambda r: r["event"]["request_id"] in ours, count=50, timeout=90
+        )
+        booked = [
+            r for r in bus.all_records(SLOT_BOOKED.name, 2) if r["event"]["request_id"] in ours
+        ]
+        # Exactly 50 bookings: no slot twice, no request twice.
+        assert len(booked) == 50
+        assert len({b["event"]["slot_id"] for b in booked}) == 50
+        assert len({b["event"]["request_id"] for b in booked}) == 50
+        assert {b["event"]["slot_id"] for b in booked} == set(slots)
+        line = [r for r in open_requests(second) if r.request.request_id in ours]
+        assert len(line) == 150
+        assert [r.position for r in line] == sorted(r.position for r in line)
+
+        # A cancellation frees the slot for the next in line.
+        cancelled = booked[0]["event"]
+        next_in_line = line[0].request.request_id
+        gone = first.CancelBooking(
+            api.CancelBookingRequest(
+                territory="55",
+                booking_id=cancelled["booking_id"],
+                actor_id=cardiologist,
+                reason_code="patient.unavailable",
+            )
+        ).booking
+        assert gone.status == ConsultationStatus.CONSULTATION_STATUS_CANCELLED
+        [rebooked] = bus.wait_for(
+            SLOT_BOOKED.name, lambda r: r["event"]["request_id"] == next_in_line
+        )
+        assert rebooked["event"]["slot_id"] == cancelled["slot_id"]
+        agenda = second.GetPractitionerAgenda(
+            api.GetPractitionerAgendaRequest(territory="55", practitioner_id=cardiologist)
+        )
+        assert len(agenda.slots) == 50 and agenda.utilisation == 1.0
+    finally:
+        assert second_process.stop() is not None
+
+
+def test_a_request_left_unbooked_past_its_delay_is_flagged_to_the_coordinator(platform, bus):
+    client = access(platform)
+    # Nobody offers this specialty: the immediate request waits, and 3 s later is flagged.
+    asked = ask(
+        client,
+        consultation(
+            random_pseudonym(), f"derm-{uuid.uuid4().hex[:8]}", urgency="URGENCY_IMMEDIATE"
+        ),
+    )
+    assert asked.status == api.REQUEST_STATUS_WAITING
+    request_id = asked.request.request_id
+    [flag] = bus.wait_for(REQUEST_FLAGGED.name, lambda r: r["event"]["request_id"] == request_id)
+    assert flag["event"]["coordinator_id"] == "coordination-55"
+    assert flag["event"]["urgency"] == "URGENCY_IMMEDIATE"
+    now = client.GetRequest(api.GetRequestRequest(request_id=request_id, territory="55")).request
+    assert now.flagged and now.status == api.REQUEST_STATUS_WAITING
+    flagged = [r.request.request_id for r in open_requests(client, flagged_only=True)]
+    assert request_id in flagged
+    metrics = platform.services["access"].metrics()
+    assert metric(metrics, "emeuse_access_requests_total", territory="55", outcome="flagged") >= 1
+
+
+def test_a_consultation_runs_its_lifecycle_and_a_referral_reaches_second_line_care(platform, bus):
+    client = access(platform)
+    specialty = f"pneumo-{uuid.uuid4().hex[:8]}"
+    gp = register(client, "GP", f"gp-{specialty}")
+    pneumologist = register(client, "SPECIALIST", specialty, line="SECOND")
+    start = datetime.now(UTC) + timedelta(hours=2)
+    publish_slots(client, gp, 1, start)
+    publish_slots(client, pneumologist, 1, start + timedelta(days=2))
+    patient = random_pseudonym()
+
+    # Second-line care without a referral is not matched.
+    direct = ask(client, consultation(patient, specialty))
+    assert direct.status == api.REQUEST_STATUS_WAITING
+    first_line = ask(client, consultation(patient, f"gp-{specialty}", profession="PROFESSION_GP"))
+    assert first_line.status == api.REQUEST_STATUS_BOOKED
+    booking_id = first_line.booking.booking_id
+    for status, extra in (
+        ("CONFIRMED", None),
+        ("STARTED", {"status": "CONSULTATION_STATUS_STARTED"}),
+        (
+            "COMPLETED",
+            {
+                "status": "CONSULTATION_STATUS_COMPLETED",
+                "follow_ups": ["FOLLOW_UP_REFERRAL_TO_SPECIALIST", "FOLLOW_UP_REPORT_AVAILABLE"],
+                "referral_specialty": specialty,
+            },
+        ),
+    ):
+        if extra is None:
+            booking = client.ConfirmBooking(
+                api.ConfirmBookingRequest(territory="55", booking_id=booking_id, actor_id=gp)
+            ).booking
+        else:
+            outcome = json_format.ParseDict(
+                {"territory": "55", "booking_id": booking_id, "actor_id": gp, **extra},
+                api.RecordConsultationOutcomeRequest(),
+            )
+            booking = client.RecordConsultationOutcome(outcome).booking
+        assert ConsultationStatus.Name(booking.status) == f"CONSULTATION_STATUS_{status}"
+    changes = bus.wait_for(
+        CONSULTATION_STATUS_CHANGED.name, lambda r: r["event"]["booking_id"] == booking_id, count=3
+    )
+    assert [c["event"]["status"] for c in changes][-1] == "CONSULTATION_STATUS_COMPLETED"
+    started = next(c for c in changes if c["event"]["status"] == "CONSULTATION_STATUS_STARTED")
+    assert started["event"]["request_to_consultation"].endswith("s")
+
+    # A completed consultation cannot start again.
+    with pytest.raises(grpc.RpcError) as again:
+        client.RecordConsultationOutcome(
+            api.RecordConsultationOutcomeRequest(
+                territory="55",
+                booking_id=booking_id,
+                status=ConsultationStatus.CONSULTATION_STATUS_STARTED,
+            )
+        )
+    assert again.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+    # With the referral, the pneumologist's slot is booked.
+    referred = ask(client, consultation(patient, specialty, referral_booking_id=booking_id))
+    assert referred.status == api.REQUEST_STATUS_BOOKED
+    assert referred.booking.practitioner_id == pneumologist
+    # A referral that is not one is refused.
+    with pytest.raises(grpc.RpcError) as bogus:
+        ask(client, consultation(random_pseudonym(), specialty, referral_booking_id=booking_id))
+    assert bogus.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "referral" in bogus.value.details()
+    counts = Counter(
+        r["event"]["status"]
+        for r in bus.all_records(CONSULTATION_STATUS_CHANGED.name, 1)
+        if r["event"]["booking_id"] == booking_id
+    )
+    assert counts == Counter(
+        {
+            "CONSULTATION_STATUS_CONFIRMED": 1,
+            "CONSULTATION_STATUS_STARTED": 1,
+            "CONSULTATION_STATUS_COMPLETED": 1,
+        }
+    )
