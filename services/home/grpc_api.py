@@ -85,14 +85,16 @@ class HomeServicer(api_grpc.HomeServiceServicer):
         local: Callable[[], Awaitable[T]],
         *,
         waits: bool = False,
+        unwrap: Callable[[Any], T] = lambda response: response,
     ) -> T:
         """Answer here if this instance holds the home, else forward the call to the one
-        that does (with time to wait for the agent when the call changes something)."""
+        that does (with time to wait for the agent when the call changes something);
+        `unwrap` takes from the owner's response what `local` returns."""
 
         async def remote(channel: grpc.aio.Channel, deadline: float, metadata: Any) -> T:
             call = getattr(api_grpc.HomeServiceStub(channel), method)
             timeout = deadline + (APPLY_WAIT_S if waits else 0)
-            return await call(request, timeout=timeout, metadata=metadata)
+            return unwrap(await call(request, timeout=timeout, metadata=metadata))
 
         return await self.router.answer(self.homes, resident, context, local, remote)
 
@@ -292,7 +294,9 @@ class HomeServicer(api_grpc.HomeServiceServicer):
             )
             return incident_view(resident, done.incidents[request.incident_id])
 
-        return await self._routed(resident, context, request, method, local, waits=True)
+        return await self._routed(
+            resident, context, request, method, local, waits=True, unwrap=lambda r: r.incident
+        )
 
     async def PlanVisit(
         self, request: api.PlanVisitRequest, context: grpc.aio.ServicerContext
@@ -416,7 +420,9 @@ class HomeServicer(api_grpc.HomeServiceServicer):
             return visit_view(after.visits[request.visit_id])
 
         method = "CheckIn" if checking_in else "CheckOut"
-        return await self._routed(resident, context, request, method, local, waits=True)
+        return await self._routed(
+            resident, context, request, method, local, waits=True, unwrap=lambda r: r.visit
+        )
 
     async def _enrolled(self, context: grpc.aio.ServicerContext, resident: str) -> HomeState:
         state = self.state(resident)
