@@ -237,14 +237,87 @@ SENSOR_EVENT_REPORTED = TopicSpec(
     retention_days=14,
     required=("sensor_event_id", "resident_pseudonym", "device_id", "occurred_at"),
 )
+HOME_CONFIGURED = TopicSpec(
+    name="emeuse.home.home-configured.v1",
+    message=home.HomeConfigured,
+    key="resident_pseudonym",
+    owner="home",
+    description="A home was enrolled or its configuration (devices, contacts, rhythm) changed.",
+    compacted=True,
+    retention_days=None,
+    required=("resident_pseudonym",),
+)
 INCIDENT_RAISED = TopicSpec(
     name="emeuse.home.incident-raised.v1",
     message=home.IncidentRaised,
     key="resident_pseudonym",
     owner="home",
-    description="Something in a home needs a contact to answer (fall, panic).",
+    description="Something in a home needs a contact to answer (fall, panic, inactivity...).",
     retention_days=90,
     required=("incident_id", "resident_pseudonym", "raised_at"),
+)
+INCIDENT_ESCALATED = TopicSpec(
+    name="emeuse.home.incident-escalated.v1",
+    message=home.IncidentEscalated,
+    key="resident_pseudonym",
+    owner="home",
+    description="An unacknowledged incident went to the next contact (up to the SAMU).",
+    retention_days=90,
+    required=("incident_id", "resident_pseudonym", "notified", "escalated_at"),
+)
+INCIDENT_ACKNOWLEDGED = TopicSpec(
+    name="emeuse.home.incident-acknowledged.v1",
+    message=home.IncidentAcknowledged,
+    key="resident_pseudonym",
+    owner="home",
+    description="A contact took charge of an incident; its escalation stopped.",
+    retention_days=90,
+    required=("incident_id", "resident_pseudonym", "contact_id", "acknowledged_at"),
+)
+INCIDENT_RESOLVED = TopicSpec(
+    name="emeuse.home.incident-resolved.v1",
+    message=home.IncidentResolved,
+    key="resident_pseudonym",
+    owner="home",
+    description="An incident closed, with its outcome and whether the resident was injured.",
+    retention_days=90,
+    required=("incident_id", "resident_pseudonym", "resolved_at"),
+)
+INCIDENT_ACTION_REQUESTED = TopicSpec(
+    name="emeuse.home.incident-action-requested.v1",
+    message=home.IncidentActionRequested,
+    key="resident_pseudonym",
+    owner="home",
+    description="Acknowledge, resolve, or a timer fell due: input of the incidents' single writer.",
+    retention_days=7,
+    required=("action_id", "resident_pseudonym", "requested_at"),
+)
+VISIT_PLANNED = TopicSpec(
+    name="emeuse.home.visit-planned.v1",
+    message=home.VisitPlanned,
+    key="resident_pseudonym",
+    owner="home",
+    description="A home-aide visit was planned.",
+    retention_days=90,
+    required=("visit_id", "resident_pseudonym", "aide_id", "planned_start", "planned_duration"),
+)
+VISIT_STARTED = TopicSpec(
+    name="emeuse.home.visit-started.v1",
+    message=home.VisitStarted,
+    key="resident_pseudonym",
+    owner="home",
+    description="A home aide arrived for a visit.",
+    retention_days=90,
+    required=("visit_id", "resident_pseudonym", "aide_id", "checked_in_at"),
+)
+VISIT_ENDED = TopicSpec(
+    name="emeuse.home.visit-ended.v1",
+    message=home.VisitEnded,
+    key="resident_pseudonym",
+    owner="home",
+    description="A home aide left at the end of a visit.",
+    retention_days=90,
+    required=("visit_id", "resident_pseudonym", "aide_id", "checked_out_at"),
 )
 PERSON_ENROLLED = TopicSpec(
     name="emeuse.prevention.person-enrolled.v1",
@@ -284,8 +357,16 @@ TOPICS: tuple[TopicSpec, ...] = (
     CONSULTATION_STATUS_CHANGED,
     REQUEST_FLAGGED,
     BOOKING_ACTION_REQUESTED,
+    HOME_CONFIGURED,
     SENSOR_EVENT_REPORTED,
     INCIDENT_RAISED,
+    INCIDENT_ESCALATED,
+    INCIDENT_ACKNOWLEDGED,
+    INCIDENT_RESOLVED,
+    INCIDENT_ACTION_REQUESTED,
+    VISIT_PLANNED,
+    VISIT_STARTED,
+    VISIT_ENDED,
     PERSON_ENROLLED,
     REMINDER_SCHEDULED,
     *(dead_letter_topic(service) for service in SERVICES),

@@ -20,6 +20,8 @@ from emeuse.registry import (
     AVAILABILITY_PUBLISHED,
     BOOKING_ACTION_REQUESTED,
     CONSULTATION_REQUESTED,
+    INCIDENT_RAISED,
+    INCIDENT_RESOLVED,
     PRACTITIONER_REGISTERED,
 )
 from emeuse.runtime.bus import Event
@@ -97,6 +99,25 @@ def start_agents(
         )
         log.info("request.asked", request_id=request.request_id, cause_id=alert.alert_id)
 
+    async def request_for_incident(event: Event) -> None:
+        incident = event.message
+        territory = CODE_OF_TERRITORY[event.envelope.territory]
+        request = handlers.request_for_incident(
+            incident, territory=territory, now=datetime.now(UTC)
+        )
+        if request is None:
+            return
+        await rt.bus.publish(
+            CONSULTATION_REQUESTED,
+            request,
+            key=territory,
+            subject_pseudonym=incident.resident_pseudonym,
+            occurred_at=datetime.now(UTC),
+            cause=event.envelope,
+            event_id=request.request_id,
+        )
+        log.info("request.asked", request_id=request.request_id, cause_id=incident.incident_id)
+
     async def publish(agenda: Agenda, result: Result, event: Event) -> None:
         for fact in result.facts:
             await rt.bus.publish(
@@ -145,6 +166,13 @@ def start_agents(
     @rt.app.agent(rt.bus.topic(ALERT_RAISED), name="request_for_alerts")
     async def request_for_alerts(records: faust.StreamT) -> None:
         await rt.bus.process(records, ALERT_RAISED, request_for_alert)
+
+    @rt.app.agent(rt.bus.topics(INCIDENT_RAISED, INCIDENT_RESOLVED), name="request_for_falls")
+    async def request_for_falls(records: faust.StreamT) -> None:
+        await rt.bus.process_each(
+            records,
+            {INCIDENT_RAISED: request_for_incident, INCIDENT_RESOLVED: request_for_incident},
+        )
 
     @rt.app.agent(rt.bus.topics(*AGENDA_INPUTS), name="schedule")
     async def schedule(records: faust.StreamT) -> None:

@@ -14,6 +14,12 @@ from emeuse.access.v1.access_events_pb2 import (
     Urgency,
 )
 from emeuse.chronic.v1.chronic_events_pb2 import AlertRaised, AlertSeverity
+from emeuse.home.v1.home_events_pb2 import (
+    IncidentKind,
+    IncidentOutcome,
+    IncidentRaised,
+    IncidentResolved,
+)
 from emeuse.runtime.envelope import timestamp
 from services.access.domain.urgency import urgency_for_alert
 
@@ -58,5 +64,41 @@ async def request_for_alert(
         cause_id=alert.alert_id,
         care_summary=list(summary or ()),
         care_summary_available=summary is not None,
+        requested_at=timestamp(now),
+    )
+
+
+# Falls in 30 days from which a GP reviews the resident (repeated falls), and how soon.
+REPEATED_FALLS = 2
+
+
+def request_for_incident(
+    incident: IncidentRaised | IncidentResolved, *, territory: str, now: datetime
+) -> ConsultationRequested | None:
+    """A GP consultation for a resident hurt in a fall and kept at home (same day), or
+    who fell again within 30 days (within 7 days); None for any other incident."""
+    if incident.kind != IncidentKind.INCIDENT_KIND_FALL:
+        return None
+    if isinstance(incident, IncidentResolved):
+        if (
+            not incident.injury
+            or incident.outcome == IncidentOutcome.INCIDENT_OUTCOME_SENT_TO_HOSPITAL
+        ):
+            return None  # no injury, or the hospital has the resident already
+        urgency, reason = Urgency.URGENCY_SAME_DAY, "home.fall.injury"
+    else:
+        if incident.falls_in_last_30_days < REPEATED_FALLS:
+            return None
+        urgency, reason = Urgency.URGENCY_WITHIN_7_DAYS, "home.fall.repeated"
+    return ConsultationRequested(
+        request_id=request_id_for(f"{incident.incident_id}/{reason}"),
+        territory=territory,
+        patient_pseudonym=incident.resident_pseudonym,
+        urgency=urgency,
+        profession=Profession.PROFESSION_GP,
+        reason_code=reason,
+        requested_by=RequesterRole.REQUESTER_ROLE_SERVICE,
+        requester_id="emeuse.home",
+        cause_id=incident.incident_id,
         requested_at=timestamp(now),
     )

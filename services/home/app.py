@@ -13,7 +13,7 @@ def build() -> Runtime:
     rt = build_runtime(settings_or_exit(config.load))
     homes = declare_tables(rt.app)
     start_agents(rt, homes)
-    serve_grpc(rt, grpc_api.register(grpc_api.HomeServicer(rt.router, homes)))
+    serve_grpc(rt, grpc_api.register(grpc_api.HomeServicer(rt.router, rt.bus, homes)))
     return rt
 
 

@@ -1,23 +1,35 @@
-"""Home use cases: plain functions, protobuf in and out, state passed in and returned."""
+"""Home use cases: plain functions, protobuf in and out, state passed in and returned.
+
+Sensor events are judged by the time they happened (event time), so a late or reordered
+report lands where it belongs; the same report twice, under one id or by one device at
+one time, counts once.
+"""
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from emeuse.home.v1.home_events_pb2 import (
-    IncidentKind,
-    IncidentRaised,
+    DoorState,
     SensorEventReported,
     SensorKind,
+    VisitEnded,
+    VisitPlanned,
+    VisitStarted,
 )
 from emeuse.runtime.codec import InvalidEventError
-from emeuse.runtime.envelope import timestamp
-from services.home.domain.detection import Incident, Sensor, incident_for, is_activity
-from services.home.domain.home import HomeState
+from services.home.configuration import check_contact_id
+from services.home.domain.detection import (
+    Incident,
+    Sensor,
+    check_reading,
+    incident_for,
+    is_activity,
+)
+from services.home.domain.detectors import door_opened, moved_indoors, temperature_run
+from services.home.domain.home import OPEN, HomeState, Temperature, VisitState
+from services.home.incidents import Fact, NewIncident, Outcome, clear, raise_incident
 
-INCIDENT_NAMESPACE = uuid.UUID("4b8e2f61-7d3a-4e0c-8f55-a1d9c3e50055")
 SENSOR = {
     SensorKind.SENSOR_KIND_FALL: Sensor.FALL,
     SensorKind.SENSOR_KIND_MOTION: Sensor.MOTION,
@@ -25,21 +37,14 @@ SENSOR = {
     SensorKind.SENSOR_KIND_BED_EXIT: Sensor.BED_EXIT,
     SensorKind.SENSOR_KIND_PANIC_BUTTON: Sensor.PANIC_BUTTON,
     SensorKind.SENSOR_KIND_HEARTBEAT: Sensor.HEARTBEAT,
+    SensorKind.SENSOR_KIND_ROOM_TEMPERATURE: Sensor.ROOM_TEMPERATURE,
+    SensorKind.SENSOR_KIND_BATTERY: Sensor.BATTERY,
 }
-INCIDENT_KIND = {
-    Incident.FALL: IncidentKind.INCIDENT_KIND_FALL,
-    Incident.PANIC: IncidentKind.INCIDENT_KIND_PANIC,
-}
-
-
-@dataclass(frozen=True)
-class SensorOutcome:
-    """What a sensor event did: the new state, the incident to raise if any, labels for metrics."""
-
-    state: HomeState
-    incident: IncidentRaised | None
-    sensor: Sensor
-    outcome: str
+# A device clock this far ahead is wrong; its report would hide inactivity for hours.
+CLOCK_SKEW = timedelta(minutes=5)
+# Reports of one fall (two detectors, a press and a re-press) within this join one incident.
+SAME_EPISODE = timedelta(minutes=10)
+DEFAULT_MISSED_AFTER = timedelta(minutes=30)
 
 
 def sensor_of(kind: SensorKind.ValueType) -> Sensor:
@@ -47,30 +52,254 @@ def sensor_of(kind: SensorKind.ValueType) -> Sensor:
     return SENSOR.get(kind, Sensor.UNSPECIFIED)
 
 
-def record_sensor_event(
-    event: SensorEventReported, *, state: HomeState, now: datetime
-) -> SensorOutcome:
-    """Count one sensor event in the resident's home and raise the incident it calls for."""
+def enrolled(state: HomeState) -> None:
+    if state.config is None:
+        raise InvalidEventError("home is not enrolled (EnrollHome first)")
+
+
+def _event_time(at: datetime, now: datetime, what: str) -> datetime:
+    if at > now + CLOCK_SKEW:
+        raise InvalidEventError(f"{what} is in the future")
+    return at
+
+
+def record_sensor_event(event: SensorEventReported, *, state: HomeState, now: datetime) -> Outcome:
+    """Record one sensor event in the resident's home and raise or clear what it calls for."""
     sensor = sensor_of(event.kind)
-    if state.has_seen(event.sensor_event_id):
-        return SensorOutcome(state, None, sensor, "duplicate")
+    at = event.occurred_at.ToDatetime(tzinfo=UTC)
+    # The same report resent under a new id by the same device counts once too.
+    report = f"{event.device_id}|{event.kind}|{at.isoformat()}"
+    if state.has_seen(event.sensor_event_id) or state.has_seen(report):
+        return Outcome(state, outcome="duplicate")
+    enrolled(state)
+    _event_time(at, now, "occurred_at")
     try:
-        incident = incident_for(sensor, event.confidence)
+        check_reading(sensor, event.temperature_celsius, event.battery_percent)
+        immediate = incident_for(sensor, event.confidence)
     except ValueError as exc:
         raise InvalidEventError(str(exc)) from None
-    occurred_at = event.occurred_at.ToDatetime(tzinfo=now.tzinfo)
-    new_state = state.with_sensor_event(
-        event.sensor_event_id, activity_at=occurred_at if is_activity(sensor) else None
+    state = state.changed()
+    state.remember(event.sensor_event_id, report)
+    state.sensor_events += 1
+    resident = event.resident_pseudonym
+    battery = event.battery_percent if sensor is Sensor.BATTERY or event.battery_percent else None
+    state.seen_device(event.device_id, at, battery)
+    # The device speaks again: its silence is over.
+    facts = clear(
+        state.open_incident(Incident.DEVICE_OFFLINE.value, device_id=event.device_id), resident, now
     )
-    if incident is None:
-        return SensorOutcome(new_state, None, sensor, "recorded")
-    # Derived from the sensor event, so a record handled twice raises the same incident id.
-    incident_id = str(uuid.uuid5(INCIDENT_NAMESPACE, event.sensor_event_id))
-    raised = IncidentRaised(
-        incident_id=incident_id,
-        resident_pseudonym=event.resident_pseudonym,
-        kind=INCIDENT_KIND[incident],
-        sensor_event_ids=[event.sensor_event_id],
-        raised_at=timestamp(now),
+    outcome = "recorded"
+    if is_activity(sensor):
+        state.active(at)
+        inactive = state.open_incident(Incident.INACTIVITY.value)
+        if inactive is not None and at > inactive.occurred_at:
+            facts += clear(inactive, resident, now)
+    if immediate is not None:
+        facts += _immediate(state, immediate, event, at, now)
+        outcome = (
+            "incident"
+            if any(f.spec.name.endswith("incident-raised.v1") for f in facts)
+            else "joined"
+        )
+    elif sensor is Sensor.DOOR:
+        facts += _door(state, event, at, now)
+    elif sensor in (Sensor.MOTION, Sensor.BED_EXIT) and moved_indoors(state.door_watch, at):
+        facts += _came_back(state, resident, now)
+    elif sensor is Sensor.ROOM_TEMPERATURE:
+        facts += _temperature(state, event, at, now)
+    if battery is not None:
+        facts += _battery(state, event, battery, at, now)
+    if outcome == "recorded" and facts:
+        outcome = (
+            "incident"
+            if any(f.spec.name.endswith("incident-raised.v1") for f in facts)
+            else "cleared"
+        )
+    return Outcome(state, facts, outcome)
+
+
+def _immediate(
+    state: HomeState, kind: Incident, event: SensorEventReported, at: datetime, now: datetime
+) -> list[Fact]:
+    # A second detector, or the button pressed again, within minutes: the same episode.
+    for incident in state.incidents.values():
+        if (
+            incident.is_open
+            and incident.kind == kind.value
+            and abs(incident.occurred_at - at) <= SAME_EPISODE
+        ):
+            incident.sensor_event_ids.append(event.sensor_event_id)
+            return []
+    confidence = f" (confidence {event.confidence:.2f})" if kind is Incident.FALL else ""
+    new = NewIncident(
+        kind,
+        event.sensor_event_id,
+        f"{kind.value}.detected{confidence}",
+        at,
+        (event.sensor_event_id,),
+        device_id=event.device_id,
     )
-    return SensorOutcome(new_state.with_incident(incident_id), raised, sensor, "incident")
+    _, fact = raise_incident(state, event.resident_pseudonym, new, now)
+    return [fact]
+
+
+def _door(state: HomeState, event: SensorEventReported, at: datetime, now: datetime) -> list[Fact]:
+    config = state.config
+    assert config is not None
+    watch, returned = door_opened(
+        state.door_watch,
+        config.rhythm,
+        at=at,
+        closing=event.door_state == DoorState.DOOR_STATE_CLOSED,
+        sensor_event_id=event.sensor_event_id,
+        device_id=event.device_id,
+    )
+    if returned:
+        return _came_back(state, event.resident_pseudonym, now)
+    state.door_watch = watch
+    return []
+
+
+def _came_back(state: HomeState, resident: str, now: datetime) -> list[Fact]:
+    """The resident is back in after a night-time opening: the watch ends, and a
+    wandering incident nobody took charge of yet is cleared."""
+    watch = state.door_watch
+    state.door_watch = None
+    if watch is None:
+        return []
+    wandering = state.open_incident(Incident.NIGHT_WANDERING.value, device_id=watch.device_id)
+    if wandering is None or watch.sensor_event_id not in wandering.sensor_event_ids:
+        return []
+    return clear(wandering, resident, now)
+
+
+def _temperature(
+    state: HomeState, event: SensorEventReported, at: datetime, now: datetime
+) -> list[Fact]:
+    config = state.config
+    assert config is not None
+    limits = config.thresholds
+    state.add_temperature(Temperature(at=at, celsius=event.temperature_celsius))
+    run = temperature_run(state.temperatures, limits.too_cold_below, limits.too_hot_above)
+    if run is None:
+        return []
+    facts: list[Fact] = []
+    for side, kind in (("cold", Incident.TOO_COLD), ("hot", Incident.TOO_HOT)):
+        if run.side != side:
+            facts += clear(state.open_incident(kind.value), event.resident_pseudonym, now)
+    sustained = timedelta(seconds=limits.temperature_sustained_for_s)
+    if not run.side or run.latest - run.since < sustained:
+        return facts
+    kind = Incident.TOO_COLD if run.side == "cold" else Incident.TOO_HOT
+    episode = f"since {run.since.isoformat()}"
+    if state.open_incident(kind.value) is not None or any(
+        i.kind == kind.value and i.episode == episode for i in state.incidents.values()
+    ):
+        return facts
+    limit = limits.too_cold_below if kind is Incident.TOO_COLD else limits.too_hot_above
+    minutes = (run.latest - run.since).total_seconds() / 60
+    new = NewIncident(
+        kind,
+        episode,
+        f"{kind.value}.sustained: {'below' if kind is Incident.TOO_COLD else 'above'} "
+        f"{limit:g} °C for {minutes:.0f} min",
+        run.since,
+        (event.sensor_event_id,),
+        device_id=event.device_id,
+    )
+    _, fact = raise_incident(state, event.resident_pseudonym, new, now)
+    return [*facts, fact]
+
+
+def _battery(
+    state: HomeState, event: SensorEventReported, percent: float, at: datetime, now: datetime
+) -> list[Fact]:
+    config = state.config
+    assert config is not None
+    device = event.device_id
+    low = state.open_incident(Incident.LOW_BATTERY.value, device_id=device)
+    if percent >= config.thresholds.low_battery_below:
+        return clear(low, event.resident_pseudonym, now)
+    if low is not None:
+        return []
+    new = NewIncident(
+        Incident.LOW_BATTERY,
+        f"{device} at {at.isoformat()}",
+        f"low_battery: {percent:.0f} % (below {config.thresholds.low_battery_below:g} %)",
+        at,
+        (event.sensor_event_id,),
+        device_id=device,
+    )
+    _, fact = raise_incident(state, event.resident_pseudonym, new, now)
+    return [fact]
+
+
+def plan_visit(visit: VisitPlanned, *, state: HomeState, now: datetime) -> Outcome:
+    """Plan a home-aide visit; planning the same visit again changes nothing."""
+    key = f"visit-planned|{visit.visit_id}"
+    if state.has_seen(key):
+        return Outcome(state, outcome="duplicate")
+    enrolled(state)
+    assert state.config is not None
+    if state.config.aide_service is None:
+        raise InvalidEventError("home has no aide service to tell of a missed visit")
+    check_contact_id(visit.aide_id, "aide_id")
+    if visit.visit_id in state.visits:
+        raise InvalidEventError(f"visit {visit.visit_id!r} is already planned")
+    duration = visit.planned_duration.ToTimedelta()
+    if duration <= timedelta(0):
+        raise InvalidEventError("planned_duration must be positive")
+    missed_after = visit.missed_after.ToTimedelta() or DEFAULT_MISSED_AFTER
+    if missed_after <= timedelta(0):
+        raise InvalidEventError("missed_after must be positive")
+    state = state.changed()
+    state.remember(key)
+    state.add_visit(
+        VisitState(
+            visit_id=visit.visit_id,
+            aide_id=visit.aide_id,
+            planned_start=visit.planned_start.ToDatetime(tzinfo=UTC),
+            planned_duration_s=duration.total_seconds(),
+            missed_after_s=missed_after.total_seconds(),
+        )
+    )
+    return Outcome(state, outcome="planned")
+
+
+def check_in(event: VisitStarted, *, state: HomeState, now: datetime) -> Outcome:
+    """The aide arrived: the visit starts, its lateness is measured, and a missed-visit
+    incident nobody took charge of yet is cleared."""
+    enrolled(state)
+    visit = state.visits.get(event.visit_id)
+    if visit is None:
+        raise InvalidEventError(f"no visit {event.visit_id!r} is planned for this home")
+    if visit.checked_in_at is not None:
+        return Outcome(state, outcome="duplicate")
+    check_contact_id(event.aide_id, "aide_id")
+    at = _event_time(event.checked_in_at.ToDatetime(tzinfo=UTC), now, "checked_in_at")
+    state = state.changed()
+    visit = state.visits[event.visit_id]
+    visit.checked_in_at, visit.checked_in_by = at, event.aide_id
+    facts: list[Fact] = []
+    incident = state.incidents.get(visit.incident_id)
+    if incident is not None and incident.status == OPEN:
+        facts = clear(incident, event.resident_pseudonym, now)
+    return Outcome(state, facts, "late" if visit.incident_id else "checked_in")
+
+
+def check_out(event: VisitEnded, *, state: HomeState, now: datetime) -> Outcome:
+    """The aide left: the visit ends and its duration is known."""
+    enrolled(state)
+    visit = state.visits.get(event.visit_id)
+    if visit is None:
+        raise InvalidEventError(f"no visit {event.visit_id!r} is planned for this home")
+    if visit.checked_out_at is not None:
+        return Outcome(state, outcome="duplicate")
+    if visit.checked_in_at is None:
+        raise InvalidEventError(f"visit {event.visit_id!r} was never checked in")
+    at = _event_time(event.checked_out_at.ToDatetime(tzinfo=UTC), now, "checked_out_at")
+    if at < visit.checked_in_at:
+        raise InvalidEventError("checked_out_at is before the check-in")
+    state = state.changed()
+    state.visits[event.visit_id].checked_out_at = at
+    return Outcome(state, outcome="checked_out")

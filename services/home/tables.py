@@ -1,4 +1,4 @@
-"""Per-resident state, keyed by resident pseudonym (co-partitioned with the input topic)."""
+"""Per-resident state, keyed by resident pseudonym (co-partitioned with the input topics)."""
 
 from __future__ import annotations
 
@@ -10,5 +10,7 @@ from emeuse.runtime.app import json_table
 
 def declare_tables(app: faust.App) -> TableT:
     return json_table(
-        app, "resident_to_home", "Last activity, events counted, incidents (domain.home)."
+        app,
+        "resident_to_home",
+        "Configuration, devices, last activity, incidents, visits (domain.home).",
     )

@@ -1,6 +1,35 @@
 """Topics the home service reads and writes (declared in emeuse.registry)."""
 
-from emeuse.registry import INCIDENT_RAISED, SENSOR_EVENT_REPORTED
+from emeuse.registry import (
+    HOME_CONFIGURED,
+    INCIDENT_ACKNOWLEDGED,
+    INCIDENT_ACTION_REQUESTED,
+    INCIDENT_ESCALATED,
+    INCIDENT_RAISED,
+    INCIDENT_RESOLVED,
+    SENSOR_EVENT_REPORTED,
+    VISIT_ENDED,
+    VISIT_PLANNED,
+    VISIT_STARTED,
+)
 
-READS = (SENSOR_EVENT_REPORTED,)
-WRITES = (INCIDENT_RAISED,)
+# Co-partitioned (key: resident pseudonym), read by one agent: the home's single writer.
+READS = (
+    HOME_CONFIGURED,
+    SENSOR_EVENT_REPORTED,
+    VISIT_PLANNED,
+    VISIT_STARTED,
+    VISIT_ENDED,
+    INCIDENT_ACTION_REQUESTED,
+)
+WRITES = (
+    INCIDENT_RAISED,
+    INCIDENT_ESCALATED,
+    INCIDENT_ACKNOWLEDGED,
+    INCIDENT_RESOLVED,
+    INCIDENT_ACTION_REQUESTED,
+    HOME_CONFIGURED,
+    VISIT_PLANNED,
+    VISIT_STARTED,
+    VISIT_ENDED,
+)

@@ -17,13 +17,14 @@ from emeuse.registry import (
 )
 from emeuse.runtime.pseudonym import random_pseudonym
 from tests.integration.events import new_id, record
+from tests.integration.test_home import enrol
 
 
 def a_sensor_event(resident: str, kind: int, confidence: float = 0.0) -> SensorEventReported:
     event = SensorEventReported(
         sensor_event_id=new_id("sensor"),
         resident_pseudonym=resident,
-        device_id="fall-sensor-12",
+        device_id="fall-01",
         kind=kind,
         confidence=confidence,
     )
@@ -33,6 +34,7 @@ def a_sensor_event(resident: str, kind: int, confidence: float = 0.0) -> SensorE
 
 def test_a_fall_raises_an_incident_and_the_home_status_shows_it(platform, bus):
     resident = random_pseudonym()
+    enrol(platform, resident, ack="600s")
     bus.send(
         *record(
             SENSOR_EVENT_REPORTED, a_sensor_event(resident, SensorKind.SENSOR_KIND_MOTION), resident
@@ -55,6 +57,7 @@ def test_a_fall_raises_an_incident_and_the_home_status_shows_it(platform, bus):
             metadata=platform.auth,
         )
     assert list(status.incident_ids) == [incident["event"]["incident_id"]]
+    assert status.enrolled and status.territory == "55"
     assert status.sensor_events == 2
     assert status.HasField("last_activity_at")
 

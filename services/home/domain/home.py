@@ -1,57 +1,238 @@
-"""A resident's home state: last activity, sensor events counted, incidents, events seen."""
+"""A resident's home, kept in the `resident_to_home` table: its configuration, what the
+sensors said (by event time), its incidents and visits, and the ids already seen.
+
+Bounded, so one home's state stays small whatever its devices do.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
-RECENT_SENSOR_EVENTS_KEPT = 200
-# Bounds the table value if a device misfires for weeks; far above any real home's count.
-INCIDENTS_KEPT = 1000
+from pydantic import BaseModel, Field
+
+from services.home.domain.rhythm import Rhythm
+
+RECENT_IDS_KEPT = 300
+CLOSED_INCIDENTS_KEPT = 50
+INCIDENT_IDS_KEPT = 200
+TEMPERATURES_KEPT = 50
+VISITS_KEPT = 60
+FALL_WINDOW = timedelta(days=30)
+
+OPEN, ACKNOWLEDGED, RESOLVED = "open", "acknowledged", "resolved"
+# ContactRole numbers of the protobuf enum that the rules need.
+ROLE_HOME_AIDE_SERVICE, ROLE_DEVICE_PROVIDER, ROLE_EMERGENCY_SERVICE = 3, 6, 7
 
 
-@dataclass(frozen=True)
-class HomeState:
+class Contact(BaseModel):
+    """Someone an incident can reach, with the time they have to acknowledge."""
+
+    contact_id: str
+    role: int
+    acknowledge_within_s: float
+
+
+class Thresholds(BaseModel):
+    night_return_within_s: float = 15 * 60
+    too_cold_below: float = 17.0
+    too_hot_above: float = 28.0
+    temperature_sustained_for_s: float = 3600
+    device_offline_after_s: float = 3600
+    low_battery_below: float = 15.0
+
+
+class HomeConfig(BaseModel):
+    version: int
+    territory: str
+    gir_level: int
+    # device_id -> DeviceKind number
+    devices: dict[str, int]
+    contacts: list[Contact]
+    device_provider: Contact
+    aide_service: Contact | None = None
+    rhythm: Rhythm = Field(default_factory=Rhythm)
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+    enrolled_at: datetime
+    # When each device was added: a device never heard from is offline from then.
+    devices_added_at: dict[str, datetime] = Field(default_factory=dict)
+
+
+class DeviceState(BaseModel):
+    last_seen_at: datetime | None = None
+    battery_percent: float | None = None
+
+
+class DoorWatch(BaseModel):
+    """An outer door opened in the quiet hours: waiting for the resident to come back."""
+
+    sensor_event_id: str
+    device_id: str
+    opened_at: datetime
+    closed_at: datetime | None = None
+
+
+class Temperature(BaseModel):
+    at: datetime
+    celsius: float
+
+
+class Step(BaseModel):
+    """One step of an incident's escalation chain."""
+
+    contact_id: str
+    role: int
+    acknowledge_within_s: float
+
+
+class IncidentState(BaseModel):
+    incident_id: str
+    kind: str
+    # What makes two detections one episode (a door opening, a device's silence, a visit).
+    episode: str
+    reason: str
+    territory: str
+    status: str = OPEN
+    occurred_at: datetime
+    raised_at: datetime
+    chain: list[Step]
+    # chain[: step + 1] have been told.
+    step: int = 0
+    next_escalation_at: datetime | None = None
+    acknowledged_by: str = ""
+    acknowledged_at: datetime | None = None
+    outcome: int = 0
+    injury: bool = False
+    resolved_by: str = ""
+    resolved_at: datetime | None = None
+    sensor_event_ids: list[str] = Field(default_factory=list)
+    device_id: str = ""
+    visit_id: str = ""
+
+    @property
+    def is_open(self) -> bool:
+        return self.status != RESOLVED
+
+    @property
+    def notified(self) -> list[Step]:
+        return self.chain[: self.step + 1]
+
+    def in_chain(self, contact_id: str) -> bool:
+        return any(step.contact_id == contact_id for step in self.chain)
+
+
+class VisitState(BaseModel):
+    visit_id: str
+    aide_id: str
+    planned_start: datetime
+    planned_duration_s: float
+    missed_after_s: float
+    checked_in_at: datetime | None = None
+    checked_in_by: str = ""
+    checked_out_at: datetime | None = None
+    incident_id: str = ""
+
+    @property
+    def missed_at(self) -> datetime:
+        return self.planned_start + timedelta(seconds=self.missed_after_s)
+
+    @property
+    def lateness(self) -> timedelta:
+        if self.checked_in_at is None:
+            return timedelta(0)
+        return max(self.checked_in_at - self.planned_start, timedelta(0))
+
+    @property
+    def duration(self) -> timedelta | None:
+        if self.checked_in_at is None or self.checked_out_at is None:
+            return None
+        return self.checked_out_at - self.checked_in_at
+
+
+class HomeState(BaseModel):
+    config: HomeConfig | None = None
+    # The configuration in force as sent (proto3 JSON), for GetHomeStatus.
+    configured: dict[str, Any] = Field(default_factory=dict)
     last_activity_at: datetime | None = None
     sensor_events: int = 0
-    incident_ids: tuple[str, ...] = ()
-    recent_sensor_event_ids: tuple[str, ...] = ()
+    devices: dict[str, DeviceState] = Field(default_factory=dict)
+    door_watch: DoorWatch | None = None
+    temperatures: list[Temperature] = Field(default_factory=list)
+    # Event times of the resident's falls (one per fall incident), last 30 days.
+    falls: list[datetime] = Field(default_factory=list)
+    incidents: dict[str, IncidentState] = Field(default_factory=dict)
+    incident_ids: list[str] = Field(default_factory=list)
+    visits: dict[str, VisitState] = Field(default_factory=dict)
+    seen: list[str] = Field(default_factory=list)
 
-    def has_seen(self, sensor_event_id: str) -> bool:
-        return sensor_event_id in self.recent_sensor_event_ids
+    def changed(self) -> HomeState:
+        """A copy to change, leaving this one as it was."""
+        return type(self).model_validate(self.model_dump())
 
-    def with_sensor_event(self, sensor_event_id: str, *, activity_at: datetime | None) -> HomeState:
-        """Count the event; last activity moves only forward, so a late event leaves it."""
-        last = self.last_activity_at
-        if activity_at is not None and (last is None or activity_at > last):
-            last = activity_at
-        seen = (*self.recent_sensor_event_ids, sensor_event_id)[-RECENT_SENSOR_EVENTS_KEPT:]
-        return replace(
-            self,
-            last_activity_at=last,
-            sensor_events=self.sensor_events + 1,
-            recent_sensor_event_ids=seen,
+    def has_seen(self, key: str) -> bool:
+        return key in self.seen
+
+    def remember(self, *keys: str) -> None:
+        self.seen = [*self.seen, *keys][-RECENT_IDS_KEPT:]
+
+    def active(self, at: datetime) -> None:
+        """Activity at `at` (event time); the last activity only moves forward."""
+        if self.last_activity_at is None or at > self.last_activity_at:
+            self.last_activity_at = at
+
+    def seen_device(self, device_id: str, at: datetime, battery_percent: float | None) -> None:
+        device = self.devices.setdefault(device_id, DeviceState())
+        if device.last_seen_at is None or at >= device.last_seen_at:
+            device.last_seen_at = at
+            if battery_percent is not None:
+                device.battery_percent = battery_percent
+
+    def add_temperature(self, reading: Temperature) -> None:
+        kept = sorted([*self.temperatures, reading], key=lambda t: t.at)
+        self.temperatures = kept[-TEMPERATURES_KEPT:]
+
+    def fell(self, at: datetime) -> int:
+        """Record a fall at `at`; the falls in the 30 days up to it, this one included."""
+        self.falls = sorted([*self.falls, at])
+        latest = self.falls[-1]
+        self.falls = [f for f in self.falls if f > latest - FALL_WINDOW]
+        return sum(1 for f in self.falls if at - FALL_WINDOW < f <= at)
+
+    def open_incident(
+        self, kind: str, *, device_id: str | None = None, visit_id: str | None = None
+    ) -> IncidentState | None:
+        """The open incident of `kind` (for that device or visit when given), if any."""
+        return next(
+            (
+                i
+                for i in self.incidents.values()
+                if i.is_open
+                and i.kind == kind
+                and device_id in (None, i.device_id)
+                and visit_id in (None, i.visit_id)
+            ),
+            None,
         )
 
-    def with_incident(self, incident_id: str) -> HomeState:
-        return replace(self, incident_ids=(*self.incident_ids, incident_id)[-INCIDENTS_KEPT:])
+    def add_incident(self, incident: IncidentState) -> None:
+        self.incidents[incident.incident_id] = incident
+        self.incident_ids = [*self.incident_ids, incident.incident_id][-INCIDENT_IDS_KEPT:]
+        closed = sorted(
+            (i for i in self.incidents.values() if not i.is_open), key=lambda i: i.raised_at
+        )
+        for old in closed[:-CLOSED_INCIDENTS_KEPT]:
+            del self.incidents[old.incident_id]
+
+    def add_visit(self, visit: VisitState) -> None:
+        """Keep the visit; the oldest planned ones go first beyond VISITS_KEPT."""
+        self.visits[visit.visit_id] = visit
+        by_start = sorted(self.visits.values(), key=lambda v: v.planned_start)
+        for old in by_start[:-VISITS_KEPT]:
+            del self.visits[old.visit_id]
 
     def to_json(self) -> dict[str, object]:
-        return {
-            "last_activity_at": self.last_activity_at.isoformat()
-            if self.last_activity_at
-            else None,
-            "sensor_events": self.sensor_events,
-            "incident_ids": list(self.incident_ids),
-            "recent_sensor_event_ids": list(self.recent_sensor_event_ids),
-        }
+        return self.model_dump(mode="json")
 
     @classmethod
-    def from_json(cls, data: dict[str, object]) -> HomeState:
-        last = data.get("last_activity_at")
-        return cls(
-            last_activity_at=datetime.fromisoformat(last) if isinstance(last, str) else None,
-            sensor_events=int(data.get("sensor_events", 0)),  # type: ignore[call-overload]
-            incident_ids=tuple(data.get("incident_ids", ())),  # type: ignore[arg-type]
-            recent_sensor_event_ids=tuple(data.get("recent_sensor_event_ids", ())),  # type: ignore[arg-type]
-        )
+    def from_json(cls, data: dict[str, object] | None) -> HomeState:
+        return cls.model_validate(data or {})

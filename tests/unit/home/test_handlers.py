@@ -1,154 +1,154 @@
-"""Home use cases: sensor events in, incidents and home state out; no broker."""
+"""Home use cases: enrolment, sensor events in (late, duplicate, broken), state out."""
 
-import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
-from emeuse.home.v1.home_events_pb2 import IncidentKind, SensorEventReported, SensorKind
+from emeuse.home.v1.home_events_pb2 import IncidentKind, SensorKind
 from emeuse.runtime.codec import InvalidEventError
-from emeuse.runtime.envelope import timestamp
-from emeuse.runtime.pseudonym import random_pseudonym
-from services.home.domain.home import RECENT_SENSOR_EVENTS_KEPT, HomeState
+from services.home.configuration import check_home, record_home
+from services.home.domain.home import RECENT_IDS_KEPT, HomeState
 from services.home.grpc_api import status
 from services.home.handlers import record_sensor_event
-
-NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-RESIDENT = random_pseudonym()
-
-
-def report(
-    kind: SensorKind.ValueType,
-    *,
-    confidence: float = 0.0,
-    at: datetime = NOW,
-    sensor_event_id: str | None = None,
-) -> SensorEventReported:
-    return SensorEventReported(
-        sensor_event_id=sensor_event_id or str(uuid.uuid4()),
-        resident_pseudonym=RESIDENT,
-        device_id="device-1",
-        kind=kind,
-        confidence=confidence,
-        occurred_at=timestamp(at),
-    )
+from tests.unit.home.homes import (
+    RESIDENT,
+    at,
+    enrolled,
+    fall,
+    feed,
+    home,
+    motion,
+    raised,
+    report,
+)
 
 
-def test_a_confident_fall_raises_a_fall_incident_for_the_resident() -> None:
-    fall = report(SensorKind.SENSOR_KIND_FALL, confidence=0.9)
-    outcome = record_sensor_event(fall, state=HomeState(), now=NOW)
-    assert outcome.outcome == "incident"
-    assert outcome.incident is not None
-    assert outcome.incident.kind == IncidentKind.INCIDENT_KIND_FALL
-    assert outcome.incident.resident_pseudonym == RESIDENT
-    assert list(outcome.incident.sensor_event_ids) == [fall.sensor_event_id]
-    assert outcome.state.incident_ids == (outcome.incident.incident_id,)
+def test_a_sensor_event_for_a_home_not_enrolled_is_refused():
+    with pytest.raises(InvalidEventError, match="not enrolled"):
+        record_sensor_event(fall(at("10:00")), state=HomeState(), now=at("10:00"))
 
 
-def test_an_unsure_fall_raises_nothing_but_counts_as_activity() -> None:
-    outcome = record_sensor_event(
-        report(SensorKind.SENSOR_KIND_FALL, confidence=0.2), state=HomeState(), now=NOW
-    )
-    assert outcome.incident is None
-    assert outcome.outcome == "recorded"
-    assert outcome.state.sensor_events == 1
-    assert outcome.state.last_activity_at == NOW
+def test_enrolment_is_version_1_and_each_change_one_more():
+    state = enrolled()
+    assert state.config is not None and state.config.version == 1
+    changed = record_home(home(gir_level=3), state=state, territory="55", now=at("10:00"))
+    assert changed.config is not None
+    assert (changed.config.version, changed.config.gir_level) == (2, 3)
+    assert changed.config.enrolled_at == state.config.enrolled_at
 
 
-def test_a_panic_button_raises_a_panic_incident() -> None:
-    outcome = record_sensor_event(
-        report(SensorKind.SENSOR_KIND_PANIC_BUTTON), state=HomeState(), now=NOW
-    )
-    assert outcome.incident is not None
-    assert outcome.incident.kind == IncidentKind.INCIDENT_KIND_PANIC
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"gir_level": 0}, "gir_level"),
+        ({"contacts": []}, "no contact"),
+        ({"rhythm": {"wakes_at": "7h"}}, "HH:MM"),
+        (
+            {"contacts": [{"contact_id": "Marie Dupont", "role": 1, "acknowledge_within": "60s"}]},
+            "is not an id",
+        ),
+        ({"contacts": [{"contact_id": "family-0001", "role": 1}]}, "acknowledge_within"),
+        (
+            {"contacts": [{"contact_id": "samu-0055", "role": 7, "acknowledge_within": "60s"}]},
+            "SAMU is added",
+        ),
+        ({"thresholds": {"too_cold_below_celsius": 30}}, "too_cold_below"),
+    ],
+)
+def test_a_configuration_that_cannot_work_is_refused_with_the_reason(change, message):
+    with pytest.raises(InvalidEventError, match=message):
+        check_home(home(**change))
 
 
-def test_the_same_sensor_event_handled_twice_raises_the_same_incident_id() -> None:
-    fall = report(SensorKind.SENSOR_KIND_FALL, confidence=0.9)
-    first = record_sensor_event(fall, state=HomeState(), now=NOW)
-    again = record_sensor_event(fall, state=HomeState(), now=NOW + timedelta(minutes=1))
-    assert first.incident is not None and again.incident is not None
-    assert first.incident.incident_id == again.incident.incident_id
+def test_the_same_sensor_event_twice_counts_once_and_raises_one_incident():
+    event = fall(at("10:00"))
+    state, outcomes = feed(enrolled(), event, event)
+    assert [o.outcome for o in outcomes] == ["incident", "duplicate"]
+    assert state.sensor_events == 1
+    assert len(raised(outcomes)) == 1
 
 
-def test_a_duplicate_sensor_event_raises_nothing_and_is_counted_once() -> None:
-    fall = report(SensorKind.SENSOR_KIND_FALL, confidence=0.9)
-    first = record_sensor_event(fall, state=HomeState(), now=NOW)
-    second = record_sensor_event(fall, state=first.state, now=NOW)
-    assert second.outcome == "duplicate"
-    assert second.incident is None
-    assert second.state.sensor_events == 1
-    assert len(second.state.incident_ids) == 1
+def test_the_same_report_resent_under_a_new_id_counts_once():
+    first = fall(at("10:00"))
+    again = fall(at("10:00"))
+    again.CopyFrom(first)
+    again.sensor_event_id = "se-resent"
+    _, outcomes = feed(enrolled(), first, again)
+    assert [o.outcome for o in outcomes] == ["incident", "duplicate"]
 
 
-def test_only_the_most_recent_sensor_event_ids_are_kept() -> None:
-    state = HomeState()
-    for _ in range(RECENT_SENSOR_EVENTS_KEPT + 5):
-        state = record_sensor_event(
-            report(SensorKind.SENSOR_KIND_HEARTBEAT), state=state, now=NOW
-        ).state
-    assert len(state.recent_sensor_event_ids) == RECENT_SENSOR_EVENTS_KEPT
-    assert state.sensor_events == RECENT_SENSOR_EVENTS_KEPT + 5
+def test_the_same_fall_handled_twice_from_the_same_state_raises_the_same_incident_id():
+    event, state = fall(at("10:00")), enrolled()
+    first = record_sensor_event(event, state=state, now=at("10:00"))
+    again = record_sensor_event(event, state=state, now=at("10:01"))
+    assert raised([first])[0].incident_id == raised([again])[0].incident_id
 
 
-def test_a_late_motion_event_does_not_move_last_activity_back() -> None:
-    state = record_sensor_event(
-        report(SensorKind.SENSOR_KIND_MOTION, at=NOW), state=HomeState(), now=NOW
-    ).state
-    late = record_sensor_event(
-        report(SensorKind.SENSOR_KIND_MOTION, at=NOW - timedelta(hours=2)), state=state, now=NOW
-    )
-    assert late.state.last_activity_at == NOW
-    assert late.state.sensor_events == 2
+def test_an_unsure_fall_raises_nothing_but_is_activity():
+    state, outcomes = feed(enrolled(), fall(at("10:00"), confidence=0.2))
+    assert raised(outcomes) == []
+    assert state.last_activity_at == at("10:00")
 
 
-def test_a_later_door_event_moves_last_activity_forward() -> None:
-    later = NOW + timedelta(minutes=5)
-    state = record_sensor_event(
-        report(SensorKind.SENSOR_KIND_MOTION, at=NOW), state=HomeState(), now=NOW
-    ).state
-    state = record_sensor_event(
-        report(SensorKind.SENSOR_KIND_DOOR, at=later), state=state, now=later
-    ).state
-    assert state.last_activity_at == later
+def test_a_late_motion_does_not_move_last_activity_back():
+    state, _ = feed(enrolled(), motion(at("10:00")))
+    state, _ = feed(state, motion(at("08:00")), now=at("10:05"))
+    assert state.last_activity_at == at("10:00")
+    assert state.sensor_events == 2
 
 
-def test_a_heartbeat_does_not_count_as_activity() -> None:
-    outcome = record_sensor_event(
-        report(SensorKind.SENSOR_KIND_HEARTBEAT), state=HomeState(), now=NOW
-    )
-    assert outcome.state.last_activity_at is None
-    assert outcome.state.sensor_events == 1
+def test_a_fall_reported_late_is_still_an_incident_dated_when_it_happened():
+    _, outcomes = feed(enrolled(), fall(at("04:10")), now=at("06:30"))
+    [incident] = raised(outcomes)
+    assert incident.occurred_at.ToDatetime().replace(tzinfo=at("04:10").tzinfo) != at("06:30")
+    assert incident.occurred_at.seconds == int(at("04:10").timestamp())
 
 
-def test_a_confidence_above_one_is_refused_as_an_invalid_event() -> None:
-    with pytest.raises(InvalidEventError, match="confidence"):
+def test_a_report_from_the_future_is_refused():
+    with pytest.raises(InvalidEventError, match="future"):
         record_sensor_event(
-            report(SensorKind.SENSOR_KIND_FALL, confidence=1.5), state=HomeState(), now=NOW
+            motion(at("10:00") + timedelta(hours=1)), state=enrolled(), now=at("10:00")
         )
 
 
-def test_the_home_state_survives_the_table_round_trip() -> None:
-    state = record_sensor_event(
-        report(SensorKind.SENSOR_KIND_PANIC_BUTTON), state=HomeState(), now=NOW
-    ).state
-    assert HomeState.from_json(state.to_json()) == state
+@pytest.mark.parametrize(
+    "event",
+    [
+        report(SensorKind.SENSOR_KIND_FALL, at("10:00"), confidence=1.4),
+        report(SensorKind.SENSOR_KIND_ROOM_TEMPERATURE, at("10:00"), temperature_celsius=95),
+        report(SensorKind.SENSOR_KIND_BATTERY, at("10:00"), battery_percent=140),
+    ],
+)
+def test_impossible_values_are_refused(event):
+    with pytest.raises(InvalidEventError):
+        record_sensor_event(event, state=enrolled(), now=at("10:00"))
 
 
-def test_the_status_is_built_from_the_table_json() -> None:
-    state = HomeState()
-    for kind in (SensorKind.SENSOR_KIND_MOTION, SensorKind.SENSOR_KIND_PANIC_BUTTON):
-        state = record_sensor_event(report(kind), state=state, now=NOW).state
-    response = status(RESIDENT, state.to_json())
-    assert response.resident_pseudonym == RESIDENT
-    assert response.sensor_events == 2
-    assert list(response.incident_ids) == list(state.incident_ids)
-    assert response.last_activity_at.ToDatetime(tzinfo=UTC) == NOW
+def test_only_the_most_recent_ids_are_kept():
+    state = enrolled()
+    beats = [
+        report(SensorKind.SENSOR_KIND_HEARTBEAT, at("10:00") + timedelta(seconds=i))
+        for i in range(RECENT_IDS_KEPT)
+    ]
+    state, _ = feed(state, *beats, now=at("11:00"))
+    assert len(state.seen) == RECENT_IDS_KEPT
+    assert state.sensor_events == RECENT_IDS_KEPT
 
 
-def test_an_unknown_resident_gets_an_empty_status() -> None:
-    response = status(RESIDENT, None)
-    assert response.resident_pseudonym == RESIDENT
-    assert response.sensor_events == 0
-    assert list(response.incident_ids) == []
-    assert not response.HasField("last_activity_at")
+def test_the_status_shows_devices_last_activity_and_open_incidents():
+    state, outcomes = feed(enrolled(), motion(at("09:00")), fall(at("10:00")))
+    [incident] = raised(outcomes)
+    shown = status(RESIDENT, state.to_json(), at("10:01"))
+    assert shown.enrolled and shown.territory == "55"
+    assert shown.configuration.version == 1
+    assert [i.incident_id for i in shown.open_incidents] == [incident.incident_id]
+    assert shown.open_incidents[0].kind == IncidentKind.INCIDENT_KIND_FALL
+    devices = {d.device_id: d for d in shown.devices}
+    assert set(devices) == {"fall-01", "motion-01", "door-01", "thermo-01"}
+    assert devices["fall-01"].last_seen_at.seconds == int(at("10:00").timestamp())
+    assert shown.last_activity_at.seconds == int(at("10:00").timestamp())
+
+
+def test_a_resident_never_heard_of_gets_an_empty_status():
+    shown = status(RESIDENT, None, at("10:00"))
+    assert not shown.enrolled and not shown.open_incidents

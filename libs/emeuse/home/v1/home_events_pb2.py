@@ -22,22 +22,59 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n emeuse/home/v1/home_events.proto\x12\x0e\x65meuse.home.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcc\x01\n\x13SensorEventReported\x12\x17\n\x0fsensor_event_id\x18\x01 \x01(\t\x12\x1a\n\x12resident_pseudonym\x18\x02 \x01(\t\x12\x11\n\tdevice_id\x18\x03 \x01(\t\x12(\n\x04kind\x18\x04 \x01(\x0e\x32\x1a.emeuse.home.v1.SensorKind\x12\x12\n\nconfidence\x18\x05 \x01(\x01\x12/\n\x0boccurred_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb6\x01\n\x0eIncidentRaised\x12\x13\n\x0bincident_id\x18\x01 \x01(\t\x12\x1a\n\x12resident_pseudonym\x18\x02 \x01(\t\x12*\n\x04kind\x18\x03 \x01(\x0e\x32\x1c.emeuse.home.v1.IncidentKind\x12\x18\n\x10sensor_event_ids\x18\x04 \x03(\t\x12-\n\traised_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xc0\x01\n\nSensorKind\x12\x1b\n\x17SENSOR_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10SENSOR_KIND_FALL\x10\x01\x12\x16\n\x12SENSOR_KIND_MOTION\x10\x02\x12\x14\n\x10SENSOR_KIND_DOOR\x10\x03\x12\x18\n\x14SENSOR_KIND_BED_EXIT\x10\x04\x12\x1c\n\x18SENSOR_KIND_PANIC_BUTTON\x10\x05\x12\x19\n\x15SENSOR_KIND_HEARTBEAT\x10\x06*^\n\x0cIncidentKind\x12\x1d\n\x19INCIDENT_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12INCIDENT_KIND_FALL\x10\x01\x12\x17\n\x13INCIDENT_KIND_PANIC\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n emeuse/home/v1/home_events.proto\x12\x0e\x65meuse.home.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb1\x02\n\x13SensorEventReported\x12\x17\n\x0fsensor_event_id\x18\x01 \x01(\t\x12\x1a\n\x12resident_pseudonym\x18\x02 \x01(\t\x12\x11\n\tdevice_id\x18\x03 \x01(\t\x12(\n\x04kind\x18\x04 \x01(\x0e\x32\x1a.emeuse.home.v1.SensorKind\x12\x12\n\nconfidence\x18\x05 \x01(\x01\x12/\n\x0boccurred_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\x13temperature_celsius\x18\x07 \x01(\x01\x12\x17\n\x0f\x62\x61ttery_percent\x18\x08 \x01(\x01\x12-\n\ndoor_state\x18\t \x01(\x0e\x32\x19.emeuse.home.v1.DoorState\"E\n\x06\x44\x65vice\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12(\n\x04kind\x18\x02 \x01(\x0e\x32\x1a.emeuse.home.v1.DeviceKind\"\x83\x01\n\x0bHomeContact\x12\x12\n\ncontact_id\x18\x01 \x01(\t\x12)\n\x04role\x18\x02 \x01(\x0e\x32\x1b.emeuse.home.v1.ContactRole\x12\x35\n\x12\x61\x63knowledge_within\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"r\n\x0b\x44\x61ilyRhythm\x12\x10\n\x08wakes_at\x18\x01 \x01(\t\x12\x16\n\x0egoes_to_bed_at\x18\x02 \x01(\t\x12\x39\n\x16inactivity_alert_after\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xa1\x02\n\x0eHomeThresholds\x12\x36\n\x13night_return_within\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1e\n\x16too_cold_below_celsius\x18\x02 \x01(\x01\x12\x1d\n\x15too_hot_above_celsius\x18\x03 \x01(\x01\x12<\n\x19temperature_sustained_for\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x37\n\x14\x64\x65vice_offline_after\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12!\n\x19low_battery_below_percent\x18\x06 \x01(\x01\"\xf2\x02\n\x0eHomeConfigured\x12\x1a\n\x12resident_pseudonym\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12\x11\n\tgir_level\x18\x03 \x01(\x05\x12\'\n\x07\x64\x65vices\x18\x04 \x03(\x0b\x32\x16.emeuse.home.v1.Device\x12-\n\x08\x63ontacts\x18\x05 \x03(\x0b\x32\x1b.emeuse.home.v1.HomeContact\x12\x34\n\x0f\x64\x65vice_provider\x18\x06 \x01(\x0b\x32\x1b.emeuse.home.v1.HomeContact\x12\x31\n\x0c\x61ide_service\x18\x07 \x01(\x0b\x32\x1b.emeuse.home.v1.HomeContact\x12+\n\x06rhythm\x18\x08 \x01(\x0b\x32\x1b.emeuse.home.v1.DailyRhythm\x12\x32\n\nthresholds\x18\t \x01(\x0b\x32\x1e.emeuse.home.v1.HomeThresholds\"^\n\x0fNotifiedContact\x12\x12\n\ncontact_id\x18\x01 \x01(\t\x12)\n\x04role\x18\x02 \x01(\x0e\x32\x1b.emeuse.home.v1.ContactRole\x12\x0c\n\x04step\x18\x03 \x01(\x05\"\x84\x03\n\x0eIncidentRaised\x12\x13\n\x0bincident_id\x18\x01 \x01(\t\x12\x1a\n\x12resident_pseudonym\x18\x02 \x01(\t\x12*\n\x04kind\x18\x03 \x01(\x0e\x32\x1c.emeuse.home.v1.IncidentKind\x12\x18\n\x10sensor_event_ids\x18\x04 \x03(\t\x12-\n\traised_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1d\n\x15\x66\x61lls_in_last_30_days\x18\x06 \x01(\x05\x12\x31\n\x08notified\x18\x07 \x01(\x0b\x32\x1f.emeuse.home.v1.NotifiedContact\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12/\n\x0boccurred_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tdevice_id\x18\n \x01(\t\x12\x10\n\x08visit_id\x18\x0b \x01(\t\x12\x14\n\x0c\x63hain_length\x18\x0c \x01(\x05\"\xd5\x01\n\x11IncidentEscalated\x12\x13\n\x0bincident_id\x18\x01 \x01(\t\x12\x1a\n\x12resident_pseudonym\x18\x02 \x01(\t\x12*\n\x04kind\x18\x03 \x01(\x0e\x32\x1c.emeuse.home.v1.IncidentKind\x12\x31\n\x08notified\x18\x04 \x01(\x0b\x32\x1f.emeuse.home.v1.NotifiedContact\x12\x30\n\x0c\x65scalated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x82\x02\n\x14IncidentAcknowledged\x12\x13\n\x0bincident_id\x18\x01 \x01(\t\x12\x1a\n\x12resident_pseudonym\x18\x02 \x01(\t\x12*\n\x04kind\x18\x03 \x01(\x0e\x32\x1c.emeuse.home.v1.IncidentKind\x12\x12\n\ncontact_id\x18\x04 \x01(\t\x12\x33\n\x0f\x61\x63knowledged_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\x13time_to_acknowledge\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0c\n\x04step\x18\x07 \x01(\x05\"\xf7\x01\n\x10IncidentResolved\x12\x13\n\x0bincident_id\x18\x01 \x01(\t\x12\x1a\n\x12resident_pseudonym\x18\x02 \x01(\t\x12\x30\n\x07outcome\x18\x03 \x01(\x0e\x32\x1f.emeuse.home.v1.IncidentOutcome\x12\x0e\n\x06injury\x18\x04 \x01(\x08\x12\x13\n\x0bresolved_by\x18\x05 \x01(\t\x12/\n\x0bresolved_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x04kind\x18\x07 \x01(\x0e\x32\x1c.emeuse.home.v1.IncidentKind\"\x83\x03\n\x17IncidentActionRequested\x12\x11\n\taction_id\x18\x01 \x01(\t\x12\x1a\n\x12resident_pseudonym\x18\x02 \x01(\t\x12.\n\x06\x61\x63tion\x18\x03 \x01(\x0e\x32\x1e.emeuse.home.v1.IncidentAction\x12\x13\n\x0bincident_id\x18\x04 \x01(\t\x12\x12\n\ncontact_id\x18\x05 \x01(\t\x12\x30\n\x07outcome\x18\x06 \x01(\x0e\x32\x1f.emeuse.home.v1.IncidentOutcome\x12\x0e\n\x06injury\x18\x07 \x01(\x08\x12\x17\n\x0f\x65scalation_step\x18\x08 \x01(\x05\x12.\n\x08\x64\x65tector\x18\t \x01(\x0e\x32\x1c.emeuse.home.v1.IncidentKind\x12\x11\n\tdevice_id\x18\n \x01(\t\x12\x10\n\x08visit_id\x18\x0b \x01(\t\x12\x30\n\x0crequested_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe6\x01\n\x0cVisitPlanned\x12\x10\n\x08visit_id\x18\x01 \x01(\t\x12\x1a\n\x12resident_pseudonym\x18\x02 \x01(\t\x12\x0f\n\x07\x61ide_id\x18\x03 \x01(\t\x12\x31\n\rplanned_start\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x10planned_duration\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0cmissed_after\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x80\x01\n\x0cVisitStarted\x12\x10\n\x08visit_id\x18\x01 \x01(\t\x12\x1a\n\x12resident_pseudonym\x18\x02 \x01(\t\x12\x0f\n\x07\x61ide_id\x18\x03 \x01(\t\x12\x31\n\rchecked_in_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x7f\n\nVisitEnded\x12\x10\n\x08visit_id\x18\x01 \x01(\t\x12\x1a\n\x12resident_pseudonym\x18\x02 \x01(\t\x12\x0f\n\x07\x61ide_id\x18\x03 \x01(\t\x12\x32\n\x0e\x63hecked_out_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xfb\x01\n\nSensorKind\x12\x1b\n\x17SENSOR_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10SENSOR_KIND_FALL\x10\x01\x12\x16\n\x12SENSOR_KIND_MOTION\x10\x02\x12\x14\n\x10SENSOR_KIND_DOOR\x10\x03\x12\x18\n\x14SENSOR_KIND_BED_EXIT\x10\x04\x12\x1c\n\x18SENSOR_KIND_PANIC_BUTTON\x10\x05\x12\x19\n\x15SENSOR_KIND_HEARTBEAT\x10\x06\x12 \n\x1cSENSOR_KIND_ROOM_TEMPERATURE\x10\x07\x12\x17\n\x13SENSOR_KIND_BATTERY\x10\x08*U\n\tDoorState\x12\x1a\n\x16\x44OOR_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11\x44OOR_STATE_OPENED\x10\x01\x12\x15\n\x11\x44OOR_STATE_CLOSED\x10\x02*\xf0\x01\n\nDeviceKind\x12\x1b\n\x17\x44\x45VICE_KIND_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x44\x45VICE_KIND_FALL_DETECTOR\x10\x01\x12\x1d\n\x19\x44\x45VICE_KIND_MOTION_SENSOR\x10\x02\x12\x1b\n\x17\x44\x45VICE_KIND_DOOR_SENSOR\x10\x03\x12\x1a\n\x16\x44\x45VICE_KIND_BED_SENSOR\x10\x04\x12\x1b\n\x17\x44\x45VICE_KIND_THERMOMETER\x10\x05\x12\x1c\n\x18\x44\x45VICE_KIND_PANIC_BUTTON\x10\x06\x12\x13\n\x0f\x44\x45VICE_KIND_HUB\x10\x07*\x81\x02\n\x0b\x43ontactRole\x12\x1c\n\x18\x43ONTACT_ROLE_UNSPECIFIED\x10\x00\x12!\n\x1d\x43ONTACT_ROLE_FAMILY_CAREGIVER\x10\x01\x12\x1a\n\x16\x43ONTACT_ROLE_NEIGHBOUR\x10\x02\x12\"\n\x1e\x43ONTACT_ROLE_HOME_AIDE_SERVICE\x10\x03\x12\x16\n\x12\x43ONTACT_ROLE_NURSE\x10\x04\x12\x13\n\x0f\x43ONTACT_ROLE_GP\x10\x05\x12 \n\x1c\x43ONTACT_ROLE_DEVICE_PROVIDER\x10\x06\x12\"\n\x1e\x43ONTACT_ROLE_EMERGENCY_SERVICE\x10\x07*\xb7\x02\n\x0cIncidentKind\x12\x1d\n\x19INCIDENT_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12INCIDENT_KIND_FALL\x10\x01\x12\x17\n\x13INCIDENT_KIND_PANIC\x10\x02\x12\x1c\n\x18INCIDENT_KIND_INACTIVITY\x10\x03\x12!\n\x1dINCIDENT_KIND_NIGHT_WANDERING\x10\x04\x12\x1a\n\x16INCIDENT_KIND_TOO_COLD\x10\x05\x12\x19\n\x15INCIDENT_KIND_TOO_HOT\x10\x06\x12 \n\x1cINCIDENT_KIND_DEVICE_OFFLINE\x10\x07\x12\x1d\n\x19INCIDENT_KIND_LOW_BATTERY\x10\x08\x12\x1e\n\x1aINCIDENT_KIND_VISIT_MISSED\x10\t*\xc0\x01\n\x0fIncidentOutcome\x12 \n\x1cINCIDENT_OUTCOME_UNSPECIFIED\x10\x00\x12 \n\x1cINCIDENT_OUTCOME_FALSE_ALARM\x10\x01\x12$\n INCIDENT_OUTCOME_HANDLED_AT_HOME\x10\x02\x12%\n!INCIDENT_OUTCOME_SENT_TO_HOSPITAL\x10\x03\x12\x1c\n\x18INCIDENT_OUTCOME_CLEARED\x10\x04*\xb6\x01\n\x0eIncidentAction\x12\x1f\n\x1bINCIDENT_ACTION_UNSPECIFIED\x10\x00\x12\x1f\n\x1bINCIDENT_ACTION_ACKNOWLEDGE\x10\x01\x12\x1b\n\x17INCIDENT_ACTION_RESOLVE\x10\x02\x12\"\n\x1eINCIDENT_ACTION_ESCALATION_DUE\x10\x03\x12!\n\x1dINCIDENT_ACTION_DETECTION_DUE\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'emeuse.home.v1.home_events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SENSORKIND']._serialized_start=478
-  _globals['_SENSORKIND']._serialized_end=670
-  _globals['_INCIDENTKIND']._serialized_start=672
-  _globals['_INCIDENTKIND']._serialized_end=766
-  _globals['_SENSOREVENTREPORTED']._serialized_start=86
-  _globals['_SENSOREVENTREPORTED']._serialized_end=290
-  _globals['_INCIDENTRAISED']._serialized_start=293
-  _globals['_INCIDENTRAISED']._serialized_end=475
+  _globals['_SENSORKIND']._serialized_start=3509
+  _globals['_SENSORKIND']._serialized_end=3760
+  _globals['_DOORSTATE']._serialized_start=3762
+  _globals['_DOORSTATE']._serialized_end=3847
+  _globals['_DEVICEKIND']._serialized_start=3850
+  _globals['_DEVICEKIND']._serialized_end=4090
+  _globals['_CONTACTROLE']._serialized_start=4093
+  _globals['_CONTACTROLE']._serialized_end=4350
+  _globals['_INCIDENTKIND']._serialized_start=4353
+  _globals['_INCIDENTKIND']._serialized_end=4664
+  _globals['_INCIDENTOUTCOME']._serialized_start=4667
+  _globals['_INCIDENTOUTCOME']._serialized_end=4859
+  _globals['_INCIDENTACTION']._serialized_start=4862
+  _globals['_INCIDENTACTION']._serialized_end=5044
+  _globals['_SENSOREVENTREPORTED']._serialized_start=118
+  _globals['_SENSOREVENTREPORTED']._serialized_end=423
+  _globals['_DEVICE']._serialized_start=425
+  _globals['_DEVICE']._serialized_end=494
+  _globals['_HOMECONTACT']._serialized_start=497
+  _globals['_HOMECONTACT']._serialized_end=628
+  _globals['_DAILYRHYTHM']._serialized_start=630
+  _globals['_DAILYRHYTHM']._serialized_end=744
+  _globals['_HOMETHRESHOLDS']._serialized_start=747
+  _globals['_HOMETHRESHOLDS']._serialized_end=1036
+  _globals['_HOMECONFIGURED']._serialized_start=1039
+  _globals['_HOMECONFIGURED']._serialized_end=1409
+  _globals['_NOTIFIEDCONTACT']._serialized_start=1411
+  _globals['_NOTIFIEDCONTACT']._serialized_end=1505
+  _globals['_INCIDENTRAISED']._serialized_start=1508
+  _globals['_INCIDENTRAISED']._serialized_end=1896
+  _globals['_INCIDENTESCALATED']._serialized_start=1899
+  _globals['_INCIDENTESCALATED']._serialized_end=2112
+  _globals['_INCIDENTACKNOWLEDGED']._serialized_start=2115
+  _globals['_INCIDENTACKNOWLEDGED']._serialized_end=2373
+  _globals['_INCIDENTRESOLVED']._serialized_start=2376
+  _globals['_INCIDENTRESOLVED']._serialized_end=2623
+  _globals['_INCIDENTACTIONREQUESTED']._serialized_start=2626
+  _globals['_INCIDENTACTIONREQUESTED']._serialized_end=3013
+  _globals['_VISITPLANNED']._serialized_start=3016
+  _globals['_VISITPLANNED']._serialized_end=3246
+  _globals['_VISITSTARTED']._serialized_start=3249
+  _globals['_VISITSTARTED']._serialized_end=3377
+  _globals['_VISITENDED']._serialized_start=3379
+  _globals['_VISITENDED']._serialized_end=3506
 # @@protoc_insertion_point(module_scope)

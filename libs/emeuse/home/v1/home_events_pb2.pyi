@@ -5,6 +5,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -40,6 +41,10 @@ class _SensorKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SensorKind
     """SENSOR_KIND_PANIC_BUTTON: the resident pressed the panic button."""
     SENSOR_KIND_HEARTBEAT: _SensorKind.ValueType  # 6
     """SENSOR_KIND_HEARTBEAT: the device says it is alive."""
+    SENSOR_KIND_ROOM_TEMPERATURE: _SensorKind.ValueType  # 7
+    """SENSOR_KIND_ROOM_TEMPERATURE: a room temperature reading (temperature_celsius)."""
+    SENSOR_KIND_BATTERY: _SensorKind.ValueType  # 8
+    """SENSOR_KIND_BATTERY: a device's battery level (battery_percent)."""
 
 class SensorKind(_SensorKind, metaclass=_SensorKindEnumTypeWrapper):
     """SensorKind is what a connected-home sensor reports."""
@@ -58,7 +63,123 @@ SENSOR_KIND_PANIC_BUTTON: SensorKind.ValueType  # 5
 """SENSOR_KIND_PANIC_BUTTON: the resident pressed the panic button."""
 SENSOR_KIND_HEARTBEAT: SensorKind.ValueType  # 6
 """SENSOR_KIND_HEARTBEAT: the device says it is alive."""
+SENSOR_KIND_ROOM_TEMPERATURE: SensorKind.ValueType  # 7
+"""SENSOR_KIND_ROOM_TEMPERATURE: a room temperature reading (temperature_celsius)."""
+SENSOR_KIND_BATTERY: SensorKind.ValueType  # 8
+"""SENSOR_KIND_BATTERY: a device's battery level (battery_percent)."""
 Global___SensorKind: _TypeAlias = SensorKind  # noqa: Y015
+
+class _DoorState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DoorStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DoorState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DOOR_STATE_UNSPECIFIED: _DoorState.ValueType  # 0
+    """DOOR_STATE_UNSPECIFIED: the sensor does not say; the event counts as an opening."""
+    DOOR_STATE_OPENED: _DoorState.ValueType  # 1
+    """DOOR_STATE_OPENED: the door opened."""
+    DOOR_STATE_CLOSED: _DoorState.ValueType  # 2
+    """DOOR_STATE_CLOSED: the door closed."""
+
+class DoorState(_DoorState, metaclass=_DoorStateEnumTypeWrapper):
+    """DoorState says whether a door event is an opening or a closing."""
+
+DOOR_STATE_UNSPECIFIED: DoorState.ValueType  # 0
+"""DOOR_STATE_UNSPECIFIED: the sensor does not say; the event counts as an opening."""
+DOOR_STATE_OPENED: DoorState.ValueType  # 1
+"""DOOR_STATE_OPENED: the door opened."""
+DOOR_STATE_CLOSED: DoorState.ValueType  # 2
+"""DOOR_STATE_CLOSED: the door closed."""
+Global___DoorState: _TypeAlias = DoorState  # noqa: Y015
+
+class _DeviceKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DeviceKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DeviceKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DEVICE_KIND_UNSPECIFIED: _DeviceKind.ValueType  # 0
+    """DEVICE_KIND_UNSPECIFIED is never valid."""
+    DEVICE_KIND_FALL_DETECTOR: _DeviceKind.ValueType  # 1
+    """DEVICE_KIND_FALL_DETECTOR: a worn or wall-mounted fall detector."""
+    DEVICE_KIND_MOTION_SENSOR: _DeviceKind.ValueType  # 2
+    """DEVICE_KIND_MOTION_SENSOR: a room motion sensor."""
+    DEVICE_KIND_DOOR_SENSOR: _DeviceKind.ValueType  # 3
+    """DEVICE_KIND_DOOR_SENSOR: an outer-door contact."""
+    DEVICE_KIND_BED_SENSOR: _DeviceKind.ValueType  # 4
+    """DEVICE_KIND_BED_SENSOR: a bed-exit pad."""
+    DEVICE_KIND_THERMOMETER: _DeviceKind.ValueType  # 5
+    """DEVICE_KIND_THERMOMETER: a room thermometer."""
+    DEVICE_KIND_PANIC_BUTTON: _DeviceKind.ValueType  # 6
+    """DEVICE_KIND_PANIC_BUTTON: a worn call button."""
+    DEVICE_KIND_HUB: _DeviceKind.ValueType  # 7
+    """DEVICE_KIND_HUB: the home's gateway."""
+
+class DeviceKind(_DeviceKind, metaclass=_DeviceKindEnumTypeWrapper):
+    """DeviceKind is what an installed device is."""
+
+DEVICE_KIND_UNSPECIFIED: DeviceKind.ValueType  # 0
+"""DEVICE_KIND_UNSPECIFIED is never valid."""
+DEVICE_KIND_FALL_DETECTOR: DeviceKind.ValueType  # 1
+"""DEVICE_KIND_FALL_DETECTOR: a worn or wall-mounted fall detector."""
+DEVICE_KIND_MOTION_SENSOR: DeviceKind.ValueType  # 2
+"""DEVICE_KIND_MOTION_SENSOR: a room motion sensor."""
+DEVICE_KIND_DOOR_SENSOR: DeviceKind.ValueType  # 3
+"""DEVICE_KIND_DOOR_SENSOR: an outer-door contact."""
+DEVICE_KIND_BED_SENSOR: DeviceKind.ValueType  # 4
+"""DEVICE_KIND_BED_SENSOR: a bed-exit pad."""
+DEVICE_KIND_THERMOMETER: DeviceKind.ValueType  # 5
+"""DEVICE_KIND_THERMOMETER: a room thermometer."""
+DEVICE_KIND_PANIC_BUTTON: DeviceKind.ValueType  # 6
+"""DEVICE_KIND_PANIC_BUTTON: a worn call button."""
+DEVICE_KIND_HUB: DeviceKind.ValueType  # 7
+"""DEVICE_KIND_HUB: the home's gateway."""
+Global___DeviceKind: _TypeAlias = DeviceKind  # noqa: Y015
+
+class _ContactRole:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ContactRoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ContactRole.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CONTACT_ROLE_UNSPECIFIED: _ContactRole.ValueType  # 0
+    """CONTACT_ROLE_UNSPECIFIED is never valid."""
+    CONTACT_ROLE_FAMILY_CAREGIVER: _ContactRole.ValueType  # 1
+    """CONTACT_ROLE_FAMILY_CAREGIVER: a family caregiver (aidant)."""
+    CONTACT_ROLE_NEIGHBOUR: _ContactRole.ValueType  # 2
+    """CONTACT_ROLE_NEIGHBOUR: a neighbour who agreed to answer."""
+    CONTACT_ROLE_HOME_AIDE_SERVICE: _ContactRole.ValueType  # 3
+    """CONTACT_ROLE_HOME_AIDE_SERVICE: the home-aide service (aide à domicile)."""
+    CONTACT_ROLE_NURSE: _ContactRole.ValueType  # 4
+    """CONTACT_ROLE_NURSE: the home nurse (IDE)."""
+    CONTACT_ROLE_GP: _ContactRole.ValueType  # 5
+    """CONTACT_ROLE_GP: the resident's GP (médecin traitant)."""
+    CONTACT_ROLE_DEVICE_PROVIDER: _ContactRole.ValueType  # 6
+    """CONTACT_ROLE_DEVICE_PROVIDER: the provider who installed and maintains the devices."""
+    CONTACT_ROLE_EMERGENCY_SERVICE: _ContactRole.ValueType  # 7
+    """CONTACT_ROLE_EMERGENCY_SERVICE: the territory's emergency service (SAMU, 15)."""
+
+class ContactRole(_ContactRole, metaclass=_ContactRoleEnumTypeWrapper):
+    """ContactRole is who a home contact is; never a name."""
+
+CONTACT_ROLE_UNSPECIFIED: ContactRole.ValueType  # 0
+"""CONTACT_ROLE_UNSPECIFIED is never valid."""
+CONTACT_ROLE_FAMILY_CAREGIVER: ContactRole.ValueType  # 1
+"""CONTACT_ROLE_FAMILY_CAREGIVER: a family caregiver (aidant)."""
+CONTACT_ROLE_NEIGHBOUR: ContactRole.ValueType  # 2
+"""CONTACT_ROLE_NEIGHBOUR: a neighbour who agreed to answer."""
+CONTACT_ROLE_HOME_AIDE_SERVICE: ContactRole.ValueType  # 3
+"""CONTACT_ROLE_HOME_AIDE_SERVICE: the home-aide service (aide à domicile)."""
+CONTACT_ROLE_NURSE: ContactRole.ValueType  # 4
+"""CONTACT_ROLE_NURSE: the home nurse (IDE)."""
+CONTACT_ROLE_GP: ContactRole.ValueType  # 5
+"""CONTACT_ROLE_GP: the resident's GP (médecin traitant)."""
+CONTACT_ROLE_DEVICE_PROVIDER: ContactRole.ValueType  # 6
+"""CONTACT_ROLE_DEVICE_PROVIDER: the provider who installed and maintains the devices."""
+CONTACT_ROLE_EMERGENCY_SERVICE: ContactRole.ValueType  # 7
+"""CONTACT_ROLE_EMERGENCY_SERVICE: the territory's emergency service (SAMU, 15)."""
+Global___ContactRole: _TypeAlias = ContactRole  # noqa: Y015
 
 class _IncidentKind:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -72,6 +193,20 @@ class _IncidentKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Incident
     """INCIDENT_KIND_FALL: the resident fell."""
     INCIDENT_KIND_PANIC: _IncidentKind.ValueType  # 2
     """INCIDENT_KIND_PANIC: the resident called for help."""
+    INCIDENT_KIND_INACTIVITY: _IncidentKind.ValueType  # 3
+    """INCIDENT_KIND_INACTIVITY: no activity during the resident's active hours for longer than usual."""
+    INCIDENT_KIND_NIGHT_WANDERING: _IncidentKind.ValueType  # 4
+    """INCIDENT_KIND_NIGHT_WANDERING: an outer door opened in the quiet hours and the resident did not come back."""
+    INCIDENT_KIND_TOO_COLD: _IncidentKind.ValueType  # 5
+    """INCIDENT_KIND_TOO_COLD: the home stayed too cold."""
+    INCIDENT_KIND_TOO_HOT: _IncidentKind.ValueType  # 6
+    """INCIDENT_KIND_TOO_HOT: the home stayed too hot."""
+    INCIDENT_KIND_DEVICE_OFFLINE: _IncidentKind.ValueType  # 7
+    """INCIDENT_KIND_DEVICE_OFFLINE: a device stopped reporting (technical, for the provider)."""
+    INCIDENT_KIND_LOW_BATTERY: _IncidentKind.ValueType  # 8
+    """INCIDENT_KIND_LOW_BATTERY: a device's battery is low (technical, for the provider)."""
+    INCIDENT_KIND_VISIT_MISSED: _IncidentKind.ValueType  # 9
+    """INCIDENT_KIND_VISIT_MISSED: a planned home-aide visit did not start in time."""
 
 class IncidentKind(_IncidentKind, metaclass=_IncidentKindEnumTypeWrapper):
     """IncidentKind is the kind of home incident that needs an answer from someone."""
@@ -82,7 +217,85 @@ INCIDENT_KIND_FALL: IncidentKind.ValueType  # 1
 """INCIDENT_KIND_FALL: the resident fell."""
 INCIDENT_KIND_PANIC: IncidentKind.ValueType  # 2
 """INCIDENT_KIND_PANIC: the resident called for help."""
+INCIDENT_KIND_INACTIVITY: IncidentKind.ValueType  # 3
+"""INCIDENT_KIND_INACTIVITY: no activity during the resident's active hours for longer than usual."""
+INCIDENT_KIND_NIGHT_WANDERING: IncidentKind.ValueType  # 4
+"""INCIDENT_KIND_NIGHT_WANDERING: an outer door opened in the quiet hours and the resident did not come back."""
+INCIDENT_KIND_TOO_COLD: IncidentKind.ValueType  # 5
+"""INCIDENT_KIND_TOO_COLD: the home stayed too cold."""
+INCIDENT_KIND_TOO_HOT: IncidentKind.ValueType  # 6
+"""INCIDENT_KIND_TOO_HOT: the home stayed too hot."""
+INCIDENT_KIND_DEVICE_OFFLINE: IncidentKind.ValueType  # 7
+"""INCIDENT_KIND_DEVICE_OFFLINE: a device stopped reporting (technical, for the provider)."""
+INCIDENT_KIND_LOW_BATTERY: IncidentKind.ValueType  # 8
+"""INCIDENT_KIND_LOW_BATTERY: a device's battery is low (technical, for the provider)."""
+INCIDENT_KIND_VISIT_MISSED: IncidentKind.ValueType  # 9
+"""INCIDENT_KIND_VISIT_MISSED: a planned home-aide visit did not start in time."""
 Global___IncidentKind: _TypeAlias = IncidentKind  # noqa: Y015
+
+class _IncidentOutcome:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _IncidentOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_IncidentOutcome.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    INCIDENT_OUTCOME_UNSPECIFIED: _IncidentOutcome.ValueType  # 0
+    """INCIDENT_OUTCOME_UNSPECIFIED is never valid."""
+    INCIDENT_OUTCOME_FALSE_ALARM: _IncidentOutcome.ValueType  # 1
+    """INCIDENT_OUTCOME_FALSE_ALARM: nothing was wrong."""
+    INCIDENT_OUTCOME_HANDLED_AT_HOME: _IncidentOutcome.ValueType  # 2
+    """INCIDENT_OUTCOME_HANDLED_AT_HOME: someone came or called and it was dealt with at home."""
+    INCIDENT_OUTCOME_SENT_TO_HOSPITAL: _IncidentOutcome.ValueType  # 3
+    """INCIDENT_OUTCOME_SENT_TO_HOSPITAL: the resident was taken to hospital."""
+    INCIDENT_OUTCOME_CLEARED: _IncidentOutcome.ValueType  # 4
+    """INCIDENT_OUTCOME_CLEARED: the condition ended before anyone took charge (activity resumed, the resident came back, the device reported again, the aide checked in); set by the service."""
+
+class IncidentOutcome(_IncidentOutcome, metaclass=_IncidentOutcomeEnumTypeWrapper):
+    """IncidentOutcome is how an incident ended."""
+
+INCIDENT_OUTCOME_UNSPECIFIED: IncidentOutcome.ValueType  # 0
+"""INCIDENT_OUTCOME_UNSPECIFIED is never valid."""
+INCIDENT_OUTCOME_FALSE_ALARM: IncidentOutcome.ValueType  # 1
+"""INCIDENT_OUTCOME_FALSE_ALARM: nothing was wrong."""
+INCIDENT_OUTCOME_HANDLED_AT_HOME: IncidentOutcome.ValueType  # 2
+"""INCIDENT_OUTCOME_HANDLED_AT_HOME: someone came or called and it was dealt with at home."""
+INCIDENT_OUTCOME_SENT_TO_HOSPITAL: IncidentOutcome.ValueType  # 3
+"""INCIDENT_OUTCOME_SENT_TO_HOSPITAL: the resident was taken to hospital."""
+INCIDENT_OUTCOME_CLEARED: IncidentOutcome.ValueType  # 4
+"""INCIDENT_OUTCOME_CLEARED: the condition ended before anyone took charge (activity resumed, the resident came back, the device reported again, the aide checked in); set by the service."""
+Global___IncidentOutcome: _TypeAlias = IncidentOutcome  # noqa: Y015
+
+class _IncidentAction:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _IncidentActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_IncidentAction.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    INCIDENT_ACTION_UNSPECIFIED: _IncidentAction.ValueType  # 0
+    """INCIDENT_ACTION_UNSPECIFIED is never valid."""
+    INCIDENT_ACTION_ACKNOWLEDGE: _IncidentAction.ValueType  # 1
+    """INCIDENT_ACTION_ACKNOWLEDGE: a contact takes charge of the incident."""
+    INCIDENT_ACTION_RESOLVE: _IncidentAction.ValueType  # 2
+    """INCIDENT_ACTION_RESOLVE: a contact closes the incident with an outcome."""
+    INCIDENT_ACTION_ESCALATION_DUE: _IncidentAction.ValueType  # 3
+    """INCIDENT_ACTION_ESCALATION_DUE: the current contact's delay ran out (the service's timer)."""
+    INCIDENT_ACTION_DETECTION_DUE: _IncidentAction.ValueType  # 4
+    """INCIDENT_ACTION_DETECTION_DUE: a time-based detector may fire: inactivity, night wandering, device offline, missed visit (the service's timer)."""
+
+class IncidentAction(_IncidentAction, metaclass=_IncidentActionEnumTypeWrapper):
+    """IncidentAction is what an IncidentActionRequested asks the home service to do."""
+
+INCIDENT_ACTION_UNSPECIFIED: IncidentAction.ValueType  # 0
+"""INCIDENT_ACTION_UNSPECIFIED is never valid."""
+INCIDENT_ACTION_ACKNOWLEDGE: IncidentAction.ValueType  # 1
+"""INCIDENT_ACTION_ACKNOWLEDGE: a contact takes charge of the incident."""
+INCIDENT_ACTION_RESOLVE: IncidentAction.ValueType  # 2
+"""INCIDENT_ACTION_RESOLVE: a contact closes the incident with an outcome."""
+INCIDENT_ACTION_ESCALATION_DUE: IncidentAction.ValueType  # 3
+"""INCIDENT_ACTION_ESCALATION_DUE: the current contact's delay ran out (the service's timer)."""
+INCIDENT_ACTION_DETECTION_DUE: IncidentAction.ValueType  # 4
+"""INCIDENT_ACTION_DETECTION_DUE: a time-based detector may fire: inactivity, night wandering, device offline, missed visit (the service's timer)."""
+Global___IncidentAction: _TypeAlias = IncidentAction  # noqa: Y015
 
 @_typing.final
 class SensorEventReported(_message.Message):
@@ -96,6 +309,9 @@ class SensorEventReported(_message.Message):
     KIND_FIELD_NUMBER: _builtins.int
     CONFIDENCE_FIELD_NUMBER: _builtins.int
     OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    TEMPERATURE_CELSIUS_FIELD_NUMBER: _builtins.int
+    BATTERY_PERCENT_FIELD_NUMBER: _builtins.int
+    DOOR_STATE_FIELD_NUMBER: _builtins.int
     sensor_event_id: _builtins.str
     """Unique id of the sensor event, set by the device maker; duplicates share it."""
     resident_pseudonym: _builtins.str
@@ -106,6 +322,12 @@ class SensorEventReported(_message.Message):
     """What the device reported."""
     confidence: _builtins.float
     """Device's confidence in a fall, from 0 to 1; 0 for other kinds."""
+    temperature_celsius: _builtins.float
+    """Room temperature in degrees Celsius (SENSOR_KIND_ROOM_TEMPERATURE)."""
+    battery_percent: _builtins.float
+    """Battery level from 0 to 100 (SENSOR_KIND_BATTERY; other kinds may carry it too, 0 when unknown)."""
+    door_state: Global___DoorState.ValueType
+    """Opening or closing (SENSOR_KIND_DOOR)."""
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp:
         """When it happened in the home."""
@@ -119,14 +341,251 @@ class SensorEventReported(_message.Message):
         kind: Global___SensorKind.ValueType = ...,
         confidence: _builtins.float = ...,
         occurred_at: _timestamp_pb2.Timestamp | None = ...,
+        temperature_celsius: _builtins.float = ...,
+        battery_percent: _builtins.float = ...,
+        door_state: Global___DoorState.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["confidence", b"confidence", "device_id", b"device_id", "kind", b"kind", "occurred_at", b"occurred_at", "resident_pseudonym", b"resident_pseudonym", "sensor_event_id", b"sensor_event_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["battery_percent", b"battery_percent", "confidence", b"confidence", "device_id", b"device_id", "door_state", b"door_state", "kind", b"kind", "occurred_at", b"occurred_at", "resident_pseudonym", b"resident_pseudonym", "sensor_event_id", b"sensor_event_id", "temperature_celsius", b"temperature_celsius"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SensorEventReported: _TypeAlias = SensorEventReported  # noqa: Y015
+
+@_typing.final
+class Device(_message.Message):
+    """Device is one device installed in a home."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEVICE_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    device_id: _builtins.str
+    """Id of the device, as its reports carry it."""
+    kind: Global___DeviceKind.ValueType
+    """What the device is."""
+    def __init__(
+        self,
+        *,
+        device_id: _builtins.str = ...,
+        kind: Global___DeviceKind.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_id", b"device_id", "kind", b"kind"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Device: _TypeAlias = Device  # noqa: Y015
+
+@_typing.final
+class HomeContact(_message.Message):
+    """HomeContact is someone an incident can reach, by id, with the time they have to acknowledge."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTACT_ID_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    ACKNOWLEDGE_WITHIN_FIELD_NUMBER: _builtins.int
+    contact_id: _builtins.str
+    """Id of the contact in the platform's directory (re-identified at the edge only)."""
+    role: Global___ContactRole.ValueType
+    """Who the contact is."""
+    @_builtins.property
+    def acknowledge_within(self) -> _duration_pb2.Duration:
+        """How long the contact has to acknowledge before the next one is told."""
+
+    def __init__(
+        self,
+        *,
+        contact_id: _builtins.str = ...,
+        role: Global___ContactRole.ValueType = ...,
+        acknowledge_within: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["acknowledge_within", b"acknowledge_within"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledge_within", b"acknowledge_within", "contact_id", b"contact_id", "role", b"role"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HomeContact: _TypeAlias = HomeContact  # noqa: Y015
+
+@_typing.final
+class DailyRhythm(_message.Message):
+    """DailyRhythm is the resident's usual day: when inactivity is abnormal and when the quiet hours are."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WAKES_AT_FIELD_NUMBER: _builtins.int
+    GOES_TO_BED_AT_FIELD_NUMBER: _builtins.int
+    INACTIVITY_ALERT_AFTER_FIELD_NUMBER: _builtins.int
+    wakes_at: _builtins.str
+    """Local time (Europe/Paris) the resident usually gets up, "HH:MM"."""
+    goes_to_bed_at: _builtins.str
+    """Local time the resident usually goes to bed, "HH:MM"; from then until wakes_at are the quiet hours."""
+    @_builtins.property
+    def inactivity_alert_after(self) -> _duration_pb2.Duration:
+        """No activity for this long during active hours raises an incident."""
+
+    def __init__(
+        self,
+        *,
+        wakes_at: _builtins.str = ...,
+        goes_to_bed_at: _builtins.str = ...,
+        inactivity_alert_after: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["inactivity_alert_after", b"inactivity_alert_after"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["goes_to_bed_at", b"goes_to_bed_at", "inactivity_alert_after", b"inactivity_alert_after", "wakes_at", b"wakes_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DailyRhythm: _TypeAlias = DailyRhythm  # noqa: Y015
+
+@_typing.final
+class HomeThresholds(_message.Message):
+    """HomeThresholds are the home's detection settings; zero values take the documented defaults."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NIGHT_RETURN_WITHIN_FIELD_NUMBER: _builtins.int
+    TOO_COLD_BELOW_CELSIUS_FIELD_NUMBER: _builtins.int
+    TOO_HOT_ABOVE_CELSIUS_FIELD_NUMBER: _builtins.int
+    TEMPERATURE_SUSTAINED_FOR_FIELD_NUMBER: _builtins.int
+    DEVICE_OFFLINE_AFTER_FIELD_NUMBER: _builtins.int
+    LOW_BATTERY_BELOW_PERCENT_FIELD_NUMBER: _builtins.int
+    too_cold_below_celsius: _builtins.float
+    """Room temperature below this, sustained, is too cold (default 17 °C)."""
+    too_hot_above_celsius: _builtins.float
+    """Room temperature above this, sustained, is too hot (default 28 °C)."""
+    low_battery_below_percent: _builtins.float
+    """Battery below this percentage needs the provider (default 15)."""
+    @_builtins.property
+    def night_return_within(self) -> _duration_pb2.Duration:
+        """A door opened in the quiet hours without a return within this raises night wandering (default 15 min)."""
+
+    @_builtins.property
+    def temperature_sustained_for(self) -> _duration_pb2.Duration:
+        """How long the temperature must stay out of range (default 1 h)."""
+
+    @_builtins.property
+    def device_offline_after(self) -> _duration_pb2.Duration:
+        """A device silent for this long is offline (default 1 h)."""
+
+    def __init__(
+        self,
+        *,
+        night_return_within: _duration_pb2.Duration | None = ...,
+        too_cold_below_celsius: _builtins.float = ...,
+        too_hot_above_celsius: _builtins.float = ...,
+        temperature_sustained_for: _duration_pb2.Duration | None = ...,
+        device_offline_after: _duration_pb2.Duration | None = ...,
+        low_battery_below_percent: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["device_offline_after", b"device_offline_after", "night_return_within", b"night_return_within", "temperature_sustained_for", b"temperature_sustained_for"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_offline_after", b"device_offline_after", "low_battery_below_percent", b"low_battery_below_percent", "night_return_within", b"night_return_within", "temperature_sustained_for", b"temperature_sustained_for", "too_cold_below_celsius", b"too_cold_below_celsius", "too_hot_above_celsius", b"too_hot_above_celsius"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HomeThresholds: _TypeAlias = HomeThresholds  # noqa: Y015
+
+@_typing.final
+class HomeConfigured(_message.Message):
+    """HomeConfigured says a home was enrolled or its configuration changed; the whole configuration, versioned."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESIDENT_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    GIR_LEVEL_FIELD_NUMBER: _builtins.int
+    DEVICES_FIELD_NUMBER: _builtins.int
+    CONTACTS_FIELD_NUMBER: _builtins.int
+    DEVICE_PROVIDER_FIELD_NUMBER: _builtins.int
+    AIDE_SERVICE_FIELD_NUMBER: _builtins.int
+    RHYTHM_FIELD_NUMBER: _builtins.int
+    THRESHOLDS_FIELD_NUMBER: _builtins.int
+    resident_pseudonym: _builtins.str
+    """Pseudonym of the resident."""
+    version: _builtins.int
+    """Version set by the home service: 1 at enrolment, then one more per change."""
+    gir_level: _builtins.int
+    """Autonomy on the AGGIR grid, 1 (most dependent) to 6."""
+    @_builtins.property
+    def devices(self) -> _containers.RepeatedCompositeFieldContainer[Global___Device]:
+        """Devices installed."""
+
+    @_builtins.property
+    def contacts(self) -> _containers.RepeatedCompositeFieldContainer[Global___HomeContact]:
+        """Contacts in escalation order: the first is told first."""
+
+    @_builtins.property
+    def device_provider(self) -> Global___HomeContact:
+        """Who answers technical incidents (device offline, low battery)."""
+
+    @_builtins.property
+    def aide_service(self) -> Global___HomeContact:
+        """The home-aide service that visits; told first of a missed visit."""
+
+    @_builtins.property
+    def rhythm(self) -> Global___DailyRhythm:
+        """The resident's usual day."""
+
+    @_builtins.property
+    def thresholds(self) -> Global___HomeThresholds:
+        """Detection settings."""
+
+    def __init__(
+        self,
+        *,
+        resident_pseudonym: _builtins.str = ...,
+        version: _builtins.int = ...,
+        gir_level: _builtins.int = ...,
+        devices: _abc.Iterable[Global___Device] | None = ...,
+        contacts: _abc.Iterable[Global___HomeContact] | None = ...,
+        device_provider: Global___HomeContact | None = ...,
+        aide_service: Global___HomeContact | None = ...,
+        rhythm: Global___DailyRhythm | None = ...,
+        thresholds: Global___HomeThresholds | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["aide_service", b"aide_service", "device_provider", b"device_provider", "rhythm", b"rhythm", "thresholds", b"thresholds"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aide_service", b"aide_service", "contacts", b"contacts", "device_provider", b"device_provider", "devices", b"devices", "gir_level", b"gir_level", "resident_pseudonym", b"resident_pseudonym", "rhythm", b"rhythm", "thresholds", b"thresholds", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HomeConfigured: _TypeAlias = HomeConfigured  # noqa: Y015
+
+@_typing.final
+class NotifiedContact(_message.Message):
+    """NotifiedContact is who an incident step told."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTACT_ID_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    STEP_FIELD_NUMBER: _builtins.int
+    contact_id: _builtins.str
+    """Id of the contact."""
+    role: Global___ContactRole.ValueType
+    """Who the contact is."""
+    step: _builtins.int
+    """Step of the escalation chain, 0 for the first contact told."""
+    def __init__(
+        self,
+        *,
+        contact_id: _builtins.str = ...,
+        role: Global___ContactRole.ValueType = ...,
+        step: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contact_id", b"contact_id", "role", b"role", "step", b"step"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NotifiedContact: _TypeAlias = NotifiedContact  # noqa: Y015
 
 @_typing.final
 class IncidentRaised(_message.Message):
@@ -139,12 +598,29 @@ class IncidentRaised(_message.Message):
     KIND_FIELD_NUMBER: _builtins.int
     SENSOR_EVENT_IDS_FIELD_NUMBER: _builtins.int
     RAISED_AT_FIELD_NUMBER: _builtins.int
+    FALLS_IN_LAST_30_DAYS_FIELD_NUMBER: _builtins.int
+    NOTIFIED_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    DEVICE_ID_FIELD_NUMBER: _builtins.int
+    VISIT_ID_FIELD_NUMBER: _builtins.int
+    CHAIN_LENGTH_FIELD_NUMBER: _builtins.int
     incident_id: _builtins.str
     """Unique id of the incident."""
     resident_pseudonym: _builtins.str
     """Pseudonym of the resident."""
     kind: Global___IncidentKind.ValueType
     """What happened."""
+    falls_in_last_30_days: _builtins.int
+    """Falls of the resident in the 30 days before, this one included (FALL incidents; 0 otherwise)."""
+    reason: _builtins.str
+    """Coded reason, e.g. "inactivity.active_hours"; never names anyone."""
+    device_id: _builtins.str
+    """Device concerned (technical incidents, falls, panics)."""
+    visit_id: _builtins.str
+    """Visit concerned (VISIT_MISSED)."""
+    chain_length: _builtins.int
+    """Number of steps in the escalation chain (the last may be the emergency service)."""
     @_builtins.property
     def sensor_event_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Sensor events that raised it."""
@@ -152,6 +628,14 @@ class IncidentRaised(_message.Message):
     @_builtins.property
     def raised_at(self) -> _timestamp_pb2.Timestamp:
         """When it was raised."""
+
+    @_builtins.property
+    def notified(self) -> Global___NotifiedContact:
+        """The first contact told."""
+
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp:
+        """When the condition began in the home (event time)."""
 
     def __init__(
         self,
@@ -161,11 +645,346 @@ class IncidentRaised(_message.Message):
         kind: Global___IncidentKind.ValueType = ...,
         sensor_event_ids: _abc.Iterable[_builtins.str] | None = ...,
         raised_at: _timestamp_pb2.Timestamp | None = ...,
+        falls_in_last_30_days: _builtins.int = ...,
+        notified: Global___NotifiedContact | None = ...,
+        reason: _builtins.str = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+        device_id: _builtins.str = ...,
+        visit_id: _builtins.str = ...,
+        chain_length: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["raised_at", b"raised_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["notified", b"notified", "occurred_at", b"occurred_at", "raised_at", b"raised_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["incident_id", b"incident_id", "kind", b"kind", "raised_at", b"raised_at", "resident_pseudonym", b"resident_pseudonym", "sensor_event_ids", b"sensor_event_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chain_length", b"chain_length", "device_id", b"device_id", "falls_in_last_30_days", b"falls_in_last_30_days", "incident_id", b"incident_id", "kind", b"kind", "notified", b"notified", "occurred_at", b"occurred_at", "raised_at", b"raised_at", "reason", b"reason", "resident_pseudonym", b"resident_pseudonym", "sensor_event_ids", b"sensor_event_ids", "visit_id", b"visit_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___IncidentRaised: _TypeAlias = IncidentRaised  # noqa: Y015
+
+@_typing.final
+class IncidentEscalated(_message.Message):
+    """IncidentEscalated says an unacknowledged incident went to the next contact."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INCIDENT_ID_FIELD_NUMBER: _builtins.int
+    RESIDENT_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    NOTIFIED_FIELD_NUMBER: _builtins.int
+    ESCALATED_AT_FIELD_NUMBER: _builtins.int
+    incident_id: _builtins.str
+    """Incident escalated."""
+    resident_pseudonym: _builtins.str
+    """Pseudonym of the resident."""
+    kind: Global___IncidentKind.ValueType
+    """Kind of the incident."""
+    @_builtins.property
+    def notified(self) -> Global___NotifiedContact:
+        """The contact now told, with the step reached."""
+
+    @_builtins.property
+    def escalated_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was escalated."""
+
+    def __init__(
+        self,
+        *,
+        incident_id: _builtins.str = ...,
+        resident_pseudonym: _builtins.str = ...,
+        kind: Global___IncidentKind.ValueType = ...,
+        notified: Global___NotifiedContact | None = ...,
+        escalated_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["escalated_at", b"escalated_at", "notified", b"notified"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["escalated_at", b"escalated_at", "incident_id", b"incident_id", "kind", b"kind", "notified", b"notified", "resident_pseudonym", b"resident_pseudonym"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IncidentEscalated: _TypeAlias = IncidentEscalated  # noqa: Y015
+
+@_typing.final
+class IncidentAcknowledged(_message.Message):
+    """IncidentAcknowledged says a contact took charge of an incident; its escalation stops."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INCIDENT_ID_FIELD_NUMBER: _builtins.int
+    RESIDENT_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    CONTACT_ID_FIELD_NUMBER: _builtins.int
+    ACKNOWLEDGED_AT_FIELD_NUMBER: _builtins.int
+    TIME_TO_ACKNOWLEDGE_FIELD_NUMBER: _builtins.int
+    STEP_FIELD_NUMBER: _builtins.int
+    incident_id: _builtins.str
+    """Incident acknowledged."""
+    resident_pseudonym: _builtins.str
+    """Pseudonym of the resident."""
+    kind: Global___IncidentKind.ValueType
+    """Kind of the incident."""
+    contact_id: _builtins.str
+    """Contact who took charge."""
+    step: _builtins.int
+    """Escalation step reached when it was acknowledged (0: the first contact told)."""
+    @_builtins.property
+    def acknowledged_at(self) -> _timestamp_pb2.Timestamp:
+        """When."""
+
+    @_builtins.property
+    def time_to_acknowledge(self) -> _duration_pb2.Duration:
+        """Time from the incident to its acknowledgement."""
+
+    def __init__(
+        self,
+        *,
+        incident_id: _builtins.str = ...,
+        resident_pseudonym: _builtins.str = ...,
+        kind: Global___IncidentKind.ValueType = ...,
+        contact_id: _builtins.str = ...,
+        acknowledged_at: _timestamp_pb2.Timestamp | None = ...,
+        time_to_acknowledge: _duration_pb2.Duration | None = ...,
+        step: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["acknowledged_at", b"acknowledged_at", "time_to_acknowledge", b"time_to_acknowledge"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledged_at", b"acknowledged_at", "contact_id", b"contact_id", "incident_id", b"incident_id", "kind", b"kind", "resident_pseudonym", b"resident_pseudonym", "step", b"step", "time_to_acknowledge", b"time_to_acknowledge"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IncidentAcknowledged: _TypeAlias = IncidentAcknowledged  # noqa: Y015
+
+@_typing.final
+class IncidentResolved(_message.Message):
+    """IncidentResolved says an incident closed, with how it ended."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INCIDENT_ID_FIELD_NUMBER: _builtins.int
+    RESIDENT_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    INJURY_FIELD_NUMBER: _builtins.int
+    RESOLVED_BY_FIELD_NUMBER: _builtins.int
+    RESOLVED_AT_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    incident_id: _builtins.str
+    """Incident resolved."""
+    resident_pseudonym: _builtins.str
+    """Pseudonym of the resident."""
+    outcome: Global___IncidentOutcome.ValueType
+    """How it ended."""
+    injury: _builtins.bool
+    """Whether the resident was injured."""
+    resolved_by: _builtins.str
+    """Contact who resolved it; "emeuse/home" when the service cleared it."""
+    kind: Global___IncidentKind.ValueType
+    """Kind of the incident."""
+    @_builtins.property
+    def resolved_at(self) -> _timestamp_pb2.Timestamp:
+        """When."""
+
+    def __init__(
+        self,
+        *,
+        incident_id: _builtins.str = ...,
+        resident_pseudonym: _builtins.str = ...,
+        outcome: Global___IncidentOutcome.ValueType = ...,
+        injury: _builtins.bool = ...,
+        resolved_by: _builtins.str = ...,
+        resolved_at: _timestamp_pb2.Timestamp | None = ...,
+        kind: Global___IncidentKind.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["resolved_at", b"resolved_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["incident_id", b"incident_id", "injury", b"injury", "kind", b"kind", "outcome", b"outcome", "resident_pseudonym", b"resident_pseudonym", "resolved_at", b"resolved_at", "resolved_by", b"resolved_by"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IncidentResolved: _TypeAlias = IncidentResolved  # noqa: Y015
+
+@_typing.final
+class IncidentActionRequested(_message.Message):
+    """IncidentActionRequested asks the home service, the single writer of a home's incidents, to change them."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTION_ID_FIELD_NUMBER: _builtins.int
+    RESIDENT_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    INCIDENT_ID_FIELD_NUMBER: _builtins.int
+    CONTACT_ID_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    INJURY_FIELD_NUMBER: _builtins.int
+    ESCALATION_STEP_FIELD_NUMBER: _builtins.int
+    DETECTOR_FIELD_NUMBER: _builtins.int
+    DEVICE_ID_FIELD_NUMBER: _builtins.int
+    VISIT_ID_FIELD_NUMBER: _builtins.int
+    REQUESTED_AT_FIELD_NUMBER: _builtins.int
+    action_id: _builtins.str
+    """Unique id of the request; a request seen twice is applied once."""
+    resident_pseudonym: _builtins.str
+    """Pseudonym of the resident."""
+    action: Global___IncidentAction.ValueType
+    """What to do."""
+    incident_id: _builtins.str
+    """Incident concerned (acknowledge, resolve, escalation)."""
+    contact_id: _builtins.str
+    """Contact acting (acknowledge, resolve)."""
+    outcome: Global___IncidentOutcome.ValueType
+    """How the incident ended (resolve)."""
+    injury: _builtins.bool
+    """Whether the resident was injured (resolve)."""
+    escalation_step: _builtins.int
+    """Escalation step the timer found due (escalation)."""
+    detector: Global___IncidentKind.ValueType
+    """Detector that may fire (detection)."""
+    device_id: _builtins.str
+    """Device concerned (device offline)."""
+    visit_id: _builtins.str
+    """Visit concerned (missed visit)."""
+    @_builtins.property
+    def requested_at(self) -> _timestamp_pb2.Timestamp:
+        """When the action was requested."""
+
+    def __init__(
+        self,
+        *,
+        action_id: _builtins.str = ...,
+        resident_pseudonym: _builtins.str = ...,
+        action: Global___IncidentAction.ValueType = ...,
+        incident_id: _builtins.str = ...,
+        contact_id: _builtins.str = ...,
+        outcome: Global___IncidentOutcome.ValueType = ...,
+        injury: _builtins.bool = ...,
+        escalation_step: _builtins.int = ...,
+        detector: Global___IncidentKind.ValueType = ...,
+        device_id: _builtins.str = ...,
+        visit_id: _builtins.str = ...,
+        requested_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["requested_at", b"requested_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "action_id", b"action_id", "contact_id", b"contact_id", "detector", b"detector", "device_id", b"device_id", "escalation_step", b"escalation_step", "incident_id", b"incident_id", "injury", b"injury", "outcome", b"outcome", "requested_at", b"requested_at", "resident_pseudonym", b"resident_pseudonym", "visit_id", b"visit_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IncidentActionRequested: _TypeAlias = IncidentActionRequested  # noqa: Y015
+
+@_typing.final
+class VisitPlanned(_message.Message):
+    """VisitPlanned says a home-aide visit was planned."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VISIT_ID_FIELD_NUMBER: _builtins.int
+    RESIDENT_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    AIDE_ID_FIELD_NUMBER: _builtins.int
+    PLANNED_START_FIELD_NUMBER: _builtins.int
+    PLANNED_DURATION_FIELD_NUMBER: _builtins.int
+    MISSED_AFTER_FIELD_NUMBER: _builtins.int
+    visit_id: _builtins.str
+    """Unique id of the visit."""
+    resident_pseudonym: _builtins.str
+    """Pseudonym of the resident."""
+    aide_id: _builtins.str
+    """Id of the aide expected (never a name)."""
+    @_builtins.property
+    def planned_start(self) -> _timestamp_pb2.Timestamp:
+        """When the visit should start."""
+
+    @_builtins.property
+    def planned_duration(self) -> _duration_pb2.Duration:
+        """How long the visit should last."""
+
+    @_builtins.property
+    def missed_after(self) -> _duration_pb2.Duration:
+        """No check-in this long after planned_start is a missed visit (default 30 min)."""
+
+    def __init__(
+        self,
+        *,
+        visit_id: _builtins.str = ...,
+        resident_pseudonym: _builtins.str = ...,
+        aide_id: _builtins.str = ...,
+        planned_start: _timestamp_pb2.Timestamp | None = ...,
+        planned_duration: _duration_pb2.Duration | None = ...,
+        missed_after: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["missed_after", b"missed_after", "planned_duration", b"planned_duration", "planned_start", b"planned_start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aide_id", b"aide_id", "missed_after", b"missed_after", "planned_duration", b"planned_duration", "planned_start", b"planned_start", "resident_pseudonym", b"resident_pseudonym", "visit_id", b"visit_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VisitPlanned: _TypeAlias = VisitPlanned  # noqa: Y015
+
+@_typing.final
+class VisitStarted(_message.Message):
+    """VisitStarted says an aide arrived in the home for a visit."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VISIT_ID_FIELD_NUMBER: _builtins.int
+    RESIDENT_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    AIDE_ID_FIELD_NUMBER: _builtins.int
+    CHECKED_IN_AT_FIELD_NUMBER: _builtins.int
+    visit_id: _builtins.str
+    """Visit started."""
+    resident_pseudonym: _builtins.str
+    """Pseudonym of the resident."""
+    aide_id: _builtins.str
+    """Aide who checked in."""
+    @_builtins.property
+    def checked_in_at(self) -> _timestamp_pb2.Timestamp:
+        """When the aide arrived."""
+
+    def __init__(
+        self,
+        *,
+        visit_id: _builtins.str = ...,
+        resident_pseudonym: _builtins.str = ...,
+        aide_id: _builtins.str = ...,
+        checked_in_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["checked_in_at", b"checked_in_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aide_id", b"aide_id", "checked_in_at", b"checked_in_at", "resident_pseudonym", b"resident_pseudonym", "visit_id", b"visit_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VisitStarted: _TypeAlias = VisitStarted  # noqa: Y015
+
+@_typing.final
+class VisitEnded(_message.Message):
+    """VisitEnded says an aide left the home at the end of a visit."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VISIT_ID_FIELD_NUMBER: _builtins.int
+    RESIDENT_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    AIDE_ID_FIELD_NUMBER: _builtins.int
+    CHECKED_OUT_AT_FIELD_NUMBER: _builtins.int
+    visit_id: _builtins.str
+    """Visit ended."""
+    resident_pseudonym: _builtins.str
+    """Pseudonym of the resident."""
+    aide_id: _builtins.str
+    """Aide who checked out."""
+    @_builtins.property
+    def checked_out_at(self) -> _timestamp_pb2.Timestamp:
+        """When the aide left."""
+
+    def __init__(
+        self,
+        *,
+        visit_id: _builtins.str = ...,
+        resident_pseudonym: _builtins.str = ...,
+        aide_id: _builtins.str = ...,
+        checked_out_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["checked_out_at", b"checked_out_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aide_id", b"aide_id", "checked_out_at", b"checked_out_at", "resident_pseudonym", b"resident_pseudonym", "visit_id", b"visit_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VisitEnded: _TypeAlias = VisitEnded  # noqa: Y015

@@ -22,20 +22,64 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from emeuse.home.v1 import home_events_pb2 as emeuse_dot_home_dot_v1_dot_home__events__pb2
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!emeuse/home/v1/home_service.proto\x12\x0e\x65meuse.home.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"2\n\x14GetHomeStatusRequest\x12\x1a\n\x12resident_pseudonym\x18\x01 \x01(\t\"\x96\x01\n\x15GetHomeStatusResponse\x12\x1a\n\x12resident_pseudonym\x18\x01 \x01(\t\x12\x34\n\x10last_activity_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rsensor_events\x18\x03 \x01(\x05\x12\x14\n\x0cincident_ids\x18\x04 \x03(\t2k\n\x0bHomeService\x12\\\n\rGetHomeStatus\x12$.emeuse.home.v1.GetHomeStatusRequest\x1a%.emeuse.home.v1.GetHomeStatusResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!emeuse/home/v1/home_service.proto\x12\x0e\x65meuse.home.v1\x1a emeuse/home/v1/home_events.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"2\n\x14GetHomeStatusRequest\x12\x1a\n\x12resident_pseudonym\x18\x01 \x01(\t\"\xa7\x01\n\x0c\x44\x65viceStatus\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12(\n\x04kind\x18\x02 \x01(\x0e\x32\x1a.emeuse.home.v1.DeviceKind\x12\x30\n\x0clast_seen_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x62\x61ttery_percent\x18\x04 \x01(\x01\x12\x0f\n\x07offline\x18\x05 \x01(\x08\"\x9a\x05\n\x08Incident\x12\x13\n\x0bincident_id\x18\x01 \x01(\t\x12\x1a\n\x12resident_pseudonym\x18\x02 \x01(\t\x12\x11\n\tterritory\x18\x03 \x01(\t\x12*\n\x04kind\x18\x04 \x01(\x0e\x32\x1c.emeuse.home.v1.IncidentKind\x12.\n\x06status\x18\x05 \x01(\x0e\x32\x1e.emeuse.home.v1.IncidentStatus\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12/\n\x0boccurred_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\traised_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x08notified\x18\t \x03(\x0b\x32\x1f.emeuse.home.v1.NotifiedContact\x12\x17\n\x0f\x61\x63knowledged_by\x18\n \x01(\t\x12\x33\n\x0f\x61\x63knowledged_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x07outcome\x18\x0c \x01(\x0e\x32\x1f.emeuse.home.v1.IncidentOutcome\x12\x0e\n\x06injury\x18\r \x01(\x08\x12\x13\n\x0bresolved_by\x18\x0e \x01(\t\x12/\n\x0bresolved_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10sensor_event_ids\x18\x10 \x03(\t\x12\x11\n\tdevice_id\x18\x11 \x01(\t\x12\x10\n\x08visit_id\x18\x12 \x01(\t\x12\x36\n\x12next_escalation_at\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x95\x03\n\x05Visit\x12\x10\n\x08visit_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ide_id\x18\x02 \x01(\t\x12+\n\x06status\x18\x03 \x01(\x0e\x32\x1b.emeuse.home.v1.VisitStatus\x12\x31\n\rplanned_start\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x10planned_duration\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x31\n\rchecked_in_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63hecked_out_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x08\x64uration\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12+\n\x08lateness\x18\t \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x13\n\x0bincident_id\x18\n \x01(\t\"\xfa\x02\n\x15GetHomeStatusResponse\x12\x1a\n\x12resident_pseudonym\x18\x01 \x01(\t\x12\x34\n\x10last_activity_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rsensor_events\x18\x03 \x01(\x05\x12\x14\n\x0cincident_ids\x18\x04 \x03(\t\x12\x10\n\x08\x65nrolled\x18\x05 \x01(\x08\x12\x11\n\tterritory\x18\x06 \x01(\t\x12\x35\n\rconfiguration\x18\x07 \x01(\x0b\x32\x1e.emeuse.home.v1.HomeConfigured\x12-\n\x07\x64\x65vices\x18\x08 \x03(\x0b\x32\x1c.emeuse.home.v1.DeviceStatus\x12\x30\n\x0eopen_incidents\x18\t \x03(\x0b\x32\x18.emeuse.home.v1.Incident\x12%\n\x06visits\x18\n \x03(\x0b\x32\x15.emeuse.home.v1.Visit\"k\n\x11\x45nrollHomeRequest\x12,\n\x04home\x18\x01 \x01(\x0b\x32\x1e.emeuse.home.v1.HomeConfigured\x12\x11\n\tterritory\x18\x02 \x01(\t\x12\x15\n\rexperiment_id\x18\x03 \x01(\t\"7\n\x12\x45nrollHomeResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\"\xcb\x01\n\x15UpdateContactsRequest\x12\x1a\n\x12resident_pseudonym\x18\x01 \x01(\t\x12-\n\x08\x63ontacts\x18\x02 \x03(\x0b\x32\x1b.emeuse.home.v1.HomeContact\x12\x34\n\x0f\x64\x65vice_provider\x18\x03 \x01(\x0b\x32\x1b.emeuse.home.v1.HomeContact\x12\x31\n\x0c\x61ide_service\x18\x04 \x01(\x0b\x32\x1b.emeuse.home.v1.HomeContact\";\n\x16UpdateContactsResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\"\x80\x01\n\x18ListOpenIncidentsRequest\x12\x11\n\tterritory\x18\x01 \x01(\t\x12*\n\x04kind\x18\x02 \x01(\x0e\x32\x1c.emeuse.home.v1.IncidentKind\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"a\n\x19ListOpenIncidentsResponse\x12+\n\tincidents\x18\x01 \x03(\x0b\x32\x18.emeuse.home.v1.Incident\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"a\n\x1a\x41\x63knowledgeIncidentRequest\x12\x1a\n\x12resident_pseudonym\x18\x01 \x01(\t\x12\x13\n\x0bincident_id\x18\x02 \x01(\t\x12\x12\n\ncontact_id\x18\x03 \x01(\t\"I\n\x1b\x41\x63knowledgeIncidentResponse\x12*\n\x08incident\x18\x01 \x01(\x0b\x32\x18.emeuse.home.v1.Incident\"\x9f\x01\n\x16ResolveIncidentRequest\x12\x1a\n\x12resident_pseudonym\x18\x01 \x01(\t\x12\x13\n\x0bincident_id\x18\x02 \x01(\t\x12\x12\n\ncontact_id\x18\x03 \x01(\t\x12\x30\n\x07outcome\x18\x04 \x01(\x0e\x32\x1f.emeuse.home.v1.IncidentOutcome\x12\x0e\n\x06injury\x18\x05 \x01(\x08\"E\n\x17ResolveIncidentResponse\x12*\n\x08incident\x18\x01 \x01(\x0b\x32\x18.emeuse.home.v1.Incident\"\xea\x01\n\x10PlanVisitRequest\x12\x1a\n\x12resident_pseudonym\x18\x01 \x01(\t\x12\x10\n\x08visit_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ide_id\x18\x03 \x01(\t\x12\x31\n\rplanned_start\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x10planned_duration\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0cmissed_after\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\"9\n\x11PlanVisitResponse\x12$\n\x05visit\x18\x01 \x01(\x0b\x32\x15.emeuse.home.v1.Visit\"\x82\x01\n\x0e\x43heckInRequest\x12\x1a\n\x12resident_pseudonym\x18\x01 \x01(\t\x12\x10\n\x08visit_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ide_id\x18\x03 \x01(\t\x12\x31\n\rchecked_in_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"7\n\x0f\x43heckInResponse\x12$\n\x05visit\x18\x01 \x01(\x0b\x32\x15.emeuse.home.v1.Visit\"\x84\x01\n\x0f\x43heckOutRequest\x12\x1a\n\x12resident_pseudonym\x18\x01 \x01(\t\x12\x10\n\x08visit_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ide_id\x18\x03 \x01(\t\x12\x32\n\x0e\x63hecked_out_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"8\n\x10\x43heckOutResponse\x12$\n\x05visit\x18\x01 \x01(\x0b\x32\x15.emeuse.home.v1.Visit*\x8b\x01\n\x0eIncidentStatus\x12\x1f\n\x1bINCIDENT_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14INCIDENT_STATUS_OPEN\x10\x01\x12 \n\x1cINCIDENT_STATUS_ACKNOWLEDGED\x10\x02\x12\x1c\n\x18INCIDENT_STATUS_RESOLVED\x10\x03*\x93\x01\n\x0bVisitStatus\x12\x1c\n\x18VISIT_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14VISIT_STATUS_PLANNED\x10\x01\x12\x1c\n\x18VISIT_STATUS_IN_PROGRESS\x10\x02\x12\x15\n\x11VISIT_STATUS_DONE\x10\x03\x12\x17\n\x13VISIT_STATUS_MISSED\x10\x04\x32\xcc\x06\n\x0bHomeService\x12\\\n\rGetHomeStatus\x12$.emeuse.home.v1.GetHomeStatusRequest\x1a%.emeuse.home.v1.GetHomeStatusResponse\x12S\n\nEnrollHome\x12!.emeuse.home.v1.EnrollHomeRequest\x1a\".emeuse.home.v1.EnrollHomeResponse\x12_\n\x0eUpdateContacts\x12%.emeuse.home.v1.UpdateContactsRequest\x1a&.emeuse.home.v1.UpdateContactsResponse\x12h\n\x11ListOpenIncidents\x12(.emeuse.home.v1.ListOpenIncidentsRequest\x1a).emeuse.home.v1.ListOpenIncidentsResponse\x12n\n\x13\x41\x63knowledgeIncident\x12*.emeuse.home.v1.AcknowledgeIncidentRequest\x1a+.emeuse.home.v1.AcknowledgeIncidentResponse\x12\x62\n\x0fResolveIncident\x12&.emeuse.home.v1.ResolveIncidentRequest\x1a\'.emeuse.home.v1.ResolveIncidentResponse\x12P\n\tPlanVisit\x12 .emeuse.home.v1.PlanVisitRequest\x1a!.emeuse.home.v1.PlanVisitResponse\x12J\n\x07\x43heckIn\x12\x1e.emeuse.home.v1.CheckInRequest\x1a\x1f.emeuse.home.v1.CheckInResponse\x12M\n\x08\x43heckOut\x12\x1f.emeuse.home.v1.CheckOutRequest\x1a .emeuse.home.v1.CheckOutResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'emeuse.home.v1.home_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GETHOMESTATUSREQUEST']._serialized_start=86
-  _globals['_GETHOMESTATUSREQUEST']._serialized_end=136
-  _globals['_GETHOMESTATUSRESPONSE']._serialized_start=139
-  _globals['_GETHOMESTATUSRESPONSE']._serialized_end=289
-  _globals['_HOMESERVICE']._serialized_start=291
-  _globals['_HOMESERVICE']._serialized_end=398
+  _globals['_INCIDENTSTATUS']._serialized_start=3582
+  _globals['_INCIDENTSTATUS']._serialized_end=3721
+  _globals['_VISITSTATUS']._serialized_start=3724
+  _globals['_VISITSTATUS']._serialized_end=3871
+  _globals['_GETHOMESTATUSREQUEST']._serialized_start=152
+  _globals['_GETHOMESTATUSREQUEST']._serialized_end=202
+  _globals['_DEVICESTATUS']._serialized_start=205
+  _globals['_DEVICESTATUS']._serialized_end=372
+  _globals['_INCIDENT']._serialized_start=375
+  _globals['_INCIDENT']._serialized_end=1041
+  _globals['_VISIT']._serialized_start=1044
+  _globals['_VISIT']._serialized_end=1449
+  _globals['_GETHOMESTATUSRESPONSE']._serialized_start=1452
+  _globals['_GETHOMESTATUSRESPONSE']._serialized_end=1830
+  _globals['_ENROLLHOMEREQUEST']._serialized_start=1832
+  _globals['_ENROLLHOMEREQUEST']._serialized_end=1939
+  _globals['_ENROLLHOMERESPONSE']._serialized_start=1941
+  _globals['_ENROLLHOMERESPONSE']._serialized_end=1996
+  _globals['_UPDATECONTACTSREQUEST']._serialized_start=1999
+  _globals['_UPDATECONTACTSREQUEST']._serialized_end=2202
+  _globals['_UPDATECONTACTSRESPONSE']._serialized_start=2204
+  _globals['_UPDATECONTACTSRESPONSE']._serialized_end=2263
+  _globals['_LISTOPENINCIDENTSREQUEST']._serialized_start=2266
+  _globals['_LISTOPENINCIDENTSREQUEST']._serialized_end=2394
+  _globals['_LISTOPENINCIDENTSRESPONSE']._serialized_start=2396
+  _globals['_LISTOPENINCIDENTSRESPONSE']._serialized_end=2493
+  _globals['_ACKNOWLEDGEINCIDENTREQUEST']._serialized_start=2495
+  _globals['_ACKNOWLEDGEINCIDENTREQUEST']._serialized_end=2592
+  _globals['_ACKNOWLEDGEINCIDENTRESPONSE']._serialized_start=2594
+  _globals['_ACKNOWLEDGEINCIDENTRESPONSE']._serialized_end=2667
+  _globals['_RESOLVEINCIDENTREQUEST']._serialized_start=2670
+  _globals['_RESOLVEINCIDENTREQUEST']._serialized_end=2829
+  _globals['_RESOLVEINCIDENTRESPONSE']._serialized_start=2831
+  _globals['_RESOLVEINCIDENTRESPONSE']._serialized_end=2900
+  _globals['_PLANVISITREQUEST']._serialized_start=2903
+  _globals['_PLANVISITREQUEST']._serialized_end=3137
+  _globals['_PLANVISITRESPONSE']._serialized_start=3139
+  _globals['_PLANVISITRESPONSE']._serialized_end=3196
+  _globals['_CHECKINREQUEST']._serialized_start=3199
+  _globals['_CHECKINREQUEST']._serialized_end=3329
+  _globals['_CHECKINRESPONSE']._serialized_start=3331
+  _globals['_CHECKINRESPONSE']._serialized_end=3386
+  _globals['_CHECKOUTREQUEST']._serialized_start=3389
+  _globals['_CHECKOUTREQUEST']._serialized_end=3521
+  _globals['_CHECKOUTRESPONSE']._serialized_start=3523
+  _globals['_CHECKOUTRESPONSE']._serialized_end=3579
+  _globals['_HOMESERVICE']._serialized_start=3874
+  _globals['_HOMESERVICE']._serialized_end=4718
 # @@protoc_insertion_point(module_scope)

@@ -4,10 +4,13 @@ isort:skip_file
 """
 
 from collections import abc as _abc
+from emeuse.home.v1 import home_events_pb2 as _home_events_pb2
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -18,6 +21,66 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _IncidentStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _IncidentStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_IncidentStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    INCIDENT_STATUS_UNSPECIFIED: _IncidentStatus.ValueType  # 0
+    """INCIDENT_STATUS_UNSPECIFIED is never used."""
+    INCIDENT_STATUS_OPEN: _IncidentStatus.ValueType  # 1
+    """INCIDENT_STATUS_OPEN: nobody has taken charge; the chain runs."""
+    INCIDENT_STATUS_ACKNOWLEDGED: _IncidentStatus.ValueType  # 2
+    """INCIDENT_STATUS_ACKNOWLEDGED: a contact took charge."""
+    INCIDENT_STATUS_RESOLVED: _IncidentStatus.ValueType  # 3
+    """INCIDENT_STATUS_RESOLVED: closed with an outcome."""
+
+class IncidentStatus(_IncidentStatus, metaclass=_IncidentStatusEnumTypeWrapper):
+    """IncidentStatus is where an incident stands."""
+
+INCIDENT_STATUS_UNSPECIFIED: IncidentStatus.ValueType  # 0
+"""INCIDENT_STATUS_UNSPECIFIED is never used."""
+INCIDENT_STATUS_OPEN: IncidentStatus.ValueType  # 1
+"""INCIDENT_STATUS_OPEN: nobody has taken charge; the chain runs."""
+INCIDENT_STATUS_ACKNOWLEDGED: IncidentStatus.ValueType  # 2
+"""INCIDENT_STATUS_ACKNOWLEDGED: a contact took charge."""
+INCIDENT_STATUS_RESOLVED: IncidentStatus.ValueType  # 3
+"""INCIDENT_STATUS_RESOLVED: closed with an outcome."""
+Global___IncidentStatus: _TypeAlias = IncidentStatus  # noqa: Y015
+
+class _VisitStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _VisitStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_VisitStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    VISIT_STATUS_UNSPECIFIED: _VisitStatus.ValueType  # 0
+    """VISIT_STATUS_UNSPECIFIED is never used."""
+    VISIT_STATUS_PLANNED: _VisitStatus.ValueType  # 1
+    """VISIT_STATUS_PLANNED: not started."""
+    VISIT_STATUS_IN_PROGRESS: _VisitStatus.ValueType  # 2
+    """VISIT_STATUS_IN_PROGRESS: the aide checked in."""
+    VISIT_STATUS_DONE: _VisitStatus.ValueType  # 3
+    """VISIT_STATUS_DONE: the aide checked out."""
+    VISIT_STATUS_MISSED: _VisitStatus.ValueType  # 4
+    """VISIT_STATUS_MISSED: no check-in in time (an incident was raised); a late check-in still moves it on."""
+
+class VisitStatus(_VisitStatus, metaclass=_VisitStatusEnumTypeWrapper):
+    """VisitStatus is where a home-aide visit stands."""
+
+VISIT_STATUS_UNSPECIFIED: VisitStatus.ValueType  # 0
+"""VISIT_STATUS_UNSPECIFIED is never used."""
+VISIT_STATUS_PLANNED: VisitStatus.ValueType  # 1
+"""VISIT_STATUS_PLANNED: not started."""
+VISIT_STATUS_IN_PROGRESS: VisitStatus.ValueType  # 2
+"""VISIT_STATUS_IN_PROGRESS: the aide checked in."""
+VISIT_STATUS_DONE: VisitStatus.ValueType  # 3
+"""VISIT_STATUS_DONE: the aide checked out."""
+VISIT_STATUS_MISSED: VisitStatus.ValueType  # 4
+"""VISIT_STATUS_MISSED: no check-in in time (an incident was raised); a late check-in still moves it on."""
+Global___VisitStatus: _TypeAlias = VisitStatus  # noqa: Y015
 
 @_typing.final
 class GetHomeStatusRequest(_message.Message):
@@ -42,6 +105,224 @@ class GetHomeStatusRequest(_message.Message):
 Global___GetHomeStatusRequest: _TypeAlias = GetHomeStatusRequest  # noqa: Y015
 
 @_typing.final
+class DeviceStatus(_message.Message):
+    """DeviceStatus is what the service knows of one installed device."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEVICE_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    LAST_SEEN_AT_FIELD_NUMBER: _builtins.int
+    BATTERY_PERCENT_FIELD_NUMBER: _builtins.int
+    OFFLINE_FIELD_NUMBER: _builtins.int
+    device_id: _builtins.str
+    """Id of the device."""
+    kind: _home_events_pb2.DeviceKind.ValueType
+    """What it is."""
+    battery_percent: _builtins.float
+    """Last battery level reported, 0 when never reported."""
+    offline: _builtins.bool
+    """Whether it is silent for longer than the home's device_offline_after."""
+    @_builtins.property
+    def last_seen_at(self) -> _timestamp_pb2.Timestamp:
+        """When it last reported anything (event time)."""
+
+    def __init__(
+        self,
+        *,
+        device_id: _builtins.str = ...,
+        kind: _home_events_pb2.DeviceKind.ValueType = ...,
+        last_seen_at: _timestamp_pb2.Timestamp | None = ...,
+        battery_percent: _builtins.float = ...,
+        offline: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_seen_at", b"last_seen_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["battery_percent", b"battery_percent", "device_id", b"device_id", "kind", b"kind", "last_seen_at", b"last_seen_at", "offline", b"offline"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeviceStatus: _TypeAlias = DeviceStatus  # noqa: Y015
+
+@_typing.final
+class Incident(_message.Message):
+    """Incident is one incident as contacts and coordinators see it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INCIDENT_ID_FIELD_NUMBER: _builtins.int
+    RESIDENT_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    TERRITORY_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    RAISED_AT_FIELD_NUMBER: _builtins.int
+    NOTIFIED_FIELD_NUMBER: _builtins.int
+    ACKNOWLEDGED_BY_FIELD_NUMBER: _builtins.int
+    ACKNOWLEDGED_AT_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    INJURY_FIELD_NUMBER: _builtins.int
+    RESOLVED_BY_FIELD_NUMBER: _builtins.int
+    RESOLVED_AT_FIELD_NUMBER: _builtins.int
+    SENSOR_EVENT_IDS_FIELD_NUMBER: _builtins.int
+    DEVICE_ID_FIELD_NUMBER: _builtins.int
+    VISIT_ID_FIELD_NUMBER: _builtins.int
+    NEXT_ESCALATION_AT_FIELD_NUMBER: _builtins.int
+    incident_id: _builtins.str
+    """Id of the incident."""
+    resident_pseudonym: _builtins.str
+    """Pseudonym of the resident."""
+    territory: _builtins.str
+    """Département code of the home's territory."""
+    kind: _home_events_pb2.IncidentKind.ValueType
+    """What happened."""
+    status: Global___IncidentStatus.ValueType
+    """Where it stands."""
+    reason: _builtins.str
+    """Coded reason."""
+    acknowledged_by: _builtins.str
+    """Contact who took charge, if any."""
+    outcome: _home_events_pb2.IncidentOutcome.ValueType
+    """How it ended (resolved)."""
+    injury: _builtins.bool
+    """Whether the resident was injured (resolved)."""
+    resolved_by: _builtins.str
+    """Who resolved it."""
+    device_id: _builtins.str
+    """Device concerned, if any."""
+    visit_id: _builtins.str
+    """Visit concerned, if any."""
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp:
+        """When the condition began (event time)."""
+
+    @_builtins.property
+    def raised_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was raised."""
+
+    @_builtins.property
+    def notified(self) -> _containers.RepeatedCompositeFieldContainer[_home_events_pb2.NotifiedContact]:
+        """Contacts told so far, in order."""
+
+    @_builtins.property
+    def acknowledged_at(self) -> _timestamp_pb2.Timestamp:
+        """When."""
+
+    @_builtins.property
+    def resolved_at(self) -> _timestamp_pb2.Timestamp:
+        """When."""
+
+    @_builtins.property
+    def sensor_event_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Sensor events that raised or joined it."""
+
+    @_builtins.property
+    def next_escalation_at(self) -> _timestamp_pb2.Timestamp:
+        """When the next contact is told if nobody acknowledges; unset when the chain stopped or ended."""
+
+    def __init__(
+        self,
+        *,
+        incident_id: _builtins.str = ...,
+        resident_pseudonym: _builtins.str = ...,
+        territory: _builtins.str = ...,
+        kind: _home_events_pb2.IncidentKind.ValueType = ...,
+        status: Global___IncidentStatus.ValueType = ...,
+        reason: _builtins.str = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+        raised_at: _timestamp_pb2.Timestamp | None = ...,
+        notified: _abc.Iterable[_home_events_pb2.NotifiedContact] | None = ...,
+        acknowledged_by: _builtins.str = ...,
+        acknowledged_at: _timestamp_pb2.Timestamp | None = ...,
+        outcome: _home_events_pb2.IncidentOutcome.ValueType = ...,
+        injury: _builtins.bool = ...,
+        resolved_by: _builtins.str = ...,
+        resolved_at: _timestamp_pb2.Timestamp | None = ...,
+        sensor_event_ids: _abc.Iterable[_builtins.str] | None = ...,
+        device_id: _builtins.str = ...,
+        visit_id: _builtins.str = ...,
+        next_escalation_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["acknowledged_at", b"acknowledged_at", "next_escalation_at", b"next_escalation_at", "occurred_at", b"occurred_at", "raised_at", b"raised_at", "resolved_at", b"resolved_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledged_at", b"acknowledged_at", "acknowledged_by", b"acknowledged_by", "device_id", b"device_id", "incident_id", b"incident_id", "injury", b"injury", "kind", b"kind", "next_escalation_at", b"next_escalation_at", "notified", b"notified", "occurred_at", b"occurred_at", "outcome", b"outcome", "raised_at", b"raised_at", "reason", b"reason", "resident_pseudonym", b"resident_pseudonym", "resolved_at", b"resolved_at", "resolved_by", b"resolved_by", "sensor_event_ids", b"sensor_event_ids", "status", b"status", "territory", b"territory", "visit_id", b"visit_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Incident: _TypeAlias = Incident  # noqa: Y015
+
+@_typing.final
+class Visit(_message.Message):
+    """Visit is one home-aide visit."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VISIT_ID_FIELD_NUMBER: _builtins.int
+    AIDE_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    PLANNED_START_FIELD_NUMBER: _builtins.int
+    PLANNED_DURATION_FIELD_NUMBER: _builtins.int
+    CHECKED_IN_AT_FIELD_NUMBER: _builtins.int
+    CHECKED_OUT_AT_FIELD_NUMBER: _builtins.int
+    DURATION_FIELD_NUMBER: _builtins.int
+    LATENESS_FIELD_NUMBER: _builtins.int
+    INCIDENT_ID_FIELD_NUMBER: _builtins.int
+    visit_id: _builtins.str
+    """Id of the visit."""
+    aide_id: _builtins.str
+    """Aide expected."""
+    status: Global___VisitStatus.ValueType
+    """Where it stands."""
+    incident_id: _builtins.str
+    """Missed-visit incident, if one was raised."""
+    @_builtins.property
+    def planned_start(self) -> _timestamp_pb2.Timestamp:
+        """When it should start."""
+
+    @_builtins.property
+    def planned_duration(self) -> _duration_pb2.Duration:
+        """How long it should last."""
+
+    @_builtins.property
+    def checked_in_at(self) -> _timestamp_pb2.Timestamp:
+        """When the aide arrived."""
+
+    @_builtins.property
+    def checked_out_at(self) -> _timestamp_pb2.Timestamp:
+        """When the aide left."""
+
+    @_builtins.property
+    def duration(self) -> _duration_pb2.Duration:
+        """How long the aide stayed (checked out)."""
+
+    @_builtins.property
+    def lateness(self) -> _duration_pb2.Duration:
+        """How late the aide arrived (0 when on time or early)."""
+
+    def __init__(
+        self,
+        *,
+        visit_id: _builtins.str = ...,
+        aide_id: _builtins.str = ...,
+        status: Global___VisitStatus.ValueType = ...,
+        planned_start: _timestamp_pb2.Timestamp | None = ...,
+        planned_duration: _duration_pb2.Duration | None = ...,
+        checked_in_at: _timestamp_pb2.Timestamp | None = ...,
+        checked_out_at: _timestamp_pb2.Timestamp | None = ...,
+        duration: _duration_pb2.Duration | None = ...,
+        lateness: _duration_pb2.Duration | None = ...,
+        incident_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["checked_in_at", b"checked_in_at", "checked_out_at", b"checked_out_at", "duration", b"duration", "lateness", b"lateness", "planned_duration", b"planned_duration", "planned_start", b"planned_start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aide_id", b"aide_id", "checked_in_at", b"checked_in_at", "checked_out_at", b"checked_out_at", "duration", b"duration", "incident_id", b"incident_id", "lateness", b"lateness", "planned_duration", b"planned_duration", "planned_start", b"planned_start", "status", b"status", "visit_id", b"visit_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Visit: _TypeAlias = Visit  # noqa: Y015
+
+@_typing.final
 class GetHomeStatusResponse(_message.Message):
     """GetHomeStatusResponse is what the home service knows of the home."""
 
@@ -51,10 +332,20 @@ class GetHomeStatusResponse(_message.Message):
     LAST_ACTIVITY_AT_FIELD_NUMBER: _builtins.int
     SENSOR_EVENTS_FIELD_NUMBER: _builtins.int
     INCIDENT_IDS_FIELD_NUMBER: _builtins.int
+    ENROLLED_FIELD_NUMBER: _builtins.int
+    TERRITORY_FIELD_NUMBER: _builtins.int
+    CONFIGURATION_FIELD_NUMBER: _builtins.int
+    DEVICES_FIELD_NUMBER: _builtins.int
+    OPEN_INCIDENTS_FIELD_NUMBER: _builtins.int
+    VISITS_FIELD_NUMBER: _builtins.int
     resident_pseudonym: _builtins.str
     """Pseudonym of the resident."""
     sensor_events: _builtins.int
     """Number of sensor events received."""
+    enrolled: _builtins.bool
+    """Whether the home is enrolled."""
+    territory: _builtins.str
+    """Département code of the home's territory."""
     @_builtins.property
     def last_activity_at(self) -> _timestamp_pb2.Timestamp:
         """When a sensor last reported activity (motion, door, bed exit, fall, panic)."""
@@ -63,6 +354,22 @@ class GetHomeStatusResponse(_message.Message):
     def incident_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Ids of the incidents raised, oldest first."""
 
+    @_builtins.property
+    def configuration(self) -> _home_events_pb2.HomeConfigured:
+        """Configuration in force (version, GIR level, devices, contacts, rhythm, thresholds)."""
+
+    @_builtins.property
+    def devices(self) -> _containers.RepeatedCompositeFieldContainer[Global___DeviceStatus]:
+        """Installed devices."""
+
+    @_builtins.property
+    def open_incidents(self) -> _containers.RepeatedCompositeFieldContainer[Global___Incident]:
+        """Incidents not yet resolved, newest first."""
+
+    @_builtins.property
+    def visits(self) -> _containers.RepeatedCompositeFieldContainer[Global___Visit]:
+        """Planned, ongoing and recent visits, by planned start."""
+
     def __init__(
         self,
         *,
@@ -70,11 +377,511 @@ class GetHomeStatusResponse(_message.Message):
         last_activity_at: _timestamp_pb2.Timestamp | None = ...,
         sensor_events: _builtins.int = ...,
         incident_ids: _abc.Iterable[_builtins.str] | None = ...,
+        enrolled: _builtins.bool = ...,
+        territory: _builtins.str = ...,
+        configuration: _home_events_pb2.HomeConfigured | None = ...,
+        devices: _abc.Iterable[Global___DeviceStatus] | None = ...,
+        open_incidents: _abc.Iterable[Global___Incident] | None = ...,
+        visits: _abc.Iterable[Global___Visit] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["last_activity_at", b"last_activity_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["configuration", b"configuration", "last_activity_at", b"last_activity_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["incident_ids", b"incident_ids", "last_activity_at", b"last_activity_at", "resident_pseudonym", b"resident_pseudonym", "sensor_events", b"sensor_events"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["configuration", b"configuration", "devices", b"devices", "enrolled", b"enrolled", "incident_ids", b"incident_ids", "last_activity_at", b"last_activity_at", "open_incidents", b"open_incidents", "resident_pseudonym", b"resident_pseudonym", "sensor_events", b"sensor_events", "territory", b"territory", "visits", b"visits"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetHomeStatusResponse: _TypeAlias = GetHomeStatusResponse  # noqa: Y015
+
+@_typing.final
+class EnrollHomeRequest(_message.Message):
+    """EnrollHomeRequest carries the home's first configuration and where it is."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOME_FIELD_NUMBER: _builtins.int
+    TERRITORY_FIELD_NUMBER: _builtins.int
+    EXPERIMENT_ID_FIELD_NUMBER: _builtins.int
+    territory: _builtins.str
+    """Département code of the home's territory: "55", "52" or "54"."""
+    experiment_id: _builtins.str
+    """Experiment the home support belongs to."""
+    @_builtins.property
+    def home(self) -> _home_events_pb2.HomeConfigured:
+        """The configuration; its version is set by the service."""
+
+    def __init__(
+        self,
+        *,
+        home: _home_events_pb2.HomeConfigured | None = ...,
+        territory: _builtins.str = ...,
+        experiment_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["home", b"home"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["experiment_id", b"experiment_id", "home", b"home", "territory", b"territory"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EnrollHomeRequest: _TypeAlias = EnrollHomeRequest  # noqa: Y015
+
+@_typing.final
+class EnrollHomeResponse(_message.Message):
+    """EnrollHomeResponse says the home is enrolled."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    """Id of the HomeConfigured event published."""
+    version: _builtins.int
+    """Version of the configuration (1)."""
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EnrollHomeResponse: _TypeAlias = EnrollHomeResponse  # noqa: Y015
+
+@_typing.final
+class UpdateContactsRequest(_message.Message):
+    """UpdateContactsRequest carries the new contacts of an enrolled home."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESIDENT_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    CONTACTS_FIELD_NUMBER: _builtins.int
+    DEVICE_PROVIDER_FIELD_NUMBER: _builtins.int
+    AIDE_SERVICE_FIELD_NUMBER: _builtins.int
+    resident_pseudonym: _builtins.str
+    """Pseudonym of the resident."""
+    @_builtins.property
+    def contacts(self) -> _containers.RepeatedCompositeFieldContainer[_home_events_pb2.HomeContact]:
+        """Contacts in escalation order; they replace the current ones."""
+
+    @_builtins.property
+    def device_provider(self) -> _home_events_pb2.HomeContact:
+        """New device provider; unchanged when absent."""
+
+    @_builtins.property
+    def aide_service(self) -> _home_events_pb2.HomeContact:
+        """New aide service; unchanged when absent."""
+
+    def __init__(
+        self,
+        *,
+        resident_pseudonym: _builtins.str = ...,
+        contacts: _abc.Iterable[_home_events_pb2.HomeContact] | None = ...,
+        device_provider: _home_events_pb2.HomeContact | None = ...,
+        aide_service: _home_events_pb2.HomeContact | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["aide_service", b"aide_service", "device_provider", b"device_provider"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aide_service", b"aide_service", "contacts", b"contacts", "device_provider", b"device_provider", "resident_pseudonym", b"resident_pseudonym"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateContactsRequest: _TypeAlias = UpdateContactsRequest  # noqa: Y015
+
+@_typing.final
+class UpdateContactsResponse(_message.Message):
+    """UpdateContactsResponse says the change is applied."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    """Id of the HomeConfigured event published."""
+    version: _builtins.int
+    """Version of the configuration now in force."""
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateContactsResponse: _TypeAlias = UpdateContactsResponse  # noqa: Y015
+
+@_typing.final
+class ListOpenIncidentsRequest(_message.Message):
+    """ListOpenIncidentsRequest filters and pages open incidents."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TERRITORY_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    territory: _builtins.str
+    """Département code to keep; empty for all."""
+    kind: _home_events_pb2.IncidentKind.ValueType
+    """Kind to keep; unspecified for all."""
+    page_size: _builtins.int
+    """At most this many (1 to 500; 0 means 50)."""
+    page_token: _builtins.str
+    """From a previous response's next_page_token; empty for the first page."""
+    def __init__(
+        self,
+        *,
+        territory: _builtins.str = ...,
+        kind: _home_events_pb2.IncidentKind.ValueType = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "page_size", b"page_size", "page_token", b"page_token", "territory", b"territory"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListOpenIncidentsRequest: _TypeAlias = ListOpenIncidentsRequest  # noqa: Y015
+
+@_typing.final
+class ListOpenIncidentsResponse(_message.Message):
+    """ListOpenIncidentsResponse is one page of open incidents, newest first."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INCIDENTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token of the next page; empty on the last."""
+    @_builtins.property
+    def incidents(self) -> _containers.RepeatedCompositeFieldContainer[Global___Incident]:
+        """The incidents."""
+
+    def __init__(
+        self,
+        *,
+        incidents: _abc.Iterable[Global___Incident] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["incidents", b"incidents", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListOpenIncidentsResponse: _TypeAlias = ListOpenIncidentsResponse  # noqa: Y015
+
+@_typing.final
+class AcknowledgeIncidentRequest(_message.Message):
+    """AcknowledgeIncidentRequest names the incident and the contact taking charge."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESIDENT_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    INCIDENT_ID_FIELD_NUMBER: _builtins.int
+    CONTACT_ID_FIELD_NUMBER: _builtins.int
+    resident_pseudonym: _builtins.str
+    """Pseudonym of the resident."""
+    incident_id: _builtins.str
+    """Incident to acknowledge."""
+    contact_id: _builtins.str
+    """Contact taking charge; must be in the incident's chain."""
+    def __init__(
+        self,
+        *,
+        resident_pseudonym: _builtins.str = ...,
+        incident_id: _builtins.str = ...,
+        contact_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contact_id", b"contact_id", "incident_id", b"incident_id", "resident_pseudonym", b"resident_pseudonym"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcknowledgeIncidentRequest: _TypeAlias = AcknowledgeIncidentRequest  # noqa: Y015
+
+@_typing.final
+class AcknowledgeIncidentResponse(_message.Message):
+    """AcknowledgeIncidentResponse is the incident once acknowledged."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INCIDENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def incident(self) -> Global___Incident:
+        """The incident."""
+
+    def __init__(
+        self,
+        *,
+        incident: Global___Incident | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["incident", b"incident"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["incident", b"incident"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcknowledgeIncidentResponse: _TypeAlias = AcknowledgeIncidentResponse  # noqa: Y015
+
+@_typing.final
+class ResolveIncidentRequest(_message.Message):
+    """ResolveIncidentRequest closes an incident."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESIDENT_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    INCIDENT_ID_FIELD_NUMBER: _builtins.int
+    CONTACT_ID_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    INJURY_FIELD_NUMBER: _builtins.int
+    resident_pseudonym: _builtins.str
+    """Pseudonym of the resident."""
+    incident_id: _builtins.str
+    """Incident to resolve."""
+    contact_id: _builtins.str
+    """Contact closing it; must be in the incident's chain."""
+    outcome: _home_events_pb2.IncidentOutcome.ValueType
+    """How it ended: false alarm, handled at home or sent to hospital."""
+    injury: _builtins.bool
+    """Whether the resident was injured."""
+    def __init__(
+        self,
+        *,
+        resident_pseudonym: _builtins.str = ...,
+        incident_id: _builtins.str = ...,
+        contact_id: _builtins.str = ...,
+        outcome: _home_events_pb2.IncidentOutcome.ValueType = ...,
+        injury: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contact_id", b"contact_id", "incident_id", b"incident_id", "injury", b"injury", "outcome", b"outcome", "resident_pseudonym", b"resident_pseudonym"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolveIncidentRequest: _TypeAlias = ResolveIncidentRequest  # noqa: Y015
+
+@_typing.final
+class ResolveIncidentResponse(_message.Message):
+    """ResolveIncidentResponse is the incident once resolved."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INCIDENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def incident(self) -> Global___Incident:
+        """The incident."""
+
+    def __init__(
+        self,
+        *,
+        incident: Global___Incident | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["incident", b"incident"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["incident", b"incident"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolveIncidentResponse: _TypeAlias = ResolveIncidentResponse  # noqa: Y015
+
+@_typing.final
+class PlanVisitRequest(_message.Message):
+    """PlanVisitRequest plans a visit."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESIDENT_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    VISIT_ID_FIELD_NUMBER: _builtins.int
+    AIDE_ID_FIELD_NUMBER: _builtins.int
+    PLANNED_START_FIELD_NUMBER: _builtins.int
+    PLANNED_DURATION_FIELD_NUMBER: _builtins.int
+    MISSED_AFTER_FIELD_NUMBER: _builtins.int
+    resident_pseudonym: _builtins.str
+    """Pseudonym of the resident."""
+    visit_id: _builtins.str
+    """Id of the visit; generated when empty."""
+    aide_id: _builtins.str
+    """Aide expected."""
+    @_builtins.property
+    def planned_start(self) -> _timestamp_pb2.Timestamp:
+        """When the visit should start."""
+
+    @_builtins.property
+    def planned_duration(self) -> _duration_pb2.Duration:
+        """How long it should last."""
+
+    @_builtins.property
+    def missed_after(self) -> _duration_pb2.Duration:
+        """No check-in this long after planned_start is a missed visit (default 30 min)."""
+
+    def __init__(
+        self,
+        *,
+        resident_pseudonym: _builtins.str = ...,
+        visit_id: _builtins.str = ...,
+        aide_id: _builtins.str = ...,
+        planned_start: _timestamp_pb2.Timestamp | None = ...,
+        planned_duration: _duration_pb2.Duration | None = ...,
+        missed_after: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["missed_after", b"missed_after", "planned_duration", b"planned_duration", "planned_start", b"planned_start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aide_id", b"aide_id", "missed_after", b"missed_after", "planned_duration", b"planned_duration", "planned_start", b"planned_start", "resident_pseudonym", b"resident_pseudonym", "visit_id", b"visit_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlanVisitRequest: _TypeAlias = PlanVisitRequest  # noqa: Y015
+
+@_typing.final
+class PlanVisitResponse(_message.Message):
+    """PlanVisitResponse is the visit once planned."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VISIT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def visit(self) -> Global___Visit:
+        """The visit."""
+
+    def __init__(
+        self,
+        *,
+        visit: Global___Visit | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["visit", b"visit"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["visit", b"visit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlanVisitResponse: _TypeAlias = PlanVisitResponse  # noqa: Y015
+
+@_typing.final
+class CheckInRequest(_message.Message):
+    """CheckInRequest says the aide arrived."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESIDENT_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    VISIT_ID_FIELD_NUMBER: _builtins.int
+    AIDE_ID_FIELD_NUMBER: _builtins.int
+    CHECKED_IN_AT_FIELD_NUMBER: _builtins.int
+    resident_pseudonym: _builtins.str
+    """Pseudonym of the resident."""
+    visit_id: _builtins.str
+    """Visit started."""
+    aide_id: _builtins.str
+    """Aide checking in."""
+    @_builtins.property
+    def checked_in_at(self) -> _timestamp_pb2.Timestamp:
+        """When the aide arrived; now when unset (an app syncing later sets it)."""
+
+    def __init__(
+        self,
+        *,
+        resident_pseudonym: _builtins.str = ...,
+        visit_id: _builtins.str = ...,
+        aide_id: _builtins.str = ...,
+        checked_in_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["checked_in_at", b"checked_in_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aide_id", b"aide_id", "checked_in_at", b"checked_in_at", "resident_pseudonym", b"resident_pseudonym", "visit_id", b"visit_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckInRequest: _TypeAlias = CheckInRequest  # noqa: Y015
+
+@_typing.final
+class CheckInResponse(_message.Message):
+    """CheckInResponse is the visit once started."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VISIT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def visit(self) -> Global___Visit:
+        """The visit, with its lateness."""
+
+    def __init__(
+        self,
+        *,
+        visit: Global___Visit | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["visit", b"visit"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["visit", b"visit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckInResponse: _TypeAlias = CheckInResponse  # noqa: Y015
+
+@_typing.final
+class CheckOutRequest(_message.Message):
+    """CheckOutRequest says the aide left."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESIDENT_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    VISIT_ID_FIELD_NUMBER: _builtins.int
+    AIDE_ID_FIELD_NUMBER: _builtins.int
+    CHECKED_OUT_AT_FIELD_NUMBER: _builtins.int
+    resident_pseudonym: _builtins.str
+    """Pseudonym of the resident."""
+    visit_id: _builtins.str
+    """Visit ended."""
+    aide_id: _builtins.str
+    """Aide checking out."""
+    @_builtins.property
+    def checked_out_at(self) -> _timestamp_pb2.Timestamp:
+        """When the aide left; now when unset."""
+
+    def __init__(
+        self,
+        *,
+        resident_pseudonym: _builtins.str = ...,
+        visit_id: _builtins.str = ...,
+        aide_id: _builtins.str = ...,
+        checked_out_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["checked_out_at", b"checked_out_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aide_id", b"aide_id", "checked_out_at", b"checked_out_at", "resident_pseudonym", b"resident_pseudonym", "visit_id", b"visit_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckOutRequest: _TypeAlias = CheckOutRequest  # noqa: Y015
+
+@_typing.final
+class CheckOutResponse(_message.Message):
+    """CheckOutResponse is the visit once ended."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VISIT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def visit(self) -> Global___Visit:
+        """The visit, with its duration."""
+
+    def __init__(
+        self,
+        *,
+        visit: Global___Visit | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["visit", b"visit"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["visit", b"visit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckOutResponse: _TypeAlias = CheckOutResponse  # noqa: Y015

@@ -26,7 +26,7 @@ if _version_not_supported:
 
 
 class HomeServiceStub:
-    """HomeService answers about residents supported at home.
+    """HomeService enrols homes, answers about residents supported at home, and takes contacts' and aides' actions.
     """
 
     def __init__(self, channel):
@@ -40,14 +40,110 @@ class HomeServiceStub:
                 request_serializer=emeuse_dot_home_dot_v1_dot_home__service__pb2.GetHomeStatusRequest.SerializeToString,
                 response_deserializer=emeuse_dot_home_dot_v1_dot_home__service__pb2.GetHomeStatusResponse.FromString,
                 _registered_method=True)
+        self.EnrollHome = channel.unary_unary(
+                '/emeuse.home.v1.HomeService/EnrollHome',
+                request_serializer=emeuse_dot_home_dot_v1_dot_home__service__pb2.EnrollHomeRequest.SerializeToString,
+                response_deserializer=emeuse_dot_home_dot_v1_dot_home__service__pb2.EnrollHomeResponse.FromString,
+                _registered_method=True)
+        self.UpdateContacts = channel.unary_unary(
+                '/emeuse.home.v1.HomeService/UpdateContacts',
+                request_serializer=emeuse_dot_home_dot_v1_dot_home__service__pb2.UpdateContactsRequest.SerializeToString,
+                response_deserializer=emeuse_dot_home_dot_v1_dot_home__service__pb2.UpdateContactsResponse.FromString,
+                _registered_method=True)
+        self.ListOpenIncidents = channel.unary_unary(
+                '/emeuse.home.v1.HomeService/ListOpenIncidents',
+                request_serializer=emeuse_dot_home_dot_v1_dot_home__service__pb2.ListOpenIncidentsRequest.SerializeToString,
+                response_deserializer=emeuse_dot_home_dot_v1_dot_home__service__pb2.ListOpenIncidentsResponse.FromString,
+                _registered_method=True)
+        self.AcknowledgeIncident = channel.unary_unary(
+                '/emeuse.home.v1.HomeService/AcknowledgeIncident',
+                request_serializer=emeuse_dot_home_dot_v1_dot_home__service__pb2.AcknowledgeIncidentRequest.SerializeToString,
+                response_deserializer=emeuse_dot_home_dot_v1_dot_home__service__pb2.AcknowledgeIncidentResponse.FromString,
+                _registered_method=True)
+        self.ResolveIncident = channel.unary_unary(
+                '/emeuse.home.v1.HomeService/ResolveIncident',
+                request_serializer=emeuse_dot_home_dot_v1_dot_home__service__pb2.ResolveIncidentRequest.SerializeToString,
+                response_deserializer=emeuse_dot_home_dot_v1_dot_home__service__pb2.ResolveIncidentResponse.FromString,
+                _registered_method=True)
+        self.PlanVisit = channel.unary_unary(
+                '/emeuse.home.v1.HomeService/PlanVisit',
+                request_serializer=emeuse_dot_home_dot_v1_dot_home__service__pb2.PlanVisitRequest.SerializeToString,
+                response_deserializer=emeuse_dot_home_dot_v1_dot_home__service__pb2.PlanVisitResponse.FromString,
+                _registered_method=True)
+        self.CheckIn = channel.unary_unary(
+                '/emeuse.home.v1.HomeService/CheckIn',
+                request_serializer=emeuse_dot_home_dot_v1_dot_home__service__pb2.CheckInRequest.SerializeToString,
+                response_deserializer=emeuse_dot_home_dot_v1_dot_home__service__pb2.CheckInResponse.FromString,
+                _registered_method=True)
+        self.CheckOut = channel.unary_unary(
+                '/emeuse.home.v1.HomeService/CheckOut',
+                request_serializer=emeuse_dot_home_dot_v1_dot_home__service__pb2.CheckOutRequest.SerializeToString,
+                response_deserializer=emeuse_dot_home_dot_v1_dot_home__service__pb2.CheckOutResponse.FromString,
+                _registered_method=True)
 
 
 class HomeServiceServicer:
-    """HomeService answers about residents supported at home.
+    """HomeService enrols homes, answers about residents supported at home, and takes contacts' and aides' actions.
     """
 
     def GetHomeStatus(self, request, context):
-        """GetHomeStatus returns the last activity and incidents of a resident's home.
+        """GetHomeStatus returns a home's devices, last activity, open incidents and visits.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EnrollHome(self, request, context):
+        """EnrollHome enrols a home (version 1 of its configuration); it answers once the home is enrolled.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateContacts(self, request, context):
+        """UpdateContacts replaces a home's contacts (escalation order, delays) and, when given, its provider and aide service.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListOpenIncidents(self, request, context):
+        """ListOpenIncidents lists the incidents not yet resolved, newest first, by territory, paged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AcknowledgeIncident(self, request, context):
+        """AcknowledgeIncident records that a contact took charge of an incident; its escalation stops.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResolveIncident(self, request, context):
+        """ResolveIncident closes an incident with its outcome.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PlanVisit(self, request, context):
+        """PlanVisit plans a home-aide visit; no check-in in time raises a missed-visit incident.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CheckIn(self, request, context):
+        """CheckIn records that the aide arrived.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CheckOut(self, request, context):
+        """CheckOut records that the aide left; the visit's duration is measured.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -61,6 +157,46 @@ def add_HomeServiceServicer_to_server(servicer, server):
                     request_deserializer=emeuse_dot_home_dot_v1_dot_home__service__pb2.GetHomeStatusRequest.FromString,
                     response_serializer=emeuse_dot_home_dot_v1_dot_home__service__pb2.GetHomeStatusResponse.SerializeToString,
             ),
+            'EnrollHome': grpc.unary_unary_rpc_method_handler(
+                    servicer.EnrollHome,
+                    request_deserializer=emeuse_dot_home_dot_v1_dot_home__service__pb2.EnrollHomeRequest.FromString,
+                    response_serializer=emeuse_dot_home_dot_v1_dot_home__service__pb2.EnrollHomeResponse.SerializeToString,
+            ),
+            'UpdateContacts': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateContacts,
+                    request_deserializer=emeuse_dot_home_dot_v1_dot_home__service__pb2.UpdateContactsRequest.FromString,
+                    response_serializer=emeuse_dot_home_dot_v1_dot_home__service__pb2.UpdateContactsResponse.SerializeToString,
+            ),
+            'ListOpenIncidents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListOpenIncidents,
+                    request_deserializer=emeuse_dot_home_dot_v1_dot_home__service__pb2.ListOpenIncidentsRequest.FromString,
+                    response_serializer=emeuse_dot_home_dot_v1_dot_home__service__pb2.ListOpenIncidentsResponse.SerializeToString,
+            ),
+            'AcknowledgeIncident': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcknowledgeIncident,
+                    request_deserializer=emeuse_dot_home_dot_v1_dot_home__service__pb2.AcknowledgeIncidentRequest.FromString,
+                    response_serializer=emeuse_dot_home_dot_v1_dot_home__service__pb2.AcknowledgeIncidentResponse.SerializeToString,
+            ),
+            'ResolveIncident': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveIncident,
+                    request_deserializer=emeuse_dot_home_dot_v1_dot_home__service__pb2.ResolveIncidentRequest.FromString,
+                    response_serializer=emeuse_dot_home_dot_v1_dot_home__service__pb2.ResolveIncidentResponse.SerializeToString,
+            ),
+            'PlanVisit': grpc.unary_unary_rpc_method_handler(
+                    servicer.PlanVisit,
+                    request_deserializer=emeuse_dot_home_dot_v1_dot_home__service__pb2.PlanVisitRequest.FromString,
+                    response_serializer=emeuse_dot_home_dot_v1_dot_home__service__pb2.PlanVisitResponse.SerializeToString,
+            ),
+            'CheckIn': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckIn,
+                    request_deserializer=emeuse_dot_home_dot_v1_dot_home__service__pb2.CheckInRequest.FromString,
+                    response_serializer=emeuse_dot_home_dot_v1_dot_home__service__pb2.CheckInResponse.SerializeToString,
+            ),
+            'CheckOut': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckOut,
+                    request_deserializer=emeuse_dot_home_dot_v1_dot_home__service__pb2.CheckOutRequest.FromString,
+                    response_serializer=emeuse_dot_home_dot_v1_dot_home__service__pb2.CheckOutResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'emeuse.home.v1.HomeService', rpc_method_handlers)
@@ -70,7 +206,7 @@ def add_HomeServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class HomeService:
-    """HomeService answers about residents supported at home.
+    """HomeService enrols homes, answers about residents supported at home, and takes contacts' and aides' actions.
     """
 
     @staticmethod
@@ -90,6 +226,222 @@ class HomeService:
             '/emeuse.home.v1.HomeService/GetHomeStatus',
             emeuse_dot_home_dot_v1_dot_home__service__pb2.GetHomeStatusRequest.SerializeToString,
             emeuse_dot_home_dot_v1_dot_home__service__pb2.GetHomeStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EnrollHome(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emeuse.home.v1.HomeService/EnrollHome',
+            emeuse_dot_home_dot_v1_dot_home__service__pb2.EnrollHomeRequest.SerializeToString,
+            emeuse_dot_home_dot_v1_dot_home__service__pb2.EnrollHomeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateContacts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emeuse.home.v1.HomeService/UpdateContacts',
+            emeuse_dot_home_dot_v1_dot_home__service__pb2.UpdateContactsRequest.SerializeToString,
+            emeuse_dot_home_dot_v1_dot_home__service__pb2.UpdateContactsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListOpenIncidents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emeuse.home.v1.HomeService/ListOpenIncidents',
+            emeuse_dot_home_dot_v1_dot_home__service__pb2.ListOpenIncidentsRequest.SerializeToString,
+            emeuse_dot_home_dot_v1_dot_home__service__pb2.ListOpenIncidentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcknowledgeIncident(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emeuse.home.v1.HomeService/AcknowledgeIncident',
+            emeuse_dot_home_dot_v1_dot_home__service__pb2.AcknowledgeIncidentRequest.SerializeToString,
+            emeuse_dot_home_dot_v1_dot_home__service__pb2.AcknowledgeIncidentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveIncident(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emeuse.home.v1.HomeService/ResolveIncident',
+            emeuse_dot_home_dot_v1_dot_home__service__pb2.ResolveIncidentRequest.SerializeToString,
+            emeuse_dot_home_dot_v1_dot_home__service__pb2.ResolveIncidentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PlanVisit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emeuse.home.v1.HomeService/PlanVisit',
+            emeuse_dot_home_dot_v1_dot_home__service__pb2.PlanVisitRequest.SerializeToString,
+            emeuse_dot_home_dot_v1_dot_home__service__pb2.PlanVisitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckIn(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emeuse.home.v1.HomeService/CheckIn',
+            emeuse_dot_home_dot_v1_dot_home__service__pb2.CheckInRequest.SerializeToString,
+            emeuse_dot_home_dot_v1_dot_home__service__pb2.CheckInResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckOut(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emeuse.home.v1.HomeService/CheckOut',
+            emeuse_dot_home_dot_v1_dot_home__service__pb2.CheckOutRequest.SerializeToString,
+            emeuse_dot_home_dot_v1_dot_home__service__pb2.CheckOutResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -27,25 +27,57 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class HomeServiceStub:
-    """HomeService answers about residents supported at home."""
+    """HomeService enrols homes, answers about residents supported at home, and takes contacts' and aides' actions."""
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> HomeServiceAsyncStub: ...
     GetHomeStatus: _grpc.UnaryUnaryMultiCallable[_home_service_pb2.GetHomeStatusRequest, _home_service_pb2.GetHomeStatusResponse]
-    """GetHomeStatus returns the last activity and incidents of a resident's home."""
+    """GetHomeStatus returns a home's devices, last activity, open incidents and visits."""
+    EnrollHome: _grpc.UnaryUnaryMultiCallable[_home_service_pb2.EnrollHomeRequest, _home_service_pb2.EnrollHomeResponse]
+    """EnrollHome enrols a home (version 1 of its configuration); it answers once the home is enrolled."""
+    UpdateContacts: _grpc.UnaryUnaryMultiCallable[_home_service_pb2.UpdateContactsRequest, _home_service_pb2.UpdateContactsResponse]
+    """UpdateContacts replaces a home's contacts (escalation order, delays) and, when given, its provider and aide service."""
+    ListOpenIncidents: _grpc.UnaryUnaryMultiCallable[_home_service_pb2.ListOpenIncidentsRequest, _home_service_pb2.ListOpenIncidentsResponse]
+    """ListOpenIncidents lists the incidents not yet resolved, newest first, by territory, paged."""
+    AcknowledgeIncident: _grpc.UnaryUnaryMultiCallable[_home_service_pb2.AcknowledgeIncidentRequest, _home_service_pb2.AcknowledgeIncidentResponse]
+    """AcknowledgeIncident records that a contact took charge of an incident; its escalation stops."""
+    ResolveIncident: _grpc.UnaryUnaryMultiCallable[_home_service_pb2.ResolveIncidentRequest, _home_service_pb2.ResolveIncidentResponse]
+    """ResolveIncident closes an incident with its outcome."""
+    PlanVisit: _grpc.UnaryUnaryMultiCallable[_home_service_pb2.PlanVisitRequest, _home_service_pb2.PlanVisitResponse]
+    """PlanVisit plans a home-aide visit; no check-in in time raises a missed-visit incident."""
+    CheckIn: _grpc.UnaryUnaryMultiCallable[_home_service_pb2.CheckInRequest, _home_service_pb2.CheckInResponse]
+    """CheckIn records that the aide arrived."""
+    CheckOut: _grpc.UnaryUnaryMultiCallable[_home_service_pb2.CheckOutRequest, _home_service_pb2.CheckOutResponse]
+    """CheckOut records that the aide left; the visit's duration is measured."""
 
 @_typing.type_check_only
 class HomeServiceAsyncStub(HomeServiceStub):
-    """HomeService answers about residents supported at home."""
+    """HomeService enrols homes, answers about residents supported at home, and takes contacts' and aides' actions."""
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetHomeStatus: _aio.UnaryUnaryMultiCallable[_home_service_pb2.GetHomeStatusRequest, _home_service_pb2.GetHomeStatusResponse]  # type: ignore[assignment]
-    """GetHomeStatus returns the last activity and incidents of a resident's home."""
+    """GetHomeStatus returns a home's devices, last activity, open incidents and visits."""
+    EnrollHome: _aio.UnaryUnaryMultiCallable[_home_service_pb2.EnrollHomeRequest, _home_service_pb2.EnrollHomeResponse]  # type: ignore[assignment]
+    """EnrollHome enrols a home (version 1 of its configuration); it answers once the home is enrolled."""
+    UpdateContacts: _aio.UnaryUnaryMultiCallable[_home_service_pb2.UpdateContactsRequest, _home_service_pb2.UpdateContactsResponse]  # type: ignore[assignment]
+    """UpdateContacts replaces a home's contacts (escalation order, delays) and, when given, its provider and aide service."""
+    ListOpenIncidents: _aio.UnaryUnaryMultiCallable[_home_service_pb2.ListOpenIncidentsRequest, _home_service_pb2.ListOpenIncidentsResponse]  # type: ignore[assignment]
+    """ListOpenIncidents lists the incidents not yet resolved, newest first, by territory, paged."""
+    AcknowledgeIncident: _aio.UnaryUnaryMultiCallable[_home_service_pb2.AcknowledgeIncidentRequest, _home_service_pb2.AcknowledgeIncidentResponse]  # type: ignore[assignment]
+    """AcknowledgeIncident records that a contact took charge of an incident; its escalation stops."""
+    ResolveIncident: _aio.UnaryUnaryMultiCallable[_home_service_pb2.ResolveIncidentRequest, _home_service_pb2.ResolveIncidentResponse]  # type: ignore[assignment]
+    """ResolveIncident closes an incident with its outcome."""
+    PlanVisit: _aio.UnaryUnaryMultiCallable[_home_service_pb2.PlanVisitRequest, _home_service_pb2.PlanVisitResponse]  # type: ignore[assignment]
+    """PlanVisit plans a home-aide visit; no check-in in time raises a missed-visit incident."""
+    CheckIn: _aio.UnaryUnaryMultiCallable[_home_service_pb2.CheckInRequest, _home_service_pb2.CheckInResponse]  # type: ignore[assignment]
+    """CheckIn records that the aide arrived."""
+    CheckOut: _aio.UnaryUnaryMultiCallable[_home_service_pb2.CheckOutRequest, _home_service_pb2.CheckOutResponse]  # type: ignore[assignment]
+    """CheckOut records that the aide left; the visit's duration is measured."""
 
 class HomeServiceServicer(metaclass=_abc_1.ABCMeta):
-    """HomeService answers about residents supported at home."""
+    """HomeService enrols homes, answers about residents supported at home, and takes contacts' and aides' actions."""
 
     @_abc_1.abstractmethod
     def GetHomeStatus(
@@ -53,6 +85,70 @@ class HomeServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _home_service_pb2.GetHomeStatusRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_home_service_pb2.GetHomeStatusResponse, _abc.Awaitable[_home_service_pb2.GetHomeStatusResponse]]:
-        """GetHomeStatus returns the last activity and incidents of a resident's home."""
+        """GetHomeStatus returns a home's devices, last activity, open incidents and visits."""
+
+    @_abc_1.abstractmethod
+    def EnrollHome(
+        self,
+        request: _home_service_pb2.EnrollHomeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_home_service_pb2.EnrollHomeResponse, _abc.Awaitable[_home_service_pb2.EnrollHomeResponse]]:
+        """EnrollHome enrols a home (version 1 of its configuration); it answers once the home is enrolled."""
+
+    @_abc_1.abstractmethod
+    def UpdateContacts(
+        self,
+        request: _home_service_pb2.UpdateContactsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_home_service_pb2.UpdateContactsResponse, _abc.Awaitable[_home_service_pb2.UpdateContactsResponse]]:
+        """UpdateContacts replaces a home's contacts (escalation order, delays) and, when given, its provider and aide service."""
+
+    @_abc_1.abstractmethod
+    def ListOpenIncidents(
+        self,
+        request: _home_service_pb2.ListOpenIncidentsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_home_service_pb2.ListOpenIncidentsResponse, _abc.Awaitable[_home_service_pb2.ListOpenIncidentsResponse]]:
+        """ListOpenIncidents lists the incidents not yet resolved, newest first, by territory, paged."""
+
+    @_abc_1.abstractmethod
+    def AcknowledgeIncident(
+        self,
+        request: _home_service_pb2.AcknowledgeIncidentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_home_service_pb2.AcknowledgeIncidentResponse, _abc.Awaitable[_home_service_pb2.AcknowledgeIncidentResponse]]:
+        """AcknowledgeIncident records that a contact took charge of an incident; its escalation stops."""
+
+    @_abc_1.abstractmethod
+    def ResolveIncident(
+        self,
+        request: _home_service_pb2.ResolveIncidentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_home_service_pb2.ResolveIncidentResponse, _abc.Awaitable[_home_service_pb2.ResolveIncidentResponse]]:
+        """ResolveIncident closes an incident with its outcome."""
+
+    @_abc_1.abstractmethod
+    def PlanVisit(
+        self,
+        request: _home_service_pb2.PlanVisitRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_home_service_pb2.PlanVisitResponse, _abc.Awaitable[_home_service_pb2.PlanVisitResponse]]:
+        """PlanVisit plans a home-aide visit; no check-in in time raises a missed-visit incident."""
+
+    @_abc_1.abstractmethod
+    def CheckIn(
+        self,
+        request: _home_service_pb2.CheckInRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_home_service_pb2.CheckInResponse, _abc.Awaitable[_home_service_pb2.CheckInResponse]]:
+        """CheckIn records that the aide arrived."""
+
+    @_abc_1.abstractmethod
+    def CheckOut(
+        self,
+        request: _home_service_pb2.CheckOutRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_home_service_pb2.CheckOutResponse, _abc.Awaitable[_home_service_pb2.CheckOutResponse]]:
+        """CheckOut records that the aide left; the visit's duration is measured."""
 
 def add_HomeServiceServicer_to_server(servicer: HomeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,118 @@
+"""Time-based detectors: pure functions of the home's state (event times) and `now`.
+
+Nothing arrives when nothing happens, so inactivity, night wandering, a silent device and
+a missed visit are found by the service's timer asking these functions every second.
+Each returns the episode it found due, so one episode raises one incident.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from services.home.domain.home import (
+    DoorWatch,
+    HomeConfig,
+    HomeState,
+    Temperature,
+    VisitState,
+)
+from services.home.domain.rhythm import Rhythm
+
+
+def inactivity_since(
+    rhythm: Rhythm, last_activity: datetime | None, watched_since: datetime, now: datetime
+) -> datetime | None:
+    """Start of the resident's inactivity if it is abnormal now: in the active hours, no
+    activity since the latest of waking, the last activity and enrolment, for longer
+    than the rhythm allows. None otherwise (quiet hours, recent activity)."""
+    if rhythm.is_quiet(now):
+        return None
+    since = max(
+        t for t in (watched_since, last_activity, rhythm.active_since(now)) if t is not None
+    )
+    return since if now - since >= rhythm.inactivity_alert_after else None
+
+
+def door_opened(
+    watch: DoorWatch | None,
+    rhythm: Rhythm,
+    *,
+    at: datetime,
+    closing: bool,
+    sensor_event_id: str,
+    device_id: str,
+) -> tuple[DoorWatch | None, bool]:
+    """The door watch after a door event, and whether it says the resident came back.
+
+    An opening in the quiet hours starts a watch; the next opening (the resident coming
+    in) ends it; a closing is noted, so that movement indoors after it ends it too."""
+    if watch is not None and at > watch.opened_at:
+        if closing:
+            if watch.closed_at is None or at > watch.closed_at:
+                watch = watch.model_copy(update={"closed_at": at})
+            return watch, False
+        return None, True
+    if watch is None and not closing and rhythm.is_quiet(at):
+        return DoorWatch(sensor_event_id=sensor_event_id, device_id=device_id, opened_at=at), False
+    return watch, False
+
+
+def moved_indoors(watch: DoorWatch | None, at: datetime) -> bool:
+    """Movement indoors after the door closed behind an opening: the resident is in."""
+    return watch is not None and watch.closed_at is not None and at > watch.closed_at
+
+
+def wandering_due(watch: DoorWatch | None, return_within: timedelta, now: datetime) -> bool:
+    return watch is not None and now >= watch.opened_at + return_within
+
+
+@dataclass(frozen=True)
+class TemperatureRun:
+    """The latest readings on one side of the comfortable range, by event time."""
+
+    side: str  # "cold", "hot" or "" (in range)
+    since: datetime
+    latest: datetime
+
+
+def temperature_run(readings: list[Temperature], low: float, high: float) -> TemperatureRun | None:
+    """The run the latest reading belongs to; None without readings."""
+    if not readings:
+        return None
+
+    def side(t: Temperature) -> str:
+        return "cold" if t.celsius < low else "hot" if t.celsius > high else ""
+
+    ordered = sorted(readings, key=lambda t: t.at)
+    latest = ordered[-1]
+    since = latest.at
+    for reading in reversed(ordered):
+        if side(reading) != side(latest):
+            break
+        since = reading.at
+    return TemperatureRun(side(latest), since, latest.at)
+
+
+def silent_devices(
+    config: HomeConfig, state: HomeState, now: datetime
+) -> list[tuple[str, datetime]]:
+    """Installed devices silent for longer than the home allows, with since when."""
+    offline_after = timedelta(seconds=config.thresholds.device_offline_after_s)
+    silent = []
+    for device_id in sorted(config.devices):
+        seen = state.devices.get(device_id)
+        since = (seen.last_seen_at if seen else None) or config.devices_added_at.get(
+            device_id, config.enrolled_at
+        )
+        if now - since >= offline_after:
+            silent.append((device_id, since))
+    return silent
+
+
+def missed_visits(visits: dict[str, VisitState], now: datetime) -> list[VisitState]:
+    """Visits with no check-in by their planned start plus the allowed delay."""
+    return sorted(
+        (v for v in visits.values() if v.checked_in_at is None and v.missed_at <= now),
+        key=lambda v: v.planned_start,
+    )
