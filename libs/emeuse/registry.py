@@ -15,6 +15,7 @@ from google.protobuf.message import Message
 from emeuse.access.v1 import access_events_pb2 as access
 from emeuse.chronic.v1 import chronic_events_pb2 as chronic
 from emeuse.home.v1 import home_events_pb2 as home
+from emeuse.partners.v1 import partners_pb2 as partners
 from emeuse.platform.v1 import dead_letter_pb2 as platform
 from emeuse.prevention.v1 import prevention_events_pb2 as prevention
 
@@ -40,10 +41,28 @@ class TopicSpec:
     # Field holding the pseudonym ce_subject must equal: None when it is the key field,
     # "" when the topic's events concern no person (a directory).
     subject: str | None = None
+    # Field whose value picks the partition (murmur2), when the record key is not it: a
+    # compacted topic keyed "<patient>|<partner>|<purpose>" stays co-partitioned with the
+    # patient's events by hashing the pseudonym alone.
+    partition_by: str | None = None
 
     @property
     def subject_field(self) -> str:
         return self.key if self.subject is None else self.subject
+
+    def record_key(self, message: Message) -> str | None:
+        """The record key an event must carry: its key field, or "|"-joined key fields."""
+        fields = message.DESCRIPTOR.fields_by_name
+        names = self.key.split("|")
+        if not all(name in fields for name in names):
+            return None
+        return "|".join(str(getattr(message, name)) for name in names)
+
+    def partition_key(self, key: bytes | None, message: Message | None) -> bytes | None:
+        """The bytes the partitioner hashes for this record."""
+        if self.partition_by and message is not None:
+            return str(getattr(message, self.partition_by)).encode()
+        return key
 
     @property
     def type_name(self) -> str:
@@ -338,7 +357,34 @@ REMINDER_SCHEDULED = TopicSpec(
     required=("reminder_id", "person_pseudonym", "programme", "due_at"),
 )
 
+# Partners: the registry of partners and patients' consents (issue 7).
+PARTNER_REGISTERED = TopicSpec(
+    name="emeuse.partners.partner-registered.v1",
+    message=partners.PartnerRegistered,
+    key="partner_id",
+    owner="partners",
+    description="A partner was added, changed (grants) or removed.",
+    compacted=True,
+    retention_days=None,
+    subject="",
+    required=("partner_id", "registered_at"),
+)
+CONSENT_CHANGED = TopicSpec(
+    name="emeuse.partners.consent-changed.v1",
+    message=partners.ConsentChanged,
+    key="patient_pseudonym|partner_id|purpose",
+    owner="partners",
+    description="A patient granted or withdrew consent to a partner for a purpose.",
+    compacted=True,
+    retention_days=None,
+    subject="patient_pseudonym",
+    partition_by="patient_pseudonym",
+    required=("patient_pseudonym", "partner_id", "purpose", "changed_at"),
+)
+
 SERVICES = ("prevention", "chronic", "access", "home")
+# Who owns topics: the four services, and the partner registry and consents (issue 7).
+OWNERS = (*SERVICES, "partners")
 
 TOPICS: tuple[TopicSpec, ...] = (
     CARE_PLAN_UPDATED,
@@ -369,6 +415,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     VISIT_ENDED,
     PERSON_ENROLLED,
     REMINDER_SCHEDULED,
+    PARTNER_REGISTERED,
+    CONSENT_CHANGED,
     *(dead_letter_topic(service) for service in SERVICES),
 )
 

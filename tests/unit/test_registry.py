@@ -1,4 +1,4 @@
-from emeuse.registry import SERVICES, TOPIC_NAME, TOPICS, by_name, for_type
+from emeuse.registry import OWNERS, SERVICES, TOPIC_NAME, TOPICS, by_name, for_type
 
 
 def test_topic_names_follow_the_naming_rule():
@@ -11,7 +11,7 @@ def test_topic_names_are_unique():
 
 def test_each_topic_is_owned_by_a_service_and_named_after_it():
     for spec in TOPICS:
-        assert spec.owner in SERVICES
+        assert spec.owner in OWNERS
         assert spec.name.startswith(f"emeuse.{spec.owner}.")
 
 
@@ -20,16 +20,21 @@ def test_every_required_field_and_key_field_exists_in_the_message():
         fields = spec.message.DESCRIPTOR.fields_by_name
         assert all(name in fields for name in spec.required), spec.name
         if not spec.is_dead_letter:
-            assert spec.key in fields, spec.name
+            # A key field, or "|"-joined key fields (a compacted topic's composite key).
+            assert all(name in fields for name in spec.key.split("|")), spec.name
 
 
 def test_event_topics_keep_order_per_person_or_per_territory_agenda():
     for spec in TOPICS:
         if spec.is_dead_letter:
             continue
-        # Keyed by the person, or by the territory whose agenda has one writer (access);
-        # a topic about a person names the pseudonym field ce_subject must match.
-        assert spec.key.endswith("_pseudonym") or spec.key == "territory", spec.name
+        # Keyed (or partitioned) by the person, by the territory whose agenda has one writer
+        # (access), or a directory keyed by its entry (partners); a topic about a person
+        # names the pseudonym field ce_subject must match.
+        ordered_by = spec.partition_by or spec.key
+        assert ordered_by.endswith("_pseudonym") or ordered_by in ("territory", "partner_id"), (
+            spec.name
+        )
         fields = spec.message.DESCRIPTOR.fields_by_name
         if spec.subject_field:
             assert spec.subject_field.endswith("_pseudonym"), spec.name

@@ -31,6 +31,7 @@ from emeuse.cli.publish import build_event
 from emeuse.cli.records import describe
 from emeuse.registry import TOPICS, UnknownTopicError, by_name
 from emeuse.runtime.auth import AuthSetupError, add_caller
+from emeuse.runtime.codec import expected_partition
 from emeuse.runtime.settings import SettingsError, parse_bootstrap, positive_int
 
 CLI_SOURCE = "emeuse/cli"
@@ -191,11 +192,19 @@ def cmd_publish(args: argparse.Namespace) -> int:
     )
     producer = kafka.producer(args.bootstrap)
     with kafka.kafka_errors(args.bootstrap):
+        key = outgoing.key.encode() if outgoing.key else None
+        hashed = outgoing.spec.partition_key(key, outgoing.message)
         future = producer.send(
             outgoing.spec.name,
-            key=outgoing.key.encode() if outgoing.key else None,
+            key=key,
             value=outgoing.value,
             headers=outgoing.headers,
+            # A topic partitioned by a field (consents: the patient) is sent where it hashes.
+            partition=(
+                expected_partition(hashed, outgoing.spec.partitions)
+                if outgoing.spec.partition_by and hashed
+                else None
+            ),
         )
         future.get(timeout=15)
         producer.close(timeout=5)

@@ -23,6 +23,7 @@ class Outgoing:
     value: bytes
     headers: env.Headers
     envelope: EventEnvelope
+    message: Message
 
 
 def choose_topic(event_type: str, topic: str | None) -> TopicSpec:
@@ -73,7 +74,7 @@ def build_event(
     spec = choose_topic(event_type, topic)
     message = parse_message(spec, json_text)
     fields = message.DESCRIPTOR.fields_by_name
-    entity = getattr(message, spec.key) if spec.key in fields else None
+    entity = spec.record_key(message)
     person = getattr(message, spec.subject_field) if spec.subject_field in fields else None
     subject = subject if subject is not None else person
     key = key if key is not None else (entity or None)
@@ -94,4 +95,6 @@ def build_event(
         check_event(spec, envelope, message, key)
     except (env.EnvelopeError, InvalidEventError) as exc:
         raise CliError(str(exc)) from None
-    return Outgoing(spec, key, message.SerializeToString(), env.to_headers(envelope), envelope)
+    return Outgoing(
+        spec, key, message.SerializeToString(), env.to_headers(envelope), envelope, message
+    )

@@ -31,6 +31,7 @@ from emeuse.runtime.codec import (
     check_event,
     check_partition,
     decode,
+    expected_partition,
 )
 from emeuse.runtime.logs import event_context
 from emeuse.runtime.settings import ServiceSettings
@@ -129,15 +130,29 @@ class Bus:
             event_id=event_id,
             cause=cause,
         )
-        await self._send(spec, key, message.SerializeToString(), env.to_headers(envelope))
+        partition = None
+        if spec.partition_by:
+            hashed = spec.partition_key(key.encode(), message)
+            assert hashed is not None
+            partition = expected_partition(hashed, spec.partitions)
+        await self._send(
+            spec, key, message.SerializeToString(), env.to_headers(envelope), partition
+        )
         metrics.EVENTS_PRODUCED.labels(self.settings.service, spec.name, spec.type_name).inc()
         log.info("event.published", topic=spec.name, published_event_id=envelope.event_id)
         return envelope
 
     async def _send(
-        self, spec: TopicSpec, key: str | bytes | None, value: bytes, headers: env.Headers
+        self,
+        spec: TopicSpec,
+        key: str | bytes | None,
+        value: bytes,
+        headers: env.Headers,
+        partition: int | None = None,
     ) -> None:
-        pending = await self.topic(spec).send(key=key, value=value, headers=headers)
+        pending = await self.topic(spec).send(
+            key=key, value=value, headers=headers, partition=partition
+        )
         if faust.current_event() is None:
             # Outside a handler (a gRPC call) wait for the broker's acknowledgement.
             await pending
@@ -185,7 +200,7 @@ class Bus:
             envelope = env.from_headers(headers)
             value = decode(spec, message.value)
             check_event(spec, envelope, value, key)
-            check_partition(spec, message.key, message.partition)
+            check_partition(spec, message.key, message.partition, value)
         except Exception as exc:  # whatever a sender's bytes provoke: set aside, go on
             await self._dead_letter(record, *_read_failure(exc), event_type)
             return

@@ -48,7 +48,8 @@ def check_event(
     if missing:
         raise InvalidEventError(f"{spec.type_name} lacks required field(s) {', '.join(missing)}")
     fields = message.DESCRIPTOR.fields_by_name
-    if spec.key in fields and key != getattr(message, spec.key):
+    expected_key = spec.record_key(message)
+    if expected_key is not None and key != expected_key:
         raise InvalidEventError(f"record key is not the event's {spec.key}")
     subject = spec.subject_field
     if subject in fields and envelope.subject_pseudonym != getattr(message, subject):
@@ -72,11 +73,15 @@ def expected_partition(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
-def check_partition(spec: TopicSpec, key: bytes | None, partition: int) -> None:
-    """Tables and routing assume a key's records are where the default partitioner put them."""
-    if key is None:
+def check_partition(
+    spec: TopicSpec, key: bytes | None, partition: int, message: Message | None = None
+) -> None:
+    """Tables and routing assume a key's records are where the default partitioner put them
+    (or, for a topic partitioned by a field, where that field's value hashes)."""
+    hashed = spec.partition_key(key, message)
+    if hashed is None:
         return
-    expected = expected_partition(key, spec.partitions)
+    expected = expected_partition(hashed, spec.partitions)
     if partition != expected:
         raise InvalidEventError(
             f"record is on partition {partition} but Kafka's default (murmur2) partitioner "

@@ -111,3 +111,35 @@ def test_a_record_on_another_partition_than_the_default_partitioner_picks_is_ref
         check_partition(
             READING_RECORDED, PATIENT.encode(), (right + 1) % READING_RECORDED.partitions
         )
+
+
+def test_a_consent_is_keyed_by_patient_partner_and_purpose_but_sits_with_the_patient():
+    from emeuse.partners.v1.partners_pb2 import ConsentChanged
+    from emeuse.registry import CONSENT_CHANGED
+
+    consent = ConsentChanged(
+        patient_pseudonym=PATIENT, partner_id="glucoflow", purpose="remote-monitoring"
+    )
+    key = CONSENT_CHANGED.record_key(consent)
+    # Compacted per patient, partner and purpose: one patient's consents never erase another's.
+    assert key == f"{PATIENT}|glucoflow|remote-monitoring"
+    # On the patient's partition, like the patient's events, so a join sees both in order.
+    patients = expected_partition(PATIENT.encode(), CONSENT_CHANGED.partitions)
+    check_partition(CONSENT_CHANGED, key.encode(), patients, consent)
+    with pytest.raises(InvalidEventError, match="murmur2"):
+        check_partition(
+            CONSENT_CHANGED, key.encode(), (patients + 1) % CONSENT_CHANGED.partitions, consent
+        )
+    envelope = env.new_envelope(
+        event_type=CONSENT_CHANGED.type_name,
+        source="emeuse/partners",
+        subject_pseudonym=PATIENT,
+        territory=Territory.TERRITORY_MEUSE,
+        experiment_id="exp-1",
+        schema_version="v1",
+        occurred_at=datetime.now(UTC),
+    )
+    consent.changed_at.GetCurrentTime()
+    check_event(CONSENT_CHANGED, envelope, consent, key)
+    with pytest.raises(InvalidEventError, match="record key"):
+        check_event(CONSENT_CHANGED, envelope, consent, PATIENT)
