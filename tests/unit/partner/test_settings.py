@@ -1,0 +1,112 @@
+"""A partner's settings: from the environment and the properties file operations hand out."""
+
+from __future__ import annotations
+
+import pytest
+
+from emeuse.partner.settings import RetryPolicy, load_partner_settings
+from emeuse.runtime.settings import SettingsError
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "glucoflow.properties"
+    path.write_text(text)
+    return str(path)
+
+
+def test_defaults_read_the_partners_feed_from_the_local_broker_in_its_own_group():
+    settings = load_partner_settings({}, "glucoflow")
+    assert settings.partner_id == "glucoflow"
+    assert settings.connection.bootstrap == ("127.0.0.1:9092",)
+    assert settings.connection.client_options() == {
+        "bootstrap_servers": ["127.0.0.1:9092"],
+        "security_protocol": "PLAINTEXT",
+    }
+    assert settings.group_id == "emeuse-partner.glucoflow.sdk"
+    assert settings.source == "partner/glucoflow"
+    assert settings.retry == RetryPolicy()
+
+
+def test_the_environment_names_the_partner_and_overrides_the_id_in_code():
+    env = {"EMEUSE_PARTNER_ID": "glucoflow-staging", "EMEUSE_KAFKA_BOOTSTRAP": "k1:9094"}
+    settings = load_partner_settings(env, "glucoflow")
+    assert settings.partner_id == "glucoflow-staging"
+    assert settings.connection.bootstrap == ("k1:9094",)
+
+
+def test_the_properties_file_from_operations_gives_a_scram_connection(tmp_path):
+    config = write(
+        tmp_path,
+        "# written by emeuse partner add\n"
+        "bootstrap.servers=127.0.0.1:9094\n"
+        "security.protocol=SASL_PLAINTEXT\n"
+        "sasl.mechanism=SCRAM-SHA-512\n"
+        "sasl.username=partner-glucoflow\n"
+        "sasl.password=s3cr=t\n",
+    )
+    env = {"EMEUSE_PARTNER_CONFIG": config, "EMEUSE_KAFKA_BOOTSTRAP": "127.0.0.1:9092"}
+    settings = load_partner_settings(env, "glucoflow")
+    assert settings.connection.client_options() == {
+        "bootstrap_servers": ["127.0.0.1:9094"],
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "partner-glucoflow",
+        "sasl_plain_password": "s3cr=t",
+    }
+    assert "s3cr" not in repr(settings)
+
+
+def test_a_plaintext_properties_file_needs_no_credential(tmp_path):
+    config = write(tmp_path, "bootstrap.servers = 127.0.0.1:9092\nsecurity.protocol=PLAINTEXT\n")
+    settings = load_partner_settings({"EMEUSE_PARTNER_CONFIG": config}, "glucoflow")
+    assert settings.connection.security_protocol == "PLAINTEXT"
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("security.protocol=PLAINTEXT\n", "no bootstrap.servers"),
+        ("bootstrap.servers=h:1\nsecurity.protocol=SSL\n", "security.protocol='SSL'"),
+        (
+            "bootstrap.servers=h:1\nsecurity.protocol=SASL_PLAINTEXT\nsasl.mechanism=GSSAPI\n",
+            "sasl.mechanism='GSSAPI'",
+        ),
+        (
+            "bootstrap.servers=h:1\nsecurity.protocol=SASL_PLAINTEXT\nsasl.username=u\n",
+            "needs sasl.password",
+        ),
+        ("bootstrap.servers\n", "expected key=value"),
+    ],
+)
+def test_a_wrong_properties_file_fails_naming_the_key(tmp_path, text, named):
+    with pytest.raises(SettingsError, match=named):
+        load_partner_settings({"EMEUSE_PARTNER_CONFIG": write(tmp_path, text)}, "glucoflow")
+
+
+def test_a_missing_properties_file_fails_naming_it(tmp_path):
+    with pytest.raises(SettingsError, match="EMEUSE_PARTNER_CONFIG"):
+        load_partner_settings({"EMEUSE_PARTNER_CONFIG": str(tmp_path / "none")}, "glucoflow")
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({}, "no partner id"),
+        ({"EMEUSE_PARTNER_ID": "Gluco Flow"}, "EMEUSE_PARTNER_ID"),
+        ({"EMEUSE_PARTNER_ID": "glucoflow", "EMEUSE_PARTNER_RETRIES": "-1"}, "RETRIES"),
+        ({"EMEUSE_PARTNER_ID": "glucoflow", "EMEUSE_PARTNER_BACKOFF_S": "x"}, "BACKOFF_S"),
+        ({"EMEUSE_PARTNER_ID": "glucoflow", "EMEUSE_PARTNER_OFFSET_RESET": "now"}, "RESET"),
+        ({"EMEUSE_PARTNER_ID": "glucoflow", "EMEUSE_PARTNER_METRICS_PORT": "99999"}, "PORT"),
+        ({"EMEUSE_PARTNER_ID": "glucoflow", "EMEUSE_PARTNER_GROUP": "A B"}, "GROUP"),
+    ],
+)
+def test_a_wrong_setting_fails_naming_the_variable(env, named):
+    with pytest.raises(SettingsError, match=named):
+        load_partner_settings(env)
+
+
+def test_retries_and_backoff_come_from_code_and_the_environment_overrides_them():
+    code = RetryPolicy(retries=5, initial_backoff_s=2)
+    env = {"EMEUSE_PARTNER_RETRIES": "1", "EMEUSE_PARTNER_BACKOFF_MAX_S": "4"}
+    retry = load_partner_settings(env, "glucoflow", code).retry
+    assert retry == RetryPolicy(retries=1, initial_backoff_s=2, max_backoff_s=4)
