@@ -1,0 +1,1 @@
+"""GlucoFlow: a (fictional) glucose-meter start-up, as an example partner."""
