@@ -6,6 +6,7 @@
   emeuse tail TOPIC                 one decoded event per line
   emeuse health HOST:PORT...        gRPC health of services (--wait S to wait for SERVING)
   emeuse callers add NAME           give a gRPC caller a new token (file) and allow it
+  emeuse partner run MODULE:APP     run a partner's PartnerApp on its feed (docs/partners.md)
 
 Every command takes --bootstrap (default: EMEUSE_KAFKA_BOOTSTRAP or 127.0.0.1:9092).
 Errors are one line on stderr and a non-zero exit status, never a traceback.
@@ -27,6 +28,7 @@ from kafka import TopicPartition
 from emeuse.cli import kafka
 from emeuse.cli.errors import CliError
 from emeuse.cli.health import check_health
+from emeuse.cli.partner_run import add_partner_run_command
 from emeuse.cli.publish import build_event
 from emeuse.cli.records import describe
 from emeuse.registry import TOPICS, UnknownTopicError, by_name
@@ -122,7 +124,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--token-file", type=Path, help="default: next to the callers file, NAME.token"
     )
     _bootstrap_option(callers)
+
+    # Each `partner` sub-command sets `partner_func` (partner_run.py, partner_admin.py).
+    partner = commands.add_parser("partner", help="partner apps and their administration")
+    partner_commands = partner.add_subparsers(
+        dest="partner_command", required=True, parser_class=_Parser
+    )
+    add_partner_run_command(partner_commands)
     return parser
+
+
+def cmd_partner(args: argparse.Namespace) -> int:
+    return int(args.partner_func(args))
 
 
 def cmd_callers(args: argparse.Namespace) -> int:
@@ -265,13 +278,15 @@ COMMANDS = {
     "tail": cmd_tail,
     "health": cmd_health,
     "callers": cmd_callers,
+    "partner": cmd_partner,
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        parse_bootstrap("--bootstrap", args.bootstrap)
+        if getattr(args, "bootstrap", None) is not None:  # `partner run` reads its settings
+            parse_bootstrap("--bootstrap", args.bootstrap)
         return COMMANDS[args.command](args)
     except SettingsError as exc:
         print(f"emeuse: error: {exc}", file=sys.stderr)
