@@ -62,8 +62,10 @@ class FeedLoop:
 
     # Rebalance listener (aiokafka calls these from its coordinator task).
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        revoked = set(revoked)
+        if not revoked:  # aiokafka calls it with nothing before the first assignment
+            return
         async with self.lock:
-            revoked = set(revoked)
             await self.commit(only=revoked)
             self.owned -= revoked
             for tp in revoked:
