@@ -1,0 +1,1 @@
+"""A partner consumer with kafka-python alone, no SDK."""
