@@ -7,7 +7,7 @@ PY      := $(VENV)/bin/python
 BUF     := node_modules/.bin/buf
 STAMP   := .local/stamps
 
-.PHONY: help install proto proto-check lint format kafka-up kafka-down topics up down status \
+.PHONY: help install proto proto-check docs lint format kafka-up kafka-down topics up down status \
         test test-unit test-integration bench clean
 
 help: ## list the targets
@@ -43,13 +43,17 @@ proto: $(STAMP)/python ## regenerate libs/ from proto/ (commit the result)
 proto-check: $(STAMP)/python ## fail when generated code differs from `make proto`
 	scripts/proto.sh check
 
-lint: install proto-check ## ruff, mypy, buf lint + breaking, promtool, shell syntax
+docs: $(STAMP)/python ## regenerate docs/catalogue.md from the registry and proto comments (commit it)
+	$(PY) scripts/catalogue.py
+
+lint: install proto-check ## ruff, mypy, buf lint + breaking, catalogue drift, promtool, shell syntax
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(BUF) lint
 	$(BUF) format --diff --exit-code proto
 	scripts/buf-breaking.sh
+	$(PY) scripts/catalogue.py --check
 	cd deploy/prometheus && promtool check config prometheus.yml >/dev/null && promtool test rules rules_test.yml >/dev/null
 	bash -n deploy/kafka/kafka.sh deploy/local/platform.sh scripts/*.sh .ci/run
 
