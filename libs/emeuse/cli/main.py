@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _bootstrap_option(callers)
 
-    # Each `partner` sub-command sets `partner_func` (partner_run.py, partner_admin.py).
+    # Each `partner` sub-command sets `handler` (partner_run.py, partner_admin.py).
     partner = commands.add_parser("partner", help="partner apps and their administration")
     partner_commands = partner.add_subparsers(
         dest="partner_command", required=True, parser_class=_Parser
@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_partner(args: argparse.Namespace) -> int:
-    return int(args.partner_func(args))
+    return int(args.handler(args))
 
 
 def cmd_callers(args: argparse.Namespace) -> int:

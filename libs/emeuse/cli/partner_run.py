@@ -28,7 +28,7 @@ def add_partner_run_command(partner_commands: Any) -> None:
         help="connection properties file from operations (env EMEUSE_PARTNER_CONFIG)",
     )
     run.add_argument("--partner-id", help="partner id (env EMEUSE_PARTNER_ID)")
-    run.set_defaults(partner_func=cmd_partner_run)
+    run.set_defaults(handler=cmd_partner_run)
 
 
 def load_app(target: str) -> PartnerApp:

@@ -110,3 +110,22 @@ def test_retries_and_backoff_come_from_code_and_the_environment_overrides_them()
     env = {"EMEUSE_PARTNER_RETRIES": "1", "EMEUSE_PARTNER_BACKOFF_MAX_S": "4"}
     retry = load_partner_settings(env, "glucoflow", code).retry
     assert retry == RetryPolicy(retries=1, initial_backoff_s=2, max_backoff_s=4)
+
+
+def test_the_file_emeuse_partner_add_writes_is_read_as_is(tmp_path):
+    config = write(
+        tmp_path,
+        "# Kafka client settings of partner glucoflow, written by `emeuse partner add`.\n"
+        "# Keep this file secret: it holds the partner's password.\n"
+        "# Java clients: replace the sasl.username/sasl.password lines with\n"
+        "#   sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule "
+        'required username="<sasl.username>" password="<sasl.password>";\n'
+        "bootstrap.servers=127.0.0.1:9094\n"
+        "security.protocol=SASL_PLAINTEXT\n"
+        "sasl.mechanism=SCRAM-SHA-512\n"
+        "sasl.username=partner-glucoflow\n"
+        "sasl.password=Zx9-_aQ\n",
+    )
+    connection = load_partner_settings({"EMEUSE_PARTNER_CONFIG": config}, "glucoflow").connection
+    assert connection.bootstrap == ("127.0.0.1:9094",)
+    assert (connection.username, connection.password) == ("partner-glucoflow", "Zx9-_aQ")
