@@ -14,8 +14,11 @@ import sys
 import uuid
 from datetime import UTC, datetime
 
+from aiokafka.errors import KafkaError
+
 from emeuse.chronic.v1.chronic_events_pb2 import ReadingRecorded
 from emeuse.partner import PublishError
+from emeuse.partner.inbound import inbound_record
 from emeuse.runtime.envelope import timestamp
 from emeuse.runtime.settings import SettingsError
 from examples.glucoflow.app import app
@@ -32,6 +35,8 @@ async def upload(patient: str, mg_dl: float, territory: str, experiment: str) ->
         measured_at=timestamp(datetime.now(UTC)),
         device_id="gf-meter-0007",
     )
+    # Checked before connecting: a reading the platform would refuse never leaves the meter.
+    inbound_record(app.partner_id, reading, territory=territory, experiment_id=experiment)
     async with app.producing():
         envelope = await app.publish(reading, territory=territory, experiment_id=experiment)
     return envelope.event_id
@@ -50,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     except (SettingsError, PublishError) as exc:
         print(f"glucoflow: {exc}", file=sys.stderr)
         return 2
+    except KafkaError as exc:
+        print(f"glucoflow: Kafka: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

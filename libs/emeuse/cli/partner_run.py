@@ -13,6 +13,8 @@ import os
 import sys
 from typing import Any
 
+from aiokafka.errors import KafkaError
+
 from emeuse.cli.errors import CliError
 from emeuse.partner.app import PartnerApp
 
@@ -54,4 +56,7 @@ def cmd_partner_run(args: argparse.Namespace) -> int:
         env["EMEUSE_PARTNER_CONFIG"] = args.config
     if args.partner_id:
         env["EMEUSE_PARTNER_ID"] = args.partner_id
-    return app.run(env)
+    try:
+        return app.run(env)
+    except KafkaError as exc:
+        raise CliError(f"Kafka: {exc}") from None

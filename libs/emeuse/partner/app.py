@@ -142,6 +142,9 @@ class PartnerApp:
                 )
                 try:
                     await feed.run()
+                except Exception as exc:
+                    log.error("partner.failed", error=type(exc).__name__)
+                    raise
                 finally:
                     await consumer.stop()
         finally:
@@ -163,7 +166,11 @@ class PartnerApp:
             client_id=f"partner-{settings.partner_id}",
             acks="all",
         )
-        await producer.start()
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
         self._producer = producer
         try:
             yield producer
