@@ -6,6 +6,7 @@
   emeuse tail TOPIC                 one decoded event per line
   emeuse health HOST:PORT...        gRPC health of services (--wait S to wait for SERVING)
   emeuse callers add NAME           give a gRPC caller a new token (file) and allow it
+  emeuse partner add|list|grant|remove   partners: registry, Kafka credential and ACLs
 
 Every command takes --bootstrap (default: EMEUSE_KAFKA_BOOTSTRAP or 127.0.0.1:9092).
 Errors are one line on stderr and a non-zero exit status, never a traceback.
@@ -18,7 +19,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from kafka import TopicPartition
 from emeuse.cli import kafka
 from emeuse.cli.errors import CliError
 from emeuse.cli.health import check_health
+from emeuse.cli.partner_admin import add_partner_admin_commands
 from emeuse.cli.publish import build_event
 from emeuse.cli.records import describe
 from emeuse.registry import TOPICS, UnknownTopicError, by_name
@@ -122,6 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--token-file", type=Path, help="default: next to the callers file, NAME.token"
     )
     _bootstrap_option(callers)
+
+    partner = commands.add_parser("partner", help="manage partners (registry, credentials, ACLs)")
+    # Each `partner` subcommand names its handler (set_defaults(handler=...)).
+    add_partner_admin_commands(
+        partner.add_subparsers(dest="partner_command", required=True, parser_class=_Parser)
+    )
     return parser
 
 
@@ -259,12 +267,18 @@ def cmd_tail(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_partner(args: argparse.Namespace) -> int:
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    return handler(args)
+
+
 COMMANDS = {
     "topics": cmd_topics,
     "publish": cmd_publish,
     "tail": cmd_tail,
     "health": cmd_health,
     "callers": cmd_callers,
+    "partner": cmd_partner,
 }
 
 
