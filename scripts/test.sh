@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # make test: unit and contract tests, then integration tests against a real Kafka broker.
-# The tests get a broker of their own (127.0.0.1:19092, fresh data every run) so they never
-# collide with `make up` or an earlier run; it is stopped after, pass or fail.
+# The tests get a broker of their own (127.0.0.1:19092, partner listener 19094, fresh data every
+# run) so they never collide with `make up` or an earlier run; it is stopped after, pass or fail.
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 export KAFKA_HOME="$root/.local/kafka-test" KAFKA_PORT=19092 KAFKA_CONTROLLER_PORT=19093
+export KAFKA_PARTNER_PORT=19094
 export EMEUSE_KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
+export EMEUSE_KAFKA_PARTNER_BOOTSTRAP="127.0.0.1:$KAFKA_PARTNER_PORT"
 deploy/kafka/kafka.sh down >/dev/null
 rm -rf "$KAFKA_HOME"
 trap 'deploy/kafka/kafka.sh down >/dev/null' EXIT

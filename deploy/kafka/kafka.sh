@@ -5,7 +5,8 @@
 #   kafka.sh down   stop the broker by its pid
 #   kafka.sh status exit 0 when the broker answers
 # KAFKA_HOME (default .local/kafka) holds data/, logs/ and kafka.pid; KAFKA_LIBS the jars;
-# KAFKA_PORT / KAFKA_CONTROLLER_PORT (9092 / 9093) let tests run a broker of their own.
+# KAFKA_PORT / KAFKA_CONTROLLER_PORT / KAFKA_PARTNER_PORT (9092 / 9093 / 9094) let tests run a
+# broker of their own; the partner port is the SASL SCRAM listener partners log in on.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -13,6 +14,7 @@ root="$(cd "$here/../.." && pwd)"
 KAFKA_HOME="${KAFKA_HOME:-$root/.local/kafka}"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+KAFKA_PARTNER_PORT="${KAFKA_PARTNER_PORT:-9094}"
 BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
 PYTHON="${PYTHON:-$root/.venv/bin/python}"
 libs="${KAFKA_LIBS:-$root/.local/kafka/libs}"
@@ -46,8 +48,8 @@ up() {
   # Later keys win in a Java properties file: set this broker's folder and ports.
   cat >>"$props" <<PROPS
 log.dirs=$KAFKA_HOME/data
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT,PARTNER://127.0.0.1:$KAFKA_PARTNER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,PARTNER://127.0.0.1:$KAFKA_PARTNER_PORT
 controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
 PROPS
   if [[ ! -f "$KAFKA_HOME/data/meta.properties" ]]; then
@@ -63,7 +65,7 @@ PROPS
   echo $! >"$pidfile"
   for _ in $(seq 1 120); do
     if answers 2; then
-      echo "kafka: up on $BOOTSTRAP (pid $(cat "$pidfile")); logs in $KAFKA_HOME/logs"
+      echo "kafka: up on $BOOTSTRAP, partners on 127.0.0.1:$KAFKA_PARTNER_PORT (pid $(cat "$pidfile")); logs in $KAFKA_HOME/logs"
       return 0
     fi
     if ! running; then

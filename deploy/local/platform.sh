@@ -17,6 +17,7 @@ services=(prevention chronic access home)
 declare -A grpc_port=([prevention]=50051 [chronic]=50052 [access]=50053 [home]=50054)
 declare -A metrics_port=([prevention]=9101 [chronic]=9102 [access]=9103 [home]=9104)
 prometheus_port=9090
+partner_port="${KAFKA_PARTNER_PORT:-9094}"
 
 alive() { [[ -f "$run/$1.pid" ]] && kill -0 "$(cat "$run/$1.pid")" 2>/dev/null; }
 
@@ -76,6 +77,8 @@ status() {
   printf '%-11s %-8s %-22s %-22s %s\n' WHAT PID LISTENS METRICS LOG
   printf '%-11s %-8s %-22s %-22s %s\n' kafka "$(cat "$local_dir/kafka/kafka.pid" 2>/dev/null || echo -)" \
     "127.0.0.1:9092" "-" "$local_dir/kafka/logs/server.log"
+  printf '%-11s %-8s %-22s %-22s %s\n' "  partners" "" "SASL 127.0.0.1:$partner_port" "-" \
+    "credentials: emeuse partner add (.local/secrets/partners/)"
   for service in "${services[@]}"; do
     local pid="-"; alive "$service" && pid="$(cat "$run/$service.pid")"
     printf '%-11s %-8s %-22s %-22s %s\n' "$service" "$pid" "gRPC 127.0.0.1:${grpc_port[$service]}" \

@@ -338,6 +338,9 @@ VISIT_ENDED = TopicSpec(
     retention_days=90,
     required=("visit_id", "resident_pseudonym", "aide_id", "checked_out_at"),
 )
+# Prevention: a person's state has one writer, so every person topic is keyed by the
+# pseudonym (co-partitioned with chronic's care plans, which it also reads). Campaigns
+# concern no person: their definitions are keyed by campaign and read whole by every instance.
 PERSON_ENROLLED = TopicSpec(
     name="emeuse.prevention.person-enrolled.v1",
     message=prevention.PersonEnrolled,
@@ -348,13 +351,98 @@ PERSON_ENROLLED = TopicSpec(
     retention_days=None,
     required=("person_pseudonym",),
 )
-REMINDER_SCHEDULED = TopicSpec(
-    name="emeuse.prevention.reminder-scheduled.v1",
-    message=prevention.ReminderScheduled,
+PREFERENCES_UPDATED = TopicSpec(
+    name="emeuse.prevention.preferences-updated.v1",
+    message=prevention.PreferencesUpdated,
     key="person_pseudonym",
     owner="prevention",
-    description="A screening or vaccination reminder was planned for a person.",
-    required=("reminder_id", "person_pseudonym", "programme", "due_at"),
+    description="An enrolled person changed their channels, quiet hours or language.",
+    retention_days=365,
+    required=("person_pseudonym", "change_id"),
+)
+OPT_OUT_RECORDED = TopicSpec(
+    name="emeuse.prevention.opt-out-recorded.v1",
+    message=prevention.OptOutRecorded,
+    key="person_pseudonym",
+    owner="prevention",
+    description="A person refused messages on some channels, or all messages.",
+    # Kept for good: the proof of the person's choice.
+    retention_days=None,
+    required=("person_pseudonym", "opt_out_id"),
+)
+PROGRAMME_STARTED = TopicSpec(
+    name="emeuse.prevention.programme-started.v1",
+    message=prevention.ProgrammeStarted,
+    key="person_pseudonym",
+    owner="prevention",
+    description="A person joined a programme (pregnancy, parental coaching...) or its date moved.",
+    retention_days=365,
+    required=("person_pseudonym", "start_id", "programme"),
+)
+PROGRAMME_ENDED = TopicSpec(
+    name="emeuse.prevention.programme-ended.v1",
+    message=prevention.ProgrammeEnded,
+    key="person_pseudonym",
+    owner="prevention",
+    description="A person's programme stopped (a birth, the end of a pregnancy, a withdrawal).",
+    retention_days=365,
+    required=("person_pseudonym", "end_id", "programme", "reason"),
+)
+CAMPAIGN_UPDATED = TopicSpec(
+    name="emeuse.prevention.campaign-updated.v1",
+    message=prevention.CampaignUpdated,
+    key="campaign_id",
+    owner="prevention",
+    description="A campaign was created or changed (design, approval, pause, end).",
+    compacted=True,
+    retention_days=None,
+    subject="",
+    required=("campaign_id", "version", "write_id", "status"),
+)
+PERSON_ACTION_REQUESTED = TopicSpec(
+    name="emeuse.prevention.person-action-requested.v1",
+    message=prevention.PersonActionRequested,
+    key="person_pseudonym",
+    owner="prevention",
+    description="Target a campaign, send a due message, follow up a consultation: person input.",
+    retention_days=7,
+    required=("action_id", "person_pseudonym", "action", "requested_at"),
+)
+MESSAGE_SCHEDULED = TopicSpec(
+    name="emeuse.prevention.message-scheduled.v1",
+    message=prevention.MessageScheduled,
+    key="person_pseudonym",
+    owner="prevention",
+    description="A message was planned for a person, or planned again for another time.",
+    retention_days=90,
+    required=("message_id", "person_pseudonym", "template_id", "due_at"),
+)
+MESSAGE_DELIVERY_REQUESTED = TopicSpec(
+    name="emeuse.prevention.message-delivery-requested.v1",
+    message=prevention.MessageDeliveryRequested,
+    key="person_pseudonym",
+    owner="prevention",
+    description="A message to deliver, for the delivery partners (app, SMS, e-mail).",
+    retention_days=30,
+    required=("message_id", "person_pseudonym", "channel", "template_id", "attempt"),
+)
+MESSAGE_CANCELLED = TopicSpec(
+    name="emeuse.prevention.message-cancelled.v1",
+    message=prevention.MessageCancelled,
+    key="person_pseudonym",
+    owner="prevention",
+    description="A scheduled message will not be sent (opt-out, programme ended, campaign over).",
+    retention_days=90,
+    required=("message_id", "person_pseudonym", "reason_code"),
+)
+DELIVERY_RECEIPT_REPORTED = TopicSpec(
+    name="emeuse.prevention.delivery-receipt-reported.v1",
+    message=prevention.DeliveryReceiptReported,
+    key="person_pseudonym",
+    owner="prevention",
+    description="A delivery partner reported a message delivered, opened, clicked or failed.",
+    retention_days=90,
+    required=("receipt_id", "message_id", "person_pseudonym", "status"),
 )
 
 # Partners: the registry of partners and patients' consents (issue 7).
@@ -414,7 +502,16 @@ TOPICS: tuple[TopicSpec, ...] = (
     VISIT_STARTED,
     VISIT_ENDED,
     PERSON_ENROLLED,
-    REMINDER_SCHEDULED,
+    PREFERENCES_UPDATED,
+    OPT_OUT_RECORDED,
+    PROGRAMME_STARTED,
+    PROGRAMME_ENDED,
+    CAMPAIGN_UPDATED,
+    PERSON_ACTION_REQUESTED,
+    MESSAGE_SCHEDULED,
+    MESSAGE_DELIVERY_REQUESTED,
+    MESSAGE_CANCELLED,
+    DELIVERY_RECEIPT_REPORTED,
     PARTNER_REGISTERED,
     CONSENT_CHANGED,
     *(dead_letter_topic(service) for service in SERVICES),

@@ -7,6 +7,7 @@ requests past their booking delay and keeps the agenda gauges.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from datetime import UTC, datetime
 
@@ -129,9 +130,10 @@ def start_agents(
                 cause=event.envelope,
                 event_id=fact.event_id,
             )
-            if isinstance(fact.message, SlotBooked):
-                booked = agenda.request(fact.message.request_id)
-                urgency = _urgency(booked.urgency) if booked else "unspecified"
+            booked = agenda.request(getattr(fact.message, "request_id", ""))
+            if isinstance(fact.message, SlotBooked) and booked and booked.bookings_made == 1:
+                # A request's first booking only: a reschedule or rebooking is not a new one.
+                urgency = _urgency(booked.urgency)
                 REQUEST_TO_BOOKING.labels(urgency).observe(fact.message.waited.ToSeconds())
                 REQUESTS.labels(urgency, agenda.territory, "booked").inc()
             log.info(fact.spec.name.split(".")[2].replace("-", "."), event_id=fact.event_id)
@@ -142,7 +144,8 @@ def start_agents(
                 REQUEST_TO_CONSULTATION.labels(urgency).observe(seen.seconds)
 
     def agenda_of(event: Event) -> Agenda:
-        return Agenda(event.message.territory, tables)
+        # Staged: the tables are written after the events are on the broker (commit()).
+        return Agenda(event.message.territory, tables, staged=True)
 
     async def on_agenda_input(event: Event) -> None:
         agenda, now, message = agenda_of(event), datetime.now(UTC), event.message
@@ -162,6 +165,7 @@ def start_agents(
             )
         log.info("agenda.changed", topic=event.topic, outcome=result.outcome)
         await publish(agenda, result, event)
+        agenda.commit()
 
     @rt.app.agent(rt.bus.topic(ALERT_RAISED), name="request_for_alerts")
     async def request_for_alerts(records: faust.StreamT) -> None:
@@ -190,6 +194,8 @@ def start_agents(
             if not rt.router.holds(
                 CONSULTATION_REQUESTED.name, CONSULTATION_REQUESTED.partitions, territory
             ):
+                if gauges:
+                    forget_gauges(territory)  # another instance reports it now
                 continue
             agenda = Agenda(territory, tables)
             try:
@@ -215,6 +221,16 @@ def start_agents(
         for action_id, at in list(asked.items()):
             if clock - at > 10 * REASK_AFTER_S:
                 del asked[action_id]
+
+    def forget_gauges(territory: str) -> None:
+        for gauge, labels in (
+            (SLOT_UTILISATION, [(territory,)]),
+            (WAITING_REQUESTS, [(territory, _urgency(u)) for u in (1, 2, 3, 4)]),
+            (UNMET_REQUESTS, [(territory, _urgency(u)) for u in (1, 2, 3, 4)]),
+        ):
+            for label in labels:
+                with contextlib.suppress(KeyError):
+                    gauge.remove(*label)
 
     def set_gauges(agenda: Agenda, now: datetime) -> None:
         upcoming = [s for s in agenda.slots() if s.start >= now]

@@ -58,8 +58,10 @@ from services.access.scheduling import (
     check_practitioner,
     check_referral,
     check_request,
+    check_requested_at,
     derived_id,
     practitioner_state,
+    publish_availability,
 )
 
 MAX_PAGE_SIZE, DEFAULT_PAGE_SIZE = 500, 50
@@ -218,6 +220,17 @@ class AccessServicer(api_grpc.AccessServiceServicer):
                     grpc.StatusCode.FAILED_PRECONDITION,
                     "practitioner is not registered in this territory; RegisterPractitioner first",
                 )
+            # The scheduler's own checks, here first, so the caller hears why.
+            trial = Agenda(territory, agenda.tables, staged=True)
+            try:
+                publish_availability(trial, availability, datetime.now(UTC))
+            except InvalidEventError as exc:
+                code = (
+                    grpc.StatusCode.ALREADY_EXISTS
+                    if "already another slot" in str(exc)
+                    else grpc.StatusCode.INVALID_ARGUMENT
+                )
+                await context.abort(code, str(exc))
             event_id = await self._publish(
                 context,
                 AVAILABILITY_PUBLISHED,
@@ -297,7 +310,13 @@ class AccessServicer(api_grpc.AccessServiceServicer):
         await self._checked(context, lambda: check_request(asked))
 
         async def local(agenda: Agenda) -> api.RequestConsultationResponse:
-            if agenda.request(asked.request_id) is None:
+            known = agenda.request(asked.request_id)
+            if known is not None and known.patient != asked.patient_pseudonym:
+                await context.abort(
+                    grpc.StatusCode.ALREADY_EXISTS, "request_id is already another request"
+                )
+            if known is None:
+                await self._checked(context, lambda: check_requested_at(asked, datetime.now(UTC)))
                 await self._checked(context, lambda: check_referral(agenda, asked))
                 await self._publish(
                     context,

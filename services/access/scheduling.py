@@ -10,9 +10,10 @@ RequestFlagged; refused actions are recorded for the caller (gRPC) to read.
 
 from __future__ import annotations
 
+import itertools
 import re
 import uuid
-from collections.abc import Iterator, MutableMapping
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -63,6 +64,11 @@ from services.access.domain.matching import Match, best_slot, distance_km, suita
 
 NAMESPACE = uuid.UUID("a11ce55e-5c4e-4d55-8a55-e4e05e000055")
 CODE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+CLOCK_SKEW = timedelta(minutes=5)
+OLDEST_REQUEST = timedelta(days=30)
+# Outcomes may be recorded from a little before the slot's start (a practitioner early).
+OUTCOME_TOLERANCE = timedelta(minutes=15)
 Model = TypeVar("Model", bound=BaseModel)
 
 
@@ -89,85 +95,122 @@ class AgendaTables:
     actions: MutableMapping[str, Any]
 
 
-class Agenda:
-    """One territory's agenda over the tables."""
+TABLE_NAMES = ("practitioners", "slots", "requests", "bookings", "actions")
 
-    def __init__(self, territory: str, tables: AgendaTables) -> None:
+
+class Agenda:
+    """One territory's agenda over the tables.
+
+    With `staged`, writes are kept aside until `commit()`: the agent publishes an input's
+    events first and writes the tables after, so a crash in between redelivers the input
+    and its events go out again (same ids) instead of being lost behind a written state.
+    """
+
+    def __init__(self, territory: str, tables: AgendaTables, *, staged: bool = False) -> None:
         self.territory = territory
         self.tables = tables
+        self._staged: dict[str, dict[str, Any]] | None = (
+            {name: {} for name in TABLE_NAMES} if staged else None
+        )
 
     def key(self, entity_id: str) -> str:
         return f"{self.territory}|{entity_id}"
 
-    def _get(
-        self, table: MutableMapping[str, Any], entity_id: str, model: type[Model]
-    ) -> Model | None:
-        data = table.get(self.key(entity_id))
+    def _raw(self, name: str, entity_id: str) -> Any:
+        key = self.key(entity_id)
+        if self._staged is not None and key in self._staged[name]:
+            return self._staged[name][key]
+        return getattr(self.tables, name).get(key)
+
+    def _put(self, name: str, entity_id: str, data: Any) -> None:
+        if self._staged is not None:
+            self._staged[name][self.key(entity_id)] = data
+        else:
+            getattr(self.tables, name)[self.key(entity_id)] = data
+
+    def _rows(self, name: str) -> list[dict[str, Any]]:
+        """The territory's stored rows of a table, staged writes included."""
+        prefix = f"{self.territory}|"
+        rows = {
+            k: v for k, v in list(getattr(self.tables, name).items()) if str(k).startswith(prefix)
+        }
+        if self._staged is not None:
+            rows.update(self._staged[name])
+        return [row for row in rows.values() if row]
+
+    def commit(self) -> None:
+        if self._staged is None:
+            return
+        for name, rows in self._staged.items():
+            table = getattr(self.tables, name)
+            for key, data in rows.items():
+                table[key] = data
+            rows.clear()
+
+    def _get(self, name: str, entity_id: str, model: type[Model]) -> Model | None:
+        data = self._raw(name, entity_id)
         return model.model_validate(data) if data else None
 
-    def _scan(self, table: MutableMapping[str, Any], model: type[Model]) -> Iterator[Model]:
-        prefix = f"{self.territory}|"
-        for key, data in list(table.items()):
-            if str(key).startswith(prefix) and data:
-                yield model.model_validate(data)
-
     def practitioner(self, practitioner_id: str) -> Practitioner | None:
-        return self._get(self.tables.practitioners, practitioner_id, Practitioner)
+        return self._get("practitioners", practitioner_id, Practitioner)
 
     def slot(self, slot_id: str) -> SlotState | None:
-        return self._get(self.tables.slots, slot_id, SlotState)
+        return self._get("slots", slot_id, SlotState)
 
     def request(self, request_id: str) -> RequestState | None:
-        return self._get(self.tables.requests, request_id, RequestState)
+        return self._get("requests", request_id, RequestState)
 
     def booking(self, booking_id: str) -> BookingState | None:
-        return self._get(self.tables.bookings, booking_id, BookingState)
+        return self._get("bookings", booking_id, BookingState)
 
     def practitioners(self) -> dict[str, Practitioner]:
-        return {p.practitioner_id: p for p in self._scan(self.tables.practitioners, Practitioner)}
+        found = (Practitioner.model_validate(row) for row in self._rows("practitioners"))
+        return {p.practitioner_id: p for p in found}
 
     def slots(self) -> list[SlotState]:
-        return list(self._scan(self.tables.slots, SlotState))
+        return [SlotState.model_validate(row) for row in self._rows("slots")]
 
     def free_slots(self, now: datetime) -> list[SlotState]:
         """Slots not booked and not started, filtered on the stored JSON before parsing."""
-        prefix, at = f"{self.territory}|", _json_time(now)
+        at = _json_time(now)
         return [
-            SlotState.model_validate(data)
-            for key, data in list(self.tables.slots.items())
-            if str(key).startswith(prefix)
-            and data
-            and not data["booking_id"]
-            and data["start"] >= at
+            SlotState.model_validate(row)
+            for row in self._rows("slots")
+            if not row["booking_id"] and row["start"] >= at
         ]
 
     def requests(self) -> list[RequestState]:
-        return list(self._scan(self.tables.requests, RequestState))
+        return [RequestState.model_validate(row) for row in self._rows("requests")]
 
     def bookings(self) -> list[BookingState]:
-        return list(self._scan(self.tables.bookings, BookingState))
+        return [BookingState.model_validate(row) for row in self._rows("bookings")]
 
     def waiting(self) -> list[RequestState]:
-        """Requests in line, in the order they are served."""
-        return sorted((r for r in self.requests() if r.status == WAITING), key=queue_key)
+        """Requests in line, in the order they are served (only those are parsed)."""
+        line = (
+            RequestState.model_validate(row)
+            for row in self._rows("requests")
+            if row.get("status") == WAITING
+        )
+        return sorted(line, key=queue_key)
 
     def save_practitioner(self, p: Practitioner) -> None:
-        self.tables.practitioners[self.key(p.practitioner_id)] = p.model_dump(mode="json")
+        self._put("practitioners", p.practitioner_id, p.model_dump(mode="json"))
 
     def save_slot(self, slot: SlotState) -> None:
-        self.tables.slots[self.key(slot.slot_id)] = slot.model_dump(mode="json")
+        self._put("slots", slot.slot_id, slot.model_dump(mode="json"))
 
     def save_request(self, request: RequestState) -> None:
-        self.tables.requests[self.key(request.request_id)] = request.model_dump(mode="json")
+        self._put("requests", request.request_id, request.model_dump(mode="json"))
 
     def save_booking(self, booking: BookingState) -> None:
-        self.tables.bookings[self.key(booking.booking_id)] = booking.model_dump(mode="json")
+        self._put("bookings", booking.booking_id, booking.model_dump(mode="json"))
 
     def action_outcome(self, action_id: str) -> dict[str, Any] | None:
-        return self.tables.actions.get(self.key(action_id)) or None
+        return self._raw("actions", action_id) or None
 
     def record_action(self, action_id: str, outcome: dict[str, Any]) -> None:
-        self.tables.actions[self.key(action_id)] = outcome
+        self._put("actions", action_id, outcome)
 
 
 @dataclass
@@ -242,10 +285,29 @@ def check_request(message: ConsultationRequested) -> None:
         raise InvalidEventError("specialty must be a code ([a-z0-9._-])")
     if message.place.commune and not re.fullmatch(r"[0-9][0-9AB][0-9]{3}", message.place.commune):
         raise InvalidEventError("place.commune must be an INSEE commune code")
+    if message.profession == Profession.PROFESSION_SPECIALIST and not message.specialty:
+        raise InvalidEventError("a request for a specialist names the specialty")
+    for name in ("requester_id", "cause_id", "referral_booking_id"):
+        value = getattr(message, name)
+        if value and not ID.fullmatch(value):
+            raise InvalidEventError(f"{name} must be an id ([A-Za-z0-9._:-]), never free text")
+    if message.place.place_id and not ID.fullmatch(message.place.place_id):
+        raise InvalidEventError("place.place_id must be an id ([A-Za-z0-9._:-])")
+
+
+def check_requested_at(message: ConsultationRequested, now: datetime) -> None:
+    """A request dated in the future would never be flagged; one dated long ago would jump
+    the line: both are refused."""
+    at = message.requested_at.ToDatetime(tzinfo=UTC)
+    if at > now + CLOCK_SKEW:
+        raise InvalidEventError("requested_at is in the future")
+    if at < now - OLDEST_REQUEST:
+        raise InvalidEventError(f"requested_at is more than {OLDEST_REQUEST.days} days ago")
 
 
 def check_referral(agenda: Agenda, message: ConsultationRequested) -> None:
-    """A referral names a completed consultation of this patient that referred them."""
+    """A referral names a completed consultation of this patient that referred them to
+    this specialty, not used by another request yet."""
     if not message.referral_booking_id:
         return
     referral = agenda.booking(message.referral_booking_id)
@@ -254,10 +316,14 @@ def check_referral(agenda: Agenda, message: ConsultationRequested) -> None:
         or referral.patient != message.patient_pseudonym
         or referral.status != COMPLETED
         or REFERRAL_TO_SPECIALIST not in referral.follow_ups
+        or referral.referral_specialty != message.specialty
     ):
         raise InvalidEventError(
-            "referral_booking_id is not a completed consultation that referred this patient"
+            "referral_booking_id is not a completed consultation that referred this patient "
+            "to this specialty"
         )
+    if referral.referral_used_by and referral.referral_used_by != message.request_id:
+        raise InvalidEventError("this referral was already used by another request")
 
 
 def practitioner_state(message: PractitionerRegistered) -> Practitioner:
@@ -290,7 +356,12 @@ def publish_availability(agenda: Agenda, message: AvailabilityPublished, now: da
             raise InvalidEventError("every slot needs an id, a start and a duration")
         if slot.practitioner_id and slot.practitioner_id != message.practitioner_id:
             raise InvalidEventError("a slot belongs to the practitioner publishing it")
-        if agenda.slot(slot.slot_id) is not None:
+        existing = agenda.slot(slot.slot_id)
+        if existing is not None:
+            if existing.practitioner_id != message.practitioner_id or existing.start != (
+                slot.start.ToDatetime(tzinfo=UTC)
+            ):
+                raise InvalidEventError(f"slot id {slot.slot_id!r} is already another slot")
             continue  # published again: the slot, and any booking in it, stand
         new.append(
             SlotState(
@@ -301,17 +372,37 @@ def publish_availability(agenda: Agenda, message: AvailabilityPublished, now: da
                 modalities=[int(m) for m in slot.modalities] or practitioner.modalities,
             )
         )
+    check_no_overlap(
+        [s for s in agenda.slots() if s.practitioner_id == message.practitioner_id], new
+    )
     for state in new:
         agenda.save_slot(state)
     facts = serve_waiting(agenda, now, slot_ids={s.slot_id for s in new})
     return Result(facts, f"slots_added_{min(len(new), 1)}")
 
 
+def check_no_overlap(existing: list[SlotState], new: list[SlotState]) -> None:
+    """A practitioner cannot be in two consultations at once: new slots may not overlap
+    each other or the practitioner's slots already published."""
+    ordered = sorted([*existing, *new], key=lambda s: s.start)
+    for before, after in itertools.pairwise(ordered):
+        if after.start < before.start + timedelta(seconds=before.duration_s):
+            raise InvalidEventError(
+                f"slot at {after.start.isoformat()} overlaps the practitioner's slot at "
+                f"{before.start.isoformat()}"
+            )
+
+
 def request_consultation(agenda: Agenda, message: ConsultationRequested, now: datetime) -> Result:
     if agenda.request(message.request_id) is not None:
         return Result(outcome="duplicate")
     check_request(message)
+    check_requested_at(message, now)
     check_referral(agenda, message)
+    if message.referral_booking_id:
+        referral = agenda.booking(message.referral_booking_id)
+        assert referral is not None
+        agenda.save_booking(referral.model_copy(update={"referral_used_by": message.request_id}))
     state = RequestState(
         request_id=message.request_id,
         patient=message.patient_pseudonym,
@@ -577,7 +668,8 @@ def _cancel(agenda: Agenda, action: BookingActionRequested, now: datetime) -> Re
         again = agenda.request(request.request_id)
         if again is not None and again.status == WAITING:
             facts.extend(serve_waiting(agenda, now, request=again))
-    return Result(facts, "cancelled", [Observation("cancelled", request.urgency)])
+    what = "rebooked" if action.rebook else "cancelled"
+    return Result(facts, what, [Observation(what, request.urgency)])
 
 
 def _record_outcome(agenda: Agenda, action: BookingActionRequested, now: datetime) -> Result:
@@ -587,6 +679,8 @@ def _record_outcome(agenda: Agenda, action: BookingActionRequested, now: datetim
         raise ActionRefused("INVALID_ARGUMENT", "outcome must be STARTED, COMPLETED or NO_SHOW")
     if booking.status == STARTED and status != COMPLETED:
         raise ActionRefused("FAILED_PRECONDITION", "a started consultation can only be completed")
+    if now < booking.start - OUTCOME_TOLERANCE:
+        raise ActionRefused("FAILED_PRECONDITION", "the consultation's slot has not started yet")
     if action.follow_ups and status != COMPLETED:
         raise ActionRefused("INVALID_ARGUMENT", "follow-ups come with a completed consultation")
     if REFERRAL_TO_SPECIALIST in action.follow_ups and not CODE.fullmatch(

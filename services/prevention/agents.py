@@ -1,7 +1,17 @@
-"""Prevention agents: thin loops from the enrolment topic to handlers and out to the bus."""
+"""Prevention agents: thin loops from input topics to handlers and out to the bus.
+
+`serve_people` is the single writer of each person's state: enrolments, preferences,
+opt-outs, programmes, delivery receipts, chronic care plans and the service's own steps
+arrive on one channel of person-keyed topics and are handled one at a time, so an opt-out
+and a due message never interleave. `follow_consultations` re-keys access's completed
+consultations (keyed by territory) by person. A timer targets campaigns and sends what is
+due, for the people this instance holds, by asking the person's agent.
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import faust
@@ -9,47 +19,262 @@ import structlog
 from faust.types import TableT
 from prometheus_client import Counter
 
-from emeuse.registry import PERSON_ENROLLED, REMINDER_SCHEDULED
-from emeuse.runtime.bus import Event
+from emeuse.access.v1.access_events_pb2 import ConsultationStatus, FollowUp
+from emeuse.prevention.v1.prevention_events_pb2 import (
+    OptOutRecorded,
+    PersonAction,
+    PersonActionRequested,
+)
+from emeuse.registry import (
+    CARE_PLAN_UPDATED,
+    CONSULTATION_STATUS_CHANGED,
+    DELIVERY_RECEIPT_REPORTED,
+    OPT_OUT_RECORDED,
+    PERSON_ACTION_REQUESTED,
+    PERSON_ENROLLED,
+    PREFERENCES_UPDATED,
+    PROGRAMME_ENDED,
+    PROGRAMME_STARTED,
+)
+from emeuse.runtime.bus import Event, Handler
+from emeuse.runtime.envelope import CODE_OF_TERRITORY, territory_from_code, timestamp
+from emeuse.runtime.pseudonym import is_pseudonym
 from emeuse.runtime.service import Runtime
 from services.prevention import handlers
-from services.prevention.domain.schedule import PersonSchedule
+from services.prevention.campaigns import Directory
+from services.prevention.domain.person import PersonState
+from services.prevention.handlers import Delays, Outcome, derived_id
+from services.prevention.topics import PERSON_INPUTS
 
 log = structlog.get_logger("emeuse.prevention")
-REMINDERS = Counter(
-    "emeuse_prevention_reminders_total",
-    "Reminders considered, by programme and outcome.",
-    ["programme", "outcome"],
+MESSAGES = Counter(
+    "emeuse_prevention_messages_total",
+    "Messages by what happened (targeted, scheduled, sent, delivered, opened, clicked, "
+    "failed, cancelled), campaign or programme, and territory.",
+    ["event", "campaign", "programme", "territory"],
 )
+OPT_OUTS = Counter(
+    "emeuse_prevention_opt_outs_total",
+    "Opt-outs, from everything or from channels, by territory.",
+    ["scope", "territory"],
+)
+PROGRAMME_ENROLMENTS = Counter(
+    "emeuse_prevention_programme_enrolments_total",
+    "People who started a programme, by programme and territory.",
+    ["programme", "territory"],
+)
+INPUTS = Counter(
+    "emeuse_prevention_inputs_total",
+    "Person inputs handled, by topic and outcome.",
+    ["input", "outcome"],
+)
+TIMER_ERRORS = Counter(
+    "emeuse_prevention_timer_errors_total",
+    "Timer steps that could not be asked for (asked again next round), by error type.",
+    ["error"],
+)
+TIMER_INTERVAL_S = 1.0
+REASK_AFTER_S = 10.0
+# The marker of an input applied, for gRPC writes waiting for their event.
+APPLIED = "event|{}"
 
 
-def start_agents(rt: Runtime, schedules: TableT) -> None:
-    async def enrol_person(event: Event) -> None:
+def applied_key(event_id: str) -> str:
+    return APPLIED.format(event_id)
+
+
+def _territory(event: Event) -> str:
+    return CODE_OF_TERRITORY.get(event.envelope.territory, "")
+
+
+def start_agents(rt: Runtime, states: TableT, directory: Directory, delays: Delays) -> None:
+    def person_input(
+        handle: Callable[[Event, PersonState, datetime], Outcome],
+    ) -> Handler:
+        async def on_input(event: Event) -> None:
+            person = event.key or ""
+            state = PersonState.from_json(states.get(person))
+            outcome = handle(event, state, datetime.now(UTC))
+            outcome.state.remember(applied_key(event.envelope.event_id))
+            input_name = event.topic.split(".")[2]
+            INPUTS.labels(input_name, outcome.outcome).inc()
+            log.info("person.input", input=input_name, outcome=outcome.outcome)
+            for fact in outcome.facts:
+                await rt.bus.publish(
+                    fact.spec,
+                    fact.message,
+                    key=person,
+                    subject_pseudonym=person,
+                    occurred_at=datetime.now(UTC),
+                    cause=event.envelope,
+                    event_id=fact.event_id,
+                )
+                log.info(
+                    fact.spec.name.split(".")[2].replace("-", "."),
+                    message_id=getattr(fact.message, "message_id", ""),
+                )
+            for what, campaign, programme, territory in outcome.counts:
+                if what == "programme_enrolled":
+                    PROGRAMME_ENROLMENTS.labels(programme, territory).inc()
+                else:
+                    MESSAGES.labels(what, campaign, programme, territory).inc()
+            states[person] = outcome.state.to_json()
+
+        return on_input
+
+    def enrol(event: Event, state: PersonState, now: datetime) -> Outcome:
         enrolment = event.message
-        person = enrolment.person_pseudonym
-        outcome = handlers.schedule_reminders(
-            enrolment,
-            enrolled_at=event.envelope.occurred_at.ToDatetime(tzinfo=UTC),
-            schedule=PersonSchedule.from_json(schedules[person]),
-        )
-        for programme, result in outcome.outcomes:
-            REMINDERS.labels(programme, result).inc()
-        unsent = sum(1 for _, result in outcome.outcomes if result == "no_channel")
-        if unsent:
-            log.info("reminder.no_channel", reminders_unsent=unsent)
-        for reminder in outcome.reminders:
-            await rt.bus.publish(
-                REMINDER_SCHEDULED,
-                reminder,
-                key=person,
-                subject_pseudonym=person,
-                occurred_at=datetime.now(UTC),
-                cause=event.envelope,
-                event_id=reminder.reminder_id,
-            )
-            log.info("reminder.scheduled", reminder_id=reminder.reminder_id)
-        schedules[person] = outcome.schedule.to_json()
+        if not enrolment.territory:
+            enrolment.territory = event.envelope.territory
+        return handlers.enrol(enrolment, state=state, now=now, delays=delays)
 
-    @rt.app.agent(rt.bus.topic(PERSON_ENROLLED), name="enrol_people")
-    async def enrol_people(records: faust.StreamT) -> None:
-        await rt.bus.process(records, PERSON_ENROLLED, enrol_person)
+    def opt_out(event: Event, state: PersonState, now: datetime) -> Outcome:
+        refusal: OptOutRecorded = event.message
+        outcome = handlers.opt_out(refusal, state=state, now=now)
+        if outcome.outcome != "duplicate":
+            scope = "channels" if refusal.channels else "all"
+            OPT_OUTS.labels(scope, _territory(event)).inc()
+        return outcome
+
+    def act(event: Event, state: PersonState, now: datetime) -> Outcome:
+        action: PersonActionRequested = event.message
+        if action.action == PersonAction.PERSON_ACTION_TARGET_CAMPAIGN:
+            campaign = directory.get(action.campaign_id)
+            return handlers.target_campaign(action, campaign=campaign, state=state, now=now)
+        if action.action == PersonAction.PERSON_ACTION_SEND_MESSAGE:
+            message = state.messages.get(action.message_id)
+            campaign = directory.get(message.campaign_id) if message else None
+            return handlers.send_message(action, campaign=campaign, state=state, now=now)
+        if action.action == PersonAction.PERSON_ACTION_FOLLOW_UP_CONSULTATION:
+            return handlers.follow_up_consultation(action, state=state, now=now, delays=delays)
+        raise handlers.InvalidEventError("action must be set")
+
+    on_inputs = {
+        PERSON_ENROLLED: person_input(enrol),
+        PREFERENCES_UPDATED: person_input(
+            lambda e, s, now: handlers.update_preferences(e.message, state=s, now=now)
+        ),
+        OPT_OUT_RECORDED: person_input(opt_out),
+        PROGRAMME_STARTED: person_input(
+            lambda e, s, now: handlers.start_programme(e.message, state=s, now=now)
+        ),
+        PROGRAMME_ENDED: person_input(
+            lambda e, s, now: handlers.end_programme(e.message, state=s, now=now)
+        ),
+        PERSON_ACTION_REQUESTED: person_input(act),
+        DELIVERY_RECEIPT_REPORTED: person_input(
+            lambda e, s, now: handlers.record_receipt(e.message, state=s, now=now)
+        ),
+        CARE_PLAN_UPDATED: person_input(
+            lambda e, s, now: handlers.care_plan_updated(e.message, state=s, now=now)
+        ),
+    }
+    assert set(on_inputs) == set(PERSON_INPUTS)
+
+    @rt.app.agent(rt.bus.topics(*PERSON_INPUTS), name="serve_people")
+    async def serve_people(records: faust.StreamT) -> None:
+        await rt.bus.process_each(records, on_inputs)
+
+    async def follow_consultation(event: Event) -> None:
+        change = event.message
+        if change.status != ConsultationStatus.CONSULTATION_STATUS_COMPLETED:
+            return
+        if not is_pseudonym(change.patient_pseudonym):
+            return
+        person = change.patient_pseudonym
+        action = PersonActionRequested(
+            action_id=derived_id(change.booking_id, "follow_up"),
+            person_pseudonym=person,
+            action=PersonAction.PERSON_ACTION_FOLLOW_UP_CONSULTATION,
+            booking_id=change.booking_id,
+            follow_up_codes=[
+                FollowUp.Name(f).removeprefix("FOLLOW_UP_").lower() for f in change.follow_ups
+            ],
+            requested_at=timestamp(datetime.now(UTC)),
+        )
+        await rt.bus.publish(
+            PERSON_ACTION_REQUESTED,
+            action,
+            key=person,
+            subject_pseudonym=person,
+            occurred_at=datetime.now(UTC),
+            cause=event.envelope,
+            event_id=action.action_id,
+        )
+        log.info("consultation.follow_up_asked", action_id=action.action_id)
+
+    @rt.app.agent(rt.bus.topic(CONSULTATION_STATUS_CHANGED), name="follow_consultations")
+    async def follow_consultations(records: faust.StreamT) -> None:
+        await rt.bus.process(records, CONSULTATION_STATUS_CHANGED, follow_consultation)
+
+    asked: dict[str, float] = {}
+
+    async def ask(person: str, state: PersonState, action: PersonActionRequested) -> None:
+        assert state.profile is not None
+        await rt.bus.publish(
+            PERSON_ACTION_REQUESTED,
+            action,
+            key=person,
+            subject_pseudonym=person,
+            occurred_at=datetime.now(UTC),
+            territory=territory_from_code(state.profile.territory),
+            event_id=action.action_id,
+        )
+
+    async def ask_due_steps(person: str, now: datetime, clock: float) -> None:
+        state = PersonState.from_json(states.get(person))
+        if state.profile is None or not state.profile.territory:
+            return
+        wanted: list[PersonActionRequested] = []
+        for message in state.scheduled():
+            if message.due_at > now:
+                continue
+            campaign = directory.get(message.campaign_id) if message.campaign_id else None
+            if campaign is not None and campaign.status_at(now) == "paused":
+                continue
+            wanted.append(
+                PersonActionRequested(
+                    action_id=derived_id(
+                        message.message_id,
+                        "send",
+                        str(message.attempts),
+                        message.due_at.isoformat(),
+                    ),
+                    person_pseudonym=person,
+                    action=PersonAction.PERSON_ACTION_SEND_MESSAGE,
+                    message_id=message.message_id,
+                    requested_at=timestamp(now),
+                )
+            )
+        for campaign in directory.active(now):
+            if handlers.wants_campaign(state, campaign, now):
+                wanted.append(
+                    PersonActionRequested(
+                        action_id=derived_id(person, campaign.campaign_id, "target"),
+                        person_pseudonym=person,
+                        action=PersonAction.PERSON_ACTION_TARGET_CAMPAIGN,
+                        campaign_id=campaign.campaign_id,
+                        requested_at=timestamp(now),
+                    )
+                )
+        for action in wanted:
+            if clock - asked.get(action.action_id, -REASK_AFTER_S) < REASK_AFTER_S:
+                continue
+            asked[action.action_id] = clock
+            await ask(person, state, action)
+
+    @rt.app.timer(interval=TIMER_INTERVAL_S, name="prevention.fire_due_steps")
+    async def fire_due_steps() -> None:
+        """Ask each held person's agent for the messages due and the campaigns to target."""
+        now, clock = datetime.now(UTC), time.monotonic()
+        for person in list(states.keys()):
+            if not rt.router.holds(PERSON_ENROLLED.name, PERSON_ENROLLED.partitions, person):
+                continue
+            try:
+                await ask_due_steps(person, now, clock)
+            except Exception as exc:  # one person's trouble (a broker blip) never stops the timer
+                TIMER_ERRORS.labels(type(exc).__name__).inc()
+                log.error("timer.failed", error=type(exc).__name__)
+        for action_id, at in list(asked.items()):
+            if clock - at > 10 * REASK_AFTER_S:
+                del asked[action_id]

@@ -1,26 +1,192 @@
-"""PreventionService servicer: reads the person's schedule from the table."""
+"""PreventionService servicer.
+
+Person calls are answered by the instance holding the person's partition (forwarded
+there otherwise): writes publish an event to the person's agent and answer once it has
+applied it. Campaign calls are answered from the campaign directory every instance
+keeps; a change is published on top of the version read, and answers once the log shows
+whether it won. Campaign stats add up every instance's people.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
+from aiokafka.errors import KafkaError
 from faust.types import TableT
+from google.protobuf.message import Message as ProtoMessage
 
+from emeuse.place.v1.territory_pb2 import Territory
 from emeuse.prevention.v1 import prevention_service_pb2 as api
 from emeuse.prevention.v1 import prevention_service_pb2_grpc as api_grpc
-from emeuse.prevention.v1.prevention_events_pb2 import ReminderScheduled
-from emeuse.runtime.envelope import timestamp
+from emeuse.prevention.v1.prevention_events_pb2 import (
+    CampaignStatus,
+    CampaignUpdated,
+    OptOutRecorded,
+    PersonEnrolled,
+    PreferencesUpdated,
+    Programme,
+    ProgrammeEnded,
+    ProgrammeEndReason,
+    ProgrammeStarted,
+    QuietHours,
+    ReminderScheduled,
+)
+from emeuse.registry import (
+    CAMPAIGN_UPDATED,
+    OPT_OUT_RECORDED,
+    PERSON_ENROLLED,
+    PREFERENCES_UPDATED,
+    PROGRAMME_ENDED,
+    PROGRAMME_STARTED,
+    TopicSpec,
+)
+from emeuse.runtime.bus import Bus
+from emeuse.runtime.codec import InvalidEventError
+from emeuse.runtime.envelope import (
+    CODE_OF_TERRITORY,
+    EXPERIMENT_ID,
+    TERRITORY_CODES,
+    territory_from_code,
+    timestamp,
+)
 from emeuse.runtime.grpc_server import Registrar
 from emeuse.runtime.routing import Router
 from emeuse.runtime.service import require_pseudonym
-from services.prevention.domain.schedule import PersonSchedule
+from services.prevention import campaigns as campaign_codec
+from services.prevention.agents import applied_key
+from services.prevention.campaigns import Directory
+from services.prevention.domain import campaign as domain
+from services.prevention.domain.person import (
+    CANCELLED,
+    DELIVERED,
+    FAILED,
+    OPENED,
+    SCHEDULED,
+    SENT,
+    Message,
+    PersonState,
+)
+from services.prevention.domain.programmes import BY_NAME
+from services.prevention.handlers import (
+    PROGRAMME_NAMES,
+    check_channels,
+    check_code,
+    check_enrolment,
+    check_language,
+    check_programme_start,
+    check_quiet_hours,
+    scheduled_fact,
+)
+
+# How long a write waits for the person's agent, or the campaign log, to apply it.
+APPLY_WAIT_S = 10.0
+MESSAGE_STATUS = {
+    SCHEDULED: api.MessageStatus.MESSAGE_STATUS_SCHEDULED,
+    SENT: api.MessageStatus.MESSAGE_STATUS_SENT,
+    DELIVERED: api.MessageStatus.MESSAGE_STATUS_DELIVERED,
+    OPENED: api.MessageStatus.MESSAGE_STATUS_OPENED,
+    FAILED: api.MessageStatus.MESSAGE_STATUS_FAILED,
+    CANCELLED: api.MessageStatus.MESSAGE_STATUS_CANCELLED,
+}
+COUNTED = ("targeted", "sent", "delivered", "opened", "clicked", "failed", "opted_out", "scheduled")
 
 
 class PreventionServicer(api_grpc.PreventionServiceServicer):
-    def __init__(self, router: Router, schedules: TableT) -> None:
+    def __init__(self, router: Router, bus: Bus, states: TableT, directory: Directory) -> None:
         self.router = router
-        self.schedules = schedules
+        self.bus = bus
+        self.states = states
+        self.directory = directory
+
+    # -- plumbing -------------------------------------------------------------------
+
+    def _state(self, person: str) -> PersonState:
+        return PersonState.from_json(self.states.get(person))
+
+    async def _routed(
+        self,
+        person: str,
+        context: grpc.aio.ServicerContext,
+        request: ProtoMessage,
+        method: str,
+        local: Callable[[], Awaitable[Any]],
+        timeout: float = 0.0,
+    ) -> Any:
+        async def remote(channel: grpc.aio.Channel, deadline: float, metadata: Any) -> Any:
+            call = getattr(api_grpc.PreventionServiceStub(channel), method)
+            return await call(request, timeout=deadline + timeout, metadata=metadata)
+
+        return await self.router.answer(self.states, person, context, local, remote)
+
+    async def _publish(
+        self,
+        context: grpc.aio.ServicerContext,
+        spec: TopicSpec,
+        message: ProtoMessage,
+        *,
+        key: str,
+        subject: str,
+        territory: Territory.ValueType,
+        experiment: str | None = None,
+    ) -> str:
+        try:
+            envelope = await self.bus.publish(
+                spec,
+                message,
+                key=key,
+                subject_pseudonym=subject,
+                occurred_at=datetime.now(UTC),
+                territory=territory,
+                experiment_id=experiment or None,
+            )
+        except KafkaError as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"the bus did not take it: {exc}")
+            raise
+        return envelope.event_id
+
+    async def _until(self, context: grpc.aio.ServicerContext, applied: Callable[[], Any]) -> Any:
+        loop = asyncio.get_running_loop()
+        until = loop.time() + APPLY_WAIT_S
+        while loop.time() < until:
+            found = applied()
+            if found:
+                return found
+            await asyncio.sleep(0.05)
+        await context.abort(
+            grpc.StatusCode.DEADLINE_EXCEEDED, "accepted but not applied yet; ask again shortly"
+        )
+
+    async def _applied(self, context: grpc.aio.ServicerContext, person: str, event_id: str) -> Any:
+        key = applied_key(event_id)
+
+        def applied() -> PersonState | None:
+            state = self._state(person)
+            return state if state.has_seen(key) else None
+
+        return await self._until(context, applied)
+
+    @staticmethod
+    async def _checked(context: grpc.aio.ServicerContext, check: Callable[[], Any]) -> Any:
+        try:
+            return check()
+        except (InvalidEventError, ValueError) as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+
+    async def _enrolled(self, context: grpc.aio.ServicerContext, person: str) -> PersonState:
+        state = self._state(person)
+        if state.profile is None:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "the person is not enrolled; EnrollPerson first",
+            )
+        return state
+
+    # -- people ---------------------------------------------------------------------
 
     async def GetPersonSchedule(
         self, request: api.GetPersonScheduleRequest, context: grpc.aio.ServicerContext
@@ -29,34 +195,524 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
         await require_pseudonym(context, person, "person_pseudonym")
 
         async def local() -> api.GetPersonScheduleResponse:
-            return person_schedule(person, self.schedules.get(person))
+            return person_schedule(person, self.states.get(person))
 
-        async def remote(channel: grpc.aio.Channel, deadline: float, metadata: Any) -> Any:
-            stub = api_grpc.PreventionServiceStub(channel)
-            return await stub.GetPersonSchedule(request, timeout=deadline, metadata=metadata)
+        return await self._routed(person, context, request, "GetPersonSchedule", local)
 
-        return await self.router.answer(self.schedules, person, context, local, remote)
+    async def EnrollPerson(
+        self, request: api.EnrollPersonRequest, context: grpc.aio.ServicerContext
+    ) -> api.EnrollPersonResponse:
+        enrolment = request.person
+        person = enrolment.person_pseudonym
+        await require_pseudonym(context, person, "person.person_pseudonym")
+        if enrolment.territory not in CODE_OF_TERRITORY:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "person.territory must be 52, 54 or 55"
+            )
+        await self._checked(context, lambda: check_channels(list(enrolment.allowed_channels)))
+        if not enrolment.allowed_channels:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "allow at least one channel")
+        await self._checked(context, lambda: check_enrolment(enrolment))
+        await _experiment(context, request.experiment_id)
+
+        async def local() -> api.EnrollPersonResponse:
+            if self._state(person).enrolled:
+                await context.abort(
+                    grpc.StatusCode.ALREADY_EXISTS,
+                    "the person is enrolled; change preferences with UpdatePreferences",
+                )
+            event_id = await self._publish(
+                context,
+                PERSON_ENROLLED,
+                enrolment,
+                key=person,
+                subject=person,
+                territory=enrolment.territory,
+                experiment=request.experiment_id,
+            )
+            state = await self._applied(context, person, event_id)
+            return api.EnrollPersonResponse(
+                event_id=event_id, scheduled=_scheduled(person, state.scheduled())
+            )
+
+        return await self._routed(person, context, request, "EnrollPerson", local, APPLY_WAIT_S)
+
+    async def UpdatePreferences(
+        self, request: api.UpdatePreferencesRequest, context: grpc.aio.ServicerContext
+    ) -> api.UpdatePreferencesResponse:
+        person = request.person_pseudonym
+        await require_pseudonym(context, person, "person_pseudonym")
+        await self._checked(context, lambda: check_channels(list(request.allowed_channels)))
+        if request.HasField("quiet_hours"):
+            quiet = request.quiet_hours
+            await self._checked(
+                context, lambda: check_quiet_hours(quiet.start_minute, quiet.end_minute)
+            )
+        await self._checked(context, lambda: check_language(request.language))
+
+        async def local() -> api.UpdatePreferencesResponse:
+            state = await self._enrolled(context, person)
+            change = PreferencesUpdated(
+                person_pseudonym=person,
+                change_id=str(uuid.uuid4()),
+                allowed_channels=request.allowed_channels,
+                language=request.language,
+                updated_at=timestamp(datetime.now(UTC)),
+            )
+            if request.HasField("quiet_hours"):
+                change.quiet_hours.CopyFrom(request.quiet_hours)
+            assert state.profile is not None
+            event_id = await self._publish(
+                context,
+                PREFERENCES_UPDATED,
+                change,
+                key=person,
+                subject=person,
+                territory=territory_from_code(state.profile.territory),
+            )
+            applied = await self._applied(context, person, event_id)
+            return api.UpdatePreferencesResponse(profile=_profile(person, applied))
+
+        return await self._routed(
+            person, context, request, "UpdatePreferences", local, APPLY_WAIT_S
+        )
+
+    async def OptOut(
+        self, request: api.OptOutRequest, context: grpc.aio.ServicerContext
+    ) -> api.OptOutResponse:
+        person = request.person_pseudonym
+        await require_pseudonym(context, person, "person_pseudonym")
+        await self._checked(context, lambda: check_channels(list(request.channels)))
+        reason = request.reason_code or "person.request"
+        await self._checked(context, lambda: check_code(reason, "reason_code"))
+
+        async def local() -> api.OptOutResponse:
+            before = self._state(person)
+            if before.profile is not None:
+                territory = territory_from_code(before.profile.territory)
+            elif request.territory in CODE_OF_TERRITORY:
+                territory = request.territory
+            else:
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "the person was never enrolled: name their territory",
+                )
+            refusal = OptOutRecorded(
+                person_pseudonym=person,
+                opt_out_id=str(uuid.uuid4()),
+                channels=request.channels,
+                reason_code=reason,
+                opted_out_at=timestamp(datetime.now(UTC)),
+            )
+            event_id = await self._publish(
+                context, OPT_OUT_RECORDED, refusal, key=person, subject=person, territory=territory
+            )
+            after = await self._applied(context, person, event_id)
+            waiting = {m.message_id: m for m in before.scheduled()}
+            cancelled = sorted(
+                m.message_id
+                for m in after.messages.values()
+                if m.message_id in waiting and m.status == CANCELLED
+            )
+            moved = sorted(
+                m.message_id
+                for m in after.scheduled()
+                if m.message_id in waiting and m.channel != waiting[m.message_id].channel
+            )
+            return api.OptOutResponse(cancelled_message_ids=cancelled, moved_message_ids=moved)
+
+        return await self._routed(person, context, request, "OptOut", local, APPLY_WAIT_S)
+
+    async def StartProgramme(
+        self, request: api.StartProgrammeRequest, context: grpc.aio.ServicerContext
+    ) -> api.StartProgrammeResponse:
+        person = request.person_pseudonym
+        await require_pseudonym(context, person, "person_pseudonym")
+        start = ProgrammeStarted(
+            person_pseudonym=person,
+            start_id=str(uuid.uuid4()),
+            programme=request.programme,
+            started_at=timestamp(datetime.now(UTC)),
+        )
+        if request.HasField("expected_due_date"):
+            start.expected_due_date.CopyFrom(request.expected_due_date)
+        if request.HasField("child_born_on"):
+            start.child_born_on.CopyFrom(request.child_born_on)
+        await self._checked(context, lambda: check_programme_start(start, datetime.now(UTC)))
+        name = PROGRAMME_NAMES[request.programme]
+
+        async def local() -> api.StartProgrammeResponse:
+            state = await self._enrolled(context, person)
+            assert state.profile is not None
+            event_id = await self._publish(
+                context,
+                PROGRAMME_STARTED,
+                start,
+                key=person,
+                subject=person,
+                territory=territory_from_code(state.profile.territory),
+            )
+            applied = await self._applied(context, person, event_id)
+            mine = [m for m in applied.scheduled() if m.programme == name]
+            return api.StartProgrammeResponse(scheduled=_scheduled(person, mine))
+
+        return await self._routed(person, context, request, "StartProgramme", local, APPLY_WAIT_S)
+
+    async def EndProgramme(
+        self, request: api.EndProgrammeRequest, context: grpc.aio.ServicerContext
+    ) -> api.EndProgrammeResponse:
+        person = request.person_pseudonym
+        await require_pseudonym(context, person, "person_pseudonym")
+        name = PROGRAMME_NAMES.get(request.programme)
+        if name is None:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "programme must be set")
+            raise AssertionError
+        if request.reason == ProgrammeEndReason.PROGRAMME_END_REASON_UNSPECIFIED:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "reason must be set")
+
+        async def local() -> api.EndProgrammeResponse:
+            before = await self._enrolled(context, person)
+            current = before.programmes.get(name)
+            if current is None or not current.running:
+                await context.abort(
+                    grpc.StatusCode.FAILED_PRECONDITION, "the person is not in this programme"
+                )
+            assert before.profile is not None
+            end = ProgrammeEnded(
+                person_pseudonym=person,
+                end_id=str(uuid.uuid4()),
+                programme=request.programme,
+                reason=request.reason,
+                ended_at=request.ended_at
+                if request.HasField("ended_at")
+                else timestamp(datetime.now(UTC)),
+            )
+            event_id = await self._publish(
+                context,
+                PROGRAMME_ENDED,
+                end,
+                key=person,
+                subject=person,
+                territory=territory_from_code(before.profile.territory),
+            )
+            after = await self._applied(context, person, event_id)
+            waiting = {m.message_id for m in before.scheduled() if m.programme == name}
+            cancelled = sorted(
+                m.message_id
+                for m in after.messages.values()
+                if m.message_id in waiting and m.status == CANCELLED
+            )
+            return api.EndProgrammeResponse(cancelled_message_ids=cancelled)
+
+        return await self._routed(person, context, request, "EndProgramme", local, APPLY_WAIT_S)
+
+    # -- campaigns ------------------------------------------------------------------
+
+    async def _directory_ready(self, context: grpc.aio.ServicerContext) -> None:
+        try:
+            await asyncio.wait_for(self.directory.ready.wait(), APPLY_WAIT_S)
+        except TimeoutError:
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE, "campaigns are still being read; ask again shortly"
+            )
+
+    async def _campaign(
+        self, context: grpc.aio.ServicerContext, campaign_id: str
+    ) -> domain.CampaignDef:
+        await self._directory_ready(context)
+        campaign = self.directory.get(campaign_id)
+        if campaign is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "no such campaign")
+            raise AssertionError
+        return campaign
+
+    async def _write_campaign(
+        self, context: grpc.aio.ServicerContext, campaign: domain.CampaignDef
+    ) -> api.Campaign:
+        """Publish the campaign's next version; answer once the log shows it won."""
+        update = campaign_codec.to_message(campaign)
+        update.changed_at.CopyFrom(timestamp(datetime.now(UTC)))
+        territories = campaign.segment.territories or ["55"]
+        await self._publish(
+            context,
+            CAMPAIGN_UPDATED,
+            update,
+            key=campaign.campaign_id,
+            subject="",
+            territory=TERRITORY_CODES[territories[0]],
+            experiment=campaign.experiment_id,
+        )
+
+        def logged() -> domain.CampaignDef | None:
+            now = self.directory.get(campaign.campaign_id)
+            return now if now is not None and now.version >= campaign.version else None
+
+        current = await self._until(context, logged)
+        if current.version != campaign.version or current.write_id != campaign.write_id:
+            await context.abort(
+                grpc.StatusCode.ABORTED, "the campaign changed meanwhile; read it and try again"
+            )
+        return campaign_view(current)
+
+    async def CreateCampaign(
+        self, request: api.CreateCampaignRequest, context: grpc.aio.ServicerContext
+    ) -> api.CreateCampaignResponse:
+        update = CampaignUpdated()
+        update.CopyFrom(request.campaign)
+        update.campaign_id = update.campaign_id or f"cmp-{uuid.uuid4().hex[:16]}"
+        update.version, update.status = 1, CampaignStatus.CAMPAIGN_STATUS_DRAFT
+        update.write_id, update.approved_by = str(uuid.uuid4()), ""
+        update.changed_by = update.created_by
+        if not update.created_by:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "created_by must name the designer"
+            )
+        if not EXPERIMENT_ID.fullmatch(update.experiment_id):
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "experiment_id is not an experiment id"
+            )
+        campaign = await self._checked(context, lambda: campaign_codec.from_message(update))
+        if campaign.end_at <= datetime.now(UTC):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "end_at is past")
+        await self._directory_ready(context)
+        if self.directory.get(campaign.campaign_id) is not None:
+            await context.abort(grpc.StatusCode.ALREADY_EXISTS, "a campaign has this id")
+        try:
+            view = await self._write_campaign(context, campaign)
+        except grpc.aio.AbortError:
+            raise
+        return api.CreateCampaignResponse(campaign=view)
+
+    async def _transition(
+        self,
+        context: grpc.aio.ServicerContext,
+        campaign_id: str,
+        actor: str,
+        to: str,
+        allowed_from: tuple[str, ...],
+    ) -> api.Campaign:
+        if not actor:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "name who makes the change")
+        await self._checked(context, lambda: check_code(actor, "staff ids"))
+        current = await self._campaign(context, campaign_id)
+        now = datetime.now(UTC)
+        status = current.status_at(now)
+        if current.status == to:
+            return campaign_view(current)  # already done: the call is idempotent
+        if status not in allowed_from:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"the campaign is {status}")
+        if to == domain.APPROVED and current.status == domain.DRAFT and actor == current.created_by:
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                "a campaign is approved by someone else than its designer",
+            )
+        changed = current.model_copy(
+            update={
+                "version": current.version + 1,
+                "write_id": str(uuid.uuid4()),
+                "status": to,
+                "approved_by": actor if current.status == domain.DRAFT else current.approved_by,
+            }
+        )
+        return await self._write_campaign(context, changed)
+
+    async def ApproveCampaign(
+        self, request: api.ApproveCampaignRequest, context: grpc.aio.ServicerContext
+    ) -> api.ApproveCampaignResponse:
+        view = await self._transition(
+            context, request.campaign_id, request.approver_id, domain.APPROVED, (domain.DRAFT,)
+        )
+        return api.ApproveCampaignResponse(campaign=view)
+
+    async def PauseCampaign(
+        self, request: api.PauseCampaignRequest, context: grpc.aio.ServicerContext
+    ) -> api.PauseCampaignResponse:
+        view = await self._transition(
+            context,
+            request.campaign_id,
+            request.actor_id,
+            domain.PAUSED,
+            (domain.APPROVED, domain.RUNNING),
+        )
+        return api.PauseCampaignResponse(campaign=view)
+
+    async def ResumeCampaign(
+        self, request: api.ResumeCampaignRequest, context: grpc.aio.ServicerContext
+    ) -> api.ResumeCampaignResponse:
+        current = await self._campaign(context, request.campaign_id)
+        if current.status != domain.PAUSED:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "the campaign is not paused")
+        view = await self._transition(
+            context, request.campaign_id, request.actor_id, domain.APPROVED, (domain.PAUSED,)
+        )
+        return api.ResumeCampaignResponse(campaign=view)
+
+    async def FinishCampaign(
+        self, request: api.FinishCampaignRequest, context: grpc.aio.ServicerContext
+    ) -> api.FinishCampaignResponse:
+        view = await self._transition(
+            context,
+            request.campaign_id,
+            request.actor_id,
+            domain.FINISHED,
+            (domain.DRAFT, domain.APPROVED, domain.RUNNING, domain.PAUSED),
+        )
+        return api.FinishCampaignResponse(campaign=view)
+
+    async def GetCampaign(
+        self, request: api.GetCampaignRequest, context: grpc.aio.ServicerContext
+    ) -> api.GetCampaignResponse:
+        campaign = await self._campaign(context, request.campaign_id)
+        return api.GetCampaignResponse(campaign=campaign_view(campaign))
+
+    async def GetCampaignStats(
+        self, request: api.GetCampaignStatsRequest, context: grpc.aio.ServicerContext
+    ) -> api.GetCampaignStatsResponse:
+        campaign = await self._campaign(context, request.campaign_id)
+        by_territory: dict[str, dict[str, int]] = {}
+        for person in list(self.states.keys()):
+            if not self.router.holds(PERSON_ENROLLED.name, PERSON_ENROLLED.partitions, person):
+                continue
+            reach = (self.states.get(person) or {}).get("reach", {}).get(campaign.campaign_id)
+            if reach:
+                add_reach(by_territory, reach)
+        if not self.router.is_forwarded(context):
+            # People are spread over the instances: each counts its own.
+            for peer in self.router.peers(self.states):
+                stub = api_grpc.PreventionServiceStub(self.router.channel(peer))
+                try:
+                    answer = await stub.GetCampaignStats(
+                        request,
+                        timeout=self.router.deadline,
+                        metadata=self.router.forward_metadata(),
+                    )
+                except grpc.aio.AioRpcError as exc:
+                    await context.abort(exc.code(), f"instance {peer}: {exc.details()}")
+                    raise
+                for share in answer.by_territory:
+                    counts = by_territory.setdefault(
+                        CODE_OF_TERRITORY.get(share.territory, ""), dict.fromkeys(COUNTED, 0)
+                    )
+                    for name in COUNTED:
+                        counts[name] += getattr(share.counts, name)
+        return stats_response(campaign, by_territory, datetime.now(UTC))
+
+
+async def _experiment(context: grpc.aio.ServicerContext, experiment: str) -> None:
+    if not EXPERIMENT_ID.fullmatch(experiment):
+        await context.abort(
+            grpc.StatusCode.INVALID_ARGUMENT, "experiment_id is not an experiment id"
+        )
+
+
+def add_reach(by_territory: dict[str, dict[str, int]], reach: dict[str, Any]) -> None:
+    """Count one person's share of a campaign (a stored domain.person.Reach)."""
+    counts = by_territory.setdefault(str(reach.get("territory", "")), dict.fromkeys(COUNTED, 0))
+    counts["targeted"] += 1
+    for name in ("sent", "delivered", "opened", "clicked", "failed", "opted_out"):
+        counts[name] += int(bool(reach.get(name)))
+    waiting = not reach.get("sent") and not reach.get("cancelled") and not reach.get("failed")
+    counts["scheduled"] += int(waiting)
+
+
+def stats_response(
+    campaign: domain.CampaignDef, by_territory: dict[str, dict[str, int]], now: datetime
+) -> api.GetCampaignStatsResponse:
+    total = dict.fromkeys(COUNTED, 0)
+    response = api.GetCampaignStatsResponse(
+        campaign_id=campaign.campaign_id, status=campaign_codec.STATUS[campaign.status_at(now)]
+    )
+    for code in sorted(by_territory):
+        counts = by_territory[code]
+        for name in COUNTED:
+            total[name] += counts[name]
+        response.by_territory.add(
+            territory=TERRITORY_CODES.get(code, Territory.TERRITORY_UNSPECIFIED),
+            counts=api.CampaignCounts(**counts),
+        )
+    response.total.CopyFrom(api.CampaignCounts(**total))
+    return response
+
+
+def campaign_view(campaign: domain.CampaignDef) -> api.Campaign:
+    return api.Campaign(
+        definition=campaign_codec.to_message(campaign),
+        status=campaign_codec.STATUS[campaign.status_at(datetime.now(UTC))],
+    )
+
+
+def _scheduled(person: str, messages: list[Message]) -> list[Any]:
+    return [scheduled_fact(person, m).message for m in sorted(messages, key=lambda m: m.due_at)]
+
+
+def _profile(person: str, state: PersonState) -> PersonEnrolled:
+    profile = state.profile
+    if profile is None:
+        return PersonEnrolled(person_pseudonym=person)
+    return PersonEnrolled(
+        person_pseudonym=person,
+        age_band_from=profile.age_from,
+        age_band_to=profile.age_to,
+        territory=TERRITORY_CODES.get(profile.territory, Territory.TERRITORY_UNSPECIFIED),
+        allowed_channels=profile.channels,
+        quiet_hours=QuietHours(start_minute=profile.quiet_start, end_minute=profile.quiet_end),
+        language=profile.language,
+    )
 
 
 def person_schedule(
-    person: str, schedule_json: dict[str, Any] | None
+    person: str, state_json: dict[str, Any] | None
 ) -> api.GetPersonScheduleResponse:
-    """The person's schedule, reminders by due date; someone never enrolled gets an empty one."""
-    schedule = PersonSchedule.from_json(schedule_json or {})
-    return api.GetPersonScheduleResponse(
+    """The person's preferences, programmes and messages by due date; someone never
+    enrolled gets an empty one."""
+    state = PersonState.from_json(state_json)
+    messages = sorted(state.messages.values(), key=lambda m: (m.due_at, m.message_id))
+    response = api.GetPersonScheduleResponse(
         person_pseudonym=person,
-        enrolled=schedule.enrolled,
-        reminders=[
-            ReminderScheduled(
-                reminder_id=reminder.reminder_id,
-                person_pseudonym=person,
-                programme=reminder.programme,
-                channel=reminder.channel,
-                due_at=timestamp(reminder.due_at),
-            )
-            for reminder in schedule.by_due_date()
-        ],
+        enrolled=state.enrolled,
+        opted_out=state.opted_out_all,
+        opted_out_channels=state.opted_out_channels,
+        attributes=state.attributes,
     )
+    if state.profile is not None:
+        response.profile.CopyFrom(_profile(person, state))
+    for message in messages:
+        response.messages.add(
+            message=scheduled_fact(person, message).message,
+            status=MESSAGE_STATUS[message.status],
+            attempts=message.attempts,
+            sent_on=message.sent_on,
+            cancel_reason=message.cancel_reason,
+        )
+        if message.open and message.programme in BY_NAME:
+            response.reminders.append(
+                ReminderScheduled(
+                    reminder_id=message.message_id,
+                    person_pseudonym=person,
+                    programme=message.programme,
+                    channel=message.channel,
+                    due_at=timestamp(message.due_at),
+                )
+            )
+    for name, programme in sorted(state.programmes.items()):
+        view = response.programmes.add(
+            programme=PROGRAMME_OF_NAME_VALUE[name],
+            end_reason=programme.end_reason,
+        )
+        if programme.due_date is not None:
+            view.expected_due_date.FromDatetime(
+                datetime.combine(programme.due_date, datetime.min.time())
+            )
+        if programme.born_on is not None:
+            view.child_born_on.FromDatetime(
+                datetime.combine(programme.born_on, datetime.min.time())
+            )
+    return response
+
+
+PROGRAMME_OF_NAME_VALUE: dict[str, Programme.ValueType] = {
+    name: value for value, name in PROGRAMME_NAMES.items()
+}
 
 
 def register(servicer: PreventionServicer) -> Registrar:

@@ -1,4 +1,4 @@
-"""Per-person state, keyed by person pseudonym (co-partitioned with the input topic)."""
+"""Per-person state, keyed by person pseudonym (co-partitioned with the person topics)."""
 
 from __future__ import annotations
 
@@ -10,5 +10,7 @@ from emeuse.runtime.app import json_table
 
 def declare_tables(app: faust.App) -> TableT:
     return json_table(
-        app, "person_to_schedule", "Enrolment and reminders scheduled (domain.schedule)."
+        app,
+        "person_to_state",
+        "Profile, opt-outs, programmes, messages and campaign reach (domain.person).",
     )

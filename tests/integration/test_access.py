@@ -110,10 +110,12 @@ def open_requests(client: Client, **filters) -> list[api.Request]:
 
 def test_a_critical_chronic_alert_becomes_an_urgent_request_that_gets_booked(platform, bus):
     client = access(platform)
-    gp = register(client, "GP")
-    # Immediate GP requests of earlier tests may be waiting: enough slots for all, and ours.
+    # Immediate GP requests of earlier tests may be waiting: enough GPs with a slot within
+    # the next two hours (an immediate request's reach) for all of them, and ours.
     waiting = len(open_requests(client, urgency="URGENCY_IMMEDIATE"))
-    publish_slots(client, gp, waiting + 3, datetime.now(UTC) + timedelta(minutes=30))
+    gps = [register(client, "GP") for _ in range(waiting + 3)]
+    for gp in gps:
+        publish_slots(client, gp, 1, datetime.now(UTC) + timedelta(minutes=30))
 
     patient = random_pseudonym()
     chronic = Client(
@@ -160,7 +162,7 @@ def test_a_critical_chronic_alert_becomes_an_urgent_request_that_gets_booked(pla
         SLOT_BOOKED.name, lambda r: r["event"]["patient_pseudonym"] == patient, timeout=60
     )
     assert booked["key"] == "55"
-    assert booked["event"]["practitioner_id"] == gp
+    assert booked["event"]["practitioner_id"] in gps
     [asked] = bus.wait_for(
         CONSULTATION_REQUESTED.name, lambda r: r["event"]["patient_pseudonym"] == patient
     )
@@ -170,7 +172,7 @@ def test_a_critical_chronic_alert_becomes_an_urgent_request_that_gets_booked(pla
         api.GetRequestRequest(request_id=asked["event"]["request_id"], territory="55")
     ).request
     assert request.status == api.REQUEST_STATUS_BOOKED
-    assert request.booking.practitioner_id == gp
+    assert request.booking.practitioner_id == booked["event"]["practitioner_id"]
 
 
 def test_two_hundred_requests_racing_for_fifty_slots_on_two_instances(platform, bus):
@@ -273,9 +275,10 @@ def test_a_consultation_runs_its_lifecycle_and_a_referral_reaches_second_line_ca
     specialty = f"pneumo-{uuid.uuid4().hex[:8]}"
     gp = register(client, "GP", f"gp-{specialty}")
     pneumologist = register(client, "SPECIALIST", specialty, line="SECOND")
-    start = datetime.now(UTC) + timedelta(hours=2)
+    # The GP's slot starts in 5 minutes: outcomes are taken from 15 minutes before a slot.
+    start = datetime.now(UTC) + timedelta(minutes=5)
     publish_slots(client, gp, 1, start)
-    publish_slots(client, pneumologist, 1, start + timedelta(days=2))
+    publish_slots(client, pneumologist, 2, start + timedelta(days=2))
     patient = random_pseudonym()
 
     # Second-line care without a referral is not matched.
@@ -329,11 +332,17 @@ def test_a_consultation_runs_its_lifecycle_and_a_referral_reaches_second_line_ca
     referred = ask(client, consultation(patient, specialty, referral_booking_id=booking_id))
     assert referred.status == api.REQUEST_STATUS_BOOKED
     assert referred.booking.practitioner_id == pneumologist
-    # A referral that is not one is refused.
-    with pytest.raises(grpc.RpcError) as bogus:
-        ask(client, consultation(random_pseudonym(), specialty, referral_booking_id=booking_id))
-    assert bogus.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "referral" in bogus.value.details()
+    # A referral that is not one is refused: another patient, another specialty, or the
+    # same referral used twice.
+    for patient_, specialty_ in (
+        (random_pseudonym(), specialty),
+        (patient, f"derm-{uuid.uuid4().hex[:8]}"),
+        (patient, specialty),
+    ):
+        with pytest.raises(grpc.RpcError) as bogus:
+            ask(client, consultation(patient_, specialty_, referral_booking_id=booking_id))
+        assert bogus.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "referral" in bogus.value.details()
     counts = Counter(
         r["event"]["status"]
         for r in bus.all_records(CONSULTATION_STATUS_CHANGED.name, 1)

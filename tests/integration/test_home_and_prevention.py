@@ -11,8 +11,8 @@ from emeuse.prevention.v1 import prevention_service_pb2, prevention_service_pb2_
 from emeuse.prevention.v1.prevention_events_pb2 import PersonEnrolled
 from emeuse.registry import (
     INCIDENT_RAISED,
+    MESSAGE_SCHEDULED,
     PERSON_ENROLLED,
-    REMINDER_SCHEDULED,
     SENSOR_EVENT_REPORTED,
 )
 from emeuse.runtime.pseudonym import random_pseudonym
@@ -73,7 +73,7 @@ def test_an_enrolment_schedules_the_national_reminders_for_the_age_band(platform
     )
     bus.send(*record(PERSON_ENROLLED, enrolled, person))
 
-    reminders = bus.wait_for(REMINDER_SCHEDULED.name, lambda r: r["key"] == person, count=2)
+    reminders = bus.wait_for(MESSAGE_SCHEDULED.name, lambda r: r["key"] == person, count=2)
     assert {r["event"]["programme"] for r in reminders} == {
         "screening.colorectal",
         "screening.breast",
@@ -89,5 +89,5 @@ def test_an_enrolment_schedules_the_national_reminders_for_the_age_band(platform
         )
     assert schedule.enrolled
     assert {r.reminder_id for r in schedule.reminders} == {
-        r["event"]["reminder_id"] for r in reminders
+        r["event"]["message_id"] for r in reminders
     }

@@ -29,12 +29,14 @@ def test_event_topics_keep_order_per_person_or_per_territory_agenda():
         if spec.is_dead_letter:
             continue
         # Keyed (or partitioned) by the person, by the territory whose agenda has one writer
-        # (access), or a directory keyed by its entry (partners); a topic about a person
-        # names the pseudonym field ce_subject must match.
+        # (access), or a directory keyed by its entry (partners, campaigns: compacted, read
+        # whole); a topic about a person names the pseudonym field ce_subject must match.
         ordered_by = spec.partition_by or spec.key
-        assert ordered_by.endswith("_pseudonym") or ordered_by in ("territory", "partner_id"), (
-            spec.name
-        )
+        assert ordered_by.endswith("_pseudonym") or ordered_by in (
+            "territory",
+            "partner_id",
+            "campaign_id",
+        ), spec.name
         fields = spec.message.DESCRIPTOR.fields_by_name
         if spec.subject_field:
             assert spec.subject_field.endswith("_pseudonym"), spec.name

@@ -6,6 +6,7 @@
   emeuse tail TOPIC                 one decoded event per line
   emeuse health HOST:PORT...        gRPC health of services (--wait S to wait for SERVING)
   emeuse callers add NAME           give a gRPC caller a new token (file) and allow it
+  emeuse partner add|list|grant|remove   partners: registry, Kafka credential and ACLs
   emeuse partner run MODULE:APP     run a partner's PartnerApp on its feed (docs/partners.md)
 
 Every command takes --bootstrap (default: EMEUSE_KAFKA_BOOTSTRAP or 127.0.0.1:9092).
@@ -19,7 +20,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from kafka import TopicPartition
 from emeuse.cli import kafka
 from emeuse.cli.errors import CliError
 from emeuse.cli.health import check_health
+from emeuse.cli.partner_admin import add_partner_admin_commands
 from emeuse.cli.partner_run import add_partner_run_command
 from emeuse.cli.publish import build_event
 from emeuse.cli.records import describe
@@ -125,17 +127,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _bootstrap_option(callers)
 
-    # Each `partner` sub-command sets `handler` (partner_run.py, partner_admin.py).
-    partner = commands.add_parser("partner", help="partner apps and their administration")
+    partner = commands.add_parser(
+        "partner", help="manage partners (registry, credentials, ACLs) and run partner apps"
+    )
+    # Each `partner` subcommand names its handler (set_defaults(handler=...)).
     partner_commands = partner.add_subparsers(
         dest="partner_command", required=True, parser_class=_Parser
     )
+    add_partner_admin_commands(partner_commands)
     add_partner_run_command(partner_commands)
     return parser
-
-
-def cmd_partner(args: argparse.Namespace) -> int:
-    return int(args.handler(args))
 
 
 def cmd_callers(args: argparse.Namespace) -> int:
@@ -270,6 +271,11 @@ def cmd_tail(args: argparse.Namespace) -> int:
         finally:
             consumer.close()
     return 0
+
+
+def cmd_partner(args: argparse.Namespace) -> int:
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    return handler(args)
 
 
 COMMANDS = {

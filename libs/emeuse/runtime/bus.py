@@ -107,7 +107,7 @@ class Bus:
         experiment_id: str | None = None,
         event_id: str | None = None,
     ) -> EventEnvelope:
-        """Publish one event; inside a handler it goes out when the cause is acknowledged.
+        """Publish one event and wait until the broker has it.
 
         Without an explicit id, a caused event's id derives from its cause, so a record
         handled twice (at-least-once) publishes the same ids and consumers dedupe on them.
@@ -153,9 +153,11 @@ class Bus:
         pending = await self.topic(spec).send(
             key=key, value=value, headers=headers, partition=partition
         )
-        if faust.current_event() is None:
-            # Outside a handler (a gRPC call) wait for the broker's acknowledgement.
-            await pending
+        # Wait for the broker's acknowledgement, in a handler too: a handler publishes its
+        # events before it writes its table, so a crash in between redelivers the record,
+        # and the events go out again under the same ids, never lost behind a state that
+        # says they were sent.
+        await pending
 
     def topics(self, *specs: TopicSpec) -> faust.TopicT:
         """One channel over several co-partitioned topics: an agent reading it handles their

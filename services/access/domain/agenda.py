@@ -92,10 +92,22 @@ class BookingState(BaseModel):
     booked_at: datetime
     follow_ups: list[int] = Field(default_factory=list)
     referral_specialty: str = ""
+    # The request that used this consultation's referral (a referral books once).
+    referral_used_by: str = ""
 
     @property
     def active(self) -> bool:
         return self.status in ACTIVE_BOOKING
+
+
+# How far ahead a slot may be for each urgency: an immediate request is not "booked" into
+# next month; with no slot in reach it waits, and is flagged past its booking delay.
+HORIZON = {
+    IMMEDIATE: timedelta(hours=2),
+    SAME_DAY: timedelta(hours=24),
+    WITHIN_7_DAYS: timedelta(days=7),
+    ROUTINE: timedelta(days=365),
+}
 
 
 def queue_key(request: RequestState) -> tuple[int, datetime, str]:

@@ -16,8 +16,10 @@ from datetime import datetime
 from services.access.domain.agenda import (
     FIRST_LINE,
     GP,
+    HORIZON,
     NURSE_ASSISTED,
     PHONE,
+    ROUTINE,
     SECOND_LINE,
     VIDEO,
     Location,
@@ -65,6 +67,8 @@ def suitable(
     """The modality if the slot suits the request, else None."""
     if not slot.free or slot.start < now or not practitioner.active:
         return None
+    if slot.start > now + HORIZON.get(request.urgency, HORIZON[ROUTINE]):
+        return None  # too far for the urgency
     if slot.slot_id in request.declined_slots:
         return None
     if practitioner.profession != (request.profession or GP):

@@ -1,31 +1,61 @@
-"""French national prevention programmes and the ages they invite."""
+"""French national screening and vaccination programmes, and the ages they invite.
+
+HPV vaccination is offered at 11-14 (two doses six months apart); organised colorectal
+and breast cancer screening every two years at 50-74. A person is known by an age band,
+so a programme invites the bands that overlap its ages.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 OLDEST_AGE = 120
 
 
 @dataclass(frozen=True)
 class Programme:
-    """A national programme and the ages, inclusive, it invites."""
+    """A national programme: the ages, inclusive, it invites, and its reminder steps."""
 
     name: str
     age_from: int
     age_to: int
+    template_id: str
+    # Delay of each further step after the first (HPV's second dose).
+    further_steps: tuple[timedelta, ...] = ()
+    # Screening rounds come back: the next reminder this long after one is sent.
+    every: timedelta | None = None
 
     def overlaps(self, band_from: int, band_to: int) -> bool:
         return band_from <= self.age_to and self.age_from <= band_to
 
 
 PROGRAMMES = (
-    Programme("vaccination.hpv", 11, 14),
-    Programme("screening.colorectal", 50, 74),
+    Programme(
+        "vaccination.hpv",
+        11,
+        14,
+        "reminder.vaccination.hpv",
+        further_steps=(timedelta(days=182),),
+    ),
+    Programme(
+        "screening.colorectal",
+        50,
+        74,
+        "reminder.screening.colorectal",
+        every=timedelta(days=730),
+    ),
     # Sex is not on the bus yet, so breast screening is offered to the whole age band
     # and the person's own preferences decide whether the reminder is acted on.
-    Programme("screening.breast", 50, 74),
+    Programme(
+        "screening.breast",
+        50,
+        74,
+        "reminder.screening.breast",
+        every=timedelta(days=730),
+    ),
 )
+BY_NAME = {programme.name: programme for programme in PROGRAMMES}
 
 
 def check_age_band(band_from: int, band_to: int) -> None:

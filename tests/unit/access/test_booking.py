@@ -437,7 +437,9 @@ def test_invalid_outcomes_are_refused_and_change_nothing(before, outcome, fields
     if before == CANCELLED:
         meuse.act(action(CANCEL, "before", booking_id=booking_id))
     elif before is not None:
-        meuse.act(action(RECORD_OUTCOME, "before", booking_id=booking_id, status=before))
+        meuse.act(
+            action(RECORD_OUTCOME, "before", booking_id=booking_id, status=before), now=at(9, 5)
+        )
     state = meuse.agenda.booking(booking_id)
     result = meuse.act(
         action(RECORD_OUTCOME, "outcome", booking_id=booking_id, status=outcome, **fields),
@@ -492,11 +494,33 @@ def test_a_slot_published_again_is_ignored_and_its_booking_stands():
     meuse = gp_day(9)
     meuse.ask(consultation("r-1"))
     booking_id = meuse.booking_of("r-1")
-    moved = availability("gp-bld", at(15))
-    moved.slots[0].slot_id = S9
-    meuse.publish(moved)
+    meuse.publish(availability("gp-bld", at(9)))
     slot = meuse.agenda.slot(S9)
     assert (slot.start, slot.booking_id) == (at(9), booking_id)
+
+
+def test_a_slot_id_reused_for_another_time_is_refused_and_the_booking_stands():
+    meuse = gp_day(9)
+    meuse.ask(consultation("r-1"))
+    booking_id = meuse.booking_of("r-1")
+    moved = availability("gp-bld", at(15))
+    moved.slots[0].slot_id = S9
+    with pytest.raises(InvalidEventError, match="already another slot"):
+        meuse.publish(moved)
+    slot = meuse.agenda.slot(S9)
+    assert (slot.start, slot.booking_id) == (at(9), booking_id)
+
+
+def test_a_practitioner_cannot_publish_overlapping_slots():
+    meuse = gp_day(9)  # 09:00-09:20
+    overlapping = availability("gp-bld", at(9, 10))
+    overlapping.slots[0].slot_id = "another-id"
+    with pytest.raises(InvalidEventError, match="overlaps"):
+        meuse.publish(overlapping)
+    with pytest.raises(InvalidEventError, match="overlaps"):
+        meuse.publish(availability("gp-bld", at(11), at(11, 10)))
+    assert meuse.agenda.slot("another-id") is None
+    meuse.publish(availability("gp-bld", at(9, 20)))  # back to back is fine
 
 
 @pytest.mark.parametrize("fault", ["unregistered", "other practitioner", "no duration", "no id"])

@@ -18,7 +18,6 @@ from tests.unit.access.meuse import (
     VERDUN,
     WITHIN_7_DAYS,
     Meuse,
-    at,
     availability,
     booked,
     consultation,
@@ -27,7 +26,7 @@ from tests.unit.access.meuse import (
 )
 
 TOWNS = (BAR_LE_DUC, VERDUN, COMMERCY, SAINT_MIHIEL, STENAY)
-GPS = [(f"gp-{town.commune}", town) for town in TOWNS]
+GPS = [(f"gp-{town.commune}-{n}", town) for town in TOWNS for n in (1, 2)]
 URGENCIES = (IMMEDIATE, SAME_DAY, WITHIN_7_DAYS, ROUTINE)
 
 
@@ -44,11 +43,12 @@ def requests(rng):
 
 
 def availabilities():
-    """10 slots for each of the 5 GPs, published 5 at a time."""
+    """5 slots of 20 minutes for each of the 10 GPs, all within the next two hours (in
+    reach of an immediate request), published 3 then 2 at a time."""
     published = []
     for pid, _ in GPS:
-        starts = [at(9 + k // 2, 30 * (k % 2)) for k in range(10)]
-        published += [availability(pid, *starts[:5]), availability(pid, *starts[5:])]
+        starts = [NOW + timedelta(minutes=10 + 20 * k) for k in range(5)]
+        published += [availability(pid, *starts[:3]), availability(pid, *starts[3:])]
     return published
 
 

@@ -1,9 +1,16 @@
-"""Prevention rules: which national programmes an age band is invited to, on which channel."""
+"""Screening and vaccination: which national programmes an age band is invited to, and
+the reminders it gets (French national programmes)."""
+
+from datetime import timedelta
 
 import pytest
 
+from emeuse.prevention.v1.prevention_events_pb2 import DeliveryStatus
 from services.prevention.domain.channels import choose_channel
+from services.prevention.domain.person import PersonState
 from services.prevention.domain.programmes import programmes_for
+from services.prevention.handlers import enrol, record_receipt, send_message
+from tests.unit.prevention.people import DELAYS, NOW, enrolled, enrolment, receipt, send
 
 
 def names(band_from: int, band_to: int) -> set[str]:
@@ -22,10 +29,13 @@ def test_age_band_30_34_gets_nothing() -> None:
     assert names(30, 34) == set()
 
 
-def test_a_band_that_only_touches_a_programme_s_ages_still_overlaps_it() -> None:
+def test_screening_stops_at_74_and_starts_at_50() -> None:
     assert names(74, 79) == {"screening.colorectal", "screening.breast"}
     assert names(75, 79) == set()
+    assert names(45, 49) == set()
     assert names(45, 50) == {"screening.colorectal", "screening.breast"}
+    assert names(15, 19) == set()
+    assert names(10, 10) == set()
 
 
 @pytest.mark.parametrize(("band_from", "band_to"), [(60, 55), (-5, 4), (115, 121)])
@@ -36,8 +46,57 @@ def test_an_impossible_age_band_is_refused(band_from: int, band_to: int) -> None
 
 def test_the_channel_is_the_first_the_person_allows_that_we_send_on() -> None:
     assert choose_channel(["fax", "sms", "app"]) == "sms"
+    assert choose_channel(["sms", "app"], refused=["sms"]) == "app"
+    assert choose_channel(["sms", "app"], tried=["sms", "app"]) is None
 
 
-def test_no_allowed_channel_we_send_on_gives_no_channel() -> None:
-    assert choose_channel([]) is None
-    assert choose_channel(["fax", "pigeon"]) is None
+def test_a_person_aged_50_54_gets_two_screening_reminders_a_week_after_enrolment() -> None:
+    _, state = enrolled(band=(50, 54), channels=("sms", "app"))
+    reminders = state.scheduled()
+    assert {m.programme for m in reminders} == {"screening.colorectal", "screening.breast"}
+    assert all(m.due_at == NOW + timedelta(days=7) and m.channel == "sms" for m in reminders)
+
+
+def test_hpv_vaccination_reminds_both_doses_six_months_apart() -> None:
+    _, state = enrolled(band=(11, 14))
+    doses = sorted(state.scheduled(), key=lambda m: m.due_at)
+    assert [m.step for m in doses] == ["step_1", "step_2"]
+    assert doses[1].due_at - doses[0].due_at == timedelta(days=182)
+
+
+def test_enrolling_again_schedules_nothing_new() -> None:
+    person, state = enrolled(band=(50, 54))
+    again = enrol(
+        enrolment(person, band=(50, 54)), state=state, now=NOW + timedelta(days=3), delays=DELAYS
+    )
+    assert again.facts == []
+    assert again.state.messages == state.messages
+
+
+def test_no_allowed_channel_we_send_on_schedules_nothing_and_says_so() -> None:
+    _, state = enrolled(band=(11, 14), channels=("fax",))
+    outcome_state = state
+    assert outcome_state.scheduled() == []
+    assert outcome_state.enrolled
+
+
+def test_a_sent_screening_reminder_plans_the_next_round_two_years_later() -> None:
+    person, state = enrolled(band=(50, 54))
+    colorectal = next(m for m in state.scheduled() if m.programme == "screening.colorectal")
+    outcome = send_message(
+        send(person, colorectal.message_id), campaign=None, state=state, now=colorectal.due_at
+    )
+    assert outcome.outcome == "sent"
+    [next_round] = [m for m in outcome.state.scheduled() if m.programme == "screening.colorectal"]
+    assert next_round.due_at == colorectal.due_at + timedelta(days=730)
+    delivered = record_receipt(
+        receipt(person, colorectal.message_id, DeliveryStatus.DELIVERY_STATUS_DELIVERED),
+        state=outcome.state,
+        now=colorectal.due_at,
+    )
+    assert delivered.state.messages[colorectal.message_id].status == "delivered"
+
+
+def test_the_state_survives_the_table_round_trip() -> None:
+    _, state = enrolled(band=(50, 54))
+    assert PersonState.from_json(state.to_json()) == state

@@ -23,18 +23,71 @@ _sym_db = _symbol_database.Default()
 
 
 from emeuse.place.v1 import territory_pb2 as emeuse_dot_place_dot_v1_dot_territory__pb2
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,emeuse/prevention/v1/prevention_events.proto\x12\x14\x65meuse.prevention.v1\x1a\x1f\x65meuse/place/v1/territory.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9f\x01\n\x0ePersonEnrolled\x12\x18\n\x10person_pseudonym\x18\x01 \x01(\t\x12\x15\n\rage_band_from\x18\x02 \x01(\x05\x12\x13\n\x0b\x61ge_band_to\x18\x03 \x01(\x05\x12-\n\tterritory\x18\x04 \x01(\x0e\x32\x1a.emeuse.place.v1.Territory\x12\x18\n\x10\x61llowed_channels\x18\x05 \x03(\t\"\x92\x01\n\x11ReminderScheduled\x12\x13\n\x0breminder_id\x18\x01 \x01(\t\x12\x18\n\x10person_pseudonym\x18\x02 \x01(\t\x12\x11\n\tprogramme\x18\x03 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x04 \x01(\t\x12*\n\x06\x64ue_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,emeuse/prevention/v1/prevention_events.proto\x12\x14\x65meuse.prevention.v1\x1a\x1f\x65meuse/place/v1/territory.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe8\x01\n\x0ePersonEnrolled\x12\x18\n\x10person_pseudonym\x18\x01 \x01(\t\x12\x15\n\rage_band_from\x18\x02 \x01(\x05\x12\x13\n\x0b\x61ge_band_to\x18\x03 \x01(\x05\x12-\n\tterritory\x18\x04 \x01(\x0e\x32\x1a.emeuse.place.v1.Territory\x12\x18\n\x10\x61llowed_channels\x18\x05 \x03(\t\x12\x35\n\x0bquiet_hours\x18\x06 \x01(\x0b\x32 .emeuse.prevention.v1.QuietHours\x12\x10\n\x08language\x18\x07 \x01(\t\"6\n\nQuietHours\x12\x14\n\x0cstart_minute\x18\x01 \x01(\x05\x12\x12\n\nend_minute\x18\x02 \x01(\x05\"\x96\x01\n\x11ReminderScheduled\x12\x13\n\x0breminder_id\x18\x01 \x01(\t\x12\x18\n\x10person_pseudonym\x18\x02 \x01(\t\x12\x11\n\tprogramme\x18\x03 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x04 \x01(\t\x12*\n\x06\x64ue_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:\x02\x18\x01\"\xd4\x01\n\x12PreferencesUpdated\x12\x18\n\x10person_pseudonym\x18\x01 \x01(\t\x12\x11\n\tchange_id\x18\x02 \x01(\t\x12\x18\n\x10\x61llowed_channels\x18\x03 \x03(\t\x12\x35\n\x0bquiet_hours\x18\x04 \x01(\x0b\x32 .emeuse.prevention.v1.QuietHours\x12\x10\n\x08language\x18\x05 \x01(\t\x12.\n\nupdated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x97\x01\n\x0eOptOutRecorded\x12\x18\n\x10person_pseudonym\x18\x01 \x01(\t\x12\x12\n\nopt_out_id\x18\x02 \x01(\t\x12\x10\n\x08\x63hannels\x18\x03 \x03(\t\x12\x13\n\x0breason_code\x18\x04 \x01(\t\x12\x30\n\x0copted_out_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8c\x02\n\x10ProgrammeStarted\x12\x18\n\x10person_pseudonym\x18\x01 \x01(\t\x12\x10\n\x08start_id\x18\x02 \x01(\t\x12\x32\n\tprogramme\x18\x03 \x01(\x0e\x32\x1f.emeuse.prevention.v1.Programme\x12\x35\n\x11\x65xpected_due_date\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rchild_born_on\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xd6\x01\n\x0eProgrammeEnded\x12\x18\n\x10person_pseudonym\x18\x01 \x01(\t\x12\x0e\n\x06\x65nd_id\x18\x02 \x01(\t\x12\x32\n\tprogramme\x18\x03 \x01(\x0e\x32\x1f.emeuse.prevention.v1.Programme\x12\x38\n\x06reason\x18\x04 \x01(\x0e\x32(.emeuse.prevention.v1.ProgrammeEndReason\x12,\n\x08\x65nded_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"p\n\x07Segment\x12\x10\n\x08\x61ge_from\x18\x01 \x01(\x05\x12\x0e\n\x06\x61ge_to\x18\x02 \x01(\x05\x12/\n\x0bterritories\x18\x03 \x03(\x0e\x32\x1a.emeuse.place.v1.Territory\x12\x12\n\nattributes\x18\x04 \x03(\t\"\xe7\x01\n\x0f\x41udienceMessage\x12/\n\x08\x61udience\x18\x01 \x01(\x0b\x32\x1d.emeuse.prevention.v1.Segment\x12\x13\n\x0btemplate_id\x18\x02 \x01(\t\x12\x10\n\x08language\x18\x03 \x01(\t\x12I\n\nparameters\x18\x04 \x03(\x0b\x32\x35.emeuse.prevention.v1.AudienceMessage.ParametersEntry\x1a\x31\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"L\n\x0c\x46requencyCap\x12\x14\n\x0cmax_messages\x18\x01 \x01(\x05\x12&\n\x03per\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xcc\x04\n\x0f\x43\x61mpaignUpdated\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12\x10\n\x08write_id\x18\x03 \x01(\t\x12\x34\n\x06status\x18\x04 \x01(\x0e\x32$.emeuse.prevention.v1.CampaignStatus\x12\x12\n\nlabel_code\x18\x05 \x01(\t\x12.\n\x07segment\x18\x06 \x01(\x0b\x32\x1d.emeuse.prevention.v1.Segment\x12\x37\n\x08messages\x18\x07 \x03(\x0b\x32%.emeuse.prevention.v1.AudienceMessage\x12,\n\x08start_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x06\x65nd_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x39\n\rfrequency_cap\x18\n \x01(\x0b\x32\".emeuse.prevention.v1.FrequencyCap\x12\x35\n\x0bquiet_hours\x18\x0b \x01(\x0b\x32 .emeuse.prevention.v1.QuietHours\x12\x12\n\ncreated_by\x18\x0c \x01(\t\x12\x13\n\x0b\x61pproved_by\x18\r \x01(\t\x12\x12\n\nchanged_by\x18\x0e \x01(\t\x12.\n\nchanged_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rexperiment_id\x18\x10 \x01(\t\"\x80\x02\n\x15PersonActionRequested\x12\x11\n\taction_id\x18\x01 \x01(\t\x12\x18\n\x10person_pseudonym\x18\x02 \x01(\t\x12\x32\n\x06\x61\x63tion\x18\x03 \x01(\x0e\x32\".emeuse.prevention.v1.PersonAction\x12\x13\n\x0b\x63\x61mpaign_id\x18\x04 \x01(\t\x12\x12\n\nmessage_id\x18\x05 \x01(\t\x12\x12\n\nbooking_id\x18\x06 \x01(\t\x12\x17\n\x0f\x66ollow_up_codes\x18\x07 \x03(\t\x12\x30\n\x0crequested_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xd9\x02\n\x10MessageScheduled\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x18\n\x10person_pseudonym\x18\x02 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x03 \x01(\t\x12\x11\n\tprogramme\x18\x04 \x01(\t\x12\x0c\n\x04step\x18\x05 \x01(\t\x12\x13\n\x0btemplate_id\x18\x06 \x01(\t\x12J\n\nparameters\x18\x07 \x03(\x0b\x32\x36.emeuse.prevention.v1.MessageScheduled.ParametersEntry\x12\x10\n\x08language\x18\x08 \x01(\t\x12\x0f\n\x07\x63hannel\x18\t \x01(\t\x12*\n\x06\x64ue_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a\x31\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xf2\x02\n\x18MessageDeliveryRequested\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x18\n\x10person_pseudonym\x18\x02 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x03 \x01(\t\x12\x13\n\x0btemplate_id\x18\x04 \x01(\t\x12R\n\nparameters\x18\x05 \x03(\x0b\x32>.emeuse.prevention.v1.MessageDeliveryRequested.ParametersEntry\x12\x10\n\x08language\x18\x06 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\x05\x12\x13\n\x0b\x63\x61mpaign_id\x18\x08 \x01(\t\x12\x11\n\tprogramme\x18\t \x01(\t\x12\x30\n\x0crequested_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a\x31\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x9c\x01\n\x10MessageCancelled\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x18\n\x10person_pseudonym\x18\x02 \x01(\t\x12\x13\n\x0breason_code\x18\x03 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x04 \x01(\t\x12\x30\n\x0c\x63\x61ncelled_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xfa\x01\n\x17\x44\x65liveryReceiptReported\x12\x12\n\nreceipt_id\x18\x01 \x01(\t\x12\x12\n\nmessage_id\x18\x02 \x01(\t\x12\x18\n\x10person_pseudonym\x18\x03 \x01(\t\x12\x34\n\x06status\x18\x04 \x01(\x0e\x32$.emeuse.prevention.v1.DeliveryStatus\x12\x0f\n\x07\x63hannel\x18\x05 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\x05\x12\x14\n\x0c\x66\x61ilure_code\x18\x07 \x01(\t\x12/\n\x0breported_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x82\x01\n\tProgramme\x12\x19\n\x15PROGRAMME_UNSPECIFIED\x10\x00\x12\x17\n\x13PROGRAMME_PREGNANCY\x10\x01\x12\x1f\n\x1bPROGRAMME_PARENTAL_COACHING\x10\x02\x12 \n\x1cPROGRAMME_DIABETES_EDUCATION\x10\x03*\xad\x01\n\x12ProgrammeEndReason\x12$\n PROGRAMME_END_REASON_UNSPECIFIED\x10\x00\x12#\n\x1fPROGRAMME_END_REASON_CHILD_BORN\x10\x01\x12(\n$PROGRAMME_END_REASON_PREGNANCY_ENDED\x10\x02\x12\"\n\x1ePROGRAMME_END_REASON_WITHDRAWN\x10\x03*\xc1\x01\n\x0e\x43\x61mpaignStatus\x12\x1f\n\x1b\x43\x41MPAIGN_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43\x41MPAIGN_STATUS_DRAFT\x10\x01\x12\x1c\n\x18\x43\x41MPAIGN_STATUS_APPROVED\x10\x02\x12\x1b\n\x17\x43\x41MPAIGN_STATUS_RUNNING\x10\x03\x12\x1a\n\x16\x43\x41MPAIGN_STATUS_PAUSED\x10\x04\x12\x1c\n\x18\x43\x41MPAIGN_STATUS_FINISHED\x10\x05*\x9a\x01\n\x0cPersonAction\x12\x1d\n\x19PERSON_ACTION_UNSPECIFIED\x10\x00\x12!\n\x1dPERSON_ACTION_TARGET_CAMPAIGN\x10\x01\x12\x1e\n\x1aPERSON_ACTION_SEND_MESSAGE\x10\x02\x12(\n$PERSON_ACTION_FOLLOW_UP_CONSULTATION\x10\x03*\xc2\x01\n\x0e\x44\x65liveryStatus\x12\x1f\n\x1b\x44\x45LIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x44\x45LIVERY_STATUS_DELIVERED\x10\x01\x12\x1a\n\x16\x44\x45LIVERY_STATUS_OPENED\x10\x02\x12\x1b\n\x17\x44\x45LIVERY_STATUS_CLICKED\x10\x03\x12\x1a\n\x16\x44\x45LIVERY_STATUS_FAILED\x10\x04\x12\x1b\n\x17\x44\x45LIVERY_STATUS_BOUNCED\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'emeuse.prevention.v1.prevention_events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PERSONENROLLED']._serialized_start=137
-  _globals['_PERSONENROLLED']._serialized_end=296
-  _globals['_REMINDERSCHEDULED']._serialized_start=299
-  _globals['_REMINDERSCHEDULED']._serialized_end=445
+  _globals['_REMINDERSCHEDULED']._loaded_options = None
+  _globals['_REMINDERSCHEDULED']._serialized_options = b'\030\001'
+  _globals['_AUDIENCEMESSAGE_PARAMETERSENTRY']._loaded_options = None
+  _globals['_AUDIENCEMESSAGE_PARAMETERSENTRY']._serialized_options = b'8\001'
+  _globals['_MESSAGESCHEDULED_PARAMETERSENTRY']._loaded_options = None
+  _globals['_MESSAGESCHEDULED_PARAMETERSENTRY']._serialized_options = b'8\001'
+  _globals['_MESSAGEDELIVERYREQUESTED_PARAMETERSENTRY']._loaded_options = None
+  _globals['_MESSAGEDELIVERYREQUESTED_PARAMETERSENTRY']._serialized_options = b'8\001'
+  _globals['_PROGRAMME']._serialized_start=3879
+  _globals['_PROGRAMME']._serialized_end=4009
+  _globals['_PROGRAMMEENDREASON']._serialized_start=4012
+  _globals['_PROGRAMMEENDREASON']._serialized_end=4185
+  _globals['_CAMPAIGNSTATUS']._serialized_start=4188
+  _globals['_CAMPAIGNSTATUS']._serialized_end=4381
+  _globals['_PERSONACTION']._serialized_start=4384
+  _globals['_PERSONACTION']._serialized_end=4538
+  _globals['_DELIVERYSTATUS']._serialized_start=4541
+  _globals['_DELIVERYSTATUS']._serialized_end=4735
+  _globals['_PERSONENROLLED']._serialized_start=169
+  _globals['_PERSONENROLLED']._serialized_end=401
+  _globals['_QUIETHOURS']._serialized_start=403
+  _globals['_QUIETHOURS']._serialized_end=457
+  _globals['_REMINDERSCHEDULED']._serialized_start=460
+  _globals['_REMINDERSCHEDULED']._serialized_end=610
+  _globals['_PREFERENCESUPDATED']._serialized_start=613
+  _globals['_PREFERENCESUPDATED']._serialized_end=825
+  _globals['_OPTOUTRECORDED']._serialized_start=828
+  _globals['_OPTOUTRECORDED']._serialized_end=979
+  _globals['_PROGRAMMESTARTED']._serialized_start=982
+  _globals['_PROGRAMMESTARTED']._serialized_end=1250
+  _globals['_PROGRAMMEENDED']._serialized_start=1253
+  _globals['_PROGRAMMEENDED']._serialized_end=1467
+  _globals['_SEGMENT']._serialized_start=1469
+  _globals['_SEGMENT']._serialized_end=1581
+  _globals['_AUDIENCEMESSAGE']._serialized_start=1584
+  _globals['_AUDIENCEMESSAGE']._serialized_end=1815
+  _globals['_AUDIENCEMESSAGE_PARAMETERSENTRY']._serialized_start=1766
+  _globals['_AUDIENCEMESSAGE_PARAMETERSENTRY']._serialized_end=1815
+  _globals['_FREQUENCYCAP']._serialized_start=1817
+  _globals['_FREQUENCYCAP']._serialized_end=1893
+  _globals['_CAMPAIGNUPDATED']._serialized_start=1896
+  _globals['_CAMPAIGNUPDATED']._serialized_end=2484
+  _globals['_PERSONACTIONREQUESTED']._serialized_start=2487
+  _globals['_PERSONACTIONREQUESTED']._serialized_end=2743
+  _globals['_MESSAGESCHEDULED']._serialized_start=2746
+  _globals['_MESSAGESCHEDULED']._serialized_end=3091
+  _globals['_MESSAGESCHEDULED_PARAMETERSENTRY']._serialized_start=1766
+  _globals['_MESSAGESCHEDULED_PARAMETERSENTRY']._serialized_end=1815
+  _globals['_MESSAGEDELIVERYREQUESTED']._serialized_start=3094
+  _globals['_MESSAGEDELIVERYREQUESTED']._serialized_end=3464
+  _globals['_MESSAGEDELIVERYREQUESTED_PARAMETERSENTRY']._serialized_start=1766
+  _globals['_MESSAGEDELIVERYREQUESTED_PARAMETERSENTRY']._serialized_end=1815
+  _globals['_MESSAGECANCELLED']._serialized_start=3467
+  _globals['_MESSAGECANCELLED']._serialized_end=3623
+  _globals['_DELIVERYRECEIPTREPORTED']._serialized_start=3626
+  _globals['_DELIVERYRECEIPTREPORTED']._serialized_end=3876
 # @@protoc_insertion_point(module_scope)

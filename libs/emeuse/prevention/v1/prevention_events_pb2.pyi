@@ -6,9 +6,11 @@ isort:skip_file
 from collections import abc as _abc
 from emeuse.place.v1 import territory_pb2 as _territory_pb2
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -18,11 +20,174 @@ if sys.version_info >= (3, 11):
 else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
+if sys.version_info >= (3, 13):
+    from warnings import deprecated as _deprecated
+else:
+    from typing_extensions import deprecated as _deprecated
+
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _Programme:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ProgrammeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Programme.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PROGRAMME_UNSPECIFIED: _Programme.ValueType  # 0
+    """PROGRAMME_UNSPECIFIED is never valid."""
+    PROGRAMME_PREGNANCY: _Programme.ValueType  # 1
+    """PROGRAMME_PREGNANCY: contacts and reminders by week of pregnancy, from the expected due date."""
+    PROGRAMME_PARENTAL_COACHING: _Programme.ValueType  # 2
+    """PROGRAMME_PARENTAL_COACHING: advice and reminders by the child's age."""
+    PROGRAMME_DIABETES_EDUCATION: _Programme.ValueType  # 3
+    """PROGRAMME_DIABETES_EDUCATION: the education series of a person monitored for diabetes."""
+
+class Programme(_Programme, metaclass=_ProgrammeEnumTypeWrapper):
+    """Programme is a prevention programme with a timeline of its own."""
+
+PROGRAMME_UNSPECIFIED: Programme.ValueType  # 0
+"""PROGRAMME_UNSPECIFIED is never valid."""
+PROGRAMME_PREGNANCY: Programme.ValueType  # 1
+"""PROGRAMME_PREGNANCY: contacts and reminders by week of pregnancy, from the expected due date."""
+PROGRAMME_PARENTAL_COACHING: Programme.ValueType  # 2
+"""PROGRAMME_PARENTAL_COACHING: advice and reminders by the child's age."""
+PROGRAMME_DIABETES_EDUCATION: Programme.ValueType  # 3
+"""PROGRAMME_DIABETES_EDUCATION: the education series of a person monitored for diabetes."""
+Global___Programme: _TypeAlias = Programme  # noqa: Y015
+
+class _ProgrammeEndReason:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ProgrammeEndReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ProgrammeEndReason.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PROGRAMME_END_REASON_UNSPECIFIED: _ProgrammeEndReason.ValueType  # 0
+    """PROGRAMME_END_REASON_UNSPECIFIED is never valid."""
+    PROGRAMME_END_REASON_CHILD_BORN: _ProgrammeEndReason.ValueType  # 1
+    """PROGRAMME_END_REASON_CHILD_BORN: the pregnancy ended with the child's arrival; parental coaching starts."""
+    PROGRAMME_END_REASON_PREGNANCY_ENDED: _ProgrammeEndReason.ValueType  # 2
+    """PROGRAMME_END_REASON_PREGNANCY_ENDED: the pregnancy ended otherwise; nothing more is sent about it."""
+    PROGRAMME_END_REASON_WITHDRAWN: _ProgrammeEndReason.ValueType  # 3
+    """PROGRAMME_END_REASON_WITHDRAWN: the person left the programme."""
+
+class ProgrammeEndReason(_ProgrammeEndReason, metaclass=_ProgrammeEndReasonEnumTypeWrapper):
+    """ProgrammeEndReason says why a programme stopped."""
+
+PROGRAMME_END_REASON_UNSPECIFIED: ProgrammeEndReason.ValueType  # 0
+"""PROGRAMME_END_REASON_UNSPECIFIED is never valid."""
+PROGRAMME_END_REASON_CHILD_BORN: ProgrammeEndReason.ValueType  # 1
+"""PROGRAMME_END_REASON_CHILD_BORN: the pregnancy ended with the child's arrival; parental coaching starts."""
+PROGRAMME_END_REASON_PREGNANCY_ENDED: ProgrammeEndReason.ValueType  # 2
+"""PROGRAMME_END_REASON_PREGNANCY_ENDED: the pregnancy ended otherwise; nothing more is sent about it."""
+PROGRAMME_END_REASON_WITHDRAWN: ProgrammeEndReason.ValueType  # 3
+"""PROGRAMME_END_REASON_WITHDRAWN: the person left the programme."""
+Global___ProgrammeEndReason: _TypeAlias = ProgrammeEndReason  # noqa: Y015
+
+class _CampaignStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CampaignStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CampaignStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CAMPAIGN_STATUS_UNSPECIFIED: _CampaignStatus.ValueType  # 0
+    """CAMPAIGN_STATUS_UNSPECIFIED is never valid."""
+    CAMPAIGN_STATUS_DRAFT: _CampaignStatus.ValueType  # 1
+    """CAMPAIGN_STATUS_DRAFT: designed, not approved; sends nothing."""
+    CAMPAIGN_STATUS_APPROVED: _CampaignStatus.ValueType  # 2
+    """CAMPAIGN_STATUS_APPROVED: approved; people are targeted, messages wait for the window."""
+    CAMPAIGN_STATUS_RUNNING: _CampaignStatus.ValueType  # 3
+    """CAMPAIGN_STATUS_RUNNING: approved and inside its schedule window; messages go out."""
+    CAMPAIGN_STATUS_PAUSED: _CampaignStatus.ValueType  # 4
+    """CAMPAIGN_STATUS_PAUSED: nothing goes out until it is resumed."""
+    CAMPAIGN_STATUS_FINISHED: _CampaignStatus.ValueType  # 5
+    """CAMPAIGN_STATUS_FINISHED: ended by hand or by its window; messages not sent are cancelled."""
+
+class CampaignStatus(_CampaignStatus, metaclass=_CampaignStatusEnumTypeWrapper):
+    """CampaignStatus is where a campaign is in its lifecycle."""
+
+CAMPAIGN_STATUS_UNSPECIFIED: CampaignStatus.ValueType  # 0
+"""CAMPAIGN_STATUS_UNSPECIFIED is never valid."""
+CAMPAIGN_STATUS_DRAFT: CampaignStatus.ValueType  # 1
+"""CAMPAIGN_STATUS_DRAFT: designed, not approved; sends nothing."""
+CAMPAIGN_STATUS_APPROVED: CampaignStatus.ValueType  # 2
+"""CAMPAIGN_STATUS_APPROVED: approved; people are targeted, messages wait for the window."""
+CAMPAIGN_STATUS_RUNNING: CampaignStatus.ValueType  # 3
+"""CAMPAIGN_STATUS_RUNNING: approved and inside its schedule window; messages go out."""
+CAMPAIGN_STATUS_PAUSED: CampaignStatus.ValueType  # 4
+"""CAMPAIGN_STATUS_PAUSED: nothing goes out until it is resumed."""
+CAMPAIGN_STATUS_FINISHED: CampaignStatus.ValueType  # 5
+"""CAMPAIGN_STATUS_FINISHED: ended by hand or by its window; messages not sent are cancelled."""
+Global___CampaignStatus: _TypeAlias = CampaignStatus  # noqa: Y015
+
+class _PersonAction:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PersonActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PersonAction.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PERSON_ACTION_UNSPECIFIED: _PersonAction.ValueType  # 0
+    """PERSON_ACTION_UNSPECIFIED is never valid."""
+    PERSON_ACTION_TARGET_CAMPAIGN: _PersonAction.ValueType  # 1
+    """PERSON_ACTION_TARGET_CAMPAIGN: consider the person for a campaign (service timer)."""
+    PERSON_ACTION_SEND_MESSAGE: _PersonAction.ValueType  # 2
+    """PERSON_ACTION_SEND_MESSAGE: a scheduled message is due (service timer)."""
+    PERSON_ACTION_FOLLOW_UP_CONSULTATION: _PersonAction.ValueType  # 3
+    """PERSON_ACTION_FOLLOW_UP_CONSULTATION: a teleconsultation was completed; plan its follow-up reminder."""
+
+class PersonAction(_PersonAction, metaclass=_PersonActionEnumTypeWrapper):
+    """PersonAction is a step the person's agent is asked to take."""
+
+PERSON_ACTION_UNSPECIFIED: PersonAction.ValueType  # 0
+"""PERSON_ACTION_UNSPECIFIED is never valid."""
+PERSON_ACTION_TARGET_CAMPAIGN: PersonAction.ValueType  # 1
+"""PERSON_ACTION_TARGET_CAMPAIGN: consider the person for a campaign (service timer)."""
+PERSON_ACTION_SEND_MESSAGE: PersonAction.ValueType  # 2
+"""PERSON_ACTION_SEND_MESSAGE: a scheduled message is due (service timer)."""
+PERSON_ACTION_FOLLOW_UP_CONSULTATION: PersonAction.ValueType  # 3
+"""PERSON_ACTION_FOLLOW_UP_CONSULTATION: a teleconsultation was completed; plan its follow-up reminder."""
+Global___PersonAction: _TypeAlias = PersonAction  # noqa: Y015
+
+class _DeliveryStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DeliveryStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DeliveryStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DELIVERY_STATUS_UNSPECIFIED: _DeliveryStatus.ValueType  # 0
+    """DELIVERY_STATUS_UNSPECIFIED is never valid."""
+    DELIVERY_STATUS_DELIVERED: _DeliveryStatus.ValueType  # 1
+    """DELIVERY_STATUS_DELIVERED: it reached the person's device or mailbox."""
+    DELIVERY_STATUS_OPENED: _DeliveryStatus.ValueType  # 2
+    """DELIVERY_STATUS_OPENED: the person opened it."""
+    DELIVERY_STATUS_CLICKED: _DeliveryStatus.ValueType  # 3
+    """DELIVERY_STATUS_CLICKED: the person followed its link."""
+    DELIVERY_STATUS_FAILED: _DeliveryStatus.ValueType  # 4
+    """DELIVERY_STATUS_FAILED: it could not be delivered this time; another channel is tried."""
+    DELIVERY_STATUS_BOUNCED: _DeliveryStatus.ValueType  # 5
+    """DELIVERY_STATUS_BOUNCED: the contact on this channel does not work; another channel is tried."""
+
+class DeliveryStatus(_DeliveryStatus, metaclass=_DeliveryStatusEnumTypeWrapper):
+    """DeliveryStatus is what a delivery partner reports about a message."""
+
+DELIVERY_STATUS_UNSPECIFIED: DeliveryStatus.ValueType  # 0
+"""DELIVERY_STATUS_UNSPECIFIED is never valid."""
+DELIVERY_STATUS_DELIVERED: DeliveryStatus.ValueType  # 1
+"""DELIVERY_STATUS_DELIVERED: it reached the person's device or mailbox."""
+DELIVERY_STATUS_OPENED: DeliveryStatus.ValueType  # 2
+"""DELIVERY_STATUS_OPENED: the person opened it."""
+DELIVERY_STATUS_CLICKED: DeliveryStatus.ValueType  # 3
+"""DELIVERY_STATUS_CLICKED: the person followed its link."""
+DELIVERY_STATUS_FAILED: DeliveryStatus.ValueType  # 4
+"""DELIVERY_STATUS_FAILED: it could not be delivered this time; another channel is tried."""
+DELIVERY_STATUS_BOUNCED: DeliveryStatus.ValueType  # 5
+"""DELIVERY_STATUS_BOUNCED: the contact on this channel does not work; another channel is tried."""
+Global___DeliveryStatus: _TypeAlias = DeliveryStatus  # noqa: Y015
 
 @_typing.final
 class PersonEnrolled(_message.Message):
-    """PersonEnrolled says a person joined the prevention programme with their preferences."""
+    """PersonEnrolled says a person joined the prevention programme with their preferences.
+    Sent again for an enrolled person, it replaces their profile (compacted topic: the latest stands).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -31,6 +196,8 @@ class PersonEnrolled(_message.Message):
     AGE_BAND_TO_FIELD_NUMBER: _builtins.int
     TERRITORY_FIELD_NUMBER: _builtins.int
     ALLOWED_CHANNELS_FIELD_NUMBER: _builtins.int
+    QUIET_HOURS_FIELD_NUMBER: _builtins.int
+    LANGUAGE_FIELD_NUMBER: _builtins.int
     person_pseudonym: _builtins.str
     """Pseudonym of the person."""
     age_band_from: _builtins.int
@@ -39,9 +206,15 @@ class PersonEnrolled(_message.Message):
     """Upper bound of the person's age band, in years, inclusive."""
     territory: _territory_pb2.Territory.ValueType
     """Territory the person lives in."""
+    language: _builtins.str
+    """Language of the messages, an IETF tag such as "fr" or "de"; empty: "fr"."""
     @_builtins.property
     def allowed_channels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Channels the person allows, e.g. "app", "sms"."""
+        """Channels the person allows, in their order of preference: "app", "sms", "email"."""
+
+    @_builtins.property
+    def quiet_hours(self) -> Global___QuietHours:
+        """Hours during which the person receives nothing; unset: none."""
 
     def __init__(
         self,
@@ -51,18 +224,51 @@ class PersonEnrolled(_message.Message):
         age_band_to: _builtins.int = ...,
         territory: _territory_pb2.Territory.ValueType = ...,
         allowed_channels: _abc.Iterable[_builtins.str] | None = ...,
+        quiet_hours: Global___QuietHours | None = ...,
+        language: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["quiet_hours", b"quiet_hours"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["age_band_from", b"age_band_from", "age_band_to", b"age_band_to", "allowed_channels", b"allowed_channels", "person_pseudonym", b"person_pseudonym", "territory", b"territory"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["age_band_from", b"age_band_from", "age_band_to", b"age_band_to", "allowed_channels", b"allowed_channels", "language", b"language", "person_pseudonym", b"person_pseudonym", "quiet_hours", b"quiet_hours", "territory", b"territory"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PersonEnrolled: _TypeAlias = PersonEnrolled  # noqa: Y015
 
 @_typing.final
+class QuietHours(_message.Message):
+    """QuietHours is a daily period, in French local time (Europe/Paris), when nothing is sent.
+    The period may cross midnight (e.g. 21:00 to 08:00); start equal to end means none.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    START_MINUTE_FIELD_NUMBER: _builtins.int
+    END_MINUTE_FIELD_NUMBER: _builtins.int
+    start_minute: _builtins.int
+    """Start, in minutes after local midnight (0 to 1439), e.g. 1260 for 21:00."""
+    end_minute: _builtins.int
+    """End, in minutes after local midnight (0 to 1439), e.g. 480 for 08:00."""
+    def __init__(
+        self,
+        *,
+        start_minute: _builtins.int = ...,
+        end_minute: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_minute", b"end_minute", "start_minute", b"start_minute"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QuietHours: _TypeAlias = QuietHours  # noqa: Y015
+
+@_deprecated("""This message has been marked as deprecated using proto message options.""")
+@_typing.final
 class ReminderScheduled(_message.Message):
-    """ReminderScheduled says a screening or vaccination reminder was planned for a person."""
+    """ReminderScheduled says a screening or vaccination reminder was planned for a person.
+    Deprecated: reminders are MessageScheduled events now; the topic is retired.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -99,3 +305,720 @@ class ReminderScheduled(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReminderScheduled: _TypeAlias = ReminderScheduled  # noqa: Y015
+
+@_typing.final
+class PreferencesUpdated(_message.Message):
+    """PreferencesUpdated says an enrolled person changed how they want to be reached."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSON_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    CHANGE_ID_FIELD_NUMBER: _builtins.int
+    ALLOWED_CHANNELS_FIELD_NUMBER: _builtins.int
+    QUIET_HOURS_FIELD_NUMBER: _builtins.int
+    LANGUAGE_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    person_pseudonym: _builtins.str
+    """Pseudonym of the person."""
+    change_id: _builtins.str
+    """Id of this change, set by its producer; the same change sent twice applies once."""
+    language: _builtins.str
+    """New language; empty: unchanged."""
+    @_builtins.property
+    def allowed_channels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Channels the person now allows, in their order of preference; empty: unchanged."""
+
+    @_builtins.property
+    def quiet_hours(self) -> Global___QuietHours:
+        """New quiet hours; unset: unchanged (start equal to end removes them)."""
+
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp:
+        """When the person changed them."""
+
+    def __init__(
+        self,
+        *,
+        person_pseudonym: _builtins.str = ...,
+        change_id: _builtins.str = ...,
+        allowed_channels: _abc.Iterable[_builtins.str] | None = ...,
+        quiet_hours: Global___QuietHours | None = ...,
+        language: _builtins.str = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["quiet_hours", b"quiet_hours", "updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed_channels", b"allowed_channels", "change_id", b"change_id", "language", b"language", "person_pseudonym", b"person_pseudonym", "quiet_hours", b"quiet_hours", "updated_at", b"updated_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PreferencesUpdated: _TypeAlias = PreferencesUpdated  # noqa: Y015
+
+@_typing.final
+class OptOutRecorded(_message.Message):
+    """OptOutRecorded says a person refused messages on some channels, or all messages.
+    It takes effect at once, for messages already scheduled too.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSON_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    OPT_OUT_ID_FIELD_NUMBER: _builtins.int
+    CHANNELS_FIELD_NUMBER: _builtins.int
+    REASON_CODE_FIELD_NUMBER: _builtins.int
+    OPTED_OUT_AT_FIELD_NUMBER: _builtins.int
+    person_pseudonym: _builtins.str
+    """Pseudonym of the person."""
+    opt_out_id: _builtins.str
+    """Id of this opt-out, set by its producer; the same opt-out sent twice applies once."""
+    reason_code: _builtins.str
+    """Coded reason, e.g. "person.request" or "partner.unsubscribe_link"."""
+    @_builtins.property
+    def channels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Channels refused ("app", "sms", "email"); empty: every message on every channel."""
+
+    @_builtins.property
+    def opted_out_at(self) -> _timestamp_pb2.Timestamp:
+        """When the person opted out."""
+
+    def __init__(
+        self,
+        *,
+        person_pseudonym: _builtins.str = ...,
+        opt_out_id: _builtins.str = ...,
+        channels: _abc.Iterable[_builtins.str] | None = ...,
+        reason_code: _builtins.str = ...,
+        opted_out_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["opted_out_at", b"opted_out_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channels", b"channels", "opt_out_id", b"opt_out_id", "opted_out_at", b"opted_out_at", "person_pseudonym", b"person_pseudonym", "reason_code", b"reason_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OptOutRecorded: _TypeAlias = OptOutRecorded  # noqa: Y015
+
+@_typing.final
+class ProgrammeStarted(_message.Message):
+    """ProgrammeStarted says a person joined a programme, or that its reference date changed.
+    Sent again with another expected due date, the pregnancy timeline moves.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSON_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    START_ID_FIELD_NUMBER: _builtins.int
+    PROGRAMME_FIELD_NUMBER: _builtins.int
+    EXPECTED_DUE_DATE_FIELD_NUMBER: _builtins.int
+    CHILD_BORN_ON_FIELD_NUMBER: _builtins.int
+    STARTED_AT_FIELD_NUMBER: _builtins.int
+    person_pseudonym: _builtins.str
+    """Pseudonym of the person."""
+    start_id: _builtins.str
+    """Id of this start or change, set by its producer; sent twice, it applies once."""
+    programme: Global___Programme.ValueType
+    """The programme."""
+    @_builtins.property
+    def expected_due_date(self) -> _timestamp_pb2.Timestamp:
+        """Pregnancy: the expected due date (the day, at midnight UTC)."""
+
+    @_builtins.property
+    def child_born_on(self) -> _timestamp_pb2.Timestamp:
+        """Parental coaching: the day the child was born (at midnight UTC)."""
+
+    @_builtins.property
+    def started_at(self) -> _timestamp_pb2.Timestamp:
+        """When the programme was started or changed."""
+
+    def __init__(
+        self,
+        *,
+        person_pseudonym: _builtins.str = ...,
+        start_id: _builtins.str = ...,
+        programme: Global___Programme.ValueType = ...,
+        expected_due_date: _timestamp_pb2.Timestamp | None = ...,
+        child_born_on: _timestamp_pb2.Timestamp | None = ...,
+        started_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["child_born_on", b"child_born_on", "expected_due_date", b"expected_due_date", "started_at", b"started_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["child_born_on", b"child_born_on", "expected_due_date", b"expected_due_date", "person_pseudonym", b"person_pseudonym", "programme", b"programme", "start_id", b"start_id", "started_at", b"started_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProgrammeStarted: _TypeAlias = ProgrammeStarted  # noqa: Y015
+
+@_typing.final
+class ProgrammeEnded(_message.Message):
+    """ProgrammeEnded says a person's programme stopped; its messages not sent yet are cancelled."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSON_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    END_ID_FIELD_NUMBER: _builtins.int
+    PROGRAMME_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    ENDED_AT_FIELD_NUMBER: _builtins.int
+    person_pseudonym: _builtins.str
+    """Pseudonym of the person."""
+    end_id: _builtins.str
+    """Id of this end, set by its producer; sent twice, it applies once."""
+    programme: Global___Programme.ValueType
+    """The programme."""
+    reason: Global___ProgrammeEndReason.ValueType
+    """Why it stopped."""
+    @_builtins.property
+    def ended_at(self) -> _timestamp_pb2.Timestamp:
+        """When it stopped (for CHILD_BORN, the day the child was born)."""
+
+    def __init__(
+        self,
+        *,
+        person_pseudonym: _builtins.str = ...,
+        end_id: _builtins.str = ...,
+        programme: Global___Programme.ValueType = ...,
+        reason: Global___ProgrammeEndReason.ValueType = ...,
+        ended_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ended_at", b"ended_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_id", b"end_id", "ended_at", b"ended_at", "person_pseudonym", b"person_pseudonym", "programme", b"programme", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProgrammeEnded: _TypeAlias = ProgrammeEnded  # noqa: Y015
+
+@_typing.final
+class Segment(_message.Message):
+    """Segment says who a campaign, or one of its audiences, is for. Every condition set must hold."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AGE_FROM_FIELD_NUMBER: _builtins.int
+    AGE_TO_FIELD_NUMBER: _builtins.int
+    TERRITORIES_FIELD_NUMBER: _builtins.int
+    ATTRIBUTES_FIELD_NUMBER: _builtins.int
+    age_from: _builtins.int
+    """Lowest age band start targeted, in years; with age_to 0, no age condition."""
+    age_to: _builtins.int
+    """Highest age targeted, in years, inclusive; 0: no age condition."""
+    @_builtins.property
+    def territories(self) -> _containers.RepeatedScalarFieldContainer[_territory_pb2.Territory.ValueType]:
+        """Territories targeted; empty: every territory."""
+
+    @_builtins.property
+    def attributes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Attributes the person must all have, e.g. "chronic.diabetes" (learnt from the other axes)."""
+
+    def __init__(
+        self,
+        *,
+        age_from: _builtins.int = ...,
+        age_to: _builtins.int = ...,
+        territories: _abc.Iterable[_territory_pb2.Territory.ValueType] | None = ...,
+        attributes: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["age_from", b"age_from", "age_to", b"age_to", "attributes", b"attributes", "territories", b"territories"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Segment: _TypeAlias = Segment  # noqa: Y015
+
+@_typing.final
+class AudienceMessage(_message.Message):
+    """AudienceMessage is what one audience of a campaign receives."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class ParametersEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    AUDIENCE_FIELD_NUMBER: _builtins.int
+    TEMPLATE_ID_FIELD_NUMBER: _builtins.int
+    LANGUAGE_FIELD_NUMBER: _builtins.int
+    PARAMETERS_FIELD_NUMBER: _builtins.int
+    template_id: _builtins.str
+    """Template the delivery partner renders, e.g. "campaign.vaccination.hpv.teen"."""
+    language: _builtins.str
+    """Language of the template; empty: any (used when no template is in the person's language)."""
+    @_builtins.property
+    def audience(self) -> Global___Segment:
+        """Who, within the campaign's segment, gets this message; unset: everyone."""
+
+    @_builtins.property
+    def parameters(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Coded parameters of the template, e.g. {"dose": "1"}: ids and codes, never names or free text."""
+
+    def __init__(
+        self,
+        *,
+        audience: Global___Segment | None = ...,
+        template_id: _builtins.str = ...,
+        language: _builtins.str = ...,
+        parameters: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "language", b"language", "parameters", b"parameters", "template_id", b"template_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AudienceMessage: _TypeAlias = AudienceMessage  # noqa: Y015
+
+@_typing.final
+class FrequencyCap(_message.Message):
+    """FrequencyCap limits how many campaign messages one person receives in a period."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MAX_MESSAGES_FIELD_NUMBER: _builtins.int
+    PER_FIELD_NUMBER: _builtins.int
+    max_messages: _builtins.int
+    """Most campaign messages (any campaign) a person receives within `per`."""
+    @_builtins.property
+    def per(self) -> _duration_pb2.Duration:
+        """The sliding period, e.g. 7 days."""
+
+    def __init__(
+        self,
+        *,
+        max_messages: _builtins.int = ...,
+        per: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["per", b"per"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_messages", b"max_messages", "per", b"per"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FrequencyCap: _TypeAlias = FrequencyCap  # noqa: Y015
+
+@_typing.final
+class CampaignUpdated(_message.Message):
+    """CampaignUpdated says a campaign was created or changed; the topic is compacted by campaign id.
+    Every instance reads it all. A change applies only on top of the version before it, so
+    concurrent changes of one campaign are resolved alike everywhere: the first one logged wins.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    WRITE_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    LABEL_CODE_FIELD_NUMBER: _builtins.int
+    SEGMENT_FIELD_NUMBER: _builtins.int
+    MESSAGES_FIELD_NUMBER: _builtins.int
+    START_AT_FIELD_NUMBER: _builtins.int
+    END_AT_FIELD_NUMBER: _builtins.int
+    FREQUENCY_CAP_FIELD_NUMBER: _builtins.int
+    QUIET_HOURS_FIELD_NUMBER: _builtins.int
+    CREATED_BY_FIELD_NUMBER: _builtins.int
+    APPROVED_BY_FIELD_NUMBER: _builtins.int
+    CHANGED_BY_FIELD_NUMBER: _builtins.int
+    CHANGED_AT_FIELD_NUMBER: _builtins.int
+    EXPERIMENT_ID_FIELD_NUMBER: _builtins.int
+    campaign_id: _builtins.str
+    """Id of the campaign."""
+    version: _builtins.int
+    """Version: 1 at creation, then +1 per change."""
+    write_id: _builtins.str
+    """Id of the write, set by the writer, to know whether its change won."""
+    status: Global___CampaignStatus.ValueType
+    """Lifecycle status (never RUNNING here: running is APPROVED inside the window)."""
+    label_code: _builtins.str
+    """Coded title for the staff's lists, e.g. "hpv-2027-spring" (no free text)."""
+    created_by: _builtins.str
+    """Staff member who designed it."""
+    approved_by: _builtins.str
+    """Staff member who approved it (not its designer)."""
+    changed_by: _builtins.str
+    """Staff member who made this change."""
+    experiment_id: _builtins.str
+    """Experiment the campaign belongs to, for the evaluation."""
+    @_builtins.property
+    def segment(self) -> Global___Segment:
+        """Who is targeted."""
+
+    @_builtins.property
+    def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___AudienceMessage]:
+        """What each audience receives; a person gets the first message whose audience they match."""
+
+    @_builtins.property
+    def start_at(self) -> _timestamp_pb2.Timestamp:
+        """When messages may start going out."""
+
+    @_builtins.property
+    def end_at(self) -> _timestamp_pb2.Timestamp:
+        """When the campaign ends; messages not sent by then are cancelled."""
+
+    @_builtins.property
+    def frequency_cap(self) -> Global___FrequencyCap:
+        """How many campaign messages a person may receive, at most; unset: no cap."""
+
+    @_builtins.property
+    def quiet_hours(self) -> Global___QuietHours:
+        """Hours when this campaign sends nothing, besides each person's own; unset: none."""
+
+    @_builtins.property
+    def changed_at(self) -> _timestamp_pb2.Timestamp:
+        """When this change was made."""
+
+    def __init__(
+        self,
+        *,
+        campaign_id: _builtins.str = ...,
+        version: _builtins.int = ...,
+        write_id: _builtins.str = ...,
+        status: Global___CampaignStatus.ValueType = ...,
+        label_code: _builtins.str = ...,
+        segment: Global___Segment | None = ...,
+        messages: _abc.Iterable[Global___AudienceMessage] | None = ...,
+        start_at: _timestamp_pb2.Timestamp | None = ...,
+        end_at: _timestamp_pb2.Timestamp | None = ...,
+        frequency_cap: Global___FrequencyCap | None = ...,
+        quiet_hours: Global___QuietHours | None = ...,
+        created_by: _builtins.str = ...,
+        approved_by: _builtins.str = ...,
+        changed_by: _builtins.str = ...,
+        changed_at: _timestamp_pb2.Timestamp | None = ...,
+        experiment_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["changed_at", b"changed_at", "end_at", b"end_at", "frequency_cap", b"frequency_cap", "quiet_hours", b"quiet_hours", "segment", b"segment", "start_at", b"start_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approved_by", b"approved_by", "campaign_id", b"campaign_id", "changed_at", b"changed_at", "changed_by", b"changed_by", "created_by", b"created_by", "end_at", b"end_at", "experiment_id", b"experiment_id", "frequency_cap", b"frequency_cap", "label_code", b"label_code", "messages", b"messages", "quiet_hours", b"quiet_hours", "segment", b"segment", "start_at", b"start_at", "status", b"status", "version", b"version", "write_id", b"write_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CampaignUpdated: _TypeAlias = CampaignUpdated  # noqa: Y015
+
+@_typing.final
+class PersonActionRequested(_message.Message):
+    """PersonActionRequested is input of a person's single writer: timer steps and other axes' facts re-keyed by person."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTION_ID_FIELD_NUMBER: _builtins.int
+    PERSON_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
+    MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    BOOKING_ID_FIELD_NUMBER: _builtins.int
+    FOLLOW_UP_CODES_FIELD_NUMBER: _builtins.int
+    REQUESTED_AT_FIELD_NUMBER: _builtins.int
+    action_id: _builtins.str
+    """Id of the action, derived from what it is about: asked twice, it applies once."""
+    person_pseudonym: _builtins.str
+    """Pseudonym of the person."""
+    action: Global___PersonAction.ValueType
+    """What to do."""
+    campaign_id: _builtins.str
+    """Campaign to target (TARGET_CAMPAIGN)."""
+    message_id: _builtins.str
+    """Message due (SEND_MESSAGE)."""
+    booking_id: _builtins.str
+    """Booking whose consultation was completed (FOLLOW_UP_CONSULTATION)."""
+    @_builtins.property
+    def follow_up_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Coded follow-ups of the consultation, e.g. "prescription_issued" (FOLLOW_UP_CONSULTATION)."""
+
+    @_builtins.property
+    def requested_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was asked."""
+
+    def __init__(
+        self,
+        *,
+        action_id: _builtins.str = ...,
+        person_pseudonym: _builtins.str = ...,
+        action: Global___PersonAction.ValueType = ...,
+        campaign_id: _builtins.str = ...,
+        message_id: _builtins.str = ...,
+        booking_id: _builtins.str = ...,
+        follow_up_codes: _abc.Iterable[_builtins.str] | None = ...,
+        requested_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["requested_at", b"requested_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "action_id", b"action_id", "booking_id", b"booking_id", "campaign_id", b"campaign_id", "follow_up_codes", b"follow_up_codes", "message_id", b"message_id", "person_pseudonym", b"person_pseudonym", "requested_at", b"requested_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PersonActionRequested: _TypeAlias = PersonActionRequested  # noqa: Y015
+
+@_typing.final
+class MessageScheduled(_message.Message):
+    """MessageScheduled says a message was planned for a person, or planned again for another time."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class ParametersEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    PERSON_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
+    PROGRAMME_FIELD_NUMBER: _builtins.int
+    STEP_FIELD_NUMBER: _builtins.int
+    TEMPLATE_ID_FIELD_NUMBER: _builtins.int
+    PARAMETERS_FIELD_NUMBER: _builtins.int
+    LANGUAGE_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    DUE_AT_FIELD_NUMBER: _builtins.int
+    message_id: _builtins.str
+    """Id of the message, derived from its cause (campaign, programme step): planned twice, it is one message."""
+    person_pseudonym: _builtins.str
+    """Pseudonym of the person."""
+    campaign_id: _builtins.str
+    """Campaign the message belongs to, if any."""
+    programme: _builtins.str
+    """Programme or reminder series, e.g. "pregnancy", "screening.colorectal", "consultation.follow_up"."""
+    step: _builtins.str
+    """Step of the programme, e.g. "week_22", "month_6", "dose_2"."""
+    template_id: _builtins.str
+    """Template the delivery partner renders."""
+    language: _builtins.str
+    """Language of the message."""
+    channel: _builtins.str
+    """Channel planned now (the one used is chosen when it is sent)."""
+    @_builtins.property
+    def parameters(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Coded parameters of the template."""
+
+    @_builtins.property
+    def due_at(self) -> _timestamp_pb2.Timestamp:
+        """When it is due."""
+
+    def __init__(
+        self,
+        *,
+        message_id: _builtins.str = ...,
+        person_pseudonym: _builtins.str = ...,
+        campaign_id: _builtins.str = ...,
+        programme: _builtins.str = ...,
+        step: _builtins.str = ...,
+        template_id: _builtins.str = ...,
+        parameters: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        language: _builtins.str = ...,
+        channel: _builtins.str = ...,
+        due_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["due_at", b"due_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign_id", b"campaign_id", "channel", b"channel", "due_at", b"due_at", "language", b"language", "message_id", b"message_id", "parameters", b"parameters", "person_pseudonym", b"person_pseudonym", "programme", b"programme", "step", b"step", "template_id", b"template_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MessageScheduled: _TypeAlias = MessageScheduled  # noqa: Y015
+
+@_typing.final
+class MessageDeliveryRequested(_message.Message):
+    """MessageDeliveryRequested is a message to deliver: delivery partners (app, SMS, e-mail) consume it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class ParametersEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    PERSON_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    TEMPLATE_ID_FIELD_NUMBER: _builtins.int
+    PARAMETERS_FIELD_NUMBER: _builtins.int
+    LANGUAGE_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
+    PROGRAMME_FIELD_NUMBER: _builtins.int
+    REQUESTED_AT_FIELD_NUMBER: _builtins.int
+    message_id: _builtins.str
+    """Id of the message; receipts name it."""
+    person_pseudonym: _builtins.str
+    """Pseudonym of the person; the partner resolves the contact at the edge."""
+    channel: _builtins.str
+    """Channel to deliver on: "app", "sms" or "email"."""
+    template_id: _builtins.str
+    """Template to render."""
+    language: _builtins.str
+    """Language of the message."""
+    attempt: _builtins.int
+    """Delivery attempt, 1 for the first; a failed delivery is tried again on another channel."""
+    campaign_id: _builtins.str
+    """Campaign the message belongs to, if any."""
+    programme: _builtins.str
+    """Programme or reminder series, if any."""
+    @_builtins.property
+    def parameters(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Coded parameters of the template."""
+
+    @_builtins.property
+    def requested_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was handed over for delivery."""
+
+    def __init__(
+        self,
+        *,
+        message_id: _builtins.str = ...,
+        person_pseudonym: _builtins.str = ...,
+        channel: _builtins.str = ...,
+        template_id: _builtins.str = ...,
+        parameters: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        language: _builtins.str = ...,
+        attempt: _builtins.int = ...,
+        campaign_id: _builtins.str = ...,
+        programme: _builtins.str = ...,
+        requested_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["requested_at", b"requested_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "campaign_id", b"campaign_id", "channel", b"channel", "language", b"language", "message_id", b"message_id", "parameters", b"parameters", "person_pseudonym", b"person_pseudonym", "programme", b"programme", "requested_at", b"requested_at", "template_id", b"template_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MessageDeliveryRequested: _TypeAlias = MessageDeliveryRequested  # noqa: Y015
+
+@_typing.final
+class MessageCancelled(_message.Message):
+    """MessageCancelled says a scheduled message will not be sent."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    PERSON_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    REASON_CODE_FIELD_NUMBER: _builtins.int
+    CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
+    CANCELLED_AT_FIELD_NUMBER: _builtins.int
+    message_id: _builtins.str
+    """Id of the message."""
+    person_pseudonym: _builtins.str
+    """Pseudonym of the person."""
+    reason_code: _builtins.str
+    """Coded reason: "opted_out", "programme_ended", "campaign_finished", "window_closed",
+    "frequency_cap", "no_channel", "not_enrolled", "timeline_moved".
+    """
+    campaign_id: _builtins.str
+    """Campaign of the message, if any."""
+    @_builtins.property
+    def cancelled_at(self) -> _timestamp_pb2.Timestamp:
+        """When."""
+
+    def __init__(
+        self,
+        *,
+        message_id: _builtins.str = ...,
+        person_pseudonym: _builtins.str = ...,
+        reason_code: _builtins.str = ...,
+        campaign_id: _builtins.str = ...,
+        cancelled_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cancelled_at", b"cancelled_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign_id", b"campaign_id", "cancelled_at", b"cancelled_at", "message_id", b"message_id", "person_pseudonym", b"person_pseudonym", "reason_code", b"reason_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MessageCancelled: _TypeAlias = MessageCancelled  # noqa: Y015
+
+@_typing.final
+class DeliveryReceiptReported(_message.Message):
+    """DeliveryReceiptReported is a delivery partner's receipt for a message; the same receipt twice counts once."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECEIPT_ID_FIELD_NUMBER: _builtins.int
+    MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    PERSON_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    FAILURE_CODE_FIELD_NUMBER: _builtins.int
+    REPORTED_AT_FIELD_NUMBER: _builtins.int
+    receipt_id: _builtins.str
+    """Id of the receipt, set by the partner."""
+    message_id: _builtins.str
+    """Message the receipt is about."""
+    person_pseudonym: _builtins.str
+    """Pseudonym of the person."""
+    status: Global___DeliveryStatus.ValueType
+    """What happened."""
+    channel: _builtins.str
+    """Channel it was delivered on."""
+    attempt: _builtins.int
+    """Delivery attempt the receipt is about."""
+    failure_code: _builtins.str
+    """Coded failure reason, e.g. "sms.unreachable" (FAILED, BOUNCED)."""
+    @_builtins.property
+    def reported_at(self) -> _timestamp_pb2.Timestamp:
+        """When it happened."""
+
+    def __init__(
+        self,
+        *,
+        receipt_id: _builtins.str = ...,
+        message_id: _builtins.str = ...,
+        person_pseudonym: _builtins.str = ...,
+        status: Global___DeliveryStatus.ValueType = ...,
+        channel: _builtins.str = ...,
+        attempt: _builtins.int = ...,
+        failure_code: _builtins.str = ...,
+        reported_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["reported_at", b"reported_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "channel", b"channel", "failure_code", b"failure_code", "message_id", b"message_id", "person_pseudonym", b"person_pseudonym", "receipt_id", b"receipt_id", "reported_at", b"reported_at", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeliveryReceiptReported: _TypeAlias = DeliveryReceiptReported  # noqa: Y015

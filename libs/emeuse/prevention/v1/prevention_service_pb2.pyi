@@ -4,10 +4,13 @@ isort:skip_file
 """
 
 from collections import abc as _abc
+from emeuse.place.v1 import territory_pb2 as _territory_pb2
 from emeuse.prevention.v1 import prevention_events_pb2 as _prevention_events_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -18,6 +21,46 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _MessageStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _MessageStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MessageStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    MESSAGE_STATUS_UNSPECIFIED: _MessageStatus.ValueType  # 0
+    """MESSAGE_STATUS_UNSPECIFIED is never valid."""
+    MESSAGE_STATUS_SCHEDULED: _MessageStatus.ValueType  # 1
+    """MESSAGE_STATUS_SCHEDULED: waiting for its due time."""
+    MESSAGE_STATUS_SENT: _MessageStatus.ValueType  # 2
+    """MESSAGE_STATUS_SENT: handed to the delivery partner, no receipt yet."""
+    MESSAGE_STATUS_DELIVERED: _MessageStatus.ValueType  # 3
+    """MESSAGE_STATUS_DELIVERED: the partner delivered it."""
+    MESSAGE_STATUS_OPENED: _MessageStatus.ValueType  # 4
+    """MESSAGE_STATUS_OPENED: the person opened it (or clicked)."""
+    MESSAGE_STATUS_FAILED: _MessageStatus.ValueType  # 5
+    """MESSAGE_STATUS_FAILED: no allowed channel could deliver it."""
+    MESSAGE_STATUS_CANCELLED: _MessageStatus.ValueType  # 6
+    """MESSAGE_STATUS_CANCELLED: it will not be sent (see cancel_reason)."""
+
+class MessageStatus(_MessageStatus, metaclass=_MessageStatusEnumTypeWrapper):
+    """MessageStatus is where a person's message is."""
+
+MESSAGE_STATUS_UNSPECIFIED: MessageStatus.ValueType  # 0
+"""MESSAGE_STATUS_UNSPECIFIED is never valid."""
+MESSAGE_STATUS_SCHEDULED: MessageStatus.ValueType  # 1
+"""MESSAGE_STATUS_SCHEDULED: waiting for its due time."""
+MESSAGE_STATUS_SENT: MessageStatus.ValueType  # 2
+"""MESSAGE_STATUS_SENT: handed to the delivery partner, no receipt yet."""
+MESSAGE_STATUS_DELIVERED: MessageStatus.ValueType  # 3
+"""MESSAGE_STATUS_DELIVERED: the partner delivered it."""
+MESSAGE_STATUS_OPENED: MessageStatus.ValueType  # 4
+"""MESSAGE_STATUS_OPENED: the person opened it (or clicked)."""
+MESSAGE_STATUS_FAILED: MessageStatus.ValueType  # 5
+"""MESSAGE_STATUS_FAILED: no allowed channel could deliver it."""
+MESSAGE_STATUS_CANCELLED: MessageStatus.ValueType  # 6
+"""MESSAGE_STATUS_CANCELLED: it will not be sent (see cancel_reason)."""
+Global___MessageStatus: _TypeAlias = MessageStatus  # noqa: Y015
 
 @_typing.final
 class GetPersonScheduleRequest(_message.Message):
@@ -42,6 +85,84 @@ class GetPersonScheduleRequest(_message.Message):
 Global___GetPersonScheduleRequest: _TypeAlias = GetPersonScheduleRequest  # noqa: Y015
 
 @_typing.final
+class PersonMessage(_message.Message):
+    """PersonMessage is one of a person's messages, as the person's agent knows it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    SENT_ON_FIELD_NUMBER: _builtins.int
+    CANCEL_REASON_FIELD_NUMBER: _builtins.int
+    status: Global___MessageStatus.ValueType
+    """Where it is."""
+    attempts: _builtins.int
+    """Delivery attempts made."""
+    sent_on: _builtins.str
+    """Channel of the latest attempt."""
+    cancel_reason: _builtins.str
+    """Coded reason of a cancellation or failure."""
+    @_builtins.property
+    def message(self) -> _prevention_events_pb2.MessageScheduled:
+        """The message as planned (latest due time and planned channel)."""
+
+    def __init__(
+        self,
+        *,
+        message: _prevention_events_pb2.MessageScheduled | None = ...,
+        status: Global___MessageStatus.ValueType = ...,
+        attempts: _builtins.int = ...,
+        sent_on: _builtins.str = ...,
+        cancel_reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["message", b"message"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "cancel_reason", b"cancel_reason", "message", b"message", "sent_on", b"sent_on", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PersonMessage: _TypeAlias = PersonMessage  # noqa: Y015
+
+@_typing.final
+class ProgrammeView(_message.Message):
+    """ProgrammeView is one of a person's programmes."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROGRAMME_FIELD_NUMBER: _builtins.int
+    EXPECTED_DUE_DATE_FIELD_NUMBER: _builtins.int
+    CHILD_BORN_ON_FIELD_NUMBER: _builtins.int
+    END_REASON_FIELD_NUMBER: _builtins.int
+    programme: _prevention_events_pb2.Programme.ValueType
+    """The programme."""
+    end_reason: _prevention_events_pb2.ProgrammeEndReason.ValueType
+    """Why it ended; unspecified while it runs."""
+    @_builtins.property
+    def expected_due_date(self) -> _timestamp_pb2.Timestamp:
+        """Pregnancy: the expected due date in force."""
+
+    @_builtins.property
+    def child_born_on(self) -> _timestamp_pb2.Timestamp:
+        """Parental coaching: the child's day of arrival."""
+
+    def __init__(
+        self,
+        *,
+        programme: _prevention_events_pb2.Programme.ValueType = ...,
+        expected_due_date: _timestamp_pb2.Timestamp | None = ...,
+        child_born_on: _timestamp_pb2.Timestamp | None = ...,
+        end_reason: _prevention_events_pb2.ProgrammeEndReason.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["child_born_on", b"child_born_on", "expected_due_date", b"expected_due_date"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["child_born_on", b"child_born_on", "end_reason", b"end_reason", "expected_due_date", b"expected_due_date", "programme", b"programme"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProgrammeView: _TypeAlias = ProgrammeView  # noqa: Y015
+
+@_typing.final
 class GetPersonScheduleResponse(_message.Message):
     """GetPersonScheduleResponse holds the person's scheduled reminders."""
 
@@ -50,13 +171,41 @@ class GetPersonScheduleResponse(_message.Message):
     PERSON_PSEUDONYM_FIELD_NUMBER: _builtins.int
     ENROLLED_FIELD_NUMBER: _builtins.int
     REMINDERS_FIELD_NUMBER: _builtins.int
+    MESSAGES_FIELD_NUMBER: _builtins.int
+    PROFILE_FIELD_NUMBER: _builtins.int
+    OPTED_OUT_FIELD_NUMBER: _builtins.int
+    OPTED_OUT_CHANNELS_FIELD_NUMBER: _builtins.int
+    ATTRIBUTES_FIELD_NUMBER: _builtins.int
+    PROGRAMMES_FIELD_NUMBER: _builtins.int
     person_pseudonym: _builtins.str
     """Pseudonym of the person."""
     enrolled: _builtins.bool
     """Whether the person is enrolled."""
+    opted_out: _builtins.bool
+    """Whether the person refused every message."""
     @_builtins.property
     def reminders(self) -> _containers.RepeatedCompositeFieldContainer[_prevention_events_pb2.ReminderScheduled]:
-        """Reminders, by due date."""
+        """Screening and vaccination reminders not sent yet, by due date (also in `messages`)."""
+
+    @_builtins.property
+    def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___PersonMessage]:
+        """Every message kept for the person, by due date."""
+
+    @_builtins.property
+    def profile(self) -> _prevention_events_pb2.PersonEnrolled:
+        """The profile and preferences in force."""
+
+    @_builtins.property
+    def opted_out_channels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Channels the person refused."""
+
+    @_builtins.property
+    def attributes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Attributes learnt from the other axes, e.g. "chronic.diabetes"."""
+
+    @_builtins.property
+    def programmes(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProgrammeView]:
+        """The person's programmes."""
 
     def __init__(
         self,
@@ -64,11 +213,783 @@ class GetPersonScheduleResponse(_message.Message):
         person_pseudonym: _builtins.str = ...,
         enrolled: _builtins.bool = ...,
         reminders: _abc.Iterable[_prevention_events_pb2.ReminderScheduled] | None = ...,
+        messages: _abc.Iterable[Global___PersonMessage] | None = ...,
+        profile: _prevention_events_pb2.PersonEnrolled | None = ...,
+        opted_out: _builtins.bool = ...,
+        opted_out_channels: _abc.Iterable[_builtins.str] | None = ...,
+        attributes: _abc.Iterable[_builtins.str] | None = ...,
+        programmes: _abc.Iterable[Global___ProgrammeView] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["profile", b"profile"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["enrolled", b"enrolled", "person_pseudonym", b"person_pseudonym", "reminders", b"reminders"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes", "enrolled", b"enrolled", "messages", b"messages", "opted_out", b"opted_out", "opted_out_channels", b"opted_out_channels", "person_pseudonym", b"person_pseudonym", "profile", b"profile", "programmes", b"programmes", "reminders", b"reminders"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetPersonScheduleResponse: _TypeAlias = GetPersonScheduleResponse  # noqa: Y015
+
+@_typing.final
+class EnrollPersonRequest(_message.Message):
+    """EnrollPersonRequest enrols a person."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSON_FIELD_NUMBER: _builtins.int
+    EXPERIMENT_ID_FIELD_NUMBER: _builtins.int
+    experiment_id: _builtins.str
+    """Experiment the enrolment belongs to."""
+    @_builtins.property
+    def person(self) -> _prevention_events_pb2.PersonEnrolled:
+        """The person's age band, territory and preferences."""
+
+    def __init__(
+        self,
+        *,
+        person: _prevention_events_pb2.PersonEnrolled | None = ...,
+        experiment_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["person", b"person"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["experiment_id", b"experiment_id", "person", b"person"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EnrollPersonRequest: _TypeAlias = EnrollPersonRequest  # noqa: Y015
+
+@_typing.final
+class EnrollPersonResponse(_message.Message):
+    """EnrollPersonResponse confirms the enrolment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    SCHEDULED_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    """Id of the PersonEnrolled event."""
+    @_builtins.property
+    def scheduled(self) -> _containers.RepeatedCompositeFieldContainer[_prevention_events_pb2.MessageScheduled]:
+        """Messages planned at enrolment (screening and vaccination reminders, series)."""
+
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        scheduled: _abc.Iterable[_prevention_events_pb2.MessageScheduled] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "scheduled", b"scheduled"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EnrollPersonResponse: _TypeAlias = EnrollPersonResponse  # noqa: Y015
+
+@_typing.final
+class UpdatePreferencesRequest(_message.Message):
+    """UpdatePreferencesRequest changes what is set; what is left empty stays."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSON_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    ALLOWED_CHANNELS_FIELD_NUMBER: _builtins.int
+    QUIET_HOURS_FIELD_NUMBER: _builtins.int
+    LANGUAGE_FIELD_NUMBER: _builtins.int
+    person_pseudonym: _builtins.str
+    """Pseudonym of the person."""
+    language: _builtins.str
+    """New language; empty: unchanged."""
+    @_builtins.property
+    def allowed_channels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Channels now allowed, in order of preference; empty: unchanged."""
+
+    @_builtins.property
+    def quiet_hours(self) -> _prevention_events_pb2.QuietHours:
+        """New quiet hours; unset: unchanged."""
+
+    def __init__(
+        self,
+        *,
+        person_pseudonym: _builtins.str = ...,
+        allowed_channels: _abc.Iterable[_builtins.str] | None = ...,
+        quiet_hours: _prevention_events_pb2.QuietHours | None = ...,
+        language: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["quiet_hours", b"quiet_hours"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed_channels", b"allowed_channels", "language", b"language", "person_pseudonym", b"person_pseudonym", "quiet_hours", b"quiet_hours"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdatePreferencesRequest: _TypeAlias = UpdatePreferencesRequest  # noqa: Y015
+
+@_typing.final
+class UpdatePreferencesResponse(_message.Message):
+    """UpdatePreferencesResponse holds the profile in force."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROFILE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def profile(self) -> _prevention_events_pb2.PersonEnrolled:
+        """The profile and preferences in force."""
+
+    def __init__(
+        self,
+        *,
+        profile: _prevention_events_pb2.PersonEnrolled | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["profile", b"profile"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["profile", b"profile"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdatePreferencesResponse: _TypeAlias = UpdatePreferencesResponse  # noqa: Y015
+
+@_typing.final
+class OptOutRequest(_message.Message):
+    """OptOutRequest says what the person refuses."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSON_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    CHANNELS_FIELD_NUMBER: _builtins.int
+    REASON_CODE_FIELD_NUMBER: _builtins.int
+    TERRITORY_FIELD_NUMBER: _builtins.int
+    person_pseudonym: _builtins.str
+    """Pseudonym of the person."""
+    reason_code: _builtins.str
+    """Coded reason, e.g. "person.request"."""
+    territory: _territory_pb2.Territory.ValueType
+    """Territory of the person, when they were never enrolled (else their own is used)."""
+    @_builtins.property
+    def channels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Channels refused; empty: every message."""
+
+    def __init__(
+        self,
+        *,
+        person_pseudonym: _builtins.str = ...,
+        channels: _abc.Iterable[_builtins.str] | None = ...,
+        reason_code: _builtins.str = ...,
+        territory: _territory_pb2.Territory.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channels", b"channels", "person_pseudonym", b"person_pseudonym", "reason_code", b"reason_code", "territory", b"territory"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OptOutRequest: _TypeAlias = OptOutRequest  # noqa: Y015
+
+@_typing.final
+class OptOutResponse(_message.Message):
+    """OptOutResponse says what the opt-out did."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CANCELLED_MESSAGE_IDS_FIELD_NUMBER: _builtins.int
+    MOVED_MESSAGE_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def cancelled_message_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Messages cancelled, because no allowed channel is left for them."""
+
+    @_builtins.property
+    def moved_message_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Messages moved to another allowed channel."""
+
+    def __init__(
+        self,
+        *,
+        cancelled_message_ids: _abc.Iterable[_builtins.str] | None = ...,
+        moved_message_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled_message_ids", b"cancelled_message_ids", "moved_message_ids", b"moved_message_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OptOutResponse: _TypeAlias = OptOutResponse  # noqa: Y015
+
+@_typing.final
+class StartProgrammeRequest(_message.Message):
+    """StartProgrammeRequest starts a programme or moves its reference date."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSON_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    PROGRAMME_FIELD_NUMBER: _builtins.int
+    EXPECTED_DUE_DATE_FIELD_NUMBER: _builtins.int
+    CHILD_BORN_ON_FIELD_NUMBER: _builtins.int
+    person_pseudonym: _builtins.str
+    """Pseudonym of the person (enrolled)."""
+    programme: _prevention_events_pb2.Programme.ValueType
+    """The programme: PREGNANCY or PARENTAL_COACHING (the diabetes series starts from chronic's care plans)."""
+    @_builtins.property
+    def expected_due_date(self) -> _timestamp_pb2.Timestamp:
+        """Pregnancy: expected due date."""
+
+    @_builtins.property
+    def child_born_on(self) -> _timestamp_pb2.Timestamp:
+        """Parental coaching: the child's day of arrival."""
+
+    def __init__(
+        self,
+        *,
+        person_pseudonym: _builtins.str = ...,
+        programme: _prevention_events_pb2.Programme.ValueType = ...,
+        expected_due_date: _timestamp_pb2.Timestamp | None = ...,
+        child_born_on: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["child_born_on", b"child_born_on", "expected_due_date", b"expected_due_date"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["child_born_on", b"child_born_on", "expected_due_date", b"expected_due_date", "person_pseudonym", b"person_pseudonym", "programme", b"programme"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartProgrammeRequest: _TypeAlias = StartProgrammeRequest  # noqa: Y015
+
+@_typing.final
+class StartProgrammeResponse(_message.Message):
+    """StartProgrammeResponse lists the programme's messages now planned."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCHEDULED_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def scheduled(self) -> _containers.RepeatedCompositeFieldContainer[_prevention_events_pb2.MessageScheduled]:
+        """The programme's messages not sent yet, by due date."""
+
+    def __init__(
+        self,
+        *,
+        scheduled: _abc.Iterable[_prevention_events_pb2.MessageScheduled] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["scheduled", b"scheduled"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartProgrammeResponse: _TypeAlias = StartProgrammeResponse  # noqa: Y015
+
+@_typing.final
+class EndProgrammeRequest(_message.Message):
+    """EndProgrammeRequest stops a programme."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSON_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    PROGRAMME_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    ENDED_AT_FIELD_NUMBER: _builtins.int
+    person_pseudonym: _builtins.str
+    """Pseudonym of the person."""
+    programme: _prevention_events_pb2.Programme.ValueType
+    """The programme."""
+    reason: _prevention_events_pb2.ProgrammeEndReason.ValueType
+    """Why it stops."""
+    @_builtins.property
+    def ended_at(self) -> _timestamp_pb2.Timestamp:
+        """When (for CHILD_BORN, the day of arrival); unset: now."""
+
+    def __init__(
+        self,
+        *,
+        person_pseudonym: _builtins.str = ...,
+        programme: _prevention_events_pb2.Programme.ValueType = ...,
+        reason: _prevention_events_pb2.ProgrammeEndReason.ValueType = ...,
+        ended_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ended_at", b"ended_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ended_at", b"ended_at", "person_pseudonym", b"person_pseudonym", "programme", b"programme", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EndProgrammeRequest: _TypeAlias = EndProgrammeRequest  # noqa: Y015
+
+@_typing.final
+class EndProgrammeResponse(_message.Message):
+    """EndProgrammeResponse lists the messages the end cancelled."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CANCELLED_MESSAGE_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def cancelled_message_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Messages not sent that will not be."""
+
+    def __init__(
+        self,
+        *,
+        cancelled_message_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled_message_ids", b"cancelled_message_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EndProgrammeResponse: _TypeAlias = EndProgrammeResponse  # noqa: Y015
+
+@_typing.final
+class CreateCampaignRequest(_message.Message):
+    """CreateCampaignRequest holds the campaign's design."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CAMPAIGN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def campaign(self) -> _prevention_events_pb2.CampaignUpdated:
+        """The campaign; campaign_id may be left empty (one is given), status and version are set by the service."""
+
+    def __init__(
+        self,
+        *,
+        campaign: _prevention_events_pb2.CampaignUpdated | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["campaign", b"campaign"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign", b"campaign"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateCampaignRequest: _TypeAlias = CreateCampaignRequest  # noqa: Y015
+
+@_typing.final
+class CreateCampaignResponse(_message.Message):
+    """CreateCampaignResponse holds the draft."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CAMPAIGN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def campaign(self) -> Global___Campaign:
+        """The draft campaign."""
+
+    def __init__(
+        self,
+        *,
+        campaign: Global___Campaign | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["campaign", b"campaign"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign", b"campaign"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateCampaignResponse: _TypeAlias = CreateCampaignResponse  # noqa: Y015
+
+@_typing.final
+class Campaign(_message.Message):
+    """Campaign is a campaign and its status now."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEFINITION_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    status: _prevention_events_pb2.CampaignStatus.ValueType
+    """Status now: RUNNING when approved and inside its window, FINISHED past it."""
+    @_builtins.property
+    def definition(self) -> _prevention_events_pb2.CampaignUpdated:
+        """The latest definition."""
+
+    def __init__(
+        self,
+        *,
+        definition: _prevention_events_pb2.CampaignUpdated | None = ...,
+        status: _prevention_events_pb2.CampaignStatus.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["definition", b"definition"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["definition", b"definition", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Campaign: _TypeAlias = Campaign  # noqa: Y015
+
+@_typing.final
+class ApproveCampaignRequest(_message.Message):
+    """ApproveCampaignRequest names the campaign and its approver."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
+    APPROVER_ID_FIELD_NUMBER: _builtins.int
+    campaign_id: _builtins.str
+    """Id of the campaign."""
+    approver_id: _builtins.str
+    """Staff member approving (not the designer)."""
+    def __init__(
+        self,
+        *,
+        campaign_id: _builtins.str = ...,
+        approver_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approver_id", b"approver_id", "campaign_id", b"campaign_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApproveCampaignRequest: _TypeAlias = ApproveCampaignRequest  # noqa: Y015
+
+@_typing.final
+class ApproveCampaignResponse(_message.Message):
+    """ApproveCampaignResponse holds the approved campaign."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CAMPAIGN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def campaign(self) -> Global___Campaign:
+        """The campaign."""
+
+    def __init__(
+        self,
+        *,
+        campaign: Global___Campaign | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["campaign", b"campaign"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign", b"campaign"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApproveCampaignResponse: _TypeAlias = ApproveCampaignResponse  # noqa: Y015
+
+@_typing.final
+class PauseCampaignRequest(_message.Message):
+    """PauseCampaignRequest names the campaign."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
+    ACTOR_ID_FIELD_NUMBER: _builtins.int
+    campaign_id: _builtins.str
+    """Id of the campaign."""
+    actor_id: _builtins.str
+    """Staff member pausing it."""
+    def __init__(
+        self,
+        *,
+        campaign_id: _builtins.str = ...,
+        actor_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "campaign_id", b"campaign_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PauseCampaignRequest: _TypeAlias = PauseCampaignRequest  # noqa: Y015
+
+@_typing.final
+class PauseCampaignResponse(_message.Message):
+    """PauseCampaignResponse holds the paused campaign."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CAMPAIGN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def campaign(self) -> Global___Campaign:
+        """The campaign."""
+
+    def __init__(
+        self,
+        *,
+        campaign: Global___Campaign | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["campaign", b"campaign"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign", b"campaign"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PauseCampaignResponse: _TypeAlias = PauseCampaignResponse  # noqa: Y015
+
+@_typing.final
+class ResumeCampaignRequest(_message.Message):
+    """ResumeCampaignRequest names the campaign."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
+    ACTOR_ID_FIELD_NUMBER: _builtins.int
+    campaign_id: _builtins.str
+    """Id of the campaign."""
+    actor_id: _builtins.str
+    """Staff member resuming it."""
+    def __init__(
+        self,
+        *,
+        campaign_id: _builtins.str = ...,
+        actor_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "campaign_id", b"campaign_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResumeCampaignRequest: _TypeAlias = ResumeCampaignRequest  # noqa: Y015
+
+@_typing.final
+class ResumeCampaignResponse(_message.Message):
+    """ResumeCampaignResponse holds the campaign."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CAMPAIGN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def campaign(self) -> Global___Campaign:
+        """The campaign."""
+
+    def __init__(
+        self,
+        *,
+        campaign: Global___Campaign | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["campaign", b"campaign"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign", b"campaign"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResumeCampaignResponse: _TypeAlias = ResumeCampaignResponse  # noqa: Y015
+
+@_typing.final
+class FinishCampaignRequest(_message.Message):
+    """FinishCampaignRequest names the campaign."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
+    ACTOR_ID_FIELD_NUMBER: _builtins.int
+    campaign_id: _builtins.str
+    """Id of the campaign."""
+    actor_id: _builtins.str
+    """Staff member ending it."""
+    def __init__(
+        self,
+        *,
+        campaign_id: _builtins.str = ...,
+        actor_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "campaign_id", b"campaign_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FinishCampaignRequest: _TypeAlias = FinishCampaignRequest  # noqa: Y015
+
+@_typing.final
+class FinishCampaignResponse(_message.Message):
+    """FinishCampaignResponse holds the finished campaign."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CAMPAIGN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def campaign(self) -> Global___Campaign:
+        """The campaign."""
+
+    def __init__(
+        self,
+        *,
+        campaign: Global___Campaign | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["campaign", b"campaign"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign", b"campaign"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FinishCampaignResponse: _TypeAlias = FinishCampaignResponse  # noqa: Y015
+
+@_typing.final
+class GetCampaignRequest(_message.Message):
+    """GetCampaignRequest names the campaign."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
+    campaign_id: _builtins.str
+    """Id of the campaign."""
+    def __init__(
+        self,
+        *,
+        campaign_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign_id", b"campaign_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCampaignRequest: _TypeAlias = GetCampaignRequest  # noqa: Y015
+
+@_typing.final
+class GetCampaignResponse(_message.Message):
+    """GetCampaignResponse holds the campaign."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CAMPAIGN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def campaign(self) -> Global___Campaign:
+        """The campaign."""
+
+    def __init__(
+        self,
+        *,
+        campaign: Global___Campaign | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["campaign", b"campaign"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign", b"campaign"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCampaignResponse: _TypeAlias = GetCampaignResponse  # noqa: Y015
+
+@_typing.final
+class GetCampaignStatsRequest(_message.Message):
+    """GetCampaignStatsRequest names the campaign."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
+    campaign_id: _builtins.str
+    """Id of the campaign."""
+    def __init__(
+        self,
+        *,
+        campaign_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign_id", b"campaign_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCampaignStatsRequest: _TypeAlias = GetCampaignStatsRequest  # noqa: Y015
+
+@_typing.final
+class CampaignCounts(_message.Message):
+    """CampaignCounts counts people (one message per person and campaign)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TARGETED_FIELD_NUMBER: _builtins.int
+    SENT_FIELD_NUMBER: _builtins.int
+    DELIVERED_FIELD_NUMBER: _builtins.int
+    OPENED_FIELD_NUMBER: _builtins.int
+    CLICKED_FIELD_NUMBER: _builtins.int
+    FAILED_FIELD_NUMBER: _builtins.int
+    OPTED_OUT_FIELD_NUMBER: _builtins.int
+    SCHEDULED_FIELD_NUMBER: _builtins.int
+    targeted: _builtins.int
+    """People the campaign targeted."""
+    sent: _builtins.int
+    """People whose message was handed to a delivery partner."""
+    delivered: _builtins.int
+    """People whose message was delivered."""
+    opened: _builtins.int
+    """People who opened it (a click counts as opened)."""
+    clicked: _builtins.int
+    """People who followed its link."""
+    failed: _builtins.int
+    """People no allowed channel could reach."""
+    opted_out: _builtins.int
+    """Targeted people who opted out (of everything, or of their message's only channels)."""
+    scheduled: _builtins.int
+    """People whose message is still scheduled."""
+    def __init__(
+        self,
+        *,
+        targeted: _builtins.int = ...,
+        sent: _builtins.int = ...,
+        delivered: _builtins.int = ...,
+        opened: _builtins.int = ...,
+        clicked: _builtins.int = ...,
+        failed: _builtins.int = ...,
+        opted_out: _builtins.int = ...,
+        scheduled: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["clicked", b"clicked", "delivered", b"delivered", "failed", b"failed", "opened", b"opened", "opted_out", b"opted_out", "scheduled", b"scheduled", "sent", b"sent", "targeted", b"targeted"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CampaignCounts: _TypeAlias = CampaignCounts  # noqa: Y015
+
+@_typing.final
+class TerritoryCounts(_message.Message):
+    """TerritoryCounts is a territory's share of a campaign's reach."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TERRITORY_FIELD_NUMBER: _builtins.int
+    COUNTS_FIELD_NUMBER: _builtins.int
+    territory: _territory_pb2.Territory.ValueType
+    """The territory."""
+    @_builtins.property
+    def counts(self) -> Global___CampaignCounts:
+        """Its counts."""
+
+    def __init__(
+        self,
+        *,
+        territory: _territory_pb2.Territory.ValueType = ...,
+        counts: Global___CampaignCounts | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts", "territory", b"territory"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TerritoryCounts: _TypeAlias = TerritoryCounts  # noqa: Y015
+
+@_typing.final
+class GetCampaignStatsResponse(_message.Message):
+    """GetCampaignStatsResponse counts the campaign's reach."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    BY_TERRITORY_FIELD_NUMBER: _builtins.int
+    campaign_id: _builtins.str
+    """Id of the campaign."""
+    status: _prevention_events_pb2.CampaignStatus.ValueType
+    """Status now."""
+    @_builtins.property
+    def total(self) -> Global___CampaignCounts:
+        """Every territory together."""
+
+    @_builtins.property
+    def by_territory(self) -> _containers.RepeatedCompositeFieldContainer[Global___TerritoryCounts]:
+        """By territory, in code order."""
+
+    def __init__(
+        self,
+        *,
+        campaign_id: _builtins.str = ...,
+        status: _prevention_events_pb2.CampaignStatus.ValueType = ...,
+        total: Global___CampaignCounts | None = ...,
+        by_territory: _abc.Iterable[Global___TerritoryCounts] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["total", b"total"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["by_territory", b"by_territory", "campaign_id", b"campaign_id", "status", b"status", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCampaignStatsResponse: _TypeAlias = GetCampaignStatsResponse  # noqa: Y015

@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class PreventionServiceStub:
-    """PreventionService answers about people in prevention programmes.
+    """PreventionService enrols people, runs campaigns and programmes, and reports their reach.
+    Writes answer once the service has applied them.
     """
 
     def __init__(self, channel):
@@ -40,14 +41,159 @@ class PreventionServiceStub:
                 request_serializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.GetPersonScheduleRequest.SerializeToString,
                 response_deserializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.GetPersonScheduleResponse.FromString,
                 _registered_method=True)
+        self.EnrollPerson = channel.unary_unary(
+                '/emeuse.prevention.v1.PreventionService/EnrollPerson',
+                request_serializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.EnrollPersonRequest.SerializeToString,
+                response_deserializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.EnrollPersonResponse.FromString,
+                _registered_method=True)
+        self.UpdatePreferences = channel.unary_unary(
+                '/emeuse.prevention.v1.PreventionService/UpdatePreferences',
+                request_serializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.UpdatePreferencesRequest.SerializeToString,
+                response_deserializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.UpdatePreferencesResponse.FromString,
+                _registered_method=True)
+        self.OptOut = channel.unary_unary(
+                '/emeuse.prevention.v1.PreventionService/OptOut',
+                request_serializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.OptOutRequest.SerializeToString,
+                response_deserializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.OptOutResponse.FromString,
+                _registered_method=True)
+        self.StartProgramme = channel.unary_unary(
+                '/emeuse.prevention.v1.PreventionService/StartProgramme',
+                request_serializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.StartProgrammeRequest.SerializeToString,
+                response_deserializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.StartProgrammeResponse.FromString,
+                _registered_method=True)
+        self.EndProgramme = channel.unary_unary(
+                '/emeuse.prevention.v1.PreventionService/EndProgramme',
+                request_serializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.EndProgrammeRequest.SerializeToString,
+                response_deserializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.EndProgrammeResponse.FromString,
+                _registered_method=True)
+        self.CreateCampaign = channel.unary_unary(
+                '/emeuse.prevention.v1.PreventionService/CreateCampaign',
+                request_serializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.CreateCampaignRequest.SerializeToString,
+                response_deserializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.CreateCampaignResponse.FromString,
+                _registered_method=True)
+        self.ApproveCampaign = channel.unary_unary(
+                '/emeuse.prevention.v1.PreventionService/ApproveCampaign',
+                request_serializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.ApproveCampaignRequest.SerializeToString,
+                response_deserializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.ApproveCampaignResponse.FromString,
+                _registered_method=True)
+        self.PauseCampaign = channel.unary_unary(
+                '/emeuse.prevention.v1.PreventionService/PauseCampaign',
+                request_serializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.PauseCampaignRequest.SerializeToString,
+                response_deserializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.PauseCampaignResponse.FromString,
+                _registered_method=True)
+        self.ResumeCampaign = channel.unary_unary(
+                '/emeuse.prevention.v1.PreventionService/ResumeCampaign',
+                request_serializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.ResumeCampaignRequest.SerializeToString,
+                response_deserializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.ResumeCampaignResponse.FromString,
+                _registered_method=True)
+        self.FinishCampaign = channel.unary_unary(
+                '/emeuse.prevention.v1.PreventionService/FinishCampaign',
+                request_serializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.FinishCampaignRequest.SerializeToString,
+                response_deserializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.FinishCampaignResponse.FromString,
+                _registered_method=True)
+        self.GetCampaign = channel.unary_unary(
+                '/emeuse.prevention.v1.PreventionService/GetCampaign',
+                request_serializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.GetCampaignRequest.SerializeToString,
+                response_deserializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.GetCampaignResponse.FromString,
+                _registered_method=True)
+        self.GetCampaignStats = channel.unary_unary(
+                '/emeuse.prevention.v1.PreventionService/GetCampaignStats',
+                request_serializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.GetCampaignStatsRequest.SerializeToString,
+                response_deserializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.GetCampaignStatsResponse.FromString,
+                _registered_method=True)
 
 
 class PreventionServiceServicer:
-    """PreventionService answers about people in prevention programmes.
+    """PreventionService enrols people, runs campaigns and programmes, and reports their reach.
+    Writes answer once the service has applied them.
     """
 
     def GetPersonSchedule(self, request, context):
-        """GetPersonSchedule returns the reminders scheduled for a person.
+        """GetPersonSchedule returns a person's preferences, programmes and messages, by due date.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EnrollPerson(self, request, context):
+        """EnrollPerson enrols a person with their age band, territory and preferences.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdatePreferences(self, request, context):
+        """UpdatePreferences changes an enrolled person's channels, quiet hours or language.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def OptOut(self, request, context):
+        """OptOut stops messages on some channels, or all messages, at once (scheduled ones too).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartProgramme(self, request, context):
+        """StartProgramme starts a programme for an enrolled person, or moves its reference date.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EndProgramme(self, request, context):
+        """EndProgramme stops a person's programme (a birth, the end of a pregnancy, a withdrawal).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateCampaign(self, request, context):
+        """CreateCampaign creates a draft campaign.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApproveCampaign(self, request, context):
+        """ApproveCampaign approves a draft, by someone else than its designer; it sends from its start.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PauseCampaign(self, request, context):
+        """PauseCampaign stops an approved or running campaign from sending until it is resumed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeCampaign(self, request, context):
+        """ResumeCampaign lets a paused campaign send again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FinishCampaign(self, request, context):
+        """FinishCampaign ends a campaign; its messages not sent yet are cancelled.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCampaign(self, request, context):
+        """GetCampaign returns a campaign and its status now.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCampaignStats(self, request, context):
+        """GetCampaignStats counts a campaign's reach, in total and by territory.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -61,6 +207,66 @@ def add_PreventionServiceServicer_to_server(servicer, server):
                     request_deserializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.GetPersonScheduleRequest.FromString,
                     response_serializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.GetPersonScheduleResponse.SerializeToString,
             ),
+            'EnrollPerson': grpc.unary_unary_rpc_method_handler(
+                    servicer.EnrollPerson,
+                    request_deserializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.EnrollPersonRequest.FromString,
+                    response_serializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.EnrollPersonResponse.SerializeToString,
+            ),
+            'UpdatePreferences': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdatePreferences,
+                    request_deserializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.UpdatePreferencesRequest.FromString,
+                    response_serializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.UpdatePreferencesResponse.SerializeToString,
+            ),
+            'OptOut': grpc.unary_unary_rpc_method_handler(
+                    servicer.OptOut,
+                    request_deserializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.OptOutRequest.FromString,
+                    response_serializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.OptOutResponse.SerializeToString,
+            ),
+            'StartProgramme': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartProgramme,
+                    request_deserializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.StartProgrammeRequest.FromString,
+                    response_serializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.StartProgrammeResponse.SerializeToString,
+            ),
+            'EndProgramme': grpc.unary_unary_rpc_method_handler(
+                    servicer.EndProgramme,
+                    request_deserializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.EndProgrammeRequest.FromString,
+                    response_serializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.EndProgrammeResponse.SerializeToString,
+            ),
+            'CreateCampaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateCampaign,
+                    request_deserializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.CreateCampaignRequest.FromString,
+                    response_serializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.CreateCampaignResponse.SerializeToString,
+            ),
+            'ApproveCampaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApproveCampaign,
+                    request_deserializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.ApproveCampaignRequest.FromString,
+                    response_serializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.ApproveCampaignResponse.SerializeToString,
+            ),
+            'PauseCampaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseCampaign,
+                    request_deserializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.PauseCampaignRequest.FromString,
+                    response_serializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.PauseCampaignResponse.SerializeToString,
+            ),
+            'ResumeCampaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeCampaign,
+                    request_deserializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.ResumeCampaignRequest.FromString,
+                    response_serializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.ResumeCampaignResponse.SerializeToString,
+            ),
+            'FinishCampaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.FinishCampaign,
+                    request_deserializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.FinishCampaignRequest.FromString,
+                    response_serializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.FinishCampaignResponse.SerializeToString,
+            ),
+            'GetCampaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCampaign,
+                    request_deserializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.GetCampaignRequest.FromString,
+                    response_serializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.GetCampaignResponse.SerializeToString,
+            ),
+            'GetCampaignStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCampaignStats,
+                    request_deserializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.GetCampaignStatsRequest.FromString,
+                    response_serializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.GetCampaignStatsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'emeuse.prevention.v1.PreventionService', rpc_method_handlers)
@@ -70,7 +276,8 @@ def add_PreventionServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class PreventionService:
-    """PreventionService answers about people in prevention programmes.
+    """PreventionService enrols people, runs campaigns and programmes, and reports their reach.
+    Writes answer once the service has applied them.
     """
 
     @staticmethod
@@ -90,6 +297,330 @@ class PreventionService:
             '/emeuse.prevention.v1.PreventionService/GetPersonSchedule',
             emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.GetPersonScheduleRequest.SerializeToString,
             emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.GetPersonScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EnrollPerson(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emeuse.prevention.v1.PreventionService/EnrollPerson',
+            emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.EnrollPersonRequest.SerializeToString,
+            emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.EnrollPersonResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdatePreferences(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emeuse.prevention.v1.PreventionService/UpdatePreferences',
+            emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.UpdatePreferencesRequest.SerializeToString,
+            emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.UpdatePreferencesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def OptOut(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emeuse.prevention.v1.PreventionService/OptOut',
+            emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.OptOutRequest.SerializeToString,
+            emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.OptOutResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartProgramme(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emeuse.prevention.v1.PreventionService/StartProgramme',
+            emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.StartProgrammeRequest.SerializeToString,
+            emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.StartProgrammeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EndProgramme(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emeuse.prevention.v1.PreventionService/EndProgramme',
+            emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.EndProgrammeRequest.SerializeToString,
+            emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.EndProgrammeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateCampaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emeuse.prevention.v1.PreventionService/CreateCampaign',
+            emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.CreateCampaignRequest.SerializeToString,
+            emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.CreateCampaignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApproveCampaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emeuse.prevention.v1.PreventionService/ApproveCampaign',
+            emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.ApproveCampaignRequest.SerializeToString,
+            emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.ApproveCampaignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseCampaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emeuse.prevention.v1.PreventionService/PauseCampaign',
+            emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.PauseCampaignRequest.SerializeToString,
+            emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.PauseCampaignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeCampaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emeuse.prevention.v1.PreventionService/ResumeCampaign',
+            emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.ResumeCampaignRequest.SerializeToString,
+            emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.ResumeCampaignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FinishCampaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emeuse.prevention.v1.PreventionService/FinishCampaign',
+            emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.FinishCampaignRequest.SerializeToString,
+            emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.FinishCampaignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCampaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emeuse.prevention.v1.PreventionService/GetCampaign',
+            emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.GetCampaignRequest.SerializeToString,
+            emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.GetCampaignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCampaignStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emeuse.prevention.v1.PreventionService/GetCampaignStats',
+            emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.GetCampaignStatsRequest.SerializeToString,
+            emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.GetCampaignStatsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -27,25 +27,79 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class PreventionServiceStub:
-    """PreventionService answers about people in prevention programmes."""
+    """PreventionService enrols people, runs campaigns and programmes, and reports their reach.
+    Writes answer once the service has applied them.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> PreventionServiceAsyncStub: ...
     GetPersonSchedule: _grpc.UnaryUnaryMultiCallable[_prevention_service_pb2.GetPersonScheduleRequest, _prevention_service_pb2.GetPersonScheduleResponse]
-    """GetPersonSchedule returns the reminders scheduled for a person."""
+    """GetPersonSchedule returns a person's preferences, programmes and messages, by due date."""
+    EnrollPerson: _grpc.UnaryUnaryMultiCallable[_prevention_service_pb2.EnrollPersonRequest, _prevention_service_pb2.EnrollPersonResponse]
+    """EnrollPerson enrols a person with their age band, territory and preferences."""
+    UpdatePreferences: _grpc.UnaryUnaryMultiCallable[_prevention_service_pb2.UpdatePreferencesRequest, _prevention_service_pb2.UpdatePreferencesResponse]
+    """UpdatePreferences changes an enrolled person's channels, quiet hours or language."""
+    OptOut: _grpc.UnaryUnaryMultiCallable[_prevention_service_pb2.OptOutRequest, _prevention_service_pb2.OptOutResponse]
+    """OptOut stops messages on some channels, or all messages, at once (scheduled ones too)."""
+    StartProgramme: _grpc.UnaryUnaryMultiCallable[_prevention_service_pb2.StartProgrammeRequest, _prevention_service_pb2.StartProgrammeResponse]
+    """StartProgramme starts a programme for an enrolled person, or moves its reference date."""
+    EndProgramme: _grpc.UnaryUnaryMultiCallable[_prevention_service_pb2.EndProgrammeRequest, _prevention_service_pb2.EndProgrammeResponse]
+    """EndProgramme stops a person's programme (a birth, the end of a pregnancy, a withdrawal)."""
+    CreateCampaign: _grpc.UnaryUnaryMultiCallable[_prevention_service_pb2.CreateCampaignRequest, _prevention_service_pb2.CreateCampaignResponse]
+    """CreateCampaign creates a draft campaign."""
+    ApproveCampaign: _grpc.UnaryUnaryMultiCallable[_prevention_service_pb2.ApproveCampaignRequest, _prevention_service_pb2.ApproveCampaignResponse]
+    """ApproveCampaign approves a draft, by someone else than its designer; it sends from its start."""
+    PauseCampaign: _grpc.UnaryUnaryMultiCallable[_prevention_service_pb2.PauseCampaignRequest, _prevention_service_pb2.PauseCampaignResponse]
+    """PauseCampaign stops an approved or running campaign from sending until it is resumed."""
+    ResumeCampaign: _grpc.UnaryUnaryMultiCallable[_prevention_service_pb2.ResumeCampaignRequest, _prevention_service_pb2.ResumeCampaignResponse]
+    """ResumeCampaign lets a paused campaign send again."""
+    FinishCampaign: _grpc.UnaryUnaryMultiCallable[_prevention_service_pb2.FinishCampaignRequest, _prevention_service_pb2.FinishCampaignResponse]
+    """FinishCampaign ends a campaign; its messages not sent yet are cancelled."""
+    GetCampaign: _grpc.UnaryUnaryMultiCallable[_prevention_service_pb2.GetCampaignRequest, _prevention_service_pb2.GetCampaignResponse]
+    """GetCampaign returns a campaign and its status now."""
+    GetCampaignStats: _grpc.UnaryUnaryMultiCallable[_prevention_service_pb2.GetCampaignStatsRequest, _prevention_service_pb2.GetCampaignStatsResponse]
+    """GetCampaignStats counts a campaign's reach, in total and by territory."""
 
 @_typing.type_check_only
 class PreventionServiceAsyncStub(PreventionServiceStub):
-    """PreventionService answers about people in prevention programmes."""
+    """PreventionService enrols people, runs campaigns and programmes, and reports their reach.
+    Writes answer once the service has applied them.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetPersonSchedule: _aio.UnaryUnaryMultiCallable[_prevention_service_pb2.GetPersonScheduleRequest, _prevention_service_pb2.GetPersonScheduleResponse]  # type: ignore[assignment]
-    """GetPersonSchedule returns the reminders scheduled for a person."""
+    """GetPersonSchedule returns a person's preferences, programmes and messages, by due date."""
+    EnrollPerson: _aio.UnaryUnaryMultiCallable[_prevention_service_pb2.EnrollPersonRequest, _prevention_service_pb2.EnrollPersonResponse]  # type: ignore[assignment]
+    """EnrollPerson enrols a person with their age band, territory and preferences."""
+    UpdatePreferences: _aio.UnaryUnaryMultiCallable[_prevention_service_pb2.UpdatePreferencesRequest, _prevention_service_pb2.UpdatePreferencesResponse]  # type: ignore[assignment]
+    """UpdatePreferences changes an enrolled person's channels, quiet hours or language."""
+    OptOut: _aio.UnaryUnaryMultiCallable[_prevention_service_pb2.OptOutRequest, _prevention_service_pb2.OptOutResponse]  # type: ignore[assignment]
+    """OptOut stops messages on some channels, or all messages, at once (scheduled ones too)."""
+    StartProgramme: _aio.UnaryUnaryMultiCallable[_prevention_service_pb2.StartProgrammeRequest, _prevention_service_pb2.StartProgrammeResponse]  # type: ignore[assignment]
+    """StartProgramme starts a programme for an enrolled person, or moves its reference date."""
+    EndProgramme: _aio.UnaryUnaryMultiCallable[_prevention_service_pb2.EndProgrammeRequest, _prevention_service_pb2.EndProgrammeResponse]  # type: ignore[assignment]
+    """EndProgramme stops a person's programme (a birth, the end of a pregnancy, a withdrawal)."""
+    CreateCampaign: _aio.UnaryUnaryMultiCallable[_prevention_service_pb2.CreateCampaignRequest, _prevention_service_pb2.CreateCampaignResponse]  # type: ignore[assignment]
+    """CreateCampaign creates a draft campaign."""
+    ApproveCampaign: _aio.UnaryUnaryMultiCallable[_prevention_service_pb2.ApproveCampaignRequest, _prevention_service_pb2.ApproveCampaignResponse]  # type: ignore[assignment]
+    """ApproveCampaign approves a draft, by someone else than its designer; it sends from its start."""
+    PauseCampaign: _aio.UnaryUnaryMultiCallable[_prevention_service_pb2.PauseCampaignRequest, _prevention_service_pb2.PauseCampaignResponse]  # type: ignore[assignment]
+    """PauseCampaign stops an approved or running campaign from sending until it is resumed."""
+    ResumeCampaign: _aio.UnaryUnaryMultiCallable[_prevention_service_pb2.ResumeCampaignRequest, _prevention_service_pb2.ResumeCampaignResponse]  # type: ignore[assignment]
+    """ResumeCampaign lets a paused campaign send again."""
+    FinishCampaign: _aio.UnaryUnaryMultiCallable[_prevention_service_pb2.FinishCampaignRequest, _prevention_service_pb2.FinishCampaignResponse]  # type: ignore[assignment]
+    """FinishCampaign ends a campaign; its messages not sent yet are cancelled."""
+    GetCampaign: _aio.UnaryUnaryMultiCallable[_prevention_service_pb2.GetCampaignRequest, _prevention_service_pb2.GetCampaignResponse]  # type: ignore[assignment]
+    """GetCampaign returns a campaign and its status now."""
+    GetCampaignStats: _aio.UnaryUnaryMultiCallable[_prevention_service_pb2.GetCampaignStatsRequest, _prevention_service_pb2.GetCampaignStatsResponse]  # type: ignore[assignment]
+    """GetCampaignStats counts a campaign's reach, in total and by territory."""
 
 class PreventionServiceServicer(metaclass=_abc_1.ABCMeta):
-    """PreventionService answers about people in prevention programmes."""
+    """PreventionService enrols people, runs campaigns and programmes, and reports their reach.
+    Writes answer once the service has applied them.
+    """
 
     @_abc_1.abstractmethod
     def GetPersonSchedule(
@@ -53,6 +107,102 @@ class PreventionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _prevention_service_pb2.GetPersonScheduleRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_prevention_service_pb2.GetPersonScheduleResponse, _abc.Awaitable[_prevention_service_pb2.GetPersonScheduleResponse]]:
-        """GetPersonSchedule returns the reminders scheduled for a person."""
+        """GetPersonSchedule returns a person's preferences, programmes and messages, by due date."""
+
+    @_abc_1.abstractmethod
+    def EnrollPerson(
+        self,
+        request: _prevention_service_pb2.EnrollPersonRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_prevention_service_pb2.EnrollPersonResponse, _abc.Awaitable[_prevention_service_pb2.EnrollPersonResponse]]:
+        """EnrollPerson enrols a person with their age band, territory and preferences."""
+
+    @_abc_1.abstractmethod
+    def UpdatePreferences(
+        self,
+        request: _prevention_service_pb2.UpdatePreferencesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_prevention_service_pb2.UpdatePreferencesResponse, _abc.Awaitable[_prevention_service_pb2.UpdatePreferencesResponse]]:
+        """UpdatePreferences changes an enrolled person's channels, quiet hours or language."""
+
+    @_abc_1.abstractmethod
+    def OptOut(
+        self,
+        request: _prevention_service_pb2.OptOutRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_prevention_service_pb2.OptOutResponse, _abc.Awaitable[_prevention_service_pb2.OptOutResponse]]:
+        """OptOut stops messages on some channels, or all messages, at once (scheduled ones too)."""
+
+    @_abc_1.abstractmethod
+    def StartProgramme(
+        self,
+        request: _prevention_service_pb2.StartProgrammeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_prevention_service_pb2.StartProgrammeResponse, _abc.Awaitable[_prevention_service_pb2.StartProgrammeResponse]]:
+        """StartProgramme starts a programme for an enrolled person, or moves its reference date."""
+
+    @_abc_1.abstractmethod
+    def EndProgramme(
+        self,
+        request: _prevention_service_pb2.EndProgrammeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_prevention_service_pb2.EndProgrammeResponse, _abc.Awaitable[_prevention_service_pb2.EndProgrammeResponse]]:
+        """EndProgramme stops a person's programme (a birth, the end of a pregnancy, a withdrawal)."""
+
+    @_abc_1.abstractmethod
+    def CreateCampaign(
+        self,
+        request: _prevention_service_pb2.CreateCampaignRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_prevention_service_pb2.CreateCampaignResponse, _abc.Awaitable[_prevention_service_pb2.CreateCampaignResponse]]:
+        """CreateCampaign creates a draft campaign."""
+
+    @_abc_1.abstractmethod
+    def ApproveCampaign(
+        self,
+        request: _prevention_service_pb2.ApproveCampaignRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_prevention_service_pb2.ApproveCampaignResponse, _abc.Awaitable[_prevention_service_pb2.ApproveCampaignResponse]]:
+        """ApproveCampaign approves a draft, by someone else than its designer; it sends from its start."""
+
+    @_abc_1.abstractmethod
+    def PauseCampaign(
+        self,
+        request: _prevention_service_pb2.PauseCampaignRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_prevention_service_pb2.PauseCampaignResponse, _abc.Awaitable[_prevention_service_pb2.PauseCampaignResponse]]:
+        """PauseCampaign stops an approved or running campaign from sending until it is resumed."""
+
+    @_abc_1.abstractmethod
+    def ResumeCampaign(
+        self,
+        request: _prevention_service_pb2.ResumeCampaignRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_prevention_service_pb2.ResumeCampaignResponse, _abc.Awaitable[_prevention_service_pb2.ResumeCampaignResponse]]:
+        """ResumeCampaign lets a paused campaign send again."""
+
+    @_abc_1.abstractmethod
+    def FinishCampaign(
+        self,
+        request: _prevention_service_pb2.FinishCampaignRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_prevention_service_pb2.FinishCampaignResponse, _abc.Awaitable[_prevention_service_pb2.FinishCampaignResponse]]:
+        """FinishCampaign ends a campaign; its messages not sent yet are cancelled."""
+
+    @_abc_1.abstractmethod
+    def GetCampaign(
+        self,
+        request: _prevention_service_pb2.GetCampaignRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_prevention_service_pb2.GetCampaignResponse, _abc.Awaitable[_prevention_service_pb2.GetCampaignResponse]]:
+        """GetCampaign returns a campaign and its status now."""
+
+    @_abc_1.abstractmethod
+    def GetCampaignStats(
+        self,
+        request: _prevention_service_pb2.GetCampaignStatsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_prevention_service_pb2.GetCampaignStatsResponse, _abc.Awaitable[_prevention_service_pb2.GetCampaignStatsResponse]]:
+        """GetCampaignStats counts a campaign's reach, in total and by territory."""
 
 def add_PreventionServiceServicer_to_server(servicer: PreventionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

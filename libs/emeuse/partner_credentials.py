@@ -1,0 +1,110 @@
+"""A partner's Kafka client settings: the file `emeuse partner add` writes, and reading it back.
+
+The file uses librdkafka's property names (kcat -F, confluent-kafka read it as is), one
+`key=value` a line; `kafka_python_options` turns it into kafka-python keyword arguments.
+Java clients need `sasl.jaas.config` instead of sasl.username/sasl.password (the file says how).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SECURITY_PROTOCOL = "SASL_PLAINTEXT"
+SASL_MECHANISM = "SCRAM-SHA-512"
+_KEYS = (
+    "bootstrap.servers",
+    "security.protocol",
+    "sasl.mechanism",
+    "sasl.username",
+    "sasl.password",
+)
+
+
+class CredentialsFileError(ValueError):
+    """A client settings file that is missing, unreadable or incomplete."""
+
+
+def new_password() -> str:
+    """A random password (256 bits, URL-safe: no quoting needed in any client config)."""
+    return secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    bootstrap: str
+    username: str
+    password: str
+    security_protocol: str = SECURITY_PROTOCOL
+    sasl_mechanism: str = SASL_MECHANISM
+
+    def __repr__(self) -> str:  # never the password in a log or a traceback
+        return f"ClientConfig(bootstrap={self.bootstrap!r}, username={self.username!r})"
+
+    def render(self, partner_id: str) -> str:
+        return (
+            f"# Kafka client settings of partner {partner_id}, written by `emeuse partner add`.\n"
+            "# Keep this file secret: it holds the partner's password.\n"
+            "# Java clients: replace the sasl.username/sasl.password lines with\n"
+            "#   sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule "
+            'required username="<sasl.username>" password="<sasl.password>";\n'
+            f"bootstrap.servers={self.bootstrap}\n"
+            f"security.protocol={self.security_protocol}\n"
+            f"sasl.mechanism={self.sasl_mechanism}\n"
+            f"sasl.username={self.username}\n"
+            f"sasl.password={self.password}\n"
+        )
+
+    def kafka_python_options(self) -> dict[str, Any]:
+        """Keyword arguments for kafka-python's KafkaConsumer, KafkaProducer or admin client."""
+        return {
+            "bootstrap_servers": self.bootstrap.split(","),
+            "security_protocol": self.security_protocol,
+            "sasl_mechanism": self.sasl_mechanism,
+            "sasl_plain_username": self.username,
+            "sasl_plain_password": self.password,
+        }
+
+
+def parse(text: str) -> ClientConfig:
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", "!")) or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        values[key.strip()] = value.strip()
+    missing = [key for key in _KEYS if not values.get(key)]
+    if missing:
+        raise CredentialsFileError(f"client settings lack {', '.join(missing)}")
+    return ClientConfig(
+        bootstrap=values["bootstrap.servers"],
+        username=values["sasl.username"],
+        password=values["sasl.password"],
+        security_protocol=values["security.protocol"],
+        sasl_mechanism=values["sasl.mechanism"],
+    )
+
+
+def read(path: Path) -> ClientConfig:
+    try:
+        return parse(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CredentialsFileError(f"cannot read {path}: {exc.strerror}") from None
+    except CredentialsFileError as exc:
+        raise CredentialsFileError(f"{path}: {exc}") from None
+
+
+def write(path: Path, partner_id: str, config: ClientConfig) -> None:
+    """Write the file readable by its owner only, replacing an older one in one step."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.unlink(missing_ok=True)
+    # Created 0600 from the start: the password is never readable by others, even briefly.
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(config.render(partner_id))
+    os.replace(partial, path)

@@ -1,0 +1,83 @@
+"""A campaign's definition and lifecycle: draft -> approved -> (running) -> paused -> finished.
+
+Running is not stored: an approved campaign runs inside its schedule window, and any
+campaign past its window is finished. Only approved and running campaigns send.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from services.prevention.domain.segments import Person, Segment, matches
+
+DRAFT, APPROVED, RUNNING, PAUSED, FINISHED = "draft", "approved", "running", "paused", "finished"
+# Stored transitions; a change applies only on top of the version before it.
+TRANSITIONS = {
+    DRAFT: {APPROVED, FINISHED},
+    APPROVED: {PAUSED, FINISHED},
+    PAUSED: {APPROVED, FINISHED},
+    FINISHED: set(),
+}
+
+
+class Audience(BaseModel):
+    segment: Segment = Field(default_factory=Segment)
+    template_id: str
+    language: str = ""
+    parameters: dict[str, str] = Field(default_factory=dict)
+
+
+class CampaignDef(BaseModel):
+    campaign_id: str
+    version: int
+    write_id: str
+    status: str
+    label_code: str = ""
+    segment: Segment = Field(default_factory=Segment)
+    audiences: list[Audience] = Field(default_factory=list)
+    start_at: datetime
+    end_at: datetime
+    cap_max: int = 0
+    cap_per_s: float = 0.0
+    quiet_start: int = 0
+    quiet_end: int = 0
+    created_by: str = ""
+    approved_by: str = ""
+    experiment_id: str = ""
+
+    def status_at(self, now: datetime) -> str:
+        if self.status == FINISHED or now >= self.end_at:
+            return FINISHED
+        if self.status == APPROVED and now >= self.start_at:
+            return RUNNING
+        return self.status
+
+    def sends(self, now: datetime) -> bool:
+        """Approved (waiting for its window) or running: people are targeted."""
+        return self.status_at(now) in (APPROVED, RUNNING)
+
+    def audience_for(self, person: Person, language: str) -> Audience | None:
+        """The message a person gets: the first audience they match in their language,
+        else the first they match with a template in any language."""
+        if not matches(self.segment, person):
+            return None
+        theirs = [a for a in self.audiences if matches(a.segment, person)]
+        for audience in theirs:
+            if audience.language == language:
+                return audience
+        for audience in theirs:
+            if not audience.language:
+                return audience
+        return None
+
+
+def follows(current: CampaignDef | None, new: CampaignDef) -> bool:
+    """Whether `new` applies on top of `current`: the next version, an allowed transition.
+    Every instance applies the same log in the same order, so all agree on the winner."""
+    if current is None:
+        return new.version == 1 and new.status == DRAFT
+    if new.version != current.version + 1:
+        return False
+    return new.status == current.status or new.status in TRANSITIONS[current.status]

@@ -1,0 +1,100 @@
+"""Programme timelines: what is sent when, from a programme's reference date.
+
+Pregnancy steps count weeks of amenorrhoea (SA), as French maternity care does: week w
+starts 280 - 7w days before the expected due date. Parental coaching counts the child's
+age. The diabetes education series counts days from its start. Each step goes out at
+10:00 local time on its day.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from services.prevention.domain.timing import local_morning
+
+PREGNANCY = "pregnancy"
+PARENTAL_COACHING = "parental_coaching"
+DIABETES_EDUCATION = "diabetes_education"
+PREGNANCY_DAYS = 280
+
+# (week of amenorrhoea, template): the three ultrasounds, the early prenatal interview,
+# monthly visits, birth preparation and the maternity's welcome (Maison des Parents).
+PREGNANCY_STEPS = (
+    (12, "pregnancy.ultrasound.first_trimester"),
+    (16, "pregnancy.early_prenatal_interview"),
+    (20, "pregnancy.prenatal_visit"),
+    (22, "pregnancy.ultrasound.second_trimester"),
+    (28, "pregnancy.birth_preparation"),
+    (32, "pregnancy.ultrasound.third_trimester"),
+    (36, "pregnancy.maternity_visit"),
+    (39, "pregnancy.due_soon"),
+)
+# (child's age in days, step, template): mandatory vaccinations at 2, 4, 11 and 12 months.
+PARENTING_STEPS = (
+    (7, "week_1", "parenting.first_weeks"),
+    (30, "month_1", "parenting.month_1"),
+    (61, "month_2", "parenting.vaccines.month_2"),
+    (122, "month_4", "parenting.vaccines.month_4"),
+    (183, "month_6", "parenting.food_diversification"),
+    (335, "month_11", "parenting.vaccines.month_11"),
+    (365, "month_12", "parenting.vaccines.month_12"),
+    (730, "month_24", "parenting.second_year"),
+    (1095, "month_36", "parenting.school_readiness"),
+)
+# (days after the start, template).
+DIABETES_SERIES = (
+    (1, "education.diabetes.welcome"),
+    (7, "education.diabetes.hypoglycaemia"),
+    (14, "education.diabetes.foot_care"),
+    (30, "education.diabetes.nutrition"),
+    (60, "education.diabetes.physical_activity"),
+    (90, "education.diabetes.eye_screening"),
+)
+
+
+@dataclass(frozen=True)
+class Step:
+    step: str
+    template_id: str
+    due_at: datetime
+
+
+def pregnancy_week_start(due_date: date, week: int) -> date:
+    return due_date - timedelta(days=PREGNANCY_DAYS - 7 * week)
+
+
+def pregnancy_timeline(due_date: date) -> list[Step]:
+    return [
+        Step(f"week_{week}", template, local_morning(pregnancy_week_start(due_date, week)))
+        for week, template in PREGNANCY_STEPS
+    ]
+
+
+def parenting_timeline(born_on: date) -> list[Step]:
+    return [
+        Step(step, template, local_morning(born_on + timedelta(days=days)))
+        for days, step, template in PARENTING_STEPS
+    ]
+
+
+def diabetes_series(started: datetime) -> list[Step]:
+    return [
+        Step(f"day_{days}", template, local_morning(started.date() + timedelta(days=days)))
+        for days, template in DIABETES_SERIES
+    ]
+
+
+def check_due_date(due_date: date, today: date) -> None:
+    """A due date no further than a pregnancy ahead, and not long past (a late update)."""
+    if due_date > today + timedelta(days=PREGNANCY_DAYS):
+        raise ValueError("expected due date is more than 40 weeks ahead")
+    if due_date < today - timedelta(days=60):
+        raise ValueError("expected due date is more than 60 days past")
+
+
+def check_born_on(born_on: date, today: date) -> None:
+    if born_on > today:
+        raise ValueError("the child's day of arrival is in the future")
+    if born_on < today - timedelta(days=3 * 365):
+        raise ValueError("parental coaching follows children up to 3 years old")

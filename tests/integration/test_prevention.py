@@ -1,0 +1,346 @@
+"""Prevention on the real broker: campaigns reach exactly the people they target and only
+once approved, an opt-out stops a scheduled message, receipts feed the stats, and other
+axes' facts (a diabetes care plan, a completed teleconsultation) trigger prevention.
+
+Each test targets an age band and territory of its own, so campaigns of one test never
+reach the people of another; assertions are about the people each test enrolled.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf import json_format
+
+from emeuse.access.v1.access_events_pb2 import ConsultationStatus, ConsultationStatusChanged
+from emeuse.chronic.v1.chronic_events_pb2 import CarePlanUpdated
+from emeuse.place.v1.territory_pb2 import Territory
+from emeuse.prevention.v1 import prevention_service_pb2 as api
+from emeuse.prevention.v1 import prevention_service_pb2_grpc as api_grpc
+from emeuse.prevention.v1.prevention_events_pb2 import (
+    CampaignStatus,
+    CampaignUpdated,
+    DeliveryReceiptReported,
+    DeliveryStatus,
+    PersonEnrolled,
+)
+from emeuse.registry import (
+    CARE_PLAN_UPDATED,
+    CONSULTATION_STATUS_CHANGED,
+    DELIVERY_RECEIPT_REPORTED,
+    MESSAGE_CANCELLED,
+    MESSAGE_DELIVERY_REQUESTED,
+    MESSAGE_SCHEDULED,
+)
+from emeuse.runtime.pseudonym import random_pseudonym
+from tests.integration.events import headers_for, plan_json, record
+from tests.integration.harness import Bus, Client, Platform, metric
+
+MEUSE, HAUTE_MARNE, MEURTHE = (
+    Territory.TERRITORY_MEUSE,
+    Territory.TERRITORY_HAUTE_MARNE,
+    Territory.TERRITORY_MEURTHE_ET_MOSELLE,
+)
+
+
+def prevention(platform: Platform) -> Client:
+    return Client(
+        platform.services["prevention"].grpc_target, api_grpc.PreventionServiceStub, platform.auth
+    )
+
+
+def enrol(
+    client: Client, band: tuple[int, int], territory: int, channels: tuple[str, ...] = ("app",)
+) -> str:
+    person = random_pseudonym()
+    client.EnrollPerson(
+        api.EnrollPersonRequest(
+            person=PersonEnrolled(
+                person_pseudonym=person,
+                age_band_from=band[0],
+                age_band_to=band[1],
+                territory=territory,  # type: ignore[arg-type]
+                allowed_channels=channels,
+            ),
+            experiment_id="exp-prevention",
+        )
+    )
+    return person
+
+
+def create_campaign(
+    client: Client,
+    ages: tuple[int, int],
+    territories: list[int],
+    *,
+    attributes: tuple[str, ...] = (),
+    start_in: timedelta = timedelta(0),
+) -> str:
+    campaign = CampaignUpdated(
+        campaign_id=f"cmp-{uuid.uuid4().hex[:12]}",
+        label_code="integration-test",
+        created_by="staff-designer",
+        experiment_id="exp-prevention",
+    )
+    campaign.segment.age_from, campaign.segment.age_to = ages
+    campaign.segment.territories.extend(territories)  # type: ignore[arg-type]
+    campaign.segment.attributes.extend(attributes)
+    campaign.messages.add(template_id="campaign.integration", parameters={"topic": "test"})
+    now = datetime.now(UTC)
+    campaign.start_at.FromDatetime(now + start_in)
+    campaign.end_at.FromDatetime(now + timedelta(hours=1))
+    created = client.CreateCampaign(api.CreateCampaignRequest(campaign=campaign))
+    assert created.campaign.status == CampaignStatus.CAMPAIGN_STATUS_DRAFT
+    return str(created.campaign.definition.campaign_id)
+
+
+def approve(client: Client, campaign_id: str) -> None:
+    approved = client.ApproveCampaign(
+        api.ApproveCampaignRequest(campaign_id=campaign_id, approver_id="staff-approver")
+    )
+    assert approved.campaign.definition.approved_by == "staff-approver"
+
+
+def finish(client: Client, campaign_id: str) -> None:
+    client.FinishCampaign(api.FinishCampaignRequest(campaign_id=campaign_id, actor_id="staff-1"))
+
+
+def of_campaign(campaign_id: str, people: set[str] | None = None) -> Callable[[dict], bool]:
+    def matches(shown: dict[str, Any]) -> bool:
+        return shown["event"].get("campaign_id") == campaign_id and (
+            people is None or shown["key"] in people
+        )
+
+    return matches
+
+
+def until(check: Callable[[], Any], timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.3)
+
+
+def stats(client: Client, campaign_id: str) -> api.GetCampaignStatsResponse:
+    return client.GetCampaignStats(api.GetCampaignStatsRequest(campaign_id=campaign_id))
+
+
+def test_a_campaign_reaches_exactly_the_matching_people(platform: Platform, bus: Bus) -> None:
+    client = prevention(platform)
+    matching = {enrol(client, (15, 19), MEUSE), enrol(client, (20, 24), MEUSE, ("sms",))}
+    others = {
+        enrol(client, (15, 19), MEURTHE),  # another territory
+        enrol(client, (30, 34), MEUSE),  # older
+        enrol(client, (20, 29), MEUSE),  # a band only partly inside the segment
+    }
+    campaign_id = create_campaign(client, (15, 24), [MEUSE])
+    try:
+        approve(client, campaign_id)
+        sent = bus.wait_for(
+            MESSAGE_DELIVERY_REQUESTED.name, of_campaign(campaign_id, matching), count=2
+        )
+        assert {r["key"] for r in sent} == matching
+        assert {r["event"]["template_id"] for r in sent} == {"campaign.integration"}
+        everything = bus.all_records(MESSAGE_DELIVERY_REQUESTED.name)
+        reached = {r["key"] for r in everything if of_campaign(campaign_id)(r)}
+        assert reached & (matching | others) == matching
+        # Each matching person once: the campaign's ids derive from person and campaign.
+        assert len([r for r in everything if of_campaign(campaign_id, matching)(r)]) == 2
+        counts = stats(client, campaign_id).total
+        assert (counts.targeted, counts.sent) == (2, 2)
+        assert (
+            metric(
+                platform.services["prevention"].metrics(),
+                "emeuse_prevention_messages_total",
+                event="sent",
+                campaign=campaign_id,
+                territory="55",
+            )
+            == 2
+        )
+    finally:
+        finish(client, campaign_id)
+
+
+def test_an_unapproved_campaign_sends_nothing(platform: Platform, bus: Bus) -> None:
+    client = prevention(platform)
+    person = enrol(client, (40, 44), HAUTE_MARNE)
+    draft = create_campaign(client, (40, 44), [HAUTE_MARNE])
+    control = create_campaign(client, (40, 44), [HAUTE_MARNE])
+    try:
+        approve(client, control)
+        # Once the approved one reached the person, the draft was there all along.
+        bus.wait_for(MESSAGE_DELIVERY_REQUESTED.name, of_campaign(control, {person}))
+        for topic in (MESSAGE_SCHEDULED.name, MESSAGE_DELIVERY_REQUESTED.name):
+            assert not [r for r in bus.all_records(topic, idle_seconds=1) if of_campaign(draft)(r)]
+        assert stats(client, draft).total.targeted == 0
+        status = client.GetCampaign(api.GetCampaignRequest(campaign_id=draft)).campaign.status
+        assert status == CampaignStatus.CAMPAIGN_STATUS_DRAFT
+        with pytest.raises(grpc.RpcError) as refused:
+            client.ApproveCampaign(
+                api.ApproveCampaignRequest(campaign_id=draft, approver_id="staff-designer")
+            )
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    finally:
+        finish(client, draft)
+        finish(client, control)
+
+
+def test_an_opt_out_between_scheduling_and_sending_stops_the_message(
+    platform: Platform, bus: Bus
+) -> None:
+    client = prevention(platform)
+    leaving, staying = enrol(client, (45, 49), HAUTE_MARNE), enrol(client, (45, 49), HAUTE_MARNE)
+    campaign_id = create_campaign(client, (45, 49), [HAUTE_MARNE], start_in=timedelta(seconds=6))
+    try:
+        approve(client, campaign_id)
+        [scheduled] = bus.wait_for(MESSAGE_SCHEDULED.name, of_campaign(campaign_id, {leaving}))
+        opted_out = client.OptOut(
+            api.OptOutRequest(person_pseudonym=leaving, reason_code="person.request")
+        )
+        assert list(opted_out.cancelled_message_ids) == [scheduled["event"]["message_id"]]
+        # The window opens: the other person's message goes, the one who left gets nothing.
+        bus.wait_for(MESSAGE_DELIVERY_REQUESTED.name, of_campaign(campaign_id, {staying}))
+        delivered = bus.all_records(MESSAGE_DELIVERY_REQUESTED.name, idle_seconds=1)
+        assert not [r for r in delivered if of_campaign(campaign_id, {leaving})(r)]
+        [cancelled] = bus.wait_for(MESSAGE_CANCELLED.name, of_campaign(campaign_id, {leaving}))
+        assert cancelled["event"]["reason_code"] == "opted_out"
+        schedule = client.GetPersonSchedule(api.GetPersonScheduleRequest(person_pseudonym=leaving))
+        assert schedule.opted_out
+        counts = stats(client, campaign_id).total
+        assert (counts.targeted, counts.sent, counts.opted_out) == (2, 1, 1)
+    finally:
+        finish(client, campaign_id)
+
+
+def receipt(person: str, message_id: str, status: int, attempt: int = 1, receipt_id: str = ""):
+    event = DeliveryReceiptReported(
+        receipt_id=receipt_id or str(uuid.uuid4()),
+        message_id=message_id,
+        person_pseudonym=person,
+        status=status,  # type: ignore[arg-type]
+        attempt=attempt,
+    )
+    event.reported_at.GetCurrentTime()
+    return (
+        DELIVERY_RECEIPT_REPORTED.name,
+        person.encode(),
+        event.SerializeToString(),
+        headers_for(DELIVERY_RECEIPT_REPORTED, person, MEURTHE),
+    )
+
+
+def test_receipts_feed_the_stats_and_a_failure_tries_another_channel(
+    platform: Platform, bus: Bus
+) -> None:
+    client = prevention(platform)
+    reader, silent, bouncing = (
+        enrol(client, (65, 69), MEURTHE),
+        enrol(client, (65, 69), MEURTHE),
+        enrol(client, (65, 69), MEURTHE, ("sms", "app")),
+    )
+    people = {reader, silent, bouncing}
+    campaign_id = create_campaign(client, (65, 69), [MEURTHE])
+    try:
+        approve(client, campaign_id)
+        sent = bus.wait_for(
+            MESSAGE_DELIVERY_REQUESTED.name, of_campaign(campaign_id, people), count=3
+        )
+        message = {r["key"]: r["event"]["message_id"] for r in sent}
+        delivered = receipt(reader, message[reader], DeliveryStatus.DELIVERY_STATUS_DELIVERED)
+        bus.send(*delivered)
+        bus.send(*delivered)  # the same receipt twice counts once
+        bus.send(*receipt(reader, message[reader], DeliveryStatus.DELIVERY_STATUS_OPENED))
+        bus.send(*receipt(silent, message[silent], DeliveryStatus.DELIVERY_STATUS_DELIVERED))
+        bus.send(*receipt(bouncing, message[bouncing], DeliveryStatus.DELIVERY_STATUS_BOUNCED))
+        [retry] = bus.wait_for(
+            MESSAGE_DELIVERY_REQUESTED.name,
+            lambda r: r["key"] == bouncing and r["event"].get("attempt") == 2,
+        )
+        assert retry["event"]["channel"] == "app"
+
+        def counted() -> api.CampaignCounts | None:
+            total = stats(client, campaign_id).total
+            return total if (total.delivered, total.opened) == (2, 1) else None
+
+        total = until(counted)
+        assert total is not None
+        assert (total.targeted, total.sent, total.delivered, total.opened, total.failed) == (
+            3,
+            3,
+            2,
+            1,
+            0,
+        )
+        [share] = stats(client, campaign_id).by_territory
+        assert share.territory == MEURTHE and share.counts.targeted == 3
+        bus.send(*receipt(bouncing, message[bouncing], DeliveryStatus.DELIVERY_STATUS_DELIVERED, 2))
+        assert until(lambda: stats(client, campaign_id).total.delivered == 3)
+    finally:
+        finish(client, campaign_id)
+
+
+def test_a_person_monitored_for_diabetes_gets_the_series_and_diabetic_campaigns(
+    platform: Platform, bus: Bus
+) -> None:
+    client = prevention(platform)
+    diabetic, other = enrol(client, (70, 74), MEUSE), enrol(client, (70, 74), MEUSE)
+    plan = json_format.ParseDict(
+        plan_json(
+            diabetic,
+            f"cp-{uuid.uuid4().hex[:8]}",
+            "DIABETES",
+            {"loinc_code": "2339-0", "unit": "mg/dL", "low": 70, "high": 250},
+        ),
+        CarePlanUpdated(),
+    )
+    bus.send(*record(CARE_PLAN_UPDATED, plan, diabetic))
+    series = bus.wait_for(
+        MESSAGE_SCHEDULED.name,
+        lambda r: r["key"] == diabetic and r["event"].get("programme") == "diabetes_education",
+        count=6,
+    )
+    assert "education.diabetes.welcome" in {r["event"]["template_id"] for r in series}
+    campaign_id = create_campaign(client, (70, 74), [MEUSE], attributes=("chronic.diabetes",))
+    try:
+        approve(client, campaign_id)
+        bus.wait_for(MESSAGE_DELIVERY_REQUESTED.name, of_campaign(campaign_id, {diabetic}))
+        assert stats(client, campaign_id).total.targeted == 1
+        reached = bus.all_records(MESSAGE_DELIVERY_REQUESTED.name, idle_seconds=1)
+        assert not [r for r in reached if of_campaign(campaign_id, {other})(r)]
+    finally:
+        finish(client, campaign_id)
+
+
+def test_a_completed_teleconsultation_schedules_a_follow_up_reminder(
+    platform: Platform, bus: Bus
+) -> None:
+    client = prevention(platform)
+    patient = enrol(client, (55, 59), HAUTE_MARNE, ("sms",))
+    completed = ConsultationStatusChanged(
+        booking_id=f"booking-{uuid.uuid4()}",
+        territory="52",
+        patient_pseudonym=patient,
+        practitioner_id="pract-1",
+        status=ConsultationStatus.CONSULTATION_STATUS_COMPLETED,
+        follow_ups=[1, 3],  # type: ignore[list-item]
+    )
+    completed.changed_at.GetCurrentTime()
+    headers = headers_for(CONSULTATION_STATUS_CHANGED, patient, HAUTE_MARNE)
+    bus.send(CONSULTATION_STATUS_CHANGED.name, b"52", completed.SerializeToString(), headers)
+    [follow_up] = bus.wait_for(
+        MESSAGE_SCHEDULED.name,
+        lambda r: r["key"] == patient and r["event"].get("programme") == "consultation.follow_up",
+    )
+    assert follow_up["event"]["parameters"] == {
+        "follow_ups": "prescription_issued+report_available"
+    }
+    assert follow_up["event"]["channel"] == "sms"

@@ -1,0 +1,163 @@
+"""`emeuse partner`: what a partner is granted on the broker, and bad input refused before any
+broker is reached (--bootstrap points where nothing listens)."""
+
+from __future__ import annotations
+
+import pytest
+from kafka.admin import ACLOperation, ACLPermissionType, ACLResourcePatternType, ResourceType
+
+from emeuse.cli.errors import CliError
+from emeuse.cli.main import main
+from emeuse.cli.partner_admin import (
+    PARTNER_EVENT_TYPES,
+    check_grants,
+    partner_acls,
+    partner_topic_plans,
+)
+from emeuse.registry import CONSENT_CHANGED, PARTNER_REGISTERED, READING_RECORDED
+
+NOWHERE = ["--bootstrap", "127.0.0.1:1"]
+READING = READING_RECORDED.type_name
+
+
+def run(capsys, *argv):
+    try:
+        status = main(list(argv))
+    except SystemExit as exit_:
+        status = exit_.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("emeuse: error: ")
+    return lines[0]
+
+
+def test_a_partner_holds_exactly_its_topic_and_group_acls():
+    held = {
+        (
+            acl.resource_pattern.resource_type,
+            acl.resource_pattern.resource_name,
+            acl.resource_pattern.pattern_type,
+            acl.operation,
+        )
+        for acl in partner_acls("glucoflow")
+    }
+    literal, topic = ACLResourcePatternType.LITERAL, ResourceType.TOPIC
+    assert held == {
+        (topic, "emeuse-partner.glucoflow.feed", literal, ACLOperation.READ),
+        (topic, "emeuse-partner.glucoflow.feed", literal, ACLOperation.DESCRIBE),
+        (topic, "emeuse-partner.glucoflow.inbound", literal, ACLOperation.WRITE),
+        (topic, "emeuse-partner.glucoflow.inbound", literal, ACLOperation.DESCRIBE),
+        (topic, "emeuse-partner.glucoflow.dead-letter", literal, ACLOperation.READ),
+        (topic, "emeuse-partner.glucoflow.dead-letter", literal, ACLOperation.WRITE),
+        (topic, "emeuse-partner.glucoflow.dead-letter", literal, ACLOperation.DESCRIBE),
+        (
+            ResourceType.GROUP,
+            "emeuse-partner.glucoflow.",
+            ACLResourcePatternType.PREFIXED,
+            ACLOperation.READ,
+        ),
+    }
+
+
+def test_every_acl_allows_the_partners_own_user_only():
+    for acl in partner_acls("glucoflow"):
+        assert acl.principal == "User:partner-glucoflow"
+        assert acl.permission_type == ACLPermissionType.ALLOW
+        assert acl.host == "*"
+
+
+def test_a_partner_gets_three_topics_of_six_partitions():
+    plans = partner_topic_plans("glucoflow")
+    assert [plan.name for plan in plans] == [
+        "emeuse-partner.glucoflow.feed",
+        "emeuse-partner.glucoflow.inbound",
+        "emeuse-partner.glucoflow.dead-letter",
+    ]
+    assert {plan.partitions for plan in plans} == {6}
+    assert {plan.config["cleanup.policy"] for plan in plans} == {"delete"}
+
+
+def test_partners_may_be_granted_the_services_events_only():
+    assert READING in PARTNER_EVENT_TYPES
+    assert PARTNER_REGISTERED.type_name not in PARTNER_EVENT_TYPES
+    assert CONSENT_CHANGED.type_name not in PARTNER_EVENT_TYPES
+    assert "emeuse.platform.v1.MessageDeadLettered" not in PARTNER_EVENT_TYPES
+
+
+@pytest.mark.parametrize(
+    ("grants", "fragment"),
+    [
+        ({"purposes": ["Remote Monitoring"]}, "purpose 'Remote Monitoring'"),
+        ({"read": ["emeuse.chronic.v1.Nothing"]}, "--read 'emeuse.chronic.v1.Nothing'"),
+        ({"read": [CONSENT_CHANGED.type_name]}, "--read 'emeuse.partners.v1.ConsentChanged'"),
+        ({"publish": ["ReadingRecorded"]}, "--publish 'ReadingRecorded'"),
+        ({"experiments": ["Exp 1"]}, "experiment 'Exp 1'"),
+    ],
+)
+def test_bad_grants_are_refused_by_name(grants, fragment):
+    with pytest.raises(CliError, match=fragment):
+        check_grants(**grants)
+
+
+def test_good_grants_pass():
+    check_grants(
+        purposes=["remote-monitoring"], read=[READING], publish=[READING], experiments=["exp-1"]
+    )
+
+
+def test_a_bad_partner_id_is_refused_before_the_broker(capsys):
+    status, out, err = run(
+        capsys, "partner", "add", "Gluco_Flow", "--purpose", "remote-monitoring", *NOWHERE
+    )
+    assert status == 1 and out == ""
+    assert "partner id 'Gluco_Flow'" in one_line(err)
+
+
+def test_add_needs_a_purpose(capsys):
+    status, _, err = run(capsys, "partner", "add", "glucoflow", *NOWHERE)
+    assert status == 2
+    assert "--purpose" in one_line(err)
+
+
+def test_an_ungrantable_type_is_refused_before_the_broker(capsys):
+    status, _, err = run(
+        capsys,
+        "partner",
+        "add",
+        "glucoflow",
+        "--purpose",
+        "remote-monitoring",
+        "--read",
+        PARTNER_REGISTERED.type_name,
+        "--territory",
+        "55",
+        *NOWHERE,
+    )
+    assert status == 1
+    assert "not an event type a partner may be granted" in one_line(err)
+
+
+def test_add_without_a_territory_changes_nothing(capsys, monkeypatch):
+    monkeypatch.delenv("EMEUSE_TERRITORY", raising=False)
+    status, _, err = run(
+        capsys, "partner", "add", "glucoflow", "--purpose", "remote-monitoring", *NOWHERE
+    )
+    assert status == 1
+    assert "no territory" in one_line(err)
+
+
+def test_grant_needs_something_to_grant(capsys):
+    status, _, err = run(capsys, "partner", "grant", "glucoflow", "--territory", "55", *NOWHERE)
+    assert status == 1
+    assert "nothing to grant" in one_line(err)
+
+
+def test_an_unreachable_broker_is_one_line(capsys):
+    status, _, err = run(capsys, "partner", "list", *NOWHERE)
+    assert status == 1
+    assert "127.0.0.1:1" in one_line(err)
