@@ -47,7 +47,6 @@ STRINGS = {
     "territory": "55",
     "source_topic": "emeuse.chronic.reading-recorded.v1",
     "consumer": "chronic",
-    "key": "ce_type",
     "goes_to_bed_at": "22:30",
     "wakes_at": "07:00",
     "readable_event_types": "emeuse.chronic.v1.ReadingRecorded",
@@ -65,6 +64,7 @@ FALLBACK_STRINGS = {
     "reason_code": "chronic.alert.critical",
     "specialty": "",
     "referral_specialty": "cardiology",
+    "language": "fr",
 }
 # Flags shown false: true would tell another story (a point-of-care result awaits the lab).
 FALSE = {"point_of_care"}
@@ -87,7 +87,7 @@ NUMBERS = {
 }
 # Enums whose first value would tell another story than the examples' (Meuse).
 ENUMS = {"emeuse.place.v1.Territory": "TERRITORY_MEUSE"}
-E_G = re.compile(r"e\.g\.\s+\"([^\"]+)\"")
+E_G = re.compile(r"(?:e\.g\.|such as)\s+\"([^\"]+)\"")
 E_G_NUMBER = re.compile(r"e\.g\.\s+(-?[0-9]+(?:\.[0-9]+)?)")
 SCALAR_NAMES = {
     FieldDescriptor.TYPE_DOUBLE: "double",
@@ -245,13 +245,14 @@ def _message_example(descriptor: Descriptor, comments: Comments, depth: int = 0)
     for field in descriptor.fields:
         comment = comments[field.full_name]
         if field.message_type is not None and field.message_type.GetOptions().map_entry:
-            key_field, value_field = field.message_type.fields
-            key = _scalar_example(key_field, comment)
+            value_field = field.message_type.fields_by_name["value"]
             if field.name == "original_headers":
-                value: object = base64.b64encode(b"emeuse.chronic.v1.ReadingRecorded").decode()
+                header = base64.b64encode(b"emeuse.chronic.v1.ReadingRecorded").decode()
+                example[field.name] = {"ce_type": header}
+            elif value_field.type == FieldDescriptor.TYPE_STRING:
+                example[field.name] = {"name": "value"}
             else:
-                value = _field_value(value_field, comments, depth + 1, comment)
-            example[field.name] = {str(key): value}
+                example[field.name] = {"name": _field_value(value_field, comments, depth + 1, "")}
             continue
         single = _field_value(field, comments, depth + 1, comment)
         example[field.name] = [single] if field.is_repeated else single
