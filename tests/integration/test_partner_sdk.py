@@ -34,9 +34,10 @@ from emeuse.registry import ALERT_RAISED, CARE_PLAN_UPDATED, READING_RECORDED
 from emeuse.runtime.envelope import timestamp
 from emeuse.runtime.pseudonym import random_pseudonym
 from tests.integration.events import headers_for, new_id
-from tests.integration.harness import ROOT, Bus, free_port, metric
+from tests.integration.harness import ROOT, Bus, emeuse, free_port, metric
 
 pytestmark = pytest.mark.integration
+PARTNER_BOOTSTRAP = os.environ.get("EMEUSE_KAFKA_PARTNER_BOOTSTRAP", "127.0.0.1:9094")
 STOP_GRACE_SECONDS = 20
 
 
@@ -290,3 +291,53 @@ def test_a_plain_kafka_python_partner_reads_and_commits_its_feed(bootstrap, bus)
     )
     assert reading.reading_id in done.stdout and raised.alert_id in done.stdout
     assert sum(committed(bootstrap, partner, "plain").values()) == 2
+
+
+def test_the_example_partner_logs_in_with_the_settings_file_emeuse_partner_add_writes(
+    bootstrap, bus, run_partner, tmp_path
+):
+    """SASL SCRAM-SHA-512 on the partner listener, within the ACLs of the partner's user."""
+    partner = new_partner()
+    added = emeuse(
+        "partner",
+        "add",
+        partner,
+        "--purpose",
+        "remote-monitoring",
+        "--read",
+        "emeuse.chronic.v1.ReadingRecorded",
+        "--territory",
+        "55",
+        "--secrets-dir",
+        str(tmp_path),
+        "--partner-bootstrap",
+        PARTNER_BOOTSTRAP,
+        bootstrap=bootstrap,
+    )
+    assert added.returncode == 0, added.stderr
+    config = tmp_path / f"{partner}.properties"
+    patient = random_pseudonym()
+    partition, offset = to_feed(bus, partner, READING_RECORDED, glucose(patient, 120), patient)
+
+    app = run_partner(
+        "examples.glucoflow.app:app",
+        partner,
+        EMEUSE_PARTNER_CONFIG=str(config),
+        EMEUSE_KAFKA_BOOTSTRAP="127.0.0.1:1",  # the file wins
+    )
+    app.wait_metric("glucoflow_glucose_readings_total", 1)
+    assert app.stop() == 0
+    assert committed(bootstrap, partner) == {partition: offset + 1}
+
+    # Its dead letters are written with the same credential (the ACLs allow it).
+    failing = run_partner(
+        "tests.integration.partner_apps:failing",
+        partner,
+        EMEUSE_PARTNER_CONFIG=str(config),
+        EMEUSE_PARTNER_GROUP="failing",
+        EMEUSE_PARTNER_RETRIES="0",
+    )
+    failing.wait_metric("emeuse_partner_events_dead_lettered_total", 1, partner=partner)
+    assert failing.stop() == 0
+    [record] = records_of(bootstrap, partners.dead_letter_topic(partner), 1)
+    assert MessageDeadLettered.FromString(record.value).source_offset == offset
