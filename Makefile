@@ -70,7 +70,7 @@ kafka-down: ## stop the local broker
 topics: kafka-up ## create the registry's topics (idempotent)
 	$(VENV)/bin/emeuse topics create
 
-up: install ## run Kafka, the topics, the four services and Prometheus
+up: install ## run Kafka, the topics, the services and Prometheus
 	deploy/local/platform.sh up
 
 down: ## stop everything `make up` started

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The local platform without Docker: Kafka, registry topics, the four services, Prometheus.
+# The local platform without Docker: Kafka, registry topics, the services, Prometheus.
 #   platform.sh up      start what is not running, wait until each answers, print where
 #   platform.sh down    stop the services and Prometheus (SIGTERM, then SIGKILL after 20 s), then Kafka
 #   platform.sh status  what runs, and where
@@ -13,9 +13,9 @@ logs="$local_dir/logs"
 venv="$root/.venv/bin"
 # Services resolve their default paths (.local/...) from the repository root.
 cd "$root"
-services=(prevention chronic access home)
-declare -A grpc_port=([prevention]=50051 [chronic]=50052 [access]=50053 [home]=50054)
-declare -A metrics_port=([prevention]=9101 [chronic]=9102 [access]=9103 [home]=9104)
+services=(prevention chronic access home gateway)
+declare -A grpc_port=([prevention]=50051 [chronic]=50052 [access]=50053 [home]=50054 [gateway]=50055)
+declare -A metrics_port=([prevention]=9101 [chronic]=9102 [access]=9103 [home]=9104 [gateway]=9105)
 prometheus_port=9090
 partner_port="${KAFKA_PARTNER_PORT:-9094}"
 

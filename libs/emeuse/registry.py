@@ -470,7 +470,8 @@ CONSENT_CHANGED = TopicSpec(
     required=("patient_pseudonym", "partner_id", "purpose", "changed_at"),
 )
 
-SERVICES = ("prevention", "chronic", "access", "home")
+# The four services of the axes, and the partner gateway (consent-filtered feeds, inbound).
+SERVICES = ("prevention", "chronic", "access", "home", "gateway")
 # Who owns topics: the four services, and the partner registry and consents (issue 7).
 OWNERS = (*SERVICES, "partners")
 
@@ -516,6 +517,21 @@ TOPICS: tuple[TopicSpec, ...] = (
     CONSENT_CHANGED,
     *(dead_letter_topic(service) for service in SERVICES),
 )
+
+
+# The services whose events partners may be granted (not the gateway's own dead letters).
+AXES = ("prevention", "chronic", "access", "home")
+
+
+def partner_feedable(spec: TopicSpec) -> bool:
+    """Whether the gateway can put this topic's events in partners' feeds: keyed by the
+    person, so co-partitioned with the consents. Access's territory-keyed agenda is not."""
+    return (
+        spec.owner in AXES
+        and not spec.is_dead_letter
+        and spec.key.endswith("_pseudonym")
+        and spec.partition_by is None
+    )
 
 
 class UnknownTopicError(LookupError):

@@ -45,7 +45,7 @@ from emeuse.cli import kafka
 from emeuse.cli.errors import CliError
 from emeuse.cli.publish import build_event
 from emeuse.partners.v1.partners_pb2 import PartnerRegistered
-from emeuse.registry import PARTNER_REGISTERED, SERVICES, TOPICS
+from emeuse.registry import AXES, PARTNER_REGISTERED, TOPICS, partner_feedable
 from emeuse.runtime.envelope import EXPERIMENT_ID
 from emeuse.runtime.settings import positive_int
 from emeuse.runtime.topics import TopicError, TopicPlan, ensure_topics
@@ -56,11 +56,13 @@ DAY_MS = 24 * 3600 * 1000
 # How long add/remove wait for the broker to enforce what they changed.
 ENFORCED_WITHIN_S = 15.0
 
-# What a partner may be granted: the four services' events. Not the registry or consents
+# What a partner may publish: the four services' events. Not the registry or consents
 # (other partners' grants, every patient's choices) and not the platform's dead letters.
 PARTNER_EVENT_TYPES = frozenset(
-    spec.type_name for spec in TOPICS if spec.owner in SERVICES and not spec.is_dead_letter
+    spec.type_name for spec in TOPICS if spec.owner in AXES and not spec.is_dead_letter
 )
+# What a partner may read: the events the gateway can filter by consent (person-keyed).
+PARTNER_READABLE_TYPES = frozenset(spec.type_name for spec in TOPICS if partner_feedable(spec))
 
 READ = (ACLOperation.READ, ACLOperation.DESCRIBE)
 WRITE = (ACLOperation.WRITE, ACLOperation.DESCRIBE)
@@ -137,12 +139,15 @@ def check_grants(
                 f"purpose {purpose!r}: 2-64 characters, lower-case letters, digits, '.' "
                 "and '-', starting with a letter"
             )
-    for flag, types in (("--read", read), ("--publish", publish)):
+    for flag, types, allowed in (
+        ("--read", read, PARTNER_READABLE_TYPES),
+        ("--publish", publish, PARTNER_EVENT_TYPES),
+    ):
         for event_type in types:
-            if event_type not in PARTNER_EVENT_TYPES:
+            if event_type not in allowed:
                 raise CliError(
                     f"{flag} {event_type!r} is not an event type a partner may be granted; "
-                    f"one of: {', '.join(sorted(PARTNER_EVENT_TYPES))}"
+                    f"one of: {', '.join(sorted(allowed))}"
                 )
     for experiment in experiments:
         if not EXPERIMENT_ID.fullmatch(experiment):

@@ -204,7 +204,7 @@ class Bus:
             check_event(spec, envelope, value, key)
             check_partition(spec, message.key, message.partition, value)
         except Exception as exc:  # whatever a sender's bytes provoke: set aside, go on
-            await self._dead_letter(record, *_read_failure(exc), event_type)
+            await self._dead_letter(record, *read_failure(exc), event_type)
             return
         event = Event(envelope, value, key, message.topic, message.partition, message.offset)
         with event_context(envelope, spec.name):
@@ -239,17 +239,44 @@ class Bus:
 
     async def _dead_letter(self, record: EventT, cause: int, reason: str, event_type: str) -> None:
         message = record.message
-        headers = env.header_map(message.headers)
         key = message.key if isinstance(message.key, bytes) else (message.key or "").encode()
+        await self.dead_letter_raw(
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            key=key or None,
+            value=message.value,
+            headers=env.header_map(message.headers),
+            cause=cause,
+            reason=reason,
+            event_type=event_type,
+        )
+
+    async def dead_letter_raw(
+        self,
+        *,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: dict[str, bytes],
+        cause: int,
+        reason: str,
+        event_type: str = "unknown",
+        to_topic: str | None = None,
+    ) -> None:
+        """Set a record aside with its reason and place: on this service's dead-letter
+        topic, or `to_topic` (a partner's own, for what the partner sent)."""
         letter = MessageDeadLettered(
             cause=cause,  # type: ignore[arg-type]
             reason=reason,
             consumer=self.settings.service,
-            source_topic=message.topic,
-            source_partition=message.partition,
-            source_offset=message.offset,
-            original_key=key,
-            original_value=message.value or b"",
+            source_topic=topic,
+            source_partition=partition,
+            source_offset=offset,
+            original_key=key or b"",
+            original_value=value or b"",
             original_headers=headers,
             dead_lettered_at=env.timestamp(datetime.now(UTC)),
         )
@@ -262,24 +289,53 @@ class Bus:
             schema_version=self.dead_letters.schema_version,
             occurred_at=datetime.now(UTC),
         )
-        await self._send(
-            self.dead_letters, key or None, letter.SerializeToString(), env.to_headers(envelope)
-        )
+        if to_topic is None:
+            await self._send(
+                self.dead_letters, key or None, letter.SerializeToString(), env.to_headers(envelope)
+            )
+        else:
+            await self.forward(to_topic, key, letter.SerializeToString(), env.to_headers(envelope))
         cause_name = DeadLetterCause.Name(cause)  # type: ignore[arg-type]
-        metrics.EVENTS_FAILED.labels(
-            self.settings.service, message.topic, event_type, cause_name
-        ).inc()
-        metrics.EVENTS_DEAD_LETTERED.labels(self.settings.service, message.topic).inc()
+        metrics.EVENTS_FAILED.labels(self.settings.service, topic, event_type, cause_name).inc()
+        metrics.EVENTS_DEAD_LETTERED.labels(self.settings.service, topic).inc()
         log.warning(
             "event.dead_lettered",
             cause=cause_name,
-            source_topic=message.topic,
-            source_partition=message.partition,
-            source_offset=message.offset,
+            source_topic=topic,
+            source_partition=partition,
+            source_offset=offset,
         )
 
+    def raw_topic(self, name: str) -> faust.TopicT:
+        """A topic outside the registry (a partner's), bytes in and out."""
+        if name not in self._topics:
+            self._topics[name] = self.app.topic(
+                name,
+                key_type=bytes,
+                key_serializer="raw",
+                value_type=bytes,
+                value_serializer="raw",
+                internal=False,
+            )
+        return self._topics[name]
 
-def _read_failure(exc: Exception) -> tuple[int, str]:
+    async def forward(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: env.Headers,
+        partition: int | None = None,
+    ) -> None:
+        """Send a record as it is (an event passed on to or from a partner); waits for the
+        broker's acknowledgement."""
+        pending = await self.raw_topic(topic).send(
+            key=key, value=value, headers=headers, partition=partition
+        )
+        await pending
+
+
+def read_failure(exc: Exception) -> tuple[int, str]:
     """Dead-letter cause and reason for a record that could not be read."""
     if isinstance(exc, env.EnvelopeError):
         return DeadLetterCause.DEAD_LETTER_CAUSE_INVALID_ENVELOPE, str(exc)

@@ -18,6 +18,7 @@ DEFAULT_PORTS = {
     "chronic": (50052, 9102),
     "access": (50053, 9103),
     "home": (50054, 9104),
+    "gateway": (50055, 9105),
 }
 LOG_LEVELS = ("debug", "info", "warning", "error")
 BOOTSTRAP = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}$")

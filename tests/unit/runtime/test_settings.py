@@ -2,13 +2,14 @@ from pathlib import Path
 
 import pytest
 
+from emeuse.registry import SERVICES
 from emeuse.runtime.settings import SettingsError, load_settings
 
 
 def test_defaults_give_each_service_its_own_ports():
-    ports = {s: load_settings(s, {}) for s in ("prevention", "chronic", "access", "home")}
-    assert {s.grpc_port for s in ports.values()} == {50051, 50052, 50053, 50054}
-    assert {s.metrics_port for s in ports.values()} == {9101, 9102, 9103, 9104}
+    ports = {s: load_settings(s, {}) for s in SERVICES}
+    assert {s.grpc_port for s in ports.values()} == {50051, 50052, 50053, 50054, 50055}
+    assert {s.metrics_port for s in ports.values()} == {9101, 9102, 9103, 9104, 9105}
     chronic = ports["chronic"]
     assert chronic.kafka_bootstrap == ("127.0.0.1:9092",)
     assert chronic.app_id == "emeuse-chronic"

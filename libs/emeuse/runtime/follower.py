@@ -1,0 +1,68 @@
+"""Reading a whole compacted topic into memory on every instance, then following it.
+
+For small directories every instance needs in full (partners, campaigns): not a faust
+table, which would split them across instances by partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+log = structlog.get_logger("emeuse.follower")
+Apply = Callable[[bytes | None, bytes | None], None]
+
+
+async def follow(
+    topic: str,
+    partitions: int,
+    apply: Apply,
+    ready: asyncio.Event,
+    bootstrap: str,
+    stopping: Callable[[], bool],
+) -> None:
+    """Apply every record of `topic` from its beginning, then new ones as they come, until
+    `stopping()`. `ready` is set once the records there at start are applied."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    assigned = [TopicPartition(topic, p) for p in range(partitions)]
+    await consumer.start()
+    try:
+        consumer.assign(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        ends = await consumer.end_offsets(assigned)
+        while not stopping():
+            batches = await consumer.getmany(timeout_ms=200)
+            for _, records in sorted(batches.items(), key=lambda item: item[0].partition):
+                for record in records:
+                    apply(record.key, record.value)
+            if not ready.is_set() and all(
+                [await consumer.position(tp) >= end for tp, end in ends.items()]
+            ):
+                ready.set()
+                log.info("follower.ready", topic=topic)
+    finally:
+        await consumer.stop()
+
+
+async def keep_following(
+    topic: str,
+    partitions: int,
+    apply: Apply,
+    ready: asyncio.Event,
+    bootstrap: str,
+    stopping: Callable[[], bool],
+) -> None:
+    """`follow`, started again after a broker failure, until the worker stops."""
+    while not stopping():
+        try:
+            await follow(topic, partitions, apply, ready, bootstrap, stopping)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.error("follower.failed", topic=topic, error=type(exc).__name__)
+            await asyncio.sleep(1.0)

@@ -1,0 +1,1 @@
+"""Partner gateway: consent-filtered feeds for partners, and their inbound events checked."""

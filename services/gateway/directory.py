@@ -1,0 +1,42 @@
+"""The partners, as this instance read them from the compacted registry topic."""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+from google.protobuf.message import DecodeError
+
+from emeuse.partners.v1.partners_pb2 import PartnerRegistered
+
+log = structlog.get_logger("emeuse.gateway.directory")
+
+
+class PartnerDirectory:
+    def __init__(self) -> None:
+        self.partners: dict[str, PartnerRegistered] = {}
+        self.ready = asyncio.Event()
+
+    def apply(self, key: bytes | None, value: bytes | None) -> None:
+        """One record of the registry: the latest registration of a partner wins."""
+        if value is None:
+            if key:
+                self.partners.pop(key.decode(errors="replace"), None)
+            return
+        try:
+            partner = PartnerRegistered.FromString(value)
+        except DecodeError:
+            log.warning("partner.unreadable")
+            return
+        if partner.partner_id:
+            self.partners[partner.partner_id] = partner
+
+    def active(self, partner_id: str) -> PartnerRegistered | None:
+        partner = self.partners.get(partner_id)
+        return partner if partner is not None and partner.active else None
+
+    def readers_of(self, event_type: str) -> list[PartnerRegistered]:
+        """Active partners granted reading this event type."""
+        return [
+            p for p in self.partners.values() if p.active and event_type in p.readable_event_types
+        ]

@@ -1,0 +1,55 @@
+"""A patient's consents to partners, with their history, kept in the `patient_to_consents`
+table: what stood when an event happened, and what stands now."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+
+class Change(BaseModel):
+    at: datetime
+    granted: bool
+
+
+class ConsentBook(BaseModel):
+    """Changes per "<partner>|<purpose>", oldest first."""
+
+    changes: dict[str, list[Change]] = Field(default_factory=dict)
+
+    @staticmethod
+    def key(partner_id: str, purpose: str) -> str:
+        return f"{partner_id}|{purpose}"
+
+    def record(self, partner_id: str, purpose: str, at: datetime, granted: bool) -> bool:
+        """Add a change in time order; False when it is already there (a redelivery)."""
+        history = self.changes.setdefault(self.key(partner_id, purpose), [])
+        change = Change(at=at, granted=granted)
+        if change in history:
+            return False
+        history.append(change)
+        history.sort(key=lambda c: c.at)
+        return True
+
+    def stands(self, partner_id: str, purpose: str, at: datetime | None = None) -> bool:
+        """Whether consent stood at `at` (now, when None): the last change by then granted."""
+        history = self.changes.get(self.key(partner_id, purpose), [])
+        standing = [c for c in history if at is None or c.at <= at]
+        return bool(standing) and standing[-1].granted
+
+    def allows(self, partner_id: str, purposes: list[str], event_at: datetime) -> bool:
+        """A partner may receive the patient's event when, for one of its purposes, consent
+        stood when the event happened and still stands now (a withdrawal stops everything
+        handled after it, past events included)."""
+        return any(
+            self.stands(partner_id, purpose, event_at) and self.stands(partner_id, purpose)
+            for purpose in purposes
+        )
+
+    def to_json(self) -> dict[str, object]:
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_json(cls, data: dict[str, object] | None) -> ConsentBook:
+        return cls.model_validate(data or {})

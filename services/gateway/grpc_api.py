@@ -1,0 +1,213 @@
+"""PartnerGatewayService: consents recorded through the patient's partition, replays run
+by every instance on the partitions it holds."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
+from faust.types import TableT
+
+from emeuse.partners import PURPOSE
+from emeuse.partners.v1 import gateway_service_pb2 as api
+from emeuse.partners.v1 import gateway_service_pb2_grpc as api_grpc
+from emeuse.partners.v1.partners_pb2 import ConsentChanged
+from emeuse.registry import CONSENT_CHANGED
+from emeuse.runtime.bus import Bus
+from emeuse.runtime.envelope import (
+    EXPERIMENT_ID,
+    TERRITORY_CODES,
+    territory_from_code,
+    timestamp,
+)
+from emeuse.runtime.grpc_server import Registrar
+from emeuse.runtime.routing import Router
+from emeuse.runtime.service import require_pseudonym
+from services.gateway.directory import PartnerDirectory
+from services.gateway.domain.consent import ConsentBook
+from services.gateway.replay import replay_partitions
+from services.gateway.topics import source_topics
+
+APPLY_WAIT_S = 10.0
+# A replay reads up to the partitions' ends: the forwarded call gets this long.
+REPLAY_DEADLINE_S = 120.0
+
+
+class GatewayServicer(api_grpc.PartnerGatewayServiceServicer):
+    def __init__(
+        self,
+        router: Router,
+        bus: Bus,
+        consents: TableT,
+        directory: PartnerDirectory,
+        bootstrap: str,
+    ) -> None:
+        self.router = router
+        self.bus = bus
+        self.consents = consents
+        self.directory = directory
+        self.bootstrap = bootstrap
+
+    def book(self, patient: str) -> ConsentBook:
+        return ConsentBook.from_json(self.consents.get(patient))
+
+    async def RecordConsent(
+        self, request: api.RecordConsentRequest, context: grpc.aio.ServicerContext
+    ) -> api.RecordConsentResponse:
+        patient = request.patient_pseudonym
+        await require_pseudonym(context, patient, "patient_pseudonym")
+        if request.territory not in TERRITORY_CODES:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "territory must be 52, 54 or 55")
+        if not EXPERIMENT_ID.fullmatch(request.experiment_id):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "experiment_id is not an id")
+        if not PURPOSE.fullmatch(request.purpose):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "purpose must be a code")
+        await self.directory.ready.wait()
+        partner = self.directory.active(request.partner_id)
+        if partner is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "no such partner (or removed)")
+            raise AssertionError
+        if request.purpose not in partner.purposes:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "purpose is not one of the partner's"
+            )
+
+        async def local() -> api.RecordConsentResponse:
+            now = datetime.now(UTC)
+            change = ConsentChanged(
+                patient_pseudonym=patient,
+                partner_id=request.partner_id,
+                purpose=request.purpose,
+                granted=request.granted,
+                changed_at=timestamp(now),
+            )
+            try:
+                envelope = await self.bus.publish(
+                    CONSENT_CHANGED,
+                    change,
+                    key=CONSENT_CHANGED.record_key(change) or patient,
+                    subject_pseudonym=patient,
+                    occurred_at=now,
+                    territory=territory_from_code(request.territory),
+                    experiment_id=request.experiment_id,
+                )
+            except KafkaError as exc:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, f"the bus did not take it: {exc}")
+                raise
+            # Answer once the gateway applies it: the feeds follow it from then on.
+            applied_at = change.changed_at.ToDatetime(tzinfo=UTC)
+            loop = asyncio.get_running_loop()
+            until = loop.time() + APPLY_WAIT_S
+            while loop.time() < until:
+                history = self.book(patient).changes.get(
+                    ConsentBook.key(request.partner_id, request.purpose), []
+                )
+                if any(c.at == applied_at and c.granted == request.granted for c in history):
+                    return api.RecordConsentResponse(event_id=envelope.event_id)
+                await asyncio.sleep(0.02)
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "accepted, not applied yet")
+            raise AssertionError
+
+        async def remote(channel: grpc.aio.Channel, deadline: float, metadata: Any) -> Any:
+            stub = api_grpc.PartnerGatewayServiceStub(channel)
+            return await stub.RecordConsent(
+                request, timeout=deadline + APPLY_WAIT_S, metadata=metadata
+            )
+
+        return await self.router.answer(self.consents, patient, context, local, remote)
+
+    async def GetPatientConsents(
+        self, request: api.GetPatientConsentsRequest, context: grpc.aio.ServicerContext
+    ) -> api.GetPatientConsentsResponse:
+        patient = request.patient_pseudonym
+        await require_pseudonym(context, patient, "patient_pseudonym")
+
+        async def local() -> api.GetPatientConsentsResponse:
+            book = self.book(patient)
+            response = api.GetPatientConsentsResponse()
+            for key, history in sorted(book.changes.items()):
+                partner_id, purpose = key.split("|", 1)
+                consent = response.consents.add(
+                    partner_id=partner_id,
+                    purpose=purpose,
+                    stands=book.stands(partner_id, purpose),
+                )
+                for change in history:
+                    consent.history.add(granted=change.granted, changed_at=timestamp(change.at))
+            return response
+
+        async def remote(channel: grpc.aio.Channel, deadline: float, metadata: Any) -> Any:
+            stub = api_grpc.PartnerGatewayServiceStub(channel)
+            return await stub.GetPatientConsents(request, timeout=deadline, metadata=metadata)
+
+        return await self.router.answer(self.consents, patient, context, local, remote)
+
+    async def Replay(
+        self, request: api.ReplayRequest, context: grpc.aio.ServicerContext
+    ) -> api.ReplayResponse:
+        await self.directory.ready.wait()
+        partner = self.directory.active(request.partner_id)
+        if partner is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "no such partner (or removed)")
+            raise AssertionError
+        if not request.HasField("since"):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "since is required")
+        since = request.since.ToDatetime(tzinfo=UTC)
+        forwarded = self.router.is_forwarded(context)
+        asked_id = dict(context.invocation_metadata() or ()).get("x-emeuse-replay-id")
+        replay_id = str(asked_id) if forwarded and asked_id else str(uuid.uuid4())
+        # Each instance replays the source partitions it holds (their consents are here).
+        held = [
+            TopicPartition(spec.name, p)
+            for spec in source_topics()
+            for p in range(spec.partitions)
+            if self._holds(spec.name, p)
+        ]
+        sent, withheld = await replay_partitions(
+            bus=self.bus,
+            bootstrap=self.bootstrap,
+            partner=partner,
+            since=since,
+            partitions=held,
+            consents=self.book,
+            replay_id=replay_id,
+        )
+        if not forwarded:
+            for peer in self.router.peers(self.consents):
+                stub = api_grpc.PartnerGatewayServiceStub(self.router.channel(peer))
+                try:
+                    answer = await stub.Replay(
+                        request,
+                        timeout=REPLAY_DEADLINE_S,
+                        metadata=(
+                            *self.router.forward_metadata(),
+                            ("x-emeuse-replay-id", replay_id),
+                        ),
+                    )
+                except grpc.aio.AioRpcError as exc:
+                    await context.abort(exc.code(), f"instance {peer}: {exc.details()}")
+                    raise
+                sent += answer.events_replayed
+                withheld += answer.events_withheld
+        return api.ReplayResponse(
+            replay_id=replay_id, events_replayed=sent, events_withheld=withheld
+        )
+
+    def _holds(self, topic: str, partition: int) -> bool:
+        return any(
+            tp.topic == topic and tp.partition == partition
+            for tp in self.router.app.assignor.assigned_actives()
+        )
+
+
+def register(servicer: GatewayServicer) -> Registrar:
+    def add(server: grpc.aio.Server) -> list[str]:
+        api_grpc.add_PartnerGatewayServiceServicer_to_server(servicer, server)
+        return [api.DESCRIPTOR.services_by_name["PartnerGatewayService"].full_name]
+
+    return add

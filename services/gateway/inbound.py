@@ -1,0 +1,60 @@
+"""Checking what a partner publishes before the platform consumes it.
+
+A partner writes only its inbound topic (the broker's ACLs); the gateway lets an event
+through to the platform's topic when the registry grants the partner its type, the bytes
+are that type and keep the topic's rules, and the experiment is one of the partner's.
+The source header is stamped `partner/<id>`, whatever the partner wrote there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from google.protobuf.message import Message
+
+from emeuse.event.v1.envelope_pb2 import EventEnvelope
+from emeuse.partners.v1.partners_pb2 import PartnerRegistered
+from emeuse.registry import TopicSpec, UnknownTopicError, for_type
+from emeuse.runtime.codec import InvalidEventError, check_event, decode
+
+
+@dataclass(frozen=True)
+class Admitted:
+    spec: TopicSpec
+    message: Message
+    envelope: EventEnvelope
+
+
+def partner_of_inbound(topic: str) -> str:
+    """`emeuse-partner.<id>.inbound` -> `<id>`."""
+    return topic.split(".")[1]
+
+
+def admit(
+    partner_id: str,
+    partner: PartnerRegistered | None,
+    envelope: EventEnvelope,
+    value: bytes | None,
+    key: str | None,
+) -> Admitted:
+    """The platform topic, message and stamped envelope; InvalidEventError says why not."""
+    if partner is None:
+        raise InvalidEventError(f"partner {partner_id!r} is not registered, or was removed")
+    if envelope.event_type not in partner.publishable_event_types:
+        raise InvalidEventError(
+            f"event type {envelope.event_type} is not granted to partner {partner_id!r}"
+        )
+    try:
+        [spec] = [s for s in for_type(envelope.event_type) if not s.is_dead_letter]
+    except (UnknownTopicError, ValueError):
+        raise InvalidEventError(f"event type {envelope.event_type} has no platform topic") from None
+    message = decode(spec, value)
+    if partner.experiments and envelope.experiment_id not in partner.experiments:
+        raise InvalidEventError(
+            f"experiment {envelope.experiment_id!r} is not one of partner {partner_id!r}"
+        )
+    stamped = EventEnvelope()
+    stamped.CopyFrom(envelope)
+    stamped.source = f"partner/{partner_id}"
+    check_event(spec, stamped, message, key)
+    return Admitted(spec, message, stamped)

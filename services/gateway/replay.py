@@ -1,0 +1,96 @@
+"""Replaying a partner's feed from a date, on the partitions this instance holds.
+
+Each source partition is read from the first offset at or after the date to its end at
+the start of the replay; an event goes to the partner's feed when the patient's consent
+stood when it happened and stands now (ConsentBook.allows), as in the live feed. The
+consents of a partition's patients are in this instance's table: the same partition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from emeuse.partners import feed_topic
+from emeuse.partners.v1.partners_pb2 import PartnerRegistered
+from emeuse.runtime import envelope as env
+from emeuse.runtime.bus import Bus
+from services.gateway.domain.consent import ConsentBook
+
+REPLAY_HEADER = "emeuse_replay"
+
+
+async def replay_partitions(
+    *,
+    bus: Bus,
+    bootstrap: str,
+    partner: PartnerRegistered,
+    since: datetime,
+    partitions: list[TopicPartition],
+    consents: Callable[[str], ConsentBook],
+    replay_id: str,
+) -> tuple[int, int]:
+    """(sent, withheld) for the given source partitions."""
+    if not partitions:
+        return 0, 0
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    sent = withheld = 0
+    try:
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        starts = await consumer.offsets_for_times(
+            {tp: int(since.timestamp() * 1000) for tp in partitions}
+        )
+        todo = {}
+        for tp in partitions:
+            found = starts.get(tp)
+            if found is None or found.offset >= ends[tp]:
+                continue  # nothing since that date on this partition
+            consumer.seek(tp, found.offset)
+            todo[tp] = ends[tp]
+        while todo:
+            batches = await consumer.getmany(*todo, timeout_ms=500)
+            for tp, records in batches.items():
+                for record in records:
+                    if record.offset >= todo.get(tp, -1):
+                        continue
+                    verdict = _share(partner, record, since, consents)
+                    if verdict is None:
+                        continue
+                    if not verdict:
+                        withheld += 1
+                        continue
+                    headers = [*list(record.headers or ()), (REPLAY_HEADER, replay_id.encode())]
+                    await bus.forward(
+                        feed_topic(partner.partner_id), record.key, record.value, headers
+                    )
+                    sent += 1
+            for tp in list(todo):
+                if await consumer.position(tp) >= todo[tp]:
+                    del todo[tp]
+    finally:
+        await consumer.stop()
+    return sent, withheld
+
+
+def _share(
+    partner: PartnerRegistered,
+    record: object,
+    since: datetime,
+    consents: Callable[[str], ConsentBook],
+) -> bool | None:
+    """None: not for this partner (type, date, unreadable); else whether consent allows it."""
+    try:
+        envelope = env.from_headers(env.header_map(list(record.headers or ())))  # type: ignore[attr-defined]
+    except env.EnvelopeError:
+        return None
+    if envelope.event_type not in partner.readable_event_types:
+        return None
+    happened = envelope.occurred_at.ToDatetime(tzinfo=since.tzinfo)
+    if happened < since:
+        return None
+    book = consents(envelope.subject_pseudonym)
+    return book.allows(partner.partner_id, list(partner.purposes), happened)

@@ -1,0 +1,81 @@
+"""What a partner publishes is let through only as granted, well formed and stamped."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from emeuse.chronic.v1.chronic_events_pb2 import ReadingRecorded
+from emeuse.partners.v1.partners_pb2 import PartnerRegistered
+from emeuse.place.v1.territory_pb2 import Territory
+from emeuse.registry import READING_RECORDED
+from emeuse.runtime import envelope as env
+from emeuse.runtime.codec import InvalidEventError, UndecodableError
+from emeuse.runtime.pseudonym import random_pseudonym
+from services.gateway.inbound import admit, partner_of_inbound
+
+PATIENT = random_pseudonym()
+PARTNER = PartnerRegistered(
+    partner_id="glucoflow",
+    purposes=["remote-monitoring"],
+    publishable_event_types=[READING_RECORDED.type_name],
+    experiments=["exp-gluco"],
+    active=True,
+)
+
+
+def reading() -> ReadingRecorded:
+    message = ReadingRecorded(
+        reading_id="r-1", patient_pseudonym=PATIENT, loinc_code="2339-0", value=95, unit="mg/dL"
+    )
+    message.measured_at.FromDatetime(datetime(2026, 11, 2, 8, 0, tzinfo=UTC))
+    return message
+
+
+def envelope(
+    event_type=READING_RECORDED.type_name, source="partner/someone-else", experiment="exp-gluco"
+):
+    return env.new_envelope(
+        event_type=event_type,
+        source=source,
+        subject_pseudonym=PATIENT,
+        territory=Territory.TERRITORY_MEUSE,
+        experiment_id=experiment,
+        schema_version="v1",
+        occurred_at=datetime(2026, 11, 2, 8, 0, tzinfo=UTC),
+    )
+
+
+def test_a_granted_reading_goes_to_the_platform_topic_stamped_with_the_partner():
+    admitted = admit("glucoflow", PARTNER, envelope(), reading().SerializeToString(), PATIENT)
+    assert admitted.spec is READING_RECORDED
+    assert admitted.message == reading()
+    assert admitted.envelope.source == "partner/glucoflow"  # whatever the partner wrote
+
+
+@pytest.mark.parametrize(
+    ("partner", "kwargs", "value", "key", "error", "reason"),
+    [
+        (None, {}, None, PATIENT, InvalidEventError, "not registered"),
+        (
+            PARTNER,
+            {"event_type": "emeuse.chronic.v1.AlertRaised"},
+            None,
+            PATIENT,
+            InvalidEventError,
+            "not granted",
+        ),
+        (PARTNER, {}, b"\xff not protobuf", PATIENT, UndecodableError, "not a"),
+        (PARTNER, {"experiment": "exp-other"}, None, PATIENT, InvalidEventError, "experiment"),
+        (PARTNER, {}, None, random_pseudonym(), InvalidEventError, "record key"),
+    ],
+)
+def test_what_the_partner_may_not_send_is_refused_with_the_reason(
+    partner, kwargs, value, key, error, reason
+):
+    raw = value if value is not None else reading().SerializeToString()
+    with pytest.raises(error, match=reason):
+        admit("glucoflow", partner, envelope(**kwargs), raw, key)
+
+
+def test_the_partner_id_comes_from_its_inbound_topic():
+    assert partner_of_inbound("emeuse-partner.glucoflow.inbound") == "glucoflow"
