@@ -23,7 +23,7 @@ from google.protobuf.message import Message
 
 from emeuse import partners
 from emeuse.platform.v1.dead_letter_pb2 import MessageDeadLettered
-from emeuse.registry import OWNERS, TOPICS, TopicSpec
+from emeuse.registry import OWNERS, TOPICS, TopicSpec, partner_feedable
 from emeuse.runtime.codec import missing_fields
 
 # protobuf's stubs type DESCRIPTOR as a union of its pure-Python and upb classes.
@@ -379,6 +379,7 @@ def _topic_section(spec: TopicSpec, comments: Comments) -> str:
         + " |",
         f"| kept | {_kept(spec)} |",
         f"| written by | `{spec.owner}` |",
+        f"| partner feed | {'yes' if partner_feedable(spec) else 'no'} |",
         "",
         f"**{spec.message.DESCRIPTOR.name}**: {comments[spec.type_name]}",
         "",
@@ -408,8 +409,9 @@ def render(comments: Comments | None = None) -> str:
         "",
         "Every topic on the e-Meuse bus: the one message type it carries, its key, how long",
         "it is kept, when its events are emitted, what each field means and an example.",
-        "A partner reads these events on its own feed topic, only for patients who consent",
-        "(see [partners.md](partners.md)); the types it may read are granted by operations.",
+        'A partner reads, on its own feed topic, the events of the topics marked "partner',
+        'feed: yes" (keyed by a person), only for patients who consent (see',
+        "[partners.md](partners.md)); the types it may read are granted by operations.",
         "",
         "## Headers of every record",
         "",

@@ -14,13 +14,14 @@ from datetime import UTC, datetime
 import faust
 import structlog
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
 from faust.types import TableT
 from prometheus_client import Counter, Histogram
 
 from emeuse.partners import dead_letter_topic, feed_topic
 from emeuse.registry import CONSENT_CHANGED
 from emeuse.runtime import envelope as env
-from emeuse.runtime.bus import Event, read_failure
+from emeuse.runtime.bus import Event, RetryableError, read_failure
 from emeuse.runtime.codec import expected_partition
 from emeuse.runtime.service import Runtime
 from services.gateway.directory import PartnerDirectory
@@ -77,12 +78,17 @@ def start_agents(rt: Runtime, consents: TableT, directory: PartnerDirectory) -> 
             if not book.allows(partner.partner_id, list(partner.purposes), happened):
                 WITHHELD.labels(partner.partner_id, event_type).inc()
                 continue
-            await rt.bus.forward(
-                feed_topic(partner.partner_id),
-                (event.key or "").encode() or None,
-                event.message.SerializeToString(),
-                env.to_headers(event.envelope),
-            )
+            try:
+                await rt.bus.forward(
+                    feed_topic(partner.partner_id),
+                    (event.key or "").encode() or None,
+                    event.message.SerializeToString(),
+                    env.to_headers(event.envelope),
+                )
+            except KafkaError as exc:
+                # Retried whole (partners already fed get it again, same ce_id), so no
+                # partner loses the event for another's feed failing.
+                raise RetryableError(f"feed of {partner.partner_id}: {exc}") from exc
             FORWARDED.labels(partner.partner_id, event_type).inc()
 
     sources = source_topics()
@@ -142,7 +148,9 @@ async def admit_one(rt: Runtime, directory: PartnerDirectory, record: object) ->
     value: bytes | None = record.value  # type: ignore[attr-defined]
     try:
         envelope = env.from_headers(headers)
-        admitted = admit(partner_id, directory.active(partner_id), envelope, value, key)
+        admitted = admit(
+            partner_id, directory.active(partner_id), envelope, value, key, datetime.now(UTC)
+        )
     except Exception as exc:  # whatever a partner's bytes provoke: set aside, go on
         cause, reason = read_failure(exc)
         await rt.bus.dead_letter_raw(

@@ -28,6 +28,8 @@ def build() -> Runtime:
             directory.ready,
             bootstrap,
             lambda: bool(rt.app.should_stop),
+            directory.reloading,
+            directory.caught_up,
         )
 
     start_agents(rt, consents, directory)

@@ -16,12 +16,23 @@ class PartnerDirectory:
     def __init__(self) -> None:
         self.partners: dict[str, PartnerRegistered] = {}
         self.ready = asyncio.Event()
+        # While the registry is read again (after a broker failure), into this copy: the
+        # directory in use never goes back to an older registration.
+        self._loading: dict[str, PartnerRegistered] | None = None
+
+    def reloading(self) -> None:
+        self._loading = {}
+
+    def caught_up(self) -> None:
+        if self._loading is not None:
+            self.partners, self._loading = self._loading, None
 
     def apply(self, key: bytes | None, value: bytes | None) -> None:
         """One record of the registry: the latest registration of a partner wins."""
+        target = self._loading if self._loading is not None else self.partners
         if value is None:
             if key:
-                self.partners.pop(key.decode(errors="replace"), None)
+                target.pop(key.decode(errors="replace"), None)
             return
         try:
             partner = PartnerRegistered.FromString(value)
@@ -29,7 +40,7 @@ class PartnerDirectory:
             log.warning("partner.unreadable")
             return
         if partner.partner_id:
-            self.partners[partner.partner_id] = partner
+            target[partner.partner_id] = partner
 
     def active(self, partner_id: str) -> PartnerRegistered | None:
         partner = self.partners.get(partner_id)

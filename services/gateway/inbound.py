@@ -9,6 +9,7 @@ The source header is stamped `partner/<id>`, whatever the partner wrote there.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from google.protobuf.message import Message
 
@@ -16,6 +17,8 @@ from emeuse.event.v1.envelope_pb2 import EventEnvelope
 from emeuse.partners.v1.partners_pb2 import PartnerRegistered
 from emeuse.registry import TopicSpec, UnknownTopicError, for_type
 from emeuse.runtime.codec import InvalidEventError, check_event, decode
+
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -36,10 +39,14 @@ def admit(
     envelope: EventEnvelope,
     value: bytes | None,
     key: str | None,
+    now: datetime,
 ) -> Admitted:
     """The platform topic, message and stamped envelope; InvalidEventError says why not."""
     if partner is None:
         raise InvalidEventError(f"partner {partner_id!r} is not registered, or was removed")
+    # Consent is judged at the event's time: a partner may not date events ahead.
+    if envelope.occurred_at.ToDatetime(tzinfo=UTC) > now + CLOCK_SKEW:
+        raise InvalidEventError("ce_time is in the future")
     if envelope.event_type not in partner.publishable_event_types:
         raise InvalidEventError(
             f"event type {envelope.event_type} is not granted to partner {partner_id!r}"
@@ -49,7 +56,8 @@ def admit(
     except (UnknownTopicError, ValueError):
         raise InvalidEventError(f"event type {envelope.event_type} has no platform topic") from None
     message = decode(spec, value)
-    if partner.experiments and envelope.experiment_id not in partner.experiments:
+    # No experiment granted: nothing may be published (an empty list is not "any").
+    if envelope.experiment_id not in partner.experiments:
         raise InvalidEventError(
             f"experiment {envelope.experiment_id!r} is not one of partner {partner_id!r}"
         )

@@ -15,8 +15,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from emeuse.partners import feed_topic
 from emeuse.partners.v1.partners_pb2 import PartnerRegistered
+from emeuse.registry import UnknownTopicError, by_name
 from emeuse.runtime import envelope as env
 from emeuse.runtime.bus import Bus
+from emeuse.runtime.codec import InvalidEventError, check_event, check_partition, decode
 from services.gateway.domain.consent import ConsentBook
 
 REPLAY_HEADER = "emeuse_replay"
@@ -85,9 +87,15 @@ def _share(
     """None: not for this partner (type, date, unreadable); else whether consent allows it."""
     try:
         envelope = env.from_headers(env.header_map(list(record.headers or ())))  # type: ignore[attr-defined]
-    except env.EnvelopeError:
-        return None
-    if envelope.event_type not in partner.readable_event_types:
+        if envelope.event_type not in partner.readable_event_types:
+            return None
+        # The checks of the live feed: a record the platform would set aside is not sent.
+        spec = by_name(record.topic)  # type: ignore[attr-defined]
+        raw_key: bytes | None = record.key  # type: ignore[attr-defined]
+        message = decode(spec, record.value)  # type: ignore[attr-defined]
+        check_event(spec, envelope, message, raw_key.decode() if raw_key is not None else None)
+        check_partition(spec, raw_key, record.partition, message)  # type: ignore[attr-defined]
+    except (env.EnvelopeError, InvalidEventError, UnknownTopicError, UnicodeDecodeError):
         return None
     happened = envelope.occurred_at.ToDatetime(tzinfo=since.tzinfo)
     if happened < since:

@@ -75,6 +75,7 @@ def test_each_service_serves_health_and_reflection(platform):
         "access": "emeuse.access.v1.AccessService",
         "home": "emeuse.home.v1.HomeService",
         "prevention": "emeuse.prevention.v1.PreventionService",
+        "gateway": "emeuse.partners.v1.PartnerGatewayService",
     }
     for name, process in platform.services.items():
         with grpc.insecure_channel(process.grpc_target) as channel:

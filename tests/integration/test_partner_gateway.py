@@ -191,7 +191,8 @@ def test_what_a_partner_publishes_is_checked_and_stamped_before_the_platform_tak
         producer.close()
 
     [admitted] = bus.wait_for(
-        READING_RECORDED.name, lambda r: r["event"]["reading_id"] == granted.reading_id
+        READING_RECORDED.name,
+        lambda r: r.get("event", {}).get("reading_id") == granted.reading_id,
     )
     assert admitted["headers"]["ce_source"] == f"partner/{partner.partner_id}"
     assert admitted["key"] == patient

@@ -71,6 +71,8 @@ def add_partner(bootstrap: str, secrets_dir: Path, partner_id: str, *grants: str
         partner_id,
         "--purpose",
         "remote-monitoring",
+        "--experiment",
+        "integration-tests",
         *grants,
         "--territory",
         "55",
@@ -272,7 +274,8 @@ def test_a_partner_reads_and_writes_its_dead_letter_topic(glucose):
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
-        assert [r.value for r in read_all(consumer, 1)] == [b"set aside"]
+        # The gateway may have set aside this partner's malformed inbound records here too.
+        assert b"set aside" in [r.value for r in read_all(consumer, 100, polls=10)]
     finally:
         consumer.close()
 

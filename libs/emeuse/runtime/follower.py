@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 log = structlog.get_logger("emeuse.follower")
 Apply = Callable[[bytes | None, bytes | None], None]
+Hook = Callable[[], None]
 
 
 async def follow(
@@ -23,9 +24,14 @@ async def follow(
     ready: asyncio.Event,
     bootstrap: str,
     stopping: Callable[[], bool],
+    reloading: Hook | None = None,
+    caught_up: Hook | None = None,
 ) -> None:
     """Apply every record of `topic` from its beginning, then new ones as they come, until
-    `stopping()`. `ready` is set once the records there at start are applied."""
+    `stopping()`. `reloading()` is called before the first record (a directory reads into
+    a fresh copy), `caught_up()` once the records there at start are applied (it swaps
+    the copy in), then `ready` is set: after a restart, stale records of the log never
+    show in the directory in use."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
     )
@@ -35,14 +41,18 @@ async def follow(
         consumer.assign(assigned)
         await consumer.seek_to_beginning(*assigned)
         ends = await consumer.end_offsets(assigned)
+        if reloading is not None:
+            reloading()
+        loaded = False
         while not stopping():
             batches = await consumer.getmany(timeout_ms=200)
             for _, records in sorted(batches.items(), key=lambda item: item[0].partition):
                 for record in records:
                     apply(record.key, record.value)
-            if not ready.is_set() and all(
-                [await consumer.position(tp) >= end for tp, end in ends.items()]
-            ):
+            if not loaded and all([await consumer.position(tp) >= end for tp, end in ends.items()]):
+                loaded = True
+                if caught_up is not None:
+                    caught_up()
                 ready.set()
                 log.info("follower.ready", topic=topic)
     finally:
@@ -56,11 +66,13 @@ async def keep_following(
     ready: asyncio.Event,
     bootstrap: str,
     stopping: Callable[[], bool],
+    reloading: Hook | None = None,
+    caught_up: Hook | None = None,
 ) -> None:
     """`follow`, started again after a broker failure, until the worker stops."""
     while not stopping():
         try:
-            await follow(topic, partitions, apply, ready, bootstrap, stopping)
+            await follow(topic, partitions, apply, ready, bootstrap, stopping, reloading, caught_up)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

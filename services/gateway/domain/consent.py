@@ -9,12 +9,15 @@ from pydantic import BaseModel, Field
 
 
 class Change(BaseModel):
+    # When it took effect, in the order the gateway handled changes (never before the
+    # previous one); `stated_at` is the time the change itself carries.
     at: datetime
     granted: bool
+    stated_at: datetime | None = None
 
 
 class ConsentBook(BaseModel):
-    """Changes per "<partner>|<purpose>", oldest first."""
+    """Changes per "<partner>|<purpose>", in the order they were handled."""
 
     changes: dict[str, list[Change]] = Field(default_factory=dict)
 
@@ -23,13 +26,18 @@ class ConsentBook(BaseModel):
         return f"{partner_id}|{purpose}"
 
     def record(self, partner_id: str, purpose: str, at: datetime, granted: bool) -> bool:
-        """Add a change in time order; False when it is already there (a redelivery)."""
+        """Add a change; False when it is already there (a redelivery).
+
+        The last change handled is the one that stands: a withdrawal stamped earlier than
+        the grant before it (another instance's clock) still withdraws. Its effective time
+        is never before the previous change's, so "stood when the event happened" follows
+        the same order.
+        """
         history = self.changes.setdefault(self.key(partner_id, purpose), [])
-        change = Change(at=at, granted=granted)
-        if change in history:
+        if any(c.stated_at == at and c.granted == granted for c in history):
             return False
-        history.append(change)
-        history.sort(key=lambda c: c.at)
+        effective = max(at, history[-1].at) if history else at
+        history.append(Change(at=effective, granted=granted, stated_at=at))
         return True
 
     def stands(self, partner_id: str, purpose: str, at: datetime | None = None) -> bool:

@@ -1,6 +1,6 @@
 """What a partner publishes is let through only as granted, well formed and stamped."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -14,6 +14,7 @@ from emeuse.runtime.pseudonym import random_pseudonym
 from services.gateway.inbound import admit, partner_of_inbound
 
 PATIENT = random_pseudonym()
+NOW = datetime(2026, 11, 2, 8, 1, tzinfo=UTC)
 PARTNER = PartnerRegistered(
     partner_id="glucoflow",
     purposes=["remote-monitoring"],
@@ -46,7 +47,7 @@ def envelope(
 
 
 def test_a_granted_reading_goes_to_the_platform_topic_stamped_with_the_partner():
-    admitted = admit("glucoflow", PARTNER, envelope(), reading().SerializeToString(), PATIENT)
+    admitted = admit("glucoflow", PARTNER, envelope(), reading().SerializeToString(), PATIENT, NOW)
     assert admitted.spec is READING_RECORDED
     assert admitted.message == reading()
     assert admitted.envelope.source == "partner/glucoflow"  # whatever the partner wrote
@@ -74,7 +75,18 @@ def test_what_the_partner_may_not_send_is_refused_with_the_reason(
 ):
     raw = value if value is not None else reading().SerializeToString()
     with pytest.raises(error, match=reason):
-        admit("glucoflow", partner, envelope(**kwargs), raw, key)
+        admit("glucoflow", partner, envelope(**kwargs), raw, key, NOW)
+
+
+def test_a_partner_without_experiment_or_dating_ahead_publishes_nothing():
+    raw = reading().SerializeToString()
+    bare = PartnerRegistered()
+    bare.CopyFrom(PARTNER)
+    del bare.experiments[:]
+    with pytest.raises(InvalidEventError, match="experiment"):
+        admit("glucoflow", bare, envelope(), raw, PATIENT, NOW)
+    with pytest.raises(InvalidEventError, match="future"):
+        admit("glucoflow", PARTNER, envelope(), raw, PATIENT, NOW - timedelta(hours=1))
 
 
 def test_the_partner_id_comes_from_its_inbound_topic():
