@@ -27,7 +27,7 @@ from services.home.domain.detection import (
     is_activity,
 )
 from services.home.domain.detectors import door_opened, moved_indoors, temperature_run
-from services.home.domain.home import OPEN, HomeState, Temperature, VisitState
+from services.home.domain.home import OPEN, HomeState, IncidentState, Temperature, VisitState
 from services.home.incidents import Fact, NewIncident, Outcome, clear, raise_incident
 
 SENSOR = {
@@ -42,8 +42,11 @@ SENSOR = {
 }
 # A device clock this far ahead is wrong; its report would hide inactivity for hours.
 CLOCK_SKEW = timedelta(minutes=5)
-# Reports of one fall (two detectors, a press and a re-press) within this join one incident.
-SAME_EPISODE = timedelta(minutes=10)
+# Reports of one fall or panic (two detectors, a detector re-alerting while she is on the
+# floor, a press and a re-press) join its incident while it is not resolved: during its
+# escalation, and within this of its latest report (a sliding window, so a detector that
+# re-alerts every 11 minutes stays one fall).
+SAME_EPISODE = timedelta(minutes=30)
 DEFAULT_MISSED_AFTER = timedelta(minutes=30)
 
 
@@ -121,15 +124,13 @@ def record_sensor_event(event: SensorEventReported, *, state: HomeState, now: da
 def _immediate(
     state: HomeState, kind: Incident, event: SensorEventReported, at: datetime, now: datetime
 ) -> list[Fact]:
-    # A second detector, or the button pressed again, within minutes: the same episode.
-    for incident in state.incidents.values():
-        if (
-            incident.is_open
-            and incident.kind == kind.value
-            and abs(incident.occurred_at - at) <= SAME_EPISODE
-        ):
-            incident.sensor_event_ids.append(event.sensor_event_id)
-            return []
+    # A second detector, a re-alert, the button pressed again: the same episode.
+    joined = _episode_of(state, kind, at)
+    if joined is not None:
+        joined.sensor_event_ids.append(event.sensor_event_id)
+        latest = joined.last_report_at or joined.occurred_at
+        joined.last_report_at = max(latest, at)
+        return []
     confidence = f" (confidence {event.confidence:.2f})" if kind is Incident.FALL else ""
     new = NewIncident(
         kind,
@@ -141,6 +142,22 @@ def _immediate(
     )
     _, fact = raise_incident(state, event.resident_pseudonym, new, now)
     return [fact]
+
+
+def _episode_of(state: HomeState, kind: Incident, at: datetime) -> IncidentState | None:
+    """The unresolved incident of `kind` a report at `at` belongs to, if any: one whose
+    escalation is still running at `at` (nobody answered yet, its next step not due), or
+    one whose reports reach within SAME_EPISODE of `at`."""
+    for incident in sorted(state.incidents.values(), key=lambda i: i.raised_at, reverse=True):
+        if not incident.is_open or incident.kind != kind.value:
+            continue
+        latest = incident.last_report_at or incident.occurred_at
+        due = incident.next_escalation_at
+        if (
+            due is not None and incident.occurred_at <= at <= due
+        ) or incident.occurred_at - SAME_EPISODE <= at <= latest + SAME_EPISODE:
+            return incident
+    return None
 
 
 def _door(state: HomeState, event: SensorEventReported, at: datetime, now: datetime) -> list[Fact]:

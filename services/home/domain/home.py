@@ -106,6 +106,9 @@ class IncidentState(BaseModel):
     resolved_by: str = ""
     resolved_at: datetime | None = None
     sensor_event_ids: list[str] = Field(default_factory=list)
+    # Event time of the latest report joined to it (falls and panics): the episode goes on
+    # while reports keep coming.
+    last_report_at: datetime | None = None
     device_id: str = ""
     visit_id: str = ""
 
