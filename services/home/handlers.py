@@ -28,7 +28,14 @@ from services.home.domain.detection import (
 )
 from services.home.domain.detectors import door_opened, moved_indoors, temperature_run
 from services.home.domain.home import OPEN, HomeState, IncidentState, Temperature, VisitState
-from services.home.incidents import Fact, NewIncident, Outcome, clear, raise_incident
+from services.home.incidents import (
+    Fact,
+    NewIncident,
+    Outcome,
+    clear,
+    incident_id_for,
+    raise_incident,
+)
 
 SENSOR = {
     SensorKind.SENSOR_KIND_FALL: Sensor.FALL,
@@ -81,8 +88,12 @@ def record_sensor_event(event: SensorEventReported, *, state: HomeState, now: da
         immediate = incident_for(sensor, event.confidence)
     except ValueError as exc:
         raise InvalidEventError(str(exc)) from None
+    if immediate is not None and state.has_incident(
+        incident_id_for(event.resident_pseudonym, immediate, event.sensor_event_id)
+    ):
+        return Outcome(state, outcome="duplicate")  # its incident exists: resent, forgotten
     state = state.changed()
-    state.remember(event.sensor_event_id, report)
+    state.remember(event.sensor_event_id, report, alarm=immediate is not None)
     state.sensor_events += 1
     resident = event.resident_pseudonym
     battery = event.battery_percent if sensor is Sensor.BATTERY or event.battery_percent else None
@@ -132,16 +143,25 @@ def _immediate(
         joined.last_report_at = max(latest, at)
         return []
     confidence = f" (confidence {event.confidence:.2f})" if kind is Incident.FALL else ""
+    # Reported after she was seen moving about for longer than an episode lasts (a device
+    # that kept it, a partner re-sending old reports): her contacts are told, not the SAMU.
+    late = state.last_activity_at is not None and at < state.last_activity_at - SAME_EPISODE
+    reason = (
+        f"{kind.value}.detected.late{confidence}: activity since, emergency service not called"
+        if late
+        else f"{kind.value}.detected{confidence}"
+    )
     new = NewIncident(
         kind,
         event.sensor_event_id,
-        f"{kind.value}.detected{confidence}",
+        reason,
         at,
         (event.sensor_event_id,),
         device_id=event.device_id,
+        emergency=not late,
     )
-    _, fact = raise_incident(state, event.resident_pseudonym, new, now)
-    return [fact]
+    fact = raise_incident(state, event.resident_pseudonym, new, now)
+    return [fact] if fact else []
 
 
 def _episode_of(state: HomeState, kind: Incident, at: datetime) -> IncidentState | None:
@@ -224,8 +244,8 @@ def _temperature(
         (event.sensor_event_id,),
         device_id=event.device_id,
     )
-    _, fact = raise_incident(state, event.resident_pseudonym, new, now)
-    return [*facts, fact]
+    fact = raise_incident(state, event.resident_pseudonym, new, now)
+    return [*facts, fact] if fact else facts
 
 
 def _battery(
@@ -247,8 +267,8 @@ def _battery(
         (event.sensor_event_id,),
         device_id=device,
     )
-    _, fact = raise_incident(state, event.resident_pseudonym, new, now)
-    return [fact]
+    fact = raise_incident(state, event.resident_pseudonym, new, now)
+    return [fact] if fact else []
 
 
 def plan_visit(visit: VisitPlanned, *, state: HomeState, now: datetime) -> Outcome:

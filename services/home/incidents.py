@@ -116,15 +116,16 @@ def emergency_service(territory: str) -> Step:
     return Step(contact_id=f"samu-{territory}", role=ROLE_EMERGENCY_SERVICE, acknowledge_within_s=0)
 
 
-def chain_for(kind: Incident, config: HomeConfig) -> list[Step]:
+def chain_for(kind: Incident, config: HomeConfig, *, emergency: bool = True) -> list[Step]:
     """Who an incident reaches, in order: the provider for a device, the aide service then
-    the contacts for a missed visit, the contacts (then the SAMU for a fall or a panic)."""
+    the contacts for a missed visit, the contacts (then the SAMU for a fall or a panic,
+    unless `emergency` is False: an alarm reported after she was seen moving again)."""
     contacts = [Step(**c.model_dump()) for c in config.contacts]
     if kind in TECHNICAL:
         return [Step(**config.device_provider.model_dump())]
     if kind is Incident.VISIT_MISSED and config.aide_service is not None:
         return [Step(**config.aide_service.model_dump()), *contacts]
-    if kind in EMERGENCIES:
+    if kind in EMERGENCIES and emergency:
         return [*contacts, emergency_service(config.territory)]
     return contacts
 
@@ -148,16 +149,24 @@ class NewIncident:
     sensor_event_ids: tuple[str, ...] = ()
     device_id: str = ""
     visit_id: str = ""
+    # False for a fall or panic reported after later activity: the contacts, not the SAMU.
+    emergency: bool = True
 
 
-def raise_incident(
-    state: HomeState, resident: str, new: NewIncident, now: datetime
-) -> tuple[IncidentState, Fact]:
-    """Open the incident of an episode and tell the first contact of its chain."""
+def incident_id_for(resident: str, kind: Incident, episode: str) -> str:
+    return derived_id(resident, kind.value, episode)
+
+
+def raise_incident(state: HomeState, resident: str, new: NewIncident, now: datetime) -> Fact | None:
+    """Open the incident of an episode and tell the first contact of its chain; None when
+    the home already had that incident (an id is never raised twice: a resent report
+    must not reopen a resolved incident, call anyone or count a fall again)."""
     config = state.config
     assert config is not None
-    incident_id = derived_id(resident, new.kind.value, new.episode)
-    chain = chain_for(new.kind, config)
+    incident_id = incident_id_for(resident, new.kind, new.episode)
+    if state.has_incident(incident_id):
+        return None
+    chain = chain_for(new.kind, config, emergency=new.emergency)
     incident = IncidentState(
         incident_id=incident_id,
         kind=new.kind.value,
@@ -188,7 +197,7 @@ def raise_incident(
         visit_id=new.visit_id,
         chain_length=len(chain),
     )
-    return incident, Fact(INCIDENT_RAISED, raised, incident_id)
+    return Fact(INCIDENT_RAISED, raised, incident_id)
 
 
 def resolve(
@@ -448,10 +457,10 @@ def _detection_due(action: IncidentActionRequested, state: HomeState, now: datet
     if not found:
         return Outcome(state, outcome="not_due")
     new = found[0]
-    if derived_id(action.resident_pseudonym, new.kind.value, new.episode) in state.incidents:
+    fact = raise_incident(state, action.resident_pseudonym, new, now)
+    if fact is None:
         return Outcome(state, outcome="not_due")  # this episode already had its incident
     state.remember(action.action_id)
-    incident, fact = raise_incident(state, action.resident_pseudonym, new, now)
     if new.kind is Incident.VISIT_MISSED:
-        state.visits[new.visit_id].incident_id = incident.incident_id
+        state.visits[new.visit_id].incident_id = fact.event_id
     return Outcome(state, [fact], new.kind.value)

@@ -13,7 +13,11 @@ from pydantic import BaseModel, Field
 
 from services.home.domain.rhythm import Rhythm
 
+# Ids of routine reports (heartbeats, motion, temperatures...), and apart, so that routine
+# reports never push them out, ids of falls and panics, whose re-sending must never call
+# anyone again.
 RECENT_IDS_KEPT = 300
+ALARM_IDS_KEPT = 200
 CLOSED_INCIDENTS_KEPT = 50
 INCIDENT_IDS_KEPT = 200
 TEMPERATURES_KEPT = 50
@@ -167,16 +171,24 @@ class HomeState(BaseModel):
     incident_ids: list[str] = Field(default_factory=list)
     visits: dict[str, VisitState] = Field(default_factory=dict)
     seen: list[str] = Field(default_factory=list)
+    seen_alarms: list[str] = Field(default_factory=list)
 
     def changed(self) -> HomeState:
         """A copy to change, leaving this one as it was."""
         return type(self).model_validate(self.model_dump())
 
     def has_seen(self, key: str) -> bool:
-        return key in self.seen
+        return key in self.seen or key in self.seen_alarms
 
-    def remember(self, *keys: str) -> None:
-        self.seen = [*self.seen, *keys][-RECENT_IDS_KEPT:]
+    def remember(self, *keys: str, alarm: bool = False) -> None:
+        if alarm:
+            self.seen_alarms = [*self.seen_alarms, *keys][-ALARM_IDS_KEPT:]
+        else:
+            self.seen = [*self.seen, *keys][-RECENT_IDS_KEPT:]
+
+    def has_incident(self, incident_id: str) -> bool:
+        """Whether the home ever had this incident (among those it still knows of)."""
+        return incident_id in self.incidents or incident_id in self.incident_ids
 
     def active(self, at: datetime) -> None:
         """Activity at `at` (event time); the last activity only moves forward."""

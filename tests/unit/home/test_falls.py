@@ -3,7 +3,8 @@ times the detector reports it; a new fall is a new incident."""
 
 from datetime import timedelta
 
-from emeuse.home.v1.home_events_pb2 import IncidentAction, IncidentOutcome
+from emeuse.home.v1.home_events_pb2 import IncidentAction, IncidentOutcome, SensorKind
+from services.home.domain.home import RECENT_IDS_KEPT
 from services.home.incidents import apply_action
 from tests.unit.home.homes import (
     DAUGHTER,
@@ -15,7 +16,9 @@ from tests.unit.home.homes import (
     escalated,
     fall,
     feed,
+    motion,
     raised,
+    report,
     run,
 )
 
@@ -98,3 +101,72 @@ def test_a_second_fall_after_the_first_was_resolved_is_a_new_incident():
     state, second = feed(state, fall(at("10:20")))
     [two] = raised(second)
     assert two.falls_in_last_30_days == 2
+
+
+def test_an_old_fall_re_sent_after_hundreds_of_heartbeats_is_still_a_duplicate():
+    event = fall(at("10:00"))
+    state, first = feed(enrolled(), event)
+    [incident] = raised(first)
+    state = apply_action(
+        action(
+            action=IncidentAction.INCIDENT_ACTION_RESOLVE,
+            incident_id=incident.incident_id,
+            contact_id=DAUGHTER,
+            outcome=IncidentOutcome.INCIDENT_OUTCOME_FALSE_ALARM,
+        ),
+        state=state,
+        now=at("10:02"),
+    ).state
+    devices = ("fall-01", "motion-01", "door-01", "thermo-01")
+    beats = [
+        report(SensorKind.SENSOR_KIND_HEARTBEAT, at("10:05") + timedelta(minutes=m), device_id=d)
+        for m in range(0, 5 * RECENT_IDS_KEPT // len(devices), 5)
+        for d in devices
+    ]
+    state, _ = feed(state, *beats)
+    state, again = feed(state, event, now=at("13:00"))  # the partner re-sends it
+    assert [o.outcome for o in again] == ["duplicate"]
+    _, later = run(state, at("13:01"), at("13:40"))
+    assert [e for e in escalated(later) if e.incident_id == incident.incident_id] == []
+    assert not state.incidents[incident.incident_id].is_open
+    assert state.falls == [at("10:00")]
+
+
+def test_a_fall_whose_incident_exists_is_never_raised_again_even_when_its_id_was_forgotten():
+    event = fall(at("10:00"))
+    state, first = feed(enrolled(), event)
+    [incident] = raised(first)
+    state = apply_action(
+        action(
+            action=IncidentAction.INCIDENT_ACTION_RESOLVE,
+            incident_id=incident.incident_id,
+            contact_id=DAUGHTER,
+            outcome=IncidentOutcome.INCIDENT_OUTCOME_FALSE_ALARM,
+        ),
+        state=state,
+        now=at("10:02"),
+    ).state
+    forgetful = state.changed()
+    forgetful.seen, forgetful.seen_alarms = [], []
+    state, again = feed(forgetful, event, now=at("13:00"))
+    assert raised(again) == []
+    assert not state.incidents[incident.incident_id].is_open
+    assert state.falls == [at("10:00")]
+
+
+def test_a_fall_reported_hours_late_after_she_moved_about_tells_the_contacts_not_the_samu():
+    state, _ = feed(enrolled(), motion(at("09:00")), motion(at("11:30")))
+    state, late = feed(state, fall(at("10:00")), now=at("11:45"))
+    [incident] = raised(late)
+    assert incident.chain_length == 2  # daughter, neighbour: no SAMU
+    assert incident.reason.startswith("fall.detected.late")
+    assert incident.falls_in_last_30_days == 1
+    _, steps = run(state, at("11:46"), at("13:00"))
+    assert [e.notified.contact_id for e in escalated(steps)] == [NEIGHBOUR]
+
+
+def test_a_fall_reported_late_with_no_activity_since_still_goes_to_the_samu():
+    state, _ = feed(enrolled(), motion(at("09:00")))
+    state, late = feed(state, fall(at("10:00")), now=at("11:45"))
+    [incident] = raised(late)
+    assert incident.chain_length == 3
