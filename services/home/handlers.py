@@ -26,8 +26,8 @@ from services.home.domain.detection import (
     incident_for,
     is_activity,
 )
-from services.home.domain.detectors import door_opened, moved_indoors, temperature_run
-from services.home.domain.home import OPEN, HomeState, IncidentState, Temperature, VisitState
+from services.home.domain.detectors import door_opened, moved_indoors, temperature_side
+from services.home.domain.home import OPEN, HomeState, IncidentState, VisitState
 from services.home.incidents import (
     Fact,
     NewIncident,
@@ -216,23 +216,20 @@ def _temperature(
     config = state.config
     assert config is not None
     limits = config.thresholds
-    state.add_temperature(Temperature(at=at, celsius=event.temperature_celsius))
-    run = temperature_run(state.temperatures, limits.too_cold_below, limits.too_hot_above)
-    if run is None:
-        return []
+    side = temperature_side(event.temperature_celsius, limits.too_cold_below, limits.too_hot_above)
+    run = state.add_temperature(side, at)
     facts: list[Fact] = []
-    for side, kind in (("cold", Incident.TOO_COLD), ("hot", Incident.TOO_HOT)):
-        if run.side != side:
+    for other, kind in (("cold", Incident.TOO_COLD), ("hot", Incident.TOO_HOT)):
+        if run.side != other:
             facts += clear(state.open_incident(kind.value), event.resident_pseudonym, now)
     sustained = timedelta(seconds=limits.temperature_sustained_for_s)
-    if not run.side or run.latest - run.since < sustained:
+    if not run.side or run.raised or run.latest - run.since < sustained:
         return facts
     kind = Incident.TOO_COLD if run.side == "cold" else Incident.TOO_HOT
     episode = f"since {run.since.isoformat()}"
-    if state.open_incident(kind.value) is not None or any(
-        i.kind == kind.value and i.episode == episode for i in state.incidents.values()
-    ):
-        return facts
+    run.raised = True
+    if state.open_incident(kind.value) is not None:
+        return facts  # the same condition, still open
     limit = limits.too_cold_below if kind is Incident.TOO_COLD else limits.too_hot_above
     minutes = (run.latest - run.since).total_seconds() / 60
     new = NewIncident(

@@ -7,14 +7,12 @@ Each returns the episode it found due, so one episode raises one incident.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from services.home.domain.home import (
     DoorWatch,
     HomeConfig,
     HomeState,
-    Temperature,
     VisitState,
 )
 from services.home.domain.rhythm import Rhythm
@@ -67,31 +65,9 @@ def wandering_due(watch: DoorWatch | None, return_within: timedelta, now: dateti
     return watch is not None and now >= watch.opened_at + return_within
 
 
-@dataclass(frozen=True)
-class TemperatureRun:
-    """The latest readings on one side of the comfortable range, by event time."""
-
-    side: str  # "cold", "hot" or "" (in range)
-    since: datetime
-    latest: datetime
-
-
-def temperature_run(readings: list[Temperature], low: float, high: float) -> TemperatureRun | None:
-    """The run the latest reading belongs to; None without readings."""
-    if not readings:
-        return None
-
-    def side(t: Temperature) -> str:
-        return "cold" if t.celsius < low else "hot" if t.celsius > high else ""
-
-    ordered = sorted(readings, key=lambda t: t.at)
-    latest = ordered[-1]
-    since = latest.at
-    for reading in reversed(ordered):
-        if side(reading) != side(latest):
-            break
-        since = reading.at
-    return TemperatureRun(side(latest), since, latest.at)
+def temperature_side(celsius: float, low: float, high: float) -> str:
+    """ "cold", "hot" or "" (in the comfortable range)."""
+    return "cold" if celsius < low else "hot" if celsius > high else ""
 
 
 def silent_devices(

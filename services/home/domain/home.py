@@ -20,7 +20,6 @@ RECENT_IDS_KEPT = 300
 ALARM_IDS_KEPT = 200
 CLOSED_INCIDENTS_KEPT = 50
 INCIDENT_IDS_KEPT = 200
-TEMPERATURES_KEPT = 50
 VISITS_KEPT = 60
 FALL_WINDOW = timedelta(days=30)
 
@@ -76,9 +75,35 @@ class DoorWatch(BaseModel):
     closed_at: datetime | None = None
 
 
-class Temperature(BaseModel):
-    at: datetime
-    celsius: float
+class TemperatureRun(BaseModel):
+    """The home's temperature readings since the latest change of side, by event time:
+    a few fields whatever the thermometer's cadence (one reading a minute is common)."""
+
+    side: str  # "cold", "hot" or "" (in range)
+    since: datetime  # the run's first reading
+    latest: datetime  # its latest reading
+    # The latest reading on another side before the run: a late reading older than this
+    # does not belong to the run.
+    before: datetime | None = None
+    # The run raised its incident: one incident per run, whoever closed it.
+    raised: bool = False
+
+    def add(self, side: str, at: datetime) -> TemperatureRun:
+        """The run after a reading on `side` at `at` (late ones included)."""
+        if at >= self.latest:
+            if side == self.side:
+                return self.model_copy(update={"latest": at})
+            return TemperatureRun(side=side, since=at, latest=at, before=self.latest)
+        if side == self.side:
+            if at < self.since and (self.before is None or at > self.before):
+                return self.model_copy(update={"since": at})
+            return self
+        if at > self.since:
+            # A late reading on the other side cuts the run: it starts again after it.
+            return self.model_copy(update={"since": at, "before": at, "raised": False})
+        if self.before is None or at > self.before:
+            return self.model_copy(update={"before": at})
+        return self
 
 
 class Step(BaseModel):
@@ -164,7 +189,7 @@ class HomeState(BaseModel):
     sensor_events: int = 0
     devices: dict[str, DeviceState] = Field(default_factory=dict)
     door_watch: DoorWatch | None = None
-    temperatures: list[Temperature] = Field(default_factory=list)
+    temperature: TemperatureRun | None = None
     # Event times of the resident's falls (one per fall incident), last 30 days.
     falls: list[datetime] = Field(default_factory=list)
     incidents: dict[str, IncidentState] = Field(default_factory=dict)
@@ -202,9 +227,12 @@ class HomeState(BaseModel):
             if battery_percent is not None:
                 device.battery_percent = battery_percent
 
-    def add_temperature(self, reading: Temperature) -> None:
-        kept = sorted([*self.temperatures, reading], key=lambda t: t.at)
-        self.temperatures = kept[-TEMPERATURES_KEPT:]
+    def add_temperature(self, side: str, at: datetime) -> TemperatureRun:
+        run = self.temperature
+        self.temperature = (
+            TemperatureRun(side=side, since=at, latest=at) if run is None else run.add(side, at)
+        )
+        return self.temperature
 
     def fell(self, at: datetime) -> int:
         """Record a fall at `at`; the falls in the 30 days up to it, this one included."""

@@ -3,11 +3,19 @@ night wandering, a cold home, a silent device, falls counted over 30 days."""
 
 from datetime import timedelta
 
-from emeuse.home.v1.home_events_pb2 import DoorState, IncidentKind, SensorKind
+from emeuse.home.v1.home_events_pb2 import (
+    DoorState,
+    IncidentAction,
+    IncidentKind,
+    IncidentOutcome,
+    SensorKind,
+)
 from services.home.domain.home import ROLE_DEVICE_PROVIDER
+from services.home.incidents import apply_action
 from tests.unit.home.homes import (
     DAUGHTER,
     PROVIDER,
+    action,
     at,
     door,
     enrolled,
@@ -110,34 +118,69 @@ def test_a_return_reported_late_still_counts():
     assert raised(outcomes) == []
 
 
+def every_minute(start: str, minutes: int, celsius: float):
+    """A thermometer reporting once a minute, as most do."""
+    return [temperature(at(start) + timedelta(minutes=m), celsius) for m in range(minutes)]
+
+
 def test_a_home_cold_for_an_hour_raises_too_cold_once_and_warming_up_clears_it():
     state, _ = feed(enrolled(), motion(at("08:00")))
-    readings = [temperature(at("08:00") + timedelta(minutes=15 * i), 15.5) for i in range(6)]
-    state, outcomes = feed(state, *readings)
+    state, outcomes = feed(state, *every_minute("08:00", 181, 15.5))
     [incident] = raised(outcomes)
     assert incident.kind == IncidentKind.INCIDENT_KIND_TOO_COLD
     assert incident.reason.startswith("too_cold.sustained: below 17 °C for 60 min")
-    state, warm = feed(state, temperature(at("10:00"), 19.5))
+    assert incident.occurred_at.seconds == int(at("08:00").timestamp())
+    assert incident.raised_at.seconds == int(at("09:00").timestamp())
+    state, warm = feed(state, temperature(at("11:01"), 19.5))
     assert [r.incident_id for r in resolved(warm)] == [incident.incident_id]
 
 
 def test_a_short_cold_spell_while_airing_the_room_raises_nothing():
     state, _ = feed(
         enrolled(),
-        temperature(at("09:00"), 14.0),
-        temperature(at("09:15"), 15.0),
-        temperature(at("09:30"), 19.0),
-        temperature(at("09:45"), 20.0),
+        *every_minute("09:00", 40, 14.0),
+        *every_minute("09:40", 20, 19.0),
+        *every_minute("10:00", 40, 15.0),
+        *every_minute("10:40", 60, 20.0),
     )
     assert not state.incidents
 
 
+def test_a_reading_delivered_late_lands_where_it_belongs():
+    # A warm reading from 8:30, late by an hour, does not cut a cold run that began at 8:31...
+    state, _ = feed(enrolled(), *every_minute("08:31", 50, 15.0))
+    state, late = feed(state, temperature(at("08:30"), 19.0), now=at("09:21"))
+    assert raised(late) == []
+    _, outcomes = feed(state, *every_minute("09:21", 15, 15.0))
+    [incident] = raised(outcomes)
+    assert incident.occurred_at.seconds == int(at("08:31").timestamp())
+    # ...and a cold reading from 8:20, late, before a warm one at 8:30, does not lengthen it.
+    state, _ = feed(enrolled(), temperature(at("08:30"), 19.0), *every_minute("08:31", 50, 15.0))
+    state, late = feed(state, temperature(at("08:20"), 15.0), now=at("09:21"))
+    assert raised(late) == []
+    assert state.temperature is not None and state.temperature.since == at("08:31")
+
+
+def test_one_cold_spell_resolved_by_a_contact_is_not_raised_again_while_it_lasts():
+    state, outcomes = feed(enrolled(), *every_minute("08:00", 61, 15.5))
+    [incident] = raised(outcomes)
+    state = apply_action(
+        action(
+            action=IncidentAction.INCIDENT_ACTION_RESOLVE,
+            incident_id=incident.incident_id,
+            contact_id=DAUGHTER,
+            outcome=IncidentOutcome.INCIDENT_OUTCOME_HANDLED_AT_HOME,
+        ),
+        state=state,
+        now=at("09:05"),
+    ).state
+    state, later = feed(state, *every_minute("09:01", 120, 15.5), temperature(at("07:59"), 15.5))
+    assert raised(later) == []
+
+
 def test_a_hot_afternoon_raises_too_hot():
     _state, outcomes = feed(
-        enrolled(),
-        temperature(at("14:00"), 30.5),
-        temperature(at("14:30"), 31.0),
-        temperature(at("15:00"), 31.5),
+        enrolled(), *every_minute("14:00", 30, 30.5), *every_minute("14:30", 31, 31.5)
     )
     assert [i.kind for i in raised(outcomes)] == [IncidentKind.INCIDENT_KIND_TOO_HOT]
 
