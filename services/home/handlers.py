@@ -98,10 +98,10 @@ def record_sensor_event(event: SensorEventReported, *, state: HomeState, now: da
     resident = event.resident_pseudonym
     battery = event.battery_percent if sensor is Sensor.BATTERY or event.battery_percent else None
     state.seen_device(event.device_id, at, battery)
-    # The device speaks again: its silence is over.
-    facts = clear(
-        state.open_incident(Incident.DEVICE_OFFLINE.value, device_id=event.device_id), resident, now
-    )
+    # The device speaks again: its silence is over, if what it says is from after the
+    # silence began (a stale report held by a hub says nothing about now).
+    silent = state.open_incident(Incident.DEVICE_OFFLINE.value, device_id=event.device_id)
+    facts = clear(silent, resident, now) if silent and at > silent.occurred_at else []
     outcome = "recorded"
     if is_activity(sensor):
         state.active(at)

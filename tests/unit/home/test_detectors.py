@@ -207,6 +207,26 @@ def test_a_silent_device_is_a_technical_incident_for_the_provider():
     assert [r.incident_id for r in resolved(back)] == [offline.incident_id]
 
 
+def test_a_stale_report_from_a_silent_device_does_not_end_its_silence():
+    state = enrolled(home(thresholds={"device_offline_after": "3600s"}))
+    heartbeat = SensorKind.SENSOR_KIND_HEARTBEAT
+    others = ("fall-01", "door-01", "thermo-01")
+    state, _ = feed(state, *[report(heartbeat, at("08:00"), device_id=d) for d in others])
+    state, _ = feed(state, report(heartbeat, at("08:00"), device_id="motion-01"))
+    state, _ = feed(state, *[report(heartbeat, at("09:00"), device_id=d) for d in others])
+    state, outcomes = tick(state, at("09:00"))
+    [offline] = [i for i in raised(outcomes) if i.device_id == "motion-01"]
+    # A report from 7:59, held by the hub and delivered at 9:40: the device is still silent.
+    state, stale = feed(
+        state, report(heartbeat, at("07:59"), device_id="motion-01"), now=at("09:40")
+    )
+    assert [r for r in resolved(stale) if r.incident_id == offline.incident_id] == []
+    assert state.incidents[offline.incident_id].is_open
+    # A report from after the silence began ends it.
+    _, back = feed(state, report(heartbeat, at("09:41"), device_id="motion-01"))
+    assert [r.incident_id for r in resolved(back)] == [offline.incident_id]
+
+
 def test_a_low_battery_asks_the_provider():
     battery = SensorKind.SENSOR_KIND_BATTERY
     state, outcomes = feed(
