@@ -26,8 +26,8 @@ from services.home.domain.detection import (
     incident_for,
     is_activity,
 )
-from services.home.domain.detectors import door_opened, moved_indoors, temperature_side
-from services.home.domain.home import OPEN, HomeState, IncidentState, VisitState
+from services.home.domain.detectors import door_watch, temperature_side
+from services.home.domain.home import OPEN, DoorEvent, HomeState, IncidentState, VisitState
 from services.home.incidents import (
     Fact,
     NewIncident,
@@ -83,6 +83,12 @@ def record_sensor_event(event: SensorEventReported, *, state: HomeState, now: da
         return Outcome(state, outcome="duplicate")
     enrolled(state)
     _event_time(at, now, "occurred_at")
+    if sensor is Sensor.DOOR and event.door_state not in (
+        DoorState.DOOR_STATE_OPENED,
+        DoorState.DOOR_STATE_CLOSED,
+    ):
+        # An opening taken for a closing (or the reverse) would hide a night outside.
+        raise InvalidEventError("a door event needs its door_state (opened or closed)")
     try:
         check_reading(sensor, event.temperature_celsius, event.battery_percent)
         immediate = incident_for(sensor, event.confidence)
@@ -116,9 +122,10 @@ def record_sensor_event(event: SensorEventReported, *, state: HomeState, now: da
             else "joined"
         )
     elif sensor is Sensor.DOOR:
-        facts += _door(state, event, at, now)
-    elif sensor in (Sensor.MOTION, Sensor.BED_EXIT) and moved_indoors(state.door_watch, at):
-        facts += _came_back(state, resident, now)
+        opened = event.door_state == DoorState.DOOR_STATE_OPENED
+        facts += _door(state, event, "open" if opened else "close", at, now)
+    elif sensor in (Sensor.MOTION, Sensor.BED_EXIT):
+        facts += _door(state, event, "motion", at, now)
     elif sensor is Sensor.ROOM_TEMPERATURE:
         facts += _temperature(state, event, at, now)
     if battery is not None:
@@ -180,34 +187,27 @@ def _episode_of(state: HomeState, kind: Incident, at: datetime) -> IncidentState
     return None
 
 
-def _door(state: HomeState, event: SensorEventReported, at: datetime, now: datetime) -> list[Fact]:
+def _door(
+    state: HomeState, event: SensorEventReported, what: str, at: datetime, now: datetime
+) -> list[Fact]:
+    """Work the door watch out again from the door events and movements, by event time
+    (so a return delivered before its opening still ends it). A watch that ended (she
+    came back in) clears its wandering incident."""
     config = state.config
     assert config is not None
-    watch, returned = door_opened(
-        state.door_watch,
-        config.rhythm,
-        at=at,
-        closing=event.door_state == DoorState.DOOR_STATE_CLOSED,
-        sensor_event_id=event.sensor_event_id,
-        device_id=event.device_id,
+    events = state.add_door_event(
+        DoorEvent(
+            at=at, what=what, sensor_event_id=event.sensor_event_id, device_id=event.device_id
+        )
     )
-    if returned:
-        return _came_back(state, event.resident_pseudonym, now)
-    state.door_watch = watch
-    return []
-
-
-def _came_back(state: HomeState, resident: str, now: datetime) -> list[Fact]:
-    """The resident is back in after a night-time opening: the watch ends, and a
-    wandering incident nobody took charge of yet is cleared."""
-    watch = state.door_watch
-    state.door_watch = None
-    if watch is None:
+    before, state.door_watch = state.door_watch, door_watch(events, config.rhythm)
+    after = state.door_watch
+    if before is None or (after is not None and after.sensor_event_id == before.sensor_event_id):
         return []
-    wandering = state.open_incident(Incident.NIGHT_WANDERING.value, device_id=watch.device_id)
-    if wandering is None or watch.sensor_event_id not in wandering.sensor_event_ids:
+    wandering = state.open_incident(Incident.NIGHT_WANDERING.value, device_id=before.device_id)
+    if wandering is None or before.sensor_event_id not in wandering.sensor_event_ids:
         return []
-    return clear(wandering, resident, now)
+    return clear(wandering, event.resident_pseudonym, now)
 
 
 def _temperature(

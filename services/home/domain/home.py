@@ -21,6 +21,8 @@ ALARM_IDS_KEPT = 200
 CLOSED_INCIDENTS_KEPT = 50
 INCIDENT_IDS_KEPT = 200
 VISITS_KEPT = 60
+DOOR_EVENTS_KEPT = 100
+DOOR_HORIZON = timedelta(hours=12)
 FALL_WINDOW = timedelta(days=30)
 
 OPEN, ACKNOWLEDGED, RESOLVED = "open", "acknowledged", "resolved"
@@ -64,6 +66,15 @@ class HomeConfig(BaseModel):
 class DeviceState(BaseModel):
     last_seen_at: datetime | None = None
     battery_percent: float | None = None
+
+
+class DoorEvent(BaseModel):
+    """A door opening or closing, or movement indoors (which matters after a closing)."""
+
+    at: datetime
+    what: str  # "open", "close" or "motion"
+    sensor_event_id: str = ""
+    device_id: str = ""
 
 
 class DoorWatch(BaseModel):
@@ -189,6 +200,9 @@ class HomeState(BaseModel):
     sensor_events: int = 0
     devices: dict[str, DeviceState] = Field(default_factory=dict)
     door_watch: DoorWatch | None = None
+    # Door events and movement indoors by event time, from which the watch is worked out
+    # again at each one (a return delivered before the opening still ends it).
+    door_events: list[DoorEvent] = Field(default_factory=list)
     temperature: TemperatureRun | None = None
     # Event times of the resident's falls (one per fall incident), last 30 days.
     falls: list[datetime] = Field(default_factory=list)
@@ -226,6 +240,28 @@ class HomeState(BaseModel):
             device.last_seen_at = at
             if battery_percent is not None:
                 device.battery_percent = battery_percent
+
+    def add_door_event(self, event: DoorEvent) -> list[DoorEvent]:
+        """Keep the event in event-time order; bounded: a run of movements keeps its first
+        and last (all the watch needs), and only DOOR_EVENTS_KEPT within DOOR_HORIZON of
+        the latest are kept, never those from the current watch's opening on."""
+        events = sorted([*self.door_events, event], key=lambda e: e.at)
+        events = [
+            e
+            for i, e in enumerate(events)
+            if not (
+                e.what == "motion"
+                and 0 < i < len(events) - 1
+                and events[i - 1].what == "motion"
+                and events[i + 1].what == "motion"
+            )
+        ]
+        keep_from = events[-1].at - DOOR_HORIZON
+        if self.door_watch is not None:
+            keep_from = min(keep_from, self.door_watch.opened_at)
+        events = [e for e in events if e.at >= keep_from]
+        self.door_events = events[-DOOR_EVENTS_KEPT:]
+        return self.door_events
 
     def add_temperature(self, side: str, at: datetime) -> TemperatureRun:
         run = self.temperature

@@ -3,6 +3,8 @@ night wandering, a cold home, a silent device, falls counted over 30 days."""
 
 from datetime import timedelta
 
+import pytest
+
 from emeuse.home.v1.home_events_pb2 import (
     DoorState,
     IncidentAction,
@@ -10,7 +12,9 @@ from emeuse.home.v1.home_events_pb2 import (
     IncidentOutcome,
     SensorKind,
 )
+from emeuse.runtime.codec import InvalidEventError
 from services.home.domain.home import ROLE_DEVICE_PROVIDER
+from services.home.handlers import record_sensor_event
 from services.home.incidents import apply_action
 from tests.unit.home.homes import (
     DAUGHTER,
@@ -30,6 +34,8 @@ from tests.unit.home.homes import (
     temperature,
     tick,
 )
+
+CLOSED = DoorState.DOOR_STATE_CLOSED
 
 
 def test_a_morning_without_motion_raises_inactivity_two_hours_after_she_usually_wakes():
@@ -76,6 +82,44 @@ def test_a_door_at_3_with_return_at_3_05_is_not_an_incident():
     state, outcomes = run(state, at("03:06"), at("04:00"))
     assert raised(outcomes) == []
     assert state.door_watch is None
+
+
+def test_a_return_at_3_05_delivered_before_the_3_00_opening_is_not_an_incident():
+    opened, closed = door(at("03:00")), door(at("03:00") + timedelta(seconds=20), CLOSED)
+    back, shut = door(at("03:05")), door(at("03:05") + timedelta(seconds=15), CLOSED)
+    # The hub held the 3:00 events: they arrive after the return.
+    state, _ = feed(enrolled(), back, shut, opened, closed, now=at("03:06"))
+    state, outcomes = run(state, at("03:06"), at("04:00"))
+    assert raised(outcomes) == []
+    assert state.door_watch is None
+
+
+def test_movement_indoors_delivered_before_the_door_events_means_she_did_not_go_out():
+    opened, closed = door(at("02:30")), door(at("02:30") + timedelta(seconds=30), CLOSED)
+    state, _ = feed(enrolled(), motion(at("02:31")), opened, closed, now=at("02:32"))
+    _, outcomes = run(state, at("02:32"), at("03:30"))
+    assert raised(outcomes) == []
+
+
+def test_out_back_in_then_out_again_is_watched_from_the_second_opening():
+    state, _ = feed(
+        enrolled(),
+        door(at("02:30")),
+        door(at("02:30") + timedelta(seconds=30), CLOSED),
+        motion(at("02:31")),
+        door(at("03:00")),
+        door(at("03:00") + timedelta(seconds=20), CLOSED),
+    )
+    state, outcomes = run(state, at("03:01"), at("03:30"))
+    [incident] = raised(outcomes)
+    assert incident.kind == IncidentKind.INCIDENT_KIND_NIGHT_WANDERING
+    assert incident.occurred_at.seconds == int(at("03:00").timestamp())
+
+
+def test_a_door_event_without_its_state_is_refused_not_guessed():
+    unknown = door(at("03:00"), DoorState.DOOR_STATE_UNSPECIFIED)
+    with pytest.raises(InvalidEventError, match="door_state"):
+        record_sensor_event(unknown, state=enrolled(), now=at("03:00"))
 
 
 def test_a_door_at_3_without_return_raises_night_wandering_after_15_minutes():
