@@ -27,7 +27,7 @@ from services.home.domain.detection import (
     is_activity,
 )
 from services.home.domain.detectors import door_watch, temperature_side
-from services.home.domain.home import OPEN, DoorEvent, HomeState, IncidentState, VisitState
+from services.home.domain.home import DoorEvent, HomeState, IncidentState, VisitState
 from services.home.incidents import (
     Fact,
     NewIncident,
@@ -167,8 +167,7 @@ def _immediate(
         device_id=event.device_id,
         emergency=not late,
     )
-    fact = raise_incident(state, event.resident_pseudonym, new, now)
-    return [fact] if fact else []
+    return raise_incident(state, event.resident_pseudonym, new, now)
 
 
 def _episode_of(state: HomeState, kind: Incident, at: datetime) -> IncidentState | None:
@@ -241,8 +240,7 @@ def _temperature(
         (event.sensor_event_id,),
         device_id=event.device_id,
     )
-    fact = raise_incident(state, event.resident_pseudonym, new, now)
-    return [*facts, fact] if fact else facts
+    return [*facts, *raise_incident(state, event.resident_pseudonym, new, now)]
 
 
 def _battery(
@@ -264,8 +262,7 @@ def _battery(
         (event.sensor_event_id,),
         device_id=device,
     )
-    fact = raise_incident(state, event.resident_pseudonym, new, now)
-    return [fact] if fact else []
+    return raise_incident(state, event.resident_pseudonym, new, now)
 
 
 def plan_visit(visit: VisitPlanned, *, state: HomeState, now: datetime) -> Outcome:
@@ -314,10 +311,7 @@ def check_in(event: VisitStarted, *, state: HomeState, now: datetime) -> Outcome
     state = state.changed()
     visit = state.visits[event.visit_id]
     visit.checked_in_at, visit.checked_in_by = at, event.aide_id
-    facts: list[Fact] = []
-    incident = state.incidents.get(visit.incident_id)
-    if incident is not None and incident.status == OPEN:
-        facts = clear(incident, event.resident_pseudonym, now)
+    facts = clear(state.incidents.get(visit.incident_id), event.resident_pseudonym, now)
     return Outcome(state, facts, "late" if visit.incident_id else "checked_in")
 
 

@@ -47,6 +47,7 @@ from services.home.domain.detectors import (
 from services.home.domain.home import (
     ACKNOWLEDGED,
     OPEN,
+    OPEN_INCIDENTS_KEPT,
     RESOLVED,
     ROLE_EMERGENCY_SERVICE,
     HomeConfig,
@@ -157,15 +158,16 @@ def incident_id_for(resident: str, kind: Incident, episode: str) -> str:
     return derived_id(resident, kind.value, episode)
 
 
-def raise_incident(state: HomeState, resident: str, new: NewIncident, now: datetime) -> Fact | None:
-    """Open the incident of an episode and tell the first contact of its chain; None when
-    the home already had that incident (an id is never raised twice: a resent report
-    must not reopen a resolved incident, call anyone or count a fall again)."""
+def raise_incident(state: HomeState, resident: str, new: NewIncident, now: datetime) -> list[Fact]:
+    """Open the incident of an episode and tell the first contact of its chain: its
+    IncidentRaised first, then any incident expired to keep the home under
+    OPEN_INCIDENTS_KEPT. Nothing when the home already had that incident (an id is never
+    raised twice: a resent report must not reopen one, call anyone or count a fall again)."""
     config = state.config
     assert config is not None
     incident_id = incident_id_for(resident, new.kind, new.episode)
     if state.has_incident(incident_id):
-        return None
+        return []
     chain = chain_for(new.kind, config, emergency=new.emergency)
     incident = IncidentState(
         incident_id=incident_id,
@@ -197,7 +199,21 @@ def raise_incident(state: HomeState, resident: str, new: NewIncident, now: datet
         visit_id=new.visit_id,
         chain_length=len(chain),
     )
-    return Fact(INCIDENT_RAISED, raised, incident_id)
+    return [Fact(INCIDENT_RAISED, raised, incident_id), *_expire(state, resident, incident_id, now)]
+
+
+def _expire(state: HomeState, resident: str, keep: str, now: datetime) -> list[Fact]:
+    """Close the oldest open incidents beyond OPEN_INCIDENTS_KEPT (never `keep`, the one
+    just raised): first those a contact took or whose chain ended, oldest first."""
+    opened = [i for i in state.incidents.values() if i.is_open and i.incident_id != keep]
+    excess = len(opened) + 1 - OPEN_INCIDENTS_KEPT
+    if excess <= 0:
+        return []
+    oldest = sorted(opened, key=lambda i: (i.next_escalation_at is not None, i.raised_at))
+    return [
+        resolve(i, resident, IncidentOutcome.INCIDENT_OUTCOME_EXPIRED, SERVICE, False, now)
+        for i in oldest[:excess]
+    ]
 
 
 def resolve(
@@ -223,10 +239,11 @@ def resolve(
 
 
 def clear(incident: IncidentState | None, resident: str, now: datetime) -> list[Fact]:
-    """The condition ended (activity, return, device back, aide arrived): an incident
-    nobody has taken charge of closes, and its chain stops. One a contact acknowledged
-    stays theirs to resolve, with the outcome they saw."""
-    if incident is None or incident.status != OPEN:
+    """The condition ended (activity, return, device back, temperature or battery back,
+    aide arrived): the incident closes as CLEARED and its chain stops, acknowledged or
+    not, so that the next episode raises a new incident (an acknowledged one nobody
+    resolves must not switch its detector off)."""
+    if incident is None or not incident.is_open:
         return []
     return [
         resolve(incident, resident, IncidentOutcome.INCIDENT_OUTCOME_CLEARED, SERVICE, False, now)
@@ -457,10 +474,10 @@ def _detection_due(action: IncidentActionRequested, state: HomeState, now: datet
     if not found:
         return Outcome(state, outcome="not_due")
     new = found[0]
-    fact = raise_incident(state, action.resident_pseudonym, new, now)
-    if fact is None:
+    facts = raise_incident(state, action.resident_pseudonym, new, now)
+    if not facts:
         return Outcome(state, outcome="not_due")  # this episode already had its incident
     state.remember(action.action_id)
     if new.kind is Incident.VISIT_MISSED:
-        state.visits[new.visit_id].incident_id = fact.event_id
-    return Outcome(state, [fact], new.kind.value)
+        state.visits[new.visit_id].incident_id = facts[0].event_id
+    return Outcome(state, facts, new.kind.value)

@@ -19,6 +19,9 @@ from services.home.domain.rhythm import Rhythm
 RECENT_IDS_KEPT = 300
 ALARM_IDS_KEPT = 200
 CLOSED_INCIDENTS_KEPT = 50
+# Beyond this many open incidents, the oldest one a contact took (or whose chain ended)
+# is closed as EXPIRED: a home nobody resolves incidents for stays bounded.
+OPEN_INCIDENTS_KEPT = 50
 INCIDENT_IDS_KEPT = 200
 VISITS_KEPT = 60
 DOOR_EVENTS_KEPT = 100

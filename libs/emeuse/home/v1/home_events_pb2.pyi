@@ -248,7 +248,9 @@ class _IncidentOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Incid
     INCIDENT_OUTCOME_SENT_TO_HOSPITAL: _IncidentOutcome.ValueType  # 3
     """INCIDENT_OUTCOME_SENT_TO_HOSPITAL: the resident was taken to hospital."""
     INCIDENT_OUTCOME_CLEARED: _IncidentOutcome.ValueType  # 4
-    """INCIDENT_OUTCOME_CLEARED: the condition ended before anyone took charge (activity resumed, the resident came back, the device reported again, the aide checked in); set by the service."""
+    """INCIDENT_OUTCOME_CLEARED: the condition ended (activity resumed, the resident came back, the device reported again, the temperature or battery came back, the aide checked in), whether or not a contact had acknowledged it; set by the service."""
+    INCIDENT_OUTCOME_EXPIRED: _IncidentOutcome.ValueType  # 5
+    """INCIDENT_OUTCOME_EXPIRED: closed without an outcome because the home had too many open incidents (more than 50) and this was the oldest a contact had taken or whose chain had ended; set by the service."""
 
 class IncidentOutcome(_IncidentOutcome, metaclass=_IncidentOutcomeEnumTypeWrapper):
     """IncidentOutcome is how an incident ended."""
@@ -262,7 +264,9 @@ INCIDENT_OUTCOME_HANDLED_AT_HOME: IncidentOutcome.ValueType  # 2
 INCIDENT_OUTCOME_SENT_TO_HOSPITAL: IncidentOutcome.ValueType  # 3
 """INCIDENT_OUTCOME_SENT_TO_HOSPITAL: the resident was taken to hospital."""
 INCIDENT_OUTCOME_CLEARED: IncidentOutcome.ValueType  # 4
-"""INCIDENT_OUTCOME_CLEARED: the condition ended before anyone took charge (activity resumed, the resident came back, the device reported again, the aide checked in); set by the service."""
+"""INCIDENT_OUTCOME_CLEARED: the condition ended (activity resumed, the resident came back, the device reported again, the temperature or battery came back, the aide checked in), whether or not a contact had acknowledged it; set by the service."""
+INCIDENT_OUTCOME_EXPIRED: IncidentOutcome.ValueType  # 5
+"""INCIDENT_OUTCOME_EXPIRED: closed without an outcome because the home had too many open incidents (more than 50) and this was the oldest a contact had taken or whose chain had ended; set by the service."""
 Global___IncidentOutcome: _TypeAlias = IncidentOutcome  # noqa: Y015
 
 class _IncidentAction:
