@@ -103,7 +103,7 @@ def record_sensor_event(event: SensorEventReported, *, state: HomeState, now: da
     state.sensor_events += 1
     resident = event.resident_pseudonym
     battery = event.battery_percent if sensor is Sensor.BATTERY or event.battery_percent else None
-    state.seen_device(event.device_id, at, battery)
+    state.seen_device(event.device_id, at)
     # The device speaks again: its silence is over, if what it says is from after the
     # silence began (a stale report held by a hub says nothing about now).
     silent = state.open_incident(Incident.DEVICE_OFFLINE.value, device_id=event.device_id)
@@ -246,21 +246,27 @@ def _temperature(
 def _battery(
     state: HomeState, event: SensorEventReported, percent: float, at: datetime, now: datetime
 ) -> list[Fact]:
+    """One low-battery incident per episode (from the first low reading to a good one),
+    whoever closed it; a reading older than the latest changes nothing."""
     config = state.config
     assert config is not None
-    device = event.device_id
-    low = state.open_incident(Incident.LOW_BATTERY.value, device_id=device)
-    if percent >= config.thresholds.low_battery_below:
+    device_id = event.device_id
+    below = config.thresholds.low_battery_below
+    if not state.battery(device_id, at, percent, below):
+        return []
+    low = state.open_incident(Incident.LOW_BATTERY.value, device_id=device_id)
+    since = state.devices[device_id].battery_low_since
+    if since is None:
         return clear(low, event.resident_pseudonym, now)
     if low is not None:
         return []
     new = NewIncident(
         Incident.LOW_BATTERY,
-        f"{device} at {at.isoformat()}",
-        f"low_battery: {percent:.0f} % (below {config.thresholds.low_battery_below:g} %)",
-        at,
+        f"{device_id} low since {since.isoformat()}",
+        f"low_battery: {percent:.0f} % (below {below:g} %)",
+        since,
         (event.sensor_event_id,),
-        device_id=device,
+        device_id=device_id,
     )
     return raise_incident(state, event.resident_pseudonym, new, now)
 

@@ -69,6 +69,10 @@ class HomeConfig(BaseModel):
 class DeviceState(BaseModel):
     last_seen_at: datetime | None = None
     battery_percent: float | None = None
+    # Event time of the latest battery reading: an older one is ignored.
+    battery_at: datetime | None = None
+    # Since when the battery is low (None when it is not): the low-battery episode.
+    battery_low_since: datetime | None = None
 
 
 class DoorEvent(BaseModel):
@@ -237,12 +241,24 @@ class HomeState(BaseModel):
         if self.last_activity_at is None or at > self.last_activity_at:
             self.last_activity_at = at
 
-    def seen_device(self, device_id: str, at: datetime, battery_percent: float | None) -> None:
+    def seen_device(self, device_id: str, at: datetime) -> DeviceState:
         device = self.devices.setdefault(device_id, DeviceState())
         if device.last_seen_at is None or at >= device.last_seen_at:
             device.last_seen_at = at
-            if battery_percent is not None:
-                device.battery_percent = battery_percent
+        return device
+
+    def battery(self, device_id: str, at: datetime, percent: float, low_below: float) -> bool:
+        """Record a battery reading; False (and nothing changes) when it is older than the
+        latest. The low episode starts at the first low reading and ends at a good one."""
+        device = self.devices.setdefault(device_id, DeviceState())
+        if device.battery_at is not None and at < device.battery_at:
+            return False
+        device.battery_percent, device.battery_at = percent, at
+        if percent >= low_below:
+            device.battery_low_since = None
+        elif device.battery_low_since is None:
+            device.battery_low_since = at
+        return True
 
     def add_door_event(self, event: DoorEvent) -> list[DoorEvent]:
         """Keep the event in event-time order; bounded: a run of movements keeps its first

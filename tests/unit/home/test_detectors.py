@@ -281,6 +281,49 @@ def test_a_low_battery_asks_the_provider():
     assert state.devices["fall-01"].battery_percent == 9
 
 
+def test_a_battery_still_low_after_the_provider_resolved_is_not_raised_again_each_hour():
+    battery = SensorKind.SENSOR_KIND_BATTERY
+    state, raised_so_far = enrolled(), []
+    for hour in range(10, 16):
+        low = report(battery, at(f"{hour}:00"), device_id="fall-01", battery_percent=10)
+        state, outcomes = feed(state, low)
+        raised_so_far += raised(outcomes)
+        for incident in [i for i in state.incidents.values() if i.is_open]:
+            resolve = action(
+                action=IncidentAction.INCIDENT_ACTION_RESOLVE,
+                incident_id=incident.incident_id,
+                contact_id=PROVIDER,
+                outcome=IncidentOutcome.INCIDENT_OUTCOME_HANDLED_AT_HOME,
+            )
+            state = apply_action(resolve, state=state, now=at(f"{hour}:05")).state
+    assert len(raised_so_far) == 1
+    # Changed, then low again: a new episode.
+    state, _ = feed(state, report(battery, at("17:00"), device_id="fall-01", battery_percent=95))
+    state, outcomes = feed(
+        state, report(battery, at("18:00", day=40), device_id="fall-01", battery_percent=12)
+    )
+    assert [i.kind for i in raised(outcomes)] == [IncidentKind.INCIDENT_KIND_LOW_BATTERY]
+
+
+def test_a_battery_reading_older_than_the_latest_is_ignored():
+    battery = SensorKind.SENSOR_KIND_BATTERY
+    state, first = feed(
+        enrolled(), report(battery, at("10:00"), device_id="fall-01", battery_percent=9)
+    )
+    [low] = raised(first)
+    state, changed = feed(
+        state, report(battery, at("11:00"), device_id="fall-01", battery_percent=80)
+    )
+    assert [r.incident_id for r in resolved(changed)] == [low.incident_id]
+    state, late = feed(
+        state,
+        report(battery, at("10:30"), device_id="fall-01", battery_percent=8),
+        now=at("11:05"),
+    )
+    assert raised(late) == []
+    assert state.devices["fall-01"].battery_percent == 80
+
+
 def test_falls_are_counted_over_the_last_30_days():
     state = enrolled()
     counts = []
