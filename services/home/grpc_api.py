@@ -395,6 +395,7 @@ class HomeServicer(api_grpc.HomeServiceServicer):
         resident = request.resident_pseudonym
         await require_pseudonym(context, resident, "resident_pseudonym")
         await _invalid_unless(context, lambda: check_contact_id(request.aide_id, "aide_id"), "")
+        await _invalid_unless(context, lambda: check_contact_id(request.visit_id, "visit_id"), "")
         if isinstance(request, api.CheckInRequest):
             given = request.checked_in_at if request.HasField("checked_in_at") else None
         else:

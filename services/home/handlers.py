@@ -18,7 +18,7 @@ from emeuse.home.v1.home_events_pb2 import (
     VisitStarted,
 )
 from emeuse.runtime.codec import InvalidEventError
-from services.home.configuration import check_contact_id
+from services.home.configuration import check_contact_id, check_device_id, check_event_id
 from services.home.domain.detection import (
     Incident,
     Sensor,
@@ -75,13 +75,22 @@ def _event_time(at: datetime, now: datetime, what: str) -> datetime:
 
 def record_sensor_event(event: SensorEventReported, *, state: HomeState, now: datetime) -> Outcome:
     """Record one sensor event in the resident's home and raise or clear what it calls for."""
+    # Ids, never free text, before anything is logged or published.
+    check_event_id(event.sensor_event_id, "sensor_event_id")
+    check_device_id(event.device_id)
     sensor = sensor_of(event.kind)
     at = event.occurred_at.ToDatetime(tzinfo=UTC)
-    # The same report resent under a new id by the same device counts once too.
-    report = f"{event.device_id}|{event.kind}|{at.isoformat()}"
-    if state.has_seen(event.sensor_event_id) or state.has_seen(report):
+    # Event ids are each device maker's: unique per device. The same report resent under a
+    # new id by the same device (same kind, time and door state) counts once too.
+    sent = f"id|{event.device_id}|{event.sensor_event_id}"
+    report = f"{event.device_id}|{event.kind}|{at.isoformat()}|{event.door_state}"
+    if state.has_seen(sent) or state.has_seen(report):
         return Outcome(state, outcome="duplicate")
     enrolled(state)
+    assert state.config is not None
+    if event.device_id not in state.config.devices:
+        # An installer's test device, another home's: it must not call anyone here.
+        raise InvalidEventError("device_id is not installed in this home")
     _event_time(at, now, "occurred_at")
     if sensor is Sensor.DOOR and event.door_state not in (
         DoorState.DOOR_STATE_OPENED,
@@ -99,7 +108,7 @@ def record_sensor_event(event: SensorEventReported, *, state: HomeState, now: da
     ):
         return Outcome(state, outcome="duplicate")  # its incident exists: resent, forgotten
     state = state.changed()
-    state.remember(event.sensor_event_id, report, alarm=immediate is not None)
+    state.remember(sent, report, alarm=immediate is not None)
     state.sensor_events += 1
     resident = event.resident_pseudonym
     battery = event.battery_percent if sensor is Sensor.BATTERY or event.battery_percent else None
@@ -273,6 +282,7 @@ def _battery(
 
 def plan_visit(visit: VisitPlanned, *, state: HomeState, now: datetime) -> Outcome:
     """Plan a home-aide visit; planning the same visit again changes nothing."""
+    check_contact_id(visit.visit_id, "visit_id")
     key = f"visit-planned|{visit.visit_id}"
     if state.has_seen(key):
         return Outcome(state, outcome="duplicate")
@@ -282,7 +292,7 @@ def plan_visit(visit: VisitPlanned, *, state: HomeState, now: datetime) -> Outco
         raise InvalidEventError("home has no aide service to tell of a missed visit")
     check_contact_id(visit.aide_id, "aide_id")
     if visit.visit_id in state.visits:
-        raise InvalidEventError(f"visit {visit.visit_id!r} is already planned")
+        raise InvalidEventError("visit_id is already planned")
     duration = visit.planned_duration.ToTimedelta()
     if duration <= timedelta(0):
         raise InvalidEventError("planned_duration must be positive")
@@ -307,9 +317,10 @@ def check_in(event: VisitStarted, *, state: HomeState, now: datetime) -> Outcome
     """The aide arrived: the visit starts, its lateness is measured, and a missed-visit
     incident nobody took charge of yet is cleared."""
     enrolled(state)
+    check_contact_id(event.visit_id, "visit_id")
     visit = state.visits.get(event.visit_id)
     if visit is None:
-        raise InvalidEventError(f"no visit {event.visit_id!r} is planned for this home")
+        raise InvalidEventError("no visit with this visit_id is planned for this home")
     if visit.checked_in_at is not None:
         return Outcome(state, outcome="duplicate")
     check_contact_id(event.aide_id, "aide_id")
@@ -324,13 +335,14 @@ def check_in(event: VisitStarted, *, state: HomeState, now: datetime) -> Outcome
 def check_out(event: VisitEnded, *, state: HomeState, now: datetime) -> Outcome:
     """The aide left: the visit ends and its duration is known."""
     enrolled(state)
+    check_contact_id(event.visit_id, "visit_id")
     visit = state.visits.get(event.visit_id)
     if visit is None:
-        raise InvalidEventError(f"no visit {event.visit_id!r} is planned for this home")
+        raise InvalidEventError("no visit with this visit_id is planned for this home")
     if visit.checked_out_at is not None:
         return Outcome(state, outcome="duplicate")
     if visit.checked_in_at is None:
-        raise InvalidEventError(f"visit {event.visit_id!r} was never checked in")
+        raise InvalidEventError("the visit was never checked in")
     at = _event_time(event.checked_out_at.ToDatetime(tzinfo=UTC), now, "checked_out_at")
     if at < visit.checked_in_at:
         raise InvalidEventError("checked_out_at is before the check-in")

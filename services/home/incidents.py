@@ -387,9 +387,9 @@ def apply_action(action: IncidentActionRequested, *, state: HomeState, now: date
     if action.action == IncidentAction.INCIDENT_ACTION_ESCALATION_DUE:
         return _escalation_due(action, incident, state, now)
     if incident is None:
-        raise InvalidEventError(f"home has no incident {action.incident_id!r}")
+        raise InvalidEventError("home has no incident with this incident_id")
     if not incident.in_chain(action.contact_id):
-        raise InvalidEventError(f"{action.contact_id!r} is not in the incident's chain")
+        raise InvalidEventError("contact_id is not in the incident's chain")
     if action.action == IncidentAction.INCIDENT_ACTION_ACKNOWLEDGE:
         if incident.status != OPEN:
             return Outcome(state, outcome=f"already_{incident.status}")
