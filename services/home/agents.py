@@ -130,6 +130,7 @@ def start_agents(rt: Runtime, homes: TableT) -> None:
                 occurred_at=datetime.now(UTC),
                 cause=event.envelope,
                 territory=territory_from_code(territory) if territory else None,
+                experiment_id=(config.experiment or None) if config else None,
                 event_id=fact.event_id,
             )
             _count(fact.message, territory, outcome.state)
@@ -145,6 +146,7 @@ def start_agents(rt: Runtime, homes: TableT) -> None:
             state=state_of(home.resident_pseudonym),
             territory=CODE_OF_TERRITORY.get(event.envelope.territory, ""),
             now=datetime.now(UTC),
+            experiment=event.envelope.experiment_id,
         )
         homes[home.resident_pseudonym] = state.to_json()
         assert state.config is not None
@@ -272,6 +274,7 @@ async def _ask_home(
             subject_pseudonym=resident,
             occurred_at=now,
             territory=territory_from_code(state.config.territory),
+            experiment_id=state.config.experiment or None,
             event_id=action.action_id,
         )
         asked[action.action_id] = clock  # once taken: a failed step is asked next round

@@ -126,9 +126,15 @@ def check_home(home: HomeConfigured) -> None:
 
 
 def configure(
-    home: HomeConfigured, *, previous: HomeConfig | None, territory: str, now: datetime
+    home: HomeConfigured,
+    *,
+    previous: HomeConfig | None,
+    territory: str,
+    now: datetime,
+    experiment: str = "",
 ) -> HomeConfig:
-    """The configuration in force after `home`: checked and numbered."""
+    """The configuration in force after `home`: checked and numbered; the home stays in
+    the experiment it was enrolled in."""
     if not 1 <= home.gir_level <= 6:
         raise InvalidEventError("gir_level must be 1 (most dependent) to 6 (autonomous)")
     devices: dict[str, int] = {}
@@ -149,6 +155,7 @@ def configure(
     return HomeConfig(
         version=(previous.version if previous else 0) + 1,
         territory=territory,
+        experiment=(previous.experiment if previous else "") or experiment,
         gir_level=home.gir_level,
         devices=devices,
         contacts=contacts_of(home),
@@ -162,10 +169,17 @@ def configure(
 
 
 def record_home(
-    home: HomeConfigured, *, state: HomeState, territory: str, now: datetime
+    home: HomeConfigured,
+    *,
+    state: HomeState,
+    territory: str,
+    now: datetime,
+    experiment: str = "",
 ) -> HomeState:
     """The home's state with the new configuration in force (stored as sent, numbered)."""
-    config = configure(home, previous=state.config, territory=territory, now=now)
+    config = configure(
+        home, previous=state.config, territory=territory, now=now, experiment=experiment
+    )
     state = state.changed()
     state.config = config
     recorded = HomeConfigured()

@@ -160,7 +160,12 @@ class HomeServicer(api_grpc.HomeServiceServicer):
             await _invalid_unless(context, lambda: check_home(home), "contacts")
             version = state.config.version
             event_id = await self._publish(
-                context, HOME_CONFIGURED, home, resident, state.config.territory
+                context,
+                HOME_CONFIGURED,
+                home,
+                resident,
+                state.config.territory,
+                state.config.experiment,
             )
             await self._applied(
                 context, resident, lambda s: s.config is not None and s.config.version > version
@@ -308,7 +313,12 @@ class HomeServicer(api_grpc.HomeServiceServicer):
             action.resident_pseudonym = resident
             action.requested_at.FromDatetime(datetime.now(UTC))
             await self._publish(
-                context, INCIDENT_ACTION_REQUESTED, action, resident, state.config.territory
+                context,
+                INCIDENT_ACTION_REQUESTED,
+                action,
+                resident,
+                state.config.territory,
+                state.config.experiment,
             )
             done = await self._applied(
                 context,
@@ -367,7 +377,14 @@ class HomeServicer(api_grpc.HomeServiceServicer):
                 planned_duration=request.planned_duration,
                 missed_after=request.missed_after,
             )
-            await self._publish(context, VISIT_PLANNED, planned, resident, state.config.territory)
+            await self._publish(
+                context,
+                VISIT_PLANNED,
+                planned,
+                resident,
+                state.config.territory,
+                state.config.experiment,
+            )
             done = await self._applied(context, resident, lambda s: visit_id in s.visits)
             return api.PlanVisitResponse(visit=visit_view(done.visits[visit_id]))
 
@@ -443,7 +460,9 @@ class HomeServicer(api_grpc.HomeServiceServicer):
                     checked_out_at=timestamp(at),
                 )
                 spec = VISIT_ENDED
-            await self._publish(context, spec, event, resident, state.config.territory)
+            await self._publish(
+                context, spec, event, resident, state.config.territory, state.config.experiment
+            )
             after = await self._applied(
                 context,
                 resident,

@@ -53,6 +53,9 @@ class Thresholds(BaseModel):
 class HomeConfig(BaseModel):
     version: int
     territory: str
+    # The experiment the home was enrolled in (its enrolment's envelope): every event about
+    # the home, its timers' included, is published in it.
+    experiment: str = ""
     gir_level: int
     # device_id -> DeviceKind number
     devices: dict[str, int]

@@ -9,8 +9,9 @@ from typing import Any
 from aiokafka.errors import KafkaTimeoutError
 
 from services.home.agents import TIMER_ERRORS, ask_due_steps
+from services.home.configuration import record_home
 from services.home.domain.home import HomeState
-from tests.unit.home.homes import at, enrolled, fall, feed
+from tests.unit.home.homes import ENROLLED_AT, RESIDENT, at, enrolled, fall, feed, home
 
 FELL = at("10:00")
 DUE = at("10:11")  # the daughter did not answer within 10 minutes
@@ -22,11 +23,13 @@ class Bus:
     def __init__(self, failing: set[str]) -> None:
         self.failing = failing
         self.published: list[tuple[str, Any]] = []
+        self.options: list[dict[str, Any]] = []
 
-    async def publish(self, spec: Any, message: Any, *, key: str, **_: Any) -> None:
+    async def publish(self, spec: Any, message: Any, *, key: str, **options: Any) -> None:
         if key in self.failing:
             raise KafkaTimeoutError()
         self.published.append((key, message))
+        self.options.append(options)
 
 
 def a_home_with_a_step_due(resident: str) -> HomeState:
@@ -67,3 +70,20 @@ def test_a_home_whose_state_cannot_be_read_is_counted_and_skipped():
     asyncio.run(ask_due_steps(bus, ["psn-a", "psn-b"], state_of, {}, DUE, 100.0))  # type: ignore[arg-type]
     assert [key for key, _ in bus.published] == ["psn-b"]
     assert errors("ValidationError") == before + 1
+
+
+def test_the_timer_asks_in_the_home_s_experiment_not_the_service_default():
+    state = record_home(
+        home(),
+        state=HomeState(),
+        territory="55",
+        now=ENROLLED_AT,
+        experiment="exp-domicile",
+    )
+    state, _ = feed(state, fall(FELL))
+    # Changing the contacts (no experiment said) keeps the home in its experiment.
+    state = record_home(home(gir_level=3), state=state, territory="55", now=FELL)
+    assert state.config is not None and state.config.experiment == "exp-domicile"
+    bus = Bus(failing=set())
+    asyncio.run(ask_due_steps(bus, [RESIDENT], {RESIDENT: state}.__getitem__, {}, DUE, 1.0))  # type: ignore[arg-type]
+    assert [kwargs["experiment_id"] for kwargs in bus.options] == ["exp-domicile"]
