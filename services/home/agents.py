@@ -8,6 +8,7 @@ co-partitioned topics and are handled one at a time, so no two changes interleav
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import faust
@@ -31,7 +32,7 @@ from emeuse.registry import (
     VISIT_PLANNED,
     VISIT_STARTED,
 )
-from emeuse.runtime.bus import Event
+from emeuse.runtime.bus import Bus, Event
 from emeuse.runtime.envelope import CODE_OF_TERRITORY, territory_from_code
 from emeuse.runtime.service import Runtime
 from services.home import handlers
@@ -97,6 +98,11 @@ ACTIONS = Counter(
     "Incident actions and timer steps handled, by outcome.",
     ["outcome"],
 )
+TIMER_ERRORS = Counter(
+    "emeuse_home_timer_errors_total",
+    "Homes whose due steps could not be asked for (retried next round), by error type.",
+    ["error"],
+)
 # Seconds between timer scans, and before a due step not yet applied is asked again.
 TIMER_INTERVAL_S = 1.0
 REASK_AFTER_S = 10.0
@@ -124,6 +130,7 @@ def start_agents(rt: Runtime, homes: TableT) -> None:
                 occurred_at=datetime.now(UTC),
                 cause=event.envelope,
                 territory=territory_from_code(territory) if territory else None,
+                experiment_id=(config.experiment or None) if config else None,
                 event_id=fact.event_id,
             )
             _count(fact.message, territory, outcome.state)
@@ -139,6 +146,7 @@ def start_agents(rt: Runtime, homes: TableT) -> None:
             state=state_of(home.resident_pseudonym),
             territory=CODE_OF_TERRITORY.get(event.envelope.territory, ""),
             now=datetime.now(UTC),
+            experiment=event.envelope.experiment_id,
         )
         homes[home.resident_pseudonym] = state.to_json()
         assert state.config is not None
@@ -216,38 +224,63 @@ def start_agents(rt: Runtime, homes: TableT) -> None:
     @rt.app.timer(interval=TIMER_INTERVAL_S, name="home.fire_due_timers")
     async def fire_due_timers() -> None:
         """Ask each home's agent for every step due now (escalation, time-based detection)."""
-        now, clock = datetime.now(UTC), time.monotonic()
-        offline = 0
-        for resident in list(homes.keys()):
-            if not rt.router.holds(
+        held = [
+            resident
+            for resident in list(homes.keys())
+            if rt.router.holds(
                 SENSOR_EVENT_REPORTED.name, SENSOR_EVENT_REPORTED.partitions, resident
-            ):
-                continue
-            state = state_of(resident)
-            if state.config is None:
-                continue
-            offline += sum(
-                1
-                for i in state.incidents.values()
-                if i.is_open and i.kind == Incident.DEVICE_OFFLINE.value
             )
-            for action in due_actions(resident, state, now):
-                if clock - asked.get(action.action_id, -REASK_AFTER_S) < REASK_AFTER_S:
-                    continue
-                asked[action.action_id] = clock
-                await rt.bus.publish(
-                    INCIDENT_ACTION_REQUESTED,
-                    action,
-                    key=resident,
-                    subject_pseudonym=resident,
-                    occurred_at=now,
-                    territory=territory_from_code(state.config.territory),
-                    event_id=action.action_id,
-                )
-        DEVICES_OFFLINE.set(offline)
-        for action_id, at in list(asked.items()):
-            if clock - at > 10 * REASK_AFTER_S:
-                del asked[action_id]
+        ]
+        await ask_due_steps(rt.bus, held, state_of, asked, datetime.now(UTC), time.monotonic())
+
+
+async def ask_due_steps(
+    bus: Bus,
+    residents: list[str],
+    state_of: Callable[[str], HomeState],
+    asked: dict[str, float],
+    now: datetime,
+    clock: float,
+) -> None:
+    """One timer round over the homes this instance holds: publish each step due now,
+    once per REASK_AFTER_S. One home's trouble (a broker blip, a state that does not
+    read) is counted and retried next round; it never stops the timer for the others."""
+    offline = 0
+    for resident in residents:
+        try:
+            offline += await _ask_home(bus, resident, state_of(resident), asked, now, clock)
+        except Exception as exc:
+            TIMER_ERRORS.labels(type(exc).__name__).inc()
+            log.error("timer.failed", error=type(exc).__name__)
+    DEVICES_OFFLINE.set(offline)
+    for action_id, at in list(asked.items()):
+        if clock - at > 10 * REASK_AFTER_S:
+            del asked[action_id]
+
+
+async def _ask_home(
+    bus: Bus, resident: str, state: HomeState, asked: dict[str, float], now: datetime, clock: float
+) -> int:
+    """Ask for the home's due steps; the number of its devices with an open offline incident."""
+    if state.config is None:
+        return 0
+    for action in due_actions(resident, state, now):
+        if clock - asked.get(action.action_id, -REASK_AFTER_S) < REASK_AFTER_S:
+            continue
+        await bus.publish(
+            INCIDENT_ACTION_REQUESTED,
+            action,
+            key=resident,
+            subject_pseudonym=resident,
+            occurred_at=now,
+            territory=territory_from_code(state.config.territory),
+            experiment_id=state.config.experiment or None,
+            event_id=action.action_id,
+        )
+        asked[action.action_id] = clock  # once taken: a failed step is asked next round
+    return sum(
+        1 for i in state.incidents.values() if i.is_open and i.kind == Incident.DEVICE_OFFLINE.value
+    )
 
 
 HOME_INPUTS = (

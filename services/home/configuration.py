@@ -27,6 +27,8 @@ from services.home.domain.rhythm import (
 # belongs must not travel on the bus).
 CONTACT_ID = re.compile(r"(?=[a-z0-9._\-]*[0-9])[a-z0-9][a-z0-9._\-]{0,63}")
 DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}")
+# A device maker's event id (a counter, a UUID): no spaces, at least one digit.
+EVENT_ID = re.compile(r"(?=[A-Za-z0-9._:\-]*[0-9])[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}")
 # Contacts of the escalation chain; the emergency service is added by the service itself.
 CHAIN_ROLES = frozenset(ContactRole.values()) - {
     ContactRole.CONTACT_ROLE_UNSPECIFIED,
@@ -35,10 +37,23 @@ CHAIN_ROLES = frozenset(ContactRole.values()) - {
 
 
 def check_contact_id(value: str, what: str) -> None:
+    """Contact, aide and visit ids. The value is never repeated in the error: free text
+    where an id belongs must not reach the dead letters or the logs."""
     if not CONTACT_ID.fullmatch(value):
         raise InvalidEventError(
-            f"{what} {value!r} is not an id (lowercase letters, digits, '.', '_', '-', "
-            "at least one digit)"
+            f"{what} is not an id (lowercase letters, digits, '.', '_', '-', at least one digit)"
+        )
+
+
+def check_device_id(value: str, what: str = "device_id") -> None:
+    if not DEVICE_ID.fullmatch(value):
+        raise InvalidEventError(f"{what} is not an id (letters, digits, '.', '_', ':', '-')")
+
+
+def check_event_id(value: str, what: str) -> None:
+    if not EVENT_ID.fullmatch(value):
+        raise InvalidEventError(
+            f"{what} is not an id (letters, digits, '.', '_', ':', '-', at least one digit)"
         )
 
 
@@ -111,15 +126,20 @@ def check_home(home: HomeConfigured) -> None:
 
 
 def configure(
-    home: HomeConfigured, *, previous: HomeConfig | None, territory: str, now: datetime
+    home: HomeConfigured,
+    *,
+    previous: HomeConfig | None,
+    territory: str,
+    now: datetime,
+    experiment: str = "",
 ) -> HomeConfig:
-    """The configuration in force after `home`: checked and numbered."""
+    """The configuration in force after `home`: checked and numbered; the home stays in
+    the experiment it was enrolled in."""
     if not 1 <= home.gir_level <= 6:
         raise InvalidEventError("gir_level must be 1 (most dependent) to 6 (autonomous)")
     devices: dict[str, int] = {}
     for device in home.devices:
-        if not DEVICE_ID.fullmatch(device.device_id):
-            raise InvalidEventError(f"device id {device.device_id!r} is not an id")
+        check_device_id(device.device_id, "a device id")
         if device.kind == DeviceKind.DEVICE_KIND_UNSPECIFIED:
             raise InvalidEventError(f"device {device.device_id} has no kind")
         if device.device_id in devices:
@@ -135,6 +155,7 @@ def configure(
     return HomeConfig(
         version=(previous.version if previous else 0) + 1,
         territory=territory,
+        experiment=(previous.experiment if previous else "") or experiment,
         gir_level=home.gir_level,
         devices=devices,
         contacts=contacts_of(home),
@@ -148,10 +169,17 @@ def configure(
 
 
 def record_home(
-    home: HomeConfigured, *, state: HomeState, territory: str, now: datetime
+    home: HomeConfigured,
+    *,
+    state: HomeState,
+    territory: str,
+    now: datetime,
+    experiment: str = "",
 ) -> HomeState:
     """The home's state with the new configuration in force (stored as sent, numbered)."""
-    config = configure(home, previous=state.config, territory=territory, now=now)
+    config = configure(
+        home, previous=state.config, territory=territory, now=now, experiment=experiment
+    )
     state = state.changed()
     state.config = config
     recorded = HomeConfigured()

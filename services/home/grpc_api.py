@@ -23,6 +23,7 @@ from emeuse.home.v1.home_events_pb2 import (
     HomeConfigured,
     IncidentAction,
     IncidentActionRequested,
+    IncidentOutcome,
     NotifiedContact,
     VisitEnded,
     VisitPlanned,
@@ -159,7 +160,12 @@ class HomeServicer(api_grpc.HomeServiceServicer):
             await _invalid_unless(context, lambda: check_home(home), "contacts")
             version = state.config.version
             event_id = await self._publish(
-                context, HOME_CONFIGURED, home, resident, state.config.territory
+                context,
+                HOME_CONFIGURED,
+                home,
+                resident,
+                state.config.territory,
+                state.config.experiment,
             )
             await self._applied(
                 context, resident, lambda s: s.config is not None and s.config.version > version
@@ -230,7 +236,12 @@ class HomeServicer(api_grpc.HomeServiceServicer):
             contact_id=request.contact_id,
         )
         incident = await self._act(
-            request, context, action, lambda i: i.status != OPEN, "AcknowledgeIncident"
+            request,
+            context,
+            action,
+            settled=lambda i: i.status != OPEN,
+            holds=lambda i: i.status == ACKNOWLEDGED and i.acknowledged_by == request.contact_id,
+            method="AcknowledgeIncident",
         )
         return api.AcknowledgeIncidentResponse(incident=incident)
 
@@ -250,7 +261,17 @@ class HomeServicer(api_grpc.HomeServiceServicer):
             injury=request.injury,
         )
         incident = await self._act(
-            request, context, action, lambda i: i.status == RESOLVED, "ResolveIncident"
+            request,
+            context,
+            action,
+            settled=lambda i: i.status == RESOLVED,
+            holds=lambda i: (
+                i.status == RESOLVED
+                and i.outcome == request.outcome
+                and i.injury == request.injury
+                and i.resolved_by == request.contact_id
+            ),
+            method="ResolveIncident",
         )
         return api.ResolveIncidentResponse(incident=incident)
 
@@ -259,10 +280,17 @@ class HomeServicer(api_grpc.HomeServiceServicer):
         request: api.AcknowledgeIncidentRequest | api.ResolveIncidentRequest,
         context: grpc.aio.ServicerContext,
         action: IncidentActionRequested,
-        applied: Callable[[IncidentState], bool],
+        *,
+        settled: Callable[[IncidentState], bool],
+        holds: Callable[[IncidentState], bool],
         method: str,
     ) -> api.Incident:
-        """Ask the home's agent to change the incident, and answer once it has."""
+        """Ask the home's agent to change the incident, and answer once it has.
+
+        `settled`: the incident can no longer take the action (done by this call or not);
+        `holds`: it holds what was asked. A call that is settled without holding it (the
+        incident was cleared, resolved otherwise, taken by another contact) is
+        FAILED_PRECONDITION: an OK always means the incident holds what was asked."""
         resident = request.resident_pseudonym
         await require_pseudonym(context, resident, "resident_pseudonym")
 
@@ -277,22 +305,35 @@ class HomeServicer(api_grpc.HomeServiceServicer):
                     grpc.StatusCode.PERMISSION_DENIED,
                     "contact_id is not in the incident's escalation chain",
                 )
-            if applied(incident):
+            if holds(incident):
                 return incident_view(resident, incident)  # already done: the call is idempotent
-            if incident.status == RESOLVED:
-                await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "the incident is resolved")
+            if settled(incident):
+                await context.abort(grpc.StatusCode.FAILED_PRECONDITION, _why_not(incident))
             action.action_id = str(uuid.uuid4())
             action.resident_pseudonym = resident
             action.requested_at.FromDatetime(datetime.now(UTC))
             await self._publish(
-                context, INCIDENT_ACTION_REQUESTED, action, resident, state.config.territory
+                context,
+                INCIDENT_ACTION_REQUESTED,
+                action,
+                resident,
+                state.config.territory,
+                state.config.experiment,
             )
             done = await self._applied(
                 context,
                 resident,
-                lambda s: (i := s.incidents.get(request.incident_id)) is not None and applied(i),
+                lambda s: (i := s.incidents.get(request.incident_id)) is None or settled(i),
             )
-            return incident_view(resident, done.incidents[request.incident_id])
+            after = done.incidents.get(request.incident_id)
+            if after is None or not holds(after):
+                # Crossed by another change (the service cleared it, another contact acted).
+                await context.abort(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    _why_not(after) if after else "the incident is no longer kept",
+                )
+                raise AssertionError
+            return incident_view(resident, after)
 
         return await self._routed(
             resident, context, request, method, local, waits=True, unwrap=lambda r: r.incident
@@ -336,7 +377,14 @@ class HomeServicer(api_grpc.HomeServiceServicer):
                 planned_duration=request.planned_duration,
                 missed_after=request.missed_after,
             )
-            await self._publish(context, VISIT_PLANNED, planned, resident, state.config.territory)
+            await self._publish(
+                context,
+                VISIT_PLANNED,
+                planned,
+                resident,
+                state.config.territory,
+                state.config.experiment,
+            )
             done = await self._applied(context, resident, lambda s: visit_id in s.visits)
             return api.PlanVisitResponse(visit=visit_view(done.visits[visit_id]))
 
@@ -364,6 +412,7 @@ class HomeServicer(api_grpc.HomeServiceServicer):
         resident = request.resident_pseudonym
         await require_pseudonym(context, resident, "resident_pseudonym")
         await _invalid_unless(context, lambda: check_contact_id(request.aide_id, "aide_id"), "")
+        await _invalid_unless(context, lambda: check_contact_id(request.visit_id, "visit_id"), "")
         if isinstance(request, api.CheckInRequest):
             given = request.checked_in_at if request.HasField("checked_in_at") else None
         else:
@@ -411,7 +460,9 @@ class HomeServicer(api_grpc.HomeServiceServicer):
                     checked_out_at=timestamp(at),
                 )
                 spec = VISIT_ENDED
-            await self._publish(context, spec, event, resident, state.config.territory)
+            await self._publish(
+                context, spec, event, resident, state.config.territory, state.config.experiment
+            )
             after = await self._applied(
                 context,
                 resident,
@@ -495,6 +546,17 @@ async def _invalid_unless(
     except InvalidEventError as exc:
         prefix = f"{what}: " if what else ""
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{prefix}{exc}")
+
+
+def _why_not(incident: IncidentState) -> str:
+    """Why an incident cannot take a contact's action (ids only, never names)."""
+    if incident.status == RESOLVED:
+        outcome = IncidentOutcome.Name(incident.outcome).removeprefix("INCIDENT_OUTCOME_")  # type: ignore[arg-type]
+        return (
+            f"the incident is already resolved ({outcome} by {incident.resolved_by}"
+            f"{', injury' if incident.injury else ''})"
+        )
+    return f"the incident is already acknowledged by {incident.acknowledged_by}"
 
 
 def _notified(incident: IncidentState) -> list[NotifiedContact]:

@@ -18,7 +18,7 @@ from emeuse.home.v1.home_events_pb2 import (
     VisitStarted,
 )
 from emeuse.runtime.codec import InvalidEventError
-from services.home.configuration import check_contact_id
+from services.home.configuration import check_contact_id, check_device_id, check_event_id
 from services.home.domain.detection import (
     Incident,
     Sensor,
@@ -26,9 +26,16 @@ from services.home.domain.detection import (
     incident_for,
     is_activity,
 )
-from services.home.domain.detectors import door_opened, moved_indoors, temperature_run
-from services.home.domain.home import OPEN, HomeState, Temperature, VisitState
-from services.home.incidents import Fact, NewIncident, Outcome, clear, raise_incident
+from services.home.domain.detectors import door_watch, temperature_side
+from services.home.domain.home import DoorEvent, HomeState, IncidentState, VisitState
+from services.home.incidents import (
+    Fact,
+    NewIncident,
+    Outcome,
+    clear,
+    incident_id_for,
+    raise_incident,
+)
 
 SENSOR = {
     SensorKind.SENSOR_KIND_FALL: Sensor.FALL,
@@ -42,8 +49,11 @@ SENSOR = {
 }
 # A device clock this far ahead is wrong; its report would hide inactivity for hours.
 CLOCK_SKEW = timedelta(minutes=5)
-# Reports of one fall (two detectors, a press and a re-press) within this join one incident.
-SAME_EPISODE = timedelta(minutes=10)
+# Reports of one fall or panic (two detectors, a detector re-alerting while she is on the
+# floor, a press and a re-press) join its incident while it is not resolved: during its
+# escalation, and within this of its latest report (a sliding window, so a detector that
+# re-alerts every 11 minutes stays one fall).
+SAME_EPISODE = timedelta(minutes=30)
 DEFAULT_MISSED_AFTER = timedelta(minutes=30)
 
 
@@ -65,29 +75,48 @@ def _event_time(at: datetime, now: datetime, what: str) -> datetime:
 
 def record_sensor_event(event: SensorEventReported, *, state: HomeState, now: datetime) -> Outcome:
     """Record one sensor event in the resident's home and raise or clear what it calls for."""
+    # Ids, never free text, before anything is logged or published.
+    check_event_id(event.sensor_event_id, "sensor_event_id")
+    check_device_id(event.device_id)
     sensor = sensor_of(event.kind)
     at = event.occurred_at.ToDatetime(tzinfo=UTC)
-    # The same report resent under a new id by the same device counts once too.
-    report = f"{event.device_id}|{event.kind}|{at.isoformat()}"
-    if state.has_seen(event.sensor_event_id) or state.has_seen(report):
+    # Event ids are each device maker's: unique per device. The same report resent under a
+    # new id by the same device (same kind, time and door state) counts once too.
+    sent = f"id|{event.device_id}|{event.sensor_event_id}"
+    report = f"{event.device_id}|{event.kind}|{at.isoformat()}|{event.door_state}"
+    if state.has_seen(sent) or state.has_seen(report):
         return Outcome(state, outcome="duplicate")
     enrolled(state)
+    assert state.config is not None
+    if event.device_id not in state.config.devices:
+        # An installer's test device, another home's: it must not call anyone here.
+        raise InvalidEventError("device_id is not installed in this home")
     _event_time(at, now, "occurred_at")
+    if sensor is Sensor.DOOR and event.door_state not in (
+        DoorState.DOOR_STATE_OPENED,
+        DoorState.DOOR_STATE_CLOSED,
+    ):
+        # An opening taken for a closing (or the reverse) would hide a night outside.
+        raise InvalidEventError("a door event needs its door_state (opened or closed)")
     try:
         check_reading(sensor, event.temperature_celsius, event.battery_percent)
         immediate = incident_for(sensor, event.confidence)
     except ValueError as exc:
         raise InvalidEventError(str(exc)) from None
+    if immediate is not None and state.has_incident(
+        incident_id_for(event.resident_pseudonym, immediate, event.sensor_event_id)
+    ):
+        return Outcome(state, outcome="duplicate")  # its incident exists: resent, forgotten
     state = state.changed()
-    state.remember(event.sensor_event_id, report)
+    state.remember(sent, report, alarm=immediate is not None)
     state.sensor_events += 1
     resident = event.resident_pseudonym
     battery = event.battery_percent if sensor is Sensor.BATTERY or event.battery_percent else None
-    state.seen_device(event.device_id, at, battery)
-    # The device speaks again: its silence is over.
-    facts = clear(
-        state.open_incident(Incident.DEVICE_OFFLINE.value, device_id=event.device_id), resident, now
-    )
+    state.seen_device(event.device_id, at)
+    # The device speaks again: its silence is over, if what it says is from after the
+    # silence began (a stale report held by a hub says nothing about now).
+    silent = state.open_incident(Incident.DEVICE_OFFLINE.value, device_id=event.device_id)
+    facts = clear(silent, resident, now) if silent and at > silent.occurred_at else []
     outcome = "recorded"
     if is_activity(sensor):
         state.active(at)
@@ -102,9 +131,10 @@ def record_sensor_event(event: SensorEventReported, *, state: HomeState, now: da
             else "joined"
         )
     elif sensor is Sensor.DOOR:
-        facts += _door(state, event, at, now)
-    elif sensor in (Sensor.MOTION, Sensor.BED_EXIT) and moved_indoors(state.door_watch, at):
-        facts += _came_back(state, resident, now)
+        opened = event.door_state == DoorState.DOOR_STATE_OPENED
+        facts += _door(state, event, "open" if opened else "close", at, now)
+    elif sensor in (Sensor.MOTION, Sensor.BED_EXIT):
+        facts += _door(state, event, "motion", at, now)
     elif sensor is Sensor.ROOM_TEMPERATURE:
         facts += _temperature(state, event, at, now)
     if battery is not None:
@@ -121,56 +151,71 @@ def record_sensor_event(event: SensorEventReported, *, state: HomeState, now: da
 def _immediate(
     state: HomeState, kind: Incident, event: SensorEventReported, at: datetime, now: datetime
 ) -> list[Fact]:
-    # A second detector, or the button pressed again, within minutes: the same episode.
-    for incident in state.incidents.values():
-        if (
-            incident.is_open
-            and incident.kind == kind.value
-            and abs(incident.occurred_at - at) <= SAME_EPISODE
-        ):
-            incident.sensor_event_ids.append(event.sensor_event_id)
-            return []
+    # A second detector, a re-alert, the button pressed again: the same episode.
+    joined = _episode_of(state, kind, at)
+    if joined is not None:
+        joined.sensor_event_ids.append(event.sensor_event_id)
+        latest = joined.last_report_at or joined.occurred_at
+        joined.last_report_at = max(latest, at)
+        return []
     confidence = f" (confidence {event.confidence:.2f})" if kind is Incident.FALL else ""
+    # Reported after she was seen moving about for longer than an episode lasts (a device
+    # that kept it, a partner re-sending old reports): her contacts are told, not the SAMU.
+    late = state.last_activity_at is not None and at < state.last_activity_at - SAME_EPISODE
+    reason = (
+        f"{kind.value}.detected.late{confidence}: activity since, emergency service not called"
+        if late
+        else f"{kind.value}.detected{confidence}"
+    )
     new = NewIncident(
         kind,
         event.sensor_event_id,
-        f"{kind.value}.detected{confidence}",
+        reason,
         at,
         (event.sensor_event_id,),
         device_id=event.device_id,
+        emergency=not late,
     )
-    _, fact = raise_incident(state, event.resident_pseudonym, new, now)
-    return [fact]
+    return raise_incident(state, event.resident_pseudonym, new, now)
 
 
-def _door(state: HomeState, event: SensorEventReported, at: datetime, now: datetime) -> list[Fact]:
+def _episode_of(state: HomeState, kind: Incident, at: datetime) -> IncidentState | None:
+    """The unresolved incident of `kind` a report at `at` belongs to, if any: one whose
+    escalation is still running at `at` (nobody answered yet, its next step not due), or
+    one whose reports reach within SAME_EPISODE of `at`."""
+    for incident in sorted(state.incidents.values(), key=lambda i: i.raised_at, reverse=True):
+        if not incident.is_open or incident.kind != kind.value:
+            continue
+        latest = incident.last_report_at or incident.occurred_at
+        due = incident.next_escalation_at
+        if (
+            due is not None and incident.occurred_at <= at <= due
+        ) or incident.occurred_at - SAME_EPISODE <= at <= latest + SAME_EPISODE:
+            return incident
+    return None
+
+
+def _door(
+    state: HomeState, event: SensorEventReported, what: str, at: datetime, now: datetime
+) -> list[Fact]:
+    """Work the door watch out again from the door events and movements, by event time
+    (so a return delivered before its opening still ends it). A watch that ended (she
+    came back in) clears its wandering incident."""
     config = state.config
     assert config is not None
-    watch, returned = door_opened(
-        state.door_watch,
-        config.rhythm,
-        at=at,
-        closing=event.door_state == DoorState.DOOR_STATE_CLOSED,
-        sensor_event_id=event.sensor_event_id,
-        device_id=event.device_id,
+    events = state.add_door_event(
+        DoorEvent(
+            at=at, what=what, sensor_event_id=event.sensor_event_id, device_id=event.device_id
+        )
     )
-    if returned:
-        return _came_back(state, event.resident_pseudonym, now)
-    state.door_watch = watch
-    return []
-
-
-def _came_back(state: HomeState, resident: str, now: datetime) -> list[Fact]:
-    """The resident is back in after a night-time opening: the watch ends, and a
-    wandering incident nobody took charge of yet is cleared."""
-    watch = state.door_watch
-    state.door_watch = None
-    if watch is None:
+    before, state.door_watch = state.door_watch, door_watch(events, config.rhythm)
+    after = state.door_watch
+    if before is None or (after is not None and after.sensor_event_id == before.sensor_event_id):
         return []
-    wandering = state.open_incident(Incident.NIGHT_WANDERING.value, device_id=watch.device_id)
-    if wandering is None or watch.sensor_event_id not in wandering.sensor_event_ids:
+    wandering = state.open_incident(Incident.NIGHT_WANDERING.value, device_id=before.device_id)
+    if wandering is None or before.sensor_event_id not in wandering.sensor_event_ids:
         return []
-    return clear(wandering, resident, now)
+    return clear(wandering, event.resident_pseudonym, now)
 
 
 def _temperature(
@@ -179,23 +224,20 @@ def _temperature(
     config = state.config
     assert config is not None
     limits = config.thresholds
-    state.add_temperature(Temperature(at=at, celsius=event.temperature_celsius))
-    run = temperature_run(state.temperatures, limits.too_cold_below, limits.too_hot_above)
-    if run is None:
-        return []
+    side = temperature_side(event.temperature_celsius, limits.too_cold_below, limits.too_hot_above)
+    run = state.add_temperature(side, at)
     facts: list[Fact] = []
-    for side, kind in (("cold", Incident.TOO_COLD), ("hot", Incident.TOO_HOT)):
-        if run.side != side:
+    for other, kind in (("cold", Incident.TOO_COLD), ("hot", Incident.TOO_HOT)):
+        if run.side != other:
             facts += clear(state.open_incident(kind.value), event.resident_pseudonym, now)
     sustained = timedelta(seconds=limits.temperature_sustained_for_s)
-    if not run.side or run.latest - run.since < sustained:
+    if not run.side or run.raised or run.latest - run.since < sustained:
         return facts
     kind = Incident.TOO_COLD if run.side == "cold" else Incident.TOO_HOT
     episode = f"since {run.since.isoformat()}"
-    if state.open_incident(kind.value) is not None or any(
-        i.kind == kind.value and i.episode == episode for i in state.incidents.values()
-    ):
-        return facts
+    run.raised = True
+    if state.open_incident(kind.value) is not None:
+        return facts  # the same condition, still open
     limit = limits.too_cold_below if kind is Incident.TOO_COLD else limits.too_hot_above
     minutes = (run.latest - run.since).total_seconds() / 60
     new = NewIncident(
@@ -207,35 +249,40 @@ def _temperature(
         (event.sensor_event_id,),
         device_id=event.device_id,
     )
-    _, fact = raise_incident(state, event.resident_pseudonym, new, now)
-    return [*facts, fact]
+    return [*facts, *raise_incident(state, event.resident_pseudonym, new, now)]
 
 
 def _battery(
     state: HomeState, event: SensorEventReported, percent: float, at: datetime, now: datetime
 ) -> list[Fact]:
+    """One low-battery incident per episode (from the first low reading to a good one),
+    whoever closed it; a reading older than the latest changes nothing."""
     config = state.config
     assert config is not None
-    device = event.device_id
-    low = state.open_incident(Incident.LOW_BATTERY.value, device_id=device)
-    if percent >= config.thresholds.low_battery_below:
+    device_id = event.device_id
+    below = config.thresholds.low_battery_below
+    if not state.battery(device_id, at, percent, below):
+        return []
+    low = state.open_incident(Incident.LOW_BATTERY.value, device_id=device_id)
+    since = state.devices[device_id].battery_low_since
+    if since is None:
         return clear(low, event.resident_pseudonym, now)
     if low is not None:
         return []
     new = NewIncident(
         Incident.LOW_BATTERY,
-        f"{device} at {at.isoformat()}",
-        f"low_battery: {percent:.0f} % (below {config.thresholds.low_battery_below:g} %)",
-        at,
+        f"{device_id} low since {since.isoformat()}",
+        f"low_battery: {percent:.0f} % (below {below:g} %)",
+        since,
         (event.sensor_event_id,),
-        device_id=device,
+        device_id=device_id,
     )
-    _, fact = raise_incident(state, event.resident_pseudonym, new, now)
-    return [fact]
+    return raise_incident(state, event.resident_pseudonym, new, now)
 
 
 def plan_visit(visit: VisitPlanned, *, state: HomeState, now: datetime) -> Outcome:
     """Plan a home-aide visit; planning the same visit again changes nothing."""
+    check_contact_id(visit.visit_id, "visit_id")
     key = f"visit-planned|{visit.visit_id}"
     if state.has_seen(key):
         return Outcome(state, outcome="duplicate")
@@ -245,7 +292,7 @@ def plan_visit(visit: VisitPlanned, *, state: HomeState, now: datetime) -> Outco
         raise InvalidEventError("home has no aide service to tell of a missed visit")
     check_contact_id(visit.aide_id, "aide_id")
     if visit.visit_id in state.visits:
-        raise InvalidEventError(f"visit {visit.visit_id!r} is already planned")
+        raise InvalidEventError("visit_id is already planned")
     duration = visit.planned_duration.ToTimedelta()
     if duration <= timedelta(0):
         raise InvalidEventError("planned_duration must be positive")
@@ -270,9 +317,10 @@ def check_in(event: VisitStarted, *, state: HomeState, now: datetime) -> Outcome
     """The aide arrived: the visit starts, its lateness is measured, and a missed-visit
     incident nobody took charge of yet is cleared."""
     enrolled(state)
+    check_contact_id(event.visit_id, "visit_id")
     visit = state.visits.get(event.visit_id)
     if visit is None:
-        raise InvalidEventError(f"no visit {event.visit_id!r} is planned for this home")
+        raise InvalidEventError("no visit with this visit_id is planned for this home")
     if visit.checked_in_at is not None:
         return Outcome(state, outcome="duplicate")
     check_contact_id(event.aide_id, "aide_id")
@@ -280,23 +328,21 @@ def check_in(event: VisitStarted, *, state: HomeState, now: datetime) -> Outcome
     state = state.changed()
     visit = state.visits[event.visit_id]
     visit.checked_in_at, visit.checked_in_by = at, event.aide_id
-    facts: list[Fact] = []
-    incident = state.incidents.get(visit.incident_id)
-    if incident is not None and incident.status == OPEN:
-        facts = clear(incident, event.resident_pseudonym, now)
+    facts = clear(state.incidents.get(visit.incident_id), event.resident_pseudonym, now)
     return Outcome(state, facts, "late" if visit.incident_id else "checked_in")
 
 
 def check_out(event: VisitEnded, *, state: HomeState, now: datetime) -> Outcome:
     """The aide left: the visit ends and its duration is known."""
     enrolled(state)
+    check_contact_id(event.visit_id, "visit_id")
     visit = state.visits.get(event.visit_id)
     if visit is None:
-        raise InvalidEventError(f"no visit {event.visit_id!r} is planned for this home")
+        raise InvalidEventError("no visit with this visit_id is planned for this home")
     if visit.checked_out_at is not None:
         return Outcome(state, outcome="duplicate")
     if visit.checked_in_at is None:
-        raise InvalidEventError(f"visit {event.visit_id!r} was never checked in")
+        raise InvalidEventError("the visit was never checked in")
     at = _event_time(event.checked_out_at.ToDatetime(tzinfo=UTC), now, "checked_out_at")
     if at < visit.checked_in_at:
         raise InvalidEventError("checked_out_at is before the check-in")

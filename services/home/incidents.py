@@ -47,6 +47,7 @@ from services.home.domain.detectors import (
 from services.home.domain.home import (
     ACKNOWLEDGED,
     OPEN,
+    OPEN_INCIDENTS_KEPT,
     RESOLVED,
     ROLE_EMERGENCY_SERVICE,
     HomeConfig,
@@ -116,15 +117,16 @@ def emergency_service(territory: str) -> Step:
     return Step(contact_id=f"samu-{territory}", role=ROLE_EMERGENCY_SERVICE, acknowledge_within_s=0)
 
 
-def chain_for(kind: Incident, config: HomeConfig) -> list[Step]:
+def chain_for(kind: Incident, config: HomeConfig, *, emergency: bool = True) -> list[Step]:
     """Who an incident reaches, in order: the provider for a device, the aide service then
-    the contacts for a missed visit, the contacts (then the SAMU for a fall or a panic)."""
+    the contacts for a missed visit, the contacts (then the SAMU for a fall or a panic,
+    unless `emergency` is False: an alarm reported after she was seen moving again)."""
     contacts = [Step(**c.model_dump()) for c in config.contacts]
     if kind in TECHNICAL:
         return [Step(**config.device_provider.model_dump())]
     if kind is Incident.VISIT_MISSED and config.aide_service is not None:
         return [Step(**config.aide_service.model_dump()), *contacts]
-    if kind in EMERGENCIES:
+    if kind in EMERGENCIES and emergency:
         return [*contacts, emergency_service(config.territory)]
     return contacts
 
@@ -148,16 +150,25 @@ class NewIncident:
     sensor_event_ids: tuple[str, ...] = ()
     device_id: str = ""
     visit_id: str = ""
+    # False for a fall or panic reported after later activity: the contacts, not the SAMU.
+    emergency: bool = True
 
 
-def raise_incident(
-    state: HomeState, resident: str, new: NewIncident, now: datetime
-) -> tuple[IncidentState, Fact]:
-    """Open the incident of an episode and tell the first contact of its chain."""
+def incident_id_for(resident: str, kind: Incident, episode: str) -> str:
+    return derived_id(resident, kind.value, episode)
+
+
+def raise_incident(state: HomeState, resident: str, new: NewIncident, now: datetime) -> list[Fact]:
+    """Open the incident of an episode and tell the first contact of its chain: its
+    IncidentRaised first, then any incident expired to keep the home under
+    OPEN_INCIDENTS_KEPT. Nothing when the home already had that incident (an id is never
+    raised twice: a resent report must not reopen one, call anyone or count a fall again)."""
     config = state.config
     assert config is not None
-    incident_id = derived_id(resident, new.kind.value, new.episode)
-    chain = chain_for(new.kind, config)
+    incident_id = incident_id_for(resident, new.kind, new.episode)
+    if state.has_incident(incident_id):
+        return []
+    chain = chain_for(new.kind, config, emergency=new.emergency)
     incident = IncidentState(
         incident_id=incident_id,
         kind=new.kind.value,
@@ -188,7 +199,21 @@ def raise_incident(
         visit_id=new.visit_id,
         chain_length=len(chain),
     )
-    return incident, Fact(INCIDENT_RAISED, raised, incident_id)
+    return [Fact(INCIDENT_RAISED, raised, incident_id), *_expire(state, resident, incident_id, now)]
+
+
+def _expire(state: HomeState, resident: str, keep: str, now: datetime) -> list[Fact]:
+    """Close the oldest open incidents beyond OPEN_INCIDENTS_KEPT (never `keep`, the one
+    just raised): first those a contact took or whose chain ended, oldest first."""
+    opened = [i for i in state.incidents.values() if i.is_open and i.incident_id != keep]
+    excess = len(opened) + 1 - OPEN_INCIDENTS_KEPT
+    if excess <= 0:
+        return []
+    oldest = sorted(opened, key=lambda i: (i.next_escalation_at is not None, i.raised_at))
+    return [
+        resolve(i, resident, IncidentOutcome.INCIDENT_OUTCOME_EXPIRED, SERVICE, False, now)
+        for i in oldest[:excess]
+    ]
 
 
 def resolve(
@@ -214,10 +239,11 @@ def resolve(
 
 
 def clear(incident: IncidentState | None, resident: str, now: datetime) -> list[Fact]:
-    """The condition ended (activity, return, device back, aide arrived): an incident
-    nobody has taken charge of closes, and its chain stops. One a contact acknowledged
-    stays theirs to resolve, with the outcome they saw."""
-    if incident is None or incident.status != OPEN:
+    """The condition ended (activity, return, device back, temperature or battery back,
+    aide arrived): the incident closes as CLEARED and its chain stops, acknowledged or
+    not, so that the next episode raises a new incident (an acknowledged one nobody
+    resolves must not switch its detector off)."""
+    if incident is None or not incident.is_open:
         return []
     return [
         resolve(incident, resident, IncidentOutcome.INCIDENT_OUTCOME_CLEARED, SERVICE, False, now)
@@ -361,9 +387,9 @@ def apply_action(action: IncidentActionRequested, *, state: HomeState, now: date
     if action.action == IncidentAction.INCIDENT_ACTION_ESCALATION_DUE:
         return _escalation_due(action, incident, state, now)
     if incident is None:
-        raise InvalidEventError(f"home has no incident {action.incident_id!r}")
+        raise InvalidEventError("home has no incident with this incident_id")
     if not incident.in_chain(action.contact_id):
-        raise InvalidEventError(f"{action.contact_id!r} is not in the incident's chain")
+        raise InvalidEventError("contact_id is not in the incident's chain")
     if action.action == IncidentAction.INCIDENT_ACTION_ACKNOWLEDGE:
         if incident.status != OPEN:
             return Outcome(state, outcome=f"already_{incident.status}")
@@ -448,10 +474,10 @@ def _detection_due(action: IncidentActionRequested, state: HomeState, now: datet
     if not found:
         return Outcome(state, outcome="not_due")
     new = found[0]
-    if derived_id(action.resident_pseudonym, new.kind.value, new.episode) in state.incidents:
+    facts = raise_incident(state, action.resident_pseudonym, new, now)
+    if not facts:
         return Outcome(state, outcome="not_due")  # this episode already had its incident
     state.remember(action.action_id)
-    incident, fact = raise_incident(state, action.resident_pseudonym, new, now)
     if new.kind is Incident.VISIT_MISSED:
-        state.visits[new.visit_id].incident_id = incident.incident_id
-    return Outcome(state, [fact], new.kind.value)
+        state.visits[new.visit_id].incident_id = facts[0].event_id
+    return Outcome(state, facts, new.kind.value)

@@ -233,6 +233,25 @@ def test_the_contact_who_acknowledges_stops_the_chain(platform, bus):
     )
     status = home.GetHomeStatus(api.GetHomeStatusRequest(resident_pseudonym=resident))
     assert not status.open_incidents
+    # Resolved already, with another outcome: refused, never a silent OK.
+    otherwise = grpc_error(
+        home.ResolveIncident,
+        api.ResolveIncidentRequest(
+            resident_pseudonym=resident,
+            incident_id=incident_id,
+            contact_id=NEIGHBOUR,
+            outcome="INCIDENT_OUTCOME_SENT_TO_HOSPITAL",
+            injury=True,
+        ),
+    )
+    assert otherwise.code() == grpc.StatusCode.FAILED_PRECONDITION
+    too_late = grpc_error(
+        home.AcknowledgeIncident,
+        api.AcknowledgeIncidentRequest(
+            resident_pseudonym=resident, incident_id=incident_id, contact_id=DAUGHTER
+        ),
+    )
+    assert too_late.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "emeuse_home_incident_time_to_acknowledge_seconds_count" in (
         platform.services["home"].metrics()
     )
@@ -242,7 +261,12 @@ def test_a_worker_killed_in_the_middle_of_a_chain_continues_it_exactly_once(plat
     resident = random_pseudonym()
     enrol(platform, resident, ack="10s")
     raised = a_fall(bus, resident)
-    time.sleep(2)  # past the changelog flush (broker_commit_interval): the incident is stored
+    incident_id = raised["event"]["incident_id"]
+    # The daughter did not answer: the neighbour is told, then the worker dies before the
+    # SAMU's turn.
+    [first] = bus.wait_for(INCIDENT_ESCALATED.name, of(resident), timeout=30)
+    assert first["event"]["notified"]["contact_id"] == NEIGHBOUR
+    time.sleep(2)  # past the changelog flush (broker_commit_interval): the step is stored
 
     home = platform.services["home"]
     home.stop(signal.SIGKILL)
@@ -250,14 +274,20 @@ def test_a_worker_killed_in_the_middle_of_a_chain_continues_it_exactly_once(plat
     home.wait_serving()
 
     steps = bus.wait_for(INCIDENT_ESCALATED.name, of(resident), count=2, timeout=90)
-    assert {s["event"]["incident_id"] for s in steps} == {raised["event"]["incident_id"]}
     assert [s["event"]["notified"]["contact_id"] for s in steps] == [NEIGHBOUR, SAMU]
     time.sleep(12)  # longer than a delay: nothing more, no step twice
     steps = records(bus, INCIDENT_ESCALATED, resident)
-    assert len(steps) == 2
+    assert {s["event"]["incident_id"] for s in steps} == {incident_id}
+    assert [s["event"]["notified"]["step"] for s in steps] == [1, 2]  # each step once
+    assert [s["event"]["notified"]["contact_id"] for s in steps].count(SAMU) == 1
     assert len({s["headers"]["ce_id"] for s in steps}) == 2
+    # The home's experiment, not the service's default, on what its timers caused.
+    assert {s["headers"]["ce_experiment"] for s in steps} == {"exp-domicile"}
     raised_again = records(bus, INCIDENT_RAISED, resident)
     assert len({r["event"]["incident_id"] for r in raised_again}) == 1
+    status = Home(platform).GetHomeStatus(api.GetHomeStatusRequest(resident_pseudonym=resident))
+    [incident] = status.open_incidents
+    assert [n.contact_id for n in incident.notified] == [DAUGHTER, NEIGHBOUR, SAMU]
 
 
 def test_a_missed_visit_raises_an_incident_to_the_aide_service(platform, bus):

@@ -7,14 +7,13 @@ Each returns the episode it found due, so one episode raises one incident.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from services.home.domain.home import (
+    DoorEvent,
     DoorWatch,
     HomeConfig,
     HomeState,
-    Temperature,
     VisitState,
 )
 from services.home.domain.rhythm import Rhythm
@@ -34,64 +33,35 @@ def inactivity_since(
     return since if now - since >= rhythm.inactivity_alert_after else None
 
 
-def door_opened(
-    watch: DoorWatch | None,
-    rhythm: Rhythm,
-    *,
-    at: datetime,
-    closing: bool,
-    sensor_event_id: str,
-    device_id: str,
-) -> tuple[DoorWatch | None, bool]:
-    """The door watch after a door event, and whether it says the resident came back.
+def door_watch(events: list[DoorEvent], rhythm: Rhythm) -> DoorWatch | None:
+    """The door watch the events (in event-time order) leave open, if any.
 
     An opening in the quiet hours starts a watch; the next opening (the resident coming
     in) ends it; a closing is noted, so that movement indoors after it ends it too."""
-    if watch is not None and at > watch.opened_at:
-        if closing:
-            if watch.closed_at is None or at > watch.closed_at:
-                watch = watch.model_copy(update={"closed_at": at})
-            return watch, False
-        return None, True
-    if watch is None and not closing and rhythm.is_quiet(at):
-        return DoorWatch(sensor_event_id=sensor_event_id, device_id=device_id, opened_at=at), False
-    return watch, False
-
-
-def moved_indoors(watch: DoorWatch | None, at: datetime) -> bool:
-    """Movement indoors after the door closed behind an opening: the resident is in."""
-    return watch is not None and watch.closed_at is not None and at > watch.closed_at
+    watch: DoorWatch | None = None
+    for event in events:
+        if event.what == "motion":
+            if watch is not None and watch.closed_at is not None and event.at > watch.closed_at:
+                watch = None
+        elif watch is not None and event.at > watch.opened_at:
+            if event.what == "open":
+                watch = None
+            else:
+                watch = watch.model_copy(update={"closed_at": event.at})
+        elif watch is None and event.what == "open" and rhythm.is_quiet(event.at):
+            watch = DoorWatch(
+                sensor_event_id=event.sensor_event_id, device_id=event.device_id, opened_at=event.at
+            )
+    return watch
 
 
 def wandering_due(watch: DoorWatch | None, return_within: timedelta, now: datetime) -> bool:
     return watch is not None and now >= watch.opened_at + return_within
 
 
-@dataclass(frozen=True)
-class TemperatureRun:
-    """The latest readings on one side of the comfortable range, by event time."""
-
-    side: str  # "cold", "hot" or "" (in range)
-    since: datetime
-    latest: datetime
-
-
-def temperature_run(readings: list[Temperature], low: float, high: float) -> TemperatureRun | None:
-    """The run the latest reading belongs to; None without readings."""
-    if not readings:
-        return None
-
-    def side(t: Temperature) -> str:
-        return "cold" if t.celsius < low else "hot" if t.celsius > high else ""
-
-    ordered = sorted(readings, key=lambda t: t.at)
-    latest = ordered[-1]
-    since = latest.at
-    for reading in reversed(ordered):
-        if side(reading) != side(latest):
-            break
-        since = reading.at
-    return TemperatureRun(side(latest), since, latest.at)
+def temperature_side(celsius: float, low: float, high: float) -> str:
+    """ "cold", "hot" or "" (in the comfortable range)."""
+    return "cold" if celsius < low else "hot" if celsius > high else ""
 
 
 def silent_devices(

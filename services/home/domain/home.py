@@ -13,11 +13,19 @@ from pydantic import BaseModel, Field
 
 from services.home.domain.rhythm import Rhythm
 
+# Ids of routine reports (heartbeats, motion, temperatures...), and apart, so that routine
+# reports never push them out, ids of falls and panics, whose re-sending must never call
+# anyone again.
 RECENT_IDS_KEPT = 300
+ALARM_IDS_KEPT = 200
 CLOSED_INCIDENTS_KEPT = 50
+# Beyond this many open incidents, the oldest one a contact took (or whose chain ended)
+# is closed as EXPIRED: a home nobody resolves incidents for stays bounded.
+OPEN_INCIDENTS_KEPT = 50
 INCIDENT_IDS_KEPT = 200
-TEMPERATURES_KEPT = 50
 VISITS_KEPT = 60
+DOOR_EVENTS_KEPT = 100
+DOOR_HORIZON = timedelta(hours=12)
 FALL_WINDOW = timedelta(days=30)
 
 OPEN, ACKNOWLEDGED, RESOLVED = "open", "acknowledged", "resolved"
@@ -45,6 +53,9 @@ class Thresholds(BaseModel):
 class HomeConfig(BaseModel):
     version: int
     territory: str
+    # The experiment the home was enrolled in (its enrolment's envelope): every event about
+    # the home, its timers' included, is published in it.
+    experiment: str = ""
     gir_level: int
     # device_id -> DeviceKind number
     devices: dict[str, int]
@@ -61,6 +72,19 @@ class HomeConfig(BaseModel):
 class DeviceState(BaseModel):
     last_seen_at: datetime | None = None
     battery_percent: float | None = None
+    # Event time of the latest battery reading: an older one is ignored.
+    battery_at: datetime | None = None
+    # Since when the battery is low (None when it is not): the low-battery episode.
+    battery_low_since: datetime | None = None
+
+
+class DoorEvent(BaseModel):
+    """A door opening or closing, or movement indoors (which matters after a closing)."""
+
+    at: datetime
+    what: str  # "open", "close" or "motion"
+    sensor_event_id: str = ""
+    device_id: str = ""
 
 
 class DoorWatch(BaseModel):
@@ -72,9 +96,35 @@ class DoorWatch(BaseModel):
     closed_at: datetime | None = None
 
 
-class Temperature(BaseModel):
-    at: datetime
-    celsius: float
+class TemperatureRun(BaseModel):
+    """The home's temperature readings since the latest change of side, by event time:
+    a few fields whatever the thermometer's cadence (one reading a minute is common)."""
+
+    side: str  # "cold", "hot" or "" (in range)
+    since: datetime  # the run's first reading
+    latest: datetime  # its latest reading
+    # The latest reading on another side before the run: a late reading older than this
+    # does not belong to the run.
+    before: datetime | None = None
+    # The run raised its incident: one incident per run, whoever closed it.
+    raised: bool = False
+
+    def add(self, side: str, at: datetime) -> TemperatureRun:
+        """The run after a reading on `side` at `at` (late ones included)."""
+        if at >= self.latest:
+            if side == self.side:
+                return self.model_copy(update={"latest": at})
+            return TemperatureRun(side=side, since=at, latest=at, before=self.latest)
+        if side == self.side:
+            if at < self.since and (self.before is None or at > self.before):
+                return self.model_copy(update={"since": at})
+            return self
+        if at > self.since:
+            # A late reading on the other side cuts the run: it starts again after it.
+            return self.model_copy(update={"since": at, "before": at, "raised": False})
+        if self.before is None or at > self.before:
+            return self.model_copy(update={"before": at})
+        return self
 
 
 class Step(BaseModel):
@@ -106,6 +156,9 @@ class IncidentState(BaseModel):
     resolved_by: str = ""
     resolved_at: datetime | None = None
     sensor_event_ids: list[str] = Field(default_factory=list)
+    # Event time of the latest report joined to it (falls and panics): the episode goes on
+    # while reports keep coming.
+    last_report_at: datetime | None = None
     device_id: str = ""
     visit_id: str = ""
 
@@ -157,39 +210,87 @@ class HomeState(BaseModel):
     sensor_events: int = 0
     devices: dict[str, DeviceState] = Field(default_factory=dict)
     door_watch: DoorWatch | None = None
-    temperatures: list[Temperature] = Field(default_factory=list)
+    # Door events and movement indoors by event time, from which the watch is worked out
+    # again at each one (a return delivered before the opening still ends it).
+    door_events: list[DoorEvent] = Field(default_factory=list)
+    temperature: TemperatureRun | None = None
     # Event times of the resident's falls (one per fall incident), last 30 days.
     falls: list[datetime] = Field(default_factory=list)
     incidents: dict[str, IncidentState] = Field(default_factory=dict)
     incident_ids: list[str] = Field(default_factory=list)
     visits: dict[str, VisitState] = Field(default_factory=dict)
     seen: list[str] = Field(default_factory=list)
+    seen_alarms: list[str] = Field(default_factory=list)
 
     def changed(self) -> HomeState:
         """A copy to change, leaving this one as it was."""
         return type(self).model_validate(self.model_dump())
 
     def has_seen(self, key: str) -> bool:
-        return key in self.seen
+        return key in self.seen or key in self.seen_alarms
 
-    def remember(self, *keys: str) -> None:
-        self.seen = [*self.seen, *keys][-RECENT_IDS_KEPT:]
+    def remember(self, *keys: str, alarm: bool = False) -> None:
+        if alarm:
+            self.seen_alarms = [*self.seen_alarms, *keys][-ALARM_IDS_KEPT:]
+        else:
+            self.seen = [*self.seen, *keys][-RECENT_IDS_KEPT:]
+
+    def has_incident(self, incident_id: str) -> bool:
+        """Whether the home ever had this incident (among those it still knows of)."""
+        return incident_id in self.incidents or incident_id in self.incident_ids
 
     def active(self, at: datetime) -> None:
         """Activity at `at` (event time); the last activity only moves forward."""
         if self.last_activity_at is None or at > self.last_activity_at:
             self.last_activity_at = at
 
-    def seen_device(self, device_id: str, at: datetime, battery_percent: float | None) -> None:
+    def seen_device(self, device_id: str, at: datetime) -> DeviceState:
         device = self.devices.setdefault(device_id, DeviceState())
         if device.last_seen_at is None or at >= device.last_seen_at:
             device.last_seen_at = at
-            if battery_percent is not None:
-                device.battery_percent = battery_percent
+        return device
 
-    def add_temperature(self, reading: Temperature) -> None:
-        kept = sorted([*self.temperatures, reading], key=lambda t: t.at)
-        self.temperatures = kept[-TEMPERATURES_KEPT:]
+    def battery(self, device_id: str, at: datetime, percent: float, low_below: float) -> bool:
+        """Record a battery reading; False (and nothing changes) when it is older than the
+        latest. The low episode starts at the first low reading and ends at a good one."""
+        device = self.devices.setdefault(device_id, DeviceState())
+        if device.battery_at is not None and at < device.battery_at:
+            return False
+        device.battery_percent, device.battery_at = percent, at
+        if percent >= low_below:
+            device.battery_low_since = None
+        elif device.battery_low_since is None:
+            device.battery_low_since = at
+        return True
+
+    def add_door_event(self, event: DoorEvent) -> list[DoorEvent]:
+        """Keep the event in event-time order; bounded: a run of movements keeps its first
+        and last (all the watch needs), and only DOOR_EVENTS_KEPT within DOOR_HORIZON of
+        the latest are kept, never those from the current watch's opening on."""
+        events = sorted([*self.door_events, event], key=lambda e: e.at)
+        events = [
+            e
+            for i, e in enumerate(events)
+            if not (
+                e.what == "motion"
+                and 0 < i < len(events) - 1
+                and events[i - 1].what == "motion"
+                and events[i + 1].what == "motion"
+            )
+        ]
+        keep_from = events[-1].at - DOOR_HORIZON
+        if self.door_watch is not None:
+            keep_from = min(keep_from, self.door_watch.opened_at)
+        events = [e for e in events if e.at >= keep_from]
+        self.door_events = events[-DOOR_EVENTS_KEPT:]
+        return self.door_events
+
+    def add_temperature(self, side: str, at: datetime) -> TemperatureRun:
+        run = self.temperature
+        self.temperature = (
+            TemperatureRun(side=side, since=at, latest=at) if run is None else run.add(side, at)
+        )
+        return self.temperature
 
     def fell(self, at: datetime) -> int:
         """Record a fall at `at`; the falls in the 30 days up to it, this one included."""

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from emeuse.home.v1.home_events_pb2 import IncidentKind, SensorKind
+from emeuse.home.v1.home_events_pb2 import DoorState, IncidentKind, SensorKind
 from emeuse.runtime.codec import InvalidEventError
 from services.home.configuration import check_home, record_home
 from services.home.domain.home import RECENT_IDS_KEPT, HomeState
@@ -72,7 +72,7 @@ def test_the_same_report_resent_under_a_new_id_counts_once():
     first = fall(at("10:00"))
     again = fall(at("10:00"))
     again.CopyFrom(first)
-    again.sensor_event_id = "se-resent"
+    again.sensor_event_id = "se-resent-2"
     _, outcomes = feed(enrolled(), first, again)
     assert [o.outcome for o in outcomes] == ["incident", "duplicate"]
 
@@ -152,3 +152,45 @@ def test_the_status_shows_devices_last_activity_and_open_incidents():
 def test_a_resident_never_heard_of_gets_an_empty_status():
     shown = status(RESIDENT, None, at("10:00"))
     assert not shown.enrolled and not shown.open_incidents
+
+
+def test_two_devices_using_the_same_event_id_are_two_reports():
+    door_event = report(SensorKind.SENSOR_KIND_DOOR, at("10:00"), device_id="door-01")
+    door_event.door_state = DoorState.DOOR_STATE_OPENED
+    moved = report(SensorKind.SENSOR_KIND_MOTION, at("10:01"), device_id="motion-01")
+    moved.sensor_event_id = door_event.sensor_event_id  # each maker numbers its own events
+    state, outcomes = feed(enrolled(), door_event, moved)
+    assert [o.outcome for o in outcomes] == ["recorded", "recorded"]
+    assert state.sensor_events == 2
+
+
+def test_a_door_opened_and_closed_in_the_same_second_is_two_reports():
+    opened = report(SensorKind.SENSOR_KIND_DOOR, at("10:00"), device_id="door-01")
+    opened.door_state = DoorState.DOOR_STATE_OPENED
+    closed = report(SensorKind.SENSOR_KIND_DOOR, at("10:00"), device_id="door-01")
+    closed.door_state = DoorState.DOOR_STATE_CLOSED
+    _state, outcomes = feed(enrolled(), opened, closed)
+    assert [o.outcome for o in outcomes] == ["recorded", "recorded"]
+
+
+def test_a_device_not_installed_in_the_home_is_refused():
+    stranger = report(SensorKind.SENSOR_KIND_PANIC_BUTTON, at("10:00"), device_id="hub-01")
+    with pytest.raises(InvalidEventError, match="not installed"):
+        record_sensor_event(stranger, state=enrolled(), now=at("10:00"))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("sensor_event_id", "chute de Mme Martin"),
+        ("sensor_event_id", "Martin"),
+        ("sensor_event_id", ""),
+        ("device_id", "bracelet de Mme Martin"),
+    ],
+)
+def test_ids_that_are_free_text_are_refused_without_being_repeated(field, value):
+    event = fall(at("10:00"))
+    setattr(event, field, value)
+    with pytest.raises(InvalidEventError, match="not an id") as refused:
+        record_sensor_event(event, state=enrolled(), now=at("10:00"))
+    assert not value or value not in str(refused.value)

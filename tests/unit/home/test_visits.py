@@ -132,3 +132,15 @@ def test_the_same_visit_planned_twice_is_planned_once():
     state = with_visit()
     again = plan_visit(planned(), state=state, now=at("07:01"))
     assert again.outcome == "duplicate"
+
+
+@pytest.mark.parametrize("visit_id", ["visite de Mme Martin", "Martin", ""])
+def test_a_visit_id_that_is_free_text_is_refused_without_being_repeated(visit_id):
+    for handle in (
+        lambda: plan_visit(planned(visit_id), state=enrolled(), now=at("07:00")),
+        lambda: check_in(arrived(at("09:00"), visit_id), state=with_visit(), now=at("09:00")),
+        lambda: check_out(left(at("09:00"), visit_id), state=with_visit(), now=at("09:00")),
+    ):
+        with pytest.raises(InvalidEventError, match="not an id") as refused:
+            handle()
+        assert not visit_id or visit_id not in str(refused.value)

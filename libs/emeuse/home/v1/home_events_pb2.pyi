@@ -76,7 +76,7 @@ class _DoorState:
 class _DoorStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DoorState.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     DOOR_STATE_UNSPECIFIED: _DoorState.ValueType  # 0
-    """DOOR_STATE_UNSPECIFIED: the sensor does not say; the event counts as an opening."""
+    """DOOR_STATE_UNSPECIFIED is never valid on a door event: the home service dead-letters a door event without its state (a door sensor must say opened or closed)."""
     DOOR_STATE_OPENED: _DoorState.ValueType  # 1
     """DOOR_STATE_OPENED: the door opened."""
     DOOR_STATE_CLOSED: _DoorState.ValueType  # 2
@@ -86,7 +86,7 @@ class DoorState(_DoorState, metaclass=_DoorStateEnumTypeWrapper):
     """DoorState says whether a door event is an opening or a closing."""
 
 DOOR_STATE_UNSPECIFIED: DoorState.ValueType  # 0
-"""DOOR_STATE_UNSPECIFIED: the sensor does not say; the event counts as an opening."""
+"""DOOR_STATE_UNSPECIFIED is never valid on a door event: the home service dead-letters a door event without its state (a door sensor must say opened or closed)."""
 DOOR_STATE_OPENED: DoorState.ValueType  # 1
 """DOOR_STATE_OPENED: the door opened."""
 DOOR_STATE_CLOSED: DoorState.ValueType  # 2
@@ -248,7 +248,9 @@ class _IncidentOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Incid
     INCIDENT_OUTCOME_SENT_TO_HOSPITAL: _IncidentOutcome.ValueType  # 3
     """INCIDENT_OUTCOME_SENT_TO_HOSPITAL: the resident was taken to hospital."""
     INCIDENT_OUTCOME_CLEARED: _IncidentOutcome.ValueType  # 4
-    """INCIDENT_OUTCOME_CLEARED: the condition ended before anyone took charge (activity resumed, the resident came back, the device reported again, the aide checked in); set by the service."""
+    """INCIDENT_OUTCOME_CLEARED: the condition ended (activity resumed, the resident came back, the device reported again, the temperature or battery came back, the aide checked in), whether or not a contact had acknowledged it; set by the service."""
+    INCIDENT_OUTCOME_EXPIRED: _IncidentOutcome.ValueType  # 5
+    """INCIDENT_OUTCOME_EXPIRED: closed without an outcome because the home had too many open incidents (more than 50) and this was the oldest a contact had taken or whose chain had ended; set by the service."""
 
 class IncidentOutcome(_IncidentOutcome, metaclass=_IncidentOutcomeEnumTypeWrapper):
     """IncidentOutcome is how an incident ended."""
@@ -262,7 +264,9 @@ INCIDENT_OUTCOME_HANDLED_AT_HOME: IncidentOutcome.ValueType  # 2
 INCIDENT_OUTCOME_SENT_TO_HOSPITAL: IncidentOutcome.ValueType  # 3
 """INCIDENT_OUTCOME_SENT_TO_HOSPITAL: the resident was taken to hospital."""
 INCIDENT_OUTCOME_CLEARED: IncidentOutcome.ValueType  # 4
-"""INCIDENT_OUTCOME_CLEARED: the condition ended before anyone took charge (activity resumed, the resident came back, the device reported again, the aide checked in); set by the service."""
+"""INCIDENT_OUTCOME_CLEARED: the condition ended (activity resumed, the resident came back, the device reported again, the temperature or battery came back, the aide checked in), whether or not a contact had acknowledged it; set by the service."""
+INCIDENT_OUTCOME_EXPIRED: IncidentOutcome.ValueType  # 5
+"""INCIDENT_OUTCOME_EXPIRED: closed without an outcome because the home had too many open incidents (more than 50) and this was the oldest a contact had taken or whose chain had ended; set by the service."""
 Global___IncidentOutcome: _TypeAlias = IncidentOutcome  # noqa: Y015
 
 class _IncidentAction:
@@ -327,7 +331,7 @@ class SensorEventReported(_message.Message):
     battery_percent: _builtins.float
     """Battery level from 0 to 100 (SENSOR_KIND_BATTERY; other kinds may carry it too, 0 when unknown)."""
     door_state: Global___DoorState.ValueType
-    """Opening or closing (SENSOR_KIND_DOOR)."""
+    """Opening or closing (SENSOR_KIND_DOOR): required for a door event."""
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp:
         """When it happened in the home."""
