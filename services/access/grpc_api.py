@@ -7,7 +7,6 @@ territory's partition (forwarded there otherwise). ListPatientRequests asks ever
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
@@ -50,7 +49,7 @@ from emeuse.runtime.envelope import (
 )
 from emeuse.runtime.grpc_server import Registrar
 from emeuse.runtime.routing import Router
-from emeuse.runtime.service import require_pseudonym
+from emeuse.runtime.service import require_pseudonym, until_applied
 from services.access.domain.agenda import BookingState, RequestState, queue_key
 from services.access.scheduling import (
     Agenda,
@@ -133,16 +132,7 @@ class AccessServicer(api_grpc.AccessServiceServicer):
         return envelope.event_id
 
     async def _until(self, context: grpc.aio.ServicerContext, applied: Callable[[], Any]) -> Any:
-        loop = asyncio.get_running_loop()
-        until = loop.time() + APPLY_WAIT_S
-        while loop.time() < until:
-            found = applied()
-            if found:
-                return found
-            await asyncio.sleep(0.05)
-        await context.abort(
-            grpc.StatusCode.DEADLINE_EXCEEDED, "accepted but not applied yet; ask again shortly"
-        )
+        return await until_applied(context, applied, APPLY_WAIT_S)
 
     @staticmethod
     async def _experiment(context: grpc.aio.ServicerContext, experiment: str) -> None:

@@ -43,7 +43,7 @@ from emeuse.runtime.envelope import (
 )
 from emeuse.runtime.grpc_server import Registrar
 from emeuse.runtime.routing import Router
-from emeuse.runtime.service import require_pseudonym
+from emeuse.runtime.service import require_pseudonym, until_applied
 from services.chronic.alerts import CARE_TEAM_RESOLUTIONS, SEVERITY, gap_due_at
 from services.chronic.care_plan import check_care_plan, plan_in_force, plan_of
 from services.chronic.domain.monitoring import (
@@ -338,17 +338,8 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
         return await self.router.answer(self.states, patient, context, local, remote)
 
     async def _until(self, context: grpc.aio.ServicerContext, applied: Callable[[], Any]) -> Any:
-        """Poll the local tables until `applied()` gives something, within APPLY_WAIT_S."""
-        loop = asyncio.get_running_loop()
-        until = loop.time() + APPLY_WAIT_S
-        while loop.time() < until:
-            found = applied()
-            if found:
-                return found
-            await asyncio.sleep(0.05)
-        await context.abort(
-            grpc.StatusCode.DEADLINE_EXCEEDED,
-            "accepted but not applied yet; GetPatientStatus shows when it is",
+        return await until_applied(
+            context, applied, APPLY_WAIT_S, "GetPatientStatus shows when it is"
         )
 
     async def ReviewPointOfCareResult(

@@ -3,7 +3,6 @@ by every instance on the partitions it holds."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -27,7 +26,7 @@ from emeuse.runtime.envelope import (
 )
 from emeuse.runtime.grpc_server import Registrar
 from emeuse.runtime.routing import Router
-from emeuse.runtime.service import require_pseudonym
+from emeuse.runtime.service import require_pseudonym, until_applied
 from services.gateway.directory import PartnerDirectory
 from services.gateway.domain.consent import ConsentBook
 from services.gateway.replay import replay_partitions
@@ -100,18 +99,15 @@ class GatewayServicer(api_grpc.PartnerGatewayServiceServicer):
                 await context.abort(grpc.StatusCode.UNAVAILABLE, f"the bus did not take it: {exc}")
                 raise
             # Answer once the gateway applies it: the feeds follow it from then on.
-            applied_at = change.changed_at.ToDatetime(tzinfo=UTC)
-            loop = asyncio.get_running_loop()
-            until = loop.time() + APPLY_WAIT_S
-            while loop.time() < until:
-                history = self.book(patient).changes.get(
-                    ConsentBook.key(request.partner_id, request.purpose), []
-                )
-                if any(c.at == applied_at and c.granted == request.granted for c in history):
-                    return api.RecordConsentResponse(event_id=envelope.event_id)
-                await asyncio.sleep(0.02)
-            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "accepted, not applied yet")
-            raise AssertionError
+            stated = change.changed_at.ToDatetime(tzinfo=UTC)
+            key = ConsentBook.key(request.partner_id, request.purpose)
+
+            def applied() -> bool:
+                history = self.book(patient).changes.get(key, [])
+                return any(c.stated_at == stated and c.granted == request.granted for c in history)
+
+            await until_applied(context, applied, APPLY_WAIT_S)
+            return api.RecordConsentResponse(event_id=envelope.event_id)
 
         async def remote(channel: grpc.aio.Channel, deadline: float, metadata: Any) -> Any:
             stub = api_grpc.PartnerGatewayServiceStub(channel)

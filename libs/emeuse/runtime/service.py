@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import faust
 import grpc
@@ -15,6 +18,8 @@ from emeuse.runtime.grpc_server import GrpcServer, Registrar
 from emeuse.runtime.pseudonym import is_pseudonym
 from emeuse.runtime.routing import Router
 from emeuse.runtime.settings import ServiceSettings
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,25 @@ def serve_grpc(runtime: Runtime, register: Registrar) -> None:
     runtime.app.web_server(
         GrpcServer(runtime.settings, register, runtime.callers, loop=runtime.app.loop)
     )
+
+
+async def until_applied(
+    context: grpc.aio.ServicerContext,
+    applied: Callable[[], T | None],
+    seconds: float,
+    hint: str = "ask again shortly",
+) -> T:
+    """For a write a service's agent applies: poll the local tables until `applied()`
+    gives something, within `seconds`; else DEADLINE_EXCEEDED (accepted, not applied)."""
+    loop = asyncio.get_running_loop()
+    until = loop.time() + seconds
+    while loop.time() < until:
+        found = applied()
+        if found:
+            return found
+        await asyncio.sleep(0.05)
+    await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"accepted but not applied yet; {hint}")
+    raise AssertionError("abort raises")
 
 
 async def require_pseudonym(context: grpc.aio.ServicerContext, value: str, field: str) -> None:
