@@ -73,11 +73,25 @@ class CampaignDef(BaseModel):
         return None
 
 
+def consistent(campaign: CampaignDef) -> bool:
+    """Whether a campaign could be the outcome of its own history: version 1 is a draft,
+    anything approved, paused or finished went through at least one change, and a draft
+    was never approved."""
+    if campaign.version < 1:
+        return False
+    if campaign.status == DRAFT:
+        return not campaign.approved_by
+    return campaign.version >= 2
+
+
 def follows(current: CampaignDef | None, new: CampaignDef) -> bool:
     """Whether `new` applies on top of `current`: the next version, an allowed transition.
-    Every instance applies the same log in the same order, so all agree on the winner."""
+    Every instance applies the same log in the same order, so all agree on the winner.
+
+    The log is compacted: in time only each campaign's latest record is left, so the first
+    record seen for a campaign is taken at any version, provided it is consistent."""
     if current is None:
-        return new.version == 1 and new.status == DRAFT
+        return consistent(new)
     if new.version != current.version + 1:
         return False
     return new.status == current.status or new.status in TRANSITIONS[current.status]

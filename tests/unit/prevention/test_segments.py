@@ -51,7 +51,24 @@ def test_a_change_applies_only_on_top_of_the_version_before_it() -> None:
     draft = campaign(version=1, status="draft")
     approved = campaign(version=2, status="approved")
     assert follows(None, draft)
-    assert not follows(None, approved)
+    assert follows(draft, approved)
+
+
+def test_the_first_record_of_a_compacted_log_is_taken_at_any_consistent_version() -> None:
+    # Compaction leaves only each campaign's latest record: it is the campaign.
+    assert follows(None, campaign(version=3, status="approved"))
+    assert follows(None, campaign(version=5, status="paused"))
+    assert follows(None, campaign(version=2, status="finished"))
+    assert follows(None, campaign(version=2, status="draft"))
+    # Not a state any history reaches.
+    assert not follows(None, campaign(version=1, status="approved"))
+    assert not follows(None, campaign(version=0, status="draft"))
+    assert not follows(None, campaign(version=2, status="draft", approved_by="staff-2"))
+
+
+def test_the_rest_of_the_log_still_applies_in_order() -> None:
+    draft = campaign(version=1, status="draft")
+    approved = campaign(version=2, status="approved")
     assert follows(draft, approved)
     assert not follows(draft, campaign(version=3, status="approved"))
     assert not follows(approved, campaign(version=3, status="draft"))
