@@ -619,6 +619,10 @@ def send_message(
     message = state.messages.get(action.message_id)
     if message is None or not message.open or message.due_at > now:
         return Outcome(state, outcome="not_due")
+    if message.campaign_id and campaign is None:
+        # Not known yet (the campaign log is still being read after a restart): never a
+        # reason to cancel. Not remembered: the same step is asked again later.
+        return Outcome(state, outcome="campaign_unknown")
     if message.campaign_id and campaign is not None and campaign.status_at(now) == PAUSED:
         # Not remembered: the same step is asked again once the campaign is resumed.
         return Outcome(state, outcome="paused")
@@ -638,13 +642,12 @@ def send_message(
         return outcome
     quiet = [profile.quiet]
     if message.campaign_id:
-        status = campaign.status_at(now) if campaign else "finished"
-        if status != RUNNING:
-            reason = "window_closed" if campaign and now >= campaign.end_at else "campaign_finished"
+        assert campaign is not None
+        if campaign.status_at(now) != RUNNING:
+            reason = "window_closed" if now >= campaign.end_at else "campaign_finished"
             cancel(outcome, person, message, reason, now)
             outcome.outcome = "cancelled"
             return outcome
-        assert campaign is not None
         quiet.append(QuietHours(campaign.quiet_start, campaign.quiet_end))
     refused = state.opted_out_channels
     channel = (
