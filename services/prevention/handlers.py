@@ -287,6 +287,7 @@ def update_preferences(change: PreferencesUpdated, *, state: PersonState, now: d
     if state.profile is None:
         raise InvalidEventError("the person is not enrolled; enrol them first")
     channels = check_channels(list(change.allowed_channels))
+    consented = check_channels(list(change.consented_channels))
     quiet = (
         check_quiet_hours(change.quiet_hours.start_minute, change.quiet_hours.end_minute)
         if change.HasField("quiet_hours")
@@ -298,8 +299,10 @@ def update_preferences(change: PreferencesUpdated, *, state: PersonState, now: d
     assert state.profile is not None
     if channels:
         state.profile.channels = channels
-        # Allowing a channel again is the person's own choice: it lifts its opt-out.
-        state.opted_out_channels = [c for c in state.opted_out_channels if c not in channels]
+    if consented:
+        # Only an explicit consent lifts an opt-out: a profile written back with the
+        # channel in allowed_channels does not.
+        state.opted_out_channels = [c for c in state.opted_out_channels if c not in consented]
     if quiet is not None:
         state.profile.quiet_start, state.profile.quiet_end = quiet.start_minute, quiet.end_minute
     if language:
