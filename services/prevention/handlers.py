@@ -643,6 +643,10 @@ def send_message(
         cancel(outcome, person, message, "opted_out", now)
         outcome.outcome = "cancelled"
         return outcome
+    if _programme_over(state, person, message):
+        cancel(outcome, person, message, "programme_ended", now)
+        outcome.outcome = "cancelled"
+        return outcome
     quiet = [profile.quiet]
     if message.campaign_id:
         assert campaign is not None
@@ -719,6 +723,18 @@ def send_message(
     return outcome
 
 
+def _programme_over(state: PersonState, person: str, message: Message) -> bool:
+    """Whether the message belongs to a programme (pregnancy, coaching, diabetes) that is
+    no longer running for it: ended, or started again as a new cycle."""
+    if message.programme not in PROGRAMME_OF_NAME:
+        return False
+    current = state.programmes.get(message.programme)
+    if current is None or not current.running:
+        return True
+    mine = derived_id(person, current.programme, str(current.cycle), message.step)
+    return mine != message.message_id
+
+
 def _next_round(outcome: Outcome, person: str, message: Message) -> None:
     """Screening comes back: the next round's reminder, while the age band is invited."""
     programme = BY_NAME.get(message.programme)
@@ -776,15 +792,20 @@ def record_receipt(
             outcome.outcome = "stale_failure"
             return outcome
         profile = state.profile
+        over = _programme_over(state, receipt.person_pseudonym, message)
         channel = (
             choose_channel(
                 profile.channels, refused=state.opted_out_channels, tried=message.channels_tried
             )
-            if profile is not None and not state.opted_out_all
+            if profile is not None and not state.opted_out_all and not over
             else None
         )
         outcome.count("failed", message)
-        if channel:
+        if over:
+            # Its programme ended (a pregnancy over): never sent again on another channel.
+            message.status, message.cancel_reason = FAILED, "programme_ended"
+            outcome.outcome = "failed"
+        elif channel:
             message.status, message.channel = SCHEDULED, channel
             reschedule(outcome, receipt.person_pseudonym, message, now)
             outcome.outcome = "retry"
