@@ -771,14 +771,18 @@ def record_receipt(
     """A partner's receipt: delivered, opened, clicked move the message on (a receipt seen
     twice counts once); a failure of its latest attempt tries another allowed channel."""
     key = f"receipt|{receipt.receipt_id}"
-    twin = f"receipt|{receipt.message_id}|{receipt.attempt}|{receipt.status}"
-    if state.has_seen(key) or state.has_seen(twin):
+    if state.has_seen(key):
         return Outcome(state, outcome="duplicate")
     if receipt.status == DeliveryStatus.DELIVERY_STATUS_UNSPECIFIED:
         raise InvalidEventError("receipt status must be set")
     message = state.messages.get(receipt.message_id)
     if message is None or message.attempts == 0:
         raise InvalidEventError("no message with this id was sent to the person")
+    # A partner that omits the attempt reports on the latest one.
+    attempt = receipt.attempt or message.attempts
+    twin = f"receipt|{receipt.message_id}|{attempt}|{receipt.status}"
+    if state.has_seen(twin):
+        return Outcome(state, outcome="duplicate")
     state = state.changed()
     state.remember(key, twin)
     message = state.messages[receipt.message_id]
@@ -788,7 +792,7 @@ def record_receipt(
     outcome = Outcome(state)
     status = receipt.status
     if status in (DeliveryStatus.DELIVERY_STATUS_FAILED, DeliveryStatus.DELIVERY_STATUS_BOUNCED):
-        if (receipt.attempt and receipt.attempt != message.attempts) or message.status != SENT:
+        if attempt != message.attempts or message.status != SENT:
             outcome.outcome = "stale_failure"
             return outcome
         profile = state.profile
@@ -810,7 +814,10 @@ def record_receipt(
             reschedule(outcome, receipt.person_pseudonym, message, now)
             outcome.outcome = "retry"
         else:
-            message.status, message.cancel_reason = FAILED, receipt.failure_code or "undeliverable"
+            # Only a code is kept: a partner's free text may carry an address or a name.
+            code = receipt.failure_code
+            message.status = FAILED
+            message.cancel_reason = code if code and CODE.fullmatch(code) else "undeliverable"
             if reach is not None:
                 reach.failed = True
             outcome.outcome = "failed"
