@@ -655,6 +655,12 @@ def send_message(
             cancel(outcome, person, message, reason, now)
             outcome.outcome = "cancelled"
             return outcome
+        target = state.as_target()
+        if target is None or not campaign.reaches(target):
+            # Moved, or no longer in the age band or attributes targeted: checked again now.
+            cancel(outcome, person, message, "out_of_segment", now)
+            outcome.outcome = "cancelled"
+            return outcome
         quiet.append(QuietHours(campaign.quiet_start, campaign.quiet_end))
     refused = state.opted_out_channels
     channel = (

@@ -58,6 +58,12 @@ class CampaignDef(BaseModel):
         """Approved (waiting for its window) or running: people are targeted."""
         return self.status_at(now) in (APPROVED, RUNNING)
 
+    def reaches(self, person: Person) -> bool:
+        """Whether the person is in the campaign's segment and one of its audiences."""
+        return matches(self.segment, person) and any(
+            matches(a.segment, person) for a in self.audiences
+        )
+
     def audience_for(self, person: Person, language: str) -> Audience | None:
         """The message a person gets: the first audience they match in their language,
         else the first they match with a template in any language."""

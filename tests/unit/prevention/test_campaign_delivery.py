@@ -249,3 +249,13 @@ def test_a_failure_code_that_is_not_a_code_is_not_kept() -> None:
         record_receipt(coded, state=state, now=NOW).state.messages[message_id].cancel_reason
         == "smtp.550"
     )
+
+
+def test_a_person_no_longer_in_the_segment_at_send_time_is_not_sent_the_message() -> None:
+    person, state, message_id = targeted()
+    assert state.profile is not None
+    state.profile.territory = "54"  # moved out of the Meuse since being targeted
+    outcome = send_message(send(person, message_id), campaign=HPV, state=state, now=NOW)
+    assert outcome.outcome == "cancelled"
+    assert outcome.state.messages[message_id].cancel_reason == "out_of_segment"
+    assert deliveries(outcome) == []
