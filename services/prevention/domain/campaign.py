@@ -65,18 +65,28 @@ class CampaignDef(BaseModel):
         )
 
     def audience_for(self, person: Person, language: str) -> Audience | None:
-        """The message a person gets: the first audience they match in their language,
-        else the first they match with a template in any language."""
+        """The message a person gets: the first audience they match in their language (the
+        same tag, else the same primary subtag: fr-FR takes fr), else the first they match
+        with a template in any language, else the first they match at all."""
         if not matches(self.segment, person):
             return None
         theirs = [a for a in self.audiences if matches(a.segment, person)]
         for audience in theirs:
-            if audience.language == language:
+            if audience.language.lower() == language.lower():
+                return audience
+        primary = _primary(language)
+        for audience in theirs:
+            if audience.language and _primary(audience.language) == primary:
                 return audience
         for audience in theirs:
             if not audience.language:
                 return audience
-        return None
+        return theirs[0] if theirs else None
+
+
+def _primary(language: str) -> str:
+    """A language tag's primary subtag: fr-FR -> fr."""
+    return language.split("-", 1)[0].lower()
 
 
 def consistent(campaign: CampaignDef) -> bool:

@@ -75,3 +75,17 @@ def test_the_rest_of_the_log_still_applies_in_order() -> None:
     assert not follows(
         campaign(version=2, status="finished"), campaign(version=3, status="approved")
     )
+
+
+def test_a_regional_language_tag_takes_its_language_then_any_matching_audience() -> None:
+    teen = Segment(age_from=11, age_to=19)
+    hpv = campaign(
+        audiences=[
+            Audience(segment=teen, template_id="hpv.de", language="de"),
+            Audience(segment=teen, template_id="hpv.fr", language="fr"),
+        ]
+    )
+    assert hpv.audience_for(TEEN_MEUSE, "fr-FR").template_id == "hpv.fr"  # type: ignore[union-attr]
+    assert hpv.audience_for(TEEN_MEUSE, "de-DE").template_id == "hpv.de"  # type: ignore[union-attr]
+    # No audience in their language: they still get the campaign's message.
+    assert hpv.audience_for(TEEN_MEUSE, "lb").template_id == "hpv.de"  # type: ignore[union-attr]
