@@ -224,7 +224,9 @@ def reschedule(outcome: Outcome, person: str, message: Message, due_at: datetime
 
 
 def _planned_channel(state: PersonState) -> str:
-    if state.profile is None:
+    """The channel to plan a message on; none for someone who refused everything, so
+    nothing is planned for them (enrolment, programmes, follow-ups)."""
+    if state.profile is None or state.opted_out_all:
         return ""
     return choose_channel(state.profile.channels, refused=state.opted_out_channels) or ""
 
