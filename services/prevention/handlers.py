@@ -387,6 +387,15 @@ def _plan_steps(
                     territory=state.profile.territory,
                 ),
             )
+        elif (
+            existing.status == CANCELLED
+            and existing.cancel_reason == "timeline_moved"
+            and not late
+            and channel
+        ):
+            # Dropped when the date moved, its day is back ahead (a corrected due date).
+            existing.status, existing.cancel_reason, existing.channel = SCHEDULED, "", channel
+            reschedule(outcome, person, existing, due)
         elif existing.open and late:
             cancel(outcome, person, existing, "timeline_moved", now)
         elif existing.open and existing.due_at != due:

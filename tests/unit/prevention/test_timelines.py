@@ -228,3 +228,12 @@ def test_a_programme_message_is_not_sent_once_its_programme_ended() -> None:
     assert again.outcome == "cancelled"
     assert again.state.messages[week_16.message_id].cancel_reason == "programme_ended"
     assert not [f for f in again.facts if f.spec.name.endswith("delivery-requested.v1")]
+
+
+def test_steps_dropped_by_a_wrong_due_date_come_back_when_it_is_corrected() -> None:
+    person, state = enrolled(band=(25, 29))
+    right = start_programme(pregnancy(person, DUE), state=state, now=NOW).state
+    wrong = start_programme(pregnancy(person, DUE - timedelta(days=70)), state=right, now=NOW)
+    assert any(m.cancel_reason == "timeline_moved" for m in wrong.state.messages.values())
+    fixed = start_programme(pregnancy(person, DUE), state=wrong.state, now=NOW)
+    assert pregnancy_messages(fixed.state) == pregnancy_messages(right)
