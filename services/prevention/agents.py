@@ -16,10 +16,12 @@ from datetime import UTC, datetime
 
 import faust
 import structlog
+from aiokafka.errors import KafkaError
 from faust.types import TableT
 from prometheus_client import Counter
 
 from emeuse.access.v1.access_events_pb2 import ConsultationStatus, FollowUp
+from emeuse.event.v1.envelope_pb2 import EventEnvelope
 from emeuse.prevention.v1.prevention_events_pb2 import (
     OptOutRecorded,
     PersonAction,
@@ -36,12 +38,13 @@ from emeuse.registry import (
     PROGRAMME_ENDED,
     PROGRAMME_STARTED,
 )
-from emeuse.runtime.bus import Event, Handler
+from emeuse.runtime.bus import Bus, Event, Handler, RetryableError
 from emeuse.runtime.envelope import CODE_OF_TERRITORY, territory_from_code, timestamp
 from emeuse.runtime.pseudonym import is_pseudonym
 from emeuse.runtime.service import Runtime
 from services.prevention import handlers
 from services.prevention.campaigns import Directory
+from services.prevention.domain.campaign import PAUSED
 from services.prevention.domain.person import PersonState
 from services.prevention.handlers import Delays, Outcome, derived_id
 from services.prevention.topics import PERSON_INPUTS
@@ -87,6 +90,74 @@ def _territory(event: Event) -> str:
     return CODE_OF_TERRITORY.get(event.envelope.territory, "")
 
 
+async def publish_facts(bus: Bus, person: str, outcome: Outcome, cause: EventEnvelope) -> None:
+    """Publish an input's facts, before its state is written. A broker failure is retried
+    with the whole input (handled again from the state before it, so its facts go out again
+    under the same ids): an opt-out is never dead-lettered for a broker hiccup."""
+    for fact in outcome.facts:
+        try:
+            await bus.publish(
+                fact.spec,
+                fact.message,
+                key=person,
+                subject_pseudonym=person,
+                occurred_at=datetime.now(UTC),
+                cause=cause,
+                event_id=fact.event_id,
+            )
+        except (KafkaError, TimeoutError) as exc:
+            raise RetryableError(f"publishing {fact.spec.name}: {type(exc).__name__}") from exc
+        log.info(
+            fact.spec.name.split(".")[2].replace("-", "."),
+            message_id=getattr(fact.message, "message_id", ""),
+        )
+
+
+def due_actions(
+    person: str, state: PersonState, directory: Directory, now: datetime
+) -> list[PersonActionRequested]:
+    """What the timer asks the person's agent for: the messages due, the campaigns to
+    target. Campaign work waits until the campaign log is read (directory.ready), and a
+    message of a campaign not known (or paused) is not asked for."""
+    if state.profile is None or not state.profile.territory:
+        return []
+    ready = directory.ready.is_set()
+    wanted: list[PersonActionRequested] = []
+    for message in state.scheduled():
+        if message.due_at > now:
+            continue
+        if message.campaign_id:
+            campaign = directory.get(message.campaign_id) if ready else None
+            if campaign is None or campaign.status_at(now) == PAUSED:
+                continue
+        wanted.append(
+            PersonActionRequested(
+                action_id=derived_id(
+                    message.message_id,
+                    "send",
+                    str(message.attempts),
+                    message.due_at.isoformat(),
+                ),
+                person_pseudonym=person,
+                action=PersonAction.PERSON_ACTION_SEND_MESSAGE,
+                message_id=message.message_id,
+                requested_at=timestamp(now),
+            )
+        )
+    for campaign in directory.active(now) if ready else []:
+        if handlers.wants_campaign(state, campaign, now):
+            wanted.append(
+                PersonActionRequested(
+                    action_id=derived_id(person, campaign.campaign_id, "target"),
+                    person_pseudonym=person,
+                    action=PersonAction.PERSON_ACTION_TARGET_CAMPAIGN,
+                    campaign_id=campaign.campaign_id,
+                    requested_at=timestamp(now),
+                )
+            )
+    return wanted
+
+
 def start_agents(rt: Runtime, states: TableT, directory: Directory, delays: Delays) -> None:
     def person_input(
         handle: Callable[[Event, PersonState, datetime], Outcome],
@@ -99,20 +170,7 @@ def start_agents(rt: Runtime, states: TableT, directory: Directory, delays: Dela
             input_name = event.topic.split(".")[2]
             INPUTS.labels(input_name, outcome.outcome).inc()
             log.info("person.input", input=input_name, outcome=outcome.outcome)
-            for fact in outcome.facts:
-                await rt.bus.publish(
-                    fact.spec,
-                    fact.message,
-                    key=person,
-                    subject_pseudonym=person,
-                    occurred_at=datetime.now(UTC),
-                    cause=event.envelope,
-                    event_id=fact.event_id,
-                )
-                log.info(
-                    fact.spec.name.split(".")[2].replace("-", "."),
-                    message_id=getattr(fact.message, "message_id", ""),
-                )
+            await publish_facts(rt.bus, person, outcome, event.envelope)
             for what, campaign, programme, territory in outcome.counts:
                 if what == "programme_enrolled":
                     PROGRAMME_ENROLMENTS.labels(programme, territory).inc()
@@ -138,12 +196,15 @@ def start_agents(rt: Runtime, states: TableT, directory: Directory, delays: Dela
 
     def act(event: Event, state: PersonState, now: datetime) -> Outcome:
         action: PersonActionRequested = event.message
+        # Until the campaign log is read, no campaign is known: campaign work waits (the
+        # handlers take an unknown campaign as "later", never as finished).
+        ready = directory.ready.is_set()
         if action.action == PersonAction.PERSON_ACTION_TARGET_CAMPAIGN:
-            campaign = directory.get(action.campaign_id)
+            campaign = directory.get(action.campaign_id) if ready else None
             return handlers.target_campaign(action, campaign=campaign, state=state, now=now)
         if action.action == PersonAction.PERSON_ACTION_SEND_MESSAGE:
             message = state.messages.get(action.message_id)
-            campaign = directory.get(message.campaign_id) if message else None
+            campaign = directory.get(message.campaign_id) if message and ready else None
             return handlers.send_message(action, campaign=campaign, state=state, now=now)
         if action.action == PersonAction.PERSON_ACTION_FOLLOW_UP_CONSULTATION:
             return handlers.follow_up_consultation(action, state=state, now=now, delays=delays)
@@ -223,41 +284,7 @@ def start_agents(rt: Runtime, states: TableT, directory: Directory, delays: Dela
 
     async def ask_due_steps(person: str, now: datetime, clock: float) -> None:
         state = PersonState.from_json(states.get(person))
-        if state.profile is None or not state.profile.territory:
-            return
-        wanted: list[PersonActionRequested] = []
-        for message in state.scheduled():
-            if message.due_at > now:
-                continue
-            campaign = directory.get(message.campaign_id) if message.campaign_id else None
-            if campaign is not None and campaign.status_at(now) == "paused":
-                continue
-            wanted.append(
-                PersonActionRequested(
-                    action_id=derived_id(
-                        message.message_id,
-                        "send",
-                        str(message.attempts),
-                        message.due_at.isoformat(),
-                    ),
-                    person_pseudonym=person,
-                    action=PersonAction.PERSON_ACTION_SEND_MESSAGE,
-                    message_id=message.message_id,
-                    requested_at=timestamp(now),
-                )
-            )
-        for campaign in directory.active(now):
-            if handlers.wants_campaign(state, campaign, now):
-                wanted.append(
-                    PersonActionRequested(
-                        action_id=derived_id(person, campaign.campaign_id, "target"),
-                        person_pseudonym=person,
-                        action=PersonAction.PERSON_ACTION_TARGET_CAMPAIGN,
-                        campaign_id=campaign.campaign_id,
-                        requested_at=timestamp(now),
-                    )
-                )
-        for action in wanted:
+        for action in due_actions(person, state, directory, now):
             if clock - asked.get(action.action_id, -REASK_AFTER_S) < REASK_AFTER_S:
                 continue
             asked[action.action_id] = clock

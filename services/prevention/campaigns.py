@@ -6,7 +6,8 @@ reads the whole compacted `campaign-updated` topic with a consumer of its own (n
 into an in-memory directory: targeting and sending run on every instance, for the people
 that instance holds, so each needs every campaign. A change applies only on top of the
 version before it (domain.campaign.follows); every instance reads one log in one order,
-so all reach the same state, and a writer knows whether its change won.
+so all reach the same state, and a writer knows whether its change won. The log is
+compacted, so the first record read for a campaign may be any version of it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from google.protobuf.message import DecodeError
 
 from emeuse.prevention.v1.prevention_events_pb2 import (
@@ -29,6 +29,7 @@ from emeuse.prevention.v1.prevention_events_pb2 import (
     Segment,
 )
 from emeuse.registry import CAMPAIGN_UPDATED
+from emeuse.runtime import follower
 from emeuse.runtime.codec import InvalidEventError
 from emeuse.runtime.envelope import CODE_OF_TERRITORY, TERRITORY_CODES, timestamp
 from services.prevention.domain import campaign as domain
@@ -174,17 +175,33 @@ def check_campaign(update: CampaignUpdated) -> None:
 
 
 class Directory:
-    """Every campaign, as this instance read them from the log."""
+    """Every campaign, as this instance read them from the log.
+
+    Fed by emeuse.runtime.follower: on each (re)start of the feed the log is read into a
+    fresh copy (`reloading`), swapped in once caught up (`caught_up`), then `ready` is set.
+    """
 
     def __init__(self) -> None:
         self.campaigns: dict[str, domain.CampaignDef] = {}
         self.ready = asyncio.Event()
+        self._fresh: dict[str, domain.CampaignDef] | None = None
 
     def get(self, campaign_id: str) -> domain.CampaignDef | None:
         return self.campaigns.get(campaign_id)
 
     def active(self, now: datetime) -> list[domain.CampaignDef]:
         return [c for c in self.campaigns.values() if c.sends(now)]
+
+    def reloading(self) -> None:
+        self._fresh = {}
+
+    def caught_up(self) -> None:
+        if self._fresh is not None:
+            self.campaigns, self._fresh = self._fresh, None
+        log.info("campaign.directory_ready", campaigns=len(self.campaigns))
+
+    def apply_record(self, key: bytes | None, value: bytes | None) -> None:
+        self.apply(value)
 
     def apply(self, value: bytes | None) -> bool:
         """Apply one record of the log; False when it is not a valid next change."""
@@ -196,57 +213,26 @@ class Directory:
         except (DecodeError, InvalidEventError) as exc:
             log.warning("campaign.unreadable", error=type(exc).__name__)
             return False
-        if not domain.follows(self.campaigns.get(campaign.campaign_id), campaign):
+        campaigns = self._fresh if self._fresh is not None else self.campaigns
+        if not domain.follows(campaigns.get(campaign.campaign_id), campaign):
             return False
-        self.campaigns[campaign.campaign_id] = campaign
+        campaigns[campaign.campaign_id] = campaign
         log.info("campaign.updated", campaign_id=campaign.campaign_id, version=campaign.version)
         return True
-
-
-async def follow_campaigns(
-    directory: Directory, bootstrap: str, stopping: Callable[[], bool]
-) -> None:
-    """Read the campaign log from its beginning, then follow it, for as long as the worker
-    runs. `directory.ready` is set once the log read at start is applied."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
-    )
-    partitions = [
-        TopicPartition(CAMPAIGN_UPDATED.name, p) for p in range(CAMPAIGN_UPDATED.partitions)
-    ]
-    await consumer.start()
-    try:
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        while not stopping():
-            batches = await consumer.getmany(timeout_ms=200)
-            for _, records in sorted(batches.items(), key=lambda item: item[0].partition):
-                for record in records:
-                    directory.apply(record.value)
-            if not directory.ready.is_set() and await _caught_up(consumer, ends):
-                directory.ready.set()
-                log.info("campaign.directory_ready", campaigns=len(directory.campaigns))
-    finally:
-        await consumer.stop()
-
-
-async def _caught_up(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
-    for tp, end in ends.items():
-        if await consumer.position(tp) < end:
-            return False
-    return True
 
 
 async def keep_following(
     directory: Directory, bootstrap: str, stopping: Callable[[], bool]
 ) -> None:
-    """follow_campaigns, started again after a broker failure, until the worker stops."""
-    while not stopping():
-        try:
-            await follow_campaigns(directory, bootstrap, stopping)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.error("campaign.feed_failed", error=type(exc).__name__)
-            await asyncio.sleep(1.0)
+    """Read the campaign log from its beginning, then follow it, for as long as the worker
+    runs, started again after a broker failure."""
+    await follower.keep_following(
+        CAMPAIGN_UPDATED.name,
+        CAMPAIGN_UPDATED.partitions,
+        directory.apply_record,
+        directory.ready,
+        bootstrap,
+        stopping,
+        reloading=directory.reloading,
+        caught_up=directory.caught_up,
+    )

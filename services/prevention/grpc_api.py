@@ -243,6 +243,7 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
         person = request.person_pseudonym
         await require_pseudonym(context, person, "person_pseudonym")
         await self._checked(context, lambda: check_channels(list(request.allowed_channels)))
+        await self._checked(context, lambda: check_channels(list(request.consented_channels)))
         if request.HasField("quiet_hours"):
             quiet = request.quiet_hours
             await self._checked(
@@ -256,6 +257,7 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
                 person_pseudonym=person,
                 change_id=str(uuid.uuid4()),
                 allowed_channels=request.allowed_channels,
+                consented_channels=request.consented_channels,
                 language=request.language,
                 updated_at=timestamp(datetime.now(UTC)),
             )
@@ -654,7 +656,8 @@ def _profile(person: str, state: PersonState) -> PersonEnrolled:
         age_band_from=profile.age_from,
         age_band_to=profile.age_to,
         territory=TERRITORY_CODES.get(profile.territory, Territory.TERRITORY_UNSPECIFIED),
-        allowed_channels=profile.channels,
+        # Refused channels are left out: a profile written back never re-allows them.
+        allowed_channels=[c for c in profile.channels if c not in state.opted_out_channels],
         quiet_hours=QuietHours(start_minute=profile.quiet_start, end_minute=profile.quiet_end),
         language=profile.language,
     )

@@ -224,7 +224,9 @@ def reschedule(outcome: Outcome, person: str, message: Message, due_at: datetime
 
 
 def _planned_channel(state: PersonState) -> str:
-    if state.profile is None:
+    """The channel to plan a message on; none for someone who refused everything, so
+    nothing is planned for them (enrolment, programmes, follow-ups)."""
+    if state.profile is None or state.opted_out_all:
         return ""
     return choose_channel(state.profile.channels, refused=state.opted_out_channels) or ""
 
@@ -287,6 +289,7 @@ def update_preferences(change: PreferencesUpdated, *, state: PersonState, now: d
     if state.profile is None:
         raise InvalidEventError("the person is not enrolled; enrol them first")
     channels = check_channels(list(change.allowed_channels))
+    consented = check_channels(list(change.consented_channels))
     quiet = (
         check_quiet_hours(change.quiet_hours.start_minute, change.quiet_hours.end_minute)
         if change.HasField("quiet_hours")
@@ -298,8 +301,10 @@ def update_preferences(change: PreferencesUpdated, *, state: PersonState, now: d
     assert state.profile is not None
     if channels:
         state.profile.channels = channels
-        # Allowing a channel again is the person's own choice: it lifts its opt-out.
-        state.opted_out_channels = [c for c in state.opted_out_channels if c not in channels]
+    if consented:
+        # Only an explicit consent lifts an opt-out: a profile written back with the
+        # channel in allowed_channels does not.
+        state.opted_out_channels = [c for c in state.opted_out_channels if c not in consented]
     if quiet is not None:
         state.profile.quiet_start, state.profile.quiet_end = quiet.start_minute, quiet.end_minute
     if language:
@@ -382,6 +387,15 @@ def _plan_steps(
                     territory=state.profile.territory,
                 ),
             )
+        elif (
+            existing.status == CANCELLED
+            and existing.cancel_reason == "timeline_moved"
+            and not late
+            and channel
+        ):
+            # Dropped when the date moved, its day is back ahead (a corrected due date).
+            existing.status, existing.cancel_reason, existing.channel = SCHEDULED, "", channel
+            reschedule(outcome, person, existing, due)
         elif existing.open and late:
             cancel(outcome, person, existing, "timeline_moved", now)
         elif existing.open and existing.due_at != due:
@@ -619,6 +633,10 @@ def send_message(
     message = state.messages.get(action.message_id)
     if message is None or not message.open or message.due_at > now:
         return Outcome(state, outcome="not_due")
+    if message.campaign_id and campaign is None:
+        # Not known yet (the campaign log is still being read after a restart): never a
+        # reason to cancel. Not remembered: the same step is asked again later.
+        return Outcome(state, outcome="campaign_unknown")
     if message.campaign_id and campaign is not None and campaign.status_at(now) == PAUSED:
         # Not remembered: the same step is asked again once the campaign is resumed.
         return Outcome(state, outcome="paused")
@@ -636,15 +654,24 @@ def send_message(
         cancel(outcome, person, message, "opted_out", now)
         outcome.outcome = "cancelled"
         return outcome
+    if _programme_over(state, person, message):
+        cancel(outcome, person, message, "programme_ended", now)
+        outcome.outcome = "cancelled"
+        return outcome
     quiet = [profile.quiet]
     if message.campaign_id:
-        status = campaign.status_at(now) if campaign else "finished"
-        if status != RUNNING:
-            reason = "window_closed" if campaign and now >= campaign.end_at else "campaign_finished"
+        assert campaign is not None
+        if campaign.status_at(now) != RUNNING:
+            reason = "window_closed" if now >= campaign.end_at else "campaign_finished"
             cancel(outcome, person, message, reason, now)
             outcome.outcome = "cancelled"
             return outcome
-        assert campaign is not None
+        target = state.as_target()
+        if target is None or not campaign.reaches(target):
+            # Moved, or no longer in the age band or attributes targeted: checked again now.
+            cancel(outcome, person, message, "out_of_segment", now)
+            outcome.outcome = "cancelled"
+            return outcome
         quiet.append(QuietHours(campaign.quiet_start, campaign.quiet_end))
     refused = state.opted_out_channels
     channel = (
@@ -713,6 +740,18 @@ def send_message(
     return outcome
 
 
+def _programme_over(state: PersonState, person: str, message: Message) -> bool:
+    """Whether the message belongs to a programme (pregnancy, coaching, diabetes) that is
+    no longer running for it: ended, or started again as a new cycle."""
+    if message.programme not in PROGRAMME_OF_NAME:
+        return False
+    current = state.programmes.get(message.programme)
+    if current is None or not current.running:
+        return True
+    mine = derived_id(person, current.programme, str(current.cycle), message.step)
+    return mine != message.message_id
+
+
 def _next_round(outcome: Outcome, person: str, message: Message) -> None:
     """Screening comes back: the next round's reminder, while the age band is invited."""
     programme = BY_NAME.get(message.programme)
@@ -749,14 +788,18 @@ def record_receipt(
     """A partner's receipt: delivered, opened, clicked move the message on (a receipt seen
     twice counts once); a failure of its latest attempt tries another allowed channel."""
     key = f"receipt|{receipt.receipt_id}"
-    twin = f"receipt|{receipt.message_id}|{receipt.attempt}|{receipt.status}"
-    if state.has_seen(key) or state.has_seen(twin):
+    if state.has_seen(key):
         return Outcome(state, outcome="duplicate")
     if receipt.status == DeliveryStatus.DELIVERY_STATUS_UNSPECIFIED:
         raise InvalidEventError("receipt status must be set")
     message = state.messages.get(receipt.message_id)
     if message is None or message.attempts == 0:
         raise InvalidEventError("no message with this id was sent to the person")
+    # A partner that omits the attempt reports on the latest one.
+    attempt = receipt.attempt or message.attempts
+    twin = f"receipt|{receipt.message_id}|{attempt}|{receipt.status}"
+    if state.has_seen(twin):
+        return Outcome(state, outcome="duplicate")
     state = state.changed()
     state.remember(key, twin)
     message = state.messages[receipt.message_id]
@@ -766,24 +809,32 @@ def record_receipt(
     outcome = Outcome(state)
     status = receipt.status
     if status in (DeliveryStatus.DELIVERY_STATUS_FAILED, DeliveryStatus.DELIVERY_STATUS_BOUNCED):
-        if (receipt.attempt and receipt.attempt != message.attempts) or message.status != SENT:
+        if attempt != message.attempts or message.status != SENT:
             outcome.outcome = "stale_failure"
             return outcome
         profile = state.profile
+        over = _programme_over(state, receipt.person_pseudonym, message)
         channel = (
             choose_channel(
                 profile.channels, refused=state.opted_out_channels, tried=message.channels_tried
             )
-            if profile is not None and not state.opted_out_all
+            if profile is not None and not state.opted_out_all and not over
             else None
         )
         outcome.count("failed", message)
-        if channel:
+        if over:
+            # Its programme ended (a pregnancy over): never sent again on another channel.
+            message.status, message.cancel_reason = FAILED, "programme_ended"
+            outcome.outcome = "failed"
+        elif channel:
             message.status, message.channel = SCHEDULED, channel
             reschedule(outcome, receipt.person_pseudonym, message, now)
             outcome.outcome = "retry"
         else:
-            message.status, message.cancel_reason = FAILED, receipt.failure_code or "undeliverable"
+            # Only a code is kept: a partner's free text may carry an address or a name.
+            code = receipt.failure_code
+            message.status = FAILED
+            message.cancel_reason = code if code and CODE.fullmatch(code) else "undeliverable"
             if reach is not None:
                 reach.failed = True
             outcome.outcome = "failed"

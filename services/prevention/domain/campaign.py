@@ -58,26 +58,56 @@ class CampaignDef(BaseModel):
         """Approved (waiting for its window) or running: people are targeted."""
         return self.status_at(now) in (APPROVED, RUNNING)
 
+    def reaches(self, person: Person) -> bool:
+        """Whether the person is in the campaign's segment and one of its audiences."""
+        return matches(self.segment, person) and any(
+            matches(a.segment, person) for a in self.audiences
+        )
+
     def audience_for(self, person: Person, language: str) -> Audience | None:
-        """The message a person gets: the first audience they match in their language,
-        else the first they match with a template in any language."""
+        """The message a person gets: the first audience they match in their language (the
+        same tag, else the same primary subtag: fr-FR takes fr), else the first they match
+        with a template in any language, else the first they match at all."""
         if not matches(self.segment, person):
             return None
         theirs = [a for a in self.audiences if matches(a.segment, person)]
         for audience in theirs:
-            if audience.language == language:
+            if audience.language.lower() == language.lower():
+                return audience
+        primary = _primary(language)
+        for audience in theirs:
+            if audience.language and _primary(audience.language) == primary:
                 return audience
         for audience in theirs:
             if not audience.language:
                 return audience
-        return None
+        return theirs[0] if theirs else None
+
+
+def _primary(language: str) -> str:
+    """A language tag's primary subtag: fr-FR -> fr."""
+    return language.split("-", 1)[0].lower()
+
+
+def consistent(campaign: CampaignDef) -> bool:
+    """Whether a campaign could be the outcome of its own history: version 1 is a draft,
+    anything approved, paused or finished went through at least one change, and a draft
+    was never approved."""
+    if campaign.version < 1:
+        return False
+    if campaign.status == DRAFT:
+        return not campaign.approved_by
+    return campaign.version >= 2
 
 
 def follows(current: CampaignDef | None, new: CampaignDef) -> bool:
     """Whether `new` applies on top of `current`: the next version, an allowed transition.
-    Every instance applies the same log in the same order, so all agree on the winner."""
+    Every instance applies the same log in the same order, so all agree on the winner.
+
+    The log is compacted: in time only each campaign's latest record is left, so the first
+    record seen for a campaign is taken at any version, provided it is consistent."""
     if current is None:
-        return new.version == 1 and new.status == DRAFT
+        return consistent(new)
     if new.version != current.version + 1:
         return False
     return new.status == current.status or new.status in TRANSITIONS[current.status]

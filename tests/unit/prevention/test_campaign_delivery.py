@@ -215,3 +215,47 @@ def test_a_failure_of_an_older_attempt_changes_nothing() -> None:
     )
     assert late.outcome in ("stale_failure", "duplicate")
     assert late.state.messages[message_id].status == "sent"
+
+
+def test_failure_receipts_without_an_attempt_still_move_to_the_next_channel() -> None:
+    person, state, message_id = targeted(channels=("app", "sms", "email"))
+    state = send_message(send(person, message_id), campaign=HPV, state=state, now=NOW).state
+    tried: list[str] = []
+    for expected in ("retry", "retry", "failed"):
+        failed = record_receipt(
+            receipt(person, message_id, DeliveryStatus.DELIVERY_STATUS_FAILED, attempt=0),
+            state=state,
+            now=NOW,
+        )
+        assert failed.outcome == expected
+        state = failed.state
+        if expected == "retry":
+            state = send_message(send(person, message_id), campaign=HPV, state=state, now=NOW).state
+    tried = state.messages[message_id].channels_tried
+    assert tried == ["app", "sms", "email"]
+    assert state.messages[message_id].status == "failed"
+
+
+def test_a_failure_code_that_is_not_a_code_is_not_kept() -> None:
+    person, state, message_id = targeted(channels=("email",))
+    state = send_message(send(person, message_id), campaign=HPV, state=state, now=NOW).state
+    bounced = receipt(person, message_id, DeliveryStatus.DELIVERY_STATUS_BOUNCED)
+    bounced.failure_code = "550 jean.dupont@example.fr unknown"
+    outcome = record_receipt(bounced, state=state, now=NOW)
+    assert outcome.state.messages[message_id].cancel_reason == "undeliverable"
+    coded = receipt(person, message_id, DeliveryStatus.DELIVERY_STATUS_BOUNCED)
+    coded.failure_code = "smtp.550"
+    assert (
+        record_receipt(coded, state=state, now=NOW).state.messages[message_id].cancel_reason
+        == "smtp.550"
+    )
+
+
+def test_a_person_no_longer_in_the_segment_at_send_time_is_not_sent_the_message() -> None:
+    person, state, message_id = targeted()
+    assert state.profile is not None
+    state.profile.territory = "54"  # moved out of the Meuse since being targeted
+    outcome = send_message(send(person, message_id), campaign=HPV, state=state, now=NOW)
+    assert outcome.outcome == "cancelled"
+    assert outcome.state.messages[message_id].cancel_reason == "out_of_segment"
+    assert deliveries(outcome) == []

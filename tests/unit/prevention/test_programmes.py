@@ -100,3 +100,19 @@ def test_a_sent_screening_reminder_plans_the_next_round_two_years_later() -> Non
 def test_the_state_survives_the_table_round_trip() -> None:
     _, state = enrolled(band=(50, 54))
     assert PersonState.from_json(state.to_json()) == state
+
+
+def test_nothing_is_planned_for_someone_who_refused_everything() -> None:
+    from emeuse.runtime.pseudonym import random_pseudonym
+    from services.prevention.handlers import opt_out, start_programme
+    from tests.unit.prevention.people import opt_out as refusal
+    from tests.unit.prevention.people import pregnancy
+
+    person = random_pseudonym()
+    refused = opt_out(refusal(person), state=PersonState(), now=NOW).state
+    enrolled_ = enrol(enrolment(person, band=(50, 54)), state=refused, now=NOW, delays=DELAYS)
+    assert enrolled_.facts == [] and enrolled_.state.scheduled() == []
+    started = start_programme(
+        pregnancy(person, (NOW + timedelta(days=200)).date()), state=enrolled_.state, now=NOW
+    )
+    assert started.facts == [] and started.state.scheduled() == []

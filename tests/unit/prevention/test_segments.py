@@ -51,10 +51,41 @@ def test_a_change_applies_only_on_top_of_the_version_before_it() -> None:
     draft = campaign(version=1, status="draft")
     approved = campaign(version=2, status="approved")
     assert follows(None, draft)
-    assert not follows(None, approved)
+    assert follows(draft, approved)
+
+
+def test_the_first_record_of_a_compacted_log_is_taken_at_any_consistent_version() -> None:
+    # Compaction leaves only each campaign's latest record: it is the campaign.
+    assert follows(None, campaign(version=3, status="approved"))
+    assert follows(None, campaign(version=5, status="paused"))
+    assert follows(None, campaign(version=2, status="finished"))
+    assert follows(None, campaign(version=2, status="draft"))
+    # Not a state any history reaches.
+    assert not follows(None, campaign(version=1, status="approved"))
+    assert not follows(None, campaign(version=0, status="draft"))
+    assert not follows(None, campaign(version=2, status="draft", approved_by="staff-2"))
+
+
+def test_the_rest_of_the_log_still_applies_in_order() -> None:
+    draft = campaign(version=1, status="draft")
+    approved = campaign(version=2, status="approved")
     assert follows(draft, approved)
     assert not follows(draft, campaign(version=3, status="approved"))
     assert not follows(approved, campaign(version=3, status="draft"))
     assert not follows(
         campaign(version=2, status="finished"), campaign(version=3, status="approved")
     )
+
+
+def test_a_regional_language_tag_takes_its_language_then_any_matching_audience() -> None:
+    teen = Segment(age_from=11, age_to=19)
+    hpv = campaign(
+        audiences=[
+            Audience(segment=teen, template_id="hpv.de", language="de"),
+            Audience(segment=teen, template_id="hpv.fr", language="fr"),
+        ]
+    )
+    assert hpv.audience_for(TEEN_MEUSE, "fr-FR").template_id == "hpv.fr"  # type: ignore[union-attr]
+    assert hpv.audience_for(TEEN_MEUSE, "de-DE").template_id == "hpv.de"  # type: ignore[union-attr]
+    # No audience in their language: they still get the campaign's message.
+    assert hpv.audience_for(TEEN_MEUSE, "lb").template_id == "hpv.de"  # type: ignore[union-attr]

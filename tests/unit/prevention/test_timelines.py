@@ -7,20 +7,30 @@ import pytest
 
 from emeuse.chronic.v1.chronic_events_pb2 import CarePlanUpdated, MonitoringProgramme
 from emeuse.prevention.v1.prevention_events_pb2 import (
+    DeliveryStatus,
     ProgrammeEnded,
     ProgrammeEndReason,
 )
 from emeuse.runtime.codec import InvalidEventError
-from services.prevention.domain.person import PersonState
+from services.prevention.domain.person import Message, PersonState
 from services.prevention.domain.timelines import pregnancy_timeline
 from services.prevention.handlers import (
     care_plan_updated,
     end_programme,
     enrol,
+    record_receipt,
     send_message,
     start_programme,
 )
-from tests.unit.prevention.people import DELAYS, NOW, enrolled, enrolment, pregnancy, send
+from tests.unit.prevention.people import (
+    DELAYS,
+    NOW,
+    enrolled,
+    enrolment,
+    pregnancy,
+    receipt,
+    send,
+)
 
 DUE = date(2027, 8, 20)
 
@@ -165,3 +175,65 @@ def test_a_diabetic_person_enrolled_in_prevention_later_gets_the_series_then() -
     assert known.state.scheduled() == []
     later = enrol(enrolment(person, band=(50, 54)), state=known.state, now=NOW, delays=DELAYS)
     assert any(m.programme == "diabetes_education" for m in later.state.scheduled())
+
+
+def _sent_week_16() -> tuple[str, PersonState, Message]:
+    person, state = enrolled(band=(25, 29), channels=("app", "sms"))
+    first = start_programme(pregnancy(person, DUE), state=state, now=NOW)
+    week_16 = next(m for m in first.state.scheduled() if m.step == "week_16")
+    sent = send_message(
+        send(person, week_16.message_id), campaign=None, state=first.state, now=week_16.due_at
+    )
+    assert sent.outcome == "sent"
+    return person, sent.state, week_16
+
+
+def _pregnancy_ended(person: str, state: PersonState, now: datetime) -> PersonState:
+    end = ProgrammeEnded(
+        person_pseudonym=person,
+        end_id="end-lost",
+        programme=1,
+        reason=ProgrammeEndReason.PROGRAMME_END_REASON_PREGNANCY_ENDED,
+    )
+    return end_programme(end, state=state, now=now).state
+
+
+def test_a_failure_receipt_after_the_pregnancy_ended_is_never_resent() -> None:
+    person, sent, week_16 = _sent_week_16()
+    ended = _pregnancy_ended(person, sent, week_16.due_at)
+    failed = record_receipt(
+        receipt(person, week_16.message_id, DeliveryStatus.DELIVERY_STATUS_FAILED),
+        state=ended,
+        now=week_16.due_at,
+    )
+    message = failed.state.messages[week_16.message_id]
+    assert failed.outcome == "failed" and message.status == "failed"
+    assert message.cancel_reason == "programme_ended"
+    assert failed.facts == []
+
+
+def test_a_programme_message_is_not_sent_once_its_programme_ended() -> None:
+    person, sent, week_16 = _sent_week_16()
+    retried = record_receipt(
+        receipt(person, week_16.message_id, DeliveryStatus.DELIVERY_STATUS_FAILED),
+        state=sent,
+        now=week_16.due_at,
+    )
+    assert retried.outcome == "retry"
+    ended = retried.state.model_copy(deep=True)
+    ended.programmes["pregnancy"].ended_at = week_16.due_at  # ended, its messages not cancelled
+    again = send_message(
+        send(person, week_16.message_id), campaign=None, state=ended, now=week_16.due_at
+    )
+    assert again.outcome == "cancelled"
+    assert again.state.messages[week_16.message_id].cancel_reason == "programme_ended"
+    assert not [f for f in again.facts if f.spec.name.endswith("delivery-requested.v1")]
+
+
+def test_steps_dropped_by_a_wrong_due_date_come_back_when_it_is_corrected() -> None:
+    person, state = enrolled(band=(25, 29))
+    right = start_programme(pregnancy(person, DUE), state=state, now=NOW).state
+    wrong = start_programme(pregnancy(person, DUE - timedelta(days=70)), state=right, now=NOW)
+    assert any(m.cancel_reason == "timeline_moved" for m in wrong.state.messages.values())
+    fixed = start_programme(pregnancy(person, DUE), state=wrong.state, now=NOW)
+    assert pregnancy_messages(fixed.state) == pregnancy_messages(right)

@@ -318,6 +318,7 @@ class PreferencesUpdated(_message.Message):
     QUIET_HOURS_FIELD_NUMBER: _builtins.int
     LANGUAGE_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    CONSENTED_CHANNELS_FIELD_NUMBER: _builtins.int
     person_pseudonym: _builtins.str
     """Pseudonym of the person."""
     change_id: _builtins.str
@@ -326,7 +327,9 @@ class PreferencesUpdated(_message.Message):
     """New language; empty: unchanged."""
     @_builtins.property
     def allowed_channels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Channels the person now allows, in their order of preference; empty: unchanged."""
+        """Channels the person now allows, in their order of preference; empty: unchanged.
+        Allowing a channel never lifts its opt-out: only consented_channels does.
+        """
 
     @_builtins.property
     def quiet_hours(self) -> Global___QuietHours:
@@ -335,6 +338,12 @@ class PreferencesUpdated(_message.Message):
     @_builtins.property
     def updated_at(self) -> _timestamp_pb2.Timestamp:
         """When the person changed them."""
+
+    @_builtins.property
+    def consented_channels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Channels the person explicitly consents to again: lifts their opt-out (an opt-out
+        of everything is not lifted). Used only when also allowed.
+        """
 
     def __init__(
         self,
@@ -345,10 +354,11 @@ class PreferencesUpdated(_message.Message):
         quiet_hours: Global___QuietHours | None = ...,
         language: _builtins.str = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
+        consented_channels: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["quiet_hours", b"quiet_hours", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed_channels", b"allowed_channels", "change_id", b"change_id", "language", b"language", "person_pseudonym", b"person_pseudonym", "quiet_hours", b"quiet_hours", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed_channels", b"allowed_channels", "change_id", b"change_id", "consented_channels", b"consented_channels", "language", b"language", "person_pseudonym", b"person_pseudonym", "quiet_hours", b"quiet_hours", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -294,17 +294,26 @@ class UpdatePreferencesRequest(_message.Message):
     ALLOWED_CHANNELS_FIELD_NUMBER: _builtins.int
     QUIET_HOURS_FIELD_NUMBER: _builtins.int
     LANGUAGE_FIELD_NUMBER: _builtins.int
+    CONSENTED_CHANNELS_FIELD_NUMBER: _builtins.int
     person_pseudonym: _builtins.str
     """Pseudonym of the person."""
     language: _builtins.str
     """New language; empty: unchanged."""
     @_builtins.property
     def allowed_channels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Channels now allowed, in order of preference; empty: unchanged."""
+        """Channels now allowed, in order of preference; empty: unchanged. Allowing a channel
+        the person opted out of does not lift the opt-out: only consented_channels does.
+        """
 
     @_builtins.property
     def quiet_hours(self) -> _prevention_events_pb2.QuietHours:
         """New quiet hours; unset: unchanged."""
+
+    @_builtins.property
+    def consented_channels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Channels the person explicitly consents to again: lifts their opt-out (an opt-out of
+        everything is not lifted). Used only when also allowed.
+        """
 
     def __init__(
         self,
@@ -313,10 +322,11 @@ class UpdatePreferencesRequest(_message.Message):
         allowed_channels: _abc.Iterable[_builtins.str] | None = ...,
         quiet_hours: _prevention_events_pb2.QuietHours | None = ...,
         language: _builtins.str = ...,
+        consented_channels: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["quiet_hours", b"quiet_hours"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed_channels", b"allowed_channels", "language", b"language", "person_pseudonym", b"person_pseudonym", "quiet_hours", b"quiet_hours"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed_channels", b"allowed_channels", "consented_channels", b"consented_channels", "language", b"language", "person_pseudonym", b"person_pseudonym", "quiet_hours", b"quiet_hours"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
