@@ -758,8 +758,10 @@ def _next_round(outcome: Outcome, person: str, message: Message) -> None:
     profile = outcome.state.profile
     if programme is None or programme.every is None or profile is None:
         return
-    if not programme.overlaps(profile.age_from, profile.age_to):
-        return
+    next_due = message.due_at + programme.every
+    years_later = (next_due - profile.enrolled_at).days // 365
+    if not programme.invites(profile.age_from, profile.age_to, years_later):
+        return  # the band may be past the programme's ages by then
     number = int(message.step.removeprefix("step_") or "1") + 1 if message.step else 2
     step = f"step_{number}"
     message_id = derived_id(person, programme.name, step)

@@ -1,8 +1,10 @@
 """French national screening and vaccination programmes, and the ages they invite.
 
 HPV vaccination is offered at 11-14 (two doses six months apart); organised colorectal
-and breast cancer screening every two years at 50-74. A person is known by an age band,
-so a programme invites the bands that overlap its ages.
+and breast cancer screening every two years at 50-74. A person is known by an age band
+given at enrolment; a programme invites a band only when it lies wholly inside its ages
+(a 74-79 band may be 79: not invited), and the band ages with the time since enrolment,
+so screening rounds stop before anyone can be past 74.
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ class Programme:
     # Screening rounds come back: the next reminder this long after one is sent.
     every: timedelta | None = None
 
-    def overlaps(self, band_from: int, band_to: int) -> bool:
-        return band_from <= self.age_to and self.age_from <= band_to
+    def invites(self, band_from: int, band_to: int, years_later: int = 0) -> bool:
+        """Whether everyone in the band, `years_later` years after it was given, is of
+        the programme's ages."""
+        return self.age_from <= band_from + years_later and band_to + years_later <= self.age_to
 
 
 PROGRAMMES = (
@@ -66,6 +70,6 @@ def check_age_band(band_from: int, band_to: int) -> None:
 
 
 def programmes_for(band_from: int, band_to: int) -> tuple[Programme, ...]:
-    """Programmes a person in the age band is invited to: those whose ages overlap it."""
+    """Programmes a person in the age band is invited to: those whose ages contain it."""
     check_age_band(band_from, band_to)
-    return tuple(p for p in PROGRAMMES if p.overlaps(band_from, band_to))
+    return tuple(p for p in PROGRAMMES if p.invites(band_from, band_to))

@@ -8,7 +8,7 @@ import pytest
 from emeuse.prevention.v1.prevention_events_pb2 import DeliveryStatus
 from services.prevention.domain.channels import choose_channel
 from services.prevention.domain.person import PersonState
-from services.prevention.domain.programmes import programmes_for
+from services.prevention.domain.programmes import BY_NAME, programmes_for
 from services.prevention.handlers import enrol, record_receipt, send_message
 from tests.unit.prevention.people import DELAYS, NOW, enrolled, enrolment, receipt, send
 
@@ -29,13 +29,24 @@ def test_age_band_30_34_gets_nothing() -> None:
     assert names(30, 34) == set()
 
 
-def test_screening_stops_at_74_and_starts_at_50() -> None:
-    assert names(74, 79) == {"screening.colorectal", "screening.breast"}
-    assert names(75, 79) == set()
+def test_screening_invites_only_bands_wholly_within_50_to_74() -> None:
+    screening = {"screening.colorectal", "screening.breast"}
+    assert names(50, 54) == screening
+    assert names(70, 74) == screening
+    assert names(74, 79) == set()  # may be 79
+    assert names(45, 50) == set()  # may be 45
     assert names(45, 49) == set()
-    assert names(45, 50) == {"screening.colorectal", "screening.breast"}
+    assert names(11, 14) == {"vaccination.hpv"}
+    assert names(10, 14) == set()
     assert names(15, 19) == set()
-    assert names(10, 10) == set()
+
+
+def test_a_band_ages_so_screening_rounds_stop_before_74() -> None:
+    colorectal = BY_NAME["screening.colorectal"]
+    assert colorectal.invites(70, 74, years_later=0)
+    assert not colorectal.invites(70, 74, years_later=2)  # 72-76 by the next round
+    assert colorectal.invites(50, 54, years_later=20)  # 70-74
+    assert not colorectal.invites(50, 54, years_later=21)
 
 
 @pytest.mark.parametrize(("band_from", "band_to"), [(60, 55), (-5, 4), (115, 121)])
