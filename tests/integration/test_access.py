@@ -33,6 +33,21 @@ BAR_LE_DUC = {"commune": "55029", "latitude": 48.77, "longitude": 5.16}
 VERDUN = {"commune": "55545", "latitude": 49.16, "longitude": 5.38}
 
 
+def again(call, request, timeout: float = 30):
+    """An idempotent write, asked again while a rebalance moves its territory (the owner
+    that took it may answer DEADLINE_EXCEEDED: accepted, applied by the next owner)."""
+    for attempt in range(3):
+        try:
+            return call(request, timeout=timeout)
+        except grpc.RpcError as error:
+            if attempt == 2 or error.code() not in (
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                grpc.StatusCode.UNAVAILABLE,
+            ):
+                raise
+    raise AssertionError("unreachable")
+
+
 def access(platform: Platform, target: str | None = None) -> Client:
     target = target or platform.services["access"].grpc_target
     return Client(target, api_grpc.AccessServiceStub, platform.auth)
@@ -53,8 +68,9 @@ def register(client: Client, profession: str, specialty: str = "", line: str = "
         },
         api.RegisterPractitionerRequest().practitioner,
     )
-    client.RegisterPractitioner(
-        api.RegisterPractitionerRequest(practitioner=message, experiment_id="exp-teleconsult")
+    again(
+        client.RegisterPractitioner,
+        api.RegisterPractitionerRequest(practitioner=message, experiment_id="exp-teleconsult"),
     )
     return practitioner_id
 
@@ -67,7 +83,7 @@ def publish_slots(client: Client, practitioner_id: str, count: int, start: datet
         slot = request.availability.slots.add()
         slot.start.FromDatetime(start + timedelta(minutes=20 * index))
         slot.duration.FromSeconds(15 * 60)
-    return list(client.PublishAvailability(request, timeout=30).slot_ids)
+    return list(again(client.PublishAvailability, request).slot_ids)
 
 
 def consultation(patient: str, specialty: str = "", **fields) -> ConsultationRequested:
@@ -89,9 +105,10 @@ def consultation(patient: str, specialty: str = "", **fields) -> ConsultationReq
 
 
 def ask(client: Client, request: ConsultationRequested) -> api.Request:
-    answer = client.RequestConsultation(
+    # The same request_id asked again is the same request (idempotent).
+    answer = again(
+        client.RequestConsultation,
         api.RequestConsultationRequest(request=request, experiment_id="exp-teleconsult"),
-        timeout=30,
     )
     return answer.request
 

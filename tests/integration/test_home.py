@@ -77,9 +77,27 @@ def enrol(platform: Platform, resident: str, ack: str = "3s", target: str | None
         },
         HomeConfigured(),
     )
-    response = Home(platform, target).EnrollHome(
-        api.EnrollHomeRequest(home=home, territory="55", experiment_id="exp-domicile")
-    )
+    try:
+        response = Home(platform, target).EnrollHome(
+            api.EnrollHomeRequest(home=home, territory="55", experiment_id="exp-domicile")
+        )
+    except grpc.RpcError as error:
+        # Accepted but not applied in time: the partition moved (an instance just joined)
+        # and its new owner applies it. The API says so; the status shows when it is.
+        assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED, error
+        deadline = time.monotonic() + 45
+        while time.monotonic() < deadline:
+            try:
+                status = Home(platform, target).GetHomeStatus(
+                    api.GetHomeStatusRequest(resident_pseudonym=resident)
+                )
+                if status.enrolled:
+                    assert status.configuration.version == 1
+                    return
+            except grpc.RpcError:
+                pass  # still rebalancing
+            time.sleep(0.3)
+        raise AssertionError("enrolment accepted but never applied") from error
     assert response.version == 1
 
 
