@@ -92,7 +92,9 @@ status() {
 
 down() {
   stop prometheus
-  for service in home access chronic prevention; do stop "$service"; done
+  # In reverse start order, from the one list of services (none forgotten).
+  local index
+  for ((index = ${#services[@]} - 1; index >= 0; index--)); do stop "${services[index]}"; done
   "$root/deploy/kafka/kafka.sh" down
 }
 
