@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import grpc
-from aiokafka.errors import KafkaError
 from faust.types import TableT
 from google.protobuf import json_format
 from google.protobuf.message import Message
@@ -49,7 +48,7 @@ from emeuse.runtime.envelope import (
 )
 from emeuse.runtime.grpc_server import Registrar
 from emeuse.runtime.routing import Router
-from emeuse.runtime.service import require_pseudonym, until_applied
+from emeuse.runtime.service import publish_for_caller, require_pseudonym, until_applied
 from services.access.domain.agenda import BookingState, RequestState, queue_key
 from services.access.scheduling import (
     Agenda,
@@ -116,20 +115,16 @@ class AccessServicer(api_grpc.AccessServiceServicer):
         subject: str = "",
         experiment: str | None = None,
     ) -> str:
-        try:
-            envelope = await self.bus.publish(
-                spec,
-                message,
-                key=territory,
-                subject_pseudonym=subject,
-                occurred_at=datetime.now(UTC),
-                territory=territory_from_code(territory),
-                experiment_id=experiment or None,
-            )
-        except KafkaError as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"the bus did not take it: {exc}")
-            raise
-        return envelope.event_id
+        return await publish_for_caller(
+            context,
+            self.bus,
+            spec,
+            message,
+            key=territory,
+            subject=subject,
+            territory=territory_from_code(territory),
+            experiment=experiment,
+        )
 
     async def _until(self, context: grpc.aio.ServicerContext, applied: Callable[[], Any]) -> Any:
         return await until_applied(context, applied, APPLY_WAIT_S)
@@ -385,20 +380,15 @@ class AccessServicer(api_grpc.AccessServiceServicer):
                 found += [
                     request_view(agenda, r) for r in agenda.requests() if r.patient == patient
                 ]
-        if not self.router.is_forwarded(context):
-            # A patient's requests may be in any territory, held by any instance.
-            for peer in self.router.peers(self._routing_table):
-                stub = api_grpc.AccessServiceStub(self.router.channel(peer))
-                try:
-                    answer = await stub.ListPatientRequests(
-                        request,
-                        timeout=self.router.deadline,
-                        metadata=self.router.forward_metadata(),
-                    )
-                except grpc.aio.AioRpcError as exc:
-                    await context.abort(exc.code(), f"instance {peer}: {exc.details()}")
-                    raise
-                found += list(answer.consultation_requests)
+        # A patient's requests may be in any territory, held by any instance.
+        for answer in await self.router.ask_peers(
+            self._routing_table,
+            context,
+            lambda channel, deadline, metadata: api_grpc.AccessServiceStub(
+                channel
+            ).ListPatientRequests(request, timeout=deadline, metadata=metadata),
+        ):
+            found += list(answer.consultation_requests)
         found.sort(
             key=lambda r: (r.request.requested_at.ToDatetime(tzinfo=UTC), r.request.request_id)
         )

@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import grpc
-from aiokafka.errors import KafkaError
 from faust.types import TableT
 
 from emeuse.chronic.v1 import chronic_service_pb2 as api
@@ -43,7 +42,7 @@ from emeuse.runtime.envelope import (
 )
 from emeuse.runtime.grpc_server import Registrar
 from emeuse.runtime.routing import Router
-from emeuse.runtime.service import require_pseudonym, until_applied
+from emeuse.runtime.service import publish_for_caller, require_pseudonym, until_applied
 from services.chronic.alerts import CARE_TEAM_RESOLUTIONS, SEVERITY, gap_due_at
 from services.chronic.care_plan import check_care_plan, plan_in_force, plan_of
 from services.chronic.domain.monitoring import (
@@ -230,21 +229,16 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
             if keep(alert) and (cursor is None or _order(alert) < cursor)
         ]
         more = False
-        if not self.router.is_forwarded(context):
-            # Alerts live with their patients, spread over instances: ask each the same page.
-            for peer in self.router.peers(self.states):
-                stub = api_grpc.ChronicServiceStub(self.router.channel(peer))
-                try:
-                    page = await stub.ListAlerts(
-                        request,
-                        timeout=self.router.deadline,
-                        metadata=self.router.forward_metadata(),
-                    )
-                except grpc.aio.AioRpcError as exc:
-                    await context.abort(exc.code(), f"instance {peer}: {exc.details()}")
-                    raise
-                views.extend(page.alerts)
-                more = more or bool(page.next_page_token)
+        # Alerts live with their patients, spread over instances: ask each the same page.
+        for page in await self.router.ask_peers(
+            self.states,
+            context,
+            lambda channel, deadline, metadata: api_grpc.ChronicServiceStub(channel).ListAlerts(
+                request, timeout=deadline, metadata=metadata
+            ),
+        ):
+            views.extend(page.alerts)
+            more = more or bool(page.next_page_token)
         views.sort(key=lambda v: (v.raised_at.ToDatetime(tzinfo=UTC), v.alert_id), reverse=True)
         page_views = views[:size]
         if (len(views) > size or more) and page_views:
@@ -406,20 +400,16 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
         territory: str,
         experiment: str | None = None,
     ) -> str:
-        try:
-            envelope = await self.bus.publish(
-                spec,
-                message,
-                key=patient,
-                subject_pseudonym=patient,
-                occurred_at=datetime.now(UTC),
-                territory=territory_from_code(territory),
-                experiment_id=experiment or None,
-            )
-        except KafkaError as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"the bus did not take it: {exc}")
-            raise
-        return envelope.event_id
+        return await publish_for_caller(
+            context,
+            self.bus,
+            spec,
+            message,
+            key=patient,
+            subject=patient,
+            territory=territory_from_code(territory),
+            experiment=experiment,
+        )
 
     async def _checked(
         self,
@@ -447,24 +437,21 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
         territory: Territory.ValueType,
         experiment: str,
     ) -> list[str]:
-        event_ids = []
-        for reading in readings:
-            try:
-                # Published as sent (units included): consumers normalise, as this service does.
-                envelope = await self.bus.publish(
-                    READING_RECORDED,
-                    reading,
-                    key=reading.patient_pseudonym,
-                    subject_pseudonym=reading.patient_pseudonym,
-                    occurred_at=reading.measured_at.ToDatetime(tzinfo=UTC),
-                    territory=territory,
-                    experiment_id=experiment,
-                )
-            except KafkaError as exc:
-                await context.abort(grpc.StatusCode.UNAVAILABLE, f"the bus did not take it: {exc}")
-                raise
-            event_ids.append(envelope.event_id)
-        return event_ids
+        # Published as sent (units included): consumers normalise, as this service does.
+        return [
+            await publish_for_caller(
+                context,
+                self.bus,
+                READING_RECORDED,
+                reading,
+                key=reading.patient_pseudonym,
+                subject=reading.patient_pseudonym,
+                territory=territory,
+                experiment=experiment,
+                occurred_at=reading.measured_at.ToDatetime(tzinfo=UTC),
+            )
+            for reading in readings
+        ]
 
 
 def summary(

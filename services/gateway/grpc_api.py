@@ -9,7 +9,6 @@ from typing import Any
 
 import grpc
 from aiokafka import TopicPartition
-from aiokafka.errors import KafkaError
 from faust.types import TableT
 
 from emeuse.partners import PURPOSE
@@ -26,7 +25,7 @@ from emeuse.runtime.envelope import (
 )
 from emeuse.runtime.grpc_server import Registrar
 from emeuse.runtime.routing import Router
-from emeuse.runtime.service import require_pseudonym, until_applied
+from emeuse.runtime.service import publish_for_caller, require_pseudonym, until_applied
 from services.gateway.directory import PartnerDirectory
 from services.gateway.domain.consent import ConsentBook
 from services.gateway.replay import replay_partitions
@@ -85,19 +84,17 @@ class GatewayServicer(api_grpc.PartnerGatewayServiceServicer):
                 granted=request.granted,
                 changed_at=timestamp(now),
             )
-            try:
-                envelope = await self.bus.publish(
-                    CONSENT_CHANGED,
-                    change,
-                    key=CONSENT_CHANGED.record_key(change) or patient,
-                    subject_pseudonym=patient,
-                    occurred_at=now,
-                    territory=territory_from_code(request.territory),
-                    experiment_id=request.experiment_id,
-                )
-            except KafkaError as exc:
-                await context.abort(grpc.StatusCode.UNAVAILABLE, f"the bus did not take it: {exc}")
-                raise
+            event_id = await publish_for_caller(
+                context,
+                self.bus,
+                CONSENT_CHANGED,
+                change,
+                key=CONSENT_CHANGED.record_key(change) or patient,
+                subject=patient,
+                territory=territory_from_code(request.territory),
+                experiment=request.experiment_id,
+                occurred_at=now,
+            )
             # Answer once the gateway applies it: the feeds follow it from then on.
             stated = change.changed_at.ToDatetime(tzinfo=UTC)
             key = ConsentBook.key(request.partner_id, request.purpose)
@@ -107,7 +104,7 @@ class GatewayServicer(api_grpc.PartnerGatewayServiceServicer):
                 return any(c.stated_at == stated and c.granted == request.granted for c in history)
 
             await until_applied(context, applied, APPLY_WAIT_S)
-            return api.RecordConsentResponse(event_id=envelope.event_id)
+            return api.RecordConsentResponse(event_id=event_id)
 
         async def remote(channel: grpc.aio.Channel, deadline: float, metadata: Any) -> Any:
             stub = api_grpc.PartnerGatewayServiceStub(channel)
@@ -173,23 +170,17 @@ class GatewayServicer(api_grpc.PartnerGatewayServiceServicer):
             consents=self.book,
             replay_id=replay_id,
         )
-        if not forwarded:
-            for peer in self.router.peers(self.consents):
-                stub = api_grpc.PartnerGatewayServiceStub(self.router.channel(peer))
-                try:
-                    answer = await stub.Replay(
-                        request,
-                        timeout=REPLAY_DEADLINE_S,
-                        metadata=(
-                            *self.router.forward_metadata(),
-                            ("x-emeuse-replay-id", replay_id),
-                        ),
-                    )
-                except grpc.aio.AioRpcError as exc:
-                    await context.abort(exc.code(), f"instance {peer}: {exc.details()}")
-                    raise
-                sent += answer.events_replayed
-                withheld += answer.events_withheld
+        for answer in await self.router.ask_peers(
+            self.consents,
+            context,
+            lambda channel, deadline, metadata: api_grpc.PartnerGatewayServiceStub(channel).Replay(
+                request, timeout=deadline, metadata=metadata
+            ),
+            timeout=REPLAY_DEADLINE_S,
+            metadata=(("x-emeuse-replay-id", replay_id),),
+        ):
+            sent += answer.events_replayed
+            withheld += answer.events_withheld
         return api.ReplayResponse(
             replay_id=replay_id, events_replayed=sent, events_withheld=withheld
         )

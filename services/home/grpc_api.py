@@ -3,7 +3,6 @@ actions into events for the home's agent, answering once the agent has applied t
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
@@ -13,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import grpc
-from aiokafka.errors import KafkaError
 from faust.types import TableT
 from google.protobuf import json_format
 
@@ -43,7 +41,7 @@ from emeuse.runtime.codec import InvalidEventError
 from emeuse.runtime.envelope import EXPERIMENT_ID, EnvelopeError, territory_from_code, timestamp
 from emeuse.runtime.grpc_server import Registrar
 from emeuse.runtime.routing import Router
-from emeuse.runtime.service import require_pseudonym
+from emeuse.runtime.service import publish_for_caller, require_pseudonym, until_applied
 from services.home.configuration import check_contact_id, check_home
 from services.home.domain.detectors import silent_devices
 from services.home.domain.home import (
@@ -204,21 +202,16 @@ class HomeServicer(api_grpc.HomeServiceServicer):
             and (cursor is None or _order(incident) < cursor)
         ]
         more = False
-        if not self.router.is_forwarded(context):
-            # Incidents live with their homes, spread over instances: ask each the same page.
-            for peer in self.router.peers(self.homes):
-                stub = api_grpc.HomeServiceStub(self.router.channel(peer))
-                try:
-                    page = await stub.ListOpenIncidents(
-                        request,
-                        timeout=self.router.deadline,
-                        metadata=self.router.forward_metadata(),
-                    )
-                except grpc.aio.AioRpcError as exc:
-                    await context.abort(exc.code(), f"instance {peer}: {exc.details()}")
-                    raise
-                views.extend(page.incidents)
-                more = more or bool(page.next_page_token)
+        # Incidents live with their homes, spread over instances: ask each the same page.
+        for page in await self.router.ask_peers(
+            self.homes,
+            context,
+            lambda channel, deadline, metadata: api_grpc.HomeServiceStub(channel).ListOpenIncidents(
+                request, timeout=deadline, metadata=metadata
+            ),
+        ):
+            views.extend(page.incidents)
+            more = more or bool(page.next_page_token)
         views.sort(key=lambda v: (v.raised_at.ToDatetime(tzinfo=UTC), v.incident_id), reverse=True)
         page_views = views[:size]
         token = ""
@@ -489,18 +482,11 @@ class HomeServicer(api_grpc.HomeServiceServicer):
         resident: str,
         applied: Callable[[HomeState], bool],
     ) -> HomeState:
-        loop = asyncio.get_running_loop()
-        until = loop.time() + APPLY_WAIT_S
-        while loop.time() < until:
+        def settled() -> HomeState | None:
             state = self.state(resident)
-            if applied(state):
-                return state
-            await asyncio.sleep(0.05)
-        await context.abort(
-            grpc.StatusCode.DEADLINE_EXCEEDED,
-            "accepted but not applied yet; GetHomeStatus shows when it is",
-        )
-        raise AssertionError
+            return state if applied(state) else None
+
+        return await until_applied(context, settled, APPLY_WAIT_S, "GetHomeStatus shows when it is")
 
     async def _publish(
         self,
@@ -511,20 +497,16 @@ class HomeServicer(api_grpc.HomeServiceServicer):
         territory: str,
         experiment: str | None = None,
     ) -> str:
-        try:
-            envelope = await self.bus.publish(
-                spec,
-                message,
-                key=resident,
-                subject_pseudonym=resident,
-                occurred_at=datetime.now(UTC),
-                territory=territory_from_code(territory),
-                experiment_id=experiment or None,
-            )
-        except KafkaError as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"the bus did not take it: {exc}")
-            raise
-        return envelope.event_id
+        return await publish_for_caller(
+            context,
+            self.bus,
+            spec,
+            message,
+            key=resident,
+            subject=resident,
+            territory=territory_from_code(territory),
+            experiment=experiment,
+        )
 
 
 async def _check_territory(context: grpc.aio.ServicerContext, code: str, experiment: str) -> None:

@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import grpc
-from aiokafka.errors import KafkaError
 from faust.types import TableT
 from google.protobuf.message import Message as ProtoMessage
 
@@ -56,7 +55,7 @@ from emeuse.runtime.envelope import (
 )
 from emeuse.runtime.grpc_server import Registrar
 from emeuse.runtime.routing import Router
-from emeuse.runtime.service import require_pseudonym
+from emeuse.runtime.service import publish_for_caller, require_pseudonym, until_applied
 from services.prevention import campaigns as campaign_codec
 from services.prevention.agents import applied_key
 from services.prevention.campaigns import Directory
@@ -134,32 +133,19 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
         territory: Territory.ValueType,
         experiment: str | None = None,
     ) -> str:
-        try:
-            envelope = await self.bus.publish(
-                spec,
-                message,
-                key=key,
-                subject_pseudonym=subject,
-                occurred_at=datetime.now(UTC),
-                territory=territory,
-                experiment_id=experiment or None,
-            )
-        except KafkaError as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"the bus did not take it: {exc}")
-            raise
-        return envelope.event_id
+        return await publish_for_caller(
+            context,
+            self.bus,
+            spec,
+            message,
+            key=key,
+            subject=subject,
+            territory=territory,
+            experiment=experiment,
+        )
 
     async def _until(self, context: grpc.aio.ServicerContext, applied: Callable[[], Any]) -> Any:
-        loop = asyncio.get_running_loop()
-        until = loop.time() + APPLY_WAIT_S
-        while loop.time() < until:
-            found = applied()
-            if found:
-                return found
-            await asyncio.sleep(0.05)
-        await context.abort(
-            grpc.StatusCode.DEADLINE_EXCEEDED, "accepted but not applied yet; ask again shortly"
-        )
+        return await until_applied(context, applied, APPLY_WAIT_S)
 
     async def _applied(self, context: grpc.aio.ServicerContext, person: str, event_id: str) -> Any:
         key = applied_key(event_id)
@@ -578,25 +564,20 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
             reach = (self.states.get(person) or {}).get("reach", {}).get(campaign.campaign_id)
             if reach:
                 add_reach(by_territory, reach)
-        if not self.router.is_forwarded(context):
-            # People are spread over the instances: each counts its own.
-            for peer in self.router.peers(self.states):
-                stub = api_grpc.PreventionServiceStub(self.router.channel(peer))
-                try:
-                    answer = await stub.GetCampaignStats(
-                        request,
-                        timeout=self.router.deadline,
-                        metadata=self.router.forward_metadata(),
-                    )
-                except grpc.aio.AioRpcError as exc:
-                    await context.abort(exc.code(), f"instance {peer}: {exc.details()}")
-                    raise
-                for share in answer.by_territory:
-                    counts = by_territory.setdefault(
-                        CODE_OF_TERRITORY.get(share.territory, ""), dict.fromkeys(COUNTED, 0)
-                    )
-                    for name in COUNTED:
-                        counts[name] += getattr(share.counts, name)
+        # People are spread over the instances: each counts its own.
+        for answer in await self.router.ask_peers(
+            self.states,
+            context,
+            lambda channel, deadline, metadata: api_grpc.PreventionServiceStub(
+                channel
+            ).GetCampaignStats(request, timeout=deadline, metadata=metadata),
+        ):
+            for share in answer.by_territory:
+                counts = by_territory.setdefault(
+                    CODE_OF_TERRITORY.get(share.territory, ""), dict.fromkeys(COUNTED, 0)
+                )
+                for name in COUNTED:
+                    counts[name] += getattr(share.counts, name)
         return stats_response(campaign, by_territory, datetime.now(UTC))
 
 

@@ -106,6 +106,35 @@ class Router:
                 raise
         raise AssertionError("unreachable")
 
+    async def ask_peers(
+        self,
+        table: TableT,
+        context: grpc.aio.ServicerContext,
+        call: Callable[[grpc.aio.Channel, float, Any], Awaitable[Response]],
+        *,
+        timeout: float | None = None,
+        metadata: tuple[tuple[str, str], ...] = (),
+    ) -> list[Response]:
+        """The same call answered by every other instance holding `table` (for lists and
+        sums over keys spread across instances); none when this call was itself forwarded,
+        since the instance that forwarded it asks them all. A peer's error aborts the call."""
+        if self.is_forwarded(context):
+            return []
+        answers = []
+        for peer in self.peers(table):
+            try:
+                answers.append(
+                    await call(
+                        self.channel(peer),
+                        timeout or self.deadline,
+                        (*self.forward_metadata(), *metadata),
+                    )
+                )
+            except grpc.aio.AioRpcError as exc:
+                await context.abort(exc.code(), f"instance {peer}: {exc.details()}")
+                raise
+        return answers
+
     async def close(self) -> None:
         for channel in self._channels.values():
             await channel.close()

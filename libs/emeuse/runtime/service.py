@@ -6,11 +6,16 @@ import asyncio
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TypeVar
 
 import faust
 import grpc
+from aiokafka.errors import KafkaError
+from google.protobuf.message import Message
 
+from emeuse.place.v1.territory_pb2 import Territory
+from emeuse.registry import TopicSpec
 from emeuse.runtime.app import create_app
 from emeuse.runtime.auth import AuthSetupError, read_callers, read_token
 from emeuse.runtime.bus import Bus
@@ -53,6 +58,36 @@ def serve_grpc(runtime: Runtime, register: Registrar) -> None:
     runtime.app.web_server(
         GrpcServer(runtime.settings, register, runtime.callers, loop=runtime.app.loop)
     )
+
+
+async def publish_for_caller(
+    context: grpc.aio.ServicerContext,
+    bus: Bus,
+    spec: TopicSpec,
+    message: Message,
+    *,
+    key: str,
+    subject: str,
+    territory: Territory.ValueType,
+    experiment: str | None = None,
+    occurred_at: datetime | None = None,
+) -> str:
+    """Publish an event a gRPC call asked for and return its id; a broker that does not
+    take it answers the call UNAVAILABLE."""
+    try:
+        envelope = await bus.publish(
+            spec,
+            message,
+            key=key,
+            subject_pseudonym=subject,
+            occurred_at=occurred_at or datetime.now(UTC),
+            territory=territory,
+            experiment_id=experiment or None,
+        )
+    except KafkaError as exc:
+        await context.abort(grpc.StatusCode.UNAVAILABLE, f"the bus did not take it: {exc}")
+        raise
+    return envelope.event_id
 
 
 async def until_applied(
