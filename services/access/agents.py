@@ -28,6 +28,7 @@ from emeuse.registry import (
 from emeuse.runtime.bus import Event
 from emeuse.runtime.envelope import CODE_OF_TERRITORY, TERRITORY_CODES, territory_from_code
 from emeuse.runtime.service import Runtime
+from emeuse.runtime.timers import AskedSteps
 from services.access import handlers, scheduling
 from services.access.chronic_client import ChronicClient
 from services.access.config import AccessSettings
@@ -182,7 +183,7 @@ def start_agents(
     async def schedule(records: faust.StreamT) -> None:
         await rt.bus.process_each(records, {spec: on_agenda_input for spec in AGENDA_INPUTS})
 
-    asked: dict[str, float] = {}
+    asked = AskedSteps(REASK_AFTER_S)
     last_gauges = [0.0]
 
     @rt.app.timer(interval=TIMER_INTERVAL_S, name="access.fire_due_timers")
@@ -200,9 +201,9 @@ def start_agents(
             agenda = Agenda(territory, tables)
             try:
                 for action in scheduling.due_delays(agenda, now, settings.booking_delays):
-                    if clock - asked.get(action.action_id, -REASK_AFTER_S) < REASK_AFTER_S:
+                    if asked.recently_asked(action.action_id, clock):
                         continue
-                    asked[action.action_id] = clock
+                    asked.mark(action.action_id, clock)
                     await rt.bus.publish(
                         BOOKING_ACTION_REQUESTED,
                         action,
@@ -218,9 +219,7 @@ def start_agents(
                 log.error("timer.failed", error=type(exc).__name__)
         if gauges:
             last_gauges[0] = clock
-        for action_id, at in list(asked.items()):
-            if clock - at > 10 * REASK_AFTER_S:
-                del asked[action_id]
+        asked.forget_old(clock)
 
     def forget_gauges(territory: str) -> None:
         for gauge, labels in (

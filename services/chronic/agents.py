@@ -25,6 +25,7 @@ from emeuse.registry import (
 from emeuse.runtime.bus import Event
 from emeuse.runtime.envelope import CODE_OF_TERRITORY, territory_from_code
 from emeuse.runtime.service import Runtime
+from emeuse.runtime.timers import AskedSteps
 from services.chronic import handlers
 from services.chronic.alerts import Outcome, apply_action, due_actions
 from services.chronic.care_plan import is_redelivery, plan_in_force, record_care_plan
@@ -181,16 +182,16 @@ def start_agents(rt: Runtime, care_plans: TableT, states: TableT) -> None:
             },
         )
 
-    asked: dict[str, float] = {}
+    asked = AskedSteps(REASK_AFTER_S)
 
     async def ask_due_steps(patient: str, now: datetime, clock: float) -> None:
         plan, state = context(patient)
         if plan is None:
             return
         for action in due_actions(patient, plan, state, now):
-            if clock - asked.get(action.action_id, -REASK_AFTER_S) < REASK_AFTER_S:
+            if asked.recently_asked(action.action_id, clock):
                 continue
-            asked[action.action_id] = clock
+            asked.mark(action.action_id, clock)
             await rt.bus.publish(
                 ALERT_ACTION_REQUESTED,
                 action,
@@ -213,9 +214,7 @@ def start_agents(rt: Runtime, care_plans: TableT, states: TableT) -> None:
             except Exception as exc:  # one patient's trouble (a broker blip) never stops the timer
                 TIMER_ERRORS.labels(type(exc).__name__).inc()
                 log.error("timer.failed", error=type(exc).__name__)
-        for action_id, at in list(asked.items()):
-            if clock - at > 10 * REASK_AFTER_S:
-                del asked[action_id]
+        asked.forget_old(clock)
 
 
 def _count(message: object) -> None:

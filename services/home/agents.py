@@ -35,6 +35,7 @@ from emeuse.registry import (
 from emeuse.runtime.bus import Bus, Event
 from emeuse.runtime.envelope import CODE_OF_TERRITORY, territory_from_code
 from emeuse.runtime.service import Runtime
+from emeuse.runtime.timers import AskedSteps
 from services.home import handlers
 from services.home.configuration import record_home
 from services.home.domain.detection import Incident
@@ -219,7 +220,7 @@ def start_agents(rt: Runtime, homes: TableT) -> None:
             },
         )
 
-    asked: dict[str, float] = {}
+    asked = AskedSteps(REASK_AFTER_S)
 
     @rt.app.timer(interval=TIMER_INTERVAL_S, name="home.fire_due_timers")
     async def fire_due_timers() -> None:
@@ -238,7 +239,7 @@ async def ask_due_steps(
     bus: Bus,
     residents: list[str],
     state_of: Callable[[str], HomeState],
-    asked: dict[str, float],
+    asked: AskedSteps,
     now: datetime,
     clock: float,
 ) -> None:
@@ -253,19 +254,17 @@ async def ask_due_steps(
             TIMER_ERRORS.labels(type(exc).__name__).inc()
             log.error("timer.failed", error=type(exc).__name__)
     DEVICES_OFFLINE.set(offline)
-    for action_id, at in list(asked.items()):
-        if clock - at > 10 * REASK_AFTER_S:
-            del asked[action_id]
+    asked.forget_old(clock)
 
 
 async def _ask_home(
-    bus: Bus, resident: str, state: HomeState, asked: dict[str, float], now: datetime, clock: float
+    bus: Bus, resident: str, state: HomeState, asked: AskedSteps, now: datetime, clock: float
 ) -> int:
     """Ask for the home's due steps; the number of its devices with an open offline incident."""
     if state.config is None:
         return 0
     for action in due_actions(resident, state, now):
-        if clock - asked.get(action.action_id, -REASK_AFTER_S) < REASK_AFTER_S:
+        if asked.recently_asked(action.action_id, clock):
             continue
         await bus.publish(
             INCIDENT_ACTION_REQUESTED,
@@ -277,7 +276,7 @@ async def _ask_home(
             experiment_id=state.config.experiment or None,
             event_id=action.action_id,
         )
-        asked[action.action_id] = clock  # once taken: a failed step is asked next round
+        asked.mark(action.action_id, clock)  # once taken: a failed step is asked next round
     return sum(
         1 for i in state.incidents.values() if i.is_open and i.kind == Incident.DEVICE_OFFLINE.value
     )

@@ -42,6 +42,7 @@ from emeuse.runtime.bus import Bus, Event, Handler, RetryableError
 from emeuse.runtime.envelope import CODE_OF_TERRITORY, territory_from_code, timestamp
 from emeuse.runtime.pseudonym import is_pseudonym
 from emeuse.runtime.service import Runtime
+from emeuse.runtime.timers import AskedSteps
 from services.prevention import handlers
 from services.prevention.campaigns import Directory
 from services.prevention.domain.campaign import PAUSED
@@ -268,7 +269,7 @@ def start_agents(rt: Runtime, states: TableT, directory: Directory, delays: Dela
     async def follow_consultations(records: faust.StreamT) -> None:
         await rt.bus.process(records, CONSULTATION_STATUS_CHANGED, follow_consultation)
 
-    asked: dict[str, float] = {}
+    asked = AskedSteps(REASK_AFTER_S)
 
     async def ask(person: str, state: PersonState, action: PersonActionRequested) -> None:
         assert state.profile is not None
@@ -285,9 +286,9 @@ def start_agents(rt: Runtime, states: TableT, directory: Directory, delays: Dela
     async def ask_due_steps(person: str, now: datetime, clock: float) -> None:
         state = PersonState.from_json(states.get(person))
         for action in due_actions(person, state, directory, now):
-            if clock - asked.get(action.action_id, -REASK_AFTER_S) < REASK_AFTER_S:
+            if asked.recently_asked(action.action_id, clock):
                 continue
-            asked[action.action_id] = clock
+            asked.mark(action.action_id, clock)
             await ask(person, state, action)
 
     @rt.app.timer(interval=TIMER_INTERVAL_S, name="prevention.fire_due_steps")
@@ -302,6 +303,4 @@ def start_agents(rt: Runtime, states: TableT, directory: Directory, delays: Dela
             except Exception as exc:  # one person's trouble (a broker blip) never stops the timer
                 TIMER_ERRORS.labels(type(exc).__name__).inc()
                 log.error("timer.failed", error=type(exc).__name__)
-        for action_id, at in list(asked.items()):
-            if clock - at > 10 * REASK_AFTER_S:
-                del asked[action_id]
+        asked.forget_old(clock)

@@ -8,7 +8,8 @@ from typing import Any
 
 from aiokafka.errors import KafkaTimeoutError
 
-from services.home.agents import TIMER_ERRORS, ask_due_steps
+from emeuse.runtime.timers import AskedSteps
+from services.home.agents import REASK_AFTER_S, TIMER_ERRORS, ask_due_steps
 from services.home.configuration import record_home
 from services.home.domain.home import HomeState
 from tests.unit.home.homes import ENROLLED_AT, RESIDENT, at, enrolled, fall, feed, home
@@ -46,7 +47,7 @@ def errors(error: str) -> float:
 def test_a_broker_error_for_one_home_does_not_stop_the_timer_for_the_others():
     homes = {name: a_home_with_a_step_due(name) for name in ("psn-a", "psn-b", "psn-c")}
     bus = Bus(failing={"psn-a"})
-    asked: dict[str, float] = {}
+    asked = AskedSteps(REASK_AFTER_S)
     before = errors("KafkaTimeoutError")
     asyncio.run(ask_due_steps(bus, list(homes), homes.__getitem__, asked, DUE, 100.0))  # type: ignore[arg-type]
     assert [key for key, _ in bus.published] == ["psn-b", "psn-c"]
@@ -67,7 +68,9 @@ def test_a_home_whose_state_cannot_be_read_is_counted_and_skipped():
 
     bus = Bus(failing=set())
     before = errors("ValidationError")
-    asyncio.run(ask_due_steps(bus, ["psn-a", "psn-b"], state_of, {}, DUE, 100.0))  # type: ignore[arg-type]
+    asyncio.run(
+        ask_due_steps(bus, ["psn-a", "psn-b"], state_of, AskedSteps(REASK_AFTER_S), DUE, 100.0)
+    )  # type: ignore[arg-type]
     assert [key for key, _ in bus.published] == ["psn-b"]
     assert errors("ValidationError") == before + 1
 
@@ -85,5 +88,9 @@ def test_the_timer_asks_in_the_home_s_experiment_not_the_service_default():
     state = record_home(home(gir_level=3), state=state, territory="55", now=FELL)
     assert state.config is not None and state.config.experiment == "exp-domicile"
     bus = Bus(failing=set())
-    asyncio.run(ask_due_steps(bus, [RESIDENT], {RESIDENT: state}.__getitem__, {}, DUE, 1.0))  # type: ignore[arg-type]
+    asyncio.run(
+        ask_due_steps(
+            bus, [RESIDENT], {RESIDENT: state}.__getitem__, AskedSteps(REASK_AFTER_S), DUE, 1.0
+        )
+    )  # type: ignore[arg-type]
     assert [kwargs["experiment_id"] for kwargs in bus.options] == ["exp-domicile"]
