@@ -15,7 +15,7 @@ import faust
 import structlog
 from prometheus_client import Counter, Gauge, Histogram
 
-from emeuse.access.v1.access_events_pb2 import SlotBooked, Urgency
+from emeuse.access.v1.access_events_pb2 import ConsultationRequested, SlotBooked, Urgency
 from emeuse.registry import (
     ALERT_RAISED,
     AVAILABILITY_PUBLISHED,
@@ -82,43 +82,38 @@ def _urgency(value: int) -> str:
 def start_agents(
     rt: Runtime, tables: AgendaTables, chronic: ChronicClient, settings: AccessSettings
 ) -> None:
+    async def ask_scheduler(request: ConsultationRequested | None, event: Event) -> None:
+        """Pass another service's request on to the territory's scheduler (its subject is
+        the patient; its id derives from the cause, so a redelivery asks once)."""
+        if request is None:
+            return
+        await rt.bus.publish(
+            CONSULTATION_REQUESTED,
+            request,
+            key=request.territory,
+            subject_pseudonym=request.patient_pseudonym,
+            occurred_at=datetime.now(UTC),
+            cause=event.envelope,
+            event_id=request.request_id,
+        )
+        log.info("request.asked", request_id=request.request_id, cause_id=request.cause_id)
+
     async def request_for_alert(event: Event) -> None:
-        alert = event.message
         territory = CODE_OF_TERRITORY[event.envelope.territory]
         request = await handlers.request_for_alert(
-            alert, territory=territory, care_summary=chronic.care_summary, now=datetime.now(UTC)
+            event.message,
+            territory=territory,
+            care_summary=chronic.care_summary,
+            now=datetime.now(UTC),
         )
-        if request is None:
-            return
-        await rt.bus.publish(
-            CONSULTATION_REQUESTED,
-            request,
-            key=territory,
-            subject_pseudonym=alert.patient_pseudonym,
-            occurred_at=datetime.now(UTC),
-            cause=event.envelope,
-            event_id=request.request_id,
-        )
-        log.info("request.asked", request_id=request.request_id, cause_id=alert.alert_id)
+        await ask_scheduler(request, event)
 
     async def request_for_incident(event: Event) -> None:
-        incident = event.message
         territory = CODE_OF_TERRITORY[event.envelope.territory]
         request = handlers.request_for_incident(
-            incident, territory=territory, now=datetime.now(UTC)
+            event.message, territory=territory, now=datetime.now(UTC)
         )
-        if request is None:
-            return
-        await rt.bus.publish(
-            CONSULTATION_REQUESTED,
-            request,
-            key=territory,
-            subject_pseudonym=incident.resident_pseudonym,
-            occurred_at=datetime.now(UTC),
-            cause=event.envelope,
-            event_id=request.request_id,
-        )
-        log.info("request.asked", request_id=request.request_id, cause_id=incident.incident_id)
+        await ask_scheduler(request, event)
 
     async def publish(agenda: Agenda, result: Result, event: Event) -> None:
         for fact in result.facts:
