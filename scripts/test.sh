@@ -13,4 +13,8 @@ deploy/kafka/kafka.sh down >/dev/null
 rm -rf "$KAFKA_HOME"
 trap 'deploy/kafka/kafka.sh down >/dev/null' EXIT
 deploy/kafka/kafka.sh up || exit 1
-.venv/bin/pytest -p no:cacheprovider "$@" tests
+# Paths given (scripts/test.sh tests/integration/test_home.py -k ...) narrow the run; else all.
+paths=()
+for arg in "$@"; do [[ -e "${arg%%::*}" ]] && paths+=("$arg"); done
+(( ${#paths[@]} )) || set -- "$@" tests
+.venv/bin/pytest -p no:cacheprovider "$@"
