@@ -35,6 +35,12 @@ CONSUMER_LAG = Gauge(
     "Records in a partition not yet committed by the service's consumer group.",
     ["service", "topic", "partition"],
 )
+PARTITION_STALLS = Counter(
+    "emeuse_partition_stalls_total",
+    "Assigned input partitions found with records waiting and the consumer's position stuck,"
+    " by what the watchdog did (resume, then rejoin).",
+    ["service", "topic", "action"],
+)
 GRPC_REQUESTS = Counter(
     "emeuse_grpc_requests_total",
     "gRPC calls a service answered, by method and status code.",

@@ -14,6 +14,7 @@ from emeuse.runtime.logs import configure_logging
 from emeuse.runtime.metrics import serve_metrics
 from emeuse.runtime.settings import ServiceSettings, SettingsError
 from emeuse.runtime.topics import TopicError, changelog_plans, ensure_topics
+from emeuse.runtime.watchdog import WATCH_INTERVAL_S, PartitionWatch, watch_partitions
 
 LAG_INTERVAL_SECONDS = 5.0
 SettingsT = TypeVar("SettingsT")
@@ -36,6 +37,12 @@ def run_worker(app: faust.App, settings: ServiceSettings) -> None:
     @app.timer(LAG_INTERVAL_SECONDS)
     async def measure_consumer_lag() -> None:
         await record_consumer_lag(app, settings.service)
+
+    watch = PartitionWatch(settings.service)
+
+    @app.timer(WATCH_INTERVAL_S)
+    async def watch_input_partitions() -> None:
+        await watch_partitions(app, watch)
 
     try:
         ensure_topics(
