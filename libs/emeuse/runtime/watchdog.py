@@ -28,6 +28,9 @@ from emeuse.runtime import metrics
 
 WATCH_INTERVAL_S = 5.0
 STALL_S = 10.0
+# faust pauses partitions on purpose while it rebalances (up to a dead member's 60 s
+# session timeout); past this long, a rebalance that never ends is itself watched.
+SETTLE_LIMIT_S = 90.0
 # A position the consumer cannot give at once is being reset: not a stall.
 POSITION_TIMEOUT_S = 2.0
 log = structlog.get_logger("emeuse.watchdog")
@@ -47,6 +50,19 @@ class PartitionWatch:
 
     service: str
     stalls: dict[TP, Stall] = field(default_factory=dict)
+    settling_since: float | None = None
+
+    def settling(self, rebalancing: bool, now: float) -> bool:
+        """Whether to skip this round: faust is rebalancing, and not for too long."""
+        if not rebalancing:
+            self.settling_since = None
+            return False
+        if self.settling_since is None:
+            self.settling_since = now
+        if now - self.settling_since < SETTLE_LIMIT_S:
+            self.stalls.clear()  # positions stand still on purpose meanwhile
+            return True
+        return False
 
     def observe(self, tp: TP, position: int | None, end: int | None, now: float) -> str | None:
         """What to do for `tp` now: None, "resume" or "rejoin" (pure: no consumer)."""
@@ -91,7 +107,12 @@ async def watch_partitions(app: faust.App, watch: PartitionWatch) -> None:
 
 async def _watch(app: faust.App, watch: PartitionWatch) -> None:
     if app.in_recovery:
-        return  # partitions are paused on purpose while tables are read back (can be long)
+        # Input partitions wait on purpose while tables are read back, however long that
+        # takes: resuming them early would decide on state not yet recovered.
+        watch.stalls.clear()
+        return
+    if watch.settling(app.rebalancing, time.monotonic()):
+        return
     # faust's concrete consumer: its paused/active/buffered sets are what a stall is about.
     consumer = cast(Consumer, app.consumer)
     tps = input_partitions(app)

@@ -2,7 +2,7 @@
 
 from faust.types import TP
 
-from emeuse.runtime.watchdog import STALL_S, PartitionWatch
+from emeuse.runtime.watchdog import SETTLE_LIMIT_S, STALL_S, PartitionWatch
 
 TOPIC = TP("emeuse.home.home-configured.v1", 3)
 
@@ -42,3 +42,18 @@ def test_a_partition_no_longer_assigned_is_forgotten():
     watch.observe(TOPIC, 4, 5, 0.0)
     watch.forget_except(set())
     assert watch.observe(TOPIC, 4, 5, STALL_S) is None
+
+
+def test_positions_standing_still_during_a_rebalance_are_not_a_stall():
+    watch = PartitionWatch("home")
+    for second in range(0, 60, 5):
+        assert watch.settling(rebalancing=True, now=float(second))
+    assert not watch.settling(rebalancing=False, now=60.0)
+    assert watch.observe(TOPIC, 4, 5, 60.0) is None
+    assert watch.observe(TOPIC, 4, 5, 60.0 + STALL_S) == "resume"
+
+
+def test_a_rebalance_that_never_ends_is_watched_after_the_limit():
+    watch = PartitionWatch("home")
+    assert watch.settling(rebalancing=True, now=0.0)
+    assert not watch.settling(rebalancing=True, now=SETTLE_LIMIT_S)
