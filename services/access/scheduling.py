@@ -28,6 +28,9 @@ from emeuse.access.v1.access_events_pb2 import (
     ConsultationRequested,
     ConsultationStatusChanged,
     Modality,
+    Place,
+    PlaceKind,
+    PlaceRegistered,
     PractitionerRegistered,
     Profession,
     RequestFlagged,
@@ -65,6 +68,7 @@ from services.access.domain.matching import Match, best_slot, distance_km, suita
 NAMESPACE = uuid.UUID("a11ce55e-5c4e-4d55-8a55-e4e05e000055")
 CODE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+COMMUNE = re.compile(r"^[0-9][0-9AB][0-9]{3}$")
 CLOCK_SKEW = timedelta(minutes=5)
 OLDEST_REQUEST = timedelta(days=30)
 # Outcomes may be recorded from a little before the slot's start (a practitioner early).
@@ -93,9 +97,10 @@ class AgendaTables:
     requests: MutableMapping[str, Any]
     bookings: MutableMapping[str, Any]
     actions: MutableMapping[str, Any]
+    places: MutableMapping[str, Any]
 
 
-TABLE_NAMES = ("practitioners", "slots", "requests", "bookings", "actions")
+TABLE_NAMES = ("practitioners", "slots", "requests", "bookings", "actions", "places")
 
 
 class Agenda:
@@ -154,6 +159,12 @@ class Agenda:
     def practitioner(self, practitioner_id: str) -> Practitioner | None:
         return self._get("practitioners", practitioner_id, Practitioner)
 
+    def place(self, place_id: str) -> Location | None:
+        return self._get("places", place_id, Location)
+
+    def places(self) -> list[Location]:
+        return [Location.model_validate(row) for row in self._rows("places")]
+
     def slot(self, slot_id: str) -> SlotState | None:
         return self._get("slots", slot_id, SlotState)
 
@@ -196,6 +207,9 @@ class Agenda:
 
     def save_practitioner(self, p: Practitioner) -> None:
         self._put("practitioners", p.practitioner_id, p.model_dump(mode="json"))
+
+    def save_place(self, place: Location) -> None:
+        self._put("places", place.place_id, place.model_dump(mode="json"))
 
     def save_slot(self, slot: SlotState) -> None:
         self._put("slots", slot.slot_id, slot.model_dump(mode="json"))
@@ -250,6 +264,59 @@ def _location(place: Any) -> Location:
     )
 
 
+def place_message(place: Location) -> Place:
+    return Place(
+        place_id=place.place_id,
+        kind=place.kind,  # type: ignore[arg-type]
+        commune=place.commune,
+        latitude=place.latitude,
+        longitude=place.longitude,
+        modalities=place.modalities,  # type: ignore[arg-type]
+    )
+
+
+def check_place(message: PlaceRegistered) -> None:
+    """What a place needs to be in the directory; InvalidEventError says what is wrong."""
+    if message.territory not in TERRITORY_CODES:
+        raise InvalidEventError("territory must be a programme département: 52, 54 or 55")
+    if not message.HasField("place"):
+        raise InvalidEventError("no place to register")
+    place = message.place
+    if place.kind == PlaceKind.PLACE_KIND_HOME:
+        raise InvalidEventError(
+            "a home is never registered: it has no place_id, a request locates it by its "
+            "commune alone"
+        )
+    if not ID.fullmatch(place.place_id):
+        raise InvalidEventError("place.place_id must be an id ([A-Za-z0-9._:-])")
+    if not place.kind or place.kind not in PlaceKind.values():
+        raise InvalidEventError(
+            "place.kind must be an EHPAD, a pharmacy cabin, a health centre, a hospital or a "
+            "practice"
+        )
+    if not COMMUNE.fullmatch(place.commune):
+        raise InvalidEventError("place.commune must be an INSEE commune code, e.g. 55029")
+    if not place.commune.startswith(message.territory):
+        raise InvalidEventError(
+            f"place.commune {place.commune} is not in territory {message.territory}"
+        )
+    known = {Modality.MODALITY_VIDEO, Modality.MODALITY_PHONE, Modality.MODALITY_NURSE_ASSISTED}
+    if not place.modalities or not set(place.modalities) <= known:
+        raise InvalidEventError(
+            "place must host remote care: video, phone and/or nurse-assisted modalities"
+        )
+    if not (-90 <= place.latitude <= 90 and -180 <= place.longitude <= 180):
+        raise InvalidEventError("place.latitude and place.longitude must be in degrees")
+
+
+def register_place(agenda: Agenda, message: PlaceRegistered) -> Result:
+    """A place joins the directory; the same place_id again replaces it. Requests and
+    practitioners that named it before keep the place as it was when they did."""
+    check_place(message)
+    agenda.save_place(_location(message.place))
+    return Result(outcome="place_registered")
+
+
 def check_practitioner(message: PractitionerRegistered) -> None:
     if not CODE.fullmatch(message.practitioner_id):
         raise InvalidEventError("practitioner_id must be a directory id ([a-z0-9._-])")
@@ -283,7 +350,7 @@ def check_request(message: ConsultationRequested) -> None:
         raise InvalidEventError("reason_code must be a code ([a-z0-9._-]), never free text")
     if message.specialty and not CODE.fullmatch(message.specialty):
         raise InvalidEventError("specialty must be a code ([a-z0-9._-])")
-    if message.place.commune and not re.fullmatch(r"[0-9][0-9AB][0-9]{3}", message.place.commune):
+    if message.place.commune and not COMMUNE.fullmatch(message.place.commune):
         raise InvalidEventError("place.commune must be an INSEE commune code")
     if message.profession == Profession.PROFESSION_SPECIALIST and not message.specialty:
         raise InvalidEventError("a request for a specialist names the specialty")
