@@ -55,12 +55,14 @@ from services.access.scheduling import (
     COMMUNE,
     Agenda,
     AgendaTables,
+    PlaceNotRegistered,
     check_place,
     check_practitioner,
     check_referral,
     check_request,
     check_requested_at,
     derived_id,
+    place_from_directory,
     place_message,
     practitioner_state,
     publish_availability,
@@ -147,6 +149,17 @@ class AccessServicer(api_grpc.AccessServiceServicer):
         except (InvalidEventError, EnvelopeError) as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
 
+    @staticmethod
+    async def _directory_place(
+        context: grpc.aio.ServicerContext, agenda: Agenda, place: Place
+    ) -> None:
+        """Fill a place named by its place_id alone from the directory, before it is
+        published, so the event carries the place it was matched with."""
+        try:
+            place.CopyFrom(place_from_directory(agenda, place))
+        except PlaceNotRegistered as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+
     # -- directory ------------------------------------------------------------------
 
     async def RegisterPractitioner(
@@ -158,6 +171,7 @@ class AccessServicer(api_grpc.AccessServiceServicer):
         await self._checked(context, lambda: check_practitioner(practitioner))
 
         async def local(agenda: Agenda) -> api.RegisterPractitionerResponse:
+            await self._directory_place(context, agenda, practitioner.place)
             event_id = await self._publish(
                 context,
                 PRACTITIONER_REGISTERED,
@@ -367,6 +381,7 @@ class AccessServicer(api_grpc.AccessServiceServicer):
             if known is None:
                 await self._checked(context, lambda: check_requested_at(asked, datetime.now(UTC)))
                 await self._checked(context, lambda: check_referral(agenda, asked))
+                await self._directory_place(context, agenda, asked.place)
                 await self._publish(
                     context,
                     CONSULTATION_REQUESTED,

@@ -74,6 +74,7 @@ OLDEST_REQUEST = timedelta(days=30)
 # Outcomes may be recorded from a little before the slot's start (a practitioner early).
 OUTCOME_TOLERANCE = timedelta(minutes=15)
 Model = TypeVar("Model", bound=BaseModel)
+MessageWithPlace = TypeVar("MessageWithPlace", ConsultationRequested, PractitionerRegistered)
 
 
 _TIME = TypeAdapter(datetime)
@@ -264,6 +265,10 @@ def _location(place: Any) -> Location:
     )
 
 
+class PlaceNotRegistered(InvalidEventError):
+    """A place named by its place_id alone that the territory's directory does not hold."""
+
+
 def place_message(place: Location) -> Place:
     return Place(
         place_id=place.place_id,
@@ -273,6 +278,27 @@ def place_message(place: Location) -> Place:
         longitude=place.longitude,
         modalities=place.modalities,  # type: ignore[arg-type]
     )
+
+
+def named_only(place: Place) -> bool:
+    """Whether a place is named by its place_id and nothing else: the directory's place."""
+    return bool(place.place_id) and not (
+        place.kind or place.commune or place.latitude or place.longitude or place.modalities
+    )
+
+
+def place_from_directory(agenda: Agenda, place: Place) -> Place:
+    """The place to match with: the directory's for a place named by its place_id alone,
+    else the place as given (inline places are used as they are)."""
+    if not named_only(place):
+        return place
+    known = agenda.place(place.place_id)
+    if known is None:
+        raise PlaceNotRegistered(
+            f"place {place.place_id!r} is not in the directory of territory "
+            f"{agenda.territory}: RegisterPlace first, or give the place's commune"
+        )
+    return place_message(known)
 
 
 def check_place(message: PlaceRegistered) -> None:
@@ -328,8 +354,10 @@ def check_practitioner(message: PractitionerRegistered) -> None:
         raise InvalidEventError("practitioner offers no modality")
     if message.specialty and not CODE.fullmatch(message.specialty):
         raise InvalidEventError("specialty must be a code ([a-z0-9._-])")
-    if not message.HasField("place") or not message.place.kind:
+    if not message.HasField("place") or not (message.place.kind or named_only(message.place)):
         raise InvalidEventError("practitioner has no place")
+    if message.place.place_id and not ID.fullmatch(message.place.place_id):
+        raise InvalidEventError("place.place_id must be an id ([A-Za-z0-9._:-])")
 
 
 def check_request(message: ConsultationRequested) -> None:
@@ -405,8 +433,17 @@ def practitioner_state(message: PractitionerRegistered) -> Practitioner:
     )
 
 
+def with_place(message: MessageWithPlace, place: Place) -> MessageWithPlace:
+    """A copy of a request or practitioner with this place."""
+    copy = type(message)()
+    copy.CopyFrom(message)
+    copy.place.CopyFrom(place)
+    return copy
+
+
 def register_practitioner(agenda: Agenda, message: PractitionerRegistered, now: datetime) -> Result:
     check_practitioner(message)
+    message = with_place(message, place_from_directory(agenda, message.place))
     agenda.save_practitioner(practitioner_state(message))
     facts = serve_waiting(agenda, now, practitioner_id=message.practitioner_id)
     return Result(facts, "registered")
@@ -466,6 +503,7 @@ def request_consultation(agenda: Agenda, message: ConsultationRequested, now: da
     check_request(message)
     check_requested_at(message, now)
     check_referral(agenda, message)
+    message = with_place(message, place_from_directory(agenda, message.place))
     if message.referral_booking_id:
         referral = agenda.booking(message.referral_booking_id)
         assert referral is not None

@@ -18,6 +18,7 @@ from emeuse.access.v1 import access_service_pb2_grpc as api_grpc
 from emeuse.access.v1.access_events_pb2 import (
     ConsultationRequested,
     ConsultationStatus,
+    Modality,
 )
 from emeuse.chronic.v1 import chronic_service_pb2 as chronic_api
 from emeuse.chronic.v1 import chronic_service_pb2_grpc as chronic_grpc
@@ -405,12 +406,14 @@ def places(client: Client, **filters) -> list:
             return found
 
 
-def test_a_place_is_registered_changed_and_listed_in_its_territory(platform, bus):
+def test_a_request_naming_a_registered_place_alone_is_booked_for_what_the_place_hosts(
+    platform, bus
+):
     client = access(platform)
     ehpad = f"ehpad-{uuid.uuid4().hex[:12]}"
     # The EHPAD hosts nurse-assisted teleconsultation only.
     hosted = {"kind": "PLACE_KIND_EHPAD", **VERDUN, "modalities": ["MODALITY_NURSE_ASSISTED"]}
-    # First registered as hosting video, then changed.
+    # First registered as hosting video, then changed: the change is what requests get.
     register_place(client, {"place_id": ehpad, **hosted, "modalities": ["MODALITY_VIDEO"]})
     registered = register_place(client, {"place_id": ehpad, **hosted})
     assert registered.event_id
@@ -422,9 +425,79 @@ def test_a_place_is_registered_changed_and_listed_in_its_territory(platform, bus
     listed = [p for p in places(client, commune=VERDUN["commune"]) if p.place_id == ehpad]
     assert [json_format.MessageToDict(p) for p in listed] == [{"placeId": ehpad, **hosted}]
 
+    # A video-only nurse free first, one who also does nurse-assisted care free later.
+    specialty = f"wound-care-{uuid.uuid4().hex[:8]}"
+    video_only = register(client, "NURSE", specialty, modalities=("VIDEO",))
+    assisting = register(client, "NURSE", specialty)
+    start = datetime.now(UTC) + timedelta(days=1)
+    publish_slots(client, video_only, 2, start)
+    publish_slots(client, assisting, 2, start + timedelta(hours=2))
 
-def test_a_home_is_never_registered(platform):
+    def asking(**fields) -> ConsultationRequested:
+        return consultation(random_pseudonym(), specialty, profession="PROFESSION_NURSE", **fields)
+
+    # Over gRPC: the request names the place alone and gets the directory's place.
+    answer = ask(client, asking(place={"place_id": ehpad}))
+    assert answer.status == api.REQUEST_STATUS_BOOKED
+    assert answer.booking.practitioner_id == assisting
+    assert answer.booking.modality == Modality.MODALITY_NURSE_ASSISTED
+    assert answer.request.place.commune == VERDUN["commune"]
+    assert list(answer.request.place.modalities) == [Modality.MODALITY_NURSE_ASSISTED]
+    [asked] = bus.wait_for(
+        CONSULTATION_REQUESTED.name,
+        lambda r: r["event"]["request_id"] == answer.request.request_id,
+    )
+    assert asked["event"]["place"]["commune"] == VERDUN["commune"]
+
+    # On Kafka: the same, filled in by the territory's scheduler.
+    on_kafka = asking(place={"place_id": ehpad})
+    bus.send(
+        CONSULTATION_REQUESTED.name,
+        b"55",
+        on_kafka.SerializeToString(),
+        headers_for(CONSULTATION_REQUESTED, on_kafka.patient_pseudonym),
+    )
+    [booked] = bus.wait_for(
+        SLOT_BOOKED.name, lambda r: r["event"]["request_id"] == on_kafka.request_id
+    )
+    assert booked["event"]["practitioner_id"] == assisting
+    assert booked["event"]["modality"] == "MODALITY_NURSE_ASSISTED"
+    kept = client.GetRequest(
+        api.GetRequestRequest(request_id=on_kafka.request_id, territory="55")
+    ).request
+    assert kept.request.place.commune == VERDUN["commune"]
+
+    # Inline places work as before: the video-only nurse's earlier slot.
+    inline = ask(client, asking(place={"place_id": ehpad, **VERDUN, "kind": "PLACE_KIND_EHPAD"}))
+    assert inline.booking.practitioner_id == video_only
+
+
+def test_a_place_not_in_the_directory_is_refused_and_a_home_is_never_registered(platform, bus):
     client = access(platform)
+    unknown = f"cabin-{uuid.uuid4().hex[:12]}"
+    patient = random_pseudonym()
+
+    with pytest.raises(grpc.RpcError) as refused:
+        ask(client, consultation(patient, place={"place_id": unknown}))
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert f"'{unknown}' is not in the directory" in refused.value.details()
+    assert not client.ListPatientRequests(
+        api.ListPatientRequestsRequest(patient_pseudonym=patient)
+    ).consultation_requests
+
+    on_kafka = consultation(patient, place={"place_id": unknown})
+    bus.send(
+        CONSULTATION_REQUESTED.name,
+        b"55",
+        on_kafka.SerializeToString(),
+        headers_for(CONSULTATION_REQUESTED, patient),
+    )
+    [letter] = bus.wait_for(
+        "emeuse.access.dead-letter.v1", lambda r: unknown in r["event"]["reason"]
+    )
+    assert letter["event"]["source_topic"] == CONSULTATION_REQUESTED.name
+    assert "RegisterPlace first" in letter["event"]["reason"]
+
     with pytest.raises(grpc.RpcError) as home:
         register_place(
             client,

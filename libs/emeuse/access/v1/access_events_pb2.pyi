@@ -523,7 +523,7 @@ class PractitionerRegistered(_message.Message):
 
     @_builtins.property
     def place(self) -> Global___Place:
-        """Where the practitioner works."""
+        """Where the practitioner works; a registered place may be named by its place_id alone."""
 
     def __init__(
         self,
@@ -671,7 +671,7 @@ class ConsultationRequested(_message.Message):
     """False when the chronic service could not be asked in time."""
     @_builtins.property
     def place(self) -> Global___Place:
-        """Where the patient will be."""
+        """Where the patient will be; a registered place may be named by its place_id alone."""
 
     @_builtins.property
     def care_summary(self) -> _containers.RepeatedCompositeFieldContainer[Global___CareSummaryMeasure]:
