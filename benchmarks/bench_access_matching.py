@@ -32,7 +32,7 @@ SPECIALTIES = [f"specialty-{n}" for n in range(10)]
 
 
 def main() -> None:
-    agenda = Agenda("55", AgendaTables({}, {}, {}, {}, {}))
+    agenda = Agenda("55", AgendaTables({}, {}, {}, {}, {}, {}))
     for n in range(200):
         register_practitioner(
             agenda,

@@ -187,6 +187,19 @@ PRACTITIONER_REGISTERED = TopicSpec(
     subject="",
     required=("practitioner_id", "territory", "place"),
 )
+# Kept forever, not compacted: the key is the territory, so compaction would keep one
+# place per territory, not one per place.
+PLACE_REGISTERED = TopicSpec(
+    name="emeuse.access.place-registered.v1",
+    message=access.PlaceRegistered,
+    key="territory",
+    owner="access",
+    description="A place (EHPAD, pharmacy cabin, health centre...) joined or changed in a "
+    "territory's directory.",
+    retention_days=None,
+    subject="",
+    required=("territory", "place"),
+)
 AVAILABILITY_PUBLISHED = TopicSpec(
     name="emeuse.access.availability-published.v1",
     message=access.AvailabilityPublished,
@@ -486,6 +499,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     ALERT_ACTION_REQUESTED,
     POINT_OF_CARE_REVIEWED,
     PRACTITIONER_REGISTERED,
+    PLACE_REGISTERED,
     AVAILABILITY_PUBLISHED,
     CONSULTATION_REQUESTED,
     SLOT_BOOKED,

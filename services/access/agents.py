@@ -23,6 +23,7 @@ from emeuse.registry import (
     CONSULTATION_REQUESTED,
     INCIDENT_RAISED,
     INCIDENT_RESOLVED,
+    PLACE_REGISTERED,
     PRACTITIONER_REGISTERED,
 )
 from emeuse.runtime.bus import Event
@@ -147,6 +148,8 @@ def start_agents(
         agenda, now, message = agenda_of(event), datetime.now(UTC), event.message
         if event.topic == PRACTITIONER_REGISTERED.name:
             result = scheduling.register_practitioner(agenda, message, now)
+        elif event.topic == PLACE_REGISTERED.name:
+            result = scheduling.register_place(agenda, message)
         elif event.topic == AVAILABILITY_PUBLISHED.name:
             result = scheduling.publish_availability(agenda, message, now)
         elif event.topic == CONSULTATION_REQUESTED.name:

@@ -34,6 +34,7 @@ from emeuse.registry import (
     AVAILABILITY_PUBLISHED,
     BOOKING_ACTION_REQUESTED,
     CONSULTATION_REQUESTED,
+    PLACE_REGISTERED,
     PRACTITIONER_REGISTERED,
     TopicSpec,
 )
@@ -51,13 +52,18 @@ from emeuse.runtime.routing import Router
 from emeuse.runtime.service import publish_for_caller, require_pseudonym, until_applied
 from services.access.domain.agenda import BookingState, RequestState, queue_key
 from services.access.scheduling import (
+    COMMUNE,
     Agenda,
     AgendaTables,
+    PlaceNotRegistered,
+    check_place,
     check_practitioner,
     check_referral,
     check_request,
     check_requested_at,
     derived_id,
+    place_from_directory,
+    place_message,
     practitioner_state,
     publish_availability,
 )
@@ -143,6 +149,17 @@ class AccessServicer(api_grpc.AccessServiceServicer):
         except (InvalidEventError, EnvelopeError) as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
 
+    @staticmethod
+    async def _directory_place(
+        context: grpc.aio.ServicerContext, agenda: Agenda, place: Place
+    ) -> None:
+        """Fill a place named by its place_id alone from the directory, before it is
+        published, so the event carries the place it was matched with."""
+        try:
+            place.CopyFrom(place_from_directory(agenda, place))
+        except PlaceNotRegistered as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+
     # -- directory ------------------------------------------------------------------
 
     async def RegisterPractitioner(
@@ -154,6 +171,7 @@ class AccessServicer(api_grpc.AccessServiceServicer):
         await self._checked(context, lambda: check_practitioner(practitioner))
 
         async def local(agenda: Agenda) -> api.RegisterPractitionerResponse:
+            await self._directory_place(context, agenda, practitioner.place)
             event_id = await self._publish(
                 context,
                 PRACTITIONER_REGISTERED,
@@ -174,6 +192,66 @@ class AccessServicer(api_grpc.AccessServiceServicer):
         return await self._routed(
             territory, context, request, "RegisterPractitioner", local, APPLY_WAIT_S
         )
+
+    async def RegisterPlace(
+        self, request: api.RegisterPlaceRequest, context: grpc.aio.ServicerContext
+    ) -> api.RegisterPlaceResponse:
+        registration = request.registration
+        territory = await self._territory(context, registration.territory)
+        await self._experiment(context, request.experiment_id)
+        await self._checked(context, lambda: check_place(registration))
+        place_id = registration.place.place_id
+
+        async def local(agenda: Agenda) -> api.RegisterPlaceResponse:
+            event_id = await self._publish(
+                context, PLACE_REGISTERED, registration, territory, experiment=request.experiment_id
+            )
+            await self._until(
+                context,
+                lambda: (
+                    (p := agenda.place(place_id)) is not None
+                    and place_message(p) == registration.place
+                ),
+            )
+            return api.RegisterPlaceResponse(event_id=event_id)
+
+        return await self._routed(territory, context, request, "RegisterPlace", local, APPLY_WAIT_S)
+
+    async def ListPlaces(
+        self, request: api.ListPlacesRequest, context: grpc.aio.ServicerContext
+    ) -> api.ListPlacesResponse:
+        territory = await self._territory(context, request.territory)
+        if request.commune and not COMMUNE.fullmatch(request.commune):
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "commune must be an INSEE commune code"
+            )
+        if not 0 <= request.page_size <= MAX_PAGE_SIZE:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"page_size must be 0 to {MAX_PAGE_SIZE}"
+            )
+        try:
+            after = _place_cursor(request.page_token)
+        except ValueError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            raise
+        size = request.page_size or DEFAULT_PAGE_SIZE
+
+        async def local(agenda: Agenda) -> api.ListPlacesResponse:
+            kept = sorted(
+                (
+                    p
+                    for p in agenda.places()
+                    if (not request.commune or p.commune == request.commune) and p.place_id > after
+                ),
+                key=lambda p: p.place_id,
+            )
+            page = kept[:size]
+            return api.ListPlacesResponse(
+                places=[place_message(p) for p in page],
+                next_page_token=_place_token(page[-1].place_id) if len(kept) > size else "",
+            )
+
+        return await self._routed(territory, context, request, "ListPlaces", local)
 
     async def PublishAvailability(
         self, request: api.PublishAvailabilityRequest, context: grpc.aio.ServicerContext
@@ -303,6 +381,7 @@ class AccessServicer(api_grpc.AccessServiceServicer):
             if known is None:
                 await self._checked(context, lambda: check_requested_at(asked, datetime.now(UTC)))
                 await self._checked(context, lambda: check_referral(agenda, asked))
+                await self._directory_place(context, agenda, asked.place)
                 await self._publish(
                     context,
                     CONSULTATION_REQUESTED,
@@ -567,6 +646,26 @@ def _cursor(token: str) -> tuple[int, str, str] | None:
         return int(urgency), str(at), str(request_id)
     except (binascii.Error, ValueError, TypeError):
         raise ValueError("page_token is not one this service gave") from None
+
+
+PLACE_CURSOR_PREFIX = "place:"
+
+
+def _place_token(place_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{PLACE_CURSOR_PREFIX}{place_id}".encode()).decode()
+
+
+def _place_cursor(token: str) -> str:
+    """The place_id a page starts after; "" for the first page."""
+    if not token:
+        return ""
+    try:
+        raw = base64.urlsafe_b64decode(token.encode()).decode()
+    except (binascii.Error, ValueError):
+        raise ValueError("page_token is not one this service gave") from None
+    if not raw.startswith(PLACE_CURSOR_PREFIX):
+        raise ValueError("page_token is not one this service gave")
+    return raw.removeprefix(PLACE_CURSOR_PREFIX)
 
 
 def register(servicer: AccessServicer) -> Registrar:

@@ -28,6 +28,9 @@ from emeuse.access.v1.access_events_pb2 import (
     ConsultationRequested,
     ConsultationStatusChanged,
     Modality,
+    Place,
+    PlaceKind,
+    PlaceRegistered,
     PractitionerRegistered,
     Profession,
     RequestFlagged,
@@ -65,11 +68,13 @@ from services.access.domain.matching import Match, best_slot, distance_km, suita
 NAMESPACE = uuid.UUID("a11ce55e-5c4e-4d55-8a55-e4e05e000055")
 CODE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+COMMUNE = re.compile(r"^[0-9][0-9AB][0-9]{3}$")
 CLOCK_SKEW = timedelta(minutes=5)
 OLDEST_REQUEST = timedelta(days=30)
 # Outcomes may be recorded from a little before the slot's start (a practitioner early).
 OUTCOME_TOLERANCE = timedelta(minutes=15)
 Model = TypeVar("Model", bound=BaseModel)
+MessageWithPlace = TypeVar("MessageWithPlace", ConsultationRequested, PractitionerRegistered)
 
 
 _TIME = TypeAdapter(datetime)
@@ -93,9 +98,10 @@ class AgendaTables:
     requests: MutableMapping[str, Any]
     bookings: MutableMapping[str, Any]
     actions: MutableMapping[str, Any]
+    places: MutableMapping[str, Any]
 
 
-TABLE_NAMES = ("practitioners", "slots", "requests", "bookings", "actions")
+TABLE_NAMES = ("practitioners", "slots", "requests", "bookings", "actions", "places")
 
 
 class Agenda:
@@ -154,6 +160,12 @@ class Agenda:
     def practitioner(self, practitioner_id: str) -> Practitioner | None:
         return self._get("practitioners", practitioner_id, Practitioner)
 
+    def place(self, place_id: str) -> Location | None:
+        return self._get("places", place_id, Location)
+
+    def places(self) -> list[Location]:
+        return [Location.model_validate(row) for row in self._rows("places")]
+
     def slot(self, slot_id: str) -> SlotState | None:
         return self._get("slots", slot_id, SlotState)
 
@@ -196,6 +208,9 @@ class Agenda:
 
     def save_practitioner(self, p: Practitioner) -> None:
         self._put("practitioners", p.practitioner_id, p.model_dump(mode="json"))
+
+    def save_place(self, place: Location) -> None:
+        self._put("places", place.place_id, place.model_dump(mode="json"))
 
     def save_slot(self, slot: SlotState) -> None:
         self._put("slots", slot.slot_id, slot.model_dump(mode="json"))
@@ -250,6 +265,84 @@ def _location(place: Any) -> Location:
     )
 
 
+class PlaceNotRegistered(InvalidEventError):
+    """A place named by its place_id alone that the territory's directory does not hold."""
+
+
+def place_message(place: Location) -> Place:
+    return Place(
+        place_id=place.place_id,
+        kind=place.kind,  # type: ignore[arg-type]
+        commune=place.commune,
+        latitude=place.latitude,
+        longitude=place.longitude,
+        modalities=place.modalities,  # type: ignore[arg-type]
+    )
+
+
+def named_only(place: Place) -> bool:
+    """Whether a place is named by its place_id and nothing else: the directory's place."""
+    return bool(place.place_id) and not (
+        place.kind or place.commune or place.latitude or place.longitude or place.modalities
+    )
+
+
+def place_from_directory(agenda: Agenda, place: Place) -> Place:
+    """The place to match with: the directory's for a place named by its place_id alone,
+    else the place as given (inline places are used as they are)."""
+    if not named_only(place):
+        return place
+    known = agenda.place(place.place_id)
+    if known is None:
+        raise PlaceNotRegistered(
+            f"place {place.place_id!r} is not in the directory of territory "
+            f"{agenda.territory}: RegisterPlace first, or give the place's commune"
+        )
+    return place_message(known)
+
+
+def check_place(message: PlaceRegistered) -> None:
+    """What a place needs to be in the directory; InvalidEventError says what is wrong."""
+    if message.territory not in TERRITORY_CODES:
+        raise InvalidEventError("territory must be a programme département: 52, 54 or 55")
+    if not message.HasField("place"):
+        raise InvalidEventError("no place to register")
+    place = message.place
+    if place.kind == PlaceKind.PLACE_KIND_HOME:
+        raise InvalidEventError(
+            "a home is never registered: it has no place_id, a request locates it by its "
+            "commune alone"
+        )
+    if not ID.fullmatch(place.place_id):
+        raise InvalidEventError("place.place_id must be an id ([A-Za-z0-9._:-])")
+    if not place.kind or place.kind not in PlaceKind.values():
+        raise InvalidEventError(
+            "place.kind must be an EHPAD, a pharmacy cabin, a health centre, a hospital or a "
+            "practice"
+        )
+    if not COMMUNE.fullmatch(place.commune):
+        raise InvalidEventError("place.commune must be an INSEE commune code, e.g. 55029")
+    if not place.commune.startswith(message.territory):
+        raise InvalidEventError(
+            f"place.commune {place.commune} is not in territory {message.territory}"
+        )
+    known = {Modality.MODALITY_VIDEO, Modality.MODALITY_PHONE, Modality.MODALITY_NURSE_ASSISTED}
+    if not place.modalities or not set(place.modalities) <= known:
+        raise InvalidEventError(
+            "place must host remote care: video, phone and/or nurse-assisted modalities"
+        )
+    if not (-90 <= place.latitude <= 90 and -180 <= place.longitude <= 180):
+        raise InvalidEventError("place.latitude and place.longitude must be in degrees")
+
+
+def register_place(agenda: Agenda, message: PlaceRegistered) -> Result:
+    """A place joins the directory; the same place_id again replaces it. Requests and
+    practitioners that named it before keep the place as it was when they did."""
+    check_place(message)
+    agenda.save_place(_location(message.place))
+    return Result(outcome="place_registered")
+
+
 def check_practitioner(message: PractitionerRegistered) -> None:
     if not CODE.fullmatch(message.practitioner_id):
         raise InvalidEventError("practitioner_id must be a directory id ([a-z0-9._-])")
@@ -261,8 +354,10 @@ def check_practitioner(message: PractitionerRegistered) -> None:
         raise InvalidEventError("practitioner offers no modality")
     if message.specialty and not CODE.fullmatch(message.specialty):
         raise InvalidEventError("specialty must be a code ([a-z0-9._-])")
-    if not message.HasField("place") or not message.place.kind:
+    if not message.HasField("place") or not (message.place.kind or named_only(message.place)):
         raise InvalidEventError("practitioner has no place")
+    if message.place.place_id and not ID.fullmatch(message.place.place_id):
+        raise InvalidEventError("place.place_id must be an id ([A-Za-z0-9._:-])")
 
 
 def check_request(message: ConsultationRequested) -> None:
@@ -283,7 +378,7 @@ def check_request(message: ConsultationRequested) -> None:
         raise InvalidEventError("reason_code must be a code ([a-z0-9._-]), never free text")
     if message.specialty and not CODE.fullmatch(message.specialty):
         raise InvalidEventError("specialty must be a code ([a-z0-9._-])")
-    if message.place.commune and not re.fullmatch(r"[0-9][0-9AB][0-9]{3}", message.place.commune):
+    if message.place.commune and not COMMUNE.fullmatch(message.place.commune):
         raise InvalidEventError("place.commune must be an INSEE commune code")
     if message.profession == Profession.PROFESSION_SPECIALIST and not message.specialty:
         raise InvalidEventError("a request for a specialist names the specialty")
@@ -338,8 +433,17 @@ def practitioner_state(message: PractitionerRegistered) -> Practitioner:
     )
 
 
+def with_place(message: MessageWithPlace, place: Place) -> MessageWithPlace:
+    """A copy of a request or practitioner with this place."""
+    copy = type(message)()
+    copy.CopyFrom(message)
+    copy.place.CopyFrom(place)
+    return copy
+
+
 def register_practitioner(agenda: Agenda, message: PractitionerRegistered, now: datetime) -> Result:
     check_practitioner(message)
+    message = with_place(message, place_from_directory(agenda, message.place))
     agenda.save_practitioner(practitioner_state(message))
     facts = serve_waiting(agenda, now, practitioner_id=message.practitioner_id)
     return Result(facts, "registered")
@@ -399,6 +503,7 @@ def request_consultation(agenda: Agenda, message: ConsultationRequested, now: da
     check_request(message)
     check_requested_at(message, now)
     check_referral(agenda, message)
+    message = with_place(message, place_from_directory(agenda, message.place))
     if message.referral_booking_id:
         referral = agenda.booking(message.referral_booking_id)
         assert referral is not None

@@ -22,4 +22,5 @@ def declare_tables(app: faust.App) -> AgendaTables:
         requests=json_table(app, "access_requests", "Requests and their status (RequestState)."),
         bookings=json_table(app, "access_bookings", "Bookings and their lifecycle (BookingState)."),
         actions=json_table(app, "access_actions", "Outcome of each booking action, for callers."),
+        places=json_table(app, "access_places", "Directory of places (domain.agenda.Location)."),
     )

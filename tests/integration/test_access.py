@@ -1,6 +1,6 @@
-"""Access end to end on the real broker: directory, slots, requests from gRPC, Kafka and
-chronic alerts, matching without double booking across two instances, cancellations,
-flags past the booking delay, and the consultation lifecycle."""
+"""Access end to end on the real broker: directory of practitioners and places, slots,
+requests from gRPC, Kafka and chronic alerts, matching without double booking across two
+instances, cancellations, flags past the booking delay, and the consultation lifecycle."""
 
 from __future__ import annotations
 
@@ -15,13 +15,18 @@ from google.protobuf import json_format
 
 from emeuse.access.v1 import access_service_pb2 as api
 from emeuse.access.v1 import access_service_pb2_grpc as api_grpc
-from emeuse.access.v1.access_events_pb2 import ConsultationRequested, ConsultationStatus
+from emeuse.access.v1.access_events_pb2 import (
+    ConsultationRequested,
+    ConsultationStatus,
+    Modality,
+)
 from emeuse.chronic.v1 import chronic_service_pb2 as chronic_api
 from emeuse.chronic.v1 import chronic_service_pb2_grpc as chronic_grpc
 from emeuse.chronic.v1.chronic_events_pb2 import CarePlanUpdated, ReadingRecorded
 from emeuse.registry import (
     CONSULTATION_REQUESTED,
     CONSULTATION_STATUS_CHANGED,
+    PLACE_REGISTERED,
     REQUEST_FLAGGED,
     SLOT_BOOKED,
 )
@@ -53,7 +58,14 @@ def access(platform: Platform, target: str | None = None) -> Client:
     return Client(target, api_grpc.AccessServiceStub, platform.auth)
 
 
-def register(client: Client, profession: str, specialty: str = "", line: str = "FIRST", **place):
+def register(
+    client: Client,
+    profession: str,
+    specialty: str = "",
+    line: str = "FIRST",
+    modalities: tuple[str, ...] = ("VIDEO", "NURSE_ASSISTED"),
+    **place,
+):
     practitioner_id = f"pract-{uuid.uuid4().hex[:12]}"
     message = json_format.ParseDict(
         {
@@ -62,7 +74,7 @@ def register(client: Client, profession: str, specialty: str = "", line: str = "
             "profession": f"PROFESSION_{profession}",
             "specialty": specialty,
             "care_line": f"CARE_LINE_{line}",
-            "modalities": ["MODALITY_VIDEO", "MODALITY_NURSE_ASSISTED"],
+            "modalities": [f"MODALITY_{m}" for m in modalities],
             "place": {"kind": "PLACE_KIND_HEALTH_CENTRE", **(place or BAR_LE_DUC)},
             "active": True,
         },
@@ -372,3 +384,129 @@ def test_a_consultation_runs_its_lifecycle_and_a_referral_reaches_second_line_ca
             "CONSULTATION_STATUS_COMPLETED": 1,
         }
     )
+
+
+def register_place(client: Client, place: dict) -> api.RegisterPlaceResponse:
+    request = json_format.ParseDict(
+        {"registration": {"territory": "55", "place": place}, "experiment_id": "exp-teleconsult"},
+        api.RegisterPlaceRequest(),
+    )
+    return again(client.RegisterPlace, request)
+
+
+def places(client: Client, **filters) -> list:
+    found, token = [], ""
+    while True:
+        page = client.ListPlaces(
+            api.ListPlacesRequest(territory="55", page_size=2, page_token=token, **filters)
+        )
+        found += list(page.places)
+        token = page.next_page_token
+        if not token:
+            return found
+
+
+def test_a_request_naming_a_registered_place_alone_is_booked_for_what_the_place_hosts(
+    platform, bus
+):
+    client = access(platform)
+    ehpad = f"ehpad-{uuid.uuid4().hex[:12]}"
+    # The EHPAD hosts nurse-assisted teleconsultation only.
+    hosted = {"kind": "PLACE_KIND_EHPAD", **VERDUN, "modalities": ["MODALITY_NURSE_ASSISTED"]}
+    # First registered as hosting video, then changed: the change is what requests get.
+    register_place(client, {"place_id": ehpad, **hosted, "modalities": ["MODALITY_VIDEO"]})
+    registered = register_place(client, {"place_id": ehpad, **hosted})
+    assert registered.event_id
+    [event] = bus.wait_for(
+        PLACE_REGISTERED.name, lambda r: r["event"]["place"]["place_id"] == ehpad, count=2
+    )[-1:]
+    assert event["key"] == "55"
+    # Registered again: the place is replaced, and listed once, as it stands now.
+    listed = [p for p in places(client, commune=VERDUN["commune"]) if p.place_id == ehpad]
+    assert [json_format.MessageToDict(p) for p in listed] == [{"placeId": ehpad, **hosted}]
+
+    # A video-only nurse free first, one who also does nurse-assisted care free later.
+    specialty = f"wound-care-{uuid.uuid4().hex[:8]}"
+    video_only = register(client, "NURSE", specialty, modalities=("VIDEO",))
+    assisting = register(client, "NURSE", specialty)
+    start = datetime.now(UTC) + timedelta(days=1)
+    publish_slots(client, video_only, 2, start)
+    publish_slots(client, assisting, 2, start + timedelta(hours=2))
+
+    def asking(**fields) -> ConsultationRequested:
+        return consultation(random_pseudonym(), specialty, profession="PROFESSION_NURSE", **fields)
+
+    # Over gRPC: the request names the place alone and gets the directory's place.
+    answer = ask(client, asking(place={"place_id": ehpad}))
+    assert answer.status == api.REQUEST_STATUS_BOOKED
+    assert answer.booking.practitioner_id == assisting
+    assert answer.booking.modality == Modality.MODALITY_NURSE_ASSISTED
+    assert answer.request.place.commune == VERDUN["commune"]
+    assert list(answer.request.place.modalities) == [Modality.MODALITY_NURSE_ASSISTED]
+    [asked] = bus.wait_for(
+        CONSULTATION_REQUESTED.name,
+        lambda r: r["event"]["request_id"] == answer.request.request_id,
+    )
+    assert asked["event"]["place"]["commune"] == VERDUN["commune"]
+
+    # On Kafka: the same, filled in by the territory's scheduler.
+    on_kafka = asking(place={"place_id": ehpad})
+    bus.send(
+        CONSULTATION_REQUESTED.name,
+        b"55",
+        on_kafka.SerializeToString(),
+        headers_for(CONSULTATION_REQUESTED, on_kafka.patient_pseudonym),
+    )
+    [booked] = bus.wait_for(
+        SLOT_BOOKED.name, lambda r: r["event"]["request_id"] == on_kafka.request_id
+    )
+    assert booked["event"]["practitioner_id"] == assisting
+    assert booked["event"]["modality"] == "MODALITY_NURSE_ASSISTED"
+    kept = client.GetRequest(
+        api.GetRequestRequest(request_id=on_kafka.request_id, territory="55")
+    ).request
+    assert kept.request.place.commune == VERDUN["commune"]
+
+    # Inline places work as before: the video-only nurse's earlier slot.
+    inline = ask(client, asking(place={"place_id": ehpad, **VERDUN, "kind": "PLACE_KIND_EHPAD"}))
+    assert inline.booking.practitioner_id == video_only
+
+
+def test_a_place_not_in_the_directory_is_refused_and_a_home_is_never_registered(platform, bus):
+    client = access(platform)
+    unknown = f"cabin-{uuid.uuid4().hex[:12]}"
+    patient = random_pseudonym()
+
+    with pytest.raises(grpc.RpcError) as refused:
+        ask(client, consultation(patient, place={"place_id": unknown}))
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert f"'{unknown}' is not in the directory" in refused.value.details()
+    assert not client.ListPatientRequests(
+        api.ListPatientRequestsRequest(patient_pseudonym=patient)
+    ).consultation_requests
+
+    on_kafka = consultation(patient, place={"place_id": unknown})
+    bus.send(
+        CONSULTATION_REQUESTED.name,
+        b"55",
+        on_kafka.SerializeToString(),
+        headers_for(CONSULTATION_REQUESTED, patient),
+    )
+    [letter] = bus.wait_for(
+        "emeuse.access.dead-letter.v1", lambda r: unknown in r["event"]["reason"]
+    )
+    assert letter["event"]["source_topic"] == CONSULTATION_REQUESTED.name
+    assert "RegisterPlace first" in letter["event"]["reason"]
+
+    with pytest.raises(grpc.RpcError) as home:
+        register_place(
+            client,
+            {
+                "place_id": "home-1",
+                "kind": "PLACE_KIND_HOME",
+                **VERDUN,
+                "modalities": ["MODALITY_PHONE"],
+            },
+        )
+    assert home.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "a home is never registered" in home.value.details()

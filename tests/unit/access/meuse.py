@@ -17,6 +17,7 @@ from emeuse.access.v1.access_events_pb2 import (
     Modality,
     Place,
     PlaceKind,
+    PlaceRegistered,
     PractitionerRegistered,
     Profession,
     RequesterRole,
@@ -120,6 +121,10 @@ def practitioner(
     )
 
 
+def place_registered(where: Place) -> PlaceRegistered:
+    return PlaceRegistered(territory=TERRITORY, place=where)
+
+
 def slot_id(practitioner_id: str, start: datetime) -> str:
     return f"{practitioner_id}-{start:%m%d-%H%M}"
 
@@ -191,7 +196,7 @@ class Meuse:
     """The Meuse agenda over dict tables, and every fact it published."""
 
     def __init__(self) -> None:
-        self.tables = AgendaTables({}, {}, {}, {}, {})
+        self.tables = AgendaTables({}, {}, {}, {}, {}, {})
         self.agenda = Agenda(TERRITORY, self.tables)
         self.facts: list[Fact] = []
 
@@ -201,6 +206,9 @@ class Meuse:
 
     def register(self, message: PractitionerRegistered, now: datetime = NOW) -> Result:
         return self._keep(scheduling.register_practitioner(self.agenda, message, now))
+
+    def register_place(self, where: Place) -> Result:
+        return self._keep(scheduling.register_place(self.agenda, place_registered(where)))
 
     def publish(self, message: AvailabilityPublished, now: datetime = NOW) -> Result:
         return self._keep(scheduling.publish_availability(self.agenda, message, now))

@@ -464,6 +464,34 @@ class Place(_message.Message):
 Global___Place: _TypeAlias = Place  # noqa: Y015
 
 @_typing.final
+class PlaceRegistered(_message.Message):
+    """PlaceRegistered adds or changes a place (EHPAD, pharmacy cabin, health centre...) in the directory of a territory; a home is never registered."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TERRITORY_FIELD_NUMBER: _builtins.int
+    PLACE_FIELD_NUMBER: _builtins.int
+    territory: _builtins.str
+    """Département code of the territory the place is in: "55", "52" or "54"."""
+    @_builtins.property
+    def place(self) -> Global___Place:
+        """The place: its id, kind, commune, coordinates and the remote care it hosts."""
+
+    def __init__(
+        self,
+        *,
+        territory: _builtins.str = ...,
+        place: Global___Place | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["place", b"place"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["place", b"place", "territory", b"territory"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlaceRegistered: _TypeAlias = PlaceRegistered  # noqa: Y015
+
+@_typing.final
 class PractitionerRegistered(_message.Message):
     """PractitionerRegistered adds or changes a practitioner in the directory of a territory."""
 
@@ -495,7 +523,7 @@ class PractitionerRegistered(_message.Message):
 
     @_builtins.property
     def place(self) -> Global___Place:
-        """Where the practitioner works."""
+        """Where the practitioner works; a registered place may be named by its place_id alone."""
 
     def __init__(
         self,
@@ -643,7 +671,7 @@ class ConsultationRequested(_message.Message):
     """False when the chronic service could not be asked in time."""
     @_builtins.property
     def place(self) -> Global___Place:
-        """Where the patient will be."""
+        """Where the patient will be; a registered place may be named by its place_id alone."""
 
     @_builtins.property
     def care_summary(self) -> _containers.RepeatedCompositeFieldContainer[Global___CareSummaryMeasure]:

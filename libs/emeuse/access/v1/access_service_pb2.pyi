@@ -278,6 +278,118 @@ class RegisterPractitionerResponse(_message.Message):
 Global___RegisterPractitionerResponse: _TypeAlias = RegisterPractitionerResponse  # noqa: Y015
 
 @_typing.final
+class RegisterPlaceRequest(_message.Message):
+    """RegisterPlaceRequest carries the place."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGISTRATION_FIELD_NUMBER: _builtins.int
+    EXPERIMENT_ID_FIELD_NUMBER: _builtins.int
+    experiment_id: _builtins.str
+    """Experiment the place takes part in."""
+    @_builtins.property
+    def registration(self) -> _access_events_pb2.PlaceRegistered:
+        """The place as the directory will hold it; registering a place_id again replaces it."""
+
+    def __init__(
+        self,
+        *,
+        registration: _access_events_pb2.PlaceRegistered | None = ...,
+        experiment_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["registration", b"registration"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["experiment_id", b"experiment_id", "registration", b"registration"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegisterPlaceRequest: _TypeAlias = RegisterPlaceRequest  # noqa: Y015
+
+@_typing.final
+class RegisterPlaceResponse(_message.Message):
+    """RegisterPlaceResponse says the place is in the directory."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    """Id of the PlaceRegistered event."""
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegisterPlaceResponse: _TypeAlias = RegisterPlaceResponse  # noqa: Y015
+
+@_typing.final
+class ListPlacesRequest(_message.Message):
+    """ListPlacesRequest filters and pages a territory's places."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TERRITORY_FIELD_NUMBER: _builtins.int
+    COMMUNE_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    territory: _builtins.str
+    """Département code of the territory."""
+    commune: _builtins.str
+    """INSEE code of a commune to keep; empty for all."""
+    page_size: _builtins.int
+    """Places per page, 1 to 500; 0 means 50."""
+    page_token: _builtins.str
+    """next_page_token of the previous page; empty for the first."""
+    def __init__(
+        self,
+        *,
+        territory: _builtins.str = ...,
+        commune: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["commune", b"commune", "page_size", b"page_size", "page_token", b"page_token", "territory", b"territory"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPlacesRequest: _TypeAlias = ListPlacesRequest  # noqa: Y015
+
+@_typing.final
+class ListPlacesResponse(_message.Message):
+    """ListPlacesResponse is one page of the directory's places."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLACES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token of the next page; empty on the last."""
+    @_builtins.property
+    def places(self) -> _containers.RepeatedCompositeFieldContainer[_access_events_pb2.Place]:
+        """Places, by place_id."""
+
+    def __init__(
+        self,
+        *,
+        places: _abc.Iterable[_access_events_pb2.Place] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "places", b"places"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPlacesResponse: _TypeAlias = ListPlacesResponse  # noqa: Y015
+
+@_typing.final
 class PublishAvailabilityRequest(_message.Message):
     """PublishAvailabilityRequest carries slots."""
 

@@ -45,6 +45,16 @@ class AccessServiceStub:
                 request_serializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.RegisterPractitionerRequest.SerializeToString,
                 response_deserializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.RegisterPractitionerResponse.FromString,
                 _registered_method=True)
+        self.RegisterPlace = channel.unary_unary(
+                '/emeuse.access.v1.AccessService/RegisterPlace',
+                request_serializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.RegisterPlaceRequest.SerializeToString,
+                response_deserializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.RegisterPlaceResponse.FromString,
+                _registered_method=True)
+        self.ListPlaces = channel.unary_unary(
+                '/emeuse.access.v1.AccessService/ListPlaces',
+                request_serializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.ListPlacesRequest.SerializeToString,
+                response_deserializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.ListPlacesResponse.FromString,
+                _registered_method=True)
         self.PublishAvailability = channel.unary_unary(
                 '/emeuse.access.v1.AccessService/PublishAvailability',
                 request_serializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.PublishAvailabilityRequest.SerializeToString,
@@ -110,6 +120,20 @@ class AccessServiceServicer:
 
     def RegisterPractitioner(self, request, context):
         """RegisterPractitioner adds or changes a practitioner in the directory.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RegisterPlace(self, request, context):
+        """RegisterPlace adds or changes a place (EHPAD, pharmacy cabin, health centre...) in the directory.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPlaces(self, request, context):
+        """ListPlaces lists a territory's registered places, by place_id.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -197,6 +221,16 @@ def add_AccessServiceServicer_to_server(servicer, server):
                     servicer.RegisterPractitioner,
                     request_deserializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.RegisterPractitionerRequest.FromString,
                     response_serializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.RegisterPractitionerResponse.SerializeToString,
+            ),
+            'RegisterPlace': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterPlace,
+                    request_deserializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.RegisterPlaceRequest.FromString,
+                    response_serializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.RegisterPlaceResponse.SerializeToString,
+            ),
+            'ListPlaces': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPlaces,
+                    request_deserializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.ListPlacesRequest.FromString,
+                    response_serializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.ListPlacesResponse.SerializeToString,
             ),
             'PublishAvailability': grpc.unary_unary_rpc_method_handler(
                     servicer.PublishAvailability,
@@ -304,6 +338,60 @@ class AccessService:
             '/emeuse.access.v1.AccessService/RegisterPractitioner',
             emeuse_dot_access_dot_v1_dot_access__service__pb2.RegisterPractitionerRequest.SerializeToString,
             emeuse_dot_access_dot_v1_dot_access__service__pb2.RegisterPractitionerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterPlace(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emeuse.access.v1.AccessService/RegisterPlace',
+            emeuse_dot_access_dot_v1_dot_access__service__pb2.RegisterPlaceRequest.SerializeToString,
+            emeuse_dot_access_dot_v1_dot_access__service__pb2.RegisterPlaceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPlaces(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emeuse.access.v1.AccessService/ListPlaces',
+            emeuse_dot_access_dot_v1_dot_access__service__pb2.ListPlacesRequest.SerializeToString,
+            emeuse_dot_access_dot_v1_dot_access__service__pb2.ListPlacesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -37,6 +37,10 @@ class AccessServiceStub:
     """ListPatientRequests returns the requests made for a patient, oldest first."""
     RegisterPractitioner: _grpc.UnaryUnaryMultiCallable[_access_service_pb2.RegisterPractitionerRequest, _access_service_pb2.RegisterPractitionerResponse]
     """RegisterPractitioner adds or changes a practitioner in the directory."""
+    RegisterPlace: _grpc.UnaryUnaryMultiCallable[_access_service_pb2.RegisterPlaceRequest, _access_service_pb2.RegisterPlaceResponse]
+    """RegisterPlace adds or changes a place (EHPAD, pharmacy cabin, health centre...) in the directory."""
+    ListPlaces: _grpc.UnaryUnaryMultiCallable[_access_service_pb2.ListPlacesRequest, _access_service_pb2.ListPlacesResponse]
+    """ListPlaces lists a territory's registered places, by place_id."""
     PublishAvailability: _grpc.UnaryUnaryMultiCallable[_access_service_pb2.PublishAvailabilityRequest, _access_service_pb2.PublishAvailabilityResponse]
     """PublishAvailability adds slots to a registered practitioner's agenda."""
     RequestConsultation: _grpc.UnaryUnaryMultiCallable[_access_service_pb2.RequestConsultationRequest, _access_service_pb2.RequestConsultationResponse]
@@ -67,6 +71,10 @@ class AccessServiceAsyncStub(AccessServiceStub):
     """ListPatientRequests returns the requests made for a patient, oldest first."""
     RegisterPractitioner: _aio.UnaryUnaryMultiCallable[_access_service_pb2.RegisterPractitionerRequest, _access_service_pb2.RegisterPractitionerResponse]  # type: ignore[assignment]
     """RegisterPractitioner adds or changes a practitioner in the directory."""
+    RegisterPlace: _aio.UnaryUnaryMultiCallable[_access_service_pb2.RegisterPlaceRequest, _access_service_pb2.RegisterPlaceResponse]  # type: ignore[assignment]
+    """RegisterPlace adds or changes a place (EHPAD, pharmacy cabin, health centre...) in the directory."""
+    ListPlaces: _aio.UnaryUnaryMultiCallable[_access_service_pb2.ListPlacesRequest, _access_service_pb2.ListPlacesResponse]  # type: ignore[assignment]
+    """ListPlaces lists a territory's registered places, by place_id."""
     PublishAvailability: _aio.UnaryUnaryMultiCallable[_access_service_pb2.PublishAvailabilityRequest, _access_service_pb2.PublishAvailabilityResponse]  # type: ignore[assignment]
     """PublishAvailability adds slots to a registered practitioner's agenda."""
     RequestConsultation: _aio.UnaryUnaryMultiCallable[_access_service_pb2.RequestConsultationRequest, _access_service_pb2.RequestConsultationResponse]  # type: ignore[assignment]
@@ -106,6 +114,22 @@ class AccessServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_access_service_pb2.RegisterPractitionerResponse, _abc.Awaitable[_access_service_pb2.RegisterPractitionerResponse]]:
         """RegisterPractitioner adds or changes a practitioner in the directory."""
+
+    @_abc_1.abstractmethod
+    def RegisterPlace(
+        self,
+        request: _access_service_pb2.RegisterPlaceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_access_service_pb2.RegisterPlaceResponse, _abc.Awaitable[_access_service_pb2.RegisterPlaceResponse]]:
+        """RegisterPlace adds or changes a place (EHPAD, pharmacy cabin, health centre...) in the directory."""
+
+    @_abc_1.abstractmethod
+    def ListPlaces(
+        self,
+        request: _access_service_pb2.ListPlacesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_access_service_pb2.ListPlacesResponse, _abc.Awaitable[_access_service_pb2.ListPlacesResponse]]:
+        """ListPlaces lists a territory's registered places, by place_id."""
 
     @_abc_1.abstractmethod
     def PublishAvailability(

@@ -1,0 +1,149 @@
+"""The place directory: what a place needs to be registered, and requests and
+practitioners that name a registered place by its place_id alone."""
+
+import pytest
+
+from emeuse.access.v1.access_events_pb2 import Place, PlaceKind
+from emeuse.runtime.codec import InvalidEventError
+from services.access.domain.agenda import BOOKED
+from services.access.scheduling import PlaceNotRegistered, check_place
+from tests.unit.access.meuse import (
+    BAR_LE_DUC,
+    COMMERCY,
+    NURSE_ASSISTED,
+    PHONE,
+    VERDUN,
+    VIDEO,
+    Meuse,
+    at,
+    availability,
+    booked,
+    consultation,
+    place,
+    place_registered,
+    practitioner,
+)
+
+EHPAD_VERDUN = place(VERDUN, PlaceKind.PLACE_KIND_EHPAD, (NURSE_ASSISTED,), "ehpad-55545")
+
+
+def only(place_id: str) -> Place:
+    return Place(place_id=place_id)
+
+
+@pytest.fixture
+def meuse() -> Meuse:
+    """An EHPAD in Verdun hosting nurse-assisted care only; a video-only GP free at 9:00,
+    a GP who also does nurse-assisted care free at 10:00."""
+    meuse = Meuse()
+    meuse.register_place(EHPAD_VERDUN)
+    meuse.register(practitioner("gp-video", BAR_LE_DUC, modalities=(VIDEO,)))
+    meuse.register(practitioner("gp-nurse", COMMERCY, modalities=(VIDEO, NURSE_ASSISTED)))
+    meuse.publish(availability("gp-video", at(9)))
+    meuse.publish(availability("gp-nurse", at(10)))
+    return meuse
+
+
+def test_a_request_naming_a_registered_place_alone_gets_a_modality_the_place_hosts(meuse):
+    [booking] = booked(meuse.ask(consultation("r-1", where=only("ehpad-55545"))))
+
+    assert booking.practitioner_id == "gp-nurse"
+    assert booking.modality == NURSE_ASSISTED
+    assert booking.distance_km == pytest.approx(47.0, abs=1.5)  # Commercy to Verdun
+    request = meuse.agenda.request("r-1")
+    assert request is not None and request.status == BOOKED
+    # The request as read back carries the directory's place.
+    assert request.message["place"] == {
+        "place_id": "ehpad-55545",
+        "kind": "PLACE_KIND_EHPAD",
+        "commune": "55545",
+        "latitude": 49.16,
+        "longitude": 5.38,
+        "modalities": ["MODALITY_NURSE_ASSISTED"],
+    }
+
+
+def test_a_request_naming_an_unknown_place_alone_is_refused_and_nothing_is_kept(meuse):
+    with pytest.raises(PlaceNotRegistered, match="'cabin-55122' is not in the directory"):
+        meuse.ask(consultation("r-1", where=only("cabin-55122")))
+
+    assert meuse.agenda.request("r-1") is None
+    assert meuse.facts == []
+
+
+def test_an_inline_place_is_used_as_given_even_when_its_id_is_registered(meuse):
+    inline = place(VERDUN, PlaceKind.PLACE_KIND_EHPAD, (VIDEO,), "ehpad-55545")
+
+    [booking] = booked(meuse.ask(consultation("r-1", where=inline)))
+
+    assert (booking.practitioner_id, booking.modality) == ("gp-video", VIDEO)
+
+
+def test_an_unknown_place_id_with_a_commune_is_an_inline_place_as_before(meuse):
+    inline = place(BAR_LE_DUC, PlaceKind.PLACE_KIND_PHARMACY_CABIN, place_id="cabin-55029")
+
+    [booking] = booked(meuse.ask(consultation("r-1", where=inline)))
+
+    assert booking.practitioner_id == "gp-video"
+
+
+def test_registering_a_place_again_replaces_it_for_later_requests(meuse):
+    meuse.register_place(place(VERDUN, PlaceKind.PLACE_KIND_EHPAD, (VIDEO,), "ehpad-55545"))
+
+    [booking] = booked(meuse.ask(consultation("r-1", where=only("ehpad-55545"))))
+
+    assert (booking.practitioner_id, booking.modality) == ("gp-video", VIDEO)
+    assert [p.modalities for p in meuse.agenda.places()] == [[VIDEO]]
+
+
+def test_a_practitioner_registered_with_a_place_id_alone_works_at_the_directory_place(meuse):
+    registered = practitioner("nurse-1", BAR_LE_DUC)
+    registered.place.CopyFrom(only("ehpad-55545"))
+
+    meuse.register(registered)
+
+    nurse = meuse.agenda.practitioner("nurse-1")
+    assert nurse is not None
+    assert (nurse.place.commune, nurse.place.kind) == ("55545", PlaceKind.PLACE_KIND_EHPAD)
+
+
+def test_a_practitioner_at_an_unknown_place_id_alone_is_refused(meuse):
+    registered = practitioner("nurse-1", BAR_LE_DUC)
+    registered.place.CopyFrom(only("msp-55000"))
+
+    with pytest.raises(PlaceNotRegistered, match="RegisterPlace first"):
+        meuse.register(registered)
+    assert meuse.agenda.practitioner("nurse-1") is None
+
+
+def test_a_home_is_never_registered():
+    home = place(VERDUN, PlaceKind.PLACE_KIND_HOME, (PHONE,), "home-1")
+
+    with pytest.raises(InvalidEventError, match="a home is never registered"):
+        check_place(place_registered(home))
+
+
+@pytest.mark.parametrize(
+    ("where", "reason"),
+    [
+        (place(VERDUN, PlaceKind.PLACE_KIND_EHPAD, (VIDEO,)), "place_id must be an id"),
+        (place(VERDUN, PlaceKind.PLACE_KIND_EHPAD, (VIDEO,), "a place"), "place_id must be an id"),
+        (place(VERDUN, 0, (VIDEO,), "ehpad-1"), "place.kind must be"),
+        (place(None, PlaceKind.PLACE_KIND_EHPAD, (VIDEO,), "ehpad-1"), "INSEE commune code"),
+        (place(VERDUN, PlaceKind.PLACE_KIND_EHPAD, (), "ehpad-1"), "must host remote care"),
+        (place(VERDUN, PlaceKind.PLACE_KIND_EHPAD, (0,), "ehpad-1"), "must host remote care"),
+    ],
+)
+def test_a_place_the_directory_cannot_use_is_refused_with_the_reason(where, reason):
+    with pytest.raises(InvalidEventError, match=reason):
+        check_place(place_registered(where))
+
+
+def test_a_place_is_registered_in_the_territory_of_its_commune():
+    in_nancy = Place(
+        place_id="cabin-54395", kind=PlaceKind.PLACE_KIND_PHARMACY_CABIN, commune="54395"
+    )
+    in_nancy.modalities.append(VIDEO)
+
+    with pytest.raises(InvalidEventError, match="54395 is not in territory 55"):
+        check_place(place_registered(in_nancy))
