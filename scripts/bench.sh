@@ -4,3 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 .venv/bin/python benchmarks/bench_envelope.py
 .venv/bin/python benchmarks/bench_chronic_rules.py
+.venv/bin/python benchmarks/bench_access_matching.py
