@@ -1,22 +1,26 @@
 """Cost of chronic's per-reading and per-second work, with a patient's state at its bounds.
 
 Run with `make bench`; no broker needed. A reading is what the `monitor_patients` agent
-does for it: state from the table's JSON, every rule, state back to JSON. A timer scan is
-what `fire_due_timers` does each second for each enrolled patient it owns.
+does for it: the state it stored last (reused, not parsed again: ParsedValues), every
+rule, state back to JSON; after a restart the state is parsed first (shown, no target). A
+timer scan is what `fire_due_timers` does each second for each enrolled patient it owns.
+The state is at its bounds: a patient followed for months, alerts resolved as they come.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from google.protobuf import json_format
 
-from emeuse.chronic.v1.chronic_events_pb2 import CarePlanUpdated, ReadingRecorded
+from emeuse.chronic.v1.chronic_events_pb2 import AlertResolution, CarePlanUpdated, ReadingRecorded
+from emeuse.runtime.parsed import ParsedValues
 from emeuse.runtime.pseudonym import random_pseudonym
-from services.chronic.alerts import due_actions
+from services.chronic.alerts import due_actions, resolve
 from services.chronic.care_plan import plan_in_force, record_care_plan
 from services.chronic.domain.monitoring import PatientState
 from services.chronic.handlers import evaluate_reading
@@ -65,9 +69,8 @@ def main() -> None:
         },
         CarePlanUpdated(),
     )
-    plan = plan_in_force(
-        record_care_plan(plan_message, previous=None, territory="55", recorded_at=NOW)
-    )
+    stored_plan = record_care_plan(plan_message, previous=None, territory="55", recorded_at=NOW)
+    plan = plan_in_force(stored_plan)
     counter = itertools.count()
 
     def reading() -> ReadingRecorded:
@@ -83,23 +86,49 @@ def main() -> None:
         message.measured_at.FromDatetime(NOW - timedelta(hours=6) + timedelta(seconds=n))
         return message
 
-    # Fill the state to its bounds (history, ids seen), as for a patient followed for months.
-    state = PatientState()
-    for _ in range(600):
+    # The state at its bounds (history, ids seen, closed alerts kept), as for a patient
+    # followed for months whose care team resolves alerts as they come: the values flap, so
+    # episodes open and close, and every 20th reading the open alerts are resolved.
+    counted = itertools.count(1)
+
+    def judged(state: PatientState) -> PatientState:
         state = evaluate_reading(reading(), plan=plan, state=state, now=NOW, territory="55").state
+        if next(counted) % 20 == 0:
+            for alert in [a for a in state.alerts.values() if a.is_open]:
+                resolve(state, alert, patient, AlertResolution.ALERT_RESOLUTION_HANDLED, "gp", NOW)
+        return state
+
+    state = PatientState()
+    for _ in range(1_200):
+        state = judged(state)
     stored = state.to_json()
+    print(
+        f"state: {len(state.alerts)} alerts ({sum(a.is_open for a in state.alerts.values())} open),"
+        f" {sum(len(h) for h in state.history.values())} results, {len(state.seen)} ids seen,"
+        f" {len(json.dumps(stored)):,} bytes of JSON"
+    )
+
+    # As the agent does it: the state it stored last is reused, not parsed (ParsedValues).
+    plans = ParsedValues(plan_in_force)
+    states = ParsedValues(PatientState.from_json)
 
     def one_reading() -> None:
         nonlocal stored
-        outcome = evaluate_reading(
-            reading(), plan=plan, state=PatientState.from_json(stored), now=NOW, territory="55"
-        )
-        stored = outcome.state.to_json()
+        state = judged(states.get(patient, stored))
+        stored = state.to_json()
+        states.remember(patient, stored, state)
 
-    readings = rate("reading judged (state in and out)", one_reading)
+    def one_reading_parsed() -> None:
+        nonlocal stored
+        stored = judged(PatientState.from_json(stored)).to_json()
+
+    readings = rate("reading judged", one_reading)
+    rate("reading judged, state parsed (a restart)", one_reading_parsed)
     scans = rate(
         "patient scanned by the timer",
-        lambda: due_actions(patient, plan, PatientState.from_json(stored), NOW),
+        lambda: due_actions(
+            patient, plans.get(patient, stored_plan), states.get(patient, stored), NOW
+        ),
     )
     # Targets: 1,000 readings/s per core for one patient partition's worst-case state; a
     # timer round over 5,000 patients within its 1 s interval.

@@ -24,6 +24,7 @@ from emeuse.registry import (
 )
 from emeuse.runtime.bus import Event
 from emeuse.runtime.envelope import CODE_OF_TERRITORY, territory_from_code
+from emeuse.runtime.parsed import ParsedValues
 from emeuse.runtime.service import Runtime
 from emeuse.runtime.timers import AskedSteps
 from services.chronic import handlers
@@ -84,6 +85,10 @@ def _territory(event: Event) -> str:
 
 
 def start_agents(rt: Runtime, care_plans: TableT, states: TableT) -> None:
+    # Plans and states parsed once per change: the timer reads every patient each second.
+    plans_in_force = ParsedValues(plan_in_force)
+    patient_states = ParsedValues(PatientState.from_json)
+
     async def publish(patient: str, outcome: Outcome, event: Event) -> None:
         for fact in outcome.facts:
             await rt.bus.publish(
@@ -103,7 +108,10 @@ def start_agents(rt: Runtime, care_plans: TableT, states: TableT) -> None:
                 POINT_OF_CARE_TO_ALERT.labels(fact.message.loinc_code).observe(
                     outcome.point_of_care_to_alert.total_seconds()
                 )
-        states[patient] = outcome.state.to_json()
+        stored = outcome.state.to_json()
+        states[patient] = stored
+        # The next event or timer round for the patient starts from it, unparsed.
+        patient_states.remember(patient, stored, outcome.state)
 
     async def apply_care_plan(event: Event) -> None:
         plan = event.message
@@ -119,7 +127,11 @@ def start_agents(rt: Runtime, care_plans: TableT, states: TableT) -> None:
         log.info("care_plan.recorded", care_plan_id=plan.care_plan_id, version=stored["version"])
 
     def context(patient: str) -> tuple[PlanInForce | None, PatientState]:
-        return plan_in_force(care_plans.get(patient)), PatientState.from_json(states.get(patient))
+        """The patient's plan and state, shared: handlers change a copy (`changed()`)."""
+        return (
+            plans_in_force.get(patient, care_plans.get(patient)),
+            patient_states.get(patient, states.get(patient)),
+        )
 
     async def evaluate_reading(event: Event) -> None:
         reading = event.message
