@@ -34,6 +34,7 @@ from emeuse.registry import (
 )
 from emeuse.runtime.bus import Bus, Event
 from emeuse.runtime.envelope import CODE_OF_TERRITORY, territory_from_code
+from emeuse.runtime.parsed import ParsedValues
 from emeuse.runtime.service import Runtime
 from emeuse.runtime.timers import AskedSteps
 from services.home import handlers
@@ -221,6 +222,11 @@ def start_agents(rt: Runtime, homes: TableT) -> None:
         )
 
     asked = AskedSteps(REASK_AFTER_S)
+    # The timer only reads: each home's state is parsed once per change, not each second.
+    parsed_homes = ParsedValues(HomeState.from_json)
+
+    def timer_state_of(resident: str) -> HomeState:
+        return parsed_homes.get(resident, homes.get(resident))
 
     @rt.app.timer(interval=TIMER_INTERVAL_S, name="home.fire_due_timers")
     async def fire_due_timers() -> None:
@@ -232,7 +238,9 @@ def start_agents(rt: Runtime, homes: TableT) -> None:
                 SENSOR_EVENT_REPORTED.name, SENSOR_EVENT_REPORTED.partitions, resident
             )
         ]
-        await ask_due_steps(rt.bus, held, state_of, asked, datetime.now(UTC), time.monotonic())
+        await ask_due_steps(
+            rt.bus, held, timer_state_of, asked, datetime.now(UTC), time.monotonic()
+        )
 
 
 async def ask_due_steps(

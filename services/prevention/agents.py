@@ -40,6 +40,7 @@ from emeuse.registry import (
 )
 from emeuse.runtime.bus import Bus, Event, Handler, RetryableError
 from emeuse.runtime.envelope import CODE_OF_TERRITORY, territory_from_code, timestamp
+from emeuse.runtime.parsed import ParsedValues
 from emeuse.runtime.pseudonym import is_pseudonym
 from emeuse.runtime.service import Runtime
 from emeuse.runtime.timers import AskedSteps
@@ -283,8 +284,11 @@ def start_agents(rt: Runtime, states: TableT, directory: Directory, delays: Dela
             event_id=action.action_id,
         )
 
+    # The timer only reads: each person's state is parsed once per change, not each second.
+    parsed_states = ParsedValues(PersonState.from_json)
+
     async def ask_due_steps(person: str, now: datetime, clock: float) -> None:
-        state = PersonState.from_json(states.get(person))
+        state = parsed_states.get(person, states.get(person))
         for action in due_actions(person, state, directory, now):
             if asked.recently_asked(action.action_id, clock):
                 continue
