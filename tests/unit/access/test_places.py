@@ -5,13 +5,16 @@ import pytest
 
 from emeuse.access.v1.access_events_pb2 import Place, PlaceKind
 from emeuse.runtime.codec import InvalidEventError
+from services.access import scheduling
 from services.access.domain.agenda import BOOKED
-from services.access.scheduling import PlaceNotRegistered, check_place
+from services.access.scheduling import Agenda, PlaceNotRegistered, check_place
 from tests.unit.access.meuse import (
     BAR_LE_DUC,
     COMMERCY,
+    NOW,
     NURSE_ASSISTED,
     PHONE,
+    TERRITORY,
     VERDUN,
     VIDEO,
     Meuse,
@@ -64,11 +67,17 @@ def test_a_request_naming_a_registered_place_alone_gets_a_modality_the_place_hos
 
 
 def test_a_request_naming_an_unknown_place_alone_is_refused_and_nothing_is_kept(meuse):
-    with pytest.raises(PlaceNotRegistered, match="'cabin-55122' is not in the directory"):
-        meuse.ask(consultation("r-1", where=only("cabin-55122")))
+    # As the scheduler runs it: staged writes, committed only after the input's events.
+    staged = Agenda(TERRITORY, meuse.tables, staged=True)
 
-    assert meuse.agenda.request("r-1") is None
-    assert meuse.facts == []
+    with pytest.raises(PlaceNotRegistered, match="'cabin-55122' is not in the directory"):
+        scheduling.request_consultation(staged, consultation("r-1", where=only("cabin-55122")), NOW)
+
+    # Nothing staged: no request, no booking, every slot still free.
+    assert staged.request("r-1") is None
+    assert staged.requests() == []
+    assert staged.bookings() == []
+    assert all(slot.free for slot in staged.slots())
 
 
 def test_an_inline_place_is_used_as_given_even_when_its_id_is_registered(meuse):
