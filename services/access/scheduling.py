@@ -333,6 +333,11 @@ def check_place(message: PlaceRegistered) -> None:
         )
     if not (-90 <= place.latitude <= 90 and -180 <= place.longitude <= 180):
         raise InvalidEventError("place.latitude and place.longitude must be in degrees")
+    if not _location(place).located:
+        raise InvalidEventError(
+            "a registered place is located: give place.latitude and place.longitude "
+            "(degrees, not both 0)"
+        )
 
 
 def register_place(agenda: Agenda, message: PlaceRegistered) -> Result:

@@ -1,6 +1,8 @@
 """The place directory: what a place needs to be registered, and requests and
 practitioners that name a registered place by its place_id alone."""
 
+from math import nan
+
 import pytest
 
 from emeuse.access.v1.access_events_pb2 import Place, PlaceKind
@@ -32,6 +34,16 @@ EHPAD_VERDUN = place(VERDUN, PlaceKind.PLACE_KIND_EHPAD, (NURSE_ASSISTED,), "ehp
 
 def only(place_id: str) -> Place:
     return Place(place_id=place_id)
+
+
+def unlocated(where: Place) -> Place:
+    where.latitude = where.longitude = 0.0
+    return where
+
+
+def moved(where: Place, latitude: float) -> Place:
+    where.latitude = latitude
+    return where
 
 
 @pytest.fixture
@@ -141,6 +153,9 @@ def test_a_home_is_never_registered():
         (place(None, PlaceKind.PLACE_KIND_EHPAD, (VIDEO,), "ehpad-1"), "INSEE commune code"),
         (place(VERDUN, PlaceKind.PLACE_KIND_EHPAD, (), "ehpad-1"), "must host remote care"),
         (place(VERDUN, PlaceKind.PLACE_KIND_EHPAD, (0,), "ehpad-1"), "must host remote care"),
+        (unlocated(place(VERDUN, PlaceKind.PLACE_KIND_EHPAD, (VIDEO,), "ehpad-1")), "is located"),
+        (moved(place(VERDUN, PlaceKind.PLACE_KIND_EHPAD, (VIDEO,), "ehpad-1"), 91), "in degrees"),
+        (moved(place(VERDUN, PlaceKind.PLACE_KIND_EHPAD, (VIDEO,), "ehpad-1"), nan), "in degrees"),
     ],
 )
 def test_a_place_the_directory_cannot_use_is_refused_with_the_reason(where, reason):
