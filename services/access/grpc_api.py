@@ -64,6 +64,7 @@ from services.access.scheduling import (
     derived_id,
     place_from_directory,
     place_message,
+    place_registration_id,
     practitioner_state,
     publish_availability,
 )
@@ -200,18 +201,16 @@ class AccessServicer(api_grpc.AccessServiceServicer):
         territory = await self._territory(context, registration.territory)
         await self._experiment(context, request.experiment_id)
         await self._checked(context, lambda: check_place(registration))
-        place_id = registration.place.place_id
 
         async def local(agenda: Agenda) -> api.RegisterPlaceResponse:
             event_id = await self._publish(
                 context, PLACE_REGISTERED, registration, territory, experiment=request.experiment_id
             )
+            # Applied when the scheduler has recorded this event, not when the stored place
+            # equals the one sent (see register_place): a later registration of the same
+            # place_id may already have replaced it, and that one is answered on its own.
             await self._until(
-                context,
-                lambda: (
-                    (p := agenda.place(place_id)) is not None
-                    and place_message(p) == registration.place
-                ),
+                context, lambda: agenda.action_outcome(place_registration_id(event_id))
             )
             return api.RegisterPlaceResponse(event_id=event_id)
 

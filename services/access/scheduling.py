@@ -340,11 +340,26 @@ def check_place(message: PlaceRegistered) -> None:
         )
 
 
-def register_place(agenda: Agenda, message: PlaceRegistered) -> Result:
+def place_registration_id(event_id: str) -> str:
+    """Where the outcome of the PlaceRegistered `event_id` is recorded (actions table)."""
+    return f"place-registered:{event_id}"
+
+
+def register_place(agenda: Agenda, message: PlaceRegistered, event_id: str = "") -> Result:
     """A place joins the directory; the same place_id again replaces it. Requests and
-    practitioners that named it before keep the place as it was when they did."""
+    practitioners that named it before keep the place as it was when they did.
+
+    The registration is recorded by its event id, for RegisterPlace to answer once this
+    very registration is applied: comparing the stored place with the one asked for
+    would never match for a client whose Place has fields this service does not know
+    (protobuf equality compares unknown fields), nor for two registrations of one
+    place_id applied back to back (the first is replaced before its caller looks)."""
     check_place(message)
     agenda.save_place(_location(message.place))
+    if event_id:
+        agenda.record_action(
+            place_registration_id(event_id), {"ok": True, "place_id": message.place.place_id}
+        )
     return Result(outcome="place_registered")
 
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
-from google.protobuf import json_format
+from google.protobuf import json_format, unknown_fields
 
 from emeuse.access.v1 import access_service_pb2 as api
 from emeuse.access.v1 import access_service_pb2_grpc as api_grpc
@@ -510,3 +510,61 @@ def test_a_place_not_in_the_directory_is_refused_and_a_home_is_never_registered(
         )
     assert home.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "a home is never registered" in home.value.details()
+
+
+def test_register_place_answers_a_newer_client_and_each_of_overlapping_registrations(platform):
+    client = access(platform)
+    cabin = f"cabin-{uuid.uuid4().hex[:12]}"
+    # A client built on a newer Place: a field this service does not know (number 15).
+    newer = json_format.ParseDict(
+        {
+            "place_id": cabin,
+            "kind": "PLACE_KIND_PHARMACY_CABIN",
+            **VERDUN,
+            "modalities": ["MODALITY_VIDEO"],
+        },
+        api.RegisterPlaceRequest().registration.place,
+    )
+    request = api.RegisterPlaceRequest(experiment_id="exp-teleconsult")
+    request.registration.territory = "55"
+    request.registration.place.ParseFromString(newer.SerializeToString() + b"\x78\x01")
+    assert len(unknown_fields.UnknownFieldSet(request.registration.place)) == 1
+
+    answer = client.RegisterPlace(request, timeout=30)  # once, no retry
+
+    assert answer.event_id
+    [listed] = [p for p in places(client, commune=VERDUN["commune"]) if p.place_id == cabin]
+    assert list(listed.modalities) == [Modality.MODALITY_VIDEO]
+
+    # Five registrations of one place_id at once: each caller hears that its own applied.
+    def registering(modalities: list[str]) -> api.RegisterPlaceResponse:
+        asked = json_format.ParseDict(
+            {
+                "registration": {
+                    "territory": "55",
+                    "place": {
+                        "place_id": cabin,
+                        "kind": "PLACE_KIND_PHARMACY_CABIN",
+                        **VERDUN,
+                        "modalities": modalities,
+                    },
+                },
+                "experiment_id": "exp-teleconsult",
+            },
+            api.RegisterPlaceRequest(),
+        )
+        return client.RegisterPlace(asked, timeout=30)
+
+    choices = [
+        ["MODALITY_VIDEO"],
+        ["MODALITY_PHONE"],
+        ["MODALITY_NURSE_ASSISTED"],
+        ["MODALITY_VIDEO", "MODALITY_PHONE"],
+        ["MODALITY_PHONE", "MODALITY_NURSE_ASSISTED"],
+    ]
+    with ThreadPoolExecutor(len(choices)) as pool:
+        answers = list(pool.map(registering, choices))
+
+    assert len({a.event_id for a in answers}) == len(choices)
+    [kept] = [p for p in places(client, commune=VERDUN["commune"]) if p.place_id == cabin]
+    assert [Modality.Name(m) for m in kept.modalities] in choices

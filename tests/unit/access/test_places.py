@@ -9,7 +9,12 @@ from emeuse.access.v1.access_events_pb2 import Place, PlaceKind
 from emeuse.runtime.codec import InvalidEventError
 from services.access import scheduling
 from services.access.domain.agenda import BOOKED
-from services.access.scheduling import Agenda, PlaceNotRegistered, check_place
+from services.access.scheduling import (
+    Agenda,
+    PlaceNotRegistered,
+    check_place,
+    place_registration_id,
+)
 from tests.unit.access.meuse import (
     BAR_LE_DUC,
     COMMERCY,
@@ -171,3 +176,33 @@ def test_a_place_is_registered_in_the_territory_of_its_commune():
 
     with pytest.raises(InvalidEventError, match="54395 is not in territory 55"):
         check_place(place_registered(in_nancy))
+
+
+def test_a_place_registration_is_recorded_by_its_event_id_whatever_fields_it_carries(meuse):
+    # A Place from a newer client: a field this service does not know (number 15).
+    newer = Place()
+    newer.ParseFromString(
+        place(
+            COMMERCY, PlaceKind.PLACE_KIND_PHARMACY_CABIN, (VIDEO,), "cabin-55122"
+        ).SerializeToString()
+        + b"\x78\x01"
+    )
+
+    scheduling.register_place(meuse.agenda, place_registered(newer), "event-1")
+    # Replaced at once by another registration of the same place_id.
+    scheduling.register_place(meuse.agenda, place_registered(phone_only(newer)), "event-2")
+
+    for event_id in ("event-1", "event-2"):
+        outcome = meuse.agenda.action_outcome(place_registration_id(event_id))
+        assert outcome == {"ok": True, "place_id": "cabin-55122"}
+    cabin = meuse.agenda.place("cabin-55122")
+    assert cabin is not None and cabin.modalities == [PHONE]
+
+
+def phone_only(where: Place) -> Place:
+    """The same place, hosting phone consultations instead."""
+    again = Place()
+    again.CopyFrom(where)
+    again.ClearField("modalities")
+    again.modalities.append(PHONE)
+    return again
