@@ -67,6 +67,7 @@ from services.access.scheduling import (
     place_registration_id,
     practitioner_state,
     publish_availability,
+    request_place,
 )
 
 MAX_PAGE_SIZE, DEFAULT_PAGE_SIZE = 500, 50
@@ -160,6 +161,19 @@ class AccessServicer(api_grpc.AccessServiceServicer):
             place.CopyFrom(place_from_directory(agenda, place))
         except PlaceNotRegistered as exc:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+
+    @staticmethod
+    async def _request_place(
+        context: grpc.aio.ServicerContext, agenda: Agenda, asked: ConsultationRequested
+    ) -> None:
+        """A request's place filled in from the directory, as _directory_place; a modality
+        the directory place does not host is INVALID_ARGUMENT."""
+        try:
+            asked.place.CopyFrom(request_place(agenda, asked))
+        except PlaceNotRegistered as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        except InvalidEventError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
 
     # -- directory ------------------------------------------------------------------
 
@@ -380,7 +394,7 @@ class AccessServicer(api_grpc.AccessServiceServicer):
             if known is None:
                 await self._checked(context, lambda: check_requested_at(asked, datetime.now(UTC)))
                 await self._checked(context, lambda: check_referral(agenda, asked))
-                await self._directory_place(context, agenda, asked.place)
+                await self._request_place(context, agenda, asked)
                 await self._publish(
                     context,
                     CONSULTATION_REQUESTED,

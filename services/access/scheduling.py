@@ -301,6 +301,29 @@ def place_from_directory(agenda: Agenda, place: Place) -> Place:
     return place_message(known)
 
 
+def request_place(agenda: Agenda, message: ConsultationRequested) -> Place:
+    """The place a request is matched with (see place_from_directory). A request naming a
+    directory place that lists the remote care it hosts, and asking for a modality the
+    place does not host, could never be booked: it is refused (InvalidEventError)."""
+    place = place_from_directory(agenda, message.place)
+    if (
+        named_only(message.place)
+        and message.modality
+        and place.modalities
+        and message.modality not in place.modalities
+    ):
+        hosted = ", ".join(_modality_name(m) for m in place.modalities)
+        raise InvalidEventError(
+            f"place {place.place_id!r} does not host {_modality_name(message.modality)} "
+            f"consultations (it hosts {hosted}): ask for one of those, or no modality"
+        )
+    return place
+
+
+def _modality_name(modality: int) -> str:
+    return Modality.Name(modality).removeprefix("MODALITY_").lower().replace("_", "-")  # type: ignore[arg-type]
+
+
 def check_place(message: PlaceRegistered) -> None:
     """What a place needs to be in the directory; InvalidEventError says what is wrong."""
     if message.territory not in TERRITORY_CODES:
@@ -523,7 +546,7 @@ def request_consultation(agenda: Agenda, message: ConsultationRequested, now: da
     check_request(message)
     check_requested_at(message, now)
     check_referral(agenda, message)
-    message = with_place(message, place_from_directory(agenda, message.place))
+    message = with_place(message, request_place(agenda, message))
     if message.referral_booking_id:
         referral = agenda.booking(message.referral_booking_id)
         assert referral is not None

@@ -568,3 +568,38 @@ def test_register_place_answers_a_newer_client_and_each_of_overlapping_registrat
     assert len({a.event_id for a in answers}) == len(choices)
     [kept] = [p for p in places(client, commune=VERDUN["commune"]) if p.place_id == cabin]
     assert [Modality.Name(m) for m in kept.modalities] in choices
+
+
+def test_a_request_for_a_modality_its_directory_place_does_not_host_is_refused(platform, bus):
+    client = access(platform)
+    ehpad = f"ehpad-{uuid.uuid4().hex[:12]}"
+    register_place(
+        client,
+        {
+            "place_id": ehpad,
+            "kind": "PLACE_KIND_EHPAD",
+            **VERDUN,
+            "modalities": ["MODALITY_NURSE_ASSISTED"],
+        },
+    )
+    patient = random_pseudonym()
+    reason = f"'{ehpad}' does not host phone consultations (it hosts nurse-assisted)"
+
+    with pytest.raises(grpc.RpcError) as refused:
+        ask(client, consultation(patient, place={"place_id": ehpad}, modality="MODALITY_PHONE"))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert reason in refused.value.details()
+    assert not client.ListPatientRequests(
+        api.ListPatientRequestsRequest(patient_pseudonym=patient)
+    ).consultation_requests
+
+    on_kafka = consultation(patient, place={"place_id": ehpad}, modality="MODALITY_PHONE")
+    bus.send(
+        CONSULTATION_REQUESTED.name,
+        b"55",
+        on_kafka.SerializeToString(),
+        headers_for(CONSULTATION_REQUESTED, patient),
+    )
+    [letter] = bus.wait_for("emeuse.access.dead-letter.v1", lambda r: ehpad in r["event"]["reason"])
+    assert letter["event"]["source_topic"] == CONSULTATION_REQUESTED.name
+    assert reason in letter["event"]["reason"]

@@ -97,6 +97,24 @@ def test_a_request_naming_an_unknown_place_alone_is_refused_and_nothing_is_kept(
     assert all(slot.free for slot in staged.slots())
 
 
+def test_a_request_at_a_directory_place_for_a_modality_it_does_not_host_is_refused(meuse):
+    staged = Agenda(TERRITORY, meuse.tables, staged=True)
+    by_phone = consultation("r-1", where=only("ehpad-55545"), modality=PHONE)
+
+    with pytest.raises(
+        InvalidEventError,
+        match="'ehpad-55545' does not host phone consultations \\(it hosts nurse-assisted\\)",
+    ):
+        scheduling.request_consultation(staged, by_phone, NOW)
+
+    assert staged.requests() == []
+    assert staged.bookings() == []
+    # A modality the place hosts is booked.
+    nurse_assisted = consultation("r-2", where=only("ehpad-55545"), modality=NURSE_ASSISTED)
+    [booking] = booked(meuse.ask(nurse_assisted))
+    assert (booking.practitioner_id, booking.modality) == ("gp-nurse", NURSE_ASSISTED)
+
+
 def test_an_inline_place_is_used_as_given_even_when_its_id_is_registered(meuse):
     inline = place(VERDUN, PlaceKind.PLACE_KIND_EHPAD, (VIDEO,), "ehpad-55545")
 
