@@ -386,6 +386,23 @@ def register_place(agenda: Agenda, message: PlaceRegistered, event_id: str = "")
     return Result(outcome="place_registered")
 
 
+def check_home(place: Place) -> None:
+    """A home is located by its commune alone: nothing on the bus may locate or name a
+    person. The service knows no commune's coordinates, so it cannot tell a commune's
+    from an address: a home with coordinates, or with a place_id, is refused."""
+    if place.kind != PlaceKind.PLACE_KIND_HOME:
+        return
+    if place.place_id:
+        raise InvalidEventError(
+            "a home has no place_id (it is never registered): give its commune alone"
+        )
+    if place.latitude or place.longitude:
+        raise InvalidEventError(
+            "a home is located by its commune alone: give no latitude or longitude "
+            "(a home's coordinates are an address)"
+        )
+
+
 def check_practitioner(message: PractitionerRegistered) -> None:
     if not CODE.fullmatch(message.practitioner_id):
         raise InvalidEventError("practitioner_id must be a directory id ([a-z0-9._-])")
@@ -401,6 +418,7 @@ def check_practitioner(message: PractitionerRegistered) -> None:
         raise InvalidEventError("practitioner has no place")
     if message.place.place_id and not ID.fullmatch(message.place.place_id):
         raise InvalidEventError("place.place_id must be an id ([A-Za-z0-9._:-])")
+    check_home(message.place)
 
 
 def check_request(message: ConsultationRequested) -> None:
@@ -431,6 +449,7 @@ def check_request(message: ConsultationRequested) -> None:
             raise InvalidEventError(f"{name} must be an id ([A-Za-z0-9._:-]), never free text")
     if message.place.place_id and not ID.fullmatch(message.place.place_id):
         raise InvalidEventError("place.place_id must be an id ([A-Za-z0-9._:-])")
+    check_home(message.place)
 
 
 def check_requested_at(message: ConsultationRequested, now: datetime) -> None:

@@ -603,3 +603,50 @@ def test_a_request_for_a_modality_its_directory_place_does_not_host_is_refused(p
     [letter] = bus.wait_for("emeuse.access.dead-letter.v1", lambda r: ehpad in r["event"]["reason"])
     assert letter["event"]["source_topic"] == CONSULTATION_REQUESTED.name
     assert reason in letter["event"]["reason"]
+
+
+def test_a_home_located_more_precisely_than_its_commune_is_refused(platform, bus):
+    client = access(platform)
+    patient = random_pseudonym()
+    address = {
+        "kind": "PLACE_KIND_HOME",
+        "place_id": "home-dupont",
+        "commune": "55545",
+        "latitude": 49.160123,
+        "longitude": 5.381234,
+    }
+
+    with pytest.raises(grpc.RpcError) as refused:
+        ask(client, consultation(patient, place=address))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "a home has no place_id" in refused.value.details()
+    coordinates = {k: v for k, v in address.items() if k != "place_id"}
+    with pytest.raises(grpc.RpcError) as refused:
+        ask(client, consultation(patient, place=coordinates))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "a home is located by its commune alone" in refused.value.details()
+    assert not client.ListPatientRequests(
+        api.ListPatientRequestsRequest(patient_pseudonym=patient)
+    ).consultation_requests
+
+    on_kafka = consultation(patient, place=coordinates)
+    bus.send(
+        CONSULTATION_REQUESTED.name,
+        b"55",
+        on_kafka.SerializeToString(),
+        headers_for(CONSULTATION_REQUESTED, patient),
+    )
+    [letter] = bus.wait_for(
+        "emeuse.access.dead-letter.v1",
+        lambda r: "a home is located by its commune alone" in r["event"]["reason"],
+    )
+    assert letter["event"]["source_topic"] == CONSULTATION_REQUESTED.name
+
+    # By its commune alone, a home is asked for, and the bus carries the commune only.
+    home = ask(client, consultation(patient, place={"kind": "PLACE_KIND_HOME", "commune": "55545"}))
+    [asked] = bus.wait_for(
+        CONSULTATION_REQUESTED.name, lambda r: r["event"]["request_id"] == home.request.request_id
+    )
+    on_bus = asked["event"]["place"]
+    assert (on_bus["kind"], on_bus["commune"]) == ("PLACE_KIND_HOME", "55545")
+    assert (on_bus["place_id"], on_bus["latitude"], on_bus["longitude"]) == ("", 0.0, 0.0)

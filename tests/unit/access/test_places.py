@@ -224,3 +224,69 @@ def phone_only(where: Place) -> Place:
     again.ClearField("modalities")
     again.modalities.append(PHONE)
     return again
+
+
+HOME_VERDUN = place(VERDUN)  # a home: its commune alone
+
+
+@pytest.mark.parametrize(
+    ("where", "reason"),
+    [
+        (
+            Place(
+                kind=PlaceKind.PLACE_KIND_HOME,
+                place_id="home-dupont",
+                commune="55545",
+                latitude=49.160123,
+                longitude=5.381234,
+            ),
+            "a home has no place_id",
+        ),
+        (
+            Place(
+                kind=PlaceKind.PLACE_KIND_HOME,
+                commune="55545",
+                latitude=49.160123,
+                longitude=5.381234,
+            ),
+            "a home is located by its commune alone: give no latitude or longitude",
+        ),
+        (
+            Place(kind=PlaceKind.PLACE_KIND_HOME, commune="55545", latitude=49.16),
+            "a home is located by its commune alone",
+        ),
+    ],
+)
+def test_a_request_locating_a_home_more_precisely_than_its_commune_is_refused(meuse, where, reason):
+    staged = Agenda(TERRITORY, meuse.tables, staged=True)
+
+    with pytest.raises(InvalidEventError, match=reason):
+        scheduling.request_consultation(staged, consultation("r-1", where=where), NOW)
+
+    assert staged.requests() == []
+    assert staged.bookings() == []
+
+
+def test_a_request_from_a_home_by_its_commune_alone_is_booked_and_kept_as_such(meuse):
+    [booking] = booked(meuse.ask(consultation("r-1", where=HOME_VERDUN)))
+
+    assert booking.distance_km == 0.0  # no coordinates, no distance
+    request = meuse.agenda.request("r-1")
+    assert request is not None
+    assert request.message["place"] == {"kind": "PLACE_KIND_HOME", "commune": "55545"}
+
+
+def test_a_practitioner_working_from_home_is_located_by_the_commune_alone(meuse):
+    at_home = practitioner("psy-1", VERDUN)
+    at_home.place.CopyFrom(
+        Place(kind=PlaceKind.PLACE_KIND_HOME, commune="55545", latitude=49.160123, longitude=5.38)
+    )
+
+    with pytest.raises(InvalidEventError, match="a home is located by its commune alone"):
+        meuse.register(at_home)
+    assert meuse.agenda.practitioner("psy-1") is None
+
+    at_home.place.CopyFrom(HOME_VERDUN)
+    meuse.register(at_home)
+    registered = meuse.agenda.practitioner("psy-1")
+    assert registered is not None and not registered.place.located
