@@ -11,7 +11,7 @@ import base64
 import binascii
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -50,7 +50,7 @@ from emeuse.runtime.envelope import (
 from emeuse.runtime.grpc_server import Registrar
 from emeuse.runtime.routing import Router
 from emeuse.runtime.service import publish_for_caller, require_pseudonym, until_applied
-from services.access.domain.agenda import BookingState, RequestState, queue_key
+from services.access.domain.agenda import BookingState, Location, RequestState, queue_key
 from services.access.scheduling import (
     COMMUNE,
     Agenda,
@@ -250,18 +250,9 @@ class AccessServicer(api_grpc.AccessServiceServicer):
         size = request.page_size or DEFAULT_PAGE_SIZE
 
         async def local(agenda: Agenda) -> api.ListPlacesResponse:
-            kept = sorted(
-                (
-                    p
-                    for p in agenda.places()
-                    if (not request.commune or p.commune == request.commune) and p.place_id > after
-                ),
-                key=lambda p: p.place_id,
-            )
-            page = kept[:size]
+            page, token = place_page(agenda.places(), request.commune, after, size)
             return api.ListPlacesResponse(
-                places=[place_message(p) for p in page],
-                next_page_token=_place_token(page[-1].place_id) if len(kept) > size else "",
+                places=[place_message(p) for p in page], next_page_token=token
             )
 
         return await self._routed(territory, context, request, "ListPlaces", local)
@@ -666,6 +657,19 @@ PLACE_CURSOR_PREFIX = "place:"
 
 def _place_token(place_id: str) -> str:
     return base64.urlsafe_b64encode(f"{PLACE_CURSOR_PREFIX}{place_id}".encode()).decode()
+
+
+def place_page(
+    places: Iterable[Location], commune: str, after: str, size: int
+) -> tuple[list[Location], str]:
+    """One page of places by place_id, after the cursor `after`, in `commune` if given;
+    and the token of the next page ("" on the last)."""
+    kept = sorted(
+        (p for p in places if (not commune or p.commune == commune) and p.place_id > after),
+        key=lambda p: p.place_id,
+    )
+    page = kept[:size]
+    return page, _place_token(page[-1].place_id) if len(kept) > size else ""
 
 
 def _place_cursor(token: str) -> str:

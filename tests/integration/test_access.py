@@ -650,3 +650,45 @@ def test_a_home_located_more_precisely_than_its_commune_is_refused(platform, bus
     on_bus = asked["event"]["place"]
     assert (on_bus["kind"], on_bus["commune"]) == ("PLACE_KIND_HOME", "55545")
     assert (on_bus["place_id"], on_bus["latitude"], on_bus["longitude"]) == ("", 0.0, 0.0)
+
+
+def test_list_places_pages_a_commune_by_place_id(platform):
+    client = access(platform)
+    stenay = {"commune": "55502", "latitude": 49.49, "longitude": 5.19}
+    tag = uuid.uuid4().hex[:8]
+    cabin = {"kind": "PLACE_KIND_PHARMACY_CABIN", "modalities": ["MODALITY_VIDEO"]}
+    for name in ("c", "a", "b"):
+        register_place(client, {"place_id": f"{tag}-{name}", **cabin, **stenay})
+    register_place(client, {"place_id": f"{tag}-elsewhere", **cabin, **VERDUN})
+
+    def page(token: str = "", **filters) -> api.ListPlacesResponse:
+        return client.ListPlaces(
+            api.ListPlacesRequest(territory="55", page_size=2, page_token=token, **filters)
+        )
+
+    first = page(commune="55502")
+    assert [p.place_id for p in first.places] == [f"{tag}-a", f"{tag}-b"]
+    assert {p.commune for p in first.places} == {"55502"}
+    assert first.next_page_token
+    last = page(first.next_page_token, commune="55502")
+    assert [p.place_id for p in last.places] == [f"{tag}-c"]
+    assert last.next_page_token == ""
+    # Without the commune: every place of the territory once, ours among them.
+    everywhere = [p.place_id for p in places(client)]
+    assert len(everywhere) == len(set(everywhere)) and everywhere == sorted(everywhere)
+    assert [i for i in everywhere if i.startswith(tag)] == [
+        f"{tag}-a",
+        f"{tag}-b",
+        f"{tag}-c",
+        f"{tag}-elsewhere",
+    ]
+
+    for bad in (
+        api.ListPlacesRequest(territory="55", page_token="not a token"),
+        api.ListPlacesRequest(territory="55", page_size=501),
+        api.ListPlacesRequest(territory="55", commune="Stenay"),
+        api.ListPlacesRequest(territory="57"),
+    ):
+        with pytest.raises(grpc.RpcError) as refused:
+            client.ListPlaces(bad)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
