@@ -149,7 +149,7 @@ def start_agents(
         if event.topic == PRACTITIONER_REGISTERED.name:
             result = scheduling.register_practitioner(agenda, message, now)
         elif event.topic == PLACE_REGISTERED.name:
-            result = scheduling.register_place(agenda, message)
+            result = scheduling.register_place(agenda, message, event.envelope.event_id)
         elif event.topic == AVAILABILITY_PUBLISHED.name:
             result = scheduling.publish_availability(agenda, message, now)
         elif event.topic == CONSULTATION_REQUESTED.name:

@@ -11,7 +11,7 @@ import base64
 import binascii
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -50,7 +50,7 @@ from emeuse.runtime.envelope import (
 from emeuse.runtime.grpc_server import Registrar
 from emeuse.runtime.routing import Router
 from emeuse.runtime.service import publish_for_caller, require_pseudonym, until_applied
-from services.access.domain.agenda import BookingState, RequestState, queue_key
+from services.access.domain.agenda import BookingState, Location, RequestState, queue_key
 from services.access.scheduling import (
     COMMUNE,
     Agenda,
@@ -64,8 +64,10 @@ from services.access.scheduling import (
     derived_id,
     place_from_directory,
     place_message,
+    place_registration_id,
     practitioner_state,
     publish_availability,
+    request_place,
 )
 
 MAX_PAGE_SIZE, DEFAULT_PAGE_SIZE = 500, 50
@@ -160,6 +162,19 @@ class AccessServicer(api_grpc.AccessServiceServicer):
         except PlaceNotRegistered as exc:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
 
+    @staticmethod
+    async def _request_place(
+        context: grpc.aio.ServicerContext, agenda: Agenda, asked: ConsultationRequested
+    ) -> None:
+        """A request's place filled in from the directory, as _directory_place; a modality
+        the directory place does not host is INVALID_ARGUMENT."""
+        try:
+            asked.place.CopyFrom(request_place(agenda, asked))
+        except PlaceNotRegistered as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        except InvalidEventError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+
     # -- directory ------------------------------------------------------------------
 
     async def RegisterPractitioner(
@@ -200,18 +215,16 @@ class AccessServicer(api_grpc.AccessServiceServicer):
         territory = await self._territory(context, registration.territory)
         await self._experiment(context, request.experiment_id)
         await self._checked(context, lambda: check_place(registration))
-        place_id = registration.place.place_id
 
         async def local(agenda: Agenda) -> api.RegisterPlaceResponse:
             event_id = await self._publish(
                 context, PLACE_REGISTERED, registration, territory, experiment=request.experiment_id
             )
+            # Applied when the scheduler has recorded this event, not when the stored place
+            # equals the one sent (see register_place): a later registration of the same
+            # place_id may already have replaced it, and that one is answered on its own.
             await self._until(
-                context,
-                lambda: (
-                    (p := agenda.place(place_id)) is not None
-                    and place_message(p) == registration.place
-                ),
+                context, lambda: agenda.action_outcome(place_registration_id(event_id))
             )
             return api.RegisterPlaceResponse(event_id=event_id)
 
@@ -237,18 +250,9 @@ class AccessServicer(api_grpc.AccessServiceServicer):
         size = request.page_size or DEFAULT_PAGE_SIZE
 
         async def local(agenda: Agenda) -> api.ListPlacesResponse:
-            kept = sorted(
-                (
-                    p
-                    for p in agenda.places()
-                    if (not request.commune or p.commune == request.commune) and p.place_id > after
-                ),
-                key=lambda p: p.place_id,
-            )
-            page = kept[:size]
+            page, token = place_page(agenda.places(), request.commune, after, size)
             return api.ListPlacesResponse(
-                places=[place_message(p) for p in page],
-                next_page_token=_place_token(page[-1].place_id) if len(kept) > size else "",
+                places=[place_message(p) for p in page], next_page_token=token
             )
 
         return await self._routed(territory, context, request, "ListPlaces", local)
@@ -381,7 +385,7 @@ class AccessServicer(api_grpc.AccessServiceServicer):
             if known is None:
                 await self._checked(context, lambda: check_requested_at(asked, datetime.now(UTC)))
                 await self._checked(context, lambda: check_referral(agenda, asked))
-                await self._directory_place(context, agenda, asked.place)
+                await self._request_place(context, agenda, asked)
                 await self._publish(
                     context,
                     CONSULTATION_REQUESTED,
@@ -653,6 +657,19 @@ PLACE_CURSOR_PREFIX = "place:"
 
 def _place_token(place_id: str) -> str:
     return base64.urlsafe_b64encode(f"{PLACE_CURSOR_PREFIX}{place_id}".encode()).decode()
+
+
+def place_page(
+    places: Iterable[Location], commune: str, after: str, size: int
+) -> tuple[list[Location], str]:
+    """One page of places by place_id, after the cursor `after`, in `commune` if given;
+    and the token of the next page ("" on the last)."""
+    kept = sorted(
+        (p for p in places if (not commune or p.commune == commune) and p.place_id > after),
+        key=lambda p: p.place_id,
+    )
+    page = kept[:size]
+    return page, _place_token(page[-1].place_id) if len(kept) > size else ""
 
 
 def _place_cursor(token: str) -> str:

@@ -301,6 +301,29 @@ def place_from_directory(agenda: Agenda, place: Place) -> Place:
     return place_message(known)
 
 
+def request_place(agenda: Agenda, message: ConsultationRequested) -> Place:
+    """The place a request is matched with (see place_from_directory). A request naming a
+    directory place that lists the remote care it hosts, and asking for a modality the
+    place does not host, could never be booked: it is refused (InvalidEventError)."""
+    place = place_from_directory(agenda, message.place)
+    if (
+        named_only(message.place)
+        and message.modality
+        and place.modalities
+        and message.modality not in place.modalities
+    ):
+        hosted = ", ".join(_modality_name(m) for m in place.modalities)
+        raise InvalidEventError(
+            f"place {place.place_id!r} does not host {_modality_name(message.modality)} "
+            f"consultations (it hosts {hosted}): ask for one of those, or no modality"
+        )
+    return place
+
+
+def _modality_name(modality: int) -> str:
+    return Modality.Name(modality).removeprefix("MODALITY_").lower().replace("_", "-")  # type: ignore[arg-type]
+
+
 def check_place(message: PlaceRegistered) -> None:
     """What a place needs to be in the directory; InvalidEventError says what is wrong."""
     if message.territory not in TERRITORY_CODES:
@@ -333,14 +356,51 @@ def check_place(message: PlaceRegistered) -> None:
         )
     if not (-90 <= place.latitude <= 90 and -180 <= place.longitude <= 180):
         raise InvalidEventError("place.latitude and place.longitude must be in degrees")
+    if not _location(place).located:
+        raise InvalidEventError(
+            "a registered place is located: give place.latitude and place.longitude "
+            "(degrees, not both 0)"
+        )
 
 
-def register_place(agenda: Agenda, message: PlaceRegistered) -> Result:
+def place_registration_id(event_id: str) -> str:
+    """Where the outcome of the PlaceRegistered `event_id` is recorded (actions table)."""
+    return f"place-registered:{event_id}"
+
+
+def register_place(agenda: Agenda, message: PlaceRegistered, event_id: str = "") -> Result:
     """A place joins the directory; the same place_id again replaces it. Requests and
-    practitioners that named it before keep the place as it was when they did."""
+    practitioners that named it before keep the place as it was when they did.
+
+    The registration is recorded by its event id, for RegisterPlace to answer once this
+    very registration is applied: comparing the stored place with the one asked for
+    would never match for a client whose Place has fields this service does not know
+    (protobuf equality compares unknown fields), nor for two registrations of one
+    place_id applied back to back (the first is replaced before its caller looks)."""
     check_place(message)
     agenda.save_place(_location(message.place))
+    if event_id:
+        agenda.record_action(
+            place_registration_id(event_id), {"ok": True, "place_id": message.place.place_id}
+        )
     return Result(outcome="place_registered")
+
+
+def check_home(place: Place) -> None:
+    """A home is located by its commune alone: nothing on the bus may locate or name a
+    person. The service knows no commune's coordinates, so it cannot tell a commune's
+    from an address: a home with coordinates, or with a place_id, is refused."""
+    if place.kind != PlaceKind.PLACE_KIND_HOME:
+        return
+    if place.place_id:
+        raise InvalidEventError(
+            "a home has no place_id (it is never registered): give its commune alone"
+        )
+    if place.latitude or place.longitude:
+        raise InvalidEventError(
+            "a home is located by its commune alone: give no latitude or longitude "
+            "(a home's coordinates are an address)"
+        )
 
 
 def check_practitioner(message: PractitionerRegistered) -> None:
@@ -358,6 +418,7 @@ def check_practitioner(message: PractitionerRegistered) -> None:
         raise InvalidEventError("practitioner has no place")
     if message.place.place_id and not ID.fullmatch(message.place.place_id):
         raise InvalidEventError("place.place_id must be an id ([A-Za-z0-9._:-])")
+    check_home(message.place)
 
 
 def check_request(message: ConsultationRequested) -> None:
@@ -388,6 +449,7 @@ def check_request(message: ConsultationRequested) -> None:
             raise InvalidEventError(f"{name} must be an id ([A-Za-z0-9._:-]), never free text")
     if message.place.place_id and not ID.fullmatch(message.place.place_id):
         raise InvalidEventError("place.place_id must be an id ([A-Za-z0-9._:-])")
+    check_home(message.place)
 
 
 def check_requested_at(message: ConsultationRequested, now: datetime) -> None:
@@ -503,7 +565,7 @@ def request_consultation(agenda: Agenda, message: ConsultationRequested, now: da
     check_request(message)
     check_requested_at(message, now)
     check_referral(agenda, message)
-    message = with_place(message, place_from_directory(agenda, message.place))
+    message = with_place(message, request_place(agenda, message))
     if message.referral_booking_id:
         referral = agenda.booking(message.referral_booking_id)
         assert referral is not None

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
-from google.protobuf import json_format
+from google.protobuf import json_format, unknown_fields
 
 from emeuse.access.v1 import access_service_pb2 as api
 from emeuse.access.v1 import access_service_pb2_grpc as api_grpc
@@ -510,3 +510,185 @@ def test_a_place_not_in_the_directory_is_refused_and_a_home_is_never_registered(
         )
     assert home.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "a home is never registered" in home.value.details()
+
+
+def test_register_place_answers_a_newer_client_and_each_of_overlapping_registrations(platform):
+    client = access(platform)
+    cabin = f"cabin-{uuid.uuid4().hex[:12]}"
+    # A client built on a newer Place: a field this service does not know (number 15).
+    newer = json_format.ParseDict(
+        {
+            "place_id": cabin,
+            "kind": "PLACE_KIND_PHARMACY_CABIN",
+            **VERDUN,
+            "modalities": ["MODALITY_VIDEO"],
+        },
+        api.RegisterPlaceRequest().registration.place,
+    )
+    request = api.RegisterPlaceRequest(experiment_id="exp-teleconsult")
+    request.registration.territory = "55"
+    request.registration.place.ParseFromString(newer.SerializeToString() + b"\x78\x01")
+    assert len(unknown_fields.UnknownFieldSet(request.registration.place)) == 1
+
+    answer = client.RegisterPlace(request, timeout=30)  # once, no retry
+
+    assert answer.event_id
+    [listed] = [p for p in places(client, commune=VERDUN["commune"]) if p.place_id == cabin]
+    assert list(listed.modalities) == [Modality.MODALITY_VIDEO]
+
+    # Five registrations of one place_id at once: each caller hears that its own applied.
+    def registering(modalities: list[str]) -> api.RegisterPlaceResponse:
+        asked = json_format.ParseDict(
+            {
+                "registration": {
+                    "territory": "55",
+                    "place": {
+                        "place_id": cabin,
+                        "kind": "PLACE_KIND_PHARMACY_CABIN",
+                        **VERDUN,
+                        "modalities": modalities,
+                    },
+                },
+                "experiment_id": "exp-teleconsult",
+            },
+            api.RegisterPlaceRequest(),
+        )
+        return client.RegisterPlace(asked, timeout=30)
+
+    choices = [
+        ["MODALITY_VIDEO"],
+        ["MODALITY_PHONE"],
+        ["MODALITY_NURSE_ASSISTED"],
+        ["MODALITY_VIDEO", "MODALITY_PHONE"],
+        ["MODALITY_PHONE", "MODALITY_NURSE_ASSISTED"],
+    ]
+    with ThreadPoolExecutor(len(choices)) as pool:
+        answers = list(pool.map(registering, choices))
+
+    assert len({a.event_id for a in answers}) == len(choices)
+    [kept] = [p for p in places(client, commune=VERDUN["commune"]) if p.place_id == cabin]
+    assert [Modality.Name(m) for m in kept.modalities] in choices
+
+
+def test_a_request_for_a_modality_its_directory_place_does_not_host_is_refused(platform, bus):
+    client = access(platform)
+    ehpad = f"ehpad-{uuid.uuid4().hex[:12]}"
+    register_place(
+        client,
+        {
+            "place_id": ehpad,
+            "kind": "PLACE_KIND_EHPAD",
+            **VERDUN,
+            "modalities": ["MODALITY_NURSE_ASSISTED"],
+        },
+    )
+    patient = random_pseudonym()
+    reason = f"'{ehpad}' does not host phone consultations (it hosts nurse-assisted)"
+
+    with pytest.raises(grpc.RpcError) as refused:
+        ask(client, consultation(patient, place={"place_id": ehpad}, modality="MODALITY_PHONE"))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert reason in refused.value.details()
+    assert not client.ListPatientRequests(
+        api.ListPatientRequestsRequest(patient_pseudonym=patient)
+    ).consultation_requests
+
+    on_kafka = consultation(patient, place={"place_id": ehpad}, modality="MODALITY_PHONE")
+    bus.send(
+        CONSULTATION_REQUESTED.name,
+        b"55",
+        on_kafka.SerializeToString(),
+        headers_for(CONSULTATION_REQUESTED, patient),
+    )
+    [letter] = bus.wait_for("emeuse.access.dead-letter.v1", lambda r: ehpad in r["event"]["reason"])
+    assert letter["event"]["source_topic"] == CONSULTATION_REQUESTED.name
+    assert reason in letter["event"]["reason"]
+
+
+def test_a_home_located_more_precisely_than_its_commune_is_refused(platform, bus):
+    client = access(platform)
+    patient = random_pseudonym()
+    address = {
+        "kind": "PLACE_KIND_HOME",
+        "place_id": "home-dupont",
+        "commune": "55545",
+        "latitude": 49.160123,
+        "longitude": 5.381234,
+    }
+
+    with pytest.raises(grpc.RpcError) as refused:
+        ask(client, consultation(patient, place=address))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "a home has no place_id" in refused.value.details()
+    coordinates = {k: v for k, v in address.items() if k != "place_id"}
+    with pytest.raises(grpc.RpcError) as refused:
+        ask(client, consultation(patient, place=coordinates))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "a home is located by its commune alone" in refused.value.details()
+    assert not client.ListPatientRequests(
+        api.ListPatientRequestsRequest(patient_pseudonym=patient)
+    ).consultation_requests
+
+    on_kafka = consultation(patient, place=coordinates)
+    bus.send(
+        CONSULTATION_REQUESTED.name,
+        b"55",
+        on_kafka.SerializeToString(),
+        headers_for(CONSULTATION_REQUESTED, patient),
+    )
+    [letter] = bus.wait_for(
+        "emeuse.access.dead-letter.v1",
+        lambda r: "a home is located by its commune alone" in r["event"]["reason"],
+    )
+    assert letter["event"]["source_topic"] == CONSULTATION_REQUESTED.name
+
+    # By its commune alone, a home is asked for, and the bus carries the commune only.
+    home = ask(client, consultation(patient, place={"kind": "PLACE_KIND_HOME", "commune": "55545"}))
+    [asked] = bus.wait_for(
+        CONSULTATION_REQUESTED.name, lambda r: r["event"]["request_id"] == home.request.request_id
+    )
+    on_bus = asked["event"]["place"]
+    assert (on_bus["kind"], on_bus["commune"]) == ("PLACE_KIND_HOME", "55545")
+    assert (on_bus["place_id"], on_bus["latitude"], on_bus["longitude"]) == ("", 0.0, 0.0)
+
+
+def test_list_places_pages_a_commune_by_place_id(platform):
+    client = access(platform)
+    stenay = {"commune": "55502", "latitude": 49.49, "longitude": 5.19}
+    tag = uuid.uuid4().hex[:8]
+    cabin = {"kind": "PLACE_KIND_PHARMACY_CABIN", "modalities": ["MODALITY_VIDEO"]}
+    for name in ("c", "a", "b"):
+        register_place(client, {"place_id": f"{tag}-{name}", **cabin, **stenay})
+    register_place(client, {"place_id": f"{tag}-elsewhere", **cabin, **VERDUN})
+
+    def page(token: str = "", **filters) -> api.ListPlacesResponse:
+        return client.ListPlaces(
+            api.ListPlacesRequest(territory="55", page_size=2, page_token=token, **filters)
+        )
+
+    first = page(commune="55502")
+    assert [p.place_id for p in first.places] == [f"{tag}-a", f"{tag}-b"]
+    assert {p.commune for p in first.places} == {"55502"}
+    assert first.next_page_token
+    last = page(first.next_page_token, commune="55502")
+    assert [p.place_id for p in last.places] == [f"{tag}-c"]
+    assert last.next_page_token == ""
+    # Without the commune: every place of the territory once, ours among them.
+    everywhere = [p.place_id for p in places(client)]
+    assert len(everywhere) == len(set(everywhere)) and everywhere == sorted(everywhere)
+    assert [i for i in everywhere if i.startswith(tag)] == [
+        f"{tag}-a",
+        f"{tag}-b",
+        f"{tag}-c",
+        f"{tag}-elsewhere",
+    ]
+
+    for bad in (
+        api.ListPlacesRequest(territory="55", page_token="not a token"),
+        api.ListPlacesRequest(territory="55", page_size=501),
+        api.ListPlacesRequest(territory="55", commune="Stenay"),
+        api.ListPlacesRequest(territory="57"),
+    ):
+        with pytest.raises(grpc.RpcError) as refused:
+            client.ListPlaces(bad)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -87,8 +87,10 @@ def place(
     modalities: tuple[int, ...] = (),
     place_id: str = "",
 ) -> Place:
-    if town is None:
-        return Place(kind=kind, modalities=modalities, place_id=place_id)
+    if town is None or kind == PlaceKind.PLACE_KIND_HOME:
+        # A home is located by its commune alone: never its coordinates.
+        commune = town.commune if town is not None else ""
+        return Place(kind=kind, commune=commune, modalities=modalities, place_id=place_id)
     return Place(
         place_id=place_id,
         kind=kind,

@@ -32,6 +32,8 @@ def test_a_resident_hurt_in_a_fall_and_kept_at_home_sees_a_gp_the_same_day():
     assert request.reason_code == "home.fall.injury"
     assert (request.patient_pseudonym, request.cause_id) == (RESIDENT, "inc-1")
     check_request(request)  # the scheduler accepts it as is
+    # No place at all: nothing on the bus locates the patient's home.
+    assert not request.HasField("place")
 
 
 @pytest.mark.parametrize(

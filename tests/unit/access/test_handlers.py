@@ -72,6 +72,8 @@ def test_a_critical_alert_asks_for_an_immediate_gp_consultation_with_the_care_su
     assert asked.requested_at.ToDatetime().replace(tzinfo=NOW.tzinfo) == NOW
     assert chronic.asked == [PATIENT]
     check_request(asked)  # a request the scheduler accepts
+    # No place at all: nothing on the bus locates the patient's home.
+    assert not asked.HasField("place")
 
 
 def test_the_request_id_is_derived_from_the_alert():

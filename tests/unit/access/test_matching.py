@@ -109,7 +109,7 @@ def test_the_earliest_slot_wins_even_when_farther():
     meuse.register(practitioner("gp-verdun", VERDUN))
     meuse.publish(availability("gp-bld", at(10), at(9, 30)))
     meuse.publish(availability("gp-verdun", at(9)))
-    (slot,) = booked(meuse.ask(consultation("r-1", where=place(BAR_LE_DUC))))
+    (slot,) = booked(meuse.ask(consultation("r-1", where=cabin(BAR_LE_DUC))))
     assert (slot.practitioner_id, slot.slot_id) == ("gp-verdun", "gp-verdun-1130-0900")
     assert slot.distance_km == pytest.approx(46.2, abs=0.5)
 
@@ -121,11 +121,27 @@ def test_distance_breaks_ties_between_equally_early_slots():
     meuse.register(practitioner("b-gp-bld", BAR_LE_DUC))
     meuse.publish(availability("a-gp-verdun", at(9)))
     meuse.publish(availability("b-gp-bld", at(9)))
-    (slot,) = booked(meuse.ask(consultation("from-commercy", where=place(COMMERCY))))
+    (slot,) = booked(meuse.ask(consultation("from-commercy", where=cabin(COMMERCY))))
     assert slot.practitioner_id == "b-gp-bld"
     assert slot.distance_km == pytest.approx(31.5, abs=1)
-    (other,) = booked(meuse.ask(consultation("from-verdun", where=place(VERDUN))))
+    (other,) = booked(meuse.ask(consultation("from-verdun", where=cabin(VERDUN))))
     assert (other.practitioner_id, other.distance_km) == ("a-gp-verdun", 0.0)
+
+
+def test_a_home_has_no_distance_so_the_slot_id_breaks_ties():
+    meuse = Meuse()
+    # A home is located by its commune alone: no coordinates, no distance to rank by.
+    meuse.register(practitioner("a-gp-verdun", VERDUN))
+    meuse.register(practitioner("b-gp-bld", BAR_LE_DUC))
+    meuse.publish(availability("a-gp-verdun", at(9)))
+    meuse.publish(availability("b-gp-bld", at(9)))
+    (slot,) = booked(meuse.ask(consultation("from-home", where=place(BAR_LE_DUC))))
+    assert (slot.practitioner_id, slot.distance_km) == ("a-gp-verdun", 0.0)
+
+
+def cabin(town):
+    """A pharmacy teleconsultation cabin: a located place (a home is not)."""
+    return place(town, PlaceKind.PLACE_KIND_PHARMACY_CABIN, (VIDEO,), f"cabin-{town.commune}")
 
 
 def test_the_profession_must_match():

@@ -438,9 +438,9 @@ class Place(_message.Message):
     commune: _builtins.str
     """INSEE code of the commune, e.g. "55029" (Bar-le-Duc)."""
     latitude: _builtins.float
-    """Latitude of the commune or place, in degrees."""
+    """Latitude of the place, in degrees; none for a home, located by its commune alone."""
     longitude: _builtins.float
-    """Longitude of the commune or place, in degrees."""
+    """Longitude of the place, in degrees; none for a home, located by its commune alone."""
     @_builtins.property
     def modalities(self) -> _containers.RepeatedScalarFieldContainer[Global___Modality.ValueType]:
         """Remote care the place can host (a cabin: video; an EHPAD with a nurse: nurse-assisted)."""
