@@ -389,7 +389,13 @@ def register_place(agenda: Agenda, message: PlaceRegistered, event_id: str = "")
 def check_home(place: Place) -> None:
     """A home is located by its commune alone: nothing on the bus may locate or name a
     person. The service knows no commune's coordinates, so it cannot tell a commune's
-    from an address: a home with coordinates, or with a place_id, is refused."""
+    from an address: a home with coordinates, or with a place_id, is refused; so are
+    coordinates of a place that says neither what it is nor its directory id."""
+    if not place.kind and not place.place_id and (place.latitude or place.longitude):
+        raise InvalidEventError(
+            "a place given by its coordinates says what it is (place.kind); a home gives "
+            "its commune alone"
+        )
     if place.kind != PlaceKind.PLACE_KIND_HOME:
         return
     if place.place_id:

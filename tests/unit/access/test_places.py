@@ -255,6 +255,11 @@ HOME_VERDUN = place(VERDUN)  # a home: its commune alone
             Place(kind=PlaceKind.PLACE_KIND_HOME, commune="55545", latitude=49.16),
             "a home is located by its commune alone",
         ),
+        (
+            # Not said to be a home, and no directory id: could be anyone's address.
+            Place(commune="55545", latitude=49.160123, longitude=5.381234),
+            "a place given by its coordinates says what it is",
+        ),
     ],
 )
 def test_a_request_locating_a_home_more_precisely_than_its_commune_is_refused(meuse, where, reason):
