@@ -218,9 +218,14 @@ def start_agents(rt: Runtime, care_plans: TableT, states: TableT) -> None:
     async def fire_due_timers() -> None:
         """Ask the patient's agent for every step due now (escalation, gap)."""
         now, clock = datetime.now(UTC), time.monotonic()
-        for patient in list(care_plans.keys()):
-            if not rt.router.holds(READING_RECORDED.name, READING_RECORDED.partitions, patient):
-                continue
+        held = [
+            patient
+            for patient in list(care_plans.keys())
+            if rt.router.holds(READING_RECORDED.name, READING_RECORDED.partitions, patient)
+        ]
+        plans_in_force.retain(held)
+        patient_states.retain(held)
+        for patient in held:
             try:
                 await ask_due_steps(patient, now, clock)
             except Exception as exc:  # one patient's trouble (a broker blip) never stops the timer

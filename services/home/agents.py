@@ -238,6 +238,7 @@ def start_agents(rt: Runtime, homes: TableT) -> None:
                 SENSOR_EVENT_REPORTED.name, SENSOR_EVENT_REPORTED.partitions, resident
             )
         ]
+        parsed_homes.retain(held)
         await ask_due_steps(
             rt.bus, held, timer_state_of, asked, datetime.now(UTC), time.monotonic()
         )

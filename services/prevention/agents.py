@@ -299,9 +299,13 @@ def start_agents(rt: Runtime, states: TableT, directory: Directory, delays: Dela
     async def fire_due_steps() -> None:
         """Ask each held person's agent for the messages due and the campaigns to target."""
         now, clock = datetime.now(UTC), time.monotonic()
-        for person in list(states.keys()):
-            if not rt.router.holds(PERSON_ENROLLED.name, PERSON_ENROLLED.partitions, person):
-                continue
+        held = [
+            person
+            for person in list(states.keys())
+            if rt.router.holds(PERSON_ENROLLED.name, PERSON_ENROLLED.partitions, person)
+        ]
+        parsed_states.retain(held)
+        for person in held:
             try:
                 await ask_due_steps(person, now, clock)
             except Exception as exc:  # one person's trouble (a broker blip) never stops the timer

@@ -30,4 +30,4 @@ def build() -> Runtime:
 
 def main() -> None:
     rt = build()
-    run_worker(rt.app, rt.settings)
+    run_worker(rt.app, rt.settings, rt.bus)

@@ -14,7 +14,7 @@ import os
 import faust
 from faust.types import TP
 
-from emeuse.runtime.watchdog import WATCH_INTERVAL_S, PartitionWatch, watch_partitions
+from emeuse.runtime.watchdog import WATCH_INTERVAL_S, EndOffsets, PartitionWatch, watch_partitions
 
 TOPIC = os.environ["STALL_TOPIC"]
 STUCK = TP(TOPIC, 0)
@@ -28,18 +28,21 @@ app = faust.App(
 )
 topic = app.topic(TOPIC, partitions=2, value_serializer="raw")
 watch = PartitionWatch("stall-test")
-state = {"ticks": 0}
+end_offsets = EndOffsets([os.environ["EMEUSE_KAFKA_BOOTSTRAP"]])
+state = {"ticks": 0, "handling": 0}
 
 
 @app.agent(topic)
 async def read(stream: faust.StreamT) -> None:
     async for event in stream.events():
+        state["handling"] += 1
         print(f"seen {event.value.decode()} partition={event.message.partition}", flush=True)
+        state["handling"] -= 1
 
 
 @app.timer(WATCH_INTERVAL_S)
 async def watchdog() -> None:
-    await watch_partitions(app, watch)
+    await watch_partitions(app, watch, end_offsets, busy=lambda: state["handling"] > 0)
 
 
 @app.timer(1.0)

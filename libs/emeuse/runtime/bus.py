@@ -78,6 +78,10 @@ class Bus:
         self.retries = retries
         self._topics: dict[str, faust.TopicT] = {}
         self.dead_letters = dead_letter_topic(settings.service)
+        # Records being handled now, and handled so far: the partition watchdog tells a
+        # busy agent (its fetches wait, on purpose) from a partition nobody reads.
+        self.handling = 0
+        self.handled = 0
 
     def topic(self, spec: TopicSpec) -> faust.TopicT:
         if spec.name not in self._topics:
@@ -186,6 +190,14 @@ class Bus:
             await self._process_one(record, spec, handle)
 
     async def _process_one(self, record: EventT, spec: TopicSpec, handle: Handler) -> None:
+        self.handling += 1
+        try:
+            await self._process_record(record, spec, handle)
+        finally:
+            self.handling -= 1
+            self.handled += 1
+
+    async def _process_record(self, record: EventT, spec: TopicSpec, handle: Handler) -> None:
         message = record.message
         headers = env.header_map(message.headers)
         # Only a known type names a metric label: a header is sender-controlled text.

@@ -5,34 +5,36 @@ from again until the next rebalance (faust-streaming #629). Its records then wai
 unseen: a write accepted over gRPC is never applied, a reading never checked. Every
 WATCH_INTERVAL_S the watchdog compares, for each assigned input partition, the broker's end
 offset with the consumer's position. A partition with records waiting whose position has
-not moved for STALL_S is logged and counted, and resumed; one still stuck STALL_S later
-makes the worker ask its group to rebalance, which assigns and seeks every partition afresh
-(what ends the stall when it happens by itself).
+not moved for STALL_S, while the worker is idle, is logged, counted and resumed; one still
+stuck STALL_S after that makes the worker ask its group to rebalance (at most once every
+REJOIN_EVERY_S), which assigns and seeks every partition afresh: what ends the stall when
+it happens by itself.
+
+Positions stand still on purpose, and are not judged: while faust rebalances or reads
+tables back, while an agent handles a record or the producer drains its buffer (faust then
+stops fetching: back-pressure), and across a round that could not reach the broker.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
 import faust
 import structlog
-from aiokafka.errors import IllegalStateError, KafkaError
-from faust.exceptions import ConsumerNotStarted
 from faust.transport.consumer import Consumer
 from faust.types import TP
+from kafka import KafkaConsumer, TopicPartition
 
 from emeuse.runtime import metrics
 
 WATCH_INTERVAL_S = 5.0
 STALL_S = 10.0
-# faust pauses partitions on purpose while it rebalances (up to a dead member's 60 s
-# session timeout); past this long, a rebalance that never ends is itself watched.
-SETTLE_LIMIT_S = 90.0
-# A position the consumer cannot give at once is being reset: not a stall.
-POSITION_TIMEOUT_S = 2.0
+REJOIN_EVERY_S = 300.0
+END_OFFSETS_TIMEOUT_S = 5.0
 log = structlog.get_logger("emeuse.watchdog")
 
 
@@ -40,8 +42,7 @@ log = structlog.get_logger("emeuse.watchdog")
 class Stall:
     position: int
     since: float
-    resumed: bool = False
-    rejoined: bool = False
+    resumed_at: float | None = None
 
 
 @dataclass
@@ -50,22 +51,21 @@ class PartitionWatch:
 
     service: str
     stalls: dict[TP, Stall] = field(default_factory=dict)
-    settling_since: float | None = None
+    last_round: float | None = None
+    last_rejoin: float | None = None
 
-    def settling(self, rebalancing: bool, now: float) -> bool:
-        """Whether to skip this round: faust is rebalancing, and not for too long."""
-        if not rebalancing:
-            self.settling_since = None
+    def begin_round(self, now: float, *, settled: bool) -> bool:
+        """Whether this round may judge positions. An unsettled worker (rebalancing,
+        recovering, busy) or a gap since the last round restarts every partition's clock."""
+        gap = self.last_round is not None and now - self.last_round > 2 * WATCH_INTERVAL_S
+        self.last_round = now
+        if not settled or gap:
+            self.stalls.clear()
             return False
-        if self.settling_since is None:
-            self.settling_since = now
-        if now - self.settling_since < SETTLE_LIMIT_S:
-            self.stalls.clear()  # positions stand still on purpose meanwhile
-            return True
-        return False
+        return True
 
     def observe(self, tp: TP, position: int | None, end: int | None, now: float) -> str | None:
-        """What to do for `tp` now: None, "resume" or "rejoin" (pure: no consumer)."""
+        """What to do for `tp` now: None, "resume", then "rejoin" (pure: no consumer)."""
         if position is None or end is None or position >= end:
             self.stalls.pop(tp, None)
             return None
@@ -73,18 +73,53 @@ class PartitionWatch:
         if stall is None or stall.position != position:
             self.stalls[tp] = Stall(position, now)
             return None
-        waited = now - stall.since
-        if waited >= 2 * STALL_S and not stall.rejoined:
-            stall.rejoined = True
+        if stall.resumed_at is None:
+            if now - stall.since >= STALL_S:
+                stall.resumed_at = now
+                return "resume"
+            return None
+        recently = self.last_rejoin is not None and now - self.last_rejoin < REJOIN_EVERY_S
+        if now - stall.resumed_at >= STALL_S and not recently:
+            self.last_rejoin = now
             return "rejoin"
-        if waited >= STALL_S and not stall.resumed:
-            stall.resumed = True
-            return "resume"
         return None
 
-    def forget_except(self, tps: set[TP]) -> None:
-        for tp in set(self.stalls) - tps:
+    def forget_except(self, tps: Iterable[TP]) -> None:
+        for tp in set(self.stalls) - set(tps):
             del self.stalls[tp]
+
+
+class EndOffsets:
+    """The broker's end offsets, asked by a client of the watchdog's own (kafka-python, in a
+    thread): never through faust's consumer thread, whose two workers fetch and commit."""
+
+    def __init__(self, bootstrap: Sequence[str]) -> None:
+        self._bootstrap = list(bootstrap)
+        self._client: KafkaConsumer | None = None
+        self._asking: asyncio.Future[dict[TP, int]] | None = None
+
+    async def of(self, tps: Iterable[TP]) -> dict[TP, int] | None:
+        """End offsets, or None when the broker did not answer in time (or still has not
+        answered the last round: one question at a time)."""
+        if self._asking is not None and not self._asking.done():
+            return None
+        wanted = [TopicPartition(tp.topic, tp.partition) for tp in tps]
+        self._asking = asyncio.ensure_future(asyncio.to_thread(self._ask, wanted))
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._asking), END_OFFSETS_TIMEOUT_S)
+        except TimeoutError:
+            return None
+
+    def _ask(self, wanted: list[TopicPartition]) -> dict[TP, int]:
+        if self._client is None:
+            self._client = KafkaConsumer(
+                bootstrap_servers=self._bootstrap,
+                enable_auto_commit=False,
+                request_timeout_ms=int(END_OFFSETS_TIMEOUT_S * 1000) + 1000,
+                client_id="emeuse-watchdog",
+            )
+        ends = self._client.end_offsets(wanted)
+        return {TP(tp.topic, tp.partition): offset for tp, offset in ends.items()}
 
 
 def input_partitions(app: faust.App) -> set[TP]:
@@ -97,39 +132,64 @@ def input_partitions(app: faust.App) -> set[TP]:
     }
 
 
-async def watch_partitions(app: faust.App, watch: PartitionWatch) -> None:
+def positions(consumer: Consumer, tps: Iterable[TP]) -> dict[TP, int]:
+    """aiokafka's fetch position of each partition that has one, read as faust's own
+    checks read it (no call into the consumer thread, which could wait on a reset)."""
+    aiokafka_consumer = consumer._thread._ensure_consumer()  # type: ignore[attr-defined]
+    subscription = aiokafka_consumer._fetcher._subscriptions.subscription
+    assignment = subscription.assignment if subscription is not None else None
+    if assignment is None:
+        return {}
+    found = {}
+    for tp in tps:
+        state = assignment.state_value(TopicPartition(tp.topic, tp.partition))
+        if state is not None and state.has_valid_position:
+            found[tp] = state.position
+    return found
+
+
+def settled(app: faust.App, busy: Callable[[], bool]) -> bool:
+    """Whether positions standing still would mean anything: faust is neither rebalancing
+    nor reading tables back, no agent is handling a record, the producer is not draining."""
+    producer = app.producer
+    draining = producer.buffer.size > producer.buffer.max_messages
+    return not (app.rebalancing or app.in_recovery or busy() or draining)
+
+
+async def watch_partitions(
+    app: faust.App, watch: PartitionWatch, ends: EndOffsets, busy: Callable[[], bool]
+) -> None:
     """One round of the watchdog (a faust timer calls it; an error must not stop the worker)."""
     try:
-        await _watch(app, watch)
-    except (KafkaError, ConsumerNotStarted, TimeoutError) as exc:
+        await _watch(app, watch, ends, busy)
+    except Exception as exc:  # a timer that raises crashes the worker it watches
         log.warning("watchdog.round_failed", error=type(exc).__name__)
 
 
-async def _watch(app: faust.App, watch: PartitionWatch) -> None:
-    if app.in_recovery:
-        # Input partitions wait on purpose while tables are read back, however long that
-        # takes: resuming them early would decide on state not yet recovered.
-        watch.stalls.clear()
-        return
-    if watch.settling(app.rebalancing, time.monotonic()):
+async def _watch(
+    app: faust.App, watch: PartitionWatch, ends: EndOffsets, busy: Callable[[], bool]
+) -> None:
+    if not watch.begin_round(time.monotonic(), settled=settled(app, busy)):
         return
     # faust's concrete consumer: its paused/active/buffered sets are what a stall is about.
     consumer = cast(Consumer, app.consumer)
-    tps = input_partitions(app)
+    generation = app.consumer_generation_id
+    tps = input_partitions(app) - consumer._buffered_partitions
     watch.forget_except(tps)
     if not tps:
         return
-    ends = await consumer.highwaters(*tps)
+    end_offsets = await ends.of(tps)
+    # Judged only if nothing moved meanwhile: a rebalance, a record now being handled.
+    if (
+        end_offsets is None
+        or app.consumer_generation_id != generation
+        or not watch.begin_round(time.monotonic(), settled=settled(app, busy))
+    ):
+        watch.stalls.clear()
+        return
     now = time.monotonic()
-    for tp in sorted(tps):
-        if tp in consumer._buffered_partitions:
-            continue  # faust's back-pressure: the agent is busy, not stuck
-        try:
-            position = await asyncio.wait_for(consumer.position(tp), POSITION_TIMEOUT_S)
-        except (TimeoutError, IllegalStateError):  # being reset, or revoked in between
-            watch.stalls.pop(tp, None)
-            continue
-        action = watch.observe(tp, position, ends.get(tp), now)
+    for tp, position in sorted(positions(consumer, tps).items()):
+        action = watch.observe(tp, position, end_offsets.get(tp), now)
         if action is None:
             continue
         metrics.PARTITION_STALLS.labels(watch.service, tp.topic, action).inc()
@@ -138,12 +198,11 @@ async def _watch(app: faust.App, watch: PartitionWatch) -> None:
             topic=tp.topic,
             partition=tp.partition,
             position=position,
-            end_offset=ends.get(tp),
+            end_offset=end_offsets.get(tp),
             action=action,
             paused=tp in consumer._paused_partitions,
             active=tp in consumer._get_active_partitions(),
             flow_active=consumer.flow_active,
-            rebalancing=app.rebalancing,
         )
         if action == "resume":
             consumer.resume_partitions({tp})
@@ -151,6 +210,7 @@ async def _watch(app: faust.App, watch: PartitionWatch) -> None:
             consumer.resume_flow()
         else:
             await _ask_group_to_rebalance(consumer)
+            return  # every partition is assigned afresh
 
 
 async def _ask_group_to_rebalance(consumer: Consumer) -> None:

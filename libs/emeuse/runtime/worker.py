@@ -9,12 +9,18 @@ from typing import TypeVar
 import faust
 import structlog
 
+from emeuse.runtime.bus import Bus
 from emeuse.runtime.lag import record_consumer_lag
 from emeuse.runtime.logs import configure_logging
 from emeuse.runtime.metrics import serve_metrics
 from emeuse.runtime.settings import ServiceSettings, SettingsError
 from emeuse.runtime.topics import TopicError, changelog_plans, ensure_topics
-from emeuse.runtime.watchdog import WATCH_INTERVAL_S, PartitionWatch, watch_partitions
+from emeuse.runtime.watchdog import (
+    WATCH_INTERVAL_S,
+    EndOffsets,
+    PartitionWatch,
+    watch_partitions,
+)
 
 LAG_INTERVAL_SECONDS = 5.0
 SettingsT = TypeVar("SettingsT")
@@ -29,7 +35,7 @@ def settings_or_exit(load: Callable[[], SettingsT]) -> SettingsT:
         raise SystemExit(2) from None
 
 
-def run_worker(app: faust.App, settings: ServiceSettings) -> None:
+def run_worker(app: faust.App, settings: ServiceSettings, bus: Bus) -> None:
     """Run the worker until SIGTERM/SIGINT; mode's Worker stops services in order."""
     configure_logging(settings.service, settings.log_level)
     log = structlog.get_logger("emeuse.worker")
@@ -39,10 +45,11 @@ def run_worker(app: faust.App, settings: ServiceSettings) -> None:
         await record_consumer_lag(app, settings.service)
 
     watch = PartitionWatch(settings.service)
+    end_offsets = EndOffsets(settings.kafka_bootstrap)
 
     @app.timer(WATCH_INTERVAL_S)
     async def watch_input_partitions() -> None:
-        await watch_partitions(app, watch)
+        await watch_partitions(app, watch, end_offsets, busy=lambda: bus.handling > 0)
 
     try:
         ensure_topics(

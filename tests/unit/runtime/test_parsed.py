@@ -44,6 +44,17 @@ def test_an_absent_value_is_parsed_and_not_kept():
     parse, parsed = counting_parser()
     values = ParsedValues(parse)
     values.get("psn-a", {"alerts": 1})
-    assert values.get("psn-a", None) == {"parsed": {}}
+    # A table declared with default=dict answers a new {} for a key it does not hold.
+    assert values.get("psn-a", {}) == {"parsed": {}}
+    assert values.get("psn-b", None) == {"parsed": {}}
     assert len(values) == 0
-    assert parsed[-1] is None
+    assert parsed[1:] == [{}, None]
+
+
+def test_keys_no_longer_held_are_forgotten():
+    parse, _ = counting_parser()
+    values = ParsedValues(parse)
+    for key in ("psn-a", "psn-b", "psn-c"):
+        values.get(key, {"alerts": 1})
+    values.retain(["psn-b", "psn-z"])
+    assert len(values) == 1

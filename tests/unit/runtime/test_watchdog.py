@@ -1,59 +1,81 @@
-"""The watchdog's decision for one partition: resume once stuck, rebalance if still stuck."""
+"""The watchdog's decisions for one partition: resume once stuck while the worker is idle,
+then a group rebalance (rarely); never while positions stand still on purpose."""
 
 from faust.types import TP
 
-from emeuse.runtime.watchdog import SETTLE_LIMIT_S, STALL_S, PartitionWatch
+from emeuse.runtime.watchdog import REJOIN_EVERY_S, STALL_S, WATCH_INTERVAL_S, PartitionWatch
 
 TOPIC = TP("emeuse.home.home-configured.v1", 3)
+OTHER = TP("emeuse.home.sensor-event-reported.v1", 3)
+
+
+def rounds(watch, position, end, start, stop, settled=lambda second: True, tp=TOPIC):
+    """Watch rounds every WATCH_INTERVAL_S from `start` to `stop` s: the actions taken."""
+    actions = []
+    second = start
+    while second <= stop:
+        if watch.begin_round(second, settled=settled(second)):
+            actions.append((second, watch.observe(tp, position, end, second)))
+        second += WATCH_INTERVAL_S
+    return [(second, action) for second, action in actions if action]
 
 
 def test_a_partition_read_to_its_end_is_never_stalled():
-    watch = PartitionWatch("home")
-    for second in range(0, 120, 5):
-        assert watch.observe(TOPIC, position=7, end=7, now=float(second)) is None
+    assert rounds(PartitionWatch("home"), position=7, end=7, start=0, stop=600) == []
 
 
 def test_a_partition_that_keeps_moving_is_not_stalled():
     watch = PartitionWatch("home")
-    for step, second in enumerate(range(0, 120, 5)):
-        assert watch.observe(TOPIC, position=step, end=step + 50, now=float(second)) is None
+    for step in range(100):
+        assert watch.begin_round(step * WATCH_INTERVAL_S, settled=True)
+        assert watch.observe(TOPIC, step, step + 50, step * WATCH_INTERVAL_S) is None
 
 
-def test_records_waiting_behind_a_still_position_resume_then_rebalance_once_each():
+def test_records_waiting_behind_a_still_position_resume_first_then_rebalance():
+    actions = rounds(PartitionWatch("home"), position=4, end=5, start=0, stop=60)
+    assert actions == [(STALL_S, "resume"), (2 * STALL_S, "rejoin")]
+
+
+def test_the_group_is_asked_to_rebalance_at_most_once_every_few_minutes():
     watch = PartitionWatch("home")
-    actions = [
-        watch.observe(TOPIC, position=4, end=5, now=float(second)) for second in range(0, 61, 5)
-    ]
-    assert actions.count("resume") == 1 and actions.count("rejoin") == 1
-    assert actions.index("resume") == int(STALL_S / 5)
-    assert actions.index("rejoin") == int(2 * STALL_S / 5)
+    first = rounds(watch, position=4, end=5, start=0, stop=3 * STALL_S)
+    # The rebalance changed nothing: the clock starts again, the next ask waits.
+    watch.begin_round(3 * STALL_S + WATCH_INTERVAL_S, settled=False)
+    again = rounds(watch, 4, 5, start=3 * STALL_S + 2 * WATCH_INTERVAL_S, stop=REJOIN_EVERY_S)
+    later = rounds(watch, 4, 5, start=REJOIN_EVERY_S + WATCH_INTERVAL_S, stop=2 * REJOIN_EVERY_S)
+    assert [a for _, a in first] == ["resume", "rejoin"]
+    assert [a for _, a in again] == ["resume"]
+    assert [a for _, a in later] == ["rejoin"]
 
 
 def test_progress_after_a_resume_starts_the_count_again():
     watch = PartitionWatch("home")
-    assert watch.observe(TOPIC, 4, 5, 0.0) is None
-    assert watch.observe(TOPIC, 4, 5, STALL_S) == "resume"
-    assert watch.observe(TOPIC, 5, 9, STALL_S + 5) is None
-    assert watch.observe(TOPIC, 5, 9, 2 * STALL_S + 5) == "resume"
+    assert rounds(watch, 4, 5, start=0, stop=STALL_S) == [(STALL_S, "resume")]
+    moved = rounds(watch, 5, 9, start=STALL_S + 5, stop=STALL_S + 5 + STALL_S)
+    assert moved == [(2 * STALL_S + 5, "resume")]
 
 
-def test_a_partition_no_longer_assigned_is_forgotten():
+def test_positions_standing_still_while_the_worker_is_busy_or_rebalancing_are_not_a_stall():
     watch = PartitionWatch("home")
-    watch.observe(TOPIC, 4, 5, 0.0)
-    watch.forget_except(set())
-    assert watch.observe(TOPIC, 4, 5, STALL_S) is None
+    # Seen stuck, then the agent is busy (or faust rebalances) for a long while.
+    assert rounds(watch, 4, 5, start=0, stop=5) == []
+    assert rounds(watch, 4, 5, 10, 120, settled=lambda second: False) == []
+    # Settled again: the clock starts from there, not from the first sighting.
+    assert rounds(watch, 4, 5, start=125, stop=125 + STALL_S) == [(125 + STALL_S, "resume")]
 
 
-def test_positions_standing_still_during_a_rebalance_are_not_a_stall():
+def test_a_gap_between_rounds_restarts_the_clock():
     watch = PartitionWatch("home")
-    for second in range(0, 60, 5):
-        assert watch.settling(rebalancing=True, now=float(second))
-    assert not watch.settling(rebalancing=False, now=60.0)
-    assert watch.observe(TOPIC, 4, 5, 60.0) is None
-    assert watch.observe(TOPIC, 4, 5, 60.0 + STALL_S) == "resume"
+    assert rounds(watch, 4, 5, start=0, stop=5) == []
+    # A round blocked on the broker for a minute: its position tells nothing.
+    assert not watch.begin_round(65, settled=True)
+    assert rounds(watch, 4, 5, start=70, stop=70 + STALL_S) == [(70 + STALL_S, "resume")]
 
 
-def test_a_rebalance_that_never_ends_is_watched_after_the_limit():
+def test_a_partition_no_longer_watched_is_forgotten():
     watch = PartitionWatch("home")
-    assert watch.settling(rebalancing=True, now=0.0)
-    assert not watch.settling(rebalancing=True, now=SETTLE_LIMIT_S)
+    assert rounds(watch, 4, 5, start=0, stop=5) == []
+    rounds(watch, 1, 2, start=0, stop=5, tp=OTHER)
+    watch.forget_except({OTHER})
+    assert set(watch.stalls) == {OTHER}
+    assert rounds(watch, 4, 5, start=10, stop=10 + STALL_S - WATCH_INTERVAL_S) == []
