@@ -7,9 +7,6 @@ territory's partition (forwarded there otherwise). ListPatientRequests asks ever
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -48,6 +45,7 @@ from emeuse.runtime.envelope import (
     timestamp,
 )
 from emeuse.runtime.grpc_server import Registrar
+from emeuse.runtime.paging import page_cursor, page_token
 from emeuse.runtime.routing import Router
 from emeuse.runtime.service import publish_for_caller, require_pseudonym, until_applied
 from services.access.domain.agenda import BookingState, Location, RequestState, queue_key
@@ -637,26 +635,20 @@ def _order(request: RequestState) -> tuple[int, str, str]:
 
 
 def _token(request: RequestState) -> str:
-    raw = json.dumps(list(_order(request)))
-    return base64.urlsafe_b64encode(raw.encode()).decode()
+    return page_token(list(_order(request)))
 
 
 def _cursor(token: str) -> tuple[int, str, str] | None:
-    if not token:
-        return None
-    try:
-        urgency, at, request_id = json.loads(base64.urlsafe_b64decode(token.encode()))
+    def read(data: Any) -> tuple[int, str, str]:
+        urgency, at, request_id = data
         datetime.fromisoformat(at)
         return int(urgency), str(at), str(request_id)
-    except (binascii.Error, ValueError, TypeError):
-        raise ValueError("page_token is not one this service gave") from None
 
-
-PLACE_CURSOR_PREFIX = "place:"
+    return page_cursor(token, read)
 
 
 def _place_token(place_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{PLACE_CURSOR_PREFIX}{place_id}".encode()).decode()
+    return page_token({"place_id": place_id})
 
 
 def place_page(
@@ -674,15 +666,7 @@ def place_page(
 
 def _place_cursor(token: str) -> str:
     """The place_id a page starts after; "" for the first page."""
-    if not token:
-        return ""
-    try:
-        raw = base64.urlsafe_b64decode(token.encode()).decode()
-    except (binascii.Error, ValueError):
-        raise ValueError("page_token is not one this service gave") from None
-    if not raw.startswith(PLACE_CURSOR_PREFIX):
-        raise ValueError("page_token is not one this service gave")
-    return raw.removeprefix(PLACE_CURSOR_PREFIX)
+    return page_cursor(token, lambda data: str(data["place_id"])) or ""
 
 
 def register(servicer: AccessServicer) -> Registrar:

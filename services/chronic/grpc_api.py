@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import json
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -41,6 +38,7 @@ from emeuse.runtime.envelope import (
     timestamp,
 )
 from emeuse.runtime.grpc_server import Registrar
+from emeuse.runtime.paging import page_cursor, page_token
 from emeuse.runtime.routing import Router
 from emeuse.runtime.service import publish_for_caller, require_pseudonym, until_applied
 from services.chronic.alerts import CARE_TEAM_RESOLUTIONS, SEVERITY, gap_due_at
@@ -549,22 +547,19 @@ def _order(alert: AlertState) -> tuple[datetime, str]:
 
 
 def _token(raised_at: datetime, alert_id: str) -> str:
-    raw = json.dumps({"raised_at": raised_at.isoformat(), "alert_id": alert_id})
-    return base64.urlsafe_b64encode(raw.encode()).decode()
+    return page_token({"raised_at": raised_at.isoformat(), "alert_id": alert_id})
 
 
 def _cursor(token: str) -> tuple[datetime, str] | None:
     """The (raised_at, alert_id) a page token continues after; ValueError if it is not one."""
-    if not token:
-        return None
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token.encode()))
+
+    def read(data: Any) -> tuple[datetime, str]:
         raised_at = datetime.fromisoformat(data["raised_at"])
         if raised_at.tzinfo is None:
             raise ValueError("naive time")
         return raised_at, str(data["alert_id"])
-    except (binascii.Error, ValueError, KeyError, TypeError):
-        raise ValueError("page_token is not one this service gave") from None
+
+    return page_cursor(token, read)
 
 
 def patient_status(

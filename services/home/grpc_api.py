@@ -3,9 +3,6 @@ actions into events for the home's agent, answering once the agent has applied t
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -40,6 +37,7 @@ from emeuse.runtime.bus import Bus
 from emeuse.runtime.codec import InvalidEventError
 from emeuse.runtime.envelope import EXPERIMENT_ID, EnvelopeError, territory_from_code, timestamp
 from emeuse.runtime.grpc_server import Registrar
+from emeuse.runtime.paging import page_cursor, page_token
 from emeuse.runtime.routing import Router
 from emeuse.runtime.service import publish_for_caller, require_pseudonym, until_applied
 from services.home.configuration import check_contact_id, check_home
@@ -644,19 +642,14 @@ def _order(incident: IncidentState) -> tuple[datetime, str]:
 
 
 def _token(raised_at: datetime, incident_id: str) -> str:
-    raw = json.dumps({"raised_at": raised_at.isoformat(), "incident_id": incident_id})
-    return base64.urlsafe_b64encode(raw.encode()).decode()
+    return page_token({"raised_at": raised_at.isoformat(), "incident_id": incident_id})
 
 
 def _cursor(token: str) -> tuple[datetime, str] | None:
     """The (raised_at, incident_id) a page token continues after; ValueError if not one."""
-    if not token:
-        return None
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return datetime.fromisoformat(data["raised_at"]), str(data["incident_id"])
-    except (binascii.Error, ValueError, KeyError, TypeError):
-        raise ValueError("page_token is not one this service gave") from None
+    return page_cursor(
+        token, lambda data: (datetime.fromisoformat(data["raised_at"]), str(data["incident_id"]))
+    )
 
 
 def register(servicer: HomeServicer) -> Registrar:
