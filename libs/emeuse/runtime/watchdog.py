@@ -34,6 +34,9 @@ from emeuse.runtime import metrics
 WATCH_INTERVAL_S = 5.0
 STALL_S = 10.0
 REJOIN_EVERY_S = 300.0
+# A worker that stays unsettled this long is reported (and again as long again later):
+# the watchdog cannot judge it, and a rebalance or recovery should not last that long.
+UNSETTLED_REPORT_S = 60.0
 END_OFFSETS_TIMEOUT_S = 5.0
 log = structlog.get_logger("emeuse.watchdog")
 
@@ -53,6 +56,21 @@ class PartitionWatch:
     stalls: dict[TP, Stall] = field(default_factory=dict)
     last_round: float | None = None
     last_rejoin: float | None = None
+    unsettled_since: float | None = None
+    unsettled_reported_at: float | None = None
+
+    def long_unsettled(self, now: float, *, settled: bool) -> float | None:
+        """Seconds the worker has stayed unsettled, when it is time to report it; else None."""
+        if settled:
+            self.unsettled_since = self.unsettled_reported_at = None
+            return None
+        if self.unsettled_since is None:
+            self.unsettled_since = now
+        since_report = now - (self.unsettled_reported_at or self.unsettled_since)
+        if since_report < UNSETTLED_REPORT_S:
+            return None
+        self.unsettled_reported_at = now
+        return now - self.unsettled_since
 
     def begin_round(self, now: float, *, settled: bool) -> bool:
         """Whether this round may judge positions. An unsettled worker (rebalancing,
@@ -148,12 +166,20 @@ def positions(consumer: Consumer, tps: Iterable[TP]) -> dict[TP, int]:
     return found
 
 
-def settled(app: faust.App, busy: Callable[[], bool]) -> bool:
-    """Whether positions standing still would mean anything: faust is neither rebalancing
-    nor reading tables back, no agent is handling a record, the producer is not draining."""
+def unsettled_by(app: faust.App, busy: Callable[[], bool]) -> list[str]:
+    """Why positions standing still would mean nothing now (none: they would)."""
     producer = app.producer
-    draining = producer.buffer.size > producer.buffer.max_messages
-    return not (app.rebalancing or app.in_recovery or busy() or draining)
+    reasons = {
+        "rebalancing": app.rebalancing,
+        "in_recovery": app.in_recovery,
+        "handling": busy(),
+        "producer_draining": producer.buffer.size > producer.buffer.max_messages,
+    }
+    return [reason for reason, holds in reasons.items() if holds]
+
+
+def settled(app: faust.App, busy: Callable[[], bool]) -> bool:
+    return not unsettled_by(app, busy)
 
 
 async def watch_partitions(
@@ -169,7 +195,11 @@ async def watch_partitions(
 async def _watch(
     app: faust.App, watch: PartitionWatch, ends: EndOffsets, busy: Callable[[], bool]
 ) -> None:
-    if not watch.begin_round(time.monotonic(), settled=settled(app, busy)):
+    now, reasons = time.monotonic(), unsettled_by(app, busy)
+    lasted = watch.long_unsettled(now, settled=not reasons)
+    if lasted is not None:
+        log.warning("watchdog.long_unsettled", seconds=round(lasted), reasons=reasons)
+    if not watch.begin_round(now, settled=not reasons):
         return
     # faust's concrete consumer: its paused/active/buffered sets are what a stall is about.
     consumer = cast(Consumer, app.consumer)

@@ -3,7 +3,13 @@ then a group rebalance (rarely); never while positions stand still on purpose.""
 
 from faust.types import TP
 
-from emeuse.runtime.watchdog import REJOIN_EVERY_S, STALL_S, WATCH_INTERVAL_S, PartitionWatch
+from emeuse.runtime.watchdog import (
+    REJOIN_EVERY_S,
+    STALL_S,
+    UNSETTLED_REPORT_S,
+    WATCH_INTERVAL_S,
+    PartitionWatch,
+)
 
 TOPIC = TP("emeuse.home.home-configured.v1", 3)
 OTHER = TP("emeuse.home.sensor-event-reported.v1", 3)
@@ -79,3 +85,17 @@ def test_a_partition_no_longer_watched_is_forgotten():
     watch.forget_except({OTHER})
     assert set(watch.stalls) == {OTHER}
     assert rounds(watch, 4, 5, start=10, stop=10 + STALL_S - WATCH_INTERVAL_S) == []
+
+
+def test_a_worker_unsettled_for_long_is_reported_once_a_minute():
+    watch = PartitionWatch("home")
+    reports = [
+        (second, watch.long_unsettled(float(second), settled=False)) for second in range(0, 181, 5)
+    ]
+    assert [(s, r) for s, r in reports if r is not None] == [
+        (UNSETTLED_REPORT_S, UNSETTLED_REPORT_S),
+        (2 * UNSETTLED_REPORT_S, 2 * UNSETTLED_REPORT_S),
+        (3 * UNSETTLED_REPORT_S, 3 * UNSETTLED_REPORT_S),
+    ]
+    assert watch.long_unsettled(185.0, settled=True) is None
+    assert watch.long_unsettled(190.0, settled=False) is None  # counted afresh
