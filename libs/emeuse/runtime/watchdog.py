@@ -38,6 +38,7 @@ REJOIN_EVERY_S = 300.0
 # the watchdog cannot judge it, and a rebalance or recovery should not last that long.
 UNSETTLED_REPORT_S = 60.0
 END_OFFSETS_TIMEOUT_S = 5.0
+NO_POSITION = -1
 log = structlog.get_logger("emeuse.watchdog")
 
 
@@ -84,7 +85,7 @@ class PartitionWatch:
 
     def observe(self, tp: TP, position: int | None, end: int | None, now: float) -> str | None:
         """What to do for `tp` now: None, "resume", then "rejoin" (pure: no consumer)."""
-        if position is None or end is None or position >= end:
+        if position is None or end is None or max(position, 0) >= end:  # nothing waits
             self.stalls.pop(tp, None)
             return None
         stall = self.stalls.get(tp)
@@ -151,8 +152,8 @@ def input_partitions(app: faust.App) -> set[TP]:
 
 
 def positions(consumer: Consumer, tps: Iterable[TP]) -> dict[TP, int]:
-    """aiokafka's fetch position of each partition that has one, read as faust's own
-    checks read it (no call into the consumer thread, which could wait on a reset)."""
+    """aiokafka's fetch position of each assigned partition (NO_POSITION while awaiting a
+    reset), read as faust's own checks read it (no call into the consumer thread)."""
     aiokafka_consumer = consumer._thread._ensure_consumer()  # type: ignore[attr-defined]
     subscription = aiokafka_consumer._fetcher._subscriptions.subscription
     assignment = subscription.assignment if subscription is not None else None
@@ -161,8 +162,11 @@ def positions(consumer: Consumer, tps: Iterable[TP]) -> dict[TP, int]:
     found = {}
     for tp in tps:
         state = assignment.state_value(TopicPartition(tp.topic, tp.partition))
-        if state is not None and state.has_valid_position:
-            found[tp] = state.position
+        if state is None:
+            continue
+        # No position yet: awaiting a reset. A reset takes milliseconds; one that never
+        # comes leaves the partition unread, so it counts as standing still before 0.
+        found[tp] = state.position if state.has_valid_position else NO_POSITION
     return found
 
 

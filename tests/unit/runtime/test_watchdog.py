@@ -4,6 +4,7 @@ then a group rebalance (rarely); never while positions stand still on purpose.""
 from faust.types import TP
 
 from emeuse.runtime.watchdog import (
+    NO_POSITION,
     REJOIN_EVERY_S,
     STALL_S,
     UNSETTLED_REPORT_S,
@@ -99,3 +100,9 @@ def test_a_worker_unsettled_for_long_is_reported_once_a_minute():
     ]
     assert watch.long_unsettled(185.0, settled=True) is None
     assert watch.long_unsettled(190.0, settled=False) is None  # counted afresh
+
+
+def test_a_partition_left_without_a_fetch_position_is_a_stall_once_it_has_records():
+    assert rounds(PartitionWatch("home"), position=NO_POSITION, end=0, start=0, stop=60) == []
+    actions = rounds(PartitionWatch("home"), position=NO_POSITION, end=3, start=0, stop=30)
+    assert [a for _, a in actions] == ["resume", "rejoin"]
