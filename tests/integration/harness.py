@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -44,10 +45,27 @@ def metric(text: str, name: str, **labels: str) -> float:
     return total
 
 
+# Ports for the services' gRPC and metrics servers: below Linux's ephemeral range (32768+),
+# where the kernel picks the local ports of outgoing connections. A port the kernel handed
+# out as free could be taken by a client's connection before the service binds it.
+SERVICE_PORTS = range(20000, 32000)
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port no one listens on now and not handed out before in this run."""
+    for _ in range(1000):
+        port = random.choice(SERVICE_PORTS)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port in {SERVICE_PORTS}")
 
 
 @dataclass

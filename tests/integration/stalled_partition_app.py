@@ -14,7 +14,7 @@ import os
 import faust
 from faust.types import TP
 
-from emeuse.runtime.watchdog import WATCH_INTERVAL_S, EndOffsets, PartitionWatch, watch_partitions
+from emeuse.runtime.watchdog import EndOffsets, PartitionWatch, Watchdog
 
 TOPIC = os.environ["STALL_TOPIC"]
 STUCK = TP(TOPIC, 0)
@@ -27,9 +27,15 @@ app = faust.App(
     consumer_auto_offset_reset="earliest",
 )
 topic = app.topic(TOPIC, partitions=2, value_serializer="raw")
-watch = PartitionWatch("stall-test")
-end_offsets = EndOffsets([os.environ["EMEUSE_KAFKA_BOOTSTRAP"]])
 state = {"ticks": 0, "handling": 0}
+app.add_dependency(
+    Watchdog(
+        app,
+        PartitionWatch("stall-test"),
+        EndOffsets([os.environ["EMEUSE_KAFKA_BOOTSTRAP"]]),
+        busy=lambda: state["handling"] > 0,
+    )
+)
 
 
 @app.agent(topic)
@@ -38,11 +44,6 @@ async def read(stream: faust.StreamT) -> None:
         state["handling"] += 1
         print(f"seen {event.value.decode()} partition={event.message.partition}", flush=True)
         state["handling"] -= 1
-
-
-@app.timer(WATCH_INTERVAL_S)
-async def watchdog() -> None:
-    await watch_partitions(app, watch, end_offsets, busy=lambda: state["handling"] > 0)
 
 
 @app.timer(1.0)

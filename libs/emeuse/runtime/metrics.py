@@ -41,6 +41,12 @@ PARTITION_STALLS = Counter(
     " by what the watchdog did (resume, then rejoin).",
     ["service", "topic", "action"],
 )
+RECOVERY_STALLS = Counter(
+    "emeuse_table_recovery_stalls_total",
+    "Table recoveries that stopped reading their changelogs short of the end, so the worker"
+    " asked its group to rebalance.",
+    ["service"],
+)
 GRPC_REQUESTS = Counter(
     "emeuse_grpc_requests_total",
     "gRPC calls a service answered, by method and status code.",

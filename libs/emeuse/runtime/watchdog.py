@@ -13,21 +13,30 @@ it happens by itself.
 Positions stand still on purpose, and are not judged: while faust rebalances or reads
 tables back, while an agent handles a record or the producer drains its buffer (faust then
 stops fetching: back-pressure), and across a round that could not reach the broker.
+
+Table recovery has a watch of its own. After a rebalance faust reads each table back from
+its changelog, with every input partition paused, until it reaches the changelog's end; it
+can stop reading short of it and wait forever (seen here when an instance joins or leaves:
+the worker answers nothing for good). Recovery that has records left and reads none of them
+for RECOVERY_STALL_S makes the worker ask its group to rebalance, which starts recovery
+afresh (at most once every RECOVERY_REJOIN_EVERY_S).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
 import faust
 import structlog
+from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer
 from faust.types import TP
 from kafka import KafkaConsumer, TopicPartition
+from mode import Service
 
 from emeuse.runtime import metrics
 
@@ -39,6 +48,9 @@ REJOIN_EVERY_S = 300.0
 UNSETTLED_REPORT_S = 60.0
 END_OFFSETS_TIMEOUT_S = 5.0
 NO_POSITION = -1
+# A stuck recovery stops the whole worker, so it is retried sooner than a stuck partition.
+RECOVERY_STALL_S = 15.0
+RECOVERY_REJOIN_EVERY_S = 30.0
 log = structlog.get_logger("emeuse.watchdog")
 
 
@@ -47,6 +59,33 @@ class Stall:
     position: int
     since: float
     resumed_at: float | None = None
+
+
+@dataclass
+class RecoveryWatch:
+    """Whether table recovery still reads its changelogs, from what it has left to read."""
+
+    left: tuple[tuple[TP, int], ...] = ()
+    since: float | None = None
+    last_rejoin: float | None = None
+
+    def stalled(self, now: float, remaining: Mapping[TP, int] | None) -> float | None:
+        """Seconds recovery has read nothing with records left, when it is time to rebalance
+        (pure: no consumer); else None. `remaining` is None when no recovery runs."""
+        left = tuple(sorted((tp, n) for tp, n in (remaining or {}).items() if n > 0))
+        if not left:
+            self.left, self.since = (), None
+            return None
+        if left != self.left or self.since is None:
+            self.left, self.since = left, now
+            return None
+        waited = now - self.since
+        recently = self.last_rejoin is not None and now - self.last_rejoin < RECOVERY_REJOIN_EVERY_S
+        if waited < RECOVERY_STALL_S or recently:
+            return None
+        # The rebalance starts recovery again: it gets as long again before the next one.
+        self.last_rejoin, self.since = now, now
+        return waited
 
 
 @dataclass
@@ -59,6 +98,7 @@ class PartitionWatch:
     last_rejoin: float | None = None
     unsettled_since: float | None = None
     unsettled_reported_at: float | None = None
+    recovery: RecoveryWatch = field(default_factory=RecoveryWatch)
 
     def long_unsettled(self, now: float, *, settled: bool) -> float | None:
         """Seconds the worker has stayed unsettled, when it is time to report it; else None."""
@@ -186,6 +226,22 @@ def settled(app: faust.App, busy: Callable[[], bool]) -> bool:
     return not unsettled_by(app, busy)
 
 
+class Watchdog(Service):
+    """The watchdog's rounds, as a service of the app: a faust timer would start only once
+    the first table recovery is over, and that recovery can stall too."""
+
+    def __init__(
+        self, app: faust.App, watch: PartitionWatch, ends: EndOffsets, busy: Callable[[], bool]
+    ) -> None:
+        super().__init__()
+        self.app, self.watch, self.ends, self.busy = app, watch, ends, busy
+
+    @Service.timer(WATCH_INTERVAL_S)
+    async def _round(self) -> None:
+        if self.app.consumer.started:  # before that, nothing is assigned
+            await watch_partitions(self.app, self.watch, self.ends, self.busy)
+
+
 async def watch_partitions(
     app: faust.App, watch: PartitionWatch, ends: EndOffsets, busy: Callable[[], bool]
 ) -> None:
@@ -200,6 +256,8 @@ async def _watch(
     app: faust.App, watch: PartitionWatch, ends: EndOffsets, busy: Callable[[], bool]
 ) -> None:
     now, reasons = time.monotonic(), unsettled_by(app, busy)
+    if await _unstick_recovery(app, watch, now):
+        return
     lasted = watch.long_unsettled(now, settled=not reasons)
     if lasted is not None:
         log.warning("watchdog.long_unsettled", seconds=round(lasted), reasons=reasons)
@@ -245,6 +303,24 @@ async def _watch(
         else:
             await _ask_group_to_rebalance(consumer)
             return  # every partition is assigned afresh
+
+
+async def _unstick_recovery(app: faust.App, watch: PartitionWatch, now: float) -> bool:
+    """Rebalance when table recovery has stopped reading (True: the group was asked)."""
+    recovery: Recovery = app.tables.recovery  # type: ignore[attr-defined]
+    remaining = recovery.active_remaining() if recovery.in_recovery else None
+    waited = watch.recovery.stalled(now, remaining)
+    if waited is None:
+        return False
+    metrics.RECOVERY_STALLS.labels(watch.service).inc()
+    log.warning(
+        "table.recovery_stalled",
+        seconds=round(waited),
+        records_left={f"{tp.topic}:{tp.partition}": n for tp, n in watch.recovery.left},
+        action="rejoin",
+    )
+    await _ask_group_to_rebalance(cast(Consumer, app.consumer))
+    return True
 
 
 async def _ask_group_to_rebalance(consumer: Consumer) -> None:

@@ -15,12 +15,7 @@ from emeuse.runtime.logs import configure_logging
 from emeuse.runtime.metrics import serve_metrics
 from emeuse.runtime.settings import ServiceSettings, SettingsError
 from emeuse.runtime.topics import TopicError, changelog_plans, ensure_topics
-from emeuse.runtime.watchdog import (
-    WATCH_INTERVAL_S,
-    EndOffsets,
-    PartitionWatch,
-    watch_partitions,
-)
+from emeuse.runtime.watchdog import EndOffsets, PartitionWatch, Watchdog
 
 LAG_INTERVAL_SECONDS = 5.0
 SettingsT = TypeVar("SettingsT")
@@ -44,12 +39,13 @@ def run_worker(app: faust.App, settings: ServiceSettings, bus: Bus) -> None:
     async def measure_consumer_lag() -> None:
         await record_consumer_lag(app, settings.service)
 
-    watch = PartitionWatch(settings.service)
-    end_offsets = EndOffsets(settings.kafka_bootstrap)
-
-    @app.timer(WATCH_INTERVAL_S)
-    async def watch_input_partitions() -> None:
-        await watch_partitions(app, watch, end_offsets, busy=lambda: bus.handling > 0)
+    watchdog = Watchdog(
+        app,
+        PartitionWatch(settings.service),
+        EndOffsets(settings.kafka_bootstrap),
+        busy=lambda: bus.handling > 0,
+    )
+    app.add_dependency(watchdog)
 
     try:
         ensure_topics(

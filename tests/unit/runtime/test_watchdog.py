@@ -1,15 +1,21 @@
 """The watchdog's decisions for one partition: resume once stuck while the worker is idle,
-then a group rebalance (rarely); never while positions stand still on purpose."""
+then a group rebalance (rarely); never while positions stand still on purpose. And for
+table recovery: a rebalance when it reads nothing with records left."""
+
+import itertools
 
 from faust.types import TP
 
 from emeuse.runtime.watchdog import (
     NO_POSITION,
+    RECOVERY_REJOIN_EVERY_S,
+    RECOVERY_STALL_S,
     REJOIN_EVERY_S,
     STALL_S,
     UNSETTLED_REPORT_S,
     WATCH_INTERVAL_S,
     PartitionWatch,
+    RecoveryWatch,
 )
 
 TOPIC = TP("emeuse.home.home-configured.v1", 3)
@@ -106,3 +112,39 @@ def test_a_partition_left_without_a_fetch_position_is_a_stall_once_it_has_record
     assert rounds(PartitionWatch("home"), position=NO_POSITION, end=0, start=0, stop=60) == []
     actions = rounds(PartitionWatch("home"), position=NO_POSITION, end=3, start=0, stop=30)
     assert [a for _, a in actions] == ["resume", "rejoin"]
+
+
+CHANGELOG = TP("emeuse-home-resident_to_home-changelog", 0)
+
+
+def recovery_rounds(watch, left_at, stop):
+    """Recovery watch rounds every WATCH_INTERVAL_S up to `stop` s; `left_at(second)` is what
+    recovery has left to read then (None: not recovering). The seconds it asked to rebalance."""
+    asked, second = [], 0.0
+    while second <= stop:
+        if watch.stalled(second, left_at(second)) is not None:
+            asked.append(second)
+        second += WATCH_INTERVAL_S
+    return asked
+
+
+def test_a_recovery_that_reads_nothing_with_records_left_rebalances_then_waits_again():
+    asked = recovery_rounds(RecoveryWatch(), lambda s: {CHANGELOG: 12}, stop=120)
+    assert asked[0] == RECOVERY_STALL_S
+    assert all(b - a >= RECOVERY_REJOIN_EVERY_S for a, b in itertools.pairwise(asked))
+    assert len(asked) == 1 + (120 - RECOVERY_STALL_S) // RECOVERY_REJOIN_EVERY_S
+
+
+def test_a_recovery_that_keeps_reading_is_left_alone_however_long_it_takes():
+    assert recovery_rounds(RecoveryWatch(), lambda s: {CHANGELOG: int(10_000 - s)}, 300) == []
+
+
+def test_a_worker_not_recovering_or_with_nothing_left_is_never_rebalanced():
+    assert recovery_rounds(RecoveryWatch(), lambda s: None, stop=120) == []
+    assert recovery_rounds(RecoveryWatch(), lambda s: {CHANGELOG: 0}, stop=120) == []
+
+
+def test_a_new_recovery_starts_the_clock_again():
+    # Stuck until 10 s, then recovering something else: judged from 10 s on, not from 0.
+    left = lambda s: {CHANGELOG: 12} if s < 10 else {CHANGELOG: 12, TOPIC: 3}  # noqa: E731
+    assert recovery_rounds(RecoveryWatch(), left, stop=60)[0] == 10 + RECOVERY_STALL_S
