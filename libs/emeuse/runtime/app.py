@@ -11,6 +11,7 @@ from faust.types import TableT
 
 from emeuse.registry import PARTITIONS, TOPICS
 from emeuse.runtime.codec import ProtobufCodec, Utf8Codec
+from emeuse.runtime.faust_fixes import keep_queued_records_while_flowing
 from emeuse.runtime.settings import ServiceSettings
 
 KEY_CODEC = "emeuse-utf8"
@@ -35,6 +36,7 @@ def register_codecs() -> None:
 def create_app(settings: ServiceSettings) -> faust.App:
     """A faust app for the service, at-least-once, tables co-partitioned with the registry."""
     register_codecs()
+    keep_queued_records_while_flowing()
     datadir = (settings.data_dir / f"{settings.app_id}-{settings.grpc_port}").resolve()
     datadir.parent.mkdir(parents=True, exist_ok=True)
     return faust.App(
