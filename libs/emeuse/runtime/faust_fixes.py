@@ -5,7 +5,9 @@ changelog queue it manages each time it is resumed, to drop what was fetched bef
 rebalance. But faust resumes it several times after one rebalance (when standby recovery
 starts, then again when the worker is ready), as does the watchdog when it resumes a
 partition. A record fetched between two of those calls is already behind the consumer's
-position: cleared from its agent's queue, it is not read again until the next rebalance.
+position: cleared from its agent's queue, it is read again at the next rebalance, or never
+if a later record of its partition is committed first (faust's check for a gap before the
+handled offsets skips a partition not committed yet, and a gap of one record).
 Seen here as an enrolment accepted over gRPC and never applied, after a second instance
 joined. Only the first resume after a suspend needs to clear; a resume while records
 already flow keeps them (a record fetched twice is handled twice: handlers are idempotent).
