@@ -143,13 +143,21 @@ def start_agents(rt: Runtime, homes: TableT) -> None:
 
     async def configure_home(event: Event) -> None:
         home = event.message
+        before = state_of(home.resident_pseudonym)
+        applied = f"configured|{event.envelope.event_id}"
+        if before.has_seen(applied):
+            # Delivered again (a replay after a rebalance or a crash): applied again, it would
+            # number a new version, or bring back an older configuration for a moment.
+            log.info("home.configured", outcome="redelivered")
+            return
         state = record_home(
             home,
-            state=state_of(home.resident_pseudonym),
+            state=before,
             territory=CODE_OF_TERRITORY.get(event.envelope.territory, ""),
             now=datetime.now(UTC),
             experiment=event.envelope.experiment_id,
         )
+        state.remember(applied)
         homes[home.resident_pseudonym] = state.to_json()
         assert state.config is not None
         log.info("home.configured", version=state.config.version)

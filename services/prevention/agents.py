@@ -167,9 +167,16 @@ def start_agents(rt: Runtime, states: TableT, directory: Directory, delays: Dela
         async def on_input(event: Event) -> None:
             person = event.key or ""
             state = PersonState.from_json(states.get(person))
+            input_name = event.topic.split(".")[2]
+            if state.has_seen(applied_key(event.envelope.event_id)):
+                # Delivered again (a replay after a rebalance or a crash): its facts went out
+                # before it was marked applied. Applied again, an old enrolment replayed after
+                # a later change would undo that change, which is skipped as already seen.
+                INPUTS.labels(input_name, "redelivered").inc()
+                log.info("person.input", input=input_name, outcome="redelivered")
+                return
             outcome = handle(event, state, datetime.now(UTC))
             outcome.state.remember(applied_key(event.envelope.event_id))
-            input_name = event.topic.split(".")[2]
             INPUTS.labels(input_name, outcome.outcome).inc()
             log.info("person.input", input=input_name, outcome=outcome.outcome)
             await publish_facts(rt.bus, person, outcome, event.envelope)

@@ -295,6 +295,27 @@ class Bus:
             polls.close()
         return found
 
+    def replay(self, topic: str, key: str) -> None:
+        """Send the first record of `topic` with this key again, byte for byte, to its
+        partition: what a consumer sees after a rebalance or a crash (at-least-once)."""
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        try:
+            partitions = [
+                TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
+            ]
+            consumer.assign(partitions)
+            consumer.seek_to_beginning(*partitions)
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                for records in consumer.poll(timeout_ms=300).values():
+                    for r in records:
+                        if r.key == key.encode():
+                            self.send(topic, r.key, r.value, list(r.headers), r.partition)
+                            return
+        finally:
+            consumer.close()
+        raise AssertionError(f"no record keyed {key} on {topic}")
+
     def close(self) -> None:
         self.producer.close(timeout=5)
 

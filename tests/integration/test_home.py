@@ -23,6 +23,7 @@ from emeuse.home.v1.home_events_pb2 import (
 )
 from emeuse.registry import (
     CONSULTATION_REQUESTED,
+    HOME_CONFIGURED,
     INCIDENT_ACKNOWLEDGED,
     INCIDENT_ESCALATED,
     INCIDENT_RAISED,
@@ -389,6 +390,26 @@ def test_enrolment_and_contacts_are_checked_and_changes_apply_to_the_next_incide
     raised = a_fall(bus, resident)
     assert raised["event"]["notified"]["contact_id"] == NURSE
     assert raised["event"]["chain_length"] == 2  # the nurse, then the SAMU
+
+
+def test_an_enrolment_delivered_again_changes_nothing(platform, bus):
+    resident = random_pseudonym()
+    enrol(platform, resident, ack="600s")
+    home = Home(platform)
+    nurse = [json_format.ParseDict(contact(NURSE, "NURSE", "600s"), HomeContact())]
+    changed = home.UpdateContacts(
+        api.UpdateContactsRequest(resident_pseudonym=resident, contacts=nurse)
+    )
+    assert changed.version == 2
+    # The enrolment's record comes again, as after a rebalance or a crash: it is not
+    # applied again (no version 3, the daughter not back), so the next change is version 3.
+    bus.replay(HOME_CONFIGURED.name, resident)
+    again = home.UpdateContacts(
+        api.UpdateContactsRequest(resident_pseudonym=resident, contacts=nurse)
+    )
+    assert again.version == 3
+    status = home.GetHomeStatus(api.GetHomeStatusRequest(resident_pseudonym=resident))
+    assert [c.contact_id for c in status.configuration.contacts] == [NURSE]
 
 
 def test_home_logs_name_no_one(platform, bus):

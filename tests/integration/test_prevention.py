@@ -37,6 +37,7 @@ from emeuse.registry import (
     MESSAGE_CANCELLED,
     MESSAGE_DELIVERY_REQUESTED,
     MESSAGE_SCHEDULED,
+    PERSON_ENROLLED,
 )
 from emeuse.runtime.pseudonym import random_pseudonym
 from tests.integration.events import headers_for, plan_json, record
@@ -168,6 +169,26 @@ def test_a_campaign_reaches_exactly_the_matching_people(platform: Platform, bus:
         )
     finally:
         finish(client, campaign_id)
+
+
+def test_an_enrolment_delivered_again_does_not_undo_a_later_change(
+    platform: Platform, bus: Bus
+) -> None:
+    client = prevention(platform)
+    person = enrol(client, (50, 74), Territory.TERRITORY_MEUSE, channels=("app",))
+    changed = client.UpdatePreferences(
+        api.UpdatePreferencesRequest(person_pseudonym=person, allowed_channels=["sms", "app"])
+    )
+    assert list(changed.profile.allowed_channels) == ["sms", "app"]
+    # The enrolment's record comes again, as after a rebalance or a crash. Applied again,
+    # it would bring back the channels it named, and the change (already seen) would not
+    # be applied again: the change is kept. The next change is read after it.
+    bus.replay(PERSON_ENROLLED.name, person)
+    later = client.UpdatePreferences(
+        api.UpdatePreferencesRequest(person_pseudonym=person, language="fr")
+    )
+    assert list(later.profile.allowed_channels) == ["sms", "app"]
+    assert later.profile.language == "fr"
 
 
 def test_an_unapproved_campaign_sends_nothing(platform: Platform, bus: Bus) -> None:
