@@ -19,7 +19,7 @@ its changelog, with every input partition paused, until it reaches the changelog
 can stop reading short of it and wait forever (seen here when an instance joins or leaves:
 the worker answers nothing for good). Recovery that has records left and reads none of them
 for RECOVERY_STALL_S makes the worker ask its group to rebalance, which starts recovery
-afresh (at most once every RECOVERY_REJOIN_EVERY_S).
+afresh (after RECOVERY_REJOIN_EVERY_S at least, twice as long each time it comes back).
 """
 
 from __future__ import annotations
@@ -66,25 +66,35 @@ class RecoveryWatch:
     """Whether table recovery still reads its changelogs, from what it has left to read."""
 
     left: tuple[tuple[TP, int], ...] = ()
+    generation: int | None = None
     since: float | None = None
     last_rejoin: float | None = None
+    rejoins: int = 0
 
-    def stalled(self, now: float, remaining: Mapping[TP, int] | None) -> float | None:
+    def stalled(
+        self, now: float, remaining: Mapping[TP, int] | None, generation: int = 0
+    ) -> float | None:
         """Seconds recovery has read nothing with records left, when it is time to rebalance
-        (pure: no consumer); else None. `remaining` is None when no recovery runs."""
+        (pure: no consumer); else None. `remaining` is None when no recovery is reading
+        (none runs, or the group is being joined); `generation` is the consumer group's."""
         left = tuple(sorted((tp, n) for tp, n in (remaining or {}).items() if n > 0))
         if not left:
             self.left, self.since = (), None
+            if remaining is not None:  # a recovery read to its end: the next stall is new
+                self.rejoins = 0
             return None
-        if left != self.left or self.since is None:
-            self.left, self.since = left, now
+        if left != self.left or generation != self.generation or self.since is None:
+            self.left, self.generation, self.since = left, generation, now
             return None
         waited = now - self.since
-        recently = self.last_rejoin is not None and now - self.last_rejoin < RECOVERY_REJOIN_EVERY_S
+        # A stall that comes back is retried less and less often (30 s, 60 s... 5 min).
+        pause = min(RECOVERY_REJOIN_EVERY_S * 2 ** max(self.rejoins - 1, 0), REJOIN_EVERY_S)
+        recently = self.last_rejoin is not None and now - self.last_rejoin < pause
         if waited < RECOVERY_STALL_S or recently:
             return None
         # The rebalance starts recovery again: it gets as long again before the next one.
         self.last_rejoin, self.since = now, now
+        self.rejoins += 1
         return waited
 
 
@@ -238,7 +248,8 @@ class Watchdog(Service):
 
     @Service.timer(WATCH_INTERVAL_S)
     async def _round(self) -> None:
-        if self.app.consumer.started:  # before that, nothing is assigned
+        # Before the consumer starts nothing is assigned; while stopping, faust pauses all.
+        if self.app.consumer.started and not self.app.should_stop:
             await watch_partitions(self.app, self.watch, self.ends, self.busy)
 
 
@@ -308,8 +319,12 @@ async def _watch(
 async def _unstick_recovery(app: faust.App, watch: PartitionWatch, now: float) -> bool:
     """Rebalance when table recovery has stopped reading (True: the group was asked)."""
     recovery: Recovery = app.tables.recovery  # type: ignore[attr-defined]
-    remaining = recovery.active_remaining() if recovery.in_recovery else None
-    waited = watch.recovery.stalled(now, remaining)
+    consumer = cast(Consumer, app.consumer)
+    # While the group is joined, recovery's counts are the last generation's: not judged.
+    joining = consumer._thread._ensure_consumer()._subscription.reassignment_in_progress  # type: ignore[attr-defined]
+    reading = recovery.in_recovery and not joining
+    remaining = recovery.active_remaining() if reading else None
+    waited = watch.recovery.stalled(now, remaining, app.consumer_generation_id)
     if waited is None:
         return False
     metrics.RECOVERY_STALLS.labels(watch.service).inc()
@@ -318,8 +333,9 @@ async def _unstick_recovery(app: faust.App, watch: PartitionWatch, now: float) -
         seconds=round(waited),
         records_left={f"{tp.topic}:{tp.partition}": n for tp, n in watch.recovery.left},
         action="rejoin",
+        attempt=watch.recovery.rejoins,
     )
-    await _ask_group_to_rebalance(cast(Consumer, app.consumer))
+    await _ask_group_to_rebalance(consumer)
     return True
 
 

@@ -117,22 +117,22 @@ def test_a_partition_left_without_a_fetch_position_is_a_stall_once_it_has_record
 CHANGELOG = TP("emeuse-home-resident_to_home-changelog", 0)
 
 
-def recovery_rounds(watch, left_at, stop):
+def recovery_rounds(watch, left_at, stop, generation_at=lambda second: 1):
     """Recovery watch rounds every WATCH_INTERVAL_S up to `stop` s; `left_at(second)` is what
-    recovery has left to read then (None: not recovering). The seconds it asked to rebalance."""
+    recovery has left to read then (None: not reading). The seconds it asked to rebalance."""
     asked, second = [], 0.0
     while second <= stop:
-        if watch.stalled(second, left_at(second)) is not None:
+        if watch.stalled(second, left_at(second), generation_at(second)) is not None:
             asked.append(second)
         second += WATCH_INTERVAL_S
     return asked
 
 
-def test_a_recovery_that_reads_nothing_with_records_left_rebalances_then_waits_again():
-    asked = recovery_rounds(RecoveryWatch(), lambda s: {CHANGELOG: 12}, stop=120)
-    assert asked[0] == RECOVERY_STALL_S
-    assert all(b - a >= RECOVERY_REJOIN_EVERY_S for a, b in itertools.pairwise(asked))
-    assert len(asked) == 1 + (120 - RECOVERY_STALL_S) // RECOVERY_REJOIN_EVERY_S
+def test_a_recovery_that_reads_nothing_with_records_left_rebalances_less_and_less_often():
+    asked = recovery_rounds(RecoveryWatch(), lambda s: {CHANGELOG: 12}, stop=400)
+    first, pause = RECOVERY_STALL_S, RECOVERY_REJOIN_EVERY_S
+    assert asked[:3] == [first, first + pause, first + 3 * pause]
+    assert all(b - a <= REJOIN_EVERY_S for a, b in itertools.pairwise(asked))
 
 
 def test_a_recovery_that_keeps_reading_is_left_alone_however_long_it_takes():
@@ -144,7 +144,20 @@ def test_a_worker_not_recovering_or_with_nothing_left_is_never_rebalanced():
     assert recovery_rounds(RecoveryWatch(), lambda s: {CHANGELOG: 0}, stop=120) == []
 
 
-def test_a_new_recovery_starts_the_clock_again():
+def test_a_new_recovery_or_generation_starts_the_clock_again():
     # Stuck until 10 s, then recovering something else: judged from 10 s on, not from 0.
     left = lambda s: {CHANGELOG: 12} if s < 10 else {CHANGELOG: 12, TOPIC: 3}  # noqa: E731
     assert recovery_rounds(RecoveryWatch(), left, stop=60)[0] == 10 + RECOVERY_STALL_S
+    # The same counts in a new generation of the group are a new recovery.
+    generation = lambda s: 1 if s < 10 else 2  # noqa: E731
+    stuck = lambda s: {CHANGELOG: 12}  # noqa: E731
+    assert recovery_rounds(RecoveryWatch(), stuck, 60, generation)[0] == 10 + RECOVERY_STALL_S
+
+
+def test_a_recovery_read_to_its_end_makes_the_next_stall_a_first_one():
+    watch = RecoveryWatch()
+    assert recovery_rounds(watch, lambda s: {CHANGELOG: 12}, stop=50) == [15, 45]
+    # Recovery then reads to its end; a later stall is retried after the first pause again.
+    left = lambda s: {} if s < 100 else {CHANGELOG: 5}  # noqa: E731
+    asked = [s for s in recovery_rounds(watch, left, stop=200) if s >= 100]
+    assert asked[:2] == [100 + RECOVERY_STALL_S, 100 + RECOVERY_STALL_S + RECOVERY_REJOIN_EVERY_S]
