@@ -29,7 +29,12 @@ from emeuse.runtime.service import Runtime
 from emeuse.runtime.timers import AskedSteps
 from services.chronic import handlers
 from services.chronic.alerts import Outcome, apply_action, due_actions
-from services.chronic.care_plan import is_redelivery, plan_in_force, record_care_plan
+from services.chronic.care_plan import (
+    applied_events,
+    is_redelivery,
+    plan_in_force,
+    record_care_plan,
+)
 from services.chronic.domain.monitoring import PatientState
 from services.chronic.domain.plan import PlanInForce
 
@@ -117,12 +122,13 @@ def start_agents(rt: Runtime, care_plans: TableT, states: TableT) -> None:
         plan = event.message
         patient = plan.patient_pseudonym
         previous = care_plans.get(patient)
-        if is_redelivery(plan, previous):
+        if is_redelivery(plan, previous, event.envelope.event_id):
             log.info("care_plan.duplicate", care_plan_id=plan.care_plan_id)
             return
         stored = record_care_plan(
             plan, previous=previous, territory=_territory(event), recorded_at=datetime.now(UTC)
         )
+        stored["applied"] = applied_events(previous, event.envelope.event_id)
         care_plans[patient] = stored
         log.info("care_plan.recorded", care_plan_id=plan.care_plan_id, version=stored["version"])
 

@@ -131,12 +131,25 @@ def record_care_plan(
     }
 
 
-def is_redelivery(plan: CarePlanUpdated, previous: StoredPlan | None) -> bool:
-    """The plan in force sent again (same care_plan_id): not a change, no new version."""
+# Event ids of the last plans applied, kept with the plan: a replayed record is recognised.
+APPLIED_KEPT = 20
+
+
+def is_redelivery(plan: CarePlanUpdated, previous: StoredPlan | None, event_id: str = "") -> bool:
+    """The plan in force sent again (same care_plan_id), or a plan event already applied
+    (read again after a rebalance or a crash, perhaps after a later plan): not a change, no
+    new version, and never an older plan back in force."""
+    if event_id and event_id in (previous or {}).get("applied", []):
+        return True
     before = plan_in_force(previous)
     return (
         before is not None and bool(plan.care_plan_id) and before.care_plan_id == plan.care_plan_id
     )
+
+
+def applied_events(previous: StoredPlan | None, event_id: str) -> list[str]:
+    """The ids of the plan events applied, this one last (the most recent APPLIED_KEPT)."""
+    return [*(previous or {}).get("applied", []), event_id][-APPLIED_KEPT:]
 
 
 def plan_in_force(stored: StoredPlan | None) -> PlanInForce | None:

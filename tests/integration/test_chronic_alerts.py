@@ -23,6 +23,7 @@ from emeuse.registry import (
     ALERT_RAISED,
     ALERT_RESOLVED,
     ALERT_UPDATED,
+    CARE_PLAN_UPDATED,
     READING_RECORDED,
 )
 from emeuse.runtime.pseudonym import random_pseudonym
@@ -320,6 +321,25 @@ def test_readings_that_stop_coming_raise_a_gap_alert_closed_by_the_next_reading(
             experiment_id="exp-telesurv",
         )
     )
+
+
+def test_a_care_plan_delivered_again_does_not_bring_back_the_older_plan(platform, bus):
+    patient = random_pseudonym()
+    chronic = Chronic(platform)
+    enrol(platform, care_plan(patient, "DIABETES", GLUCOSE_BAND))
+
+    def update(high: int) -> int:
+        plan = care_plan(patient, "DIABETES", {**GLUCOSE_BAND, "high": high})
+        request = api.UpdateCarePlanRequest(care_plan=plan, territory="55", experiment_id="x")
+        return chronic.UpdateCarePlan(request).version
+
+    assert update(180) == 2
+    # The enrolment's plan record comes again, as after a rebalance or a crash: not applied
+    # (the 250 mg/dL threshold is not back, no version 3), so the next change is version 3.
+    bus.replay(CARE_PLAN_UPDATED.name, patient)
+    assert update(170) == 3
+    in_force = chronic.GetCarePlan(api.GetCarePlanRequest(patient_pseudonym=patient)).care_plan
+    assert (in_force.version, in_force.thresholds[0].high) == (3, 170)
 
 
 def test_care_plans_change_over_grpc_and_apply_to_the_next_reading(platform, bus):

@@ -4,6 +4,8 @@ from google.protobuf import json_format
 from emeuse.chronic.v1.chronic_events_pb2 import CarePlanUpdated
 from emeuse.runtime.codec import InvalidEventError
 from services.chronic.care_plan import (
+    APPLIED_KEPT,
+    applied_events,
     check_care_plan,
     is_redelivery,
     plan_in_force,
@@ -175,3 +177,18 @@ def test_the_same_care_plan_id_sent_again_is_a_redelivery():
     assert not is_redelivery(a_plan(), None)
     # A plan without an id is never taken for the one in force.
     assert not is_redelivery(a_plan(care_plan_id=""), record(a_plan(care_plan_id="")))
+
+
+def test_a_plan_event_already_applied_is_a_redelivery_even_after_a_later_plan():
+    first = record(a_plan())
+    first["applied"] = applied_events(None, "ev-1")
+    later = record(a_plan(care_plan_id="cp-diabete-2"), previous=first)
+    later["applied"] = applied_events(first, "ev-2")
+    # The first plan's record read again: not applied, so the later plan stays in force.
+    assert is_redelivery(a_plan(), later, "ev-1")
+    # The first plan sent again by its team, as a new event: a change.
+    assert not is_redelivery(a_plan(), later, "ev-3")
+    ids = None
+    for n in range(APPLIED_KEPT + 5):
+        ids = applied_events({"applied": ids or []}, f"ev-{n}")
+    assert ids is not None and len(ids) == APPLIED_KEPT and ids[-1] == f"ev-{APPLIED_KEPT + 4}"
