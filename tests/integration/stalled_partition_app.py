@@ -24,6 +24,7 @@ app = faust.App(
     store="memory://",
     value_serializer="raw",
     web_enabled=False,
+    datadir=os.environ["TEST_APP_DATADIR"],  # not the working tree
     consumer_auto_offset_reset="earliest",
 )
 topic = app.topic(TOPIC, partitions=2, value_serializer="raw")

@@ -25,6 +25,7 @@ app = faust.App(
     broker=f"kafka://{os.environ['EMEUSE_KAFKA_BOOTSTRAP']}",
     store="memory://",
     web_enabled=False,
+    datadir=os.environ["TEST_APP_DATADIR"],  # not the working tree
     consumer_auto_offset_reset="earliest",
     topic_partitions=1,
 )

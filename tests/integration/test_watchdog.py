@@ -4,8 +4,10 @@ that stops reading is started again (runtime/watchdog.py)."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 
@@ -18,10 +20,11 @@ from tests.integration.harness import ROOT
 
 def run_until(app: str, env: dict[str, str], until: str) -> list[str]:
     """Run the test app `app` as a worker until it prints `until` (or 90 s): its output."""
+    datadir = tempfile.mkdtemp(prefix=f"{app}-")
     process = subprocess.Popen(
         [sys.executable, "-m", f"tests.integration.{app}", "worker", "-l", "warn"],
         cwd=ROOT,
-        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, **env, "PYTHONUNBUFFERED": "1", "TEST_APP_DATADIR": datadir},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -40,6 +43,7 @@ def run_until(app: str, env: dict[str, str], until: str) -> list[str]:
             process.wait(20)
         except subprocess.TimeoutExpired:
             process.kill()
+        shutil.rmtree(datadir, ignore_errors=True)
     return lines
 
 

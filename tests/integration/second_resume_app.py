@@ -1,0 +1,53 @@
+"""A faust worker whose flow control is resumed again while records wait in its agent's
+queue, as faust does after a rebalance; to test runtime/faust_fixes.py.
+
+Run by test_faust_fixes.py as `python -m tests.integration.second_resume_app worker`. It
+publishes RECORDS records to its one-partition topic; its agent holds the first for 2 s,
+so the others wait in the agent's queue (already fetched: the consumer's position is past
+them), then resumes flow control again. The worker prints `seen <n>` for each record its
+agent gets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import faust
+
+from emeuse.runtime.faust_fixes import keep_queued_records_while_flowing
+
+RECORDS = int(os.environ.get("RESUME_RECORDS", "20"))
+TOPIC = os.environ["RESUME_TOPIC"]
+if os.environ.get("RESUME_FIX", "1") == "1":
+    keep_queued_records_while_flowing()
+app = faust.App(
+    TOPIC,
+    broker=f"kafka://{os.environ['EMEUSE_KAFKA_BOOTSTRAP']}",
+    store="memory://",
+    value_serializer="raw",
+    web_enabled=False,
+    datadir=os.environ["TEST_APP_DATADIR"],  # not the working tree
+    consumer_auto_offset_reset="earliest",
+)
+topic = app.topic(TOPIC, partitions=1, value_serializer="raw")
+
+
+@app.agent(topic)
+async def read(stream: faust.StreamT) -> None:
+    async for value in stream:
+        print(f"seen {value.decode()}", flush=True)
+        if value == b"0":
+            await asyncio.sleep(2.0)  # the others are fetched meanwhile, and wait queued
+            print(f"resuming with {stream.channel.queue.qsize()} queued", flush=True)
+            app.flow_control.resume()  # what faust's recovery does once more when ready
+
+
+@app.task
+async def publish() -> None:
+    for n in range(RECORDS):
+        await topic.send(value=str(n).encode())
+
+
+if __name__ == "__main__":
+    app.main()
