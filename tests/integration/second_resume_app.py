@@ -5,7 +5,8 @@ Run by test_faust_fixes.py as `python -m tests.integration.second_resume_app wor
 publishes RECORDS records to its one-partition topic; its agent holds the first for 2 s,
 so the others wait in the agent's queue (already fetched: the consumer's position is past
 them), then resumes flow control again. The worker prints `seen <n>` for each record its
-agent gets.
+agent gets. With RESUME_FIX=0 the queued records are dropped; with RESUME_WATCHDOG=1 the
+watchdog notices the position past the group's commit and reads them again.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 import faust
 
 from emeuse.runtime.faust_fixes import keep_queued_records_while_flowing
+from emeuse.runtime.watchdog import EndOffsets, PartitionWatch, Watchdog
 
 RECORDS = int(os.environ.get("RESUME_RECORDS", "20"))
 TOPIC = os.environ["RESUME_TOPIC"]
@@ -31,16 +33,29 @@ app = faust.App(
     consumer_auto_offset_reset="earliest",
 )
 topic = app.topic(TOPIC, partitions=1, value_serializer="raw")
+state = {"handling": 0}
+if os.environ.get("RESUME_WATCHDOG") == "1":
+    app.add_dependency(
+        Watchdog(
+            app,
+            PartitionWatch("resume-test"),
+            EndOffsets([os.environ["EMEUSE_KAFKA_BOOTSTRAP"]], group=TOPIC),
+            busy=lambda: state["handling"] > 0,
+        )
+    )
 
 
 @app.agent(topic)
 async def read(stream: faust.StreamT) -> None:
     async for value in stream:
+        state["handling"] += 1
         print(f"seen {value.decode()}", flush=True)
-        if value == b"0":
+        if value == b"0" and not state.get("resumed"):
+            state["resumed"] = 1
             await asyncio.sleep(2.0)  # the others are fetched meanwhile, and wait queued
             print(f"resuming with {stream.channel.queue.qsize()} queued", flush=True)
             app.flow_control.resume()  # what faust's recovery does once more when ready
+        state["handling"] -= 1
 
 
 @app.task

@@ -1,4 +1,5 @@
-"""Records already fetched survive a second resume of faust's flow control (faust_fixes)."""
+"""Records already fetched survive a second resume of faust's flow control (faust_fixes);
+records dropped after they were fetched are read again by the watchdog."""
 
 from __future__ import annotations
 
@@ -22,3 +23,22 @@ def test_records_waiting_in_an_agent_s_queue_survive_a_second_resume(bootstrap):
     lines = run_until("second_resume_app", env, f"seen {RECORDS - 1}")
     seen = [line.split("seen ", 1)[1].strip() for line in lines if "seen " in line]
     assert seen == [str(n) for n in range(RECORDS)], "".join(lines)[-3000:]
+
+
+def test_records_dropped_after_they_were_fetched_are_read_again(bootstrap):
+    topic = f"emeuse-test-reread-{uuid.uuid4().hex[:8]}"
+    create_topics(bootstrap, NewTopic(topic, 1, 1))
+    env = {
+        "EMEUSE_KAFKA_BOOTSTRAP": bootstrap,
+        "RESUME_TOPIC": topic,
+        "RESUME_RECORDS": str(RECORDS),
+        "RESUME_FIX": "0",  # faust as it is: the second resume drops the queued records
+        "RESUME_WATCHDOG": "1",
+    }
+    lines = run_until("second_resume_app", env, f"seen {RECORDS - 1}")
+    text = "".join(lines)
+    assert "resuming with" in text, text[-3000:]
+    skipped = [line for line in lines if "consumer.records_skipped" in line]
+    assert skipped and "action=reread" in skipped[0], text[-3000:]
+    seen = {line.split("seen ", 1)[1].strip() for line in lines if "seen " in line}
+    assert seen == {str(n) for n in range(RECORDS)}, text[-3000:]

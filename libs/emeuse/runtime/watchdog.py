@@ -104,6 +104,7 @@ class PartitionWatch:
 
     service: str
     stalls: dict[TP, Stall] = field(default_factory=dict)
+    skips: dict[TP, Stall] = field(default_factory=dict)
     last_round: float | None = None
     last_rejoin: float | None = None
     unsettled_since: float | None = None
@@ -130,6 +131,7 @@ class PartitionWatch:
         self.last_round = now
         if not settled or gap:
             self.stalls.clear()
+            self.skips.clear()
             return False
         return True
 
@@ -153,22 +155,52 @@ class PartitionWatch:
             return "rejoin"
         return None
 
+    def skipped(self, tp: TP, position: int | None, read_from: int | None, now: float) -> bool:
+        """Whether to read `tp` again from `read_from` (pure: no consumer). The worker is idle
+        with nothing in flight, so everything it read should be handled and committed: a
+        position past the group's commit for STALL_S means records were fetched and dropped
+        before reaching the agent (they would wait for the next rebalance)."""
+        if position is None or read_from is None or position <= read_from:
+            self.skips.pop(tp, None)
+            return False
+        skip = self.skips.get(tp)
+        if skip is None or skip.position != position:
+            self.skips[tp] = Stall(position, now)
+            return False
+        if now - skip.since < STALL_S:
+            return False
+        skip.since = now  # read again; judged afresh if it comes back
+        return True
+
     def forget_except(self, tps: Iterable[TP]) -> None:
         for tp in set(self.stalls) - set(tps):
             del self.stalls[tp]
+        for tp in set(self.skips) - set(tps):
+            del self.skips[tp]
+
+
+@dataclass(frozen=True)
+class Offsets:
+    """What the broker says of assigned partitions: where each ends, and where the worker's
+    group is to read from (its committed offset, else the partition's first)."""
+
+    ends: dict[TP, int]
+    read_from: dict[TP, int]
 
 
 class EndOffsets:
-    """The broker's end offsets, asked by a client of the watchdog's own (kafka-python, in a
-    thread): never through faust's consumer thread, whose two workers fetch and commit."""
+    """The broker's offsets, asked by a client of the watchdog's own (kafka-python, in a
+    thread): never through faust's consumer thread, whose two workers fetch and commit. The
+    client names the worker's group only to read its commits; it never joins the group."""
 
-    def __init__(self, bootstrap: Sequence[str]) -> None:
+    def __init__(self, bootstrap: Sequence[str], group: str | None = None) -> None:
         self._bootstrap = list(bootstrap)
+        self._group = group
         self._client: KafkaConsumer | None = None
-        self._asking: asyncio.Future[dict[TP, int]] | None = None
+        self._asking: asyncio.Future[Offsets] | None = None
 
-    async def of(self, tps: Iterable[TP]) -> dict[TP, int] | None:
-        """End offsets, or None when the broker did not answer in time (or still has not
+    async def of(self, tps: Iterable[TP]) -> Offsets | None:
+        """The offsets, or None when the broker did not answer in time (or still has not
         answered the last round: one question at a time)."""
         if self._asking is not None and not self._asking.done():
             return None
@@ -179,16 +211,25 @@ class EndOffsets:
         except TimeoutError:
             return None
 
-    def _ask(self, wanted: list[TopicPartition]) -> dict[TP, int]:
+    def _ask(self, wanted: list[TopicPartition]) -> Offsets:
         if self._client is None:
             self._client = KafkaConsumer(
                 bootstrap_servers=self._bootstrap,
+                group_id=self._group,
                 enable_auto_commit=False,
                 request_timeout_ms=int(END_OFFSETS_TIMEOUT_S * 1000) + 1000,
                 client_id="emeuse-watchdog",
             )
         ends = self._client.end_offsets(wanted)
-        return {TP(tp.topic, tp.partition): offset for tp, offset in ends.items()}
+        read_from: dict[TP, int] = {}
+        if self._group is not None:
+            firsts = self._client.beginning_offsets(wanted)
+            for tp in wanted:
+                committed = self._client.committed(tp)
+                read_from[TP(tp.topic, tp.partition)] = (
+                    committed if committed is not None else firsts[tp]
+                )
+        return Offsets({TP(tp.topic, tp.partition): n for tp, n in ends.items()}, read_from)
 
 
 def input_partitions(app: faust.App) -> set[TP]:
@@ -281,17 +322,22 @@ async def _watch(
     watch.forget_except(tps)
     if not tps:
         return
-    end_offsets = await ends.of(tps)
+    offsets = await ends.of(tps)
     # Judged only if nothing moved meanwhile: a rebalance, a record now being handled.
     if (
-        end_offsets is None
+        offsets is None
         or app.consumer_generation_id != generation
         or not watch.begin_round(time.monotonic(), settled=settled(app, busy))
     ):
         watch.stalls.clear()
+        watch.skips.clear()
         return
+    end_offsets = offsets.ends
     now = time.monotonic()
-    for tp, position in sorted(positions(consumer, tps).items()):
+    found = positions(consumer, tps)
+    if not consumer._unacked_messages:  # nothing in flight: what was read is handled
+        await _read_skipped_again(watch, consumer, found, offsets.read_from, now)
+    for tp, position in sorted(found.items()):
         action = watch.observe(tp, position, end_offsets.get(tp), now)
         if action is None:
             continue
@@ -314,6 +360,31 @@ async def _watch(
         else:
             await _ask_group_to_rebalance(consumer)
             return  # every partition is assigned afresh
+
+
+async def _read_skipped_again(
+    watch: PartitionWatch,
+    consumer: Consumer,
+    found: Mapping[TP, int],
+    read_from: Mapping[TP, int],
+    now: float,
+) -> None:
+    for tp, position in sorted(found.items()):
+        start = read_from.get(tp)
+        if not watch.skipped(tp, position, start, now):
+            continue
+        assert start is not None
+        metrics.PARTITION_STALLS.labels(watch.service, tp.topic, "reread").inc()
+        log.warning(
+            "consumer.records_skipped",
+            topic=tp.topic,
+            partition=tp.partition,
+            position=position,
+            committed=start,
+            action="reread",
+        )
+        # In faust's consumer thread, which also resets faust's own read offset.
+        await consumer.seek_wait({tp: start})
 
 
 async def _unstick_recovery(app: faust.App, watch: PartitionWatch, now: float) -> bool:

@@ -42,7 +42,7 @@ def run_worker(app: faust.App, settings: ServiceSettings, bus: Bus) -> None:
     watchdog = Watchdog(
         app,
         PartitionWatch(settings.service),
-        EndOffsets(settings.kafka_bootstrap),
+        EndOffsets(settings.kafka_bootstrap, group=str(app.conf.id)),
         busy=lambda: bus.handling > 0,
     )
     app.add_dependency(watchdog)

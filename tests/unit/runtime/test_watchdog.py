@@ -161,3 +161,25 @@ def test_a_recovery_read_to_its_end_makes_the_next_stall_a_first_one():
     left = lambda s: {} if s < 100 else {CHANGELOG: 5}  # noqa: E731
     asked = [s for s in recovery_rounds(watch, left, stop=200) if s >= 100]
     assert asked[:2] == [100 + RECOVERY_STALL_S, 100 + RECOVERY_STALL_S + RECOVERY_REJOIN_EVERY_S]
+
+
+def test_a_position_past_the_group_s_commit_while_idle_is_read_again_after_a_while():
+    watch = PartitionWatch("home")
+    asked = [s for s in range(0, 41, 5) if watch.skipped(TOPIC, 20, 1, float(s))]
+    # Seen at 0 s, read again at STALL_S, then only if it stays so for STALL_S more.
+    assert asked == [STALL_S, 2 * STALL_S, 3 * STALL_S, 4 * STALL_S]
+
+
+def test_a_position_at_the_commit_or_moving_is_not_a_skip():
+    watch = PartitionWatch("home")
+    assert not any(watch.skipped(TOPIC, 5, 5, float(s)) for s in range(0, 60, 5))
+    assert not any(watch.skipped(TOPIC, 5 + s, 1, float(s)) for s in range(0, 60, 5))
+    assert not any(watch.skipped(TOPIC, 5, None, float(s)) for s in range(0, 60, 5))
+
+
+def test_a_busy_or_rebalancing_round_restarts_the_skip_clock():
+    watch = PartitionWatch("home")
+    assert not watch.skipped(TOPIC, 20, 1, 0.0)
+    watch.begin_round(5.0, settled=False)
+    assert not watch.skipped(TOPIC, 20, 1, STALL_S)  # counted again from here
+    assert watch.skipped(TOPIC, 20, 1, 2 * STALL_S)
