@@ -59,6 +59,7 @@ class Stall:
     position: int
     since: float
     resumed_at: float | None = None
+    reread_from: int | None = None
 
 
 @dataclass
@@ -167,9 +168,9 @@ class PartitionWatch:
         if skip is None or skip.position != position:
             self.skips[tp] = Stall(position, now)
             return False
-        if now - skip.since < STALL_S:
-            return False
-        skip.since = now  # read again; judged afresh if it comes back
+        if now - skip.since < STALL_S or skip.reread_from == read_from:
+            return False  # read again from there once already: no loop of re-reads
+        skip.since, skip.reread_from = now, read_from
         return True
 
     def forget_except(self, tps: Iterable[TP]) -> None:
@@ -223,11 +224,17 @@ class EndOffsets:
         ends = self._client.end_offsets(wanted)
         read_from: dict[TP, int] = {}
         if self._group is not None:
-            firsts = self._client.beginning_offsets(wanted)
+            timeout_ms = int(END_OFFSETS_TIMEOUT_S * 1000)
+            firsts = self._client.beginning_offsets(wanted, timeout_ms=timeout_ms)
+            # One OffsetFetch for all, bounded (the public committed() asks one partition at
+            # a time and retries for ever while the group's coordinator is away).
+            commits = self._client._coordinator.fetch_committed_offsets(
+                wanted, timeout_ms=timeout_ms
+            )
             for tp in wanted:
-                committed = self._client.committed(tp)
+                committed = commits.get(tp)
                 read_from[TP(tp.topic, tp.partition)] = (
-                    committed if committed is not None else firsts[tp]
+                    committed.offset if committed is not None else firsts[tp]
                 )
         return Offsets({TP(tp.topic, tp.partition): n for tp, n in ends.items()}, read_from)
 
@@ -335,8 +342,14 @@ async def _watch(
     end_offsets = offsets.ends
     now = time.monotonic()
     found = positions(consumer, tps)
-    if not consumer._unacked_messages:  # nothing in flight: what was read is handled
-        await _read_skipped_again(watch, consumer, found, offsets.read_from, now)
+    # Nothing in flight and no commit under way: what was read is handled and committed.
+    if not consumer._unacked_messages and consumer._commit_fut is None:
+        # Never below faust's own commit: it refuses acks under it (a failed commit).
+        read_from = {
+            tp: max(start, consumer._committed_offset.get(tp) or 0)
+            for tp, start in offsets.read_from.items()
+        }
+        await _read_skipped_again(watch, consumer, found, read_from, now)
     for tp, position in sorted(found.items()):
         action = watch.observe(tp, position, end_offsets.get(tp), now)
         if action is None:
