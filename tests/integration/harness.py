@@ -22,6 +22,7 @@ from typing import Any
 
 import grpc
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
 
 from emeuse.chronic.v1 import chronic_service_pb2, chronic_service_pb2_grpc
 from emeuse.cli.health import health_of
@@ -237,8 +238,9 @@ class Bus:
         metadata = future.get(timeout=15)
         return metadata.partition, metadata.offset
 
-    def _polls_from_beginning(self, topic: str) -> Iterator[list[dict[str, Any]]]:
-        """The topic's records from the beginning, one list per poll (possibly empty)."""
+    def _raw_polls_from_beginning(self, topic: str) -> Iterator[list[ConsumerRecord]]:
+        """The topic's records as stored, from the beginning, one list per poll (possibly
+        empty)."""
         consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
         try:
             partitions = [
@@ -247,13 +249,16 @@ class Bus:
             consumer.assign(partitions)
             consumer.seek_to_beginning(*partitions)
             while True:
-                yield [
-                    describe(r.topic, r.partition, r.offset, r.key, r.value, r.headers)
-                    for records in consumer.poll(timeout_ms=300).values()
-                    for r in records
-                ]
+                yield [r for records in consumer.poll(timeout_ms=300).values() for r in records]
         finally:
             consumer.close()
+
+    def _polls_from_beginning(self, topic: str) -> Iterator[list[dict[str, Any]]]:
+        """The topic's records from the beginning, described, one list per poll."""
+        for batch in self._raw_polls_from_beginning(topic):
+            yield [
+                describe(r.topic, r.partition, r.offset, r.key, r.value, r.headers) for r in batch
+            ]
 
     def wait_for(
         self,
@@ -298,22 +303,18 @@ class Bus:
     def replay(self, topic: str, key: str) -> None:
         """Send the first record of `topic` with this key again, byte for byte, to its
         partition: what a consumer sees after a rebalance or a crash (at-least-once)."""
-        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        deadline = time.monotonic() + 15
+        polls = self._raw_polls_from_beginning(topic)
         try:
-            partitions = [
-                TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
-            ]
-            consumer.assign(partitions)
-            consumer.seek_to_beginning(*partitions)
-            deadline = time.monotonic() + 15
-            while time.monotonic() < deadline:
-                for records in consumer.poll(timeout_ms=300).values():
-                    for r in records:
-                        if r.key == key.encode():
-                            self.send(topic, r.key, r.value, list(r.headers), r.partition)
-                            return
+            for batch in polls:
+                for r in batch:
+                    if r.key == key.encode():
+                        self.send(topic, r.key, r.value, list(r.headers), r.partition)
+                        return
+                if time.monotonic() >= deadline:
+                    break
         finally:
-            consumer.close()
+            polls.close()
         raise AssertionError(f"no record keyed {key} on {topic}")
 
     def close(self) -> None:

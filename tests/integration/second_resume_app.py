@@ -17,32 +17,18 @@ import os
 import faust
 
 from emeuse.runtime.faust_fixes import keep_queued_records_while_flowing
-from emeuse.runtime.watchdog import EndOffsets, PartitionWatch, Watchdog
+from emeuse.runtime.watchdog import add_watchdog
+from tests.integration.worker_apps import BOOTSTRAP, worker_app
 
 RECORDS = int(os.environ.get("RESUME_RECORDS", "20"))
 TOPIC = os.environ["RESUME_TOPIC"]
 if os.environ.get("RESUME_FIX", "1") == "1":
     keep_queued_records_while_flowing()
-app = faust.App(
-    TOPIC,
-    broker=f"kafka://{os.environ['EMEUSE_KAFKA_BOOTSTRAP']}",
-    store="memory://",
-    value_serializer="raw",
-    web_enabled=False,
-    datadir=os.environ["TEST_APP_DATADIR"],  # not the working tree
-    consumer_auto_offset_reset="earliest",
-)
+app = worker_app(TOPIC, value_serializer="raw")
 topic = app.topic(TOPIC, partitions=1, value_serializer="raw")
 state = {"handling": 0}
 if os.environ.get("RESUME_WATCHDOG") == "1":
-    app.add_dependency(
-        Watchdog(
-            app,
-            PartitionWatch("resume-test"),
-            EndOffsets([os.environ["EMEUSE_KAFKA_BOOTSTRAP"]], group=TOPIC),
-            busy=lambda: state["handling"] > 0,
-        )
-    )
+    add_watchdog(app, "resume-test", [BOOTSTRAP], lambda: state["handling"] > 0, group=TOPIC)
 
 
 @app.agent(topic)

@@ -14,29 +14,15 @@ import os
 import faust
 from faust.types import TP
 
-from emeuse.runtime.watchdog import EndOffsets, PartitionWatch, Watchdog
+from emeuse.runtime.watchdog import add_watchdog
+from tests.integration.worker_apps import BOOTSTRAP, worker_app
 
 TOPIC = os.environ["STALL_TOPIC"]
 STUCK = TP(TOPIC, 0)
-app = faust.App(
-    TOPIC,
-    broker=f"kafka://{os.environ['EMEUSE_KAFKA_BOOTSTRAP']}",
-    store="memory://",
-    value_serializer="raw",
-    web_enabled=False,
-    datadir=os.environ["TEST_APP_DATADIR"],  # not the working tree
-    consumer_auto_offset_reset="earliest",
-)
+app = worker_app(TOPIC, value_serializer="raw")
 topic = app.topic(TOPIC, partitions=2, value_serializer="raw")
 state = {"ticks": 0, "handling": 0}
-app.add_dependency(
-    Watchdog(
-        app,
-        PartitionWatch("stall-test"),
-        EndOffsets([os.environ["EMEUSE_KAFKA_BOOTSTRAP"]]),
-        busy=lambda: state["handling"] > 0,
-    )
-)
+add_watchdog(app, "stall-test", [BOOTSTRAP], busy=lambda: state["handling"] > 0)
 
 
 @app.agent(topic)

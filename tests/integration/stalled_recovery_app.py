@@ -17,28 +17,14 @@ import faust
 from faust.tables.recovery import Recovery
 from faust.types import TP
 
-from emeuse.runtime.watchdog import EndOffsets, PartitionWatch, Watchdog
+from emeuse.runtime.watchdog import add_watchdog
+from tests.integration.worker_apps import BOOTSTRAP, worker_app
 
 APP_ID = os.environ["STALL_APP_ID"]
-app = faust.App(
-    APP_ID,
-    broker=f"kafka://{os.environ['EMEUSE_KAFKA_BOOTSTRAP']}",
-    store="memory://",
-    web_enabled=False,
-    datadir=os.environ["TEST_APP_DATADIR"],  # not the working tree
-    consumer_auto_offset_reset="earliest",
-    topic_partitions=1,
-)
+app = worker_app(APP_ID, topic_partitions=1)
 topic = app.topic(f"{APP_ID}-input", partitions=1, value_serializer="raw")
 counts = app.Table("counts", default=int, partitions=1)
-app.add_dependency(
-    Watchdog(
-        app,
-        PartitionWatch("stall-test"),
-        EndOffsets([os.environ["EMEUSE_KAFKA_BOOTSTRAP"]]),
-        busy=lambda: False,
-    )
-)
+add_watchdog(app, "stall-test", [BOOTSTRAP], busy=lambda: False)
 state = {"stalled": False}
 seek_offsets = Recovery._seek_offsets
 

@@ -28,7 +28,7 @@ import asyncio
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 import faust
 import structlog
@@ -60,6 +60,16 @@ class Stall:
     since: float
     resumed_at: float | None = None
     reread_from: int | None = None
+
+
+def _standing(stalls: dict[TP, Stall], tp: TP, position: int, now: float) -> Stall | None:
+    """`tp`'s record if its position has not moved since last seen; else None, and it is
+    counted from now."""
+    stall = stalls.get(tp)
+    if stall is None or stall.position != position:
+        stalls[tp] = Stall(position, now)
+        return None
+    return stall
 
 
 @dataclass
@@ -141,9 +151,8 @@ class PartitionWatch:
         if position is None or end is None or max(position, 0) >= end:  # nothing waits
             self.stalls.pop(tp, None)
             return None
-        stall = self.stalls.get(tp)
-        if stall is None or stall.position != position:
-            self.stalls[tp] = Stall(position, now)
+        stall = _standing(self.stalls, tp, position, now)
+        if stall is None:
             return None
         if stall.resumed_at is None:
             if now - stall.since >= STALL_S:
@@ -164,9 +173,8 @@ class PartitionWatch:
         if position is None or read_from is None or position <= read_from:
             self.skips.pop(tp, None)
             return False
-        skip = self.skips.get(tp)
-        if skip is None or skip.position != position:
-            self.skips[tp] = Stall(position, now)
+        skip = _standing(self.skips, tp, position, now)
+        if skip is None:
             return False
         if now - skip.since < STALL_S or skip.reread_from == read_from:
             return False  # read again from there once already: no loop of re-reads
@@ -189,7 +197,7 @@ class Offsets:
     read_from: dict[TP, int]
 
 
-class EndOffsets:
+class BrokerOffsets:
     """The broker's offsets, asked by a client of the watchdog's own (kafka-python, in a
     thread): never through faust's consumer thread, whose two workers fetch and commit. The
     client names the worker's group only to read its commits; it never joins the group."""
@@ -249,11 +257,16 @@ def input_partitions(app: faust.App) -> set[TP]:
     }
 
 
+def _aiokafka(consumer: Consumer) -> Any:
+    """aiokafka's consumer under faust's, read as faust's own checks read it (its state only:
+    calls into it belong to faust's consumer thread)."""
+    return consumer._thread._ensure_consumer()  # type: ignore[attr-defined]
+
+
 def positions(consumer: Consumer, tps: Iterable[TP]) -> dict[TP, int]:
     """aiokafka's fetch position of each assigned partition (NO_POSITION while awaiting a
     reset), read as faust's own checks read it (no call into the consumer thread)."""
-    aiokafka_consumer = consumer._thread._ensure_consumer()  # type: ignore[attr-defined]
-    subscription = aiokafka_consumer._fetcher._subscriptions.subscription
+    subscription = _aiokafka(consumer)._fetcher._subscriptions.subscription
     assignment = subscription.assignment if subscription is not None else None
     if assignment is None:
         return {}
@@ -289,7 +302,7 @@ class Watchdog(Service):
     the first table recovery is over, and that recovery can stall too."""
 
     def __init__(
-        self, app: faust.App, watch: PartitionWatch, ends: EndOffsets, busy: Callable[[], bool]
+        self, app: faust.App, watch: PartitionWatch, ends: BrokerOffsets, busy: Callable[[], bool]
     ) -> None:
         super().__init__()
         self.app, self.watch, self.ends, self.busy = app, watch, ends, busy
@@ -301,8 +314,23 @@ class Watchdog(Service):
             await watch_partitions(self.app, self.watch, self.ends, self.busy)
 
 
+def add_watchdog(
+    app: faust.App,
+    service: str,
+    bootstrap: Sequence[str],
+    busy: Callable[[], bool],
+    *,
+    group: str | None = None,
+) -> Watchdog:
+    """The watchdog as a service of `app`; with its consumer `group`, records fetched and
+    dropped are read again from the group's commit too."""
+    watchdog = Watchdog(app, PartitionWatch(service), BrokerOffsets(bootstrap, group), busy)
+    app.add_dependency(watchdog)
+    return watchdog
+
+
 async def watch_partitions(
-    app: faust.App, watch: PartitionWatch, ends: EndOffsets, busy: Callable[[], bool]
+    app: faust.App, watch: PartitionWatch, ends: BrokerOffsets, busy: Callable[[], bool]
 ) -> None:
     """One round of the watchdog (a faust timer calls it; an error must not stop the worker)."""
     try:
@@ -312,7 +340,7 @@ async def watch_partitions(
 
 
 async def _watch(
-    app: faust.App, watch: PartitionWatch, ends: EndOffsets, busy: Callable[[], bool]
+    app: faust.App, watch: PartitionWatch, ends: BrokerOffsets, busy: Callable[[], bool]
 ) -> None:
     now, reasons = time.monotonic(), unsettled_by(app, busy)
     if await _unstick_recovery(app, watch, now):
@@ -405,7 +433,7 @@ async def _unstick_recovery(app: faust.App, watch: PartitionWatch, now: float) -
     recovery: Recovery = app.tables.recovery  # type: ignore[attr-defined]
     consumer = cast(Consumer, app.consumer)
     # While the group is joined, recovery's counts are the last generation's: not judged.
-    joining = consumer._thread._ensure_consumer()._subscription.reassignment_in_progress  # type: ignore[attr-defined]
+    joining = _aiokafka(consumer)._subscription.reassignment_in_progress
     reading = recovery.in_recovery and not joining
     remaining = recovery.active_remaining() if reading else None
     waited = watch.recovery.stalled(now, remaining, app.consumer_generation_id)

@@ -15,7 +15,7 @@ from emeuse.runtime.logs import configure_logging
 from emeuse.runtime.metrics import serve_metrics
 from emeuse.runtime.settings import ServiceSettings, SettingsError
 from emeuse.runtime.topics import TopicError, changelog_plans, ensure_topics
-from emeuse.runtime.watchdog import EndOffsets, PartitionWatch, Watchdog
+from emeuse.runtime.watchdog import add_watchdog
 
 LAG_INTERVAL_SECONDS = 5.0
 SettingsT = TypeVar("SettingsT")
@@ -39,13 +39,13 @@ def run_worker(app: faust.App, settings: ServiceSettings, bus: Bus) -> None:
     async def measure_consumer_lag() -> None:
         await record_consumer_lag(app, settings.service)
 
-    watchdog = Watchdog(
+    add_watchdog(
         app,
-        PartitionWatch(settings.service),
-        EndOffsets(settings.kafka_bootstrap, group=str(app.conf.id)),
+        settings.service,
+        settings.kafka_bootstrap,
         busy=lambda: bus.handling > 0,
+        group=str(app.conf.id),
     )
-    app.add_dependency(watchdog)
 
     try:
         ensure_topics(
