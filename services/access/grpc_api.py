@@ -45,7 +45,7 @@ from emeuse.runtime.envelope import (
     timestamp,
 )
 from emeuse.runtime.grpc_server import Registrar
-from emeuse.runtime.paging import page_cursor, page_token
+from emeuse.runtime.paging import page_cursor, page_size, page_token
 from emeuse.runtime.routing import Router
 from emeuse.runtime.service import publish_for_caller, require_pseudonym, until_applied
 from services.access.domain.agenda import BookingState, Location, RequestState, queue_key
@@ -68,7 +68,6 @@ from services.access.scheduling import (
     request_place,
 )
 
-MAX_PAGE_SIZE, DEFAULT_PAGE_SIZE = 500, 50
 # How long a write waits for the territory's scheduler to apply it.
 APPLY_WAIT_S = 10.0
 Answer = Any
@@ -236,16 +235,12 @@ class AccessServicer(api_grpc.AccessServiceServicer):
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, "commune must be an INSEE commune code"
             )
-        if not 0 <= request.page_size <= MAX_PAGE_SIZE:
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT, f"page_size must be 0 to {MAX_PAGE_SIZE}"
-            )
         try:
+            size = page_size(request.page_size)
             after = _place_cursor(request.page_token)
         except ValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             raise
-        size = request.page_size or DEFAULT_PAGE_SIZE
 
         async def local(agenda: Agenda) -> api.ListPlacesResponse:
             page, token = place_page(agenda.places(), request.commune, after, size)
@@ -417,16 +412,12 @@ class AccessServicer(api_grpc.AccessServiceServicer):
         self, request: api.ListOpenRequestsRequest, context: grpc.aio.ServicerContext
     ) -> api.ListOpenRequestsResponse:
         territory = await self._territory(context, request.territory)
-        if not 0 <= request.page_size <= MAX_PAGE_SIZE:
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT, f"page_size must be 0 to {MAX_PAGE_SIZE}"
-            )
         try:
+            size = page_size(request.page_size)
             cursor = _cursor(request.page_token)
         except ValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             raise
-        size = request.page_size or DEFAULT_PAGE_SIZE
 
         async def local(agenda: Agenda) -> api.ListOpenRequestsResponse:
             line = agenda.waiting()

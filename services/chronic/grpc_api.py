@@ -38,7 +38,7 @@ from emeuse.runtime.envelope import (
     timestamp,
 )
 from emeuse.runtime.grpc_server import Registrar
-from emeuse.runtime.paging import page_cursor, page_token
+from emeuse.runtime.paging import page_cursor, page_size, page_token
 from emeuse.runtime.routing import Router
 from emeuse.runtime.service import publish_for_caller, require_pseudonym, until_applied
 from services.chronic.alerts import CARE_TEAM_RESOLUTIONS, SEVERITY, gap_due_at
@@ -208,12 +208,8 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
     async def ListAlerts(
         self, request: api.ListAlertsRequest, context: grpc.aio.ServicerContext
     ) -> api.ListAlertsResponse:
-        if not 0 <= request.page_size <= MAX_PAGE_SIZE:
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT, f"page_size must be 0 to {MAX_PAGE_SIZE}"
-            )
-        size = request.page_size or DEFAULT_PAGE_SIZE
         try:
+            size = page_size(request.page_size)
             cursor = _cursor(request.page_token)
             keep = alert_filter(request)
         except ValueError as exc:
@@ -473,7 +469,6 @@ def summary(
     )
 
 
-MAX_PAGE_SIZE, DEFAULT_PAGE_SIZE = 500, 50
 # How long writes wait for the patient's agent to apply them.
 APPLY_WAIT_S = 10.0
 # How long a review waits for a point-of-care reading just recorded to be handled.

@@ -37,7 +37,7 @@ from emeuse.runtime.bus import Bus
 from emeuse.runtime.codec import InvalidEventError
 from emeuse.runtime.envelope import EXPERIMENT_ID, EnvelopeError, territory_from_code, timestamp
 from emeuse.runtime.grpc_server import Registrar
-from emeuse.runtime.paging import page_cursor, page_token
+from emeuse.runtime.paging import page_cursor, page_size, page_token
 from emeuse.runtime.routing import Router
 from emeuse.runtime.service import publish_for_caller, require_pseudonym, until_applied
 from services.home.configuration import check_contact_id, check_home
@@ -53,7 +53,6 @@ from services.home.domain.home import (
 from services.home.handlers import CLOCK_SKEW
 from services.home.incidents import CONTACT_OUTCOMES, INCIDENT_OF_KIND, kind_of
 
-MAX_PAGE_SIZE, DEFAULT_PAGE_SIZE = 500, 50
 # How long an action waits for the home's agent to apply it.
 APPLY_WAIT_S = 10.0
 STATUS = {
@@ -173,12 +172,8 @@ class HomeServicer(api_grpc.HomeServiceServicer):
     async def ListOpenIncidents(
         self, request: api.ListOpenIncidentsRequest, context: grpc.aio.ServicerContext
     ) -> api.ListOpenIncidentsResponse:
-        if not 0 <= request.page_size <= MAX_PAGE_SIZE:
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT, f"page_size must be 0 to {MAX_PAGE_SIZE}"
-            )
-        size = request.page_size or DEFAULT_PAGE_SIZE
         try:
+            size = page_size(request.page_size)
             cursor = _cursor(request.page_token)
             if request.territory:
                 territory_from_code(request.territory)

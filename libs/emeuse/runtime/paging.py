@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 NOT_OURS = "page_token is not one this service gave"
+MAX_PAGE_SIZE, DEFAULT_PAGE_SIZE = 500, 50
 Cursor = TypeVar("Cursor")
 
 
@@ -26,3 +27,10 @@ def page_cursor(token: str, read: Callable[[Any], Cursor]) -> Cursor | None:
         return read(json.loads(base64.urlsafe_b64decode(token.encode())))
     except (binascii.Error, ValueError, KeyError, IndexError, TypeError):
         raise ValueError(NOT_OURS) from None
+
+
+def page_size(requested: int) -> int:
+    """The size of a page asked for (0: the default); ValueError beyond MAX_PAGE_SIZE."""
+    if not 0 <= requested <= MAX_PAGE_SIZE:
+        raise ValueError(f"page_size must be 0 to {MAX_PAGE_SIZE}")
+    return requested or DEFAULT_PAGE_SIZE
