@@ -233,12 +233,13 @@ class BrokerOffsets:
         read_from: dict[TP, int] = {}
         if self._group is not None:
             timeout_ms = int(END_OFFSETS_TIMEOUT_S * 1000)
-            firsts = self._client.beginning_offsets(wanted, timeout_ms=timeout_ms)
             # One OffsetFetch for all, bounded (the public committed() asks one partition at
             # a time and retries for ever while the group's coordinator is away).
             commits = self._client._coordinator.fetch_committed_offsets(
                 wanted, timeout_ms=timeout_ms
             )
+            never = [tp for tp in wanted if commits.get(tp) is None]
+            firsts = self._client.beginning_offsets(never, timeout_ms=timeout_ms) if never else {}
             for tp in wanted:
                 committed = commits.get(tp)
                 read_from[TP(tp.topic, tp.partition)] = (
