@@ -1,24 +1,23 @@
-"""Chronic service composition root: settings -> runtime -> tables, agents, gRPC."""
+"""Chronic service composition root: settings -> kernel runtime -> gRPC."""
 
 from __future__ import annotations
 
-from emeuse.runtime.service import Runtime, build_runtime, serve_grpc
-from emeuse.runtime.worker import run_worker, settings_or_exit
+from emeuse.kernel.run import KernelRuntime, build_kernel_runtime, run_service
+from emeuse.runtime.grpc_server import Registrar
+from emeuse.runtime.worker import settings_or_exit
 from services.chronic import config, grpc_api
-from services.chronic.agents import start_agents
-from services.chronic.tables import declare_tables
+from services.chronic.processing import CARE_PLANS, PROCESSOR, STATES
 
 
-def build() -> Runtime:
-    rt = build_runtime(settings_or_exit(config.load))
-    care_plans, states = declare_tables(rt.app)
-    start_agents(rt, care_plans, states)
-    serve_grpc(
-        rt, grpc_api.register(grpc_api.ChronicServicer(rt.router, rt.bus, care_plans, states))
+def build() -> KernelRuntime:
+    return build_kernel_runtime(settings_or_exit(config.load), PROCESSOR)
+
+
+def register(rt: KernelRuntime) -> Registrar:
+    return grpc_api.register(
+        grpc_api.ChronicServicer(rt.router, rt.bus, rt.table(CARE_PLANS), rt.table(STATES))
     )
-    return rt
 
 
 def main() -> None:
-    rt = build()
-    run_worker(rt.app, rt.settings, rt.bus)
+    run_service(build(), register)

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import grpc
-from faust.types import TableT
 
 from emeuse.chronic.v1 import chronic_service_pb2 as api
 from emeuse.chronic.v1 import chronic_service_pb2_grpc as api_grpc
@@ -21,6 +20,9 @@ from emeuse.chronic.v1.chronic_events_pb2 import (
     ReadingRecorded,
     ReviewDecision,
 )
+from emeuse.kernel.edge import Publisher
+from emeuse.kernel.router import Router
+from emeuse.kernel.tables import Table
 from emeuse.place.v1.territory_pb2 import Territory
 from emeuse.registry import (
     ALERT_ACTION_REQUESTED,
@@ -29,7 +31,7 @@ from emeuse.registry import (
     READING_RECORDED,
     TopicSpec,
 )
-from emeuse.runtime.bus import Bus
+from emeuse.runtime.calls import publish_for_caller, require_pseudonym, until_applied
 from emeuse.runtime.codec import InvalidEventError
 from emeuse.runtime.envelope import (
     EXPERIMENT_ID,
@@ -39,8 +41,6 @@ from emeuse.runtime.envelope import (
 )
 from emeuse.runtime.grpc_server import Registrar
 from emeuse.runtime.paging import page_cursor, page_size, page_token
-from emeuse.runtime.routing import Router
-from emeuse.runtime.service import publish_for_caller, require_pseudonym, until_applied
 from services.chronic.alerts import CARE_TEAM_RESOLUTIONS, SEVERITY, gap_due_at
 from services.chronic.care_plan import check_care_plan, plan_in_force, plan_of
 from services.chronic.domain.monitoring import (
@@ -56,7 +56,7 @@ from services.chronic.handlers import reading_from_device
 
 
 class ChronicServicer(api_grpc.ChronicServiceServicer):
-    def __init__(self, router: Router, bus: Bus, care_plans: TableT, states: TableT) -> None:
+    def __init__(self, router: Router, bus: Publisher, care_plans: Table, states: Table) -> None:
         self.router = router
         self.bus = bus
         self.care_plans = care_plans
@@ -217,9 +217,8 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
             raise
         views = [
             alert_view(patient, alert)
-            for patient in list(self.states.keys())
-            if self.router.holds(READING_RECORDED.name, READING_RECORDED.partitions, patient)
-            for alert in PatientState.from_json(self.states.get(patient)).alerts.values()
+            for patient, stored in self.states.items()
+            for alert in PatientState.from_json(stored).alerts.values()
             if keep(alert) and (cursor is None or _order(alert) < cursor)
         ]
         more = False

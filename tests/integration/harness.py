@@ -241,7 +241,13 @@ class Bus:
     def _raw_polls_from_beginning(self, topic: str) -> Iterator[list[ConsumerRecord]]:
         """The topic's records as stored, from the beginning, one list per poll (possibly
         empty)."""
-        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        # read_committed, as every consumer of the platform: what an aborted transaction wrote
+        # is never seen.
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+        )
         try:
             partitions = [
                 TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())

@@ -1,8 +1,8 @@
-"""The service's grpc.aio server, run on the faust worker's loop.
+"""The service's grpc.aio server, on the service's event loop.
 
-Registered with `app.web_server`, faust starts it only after table recovery (so no call
-reads a half-recovered table) and stops it with the worker. It serves the standard
-health service and server reflection beside the service's own API.
+Started once the service's partitions are recovered (so no call reads half-recovered
+state), stopped first on shutdown. It serves the standard health service and server
+reflection beside the service's own API.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from mode import Service
 
 from emeuse.runtime import metrics
 from emeuse.runtime.auth import Authenticate
@@ -63,24 +62,19 @@ class _CountCalls(grpc.aio.ServerInterceptor):
         )
 
 
-class GrpcServer(Service):
+class GrpcServer:
     """gRPC API of one service, with health and reflection."""
 
     def __init__(
-        self, settings: ServiceSettings, register: Registrar, callers: dict[str, str], **kwargs: Any
+        self, settings: ServiceSettings, register: Registrar, callers: dict[str, str]
     ) -> None:
         self.callers = callers
         self.settings = settings
         self.register = register
         self.server: grpc.aio.Server | None = None
         self.health = health.aio.HealthServicer()
-        super().__init__(**kwargs)
 
-    @property
-    def web_url(self) -> str:
-        return f"http://{self.settings.advertised_host}:{self.settings.grpc_port}"
-
-    async def on_start(self) -> None:
+    async def start(self) -> None:
         server = grpc.aio.server(
             interceptors=[Authenticate(self.callers), _CountCalls(self.settings.service)],
             options=[
@@ -106,7 +100,7 @@ class GrpcServer(Service):
         self.server = server
         log.info("grpc.serving", address=self.settings.grpc_address, services=names)
 
-    async def on_stop(self) -> None:
+    async def stop(self) -> None:
         if self.server is None:
             return
         await self.health.enter_graceful_shutdown()

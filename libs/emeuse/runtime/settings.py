@@ -44,6 +44,8 @@ class ServiceSettings:
     app_id: str
     grpc_callers_file: Path
     grpc_token_file: Path
+    # Stable per instance (a restart keeps it): the consumer group's static member id.
+    instance_id: str = ""
 
     @property
     def grpc_address(self) -> str:
@@ -105,6 +107,11 @@ def load_settings(service: str, env: Mapping[str, str]) -> ServiceSettings:
     app_name, app_id = _get(env, prefix + "APP_ID", f"emeuse-{service}")
     if not re.fullmatch(r"[A-Za-z0-9._\-]+", app_id):
         raise SettingsError(f"{app_name}={app_id!r}: letters, digits, '.', '_' and '-' only")
+    advertised_host = _get(env, "EMEUSE_ADVERTISED_HOST", "127.0.0.1")[1]
+    grpc_port = parse_port(*_get(env, prefix + "GRPC_PORT", str(grpc_default)))
+    instance_name, instance_id = _get(env, prefix + "INSTANCE_ID", f"{advertised_host}-{grpc_port}")
+    if not re.fullmatch(r"[A-Za-z0-9._:\-]{1,200}", instance_id):
+        raise SettingsError(f"{instance_name}={instance_id!r}: letters, digits, '.', ':', '_', '-'")
     return ServiceSettings(
         service=service,
         kafka_bootstrap=parse_bootstrap(*_get(env, "EMEUSE_KAFKA_BOOTSTRAP", "127.0.0.1:9092")),
@@ -112,10 +119,10 @@ def load_settings(service: str, env: Mapping[str, str]) -> ServiceSettings:
         experiment_id=experiment,
         log_level=level.lower(),
         data_dir=Path(_get(env, "EMEUSE_DATA_DIR", ".local/data")[1]),
-        advertised_host=_get(env, "EMEUSE_ADVERTISED_HOST", "127.0.0.1")[1],
+        advertised_host=advertised_host,
         grpc_deadline_seconds=_positive_float(*_get(env, "EMEUSE_GRPC_DEADLINE_SECONDS", "2.0")),
         grpc_host=_get(env, prefix + "GRPC_HOST", "127.0.0.1")[1],
-        grpc_port=parse_port(*_get(env, prefix + "GRPC_PORT", str(grpc_default))),
+        grpc_port=grpc_port,
         metrics_port=parse_port(*_get(env, prefix + "METRICS_PORT", str(metrics_default))),
         app_id=app_id,
         grpc_callers_file=Path(
@@ -124,4 +131,5 @@ def load_settings(service: str, env: Mapping[str, str]) -> ServiceSettings:
         grpc_token_file=Path(
             _get(env, prefix + "GRPC_TOKEN_FILE", f".local/secrets/{service}.token")[1]
         ),
+        instance_id=instance_id,
     )

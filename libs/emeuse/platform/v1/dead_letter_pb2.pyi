@@ -36,6 +36,10 @@ class _DeadLetterCauseEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DeadL
     """DEAD_LETTER_CAUSE_INVALID_EVENT: the message decoded but breaks the topic's rules."""
     DEAD_LETTER_CAUSE_HANDLER_FAILED: _DeadLetterCause.ValueType  # 4
     """DEAD_LETTER_CAUSE_HANDLER_FAILED: the service's handler failed on it after its retries."""
+    DEAD_LETTER_CAUSE_UNREADABLE: _DeadLetterCause.ValueType  # 5
+    """DEAD_LETTER_CAUSE_UNREADABLE: the Kafka client could not read the record itself (a header
+    key that is not UTF-8, a corrupt batch); what could be read of it is kept.
+    """
 
 class DeadLetterCause(_DeadLetterCause, metaclass=_DeadLetterCauseEnumTypeWrapper):
     """DeadLetterCause says why a record could not be processed."""
@@ -50,7 +54,37 @@ DEAD_LETTER_CAUSE_INVALID_EVENT: DeadLetterCause.ValueType  # 3
 """DEAD_LETTER_CAUSE_INVALID_EVENT: the message decoded but breaks the topic's rules."""
 DEAD_LETTER_CAUSE_HANDLER_FAILED: DeadLetterCause.ValueType  # 4
 """DEAD_LETTER_CAUSE_HANDLER_FAILED: the service's handler failed on it after its retries."""
+DEAD_LETTER_CAUSE_UNREADABLE: DeadLetterCause.ValueType  # 5
+"""DEAD_LETTER_CAUSE_UNREADABLE: the Kafka client could not read the record itself (a header
+key that is not UTF-8, a corrupt batch); what could be read of it is kept.
+"""
 Global___DeadLetterCause: _TypeAlias = DeadLetterCause  # noqa: Y015
+
+@_typing.final
+class RawHeader(_message.Message):
+    """RawHeader is a record header kept byte for byte, for a key that is not valid UTF-8."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    key: _builtins.bytes
+    """Header key, as sent."""
+    value: _builtins.bytes
+    """Header value, as sent."""
+    def __init__(
+        self,
+        *,
+        key: _builtins.bytes = ...,
+        value: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RawHeader: _TypeAlias = RawHeader  # noqa: Y015
 
 @_typing.final
 class MessageDeadLettered(_message.Message):
@@ -90,6 +124,10 @@ class MessageDeadLettered(_message.Message):
     ORIGINAL_VALUE_FIELD_NUMBER: _builtins.int
     ORIGINAL_HEADERS_FIELD_NUMBER: _builtins.int
     DEAD_LETTERED_AT_FIELD_NUMBER: _builtins.int
+    TRUNCATED_FIELD_NUMBER: _builtins.int
+    ORIGINAL_VALUE_SIZE_FIELD_NUMBER: _builtins.int
+    ORIGINAL_VALUE_SHA256_FIELD_NUMBER: _builtins.int
+    ORIGINAL_RAW_HEADERS_FIELD_NUMBER: _builtins.int
     cause: Global___DeadLetterCause.ValueType
     """Why the record was set aside."""
     reason: _builtins.str
@@ -106,6 +144,14 @@ class MessageDeadLettered(_message.Message):
     """Original record key, unchanged."""
     original_value: _builtins.bytes
     """Original record value, unchanged."""
+    truncated: _builtins.bool
+    """Whether the original key, value or headers were cut to fit the broker's message size;
+    original_value_size and original_value_sha256 then describe the whole original value.
+    """
+    original_value_size: _builtins.int
+    """Size in bytes of the original value (set when truncated)."""
+    original_value_sha256: _builtins.bytes
+    """SHA-256 of the original value (set when truncated)."""
     @_builtins.property
     def original_headers(self) -> _containers.ScalarMap[_builtins.str, _builtins.bytes]:
         """Original record headers, unchanged (a repeated header keeps its last value)."""
@@ -113,6 +159,10 @@ class MessageDeadLettered(_message.Message):
     @_builtins.property
     def dead_lettered_at(self) -> _timestamp_pb2.Timestamp:
         """When the service set the record aside."""
+
+    @_builtins.property
+    def original_raw_headers(self) -> _containers.RepeatedCompositeFieldContainer[Global___RawHeader]:
+        """Headers whose key is not valid UTF-8, so cannot be a key of original_headers."""
 
     def __init__(
         self,
@@ -127,10 +177,14 @@ class MessageDeadLettered(_message.Message):
         original_value: _builtins.bytes = ...,
         original_headers: _abc.Mapping[_builtins.str, _builtins.bytes] | None = ...,
         dead_lettered_at: _timestamp_pb2.Timestamp | None = ...,
+        truncated: _builtins.bool = ...,
+        original_value_size: _builtins.int = ...,
+        original_value_sha256: _builtins.bytes = ...,
+        original_raw_headers: _abc.Iterable[Global___RawHeader] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["dead_lettered_at", b"dead_lettered_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cause", b"cause", "consumer", b"consumer", "dead_lettered_at", b"dead_lettered_at", "original_headers", b"original_headers", "original_key", b"original_key", "original_value", b"original_value", "reason", b"reason", "source_offset", b"source_offset", "source_partition", b"source_partition", "source_topic", b"source_topic"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cause", b"cause", "consumer", b"consumer", "dead_lettered_at", b"dead_lettered_at", "original_headers", b"original_headers", "original_key", b"original_key", "original_raw_headers", b"original_raw_headers", "original_value", b"original_value", "original_value_sha256", b"original_value_sha256", "original_value_size", b"original_value_size", "reason", b"reason", "source_offset", b"source_offset", "source_partition", b"source_partition", "source_topic", b"source_topic", "truncated", b"truncated"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

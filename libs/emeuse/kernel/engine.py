@@ -1,0 +1,495 @@
+"""The kernel: one consumer per instance, a partition task per assigned partition.
+
+The consumer (static membership: a restarted instance gets its partitions back without a
+rebalance) fetches every input; records go to their partition's task, which handles and
+commits them (task.py). The kernel also catches what the client itself cannot read, routes
+gRPC reads to the owner of a key's partition, and tells gRPC writes when their event has
+been applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import ConsumerStoppedError, CorruptRecordException, KafkaError
+
+from emeuse.kernel import metrics as kernel_metrics
+from emeuse.kernel.assignor import CoPartitionedAssignor
+from emeuse.kernel.declare import Processor, TableSpec, Timer, ValueCodec
+from emeuse.kernel.outputs import Origin, OutRecord, SetAside
+from emeuse.kernel.raw_records import read_raw_record
+from emeuse.kernel.task import PartitionTask
+from emeuse.kernel.tx import Tx
+from emeuse.platform.v1.dead_letter_pb2 import DeadLetterCause
+from emeuse.registry import TOPICS, dead_letter_topic
+from emeuse.runtime import envelope as env
+from emeuse.runtime import metrics
+from emeuse.runtime.bus import Event, RetryableError, read_failure
+from emeuse.runtime.codec import (
+    InvalidEventError,
+    check_event,
+    check_partition,
+    decode,
+    expected_partition,
+)
+from emeuse.runtime.logs import event_context
+from emeuse.runtime.settings import ServiceSettings
+from emeuse.runtime.topics import TopicPlan, ensure_topics
+
+log = structlog.get_logger("emeuse.kernel")
+KNOWN_TYPES = frozenset(spec.type_name for spec in TOPICS)
+# Records queued in a task before its partition is paused, and resumed again.
+QUEUE_HIGH, QUEUE_LOW = 10_000, 2_000
+# A restarted instance (same group.instance.id) is back within this; a killed one that does
+# not come back hands its partitions over after it.
+SESSION_TIMEOUT_MS = 10_000
+HEARTBEAT_MS = 1_000
+HANDLER_RETRIES = 3
+
+
+class Kernel:
+    def __init__(
+        self, processor: Processor, settings: ServiceSettings, *, instance_id: str, address: str
+    ) -> None:
+        self.processor = processor
+        self.settings = settings
+        self.service = settings.service
+        self.app_id = settings.app_id
+        self.group_id = settings.app_id
+        self.instance_id = instance_id
+        self.address = address
+        self.inputs = {spec.name: (spec, handler) for spec, handler in processor.inputs.items()}
+        self.input_topics = sorted(self.inputs)
+        self.partitions = processor.partitions
+        self.changelog_topic = f"{settings.app_id}-state-changelog"
+        self.origin = Origin(settings.service, settings.source, settings.experiment_id)
+        self.dead_letters = dead_letter_topic(settings.service)
+        self.tables: dict[str, TableSpec] = {table.name: table for table in processor.tables}
+        self.timers = {timer.name: timer for timer in processor.timers}
+        self.timers_of_table: dict[str, list[Timer]] = {}
+        for timer in processor.timers:
+            for table in timer.tables:
+                self.timers_of_table.setdefault(table, []).append(timer)
+        self.assignor = CoPartitionedAssignor(address)
+        self.tasks: dict[int, PartitionTask] = {}
+        self.ready = asyncio.Event()
+        self.fatal: asyncio.Future[BaseException] | None = None
+        self._waiters: dict[str, asyncio.Future[None]] = {}
+        self._full: set[int] = set()
+        self._stopping = False
+        self._loop_task: asyncio.Task[None] | None = None
+        self._opening: asyncio.Task[None] | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+
+    # -- what tasks ask -------------------------------------------------------------------
+
+    @property
+    def consumer(self) -> AIOKafkaConsumer:
+        assert self._consumer is not None
+        return self._consumer
+
+    def codec(self, table: str) -> ValueCodec:
+        return self.tables[table].codec
+
+    def partition_of(self, table: str, key: str) -> int:
+        hashed = self.tables[table].partition_key(key)
+        return expected_partition(hashed.encode(), self.partitions)
+
+    def owns(self, tp: TopicPartition) -> bool:
+        return tp in self.consumer.assignment()
+
+    def store_path(self, partition: int) -> Path:
+        instance = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.instance_id)
+        return (self.settings.data_dir / self.app_id / instance / f"p{partition}").resolve()
+
+    def transactional_producer(self, partition: int) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            bootstrap_servers=list(self.settings.kafka_bootstrap),
+            client_id=f"{self.app_id}-{partition}",
+            transactional_id=f"{self.app_id}-{partition}",
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=2,
+            max_batch_size=512 * 1024,
+            max_request_size=1_048_576,
+            transaction_timeout_ms=60_000,
+        )
+
+    def count_output(self, out: OutRecord) -> None:
+        kind = next((v for k, v in out.headers if k == env.H_TYPE), b"").decode(errors="replace")
+        metrics.EVENTS_PRODUCED.labels(self.service, out.topic, kind or "raw").inc()
+
+    def applied(self, tx: Tx) -> None:
+        for event_id in getattr(tx, "applied_ids", ()):
+            waiter = self._waiters.pop(event_id, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
+    async def until_applied(self, event_id: str, timeout: float) -> bool:
+        """Wait until the input with this event id has been committed by its task here."""
+        waiter = self._waiters.get(event_id)
+        if waiter is None:
+            waiter = self._waiters[event_id] = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            if waiter.done() or self._waiters.get(event_id) is waiter:
+                self._waiters.pop(event_id, None)
+
+    def task_failed(self, task: PartitionTask, exc: BaseException) -> None:
+        if self.fatal is not None and not self.fatal.done():
+            self.fatal.set_result(exc)
+
+    def resume_if_drained(self, task: PartitionTask) -> None:
+        if task.partition in self._full and len(task.queue) < QUEUE_LOW:
+            self._full.discard(task.partition)
+            self._resume(task)
+
+    def _resume(self, task: PartitionTask) -> None:
+        if task.ready.is_set() and task.partition not in self._full:
+            self.consumer.resume(*[tp for tp in task.inputs if self.owns(tp)])
+
+    # -- handling one record ---------------------------------------------------------------
+
+    async def handle(self, record: Any, tx: Tx) -> None:
+        """Decode and check a record, run its handler, or set it aside with the reason."""
+        spec, handler = self.inputs[record.topic]
+        headers = env.header_map(record.headers)
+        claimed = headers.get(env.H_TYPE, b"").decode(errors="replace")
+        event_type = claimed if claimed in KNOWN_TYPES else "unknown"
+        metrics.EVENTS_CONSUMED.labels(self.service, spec.name, event_type).inc()
+        raw_key = record.key
+        key = raw_key.decode(errors="replace") if isinstance(raw_key, bytes) else raw_key
+        try:
+            envelope = env.from_headers(headers)
+            value = decode(spec, record.value)
+            check_event(spec, envelope, value, key)
+            check_partition(spec, raw_key, record.partition, value)
+        except Exception as exc:  # whatever a sender's bytes provoke: set aside, go on
+            self._set_aside(tx, record, *read_failure(exc), event_type)
+            return
+        event = Event(envelope, value, key, record.topic, record.partition, record.offset)
+        started = time.perf_counter()
+        with event_context(envelope, spec.name):
+            for attempt in range(HANDLER_RETRIES + 1):
+                mark = tx.savepoint()
+                try:
+                    await handler(event, tx)
+                    break
+                except RetryableError as exc:
+                    tx.rollback(mark)
+                    if attempt == HANDLER_RETRIES:
+                        self._handler_failed(tx, record, exc, event_type)
+                        return
+                    await asyncio.sleep(0.2 * 2**attempt)
+                except InvalidEventError as exc:
+                    tx.rollback(mark)
+                    self._set_aside(
+                        tx,
+                        record,
+                        DeadLetterCause.DEAD_LETTER_CAUSE_INVALID_EVENT,
+                        str(exc),
+                        event_type,
+                    )
+                    return
+                except Exception as exc:
+                    tx.rollback(mark)
+                    self._handler_failed(tx, record, exc, event_type)
+                    return
+            metrics.HANDLER_SECONDS.labels(self.service, spec.name).observe(
+                time.perf_counter() - started
+            )
+        applied = getattr(tx, "applied_ids", None)
+        if applied is None:
+            applied = tx.applied_ids = []  # type: ignore[attr-defined]
+        applied.append(envelope.event_id)
+
+    def _handler_failed(self, tx: Tx, record: Any, exc: BaseException, event_type: str) -> None:
+        log.error("event.handler_failed", error=type(exc).__name__)
+        reason = f"handler failed: {type(exc).__name__}: {exc}"
+        self._set_aside(
+            tx, record, DeadLetterCause.DEAD_LETTER_CAUSE_HANDLER_FAILED, reason, event_type
+        )
+
+    def _set_aside(self, tx: Tx, record: Any, cause: int, reason: str, event_type: str) -> None:
+        tx.dead_letter(
+            SetAside(
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                key=record.key,
+                value=record.value,
+                headers=tuple(record.headers or ()),
+                cause=cause,
+                reason=reason,
+            )
+        )
+        self._count_dead_letter(record.topic, cause, event_type, record.partition, record.offset)
+
+    def _count_dead_letter(
+        self, topic: str, cause: int, event_type: str, partition: int, offset: int
+    ) -> None:
+        cause_name = DeadLetterCause.Name(cause)  # type: ignore[arg-type]
+        metrics.EVENTS_FAILED.labels(self.service, topic, event_type, cause_name).inc()
+        metrics.EVENTS_DEAD_LETTERED.labels(self.service, topic).inc()
+        log.warning(
+            "event.dead_lettered",
+            cause=cause_name,
+            source_topic=topic,
+            source_partition=partition,
+            source_offset=offset,
+        )
+
+    # -- running ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Create the changelog if missing, join the group, and start fetching."""
+        self.fatal = asyncio.get_running_loop().create_future()
+        plan = TopicPlan(
+            self.changelog_topic,
+            self.partitions,
+            {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
+        )
+        await asyncio.to_thread(
+            ensure_topics,
+            ",".join(self.settings.kafka_bootstrap),
+            [plan],
+            self.settings.replication_factor,
+        )
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=list(self.settings.kafka_bootstrap),
+            client_id=f"{self.app_id}-{self.instance_id}",
+            group_id=self.group_id,
+            group_instance_id=self.instance_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            session_timeout_ms=SESSION_TIMEOUT_MS,
+            heartbeat_interval_ms=HEARTBEAT_MS,
+            max_poll_interval_ms=300_000,
+            rebalance_timeout_ms=60_000,
+            partition_assignment_strategy=(self.assignor,),
+            fetch_max_wait_ms=50,
+        )
+        await self._consumer.start()
+        self._consumer.subscribe(self.input_topics, listener=_Listener(self))
+        self._loop_task = asyncio.create_task(self._consume(), name=f"{self.service}-consumer")
+
+    async def _consume(self) -> None:
+        consumer = self.consumer
+        while not self._stopping:
+            try:
+                batch = await consumer.getmany(timeout_ms=200, max_records=5000)
+            except ConsumerStoppedError:
+                return
+            except (UnicodeDecodeError, CorruptRecordException) as exc:
+                await self._skip_unreadable(exc)
+                continue
+            except KafkaError as exc:
+                log.warning("consumer.fetch_failed", error=type(exc).__name__)
+                await asyncio.sleep(0.5)
+                continue
+            except Exception as exc:  # a record the client chokes on in some other way
+                await self._skip_unreadable(exc)
+                continue
+            for tp, records in batch.items():
+                self._hand_over(tp, records)
+
+    def _hand_over(self, tp: TopicPartition, records: list[Any]) -> None:
+        task = self.tasks.get(tp.partition)
+        if task is None or not task.ready.is_set() or task.stopped:
+            return  # not ours now; the owner reads them from the committed offset
+        expected = task.fetched.get(tp)
+        if expected is not None and records[0].offset < expected:
+            records = [r for r in records if r.offset >= expected]
+            if not records:
+                return
+        task.enqueue(records)
+        if len(task.queue) > QUEUE_HIGH and task.partition not in self._full:
+            self._full.add(task.partition)
+            self.consumer.pause(*[tp for tp in task.inputs if self.owns(tp)])
+
+    async def _skip_unreadable(self, exc: BaseException) -> None:
+        """The client failed inside its fetch: a record it cannot read (aiokafka decodes
+        header keys as UTF-8). What it had read of that fetch is lost to it, so every
+        partition goes back to the next record not yet handed to its task; then each is read
+        alone, one record at a time, until the unreadable one is found, dead-lettered from a
+        raw read, and skipped."""
+        log.warning("consumer.unreadable_record", error=type(exc).__name__)
+        consumer = self.consumer
+        for task in list(self.tasks.values()):
+            for tp in task.inputs:
+                if tp in task.fetched and self.owns(tp):
+                    consumer.seek(tp, task.fetched[tp])
+        for task in list(self.tasks.values()):
+            if not task.ready.is_set():
+                continue
+            for tp in task.inputs:
+                if not self.owns(tp) or tp in consumer.paused():
+                    continue
+                while not self._stopping:
+                    try:
+                        got = await consumer.getmany(tp, timeout_ms=300, max_records=1)
+                    except KafkaError as err:
+                        if not isinstance(err, CorruptRecordException):
+                            break
+                        await self._dead_letter_unreadable(task, tp, err)
+                        return
+                    except Exception as err:
+                        await self._dead_letter_unreadable(task, tp, err)
+                        return
+                    if not got:
+                        break
+                    self._hand_over(tp, got[tp])
+
+    async def _dead_letter_unreadable(
+        self, task: PartitionTask, tp: TopicPartition, exc: BaseException
+    ) -> None:
+        position = task.fetched.get(tp) or await self.consumer.position(tp)
+        reason = f"the Kafka client could not read the record: {type(exc).__name__}: {exc}"
+        try:
+            raw = await read_raw_record(
+                self.settings.kafka_bootstrap, tp.topic, tp.partition, position
+            )
+        except Exception as err:  # coordinates alone are still a dead letter
+            log.warning("consumer.raw_read_failed", error=type(err).__name__)
+            raw = None
+        if raw is not None:
+            aside = SetAside(
+                tp.topic,
+                tp.partition,
+                raw.offset,
+                raw.key,
+                raw.value,
+                raw.headers,
+                DeadLetterCause.DEAD_LETTER_CAUSE_UNREADABLE,
+                reason,
+            )
+        else:
+            aside = SetAside(
+                tp.topic,
+                tp.partition,
+                position,
+                None,
+                None,
+                (),
+                DeadLetterCause.DEAD_LETTER_CAUSE_UNREADABLE,
+                reason + " (record not readable raw)",
+            )
+        kernel_metrics.UNREADABLE_RECORDS.labels(self.service, tp.topic).inc()
+        self._count_dead_letter(
+            tp.topic,
+            DeadLetterCause.DEAD_LETTER_CAUSE_UNREADABLE,
+            "unknown",
+            tp.partition,
+            aside.offset,
+        )
+        task.enqueue([aside])
+        self.consumer.seek(tp, aside.offset + 1)
+
+    async def on_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        partitions = {tp.partition for tp in revoked}
+        await asyncio.gather(*(self._close_task(p) for p in partitions if p in self.tasks))
+
+    async def on_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        partitions = sorted({tp.partition for tp in assigned})
+        kernel_metrics.ASSIGNED.labels(self.service).set(len(partitions))
+        for p in list(self.tasks):
+            if p not in partitions:
+                await self._close_task(p)
+        new = [p for p in partitions if p not in self.tasks]
+        self._full.clear()  # a new assignment starts unpaused, with empty queues
+        for p in partitions:
+            if p in self.tasks:
+                self.tasks[p].resume_after_rebalance()
+        for p in new:
+            task = self.tasks[p] = PartitionTask(self, p)
+            self.consumer.pause(*[tp for tp in task.inputs if self.owns(tp)])
+        log.info("partitions.assigned", partitions=partitions, new=new, owners=self.assignor.owners)
+        opening = [asyncio.create_task(self._open_task(self.tasks[p])) for p in new]
+        if not opening:
+            self.ready.set()
+            return
+        self._opening = asyncio.create_task(self._ready_when(opening))
+
+    async def _ready_when(self, opening: list[asyncio.Task[None]]) -> None:
+        await asyncio.gather(*opening, return_exceptions=True)
+        self.ready.set()
+
+    async def _open_task(self, task: PartitionTask) -> None:
+        try:
+            await task.open()
+        except Exception as exc:
+            log.exception("partition.open_failed", partition=task.partition)
+            self.task_failed(task, exc)
+            return
+        if self.tasks.get(task.partition) is task:
+            self._resume(task)
+
+    async def _close_task(self, partition: int) -> None:
+        task = self.tasks.pop(partition, None)
+        self._full.discard(partition)
+        if task is not None:
+            await task.close()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+        for p in list(self.tasks):
+            await self._close_task(p)
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    # -- reads from gRPC --------------------------------------------------------------------
+
+    def owner_of(self, table: str, key: str) -> str | None:
+        """gRPC address of the instance that owns `key`'s partition; None when this one
+        does, or when no owner is known yet."""
+        partition = self.partition_of(table, key)
+        if partition in self.tasks:
+            return None
+        address = self.assignor.owners.get(partition)
+        return None if address in (None, "", self.address) else address
+
+    def peers(self) -> list[str]:
+        return sorted({a for a in self.assignor.owners.values() if a and a != self.address})
+
+    def read(self, table: str, key: str) -> Any:
+        """The committed value of a key held here (None when absent or held elsewhere)."""
+        task = self.tasks.get(self.partition_of(table, key))
+        if task is None or not task.ready.is_set():
+            return None
+        return task.read(table, key)
+
+    def items(self, table: str) -> list[tuple[str, Any]]:
+        """Committed (key, value) of every key of `table` held here, sorted by key."""
+        found: list[tuple[str, Any]] = []
+        for task in list(self.tasks.values()):
+            if task.ready.is_set():
+                found.extend(task.items(table))
+        return sorted(found, key=lambda item: item[0])
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        # Eager rebalancing revokes everything; a task whose partition comes back keeps its
+        # store open: it only finishes its batch and forgets what it had queued.
+        partitions = {tp.partition for tp in revoked}
+        tasks = [self.kernel.tasks[p] for p in partitions if p in self.kernel.tasks]
+        await asyncio.gather(*(task.suspend() for task in tasks))
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        await self.kernel.on_assigned(assigned)

@@ -1,0 +1,119 @@
+"""Running a service on the kernel: logs, /metrics, the kernel, then gRPC; a clean stop.
+
+SIGTERM or SIGINT: gRPC stops taking calls, each partition task finishes its batch, the
+consumer closes (a static member: a restart within the session timeout takes its
+partitions back without a rebalance). A partition task that fails for a reason no record
+explains stops the process with status 1, for its supervisor to restart it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from emeuse.kernel.declare import Processor
+from emeuse.kernel.edge import Publisher
+from emeuse.kernel.engine import Kernel
+from emeuse.kernel.router import Router
+from emeuse.kernel.tables import Table
+from emeuse.runtime.auth import AuthSetupError, read_callers, read_token
+from emeuse.runtime.grpc_server import GrpcServer, Registrar
+from emeuse.runtime.logs import configure_logging
+from emeuse.runtime.metrics import serve_metrics
+from emeuse.runtime.settings import ServiceSettings
+from emeuse.runtime.topics import TopicError
+
+log = structlog.get_logger("emeuse.worker")
+
+
+@dataclass(frozen=True)
+class KernelRuntime:
+    """What a service's handlers and servicers are given."""
+
+    kernel: Kernel
+    bus: Publisher
+    router: Router
+    settings: ServiceSettings
+    callers: dict[str, str]
+    token: str
+
+    def table(self, name: str) -> Table:
+        return Table(self.kernel, name)
+
+
+def build_kernel_runtime(settings: ServiceSettings, processor: Processor) -> KernelRuntime:
+    """Reads the gRPC callers and token files: a missing one stops the service with its path."""
+    try:
+        callers = read_callers(settings.grpc_callers_file)
+        token = read_token(settings.grpc_token_file)
+    except AuthSetupError as exc:
+        print(f"emeuse: {exc} (create them with `emeuse callers add NAME`)", file=sys.stderr)
+        raise SystemExit(2) from None
+    kernel = Kernel(
+        processor,
+        settings,
+        instance_id=settings.instance_id,
+        address=f"{settings.advertised_host}:{settings.grpc_port}",
+    )
+    router = Router(kernel, settings.grpc_deadline_seconds, token)
+    return KernelRuntime(kernel, Publisher(settings), router, settings, callers, token)
+
+
+def run_service(rt: KernelRuntime, register: Callable[[KernelRuntime], Registrar]) -> None:
+    """Run until SIGTERM/SIGINT; exit 1 when a partition task fails, 2 on a bad setup."""
+    settings = rt.settings
+    configure_logging(settings.service, settings.log_level)
+    try:
+        serve_metrics(settings.metrics_port, settings.grpc_host)
+    except OSError as exc:
+        print(
+            f"emeuse: cannot serve metrics on port {settings.metrics_port}: {exc}", file=sys.stderr
+        )
+        raise SystemExit(2) from None
+    log.info(
+        "service.starting",
+        kafka=",".join(settings.kafka_bootstrap),
+        grpc=settings.grpc_address,
+        metrics=f"{settings.grpc_host}:{settings.metrics_port}",
+        instance=settings.instance_id,
+    )
+    raise SystemExit(asyncio.run(_serve(rt, register(rt))))
+
+
+async def _serve(rt: KernelRuntime, registrar: Registrar) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await rt.bus.start()
+        await rt.kernel.start()
+    except TopicError as exc:
+        log.error("service.topics_unavailable", error=str(exc))
+        return 1
+    assert rt.kernel.fatal is not None
+    fatal = rt.kernel.fatal
+    stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+    ready: asyncio.Future[Any] = asyncio.ensure_future(rt.kernel.ready.wait())
+    failed: asyncio.Future[Any] = fatal
+    await asyncio.wait({stopping, ready, failed}, return_when=asyncio.FIRST_COMPLETED)
+    server = None
+    if ready.done() and not stop.is_set() and not fatal.done():
+        server = GrpcServer(rt.settings, registrar, rt.callers)
+        await server.start()
+        await asyncio.wait({stopping, failed}, return_when=asyncio.FIRST_COMPLETED)
+    ready.cancel()
+    log.info("service.stopping", failed=fatal.done())
+    if server is not None:
+        await server.stop()
+    await rt.kernel.stop()
+    await rt.bus.stop()
+    await rt.router.close()
+    stopping.cancel()
+    return 1 if fatal.done() else 0

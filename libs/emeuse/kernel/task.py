@@ -1,0 +1,459 @@
+"""A partition task: everything of one partition number p of a service.
+
+- a transactional producer with id `<app>-<p>`: its start fences any previous owner of p
+  and aborts that owner's open transaction, so no zombie can commit;
+- the store of p and its changelog partition p;
+- the due-index of the timers of p's keys.
+
+Records of p (every input topic) are handled in offset order, a poll's worth per
+transaction: outputs, changelog records and the input offsets commit together or not at all;
+only then does the store change (see store.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError, ProducerFenced
+
+from emeuse.kernel import metrics
+from emeuse.kernel.declare import Lookup
+from emeuse.kernel.outputs import SetAside
+from emeuse.kernel.store import PartitionStore, changelog_key, split_changelog_key
+from emeuse.kernel.tx import CURRENT, DELETED, Tx
+
+if TYPE_CHECKING:
+    from aiokafka.structs import ConsumerRecord
+
+    from emeuse.kernel.engine import Kernel
+
+log = structlog.get_logger("emeuse.kernel")
+# Records per transaction, at most; a poll seldom brings more.
+MAX_BATCH = 2000
+# A timer whose handling left its deadline in the past is tried again this much later.
+REFIRE_AFTER_MS = 5000
+# Decoded values kept for codecs that share them (per task).
+CACHE_ENTRIES = 50_000
+# A commit that fails for a passing reason is retried after this long.
+RETRY_AFTER_S = 1.0
+
+
+class Fenced(Exception):
+    """Another instance now owns this partition: this task must stop."""
+
+
+class PartitionTask:
+    def __init__(self, kernel: Kernel, partition: int) -> None:
+        self.kernel = kernel
+        self.partition = partition
+        self.inputs = [TopicPartition(topic, partition) for topic in kernel.input_topics]
+        self.queue: deque[ConsumerRecord | SetAside] = deque()
+        self.ready = asyncio.Event()
+        self.stopped = False
+        # Set between a rebalance's revocation and the next assignment: no new batch starts.
+        self.suspended = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.failed: BaseException | None = None
+        # Next offset per input to hand to the task (fetched) and to read after a failure.
+        self.fetched: dict[TopicPartition, int] = {}
+        self.committed: dict[TopicPartition, int] = {}
+        self._wakeup = asyncio.Event()
+        self._cache: dict[tuple[str, str], Any] = {}
+        self._heap: list[tuple[int, str, str]] = []
+        self._deadlines: dict[tuple[str, str], int] = {}
+        self._producer: AIOKafkaProducer | None = None
+        self._store: PartitionStore | None = None
+        self._runner: asyncio.Task[None] | None = None
+
+    # -- opening: fence, recover, timers -------------------------------------------------
+
+    async def open(self) -> None:
+        started = time.monotonic()
+        k = self.kernel
+        self._producer = k.transactional_producer(self.partition)
+        await self._producer.start()  # InitProducerId: fences the previous owner of p
+        self._store = PartitionStore(k.store_path(self.partition))
+        await self._recover()
+        self._load_timers()
+        # Only now, with any previous owner fenced, is the group's commit final for p.
+        starts = await k.consumer.beginning_offsets(self.inputs)
+        for tp in self.inputs:
+            committed = await k.consumer.committed(tp)
+            start = committed if committed is not None else starts[tp]
+            k.consumer.seek(tp, start)
+            self.committed[tp] = self.fetched[tp] = start
+        self.ready.set()
+        self._runner = asyncio.create_task(self._run(), name=f"{k.service}-task-{self.partition}")
+        metrics.RECOVERY_SECONDS.labels(k.service).observe(time.monotonic() - started)
+        log.info(
+            "partition.ready",
+            partition=self.partition,
+            seconds=round(time.monotonic() - started, 3),
+            timers=len(self._deadlines),
+        )
+
+    async def _recover(self) -> None:
+        """Read the changelog of p from the store's checkpoint to its end."""
+        assert self._store is not None
+        k = self.kernel
+        tp = TopicPartition(k.changelog_topic, self.partition)
+        reader = AIOKafkaConsumer(
+            bootstrap_servers=list(k.settings.kafka_bootstrap),
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            client_id=f"{k.app_id}-restore-{self.partition}",
+        )
+        await reader.start()
+        try:
+            reader.assign([tp])
+            first = (await reader.beginning_offsets([tp]))[tp]
+            end = (await reader.end_offsets([tp]))[tp]
+            checkpoint = self._store.checkpoint()
+            if checkpoint is None or checkpoint > end or checkpoint < first:
+                if checkpoint is not None:
+                    log.warning("store.rebuilt", partition=self.partition, reason="checkpoint")
+                self._reopen_empty()
+                checkpoint = first
+            reader.seek(tp, checkpoint)
+            read = 0
+            while await reader.position(tp) < end:
+                batch = await reader.getmany(tp, timeout_ms=1000, max_records=5000)
+                changes = []
+                for record in batch.get(tp, []):
+                    table, key = split_changelog_key(record.key or b"")
+                    changes.append((table, key, record.value))
+                read += len(changes)
+                self._store.apply(changes, checkpoint=await reader.position(tp))
+                due = self._due_of_keys({(t, key) for t, key, _ in changes}, self._stored_lookup)
+                self._store.apply((), [(n, key, d) for (n, key), d in due.items()])
+            metrics.RECOVERED_RECORDS.labels(k.service).inc(read)
+        finally:
+            await reader.stop()
+
+    def _reopen_empty(self) -> None:
+        assert self._store is not None
+        path = self._store.path
+        self._store.close()
+        PartitionStore.destroy(path)
+        self._store = PartitionStore(path)
+
+    def _stored_lookup(self, key: str) -> Lookup:
+        return lambda table: self.read(table, key)
+
+    def _due_of_keys(
+        self, keys: Iterable[tuple[str, str]], lookup_for: Callable[[str], Lookup]
+    ) -> dict[tuple[str, str], int | None]:
+        """(timer, key) -> next deadline in ms, for the timers watching the changed tables."""
+        timers = self.kernel.timers_of_table
+        now = datetime.now(UTC)
+        due: dict[tuple[str, str], int | None] = {}
+        for table, key in keys:
+            for timer in timers.get(table, ()):
+                if (timer.name, key) in due:
+                    continue
+                try:
+                    moment = timer.due(key, lookup_for(key), now)
+                except Exception as exc:  # a bad state must not stop the partition
+                    log.error("timer.due_failed", timer=timer.name, error=type(exc).__name__)
+                    moment = now + timedelta(milliseconds=REFIRE_AFTER_MS)
+                due[(timer.name, key)] = None if moment is None else int(moment.timestamp() * 1000)
+        return due
+
+    def _load_timers(self) -> None:
+        assert self._store is not None
+        for name in self.kernel.timers:
+            for key, deadline in self._store.due_items(name):
+                self._schedule(name, key, deadline)
+
+    # -- reading state ------------------------------------------------------------------
+
+    def read(self, table: str, key: str) -> Any:
+        """The committed value of a key of this partition (None when absent)."""
+        cached = self._cache.get((table, key))
+        if cached is not None:
+            return cached
+        if self._store is None:
+            return None
+        raw = self._store.get(table, key)
+        if raw is None:
+            return None
+        codec = self.kernel.codec(table)
+        value = codec.decode(raw)
+        if getattr(codec, "shared", False):
+            if len(self._cache) >= CACHE_ENTRIES:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[(table, key)] = value
+        return value
+
+    def items(self, table: str) -> Iterable[tuple[str, Any]]:
+        if self._store is None:
+            return []
+        codec = self.kernel.codec(table)
+        return ((key, codec.decode(raw)) for key, raw in self._store.items(table))
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def enqueue(self, records: Iterable[ConsumerRecord | SetAside]) -> None:
+        for record in records:
+            self.queue.append(record)
+            tp = TopicPartition(record.topic, record.partition)
+            self.fetched[tp] = record.offset + 1
+        self._wakeup.set()
+
+    async def _run(self) -> None:
+        try:
+            while not self.stopped:
+                if self.suspended:
+                    wait: float | None = None
+                elif self.queue:
+                    await self._busy(self._process_batch())
+                    continue
+                else:
+                    wait = self._seconds_to_next_timer()
+                    if wait is not None and wait <= 0:
+                        await self._busy(self._fire_timers())
+                        continue
+                self._wakeup.clear()
+                if (self.queue and not self.suspended) or self.stopped:
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), timeout=wait)
+        except Fenced:
+            log.warning("partition.fenced", partition=self.partition)
+            self.stopped = True
+        except Exception as exc:  # never silent: the kernel stops the instance on it
+            self.failed = exc
+            log.exception("partition.task_failed", partition=self.partition)
+            self.kernel.task_failed(self, exc)
+
+    async def _busy(self, work: Any) -> None:
+        self._idle.clear()
+        try:
+            await work
+        finally:
+            self._idle.set()
+
+    async def suspend(self) -> None:
+        """A rebalance began: finish the batch under way, forget what is queued."""
+        self.suspended = True
+        await self._idle.wait()
+        self.queue.clear()
+        self.fetched = dict(self.committed)
+
+    def resume_after_rebalance(self) -> None:
+        """The partition stayed here: read on from the last commit."""
+        self.suspended = False
+        self.rewind()
+        self._wakeup.set()
+
+    async def _process_batch(self) -> None:
+        k = self.kernel
+        records = [self.queue.popleft() for _ in range(min(MAX_BATCH, len(self.queue)))]
+        tx = self._new_tx()
+        offsets: dict[TopicPartition, int] = {}
+        started = time.perf_counter()
+        token = CURRENT.set(tx)
+        try:
+            for record in records:
+                tx.now = datetime.now(UTC)
+                if isinstance(record, SetAside):
+                    tx.dead_letter(record)
+                else:
+                    await k.handle(record, tx)
+                offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
+        finally:
+            CURRENT.reset(token)
+        handled = time.perf_counter()
+        metrics.HANDLE_SECONDS.labels(k.service).observe(handled - started)
+        metrics.BATCH_RECORDS.labels(k.service).observe(len(records))
+        if await self._commit(tx, offsets):
+            self.committed.update(offsets)
+            k.resume_if_drained(self)
+        metrics.COMMIT_SECONDS.labels(k.service).observe(time.perf_counter() - handled)
+
+    def _new_tx(self) -> Tx:
+        k = self.kernel
+        return Tx(self.partition, k.origin, k.dead_letters, self.read, k.partition_of)
+
+    def _seconds_to_next_timer(self) -> float | None:
+        while self._heap:
+            deadline, table, key = self._heap[0]
+            if self._deadlines.get((table, key)) != deadline:
+                heapq.heappop(self._heap)  # superseded
+                continue
+            return max(0.0, deadline / 1000 - time.time())
+        return None
+
+    async def _fire_timers(self) -> None:
+        k = self.kernel
+        now_ms = int(time.time() * 1000)
+        due: list[tuple[str, str, int]] = []
+        while self._heap and len(due) < MAX_BATCH:
+            deadline, table, key = self._heap[0]
+            if deadline > now_ms:
+                break
+            heapq.heappop(self._heap)
+            if self._deadlines.get((table, key)) == deadline:
+                due.append((table, key, deadline))
+        if not due:
+            return
+        tx = self._new_tx()
+        token = CURRENT.set(tx)
+        try:
+            for table, key, deadline in due:
+                tx.now = datetime.now(UTC)
+                metrics.TIMER_LATENESS.labels(k.service).observe(max(0, now_ms - deadline) / 1000)
+                mark = tx.savepoint()
+                try:
+                    await k.timers[table].fire(key, tx)
+                except Exception as exc:  # one key's trouble never stops the others
+                    tx.rollback(mark)
+                    log.error("timer.failed", partition=self.partition, error=type(exc).__name__)
+        finally:
+            CURRENT.reset(token)
+        if not await self._commit(tx, {}, fired=due):
+            for table, key, deadline in due:  # not committed: try again later
+                self._schedule(table, key, deadline + REFIRE_AFTER_MS)
+            return
+        metrics.TIMERS_FIRED.labels(k.service).inc(len(due))
+
+    # -- committing ----------------------------------------------------------------------
+
+    async def _commit(
+        self,
+        tx: Tx,
+        offsets: dict[TopicPartition, int],
+        fired: list[tuple[str, str, int]] = (),  # type: ignore[assignment]
+    ) -> bool:
+        """One transaction: outputs, changelog, offsets. Then the store. False when aborted
+        (the inputs are read again from the last commit)."""
+        k = self.kernel
+        producer = self._producer
+        assert producer is not None and self._store is not None
+        encoded: list[tuple[str, str, bytes | None]] = []
+        for (table, key), value in tx.writes.items():
+            encoded.append((table, key, None if value is DELETED else k.codec(table).encode(value)))
+        if not offsets and not encoded and not tx.outputs:
+            self._after_fire(fired, {})
+            return True
+        try:
+            await producer.begin_transaction()
+            for out in tx.outputs:
+                await producer.send(
+                    out.topic,
+                    value=out.value,
+                    key=out.key,
+                    partition=out.partition,
+                    headers=out.headers,
+                )
+            last = None
+            for table, key, raw in encoded:
+                last = await producer.send(
+                    k.changelog_topic,
+                    value=raw,
+                    key=changelog_key(table, key),
+                    partition=self.partition,
+                )
+            if offsets:
+                await producer.send_offsets_to_transaction(offsets, k.group_id)
+            await producer.commit_transaction()
+            checkpoint = (await last).offset + 1 if last is not None else None
+        except ProducerFenced as exc:
+            metrics.TRANSACTIONS.labels(k.service, "fenced").inc()
+            raise Fenced() from exc
+        except KafkaError as exc:
+            metrics.TRANSACTIONS.labels(k.service, "aborted").inc()
+            log.warning("transaction.aborted", partition=self.partition, error=type(exc).__name__)
+            await self._abort()
+            return False
+        metrics.TRANSACTIONS.labels(k.service, "committed").inc()
+        for out in tx.outputs:
+            k.count_output(out)
+        due = self._due_of_keys(tx.writes, lambda key: lambda table: tx.get(table, key))
+        self._store.apply(
+            encoded, [(t, key, d) for (t, key), d in due.items()], checkpoint=checkpoint
+        )
+        for (table, key), value in tx.writes.items():
+            if value is DELETED or not getattr(k.codec(table), "shared", False):
+                self._cache.pop((table, key), None)
+            else:
+                self._cache[(table, key)] = value
+        for (table, key), deadline in due.items():
+            self._schedule(table, key, deadline)
+        self._after_fire(fired, due)
+        k.applied(tx)
+        return True
+
+    def _after_fire(
+        self, fired: Iterable[tuple[str, str, int]], due: dict[tuple[str, str], int | None]
+    ) -> None:
+        """A timer that fired and left its deadline in the past is tried again later,
+        never in a tight loop."""
+        now_ms = int(time.time() * 1000)
+        for table, key, deadline in fired:
+            if (table, key) in due:
+                if (d := due[(table, key)]) is not None and d <= now_ms:
+                    self._schedule(table, key, now_ms + REFIRE_AFTER_MS)
+            elif self._deadlines.get((table, key)) == deadline:
+                self._schedule(table, key, now_ms + REFIRE_AFTER_MS)
+
+    async def _abort(self) -> None:
+        """Throw the batch away and read its inputs again from the last commit."""
+        assert self._producer is not None
+        try:
+            await self._producer.abort_transaction()
+        except ProducerFenced as exc:
+            raise Fenced() from exc
+        except KafkaError:
+            # The producer is unusable: a new one re-fences and aborts what was open.
+            await self._producer.stop()
+            self._producer = self.kernel.transactional_producer(self.partition)
+            await self._producer.start()
+        self.rewind()
+        await asyncio.sleep(RETRY_AFTER_S)
+
+    def rewind(self) -> None:
+        """Drop what is queued and read every input of p again from the last commit."""
+        self.queue.clear()
+        for tp in self.inputs:
+            if tp in self.committed and self.kernel.owns(tp):
+                self.kernel.consumer.seek(tp, self.committed[tp])
+                self.fetched[tp] = self.committed[tp]
+
+    def _schedule(self, table: str, key: str, deadline: int | None) -> None:
+        if deadline is None:
+            self._deadlines.pop((table, key), None)
+        else:
+            self._deadlines[(table, key)] = deadline
+            heapq.heappush(self._heap, (deadline, table, key))
+            self._wakeup.set()
+        metrics.TIMERS_PENDING.labels(self.kernel.service, str(self.partition)).set(
+            len(self._deadlines)
+        )
+
+    # -- closing --------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Finish the batch under way (commit or abort), then let go of p."""
+        self.stopped = True
+        self._wakeup.set()
+        if self._runner is not None:
+            with contextlib.suppress(Exception):  # already logged by the task
+                await self._runner
+        if self._producer is not None:
+            await self._producer.stop()
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        self._cache.clear()
+        metrics.TIMERS_PENDING.labels(self.kernel.service, str(self.partition)).set(0)

@@ -1,0 +1,127 @@
+"""One transaction of a partition task: the state it changes and the records it writes.
+
+Handlers read through it (this batch's writes first, then the committed store) and write
+to it; nothing reaches Kafka or the store until the kernel commits the whole batch. A
+handler that fails is rolled back to where it started, so only its dead letter remains.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf.message import Message
+
+from emeuse.event.v1.envelope_pb2 import EventEnvelope
+from emeuse.kernel.outputs import Origin, OutRecord, SetAside, dead_letter_record, event_record
+from emeuse.place.v1.territory_pb2 import Territory
+from emeuse.registry import TopicSpec
+
+DELETED: Any = object()
+_MISSING: Any = object()
+CURRENT: ContextVar[Tx | None] = ContextVar("emeuse_kernel_tx", default=None)
+
+
+def current_tx() -> Tx | None:
+    """The transaction of the handler running now, if any (None on the gRPC side)."""
+    return CURRENT.get()
+
+
+class Tx:
+    def __init__(
+        self,
+        partition: int,
+        origin: Origin,
+        dead_letters: TopicSpec,
+        read: Callable[[str, str], Any],
+        partition_of: Callable[[str, str], int],
+    ) -> None:
+        self.partition = partition
+        self.origin = origin
+        self.dead_letters = dead_letters
+        self._read = read
+        self._partition_of = partition_of
+        self.outputs: list[OutRecord] = []
+        self.writes: dict[tuple[str, str], Any] = {}
+        self._journal: list[tuple[tuple[str, str], Any]] = []
+        self.now = datetime.now(UTC)
+
+    def get(self, table: str, key: str) -> Any:
+        value = self.writes.get((table, key), _MISSING)
+        if value is _MISSING:
+            return self._read(table, key)
+        return None if value is DELETED else value
+
+    def put(self, table: str, key: str, value: Any) -> None:
+        if value is None:
+            raise ValueError(f"{table}: store a value, or delete the key")
+        self._write(table, key, value)
+
+    def delete(self, table: str, key: str) -> None:
+        self._write(table, key, DELETED)
+
+    def _write(self, table: str, key: str, value: Any) -> None:
+        owner = self._partition_of(table, key)
+        if owner != self.partition:
+            raise ValueError(
+                f"{table}: key of partition {owner} written while handling partition "
+                f"{self.partition}; a table's keys must follow its inputs' partitioning"
+            )
+        self._journal.append(((table, key), self.writes.get((table, key), _MISSING)))
+        self.writes[(table, key)] = value
+
+    def publish(
+        self,
+        spec: TopicSpec,
+        message: Message,
+        *,
+        key: str,
+        subject_pseudonym: str,
+        occurred_at: datetime,
+        cause: EventEnvelope | None = None,
+        territory: Territory.ValueType | None = None,
+        experiment_id: str | None = None,
+        event_id: str | None = None,
+    ) -> EventEnvelope:
+        """Add an event to the transaction; it is seen by readers only once committed."""
+        record, envelope = event_record(
+            self.origin,
+            spec,
+            message,
+            key=key,
+            subject_pseudonym=subject_pseudonym,
+            occurred_at=occurred_at,
+            cause=cause,
+            territory=territory,
+            experiment_id=experiment_id,
+            event_id=event_id,
+        )
+        self.outputs.append(record)
+        return envelope
+
+    def send(self, record: OutRecord) -> None:
+        """Add a record as it is (an event passed on to a partner, say)."""
+        self.outputs.append(record)
+
+    def dead_letter(self, aside: SetAside, topic: str | None = None) -> None:
+        self.outputs.append(dead_letter_record(self.origin, self.dead_letters, aside, topic=topic))
+
+    def savepoint(self) -> tuple[int, int]:
+        return len(self.outputs), len(self._journal)
+
+    def rollback(self, mark: tuple[int, int]) -> None:
+        """Undo what was written since `mark` (a handler that failed half-way)."""
+        outputs, journal = mark
+        del self.outputs[outputs:]
+        while len(self._journal) > journal:
+            name, previous = self._journal.pop()
+            if previous is _MISSING:
+                self.writes.pop(name, None)
+            else:
+                self.writes[name] = previous
+
+    @property
+    def empty(self) -> bool:
+        return not (self.outputs or self.writes)

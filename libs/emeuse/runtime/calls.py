@@ -1,0 +1,95 @@
+"""What every gRPC servicer does around a call: publish for the caller, wait until applied,
+check a pseudonym. No stream framework here: servicers of any runtime use it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Protocol, TypeVar
+
+import grpc
+from aiokafka.errors import KafkaError
+from google.protobuf.message import Message
+
+from emeuse.event.v1.envelope_pb2 import EventEnvelope
+from emeuse.place.v1.territory_pb2 import Territory
+from emeuse.registry import TopicSpec
+from emeuse.runtime.pseudonym import is_pseudonym
+
+T = TypeVar("T")
+
+
+class Publishes(Protocol):
+    """The faust Bus, or the kernel's Publisher."""
+
+    async def publish(
+        self,
+        spec: TopicSpec,
+        message: Message,
+        *,
+        key: str,
+        subject_pseudonym: str,
+        occurred_at: datetime,
+        cause: EventEnvelope | None = None,
+        territory: Territory.ValueType | None = None,
+        experiment_id: str | None = None,
+        event_id: str | None = None,
+    ) -> EventEnvelope: ...
+
+
+async def publish_for_caller(
+    context: grpc.aio.ServicerContext,
+    bus: Publishes,
+    spec: TopicSpec,
+    message: Message,
+    *,
+    key: str,
+    subject: str,
+    territory: Territory.ValueType,
+    experiment: str | None = None,
+    occurred_at: datetime | None = None,
+) -> str:
+    """Publish an event a gRPC call asked for and return its id; a broker that does not
+    take it answers the call UNAVAILABLE."""
+    try:
+        envelope = await bus.publish(
+            spec,
+            message,
+            key=key,
+            subject_pseudonym=subject,
+            occurred_at=occurred_at or datetime.now(UTC),
+            territory=territory,
+            experiment_id=experiment or None,
+        )
+    except KafkaError as exc:
+        await context.abort(grpc.StatusCode.UNAVAILABLE, f"the bus did not take it: {exc}")
+        raise
+    return envelope.event_id
+
+
+async def until_applied(
+    context: grpc.aio.ServicerContext,
+    applied: Callable[[], T | None],
+    seconds: float,
+    hint: str = "ask again shortly",
+) -> T:
+    """For a write a service's agent applies: poll the local tables until `applied()`
+    gives something, within `seconds`; else DEADLINE_EXCEEDED (accepted, not applied)."""
+    loop = asyncio.get_running_loop()
+    until = loop.time() + seconds
+    while loop.time() < until:
+        found = applied()
+        if found:
+            return found
+        await asyncio.sleep(0.05)
+    await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"accepted but not applied yet; {hint}")
+    raise AssertionError("abort raises")
+
+
+async def require_pseudonym(context: grpc.aio.ServicerContext, value: str, field: str) -> None:
+    """Abort the call with INVALID_ARGUMENT unless `value` is a platform pseudonym."""
+    if not is_pseudonym(value):
+        await context.abort(
+            grpc.StatusCode.INVALID_ARGUMENT, f"{field} must be a platform pseudonym (psn-...)"
+        )

@@ -1,0 +1,184 @@
+"""What the chronic service handles; the kernel runs it (emeuse.kernel).
+
+A patient's plan, readings, lab reviews and alert actions share the patient's partition, so
+they are handled one at a time, in order, each exactly once: no two changes to a patient's
+alerts interleave. Escalations, review deadlines and monitoring gaps are timers: the next
+deadline of each patient is kept in a due-index and handled in a transaction when it comes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import structlog
+
+from emeuse.chronic.v1.chronic_events_pb2 import AlertRaised
+from emeuse.kernel.declare import Lookup, Processor, TableSpec, Timer
+from emeuse.kernel.tx import Tx
+from emeuse.registry import (
+    ALERT_ACTION_REQUESTED,
+    CARE_PLAN_UPDATED,
+    POINT_OF_CARE_REVIEWED,
+    READING_RECORDED,
+)
+from emeuse.runtime.bus import Event
+from emeuse.runtime.envelope import CODE_OF_TERRITORY, territory_from_code
+from services.chronic import handlers
+from services.chronic.alerts import Outcome, apply_action, due_actions, gap_due_at
+from services.chronic.care_plan import (
+    applied_events,
+    is_redelivery,
+    plan_in_force,
+    record_care_plan,
+)
+from services.chronic.domain.monitoring import GAP, OPEN, PatientState
+from services.chronic.domain.plan import PlanInForce
+from services.chronic.metrics import ALERT_ACTIONS, POINT_OF_CARE_TO_ALERT, READINGS, count
+
+log = structlog.get_logger("emeuse.chronic")
+CARE_PLANS = "patient_to_care_plan"
+STATES = "patient_to_state"
+
+
+def context(tx: Tx, patient: str) -> tuple[PlanInForce | None, PatientState]:
+    return (
+        plan_in_force(tx.get(CARE_PLANS, patient)),
+        PatientState.from_json(tx.get(STATES, patient)),
+    )
+
+
+def _territory(event: Event) -> str:
+    return CODE_OF_TERRITORY.get(event.envelope.territory, "")
+
+
+def publish(tx: Tx, patient: str, outcome: Outcome, event: Event | None, territory: str) -> None:
+    """The outcome's facts into the transaction, and the patient's new state."""
+    for fact in outcome.facts:
+        tx.publish(
+            fact.spec,
+            fact.message,
+            key=patient,
+            subject_pseudonym=patient,
+            occurred_at=tx.now,
+            cause=event.envelope if event else None,
+            territory=None if event else territory_from_code(territory),
+            event_id=fact.event_id,
+        )
+        count(fact.message)
+        # "alert.raised", "alert.escalated"...: the fact's name, and ids only.
+        fact_name = fact.spec.name.split(".")[2].replace("-", ".")
+        log.info(fact_name, alert_id=getattr(fact.message, "alert_id", ""))
+        if isinstance(fact.message, AlertRaised) and outcome.point_of_care_to_alert:
+            POINT_OF_CARE_TO_ALERT.labels(fact.message.loinc_code).observe(
+                outcome.point_of_care_to_alert.total_seconds()
+            )
+    tx.put(STATES, patient, outcome.state.to_json())
+
+
+async def apply_care_plan(event: Event, tx: Tx) -> None:
+    plan = event.message
+    patient = plan.patient_pseudonym
+    previous = tx.get(CARE_PLANS, patient)
+    if is_redelivery(plan, previous, event.envelope.event_id):
+        log.info("care_plan.duplicate", care_plan_id=plan.care_plan_id)
+        return
+    stored = record_care_plan(
+        plan, previous=previous, territory=_territory(event), recorded_at=datetime.now(UTC)
+    )
+    stored["applied"] = applied_events(previous, event.envelope.event_id)
+    tx.put(CARE_PLANS, patient, stored)
+    log.info("care_plan.recorded", care_plan_id=plan.care_plan_id, version=stored["version"])
+
+
+async def evaluate_reading(event: Event, tx: Tx) -> None:
+    reading = event.message
+    patient = reading.patient_pseudonym
+    plan, state = context(tx, patient)
+    outcome = handlers.evaluate_reading(
+        reading, plan=plan, state=state, now=tx.now, territory=_territory(event)
+    )
+    READINGS.labels(reading.loinc_code, outcome.outcome).inc()
+    log.info("reading.checked", reading_id=reading.reading_id, outcome=outcome.outcome)
+    if outcome.outcome != "duplicate":
+        publish(tx, patient, outcome, event, _territory(event))
+
+
+async def review_result(event: Event, tx: Tx) -> None:
+    review = event.message
+    patient = review.patient_pseudonym
+    plan, state = context(tx, patient)
+    outcome = handlers.review_result(
+        review, plan=plan, state=state, now=tx.now, territory=_territory(event)
+    )
+    log.info("point_of_care.reviewed", reading_id=review.reading_id, outcome=outcome.outcome)
+    if outcome.outcome != "duplicate":
+        publish(tx, patient, outcome, event, _territory(event))
+
+
+async def act_on_alert(event: Event, tx: Tx) -> None:
+    action = event.message
+    patient = action.patient_pseudonym
+    plan, state = context(tx, patient)
+    outcome = apply_action(action, plan=plan, state=state, now=tx.now)
+    ALERT_ACTIONS.labels(outcome.outcome).inc()
+    log.info("alert.action", action_id=action.action_id, outcome=outcome.outcome)
+    if outcome.facts:
+        publish(tx, patient, outcome, event, _territory(event))
+
+
+def next_step_at(patient: str, lookup: Lookup, now: datetime) -> datetime | None:
+    """The patient's next timer step: an escalation, a review deadline or a monitoring gap."""
+    plan = plan_in_force(lookup(CARE_PLANS))
+    if plan is None:
+        return None
+    state = PatientState.from_json(lookup(STATES))
+    moments = [
+        alert.next_escalation_at
+        for alert in state.alerts.values()
+        if alert.status == OPEN and alert.next_escalation_at is not None
+    ]
+    moments += [
+        pending.received_at + timedelta(seconds=plan.review_within_s)
+        for pending in state.pending_review.values()
+        if not pending.overdue_alerted
+    ]
+    moments += [
+        gap_due_at(plan, state, loinc)
+        for loinc in plan.bands
+        if state.open_alert(loinc, GAP) is None
+    ]
+    return min(moments, default=None)
+
+
+async def take_due_steps(patient: str, tx: Tx) -> None:
+    """Apply every step due now, in one transaction with the state that records it."""
+    plan, state = context(tx, patient)
+    if plan is None:
+        return
+    for action in due_actions(patient, plan, state, tx.now):
+        outcome = apply_action(action, plan=plan, state=state, now=tx.now)
+        ALERT_ACTIONS.labels(outcome.outcome).inc()
+        log.info("alert.action", action_id=action.action_id, outcome=outcome.outcome)
+        if outcome.facts:
+            publish(tx, patient, outcome, None, plan.territory)
+            state = outcome.state
+
+
+PROCESSOR = Processor(
+    service="chronic",
+    inputs={
+        # Plans too: a reading right after an enrolment is judged against the plan.
+        CARE_PLAN_UPDATED: apply_care_plan,
+        READING_RECORDED: evaluate_reading,
+        POINT_OF_CARE_REVIEWED: review_result,
+        ALERT_ACTION_REQUESTED: act_on_alert,
+    },
+    tables=(
+        TableSpec(
+            CARE_PLANS,
+            "Plan in force: version, bands by LOINC code, the plan (care_plan.StoredPlan).",
+        ),
+        TableSpec(STATES, "Latest values, alerts, readings seen (domain.monitoring)."),
+    ),
+    timers=(Timer("alert-steps", (CARE_PLANS, STATES), next_step_at, take_due_steps),),
+)
