@@ -26,6 +26,7 @@ if deploy/kafka/kafka.sh up; then
   # It reuses the integration tests' harness; tests/ is not an installed package.
   run consent_withdrawal env PYTHONPATH="$root" .venv/bin/python \
     benchmarks/bench_consent_withdrawal.py
+  run kernel env PYTHONPATH="$root" .venv/bin/python benchmarks/bench_kernel.py
 else
   failed+=("consent_withdrawal (no broker)")
 fi

@@ -152,10 +152,23 @@ def applied_events(previous: StoredPlan | None, event_id: str) -> list[str]:
     return [*(previous or {}).get("applied", []), event_id][-APPLIED_KEPT:]
 
 
+# Plans in force parsed once per stored plan: a stored plan is replaced, never edited, and
+# every reading of the patient needs it. The entry holds the plan, so its id stays its own.
+_PARSED: dict[int, tuple[StoredPlan, PlanInForce]] = {}
+PARSED_KEPT = 100_000
+
+
 def plan_in_force(stored: StoredPlan | None) -> PlanInForce | None:
     if not stored or "in_force" not in stored:
         return None
-    return PlanInForce.model_validate(stored["in_force"])
+    hit = _PARSED.get(id(stored))
+    if hit is not None and hit[0] is stored:
+        return hit[1]
+    plan = PlanInForce.model_validate(stored["in_force"])
+    if len(_PARSED) >= PARSED_KEPT:
+        _PARSED.pop(next(iter(_PARSED)))
+    _PARSED[id(stored)] = (stored, plan)
+    return plan
 
 
 def plan_of(stored: StoredPlan | None) -> CarePlanUpdated | None:

@@ -218,7 +218,7 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
         views = [
             alert_view(patient, alert)
             for patient, stored in self.states.items()
-            for alert in PatientState.from_json(stored).alerts.values()
+            for alert in PatientState.of(stored).alerts.values()
             if keep(alert) and (cursor is None or _order(alert) < cursor)
         ]
         more = False
@@ -286,7 +286,7 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
 
         async def local() -> api.Alert:
             plan = plan_in_force(self.care_plans.get(patient))
-            alert = PatientState.from_json(self.states.get(patient)).alerts.get(request.alert_id)
+            alert = PatientState.of(self.states.get(patient)).alerts.get(request.alert_id)
             if plan is None or alert is None:
                 await context.abort(grpc.StatusCode.NOT_FOUND, "no such alert for this patient")
                 raise AssertionError
@@ -308,7 +308,7 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
             )
 
             def settled() -> AlertState | None:
-                now = PatientState.from_json(self.states.get(patient)).alerts.get(request.alert_id)
+                now = PatientState.of(self.states.get(patient)).alerts.get(request.alert_id)
                 return now if now is not None and (applied(now) or now.status == RESOLVED) else None
 
             alert = await self._until(context, settled)
@@ -382,7 +382,7 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
         return await self.router.answer(self.states, patient, context, local, remote)
 
     def _pending(self, patient: str, reading_id: str) -> bool:
-        return reading_id in PatientState.from_json(self.states.get(patient)).pending_review
+        return reading_id in PatientState.of(self.states.get(patient)).pending_review
 
     async def _publish_one(
         self,
@@ -448,9 +448,9 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
 
 
 def summary(
-    patient: str, plan: dict[str, Any] | None, state_json: dict[str, Any] | None
+    patient: str, plan: dict[str, Any] | None, stored: PatientState | dict[str, Any] | None
 ) -> api.GetPatientSummaryResponse:
-    state = PatientState.from_json(state_json or {})
+    state = PatientState.of(stored)
     return api.GetPatientSummaryResponse(
         patient_pseudonym=patient,
         has_care_plan=bool(plan),
@@ -559,11 +559,11 @@ def _cursor(token: str) -> tuple[datetime, str] | None:
 def patient_status(
     patient: str,
     stored_plan: dict[str, Any] | None,
-    state_json: dict[str, Any] | None,
+    stored: PatientState | dict[str, Any] | None,
     now: datetime,
 ) -> api.GetPatientStatusResponse:
     plan = plan_in_force(stored_plan)
-    state = PatientState.from_json(state_json)
+    state = PatientState.of(stored)
     open_alerts = sorted((a for a in state.alerts.values() if a.is_open), key=_order, reverse=True)
     response = api.GetPatientStatusResponse(
         patient_pseudonym=patient,

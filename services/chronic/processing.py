@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from emeuse.chronic.v1.chronic_events_pb2 import AlertRaised
-from emeuse.kernel.declare import Lookup, Processor, TableSpec, Timer
+from emeuse.kernel.declare import CodecOf, JsonCodec, Lookup, Processor, TableSpec, Timer
 from emeuse.kernel.tx import Tx
 from emeuse.registry import (
     ALERT_ACTION_REQUESTED,
@@ -43,7 +43,7 @@ STATES = "patient_to_state"
 def context(tx: Tx, patient: str) -> tuple[PlanInForce | None, PatientState]:
     return (
         plan_in_force(tx.get(CARE_PLANS, patient)),
-        PatientState.from_json(tx.get(STATES, patient)),
+        PatientState.of(tx.get(STATES, patient)),
     )
 
 
@@ -72,7 +72,7 @@ def publish(tx: Tx, patient: str, outcome: Outcome, event: Event | None, territo
             POINT_OF_CARE_TO_ALERT.labels(fact.message.loinc_code).observe(
                 outcome.point_of_care_to_alert.total_seconds()
             )
-    tx.put(STATES, patient, outcome.state.to_json())
+    tx.put(STATES, patient, outcome.state)
 
 
 async def apply_care_plan(event: Event, tx: Tx) -> None:
@@ -98,7 +98,8 @@ async def evaluate_reading(event: Event, tx: Tx) -> None:
         reading, plan=plan, state=state, now=tx.now, territory=_territory(event)
     )
     READINGS.labels(reading.loinc_code, outcome.outcome).inc()
-    log.info("reading.checked", reading_id=reading.reading_id, outcome=outcome.outcome)
+    # Debug: at thousands of readings a second, one line each would drown the facts.
+    log.debug("reading.checked", reading_id=reading.reading_id, outcome=outcome.outcome)
     if outcome.outcome != "duplicate":
         publish(tx, patient, outcome, event, _territory(event))
 
@@ -131,7 +132,7 @@ def next_step_at(patient: str, lookup: Lookup, now: datetime) -> datetime | None
     plan = plan_in_force(lookup(CARE_PLANS))
     if plan is None:
         return None
-    state = PatientState.from_json(lookup(STATES))
+    state = PatientState.of(lookup(STATES))
     moments = [
         alert.next_escalation_at
         for alert in state.alerts.values()
@@ -177,8 +178,18 @@ PROCESSOR = Processor(
         TableSpec(
             CARE_PLANS,
             "Plan in force: version, bands by LOINC code, the plan (care_plan.StoredPlan).",
+            # Shared: a recorded plan is replaced by a new one, never edited.
+            codec=CodecOf(JsonCodec().encode, JsonCodec().decode),
         ),
-        TableSpec(STATES, "Latest values, alerts, readings seen (domain.monitoring)."),
+        TableSpec(
+            STATES,
+            "Latest values, alerts, readings seen (domain.monitoring).",
+            # Kept as objects: handlers build a new state (`changed()`), never edit one.
+            codec=CodecOf(
+                lambda state: state.model_dump_json().encode(),
+                PatientState.model_validate_json,
+            ),
+        ),
     ),
     timers=(Timer("alert-steps", (CARE_PLANS, STATES), next_step_at, take_due_steps),),
 )

@@ -51,6 +51,8 @@ QUEUE_HIGH, QUEUE_LOW = 10_000, 2_000
 SESSION_TIMEOUT_MS = 10_000
 HEARTBEAT_MS = 1_000
 HANDLER_RETRIES = 3
+LAG_INTERVAL_S = 5.0
+TOPICS_TIMEOUT_S = 30.0
 
 
 class Kernel:
@@ -81,9 +83,11 @@ class Kernel:
         self.ready = asyncio.Event()
         self.fatal: asyncio.Future[BaseException] | None = None
         self._waiters: dict[str, asyncio.Future[None]] = {}
+        self._children: dict[tuple[Any, ...], Any] = {}
         self._full: set[int] = set()
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
+        self._lag_task: asyncio.Task[None] | None = None
         self._opening: asyncio.Task[None] | None = None
         self._consumer: AIOKafkaConsumer | None = None
 
@@ -123,7 +127,7 @@ class Kernel:
 
     def count_output(self, out: OutRecord) -> None:
         kind = next((v for k, v in out.headers if k == env.H_TYPE), b"").decode(errors="replace")
-        metrics.EVENTS_PRODUCED.labels(self.service, out.topic, kind or "raw").inc()
+        self._counter(metrics.EVENTS_PRODUCED, out.topic, kind or "raw").inc()
 
     def applied(self, tx: Tx) -> None:
         for event_id in getattr(tx, "applied_ids", ()):
@@ -166,7 +170,7 @@ class Kernel:
         headers = env.header_map(record.headers)
         claimed = headers.get(env.H_TYPE, b"").decode(errors="replace")
         event_type = claimed if claimed in KNOWN_TYPES else "unknown"
-        metrics.EVENTS_CONSUMED.labels(self.service, spec.name, event_type).inc()
+        self._counter(metrics.EVENTS_CONSUMED, spec.name, event_type).inc()
         raw_key = record.key
         key = raw_key.decode(errors="replace") if isinstance(raw_key, bytes) else raw_key
         try:
@@ -205,13 +209,19 @@ class Kernel:
                     tx.rollback(mark)
                     self._handler_failed(tx, record, exc, event_type)
                     return
-            metrics.HANDLER_SECONDS.labels(self.service, spec.name).observe(
-                time.perf_counter() - started
-            )
+            self._counter(metrics.HANDLER_SECONDS, spec.name).observe(time.perf_counter() - started)
         applied = getattr(tx, "applied_ids", None)
         if applied is None:
             applied = tx.applied_ids = []  # type: ignore[attr-defined]
         applied.append(envelope.event_id)
+
+    def _counter(self, metric: Any, *labels: str) -> Any:
+        """A metric's child for these labels, looked up once (labels() costs per call)."""
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(self.service, *labels)
+        return child
 
     def _handler_failed(self, tx: Tx, record: Any, exc: BaseException, event_type: str) -> None:
         log.error("event.handler_failed", error=type(exc).__name__)
@@ -264,6 +274,8 @@ class Kernel:
             ",".join(self.settings.kafka_bootstrap),
             [plan],
             self.settings.replication_factor,
+            # A broker busy starting (or a loaded machine) answers slowly: be patient here.
+            TOPICS_TIMEOUT_S,
         )
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=list(self.settings.kafka_bootstrap),
@@ -283,6 +295,28 @@ class Kernel:
         await self._consumer.start()
         self._consumer.subscribe(self.input_topics, listener=_Listener(self))
         self._loop_task = asyncio.create_task(self._consume(), name=f"{self.service}-consumer")
+        self._lag_task = asyncio.create_task(self._measure_lag(), name=f"{self.service}-lag")
+
+    async def _measure_lag(self) -> None:
+        """emeuse_consumer_lag: records of each assigned input partition not yet committed
+        (the end seen by the last fetch, less the task's last commit)."""
+        shown: set[tuple[str, int]] = set()
+        while not self._stopping:
+            await asyncio.sleep(LAG_INTERVAL_S)
+            now_shown = set()
+            for task in list(self.tasks.values()):
+                for tp in task.inputs:
+                    end = self.consumer.highwater(tp) if self.owns(tp) else None
+                    done = task.committed.get(tp)
+                    if end is None or done is None:
+                        continue
+                    metrics.CONSUMER_LAG.labels(self.service, tp.topic, str(tp.partition)).set(
+                        max(end - done, 0)
+                    )
+                    now_shown.add((tp.topic, tp.partition))
+            for topic, partition in shown - now_shown:
+                metrics.CONSUMER_LAG.remove(self.service, topic, str(partition))
+            shown = now_shown
 
     async def _consume(self) -> None:
         consumer = self.consumer
@@ -443,8 +477,9 @@ class Kernel:
 
     async def stop(self) -> None:
         self._stopping = True
-        if self._loop_task is not None:
-            self._loop_task.cancel()
+        for running in (self._loop_task, self._lag_task):
+            if running is not None:
+                running.cancel()
         for p in list(self.tasks):
             await self._close_task(p)
         if self._consumer is not None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -166,7 +167,7 @@ class PartitionTask:
                 except Exception as exc:  # a bad state must not stop the partition
                     log.error("timer.due_failed", timer=timer.name, error=type(exc).__name__)
                     moment = now + timedelta(milliseconds=REFIRE_AFTER_MS)
-                due[(timer.name, key)] = None if moment is None else int(moment.timestamp() * 1000)
+                due[(timer.name, key)] = _ms(moment)
         return due
 
     def _load_timers(self) -> None:
@@ -397,15 +398,27 @@ class PartitionTask:
     def _after_fire(
         self, fired: Iterable[tuple[str, str, int]], due: dict[tuple[str, str], int | None]
     ) -> None:
-        """A timer that fired and left its deadline in the past is tried again later,
-        never in a tight loop."""
-        now_ms = int(time.time() * 1000)
-        for table, key, deadline in fired:
-            if (table, key) in due:
-                if (d := due[(table, key)]) is not None and d <= now_ms:
-                    self._schedule(table, key, now_ms + REFIRE_AFTER_MS)
-            elif self._deadlines.get((table, key)) == deadline:
-                self._schedule(table, key, now_ms + REFIRE_AFTER_MS)
+        """A timer that fired and changed nothing is asked for its deadline again; one whose
+        deadline is still past is tried again later, never in a tight loop."""
+        assert self._store is not None
+        now = datetime.now(UTC)
+        now_ms = int(now.timestamp() * 1000)
+        kept: list[tuple[str, str, int | None]] = []
+        for name, key, _ in fired:
+            if (name, key) in due:
+                deadline = due[(name, key)]
+            else:
+                try:
+                    deadline = _ms(self.kernel.timers[name].due(key, self._stored_lookup(key), now))
+                except Exception as exc:
+                    log.error("timer.due_failed", timer=name, error=type(exc).__name__)
+                    deadline = now_ms
+            if deadline is not None and deadline <= now_ms:
+                deadline = now_ms + REFIRE_AFTER_MS
+            self._schedule(name, key, deadline)
+            kept.append((name, key, deadline))
+        if kept:
+            self._store.apply((), kept)
 
     async def _abort(self) -> None:
         """Throw the batch away and read its inputs again from the last commit."""
@@ -457,3 +470,9 @@ class PartitionTask:
             self._store = None
         self._cache.clear()
         metrics.TIMERS_PENDING.labels(self.kernel.service, str(self.partition)).set(0)
+
+
+def _ms(moment: datetime | None) -> int | None:
+    """A deadline in whole milliseconds, never before the moment (a timer that fired a
+    fraction early would find nothing due)."""
+    return None if moment is None else math.ceil(moment.timestamp() * 1000)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from aiokafka.partitioner import murmur2
@@ -68,8 +69,10 @@ def _is_set(message: Message, name: str) -> bool:
     return bool(getattr(message, name))
 
 
+@lru_cache(maxsize=200_000)
 def expected_partition(key: bytes, partitions: int) -> int:
-    """Partition Kafka's default partitioner (murmur2: Java, kafka-python, aiokafka) picks."""
+    """Partition Kafka's default partitioner (murmur2: Java, kafka-python, aiokafka) picks.
+    Cached: murmur2 is pure Python, and the same keys (patients) come again and again."""
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 

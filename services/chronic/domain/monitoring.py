@@ -13,7 +13,10 @@ from pydantic import BaseModel, Field
 
 from services.chronic.domain.plan import Member
 
-RECENT_IDS_KEPT = 500
+# Ids of the patient's recent readings (two per reading), to drop a device's re-sent copy.
+# The kernel never hands an input twice, so this window is only for real-world duplicates;
+# a copy arriving after 100 newer readings of the same patient is not one of those.
+RECENT_IDS_KEPT = 200
 HISTORY_KEPT = 40
 CLOSED_ALERTS_KEPT = 50
 
@@ -89,9 +92,27 @@ class PatientState(BaseModel):
     seen: list[str] = Field(default_factory=list)
 
     def changed(self) -> PatientState:
-        """A copy to change, leaving this one as it was (pydantic-core copies far faster
-        than copy.deepcopy)."""
-        return type(self).model_validate(self.model_dump())
+        """A copy to change, leaving this one as it was (the stored state is shared).
+
+        Handlers change the containers, open alerts and pending results in place; a
+        recorded result and a resolved alert are never changed, so the copy shares them.
+        A copy per reading must be cheap: a full one costs more than all the rules."""
+        return self.model_copy(
+            update={
+                "latest": dict(self.latest),
+                "history": dict(self.history),  # record() replaces a measure's list
+                "pending_review": {k: p.model_copy() for k, p in self.pending_review.items()},
+                "last_measured_at": dict(self.last_measured_at),
+                "alerts": {
+                    k: a.model_copy(update={"reading_ids": list(a.reading_ids)})
+                    if a.is_open
+                    else a
+                    for k, a in self.alerts.items()
+                },
+                "gap_closed_at": dict(self.gap_closed_at),
+                "seen": list(self.seen),
+            }
+        )
 
     def has_seen(self, key: str) -> bool:
         return key in self.seen
@@ -154,3 +175,8 @@ class PatientState(BaseModel):
     @classmethod
     def from_json(cls, data: dict[str, object] | None) -> PatientState:
         return cls.model_validate(data or {})
+
+    @classmethod
+    def of(cls, value: PatientState | dict[str, object] | None) -> PatientState:
+        """The state a table holds (the object itself, or its JSON), empty when none."""
+        return value if isinstance(value, PatientState) else cls.from_json(value)

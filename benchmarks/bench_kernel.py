@@ -1,0 +1,437 @@
+"""The processing kernel against a bare aiokafka loop, side by side on the same broker.
+
+Run with `make bench` (it starts a broker of its own). Figures, each beside its target:
+- chronic readings/s on one instance, and the ratio to a bare aiokafka loop (consume ->
+  decode -> threshold -> produce -> commit) over the same pre-loaded readings;
+- restart to processing after SIGTERM (static membership: no rebalance wait);
+- p99 reading -> AlertRaised (read_committed) at a steady 1,000 readings/s;
+- GetPatientStatus p99 at 500 QPS while readings stream, and the QPS of chronic against a
+  bare grpc.aio server returning the same message.
+Results go to .local/bench/kernel-<time>.json. Machines here are shared: read the ratios.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import grpc
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from google.protobuf import json_format
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.admin import NewTopic
+
+from emeuse.chronic.v1 import chronic_service_pb2 as api
+from emeuse.chronic.v1 import chronic_service_pb2_grpc as api_grpc
+from emeuse.chronic.v1.chronic_events_pb2 import AlertRaised, CarePlanUpdated, ReadingRecorded
+from emeuse.registry import ALERT_RAISED, CARE_PLAN_UPDATED, READING_RECORDED
+from emeuse.runtime.envelope import timestamp
+from emeuse.runtime.pseudonym import random_pseudonym
+from tests.integration.events import headers_for, plan_json
+from tests.integration.harness import Platform, emeuse, metric
+
+ROOT = Path(__file__).resolve().parents[1]
+PATIENTS = int(os.environ.get("BENCH_PATIENTS", "1000"))
+READINGS = int(os.environ.get("BENCH_READINGS", "50000"))
+INR = {
+    "loinc_code": "34714-6",
+    "unit": "{INR}",
+    "low": 2,
+    "high": 3,
+    "critical_low": 1.5,
+    "critical_high": 5,
+}
+TARGETS = {
+    "readings_per_s": 10_000,
+    "ratio_to_bare": 0.3,
+    "restart_to_processing_s": 10.0,
+    "p99_reading_to_alert_ms": 50.0,
+    "p99_get_patient_status_ms": 5.0,
+    "qps_ratio_to_bare_grpc": 0.7,
+}
+
+
+def plan_record(patient: str) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    plan = json_format.ParseDict(
+        plan_json(patient, f"cp-{uuid.uuid4()}", "ANTICOAGULATION", INR), CarePlanUpdated()
+    )
+    return patient.encode(), plan.SerializeToString(), headers_for(CARE_PLAN_UPDATED, patient)
+
+
+def reading_record(patient: str, value: float) -> tuple[str, bytes, bytes, list[Any]]:
+    reading_id = f"r-{uuid.uuid4()}"
+    reading = ReadingRecorded(
+        reading_id=reading_id,
+        patient_pseudonym=patient,
+        loinc_code="34714-6",
+        value=value,
+        unit="{INR}",
+        measured_at=timestamp(datetime.now(UTC)),
+        device_id="coagulometer-1",
+    )
+    return (
+        reading_id,
+        patient.encode(),
+        reading.SerializeToString(),
+        headers_for(READING_RECORDED, patient),
+    )
+
+
+async def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes, Any]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, acks="all")
+    await producer.start()
+    try:
+        pending = [
+            await producer.send(topic, value=value, key=key, headers=headers)
+            for key, value, headers in records
+        ]
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+
+
+async def bare_loop(bootstrap: str, bands: dict[str, tuple[float, float]], total: int) -> float:
+    """Readings/s of consume -> decode -> threshold -> produce -> commit, no framework."""
+    alerts = f"bench-bare-alerts-{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(alerts, 6, 1)])
+    admin.close()
+    consumer = AIOKafkaConsumer(
+        READING_RECORDED.name,
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-bare-{uuid.uuid4()}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
+    await consumer.start()
+    await producer.start()
+    seen, started = 0, None
+    try:
+        while seen < total:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
+            sends = []
+            for records in batch.values():
+                for record in records:
+                    started = started or time.perf_counter()
+                    reading = ReadingRecorded.FromString(record.value)
+                    low, high = bands.get(reading.patient_pseudonym, (0.0, 1e9))
+                    if not low <= reading.value <= high:
+                        sends.append(
+                            await producer.send(
+                                alerts,
+                                value=record.value,
+                                key=record.key,
+                            )
+                        )
+                    seen += 1
+            await asyncio.gather(*sends)
+            await consumer.commit()
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    assert started is not None
+    return seen / (time.perf_counter() - started)
+
+
+def committed_total(admin: KafkaAdminClient, group: str, topic: str) -> int:
+    offsets = admin.list_group_offsets({group: None}).get(group, {})
+    return sum(
+        meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset >= 0
+    )
+
+
+def end_total(bootstrap: str, topic: str) -> int:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        return sum(consumer.end_offsets(tps).values())
+    finally:
+        consumer.close()
+
+
+def wait_committed(
+    admin: KafkaAdminClient, group: str, topic: str, target: int, timeout: float
+) -> tuple[float | None, float | None, int]:
+    """(time of the first commit advance, time all committed, offset at first advance)."""
+    start_value = committed_total(admin, group, topic)
+    first = None
+    at_first = start_value
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = committed_total(admin, group, topic)
+        if first is None and value > start_value:
+            first, at_first = time.monotonic(), start_value
+        if value >= target:
+            return first, time.monotonic(), at_first
+        time.sleep(0.05)
+    return first, None, at_first
+
+
+async def alert_latency(bootstrap: str, target: str, rate: int, seconds: float) -> list[float]:
+    """p99 reading -> AlertRaised at a steady rate: each latency patient gets one critical."""
+    patients = [random_pseudonym() for _ in range(int(rate * seconds * 0.05) + 1)]
+    await produce(bootstrap, CARE_PLAN_UPDATED.name, [plan_record(p) for p in patients])
+    await asyncio.sleep(3)  # plans applied (they precede readings in real life)
+    sent: dict[str, float] = {}
+    latencies: list[float] = []
+    consumer = AIOKafkaConsumer(
+        ALERT_RAISED.name,
+        bootstrap_servers=bootstrap,
+        isolation_level="read_committed",
+        auto_offset_reset="latest",
+        group_id=None,
+    )
+    await consumer.start()
+    await consumer.getmany(timeout_ms=500)  # positions set before the first reading
+
+    async def read_alerts() -> None:
+        while len(latencies) < len(patients):
+            batch = await consumer.getmany(timeout_ms=200)
+            now = time.perf_counter()
+            for records in batch.values():
+                for record in records:
+                    alert = AlertRaised.FromString(record.value)
+                    for reading_id in alert.reading_ids:
+                        if reading_id in sent:
+                            latencies.append((now - sent.pop(reading_id)) * 1000)
+
+    reader = asyncio.create_task(read_alerts())
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks="all")
+    await producer.start()
+    critical = iter(patients)
+    period = 1 / rate
+    start = time.perf_counter()
+    for i in range(int(rate * seconds)):
+        await asyncio.sleep(max(0.0, start + i * period - time.perf_counter()))
+        patient = next(critical, None) if i % 20 == 0 else None
+        value = 6.5 if patient else 2.5
+        reading_id, key, payload, headers = reading_record(patient or patients[0], value)
+        if patient:
+            sent[reading_id] = time.perf_counter()
+        await producer.send(READING_RECORDED.name, value=payload, key=key, headers=headers)
+    await producer.stop()
+    try:
+        await asyncio.wait_for(reader, 30)
+    except TimeoutError:
+        print(f"  {len(sent)} alerts not seen within 30 s", file=sys.stderr)
+    await consumer.stop()
+    return latencies
+
+
+async def grpc_load(
+    target: str, call: Callable[[Any], Awaitable[Any]], qps: int, seconds: float
+) -> list[float]:
+    """Latencies (ms) of calls started at a steady rate (open loop)."""
+    latencies: list[float] = []
+
+    async def one() -> None:
+        started = time.perf_counter()
+        await call(None)
+        latencies.append((time.perf_counter() - started) * 1000)
+
+    tasks = []
+    period = 1 / qps
+    start = time.perf_counter()
+    for i in range(int(qps * seconds)):
+        await asyncio.sleep(max(0.0, start + i * period - time.perf_counter()))
+        tasks.append(asyncio.create_task(one()))
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return latencies
+
+
+async def closed_loop_qps(
+    call: Callable[[], Awaitable[Any]], seconds: float, workers: int
+) -> float:
+    done = 0
+    until = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        nonlocal done
+        while time.perf_counter() < until:
+            await call()
+            done += 1
+
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    return done / seconds
+
+
+class _Bare(api_grpc.ChronicServiceServicer):
+    def __init__(self, answer: api.GetPatientStatusResponse) -> None:
+        self.answer = answer
+
+    async def GetPatientStatus(self, request: Any, context: Any) -> Any:
+        return self.answer
+
+
+async def grpc_figures(platform: Platform, target: str, patient: str) -> dict[str, float]:
+    auth = platform.auth
+    request = api.GetPatientStatusRequest(patient_pseudonym=patient)
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = api_grpc.ChronicServiceStub(channel)
+        answer = await stub.GetPatientStatus(request, metadata=auth, timeout=5)
+
+        async def status(_: Any = None) -> Any:
+            return await stub.GetPatientStatus(request, metadata=auth, timeout=5)
+
+        latencies = await grpc_load(target, status, 500, 8)
+        chronic_qps = await closed_loop_qps(status, 5, 16)
+    server = grpc.aio.server()
+    api_grpc.add_ChronicServiceServicer_to_server(_Bare(answer), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        bare = api_grpc.ChronicServiceStub(channel)
+
+        async def bare_status() -> Any:
+            return await bare.GetPatientStatus(request, metadata=auth, timeout=5)
+
+        bare_qps = await closed_loop_qps(bare_status, 5, 16)
+    await server.stop(1)
+    return {
+        "p99_get_patient_status_ms": _p99(latencies),
+        "p50_get_patient_status_ms": statistics.median(latencies) if latencies else float("nan"),
+        "chronic_qps": chronic_qps,
+        "bare_grpc_qps": bare_qps,
+        "qps_ratio_to_bare_grpc": chronic_qps / bare_qps,
+    }
+
+
+def _profile(process: Any, path: Path) -> subprocess.Popen[bytes] | None:
+    """With BENCH_PROFILE=1, where chronic spends its time while it reads (py-spy, if
+    installed: collapsed stacks, for a flame graph or `sort | uniq`)."""
+    spy = Path(sys.executable).parent / "py-spy"
+    if not os.environ.get("BENCH_PROFILE") or not spy.exists():
+        return None
+    return subprocess.Popen(
+        [
+            str(spy),
+            "record",
+            "--format",
+            "raw",
+            "--nonblocking",
+            "--duration",
+            "15",
+            "--pid",
+            str(process.process.pid),
+            "-o",
+            str(path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def where_the_time_goes(text: str) -> dict[str, float]:
+    """Per transaction: records, ms in handlers, ms to commit (the kernel's histograms)."""
+    batches = metric(text, "emeuse_kernel_batch_records_count")
+    if not batches:
+        return {}
+    return {
+        "batch_records_mean": metric(text, "emeuse_kernel_batch_records_sum") / batches,
+        "batch_handle_ms_mean": metric(text, "emeuse_kernel_handle_seconds_sum") / batches * 1000,
+        "batch_commit_ms_mean": metric(text, "emeuse_kernel_commit_seconds_sum") / batches * 1000,
+    }
+
+
+def _p99(values: list[float]) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+def main() -> int:
+    bootstrap = os.environ.get("EMEUSE_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+    created = emeuse("topics", "create", bootstrap=bootstrap)
+    assert created.returncode == 0, created.stderr
+    out = ROOT / ".local" / "bench"
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    platform = Platform(bootstrap, out / f"kernel-{stamp}")
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    app_id = f"bench-chronic-{uuid.uuid4().hex[:8]}"
+    figures: dict[str, float] = {}
+
+    patients = [random_pseudonym() for _ in range(PATIENTS)]
+    bands = {p: (1.5, 5.0) for p in patients}
+    readings = [
+        reading_record(patients[i % PATIENTS], 6.0 if i % 100 == 0 else 2.5)[1:]
+        for i in range(READINGS)
+    ]
+    chronic = platform.new_process("chronic", app_id=app_id)
+    platform.services["chronic"] = chronic
+    try:
+        chronic.start()
+        chronic.wait_serving()
+        asyncio.run(produce(bootstrap, CARE_PLAN_UPDATED.name, [plan_record(p) for p in patients]))
+        plans_end = end_total(bootstrap, CARE_PLAN_UPDATED.name)
+        wait_committed(admin, app_id, CARE_PLAN_UPDATED.name, plans_end, 120)
+        chronic.stop()
+        # The same readings for both: pre-loaded, then each reads them all.
+        before = end_total(bootstrap, READING_RECORDED.name)
+        asyncio.run(produce(bootstrap, READING_RECORDED.name, readings))
+        target = before + READINGS
+        figures["bare_readings_per_s"] = asyncio.run(bare_loop(bootstrap, bands, target))
+        restarted_at = time.monotonic()
+        chronic.start()
+        profile = _profile(chronic, out / f"kernel-{stamp}.profile.txt")
+        first, last, at_first = wait_committed(admin, app_id, READING_RECORDED.name, target, 600)
+        if first is None or last is None:
+            print("bench: chronic did not finish the readings", file=sys.stderr)
+            return 1
+        if profile is not None:
+            profile.wait()
+        figures["restart_to_processing_s"] = first - restarted_at
+        figures["readings_per_s"] = (target - at_first) / max(last - first, 1e-6)
+        figures["ratio_to_bare"] = figures["readings_per_s"] / figures["bare_readings_per_s"]
+        figures.update(where_the_time_goes(chronic.metrics()))
+        latencies = asyncio.run(alert_latency(bootstrap, chronic.grpc_target, 1000, 10))
+        figures["p99_reading_to_alert_ms"] = _p99(latencies)
+        figures["p50_reading_to_alert_ms"] = (
+            statistics.median(latencies) if latencies else float("nan")
+        )
+        figures.update(asyncio.run(grpc_figures(platform, chronic.grpc_target, patients[0])))
+    finally:
+        platform.stop_all()
+        admin.close()
+    return report(figures, out / f"kernel-{stamp}.json")
+
+
+def report(figures: dict[str, float], path: Path) -> int:
+    missed = []
+    print(f"{'figure':32} {'measured':>12} {'target':>12}")
+    for name, value in figures.items():
+        target = TARGETS.get(name)
+        lower_is_better = name.endswith(("_ms", "_s")) and not name.endswith("per_s")
+        verdict = ""
+        if target is not None:
+            met = value <= target if lower_is_better else value >= target
+            verdict = "met" if met else "MISSED"
+            if not met:
+                missed.append(name)
+        shown = f"{'<=' if lower_is_better else '>='} {target:,.2f}" if target is not None else ""
+        print(f"{name:32} {value:>12,.2f} {shown:>12} {verdict}")
+    path.write_text(json.dumps({"figures": figures, "targets": TARGETS}, indent=2))
+    print(f"results: {path}")
+    if missed:
+        print(f"bench: kernel targets missed: {', '.join(missed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    raise SystemExit(main())
