@@ -165,13 +165,19 @@ async def take_due_steps(resident: str, tx: Tx) -> None:
     state = state_of(tx, resident)
     if state.config is None:
         return
-    for action in due_actions(resident, state, tx.now):
+    actions = due_actions(resident, state, tx.now)
+    for action in actions:
         outcome = apply_action(action, state=state, now=tx.now)
         ACTIONS.labels(outcome.outcome).inc()
         log.info("incident.action", action_id=action.action_id, outcome=outcome.outcome)
         if outcome.facts:
             publish(tx, resident, outcome, None)
             state = outcome.state
+    if not actions and (moved := next_step_at(state, tx.now)) is not None and moved > tx.now:
+        # Fired late, nothing is due any more (inactivity due at 21:59, fired after bedtime):
+        # the home stored again has its deadline worked out again, here the next morning;
+        # else the kernel would fire it every few seconds until the home next changes.
+        store(tx, resident, state)
 
 
 PROCESSOR = Processor(

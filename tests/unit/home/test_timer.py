@@ -45,12 +45,14 @@ class Tx:
         self.now = now
         self.values: dict[tuple[str, str], Any] = {(HOMES, RESIDENT): state.to_json()}
         self.published: list[tuple[Any, dict[str, Any]]] = []
+        self.puts = 0
 
     def get(self, table: str, key: str) -> Any:
         return self.values.get((table, key))
 
     def put(self, table: str, key: str, value: Any) -> None:
         self.values[(table, key)] = value
+        self.puts += 1
 
     def publish(self, spec: Any, message: Any, **options: Any) -> None:
         self.published.append((message, options))
@@ -197,3 +199,13 @@ def test_the_deadlines_fire_the_same_steps_as_a_timer_ticking_each_minute():
 def test_a_home_s_deadline_is_read_as_a_utc_instant():
     due = deadline(a_fall_at_10(), FELL)
     assert due is not None and due.utcoffset() == timedelta(0) and due.tzinfo is UTC
+
+
+def test_inactivity_fired_just_after_bedtime_moves_the_deadline_to_the_next_morning():
+    state, _ = feed(enrolled(), motion(at("19:59")))
+    due = deadline(state, at("20:00"))
+    assert due == at("21:59") + MS
+    tx = fire(state, at("22:00"))  # fired late: quiet hours now, nothing is due
+    # Stored again, the home gets its deadline worked out again by the kernel.
+    assert tx.published == [] and tx.puts == 1
+    assert deadline(tx.state(), at("22:00")) == at("09:00", day=1) + MS
