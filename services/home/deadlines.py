@@ -36,6 +36,10 @@ def next_step_at(state: HomeState, now: datetime) -> datetime | None:
         ),
         default=None,
     )
+    # Each candidate is checked only when it is earlier than the earliest found so far.
+    inactive = _inactivity_at(state, config.rhythm, config.enrolled_at, now, first)
+    if inactive is not None:
+        first = inactive
     # Only a detection due then counts: an episode that had its incident is not due again.
     for moment in sorted({max(m, now) for m in _detection_moments(state)}):
         if first is not None and moment >= first:
@@ -43,9 +47,6 @@ def next_step_at(state: HomeState, now: datetime) -> datetime | None:
         if _detects(state, moment):
             first = moment
             break
-    inactive = _inactivity_at(state, config.rhythm, config.enrolled_at, now)
-    if inactive is not None and (first is None or inactive < first):
-        first = inactive
     return None if first is None else _just_after(first)
 
 
@@ -72,11 +73,16 @@ def _detects(state: HomeState, at: datetime, kind: Incident | None = None) -> bo
 
 
 def _inactivity_at(
-    state: HomeState, rhythm: Rhythm, enrolled_at: datetime, now: datetime
+    state: HomeState,
+    rhythm: Rhythm,
+    enrolled_at: datetime,
+    now: datetime,
+    before: datetime | None,
 ) -> datetime | None:
     """When inactivity is next abnormal with no new activity: in the active period now (or
     the next one), `inactivity_alert_after` past the latest of waking, the last activity and
-    enrolment, if that is still before bedtime; else in a following active period."""
+    enrolment, if that is still before bedtime; else in a following active period. None
+    when that is not before `before` (or never)."""
     start = now
     for _ in range(ACTIVE_PERIODS):
         if rhythm.is_quiet(start):
@@ -85,6 +91,8 @@ def _inactivity_at(
         since = max(t for t in (enrolled_at, state.last_activity_at, woke) if t is not None)
         # In UTC: a wall-clock sum across a change of time would be an hour off.
         moment = max(since.astimezone(UTC) + rhythm.inactivity_alert_after, start)
+        if before is not None and moment >= before:
+            return None
         if _detects(state, moment, Incident.INACTIVITY):
             return moment
         start = _next_waking(rhythm, start)

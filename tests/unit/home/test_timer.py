@@ -13,6 +13,7 @@ from emeuse.runtime.envelope import timestamp
 from services.home.configuration import record_home
 from services.home.deadlines import next_step_at
 from services.home.domain.home import HomeState
+from services.home.domain.rhythm import LOCAL
 from services.home.handlers import plan_visit
 from services.home.incidents import apply_action, due_actions
 from services.home.processing import HOMES, home_deadline, take_due_steps
@@ -194,6 +195,37 @@ def test_the_deadlines_fire_the_same_steps_as_a_timer_ticking_each_minute():
     # and no movement the next morning by 9:00, each raised and passed to the neighbour.
     assert names.count("incident-raised") == 2
     assert names.count("incident-escalated") == 4
+
+
+def test_a_missed_visit_and_a_silent_device_fire_as_a_timer_ticking_each_minute_would():
+    configured = home(thresholds={"device_offline_after": "5400s"})
+    state = record_home(configured, state=HomeState(), territory="55", now=at("06:00"))
+    state, _ = feed(state, motion(at("07:30")))
+    visit = VisitPlanned(
+        visit_id="visit-1",
+        resident_pseudonym=RESIDENT,
+        aide_id="aide-0107",
+        planned_start=timestamp(at("08:30")),
+    )
+    visit.planned_duration.FromTimedelta(timedelta(minutes=45))
+    state = plan_visit(visit, state=state, now=at("07:40")).state
+    start, end = at("07:40"), at("20:00")
+    by_deadline = kernel_timer(state, start, end)
+    assert by_deadline == minute_timer(state, start, end)
+    names = [name.split(".")[2] for name, _ in by_deadline]
+    # Four silent devices (the motion sensor's from 9:00), the visit, inactivity: each once.
+    assert names.count("incident-raised") == 6
+
+
+def test_the_deadlines_follow_the_change_to_summer_time():
+    saturday = datetime(2026, 3, 28, 20, 0, tzinfo=LOCAL)
+    state = record_home(home(), state=HomeState(), territory="55", now=saturday)
+    state, _ = feed(state, motion(saturday))
+    start, end = saturday, saturday + timedelta(days=2)
+    by_deadline = kernel_timer(state, start, end)
+    assert by_deadline == minute_timer(state, start, end)
+    # Sunday 9:00 (summer time), two hours after she usually wakes.
+    assert deadline(state, saturday) == datetime(2026, 3, 29, 7, 0, tzinfo=UTC) + MS
 
 
 def test_a_home_s_deadline_is_read_as_a_utc_instant():
