@@ -1,22 +1,23 @@
-"""Home service composition root: settings -> runtime -> table, agents, gRPC."""
+"""Home service composition root: settings -> kernel runtime -> gRPC."""
 
 from __future__ import annotations
 
-from emeuse.runtime.service import Runtime, build_runtime, serve_grpc
-from emeuse.runtime.worker import run_worker, settings_or_exit
+from emeuse.kernel.run import KernelRuntime, build_kernel_runtime, run_service
+from emeuse.runtime.grpc_server import Registrar
+from emeuse.runtime.worker import settings_or_exit
 from services.home import config, grpc_api
-from services.home.agents import start_agents
-from services.home.tables import declare_tables
+from services.home.metrics import DEVICES_OFFLINE, OFFLINE
+from services.home.processing import HOMES, PROCESSOR
 
 
-def build() -> Runtime:
-    rt = build_runtime(settings_or_exit(config.load))
-    homes = declare_tables(rt.app)
-    start_agents(rt, homes)
-    serve_grpc(rt, grpc_api.register(grpc_api.HomeServicer(rt.router, rt.bus, homes)))
-    return rt
+def build() -> KernelRuntime:
+    return build_kernel_runtime(settings_or_exit(config.load), PROCESSOR)
+
+
+def register(rt: KernelRuntime) -> Registrar:
+    DEVICES_OFFLINE.set_function(lambda: OFFLINE.held(lambda: set(rt.kernel.tasks)))
+    return grpc_api.register(grpc_api.HomeServicer(rt.router, rt.bus, rt.table(HOMES)))
 
 
 def main() -> None:
-    rt = build()
-    run_worker(rt.app, rt.settings, rt.bus)
+    run_service(build(), register)

@@ -1,5 +1,5 @@
 """HomeService servicer: reads a home from the table, and turns contacts' and aides'
-actions into events for the home's agent, answering once the agent has applied them."""
+actions into events for the home's handlers, answering once they have been applied."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import grpc
-from faust.types import TableT
 from google.protobuf import json_format
 
 from emeuse.home.v1 import home_service_pb2 as api
@@ -24,22 +23,22 @@ from emeuse.home.v1.home_events_pb2 import (
     VisitPlanned,
     VisitStarted,
 )
+from emeuse.kernel.edge import Publisher
+from emeuse.kernel.router import Router
+from emeuse.kernel.tables import Table
 from emeuse.registry import (
     HOME_CONFIGURED,
     INCIDENT_ACTION_REQUESTED,
-    SENSOR_EVENT_REPORTED,
     VISIT_ENDED,
     VISIT_PLANNED,
     VISIT_STARTED,
     TopicSpec,
 )
-from emeuse.runtime.bus import Bus
+from emeuse.runtime.calls import publish_for_caller, require_pseudonym, until_applied
 from emeuse.runtime.codec import InvalidEventError
 from emeuse.runtime.envelope import EXPERIMENT_ID, EnvelopeError, territory_from_code, timestamp
 from emeuse.runtime.grpc_server import Registrar
 from emeuse.runtime.paging import page_cursor, page_size, page_token
-from emeuse.runtime.routing import Router
-from emeuse.runtime.service import publish_for_caller, require_pseudonym, until_applied
 from services.home.configuration import check_contact_id, check_home
 from services.home.domain.detectors import silent_devices
 from services.home.domain.home import (
@@ -53,7 +52,7 @@ from services.home.domain.home import (
 from services.home.handlers import CLOCK_SKEW
 from services.home.incidents import CONTACT_OUTCOMES, INCIDENT_OF_KIND, kind_of
 
-# How long an action waits for the home's agent to apply it.
+# How long an action waits for the home's handlers to apply it.
 APPLY_WAIT_S = 10.0
 STATUS = {
     OPEN: api.IncidentStatus.INCIDENT_STATUS_OPEN,
@@ -64,7 +63,7 @@ T = TypeVar("T")
 
 
 class HomeServicer(api_grpc.HomeServiceServicer):
-    def __init__(self, router: Router, bus: Bus, homes: TableT) -> None:
+    def __init__(self, router: Router, bus: Publisher, homes: Table) -> None:
         self.router = router
         self.bus = bus
         self.homes = homes
@@ -84,7 +83,7 @@ class HomeServicer(api_grpc.HomeServiceServicer):
         unwrap: Callable[[Any], T] = lambda response: response,
     ) -> T:
         """Answer here if this instance holds the home, else forward the call to the one
-        that does (with time to wait for the agent when the call changes something);
+        that does (with time to wait for it to be applied when the call changes something);
         `unwrap` takes from the owner's response what `local` returns."""
 
         async def remote(channel: grpc.aio.Channel, deadline: float, metadata: Any) -> T:
@@ -122,7 +121,7 @@ class HomeServicer(api_grpc.HomeServiceServicer):
                 )
             sent = HomeConfigured()
             sent.CopyFrom(home)
-            sent.version = 0  # numbered by the home's agent
+            sent.version = 0  # numbered when applied
             event_id = await self._publish(
                 context, HOME_CONFIGURED, sent, resident, request.territory, request.experiment_id
             )
@@ -184,11 +183,8 @@ class HomeServicer(api_grpc.HomeServiceServicer):
             raise
         views = [
             incident_view(resident, incident)
-            for resident in list(self.homes.keys())
-            if self.router.holds(
-                SENSOR_EVENT_REPORTED.name, SENSOR_EVENT_REPORTED.partitions, resident
-            )
-            for incident in self.state(resident).incidents.values()
+            for resident, stored in self.homes.items()
+            for incident in HomeState.from_json(stored).incidents.values()
             if incident.is_open
             and (not request.territory or incident.territory == request.territory)
             and (not request.kind or kind_of(incident) == request.kind)
@@ -271,7 +267,7 @@ class HomeServicer(api_grpc.HomeServiceServicer):
         holds: Callable[[IncidentState], bool],
         method: str,
     ) -> api.Incident:
-        """Ask the home's agent to change the incident, and answer once it has.
+        """Ask for the change to the incident, and answer once it has.
 
         `settled`: the incident can no longer take the action (done by this call or not);
         `holds`: it holds what was asked. A call that is settled without holding it (the

@@ -1,12 +1,13 @@
 """Incident lifecycle: raise (one per episode), escalate down the chain, acknowledge,
 resolve, clear; and the timers that find steps and time-based detections due.
 
-The home agent is the single writer of a home's incidents (one partition, one instance):
-sensor events, visits, contacts' actions and the service's own timers all arrive as
-events on the resident's key. Deadlines live in the home's state (table and changelog),
-never in memory: after a restart or a rebalance the instance that owns the home finds
-them due and asks for the step, applied once because its id derives from the incident
-and the step (or, for a detection, from the episode).
+A home's incidents have a single writer (its partition's task): sensor events, visits and
+contacts' actions arrive as events on the resident's key, and the home's timer takes the
+steps due in the same partition. Deadlines live in the home's state (table and
+changelog), never in memory: after a restart or a rebalance the instance that owns the
+home finds them due again (deadlines.py) and takes the step in a transaction with the
+state that records it; its id derives from the incident and the step (or, for a
+detection, from the episode).
 """
 
 from __future__ import annotations
@@ -266,7 +267,7 @@ def _timer(
 
 def detections_due(state: HomeState, now: datetime) -> list[tuple[NewIncident, str]]:
     """Time-based detections due now, each with its subject (device or visit id): the same
-    list for the timer (to ask) and the agent (to apply). An episode that already had its
+    list for the timer (to find) and for the step (to apply). An episode that already had its
     incident, or a kind with an incident still open, is not due again."""
     config = state.config
     if config is None:

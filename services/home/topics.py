@@ -13,7 +13,8 @@ from emeuse.registry import (
     VISIT_STARTED,
 )
 
-# Co-partitioned (key: resident pseudonym), read by one agent: the home's single writer.
+# Co-partitioned (key: resident pseudonym): a home's records are handled by one partition
+# task, in order, its single writer.
 READS = (
     HOME_CONFIGURED,
     SENSOR_EVENT_REPORTED,

@@ -25,6 +25,7 @@ from emeuse.registry import (
     CONSULTATION_REQUESTED,
     HOME_CONFIGURED,
     INCIDENT_ACKNOWLEDGED,
+    INCIDENT_ACTION_REQUESTED,
     INCIDENT_ESCALATED,
     INCIDENT_RAISED,
     INCIDENT_RESOLVED,
@@ -304,6 +305,8 @@ def test_a_worker_killed_in_the_middle_of_a_chain_continues_it_exactly_once(plat
     assert {s["headers"]["ce_experiment"] for s in steps} == {"exp-domicile"}
     raised_again = records(bus, INCIDENT_RAISED, resident)
     assert len({r["event"]["incident_id"] for r in raised_again}) == 1
+    # The steps are taken by the home's timer itself, none asked for on the action topic.
+    assert records(bus, INCIDENT_ACTION_REQUESTED, resident) == []
     status = Home(platform).GetHomeStatus(api.GetHomeStatusRequest(resident_pseudonym=resident))
     [incident] = status.open_incidents
     assert [n.contact_id for n in incident.notified] == [DAUGHTER, NEIGHBOUR, SAMU]

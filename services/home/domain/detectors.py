@@ -1,7 +1,7 @@
 """Time-based detectors: pure functions of the home's state (event times) and `now`.
 
 Nothing arrives when nothing happens, so inactivity, night wandering, a silent device and
-a missed visit are found by the service's timer asking these functions every second.
+a missed visit are found by the service's timer, at the deadlines worked out from them.
 Each returns the episode it found due, so one episode raises one incident.
 """
 

@@ -151,7 +151,7 @@ def feed(
 
 
 def tick(state: HomeState, now: datetime) -> tuple[HomeState, list[Outcome]]:
-    """What the service's timer asks at `now`, applied by the agent."""
+    """What the home's timer takes at `now`."""
     outcomes = []
     for action in due_actions(RESIDENT, state, now):
         outcome = apply_action(action, state=state, now=now)

@@ -1,0 +1,197 @@
+"""What the home service handles; the kernel runs it (emeuse.kernel).
+
+A home's configuration, sensor events, visits and incident actions share the resident's
+partition, so they are handled one at a time, in order, each exactly once: no two changes
+to a home interleave. Escalation steps and time-based detections (inactivity, night
+wandering, a silent device, a missed visit) are a timer: the home's next deadline is kept
+in a due-index and its steps are taken in a transaction when it comes, so a step and the
+state that records it commit together and a step is published once, crash or not.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import structlog
+
+from emeuse.kernel.declare import Lookup, Processor, TableSpec, Timer
+from emeuse.kernel.tx import Tx
+from emeuse.registry import (
+    HOME_CONFIGURED,
+    INCIDENT_ACTION_REQUESTED,
+    SENSOR_EVENT_REPORTED,
+    VISIT_ENDED,
+    VISIT_PLANNED,
+    VISIT_STARTED,
+)
+from emeuse.runtime.bus import Event
+from emeuse.runtime.envelope import CODE_OF_TERRITORY, territory_from_code
+from services.home import handlers
+from services.home.configuration import record_home
+from services.home.deadlines import next_step_at
+from services.home.domain.home import HomeState
+from services.home.incidents import Outcome, apply_action, due_actions
+from services.home.metrics import (
+    ACTIONS,
+    OFFLINE,
+    SENSOR_EVENTS,
+    VISIT_DURATION,
+    VISIT_LATENESS,
+    count,
+)
+
+log = structlog.get_logger("emeuse.home")
+HOMES = "resident_to_home"
+
+
+def state_of(tx: Tx, resident: str) -> HomeState:
+    return HomeState.from_json(tx.get(HOMES, resident))
+
+
+def store(tx: Tx, resident: str, state: HomeState) -> None:
+    tx.put(HOMES, resident, state.to_json())
+    OFFLINE.note(resident, tx.partition, state)
+
+
+def publish(tx: Tx, resident: str, outcome: Outcome, event: Event | None) -> None:
+    """The outcome's facts into the transaction, in the home's territory and experiment,
+    and the home's new state."""
+    config = outcome.state.config
+    territory = config.territory if config else ""
+    if not territory and event is not None:
+        territory = CODE_OF_TERRITORY.get(event.envelope.territory, "")
+    for fact in outcome.facts:
+        tx.publish(
+            fact.spec,
+            fact.message,
+            key=resident,
+            subject_pseudonym=resident,
+            occurred_at=tx.now,
+            cause=event.envelope if event else None,
+            territory=territory_from_code(territory) if territory else None,
+            experiment_id=(config.experiment or None) if config else None,
+            event_id=fact.event_id,
+        )
+        count(fact.message, territory, outcome.state)
+        # "incident.raised", "incident.escalated"...: the fact's name, and ids only.
+        fact_name = fact.spec.name.split(".")[2].replace("-", ".")
+        log.info(fact_name, incident_id=getattr(fact.message, "incident_id", ""))
+    store(tx, resident, outcome.state)
+
+
+async def configure_home(event: Event, tx: Tx) -> None:
+    home = event.message
+    before = state_of(tx, home.resident_pseudonym)
+    applied = f"configured|{event.envelope.event_id}"
+    if before.has_seen(applied):
+        # Delivered again (a replay by a partner or an operator): applied again, it would
+        # number a new version, or bring back an older configuration for a moment.
+        log.info("home.configured", outcome="redelivered")
+        return
+    state = record_home(
+        home,
+        state=before,
+        territory=CODE_OF_TERRITORY.get(event.envelope.territory, ""),
+        now=tx.now,
+        experiment=event.envelope.experiment_id,
+    )
+    state.remember(applied)
+    store(tx, home.resident_pseudonym, state)
+    assert state.config is not None
+    log.info("home.configured", version=state.config.version)
+
+
+async def record_sensor_event(event: Event, tx: Tx) -> None:
+    report = event.message
+    resident = report.resident_pseudonym
+    outcome = handlers.record_sensor_event(report, state=state_of(tx, resident), now=tx.now)
+    SENSOR_EVENTS.labels(handlers.sensor_of(report.kind).value, outcome.outcome).inc()
+    log.info(
+        "sensor_event.recorded", sensor_event_id=report.sensor_event_id, outcome=outcome.outcome
+    )
+    if outcome.outcome != "duplicate":
+        publish(tx, resident, outcome, event)
+
+
+async def plan_visit(event: Event, tx: Tx) -> None:
+    visit = event.message
+    outcome = handlers.plan_visit(visit, state=state_of(tx, visit.resident_pseudonym), now=tx.now)
+    log.info("visit.planned", visit_id=visit.visit_id, outcome=outcome.outcome)
+    if outcome.outcome != "duplicate":
+        publish(tx, visit.resident_pseudonym, outcome, event)
+
+
+async def check_in(event: Event, tx: Tx) -> None:
+    visit = event.message
+    outcome = handlers.check_in(visit, state=state_of(tx, visit.resident_pseudonym), now=tx.now)
+    log.info("visit.checked_in", visit_id=visit.visit_id, outcome=outcome.outcome)
+    if outcome.outcome != "duplicate":
+        VISIT_LATENESS.observe(outcome.state.visits[visit.visit_id].lateness.total_seconds())
+        publish(tx, visit.resident_pseudonym, outcome, event)
+
+
+async def check_out(event: Event, tx: Tx) -> None:
+    visit = event.message
+    outcome = handlers.check_out(visit, state=state_of(tx, visit.resident_pseudonym), now=tx.now)
+    log.info("visit.checked_out", visit_id=visit.visit_id, outcome=outcome.outcome)
+    if outcome.outcome != "duplicate":
+        duration = outcome.state.visits[visit.visit_id].duration
+        if duration is not None:
+            VISIT_DURATION.observe(duration.total_seconds())
+        publish(tx, visit.resident_pseudonym, outcome, event)
+
+
+async def act_on_incident(event: Event, tx: Tx) -> None:
+    """A contact's acknowledgement or resolution (and, from before the kernel, a timer step
+    asked on the topic: applied the same way, once)."""
+    action = event.message
+    resident = action.resident_pseudonym
+    outcome = apply_action(action, state=state_of(tx, resident), now=tx.now)
+    ACTIONS.labels(outcome.outcome).inc()
+    log.info("incident.action", action_id=action.action_id, outcome=outcome.outcome)
+    if outcome.facts:
+        publish(tx, resident, outcome, event)
+
+
+def home_deadline(resident: str, lookup: Lookup, now: datetime) -> datetime | None:
+    """The home's next escalation step or time-based detection (deadlines.py)."""
+    return next_step_at(HomeState.from_json(lookup(HOMES)), now)
+
+
+async def take_due_steps(resident: str, tx: Tx) -> None:
+    """Apply every step due now, in one transaction with the state that records it: each
+    escalation, each detection is published once (its id derives from the incident and
+    the step, or from the episode)."""
+    state = state_of(tx, resident)
+    if state.config is None:
+        return
+    actions = due_actions(resident, state, tx.now)
+    for action in actions:
+        outcome = apply_action(action, state=state, now=tx.now)
+        ACTIONS.labels(outcome.outcome).inc()
+        log.info("incident.action", action_id=action.action_id, outcome=outcome.outcome)
+        if outcome.facts:
+            publish(tx, resident, outcome, None)
+            state = outcome.state
+    if not actions and (moved := next_step_at(state, tx.now)) is not None and moved > tx.now:
+        # Fired late, nothing is due any more (inactivity due at 21:59, fired after bedtime):
+        # the home stored again has its deadline worked out again, here the next morning;
+        # else the kernel would fire it every few seconds until the home next changes.
+        store(tx, resident, state)
+
+
+PROCESSOR = Processor(
+    service="home",
+    inputs={
+        HOME_CONFIGURED: configure_home,
+        SENSOR_EVENT_REPORTED: record_sensor_event,
+        VISIT_PLANNED: plan_visit,
+        VISIT_STARTED: check_in,
+        VISIT_ENDED: check_out,
+        INCIDENT_ACTION_REQUESTED: act_on_incident,
+    },
+    tables=(
+        TableSpec(HOMES, "Configuration, devices, last activity, incidents, visits (domain.home)."),
+    ),
+    timers=(Timer("home-steps", (HOMES,), home_deadline, take_due_steps),),
+)
