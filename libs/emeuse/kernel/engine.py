@@ -145,6 +145,15 @@ class Kernel:
             if waiter.done() or self._waiters.get(event_id) is waiter:
                 self._waiters.pop(event_id, None)
 
+    def retime(self, timer: str) -> None:
+        """Compute every deadline of `timer` again on every partition held here: its `due`
+        reads something outside the tables (a directory) that just changed. Partitions
+        assigned later compute theirs at recovery, from the directory as it is then."""
+        if timer not in self.timers:
+            raise KeyError(f"{self.service} declares no timer {timer!r}")
+        for task in list(self.tasks.values()):
+            task.retime(timer)
+
     def task_failed(self, task: PartitionTask, exc: BaseException) -> None:
         if self.fatal is not None and not self.fatal.done():
             self.fatal.set_result(exc)
