@@ -51,6 +51,8 @@ QUEUE_HIGH, QUEUE_LOW = 10_000, 2_000
 SESSION_TIMEOUT_MS = 10_000
 HEARTBEAT_MS = 1_000
 HANDLER_RETRIES = 3
+# How often the emeuse_consumer_lag gauge is set (from the last fetch: no broker call).
+LAG_INTERVAL_S = 5.0
 
 
 class Kernel:
@@ -84,6 +86,7 @@ class Kernel:
         self._full: set[int] = set()
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
+        self._lag_task: asyncio.Task[None] | None = None
         self._opening: asyncio.Task[None] | None = None
         self._consumer: AIOKafkaConsumer | None = None
 
@@ -292,6 +295,23 @@ class Kernel:
         await self._consumer.start()
         self._consumer.subscribe(self.input_topics, listener=_Listener(self))
         self._loop_task = asyncio.create_task(self._consume(), name=f"{self.service}-consumer")
+        self._lag_task = asyncio.create_task(self._measure_lag(), name=f"{self.service}-lag")
+
+    async def _measure_lag(self) -> None:
+        """Set emeuse_consumer_lag, per input partition held: the last stable offset seen
+        by the last fetch minus the offset the partition's task committed."""
+        while not self._stopping:
+            await asyncio.sleep(LAG_INTERVAL_S)
+            for task in list(self.tasks.values()):
+                for tp, done in list(task.committed.items()):
+                    try:
+                        end = self.consumer.last_stable_offset(tp) if self.owns(tp) else None
+                    except (AssertionError, KeyError):  # revoked meanwhile: next round
+                        continue
+                    if end is not None and end >= 0:
+                        metrics.CONSUMER_LAG.labels(self.service, tp.topic, str(tp.partition)).set(
+                            max(end - done, 0)
+                        )
 
     async def _consume(self) -> None:
         consumer = self.consumer
@@ -452,8 +472,9 @@ class Kernel:
 
     async def stop(self) -> None:
         self._stopping = True
-        if self._loop_task is not None:
-            self._loop_task.cancel()
+        for loop in (self._loop_task, self._lag_task):
+            if loop is not None:
+                loop.cancel()
         for p in list(self.tasks):
             await self._close_task(p)
         if self._consumer is not None:
