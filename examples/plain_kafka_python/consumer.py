@@ -88,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         group_id=f"emeuse-partner.{args.partner_id}.plain",
         enable_auto_commit=False,  # commit only what was handled: at-least-once
         auto_offset_reset="earliest",
+        # The gateway writes feeds in transactions: never read what an abort threw away.
+        isolation_level="read_committed",
         **connection(args),
     )
     stopping = False

@@ -1,25 +1,35 @@
-"""Gateway composition root: settings -> runtime -> consents table, partner directory,
-agents, gRPC."""
+"""Gateway composition root: settings -> partner directory -> kernel runtime -> gRPC, with
+the partner registry followed and the partners' inbound events admitted beside the
+partition tasks."""
 
 from __future__ import annotations
 
+from emeuse.kernel.run import KernelRuntime, build_kernel_runtime, run_service
 from emeuse.registry import PARTNER_REGISTERED
 from emeuse.runtime.follower import keep_following
-from emeuse.runtime.service import Runtime, build_runtime, serve_grpc
-from emeuse.runtime.worker import run_worker, settings_or_exit
+from emeuse.runtime.grpc_server import Registrar
+from emeuse.runtime.worker import settings_or_exit
 from services.gateway import config, grpc_api
-from services.gateway.agents import start_agents
+from services.gateway.admission import keep_admitting
 from services.gateway.directory import PartnerDirectory
-from services.gateway.tables import declare_tables
+from services.gateway.processing import CONSENTS, processor
 
 
-def build() -> Runtime:
-    rt = build_runtime(settings_or_exit(config.load))
-    consents = declare_tables(rt.app)
+def build() -> tuple[KernelRuntime, PartnerDirectory]:
     directory = PartnerDirectory()
+    return build_kernel_runtime(settings_or_exit(config.load), processor(directory)), directory
+
+
+def main() -> None:
+    rt, directory = build()
     bootstrap = ",".join(rt.settings.kafka_bootstrap)
 
-    @rt.app.task
+    def register(rt: KernelRuntime) -> Registrar:
+        return grpc_api.register(
+            grpc_api.GatewayServicer(rt.router, rt.bus, rt.table(CONSENTS), directory, bootstrap)
+        )
+
+    # Both run until the service stops: companions are cancelled then.
     async def read_partners() -> None:
         await keep_following(
             PARTNER_REGISTERED.name,
@@ -27,17 +37,12 @@ def build() -> Runtime:
             directory.apply,
             directory.ready,
             bootstrap,
-            lambda: bool(rt.app.should_stop),
+            lambda: False,
             directory.reloading,
             directory.caught_up,
         )
 
-    start_agents(rt, consents, directory)
-    servicer = grpc_api.GatewayServicer(rt.router, rt.bus, consents, directory, bootstrap)
-    serve_grpc(rt, grpc_api.register(servicer))
-    return rt
+    async def admit_inbound() -> None:
+        await keep_admitting(rt.bus, directory, bootstrap)
 
-
-def main() -> None:
-    rt = build()
-    run_worker(rt.app, rt.settings, rt.bus)
+    run_service(rt, register, (read_partners, admit_inbound))

@@ -9,14 +9,16 @@ from typing import Any
 
 import grpc
 from aiokafka import TopicPartition
-from faust.types import TableT
 
+from emeuse.kernel.edge import Publisher
+from emeuse.kernel.router import Router
+from emeuse.kernel.tables import Table
 from emeuse.partners import PURPOSE
 from emeuse.partners.v1 import gateway_service_pb2 as api
 from emeuse.partners.v1 import gateway_service_pb2_grpc as api_grpc
 from emeuse.partners.v1.partners_pb2 import ConsentChanged
 from emeuse.registry import CONSENT_CHANGED
-from emeuse.runtime.bus import Bus
+from emeuse.runtime.calls import publish_for_caller, require_pseudonym, until_applied
 from emeuse.runtime.envelope import (
     EXPERIMENT_ID,
     TERRITORY_CODES,
@@ -24,8 +26,6 @@ from emeuse.runtime.envelope import (
     timestamp,
 )
 from emeuse.runtime.grpc_server import Registrar
-from emeuse.runtime.routing import Router
-from emeuse.runtime.service import publish_for_caller, require_pseudonym, until_applied
 from services.gateway.directory import PartnerDirectory
 from services.gateway.domain.consent import ConsentBook
 from services.gateway.replay import replay_partitions
@@ -40,8 +40,8 @@ class GatewayServicer(api_grpc.PartnerGatewayServiceServicer):
     def __init__(
         self,
         router: Router,
-        bus: Bus,
-        consents: TableT,
+        bus: Publisher,
+        consents: Table,
         directory: PartnerDirectory,
         bootstrap: str,
     ) -> None:
@@ -186,10 +186,8 @@ class GatewayServicer(api_grpc.PartnerGatewayServiceServicer):
         )
 
     def _holds(self, topic: str, partition: int) -> bool:
-        return any(
-            tp.topic == topic and tp.partition == partition
-            for tp in self.router.app.assignor.assigned_actives()
-        )
+        # Source topics and consents are co-partitioned: partition p is one task here.
+        return partition in self.router.kernel.tasks
 
 
 def register(servicer: GatewayServicer) -> Registrar:

@@ -13,11 +13,11 @@ from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from emeuse.kernel.edge import Publisher
 from emeuse.partners import feed_topic
 from emeuse.partners.v1.partners_pb2 import PartnerRegistered
 from emeuse.registry import UnknownTopicError, by_name
 from emeuse.runtime import envelope as env
-from emeuse.runtime.bus import Bus
 from emeuse.runtime.codec import InvalidEventError, check_event, check_partition, decode
 from services.gateway.domain.consent import ConsentBook
 
@@ -26,7 +26,7 @@ REPLAY_HEADER = "emeuse_replay"
 
 async def replay_partitions(
     *,
-    bus: Bus,
+    bus: Publisher,
     bootstrap: str,
     partner: PartnerRegistered,
     since: datetime,
@@ -37,7 +37,10 @@ async def replay_partitions(
     """(sent, withheld) for the given source partitions."""
     if not partitions:
         return 0, 0
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    # Read committed, as the live feed: an event of an aborted transaction never happened.
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+    )
     await consumer.start()
     sent = withheld = 0
     try:

@@ -1,33 +1,36 @@
-"""Prevention service composition root: settings -> runtime -> table, campaign directory,
-agents, gRPC."""
+"""Prevention service composition root: settings -> campaign directory -> kernel runtime
+-> gRPC, with the campaign log followed beside the partition tasks."""
 
 from __future__ import annotations
 
-from emeuse.runtime.service import Runtime, build_runtime, serve_grpc
-from emeuse.runtime.worker import run_worker, settings_or_exit
+from emeuse.kernel.run import KernelRuntime, build_kernel_runtime, run_service
+from emeuse.runtime.grpc_server import Registrar
+from emeuse.runtime.worker import settings_or_exit
 from services.prevention import config, grpc_api
-from services.prevention.agents import start_agents
 from services.prevention.campaigns import Directory, keep_following
-from services.prevention.tables import declare_tables
+from services.prevention.processing import STATES, STEPS, processor
 
 
-def build() -> Runtime:
+def build() -> tuple[KernelRuntime, Directory]:
     settings = settings_or_exit(config.load)
-    rt = build_runtime(settings.service)
-    states = declare_tables(rt.app)
     directory = Directory()
-    bootstrap = ",".join(settings.service.kafka_bootstrap)
-
-    @rt.app.task
-    async def read_campaigns() -> None:
-        await keep_following(directory, bootstrap, lambda: bool(rt.app.should_stop))
-
-    start_agents(rt, states, directory, settings.delays)
-    servicer = grpc_api.PreventionServicer(rt.router, rt.bus, states, directory)
-    serve_grpc(rt, grpc_api.register(servicer))
-    return rt
+    rt = build_kernel_runtime(settings.service, processor(directory, settings.delays))
+    # A campaign created, approved, paused or ended moves every person's next step.
+    directory.listen(lambda: rt.kernel.retime(STEPS))
+    return rt, directory
 
 
 def main() -> None:
-    rt = build()
-    run_worker(rt.app, rt.settings, rt.bus)
+    rt, directory = build()
+    bootstrap = ",".join(rt.settings.kafka_bootstrap)
+
+    def register(rt: KernelRuntime) -> Registrar:
+        return grpc_api.register(
+            grpc_api.PreventionServicer(rt.router, rt.bus, rt.table(STATES), directory)
+        )
+
+    async def read_campaigns() -> None:
+        # Followed until the service stops: the companion is cancelled then.
+        await keep_following(directory, bootstrap, lambda: False)
+
+    run_service(rt, register, (read_campaigns,))

@@ -179,12 +179,22 @@ class Directory:
 
     Fed by emeuse.runtime.follower: on each (re)start of the feed the log is read into a
     fresh copy (`reloading`), swapped in once caught up (`caught_up`), then `ready` is set.
+    Listeners hear of every change to the campaigns in use: when each person's next step
+    is depends on them.
     """
 
     def __init__(self) -> None:
         self.campaigns: dict[str, domain.CampaignDef] = {}
         self.ready = asyncio.Event()
         self._fresh: dict[str, domain.CampaignDef] | None = None
+        self._listeners: list[Callable[[], None]] = []
+
+    def listen(self, listener: Callable[[], None]) -> None:
+        self._listeners.append(listener)
+
+    def _changed(self) -> None:
+        for listener in self._listeners:
+            listener()
 
     def get(self, campaign_id: str) -> domain.CampaignDef | None:
         return self.campaigns.get(campaign_id)
@@ -199,6 +209,9 @@ class Directory:
         if self._fresh is not None:
             self.campaigns, self._fresh = self._fresh, None
         log.info("campaign.directory_ready", campaigns=len(self.campaigns))
+        # Ready before the listeners hear of it: they read the directory as ready.
+        self.ready.set()
+        self._changed()
 
     def apply_record(self, key: bytes | None, value: bytes | None) -> None:
         self.apply(value)
@@ -218,6 +231,8 @@ class Directory:
             return False
         campaigns[campaign.campaign_id] = campaign
         log.info("campaign.updated", campaign_id=campaign.campaign_id, version=campaign.version)
+        if campaigns is self.campaigns:
+            self._changed()
         return True
 
 

@@ -16,9 +16,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import grpc
-from faust.types import TableT
 from google.protobuf.message import Message as ProtoMessage
 
+from emeuse.kernel.edge import Publisher
+from emeuse.kernel.router import Router
+from emeuse.kernel.tables import Table
 from emeuse.place.v1.territory_pb2 import Territory
 from emeuse.prevention.v1 import prevention_service_pb2 as api
 from emeuse.prevention.v1 import prevention_service_pb2_grpc as api_grpc
@@ -44,7 +46,7 @@ from emeuse.registry import (
     PROGRAMME_STARTED,
     TopicSpec,
 )
-from emeuse.runtime.bus import Bus
+from emeuse.runtime.calls import publish_for_caller, require_pseudonym, until_applied
 from emeuse.runtime.codec import InvalidEventError
 from emeuse.runtime.envelope import (
     CODE_OF_TERRITORY,
@@ -54,10 +56,7 @@ from emeuse.runtime.envelope import (
     timestamp,
 )
 from emeuse.runtime.grpc_server import Registrar
-from emeuse.runtime.routing import Router
-from emeuse.runtime.service import publish_for_caller, require_pseudonym, until_applied
 from services.prevention import campaigns as campaign_codec
-from services.prevention.agents import applied_key
 from services.prevention.campaigns import Directory
 from services.prevention.domain import campaign as domain
 from services.prevention.domain.person import (
@@ -81,6 +80,7 @@ from services.prevention.handlers import (
     check_quiet_hours,
     scheduled_fact,
 )
+from services.prevention.processing import applied_key
 
 # How long a write waits for the person's agent, or the campaign log, to apply it.
 APPLY_WAIT_S = 10.0
@@ -96,7 +96,7 @@ COUNTED = ("targeted", "sent", "delivered", "opened", "clicked", "failed", "opte
 
 
 class PreventionServicer(api_grpc.PreventionServiceServicer):
-    def __init__(self, router: Router, bus: Bus, states: TableT, directory: Directory) -> None:
+    def __init__(self, router: Router, bus: Publisher, states: Table, directory: Directory) -> None:
         self.router = router
         self.bus = bus
         self.states = states
@@ -558,10 +558,8 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
     ) -> api.GetCampaignStatsResponse:
         campaign = await self._campaign(context, request.campaign_id)
         by_territory: dict[str, dict[str, int]] = {}
-        for person in list(self.states.keys()):
-            if not self.router.holds(PERSON_ENROLLED.name, PERSON_ENROLLED.partitions, person):
-                continue
-            reach = (self.states.get(person) or {}).get("reach", {}).get(campaign.campaign_id)
+        for _, stored in self.states.items():
+            reach = (stored or {}).get("reach", {}).get(campaign.campaign_id)
             if reach:
                 add_reach(by_territory, reach)
         # People are spread over the instances: each counts its own.

@@ -94,8 +94,9 @@ def send(bus, message: ReadingRecorded) -> str:
 
 
 def feed(partner: Partner, wanted: set[str], timeout: float = 45) -> dict[str, list]:
-    """Reading ids in the partner's feed (read with its credential), once `wanted` are there."""
-    consumer = partner.consumer()
+    """Reading ids in the partner's feed (read with its credential, committed records only,
+    as a partner must: the gateway writes feeds in transactions), once `wanted` are there."""
+    consumer = partner.consumer(isolation_level="read_committed")
     partitions = [TopicPartition(feed_topic(partner.partner_id), p) for p in range(PARTITIONS)]
     consumer.assign(partitions)
     consumer.seek_to_beginning(*partitions)

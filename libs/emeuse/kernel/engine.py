@@ -51,6 +51,7 @@ QUEUE_HIGH, QUEUE_LOW = 10_000, 2_000
 SESSION_TIMEOUT_MS = 10_000
 HEARTBEAT_MS = 1_000
 HANDLER_RETRIES = 3
+# How often the emeuse_consumer_lag gauge is set (from the last fetch: no broker call).
 LAG_INTERVAL_S = 5.0
 TOPICS_TIMEOUT_S = 30.0
 
@@ -148,6 +149,15 @@ class Kernel:
         finally:
             if waiter.done() or self._waiters.get(event_id) is waiter:
                 self._waiters.pop(event_id, None)
+
+    def retime(self, timer: str) -> None:
+        """Compute every deadline of `timer` again on every partition held here: its `due`
+        reads something outside the tables (a directory) that just changed. Partitions
+        assigned later compute theirs at recovery, from the directory as it is then."""
+        if timer not in self.timers:
+            raise KeyError(f"{self.service} declares no timer {timer!r}")
+        for task in list(self.tasks.values()):
+            task.retime(timer)
 
     def task_failed(self, task: PartitionTask, exc: BaseException) -> None:
         if self.fatal is not None and not self.fatal.done():
@@ -298,22 +308,23 @@ class Kernel:
         self._lag_task = asyncio.create_task(self._measure_lag(), name=f"{self.service}-lag")
 
     async def _measure_lag(self) -> None:
-        """emeuse_consumer_lag: records of each assigned input partition not yet committed
-        (the end seen by the last fetch, less the task's last commit)."""
+        """Set emeuse_consumer_lag, per input partition held: the last stable offset seen
+        by the last fetch minus the offset the partition's task committed."""
         shown: set[tuple[str, int]] = set()
         while not self._stopping:
             await asyncio.sleep(LAG_INTERVAL_S)
             now_shown = set()
             for task in list(self.tasks.values()):
-                for tp in task.inputs:
-                    end = self.consumer.highwater(tp) if self.owns(tp) else None
-                    done = task.committed.get(tp)
-                    if end is None or done is None:
+                for tp, done in list(task.committed.items()):
+                    try:
+                        end = self.consumer.last_stable_offset(tp) if self.owns(tp) else None
+                    except (AssertionError, KeyError):  # revoked meanwhile: next round
                         continue
-                    metrics.CONSUMER_LAG.labels(self.service, tp.topic, str(tp.partition)).set(
-                        max(end - done, 0)
-                    )
-                    now_shown.add((tp.topic, tp.partition))
+                    if end is not None and end >= 0:
+                        metrics.CONSUMER_LAG.labels(self.service, tp.topic, str(tp.partition)).set(
+                            max(end - done, 0)
+                        )
+                        now_shown.add((tp.topic, tp.partition))
             for topic, partition in shown - now_shown:
                 metrics.CONSUMER_LAG.remove(self.service, topic, str(partition))
             shown = now_shown

@@ -4,6 +4,10 @@ SIGTERM or SIGINT: gRPC stops taking calls, each partition task finishes its bat
 consumer closes (a static member: a restart within the session timeout takes its
 partitions back without a rebalance). A partition task that fails for a reason no record
 explains stops the process with status 1, for its supervisor to restart it.
+
+Companions are what a service runs beside its partition tasks on the same loop (reading a
+directory every instance keeps in full, say): started with the kernel, cancelled at the
+stop; one that ends with an error stops the process like a failed task.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +34,7 @@ from emeuse.runtime.settings import ServiceSettings
 from emeuse.runtime.topics import TopicError
 
 log = structlog.get_logger("emeuse.worker")
+Companion = Callable[[], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -65,7 +70,11 @@ def build_kernel_runtime(settings: ServiceSettings, processor: Processor) -> Ker
     return KernelRuntime(kernel, Publisher(settings), router, settings, callers, token)
 
 
-def run_service(rt: KernelRuntime, register: Callable[[KernelRuntime], Registrar]) -> None:
+def run_service(
+    rt: KernelRuntime,
+    register: Callable[[KernelRuntime], Registrar],
+    companions: Sequence[Companion] = (),
+) -> None:
     """Run until SIGTERM/SIGINT; exit 1 when a partition task fails, 2 on a bad setup."""
     settings = rt.settings
     configure_logging(settings.service, settings.log_level)
@@ -83,10 +92,12 @@ def run_service(rt: KernelRuntime, register: Callable[[KernelRuntime], Registrar
         metrics=f"{settings.grpc_host}:{settings.metrics_port}",
         instance=settings.instance_id,
     )
-    raise SystemExit(asyncio.run(_serve(rt, register(rt))))
+    raise SystemExit(asyncio.run(_serve(rt, register(rt), companions)))
 
 
-async def _serve(rt: KernelRuntime, registrar: Registrar) -> int:
+async def _serve(
+    rt: KernelRuntime, registrar: Registrar, companions: Sequence[Companion] = ()
+) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -99,6 +110,7 @@ async def _serve(rt: KernelRuntime, registrar: Registrar) -> int:
         return 1
     assert rt.kernel.fatal is not None
     fatal = rt.kernel.fatal
+    beside = [asyncio.create_task(_companion(start(), fatal)) for start in companions]
     stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
     ready: asyncio.Future[Any] = asyncio.ensure_future(rt.kernel.ready.wait())
     failed: asyncio.Future[Any] = fatal
@@ -112,8 +124,22 @@ async def _serve(rt: KernelRuntime, registrar: Registrar) -> int:
     log.info("service.stopping", failed=fatal.done())
     if server is not None:
         await server.stop()
+    for task in beside:
+        task.cancel()
+    await asyncio.gather(*beside, return_exceptions=True)
     await rt.kernel.stop()
     await rt.bus.stop()
     await rt.router.close()
     stopping.cancel()
     return 1 if fatal.done() else 0
+
+
+async def _companion(work: Awaitable[None], fatal: asyncio.Future[BaseException]) -> None:
+    try:
+        await work
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        log.exception("service.companion_failed")
+        if not fatal.done():
+            fatal.set_result(exc)

@@ -72,6 +72,8 @@ class PartitionTask:
         self._cache: dict[tuple[str, str], Any] = {}
         self._heap: list[tuple[int, str, str]] = []
         self._deadlines: dict[tuple[str, str], int] = {}
+        # Timers whose every deadline is to be computed again (see retime).
+        self._retime: set[str] = set()
         self._producer: AIOKafkaProducer | None = None
         self._store: PartitionStore | None = None
         self._runner: asyncio.Task[None] | None = None
@@ -170,6 +172,34 @@ class PartitionTask:
                 due[(timer.name, key)] = _ms(moment)
         return due
 
+    def retime(self, timer: str) -> None:
+        """Compute `timer`'s deadline of every key of p again, from the committed store:
+        for a `due` that also reads what no table holds (a directory every instance keeps),
+        when that changes. Done by the task's loop between two batches, so it never races a
+        commit; asked several times meanwhile, it is done once."""
+        self._retime.add(timer)
+        self._wakeup.set()
+
+    def _retime_keys(self) -> None:
+        assert self._store is not None
+        names, self._retime = self._retime, set()
+        now = datetime.now(UTC)
+        for name in sorted(names):
+            timer = self.kernel.timers[name]
+            keys = {key for table in timer.tables for key, _ in self._store.items(table)}
+            due: list[tuple[str, str, int | None]] = []
+            for key in sorted(keys):
+                try:
+                    moment = timer.due(key, self._stored_lookup(key), now)
+                except Exception as exc:  # a bad state must not stop the partition
+                    log.error("timer.due_failed", timer=name, error=type(exc).__name__)
+                    moment = now + timedelta(milliseconds=REFIRE_AFTER_MS)
+                due.append((name, key, None if moment is None else int(moment.timestamp() * 1000)))
+            self._store.apply((), due)
+            for _, key, deadline in due:
+                self._schedule(name, key, deadline)
+            log.info("timers.retimed", partition=self.partition, timer=name, keys=len(due))
+
     def _load_timers(self) -> None:
         assert self._store is not None
         for name in self.kernel.timers:
@@ -214,6 +244,8 @@ class PartitionTask:
     async def _run(self) -> None:
         try:
             while not self.stopped:
+                if self._retime and not self.suspended:
+                    self._retime_keys()
                 if self.suspended:
                     wait: float | None = None
                 elif self.queue:
@@ -225,7 +257,7 @@ class PartitionTask:
                         await self._busy(self._fire_timers())
                         continue
                 self._wakeup.clear()
-                if (self.queue and not self.suspended) or self.stopped:
+                if ((self.queue or self._retime) and not self.suspended) or self.stopped:
                     continue
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), timeout=wait)

@@ -32,8 +32,13 @@ async def follow(
     a fresh copy), `caught_up()` once the records there at start are applied (it swaps
     the copy in), then `ready` is set: after a restart, stale records of the log never
     show in the directory in use."""
+    # Read committed, as every consumer of the platform's topics: a record of an aborted
+    # transaction never enters a directory.
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
     )
     assigned = [TopicPartition(topic, p) for p in range(partitions)]
     await consumer.start()

@@ -1,0 +1,130 @@
+"""The partners' inbound events: checked (inbound.admit), then passed on to the platform's
+topic, or set aside on the partner's own dead letters.
+
+Not a kernel input: a partner's inbound topic is created at any time and found by name
+pattern, which a co-partitioned set of inputs cannot follow. A consumer of its own group
+reads them at least once (a record admitted twice keeps its ce_id: consumers dedupe on it)
+and commits after each batch is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer
+
+from emeuse.kernel.edge import Publisher
+from emeuse.kernel.outputs import SetAside, dead_letter_record
+from emeuse.partners import dead_letter_topic
+from emeuse.platform.v1.dead_letter_pb2 import DeadLetterCause
+from emeuse.registry import dead_letter_topic as service_dead_letters
+from emeuse.runtime import envelope as env
+from emeuse.runtime import metrics
+from emeuse.runtime.bus import read_failure
+from emeuse.runtime.codec import expected_partition
+from services.gateway.directory import PartnerDirectory
+from services.gateway.inbound import admit, partner_of_inbound
+from services.gateway.metrics import INBOUND
+from services.gateway.topics import INBOUND_PATTERN
+
+log = structlog.get_logger("emeuse.gateway")
+INBOUND_GROUP = "emeuse-gateway-inbound"
+
+
+async def keep_admitting(bus: Publisher, directory: PartnerDirectory, bootstrap: str) -> None:
+    """Admit the partners' inbound events until cancelled, started again after a failure."""
+    while True:
+        try:
+            await follow_inbound(bus, directory, bootstrap)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a broker blip: start again
+            log.error("inbound.failed", error=type(exc).__name__)
+            await asyncio.sleep(1.0)
+
+
+async def follow_inbound(bus: Publisher, directory: PartnerDirectory, bootstrap: str) -> None:
+    """Admit or refuse each record of every partner's inbound topic, at least once."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=INBOUND_GROUP,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        # A new partner's inbound topic is found within seconds.
+        metadata_max_age_ms=3000,
+    )
+    consumer.subscribe(pattern=INBOUND_PATTERN)
+    await consumer.start()
+    try:
+        await directory.ready.wait()
+        while True:
+            batches = await consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                for record in records:
+                    await admit_one(bus, directory, record)
+            if batches:
+                await consumer.commit()
+    finally:
+        await consumer.stop()
+
+
+async def admit_one(bus: Publisher, directory: PartnerDirectory, record: Any) -> None:
+    topic: str = record.topic
+    partner_id = partner_of_inbound(topic)
+    headers = env.header_map(list(record.headers or ()))
+    raw_key: bytes | None = record.key
+    key = raw_key.decode(errors="replace") if raw_key is not None else None
+    value: bytes | None = record.value
+    try:
+        envelope = env.from_headers(headers)
+        admitted = admit(
+            partner_id, directory.active(partner_id), envelope, value, key, datetime.now(UTC)
+        )
+    except Exception as exc:  # whatever a partner's bytes provoke: set aside, go on
+        await refuse(bus, record, *read_failure(exc), to_topic=dead_letter_topic(partner_id))
+        INBOUND.labels(partner_id, "refused").inc()
+        return
+    spec = admitted.spec
+    hashed = spec.partition_key(raw_key, admitted.message)
+    await bus.forward(
+        spec.name,
+        raw_key,
+        value or b"",
+        env.to_headers(admitted.envelope),
+        partition=expected_partition(hashed, spec.partitions) if hashed is not None else None,
+    )
+    INBOUND.labels(partner_id, "admitted").inc()
+    log.info("inbound.admitted", event_id=admitted.envelope.event_id, topic=spec.name)
+
+
+async def refuse(bus: Publisher, record: Any, cause: int, reason: str, *, to_topic: str) -> None:
+    """Set a partner's record aside, with its reason and place, on the partner's own dead
+    letters (the partner reads them)."""
+    aside = SetAside(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        value=record.value,
+        headers=tuple(record.headers or ()),
+        cause=cause,
+        reason=reason,
+    )
+    service = bus.settings.service
+    await bus.send(
+        dead_letter_record(bus.origin, service_dead_letters(service), aside, topic=to_topic)
+    )
+    cause_name = DeadLetterCause.Name(cause)  # type: ignore[arg-type]
+    metrics.EVENTS_FAILED.labels(service, record.topic, "unknown", cause_name).inc()
+    metrics.EVENTS_DEAD_LETTERED.labels(service, record.topic).inc()
+    log.warning(
+        "event.dead_lettered",
+        cause=cause_name,
+        source_topic=record.topic,
+        source_partition=record.partition,
+        source_offset=record.offset,
+    )

@@ -1,0 +1,76 @@
+"""The consent-filtered fan-out; the kernel runs it (emeuse.kernel).
+
+The consents and every patient-keyed event topic share the patient's partition, so a
+patient's consents and events are handled in order, each exactly once: a withdrawal
+applies to every event handled after it. An event goes to each partner's feed as it is
+(the platform's envelope) inside the transaction that commits its offset, so a feed gets
+it once, and never an event whose transaction was aborted (partners read committed).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import partial
+
+import structlog
+
+from emeuse.kernel.declare import Handler, Processor, TableSpec
+from emeuse.kernel.outputs import OutRecord
+from emeuse.kernel.tx import Tx
+from emeuse.partners import feed_topic
+from emeuse.registry import CONSENT_CHANGED, TopicSpec
+from emeuse.runtime import envelope as env
+from emeuse.runtime.bus import Event
+from services.gateway.directory import PartnerDirectory
+from services.gateway.domain.consent import ConsentBook
+from services.gateway.metrics import CONSENT_APPLIED, FORWARDED, WITHHELD
+from services.gateway.topics import source_topics
+
+log = structlog.get_logger("emeuse.gateway")
+CONSENTS = "patient_to_consents"
+
+
+async def apply_consent(event: Event, tx: Tx) -> None:
+    change = event.message
+    patient = change.patient_pseudonym
+    book = ConsentBook.from_json(tx.get(CONSENTS, patient))
+    changed_at = change.changed_at.ToDatetime(tzinfo=UTC)
+    if book.record(change.partner_id, change.purpose, changed_at, change.granted):
+        tx.put(CONSENTS, patient, book.to_json())
+    CONSENT_APPLIED.observe(max((datetime.now(UTC) - changed_at).total_seconds(), 0.0))
+    log.info("consent.applied", granted=change.granted)
+
+
+async def share(event: Event, tx: Tx, *, directory: PartnerDirectory) -> None:
+    """Pass the event to the feed of every partner that may read it under a consent that
+    stood when it happened and stands now."""
+    # Not before the registry is read: an event skipped for a partner not loaded yet would
+    # be lost to it. (Handlers run before the batch's transaction begins.)
+    await directory.ready.wait()
+    event_type = event.envelope.event_type
+    readers = directory.readers_of(event_type)
+    if not readers:
+        return
+    book = ConsentBook.from_json(tx.get(CONSENTS, event.envelope.subject_pseudonym))
+    happened = event.envelope.occurred_at.ToDatetime(tzinfo=UTC)
+    value = event.message.SerializeToString()
+    headers = env.to_headers(event.envelope)
+    for partner in readers:
+        if not book.allows(partner.partner_id, list(partner.purposes), happened):
+            WITHHELD.labels(partner.partner_id, event_type).inc()
+            continue
+        key = (event.key or "").encode() or None
+        tx.send(OutRecord(feed_topic(partner.partner_id), key, value, headers))
+        FORWARDED.labels(partner.partner_id, event_type).inc()
+
+
+def processor(directory: PartnerDirectory) -> Processor:
+    """The gateway's declaration, given the partner directory it reads."""
+    inputs: dict[TopicSpec, Handler] = {CONSENT_CHANGED: apply_consent}
+    for spec in source_topics():
+        inputs[spec] = partial(share, directory=directory)
+    return Processor(
+        service="gateway",
+        inputs=inputs,
+        tables=(TableSpec(CONSENTS, "Consents with their history (domain.consent.ConsentBook)."),),
+    )

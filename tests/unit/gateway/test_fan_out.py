@@ -1,0 +1,94 @@
+"""The fan-out puts an event in the feed of each partner whose consent stands, inside the
+transaction that handles it, and a consent change goes to the patient's consent book."""
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from emeuse.chronic.v1.chronic_events_pb2 import ReadingRecorded
+from emeuse.kernel.outputs import Origin
+from emeuse.kernel.tx import Tx
+from emeuse.partners import feed_topic
+from emeuse.partners.v1.partners_pb2 import ConsentChanged, PartnerRegistered
+from emeuse.place.v1.territory_pb2 import Territory
+from emeuse.registry import CONSENT_CHANGED, READING_RECORDED, dead_letter_topic
+from emeuse.runtime import envelope as env
+from emeuse.runtime.bus import Event
+from emeuse.runtime.pseudonym import random_pseudonym
+from services.gateway.directory import PartnerDirectory
+from services.gateway.domain.consent import ConsentBook
+from services.gateway.processing import CONSENTS, apply_consent, share
+
+PATIENT = random_pseudonym()
+HAPPENED = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
+
+
+def partner(partner_id: str) -> PartnerRegistered:
+    return PartnerRegistered(
+        partner_id=partner_id,
+        purposes=["remote-monitoring"],
+        readable_event_types=[READING_RECORDED.type_name],
+        active=True,
+    )
+
+
+def directory(*partners: PartnerRegistered) -> PartnerDirectory:
+    loaded = PartnerDirectory()
+    for p in partners:
+        loaded.apply(p.partner_id.encode(), p.SerializeToString())
+    loaded.ready.set()
+    return loaded
+
+
+def transaction(stored: dict[tuple[str, str], Any]) -> Tx:
+    return Tx(
+        0,
+        Origin("gateway", "emeuse/gateway", "exp-test"),
+        dead_letter_topic("gateway"),
+        lambda table, key: stored.get((table, key)),
+        lambda table, key: 0,
+    )
+
+
+def event(spec: Any, message: Any, key: str) -> Event:
+    envelope = env.new_envelope(
+        event_type=spec.type_name,
+        source="emeuse/chronic",
+        subject_pseudonym=PATIENT,
+        territory=Territory.TERRITORY_MEUSE,
+        experiment_id="exp-test",
+        schema_version="v1",
+        occurred_at=HAPPENED,
+    )
+    return Event(envelope, message, key, spec.name, 0, 7)
+
+
+def test_an_event_goes_only_to_the_feeds_of_partners_with_a_standing_consent() -> None:
+    book = ConsentBook()
+    book.record("glucoflow", "remote-monitoring", HAPPENED - timedelta(days=1), True)
+    tx = transaction({(CONSENTS, PATIENT): book.to_json()})
+    reading = ReadingRecorded(reading_id="r-1", patient_pseudonym=PATIENT, loinc_code="2339-0")
+    partners = directory(partner("glucoflow"), partner("othercare"))
+    asyncio.run(share(event(READING_RECORDED, reading, PATIENT), tx, directory=partners))
+    [out] = tx.outputs
+    assert out.topic == feed_topic("glucoflow")
+    assert out.key == PATIENT.encode()
+    assert ReadingRecorded.FromString(out.value) == reading
+    assert dict(out.headers)[env.H_SUBJECT] == PATIENT.encode()
+    assert not tx.writes
+
+
+def test_a_consent_change_is_recorded_in_the_patients_book() -> None:
+    tx = transaction({})
+    change = ConsentChanged(
+        patient_pseudonym=PATIENT,
+        partner_id="glucoflow",
+        purpose="remote-monitoring",
+        granted=True,
+        changed_at=env.timestamp(HAPPENED),
+    )
+    key = CONSENT_CHANGED.record_key(change) or PATIENT
+    asyncio.run(apply_consent(event(CONSENT_CHANGED, change, key), tx))
+    book = ConsentBook.from_json(tx.get(CONSENTS, PATIENT))
+    assert book.stands("glucoflow", "remote-monitoring")
+    assert not tx.outputs
