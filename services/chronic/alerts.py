@@ -34,9 +34,9 @@ from emeuse.registry import (
     ALERT_RESOLVED,
     ALERT_UPDATED,
 )
-from emeuse.runtime.bus import Fact
 from emeuse.runtime.codec import InvalidEventError
 from emeuse.runtime.envelope import timestamp
+from emeuse.runtime.events import Fact
 from services.chronic.domain.monitoring import (
     ACKNOWLEDGED,
     GAP,

@@ -21,8 +21,8 @@ from emeuse.registry import (
     POINT_OF_CARE_REVIEWED,
     READING_RECORDED,
 )
-from emeuse.runtime.bus import Event
 from emeuse.runtime.envelope import CODE_OF_TERRITORY, territory_from_code
+from emeuse.runtime.events import Event
 from services.chronic import handlers
 from services.chronic.alerts import Outcome, apply_action, due_actions, gap_due_at
 from services.chronic.care_plan import (

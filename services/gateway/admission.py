@@ -23,8 +23,8 @@ from emeuse.platform.v1.dead_letter_pb2 import DeadLetterCause
 from emeuse.registry import dead_letter_topic as service_dead_letters
 from emeuse.runtime import envelope as env
 from emeuse.runtime import metrics
-from emeuse.runtime.bus import read_failure
 from emeuse.runtime.codec import expected_partition
+from emeuse.runtime.events import read_failure
 from services.gateway.directory import PartnerDirectory
 from services.gateway.inbound import admit, partner_of_inbound
 from services.gateway.metrics import INBOUND

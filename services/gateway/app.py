@@ -8,7 +8,7 @@ from emeuse.kernel.run import KernelRuntime, build_kernel_runtime, run_service
 from emeuse.registry import PARTNER_REGISTERED
 from emeuse.runtime.follower import keep_following
 from emeuse.runtime.grpc_server import Registrar
-from emeuse.runtime.worker import settings_or_exit
+from emeuse.runtime.settings import settings_or_exit
 from services.gateway import config, grpc_api
 from services.gateway.admission import keep_admitting
 from services.gateway.directory import PartnerDirectory

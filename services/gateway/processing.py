@@ -20,7 +20,7 @@ from emeuse.kernel.tx import Tx
 from emeuse.partners import feed_topic
 from emeuse.registry import CONSENT_CHANGED, TopicSpec
 from emeuse.runtime import envelope as env
-from emeuse.runtime.bus import Event
+from emeuse.runtime.events import Event
 from services.gateway.directory import PartnerDirectory
 from services.gateway.domain.consent import ConsentBook
 from services.gateway.metrics import CONSENT_APPLIED, FORWARDED, WITHHELD

@@ -24,8 +24,8 @@ from emeuse.registry import (
     VISIT_PLANNED,
     VISIT_STARTED,
 )
-from emeuse.runtime.bus import Event
 from emeuse.runtime.envelope import CODE_OF_TERRITORY, territory_from_code
+from emeuse.runtime.events import Event
 from services.home import handlers
 from services.home.configuration import record_home
 from services.home.deadlines import next_step_at

@@ -28,9 +28,9 @@ from emeuse.prevention.v1.prevention_events_pb2 import (
     ProgrammeStarted,
 )
 from emeuse.registry import MESSAGE_CANCELLED, MESSAGE_DELIVERY_REQUESTED, MESSAGE_SCHEDULED
-from emeuse.runtime.bus import Fact
 from emeuse.runtime.codec import InvalidEventError
 from emeuse.runtime.envelope import CODE_OF_TERRITORY, timestamp
+from emeuse.runtime.events import Fact
 from services.prevention.domain.campaign import PAUSED, RUNNING, CampaignDef
 from services.prevention.domain.channels import choose_channel, known_channels
 from services.prevention.domain.person import (

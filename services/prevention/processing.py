@@ -38,8 +38,8 @@ from emeuse.registry import (
     PROGRAMME_STARTED,
     TopicSpec,
 )
-from emeuse.runtime.bus import Event
 from emeuse.runtime.envelope import CODE_OF_TERRITORY, territory_from_code, timestamp
+from emeuse.runtime.events import Event
 from emeuse.runtime.pseudonym import is_pseudonym
 from services.prevention import handlers
 from services.prevention.campaigns import Directory

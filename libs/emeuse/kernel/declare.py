@@ -17,7 +17,7 @@ from emeuse.registry import TopicSpec
 
 if TYPE_CHECKING:
     from emeuse.kernel.tx import Tx
-    from emeuse.runtime.bus import Event
+    from emeuse.runtime.events import Event
 
 Handler = Callable[["Event", "Tx"], Awaitable[None]]
 

@@ -30,7 +30,6 @@ from emeuse.platform.v1.dead_letter_pb2 import DeadLetterCause
 from emeuse.registry import TOPICS, dead_letter_topic
 from emeuse.runtime import envelope as env
 from emeuse.runtime import metrics
-from emeuse.runtime.bus import Event, RetryableError, read_failure
 from emeuse.runtime.codec import (
     InvalidEventError,
     check_event,
@@ -38,6 +37,7 @@ from emeuse.runtime.codec import (
     decode,
     expected_partition,
 )
+from emeuse.runtime.events import Event, RetryableError, read_failure
 from emeuse.runtime.logs import event_context
 from emeuse.runtime.settings import ServiceSettings
 from emeuse.runtime.topics import TopicPlan, ensure_topics

@@ -10,9 +10,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import faust
 import structlog
@@ -27,43 +25,18 @@ from emeuse.runtime import envelope as env
 from emeuse.runtime import metrics
 from emeuse.runtime.codec import (
     InvalidEventError,
-    UndecodableError,
     check_event,
     check_partition,
     decode,
     expected_partition,
 )
+from emeuse.runtime.events import Event, Fact, RetryableError, read_failure
 from emeuse.runtime.logs import event_context
 from emeuse.runtime.settings import ServiceSettings
 
 log = structlog.get_logger("emeuse.bus")
 KNOWN_TYPES = frozenset(spec.type_name for spec in TOPICS)
 EVENT_ID_NAMESPACE = uuid.UUID("6f1c1f4e-2b1e-4c55-9d55-e3e05e000055")
-
-
-@dataclass(frozen=True)
-class Event:
-    """A decoded, validated event with its envelope and where it was read."""
-
-    envelope: EventEnvelope
-    message: Any
-    key: str | None
-    topic: str
-    partition: int
-    offset: int
-
-
-@dataclass(frozen=True)
-class Fact:
-    """An event a use case decided to publish: its topic, message and (derived) id."""
-
-    spec: TopicSpec
-    message: Message
-    event_id: str
-
-
-class RetryableError(Exception):
-    """A handler failure worth retrying (a peer briefly unavailable)."""
 
 
 Handler = Callable[[Event], Awaitable[None]]
@@ -347,18 +320,6 @@ class Bus:
         await pending
 
 
-def read_failure(exc: Exception) -> tuple[int, str]:
-    """Dead-letter cause and reason for a record that could not be read."""
-    if isinstance(exc, env.EnvelopeError):
-        return DeadLetterCause.DEAD_LETTER_CAUSE_INVALID_ENVELOPE, str(exc)
-    if isinstance(exc, UndecodableError):  # before InvalidEventError, its base
-        return DeadLetterCause.DEAD_LETTER_CAUSE_UNDECODABLE, str(exc)
-    if isinstance(exc, InvalidEventError):
-        return DeadLetterCause.DEAD_LETTER_CAUSE_INVALID_EVENT, str(exc)
-    reason = f"record could not be read: {type(exc).__name__}: {exc}"
-    return DeadLetterCause.DEAD_LETTER_CAUSE_UNDECODABLE, reason
-
-
 def _territory_of(cause: EventEnvelope | None) -> Territory.ValueType:
     if cause is None or not cause.territory:
         raise ValueError("an event without a cause must name its territory")
@@ -369,3 +330,7 @@ def _original_territory(headers: dict[str, bytes]) -> Territory.ValueType:
     # A dead letter keeps the territory of the record it sets aside, when it had a valid one.
     code = headers.get(env.H_TERRITORY, b"").decode(errors="replace")
     return env.TERRITORY_CODES.get(code, Territory.TERRITORY_UNSPECIFIED)
+
+
+# Kept here for the services not yet on the kernel.
+__all__ = ["Bus", "Event", "Fact", "RetryableError", "read_failure"]

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
+
+SettingsT = TypeVar("SettingsT")
 
 # service -> (gRPC port, metrics port); clear of Kafka (9092/9093) and Prometheus (9090).
 DEFAULT_PORTS = {
@@ -133,3 +137,12 @@ def load_settings(service: str, env: Mapping[str, str]) -> ServiceSettings:
         ),
         instance_id=instance_id,
     )
+
+
+def settings_or_exit(load: Callable[[], SettingsT]) -> SettingsT:
+    """Settings from `load()`, or one clear line on stderr and exit status 2."""
+    try:
+        return load()
+    except SettingsError as exc:
+        print(f"emeuse: bad setting: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from typing import TypeVar
 
 import faust
@@ -13,21 +12,12 @@ from emeuse.runtime.bus import Bus
 from emeuse.runtime.lag import record_consumer_lag
 from emeuse.runtime.logs import configure_logging
 from emeuse.runtime.metrics import serve_metrics
-from emeuse.runtime.settings import ServiceSettings, SettingsError
+from emeuse.runtime.settings import ServiceSettings, settings_or_exit
 from emeuse.runtime.topics import TopicError, changelog_plans, ensure_topics
 from emeuse.runtime.watchdog import add_watchdog
 
 LAG_INTERVAL_SECONDS = 5.0
 SettingsT = TypeVar("SettingsT")
-
-
-def settings_or_exit(load: Callable[[], SettingsT]) -> SettingsT:
-    """Settings from `load()`, or one clear line on stderr and exit status 2."""
-    try:
-        return load()
-    except SettingsError as exc:
-        print(f"emeuse: bad setting: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
 
 
 def run_worker(app: faust.App, settings: ServiceSettings, bus: Bus) -> None:
@@ -71,3 +61,6 @@ def run_worker(app: faust.App, settings: ServiceSettings, bus: Bus) -> None:
     # The terminal spinner writes escape codes into the JSON log stream.
     worker.spinner = None
     worker.execute_from_commandline()
+
+
+__all__ = ["run_worker", "settings_or_exit"]

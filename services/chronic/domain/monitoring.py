@@ -104,9 +104,7 @@ class PatientState(BaseModel):
                 "pending_review": {k: p.model_copy() for k, p in self.pending_review.items()},
                 "last_measured_at": dict(self.last_measured_at),
                 "alerts": {
-                    k: a.model_copy(update={"reading_ids": list(a.reading_ids)})
-                    if a.is_open
-                    else a
+                    k: a.model_copy(update={"reading_ids": list(a.reading_ids)}) if a.is_open else a
                     for k, a in self.alerts.items()
                 },
                 "gap_closed_at": dict(self.gap_closed_at),

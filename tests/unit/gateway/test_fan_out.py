@@ -13,7 +13,7 @@ from emeuse.partners.v1.partners_pb2 import ConsentChanged, PartnerRegistered
 from emeuse.place.v1.territory_pb2 import Territory
 from emeuse.registry import CONSENT_CHANGED, READING_RECORDED, dead_letter_topic
 from emeuse.runtime import envelope as env
-from emeuse.runtime.bus import Event
+from emeuse.runtime.events import Event
 from emeuse.runtime.pseudonym import random_pseudonym
 from services.gateway.directory import PartnerDirectory
 from services.gateway.domain.consent import ConsentBook

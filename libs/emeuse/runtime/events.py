@@ -1,0 +1,51 @@
+"""What a handler is given and what it decides: plain values, no stream framework."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf.message import Message
+
+from emeuse.event.v1.envelope_pb2 import EventEnvelope
+from emeuse.platform.v1.dead_letter_pb2 import DeadLetterCause
+from emeuse.registry import TopicSpec
+from emeuse.runtime import envelope as env
+from emeuse.runtime.codec import InvalidEventError, UndecodableError
+
+
+@dataclass(frozen=True)
+class Event:
+    """A decoded, validated event with its envelope and where it was read."""
+
+    envelope: EventEnvelope
+    message: Any
+    key: str | None
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class Fact:
+    """An event a use case decided to publish: its topic, message and (derived) id."""
+
+    spec: TopicSpec
+    message: Message
+    event_id: str
+
+
+class RetryableError(Exception):
+    """A handler failure worth retrying (a peer briefly unavailable)."""
+
+
+def read_failure(exc: Exception) -> tuple[int, str]:
+    """Dead-letter cause and reason for a record that could not be read."""
+    if isinstance(exc, env.EnvelopeError):
+        return DeadLetterCause.DEAD_LETTER_CAUSE_INVALID_ENVELOPE, str(exc)
+    if isinstance(exc, UndecodableError):  # before InvalidEventError, its base
+        return DeadLetterCause.DEAD_LETTER_CAUSE_UNDECODABLE, str(exc)
+    if isinstance(exc, InvalidEventError):
+        return DeadLetterCause.DEAD_LETTER_CAUSE_INVALID_EVENT, str(exc)
+    reason = f"record could not be read: {type(exc).__name__}: {exc}"
+    return DeadLetterCause.DEAD_LETTER_CAUSE_UNDECODABLE, reason
