@@ -6,6 +6,7 @@ in headers, so it can route without decoding. `EventEnvelope` (proto) is the in-
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from collections.abc import Iterable, Mapping
@@ -159,6 +160,10 @@ def header_map(
     return {str(name): bytes(value or b"") for name, value in pairs}
 
 
+# The range of a protobuf Timestamp: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
+TIMESTAMP_MIN_S, TIMESTAMP_MAX_S = -62_135_596_800, 253_402_300_799
+
+
 def _parse_time(name: str, raw: str) -> Timestamp:
     try:
         moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
@@ -167,7 +172,12 @@ def _parse_time(name: str, raw: str) -> Timestamp:
     if moment.tzinfo is None:
         raise EnvelopeError(f"header {name} has no time zone")
     try:
-        return timestamp(moment)
+        # Seconds and nanos straight from the parsed time: Timestamp.FromDatetime costs
+        # more than the rest of the envelope, on every record.
+        seconds = math.floor(moment.timestamp())
+        if not TIMESTAMP_MIN_S <= seconds <= TIMESTAMP_MAX_S:
+            raise ValueError(seconds)
+        return Timestamp(seconds=seconds, nanos=moment.microsecond * 1000)
     except (OverflowError, ValueError):
         raise EnvelopeError(f"header {name} is out of range") from None
 
@@ -176,7 +186,7 @@ def from_headers(
     headers: Iterable[tuple[str, bytes]] | Mapping[str, bytes] | None,
 ) -> EventEnvelope:
     """Parse and validate the envelope of a received record."""
-    raw = header_map(headers)
+    raw = headers if isinstance(headers, dict) else header_map(headers)
     try:
         text = {name: value.decode() for name, value in raw.items() if name.startswith("ce_")}
     except UnicodeDecodeError:

@@ -10,14 +10,32 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 import structlog
-from structlog.typing import Processor
+from structlog.typing import EventDict, Processor
 
 from emeuse.event.v1.envelope_pb2 import EventEnvelope
 
+# The event being handled: (topic, event id, correlation id). One context variable set per
+# record; its ids are added to a line only when something is logged.
+_EVENT: ContextVar[tuple[str, str, str] | None] = ContextVar("emeuse_event", default=None)
+
+
+def _add_event_ids(_: object, __: str, event_dict: EventDict) -> EventDict:
+    ids = _EVENT.get()
+    if ids is not None:
+        topic, event_id, correlation_id = ids
+        event_dict.setdefault("topic", topic)
+        if event_id:
+            event_dict.setdefault("event_id", event_id)
+            event_dict.setdefault("correlation_id", correlation_id)
+    return event_dict
+
+
 _SHARED: list[Processor] = [
     structlog.contextvars.merge_contextvars,
+    _add_event_ids,
     structlog.processors.add_log_level,
     structlog.processors.TimeStamper(fmt="iso", utc=True),
 ]
@@ -57,8 +75,9 @@ def configure_logging(service: str, level: str = "info") -> None:
 @contextmanager
 def event_context(envelope: EventEnvelope | None, topic: str) -> Iterator[None]:
     """Bind the ids of the event being handled to every log line inside."""
-    ids = {"topic": topic}
-    if envelope is not None:
-        ids |= {"event_id": envelope.event_id, "correlation_id": envelope.correlation_id}
-    with structlog.contextvars.bound_contextvars(**ids):
+    ids = (topic, envelope.event_id, envelope.correlation_id) if envelope else (topic, "", "")
+    token = _EVENT.set(ids)
+    try:
         yield
+    finally:
+        _EVENT.reset(token)
