@@ -17,6 +17,7 @@ import contextlib
 import heapq
 import math
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
@@ -31,6 +32,7 @@ from emeuse.kernel.declare import Lookup
 from emeuse.kernel.outputs import SetAside
 from emeuse.kernel.store import PartitionStore, changelog_key, split_changelog_key
 from emeuse.kernel.tx import CURRENT, DELETED, Tx
+from emeuse.runtime.logs import ids_context
 
 if TYPE_CHECKING:
     from aiokafka.structs import ConsumerRecord
@@ -38,12 +40,14 @@ if TYPE_CHECKING:
     from emeuse.kernel.engine import Kernel
 
 log = structlog.get_logger("emeuse.kernel")
+FIRING_NAMESPACE = uuid.UUID("2f0c8a0e-6b3d-4f3e-9a57-55e0e1a1f055")
 # Records per transaction, at most; a poll seldom brings more.
 MAX_BATCH = 2000
 # A timer whose handling left its deadline in the past is tried again this much later.
 REFIRE_AFTER_MS = 5000
-# Decoded values kept for codecs that share them (per task).
-CACHE_ENTRIES = 50_000
+# Decoded values kept for codecs that share them, per task: the hot keys, not all of them
+# (a million patients must fit an instance's memory).
+CACHE_ENTRIES = 10_000
 # A commit that fails for a passing reason is retried after this long.
 RETRY_AFTER_S = 1.0
 
@@ -347,8 +351,11 @@ class PartitionTask:
                 tx.now = datetime.now(UTC)
                 metrics.TIMER_LATENESS.labels(k.service).observe(max(0, now_ms - deadline) / 1000)
                 mark = tx.savepoint()
+                # A firing's id: the same for the same deadline, so its lines can be followed.
+                firing = str(uuid.uuid5(FIRING_NAMESPACE, f"{table}/{key}/{deadline}"))
                 try:
-                    await k.timers[table].fire(key, tx)
+                    with ids_context(f"timer:{table}", firing, firing):
+                        await k.timers[table].fire(key, tx)
                 except Exception as exc:  # one key's trouble never stops the others
                     tx.rollback(mark)
                     log.error("timer.failed", partition=self.partition, error=type(exc).__name__)

@@ -76,7 +76,14 @@ def configure_logging(service: str, level: str = "info") -> None:
 def event_context(envelope: EventEnvelope | None, topic: str) -> Iterator[None]:
     """Bind the ids of the event being handled to every log line inside."""
     ids = (topic, envelope.event_id, envelope.correlation_id) if envelope else (topic, "", "")
-    token = _EVENT.set(ids)
+    with ids_context(*ids):
+        yield
+
+
+@contextmanager
+def ids_context(topic: str, event_id: str, correlation_id: str) -> Iterator[None]:
+    """The same for what is not a record: a timer's firing has an id of its own."""
+    token = _EVENT.set((topic, event_id, correlation_id))
     try:
         yield
     finally:
