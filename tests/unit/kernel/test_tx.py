@@ -10,7 +10,7 @@ COMMITTED = {"slots": {"55|a": {"n": 1}, "55|b": {"n": 2}}}
 def transaction() -> Tx:
     return Tx(
         0,
-        Origin("access", "test", ""),
+        Origin("access", "emeuse/access", "baseline"),
         dead_letter_topic("access"),
         lambda table, key: COMMITTED.get(table, {}).get(key),
         lambda table, key: 0,
