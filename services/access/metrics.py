@@ -67,8 +67,8 @@ def count(agenda: Agenda, result: Result) -> None:
 
 
 def set_gauges(agenda: Agenda, now: datetime, delays: dict[int, timedelta]) -> None:
-    """The territory's gauges as its agenda now stands. Set after each change of the
-    agenda and each flag, so no timer scans every territory to keep them."""
+    """The territory's gauges as its agenda now stands (processing: shortly after a
+    change of the agenda or a flag, once for a burst of them)."""
     booked, upcoming = agenda.slot_use(now)
     SLOT_UTILISATION.labels(agenda.territory).set(booked / upcoming if upcoming else 0)
     waiting = dict.fromkeys(URGENCIES, 0)

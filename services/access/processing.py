@@ -7,7 +7,9 @@ Every input has the same partitions, so they are one co-partitioned set of input
 - chronic alerts (keyed by patient) and home incidents (by resident) write no table: the
   request they call for is published keyed by its territory, whose partition schedules it.
 A request's booking delay is a timer on the request: when it runs out before a booking,
-the request is flagged in a transaction of its territory's partition.
+the request is flagged in a transaction of its territory's partition. The agenda gauges are
+a timer of the territory, set a few seconds after a change: one pass over the agenda per
+burst of changes, rather than one per record or a scan of every territory each second.
 """
 
 from __future__ import annotations
@@ -37,13 +39,15 @@ from services.access.domain.agenda import WAITING, RequestState, booking_deadlin
 from services.access.handlers import CareSummaryLookup
 from services.access.metrics import count, set_gauges
 from services.access.scheduling import Agenda, Result
-from services.access.state import REQUESTS, TABLES, in_transaction, territory_of
+from services.access.state import GAUGES, REQUESTS, TABLES, in_transaction, territory_of
 from services.access.topics import AGENDA_INPUTS
 
 log = structlog.get_logger("emeuse.access")
 # The kernel keeps deadlines in whole milliseconds, cut short: one more, so a delay is
 # never found not yet due when it fires.
 ROUNDING = timedelta(milliseconds=1)
+# How long after a change of a territory's agenda its gauges are set.
+GAUGES_AFTER = timedelta(seconds=5)
 
 
 def ask_scheduler(tx: Tx, request: ConsultationRequested | None, event: Event) -> None:
@@ -111,7 +115,7 @@ async def change_agenda(event: Event, tx: Tx, *, settings: AccessSettings) -> No
         )
     log.info("agenda.changed", topic=event.topic, outcome=result.outcome)
     publish(tx, agenda, result, event)
-    set_gauges(agenda, now, settings.booking_delays)
+    gauges_soon(tx, agenda.territory)
 
 
 def delay_ends_at(
@@ -137,20 +141,35 @@ async def flag_overdue(key: str, tx: Tx, *, settings: AccessSettings) -> None:
     )
     log.info("request.delay_due", outcome=result.outcome)
     publish(tx, agenda, result, None)
-    set_gauges(agenda, tx.now, settings.booking_delays)
+    gauges_soon(tx, territory)
+
+
+def gauges_soon(tx: Tx, territory: str) -> None:
+    """Have the territory's gauges set shortly, unless they already are to be."""
+    if tx.get(GAUGES, territory) is None:
+        tx.put(GAUGES, territory, {"at": (tx.now + GAUGES_AFTER).isoformat()})
+
+
+def gauges_at(territory: str, lookup: Lookup, now: datetime) -> datetime | None:
+    pending = lookup(GAUGES)
+    return datetime.fromisoformat(pending["at"]) if pending else None
+
+
+async def set_agenda_gauges(territory: str, tx: Tx, *, settings: AccessSettings) -> None:
+    set_gauges(Agenda(territory, in_transaction(tx)), tx.now, settings.booking_delays)
+    tx.delete(GAUGES, territory)
 
 
 def processor(settings: AccessSettings, care_summary: CareSummaryLookup) -> Processor:
-    """The access service's inputs, tables and timer, given its settings and its way to
+    """The access service's inputs, tables and timers, given its settings and its way to
     ask the chronic service for a patient's latest values."""
     on_agenda = partial(change_agenda, settings=settings)
-    on_incident = request_for_incident
     return Processor(
         service="access",
         inputs={
             ALERT_RAISED: partial(request_for_alert, care_summary=care_summary),
-            INCIDENT_RAISED: on_incident,
-            INCIDENT_RESOLVED: on_incident,
+            INCIDENT_RAISED: request_for_incident,
+            INCIDENT_RESOLVED: request_for_incident,
             **dict.fromkeys(AGENDA_INPUTS, on_agenda),
         },
         tables=TABLES,
@@ -160,6 +179,12 @@ def processor(settings: AccessSettings, care_summary: CareSummaryLookup) -> Proc
                 (REQUESTS,),
                 partial(delay_ends_at, delays=settings.booking_delays),
                 partial(flag_overdue, settings=settings),
+            ),
+            Timer(
+                "agenda-gauges",
+                (GAUGES,),
+                gauges_at,
+                partial(set_agenda_gauges, settings=settings),
             ),
         ),
     )

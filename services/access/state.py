@@ -31,6 +31,10 @@ NAMES = {
 }
 
 
+# Keyed by territory alone: when the territory's agenda gauges are next set (metrics).
+GAUGES = "access_gauges"
+
+
 def territory_of(key: str) -> str:
     return key.split("|", 1)[0]
 
@@ -44,6 +48,7 @@ TABLES = tuple(
         (BOOKINGS, "Bookings and their lifecycle (BookingState)."),
         (ACTIONS, "Outcome of each booking action, for callers."),
         (PLACES, "Directory of places (domain.agenda.Location)."),
+        (GAUGES, "When the territory's agenda gauges are next set, if a change awaits."),
     )
 )
 

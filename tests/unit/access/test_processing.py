@@ -6,6 +6,8 @@ import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
+from prometheus_client import REGISTRY
+
 from emeuse.access.v1.access_events_pb2 import CareSummaryMeasure
 from emeuse.chronic.v1.chronic_events_pb2 import AlertRaised, AlertSeverity
 from emeuse.event.v1.envelope_pb2 import EventEnvelope
@@ -30,8 +32,10 @@ from services.access.processing import (
     change_agenda,
     delay_ends_at,
     flag_overdue,
+    gauges_at,
     processor,
     request_for_alert,
+    set_agenda_gauges,
 )
 from services.access.scheduling import derived_id
 from services.access.state import REQUESTS, TABLES
@@ -62,6 +66,7 @@ async def no_summary(patient_: str) -> None:
 
 
 PROCESSOR = processor(SETTINGS, no_summary)
+ON = {"settings": SETTINGS}
 
 
 def partition_of(table: str, key: str) -> int:
@@ -124,13 +129,12 @@ def test_two_requests_in_one_transaction_never_take_the_same_slot():
     meuse = Partition()
     tx = meuse.tx()
     cardio = practitioner("cardio-bld", BAR_LE_DUC, profession=SPECIALIST, specialty="cardio")
-    on = {"settings": SETTINGS}
-    run(lambda: change_agenda(event(PRACTITIONER_REGISTERED, cardio), tx, **on))
+    run(lambda: change_agenda(event(PRACTITIONER_REGISTERED, cardio), tx, **ON))
     slots = availability("cardio-bld", at(9))
-    run(lambda: change_agenda(event(AVAILABILITY_PUBLISHED, slots), tx, **on))
+    run(lambda: change_agenda(event(AVAILABILITY_PUBLISHED, slots), tx, **ON))
     for name in ("first", "second"):
         asked = consultation(name, profession=SPECIALIST, specialty="cardio")
-        run(lambda asked=asked: change_agenda(event(CONSULTATION_REQUESTED, asked), tx, **on))
+        run(lambda asked=asked: change_agenda(event(CONSULTATION_REQUESTED, asked), tx, **ON))
     (booking,) = published(tx, SLOT_BOOKED)
     assert booking["key"] == "55"
     assert tx.get(REQUESTS, "55|second")["status"] == WAITING
@@ -176,3 +180,25 @@ def test_a_critical_alert_asks_the_territorys_scheduler_and_writes_no_table():
     (asked,) = published(tx, CONSULTATION_REQUESTED)
     assert asked["key"] == "55"
     assert not tx.writes
+
+
+def test_the_agenda_gauges_are_set_once_shortly_after_a_burst_of_changes():
+    meuse = Partition()
+    tx = meuse.tx()
+    for name in ("one", "two"):
+        asked = consultation(name, urgency=IMMEDIATE)
+        run(lambda asked=asked: change_agenda(event(CONSULTATION_REQUESTED, asked), tx, **ON))
+    meuse.commit(tx)
+    assert gauges_at("55", meuse.lookup("55"), NOW) == NOW + timedelta(seconds=5)
+
+    fired = meuse.tx(now=at(8, 20))
+    run(lambda: set_agenda_gauges("55", fired, **ON))
+    meuse.commit(fired)
+    assert gauges_at("55", meuse.lookup("55"), at(8, 20)) is None
+    waiting = REGISTRY.get_sample_value(
+        "emeuse_access_waiting_requests", {"territory": "55", "urgency": "immediate"}
+    )
+    unmet = REGISTRY.get_sample_value(
+        "emeuse_access_unmet_requests", {"territory": "55", "urgency": "immediate"}
+    )
+    assert (waiting, unmet) == (2, 2)
