@@ -2,7 +2,7 @@
 
 Run with `make bench`; no broker needed. A territory with 200 practitioners of 10
 specialties, 4,000 upcoming slots and 300 requests already in line: what one more request
-costs (directory and slot scan, matching, booking), as the `schedule` agent does it.
+costs (directory and slot scan, matching, booking), as the scheduler does it.
 """
 
 from __future__ import annotations

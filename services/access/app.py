@@ -1,25 +1,27 @@
-"""Access service composition root: settings -> runtime -> tables, chronic client, agents, gRPC."""
+"""Access service composition root: settings -> chronic client, kernel runtime -> gRPC."""
 
 from __future__ import annotations
 
-from emeuse.runtime.service import Runtime, build_runtime, serve_grpc
-from emeuse.runtime.worker import run_worker, settings_or_exit
+from emeuse.kernel.run import KernelRuntime, build_kernel_runtime, run_service
+from emeuse.runtime.grpc_server import Registrar
+from emeuse.runtime.worker import settings_or_exit
 from services.access import config, grpc_api
-from services.access.agents import start_agents
 from services.access.chronic_client import ChronicClient
-from services.access.tables import declare_tables
+from services.access.processing import processor
+from services.access.state import agenda_tables
 
 
-def build() -> Runtime:
+def build() -> KernelRuntime:
     settings = settings_or_exit(config.load)
-    rt = build_runtime(settings.service)
-    tables = declare_tables(rt.app)
-    chronic = ChronicClient(settings.chronic_grpc, settings.service.grpc_deadline_seconds, rt.token)
-    start_agents(rt, tables, chronic, settings)
-    serve_grpc(rt, grpc_api.register(grpc_api.AccessServicer(rt.router, rt.bus, tables)))
+    chronic = ChronicClient(settings.chronic_grpc, settings.service.grpc_deadline_seconds)
+    rt = build_kernel_runtime(settings.service, processor(settings, chronic.care_summary))
+    chronic.present(rt.token)
     return rt
 
 
+def register(rt: KernelRuntime) -> Registrar:
+    return grpc_api.register(grpc_api.AccessServicer(rt.router, rt.bus, agenda_tables(rt.table)))
+
+
 def main() -> None:
-    rt = build()
-    run_worker(rt.app, rt.settings, rt.bus)
+    run_service(build(), register)

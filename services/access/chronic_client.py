@@ -21,11 +21,16 @@ ATTEMPTS = 2
 
 
 class ChronicClient:
-    def __init__(self, target: str, deadline_seconds: float, token: str) -> None:
-        self.metadata = bearer(token)
+    def __init__(self, target: str, deadline_seconds: float) -> None:
+        self.metadata: tuple[tuple[str, str], ...] = ()
         self.target = target
         self.deadline = deadline_seconds
         self._channel: grpc.aio.Channel | None = None
+
+    def present(self, token: str) -> None:
+        """The token this service presents to chronic: read by the runtime, which is built
+        after the processor that uses this client, so given once it is."""
+        self.metadata = bearer(token)
 
     def _stub(self) -> ChronicServiceAsyncStub:
         if self._channel is None:

@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import grpc
-from faust.types import TableT
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
@@ -27,6 +26,9 @@ from emeuse.access.v1.access_events_pb2 import (
     PractitionerRegistered,
     Slot,
 )
+from emeuse.kernel.edge import Publisher
+from emeuse.kernel.router import Router
+from emeuse.kernel.tables import Table
 from emeuse.registry import (
     AVAILABILITY_PUBLISHED,
     BOOKING_ACTION_REQUESTED,
@@ -35,7 +37,7 @@ from emeuse.registry import (
     PRACTITIONER_REGISTERED,
     TopicSpec,
 )
-from emeuse.runtime.bus import Bus
+from emeuse.runtime.calls import publish_for_caller, require_pseudonym, until_applied
 from emeuse.runtime.codec import InvalidEventError
 from emeuse.runtime.envelope import (
     EXPERIMENT_ID,
@@ -46,8 +48,6 @@ from emeuse.runtime.envelope import (
 )
 from emeuse.runtime.grpc_server import Registrar
 from emeuse.runtime.paging import page_cursor, page_size, page_token
-from emeuse.runtime.routing import Router
-from emeuse.runtime.service import publish_for_caller, require_pseudonym, until_applied
 from services.access.domain.agenda import BookingState, Location, RequestState, queue_key
 from services.access.scheduling import (
     COMMUNE,
@@ -67,6 +67,7 @@ from services.access.scheduling import (
     publish_availability,
     request_place,
 )
+from services.access.state import territory_of
 
 # How long a write waits for the territory's scheduler to apply it.
 APPLY_WAIT_S = 10.0
@@ -74,12 +75,12 @@ Answer = Any
 
 
 class AccessServicer(api_grpc.AccessServiceServicer):
-    def __init__(self, router: Router, bus: Bus, tables: AgendaTables) -> None:
+    def __init__(self, router: Router, bus: Publisher, tables: AgendaTables) -> None:
         self.router = router
         self.bus = bus
         self.tables = tables
         # Any agenda table routes: they all share the territories' partitions.
-        self._routing_table = cast(TableT, tables.requests)
+        self._routing_table = cast(Table, tables.requests)
 
     # -- plumbing -------------------------------------------------------------------
 
@@ -444,15 +445,8 @@ class AccessServicer(api_grpc.AccessServiceServicer):
         patient = request.patient_pseudonym
         await require_pseudonym(context, patient, "patient_pseudonym")
         found: list[api.Request] = []
-        for territory in TERRITORY_CODES:
-            if self.router.holds(
-                CONSULTATION_REQUESTED.name, CONSULTATION_REQUESTED.partitions, territory
-            ):
-                agenda = Agenda(territory, self.tables)
-                found += [
-                    request_view(agenda, r) for r in agenda.requests() if r.patient == patient
-                ]
-        # A patient's requests may be in any territory, held by any instance.
+        # A patient's requests may be in any territory, held by any instance. The others
+        # first: a territory whose instance left while they answered is held here after.
         for answer in await self.router.ask_peers(
             self._routing_table,
             context,
@@ -461,6 +455,11 @@ class AccessServicer(api_grpc.AccessServiceServicer):
             ).ListPatientRequests(request, timeout=deadline, metadata=metadata),
         ):
             found += list(answer.consultation_requests)
+        # The requests table lists the territories held here, and only those.
+        for key, stored in self._routing_table.items():
+            if stored.get("patient") == patient:
+                agenda = Agenda(territory_of(key), self.tables)
+                found.append(request_view(agenda, RequestState.model_validate(stored)))
         found.sort(
             key=lambda r: (r.request.requested_at.ToDatetime(tzinfo=UTC), r.request.request_id)
         )

@@ -1,10 +1,10 @@
 """Access use cases: one territory's agenda, changed by its single writer.
 
 Every change to a territory's agenda (directory, slots, requests, bookings) arrives on a
-topic keyed by the territory, so one agent instance, handling one record at a time, is
-its only writer. Two requests racing for a slot are two records in one partition: the
-first is booked, the second sees the slot taken. With two instances, the partition is
-still one instance's. Facts published are SlotBooked, ConsultationStatusChanged and
+topic keyed by the territory, so the territory's partition task, handling one record at
+a time, is its only writer. Two requests racing for a slot are two records in one
+partition: the first is booked, the second sees the slot taken. With two instances, the
+partition is still one instance's. Facts published are SlotBooked, ConsultationStatusChanged and
 RequestFlagged; refused actions are recorded for the caller (gRPC) to read.
 """
 
@@ -13,10 +13,10 @@ from __future__ import annotations
 import itertools
 import re
 import uuid
-from collections.abc import MutableMapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from google.protobuf import json_format
 from pydantic import BaseModel, TypeAdapter
@@ -89,16 +89,24 @@ def derived_id(*parts: str) -> str:
     return str(uuid.uuid5(NAMESPACE, "/".join(parts)))
 
 
+class Rows(Protocol):
+    """A table as the agenda uses it: the kernel's (services.access.state), a dict in tests."""
+
+    def get(self, key: str, /) -> Any: ...
+    def __setitem__(self, key: str, value: Any, /) -> None: ...
+    def items(self) -> Iterable[tuple[str, Any]]: ...
+
+
 @dataclass
 class AgendaTables:
     """The service's tables, keyed "<territory>|<id>" (plain dicts in unit tests)."""
 
-    practitioners: MutableMapping[str, Any]
-    slots: MutableMapping[str, Any]
-    requests: MutableMapping[str, Any]
-    bookings: MutableMapping[str, Any]
-    actions: MutableMapping[str, Any]
-    places: MutableMapping[str, Any]
+    practitioners: Rows
+    slots: Rows
+    requests: Rows
+    bookings: Rows
+    actions: Rows
+    places: Rows
 
 
 TABLE_NAMES = ("practitioners", "slots", "requests", "bookings", "actions", "places")
@@ -107,9 +115,10 @@ TABLE_NAMES = ("practitioners", "slots", "requests", "bookings", "actions", "pla
 class Agenda:
     """One territory's agenda over the tables.
 
-    With `staged`, writes are kept aside until `commit()`: the agent publishes an input's
-    events first and writes the tables after, so a crash in between redelivers the input
-    and its events go out again (same ids) instead of being lost behind a written state.
+    In a handler the tables are the running transaction's (services.access.state): what
+    the scheduler writes is committed with the events it publishes, or not at all. With
+    `staged`, writes are kept aside and never reach the tables: a dry run, for a gRPC call
+    to hear now what the scheduler would refuse.
     """
 
     def __init__(self, territory: str, tables: AgendaTables, *, staged: bool = False) -> None:
@@ -143,15 +152,6 @@ class Agenda:
         if self._staged is not None:
             rows.update(self._staged[name])
         return [row for row in rows.values() if row]
-
-    def commit(self) -> None:
-        if self._staged is None:
-            return
-        for name, rows in self._staged.items():
-            table = getattr(self.tables, name)
-            for key, data in rows.items():
-                table[key] = data
-            rows.clear()
 
     def _get(self, name: str, entity_id: str, model: type[Model]) -> Model | None:
         data = self._raw(name, entity_id)
@@ -190,6 +190,12 @@ class Agenda:
             for row in self._rows("slots")
             if not row["booking_id"] and row["start"] >= at
         ]
+
+    def slot_use(self, now: datetime) -> tuple[int, int]:
+        """(booked, published) slots not started yet, counted on the stored JSON."""
+        at = _json_time(now)
+        upcoming = [row for row in self._rows("slots") if row["start"] >= at]
+        return sum(1 for row in upcoming if row["booking_id"]), len(upcoming)
 
     def requests(self) -> list[RequestState]:
         return [RequestState.model_validate(row) for row in self._rows("requests")]
@@ -921,16 +927,20 @@ def due_delays(
     agenda: Agenda, now: datetime, delays: dict[int, timedelta]
 ) -> list[BookingActionRequested]:
     """Requests in line past their booking delay and not flagged yet."""
-    due = []
-    for request in agenda.waiting():
-        if request.flagged_at is None and booking_deadline(request, delays) <= now:
-            due.append(
-                BookingActionRequested(
-                    action_id=derived_id(request.request_id, "delay"),
-                    territory=agenda.territory,
-                    action=BookingAction.BOOKING_ACTION_DELAY_DUE,
-                    request_id=request.request_id,
-                    requested_at=timestamp(now),
-                )
-            )
-    return due
+    return [
+        delay_due(agenda.territory, request.request_id, now)
+        for request in agenda.waiting()
+        if request.flagged_at is None and booking_deadline(request, delays) <= now
+    ]
+
+
+def delay_due(territory: str, request_id: str, now: datetime) -> BookingActionRequested:
+    """The action that flags a request past its booking delay; its id derives from the
+    request, so it is applied once however often the delay is found due."""
+    return BookingActionRequested(
+        action_id=derived_id(request_id, "delay"),
+        territory=territory,
+        action=BookingAction.BOOKING_ACTION_DELAY_DUE,
+        request_id=request_id,
+        requested_at=timestamp(now),
+    )

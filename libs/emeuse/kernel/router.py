@@ -93,20 +93,30 @@ class Router:
         spread across instances); none when this call was itself forwarded."""
         if self.is_forwarded(context):
             return []
-        answers = []
-        for peer in self.kernel.peers():
-            try:
-                answers.append(
-                    await call(
+        answers: dict[str, Response] = {}
+        for attempt in range(OWNER_ATTEMPTS):
+            unreachable = False
+            for peer in self.kernel.peers():
+                if peer in answers:
+                    continue
+                try:
+                    answers[peer] = await call(
                         self.channel(peer),
                         timeout or self.deadline,
                         (*self.forward_metadata(), *metadata),
                     )
-                )
-            except grpc.aio.AioRpcError as exc:
-                await context.abort(exc.code(), f"instance {peer}: {exc.details()}")
-                raise
-        return answers
+                except grpc.aio.AioRpcError as exc:
+                    # A peer that just stopped (a static member: its partitions stay its own
+                    # until the session times out): the next rebalance names their owner.
+                    if exc.code() == grpc.StatusCode.UNAVAILABLE and attempt + 1 < OWNER_ATTEMPTS:
+                        unreachable = True
+                        continue
+                    await context.abort(exc.code(), f"instance {peer}: {exc.details()}")
+                    raise
+            if not unreachable:
+                break
+            await asyncio.sleep(OWNER_RETRY_S)
+        return list(answers.values())
 
     async def close(self) -> None:
         for channel in self._channels.values():

@@ -1,9 +1,10 @@
 """A table as service code sees it: a mapping from key to value.
 
 Inside a handler (a transaction is running) it reads this batch's writes first, then the
-committed store, and writes to the transaction. Anywhere else (gRPC) it reads only what is
-committed on this instance, so an answer never shows a change that may still be aborted,
-and it refuses writes: a change is an event on an input topic.
+committed store (lists too, over the handler's partition), and writes to the transaction.
+Anywhere else (gRPC) it reads only what is committed on this instance, so an answer never
+shows a change that may still be aborted, and it refuses writes: a change is an event on
+an input topic.
 """
 
 from __future__ import annotations
@@ -58,8 +59,10 @@ class Table:
         return value
 
     def items(self) -> list[tuple[str, Any]]:
-        """Committed entries held on this instance, by key."""
-        return self.kernel.items(self.name)
+        """Inside a handler: the entries of its partition, this batch's writes included (as
+        `get` reads them). Elsewhere: the committed entries held on this instance. By key."""
+        tx = current_tx()
+        return tx.items(self.name) if tx is not None else self.kernel.items(self.name)
 
     def keys(self) -> Iterator[str]:
         return (key for key, _ in self.items())

@@ -320,7 +320,7 @@ class PartitionTask:
 
     def _new_tx(self) -> Tx:
         k = self.kernel
-        return Tx(self.partition, k.origin, k.dead_letters, self.read, k.partition_of)
+        return Tx(self.partition, k.origin, k.dead_letters, self.read, k.partition_of, self.items)
 
     def _seconds_to_next_timer(self) -> float | None:
         while self._heap:

@@ -7,7 +7,7 @@ handler that fails is rolled back to where it started, so only its dead letter r
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
@@ -37,12 +37,14 @@ class Tx:
         dead_letters: TopicSpec,
         read: Callable[[str, str], Any],
         partition_of: Callable[[str, str], int],
+        scan: Callable[[str], Iterable[tuple[str, Any]]] = lambda table: (),
     ) -> None:
         self.partition = partition
         self.origin = origin
         self.dead_letters = dead_letters
         self._read = read
         self._partition_of = partition_of
+        self._scan = scan
         self.outputs: list[OutRecord] = []
         self.writes: dict[tuple[str, str], Any] = {}
         self._journal: list[tuple[tuple[str, str], Any]] = []
@@ -53,6 +55,19 @@ class Tx:
         if value is _MISSING:
             return self._read(table, key)
         return None if value is DELETED else value
+
+    def items(self, table: str) -> list[tuple[str, Any]]:
+        """Every entry of `table` in this partition, by key: the committed ones with this
+        transaction's writes over them (a handler that lists sees what it just wrote)."""
+        found = dict(self._scan(table))
+        for (name, key), value in self.writes.items():
+            if name != table:
+                continue
+            if value is DELETED:
+                found.pop(key, None)
+            else:
+                found[key] = value
+        return sorted(found.items(), key=lambda item: item[0])
 
     def put(self, table: str, key: str, value: Any) -> None:
         if value is None:

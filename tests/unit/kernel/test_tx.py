@@ -75,3 +75,36 @@ def test_a_dead_letter_too_big_for_the_broker_keeps_a_cut_copy_its_size_and_hash
     assert letter.original_value_sha256 == hashlib.sha256(value).digest()
     assert value.startswith(letter.original_value)
     assert letter.source_partition == 2 and letter.source_offset == 40
+
+
+LISTED = {"slots": {"55|a": {"n": 1}, "55|b": {"n": 2}}}
+
+
+def transaction() -> Tx:
+    """A transaction over committed slots, listed as the store would list them."""
+    return Tx(
+        0,
+        Origin("access", "emeuse/access", "baseline"),
+        dead_letter_topic("access"),
+        lambda table, key: LISTED.get(table, {}).get(key),
+        lambda table, key: 0,
+        lambda table: LISTED.get(table, {}).items(),
+    )
+
+
+def test_a_listing_shows_what_the_transaction_wrote_changed_and_deleted():
+    tx = transaction()
+    tx.put("slots", "55|c", {"n": 3})
+    tx.put("slots", "55|a", {"n": 10})
+    tx.delete("slots", "55|b")
+    tx.put("requests", "55|r", {"n": 4})
+    assert tx.items("slots") == [("55|a", {"n": 10}), ("55|c", {"n": 3})]
+    assert tx.items("requests") == [("55|r", {"n": 4})]
+
+
+def test_a_rolled_back_write_is_no_longer_listed():
+    tx = transaction()
+    mark = tx.savepoint()
+    tx.put("slots", "55|c", {"n": 3})
+    tx.rollback(mark)
+    assert tx.items("slots") == [("55|a", {"n": 1}), ("55|b", {"n": 2})]

@@ -1,0 +1,82 @@
+"""What the access service measures, beside the kernel's own metrics."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from emeuse.access.v1.access_events_pb2 import SlotBooked, Urgency
+from services.access.domain.agenda import booking_deadline
+from services.access.scheduling import Agenda, Result
+
+REQUESTS = Counter(
+    "emeuse_access_requests_total",
+    "Requests by urgency, territory and what became of them "
+    "(received, booked, flagged, cancelled, completed, no_show).",
+    ["urgency", "territory", "outcome"],
+)
+REQUEST_TO_BOOKING = Histogram(
+    "emeuse_access_request_to_booking_seconds",
+    "Time from a request to its booking.",
+    ["urgency"],
+    buckets=(60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400, 259200, 604800),
+)
+REQUEST_TO_CONSULTATION = Histogram(
+    "emeuse_access_request_to_consultation_seconds",
+    "Time from a request to the start of its consultation.",
+    ["urgency"],
+    buckets=(300, 900, 3600, 7200, 14400, 43200, 86400, 259200, 604800, 1209600),
+)
+SLOT_UTILISATION = Gauge(
+    "emeuse_access_slot_utilisation",
+    "Booked over published slots not started yet, per territory (0 to 1).",
+    ["territory"],
+)
+UNMET_REQUESTS = Gauge(
+    "emeuse_access_unmet_requests",
+    "Requests waiting past their urgency's booking delay, per territory and urgency.",
+    ["territory", "urgency"],
+)
+WAITING_REQUESTS = Gauge(
+    "emeuse_access_waiting_requests",
+    "Requests waiting for a slot, per territory and urgency.",
+    ["territory", "urgency"],
+)
+URGENCIES = (1, 2, 3, 4)
+
+
+def urgency_name(value: int) -> str:
+    return Urgency.Name(value).removeprefix("URGENCY_").lower()  # type: ignore[arg-type]
+
+
+def count(agenda: Agenda, result: Result) -> None:
+    """Count what a change of the agenda did: first bookings, and its observations."""
+    for fact in result.facts:
+        booked = agenda.request(getattr(fact.message, "request_id", ""))
+        if isinstance(fact.message, SlotBooked) and booked and booked.bookings_made == 1:
+            # A request's first booking only: a reschedule or rebooking is not a new one.
+            urgency = urgency_name(booked.urgency)
+            REQUEST_TO_BOOKING.labels(urgency).observe(fact.message.waited.ToSeconds())
+            REQUESTS.labels(urgency, agenda.territory, "booked").inc()
+    for seen in result.observations:
+        urgency = urgency_name(seen.urgency)
+        REQUESTS.labels(urgency, agenda.territory, seen.what).inc()
+        if seen.what == "consulted":
+            REQUEST_TO_CONSULTATION.labels(urgency).observe(seen.seconds)
+
+
+def set_gauges(agenda: Agenda, now: datetime, delays: dict[int, timedelta]) -> None:
+    """The territory's gauges as its agenda now stands (processing: shortly after a
+    change of the agenda or a flag, once for a burst of them)."""
+    booked, upcoming = agenda.slot_use(now)
+    SLOT_UTILISATION.labels(agenda.territory).set(booked / upcoming if upcoming else 0)
+    waiting = dict.fromkeys(URGENCIES, 0)
+    unmet = dict.fromkeys(URGENCIES, 0)
+    for request in agenda.waiting():
+        waiting[request.urgency] = waiting.get(request.urgency, 0) + 1
+        if booking_deadline(request, delays) <= now:
+            unmet[request.urgency] = unmet.get(request.urgency, 0) + 1
+    for urgency in waiting:
+        WAITING_REQUESTS.labels(agenda.territory, urgency_name(urgency)).set(waiting[urgency])
+        UNMET_REQUESTS.labels(agenda.territory, urgency_name(urgency)).set(unmet[urgency])

@@ -1,0 +1,80 @@
+"""The access service's tables: each territory's agenda, keyed "<territory>|<id>".
+
+Every write comes from a record keyed by the territory (or a timer of one of its keys), so
+the kernel places each key by its territory alone: the tables are co-partitioned with the
+access topics though their keys carry an id after the territory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from emeuse.kernel.declare import TableSpec
+from emeuse.kernel.tx import Tx
+from services.access.scheduling import AgendaTables, Rows
+
+PRACTITIONERS = "access_practitioners"
+SLOTS = "access_slots"
+REQUESTS = "access_requests"
+BOOKINGS = "access_bookings"
+ACTIONS = "access_actions"
+PLACES = "access_places"
+# AgendaTables field -> table name.
+NAMES = {
+    "practitioners": PRACTITIONERS,
+    "slots": SLOTS,
+    "requests": REQUESTS,
+    "bookings": BOOKINGS,
+    "actions": ACTIONS,
+    "places": PLACES,
+}
+
+
+# Keyed by territory alone: when the territory's agenda gauges are next set (metrics).
+GAUGES = "access_gauges"
+
+
+def territory_of(key: str) -> str:
+    return key.split("|", 1)[0]
+
+
+TABLES = tuple(
+    TableSpec(name, help, partition_key=territory_of)
+    for name, help in (
+        (PRACTITIONERS, "Directory (domain.agenda.Practitioner)."),
+        (SLOTS, "Published slots and their booking (SlotState)."),
+        (REQUESTS, "Requests and their status (RequestState)."),
+        (BOOKINGS, "Bookings and their lifecycle (BookingState)."),
+        (ACTIONS, "Outcome of each booking action, for callers."),
+        (PLACES, "Directory of places (domain.agenda.Location)."),
+        (GAUGES, "When the territory's agenda gauges are next set, if a change awaits."),
+    )
+)
+
+
+class TxTable:
+    """A table of the running transaction, as the agenda reads and writes it."""
+
+    def __init__(self, tx: Tx, name: str) -> None:
+        self.tx = tx
+        self.name = name
+
+    def get(self, key: str, /) -> Any:
+        return self.tx.get(self.name, key)
+
+    def __setitem__(self, key: str, value: Any, /) -> None:
+        self.tx.put(self.name, key, value)
+
+    def items(self) -> list[tuple[str, Any]]:
+        return self.tx.items(self.name)
+
+
+def agenda_tables(table: Callable[[str], Rows]) -> AgendaTables:
+    return AgendaTables(**{field: table(name) for field, name in NAMES.items()})
+
+
+def in_transaction(tx: Tx) -> AgendaTables:
+    """The tables as a handler sees them: this transaction's writes over the committed
+    state of its partition."""
+    return agenda_tables(lambda name: TxTable(tx, name))
