@@ -1,1 +1,1 @@
-"""The four axis services; each is one deployable faust worker serving gRPC."""
+"""The axis services and the partner gateway: each one deployable on the processing kernel."""

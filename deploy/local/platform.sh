@@ -35,7 +35,7 @@ stop() {
   kill -TERM "$pid" 2>/dev/null || true
   for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
   if kill -0 "$pid" 2>/dev/null; then
-    # faust may hang on SIGTERM while a stream waits (see TECH-NOTES): end it.
+    # A service that does not stop in time is ended.
     kill -KILL "$pid" 2>/dev/null || true
     echo "$name: killed after 20 s"
   else

@@ -1,7 +1,7 @@
 """The topic registry: every topic on the bus, its one message type, key, size and owner.
 
 Topics are created from here (`emeuse topics create`) before any worker starts, so
-partition counts always match what faust tables expect.
+partition counts always match what the services' co-partitioned state expects.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from emeuse.kernel.run import KernelRuntime, build_kernel_runtime, run_service
 from emeuse.runtime.grpc_server import Registrar
-from emeuse.runtime.worker import settings_or_exit
+from emeuse.runtime.settings import settings_or_exit
 from services.access import config, grpc_api
 from services.access.chronic_client import ChronicClient
 from services.access.processing import processor

@@ -31,8 +31,8 @@ from emeuse.registry import (
     PLACE_REGISTERED,
     PRACTITIONER_REGISTERED,
 )
-from emeuse.runtime.bus import Event
 from emeuse.runtime.envelope import CODE_OF_TERRITORY, territory_from_code
+from emeuse.runtime.events import Event
 from services.access import handlers, scheduling
 from services.access.config import AccessSettings
 from services.access.domain.agenda import WAITING, RequestState, booking_deadline

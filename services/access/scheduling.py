@@ -37,9 +37,9 @@ from emeuse.access.v1.access_events_pb2 import (
     SlotBooked,
 )
 from emeuse.registry import CONSULTATION_STATUS_CHANGED, REQUEST_FLAGGED, SLOT_BOOKED
-from emeuse.runtime.bus import Fact
 from emeuse.runtime.codec import InvalidEventError
 from emeuse.runtime.envelope import TERRITORY_CODES, timestamp
+from emeuse.runtime.events import Fact
 from emeuse.runtime.pseudonym import is_pseudonym
 from services.access.domain.agenda import (
     BOOKED,

@@ -1,7 +1,7 @@
 """Running the real services against the real broker, as separate processes, for tests.
 
 Each service gets free ports and its own data folder; it is stopped with SIGTERM and,
-should faust hang on shutdown (TECH-NOTES), killed after a grace period.
+should it not stop in time, killed after a grace period.
 """
 
 from __future__ import annotations

@@ -203,7 +203,7 @@ def test_two_instances_share_the_partitions_and_each_answers_for_every_patient(p
             )
             bus.send(*record(CARE_PLAN_UPDATED, plan, patient))
         # Asked of the second instance: it answers for the patients it holds and forwards
-        # the others to the first (faust's router names each key's owner).
+        # the others to the first (the assignment names each partition's owner).
         for patient in patients:
             wait_for_care_plan(second.grpc_target, patient, platform.auth)
         for patient in patients:

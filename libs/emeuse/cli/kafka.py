@@ -58,7 +58,7 @@ def create_topics(
 ) -> list[tuple[str, str]]:
     """Create every registry topic that is missing; returns (topic, "created"|"exists").
 
-    An existing topic with another partition count is an error: faust tables
+    An existing topic with another partition count is an error: the services' state (co-partitioned)
     co-partitioned with it would fail (PartitionsMismatch).
     """
     plans = [TopicPlan(spec.name, spec.partitions, spec.kafka_config()) for spec in specs]

@@ -21,7 +21,7 @@ T = TypeVar("T")
 
 
 class Publishes(Protocol):
-    """The faust Bus, or the kernel's Publisher."""
+    """The kernel's Publisher (or a test's fake)."""
 
     async def publish(
         self,

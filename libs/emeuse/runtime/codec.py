@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
 
 from aiokafka.partitioner import murmur2
-from faust.serializers.codecs import Codec
 from google.protobuf.message import DecodeError, Message
 
 from emeuse.event.v1.envelope_pb2 import EventEnvelope
@@ -90,29 +88,3 @@ def check_partition(
             f"record is on partition {partition} but Kafka's default (murmur2) partitioner "
             f"puts its key on {expected}; produce with the murmur2 partitioner"
         )
-
-
-class ProtobufCodec(Codec):
-    """faust codec for one message type, for topics typed with a protobuf value."""
-
-    def __init__(self, message_type: type[Message], **kwargs: Any) -> None:
-        self.message_type = message_type
-        super().__init__(message_type=message_type, **kwargs)
-
-    def _dumps(self, obj: Message) -> bytes:
-        return obj.SerializeToString()
-
-    def _loads(self, data: bytes) -> Message:
-        message = self.message_type()
-        message.ParseFromString(data)
-        return message
-
-
-class Utf8Codec(Codec):
-    """Record keys as UTF-8 text: the same bytes any Kafka client hashes to pick a partition."""
-
-    def _dumps(self, obj: str | bytes) -> bytes:
-        return obj if isinstance(obj, bytes) else obj.encode()
-
-    def _loads(self, data: bytes) -> str:
-        return data.decode()

@@ -1,6 +1,6 @@
 """Reading a whole compacted topic into memory on every instance, then following it.
 
-For small directories every instance needs in full (partners, campaigns): not a faust
+For small directories every instance needs in full (partners, campaigns): not a kernel
 table, which would split them across instances by partition.
 """
 

@@ -42,7 +42,7 @@ _SHARED: list[Processor] = [
 
 
 def configure_logging(service: str, level: str = "info") -> None:
-    """JSON lines on stderr for our logs and for faust/aiokafka's stdlib logging."""
+    """JSON lines on stderr for our logs and for aiokafka's and kafka-python's stdlib logging."""
     numeric = getattr(logging, level.upper())
     structlog.configure(
         processors=[
@@ -67,7 +67,7 @@ def configure_logging(service: str, level: str = "info") -> None:
     root.handlers[:] = [handler]
     root.setLevel(numeric)
     # The libraries are chatty at INFO; their warnings still show.
-    for name in ("aiokafka", "kafka", "faust", "mode"):
+    for name in ("aiokafka", "kafka"):
         logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
     structlog.contextvars.bind_contextvars(service=service)
 

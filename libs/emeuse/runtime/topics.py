@@ -1,8 +1,8 @@
-"""Creating topics before any worker starts, with the partition counts faust expects.
+"""Creating topics with the partition counts and configuration they are declared with.
 
-faust declares its own changelog topics at start, but a failed declaration is only
-logged ("Ignoring missing topic") and the first table write then fails with
-PartitionsMismatch. So the runtime creates them itself first, like the registry topics.
+The registry's topics are created by `emeuse topics create`, each service's changelog by the
+kernel at start; a topic that exists with another partition count is an error, never
+silently used (a key would move to another partition).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 
-import faust
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -72,15 +71,3 @@ def ensure_topics(
         else:
             report.append((plan.name, "exists"))
     return report
-
-
-def changelog_plans(app: faust.App) -> list[TopicPlan]:
-    """The app's table changelogs (compacted) and faust's assignor leader topic."""
-    plans = [
-        TopicPlan(
-            table.changelog_topic.get_topic_name(), table.partitions, {"cleanup.policy": "compact"}
-        )
-        for table in app.tables.values()
-    ]
-    plans.append(TopicPlan(f"{app.conf.id}-__assignor-__leader", 1, {"cleanup.policy": "delete"}))
-    return plans

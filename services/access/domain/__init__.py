@@ -1,1 +1,1 @@
-"""Pure access rules; nothing here imports faust, grpc or generated code."""
+"""Pure access rules; nothing here imports the kernel, Kafka, grpc or generated code."""

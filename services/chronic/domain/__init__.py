@@ -1,1 +1,1 @@
-"""Pure monitoring rules; nothing here imports faust, grpc or generated code."""
+"""Pure monitoring rules; nothing here imports the kernel, Kafka, grpc or generated code."""

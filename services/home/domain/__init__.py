@@ -1,1 +1,1 @@
-"""Pure home-support rules; nothing here imports faust, grpc or generated code."""
+"""Pure home-support rules; nothing here imports the kernel, Kafka, grpc or generated code."""

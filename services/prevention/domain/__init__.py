@@ -1,1 +1,1 @@
-"""Pure prevention rules; nothing here imports faust, grpc or generated code."""
+"""Pure prevention rules; nothing here imports the kernel, Kafka, grpc or generated code."""

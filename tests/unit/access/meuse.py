@@ -27,8 +27,8 @@ from emeuse.access.v1.access_events_pb2 import (
     Urgency,
 )
 from emeuse.registry import CONSULTATION_STATUS_CHANGED, REQUEST_FLAGGED, SLOT_BOOKED
-from emeuse.runtime.bus import Fact
 from emeuse.runtime.envelope import timestamp
+from emeuse.runtime.events import Fact
 from emeuse.runtime.pseudonym import derive_pseudonym
 from services.access import scheduling
 from services.access.config import (

@@ -23,9 +23,9 @@ from emeuse.registry import (
     TopicSpec,
     dead_letter_topic,
 )
-from emeuse.runtime.bus import Event
 from emeuse.runtime.codec import expected_partition
 from emeuse.runtime.envelope import H_ID, territory_from_code
+from emeuse.runtime.events import Event
 from services.access.config import AccessSettings
 from services.access.domain.agenda import WAITING
 from services.access.processing import (

@@ -1,16 +1,13 @@
 from datetime import UTC, datetime
 
 import pytest
-from faust.serializers import codecs
 
 from emeuse.chronic.v1.chronic_events_pb2 import ReadingRecorded
 from emeuse.place.v1.territory_pb2 import Territory
 from emeuse.registry import ALERT_RAISED, READING_RECORDED
 from emeuse.runtime import envelope as env
-from emeuse.runtime.app import protobuf_codec_name, register_codecs
 from emeuse.runtime.codec import (
     InvalidEventError,
-    ProtobufCodec,
     UndecodableError,
     check_event,
     check_partition,
@@ -89,19 +86,6 @@ def test_a_record_keyed_by_another_patient_is_refused():
 def test_a_subject_that_is_not_the_patient_is_refused():
     with pytest.raises(InvalidEventError, match="ce_subject"):
         check_event(READING_RECORDED, an_envelope(subject=random_pseudonym()), a_reading(), PATIENT)
-
-
-def test_the_faust_codec_round_trips_a_message():
-    codec = ProtobufCodec(ReadingRecorded)
-    reading = a_reading()
-    assert codec.loads(codec.dumps(reading)) == reading
-
-
-def test_every_registry_type_has_a_named_faust_codec():
-    register_codecs()
-    reading = a_reading()
-    name = protobuf_codec_name(READING_RECORDED.type_name)
-    assert codecs.loads(name, codecs.dumps(name, reading)) == reading
 
 
 def test_a_record_on_another_partition_than_the_default_partitioner_picks_is_refused():
