@@ -7,6 +7,8 @@ set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 failed=()
+# The plot and the profiler are for benchmarks only: not installed by `make install`.
+.venv/bin/python -m pip install --quiet -c constraints.txt -e '.[bench]' || echo "bench: no plot"
 run() {
   echo "== $1"
   "${@:2}" || failed+=("$1")

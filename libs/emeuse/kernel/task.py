@@ -87,8 +87,9 @@ class PartitionTask:
     async def open(self) -> None:
         started = time.monotonic()
         k = self.kernel
-        self._producer = k.transactional_producer(self.partition)
-        await self._producer.start()  # InitProducerId: fences the previous owner of p
+        await self._new_producer()  # InitProducerId: fences the previous owner of p
+        if self.stopped:  # let go while waiting for the broker
+            return
         self._store = PartitionStore(k.store_path(self.partition))
         await self._recover()
         self._load_timers()
@@ -468,11 +469,34 @@ class PartitionTask:
             raise Fenced() from exc
         except KafkaError:
             # The producer is unusable: a new one re-fences and aborts what was open.
-            await self._producer.stop()
-            self._producer = self.kernel.transactional_producer(self.partition)
-            await self._producer.start()
+            await self._new_producer()
         self.rewind()
         await asyncio.sleep(RETRY_AFTER_S)
+
+    async def _new_producer(self) -> None:
+        """A fresh transactional producer, waiting out a broker that is down (killed,
+        restarting): the partition waits, nothing is lost, the process does not exit."""
+        if self._producer is not None:
+            with contextlib.suppress(Exception):
+                await self._producer.stop()
+        delay = RETRY_AFTER_S
+        while not self.stopped:
+            producer = self.kernel.transactional_producer(self.partition)
+            try:
+                await producer.start()
+            except ProducerFenced as exc:
+                raise Fenced() from exc
+            except KafkaError as exc:
+                log.warning(
+                    "producer.unavailable", partition=self.partition, error=type(exc).__name__
+                )
+                with contextlib.suppress(Exception):
+                    await producer.stop()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            self._producer = producer
+            return
 
     def rewind(self) -> None:
         """Drop what is queued and read every input of p again from the last commit."""
