@@ -351,8 +351,8 @@ class Kernel:
 
     def _hand_over(self, tp: TopicPartition, records: list[Any]) -> None:
         task = self.tasks.get(tp.partition)
-        if task is None or not task.ready.is_set() or task.stopped:
-            return  # not ours now; the owner reads them from the committed offset
+        if task is None or not task.ready.is_set() or task.stopped or task.suspended:
+            return  # not to handle now; read again from the task's last commit
         expected = task.fetched.get(tp)
         if expected is not None and records[0].offset < expected:
             records = [r for r in records if r.offset >= expected]
@@ -449,7 +449,9 @@ class Kernel:
         partitions = sorted({tp.partition for tp in assigned})
         kernel_metrics.ASSIGNED.labels(self.service).set(len(partitions))
         for p in list(self.tasks):
-            if p not in partitions:
+            # A task fenced meanwhile (this instance was paused past its session and its
+            # partition went elsewhere) is replaced, should the partition come back.
+            if p not in partitions or self.tasks[p].stopped:
                 await self._close_task(p)
         new = [p for p in partitions if p not in self.tasks]
         self._full.clear()  # a new assignment starts unpaused, with empty queues
