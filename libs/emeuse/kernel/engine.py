@@ -18,6 +18,9 @@ from typing import Any
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import ConsumerStoppedError, CorruptRecordException, KafkaError
+from kafka import KafkaAdminClient
+from kafka.admin import MemberToRemove
+from kafka.errors import KafkaError as KafkaPythonError
 
 from emeuse.kernel import metrics as kernel_metrics
 from emeuse.kernel.assignor import CoPartitionedAssignor
@@ -497,6 +500,30 @@ class Kernel:
             await self._close_task(p)
         if self._consumer is not None:
             await self._consumer.stop()
+            if self.settings.leave_group_on_stop:
+                await asyncio.to_thread(self._leave_group)
+
+    def _leave_group(self) -> None:
+        """A static member does not leave when its consumer closes (so that a restart finds
+        its partitions waiting); one stopped for good is removed, so they move at once."""
+        try:
+            admin = KafkaAdminClient(
+                bootstrap_servers=list(self.settings.kafka_bootstrap),
+                client_id=f"{self.app_id}-leave",
+                request_timeout_ms=5000,
+            )
+        except KafkaPythonError as exc:
+            log.warning("group.leave_failed", error=type(exc).__name__)
+            return
+        try:
+            admin.remove_group_members(
+                self.group_id, [MemberToRemove(group_instance_id=self.instance_id)]
+            )
+            log.info("group.left", instance=self.instance_id)
+        except KafkaPythonError as exc:
+            log.warning("group.leave_failed", error=type(exc).__name__)
+        finally:
+            admin.close()
 
     # -- reads from gRPC --------------------------------------------------------------------
 

@@ -50,6 +50,9 @@ class ServiceSettings:
     grpc_token_file: Path
     # Stable per instance (a restart keeps it): the consumer group's static member id.
     instance_id: str = ""
+    # On a clean stop, leave the group so the partitions move at once (scale down); false
+    # keeps them for a restart within the session timeout (rolling restart, no rebalance).
+    leave_group_on_stop: bool = True
 
     @property
     def grpc_address(self) -> str:
@@ -116,6 +119,9 @@ def load_settings(service: str, env: Mapping[str, str]) -> ServiceSettings:
     instance_name, instance_id = _get(env, prefix + "INSTANCE_ID", f"{advertised_host}-{grpc_port}")
     if not re.fullmatch(r"[A-Za-z0-9._:\-]{1,200}", instance_id):
         raise SettingsError(f"{instance_name}={instance_id!r}: letters, digits, '.', ':', '_', '-'")
+    leave_name, leave = _get(env, prefix + "LEAVE_GROUP_ON_STOP", "true")
+    if leave.lower() not in ("true", "false"):
+        raise SettingsError(f"{leave_name}={leave!r}: expected true or false")
     return ServiceSettings(
         service=service,
         kafka_bootstrap=parse_bootstrap(*_get(env, "EMEUSE_KAFKA_BOOTSTRAP", "127.0.0.1:9092")),
@@ -136,6 +142,7 @@ def load_settings(service: str, env: Mapping[str, str]) -> ServiceSettings:
             _get(env, prefix + "GRPC_TOKEN_FILE", f".local/secrets/{service}.token")[1]
         ),
         instance_id=instance_id,
+        leave_group_on_stop=leave.lower() == "true",
     )
 
 
