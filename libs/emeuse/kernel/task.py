@@ -43,6 +43,8 @@ log = structlog.get_logger("emeuse.kernel")
 FIRING_NAMESPACE = uuid.UUID("2f0c8a0e-6b3d-4f3e-9a57-55e0e1a1f055")
 # Records per transaction, at most; a poll seldom brings more.
 MAX_BATCH = 2000
+# A batch's handling gives the event loop back this often (seconds of CPU).
+YIELD_EVERY_S = 0.002
 # A timer whose handling left its deadline in the past is tried again this much later.
 REFIRE_AFTER_MS = 5000
 # Decoded values kept for codecs that share them, per task: the hot keys, not all of them
@@ -301,6 +303,7 @@ class PartitionTask:
         offsets: dict[TopicPartition, int] = {}
         started = time.perf_counter()
         token = CURRENT.set(tx)
+        slice_ends = started + YIELD_EVERY_S
         try:
             for record in records:
                 tx.now = datetime.now(UTC)
@@ -309,6 +312,10 @@ class PartitionTask:
                 else:
                     await k.handle(record, tx)
                 offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
+                if time.perf_counter() > slice_ends:
+                    # Handlers never wait: give gRPC calls and the other tasks their turn.
+                    await asyncio.sleep(0)
+                    slice_ends = time.perf_counter() + YIELD_EVERY_S
         finally:
             CURRENT.reset(token)
         handled = time.perf_counter()
