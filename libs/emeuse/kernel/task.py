@@ -41,8 +41,9 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("emeuse.kernel")
 FIRING_NAMESPACE = uuid.UUID("2f0c8a0e-6b3d-4f3e-9a57-55e0e1a1f055")
-# Records per transaction, at most; a poll seldom brings more.
-MAX_BATCH = 2000
+# Records per transaction, at most: larger batches commit less often, smaller ones answer
+# sooner (an alert waits for its batch's commit).
+MAX_BATCH = 500
 # A batch's handling gives the event loop back this often (seconds of CPU).
 YIELD_EVERY_S = 0.002
 # A timer whose handling left its deadline in the past is tried again this much later.
