@@ -14,7 +14,7 @@ from emeuse.registry import (
     SLOT_BOOKED,
 )
 
-# The scheduler's inputs, all keyed by territory: one agent, one writer per territory.
+# The scheduler's inputs, all keyed by territory: one partition task, one writer per territory.
 AGENDA_INPUTS = (
     PRACTITIONER_REGISTERED,
     PLACE_REGISTERED,

@@ -1,6 +1,6 @@
 """Alert lifecycle: raise, join an episode, escalate, acknowledge, resolve; and the timers.
 
-The chronic agent is the single writer of a patient's alerts (one partition, one
+The patient's partition task is the single writer of a patient's alerts (one partition, one
 instance), so every change goes through it: readings and lab reviews, care-team actions
 and the service's own timers all arrive as events on the patient's key. Timers are
 deadlines kept in the patient's state (table and changelog), never in memory: after a

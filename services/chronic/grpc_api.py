@@ -140,7 +140,7 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
         *,
         enrolling: bool,
     ) -> tuple[str, int]:
-        """Publish the plan and answer once the patient's agent recorded it."""
+        """Publish the plan and answer once the patient's handler recorded it."""
         plan = request.care_plan
         patient = plan.patient_pseudonym
         await require_pseudonym(context, patient, "care_plan.patient_pseudonym")
@@ -165,7 +165,7 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
                 )
             sent = CarePlanUpdated()
             sent.CopyFrom(plan)
-            sent.version = 0  # numbered by the care-plan agent
+            sent.version = 0  # numbered by the care-plan handler
             if not sent.care_plan_id:
                 sent.care_plan_id = str(uuid.uuid4())
             event_id = await self._publish_one(
@@ -280,7 +280,7 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
         applied: Callable[[AlertState], bool],
         method: str,
     ) -> api.Alert:
-        """Ask the patient's agent to change the alert, and answer once it has."""
+        """Ask the patient's handler to change the alert, and answer once it has."""
         patient = request.patient_pseudonym
         await require_pseudonym(context, patient, "patient_pseudonym")
 
@@ -468,7 +468,7 @@ def summary(
     )
 
 
-# How long writes wait for the patient's agent to apply them.
+# How long writes wait for the patient's handler to apply them.
 APPLY_WAIT_S = 10.0
 # How long a review waits for a point-of-care reading just recorded to be handled.
 PENDING_WAIT_S = 3.0

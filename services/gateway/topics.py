@@ -11,7 +11,7 @@ INBOUND_PATTERN = r"^emeuse-partner\.[a-z][a-z0-9-]{2,31}\.inbound$"
 
 def source_topics() -> tuple[TopicSpec, ...]:
     """Event topics keyed by a person's pseudonym: co-partitioned with the consents, so
-    one agent sees a patient's consents and events in order (registry.partner_feedable)."""
+    one partition task sees a patient's consents and events in order (registry.partner_feedable)."""
     return tuple(spec for spec in TOPICS if partner_feedable(spec))
 
 

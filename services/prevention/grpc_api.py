@@ -1,7 +1,7 @@
 """PreventionService servicer.
 
 Person calls are answered by the instance holding the person's partition (forwarded
-there otherwise): writes publish an event to the person's agent and answer once it has
+there otherwise): writes publish an event to the person's handler and answer once it has
 applied it. Campaign calls are answered from the campaign directory every instance
 keeps; a change is published on top of the version read, and answers once the log shows
 whether it won. Campaign stats add up every instance's people.
@@ -82,7 +82,7 @@ from services.prevention.handlers import (
 )
 from services.prevention.processing import applied_key
 
-# How long a write waits for the person's agent, or the campaign log, to apply it.
+# How long a write waits for the person's handler, or the campaign log, to apply it.
 APPLY_WAIT_S = 10.0
 MESSAGE_STATUS = {
     SCHEDULED: api.MessageStatus.MESSAGE_STATUS_SCHEDULED,

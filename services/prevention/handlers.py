@@ -1,5 +1,5 @@
 """Prevention use cases: plain functions, protobuf in, the person's new state and the facts
-to publish out. The person's agent is their single writer: every input about a person
+to publish out. The person's partition task is their single writer: every input about a person
 (enrolment, preferences, opt-outs, programmes, receipts, timer steps, other axes' facts)
 goes through one of these functions, one at a time.
 """

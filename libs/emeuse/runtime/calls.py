@@ -74,7 +74,7 @@ async def until_applied(
     seconds: float,
     hint: str = "ask again shortly",
 ) -> T:
-    """For a write a service's agent applies: poll the local tables until `applied()`
+    """For a write a service's handler applies: poll the committed tables until `applied()`
     gives something, within `seconds`; else DEADLINE_EXCEEDED (accepted, not applied)."""
     loop = asyncio.get_running_loop()
     until = loop.time() + seconds
