@@ -49,8 +49,14 @@ def producer(bootstrap: str, timeout_s: float = 5.0) -> KafkaProducer:
 
 
 def consumer(bootstrap: str, timeout_s: float = 5.0) -> KafkaConsumer:
+    """A reader of committed events only, like every consumer of the platform: what an
+    aborted transaction wrote is never shown."""
     with kafka_errors(bootstrap):
-        return KafkaConsumer(**_common(bootstrap, timeout_s), enable_auto_commit=False)
+        return KafkaConsumer(
+            **_common(bootstrap, timeout_s),
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+        )
 
 
 def create_topics(
