@@ -29,6 +29,7 @@ if deploy/kafka/kafka.sh up; then
   run consent_withdrawal env PYTHONPATH="$root" .venv/bin/python \
     benchmarks/bench_consent_withdrawal.py
   run kernel env PYTHONPATH="$root" .venv/bin/python benchmarks/bench_kernel.py
+  run kernel_states env PYTHONPATH="$root" .venv/bin/python benchmarks/bench_kernel_states.py
 else
   failed+=("consent_withdrawal (no broker)")
 fi
