@@ -429,6 +429,9 @@ class Kernel:
         try:
             await task.open()
         except Exception as exc:
+            if task.stopped:  # closed by a rebalance while opening: not a failure
+                log.info("partition.open_abandoned", partition=task.partition)
+                return
             log.exception("partition.open_failed", partition=task.partition)
             self.task_failed(task, exc)
             return

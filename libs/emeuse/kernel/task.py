@@ -74,12 +74,15 @@ class PartitionTask:
         self._producer: AIOKafkaProducer | None = None
         self._store: PartitionStore | None = None
         self._runner: asyncio.Task[None] | None = None
+        # The open() under way, if any: a rebalance may take p away before it is done.
+        self._opener: asyncio.Task[Any] | None = None
 
     # -- opening: fence, recover, timers -------------------------------------------------
 
     async def open(self) -> None:
         started = time.monotonic()
         k = self.kernel
+        self._opener = asyncio.current_task()
         self._producer = k.transactional_producer(self.partition)
         await self._producer.start()  # InitProducerId: fences the previous owner of p
         self._store = PartitionStore(k.store_path(self.partition))
@@ -92,6 +95,7 @@ class PartitionTask:
             start = committed if committed is not None else starts[tp]
             k.consumer.seek(tp, start)
             self.committed[tp] = self.fetched[tp] = start
+        self._opener = None
         self.ready.set()
         self._runner = asyncio.create_task(self._run(), name=f"{k.service}-task-{self.partition}")
         metrics.RECOVERY_SECONDS.labels(k.service).observe(time.monotonic() - started)
@@ -447,6 +451,13 @@ class PartitionTask:
         """Finish the batch under way (commit or abort), then let go of p."""
         self.stopped = True
         self._wakeup.set()
+        opener = self._opener
+        if opener is not None and opener is not asyncio.current_task() and not opener.done():
+            # Revoked while opening (instances joining one after another): the open stops
+            # where it is, and what it had opened is closed below, the store's lock included.
+            opener.cancel()
+            with contextlib.suppress(BaseException):
+                await opener
         if self._runner is not None:
             with contextlib.suppress(Exception):  # already logged by the task
                 await self._runner
