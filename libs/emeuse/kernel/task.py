@@ -235,6 +235,7 @@ class PartitionTask:
         except Fenced:
             log.warning("partition.fenced", partition=self.partition)
             self.stopped = True
+            self.kernel.task_fenced(self)
         except Exception as exc:  # never silent: the kernel stops the instance on it
             self.failed = exc
             log.exception("partition.task_failed", partition=self.partition)
