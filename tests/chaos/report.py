@@ -42,9 +42,8 @@ def table(report: RoundReport) -> str:
         )
     lines.append(
         "   back: the restarted/new instance answers gRPC health SERVING (broker: answers "
-        "again); recovery: the group's committed offsets pass every input there at the fault "
-        "and one after it, on every partition (poison: its partition's commit passes it); "
-        "sampled every 0.5 s."
+        "again); recovery: on every partition the group committed a record that arrived after "
+        "the fault (poison: its partition's commit passed it); sampled every 0.5 s."
     )
     return "\n".join(lines)
 

@@ -1,11 +1,11 @@
 """One seeded round: instances up, enrolments applied, the stream under faults, then the check.
 
 Measured, and how:
-- recovery of a fault: from the moment it hit until the group's committed offsets on every
-  partition of the stream's topic are past every record that was there when it hit and past
-  at least one record that came after (a partition that got none: caught up). Committed
-  offsets are sampled every SAMPLE_S, so a recovery time is known to within that. For a
-  poison record: until its partition's committed offset is past it (it was set aside).
+- recovery of a fault: from the moment it hit until, on every partition of the stream's
+  topic, the group has committed a record that arrived after the fault (a partition that got
+  none after it: until it is caught up). Committed offsets and ends are sampled every
+  SAMPLE_S, so a recovery time is known to within about that. For a poison record: until its
+  partition's committed offset is past it (it was set aside, the partition went on).
 - back: from the hit until the restarted or new instance answers gRPC health SERVING (its
   partitions are open), or the restarted broker answers an admin call.
 - inputs never processed: data records (read_committed) of the group's inputs at or after
@@ -110,19 +110,25 @@ class Monitor(threading.Thread):
             self.samples.append(Sample(t, committed, ends))
 
     def recovery(self, fault: Fault, stream: list[TopicPartition]) -> float | None:
-        before = [s for s in self.samples if s.t <= fault.at]
-        if not before:
+        """Seconds from the fault until every partition of the stream has had a record that
+        arrived after the fault committed (a partition that got none after it: until it is
+        caught up). The ends are taken at the first sample after the fault, so a record
+        handled before the fault never counts."""
+        after = [s for s in self.samples if s.t >= fault.at]
+        if not after:
             return None
-        hit = before[-1]
-        for s in self.samples:
-            if s.t <= fault.at:
-                continue
+        base, final = after[0], after[-1]
+        for s in after[1:]:
             if fault.poison is not None:
                 tp, offset = fault.poison
                 if s.committed[tp] > offset:
                     return s.t - fault.at
                 continue
-            if all(s.committed[tp] >= min(s.ends[tp], hit.ends[tp] + 1) for tp in stream):
+            if all(
+                s.committed[tp] > base.ends[tp]
+                or (final.ends[tp] == base.ends[tp] and s.committed[tp] >= s.ends[tp])
+                for tp in stream
+            ):
                 return s.t - fault.at
         return None
 
@@ -267,7 +273,7 @@ def run_round(
         stream.join()
         if stream.error is not None:
             raise stream.error
-        report.produced = producer.sent.count() + len(workload.setup)
+        report.produced = producer.sent.count()  # the enrolments and the stream
         report.produce_failures = producer.sent.failed
         say(f"[{app_id}] stream produced; waiting for the group to commit its inputs")
 
