@@ -15,6 +15,7 @@ Measured, and how:
 from __future__ import annotations
 
 import random
+import sys
 import threading
 import time
 import uuid
@@ -209,7 +210,10 @@ def run_round(
     broker: Broker | None = None,
     log: object = print,
 ) -> RoundReport:
-    say = log if callable(log) else print
+    def say(line: str) -> None:
+        (log if callable(log) else print)(line)
+        sys.stdout.flush()  # progress shows as it happens, in a log file too
+
     started = time.monotonic()
     rng = random.Random(config.seed)
     app_id = f"chaos-{scenario.service}-s{config.seed}-{uuid.uuid4().hex[:6]}"
