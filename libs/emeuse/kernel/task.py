@@ -93,7 +93,10 @@ class PartitionTask:
         for tp in self.inputs:
             committed = await k.consumer.committed(tp)
             start = committed if committed is not None else starts[tp]
-            k.consumer.seek(tp, start)
+            # A rebalance that began meanwhile took the assignment away: the next one either
+            # closes this task or keeps it, and then rewinds it to these offsets.
+            if k.owns(tp):
+                k.consumer.seek(tp, start)
             self.committed[tp] = self.fetched[tp] = start
         self._opener = None
         self.ready.set()
