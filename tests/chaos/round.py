@@ -102,13 +102,23 @@ class Monitor(threading.Thread):
 
     def run(self) -> None:
         while not self.stopping.wait(SAMPLE_S):
-            try:
-                t = time.monotonic()
-                ends = self.offsets.ends(self.inputs, retry_s=0)
-                committed = self.offsets.committed(self.group, self.inputs, retry_s=0)
-            except Exception:
-                continue  # the broker is down: no sample
-            self.samples.append(Sample(t, committed, ends))
+            self.sample()
+
+    def sample(self) -> None:
+        try:
+            t = time.monotonic()
+            ends = self.offsets.ends(self.inputs, retry_s=0)
+            committed = self.offsets.committed(self.group, self.inputs, retry_s=0)
+        except Exception:
+            return  # the broker is down: no sample
+        self.samples.append(Sample(t, committed, ends))
+
+    def stop(self) -> None:
+        """Stop, with a last sample: the commits that ended the round are in it."""
+        self.stopping.set()
+        if self.is_alive():
+            self.join(5)
+        self.sample()
 
     def recovery(self, fault: Fault, stream: list[TopicPartition]) -> float | None:
         """Seconds from the fault until every partition of the stream has had a record that
@@ -283,8 +293,7 @@ def run_round(
 
         committed, ends = wait_committed(offsets, app_id, inputs, config.drain_timeout_s)
         report.unprocessed = records_after(bootstrap, committed, ends)
-        monitor.stopping.set()
-        monitor.join(5)
+        monitor.stop()
         for fault in report.faults:
             fault.recovery_s = monitor.recovery(fault, stream_tps)
 
