@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -85,7 +86,14 @@ def config_for(args: argparse.Namespace, seed: int) -> RoundConfig:
     )
 
 
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    # SystemExit unwinds like an error: each round's finally stops the instances it started.
+    raise SystemExit(128 + signum)
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGINT, _exit_on_signal)
     started = time.monotonic()
     status = main()
     print(f"chaos: {time.monotonic() - started:.0f} s", file=sys.stderr)
