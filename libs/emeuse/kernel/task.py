@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError, ProducerFenced
+from aiokafka.errors import IllegalOperation, KafkaError, ProducerFenced
 
 from emeuse.kernel import metrics
 from emeuse.kernel.declare import Lookup
@@ -49,6 +49,16 @@ RETRY_AFTER_S = 1.0
 
 class Fenced(Exception):
     """Another instance now owns this partition: this task must stop."""
+
+
+class ProducerLost(Fenced):
+    """The producer can neither abort nor go on (the broker went away mid-transaction and
+    the client is in its FATAL_ERROR state): the task stops and is opened anew."""
+
+
+# What a transaction's calls raise besides KafkaError: aiokafka's IllegalOperation (a send
+# outside a transaction the client aborted itself) and the assertion of its state machine.
+TRANSACTION_ERRORS = (KafkaError, IllegalOperation, AssertionError)
 
 
 class PartitionTask:
@@ -235,8 +245,11 @@ class PartitionTask:
                     continue
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), timeout=wait)
-        except Fenced:
-            log.warning("partition.fenced", partition=self.partition)
+        except Fenced as exc:
+            lost = isinstance(exc, ProducerLost)
+            log.warning(
+                "partition.producer_lost" if lost else "partition.fenced", partition=self.partition
+            )
             self.stopped = True
             self.kernel.task_fenced(self)
         except Exception as exc:  # never silent: the kernel stops the instance on it
@@ -379,7 +392,7 @@ class PartitionTask:
         except ProducerFenced as exc:
             metrics.TRANSACTIONS.labels(k.service, "fenced").inc()
             raise Fenced() from exc
-        except KafkaError as exc:
+        except TRANSACTION_ERRORS as exc:
             metrics.TRANSACTIONS.labels(k.service, "aborted").inc()
             log.warning("transaction.aborted", partition=self.partition, error=type(exc).__name__)
             await self._abort()
@@ -422,11 +435,12 @@ class PartitionTask:
             await self._producer.abort_transaction()
         except ProducerFenced as exc:
             raise Fenced() from exc
-        except KafkaError:
-            # The producer is unusable: a new one re-fences and aborts what was open.
-            await self._producer.stop()
-            self._producer = self.kernel.transactional_producer(self.partition)
-            await self._producer.start()
+        except TRANSACTION_ERRORS as exc:
+            # The producer is unusable. A new one alone would fence whoever owns p by now
+            # and go on from this task's offsets and store, which may be behind what that
+            # owner committed (this instance was away): the task is opened anew instead, from
+            # the group's commit and the changelog.
+            raise ProducerLost() from exc
         self.rewind()
         await asyncio.sleep(RETRY_AFTER_S)
 
