@@ -102,13 +102,15 @@ class Monitor(threading.Thread):
 
     def run(self) -> None:
         while not self.stopping.wait(SAMPLE_S):
-            self.sample()
+            self.sample(retry_s=2 * SAMPLE_S)
 
-    def sample(self) -> None:
+    def sample(self, retry_s: float) -> None:
+        # A new admin client's first asks after a broker restart can fail for a moment (no
+        # leader, no coordinator yet): asked again for retry_s before the sample is skipped.
         try:
             t = time.monotonic()
-            ends = self.offsets.ends(self.inputs, retry_s=0)
-            committed = self.offsets.committed(self.group, self.inputs, retry_s=0)
+            ends = self.offsets.ends(self.inputs, retry_s=retry_s)
+            committed = self.offsets.committed(self.group, self.inputs, retry_s=retry_s)
         except Exception:
             return  # the broker is down: no sample
         self.samples.append(Sample(t, committed, ends))
@@ -118,7 +120,7 @@ class Monitor(threading.Thread):
         self.stopping.set()
         if self.is_alive():
             self.join(5)
-        self.sample()
+        self.sample(retry_s=30)
 
     def recovery(self, fault: Fault, stream: list[TopicPartition]) -> float | None:
         """Seconds from the fault until every partition of the stream has had a record that
