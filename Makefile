@@ -8,7 +8,7 @@ BUF     := node_modules/.bin/buf
 STAMP   := .local/stamps
 
 .PHONY: help install proto proto-check docs lint format kafka-up kafka-down topics up down status \
-        test test-unit test-integration bench clean
+        test test-unit test-integration chaos bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -84,6 +84,9 @@ test: install ## unit, contract and integration tests (starts the broker it need
 
 test-unit: $(STAMP)/python ## tests that need no broker
 	$(VENV)/bin/pytest -q tests/unit tests/contract
+
+chaos: install ## seeded fault rounds on a broker of its own (CHAOS_ARGS="--rounds 20 --seed 1")
+	scripts/chaos.sh
 
 bench: install ## speed benchmarks (not part of make test)
 	scripts/bench.sh

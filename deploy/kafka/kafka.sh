@@ -4,6 +4,9 @@
 #   kafka.sh up     format storage if new, start the broker, wait until an admin call answers
 #   kafka.sh down   stop the broker by its pid
 #   kafka.sh status exit 0 when the broker answers
+#   kafka.sh pid    print the broker's pid (exit 1 when it is not running)
+#   kafka.sh kill   kill -9 the broker, as a crash would (`up` restarts it on the same data);
+#                   for the fault suite (make chaos)
 # KAFKA_HOME (default .local/kafka) holds data/, logs/ and kafka.pid; KAFKA_LIBS the jars;
 # KAFKA_PORT / KAFKA_CONTROLLER_PORT / KAFKA_PARTNER_PORT (9092 / 9093 / 9094) let tests run a
 # broker of their own; the partner port is the SASL SCRAM listener partners log in on.
@@ -97,10 +100,30 @@ down() {
   echo "kafka: killed after 60 s"
 }
 
+# A crash, not a stop: no controlled shutdown, logs left unflushed; `up` recovers the data dir.
+crash() {
+  if ! running; then
+    rm -f "$pidfile"
+    echo "kafka: not running"
+    return 0
+  fi
+  local pid
+  pid="$(cat "$pidfile")"
+  kill -9 "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  rm -f "$pidfile"
+  echo "kafka: killed (pid $pid)"
+}
+
 case "${1:-}" in
   jars) jars ;;
   up) up ;;
   down) down ;;
   status) answers 3 ;;
-  *) echo "usage: $0 jars|up|down|status" >&2; exit 2 ;;
+  pid) running && cat "$pidfile" ;;
+  kill) crash ;;
+  *) echo "usage: $0 jars|up|down|status|pid|kill" >&2; exit 2 ;;
 esac

@@ -1,0 +1,1 @@
+"""The fault suite (make chaos): services under kills, pauses, broker crashes and poison."""

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError, ProducerFenced
+from aiokafka.errors import IllegalOperation, KafkaError, ProducerFenced
 
 from emeuse.kernel import metrics
 from emeuse.kernel.declare import Lookup
@@ -59,6 +59,16 @@ class Fenced(Exception):
     """Another instance now owns this partition: this task must stop."""
 
 
+class ProducerLost(Fenced):
+    """The producer can neither abort nor go on (the broker went away mid-transaction and
+    the client is in its FATAL_ERROR state): the task stops and is opened anew."""
+
+
+# What a transaction's calls raise besides KafkaError: aiokafka's IllegalOperation (a send
+# outside a transaction the client aborted itself) and the assertion of its state machine.
+TRANSACTION_ERRORS = (KafkaError, IllegalOperation, AssertionError)
+
+
 class PartitionTask:
     def __init__(self, kernel: Kernel, partition: int) -> None:
         self.kernel = kernel
@@ -84,12 +94,15 @@ class PartitionTask:
         self._producer: AIOKafkaProducer | None = None
         self._store: PartitionStore | None = None
         self._runner: asyncio.Task[None] | None = None
+        # The open() under way, if any: a rebalance may take p away before it is done.
+        self._opener: asyncio.Task[Any] | None = None
 
     # -- opening: fence, recover, timers -------------------------------------------------
 
     async def open(self) -> None:
         started = time.monotonic()
         k = self.kernel
+        self._opener = asyncio.current_task()
         await self._new_producer()  # InitProducerId: fences the previous owner of p
         if self.stopped:  # let go while waiting for the broker
             return
@@ -101,8 +114,12 @@ class PartitionTask:
         for tp in self.inputs:
             committed = await k.consumer.committed(tp)
             start = committed if committed is not None else starts[tp]
-            k.consumer.seek(tp, start)
+            # A rebalance that began meanwhile took the assignment away: the next one either
+            # closes this task or keeps it, and then rewinds it to these offsets.
+            if k.owns(tp):
+                k.consumer.seek(tp, start)
             self.committed[tp] = self.fetched[tp] = start
+        self._opener = None
         self.ready.set()
         self._runner = asyncio.create_task(self._run(), name=f"{k.service}-task-{self.partition}")
         metrics.RECOVERY_SECONDS.labels(k.service).observe(time.monotonic() - started)
@@ -269,9 +286,13 @@ class PartitionTask:
                     continue
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), timeout=wait)
-        except Fenced:
-            log.warning("partition.fenced", partition=self.partition)
+        except Fenced as exc:
+            lost = isinstance(exc, ProducerLost)
+            log.warning(
+                "partition.producer_lost" if lost else "partition.fenced", partition=self.partition
+            )
             self.stopped = True
+            self.kernel.task_fenced(self)
         except Exception as exc:  # never silent: the kernel stops the instance on it
             self.failed = exc
             log.exception("partition.task_failed", partition=self.partition)
@@ -420,7 +441,7 @@ class PartitionTask:
         except ProducerFenced as exc:
             metrics.TRANSACTIONS.labels(k.service, "fenced").inc()
             raise Fenced() from exc
-        except KafkaError as exc:
+        except TRANSACTION_ERRORS as exc:
             metrics.TRANSACTIONS.labels(k.service, "aborted").inc()
             log.warning("transaction.aborted", partition=self.partition, error=type(exc).__name__)
             await self._abort()
@@ -475,9 +496,12 @@ class PartitionTask:
             await self._producer.abort_transaction()
         except ProducerFenced as exc:
             raise Fenced() from exc
-        except KafkaError:
-            # The producer is unusable: a new one re-fences and aborts what was open.
-            await self._new_producer()
+        except TRANSACTION_ERRORS as exc:
+            # The producer is unusable. A new one alone would fence whoever owns p by now
+            # and go on from this task's offsets and store, which may be behind what that
+            # owner committed (this instance was away): the task is opened anew instead, from
+            # the group's commit and the changelog.
+            raise ProducerLost() from exc
         self.rewind()
         await asyncio.sleep(RETRY_AFTER_S)
 
@@ -531,6 +555,13 @@ class PartitionTask:
         """Finish the batch under way (commit or abort), then let go of p."""
         self.stopped = True
         self._wakeup.set()
+        opener = self._opener
+        if opener is not None and opener is not asyncio.current_task() and not opener.done():
+            # Revoked while opening (instances joining one after another): the open stops
+            # where it is, and what it had opened is closed below, the store's lock included.
+            opener.cancel()
+            with contextlib.suppress(BaseException):
+                await opener
         if self._runner is not None:
             with contextlib.suppress(Exception):  # already logged by the task
                 await self._runner
