@@ -416,6 +416,7 @@ class PartitionTask:
         if not offsets and not encoded and not tx.outputs:
             self._after_fire(fired, {})
             return True
+        committing = False
         try:
             await producer.begin_transaction()
             for out in tx.outputs:
@@ -436,6 +437,7 @@ class PartitionTask:
                 )
             if offsets:
                 await producer.send_offsets_to_transaction(offsets, k.group_id)
+            committing = True
             await producer.commit_transaction()
             checkpoint = (await last).offset + 1 if last is not None else None
         except ProducerFenced as exc:
@@ -443,6 +445,17 @@ class PartitionTask:
             raise Fenced() from exc
         except TRANSACTION_ERRORS as exc:
             metrics.TRANSACTIONS.labels(k.service, "aborted").inc()
+            if committing:
+                # The commit may have been applied at the broker or not (the broker died or
+                # the answer was lost): neither this task's offsets nor its store can be
+                # trusted. The task is opened anew: a new producer settles the transaction,
+                # the store catches up from the changelog, offsets come from the group.
+                log.warning(
+                    "transaction.outcome_unknown",
+                    partition=self.partition,
+                    error=type(exc).__name__,
+                )
+                raise ProducerLost() from exc
             log.warning("transaction.aborted", partition=self.partition, error=type(exc).__name__)
             await self._abort()
             return False
