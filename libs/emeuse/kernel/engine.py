@@ -56,6 +56,8 @@ HEARTBEAT_MS = 1_000
 HANDLER_RETRIES = 3
 # How often the emeuse_consumer_lag gauge is set (from the last fetch: no broker call).
 LAG_INTERVAL_S = 5.0
+# A partition whose opening found the broker unavailable is opened again this much later.
+OPEN_RETRY_S = 2.0
 TOPICS_TIMEOUT_S = 30.0
 
 
@@ -358,6 +360,17 @@ class Kernel:
             shown = now_shown
 
     async def _consume(self) -> None:
+        while not self._stopping:
+            try:
+                await self._consume_some()
+                return
+            except ConsumerStoppedError:
+                return
+            except Exception as exc:  # the loop never dies quietly: log, then go on
+                log.exception("consumer.loop_failed", error=type(exc).__name__)
+                await asyncio.sleep(0.5)
+
+    async def _consume_some(self) -> None:
         consumer = self.consumer
         while not self._stopping:
             try:
@@ -436,7 +449,9 @@ class Kernel:
     async def _dead_letter_unreadable(
         self, task: PartitionTask, tp: TopicPartition, exc: BaseException
     ) -> None:
-        position = task.fetched.get(tp) or await self.consumer.position(tp)
+        position = task.fetched.get(tp)
+        if position is None:  # the task never opened it: nothing read, nothing to skip
+            return
         reason = f"the Kafka client could not read the record: {type(exc).__name__}: {exc}"
         try:
             raw = await read_raw_record(
@@ -475,6 +490,8 @@ class Kernel:
             tp.partition,
             aside.offset,
         )
+        if self.tasks.get(tp.partition) is not task or not self.owns(tp):
+            return  # revoked during the raw read: its next owner meets the record again
         task.enqueue([aside])
         self.consumer.seek(tp, aside.offset + 1)
 
@@ -515,6 +532,15 @@ class Kernel:
         except Exception as exc:
             if task.stopped:  # closed by a rebalance while opening: not a failure
                 log.info("partition.open_abandoned", partition=task.partition)
+                return
+            if isinstance(exc, KafkaError | KafkaPythonError) and not self._stopping:
+                # The broker is not answering yet (restarting, no leader): open again later
+                # rather than end the instance and drop every partition it holds.
+                log.warning(
+                    "partition.open_retried", partition=task.partition, error=type(exc).__name__
+                )
+                await asyncio.sleep(OPEN_RETRY_S)
+                self.task_fenced(task)
                 return
             log.exception("partition.open_failed", partition=task.partition)
             self.task_failed(task, exc)

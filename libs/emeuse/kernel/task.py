@@ -51,6 +51,8 @@ REFIRE_AFTER_MS = 5000
 # Decoded values kept for codecs that share them, per task: the hot keys, not all of them
 # (a million patients must fit an instance's memory).
 CACHE_ENTRIES = 10_000
+# How long closing a task waits for its producer to stop.
+PRODUCER_STOP_S = 5.0
 # A commit that fails for a passing reason is retried after this long.
 RETRY_AFTER_S = 1.0
 
@@ -550,6 +552,8 @@ class PartitionTask:
             if tp in self.committed and self.kernel.owns(tp):
                 self.kernel.consumer.seek(tp, self.committed[tp])
                 self.fetched[tp] = self.committed[tp]
+        # Paused for a full queue that is now empty: it would never be resumed otherwise.
+        self.kernel.resume_if_drained(self)
 
     def _schedule(self, table: str, key: str, deadline: int | None) -> None:
         if deadline is None:
@@ -578,11 +582,15 @@ class PartitionTask:
         if self._runner is not None:
             with contextlib.suppress(Exception):  # already logged by the task
                 await self._runner
-        if self._producer is not None:
-            await self._producer.stop()
-        if self._store is not None:
-            self._store.close()
-            self._store = None
+        try:
+            if self._producer is not None:
+                # Bounded: with the broker down, stop() would wait for its buffer to drain.
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._producer.stop(), PRODUCER_STOP_S)
+        finally:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
         self._cache.clear()
         metrics.TIMERS_PENDING.labels(self.kernel.service, str(self.partition)).set(0)
 
