@@ -164,6 +164,10 @@ class PartitionTask:
                     changes.append((table, key, record.value))
                 read += len(changes)
                 self._store.apply(changes, checkpoint=await reader.position(tp))
+                # Values decoded from an earlier batch (for a deadline) are older than these:
+                # dropped, or the key's deadline and its handlers would read the old value.
+                for table, key, _ in changes:
+                    self._cache.pop((table, key), None)
                 due = self._due_of_keys({(t, key) for t, key, _ in changes}, self._stored_lookup)
                 self._store.apply((), [(n, key, d) for (n, key), d in due.items()])
             metrics.RECOVERED_RECORDS.labels(k.service).inc(read)
