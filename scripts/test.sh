@@ -18,5 +18,17 @@ deploy/kafka/kafka.sh up || exit 1
 # Paths given (scripts/test.sh tests/integration/test_home.py -k ...) narrow the run; else all.
 paths=()
 for arg in "$@"; do [[ -e "${arg%%::*}" ]] && paths+=("$arg"); done
-(( ${#paths[@]} )) || set -- "$@" tests
-.venv/bin/pytest -p no:cacheprovider "$@"
+if (( ${#paths[@]} )); then
+  .venv/bin/pytest -p no:cacheprovider "$@"
+  exit
+fi
+# The fault suite's short round goes last, in a run of its own: it leaves poison records on
+# the input topics (a header key that is not UTF-8), which the platform's consumers skip but
+# the plain kafka-python reader of the other integration tests cannot read past.
+chaos=tests/integration/test_chaos.py
+.venv/bin/pytest -p no:cacheprovider "$@" tests --ignore="$chaos"
+status=$?
+.venv/bin/pytest -p no:cacheprovider "$@" "$chaos"
+chaos_status=$?
+(( status != 0 )) && exit "$status"
+exit "$chaos_status"
