@@ -250,6 +250,16 @@ REQUEST_FLAGGED = TopicSpec(
     subject="patient_pseudonym",
     required=("request_id", "territory", "flagged_at"),
 )
+REQUEST_WITHDRAWN = TopicSpec(
+    name="emeuse.access.request-withdrawn.v1",
+    message=access.RequestWithdrawn,
+    key="territory",
+    owner="access",
+    description="A waiting request was withdrawn (patient, coordinator, no longer needed).",
+    retention_days=365,
+    subject="patient_pseudonym",
+    required=("request_id", "territory", "reason", "withdrawn_at"),
+)
 BOOKING_ACTION_REQUESTED = TopicSpec(
     name="emeuse.access.booking-action-requested.v1",
     message=access.BookingActionRequested,
@@ -505,6 +515,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     SLOT_BOOKED,
     CONSULTATION_STATUS_CHANGED,
     REQUEST_FLAGGED,
+    REQUEST_WITHDRAWN,
     BOOKING_ACTION_REQUESTED,
     HOME_CONFIGURED,
     SENSOR_EVENT_REPORTED,
