@@ -96,8 +96,9 @@ async def configure_home(event: Event, tx: Tx) -> None:
         experiment=event.envelope.experiment_id,
     )
     state.remember(applied)
-    store(tx, home.resident_pseudonym, state)
     assert state.config is not None
+    state.config.configured_by = event.envelope.event_id
+    store(tx, home.resident_pseudonym, state)
     log.info("home.configured", version=state.config.version)
 
 

@@ -164,6 +164,9 @@ def test_a_fall_nobody_answers_goes_contact_by_contact_to_the_samu(platform, bus
     [incident] = status.open_incidents
     assert [n.contact_id for n in incident.notified] == [DAUGHTER, NEIGHBOUR, SAMU]
     assert not incident.HasField("next_escalation_at")  # the chain ended at the SAMU
+    # ...and says so: nothing further happens by itself.
+    assert incident.status == api.INCIDENT_STATUS_ESCALATED_TO_SAMU
+    assert [s["event"].get("chain_exhausted", False) for s in steps] == [False, True]
     # The coordinator's list of open incidents in the Meuse shows it.
     listed, token = [], ""
     while True:
