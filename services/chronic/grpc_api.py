@@ -31,7 +31,7 @@ from emeuse.registry import (
     READING_RECORDED,
     TopicSpec,
 )
-from emeuse.runtime.calls import publish_for_caller, require_pseudonym, until_applied
+from emeuse.runtime.calls import call_event_id, publish_for_caller, require_pseudonym, until_applied
 from emeuse.runtime.codec import InvalidEventError
 from emeuse.runtime.envelope import (
     EXPERIMENT_ID,
@@ -349,9 +349,19 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
             # The reading may have been recorded a moment ago and not be handled yet.
             loop = asyncio.get_running_loop()
             until = loop.time() + PENDING_WAIT_S
-            while not self._pending(patient, request.reading_id) and loop.time() < until:
+            while self._review_of(patient, request) is None and loop.time() < until:
                 await asyncio.sleep(0.05)
-            if plan is None or not self._pending(patient, request.reading_id):
+            event_id = call_event_id("review", patient, request.reading_id, str(request.decision))
+            done = self._review_of(patient, request)
+            if done == "same":
+                # Asked again after a lost answer: the review stands, answered as the first.
+                return api.ReviewPointOfCareResultResponse(event_id=event_id)
+            if done == "other":
+                await context.abort(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    "this point-of-care result was already reviewed with another decision",
+                )
+            if plan is None or done != "pending":
                 await context.abort(
                     grpc.StatusCode.NOT_FOUND, "no point-of-care result with this id awaits review"
                 )
@@ -370,8 +380,8 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
                 rejection_reason=request.rejection_reason,
             )
             review.reviewed_at.FromDatetime(datetime.now(UTC))
-            event_id = await self._publish_one(
-                context, POINT_OF_CARE_REVIEWED, review, patient, plan.territory
+            await self._publish_one(
+                context, POINT_OF_CARE_REVIEWED, review, patient, plan.territory, event_id=event_id
             )
             return api.ReviewPointOfCareResultResponse(event_id=event_id)
 
@@ -381,8 +391,16 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
 
         return await self.router.answer(self.states, patient, context, local, remote)
 
-    def _pending(self, patient: str, reading_id: str) -> bool:
-        return reading_id in PatientState.of(self.states.get(patient)).pending_review
+    def _review_of(self, patient: str, request: api.ReviewPointOfCareResultRequest) -> str | None:
+        """Where the result stands: "pending" review, reviewed with the "same" decision,
+        with an "other" one; None when it is not known (yet)."""
+        state = PatientState.of(self.states.get(patient))
+        if request.reading_id in state.pending_review:
+            return "pending"
+        key = f"review|{request.reading_id}"
+        if state.has_seen(f"{key}|{request.decision}"):
+            return "same"
+        return "other" if state.has_seen(key) else None
 
     async def _publish_one(
         self,
@@ -392,6 +410,7 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
         patient: str,
         territory: str,
         experiment: str | None = None,
+        event_id: str | None = None,
     ) -> str:
         return await publish_for_caller(
             context,
@@ -402,6 +421,7 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
             subject=patient,
             territory=territory_from_code(territory),
             experiment=experiment,
+            event_id=event_id,
         )
 
     async def _checked(

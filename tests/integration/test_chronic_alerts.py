@@ -16,7 +16,7 @@ from google.protobuf import json_format
 
 from emeuse.chronic.v1 import chronic_service_pb2 as api
 from emeuse.chronic.v1 import chronic_service_pb2_grpc as api_grpc
-from emeuse.chronic.v1.chronic_events_pb2 import CarePlanUpdated, ReadingRecorded
+from emeuse.chronic.v1.chronic_events_pb2 import CarePlanUpdated, ReadingRecorded, ReviewDecision
 from emeuse.registry import (
     ALERT_ACKNOWLEDGED,
     ALERT_ESCALATED,
@@ -465,3 +465,31 @@ def test_a_thousand_shuffled_readings_with_duplicates_give_exactly_the_expected_
         if not token:
             break
     assert sorted(listed) == sorted(critical)
+
+
+def test_a_lab_review_asked_again_after_a_lost_answer_answers_as_the_first_time(platform):
+    patient = random_pseudonym()
+    chronic = Chronic(platform)
+    enrol(platform, care_plan(patient, "ANTICOAGULATION", INR_BAND))
+    capillary = reading(patient, "34714-6", 2.4, "{INR}", point_of_care=True)
+    record_reading(platform, capillary)
+    review = api.ReviewPointOfCareResultRequest(
+        patient_pseudonym=patient,
+        reading_id=capillary.reading_id,
+        reviewer_id=LAB["member_id"],
+        decision="REVIEW_DECISION_VALIDATED",
+    )
+    first = chronic.ReviewPointOfCareResult(review)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        status = chronic.GetPatientStatus(api.GetPatientStatusRequest(patient_pseudonym=patient))
+        if not status.pending_review_reading_ids:
+            break
+        time.sleep(0.2)
+    assert not status.pending_review_reading_ids  # applied: the result left the review queue
+    assert chronic.ReviewPointOfCareResult(review) == first
+    # Another decision on a result already reviewed is refused, not taken as a repeat.
+    review.decision = ReviewDecision.REVIEW_DECISION_REJECTED
+    review.rejection_reason = "sample.clotted"
+    other = grpc_error(chronic.ReviewPointOfCareResult, review)
+    assert other.code() == grpc.StatusCode.FAILED_PRECONDITION
