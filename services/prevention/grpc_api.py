@@ -68,6 +68,7 @@ from services.prevention.domain.person import (
     SENT,
     Message,
     PersonState,
+    Profile,
 )
 from services.prevention.domain.programmes import BY_NAME
 from services.prevention.handlers import (
@@ -202,10 +203,18 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
         await _experiment(context, request.experiment_id)
 
         async def local() -> api.EnrollPersonResponse:
-            if self._state(person).enrolled:
-                await context.abort(
-                    grpc.StatusCode.ALREADY_EXISTS,
-                    "the person is enrolled; change preferences with UpdatePreferences",
+            # Enrolment is an upsert: an enrolled person's profile is replaced (a new age
+            # band, territory...). The same data again changes nothing and answers the
+            # enrolment that set it (a repeat after a lost answer).
+            before = self._state(person)
+            known = before.profile
+            if (
+                known is not None
+                and known.enrolled_by
+                and same_profile(known, check_enrolment(enrolment))
+            ):
+                return api.EnrollPersonResponse(
+                    event_id=known.enrolled_by, scheduled=_scheduled(person, before.scheduled())
                 )
             event_id = await self._publish(
                 context,
@@ -695,6 +704,12 @@ def person_schedule(
 PROGRAMME_OF_NAME_VALUE: dict[str, Programme.ValueType] = {
     name: value for value, name in PROGRAMME_NAMES.items()
 }
+
+
+def same_profile(known: Profile, asked: Profile) -> bool:
+    """Whether an enrolment asks for the profile the person already has."""
+    fixed = {"enrolled_at", "enrolled_by"}
+    return known.model_dump(exclude=fixed) == asked.model_dump(exclude=fixed)
 
 
 def register(servicer: PreventionServicer) -> Registrar:

@@ -113,7 +113,10 @@ def enrol(event: Event, state: PersonState, now: datetime, *, delays: Delays) ->
     enrolment = event.message
     if not enrolment.territory:
         enrolment.territory = event.envelope.territory
-    return handlers.enrol(enrolment, state=state, now=now, delays=delays)
+    outcome = handlers.enrol(enrolment, state=state, now=now, delays=delays)
+    if outcome.state.profile is not None:
+        outcome.state.profile.enrolled_by = event.envelope.event_id
+    return outcome
 
 
 def opt_out(event: Event, state: PersonState, now: datetime) -> Outcome:
