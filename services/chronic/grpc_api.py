@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -152,7 +153,11 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
         method = "EnrollPatient" if enrolling else "UpdateCarePlan"
 
         async def local() -> tuple[str, int]:
-            enrolled = bool(self.care_plans.get(patient))
+            stored = self.care_plans.get(patient)
+            if plan.care_plan_id and (known := _recorded_version(stored, plan.care_plan_id)):
+                # This plan is in force (asked again after a lost answer): the answer it had.
+                return _plan_event_id(patient, plan.care_plan_id, known - 1), known
+            enrolled = bool(stored)
             if enrolling and enrolled:
                 await context.abort(
                     grpc.StatusCode.ALREADY_EXISTS,
@@ -168,8 +173,17 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
             sent.version = 0  # numbered by the care-plan handler
             if not sent.care_plan_id:
                 sent.care_plan_id = str(uuid.uuid4())
+            in_force = plan_in_force(stored)
             event_id = await self._publish_one(
-                context, CARE_PLAN_UPDATED, sent, patient, territory, request.experiment_id
+                context,
+                CARE_PLAN_UPDATED,
+                sent,
+                patient,
+                territory,
+                request.experiment_id,
+                event_id=_plan_event_id(
+                    patient, sent.care_plan_id, in_force.version if in_force else 0
+                ),
             )
             recorded = await self._until(
                 context, lambda: _recorded_version(self.care_plans.get(patient), sent.care_plan_id)
@@ -462,6 +476,7 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
                 territory=territory,
                 experiment=experiment,
                 occurred_at=reading.measured_at.ToDatetime(tzinfo=UTC),
+                event_id=_reading_event_id(reading),
             )
             for reading in readings
         ]
@@ -532,6 +547,19 @@ def alert_view(patient: str, alert: AlertState) -> api.Alert:
     if alert.resolved_at:
         view.resolved_at.CopyFrom(timestamp(alert.resolved_at))
     return view
+
+
+def _plan_event_id(patient: str, care_plan_id: str, after_version: int) -> str:
+    """The id of the CarePlanUpdated that puts this plan in force after `after_version`:
+    the same call asked again answers it."""
+    return call_event_id("care-plan", patient, care_plan_id, str(after_version))
+
+
+def _reading_event_id(reading: ReadingRecorded) -> str:
+    """The id of a reading's event, from its content: the same reading sent again (a lost
+    answer) is the same event; a correction under the same reading_id is another."""
+    content = hashlib.sha256(reading.SerializeToString(deterministic=True)).hexdigest()
+    return call_event_id("reading", reading.patient_pseudonym, reading.reading_id, content)
 
 
 def _recorded_version(stored: dict[str, Any] | None, care_plan_id: str) -> int:
