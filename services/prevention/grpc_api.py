@@ -370,6 +370,9 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
         async def local() -> api.EndProgrammeResponse:
             before = await self._enrolled(context, person)
             current = before.programmes.get(name)
+            if current is not None and not current.running and current.end_reason == request.reason:
+                # Ended already for this reason (asked again after a lost answer).
+                return api.EndProgrammeResponse(cancelled_message_ids=_ended_with(before, name))
             if current is None or not current.running:
                 await context.abort(
                     grpc.StatusCode.FAILED_PRECONDITION, "the person is not in this programme"
@@ -472,8 +475,12 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
         if campaign.end_at <= datetime.now(UTC):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "end_at is past")
         await self._directory_ready(context)
-        if self.directory.get(campaign.campaign_id) is not None:
-            await context.abort(grpc.StatusCode.ALREADY_EXISTS, "a campaign has this id")
+        known = self.directory.get(campaign.campaign_id)
+        if known is not None:
+            if same_definition(known, campaign):
+                # Created already (asked again after a lost answer): the campaign as it is.
+                return api.CreateCampaignResponse(campaign=campaign_view(known))
+            await context.abort(grpc.StatusCode.ALREADY_EXISTS, "another campaign has this id")
         try:
             view = await self._write_campaign(context, campaign)
         except grpc.aio.AbortError:
@@ -536,9 +543,8 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
     async def ResumeCampaign(
         self, request: api.ResumeCampaignRequest, context: grpc.aio.ServicerContext
     ) -> api.ResumeCampaignResponse:
-        current = await self._campaign(context, request.campaign_id)
-        if current.status != domain.PAUSED:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "the campaign is not paused")
+        # Resumed already (asked again), it answers as it stands, as the other transitions;
+        # a campaign neither paused nor approved is FAILED_PRECONDITION.
         view = await self._transition(
             context, request.campaign_id, request.actor_id, domain.APPROVED, (domain.PAUSED,)
         )
@@ -704,6 +710,24 @@ def person_schedule(
 PROGRAMME_OF_NAME_VALUE: dict[str, Programme.ValueType] = {
     name: value for value, name in PROGRAMME_NAMES.items()
 }
+
+
+def same_definition(known: domain.CampaignDef, asked: domain.CampaignDef) -> bool:
+    """Whether a campaign asked to be created is the one the log holds (its versions,
+    status and approval aside)."""
+    moving = {"version", "write_id", "status", "approved_by"}
+    return known.model_dump(exclude=moving) == asked.model_dump(exclude=moving)
+
+
+def _ended_with(state: PersonState, programme: str) -> list[str]:
+    """The programme's messages its end cancelled."""
+    return sorted(
+        m.message_id
+        for m in state.messages.values()
+        if m.programme == programme
+        and m.status == CANCELLED
+        and m.cancel_reason == "programme_ended"
+    )
 
 
 def same_profile(known: Profile, asked: Profile) -> bool:
