@@ -13,7 +13,7 @@ from services.access.scheduling import Agenda, Result
 REQUESTS = Counter(
     "emeuse_access_requests_total",
     "Requests by urgency, territory and what became of them "
-    "(received, booked, flagged, cancelled, completed, no_show).",
+    "(received, booked, flagged, cancelled, rebooked, completed, no_show, withdrawn).",
     ["urgency", "territory", "outcome"],
 )
 REQUEST_TO_BOOKING = Histogram(
