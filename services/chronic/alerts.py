@@ -186,7 +186,9 @@ def resolve(
 ) -> Fact:
     alert.status, alert.resolution = RESOLVED, int(resolution)
     alert.resolved_by, alert.resolved_at, alert.next_escalation_at = member_id, now, None
-    if alert.episode == GAP:
+    # Closed by a reading, the next gap counts from its measurement (state.measured);
+    # closed by the care team, from the close: there is no measurement to go by.
+    if alert.episode == GAP and resolution != AlertResolution.ALERT_RESOLUTION_DATA_RECEIVED:
         state.gap_closed_at[alert.loinc_code] = now
     resolved = AlertResolved(
         alert_id=alert.alert_id,
@@ -198,10 +200,22 @@ def resolve(
     return Fact(ALERT_RESOLVED, resolved, derived_id(alert.alert_id, "resolved"))
 
 
-def close_gap(state: PatientState, patient: str, loinc: str, now: datetime) -> list[Fact]:
-    """A reading of the measure arrived: its open gap episode ends."""
+def close_gap(
+    state: PatientState, patient: str, loinc: str, now: datetime, plan: PlanInForce | None
+) -> list[Fact]:
+    """A measurement of the measure was recorded: its open gap episode ends, unless the
+    measurement is older than the gap's start (it does not fill the gap, and the gap would
+    be due again at once)."""
     gap = state.open_alert(loinc, GAP)
     if gap is None:
+        return []
+    # A gap alert's last_measured_at is when it fell due; a filling measurement moves that.
+    if (
+        plan is not None
+        and loinc in plan.bands
+        and gap.last_measured_at is not None
+        and gap_due_at(plan, state, loinc) <= gap.last_measured_at
+    ):
         return []
     return [resolve(state, gap, patient, AlertResolution.ALERT_RESOLUTION_DATA_RECEIVED, "", now)]
 

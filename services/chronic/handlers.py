@@ -107,7 +107,7 @@ def evaluate_reading(
             received_at=now,
         )
         state.measured(loinc, measured_at)
-        return Outcome(state, close_gap(state, patient, loinc, now), "pending_review")
+        return Outcome(state, close_gap(state, patient, loinc, now, plan), "pending_review")
     result = Result(
         reading_id=reading.reading_id,
         value=reading.value,
@@ -203,7 +203,7 @@ def _judge(
     point_of_care: bool,
 ) -> Outcome:
     state.record(loinc, result)
-    facts = close_gap(state, patient, loinc, now)
+    facts = close_gap(state, patient, loinc, now, plan)
     band = plan.bands.get(loinc) if plan else None
     if plan is None or band is None:
         return Outcome(state, facts, "not_monitored")
