@@ -44,6 +44,16 @@ class PendingResult(Result):
     overdue_alerted: bool = False
 
 
+class Correction(BaseModel):
+    """A result its producer corrected: the value it replaced (None when that one was never
+    received) and the corrected one, both in the measure's canonical unit."""
+
+    reading_id: str
+    previous_value: float | None = None
+    corrected_value: float
+    unit: str
+
+
 class AlertState(BaseModel):
     alert_id: str
     episode: str
@@ -69,6 +79,8 @@ class AlertState(BaseModel):
     # the next abnormal value then opens a new alert (this one stays open until resolved).
     last_measured_at: datetime | None = None
     run_ended: bool = False
+    # The latest correction of a result in the episode, shown to the care team.
+    correction: Correction | None = None
 
     @property
     def is_open(self) -> bool:
@@ -132,6 +144,43 @@ class PatientState(BaseModel):
         history = sorted([*self.history.get(loinc, []), result], key=lambda r: r.measured_at)
         self.history[loinc] = history[-HISTORY_KEPT:]
         self.measured(loinc, result.measured_at)
+
+    def result_of(self, reading_id: str) -> tuple[str, Result] | None:
+        """The measure and the kept result of `reading_id`, validated or awaiting review."""
+        pending = self.pending_review.get(reading_id)
+        if pending is not None:
+            return pending.loinc_code, pending
+        for loinc, history in self.history.items():
+            for result in history:
+                if result.reading_id == reading_id:
+                    return loinc, result
+        return None
+
+    def forget(self, loinc: str, reading_id: str) -> None:
+        """Take a validated result out of the history (its producer corrected it); the
+        latest value falls back to the newest one left."""
+        history = [r for r in self.history.get(loinc, []) if r.reading_id != reading_id]
+        self.history[loinc] = history
+        latest = self.latest.get(loinc)
+        if latest is not None and latest.reading_id == reading_id:
+            if history:
+                self.latest[loinc] = history[-1]
+            else:
+                del self.latest[loinc]
+
+    def alert_with(self, loinc: str, reading_id: str) -> AlertState | None:
+        """The open alert on abnormal values of `loinc` that holds `reading_id`."""
+        return next(
+            (
+                a
+                for a in self.alerts.values()
+                if a.is_open
+                and a.loinc_code == loinc
+                and a.episode == VALUES
+                and reading_id in a.reading_ids
+            ),
+            None,
+        )
 
     def open_alert(self, loinc: str, episode: str) -> AlertState | None:
         return next(

@@ -1,6 +1,6 @@
 """Measurement time on every path: the issue's case, a 10 s interval, a reading measured
 at +5 s and delivered at +11 s. Device readings (Kafka, RecordReading, FHIR final),
-and point-of-care results waiting for the lab all restart the gap clock from
+point-of-care results waiting for the lab, and corrections all restart the gap clock from
 when they were measured, also when they close an open gap, and a late or out-of-order
 reading never moves it back."""
 
@@ -13,7 +13,7 @@ from emeuse.registry import ALERT_RAISED, ALERT_RESOLVED
 from services.chronic.alerts import apply_action, due_actions, gap_due_at
 from services.chronic.domain.monitoring import GAP, PatientState
 from tests.unit.chronic.plans import INR, NOW, PATIENT, anticoagulation_plan, in_force
-from tests.unit.chronic.readings import evaluate, only, reading, specs
+from tests.unit.chronic.readings import correct, correction, evaluate, only, reading, specs
 
 EVERY = timedelta(seconds=10)
 
@@ -40,7 +40,11 @@ def point_of_care(reading_id, measured, received, state):
     return evaluate(capillary, PLAN, state, received)
 
 
-PATHS = pytest.mark.parametrize("send", [device, point_of_care])
+def corrected(reading_id, measured, received, state):
+    return correct(correction(INR, 2.5, reading_id, measured), PLAN, state, received)
+
+
+PATHS = pytest.mark.parametrize("send", [device, point_of_care, corrected])
 
 
 def gap_open_at(seconds):
