@@ -25,6 +25,7 @@ from kafka.errors import KafkaError as KafkaPythonError
 from emeuse.kernel import metrics as kernel_metrics
 from emeuse.kernel.assignor import CoPartitionedAssignor
 from emeuse.kernel.declare import Processor, TableSpec, Timer, ValueCodec
+from emeuse.kernel.framing import Framed
 from emeuse.kernel.outputs import Origin, OutRecord, SetAside
 from emeuse.kernel.raw_records import read_raw_record
 from emeuse.kernel.task import PartitionTask
@@ -79,6 +80,7 @@ class Kernel:
         self.origin = Origin(settings.service, settings.source, settings.experiment_id)
         self.dead_letters = dead_letter_topic(settings.service)
         self.tables: dict[str, TableSpec] = {table.name: table for table in processor.tables}
+        self._codecs = {table.name: Framed(table.codec) for table in processor.tables}
         self.timers = {timer.name: timer for timer in processor.timers}
         self.timers_of_table: dict[str, list[Timer]] = {}
         for timer in processor.timers:
@@ -106,7 +108,7 @@ class Kernel:
         return self._consumer
 
     def codec(self, table: str) -> ValueCodec:
-        return self.tables[table].codec
+        return self._codecs[table]
 
     def partition_of(self, table: str, key: str) -> int:
         hashed = self.tables[table].partition_key(key)
