@@ -15,7 +15,14 @@ from typing import Any
 from google.protobuf.message import Message
 
 from emeuse.event.v1.envelope_pb2 import EventEnvelope
-from emeuse.kernel.outputs import Origin, OutRecord, SetAside, dead_letter_record, event_record
+from emeuse.kernel.outputs import (
+    Origin,
+    OutRecord,
+    SetAside,
+    checked_size,
+    dead_letter_record,
+    event_record,
+)
 from emeuse.place.v1.territory_pb2 import Territory
 from emeuse.registry import TopicSpec
 
@@ -113,12 +120,12 @@ class Tx:
             experiment_id=experiment_id,
             event_id=event_id,
         )
-        self.outputs.append(record)
+        self.outputs.append(checked_size(record))
         return envelope
 
     def send(self, record: OutRecord) -> None:
         """Add a record as it is (an event passed on to a partner, say)."""
-        self.outputs.append(record)
+        self.outputs.append(checked_size(record))
 
     def dead_letter(self, aside: SetAside, topic: str | None = None) -> None:
         self.outputs.append(dead_letter_record(self.origin, self.dead_letters, aside, topic=topic))
