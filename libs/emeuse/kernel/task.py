@@ -111,6 +111,8 @@ class PartitionTask:
         self._store = PartitionStore(k.store_path(self.partition))
         await self._recover()
         self._load_timers()
+        # Computed again before the first batch: see Timer.outside.
+        self._retime.update(name for name, timer in k.timers.items() if timer.outside)
         # Only now, with any previous owner fenced, is the group's commit final for p.
         starts = await k.consumer.beginning_offsets(self.inputs)
         for tp in self.inputs:
