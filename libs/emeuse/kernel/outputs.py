@@ -10,6 +10,7 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Required, TypedDict
 
 from google.protobuf.message import Message
 
@@ -62,6 +63,19 @@ class Origin:
     service: str
     source: str
     experiment_id: str
+
+
+class EventFields(TypedDict, total=False):
+    """What a publisher says of an event besides its message: the keywords of
+    event_record, which Tx.publish, the gRPC edge's Publisher and calls.Publishes pass on."""
+
+    key: Required[str]
+    subject_pseudonym: Required[str]
+    occurred_at: Required[datetime]
+    cause: EventEnvelope | None
+    territory: Territory.ValueType | None
+    experiment_id: str | None
+    event_id: str | None
 
 
 def derived_event_id(cause: EventEnvelope, topic: str, key: str) -> str:

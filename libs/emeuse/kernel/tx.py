@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Unpack
 
 from google.protobuf.message import Message
 
 from emeuse.event.v1.envelope_pb2 import EventEnvelope
 from emeuse.kernel.outputs import (
+    EventFields,
     Origin,
     OutRecord,
     SetAside,
@@ -23,7 +24,6 @@ from emeuse.kernel.outputs import (
     dead_letter_record,
     event_record,
 )
-from emeuse.place.v1.territory_pb2 import Territory
 from emeuse.registry import TopicSpec
 
 DELETED: Any = object()
@@ -98,28 +98,10 @@ class Tx:
         self,
         spec: TopicSpec,
         message: Message,
-        *,
-        key: str,
-        subject_pseudonym: str,
-        occurred_at: datetime,
-        cause: EventEnvelope | None = None,
-        territory: Territory.ValueType | None = None,
-        experiment_id: str | None = None,
-        event_id: str | None = None,
+        **fields: Unpack[EventFields],
     ) -> EventEnvelope:
         """Add an event to the transaction; it is seen by readers only once committed."""
-        record, envelope = event_record(
-            self.origin,
-            spec,
-            message,
-            key=key,
-            subject_pseudonym=subject_pseudonym,
-            occurred_at=occurred_at,
-            cause=cause,
-            territory=territory,
-            experiment_id=experiment_id,
-            event_id=event_id,
-        )
+        record, envelope = event_record(self.origin, spec, message, **fields)
         self.outputs.append(checked_size(record))
         return envelope
 
