@@ -25,6 +25,7 @@ from kafka.errors import KafkaError as KafkaPythonError
 from emeuse.kernel import metrics as kernel_metrics
 from emeuse.kernel.assignor import CoPartitionedAssignor
 from emeuse.kernel.declare import Processor, TableSpec, Timer, ValueCodec
+from emeuse.kernel.framing import Framed
 from emeuse.kernel.outputs import Origin, OutRecord, SetAside
 from emeuse.kernel.raw_records import read_raw_record
 from emeuse.kernel.task import PartitionTask
@@ -79,6 +80,7 @@ class Kernel:
         self.origin = Origin(settings.service, settings.source, settings.experiment_id)
         self.dead_letters = dead_letter_topic(settings.service)
         self.tables: dict[str, TableSpec] = {table.name: table for table in processor.tables}
+        self._codecs = {table.name: Framed(table.codec) for table in processor.tables}
         self.timers = {timer.name: timer for timer in processor.timers}
         self.timers_of_table: dict[str, list[Timer]] = {}
         for timer in processor.timers:
@@ -88,7 +90,6 @@ class Kernel:
         self.tasks: dict[int, PartitionTask] = {}
         self.ready = asyncio.Event()
         self.fatal: asyncio.Future[BaseException] | None = None
-        self._waiters: dict[str, asyncio.Future[None]] = {}
         self._children: dict[tuple[Any, ...], Any] = {}
         self._full: set[int] = set()
         self._stopping = False
@@ -106,7 +107,7 @@ class Kernel:
         return self._consumer
 
     def codec(self, table: str) -> ValueCodec:
-        return self.tables[table].codec
+        return self._codecs[table]
 
     def partition_of(self, table: str, key: str) -> int:
         hashed = self.tables[table].partition_key(key)
@@ -135,26 +136,6 @@ class Kernel:
     def count_output(self, out: OutRecord) -> None:
         kind = next((v for k, v in out.headers if k == env.H_TYPE), b"").decode(errors="replace")
         self._counter(metrics.EVENTS_PRODUCED, out.topic, kind or "raw").inc()
-
-    def applied(self, tx: Tx) -> None:
-        for event_id in getattr(tx, "applied_ids", ()):
-            waiter = self._waiters.pop(event_id, None)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
-
-    async def until_applied(self, event_id: str, timeout: float) -> bool:
-        """Wait until the input with this event id has been committed by its task here."""
-        waiter = self._waiters.get(event_id)
-        if waiter is None:
-            waiter = self._waiters[event_id] = asyncio.get_running_loop().create_future()
-        try:
-            await asyncio.wait_for(asyncio.shield(waiter), timeout)
-            return True
-        except TimeoutError:
-            return False
-        finally:
-            if waiter.done() or self._waiters.get(event_id) is waiter:
-                self._waiters.pop(event_id, None)
 
     def retime(self, timer: str) -> None:
         """Compute every deadline of `timer` again on every partition held here: its `due`
@@ -250,10 +231,6 @@ class Kernel:
                     self._handler_failed(tx, record, exc, event_type)
                     return
             self._counter(metrics.HANDLER_SECONDS, spec.name).observe(time.perf_counter() - started)
-        applied = getattr(tx, "applied_ids", None)
-        if applied is None:
-            applied = tx.applied_ids = []  # type: ignore[attr-defined]
-        applied.append(envelope.event_id)
 
     def _counter(self, metric: Any, *labels: str) -> Any:
         """A metric's child for these labels, looked up once (labels() costs per call)."""
