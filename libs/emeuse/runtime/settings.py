@@ -53,6 +53,8 @@ class ServiceSettings:
     # On a clean stop, leave the group so the partitions move at once (scale down); false
     # keeps them for a restart within the session timeout (rolling restart, no rebalance).
     leave_group_on_stop: bool = True
+    # How long, in all, a starting service waits for its topics before it gives up.
+    topics_wait_seconds: float = 300.0
 
     @property
     def grpc_address(self) -> str:
@@ -143,6 +145,7 @@ def load_settings(service: str, env: Mapping[str, str]) -> ServiceSettings:
         ),
         instance_id=instance_id,
         leave_group_on_stop=leave.lower() == "true",
+        topics_wait_seconds=_positive_float(*_get(env, "EMEUSE_TOPICS_WAIT_SECONDS", "300")),
     )
 
 
