@@ -16,6 +16,7 @@ import structlog
 from structlog.typing import EventDict, Processor
 
 from emeuse.event.v1.envelope_pb2 import EventEnvelope
+from emeuse.runtime.outage import BrokerOutageFilter, watch
 
 # The event being handled: (topic, event id, correlation id). One context variable set per
 # record; its ids are added to a line only when something is logged.
@@ -63,6 +64,8 @@ def configure_logging(service: str, level: str = "info") -> None:
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
+    # A broker outage is one line and its end another, not a line per reconnect attempt.
+    handler.addFilter(_broker_outages())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)
@@ -70,6 +73,17 @@ def configure_logging(service: str, level: str = "info") -> None:
     for name in ("aiokafka", "kafka"):
         logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
     structlog.contextvars.bind_contextvars(service=service)
+
+
+_OUTAGES: list[BrokerOutageFilter] = []
+
+
+def _broker_outages() -> BrokerOutageFilter:
+    """One filter and one watcher thread per process, however often logging is configured."""
+    if not _OUTAGES:
+        _OUTAGES.append(BrokerOutageFilter())
+        watch(_OUTAGES[0])
+    return _OUTAGES[0]
 
 
 @contextmanager
