@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -33,6 +34,9 @@ def _add_event_ids(_: object, __: str, event_dict: EventDict) -> EventDict:
             event_dict.setdefault("correlation_id", correlation_id)
     return event_dict
 
+
+_BROKER_OUTAGES = BrokerOutageFilter()
+_WATCHED: list[threading.Thread] = []
 
 _SHARED: list[Processor] = [
     structlog.contextvars.merge_contextvars,
@@ -65,7 +69,7 @@ def configure_logging(service: str, level: str = "info") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
     # A broker outage is one line and its end another, not a line per reconnect attempt.
-    handler.addFilter(_broker_outages())
+    handler.addFilter(_BROKER_OUTAGES)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)
@@ -73,17 +77,8 @@ def configure_logging(service: str, level: str = "info") -> None:
     for name in ("aiokafka", "kafka"):
         logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
     structlog.contextvars.bind_contextvars(service=service)
-
-
-_OUTAGES: list[BrokerOutageFilter] = []
-
-
-def _broker_outages() -> BrokerOutageFilter:
-    """One filter and one watcher thread per process, however often logging is configured."""
-    if not _OUTAGES:
-        _OUTAGES.append(BrokerOutageFilter())
-        watch(_OUTAGES[0])
-    return _OUTAGES[0]
+    if not _WATCHED:  # one watcher per process, however often logging is configured
+        _WATCHED.append(watch(_BROKER_OUTAGES))
 
 
 @contextmanager

@@ -86,3 +86,31 @@ def test_other_lines_of_the_kafka_clients_and_our_own_pass_unchanged():
 
     assert outages.filter(ours) and ours.getMessage() == "Unable connect to"
     assert outages.filter(other) and other.getMessage() == "Heartbeat failed"
+
+
+def kafka_line(message: str, at: float, *args: object) -> logging.LogRecord:
+    record = logging.LogRecord(
+        "aiokafka.consumer.group_coordinator", logging.ERROR, "x.py", 1, message, args, None
+    )
+    record.created = at
+    return record
+
+
+def test_what_the_clients_say_because_of_an_outage_is_counted_not_shown_while_it_lasts():
+    reports = Reports()
+    outages = BrokerOutageFilter(report=reports, quiet_s=5)
+    heartbeat = "Heartbeat failed for group %s: coordinator (node 1) is not available"
+    coordinator = "Group Coordinator Request failed: %s"
+
+    before = kafka_line(heartbeat, 0.0, "emeuse-chronic")
+    first = failure(10.0)
+    during = [
+        kafka_line(heartbeat, 10.5, "emeuse-chronic"),
+        kafka_line(coordinator, 11.0, "NodeNotReadyError: Attempt to send a request to node 1"),
+    ]
+    shown = [record for record in (before, first, *during) if outages.filter(record)]
+    outages.tick(now=20.0)
+
+    assert shown == [before, first]
+    assert reports.lines[0][1]["attempts"] == 2  # the NodeNotReadyError line is an attempt
+    assert reports.lines[0][1]["lines_not_shown"] == 2
