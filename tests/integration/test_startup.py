@@ -12,6 +12,7 @@ from emeuse.kernel.declare import Processor
 from emeuse.kernel.engine import Kernel
 from emeuse.registry import TopicSpec
 from emeuse.runtime.settings import load_settings
+from emeuse.runtime.startup import Backoff, wait_for_topics
 from emeuse.runtime.topics import TopicPlan, ensure_topics
 
 
@@ -50,7 +51,10 @@ def test_a_service_started_before_its_topics_waits_then_takes_its_partitions(boo
         await asyncio.sleep(4)
         assert not starting.done(), "the service did not wait for its missing topic"
         plan = TopicPlan(readings.name, readings.partitions, readings.kafka_config())
-        await asyncio.to_thread(ensure_topics, bootstrap, [plan], 1)
+        # A broker that has just started may not elect the leaders in time: retried too.
+        await wait_for_topics(
+            lambda: asyncio.to_thread(ensure_topics, bootstrap, [plan], 1), Backoff(total_s=60)
+        )
         try:
             await asyncio.wait_for(starting, 60)
             await asyncio.wait_for(kernel.ready.wait(), 60)
