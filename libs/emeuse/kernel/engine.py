@@ -44,6 +44,7 @@ from emeuse.runtime.codec import (
 from emeuse.runtime.events import Event, RetryableError, read_failure
 from emeuse.runtime.logs import event_context
 from emeuse.runtime.settings import ServiceSettings
+from emeuse.runtime.startup import Backoff, wait_for_topics
 from emeuse.runtime.topics import TopicPlan, ensure_topics
 
 log = structlog.get_logger("emeuse.kernel")
@@ -281,19 +282,8 @@ class Kernel:
     async def start(self) -> None:
         """Create the changelog if missing, join the group, and start fetching."""
         self.fatal = asyncio.get_running_loop().create_future()
-        plan = TopicPlan(
-            self.changelog_topic,
-            self.partitions,
-            {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
-        )
-        await asyncio.to_thread(
-            ensure_topics,
-            ",".join(self.settings.kafka_bootstrap),
-            [plan],
-            self.settings.replication_factor,
-            # A broker busy starting (or a loaded machine) answers slowly: be patient here.
-            TOPICS_TIMEOUT_S,
-        )
+        backoff = Backoff(total_s=self.settings.topics_wait_seconds)
+        await wait_for_topics(lambda: asyncio.to_thread(self._prepare_topics), backoff)
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=list(self.settings.kafka_bootstrap),
             client_id=f"{self.app_id}-{self.instance_id}",
@@ -313,6 +303,24 @@ class Kernel:
         self._consumer.subscribe(self.input_topics, listener=_Listener(self))
         self._loop_task = asyncio.create_task(self._consume(), name=f"{self.service}-consumer")
         self._lag_task = asyncio.create_task(self._measure_lag(), name=f"{self.service}-lag")
+
+    def _prepare_topics(self) -> None:
+        """The inputs and dead letters exist (`emeuse topics create` makes them) and the
+        changelog is created; TopicsNotReady while they are missing or the broker is busy."""
+        bootstrap = ",".join(self.settings.kafka_bootstrap)
+        needed = [spec for spec, _ in self.inputs.values()]
+        if self.dead_letters in TOPICS:
+            needed.append(self.dead_letters)
+        plans = [TopicPlan(spec.name, spec.partitions, spec.kafka_config()) for spec in needed]
+        factor = self.settings.replication_factor
+        ensure_topics(bootstrap, plans, factor, TOPICS_TIMEOUT_S, create=False)
+        changelog = TopicPlan(
+            self.changelog_topic,
+            self.partitions,
+            {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
+        )
+        # A broker busy starting (or a loaded machine) answers slowly: be patient here.
+        ensure_topics(bootstrap, [changelog], factor, TOPICS_TIMEOUT_S)
 
     async def _measure_lag(self) -> None:
         """Set emeuse_consumer_lag, per input partition held: the last stable offset seen
