@@ -1,9 +1,12 @@
 """Programme timelines: what is sent when, from a programme's reference date.
 
-Pregnancy steps count weeks of amenorrhoea (SA), as French maternity care does: week w
-starts 280 - 7w days before the expected due date. Parental coaching counts the child's
-age. The diabetes education series counts days from its start. Each step goes out at
-10:00 local time on its day.
+Pregnancy steps count weeks of amenorrhoea (SA, semaines d'aménorrhée: weeks since the
+first day of the last period). The expected due date is the term as French maternity teams
+give it, 41 SA + 0: the start of pregnancy + 9 months, 287 days after that first day (WHO
+and English-speaking countries use 40 weeks; sources in the README's Prevention section).
+Step "week_w" goes out on the first day of w SA (w SA + 0). Parental coaching
+counts the child's age. The diabetes education series counts days from its start. Each
+step goes out at 10:00 local time on its day.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from services.prevention.domain.timing import local_morning
 PREGNANCY = "pregnancy"
 PARENTAL_COACHING = "parental_coaching"
 DIABETES_EDUCATION = "diabetes_education"
-PREGNANCY_DAYS = 280
+# The French term: 41 weeks of amenorrhoea + 0 days.
+TERM_WEEKS = 41
+TERM_DAYS = 7 * TERM_WEEKS
 
 # (week of amenorrhoea, template): the three ultrasounds, the early prenatal interview,
 # monthly visits, birth preparation and the maternity's welcome (Maison des Parents).
@@ -60,8 +65,20 @@ class Step:
     due_at: datetime
 
 
+def last_period_start(due_date: date) -> date:
+    """The first day of amenorrhoea (0 SA + 0) of a pregnancy with this French term."""
+    return due_date - timedelta(days=TERM_DAYS)
+
+
 def pregnancy_week_start(due_date: date, week: int) -> date:
-    return due_date - timedelta(days=PREGNANCY_DAYS - 7 * week)
+    """The first day of `week` SA (week SA + 0)."""
+    return last_period_start(due_date) + timedelta(weeks=week)
+
+
+def amenorrhoea_age(due_date: date, day: date) -> tuple[int, int]:
+    """How far a pregnancy is on `day`, as (weeks, days) of amenorrhoea: 41 SA + 0 on the term."""
+    weeks, days = divmod((day - last_period_start(due_date)).days, 7)
+    return weeks, days
 
 
 def pregnancy_timeline(due_date: date) -> list[Step]:
@@ -86,9 +103,12 @@ def diabetes_series(started: datetime) -> list[Step]:
 
 
 def check_due_date(due_date: date, today: date) -> None:
-    """A due date no further than a pregnancy ahead, and not long past (a late update)."""
-    if due_date > today + timedelta(days=PREGNANCY_DAYS):
-        raise ValueError("expected due date is more than 40 weeks ahead")
+    """A due date no further than a pregnancy ahead (the term, 41 SA, from a last period
+    that began today), and not long past (a late update)."""
+    if due_date > today + timedelta(days=TERM_DAYS):
+        raise ValueError(
+            "expected due date is more than 41 weeks ahead (the term is at 41 weeks of amenorrhoea)"
+        )
     if due_date < today - timedelta(days=60):
         raise ValueError("expected due date is more than 60 days past")
 

@@ -438,7 +438,7 @@ class StartProgrammeRequest(_message.Message):
     """The programme: PREGNANCY or PARENTAL_COACHING (the diabetes series starts from chronic's care plans)."""
     @_builtins.property
     def expected_due_date(self) -> _timestamp_pb2.Timestamp:
-        """Pregnancy: expected due date."""
+        """Pregnancy: expected due date, the French term (41 weeks of amenorrhoea + 0 days)."""
 
     @_builtins.property
     def child_born_on(self) -> _timestamp_pb2.Timestamp:
