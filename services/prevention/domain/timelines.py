@@ -5,14 +5,18 @@ first day of the last period). The expected due date is the term as French mater
 give it, 41 SA + 0: the start of pregnancy + 9 months, 287 days after that first day (WHO
 and English-speaking countries use 40 weeks; sources in the README's Prevention section).
 Step "week_w" goes out on the first day of w SA (w SA + 0). Parental coaching
-counts the child's age. The diabetes education series counts days from its start. Each
-step goes out at 10:00 local time on its day.
+counts the child's age in calendar months: "month_n" falls on the child's n-th
+month-birthday (the same day of the month; the month's last day when it has no such day).
+The diabetes education series counts days from its start. Each step goes out at 10:00
+local time on its day.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+
+from dateutil.relativedelta import relativedelta
 
 from services.prevention.domain.timing import local_morning
 
@@ -22,6 +26,8 @@ DIABETES_EDUCATION = "diabetes_education"
 # The French term: 41 weeks of amenorrhoea + 0 days.
 TERM_WEEKS = 41
 TERM_DAYS = 7 * TERM_WEEKS
+# Parental coaching follows a child up to this age.
+COACHING_YEARS = 3
 
 # (week of amenorrhoea, template): the three ultrasounds, the early prenatal interview,
 # monthly visits, birth preparation and the maternity's welcome (Maison des Parents).
@@ -35,17 +41,17 @@ PREGNANCY_STEPS = (
     (36, "pregnancy.maternity_visit"),
     (39, "pregnancy.due_soon"),
 )
-# (child's age in days, step, template): mandatory vaccinations at 2, 4, 11 and 12 months.
+# (child's age, step, template): mandatory vaccinations at 2, 4, 11 and 12 months.
 PARENTING_STEPS = (
-    (7, "week_1", "parenting.first_weeks"),
-    (30, "month_1", "parenting.month_1"),
-    (61, "month_2", "parenting.vaccines.month_2"),
-    (122, "month_4", "parenting.vaccines.month_4"),
-    (183, "month_6", "parenting.food_diversification"),
-    (335, "month_11", "parenting.vaccines.month_11"),
-    (365, "month_12", "parenting.vaccines.month_12"),
-    (730, "month_24", "parenting.second_year"),
-    (1095, "month_36", "parenting.school_readiness"),
+    (relativedelta(days=7), "week_1", "parenting.first_weeks"),
+    (relativedelta(months=1), "month_1", "parenting.month_1"),
+    (relativedelta(months=2), "month_2", "parenting.vaccines.month_2"),
+    (relativedelta(months=4), "month_4", "parenting.vaccines.month_4"),
+    (relativedelta(months=6), "month_6", "parenting.food_diversification"),
+    (relativedelta(months=11), "month_11", "parenting.vaccines.month_11"),
+    (relativedelta(months=12), "month_12", "parenting.vaccines.month_12"),
+    (relativedelta(months=24), "month_24", "parenting.second_year"),
+    (relativedelta(months=36), "month_36", "parenting.school_readiness"),
 )
 # (days after the start, template).
 DIABETES_SERIES = (
@@ -90,8 +96,8 @@ def pregnancy_timeline(due_date: date) -> list[Step]:
 
 def parenting_timeline(born_on: date) -> list[Step]:
     return [
-        Step(step, template, local_morning(born_on + timedelta(days=days)))
-        for days, step, template in PARENTING_STEPS
+        Step(step, template, local_morning(born_on + age))
+        for age, step, template in PARENTING_STEPS
     ]
 
 
@@ -116,5 +122,5 @@ def check_due_date(due_date: date, today: date) -> None:
 def check_born_on(born_on: date, today: date) -> None:
     if born_on > today:
         raise ValueError("the child's day of arrival is in the future")
-    if born_on < today - timedelta(days=3 * 365):
+    if born_on < today - relativedelta(years=COACHING_YEARS):
         raise ValueError("parental coaching follows children up to 3 years old")
