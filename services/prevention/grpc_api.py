@@ -72,8 +72,10 @@ from services.prevention.domain.person import (
 from services.prevention.domain.programmes import BY_NAME
 from services.prevention.handlers import (
     PROGRAMME_NAMES,
+    NotEligibleError,
     check_channels,
     check_code,
+    check_eligible,
     check_enrolment,
     check_language,
     check_programme_start,
@@ -331,6 +333,10 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
 
         async def local() -> api.StartProgrammeResponse:
             state = await self._enrolled(context, person)
+            try:
+                check_eligible(request.programme, state)
+            except NotEligibleError as exc:
+                await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
             assert state.profile is not None
             event_id = await self._publish(
                 context,

@@ -150,6 +150,27 @@ def check_channels(channels: list[str]) -> list[str]:
     return known
 
 
+class NotEligibleError(InvalidEventError):
+    """The person's enrolment does not admit them to the programme."""
+
+
+def check_eligible(programme: Programme.ValueType, state: PersonState) -> None:
+    """Whether the enrolled person may start the programme: anyone enrolled for pregnancy
+    and parental coaching; the diabetes education series only for a person monitored for
+    diabetes (a chronic DIABETES care plan), who gets it by themself and may start it again
+    after it ended."""
+    if state.profile is None:
+        raise NotEligibleError("the person is not enrolled; enrol them first")
+    if (
+        programme == Programme.PROGRAMME_DIABETES_EDUCATION
+        and DIABETES_ATTRIBUTE not in state.attributes
+    ):
+        raise NotEligibleError(
+            "the diabetes education series is for a person monitored for diabetes "
+            "(a chronic DIABETES care plan); this person is not"
+        )
+
+
 def check_programme_start(start: ProgrammeStarted, now: datetime) -> None:
     try:
         if start.programme == Programme.PROGRAMME_PREGNANCY:
@@ -441,12 +462,12 @@ def _territory(state: PersonState) -> str:
 
 
 def start_programme(start: ProgrammeStarted, *, state: PersonState, now: datetime) -> Outcome:
-    """Start a programme, or move its timeline when its reference date changed."""
+    """Start a programme for a person it admits (check_eligible), or move its timeline when
+    its reference date changed."""
     if state.has_seen(start.start_id):
         return Outcome(state, outcome="duplicate")
     check_programme_start(start, now)
-    if state.profile is None:
-        raise InvalidEventError("the person is not enrolled; enrol them first")
+    check_eligible(start.programme, state)
     state = state.changed()
     state.remember(start.start_id)
     outcome = Outcome(state)

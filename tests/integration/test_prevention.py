@@ -1,6 +1,7 @@
 """Prevention on the real broker: campaigns reach exactly the people they target and only
 once approved, an opt-out stops a scheduled message, receipts feed the stats, and other
-axes' facts (a diabetes care plan, a completed teleconsultation) trigger prevention.
+axes' facts (a diabetes care plan, a completed teleconsultation) trigger prevention,
+and programmes start only for those eligible.
 
 Each test targets an age band and territory of its own, so campaigns of one test never
 reach the people of another; assertions are about the people each test enrolled.
@@ -29,6 +30,7 @@ from emeuse.prevention.v1.prevention_events_pb2 import (
     DeliveryReceiptReported,
     DeliveryStatus,
     PersonEnrolled,
+    Programme,
 )
 from emeuse.registry import (
     CARE_PLAN_UPDATED,
@@ -365,3 +367,21 @@ def test_a_completed_teleconsultation_schedules_a_follow_up_reminder(
         "follow_ups": "prescription_issued+report_available"
     }
     assert follow_up["event"]["channel"] == "sms"
+
+
+def test_the_diabetes_series_is_refused_to_a_person_not_monitored_for_diabetes(
+    platform: Platform,
+) -> None:
+    client = prevention(platform)
+    person = enrol(client, (60, 64), MEURTHE)
+    with pytest.raises(grpc.RpcError) as refused:
+        client.StartProgramme(
+            api.StartProgrammeRequest(
+                person_pseudonym=person, programme=Programme.PROGRAMME_DIABETES_EDUCATION
+            )
+        )
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "monitored for diabetes" in (refused.value.details() or "")
+    schedule = client.GetPersonSchedule(api.GetPersonScheduleRequest(person_pseudonym=person))
+    assert not [m for m in schedule.messages if m.message.programme == "diabetes_education"]
+    assert not schedule.programmes

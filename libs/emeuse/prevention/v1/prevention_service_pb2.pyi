@@ -435,7 +435,10 @@ class StartProgrammeRequest(_message.Message):
     person_pseudonym: _builtins.str
     """Pseudonym of the person (enrolled)."""
     programme: _prevention_events_pb2.Programme.ValueType
-    """The programme: PREGNANCY or PARENTAL_COACHING (the diabetes series starts from chronic's care plans)."""
+    """The programme: PREGNANCY or PARENTAL_COACHING. The diabetes series starts by itself from
+    chronic's care plans; DIABETES_EDUCATION is refused (FAILED_PRECONDITION) for a person not
+    monitored for diabetes, and for one who is, starts the series again after it ended.
+    """
     @_builtins.property
     def expected_due_date(self) -> _timestamp_pb2.Timestamp:
         """Pregnancy: expected due date, the French term (41 weeks of amenorrhoea + 0 days)."""

@@ -1,0 +1,67 @@
+"""Starting a programme: who may start which programme, checked against the person's
+enrolment."""
+
+from datetime import date, timedelta
+
+import pytest
+
+from emeuse.chronic.v1.chronic_events_pb2 import CarePlanUpdated, MonitoringProgramme
+from emeuse.prevention.v1.prevention_events_pb2 import (
+    Programme,
+    ProgrammeEnded,
+    ProgrammeEndReason,
+    ProgrammeStarted,
+)
+from services.prevention.domain.person import PersonState
+from services.prevention.handlers import (
+    NotEligibleError,
+    care_plan_updated,
+    end_programme,
+    start_programme,
+)
+from tests.unit.prevention.people import NOW, enrolled, pregnancy
+
+# Week 16 of this pregnancy began on 2027-03-01, the day before NOW; week 12 four weeks
+# earlier: its last period began 2026-11-09, and its term, 41 SA + 0, is 2027-08-23.
+DUE = date(2027, 8, 23)
+
+
+def diabetes_education(person: str) -> ProgrammeStarted:
+    return ProgrammeStarted(
+        person_pseudonym=person,
+        start_id=f"start-{person}",
+        programme=Programme.PROGRAMME_DIABETES_EDUCATION,
+    )
+
+
+def test_the_diabetes_series_is_refused_to_a_person_not_monitored_for_diabetes() -> None:
+    person, state = enrolled(band=(50, 54))
+    with pytest.raises(NotEligibleError, match="monitored for diabetes"):
+        start_programme(diabetes_education(person), state=state, now=NOW)
+
+
+def test_a_person_monitored_for_diabetes_may_start_the_series_again_after_it_ended() -> None:
+    person, state = enrolled(band=(50, 54))
+    plan = CarePlanUpdated(
+        patient_pseudonym=person,
+        care_plan_id="cp-1",
+        programme=MonitoringProgramme.MONITORING_PROGRAMME_DIABETES,
+    )
+    first = care_plan_updated(plan, state=state, now=NOW).state
+    withdrawn = ProgrammeEnded(
+        person_pseudonym=person,
+        end_id="end-1",
+        programme=Programme.PROGRAMME_DIABETES_EDUCATION,
+        reason=ProgrammeEndReason.PROGRAMME_END_REASON_WITHDRAWN,
+    )
+    ended = end_programme(withdrawn, state=first, now=NOW).state
+    assert not [m for m in ended.scheduled() if m.programme == "diabetes_education"]
+    again = start_programme(diabetes_education(person), state=ended, now=NOW + timedelta(days=9))
+    series = [m for m in again.state.scheduled() if m.programme == "diabetes_education"]
+    assert again.outcome == "started" and len(series) == 6
+    assert again.state.programmes["diabetes_education"].cycle == 2
+
+
+def test_no_programme_starts_for_a_person_not_enrolled() -> None:
+    with pytest.raises(NotEligibleError, match="not enrolled"):
+        start_programme(pregnancy("psn-nobody", DUE), state=PersonState(), now=NOW)
