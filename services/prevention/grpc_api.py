@@ -81,6 +81,7 @@ from services.prevention.handlers import (
     check_programme_start,
     check_quiet_hours,
     scheduled_fact,
+    skipped_steps,
 )
 from services.prevention.processing import applied_key
 
@@ -348,7 +349,10 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
             )
             applied = await self._applied(context, person, event_id)
             mine = [m for m in applied.scheduled() if m.programme == name]
-            return api.StartProgrammeResponse(scheduled=_scheduled(person, mine))
+            skipped = skipped_steps(person, applied, name, datetime.now(UTC))
+            return api.StartProgrammeResponse(
+                scheduled=_scheduled(person, mine), skipped_steps=skipped
+            )
 
         return await self._routed(person, context, request, "StartProgramme", local, APPLY_WAIT_S)
 

@@ -8,7 +8,8 @@ Step "week_w" goes out on the first day of w SA (w SA + 0). Parental coaching
 counts the child's age in calendar months: "month_n" falls on the child's n-th
 month-birthday (the same day of the month; the month's last day when it has no such day).
 The diabetes education series counts days from its start. Each step goes out at 10:00
-local time on its day.
+local time on its day. A step whose day passed more than LATE_STEP ago is not sent late;
+one that passed within it is sent at once.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ TERM_WEEKS = 41
 TERM_DAYS = 7 * TERM_WEEKS
 # Parental coaching follows a child up to this age.
 COACHING_YEARS = 3
+# A step whose day passed more than this long ago is not sent late; within it, at once.
+LATE_STEP = timedelta(days=2)
 
 # (week of amenorrhoea, template): the three ultrasounds, the early prenatal interview,
 # monthly visits, birth preparation and the maternity's welcome (Maison des Parents).
@@ -106,6 +109,11 @@ def diabetes_series(started: datetime) -> list[Step]:
         Step(f"day_{days}", template, local_morning(started.date() + timedelta(days=days)))
         for days, template in DIABETES_SERIES
     ]
+
+
+def passed(step: Step, now: datetime) -> bool:
+    """Whether the step's day passed more than LATE_STEP ago: it is not sent late."""
+    return step.due_at < now - LATE_STEP
 
 
 def check_due_date(due_date: date, today: date) -> None:

@@ -1,7 +1,7 @@
-"""Starting a programme: who may start which programme, checked against the person's
-enrolment."""
+"""Starting a programme: who may start which programme (checked against the person's
+enrolment), and what a first start does with the steps whose day already passed."""
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -17,6 +17,7 @@ from services.prevention.handlers import (
     NotEligibleError,
     care_plan_updated,
     end_programme,
+    skipped_steps,
     start_programme,
 )
 from tests.unit.prevention.people import NOW, enrolled, pregnancy
@@ -32,6 +33,39 @@ def diabetes_education(person: str) -> ProgrammeStarted:
         start_id=f"start-{person}",
         programme=Programme.PROGRAMME_DIABETES_EDUCATION,
     )
+
+
+def test_a_step_past_by_a_day_is_due_at_once_and_one_past_by_weeks_is_skipped() -> None:
+    person, state = enrolled(band=(25, 29))
+    started = start_programme(pregnancy(person, DUE), state=state, now=NOW)
+    planned = {m.step: m.due_at for m in started.state.scheduled() if m.programme == "pregnancy"}
+    assert planned["week_16"] == NOW
+    assert "week_12" not in planned
+    assert skipped_steps(person, started.state, "pregnancy", NOW) == ["week_12"]
+
+
+def test_a_step_past_by_exactly_two_days_is_still_sent() -> None:
+    person, state = enrolled(band=(25, 29))
+    two_days_on = datetime(2027, 3, 3, 9, 0, tzinfo=UTC)  # week 16 began at 10:00 on 1 March
+    started = start_programme(pregnancy(person, DUE), state=state, now=two_days_on)
+    assert any(m.step == "week_16" for m in started.state.scheduled())
+    past_two_days = two_days_on + timedelta(seconds=1)
+    later = start_programme(pregnancy(person, DUE), state=state, now=past_two_days)
+    assert not any(m.step == "week_16" for m in later.state.scheduled())
+    assert "week_16" in skipped_steps(person, later.state, "pregnancy", past_two_days)
+
+
+def test_a_sent_step_is_not_reported_as_skipped_when_the_due_date_moves() -> None:
+    person, state = enrolled(band=(25, 29))
+    started = start_programme(pregnancy(person, DUE), state=state, now=NOW)
+    week_16 = next(m for m in started.state.scheduled() if m.step == "week_16")
+    week_16.status = "sent"
+    weeks_on = NOW + timedelta(days=20)  # before week 20
+    moved = start_programme(
+        pregnancy(person, DUE + timedelta(days=1)), state=started.state, now=weeks_on
+    )
+    assert moved.state.messages[week_16.message_id].status == "sent"
+    assert skipped_steps(person, moved.state, "pregnancy", weeks_on) == ["week_12"]
 
 
 def test_the_diabetes_series_is_refused_to_a_person_not_monitored_for_diabetes() -> None:

@@ -465,23 +465,33 @@ Global___StartProgrammeRequest: _TypeAlias = StartProgrammeRequest  # noqa: Y015
 
 @_typing.final
 class StartProgrammeResponse(_message.Message):
-    """StartProgrammeResponse lists the programme's messages now planned."""
+    """StartProgrammeResponse lists the programme's messages now planned, and the steps skipped."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     SCHEDULED_FIELD_NUMBER: _builtins.int
+    SKIPPED_STEPS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def scheduled(self) -> _containers.RepeatedCompositeFieldContainer[_prevention_events_pb2.MessageScheduled]:
-        """The programme's messages not sent yet, by due date."""
+        """The programme's messages not sent yet, by due date. A step whose day passed at most two
+        days ago is due now.
+        """
+
+    @_builtins.property
+    def skipped_steps(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Steps (e.g. week_12) whose day passed more than two days ago and were not sent: they are
+        never sent late.
+        """
 
     def __init__(
         self,
         *,
         scheduled: _abc.Iterable[_prevention_events_pb2.MessageScheduled] | None = ...,
+        skipped_steps: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["scheduled", b"scheduled"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["scheduled", b"scheduled", "skipped_steps", b"skipped_steps"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
