@@ -43,10 +43,11 @@ proto: $(STAMP)/python ## regenerate libs/ from proto/ (commit the result)
 proto-check: $(STAMP)/python ## fail when generated code differs from `make proto`
 	scripts/proto.sh check
 
-docs: $(STAMP)/python ## regenerate docs/catalogue.md from the registry and proto comments (commit it)
+docs: $(STAMP)/python ## regenerate docs/catalogue.md and docs/settings.md from the code (commit them)
 	$(PY) scripts/catalogue.py
+	$(PY) scripts/settings_table.py
 
-lint: install proto-check ## ruff, mypy, buf lint + breaking, catalogue drift, promtool, shell syntax
+lint: install proto-check ## ruff, mypy, buf lint + breaking, catalogue and settings drift, promtool, shell syntax
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
@@ -54,6 +55,7 @@ lint: install proto-check ## ruff, mypy, buf lint + breaking, catalogue drift, p
 	$(BUF) format --diff --exit-code proto
 	scripts/buf-breaking.sh
 	$(PY) scripts/catalogue.py --check
+	$(PY) scripts/settings_table.py --check
 	cd deploy/prometheus && promtool check config prometheus.yml >/dev/null && promtool test rules rules_test.yml >/dev/null
 	bash -n deploy/kafka/kafka.sh deploy/local/platform.sh scripts/*.sh .ci/run
 

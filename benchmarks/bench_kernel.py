@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
 import os
 import signal
 import statistics
@@ -289,14 +290,49 @@ class _Bare(api_grpc.ChronicServiceServicer):
         return self.answer
 
 
+def _stream_in_own_process(bootstrap: str, target: str, out: Any) -> None:
+    """The steady reading stream and its alert reader, in a process of their own: sharing
+    the gRPC client's event loop, each would slow the other and be measured as the
+    service's latency."""
+    out.send(asyncio.run(alert_latency(bootstrap, target, 1000, 22)))
+
+
+def _bare_server_in_own_process(answer: bytes, ready: Any) -> None:
+    """A bare grpc.aio server returning the same message: the floor the machine and the
+    client allow, measured like chronic (another process, the same load around it)."""
+
+    async def serve() -> None:
+        server = grpc.aio.server()
+        api_grpc.add_ChronicServiceServicer_to_server(
+            _Bare(api.GetPatientStatusResponse.FromString(answer)), server
+        )
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        ready.send(port)
+        await server.wait_for_termination()
+
+    asyncio.run(serve())
+
+
 async def under_load(
     platform: Platform, bootstrap: str, target: str, patient: str
 ) -> tuple[list[float], dict[str, float]]:
-    """Readings at a steady 1,000/s (alert latency) while GetPatientStatus runs at 500 QPS."""
-    alerts = asyncio.create_task(alert_latency(bootstrap, target, 1000, 12))
-    await asyncio.sleep(4)  # the stream is flowing (plans applied) before the calls start
-    grpc_figures_ = await grpc_figures(platform, target, patient)
-    return await alerts, grpc_figures_
+    """Readings at a steady 1,000/s (alert latency) while GetPatientStatus runs at 500 QPS,
+    against chronic and against a bare server, each load from its own process."""
+    spawn = multiprocessing.get_context("spawn")
+    latencies_in, latencies_out = spawn.Pipe(duplex=False)
+    stream = spawn.Process(target=_stream_in_own_process, args=(bootstrap, target, latencies_out))
+    stream.start()
+    await asyncio.sleep(5)  # the stream is flowing (plans applied) before the calls start
+    try:
+        figures = await grpc_figures(platform, target, patient)
+        loop = asyncio.get_running_loop()
+        latencies = await loop.run_in_executor(None, latencies_in.recv)
+    finally:
+        stream.join(60)
+        if stream.is_alive():
+            stream.kill()
+    return latencies, figures
 
 
 async def grpc_figures(platform: Platform, target: str, patient: str) -> dict[str, float]:
@@ -309,23 +345,31 @@ async def grpc_figures(platform: Platform, target: str, patient: str) -> dict[st
         async def status(_: Any = None) -> Any:
             return await stub.GetPatientStatus(request, metadata=auth, timeout=5)
 
-        latencies = await grpc_load(target, status, 500, 8)
-        chronic_qps = await closed_loop_qps(status, 5, 16)
-    server = grpc.aio.server()
-    api_grpc.add_ChronicServiceServicer_to_server(_Bare(answer), server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        bare = api_grpc.ChronicServiceStub(channel)
+        latencies = await grpc_load(target, status, 500, 4)
+        chronic_qps = await closed_loop_qps(status, 2, 16)
+    spawn = multiprocessing.get_context("spawn")
+    port_in, port_out = spawn.Pipe(duplex=False)
+    server = spawn.Process(
+        target=_bare_server_in_own_process, args=(answer.SerializeToString(), port_out)
+    )
+    server.start()
+    try:
+        port = await asyncio.get_running_loop().run_in_executor(None, port_in.recv)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            bare = api_grpc.ChronicServiceStub(channel)
 
-        async def bare_status() -> Any:
-            return await bare.GetPatientStatus(request, metadata=auth, timeout=5)
+            async def bare_status(_: Any = None) -> Any:
+                return await bare.GetPatientStatus(request, metadata=auth, timeout=5)
 
-        bare_qps = await closed_loop_qps(bare_status, 5, 16)
-    await server.stop(1)
+            bare_latencies = await grpc_load(target, bare_status, 500, 4)
+            bare_qps = await closed_loop_qps(bare_status, 2, 16)
+    finally:
+        server.kill()
+        server.join(5)
     return {
         "p99_get_patient_status_ms": _p99(latencies),
         "p50_get_patient_status_ms": statistics.median(latencies) if latencies else float("nan"),
+        "bare_grpc_p99_ms": _p99(bare_latencies),
         "chronic_qps": chronic_qps,
         "bare_grpc_qps": bare_qps,
         "qps_ratio_to_bare_grpc": chronic_qps / bare_qps,

@@ -21,10 +21,8 @@ export KAFKA_HOME="$root/.local/kafka-bench" KAFKA_PORT=35092 KAFKA_CONTROLLER_P
 export KAFKA_PARTNER_PORT=35094
 export EMEUSE_KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
 export EMEUSE_KAFKA_PARTNER_BOOTSTRAP="127.0.0.1:$KAFKA_PARTNER_PORT"
-deploy/kafka/kafka.sh down >/dev/null
-rm -rf "$KAFKA_HOME"
 trap 'deploy/kafka/kafka.sh down >/dev/null' EXIT
-if deploy/kafka/kafka.sh up; then
+if deploy/kafka/kafka.sh fresh; then
   # It reuses the integration tests' harness; tests/ is not an installed package.
   run consent_withdrawal env PYTHONPATH="$root" .venv/bin/python \
     benchmarks/bench_consent_withdrawal.py

@@ -12,9 +12,7 @@ export KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-29093}"
 export KAFKA_PARTNER_PORT="${KAFKA_PARTNER_PORT:-29094}"
 export EMEUSE_KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
 export EMEUSE_KAFKA_PARTNER_BOOTSTRAP="127.0.0.1:$KAFKA_PARTNER_PORT"
-deploy/kafka/kafka.sh down >/dev/null
-rm -rf "$KAFKA_HOME"
 trap 'deploy/kafka/kafka.sh down >/dev/null' EXIT
-deploy/kafka/kafka.sh up || exit 1
+deploy/kafka/kafka.sh fresh || exit 1
 # shellcheck disable=SC2086  # CHAOS_ARGS is a list of words
 .venv/bin/python -m tests.chaos --workdir "$KAFKA_HOME/rounds" ${CHAOS_ARGS:-} "$@"

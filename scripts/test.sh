@@ -11,10 +11,8 @@ export KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-19093}"
 export KAFKA_PARTNER_PORT="${KAFKA_PARTNER_PORT:-19094}"
 export EMEUSE_KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
 export EMEUSE_KAFKA_PARTNER_BOOTSTRAP="127.0.0.1:$KAFKA_PARTNER_PORT"
-deploy/kafka/kafka.sh down >/dev/null
-rm -rf "$KAFKA_HOME"
 trap 'deploy/kafka/kafka.sh down >/dev/null' EXIT
-deploy/kafka/kafka.sh up || exit 1
+deploy/kafka/kafka.sh fresh || exit 1
 # Paths given (scripts/test.sh tests/integration/test_home.py -k ...) narrow the run; else all.
 paths=()
 for arg in "$@"; do [[ -e "${arg%%::*}" ]] && paths+=("$arg"); done

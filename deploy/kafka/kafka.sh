@@ -3,6 +3,8 @@
 #   kafka.sh jars   resolve the broker jars from Maven Central into $KAFKA_HOME/libs
 #   kafka.sh up     format storage if new, start the broker, wait until an admin call answers
 #   kafka.sh down   stop the broker by its pid
+#   kafka.sh fresh  stop it, delete $KAFKA_HOME, start it anew: a broker with no data, as
+#                   make test, make bench and make chaos each want for their own
 #   kafka.sh status exit 0 when the broker answers
 #   kafka.sh pid    print the broker's pid (exit 1 when it is not running)
 #   kafka.sh kill   kill -9 the broker, as a crash would (`up` restarts it on the same data);
@@ -122,8 +124,9 @@ case "${1:-}" in
   jars) jars ;;
   up) up ;;
   down) down ;;
+  fresh) down >/dev/null; rm -rf "$KAFKA_HOME"; up ;;
   status) answers 3 ;;
   pid) running && cat "$pidfile" ;;
   kill) crash ;;
-  *) echo "usage: $0 jars|up|down|status|pid|kill" >&2; exit 2 ;;
+  *) echo "usage: $0 jars|up|down|fresh|status|pid|kill" >&2; exit 2 ;;
 esac

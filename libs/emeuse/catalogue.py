@@ -84,6 +84,9 @@ NUMBERS = {
     "confidence": 0.9,
     "age_band_to": 54,
     "gir_level": 4,
+    # A lab's correction that raised the example alert (262 above high 250).
+    "previous_value": 180.0,
+    "corrected_value": 262.0,
 }
 # Enums whose first value would tell another story than the examples' (Meuse).
 ENUMS = {"emeuse.place.v1.Territory": "TERRITORY_MEUSE"}

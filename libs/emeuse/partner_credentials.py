@@ -1,7 +1,8 @@
 """A partner's Kafka client settings: the file `emeuse partner add` writes, and reading it back.
 
 The file uses librdkafka's property names (kcat -F, confluent-kafka read it as is), one
-`key=value` a line; `kafka_python_options` turns it into kafka-python keyword arguments.
+`key=value` a line; `read` gives a ClientConfig, whose `kafka_python_options()` are
+kafka-python keyword arguments.
 Java clients need `sasl.jaas.config` instead of sasl.username/sasl.password (the file says how).
 """
 
@@ -90,6 +91,8 @@ def parse(text: str) -> ClientConfig:
 
 
 def read(path: Path) -> ClientConfig:
+    """The settings file at `path` as a ClientConfig (not client options: for kafka-python,
+    `KafkaConsumer(**read(path).kafka_python_options())`); CredentialsFileError if unusable."""
     try:
         return parse(path.read_text(encoding="utf-8"))
     except OSError as exc:

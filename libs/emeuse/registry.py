@@ -112,6 +112,14 @@ READING_RECORDED = TopicSpec(
     description="A device, nurse or lab measured a value for a monitored patient.",
     required=("reading_id", "patient_pseudonym", "loinc_code", "unit", "measured_at"),
 )
+READING_CORRECTED = TopicSpec(
+    name="emeuse.chronic.reading-corrected.v1",
+    message=chronic.ReadingCorrected,
+    key="patient_pseudonym",
+    owner="chronic",
+    description="A lab or device replaced the value of a reading it sent earlier.",
+    required=("reading_id", "patient_pseudonym", "loinc_code", "unit", "measured_at"),
+)
 ALERT_RAISED = TopicSpec(
     name="emeuse.chronic.alert-raised.v1",
     message=chronic.AlertRaised,
@@ -501,6 +509,7 @@ OWNERS = (*SERVICES, "partners")
 TOPICS: tuple[TopicSpec, ...] = (
     CARE_PLAN_UPDATED,
     READING_RECORDED,
+    READING_CORRECTED,
     ALERT_RAISED,
     ALERT_UPDATED,
     ALERT_ESCALATED,

@@ -10,6 +10,7 @@ from datetime import timedelta
 from emeuse.runtime.envelope import TERRITORY_CODES
 from emeuse.runtime.settings import (
     ServiceSettings,
+    Setting,
     SettingsError,
     load_settings,
     parse_bootstrap,
@@ -25,6 +26,21 @@ URGENCY_NAMES = {
 }
 # How long a request may wait for a booking before the care coordinator is told.
 DEFAULT_BOOKING_DELAYS = "immediate=900,same_day=7200,within_7_days=86400,routine=259200"
+CHRONIC_GRPC = Setting(
+    "EMEUSE_ACCESS_CHRONIC_GRPC", "127.0.0.1:50052", "where `access` reaches `chronic`"
+)
+BOOKING_DELAYS = Setting(
+    "EMEUSE_ACCESS_BOOKING_DELAYS",
+    DEFAULT_BOOKING_DELAYS,
+    "seconds a request may wait for a booking, per urgency, before it is flagged",
+)
+COORDINATORS = Setting(
+    "EMEUSE_ACCESS_COORDINATORS",
+    "`coordination-<code>` each",
+    "care coordinator told of flagged requests, per territory: `55=coord-55,52=...`",
+)
+# This service's own variables, besides every service's (docs/settings.md).
+SETTINGS = (CHRONIC_GRPC, BOOKING_DELAYS, COORDINATORS)
 
 
 @dataclass(frozen=True)
@@ -63,18 +79,14 @@ def parse_coordinators(name: str, raw: str) -> dict[str, str]:
 
 def load(env: Mapping[str, str] = os.environ) -> AccessSettings:
     service = load_settings("access", env)
-    name = "EMEUSE_ACCESS_CHRONIC_GRPC"
-    target = env.get(name, "").strip() or "127.0.0.1:50052"
+    name, target = CHRONIC_GRPC.read(env)
     try:
         parse_bootstrap(name, target)
     except SettingsError:
         raise SettingsError(
             f"{name}={target!r}: expected host:port of the chronic service"
         ) from None
-    delays_name = "EMEUSE_ACCESS_BOOKING_DELAYS"
-    delays = parse_booking_delays(
-        delays_name, env.get(delays_name, "").strip() or DEFAULT_BOOKING_DELAYS
-    )
-    coordinators_name = "EMEUSE_ACCESS_COORDINATORS"
-    coordinators = parse_coordinators(coordinators_name, env.get(coordinators_name, ""))
+    delays = parse_booking_delays(*BOOKING_DELAYS.read(env))
+    # Unset: each territory's default coordinator (parse_coordinators), so no default here.
+    coordinators = parse_coordinators(*COORDINATORS.read(env, default=""))
     return AccessSettings(service, target, delays, coordinators)

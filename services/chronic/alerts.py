@@ -25,6 +25,7 @@ from emeuse.chronic.v1.chronic_events_pb2 import (
     AlertSeverity,
     AlertUpdated,
     CareTeamMember,
+    ReadingCorrection,
     RecentResult,
 )
 from emeuse.registry import (
@@ -44,6 +45,7 @@ from services.chronic.domain.monitoring import (
     RESOLVED,
     REVIEW,
     AlertState,
+    Correction,
     PatientState,
     Result,
 )
@@ -99,6 +101,8 @@ class NewAlert:
     prescriber_first: bool = False
     # The result that raised it, shown among the recent results even if it came late.
     trigger: Result | None = None
+    # Set when a corrected result raised it.
+    correction: Correction | None = None
 
 
 def raise_alert(
@@ -121,6 +125,7 @@ def raise_alert(
             acknowledge_within_s=plan.acknowledge_within_s,
             next_escalation_at=now + delay if len(chain) > 1 else None,
             last_measured_at=new.measured_at,
+            correction=new.correction,
         )
     )
     band = plan.bands.get(new.loinc_code)
@@ -157,13 +162,33 @@ def raise_alert(
         measured_at=timestamp(new.measured_at),
     )
     alert.measurement_to_alert.FromTimedelta(max(now - new.measured_at, timedelta(0)))
+    if new.correction is not None:
+        alert.correction.CopyFrom(correction_of(new.correction))
     return Fact(ALERT_RAISED, alert, new.alert_id)
 
 
+def correction_of(correction: Correction) -> ReadingCorrection:
+    shown = ReadingCorrection(
+        reading_id=correction.reading_id,
+        corrected_value=correction.corrected_value,
+        unit=correction.unit,
+    )
+    if correction.previous_value is not None:
+        shown.previous_value = correction.previous_value
+    return shown
+
+
 def join_episode(
-    alert: AlertState, patient: str, reading_id: str, rule: str, reason: str, now: datetime
+    alert: AlertState,
+    patient: str,
+    reading_id: str,
+    rule: str,
+    reason: str,
+    now: datetime,
+    correction: Correction | None = None,
 ) -> Fact:
-    alert.reading_ids.append(reading_id)
+    if reading_id not in alert.reading_ids:  # a corrected reading is in the episode already
+        alert.reading_ids.append(reading_id)
     update = AlertUpdated(
         alert_id=alert.alert_id,
         patient_pseudonym=patient,
@@ -173,7 +198,12 @@ def join_episode(
         episode_readings=len(alert.reading_ids),
         updated_at=timestamp(now),
     )
-    return Fact(ALERT_UPDATED, update, derived_id(alert.alert_id, "updated", reading_id))
+    fact_id = derived_id(alert.alert_id, "updated", reading_id)
+    if correction is not None:
+        alert.correction = correction
+        update.correction.CopyFrom(correction_of(correction))
+        fact_id = derived_id(fact_id, "corrected", repr(correction.corrected_value))
+    return Fact(ALERT_UPDATED, update, fact_id)
 
 
 def resolve(
@@ -183,10 +213,13 @@ def resolve(
     resolution: AlertResolution.ValueType,
     member_id: str,
     now: datetime,
+    correction: Correction | None = None,
 ) -> Fact:
     alert.status, alert.resolution = RESOLVED, int(resolution)
     alert.resolved_by, alert.resolved_at, alert.next_escalation_at = member_id, now, None
-    if alert.episode == GAP:
+    # Closed by a reading, the next gap counts from its measurement (state.measured);
+    # closed by the care team, from the close: there is no measurement to go by.
+    if alert.episode == GAP and resolution != AlertResolution.ALERT_RESOLUTION_DATA_RECEIVED:
         state.gap_closed_at[alert.loinc_code] = now
     resolved = AlertResolved(
         alert_id=alert.alert_id,
@@ -195,13 +228,28 @@ def resolve(
         member_id=member_id,
         resolved_at=timestamp(now),
     )
+    if correction is not None:
+        alert.correction = correction
+        resolved.correction.CopyFrom(correction_of(correction))
     return Fact(ALERT_RESOLVED, resolved, derived_id(alert.alert_id, "resolved"))
 
 
-def close_gap(state: PatientState, patient: str, loinc: str, now: datetime) -> list[Fact]:
-    """A reading of the measure arrived: its open gap episode ends."""
+def close_gap(
+    state: PatientState, patient: str, loinc: str, now: datetime, plan: PlanInForce | None
+) -> list[Fact]:
+    """A measurement of the measure was recorded: its open gap episode ends, unless the
+    measurement is older than the gap's start (it does not fill the gap, and the gap would
+    be due again at once)."""
     gap = state.open_alert(loinc, GAP)
     if gap is None:
+        return []
+    # A gap alert's last_measured_at is when it fell due; a filling measurement moves that.
+    if (
+        plan is not None
+        and loinc in plan.bands
+        and gap.last_measured_at is not None
+        and gap_due_at(plan, state, loinc) <= gap.last_measured_at
+    ):
         return []
     return [resolve(state, gap, patient, AlertResolution.ALERT_RESOLUTION_DATA_RECEIVED, "", now)]
 

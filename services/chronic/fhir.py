@@ -3,6 +3,8 @@ Observation and Bundle as R4), mapped by LOINC code and UCUM unit to ReadingReco
 
 A device or lab that sends FHIR feeds the chronic service without custom code. The
 subject must be a platform pseudonym (`Patient/psn-...`): an INS never enters the bus.
+An Observation with status `corrected` or `amended` replaces the value sent earlier under
+the same id: it becomes a ReadingCorrected.
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.observation import Observation
 from pydantic import ValidationError
 
-from emeuse.chronic.v1.chronic_events_pb2 import ReadingRecorded
+from emeuse.chronic.v1.chronic_events_pb2 import ReadingCorrected, ReadingRecorded
 from emeuse.runtime.envelope import timestamp
 from emeuse.runtime.pseudonym import is_pseudonym
 
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
-USABLE_STATUSES = {"final", "amended", "corrected"}
+CORRECTION_STATUSES = {"amended", "corrected"}
+USABLE_STATUSES = {"final", *CORRECTION_STATUSES}
 READING_NAMESPACE = uuid.UUID("f41b0b5e-0b5e-4c55-8f55-e5e05e000055")
 
 
@@ -30,8 +33,9 @@ class FhirError(ValueError):
     """FHIR input that cannot become readings; the message names the resource and the fault."""
 
 
-def readings_from_fhir(text: str) -> list[ReadingRecorded]:
-    """One reading per Observation of a single resource or a Bundle; all or nothing."""
+def readings_from_fhir(text: str) -> list[ReadingRecorded | ReadingCorrected]:
+    """One reading (or correction) per Observation of a single resource or a Bundle; all or
+    nothing."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -65,7 +69,7 @@ def _validated(model: Any, data: dict[str, Any], where: str) -> Any:
         raise FhirError(f"{where} is not valid FHIR R4: {path}: {first['msg']}") from None
 
 
-def _reading(observation: Observation, where: str) -> ReadingRecorded:
+def _reading(observation: Observation, where: str) -> ReadingRecorded | ReadingCorrected:
     if observation.status not in USABLE_STATUSES:
         raise FhirError(f"{where} has status {observation.status!r}; only final results are read")
     codes = [c.code for c in (observation.code.coding or []) if c.system == LOINC and c.code]
@@ -94,7 +98,24 @@ def _reading(observation: Observation, where: str) -> ReadingRecorded:
         measured_at=timestamp(measured_at),
         device_id=(device or "").removeprefix("Device/"),
     )
+    if observation.status in CORRECTION_STATUSES:
+        return _correction(reading, observation.issued)
     return reading
+
+
+def _correction(reading: ReadingRecorded, issued: datetime | None) -> ReadingCorrected:
+    correction = ReadingCorrected(
+        reading_id=reading.reading_id,
+        patient_pseudonym=reading.patient_pseudonym,
+        loinc_code=reading.loinc_code,
+        value=reading.value,
+        unit=reading.unit,
+        device_id=reading.device_id,
+    )
+    correction.measured_at.CopyFrom(reading.measured_at)
+    if isinstance(issued, datetime) and issued.tzinfo is not None:
+        correction.corrected_at.CopyFrom(timestamp(issued))
+    return correction
 
 
 def _reading_id(observation: Observation, patient: str, loinc: str, at: datetime) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +18,7 @@ from emeuse.chronic.v1.chronic_events_pb2 import (
     AlertActionRequested,
     CarePlanUpdated,
     PointOfCareResultReviewed,
+    ReadingCorrected,
     ReadingRecorded,
     ReviewDecision,
 )
@@ -29,6 +30,7 @@ from emeuse.registry import (
     ALERT_ACTION_REQUESTED,
     CARE_PLAN_UPDATED,
     POINT_OF_CARE_REVIEWED,
+    READING_CORRECTED,
     READING_RECORDED,
     TopicSpec,
 )
@@ -42,7 +44,7 @@ from emeuse.runtime.envelope import (
 )
 from emeuse.runtime.grpc_server import Registrar
 from emeuse.runtime.paging import page_cursor, page_size, page_token
-from services.chronic.alerts import CARE_TEAM_RESOLUTIONS, SEVERITY, gap_due_at
+from services.chronic.alerts import CARE_TEAM_RESOLUTIONS, SEVERITY, correction_of, gap_due_at
 from services.chronic.care_plan import check_care_plan, plan_in_force, plan_of
 from services.chronic.domain.monitoring import (
     ACKNOWLEDGED,
@@ -53,7 +55,7 @@ from services.chronic.domain.monitoring import (
 )
 from services.chronic.domain.plan import ROLE_LAB
 from services.chronic.fhir import FhirError, readings_from_fhir
-from services.chronic.handlers import reading_from_device
+from services.chronic.handlers import as_reading, reading_from_device
 
 
 class ChronicServicer(api_grpc.ChronicServiceServicer):
@@ -118,7 +120,12 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"FHIR: {exc}")
             raise
         # Every Observation is checked before any is published: all or none.
-        checked = await self._checked(context, readings, request.territory, request.experiment_id)
+        checked = await self._checked(
+            context,
+            [as_reading(r) if isinstance(r, ReadingCorrected) else r for r in readings],
+            request.territory,
+            request.experiment_id,
+        )
         event_ids = await self._publish(context, readings, checked[0][1], request.experiment_id)
         return api.IngestFhirObservationResponse(event_ids=event_ids)
 
@@ -460,7 +467,7 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
     async def _publish(
         self,
         context: grpc.aio.ServicerContext,
-        readings: list[ReadingRecorded],
+        readings: Sequence[ReadingRecorded | ReadingCorrected],
         territory: Territory.ValueType,
         experiment: str,
     ) -> list[str]:
@@ -469,13 +476,13 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
             await publish_for_caller(
                 context,
                 self.bus,
-                READING_RECORDED,
+                READING_CORRECTED if isinstance(reading, ReadingCorrected) else READING_RECORDED,
                 reading,
                 key=reading.patient_pseudonym,
                 subject=reading.patient_pseudonym,
                 territory=territory,
                 experiment=experiment,
-                occurred_at=reading.measured_at.ToDatetime(tzinfo=UTC),
+                occurred_at=_occurred_at(reading),
                 event_id=_reading_event_id(reading),
             )
             for reading in readings
@@ -526,6 +533,15 @@ async def _territory(context: grpc.aio.ServicerContext, code: str, experiment: s
     return code
 
 
+def _occurred_at(reading: ReadingRecorded | ReadingCorrected) -> datetime:
+    """A reading happened when measured; a correction when its producer issued it."""
+    if isinstance(reading, ReadingRecorded):
+        return reading.measured_at.ToDatetime(tzinfo=UTC)
+    if reading.HasField("corrected_at"):
+        return reading.corrected_at.ToDatetime(tzinfo=UTC)
+    return datetime.now(UTC)
+
+
 def alert_view(patient: str, alert: AlertState) -> api.Alert:
     view = api.Alert(
         alert_id=alert.alert_id,
@@ -546,6 +562,8 @@ def alert_view(patient: str, alert: AlertState) -> api.Alert:
         view.acknowledged_at.CopyFrom(timestamp(alert.acknowledged_at))
     if alert.resolved_at:
         view.resolved_at.CopyFrom(timestamp(alert.resolved_at))
+    if alert.correction is not None:
+        view.correction.CopyFrom(correction_of(alert.correction))
     return view
 
 
@@ -555,11 +573,12 @@ def _plan_event_id(patient: str, care_plan_id: str, after_version: int) -> str:
     return call_event_id("care-plan", patient, care_plan_id, str(after_version))
 
 
-def _reading_event_id(reading: ReadingRecorded) -> str:
-    """The id of a reading's event, from its content: the same reading sent again (a lost
-    answer) is the same event; a correction under the same reading_id is another."""
+def _reading_event_id(reading: ReadingRecorded | ReadingCorrected) -> str:
+    """The id of a reading's (or a correction's) event, from its content: the same one sent
+    again (a lost answer) is the same event; other content under its reading_id another."""
     content = hashlib.sha256(reading.SerializeToString(deterministic=True)).hexdigest()
-    return call_event_id("reading", reading.patient_pseudonym, reading.reading_id, content)
+    kind = reading.DESCRIPTOR.name
+    return call_event_id(kind, reading.patient_pseudonym, reading.reading_id, content)
 
 
 def _recorded_version(stored: dict[str, Any] | None, care_plan_id: str) -> int:

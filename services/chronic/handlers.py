@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from emeuse.chronic.v1.chronic_events_pb2 import (
     AlertResolution,
     PointOfCareResultReviewed,
+    ReadingCorrected,
     ReadingRecorded,
     ReviewDecision,
 )
@@ -15,6 +16,7 @@ from emeuse.place.v1.territory_pb2 import Territory
 from emeuse.registry import READING_RECORDED
 from emeuse.runtime.codec import InvalidEventError, missing_fields
 from emeuse.runtime.envelope import EnvelopeError, territory_from_code
+from emeuse.runtime.events import Fact
 from emeuse.runtime.pseudonym import is_pseudonym
 from services.chronic.alerts import (
     NewAlert,
@@ -30,6 +32,8 @@ from services.chronic.domain.measures import ReadingError, normalise
 from services.chronic.domain.monitoring import (
     CRITICAL,
     VALUES,
+    AlertState,
+    Correction,
     PatientState,
     PendingResult,
     Result,
@@ -107,7 +111,7 @@ def evaluate_reading(
             received_at=now,
         )
         state.measured(loinc, measured_at)
-        return Outcome(state, close_gap(state, patient, loinc, now), "pending_review")
+        return Outcome(state, close_gap(state, patient, loinc, now, plan), "pending_review")
     result = Result(
         reading_id=reading.reading_id,
         value=reading.value,
@@ -115,6 +119,74 @@ def evaluate_reading(
         measured_at=measured_at,
     )
     return _judge(state, plan, patient, loinc, result, now, territory, point_of_care=False)
+
+
+def as_reading(correction: ReadingCorrected) -> ReadingRecorded:
+    """The reading as corrected, checked and normalised like any reading."""
+    reading = ReadingRecorded(
+        reading_id=correction.reading_id,
+        patient_pseudonym=correction.patient_pseudonym,
+        loinc_code=correction.loinc_code,
+        value=correction.value,
+        unit=correction.unit,
+        device_id=correction.device_id,
+    )
+    reading.measured_at.CopyFrom(correction.measured_at)
+    return reading
+
+
+def correct_reading(
+    correction: ReadingCorrected,
+    *,
+    plan: PlanInForce | None,
+    state: PatientState,
+    now: datetime,
+    territory: str,
+) -> Outcome:
+    """A producer's corrected value for a reading it sent: it replaces the earlier value
+    and is judged again, so it may raise, update or resolve an alert, which says it comes
+    from a correction and shows both values. A correction of a reading never received is
+    judged as a new reading, marked as a correction; the same correction sent again, or
+    the original arriving after it, changes nothing."""
+    reading = normalised(as_reading(correction))
+    measured_at = reading.measured_at.ToDatetime(tzinfo=UTC)
+    patient, loinc, reading_id = reading.patient_pseudonym, reading.loinc_code, reading.reading_id
+    earlier = state.result_of(reading_id)
+    if earlier is not None and earlier[0] != loinc:
+        raise InvalidEventError(
+            f"correction of {reading_id!r} changes its measure from {earlier[0]} to {loinc}; "
+            "send a new reading instead"
+        )
+    before = earlier[1] if earlier is not None else None
+    if before is not None and (before.value, before.unit, before.measured_at) == (
+        reading.value,
+        reading.unit,
+        measured_at,
+    ):
+        return Outcome(state, outcome="duplicate")
+    state = state.changed()
+    if not state.has_seen(reading_id):
+        state.remember(reading_id)
+    fix = Correction(
+        reading_id=reading_id,
+        previous_value=before.value if before is not None else None,
+        corrected_value=reading.value,
+        unit=reading.unit,
+    )
+    pending = state.pending_review.get(reading_id)
+    if pending is not None:
+        # Not validated yet: the lab reviews the corrected value.
+        pending.value, pending.unit, pending.measured_at = reading.value, reading.unit, measured_at
+        state.measured(loinc, measured_at)
+        return Outcome(state, close_gap(state, patient, loinc, now, plan), "pending_review")
+    if before is not None:
+        state.forget(loinc, reading_id)
+    result = Result(
+        reading_id=reading_id, value=reading.value, unit=reading.unit, measured_at=measured_at
+    )
+    return _judge(
+        state, plan, patient, loinc, result, now, territory, point_of_care=False, correction=fix
+    )
 
 
 def review_result(
@@ -202,15 +274,21 @@ def _judge(
     territory: str,
     *,
     point_of_care: bool,
+    correction: Correction | None = None,
 ) -> Outcome:
     state.record(loinc, result)
-    facts = close_gap(state, patient, loinc, now)
+    facts = close_gap(state, patient, loinc, now, plan)
     band = plan.bands.get(loinc) if plan else None
     if plan is None or band is None:
         return Outcome(state, facts, "not_monitored")
     found = breaches(plan, band, state.history[loinc], loinc, result)
-    episode = state.running_episode(loinc)
+    # A corrected result is judged again within the alert it is part of, while that is open.
+    held = state.alert_with(loinc, result.reading_id) if correction else None
+    episode = held or state.running_episode(loinc)
     if not found:
+        if held is not None and correction is not None:
+            facts.append(_corrected_in_range(state, held, patient, correction, now))
+            return Outcome(state, facts, "in_range")
         # Back in range after the run: the next abnormal value is a new episode.
         if episode is not None and result.measured_at > (episode.last_measured_at or now):
             episode.run_ended = True
@@ -228,7 +306,9 @@ def _judge(
         if result.measured_at > (episode.last_measured_at or result.measured_at):
             episode.last_measured_at = result.measured_at
         facts.append(
-            join_episode(episode, patient, result.reading_id, breach.rule, breach.reason, now)
+            join_episode(
+                episode, patient, result.reading_id, breach.rule, breach.reason, now, correction
+            )
         )
         return Outcome(state, facts, severity)
     if episode is not None and severity == CRITICAL and episode.severity != CRITICAL:
@@ -249,7 +329,25 @@ def _judge(
         territory=territory,
         prescriber_first=point_of_care,
         trigger=result,
+        correction=correction,
     )
     facts.append(raise_alert(state, patient, plan, new, now))
     delay = now - result.measured_at if point_of_care else None
     return Outcome(state, facts, severity, point_of_care_to_alert=delay)
+
+
+def _corrected_in_range(
+    state: PatientState, alert: AlertState, patient: str, correction: Correction, now: datetime
+) -> Fact:
+    """A corrected result that now breaks no rule: the alert it alone raised is resolved
+    (CORRECTED); an episode with other results goes on, told of the correction."""
+    if alert.reading_ids == [correction.reading_id]:
+        corrected = AlertResolution.ALERT_RESOLUTION_CORRECTED
+        return resolve(state, alert, patient, corrected, "", now, correction)
+    reason = (
+        f"{alert.loinc_code} {correction.corrected_value:g} {correction.unit} "
+        "after correction, within range"
+    )
+    return join_episode(
+        alert, patient, correction.reading_id, "correction.in_range", reason, now, correction
+    )

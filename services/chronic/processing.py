@@ -19,6 +19,7 @@ from emeuse.registry import (
     ALERT_ACTION_REQUESTED,
     CARE_PLAN_UPDATED,
     POINT_OF_CARE_REVIEWED,
+    READING_CORRECTED,
     READING_RECORDED,
 )
 from emeuse.runtime.envelope import CODE_OF_TERRITORY, territory_from_code
@@ -104,6 +105,19 @@ async def evaluate_reading(event: Event, tx: Tx) -> None:
         publish(tx, patient, outcome, event, _territory(event))
 
 
+async def correct_reading(event: Event, tx: Tx) -> None:
+    correction = event.message
+    patient = correction.patient_pseudonym
+    plan, state = context(tx, patient)
+    outcome = handlers.correct_reading(
+        correction, plan=plan, state=state, now=tx.now, territory=_territory(event)
+    )
+    READINGS.labels(correction.loinc_code, outcome.outcome).inc()
+    log.info("reading.corrected", reading_id=correction.reading_id, outcome=outcome.outcome)
+    if outcome.outcome != "duplicate":
+        publish(tx, patient, outcome, event, _territory(event))
+
+
 async def review_result(event: Event, tx: Tx) -> None:
     review = event.message
     patient = review.patient_pseudonym
@@ -171,6 +185,8 @@ PROCESSOR = Processor(
         # Plans too: a reading right after an enrolment is judged against the plan.
         CARE_PLAN_UPDATED: apply_care_plan,
         READING_RECORDED: evaluate_reading,
+        # Its own topic: a correction is rare, and a lab's correction must never be lost.
+        READING_CORRECTED: correct_reading,
         POINT_OF_CARE_REVIEWED: review_result,
         ALERT_ACTION_REQUESTED: act_on_alert,
     },

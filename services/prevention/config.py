@@ -7,12 +7,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-from emeuse.runtime.settings import ServiceSettings, load_settings, positive_int
+from emeuse.runtime.settings import ServiceSettings, Setting, load_settings, positive_int
 from services.prevention.handlers import Delays
 
 # A week after enrolment leaves the person time to set preferences before the first reminder.
 DEFAULT_REMINDER_DELAY_S = 7 * 24 * 3600
 DEFAULT_FOLLOW_UP_DELAY_S = 7 * 24 * 3600
+REMINDER_DELAY = Setting(
+    "EMEUSE_PREVENTION_REMINDER_DELAY_SECONDS",
+    str(DEFAULT_REMINDER_DELAY_S),
+    "first screening or vaccination reminder, after enrolment",
+)
+FOLLOW_UP_DELAY = Setting(
+    "EMEUSE_PREVENTION_FOLLOW_UP_DELAY_SECONDS",
+    str(DEFAULT_FOLLOW_UP_DELAY_S),
+    "follow-up reminder, after a completed teleconsultation",
+)
+# This service's own variables, besides every service's (docs/settings.md).
+SETTINGS = (REMINDER_DELAY, FOLLOW_UP_DELAY)
 
 
 @dataclass(frozen=True)
@@ -21,19 +33,14 @@ class PreventionSettings:
     delays: Delays
 
 
-def _seconds(env: Mapping[str, str], name: str, default: int) -> timedelta:
-    raw = env.get(name, "").strip() or str(default)
-    return timedelta(seconds=positive_int(name, raw))
+def _seconds(env: Mapping[str, str], setting: Setting) -> timedelta:
+    return timedelta(seconds=positive_int(*setting.read(env)))
 
 
 def load(env: Mapping[str, str] = os.environ) -> PreventionSettings:
     service = load_settings("prevention", env)
     delays = Delays(
-        reminder=_seconds(
-            env, "EMEUSE_PREVENTION_REMINDER_DELAY_SECONDS", DEFAULT_REMINDER_DELAY_S
-        ),
-        follow_up=_seconds(
-            env, "EMEUSE_PREVENTION_FOLLOW_UP_DELAY_SECONDS", DEFAULT_FOLLOW_UP_DELAY_S
-        ),
+        reminder=_seconds(env, REMINDER_DELAY),
+        follow_up=_seconds(env, FOLLOW_UP_DELAY),
     )
     return PreventionSettings(service, delays)

@@ -73,13 +73,16 @@ from services.prevention.domain.person import (
 from services.prevention.domain.programmes import BY_NAME
 from services.prevention.handlers import (
     PROGRAMME_NAMES,
+    NotEligibleError,
     check_channels,
     check_code,
+    check_eligible,
     check_enrolment,
     check_language,
     check_programme_start,
     check_quiet_hours,
     scheduled_fact,
+    skipped_steps,
 )
 from services.prevention.processing import applied_key
 
@@ -340,6 +343,10 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
 
         async def local() -> api.StartProgrammeResponse:
             state = await self._enrolled(context, person)
+            try:
+                check_eligible(request.programme, state)
+            except NotEligibleError as exc:
+                await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
             assert state.profile is not None
             event_id = await self._publish(
                 context,
@@ -351,7 +358,10 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
             )
             applied = await self._applied(context, person, event_id)
             mine = [m for m in applied.scheduled() if m.programme == name]
-            return api.StartProgrammeResponse(scheduled=_scheduled(person, mine))
+            skipped = skipped_steps(person, applied, name, datetime.now(UTC))
+            return api.StartProgrammeResponse(
+                scheduled=_scheduled(person, mine), skipped_steps=skipped
+            )
 
         return await self._routed(person, context, request, "StartProgramme", local, APPLY_WAIT_S)
 

@@ -56,6 +56,7 @@ from services.prevention.domain.timelines import (
     check_due_date,
     diabetes_series,
     parenting_timeline,
+    passed,
     pregnancy_timeline,
 )
 from services.prevention.domain.timing import QuietHours, after_quiet_hours, cap_allows_at
@@ -64,8 +65,6 @@ NAMESPACE = uuid.UUID("9d2a6c13-3f8b-4a71-b0e4-5e7f2c1d0055")
 LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 # Template ids and parameters are codes: never a name, never free text.
 CODE = re.compile(r"^[a-z0-9][a-z0-9._:+-]{0,63}$")
-# A programme step whose day passed more than this long ago is not sent late.
-LATE_STEP = timedelta(days=2)
 PROGRAMME_NAMES = {
     Programme.PROGRAMME_PREGNANCY: PREGNANCY,
     Programme.PROGRAMME_PARENTAL_COACHING: PARENTAL_COACHING,
@@ -148,6 +147,27 @@ def check_channels(channels: list[str]) -> list[str]:
     if len(known) != len(channels):
         raise InvalidEventError("channels must be app, sms or email, each once")
     return known
+
+
+class NotEligibleError(InvalidEventError):
+    """The person's enrolment does not admit them to the programme."""
+
+
+def check_eligible(programme: Programme.ValueType, state: PersonState) -> None:
+    """Whether the enrolled person may start the programme: anyone enrolled for pregnancy
+    and parental coaching; the diabetes education series only for a person monitored for
+    diabetes (a chronic DIABETES care plan), who gets it by themself and may start it again
+    after it ended."""
+    if state.profile is None:
+        raise NotEligibleError("the person is not enrolled; enrol them first")
+    if (
+        programme == Programme.PROGRAMME_DIABETES_EDUCATION
+        and DIABETES_ATTRIBUTE not in state.attributes
+    ):
+        raise NotEligibleError(
+            "the diabetes education series is for a person monitored for diabetes "
+            "(a chronic DIABETES care plan); this person is not"
+        )
 
 
 def check_programme_start(start: ProgrammeStarted, now: datetime) -> None:
@@ -360,14 +380,15 @@ def _plan_steps(
     outcome: Outcome, person: str, programme: ProgrammeState, steps: list[Step], now: datetime
 ) -> None:
     """Plan a timeline: new steps scheduled, scheduled steps moved to their new day, steps
-    whose day passed (beyond LATE_STEP) dropped. Sent steps stay sent."""
+    whose day passed (beyond LATE_STEP) dropped, those within it due now. Sent steps stay
+    sent."""
     state = outcome.state
     assert state.profile is not None
     channel = _planned_channel(state)
     for step in steps:
         message_id = derived_id(person, programme.programme, str(programme.cycle), step.step)
         existing = state.messages.get(message_id)
-        late = step.due_at < now - LATE_STEP
+        late = passed(step, now)
         due = max(step.due_at, now)
         if existing is None:
             if late or not channel:
@@ -427,13 +448,32 @@ def _start(
         state.programmes[name] = current
         outcome.outcome = "started"
         outcome.counts.append(("programme_enrolled", "", name, _territory(state)))
-    if name == PREGNANCY and current.due_date is not None:
-        steps = pregnancy_timeline(current.due_date)
-    elif name == PARENTAL_COACHING and current.born_on is not None:
-        steps = parenting_timeline(current.born_on)
-    else:
-        steps = diabetes_series(current.started_at)
-    _plan_steps(outcome, person, current, steps, now)
+    _plan_steps(outcome, person, current, timeline(current), now)
+
+
+def timeline(programme: ProgrammeState) -> list[Step]:
+    """The programme's steps, from its reference date."""
+    if programme.programme == PREGNANCY and programme.due_date is not None:
+        return pregnancy_timeline(programme.due_date)
+    if programme.programme == PARENTAL_COACHING and programme.born_on is not None:
+        return parenting_timeline(programme.born_on)
+    return diabetes_series(programme.started_at)
+
+
+def skipped_steps(person: str, state: PersonState, name: str, now: datetime) -> list[str]:
+    """The steps of the person's programme whose day passed more than LATE_STEP before
+    `now` and that were not sent: they never will be."""
+    current = state.programmes.get(name)
+    if current is None:
+        return []
+    skipped = []
+    for step in timeline(current):
+        message = state.messages.get(
+            derived_id(person, current.programme, str(current.cycle), step.step)
+        )
+        if passed(step, now) and (message is None or message.status == CANCELLED):
+            skipped.append(step.step)
+    return skipped
 
 
 def _territory(state: PersonState) -> str:
@@ -441,12 +481,12 @@ def _territory(state: PersonState) -> str:
 
 
 def start_programme(start: ProgrammeStarted, *, state: PersonState, now: datetime) -> Outcome:
-    """Start a programme, or move its timeline when its reference date changed."""
+    """Start a programme for a person it admits (check_eligible), or move its timeline when
+    its reference date changed."""
     if state.has_seen(start.start_id):
         return Outcome(state, outcome="duplicate")
     check_programme_start(start, now)
-    if state.profile is None:
-        raise InvalidEventError("the person is not enrolled; enrol them first")
+    check_eligible(start.programme, state)
     state = state.changed()
     state.remember(start.start_id)
     outcome = Outcome(state)

@@ -243,6 +243,7 @@ def processor(directory: Directory, delays: Delays) -> Processor:
                 (STATES,),
                 partial(person_next_step, directory=directory),
                 partial(take_due_steps, directory=directory, delays=delays),
+                outside=True,  # the campaign directory
             ),
         ),
     )

@@ -1,6 +1,7 @@
 """Prevention on the real broker: campaigns reach exactly the people they target and only
 once approved, an opt-out stops a scheduled message, receipts feed the stats, and other
-axes' facts (a diabetes care plan, a completed teleconsultation) trigger prevention.
+axes' facts (a diabetes care plan, a completed teleconsultation) trigger prevention,
+and programmes start only for those eligible, with each step on its week of amenorrhoea.
 
 Each test targets an age band and territory of its own, so campaigns of one test never
 reach the people of another; assertions are about the people each test enrolled.
@@ -13,6 +14,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import grpc
 import pytest
@@ -45,6 +47,7 @@ from emeuse.runtime.pseudonym import random_pseudonym
 from tests.integration.events import headers_for, plan_json, record
 from tests.integration.harness import Bus, Client, Platform, metric
 
+PARIS = ZoneInfo("Europe/Paris")
 MEUSE, HAUTE_MARNE, MEURTHE = (
     Territory.TERRITORY_MEUSE,
     Territory.TERRITORY_HAUTE_MARNE,
@@ -367,6 +370,47 @@ def test_a_completed_teleconsultation_schedules_a_follow_up_reminder(
         "follow_ups": "prescription_issued+report_available"
     }
     assert follow_up["event"]["channel"] == "sms"
+
+
+def test_the_diabetes_series_is_refused_to_a_person_not_monitored_for_diabetes(
+    platform: Platform,
+) -> None:
+    client = prevention(platform)
+    person = enrol(client, (60, 64), MEURTHE)
+    with pytest.raises(grpc.RpcError) as refused:
+        client.StartProgramme(
+            api.StartProgrammeRequest(
+                person_pseudonym=person, programme=Programme.PROGRAMME_DIABETES_EDUCATION
+            )
+        )
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "monitored for diabetes" in (refused.value.details() or "")
+    schedule = client.GetPersonSchedule(api.GetPersonScheduleRequest(person_pseudonym=person))
+    assert not [m for m in schedule.messages if m.message.programme == "diabetes_education"]
+    assert not schedule.programmes
+
+
+def test_a_pregnancy_started_mid_way_lands_each_step_on_its_week_and_names_those_skipped(
+    platform: Platform,
+) -> None:
+    client = prevention(platform)
+    person = enrol(client, (30, 34), MEUSE)
+    today = datetime.now(PARIS).date()
+    # Today is 17 SA + 3: the term (41 SA + 0) is 24 weeks - 3 days ahead.
+    last_period = today - timedelta(days=17 * 7 + 3)
+    due = last_period + timedelta(days=41 * 7)
+    request = api.StartProgrammeRequest(
+        person_pseudonym=person, programme=Programme.PROGRAMME_PREGNANCY
+    )
+    request.expected_due_date.FromDatetime(datetime.combine(due, datetime.min.time()))
+    started = client.StartProgramme(request)
+    assert list(started.skipped_steps) == ["week_12", "week_16"]
+    weeks = {}
+    for message in started.scheduled:
+        local = message.due_at.ToDatetime(tzinfo=UTC).astimezone(PARIS)
+        weeks[message.step] = (local.date() - last_period).days / 7
+    assert weeks == {step: float(step.removeprefix("week_")) for step in weeks}
+    assert set(weeks) == {"week_20", "week_22", "week_28", "week_32", "week_36", "week_39"}
 
 
 def test_every_write_asked_again_after_a_lost_answer_answers_as_the_first_time(platform):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import stat
+from pathlib import Path
 
 import pytest
+from kafka import KafkaConsumer
 
 from emeuse.partner_credentials import (
     ClientConfig,
@@ -76,3 +78,28 @@ def test_passwords_are_long_and_never_repeat():
     passwords = {new_password() for _ in range(100)}
     assert len(passwords) == 100
     assert min(map(len, passwords)) >= 40
+
+
+def test_read_gives_a_client_config_whose_options_open_a_kafka_python_client(tmp_path):
+    path = tmp_path / "glucoflow.properties"
+    write(path, "glucoflow", CONFIG)
+
+    config = read(path)
+
+    assert isinstance(config, ClientConfig)
+    options = config.kafka_python_options()
+    # kafka-python accepts every option (it checks names before connecting to anything).
+    assert set(options) <= set(KafkaConsumer.DEFAULT_CONFIG)
+
+
+def test_every_doc_mentioning_read_says_it_returns_a_client_config():
+    root = Path(__file__).resolve().parents[2]
+    paragraphs = [
+        paragraph
+        for doc in [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+        for paragraph in doc.read_text(encoding="utf-8").split("\n\n")
+        if "partner_credentials.read(" in paragraph
+    ]
+    assert paragraphs, "the docs say how to read a partner's settings file"
+    for paragraph in paragraphs:
+        assert "ClientConfig" in paragraph and "kafka_python_options()" in paragraph, paragraph

@@ -20,11 +20,13 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from kafka import TopicPartition
+from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
 
 from emeuse.cli import kafka
 from emeuse.cli.errors import CliError
@@ -33,7 +35,7 @@ from emeuse.cli.partner_admin import add_partner_admin_commands
 from emeuse.cli.partner_run import add_partner_run_command
 from emeuse.cli.publish import build_event
 from emeuse.cli.records import describe
-from emeuse.registry import TOPICS, UnknownTopicError, by_name
+from emeuse.registry import TOPICS, TopicSpec, UnknownTopicError, by_name
 from emeuse.runtime.auth import AuthSetupError, add_caller
 from emeuse.runtime.codec import expected_partition
 from emeuse.runtime.settings import SettingsError, parse_bootstrap, positive_int
@@ -183,7 +185,7 @@ def cmd_topics(args: argparse.Namespace) -> int:
         return 0
     rows = [("TOPIC", "TYPE", "KEY", "PARTS", "KEPT", "OWNER")]
     for spec in TOPICS:
-        kept = "compacted" if spec.compacted else f"{spec.retention_days}d"
+        kept = kept_for(spec)
         rows.append((spec.name, spec.type_name, spec.key, str(spec.partitions), kept, spec.owner))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
@@ -191,6 +193,13 @@ def cmd_topics(args: argparse.Namespace) -> int:
             "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         )
     return 0
+
+
+def kept_for(spec: TopicSpec) -> str:
+    """How long the topic keeps a record, as `emeuse topics` shows it."""
+    if spec.compacted:
+        return "compacted"
+    return "forever" if spec.retention_days is None else f"{spec.retention_days}d"
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
@@ -226,15 +235,16 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_tail(args: argparse.Namespace) -> int:
+def cmd_tail(
+    args: argparse.Namespace, connect: Callable[[str], KafkaConsumer] = kafka.consumer
+) -> int:
     try:
         by_name(args.topic)
     except UnknownTopicError as exc:
         raise CliError(str(exc)) from None
     if args.max is not None and args.max < 1:
         raise CliError("--max must be at least 1")
-    consumer = kafka.consumer(args.bootstrap)
-    shown = 0
+    consumer = connect(args.bootstrap)
     with kafka.kafka_errors(args.bootstrap):
         partitions = consumer.partitions_for_topic(args.topic)
         if not partitions:
@@ -247,30 +257,31 @@ def cmd_tail(args: argparse.Namespace) -> int:
             consumer.seek_to_beginning(*assigned)
         else:
             consumer.seek_to_end(*assigned)
-        last_seen = time.monotonic()
         try:
-            while args.max is None or shown < args.max:
-                batch = consumer.poll(timeout_ms=200)
-                for records in batch.values():
-                    for r in records:
-                        line = describe(r.topic, r.partition, r.offset, r.key, r.value, r.headers)
-                        print(
-                            json.dumps(line, separators=(",", ":"))
-                            if args.json
-                            else json.dumps(line, ensure_ascii=False),
-                            flush=True,
-                        )
-                        shown += 1
-                        last_seen = time.monotonic()
-                        if args.max is not None and shown >= args.max:
-                            break
-                if args.timeout is not None and time.monotonic() - last_seen > args.timeout:
-                    break
+            for r in islice(follow(consumer, args.timeout), args.max):
+                line = describe(r.topic, r.partition, r.offset, r.key, r.value, r.headers)
+                print(
+                    json.dumps(line, separators=(",", ":"))
+                    if args.json
+                    else json.dumps(line, ensure_ascii=False),
+                    flush=True,
+                )
         except KeyboardInterrupt:
             pass
         finally:
             consumer.close()
     return 0
+
+
+def follow(consumer: KafkaConsumer, timeout: float | None) -> Iterator[ConsumerRecord]:
+    """The assigned partitions' records one by one, whichever partitions a poll returns;
+    ends after `timeout` seconds without a record (never when timeout is None)."""
+    last_seen = time.monotonic()
+    while timeout is None or time.monotonic() - last_seen <= timeout:
+        for records in consumer.poll(timeout_ms=200).values():
+            for record in records:
+                yield record
+                last_seen = time.monotonic()
 
 
 def cmd_partner(args: argparse.Namespace) -> int:

@@ -87,6 +87,11 @@ class Timer:
     tables: tuple[str, ...]
     due: Callable[[str, Lookup, datetime], datetime | None]
     fire: Callable[[str, Tx], Awaitable[None]]
+    # `due` also reads what no table holds (a directory each instance keeps): the service
+    # calls Kernel.retime when that changes, and the kernel recomputes every deadline of a
+    # partition it opens, whose stored deadlines may predate a change made while another
+    # instance held it.
+    outside: bool = False
 
 
 @dataclass(frozen=True)

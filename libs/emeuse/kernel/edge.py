@@ -6,16 +6,15 @@ shared by both sides publishes the right way in each.
 
 from __future__ import annotations
 
-from datetime import datetime
+from typing import Unpack
 
 import structlog
 from aiokafka import AIOKafkaProducer
 from google.protobuf.message import Message
 
 from emeuse.event.v1.envelope_pb2 import EventEnvelope
-from emeuse.kernel.outputs import Origin, OutRecord, event_record
+from emeuse.kernel.outputs import EventFields, Origin, OutRecord, event_record
 from emeuse.kernel.tx import current_tx
-from emeuse.place.v1.territory_pb2 import Territory
 from emeuse.registry import TopicSpec
 from emeuse.runtime import envelope as env
 from emeuse.runtime import metrics
@@ -49,42 +48,14 @@ class Publisher:
         self,
         spec: TopicSpec,
         message: Message,
-        *,
-        key: str,
-        subject_pseudonym: str,
-        occurred_at: datetime,
-        cause: EventEnvelope | None = None,
-        territory: Territory.ValueType | None = None,
-        experiment_id: str | None = None,
-        event_id: str | None = None,
+        **fields: Unpack[EventFields],
     ) -> EventEnvelope:
         """Publish one event: in the running transaction inside a handler; else now, and
         return once the broker has it."""
         tx = current_tx()
         if tx is not None:
-            return tx.publish(
-                spec,
-                message,
-                key=key,
-                subject_pseudonym=subject_pseudonym,
-                occurred_at=occurred_at,
-                cause=cause,
-                territory=territory,
-                experiment_id=experiment_id,
-                event_id=event_id,
-            )
-        record, envelope = event_record(
-            self.origin,
-            spec,
-            message,
-            key=key,
-            subject_pseudonym=subject_pseudonym,
-            occurred_at=occurred_at,
-            cause=cause,
-            territory=territory,
-            experiment_id=experiment_id,
-            event_id=event_id,
-        )
+            return tx.publish(spec, message, **fields)
+        record, envelope = event_record(self.origin, spec, message, **fields)
         await self.send(record)
         metrics.EVENTS_PRODUCED.labels(self.settings.service, spec.name, spec.type_name).inc()
         log.info("event.published", topic=spec.name, published_event_id=envelope.event_id)

@@ -25,6 +25,7 @@ from kafka.errors import KafkaError as KafkaPythonError
 from emeuse.kernel import metrics as kernel_metrics
 from emeuse.kernel.assignor import CoPartitionedAssignor
 from emeuse.kernel.declare import Processor, TableSpec, Timer, ValueCodec
+from emeuse.kernel.framing import Framed
 from emeuse.kernel.outputs import Origin, OutRecord, SetAside
 from emeuse.kernel.raw_records import read_raw_record
 from emeuse.kernel.task import PartitionTask
@@ -43,6 +44,7 @@ from emeuse.runtime.codec import (
 from emeuse.runtime.events import Event, RetryableError, read_failure
 from emeuse.runtime.logs import event_context
 from emeuse.runtime.settings import ServiceSettings
+from emeuse.runtime.startup import Backoff, wait_for_topics
 from emeuse.runtime.topics import TopicPlan, ensure_topics
 
 log = structlog.get_logger("emeuse.kernel")
@@ -79,6 +81,7 @@ class Kernel:
         self.origin = Origin(settings.service, settings.source, settings.experiment_id)
         self.dead_letters = dead_letter_topic(settings.service)
         self.tables: dict[str, TableSpec] = {table.name: table for table in processor.tables}
+        self._codecs = {table.name: Framed(table.codec) for table in processor.tables}
         self.timers = {timer.name: timer for timer in processor.timers}
         self.timers_of_table: dict[str, list[Timer]] = {}
         for timer in processor.timers:
@@ -88,7 +91,6 @@ class Kernel:
         self.tasks: dict[int, PartitionTask] = {}
         self.ready = asyncio.Event()
         self.fatal: asyncio.Future[BaseException] | None = None
-        self._waiters: dict[str, asyncio.Future[None]] = {}
         self._children: dict[tuple[Any, ...], Any] = {}
         self._full: set[int] = set()
         self._stopping = False
@@ -106,7 +108,7 @@ class Kernel:
         return self._consumer
 
     def codec(self, table: str) -> ValueCodec:
-        return self.tables[table].codec
+        return self._codecs[table]
 
     def partition_of(self, table: str, key: str) -> int:
         hashed = self.tables[table].partition_key(key)
@@ -135,26 +137,6 @@ class Kernel:
     def count_output(self, out: OutRecord) -> None:
         kind = next((v for k, v in out.headers if k == env.H_TYPE), b"").decode(errors="replace")
         self._counter(metrics.EVENTS_PRODUCED, out.topic, kind or "raw").inc()
-
-    def applied(self, tx: Tx) -> None:
-        for event_id in getattr(tx, "applied_ids", ()):
-            waiter = self._waiters.pop(event_id, None)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
-
-    async def until_applied(self, event_id: str, timeout: float) -> bool:
-        """Wait until the input with this event id has been committed by its task here."""
-        waiter = self._waiters.get(event_id)
-        if waiter is None:
-            waiter = self._waiters[event_id] = asyncio.get_running_loop().create_future()
-        try:
-            await asyncio.wait_for(asyncio.shield(waiter), timeout)
-            return True
-        except TimeoutError:
-            return False
-        finally:
-            if waiter.done() or self._waiters.get(event_id) is waiter:
-                self._waiters.pop(event_id, None)
 
     def retime(self, timer: str) -> None:
         """Compute every deadline of `timer` again on every partition held here: its `due`
@@ -250,10 +232,6 @@ class Kernel:
                     self._handler_failed(tx, record, exc, event_type)
                     return
             self._counter(metrics.HANDLER_SECONDS, spec.name).observe(time.perf_counter() - started)
-        applied = getattr(tx, "applied_ids", None)
-        if applied is None:
-            applied = tx.applied_ids = []  # type: ignore[attr-defined]
-        applied.append(envelope.event_id)
 
     def _counter(self, metric: Any, *labels: str) -> Any:
         """A metric's child for these labels, looked up once (labels() costs per call)."""
@@ -304,19 +282,8 @@ class Kernel:
     async def start(self) -> None:
         """Create the changelog if missing, join the group, and start fetching."""
         self.fatal = asyncio.get_running_loop().create_future()
-        plan = TopicPlan(
-            self.changelog_topic,
-            self.partitions,
-            {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
-        )
-        await asyncio.to_thread(
-            ensure_topics,
-            ",".join(self.settings.kafka_bootstrap),
-            [plan],
-            self.settings.replication_factor,
-            # A broker busy starting (or a loaded machine) answers slowly: be patient here.
-            TOPICS_TIMEOUT_S,
-        )
+        backoff = Backoff(total_s=self.settings.topics_wait_seconds)
+        await wait_for_topics(lambda: asyncio.to_thread(self._prepare_topics), backoff)
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=list(self.settings.kafka_bootstrap),
             client_id=f"{self.app_id}-{self.instance_id}",
@@ -336,6 +303,24 @@ class Kernel:
         self._consumer.subscribe(self.input_topics, listener=_Listener(self))
         self._loop_task = asyncio.create_task(self._consume(), name=f"{self.service}-consumer")
         self._lag_task = asyncio.create_task(self._measure_lag(), name=f"{self.service}-lag")
+
+    def _prepare_topics(self) -> None:
+        """The inputs and dead letters exist (`emeuse topics create` makes them) and the
+        changelog is created; TopicsNotReady while they are missing or the broker is busy."""
+        bootstrap = ",".join(self.settings.kafka_bootstrap)
+        needed = [spec for spec, _ in self.inputs.values()]
+        if self.dead_letters in TOPICS:
+            needed.append(self.dead_letters)
+        plans = [TopicPlan(spec.name, spec.partitions, spec.kafka_config()) for spec in needed]
+        factor = self.settings.replication_factor
+        ensure_topics(bootstrap, plans, factor, TOPICS_TIMEOUT_S, create=False)
+        changelog = TopicPlan(
+            self.changelog_topic,
+            self.partitions,
+            {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
+        )
+        # A broker busy starting (or a loaded machine) answers slowly: be patient here.
+        ensure_topics(bootstrap, [changelog], factor, TOPICS_TIMEOUT_S)
 
     async def _measure_lag(self) -> None:
         """Set emeuse_consumer_lag, per input partition held: the last stable offset seen

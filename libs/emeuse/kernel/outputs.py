@@ -10,6 +10,7 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Required, TypedDict
 
 from google.protobuf.message import Message
 
@@ -24,6 +25,14 @@ EVENT_ID_NAMESPACE = uuid.UUID("6f1c1f4e-2b1e-4c55-9d55-e3e05e000055")
 # The broker refuses records over message.max.bytes (~1 MiB by default); a dead letter
 # wrapping a record near that size keeps this much of it, with the size and hash of the rest.
 DEAD_LETTER_MAX_BYTES = 900_000
+# An output over this would be refused by the producer (max_request_size, 1 MiB, less the
+# batch's own bytes) at commit, and the whole batch with it, again on every retry.
+OUTPUT_MAX_BYTES = 1_000_000
+
+
+class OutputTooLargeError(ValueError):
+    """A handler made a record the broker would refuse: its input is dead-lettered instead
+    of the partition's transactions failing on it forever."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,16 @@ class OutRecord:
     partition: int | None = None
 
 
+def checked_size(record: OutRecord) -> OutRecord:
+    size = len(record.value) + len(record.key or b"")
+    size += sum(len(name) + len(value or b"") for name, value in record.headers)
+    if size > OUTPUT_MAX_BYTES:
+        raise OutputTooLargeError(
+            f"a record for {record.topic} would be {size:,} bytes (at most {OUTPUT_MAX_BYTES:,})"
+        )
+    return record
+
+
 @dataclass(frozen=True)
 class Origin:
     """Who writes: ce_source, and the experiment of events that have no cause."""
@@ -44,6 +63,19 @@ class Origin:
     service: str
     source: str
     experiment_id: str
+
+
+class EventFields(TypedDict, total=False):
+    """What a publisher says of an event besides its message: the keywords of
+    event_record, which Tx.publish, the gRPC edge's Publisher and calls.Publishes pass on."""
+
+    key: Required[str]
+    subject_pseudonym: Required[str]
+    occurred_at: Required[datetime]
+    cause: EventEnvelope | None
+    territory: Territory.ValueType | None
+    experiment_id: str | None
+    event_id: str | None
 
 
 def derived_event_id(cause: EventEnvelope, topic: str, key: str) -> str:

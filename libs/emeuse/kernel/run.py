@@ -3,7 +3,9 @@
 SIGTERM or SIGINT: gRPC stops taking calls, each partition task finishes its batch, the
 consumer closes (a static member: a restart within the session timeout takes its
 partitions back without a rebalance). A partition task that fails for a reason no record
-explains stops the process with status 1, for its supervisor to restart it.
+explains stops the process with status 1, for its supervisor to restart it. Topics not
+there yet at start are waited for (emeuse.runtime.startup); status 1 only once
+EMEUSE_TOPICS_WAIT_SECONDS are spent.
 
 Companions are what a service runs beside its partition tasks on the same loop (reading a
 directory every instance keeps in full, say): started with the kernel, cancelled at the

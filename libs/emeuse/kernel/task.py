@@ -28,7 +28,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import IllegalOperation, KafkaError, ProducerFenced
 
 from emeuse.kernel import metrics
-from emeuse.kernel.declare import Lookup
+from emeuse.kernel.declare import Lookup, Timer
 from emeuse.kernel.outputs import SetAside
 from emeuse.kernel.store import PartitionStore, changelog_key, split_changelog_key
 from emeuse.kernel.tx import CURRENT, DELETED, Tx
@@ -111,6 +111,8 @@ class PartitionTask:
         self._store = PartitionStore(k.store_path(self.partition))
         await self._recover()
         self._load_timers()
+        # Computed again before the first batch: see Timer.outside.
+        self._retime.update(name for name, timer in k.timers.items() if timer.outside)
         # Only now, with any previous owner fenced, is the group's commit final for p.
         starts = await k.consumer.beginning_offsets(self.inputs)
         for tp in self.inputs:
@@ -193,15 +195,18 @@ class PartitionTask:
         due: dict[tuple[str, str], int | None] = {}
         for table, key in keys:
             for timer in timers.get(table, ()):
-                if (timer.name, key) in due:
-                    continue
-                try:
-                    moment = timer.due(key, lookup_for(key), now)
-                except Exception as exc:  # a bad state must not stop the partition
-                    log.error("timer.due_failed", timer=timer.name, error=type(exc).__name__)
-                    moment = now + timedelta(milliseconds=REFIRE_AFTER_MS)
-                due[(timer.name, key)] = _ms(moment)
+                if (timer.name, key) not in due:
+                    due[(timer.name, key)] = self._deadline(timer, key, lookup_for(key), now)
         return due
+
+    def _deadline(self, timer: Timer, key: str, lookup: Lookup, now: datetime) -> int | None:
+        """A key's next deadline (ms) by its timer's `due`; a `due` that fails on a bad
+        state is asked again later: it never stops the partition."""
+        try:
+            return _ms(timer.due(key, lookup, now))
+        except Exception as exc:
+            log.error("timer.due_failed", timer=timer.name, error=type(exc).__name__)
+            return _ms(now + timedelta(milliseconds=REFIRE_AFTER_MS))
 
     def retime(self, timer: str) -> None:
         """Compute `timer`'s deadline of every key of p again, from the committed store:
@@ -220,12 +225,7 @@ class PartitionTask:
             keys = {key for table in timer.tables for key, _ in self._store.items(table)}
             due: list[tuple[str, str, int | None]] = []
             for key in sorted(keys):
-                try:
-                    moment = timer.due(key, self._stored_lookup(key), now)
-                except Exception as exc:  # a bad state must not stop the partition
-                    log.error("timer.due_failed", timer=name, error=type(exc).__name__)
-                    moment = now + timedelta(milliseconds=REFIRE_AFTER_MS)
-                due.append((name, key, None if moment is None else int(moment.timestamp() * 1000)))
+                due.append((name, key, self._deadline(timer, key, self._stored_lookup(key), now)))
             self._store.apply((), due)
             for _, key, deadline in due:
                 self._schedule(name, key, deadline)
@@ -480,7 +480,6 @@ class PartitionTask:
         for (table, key), deadline in due.items():
             self._schedule(table, key, deadline)
         self._after_fire(fired, due)
-        k.applied(tx)
         return True
 
     def _after_fire(
@@ -496,11 +495,8 @@ class PartitionTask:
             if (name, key) in due:
                 deadline = due[(name, key)]
             else:
-                try:
-                    deadline = _ms(self.kernel.timers[name].due(key, self._stored_lookup(key), now))
-                except Exception as exc:
-                    log.error("timer.due_failed", timer=name, error=type(exc).__name__)
-                    deadline = now_ms
+                timer = self.kernel.timers[name]
+                deadline = self._deadline(timer, key, self._stored_lookup(key), now)
             if deadline is not None and deadline <= now_ms:
                 deadline = now_ms + REFIRE_AFTER_MS
             self._schedule(name, key, deadline)

@@ -10,13 +10,20 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Unpack
 
 from google.protobuf.message import Message
 
 from emeuse.event.v1.envelope_pb2 import EventEnvelope
-from emeuse.kernel.outputs import Origin, OutRecord, SetAside, dead_letter_record, event_record
-from emeuse.place.v1.territory_pb2 import Territory
+from emeuse.kernel.outputs import (
+    EventFields,
+    Origin,
+    OutRecord,
+    SetAside,
+    checked_size,
+    dead_letter_record,
+    event_record,
+)
 from emeuse.registry import TopicSpec
 
 DELETED: Any = object()
@@ -91,34 +98,16 @@ class Tx:
         self,
         spec: TopicSpec,
         message: Message,
-        *,
-        key: str,
-        subject_pseudonym: str,
-        occurred_at: datetime,
-        cause: EventEnvelope | None = None,
-        territory: Territory.ValueType | None = None,
-        experiment_id: str | None = None,
-        event_id: str | None = None,
+        **fields: Unpack[EventFields],
     ) -> EventEnvelope:
         """Add an event to the transaction; it is seen by readers only once committed."""
-        record, envelope = event_record(
-            self.origin,
-            spec,
-            message,
-            key=key,
-            subject_pseudonym=subject_pseudonym,
-            occurred_at=occurred_at,
-            cause=cause,
-            territory=territory,
-            experiment_id=experiment_id,
-            event_id=event_id,
-        )
-        self.outputs.append(record)
+        record, envelope = event_record(self.origin, spec, message, **fields)
+        self.outputs.append(checked_size(record))
         return envelope
 
     def send(self, record: OutRecord) -> None:
         """Add a record as it is (an event passed on to a partner, say)."""
-        self.outputs.append(record)
+        self.outputs.append(checked_size(record))
 
     def dead_letter(self, aside: SetAside, topic: str | None = None) -> None:
         self.outputs.append(dead_letter_record(self.origin, self.dead_letters, aside, topic=topic))

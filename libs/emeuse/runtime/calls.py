@@ -7,13 +7,14 @@ import asyncio
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, Unpack
 
 import grpc
 from aiokafka.errors import KafkaError
 from google.protobuf.message import Message
 
 from emeuse.event.v1.envelope_pb2 import EventEnvelope
+from emeuse.kernel.outputs import EventFields
 from emeuse.place.v1.territory_pb2 import Territory
 from emeuse.registry import TopicSpec
 from emeuse.runtime.pseudonym import is_pseudonym
@@ -29,14 +30,7 @@ class Publishes(Protocol):
         self,
         spec: TopicSpec,
         message: Message,
-        *,
-        key: str,
-        subject_pseudonym: str,
-        occurred_at: datetime,
-        cause: EventEnvelope | None = None,
-        territory: Territory.ValueType | None = None,
-        experiment_id: str | None = None,
-        event_id: str | None = None,
+        **fields: Unpack[EventFields],
     ) -> EventEnvelope: ...
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -16,6 +17,7 @@ import structlog
 from structlog.typing import EventDict, Processor
 
 from emeuse.event.v1.envelope_pb2 import EventEnvelope
+from emeuse.runtime.outage import BrokerOutageFilter, watch
 
 # The event being handled: (topic, event id, correlation id). One context variable set per
 # record; its ids are added to a line only when something is logged.
@@ -32,6 +34,9 @@ def _add_event_ids(_: object, __: str, event_dict: EventDict) -> EventDict:
             event_dict.setdefault("correlation_id", correlation_id)
     return event_dict
 
+
+_BROKER_OUTAGES = BrokerOutageFilter()
+_WATCHED: list[threading.Thread] = []
 
 _SHARED: list[Processor] = [
     structlog.contextvars.merge_contextvars,
@@ -63,6 +68,8 @@ def configure_logging(service: str, level: str = "info") -> None:
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
+    # A broker outage is one line and its end another, not a line per reconnect attempt.
+    handler.addFilter(_BROKER_OUTAGES)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)
@@ -70,6 +77,8 @@ def configure_logging(service: str, level: str = "info") -> None:
     for name in ("aiokafka", "kafka"):
         logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
     structlog.contextvars.bind_contextvars(service=service)
+    if not _WATCHED:  # one watcher per process, however often logging is configured
+        _WATCHED.append(watch(_BROKER_OUTAGES))
 
 
 @contextmanager

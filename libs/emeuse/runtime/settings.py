@@ -1,7 +1,9 @@
 """Service settings: read once from the environment, documented defaults, clear errors.
 
-Every variable, with its default, is in the README's Settings table. `EMEUSE_<SERVICE>_...`
-variables are per service, so four services can share one environment.
+Every variable is declared once as a `Setting` (name, default, meaning) and read through
+it; `make docs` writes docs/settings.md from the declarations, and `make lint` fails when a
+variable a service reads is not declared. `EMEUSE_<SERVICE>_...` variables are per service,
+so the five services can share one environment.
 """
 
 from __future__ import annotations
@@ -33,6 +35,117 @@ class SettingsError(ValueError):
 
 
 @dataclass(frozen=True)
+class Setting:
+    """One environment variable. `name` holds `<SERVICE>` when each service has its own;
+    `default` is what the docs show, and what `read` uses unless given another."""
+
+    name: str
+    default: str
+    meaning: str
+
+    def variable(self, service: str = "") -> str:
+        return self.name.replace("<SERVICE>", service.upper())
+
+    def read(
+        self, env: Mapping[str, str], service: str = "", default: str | None = None
+    ) -> tuple[str, str]:
+        """(variable, value): the value set, or the default when unset or blank."""
+        name = self.variable(service)
+        value = env.get(name, "").strip()
+        return name, value or (self.default if default is None else default)
+
+
+def _by_service(index: int) -> str:
+    return ", ".join(f"`{ports[index]}` {service}" for service, ports in DEFAULT_PORTS.items())
+
+
+KAFKA_BOOTSTRAP = Setting(
+    "EMEUSE_KAFKA_BOOTSTRAP", "127.0.0.1:9092", "Kafka bootstrap servers, comma-separated"
+)
+REPLICATION_FACTOR = Setting(
+    "EMEUSE_REPLICATION_FACTOR",
+    "1",
+    "replication factor of created topics and changelogs (3 on a cluster)",
+)
+EXPERIMENT = Setting(
+    "EMEUSE_EXPERIMENT", "emeuse-platform", "experiment stamped on events a service originates"
+)
+LOG_LEVEL = Setting("EMEUSE_LOG_LEVEL", "info", "`debug`, `info`, `warning` or `error`")
+DATA_DIR = Setting(
+    "EMEUSE_DATA_DIR",
+    ".local/data",
+    "each partition's RocksDB store, under `<app id>/<instance id>/p<n>`",
+)
+ADVERTISED_HOST = Setting(
+    "EMEUSE_ADVERTISED_HOST", "127.0.0.1", "host other instances use to reach this one's gRPC"
+)
+GRPC_DEADLINE_SECONDS = Setting(
+    "EMEUSE_GRPC_DEADLINE_SECONDS", "2.0", "deadline of every gRPC call a service makes"
+)
+TOPICS_WAIT_SECONDS = Setting(
+    "EMEUSE_TOPICS_WAIT_SECONDS",
+    "300",
+    "how long in all a starting service waits for its topics (missing, or a broker still "
+    "starting), retrying after 0.5 s, then twice as long each time up to 15 s, before it "
+    "exits with status 1",
+)
+GRPC_CALLERS_FILE = Setting(
+    "EMEUSE_GRPC_CALLERS_FILE",
+    ".local/secrets/grpc-callers",
+    "who may call the gRPC APIs: `<caller-id> <sha256 of token>` per line",
+)
+GRPC_HOST = Setting(
+    "EMEUSE_<SERVICE>_GRPC_HOST", "127.0.0.1", "address the gRPC and metrics servers bind"
+)
+GRPC_PORT = Setting("EMEUSE_<SERVICE>_GRPC_PORT", _by_service(0), "gRPC port")
+METRICS_PORT = Setting(
+    "EMEUSE_<SERVICE>_METRICS_PORT", _by_service(1), "Prometheus `/metrics` port"
+)
+APP_ID = Setting(
+    "EMEUSE_<SERVICE>_APP_ID",
+    "emeuse-<service>",
+    "the Kafka consumer group; also names the transactional ids (`<app id>-<partition>`) "
+    "and the state changelog (`<app id>-state-changelog`)",
+)
+LEAVE_GROUP_ON_STOP = Setting(
+    "EMEUSE_<SERVICE>_LEAVE_GROUP_ON_STOP",
+    "true",
+    "on SIGTERM, leave the consumer group so the partitions move at once; `false` keeps "
+    "them for a restart within 10 s (rolling restarts, no rebalance)",
+)
+INSTANCE_ID = Setting(
+    "EMEUSE_<SERVICE>_INSTANCE_ID",
+    "<advertised host>-<gRPC port>",
+    "the instance's static group membership id: keep it across restarts (a StatefulSet pod "
+    "name), unique per running instance",
+)
+GRPC_TOKEN_FILE = Setting(
+    "EMEUSE_<SERVICE>_GRPC_TOKEN_FILE",
+    ".local/secrets/<service>.token",
+    "the token a service presents when it calls another",
+)
+# What every service reads, in the order the docs list them.
+SETTINGS = (
+    KAFKA_BOOTSTRAP,
+    REPLICATION_FACTOR,
+    EXPERIMENT,
+    LOG_LEVEL,
+    DATA_DIR,
+    ADVERTISED_HOST,
+    GRPC_DEADLINE_SECONDS,
+    TOPICS_WAIT_SECONDS,
+    GRPC_CALLERS_FILE,
+    GRPC_HOST,
+    GRPC_PORT,
+    METRICS_PORT,
+    APP_ID,
+    LEAVE_GROUP_ON_STOP,
+    INSTANCE_ID,
+    GRPC_TOKEN_FILE,
+)
+
+
+@dataclass(frozen=True)
 class ServiceSettings:
     service: str
     kafka_bootstrap: tuple[str, ...]
@@ -53,6 +166,8 @@ class ServiceSettings:
     # On a clean stop, leave the group so the partitions move at once (scale down); false
     # keeps them for a restart within the session timeout (rolling restart, no rebalance).
     leave_group_on_stop: bool = True
+    # How long, in all, a starting service waits for its topics before it gives up.
+    topics_wait_seconds: float = 300.0
 
     @property
     def grpc_address(self) -> str:
@@ -62,11 +177,6 @@ class ServiceSettings:
     def source(self) -> str:
         """ce_source of the events this service originates."""
         return f"emeuse/{self.service}"
-
-
-def _get(env: Mapping[str, str], name: str, default: str) -> tuple[str, str]:
-    value = env.get(name, "").strip()
-    return name, value or default
 
 
 def parse_port(name: str, raw: str) -> int:
@@ -104,45 +214,43 @@ def load_settings(service: str, env: Mapping[str, str]) -> ServiceSettings:
     if service not in DEFAULT_PORTS:
         raise SettingsError(f"unknown service {service!r}")
     grpc_default, metrics_default = DEFAULT_PORTS[service]
-    prefix = f"EMEUSE_{service.upper()}_"
-    level_name, level = _get(env, "EMEUSE_LOG_LEVEL", "info")
+    level_name, level = LOG_LEVEL.read(env)
     if level.lower() not in LOG_LEVELS:
         raise SettingsError(f"{level_name}={level!r}: expected one of {', '.join(LOG_LEVELS)}")
-    experiment_name, experiment = _get(env, "EMEUSE_EXPERIMENT", "emeuse-platform")
+    experiment_name, experiment = EXPERIMENT.read(env)
     if not re.fullmatch(r"[a-z0-9][a-z0-9._\-]{0,63}", experiment):
         raise SettingsError(f"{experiment_name}={experiment!r}: expected a lowercase id")
-    app_name, app_id = _get(env, prefix + "APP_ID", f"emeuse-{service}")
+    app_name, app_id = APP_ID.read(env, service, f"emeuse-{service}")
     if not re.fullmatch(r"[A-Za-z0-9._\-]+", app_id):
         raise SettingsError(f"{app_name}={app_id!r}: letters, digits, '.', '_' and '-' only")
-    advertised_host = _get(env, "EMEUSE_ADVERTISED_HOST", "127.0.0.1")[1]
-    grpc_port = parse_port(*_get(env, prefix + "GRPC_PORT", str(grpc_default)))
-    instance_name, instance_id = _get(env, prefix + "INSTANCE_ID", f"{advertised_host}-{grpc_port}")
+    advertised_host = ADVERTISED_HOST.read(env)[1]
+    grpc_port = parse_port(*GRPC_PORT.read(env, service, str(grpc_default)))
+    instance_name, instance_id = INSTANCE_ID.read(env, service, f"{advertised_host}-{grpc_port}")
     if not re.fullmatch(r"[A-Za-z0-9._:\-]{1,200}", instance_id):
         raise SettingsError(f"{instance_name}={instance_id!r}: letters, digits, '.', ':', '_', '-'")
-    leave_name, leave = _get(env, prefix + "LEAVE_GROUP_ON_STOP", "true")
+    leave_name, leave = LEAVE_GROUP_ON_STOP.read(env, service)
     if leave.lower() not in ("true", "false"):
         raise SettingsError(f"{leave_name}={leave!r}: expected true or false")
     return ServiceSettings(
         service=service,
-        kafka_bootstrap=parse_bootstrap(*_get(env, "EMEUSE_KAFKA_BOOTSTRAP", "127.0.0.1:9092")),
-        replication_factor=positive_int(*_get(env, "EMEUSE_REPLICATION_FACTOR", "1")),
+        kafka_bootstrap=parse_bootstrap(*KAFKA_BOOTSTRAP.read(env)),
+        replication_factor=positive_int(*REPLICATION_FACTOR.read(env)),
         experiment_id=experiment,
         log_level=level.lower(),
-        data_dir=Path(_get(env, "EMEUSE_DATA_DIR", ".local/data")[1]),
+        data_dir=Path(DATA_DIR.read(env)[1]),
         advertised_host=advertised_host,
-        grpc_deadline_seconds=_positive_float(*_get(env, "EMEUSE_GRPC_DEADLINE_SECONDS", "2.0")),
-        grpc_host=_get(env, prefix + "GRPC_HOST", "127.0.0.1")[1],
+        grpc_deadline_seconds=_positive_float(*GRPC_DEADLINE_SECONDS.read(env)),
+        grpc_host=GRPC_HOST.read(env, service)[1],
         grpc_port=grpc_port,
-        metrics_port=parse_port(*_get(env, prefix + "METRICS_PORT", str(metrics_default))),
+        metrics_port=parse_port(*METRICS_PORT.read(env, service, str(metrics_default))),
         app_id=app_id,
-        grpc_callers_file=Path(
-            _get(env, "EMEUSE_GRPC_CALLERS_FILE", ".local/secrets/grpc-callers")[1]
-        ),
+        grpc_callers_file=Path(GRPC_CALLERS_FILE.read(env)[1]),
         grpc_token_file=Path(
-            _get(env, prefix + "GRPC_TOKEN_FILE", f".local/secrets/{service}.token")[1]
+            GRPC_TOKEN_FILE.read(env, service, f".local/secrets/{service}.token")[1]
         ),
         instance_id=instance_id,
         leave_group_on_stop=leave.lower() == "true",
+        topics_wait_seconds=_positive_float(*TOPICS_WAIT_SECONDS.read(env)),
     )
 
 

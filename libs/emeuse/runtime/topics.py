@@ -26,10 +26,21 @@ class TopicError(RuntimeError):
     """A topic that cannot be created, or exists with another partition count."""
 
 
+class TopicsNotReady(TopicError):
+    """Topics missing, or a broker that does not answer yet: waiting may mend it."""
+
+
 def ensure_topics(
-    bootstrap: str, plans: list[TopicPlan], replication_factor: int, timeout_s: float = 10.0
+    bootstrap: str,
+    plans: list[TopicPlan],
+    replication_factor: int,
+    timeout_s: float = 10.0,
+    *,
+    create: bool = True,
 ) -> list[tuple[str, str]]:
-    """Create the missing topics; returns (name, "created" | "exists") in plan order."""
+    """Create the missing topics; returns (name, "created" | "exists") in plan order.
+
+    With create=False a missing topic is TopicsNotReady (someone else creates it)."""
     ms = int(timeout_s * 1000)
     try:
         client = KafkaAdminClient(
@@ -39,7 +50,7 @@ def ensure_topics(
             bootstrap_timeout_ms=ms,
         )
     except KafkaError as exc:
-        raise TopicError(f"Kafka at {bootstrap}: {type(exc).__name__}: {exc}") from None
+        raise TopicsNotReady(f"Kafka at {bootstrap}: {type(exc).__name__}: {exc}") from None
     try:
         existing = {t["name"]: len(t["partitions"]) for t in client.describe_topics()}
         missing = {
@@ -51,12 +62,16 @@ def ensure_topics(
             for plan in plans
             if plan.name not in existing
         }
+        if missing and not create:
+            raise TopicsNotReady(
+                f"topics missing: {', '.join(sorted(missing))} (`emeuse topics create`)"
+            )
         if missing:
             # Another instance may create one meanwhile: that is success too.
             with suppress(TopicAlreadyExistsError):
                 client.create_topics(missing, wait_for_metadata=True)
     except KafkaError as exc:
-        raise TopicError(f"Kafka at {bootstrap}: {type(exc).__name__}: {exc}") from None
+        raise TopicsNotReady(f"Kafka at {bootstrap}: {type(exc).__name__}: {exc}") from None
     finally:
         client.close()
     report = []

@@ -7,9 +7,11 @@ or a request once). Bounded, so a patient's state stays small.
 
 from __future__ import annotations
 
+import bisect
 from datetime import datetime
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from services.chronic.domain.plan import Member
 
@@ -19,6 +21,8 @@ from services.chronic.domain.plan import Member
 RECENT_IDS_KEPT = 200
 HISTORY_KEPT = 40
 CLOSED_ALERTS_KEPT = 50
+
+_Model = TypeVar("_Model", bound=BaseModel)
 
 WARNING, CRITICAL = "warning", "critical"
 OPEN, ACKNOWLEDGED, RESOLVED = "open", "acknowledged", "resolved"
@@ -42,6 +46,16 @@ class PendingResult(Result):
     received_at: datetime
     # Whether its review-overdue alert was raised (once).
     overdue_alerted: bool = False
+
+
+class Correction(BaseModel):
+    """A result its producer corrected: the value it replaced (None when that one was never
+    received) and the corrected one, both in the measure's canonical unit."""
+
+    reading_id: str
+    previous_value: float | None = None
+    corrected_value: float
+    unit: str
 
 
 class AlertState(BaseModel):
@@ -69,6 +83,8 @@ class AlertState(BaseModel):
     # the next abnormal value then opens a new alert (this one stays open until resolved).
     last_measured_at: datetime | None = None
     run_ended: bool = False
+    # The latest correction of a result in the episode, shown to the care team.
+    correction: Correction | None = None
 
     @property
     def is_open(self) -> bool:
@@ -77,6 +93,24 @@ class AlertState(BaseModel):
     @property
     def notified(self) -> list[Member]:
         return self.chain[: self.step + 1]
+
+
+def _copy(model: _Model, **changes: Any) -> _Model:
+    """A shallow copy with `changes` in place of some fields, without validating (as
+    model_copy, at a fraction of its cost: a state is copied for each reading)."""
+    copy = model.__class__.__new__(model.__class__)
+    fields = dict(model.__dict__)
+    fields.update(changes)
+    private = model.__pydantic_private__
+    object.__setattr__(copy, "__dict__", fields)
+    object.__setattr__(copy, "__pydantic_fields_set__", model.model_fields_set | changes.keys())
+    object.__setattr__(copy, "__pydantic_extra__", None)
+    object.__setattr__(copy, "__pydantic_private__", None if private is None else dict(private))
+    return copy
+
+
+def _measured_at(result: Result) -> datetime:
+    return result.measured_at
 
 
 class PatientState(BaseModel):
@@ -90,6 +124,7 @@ class PatientState(BaseModel):
     alerts_raised: int = 0
     last_alert_id: str = ""
     seen: list[str] = Field(default_factory=list)
+    _seen_index: frozenset[str] | None = PrivateAttr(default=None)
 
     def changed(self) -> PatientState:
         """A copy to change, leaving this one as it was (the stored state is shared).
@@ -97,26 +132,28 @@ class PatientState(BaseModel):
         Handlers change the containers, open alerts and pending results in place; a
         recorded result and a resolved alert are never changed, so the copy shares them.
         A copy per reading must be cheap: a full one costs more than all the rules."""
-        return self.model_copy(
-            update={
-                "latest": dict(self.latest),
-                "history": dict(self.history),  # record() replaces a measure's list
-                "pending_review": {k: p.model_copy() for k, p in self.pending_review.items()},
-                "last_measured_at": dict(self.last_measured_at),
-                "alerts": {
-                    k: a.model_copy(update={"reading_ids": list(a.reading_ids)}) if a.is_open else a
-                    for k, a in self.alerts.items()
-                },
-                "gap_closed_at": dict(self.gap_closed_at),
-                "seen": list(self.seen),
-            }
+        return _copy(
+            self,
+            latest=dict(self.latest),
+            history=dict(self.history),  # record() replaces a measure's list
+            pending_review={k: _copy(p) for k, p in self.pending_review.items()},
+            last_measured_at=dict(self.last_measured_at),
+            alerts={
+                k: _copy(a, reading_ids=list(a.reading_ids)) if a.is_open else a
+                for k, a in self.alerts.items()
+            },
+            gap_closed_at=dict(self.gap_closed_at),
         )
 
     def has_seen(self, key: str) -> bool:
-        return key in self.seen
+        # A set of the ids, made once per state and again only after remember().
+        if self._seen_index is None:
+            self._seen_index = frozenset(self.seen)
+        return key in self._seen_index
 
     def remember(self, *keys: str) -> None:
         self.seen = [*self.seen, *keys][-RECENT_IDS_KEPT:]
+        self._seen_index = None
 
     def measured(self, loinc: str, at: datetime) -> None:
         """A measurement happened (validated or not): the monitoring-gap clock restarts."""
@@ -129,9 +166,49 @@ class PatientState(BaseModel):
         current = self.latest.get(loinc)
         if current is None or result.measured_at >= current.measured_at:
             self.latest[loinc] = result
-        history = sorted([*self.history.get(loinc, []), result], key=lambda r: r.measured_at)
+        history = list(self.history.get(loinc, ()))
+        # After any result of the same time, as a stable sort would put it; kept sorted, so
+        # one insertion instead of sorting the history again on each reading.
+        bisect.insort(history, result, key=_measured_at)
         self.history[loinc] = history[-HISTORY_KEPT:]
         self.measured(loinc, result.measured_at)
+
+    def result_of(self, reading_id: str) -> tuple[str, Result] | None:
+        """The measure and the kept result of `reading_id`, validated or awaiting review."""
+        pending = self.pending_review.get(reading_id)
+        if pending is not None:
+            return pending.loinc_code, pending
+        for loinc, history in self.history.items():
+            for result in history:
+                if result.reading_id == reading_id:
+                    return loinc, result
+        return None
+
+    def forget(self, loinc: str, reading_id: str) -> None:
+        """Take a validated result out of the history (its producer corrected it); the
+        latest value falls back to the newest one left."""
+        history = [r for r in self.history.get(loinc, []) if r.reading_id != reading_id]
+        self.history[loinc] = history
+        latest = self.latest.get(loinc)
+        if latest is not None and latest.reading_id == reading_id:
+            if history:
+                self.latest[loinc] = history[-1]
+            else:
+                del self.latest[loinc]
+
+    def alert_with(self, loinc: str, reading_id: str) -> AlertState | None:
+        """The open alert on abnormal values of `loinc` that holds `reading_id`."""
+        return next(
+            (
+                a
+                for a in self.alerts.values()
+                if a.is_open
+                and a.loinc_code == loinc
+                and a.episode == VALUES
+                and reading_id in a.reading_ids
+            ),
+            None,
+        )
 
     def open_alert(self, loinc: str, episode: str) -> AlertState | None:
         return next(

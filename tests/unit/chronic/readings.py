@@ -13,6 +13,7 @@ from emeuse.chronic.v1.chronic_events_pb2 import (
     AlertActionRequested,
     AlertResolution,
     PointOfCareResultReviewed,
+    ReadingCorrected,
     ReadingRecorded,
     ReviewDecision,
 )
@@ -21,7 +22,7 @@ from emeuse.runtime.envelope import timestamp
 from services.chronic.alerts import Outcome
 from services.chronic.domain.monitoring import PatientState
 from services.chronic.domain.plan import PlanInForce
-from services.chronic.handlers import evaluate_reading, review_result
+from services.chronic.handlers import correct_reading, evaluate_reading, review_result
 from tests.unit.chronic.plans import GLUCOSE, INR, LAB, NOW, PATIENT, TERRITORY, WEIGHT
 
 UNITS = {INR: "{INR}", GLUCOSE: "mg/dL", WEIGHT: "kg"}
@@ -47,6 +48,31 @@ def reading(
         measured_at=timestamp(measured_at),
         device_id=device_id,
         point_of_care=point_of_care,
+    )
+
+
+def correction(
+    loinc: str, value: float, reading_id: str, measured_at: datetime, *, unit: str = ""
+) -> ReadingCorrected:
+    """The producer's corrected value for a reading it sent (a lab's corrected result)."""
+    return ReadingCorrected(
+        reading_id=reading_id,
+        patient_pseudonym=PATIENT,
+        loinc_code=loinc,
+        value=value,
+        unit=unit or UNITS[loinc],
+        measured_at=timestamp(measured_at),
+    )
+
+
+def correct(
+    one: ReadingCorrected,
+    plan: PlanInForce | None,
+    state: PatientState | None = None,
+    now: datetime = NOW,
+) -> Outcome:
+    return correct_reading(
+        one, plan=plan, state=state or PatientState(), now=now, territory=TERRITORY
     )
 
 

@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from emeuse.chronic.v1.chronic_events_pb2 import ReadingCorrected, ReadingRecorded
 from emeuse.runtime.pseudonym import random_pseudonym
 from services.chronic.fhir import FhirError, readings_from_fhir
 
@@ -72,6 +73,23 @@ def test_a_bundle_gives_one_reading_per_observation():
     readings = readings_from_fhir(json.dumps(bundle))
     assert [(r.loinc_code, r.value) for r in readings] == [("2339-0", 2.9), ("29463-7", 81.4)]
     assert readings[1].reading_id == "fhir:Observation/w-1"
+
+
+@pytest.mark.parametrize("status", ["corrected", "amended"])
+def test_a_corrected_or_amended_observation_becomes_a_correction_of_the_same_reading(status):
+    [original] = readings_from_fhir(json.dumps(glucose_observation()))
+    fixed = glucose_observation(
+        status=status,
+        issued="2026-11-28T11:00:00+01:00",
+        valueQuantity={"value": 25, "system": "http://unitsofmeasure.org", "code": "mmol/L"},
+    )
+    [correction] = readings_from_fhir(json.dumps(fixed))
+    assert isinstance(original, ReadingRecorded)
+    assert isinstance(correction, ReadingCorrected)
+    assert correction.reading_id == original.reading_id
+    assert (correction.value, correction.unit) == (25, "mmol/L")
+    assert correction.measured_at == original.measured_at
+    assert correction.corrected_at.ToJsonString() == "2026-11-28T10:00:00Z"
 
 
 @pytest.mark.parametrize(

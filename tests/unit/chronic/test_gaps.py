@@ -128,12 +128,12 @@ def test_a_gap_asked_just_before_a_reading_arrived_does_nothing():
     assert (outcome.outcome, outcome.facts) == ("not_due", [])
 
 
-def test_after_a_gap_closes_the_next_one_counts_from_the_close():
+def test_after_a_gap_closes_the_next_one_counts_from_the_measurement():
     state, _ = a_gap()
     # The missing reading, measured before the gap opened, arrives an hour late.
     late = evaluate(reading(INR, 2.5, "inr-1", NOW - timedelta(hours=3)), PLAN, state, after(60))
     assert specs(late) == [ALERT_RESOLVED]
-    assert gap_due_at(PLAN, late.state, INR) == after(60) + timedelta(days=1)
+    assert gap_due_at(PLAN, late.state, INR) == NOW - timedelta(hours=3) + timedelta(days=1)
     assert due_actions(PATIENT, PLAN, late.state, after(61)) == []
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from emeuse.kernel.outputs import Origin, SetAside
+from emeuse.kernel.outputs import OUTPUT_MAX_BYTES, Origin, OutputTooLargeError, OutRecord, SetAside
 from emeuse.kernel.tx import Tx
 from emeuse.platform.v1.dead_letter_pb2 import DeadLetterCause, MessageDeadLettered
 from emeuse.registry import dead_letter_topic
@@ -108,3 +108,15 @@ def test_a_rolled_back_write_is_no_longer_listed():
     tx.put("slots", "55|c", {"n": 3})
     tx.rollback(mark)
     assert tx.items("slots") == [("55|a", {"n": 1}), ("55|b", {"n": 2})]
+
+
+def test_a_record_the_broker_would_refuse_fails_its_handler_not_the_batch() -> None:
+    # Raised in the handler, so the kernel dead-letters that input; accepted, it would fail
+    # the whole transaction at commit, and every retry of it.
+    tx = new_tx()
+    huge = OutRecord("emeuse.partner.feed.v1", b"psn-a", b"x" * (OUTPUT_MAX_BYTES + 1), [])
+    with pytest.raises(OutputTooLargeError, match="at most 1,000,000"):
+        tx.send(huge)
+    assert tx.empty
+    tx.send(OutRecord("emeuse.partner.feed.v1", b"psn-a", b"x" * 1000, []))
+    assert len(tx.outputs) == 1

@@ -1,5 +1,7 @@
-"""Programme timelines: pregnancy by week from the expected due date (moving with it,
-stopping at the end), parental coaching by the child's age, the diabetes series."""
+"""Programme timelines: pregnancy by week of amenorrhoea from the expected due date, the
+French term at 41 SA + 0 (moving with it, stopping at the end), parental coaching by the
+child's month-birthdays, the diabetes series for people monitored for diabetes, and the
+steps already past when a programme starts."""
 
 from datetime import UTC, date, datetime, timedelta
 
@@ -13,7 +15,8 @@ from emeuse.prevention.v1.prevention_events_pb2 import (
 )
 from emeuse.runtime.codec import InvalidEventError
 from services.prevention.domain.person import Message, PersonState
-from services.prevention.domain.timelines import pregnancy_timeline
+from services.prevention.domain.timelines import amenorrhoea_age, pregnancy_timeline
+from services.prevention.domain.timing import LOCAL
 from services.prevention.handlers import (
     care_plan_updated,
     end_programme,
@@ -32,18 +35,34 @@ from tests.unit.prevention.people import (
     send,
 )
 
-DUE = date(2027, 8, 20)
+# The term, 41 SA + 0: the last period began 287 days before, on 2026-11-13, so NOW
+# (2027-03-02) is 15 SA + 4.
+DUE = date(2027, 8, 27)
 
 
 def pregnancy_messages(state: PersonState) -> dict[str, datetime]:
     return {m.step: m.due_at for m in state.scheduled() if m.programme == "pregnancy"}
 
 
-def test_weeks_count_from_the_due_date_minus_280_days_at_ten_in_the_morning() -> None:
+def test_weeks_count_from_the_term_at_41_weeks_minus_287_days_at_ten_in_the_morning() -> None:
     steps = {s.step: s.due_at for s in pregnancy_timeline(DUE)}
-    # 2027-08-20 - 280 days = 2026-11-13; week 22 starts 154 days later, 2027-04-16 (UTC+2).
+    # 2027-08-27 - 287 days = 2026-11-13; week 22 starts 154 days later, 2027-04-16 (UTC+2).
     assert steps["week_22"] == datetime(2027, 4, 16, 8, 0, tzinfo=UTC)
     assert steps["week_39"] == datetime(2027, 8, 13, 8, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("due", [DUE, date(2027, 1, 1), date(2028, 3, 31)])
+def test_every_pregnancy_step_lands_on_the_first_day_of_its_week_of_amenorrhoea(
+    due: date,
+) -> None:
+    last_period = due - timedelta(days=7 * 41)  # the French term is 41 SA + 0
+    for step in pregnancy_timeline(due):
+        week = int(step.step.removeprefix("week_"))
+        local = step.due_at.astimezone(LOCAL)
+        assert (local.date() - last_period).days == 7 * week, step.step
+        assert local.hour == 10
+    assert amenorrhoea_age(due, due) == (41, 0)
+    assert amenorrhoea_age(due, due - timedelta(days=8)) == (39, 6)
 
 
 def test_a_pregnancy_started_mid_way_skips_the_steps_already_past() -> None:
@@ -138,10 +157,14 @@ def test_the_end_of_a_pregnancy_without_a_birth_sends_nothing_more() -> None:
     assert "parental_coaching" not in ended.state.programmes
 
 
-def test_a_due_date_beyond_forty_weeks_is_refused() -> None:
+def test_a_due_date_beyond_the_41_weeks_of_a_whole_pregnancy_is_refused() -> None:
     person, state = enrolled(band=(25, 29))
-    with pytest.raises(InvalidEventError, match="40 weeks"):
-        start_programme(pregnancy(person, NOW.date() + timedelta(days=300)), state=state, now=NOW)
+    whole = start_programme(
+        pregnancy(person, NOW.date() + timedelta(days=287)), state=state, now=NOW
+    )
+    assert whole.outcome == "started"
+    with pytest.raises(InvalidEventError, match="41 weeks"):
+        start_programme(pregnancy(person, NOW.date() + timedelta(days=288)), state=state, now=NOW)
 
 
 def test_a_person_newly_monitored_for_diabetes_gets_the_education_series_once() -> None:

@@ -139,6 +139,8 @@ class _AlertResolutionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Alert
     """ALERT_RESOLUTION_DATA_RECEIVED: the missing reading of a monitoring gap arrived."""
     ALERT_RESOLUTION_REVIEWED: _AlertResolution.ValueType  # 5
     """ALERT_RESOLUTION_REVIEWED: the lab reviewed the point-of-care result that was overdue."""
+    ALERT_RESOLUTION_CORRECTED: _AlertResolution.ValueType  # 6
+    """ALERT_RESOLUTION_CORRECTED: the result that raised the alert was corrected to a value that breaks no rule."""
 
 class AlertResolution(_AlertResolution, metaclass=_AlertResolutionEnumTypeWrapper):
     """AlertResolution says how an alert episode ended."""
@@ -155,6 +157,8 @@ ALERT_RESOLUTION_DATA_RECEIVED: AlertResolution.ValueType  # 4
 """ALERT_RESOLUTION_DATA_RECEIVED: the missing reading of a monitoring gap arrived."""
 ALERT_RESOLUTION_REVIEWED: AlertResolution.ValueType  # 5
 """ALERT_RESOLUTION_REVIEWED: the lab reviewed the point-of-care result that was overdue."""
+ALERT_RESOLUTION_CORRECTED: AlertResolution.ValueType  # 6
+"""ALERT_RESOLUTION_CORRECTED: the result that raised the alert was corrected to a value that breaks no rule."""
 Global___AlertResolution: _TypeAlias = AlertResolution  # noqa: Y015
 
 class _ReviewDecision:
@@ -414,6 +418,96 @@ class ReadingRecorded(_message.Message):
 Global___ReadingRecorded: _TypeAlias = ReadingRecorded  # noqa: Y015
 
 @_typing.final
+class ReadingCorrected(_message.Message):
+    """ReadingCorrected says the producer of a reading replaced its value (a lab's corrected or amended result); reading_id names the reading corrected."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    READING_ID_FIELD_NUMBER: _builtins.int
+    PATIENT_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    LOINC_CODE_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    UNIT_FIELD_NUMBER: _builtins.int
+    MEASURED_AT_FIELD_NUMBER: _builtins.int
+    DEVICE_ID_FIELD_NUMBER: _builtins.int
+    CORRECTED_AT_FIELD_NUMBER: _builtins.int
+    reading_id: _builtins.str
+    """Id of the reading corrected, as its producer first sent it."""
+    patient_pseudonym: _builtins.str
+    """Pseudonym of the patient measured."""
+    loinc_code: _builtins.str
+    """LOINC code of the measure."""
+    value: _builtins.float
+    """Corrected value, in unit."""
+    unit: _builtins.str
+    """UCUM unit of value, e.g. "mg/dL", "%", "kg"."""
+    device_id: _builtins.str
+    """Device or instrument that measured it, if any."""
+    @_builtins.property
+    def measured_at(self) -> _timestamp_pb2.Timestamp:
+        """When the value was measured (not when it was corrected)."""
+
+    @_builtins.property
+    def corrected_at(self) -> _timestamp_pb2.Timestamp:
+        """When the producer issued the correction; unset if it did not say."""
+
+    def __init__(
+        self,
+        *,
+        reading_id: _builtins.str = ...,
+        patient_pseudonym: _builtins.str = ...,
+        loinc_code: _builtins.str = ...,
+        value: _builtins.float = ...,
+        unit: _builtins.str = ...,
+        measured_at: _timestamp_pb2.Timestamp | None = ...,
+        device_id: _builtins.str = ...,
+        corrected_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["corrected_at", b"corrected_at", "measured_at", b"measured_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["corrected_at", b"corrected_at", "device_id", b"device_id", "loinc_code", b"loinc_code", "measured_at", b"measured_at", "patient_pseudonym", b"patient_pseudonym", "reading_id", b"reading_id", "unit", b"unit", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReadingCorrected: _TypeAlias = ReadingCorrected  # noqa: Y015
+
+@_typing.final
+class ReadingCorrection(_message.Message):
+    """ReadingCorrection shows the care team a corrected result: the value it replaced and the corrected one."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    READING_ID_FIELD_NUMBER: _builtins.int
+    PREVIOUS_VALUE_FIELD_NUMBER: _builtins.int
+    CORRECTED_VALUE_FIELD_NUMBER: _builtins.int
+    UNIT_FIELD_NUMBER: _builtins.int
+    reading_id: _builtins.str
+    """Id of the corrected reading."""
+    previous_value: _builtins.float
+    """Value before the correction, in unit; unset when the earlier value never reached the service."""
+    corrected_value: _builtins.float
+    """Value after the correction, in unit."""
+    unit: _builtins.str
+    """Canonical UCUM unit of both values."""
+    def __init__(
+        self,
+        *,
+        reading_id: _builtins.str = ...,
+        previous_value: _builtins.float | None = ...,
+        corrected_value: _builtins.float = ...,
+        unit: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_previous_value", b"_previous_value", "previous_value", b"previous_value"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_previous_value", b"_previous_value", "corrected_value", b"corrected_value", "previous_value", b"previous_value", "reading_id", b"reading_id", "unit", b"unit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__previous_value: _TypeAlias = _typing.Literal["previous_value"]  # noqa: Y015
+    _WhichOneofArgType__previous_value: _TypeAlias = _typing.Literal["_previous_value", b"_previous_value"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__previous_value) -> _WhichOneofReturnType__previous_value | None: ...
+
+Global___ReadingCorrection: _TypeAlias = ReadingCorrection  # noqa: Y015
+
+@_typing.final
 class RecentResult(_message.Message):
     """RecentResult is one earlier result of the alert's measure, given as context to the care team."""
 
@@ -470,6 +564,7 @@ class AlertRaised(_message.Message):
     RECENT_RESULTS_FIELD_NUMBER: _builtins.int
     MEASURED_AT_FIELD_NUMBER: _builtins.int
     MEASUREMENT_TO_ALERT_FIELD_NUMBER: _builtins.int
+    CORRECTION_FIELD_NUMBER: _builtins.int
     alert_id: _builtins.str
     """Unique id of the alert."""
     patient_pseudonym: _builtins.str
@@ -512,6 +607,10 @@ class AlertRaised(_message.Message):
     def measurement_to_alert(self) -> _duration_pb2.Duration:
         """Time from measurement (for a point-of-care result: through lab validation) to this alert."""
 
+    @_builtins.property
+    def correction(self) -> Global___ReadingCorrection:
+        """Set when a corrected result raised the alert: the value it replaced and the corrected one."""
+
     def __init__(
         self,
         *,
@@ -530,10 +629,11 @@ class AlertRaised(_message.Message):
         recent_results: _abc.Iterable[Global___RecentResult] | None = ...,
         measured_at: _timestamp_pb2.Timestamp | None = ...,
         measurement_to_alert: _duration_pb2.Duration | None = ...,
+        correction: Global___ReadingCorrection | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["measured_at", b"measured_at", "measurement_to_alert", b"measurement_to_alert", "notified", b"notified", "raised_at", b"raised_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["correction", b"correction", "measured_at", b"measured_at", "measurement_to_alert", b"measurement_to_alert", "notified", b"notified", "raised_at", b"raised_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_id", b"alert_id", "loinc_code", b"loinc_code", "measured_at", b"measured_at", "measurement_to_alert", b"measurement_to_alert", "notified", b"notified", "patient_pseudonym", b"patient_pseudonym", "raised_at", b"raised_at", "reading_ids", b"reading_ids", "reason", b"reason", "recent_results", b"recent_results", "rule", b"rule", "severity", b"severity", "target_high", b"target_high", "target_low", b"target_low", "unit", b"unit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_id", b"alert_id", "correction", b"correction", "loinc_code", b"loinc_code", "measured_at", b"measured_at", "measurement_to_alert", b"measurement_to_alert", "notified", b"notified", "patient_pseudonym", b"patient_pseudonym", "raised_at", b"raised_at", "reading_ids", b"reading_ids", "reason", b"reason", "recent_results", b"recent_results", "rule", b"rule", "severity", b"severity", "target_high", b"target_high", "target_low", b"target_low", "unit", b"unit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -552,6 +652,7 @@ class AlertUpdated(_message.Message):
     READING_ID_FIELD_NUMBER: _builtins.int
     EPISODE_READINGS_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    CORRECTION_FIELD_NUMBER: _builtins.int
     alert_id: _builtins.str
     """Id of the open alert."""
     patient_pseudonym: _builtins.str
@@ -568,6 +669,10 @@ class AlertUpdated(_message.Message):
     def updated_at(self) -> _timestamp_pb2.Timestamp:
         """When the alert was updated."""
 
+    @_builtins.property
+    def correction(self) -> Global___ReadingCorrection:
+        """Set when the update comes from a corrected result: the value it replaced and the corrected one."""
+
     def __init__(
         self,
         *,
@@ -578,10 +683,11 @@ class AlertUpdated(_message.Message):
         reading_id: _builtins.str = ...,
         episode_readings: _builtins.int = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
+        correction: Global___ReadingCorrection | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["correction", b"correction", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_id", b"alert_id", "episode_readings", b"episode_readings", "patient_pseudonym", b"patient_pseudonym", "reading_id", b"reading_id", "reason", b"reason", "rule", b"rule", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_id", b"alert_id", "correction", b"correction", "episode_readings", b"episode_readings", "patient_pseudonym", b"patient_pseudonym", "reading_id", b"reading_id", "reason", b"reason", "rule", b"rule", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -682,6 +788,7 @@ class AlertResolved(_message.Message):
     RESOLUTION_FIELD_NUMBER: _builtins.int
     MEMBER_ID_FIELD_NUMBER: _builtins.int
     RESOLVED_AT_FIELD_NUMBER: _builtins.int
+    CORRECTION_FIELD_NUMBER: _builtins.int
     alert_id: _builtins.str
     """Id of the alert."""
     patient_pseudonym: _builtins.str
@@ -694,6 +801,10 @@ class AlertResolved(_message.Message):
     def resolved_at(self) -> _timestamp_pb2.Timestamp:
         """When it was resolved."""
 
+    @_builtins.property
+    def correction(self) -> Global___ReadingCorrection:
+        """Set when a corrected result resolved it (ALERT_RESOLUTION_CORRECTED): both values."""
+
     def __init__(
         self,
         *,
@@ -702,10 +813,11 @@ class AlertResolved(_message.Message):
         resolution: Global___AlertResolution.ValueType = ...,
         member_id: _builtins.str = ...,
         resolved_at: _timestamp_pb2.Timestamp | None = ...,
+        correction: Global___ReadingCorrection | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["resolved_at", b"resolved_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["correction", b"correction", "resolved_at", b"resolved_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_id", b"alert_id", "member_id", b"member_id", "patient_pseudonym", b"patient_pseudonym", "resolution", b"resolution", "resolved_at", b"resolved_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_id", b"alert_id", "correction", b"correction", "member_id", b"member_id", "patient_pseudonym", b"patient_pseudonym", "resolution", b"resolution", "resolved_at", b"resolved_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

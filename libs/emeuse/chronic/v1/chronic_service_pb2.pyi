@@ -187,6 +187,7 @@ class Alert(_message.Message):
     ACKNOWLEDGED_AT_FIELD_NUMBER: _builtins.int
     RESOLUTION_FIELD_NUMBER: _builtins.int
     RESOLVED_AT_FIELD_NUMBER: _builtins.int
+    CORRECTION_FIELD_NUMBER: _builtins.int
     alert_id: _builtins.str
     """Id of the alert."""
     patient_pseudonym: _builtins.str
@@ -227,6 +228,10 @@ class Alert(_message.Message):
     def resolved_at(self) -> _timestamp_pb2.Timestamp:
         """When it was resolved."""
 
+    @_builtins.property
+    def correction(self) -> _chronic_events_pb2.ReadingCorrection:
+        """The latest correction of a result in the episode, if any: the value replaced and the corrected one."""
+
     def __init__(
         self,
         *,
@@ -245,10 +250,11 @@ class Alert(_message.Message):
         acknowledged_at: _timestamp_pb2.Timestamp | None = ...,
         resolution: _chronic_events_pb2.AlertResolution.ValueType = ...,
         resolved_at: _timestamp_pb2.Timestamp | None = ...,
+        correction: _chronic_events_pb2.ReadingCorrection | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["acknowledged_at", b"acknowledged_at", "raised_at", b"raised_at", "resolved_at", b"resolved_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["acknowledged_at", b"acknowledged_at", "correction", b"correction", "raised_at", b"raised_at", "resolved_at", b"resolved_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledged_at", b"acknowledged_at", "acknowledged_by", b"acknowledged_by", "alert_id", b"alert_id", "loinc_code", b"loinc_code", "notified_member_ids", b"notified_member_ids", "patient_pseudonym", b"patient_pseudonym", "raised_at", b"raised_at", "reading_ids", b"reading_ids", "reason", b"reason", "resolution", b"resolution", "resolved_at", b"resolved_at", "rule", b"rule", "severity", b"severity", "status", b"status", "territory", b"territory"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledged_at", b"acknowledged_at", "acknowledged_by", b"acknowledged_by", "alert_id", b"alert_id", "correction", b"correction", "loinc_code", b"loinc_code", "notified_member_ids", b"notified_member_ids", "patient_pseudonym", b"patient_pseudonym", "raised_at", b"raised_at", "reading_ids", b"reading_ids", "reason", b"reason", "resolution", b"resolution", "resolved_at", b"resolved_at", "rule", b"rule", "severity", b"severity", "status", b"status", "territory", b"territory"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

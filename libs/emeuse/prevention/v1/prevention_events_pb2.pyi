@@ -430,7 +430,9 @@ class ProgrammeStarted(_message.Message):
     """The programme."""
     @_builtins.property
     def expected_due_date(self) -> _timestamp_pb2.Timestamp:
-        """Pregnancy: the expected due date (the day, at midnight UTC)."""
+        """Pregnancy: the expected due date, the French term at 41 weeks of amenorrhoea + 0 days (the
+        day, at midnight UTC).
+        """
 
     @_builtins.property
     def child_born_on(self) -> _timestamp_pb2.Timestamp:

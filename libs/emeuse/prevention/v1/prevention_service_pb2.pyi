@@ -435,10 +435,13 @@ class StartProgrammeRequest(_message.Message):
     person_pseudonym: _builtins.str
     """Pseudonym of the person (enrolled)."""
     programme: _prevention_events_pb2.Programme.ValueType
-    """The programme: PREGNANCY or PARENTAL_COACHING (the diabetes series starts from chronic's care plans)."""
+    """The programme: PREGNANCY or PARENTAL_COACHING. The diabetes series starts by itself from
+    chronic's care plans; DIABETES_EDUCATION is refused (FAILED_PRECONDITION) for a person not
+    monitored for diabetes, and for one who is, starts the series again after it ended.
+    """
     @_builtins.property
     def expected_due_date(self) -> _timestamp_pb2.Timestamp:
-        """Pregnancy: expected due date."""
+        """Pregnancy: expected due date, the French term (41 weeks of amenorrhoea + 0 days)."""
 
     @_builtins.property
     def child_born_on(self) -> _timestamp_pb2.Timestamp:
@@ -462,23 +465,33 @@ Global___StartProgrammeRequest: _TypeAlias = StartProgrammeRequest  # noqa: Y015
 
 @_typing.final
 class StartProgrammeResponse(_message.Message):
-    """StartProgrammeResponse lists the programme's messages now planned."""
+    """StartProgrammeResponse lists the programme's messages now planned, and the steps skipped."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     SCHEDULED_FIELD_NUMBER: _builtins.int
+    SKIPPED_STEPS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def scheduled(self) -> _containers.RepeatedCompositeFieldContainer[_prevention_events_pb2.MessageScheduled]:
-        """The programme's messages not sent yet, by due date."""
+        """The programme's messages not sent yet, by due date. A step whose day passed at most two
+        days ago is due now.
+        """
+
+    @_builtins.property
+    def skipped_steps(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Steps (e.g. week_12) whose day passed more than two days ago and were not sent: they are
+        never sent late.
+        """
 
     def __init__(
         self,
         *,
         scheduled: _abc.Iterable[_prevention_events_pb2.MessageScheduled] | None = ...,
+        skipped_steps: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["scheduled", b"scheduled"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["scheduled", b"scheduled", "skipped_steps", b"skipped_steps"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
