@@ -146,12 +146,24 @@ THRESHOLD = {
             "critical_low <= low <= target_low",
         ),
         ({"thresholds": [THRESHOLD, THRESHOLD]}, "lists 2339-0 twice"),
-        ({"thresholds": [{**THRESHOLD, "unit": "%"}]}, "unit '%' is not one of"),
+        ({"thresholds": [{**THRESHOLD, "unit": "%"}]}, "unit '%' cannot be converted"),
     ],
 )
 def test_a_plan_that_cannot_protect_the_patient_is_refused(overrides, reason):
     with pytest.raises(InvalidEventError, match=reason):
         record(a_plan(**overrides))
+
+
+def test_glucose_thresholds_in_grams_per_litre_are_kept_in_mg_per_decilitre():
+    french = {**THRESHOLD, "unit": "g/L", "low": 0.7, "high": 2.5}
+    french.update(critical_low=0.54, critical_high=4.0)
+    plan = plan_in_force(record(a_plan(thresholds=[french])))
+    assert plan is not None
+    band = plan.bands["2339-0"]
+    assert band.unit == "mg/dL"
+    assert (band.low, band.high, band.critical_low, band.critical_high) == pytest.approx(
+        (70, 250, 54, 400)
+    )
 
 
 def test_no_stored_plan_is_no_plan():
