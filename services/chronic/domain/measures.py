@@ -42,6 +42,16 @@ MEASURES = {
     )
 }
 
+# LOINC codes that measure the same thing in different ways: a care plan that monitors one
+# of them monitors them all, so a reading is judged whichever code its device sends.
+# INR: 34714-6 is the capillary (point-of-care) INR, 6301-6 the lab's (venous plasma).
+SAME_MEASURE: tuple[frozenset[str], ...] = (frozenset({"34714-6", "6301-6"}),)
+
+
+def equivalent_codes(loinc: str) -> frozenset[str]:
+    """The codes that measure what `loinc` measures, itself included."""
+    return next((codes for codes in SAME_MEASURE if loinc in codes), frozenset({loinc}))
+
 
 class ReadingError(ValueError):
     """A reading that cannot be a real measurement; the message says why."""
