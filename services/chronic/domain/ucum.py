@@ -2,7 +2,7 @@
 and converted by ucumvert (a UCUM grammar over pint) rather than a hand table per unit.
 
 Factors are cached per pair of units: a reading's conversion is a dictionary look-up, and
-the registry (about a second to build) is built on first use, never at import.
+the registry (about a second to build) is built at start-up (`load`), never at import.
 """
 
 from __future__ import annotations
@@ -25,6 +25,11 @@ class UnitError(ValueError):
 @cache
 def _registry() -> Any:
     return PintUcumRegistry()
+
+
+def load() -> None:
+    """Build the registry now (at start-up), not in the first reading's transaction."""
+    _registry()
 
 
 def _quantity(unit: str) -> Any:
