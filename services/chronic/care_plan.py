@@ -7,7 +7,7 @@ racing never share a version.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from google.protobuf import json_format
@@ -27,11 +27,7 @@ def check_care_plan(plan: CarePlanUpdated) -> None:
     if not plan.thresholds:
         raise InvalidEventError("care plan monitors no measure")
     for band in plan.thresholds:
-        # A monitoring gap cannot be switched off for a patient under télésurveillance.
-        if band.expected_every.ToSeconds() <= 0:
-            raise InvalidEventError(
-                f"threshold for {band.loinc_code} has no expected_every interval"
-            )
+        check_expected_every(band.loinc_code, band.expected_every.ToTimedelta())
     if not plan.care_team:
         raise InvalidEventError("care plan has no care team to alert")
     ranks = [member.escalation_rank for member in plan.care_team]
@@ -46,6 +42,22 @@ def check_care_plan(plan: CarePlanUpdated) -> None:
     if plan.review_within.ToSeconds() < 0:
         raise InvalidEventError("care plan review_within cannot be negative")
     bands_of_plan(plan)
+
+
+# The shortest interval between readings a plan may expect: the gap timers' resolution.
+MIN_EXPECTED_EVERY = timedelta(seconds=1)
+
+
+def check_expected_every(loinc: str, every: timedelta) -> None:
+    """A monitoring gap cannot be switched off for a patient under télésurveillance, nor
+    watched more finely than the timers go."""
+    if every == timedelta(0):
+        raise InvalidEventError(f"threshold for {loinc} has no expected_every interval")
+    if every < MIN_EXPECTED_EVERY:
+        raise InvalidEventError(
+            f"threshold for {loinc}: expected_every {every.total_seconds():g} s is under "
+            f"the minimum of {MIN_EXPECTED_EVERY.total_seconds():g} s"
+        )
 
 
 def bands_of_plan(plan: CarePlanUpdated) -> dict[str, Band]:
@@ -79,7 +91,7 @@ def bands_of_plan(plan: CarePlanUpdated) -> dict[str, Band]:
             critical_high=band.critical_high * factor,
             target_low=target_low * factor,
             target_high=target_high * factor,
-            expected_every_s=band.expected_every.ToSeconds(),
+            expected_every_s=band.expected_every.ToTimedelta().total_seconds(),
         )
     return bands
 

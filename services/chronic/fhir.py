@@ -78,9 +78,14 @@ def _reading(observation: Observation, where: str) -> ReadingRecorded | ReadingC
     quantity = observation.valueQuantity
     if quantity is None or quantity.value is None:
         raise FhirError(f"{where} has no valueQuantity value")
-    unit = quantity.code if quantity.system == UCUM and quantity.code else quantity.unit
-    if not unit:
-        raise FhirError(f"{where} valueQuantity has no unit")
+    # The unit is the UCUM code, never the display text: "mg/dl" or "g/l" as printed on a
+    # report may name no unit, or another one.
+    if quantity.system != UCUM or not quantity.code:
+        raise FhirError(
+            f"{where} valueQuantity is not a UCUM quantity (system {UCUM} with a code); "
+            f"its display unit {quantity.unit!r} is not read"
+        )
+    unit = quantity.code
     reference = observation.subject.reference if observation.subject else None
     pseudonym = (reference or "").removeprefix("Patient/")
     if not reference or not is_pseudonym(pseudonym):

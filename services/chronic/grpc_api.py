@@ -646,6 +646,11 @@ def patient_status(
         ],
         open_alerts=[alert_view(patient, a) for a in open_alerts],
         pending_review_reading_ids=sorted(state.pending_review),
+        not_monitored_loinc_codes=[
+            loinc
+            for loinc in sorted(state.latest)
+            if plan is None or plan.monitored_code(loinc) is None
+        ],
     )
     for loinc, band in sorted(plan.bands.items()) if plan else ():
         assert plan is not None

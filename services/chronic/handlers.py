@@ -89,6 +89,11 @@ def evaluate_reading(
 
     A point-of-care result waits for the lab's review; any other is judged at once."""
     reading = normalised(reading)
+    if plan is None:
+        # No care plan to place it in: the sender learns why from the dead letter.
+        raise InvalidEventError(
+            "patient is not enrolled in remote monitoring: no care plan to place the reading in"
+        )
     measured_at = reading.measured_at.ToDatetime(tzinfo=UTC)
     # The same measurement sent twice, under one id or by one device at one time, counts once.
     measurement = (
@@ -100,7 +105,9 @@ def evaluate_reading(
         return Outcome(state, outcome="duplicate")
     state = state.changed()
     state.remember(*filter(None, (reading.reading_id, measurement)))
-    patient, loinc = reading.patient_pseudonym, reading.loinc_code
+    patient = reading.patient_pseudonym
+    # Placed under the plan's code for what it measures (a capillary INR under the lab's).
+    loinc = plan.monitored_code(reading.loinc_code) or reading.loinc_code
     if reading.point_of_care:
         state.pending_review[reading.reading_id] = PendingResult(
             reading_id=reading.reading_id,
@@ -150,7 +157,9 @@ def correct_reading(
     the original arriving after it, changes nothing."""
     reading = normalised(as_reading(correction))
     measured_at = reading.measured_at.ToDatetime(tzinfo=UTC)
-    patient, loinc, reading_id = reading.patient_pseudonym, reading.loinc_code, reading.reading_id
+    patient, reading_id = reading.patient_pseudonym, reading.reading_id
+    # Placed like the reading it corrects: under the plan's code for what it measures.
+    loinc = (plan.monitored_code(reading.loinc_code) if plan else None) or reading.loinc_code
     earlier = state.result_of(reading_id)
     if earlier is not None and earlier[0] != loinc:
         raise InvalidEventError(
@@ -276,6 +285,8 @@ def _judge(
     point_of_care: bool,
     correction: Correction | None = None,
 ) -> Outcome:
+    # Placed again: the plan may have changed while a point-of-care result awaited review.
+    loinc = (plan.monitored_code(loinc) if plan else None) or loinc
     state.record(loinc, result)
     facts = close_gap(state, patient, loinc, now, plan)
     band = plan.bands.get(loinc) if plan else None

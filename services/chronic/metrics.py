@@ -11,6 +11,12 @@ READINGS = Counter(
     "Readings checked, by measure and outcome.",
     ["loinc", "outcome"],
 )
+NOT_MONITORED = Counter(
+    "emeuse_chronic_readings_not_monitored_total",
+    "Readings recorded for a measure the patient's care plan does not monitor (never judged), "
+    "by measure.",
+    ["loinc"],
+)
 ALERTS_RAISED = Counter(
     "emeuse_chronic_alerts_raised_total",
     "Alerts raised, by severity and rule.",

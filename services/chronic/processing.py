@@ -34,7 +34,13 @@ from services.chronic.care_plan import (
 )
 from services.chronic.domain.monitoring import GAP, OPEN, PatientState
 from services.chronic.domain.plan import PlanInForce
-from services.chronic.metrics import ALERT_ACTIONS, POINT_OF_CARE_TO_ALERT, READINGS, count
+from services.chronic.metrics import (
+    ALERT_ACTIONS,
+    NOT_MONITORED,
+    POINT_OF_CARE_TO_ALERT,
+    READINGS,
+    count,
+)
 
 log = structlog.get_logger("emeuse.chronic")
 CARE_PLANS = "patient_to_care_plan"
@@ -76,6 +82,13 @@ def publish(tx: Tx, patient: str, outcome: Outcome, event: Event | None, territo
     tx.put(STATES, patient, outcome.state)
 
 
+def note_not_monitored(outcome: Outcome, reading_id: str, loinc: str) -> None:
+    """A reading the plan does not monitor is kept, counted and logged, never dropped quietly."""
+    if outcome.outcome == "not_monitored":
+        NOT_MONITORED.labels(loinc).inc()
+        log.info("reading.not_monitored", reading_id=reading_id, loinc_code=loinc)
+
+
 async def apply_care_plan(event: Event, tx: Tx) -> None:
     plan = event.message
     patient = plan.patient_pseudonym
@@ -99,6 +112,7 @@ async def evaluate_reading(event: Event, tx: Tx) -> None:
         reading, plan=plan, state=state, now=tx.now, territory=_territory(event)
     )
     READINGS.labels(reading.loinc_code, outcome.outcome).inc()
+    note_not_monitored(outcome, reading.reading_id, reading.loinc_code)
     # Debug: at thousands of readings a second, one line each would drown the facts.
     log.debug("reading.checked", reading_id=reading.reading_id, outcome=outcome.outcome)
     if outcome.outcome != "duplicate":
@@ -113,6 +127,7 @@ async def correct_reading(event: Event, tx: Tx) -> None:
         correction, plan=plan, state=state, now=tx.now, territory=_territory(event)
     )
     READINGS.labels(correction.loinc_code, outcome.outcome).inc()
+    note_not_monitored(outcome, correction.reading_id, correction.loinc_code)
     log.info("reading.corrected", reading_id=correction.reading_id, outcome=outcome.outcome)
     if outcome.outcome != "duplicate":
         publish(tx, patient, outcome, event, _territory(event))
@@ -126,6 +141,8 @@ async def review_result(event: Event, tx: Tx) -> None:
         review, plan=plan, state=state, now=tx.now, territory=_territory(event)
     )
     log.info("point_of_care.reviewed", reading_id=review.reading_id, outcome=outcome.outcome)
+    pending = state.pending_review.get(review.reading_id)
+    note_not_monitored(outcome, review.reading_id, pending.loinc_code if pending else "")
     if outcome.outcome != "duplicate":
         publish(tx, patient, outcome, event, _territory(event))
 

@@ -209,6 +209,63 @@ def test_the_point_of_care_inr_pathway_alerts_the_prescriber_once_the_lab_valida
     )
 
 
+def test_a_capillary_inr_alerts_the_prescriber_when_the_plan_lists_the_lab_inr(platform, bus):
+    patient = random_pseudonym()
+    chronic = Chronic(platform)
+    enrol(platform, care_plan(patient, "ANTICOAGULATION", {**INR_BAND, "loinc_code": "6301-6"}))
+
+    # The EHPAD's coagulometer sends the point-of-care code; the plan lists the lab's.
+    measured = datetime.now(UTC) - timedelta(minutes=10)
+    capillary = reading(patient, "34714-6", 5.6, "{INR}", measured_at=measured, point_of_care=True)
+    bus.send(*record(READING_RECORDED, capillary, patient))
+    # A glucose the plan does not monitor: kept and shown, never judged.
+    sugar = reading(patient, "2339-0", 0.4, "g/L", measured_at=measured)
+    record_reading(platform, sugar)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        status = chronic.GetPatientStatus(api.GetPatientStatusRequest(patient_pseudonym=patient))
+        if status.pending_review_reading_ids and status.not_monitored_loinc_codes:
+            break
+        time.sleep(0.2)
+    assert list(status.pending_review_reading_ids) == [capillary.reading_id]
+    assert list(status.not_monitored_loinc_codes) == ["2339-0"]
+    assert [(v.loinc_code, round(v.value)) for v in status.latest_values] == [("2339-0", 40)]
+
+    chronic.ReviewPointOfCareResult(
+        api.ReviewPointOfCareResultRequest(
+            patient_pseudonym=patient,
+            reading_id=capillary.reading_id,
+            reviewer_id=LAB["member_id"],
+            decision="REVIEW_DECISION_VALIDATED",
+        )
+    )
+
+    [alert] = bus.wait_for(ALERT_RAISED.name, of(patient))
+    event = alert["event"]
+    assert event["severity"] == "ALERT_SEVERITY_CRITICAL"
+    assert event["reading_ids"] == [capillary.reading_id]
+    assert event["notified"]["member_id"] == GP["member_id"]
+    assert event["loinc_code"] == "6301-6"
+    status = chronic.GetPatientStatus(api.GetPatientStatusRequest(patient_pseudonym=patient))
+    assert list(status.not_monitored_loinc_codes) == ["2339-0"]
+    metrics = platform.services["chronic"].metrics()
+    assert metric(metrics, "emeuse_chronic_readings_not_monitored_total", loinc="2339-0") >= 1
+
+
+def test_a_reading_of_a_patient_with_no_care_plan_is_dead_lettered_with_the_reason(platform, bus):
+    stranger = random_pseudonym()
+    at = bus.send(*record(READING_RECORDED, reading(stranger, "34714-6", 5.6, "{INR}"), stranger))
+    [letter] = bus.wait_for(
+        "emeuse.chronic.dead-letter.v1",
+        lambda r: (
+            (int(r["event"]["source_partition"]), int(r["event"]["source_offset"])) == at
+            and r["event"]["source_topic"] == READING_RECORDED.name
+        ),
+    )
+    assert letter["event"]["cause"] == "DEAD_LETTER_CAUSE_INVALID_EVENT"
+    assert "not enrolled in remote monitoring" in letter["event"]["reason"]
+
+
 def test_an_unacknowledged_alert_escalates_after_the_delay_and_stops_when_acknowledged(
     platform, bus
 ):

@@ -1,17 +1,21 @@
-"""The measures remote monitoring knows: LOINC code, canonical UCUM unit, accepted units
-and the range outside which a value is impossible (a device or typing error, not a patient).
+"""The measures remote monitoring knows: LOINC code, canonical UCUM unit, the range outside
+which a value is impossible (a device or typing error, not a patient), and which codes
+measure the same thing.
 
 Values are normalised to the canonical unit before any rule sees them, so a care plan's
-thresholds are always in that unit.
+thresholds are always in that unit. Any UCUM unit of the same kind converts (domain.ucum):
+glucose in g/L or mmol/L, weight in g or [lb_av], pressure in kPa.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-MG_DL_PER_MMOL_L_GLUCOSE = 18.016
-KG_PER_LB = 0.45359237
+from services.chronic.domain.ucum import UnitError, factor
+
+# Glucose (C6H12O6): turns the mmol/L of a lab into the mg/dL of the care plans.
+GLUCOSE_G_PER_MOL = 180.156
 
 
 @dataclass(frozen=True)
@@ -21,36 +25,32 @@ class Measure:
     unit: str
     lowest: float
     highest: float
-    # Accepted unit -> factor to the canonical unit.
-    conversions: dict[str, float] = field(default_factory=dict)
+    # For a concentration reported as an amount of substance (mmol/L).
+    molar_mass_g_per_mol: float | None = None
 
 
 MEASURES = {
     m.loinc: m
     for m in (
-        Measure("34714-6", "INR (point of care)", "{INR}", 0.5, 15.0, {"{ratio}": 1.0, "1": 1.0}),
-        Measure("6301-6", "INR (lab)", "{INR}", 0.5, 15.0, {"{ratio}": 1.0, "1": 1.0}),
-        Measure(
-            "2339-0",
-            "capillary glucose",
-            "mg/dL",
-            10.0,
-            1000.0,
-            {"mmol/L": MG_DL_PER_MMOL_L_GLUCOSE},
-        ),
+        Measure("34714-6", "INR (point of care)", "{INR}", 0.5, 15.0),
+        Measure("6301-6", "INR (lab)", "{INR}", 0.5, 15.0),
+        Measure("2339-0", "capillary glucose", "mg/dL", 10.0, 1000.0, GLUCOSE_G_PER_MOL),
         Measure("59408-5", "SpO2", "%", 50.0, 100.0),
-        Measure(
-            "29463-7",
-            "body weight",
-            "kg",
-            1.0,
-            400.0,
-            {"[lb_av]": KG_PER_LB, "lb": KG_PER_LB, "g": 0.001},
-        ),
-        Measure("8867-4", "heart rate", "/min", 20.0, 300.0, {"{beats}/min": 1.0}),
+        Measure("29463-7", "body weight", "kg", 1.0, 400.0),
+        Measure("8867-4", "heart rate", "/min", 20.0, 300.0),
         Measure("8480-6", "systolic blood pressure", "mm[Hg]", 40.0, 300.0),
     )
 }
+
+# LOINC codes that measure the same thing in different ways: a care plan that monitors one
+# of them monitors them all, so a reading is judged whichever code its device sends.
+# INR: 34714-6 is the capillary (point-of-care) INR, 6301-6 the lab's (venous plasma).
+SAME_MEASURE: tuple[frozenset[str], ...] = (frozenset({"34714-6", "6301-6"}),)
+
+
+def equivalent_codes(loinc: str) -> frozenset[str]:
+    """The codes that measure what `loinc` measures, itself included."""
+    return next((codes for codes in SAME_MEASURE if loinc in codes), frozenset({loinc}))
 
 
 class ReadingError(ValueError):
@@ -58,7 +58,7 @@ class ReadingError(ValueError):
 
 
 def to_canonical(loinc: str, unit: str) -> tuple[Measure, float]:
-    """The measure and the factor that turns `unit` into its canonical unit."""
+    """The measure and the factor that turns `unit` (UCUM) into its canonical unit."""
     measure = MEASURES.get(loinc)
     if measure is None:
         raise ReadingError(f"LOINC code {loinc!r} is not a monitored measure")
@@ -66,10 +66,12 @@ def to_canonical(loinc: str, unit: str) -> tuple[Measure, float]:
         raise ReadingError(f"{measure.name} ({loinc}) has no unit")
     if unit == measure.unit:
         return measure, 1.0
-    if unit in measure.conversions:
-        return measure, measure.conversions[unit]
-    known = ", ".join([measure.unit, *measure.conversions])
-    raise ReadingError(f"unit {unit!r} is not one of {known} for {measure.name} ({loinc})")
+    try:
+        return measure, factor(unit, measure.unit, measure.molar_mass_g_per_mol)
+    except UnitError as exc:
+        raise ReadingError(
+            f"{exc} for {measure.name} ({loinc}); use a UCUM unit of the kind of {measure.unit}"
+        ) from None
 
 
 def normalise(loinc: str, value: float, unit: str) -> tuple[float, str]:

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 
+from services.chronic.domain.measures import equivalent_codes
 from services.chronic.domain.thresholds import Threshold
 
 # CareRole numbers of the protobuf enum: who prescribes, who validates lab results.
@@ -59,6 +60,13 @@ class PlanInForce(BaseModel):
     recorded_at: datetime
     territory: str
     review_within_s: float = DEFAULT_REVIEW_WITHIN_S
+
+    def monitored_code(self, loinc: str) -> str | None:
+        """The plan's code for what `loinc` measures (itself, or an equivalent code such as
+        the lab INR for a capillary INR); None when the plan does not monitor it."""
+        if loinc in self.bands:
+            return loinc
+        return next((code for code in sorted(equivalent_codes(loinc)) if code in self.bands), None)
 
     def member(self, member_id: str) -> Member | None:
         return next((m for m in self.care_team if m.member_id == member_id), None)

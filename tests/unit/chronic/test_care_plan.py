@@ -121,6 +121,14 @@ THRESHOLD = {
         ({"programme": "MONITORING_PROGRAMME_UNSPECIFIED"}, "no monitoring programme"),
         ({"thresholds": []}, "monitors no measure"),
         ({"thresholds": [{**THRESHOLD, "expected_every": "0s"}]}, "no expected_every"),
+        (
+            {"thresholds": [{**THRESHOLD, "expected_every": "0.5s"}]},
+            r"2339-0: expected_every 0.5 s is under the minimum of 1 s",
+        ),
+        (
+            {"thresholds": [{**THRESHOLD, "expected_every": "-60s"}]},
+            r"expected_every -60 s is under the minimum of 1 s",
+        ),
         ({"care_team": []}, "no care team"),
         (
             {
@@ -146,12 +154,31 @@ THRESHOLD = {
             "critical_low <= low <= target_low",
         ),
         ({"thresholds": [THRESHOLD, THRESHOLD]}, "lists 2339-0 twice"),
-        ({"thresholds": [{**THRESHOLD, "unit": "%"}]}, "unit '%' is not one of"),
+        ({"thresholds": [{**THRESHOLD, "unit": "%"}]}, "unit '%' cannot be converted"),
     ],
 )
 def test_a_plan_that_cannot_protect_the_patient_is_refused(overrides, reason):
     with pytest.raises(InvalidEventError, match=reason):
         record(a_plan(**overrides))
+
+
+@pytest.mark.parametrize(("every", "seconds"), [("1s", 1.0), ("1.5s", 1.5), ("86400s", 86400.0)])
+def test_an_expected_every_from_the_minimum_up_is_kept_as_given(every, seconds):
+    plan = plan_in_force(record(a_plan(thresholds=[{**THRESHOLD, "expected_every": every}])))
+    assert plan is not None
+    assert plan.bands["2339-0"].expected_every_s == seconds
+
+
+def test_glucose_thresholds_in_grams_per_litre_are_kept_in_mg_per_decilitre():
+    french = {**THRESHOLD, "unit": "g/L", "low": 0.7, "high": 2.5}
+    french.update(critical_low=0.54, critical_high=4.0)
+    plan = plan_in_force(record(a_plan(thresholds=[french])))
+    assert plan is not None
+    band = plan.bands["2339-0"]
+    assert band.unit == "mg/dL"
+    assert (band.low, band.high, band.critical_low, band.critical_high) == pytest.approx(
+        (70, 250, 54, 400)
+    )
 
 
 def test_no_stored_plan_is_no_plan():

@@ -101,7 +101,17 @@ def test_a_corrected_or_amended_observation_becomes_a_correction_of_the_same_rea
             {"code": {"coding": [{"system": "http://snomed.info/sct", "code": "33747003"}]}},
             "no LOINC code",
         ),
-        ({"valueQuantity": {"value": 2.9}}, "no unit"),
+        ({"valueQuantity": {"value": 2.9}}, "not a UCUM quantity"),
+        # A display text is not a unit: only the UCUM code is read.
+        ({"valueQuantity": {"value": 1.1, "unit": "g/l"}}, "display unit 'g/l' is not read"),
+        (
+            {"valueQuantity": {"value": 1.1, "unit": "g/l", "system": "http://snomed.info/sct"}},
+            "not a UCUM quantity",
+        ),
+        (
+            {"valueQuantity": {"value": 1.1, "unit": "g/l", "system": "http://unitsofmeasure.org"}},
+            "not a UCUM quantity",
+        ),
         ({"effectiveDateTime": "2026-11-28"}, "time zone"),
         ({"valueQuantity": {"value": "lots", "code": "mmol/L"}}, "not valid FHIR R4"),
     ],

@@ -76,16 +76,15 @@ def test_a_measure_not_in_the_plan_is_recorded_but_not_evaluated():
     assert outcome.state.latest[GLUCOSE].value == 40
 
 
-def test_a_patient_without_a_care_plan_is_not_evaluated():
-    outcome = evaluate(inr(5.6), None)
-    assert outcome.outcome == "not_monitored"
-    assert outcome.facts == []
+def test_a_reading_of_a_patient_without_a_care_plan_is_refused():
+    with pytest.raises(InvalidEventError, match="no care plan to place the reading in"):
+        evaluate(inr(5.6), None)
 
 
 def test_a_reading_in_a_unit_its_measure_does_not_take_is_invalid():
     bad = inr(5.6)
     bad.unit = "%"
-    with pytest.raises(InvalidEventError, match=r"unit '%' is not one of \{INR\}"):
+    with pytest.raises(InvalidEventError, match=r"unit '%' is not '\{INR\}'"):
         evaluate(bad, INR_PLAN)
 
 

@@ -27,15 +27,15 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'emeuse/chronic/v1/chronic_service.proto\x12\x11\x65meuse.chronic.v1\x1a&emeuse/chronic/v1/chronic_events.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"w\n\x14\x45nrollPatientRequest\x12\x35\n\tcare_plan\x18\x01 \x01(\x0b\x32\".emeuse.chronic.v1.CarePlanUpdated\x12\x11\n\tterritory\x18\x02 \x01(\t\x12\x15\n\rexperiment_id\x18\x03 \x01(\t\":\n\x15\x45nrollPatientResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\"x\n\x15UpdateCarePlanRequest\x12\x35\n\tcare_plan\x18\x01 \x01(\x0b\x32\".emeuse.chronic.v1.CarePlanUpdated\x12\x11\n\tterritory\x18\x02 \x01(\t\x12\x15\n\rexperiment_id\x18\x03 \x01(\t\";\n\x16UpdateCarePlanResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\"\xaf\x04\n\x05\x41lert\x12\x10\n\x08\x61lert_id\x18\x01 \x01(\t\x12\x19\n\x11patient_pseudonym\x18\x02 \x01(\t\x12\x11\n\tterritory\x18\x03 \x01(\t\x12\x32\n\x08severity\x18\x04 \x01(\x0e\x32 .emeuse.chronic.v1.AlertSeverity\x12\x0c\n\x04rule\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x12\n\nloinc_code\x18\x07 \x01(\t\x12.\n\x06status\x18\x08 \x01(\x0e\x32\x1e.emeuse.chronic.v1.AlertStatus\x12-\n\traised_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0breading_ids\x18\n \x03(\t\x12\x1b\n\x13notified_member_ids\x18\x0b \x03(\t\x12\x17\n\x0f\x61\x63knowledged_by\x18\x0c \x01(\t\x12\x33\n\x0f\x61\x63knowledged_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\nresolution\x18\x0e \x01(\x0e\x32\".emeuse.chronic.v1.AlertResolution\x12/\n\x0bresolved_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x38\n\ncorrection\x18\x10 \x01(\x0b\x32$.emeuse.chronic.v1.ReadingCorrection\"4\n\x17GetPatientStatusRequest\x12\x19\n\x11patient_pseudonym\x18\x01 \x01(\t\"\xa0\x01\n\x10MeasureAdherence\x12\x12\n\nloinc_code\x18\x01 \x01(\t\x12\x31\n\x0e\x65xpected_every\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x34\n\x10last_measured_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07overdue\x18\x04 \x01(\x08\"\x92\x02\n\x18GetPatientStatusResponse\x12\x19\n\x11patient_pseudonym\x18\x01 \x01(\t\x12\x19\n\x11\x63\x61re_plan_version\x18\x02 \x01(\x05\x12\x35\n\rlatest_values\x18\x03 \x03(\x0b\x32\x1e.emeuse.chronic.v1.LatestValue\x12-\n\x0bopen_alerts\x18\x04 \x03(\x0b\x32\x18.emeuse.chronic.v1.Alert\x12\x36\n\tadherence\x18\x05 \x03(\x0b\x32#.emeuse.chronic.v1.MeasureAdherence\x12\"\n\x1apending_review_reading_ids\x18\x06 \x03(\t\"\xb1\x01\n\x11ListAlertsRequest\x12\x11\n\tterritory\x18\x01 \x01(\t\x12.\n\x06status\x18\x02 \x01(\x0e\x32\x1e.emeuse.chronic.v1.AlertStatus\x12\x32\n\x08severity\x18\x03 \x01(\x0e\x32 .emeuse.chronic.v1.AlertSeverity\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"W\n\x12ListAlertsResponse\x12(\n\x06\x61lerts\x18\x01 \x03(\x0b\x32\x18.emeuse.chronic.v1.Alert\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"Y\n\x17\x41\x63knowledgeAlertRequest\x12\x19\n\x11patient_pseudonym\x18\x01 \x01(\t\x12\x10\n\x08\x61lert_id\x18\x02 \x01(\t\x12\x11\n\tmember_id\x18\x03 \x01(\t\"C\n\x18\x41\x63knowledgeAlertResponse\x12\'\n\x05\x61lert\x18\x01 \x01(\x0b\x32\x18.emeuse.chronic.v1.Alert\"\x8d\x01\n\x13ResolveAlertRequest\x12\x19\n\x11patient_pseudonym\x18\x01 \x01(\t\x12\x10\n\x08\x61lert_id\x18\x02 \x01(\t\x12\x11\n\tmember_id\x18\x03 \x01(\t\x12\x36\n\nresolution\x18\x04 \x01(\x0e\x32\".emeuse.chronic.v1.AlertResolution\"?\n\x14ResolveAlertResponse\x12\'\n\x05\x61lert\x18\x01 \x01(\x0b\x32\x18.emeuse.chronic.v1.Alert\"\xb3\x01\n\x1eReviewPointOfCareResultRequest\x12\x19\n\x11patient_pseudonym\x18\x01 \x01(\t\x12\x12\n\nreading_id\x18\x02 \x01(\t\x12\x13\n\x0breviewer_id\x18\x03 \x01(\t\x12\x33\n\x08\x64\x65\x63ision\x18\x04 \x01(\x0e\x32!.emeuse.chronic.v1.ReviewDecision\x12\x18\n\x10rejection_reason\x18\x05 \x01(\t\"3\n\x1fReviewPointOfCareResultResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\"[\n\x1cIngestFhirObservationRequest\x12\x11\n\tfhir_json\x18\x01 \x01(\t\x12\x11\n\tterritory\x18\x02 \x01(\t\x12\x15\n\rexperiment_id\x18\x03 \x01(\t\"2\n\x1dIngestFhirObservationResponse\x12\x11\n\tevent_ids\x18\x01 \x03(\t\"/\n\x12GetCarePlanRequest\x12\x19\n\x11patient_pseudonym\x18\x01 \x01(\t\"L\n\x13GetCarePlanResponse\x12\x35\n\tcare_plan\x18\x01 \x01(\x0b\x32\".emeuse.chronic.v1.CarePlanUpdated\"u\n\x14RecordReadingRequest\x12\x33\n\x07reading\x18\x01 \x01(\x0b\x32\".emeuse.chronic.v1.ReadingRecorded\x12\x11\n\tterritory\x18\x02 \x01(\t\x12\x15\n\rexperiment_id\x18\x03 \x01(\t\"\\\n\x15RecordReadingResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x18\n\x10normalised_value\x18\x02 \x01(\x01\x12\x17\n\x0fnormalised_unit\x18\x03 \x01(\t\"5\n\x18GetPatientSummaryRequest\x12\x19\n\x11patient_pseudonym\x18\x01 \x01(\t\"o\n\x0bLatestValue\x12\x12\n\nloinc_code\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x0c\n\x04unit\x18\x03 \x01(\t\x12/\n\x0bmeasured_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb2\x01\n\x19GetPatientSummaryResponse\x12\x19\n\x11patient_pseudonym\x18\x01 \x01(\t\x12\x15\n\rhas_care_plan\x18\x02 \x01(\x08\x12\x35\n\rlatest_values\x18\x03 \x03(\x0b\x32\x1e.emeuse.chronic.v1.LatestValue\x12\x15\n\ralerts_raised\x18\x04 \x01(\x05\x12\x15\n\rlast_alert_id\x18\x05 \x01(\t*|\n\x0b\x41lertStatus\x12\x1c\n\x18\x41LERT_STATUS_UNSPECIFIED\x10\x00\x12\x15\n\x11\x41LERT_STATUS_OPEN\x10\x01\x12\x1d\n\x19\x41LERT_STATUS_ACKNOWLEDGED\x10\x02\x12\x19\n\x15\x41LERT_STATUS_RESOLVED\x10\x03\x32\xa2\t\n\x0e\x43hronicService\x12n\n\x11GetPatientSummary\x12+.emeuse.chronic.v1.GetPatientSummaryRequest\x1a,.emeuse.chronic.v1.GetPatientSummaryResponse\x12\\\n\x0bGetCarePlan\x12%.emeuse.chronic.v1.GetCarePlanRequest\x1a&.emeuse.chronic.v1.GetCarePlanResponse\x12\x62\n\rRecordReading\x12\'.emeuse.chronic.v1.RecordReadingRequest\x1a(.emeuse.chronic.v1.RecordReadingResponse\x12z\n\x15IngestFhirObservation\x12/.emeuse.chronic.v1.IngestFhirObservationRequest\x1a\x30.emeuse.chronic.v1.IngestFhirObservationResponse\x12\x62\n\rEnrollPatient\x12\'.emeuse.chronic.v1.EnrollPatientRequest\x1a(.emeuse.chronic.v1.EnrollPatientResponse\x12\x65\n\x0eUpdateCarePlan\x12(.emeuse.chronic.v1.UpdateCarePlanRequest\x1a).emeuse.chronic.v1.UpdateCarePlanResponse\x12k\n\x10GetPatientStatus\x12*.emeuse.chronic.v1.GetPatientStatusRequest\x1a+.emeuse.chronic.v1.GetPatientStatusResponse\x12Y\n\nListAlerts\x12$.emeuse.chronic.v1.ListAlertsRequest\x1a%.emeuse.chronic.v1.ListAlertsResponse\x12k\n\x10\x41\x63knowledgeAlert\x12*.emeuse.chronic.v1.AcknowledgeAlertRequest\x1a+.emeuse.chronic.v1.AcknowledgeAlertResponse\x12_\n\x0cResolveAlert\x12&.emeuse.chronic.v1.ResolveAlertRequest\x1a\'.emeuse.chronic.v1.ResolveAlertResponse\x12\x80\x01\n\x17ReviewPointOfCareResult\x12\x31.emeuse.chronic.v1.ReviewPointOfCareResultRequest\x1a\x32.emeuse.chronic.v1.ReviewPointOfCareResultResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'emeuse/chronic/v1/chronic_service.proto\x12\x11\x65meuse.chronic.v1\x1a&emeuse/chronic/v1/chronic_events.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"w\n\x14\x45nrollPatientRequest\x12\x35\n\tcare_plan\x18\x01 \x01(\x0b\x32\".emeuse.chronic.v1.CarePlanUpdated\x12\x11\n\tterritory\x18\x02 \x01(\t\x12\x15\n\rexperiment_id\x18\x03 \x01(\t\":\n\x15\x45nrollPatientResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\"x\n\x15UpdateCarePlanRequest\x12\x35\n\tcare_plan\x18\x01 \x01(\x0b\x32\".emeuse.chronic.v1.CarePlanUpdated\x12\x11\n\tterritory\x18\x02 \x01(\t\x12\x15\n\rexperiment_id\x18\x03 \x01(\t\";\n\x16UpdateCarePlanResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\"\xaf\x04\n\x05\x41lert\x12\x10\n\x08\x61lert_id\x18\x01 \x01(\t\x12\x19\n\x11patient_pseudonym\x18\x02 \x01(\t\x12\x11\n\tterritory\x18\x03 \x01(\t\x12\x32\n\x08severity\x18\x04 \x01(\x0e\x32 .emeuse.chronic.v1.AlertSeverity\x12\x0c\n\x04rule\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x12\n\nloinc_code\x18\x07 \x01(\t\x12.\n\x06status\x18\x08 \x01(\x0e\x32\x1e.emeuse.chronic.v1.AlertStatus\x12-\n\traised_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0breading_ids\x18\n \x03(\t\x12\x1b\n\x13notified_member_ids\x18\x0b \x03(\t\x12\x17\n\x0f\x61\x63knowledged_by\x18\x0c \x01(\t\x12\x33\n\x0f\x61\x63knowledged_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\nresolution\x18\x0e \x01(\x0e\x32\".emeuse.chronic.v1.AlertResolution\x12/\n\x0bresolved_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x38\n\ncorrection\x18\x10 \x01(\x0b\x32$.emeuse.chronic.v1.ReadingCorrection\"4\n\x17GetPatientStatusRequest\x12\x19\n\x11patient_pseudonym\x18\x01 \x01(\t\"\xa0\x01\n\x10MeasureAdherence\x12\x12\n\nloinc_code\x18\x01 \x01(\t\x12\x31\n\x0e\x65xpected_every\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x34\n\x10last_measured_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07overdue\x18\x04 \x01(\x08\"\xb5\x02\n\x18GetPatientStatusResponse\x12\x19\n\x11patient_pseudonym\x18\x01 \x01(\t\x12\x19\n\x11\x63\x61re_plan_version\x18\x02 \x01(\x05\x12\x35\n\rlatest_values\x18\x03 \x03(\x0b\x32\x1e.emeuse.chronic.v1.LatestValue\x12-\n\x0bopen_alerts\x18\x04 \x03(\x0b\x32\x18.emeuse.chronic.v1.Alert\x12\x36\n\tadherence\x18\x05 \x03(\x0b\x32#.emeuse.chronic.v1.MeasureAdherence\x12\"\n\x1apending_review_reading_ids\x18\x06 \x03(\t\x12!\n\x19not_monitored_loinc_codes\x18\x07 \x03(\t\"\xb1\x01\n\x11ListAlertsRequest\x12\x11\n\tterritory\x18\x01 \x01(\t\x12.\n\x06status\x18\x02 \x01(\x0e\x32\x1e.emeuse.chronic.v1.AlertStatus\x12\x32\n\x08severity\x18\x03 \x01(\x0e\x32 .emeuse.chronic.v1.AlertSeverity\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"W\n\x12ListAlertsResponse\x12(\n\x06\x61lerts\x18\x01 \x03(\x0b\x32\x18.emeuse.chronic.v1.Alert\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"Y\n\x17\x41\x63knowledgeAlertRequest\x12\x19\n\x11patient_pseudonym\x18\x01 \x01(\t\x12\x10\n\x08\x61lert_id\x18\x02 \x01(\t\x12\x11\n\tmember_id\x18\x03 \x01(\t\"C\n\x18\x41\x63knowledgeAlertResponse\x12\'\n\x05\x61lert\x18\x01 \x01(\x0b\x32\x18.emeuse.chronic.v1.Alert\"\x8d\x01\n\x13ResolveAlertRequest\x12\x19\n\x11patient_pseudonym\x18\x01 \x01(\t\x12\x10\n\x08\x61lert_id\x18\x02 \x01(\t\x12\x11\n\tmember_id\x18\x03 \x01(\t\x12\x36\n\nresolution\x18\x04 \x01(\x0e\x32\".emeuse.chronic.v1.AlertResolution\"?\n\x14ResolveAlertResponse\x12\'\n\x05\x61lert\x18\x01 \x01(\x0b\x32\x18.emeuse.chronic.v1.Alert\"\xb3\x01\n\x1eReviewPointOfCareResultRequest\x12\x19\n\x11patient_pseudonym\x18\x01 \x01(\t\x12\x12\n\nreading_id\x18\x02 \x01(\t\x12\x13\n\x0breviewer_id\x18\x03 \x01(\t\x12\x33\n\x08\x64\x65\x63ision\x18\x04 \x01(\x0e\x32!.emeuse.chronic.v1.ReviewDecision\x12\x18\n\x10rejection_reason\x18\x05 \x01(\t\"3\n\x1fReviewPointOfCareResultResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\"[\n\x1cIngestFhirObservationRequest\x12\x11\n\tfhir_json\x18\x01 \x01(\t\x12\x11\n\tterritory\x18\x02 \x01(\t\x12\x15\n\rexperiment_id\x18\x03 \x01(\t\"2\n\x1dIngestFhirObservationResponse\x12\x11\n\tevent_ids\x18\x01 \x03(\t\"/\n\x12GetCarePlanRequest\x12\x19\n\x11patient_pseudonym\x18\x01 \x01(\t\"L\n\x13GetCarePlanResponse\x12\x35\n\tcare_plan\x18\x01 \x01(\x0b\x32\".emeuse.chronic.v1.CarePlanUpdated\"u\n\x14RecordReadingRequest\x12\x33\n\x07reading\x18\x01 \x01(\x0b\x32\".emeuse.chronic.v1.ReadingRecorded\x12\x11\n\tterritory\x18\x02 \x01(\t\x12\x15\n\rexperiment_id\x18\x03 \x01(\t\"\\\n\x15RecordReadingResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x18\n\x10normalised_value\x18\x02 \x01(\x01\x12\x17\n\x0fnormalised_unit\x18\x03 \x01(\t\"5\n\x18GetPatientSummaryRequest\x12\x19\n\x11patient_pseudonym\x18\x01 \x01(\t\"o\n\x0bLatestValue\x12\x12\n\nloinc_code\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x0c\n\x04unit\x18\x03 \x01(\t\x12/\n\x0bmeasured_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb2\x01\n\x19GetPatientSummaryResponse\x12\x19\n\x11patient_pseudonym\x18\x01 \x01(\t\x12\x15\n\rhas_care_plan\x18\x02 \x01(\x08\x12\x35\n\rlatest_values\x18\x03 \x03(\x0b\x32\x1e.emeuse.chronic.v1.LatestValue\x12\x15\n\ralerts_raised\x18\x04 \x01(\x05\x12\x15\n\rlast_alert_id\x18\x05 \x01(\t*|\n\x0b\x41lertStatus\x12\x1c\n\x18\x41LERT_STATUS_UNSPECIFIED\x10\x00\x12\x15\n\x11\x41LERT_STATUS_OPEN\x10\x01\x12\x1d\n\x19\x41LERT_STATUS_ACKNOWLEDGED\x10\x02\x12\x19\n\x15\x41LERT_STATUS_RESOLVED\x10\x03\x32\xa2\t\n\x0e\x43hronicService\x12n\n\x11GetPatientSummary\x12+.emeuse.chronic.v1.GetPatientSummaryRequest\x1a,.emeuse.chronic.v1.GetPatientSummaryResponse\x12\\\n\x0bGetCarePlan\x12%.emeuse.chronic.v1.GetCarePlanRequest\x1a&.emeuse.chronic.v1.GetCarePlanResponse\x12\x62\n\rRecordReading\x12\'.emeuse.chronic.v1.RecordReadingRequest\x1a(.emeuse.chronic.v1.RecordReadingResponse\x12z\n\x15IngestFhirObservation\x12/.emeuse.chronic.v1.IngestFhirObservationRequest\x1a\x30.emeuse.chronic.v1.IngestFhirObservationResponse\x12\x62\n\rEnrollPatient\x12\'.emeuse.chronic.v1.EnrollPatientRequest\x1a(.emeuse.chronic.v1.EnrollPatientResponse\x12\x65\n\x0eUpdateCarePlan\x12(.emeuse.chronic.v1.UpdateCarePlanRequest\x1a).emeuse.chronic.v1.UpdateCarePlanResponse\x12k\n\x10GetPatientStatus\x12*.emeuse.chronic.v1.GetPatientStatusRequest\x1a+.emeuse.chronic.v1.GetPatientStatusResponse\x12Y\n\nListAlerts\x12$.emeuse.chronic.v1.ListAlertsRequest\x1a%.emeuse.chronic.v1.ListAlertsResponse\x12k\n\x10\x41\x63knowledgeAlert\x12*.emeuse.chronic.v1.AcknowledgeAlertRequest\x1a+.emeuse.chronic.v1.AcknowledgeAlertResponse\x12_\n\x0cResolveAlert\x12&.emeuse.chronic.v1.ResolveAlertRequest\x1a\'.emeuse.chronic.v1.ResolveAlertResponse\x12\x80\x01\n\x17ReviewPointOfCareResult\x12\x31.emeuse.chronic.v1.ReviewPointOfCareResultRequest\x1a\x32.emeuse.chronic.v1.ReviewPointOfCareResultResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'emeuse.chronic.v1.chronic_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ALERTSTATUS']._serialized_start=3294
-  _globals['_ALERTSTATUS']._serialized_end=3418
+  _globals['_ALERTSTATUS']._serialized_start=3329
+  _globals['_ALERTSTATUS']._serialized_end=3453
   _globals['_ENROLLPATIENTREQUEST']._serialized_start=167
   _globals['_ENROLLPATIENTREQUEST']._serialized_end=286
   _globals['_ENROLLPATIENTRESPONSE']._serialized_start=288
@@ -51,41 +51,41 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MEASUREADHERENCE']._serialized_start=1148
   _globals['_MEASUREADHERENCE']._serialized_end=1308
   _globals['_GETPATIENTSTATUSRESPONSE']._serialized_start=1311
-  _globals['_GETPATIENTSTATUSRESPONSE']._serialized_end=1585
-  _globals['_LISTALERTSREQUEST']._serialized_start=1588
-  _globals['_LISTALERTSREQUEST']._serialized_end=1765
-  _globals['_LISTALERTSRESPONSE']._serialized_start=1767
-  _globals['_LISTALERTSRESPONSE']._serialized_end=1854
-  _globals['_ACKNOWLEDGEALERTREQUEST']._serialized_start=1856
-  _globals['_ACKNOWLEDGEALERTREQUEST']._serialized_end=1945
-  _globals['_ACKNOWLEDGEALERTRESPONSE']._serialized_start=1947
-  _globals['_ACKNOWLEDGEALERTRESPONSE']._serialized_end=2014
-  _globals['_RESOLVEALERTREQUEST']._serialized_start=2017
-  _globals['_RESOLVEALERTREQUEST']._serialized_end=2158
-  _globals['_RESOLVEALERTRESPONSE']._serialized_start=2160
-  _globals['_RESOLVEALERTRESPONSE']._serialized_end=2223
-  _globals['_REVIEWPOINTOFCARERESULTREQUEST']._serialized_start=2226
-  _globals['_REVIEWPOINTOFCARERESULTREQUEST']._serialized_end=2405
-  _globals['_REVIEWPOINTOFCARERESULTRESPONSE']._serialized_start=2407
-  _globals['_REVIEWPOINTOFCARERESULTRESPONSE']._serialized_end=2458
-  _globals['_INGESTFHIROBSERVATIONREQUEST']._serialized_start=2460
-  _globals['_INGESTFHIROBSERVATIONREQUEST']._serialized_end=2551
-  _globals['_INGESTFHIROBSERVATIONRESPONSE']._serialized_start=2553
-  _globals['_INGESTFHIROBSERVATIONRESPONSE']._serialized_end=2603
-  _globals['_GETCAREPLANREQUEST']._serialized_start=2605
-  _globals['_GETCAREPLANREQUEST']._serialized_end=2652
-  _globals['_GETCAREPLANRESPONSE']._serialized_start=2654
-  _globals['_GETCAREPLANRESPONSE']._serialized_end=2730
-  _globals['_RECORDREADINGREQUEST']._serialized_start=2732
-  _globals['_RECORDREADINGREQUEST']._serialized_end=2849
-  _globals['_RECORDREADINGRESPONSE']._serialized_start=2851
-  _globals['_RECORDREADINGRESPONSE']._serialized_end=2943
-  _globals['_GETPATIENTSUMMARYREQUEST']._serialized_start=2945
-  _globals['_GETPATIENTSUMMARYREQUEST']._serialized_end=2998
-  _globals['_LATESTVALUE']._serialized_start=3000
-  _globals['_LATESTVALUE']._serialized_end=3111
-  _globals['_GETPATIENTSUMMARYRESPONSE']._serialized_start=3114
-  _globals['_GETPATIENTSUMMARYRESPONSE']._serialized_end=3292
-  _globals['_CHRONICSERVICE']._serialized_start=3421
-  _globals['_CHRONICSERVICE']._serialized_end=4607
+  _globals['_GETPATIENTSTATUSRESPONSE']._serialized_end=1620
+  _globals['_LISTALERTSREQUEST']._serialized_start=1623
+  _globals['_LISTALERTSREQUEST']._serialized_end=1800
+  _globals['_LISTALERTSRESPONSE']._serialized_start=1802
+  _globals['_LISTALERTSRESPONSE']._serialized_end=1889
+  _globals['_ACKNOWLEDGEALERTREQUEST']._serialized_start=1891
+  _globals['_ACKNOWLEDGEALERTREQUEST']._serialized_end=1980
+  _globals['_ACKNOWLEDGEALERTRESPONSE']._serialized_start=1982
+  _globals['_ACKNOWLEDGEALERTRESPONSE']._serialized_end=2049
+  _globals['_RESOLVEALERTREQUEST']._serialized_start=2052
+  _globals['_RESOLVEALERTREQUEST']._serialized_end=2193
+  _globals['_RESOLVEALERTRESPONSE']._serialized_start=2195
+  _globals['_RESOLVEALERTRESPONSE']._serialized_end=2258
+  _globals['_REVIEWPOINTOFCARERESULTREQUEST']._serialized_start=2261
+  _globals['_REVIEWPOINTOFCARERESULTREQUEST']._serialized_end=2440
+  _globals['_REVIEWPOINTOFCARERESULTRESPONSE']._serialized_start=2442
+  _globals['_REVIEWPOINTOFCARERESULTRESPONSE']._serialized_end=2493
+  _globals['_INGESTFHIROBSERVATIONREQUEST']._serialized_start=2495
+  _globals['_INGESTFHIROBSERVATIONREQUEST']._serialized_end=2586
+  _globals['_INGESTFHIROBSERVATIONRESPONSE']._serialized_start=2588
+  _globals['_INGESTFHIROBSERVATIONRESPONSE']._serialized_end=2638
+  _globals['_GETCAREPLANREQUEST']._serialized_start=2640
+  _globals['_GETCAREPLANREQUEST']._serialized_end=2687
+  _globals['_GETCAREPLANRESPONSE']._serialized_start=2689
+  _globals['_GETCAREPLANRESPONSE']._serialized_end=2765
+  _globals['_RECORDREADINGREQUEST']._serialized_start=2767
+  _globals['_RECORDREADINGREQUEST']._serialized_end=2884
+  _globals['_RECORDREADINGRESPONSE']._serialized_start=2886
+  _globals['_RECORDREADINGRESPONSE']._serialized_end=2978
+  _globals['_GETPATIENTSUMMARYREQUEST']._serialized_start=2980
+  _globals['_GETPATIENTSUMMARYREQUEST']._serialized_end=3033
+  _globals['_LATESTVALUE']._serialized_start=3035
+  _globals['_LATESTVALUE']._serialized_end=3146
+  _globals['_GETPATIENTSUMMARYRESPONSE']._serialized_start=3149
+  _globals['_GETPATIENTSUMMARYRESPONSE']._serialized_end=3327
+  _globals['_CHRONICSERVICE']._serialized_start=3456
+  _globals['_CHRONICSERVICE']._serialized_end=4642
 # @@protoc_insertion_point(module_scope)

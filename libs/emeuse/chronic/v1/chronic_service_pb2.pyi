@@ -332,6 +332,7 @@ class GetPatientStatusResponse(_message.Message):
     OPEN_ALERTS_FIELD_NUMBER: _builtins.int
     ADHERENCE_FIELD_NUMBER: _builtins.int
     PENDING_REVIEW_READING_IDS_FIELD_NUMBER: _builtins.int
+    NOT_MONITORED_LOINC_CODES_FIELD_NUMBER: _builtins.int
     patient_pseudonym: _builtins.str
     """Pseudonym of the patient."""
     care_plan_version: _builtins.int
@@ -352,6 +353,12 @@ class GetPatientStatusResponse(_message.Message):
     def pending_review_reading_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Point-of-care results waiting for the lab's review."""
 
+    @_builtins.property
+    def not_monitored_loinc_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """LOINC codes of measures with readings the care plan does not monitor: recorded (in
+        latest_values) and counted, never judged against a threshold. Sorted.
+        """
+
     def __init__(
         self,
         *,
@@ -361,10 +368,11 @@ class GetPatientStatusResponse(_message.Message):
         open_alerts: _abc.Iterable[Global___Alert] | None = ...,
         adherence: _abc.Iterable[Global___MeasureAdherence] | None = ...,
         pending_review_reading_ids: _abc.Iterable[_builtins.str] | None = ...,
+        not_monitored_loinc_codes: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["adherence", b"adherence", "care_plan_version", b"care_plan_version", "latest_values", b"latest_values", "open_alerts", b"open_alerts", "patient_pseudonym", b"patient_pseudonym", "pending_review_reading_ids", b"pending_review_reading_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["adherence", b"adherence", "care_plan_version", b"care_plan_version", "latest_values", b"latest_values", "not_monitored_loinc_codes", b"not_monitored_loinc_codes", "open_alerts", b"open_alerts", "patient_pseudonym", b"patient_pseudonym", "pending_review_reading_ids", b"pending_review_reading_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
