@@ -89,6 +89,8 @@ class Kernel:
                 self.timers_of_table.setdefault(table, []).append(timer)
         self.assignor = CoPartitionedAssignor(address)
         self.tasks: dict[int, PartitionTask] = {}
+        # Tasks handling a batch or timers now: they share one slice of the loop.
+        self.busy_tasks = 0
         self.ready = asyncio.Event()
         self.fatal: asyncio.Future[BaseException] | None = None
         self._children: dict[tuple[Any, ...], Any] = {}
