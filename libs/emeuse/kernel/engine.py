@@ -131,6 +131,9 @@ class Kernel:
             enable_idempotence=True,
             acks="all",
             linger_ms=2,
+            # Also the wait after CONCURRENT_TRANSACTIONS (the previous commit's markers not
+            # yet written), met at nearly every commit of a busy partition: 100 ms by default.
+            retry_backoff_ms=20,
             max_batch_size=512 * 1024,
             max_request_size=1_048_576,
             transaction_timeout_ms=60_000,
