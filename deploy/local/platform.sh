@@ -47,7 +47,7 @@ stop() {
 up() {
   mkdir -p "$run" "$logs"
   "$root/deploy/kafka/kafka.sh" up
-  # A gRPC token for each service and for the operator, made once (see README: gRPC callers).
+  # A gRPC token for each service and for the operator, made once (see docs/operations.md: gRPC callers).
   for caller in "${services[@]}" operator; do
     [[ -f "$local_dir/secrets/$caller.token" ]] || "$venv/emeuse" callers add "$caller" \
       --callers-file "$local_dir/secrets/grpc-callers" >/dev/null

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from aiokafka.errors import KafkaError
 
 from emeuse.kernel.declare import Processor
 from emeuse.kernel.edge import Publisher
@@ -105,10 +106,16 @@ async def _serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await rt.bus.start()
+        # The kernel first: it waits out a broker not answering yet (with its topics), so
+        # the gRPC edge's producer then finds it.
         await rt.kernel.start()
+        await rt.bus.start()
     except TopicError as exc:
         log.error("service.topics_unavailable", error=str(exc))
+        return 1
+    except KafkaError as exc:  # the broker went away again within those seconds
+        log.error("service.broker_unavailable", error=type(exc).__name__)
+        await rt.kernel.stop()
         return 1
     assert rt.kernel.fatal is not None
     fatal = rt.kernel.fatal

@@ -44,8 +44,11 @@ FIRING_NAMESPACE = uuid.UUID("2f0c8a0e-6b3d-4f3e-9a57-55e0e1a1f055")
 # Records per transaction, at most: larger batches commit less often, smaller ones answer
 # sooner (an alert waits for its batch's commit).
 MAX_BATCH = 500
-# A batch's handling gives the event loop back this often (seconds of CPU).
+# Handling gives the event loop back after this much CPU, shared by the tasks handling at
+# once (each its part, at least MIN_SLICE_S): between two turns of the loop a gRPC call
+# waits for about one slice, not one per partition handling.
 YIELD_EVERY_S = 0.002
+MIN_SLICE_S = 0.0005
 # A timer whose handling left its deadline in the past is tried again this much later.
 REFIRE_AFTER_MS = 5000
 # Decoded values kept for codecs that share them, per task: the hot keys, not all of them
@@ -311,6 +314,9 @@ class PartitionTask:
         finally:
             self._idle.set()
 
+    def _slice(self) -> float:
+        return max(MIN_SLICE_S, YIELD_EVERY_S / max(1, self.kernel.busy_tasks))
+
     async def suspend(self) -> None:
         """A rebalance began: finish the batch under way, forget what is queued."""
         self.suspended = True
@@ -331,7 +337,8 @@ class PartitionTask:
         offsets: dict[TopicPartition, int] = {}
         started = time.perf_counter()
         token = CURRENT.set(tx)
-        slice_ends = started + YIELD_EVERY_S
+        k.busy_tasks += 1
+        slice_ends = started + self._slice()
         try:
             for record in records:
                 tx.now = datetime.now(UTC)
@@ -343,8 +350,9 @@ class PartitionTask:
                 if time.perf_counter() > slice_ends:
                     # Handlers never wait: give gRPC calls and the other tasks their turn.
                     await asyncio.sleep(0)
-                    slice_ends = time.perf_counter() + YIELD_EVERY_S
+                    slice_ends = time.perf_counter() + self._slice()
         finally:
+            k.busy_tasks -= 1
             CURRENT.reset(token)
         handled = time.perf_counter()
         metrics.HANDLE_SECONDS.labels(k.service).observe(handled - started)
@@ -382,8 +390,13 @@ class PartitionTask:
             return
         tx = self._new_tx()
         token = CURRENT.set(tx)
+        k.busy_tasks += 1
+        slice_ends = time.perf_counter() + self._slice()
         try:
             for table, key, deadline in due:
+                if time.perf_counter() > slice_ends:
+                    await asyncio.sleep(0)  # as in _process_batch
+                    slice_ends = time.perf_counter() + self._slice()
                 tx.now = datetime.now(UTC)
                 metrics.TIMER_LATENESS.labels(k.service).observe(max(0, now_ms - deadline) / 1000)
                 mark = tx.savepoint()
@@ -396,6 +409,7 @@ class PartitionTask:
                     tx.rollback(mark)
                     log.error("timer.failed", partition=self.partition, error=type(exc).__name__)
         finally:
+            k.busy_tasks -= 1
             CURRENT.reset(token)
         if not await self._commit(tx, {}, fired=due):
             for table, key, deadline in due:  # not committed: try again later
@@ -421,6 +435,7 @@ class PartitionTask:
             encoded.append((table, key, None if value is DELETED else k.codec(table).encode(value)))
         if not offsets and not encoded and not tx.outputs:
             self._after_fire(fired, {})
+            self._counted(tx)
             return True
         committing = False
         try:
@@ -468,6 +483,7 @@ class PartitionTask:
         metrics.TRANSACTIONS.labels(k.service, "committed").inc()
         for out in tx.outputs:
             k.count_output(out)
+        self._counted(tx)
         due = self._due_of_keys(tx.writes, lambda key: lambda table: tx.get(table, key))
         self._store.apply(
             encoded, [(t, key, d) for (t, key), d in due.items()], checkpoint=checkpoint
@@ -481,6 +497,13 @@ class PartitionTask:
             self._schedule(table, key, deadline)
         self._after_fire(fired, due)
         return True
+
+    def _counted(self, tx: Tx) -> None:
+        for apply in tx.on_commit:
+            try:
+                apply()
+            except Exception:  # a metric must never undo a commit
+                log.exception("metrics.failed", partition=self.partition)
 
     def _after_fire(
         self, fired: Iterable[tuple[str, str, int]], due: dict[tuple[str, str], int | None]
