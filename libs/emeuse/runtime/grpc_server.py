@@ -17,11 +17,14 @@ from typing import Any
 import grpc
 import structlog
 from aiokafka.errors import KafkaError
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from emeuse.runtime import limits, metrics
 from emeuse.runtime.auth import OPEN_PREFIXES, caller_of
+from emeuse.runtime.codec import InvalidEventError
+from emeuse.runtime.envelope import EnvelopeError
 from emeuse.runtime.settings import ServiceSettings
 
 log = structlog.get_logger("emeuse.grpc")
@@ -102,11 +105,8 @@ class Guard(grpc.aio.ServerInterceptor):
         caller: str | None,
     ) -> Any:
         if caller is not None:
-            if isinstance(request, _Oversized):
-                await context.abort(
-                    grpc.StatusCode.RESOURCE_EXHAUSTED,
-                    f"the request is {request.size} bytes; at most {limits.MAX_REQUEST_BYTES}",
-                )
+            if isinstance(request, _Unread):
+                await context.abort(request.code, request.message)
             problem = limits.out_of_bounds(request)
             if problem:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
@@ -138,6 +138,9 @@ def failure_status(exc: Exception) -> tuple[grpc.StatusCode, str]:
     other (the caller then gets an error id, never the exception)."""
     if isinstance(exc, TimeoutError):
         return grpc.StatusCode.DEADLINE_EXCEEDED, "not answered in time; try again"
+    if isinstance(exc, (InvalidEventError, EnvelopeError)):
+        # Written for the sender: they name the field and the rule, not the value.
+        return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
     if isinstance(exc, KafkaError):
         return grpc.StatusCode.UNAVAILABLE, "the event bus is unavailable; try again shortly"
     if isinstance(exc, grpc.aio.AioRpcError) and exc.code() in PASSED_ON:
@@ -163,10 +166,11 @@ def _logged_internal(exc: Exception, method: str, caller: str | None) -> str:
 
 
 @dataclass(frozen=True)
-class _Oversized:
-    """A request larger than limits.MAX_REQUEST_BYTES, left unparsed."""
+class _Unread:
+    """A request refused before it was parsed, with the status to answer."""
 
-    size: int
+    code: grpc.StatusCode
+    message: str
 
 
 def _within_size(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any]:
@@ -174,8 +178,16 @@ def _within_size(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes]
     # any interceptor sees it: such a refusal could be neither authenticated nor counted.
     def read(data: bytes) -> Any:
         if len(data) > limits.MAX_REQUEST_BYTES:
-            return _Oversized(len(data))
-        return deserialize(data) if deserialize else data
+            return _Unread(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"the request is {len(data)} bytes; at most {limits.MAX_REQUEST_BYTES}",
+            )
+        try:
+            return deserialize(data) if deserialize else data
+        except DecodeError:
+            return _Unread(
+                grpc.StatusCode.INVALID_ARGUMENT, "the request is not the method's message"
+            )
 
     return read
 

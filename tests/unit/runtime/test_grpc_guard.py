@@ -2,7 +2,7 @@
 fails on purpose: each failure gets a documented status and is counted."""
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -14,6 +14,7 @@ from structlog.testing import capture_logs
 from emeuse.chronic.v1 import chronic_service_pb2 as api
 from emeuse.chronic.v1 import chronic_service_pb2_grpc as api_grpc
 from emeuse.runtime.auth import bearer, hash_token
+from emeuse.runtime.envelope import EnvelopeError
 from emeuse.runtime.grpc_server import Guard
 from emeuse.runtime.limits import MAX_REQUEST_BYTES
 
@@ -33,6 +34,8 @@ class Failing(api_grpc.ChronicServiceServicer):
                 await asyncio.sleep(5)
             case "recursion":
                 raise RecursionError(f"maximum recursion depth exceeded near {SECRET}")
+            case "territory":
+                raise EnvelopeError("envelope has no programme territory (52, 54 or 55)")
             case "bus":
                 raise KafkaConnectionError()
             case "refused":
@@ -47,6 +50,15 @@ def request(device_id: str, reading_id: str) -> api.RecordReadingRequest:
 
 
 def call(device_id: str, reading_id: str = "r1", metadata: Any = AUTH) -> grpc.RpcError | Any:
+    """One RecordReading call to Failing behind the guard; its response or its error."""
+    return served(
+        lambda channel: api_grpc.ChronicServiceStub(channel).RecordReading(
+            request(device_id, reading_id), timeout=10, metadata=metadata
+        )
+    )
+
+
+def served(make_call: Callable[[grpc.aio.Channel], Awaitable[Any]]) -> Any:
     """Serve Failing behind the guard (0.3 s deadline) and make one call."""
 
     async def run() -> Any:
@@ -59,9 +71,7 @@ def call(device_id: str, reading_id: str = "r1", metadata: Any = AUTH) -> grpc.R
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
                 try:
-                    return await api_grpc.ChronicServiceStub(channel).RecordReading(
-                        request(device_id, reading_id), timeout=10, metadata=metadata
-                    )
+                    return await make_call(channel)
                 except grpc.aio.AioRpcError as exc:
                     return exc
         finally:
@@ -135,6 +145,12 @@ def test_an_unexpected_failure_is_internal_with_an_error_id_and_no_detail():
     assert failed() == 1
 
 
+def test_an_invalid_event_the_handler_did_not_catch_is_an_invalid_argument():
+    error = call("territory")
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details() == "envelope has no programme territory (52, 54 or 55)"
+
+
 def test_a_bus_failure_is_unavailable():
     error = call("bus")
     assert error.code() == grpc.StatusCode.UNAVAILABLE
@@ -162,3 +178,11 @@ def test_an_oversized_request_without_a_token_is_refused_as_unauthenticated():
     error = call("fine", reading_id="r" * 3_000_000, metadata=())
     assert error.code() == grpc.StatusCode.UNAUTHENTICATED
     assert refused() == 1
+
+
+def test_bytes_that_are_not_the_methods_message_are_an_invalid_argument():
+    error = served(
+        lambda channel: channel.unary_unary(RECORD)(b"\xff\xff\xff", timeout=10, metadata=AUTH)
+    )
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details() == "the request is not the method's message"
