@@ -12,9 +12,14 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf.message_factory import GetMessageClass
 
+from emeuse.access.v1 import access_service_pb2
 from emeuse.chronic.v1 import chronic_service_pb2 as api
 from emeuse.chronic.v1 import chronic_service_pb2_grpc as api_grpc
+from emeuse.home.v1 import home_service_pb2
+from emeuse.partners.v1 import gateway_service_pb2
+from emeuse.prevention.v1 import prevention_service_pb2
 from emeuse.runtime.auth import bearer
 from emeuse.runtime.pseudonym import random_pseudonym
 from tests.integration.harness import Platform, metric
@@ -156,3 +161,37 @@ def test_every_refused_credential_is_counted_without_a_caller(platform):
     assert counted_up_to(platform, method, "UNAUTHENTICATED", "unknown", before + 12) == before + 12
     log = platform.services["chronic"].log_path.read_text(errors="replace")
     assert "w" * 40 not in log and "Zm9vOmJhcg" not in log
+
+
+API = {
+    "prevention": prevention_service_pb2,
+    "chronic": api,
+    "access": access_service_pb2,
+    "home": home_service_pb2,
+    "gateway": gateway_service_pb2,
+}
+
+
+def test_no_method_of_any_service_answers_an_empty_request_with_an_undocumented_status(
+    platform,
+):
+    answers = {}
+    for service, module in API.items():
+        [described] = module.DESCRIPTOR.services_by_name.values()
+        with grpc.insecure_channel(platform.services[service].grpc_target) as channel:
+            for method in described.methods:
+                call = channel.unary_unary(
+                    f"/{described.full_name}/{method.name}",
+                    request_serializer=lambda message: message.SerializeToString(),
+                    response_deserializer=lambda raw: raw,
+                )
+                try:
+                    call(GetMessageClass(method.input_type)(), timeout=20, metadata=platform.auth)
+                except grpc.RpcError as error:
+                    answers[f"{service} {method.name}"] = (error.code(), error.details())
+    undocumented = {
+        name: answer
+        for name, answer in answers.items()
+        if answer[0] in (grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL)
+    }
+    assert not undocumented
