@@ -7,7 +7,7 @@ PY      := $(VENV)/bin/python
 BUF     := node_modules/.bin/buf
 STAMP   := .local/stamps
 
-.PHONY: help install proto proto-check docs lint format kafka-up kafka-down topics up down status \
+.PHONY: help install proto proto-check docs manifests lint format kafka-up kafka-down topics up down status \
         test test-unit test-integration chaos bench clean
 
 help: ## list the targets
@@ -47,7 +47,10 @@ docs: $(STAMP)/python ## regenerate docs/catalogue.md and docs/settings.md from 
 	$(PY) scripts/catalogue.py
 	$(PY) scripts/settings_table.py
 
-lint: install proto-check ## ruff, mypy, buf lint + breaking, catalogue and settings drift, promtool, shell syntax
+manifests: $(STAMP)/python ## regenerate deploy/k8s/ from the registries and deploy/partners.toml (commit it)
+	$(VENV)/bin/emeuse deploy render
+
+lint: install proto-check ## ruff, mypy, buf lint + breaking, catalogue, settings and manifest drift, manifest schemas, promtool, shell syntax
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
@@ -56,6 +59,8 @@ lint: install proto-check ## ruff, mypy, buf lint + breaking, catalogue and sett
 	scripts/buf-breaking.sh
 	$(PY) scripts/catalogue.py --check
 	$(PY) scripts/settings_table.py --check
+	$(VENV)/bin/emeuse deploy render --check
+	$(PY) scripts/validate_manifests.py
 	cd deploy/prometheus && promtool check config prometheus.yml >/dev/null && promtool test rules rules_test.yml >/dev/null
 	bash -n deploy/kafka/kafka.sh deploy/local/platform.sh scripts/*.sh .ci/run
 

@@ -22,9 +22,8 @@ from typing import Any
 
 import yaml
 
-from emeuse import partners
+from emeuse import partners, registry
 from emeuse.deploy import strimzi, workloads
-from emeuse import registry
 from emeuse.registry import SERVICES, TopicSpec
 
 ROOT = Path(__file__).resolve().parents[3]
