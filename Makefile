@@ -7,7 +7,7 @@ PY      := $(VENV)/bin/python
 BUF     := node_modules/.bin/buf
 STAMP   := .local/stamps
 
-.PHONY: help install proto proto-check docs manifests lint format kafka-up kafka-down topics up down status \
+.PHONY: help install proto proto-check docs manifests images lint format kafka-up kafka-down topics up down status \
         test test-unit test-integration chaos bench clean
 
 help: ## list the targets
@@ -49,6 +49,12 @@ docs: $(STAMP)/python ## regenerate docs/catalogue.md and docs/settings.md from 
 
 manifests: $(STAMP)/python ## regenerate deploy/k8s/ from the registries and deploy/partners.toml (commit it)
 	$(VENV)/bin/emeuse deploy render
+
+IMAGE       ?= emeuse-platform
+IMAGE_TAG   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+BASE_DIGEST ?=
+images: ## build the platform image (needs a Docker engine and BASE_DIGEST=sha256:..., see docs/operations.md)
+	@if ! docker info >/dev/null 2>&1; then 	  echo "make images: no Docker engine here, skipped (tests/unit/deploy/test_dockerfile.py checks the Dockerfile)"; 	elif [ -z "$(BASE_DIGEST)" ]; then 	  echo "make images: give the vetted base image digest, BASE_DIGEST=sha256:... (docs/operations.md, Image)" >&2; exit 2; 	else 	  docker build --build-arg BASE_DIGEST=$(BASE_DIGEST) -t $(IMAGE):$(IMAGE_TAG) . ; 	fi
 
 lint: install proto-check ## ruff, mypy, buf lint + breaking, catalogue, settings and manifest drift, manifest schemas, promtool, shell syntax
 	$(VENV)/bin/ruff format --check .
