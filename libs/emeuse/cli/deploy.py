@@ -48,6 +48,9 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             )
         print(f"{args.output}: up to date ({len(rendered.files)} files)")
         return 0
-    written = write(rendered, args.output)
+    try:
+        written = write(rendered, args.output)
+    except OSError as exc:
+        raise CliError(f"cannot write {args.output}: {exc.strerror}") from None
     print(f"{args.output}: wrote {len(written)} files")
     return 0

@@ -183,3 +183,11 @@ def test_no_secret_value_is_in_the_manifests():
     text = "".join(p.read_text() for p in OUTPUT.rglob("*.yaml"))
     assert "password: " not in text.replace("password:\n", "")
     assert "token:" not in text
+
+
+def test_an_output_that_cannot_be_written_is_one_clear_error(capsys, tmp_path):
+    blocker = tmp_path / "k8s"
+    blocker.write_text("a file where the folder should be")
+    status, _, err = run(capsys, "deploy", "render", "--output", str(blocker))
+    assert status == 1
+    assert err.startswith("emeuse: error: cannot write") and "Traceback" not in err
