@@ -8,6 +8,7 @@
   emeuse callers add NAME           give a gRPC caller a new token (file) and allow it
   emeuse partner add|list|grant|remove   partners: registry, Kafka credential and ACLs
   emeuse partner run MODULE:APP     run a partner's PartnerApp on its feed (docs/partners.md)
+  emeuse deploy render [--check]    write deploy/k8s/ from the registries (docs/operations.md)
 
 Every command takes --bootstrap (default: EMEUSE_KAFKA_BOOTSTRAP or 127.0.0.1:9092).
 Errors are one line on stderr and a non-zero exit status, never a traceback.
@@ -29,6 +30,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
 from emeuse.cli import kafka
+from emeuse.cli.deploy import add_deploy_command, cmd_deploy
 from emeuse.cli.errors import CliError
 from emeuse.cli.health import check_health
 from emeuse.cli.partner_admin import add_partner_admin_commands
@@ -138,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_partner_admin_commands(partner_commands)
     add_partner_run_command(partner_commands)
+    add_deploy_command(commands)
     return parser
 
 
@@ -296,6 +299,7 @@ COMMANDS = {
     "health": cmd_health,
     "callers": cmd_callers,
     "partner": cmd_partner,
+    "deploy": cmd_deploy,
 }
 
 
