@@ -95,7 +95,7 @@ def publish(tx: Tx, agenda: Agenda, result: Result, event: Event | None) -> None
             event_id=fact.event_id,
         )
         log.info(fact.spec.name.split(".")[2].replace("-", "."), event_id=fact.event_id)
-    count(agenda, result)
+    tx.on_commit.extend(count(agenda, result))
 
 
 async def change_agenda(event: Event, tx: Tx, *, settings: AccessSettings) -> None:
