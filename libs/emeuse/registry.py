@@ -501,8 +501,9 @@ CONSENT_CHANGED = TopicSpec(
     required=("patient_pseudonym", "partner_id", "purpose", "changed_at"),
 )
 
-# The four services of the axes, and the partner gateway (consent-filtered feeds, inbound).
-SERVICES = ("prevention", "chronic", "access", "home", "gateway")
+# The four services of the axes, the partner gateway (consent-filtered feeds, inbound) and
+# the evaluation (indicators per experiment, territory and month).
+SERVICES = ("prevention", "chronic", "access", "home", "gateway", "evaluation")
 # Who owns topics: the four services, and the partner registry and consents (issue 7).
 OWNERS = (*SERVICES, "partners")
 
