@@ -5,15 +5,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from emeuse.event.v1.envelope_pb2 import EventEnvelope
 from emeuse.kernel.outputs import Origin
 from emeuse.kernel.tx import DELETED, Tx
 from emeuse.registry import PARTITIONS, dead_letter_topic
 from emeuse.runtime.codec import expected_partition
-from emeuse.runtime.envelope import territory_from_code, timestamp
 from emeuse.runtime.events import Event
 from services.evaluation.processing import PROCESSOR, fold
-from tests.unit.evaluation.scenario import Sent
+from tests.unit.evaluation.scenario import Sent, envelope_of
 
 
 def partition_of(table: str, key: str) -> int:
@@ -39,12 +37,7 @@ class Partitions:
             partition_of,
             lambda table: state[table].items(),
         )
-        envelope = EventEnvelope(
-            event_id=f"evt-{id(sent)}",
-            experiment_id=sent.experiment,
-            territory=territory_from_code(sent.territory),
-            occurred_at=timestamp(sent.occurred_at),
-        )
+        envelope = envelope_of(sent)
         asyncio.run(fold(Event(envelope, sent.message, sent.key, sent.spec.name, partition, 0), tx))
         for (table, key), value in tx.writes.items():
             if value is DELETED:

@@ -25,6 +25,7 @@ from emeuse.chronic.v1.chronic_events_pb2 import (
     AlertSeverity,
     ReadingRecorded,
 )
+from emeuse.event.v1.envelope_pb2 import EventEnvelope
 from emeuse.home.v1.home_events_pb2 import (
     ContactRole,
     IncidentAcknowledged,
@@ -54,6 +55,8 @@ from emeuse.registry import (
     SLOT_BOOKED,
     TopicSpec,
 )
+from emeuse.runtime import envelope as env
+from emeuse.runtime.envelope import timestamp
 
 TELE, BASELINE = "telesuivi-meuse", "baseline"
 MARCH = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
@@ -72,9 +75,45 @@ class Sent:
     occurred_at: datetime
 
 
+BASE32 = "abcdefghijklmnopqrstuvwxyz234567"
+
+
 def person(prefix: str, n: int) -> str:
-    # Pseudonym-shaped (psn-, 32 base32 characters), so the bus would accept it.
-    return f"psn-{prefix}{n:02d}".ljust(36, "a")
+    """A valid pseudonym (psn- and 32 base32 characters) that says who it is in the test."""
+    return f"psn-{prefix}{BASE32[n // 32]}{BASE32[n % 32]}".ljust(36, "q")
+
+
+def completed(sent: Sent) -> Sent:
+    """The topic's required fields the scenario does not care about, filled in, so the
+    event is one the bus accepts (checked by the tests)."""
+    message = sent.message
+    for name in sent.spec.required:
+        field = message.DESCRIPTOR.fields_by_name[name]
+        if field.message_type is not None:
+            if not message.HasField(name):
+                target = getattr(message, name)
+                if field.message_type.full_name == "google.protobuf.Timestamp":
+                    target.CopyFrom(timestamp(sent.occurred_at))
+                else:
+                    target.SetInParent()
+                    if "member_id" in target.DESCRIPTOR.fields_by_name:
+                        target.member_id = "gp-0042"
+        elif not getattr(message, name):
+            setattr(message, name, f"{name.replace('_', '-')}-1")
+    return sent
+
+
+def envelope_of(sent: Sent, experiment: str | None = None) -> EventEnvelope:
+    subject_field = sent.spec.subject_field
+    return env.new_envelope(
+        event_type=sent.spec.type_name,
+        source="partner/evaluation-tests",
+        subject_pseudonym=getattr(sent.message, subject_field),
+        territory=env.territory_from_code(sent.territory),
+        experiment_id=experiment or sent.experiment,
+        schema_version=sent.spec.schema_version,
+        occurred_at=sent.occurred_at,
+    )
 
 
 def seconds(n: float) -> Duration:
@@ -351,11 +390,14 @@ def other_cells() -> list[Sent]:
 def month_of_events() -> list[Sent]:
     when = MARCH
     return [
-        *chronic(TELE, "55", when),
-        *access(TELE, "55", when),
-        *home(TELE, "55", when),
-        *prevention(TELE, "55", when),
-        *other_cells(),
+        completed(sent)
+        for sent in (
+            *chronic(TELE, "55", when),
+            *access(TELE, "55", when),
+            *home(TELE, "55", when),
+            *prevention(TELE, "55", when),
+            *other_cells(),
+        )
     ]
 
 

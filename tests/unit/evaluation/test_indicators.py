@@ -7,11 +7,12 @@ from collections import defaultdict
 
 import pytest
 
+from emeuse.runtime.codec import check_event, check_partition, expected_partition
 from services.evaluation.domain import cells, histogram
 from services.evaluation.grpc_api import from_partial, published, to_partial
 from services.evaluation.processing import parse_cell_key
 from tests.unit.evaluation.partitions import Partitions
-from tests.unit.evaluation.scenario import EXPECTED, month_of_events
+from tests.unit.evaluation.scenario import EXPECTED, envelope_of, month_of_events
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +35,14 @@ def unsuppressed(state: Partitions) -> dict[tuple[str, str, str], dict[tuple[str
         }
         for where, parts in by_cell.items()
     }
+
+
+def test_the_scenario_is_made_of_events_the_bus_accepts():
+    for sent in month_of_events():
+        check_event(sent.spec, envelope_of(sent), sent.message, sent.key)
+        check_partition(
+            sent.spec, sent.key.encode(), expected_partition(sent.key.encode(), 6), sent.message
+        )
 
 
 def test_every_indicator_matches_the_hand_counts(folded: Partitions):
