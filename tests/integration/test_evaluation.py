@@ -4,6 +4,8 @@ cells withheld."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -111,3 +113,39 @@ def test_a_known_month_gives_the_hand_counted_indicators_with_small_cells_withhe
     baseline = indicators(evaluation, f"{BASELINE}-{run}", "55")
     assert baseline[("2026-03", "chronic.readings", "")].value == 10
     assert baseline[("2026-03", "chronic.patients_monitored", "")].suppressed
+
+    # The operator's report, from the same live service.
+    out = evaluation.workdir / "report"
+    report = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "emeuse.cli.main",
+            "evaluate",
+            "--experiment",
+            f"{TELE}-{run}",
+            "--territory",
+            "55",
+            "--territory",
+            "54",
+            "--from",
+            "2026-01",
+            "--to",
+            "2026-03",
+            "--out",
+            str(out),
+            "--grpc",
+            evaluation.services["evaluation-2"].grpc_target,
+            "--token-file",
+            str(evaluation.secrets / "operator.token"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert report.returncode == 0, report.stderr
+    table = (out / "indicators.csv").read_text(encoding="utf-8")
+    assert f"{TELE}-{run},55,2026-03,chronic,chronic.readings,,count,24,no" in table
+    assert f"{TELE}-{run},54,2026-03,chronic,chronic.patients_monitored,,persons,10,no" in table
+    assert "psn-" not in table

@@ -9,6 +9,8 @@
   emeuse partner add|list|grant|remove   partners: registry, Kafka credential and ACLs
   emeuse partner run MODULE:APP     run a partner's PartnerApp on its feed (docs/partners.md)
   emeuse deploy render [--check]    write deploy/k8s/ from the registries (docs/operations.md)
+  emeuse evaluate --experiment X --territory 55 --from 2026-01 --to 2026-12 --out DIR
+                                    an experiment's indicators as CSV and PNG (docs/evaluation.md)
 
 Every command takes --bootstrap (default: EMEUSE_KAFKA_BOOTSTRAP or 127.0.0.1:9092).
 Errors are one line on stderr and a non-zero exit status, never a traceback.
@@ -32,6 +34,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 from emeuse.cli import kafka
 from emeuse.cli.deploy import add_deploy_command, cmd_deploy
 from emeuse.cli.errors import CliError
+from emeuse.cli.evaluate import add_evaluate_command, cmd_evaluate
 from emeuse.cli.health import check_health
 from emeuse.cli.partner_admin import add_partner_admin_commands
 from emeuse.cli.partner_run import add_partner_run_command
@@ -141,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_partner_admin_commands(partner_commands)
     add_partner_run_command(partner_commands)
     add_deploy_command(commands)
+    add_evaluate_command(commands)
     return parser
 
 
@@ -300,6 +304,7 @@ COMMANDS = {
     "callers": cmd_callers,
     "partner": cmd_partner,
     "deploy": cmd_deploy,
+    "evaluate": cmd_evaluate,
 }
 
 
