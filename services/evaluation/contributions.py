@@ -128,12 +128,9 @@ def _status(m: ConsultationStatusChanged) -> list[Contribution]:
     return [Count("access.consultations", (f"outcome={outcome}",))] if outcome else []
 
 
-def _flagged(m: RequestFlagged) -> list[Contribution]:
-    return [
-        Count(
-            "access.requests_flagged_unmet", (f"urgency={label(Urgency, m.urgency, 'URGENCY_')}",)
-        )
-    ]
+def _flagged(m: RequestFlagged, asked: tuple[str, ...] = ()) -> list[Contribution]:
+    urgency = f"urgency={label(Urgency, m.urgency, 'URGENCY_')}"
+    return [Count("access.requests_flagged_unmet", (urgency, *asked))]
 
 
 def _incident(m: IncidentRaised) -> list[Contribution]:
@@ -189,5 +186,9 @@ RULES: dict[type[Message], Callable[[Any], list[Contribution]]] = {
 }
 
 
-def contributions(message: Message) -> list[Contribution]:
+def contributions(message: Message, asked: tuple[str, ...] = ()) -> list[Contribution]:
+    """What the event adds; `asked` breaks a flagged request down by what was asked
+    (unmet.py)."""
+    if isinstance(message, RequestFlagged):
+        return _flagged(message, asked)
     return RULES[type(message)](message)

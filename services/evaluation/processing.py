@@ -33,6 +33,7 @@ from emeuse.registry import (
 from emeuse.runtime.codec import expected_partition
 from emeuse.runtime.envelope import CODE_OF_TERRITORY
 from emeuse.runtime.events import Event
+from services.evaluation import unmet
 from services.evaluation.contributions import Count, Duration, Person, contributions
 from services.evaluation.domain import cells
 from services.evaluation.metrics import FOLDED
@@ -98,7 +99,8 @@ async def fold(event: Event, tx: Tx) -> None:
     month = month_of(event)
     key = cell_key(tx.partition, experiment, territory, month)
     cell = tx.get(CELLS, key) or cells.empty()
-    for part in contributions(event.message):
+    asked = unmet.breakdowns_of(unmet.follow(event.message, tx))
+    for part in contributions(event.message, asked):
         if isinstance(part, Count):
             cells.add_count(cell, part.name, part.breakdowns)
         elif isinstance(part, Duration):
@@ -121,5 +123,10 @@ PROCESSOR = Processor(
             partition_key=seed_of,
         ),
         TableSpec(COUNTED, "Cells a person was already counted in (distinct-person indicators)."),
+        TableSpec(
+            unmet.WAITING,
+            "What each request not yet booked or flagged asked for (unmet need).",
+            partition_key=unmet.territory_of,
+        ),
     ),
 )

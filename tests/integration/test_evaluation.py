@@ -31,6 +31,10 @@ FROM_THOSE = (
     "access.requests|",
     "home.incidents",
     "home.missed_visits",
+    # What a flagged request asked for is on the request, not sent here.
+    "access.requests_flagged_unmet|profession=",
+    "access.requests_flagged_unmet|modality=",
+    "access.requests_flagged_unmet|commune=",
 )
 
 

@@ -13,6 +13,8 @@ from emeuse.access.v1.access_events_pb2 import (
     ConsultationRequested,
     ConsultationStatus,
     ConsultationStatusChanged,
+    Modality,
+    Place,
     Profession,
     RequestFlagged,
     SlotBooked,
@@ -59,6 +61,7 @@ from emeuse.runtime import envelope as env
 from emeuse.runtime.envelope import timestamp
 
 TELE, BASELINE = "telesuivi-meuse", "baseline"
+VERDUN, BAR_LE_DUC = "55545", "55029"  # INSEE codes of the communes
 MARCH = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
 FEBRUARY = datetime(2026, 2, 20, 9, 0, tzinfo=UTC)
 
@@ -209,6 +212,8 @@ def access(experiment: str, territory: str, when: datetime) -> list[Sent]:
                     patient_pseudonym=person("c", i),
                     urgency=same_day if i < 12 else routine,
                     profession=gp if i < 15 else nurse,
+                    modality=Modality.MODALITY_VIDEO if i % 2 == 0 else Modality.MODALITY_PHONE,
+                    place=Place(commune=VERDUN if i < 18 else BAR_LE_DUC),
                 ),
             )
             for i in range(20)
@@ -269,10 +274,11 @@ def access(experiment: str, territory: str, when: datetime) -> list[Sent]:
                     request_id=f"q-{i}",
                     territory=territory,
                     patient_pseudonym=person("c", i),
-                    urgency=Urgency.URGENCY_IMMEDIATE,
+                    urgency=same_day if i < 12 else routine,
                 ),
             )
-            for i in range(15, 20)
+            # Never booked: q-0 (bookings start at q-1) and q-16 to q-19.
+            for i in (0, 16, 17, 18, 19)
         ]
     )
 
@@ -432,7 +438,14 @@ EXPECTED: dict[tuple[str, str, str], dict[tuple[str, str], float]] = {
         ("access.consultations", "outcome=missed"): 2,
         ("access.consultations", "outcome=cancelled"): 3,
         ("access.requests_flagged_unmet", ""): 5,
-        ("access.requests_flagged_unmet", "urgency=immediate"): 5,
+        ("access.requests_flagged_unmet", "urgency=same_day"): 1,
+        ("access.requests_flagged_unmet", "urgency=routine"): 4,
+        ("access.requests_flagged_unmet", "profession=gp"): 1,
+        ("access.requests_flagged_unmet", "profession=nurse"): 4,
+        ("access.requests_flagged_unmet", "modality=video"): 3,
+        ("access.requests_flagged_unmet", "modality=phone"): 2,
+        ("access.requests_flagged_unmet", f"commune={VERDUN}"): 3,
+        ("access.requests_flagged_unmet", f"commune={BAR_LE_DUC}"): 2,
         ("home.incidents", ""): 12,
         ("home.incidents", "kind=fall"): 10,
         ("home.incidents", "kind=visit_missed"): 2,
