@@ -7,11 +7,13 @@ from collections import defaultdict
 
 import pytest
 
+from emeuse.registry import PARTITIONS
 from emeuse.runtime.codec import check_event, check_partition, expected_partition
+from services.evaluation.contributions import RULES
 from services.evaluation.domain import cells, histogram
 from services.evaluation.grpc_api import from_partial, published, to_partial
-from services.evaluation.processing import parse_cell_key
-from tests.unit.evaluation.partitions import Partitions
+from services.evaluation.processing import CELLS, INPUTS, cell_key, parse_cell_key
+from tests.unit.evaluation.partitions import Partitions, partition_of
 from tests.unit.evaluation.scenario import EXPECTED, envelope_of, month_of_events
 
 
@@ -121,3 +123,10 @@ def test_a_duration_comes_back_within_the_documented_precision(seconds: float):
 
 def test_ninety_days_of_durations_fit_in_a_bounded_histogram():
     assert histogram.bucket_of(86_400 * 90) < 170
+
+
+def test_every_topic_read_has_a_rule_and_every_partition_a_cell_key_of_its_own():
+    assert {spec.message for spec in INPUTS} == set(RULES)
+    for partition in range(PARTITIONS):
+        key = cell_key(partition, "telesuivi-meuse", "55", "2026-03")
+        assert partition_of(CELLS, key) == partition
