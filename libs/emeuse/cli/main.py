@@ -8,6 +8,7 @@
   emeuse callers add NAME           give a gRPC caller a new token (file) and allow it
   emeuse partner add|list|grant|remove   partners: registry, Kafka credential and ACLs
   emeuse partner run MODULE:APP     run a partner's PartnerApp on its feed (docs/partners.md)
+  emeuse simulate                   a seeded synthetic territory's events (--dry-run: to a file)
 
 Every command takes --bootstrap (default: EMEUSE_KAFKA_BOOTSTRAP or 127.0.0.1:9092).
 Errors are one line on stderr and a non-zero exit status, never a traceback.
@@ -35,6 +36,7 @@ from emeuse.cli.partner_admin import add_partner_admin_commands
 from emeuse.cli.partner_run import add_partner_run_command
 from emeuse.cli.publish import build_event
 from emeuse.cli.records import describe
+from emeuse.cli.simulate import add_simulate_command, cmd_simulate
 from emeuse.registry import TOPICS, TopicSpec, UnknownTopicError, by_name
 from emeuse.runtime.auth import AuthSetupError, add_caller
 from emeuse.runtime.codec import expected_partition
@@ -138,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_partner_admin_commands(partner_commands)
     add_partner_run_command(partner_commands)
+    add_simulate_command(commands, _bootstrap_option)
     return parser
 
 
@@ -296,6 +299,7 @@ COMMANDS = {
     "health": cmd_health,
     "callers": cmd_callers,
     "partner": cmd_partner,
+    "simulate": cmd_simulate,
 }
 
 
