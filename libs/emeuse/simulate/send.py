@@ -133,7 +133,10 @@ class PlatformTransport:
         def answered(call: Any) -> None:
             self.in_flight.release()
             code = call.code()
-            done(event.kind, None if code == grpc.StatusCode.OK or code in ALREADY else code.name)
+            if code == grpc.StatusCode.OK or code in ALREADY:
+                done(event.kind, None)
+            else:
+                done(event.kind, f"{event.target} {code.name}: {call.details()}")
 
         future.add_done_callback(answered)
 

@@ -14,7 +14,6 @@ from typing import Any
 from emeuse.simulate.events import GRPC, Options, SimEvent, duration, rfc3339
 from emeuse.simulate.measures import MONITORING_PROGRAMME, PROGRAMME_MEASURES
 from emeuse.simulate.population import Home, Patient, Population, Practitioner
-from emeuse.simulate.territory import by_code
 
 TERRITORY_ENUM = {
     "55": "TERRITORY_MEUSE",
@@ -325,7 +324,7 @@ def _campaign(campaign_id: str, code: str, exp: str, now: datetime) -> dict[str,
             "messages": [
                 {
                     "template_id": "campaign.screening.colorectal",
-                    "parameters": {"departement": by_code(code).name},
+                    "parameters": {"departement": code},
                 }
             ],
             "start_at": rfc3339(now),

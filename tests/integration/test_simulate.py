@@ -1,0 +1,50 @@
+"""A few seconds of a simulated Meuse through the real services: enrolments over gRPC,
+readings and home reports on Kafka, and what the platform makes of them."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from emeuse.registry import ALERT_RAISED, INCIDENT_RAISED, READING_RECORDED, dead_letter_topic
+from emeuse.simulate.events import Options
+from emeuse.simulate.run import plan, run
+from emeuse.simulate.send import PlatformTransport
+
+
+def test_a_simulated_territory_raises_alerts_and_home_incidents_and_sets_bad_input_aside(
+    platform, bus
+):
+    options = Options(
+        seed=11,
+        scale=0.01,
+        territories=("55",),
+        rate=60,
+        duration=5,
+        critical_rate=0.3,
+        fall_rate=0.1,
+        malformed_rate=0.05,
+        experiment="simulation-tests",
+    )
+    targets = {
+        s: platform.services[s].grpc_target for s in ("chronic", "home", "prevention", "access")
+    }
+    transport = PlatformTransport(bus.bootstrap, targets, platform.auth, options.experiment)
+    try:
+        tally = run(options, transport, Console(quiet=True))
+    finally:
+        transport.close()
+    assert not tally.failed, tally.reasons
+    assert tally.sent["setup.patient"] > 0 and tally.sent["reading.critical"] > 0
+
+    population = plan(options).population
+    patients = {p.person.pseudonym for p in population.patients}
+    residents = {h.person.pseudonym for h in population.homes}
+    alerts = bus.wait_for(ALERT_RAISED.name, lambda r: r["key"] in patients)
+    assert alerts[0]["headers"]["ce_experiment"] == "simulation-tests"
+    bus.wait_for(INCIDENT_RAISED.name, lambda r: r["key"] in residents)
+    # Malformed readings are dead-lettered with their reason, never dropped in silence.
+    dead = bus.wait_for(
+        dead_letter_topic("chronic").name,
+        lambda r: r["key"] in patients and r["event"].get("source_topic") == READING_RECORDED.name,
+    )
+    assert dead[0]["event"].get("reason")
