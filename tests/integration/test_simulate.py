@@ -5,10 +5,18 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from emeuse.registry import ALERT_RAISED, INCIDENT_RAISED, READING_RECORDED, dead_letter_topic
+from emeuse.registry import (
+    ALERT_ACKNOWLEDGED,
+    ALERT_ESCALATED,
+    ALERT_RAISED,
+    INCIDENT_RAISED,
+    READING_RECORDED,
+    dead_letter_topic,
+)
+from emeuse.simulate.care_team import CareTeams
 from emeuse.simulate.events import Options
 from emeuse.simulate.run import plan, run
-from emeuse.simulate.send import PlatformTransport
+from emeuse.simulate.send import PlatformTransport, Tally
 
 
 def test_a_simulated_territory_raises_alerts_and_home_incidents_and_sets_bad_input_aside(
@@ -24,13 +32,19 @@ def test_a_simulated_territory_raises_alerts_and_home_incidents_and_sets_bad_inp
         fall_rate=0.1,
         malformed_rate=0.05,
         experiment="simulation-tests",
+        acknowledge_within_s=4,
+        acknowledged_share=0.5,
     )
     targets = {
         s: platform.services[s].grpc_target for s in ("chronic", "home", "prevention", "access")
     }
     transport = PlatformTransport(bus.bootstrap, targets, platform.auth, options.experiment)
+
+    def care_teams(people: set[str], tally: Tally) -> CareTeams:
+        return CareTeams(bus.bootstrap, options, people, transport, tally)
+
     try:
-        tally = run(options, transport, Console(quiet=True))
+        tally = run(options, transport, Console(quiet=True), responders=care_teams, linger_s=8)
     finally:
         transport.close()
     assert not tally.failed, tally.reasons
@@ -42,6 +56,11 @@ def test_a_simulated_territory_raises_alerts_and_home_incidents_and_sets_bad_inp
     alerts = bus.wait_for(ALERT_RAISED.name, lambda r: r["key"] in patients)
     assert alerts[0]["headers"]["ce_experiment"] == "simulation-tests"
     bus.wait_for(INCIDENT_RAISED.name, lambda r: r["key"] in residents)
+    # Care teams take some alerts in hand, and leave others to escalate.
+    assert tally.sent["care_team.alert_acknowledged"] > 0
+    assert tally.sent["care_team.never_answered"] > 0
+    bus.wait_for(ALERT_ACKNOWLEDGED.name, lambda r: r["key"] in patients)
+    bus.wait_for(ALERT_ESCALATED.name, lambda r: r["key"] in patients)
     # Malformed readings are dead-lettered with their reason, never dropped in silence.
     dead = bus.wait_for(
         dead_letter_topic("chronic").name,

@@ -12,9 +12,16 @@ from rich.console import Console
 
 from emeuse.cli.errors import CliError
 from emeuse.runtime.auth import AuthSetupError, bearer, read_token
+from emeuse.simulate.care_team import CareTeams
 from emeuse.simulate.events import Options
 from emeuse.simulate.run import run
-from emeuse.simulate.send import DEFAULT_TARGETS, FileTransport, PlatformTransport, Transport
+from emeuse.simulate.send import (
+    DEFAULT_TARGETS,
+    FileTransport,
+    PlatformTransport,
+    Tally,
+    Transport,
+)
 
 RATE_OPTIONS = {name: value for name, value in Options().rates().items()}
 
@@ -58,6 +65,13 @@ def add_simulate_command(commands: Any, bootstrap_option: Any) -> None:
             "--" + name.replace("_", "-"), type=float, default=value, help=f"default {value:g}"
         )
     simulate.add_argument("--dry-run", metavar="FILE", help="write the events as JSON lines here")
+    simulate.add_argument(
+        "--linger",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="keep acknowledging alerts and incidents S seconds after the last event",
+    )
     simulate.add_argument(
         "--token-file",
         type=Path,
@@ -118,8 +132,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         raise CliError(f"{exc} (run `make up`, or give --token-file)") from None
     targets = {service: getattr(args, service) for service in DEFAULT_TARGETS}
     transport = PlatformTransport(args.bootstrap, targets, auth, options.experiment)
+
+    def care_teams(people: set[str], tally: Tally) -> CareTeams:
+        return CareTeams(args.bootstrap, options, people, transport, tally)
+
     try:
-        tally = run(options, transport, console)
+        tally = run(options, transport, console, responders=care_teams, linger_s=args.linger)
     finally:
         transport.close()
     return 1 if tally.failed else 0

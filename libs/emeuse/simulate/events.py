@@ -37,9 +37,10 @@ class Options:
     duplicate_rate: float = 0.01  # share of records sent again as they were
     late_rate: float = 0.02  # share of records that arrive 1-30 min after they happened
     malformed_rate: float = 0.005  # share of records that are not valid events
+    acknowledged_share: float = 0.8  # share of alerts and incidents someone acknowledges
 
     def rates(self) -> dict[str, float]:
-        return {k: v for k, v in vars(self).items() if k.endswith("_rate") or k == "gap_share"}
+        return {k: v for k, v in vars(self).items() if k.endswith(("_rate", "_share"))}
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -20,6 +21,14 @@ from emeuse.simulate.setup import setup_stages
 from emeuse.simulate.stream import live_events
 
 SETUP_WAIT_S = 120  # the longest the enrolments may take to be answered
+
+
+class Responders(Protocol):
+    """Who answers what the platform raises (care_team.CareTeams)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -64,17 +73,25 @@ def run(
     console: Console,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    responders: Callable[[set[str], Tally], Responders] | None = None,
+    linger_s: float = 0.0,
 ) -> Tally:
+    """Send the plan's events; `responders` answer alerts from before the first call until
+    `linger_s` seconds after the last event."""
     run_plan = plan(options)
-    people = ", ".join(f"{code}: {n:,}" for code, n in run_plan.population.people.items())
+    counted = ", ".join(f"{code}: {n:,}" for code, n in run_plan.population.people.items())
     pop = run_plan.population
     console.print(
-        f"territory of {people} people (scale {options.scale:g}, seed {options.seed}): "
+        f"territory of {counted} people (scale {options.scale:g}, seed {options.seed}): "
         f"{len(pop.patients)} monitored patients, {len(pop.homes)} connected homes, "
         f"{len(pop.enrollees)} prevention enrollees, {len(pop.practitioners)} practitioners, "
         f"{len(pop.places)} places"
     )
     tally = Tally()
+    people = {p.person.pseudonym for p in pop.patients} | {h.person.pseudonym for h in pop.homes}
+    teams = responders(people, tally) if responders else None
+    if teams:
+        teams.start()
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -111,6 +128,13 @@ def run(
         transport.flush()
         progress.update(task, completed=run_plan.live_count)
         elapsed = clock() - began
+        if teams:
+            task = progress.add_task("care teams answering", total=max(linger_s, 0.1))
+            lingered = clock()
+            while clock() - lingered < linger_s:
+                sleep(0.25)
+                progress.update(task, completed=clock() - lingered)
+            teams.stop()
     console.print(counts_table(tally, "summary"))
     sent = sum(tally.sent.values())
     achieved = run_plan.live_count / max(elapsed, 1e-9)

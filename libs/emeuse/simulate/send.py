@@ -60,6 +60,11 @@ class Tally:
         with self.lock:
             self.pending += 1
 
+    def count(self, kind: str) -> None:
+        """Something that happened without a call or a record (an alert left unanswered)."""
+        with self.lock:
+            self.sent[kind] += 1
+
     def done(self, kind: str, error: str | None) -> None:
         with self.lock:
             self.pending -= 1

@@ -13,6 +13,7 @@ from google.protobuf import json_format
 from emeuse.cli.main import main
 from emeuse.registry import by_name
 from emeuse.runtime.pseudonym import is_pseudonym
+from emeuse.simulate.care_team import acknowledgement, answer_delay
 from emeuse.simulate.events import KAFKA, Options
 from emeuse.simulate.population import build_population
 from emeuse.simulate.run import plan
@@ -116,3 +117,31 @@ def test_dry_run_writes_every_event_as_a_json_line(tmp_path: Path):
 def test_a_scale_outside_zero_to_one_is_refused_with_a_clear_error(capsys):
     assert main(["simulate", "--dry-run", "/dev/null", "--scale", "2"]) == 1
     assert "--scale must be above 0 and at most 1" in capsys.readouterr().err
+
+
+def test_care_teams_answer_the_share_asked_within_their_delay_and_the_same_alert_alike():
+    options = Options(acknowledged_share=0.7, acknowledge_within_s=600)
+    delays = [answer_delay(1, f"alert-{n}", options) for n in range(2000)]
+    answered = [d for d in delays if d is not None]
+    assert len(answered) / len(delays) == pytest.approx(0.7, abs=0.04)
+    assert all(60 <= d <= 540 for d in answered)
+    assert delays == [answer_delay(1, f"alert-{n}", options) for n in range(2000)]
+
+
+def test_the_member_an_alert_names_is_the_one_who_acknowledges_it():
+    shown = {
+        "topic": "emeuse.chronic.alert-raised.v1",
+        "headers": {"ce_territory": "55"},
+        "event": {
+            "alert_id": "a-1",
+            "patient_pseudonym": "psn-" + "a" * 32,
+            "notified": {"member_id": "gp-55-0001"},
+        },
+    }
+    call = acknowledgement(shown, START)
+    assert call is not None and call.target == "chronic/AcknowledgeAlert"
+    assert call.message == {
+        "patient_pseudonym": "psn-" + "a" * 32,
+        "alert_id": "a-1",
+        "member_id": "gp-55-0001",
+    }
