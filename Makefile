@@ -8,7 +8,7 @@ BUF     := node_modules/.bin/buf
 STAMP   := .local/stamps
 
 .PHONY: help install proto proto-check docs lint format kafka-up kafka-down topics up down status \
-        test test-unit test-integration chaos bench clean
+        test test-unit test-integration chaos bench demo clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -92,6 +92,9 @@ chaos: install ## seeded fault rounds on a broker of its own (CHAOS_ARGS="--roun
 
 bench: install ## speed benchmarks (not part of make test)
 	scripts/bench.sh
+
+demo: up ## run the platform, then a 1-minute simulated Meuse; prints where to look (DEMO_ARGS="--seed 2")
+	scripts/demo.sh
 
 clean: down ## stop everything and remove local state (.local/)
 	rm -rf .local

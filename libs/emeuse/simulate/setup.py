@@ -14,6 +14,7 @@ from typing import Any
 from emeuse.simulate.events import GRPC, Options, SimEvent, duration, rfc3339
 from emeuse.simulate.measures import MONITORING_PROGRAMME, PROGRAMME_MEASURES
 from emeuse.simulate.population import Home, Patient, Population, Practitioner
+from emeuse.simulate.territory import SHARES
 
 TERRITORY_ENUM = {
     "55": "TERRITORY_MEUSE",
@@ -145,7 +146,7 @@ def setup_stages(population: Population, options: Options, now: datetime) -> lis
                 },
             )
         )
-        if person.age_to <= 44 and rng.random() < 0.05:
+        if person.age_to <= 44 and rng.random() < SHARES["pregnancy"]:
             due = now + timedelta(days=rng.randint(30, 250))
             second.append(
                 call(

@@ -70,7 +70,8 @@ def live_events(population: Population, options: Options, start: datetime) -> It
             yield replace(again, kind="duplicate")
             continue
         [source] = rng.choices(sources, cum_weights=cumulative)
-        event_id = f"sim-{options.seed}-{n}"
+        # The start is in the id: a later run of the same seed sends new readings, not duplicates.
+        event_id = f"sim-{options.seed}-{start:%Y%m%d%H%M%S}-{n}"
         if source.patient is not None and source.measure is not None:
             event = _reading(rng, options, source.patient, source.measure, at, event_id)
         else:
