@@ -34,6 +34,9 @@ def test_a_simulated_territory_raises_alerts_and_home_incidents_and_sets_bad_inp
         experiment="simulation-tests",
         acknowledge_within_s=4,
         acknowledged_share=0.5,
+        missed_visit_rate=0.5,
+        visit_missed_after_s=3,
+        opt_out_share=0.1,
     )
     targets = {
         s: platform.services[s].grpc_target for s in ("chronic", "home", "prevention", "access")
@@ -55,7 +58,14 @@ def test_a_simulated_territory_raises_alerts_and_home_incidents_and_sets_bad_inp
     residents = {h.person.pseudonym for h in population.homes}
     alerts = bus.wait_for(ALERT_RAISED.name, lambda r: r["key"] in patients)
     assert alerts[0]["headers"]["ce_experiment"] == "simulation-tests"
-    bus.wait_for(INCIDENT_RAISED.name, lambda r: r["key"] in residents)
+    for kind in ("INCIDENT_KIND_FALL", "INCIDENT_KIND_VISIT_MISSED"):
+        bus.wait_for(
+            INCIDENT_RAISED.name,
+            lambda r, k=kind: r["key"] in residents and r["event"]["kind"] == k,
+        )
+    # Aides checked in to some of the visits planned; the others were missed (above).
+    assert tally.sent["home.visit_planned"] > tally.sent["home.visit_checked_in"] > 0
+    assert tally.sent["prevention.opted_out"] > 0
     # Care teams take some alerts in hand, and leave others to escalate.
     assert tally.sent["care_team.alert_acknowledged"] > 0
     assert tally.sent["care_team.never_answered"] > 0

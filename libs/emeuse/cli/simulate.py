@@ -60,6 +60,13 @@ def add_simulate_command(commands: Any, bootstrap_option: Any) -> None:
         metavar="S",
         help="every monitored measure's expected interval (default: its prescribed cadence)",
     )
+    simulate.add_argument(
+        "--visit-missed-after",
+        type=int,
+        default=1800,
+        metavar="S",
+        help="seconds after its start a home-aide visit with no check-in is missed (default 1800)",
+    )
     for name, value in RATE_OPTIONS.items():
         simulate.add_argument(
             "--" + name.replace("_", "-"), type=float, default=value, help=f"default {value:g}"
@@ -101,8 +108,11 @@ def options_from(args: argparse.Namespace) -> Options:
     rates = {name: getattr(args, name) for name in RATE_OPTIONS}
     if any(not 0 <= value <= 1 for value in rates.values()):
         raise CliError("every --*-rate and --gap-share must be between 0 and 1")
-    if args.acknowledge_within < 1 or args.expected_every < 0:
-        raise CliError("--acknowledge-within must be at least 1 s, --expected-every at least 0")
+    if args.acknowledge_within < 1 or args.expected_every < 0 or args.visit_missed_after < 1:
+        raise CliError(
+            "--acknowledge-within and --visit-missed-after must be at least 1 s, "
+            "--expected-every at least 0"
+        )
     return Options(
         seed=args.seed,
         scale=args.scale,
@@ -113,6 +123,7 @@ def options_from(args: argparse.Namespace) -> Options:
         experiment=args.experiment,
         acknowledge_within_s=args.acknowledge_within,
         expected_every_s=args.expected_every,
+        visit_missed_after_s=args.visit_missed_after,
         **rates,
     )
 

@@ -38,6 +38,9 @@ class Options:
     late_rate: float = 0.02  # share of records that arrive 1-30 min after they happened
     malformed_rate: float = 0.005  # share of records that are not valid events
     acknowledged_share: float = 0.8  # share of alerts and incidents someone acknowledges
+    missed_visit_rate: float = 0.1  # share of planned home-aide visits nobody checks in to
+    visit_missed_after_s: int = 1800  # how long after its start a visit counts as missed
+    opt_out_share: float = 0.02  # share of prevention enrollees who opt out during the run
 
     def rates(self) -> dict[str, float]:
         return {k: v for k, v in vars(self).items() if k.endswith(("_rate", "_share"))}
@@ -54,6 +57,7 @@ class SimEvent:
     event_id: str
     message: dict[str, Any] = field(default_factory=dict)  # proto3 JSON
     raw: bytes | None = None  # a malformed record: these bytes instead of the message
+    due: float = 0.0  # seconds after the first live event when it is sent
 
     def to_json(self) -> str:
         line: dict[str, Any] = {
@@ -64,6 +68,7 @@ class SimEvent:
             "subject": self.subject,
             "at": self.at.isoformat(),
             "event_id": self.event_id,
+            "due": round(self.due, 6),
         }
         if self.raw is not None:
             line["raw_base64"] = base64.b64encode(self.raw).decode()

@@ -14,6 +14,7 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from emeuse.simulate.calls import merged, timed_calls, visit_plans
 from emeuse.simulate.events import Options, SimEvent
 from emeuse.simulate.population import Population, build_population, silence
 from emeuse.simulate.send import Tally, Transport
@@ -47,11 +48,15 @@ def plan(options: Options, now: datetime | None = None) -> Plan:
         options.gap_share,
         options.seed,
     )
+    stages = setup_stages(population, options, start)
+    visits = visit_plans(population, options, start)
+    stages[-1].extend(visits)
+    calls = timed_calls(population, options, start, visits)
     return Plan(
         population,
-        setup_stages(population, options, start),
-        live_events(population, options, start),
-        round(options.rate * options.duration),
+        stages,
+        merged(live_events(population, options, start), calls),
+        round(options.rate * options.duration) + len(calls),
     )
 
 
@@ -118,7 +123,7 @@ def run(
         task = progress.add_task(f"live events at {options.rate:g}/s", total=run_plan.live_count)
         began = clock()
         for n, event in enumerate(run_plan.live):
-            ahead = began + n / options.rate - clock()
+            ahead = began + event.due - clock()
             if ahead > 0.002:
                 sleep(ahead)
             tally.started()

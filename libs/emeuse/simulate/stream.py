@@ -63,11 +63,12 @@ def live_events(population: Population, options: Options, start: datetime) -> It
         cumulative.append(total)
     recent: deque[SimEvent] = deque(maxlen=RECENT)
     for n in range(round(options.rate * options.duration)):
-        at = start + timedelta(seconds=n / options.rate)
+        due = n / options.rate
+        at = start + timedelta(seconds=due)
         draw = rng.random()
         if recent and draw < options.duplicate_rate:
             again = rng.choice(recent)
-            yield replace(again, kind="duplicate")
+            yield replace(again, kind="duplicate", due=due)
             continue
         [source] = rng.choices(sources, cum_weights=cumulative)
         # The start is in the id: a later run of the same seed sends new readings, not duplicates.
@@ -77,6 +78,7 @@ def live_events(population: Population, options: Options, start: datetime) -> It
         else:
             assert source.home is not None
             event = _home_report(rng, options, source.home, at, event_id)
+        event = replace(event, due=due)
         if event.raw is None and not event.kind.startswith("malformed"):
             recent.append(event)
         yield event

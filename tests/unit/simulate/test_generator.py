@@ -14,9 +14,10 @@ from emeuse.cli.main import main
 from emeuse.registry import by_name
 from emeuse.runtime.pseudonym import is_pseudonym
 from emeuse.simulate.care_team import acknowledgement, answer_delay
-from emeuse.simulate.events import KAFKA, Options
+from emeuse.simulate.events import GRPC, KAFKA, Options
 from emeuse.simulate.population import build_population
 from emeuse.simulate.run import plan
+from emeuse.simulate.send import APIS
 from emeuse.simulate.territory import AGE_BANDS, DEPARTEMENTS
 
 START = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
@@ -81,12 +82,20 @@ def test_the_same_seed_and_options_give_the_same_events_and_another_seed_others(
     assert events_of(Options(seed=9, duration=10)) != events_of(options)
 
 
-def test_every_live_event_but_the_malformed_ones_is_a_valid_message_of_its_topic():
-    for event in plan(Options(seed=10, duration=20), now=START).live:
-        assert event.via == KAFKA
-        if event.raw is None:
+def test_every_event_but_the_malformed_ones_is_a_valid_record_or_request():
+    run_plan = plan(Options(seed=10, duration=60, opt_out_share=0.2), now=START)
+    live = list(run_plan.live)
+    events = [e for stage in run_plan.stages for e in stage] + live
+    for event in events:
+        if event.via == KAFKA and event.raw is None:
             message = json_format.ParseDict(event.message, by_name(event.target).message())
             assert by_name(event.target).record_key(message) == event.subject
+        elif event.via == GRPC:
+            service, method = event.target.split("/")
+            json_format.ParseDict(event.message, getattr(APIS[service][0], f"{method}Request")())
+    assert {"home/CheckIn", "prevention/OptOut"} <= {e.target for e in live}
+    dues = [e.due for e in live]
+    assert dues == sorted(dues)
 
 
 def test_dry_run_writes_every_event_as_a_json_line(tmp_path: Path):
