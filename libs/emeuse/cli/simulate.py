@@ -73,6 +73,11 @@ def add_simulate_command(commands: Any, bootstrap_option: Any) -> None:
         )
     simulate.add_argument("--dry-run", metavar="FILE", help="write the events as JSON lines here")
     simulate.add_argument(
+        "--no-setup",
+        action="store_true",
+        help="send only the live events (enrolled by an earlier run of the same seed and scale)",
+    )
+    simulate.add_argument(
         "--linger",
         type=float,
         default=0.0,
@@ -148,7 +153,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         return CareTeams(args.bootstrap, options, people, transport, tally)
 
     try:
-        tally = run(options, transport, console, responders=care_teams, linger_s=args.linger)
+        tally = run(
+            options,
+            transport,
+            console,
+            responders=care_teams,
+            linger_s=args.linger,
+            setup=not args.no_setup,
+        )
     finally:
         transport.close()
     return 1 if tally.failed else 0

@@ -40,17 +40,19 @@ class Plan:
     live_count: int
 
 
-def plan(options: Options, now: datetime | None = None) -> Plan:
-    """Every event of a run, from the options alone (and the start time)."""
+def plan(options: Options, now: datetime | None = None, setup: bool = True) -> Plan:
+    """Every event of a run, from the options alone (and the start time). Without the
+    setup, no visits are planned, so none is checked in."""
     start = options.start or now or datetime.now(UTC)
     population = silence(
         build_population(options.seed, options.scale, options.territories),
         options.gap_share,
         options.seed,
     )
-    stages = setup_stages(population, options, start)
-    visits = visit_plans(population, options, start)
-    stages[-1].extend(visits)
+    stages = setup_stages(population, options, start) if setup else []
+    visits = visit_plans(population, options, start) if setup else []
+    if stages:
+        stages[-1].extend(visits)
     calls = timed_calls(population, options, start, visits)
     return Plan(
         population,
@@ -80,10 +82,11 @@ def run(
     sleep: Callable[[float], None] = time.sleep,
     responders: Callable[[set[str], Tally], Responders] | None = None,
     linger_s: float = 0.0,
+    setup: bool = True,
 ) -> Tally:
     """Send the plan's events; `responders` answer alerts from before the first call until
     `linger_s` seconds after the last event."""
-    run_plan = plan(options)
+    run_plan = plan(options, setup=setup)
     counted = ", ".join(f"{code}: {n:,}" for code, n in run_plan.population.people.items())
     pop = run_plan.population
     console.print(

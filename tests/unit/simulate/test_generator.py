@@ -154,3 +154,9 @@ def test_the_member_an_alert_names_is_the_one_who_acknowledges_it():
         "alert_id": "a-1",
         "member_id": "gp-55-0001",
     }
+
+
+def test_without_the_setup_nothing_is_enrolled_and_no_visit_is_checked_in():
+    run_plan = plan(Options(seed=12, duration=60), now=START, setup=False)
+    assert run_plan.stages == []
+    assert not [e for e in run_plan.live if e.target == "home/CheckIn"]
