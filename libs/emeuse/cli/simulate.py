@@ -23,7 +23,21 @@ from emeuse.simulate.send import (
     Transport,
 )
 
-RATE_OPTIONS = {name: value for name, value in Options().rates().items()}
+RATE_OPTIONS = Options().rates()
+RATE_HELP = {
+    "critical_rate": "share of readings beyond a critical threshold",
+    "warning_rate": "share of readings outside the normal range",
+    "gap_share": "share of patients whose devices stop after enrolment (monitoring gaps)",
+    "fall_rate": "share of home reports that are falls",
+    "panic_rate": "share of home reports that are panic-button presses",
+    "wandering_rate": "share of night-time home reports that are an outer door left open",
+    "duplicate_rate": "share of records sent twice",
+    "late_rate": "share of records sent 1-30 min after they happened",
+    "malformed_rate": "share of records that are not valid events (dead-lettered)",
+    "acknowledged_share": "share of alerts and incidents care teams acknowledge",
+    "missed_visit_rate": "share of home-aide visits nobody checks in to",
+    "opt_out_share": "share of prevention enrollees who opt out during the run",
+}
 
 
 def add_simulate_command(commands: Any, bootstrap_option: Any) -> None:
@@ -69,7 +83,11 @@ def add_simulate_command(commands: Any, bootstrap_option: Any) -> None:
     )
     for name, value in RATE_OPTIONS.items():
         simulate.add_argument(
-            "--" + name.replace("_", "-"), type=float, default=value, help=f"default {value:g}"
+            "--" + name.replace("_", "-"),
+            type=float,
+            default=value,
+            metavar="F",
+            help=f"{RATE_HELP[name]} (default {value:g})",
         )
     simulate.add_argument("--dry-run", metavar="FILE", help="write the events as JSON lines here")
     simulate.add_argument(

@@ -14,6 +14,7 @@ import random
 import threading
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
@@ -33,7 +34,7 @@ def answer_delay(seed: int, alert_id: str, options: Options) -> float | None:
     return rng.uniform(0.1, 0.9) * options.acknowledge_within_s
 
 
-def acknowledgement(record: dict, now: datetime) -> SimEvent | None:
+def acknowledgement(record: dict[str, Any], now: datetime) -> SimEvent:
     """The call that acknowledges a raised alert or incident, shown as `emeuse tail` shows it."""
     event, territory = record["event"], record["headers"].get("ce_territory", "55")
     if record["topic"] == ALERT_RAISED.name:
@@ -112,12 +113,8 @@ class CareTeams:
                     if shown["key"] not in self.people or "event" not in shown:
                         continue
                     call = acknowledgement(shown, datetime.now(UTC))
-                    delay = (
-                        answer_delay(self.options.seed, call.event_id, self.options)
-                        if call
-                        else None
-                    )
-                    if call is None or delay is None:
+                    delay = answer_delay(self.options.seed, call.event_id, self.options)
+                    if delay is None:
                         self.tally.count("care_team.never_answered")
                         continue
                     serial += 1

@@ -110,6 +110,7 @@ def run(
     with Live(
         console=console,
         refresh_per_second=4,
+        transient=True,  # the summary below replaces it
         get_renderable=lambda: Group(progress, counts_table(tally, "events")),
     ):
         for number, stage in enumerate(run_plan.stages, start=1):
