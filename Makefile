@@ -7,7 +7,7 @@ PY      := $(VENV)/bin/python
 BUF     := node_modules/.bin/buf
 STAMP   := .local/stamps
 
-.PHONY: help install proto proto-check docs manifests dashboards images lint format kafka-up kafka-down topics up down status \
+.PHONY: help install proto proto-check docs manifests dashboards images demo lint format kafka-up kafka-down topics up down status \
         test test-unit test-integration chaos bench clean
 
 help: ## list the targets
@@ -108,6 +108,9 @@ chaos: install ## seeded fault rounds on a broker of its own (CHAOS_ARGS="--roun
 
 bench: install ## speed benchmarks (not part of make test)
 	scripts/bench.sh
+
+demo: up ## run the platform, then a 1-minute simulated Meuse; prints where to look (DEMO_ARGS="--seed 2")
+	scripts/demo.sh
 
 clean: down ## stop everything and remove local state (.local/)
 	rm -rf .local

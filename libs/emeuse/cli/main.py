@@ -11,6 +11,7 @@
   emeuse deploy render [--check]    write deploy/k8s/ from the registries (docs/operations.md)
   emeuse evaluate --experiment X --territory 55 --from 2026-01 --to 2026-12 --out DIR
                                     an experiment's indicators as CSV and PNG (docs/evaluation.md)
+  emeuse simulate                   a seeded synthetic territory's events (--dry-run: to a file)
 
 Every command takes --bootstrap (default: EMEUSE_KAFKA_BOOTSTRAP or 127.0.0.1:9092).
 Errors are one line on stderr and a non-zero exit status, never a traceback.
@@ -40,6 +41,7 @@ from emeuse.cli.partner_admin import add_partner_admin_commands
 from emeuse.cli.partner_run import add_partner_run_command
 from emeuse.cli.publish import build_event
 from emeuse.cli.records import describe
+from emeuse.cli.simulate import add_simulate_command, cmd_simulate
 from emeuse.registry import TOPICS, TopicSpec, UnknownTopicError, by_name
 from emeuse.runtime.auth import AuthSetupError, add_caller
 from emeuse.runtime.codec import expected_partition
@@ -145,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_partner_run_command(partner_commands)
     add_deploy_command(commands)
     add_evaluate_command(commands)
+    add_simulate_command(commands, _bootstrap_option)
     return parser
 
 
@@ -305,6 +308,7 @@ COMMANDS = {
     "partner": cmd_partner,
     "deploy": cmd_deploy,
     "evaluate": cmd_evaluate,
+    "simulate": cmd_simulate,
 }
 
 
