@@ -94,9 +94,17 @@ class ServiceProcess:
 
     def wait_serving(self, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
+        clashes = 0
         while time.monotonic() < deadline:
             assert self.process is not None
             if self.process.poll() is not None:
+                if "Address already in use" in self.log_tail() and clashes < 3:
+                    # Another run on this machine took a port between our check and the
+                    # service's bind: new ports, started again.
+                    clashes += 1
+                    self._new_ports()
+                    self.start()
+                    continue
                 raise AssertionError(
                     f"{self.service} exited with {self.process.returncode}:\n{self.log_tail()}"
                 )
@@ -104,6 +112,12 @@ class ServiceProcess:
                 return
             time.sleep(0.5)
         raise AssertionError(f"{self.service} not SERVING after {timeout} s:\n{self.log_tail()}")
+
+    def _new_ports(self) -> None:
+        prefix = f"EMEUSE_{self.service.upper()}_"
+        self.grpc_port, self.metrics_port = free_port(), free_port()
+        self.env[prefix + "GRPC_PORT"] = str(self.grpc_port)
+        self.env[prefix + "METRICS_PORT"] = str(self.metrics_port)
 
     def stop(self, sig: int = signal.SIGTERM) -> int | None:
         """Stop the process; returns its exit status (None if it had to be killed)."""
