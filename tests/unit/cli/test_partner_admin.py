@@ -3,6 +3,9 @@ broker is reached (--bootstrap points where nothing listens)."""
 
 from __future__ import annotations
 
+import shlex
+from pathlib import Path
+
 import pytest
 from kafka.admin import ACLOperation, ACLPermissionType, ACLResourcePatternType, ResourceType
 
@@ -159,5 +162,40 @@ def test_grant_needs_something_to_grant(capsys):
 
 def test_an_unreachable_broker_is_one_line(capsys):
     status, _, err = run(capsys, "partner", "list", *NOWHERE)
+    assert status == 1
+    assert "127.0.0.1:1" in one_line(err)
+
+
+def test_a_publish_grant_without_an_experiment_is_refused_before_the_broker(capsys):
+    status, out, err = run(
+        capsys,
+        "partner",
+        "add",
+        "glucoflow",
+        "--purpose",
+        "remote-monitoring",
+        "--publish",
+        READING,
+        "--territory",
+        "55",
+        *NOWHERE,
+    )
+    assert status == 1 and out == ""
+    assert "--publish needs an --experiment" in one_line(err)
+
+
+def guide_add_command() -> list[str]:
+    """The first `emeuse partner add` of the partner guide, as a partner would paste it."""
+    text = (Path(__file__).parents[3] / "docs" / "partners.md").read_text()
+    start = text.index("emeuse partner add")
+    command = text[start : text.index("```", start)].replace("\\\n", " ")
+    return shlex.split(command)[1:]
+
+
+def test_the_guides_add_command_passes_every_check_a_publishing_partner_needs(capsys):
+    argv = guide_add_command()
+    assert "--publish" in argv  # the guide's partner publishes...
+    status, _, err = run(capsys, *argv, *NOWHERE)
+    # ...and add gets as far as the broker (nothing listens there): no check refused it.
     assert status == 1
     assert "127.0.0.1:1" in one_line(err)
