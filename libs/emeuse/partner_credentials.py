@@ -66,8 +66,7 @@ class ClientConfig:
             f"security.protocol={self.security_protocol}\n"
             f"sasl.mechanism={self.sasl_mechanism}\n"
             f"sasl.username={self.username}\n"
-            f"sasl.password={self.password}\n"
-            + self.render_grants()
+            f"sasl.password={self.password}\n" + self.render_grants()
         )
 
     def render_grants(self) -> str:
