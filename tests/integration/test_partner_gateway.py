@@ -241,3 +241,74 @@ def test_what_a_partner_publishes_is_checked_and_stamped_before_the_platform_tak
     assert "not granted" in letter.reason
     assert letter.source_topic == inbound_topic(partner.partner_id)
     assert AlertRaised.FromString(letter.original_value).alert_id == alert.alert_id
+
+
+def dead_letters(partner: Partner, count: int, timeout: float = 30) -> list[MessageDeadLettered]:
+    """The partner's dead letters, read with its own credential, once `count` are there."""
+    consumer = partner.consumer()
+    letters = [TopicPartition(dead_letter_topic(partner.partner_id), p) for p in range(PARTITIONS)]
+    consumer.assign(letters)
+    consumer.seek_to_beginning(*letters)
+    found: list[MessageDeadLettered] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(found) < count and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=200).values():
+                found += [MessageDeadLettered.FromString(r.value) for r in batch]
+    finally:
+        consumer.close()
+    return found
+
+
+def publish_as(partner: Partner, message: ReadingRecorded) -> None:
+    producer = partner.producer()
+    try:
+        producer.send(
+            inbound_topic(partner.partner_id),
+            key=message.patient_pseudonym.encode(),
+            value=message.SerializeToString(),
+            headers=headers_for(READING_RECORDED, message.patient_pseudonym),
+        ).get(timeout=15)
+    finally:
+        producer.close()
+
+
+def test_an_impossible_reading_from_a_partner_reaches_no_feed_and_shows_on_its_dead_letters(
+    platform, bus, bootstrap, secrets_dir
+):
+    publisher = add_partner(bootstrap, secrets_dir, new_partner_id(), "--publish", READING)
+    reader = add_partner(bootstrap, secrets_dir, new_partner_id(), "--read", READING)
+    try:
+        patient = random_pseudonym()
+        consent(platform, reader, patient, True)
+        # A good reading first: the gateway has found the publisher's inbound topic.
+        first = reading(patient)
+        publish_as(publisher, first)
+        feed(reader, {first.reading_id})
+
+        impossible = reading(patient)
+        impossible.loinc_code, impossible.value, impossible.unit = "34714-6", 40, "{INR}"
+        in_mmol = reading(patient)
+        in_mmol.loinc_code, in_mmol.value, in_mmol.unit = "34714-6", 2.5, "mmol/L"
+        sent = time.monotonic()
+        publish_as(publisher, impossible)
+        publish_as(publisher, in_mmol)
+        letters = dead_letters(publisher, 2)
+        seen_after = time.monotonic() - sent
+        last = reading(patient)
+        publish_as(publisher, last)
+
+        assert len(letters) == 2, "both readings should be on the publisher's dead letters"
+        assert seen_after < 5, f"dead letters took {seen_after:.1f} s"
+        refused = {ReadingRecorded.FromString(x.original_value).reading_id: x for x in letters}
+        assert set(refused) == {impossible.reading_id, in_mmol.reading_id}
+        assert "INR (point of care) 40 {INR} is impossible" in refused[impossible.reading_id].reason
+        assert "mmol/L" in refused[in_mmol.reading_id].reason
+        assert all(x.source_topic == inbound_topic(publisher.partner_id) for x in letters)
+
+        # The reader, who has the patient's consent, gets the good readings, never the others.
+        seen = feed(reader, {first.reading_id, last.reading_id})
+        assert impossible.reading_id not in seen and in_mmol.reading_id not in seen
+    finally:
+        remove_partner(bootstrap, publisher)
+        remove_partner(bootstrap, reader)
