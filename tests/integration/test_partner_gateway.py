@@ -7,6 +7,9 @@ the partner listener, as a start-up would.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -311,4 +314,66 @@ def test_an_impossible_reading_from_a_partner_reaches_no_feed_and_shows_on_its_d
         assert impossible.reading_id not in seen and in_mmol.reading_id not in seen
     finally:
         remove_partner(bootstrap, publisher)
+        remove_partner(bootstrap, reader)
+
+
+def operator(platform, *argv: str) -> subprocess.CompletedProcess[str]:
+    """The `emeuse` command as an operator runs it, with the operator's gRPC token."""
+    return subprocess.run(
+        [
+            str(Path(sys.executable).parent / "emeuse"),
+            *argv,
+            "--gateway",
+            platform.services["gateway"].grpc_target,
+            "--token-file",
+            str(platform.secrets / "operator.token"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_operators_record_show_and_withdraw_consents_and_replay_with_the_emeuse_command(
+    platform, bus, bootstrap, secrets_dir
+):
+    reader = add_partner(bootstrap, secrets_dir, new_partner_id(), "--read", READING)
+    try:
+        started = datetime.now(UTC) - timedelta(seconds=1)
+        patient = random_pseudonym()
+        change = [patient, "--partner", reader.partner_id, "--purpose", "remote-monitoring"]
+        deadline = time.monotonic() + 30
+        while True:  # the gateway learns of a new partner from the registry within a moment
+            recorded = operator(platform, "consent", "record", *change, "--territory", "55")
+            if recorded.returncode == 0 or time.monotonic() > deadline:
+                break
+            assert "NOT_FOUND" in recorded.stderr, recorded.stderr
+            time.sleep(0.3)
+        assert recorded.returncode == 0, recorded.stderr
+        assert f"consent recorded: {reader.partner_id}/remote-monitoring" in recorded.stdout
+        shared = send(bus, reading(patient))
+        feed(reader, {shared})
+
+        withdrawn = operator(platform, "consent", "withdraw", *change, "--territory", "55")
+        assert withdrawn.returncode == 0, withdrawn.stderr
+        withheld = send(bus, reading(patient))
+        shown = operator(platform, "consent", "show", patient, "--json")
+        assert shown.returncode == 0, shown.stderr
+        [consent] = [json.loads(line) for line in shown.stdout.splitlines()]
+        assert consent["partner_id"] == reader.partner_id and not consent.get("stands")
+        assert [c.get("granted", False) for c in consent["history"]] == [True, False]
+
+        # Consent given again: a replay delivers what consent covered when each reading
+        # happened (and covers now): the reading before the withdrawal, not the one during it.
+        again = operator(platform, "consent", "record", *change, "--territory", "55")
+        assert again.returncode == 0, again.stderr
+        bus.wait_for(READING_RECORDED.name, lambda r: r.get("key") == patient, count=2)
+        replayed = operator(
+            platform, "partner", "replay", reader.partner_id, "--since", started.isoformat()
+        )
+        assert replayed.returncode == 0, replayed.stderr
+        assert "replayed  1 event(s)" in replayed.stdout
+        assert "withheld  1 event(s)" in replayed.stdout
+        assert withheld not in feed(reader, {shared})
+    finally:
         remove_partner(bootstrap, reader)

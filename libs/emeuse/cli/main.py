@@ -12,6 +12,8 @@
   emeuse evaluate --experiment X --territory 55 --from 2026-01 --to 2026-12 --out DIR
                                     an experiment's indicators as CSV and PNG (docs/evaluation.md)
   emeuse simulate                   a seeded synthetic territory's events (--dry-run: to a file)
+  emeuse partner replay ID --since D   send a partner's feed again (gateway gRPC, operator token)
+  emeuse consent record|withdraw|show PATIENT   patients' consents (gateway gRPC, operator token)
 
 Every command takes --bootstrap (default: EMEUSE_KAFKA_BOOTSTRAP or 127.0.0.1:9092).
 Errors are one line on stderr and a non-zero exit status, never a traceback.
@@ -37,6 +39,7 @@ from emeuse.cli.deploy import add_deploy_command, cmd_deploy
 from emeuse.cli.errors import CliError
 from emeuse.cli.evaluate import add_evaluate_command, cmd_evaluate
 from emeuse.cli.health import check_health
+from emeuse.cli.operator_calls import add_consent_commands, add_partner_replay_command
 from emeuse.cli.partner_admin import add_partner_admin_commands
 from emeuse.cli.partner_run import add_partner_run_command
 from emeuse.cli.publish import build_event
@@ -148,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_deploy_command(commands)
     add_evaluate_command(commands)
     add_simulate_command(commands, _bootstrap_option)
+    add_partner_replay_command(partner_commands)
+    add_consent_commands(commands, _Parser)
     return parser
 
 
@@ -294,7 +299,8 @@ def follow(consumer: KafkaConsumer, timeout: float | None) -> Iterator[ConsumerR
                 last_seen = time.monotonic()
 
 
-def cmd_partner(args: argparse.Namespace) -> int:
+def cmd_subcommand(args: argparse.Namespace) -> int:
+    """`partner` and `consent`: each subcommand names its handler."""
     handler: Callable[[argparse.Namespace], int] = args.handler
     return handler(args)
 
@@ -305,10 +311,11 @@ COMMANDS = {
     "tail": cmd_tail,
     "health": cmd_health,
     "callers": cmd_callers,
-    "partner": cmd_partner,
     "deploy": cmd_deploy,
     "evaluate": cmd_evaluate,
     "simulate": cmd_simulate,
+    "partner": cmd_subcommand,
+    "consent": cmd_subcommand,
 }
 
 
