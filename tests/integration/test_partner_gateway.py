@@ -28,7 +28,7 @@ from emeuse.registry import ALERT_RAISED, READING_RECORDED
 from emeuse.runtime import envelope as env
 from emeuse.runtime.pseudonym import random_pseudonym
 from tests.integration.events import headers_for, new_id, record
-from tests.integration.harness import Client, metric
+from tests.integration.harness import Client, emeuse, metric
 from tests.integration.test_partner_security import (
     READING,
     Partner,
@@ -312,6 +312,25 @@ def test_an_impossible_reading_from_a_partner_reaches_no_feed_and_shows_on_its_d
         # The reader, who has the patient's consent, gets the good readings, never the others.
         seen = feed(reader, {first.reading_id, last.reading_id})
         assert impossible.reading_id not in seen and in_mmol.reading_id not in seen
+
+        # The publisher reads its dead letters itself: `emeuse tail` with its settings file.
+        tailed = emeuse(
+            "tail",
+            "dead-letter",
+            "--config",
+            str(publisher.settings),
+            "--from-beginning",
+            "--max",
+            "2",
+            "--timeout",
+            "15",
+            "--json",
+            bootstrap="127.0.0.1:1",  # the settings file's listener is used, not this
+        )
+        assert tailed.returncode == 0, tailed.stderr
+        shown = [json.loads(line) for line in tailed.stdout.splitlines()]
+        assert {s["original_event"]["reading_id"] for s in shown} == set(refused)
+        assert all("refused by chronic's rules" in s["event"]["reason"] for s in shown)
     finally:
         remove_partner(bootstrap, publisher)
         remove_partner(bootstrap, reader)
