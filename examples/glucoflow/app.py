@@ -1,6 +1,6 @@
 """GlucoFlow's consumer: glucose readings and alerts of the patients who consent.
 
-    emeuse partner run examples.glucoflow.app:app
+    emeuse partner run examples.glucoflow.app:app   # EMEUSE_PARTNER_CONFIG, or --local
 
 Logs carry ids and counts, never a pseudonym: GlucoFlow keeps those in memory only.
 """

@@ -4,6 +4,10 @@ The file uses librdkafka's property names (kcat -F, confluent-kafka read it as i
 `key=value` a line; `read` gives a ClientConfig, whose `kafka_python_options()` are
 kafka-python keyword arguments.
 Java clients need `sasl.jaas.config` instead of sasl.username/sasl.password (the file says how).
+
+The file also lists what the partner may publish and its experiments, for the SDK to check
+events before sending. They are `#emeuse.` comment lines because librdkafka refuses a
+property it does not know (kcat -F would stop on them).
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ _KEYS = (
     "sasl.username",
     "sasl.password",
 )
+# Grants the SDK checks; comments to every Kafka client.
+PUBLISH_LINE = "#emeuse.publish="
+EXPERIMENTS_LINE = "#emeuse.experiments="
 
 
 class CredentialsFileError(ValueError):
@@ -41,6 +48,9 @@ class ClientConfig:
     password: str
     security_protocol: str = SECURITY_PROTOCOL
     sasl_mechanism: str = SASL_MECHANISM
+    # None: a file written before grants were listed (the SDK cannot check them).
+    publishes: tuple[str, ...] | None = None
+    experiments: tuple[str, ...] | None = None
 
     def __repr__(self) -> str:  # never the password in a log or a traceback
         return f"ClientConfig(bootstrap={self.bootstrap!r}, username={self.username!r})"
@@ -56,7 +66,17 @@ class ClientConfig:
             f"security.protocol={self.security_protocol}\n"
             f"sasl.mechanism={self.sasl_mechanism}\n"
             f"sasl.username={self.username}\n"
-            f"sasl.password={self.password}\n"
+            f"sasl.password={self.password}\n" + self.render_grants()
+        )
+
+    def render_grants(self) -> str:
+        if self.publishes is None and self.experiments is None:
+            return ""
+        return (
+            "# What this partner may publish and its experiments, checked by the emeuse SDK\n"
+            "# before sending (comments: other clients ignore them). The gateway checks again.\n"
+            f"{PUBLISH_LINE}{','.join(self.publishes or ())}\n"
+            f"{EXPERIMENTS_LINE}{','.join(self.experiments or ())}\n"
         )
 
     def kafka_python_options(self) -> dict[str, Any]:
@@ -70,6 +90,18 @@ class ClientConfig:
         }
 
 
+def parse_grants(text: str) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
+    """The publish grants and experiments a settings file lists (None: not listed)."""
+    found: dict[str, tuple[str, ...]] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        for prefix in (PUBLISH_LINE, EXPERIMENTS_LINE):
+            if line.startswith(prefix):
+                items = line.removeprefix(prefix).split(",")
+                found[prefix] = tuple(item.strip() for item in items if item.strip())
+    return found.get(PUBLISH_LINE), found.get(EXPERIMENTS_LINE)
+
+
 def parse(text: str) -> ClientConfig:
     values: dict[str, str] = {}
     for line in text.splitlines():
@@ -81,12 +113,15 @@ def parse(text: str) -> ClientConfig:
     missing = [key for key in _KEYS if not values.get(key)]
     if missing:
         raise CredentialsFileError(f"client settings lack {', '.join(missing)}")
+    publishes, experiments = parse_grants(text)
     return ClientConfig(
         bootstrap=values["bootstrap.servers"],
         username=values["sasl.username"],
         password=values["sasl.password"],
         security_protocol=values["security.protocol"],
         sasl_mechanism=values["sasl.mechanism"],
+        publishes=publishes,
+        experiments=experiments,
     )
 
 

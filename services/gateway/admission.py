@@ -1,5 +1,6 @@
-"""The partners' inbound events: checked (inbound.admit), then passed on to the platform's
-topic, or set aside on the partner's own dead letters.
+"""The partners' inbound events: checked (inbound.admit, then the owning service's domain
+rules: domain_rules), then passed on to the platform's topic, or set aside on the partner's
+own dead letters with the reason; nothing refused reaches the platform's topic, so no feed.
 
 Not a kernel input: a partner's inbound topic is created at any time and found by name
 pattern, which a co-partitioned set of inputs cannot follow. A consumer of its own group
@@ -26,6 +27,7 @@ from emeuse.runtime import metrics
 from emeuse.runtime.codec import expected_partition
 from emeuse.runtime.events import read_failure
 from services.gateway.directory import PartnerDirectory
+from services.gateway.domain_rules import check_domain_rules
 from services.gateway.inbound import admit, partner_of_inbound
 from services.gateway.metrics import INBOUND
 from services.gateway.topics import INBOUND_PATTERN
@@ -84,6 +86,7 @@ async def admit_one(bus: Publisher, directory: PartnerDirectory, record: Any) ->
         admitted = admit(
             partner_id, directory.active(partner_id), envelope, value, key, datetime.now(UTC)
         )
+        check_domain_rules(admitted.spec, admitted.message)
     except Exception as exc:  # whatever a partner's bytes provoke: set aside, go on
         await refuse(bus, record, *read_failure(exc), to_topic=dead_letter_topic(partner_id))
         INBOUND.labels(partner_id, "refused").inc()

@@ -7,6 +7,9 @@ the partner listener, as a start-up would.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -25,7 +28,7 @@ from emeuse.registry import ALERT_RAISED, READING_RECORDED
 from emeuse.runtime import envelope as env
 from emeuse.runtime.pseudonym import random_pseudonym
 from tests.integration.events import headers_for, new_id, record
-from tests.integration.harness import Client, metric
+from tests.integration.harness import Client, emeuse, metric
 from tests.integration.test_partner_security import (
     READING,
     Partner,
@@ -241,3 +244,155 @@ def test_what_a_partner_publishes_is_checked_and_stamped_before_the_platform_tak
     assert "not granted" in letter.reason
     assert letter.source_topic == inbound_topic(partner.partner_id)
     assert AlertRaised.FromString(letter.original_value).alert_id == alert.alert_id
+
+
+def dead_letters(partner: Partner, count: int, timeout: float = 30) -> list[MessageDeadLettered]:
+    """The partner's dead letters, read with its own credential, once `count` are there."""
+    consumer = partner.consumer()
+    letters = [TopicPartition(dead_letter_topic(partner.partner_id), p) for p in range(PARTITIONS)]
+    consumer.assign(letters)
+    consumer.seek_to_beginning(*letters)
+    found: list[MessageDeadLettered] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(found) < count and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=200).values():
+                found += [MessageDeadLettered.FromString(r.value) for r in batch]
+    finally:
+        consumer.close()
+    return found
+
+
+def publish_as(partner: Partner, message: ReadingRecorded) -> None:
+    producer = partner.producer()
+    try:
+        producer.send(
+            inbound_topic(partner.partner_id),
+            key=message.patient_pseudonym.encode(),
+            value=message.SerializeToString(),
+            headers=headers_for(READING_RECORDED, message.patient_pseudonym),
+        ).get(timeout=15)
+    finally:
+        producer.close()
+
+
+def test_an_impossible_reading_from_a_partner_reaches_no_feed_and_shows_on_its_dead_letters(
+    platform, bus, bootstrap, secrets_dir
+):
+    publisher = add_partner(bootstrap, secrets_dir, new_partner_id(), "--publish", READING)
+    reader = add_partner(bootstrap, secrets_dir, new_partner_id(), "--read", READING)
+    try:
+        patient = random_pseudonym()
+        consent(platform, reader, patient, True)
+        # A good reading first: the gateway has found the publisher's inbound topic.
+        first = reading(patient)
+        publish_as(publisher, first)
+        feed(reader, {first.reading_id})
+
+        impossible = reading(patient)
+        impossible.loinc_code, impossible.value, impossible.unit = "34714-6", 40, "{INR}"
+        in_mmol = reading(patient)
+        in_mmol.loinc_code, in_mmol.value, in_mmol.unit = "34714-6", 2.5, "mmol/L"
+        sent = time.monotonic()
+        publish_as(publisher, impossible)
+        publish_as(publisher, in_mmol)
+        letters = dead_letters(publisher, 2)
+        seen_after = time.monotonic() - sent
+        last = reading(patient)
+        publish_as(publisher, last)
+
+        assert len(letters) == 2, "both readings should be on the publisher's dead letters"
+        assert seen_after < 5, f"dead letters took {seen_after:.1f} s"
+        refused = {ReadingRecorded.FromString(x.original_value).reading_id: x for x in letters}
+        assert set(refused) == {impossible.reading_id, in_mmol.reading_id}
+        assert "INR (point of care) 40 {INR} is impossible" in refused[impossible.reading_id].reason
+        assert "mmol/L" in refused[in_mmol.reading_id].reason
+        assert all(x.source_topic == inbound_topic(publisher.partner_id) for x in letters)
+
+        # The reader, who has the patient's consent, gets the good readings, never the others.
+        seen = feed(reader, {first.reading_id, last.reading_id})
+        assert impossible.reading_id not in seen and in_mmol.reading_id not in seen
+
+        # The publisher reads its dead letters itself: `emeuse tail` with its settings file.
+        tailed = emeuse(
+            "tail",
+            "dead-letter",
+            "--config",
+            str(publisher.settings),
+            "--from-beginning",
+            "--max",
+            "2",
+            "--timeout",
+            "15",
+            "--json",
+            bootstrap="127.0.0.1:1",  # the settings file's listener is used, not this
+        )
+        assert tailed.returncode == 0, tailed.stderr
+        shown = [json.loads(line) for line in tailed.stdout.splitlines()]
+        assert {s["original_event"]["reading_id"] for s in shown} == set(refused)
+        assert all("refused by chronic's rules" in s["event"]["reason"] for s in shown)
+    finally:
+        remove_partner(bootstrap, publisher)
+        remove_partner(bootstrap, reader)
+
+
+def operator(platform, *argv: str) -> subprocess.CompletedProcess[str]:
+    """The `emeuse` command as an operator runs it, with the operator's gRPC token."""
+    return subprocess.run(
+        [
+            str(Path(sys.executable).parent / "emeuse"),
+            *argv,
+            "--gateway",
+            platform.services["gateway"].grpc_target,
+            "--token-file",
+            str(platform.secrets / "operator.token"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_operators_record_show_and_withdraw_consents_and_replay_with_the_emeuse_command(
+    platform, bus, bootstrap, secrets_dir
+):
+    reader = add_partner(bootstrap, secrets_dir, new_partner_id(), "--read", READING)
+    try:
+        started = datetime.now(UTC) - timedelta(seconds=1)
+        patient = random_pseudonym()
+        change = [patient, "--partner", reader.partner_id, "--purpose", "remote-monitoring"]
+        deadline = time.monotonic() + 30
+        while True:  # the gateway learns of a new partner from the registry within a moment
+            recorded = operator(platform, "consent", "record", *change, "--territory", "55")
+            if recorded.returncode == 0 or time.monotonic() > deadline:
+                break
+            assert "NOT_FOUND" in recorded.stderr, recorded.stderr
+            time.sleep(0.3)
+        assert recorded.returncode == 0, recorded.stderr
+        assert f"consent recorded: {reader.partner_id}/remote-monitoring" in recorded.stdout
+        shared = send(bus, reading(patient))
+        feed(reader, {shared})
+
+        withdrawn = operator(platform, "consent", "withdraw", *change, "--territory", "55")
+        assert withdrawn.returncode == 0, withdrawn.stderr
+        withheld = send(bus, reading(patient))
+        shown = operator(platform, "consent", "show", patient, "--json")
+        assert shown.returncode == 0, shown.stderr
+        [consent] = [json.loads(line) for line in shown.stdout.splitlines()]
+        assert consent["partner_id"] == reader.partner_id and not consent.get("stands")
+        assert [c.get("granted", False) for c in consent["history"]] == [True, False]
+
+        # Consent given again: a replay delivers what consent covered when each reading
+        # happened (and covers now): the reading before the withdrawal, not the one during it.
+        again = operator(platform, "consent", "record", *change, "--territory", "55")
+        assert again.returncode == 0, again.stderr
+        bus.wait_for(READING_RECORDED.name, lambda r: r.get("key") == patient, count=2)
+        replayed = operator(
+            platform, "partner", "replay", reader.partner_id, "--since", started.isoformat()
+        )
+        assert replayed.returncode == 0, replayed.stderr
+        assert "replayed  1 event(s)" in replayed.stdout
+        assert "withheld  1 event(s)" in replayed.stdout
+        assert withheld not in feed(reader, {shared})
+    finally:
+        remove_partner(bootstrap, reader)

@@ -122,6 +122,8 @@ def run_partner(bootstrap: str, tmp_path: Path) -> Iterator:
             "PYTHONUNBUFFERED": "1",
             **extra,
         }
+        if "EMEUSE_PARTNER_CONFIG" not in extra:
+            env["EMEUSE_PARTNER_LOCAL"] = "1"  # the platform's listener: no credential
         process = PartnerProcess(target, env, tmp_path / f"{partner}.log")
         started.append(process)
         return process

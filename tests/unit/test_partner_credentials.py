@@ -103,3 +103,22 @@ def test_every_doc_mentioning_read_says_it_returns_a_client_config():
     assert paragraphs, "the docs say how to read a partner's settings file"
     for paragraph in paragraphs:
         assert "ClientConfig" in paragraph and "kafka_python_options()" in paragraph, paragraph
+
+
+def test_the_file_lists_the_grants_as_comments_and_reads_them_back(tmp_path):
+    granted = ClientConfig(
+        bootstrap="127.0.0.1:9094",
+        username="partner-glucoflow",
+        password="s3cret",
+        publishes=("emeuse.chronic.v1.ReadingRecorded",),
+        experiments=("glucoflow-pilot",),
+    )
+    text = granted.render("glucoflow")
+    # Comments to every Kafka client: librdkafka refuses a property it does not know.
+    assert "#emeuse.publish=emeuse.chronic.v1.ReadingRecorded" in text.splitlines()
+    path = tmp_path / "glucoflow.properties"
+    write(path, "glucoflow", granted)
+    back = read(path)
+    assert back.publishes == ("emeuse.chronic.v1.ReadingRecorded",)
+    assert back.experiments == ("glucoflow-pilot",)
+    assert parse(CONFIG.render("glucoflow")).publishes is None  # an older file: none listed

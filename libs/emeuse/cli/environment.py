@@ -14,6 +14,11 @@ TOOL_SETTINGS = (
         ".local/secrets/partners",
         "where `emeuse partner add` writes `<id>.properties` (mode 0600)",
     ),
+    Setting(
+        "EMEUSE_OPERATOR_TOKEN_FILE",
+        ".local/secrets/operator.token",
+        "the operator's gRPC token, for `emeuse consent` and `emeuse partner replay`",
+    ),
     Setting("EMEUSE_TERRITORY", "none", "territory stamped on registry events (`--territory`)"),
     Setting("KAFKA_PORT", "9092", "the broker's platform listener (`kafka.sh`)"),
     Setting("KAFKA_CONTROLLER_PORT", "9093", "the broker's KRaft controller listener (`kafka.sh`)"),

@@ -10,6 +10,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
 
 from emeuse.cli.errors import CliError
+from emeuse.partner_credentials import ClientConfig
 from emeuse.registry import TOPICS, TopicSpec
 from emeuse.runtime.topics import TopicError, TopicPlan, ensure_topics
 
@@ -54,6 +55,17 @@ def consumer(bootstrap: str, timeout_s: float = 5.0) -> KafkaConsumer:
     with kafka_errors(bootstrap):
         return KafkaConsumer(
             **_common(bootstrap, timeout_s),
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+        )
+
+
+def partner_consumer(config: ClientConfig, timeout_s: float = 5.0) -> KafkaConsumer:
+    """A reader logged in with a partner's settings file, committed events only; it joins no
+    group (the partner's ACLs allow only its own groups, and tail commits nothing)."""
+    with kafka_errors(config.bootstrap):
+        return KafkaConsumer(
+            **(_common(config.bootstrap, timeout_s) | config.kafka_python_options()),
             enable_auto_commit=False,
             isolation_level="read_committed",
         )

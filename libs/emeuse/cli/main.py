@@ -3,7 +3,7 @@
   emeuse topics [--json]            the topic registry
   emeuse topics create              create missing registry topics (before workers start)
   emeuse publish TYPE --json '{}'   validate a proto3-JSON event and send it with full headers
-  emeuse tail TOPIC                 one decoded event per line
+  emeuse tail TOPIC                 one decoded event per line (--config: a partner's own)
   emeuse health HOST:PORT...        gRPC health of services (--wait S to wait for SERVING)
   emeuse callers add NAME           give a gRPC caller a new token (file) and allow it
   emeuse partner add|list|grant|remove   partners: registry, Kafka credential and ACLs
@@ -12,6 +12,8 @@
   emeuse evaluate --experiment X --territory 55 --from 2026-01 --to 2026-12 --out DIR
                                     an experiment's indicators as CSV and PNG (docs/evaluation.md)
   emeuse simulate                   a seeded synthetic territory's events (--dry-run: to a file)
+  emeuse partner replay ID --since D   send a partner's feed again (gateway gRPC, operator token)
+  emeuse consent record|withdraw|show PATIENT   patients' consents (gateway gRPC, operator token)
 
 Every command takes --bootstrap (default: EMEUSE_KAFKA_BOOTSTRAP or 127.0.0.1:9092).
 Errors are one line on stderr and a non-zero exit status, never a traceback.
@@ -32,16 +34,19 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
+from emeuse import partner_credentials
 from emeuse.cli import kafka
 from emeuse.cli.deploy import add_deploy_command, cmd_deploy
 from emeuse.cli.errors import CliError
 from emeuse.cli.evaluate import add_evaluate_command, cmd_evaluate
 from emeuse.cli.health import check_health
+from emeuse.cli.operator_calls import add_consent_commands, add_partner_replay_command
 from emeuse.cli.partner_admin import add_partner_admin_commands
 from emeuse.cli.partner_run import add_partner_run_command
 from emeuse.cli.publish import build_event
-from emeuse.cli.records import describe
+from emeuse.cli.records import describe, partner_topic
 from emeuse.cli.simulate import add_simulate_command, cmd_simulate
+from emeuse.partners import PartnerIdError, dead_letter_topic, feed_topic
 from emeuse.registry import TOPICS, TopicSpec, UnknownTopicError, by_name
 from emeuse.runtime.auth import AuthSetupError, add_caller
 from emeuse.runtime.codec import expected_partition
@@ -107,7 +112,16 @@ def build_parser() -> argparse.ArgumentParser:
     _bootstrap_option(publish)
 
     tail = commands.add_parser("tail", help="print a topic's events, one JSON line each")
-    tail.add_argument("topic")
+    tail.add_argument(
+        "topic",
+        help="a registry topic or a partner's; with --config: feed, dead-letter or the full name",
+    )
+    tail.add_argument(
+        "--config",
+        default=os.environ.get("EMEUSE_PARTNER_CONFIG"),
+        help="a partner's settings file: read its own topics with its credential "
+        "(env EMEUSE_PARTNER_CONFIG; --bootstrap is then the file's)",
+    )
     tail.add_argument("--from-beginning", action="store_true")
     tail.add_argument("--max", type=int, help="stop after N events")
     tail.add_argument("--timeout", type=float, help="stop after S seconds without a new event")
@@ -148,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_deploy_command(commands)
     add_evaluate_command(commands)
     add_simulate_command(commands, _bootstrap_option)
+    add_partner_replay_command(partner_commands)
+    add_consent_commands(commands, _Parser)
     return parser
 
 
@@ -245,23 +261,56 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_tail(
-    args: argparse.Namespace, connect: Callable[[str], KafkaConsumer] = kafka.consumer
-) -> int:
+def _partners_topic(config: partner_credentials.ClientConfig, asked: str) -> str:
+    """The partner's own topic `asked` names (feed, dead-letter or the full name); CliError
+    for any other: its credential reads nothing else."""
+    partner_id = config.username.removeprefix("partner-")
     try:
-        by_name(args.topic)
-    except UnknownTopicError as exc:
-        raise CliError(str(exc)) from None
+        readable = {"feed": feed_topic(partner_id), "dead-letter": dead_letter_topic(partner_id)}
+    except PartnerIdError:
+        raise CliError(f"{config.username!r} is not a partner's user") from None
+    topic = readable.get(asked, asked)
+    if topic not in readable.values():
+        raise CliError(
+            f"partner {partner_id} reads only its feed and dead letters "
+            f"({', '.join(readable.values())}); not {asked}"
+        )
+    return topic
+
+
+def cmd_tail(
+    args: argparse.Namespace,
+    connect: Callable[[str], KafkaConsumer] = kafka.consumer,
+    connect_partner: Callable[
+        [partner_credentials.ClientConfig], KafkaConsumer
+    ] = kafka.partner_consumer,
+) -> int:
     if args.max is not None and args.max < 1:
         raise CliError("--max must be at least 1")
-    consumer = connect(args.bootstrap)
-    with kafka.kafka_errors(args.bootstrap):
-        partitions = consumer.partitions_for_topic(args.topic)
+    if args.config:
+        try:
+            config = partner_credentials.read(Path(args.config))
+        except partner_credentials.CredentialsFileError as exc:
+            raise CliError(str(exc)) from None
+        topic, where = _partners_topic(config, args.topic), config.bootstrap
+        consumer = connect_partner(config)
+    else:
+        topic, where = args.topic, args.bootstrap
+        if partner_topic(topic) is None:
+            try:
+                by_name(topic)
+            except UnknownTopicError as exc:
+                raise CliError(f"{exc} (nor a partner's topic)") from None
+        consumer = connect(args.bootstrap)
+    with kafka.kafka_errors(where):
+        partitions = consumer.partitions_for_topic(topic)
         if not partitions:
+            consumer.close()
             raise CliError(
-                f"topic {args.topic} does not exist on {args.bootstrap}; run `emeuse topics create`"
+                f"topic {topic} does not exist on {where}"
+                + ("" if args.config else "; run `emeuse topics create`")
             )
-        assigned = [TopicPartition(args.topic, p) for p in sorted(partitions)]
+        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(assigned)
         if args.from_beginning:
             consumer.seek_to_beginning(*assigned)
@@ -294,7 +343,8 @@ def follow(consumer: KafkaConsumer, timeout: float | None) -> Iterator[ConsumerR
                 last_seen = time.monotonic()
 
 
-def cmd_partner(args: argparse.Namespace) -> int:
+def cmd_subcommand(args: argparse.Namespace) -> int:
+    """`partner` and `consent`: each subcommand names its handler."""
     handler: Callable[[argparse.Namespace], int] = args.handler
     return handler(args)
 
@@ -305,10 +355,11 @@ COMMANDS = {
     "tail": cmd_tail,
     "health": cmd_health,
     "callers": cmd_callers,
-    "partner": cmd_partner,
     "deploy": cmd_deploy,
     "evaluate": cmd_evaluate,
     "simulate": cmd_simulate,
+    "partner": cmd_subcommand,
+    "consent": cmd_subcommand,
 }
 
 

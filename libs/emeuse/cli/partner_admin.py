@@ -14,6 +14,7 @@ ACLs; its topics stay for audit.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import time
@@ -154,6 +155,17 @@ def check_grants(
             raise CliError(
                 f"experiment {experiment!r} is not an experiment id ([a-z0-9][a-z0-9._-]*)"
             )
+
+
+def check_can_publish(publishes: Iterable[str], experiments: Iterable[str]) -> None:
+    """A publish grant needs an experiment: the gateway refuses every event of a partner
+    without one (an empty list is not "any"), so such a grant would be a trap."""
+    if list(publishes) and not list(experiments):
+        raise CliError(
+            "--publish needs an --experiment: the platform refuses every event a partner "
+            "publishes outside its experiments; give --experiment ID (e.g. --experiment "
+            "exp-55-glucose)"
+        )
 
 
 def _wait_until(what: str, done: Callable[[], bool], timeout_s: float) -> None:
@@ -347,6 +359,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     check_grants(
         purposes=args.purpose, read=args.read, publish=args.publish, experiments=args.experiment
     )
+    check_can_publish(args.publish, args.experiment)
     _check_territory(args)
     settings_path = Path(args.secrets_dir) / f"{partner_id}.properties"
     known = read_registrations(args.bootstrap).get(partner_id)
@@ -362,6 +375,8 @@ def cmd_add(args: argparse.Namespace) -> int:
         bootstrap=args.partner_bootstrap,
         username=partners.kafka_user(partner_id),
         password=password,
+        publishes=tuple(_unique(args.publish)),
+        experiments=tuple(_unique(args.experiment)),
     )
     try:
         partner_credentials.write(settings_path, partner_id, config)
@@ -424,12 +439,35 @@ def cmd_grant(args: argparse.Namespace) -> int:
     if _grants(registration) == _grants(known):
         print(f"{partner_id}: unchanged")
         return 0
+    check_can_publish(registration.publishable_event_types, registration.experiments)
     publish_registration(
         args.bootstrap, registration, territory=args.territory, experiment=args.event_experiment
     )
     print(f"{partner_id}: {'revoked' if args.revoke else 'granted'}")
     _print_grants(registration)
+    settings_path = Path(args.secrets_dir) / f"{partner_id}.properties"
+    if _update_settings_grants(settings_path, partner_id, registration):
+        print(f"  settings  {settings_path} lists the new grants: hand it to the partner again")
     return 0
+
+
+def _update_settings_grants(path: Path, partner_id: str, registration: PartnerRegistered) -> bool:
+    """Rewrite the grants the SDK checks in the partner's settings file, if operations keep
+    it here; the password stays. False when there is no such file."""
+    try:
+        config = partner_credentials.read(path)
+    except partner_credentials.CredentialsFileError:
+        return False
+    updated = dataclasses.replace(
+        config,
+        publishes=tuple(registration.publishable_event_types),
+        experiments=tuple(registration.experiments),
+    )
+    try:
+        partner_credentials.write(path, partner_id, updated)
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror}") from None
+    return True
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
@@ -595,6 +633,7 @@ def add_partner_admin_commands(subparsers: Any) -> None:
     grant.add_argument(
         "--revoke", action="store_true", help="withdraw the given grants instead of adding them"
     )
+    _secrets_option(grant)
     _common_options(grant, registry_event=True)
     grant.set_defaults(handler=cmd_grant)
 

@@ -2,7 +2,8 @@
 
 The app is imported like uvicorn does: `module` from the current directory or the
 installed packages, `app` an attribute of it. Settings come from the environment
-(EMEUSE_PARTNER_ID, EMEUSE_PARTNER_CONFIG or EMEUSE_KAFKA_BOOTSTRAP; docs/partners.md).
+(EMEUSE_PARTNER_ID, EMEUSE_PARTNER_CONFIG, or EMEUSE_PARTNER_LOCAL=1 and
+EMEUSE_KAFKA_BOOTSTRAP; docs/partners.md).
 """
 
 from __future__ import annotations
@@ -30,6 +31,12 @@ def add_partner_run_command(partner_commands: Any) -> None:
         help="connection properties file from operations (env EMEUSE_PARTNER_CONFIG)",
     )
     run.add_argument("--partner-id", help="partner id (env EMEUSE_PARTNER_ID)")
+    run.add_argument(
+        "--local",
+        action="store_true",
+        help="no credentials: use the platform's local, unauthenticated listener "
+        "(EMEUSE_KAFKA_BOOTSTRAP; env EMEUSE_PARTNER_LOCAL=1)",
+    )
     run.set_defaults(handler=cmd_partner_run)
 
 
@@ -56,6 +63,8 @@ def cmd_partner_run(args: argparse.Namespace) -> int:
         env["EMEUSE_PARTNER_CONFIG"] = args.config
     if args.partner_id:
         env["EMEUSE_PARTNER_ID"] = args.partner_id
+    if args.local:
+        env["EMEUSE_PARTNER_LOCAL"] = "1"
     try:
         return app.run(env)
     except KafkaError as exc:

@@ -26,7 +26,7 @@ from google.protobuf.message import Message
 
 from emeuse.event.v1.envelope_pb2 import EventEnvelope
 from emeuse.partner.dispatch import Dispatcher, Handler, HandlerFunc
-from emeuse.partner.inbound import inbound_record
+from emeuse.partner.inbound import Grants, inbound_record
 from emeuse.partner.loop import FeedLoop
 from emeuse.partner.metrics import PartnerMetrics, default_metrics
 from emeuse.partner.settings import PartnerSettings, RetryPolicy, load_partner_settings
@@ -203,6 +203,7 @@ class PartnerApp:
             occurred_at=occurred_at,
             cause=cause,
             event_id=event_id,
+            grants=self.grants,
         )
         await self._producer.send_and_wait(
             record.topic, value=record.value, key=record.key, headers=record.headers
@@ -211,6 +212,14 @@ class PartnerApp:
         self._metrics.published.labels(self.partner_id, type_name).inc()
         log.info("event.published", published_event_id=record.envelope.event_id, type=type_name)
         return record.envelope
+
+    @property
+    def grants(self) -> Grants | None:
+        """The publish grants and experiments of the settings file; None if it lists none."""
+        settings = self.settings
+        if settings is None or settings.publishes is None:
+            return None
+        return Grants(settings.publishes, settings.experiments or ())
 
     async def _pause(self, seconds: float) -> bool:
         try:

@@ -5,7 +5,11 @@ The properties file is the contract with `emeuse partner add`: Java-style `key=v
 lines with `bootstrap.servers`, `security.protocol`, `sasl.mechanism`, `sasl.username`
 and `sasl.password`. When EMEUSE_PARTNER_CONFIG names a file, its connection settings
 win over EMEUSE_KAFKA_BOOTSTRAP: a partner's credential only works on the listener the
-file names.
+file names. Without the file the SDK refuses to start, unless EMEUSE_PARTNER_LOCAL=1 says
+it runs on the platform's own unauthenticated listener (local trials, the platform's tests):
+a forgotten variable must not quietly connect where no credential is checked.
+The file's `#emeuse.publish=` and `#emeuse.experiments=` lines (emeuse.partner_credentials)
+are the grants the SDK checks before sending.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emeuse.partner_credentials import parse_grants
 from emeuse.partners import PartnerIdError, check_partner_id, consumer_group_prefix
 from emeuse.runtime.settings import LOG_LEVELS, SettingsError, parse_bootstrap, parse_port
 
@@ -87,6 +92,10 @@ class PartnerSettings:
     metrics_port: int  # 0: no /metrics server
     log_level: str
     max_batch: int
+    # From the settings file; None when it does not list them (local listener, older file):
+    # then only the gateway checks grants and experiment.
+    publishes: frozenset[str] | None = None
+    experiments: tuple[str, ...] | None = None
 
     @property
     def source(self) -> str:
@@ -111,6 +120,14 @@ def read_properties(path: Path) -> dict[str, str]:
             raise SettingsError(f"{path}:{number}: expected key=value")
         values[match.group(1)] = match.group(2).strip()
     return values
+
+
+def grants_from_properties(path: Path) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
+    """The publish grants and experiments the file lists (None: not listed)."""
+    try:
+        return parse_grants(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SettingsError(f"EMEUSE_PARTNER_CONFIG={str(path)!r}: {exc.strerror}") from None
 
 
 def connection_from_properties(path: Path) -> KafkaConnection:
@@ -176,11 +193,28 @@ def load_partner_settings(
         raise SettingsError(f"{id_name}: {exc}") from None
 
     config = env.get("EMEUSE_PARTNER_CONFIG", "").strip()
+    local_name, local = _get(env, "EMEUSE_PARTNER_LOCAL", "0")
+    if local not in ("0", "1"):
+        raise SettingsError(f"{local_name}={local!r}: expected 1 or 0")
+    publishes: tuple[str, ...] | None = None
+    experiments: tuple[str, ...] | None = None
+    if config and local == "1":
+        raise SettingsError(
+            "EMEUSE_PARTNER_CONFIG and EMEUSE_PARTNER_LOCAL=1 both set: give the settings "
+            "file (your credentials) or the local listener, not both"
+        )
     if config:
         connection = connection_from_properties(Path(config))
-    else:
+        publishes, experiments = grants_from_properties(Path(config))
+    elif local == "1":
         connection = KafkaConnection(
             parse_bootstrap(*_get(env, "EMEUSE_KAFKA_BOOTSTRAP", "127.0.0.1:9092"))
+        )
+    else:
+        raise SettingsError(
+            "no credentials: set EMEUSE_PARTNER_CONFIG to the settings file operations gave "
+            "you, or EMEUSE_PARTNER_LOCAL=1 to use the platform's local listener "
+            "(EMEUSE_KAFKA_BOOTSTRAP, unauthenticated)"
         )
 
     group_name, group = _get(env, "EMEUSE_PARTNER_GROUP", "sdk")
@@ -189,9 +223,17 @@ def load_partner_settings(
     reset_name, reset = _get(env, "EMEUSE_PARTNER_OFFSET_RESET", "earliest")
     if reset not in OFFSET_RESETS:
         raise SettingsError(f"{reset_name}={reset!r}: expected earliest or latest")
-    experiment_name, experiment = _get(env, "EMEUSE_EXPERIMENT", partner_id)
+    # The default experiment is the first the file lists: the partner's events belong there.
+    experiment_name, experiment = _get(
+        env, "EMEUSE_EXPERIMENT", experiments[0] if experiments else partner_id
+    )
     if not EXPERIMENT_ID.fullmatch(experiment):
         raise SettingsError(f"{experiment_name}={experiment!r}: expected a lowercase id")
+    if experiments and env.get("EMEUSE_EXPERIMENT", "").strip() and experiment not in experiments:
+        raise SettingsError(
+            f"{experiment_name}={experiment!r} is not one of your experiments "
+            f"({', '.join(experiments) or 'none'}); the platform would refuse what you publish"
+        )
     level_name, level = _get(env, "EMEUSE_LOG_LEVEL", "info")
     if level.lower() not in LOG_LEVELS:
         raise SettingsError(f"{level_name}={level!r}: expected one of {', '.join(LOG_LEVELS)}")
@@ -220,4 +262,6 @@ def load_partner_settings(
         metrics_port=0 if port == "0" else parse_port(port_name, port),
         log_level=level.lower(),
         max_batch=_whole(*_get(env, "EMEUSE_PARTNER_MAX_BATCH", "100"), minimum=1),
+        publishes=frozenset(publishes) if publishes is not None else None,
+        experiments=experiments,
     )

@@ -3,17 +3,24 @@ broker is reached (--bootstrap points where nothing listens)."""
 
 from __future__ import annotations
 
+import shlex
+from pathlib import Path
+
 import pytest
 from kafka.admin import ACLOperation, ACLPermissionType, ACLResourcePatternType, ResourceType
 
+from emeuse import partner_credentials
 from emeuse.cli.errors import CliError
 from emeuse.cli.main import main
 from emeuse.cli.partner_admin import (
     PARTNER_EVENT_TYPES,
+    _update_settings_grants,
+    check_can_publish,
     check_grants,
     partner_acls,
     partner_topic_plans,
 )
+from emeuse.partners.v1.partners_pb2 import PartnerRegistered
 from emeuse.registry import CONSENT_CHANGED, PARTNER_REGISTERED, READING_RECORDED
 
 NOWHERE = ["--bootstrap", "127.0.0.1:1"]
@@ -161,3 +168,64 @@ def test_an_unreachable_broker_is_one_line(capsys):
     status, _, err = run(capsys, "partner", "list", *NOWHERE)
     assert status == 1
     assert "127.0.0.1:1" in one_line(err)
+
+
+def test_a_publish_grant_without_an_experiment_is_refused_before_the_broker(capsys):
+    status, out, err = run(
+        capsys,
+        "partner",
+        "add",
+        "glucoflow",
+        "--purpose",
+        "remote-monitoring",
+        "--publish",
+        READING,
+        "--territory",
+        "55",
+        *NOWHERE,
+    )
+    assert status == 1 and out == ""
+    assert "--publish needs an --experiment" in one_line(err)
+
+
+def guide_add_command() -> list[str]:
+    """The first `emeuse partner add` of the partner guide, as a partner would paste it."""
+    text = (Path(__file__).parents[3] / "docs" / "partners.md").read_text()
+    start = text.index("emeuse partner add")
+    command = text[start : text.index("```", start)].replace("\\\n", " ")
+    return shlex.split(command)[1:]
+
+
+def test_the_guides_add_command_passes_every_check_a_publishing_partner_needs(capsys):
+    argv = guide_add_command()
+    assert "--publish" in argv  # the guide's partner publishes...
+    status, _, err = run(capsys, *argv, *NOWHERE)
+    # ...and add gets as far as the broker (nothing listens there): no check refused it.
+    assert status == 1
+    assert "127.0.0.1:1" in one_line(err)
+
+
+def test_a_grant_may_not_leave_a_publishing_partner_without_experiment():
+    with pytest.raises(CliError, match="--publish needs an --experiment"):
+        check_can_publish([READING], [])  # e.g. `grant --revoke --experiment` its last one
+    check_can_publish([READING], ["exp-55-glucose"])
+    check_can_publish([], [])  # a partner that only reads needs none
+
+
+def test_grant_rewrites_the_grants_in_the_settings_file_and_keeps_the_password(tmp_path):
+    path = tmp_path / "glucoflow.properties"
+    partner_credentials.write(
+        path,
+        "glucoflow",
+        partner_credentials.ClientConfig(
+            "127.0.0.1:9094", "partner-glucoflow", "s3cret", publishes=(), experiments=()
+        ),
+    )
+    registration = PartnerRegistered(
+        partner_id="glucoflow", publishable_event_types=[READING], experiments=["exp-55-glucose"]
+    )
+    assert _update_settings_grants(path, "glucoflow", registration)
+    updated = partner_credentials.read(path)
+    assert updated.password == "s3cret"
+    assert (updated.publishes, updated.experiments) == ((READING,), ("exp-55-glucose",))
+    assert not _update_settings_grants(tmp_path / "none.properties", "glucoflow", registration)

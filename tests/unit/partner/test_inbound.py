@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from emeuse.chronic.v1.chronic_events_pb2 import ReadingRecorded
+from emeuse.chronic.v1.chronic_events_pb2 import AlertRaised, ReadingRecorded
 from emeuse.partner import PublishError
-from emeuse.partner.inbound import inbound_record
+from emeuse.partner.inbound import Grants, inbound_record
 from emeuse.place.v1.territory_pb2 import Territory
 from emeuse.runtime import envelope as env
 from emeuse.runtime.envelope import timestamp
@@ -79,3 +79,37 @@ def test_a_territory_and_an_experiment_are_required_without_a_cause():
         inbound_record("glucoflow", reading(patient()), experiment_id="pilot")
     with pytest.raises(PublishError, match="experiment"):
         inbound_record("glucoflow", reading(patient()), territory="55")
+
+
+GRANTS = Grants(frozenset({"emeuse.chronic.v1.ReadingRecorded"}), ("glucoflow-pilot",))
+
+
+def test_a_type_not_granted_is_refused_before_it_is_sent():
+    alert = AlertRaised(
+        alert_id="a-1",
+        patient_pseudonym=patient(),
+        rule="inr-high",
+        raised_at=timestamp(datetime(2027, 3, 1, 8, tzinfo=UTC)),
+    )
+    with pytest.raises(PublishError, match="AlertRaised is not granted to partner 'glucoflow'"):
+        inbound_record(
+            "glucoflow", alert, territory="55", experiment_id="glucoflow-pilot", grants=GRANTS
+        )
+
+
+def test_an_experiment_not_the_partners_is_refused_before_it_is_sent():
+    with pytest.raises(PublishError, match="experiment 'other' is not one of partner"):
+        inbound_record(
+            "glucoflow", reading(patient()), territory="55", experiment_id="other", grants=GRANTS
+        )
+
+
+def test_a_granted_type_in_the_partners_experiment_goes():
+    record = inbound_record(
+        "glucoflow",
+        reading(patient()),
+        territory="55",
+        experiment_id="glucoflow-pilot",
+        grants=GRANTS,
+    )
+    assert record.envelope.experiment_id == "glucoflow-pilot"

@@ -15,7 +15,7 @@ def write(tmp_path, text: str):
 
 
 def test_defaults_read_the_partners_feed_from_the_local_broker_in_its_own_group():
-    settings = load_partner_settings({}, "glucoflow")
+    settings = load_partner_settings({"EMEUSE_PARTNER_LOCAL": "1"}, "glucoflow")
     assert settings.partner_id == "glucoflow"
     assert settings.connection.bootstrap == ("127.0.0.1:9092",)
     assert settings.connection.client_options() == {
@@ -28,7 +28,11 @@ def test_defaults_read_the_partners_feed_from_the_local_broker_in_its_own_group(
 
 
 def test_the_environment_names_the_partner_and_overrides_the_id_in_code():
-    env = {"EMEUSE_PARTNER_ID": "glucoflow-staging", "EMEUSE_KAFKA_BOOTSTRAP": "k1:9094"}
+    env = {
+        "EMEUSE_PARTNER_ID": "glucoflow-staging",
+        "EMEUSE_KAFKA_BOOTSTRAP": "k1:9094",
+        "EMEUSE_PARTNER_LOCAL": "1",
+    }
     settings = load_partner_settings(env, "glucoflow")
     assert settings.partner_id == "glucoflow-staging"
     assert settings.connection.bootstrap == ("k1:9094",)
@@ -102,12 +106,16 @@ def test_a_missing_properties_file_fails_naming_it(tmp_path):
 )
 def test_a_wrong_setting_fails_naming_the_variable(env, named):
     with pytest.raises(SettingsError, match=named):
-        load_partner_settings(env)
+        load_partner_settings({"EMEUSE_PARTNER_LOCAL": "1", **env})
 
 
 def test_retries_and_backoff_come_from_code_and_the_environment_overrides_them():
     code = RetryPolicy(retries=5, initial_backoff_s=2)
-    env = {"EMEUSE_PARTNER_RETRIES": "1", "EMEUSE_PARTNER_BACKOFF_MAX_S": "4"}
+    env = {
+        "EMEUSE_PARTNER_RETRIES": "1",
+        "EMEUSE_PARTNER_BACKOFF_MAX_S": "4",
+        "EMEUSE_PARTNER_LOCAL": "1",
+    }
     retry = load_partner_settings(env, "glucoflow", code).retry
     assert retry == RetryPolicy(retries=1, initial_backoff_s=2, max_backoff_s=4)
 
@@ -129,3 +137,40 @@ def test_the_file_emeuse_partner_add_writes_is_read_as_is(tmp_path):
     connection = load_partner_settings({"EMEUSE_PARTNER_CONFIG": config}, "glucoflow").connection
     assert connection.bootstrap == ("127.0.0.1:9094",)
     assert (connection.username, connection.password) == ("partner-glucoflow", "Zx9-_aQ")
+
+
+SCRAM_FILE = (
+    "bootstrap.servers=127.0.0.1:9094\n"
+    "security.protocol=SASL_PLAINTEXT\n"
+    "sasl.mechanism=SCRAM-SHA-512\n"
+    "sasl.username=partner-glucoflow\n"
+    "sasl.password=Zx9-_aQ\n"
+)
+
+
+def test_without_credentials_the_sdk_refuses_to_start_rather_than_use_the_open_listener():
+    with pytest.raises(SettingsError, match=r"no credentials.*EMEUSE_PARTNER_LOCAL=1"):
+        load_partner_settings({"EMEUSE_KAFKA_BOOTSTRAP": "127.0.0.1:9092"}, "glucoflow")
+
+
+def test_the_local_listener_and_a_settings_file_together_are_ambiguous(tmp_path):
+    env = {"EMEUSE_PARTNER_CONFIG": write(tmp_path, SCRAM_FILE), "EMEUSE_PARTNER_LOCAL": "1"}
+    with pytest.raises(SettingsError, match="not both"):
+        load_partner_settings(env, "glucoflow")
+
+
+def test_grants_and_experiments_come_from_the_settings_file(tmp_path):
+    text = SCRAM_FILE + (
+        "#emeuse.publish=emeuse.chronic.v1.ReadingRecorded\n#emeuse.experiments=pilot-a,pilot-b\n"
+    )
+    settings = load_partner_settings({"EMEUSE_PARTNER_CONFIG": write(tmp_path, text)}, "glucoflow")
+    assert settings.publishes == frozenset({"emeuse.chronic.v1.ReadingRecorded"})
+    assert settings.experiments == ("pilot-a", "pilot-b")
+    assert settings.experiment_id == "pilot-a"  # what the partner publishes by default
+
+
+def test_an_experiment_setting_outside_the_partners_experiments_is_refused(tmp_path):
+    text = SCRAM_FILE + "#emeuse.publish=emeuse.chronic.v1.ReadingRecorded\n#emeuse.experiments=a\n"
+    env = {"EMEUSE_PARTNER_CONFIG": write(tmp_path, text), "EMEUSE_EXPERIMENT": "b"}
+    with pytest.raises(SettingsError, match="EMEUSE_EXPERIMENT='b' is not one of your experiments"):
+        load_partner_settings(env, "glucoflow")
