@@ -257,13 +257,11 @@ def run_round(
 
         workload = scenario.build(rng, config.patients, config.readings)
         report.notes += workload.notes
-        for record in workload.setup:
-            producer.send(*record)
-        producer.flush()
-        committed, ends = wait_committed(offsets, app_id, inputs, config.drain_timeout_s)
-        if any(committed[tp] < ends[tp] for tp in inputs):
-            report.notes.append("enrolments not all applied before the stream")
-        say(f"[{app_id}] {len(workload.setup)} enrolments applied; stream starts")
+        for phase in (workload.setup, workload.then):
+            if phase and not _apply(producer, phase, offsets, app_id, inputs, config):
+                report.notes.append("enrolments not all applied before the stream")
+        setup = len(workload.setup) + len(workload.then)
+        say(f"[{app_id}] {setup} enrolments applied; stream starts")
 
         monitor.start()
         stream = Stream(producer, workload, config.stream_s)
@@ -289,11 +287,16 @@ def run_round(
         stream.join()
         if stream.error is not None:
             raise stream.error
-        report.produced = producer.sent.count()  # the enrolments and the stream
-        report.produce_failures = producer.sent.failed
         say(f"[{app_id}] stream produced; waiting for the group to commit its inputs")
-
         committed, ends = wait_committed(offsets, app_id, inputs, config.drain_timeout_s)
+        if workload.answers:
+            say(f"[{app_id}] stream handled; {len(workload.answers)} answers")
+            for record in workload.answers:
+                producer.send(*record)
+            producer.flush()
+            committed, ends = wait_committed(offsets, app_id, inputs, config.drain_timeout_s)
+        report.produced = producer.sent.count()  # the enrolments, the stream, the answers
+        report.produce_failures = producer.sent.failed
         report.unprocessed = records_after(bootstrap, committed, ends)
         monitor.stop()
         for fault in report.faults:
@@ -312,6 +315,22 @@ def run_round(
         offsets.close()
         report.seconds = time.monotonic() - started
     return report
+
+
+def _apply(
+    producer: Producer,
+    records: list,
+    offsets: Offsetting,
+    group: str,
+    inputs: list[TopicPartition],
+    config: RoundConfig,
+) -> bool:
+    """Produce `records` and wait for the group to commit them: whether it did."""
+    for record in records:
+        producer.send(*record)
+    producer.flush()
+    committed, ends = wait_committed(offsets, group, inputs, config.drain_timeout_s)
+    return all(committed[tp] >= ends[tp] for tp in inputs)
 
 
 def _read_complete(
