@@ -1,6 +1,7 @@
-"""The fault suite's short round (tests/chaos) inside make test: three chronic instances under
-one fault of each kind, then every output read back read_committed. The broker's kill -9 is
-left to `make chaos`: this broker is the whole session's."""
+"""The fault suite's short rounds (tests/chaos) inside make test: three instances of chronic,
+then of home, under one fault of each kind, then every output read back read_committed. The
+broker's kill -9 is left to `make chaos`: this broker is the whole session's. So is access's
+round, to keep make test short (each round is 2-3 minutes, most of it the faults' own time)."""
 
 from __future__ import annotations
 
@@ -10,22 +11,25 @@ from tests.chaos.report import table
 from tests.chaos.round import run_round, short_round
 from tests.chaos.scenarios import SCENARIOS
 
+ROUNDS = ("chronic", "home")
+
 
 @pytest.mark.timeout(600)
+@pytest.mark.parametrize("service", ROUNDS)
 def test_a_short_round_of_faults_loses_nothing_and_does_nothing_twice(
-    bootstrap, platform, tmp_path
+    service, bootstrap, platform, tmp_path
 ):
-    # The session's chronic reads the same input topics (another group): it would answer the
-    # round's readings too, and its alerts would count as duplicates. It sits the round out.
-    session_chronic = platform.services["chronic"]
-    session_chronic.stop()
+    # The session's instance reads the same input topics (another group): it would answer
+    # the round's inputs too, and its outputs would count as duplicates. It sits it out.
+    session_service = platform.services[service]
+    session_service.stop()
     try:
         report = run_round(
-            short_round(7, broker_faults=False), SCENARIOS["chronic"], bootstrap, tmp_path
+            short_round(7, broker_faults=False), SCENARIOS[service], bootstrap, tmp_path
         )
     finally:
-        session_chronic.start()
-        session_chronic.wait_serving()
+        session_service.start()
+        session_service.wait_serving()
     print(table(report))
 
     kinds = sorted(fault.kind for fault in report.faults)
