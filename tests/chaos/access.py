@@ -125,7 +125,8 @@ def _request(territory: str, urgency: Urgency.ValueType) -> ConsultationRequeste
 
 def build(rng: random.Random, _subjects: int, requests: int) -> Workload:
     """GPs and their slots in each territory (about a third as many slots as requests, at
-    most GPS_AT_MOST GPs each), then `requests` consultation requests."""
+    most GPS_AT_MOST GPs each), then `requests` consultation requests, each for a patient
+    of its own (the round's --patients does not apply: the agenda's key is the territory)."""
     slots_each_territory = max(
         1, min(requests // SLOTS_SHARE // len(TERRITORIES), GPS_AT_MOST * SLOTS_EACH)
     )

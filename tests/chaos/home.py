@@ -7,8 +7,9 @@ thermometer report is sent, so only the alarms of the stream raise incidents. Th
 mostly movements (activity: no output); a seeded third of the residents (at least one) get
 one alarm each, a fall (confidence 0.9) or a press of the button, all event times within
 ten minutes (so no alarm is "late", and every report of one resident's alarm is one
-episode). Some alarms are followed by a second detector's report (it joins the incident)
-or by the same report resent under a new id (a duplicate): neither may raise anything.
+episode). Some alarms are followed by their detector alerting again 20 s later (it joins
+the incident) or by the same report resent under a new id (a duplicate): neither may raise
+anything.
 The outputs are unambiguous:
 - one IncidentRaised per alarm, id incident_id_for(resident, kind, the alarm's report id),
   the first contact notified;
