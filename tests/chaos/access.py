@@ -2,7 +2,7 @@
 
 Each territory (52, 54, 55: the agenda's key, so its single writer) gets GPs registered
 (PractitionerRegistered), then their slots (AvailabilityPublished, once the GPs are in
-force): 5 minutes each, all starting 20 to 100 minutes from now, so every slot suits every
+force): 3 minutes each, all starting 60 to 108 minutes from now, so every slot suits every
 request of the round (a GP, first line, nurse-assisted, within any urgency's horizon, not
 started yet), and there are fewer slots than requests. The stream is consultation
 requests for GPs in the three territories, a quarter of them immediate, some sent twice
@@ -62,9 +62,10 @@ TERRITORIES = {
     "55": Territory.TERRITORY_MEUSE,
 }
 COMMUNE = {"52": "52121", "54": "54395", "55": "55029"}
-SLOT = timedelta(minutes=5)
-FIRST_SLOT_IN = timedelta(minutes=20)
-# 16 slots of 5 min from 20 min on: the last starts within an immediate request's 2 h.
+SLOT = timedelta(minutes=3)
+# No slot starts before the round is over (a long one included), and the last (16 slots of
+# 3 min from 60 min on) starts within an immediate request's 2 h from the start of the round.
+FIRST_SLOT_IN = timedelta(minutes=60)
 SLOTS_EACH = 16
 # At most this many GPs per territory: every request is matched against the free slots.
 GPS_AT_MOST = 10
