@@ -133,12 +133,12 @@ class Monitor(threading.Thread):
         if not after:
             return None
         base, final = after[0], after[-1]
+        if fault.poison is not None:
+            # Any sample taken after the hit counts, the first too: a poison record set aside
+            # within half a second, right before the round ends, has no second sample.
+            tp, offset = fault.poison
+            return next((s.t - fault.at for s in after if s.committed[tp] > offset), None)
         for s in after[1:]:
-            if fault.poison is not None:
-                tp, offset = fault.poison
-                if s.committed[tp] > offset:
-                    return s.t - fault.at
-                continue
             if all(
                 s.committed[tp] > base.ends[tp]
                 or (final.ends[tp] == base.ends[tp] and s.committed[tp] >= s.ends[tp])
