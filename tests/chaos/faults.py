@@ -20,6 +20,7 @@ from kafka import TopicPartition
 from emeuse.kernel.engine import SESSION_TIMEOUT_MS
 from emeuse.registry import TopicSpec
 from emeuse.runtime.codec import expected_partition
+from emeuse.runtime.pseudonym import is_pseudonym, random_pseudonym
 from tests.chaos.cluster import Broker, Cluster, Instance
 from tests.chaos.poison import send_poison_record
 from tests.integration.events import headers_for
@@ -151,7 +152,10 @@ class Faults:
     def _poison(self, fault: Fault, value: bytes, extra: list[tuple[bytes, bytes]]) -> None:
         key = self.rng.choice(self.keys)
         partition = expected_partition(key.encode(), self.topic.partitions)
-        headers = [(k.encode(), v) for k, v in headers_for(self.topic, key)] + extra
+        # Keyed as the stream is; the envelope names a pseudonym even where the key is a
+        # territory (access), so only the fault's own bytes are wrong.
+        subject = key if is_pseudonym(key) else random_pseudonym()
+        headers = [(k.encode(), v) for k, v in headers_for(self.topic, subject)] + extra
         fault.at = time.monotonic()
         offset = send_poison_record(
             self.bootstrap,

@@ -41,6 +41,8 @@ from tests.chaos.scenario import Row, Scenario, Workload
 from tests.integration.harness import Platform, emeuse
 
 SAMPLE_S = 0.5
+# However long a slow group keeps moving, the round stops waiting for it after this.
+DRAIN_AT_MOST_S = 1800.0
 # Before the stream ends, the last TAIL records wait for the last fault; meanwhile they
 # trickle at this rate, so every fault is followed by input to measure recovery on.
 TRICKLE_PER_S = 20.0
@@ -56,7 +58,7 @@ class RoundConfig:
     fault_gap_s: tuple[float, float] = (3.0, 6.0)
     short: bool = False  # one of each fault, in a seeded order, then stop
     broker_faults: bool = False
-    drain_timeout_s: float = 180.0
+    drain_timeout_s: float = 180.0  # with no commit moving
 
 
 @dataclass
@@ -131,12 +133,12 @@ class Monitor(threading.Thread):
         if not after:
             return None
         base, final = after[0], after[-1]
+        if fault.poison is not None:
+            # Any sample taken after the hit counts, the first too: a poison record set aside
+            # within half a second, right before the round ends, has no second sample.
+            tp, offset = fault.poison
+            return next((s.t - fault.at for s in after if s.committed[tp] > offset), None)
         for s in after[1:]:
-            if fault.poison is not None:
-                tp, offset = fault.poison
-                if s.committed[tp] > offset:
-                    return s.t - fault.at
-                continue
             if all(
                 s.committed[tp] > base.ends[tp]
                 or (final.ends[tp] == base.ends[tp] and s.committed[tp] >= s.ends[tp])
@@ -188,12 +190,12 @@ def fault_plan(kinds: tuple[str, ...], rng: random.Random, short: bool) -> list[
 def wait_committed(
     offsets: Offsetting, group: str, tps: list[TopicPartition], timeout: float
 ) -> tuple[Offsets, Offsets]:
-    """Until the group's commits reach the inputs' ends (or timeout): (committed, ends)."""
-    deadline = time.monotonic() + timeout
+    """Until the group's commits reach the inputs' ends, or have not moved for `timeout`
+    (a group still catching up is waited for, one that stopped is not): (committed, ends)."""
     committed: Offsets = {}
     ends: Offsets = {}
-    last_move = time.monotonic()
-    while time.monotonic() < deadline:
+    last_move = started = time.monotonic()
+    while time.monotonic() - last_move < timeout and time.monotonic() - started < DRAIN_AT_MOST_S:
         try:
             ends = offsets.ends(tps)
             now = offsets.committed(group, tps)
@@ -257,13 +259,11 @@ def run_round(
 
         workload = scenario.build(rng, config.patients, config.readings)
         report.notes += workload.notes
-        for record in workload.setup:
-            producer.send(*record)
-        producer.flush()
-        committed, ends = wait_committed(offsets, app_id, inputs, config.drain_timeout_s)
-        if any(committed[tp] < ends[tp] for tp in inputs):
-            report.notes.append("enrolments not all applied before the stream")
-        say(f"[{app_id}] {len(workload.setup)} enrolments applied; stream starts")
+        for phase in (workload.setup, workload.then):
+            if phase and not _apply(producer, phase, offsets, app_id, inputs, config):
+                report.notes.append("enrolments not all applied before the stream")
+        setup = len(workload.setup) + len(workload.then)
+        say(f"[{app_id}] {setup} enrolments applied; stream starts")
 
         monitor.start()
         stream = Stream(producer, workload, config.stream_s)
@@ -289,11 +289,16 @@ def run_round(
         stream.join()
         if stream.error is not None:
             raise stream.error
-        report.produced = producer.sent.count()  # the enrolments and the stream
-        report.produce_failures = producer.sent.failed
         say(f"[{app_id}] stream produced; waiting for the group to commit its inputs")
-
         committed, ends = wait_committed(offsets, app_id, inputs, config.drain_timeout_s)
+        if workload.answers:
+            say(f"[{app_id}] stream handled; {len(workload.answers)} answers")
+            for record in workload.answers:
+                producer.send(*record)
+            producer.flush()
+            committed, ends = wait_committed(offsets, app_id, inputs, config.drain_timeout_s)
+        report.produced = producer.sent.count()  # the enrolments, the stream, the answers
+        report.produce_failures = producer.sent.failed
         report.unprocessed = records_after(bootstrap, committed, ends)
         monitor.stop()
         for fault in report.faults:
@@ -312,6 +317,22 @@ def run_round(
         offsets.close()
         report.seconds = time.monotonic() - started
     return report
+
+
+def _apply(
+    producer: Producer,
+    records: list,
+    offsets: Offsetting,
+    group: str,
+    inputs: list[TopicPartition],
+    config: RoundConfig,
+) -> bool:
+    """Produce `records` and wait for the group to commit them: whether it did."""
+    for record in records:
+        producer.send(*record)
+    producer.flush()
+    committed, ends = wait_committed(offsets, group, inputs, config.drain_timeout_s)
+    return all(committed[tp] >= ends[tp] for tp in inputs)
 
 
 def _read_complete(

@@ -8,7 +8,8 @@ fault suite is adding its Scenario to SCENARIOS (tests/chaos/__init__.py's list)
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,12 @@ class Workload:
     stream: list[Record]  # produced while the faults happen
     expected: Any  # what the scenario's check needs
     outputs_expected: int = 0  # how many outputs a complete run gives (to stop waiting)
+    # Applied once `setup` is (records that need it in force: a practitioner's slots). Two
+    # topics have no order between them, so what depends on another record waits for it.
+    then: list[Record] = field(default_factory=list)
+    # Produced once the stream is all handled, faults over: what a person does after seeing
+    # an output (a contact acknowledging the incident she was shown).
+    answers: list[Record] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -56,3 +63,28 @@ class Scenario:
     check: Callable[[Workload, dict[str, list[Output]]], list[Row]]
     # Timers may still write this long after the last input was handled.
     timers_s: float = 0.0
+
+
+def tally(
+    what: str,
+    expected: dict[Hashable, str],
+    outputs: list[Output],
+    meaning: Callable[[Output], Hashable],
+    right: Callable[[Output], bool] = lambda _: True,
+) -> Row:
+    """A row for outputs of one kind: `expected` maps what each output means (an episode
+    and a step, a request) to the event id it must have. A meaning seen twice is a
+    duplicate whatever the ids; one not expected, or expected but with another id or
+    content (`right`), is unexpected."""
+    row = Row(what, len(expected))
+    by_meaning = Counter(meaning(o) for o in outputs)
+    row.seen = len(by_meaning.keys() & expected.keys())
+    row.lost = len(expected.keys() - by_meaning.keys())
+    row.dup_by_id = sum(n - 1 for n in Counter(o.event_id for o in outputs).values())
+    row.dup_by_meaning = sum(n - 1 for k, n in by_meaning.items() if k in expected)
+    row.unexpected = sum(
+        1
+        for o in outputs
+        if meaning(o) not in expected or o.event_id != expected[meaning(o)] or not right(o)
+    )
+    return row
