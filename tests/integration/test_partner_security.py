@@ -320,9 +320,11 @@ def test_removing_a_partner_deletes_its_credential(bootstrap, secrets_dir, caplo
     assert "kept for audit" in removed.stdout
     assert not partner.settings.exists()
     caplog.set_level(logging.ERROR, logger="kafka")
+    # Refused at each try until the bootstrap times out; 10 s, so that on a busy machine
+    # at least one SCRAM exchange completes and is refused (3 s could pass in connecting).
     with pytest.raises(KafkaTimeoutError):
         KafkaConsumer(
-            **config.kafka_python_options(), request_timeout_ms=3000, bootstrap_timeout_ms=3000
+            **config.kafka_python_options(), request_timeout_ms=5000, bootstrap_timeout_ms=10_000
         )
     assert "SaslAuthenticationFailedError" in caplog.text
 
