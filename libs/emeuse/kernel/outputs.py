@@ -16,7 +16,7 @@ from google.protobuf.message import Message
 
 from emeuse.event.v1.envelope_pb2 import EventEnvelope
 from emeuse.place.v1.territory_pb2 import Territory
-from emeuse.platform.v1.dead_letter_pb2 import MessageDeadLettered, RawHeader
+from emeuse.platform.v1.dead_letter_pb2 import DeadLetterCause, MessageDeadLettered, RawHeader
 from emeuse.registry import TopicSpec
 from emeuse.runtime import envelope as env
 from emeuse.runtime.codec import expected_partition
@@ -148,7 +148,9 @@ def dead_letter_record(
 ) -> OutRecord:
     """A MessageDeadLettered for `aside`, on `spec`'s topic (or `topic`, a partner's own).
 
-    Never larger than `max_bytes`: a longer original is cut, and its size and SHA-256 kept."""
+    Never larger than `max_bytes`: a longer original is cut, and its size and SHA-256 kept.
+    A record refused for identifying content keeps only its size and SHA-256: a direct
+    identifier is never stored in clear, not even among dead letters."""
     readable: dict[str, bytes] = {}
     raw: list[RawHeader] = []
     for name, value in aside.headers:
@@ -174,7 +176,9 @@ def dead_letter_record(
         original_raw_headers=raw,
         dead_lettered_at=env.timestamp(datetime.now(UTC)),
     )
-    if letter.ByteSize() > max_bytes:
+    if aside.cause == DeadLetterCause.DEAD_LETTER_CAUSE_IDENTIFYING_CONTENT:
+        _withhold(letter, value)
+    elif letter.ByteSize() > max_bytes:
         letter.truncated = True
         letter.original_value_size = len(value)
         letter.original_value_sha256 = hashlib.sha256(value).digest()
@@ -201,6 +205,14 @@ def dead_letter_record(
         letter.SerializeToString(),
         env.to_headers(envelope),
     )
+
+
+def _withhold(letter: MessageDeadLettered, value: bytes) -> None:
+    letter.original_withheld = True
+    letter.original_value_size = len(value)
+    letter.original_value_sha256 = hashlib.sha256(value).digest()
+    for name in ("original_key", "original_value", "original_headers", "original_raw_headers"):
+        letter.ClearField(name)
 
 
 def _territory_of(cause: EventEnvelope | None) -> Territory.ValueType:

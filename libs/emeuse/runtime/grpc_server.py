@@ -17,6 +17,7 @@ from grpc_reflection.v1alpha import reflection
 
 from emeuse.runtime import metrics
 from emeuse.runtime.auth import Authenticate
+from emeuse.runtime.id_guard import RefuseIdentifyingIds
 from emeuse.runtime.settings import ServiceSettings
 
 log = structlog.get_logger("emeuse.grpc")
@@ -76,7 +77,11 @@ class GrpcServer:
 
     async def start(self) -> None:
         server = grpc.aio.server(
-            interceptors=[Authenticate(self.callers), _CountCalls(self.settings.service)],
+            interceptors=[
+                Authenticate(self.callers),
+                _CountCalls(self.settings.service),
+                RefuseIdentifyingIds(),
+            ],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
