@@ -32,10 +32,10 @@ _PHONE = re.compile(
     r"(?:\1[0-9]{2}){3}" + _ALONE_AFTER
 )
 # Sex, year, month, département (2A/2B in Corsica), commune, order, key: 15 characters,
-# optionally grouped by spaces.
+# optionally grouped by spaces, dots or hyphens.
 _NIR = re.compile(
-    _ALONE_BEFORE + r"([1-478]) ?([0-9]{2}) ?([0-9]{2}) ?([0-9]{2}|2[AaBb]) ?([0-9]{3}) ?"
-    r"([0-9]{3}) ?([0-9]{2})" + _ALONE_AFTER
+    _ALONE_BEFORE + r"([1-478])[ .\-]?([0-9]{2})[ .\-]?([0-9]{2})[ .\-]?([0-9]{2}|2[AaBb])"
+    r"[ .\-]?([0-9]{3})[ .\-]?([0-9]{3})[ .\-]?([0-9]{2})" + _ALONE_AFTER
 )
 # INS-NIR, INS-NIA and the test INS-NIR OIDs of the Agence du numérique en santé.
 _INS_OID = re.compile(r"(?<![0-9.])1\.2\.250\.1\.213\.1\.4\.(?:8|10|11)(?![0-9])")

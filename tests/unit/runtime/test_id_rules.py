@@ -77,6 +77,13 @@ def test_the_platform_ids_keep_their_rules(rule, value):
         ("contact_id", "0612345678", "phone"),
         ("reason_code", "Mme Dupont est absente", "name-shaped"),
         ("patient_pseudonym", "+33 6 12 34 56 78", "phone"),
+        # Ids that keep the opaque charset, so only the number kinds can hide in them.
+        ("reading_id", "fhir:urn:oid:1.2.250.1.213.1.4.8|x-1", "INS"),
+        ("reading_id", "r-06-12-34-56-78", "phone"),
+        ("device_id", "+33612345678", "phone"),
+        ("device_id", "0033612345678", "phone"),
+        ("reading_id", "nir:269052A01802283", "NIR"),
+        ("reading_id", "nir.1.85.05.78.006.084.91", "NIR"),
     ],
 )
 def test_an_id_holding_a_direct_identifier_is_refused_naming_field_and_kind(field, value, kind):
