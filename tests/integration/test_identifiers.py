@@ -9,6 +9,7 @@ with its reason, hash and place only.
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import json
 from collections.abc import Callable
@@ -36,10 +37,7 @@ from emeuse.registry import READING_RECORDED, dead_letter_topic
 from emeuse.runtime.pseudonym import random_pseudonym
 from tests.integration.events import headers_for, new_id, plan_json
 from tests.integration.harness import Client, Platform
-
-# Marks the records this test writes on purpose as a hostile sender would: the platform
-# cannot unwrite them, and the final scan (test_zz_no_identifier_left) knows them by it.
-HOSTILE_SOURCE = b"partner/hostile-probe"
+from tests.integration.identifier_scan import HOSTILE_SOURCE
 
 STUBS: dict[str, Callable[[grpc.Channel], Any]] = {
     "chronic": chronic_grpc.ChronicServiceStub,
@@ -51,7 +49,8 @@ STUBS: dict[str, Callable[[grpc.Channel], Any]] = {
 
 
 def care_plan(**changes: Any) -> CarePlanUpdated:
-    data = plan_json(random_pseudonym(), new_id("cp"), "DIABETES", *[])
+    # A copy: plan_json's care team is the module-level one other tests use.
+    data = copy.deepcopy(plan_json(random_pseudonym(), new_id("cp"), "DIABETES"))
     data["thresholds"] = [{"loinc_code": "2339-0", "unit": "mg/dL", "low": 70, "high": 250}]
     for name, value in changes.items():
         if name == "member_id":

@@ -1,0 +1,72 @@
+"""After the integration tests (this module runs last: `zz`), nothing the platform wrote
+names a person: every topic (changelogs and dead letters included, read_committed) and every
+service log of the run is scanned with the one detector of direct identifiers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from tests.integration.identifier_scan import Finding, findings_in_log, findings_in_record
+
+IDLE_SECONDS = 3.0
+
+
+def every_record(
+    bootstrap: str,
+) -> Iterator[tuple[str, int, int, bytes | None, bytes | None, list]]:
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        max_poll_records=5000,
+    )
+    try:
+        # Not the broker's own bookkeeping (group offsets, transaction states): no payloads.
+        topics = sorted(t for t in consumer.topics() if not t.startswith("__"))
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        last = time.monotonic()
+        while time.monotonic() - last < IDLE_SECONDS:
+            batch = consumer.poll(timeout_ms=500)
+            for records in batch.values():
+                last = time.monotonic()
+                for r in records:
+                    yield r.topic, r.partition, r.offset, r.key, r.value, list(r.headers or ())
+            if all(consumer.position(tp) >= ends[tp] for tp in partitions):
+                break
+    finally:
+        consumer.close()
+
+
+def report(findings: list[Finding]) -> str:
+    shown = "\n".join(f"  {f.where}: {f.kind}" for f in findings[:50])
+    return f"{len(findings)} direct identifier(s) left behind:\n{shown}"
+
+
+def test_no_topic_holds_a_direct_identifier(bootstrap: str) -> None:
+    findings: list[Finding] = []
+    scanned = 0
+    for record in every_record(bootstrap):
+        scanned += 1
+        findings.extend(findings_in_record(*record))
+    assert scanned > 0, "the scan read nothing: is the broker the tests' one?"
+    assert not findings, report(findings)
+
+
+def test_no_service_log_holds_a_direct_identifier(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    logs = sorted(Path(tmp_path_factory.getbasetemp()).rglob("*.log"))
+    findings = [finding for log in logs for finding in findings_in_log(log)]
+    assert not findings, report(findings)
