@@ -21,11 +21,14 @@ from google.protobuf.message import DecodeError, Message
 
 from emeuse.platform.v1.dead_letter_pb2 import MessageDeadLettered
 from emeuse.registry import UnknownTopicError, by_name, for_type
-from emeuse.runtime.identifying import identifier_kind
+from emeuse.runtime.identifying import NAME, identifier_kind, identifier_kinds
 
 # Records a test wrote on purpose as a hostile sender (tests/integration/test_identifiers.py):
 # the platform cannot unwrite a sender's record; what it writes itself is what is scanned.
 HOSTILE_SOURCE = b"partner/hostile-probe"
+# A log event's message and traceback: a library's prose ("Group Coordinator Request
+# failed"), capitalised words that are no name; every other kind is still looked for there.
+PROSE = {"line.event", "line.exception"}
 # Printable runs of a value that is neither protobuf of a known type nor JSON.
 _TEXT_RUN = re.compile(r"[^\x00-\x1f\x7f\ufffd]{4,}")
 
@@ -37,15 +40,22 @@ class Finding:
 
 
 def record_texts(
-    topic: str, key: bytes | None, value: bytes | None, headers: Iterable[tuple[str, bytes]]
+    topic: str,
+    key: bytes | None,
+    value: bytes | None,
+    headers: Iterable[tuple[str | bytes, bytes | None]],
 ) -> Iterator[tuple[str, str]]:
     """(where, text) of every text a record carries."""
-    header_map = {name: raw or b"" for name, raw in headers}
+    header_map = {_text(name): raw or b"" for name, raw in headers}
     if key:
         yield "key", key.decode(errors="replace")
     for name, raw in header_map.items():
         yield f"header {name}", raw.decode(errors="replace")
     yield from value_texts(topic, header_map.get("ce_type", b"").decode(errors="replace"), value)
+
+
+def _text(name: str | bytes) -> str:
+    return name.decode(errors="replace") if isinstance(name, bytes) else name
 
 
 def value_texts(topic: str, event_type: str, value: bytes | None) -> Iterator[tuple[str, str]]:
@@ -134,7 +144,7 @@ def findings_in_record(
     offset: int,
     key: bytes | None,
     value: bytes | None,
-    headers: Iterable[tuple[str, bytes]],
+    headers: Iterable[tuple[str | bytes, bytes | None]],
 ) -> list[Finding]:
     headers = list(headers)
     if dict(headers).get("ce_source") == HOSTILE_SOURCE:
@@ -156,7 +166,9 @@ def findings_in_log(path: Path) -> list[Finding]:
         except ValueError:
             texts = [("line", line)]
         for where, text in texts:
-            kind = identifier_kind(text)
-            if kind is not None:
-                found.append(Finding(f"{path.name}:{number} {where}", kind))
+            kinds = identifier_kinds(text)
+            if where in PROSE:
+                kinds = [kind for kind in kinds if kind != NAME]
+            if kinds:
+                found.append(Finding(f"{path.name}:{number} {where}", kinds[0]))
     return found

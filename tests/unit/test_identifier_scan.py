@@ -95,9 +95,11 @@ def test_a_log_line_is_scanned_value_by_value(tmp_path):
     log.write_text(
         json.dumps({"event": "grpc.serving", "address": "127.0.0.1:50051"})
         + "\n"
+        + json.dumps({"event": "Group Coordinator Request failed: [Error 15]"})
+        + "\n"
         + json.dumps({"event": "reading.recorded", "member_id": "jean@example.fr"})
         + "\n"
         + "Traceback: patient Jean Dupont\n"
     )
     found = [(f.where, f.kind) for f in findings_in_log(log)]
-    assert found == [("chronic.log:2 line.member_id", EMAIL), ("chronic.log:3 line", NAME)]
+    assert found == [("chronic.log:3 line.member_id", EMAIL), ("chronic.log:4 line", NAME)]
