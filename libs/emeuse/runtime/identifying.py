@@ -24,7 +24,9 @@ KINDS = (INS_OID, NIR, EMAIL, PHONE, ADDRESS, NAME)
 _ALONE_BEFORE = r"(?<![A-Za-z0-9])"
 _ALONE_AFTER = r"(?![A-Za-z0-9])"
 
-_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
+# Found from its @ (a search from every letter of a long text would be quadratic).
+_EMAIL = re.compile(r"@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63})*\.[A-Za-z]{2,24}(?![A-Za-z])")
+_EMAIL_LOCAL = re.compile(r"[A-Za-z0-9._%+\-]$")
 # 0X XX XX XX XX or +33 / 0033 X XX XX XX XX, pairs of digits grouped by one separator
 # throughout (space, dot or hyphen): a uuid's 4-digit groups are not a phone number.
 _PHONE = re.compile(
@@ -82,6 +84,10 @@ def _has_nir(text: str) -> bool:
     return False
 
 
+def _has_email(text: str) -> bool:
+    return any(_EMAIL_LOCAL.search(text, 0, m.start()) for m in _EMAIL.finditer(text))
+
+
 def _has_address(text: str) -> bool:
     return bool(_STREET.search(text) or _POSTCODE_TOWN.search(text))
 
@@ -89,7 +95,7 @@ def _has_address(text: str) -> bool:
 _CHECKS = {
     INS_OID: lambda text: bool(_INS_OID.search(text)),
     NIR: _has_nir,
-    EMAIL: lambda text: bool(_EMAIL.search(text)),
+    EMAIL: _has_email,
     PHONE: lambda text: bool(_PHONE.search(text)),
     ADDRESS: _has_address,
     NAME: lambda text: bool(_NAME.search(text)),

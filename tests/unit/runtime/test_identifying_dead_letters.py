@@ -129,3 +129,29 @@ def test_a_record_refused_for_another_reason_keeps_its_original_for_replay():
     )
     assert not letter.original_withheld
     assert letter.original_value == reading.SerializeToString()
+
+
+def test_a_record_refused_for_another_reason_that_names_someone_is_withheld_too():
+    reading = a_reading(device_id="jean.dupont@example.fr")
+    reading.ClearField("measured_at")  # refused first for the missing field
+    with pytest.raises(InvalidEventError) as refused:
+        check_event(
+            READING_RECORDED,
+            env.from_headers(env.header_map(headers_of(PATIENT))),
+            reading,
+            PATIENT,
+        )
+    cause, reason = read_failure(refused.value)
+    assert cause == DeadLetterCause.DEAD_LETTER_CAUSE_INVALID_EVENT
+    value = reading.SerializeToString()
+    aside = SetAside(READING_RECORDED.name, 0, 1, PATIENT.encode(), value, (), cause, reason)
+    letter = MessageDeadLettered.FromString(
+        dead_letter_record(ORIGIN, dead_letter_topic("chronic"), aside).value
+    )
+    assert letter.cause == cause
+    assert letter.original_withheld
+    assert letter.reason.endswith(
+        "original withheld: it holds a direct identifier (e-mail address)"
+    )
+    assert letter.original_value_sha256 == hashlib.sha256(value).digest()
+    assert b"jean.dupont" not in letter.SerializeToString()
