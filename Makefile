@@ -7,7 +7,7 @@ PY      := $(VENV)/bin/python
 BUF     := node_modules/.bin/buf
 STAMP   := .local/stamps
 
-.PHONY: help install proto proto-check docs lint format kafka-up kafka-down topics up down status \
+.PHONY: help install proto proto-check docs manifests dashboards images demo lint format kafka-up kafka-down topics up down status \
         test test-unit test-integration chaos bench clean
 
 help: ## list the targets
@@ -47,7 +47,19 @@ docs: $(STAMP)/python ## regenerate docs/catalogue.md and docs/settings.md from 
 	$(PY) scripts/catalogue.py
 	$(PY) scripts/settings_table.py
 
-lint: install proto-check ## ruff, mypy, buf lint + breaking, catalogue and settings drift, promtool, shell syntax
+manifests: $(STAMP)/python ## regenerate deploy/k8s/ from the registries and deploy/partners.toml (commit it)
+	$(VENV)/bin/emeuse deploy render
+
+dashboards: $(STAMP)/python ## regenerate the Grafana dashboards in deploy/grafana/ (commit them)
+	$(PY) scripts/dashboards.py
+
+IMAGE       ?= emeuse-platform
+IMAGE_TAG   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+BASE_DIGEST ?=
+images: ## build the platform image (needs a Docker engine and BASE_DIGEST=sha256:..., see docs/operations.md)
+	@if ! docker info >/dev/null 2>&1; then 	  echo "make images: no Docker engine here, skipped (tests/unit/deploy/test_dockerfile.py checks the Dockerfile)"; 	elif [ -z "$(BASE_DIGEST)" ]; then 	  echo "make images: give the vetted base image digest, BASE_DIGEST=sha256:... (docs/operations.md, Image)" >&2; exit 2; 	else 	  docker build --build-arg BASE_DIGEST=$(BASE_DIGEST) -t $(IMAGE):$(IMAGE_TAG) . ; 	fi
+
+lint: install proto-check ## ruff, mypy, buf lint + breaking, catalogue, settings, manifest and dashboard drift, manifest schemas, promtool, shell syntax
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
@@ -56,7 +68,11 @@ lint: install proto-check ## ruff, mypy, buf lint + breaking, catalogue and sett
 	scripts/buf-breaking.sh
 	$(PY) scripts/catalogue.py --check
 	$(PY) scripts/settings_table.py --check
+	$(VENV)/bin/emeuse deploy render --check
+	$(PY) scripts/validate_manifests.py
+	$(PY) scripts/dashboards.py --check
 	cd deploy/prometheus && promtool check config prometheus.yml >/dev/null && promtool test rules rules_test.yml >/dev/null
+	cd deploy/prometheus && promtool test rules operations_rules_test.yml >/dev/null
 	bash -n deploy/kafka/kafka.sh deploy/local/platform.sh scripts/*.sh .ci/run
 
 format: $(STAMP)/python ## ruff format and fix in place
@@ -92,6 +108,9 @@ chaos: install ## seeded fault rounds on a broker of its own (CHAOS_ARGS="--roun
 
 bench: install ## speed benchmarks (not part of make test)
 	scripts/bench.sh
+
+demo: up ## run the platform, then a 1-minute simulated Meuse; prints where to look (DEMO_ARGS="--seed 2")
+	scripts/demo.sh
 
 clean: down ## stop everything and remove local state (.local/)
 	rm -rf .local

@@ -366,6 +366,8 @@ async def grpc_figures(platform: Platform, target: str, patient: str) -> dict[st
     finally:
         server.kill()
         server.join(5)
+    if FAILED_CALLS:
+        print(f"  failed gRPC calls by status: {FAILED_CALLS}", file=sys.stderr)
     return {
         "p99_get_patient_status_ms": _p99(latencies),
         "p50_get_patient_status_ms": statistics.median(latencies) if latencies else float("nan"),

@@ -13,9 +13,9 @@ logs="$local_dir/logs"
 venv="$root/.venv/bin"
 # Services resolve their default paths (.local/...) from the repository root.
 cd "$root"
-services=(prevention chronic access home gateway)
-declare -A grpc_port=([prevention]=50051 [chronic]=50052 [access]=50053 [home]=50054 [gateway]=50055)
-declare -A metrics_port=([prevention]=9101 [chronic]=9102 [access]=9103 [home]=9104 [gateway]=9105)
+services=(prevention chronic access home gateway evaluation)
+declare -A grpc_port=([prevention]=50051 [chronic]=50052 [access]=50053 [home]=50054 [gateway]=50055 [evaluation]=50056)
+declare -A metrics_port=([prevention]=9101 [chronic]=9102 [access]=9103 [home]=9104 [gateway]=9105 [evaluation]=9106)
 prometheus_port=9090
 partner_port="${KAFKA_PARTNER_PORT:-9094}"
 
@@ -47,7 +47,7 @@ stop() {
 up() {
   mkdir -p "$run" "$logs"
   "$root/deploy/kafka/kafka.sh" up
-  # A gRPC token for each service and for the operator, made once (see README: gRPC callers).
+  # A gRPC token for each service and for the operator, made once (see docs/operations.md: gRPC callers).
   for caller in "${services[@]}" operator; do
     [[ -f "$local_dir/secrets/$caller.token" ]] || "$venv/emeuse" callers add "$caller" \
       --callers-file "$local_dir/secrets/grpc-callers" >/dev/null

@@ -258,6 +258,16 @@ REQUEST_FLAGGED = TopicSpec(
     subject="patient_pseudonym",
     required=("request_id", "territory", "flagged_at"),
 )
+REQUEST_WITHDRAWN = TopicSpec(
+    name="emeuse.access.request-withdrawn.v1",
+    message=access.RequestWithdrawn,
+    key="territory",
+    owner="access",
+    description="A waiting request was withdrawn (patient, coordinator, no longer needed).",
+    retention_days=365,
+    subject="patient_pseudonym",
+    required=("request_id", "territory", "reason", "withdrawn_at"),
+)
 BOOKING_ACTION_REQUESTED = TopicSpec(
     name="emeuse.access.booking-action-requested.v1",
     message=access.BookingActionRequested,
@@ -491,8 +501,9 @@ CONSENT_CHANGED = TopicSpec(
     required=("patient_pseudonym", "partner_id", "purpose", "changed_at"),
 )
 
-# The four services of the axes, and the partner gateway (consent-filtered feeds, inbound).
-SERVICES = ("prevention", "chronic", "access", "home", "gateway")
+# The four services of the axes, the partner gateway (consent-filtered feeds, inbound) and
+# the evaluation (indicators per experiment, territory and month).
+SERVICES = ("prevention", "chronic", "access", "home", "gateway", "evaluation")
 # Who owns topics: the four services, and the partner registry and consents (issue 7).
 OWNERS = (*SERVICES, "partners")
 
@@ -514,6 +525,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     SLOT_BOOKED,
     CONSULTATION_STATUS_CHANGED,
     REQUEST_FLAGGED,
+    REQUEST_WITHDRAWN,
     BOOKING_ACTION_REQUESTED,
     HOME_CONFIGURED,
     SENSOR_EVENT_REPORTED,

@@ -1,4 +1,4 @@
-"""Run the access-to-care service: `python -m services.access` (settings: README, Settings)."""
+"""Run the access-to-care service: `python -m services.access` (settings: docs/settings.md)."""
 
 from services.access.app import main
 

@@ -49,6 +49,11 @@ from emeuse.runtime.envelope import (
 from emeuse.runtime.grpc_server import Registrar
 from emeuse.runtime.paging import page_cursor, page_size, page_token
 from services.access.domain.agenda import BookingState, Location, RequestState, queue_key
+from services.access.repeats import (
+    availability_in_force,
+    place_in_force,
+    practitioner_in_force,
+)
 from services.access.scheduling import (
     COMMUNE,
     Agenda,
@@ -185,6 +190,8 @@ class AccessServicer(api_grpc.AccessServiceServicer):
 
         async def local(agenda: Agenda) -> api.RegisterPractitionerResponse:
             await self._directory_place(context, agenda, practitioner.place)
+            if known := practitioner_in_force(agenda, practitioner):
+                return api.RegisterPractitionerResponse(event_id=known)
             event_id = await self._publish(
                 context,
                 PRACTITIONER_REGISTERED,
@@ -215,6 +222,8 @@ class AccessServicer(api_grpc.AccessServiceServicer):
         await self._checked(context, lambda: check_place(registration))
 
         async def local(agenda: Agenda) -> api.RegisterPlaceResponse:
+            if known := place_in_force(agenda, registration):
+                return api.RegisterPlaceResponse(event_id=known)
             event_id = await self._publish(
                 context, PLACE_REGISTERED, registration, territory, experiment=request.experiment_id
             )
@@ -281,6 +290,9 @@ class AccessServicer(api_grpc.AccessServiceServicer):
                     grpc.StatusCode.FAILED_PRECONDITION,
                     "practitioner is not registered in this territory; RegisterPractitioner first",
                 )
+            if known := availability_in_force(agenda, availability):
+                ids = [slot.slot_id for slot in availability.slots]
+                return api.PublishAvailabilityResponse(event_id=known, slot_ids=ids)
             # The scheduler's own checks, here first, so the caller hears why.
             trial = Agenda(territory, agenda.tables, staged=True)
             try:
@@ -478,15 +490,7 @@ class AccessServicer(api_grpc.AccessServiceServicer):
         territory = await self._territory(context, action.territory)
 
         async def local(agenda: Agenda) -> api.Booking:
-            action.action_id = str(uuid.uuid4())
-            action.requested_at.FromDatetime(datetime.now(UTC))
-            await self._publish(context, BOOKING_ACTION_REQUESTED, action, territory)
-            outcome = await self._until(context, lambda: agenda.action_outcome(action.action_id))
-            if not outcome.get("ok"):
-                code = getattr(
-                    grpc.StatusCode, str(outcome.get("code")), grpc.StatusCode.FAILED_PRECONDITION
-                )
-                await context.abort(code, str(outcome.get("message")))
+            outcome = await self._apply(context, agenda, action)
             booking = agenda.booking(str(outcome.get("booking_id")))
             if booking is None:
                 await context.abort(grpc.StatusCode.INTERNAL, "booking applied but not found")
@@ -495,6 +499,24 @@ class AccessServicer(api_grpc.AccessServiceServicer):
 
         response = await self._routed(territory, context, request, method, local, APPLY_WAIT_S)
         return response if isinstance(response, api.Booking) else response.booking
+
+    async def _apply(
+        self, context: grpc.aio.ServicerContext, agenda: Agenda, action: BookingActionRequested
+    ) -> dict[str, Any]:
+        """Publish the action to the territory's scheduler and wait for its outcome; a
+        refused one aborts the call with the scheduler's code and reason."""
+        action.action_id = str(uuid.uuid4())
+        action.requested_at.FromDatetime(datetime.now(UTC))
+        await self._publish(context, BOOKING_ACTION_REQUESTED, action, agenda.territory)
+        outcome: dict[str, Any] = await self._until(
+            context, lambda: agenda.action_outcome(action.action_id)
+        )
+        if not outcome.get("ok"):
+            code = getattr(
+                grpc.StatusCode, str(outcome.get("code")), grpc.StatusCode.FAILED_PRECONDITION
+            )
+            await context.abort(code, str(outcome.get("message")))
+        return outcome
 
     async def BookSlot(
         self, request: api.BookSlotRequest, context: grpc.aio.ServicerContext
@@ -562,6 +584,31 @@ class AccessServicer(api_grpc.AccessServiceServicer):
         booking = await self._act(context, request, "RecordConsultationOutcome", action)
         return api.RecordConsultationOutcomeResponse(booking=booking)
 
+    async def WithdrawRequest(
+        self, request: api.WithdrawRequestRequest, context: grpc.aio.ServicerContext
+    ) -> api.WithdrawRequestResponse:
+        territory = await self._territory(context, request.territory)
+        action = BookingActionRequested(
+            territory=territory,
+            action=BookingAction.BOOKING_ACTION_WITHDRAW,
+            request_id=request.request_id,
+            actor_id=request.actor_id,
+            reason_code=request.reason_code,
+            withdrawal_reason=request.reason,
+        )
+
+        async def local(agenda: Agenda) -> api.WithdrawRequestResponse:
+            await self._apply(context, agenda, action)
+            state = agenda.request(request.request_id)
+            if state is None:
+                await context.abort(grpc.StatusCode.INTERNAL, "request applied but not found")
+                raise AssertionError
+            return api.WithdrawRequestResponse(request=request_view(agenda, state))
+
+        return await self._routed(
+            territory, context, request, "WithdrawRequest", local, APPLY_WAIT_S
+        )
+
 
 def _practitioner_json(message: PractitionerRegistered) -> dict[str, Any]:
     return practitioner_state(message).model_dump(mode="json")
@@ -610,6 +657,7 @@ def request_view(agenda: Agenda, state: RequestState, position: int = 0) -> api.
         status=state.status,  # type: ignore[arg-type]
         flagged=state.flagged_at is not None,
         position=position,
+        withdrawal_reason=state.withdrawal_reason,  # type: ignore[arg-type]
     )
     if state.flagged_at is not None:
         view.flagged_at.CopyFrom(timestamp(state.flagged_at))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -13,7 +15,7 @@ from services.access.scheduling import Agenda, Result
 REQUESTS = Counter(
     "emeuse_access_requests_total",
     "Requests by urgency, territory and what became of them "
-    "(received, booked, flagged, cancelled, completed, no_show).",
+    "(received, booked, flagged, cancelled, rebooked, completed, no_show, withdrawn).",
     ["urgency", "territory", "outcome"],
 )
 REQUEST_TO_BOOKING = Histogram(
@@ -50,20 +52,26 @@ def urgency_name(value: int) -> str:
     return Urgency.Name(value).removeprefix("URGENCY_").lower()  # type: ignore[arg-type]
 
 
-def count(agenda: Agenda, result: Result) -> None:
-    """Count what a change of the agenda did: first bookings, and its observations."""
+def count(agenda: Agenda, result: Result) -> list[Callable[[], None]]:
+    """What a change of the agenda counts (first bookings, and its observations), read now
+    and applied when its batch commits (Tx.on_commit): later changes in the same batch
+    must not change what this one counted."""
+    updates: list[Callable[[], None]] = []
     for fact in result.facts:
         booked = agenda.request(getattr(fact.message, "request_id", ""))
         if isinstance(fact.message, SlotBooked) and booked and booked.bookings_made == 1:
             # A request's first booking only: a reschedule or rebooking is not a new one.
             urgency = urgency_name(booked.urgency)
-            REQUEST_TO_BOOKING.labels(urgency).observe(fact.message.waited.ToSeconds())
-            REQUESTS.labels(urgency, agenda.territory, "booked").inc()
+            updates.append(
+                partial(REQUEST_TO_BOOKING.labels(urgency).observe, fact.message.waited.ToSeconds())
+            )
+            updates.append(REQUESTS.labels(urgency, agenda.territory, "booked").inc)
     for seen in result.observations:
         urgency = urgency_name(seen.urgency)
-        REQUESTS.labels(urgency, agenda.territory, seen.what).inc()
+        updates.append(REQUESTS.labels(urgency, agenda.territory, seen.what).inc)
         if seen.what == "consulted":
-            REQUEST_TO_CONSULTATION.labels(urgency).observe(seen.seconds)
+            updates.append(partial(REQUEST_TO_CONSULTATION.labels(urgency).observe, seen.seconds))
+    return updates
 
 
 def set_gauges(agenda: Agenda, now: datetime, delays: dict[int, timedelta]) -> None:

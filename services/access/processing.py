@@ -95,18 +95,18 @@ def publish(tx: Tx, agenda: Agenda, result: Result, event: Event | None) -> None
             event_id=fact.event_id,
         )
         log.info(fact.spec.name.split(".")[2].replace("-", "."), event_id=fact.event_id)
-    count(agenda, result)
+    tx.on_commit.extend(count(agenda, result))
 
 
 async def change_agenda(event: Event, tx: Tx, *, settings: AccessSettings) -> None:
     message, now = event.message, tx.now
     agenda = Agenda(message.territory, in_transaction(tx))
     if event.topic == PRACTITIONER_REGISTERED.name:
-        result = scheduling.register_practitioner(agenda, message, now)
+        result = scheduling.register_practitioner(agenda, message, now, event.envelope.event_id)
     elif event.topic == PLACE_REGISTERED.name:
         result = scheduling.register_place(agenda, message, event.envelope.event_id)
     elif event.topic == AVAILABILITY_PUBLISHED.name:
-        result = scheduling.publish_availability(agenda, message, now)
+        result = scheduling.publish_availability(agenda, message, now, event.envelope.event_id)
     elif event.topic == CONSULTATION_REQUESTED.name:
         result = scheduling.request_consultation(agenda, message, now)
     else:

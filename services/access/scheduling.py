@@ -34,9 +34,16 @@ from emeuse.access.v1.access_events_pb2 import (
     PractitionerRegistered,
     Profession,
     RequestFlagged,
+    RequestWithdrawn,
     SlotBooked,
+    WithdrawalReason,
 )
-from emeuse.registry import CONSULTATION_STATUS_CHANGED, REQUEST_FLAGGED, SLOT_BOOKED
+from emeuse.registry import (
+    CONSULTATION_STATUS_CHANGED,
+    REQUEST_FLAGGED,
+    REQUEST_WITHDRAWN,
+    SLOT_BOOKED,
+)
 from emeuse.runtime.codec import InvalidEventError
 from emeuse.runtime.envelope import TERRITORY_CODES, timestamp
 from emeuse.runtime.events import Fact
@@ -55,6 +62,7 @@ from services.access.domain.agenda import (
     STARTED,
     URGENCIES,
     WAITING,
+    WITHDRAWN,
     BookingState,
     Location,
     Practitioner,
@@ -233,6 +241,16 @@ class Agenda:
     def record_action(self, action_id: str, outcome: dict[str, Any]) -> None:
         self._put("actions", action_id, outcome)
 
+    def set_in_force(self, kind: str, entity_id: str, event_id: str) -> None:
+        """Keep which event set a directory entry or a slot as it stands, for a call
+        asked again (a lost answer) to be answered with it (services.access.repeats)."""
+        if event_id:
+            self.record_action(f"{kind}-in-force:{entity_id}", {"event_id": event_id})
+
+    def in_force(self, kind: str, entity_id: str) -> str:
+        """The id of the event that set this entry as it stands; "" if unknown."""
+        return str((self.action_outcome(f"{kind}-in-force:{entity_id}") or {}).get("event_id", ""))
+
 
 @dataclass
 class Observation:
@@ -260,7 +278,7 @@ class ActionRefused(Exception):
         self.code = code
 
 
-def _location(place: Any) -> Location:
+def location(place: Any) -> Location:
     return Location(
         place_id=place.place_id,
         kind=place.kind,
@@ -362,7 +380,7 @@ def check_place(message: PlaceRegistered) -> None:
         )
     if not (-90 <= place.latitude <= 90 and -180 <= place.longitude <= 180):
         raise InvalidEventError("place.latitude and place.longitude must be in degrees")
-    if not _location(place).located:
+    if not location(place).located:
         raise InvalidEventError(
             "a registered place is located: give place.latitude and place.longitude "
             "(degrees, not both 0)"
@@ -384,7 +402,8 @@ def register_place(agenda: Agenda, message: PlaceRegistered, event_id: str = "")
     (protobuf equality compares unknown fields), nor for two registrations of one
     place_id applied back to back (the first is replaced before its caller looks)."""
     check_place(message)
-    agenda.save_place(_location(message.place))
+    agenda.save_place(location(message.place))
+    agenda.set_in_force("place", message.place.place_id, event_id)
     if event_id:
         agenda.record_action(
             place_registration_id(event_id), {"ok": True, "place_id": message.place.place_id}
@@ -502,7 +521,7 @@ def practitioner_state(message: PractitionerRegistered) -> Practitioner:
         specialty=message.specialty,
         care_line=message.care_line,
         modalities=list(message.modalities),
-        place=_location(message.place),
+        place=location(message.place),
         active=message.active,
     )
 
@@ -515,15 +534,20 @@ def with_place(message: MessageWithPlace, place: Place) -> MessageWithPlace:
     return copy
 
 
-def register_practitioner(agenda: Agenda, message: PractitionerRegistered, now: datetime) -> Result:
+def register_practitioner(
+    agenda: Agenda, message: PractitionerRegistered, now: datetime, event_id: str = ""
+) -> Result:
     check_practitioner(message)
     message = with_place(message, place_from_directory(agenda, message.place))
     agenda.save_practitioner(practitioner_state(message))
+    agenda.set_in_force("practitioner", message.practitioner_id, event_id)
     facts = serve_waiting(agenda, now, practitioner_id=message.practitioner_id)
     return Result(facts, "registered")
 
 
-def publish_availability(agenda: Agenda, message: AvailabilityPublished, now: datetime) -> Result:
+def publish_availability(
+    agenda: Agenda, message: AvailabilityPublished, now: datetime, event_id: str = ""
+) -> Result:
     practitioner = agenda.practitioner(message.practitioner_id)
     if practitioner is None:
         raise InvalidEventError("practitioner is not registered in this territory")
@@ -555,6 +579,7 @@ def publish_availability(agenda: Agenda, message: AvailabilityPublished, now: da
     )
     for state in new:
         agenda.save_slot(state)
+        agenda.set_in_force("slot", state.slot_id, event_id)
     facts = serve_waiting(agenda, now, slot_ids={s.slot_id for s in new})
     return Result(facts, f"slots_added_{min(len(new), 1)}")
 
@@ -589,7 +614,7 @@ def request_consultation(agenda: Agenda, message: ConsultationRequested, now: da
         profession=message.profession,
         specialty=message.specialty,
         modality=message.modality,
-        place=_location(message.place),
+        place=location(message.place),
         referral_booking_id=message.referral_booking_id,
         requested_at=message.requested_at.ToDatetime(tzinfo=UTC),
         received_at=now,
@@ -727,11 +752,12 @@ def apply_action(
         BookingAction.BOOKING_ACTION_RESCHEDULE: _reschedule,
         BookingAction.BOOKING_ACTION_CANCEL: _cancel,
         BookingAction.BOOKING_ACTION_RECORD_OUTCOME: _record_outcome,
+        BookingAction.BOOKING_ACTION_WITHDRAW: _withdraw,
     }
     handler = handlers.get(action.action)
     if handler is None:
         raise InvalidEventError(
-            "booking action must be book, confirm, reschedule, cancel or outcome"
+            "booking action must be book, confirm, reschedule, cancel, outcome or withdraw"
         )
     try:
         result = handler(agenda, action, now)
@@ -780,6 +806,9 @@ def _active_booking(agenda: Agenda, booking_id: str) -> BookingState:
 
 
 def _book_slot(agenda: Agenda, action: BookingActionRequested, now: datetime) -> Result:
+    held = _booked_on(agenda, action.request_id, action.slot_id)
+    if held is not None:  # asked again (a lost answer): the booking it made
+        return Result(outcome="already_booked", booking_id=held.booking_id)
     request = _waiting_request(agenda, action.request_id)
     match = _free_slot_for(agenda, request, action.slot_id, now)
     fact = _book(agenda, request, match, now)
@@ -806,7 +835,22 @@ def _release(agenda: Agenda, booking: BookingState, reason: str, actor: str, now
     return _status_changed(agenda, booking, actor, now, reason=reason)
 
 
+def _booked_on(agenda: Agenda, request_id: str, slot_id: str) -> BookingState | None:
+    """The request's active booking in this slot, if it holds one."""
+    request = agenda.request(request_id)
+    booking = agenda.booking(request.booking_id) if request and request.booking_id else None
+    if booking is not None and booking.active and booking.slot_id == slot_id:
+        return booking
+    return None
+
+
 def _reschedule(agenda: Agenda, action: BookingActionRequested, now: datetime) -> Result:
+    before = agenda.booking(action.booking_id)
+    if before is not None and before.moved_to:
+        held = agenda.booking(before.moved_to)
+        if held is not None and held.active and held.slot_id == action.slot_id:
+            # Asked again (a lost answer): the booking it moved to.
+            return Result(outcome="already_rescheduled", booking_id=held.booking_id)
     booking = _active_booking(agenda, action.booking_id)
     if booking.status == STARTED:
         raise ActionRefused("FAILED_PRECONDITION", "the consultation has started")
@@ -816,6 +860,9 @@ def _reschedule(agenda: Agenda, action: BookingActionRequested, now: datetime) -
     facts = [_release(agenda, booking, "booking.rescheduled", action.actor_id, now)]
     request = request.model_copy(update={"status": WAITING, "booking_id": ""})
     moved = _book(agenda, request, match, now, rescheduled_from=booking.booking_id)
+    gone = agenda.booking(booking.booking_id)
+    assert gone is not None
+    agenda.save_booking(gone.model_copy(update={"moved_to": moved.event_id}))
     facts.append(moved)
     # The slot given up goes to the next in line.
     facts.extend(serve_waiting(agenda, now, slot_ids={booking.slot_id}))
@@ -823,6 +870,9 @@ def _reschedule(agenda: Agenda, action: BookingActionRequested, now: datetime) -
 
 
 def _cancel(agenda: Agenda, action: BookingActionRequested, now: datetime) -> Result:
+    cancelled = agenda.booking(action.booking_id)
+    if cancelled is not None and cancelled.status == CANCELLED and not cancelled.moved_to:
+        return Result(outcome="already_cancelled")  # asked again: the cancelled booking
     booking = _active_booking(agenda, action.booking_id)
     if booking.status == STARTED:
         raise ActionRefused("FAILED_PRECONDITION", "the consultation has started")
@@ -852,6 +902,15 @@ def _cancel(agenda: Agenda, action: BookingActionRequested, now: datetime) -> Re
 
 
 def _record_outcome(agenda: Agenda, action: BookingActionRequested, now: datetime) -> Result:
+    recorded = agenda.booking(action.booking_id)
+    if (
+        recorded is not None
+        and action.status in (STARTED, COMPLETED, NO_SHOW)
+        and recorded.status == action.status
+        and recorded.follow_ups == list(action.follow_ups)
+        and recorded.referral_specialty == action.referral_specialty
+    ):
+        return Result(outcome="already_recorded")  # asked again: the outcome stands
     booking = _active_booking(agenda, action.booking_id)
     status = action.status
     if status not in (STARTED, COMPLETED, NO_SHOW):
@@ -885,6 +944,53 @@ def _record_outcome(agenda: Agenda, action: BookingActionRequested, now: datetim
         )
     fact = _status_changed(agenda, booking, action.actor_id, now, since_request=since)
     return Result([fact], "outcome", observations)
+
+
+def _withdraw(agenda: Agenda, action: BookingActionRequested, now: datetime) -> Result:
+    """A waiting request leaves the line (its place goes to the next); one withdrawn
+    already for the same reason answers as it did."""
+    if action.withdrawal_reason not in WithdrawalReason.values() or not action.withdrawal_reason:
+        raise ActionRefused(
+            "INVALID_ARGUMENT",
+            "reason must be PATIENT_DECLINED, COORDINATOR_DECISION or NO_LONGER_NEEDED",
+        )
+    if action.reason_code and not CODE.fullmatch(action.reason_code):
+        raise ActionRefused("INVALID_ARGUMENT", "reason_code must be a code ([a-z0-9._-])")
+    request = agenda.request(action.request_id)
+    if request is None:
+        raise ActionRefused("NOT_FOUND", "no such request in this territory")
+    if request.status == WITHDRAWN:
+        if request.withdrawal_reason != action.withdrawal_reason:
+            raise ActionRefused(
+                "FAILED_PRECONDITION", "the request was withdrawn for another reason"
+            )
+        return Result(outcome="already_withdrawn")
+    if request.status == BOOKED:
+        raise ActionRefused(
+            "FAILED_PRECONDITION", "the request has a booking: cancel it with CancelBooking"
+        )
+    if request.status != WAITING:
+        raise ActionRefused("FAILED_PRECONDITION", "the request is no longer waiting")
+    agenda.save_request(
+        request.model_copy(
+            update={"status": WITHDRAWN, "withdrawal_reason": action.withdrawal_reason}
+        )
+    )
+    withdrawn = RequestWithdrawn(
+        request_id=request.request_id,
+        territory=agenda.territory,
+        patient_pseudonym=request.patient,
+        urgency=request.urgency,  # type: ignore[arg-type]
+        reason=action.withdrawal_reason,
+        reason_code=action.reason_code,
+        withdrawn_by=action.actor_id,
+        withdrawn_at=timestamp(now),
+    )
+    withdrawn.waited.FromTimedelta(max(now - request.requested_at, timedelta(0)))
+    fact = Fact(REQUEST_WITHDRAWN, withdrawn, derived_id(request.request_id, "withdrawn"))
+    return Result(
+        [fact], "withdrawn", [Observation("withdrawn", request.urgency, _waited(request, now))]
+    )
 
 
 def _waited(request: RequestState, now: datetime) -> float:

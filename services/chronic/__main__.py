@@ -1,4 +1,4 @@
-"""Run the chronic-disease service: `python -m services.chronic` (settings: README, Settings)."""
+"""Run the chronic-disease service: `python -m services.chronic` (settings: docs/settings.md)."""
 
 from services.chronic.app import main
 

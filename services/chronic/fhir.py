@@ -4,7 +4,8 @@ Observation and Bundle as R4), mapped by LOINC code and UCUM unit to ReadingReco
 A device or lab that sends FHIR feeds the chronic service without custom code. The
 subject must be a platform pseudonym (`Patient/psn-...`): an INS never enters the bus.
 An Observation with status `corrected` or `amended` replaces the value sent earlier under
-the same id: it becomes a ReadingCorrected.
+the same id: it becomes a ReadingCorrected. A resource is at most MAX_BYTES of JSON and a
+Bundle at most MAX_ENTRIES entries.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pydantic import ValidationError
 from emeuse.chronic.v1.chronic_events_pb2 import ReadingCorrected, ReadingRecorded
 from emeuse.runtime.envelope import timestamp
 from emeuse.runtime.id_rules import IdentifyingContentError, IdRuleError, check_ids
+from emeuse.runtime.limits import out_of_bounds
 from emeuse.runtime.pseudonym import is_pseudonym
 
 LOINC = "http://loinc.org"
@@ -30,6 +32,10 @@ USABLE_STATUSES = {"final", *CORRECTION_STATUSES}
 # The reading field each FHIR element becomes, to name the element a refusal is about.
 FHIR_ELEMENT_OF = {"reading_id": "identifier", "device_id": "device", "loinc_code": "code"}
 READING_NAMESPACE = uuid.UUID("f41b0b5e-0b5e-4c55-8f55-e5e05e000055")
+# One resource or Bundle per call: a lab's batch or a device's sync, not a data export
+# (8,000 Observations took a minute to publish, blocking the call).
+MAX_BYTES = 1024 * 1024
+MAX_ENTRIES = 500
 
 
 class FhirError(ValueError):
@@ -39,16 +45,25 @@ class FhirError(ValueError):
 def readings_from_fhir(text: str) -> list[ReadingRecorded | ReadingCorrected]:
     """One reading (or correction) per Observation of a single resource or a Bundle; all or
     nothing."""
+    size = len(text.encode())
+    if size > MAX_BYTES:
+        raise FhirError(f"the resource is {size} bytes; at most {MAX_BYTES}")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise FhirError(f"not JSON: {exc}") from None
+    except RecursionError:
+        raise FhirError("JSON nested too deeply to be a FHIR resource") from None
     if not isinstance(data, dict):
         raise FhirError("expected a FHIR resource (a JSON object)")
     kind = data.get("resourceType")
     if kind == "Observation":
         return [_reading(_validated(Observation, data, "Observation"), "Observation")]
     if kind == "Bundle":
+        # Counted before validation: each entry is validated, then published on its own.
+        entries = data.get("entry")
+        if isinstance(entries, list) and len(entries) > MAX_ENTRIES:
+            raise FhirError(f"Bundle has {len(entries)} entries; at most {MAX_ENTRIES}")
         bundle = _validated(Bundle, data, "Bundle")
         readings = []
         for index, entry in enumerate(bundle.entry or []):
@@ -106,6 +121,11 @@ def _reading(observation: Observation, where: str) -> ReadingRecorded | ReadingC
         measured_at=timestamp(measured_at),
         device_id=(device or "").removeprefix("Device/"),
     )
+    # Ids and codes taken from the resource keep the bounds and id rules of the same
+    # fields over gRPC.
+    problem = out_of_bounds(reading)
+    if problem:
+        raise FhirError(f"{where} gives a reading whose {problem}")
     try:
         check_ids(reading)
     except (IdentifyingContentError, IdRuleError) as exc:

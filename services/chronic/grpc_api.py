@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -33,7 +34,7 @@ from emeuse.registry import (
     READING_RECORDED,
     TopicSpec,
 )
-from emeuse.runtime.calls import publish_for_caller, require_pseudonym, until_applied
+from emeuse.runtime.calls import call_event_id, publish_for_caller, require_pseudonym, until_applied
 from emeuse.runtime.codec import InvalidEventError
 from emeuse.runtime.envelope import (
     EXPERIMENT_ID,
@@ -159,7 +160,11 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
         method = "EnrollPatient" if enrolling else "UpdateCarePlan"
 
         async def local() -> tuple[str, int]:
-            enrolled = bool(self.care_plans.get(patient))
+            stored = self.care_plans.get(patient)
+            if plan.care_plan_id and (known := _recorded_version(stored, plan.care_plan_id)):
+                # This plan is in force (asked again after a lost answer): the answer it had.
+                return _plan_event_id(patient, plan.care_plan_id, known - 1), known
+            enrolled = bool(stored)
             if enrolling and enrolled:
                 await context.abort(
                     grpc.StatusCode.ALREADY_EXISTS,
@@ -175,8 +180,17 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
             sent.version = 0  # numbered by the care-plan handler
             if not sent.care_plan_id:
                 sent.care_plan_id = str(uuid.uuid4())
+            in_force = plan_in_force(stored)
             event_id = await self._publish_one(
-                context, CARE_PLAN_UPDATED, sent, patient, territory, request.experiment_id
+                context,
+                CARE_PLAN_UPDATED,
+                sent,
+                patient,
+                territory,
+                request.experiment_id,
+                event_id=_plan_event_id(
+                    patient, sent.care_plan_id, in_force.version if in_force else 0
+                ),
             )
             recorded = await self._until(
                 context, lambda: _recorded_version(self.care_plans.get(patient), sent.care_plan_id)
@@ -356,9 +370,19 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
             # The reading may have been recorded a moment ago and not be handled yet.
             loop = asyncio.get_running_loop()
             until = loop.time() + PENDING_WAIT_S
-            while not self._pending(patient, request.reading_id) and loop.time() < until:
+            while self._review_of(patient, request) is None and loop.time() < until:
                 await asyncio.sleep(0.05)
-            if plan is None or not self._pending(patient, request.reading_id):
+            event_id = call_event_id("review", patient, request.reading_id, str(request.decision))
+            done = self._review_of(patient, request)
+            if done == "same":
+                # Asked again after a lost answer: the review stands, answered as the first.
+                return api.ReviewPointOfCareResultResponse(event_id=event_id)
+            if done == "other":
+                await context.abort(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    "this point-of-care result was already reviewed with another decision",
+                )
+            if plan is None or done != "pending":
                 await context.abort(
                     grpc.StatusCode.NOT_FOUND, "no point-of-care result with this id awaits review"
                 )
@@ -377,8 +401,8 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
                 rejection_reason=request.rejection_reason,
             )
             review.reviewed_at.FromDatetime(datetime.now(UTC))
-            event_id = await self._publish_one(
-                context, POINT_OF_CARE_REVIEWED, review, patient, plan.territory
+            await self._publish_one(
+                context, POINT_OF_CARE_REVIEWED, review, patient, plan.territory, event_id=event_id
             )
             return api.ReviewPointOfCareResultResponse(event_id=event_id)
 
@@ -388,8 +412,16 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
 
         return await self.router.answer(self.states, patient, context, local, remote)
 
-    def _pending(self, patient: str, reading_id: str) -> bool:
-        return reading_id in PatientState.of(self.states.get(patient)).pending_review
+    def _review_of(self, patient: str, request: api.ReviewPointOfCareResultRequest) -> str | None:
+        """Where the result stands: "pending" review, reviewed with the "same" decision,
+        with an "other" one; None when it is not known (yet)."""
+        state = PatientState.of(self.states.get(patient))
+        if request.reading_id in state.pending_review:
+            return "pending"
+        key = f"review|{request.reading_id}"
+        if state.has_seen(f"{key}|{request.decision}"):
+            return "same"
+        return "other" if state.has_seen(key) else None
 
     async def _publish_one(
         self,
@@ -399,6 +431,7 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
         patient: str,
         territory: str,
         experiment: str | None = None,
+        event_id: str | None = None,
     ) -> str:
         return await publish_for_caller(
             context,
@@ -409,6 +442,7 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
             subject=patient,
             territory=territory_from_code(territory),
             experiment=experiment,
+            event_id=event_id,
         )
 
     async def _checked(
@@ -449,6 +483,7 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
                 territory=territory,
                 experiment=experiment,
                 occurred_at=_occurred_at(reading),
+                event_id=_reading_event_id(reading),
             )
             for reading in readings
         ]
@@ -530,6 +565,20 @@ def alert_view(patient: str, alert: AlertState) -> api.Alert:
     if alert.correction is not None:
         view.correction.CopyFrom(correction_of(alert.correction))
     return view
+
+
+def _plan_event_id(patient: str, care_plan_id: str, after_version: int) -> str:
+    """The id of the CarePlanUpdated that puts this plan in force after `after_version`:
+    the same call asked again answers it."""
+    return call_event_id("care-plan", patient, care_plan_id, str(after_version))
+
+
+def _reading_event_id(reading: ReadingRecorded | ReadingCorrected) -> str:
+    """The id of a reading's (or a correction's) event, from its content: the same one sent
+    again (a lost answer) is the same event; other content under its reading_id another."""
+    content = hashlib.sha256(reading.SerializeToString(deterministic=True)).hexdigest()
+    kind = reading.DESCRIPTOR.name
+    return call_event_id(kind, reading.patient_pseudonym, reading.reading_id, content)
 
 
 def _recorded_version(stored: dict[str, Any] | None, care_plan_id: str) -> int:

@@ -222,7 +222,8 @@ def review_result(
     if review.decision == ReviewDecision.REVIEW_DECISION_UNSPECIFIED:
         raise InvalidEventError("review decision must be validated or rejected")
     state = state.changed()
-    state.remember(key)
+    # The decision too: the same review asked again (a lost answer) is answered as done.
+    state.remember(key, f"{key}|{review.decision}")
     del state.pending_review[review.reading_id]
     patient = review.patient_pseudonym
     reviewed = close_review(state, patient, review.reading_id, now)

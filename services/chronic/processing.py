@@ -9,6 +9,7 @@ deadline of each patient is kept in a due-index and handled in a transaction whe
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import structlog
 
@@ -71,21 +72,22 @@ def publish(tx: Tx, patient: str, outcome: Outcome, event: Event | None, territo
             territory=None if event else territory_from_code(territory),
             event_id=fact.event_id,
         )
-        count(fact.message)
+        tx.on_commit.append(partial(count, fact.message))
         # "alert.raised", "alert.escalated"...: the fact's name, and ids only.
         fact_name = fact.spec.name.split(".")[2].replace("-", ".")
         log.info(fact_name, alert_id=getattr(fact.message, "alert_id", ""))
         if isinstance(fact.message, AlertRaised) and outcome.point_of_care_to_alert:
-            POINT_OF_CARE_TO_ALERT.labels(fact.message.loinc_code).observe(
-                outcome.point_of_care_to_alert.total_seconds()
+            tx.observe(
+                POINT_OF_CARE_TO_ALERT.labels(fact.message.loinc_code),
+                outcome.point_of_care_to_alert.total_seconds(),
             )
     tx.put(STATES, patient, outcome.state)
 
 
-def note_not_monitored(outcome: Outcome, reading_id: str, loinc: str) -> None:
+def note_not_monitored(tx: Tx, outcome: Outcome, reading_id: str, loinc: str) -> None:
     """A reading the plan does not monitor is kept, counted and logged, never dropped quietly."""
     if outcome.outcome == "not_monitored":
-        NOT_MONITORED.labels(loinc).inc()
+        tx.count(NOT_MONITORED.labels(loinc))
         log.info("reading.not_monitored", reading_id=reading_id, loinc_code=loinc)
 
 
@@ -111,8 +113,8 @@ async def evaluate_reading(event: Event, tx: Tx) -> None:
     outcome = handlers.evaluate_reading(
         reading, plan=plan, state=state, now=tx.now, territory=_territory(event)
     )
-    READINGS.labels(reading.loinc_code, outcome.outcome).inc()
-    note_not_monitored(outcome, reading.reading_id, reading.loinc_code)
+    tx.count(READINGS.labels(reading.loinc_code, outcome.outcome))
+    note_not_monitored(tx, outcome, reading.reading_id, reading.loinc_code)
     # Debug: at thousands of readings a second, one line each would drown the facts.
     log.debug("reading.checked", reading_id=reading.reading_id, outcome=outcome.outcome)
     if outcome.outcome != "duplicate":
@@ -126,8 +128,8 @@ async def correct_reading(event: Event, tx: Tx) -> None:
     outcome = handlers.correct_reading(
         correction, plan=plan, state=state, now=tx.now, territory=_territory(event)
     )
-    READINGS.labels(correction.loinc_code, outcome.outcome).inc()
-    note_not_monitored(outcome, correction.reading_id, correction.loinc_code)
+    tx.count(READINGS.labels(correction.loinc_code, outcome.outcome))
+    note_not_monitored(tx, outcome, correction.reading_id, correction.loinc_code)
     log.info("reading.corrected", reading_id=correction.reading_id, outcome=outcome.outcome)
     if outcome.outcome != "duplicate":
         publish(tx, patient, outcome, event, _territory(event))
@@ -142,7 +144,7 @@ async def review_result(event: Event, tx: Tx) -> None:
     )
     log.info("point_of_care.reviewed", reading_id=review.reading_id, outcome=outcome.outcome)
     pending = state.pending_review.get(review.reading_id)
-    note_not_monitored(outcome, review.reading_id, pending.loinc_code if pending else "")
+    note_not_monitored(tx, outcome, review.reading_id, pending.loinc_code if pending else "")
     if outcome.outcome != "duplicate":
         publish(tx, patient, outcome, event, _territory(event))
 
@@ -152,7 +154,7 @@ async def act_on_alert(event: Event, tx: Tx) -> None:
     patient = action.patient_pseudonym
     plan, state = context(tx, patient)
     outcome = apply_action(action, plan=plan, state=state, now=tx.now)
-    ALERT_ACTIONS.labels(outcome.outcome).inc()
+    tx.count(ALERT_ACTIONS.labels(outcome.outcome))
     log.info("alert.action", action_id=action.action_id, outcome=outcome.outcome)
     if outcome.facts:
         publish(tx, patient, outcome, event, _territory(event))
@@ -189,7 +191,7 @@ async def take_due_steps(patient: str, tx: Tx) -> None:
         return
     for action in due_actions(patient, plan, state, tx.now):
         outcome = apply_action(action, plan=plan, state=state, now=tx.now)
-        ALERT_ACTIONS.labels(outcome.outcome).inc()
+        tx.count(ALERT_ACTIONS.labels(outcome.outcome))
         log.info("alert.action", action_id=action.action_id, outcome=outcome.outcome)
         if outcome.facts:
             publish(tx, patient, outcome, None, plan.territory)

@@ -1,4 +1,4 @@
-"""Run the partner gateway: `python -m services.gateway` (settings: README, Settings)."""
+"""Run the partner gateway: `python -m services.gateway` (settings: docs/settings.md)."""
 
 from services.gateway.app import main
 

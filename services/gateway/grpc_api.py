@@ -18,7 +18,7 @@ from emeuse.partners.v1 import gateway_service_pb2 as api
 from emeuse.partners.v1 import gateway_service_pb2_grpc as api_grpc
 from emeuse.partners.v1.partners_pb2 import ConsentChanged
 from emeuse.registry import CONSENT_CHANGED
-from emeuse.runtime.calls import publish_for_caller, require_pseudonym, until_applied
+from emeuse.runtime.calls import call_event_id, publish_for_caller, require_pseudonym, until_applied
 from emeuse.runtime.envelope import (
     EXPERIMENT_ID,
     TERRITORY_CODES,
@@ -76,6 +76,14 @@ class GatewayServicer(api_grpc.PartnerGatewayServiceServicer):
             )
 
         async def local() -> api.RecordConsentResponse:
+            # The Nth change of a consent has an id derived from N: a change asked again
+            # (a lost answer) finds the consent already standing as asked, and is answered
+            # with that change's id, nothing published.
+            history = self.book(patient).changes.get(
+                ConsentBook.key(request.partner_id, request.purpose), []
+            )
+            if history and history[-1].granted == request.granted:
+                return api.RecordConsentResponse(event_id=_change_id(request, len(history) - 1))
             now = datetime.now(UTC)
             change = ConsentChanged(
                 patient_pseudonym=patient,
@@ -94,6 +102,7 @@ class GatewayServicer(api_grpc.PartnerGatewayServiceServicer):
                 territory=territory_from_code(request.territory),
                 experiment=request.experiment_id,
                 occurred_at=now,
+                event_id=_change_id(request, len(history)),
             )
             # Answer once the gateway applies it: the feeds follow it from then on.
             stated = change.changed_at.ToDatetime(tzinfo=UTC)
@@ -188,6 +197,18 @@ class GatewayServicer(api_grpc.PartnerGatewayServiceServicer):
     def _holds(self, topic: str, partition: int) -> bool:
         # Source topics and consents are co-partitioned: partition p is one task here.
         return partition in self.router.kernel.tasks
+
+
+def _change_id(request: api.RecordConsentRequest, index: int) -> str:
+    """The id of the consent's change number `index` (from 0), as asked."""
+    return call_event_id(
+        "consent",
+        request.patient_pseudonym,
+        request.partner_id,
+        request.purpose,
+        str(request.granted),
+        str(index),
+    )
 
 
 def register(servicer: GatewayServicer) -> Registrar:

@@ -37,7 +37,7 @@ async def apply_consent(event: Event, tx: Tx) -> None:
     changed_at = change.changed_at.ToDatetime(tzinfo=UTC)
     if book.record(change.partner_id, change.purpose, changed_at, change.granted):
         tx.put(CONSENTS, patient, book.to_json())
-    CONSENT_APPLIED.observe(max((datetime.now(UTC) - changed_at).total_seconds(), 0.0))
+    tx.observe(CONSENT_APPLIED, max((datetime.now(UTC) - changed_at).total_seconds(), 0.0))
     log.info("consent.applied", granted=change.granted)
 
 
@@ -57,11 +57,11 @@ async def share(event: Event, tx: Tx, *, directory: PartnerDirectory) -> None:
     headers = env.to_headers(event.envelope)
     for partner in readers:
         if not book.allows(partner.partner_id, list(partner.purposes), happened):
-            WITHHELD.labels(partner.partner_id, event_type).inc()
+            tx.count(WITHHELD.labels(partner.partner_id, event_type))
             continue
         key = (event.key or "").encode() or None
         tx.send(OutRecord(feed_topic(partner.partner_id), key, value, headers))
-        FORWARDED.labels(partner.partner_id, event_type).inc()
+        tx.count(FORWARDED.labels(partner.partner_id, event_type))
 
 
 def processor(directory: PartnerDirectory) -> Processor:

@@ -1,4 +1,4 @@
-"""Run the home-support service: `python -m services.home` (settings: README, Settings)."""
+"""Run the home-support service: `python -m services.home` (settings: docs/settings.md)."""
 
 from services.home.app import main
 

@@ -59,8 +59,15 @@ def check_event_id(value: str, what: str) -> None:
 
 def contact(message: HomeContact, what: str) -> Contact:
     check_contact_id(message.contact_id, what)
+    if message.role == ContactRole.CONTACT_ROLE_EMERGENCY_SERVICE:
+        # The territory's SAMU ends the chain of falls and panics, added by the service:
+        # a second one in the contacts would be told out of turn.
+        raise InvalidEventError(
+            f"{what} cannot be the emergency service: the SAMU (15) is added by the service "
+            "as the last step for falls and panics; list the other contacts only"
+        )
     if message.role not in CHAIN_ROLES:
-        raise InvalidEventError(f"{what} needs a role (the SAMU is added by the service)")
+        raise InvalidEventError(f"{what} needs a role (family, aide, nurse, GP...)")
     if message.acknowledge_within.ToSeconds() <= 0:
         raise InvalidEventError(f"{what} needs an acknowledge_within delay")
     return Contact(

@@ -114,10 +114,17 @@ class HomeServicer(api_grpc.HomeServiceServicer):
         await _invalid_unless(context, lambda: check_home(home), "home")
 
         async def local() -> api.EnrollHomeResponse:
-            if self.state(resident).config is not None:
+            state = self.state(resident)
+            if state.config is not None:
+                if _in_force(state, home):
+                    # Asked again after a lost answer: the enrolment stands, answered again.
+                    return api.EnrollHomeResponse(
+                        event_id=state.config.configured_by, version=state.config.version
+                    )
                 await context.abort(
                     grpc.StatusCode.ALREADY_EXISTS,
-                    "home is already enrolled; change its contacts with UpdateContacts",
+                    "home is already enrolled with another configuration; "
+                    "change its contacts with UpdateContacts",
                 )
             sent = HomeConfigured()
             sent.CopyFrom(home)
@@ -152,6 +159,11 @@ class HomeServicer(api_grpc.HomeServiceServicer):
                 home.aide_service.CopyFrom(request.aide_service)
             home.version = 0
             await _invalid_unless(context, lambda: check_home(home), "contacts")
+            if _in_force(state, home):
+                # Nothing to change (asked again after a lost answer): the answer it had.
+                return api.UpdateContactsResponse(
+                    event_id=state.config.configured_by, version=state.config.version
+                )
             version = state.config.version
             event_id = await self._publish(
                 context,
@@ -349,8 +361,14 @@ class HomeServicer(api_grpc.HomeServiceServicer):
                     "home has no aide service; set one with UpdateContacts",
                 )
             visit_id = request.visit_id or f"visit-{uuid.uuid4()}"
-            if visit_id in state.visits:
-                await context.abort(grpc.StatusCode.ALREADY_EXISTS, "visit is already planned")
+            known = state.visits.get(visit_id)
+            if known is not None:
+                if _same_visit(known, request):
+                    # Asked again after a lost answer: the visit it planned.
+                    return api.PlanVisitResponse(visit=visit_view(known))
+                await context.abort(
+                    grpc.StatusCode.ALREADY_EXISTS, "visit_id is already another planned visit"
+                )
             planned = VisitPlanned(
                 visit_id=visit_id,
                 resident_pseudonym=resident,
@@ -537,13 +555,42 @@ def _notified(incident: IncidentState) -> list[NotifiedContact]:
     ]
 
 
+def _in_force(state: HomeState, home: HomeConfigured) -> bool:
+    """Whether `home` is the configuration in force (its version aside)."""
+    if state.config is None or not state.config.configured_by:
+        return False
+    current = json_format.ParseDict(state.configured, HomeConfigured())
+    asked = HomeConfigured()
+    asked.CopyFrom(home)
+    current.version = asked.version = 0
+    return current == asked
+
+
+def _same_visit(visit: VisitState, request: api.PlanVisitRequest) -> bool:
+    return (
+        visit.aide_id == request.aide_id
+        and visit.planned_start == request.planned_start.ToDatetime(tzinfo=UTC)
+        and visit.planned_duration_s == request.planned_duration.ToTimedelta().total_seconds()
+    )
+
+
+def _status(incident: IncidentState) -> api.IncidentStatus.ValueType:
+    """Where it stands; an open incident whose chain has run out says so (and whether
+    the SAMU was told), since no further step will come by itself."""
+    if incident.chain_exhausted:
+        if incident.with_samu:
+            return api.IncidentStatus.INCIDENT_STATUS_ESCALATED_TO_SAMU
+        return api.IncidentStatus.INCIDENT_STATUS_CHAIN_EXHAUSTED
+    return STATUS[incident.status]
+
+
 def incident_view(resident: str, incident: IncidentState) -> api.Incident:
     view = api.Incident(
         incident_id=incident.incident_id,
         resident_pseudonym=resident,
         territory=incident.territory,
         kind=kind_of(incident),
-        status=STATUS[incident.status],
+        status=_status(incident),
         reason=incident.reason,
         occurred_at=timestamp(incident.occurred_at),
         raised_at=timestamp(incident.raised_at),

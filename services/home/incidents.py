@@ -455,6 +455,7 @@ def _escalation_due(
         kind=kind_of(incident),
         notified=notified(incident.chain[incident.step], incident.step),
         escalated_at=timestamp(now),
+        chain_exhausted=incident.chain_exhausted,
     )
     fact = Fact(
         INCIDENT_ESCALATED,

@@ -11,6 +11,7 @@ state that records it commit together and a step is published once, crash or not
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 
 import structlog
 
@@ -72,7 +73,7 @@ def publish(tx: Tx, resident: str, outcome: Outcome, event: Event | None) -> Non
             experiment_id=(config.experiment or None) if config else None,
             event_id=fact.event_id,
         )
-        count(fact.message, territory, outcome.state)
+        tx.on_commit.append(partial(count, fact.message, territory, outcome.state))
         # "incident.raised", "incident.escalated"...: the fact's name, and ids only.
         fact_name = fact.spec.name.split(".")[2].replace("-", ".")
         log.info(fact_name, incident_id=getattr(fact.message, "incident_id", ""))
@@ -96,8 +97,9 @@ async def configure_home(event: Event, tx: Tx) -> None:
         experiment=event.envelope.experiment_id,
     )
     state.remember(applied)
-    store(tx, home.resident_pseudonym, state)
     assert state.config is not None
+    state.config.configured_by = event.envelope.event_id
+    store(tx, home.resident_pseudonym, state)
     log.info("home.configured", version=state.config.version)
 
 
@@ -105,7 +107,7 @@ async def record_sensor_event(event: Event, tx: Tx) -> None:
     report = event.message
     resident = report.resident_pseudonym
     outcome = handlers.record_sensor_event(report, state=state_of(tx, resident), now=tx.now)
-    SENSOR_EVENTS.labels(handlers.sensor_of(report.kind).value, outcome.outcome).inc()
+    tx.count(SENSOR_EVENTS.labels(handlers.sensor_of(report.kind).value, outcome.outcome))
     log.info(
         "sensor_event.recorded", sensor_event_id=report.sensor_event_id, outcome=outcome.outcome
     )
@@ -126,7 +128,7 @@ async def check_in(event: Event, tx: Tx) -> None:
     outcome = handlers.check_in(visit, state=state_of(tx, visit.resident_pseudonym), now=tx.now)
     log.info("visit.checked_in", visit_id=visit.visit_id, outcome=outcome.outcome)
     if outcome.outcome != "duplicate":
-        VISIT_LATENESS.observe(outcome.state.visits[visit.visit_id].lateness.total_seconds())
+        tx.observe(VISIT_LATENESS, outcome.state.visits[visit.visit_id].lateness.total_seconds())
         publish(tx, visit.resident_pseudonym, outcome, event)
 
 
@@ -137,7 +139,7 @@ async def check_out(event: Event, tx: Tx) -> None:
     if outcome.outcome != "duplicate":
         duration = outcome.state.visits[visit.visit_id].duration
         if duration is not None:
-            VISIT_DURATION.observe(duration.total_seconds())
+            tx.observe(VISIT_DURATION, duration.total_seconds())
         publish(tx, visit.resident_pseudonym, outcome, event)
 
 
@@ -147,7 +149,7 @@ async def act_on_incident(event: Event, tx: Tx) -> None:
     action = event.message
     resident = action.resident_pseudonym
     outcome = apply_action(action, state=state_of(tx, resident), now=tx.now)
-    ACTIONS.labels(outcome.outcome).inc()
+    tx.count(ACTIONS.labels(outcome.outcome))
     log.info("incident.action", action_id=action.action_id, outcome=outcome.outcome)
     if outcome.facts:
         publish(tx, resident, outcome, event)
@@ -168,7 +170,7 @@ async def take_due_steps(resident: str, tx: Tx) -> None:
     actions = due_actions(resident, state, tx.now)
     for action in actions:
         outcome = apply_action(action, state=state, now=tx.now)
-        ACTIONS.labels(outcome.outcome).inc()
+        tx.count(ACTIONS.labels(outcome.outcome))
         log.info("incident.action", action_id=action.action_id, outcome=outcome.outcome)
         if outcome.facts:
             publish(tx, resident, outcome, None)

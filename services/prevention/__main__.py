@@ -1,4 +1,4 @@
-"""Run the prevention service: `python -m services.prevention` (settings: README, Settings)."""
+"""Run the prevention service: `python -m services.prevention` (settings: docs/settings.md)."""
 
 from services.prevention.app import main
 

@@ -68,6 +68,7 @@ from services.prevention.domain.person import (
     SENT,
     Message,
     PersonState,
+    Profile,
 )
 from services.prevention.domain.programmes import BY_NAME
 from services.prevention.handlers import (
@@ -205,10 +206,18 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
         await _experiment(context, request.experiment_id)
 
         async def local() -> api.EnrollPersonResponse:
-            if self._state(person).enrolled:
-                await context.abort(
-                    grpc.StatusCode.ALREADY_EXISTS,
-                    "the person is enrolled; change preferences with UpdatePreferences",
+            # Enrolment is an upsert: an enrolled person's profile is replaced (a new age
+            # band, territory...). The same data again changes nothing and answers the
+            # enrolment that set it (a repeat after a lost answer).
+            before = self._state(person)
+            known = before.profile
+            if (
+                known is not None
+                and known.enrolled_by
+                and same_profile(known, check_enrolment(enrolment))
+            ):
+                return api.EnrollPersonResponse(
+                    event_id=known.enrolled_by, scheduled=_scheduled(person, before.scheduled())
                 )
             event_id = await self._publish(
                 context,
@@ -371,6 +380,9 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
         async def local() -> api.EndProgrammeResponse:
             before = await self._enrolled(context, person)
             current = before.programmes.get(name)
+            if current is not None and not current.running and current.end_reason == request.reason:
+                # Ended already for this reason (asked again after a lost answer).
+                return api.EndProgrammeResponse(cancelled_message_ids=_ended_with(before, name))
             if current is None or not current.running:
                 await context.abort(
                     grpc.StatusCode.FAILED_PRECONDITION, "the person is not in this programme"
@@ -473,8 +485,12 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
         if campaign.end_at <= datetime.now(UTC):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "end_at is past")
         await self._directory_ready(context)
-        if self.directory.get(campaign.campaign_id) is not None:
-            await context.abort(grpc.StatusCode.ALREADY_EXISTS, "a campaign has this id")
+        known = self.directory.get(campaign.campaign_id)
+        if known is not None:
+            if same_definition(known, campaign):
+                # Created already (asked again after a lost answer): the campaign as it is.
+                return api.CreateCampaignResponse(campaign=campaign_view(known))
+            await context.abort(grpc.StatusCode.ALREADY_EXISTS, "another campaign has this id")
         try:
             view = await self._write_campaign(context, campaign)
         except grpc.aio.AbortError:
@@ -537,9 +553,8 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
     async def ResumeCampaign(
         self, request: api.ResumeCampaignRequest, context: grpc.aio.ServicerContext
     ) -> api.ResumeCampaignResponse:
-        current = await self._campaign(context, request.campaign_id)
-        if current.status != domain.PAUSED:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "the campaign is not paused")
+        # Resumed already (asked again), it answers as it stands, as the other transitions;
+        # a campaign neither paused nor approved is FAILED_PRECONDITION.
         view = await self._transition(
             context, request.campaign_id, request.actor_id, domain.APPROVED, (domain.PAUSED,)
         )
@@ -705,6 +720,30 @@ def person_schedule(
 PROGRAMME_OF_NAME_VALUE: dict[str, Programme.ValueType] = {
     name: value for value, name in PROGRAMME_NAMES.items()
 }
+
+
+def same_definition(known: domain.CampaignDef, asked: domain.CampaignDef) -> bool:
+    """Whether a campaign asked to be created is the one the log holds (its versions,
+    status and approval aside)."""
+    moving = {"version", "write_id", "status", "approved_by"}
+    return known.model_dump(exclude=moving) == asked.model_dump(exclude=moving)
+
+
+def _ended_with(state: PersonState, programme: str) -> list[str]:
+    """The programme's messages its end cancelled."""
+    return sorted(
+        m.message_id
+        for m in state.messages.values()
+        if m.programme == programme
+        and m.status == CANCELLED
+        and m.cancel_reason == "programme_ended"
+    )
+
+
+def same_profile(known: Profile, asked: Profile) -> bool:
+    """Whether an enrolment asks for the profile the person already has."""
+    fixed = {"enrolled_at", "enrolled_by"}
+    return known.model_dump(exclude=fixed) == asked.model_dump(exclude=fixed)
 
 
 def register(servicer: PreventionServicer) -> Registrar:

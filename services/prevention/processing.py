@@ -87,7 +87,7 @@ def record(
             fact.spec.name.split(".")[2].replace("-", "."),
             message_id=getattr(fact.message, "message_id", ""),
         )
-    count(outcome.counts)
+    tx.on_commit.append(partial(count, outcome.counts))
     tx.put(STATES, person, outcome.state.to_json())
 
 
@@ -99,12 +99,12 @@ async def serve_person(event: Event, tx: Tx, *, rule: Rule) -> None:
     if state.has_seen(applied_key(event.envelope.event_id)):
         # The same event published again (a writer's retry, a replay): applied again, an
         # old enrolment would undo a later change, which is skipped as already seen.
-        INPUTS.labels(input_name, "redelivered").inc()
+        tx.count(INPUTS.labels(input_name, "redelivered"))
         log.info("person.input", input=input_name, outcome="redelivered")
         return
     outcome = rule(event, state, tx.now)
     outcome.state.remember(applied_key(event.envelope.event_id))
-    INPUTS.labels(input_name, outcome.outcome).inc()
+    tx.count(INPUTS.labels(input_name, outcome.outcome))
     log.info("person.input", input=input_name, outcome=outcome.outcome)
     record(tx, person, outcome, cause=event.envelope)
 
@@ -113,7 +113,10 @@ def enrol(event: Event, state: PersonState, now: datetime, *, delays: Delays) ->
     enrolment = event.message
     if not enrolment.territory:
         enrolment.territory = event.envelope.territory
-    return handlers.enrol(enrolment, state=state, now=now, delays=delays)
+    outcome = handlers.enrol(enrolment, state=state, now=now, delays=delays)
+    if outcome.state.profile is not None:
+        outcome.state.profile.enrolled_by = event.envelope.event_id
+    return outcome
 
 
 def opt_out(event: Event, state: PersonState, now: datetime) -> Outcome:
@@ -197,7 +200,7 @@ async def take_due_steps(person: str, tx: Tx, *, directory: Directory, delays: D
         progressed = False
         for action in actions:
             outcome = act(action, state=state, now=tx.now, directory=directory, delays=delays)
-            INPUTS.labels("timer", outcome.outcome).inc()
+            tx.count(INPUTS.labels("timer", outcome.outcome))
             log.info("person.step", outcome=outcome.outcome)
             if outcome.state is state:
                 continue  # nothing changed (paused, not due, already taken)

@@ -19,6 +19,7 @@ from emeuse.access.v1.access_events_pb2 import (
     ConsultationRequested,
     ConsultationStatus,
     Modality,
+    WithdrawalReason,
 )
 from emeuse.chronic.v1 import chronic_service_pb2 as chronic_api
 from emeuse.chronic.v1 import chronic_service_pb2_grpc as chronic_grpc
@@ -28,6 +29,7 @@ from emeuse.registry import (
     CONSULTATION_STATUS_CHANGED,
     PLACE_REGISTERED,
     REQUEST_FLAGGED,
+    REQUEST_WITHDRAWN,
     SLOT_BOOKED,
 )
 from emeuse.runtime.pseudonym import random_pseudonym
@@ -297,6 +299,50 @@ def test_a_request_left_unbooked_past_its_delay_is_flagged_to_the_coordinator(pl
     assert request_id in flagged
     metrics = platform.services["access"].metrics()
     assert metric(metrics, "emeuse_access_requests_total", territory="55", outcome="flagged") >= 1
+
+
+def test_a_withdrawn_request_leaves_the_line_audited_and_its_place_goes_to_the_next(platform, bus):
+    client = access(platform)
+    # Nobody offers this specialty yet: both requests wait, the withdrawn one ahead.
+    specialty = f"rheum-{uuid.uuid4().hex[:8]}"
+    ahead = ask(client, consultation(random_pseudonym(), specialty))
+    behind = ask(client, consultation(random_pseudonym(), specialty))
+    withdrawn_id = ahead.request.request_id
+    withdraw = api.WithdrawRequestRequest(
+        territory="55",
+        request_id=withdrawn_id,
+        reason=WithdrawalReason.WITHDRAWAL_REASON_PATIENT_DECLINED,
+        reason_code="patient.seen_elsewhere",
+        actor_id=ahead.request.patient_pseudonym,
+    )
+    first = client.WithdrawRequest(withdraw)
+    # Asked again after a lost answer: the same answer, not an error.
+    assert client.WithdrawRequest(withdraw) == first
+    assert first.request.status == api.REQUEST_STATUS_WITHDRAWN
+    assert first.request.withdrawal_reason == WithdrawalReason.WITHDRAWAL_REASON_PATIENT_DECLINED
+    [audit] = bus.wait_for(
+        REQUEST_WITHDRAWN.name, lambda r: r["event"]["request_id"] == withdrawn_id
+    )
+    assert audit["event"]["reason"] == "WITHDRAWAL_REASON_PATIENT_DECLINED"
+    assert audit["event"]["reason_code"] == "patient.seen_elsewhere"
+    line = [r.request.request_id for r in open_requests(client)]
+    assert withdrawn_id not in line and behind.request.request_id in line
+    # The slot that would have been the withdrawn request's goes to the next in line.
+    specialist = register(client, "SPECIALIST", specialty)
+    [slot] = publish_slots(client, specialist, 1, datetime.now(UTC) + timedelta(days=1))
+    [booked] = bus.wait_for(SLOT_BOOKED.name, lambda r: r["event"]["slot_id"] == slot)
+    assert booked["event"]["request_id"] == behind.request.request_id
+    # A booked request is not withdrawn: its booking is cancelled instead.
+    with pytest.raises(grpc.RpcError) as refused:
+        client.WithdrawRequest(
+            api.WithdrawRequestRequest(
+                territory="55",
+                request_id=behind.request.request_id,
+                reason=WithdrawalReason.WITHDRAWAL_REASON_NO_LONGER_NEEDED,
+            )
+        )
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "CancelBooking" in refused.value.details()
 
 
 def test_a_consultation_runs_its_lifecycle_and_a_referral_reaches_second_line_care(platform, bus):
@@ -692,3 +738,100 @@ def test_list_places_pages_a_commune_by_place_id(platform):
         with pytest.raises(grpc.RpcError) as refused:
             client.ListPlaces(bad)
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_every_write_asked_again_after_a_lost_answer_answers_as_the_first_time(platform):
+    """Each write sent twice, as a client does when the first answer was lost: the second
+    answer is the first one, the agenda unchanged by it."""
+    client = access(platform)
+    specialty = f"geria-{uuid.uuid4().hex[:8]}"  # nobody else's requests or slots
+    place_id = f"cabin-{uuid.uuid4().hex[:8]}"
+    practitioner_id = f"pract-{uuid.uuid4().hex[:12]}"
+    patient = random_pseudonym()
+    start = datetime.now(UTC) + timedelta(minutes=5)
+    slot_starts = [start, start + timedelta(minutes=20), start + timedelta(minutes=40)]
+
+    def twice(call, request):
+        first = call(request, timeout=30)
+        assert call(request, timeout=30) == first, call
+        return first
+
+    twice(
+        client.RegisterPlace,
+        json_format.ParseDict(
+            {
+                "registration": {
+                    "territory": "55",
+                    "place": {
+                        "place_id": place_id,
+                        "kind": "PLACE_KIND_PHARMACY_CABIN",
+                        **VERDUN,
+                        "modalities": ["MODALITY_VIDEO"],
+                    },
+                },
+                "experiment_id": "exp-teleconsult",
+            },
+            api.RegisterPlaceRequest(),
+        ),
+    )
+    practitioner = api.RegisterPractitionerRequest(experiment_id="exp-teleconsult")
+    json_format.ParseDict(
+        {
+            "practitioner_id": practitioner_id,
+            "territory": "55",
+            "profession": "PROFESSION_SPECIALIST",
+            "specialty": specialty,
+            "care_line": "CARE_LINE_FIRST",
+            "modalities": ["MODALITY_VIDEO", "MODALITY_NURSE_ASSISTED"],
+            "place": {"kind": "PLACE_KIND_HEALTH_CENTRE", **BAR_LE_DUC},
+            "active": True,
+        },
+        practitioner.practitioner,
+    )
+    twice(client.RegisterPractitioner, practitioner)
+    availability = api.PublishAvailabilityRequest(experiment_id="exp-teleconsult")
+    availability.availability.practitioner_id = practitioner_id
+    availability.availability.territory = "55"
+    for at in slot_starts:
+        slot = availability.availability.slots.add()
+        slot.start.FromDatetime(at)
+        slot.duration.FromSeconds(15 * 60)
+    slot_ids = list(twice(client.PublishAvailability, availability).slot_ids)
+
+    asked = [
+        twice(
+            client.RequestConsultation,
+            api.RequestConsultationRequest(
+                request=consultation(patient, specialty), experiment_id="exp-teleconsult"
+            ),
+        ).request
+        for _ in range(2)
+    ]
+    seen, moved = asked[0].booking.booking_id, asked[1].booking.booking_id
+    assert [a.booking.slot_id for a in asked] == slot_ids[:2]
+    twice(client.ConfirmBooking, api.ConfirmBookingRequest(territory="55", booking_id=seen))
+    for status in ("STARTED", "COMPLETED"):
+        twice(
+            client.RecordConsultationOutcome,
+            api.RecordConsultationOutcomeRequest(
+                territory="55",
+                booking_id=seen,
+                status=getattr(ConsultationStatus, f"CONSULTATION_STATUS_{status}"),
+            ),
+        )
+    rescheduled = twice(
+        client.RescheduleBooking,
+        api.RescheduleBookingRequest(territory="55", booking_id=moved, slot_id=slot_ids[2]),
+    ).booking
+    twice(
+        client.CancelBooking,
+        api.CancelBookingRequest(
+            territory="55", booking_id=rescheduled.booking_id, reason_code="patient.away"
+        ),
+    )
+    agenda = client.GetPractitionerAgenda(
+        api.GetPractitionerAgendaRequest(territory="55", practitioner_id=practitioner_id)
+    )
+    assert len(agenda.slots) == 3  # each slot published once
+    requests = client.ListPatientRequests(api.ListPatientRequestsRequest(patient_pseudonym=patient))
+    assert len(requests.consultation_requests) == 2  # each request made once

@@ -16,7 +16,7 @@ from google.protobuf import json_format
 
 from emeuse.chronic.v1 import chronic_service_pb2 as api
 from emeuse.chronic.v1 import chronic_service_pb2_grpc as api_grpc
-from emeuse.chronic.v1.chronic_events_pb2 import CarePlanUpdated, ReadingRecorded
+from emeuse.chronic.v1.chronic_events_pb2 import CarePlanUpdated, ReadingRecorded, ReviewDecision
 from emeuse.registry import (
     ALERT_ACKNOWLEDGED,
     ALERT_ESCALATED,
@@ -404,9 +404,15 @@ def test_care_plans_change_over_grpc_and_apply_to_the_next_reading(platform, bus
     chronic = Chronic(platform)
     plan = care_plan(patient, "DIABETES", GLUCOSE_BAND)
     enrol(platform, plan)
+    # The same enrolment asked again (a lost answer) answers as the first time...
+    repeat = api.EnrollPatientRequest(care_plan=plan, territory="55", experiment_id="exp-telesurv")
+    assert chronic.EnrollPatient(repeat) == chronic.EnrollPatient(repeat)
+    assert chronic.EnrollPatient(repeat).version == 1
+    # ...another plan for an enrolled patient is a change: UpdateCarePlan.
+    other = care_plan(patient, "DIABETES", GLUCOSE_BAND)
     again = grpc_error(
         chronic.EnrollPatient,
-        api.EnrollPatientRequest(care_plan=plan, territory="55", experiment_id="exp-telesurv"),
+        api.EnrollPatientRequest(care_plan=other, territory="55", experiment_id="exp-telesurv"),
     )
     assert again.code() == grpc.StatusCode.ALREADY_EXISTS
     stranger = care_plan(random_pseudonym(), "DIABETES", GLUCOSE_BAND)
@@ -522,3 +528,32 @@ def test_a_thousand_shuffled_readings_with_duplicates_give_exactly_the_expected_
         if not token:
             break
     assert sorted(listed) == sorted(critical)
+
+
+def test_a_reading_and_a_lab_review_asked_again_answer_as_the_first_time(platform):
+    patient = random_pseudonym()
+    chronic = Chronic(platform)
+    enrol(platform, care_plan(patient, "ANTICOAGULATION", INR_BAND))
+    capillary = reading(patient, "34714-6", 2.4, "{INR}", point_of_care=True)
+    # A reading sent twice is one event (the handler counts it once either way).
+    assert record_reading(platform, capillary) == record_reading(platform, capillary)
+    review = api.ReviewPointOfCareResultRequest(
+        patient_pseudonym=patient,
+        reading_id=capillary.reading_id,
+        reviewer_id=LAB["member_id"],
+        decision="REVIEW_DECISION_VALIDATED",
+    )
+    first = chronic.ReviewPointOfCareResult(review)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        status = chronic.GetPatientStatus(api.GetPatientStatusRequest(patient_pseudonym=patient))
+        if not status.pending_review_reading_ids:
+            break
+        time.sleep(0.2)
+    assert not status.pending_review_reading_ids  # applied: the result left the review queue
+    assert chronic.ReviewPointOfCareResult(review) == first
+    # Another decision on a result already reviewed is refused, not taken as a repeat.
+    review.decision = ReviewDecision.REVIEW_DECISION_REJECTED
+    review.rejection_reason = "sample.clotted"
+    other = grpc_error(chronic.ReviewPointOfCareResult, review)
+    assert other.code() == grpc.StatusCode.FAILED_PRECONDITION

@@ -164,6 +164,9 @@ def test_a_fall_nobody_answers_goes_contact_by_contact_to_the_samu(platform, bus
     [incident] = status.open_incidents
     assert [n.contact_id for n in incident.notified] == [DAUGHTER, NEIGHBOUR, SAMU]
     assert not incident.HasField("next_escalation_at")  # the chain ended at the SAMU
+    # ...and says so: nothing further happens by itself.
+    assert incident.status == api.INCIDENT_STATUS_ESCALATED_TO_SAMU
+    assert [s["event"].get("chain_exhausted", False) for s in steps] == [False, True]
     # The coordinator's list of open incidents in the Meuse shows it.
     listed, token = [], ""
     while True:
@@ -407,8 +410,14 @@ def test_an_enrolment_delivered_again_changes_nothing(platform, bus):
     # The enrolment's record comes again, as after a rebalance or a crash: it is not
     # applied again (no version 3, the daughter not back), so the next change is version 3.
     bus.replay(HOME_CONFIGURED.name, resident)
-    again = home.UpdateContacts(
+    # (The same contacts asked again change nothing: the answer the change had.)
+    same = home.UpdateContacts(
         api.UpdateContactsRequest(resident_pseudonym=resident, contacts=nurse)
+    )
+    assert same == changed
+    sooner = [json_format.ParseDict(contact(NURSE, "NURSE", "300s"), HomeContact())]
+    again = home.UpdateContacts(
+        api.UpdateContactsRequest(resident_pseudonym=resident, contacts=sooner)
     )
     assert again.version == 3
     status = home.GetHomeStatus(api.GetHomeStatusRequest(resident_pseudonym=resident))

@@ -167,6 +167,35 @@ def test_a_partner_gets_a_patients_events_only_while_consent_stands(platform, bu
     assert standing.stands and [c.granted for c in standing.history] == [True, False, True]
 
 
+def test_a_consent_change_asked_again_answers_as_the_first_time(platform, partner):
+    patient = random_pseudonym()
+    consent(platform, partner, patient, True)  # waits until the gateway knows the partner
+    client = gateway(platform)
+
+    def record_twice(granted: bool) -> str:
+        request = api.RecordConsentRequest(
+            patient_pseudonym=patient,
+            partner_id=partner.partner_id,
+            purpose="remote-monitoring",
+            granted=granted,
+            territory="55",
+            experiment_id="integration-tests",
+        )
+        first = client.RecordConsent(request)
+        assert client.RecordConsent(request) == first
+        return first.event_id
+
+    granted = record_twice(True)
+    withdrawn = record_twice(False)
+    assert granted != withdrawn
+    [stated] = client.GetPatientConsents(
+        api.GetPatientConsentsRequest(patient_pseudonym=patient)
+    ).consents
+    # One grant (the first call above) and one withdrawal: the repeats changed nothing.
+    assert [c.granted for c in stated.history] == [True, False]
+    assert not stated.stands
+
+
 def test_what_a_partner_publishes_is_checked_and_stamped_before_the_platform_takes_it(
     platform, bus, partner
 ):

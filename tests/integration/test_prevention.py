@@ -32,6 +32,7 @@ from emeuse.prevention.v1.prevention_events_pb2 import (
     DeliveryStatus,
     PersonEnrolled,
     Programme,
+    ProgrammeEndReason,
 )
 from emeuse.registry import (
     CARE_PLAN_UPDATED,
@@ -410,3 +411,75 @@ def test_a_pregnancy_started_mid_way_lands_each_step_on_its_week_and_names_those
         weeks[message.step] = (local.date() - last_period).days / 7
     assert weeks == {step: float(step.removeprefix("week_")) for step in weeks}
     assert set(weeks) == {"week_20", "week_22", "week_28", "week_32", "week_36", "week_39"}
+
+
+def test_every_write_asked_again_after_a_lost_answer_answers_as_the_first_time(platform):
+    """Each write sent twice, as a client does when the first answer was lost."""
+    client = prevention(platform)
+
+    def twice(call, request):
+        first = call(request, timeout=30)
+        assert call(request, timeout=30) == first, call
+        return first
+
+    person = random_pseudonym()
+    twice(
+        client.EnrollPerson,
+        api.EnrollPersonRequest(
+            person=PersonEnrolled(
+                person_pseudonym=person,
+                age_band_from=25,
+                age_band_to=29,
+                territory=MEUSE,
+                allowed_channels=["app"],
+            ),
+            experiment_id="exp-prevention",
+        ),
+    )
+    twice(
+        client.UpdatePreferences,
+        api.UpdatePreferencesRequest(person_pseudonym=person, allowed_channels=["app", "sms"]),
+    )
+    start = api.StartProgrammeRequest(
+        person_pseudonym=person, programme=Programme.PROGRAMME_PREGNANCY
+    )
+    start.expected_due_date.FromDatetime(datetime.now(UTC) + timedelta(days=200))
+    assert twice(client.StartProgramme, start).scheduled
+    ended = twice(
+        client.EndProgramme,
+        api.EndProgrammeRequest(
+            person_pseudonym=person,
+            programme=Programme.PROGRAMME_PREGNANCY,
+            reason=ProgrammeEndReason.PROGRAMME_END_REASON_WITHDRAWN,
+        ),
+    )
+    assert ended.cancelled_message_ids  # the steps not sent
+
+    campaign = CampaignUpdated(
+        campaign_id=f"cmp-{uuid.uuid4().hex[:12]}",
+        label_code="integration-test",
+        created_by="staff-designer",
+        experiment_id="exp-prevention",
+    )
+    campaign.segment.age_from, campaign.segment.age_to = 97, 99  # nobody's band here
+    campaign.segment.territories.append(MEUSE)
+    campaign.messages.add(template_id="campaign.integration", parameters={"topic": "test"})
+    campaign.start_at.FromDatetime(datetime.now(UTC) + timedelta(hours=1))
+    campaign.end_at.FromDatetime(datetime.now(UTC) + timedelta(hours=2))
+    campaign_id = campaign.campaign_id
+    twice(client.CreateCampaign, api.CreateCampaignRequest(campaign=campaign))
+    twice(
+        client.ApproveCampaign,
+        api.ApproveCampaignRequest(campaign_id=campaign_id, approver_id="staff-approver"),
+    )
+    for call, request in (
+        (client.PauseCampaign, api.PauseCampaignRequest),
+        (client.ResumeCampaign, api.ResumeCampaignRequest),
+        (client.FinishCampaign, api.FinishCampaignRequest),
+    ):
+        twice(call, request(campaign_id=campaign_id, actor_id="staff-approver"))
+    # Created again with another definition under its id: refused.
+    campaign.label_code = "another-label"
+    with pytest.raises(grpc.RpcError) as taken:
+        client.CreateCampaign(api.CreateCampaignRequest(campaign=campaign))
+    assert taken.value.code() == grpc.StatusCode.ALREADY_EXISTS

@@ -8,6 +8,10 @@
   emeuse callers add NAME           give a gRPC caller a new token (file) and allow it
   emeuse partner add|list|grant|remove   partners: registry, Kafka credential and ACLs
   emeuse partner run MODULE:APP     run a partner's PartnerApp on its feed (docs/partners.md)
+  emeuse deploy render [--check]    write deploy/k8s/ from the registries (docs/operations.md)
+  emeuse evaluate --experiment X --territory 55 --from 2026-01 --to 2026-12 --out DIR
+                                    an experiment's indicators as CSV and PNG (docs/evaluation.md)
+  emeuse simulate                   a seeded synthetic territory's events (--dry-run: to a file)
 
 Every command takes --bootstrap (default: EMEUSE_KAFKA_BOOTSTRAP or 127.0.0.1:9092).
 Errors are one line on stderr and a non-zero exit status, never a traceback.
@@ -29,12 +33,15 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
 from emeuse.cli import kafka
+from emeuse.cli.deploy import add_deploy_command, cmd_deploy
 from emeuse.cli.errors import CliError
+from emeuse.cli.evaluate import add_evaluate_command, cmd_evaluate
 from emeuse.cli.health import check_health
 from emeuse.cli.partner_admin import add_partner_admin_commands
 from emeuse.cli.partner_run import add_partner_run_command
 from emeuse.cli.publish import build_event
 from emeuse.cli.records import describe
+from emeuse.cli.simulate import add_simulate_command, cmd_simulate
 from emeuse.registry import TOPICS, TopicSpec, UnknownTopicError, by_name
 from emeuse.runtime.auth import AuthSetupError, add_caller
 from emeuse.runtime.codec import expected_partition
@@ -138,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_partner_admin_commands(partner_commands)
     add_partner_run_command(partner_commands)
+    add_deploy_command(commands)
+    add_evaluate_command(commands)
+    add_simulate_command(commands, _bootstrap_option)
     return parser
 
 
@@ -296,6 +306,9 @@ COMMANDS = {
     "health": cmd_health,
     "callers": cmd_callers,
     "partner": cmd_partner,
+    "deploy": cmd_deploy,
+    "evaluate": cmd_evaluate,
+    "simulate": cmd_simulate,
 }
 
 

@@ -131,6 +131,9 @@ class Kernel:
             enable_idempotence=True,
             acks="all",
             linger_ms=2,
+            # Also the wait after CONCURRENT_TRANSACTIONS (the previous commit's markers not
+            # yet written), met at nearly every commit of a busy partition: 100 ms by default.
+            retry_backoff_ms=20,
             max_batch_size=512 * 1024,
             max_request_size=1_048_576,
             transaction_timeout_ms=60_000,
@@ -194,7 +197,7 @@ class Kernel:
         headers = env.header_map(record.headers)
         claimed = headers.get(env.H_TYPE, b"").decode(errors="replace")
         event_type = claimed if claimed in KNOWN_TYPES else "unknown"
-        self._counter(metrics.EVENTS_CONSUMED, spec.name, event_type).inc()
+        tx.count(self._counter(metrics.EVENTS_CONSUMED, spec.name, event_type))
         raw_key = record.key
         key = raw_key.decode(errors="replace") if isinstance(raw_key, bytes) else raw_key
         try:
@@ -257,14 +260,29 @@ class Kernel:
                 reason=reason,
             )
         )
-        self._count_dead_letter(record.topic, cause, event_type, record.partition, record.offset)
+        self._count_dead_letter(
+            record.topic, cause, event_type, record.partition, record.offset, tx
+        )
 
     def _count_dead_letter(
-        self, topic: str, cause: int, event_type: str, partition: int, offset: int
+        self,
+        topic: str,
+        cause: int,
+        event_type: str,
+        partition: int,
+        offset: int,
+        tx: Tx | None = None,
     ) -> None:
+        """Counted when the dead letter commits (in `tx`), or at once outside a batch."""
         cause_name = DeadLetterCause.Name(cause)  # type: ignore[arg-type]
-        metrics.EVENTS_FAILED.labels(self.service, topic, event_type, cause_name).inc()
-        metrics.EVENTS_DEAD_LETTERED.labels(self.service, topic).inc()
+        for metric in (
+            metrics.EVENTS_FAILED.labels(self.service, topic, event_type, cause_name),
+            metrics.EVENTS_DEAD_LETTERED.labels(self.service, topic),
+        ):
+            if tx is None:
+                metric.inc()
+            else:
+                tx.count(metric)
         log.warning(
             "event.dead_lettered",
             cause=cause_name,

@@ -435,6 +435,7 @@ class PartitionTask:
             encoded.append((table, key, None if value is DELETED else k.codec(table).encode(value)))
         if not offsets and not encoded and not tx.outputs:
             self._after_fire(fired, {})
+            self._counted(tx)
             return True
         committing = False
         try:
@@ -482,6 +483,7 @@ class PartitionTask:
         metrics.TRANSACTIONS.labels(k.service, "committed").inc()
         for out in tx.outputs:
             k.count_output(out)
+        self._counted(tx)
         due = self._due_of_keys(tx.writes, lambda key: lambda table: tx.get(table, key))
         self._store.apply(
             encoded, [(t, key, d) for (t, key), d in due.items()], checkpoint=checkpoint
@@ -495,6 +497,13 @@ class PartitionTask:
             self._schedule(table, key, deadline)
         self._after_fire(fired, due)
         return True
+
+    def _counted(self, tx: Tx) -> None:
+        for apply in tx.on_commit:
+            try:
+                apply()
+            except Exception:  # a metric must never undo a commit
+                log.exception("metrics.failed", partition=self.partition)
 
     def _after_fire(
         self, fired: Iterable[tuple[str, str, int]], due: dict[tuple[str, str], int | None]

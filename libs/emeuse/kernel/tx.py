@@ -55,6 +55,9 @@ class Tx:
         self.outputs: list[OutRecord] = []
         self.writes: dict[tuple[str, str], Any] = {}
         self._journal: list[tuple[tuple[str, str], Any]] = []
+        # Metrics of what the batch did: applied once it commits, so a batch handled again
+        # after an abort is not counted twice.
+        self.on_commit: list[Callable[[], None]] = []
         self.now = datetime.now(UTC)
 
     def get(self, table: str, key: str) -> Any:
@@ -112,13 +115,22 @@ class Tx:
     def dead_letter(self, aside: SetAside, topic: str | None = None) -> None:
         self.outputs.append(dead_letter_record(self.origin, self.dead_letters, aside, topic=topic))
 
-    def savepoint(self) -> tuple[int, int]:
-        return len(self.outputs), len(self._journal)
+    def count(self, metric: Any, amount: float = 1.0) -> None:
+        """Increment a Prometheus counter (a child, labels given) once the batch commits."""
+        self.on_commit.append(lambda: metric.inc(amount))
 
-    def rollback(self, mark: tuple[int, int]) -> None:
+    def observe(self, metric: Any, value: float) -> None:
+        """Observe a value in a histogram (a child) once the batch commits."""
+        self.on_commit.append(lambda: metric.observe(value))
+
+    def savepoint(self) -> tuple[int, int, int]:
+        return len(self.outputs), len(self._journal), len(self.on_commit)
+
+    def rollback(self, mark: tuple[int, int, int]) -> None:
         """Undo what was written since `mark` (a handler that failed half-way)."""
-        outputs, journal = mark
+        outputs, journal, counted = mark
         del self.outputs[outputs:]
+        del self.on_commit[counted:]
         while len(self._journal) > journal:
             name, previous = self._journal.pop()
             if previous is _MISSING:

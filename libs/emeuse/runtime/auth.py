@@ -2,7 +2,8 @@
 
 The callers file holds one `<caller-id> <sha256-hex of token>` per line; each caller
 (a service, an operator, a partner tool) keeps its own token in a file of its own.
-`emeuse callers add NAME` creates both. Health and reflection stay open, for probes.
+`emeuse callers add NAME` creates both. The gRPC server (grpc_server.py) refuses calls
+without a known token; health and reflection stay open, for probes.
 """
 
 from __future__ import annotations
@@ -11,14 +12,9 @@ import hashlib
 import os
 import re
 import secrets
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import grpc
-import structlog
-
-log = structlog.get_logger("emeuse.auth")
 CALLER_ID = re.compile(r"[a-z0-9][a-z0-9._\-]{0,63}")
 OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 AUTHORIZATION = "authorization"
@@ -92,37 +88,13 @@ def add_caller(name: str, callers_file: Path, token_file: Path) -> None:
     callers_file.write_text("\n".join([*kept, f"{name} {hash_token(token)}"]) + "\n")
 
 
-class Authenticate(grpc.aio.ServerInterceptor):
-    """Refuses calls without a known bearer token (UNAUTHENTICATED); logs who called what."""
-
-    def __init__(self, callers: dict[str, str]) -> None:
-        self.callers = callers
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
-        details: grpc.HandlerCallDetails,
-    ) -> Any:
-        method = details.method
-        if method.startswith(OPEN_PREFIXES):
-            return await continuation(details)
-        metadata = dict(details.invocation_metadata or ())
-        header = str(metadata.get(AUTHORIZATION, ""))
-        token = header[len("Bearer ") :] if header.startswith("Bearer ") else ""
-        caller = self.callers.get(hash_token(token)) if token else None
-        if caller is None:
-            log.warning("grpc.unauthenticated", method=method)
-            return _deny(await continuation(details))
-        log.info("grpc.called", caller=caller, method=method)
-        return await continuation(details)
-
-
-def _deny(handler: Any) -> Any:
-    async def deny(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, "a valid bearer token is required")
-
-    return grpc.unary_unary_rpc_method_handler(
-        deny,
-        request_deserializer=handler.request_deserializer if handler else None,
-        response_serializer=handler.response_serializer if handler else None,
-    )
+def caller_of(callers: dict[str, str], metadata: Any) -> tuple[str | None, str]:
+    """The caller id a call's metadata presents a known token for; else None and why the
+    call is refused (`no token`, `malformed authorization`, `unknown token`), for the log."""
+    header = str(dict(metadata or ()).get(AUTHORIZATION, ""))
+    if not header:
+        return None, "no token"
+    if not header.startswith("Bearer ") or not header[len("Bearer ") :]:
+        return None, "malformed authorization"
+    caller = callers.get(hash_token(header[len("Bearer ") :]))
+    return (caller, "") if caller else (None, "unknown token")

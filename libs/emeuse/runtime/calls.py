@@ -4,6 +4,7 @@ check a pseudonym. No stream framework here: servicers of any runtime use it."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol, TypeVar, Unpack
@@ -19,6 +20,7 @@ from emeuse.registry import TopicSpec
 from emeuse.runtime.pseudonym import is_pseudonym
 
 T = TypeVar("T")
+CALL_NAMESPACE = uuid.UUID("ca11ed00-e5e0-4d5e-9a11-000000000018")
 
 
 class Publishes(Protocol):
@@ -43,9 +45,11 @@ async def publish_for_caller(
     territory: Territory.ValueType,
     experiment: str | None = None,
     occurred_at: datetime | None = None,
+    event_id: str | None = None,
 ) -> str:
     """Publish an event a gRPC call asked for and return its id; a broker that does not
-    take it answers the call UNAVAILABLE."""
+    take it answers the call UNAVAILABLE. `event_id`, derived from what the call names
+    (e.g. the reading reviewed), makes a repeated call publish and answer the same id."""
     try:
         envelope = await bus.publish(
             spec,
@@ -55,11 +59,18 @@ async def publish_for_caller(
             occurred_at=occurred_at or datetime.now(UTC),
             territory=territory,
             experiment_id=experiment or None,
+            event_id=event_id,
         )
     except KafkaError as exc:
         await context.abort(grpc.StatusCode.UNAVAILABLE, f"the bus did not take it: {exc}")
         raise
     return envelope.event_id
+
+
+def call_event_id(*parts: str) -> str:
+    """The id of the event a write call publishes, derived from what the call names, so
+    that the same call asked again (a lost answer) carries and answers the same id."""
+    return str(uuid.uuid5(CALL_NAMESPACE, "/".join(parts)))
 
 
 async def until_applied(

@@ -105,6 +105,7 @@ _OPAQUE = (
     "start_id",
     "template_id",
     "visit_id",
+    "withdrawn_by",
     "write_id",
 )
 # Every id field name of proto/ and its rule (tests/unit/runtime/test_id_rules.py fails on

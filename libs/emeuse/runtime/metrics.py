@@ -49,8 +49,9 @@ RECOVERY_STALLS = Counter(
 )
 GRPC_REQUESTS = Counter(
     "emeuse_grpc_requests_total",
-    "gRPC calls a service answered, by method and status code.",
-    ["service", "method", "code"],
+    "gRPC calls a service answered, refusals included, by method, status code and caller id"
+    " (`unknown` when the call presented no known token).",
+    ["service", "method", "code", "caller"],
 )
 
 

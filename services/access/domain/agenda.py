@@ -19,7 +19,7 @@ SCHEDULED, CONFIRMED, STARTED, COMPLETED, NO_SHOW, CANCELLED = 1, 2, 3, 4, 5, 6
 REFERRAL_TO_SPECIALIST = 2
 
 # Request statuses (RequestStatus numbers).
-WAITING, BOOKED, DONE, REQUEST_CANCELLED = 1, 2, 3, 4
+WAITING, BOOKED, DONE, REQUEST_CANCELLED, WITHDRAWN = 1, 2, 3, 4, 5
 ACTIVE_BOOKING = (SCHEDULED, CONFIRMED, STARTED)
 
 
@@ -78,6 +78,8 @@ class RequestState(BaseModel):
     declined_slots: list[str] = Field(default_factory=list)
     # The request as made (proto3 JSON), for reads.
     message: dict[str, object] = Field(default_factory=dict)
+    # Why it was withdrawn (WithdrawalReason number), status WITHDRAWN.
+    withdrawal_reason: int = 0
 
 
 class BookingState(BaseModel):
@@ -94,6 +96,8 @@ class BookingState(BaseModel):
     referral_specialty: str = ""
     # The request that used this consultation's referral (a referral books once).
     referral_used_by: str = ""
+    # The booking that replaced this one (rescheduled): a repeated reschedule answers it.
+    moved_to: str = ""
 
     @property
     def active(self) -> bool:

@@ -67,6 +67,9 @@ class HomeConfig(BaseModel):
     enrolled_at: datetime
     # When each device was added: a device never heard from is offline from then.
     devices_added_at: dict[str, datetime] = Field(default_factory=dict)
+    # Id of the HomeConfigured event in force: the same configuration asked again (a lost
+    # answer) is answered with it, nothing published.
+    configured_by: str = ""
 
 
 class DeviceState(BaseModel):
@@ -169,6 +172,16 @@ class IncidentState(BaseModel):
     @property
     def notified(self) -> list[Step]:
         return self.chain[: self.step + 1]
+
+    @property
+    def chain_exhausted(self) -> bool:
+        """Open, and the chain's last step was told: nobody further will be."""
+        return self.status == OPEN and self.step + 1 >= len(self.chain)
+
+    @property
+    def with_samu(self) -> bool:
+        """The SAMU was told (it ends the chain of falls and panics)."""
+        return any(step.role == ROLE_EMERGENCY_SERVICE for step in self.notified)
 
     def in_chain(self, contact_id: str) -> bool:
         return any(step.contact_id == contact_id for step in self.chain)

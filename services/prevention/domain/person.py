@@ -37,6 +37,9 @@ class Profile(BaseModel):
     quiet_end: int = 0
     language: str = "fr"
     enrolled_at: datetime
+    # Id of the enrolment event that set this profile: EnrollPerson asked again with the
+    # same data answers it (a repeat after a lost answer).
+    enrolled_by: str = ""
 
     @property
     def quiet(self) -> QuietHours:

@@ -3,7 +3,7 @@
 Pregnancy steps count weeks of amenorrhoea (SA, semaines d'aménorrhée: weeks since the
 first day of the last period). The expected due date is the term as French maternity teams
 give it, 41 SA + 0: the start of pregnancy + 9 months, 287 days after that first day (WHO
-and English-speaking countries use 40 weeks; sources in the README's Prevention section).
+and English-speaking countries use 40 weeks; sources in docs/prevention.md, Rules: Programmes).
 Step "week_w" goes out on the first day of w SA (w SA + 0). Parental coaching
 counts the child's age in calendar months: "month_n" falls on the child's n-th
 month-birthday (the same day of the month; the month's last day when it has no such day).

@@ -411,10 +411,8 @@ def test_no_show_ends_the_request_and_keeps_the_slot():
 @pytest.mark.parametrize(
     ("before", "outcome", "fields", "code"),
     [
-        (STARTED, STARTED, {}, "FAILED_PRECONDITION"),
         (STARTED, NO_SHOW, {}, "FAILED_PRECONDITION"),
         (COMPLETED, STARTED, {}, "FAILED_PRECONDITION"),
-        (COMPLETED, COMPLETED, {}, "FAILED_PRECONDITION"),
         (NO_SHOW, COMPLETED, {}, "FAILED_PRECONDITION"),
         (CANCELLED, STARTED, {}, "FAILED_PRECONDITION"),
         (None, CANCELLED, {}, "INVALID_ARGUMENT"),

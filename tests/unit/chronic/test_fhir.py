@@ -4,7 +4,7 @@ import pytest
 
 from emeuse.chronic.v1.chronic_events_pb2 import ReadingCorrected, ReadingRecorded
 from emeuse.runtime.pseudonym import random_pseudonym
-from services.chronic.fhir import FhirError, readings_from_fhir
+from services.chronic.fhir import MAX_BYTES, MAX_ENTRIES, FhirError, readings_from_fhir
 
 PATIENT = random_pseudonym()
 
@@ -165,3 +165,39 @@ def test_an_observation_naming_a_person_in_an_id_is_refused_without_echoing_it(o
         readings_from_fhir(json.dumps(glucose_observation(**overrides)))
     for value in ("185057800608491", "jean.dupont@example.fr", "Jean Dupont"):
         assert value not in str(refused.value)
+
+
+def bundle_of(count):
+    return {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [
+            {"resource": glucose_observation(id=f"glu-{n}", identifier=[])} for n in range(count)
+        ],
+    }
+
+
+def test_a_bundle_of_as_many_entries_as_allowed_is_read():
+    assert len(readings_from_fhir(json.dumps(bundle_of(MAX_ENTRIES)))) == MAX_ENTRIES
+
+
+def test_a_bundle_of_more_entries_is_refused_before_it_is_read():
+    with pytest.raises(FhirError, match=f"Bundle has {MAX_ENTRIES + 1} entries; at most"):
+        readings_from_fhir(json.dumps(bundle_of(MAX_ENTRIES + 1)))
+
+
+def test_a_resource_over_the_size_limit_is_refused():
+    padded = glucose_observation(note=[{"text": "x" * MAX_BYTES}])
+    with pytest.raises(FhirError, match=f"bytes; at most {MAX_BYTES}"):
+        readings_from_fhir(json.dumps(padded))
+
+
+def test_json_nested_beyond_reason_is_refused_as_such():
+    with pytest.raises(FhirError, match="nested too deeply"):
+        readings_from_fhir("[" * 500_000)
+
+
+def test_an_identifier_too_long_for_a_reading_id_is_refused():
+    long_id = glucose_observation(identifier=[{"system": "urn:x", "value": "9" * 200}])
+    with pytest.raises(FhirError, match=r"Observation gives a reading whose reading_id is \d+ "):
+        readings_from_fhir(json.dumps(long_id))

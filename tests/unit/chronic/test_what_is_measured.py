@@ -8,7 +8,9 @@ import pytest
 from prometheus_client import REGISTRY
 
 from emeuse.chronic.v1.chronic_events_pb2 import AlertSeverity, ReviewDecision
-from emeuse.registry import ALERT_RAISED
+from emeuse.kernel.outputs import Origin
+from emeuse.kernel.tx import Tx
+from emeuse.registry import ALERT_RAISED, dead_letter_topic
 from emeuse.runtime.codec import InvalidEventError
 from services.chronic.care_plan import record_care_plan
 from services.chronic.domain.measures import equivalent_codes
@@ -103,7 +105,20 @@ def test_a_reading_not_monitored_is_counted():
     outcome = evaluate(reading(GLUCOSE, 40, "g-1", MEASURED_AT), LAB_INR_PLAN)
     labels = {"loinc": GLUCOSE}
     before = REGISTRY.get_sample_value("emeuse_chronic_readings_not_monitored_total", labels) or 0
-    note_not_monitored(outcome, "g-1", GLUCOSE)
+    tx = Tx(
+        0,
+        Origin("chronic", "emeuse/chronic", "x"),
+        dead_letter_topic("chronic"),
+        lambda table, key: None,
+        lambda table, key: 0,
+    )
+    note_not_monitored(tx, outcome, "g-1", GLUCOSE)
+    # Counted once the batch that read it commits (a batch read again is not counted twice).
+    assert (
+        REGISTRY.get_sample_value("emeuse_chronic_readings_not_monitored_total", labels) == before
+    )
+    for apply in tx.on_commit:
+        apply()
     after = REGISTRY.get_sample_value("emeuse_chronic_readings_not_monitored_total", labels)
     assert after == before + 1
 

@@ -12,6 +12,6 @@ def test_person_keyed_event_topics_are_sources_and_nothing_else():
         assert spec.key.endswith("_pseudonym") and spec.partitions == CONSENT_CHANGED.partitions
         assert not spec.is_dead_letter and not spec.name.startswith("emeuse.partners.")
     left_out = {spec.name for spec in TOPICS} - {spec.name for spec in sources}
-    # Access's agenda is keyed by territory: not joinable with the consents (README).
+    # Access's agenda is keyed by territory: not joinable with the consents (docs/gateway.md).
     assert "emeuse.access.slot-booked.v1" in left_out
     assert CONSENT_CHANGED.name in left_out

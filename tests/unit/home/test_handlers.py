@@ -50,7 +50,11 @@ def test_enrolment_is_version_1_and_each_change_one_more():
         ({"contacts": [{"contact_id": "family-0001", "role": 1}]}, "acknowledge_within"),
         (
             {"contacts": [{"contact_id": "samu-0055", "role": 7, "acknowledge_within": "60s"}]},
-            "SAMU is added",
+            r"contact 1 cannot be the emergency service: the SAMU \(15\) is added by the service",
+        ),
+        (
+            {"contacts": [{"contact_id": "family-0001", "acknowledge_within": "60s"}]},
+            r"contact 1 needs a role \(family",
         ),
         ({"thresholds": {"too_cold_below_celsius": 30}}, "too_cold_below"),
     ],

@@ -47,6 +47,10 @@ class Tx:
         self.values: dict[tuple[str, str], Any] = {(HOMES, RESIDENT): state.to_json()}
         self.published: list[tuple[Any, dict[str, Any]]] = []
         self.puts = 0
+        self.on_commit: list[Any] = []
+
+    def count(self, metric: Any, amount: float = 1.0) -> None:
+        self.on_commit.append(lambda: metric.inc(amount))
 
     def get(self, table: str, key: str) -> Any:
         return self.values.get((table, key))

@@ -120,3 +120,21 @@ def test_a_record_the_broker_would_refuse_fails_its_handler_not_the_batch() -> N
     assert tx.empty
     tx.send(OutRecord("emeuse.partner.feed.v1", b"psn-a", b"x" * 1000, []))
     assert len(tx.outputs) == 1
+
+
+def test_metrics_of_a_failed_handler_are_dropped_with_its_writes() -> None:
+    counted: list[float] = []
+
+    class Counter:
+        def inc(self, amount: float = 1.0) -> None:
+            counted.append(amount)
+
+    tx = new_tx()
+    tx.count(Counter())
+    mark = tx.savepoint()
+    tx.count(Counter(), 5)
+    tx.rollback(mark)
+    assert counted == []  # nothing counted before the commit
+    for apply in tx.on_commit:
+        apply()
+    assert counted == [1.0]

@@ -8,8 +8,8 @@ from emeuse.runtime.settings import SettingsError, load_settings
 
 def test_defaults_give_each_service_its_own_ports():
     ports = {s: load_settings(s, {}) for s in SERVICES}
-    assert {s.grpc_port for s in ports.values()} == {50051, 50052, 50053, 50054, 50055}
-    assert {s.metrics_port for s in ports.values()} == {9101, 9102, 9103, 9104, 9105}
+    assert {s.grpc_port for s in ports.values()} == set(range(50051, 50051 + len(SERVICES)))
+    assert {s.metrics_port for s in ports.values()} == set(range(9101, 9101 + len(SERVICES)))
     chronic = ports["chronic"]
     assert chronic.kafka_bootstrap == ("127.0.0.1:9092",)
     assert chronic.app_id == "emeuse-chronic"

@@ -294,6 +294,34 @@ FOLLOW_UP_REPORT_AVAILABLE: FollowUp.ValueType  # 3
 """FOLLOW_UP_REPORT_AVAILABLE: the teleconsultation report is available."""
 Global___FollowUp: _TypeAlias = FollowUp  # noqa: Y015
 
+class _WithdrawalReason:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _WithdrawalReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_WithdrawalReason.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    WITHDRAWAL_REASON_UNSPECIFIED: _WithdrawalReason.ValueType  # 0
+    """WITHDRAWAL_REASON_UNSPECIFIED is never valid."""
+    WITHDRAWAL_REASON_PATIENT_DECLINED: _WithdrawalReason.ValueType  # 1
+    """WITHDRAWAL_REASON_PATIENT_DECLINED: the patient no longer wants the consultation."""
+    WITHDRAWAL_REASON_COORDINATOR_DECISION: _WithdrawalReason.ValueType  # 2
+    """WITHDRAWAL_REASON_COORDINATOR_DECISION: the care coordinator withdrew it (e.g. handled another way)."""
+    WITHDRAWAL_REASON_NO_LONGER_NEEDED: _WithdrawalReason.ValueType  # 3
+    """WITHDRAWAL_REASON_NO_LONGER_NEEDED: the need went away (the patient recovered, was seen elsewhere)."""
+
+class WithdrawalReason(_WithdrawalReason, metaclass=_WithdrawalReasonEnumTypeWrapper):
+    """WithdrawalReason is why a waiting consultation request left the line without a consultation."""
+
+WITHDRAWAL_REASON_UNSPECIFIED: WithdrawalReason.ValueType  # 0
+"""WITHDRAWAL_REASON_UNSPECIFIED is never valid."""
+WITHDRAWAL_REASON_PATIENT_DECLINED: WithdrawalReason.ValueType  # 1
+"""WITHDRAWAL_REASON_PATIENT_DECLINED: the patient no longer wants the consultation."""
+WITHDRAWAL_REASON_COORDINATOR_DECISION: WithdrawalReason.ValueType  # 2
+"""WITHDRAWAL_REASON_COORDINATOR_DECISION: the care coordinator withdrew it (e.g. handled another way)."""
+WITHDRAWAL_REASON_NO_LONGER_NEEDED: WithdrawalReason.ValueType  # 3
+"""WITHDRAWAL_REASON_NO_LONGER_NEEDED: the need went away (the patient recovered, was seen elsewhere)."""
+Global___WithdrawalReason: _TypeAlias = WithdrawalReason  # noqa: Y015
+
 class _BookingAction:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -314,6 +342,8 @@ class _BookingActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Booking
     """BOOKING_ACTION_RECORD_OUTCOME: the consultation started, was completed, or the patient did not come."""
     BOOKING_ACTION_DELAY_DUE: _BookingAction.ValueType  # 6
     """BOOKING_ACTION_DELAY_DUE: a request's booking delay ran out (the service's timer)."""
+    BOOKING_ACTION_WITHDRAW: _BookingAction.ValueType  # 7
+    """BOOKING_ACTION_WITHDRAW: a waiting request leaves the line without a consultation."""
 
 class BookingAction(_BookingAction, metaclass=_BookingActionEnumTypeWrapper):
     """BookingAction is what a BookingActionRequested asks the access service to do."""
@@ -332,6 +362,8 @@ BOOKING_ACTION_RECORD_OUTCOME: BookingAction.ValueType  # 5
 """BOOKING_ACTION_RECORD_OUTCOME: the consultation started, was completed, or the patient did not come."""
 BOOKING_ACTION_DELAY_DUE: BookingAction.ValueType  # 6
 """BOOKING_ACTION_DELAY_DUE: a request's booking delay ran out (the service's timer)."""
+BOOKING_ACTION_WITHDRAW: BookingAction.ValueType  # 7
+"""BOOKING_ACTION_WITHDRAW: a waiting request leaves the line without a consultation."""
 Global___BookingAction: _TypeAlias = BookingAction  # noqa: Y015
 
 @_typing.final
@@ -904,6 +936,64 @@ class RequestFlagged(_message.Message):
 Global___RequestFlagged: _TypeAlias = RequestFlagged  # noqa: Y015
 
 @_typing.final
+class RequestWithdrawn(_message.Message):
+    """RequestWithdrawn says a waiting request was withdrawn: it left the line, and its place went to the next."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    TERRITORY_FIELD_NUMBER: _builtins.int
+    PATIENT_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    URGENCY_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    REASON_CODE_FIELD_NUMBER: _builtins.int
+    WITHDRAWN_BY_FIELD_NUMBER: _builtins.int
+    WAITED_FIELD_NUMBER: _builtins.int
+    WITHDRAWN_AT_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Request withdrawn."""
+    territory: _builtins.str
+    """Département code of the territory."""
+    patient_pseudonym: _builtins.str
+    """Pseudonym of the patient."""
+    urgency: Global___Urgency.ValueType
+    """Urgency of the request."""
+    reason: Global___WithdrawalReason.ValueType
+    """Why it was withdrawn."""
+    reason_code: _builtins.str
+    """Coded detail, e.g. "patient.seen_elsewhere" (never free text)."""
+    withdrawn_by: _builtins.str
+    """Who withdrew it (the patient's pseudonym, a coordinator or requester id)."""
+    @_builtins.property
+    def waited(self) -> _duration_pb2.Duration:
+        """How long it had waited."""
+
+    @_builtins.property
+    def withdrawn_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was withdrawn."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        territory: _builtins.str = ...,
+        patient_pseudonym: _builtins.str = ...,
+        urgency: Global___Urgency.ValueType = ...,
+        reason: Global___WithdrawalReason.ValueType = ...,
+        reason_code: _builtins.str = ...,
+        withdrawn_by: _builtins.str = ...,
+        waited: _duration_pb2.Duration | None = ...,
+        withdrawn_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["waited", b"waited", "withdrawn_at", b"withdrawn_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["patient_pseudonym", b"patient_pseudonym", "reason", b"reason", "reason_code", b"reason_code", "request_id", b"request_id", "territory", b"territory", "urgency", b"urgency", "waited", b"waited", "withdrawn_at", b"withdrawn_at", "withdrawn_by", b"withdrawn_by"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequestWithdrawn: _TypeAlias = RequestWithdrawn  # noqa: Y015
+
+@_typing.final
 class BookingActionRequested(_message.Message):
     """BookingActionRequested asks the access service, the single writer of a territory's agenda, to change it."""
 
@@ -922,6 +1012,7 @@ class BookingActionRequested(_message.Message):
     FOLLOW_UPS_FIELD_NUMBER: _builtins.int
     REFERRAL_SPECIALTY_FIELD_NUMBER: _builtins.int
     REQUESTED_AT_FIELD_NUMBER: _builtins.int
+    WITHDRAWAL_REASON_FIELD_NUMBER: _builtins.int
     action_id: _builtins.str
     """Unique id of the action; an action seen twice is applied once."""
     territory: _builtins.str
@@ -944,6 +1035,8 @@ class BookingActionRequested(_message.Message):
     """Status reached (outcome): STARTED, COMPLETED or NO_SHOW."""
     referral_specialty: _builtins.str
     """Specialty referred to (outcome with a referral)."""
+    withdrawal_reason: Global___WithdrawalReason.ValueType
+    """Why a waiting request is withdrawn (withdraw)."""
     @_builtins.property
     def follow_ups(self) -> _containers.RepeatedScalarFieldContainer[Global___FollowUp.ValueType]:
         """What the consultation led to (outcome COMPLETED)."""
@@ -968,10 +1061,11 @@ class BookingActionRequested(_message.Message):
         follow_ups: _abc.Iterable[Global___FollowUp.ValueType] | None = ...,
         referral_specialty: _builtins.str = ...,
         requested_at: _timestamp_pb2.Timestamp | None = ...,
+        withdrawal_reason: Global___WithdrawalReason.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["requested_at", b"requested_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "action_id", b"action_id", "actor_id", b"actor_id", "booking_id", b"booking_id", "follow_ups", b"follow_ups", "reason_code", b"reason_code", "rebook", b"rebook", "referral_specialty", b"referral_specialty", "request_id", b"request_id", "requested_at", b"requested_at", "slot_id", b"slot_id", "status", b"status", "territory", b"territory"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "action_id", b"action_id", "actor_id", b"actor_id", "booking_id", b"booking_id", "follow_ups", b"follow_ups", "reason_code", b"reason_code", "rebook", b"rebook", "referral_specialty", b"referral_specialty", "request_id", b"request_id", "requested_at", b"requested_at", "slot_id", b"slot_id", "status", b"status", "territory", b"territory", "withdrawal_reason", b"withdrawal_reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

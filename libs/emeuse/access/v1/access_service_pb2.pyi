@@ -42,6 +42,8 @@ class _RequestStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Request
     """REQUEST_STATUS_DONE: the consultation took place, or the patient did not come."""
     REQUEST_STATUS_CANCELLED: _RequestStatus.ValueType  # 4
     """REQUEST_STATUS_CANCELLED: cancelled without another booking."""
+    REQUEST_STATUS_WITHDRAWN: _RequestStatus.ValueType  # 5
+    """REQUEST_STATUS_WITHDRAWN: withdrawn while waiting (WithdrawRequest); it left the line."""
 
 class RequestStatus(_RequestStatus, metaclass=_RequestStatusEnumTypeWrapper):
     """RequestStatus is where a request is."""
@@ -56,6 +58,8 @@ REQUEST_STATUS_DONE: RequestStatus.ValueType  # 3
 """REQUEST_STATUS_DONE: the consultation took place, or the patient did not come."""
 REQUEST_STATUS_CANCELLED: RequestStatus.ValueType  # 4
 """REQUEST_STATUS_CANCELLED: cancelled without another booking."""
+REQUEST_STATUS_WITHDRAWN: RequestStatus.ValueType  # 5
+"""REQUEST_STATUS_WITHDRAWN: withdrawn while waiting (WithdrawRequest); it left the line."""
 Global___RequestStatus: _TypeAlias = RequestStatus  # noqa: Y015
 
 @_typing.final
@@ -123,12 +127,15 @@ class Request(_message.Message):
     FLAGGED_FIELD_NUMBER: _builtins.int
     FLAGGED_AT_FIELD_NUMBER: _builtins.int
     POSITION_FIELD_NUMBER: _builtins.int
+    WITHDRAWAL_REASON_FIELD_NUMBER: _builtins.int
     status: Global___RequestStatus.ValueType
     """Where it is."""
     flagged: _builtins.bool
     """Whether it waited past its urgency's delay and went to the care coordinator."""
     position: _builtins.int
     """Place in line, 1 first, while waiting."""
+    withdrawal_reason: _access_events_pb2.WithdrawalReason.ValueType
+    """Why it was withdrawn (status WITHDRAWN)."""
     @_builtins.property
     def request(self) -> _access_events_pb2.ConsultationRequested:
         """The request as made."""
@@ -150,10 +157,11 @@ class Request(_message.Message):
         flagged: _builtins.bool = ...,
         flagged_at: _timestamp_pb2.Timestamp | None = ...,
         position: _builtins.int = ...,
+        withdrawal_reason: _access_events_pb2.WithdrawalReason.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["booking", b"booking", "flagged_at", b"flagged_at", "request", b"request"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["booking", b"booking", "flagged", b"flagged", "flagged_at", b"flagged_at", "position", b"position", "request", b"request", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["booking", b"booking", "flagged", b"flagged", "flagged_at", b"flagged_at", "position", b"position", "request", b"request", "status", b"status", "withdrawal_reason", b"withdrawal_reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -912,6 +920,68 @@ class RecordConsultationOutcomeResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RecordConsultationOutcomeResponse: _TypeAlias = RecordConsultationOutcomeResponse  # noqa: Y015
+
+@_typing.final
+class WithdrawRequestRequest(_message.Message):
+    """WithdrawRequestRequest names the waiting request, why it is withdrawn and by whom."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TERRITORY_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    REASON_CODE_FIELD_NUMBER: _builtins.int
+    ACTOR_ID_FIELD_NUMBER: _builtins.int
+    territory: _builtins.str
+    """Département code of the territory."""
+    request_id: _builtins.str
+    """Request withdrawn."""
+    reason: _access_events_pb2.WithdrawalReason.ValueType
+    """Why."""
+    reason_code: _builtins.str
+    """Coded detail, e.g. "patient.seen_elsewhere" (optional; never free text)."""
+    actor_id: _builtins.str
+    """Who withdraws it (the patient's pseudonym, a coordinator or requester id)."""
+    def __init__(
+        self,
+        *,
+        territory: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        reason: _access_events_pb2.WithdrawalReason.ValueType = ...,
+        reason_code: _builtins.str = ...,
+        actor_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "reason", b"reason", "reason_code", b"reason_code", "request_id", b"request_id", "territory", b"territory"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WithdrawRequestRequest: _TypeAlias = WithdrawRequestRequest  # noqa: Y015
+
+@_typing.final
+class WithdrawRequestResponse(_message.Message):
+    """WithdrawRequestResponse is the request as it stands, withdrawn."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def request(self) -> Global___Request:
+        """The request."""
+
+    def __init__(
+        self,
+        *,
+        request: Global___Request | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WithdrawRequestResponse: _TypeAlias = WithdrawRequestResponse  # noqa: Y015
 
 @_typing.final
 class GetPractitionerAgendaRequest(_message.Message):

@@ -100,6 +100,11 @@ class AccessServiceStub:
                 request_serializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.RecordConsultationOutcomeRequest.SerializeToString,
                 response_deserializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.RecordConsultationOutcomeResponse.FromString,
                 _registered_method=True)
+        self.WithdrawRequest = channel.unary_unary(
+                '/emeuse.access.v1.AccessService/WithdrawRequest',
+                request_serializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.WithdrawRequestRequest.SerializeToString,
+                response_deserializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.WithdrawRequestResponse.FromString,
+                _registered_method=True)
         self.GetPractitionerAgenda = channel.unary_unary(
                 '/emeuse.access.v1.AccessService/GetPractitionerAgenda',
                 request_serializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.GetPractitionerAgendaRequest.SerializeToString,
@@ -202,6 +207,13 @@ class AccessServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WithdrawRequest(self, request, context):
+        """WithdrawRequest takes a waiting request out of the line (the patient declined, a coordinator decided, or it is no longer needed); asked again, it answers the same.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetPractitionerAgenda(self, request, context):
         """GetPractitionerAgenda returns a practitioner's slots and what is booked in them.
         """
@@ -276,6 +288,11 @@ def add_AccessServiceServicer_to_server(servicer, server):
                     servicer.RecordConsultationOutcome,
                     request_deserializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.RecordConsultationOutcomeRequest.FromString,
                     response_serializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.RecordConsultationOutcomeResponse.SerializeToString,
+            ),
+            'WithdrawRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.WithdrawRequest,
+                    request_deserializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.WithdrawRequestRequest.FromString,
+                    response_serializer=emeuse_dot_access_dot_v1_dot_access__service__pb2.WithdrawRequestResponse.SerializeToString,
             ),
             'GetPractitionerAgenda': grpc.unary_unary_rpc_method_handler(
                     servicer.GetPractitionerAgenda,
@@ -635,6 +652,33 @@ class AccessService:
             '/emeuse.access.v1.AccessService/RecordConsultationOutcome',
             emeuse_dot_access_dot_v1_dot_access__service__pb2.RecordConsultationOutcomeRequest.SerializeToString,
             emeuse_dot_access_dot_v1_dot_access__service__pb2.RecordConsultationOutcomeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WithdrawRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emeuse.access.v1.AccessService/WithdrawRequest',
+            emeuse_dot_access_dot_v1_dot_access__service__pb2.WithdrawRequestRequest.SerializeToString,
+            emeuse_dot_access_dot_v1_dot_access__service__pb2.WithdrawRequestResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -59,6 +59,8 @@ class AccessServiceStub:
     """CancelBooking cancels a booking; its slot goes to the next request in line."""
     RecordConsultationOutcome: _grpc.UnaryUnaryMultiCallable[_access_service_pb2.RecordConsultationOutcomeRequest, _access_service_pb2.RecordConsultationOutcomeResponse]
     """RecordConsultationOutcome records that a consultation started, was completed (with follow-ups) or the patient did not come."""
+    WithdrawRequest: _grpc.UnaryUnaryMultiCallable[_access_service_pb2.WithdrawRequestRequest, _access_service_pb2.WithdrawRequestResponse]
+    """WithdrawRequest takes a waiting request out of the line (the patient declined, a coordinator decided, or it is no longer needed); asked again, it answers the same."""
     GetPractitionerAgenda: _grpc.UnaryUnaryMultiCallable[_access_service_pb2.GetPractitionerAgendaRequest, _access_service_pb2.GetPractitionerAgendaResponse]
     """GetPractitionerAgenda returns a practitioner's slots and what is booked in them."""
 
@@ -93,6 +95,8 @@ class AccessServiceAsyncStub(AccessServiceStub):
     """CancelBooking cancels a booking; its slot goes to the next request in line."""
     RecordConsultationOutcome: _aio.UnaryUnaryMultiCallable[_access_service_pb2.RecordConsultationOutcomeRequest, _access_service_pb2.RecordConsultationOutcomeResponse]  # type: ignore[assignment]
     """RecordConsultationOutcome records that a consultation started, was completed (with follow-ups) or the patient did not come."""
+    WithdrawRequest: _aio.UnaryUnaryMultiCallable[_access_service_pb2.WithdrawRequestRequest, _access_service_pb2.WithdrawRequestResponse]  # type: ignore[assignment]
+    """WithdrawRequest takes a waiting request out of the line (the patient declined, a coordinator decided, or it is no longer needed); asked again, it answers the same."""
     GetPractitionerAgenda: _aio.UnaryUnaryMultiCallable[_access_service_pb2.GetPractitionerAgendaRequest, _access_service_pb2.GetPractitionerAgendaResponse]  # type: ignore[assignment]
     """GetPractitionerAgenda returns a practitioner's slots and what is booked in them."""
 
@@ -202,6 +206,14 @@ class AccessServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_access_service_pb2.RecordConsultationOutcomeResponse, _abc.Awaitable[_access_service_pb2.RecordConsultationOutcomeResponse]]:
         """RecordConsultationOutcome records that a consultation started, was completed (with follow-ups) or the patient did not come."""
+
+    @_abc_1.abstractmethod
+    def WithdrawRequest(
+        self,
+        request: _access_service_pb2.WithdrawRequestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_access_service_pb2.WithdrawRequestResponse, _abc.Awaitable[_access_service_pb2.WithdrawRequestResponse]]:
+        """WithdrawRequest takes a waiting request out of the line (the patient declined, a coordinator decided, or it is no longer needed); asked again, it answers the same."""
 
     @_abc_1.abstractmethod
     def GetPractitionerAgenda(

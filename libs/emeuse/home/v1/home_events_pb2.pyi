@@ -676,12 +676,15 @@ class IncidentEscalated(_message.Message):
     KIND_FIELD_NUMBER: _builtins.int
     NOTIFIED_FIELD_NUMBER: _builtins.int
     ESCALATED_AT_FIELD_NUMBER: _builtins.int
+    CHAIN_EXHAUSTED_FIELD_NUMBER: _builtins.int
     incident_id: _builtins.str
     """Incident escalated."""
     resident_pseudonym: _builtins.str
     """Pseudonym of the resident."""
     kind: Global___IncidentKind.ValueType
     """Kind of the incident."""
+    chain_exhausted: _builtins.bool
+    """Whether this was the chain's last step (the SAMU for a fall or a panic): nobody further will be told."""
     @_builtins.property
     def notified(self) -> Global___NotifiedContact:
         """The contact now told, with the step reached."""
@@ -698,10 +701,11 @@ class IncidentEscalated(_message.Message):
         kind: Global___IncidentKind.ValueType = ...,
         notified: Global___NotifiedContact | None = ...,
         escalated_at: _timestamp_pb2.Timestamp | None = ...,
+        chain_exhausted: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["escalated_at", b"escalated_at", "notified", b"notified"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["escalated_at", b"escalated_at", "incident_id", b"incident_id", "kind", b"kind", "notified", b"notified", "resident_pseudonym", b"resident_pseudonym"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chain_exhausted", b"chain_exhausted", "escalated_at", b"escalated_at", "incident_id", b"incident_id", "kind", b"kind", "notified", b"notified", "resident_pseudonym", b"resident_pseudonym"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -36,6 +36,10 @@ class _IncidentStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Incide
     """INCIDENT_STATUS_ACKNOWLEDGED: a contact took charge."""
     INCIDENT_STATUS_RESOLVED: _IncidentStatus.ValueType  # 3
     """INCIDENT_STATUS_RESOLVED: closed with an outcome."""
+    INCIDENT_STATUS_ESCALATED_TO_SAMU: _IncidentStatus.ValueType  # 4
+    """INCIDENT_STATUS_ESCALATED_TO_SAMU: nobody took charge and the chain ended at the SAMU (15), told last; no further step is automatic: a contact acknowledges or resolves it."""
+    INCIDENT_STATUS_CHAIN_EXHAUSTED: _IncidentStatus.ValueType  # 5
+    """INCIDENT_STATUS_CHAIN_EXHAUSTED: nobody took charge and every contact of a chain without the SAMU was told; no further step is automatic."""
 
 class IncidentStatus(_IncidentStatus, metaclass=_IncidentStatusEnumTypeWrapper):
     """IncidentStatus is where an incident stands."""
@@ -48,6 +52,10 @@ INCIDENT_STATUS_ACKNOWLEDGED: IncidentStatus.ValueType  # 2
 """INCIDENT_STATUS_ACKNOWLEDGED: a contact took charge."""
 INCIDENT_STATUS_RESOLVED: IncidentStatus.ValueType  # 3
 """INCIDENT_STATUS_RESOLVED: closed with an outcome."""
+INCIDENT_STATUS_ESCALATED_TO_SAMU: IncidentStatus.ValueType  # 4
+"""INCIDENT_STATUS_ESCALATED_TO_SAMU: nobody took charge and the chain ended at the SAMU (15), told last; no further step is automatic: a contact acknowledges or resolves it."""
+INCIDENT_STATUS_CHAIN_EXHAUSTED: IncidentStatus.ValueType  # 5
+"""INCIDENT_STATUS_CHAIN_EXHAUSTED: nobody took charge and every contact of a chain without the SAMU was told; no further step is automatic."""
 Global___IncidentStatus: _TypeAlias = IncidentStatus  # noqa: Y015
 
 class _VisitStatus:

@@ -1,0 +1,184 @@
+"""`emeuse simulate`: a seeded synthetic territory sent through the platform's interfaces
+(docs/operations.md#simulation)."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from emeuse.cli.errors import CliError
+from emeuse.runtime.auth import AuthSetupError, bearer, read_token
+from emeuse.simulate.care_team import CareTeams
+from emeuse.simulate.events import Options
+from emeuse.simulate.run import run
+from emeuse.simulate.send import (
+    DEFAULT_TARGETS,
+    FileTransport,
+    PlatformTransport,
+    Tally,
+    Transport,
+)
+
+RATE_OPTIONS = Options().rates()
+RATE_HELP = {
+    "critical_rate": "share of readings beyond a critical threshold",
+    "warning_rate": "share of readings outside the normal range",
+    "gap_share": "share of patients whose devices stop after enrolment (monitoring gaps)",
+    "fall_rate": "share of home reports that are falls",
+    "panic_rate": "share of home reports that are panic-button presses",
+    "wandering_rate": "share of night-time home reports that are an outer door left open",
+    "duplicate_rate": "share of records sent twice",
+    "late_rate": "share of records sent 1-30 min after they happened",
+    "malformed_rate": "share of records that are not valid events (dead-lettered)",
+    "acknowledged_share": "share of alerts and incidents care teams acknowledge",
+    "missed_visit_rate": "share of home-aide visits nobody checks in to",
+    "opt_out_share": "share of prevention enrollees who opt out during the run",
+}
+
+
+def add_simulate_command(commands: Any, bootstrap_option: Any) -> None:
+    simulate = commands.add_parser(
+        "simulate", help="send a seeded synthetic territory's events (or write them: --dry-run)"
+    )
+    simulate.add_argument("--seed", type=int, default=1, help="same seed and options, same events")
+    simulate.add_argument(
+        "--scale", type=float, default=0.01, help="share of the real population (0-1], default 0.01"
+    )
+    simulate.add_argument("--rate", type=float, default=50.0, help="live events per second")
+    simulate.add_argument("--duration", type=float, default=60.0, help="seconds of live events")
+    simulate.add_argument(
+        "--start", help="time of the first live event, ISO 8601 with offset (default: now)"
+    )
+    simulate.add_argument(
+        "--territory",
+        action="append",
+        choices=["55", "52", "54"],
+        help="only this département (repeat for several; default all three)",
+    )
+    simulate.add_argument("--experiment", default="simulation", help="experiment id of everything")
+    simulate.add_argument(
+        "--acknowledge-within",
+        type=int,
+        default=1800,
+        metavar="S",
+        help="seconds care teams and home contacts have to acknowledge (default 1800)",
+    )
+    simulate.add_argument(
+        "--expected-every",
+        type=int,
+        default=0,
+        metavar="S",
+        help="every monitored measure's expected interval (default: its prescribed cadence)",
+    )
+    simulate.add_argument(
+        "--visit-missed-after",
+        type=int,
+        default=1800,
+        metavar="S",
+        help="seconds after its start a home-aide visit with no check-in is missed (default 1800)",
+    )
+    for name, value in RATE_OPTIONS.items():
+        simulate.add_argument(
+            "--" + name.replace("_", "-"),
+            type=float,
+            default=value,
+            metavar="F",
+            help=f"{RATE_HELP[name]} (default {value:g})",
+        )
+    simulate.add_argument("--dry-run", metavar="FILE", help="write the events as JSON lines here")
+    simulate.add_argument(
+        "--no-setup",
+        action="store_true",
+        help="send only the live events (enrolled by an earlier run of the same seed and scale)",
+    )
+    simulate.add_argument(
+        "--linger",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="keep acknowledging alerts and incidents S seconds after the last event",
+    )
+    simulate.add_argument(
+        "--token-file",
+        type=Path,
+        default=Path(".local/secrets/operator.token"),
+        help="gRPC caller token (default .local/secrets/operator.token, `make up` writes it)",
+    )
+    for service, target in DEFAULT_TARGETS.items():
+        simulate.add_argument(
+            f"--{service}", default=target, help=f"{service} gRPC (default {target})"
+        )
+    bootstrap_option(simulate)
+
+
+def options_from(args: argparse.Namespace) -> Options:
+    start = None
+    if args.start:
+        try:
+            start = datetime.fromisoformat(args.start)
+        except ValueError:
+            raise CliError(f"--start {args.start!r} is not an ISO 8601 time") from None
+        if start.tzinfo is None:
+            raise CliError("--start needs a UTC offset, e.g. 2026-12-07T08:00:00+01:00")
+    if not 0 < args.scale <= 1:
+        raise CliError("--scale must be above 0 and at most 1")
+    if args.rate <= 0 or args.duration < 0:
+        raise CliError("--rate must be above 0 and --duration at least 0")
+    rates = {name: getattr(args, name) for name in RATE_OPTIONS}
+    if any(not 0 <= value <= 1 for value in rates.values()):
+        raise CliError("every --*-rate and --gap-share must be between 0 and 1")
+    if args.acknowledge_within < 1 or args.expected_every < 0 or args.visit_missed_after < 1:
+        raise CliError(
+            "--acknowledge-within and --visit-missed-after must be at least 1 s, "
+            "--expected-every at least 0"
+        )
+    return Options(
+        seed=args.seed,
+        scale=args.scale,
+        rate=args.rate,
+        duration=args.duration,
+        start=start,
+        territories=tuple(args.territory or ()),
+        experiment=args.experiment,
+        acknowledge_within_s=args.acknowledge_within,
+        expected_every_s=args.expected_every,
+        visit_missed_after_s=args.visit_missed_after,
+        **rates,
+    )
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    options = options_from(args)
+    console = Console()
+    transport: Transport
+    if args.dry_run:
+        with Path(args.dry_run).open("w") as out:
+            # Nothing to pace: the file gets every event at once, with the times it would.
+            run(options, FileTransport(out), console, sleep=lambda _: None)
+        return 0
+    try:
+        auth = bearer(read_token(args.token_file))
+    except (AuthSetupError, OSError) as exc:
+        raise CliError(f"{exc} (run `make up`, or give --token-file)") from None
+    targets = {service: getattr(args, service) for service in DEFAULT_TARGETS}
+    transport = PlatformTransport(args.bootstrap, targets, auth, options.experiment)
+
+    def care_teams(people: set[str], tally: Tally) -> CareTeams:
+        return CareTeams(args.bootstrap, options, people, transport, tally)
+
+    try:
+        tally = run(
+            options,
+            transport,
+            console,
+            responders=care_teams,
+            linger_s=args.linger,
+            setup=not args.no_setup,
+        )
+    finally:
+        transport.close()
+    return 1 if tally.failed else 0

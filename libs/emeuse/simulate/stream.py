@@ -1,0 +1,250 @@
+"""The live events of a simulated territory, as devices would send them on Kafka.
+
+Event n is due at start + n / rate. Who speaks is drawn by realistic weight (a patient
+measured daily speaks seven times as often as one measured weekly; a connected home
+reports a dozen times a day), but the rate compresses everyone's cadence alike: at
+50 events/s a 1 % territory lives days of readings in a minute. What a home reports
+follows its resident's rhythm in local time. Anomalies are drawn at the options' rates.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from emeuse.registry import READING_RECORDED, SENSOR_EVENT_REPORTED
+from emeuse.simulate.events import KAFKA, Options, SimEvent, rfc3339
+from emeuse.simulate.measures import DAY_S, PROGRAMME_MEASURES, Measure
+from emeuse.simulate.population import Home, Patient, Population
+from emeuse.simulate.setup import device_id
+
+PARIS = ZoneInfo("Europe/Paris")
+HOME_REPORTS_PER_DAY = 12
+RECENT = 50  # how far back a duplicate may reach
+
+
+@dataclass(frozen=True)
+class _Source:
+    patient: Patient | None = None
+    measure: Measure | None = None
+    home: Home | None = None
+
+
+def _sources(population: Population) -> tuple[list[_Source], list[float]]:
+    sources: list[_Source] = []
+    weights: list[float] = []
+    for patient in population.patients:
+        if patient.silent:
+            continue
+        for measure in PROGRAMME_MEASURES[patient.programme]:
+            sources.append(_Source(patient=patient, measure=measure))
+            weights.append(DAY_S / measure.cadence_s)
+    for home in population.homes:
+        sources.append(_Source(home=home))
+        weights.append(HOME_REPORTS_PER_DAY)
+    return sources, weights
+
+
+def live_events(population: Population, options: Options, start: datetime) -> Iterator[SimEvent]:
+    """rate x duration events, the same ones for the same population, options and start."""
+    rng = random.Random(f"emeuse-simulate-stream-{options.seed}")
+    sources, weights = _sources(population)
+    if not sources:
+        return
+    cumulative = []
+    total = 0.0
+    for weight in weights:
+        total += weight
+        cumulative.append(total)
+    recent: deque[SimEvent] = deque(maxlen=RECENT)
+    for n in range(round(options.rate * options.duration)):
+        due = n / options.rate
+        at = start + timedelta(seconds=due)
+        draw = rng.random()
+        if recent and draw < options.duplicate_rate:
+            again = rng.choice(recent)
+            yield replace(again, kind="duplicate", due=due)
+            continue
+        [source] = rng.choices(sources, cum_weights=cumulative)
+        # The start is in the id: a later run of the same seed sends new readings, not duplicates.
+        event_id = f"sim-{options.seed}-{start:%Y%m%d%H%M%S}-{n}"
+        if source.patient is not None and source.measure is not None:
+            event = _reading(rng, options, source.patient, source.measure, at, event_id)
+        else:
+            assert source.home is not None
+            event = _home_report(rng, options, source.home, at, event_id)
+        event = replace(event, due=due)
+        if event.raw is None and not event.kind.startswith("malformed"):
+            recent.append(event)
+        yield event
+
+
+def _late(rng: random.Random, options: Options, at: datetime) -> datetime | None:
+    if rng.random() < options.late_rate:
+        return at - timedelta(seconds=rng.uniform(60, 1800))
+    return None
+
+
+def _reading(
+    rng: random.Random,
+    options: Options,
+    patient: Patient,
+    measure: Measure,
+    at: datetime,
+    event_id: str,
+) -> SimEvent:
+    person = patient.person
+    draw = rng.random()
+    if draw < options.malformed_rate:
+        return _malformed_reading(rng, person.territory, person.pseudonym, at, event_id)
+    draw -= options.malformed_rate
+    abnormal = ""
+    if draw < options.critical_rate:
+        abnormal = "critical"
+    elif draw < options.critical_rate + options.warning_rate:
+        abnormal = "warning"
+    late = None if abnormal else _late(rng, options, at)
+    kind = f"reading.{abnormal}" if abnormal else ("reading.late" if late else "reading")
+    device = f"poc-{patient.place_id}" if measure.point_of_care else f"dev-{person.pseudonym[4:14]}"
+    message: dict[str, Any] = {
+        "reading_id": event_id,
+        "patient_pseudonym": person.pseudonym,
+        "loinc_code": measure.loinc,
+        "value": measure.value(rng, abnormal),
+        "unit": measure.unit,
+        "measured_at": rfc3339(late or at),
+        "device_id": device,
+        "point_of_care": measure.point_of_care,
+    }
+    return SimEvent(
+        kind,
+        KAFKA,
+        READING_RECORDED.name,
+        person.territory,
+        person.pseudonym,
+        late or at,
+        event_id,
+        message,
+    )
+
+
+def _malformed_reading(
+    rng: random.Random, territory: str, patient: str, at: datetime, event_id: str
+) -> SimEvent:
+    """Bytes that are no protobuf message, or a reading in a unit that is no UCUM code."""
+    if rng.random() < 0.5:
+        raw = b"\xff\xfe not a ReadingRecorded " + event_id.encode()
+        return SimEvent(
+            "malformed.bytes",
+            KAFKA,
+            READING_RECORDED.name,
+            territory,
+            patient,
+            at,
+            event_id,
+            raw=raw,
+        )
+    message = {
+        "reading_id": event_id,
+        "patient_pseudonym": patient,
+        "loinc_code": "2339-0",
+        "value": 1.2,
+        "unit": "grams per litre",
+        "measured_at": rfc3339(at),
+    }
+    return SimEvent(
+        "malformed.reading", KAFKA, READING_RECORDED.name, territory, patient, at, event_id, message
+    )
+
+
+def asleep(home: Home, at: datetime) -> bool:
+    """Whether the resident is in their quiet hours (bedtime to waking, local time)."""
+    local = at.astimezone(PARIS).strftime("%H:%M")
+    return local >= home.goes_to_bed_at or local < home.wakes_at
+
+
+def _home_report(
+    rng: random.Random, options: Options, home: Home, at: datetime, event_id: str
+) -> SimEvent:
+    person = home.person
+    night = asleep(home, at)
+    draw = rng.random()
+    fields: dict[str, Any]
+    late = None
+    if draw < options.malformed_rate:
+        kind, device, fields = (
+            "malformed.home",
+            "door",
+            {"kind": "SENSOR_KIND_DOOR"},
+        )  # no door state
+    elif (draw := draw - options.malformed_rate) < options.fall_rate:
+        kind, device, fields = (
+            "home.fall",
+            "fall",
+            {"kind": "SENSOR_KIND_FALL", "confidence": round(rng.uniform(0.7, 0.99), 2)},
+        )
+    elif (draw := draw - options.fall_rate) < options.panic_rate:
+        kind, device, fields = "home.panic", "panic", {"kind": "SENSOR_KIND_PANIC_BUTTON"}
+    elif night and draw - options.panic_rate < options.wandering_rate:
+        kind, device, fields = (
+            "home.wandering",
+            "door",
+            {"kind": "SENSOR_KIND_DOOR", "door_state": "DOOR_STATE_OPENED"},
+        )
+    else:
+        kind, device, fields = _ordinary(rng, night)
+        late = _late(rng, options, at)
+        kind = "home.late" if late else kind
+    message = {
+        "sensor_event_id": event_id,
+        "resident_pseudonym": person.pseudonym,
+        "device_id": device_id(device),
+        "occurred_at": rfc3339(late or at),
+        **fields,
+    }
+    return SimEvent(
+        kind,
+        KAFKA,
+        SENSOR_EVENT_REPORTED.name,
+        person.territory,
+        person.pseudonym,
+        late or at,
+        event_id,
+        message,
+    )
+
+
+def _ordinary(rng: random.Random, night: bool) -> tuple[str, str, dict[str, Any]]:
+    """A report of an ordinary day (or night) in a connected home."""
+    if night:
+        choice = rng.choices(("heartbeat", "thermo", "motion"), (5, 4, 1))[0]
+    else:
+        choice = rng.choices(
+            ("motion", "door", "bed", "thermo", "heartbeat", "battery"), (12, 3, 1, 3, 2, 1)
+        )[0]
+    if choice == "motion":
+        return "home.motion", "motion", {"kind": "SENSOR_KIND_MOTION"}
+    if choice == "door":
+        state = rng.choice(("DOOR_STATE_OPENED", "DOOR_STATE_CLOSED"))
+        return "home.door", "door", {"kind": "SENSOR_KIND_DOOR", "door_state": state}
+    if choice == "bed":
+        return "home.bed_exit", "bed", {"kind": "SENSOR_KIND_BED_EXIT"}
+    if choice == "thermo":
+        temperature = round(rng.uniform(19, 23), 1)
+        return (
+            "home.temperature",
+            "thermo",
+            {"kind": "SENSOR_KIND_ROOM_TEMPERATURE", "temperature_celsius": temperature},
+        )
+    if choice == "battery":
+        return (
+            "home.battery",
+            "motion",
+            {"kind": "SENSOR_KIND_BATTERY", "battery_percent": rng.randint(40, 100)},
+        )
+    return "home.heartbeat", "fall", {"kind": "SENSOR_KIND_HEARTBEAT"}

@@ -1,0 +1,1 @@
+"""Evaluation service: the programme's indicators per experiment, territory and month."""

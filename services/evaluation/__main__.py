@@ -1,0 +1,5 @@
+"""Run the evaluation service: `python -m services.evaluation` (settings: docs/settings.md)."""
+
+from services.evaluation.app import main
+
+main()

@@ -1,0 +1,96 @@
+"""A month's figures for one experiment and territory: counts and duration histograms.
+
+A cell is a JSON document `{"counts": {"name" or "name|dim=value": n}, "durations":
+{name: {bucket: n}}}`. Each partition keeps its own cells; an answer merges them, and only
+then turns them into indicators and suppresses small cells.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from services.evaluation.domain import histogram
+
+Cell = dict[str, Any]
+# Small-cell rule: a figure resting on 1 to 9 events or persons is withheld.
+SMALL_CELL = 10
+QUANTILES = (("median", 0.5), ("p90", 0.9))
+
+
+def empty() -> Cell:
+    return {"counts": {}, "durations": {}}
+
+
+def count_key(name: str, breakdown: str = "") -> str:
+    return f"{name}|{breakdown}" if breakdown else name
+
+
+def add_count(cell: Cell, name: str, breakdowns: Iterable[str] = (), amount: int = 1) -> None:
+    """One more (or `amount`) in the total and in each breakdown (dimension=value)."""
+    counts = cell.setdefault("counts", {})
+    for key in (name, *(count_key(name, b) for b in breakdowns)):
+        counts[key] = counts.get(key, 0) + amount
+
+
+def add_duration(cell: Cell, name: str, seconds: float) -> None:
+    buckets = cell.setdefault("durations", {}).setdefault(name, {})
+    bucket = str(histogram.bucket_of(seconds))
+    buckets[bucket] = buckets.get(bucket, 0) + 1
+
+
+def merge(cells: Iterable[Cell]) -> Cell:
+    total = empty()
+    for cell in cells:
+        for key, n in cell.get("counts", {}).items():
+            total["counts"][key] = total["counts"].get(key, 0) + n
+        for name, buckets in cell.get("durations", {}).items():
+            into = total["durations"].setdefault(name, {})
+            for bucket, n in buckets.items():
+                into[str(bucket)] = into.get(str(bucket), 0) + n
+    return total
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One indicator of one month, before or after suppression."""
+
+    month: str
+    name: str
+    breakdown: str
+    unit: str
+    value: float
+    suppressed: bool = False
+
+
+def figures(month: str, cell: Cell, person_counts: frozenset[str]) -> list[Figure]:
+    """The cell's indicators, unsuppressed, in order of name and breakdown."""
+    out: list[Figure] = []
+    for key, n in cell.get("counts", {}).items():
+        name, _, breakdown = key.partition("|")
+        unit = "persons" if name in person_counts else "count"
+        out.append(Figure(month, name, breakdown, unit, float(n)))
+    for name, raw in cell.get("durations", {}).items():
+        buckets = {int(bucket): n for bucket, n in raw.items()}
+        out.append(Figure(month, f"{name}.observations", "", "count", histogram.size(buckets)))
+        for label, q in QUANTILES:
+            value = histogram.quantile(buckets, q)
+            if value is not None:
+                out.append(Figure(month, f"{name}.{label}", "", "seconds", round(value, 1)))
+    return sorted(out, key=lambda f: (f.name, f.breakdown))
+
+
+def suppressed(figures_: Iterable[Figure]) -> list[Figure]:
+    """Counts from 1 to 9 withheld, and quantiles of fewer than 10 durations."""
+    rows = list(figures_)
+    observed = {(f.month, f.name): f.value for f in rows if f.name.endswith(".observations")}
+    out = []
+    for f in rows:
+        if f.unit == "seconds":
+            base = f.name.rsplit(".", 1)[0] + ".observations"
+            small = observed.get((f.month, base), 0) < SMALL_CELL
+        else:
+            small = 0 < f.value < SMALL_CELL
+        out.append(Figure(f.month, f.name, f.breakdown, f.unit, 0.0, True) if small else f)
+    return out

@@ -1,0 +1,132 @@
+"""What the evaluation service handles; the kernel runs it (emeuse.kernel).
+
+Every input adds to the figures of its experiment, territory and month (the envelope's
+ce_experiment, ce_territory and ce_time, UTC). The inputs are keyed by person (chronic, home,
+prevention) or by territory (access), so no single table key can hold a territory's month:
+its records are spread over every partition. Each partition keeps its own partial cell
+instead, under a key that hashes to that partition (`<seed>|<experiment>|<territory>|<month>`),
+and an answer merges the cells of every partition, asking the other instances for theirs.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from emeuse.kernel.declare import Processor, TableSpec
+from emeuse.kernel.tx import Tx
+from emeuse.registry import (
+    ALERT_ACKNOWLEDGED,
+    ALERT_ESCALATED,
+    ALERT_RAISED,
+    CONSULTATION_REQUESTED,
+    CONSULTATION_STATUS_CHANGED,
+    DELIVERY_RECEIPT_REPORTED,
+    INCIDENT_ACKNOWLEDGED,
+    INCIDENT_ESCALATED,
+    INCIDENT_RAISED,
+    OPT_OUT_RECORDED,
+    PARTITIONS,
+    READING_RECORDED,
+    REQUEST_FLAGGED,
+    SLOT_BOOKED,
+)
+from emeuse.runtime.codec import expected_partition
+from emeuse.runtime.envelope import CODE_OF_TERRITORY
+from emeuse.runtime.events import Event
+from services.evaluation import unmet
+from services.evaluation.contributions import Count, Duration, Person, contributions
+from services.evaluation.domain import cells
+from services.evaluation.metrics import FOLDED
+
+CELLS = "partition_month_cells"
+COUNTED = "person_to_counted_cells"
+INPUTS = (
+    READING_RECORDED,
+    ALERT_RAISED,
+    ALERT_ACKNOWLEDGED,
+    ALERT_ESCALATED,
+    CONSULTATION_REQUESTED,
+    SLOT_BOOKED,
+    CONSULTATION_STATUS_CHANGED,
+    REQUEST_FLAGGED,
+    INCIDENT_RAISED,
+    INCIDENT_ACKNOWLEDGED,
+    INCIDENT_ESCALATED,
+    DELIVERY_RECEIPT_REPORTED,
+    OPT_OUT_RECORDED,
+)
+
+
+@cache
+def seed(partition: int, partitions: int = PARTITIONS) -> str:
+    """The shortest "s<n>" the default partitioner puts on `partition`."""
+    n = 0
+    while expected_partition(f"s{n}".encode(), partitions) != partition:
+        n += 1
+    return f"s{n}"
+
+
+def cell_key(partition: int, experiment: str, territory: str, month: str) -> str:
+    return f"{seed(partition)}|{experiment}|{territory}|{month}"
+
+
+def parse_cell_key(key: str) -> tuple[str, str, str]:
+    """(experiment, territory, month) of a cell key."""
+    _, experiment, territory, month = key.split("|")
+    return experiment, territory, month
+
+
+def seed_of(key: str) -> str:
+    return key.split("|", 1)[0]
+
+
+def month_of(event: Event) -> str:
+    return event.envelope.occurred_at.ToDatetime().strftime("%Y-%m")
+
+
+def first_count(tx: Tx, person: str, counted: str) -> bool:
+    """Whether the person is counted here for the first time (then remembered)."""
+    seen: list[str] = tx.get(COUNTED, person) or []
+    if counted in seen:
+        return False
+    tx.put(COUNTED, person, [*seen, counted])
+    return True
+
+
+async def fold(event: Event, tx: Tx) -> None:
+    experiment = event.envelope.experiment_id
+    territory = CODE_OF_TERRITORY[event.envelope.territory]
+    month = month_of(event)
+    key = cell_key(tx.partition, experiment, territory, month)
+    cell = tx.get(CELLS, key) or cells.empty()
+    asked = unmet.breakdowns_of(unmet.follow(event.message, tx))
+    for part in contributions(event.message, asked):
+        if isinstance(part, Count):
+            cells.add_count(cell, part.name, part.breakdowns)
+        elif isinstance(part, Duration):
+            cells.add_duration(cell, part.name, part.seconds)
+        elif isinstance(part, Person) and event.key:
+            counted = f"{part.name}|{experiment}|{territory}|{month}"
+            if first_count(tx, event.key, counted):
+                cells.add_count(cell, part.name)
+    tx.put(CELLS, key, cell)
+    tx.count(FOLDED.labels(event.topic))
+
+
+PROCESSOR = Processor(
+    service="evaluation",
+    inputs=dict.fromkeys(INPUTS, fold),
+    tables=(
+        TableSpec(
+            CELLS,
+            "Each partition's counts and duration histograms per experiment, territory, month.",
+            partition_key=seed_of,
+        ),
+        TableSpec(COUNTED, "Cells a person was already counted in (distinct-person indicators)."),
+        TableSpec(
+            unmet.WAITING,
+            "What each request not yet booked or flagged asked for (unmet need).",
+            partition_key=unmet.territory_of,
+        ),
+    ),
+)

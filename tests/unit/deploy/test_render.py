@@ -1,0 +1,193 @@
+"""`emeuse deploy render`: the committed manifests are a render of the registries, and they
+follow the registries when those change."""
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import yaml
+
+from emeuse import registry
+from emeuse.cli.main import main
+from emeuse.cli.partner_admin import partner_acls
+from emeuse.deploy.render import OUTPUT, PARTNERS_FILE, read_partners
+from emeuse.runtime import settings
+from services.access import config as access_config
+from services.prevention import config as prevention_config
+
+
+def run(capsys, *argv):
+    try:
+        status = main(list(argv))
+    except SystemExit as exit_:
+        status = exit_.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def documents(path: Path) -> list[dict]:
+    return [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
+
+
+def kafka_topics(output: Path) -> dict[str, dict]:
+    return {
+        doc["spec"]["topicName"]: doc["spec"]
+        for doc in documents(output / "base" / "topics.yaml")
+        if doc["kind"] == "KafkaTopic"
+    }
+
+
+def every_manifest(output: Path) -> list[dict]:
+    return [doc for path in sorted((output / "base").glob("*.yaml")) for doc in documents(path)]
+
+
+def test_the_committed_manifests_are_a_fresh_render(capsys):
+    status, out, err = run(capsys, "deploy", "render", "--check")
+    assert status == 0, err
+    assert "up to date" in out
+
+
+def test_every_registry_topic_is_a_kafka_topic_as_the_registry_says():
+    topics = kafka_topics(OUTPUT)
+    for spec in registry.TOPICS:
+        assert topics[spec.name]["partitions"] == spec.partitions
+        assert topics[spec.name]["config"] == spec.kafka_config()
+
+
+def test_kafka_topics_follow_a_changed_registry(capsys, monkeypatch, tmp_path):
+    dropped, resized, *kept = registry.TOPICS
+    added = replace(kept[0], name="emeuse.chronic.reading-annotated.v1", retention_days=7)
+    changed = (replace(resized, partitions=12), *kept, added)
+    monkeypatch.setattr(registry, "TOPICS", changed)
+
+    status, _, err = run(capsys, "deploy", "render", "--output", str(tmp_path))
+    assert status == 0, err
+    topics = kafka_topics(tmp_path)
+    assert dropped.name not in topics
+    assert topics[resized.name]["partitions"] == 12
+    assert topics[added.name]["config"] == {"cleanup.policy": "delete", "retention.ms": "604800000"}
+    registry_names = {spec.name for spec in changed}
+    assert registry_names <= set(topics)
+
+    # The committed files no longer match: the check names the file that drifted.
+    status, _, err = run(capsys, "deploy", "render", "--check")
+    assert status == 1
+    assert "base/topics.yaml" in err and "emeuse deploy render" in err
+
+
+def test_a_render_removes_files_it_no_longer_makes(capsys, tmp_path):
+    stale = tmp_path / "base" / "retired.yaml"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("kind: ConfigMap\n")
+    status, _, err = run(capsys, "deploy", "render", "--check", "--output", str(tmp_path))
+    assert status == 1 and "base/retired.yaml" in err
+    assert run(capsys, "deploy", "render", "--output", str(tmp_path))[0] == 0
+    assert not stale.exists()
+
+
+def test_each_partner_gets_a_user_with_the_acls_partner_add_grants(capsys, tmp_path):
+    partners_file = tmp_path / "partners.toml"
+    partners_file.write_text('[[partner]]\nid = "acme-labs"\n\n[[partner]]\nid = "glucoflow"\n')
+    output = tmp_path / "k8s"
+    status, _, err = run(
+        capsys, "deploy", "render", "--output", str(output), "--partners", str(partners_file)
+    )
+    assert status == 0, err
+    users = {doc["metadata"]["name"]: doc["spec"] for doc in documents(output / "base/users.yaml")}
+    assert set(users) == {"partner-acme-labs", "partner-glucoflow"}
+    granted = {
+        (rule["resource"]["type"], rule["resource"]["name"], operation.upper())
+        for rule in users["partner-acme-labs"]["authorization"]["acls"]
+        for operation in rule["operations"]
+    }
+    expected = {
+        (
+            acl.resource_pattern.resource_type.name.lower(),
+            acl.resource_pattern.resource_name,
+            acl.operation.name,
+        )
+        for acl in partner_acls("acme-labs")
+    }
+    assert granted == expected
+    password = users["partner-acme-labs"]["authentication"]["password"]
+    assert password == {
+        "valueFrom": {"secretKeyRef": {"name": "emeuse-partner-acme-labs-scram", "key": "password"}}
+    }
+    assert "emeuse-partner.acme-labs.feed" in kafka_topics(output)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ('[[partner]]\nid = "Bad_Id"\n', "partner id 'Bad_Id'"),
+        ('[[partner]]\nname = "x"\n', 'id = "..."'),
+        ('[[partner]]\nid = "acme"\n[[partner]]\nid = "acme"\n', "listed twice"),
+        ("[[partner\n", "partners.toml"),
+    ],
+)
+def test_a_bad_partners_file_is_one_clear_error(capsys, tmp_path, text, fragment):
+    partners_file = tmp_path / "partners.toml"
+    partners_file.write_text(text)
+    status, _out, err = run(
+        capsys,
+        "deploy",
+        "render",
+        "--output",
+        str(tmp_path / "k8s"),
+        "--partners",
+        str(partners_file),
+    )
+    assert status == 1
+    assert err.startswith("emeuse: error: ") and fragment in err
+    assert not (tmp_path / "k8s").exists()
+
+
+def test_the_committed_partners_all_have_a_user():
+    users = {doc["metadata"]["name"] for doc in documents(OUTPUT / "base/users.yaml")}
+    assert users == {f"partner-{partner_id}" for partner_id in read_partners(PARTNERS_FILE)}
+
+
+def test_instances_keep_their_identity_and_state_across_restarts():
+    for service in registry.SERVICES:
+        (sts,) = [
+            d for d in documents(OUTPUT / f"base/{service}.yaml") if d["kind"] == "StatefulSet"
+        ]
+        container = sts["spec"]["template"]["spec"]["containers"][0]
+        env = {item["name"]: item for item in container["env"]}
+        assert env[f"EMEUSE_{service.upper()}_INSTANCE_ID"]["value"] == "$(POD_NAME)"
+        assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+        data = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}["data"]
+        assert [t["metadata"]["name"] for t in sts["spec"]["volumeClaimTemplates"]] == ["data"]
+        config = next(iter(documents(OUTPUT / "base/platform.yaml")))["data"]
+        assert config["EMEUSE_DATA_DIR"] == data
+        assert container["readinessProbe"]["grpc"]["port"] == settings.DEFAULT_PORTS[service][0]
+
+
+def test_every_variable_the_manifests_set_is_a_declared_setting():
+    declared = {
+        setting.variable(service)
+        for service in registry.SERVICES
+        for setting in (*settings.SETTINGS, *access_config.SETTINGS, *prevention_config.SETTINGS)
+    }
+    for doc in every_manifest(OUTPUT):
+        names = set(doc.get("data", {})) if doc["kind"] == "ConfigMap" else set()
+        if doc["kind"] == "StatefulSet":
+            container = doc["spec"]["template"]["spec"]["containers"][0]
+            names = {item["name"] for item in container["env"]}
+        assert {n for n in names if n.startswith("EMEUSE_")} <= declared, doc["metadata"]["name"]
+
+
+def test_no_secret_value_is_in_the_manifests():
+    for doc in every_manifest(OUTPUT):
+        assert doc["kind"] != "Secret"
+    text = "".join(p.read_text() for p in OUTPUT.rglob("*.yaml"))
+    assert "password: " not in text.replace("password:\n", "")
+    assert "token:" not in text
+
+
+def test_an_output_that_cannot_be_written_is_one_clear_error(capsys, tmp_path):
+    blocker = tmp_path / "k8s"
+    blocker.write_text("a file where the folder should be")
+    status, _, err = run(capsys, "deploy", "render", "--output", str(blocker))
+    assert status == 1
+    assert err.startswith("emeuse: error: cannot write") and "Traceback" not in err

@@ -1,0 +1,479 @@
+"""A known month (March 2026) of events across the four axes, two experiments and two
+territories, with the indicators counted by hand from the lists below."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.message import Message
+
+from emeuse.access.v1.access_events_pb2 import (
+    ConsultationRequested,
+    ConsultationStatus,
+    ConsultationStatusChanged,
+    Modality,
+    Place,
+    Profession,
+    RequestFlagged,
+    SlotBooked,
+    Urgency,
+)
+from emeuse.chronic.v1.chronic_events_pb2 import (
+    AlertAcknowledged,
+    AlertEscalated,
+    AlertRaised,
+    AlertSeverity,
+    ReadingRecorded,
+)
+from emeuse.event.v1.envelope_pb2 import EventEnvelope
+from emeuse.home.v1.home_events_pb2 import (
+    ContactRole,
+    IncidentAcknowledged,
+    IncidentEscalated,
+    IncidentKind,
+    IncidentRaised,
+    NotifiedContact,
+)
+from emeuse.prevention.v1.prevention_events_pb2 import (
+    DeliveryReceiptReported,
+    DeliveryStatus,
+    OptOutRecorded,
+)
+from emeuse.registry import (
+    ALERT_ACKNOWLEDGED,
+    ALERT_ESCALATED,
+    ALERT_RAISED,
+    CONSULTATION_REQUESTED,
+    CONSULTATION_STATUS_CHANGED,
+    DELIVERY_RECEIPT_REPORTED,
+    INCIDENT_ACKNOWLEDGED,
+    INCIDENT_ESCALATED,
+    INCIDENT_RAISED,
+    OPT_OUT_RECORDED,
+    READING_RECORDED,
+    REQUEST_FLAGGED,
+    SLOT_BOOKED,
+    TopicSpec,
+)
+from emeuse.runtime import envelope as env
+from emeuse.runtime.envelope import timestamp
+
+TELE, BASELINE = "telesuivi-meuse", "baseline"
+VERDUN, BAR_LE_DUC = "55545", "55029"  # INSEE codes of the communes
+MARCH = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
+FEBRUARY = datetime(2026, 2, 20, 9, 0, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One event as a producer sends it: topic, record key and the envelope's routing."""
+
+    spec: TopicSpec
+    message: Message
+    key: str
+    experiment: str
+    territory: str
+    occurred_at: datetime
+
+
+BASE32 = "abcdefghijklmnopqrstuvwxyz234567"
+
+
+def person(prefix: str, n: int) -> str:
+    """A valid pseudonym (psn- and 32 base32 characters) that says who it is in the test."""
+    return f"psn-{prefix}{BASE32[n // 32]}{BASE32[n % 32]}".ljust(36, "q")
+
+
+def completed(sent: Sent) -> Sent:
+    """The topic's required fields the scenario does not care about, filled in, so the
+    event is one the bus accepts (checked by the tests)."""
+    message = sent.message
+    for name in sent.spec.required:
+        field = message.DESCRIPTOR.fields_by_name[name]
+        if field.message_type is not None:
+            if not message.HasField(name):
+                target = getattr(message, name)
+                if field.message_type.full_name == "google.protobuf.Timestamp":
+                    target.CopyFrom(timestamp(sent.occurred_at))
+                else:
+                    target.SetInParent()
+                    if "member_id" in target.DESCRIPTOR.fields_by_name:
+                        target.member_id = "gp-0042"
+        elif not getattr(message, name):
+            setattr(message, name, f"{name.replace('_', '-')}-1")
+    return sent
+
+
+def envelope_of(sent: Sent, experiment: str | None = None) -> EventEnvelope:
+    subject_field = sent.spec.subject_field
+    return env.new_envelope(
+        event_type=sent.spec.type_name,
+        source="partner/evaluation-tests",
+        subject_pseudonym=getattr(sent.message, subject_field),
+        territory=env.territory_from_code(sent.territory),
+        experiment_id=experiment or sent.experiment,
+        schema_version=sent.spec.schema_version,
+        occurred_at=sent.occurred_at,
+    )
+
+
+def seconds(n: float) -> Duration:
+    d = Duration()
+    d.FromTimedelta(timedelta(seconds=n))
+    return d
+
+
+def chronic(experiment: str, territory: str, when: datetime) -> list[Sent]:
+    def sent(spec: TopicSpec, message: Message, patient: str) -> Sent:
+        return Sent(spec, message, patient, experiment, territory, when)
+
+    return (
+        [
+            sent(
+                READING_RECORDED,
+                ReadingRecorded(
+                    reading_id=f"r-{p}-{i}", patient_pseudonym=person("p", p), loinc_code="6301-6"
+                ),
+                person("p", p),
+            )
+            for p in range(1, 13)
+            for i in range(2)
+        ]
+        + [
+            sent(
+                ALERT_RAISED,
+                AlertRaised(
+                    alert_id=f"a-{p}",
+                    patient_pseudonym=person("p", p),
+                    severity=AlertSeverity.ALERT_SEVERITY_CRITICAL,
+                    rule="inr.above_range",
+                ),
+                person("p", p),
+            )
+            for p in range(1, 12)
+        ]
+        + [
+            sent(
+                ALERT_RAISED,
+                AlertRaised(
+                    alert_id=f"g-{p}",
+                    patient_pseudonym=person("p", p),
+                    severity=AlertSeverity.ALERT_SEVERITY_WARNING,
+                    rule="monitoring.gap",
+                ),
+                person("p", p),
+            )
+            for p in range(1, 4)
+        ]
+        + [
+            sent(
+                ALERT_ACKNOWLEDGED,
+                AlertAcknowledged(
+                    alert_id=f"a-{p}",
+                    patient_pseudonym=person("p", p),
+                    time_to_acknowledge=seconds(60 * p),
+                ),
+                person("p", p),
+            )
+            for p in range(1, 11)
+        ]
+        + [
+            sent(
+                ALERT_ESCALATED,
+                AlertEscalated(alert_id=f"a-{p}", patient_pseudonym=person("p", p), step=1),
+                person("p", p),
+            )
+            for p in range(1, 11)
+        ]
+    )
+
+
+def access(experiment: str, territory: str, when: datetime) -> list[Sent]:
+    def sent(spec: TopicSpec, message: Message) -> Sent:
+        return Sent(spec, message, territory, experiment, territory, when)
+
+    same_day, routine = Urgency.URGENCY_SAME_DAY, Urgency.URGENCY_ROUTINE
+    gp, nurse = Profession.PROFESSION_GP, Profession.PROFESSION_NURSE
+    status = ConsultationStatus
+    outcomes = (
+        [status.CONSULTATION_STATUS_COMPLETED] * 10
+        + [status.CONSULTATION_STATUS_NO_SHOW] * 2
+        + [status.CONSULTATION_STATUS_CANCELLED] * 3
+    )
+    return (
+        [
+            sent(
+                CONSULTATION_REQUESTED,
+                ConsultationRequested(
+                    request_id=f"q-{i}",
+                    territory=territory,
+                    patient_pseudonym=person("c", i),
+                    urgency=same_day if i < 12 else routine,
+                    profession=gp if i < 15 else nurse,
+                    modality=Modality.MODALITY_VIDEO if i % 2 == 0 else Modality.MODALITY_PHONE,
+                    place=Place(commune=VERDUN if i < 18 else BAR_LE_DUC),
+                ),
+            )
+            for i in range(20)
+        ]
+        + [
+            sent(
+                SLOT_BOOKED,
+                SlotBooked(
+                    booking_id=f"b-{i}",
+                    territory=territory,
+                    request_id=f"q-{i}",
+                    patient_pseudonym=person("c", i),
+                    waited=seconds(3600 * i),
+                ),
+            )
+            for i in range(1, 16)
+        ]
+        + [
+            sent(
+                SLOT_BOOKED,
+                SlotBooked(
+                    booking_id="b-16",
+                    territory=territory,
+                    request_id="q-1",
+                    patient_pseudonym=person("c", 1),
+                    waited=seconds(99999),
+                    rescheduled_from="b-1",
+                ),
+            ),
+        ]
+        + [
+            sent(
+                CONSULTATION_STATUS_CHANGED,
+                ConsultationStatusChanged(
+                    booking_id=f"b-{i + 1}",
+                    territory=territory,
+                    patient_pseudonym=person("c", i + 1),
+                    status=s,
+                ),
+            )
+            for i, s in enumerate(outcomes)
+        ]
+        + [
+            sent(
+                CONSULTATION_STATUS_CHANGED,
+                ConsultationStatusChanged(
+                    booking_id="b-1",
+                    territory=territory,
+                    patient_pseudonym=person("c", 1),
+                    status=status.CONSULTATION_STATUS_CONFIRMED,
+                ),
+            ),
+        ]
+        + [
+            sent(
+                REQUEST_FLAGGED,
+                RequestFlagged(
+                    request_id=f"q-{i}",
+                    territory=territory,
+                    patient_pseudonym=person("c", i),
+                    urgency=same_day if i < 12 else routine,
+                ),
+            )
+            # Never booked: q-0 (bookings start at q-1) and q-16 to q-19.
+            for i in (0, 16, 17, 18, 19)
+        ]
+    )
+
+
+def home(experiment: str, territory: str, when: datetime) -> list[Sent]:
+    def sent(spec: TopicSpec, message: Message, resident: str) -> Sent:
+        return Sent(spec, message, resident, experiment, territory, when)
+
+    fall, missed = IncidentKind.INCIDENT_KIND_FALL, IncidentKind.INCIDENT_KIND_VISIT_MISSED
+    family = NotifiedContact(
+        contact_id="family-1", role=ContactRole.CONTACT_ROLE_FAMILY_CAREGIVER, step=1
+    )
+    samu = NotifiedContact(
+        contact_id="samu-55", role=ContactRole.CONTACT_ROLE_EMERGENCY_SERVICE, step=2
+    )
+    return (
+        [
+            sent(
+                INCIDENT_RAISED,
+                IncidentRaised(
+                    incident_id=f"i-{i}",
+                    resident_pseudonym=person("h", i),
+                    kind=fall if i < 10 else missed,
+                ),
+                person("h", i),
+            )
+            for i in range(12)
+        ]
+        + [
+            sent(
+                INCIDENT_ACKNOWLEDGED,
+                IncidentAcknowledged(
+                    incident_id=f"i-{i}",
+                    resident_pseudonym=person("h", i),
+                    kind=fall,
+                    time_to_acknowledge=seconds(30 * (i + 1)),
+                ),
+                person("h", i),
+            )
+            for i in range(10)
+        ]
+        + [
+            sent(
+                INCIDENT_ESCALATED,
+                IncidentEscalated(
+                    incident_id=f"i-{i}",
+                    resident_pseudonym=person("h", i),
+                    kind=fall,
+                    notified=samu if i == 0 else family,
+                ),
+                person("h", i),
+            )
+            for i in range(11)
+        ]
+    )
+
+
+def prevention(experiment: str, territory: str, when: datetime) -> list[Sent]:
+    def sent(spec: TopicSpec, message: Message, who: str) -> Sent:
+        return Sent(spec, message, who, experiment, territory, when)
+
+    status = DeliveryStatus
+    receipts = (
+        [(n, status.DELIVERY_STATUS_DELIVERED) for n in (1, 1, *range(2, 12))]
+        + [
+            (12, status.DELIVERY_STATUS_FAILED),
+            (13, status.DELIVERY_STATUS_FAILED),
+            (14, status.DELIVERY_STATUS_BOUNCED),
+        ]
+        + [(n, status.DELIVERY_STATUS_OPENED) for n in range(1, 5)]
+    )
+    return [
+        sent(
+            DELIVERY_RECEIPT_REPORTED,
+            DeliveryReceiptReported(
+                receipt_id=f"rc-{i}", message_id=f"m-{i}", person_pseudonym=person("v", n), status=s
+            ),
+            person("v", n),
+        )
+        for i, (n, s) in enumerate(receipts)
+    ] + [
+        sent(
+            OPT_OUT_RECORDED,
+            OptOutRecorded(person_pseudonym=person("v", 14), opt_out_id="o-1"),
+            person("v", 14),
+        )
+    ]
+
+
+def other_cells() -> list[Sent]:
+    """The same axes elsewhere: another territory, another experiment, the month before."""
+
+    def reading(experiment: str, territory: str, patient: str, when: datetime, n: int) -> Sent:
+        message = ReadingRecorded(
+            reading_id=f"r-{experiment}-{territory}-{patient}-{n}-{when:%m}",
+            patient_pseudonym=patient,
+            loinc_code="6301-6",
+        )
+        return Sent(READING_RECORDED, message, patient, experiment, territory, when)
+
+    alert_54 = AlertRaised(
+        alert_id="a-54",
+        patient_pseudonym=person("r", 1),
+        severity=AlertSeverity.ALERT_SEVERITY_CRITICAL,
+        rule="inr.above_range",
+    )
+    return (
+        [reading(TELE, "54", person("r", p), MARCH, 0) for p in range(1, 11)]
+        + [Sent(ALERT_RAISED, alert_54, person("r", 1), TELE, "54", MARCH)]
+        + [reading(BASELINE, "55", person("p", p), MARCH, n) for p in range(1, 6) for n in range(2)]
+        + [reading(TELE, "55", person("p", 1), FEBRUARY, n) for n in range(3)]
+    )
+
+
+def month_of_events() -> list[Sent]:
+    when = MARCH
+    return [
+        completed(sent)
+        for sent in (
+            *chronic(TELE, "55", when),
+            *access(TELE, "55", when),
+            *home(TELE, "55", when),
+            *prevention(TELE, "55", when),
+            *other_cells(),
+        )
+    ]
+
+
+# (experiment, territory, month) -> {(indicator, breakdown): value}, counted by hand above.
+# Quantiles are the exact nearest-rank values; the service's are within 5 % (histogram.py).
+EXPECTED: dict[tuple[str, str, str], dict[tuple[str, str], float]] = {
+    (TELE, "55", "2026-03"): {
+        ("chronic.readings", ""): 24,
+        ("chronic.patients_monitored", ""): 12,
+        ("chronic.alerts", ""): 14,
+        ("chronic.alerts", "severity=critical"): 11,
+        ("chronic.alerts", "severity=warning"): 3,
+        ("chronic.alerts", "rule=inr.above_range"): 11,
+        ("chronic.alerts", "rule=monitoring.gap"): 3,
+        ("chronic.monitoring_gaps", ""): 3,
+        ("chronic.time_to_acknowledge.observations", ""): 10,
+        ("chronic.time_to_acknowledge.median", ""): 300,
+        ("chronic.time_to_acknowledge.p90", ""): 540,
+        ("chronic.escalations", ""): 10,
+        ("access.requests", ""): 20,
+        ("access.requests", "urgency=same_day"): 12,
+        ("access.requests", "urgency=routine"): 8,
+        ("access.requests", "profession=gp"): 15,
+        ("access.requests", "profession=nurse"): 5,
+        ("access.bookings", ""): 15,
+        ("access.reschedules", ""): 1,
+        ("access.wait_to_booking.observations", ""): 15,
+        ("access.wait_to_booking.median", ""): 8 * 3600,
+        ("access.wait_to_booking.p90", ""): 14 * 3600,
+        ("access.consultations", ""): 15,
+        ("access.consultations", "outcome=kept"): 10,
+        ("access.consultations", "outcome=missed"): 2,
+        ("access.consultations", "outcome=cancelled"): 3,
+        ("access.requests_flagged_unmet", ""): 5,
+        ("access.requests_flagged_unmet", "urgency=same_day"): 1,
+        ("access.requests_flagged_unmet", "urgency=routine"): 4,
+        ("access.requests_flagged_unmet", "profession=gp"): 1,
+        ("access.requests_flagged_unmet", "profession=nurse"): 4,
+        ("access.requests_flagged_unmet", "modality=video"): 3,
+        ("access.requests_flagged_unmet", "modality=phone"): 2,
+        ("access.requests_flagged_unmet", f"commune={VERDUN}"): 3,
+        ("access.requests_flagged_unmet", f"commune={BAR_LE_DUC}"): 2,
+        ("home.incidents", ""): 12,
+        ("home.incidents", "kind=fall"): 10,
+        ("home.incidents", "kind=visit_missed"): 2,
+        ("home.missed_visits", ""): 2,
+        ("home.time_to_acknowledge.observations", ""): 10,
+        ("home.time_to_acknowledge.median", ""): 150,
+        ("home.time_to_acknowledge.p90", ""): 270,
+        ("home.escalations", ""): 11,
+        ("home.escalations_to_samu", ""): 1,
+        ("prevention.messages", ""): 15,
+        ("prevention.messages", "outcome=delivered"): 12,
+        ("prevention.messages", "outcome=failed"): 3,
+        ("prevention.people_reached", ""): 11,
+        ("prevention.opt_outs", ""): 1,
+    },
+    (TELE, "54", "2026-03"): {
+        ("chronic.readings", ""): 10,
+        ("chronic.patients_monitored", ""): 10,
+        ("chronic.alerts", ""): 1,
+        ("chronic.alerts", "severity=critical"): 1,
+        ("chronic.alerts", "rule=inr.above_range"): 1,
+    },
+    (BASELINE, "55", "2026-03"): {
+        ("chronic.readings", ""): 10,
+        ("chronic.patients_monitored", ""): 5,
+    },
+    (TELE, "55", "2026-02"): {
+        ("chronic.readings", ""): 3,
+        ("chronic.patients_monitored", ""): 1,
+    },
+}

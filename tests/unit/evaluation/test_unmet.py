@@ -1,0 +1,85 @@
+"""Unmet need: a flagged request is told by what it asked for, and then forgotten."""
+
+from __future__ import annotations
+
+from emeuse.access.v1.access_events_pb2 import (
+    ConsultationRequested,
+    Modality,
+    Place,
+    Profession,
+    RequestFlagged,
+    SlotBooked,
+    Urgency,
+)
+from emeuse.registry import CONSULTATION_REQUESTED, REQUEST_FLAGGED, SLOT_BOOKED
+from services.evaluation.domain import cells
+from services.evaluation.unmet import WAITING
+from tests.unit.evaluation.partitions import Partitions
+from tests.unit.evaluation.scenario import MARCH, Sent, completed, person
+
+ROUTINE = Urgency.URGENCY_ROUTINE
+
+
+def access_event(spec, message) -> Sent:
+    return completed(Sent(spec, message, "54", "telesuivi", "54", MARCH))
+
+
+def request(n: int, **fields) -> Sent:
+    asked = ConsultationRequested(
+        request_id=f"q-{n}", territory="54", patient_pseudonym=person("c", n), **fields
+    )
+    return access_event(CONSULTATION_REQUESTED, asked)
+
+
+def flag(n: int) -> Sent:
+    flagged = RequestFlagged(
+        request_id=f"q-{n}", territory="54", patient_pseudonym=person("c", n), urgency=ROUTINE
+    )
+    return access_event(REQUEST_FLAGGED, flagged)
+
+
+def unmet(state: Partitions) -> dict[str, float]:
+    merged = cells.merge(cell for _, cell in state.cells())
+    return {
+        f.breakdown: f.value
+        for f in cells.figures("2026-03", merged, frozenset())
+        if f.name == "access.requests_flagged_unmet"
+    }
+
+
+def waiting(state: Partitions) -> list[str]:
+    return [key for p in state.committed.values() for key in p[WAITING]]
+
+
+def test_a_flagged_request_counts_by_urgency_profession_modality_and_commune():
+    state = Partitions()
+    state.handle(
+        request(
+            1,
+            urgency=ROUTINE,
+            profession=Profession.PROFESSION_SPECIALIST,
+            place=Place(commune="54395"),
+        )
+    )
+    state.handle(flag(1))
+    assert unmet(state) == {
+        "": 1,
+        "urgency=routine": 1,
+        "profession=specialist": 1,
+        "modality=any": 1,
+        "commune=54395": 1,
+    }
+    assert waiting(state) == []
+
+
+def test_a_booked_request_is_forgotten_and_a_flag_for_an_unknown_request_has_its_urgency_only():
+    state = Partitions()
+    state.handle(request(2, urgency=ROUTINE, modality=Modality.MODALITY_VIDEO))
+    assert waiting(state) == ["54|q-2"]
+    booked = SlotBooked(
+        booking_id="b-2", territory="54", request_id="q-2", patient_pseudonym=person("c", 2)
+    )
+    state.handle(access_event(SLOT_BOOKED, booked))
+    assert waiting(state) == []
+    state.handle(flag(3))
+    assert unmet(state) == {"": 1, "urgency=routine": 1}

@@ -1,0 +1,162 @@
+"""The synthetic territory: its proportions, its anomaly rates and its determinism."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from google.protobuf import json_format
+
+from emeuse.cli.main import main
+from emeuse.registry import by_name
+from emeuse.runtime.pseudonym import is_pseudonym
+from emeuse.simulate.care_team import acknowledgement, answer_delay
+from emeuse.simulate.events import GRPC, KAFKA, Options
+from emeuse.simulate.population import build_population
+from emeuse.simulate.run import plan
+from emeuse.simulate.send import APIS
+from emeuse.simulate.territory import AGE_BANDS, DEPARTEMENTS
+
+START = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+
+
+def events_of(options: Options) -> list[str]:
+    run_plan = plan(options, now=START)
+    return [e.to_json() for stage in run_plan.stages for e in stage] + [
+        e.to_json() for e in run_plan.live
+    ]
+
+
+def test_each_departement_takes_its_share_of_the_people_and_of_the_patients():
+    population = build_population(seed=3, scale=0.05)
+    real = {d.code: d.population for d in DEPARTEMENTS}
+    assert population.people == {code: round(n * 0.05) for code, n in real.items()}
+    patients = Counter(p.person.territory for p in population.patients)
+    for code, n in real.items():
+        assert patients[code] / len(population.patients) == pytest.approx(
+            n / sum(real.values()), abs=0.01
+        )
+
+
+def test_prevention_enrollees_fall_in_the_age_bands_in_their_proportions():
+    enrollees = build_population(seed=4, scale=0.2).enrollees
+    adults = [band for band in AGE_BANDS if band[0] >= 15]
+    total_share = sum(share for *_, share in adults)
+    seen = Counter((p.age_from, p.age_to) for p in enrollees)
+    for low, high, share in adults:
+        assert seen[(low, high)] / len(enrollees) == pytest.approx(share / total_share, abs=0.02)
+
+
+def test_people_live_in_real_communes_of_their_departement_and_are_named_by_pseudonyms():
+    population = build_population(seed=5, scale=0.01)
+    people = [*population.enrollees, *(p.person for p in population.patients)]
+    assert all(p.commune.insee.startswith(p.territory) for p in people)
+    assert all(is_pseudonym(p.pseudonym) for p in people)
+    assert len({p.pseudonym for p in people}) == len(people)
+
+
+def test_anomalies_come_at_the_rates_asked():
+    options = Options(seed=6, scale=0.02, rate=1000, duration=40, critical_rate=0.1)
+    live = list(plan(options, now=START).live)
+    kinds = Counter(e.kind for e in live)
+    readings = sum(n for kind, n in kinds.items() if kind.startswith("reading"))
+    assert kinds["reading.critical"] / readings == pytest.approx(0.1, abs=0.02)
+    assert kinds["duplicate"] / len(live) == pytest.approx(options.duplicate_rate, abs=0.004)
+    malformed = sum(n for kind, n in kinds.items() if kind.startswith("malformed"))
+    assert malformed / len(live) == pytest.approx(options.malformed_rate, abs=0.003)
+
+
+def test_a_silent_patient_sends_nothing_after_enrolment():
+    run_plan = plan(Options(seed=7, gap_share=0.5, duration=20), now=START)
+    silent = {p.person.pseudonym for p in run_plan.population.patients if p.silent}
+    assert silent
+    assert not [e for e in run_plan.live if e.kind.startswith("reading") and e.subject in silent]
+
+
+def test_the_same_seed_and_options_give_the_same_events_and_another_seed_others():
+    options = Options(seed=8, duration=10)
+    assert events_of(options) == events_of(options)
+    assert events_of(Options(seed=9, duration=10)) != events_of(options)
+
+
+def test_every_event_but_the_malformed_ones_is_a_valid_record_or_request():
+    run_plan = plan(Options(seed=10, duration=60, opt_out_share=0.2), now=START)
+    live = list(run_plan.live)
+    events = [e for stage in run_plan.stages for e in stage] + live
+    for event in events:
+        if event.via == KAFKA and event.raw is None:
+            message = json_format.ParseDict(event.message, by_name(event.target).message())
+            assert by_name(event.target).record_key(message) == event.subject
+        elif event.via == GRPC:
+            service, method = event.target.split("/")
+            json_format.ParseDict(event.message, getattr(APIS[service][0], f"{method}Request")())
+    assert {"home/CheckIn", "prevention/OptOut"} <= {e.target for e in live}
+    dues = [e.due for e in live]
+    assert dues == sorted(dues)
+
+
+def test_dry_run_writes_every_event_as_a_json_line(tmp_path: Path):
+    out = tmp_path / "events.jsonl"
+    code = main(
+        [
+            "simulate",
+            "--dry-run",
+            str(out),
+            "--duration",
+            "2",
+            "--rate",
+            "100",
+            "--start",
+            START.isoformat(),
+            "--territory",
+            "55",
+        ]
+    )
+    assert code == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    live = [line for line in lines if line["via"] == "kafka"]
+    assert len(live) == 200
+    assert {line["territory"] for line in lines} == {"55"}
+    assert any(line["target"] == "chronic/EnrollPatient" for line in lines)
+
+
+def test_a_scale_outside_zero_to_one_is_refused_with_a_clear_error(capsys):
+    assert main(["simulate", "--dry-run", "/dev/null", "--scale", "2"]) == 1
+    assert "--scale must be above 0 and at most 1" in capsys.readouterr().err
+
+
+def test_care_teams_answer_the_share_asked_within_their_delay_and_the_same_alert_alike():
+    options = Options(acknowledged_share=0.7, acknowledge_within_s=600)
+    delays = [answer_delay(1, f"alert-{n}", options) for n in range(2000)]
+    answered = [d for d in delays if d is not None]
+    assert len(answered) / len(delays) == pytest.approx(0.7, abs=0.04)
+    assert all(60 <= d <= 540 for d in answered)
+    assert delays == [answer_delay(1, f"alert-{n}", options) for n in range(2000)]
+
+
+def test_the_member_an_alert_names_is_the_one_who_acknowledges_it():
+    shown = {
+        "topic": "emeuse.chronic.alert-raised.v1",
+        "headers": {"ce_territory": "55"},
+        "event": {
+            "alert_id": "a-1",
+            "patient_pseudonym": "psn-" + "a" * 32,
+            "notified": {"member_id": "gp-55-0001"},
+        },
+    }
+    call = acknowledgement(shown, START)
+    assert call is not None and call.target == "chronic/AcknowledgeAlert"
+    assert call.message == {
+        "patient_pseudonym": "psn-" + "a" * 32,
+        "alert_id": "a-1",
+        "member_id": "gp-55-0001",
+    }
+
+
+def test_without_the_setup_nothing_is_enrolled_and_no_visit_is_checked_in():
+    run_plan = plan(Options(seed=12, duration=60), now=START, setup=False)
+    assert run_plan.stages == []
+    assert not [e for e in run_plan.live if e.target == "home/CheckIn"]
