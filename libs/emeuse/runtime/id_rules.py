@@ -32,8 +32,8 @@ class IdRule:
 PSEUDONYM = IdRule("pseudonym", re.compile(r"psn-[a-z2-7]{32}"), "psn- and 32 of a-z2-7")
 OPAQUE = IdRule(
     "opaque id",
-    re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/|#+=~\-]{0,199}"),
-    "1-200 of A-Za-z0-9 . _ : / | # + = ~ -, starting with a letter or digit; no space, no @",
+    re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/|#+=~\-]{0,127}"),
+    "1-128 of A-Za-z0-9 . _ : / | # + = ~ -, starting with a letter or digit; no space, no @",
 )
 CODE = IdRule(
     "code",
