@@ -19,6 +19,7 @@ from typing import Any
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
+from emeuse.kernel.framing import unpack
 from emeuse.platform.v1.dead_letter_pb2 import MessageDeadLettered
 from emeuse.registry import UnknownTopicError, by_name, for_type
 from emeuse.runtime.identifying import NAME, identifier_kind, identifier_kinds
@@ -115,7 +116,10 @@ def message_texts(message: Message, where: str) -> Iterator[tuple[str, str]]:
 
 
 def _loose_texts(where: str, raw: bytes) -> Iterator[tuple[str, str]]:
-    """JSON strings (a table's changelog), else the printable runs of the bytes."""
+    """JSON strings (a table's changelog, lz4-compressed when large), else the printable
+    runs of the bytes."""
+    with contextlib.suppress(Exception):  # not compressed after all: read as it is
+        raw = unpack(raw)
     text = raw.decode(errors="replace")
     try:
         data = json.loads(text)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -88,7 +89,9 @@ def _is_utf8(name: bytes) -> bool:
 
 def report(findings: list[Finding]) -> str:
     shown = "\n".join(f"  {f.where}: {f.kind}" for f in findings[:50])
-    return f"{len(findings)} direct identifier(s) left behind:\n{shown}"
+    by_place = Counter(f"{f.where.split('[')[0].split(':')[0]}: {f.kind}" for f in findings)
+    counted = "\n".join(f"  {n} in {place}" for place, n in by_place.most_common())
+    return f"{len(findings)} direct identifier(s) left behind:\n{counted}\nfirst:\n{shown}"
 
 
 def test_no_topic_holds_a_direct_identifier(bootstrap: str) -> None:

@@ -4,6 +4,7 @@ import json
 from datetime import UTC, datetime
 
 from emeuse.chronic.v1.chronic_events_pb2 import ReadingRecorded
+from emeuse.kernel.framing import pack
 from emeuse.kernel.outputs import Origin, SetAside, dead_letter_record
 from emeuse.platform.v1.dead_letter_pb2 import DeadLetterCause, MessageDeadLettered
 from emeuse.registry import READING_RECORDED, dead_letter_topic
@@ -107,3 +108,12 @@ def test_a_log_line_is_scanned_value_by_value(tmp_path):
     )
     found = [(f.where, f.kind) for f in findings_in_log(log)]
     assert found == [("chronic.log:3 line.member_id", EMAIL), ("chronic.log:4 line", NAME)]
+
+
+def test_a_compressed_changelog_value_is_read_uncompressed():
+    state = {"readings": [{"reading_id": f"r-{n}", "value": 1.5 * n} for n in range(200)]}
+    state["readings"][150]["device_id"] = "jean@example.fr"
+    packed = pack(json.dumps(state).encode())
+    assert packed[:1] == b"\x00"  # compressed: the e-mail is not in clear in the bytes
+    found = scan("emeuse-chronic-state-changelog", packed, b"states\x00x", [])
+    assert found == [("emeuse-chronic-state-changelog[2]@7 value.readings.device_id", EMAIL)]
