@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from emeuse.chronic.v1.chronic_events_pb2 import ReadingCorrected, ReadingRecorded
 from emeuse.runtime.envelope import timestamp
+from emeuse.runtime.id_rules import IdentifyingContentError, IdRuleError, check_ids
 from emeuse.runtime.limits import out_of_bounds
 from emeuse.runtime.pseudonym import is_pseudonym
 
@@ -28,6 +29,8 @@ LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
 CORRECTION_STATUSES = {"amended", "corrected"}
 USABLE_STATUSES = {"final", *CORRECTION_STATUSES}
+# The reading field each FHIR element becomes, to name the element a refusal is about.
+FHIR_ELEMENT_OF = {"reading_id": "identifier", "device_id": "device", "loinc_code": "code"}
 READING_NAMESPACE = uuid.UUID("f41b0b5e-0b5e-4c55-8f55-e5e05e000055")
 # One resource or Bundle per call: a lab's batch or a device's sync, not a data export
 # (8,000 Observations took a minute to publish, blocking the call).
@@ -118,10 +121,16 @@ def _reading(observation: Observation, where: str) -> ReadingRecorded | ReadingC
         measured_at=timestamp(measured_at),
         device_id=(device or "").removeprefix("Device/"),
     )
-    # Ids and codes taken from the resource keep the bounds of the same fields over gRPC.
+    # Ids and codes taken from the resource keep the bounds and id rules of the same
+    # fields over gRPC.
     problem = out_of_bounds(reading)
     if problem:
         raise FhirError(f"{where} gives a reading whose {problem}")
+    try:
+        check_ids(reading)
+    except (IdentifyingContentError, IdRuleError) as exc:
+        element = FHIR_ELEMENT_OF.get(exc.field, exc.field)
+        raise FhirError(f"{where}.{element} is refused: {exc}") from None
     if observation.status in CORRECTION_STATUSES:
         return _correction(reading, observation.issued)
     return reading

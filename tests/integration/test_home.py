@@ -384,7 +384,7 @@ def test_enrolment_and_contacts_are_checked_and_changes_apply_to_the_next_incide
         ),
     )
     assert nameless.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "is not an id" in nameless.details()
+    assert "contact_id holds a direct identifier (name-shaped value)" in nameless.details()
 
     changed = home.UpdateContacts(
         api.UpdateContactsRequest(

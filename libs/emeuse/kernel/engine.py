@@ -224,13 +224,7 @@ class Kernel:
                     await asyncio.sleep(0.2 * 2**attempt)
                 except InvalidEventError as exc:
                     tx.rollback(mark)
-                    self._set_aside(
-                        tx,
-                        record,
-                        DeadLetterCause.DEAD_LETTER_CAUSE_INVALID_EVENT,
-                        str(exc),
-                        event_type,
-                    )
+                    self._set_aside(tx, record, *read_failure(exc), event_type)
                     return
                 except Exception as exc:
                     tx.rollback(mark)

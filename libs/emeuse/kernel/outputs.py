@@ -7,6 +7,7 @@ call publishes), so an event is built the same way wherever it starts.
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,10 +17,11 @@ from google.protobuf.message import Message
 
 from emeuse.event.v1.envelope_pb2 import EventEnvelope
 from emeuse.place.v1.territory_pb2 import Territory
-from emeuse.platform.v1.dead_letter_pb2 import MessageDeadLettered, RawHeader
+from emeuse.platform.v1.dead_letter_pb2 import DeadLetterCause, MessageDeadLettered, RawHeader
 from emeuse.registry import TopicSpec
 from emeuse.runtime import envelope as env
 from emeuse.runtime.codec import expected_partition
+from emeuse.runtime.identifying import identifier_kind
 
 EVENT_ID_NAMESPACE = uuid.UUID("6f1c1f4e-2b1e-4c55-9d55-e3e05e000055")
 # The broker refuses records over message.max.bytes (~1 MiB by default); a dead letter
@@ -28,6 +30,8 @@ DEAD_LETTER_MAX_BYTES = 900_000
 # An output over this would be refused by the producer (max_request_size, 1 MiB, less the
 # batch's own bytes) at commit, and the whole batch with it, again on every retry.
 OUTPUT_MAX_BYTES = 1_000_000
+# Printable runs of a record's bytes, where a dead letter looks for a direct identifier.
+_TEXT_RUN = re.compile(r"[^\x00-\x1f\x7f\ufffd]{4,}")
 
 
 class OutputTooLargeError(ValueError):
@@ -148,7 +152,9 @@ def dead_letter_record(
 ) -> OutRecord:
     """A MessageDeadLettered for `aside`, on `spec`'s topic (or `topic`, a partner's own).
 
-    Never larger than `max_bytes`: a longer original is cut, and its size and SHA-256 kept."""
+    Never larger than `max_bytes`: a longer original is cut, and its size and SHA-256 kept.
+    A record refused for identifying content keeps only its size and SHA-256: a direct
+    identifier is never stored in clear, not even among dead letters."""
     readable: dict[str, bytes] = {}
     raw: list[RawHeader] = []
     for name, value in aside.headers:
@@ -174,7 +180,16 @@ def dead_letter_record(
         original_raw_headers=raw,
         dead_lettered_at=env.timestamp(datetime.now(UTC)),
     )
-    if letter.ByteSize() > max_bytes:
+    if aside.cause == DeadLetterCause.DEAD_LETTER_CAUSE_IDENTIFYING_CONTENT:
+        _withhold(letter, value)
+    elif (kind := _identifier_in(aside)) is not None:
+        # Refused for another reason first (a missing field, a bad header), it still names
+        # someone: withheld all the same, the reason saying why.
+        _withhold(letter, value)
+        letter.reason = (
+            f"{letter.reason[:1800]}; original withheld: it holds a direct identifier ({kind})"
+        )
+    elif letter.ByteSize() > max_bytes:
         letter.truncated = True
         letter.original_value_size = len(value)
         letter.original_value_sha256 = hashlib.sha256(value).digest()
@@ -201,6 +216,26 @@ def dead_letter_record(
         letter.SerializeToString(),
         env.to_headers(envelope),
     )
+
+
+def _identifier_in(aside: SetAside) -> str | None:
+    """The kind of direct identifier in the record's key, header values or the text runs
+    of its value (protobuf strings lie there in clear), if any."""
+    parts = [aside.key or b"", aside.value or b"", *(value or b"" for _, value in aside.headers)]
+    for part in parts:
+        for run in _TEXT_RUN.findall(part.decode(errors="replace")):
+            kind = identifier_kind(run)
+            if kind is not None:
+                return kind
+    return None
+
+
+def _withhold(letter: MessageDeadLettered, value: bytes) -> None:
+    letter.original_withheld = True
+    letter.original_value_size = len(value)
+    letter.original_value_sha256 = hashlib.sha256(value).digest()
+    for name in ("original_key", "original_value", "original_headers", "original_raw_headers"):
+        letter.ClearField(name)
 
 
 def _territory_of(cause: EventEnvelope | None) -> Territory.ValueType:

@@ -9,6 +9,8 @@ from google.protobuf.message import DecodeError, Message
 
 from emeuse.event.v1.envelope_pb2 import EventEnvelope
 from emeuse.registry import TopicSpec
+from emeuse.runtime.id_rules import IdentifyingContentError, IdRuleError, check_ids
+from emeuse.runtime.identifying import identifier_kind
 
 
 class InvalidEventError(ValueError):
@@ -17,6 +19,10 @@ class InvalidEventError(ValueError):
 
 class UndecodableError(InvalidEventError):
     """A value that is not the topic's protobuf message."""
+
+
+class IdentifyingEventError(InvalidEventError, IdentifyingContentError):
+    """An event whose id field or key holds a direct identifier: dead-lettered withheld."""
 
 
 def decode(spec: TopicSpec, value: bytes | None) -> Message:
@@ -33,8 +39,9 @@ def decode(spec: TopicSpec, value: bytes | None) -> Message:
 def check_event(
     spec: TopicSpec, envelope: EventEnvelope, message: Message, key: str | None
 ) -> None:
-    """The envelope names the topic's type, the message has its required fields, and the
-    record key and subject are the entity the topic is keyed by (or tables would split it)."""
+    """The envelope names the topic's type, the message has its required fields and keeps
+    the id rules (no direct identifier), and the record key and subject are the entity the
+    topic is keyed by (or tables would split it)."""
     if envelope.event_type != spec.type_name:
         raise InvalidEventError(
             f"ce_type {envelope.event_type!r} does not match topic type {spec.type_name}"
@@ -46,9 +53,18 @@ def check_event(
     missing = missing_fields(spec, message)
     if missing:
         raise InvalidEventError(f"{spec.type_name} lacks required field(s) {', '.join(missing)}")
+    try:
+        check_ids(message)
+    except IdentifyingContentError as exc:
+        raise IdentifyingEventError(exc.field, exc.kind) from None
+    except IdRuleError as exc:
+        raise InvalidEventError(str(exc)) from None
     fields = message.DESCRIPTOR.fields_by_name
     expected_key = spec.record_key(message)
     if expected_key is not None and key != expected_key:
+        kind = identifier_kind(key or "")
+        if kind is not None:
+            raise IdentifyingEventError("record key", kind)
         raise InvalidEventError(f"record key is not the event's {spec.key}")
     subject = spec.subject_field
     if subject in fields and envelope.subject_pseudonym != getattr(message, subject):

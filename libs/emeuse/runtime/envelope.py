@@ -16,6 +16,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from emeuse.event.v1.envelope_pb2 import EventEnvelope
 from emeuse.place.v1.territory_pb2 import Territory
+from emeuse.runtime.id_rules import IdentifyingContentError
+from emeuse.runtime.identifying import identifier_kind
 from emeuse.runtime.pseudonym import is_pseudonym
 
 SPEC_VERSION = "1.0"
@@ -51,6 +53,10 @@ DEAD_LETTER_TYPE = "emeuse.platform.v1.MessageDeadLettered"
 
 class EnvelopeError(ValueError):
     """Headers that do not make a valid event envelope."""
+
+
+class IdentifyingEnvelopeError(EnvelopeError, IdentifyingContentError):
+    """A header holding a direct identifier (a name as ce_subject): dead-lettered withheld."""
 
 
 def territory_from_code(code: str) -> Territory.ValueType:
@@ -114,6 +120,9 @@ def validate_envelope(envelope: EventEnvelope) -> None:
         raise EnvelopeError("envelope has no programme territory (52, 54 or 55)")
     if envelope.subject_pseudonym and not is_pseudonym(envelope.subject_pseudonym):
         # Catches an INS, a name or a phone number put where a pseudonym belongs.
+        kind = identifier_kind(envelope.subject_pseudonym)
+        if kind is not None:
+            raise IdentifyingEnvelopeError("ce_subject", kind, "a platform pseudonym (psn-...)")
         raise EnvelopeError("subject is not a platform pseudonym (psn-...)")
     if not envelope.HasField("occurred_at"):
         raise EnvelopeError("envelope lacks the time the event happened")

@@ -12,6 +12,7 @@ from emeuse.platform.v1.dead_letter_pb2 import DeadLetterCause
 from emeuse.registry import TopicSpec
 from emeuse.runtime import envelope as env
 from emeuse.runtime.codec import InvalidEventError, UndecodableError
+from emeuse.runtime.id_rules import IdentifyingContentError
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class RetryableError(Exception):
 
 def read_failure(exc: Exception) -> tuple[int, str]:
     """Dead-letter cause and reason for a record that could not be read."""
+    if isinstance(exc, IdentifyingContentError):  # first: the original must be withheld
+        return DeadLetterCause.DEAD_LETTER_CAUSE_IDENTIFYING_CONTENT, str(exc)
     if isinstance(exc, env.EnvelopeError):
         return DeadLetterCause.DEAD_LETTER_CAUSE_INVALID_ENVELOPE, str(exc)
     if isinstance(exc, UndecodableError):  # before InvalidEventError, its base

@@ -25,6 +25,7 @@ from emeuse.runtime import limits, metrics
 from emeuse.runtime.auth import OPEN_PREFIXES, caller_of
 from emeuse.runtime.codec import InvalidEventError
 from emeuse.runtime.envelope import EnvelopeError
+from emeuse.runtime.id_guard import identifier_problem
 from emeuse.runtime.settings import ServiceSettings
 
 log = structlog.get_logger("emeuse.grpc")
@@ -40,9 +41,10 @@ Registrar = Callable[[grpc.aio.Server], Iterable[str]]
 
 class Guard(grpc.aio.ServerInterceptor):
     """Around every call of the service's own API, in this order: who calls (a known bearer
-    token, else UNAUTHENTICATED), the request's bounds (limits.py, else INVALID_ARGUMENT
-    naming the field), the server's deadline (DEADLINE_EXCEEDED), a documented status for
-    every failure (never UNKNOWN), and one count per answer, refusals included."""
+    token, else UNAUTHENTICATED), the request's bounds (limits.py) and id rules (id_guard.py:
+    no direct identifier), else INVALID_ARGUMENT naming the field, the server's deadline
+    (DEADLINE_EXCEEDED), a documented status for every failure (never UNKNOWN), and one
+    count per answer, refusals included."""
 
     def __init__(
         self,
@@ -107,7 +109,7 @@ class Guard(grpc.aio.ServerInterceptor):
         if caller is not None:
             if isinstance(request, _Unread):
                 await context.abort(request.code, request.message)
-            problem = limits.out_of_bounds(request)
+            problem = limits.out_of_bounds(request) or identifier_problem(request, method)
             if problem:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
             log.info("grpc.called", caller=caller, method=method)

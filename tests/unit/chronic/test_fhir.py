@@ -139,6 +139,34 @@ def test_a_resource_that_is_not_an_observation_is_refused():
         readings_from_fhir(json.dumps({"resourceType": "Patient"}))
 
 
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        (
+            {"identifier": [{"system": "urn:oid:1.2.250.1.213.1.4.8", "value": "185057800608491"}]},
+            r"identifier is refused: reading_id holds a direct identifier \(INS",
+        ),
+        (
+            {"identifier": [{"system": "urn:oid:1.2.250.1.999.1", "value": "185057800608491"}]},
+            r"identifier is refused: reading_id holds a direct identifier \(NIR",
+        ),
+        (
+            {"device": {"reference": "Device/jean.dupont@example.fr"}},
+            r"device is refused: device_id holds a direct identifier \(e-mail",
+        ),
+        (
+            {"identifier": [{"system": "urn:oid:1.2.250.1.999.1", "value": "Jean Dupont"}]},
+            r"identifier is refused: reading_id holds a direct identifier \(name",
+        ),
+    ],
+)
+def test_an_observation_naming_a_person_in_an_id_is_refused_without_echoing_it(overrides, named):
+    with pytest.raises(FhirError, match=named) as refused:
+        readings_from_fhir(json.dumps(glucose_observation(**overrides)))
+    for value in ("185057800608491", "jean.dupont@example.fr", "Jean Dupont"):
+        assert value not in str(refused.value)
+
+
 def bundle_of(count):
     return {
         "resourceType": "Bundle",

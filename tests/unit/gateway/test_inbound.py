@@ -7,9 +7,12 @@ import pytest
 from emeuse.chronic.v1.chronic_events_pb2 import ReadingRecorded
 from emeuse.partners.v1.partners_pb2 import PartnerRegistered
 from emeuse.place.v1.territory_pb2 import Territory
+from emeuse.platform.v1.dead_letter_pb2 import DeadLetterCause
 from emeuse.registry import READING_RECORDED
 from emeuse.runtime import envelope as env
 from emeuse.runtime.codec import InvalidEventError, UndecodableError
+from emeuse.runtime.events import read_failure
+from emeuse.runtime.id_rules import IdentifyingContentError
 from emeuse.runtime.pseudonym import random_pseudonym
 from services.gateway.inbound import admit, partner_of_inbound
 
@@ -91,3 +94,22 @@ def test_a_partner_without_experiment_or_dating_ahead_publishes_nothing():
 
 def test_the_partner_id_comes_from_its_inbound_topic():
     assert partner_of_inbound("emeuse-partner.glucoflow.inbound") == "glucoflow"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "key", "named"),
+    [
+        ("device_id", "jean.dupont@example.fr", PATIENT, "device_id holds a direct identifier"),
+        ("reading_id", "185057800608491", PATIENT, "reading_id holds a direct identifier"),
+        ("reading_id", "r-2", "06 12 34 56 78", "record key holds a direct identifier"),
+    ],
+)
+def test_a_partner_event_naming_a_person_is_refused_to_be_dead_lettered_withheld(
+    field, value, key, named
+):
+    message = reading()
+    setattr(message, field, value)
+    with pytest.raises(IdentifyingContentError, match=named) as refused:
+        admit("glucoflow", PARTNER, envelope(), message.SerializeToString(), key, NOW)
+    assert read_failure(refused.value)[0] == DeadLetterCause.DEAD_LETTER_CAUSE_IDENTIFYING_CONTENT
+    assert value not in str(refused.value) and key not in str(refused.value)

@@ -63,7 +63,9 @@ def test_an_event_caused_by_a_handled_one_follows_its_territory_experiment_and_c
     ("change", "named"),
     [
         ({"reading_id": ""}, "lacks required field"),
-        ({"patient_pseudonym": "Jean Dupont"}, "not a platform pseudonym"),
+        ({"patient_pseudonym": "Jean Dupont"}, r"ce_subject holds a direct identifier \(name"),
+        ({"patient_pseudonym": "psn-unknown"}, "not a platform pseudonym"),
+        ({"device_id": "jean.dupont@example.fr"}, r"device_id holds a direct identifier \(e-mail"),
     ],
 )
 def test_an_event_the_platform_would_refuse_is_refused_before_it_is_sent(change, named):

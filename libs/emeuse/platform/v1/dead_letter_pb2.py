@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$emeuse/platform/v1/dead_letter.proto\x12\x12\x65meuse.platform.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\'\n\tRawHeader\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12\r\n\x05value\x18\x02 \x01(\x0c\"\xb2\x04\n\x13MessageDeadLettered\x12\x32\n\x05\x63\x61use\x18\x01 \x01(\x0e\x32#.emeuse.platform.v1.DeadLetterCause\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x10\n\x08\x63onsumer\x18\x03 \x01(\t\x12\x14\n\x0csource_topic\x18\x04 \x01(\t\x12\x18\n\x10source_partition\x18\x05 \x01(\x05\x12\x15\n\rsource_offset\x18\x06 \x01(\x03\x12\x14\n\x0coriginal_key\x18\x07 \x01(\x0c\x12\x16\n\x0eoriginal_value\x18\x08 \x01(\x0c\x12V\n\x10original_headers\x18\t \x03(\x0b\x32<.emeuse.platform.v1.MessageDeadLettered.OriginalHeadersEntry\x12\x34\n\x10\x64\x65\x61\x64_lettered_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\ttruncated\x18\x0b \x01(\x08\x12\x1b\n\x13original_value_size\x18\x0c \x01(\x03\x12\x1d\n\x15original_value_sha256\x18\r \x01(\x0c\x12;\n\x14original_raw_headers\x18\x0e \x03(\x0b\x32\x1d.emeuse.platform.v1.RawHeader\x1a\x36\n\x14OriginalHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c:\x02\x38\x01*\xec\x01\n\x0f\x44\x65\x61\x64LetterCause\x12!\n\x1d\x44\x45\x41\x44_LETTER_CAUSE_UNSPECIFIED\x10\x00\x12!\n\x1d\x44\x45\x41\x44_LETTER_CAUSE_UNDECODABLE\x10\x01\x12&\n\"DEAD_LETTER_CAUSE_INVALID_ENVELOPE\x10\x02\x12#\n\x1f\x44\x45\x41\x44_LETTER_CAUSE_INVALID_EVENT\x10\x03\x12$\n DEAD_LETTER_CAUSE_HANDLER_FAILED\x10\x04\x12 \n\x1c\x44\x45\x41\x44_LETTER_CAUSE_UNREADABLE\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$emeuse/platform/v1/dead_letter.proto\x12\x12\x65meuse.platform.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\'\n\tRawHeader\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12\r\n\x05value\x18\x02 \x01(\x0c\"\xcd\x04\n\x13MessageDeadLettered\x12\x32\n\x05\x63\x61use\x18\x01 \x01(\x0e\x32#.emeuse.platform.v1.DeadLetterCause\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x10\n\x08\x63onsumer\x18\x03 \x01(\t\x12\x14\n\x0csource_topic\x18\x04 \x01(\t\x12\x18\n\x10source_partition\x18\x05 \x01(\x05\x12\x15\n\rsource_offset\x18\x06 \x01(\x03\x12\x14\n\x0coriginal_key\x18\x07 \x01(\x0c\x12\x16\n\x0eoriginal_value\x18\x08 \x01(\x0c\x12V\n\x10original_headers\x18\t \x03(\x0b\x32<.emeuse.platform.v1.MessageDeadLettered.OriginalHeadersEntry\x12\x34\n\x10\x64\x65\x61\x64_lettered_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\ttruncated\x18\x0b \x01(\x08\x12\x1b\n\x13original_value_size\x18\x0c \x01(\x03\x12\x1d\n\x15original_value_sha256\x18\r \x01(\x0c\x12;\n\x14original_raw_headers\x18\x0e \x03(\x0b\x32\x1d.emeuse.platform.v1.RawHeader\x12\x19\n\x11original_withheld\x18\x0f \x01(\x08\x1a\x36\n\x14OriginalHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c:\x02\x38\x01*\x97\x02\n\x0f\x44\x65\x61\x64LetterCause\x12!\n\x1d\x44\x45\x41\x44_LETTER_CAUSE_UNSPECIFIED\x10\x00\x12!\n\x1d\x44\x45\x41\x44_LETTER_CAUSE_UNDECODABLE\x10\x01\x12&\n\"DEAD_LETTER_CAUSE_INVALID_ENVELOPE\x10\x02\x12#\n\x1f\x44\x45\x41\x44_LETTER_CAUSE_INVALID_EVENT\x10\x03\x12$\n DEAD_LETTER_CAUSE_HANDLER_FAILED\x10\x04\x12 \n\x1c\x44\x45\x41\x44_LETTER_CAUSE_UNREADABLE\x10\x05\x12)\n%DEAD_LETTER_CAUSE_IDENTIFYING_CONTENT\x10\x06\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,12 +34,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_MESSAGEDEADLETTERED_ORIGINALHEADERSENTRY']._loaded_options = None
   _globals['_MESSAGEDEADLETTERED_ORIGINALHEADERSENTRY']._serialized_options = b'8\001'
-  _globals['_DEADLETTERCAUSE']._serialized_start=700
-  _globals['_DEADLETTERCAUSE']._serialized_end=936
+  _globals['_DEADLETTERCAUSE']._serialized_start=727
+  _globals['_DEADLETTERCAUSE']._serialized_end=1006
   _globals['_RAWHEADER']._serialized_start=93
   _globals['_RAWHEADER']._serialized_end=132
   _globals['_MESSAGEDEADLETTERED']._serialized_start=135
-  _globals['_MESSAGEDEADLETTERED']._serialized_end=697
-  _globals['_MESSAGEDEADLETTERED_ORIGINALHEADERSENTRY']._serialized_start=643
-  _globals['_MESSAGEDEADLETTERED_ORIGINALHEADERSENTRY']._serialized_end=697
+  _globals['_MESSAGEDEADLETTERED']._serialized_end=724
+  _globals['_MESSAGEDEADLETTERED_ORIGINALHEADERSENTRY']._serialized_start=670
+  _globals['_MESSAGEDEADLETTERED_ORIGINALHEADERSENTRY']._serialized_end=724
 # @@protoc_insertion_point(module_scope)

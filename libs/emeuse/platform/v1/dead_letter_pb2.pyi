@@ -40,6 +40,10 @@ class _DeadLetterCauseEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DeadL
     """DEAD_LETTER_CAUSE_UNREADABLE: the Kafka client could not read the record itself (a header
     key that is not UTF-8, a corrupt batch); what could be read of it is kept.
     """
+    DEAD_LETTER_CAUSE_IDENTIFYING_CONTENT: _DeadLetterCause.ValueType  # 6
+    """DEAD_LETTER_CAUSE_IDENTIFYING_CONTENT: an id field or header holds a direct identifier (a
+    name, e-mail, phone number, NIR, INS, postal address); the original is withheld (not kept).
+    """
 
 class DeadLetterCause(_DeadLetterCause, metaclass=_DeadLetterCauseEnumTypeWrapper):
     """DeadLetterCause says why a record could not be processed."""
@@ -57,6 +61,10 @@ DEAD_LETTER_CAUSE_HANDLER_FAILED: DeadLetterCause.ValueType  # 4
 DEAD_LETTER_CAUSE_UNREADABLE: DeadLetterCause.ValueType  # 5
 """DEAD_LETTER_CAUSE_UNREADABLE: the Kafka client could not read the record itself (a header
 key that is not UTF-8, a corrupt batch); what could be read of it is kept.
+"""
+DEAD_LETTER_CAUSE_IDENTIFYING_CONTENT: DeadLetterCause.ValueType  # 6
+"""DEAD_LETTER_CAUSE_IDENTIFYING_CONTENT: an id field or header holds a direct identifier (a
+name, e-mail, phone number, NIR, INS, postal address); the original is withheld (not kept).
 """
 Global___DeadLetterCause: _TypeAlias = DeadLetterCause  # noqa: Y015
 
@@ -89,7 +97,8 @@ Global___RawHeader: _TypeAlias = RawHeader  # noqa: Y015
 @_typing.final
 class MessageDeadLettered(_message.Message):
     """MessageDeadLettered records a record a service set aside so that it is never lost silently.
-    The original key, value and headers are kept byte for byte so the record can be replayed.
+    The original key, value and headers are kept byte for byte so the record can be replayed,
+    except for a record holding a direct identifier: then only its size and SHA-256 are kept.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -128,6 +137,7 @@ class MessageDeadLettered(_message.Message):
     ORIGINAL_VALUE_SIZE_FIELD_NUMBER: _builtins.int
     ORIGINAL_VALUE_SHA256_FIELD_NUMBER: _builtins.int
     ORIGINAL_RAW_HEADERS_FIELD_NUMBER: _builtins.int
+    ORIGINAL_WITHHELD_FIELD_NUMBER: _builtins.int
     cause: Global___DeadLetterCause.ValueType
     """Why the record was set aside."""
     reason: _builtins.str
@@ -149,9 +159,13 @@ class MessageDeadLettered(_message.Message):
     original_value_size and original_value_sha256 then describe the whole original value.
     """
     original_value_size: _builtins.int
-    """Size in bytes of the original value (set when truncated)."""
+    """Size in bytes of the original value (set when truncated or withheld)."""
     original_value_sha256: _builtins.bytes
-    """SHA-256 of the original value (set when truncated)."""
+    """SHA-256 of the original value (set when truncated or withheld)."""
+    original_withheld: _builtins.bool
+    """Whether the original key, value and headers were withheld (cause IDENTIFYING_CONTENT):
+    a direct identifier is never kept in clear; the reason names the field and the kind.
+    """
     @_builtins.property
     def original_headers(self) -> _containers.ScalarMap[_builtins.str, _builtins.bytes]:
         """Original record headers, unchanged (a repeated header keeps its last value)."""
@@ -181,10 +195,11 @@ class MessageDeadLettered(_message.Message):
         original_value_size: _builtins.int = ...,
         original_value_sha256: _builtins.bytes = ...,
         original_raw_headers: _abc.Iterable[Global___RawHeader] | None = ...,
+        original_withheld: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["dead_lettered_at", b"dead_lettered_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cause", b"cause", "consumer", b"consumer", "dead_lettered_at", b"dead_lettered_at", "original_headers", b"original_headers", "original_key", b"original_key", "original_raw_headers", b"original_raw_headers", "original_value", b"original_value", "original_value_sha256", b"original_value_sha256", "original_value_size", b"original_value_size", "reason", b"reason", "source_offset", b"source_offset", "source_partition", b"source_partition", "source_topic", b"source_topic", "truncated", b"truncated"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cause", b"cause", "consumer", b"consumer", "dead_lettered_at", b"dead_lettered_at", "original_headers", b"original_headers", "original_key", b"original_key", "original_raw_headers", b"original_raw_headers", "original_value", b"original_value", "original_value_sha256", b"original_value_sha256", "original_value_size", b"original_value_size", "original_withheld", b"original_withheld", "reason", b"reason", "source_offset", b"source_offset", "source_partition", b"source_partition", "source_topic", b"source_topic", "truncated", b"truncated"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,119 @@
+"""After the integration tests (this module runs last: `zz`), nothing the platform wrote
+names a person: every topic (changelogs and dead letters included, read_committed) and every
+service log of the run is scanned with the one detector of direct identifiers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from emeuse.kernel.raw_records import read_raw_record
+from tests.integration.identifier_scan import Finding, findings_in_log, findings_in_record
+
+IDLE_SECONDS = 3.0
+# Records kafka-python cannot read (a header key that is not UTF-8, as test_raw_records
+# sends) are read raw, at most this many from the place it stopped.
+RAW_LOOKAHEAD = 50
+
+Record = tuple[str, int, int, bytes | None, bytes | None, list[tuple[Any, bytes | None]]]
+
+
+def every_record(bootstrap: str) -> Iterator[Record]:
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        max_poll_records=5000,
+    )
+    try:
+        # Not the broker's own bookkeeping (group offsets, transaction states): no payloads.
+        topics = sorted(t for t in consumer.topics() if not t.startswith("__"))
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        last = time.monotonic()
+        while time.monotonic() - last < IDLE_SECONDS:
+            try:
+                batch = consumer.poll(timeout_ms=500)
+            except Exception:  # one record it cannot decode: read it raw, go past it
+                yield from _past_unreadable(consumer, partitions, ends, bootstrap)
+                last = time.monotonic()
+                continue
+            for records in batch.values():
+                last = time.monotonic()
+                for r in records:
+                    yield r.topic, r.partition, r.offset, r.key, r.value, list(r.headers or ())
+            if all(consumer.position(tp) >= ends[tp] for tp in partitions):
+                break
+    finally:
+        consumer.close()
+
+
+def _past_unreadable(
+    consumer: KafkaConsumer, partitions: list[TopicPartition], ends: dict, bootstrap: str
+) -> Iterator[Record]:
+    for tp in partitions:
+        offset = consumer.position(tp)
+        for _ in range(RAW_LOOKAHEAD):
+            if offset >= ends[tp]:
+                break
+            raw = asyncio.run(read_raw_record(bootstrap, tp.topic, tp.partition, offset))
+            if raw is None:
+                break
+            yield tp.topic, tp.partition, raw.offset, raw.key, raw.value, list(raw.headers)
+            offset = raw.offset + 1
+            if raw.error or not all(_is_utf8(name) for name, _ in raw.headers):
+                consumer.seek(tp, offset)
+                return
+
+
+def _is_utf8(name: bytes) -> bool:
+    try:
+        name.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def report(findings: list[Finding]) -> str:
+    shown = "\n".join(f"  {f.where}: {f.kind}" for f in findings[:50])
+    by_place = Counter(f"{f.where.split('[')[0].split(':')[0]}: {f.kind}" for f in findings)
+    counted = "\n".join(f"  {n} in {place}" for place, n in by_place.most_common())
+    return f"{len(findings)} direct identifier(s) left behind:\n{counted}\nfirst:\n{shown}"
+
+
+def test_no_topic_holds_a_direct_identifier(bootstrap: str) -> None:
+    findings: list[Finding] = []
+    scanned = 0
+    for record in every_record(bootstrap):
+        scanned += 1
+        findings.extend(findings_in_record(*record))
+    assert scanned > 0, "the scan read nothing: is the broker the tests' one?"
+    assert not findings, report(findings)
+
+
+def test_no_service_log_holds_a_direct_identifier(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # The services' logs: beside the secrets of the platform the tests started (not the
+    # logs of tools such as Prometheus).
+    logs = [
+        log
+        for log in sorted(Path(tmp_path_factory.getbasetemp()).rglob("*.log"))
+        if (log.parent / "secrets").is_dir()
+    ]
+    assert logs, "no service log found under the test run's directories"
+    findings = [finding for log in logs for finding in findings_in_log(log)]
+    assert not findings, report(findings)
