@@ -67,6 +67,7 @@ from services.prevention.domain.person import (
     SCHEDULED,
     SENT,
     Message,
+    OptOutDone,
     PersonState,
     Profile,
 )
@@ -286,8 +287,12 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
         reason = request.reason_code or "person.request"
         await self._checked(context, lambda: check_code(reason, "reason_code"))
 
+        opt_out_id = request.opt_out_id or str(uuid.uuid4())
+
         async def local() -> api.OptOutResponse:
             before = self._state(person)
+            if opt_out_id in before.opt_outs:  # asked again after a lost answer
+                return _opt_out_answer(before.opt_outs[opt_out_id])
             if before.profile is not None:
                 territory = territory_from_code(before.profile.territory)
             elif request.territory in CODE_OF_TERRITORY:
@@ -299,7 +304,7 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
                 )
             refusal = OptOutRecorded(
                 person_pseudonym=person,
-                opt_out_id=str(uuid.uuid4()),
+                opt_out_id=opt_out_id,
                 channels=request.channels,
                 reason_code=reason,
                 opted_out_at=timestamp(datetime.now(UTC)),
@@ -308,18 +313,9 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
                 context, OPT_OUT_RECORDED, refusal, key=person, subject=person, territory=territory
             )
             after = await self._applied(context, person, event_id)
-            waiting = {m.message_id: m for m in before.scheduled()}
-            cancelled = sorted(
-                m.message_id
-                for m in after.messages.values()
-                if m.message_id in waiting and m.status == CANCELLED
-            )
-            moved = sorted(
-                m.message_id
-                for m in after.scheduled()
-                if m.message_id in waiting and m.channel != waiting[m.message_id].channel
-            )
-            return api.OptOutResponse(cancelled_message_ids=cancelled, moved_message_ids=moved)
+            # What the handler recorded when it applied this opt-out (nothing, had an
+            # earlier call with its id been applied meanwhile: then that one's answer).
+            return _opt_out_answer(after.opt_outs.get(opt_out_id, OptOutDone()))
 
         return await self._routed(person, context, request, "OptOut", local, APPLY_WAIT_S)
 
@@ -752,3 +748,7 @@ def register(servicer: PreventionServicer) -> Registrar:
         return [api.DESCRIPTOR.services_by_name["PreventionService"].full_name]
 
     return add
+
+
+def _opt_out_answer(done: OptOutDone) -> api.OptOutResponse:
+    return api.OptOutResponse(cancelled_message_ids=done.cancelled, moved_message_ids=done.moved)

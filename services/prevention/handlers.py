@@ -41,6 +41,7 @@ from services.prevention.domain.person import (
     SCHEDULED,
     SENT,
     Message,
+    OptOutDone,
     PersonState,
     Profile,
     ProgrammeState,
@@ -355,6 +356,7 @@ def opt_out(refusal: OptOutRecorded, *, state: PersonState, now: datetime) -> Ou
     if state.has_seen(refusal.opt_out_id):
         return Outcome(state, outcome="duplicate")
     channels = check_channels(list(refusal.channels))
+    before = state
     state = state.changed()
     state.remember(refusal.opt_out_id)
     person = refusal.person_pseudonym
@@ -365,12 +367,29 @@ def opt_out(refusal: OptOutRecorded, *, state: PersonState, now: datetime) -> Ou
             cancel(outcome, person, message, "opted_out", now)
         for reach in state.reach.values():
             reach.opted_out = True
-        return outcome
-    state.opted_out_channels = sorted({*state.opted_out_channels, *channels})
-    for message in state.scheduled():
-        if message.channel in channels:
-            _move_or_cancel(outcome, person, message, now)
+    else:
+        state.opted_out_channels = sorted({*state.opted_out_channels, *channels})
+        for message in state.scheduled():
+            if message.channel in channels:
+                _move_or_cancel(outcome, person, message, now)
+    state.record_opt_out(refusal.opt_out_id, opt_out_done(before, state))
     return outcome
+
+
+def opt_out_done(before: PersonState, after: PersonState) -> OptOutDone:
+    """The messages an opt-out cancelled or moved to another channel (what OptOut answers)."""
+    waiting = {m.message_id: m for m in before.scheduled()}
+    cancelled = sorted(
+        m.message_id
+        for m in after.messages.values()
+        if m.message_id in waiting and m.status == CANCELLED
+    )
+    moved = sorted(
+        m.message_id
+        for m in after.scheduled()
+        if m.message_id in waiting and m.channel != waiting[m.message_id].channel
+    )
+    return OptOutDone(cancelled=cancelled, moved=moved)
 
 
 # -- programmes ---------------------------------------------------------------------------

@@ -229,10 +229,13 @@ def test_an_opt_out_between_scheduling_and_sending_stops_the_message(
     try:
         approve(client, campaign_id)
         [scheduled] = bus.wait_for(MESSAGE_SCHEDULED.name, of_campaign(campaign_id, {leaving}))
-        opted_out = client.OptOut(
-            api.OptOutRequest(person_pseudonym=leaving, reason_code="person.request")
+        leave = api.OptOutRequest(
+            person_pseudonym=leaving, reason_code="person.request", opt_out_id="leaving-1"
         )
+        opted_out = client.OptOut(leave)
         assert list(opted_out.cancelled_message_ids) == [scheduled["event"]["message_id"]]
+        # Asked again after a lost answer: the first answer, nothing applied twice.
+        assert client.OptOut(leave) == opted_out
         # The window opens: the other person's message goes, the one who left gets nothing.
         bus.wait_for(MESSAGE_DELIVERY_REQUESTED.name, of_campaign(campaign_id, {staying}))
         delivered = bus.all_records(MESSAGE_DELIVERY_REQUESTED.name, idle_seconds=1)

@@ -15,6 +15,7 @@ from services.prevention.domain.segments import Person
 from services.prevention.domain.timing import QuietHours
 
 RECENT_IDS_KEPT = 500
+OPT_OUTS_KEPT = 20
 CLOSED_MESSAGES_KEPT = 100
 CAMPAIGN_SENDS_KEPT = 50
 
@@ -99,6 +100,11 @@ class ProgrammeState(BaseModel):
         return self.ended_at is None
 
 
+class OptOutDone(BaseModel):
+    cancelled: list[str] = Field(default_factory=list)
+    moved: list[str] = Field(default_factory=list)
+
+
 class PersonState(BaseModel):
     profile: Profile | None = None
     attributes: list[str] = Field(default_factory=list)
@@ -110,6 +116,9 @@ class PersonState(BaseModel):
     # When campaign messages were sent, for the frequency cap.
     campaign_sends: list[datetime] = Field(default_factory=list)
     seen: list[str] = Field(default_factory=list)
+    # What each recent opt-out did (cancelled, moved message ids), by opt-out id: the
+    # answer a retried OptOut call gets again.
+    opt_outs: dict[str, OptOutDone] = Field(default_factory=dict)
 
     def changed(self) -> PersonState:
         """A copy to change, leaving this one as it was."""
@@ -124,6 +133,11 @@ class PersonState(BaseModel):
 
     def remember(self, *keys: str) -> None:
         self.seen = [*self.seen, *keys][-RECENT_IDS_KEPT:]
+
+    def record_opt_out(self, opt_out_id: str, done: OptOutDone) -> None:
+        self.opt_outs[opt_out_id] = done
+        for old in list(self.opt_outs)[:-OPT_OUTS_KEPT]:
+            del self.opt_outs[old]
 
     def as_target(self) -> Person | None:
         if self.profile is None:

@@ -259,3 +259,13 @@ def test_a_person_no_longer_in_the_segment_at_send_time_is_not_sent_the_message(
     assert outcome.outcome == "cancelled"
     assert outcome.state.messages[message_id].cancel_reason == "out_of_segment"
     assert deliveries(outcome) == []
+
+
+def test_an_opt_out_keeps_what_it_did_for_a_retried_call() -> None:
+    person, state, message_id = targeted()
+    leaving = refusal(person)
+    refused = opt_out(leaving, state=state, now=NOW)
+    assert refused.state.opt_outs[leaving.opt_out_id].cancelled == [message_id]
+    assert refused.state.opt_outs[leaving.opt_out_id].moved == []
+    again = opt_out(leaving, state=refused.state, now=NOW)
+    assert again.outcome == "duplicate" and again.state.opt_outs == refused.state.opt_outs

@@ -27,15 +27,15 @@ from emeuse.prevention.v1 import prevention_events_pb2 as emeuse_dot_prevention_
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n-emeuse/prevention/v1/prevention_service.proto\x12\x14\x65meuse.prevention.v1\x1a\x1f\x65meuse/place/v1/territory.proto\x1a,emeuse/prevention/v1/prevention_events.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"4\n\x18GetPersonScheduleRequest\x12\x18\n\x10person_pseudonym\x18\x01 \x01(\t\"\xb7\x01\n\rPersonMessage\x12\x37\n\x07message\x18\x01 \x01(\x0b\x32&.emeuse.prevention.v1.MessageScheduled\x12\x33\n\x06status\x18\x02 \x01(\x0e\x32#.emeuse.prevention.v1.MessageStatus\x12\x10\n\x08\x61ttempts\x18\x03 \x01(\x05\x12\x0f\n\x07sent_on\x18\x04 \x01(\t\x12\x15\n\rcancel_reason\x18\x05 \x01(\t\"\xeb\x01\n\rProgrammeView\x12\x32\n\tprogramme\x18\x01 \x01(\x0e\x32\x1f.emeuse.prevention.v1.Programme\x12\x35\n\x11\x65xpected_due_date\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rchild_born_on\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12<\n\nend_reason\x18\x04 \x01(\x0e\x32(.emeuse.prevention.v1.ProgrammeEndReason\"\xed\x02\n\x19GetPersonScheduleResponse\x12\x18\n\x10person_pseudonym\x18\x01 \x01(\t\x12\x10\n\x08\x65nrolled\x18\x02 \x01(\x08\x12:\n\treminders\x18\x03 \x03(\x0b\x32\'.emeuse.prevention.v1.ReminderScheduled\x12\x35\n\x08messages\x18\x04 \x03(\x0b\x32#.emeuse.prevention.v1.PersonMessage\x12\x35\n\x07profile\x18\x05 \x01(\x0b\x32$.emeuse.prevention.v1.PersonEnrolled\x12\x11\n\topted_out\x18\x06 \x01(\x08\x12\x1a\n\x12opted_out_channels\x18\x07 \x03(\t\x12\x12\n\nattributes\x18\x08 \x03(\t\x12\x37\n\nprogrammes\x18\t \x03(\x0b\x32#.emeuse.prevention.v1.ProgrammeView\"b\n\x13\x45nrollPersonRequest\x12\x34\n\x06person\x18\x01 \x01(\x0b\x32$.emeuse.prevention.v1.PersonEnrolled\x12\x15\n\rexperiment_id\x18\x02 \x01(\t\"c\n\x14\x45nrollPersonResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x39\n\tscheduled\x18\x02 \x03(\x0b\x32&.emeuse.prevention.v1.MessageScheduled\"\xb3\x01\n\x18UpdatePreferencesRequest\x12\x18\n\x10person_pseudonym\x18\x01 \x01(\t\x12\x18\n\x10\x61llowed_channels\x18\x02 \x03(\t\x12\x35\n\x0bquiet_hours\x18\x03 \x01(\x0b\x32 .emeuse.prevention.v1.QuietHours\x12\x10\n\x08language\x18\x04 \x01(\t\x12\x1a\n\x12\x63onsented_channels\x18\x05 \x03(\t\"R\n\x19UpdatePreferencesResponse\x12\x35\n\x07profile\x18\x01 \x01(\x0b\x32$.emeuse.prevention.v1.PersonEnrolled\"\x7f\n\rOptOutRequest\x12\x18\n\x10person_pseudonym\x18\x01 \x01(\t\x12\x10\n\x08\x63hannels\x18\x02 \x03(\t\x12\x13\n\x0breason_code\x18\x03 \x01(\t\x12-\n\tterritory\x18\x04 \x01(\x0e\x32\x1a.emeuse.place.v1.Territory\"J\n\x0eOptOutResponse\x12\x1d\n\x15\x63\x61ncelled_message_ids\x18\x01 \x03(\t\x12\x19\n\x11moved_message_ids\x18\x02 \x03(\t\"\xcf\x01\n\x15StartProgrammeRequest\x12\x18\n\x10person_pseudonym\x18\x01 \x01(\t\x12\x32\n\tprogramme\x18\x02 \x01(\x0e\x32\x1f.emeuse.prevention.v1.Programme\x12\x35\n\x11\x65xpected_due_date\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rchild_born_on\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"j\n\x16StartProgrammeResponse\x12\x39\n\tscheduled\x18\x01 \x03(\x0b\x32&.emeuse.prevention.v1.MessageScheduled\x12\x15\n\rskipped_steps\x18\x02 \x03(\t\"\xcb\x01\n\x13\x45ndProgrammeRequest\x12\x18\n\x10person_pseudonym\x18\x01 \x01(\t\x12\x32\n\tprogramme\x18\x02 \x01(\x0e\x32\x1f.emeuse.prevention.v1.Programme\x12\x38\n\x06reason\x18\x03 \x01(\x0e\x32(.emeuse.prevention.v1.ProgrammeEndReason\x12,\n\x08\x65nded_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"5\n\x14\x45ndProgrammeResponse\x12\x1d\n\x15\x63\x61ncelled_message_ids\x18\x01 \x03(\t\"P\n\x15\x43reateCampaignRequest\x12\x37\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32%.emeuse.prevention.v1.CampaignUpdated\"J\n\x16\x43reateCampaignResponse\x12\x30\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1e.emeuse.prevention.v1.Campaign\"{\n\x08\x43\x61mpaign\x12\x39\n\ndefinition\x18\x01 \x01(\x0b\x32%.emeuse.prevention.v1.CampaignUpdated\x12\x34\n\x06status\x18\x02 \x01(\x0e\x32$.emeuse.prevention.v1.CampaignStatus\"B\n\x16\x41pproveCampaignRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61pprover_id\x18\x02 \x01(\t\"K\n\x17\x41pproveCampaignResponse\x12\x30\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1e.emeuse.prevention.v1.Campaign\"=\n\x14PauseCampaignRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63tor_id\x18\x02 \x01(\t\"I\n\x15PauseCampaignResponse\x12\x30\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1e.emeuse.prevention.v1.Campaign\">\n\x15ResumeCampaignRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63tor_id\x18\x02 \x01(\t\"J\n\x16ResumeCampaignResponse\x12\x30\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1e.emeuse.prevention.v1.Campaign\">\n\x15\x46inishCampaignRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63tor_id\x18\x02 \x01(\t\"J\n\x16\x46inishCampaignResponse\x12\x30\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1e.emeuse.prevention.v1.Campaign\")\n\x12GetCampaignRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\"G\n\x13GetCampaignResponse\x12\x30\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1e.emeuse.prevention.v1.Campaign\".\n\x17GetCampaignStatsRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\"\x9a\x01\n\x0e\x43\x61mpaignCounts\x12\x10\n\x08targeted\x18\x01 \x01(\x03\x12\x0c\n\x04sent\x18\x02 \x01(\x03\x12\x11\n\tdelivered\x18\x03 \x01(\x03\x12\x0e\n\x06opened\x18\x04 \x01(\x03\x12\x0f\n\x07\x63licked\x18\x05 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x06 \x01(\x03\x12\x11\n\topted_out\x18\x07 \x01(\x03\x12\x11\n\tscheduled\x18\x08 \x01(\x03\"v\n\x0fTerritoryCounts\x12-\n\tterritory\x18\x01 \x01(\x0e\x32\x1a.emeuse.place.v1.Territory\x12\x34\n\x06\x63ounts\x18\x02 \x01(\x0b\x32$.emeuse.prevention.v1.CampaignCounts\"\xd7\x01\n\x18GetCampaignStatsResponse\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x34\n\x06status\x18\x02 \x01(\x0e\x32$.emeuse.prevention.v1.CampaignStatus\x12\x33\n\x05total\x18\x03 \x01(\x0b\x32$.emeuse.prevention.v1.CampaignCounts\x12;\n\x0c\x62y_territory\x18\x04 \x03(\x0b\x32%.emeuse.prevention.v1.TerritoryCounts*\xd8\x01\n\rMessageStatus\x12\x1e\n\x1aMESSAGE_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18MESSAGE_STATUS_SCHEDULED\x10\x01\x12\x17\n\x13MESSAGE_STATUS_SENT\x10\x02\x12\x1c\n\x18MESSAGE_STATUS_DELIVERED\x10\x03\x12\x19\n\x15MESSAGE_STATUS_OPENED\x10\x04\x12\x19\n\x15MESSAGE_STATUS_FAILED\x10\x05\x12\x1c\n\x18MESSAGE_STATUS_CANCELLED\x10\x06\x32\x87\x0b\n\x11PreventionService\x12t\n\x11GetPersonSchedule\x12..emeuse.prevention.v1.GetPersonScheduleRequest\x1a/.emeuse.prevention.v1.GetPersonScheduleResponse\x12\x65\n\x0c\x45nrollPerson\x12).emeuse.prevention.v1.EnrollPersonRequest\x1a*.emeuse.prevention.v1.EnrollPersonResponse\x12t\n\x11UpdatePreferences\x12..emeuse.prevention.v1.UpdatePreferencesRequest\x1a/.emeuse.prevention.v1.UpdatePreferencesResponse\x12S\n\x06OptOut\x12#.emeuse.prevention.v1.OptOutRequest\x1a$.emeuse.prevention.v1.OptOutResponse\x12k\n\x0eStartProgramme\x12+.emeuse.prevention.v1.StartProgrammeRequest\x1a,.emeuse.prevention.v1.StartProgrammeResponse\x12\x65\n\x0c\x45ndProgramme\x12).emeuse.prevention.v1.EndProgrammeRequest\x1a*.emeuse.prevention.v1.EndProgrammeResponse\x12k\n\x0e\x43reateCampaign\x12+.emeuse.prevention.v1.CreateCampaignRequest\x1a,.emeuse.prevention.v1.CreateCampaignResponse\x12n\n\x0f\x41pproveCampaign\x12,.emeuse.prevention.v1.ApproveCampaignRequest\x1a-.emeuse.prevention.v1.ApproveCampaignResponse\x12h\n\rPauseCampaign\x12*.emeuse.prevention.v1.PauseCampaignRequest\x1a+.emeuse.prevention.v1.PauseCampaignResponse\x12k\n\x0eResumeCampaign\x12+.emeuse.prevention.v1.ResumeCampaignRequest\x1a,.emeuse.prevention.v1.ResumeCampaignResponse\x12k\n\x0e\x46inishCampaign\x12+.emeuse.prevention.v1.FinishCampaignRequest\x1a,.emeuse.prevention.v1.FinishCampaignResponse\x12\x62\n\x0bGetCampaign\x12(.emeuse.prevention.v1.GetCampaignRequest\x1a).emeuse.prevention.v1.GetCampaignResponse\x12q\n\x10GetCampaignStats\x12-.emeuse.prevention.v1.GetCampaignStatsRequest\x1a..emeuse.prevention.v1.GetCampaignStatsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n-emeuse/prevention/v1/prevention_service.proto\x12\x14\x65meuse.prevention.v1\x1a\x1f\x65meuse/place/v1/territory.proto\x1a,emeuse/prevention/v1/prevention_events.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"4\n\x18GetPersonScheduleRequest\x12\x18\n\x10person_pseudonym\x18\x01 \x01(\t\"\xb7\x01\n\rPersonMessage\x12\x37\n\x07message\x18\x01 \x01(\x0b\x32&.emeuse.prevention.v1.MessageScheduled\x12\x33\n\x06status\x18\x02 \x01(\x0e\x32#.emeuse.prevention.v1.MessageStatus\x12\x10\n\x08\x61ttempts\x18\x03 \x01(\x05\x12\x0f\n\x07sent_on\x18\x04 \x01(\t\x12\x15\n\rcancel_reason\x18\x05 \x01(\t\"\xeb\x01\n\rProgrammeView\x12\x32\n\tprogramme\x18\x01 \x01(\x0e\x32\x1f.emeuse.prevention.v1.Programme\x12\x35\n\x11\x65xpected_due_date\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rchild_born_on\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12<\n\nend_reason\x18\x04 \x01(\x0e\x32(.emeuse.prevention.v1.ProgrammeEndReason\"\xed\x02\n\x19GetPersonScheduleResponse\x12\x18\n\x10person_pseudonym\x18\x01 \x01(\t\x12\x10\n\x08\x65nrolled\x18\x02 \x01(\x08\x12:\n\treminders\x18\x03 \x03(\x0b\x32\'.emeuse.prevention.v1.ReminderScheduled\x12\x35\n\x08messages\x18\x04 \x03(\x0b\x32#.emeuse.prevention.v1.PersonMessage\x12\x35\n\x07profile\x18\x05 \x01(\x0b\x32$.emeuse.prevention.v1.PersonEnrolled\x12\x11\n\topted_out\x18\x06 \x01(\x08\x12\x1a\n\x12opted_out_channels\x18\x07 \x03(\t\x12\x12\n\nattributes\x18\x08 \x03(\t\x12\x37\n\nprogrammes\x18\t \x03(\x0b\x32#.emeuse.prevention.v1.ProgrammeView\"b\n\x13\x45nrollPersonRequest\x12\x34\n\x06person\x18\x01 \x01(\x0b\x32$.emeuse.prevention.v1.PersonEnrolled\x12\x15\n\rexperiment_id\x18\x02 \x01(\t\"c\n\x14\x45nrollPersonResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x39\n\tscheduled\x18\x02 \x03(\x0b\x32&.emeuse.prevention.v1.MessageScheduled\"\xb3\x01\n\x18UpdatePreferencesRequest\x12\x18\n\x10person_pseudonym\x18\x01 \x01(\t\x12\x18\n\x10\x61llowed_channels\x18\x02 \x03(\t\x12\x35\n\x0bquiet_hours\x18\x03 \x01(\x0b\x32 .emeuse.prevention.v1.QuietHours\x12\x10\n\x08language\x18\x04 \x01(\t\x12\x1a\n\x12\x63onsented_channels\x18\x05 \x03(\t\"R\n\x19UpdatePreferencesResponse\x12\x35\n\x07profile\x18\x01 \x01(\x0b\x32$.emeuse.prevention.v1.PersonEnrolled\"\x93\x01\n\rOptOutRequest\x12\x18\n\x10person_pseudonym\x18\x01 \x01(\t\x12\x10\n\x08\x63hannels\x18\x02 \x03(\t\x12\x13\n\x0breason_code\x18\x03 \x01(\t\x12-\n\tterritory\x18\x04 \x01(\x0e\x32\x1a.emeuse.place.v1.Territory\x12\x12\n\nopt_out_id\x18\x05 \x01(\t\"J\n\x0eOptOutResponse\x12\x1d\n\x15\x63\x61ncelled_message_ids\x18\x01 \x03(\t\x12\x19\n\x11moved_message_ids\x18\x02 \x03(\t\"\xcf\x01\n\x15StartProgrammeRequest\x12\x18\n\x10person_pseudonym\x18\x01 \x01(\t\x12\x32\n\tprogramme\x18\x02 \x01(\x0e\x32\x1f.emeuse.prevention.v1.Programme\x12\x35\n\x11\x65xpected_due_date\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rchild_born_on\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"j\n\x16StartProgrammeResponse\x12\x39\n\tscheduled\x18\x01 \x03(\x0b\x32&.emeuse.prevention.v1.MessageScheduled\x12\x15\n\rskipped_steps\x18\x02 \x03(\t\"\xcb\x01\n\x13\x45ndProgrammeRequest\x12\x18\n\x10person_pseudonym\x18\x01 \x01(\t\x12\x32\n\tprogramme\x18\x02 \x01(\x0e\x32\x1f.emeuse.prevention.v1.Programme\x12\x38\n\x06reason\x18\x03 \x01(\x0e\x32(.emeuse.prevention.v1.ProgrammeEndReason\x12,\n\x08\x65nded_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"5\n\x14\x45ndProgrammeResponse\x12\x1d\n\x15\x63\x61ncelled_message_ids\x18\x01 \x03(\t\"P\n\x15\x43reateCampaignRequest\x12\x37\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32%.emeuse.prevention.v1.CampaignUpdated\"J\n\x16\x43reateCampaignResponse\x12\x30\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1e.emeuse.prevention.v1.Campaign\"{\n\x08\x43\x61mpaign\x12\x39\n\ndefinition\x18\x01 \x01(\x0b\x32%.emeuse.prevention.v1.CampaignUpdated\x12\x34\n\x06status\x18\x02 \x01(\x0e\x32$.emeuse.prevention.v1.CampaignStatus\"B\n\x16\x41pproveCampaignRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61pprover_id\x18\x02 \x01(\t\"K\n\x17\x41pproveCampaignResponse\x12\x30\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1e.emeuse.prevention.v1.Campaign\"=\n\x14PauseCampaignRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63tor_id\x18\x02 \x01(\t\"I\n\x15PauseCampaignResponse\x12\x30\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1e.emeuse.prevention.v1.Campaign\">\n\x15ResumeCampaignRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63tor_id\x18\x02 \x01(\t\"J\n\x16ResumeCampaignResponse\x12\x30\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1e.emeuse.prevention.v1.Campaign\">\n\x15\x46inishCampaignRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63tor_id\x18\x02 \x01(\t\"J\n\x16\x46inishCampaignResponse\x12\x30\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1e.emeuse.prevention.v1.Campaign\")\n\x12GetCampaignRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\"G\n\x13GetCampaignResponse\x12\x30\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1e.emeuse.prevention.v1.Campaign\".\n\x17GetCampaignStatsRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\"\x9a\x01\n\x0e\x43\x61mpaignCounts\x12\x10\n\x08targeted\x18\x01 \x01(\x03\x12\x0c\n\x04sent\x18\x02 \x01(\x03\x12\x11\n\tdelivered\x18\x03 \x01(\x03\x12\x0e\n\x06opened\x18\x04 \x01(\x03\x12\x0f\n\x07\x63licked\x18\x05 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x06 \x01(\x03\x12\x11\n\topted_out\x18\x07 \x01(\x03\x12\x11\n\tscheduled\x18\x08 \x01(\x03\"v\n\x0fTerritoryCounts\x12-\n\tterritory\x18\x01 \x01(\x0e\x32\x1a.emeuse.place.v1.Territory\x12\x34\n\x06\x63ounts\x18\x02 \x01(\x0b\x32$.emeuse.prevention.v1.CampaignCounts\"\xd7\x01\n\x18GetCampaignStatsResponse\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x34\n\x06status\x18\x02 \x01(\x0e\x32$.emeuse.prevention.v1.CampaignStatus\x12\x33\n\x05total\x18\x03 \x01(\x0b\x32$.emeuse.prevention.v1.CampaignCounts\x12;\n\x0c\x62y_territory\x18\x04 \x03(\x0b\x32%.emeuse.prevention.v1.TerritoryCounts*\xd8\x01\n\rMessageStatus\x12\x1e\n\x1aMESSAGE_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18MESSAGE_STATUS_SCHEDULED\x10\x01\x12\x17\n\x13MESSAGE_STATUS_SENT\x10\x02\x12\x1c\n\x18MESSAGE_STATUS_DELIVERED\x10\x03\x12\x19\n\x15MESSAGE_STATUS_OPENED\x10\x04\x12\x19\n\x15MESSAGE_STATUS_FAILED\x10\x05\x12\x1c\n\x18MESSAGE_STATUS_CANCELLED\x10\x06\x32\x87\x0b\n\x11PreventionService\x12t\n\x11GetPersonSchedule\x12..emeuse.prevention.v1.GetPersonScheduleRequest\x1a/.emeuse.prevention.v1.GetPersonScheduleResponse\x12\x65\n\x0c\x45nrollPerson\x12).emeuse.prevention.v1.EnrollPersonRequest\x1a*.emeuse.prevention.v1.EnrollPersonResponse\x12t\n\x11UpdatePreferences\x12..emeuse.prevention.v1.UpdatePreferencesRequest\x1a/.emeuse.prevention.v1.UpdatePreferencesResponse\x12S\n\x06OptOut\x12#.emeuse.prevention.v1.OptOutRequest\x1a$.emeuse.prevention.v1.OptOutResponse\x12k\n\x0eStartProgramme\x12+.emeuse.prevention.v1.StartProgrammeRequest\x1a,.emeuse.prevention.v1.StartProgrammeResponse\x12\x65\n\x0c\x45ndProgramme\x12).emeuse.prevention.v1.EndProgrammeRequest\x1a*.emeuse.prevention.v1.EndProgrammeResponse\x12k\n\x0e\x43reateCampaign\x12+.emeuse.prevention.v1.CreateCampaignRequest\x1a,.emeuse.prevention.v1.CreateCampaignResponse\x12n\n\x0f\x41pproveCampaign\x12,.emeuse.prevention.v1.ApproveCampaignRequest\x1a-.emeuse.prevention.v1.ApproveCampaignResponse\x12h\n\rPauseCampaign\x12*.emeuse.prevention.v1.PauseCampaignRequest\x1a+.emeuse.prevention.v1.PauseCampaignResponse\x12k\n\x0eResumeCampaign\x12+.emeuse.prevention.v1.ResumeCampaignRequest\x1a,.emeuse.prevention.v1.ResumeCampaignResponse\x12k\n\x0e\x46inishCampaign\x12+.emeuse.prevention.v1.FinishCampaignRequest\x1a,.emeuse.prevention.v1.FinishCampaignResponse\x12\x62\n\x0bGetCampaign\x12(.emeuse.prevention.v1.GetCampaignRequest\x1a).emeuse.prevention.v1.GetCampaignResponse\x12q\n\x10GetCampaignStats\x12-.emeuse.prevention.v1.GetCampaignStatsRequest\x1a..emeuse.prevention.v1.GetCampaignStatsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'emeuse.prevention.v1.prevention_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MESSAGESTATUS']._serialized_start=3786
-  _globals['_MESSAGESTATUS']._serialized_end=4002
+  _globals['_MESSAGESTATUS']._serialized_start=3807
+  _globals['_MESSAGESTATUS']._serialized_end=4023
   _globals['_GETPERSONSCHEDULEREQUEST']._serialized_start=183
   _globals['_GETPERSONSCHEDULEREQUEST']._serialized_end=235
   _globals['_PERSONMESSAGE']._serialized_start=238
@@ -52,52 +52,52 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_UPDATEPREFERENCESREQUEST']._serialized_end=1410
   _globals['_UPDATEPREFERENCESRESPONSE']._serialized_start=1412
   _globals['_UPDATEPREFERENCESRESPONSE']._serialized_end=1494
-  _globals['_OPTOUTREQUEST']._serialized_start=1496
-  _globals['_OPTOUTREQUEST']._serialized_end=1623
-  _globals['_OPTOUTRESPONSE']._serialized_start=1625
-  _globals['_OPTOUTRESPONSE']._serialized_end=1699
-  _globals['_STARTPROGRAMMEREQUEST']._serialized_start=1702
-  _globals['_STARTPROGRAMMEREQUEST']._serialized_end=1909
-  _globals['_STARTPROGRAMMERESPONSE']._serialized_start=1911
-  _globals['_STARTPROGRAMMERESPONSE']._serialized_end=2017
-  _globals['_ENDPROGRAMMEREQUEST']._serialized_start=2020
-  _globals['_ENDPROGRAMMEREQUEST']._serialized_end=2223
-  _globals['_ENDPROGRAMMERESPONSE']._serialized_start=2225
-  _globals['_ENDPROGRAMMERESPONSE']._serialized_end=2278
-  _globals['_CREATECAMPAIGNREQUEST']._serialized_start=2280
-  _globals['_CREATECAMPAIGNREQUEST']._serialized_end=2360
-  _globals['_CREATECAMPAIGNRESPONSE']._serialized_start=2362
-  _globals['_CREATECAMPAIGNRESPONSE']._serialized_end=2436
-  _globals['_CAMPAIGN']._serialized_start=2438
-  _globals['_CAMPAIGN']._serialized_end=2561
-  _globals['_APPROVECAMPAIGNREQUEST']._serialized_start=2563
-  _globals['_APPROVECAMPAIGNREQUEST']._serialized_end=2629
-  _globals['_APPROVECAMPAIGNRESPONSE']._serialized_start=2631
-  _globals['_APPROVECAMPAIGNRESPONSE']._serialized_end=2706
-  _globals['_PAUSECAMPAIGNREQUEST']._serialized_start=2708
-  _globals['_PAUSECAMPAIGNREQUEST']._serialized_end=2769
-  _globals['_PAUSECAMPAIGNRESPONSE']._serialized_start=2771
-  _globals['_PAUSECAMPAIGNRESPONSE']._serialized_end=2844
-  _globals['_RESUMECAMPAIGNREQUEST']._serialized_start=2846
-  _globals['_RESUMECAMPAIGNREQUEST']._serialized_end=2908
-  _globals['_RESUMECAMPAIGNRESPONSE']._serialized_start=2910
-  _globals['_RESUMECAMPAIGNRESPONSE']._serialized_end=2984
-  _globals['_FINISHCAMPAIGNREQUEST']._serialized_start=2986
-  _globals['_FINISHCAMPAIGNREQUEST']._serialized_end=3048
-  _globals['_FINISHCAMPAIGNRESPONSE']._serialized_start=3050
-  _globals['_FINISHCAMPAIGNRESPONSE']._serialized_end=3124
-  _globals['_GETCAMPAIGNREQUEST']._serialized_start=3126
-  _globals['_GETCAMPAIGNREQUEST']._serialized_end=3167
-  _globals['_GETCAMPAIGNRESPONSE']._serialized_start=3169
-  _globals['_GETCAMPAIGNRESPONSE']._serialized_end=3240
-  _globals['_GETCAMPAIGNSTATSREQUEST']._serialized_start=3242
-  _globals['_GETCAMPAIGNSTATSREQUEST']._serialized_end=3288
-  _globals['_CAMPAIGNCOUNTS']._serialized_start=3291
-  _globals['_CAMPAIGNCOUNTS']._serialized_end=3445
-  _globals['_TERRITORYCOUNTS']._serialized_start=3447
-  _globals['_TERRITORYCOUNTS']._serialized_end=3565
-  _globals['_GETCAMPAIGNSTATSRESPONSE']._serialized_start=3568
-  _globals['_GETCAMPAIGNSTATSRESPONSE']._serialized_end=3783
-  _globals['_PREVENTIONSERVICE']._serialized_start=4005
-  _globals['_PREVENTIONSERVICE']._serialized_end=5420
+  _globals['_OPTOUTREQUEST']._serialized_start=1497
+  _globals['_OPTOUTREQUEST']._serialized_end=1644
+  _globals['_OPTOUTRESPONSE']._serialized_start=1646
+  _globals['_OPTOUTRESPONSE']._serialized_end=1720
+  _globals['_STARTPROGRAMMEREQUEST']._serialized_start=1723
+  _globals['_STARTPROGRAMMEREQUEST']._serialized_end=1930
+  _globals['_STARTPROGRAMMERESPONSE']._serialized_start=1932
+  _globals['_STARTPROGRAMMERESPONSE']._serialized_end=2038
+  _globals['_ENDPROGRAMMEREQUEST']._serialized_start=2041
+  _globals['_ENDPROGRAMMEREQUEST']._serialized_end=2244
+  _globals['_ENDPROGRAMMERESPONSE']._serialized_start=2246
+  _globals['_ENDPROGRAMMERESPONSE']._serialized_end=2299
+  _globals['_CREATECAMPAIGNREQUEST']._serialized_start=2301
+  _globals['_CREATECAMPAIGNREQUEST']._serialized_end=2381
+  _globals['_CREATECAMPAIGNRESPONSE']._serialized_start=2383
+  _globals['_CREATECAMPAIGNRESPONSE']._serialized_end=2457
+  _globals['_CAMPAIGN']._serialized_start=2459
+  _globals['_CAMPAIGN']._serialized_end=2582
+  _globals['_APPROVECAMPAIGNREQUEST']._serialized_start=2584
+  _globals['_APPROVECAMPAIGNREQUEST']._serialized_end=2650
+  _globals['_APPROVECAMPAIGNRESPONSE']._serialized_start=2652
+  _globals['_APPROVECAMPAIGNRESPONSE']._serialized_end=2727
+  _globals['_PAUSECAMPAIGNREQUEST']._serialized_start=2729
+  _globals['_PAUSECAMPAIGNREQUEST']._serialized_end=2790
+  _globals['_PAUSECAMPAIGNRESPONSE']._serialized_start=2792
+  _globals['_PAUSECAMPAIGNRESPONSE']._serialized_end=2865
+  _globals['_RESUMECAMPAIGNREQUEST']._serialized_start=2867
+  _globals['_RESUMECAMPAIGNREQUEST']._serialized_end=2929
+  _globals['_RESUMECAMPAIGNRESPONSE']._serialized_start=2931
+  _globals['_RESUMECAMPAIGNRESPONSE']._serialized_end=3005
+  _globals['_FINISHCAMPAIGNREQUEST']._serialized_start=3007
+  _globals['_FINISHCAMPAIGNREQUEST']._serialized_end=3069
+  _globals['_FINISHCAMPAIGNRESPONSE']._serialized_start=3071
+  _globals['_FINISHCAMPAIGNRESPONSE']._serialized_end=3145
+  _globals['_GETCAMPAIGNREQUEST']._serialized_start=3147
+  _globals['_GETCAMPAIGNREQUEST']._serialized_end=3188
+  _globals['_GETCAMPAIGNRESPONSE']._serialized_start=3190
+  _globals['_GETCAMPAIGNRESPONSE']._serialized_end=3261
+  _globals['_GETCAMPAIGNSTATSREQUEST']._serialized_start=3263
+  _globals['_GETCAMPAIGNSTATSREQUEST']._serialized_end=3309
+  _globals['_CAMPAIGNCOUNTS']._serialized_start=3312
+  _globals['_CAMPAIGNCOUNTS']._serialized_end=3466
+  _globals['_TERRITORYCOUNTS']._serialized_start=3468
+  _globals['_TERRITORYCOUNTS']._serialized_end=3586
+  _globals['_GETCAMPAIGNSTATSRESPONSE']._serialized_start=3589
+  _globals['_GETCAMPAIGNSTATSRESPONSE']._serialized_end=3804
+  _globals['_PREVENTIONSERVICE']._serialized_start=4026
+  _globals['_PREVENTIONSERVICE']._serialized_end=5441
 # @@protoc_insertion_point(module_scope)

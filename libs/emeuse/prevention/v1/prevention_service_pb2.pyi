@@ -366,12 +366,17 @@ class OptOutRequest(_message.Message):
     CHANNELS_FIELD_NUMBER: _builtins.int
     REASON_CODE_FIELD_NUMBER: _builtins.int
     TERRITORY_FIELD_NUMBER: _builtins.int
+    OPT_OUT_ID_FIELD_NUMBER: _builtins.int
     person_pseudonym: _builtins.str
     """Pseudonym of the person."""
     reason_code: _builtins.str
     """Coded reason, e.g. "person.request"."""
     territory: _territory_pb2.Territory.ValueType
     """Territory of the person, when they were never enrolled (else their own is used)."""
+    opt_out_id: _builtins.str
+    """Id of this opt-out, chosen by the caller: the same id again (a retry after a lost
+    answer) applies nothing and gets the first answer. Empty: a new opt-out each call.
+    """
     @_builtins.property
     def channels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Channels refused; empty: every message."""
@@ -383,10 +388,11 @@ class OptOutRequest(_message.Message):
         channels: _abc.Iterable[_builtins.str] | None = ...,
         reason_code: _builtins.str = ...,
         territory: _territory_pb2.Territory.ValueType = ...,
+        opt_out_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["channels", b"channels", "person_pseudonym", b"person_pseudonym", "reason_code", b"reason_code", "territory", b"territory"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channels", b"channels", "opt_out_id", b"opt_out_id", "person_pseudonym", b"person_pseudonym", "reason_code", b"reason_code", "territory", b"territory"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
