@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+import msgspec
 from google.protobuf import json_format
 
 from emeuse.chronic.v1.chronic_events_pb2 import CarePlanUpdated, CareRole, MonitoringProgramme
@@ -138,7 +139,7 @@ def record_care_plan(
     )
     return {
         "version": version,
-        "in_force": in_force.model_dump(mode="json"),
+        "in_force": msgspec.to_builtins(in_force),
         "plan": json_format.MessageToDict(recorded, preserving_proto_field_name=True),
     }
 
@@ -176,7 +177,7 @@ def plan_in_force(stored: StoredPlan | None) -> PlanInForce | None:
     hit = _PARSED.get(id(stored))
     if hit is not None and hit[0] is stored:
         return hit[1]
-    plan = PlanInForce.model_validate(stored["in_force"])
+    plan = msgspec.convert(stored["in_force"], PlanInForce)
     if len(_PARSED) >= PARSED_KEPT:
         _PARSED.pop(next(iter(_PARSED)))
     _PARSED[id(stored)] = (stored, plan)

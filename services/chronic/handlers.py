@@ -229,7 +229,12 @@ def review_result(
     reviewed = close_review(state, patient, review.reading_id, now)
     if review.decision == ReviewDecision.REVIEW_DECISION_REJECTED:
         return Outcome(state, reviewed, "rejected")
-    result = Result(**pending.model_dump(include={"reading_id", "value", "unit", "measured_at"}))
+    result = Result(
+        reading_id=pending.reading_id,
+        value=pending.value,
+        unit=pending.unit,
+        measured_at=pending.measured_at,
+    )
     outcome = _judge(
         state, plan, patient, pending.loinc_code, result, now, territory, point_of_care=True
     )

@@ -33,7 +33,13 @@ from services.chronic.care_plan import (
     plan_in_force,
     record_care_plan,
 )
-from services.chronic.domain.monitoring import GAP, OPEN, PatientState
+from services.chronic.domain.monitoring import (
+    GAP,
+    OPEN,
+    PatientState,
+    decode_state,
+    encode_state,
+)
 from services.chronic.domain.plan import PlanInForce
 from services.chronic.metrics import (
     ALERT_ACTIONS,
@@ -41,6 +47,7 @@ from services.chronic.metrics import (
     POINT_OF_CARE_TO_ALERT,
     READINGS,
     count,
+    readings_checked,
 )
 
 log = structlog.get_logger("emeuse.chronic")
@@ -113,7 +120,7 @@ async def evaluate_reading(event: Event, tx: Tx) -> None:
     outcome = handlers.evaluate_reading(
         reading, plan=plan, state=state, now=tx.now, territory=_territory(event)
     )
-    tx.count(READINGS.labels(reading.loinc_code, outcome.outcome))
+    tx.count(readings_checked(reading.loinc_code, outcome.outcome))
     note_not_monitored(tx, outcome, reading.reading_id, reading.loinc_code)
     # Debug: at thousands of readings a second, one line each would drown the facts.
     log.debug("reading.checked", reading_id=reading.reading_id, outcome=outcome.outcome)
@@ -220,10 +227,7 @@ PROCESSOR = Processor(
             STATES,
             "Latest values, alerts, readings seen (domain.monitoring).",
             # Kept as objects: handlers build a new state (`changed()`), never edit one.
-            codec=CodecOf(
-                lambda state: state.model_dump_json().encode(),
-                PatientState.model_validate_json,
-            ),
+            codec=CodecOf(encode_state, decode_state),
         ),
     ),
     timers=(Timer("alert-steps", (CARE_PLANS, STATES), next_step_at, take_due_steps),),

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import bisect
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, Field, PrivateAttr
+import msgspec
+from msgspec.structs import replace
 
 from services.chronic.domain.plan import Member
 
@@ -22,15 +23,13 @@ RECENT_IDS_KEPT = 200
 HISTORY_KEPT = 40
 CLOSED_ALERTS_KEPT = 50
 
-_Model = TypeVar("_Model", bound=BaseModel)
-
 WARNING, CRITICAL = "warning", "critical"
 OPEN, ACKNOWLEDGED, RESOLVED = "open", "acknowledged", "resolved"
 # Episodes: abnormal values of a measure, its readings not coming, a lab review not coming.
 VALUES, GAP, REVIEW = "values", "gap", "review"
 
 
-class Result(BaseModel):
+class Result(msgspec.Struct, kw_only=True, omit_defaults=True):
     """One reading of a measure, in its canonical unit."""
 
     reading_id: str = ""
@@ -48,7 +47,7 @@ class PendingResult(Result):
     overdue_alerted: bool = False
 
 
-class Correction(BaseModel):
+class Correction(msgspec.Struct, kw_only=True, omit_defaults=True):
     """A result its producer corrected: the value it replaced (None when that one was never
     received) and the corrected one, both in the measure's canonical unit."""
 
@@ -58,7 +57,7 @@ class Correction(BaseModel):
     unit: str
 
 
-class AlertState(BaseModel):
+class AlertState(msgspec.Struct, kw_only=True, omit_defaults=True):
     alert_id: str
     episode: str
     loinc_code: str
@@ -68,7 +67,7 @@ class AlertState(BaseModel):
     territory: str
     status: str = OPEN
     raised_at: datetime
-    reading_ids: list[str] = Field(default_factory=list)
+    reading_ids: list[str] = msgspec.field(default_factory=list)
     # Members in escalation order; chain[: step + 1] have been notified.
     chain: list[Member]
     step: int = 0
@@ -95,36 +94,21 @@ class AlertState(BaseModel):
         return self.chain[: self.step + 1]
 
 
-def _copy(model: _Model, **changes: Any) -> _Model:
-    """A shallow copy with `changes` in place of some fields, without validating (as
-    model_copy, at a fraction of its cost: a state is copied for each reading)."""
-    copy = model.__class__.__new__(model.__class__)
-    fields = dict(model.__dict__)
-    fields.update(changes)
-    private = model.__pydantic_private__
-    object.__setattr__(copy, "__dict__", fields)
-    object.__setattr__(copy, "__pydantic_fields_set__", model.model_fields_set | changes.keys())
-    object.__setattr__(copy, "__pydantic_extra__", None)
-    object.__setattr__(copy, "__pydantic_private__", None if private is None else dict(private))
-    return copy
-
-
 def _measured_at(result: Result) -> datetime:
     return result.measured_at
 
 
-class PatientState(BaseModel):
-    latest: dict[str, Result] = Field(default_factory=dict)
-    history: dict[str, list[Result]] = Field(default_factory=dict)
-    pending_review: dict[str, PendingResult] = Field(default_factory=dict)
-    last_measured_at: dict[str, datetime] = Field(default_factory=dict)
-    alerts: dict[str, AlertState] = Field(default_factory=dict)
+class PatientState(msgspec.Struct, kw_only=True, omit_defaults=True):
+    latest: dict[str, Result] = msgspec.field(default_factory=dict)
+    history: dict[str, list[Result]] = msgspec.field(default_factory=dict)
+    pending_review: dict[str, PendingResult] = msgspec.field(default_factory=dict)
+    last_measured_at: dict[str, datetime] = msgspec.field(default_factory=dict)
+    alerts: dict[str, AlertState] = msgspec.field(default_factory=dict)
     # When a measure's gap episode last closed: the next gap counts from there.
-    gap_closed_at: dict[str, datetime] = Field(default_factory=dict)
+    gap_closed_at: dict[str, datetime] = msgspec.field(default_factory=dict)
     alerts_raised: int = 0
     last_alert_id: str = ""
-    seen: list[str] = Field(default_factory=list)
-    _seen_index: frozenset[str] | None = PrivateAttr(default=None)
+    seen: list[str] = msgspec.field(default_factory=list)
 
     def changed(self) -> PatientState:
         """A copy to change, leaving this one as it was (the stored state is shared).
@@ -132,28 +116,25 @@ class PatientState(BaseModel):
         Handlers change the containers, open alerts and pending results in place; a
         recorded result and a resolved alert are never changed, so the copy shares them.
         A copy per reading must be cheap: a full one costs more than all the rules."""
-        return _copy(
+        return replace(
             self,
             latest=dict(self.latest),
             history=dict(self.history),  # record() replaces a measure's list
-            pending_review={k: _copy(p) for k, p in self.pending_review.items()},
+            pending_review={k: replace(p) for k, p in self.pending_review.items()},
             last_measured_at=dict(self.last_measured_at),
             alerts={
-                k: _copy(a, reading_ids=list(a.reading_ids)) if a.is_open else a
+                k: replace(a, reading_ids=list(a.reading_ids)) if a.status != RESOLVED else a
                 for k, a in self.alerts.items()
             },
             gap_closed_at=dict(self.gap_closed_at),
         )
 
     def has_seen(self, key: str) -> bool:
-        # A set of the ids, made once per state and again only after remember().
-        if self._seen_index is None:
-            self._seen_index = frozenset(self.seen)
-        return key in self._seen_index
+        # A scan of at most RECENT_IDS_KEPT strings: cheaper than a set made for each state.
+        return key in self.seen
 
     def remember(self, *keys: str) -> None:
         self.seen = [*self.seen, *keys][-RECENT_IDS_KEPT:]
-        self._seen_index = None
 
     def measured(self, loinc: str, at: datetime) -> None:
         """A measurement happened (validated or not): the monitoring-gap clock restarts."""
@@ -215,7 +196,7 @@ class PatientState(BaseModel):
             (
                 a
                 for a in self.alerts.values()
-                if a.is_open and a.loinc_code == loinc and a.episode == episode
+                if a.loinc_code == loinc and a.episode == episode and a.status != RESOLVED
             ),
             None,
         )
@@ -226,7 +207,10 @@ class PatientState(BaseModel):
             (
                 a
                 for a in self.alerts.values()
-                if a.is_open and a.loinc_code == loinc and a.episode == VALUES and not a.run_ended
+                if a.loinc_code == loinc
+                and a.episode == VALUES
+                and not a.run_ended
+                and a.status != RESOLVED
             ),
             None,
         )
@@ -244,14 +228,33 @@ class PatientState(BaseModel):
         for alert in closed[:-CLOSED_ALERTS_KEPT]:
             del self.alerts[alert.alert_id]
 
-    def to_json(self) -> dict[str, object]:
-        return self.model_dump(mode="json")
+    def to_json(self) -> dict[str, Any]:
+        result: dict[str, Any] = msgspec.to_builtins(self)
+        return result
 
     @classmethod
     def from_json(cls, data: dict[str, object] | None) -> PatientState:
-        return cls.model_validate(data or {})
+        return msgspec.convert(data or {}, cls)
 
     @classmethod
     def of(cls, value: PatientState | dict[str, object] | None) -> PatientState:
         """The state a table holds (the object itself, or its JSON), empty when none."""
         return value if isinstance(value, PatientState) else cls.from_json(value)
+
+
+# The table's stored form: MessagePack of the structs, field names kept (a field added later
+# reads as its default). A state written as JSON by an earlier version still reads.
+_ENCODER = msgspec.msgpack.Encoder()
+_DECODER = msgspec.msgpack.Decoder(PatientState)
+_JSON_DECODER = msgspec.json.Decoder(PatientState)
+
+
+def encode_state(state: PatientState) -> bytes:
+    return _ENCODER.encode(state)
+
+
+def decode_state(data: bytes) -> PatientState:
+    # MessagePack opens a struct with a map byte (0x80-0x8f, 0xde); JSON with "{" (0x7b).
+    if data[:1] == b"{":
+        return _JSON_DECODER.decode(data)
+    return _DECODER.decode(data)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from pydantic import BaseModel
+import msgspec
 
 from services.chronic.domain.measures import equivalent_codes
 from services.chronic.domain.thresholds import Threshold
@@ -15,7 +15,7 @@ PRESCRIBERS = (ROLE_GP, ROLE_SPECIALIST)
 HEART_FAILURE = 2
 
 
-class Band(BaseModel):
+class Band(msgspec.Struct, kw_only=True):
     """Thresholds of one measure, in its canonical unit."""
 
     unit: str
@@ -39,7 +39,7 @@ class Band(BaseModel):
         return timedelta(seconds=self.expected_every_s)
 
 
-class Member(BaseModel):
+class Member(msgspec.Struct, kw_only=True):
     """A care-team member an alert can reach."""
 
     member_id: str
@@ -50,7 +50,7 @@ class Member(BaseModel):
 DEFAULT_REVIEW_WITHIN_S = 4 * 3600.0
 
 
-class PlanInForce(BaseModel):
+class PlanInForce(msgspec.Struct, kw_only=True):
     care_plan_id: str = ""
     version: int
     programme: int

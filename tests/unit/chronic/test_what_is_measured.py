@@ -117,7 +117,7 @@ def test_a_reading_not_monitored_is_counted():
     assert (
         REGISTRY.get_sample_value("emeuse_chronic_readings_not_monitored_total", labels) == before
     )
-    for apply in tx.on_commit:
+    for apply in tx.committed():
         apply()
     after = REGISTRY.get_sample_value("emeuse_chronic_readings_not_monitored_total", labels)
     assert after == before + 1
