@@ -499,7 +499,7 @@ class PartitionTask:
         return True
 
     def _counted(self, tx: Tx) -> None:
-        for apply in tx.on_commit:
+        for apply in tx.committed():
             try:
                 apply()
             except Exception:  # a metric must never undo a commit

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Unpack
 
 from google.protobuf.message import Message
@@ -58,6 +59,8 @@ class Tx:
         # Metrics of what the batch did: applied once it commits, so a batch handled again
         # after an abort is not counted twice.
         self.on_commit: list[Callable[[], None]] = []
+        # Counters are summed and incremented once each: a count per record is most of them.
+        self._counts: list[tuple[Any, float]] = []
         self.now = datetime.now(UTC)
 
     def get(self, table: str, key: str) -> Any:
@@ -117,26 +120,38 @@ class Tx:
 
     def count(self, metric: Any, amount: float = 1.0) -> None:
         """Increment a Prometheus counter (a child, labels given) once the batch commits."""
-        self.on_commit.append(lambda: metric.inc(amount))
+        self._counts.append((metric, amount))
 
     def observe(self, metric: Any, value: float) -> None:
         """Observe a value in a histogram (a child) once the batch commits."""
         self.on_commit.append(lambda: metric.observe(value))
 
-    def savepoint(self) -> tuple[int, int, int]:
-        return len(self.outputs), len(self._journal), len(self.on_commit)
+    def savepoint(self) -> tuple[int, int, int, int]:
+        return len(self.outputs), len(self._journal), len(self.on_commit), len(self._counts)
 
-    def rollback(self, mark: tuple[int, int, int]) -> None:
+    def rollback(self, mark: tuple[int, int, int, int]) -> None:
         """Undo what was written since `mark` (a handler that failed half-way)."""
-        outputs, journal, counted = mark
+        outputs, journal, applied, counted = mark
         del self.outputs[outputs:]
-        del self.on_commit[counted:]
+        del self.on_commit[applied:]
+        del self._counts[counted:]
         while len(self._journal) > journal:
             name, previous = self._journal.pop()
             if previous is _MISSING:
                 self.writes.pop(name, None)
             else:
                 self.writes[name] = previous
+
+    def committed(self) -> list[Callable[[], None]]:
+        """What to apply now that the batch committed: each counter's sum, then the rest."""
+        sums: dict[int, tuple[Any, float]] = {}
+        for metric, amount in self._counts:
+            held = sums.get(id(metric))
+            sums[id(metric)] = (metric, amount + (held[1] if held else 0.0))
+        return [
+            *(partial(metric.inc, total) for metric, total in sums.values()),
+            *self.on_commit,
+        ]
 
     @property
     def empty(self) -> bool:

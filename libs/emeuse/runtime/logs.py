@@ -9,8 +9,6 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from contextvars import ContextVar
 
 import structlog
@@ -81,19 +79,24 @@ def configure_logging(service: str, level: str = "info") -> None:
         _WATCHED.append(watch(_BROKER_OUTAGES))
 
 
-@contextmanager
-def event_context(envelope: EventEnvelope | None, topic: str) -> Iterator[None]:
+def event_context(envelope: EventEnvelope | None, topic: str) -> ids_context:
     """Bind the ids of the event being handled to every log line inside."""
-    ids = (topic, envelope.event_id, envelope.correlation_id) if envelope else (topic, "", "")
-    with ids_context(*ids):
-        yield
+    if envelope is None:
+        return ids_context(topic, "", "")
+    return ids_context(topic, envelope.event_id, envelope.correlation_id)
 
 
-@contextmanager
-def ids_context(topic: str, event_id: str, correlation_id: str) -> Iterator[None]:
-    """The same for what is not a record: a timer's firing has an id of its own."""
-    token = _EVENT.set((topic, event_id, correlation_id))
-    try:
-        yield
-    finally:
-        _EVENT.reset(token)
+class ids_context:
+    """The same for what is not a record: a timer's firing has an id of its own. A class, not
+    a generator: it is entered for every record handled."""
+
+    __slots__ = ("_ids", "_token")
+
+    def __init__(self, topic: str, event_id: str, correlation_id: str) -> None:
+        self._ids = (topic, event_id, correlation_id)
+
+    def __enter__(self) -> None:
+        self._token = _EVENT.set(self._ids)
+
+    def __exit__(self, *_: object) -> None:
+        _EVENT.reset(self._token)

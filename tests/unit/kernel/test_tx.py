@@ -135,6 +135,22 @@ def test_metrics_of_a_failed_handler_are_dropped_with_its_writes() -> None:
     tx.count(Counter(), 5)
     tx.rollback(mark)
     assert counted == []  # nothing counted before the commit
-    for apply in tx.on_commit:
+    for apply in tx.committed():
         apply()
     assert counted == [1.0]
+
+
+def test_a_counter_counted_per_record_is_incremented_once_with_the_sum() -> None:
+    counted: list[float] = []
+
+    class Counter:
+        def inc(self, amount: float = 1.0) -> None:
+            counted.append(amount)
+
+    tx, metric = new_tx(), Counter()
+    for _ in range(3):
+        tx.count(metric)
+    tx.count(metric, 2)
+    for apply in tx.committed():
+        apply()
+    assert counted == [5.0]
