@@ -41,10 +41,19 @@ from emeuse.prevention.v1.prevention_events_pb2 import (
     DeliveryStatus,
     OptOutRecorded,
 )
+from services.evaluation.domain.secrecy import Relation
 
 GAP_RULE = "monitoring.gap"
 # Indicators counting distinct persons in the month (each person once per cell).
 PERSON_COUNTS = frozenset({"chronic.patients_monitored", "prevention.people_reached"})
+# How indicators tie together beside a total and its breakdowns (secrecy.py): equal to,
+# or contained in, another; a withheld one must not be found from the other.
+RELATIONS = (
+    Relation(("chronic.monitoring_gaps", ""), (("chronic.alerts", f"rule={GAP_RULE}"),)),
+    Relation(("home.missed_visits", ""), (("home.incidents", "kind=visit_missed"),)),
+    Relation(("home.escalations", ""), (("home.escalations_to_samu", ""),)),
+    Relation(("access.bookings", ""), (("access.wait_to_booking.observations", ""),)),
+)
 CONSULTATION_OUTCOMES = {
     ConsultationStatus.CONSULTATION_STATUS_COMPLETED: "kept",
     ConsultationStatus.CONSULTATION_STATUS_NO_SHOW: "missed",

@@ -20,7 +20,7 @@ from emeuse.kernel.router import Router
 from emeuse.kernel.tables import Table
 from emeuse.runtime.envelope import EXPERIMENT_ID, territory_from_code
 from emeuse.runtime.grpc_server import Registrar
-from services.evaluation.contributions import PERSON_COUNTS
+from services.evaluation.contributions import PERSON_COUNTS, RELATIONS
 from services.evaluation.domain import cells
 from services.evaluation.processing import parse_cell_key
 
@@ -76,7 +76,7 @@ def published(by_month: dict[str, list[cells.Cell]]) -> list[api.Indicator]:
             value=f.value,
             suppressed=f.suppressed,
         )
-        for f in cells.suppressed(figures)
+        for f in cells.suppressed(figures, RELATIONS)
     ]
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from services.evaluation.domain import histogram
+from services.evaluation.domain import histogram, secrecy
 
 Cell = dict[str, Any]
 # Small-cell rule: a figure resting on 1 to 9 events or persons is withheld.
@@ -81,16 +81,30 @@ def figures(month: str, cell: Cell, person_counts: frozenset[str]) -> list[Figur
     return sorted(out, key=lambda f: (f.name, f.breakdown))
 
 
-def suppressed(figures_: Iterable[Figure]) -> list[Figure]:
-    """Counts from 1 to 9 withheld, and quantiles of fewer than 10 durations."""
+def suppressed(
+    figures_: Iterable[Figure], declared: Iterable[secrecy.Relation] = ()
+) -> list[Figure]:
+    """Counts from 1 to 9 withheld, and those that would give one away by subtraction
+    (secrecy.py; `declared`: relations between indicators), month by month; quantiles of
+    fewer than 10 durations withheld."""
     rows = list(figures_)
+    relations = list(declared)
     observed = {(f.month, f.name): f.value for f in rows if f.name.endswith(".observations")}
+    counts: dict[str, dict[secrecy.Key, float]] = {}
+    for f in rows:
+        if f.unit != "seconds":
+            counts.setdefault(f.month, {})[(f.name, f.breakdown)] = f.value
+    hidden = {
+        (month, *key)
+        for month, table in counts.items()
+        for key in secrecy.withheld(table, relations, SMALL_CELL)
+    }
     out = []
     for f in rows:
         if f.unit == "seconds":
             base = f.name.rsplit(".", 1)[0] + ".observations"
-            small = observed.get((f.month, base), 0) < SMALL_CELL
+            withhold = observed.get((f.month, base), 0) < SMALL_CELL
         else:
-            small = 0 < f.value < SMALL_CELL
-        out.append(Figure(f.month, f.name, f.breakdown, f.unit, 0.0, True) if small else f)
+            withhold = (f.month, f.name, f.breakdown) in hidden
+        out.append(Figure(f.month, f.name, f.breakdown, f.unit, 0.0, True) if withhold else f)
     return out
