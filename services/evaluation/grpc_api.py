@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -19,7 +20,7 @@ from emeuse.evaluation.v1 import evaluation_service_pb2_grpc as api_grpc
 from emeuse.kernel.router import Router
 from emeuse.kernel.tables import Table
 from emeuse.runtime.envelope import EXPERIMENT_ID, territory_from_code
-from emeuse.runtime.grpc_server import Registrar
+from emeuse.runtime.grpc_server import Registrar, current_caller
 from services.evaluation.contributions import PERSON_COUNTS, RELATIONS
 from services.evaluation.domain import cells
 from services.evaluation.processing import parse_cell_key
@@ -81,9 +82,19 @@ def published(by_month: dict[str, list[cells.Cell]]) -> list[api.Indicator]:
 
 
 class EvaluationServicer(api_grpc.EvaluationServiceServicer):
-    def __init__(self, router: Router, cells_table: Table) -> None:
+    def __init__(
+        self,
+        router: Router,
+        cells_table: Table,
+        own_caller: str,
+        caller: Callable[[], str | None] = current_caller,
+    ) -> None:
         self.router = router
         self.cells = cells_table
+        # Partial aggregates are unsuppressed: only the service's own instances, which call
+        # each other with the service's token (Router.forward_metadata), may read them.
+        self.own_caller = own_caller
+        self.caller = caller
 
     def local(self, request: Request) -> list[api.PartialAggregate]:
         """The cells of the partitions held here, for the request's experiment and months."""
@@ -108,6 +119,12 @@ class EvaluationServicer(api_grpc.EvaluationServiceServicer):
     async def GetPartialAggregates(
         self, request: api.GetPartialAggregatesRequest, context: grpc.aio.ServicerContext
     ) -> api.GetPartialAggregatesResponse:
+        if self.caller() != self.own_caller:
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                "partial aggregates are unsuppressed: for the evaluation service's own "
+                "instances only; ask GetIndicators",
+            )
         await self._checked(request, context)
         return api.GetPartialAggregatesResponse(aggregates=self.local(request))
 

@@ -126,6 +126,17 @@ def test_a_known_month_gives_the_hand_counted_indicators_with_small_cells_withhe
     # The month before is its own cell, too small to publish.
     assert shown[("2026-02", "chronic.readings", "")].suppressed
 
+    # The instances' unsuppressed partial figures are theirs alone (they added up above).
+    partial = api.GetPartialAggregatesRequest(
+        experiment_id=f"{TELE}-{run}", territory="55", from_month="2026-03", to_month="2026-03"
+    )
+    target = evaluation.services["evaluation-2"].grpc_target
+    with grpc.insecure_channel(target) as channel, pytest.raises(grpc.RpcError) as refused:
+        api_grpc.EvaluationServiceStub(channel).GetPartialAggregates(
+            partial, timeout=20, metadata=evaluation.auth
+        )
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
     elsewhere = indicators(evaluation, f"{TELE}-{run}", "54")
     assert elsewhere[("2026-03", "chronic.patients_monitored", "")].value == 10
     baseline = indicators(evaluation, f"{BASELINE}-{run}", "55")

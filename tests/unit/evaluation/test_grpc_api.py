@@ -49,10 +49,14 @@ class Router:
         return [await call(PeerChannel(peer), 1.0, ()) for peer in self.peers]
 
 
+# Instances call each other as the service (their token's caller id).
+AS_AN_INSTANCE = ("evaluation", lambda: "evaluation")
+
+
 def two_instances(state: Partitions) -> EvaluationServicer:
     first_router, second_router = Router(), Router()
-    first = EvaluationServicer(first_router, CellsHeld(state, [0, 1, 2]))  # type: ignore[arg-type]
-    second = EvaluationServicer(second_router, CellsHeld(state, [3, 4, 5]))  # type: ignore[arg-type]
+    first = EvaluationServicer(first_router, CellsHeld(state, [0, 1, 2]), *AS_AN_INSTANCE)  # type: ignore[arg-type]
+    second = EvaluationServicer(second_router, CellsHeld(state, [3, 4, 5]), *AS_AN_INSTANCE)  # type: ignore[arg-type]
     first_router.peers.append(second)
     return first
 
