@@ -61,16 +61,24 @@ def evaluation(bootstrap: str, tmp_path: Path) -> Iterator[Platform]:
 
 
 def indicators(
-    platform: Platform, experiment: str, territory: str
+    platform: Platform,
+    experiment: str,
+    territory: str,
+    period: api.Period.ValueType = api.Period.PERIOD_MONTH,
+    months: tuple[str, str] = ("2026-01", "2026-12"),
 ) -> dict[tuple[str, str, str], api.Indicator]:
     request = api.GetIndicatorsRequest(
-        experiment_id=experiment, territory=territory, from_month="2026-01", to_month="2026-12"
+        experiment_id=experiment,
+        territory=territory,
+        from_month=months[0],
+        to_month=months[1],
+        period=period,
     )
     with grpc.insecure_channel(platform.services["evaluation-1"].grpc_target) as channel:
         answer = api_grpc.EvaluationServiceStub(channel).GetIndicators(
             request, timeout=20, metadata=platform.auth
         )
-    return {(i.month, i.name, i.breakdown): i for i in answer.indicators}
+    return {(i.week or i.month, i.name, i.breakdown): i for i in answer.indicators}
 
 
 def expected_of_fed(where: tuple[str, str, str]) -> dict[tuple[str, str], float]:
@@ -125,6 +133,15 @@ def test_a_known_month_gives_the_hand_counted_indicators_with_small_cells_withhe
     assert {key for key in shown if key[0] == "2026-03"} == {("2026-03", *key) for key in march}
     # The month before is its own cell, too small to publish.
     assert shown[("2026-02", "chronic.readings", "")].suppressed
+
+    # The same days week by week: March's events fall on Tuesday 10 March (ISO week 11);
+    # February's (the 20th, week 8) are in no week touching March.
+    weekly = indicators(
+        evaluation, f"{TELE}-{run}", "55", api.Period.PERIOD_WEEK, ("2026-03", "2026-03")
+    )
+    assert {period for period, _, _ in weekly} == {"2026-W11"}
+    assert weekly[("2026-W11", "chronic.readings", "")].value == 24
+    assert weekly[("2026-W11", "prevention.messages", "outcome=delivered")].suppressed
 
     # The instances' unsuppressed partial figures are theirs alone (they added up above).
     partial = api.GetPartialAggregatesRequest(

@@ -10,7 +10,7 @@ import pytest
 from emeuse.registry import PARTITIONS
 from emeuse.runtime.codec import check_event, check_partition, expected_partition
 from services.evaluation.contributions import RULES
-from services.evaluation.domain import cells, histogram
+from services.evaluation.domain import cells, histogram, periods
 from services.evaluation.grpc_api import from_partial, published, to_partial
 from services.evaluation.processing import CELLS, INPUTS, cell_key, parse_cell_key
 from tests.unit.evaluation.partitions import Partitions, partition_of
@@ -25,11 +25,16 @@ def folded() -> Partitions:
     return state
 
 
-def unsuppressed(state: Partitions) -> dict[tuple[str, str, str], dict[tuple[str, str], float]]:
-    """Every partition's cells merged per experiment, territory and month, as figures."""
+def unsuppressed(
+    state: Partitions, weekly: bool = False
+) -> dict[tuple[str, str, str], dict[tuple[str, str], float]]:
+    """Every partition's cells merged per experiment, territory and month (or week), as
+    figures."""
     by_cell: dict[tuple[str, str, str], list[cells.Cell]] = defaultdict(list)
     for key, cell in state.cells():
-        by_cell[parse_cell_key(key)].append(cell)
+        where = parse_cell_key(key)
+        if bool(periods.WEEK.fullmatch(where[2])) == weekly:
+            by_cell[where].append(cell)
     return {
         where: {
             (f.name, f.breakdown): f.value
