@@ -19,6 +19,7 @@ from emeuse.registry import (
     ALERT_ACKNOWLEDGED,
     ALERT_ESCALATED,
     ALERT_RAISED,
+    CONSENT_CHANGED,
     CONSULTATION_REQUESTED,
     CONSULTATION_STATUS_CHANGED,
     DELIVERY_RECEIPT_REPORTED,
@@ -34,7 +35,7 @@ from emeuse.registry import (
 from emeuse.runtime.codec import expected_partition
 from emeuse.runtime.envelope import CODE_OF_TERRITORY
 from emeuse.runtime.events import Event
-from services.evaluation import unmet
+from services.evaluation import point_of_care, unmet
 from services.evaluation.contributions import Count, Duration, Person, contributions
 from services.evaluation.domain import cells, periods
 from services.evaluation.metrics import FOLDED
@@ -55,6 +56,7 @@ INPUTS = (
     INCIDENT_ESCALATED,
     DELIVERY_RECEIPT_REPORTED,
     OPT_OUT_RECORDED,
+    CONSENT_CHANGED,
 )
 
 
@@ -100,7 +102,7 @@ async def fold(event: Event, tx: Tx) -> None:
     experiment = event.envelope.experiment_id
     territory = CODE_OF_TERRITORY[event.envelope.territory]
     asked = unmet.breakdowns_of(unmet.follow(event.message, tx))
-    parts = contributions(event.message, asked)
+    parts = contributions(event.message, asked, point_of_care.follow(event.message, tx))
     for period in periods_of(event):
         key = cell_key(tx.partition, experiment, territory, period)
         cell = tx.get(CELLS, key) or cells.empty()
@@ -128,6 +130,10 @@ PROCESSOR = Processor(
             partition_key=seed_of,
         ),
         TableSpec(COUNTED, "Cells a person was already counted in (distinct-person indicators)."),
+        TableSpec(
+            point_of_care.POINT_OF_CARE,
+            "Each patient's point-of-care readings no alert has named yet (the last 20).",
+        ),
         TableSpec(
             unmet.WAITING,
             "What each request not yet booked or flagged asked for (unmet need).",

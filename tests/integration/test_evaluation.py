@@ -16,8 +16,9 @@ import pytest
 
 from emeuse.evaluation.v1 import evaluation_service_pb2 as api
 from emeuse.evaluation.v1 import evaluation_service_pb2_grpc as api_grpc
-from emeuse.registry import ALERT_RAISED, CONSULTATION_REQUESTED, INCIDENT_RAISED
+from emeuse.registry import ALERT_RAISED, CONSULTATION_REQUESTED, INCIDENT_RAISED, PARTITIONS
 from emeuse.runtime import envelope as env
+from emeuse.runtime.codec import expected_partition
 from services.evaluation.domain.histogram import PRECISION
 from tests.integration.harness import Bus, Platform
 from tests.unit.evaluation.scenario import (
@@ -35,6 +36,8 @@ ACTED_ON = {ALERT_RAISED, CONSULTATION_REQUESTED, INCIDENT_RAISED}
 FROM_THOSE = (
     "chronic.alerts",
     "chronic.monitoring_gaps",
+    "chronic.measurement_to_alert",
+    "chronic.point_of_care_inr_to_alert",
     "access.requests|",
     "home.incidents",
     "home.missed_visits",
@@ -101,6 +104,8 @@ def test_a_known_month_gives_the_hand_counted_indicators_with_small_cells_withhe
             event.key.encode(),
             event.message.SerializeToString(),
             env.to_headers(envelope),
+            # Consents are keyed by patient, partner and purpose, partitioned by patient.
+            partition=expected_partition(event.partition_key, PARTITIONS),
         )
 
     where = (TELE, "55", "2026-03")
@@ -130,6 +135,12 @@ def test_a_known_month_gives_the_hand_counted_indicators_with_small_cells_withhe
             assert (indicator.value, indicator.suppressed) == (value, False), (name, breakdown)
     # 15 - 12 would give the 3 failed messages away: the 12 delivered are withheld too.
     assert shown[("2026-03", "prevention.messages", "outcome=delivered")].suppressed
+    # The indicators added for issue 14, from the live service.
+    assert shown[("2026-03", "access.wait_to_consultation.median", "")].value == pytest.approx(
+        5 * 7200, rel=PRECISION
+    )
+    assert shown[("2026-03", "prevention.people_engaged", "")].value == 10
+    assert shown[("2026-03", "partners.consents", "")].value == 13
     assert {key for key in shown if key[0] == "2026-03"} == {("2026-03", *key) for key in march}
     # The month before is its own cell, too small to publish.
     assert shown[("2026-02", "chronic.readings", "")].suppressed

@@ -10,8 +10,9 @@ des tableaux*, "secret secondaire"; the same as Tau-Argus's and sdcTable's):
 2. while some withheld count can still be solved exactly from the shown figures and the
    relations (checked by linear algebra, not only line by line: a relation with one
    unknown is the common case, but several relations together can also solve one),
-   withhold the smallest non-zero shown count of a relation holding it ("the next
-   smallest cell", so as little as possible is lost).
+   withhold the smallest non-zero shown count tied to it that protects it ("the next
+   smallest cell", so as little as possible is lost); when no single count does, the
+   smallest in its own relations, and look again.
 
 A part of a total that is not itself published (escalations not to the SAMU = escalations
 - escalations to the SAMU) is an unknown too: when it is from 1 to 9 it is protected like
@@ -59,19 +60,89 @@ def withheld(
     """The counts to withhold: the small ones, and enough others that none of those (nor a
     small unpublished rest) can be solved from the rest."""
     relations = relations_of(counts, declared)
-    primary = {key for key, value in counts.items() if small(value, threshold)}
+    hidden = {key for key, value in counts.items() if small(value, threshold)}
+    for group in connected(relations):
+        hidden |= withheld_in(counts, group, threshold)
+    return hidden
+
+
+def connected(relations: Sequence[Relation]) -> list[list[Relation]]:
+    """The relations in groups that share no count: each group is protected on its own."""
+    groups: list[tuple[set[Key], list[Relation]]] = []
+    for relation in relations:
+        keys = set(members(relation))
+        joined = [g for g in groups if g[0] & keys]
+        for g in joined:
+            groups.remove(g)
+            keys |= g[0]
+        groups.append((keys, [r for g in joined for r in g[1]] + [relation]))
+    return [g[1] for g in groups]
+
+
+def withheld_in(
+    counts: Mapping[Key, float], relations: Sequence[Relation], threshold: int
+) -> set[Key]:
+    keys = {k for r in relations for k in members(r)}
+    primary = {k for k in keys if small(counts.get(k, 0), threshold)}
     rests = [rest_of(counts, r) for r in relations]
+    # Totals with breakdowns are the headline figures: withheld only when nothing else helps.
+    margins = {r.total for r in relations if r.total[0] in {p[0] for p in r.parts}}
     hidden = set(primary)
     while True:
-        choices = (
-            next_smallest(counts, relations, hidden, exposed)
-            for exposed in solvable(relations, rests, primary, hidden, threshold)
+        exposed = solvable(relations, rests, primary, hidden, threshold)
+        choice = next(
+            (
+                c
+                for key in exposed
+                if (c := complement(counts, relations, rests, hidden, margins, key))
+            ),
+            None,
         )
-        choice = next(filter(None, choices), None)
         if choice is None:
             # None exposed, or every count tied to the exposed ones withheld or zero.
-            return hidden
+            break
         hidden.add(choice)
+    return pruned(counts, relations, rests, primary, hidden, threshold)
+
+
+def pruned(
+    counts: Mapping[Key, float],
+    relations: Sequence[Relation],
+    rests: Sequence[float],
+    primary: set[Key],
+    hidden: set[Key],
+    threshold: int,
+) -> set[Key]:
+    """The secondary choices, each shown again (the largest first) when the others
+    protect everything without it: a choice made early may have become unneeded."""
+    kept = set(hidden)
+    for key in sorted(hidden - primary, key=lambda k: (-counts[k], k)):
+        if not solvable(relations, rests, primary, kept - {key}, threshold):
+            kept.discard(key)
+    return kept
+
+
+def complement(
+    counts: Mapping[Key, float],
+    relations: Sequence[Relation],
+    rests: Sequence[float],
+    hidden: set[Key],
+    margins: set[Key],
+    exposed: Key,
+) -> Key | None:
+    """The count to withhold for an exposed one: the smallest tied to it (through its sums
+    and the withheld counts in them) whose withholding alone protects it, a total last;
+    when none does alone, the smallest of the nearest sums (the next round adds another)."""
+    tiers = tied_counts(counts, relations, hidden, exposed)
+    for is_margin in (False, True):
+        for _, key in sorted(c for tier in tiers for c in tier if (c[1] in margins) == is_margin):
+            if exposed not in solvable(relations, rests, {exposed}, hidden | {key}, 0):
+                return key
+        for tier in tiers:
+            nearest = [c for c in tier if (c[1] in margins) == is_margin]
+            if nearest:
+                return min(nearest)[1]
+    return None
 
 
 def rest_of(counts: Mapping[Key, float], relation: Relation) -> float:
@@ -82,14 +153,15 @@ def members(relation: Relation) -> tuple[Key, ...]:
     return (relation.total, *relation.parts)
 
 
-def next_smallest(
+def tied_counts(
     counts: Mapping[Key, float], relations: Sequence[Relation], hidden: set[Key], exposed: Key
-) -> Key | None:
-    """The smallest non-zero shown count in a relation with the exposed one (ties: name);
-    when all of those are withheld or zero, in the relations those withheld ones are in,
-    and so on outwards. A rest's relation is the one it completes."""
+) -> list[list[tuple[float, Key]]]:
+    """The non-zero shown counts in the sums holding the exposed one, then in the sums
+    holding the withheld counts of those, and so on outwards; one list per step. A rest's
+    sum is the one it completes."""
     reached = {exposed}
     seen: set[int] = set()
+    tiers: list[list[tuple[float, Key]]] = []
     while True:
         near = [
             i
@@ -97,12 +169,12 @@ def next_smallest(
             if i not in seen and (reached & set(members(r)) or rest_key(i) in reached)
         ]
         if not near:
-            return None
+            return [tier for tier in tiers if tier]
         seen.update(near)
         tied = [k for i in near for k in members(relations[i])]
-        candidates = [(counts[k], k) for k in tied if k not in hidden and counts.get(k, 0) > 0]
-        if candidates:
-            return min(candidates)[1]
+        tiers.append(
+            sorted({(counts[k], k) for k in tied if k not in hidden and counts.get(k, 0) > 0})
+        )
         reached.update(k for k in tied if k in hidden)
 
 
@@ -133,18 +205,23 @@ def solvable(
             row[column[rest_key(i)]] -= 1
         if any(row):
             rows.append(row)
-    base = rank(rows)
-    exposed = []
-    for key in unknowns:
-        if key in primary or (not key[0] and small(rests[int(key[1])], threshold)):
-            unit = [Fraction(int(n == column[key])) for n in range(len(unknowns))]
-            if rank([*rows, unit]) == base:
-                exposed.append(key)
-    return exposed
+    # An unknown is determined when its unit vector is a combination of the rows: in
+    # reduced row echelon form, when a row holds it alone.
+    alone = {
+        row.index(next(v for v in row if v))
+        for row in reduced(rows)
+        if sum(1 for v in row if v) == 1
+    }
+    return [
+        key
+        for key in unknowns
+        if column[key] in alone
+        and (key in primary or (not key[0] and small(rests[int(key[1])], threshold)))
+    ]
 
 
-def rank(rows: Sequence[Sequence[Fraction]]) -> int:
-    """Rank by Gaussian elimination, exact (the tables are tens of cells)."""
+def reduced(rows: Sequence[Sequence[Fraction]]) -> list[list[Fraction]]:
+    """Reduced row echelon form by Gaussian elimination, exact (tens of cells at most)."""
     matrix = [list(row) for row in rows]
     found = 0
     width = len(matrix[0]) if matrix else 0
@@ -153,9 +230,11 @@ def rank(rows: Sequence[Sequence[Fraction]]) -> int:
         if pivot is None:
             continue
         matrix[found], matrix[pivot] = matrix[pivot], matrix[found]
+        lead = matrix[found][col]
+        matrix[found] = [v / lead for v in matrix[found]]
         for r in range(len(matrix)):
             if r != found and matrix[r][col] != 0:
-                factor = matrix[r][col] / matrix[found][col]
+                factor = matrix[r][col]
                 matrix[r] = [a - factor * b for a, b in zip(matrix[r], matrix[found], strict=True)]
         found += 1
-    return found
+    return matrix[:found]

@@ -48,7 +48,7 @@ def test_the_scenario_is_made_of_events_the_bus_accepts():
     for sent in month_of_events():
         check_event(sent.spec, envelope_of(sent), sent.message, sent.key)
         check_partition(
-            sent.spec, sent.key.encode(), expected_partition(sent.key.encode(), 6), sent.message
+            sent.spec, sent.key.encode(), expected_partition(sent.partition_key, 6), sent.message
         )
 
 
