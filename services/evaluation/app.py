@@ -14,7 +14,8 @@ def build() -> KernelRuntime:
 
 
 def register(rt: KernelRuntime) -> Registrar:
-    return grpc_api.register(grpc_api.EvaluationServicer(rt.router, rt.table(CELLS)))
+    servicer = grpc_api.EvaluationServicer(rt.router, rt.table(CELLS), rt.settings.service)
+    return grpc_api.register(servicer)
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ from emeuse.access.v1.access_events_pb2 import (
     ConsultationRequested,
     ConsultationStatus,
     ConsultationStatusChanged,
+    Modality,
     Profession,
     RequestFlagged,
     SlotBooked,
@@ -36,15 +37,36 @@ from emeuse.home.v1.home_events_pb2 import (
     IncidentKind,
     IncidentRaised,
 )
+from emeuse.partners.v1.partners_pb2 import ConsentChanged
 from emeuse.prevention.v1.prevention_events_pb2 import (
     DeliveryReceiptReported,
     DeliveryStatus,
     OptOutRecorded,
 )
+from services.evaluation.domain.secrecy import Relation
 
 GAP_RULE = "monitoring.gap"
 # Indicators counting distinct persons in the month (each person once per cell).
-PERSON_COUNTS = frozenset({"chronic.patients_monitored", "prevention.people_reached"})
+PERSON_COUNTS = frozenset(
+    {"chronic.patients_monitored", "prevention.people_reached", "prevention.people_engaged"}
+)
+# How indicators tie together beside a total and its breakdowns (secrecy.py): equal to,
+# or contained in, another; a withheld one must not be found from the other.
+RELATIONS = (
+    Relation(("chronic.monitoring_gaps", ""), (("chronic.alerts", f"rule={GAP_RULE}"),)),
+    Relation(("home.missed_visits", ""), (("home.incidents", "kind=visit_missed"),)),
+    Relation(("home.escalations", ""), (("home.escalations_to_samu", ""),)),
+    Relation(("access.bookings", ""), (("access.wait_to_booking.observations", ""),)),
+    # Every alert but a gap has a delay from measurement.
+    Relation(
+        ("chronic.alerts", ""),
+        (("chronic.monitoring_gaps", ""), ("chronic.measurement_to_alert.observations", "")),
+    ),
+    Relation(
+        ("chronic.measurement_to_alert.observations", ""),
+        (("chronic.point_of_care_inr_to_alert.observations", ""),),
+    ),
+)
 CONSULTATION_OUTCOMES = {
     ConsultationStatus.CONSULTATION_STATUS_COMPLETED: "kept",
     ConsultationStatus.CONSULTATION_STATUS_NO_SHOW: "missed",
@@ -54,6 +76,10 @@ MESSAGE_OUTCOMES = {
     DeliveryStatus.DELIVERY_STATUS_DELIVERED: "delivered",
     DeliveryStatus.DELIVERY_STATUS_FAILED: "failed",
     DeliveryStatus.DELIVERY_STATUS_BOUNCED: "failed",
+}
+ENGAGEMENT = {
+    DeliveryStatus.DELIVERY_STATUS_OPENED: "opened",
+    DeliveryStatus.DELIVERY_STATUS_CLICKED: "clicked",
 }
 
 
@@ -89,11 +115,17 @@ def _reading(m: ReadingRecorded) -> list[Contribution]:
     return [Count("chronic.readings"), Person("chronic.patients_monitored")]
 
 
-def _alert(m: AlertRaised) -> list[Contribution]:
+def _alert(m: AlertRaised, point_of_care_inr: bool = False) -> list[Contribution]:
     severity = label(AlertSeverity, m.severity, "ALERT_SEVERITY_")
     out: list[Contribution] = [Count("chronic.alerts", (f"severity={severity}", f"rule={m.rule}"))]
     if m.rule == GAP_RULE:
+        # Its "measurement" is the reading expected and missing: no delay to measure.
         out.append(Count("chronic.monitoring_gaps"))
+    elif m.HasField("measurement_to_alert"):
+        delay = m.measurement_to_alert.ToTimedelta().total_seconds()
+        out.append(Duration("chronic.measurement_to_alert", delay))
+        if point_of_care_inr:
+            out.append(Duration("chronic.point_of_care_inr_to_alert", delay))
     return out
 
 
@@ -117,15 +149,23 @@ def _booked(m: SlotBooked) -> list[Contribution]:
     if m.rescheduled_from:
         # A rescheduled booking is the same request served again: its wait was counted.
         return [Count("access.reschedules")]
+    modality = label(Modality, m.modality, "MODALITY_")
     return [
-        Count("access.bookings"),
+        Count("access.bookings", (f"modality={modality}",)),
         Duration("access.wait_to_booking", m.waited.ToTimedelta().total_seconds()),
     ]
 
 
 def _status(m: ConsultationStatusChanged) -> list[Contribution]:
     outcome = CONSULTATION_OUTCOMES.get(m.status)
-    return [Count("access.consultations", (f"outcome={outcome}",))] if outcome else []
+    out: list[Contribution] = (
+        [Count("access.consultations", (f"outcome={outcome}",))] if outcome else []
+    )
+    if m.HasField("request_to_consultation"):
+        # Set once per consultation, when it first starts (or completes without a start).
+        wait = m.request_to_consultation.ToTimedelta().total_seconds()
+        out.append(Duration("access.wait_to_consultation", wait))
+    return out
 
 
 def _flagged(m: RequestFlagged, asked: tuple[str, ...] = ()) -> list[Contribution]:
@@ -156,9 +196,15 @@ def _incident_escalated(m: IncidentEscalated) -> list[Contribution]:
 
 
 def _receipt(m: DeliveryReceiptReported) -> list[Contribution]:
+    action = ENGAGEMENT.get(m.status)
+    if action is not None:
+        return [
+            Count("prevention.engagement", (f"action={action}",)),
+            Person("prevention.people_engaged"),
+        ]
     outcome = MESSAGE_OUTCOMES.get(m.status)
     if outcome is None:
-        return []  # opened, clicked: engagement, not delivery (not counted yet)
+        return []
     out: list[Contribution] = [Count("prevention.messages", (f"outcome={outcome}",))]
     if outcome == "delivered":
         out.append(Person("prevention.people_reached"))
@@ -167,6 +213,12 @@ def _receipt(m: DeliveryReceiptReported) -> list[Contribution]:
 
 def _opt_out(m: OptOutRecorded) -> list[Contribution]:
     return [Count("prevention.opt_outs")]
+
+
+def _consent(m: ConsentChanged) -> list[Contribution]:
+    # The partner and purpose stay out: a partner with few patients would be a small cell
+    # in every breakdown; the total by change is what the evaluation asks.
+    return [Count("partners.consents", ("change=granted" if m.granted else "change=withdrawn",))]
 
 
 RULES: dict[type[Message], Callable[[Any], list[Contribution]]] = {
@@ -183,12 +235,17 @@ RULES: dict[type[Message], Callable[[Any], list[Contribution]]] = {
     IncidentEscalated: _incident_escalated,
     DeliveryReceiptReported: _receipt,
     OptOutRecorded: _opt_out,
+    ConsentChanged: _consent,
 }
 
 
-def contributions(message: Message, asked: tuple[str, ...] = ()) -> list[Contribution]:
+def contributions(
+    message: Message, asked: tuple[str, ...] = (), point_of_care_inr: bool = False
+) -> list[Contribution]:
     """What the event adds; `asked` breaks a flagged request down by what was asked
-    (unmet.py)."""
+    (unmet.py); `point_of_care_inr` says a capillary INR raised the alert (point_of_care.py)."""
     if isinstance(message, RequestFlagged):
         return _flagged(message, asked)
+    if isinstance(message, AlertRaised):
+        return _alert(message, point_of_care_inr)
     return RULES[type(message)](message)

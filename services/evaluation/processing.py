@@ -1,10 +1,11 @@
 """What the evaluation service handles; the kernel runs it (emeuse.kernel).
 
-Every input adds to the figures of its experiment, territory and month (the envelope's
-ce_experiment, ce_territory and ce_time, UTC). The inputs are keyed by person (chronic, home,
-prevention) or by territory (access), so no single table key can hold a territory's month:
-its records are spread over every partition. Each partition keeps its own partial cell
-instead, under a key that hashes to that partition (`<seed>|<experiment>|<territory>|<month>`),
+Every input adds to the figures of its experiment, territory, month and ISO week (the
+envelope's ce_experiment, ce_territory and ce_time, UTC): two cells per event. The inputs are
+keyed by person (chronic, home, prevention) or by territory (access), so no single table
+key can hold a territory's month: its records are spread over every partition. Each
+partition keeps its own partial cell instead, under a key that hashes to that partition
+(`<seed>|<experiment>|<territory>|<period>`, the period a month YYYY-MM or a week YYYY-Www),
 and an answer merges the cells of every partition, asking the other instances for theirs.
 """
 
@@ -18,6 +19,7 @@ from emeuse.registry import (
     ALERT_ACKNOWLEDGED,
     ALERT_ESCALATED,
     ALERT_RAISED,
+    CONSENT_CHANGED,
     CONSULTATION_REQUESTED,
     CONSULTATION_STATUS_CHANGED,
     DELIVERY_RECEIPT_REPORTED,
@@ -33,9 +35,9 @@ from emeuse.registry import (
 from emeuse.runtime.codec import expected_partition
 from emeuse.runtime.envelope import CODE_OF_TERRITORY
 from emeuse.runtime.events import Event
-from services.evaluation import unmet
+from services.evaluation import point_of_care, unmet
 from services.evaluation.contributions import Count, Duration, Person, contributions
-from services.evaluation.domain import cells
+from services.evaluation.domain import cells, periods
 from services.evaluation.metrics import FOLDED
 
 CELLS = "partition_month_cells"
@@ -54,6 +56,7 @@ INPUTS = (
     INCIDENT_ESCALATED,
     DELIVERY_RECEIPT_REPORTED,
     OPT_OUT_RECORDED,
+    CONSENT_CHANGED,
 )
 
 
@@ -66,22 +69,24 @@ def seed(partition: int, partitions: int = PARTITIONS) -> str:
     return f"s{n}"
 
 
-def cell_key(partition: int, experiment: str, territory: str, month: str) -> str:
-    return f"{seed(partition)}|{experiment}|{territory}|{month}"
+def cell_key(partition: int, experiment: str, territory: str, period: str) -> str:
+    return f"{seed(partition)}|{experiment}|{territory}|{period}"
 
 
 def parse_cell_key(key: str) -> tuple[str, str, str]:
-    """(experiment, territory, month) of a cell key."""
-    _, experiment, territory, month = key.split("|")
-    return experiment, territory, month
+    """(experiment, territory, period) of a cell key."""
+    _, experiment, territory, period = key.split("|")
+    return experiment, territory, period
 
 
 def seed_of(key: str) -> str:
     return key.split("|", 1)[0]
 
 
-def month_of(event: Event) -> str:
-    return event.envelope.occurred_at.ToDatetime().strftime("%Y-%m")
+def periods_of(event: Event) -> tuple[str, str]:
+    """The event's month and ISO week."""
+    moment = event.envelope.occurred_at.ToDatetime()
+    return periods.month_of(moment), periods.week_of(moment)
 
 
 def first_count(tx: Tx, person: str, counted: str) -> bool:
@@ -96,20 +101,21 @@ def first_count(tx: Tx, person: str, counted: str) -> bool:
 async def fold(event: Event, tx: Tx) -> None:
     experiment = event.envelope.experiment_id
     territory = CODE_OF_TERRITORY[event.envelope.territory]
-    month = month_of(event)
-    key = cell_key(tx.partition, experiment, territory, month)
-    cell = tx.get(CELLS, key) or cells.empty()
     asked = unmet.breakdowns_of(unmet.follow(event.message, tx))
-    for part in contributions(event.message, asked):
-        if isinstance(part, Count):
-            cells.add_count(cell, part.name, part.breakdowns)
-        elif isinstance(part, Duration):
-            cells.add_duration(cell, part.name, part.seconds)
-        elif isinstance(part, Person) and event.key:
-            counted = f"{part.name}|{experiment}|{territory}|{month}"
-            if first_count(tx, event.key, counted):
-                cells.add_count(cell, part.name)
-    tx.put(CELLS, key, cell)
+    parts = contributions(event.message, asked, point_of_care.follow(event.message, tx))
+    for period in periods_of(event):
+        key = cell_key(tx.partition, experiment, territory, period)
+        cell = tx.get(CELLS, key) or cells.empty()
+        for part in parts:
+            if isinstance(part, Count):
+                cells.add_count(cell, part.name, part.breakdowns)
+            elif isinstance(part, Duration):
+                cells.add_duration(cell, part.name, part.seconds)
+            elif isinstance(part, Person) and event.key:
+                counted = f"{part.name}|{experiment}|{territory}|{period}"
+                if first_count(tx, event.key, counted):
+                    cells.add_count(cell, part.name)
+        tx.put(CELLS, key, cell)
     tx.count(FOLDED.labels(event.topic))
 
 
@@ -119,10 +125,15 @@ PROCESSOR = Processor(
     tables=(
         TableSpec(
             CELLS,
-            "Each partition's counts and duration histograms per experiment, territory, month.",
+            "Each partition's counts and duration histograms per experiment, territory, month "
+            "and ISO week.",
             partition_key=seed_of,
         ),
         TableSpec(COUNTED, "Cells a person was already counted in (distinct-person indicators)."),
+        TableSpec(
+            point_of_care.POINT_OF_CARE,
+            "Each patient's point-of-care readings no alert has named yet (the last 20).",
+        ),
         TableSpec(
             unmet.WAITING,
             "What each request not yet booked or flagged asked for (unmet need).",

@@ -16,11 +16,19 @@ import pytest
 
 from emeuse.evaluation.v1 import evaluation_service_pb2 as api
 from emeuse.evaluation.v1 import evaluation_service_pb2_grpc as api_grpc
-from emeuse.registry import ALERT_RAISED, CONSULTATION_REQUESTED, INCIDENT_RAISED
+from emeuse.registry import ALERT_RAISED, CONSULTATION_REQUESTED, INCIDENT_RAISED, PARTITIONS
 from emeuse.runtime import envelope as env
+from emeuse.runtime.codec import expected_partition
 from services.evaluation.domain.histogram import PRECISION
 from tests.integration.harness import Bus, Platform
-from tests.unit.evaluation.scenario import BASELINE, EXPECTED, TELE, envelope_of, month_of_events
+from tests.unit.evaluation.scenario import (
+    BASELINE,
+    EXPECTED,
+    TELE,
+    envelope_of,
+    month_of_events,
+    shown_as,
+)
 
 # Topics other services act on (access books a request, raises one for an alert or a fall):
 # left out, so what the test sends is all there is to count, whatever else runs.
@@ -28,6 +36,8 @@ ACTED_ON = {ALERT_RAISED, CONSULTATION_REQUESTED, INCIDENT_RAISED}
 FROM_THOSE = (
     "chronic.alerts",
     "chronic.monitoring_gaps",
+    "chronic.measurement_to_alert",
+    "chronic.point_of_care_inr_to_alert",
     "access.requests|",
     "home.incidents",
     "home.missed_visits",
@@ -54,16 +64,24 @@ def evaluation(bootstrap: str, tmp_path: Path) -> Iterator[Platform]:
 
 
 def indicators(
-    platform: Platform, experiment: str, territory: str
+    platform: Platform,
+    experiment: str,
+    territory: str,
+    period: api.Period.ValueType = api.Period.PERIOD_MONTH,
+    months: tuple[str, str] = ("2026-01", "2026-12"),
 ) -> dict[tuple[str, str, str], api.Indicator]:
     request = api.GetIndicatorsRequest(
-        experiment_id=experiment, territory=territory, from_month="2026-01", to_month="2026-12"
+        experiment_id=experiment,
+        territory=territory,
+        from_month=months[0],
+        to_month=months[1],
+        period=period,
     )
     with grpc.insecure_channel(platform.services["evaluation-1"].grpc_target) as channel:
         answer = api_grpc.EvaluationServiceStub(channel).GetIndicators(
             request, timeout=20, metadata=platform.auth
         )
-    return {(i.month, i.name, i.breakdown): i for i in answer.indicators}
+    return {(i.week or i.month, i.name, i.breakdown): i for i in answer.indicators}
 
 
 def expected_of_fed(where: tuple[str, str, str]) -> dict[tuple[str, str], float]:
@@ -86,10 +104,17 @@ def test_a_known_month_gives_the_hand_counted_indicators_with_small_cells_withhe
             event.key.encode(),
             event.message.SerializeToString(),
             env.to_headers(envelope),
+            # Consents are keyed by patient, partner and purpose, partitioned by patient.
+            partition=expected_partition(event.partition_key, PARTITIONS),
         )
 
-    march = expected_of_fed((TELE, "55", "2026-03"))
-    counts = {k: v for k, v in march.items() if v >= 10 and not k[0].endswith((".median", ".p90"))}
+    where = (TELE, "55", "2026-03")
+    march = expected_of_fed(where)
+    counts = {
+        k: v
+        for k, v in march.items()
+        if shown_as(where, *k, v) and not k[0].endswith((".median", ".p90"))
+    }
     deadline = time.monotonic() + 60
     while True:
         shown = indicators(evaluation, f"{TELE}-{run}", "55")
@@ -102,15 +127,43 @@ def test_a_known_month_gives_the_hand_counted_indicators_with_small_cells_withhe
 
     for (name, breakdown), value in march.items():
         indicator = shown[("2026-03", name, breakdown)]
-        if name.endswith((".median", ".p90")):
+        if not shown_as(where, name, breakdown, value):
+            assert (indicator.value, indicator.suppressed) == (0, True), (name, breakdown)
+        elif name.endswith((".median", ".p90")):
             assert indicator.value == pytest.approx(value, rel=PRECISION), name
-        elif value >= 10:
-            assert (indicator.value, indicator.suppressed) == (value, False), name
         else:
-            assert (indicator.value, indicator.suppressed) == (0, True), name
+            assert (indicator.value, indicator.suppressed) == (value, False), (name, breakdown)
+    # 15 - 12 would give the 3 failed messages away: the 12 delivered are withheld too.
+    assert shown[("2026-03", "prevention.messages", "outcome=delivered")].suppressed
+    # The indicators added for issue 14, from the live service.
+    assert shown[("2026-03", "access.wait_to_consultation.median", "")].value == pytest.approx(
+        5 * 7200, rel=PRECISION
+    )
+    assert shown[("2026-03", "prevention.people_engaged", "")].value == 10
+    assert shown[("2026-03", "partners.consents", "")].value == 13
     assert {key for key in shown if key[0] == "2026-03"} == {("2026-03", *key) for key in march}
     # The month before is its own cell, too small to publish.
     assert shown[("2026-02", "chronic.readings", "")].suppressed
+
+    # The same days week by week: March's events fall on Tuesday 10 March (ISO week 11);
+    # February's (the 20th, week 8) are in no week touching March.
+    weekly = indicators(
+        evaluation, f"{TELE}-{run}", "55", api.Period.PERIOD_WEEK, ("2026-03", "2026-03")
+    )
+    assert {period for period, _, _ in weekly} == {"2026-W11"}
+    assert weekly[("2026-W11", "chronic.readings", "")].value == 24
+    assert weekly[("2026-W11", "prevention.messages", "outcome=delivered")].suppressed
+
+    # The instances' unsuppressed partial figures are theirs alone (they added up above).
+    partial = api.GetPartialAggregatesRequest(
+        experiment_id=f"{TELE}-{run}", territory="55", from_month="2026-03", to_month="2026-03"
+    )
+    target = evaluation.services["evaluation-2"].grpc_target
+    with grpc.insecure_channel(target) as channel, pytest.raises(grpc.RpcError) as refused:
+        api_grpc.EvaluationServiceStub(channel).GetPartialAggregates(
+            partial, timeout=20, metadata=evaluation.auth
+        )
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
     elsewhere = indicators(evaluation, f"{TELE}-{run}", "54")
     assert elsewhere[("2026-03", "chronic.patients_monitored", "")].value == 10

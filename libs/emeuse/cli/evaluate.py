@@ -1,10 +1,10 @@
 """`emeuse evaluate`: the indicators of one experiment, as CSV tables and PNG plots.
 
 Asks the evaluation service (GetIndicators: small cells already withheld, no pseudonym)
-for each territory named, then writes:
-  indicators.csv       one row per territory, month, indicator and breakdown
-  plots/<name>.png     each total's trend per month, one line per territory (matplotlib,
-                       when installed; suppressed months are gaps)
+for each territory named, per month or (--period week) per ISO week, then writes:
+  indicators.csv       one row per territory, month (or week), indicator and breakdown
+  plots/<name>.png     each total's trend per month (or week), one line per territory
+                       (matplotlib, when installed; suppressed periods are gaps)
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import argparse
 import csv
 import sys
 from collections.abc import Callable, Sequence
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,12 @@ from emeuse.evaluation.v1 import evaluation_service_pb2_grpc as api_grpc
 from emeuse.runtime.auth import AuthSetupError, bearer, read_token
 from emeuse.runtime.settings import DEFAULT_PORTS
 
+PERIODS = {"month": api.Period.PERIOD_MONTH, "week": api.Period.PERIOD_WEEK}
+# The third column is the period asked: "month" (YYYY-MM) or "week" (YYYY-Www).
 COLUMNS = (
     "experiment",
     "territory",
-    "month",
+    "period",
     "axis",
     "indicator",
     "breakdown",
@@ -35,8 +38,8 @@ COLUMNS = (
     "value",
     "suppressed",
 )
-# Asks for one territory's indicators: (experiment, territory, from, to) -> indicators.
-Fetch = Callable[[str, str, str, str], Sequence[api.Indicator]]
+# Asks for one territory's indicators: (experiment, territory, from, to, period) -> indicators.
+Fetch = Callable[[str, str, str, str, str], Sequence[api.Indicator]]
 
 
 def add_evaluate_command(commands: Any) -> None:
@@ -52,6 +55,12 @@ def add_evaluate_command(commands: Any) -> None:
     )
     evaluate.add_argument("--from", dest="from_month", required=True, help="first month YYYY-MM")
     evaluate.add_argument("--to", dest="to_month", required=True, help="last month YYYY-MM")
+    evaluate.add_argument(
+        "--period",
+        choices=sorted(PERIODS),
+        default="month",
+        help="figures per month (default) or per ISO week (every week touching the months)",
+    )
     evaluate.add_argument("--out", type=Path, required=True, help="directory to write into")
     evaluate.add_argument(
         "--grpc",
@@ -72,9 +81,15 @@ def grpc_fetch(target: str, token_file: Path) -> Fetch:
     except AuthSetupError as exc:
         raise CliError(str(exc)) from None
 
-    def fetch(experiment: str, territory: str, first: str, last: str) -> Sequence[api.Indicator]:
+    def fetch(
+        experiment: str, territory: str, first: str, last: str, period: str
+    ) -> Sequence[api.Indicator]:
         request = api.GetIndicatorsRequest(
-            experiment_id=experiment, territory=territory, from_month=first, to_month=last
+            experiment_id=experiment,
+            territory=territory,
+            from_month=first,
+            to_month=last,
+            period=PERIODS[period],
         )
         with grpc.insecure_channel(target) as channel:
             stub = api_grpc.EvaluationServiceStub(channel)
@@ -87,12 +102,18 @@ def grpc_fetch(target: str, token_file: Path) -> Fetch:
     return fetch
 
 
-def rows_of(experiment: str, territory: str, indicators: Sequence[api.Indicator]) -> list[dict]:
+def columns(period: str) -> list[str]:
+    return [period if c == "period" else c for c in COLUMNS]
+
+
+def rows_of(
+    experiment: str, territory: str, indicators: Sequence[api.Indicator], period: str = "month"
+) -> list[dict]:
     return [
         {
             "experiment": experiment,
             "territory": territory,
-            "month": i.month,
+            period: i.week or i.month,
             "axis": i.name.split(".", 1)[0],
             "indicator": i.name,
             "breakdown": i.breakdown,
@@ -105,15 +126,18 @@ def rows_of(experiment: str, territory: str, indicators: Sequence[api.Indicator]
     ]
 
 
-def write_csv(path: Path, rows: Sequence[dict]) -> None:
+def write_csv(path: Path, rows: Sequence[dict], period: str = "month") -> None:
     with path.open("w", newline="", encoding="utf-8") as out:
-        writer = csv.DictWriter(out, fieldnames=COLUMNS)
+        writer = csv.DictWriter(out, fieldnames=columns(period))
         writer.writeheader()
         writer.writerows(rows)
 
 
-def write_plots(directory: Path, rows: Sequence[dict], months: Sequence[str]) -> int:
-    """One PNG per total (no breakdown), a line per territory; 0 when matplotlib is absent."""
+def write_plots(
+    directory: Path, rows: Sequence[dict], spans: Sequence[str], period: str = "month"
+) -> int:
+    """One PNG per total (no breakdown), a line per territory over the months or weeks
+    `spans`; 0 when matplotlib is absent."""
     try:
         import matplotlib
 
@@ -126,14 +150,14 @@ def write_plots(directory: Path, rows: Sequence[dict], months: Sequence[str]) ->
     for name in names:
         figure, axes = plt.subplots(figsize=(8, 4))
         for territory in sorted({r["territory"] for r in rows}):
-            by_month = {
-                r["month"]: float(r["value"])
+            by_span = {
+                r[period]: float(r["value"])
                 for r in rows
                 if r["indicator"] == name and r["territory"] == territory and not r["breakdown"]
                 if r["value"] != ""
             }
-            values = [by_month.get(month, float("nan")) for month in months]
-            axes.plot(months, values, marker="o", label=f"territory {territory}")
+            values = [by_span.get(span, float("nan")) for span in spans]
+            axes.plot(spans, values, marker="o", label=f"territory {territory}")
         unit = next(r["unit"] for r in rows if r["indicator"] == name)
         axes.set_title(name)
         axes.set_ylabel(unit)
@@ -150,17 +174,34 @@ def months_between(first: str, last: str) -> list[str]:
     return [f"{n // 12:04d}-{n % 12 + 1:02d}" for n in range(start, end + 1)]
 
 
+def weeks_touching(first: str, last: str) -> list[str]:
+    """Every ISO week (YYYY-Www) with a day in the months, as the service answers them."""
+    day = date(int(first[:4]), int(first[5:7]), 1)
+    end_year, end_month = int(last[:4]), int(last[5:7])
+    end = date(end_year + end_month // 12, end_month % 12 + 1, 1) - timedelta(days=1)
+    day -= timedelta(days=day.weekday())
+    weeks = []
+    while day <= end:
+        year, week, _ = day.isocalendar()
+        weeks.append(f"{year:04d}-W{week:02d}")
+        day += timedelta(days=7)
+    return weeks
+
+
 def cmd_evaluate(args: argparse.Namespace, fetch: Fetch | None = None) -> int:
     fetch = fetch or grpc_fetch(args.grpc, args.token_file)
     rows: list[dict] = []
     territories = list(dict.fromkeys(args.territory))
     for n, territory in enumerate(territories, 1):
         print(f"evaluate: territory {territory} ({n}/{len(territories)})", file=sys.stderr)
-        indicators = fetch(args.experiment, territory, args.from_month, args.to_month)
-        rows.extend(rows_of(args.experiment, territory, indicators))
+        indicators = fetch(args.experiment, territory, args.from_month, args.to_month, args.period)
+        rows.extend(rows_of(args.experiment, territory, indicators, args.period))
     args.out.mkdir(parents=True, exist_ok=True)
-    write_csv(args.out / "indicators.csv", rows)
-    plotted = write_plots(args.out / "plots", rows, months_between(args.from_month, args.to_month))
+    write_csv(args.out / "indicators.csv", rows, args.period)
+    spans = (weeks_touching if args.period == "week" else months_between)(
+        args.from_month, args.to_month
+    )
+    plotted = write_plots(args.out / "plots", rows, spans, args.period)
     print(f"{len(rows)} rows in {args.out / 'indicators.csv'}")
     print(
         f"{plotted} plots in {args.out / 'plots'}"

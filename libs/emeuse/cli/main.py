@@ -10,7 +10,7 @@
   emeuse partner run MODULE:APP     run a partner's PartnerApp on its feed (docs/partners.md)
   emeuse deploy render [--check]    write deploy/k8s/ from the registries (docs/operations.md)
   emeuse evaluate --experiment X --territory 55 --from 2026-01 --to 2026-12 --out DIR
-                                    an experiment's indicators as CSV and PNG (docs/evaluation.md)
+        [--period month|week]       an experiment's indicators as CSV and PNG (docs/evaluation.md)
   emeuse simulate                   a seeded synthetic territory's events (--dry-run: to a file)
   emeuse partner replay ID --since D   send a partner's feed again (gateway gRPC, operator token)
   emeuse consent record|withdraw|show PATIENT   patients' consents (gateway gRPC, operator token)

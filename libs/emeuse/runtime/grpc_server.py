@@ -8,6 +8,7 @@ reflection beside the service's own API.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
@@ -34,6 +35,10 @@ UNKNOWN_METHOD, UNKNOWN_CALLER = "unknown", "unknown"
 # Statuses of a call to another instance that the caller gets as they are.
 PASSED_ON = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 SHUTDOWN_GRACE_SECONDS = 5.0
+
+# The authenticated caller of the call being answered (each call runs in its own task),
+# for a method that only some callers may use (read it with current_caller()).
+CALLER: contextvars.ContextVar[str | None] = contextvars.ContextVar("grpc_caller", default=None)
 
 # Adds the service's servicers to the server; returns their full service names.
 Registrar = Callable[[grpc.aio.Server], Iterable[str]]
@@ -113,6 +118,7 @@ class Guard(grpc.aio.ServerInterceptor):
             if problem:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
             log.info("grpc.called", caller=caller, method=method)
+            CALLER.set(caller)
         seconds = self.deadline(method)
         timer = asyncio.timeout(seconds)
         try:
@@ -133,6 +139,11 @@ class Guard(grpc.aio.ServerInterceptor):
 
     def _count(self, method: str, caller: str, code: grpc.StatusCode) -> None:
         metrics.GRPC_REQUESTS.labels(self.service, method, code.name, caller).inc()
+
+
+def current_caller() -> str | None:
+    """The caller id the guard authenticated for the call being answered; None outside one."""
+    return CALLER.get()
 
 
 def failure_status(exc: Exception) -> tuple[grpc.StatusCode, str]:

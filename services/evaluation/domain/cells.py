@@ -1,4 +1,5 @@
-"""A month's figures for one experiment and territory: counts and duration histograms.
+"""A month's or a week's figures for one experiment and territory: counts and duration
+histograms.
 
 A cell is a JSON document `{"counts": {"name" or "name|dim=value": n}, "durations":
 {name: {bucket: n}}}`. Each partition keeps its own cells; an answer merges them, and only
@@ -11,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from services.evaluation.domain import histogram
+from services.evaluation.domain import histogram, secrecy
 
 Cell = dict[str, Any]
 # Small-cell rule: a figure resting on 1 to 9 events or persons is withheld.
@@ -54,9 +55,9 @@ def merge(cells: Iterable[Cell]) -> Cell:
 
 @dataclass(frozen=True)
 class Figure:
-    """One indicator of one month, before or after suppression."""
+    """One indicator of one period (month or ISO week), before or after suppression."""
 
-    month: str
+    period: str
     name: str
     breakdown: str
     unit: str
@@ -64,33 +65,47 @@ class Figure:
     suppressed: bool = False
 
 
-def figures(month: str, cell: Cell, person_counts: frozenset[str]) -> list[Figure]:
+def figures(period: str, cell: Cell, person_counts: frozenset[str]) -> list[Figure]:
     """The cell's indicators, unsuppressed, in order of name and breakdown."""
     out: list[Figure] = []
     for key, n in cell.get("counts", {}).items():
         name, _, breakdown = key.partition("|")
         unit = "persons" if name in person_counts else "count"
-        out.append(Figure(month, name, breakdown, unit, float(n)))
+        out.append(Figure(period, name, breakdown, unit, float(n)))
     for name, raw in cell.get("durations", {}).items():
         buckets = {int(bucket): n for bucket, n in raw.items()}
-        out.append(Figure(month, f"{name}.observations", "", "count", histogram.size(buckets)))
+        out.append(Figure(period, f"{name}.observations", "", "count", histogram.size(buckets)))
         for label, q in QUANTILES:
             value = histogram.quantile(buckets, q)
             if value is not None:
-                out.append(Figure(month, f"{name}.{label}", "", "seconds", round(value, 1)))
+                out.append(Figure(period, f"{name}.{label}", "", "seconds", round(value, 1)))
     return sorted(out, key=lambda f: (f.name, f.breakdown))
 
 
-def suppressed(figures_: Iterable[Figure]) -> list[Figure]:
-    """Counts from 1 to 9 withheld, and quantiles of fewer than 10 durations."""
+def suppressed(
+    figures_: Iterable[Figure], declared: Iterable[secrecy.Relation] = ()
+) -> list[Figure]:
+    """Counts from 1 to 9 withheld, and those that would give one away by subtraction
+    (secrecy.py; `declared`: relations between indicators), period by period; quantiles of
+    fewer than 10 durations withheld."""
     rows = list(figures_)
-    observed = {(f.month, f.name): f.value for f in rows if f.name.endswith(".observations")}
+    relations = list(declared)
+    observed = {(f.period, f.name): f.value for f in rows if f.name.endswith(".observations")}
+    counts: dict[str, dict[secrecy.Key, float]] = {}  # by period
+    for f in rows:
+        if f.unit != "seconds":
+            counts.setdefault(f.period, {})[(f.name, f.breakdown)] = f.value
+    hidden = {
+        (period, *key)
+        for period, table in counts.items()
+        for key in secrecy.withheld(table, relations, SMALL_CELL)
+    }
     out = []
     for f in rows:
         if f.unit == "seconds":
             base = f.name.rsplit(".", 1)[0] + ".observations"
-            small = observed.get((f.month, base), 0) < SMALL_CELL
+            withhold = observed.get((f.period, base), 0) < SMALL_CELL
         else:
-            small = 0 < f.value < SMALL_CELL
-        out.append(Figure(f.month, f.name, f.breakdown, f.unit, 0.0, True) if small else f)
+            withhold = (f.period, f.name, f.breakdown) in hidden
+        out.append(Figure(f.period, f.name, f.breakdown, f.unit, 0.0, True) if withhold else f)
     return out

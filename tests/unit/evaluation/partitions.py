@@ -27,7 +27,7 @@ class Partitions:
         }
 
     def handle(self, sent: Sent) -> None:
-        partition = expected_partition(sent.key.encode(), PARTITIONS)
+        partition = expected_partition(sent.partition_key, PARTITIONS)
         state = self.committed[partition]
         tx = Tx(
             partition,

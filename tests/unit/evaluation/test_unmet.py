@@ -39,7 +39,7 @@ def flag(n: int) -> Sent:
 
 
 def unmet(state: Partitions) -> dict[str, float]:
-    merged = cells.merge(cell for _, cell in state.cells())
+    merged = cells.merge(cell for key, cell in state.cells() if key.endswith("|2026-03"))
     return {
         f.breakdown: f.value
         for f in cells.figures("2026-03", merged, frozenset())

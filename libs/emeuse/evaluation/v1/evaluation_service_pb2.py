@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n-emeuse/evaluation/v1/evaluation_service.proto\x12\x14\x65meuse.evaluation.v1\"f\n\x14GetIndicatorsRequest\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12\x11\n\tterritory\x18\x02 \x01(\t\x12\x12\n\nfrom_month\x18\x03 \x01(\t\x12\x10\n\x08to_month\x18\x04 \x01(\t\"l\n\tIndicator\x12\r\n\x05month\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tbreakdown\x18\x03 \x01(\t\x12\x0c\n\x04unit\x18\x04 \x01(\t\x12\r\n\x05value\x18\x05 \x01(\x01\x12\x12\n\nsuppressed\x18\x06 \x01(\x08\"L\n\x15GetIndicatorsResponse\x12\x33\n\nindicators\x18\x01 \x03(\x0b\x32\x1f.emeuse.evaluation.v1.Indicator\"m\n\x1bGetPartialAggregatesRequest\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12\x11\n\tterritory\x18\x02 \x01(\t\x12\x12\n\nfrom_month\x18\x03 \x01(\t\x12\x10\n\x08to_month\x18\x04 \x01(\t\"\x98\x01\n\x11\x44urationHistogram\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x45\n\x07\x62uckets\x18\x02 \x03(\x0b\x32\x34.emeuse.evaluation.v1.DurationHistogram.BucketsEntry\x1a.\n\x0c\x42ucketsEntry\x12\x0b\n\x03key\x18\x01 \x01(\x05\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\xd0\x01\n\x10PartialAggregate\x12\r\n\x05month\x18\x01 \x01(\t\x12\x42\n\x06\x63ounts\x18\x02 \x03(\x0b\x32\x32.emeuse.evaluation.v1.PartialAggregate.CountsEntry\x12:\n\tdurations\x18\x03 \x03(\x0b\x32\'.emeuse.evaluation.v1.DurationHistogram\x1a-\n\x0b\x43ountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"Z\n\x1cGetPartialAggregatesResponse\x12:\n\naggregates\x18\x01 \x03(\x0b\x32&.emeuse.evaluation.v1.PartialAggregate2\xfc\x01\n\x11\x45valuationService\x12h\n\rGetIndicators\x12*.emeuse.evaluation.v1.GetIndicatorsRequest\x1a+.emeuse.evaluation.v1.GetIndicatorsResponse\x12}\n\x14GetPartialAggregates\x12\x31.emeuse.evaluation.v1.GetPartialAggregatesRequest\x1a\x32.emeuse.evaluation.v1.GetPartialAggregatesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n-emeuse/evaluation/v1/evaluation_service.proto\x12\x14\x65meuse.evaluation.v1\"\x94\x01\n\x14GetIndicatorsRequest\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12\x11\n\tterritory\x18\x02 \x01(\t\x12\x12\n\nfrom_month\x18\x03 \x01(\t\x12\x10\n\x08to_month\x18\x04 \x01(\t\x12,\n\x06period\x18\x05 \x01(\x0e\x32\x1c.emeuse.evaluation.v1.Period\"z\n\tIndicator\x12\r\n\x05month\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tbreakdown\x18\x03 \x01(\t\x12\x0c\n\x04unit\x18\x04 \x01(\t\x12\r\n\x05value\x18\x05 \x01(\x01\x12\x12\n\nsuppressed\x18\x06 \x01(\x08\x12\x0c\n\x04week\x18\x07 \x01(\t\"L\n\x15GetIndicatorsResponse\x12\x33\n\nindicators\x18\x01 \x03(\x0b\x32\x1f.emeuse.evaluation.v1.Indicator\"\x9b\x01\n\x1bGetPartialAggregatesRequest\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12\x11\n\tterritory\x18\x02 \x01(\t\x12\x12\n\nfrom_month\x18\x03 \x01(\t\x12\x10\n\x08to_month\x18\x04 \x01(\t\x12,\n\x06period\x18\x05 \x01(\x0e\x32\x1c.emeuse.evaluation.v1.Period\"\x98\x01\n\x11\x44urationHistogram\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x45\n\x07\x62uckets\x18\x02 \x03(\x0b\x32\x34.emeuse.evaluation.v1.DurationHistogram.BucketsEntry\x1a.\n\x0c\x42ucketsEntry\x12\x0b\n\x03key\x18\x01 \x01(\x05\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\xde\x01\n\x10PartialAggregate\x12\r\n\x05month\x18\x01 \x01(\t\x12\x42\n\x06\x63ounts\x18\x02 \x03(\x0b\x32\x32.emeuse.evaluation.v1.PartialAggregate.CountsEntry\x12:\n\tdurations\x18\x03 \x03(\x0b\x32\'.emeuse.evaluation.v1.DurationHistogram\x12\x0c\n\x04week\x18\x04 \x01(\t\x1a-\n\x0b\x43ountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"Z\n\x1cGetPartialAggregatesResponse\x12:\n\naggregates\x18\x01 \x03(\x0b\x32&.emeuse.evaluation.v1.PartialAggregate*C\n\x06Period\x12\x16\n\x12PERIOD_UNSPECIFIED\x10\x00\x12\x10\n\x0cPERIOD_MONTH\x10\x01\x12\x0f\n\x0bPERIOD_WEEK\x10\x02\x32\xfc\x01\n\x11\x45valuationService\x12h\n\rGetIndicators\x12*.emeuse.evaluation.v1.GetIndicatorsRequest\x1a+.emeuse.evaluation.v1.GetIndicatorsResponse\x12}\n\x14GetPartialAggregates\x12\x31.emeuse.evaluation.v1.GetPartialAggregatesRequest\x1a\x32.emeuse.evaluation.v1.GetPartialAggregatesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,24 +35,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DURATIONHISTOGRAM_BUCKETSENTRY']._serialized_options = b'8\001'
   _globals['_PARTIALAGGREGATE_COUNTSENTRY']._loaded_options = None
   _globals['_PARTIALAGGREGATE_COUNTSENTRY']._serialized_options = b'8\001'
-  _globals['_GETINDICATORSREQUEST']._serialized_start=71
-  _globals['_GETINDICATORSREQUEST']._serialized_end=173
-  _globals['_INDICATOR']._serialized_start=175
-  _globals['_INDICATOR']._serialized_end=283
-  _globals['_GETINDICATORSRESPONSE']._serialized_start=285
-  _globals['_GETINDICATORSRESPONSE']._serialized_end=361
-  _globals['_GETPARTIALAGGREGATESREQUEST']._serialized_start=363
-  _globals['_GETPARTIALAGGREGATESREQUEST']._serialized_end=472
-  _globals['_DURATIONHISTOGRAM']._serialized_start=475
-  _globals['_DURATIONHISTOGRAM']._serialized_end=627
-  _globals['_DURATIONHISTOGRAM_BUCKETSENTRY']._serialized_start=581
-  _globals['_DURATIONHISTOGRAM_BUCKETSENTRY']._serialized_end=627
-  _globals['_PARTIALAGGREGATE']._serialized_start=630
-  _globals['_PARTIALAGGREGATE']._serialized_end=838
-  _globals['_PARTIALAGGREGATE_COUNTSENTRY']._serialized_start=793
-  _globals['_PARTIALAGGREGATE_COUNTSENTRY']._serialized_end=838
-  _globals['_GETPARTIALAGGREGATESRESPONSE']._serialized_start=840
-  _globals['_GETPARTIALAGGREGATESRESPONSE']._serialized_end=930
-  _globals['_EVALUATIONSERVICE']._serialized_start=933
-  _globals['_EVALUATIONSERVICE']._serialized_end=1185
+  _globals['_PERIOD']._serialized_start=1054
+  _globals['_PERIOD']._serialized_end=1121
+  _globals['_GETINDICATORSREQUEST']._serialized_start=72
+  _globals['_GETINDICATORSREQUEST']._serialized_end=220
+  _globals['_INDICATOR']._serialized_start=222
+  _globals['_INDICATOR']._serialized_end=344
+  _globals['_GETINDICATORSRESPONSE']._serialized_start=346
+  _globals['_GETINDICATORSRESPONSE']._serialized_end=422
+  _globals['_GETPARTIALAGGREGATESREQUEST']._serialized_start=425
+  _globals['_GETPARTIALAGGREGATESREQUEST']._serialized_end=580
+  _globals['_DURATIONHISTOGRAM']._serialized_start=583
+  _globals['_DURATIONHISTOGRAM']._serialized_end=735
+  _globals['_DURATIONHISTOGRAM_BUCKETSENTRY']._serialized_start=689
+  _globals['_DURATIONHISTOGRAM_BUCKETSENTRY']._serialized_end=735
+  _globals['_PARTIALAGGREGATE']._serialized_start=738
+  _globals['_PARTIALAGGREGATE']._serialized_end=960
+  _globals['_PARTIALAGGREGATE_COUNTSENTRY']._serialized_start=915
+  _globals['_PARTIALAGGREGATE_COUNTSENTRY']._serialized_end=960
+  _globals['_GETPARTIALAGGREGATESRESPONSE']._serialized_start=962
+  _globals['_GETPARTIALAGGREGATESRESPONSE']._serialized_end=1052
+  _globals['_EVALUATIONSERVICE']._serialized_start=1124
+  _globals['_EVALUATIONSERVICE']._serialized_end=1376
 # @@protoc_insertion_point(module_scope)

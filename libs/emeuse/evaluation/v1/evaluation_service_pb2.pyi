@@ -7,6 +7,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -18,6 +19,30 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _Period:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PeriodEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Period.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PERIOD_UNSPECIFIED: _Period.ValueType  # 0
+    """PERIOD_UNSPECIFIED: per calendar month."""
+    PERIOD_MONTH: _Period.ValueType  # 1
+    """PERIOD_MONTH: per calendar month (UTC)."""
+    PERIOD_WEEK: _Period.ValueType  # 2
+    """PERIOD_WEEK: per ISO week, Monday to Sunday (UTC)."""
+
+class Period(_Period, metaclass=_PeriodEnumTypeWrapper):
+    """Period is the span of time one figure covers."""
+
+PERIOD_UNSPECIFIED: Period.ValueType  # 0
+"""PERIOD_UNSPECIFIED: per calendar month."""
+PERIOD_MONTH: Period.ValueType  # 1
+"""PERIOD_MONTH: per calendar month (UTC)."""
+PERIOD_WEEK: Period.ValueType  # 2
+"""PERIOD_WEEK: per ISO week, Monday to Sunday (UTC)."""
+Global___Period: _TypeAlias = Period  # noqa: Y015
+
 @_typing.final
 class GetIndicatorsRequest(_message.Message):
     """GetIndicatorsRequest names the experiment, the territory and the months wanted."""
@@ -28,6 +53,7 @@ class GetIndicatorsRequest(_message.Message):
     TERRITORY_FIELD_NUMBER: _builtins.int
     FROM_MONTH_FIELD_NUMBER: _builtins.int
     TO_MONTH_FIELD_NUMBER: _builtins.int
+    PERIOD_FIELD_NUMBER: _builtins.int
     experiment_id: _builtins.str
     """Experiment id, as stamped on events (ce_experiment)."""
     territory: _builtins.str
@@ -36,6 +62,8 @@ class GetIndicatorsRequest(_message.Message):
     """First month, YYYY-MM (UTC), included."""
     to_month: _builtins.str
     """Last month, YYYY-MM (UTC), included."""
+    period: Global___Period.ValueType
+    """Figures per month (unspecified: per month) or per ISO week (every week with a day in the months asked)."""
     def __init__(
         self,
         *,
@@ -43,10 +71,11 @@ class GetIndicatorsRequest(_message.Message):
         territory: _builtins.str = ...,
         from_month: _builtins.str = ...,
         to_month: _builtins.str = ...,
+        period: Global___Period.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["experiment_id", b"experiment_id", "from_month", b"from_month", "territory", b"territory", "to_month", b"to_month"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["experiment_id", b"experiment_id", "from_month", b"from_month", "period", b"period", "territory", b"territory", "to_month", b"to_month"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -64,8 +93,9 @@ class Indicator(_message.Message):
     UNIT_FIELD_NUMBER: _builtins.int
     VALUE_FIELD_NUMBER: _builtins.int
     SUPPRESSED_FIELD_NUMBER: _builtins.int
+    WEEK_FIELD_NUMBER: _builtins.int
     month: _builtins.str
-    """Month, YYYY-MM (UTC)."""
+    """Month, YYYY-MM (UTC); empty for a weekly figure."""
     name: _builtins.str
     """Indicator name, e.g. chronic.alerts or access.wait_to_booking.median (docs/evaluation.md)."""
     breakdown: _builtins.str
@@ -75,7 +105,9 @@ class Indicator(_message.Message):
     value: _builtins.float
     """The value; 0 when suppressed."""
     suppressed: _builtins.bool
-    """True when the figure rests on fewer than 10 events or persons and is withheld (small-cell rule)."""
+    """True when the figure is withheld: it rests on fewer than 10 events or persons (small-cell rule), or it would give such a figure away by subtraction (secondary suppression)."""
+    week: _builtins.str
+    """ISO week, YYYY-Www (UTC), for a weekly figure; empty for a monthly one."""
     def __init__(
         self,
         *,
@@ -85,10 +117,11 @@ class Indicator(_message.Message):
         unit: _builtins.str = ...,
         value: _builtins.float = ...,
         suppressed: _builtins.bool = ...,
+        week: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["breakdown", b"breakdown", "month", b"month", "name", b"name", "suppressed", b"suppressed", "unit", b"unit", "value", b"value"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["breakdown", b"breakdown", "month", b"month", "name", b"name", "suppressed", b"suppressed", "unit", b"unit", "value", b"value", "week", b"week"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -128,6 +161,7 @@ class GetPartialAggregatesRequest(_message.Message):
     TERRITORY_FIELD_NUMBER: _builtins.int
     FROM_MONTH_FIELD_NUMBER: _builtins.int
     TO_MONTH_FIELD_NUMBER: _builtins.int
+    PERIOD_FIELD_NUMBER: _builtins.int
     experiment_id: _builtins.str
     """Experiment id, as stamped on events (ce_experiment)."""
     territory: _builtins.str
@@ -136,6 +170,8 @@ class GetPartialAggregatesRequest(_message.Message):
     """First month, YYYY-MM (UTC), included."""
     to_month: _builtins.str
     """Last month, YYYY-MM (UTC), included."""
+    period: Global___Period.ValueType
+    """Per month or per ISO week, as in GetIndicatorsRequest."""
     def __init__(
         self,
         *,
@@ -143,10 +179,11 @@ class GetPartialAggregatesRequest(_message.Message):
         territory: _builtins.str = ...,
         from_month: _builtins.str = ...,
         to_month: _builtins.str = ...,
+        period: Global___Period.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["experiment_id", b"experiment_id", "from_month", b"from_month", "territory", b"territory", "to_month", b"to_month"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["experiment_id", b"experiment_id", "from_month", b"from_month", "period", b"period", "territory", b"territory", "to_month", b"to_month"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -202,7 +239,7 @@ Global___DurationHistogram: _TypeAlias = DurationHistogram  # noqa: Y015
 
 @_typing.final
 class PartialAggregate(_message.Message):
-    """PartialAggregate is what one partition counted for one month."""
+    """PartialAggregate is what one partition counted for one month or ISO week."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -229,8 +266,11 @@ class PartialAggregate(_message.Message):
     MONTH_FIELD_NUMBER: _builtins.int
     COUNTS_FIELD_NUMBER: _builtins.int
     DURATIONS_FIELD_NUMBER: _builtins.int
+    WEEK_FIELD_NUMBER: _builtins.int
     month: _builtins.str
-    """Month, YYYY-MM (UTC)."""
+    """Month, YYYY-MM (UTC); empty for a week."""
+    week: _builtins.str
+    """ISO week, YYYY-Www (UTC); empty for a month."""
     @_builtins.property
     def counts(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
         """Counts by "name" or "name|dimension=value"."""
@@ -245,10 +285,11 @@ class PartialAggregate(_message.Message):
         month: _builtins.str = ...,
         counts: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
         durations: _abc.Iterable[Global___DurationHistogram] | None = ...,
+        week: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts", "durations", b"durations", "month", b"month"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts", "durations", b"durations", "month", b"month", "week", b"week"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -26,7 +26,7 @@ if _version_not_supported:
 
 
 class EvaluationServiceStub:
-    """EvaluationService answers the programme's indicators per experiment, territory and month (definitions: docs/evaluation.md).
+    """EvaluationService answers the programme's indicators per experiment, territory and month or ISO week (definitions: docs/evaluation.md).
     """
 
     def __init__(self, channel):
@@ -48,18 +48,18 @@ class EvaluationServiceStub:
 
 
 class EvaluationServiceServicer:
-    """EvaluationService answers the programme's indicators per experiment, territory and month (definitions: docs/evaluation.md).
+    """EvaluationService answers the programme's indicators per experiment, territory and month or ISO week (definitions: docs/evaluation.md).
     """
 
     def GetIndicators(self, request, context):
-        """GetIndicators returns one experiment's indicators in one territory, month by month, small cells suppressed; no answer names a person.
+        """GetIndicators returns one experiment's indicators in one territory, month by month or week by week, small cells and what would give them away suppressed; no answer names a person.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetPartialAggregates(self, request, context):
-        """GetPartialAggregates returns this instance's own unsuppressed partial aggregates, for the service's other instances to merge; never for publication.
+        """GetPartialAggregates returns this instance's own unsuppressed partial aggregates, for the service's other instances to merge; never for publication (any other caller gets PERMISSION_DENIED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -87,7 +87,7 @@ def add_EvaluationServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class EvaluationService:
-    """EvaluationService answers the programme's indicators per experiment, territory and month (definitions: docs/evaluation.md).
+    """EvaluationService answers the programme's indicators per experiment, territory and month or ISO week (definitions: docs/evaluation.md).
     """
 
     @staticmethod

@@ -27,29 +27,29 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class EvaluationServiceStub:
-    """EvaluationService answers the programme's indicators per experiment, territory and month (definitions: docs/evaluation.md)."""
+    """EvaluationService answers the programme's indicators per experiment, territory and month or ISO week (definitions: docs/evaluation.md)."""
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> EvaluationServiceAsyncStub: ...
     GetIndicators: _grpc.UnaryUnaryMultiCallable[_evaluation_service_pb2.GetIndicatorsRequest, _evaluation_service_pb2.GetIndicatorsResponse]
-    """GetIndicators returns one experiment's indicators in one territory, month by month, small cells suppressed; no answer names a person."""
+    """GetIndicators returns one experiment's indicators in one territory, month by month or week by week, small cells and what would give them away suppressed; no answer names a person."""
     GetPartialAggregates: _grpc.UnaryUnaryMultiCallable[_evaluation_service_pb2.GetPartialAggregatesRequest, _evaluation_service_pb2.GetPartialAggregatesResponse]
-    """GetPartialAggregates returns this instance's own unsuppressed partial aggregates, for the service's other instances to merge; never for publication."""
+    """GetPartialAggregates returns this instance's own unsuppressed partial aggregates, for the service's other instances to merge; never for publication (any other caller gets PERMISSION_DENIED)."""
 
 @_typing.type_check_only
 class EvaluationServiceAsyncStub(EvaluationServiceStub):
-    """EvaluationService answers the programme's indicators per experiment, territory and month (definitions: docs/evaluation.md)."""
+    """EvaluationService answers the programme's indicators per experiment, territory and month or ISO week (definitions: docs/evaluation.md)."""
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetIndicators: _aio.UnaryUnaryMultiCallable[_evaluation_service_pb2.GetIndicatorsRequest, _evaluation_service_pb2.GetIndicatorsResponse]  # type: ignore[assignment]
-    """GetIndicators returns one experiment's indicators in one territory, month by month, small cells suppressed; no answer names a person."""
+    """GetIndicators returns one experiment's indicators in one territory, month by month or week by week, small cells and what would give them away suppressed; no answer names a person."""
     GetPartialAggregates: _aio.UnaryUnaryMultiCallable[_evaluation_service_pb2.GetPartialAggregatesRequest, _evaluation_service_pb2.GetPartialAggregatesResponse]  # type: ignore[assignment]
-    """GetPartialAggregates returns this instance's own unsuppressed partial aggregates, for the service's other instances to merge; never for publication."""
+    """GetPartialAggregates returns this instance's own unsuppressed partial aggregates, for the service's other instances to merge; never for publication (any other caller gets PERMISSION_DENIED)."""
 
 class EvaluationServiceServicer(metaclass=_abc_1.ABCMeta):
-    """EvaluationService answers the programme's indicators per experiment, territory and month (definitions: docs/evaluation.md)."""
+    """EvaluationService answers the programme's indicators per experiment, territory and month or ISO week (definitions: docs/evaluation.md)."""
 
     @_abc_1.abstractmethod
     def GetIndicators(
@@ -57,7 +57,7 @@ class EvaluationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _evaluation_service_pb2.GetIndicatorsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_evaluation_service_pb2.GetIndicatorsResponse, _abc.Awaitable[_evaluation_service_pb2.GetIndicatorsResponse]]:
-        """GetIndicators returns one experiment's indicators in one territory, month by month, small cells suppressed; no answer names a person."""
+        """GetIndicators returns one experiment's indicators in one territory, month by month or week by week, small cells and what would give them away suppressed; no answer names a person."""
 
     @_abc_1.abstractmethod
     def GetPartialAggregates(
@@ -65,6 +65,6 @@ class EvaluationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _evaluation_service_pb2.GetPartialAggregatesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_evaluation_service_pb2.GetPartialAggregatesResponse, _abc.Awaitable[_evaluation_service_pb2.GetPartialAggregatesResponse]]:
-        """GetPartialAggregates returns this instance's own unsuppressed partial aggregates, for the service's other instances to merge; never for publication."""
+        """GetPartialAggregates returns this instance's own unsuppressed partial aggregates, for the service's other instances to merge; never for publication (any other caller gets PERMISSION_DENIED)."""
 
 def add_EvaluationServiceServicer_to_server(servicer: EvaluationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

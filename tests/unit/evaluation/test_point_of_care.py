@@ -1,0 +1,80 @@
+"""Point-of-care INR to alert: only alerts raised by a capillary INR result count there."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from google.protobuf.duration_pb2 import Duration
+
+from emeuse.chronic.v1.chronic_events_pb2 import AlertRaised, AlertSeverity, ReadingRecorded
+from emeuse.registry import ALERT_RAISED, READING_RECORDED
+from services.evaluation.domain import cells
+from services.evaluation.point_of_care import POINT_OF_CARE
+from tests.unit.evaluation.partitions import Partitions
+from tests.unit.evaluation.scenario import MARCH, TELE, Sent, completed, person
+
+PATIENT = person("i", 1)
+
+
+def reading(reading_id: str, point_of_care: bool, loinc: str = "34714-6") -> Sent:
+    message = ReadingRecorded(
+        reading_id=reading_id,
+        patient_pseudonym=PATIENT,
+        loinc_code=loinc,
+        point_of_care=point_of_care,
+    )
+    return completed(Sent(READING_RECORDED, message, PATIENT, TELE, "55", MARCH))
+
+
+def alert(alert_id: str, reading_id: str, minutes: int, loinc: str = "6301-6") -> Sent:
+    delay = Duration()
+    delay.FromTimedelta(timedelta(minutes=minutes))
+    message = AlertRaised(
+        alert_id=alert_id,
+        patient_pseudonym=PATIENT,
+        severity=AlertSeverity.ALERT_SEVERITY_CRITICAL,
+        rule="inr.above_range",
+        loinc_code=loinc,
+        reading_ids=[reading_id],
+        measurement_to_alert=delay,
+    )
+    return completed(Sent(ALERT_RAISED, message, PATIENT, TELE, "55", MARCH))
+
+
+def delays(state: Partitions) -> dict[str, float]:
+    merged = cells.merge(cell for key, cell in state.cells() if key.endswith("|2026-03"))
+    return {
+        f.name: f.value
+        for f in cells.figures("2026-03", merged, frozenset())
+        if f.name.endswith(".observations")
+    }
+
+
+def test_only_the_alert_of_a_capillary_inr_counts_as_point_of_care():
+    state = Partitions()
+    for sent in (
+        reading("capillary-1", point_of_care=True),
+        reading("lab-1", point_of_care=False, loinc="6301-6"),
+        reading("capillary-glucose", point_of_care=True, loinc="2339-0"),
+        alert("a-lab", "lab-1", 30),
+        alert("a-capillary", "capillary-1", 240),
+        alert("a-glucose", "capillary-glucose", 20, loinc="2339-0"),
+    ):
+        state.handle(sent)
+    assert delays(state) == {
+        "chronic.measurement_to_alert.observations": 3,
+        "chronic.point_of_care_inr_to_alert.observations": 1,
+    }
+    # Both named readings are forgotten once their alerts are raised.
+    assert not any(p[POINT_OF_CARE] for p in state.committed.values())
+
+
+def test_a_second_alert_naming_the_same_result_is_not_counted_again_as_point_of_care():
+    state = Partitions()
+    for sent in (
+        reading("capillary-1", point_of_care=True),
+        alert("a-1", "capillary-1", 240),
+        alert("a-2", "capillary-1", 300),
+    ):
+        state.handle(sent)
+    assert delays(state)["chronic.point_of_care_inr_to_alert.observations"] == 1
