@@ -20,6 +20,7 @@ REQUESTS = "access_requests"
 BOOKINGS = "access_bookings"
 ACTIONS = "access_actions"
 PLACES = "access_places"
+INDEXES = "access_indexes"
 # AgendaTables field -> table name.
 NAMES = {
     "practitioners": PRACTITIONERS,
@@ -28,6 +29,7 @@ NAMES = {
     "bookings": BOOKINGS,
     "actions": ACTIONS,
     "places": PLACES,
+    "indexes": INDEXES,
 }
 
 
@@ -48,6 +50,7 @@ TABLES = tuple(
         (BOOKINGS, "Bookings and their lifecycle (BookingState)."),
         (ACTIONS, "Outcome of each booking action, for callers."),
         (PLACES, "Directory of places (domain.agenda.Location)."),
+        (INDEXES, "Free slots and the line per need, slots per practitioner (indexes)."),
         (GAUGES, "When the territory's agenda gauges are next set, if a change awaits."),
     )
 )
