@@ -27,7 +27,9 @@ class Partitions:
         }
 
     def handle(self, sent: Sent) -> None:
-        partition = expected_partition(sent.key.encode(), PARTITIONS)
+        # Where the bus puts it: by its key, or the field its topic is partitioned by.
+        hashed = sent.spec.partition_key(sent.key.encode(), sent.message) or b""
+        partition = expected_partition(hashed, PARTITIONS)
         state = self.committed[partition]
         tx = Tx(
             partition,
