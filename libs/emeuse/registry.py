@@ -45,6 +45,10 @@ class TopicSpec:
     # compacted topic keyed "<patient>|<partner>|<purpose>" stays co-partitioned with the
     # patient's events by hashing the pseudonym alone.
     partition_by: str | None = None
+    # What the partitioner hashes for that field's value: access's agenda topics hash
+    # "agenda-<territory>", which puts the three territories on three partitions of six
+    # (their codes alone all hash to partition 0: one instance did all the scheduling).
+    partition_format: str = "{}"
 
     @property
     def subject_field(self) -> str:
@@ -61,7 +65,7 @@ class TopicSpec:
     def partition_key(self, key: bytes | None, message: Message | None) -> bytes | None:
         """The bytes the partitioner hashes for this record."""
         if self.partition_by and message is not None:
-            return str(getattr(message, self.partition_by)).encode()
+            return self.partition_format.format(getattr(message, self.partition_by)).encode()
         return key
 
     @property
@@ -184,7 +188,10 @@ POINT_OF_CARE_REVIEWED = TopicSpec(
     required=("reading_id", "patient_pseudonym", "reviewer_id", "reviewed_at"),
 )
 # Access: a territory's agenda has one writer, so every access topic is keyed by territory
-# (département code); events about a patient carry the pseudonym as their subject.
+# (département code); events about a patient carry the pseudonym as their subject. Each is
+# partitioned by AGENDA_PARTITION of its territory: the agenda's tables, and evaluation's
+# requests waiting, follow it (services/access/state.py, services/evaluation/unmet.py).
+AGENDA_PARTITION = "agenda-{}"
 PRACTITIONER_REGISTERED = TopicSpec(
     name="emeuse.access.practitioner-registered.v1",
     message=access.PractitionerRegistered,
@@ -194,6 +201,8 @@ PRACTITIONER_REGISTERED = TopicSpec(
     retention_days=None,
     subject="",
     required=("practitioner_id", "territory", "place"),
+    partition_by="territory",
+    partition_format=AGENDA_PARTITION,
 )
 # Kept forever, not compacted: the key is the territory, so compaction would keep one
 # place per territory, not one per place.
@@ -207,6 +216,8 @@ PLACE_REGISTERED = TopicSpec(
     retention_days=None,
     subject="",
     required=("territory", "place"),
+    partition_by="territory",
+    partition_format=AGENDA_PARTITION,
 )
 AVAILABILITY_PUBLISHED = TopicSpec(
     name="emeuse.access.availability-published.v1",
@@ -217,6 +228,8 @@ AVAILABILITY_PUBLISHED = TopicSpec(
     retention_days=90,
     subject="",
     required=("practitioner_id", "territory"),
+    partition_by="territory",
+    partition_format=AGENDA_PARTITION,
 )
 CONSULTATION_REQUESTED = TopicSpec(
     name="emeuse.access.consultation-requested.v1",
@@ -227,6 +240,8 @@ CONSULTATION_REQUESTED = TopicSpec(
     retention_days=365,
     subject="patient_pseudonym",
     required=("request_id", "territory", "patient_pseudonym", "reason_code", "requested_at"),
+    partition_by="territory",
+    partition_format=AGENDA_PARTITION,
 )
 SLOT_BOOKED = TopicSpec(
     name="emeuse.access.slot-booked.v1",
@@ -237,6 +252,8 @@ SLOT_BOOKED = TopicSpec(
     retention_days=365,
     subject="patient_pseudonym",
     required=("booking_id", "territory", "request_id", "slot_id", "booked_at"),
+    partition_by="territory",
+    partition_format=AGENDA_PARTITION,
 )
 CONSULTATION_STATUS_CHANGED = TopicSpec(
     name="emeuse.access.consultation-status-changed.v1",
@@ -247,6 +264,8 @@ CONSULTATION_STATUS_CHANGED = TopicSpec(
     retention_days=365,
     subject="patient_pseudonym",
     required=("booking_id", "territory", "changed_at"),
+    partition_by="territory",
+    partition_format=AGENDA_PARTITION,
 )
 REQUEST_FLAGGED = TopicSpec(
     name="emeuse.access.request-flagged.v1",
@@ -257,6 +276,8 @@ REQUEST_FLAGGED = TopicSpec(
     retention_days=365,
     subject="patient_pseudonym",
     required=("request_id", "territory", "flagged_at"),
+    partition_by="territory",
+    partition_format=AGENDA_PARTITION,
 )
 REQUEST_WITHDRAWN = TopicSpec(
     name="emeuse.access.request-withdrawn.v1",
@@ -267,6 +288,8 @@ REQUEST_WITHDRAWN = TopicSpec(
     retention_days=365,
     subject="patient_pseudonym",
     required=("request_id", "territory", "reason", "withdrawn_at"),
+    partition_by="territory",
+    partition_format=AGENDA_PARTITION,
 )
 BOOKING_ACTION_REQUESTED = TopicSpec(
     name="emeuse.access.booking-action-requested.v1",
@@ -277,6 +300,8 @@ BOOKING_ACTION_REQUESTED = TopicSpec(
     retention_days=30,
     subject="",
     required=("action_id", "territory", "requested_at"),
+    partition_by="territory",
+    partition_format=AGENDA_PARTITION,
 )
 SENSOR_EVENT_REPORTED = TopicSpec(
     name="emeuse.home.sensor-event-reported.v1",
