@@ -116,7 +116,9 @@ class Guard(grpc.aio.ServerInterceptor):
         callers: CallersFile | FixedCallers | Mapping[str, Caller | str],
         deadline: Callable[[str], float] = limits.call_seconds,
         audit: AuditSink | None = None,
+        max_request_bytes: int = limits.MAX_REQUEST_BYTES,
     ) -> None:
+        self.max_request_bytes = max_request_bytes
         self.service = service
         self.callers = (
             callers if isinstance(callers, (CallersFile, FixedCallers)) else (FixedCallers(callers))
@@ -178,7 +180,7 @@ class Guard(grpc.aio.ServerInterceptor):
 
         return grpc.unary_unary_rpc_method_handler(
             guarded,
-            request_deserializer=_within_size(handler.request_deserializer),
+            request_deserializer=_within_size(handler.request_deserializer, self.max_request_bytes),
             response_serializer=handler.response_serializer,
         )
 
@@ -325,14 +327,16 @@ class _Unread:
     message: str
 
 
-def _within_size(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any]:
+def _within_size(
+    deserialize: Callable[[bytes], Any] | None, max_bytes: int
+) -> Callable[[bytes], Any]:
     # Measured here rather than by gRPC's own receive limit, which refuses a call before
     # any interceptor sees it: such a refusal could be neither authenticated nor counted.
     def read(data: bytes) -> Any:
-        if len(data) > limits.MAX_REQUEST_BYTES:
+        if len(data) > max_bytes:
             return _Unread(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"the request is {len(data)} bytes; at most {limits.MAX_REQUEST_BYTES}",
+                f"the request is {len(data)} bytes; at most {max_bytes}",
             )
         try:
             return deserialize(data) if deserialize else data
@@ -376,15 +380,21 @@ class GrpcServer:
 
     async def start(self) -> None:
         await self.audit.start()
+        settings = self.settings
         guard = Guard(
-            self.settings.service,
-            CallersFile(self.settings.grpc_callers_file),
+            settings.service,
+            CallersFile(settings.grpc_callers_file),
+            deadline=limits.deadlines(settings.grpc_call_seconds, settings.grpc_replay_seconds),
             audit=self.audit.record,
+            max_request_bytes=settings.grpc_max_request_bytes,
         )
         server = grpc.aio.server(
             interceptors=[guard],
             options=[
-                ("grpc.max_receive_message_length", limits.MAX_RECEIVE_BYTES),
+                (
+                    "grpc.max_receive_message_length",
+                    limits.RECEIVE_FACTOR * settings.grpc_max_request_bytes,
+                ),
                 ("grpc.max_send_message_length", limits.MAX_SEND_BYTES),
             ],
         )
