@@ -35,6 +35,8 @@ MAX_SUBJECTS = 100
 MAX_WAITING = 50_000
 BATCH = 500
 FLUSH_EVERY_S = 0.2
+# How long a stopping service waits for the records still waiting to be sent.
+STOP_WAIT_S = 10.0
 # How deep into a message pseudonyms are looked for (a reading in a request, an alert in a page).
 MAX_DEPTH = 4
 
@@ -109,6 +111,8 @@ class AuditTrail:
         self._waiting: deque[PatientDataAccessed] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._sending = 0  # records of the batch being sent
 
     async def start(self) -> None:
         if self._send is None:
@@ -134,16 +138,22 @@ class AuditTrail:
 
     async def stop(self) -> None:
         """Send what waits, then close."""
+        self._stopping = True
+        self._wake.set()
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        while self._waiting:
-            await self._flush()
+            try:
+                await asyncio.wait_for(self._task, STOP_WAIT_S)
+            except TimeoutError:
+                # The broker does not answer: what is unsent is counted, not kept.
+                unsent = len(self._waiting) + self._sending
+                self._failed("send", unsent)
+                log.error("audit.write_failed", records=unsent, error="stopping")
         if self._producer is not None:
             await self._producer.stop()
 
     async def _run(self) -> None:
-        while True:
+        # Never cancelled: a batch taken from the queue is always sent or counted.
+        while not self._stopping or self._waiting:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), FLUSH_EVERY_S)
             self._wake.clear()
@@ -152,9 +162,11 @@ class AuditTrail:
 
     async def _flush(self) -> None:
         batch = [self._waiting.popleft() for _ in range(min(BATCH, len(self._waiting)))]
+        self._sending = len(batch)
         results = await asyncio.gather(
             *(self._write(record) for record in batch), return_exceptions=True
         )
+        self._sending = 0
         failed = sum(1 for result in results if isinstance(result, BaseException))
         if failed:
             self._failed("send", failed)
