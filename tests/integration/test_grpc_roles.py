@@ -9,13 +9,20 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import descriptor_pool
+from google.protobuf.message_factory import GetMessageClass
 
+from emeuse.access.v1 import access_service_pb2  # noqa: F401 - registers the services
 from emeuse.chronic.v1 import chronic_service_pb2 as api
 from emeuse.chronic.v1 import chronic_service_pb2_grpc as api_grpc
 from emeuse.evaluation.v1 import evaluation_service_pb2 as evaluation
 from emeuse.evaluation.v1 import evaluation_service_pb2_grpc as evaluation_grpc
-from emeuse.runtime.auth import add_caller, bearer, read_token
+from emeuse.home.v1 import home_service_pb2  # noqa: F401
+from emeuse.partners.v1 import gateway_service_pb2  # noqa: F401
+from emeuse.prevention.v1 import prevention_service_pb2  # noqa: F401
+from emeuse.runtime.auth import add_caller, bearer, read_caller_book, read_token
 from emeuse.runtime.pseudonym import random_pseudonym
+from emeuse.runtime.roles import MATRIX, refusal
 from tests.integration.harness import Platform, emeuse, metric
 from tests.integration.test_chronic_alerts import (
     GP,
@@ -197,3 +204,54 @@ def test_who_read_a_patient_and_who_was_refused_is_in_the_audit(platform, roles)
     )
     mine = audit_rows(platform, "--caller", "ide-elsewhere", "--patient", patient, expect=1)
     assert mine and all("ide-elsewhere" in row for row in mine)
+
+
+ROLE_REFUSAL = ("may not call", "does not call", "has no role")
+# Which running service answers each gRPC service.
+SERVING = {
+    "emeuse.chronic.v1.ChronicService": "chronic",
+    "emeuse.access.v1.AccessService": "access",
+    "emeuse.home.v1.HomeService": "home",
+    "emeuse.prevention.v1.PreventionService": "prevention",
+    "emeuse.partners.v1.PartnerGatewayService": "gateway",
+    "emeuse.evaluation.v1.EvaluationService": "evaluation",
+}
+
+
+def test_every_method_refuses_exactly_the_roles_the_matrix_refuses(platform, roles):
+    """Each method called with an empty request by each caller: the role refusal comes
+    where roles.py says and nowhere else (an allowed call then fails on its empty request
+    or answers)."""
+    book = {c.caller_id: c for c in read_caller_book(platform.secrets / "grpc-callers").values()}
+    wrong = []
+    for service, rules in MATRIX.items():
+        target = platform.services[SERVING[service]].grpc_target
+        descriptor = _service_descriptor(service)
+        with grpc.insecure_channel(target) as channel:
+            for name in rules:
+                method = descriptor.methods_by_name[name]
+                call = channel.unary_unary(
+                    f"/{service}/{name}",
+                    request_serializer=lambda m: m.SerializeToString(),
+                    response_deserializer=lambda b: b,
+                )
+                for caller, metadata in roles.items():
+                    try:
+                        call(_empty(method.input_type), timeout=10, metadata=metadata)
+                        refused_by_role = False
+                    except grpc.RpcError as exc:
+                        refused_by_role = exc.code() == grpc.StatusCode.PERMISSION_DENIED and any(
+                            words in (exc.details() or "") for words in ROLE_REFUSAL
+                        )
+                    expected = refusal(book[caller], f"/{service}/{name}") != ""
+                    if refused_by_role != expected:
+                        wrong.append((caller, name, "refused" if refused_by_role else "allowed"))
+    assert wrong == []
+
+
+def _service_descriptor(full_name: str) -> Any:
+    return descriptor_pool.Default().FindServiceByName(full_name)
+
+
+def _empty(message_descriptor: Any) -> Any:
+    return GetMessageClass(message_descriptor)()

@@ -191,7 +191,9 @@ def cmd_callers(args: argparse.Namespace) -> int:
     """Services read the callers file again within a second of a change: no restart."""
     try:
         if args.action == "list":
-            for caller in sorted(read_caller_book(args.callers_file).values(), key=str):
+            for caller in sorted(
+                read_caller_book(args.callers_file).values(), key=lambda c: c.caller_id
+            ):
                 print(" ".join([caller.caller_id, *(caller.line_fields() or ["(no role)"])]))
             return 0
         if not args.name:
