@@ -206,7 +206,7 @@ def test_who_read_a_patient_and_who_was_refused_is_in_the_audit(platform, roles)
     assert mine and all("ide-elsewhere" in row for row in mine)
 
 
-ROLE_REFUSAL = ("may not call", "does not call", "has no role")
+ROLE_REFUSAL = ("may not call", "does not call", "has no role", "own instances only")
 # Which running service answers each gRPC service.
 SERVING = {
     "emeuse.chronic.v1.ChronicService": "chronic",

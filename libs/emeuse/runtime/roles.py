@@ -2,7 +2,8 @@
 
 Each method of each service says whether it reads or changes data and which roles may
 call it; the operator (the platform's own operations, the simulator, the evaluation report)
-may call every method. A service may call every method of its own service (an instance
+may call every method but those a service answers its own instances only. A service may
+call every method of its own service (an instance
 forwarding a call to the key's owner) and the methods other services need of it
 (SERVICE_CALLS). The Guard (grpc_server.py) refuses any other call with PERMISSION_DENIED.
 
@@ -31,6 +32,9 @@ class Action(StrEnum):
 class MethodRule:
     action: Action
     roles: frozenset[str]
+    # Answered to the service's own instances only (not even the operator): why, and what
+    # to call instead.
+    internal: str = ""
 
 
 def read(*roles: str) -> MethodRule:
@@ -114,8 +118,11 @@ MATRIX: dict[str, dict[str, MethodRule]] = {
     },
     EVALUATION: {
         "GetIndicators": read(EVALUATOR, COORDINATOR),
-        # Between the evaluation's own instances: figures before the small-cell rule.
-        "GetPartialAggregates": read(),
+        "GetPartialAggregates": MethodRule(
+            Action.READ,
+            frozenset(),
+            internal="its figures are not suppressed; the published ones are GetIndicators'",
+        ),
     },
 }
 # Methods of other services a service calls with its own identity.
@@ -142,10 +149,14 @@ def rule_of(method: str) -> MethodRule | None:
 def refusal(caller: Caller, method: str) -> str:
     """Why `caller` may not call `method`; "" when it may."""
     service = method.lstrip("/").partition("/")[0]
+    rule = rule_of(method)
+    own = caller.role == SERVICE and SERVICE_OF.get(service) == caller.caller_id
+    if own:
+        return ""
+    if rule is not None and rule.internal:
+        return f"{method} answers the service's own instances only: {rule.internal}"
     if caller.role == SERVICE:
-        if SERVICE_OF.get(service) == caller.caller_id or method in SERVICE_CALLS.get(
-            caller.caller_id, frozenset()
-        ):
+        if method in SERVICE_CALLS.get(caller.caller_id, frozenset()):
             return ""
         return f"service {caller.caller_id} does not call {method}"
     if not caller.role:
@@ -153,7 +164,6 @@ def refusal(caller: Caller, method: str) -> str:
             f"caller {caller.caller_id} has no role; give it one with "
             f"`emeuse callers add {caller.caller_id} --role ROLE`"
         )
-    rule = rule_of(method)
     if caller.role == OPERATOR or (rule is not None and caller.role in rule.roles):
         return ""
     return f"role {caller.role} may not call {method}"
@@ -211,6 +221,8 @@ def matrix_table() -> str:
         for name, rule in rules.items():
             method = f"/{service}/{name}"
             callers = sorted(c for c, methods in SERVICE_CALLS.items() if method in methods)
+            if rule.internal:
+                callers = ["its own instances only (not the operator)"]
             marks = " | ".join("yes" if role in rule.roles else "" for role in shown)
             lines.append(
                 f"| `{service.rsplit('.', 1)[1]}.{name}` | {rule.action} | {marks} | "

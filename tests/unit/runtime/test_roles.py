@@ -37,7 +37,8 @@ SERVICES = [
 STATUS = "/emeuse.chronic.v1.ChronicService/GetPatientStatus"
 LIST_ALERTS = "/emeuse.chronic.v1.ChronicService/ListAlerts"
 SUMMARY = "/emeuse.chronic.v1.ChronicService/GetPatientSummary"
-INDICATORS = "/emeuse.evaluation.v1.EvaluationService/GetIndicators"
+EVAL = "emeuse.evaluation.v1.EvaluationService"
+INDICATORS = f"/{EVAL}/GetIndicators"
 REPLAY = "/emeuse.partners.v1.PartnerGatewayService/Replay"
 RECORD = "/emeuse.chronic.v1.ChronicService/RecordReading"
 NURSE = Caller("nurse-1", "care-team", member="ide-0007")
@@ -56,11 +57,14 @@ def test_reads_and_writes_are_told_apart():
     assert rule_of(RECORD).action == Action.WRITE
 
 
-def test_the_operator_may_call_every_method():
+def test_the_operator_may_call_every_method_but_those_for_a_services_own_instances():
     operator = Caller("operator", "operator")
-    assert all(
-        refusal(operator, f"/{s.full_name}/{m.name}") == "" for s in SERVICES for m in s.methods
-    )
+    refused = [
+        m.name for s in SERVICES for m in s.methods if refusal(operator, f"/{s.full_name}/{m.name}")
+    ]
+    assert refused == ["GetPartialAggregates"]
+    assert refusal(Caller("evaluation", "service"), f"/{EVAL}/GetPartialAggregates") == ""
+    assert "GetIndicators" in refusal(operator, f"/{EVAL}/GetPartialAggregates")
 
 
 @pytest.mark.parametrize(
