@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from google.protobuf.message import Message
 
 from emeuse.access.v1 import access_events_pb2 as access
+from emeuse.audit.v1 import audit_events_pb2 as audit
 from emeuse.chronic.v1 import chronic_events_pb2 as chronic
 from emeuse.home.v1 import home_events_pb2 as home
 from emeuse.partners.v1 import partners_pb2 as partners
@@ -526,11 +527,27 @@ CONSENT_CHANGED = TopicSpec(
     required=("patient_pseudonym", "partner_id", "purpose", "changed_at"),
 )
 
+PATIENT_DATA_ACCESSED = TopicSpec(
+    name="emeuse.audit.patient-data-accessed.v1",
+    message=audit.PatientDataAccessed,
+    key="subject_pseudonym",
+    owner="audit",
+    description=(
+        "A gRPC caller read or changed, or was refused reading or changing, a person's data:"
+        " who, which role, which method, the outcome; no payload. Written by every service;"
+        " read by operators and auditors (`emeuse audit`)."
+    ),
+    # Ten years, the programme's length: who touched a person's data stays answerable.
+    retention_days=3660,
+    required=("call_id", "caller_id", "service", "method", "subject_pseudonym", "outcome"),
+)
+
 # The four services of the axes, the partner gateway (consent-filtered feeds, inbound) and
 # the evaluation (indicators per experiment, territory and month).
 SERVICES = ("prevention", "chronic", "access", "home", "gateway", "evaluation")
-# Who owns topics: the four services, and the partner registry and consents (issue 7).
-OWNERS = (*SERVICES, "partners")
+# Who owns topics: the four services, the partner registry and consents (issue 7), and the
+# audit trail every service writes (issue 13).
+OWNERS = (*SERVICES, "partners", "audit")
 
 TOPICS: tuple[TopicSpec, ...] = (
     CARE_PLAN_UPDATED,
@@ -575,6 +592,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     DELIVERY_RECEIPT_REPORTED,
     PARTNER_REGISTERED,
     CONSENT_CHANGED,
+    PATIENT_DATA_ACCESSED,
     *(dead_letter_topic(service) for service in SERVICES),
 )
 
