@@ -14,6 +14,7 @@ from emeuse.cli.errors import CliError
 from emeuse.runtime.auth import AuthSetupError, bearer, read_token
 from emeuse.simulate.care_team import CareTeams
 from emeuse.simulate.events import Options
+from emeuse.simulate.lag import PlatformLag
 from emeuse.simulate.run import run
 from emeuse.simulate.send import (
     DEFAULT_TARGETS,
@@ -178,6 +179,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             responders=care_teams,
             linger_s=args.linger,
             setup=not args.no_setup,
+            lag=PlatformLag(args.bootstrap),
         )
     finally:
         transport.close()

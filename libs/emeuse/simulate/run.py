@@ -16,6 +16,7 @@ from rich.table import Table
 
 from emeuse.simulate.calls import merged, timed_calls, visit_plans
 from emeuse.simulate.events import Options, SimEvent
+from emeuse.simulate.pace import Pace
 from emeuse.simulate.population import Population, build_population, silence
 from emeuse.simulate.send import Tally, Transport
 from emeuse.simulate.setup import setup_stages
@@ -30,6 +31,16 @@ class Responders(Protocol):
     def start(self) -> None: ...
 
     def stop(self) -> None: ...
+
+
+class LagView(Protocol):
+    """The platform's consumer lag, measured now and then (lag.PlatformLag)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def describe(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -83,9 +94,10 @@ def run(
     responders: Callable[[set[str], Tally], Responders] | None = None,
     linger_s: float = 0.0,
     setup: bool = True,
+    lag: LagView | None = None,
 ) -> Tally:
     """Send the plan's events; `responders` answer alerts from before the first call until
-    `linger_s` seconds after the last event."""
+    `linger_s` seconds after the last event; `lag` is shown live and at the end."""
     run_plan = plan(options, setup=setup)
     counted = ", ".join(f"{code}: {n:,}" for code, n in run_plan.population.people.items())
     pop = run_plan.population
@@ -100,6 +112,8 @@ def run(
     teams = responders(people, tally) if responders else None
     if teams:
         teams.start()
+    if lag:
+        lag.start()
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -111,7 +125,11 @@ def run(
         console=console,
         refresh_per_second=4,
         transient=True,  # the summary below replaces it
-        get_renderable=lambda: Group(progress, counts_table(tally, "events")),
+        get_renderable=lambda: Group(
+            progress,
+            counts_table(tally, "events"),
+            f"platform lag: {lag.describe()}" if lag else "",
+        ),
     ):
         for number, stage in enumerate(run_plan.stages, start=1):
             task = progress.add_task(f"enrolments, stage {number}", total=len(stage))
@@ -125,10 +143,11 @@ def run(
                 sleep(0.1)
             progress.update(task, completed=len(stage) - tally.pending)
         task = progress.add_task(f"live events at {options.rate:g}/s", total=run_plan.live_count)
-        began = clock()
+        began, cpu_began = clock(), time.process_time()
         for n, event in enumerate(run_plan.live):
             ahead = began + event.due - clock()
             if ahead > 0.002:
+                transport.idle()
                 sleep(ahead)
             tally.started()
             transport.send(event, tally.done)
@@ -136,7 +155,13 @@ def run(
                 progress.update(task, completed=n)
         transport.flush()
         progress.update(task, completed=run_plan.live_count)
-        elapsed = clock() - began
+        pace = Pace(
+            run_plan.live_count,
+            run_plan.live_count / options.duration if options.duration else options.rate,
+            clock() - began,
+            time.process_time() - cpu_began,
+            transport.waited_s,
+        )
         if teams:
             task = progress.add_task("care teams answering", total=max(linger_s, 0.1))
             lingered = clock()
@@ -146,11 +171,10 @@ def run(
             teams.stop()
     console.print(counts_table(tally, "summary"))
     sent = sum(tally.sent.values())
-    achieved = run_plan.live_count / max(elapsed, 1e-9)
-    console.print(
-        f"{sent:,} sent, {sum(tally.failed.values()):,} failed; live events: "
-        f"{run_plan.live_count:,} in {elapsed:.1f} s ({achieved:,.0f}/s)"
-    )
+    console.print(f"{sent:,} sent, {sum(tally.failed.values()):,} failed; {pace.describe()}")
+    if lag:
+        console.print(f"platform lag at the end: {lag.describe()}")
+        lag.stop()
     return tally
 
 

@@ -8,23 +8,26 @@ was accepted, else a short reason (a status code, an exception's name).
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import IO, Any, Protocol
+from datetime import UTC, datetime
+from typing import IO, Any, Protocol, cast
 
 import grpc
 from google.protobuf import json_format
-from kafka import KafkaProducer
 
 from emeuse.access.v1 import access_service_pb2, access_service_pb2_grpc
 from emeuse.chronic.v1 import chronic_service_pb2, chronic_service_pb2_grpc
 from emeuse.home.v1 import home_service_pb2, home_service_pb2_grpc
 from emeuse.prevention.v1 import prevention_service_pb2, prevention_service_pb2_grpc
-from emeuse.registry import by_name
+from emeuse.registry import TopicSpec, by_name
 from emeuse.runtime import envelope as env
-from emeuse.simulate.events import GRPC, SimEvent
+from emeuse.simulate.batches import BatchProducer, Headers
+from emeuse.simulate.encode import build
+from emeuse.simulate.events import GRPC, SimEvent, rfc3339
 
 SOURCE = "emeuse/simulate"
 Done = Callable[[str, str | None], None]
@@ -76,7 +79,14 @@ class Tally:
 
 
 class Transport(Protocol):
+    @property
+    def waited_s(self) -> float:
+        """Time spent blocked waiting for the platform to take more."""
+
     def send(self, event: SimEvent, done: Done) -> None: ...
+
+    def idle(self) -> None:
+        """Nothing to send for a while: send what waits."""
 
     def flush(self) -> None: ...
 
@@ -86,12 +96,17 @@ class Transport(Protocol):
 class FileTransport:
     """--dry-run: one JSON line per event, nothing sent."""
 
+    waited_s = 0.0
+
     def __init__(self, out: IO[str]) -> None:
         self.out = out
 
     def send(self, event: SimEvent, done: Done) -> None:
         self.out.write(event.to_json() + "\n")
         done(event.kind, None)
+
+    def idle(self) -> None:
+        pass
 
     def flush(self) -> None:
         self.out.flush()
@@ -113,11 +128,13 @@ class PlatformTransport:
         self.auth, self.experiment = auth, experiment
         self.channels = {service: grpc.insecure_channel(t) for service, t in targets.items()}
         self.stubs = {s: APIS[s][1](channel) for s, channel in self.channels.items()}
-        self.producer = KafkaProducer(
-            bootstrap_servers=bootstrap.split(","), client_id="emeuse-simulate", linger_ms=20
-        )
+        self.producer = BatchProducer(bootstrap, self._delivered)
+        # (topic, territory) -> the headers every record of theirs shares
+        self.headers: dict[tuple[str, str], Headers] = {}
+        self.subjects: set[str] = set()
         # Bounds the gRPC calls in flight: a service answers once its handler applied them.
         self.in_flight = threading.BoundedSemaphore(32)
+        self.calls_waited_s = 0.0
 
     def send(self, event: SimEvent, done: Done) -> None:
         if event.via == GRPC:
@@ -130,7 +147,10 @@ class PlatformTransport:
         request = json_format.ParseDict(
             event.message, getattr(APIS[service][0], f"{method}Request")()
         )
-        self.in_flight.acquire()
+        if not self.in_flight.acquire(blocking=False):
+            began = time.monotonic()
+            self.in_flight.acquire()
+            self.calls_waited_s += time.monotonic() - began
         future = getattr(self.stubs[service], method).future(
             request, timeout=60, metadata=self.auth
         )
@@ -150,7 +170,27 @@ class PlatformTransport:
         if event.raw is not None:
             value = event.raw
         else:
-            value = json_format.ParseDict(event.message, spec.message()).SerializeToString()
+            value = build(spec.message, event.message).SerializeToString()
+        # The same simulated event always has the same id: a duplicate is one.
+        event_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"emeuse-simulate:{event.event_id}"))
+        shared = self.headers.get((spec.name, event.territory))
+        if shared is None or event.subject not in self.subjects:
+            shared = self._shared_headers(spec, event, event_id)
+        headers = [
+            *shared,
+            (env.H_ID, event_id.encode()),
+            (env.H_CORRELATION, event_id.encode()),
+            (env.H_TIME, rfc3339(event.at).encode()),
+            (env.H_RECORDED, rfc3339(datetime.now(UTC)).encode()),
+        ]
+        if event.subject:
+            headers.append((env.H_SUBJECT, event.subject.encode()))
+        key = event.subject.encode()
+        self.producer.add(spec.name, key, value, headers, (done, event.kind))
+
+    def _shared_headers(self, spec: TopicSpec, event: SimEvent, event_id: str) -> Headers:
+        """What the envelope of a record of this topic and territory always holds: built and
+        validated once by the runtime's envelope (as is each new subject's pseudonym)."""
         envelope = env.new_envelope(
             event_type=spec.type_name,
             source=SOURCE,
@@ -159,20 +199,32 @@ class PlatformTransport:
             experiment_id=self.experiment,
             schema_version=spec.schema_version,
             occurred_at=event.at,
-            # The same simulated event always has the same id: a duplicate is one.
-            event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"emeuse-simulate:{event.event_id}")),
+            event_id=event_id,
         )
-        future = self.producer.send(
-            spec.name, key=event.subject.encode(), value=value, headers=env.to_headers(envelope)
-        )
-        future.add_callback(lambda _: done(event.kind, None))
-        future.add_errback(lambda exc: done(event.kind, type(exc).__name__))
+        self.subjects.add(event.subject)
+        varying = {env.H_ID, env.H_CORRELATION, env.H_TIME, env.H_RECORDED, env.H_SUBJECT}
+        shared = [(k, v) for k, v in env.to_headers(envelope) if k not in varying]
+        self.headers[spec.name, event.territory] = shared
+        return shared
+
+    @staticmethod
+    def _delivered(tags: Counter[Hashable], error: str | None) -> None:
+        for tag, count in tags.items():
+            done, kind = cast(tuple[Done, str], tag)
+            for _ in range(count):
+                done(kind, error)
+
+    @property
+    def waited_s(self) -> float:
+        return self.producer.waited_s + self.calls_waited_s
+
+    def idle(self) -> None:
+        self.producer.send_lingering()
 
     def flush(self) -> None:
         self.producer.flush(timeout=30)
 
     def close(self) -> None:
-        self.flush()
-        self.producer.close(timeout=10)
+        self.producer.close()
         for channel in self.channels.values():
             channel.close()
