@@ -14,6 +14,7 @@ from emeuse.cli.main import main
 from emeuse.registry import by_name
 from emeuse.runtime.pseudonym import is_pseudonym
 from emeuse.simulate.care_team import acknowledgement, answer_delay
+from emeuse.simulate.communes import COMMUNES
 from emeuse.simulate.events import GRPC, KAFKA, Options
 from emeuse.simulate.population import build_population
 from emeuse.simulate.run import plan
@@ -160,3 +161,20 @@ def test_without_the_setup_nothing_is_enrolled_and_no_visit_is_checked_in():
     run_plan = plan(Options(seed=12, duration=60), now=START, setup=False)
     assert run_plan.stages == []
     assert not [e for e in run_plan.live if e.target == "home/CheckIn"]
+
+
+def test_people_are_spread_over_the_real_communes_in_proportion_to_their_population():
+    meuse = next(d for d in DEPARTEMENTS if d.code == "55")
+    listed = [c for c in COMMUNES if c[0].startswith("55")]
+    assert meuse.population == sum(population for _, _, population, _ in listed)
+    population = build_population(seed=6, scale=0.2, territories=("55",))
+    people = [*population.enrollees, *(p.person for p in population.patients)]
+    by_arrondissement = Counter(
+        next(c[3] for c in listed if c[0] == p.commune.insee) for p in people
+    )
+    for arrondissement in {c[3] for c in listed}:
+        expected = sum(c[2] for c in listed if c[3] == arrondissement) / meuse.population
+        assert by_arrondissement[arrondissement] / len(people) == pytest.approx(expected, abs=0.02)
+    # Villages left empty since 1916 are in the table, with nobody drawn to them.
+    empty = {c[0] for c in listed if c[2] == 0}
+    assert empty and not empty & {p.commune.insee for p in people}
