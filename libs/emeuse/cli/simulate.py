@@ -52,6 +52,17 @@ def add_simulate_command(commands: Any, bootstrap_option: Any) -> None:
     simulate.add_argument("--rate", type=float, default=50.0, help="live events per second")
     simulate.add_argument("--duration", type=float, default=60.0, help="seconds of live events")
     simulate.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="simulated seconds per second (>= 1): the live events say they happened S times "
+        "further apart, in the S x --duration before the run ends (a minute at 1440 spans a "
+        "day, its nights included); what the services time on the wall clock is not "
+        "accelerated: monitoring gaps, acknowledgement and escalation delays, inactivity, "
+        "the wait for a wanderer's return, missed visits, consultation slots, reminders",
+    )
+    simulate.add_argument(
         "--start", help="time of the first live event, ISO 8601 with offset (default: now)"
     )
     simulate.add_argument(
@@ -129,6 +140,8 @@ def options_from(args: argparse.Namespace) -> Options:
         raise CliError("--scale must be above 0 and at most 1")
     if args.rate <= 0 or args.duration < 0:
         raise CliError("--rate must be above 0 and --duration at least 0")
+    if args.speed < 1:
+        raise CliError("--speed must be at least 1 (the events cannot say they are in the future)")
     rates = {name: getattr(args, name) for name in RATE_OPTIONS}
     if any(not 0 <= value <= 1 for value in rates.values()):
         raise CliError("every --*-rate and --gap-share must be between 0 and 1")
@@ -142,6 +155,7 @@ def options_from(args: argparse.Namespace) -> Options:
         scale=args.scale,
         rate=args.rate,
         duration=args.duration,
+        speed=args.speed,
         start=start,
         territories=tuple(args.territory or ()),
         experiment=args.experiment,

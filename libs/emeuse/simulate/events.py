@@ -23,6 +23,7 @@ class Options:
     scale: float = 0.01
     rate: float = 50.0  # live events per second
     duration: float = 60.0  # seconds of live events
+    speed: float = 1.0  # simulated seconds per second: the live events' times spread this much
     start: datetime | None = None  # time of the first live event (the run's start by default)
     territories: tuple[str, ...] = ()  # département codes; all three when empty
     experiment: str = "simulation"

@@ -1,10 +1,13 @@
 """The live events of a simulated territory, as devices would send them on Kafka.
 
-Event n is due at start + n / rate. Who speaks is drawn by realistic weight (a patient
+Event n is sent at start + n / rate. Who speaks is drawn by realistic weight (a patient
 measured daily speaks seven times as often as one measured weekly; a connected home
 reports a dozen times a day), but the rate compresses everyone's cadence alike: at
-50 events/s a 1 % territory lives days of readings in a minute. What a home reports
-follows its resident's rhythm in local time. Anomalies are drawn at the options' rates.
+50 events/s a 1 % territory lives days of readings in a minute. With `speed` S the events
+say they happened S times further apart, in the S x duration before the last one is sent
+(never in the future, which the services refuse): at S = 1440 a minute's events span a
+day, with its nights. What a home reports follows its resident's rhythm in the local time
+the event says. Anomalies are drawn at the options' rates.
 """
 
 from __future__ import annotations
@@ -64,7 +67,7 @@ def live_events(population: Population, options: Options, start: datetime) -> It
     recent: deque[SimEvent] = deque(maxlen=RECENT)
     for n in range(round(options.rate * options.duration)):
         due = n / options.rate
-        at = start + timedelta(seconds=due)
+        at = start + timedelta(seconds=options.duration - (options.duration - due) * options.speed)
         draw = rng.random()
         if recent and draw < options.duplicate_rate:
             again = rng.choice(recent)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -178,3 +179,24 @@ def test_people_are_spread_over_the_real_communes_in_proportion_to_their_populat
     # Villages left empty since 1916 are in the table, with nobody drawn to them.
     empty = {c[0] for c in listed if c[2] == 0}
     assert empty and not empty & {p.commune.insee for p in people}
+
+
+def test_speed_spreads_the_events_times_over_simulated_days_ending_when_the_run_ends():
+    options = Options(seed=9, scale=0.01, rate=100, duration=60, speed=1440)
+    # The records; timed calls (visits, opt-outs) keep the wall clock's times.
+    live = [e for e in plan(options, now=START).live if e.via == KAFKA and e.kind != "duplicate"]
+    ends = START + timedelta(seconds=60)
+    times = [e.at for e in live if not e.kind.endswith("late")]
+    # A day of simulated time in a minute of sending, none of it in the future.
+    assert max(times) <= ends and ends - min(times) > timedelta(hours=23)
+    assert all(later >= earlier for earlier, later in pairwise(times))
+    # Sent a minute apart all the same: only the times the events carry are compressed.
+    assert max(e.due for e in live) < 60
+    # Homes live the simulated day: at night they mostly report heartbeats and temperatures.
+    quiet = Counter(e.kind for e in live if e.kind.startswith("home.") and e.at.hour in (1, 2))
+    assert quiet and quiet["home.motion"] < (quiet["home.heartbeat"] + quiet["home.temperature"])
+
+
+def test_a_speed_below_one_is_refused_with_a_clear_error(capsys):
+    assert main(["simulate", "--speed", "0.5", "--dry-run", "/dev/null"]) != 0
+    assert "--speed must be at least 1" in capsys.readouterr().err
