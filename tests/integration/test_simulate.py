@@ -9,6 +9,7 @@ from emeuse.registry import (
     ALERT_ACKNOWLEDGED,
     ALERT_ESCALATED,
     ALERT_RAISED,
+    CONSULTATION_STATUS_CHANGED,
     INCIDENT_RAISED,
     READING_RECORDED,
     dead_letter_topic,
@@ -37,6 +38,7 @@ def test_a_simulated_territory_raises_alerts_and_home_incidents_and_sets_bad_inp
         missed_visit_rate=0.5,
         visit_missed_after_s=3,
         opt_out_share=0.1,
+        no_show_rate=0.5,
     )
     targets = {
         s: platform.services[s].grpc_target for s in ("chronic", "home", "prevention", "access")
@@ -71,6 +73,15 @@ def test_a_simulated_territory_raises_alerts_and_home_incidents_and_sets_bad_inp
     assert tally.sent["care_team.never_answered"] > 0
     bus.wait_for(ALERT_ACKNOWLEDGED.name, lambda r: r["key"] in patients)
     bus.wait_for(ALERT_ESCALATED.name, lambda r: r["key"] in patients)
+    # Consultations the platform booked for critical readings: completed or missed.
+    outcomes = {"care_team.consultation_completed", "care_team.consultation_no_show"}
+    assert sum(tally.sent[kind] for kind in outcomes) > 0, tally.sent
+    bus.wait_for(
+        CONSULTATION_STATUS_CHANGED.name,
+        lambda r: r["event"].get("patient_pseudonym") in patients
+        and r["event"].get("status")
+        in ("CONSULTATION_STATUS_COMPLETED", "CONSULTATION_STATUS_NO_SHOW"),
+    )
     # Malformed readings are dead-lettered with their reason, never dropped in silence.
     dead = bus.wait_for(
         dead_letter_topic("chronic").name,

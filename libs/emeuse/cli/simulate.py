@@ -38,6 +38,7 @@ RATE_HELP = {
     "acknowledged_share": "share of alerts and incidents care teams acknowledge",
     "missed_visit_rate": "share of home-aide visits nobody checks in to",
     "opt_out_share": "share of prevention enrollees who opt out during the run",
+    "no_show_rate": "share of booked consultations recorded as no-shows (the rest completed)",
 }
 
 

@@ -42,6 +42,7 @@ class Options:
     missed_visit_rate: float = 0.1  # share of planned home-aide visits nobody checks in to
     visit_missed_after_s: int = 1800  # how long after its start a visit counts as missed
     opt_out_share: float = 0.02  # share of prevention enrollees who opt out during the run
+    no_show_rate: float = 0.1  # share of booked consultations the patient does not come to
 
     def rates(self) -> dict[str, float]:
         return {k: v for k, v in vars(self).items() if k.endswith(("_rate", "_share"))}

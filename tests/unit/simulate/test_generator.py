@@ -14,7 +14,7 @@ from google.protobuf import json_format
 from emeuse.cli.main import main
 from emeuse.registry import by_name
 from emeuse.runtime.pseudonym import is_pseudonym
-from emeuse.simulate.care_team import acknowledgement, answer_delay
+from emeuse.simulate.care_team import acknowledgement, answer_delay, consultation_outcome
 from emeuse.simulate.communes import COMMUNES
 from emeuse.simulate.events import GRPC, KAFKA, Options
 from emeuse.simulate.population import build_population
@@ -200,3 +200,29 @@ def test_speed_spreads_the_events_times_over_simulated_days_ending_when_the_run_
 def test_a_speed_below_one_is_refused_with_a_clear_error(capsys):
     assert main(["simulate", "--speed", "0.5", "--dry-run", "/dev/null"]) != 0
     assert "--speed must be at least 1" in capsys.readouterr().err
+
+
+def test_booked_consultations_are_completed_or_missed_at_the_share_asked_once_the_slot_allows():
+    options = Options(no_show_rate=0.25)
+
+    def booked(n: int, start: datetime) -> dict[str, str]:
+        return {
+            "booking_id": f"bkg-{n}",
+            "territory": "55",
+            "patient_pseudonym": "psn-x",
+            "practitioner_id": "gp-55-0001",
+            "start": start.isoformat().replace("+00:00", "Z"),
+        }
+
+    soon = [consultation_outcome(1, booked(n, START), START, options) for n in range(2000)]
+    kinds = Counter(call.kind for _, call in soon)
+    assert kinds["care_team.consultation_no_show"] / 2000 == pytest.approx(0.25, abs=0.03)
+    assert set(kinds) == {"care_team.consultation_no_show", "care_team.consultation_completed"}
+    assert all(call.message["actor_id"] == "gp-55-0001" for _, call in soon)
+    assert all(0 < delay < 10 for delay, _ in soon)
+    # A slot an hour ahead: its outcome waits until 15 minutes before it starts.
+    delay, _ = consultation_outcome(1, booked(1, START + timedelta(hours=1)), START, options)
+    assert 45 * 60 <= delay <= 45 * 60 + 10
+    assert consultation_outcome(1, booked(7, START), START, options) == consultation_outcome(
+        1, booked(7, START), START, options
+    )
