@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,9 @@ RATE_HELP = {
     "missed_visit_rate": "share of home-aide visits nobody checks in to",
     "opt_out_share": "share of prevention enrollees who opt out during the run",
     "no_show_rate": "share of booked consultations recorded as no-shows (the rest completed)",
+    "partner_share": "share of diabetes and heart-failure patients using a partner's device, "
+    "their readings sent through the partner gateway (0: no partners)",
+    "consent_withdrawal_share": "share of partner users withdrawing their consent during the run",
 }
 
 
@@ -116,6 +120,18 @@ def add_simulate_command(commands: Any, bootstrap_option: Any) -> None:
         help="keep acknowledging alerts and incidents S seconds after the last event",
     )
     simulate.add_argument(
+        "--partner-bootstrap",
+        default=os.environ.get("EMEUSE_KAFKA_PARTNER_BOOTSTRAP", "127.0.0.1:9094"),
+        help="the broker's partner listener the simulated partners send on "
+        "(env EMEUSE_KAFKA_PARTNER_BOOTSTRAP)",
+    )
+    simulate.add_argument(
+        "--partner-secrets-dir",
+        type=Path,
+        default=Path(os.environ.get("EMEUSE_PARTNER_SECRETS_DIR", ".local/secrets/partners")),
+        help="where the simulated partners' settings files are (env EMEUSE_PARTNER_SECRETS_DIR)",
+    )
+    simulate.add_argument(
         "--token-file",
         type=Path,
         default=Path(".local/secrets/operator.token"),
@@ -181,7 +197,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     except (AuthSetupError, OSError) as exc:
         raise CliError(f"{exc} (run `make up`, or give --token-file)") from None
     targets = {service: getattr(args, service) for service in DEFAULT_TARGETS}
-    transport = PlatformTransport(args.bootstrap, targets, auth, options.experiment)
+    transport = PlatformTransport(
+        args.bootstrap,
+        targets,
+        auth,
+        options.experiment,
+        partner_bootstrap=args.partner_bootstrap,
+        partner_secrets=args.partner_secrets_dir,
+    )
 
     def care_teams(people: set[str], tally: Tally) -> CareTeams:
         return CareTeams(args.bootstrap, options, people, transport, tally)

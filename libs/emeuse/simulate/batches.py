@@ -40,13 +40,14 @@ class _Open:
 class BatchProducer:
     def __init__(
         self,
-        bootstrap: str,
         delivered: Delivered,
         client_id: str = "emeuse-simulate",
         linger_s: float = 0.1,
         batch_bytes: int = 512 * 1024,
         max_in_flight: int = 64,
+        **connection: Any,
     ) -> None:
+        """`connection`: aiokafka's bootstrap_servers and, for a partner, its SASL options."""
         self.delivered, self.linger_s = delivered, linger_s
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="kafka", daemon=True)
@@ -54,7 +55,7 @@ class BatchProducer:
 
         async def started() -> AIOKafkaProducer:  # aiokafka binds to the loop it is made on
             producer = AIOKafkaProducer(
-                bootstrap_servers=bootstrap.split(","),
+                **connection,
                 client_id=client_id,
                 max_batch_size=batch_bytes,
                 max_request_size=max(batch_bytes * 2, 1_048_576),

@@ -43,6 +43,8 @@ class Options:
     visit_missed_after_s: int = 1800  # how long after its start a visit counts as missed
     opt_out_share: float = 0.02  # share of prevention enrollees who opt out during the run
     no_show_rate: float = 0.1  # share of booked consultations the patient does not come to
+    partner_share: float = 0.3  # share of a partner's programme's patients using its device
+    consent_withdrawal_share: float = 0.05  # share of partner users withdrawing consent
 
     def rates(self) -> dict[str, float]:
         return {k: v for k, v in vars(self).items() if k.endswith(("_rate", "_share"))}

@@ -95,8 +95,10 @@ class PlatformLag:
                 partitions = {tp for offsets in committed.values() for tp in offsets}
                 ends = consumer.end_offsets(sorted(partitions)) if partitions else {}
                 self.latest, self.error = group_lag(committed, ends), None
-            except (KafkaError, OSError) as exc:
-                self.error = type(exc).__name__  # shown in the view; tried again next round
+            except (KafkaError, OSError, KeyError) as exc:
+                # kafka-python's end_offsets raises KeyError for a partition whose offset
+                # lookup failed (a leader moving): shown in the view, tried again next round.
+                self.error = type(exc).__name__
             self.stopping.wait(self.every_s)
         for client in (admin, consumer):
             if client is not None:

@@ -17,6 +17,7 @@ from rich.table import Table
 from emeuse.simulate.calls import merged, timed_calls, visit_plans
 from emeuse.simulate.events import Options, SimEvent
 from emeuse.simulate.pace import Pace
+from emeuse.simulate.partners import consents, partner_users, withdrawals
 from emeuse.simulate.population import Population, build_population, silence
 from emeuse.simulate.send import Tally, Transport
 from emeuse.simulate.setup import setup_stages
@@ -49,6 +50,7 @@ class Plan:
     stages: list[list[SimEvent]]
     live: Iterable[SimEvent]
     live_count: int
+    partners: list[str]  # partner ids whose devices send readings
 
 
 def plan(options: Options, now: datetime | None = None, setup: bool = True) -> Plan:
@@ -62,15 +64,23 @@ def plan(options: Options, now: datetime | None = None, setup: bool = True) -> P
     )
     stages = setup_stages(population, options, start) if setup else []
     visits = visit_plans(population, options, start) if setup else []
+    users = partner_users(population, options)
     if stages:
+        stages[0].extend(consents(population, options, users, start))
         stages[-1].extend(visits)
     calls = timed_calls(population, options, start, visits)
+    calls = sorted([*calls, *withdrawals(population, options, users, start)], key=_due)
     return Plan(
         population,
         stages,
-        merged(live_events(population, options, start), calls),
+        merged(live_events(population, options, start, users), calls),
         round(options.rate * options.duration) + len(calls),
+        sorted(set(users.values())),
     )
+
+
+def _due(event: SimEvent) -> float:
+    return event.due
 
 
 def counts_table(tally: Tally, title: str) -> Table:
@@ -105,7 +115,7 @@ def run(
         f"territory of {counted} people (scale {options.scale:g}, seed {options.seed}): "
         f"{len(pop.patients)} monitored patients, {len(pop.homes)} connected homes, "
         f"{len(pop.enrollees)} prevention enrollees, {len(pop.practitioners)} practitioners, "
-        f"{len(pop.places)} places"
+        f"{len(pop.places)} places; partners: {', '.join(run_plan.partners) or 'none'}"
     )
     tally = Tally()
     people = {p.person.pseudonym for p in pop.patients} | {h.person.pseudonym for h in pop.homes}
@@ -121,6 +131,8 @@ def run(
         TimeElapsedColumn(),
         console=console,
     )
+    if setup and run_plan.partners:
+        transport.register_partners(run_plan.partners)
     with Live(
         console=console,
         refresh_per_second=4,

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import IO, Any, Protocol, cast
 
 import grpc
@@ -21,13 +22,18 @@ from google.protobuf import json_format
 
 from emeuse.access.v1 import access_service_pb2, access_service_pb2_grpc
 from emeuse.chronic.v1 import chronic_service_pb2, chronic_service_pb2_grpc
+from emeuse.cli.errors import CliError
 from emeuse.home.v1 import home_service_pb2, home_service_pb2_grpc
+from emeuse.partner.inbound import inbound_record
+from emeuse.partner.settings import connection_from_properties
+from emeuse.partners.v1 import gateway_service_pb2, gateway_service_pb2_grpc
 from emeuse.prevention.v1 import prevention_service_pb2, prevention_service_pb2_grpc
-from emeuse.registry import TopicSpec, by_name
+from emeuse.registry import READING_RECORDED, TopicSpec, by_name
 from emeuse.runtime import envelope as env
 from emeuse.simulate.batches import BatchProducer, Headers
 from emeuse.simulate.encode import build
 from emeuse.simulate.events import GRPC, SimEvent, rfc3339
+from emeuse.simulate.partners import PARTNER, register
 
 SOURCE = "emeuse/simulate"
 Done = Callable[[str, str | None], None]
@@ -38,12 +44,14 @@ APIS: dict[str, tuple[Any, Callable[[grpc.Channel], Any]]] = {
     "home": (home_service_pb2, home_service_pb2_grpc.HomeServiceStub),
     "prevention": (prevention_service_pb2, prevention_service_pb2_grpc.PreventionServiceStub),
     "access": (access_service_pb2, access_service_pb2_grpc.AccessServiceStub),
+    "gateway": (gateway_service_pb2, gateway_service_pb2_grpc.PartnerGatewayServiceStub),
 }
 DEFAULT_TARGETS = {
     "prevention": "127.0.0.1:50051",
     "chronic": "127.0.0.1:50052",
     "access": "127.0.0.1:50053",
     "home": "127.0.0.1:50054",
+    "gateway": "127.0.0.1:50055",
 }
 # A simulation run twice with the same seed meets its own enrolments: not an error.
 ALREADY = (grpc.StatusCode.ALREADY_EXISTS,)
@@ -88,6 +96,9 @@ class Transport(Protocol):
     def idle(self) -> None:
         """Nothing to send for a while: send what waits."""
 
+    def register_partners(self, partner_ids: list[str]) -> None:
+        """Have the partners registered (and their settings files at hand)."""
+
     def flush(self) -> None: ...
 
     def close(self) -> None: ...
@@ -108,6 +119,9 @@ class FileTransport:
     def idle(self) -> None:
         pass
 
+    def register_partners(self, partner_ids: list[str]) -> None:
+        pass
+
     def flush(self) -> None:
         self.out.flush()
 
@@ -124,11 +138,17 @@ class PlatformTransport:
         targets: dict[str, str],
         auth: tuple[tuple[str, str], ...],
         experiment: str,
+        partner_bootstrap: str = "127.0.0.1:9094",
+        partner_secrets: Path = Path(".local/secrets/partners"),
     ) -> None:
         self.auth, self.experiment = auth, experiment
+        self.bootstrap, self.partner_bootstrap = bootstrap, partner_bootstrap
+        self.partner_secrets = partner_secrets
+        # partner id -> a producer with the partner's own credential (its settings file)
+        self.partner_producers: dict[str, BatchProducer] = {}
         self.channels = {service: grpc.insecure_channel(t) for service, t in targets.items()}
         self.stubs = {s: APIS[s][1](channel) for s, channel in self.channels.items()}
-        self.producer = BatchProducer(bootstrap, self._delivered)
+        self.producer = BatchProducer(self._delivered, bootstrap_servers=bootstrap.split(","))
         # (topic, territory) -> the headers every record of theirs shares
         self.headers: dict[tuple[str, str], Headers] = {}
         self.subjects: set[str] = set()
@@ -139,8 +159,46 @@ class PlatformTransport:
     def send(self, event: SimEvent, done: Done) -> None:
         if event.via == GRPC:
             self._call(event, done)
+        elif event.via == PARTNER:
+            self._partner_record(event, done)
         else:
             self._record(event, done)
+
+    def register_partners(self, partner_ids: list[str]) -> None:
+        register(
+            partner_ids,
+            self.bootstrap,
+            self.partner_bootstrap,
+            self.partner_secrets,
+            self.experiment,
+        )
+
+    def _partner_record(self, event: SimEvent, done: Done) -> None:
+        """A reading of the partner's device, made as the partner SDK makes it
+        (`inbound_record`), sent on its inbound topic with its credential."""
+        partner_id = event.target
+        producer = self.partner_producers.get(partner_id)
+        if producer is None:
+            settings = self.partner_secrets / f"{partner_id}.properties"
+            try:
+                connection = connection_from_properties(settings)
+            except (OSError, ValueError) as exc:
+                raise CliError(f"partner {partner_id}'s settings: {exc}") from None
+            producer = BatchProducer(
+                self._delivered, client_id=f"partner-{partner_id}", **connection.client_options()
+            )
+            self.partner_producers[partner_id] = producer
+        record = inbound_record(
+            partner_id,
+            build(by_name(READING_RECORDED.name).message, event.message),
+            territory=event.territory,
+            experiment_id=self.experiment,
+            occurred_at=event.at,
+            event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"emeuse-simulate:{event.event_id}")),
+        )
+        producer.add(
+            record.topic, record.key or b"", record.value, record.headers, (done, event.kind)
+        )
 
     def _call(self, event: SimEvent, done: Done) -> None:
         service, method = event.target.split("/")
@@ -216,15 +274,19 @@ class PlatformTransport:
 
     @property
     def waited_s(self) -> float:
-        return self.producer.waited_s + self.calls_waited_s
+        producers = (self.producer, *self.partner_producers.values())
+        return sum(p.waited_s for p in producers) + self.calls_waited_s
 
     def idle(self) -> None:
-        self.producer.send_lingering()
+        for producer in (self.producer, *self.partner_producers.values()):
+            producer.send_lingering()
 
     def flush(self) -> None:
-        self.producer.flush(timeout=30)
+        for producer in (self.producer, *self.partner_producers.values()):
+            producer.flush(timeout=30)
 
     def close(self) -> None:
-        self.producer.close()
+        for producer in (self.producer, *self.partner_producers.values()):
+            producer.close()
         for channel in self.channels.values():
             channel.close()

@@ -12,11 +12,12 @@ import pytest
 from google.protobuf import json_format
 
 from emeuse.cli.main import main
-from emeuse.registry import by_name
+from emeuse.registry import READING_RECORDED, by_name
 from emeuse.runtime.pseudonym import is_pseudonym
 from emeuse.simulate.care_team import acknowledgement, answer_delay, consultation_outcome
 from emeuse.simulate.communes import COMMUNES
 from emeuse.simulate.events import GRPC, KAFKA, Options
+from emeuse.simulate.partners import PARTNER, PARTNERS, partner_users
 from emeuse.simulate.population import build_population
 from emeuse.simulate.run import plan
 from emeuse.simulate.send import APIS
@@ -89,9 +90,10 @@ def test_every_event_but_the_malformed_ones_is_a_valid_record_or_request():
     live = list(run_plan.live)
     events = [e for stage in run_plan.stages for e in stage] + live
     for event in events:
-        if event.via == KAFKA and event.raw is None:
-            message = json_format.ParseDict(event.message, by_name(event.target).message())
-            assert by_name(event.target).record_key(message) == event.subject
+        if event.via in (KAFKA, PARTNER) and event.raw is None:
+            spec = by_name(event.target if event.via == KAFKA else READING_RECORDED.name)
+            message = json_format.ParseDict(event.message, spec.message())
+            assert spec.record_key(message) == event.subject
         elif event.via == GRPC:
             service, method = event.target.split("/")
             json_format.ParseDict(event.message, getattr(APIS[service][0], f"{method}Request")())
@@ -119,7 +121,7 @@ def test_dry_run_writes_every_event_as_a_json_line(tmp_path: Path):
     )
     assert code == 0
     lines = [json.loads(line) for line in out.read_text().splitlines()]
-    live = [line for line in lines if line["via"] == "kafka"]
+    live = [line for line in lines if line["via"] in ("kafka", "partner")]
     assert len(live) == 200
     assert {line["territory"] for line in lines} == {"55"}
     assert any(line["target"] == "chronic/EnrollPatient" for line in lines)
@@ -226,3 +228,33 @@ def test_booked_consultations_are_completed_or_missed_at_the_share_asked_once_th
     assert consultation_outcome(1, booked(7, START), START, options) == consultation_outcome(
         1, booked(7, START), START, options
     )
+
+
+def test_a_share_of_partner_programme_patients_consent_and_send_readings_through_the_partner():
+    options = Options(seed=12, scale=0.05, duration=60, rate=100, consent_withdrawal_share=0.2)
+    run_plan = plan(options, now=START)
+    programmes = {partner.partner_id: partner.programme for partner in PARTNERS}
+    users = partner_users(run_plan.population, options)
+    of_programmes = [p for p in run_plan.population.patients if p.programme in programmes.values()]
+    assert len(users) / len(of_programmes) == pytest.approx(options.partner_share, abs=0.05)
+    programme_of = {p.person.pseudonym: p.programme for p in run_plan.population.patients}
+    assert all(programmes[partner] == programme_of[who] for who, partner in users.items())
+    consented = {
+        (e.subject, e.message["partner_id"])
+        for stage in run_plan.stages
+        for e in stage
+        if e.target == "gateway/RecordConsent" and e.message["granted"]
+    }
+    assert consented == set(users.items())
+    live = list(run_plan.live)
+    through_partners = [e for e in live if e.via == PARTNER]
+    assert through_partners and all(users[e.subject] == e.target for e in through_partners)
+    # A partner resends too: duplicates of its readings go the same way.
+    assert all(e.kind.startswith(("partner.reading", "duplicate")) for e in through_partners)
+    # Nobody else's readings go through a partner, and users' readings all do.
+    direct = [e for e in live if e.via == KAFKA and e.kind.startswith("reading")]
+    assert not {e.subject for e in direct} & set(users)
+    withdrawn = [e for e in live if e.kind == "partner.consent_withdrawn"]
+    assert len(withdrawn) / len(users) == pytest.approx(0.2, abs=0.06)
+    assert all(not e.message["granted"] and e.subject in users for e in withdrawn)
+    assert not partner_users(run_plan.population, Options(seed=12, partner_share=0))

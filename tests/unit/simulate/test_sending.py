@@ -10,11 +10,12 @@ import pytest
 from google.protobuf import json_format
 from kafka import TopicPartition
 
-from emeuse.registry import by_name
+from emeuse.registry import READING_RECORDED, by_name
 from emeuse.simulate.encode import build
 from emeuse.simulate.events import GRPC, Options
 from emeuse.simulate.lag import group_lag
 from emeuse.simulate.pace import Pace
+from emeuse.simulate.partners import PARTNER
 from emeuse.simulate.run import plan
 from emeuse.simulate.send import APIS
 
@@ -32,6 +33,8 @@ def test_messages_built_directly_are_the_bytes_json_parsing_gives():
         if event.via == GRPC:
             service, method = event.target.split("/")
             message_class = getattr(APIS[service][0], f"{method}Request")
+        elif event.via == PARTNER:
+            message_class = READING_RECORDED.message
         else:
             message_class = by_name(event.target).message
         parsed = json_format.ParseDict(event.message, message_class())
