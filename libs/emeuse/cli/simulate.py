@@ -9,10 +9,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from aiokafka.errors import KafkaError as AIOKafkaError
 from rich.console import Console
 
 from emeuse.cli.errors import CliError
 from emeuse.runtime.auth import AuthSetupError, bearer, read_token
+from emeuse.simulate.batches import TopicUnavailableError
 from emeuse.simulate.care_team import CareTeams
 from emeuse.simulate.events import Options
 from emeuse.simulate.lag import PlatformLag
@@ -197,14 +199,17 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     except (AuthSetupError, OSError) as exc:
         raise CliError(f"{exc} (run `make up`, or give --token-file)") from None
     targets = {service: getattr(args, service) for service in DEFAULT_TARGETS}
-    transport = PlatformTransport(
-        args.bootstrap,
-        targets,
-        auth,
-        options.experiment,
-        partner_bootstrap=args.partner_bootstrap,
-        partner_secrets=args.partner_secrets_dir,
-    )
+    try:
+        transport = PlatformTransport(
+            args.bootstrap,
+            targets,
+            auth,
+            options.experiment,
+            partner_bootstrap=args.partner_bootstrap,
+            partner_secrets=args.partner_secrets_dir,
+        )
+    except (AIOKafkaError, OSError) as exc:
+        raise CliError(f"cannot reach Kafka at {args.bootstrap}: {type(exc).__name__}") from None
 
     def care_teams(people: set[str], tally: Tally) -> CareTeams:
         return CareTeams(args.bootstrap, options, people, transport, tally)
@@ -219,6 +224,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             setup=not args.no_setup,
             lag=PlatformLag(args.bootstrap),
         )
+    except TopicUnavailableError as exc:
+        raise CliError(str(exc)) from None
     finally:
         transport.close()
     return 1 if tally.failed else 0

@@ -22,12 +22,17 @@ from concurrent.futures import Future, wait
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 
 # what the batch's records were tagged with (how many of each), and None or why it failed
 Delivered = Callable[[Counter[Hashable], str | None], None]
 Headers = list[tuple[str, bytes]]
+
+
+class TopicUnavailableError(Exception):
+    """A topic the producer cannot learn the partitions of."""
 
 
 class _Open:
@@ -61,10 +66,18 @@ class BatchProducer:
                 max_request_size=max(batch_bytes * 2, 1_048_576),
                 acks="all",
             )
-            await producer.start()
+            try:
+                await producer.start()
+            except BaseException:
+                await producer.stop()
+                raise
             return producer
 
-        self.producer: AIOKafkaProducer = self._await(started())
+        try:
+            self.producer: AIOKafkaProducer = self._await(started())
+        except BaseException:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            raise
         self.partitioner = DefaultPartitioner()
         self.partitions: dict[str, list[int]] = {}
         self.partition_of: dict[tuple[str, bytes], int] = {}
@@ -82,7 +95,13 @@ class BatchProducer:
         if partition is None:
             every = self.partitions.get(topic)
             if every is None:
-                every = sorted(self._await(self.producer.partitions_for(topic)))
+                try:
+                    every = sorted(self._await(self.producer.partitions_for(topic)))
+                except (KafkaError, TimeoutError) as exc:
+                    raise TopicUnavailableError(
+                        f"topic {topic} is not on the broker or not writable "
+                        f"({type(exc).__name__}; `emeuse topics create` creates the platform's)"
+                    ) from None
                 self.partitions[topic] = every
             partition = self.partitioner(key, every, every)
             self.partition_of[topic, key] = partition
