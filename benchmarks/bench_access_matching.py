@@ -2,7 +2,8 @@
 
 Run with `make bench`; no broker needed. A territory with 200 practitioners of 10
 specialties, 4,000 upcoming slots and 300 requests already in line: what one more request
-costs (directory and slot scan, matching, booking), as the scheduler does it.
+costs (its need's free slots, matching, booking), as the scheduler does it; then what a new
+practitioner and slot cost, offered to the line of their specialty.
 """
 
 from __future__ import annotations
@@ -88,6 +89,36 @@ def main() -> None:
     print(f"{'request matched in a busy territory':40} {per_second:>10,.0f} /s")
     # Target: 20 requests/s per territory, well above the programme's peak demand.
     assert per_second > 20, f"matching too slow: {per_second:,.0f} requests/s"
+    # A slot published for a specialty with one request in line: offered to that line only.
+    for n in range(rounds):
+        request_consultation(agenda, request(f"specialty-late-{n}"), NOW)
+    started = time.perf_counter()
+    for n in range(rounds):
+        late = AvailabilityPublished(practitioner_id=f"late-{n}", territory="55")
+        register_practitioner(agenda, late_practitioner(n), NOW)
+        slot = late.slots.add(slot_id=f"late-{n}")
+        slot.start.FromDatetime(NOW + timedelta(hours=2))
+        slot.duration.FromSeconds(900)
+        assert publish_availability(agenda, late, NOW).facts, "the slot went to no one"
+    per_second = rounds / (time.perf_counter() - started)
+    print(f"{'practitioner and slot served to the line':40} {per_second:>10,.0f} /s")
+    assert per_second > 20, f"serving the line too slow: {per_second:,.0f} slots/s"
+
+
+def late_practitioner(n: int) -> PractitionerRegistered:
+    return json_format.ParseDict(
+        {
+            "practitioner_id": f"late-{n}",
+            "territory": "55",
+            "profession": "PROFESSION_SPECIALIST",
+            "specialty": f"specialty-late-{n}",
+            "care_line": "CARE_LINE_FIRST",
+            "modalities": ["MODALITY_VIDEO"],
+            "place": {"kind": "PLACE_KIND_PRACTICE", "latitude": 48.9, "longitude": 5.2},
+            "active": True,
+        },
+        PractitionerRegistered(),
+    )
 
 
 if __name__ == "__main__":

@@ -380,25 +380,30 @@ async def grpc_figures(platform: Platform, target: str, patient: str) -> dict[st
 
 
 def _profile(process: Any, path: Path) -> subprocess.Popen[bytes] | None:
-    """With BENCH_PROFILE=1, where chronic spends its time while it reads (py-spy, if
-    installed: collapsed stacks, for a flame graph or `sort | uniq`)."""
+    """With BENCH_PROFILE=<seconds>, where chronic spends its time while it reads (py-spy,
+    if installed: collapsed stacks, for a flame graph or `sort | uniq`), from that many
+    seconds after its start (past imports and recovery) for 15 s."""
     spy = Path(sys.executable).parent / "py-spy"
     if not os.environ.get("BENCH_PROFILE") or not spy.exists():
         return None
+    delay = float(os.environ["BENCH_PROFILE"])
+    record = [
+        str(spy),
+        "record",
+        "--format",
+        "raw",
+        "--nonblocking",
+        "--rate",
+        "250",
+        "--duration",
+        "15",
+        "--pid",
+        str(process.process.pid),
+        "-o",
+        str(path),
+    ]
     return subprocess.Popen(
-        [
-            str(spy),
-            "record",
-            "--format",
-            "raw",
-            "--nonblocking",
-            "--duration",
-            "15",
-            "--pid",
-            str(process.process.pid),
-            "-o",
-            str(path),
-        ],
+        ["sh", "-c", f'sleep {delay:g} && exec "$@"', "profile", *record],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -358,6 +358,13 @@ def _kept(spec: TopicSpec) -> str:
     return f"{spec.retention_days} days"
 
 
+def _partition_by(spec: TopicSpec) -> str:
+    """The field that picks the partition, as the partitioner hashes it."""
+    if spec.partition_format == "{}":
+        return f"`{spec.partition_by}`"
+    return f"`{spec.partition_format.format('<' + str(spec.partition_by) + '>')}` (murmur2)"
+
+
 def _subject(spec: TopicSpec) -> str:
     if spec.subject == "":
         return "none (concerns no person)"
@@ -378,7 +385,7 @@ def _topic_section(spec: TopicSpec, comments: Comments) -> str:
         f"| key | `{_cell(spec.key)}` |",
         f"| ce_subject | {_subject(spec)} |",
         f"| partitions | {spec.partitions}"
-        + (f", by `{spec.partition_by}`" if spec.partition_by else "")
+        + (f", by {_partition_by(spec)}" if spec.partition_by else "")
         + " |",
         f"| kept | {_kept(spec)} |",
         f"| written by | `{spec.owner}` |",

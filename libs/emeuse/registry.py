@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from google.protobuf.message import Message
 
 from emeuse.access.v1 import access_events_pb2 as access
+from emeuse.audit.v1 import audit_events_pb2 as audit
 from emeuse.chronic.v1 import chronic_events_pb2 as chronic
 from emeuse.home.v1 import home_events_pb2 as home
 from emeuse.partners.v1 import partners_pb2 as partners
@@ -45,6 +46,10 @@ class TopicSpec:
     # compacted topic keyed "<patient>|<partner>|<purpose>" stays co-partitioned with the
     # patient's events by hashing the pseudonym alone.
     partition_by: str | None = None
+    # What the partitioner hashes for that field's value: access's agenda topics hash
+    # "agenda-<territory>", which puts the three territories on three partitions of six
+    # (their codes alone all hash to partition 0: one instance did all the scheduling).
+    partition_format: str = "{}"
 
     @property
     def subject_field(self) -> str:
@@ -61,7 +66,7 @@ class TopicSpec:
     def partition_key(self, key: bytes | None, message: Message | None) -> bytes | None:
         """The bytes the partitioner hashes for this record."""
         if self.partition_by and message is not None:
-            return str(getattr(message, self.partition_by)).encode()
+            return self.partition_format.format(getattr(message, self.partition_by)).encode()
         return key
 
     @property
@@ -184,7 +189,10 @@ POINT_OF_CARE_REVIEWED = TopicSpec(
     required=("reading_id", "patient_pseudonym", "reviewer_id", "reviewed_at"),
 )
 # Access: a territory's agenda has one writer, so every access topic is keyed by territory
-# (département code); events about a patient carry the pseudonym as their subject.
+# (département code); events about a patient carry the pseudonym as their subject. Each is
+# partitioned by AGENDA_PARTITION of its territory: the agenda's tables, and evaluation's
+# requests waiting, follow it (services/access/state.py, services/evaluation/unmet.py).
+AGENDA_PARTITION = "agenda-{}"
 PRACTITIONER_REGISTERED = TopicSpec(
     name="emeuse.access.practitioner-registered.v1",
     message=access.PractitionerRegistered,
@@ -194,6 +202,8 @@ PRACTITIONER_REGISTERED = TopicSpec(
     retention_days=None,
     subject="",
     required=("practitioner_id", "territory", "place"),
+    partition_by="territory",
+    partition_format=AGENDA_PARTITION,
 )
 # Kept forever, not compacted: the key is the territory, so compaction would keep one
 # place per territory, not one per place.
@@ -207,6 +217,8 @@ PLACE_REGISTERED = TopicSpec(
     retention_days=None,
     subject="",
     required=("territory", "place"),
+    partition_by="territory",
+    partition_format=AGENDA_PARTITION,
 )
 AVAILABILITY_PUBLISHED = TopicSpec(
     name="emeuse.access.availability-published.v1",
@@ -217,6 +229,8 @@ AVAILABILITY_PUBLISHED = TopicSpec(
     retention_days=90,
     subject="",
     required=("practitioner_id", "territory"),
+    partition_by="territory",
+    partition_format=AGENDA_PARTITION,
 )
 CONSULTATION_REQUESTED = TopicSpec(
     name="emeuse.access.consultation-requested.v1",
@@ -227,6 +241,8 @@ CONSULTATION_REQUESTED = TopicSpec(
     retention_days=365,
     subject="patient_pseudonym",
     required=("request_id", "territory", "patient_pseudonym", "reason_code", "requested_at"),
+    partition_by="territory",
+    partition_format=AGENDA_PARTITION,
 )
 SLOT_BOOKED = TopicSpec(
     name="emeuse.access.slot-booked.v1",
@@ -237,6 +253,8 @@ SLOT_BOOKED = TopicSpec(
     retention_days=365,
     subject="patient_pseudonym",
     required=("booking_id", "territory", "request_id", "slot_id", "booked_at"),
+    partition_by="territory",
+    partition_format=AGENDA_PARTITION,
 )
 CONSULTATION_STATUS_CHANGED = TopicSpec(
     name="emeuse.access.consultation-status-changed.v1",
@@ -247,6 +265,8 @@ CONSULTATION_STATUS_CHANGED = TopicSpec(
     retention_days=365,
     subject="patient_pseudonym",
     required=("booking_id", "territory", "changed_at"),
+    partition_by="territory",
+    partition_format=AGENDA_PARTITION,
 )
 REQUEST_FLAGGED = TopicSpec(
     name="emeuse.access.request-flagged.v1",
@@ -257,6 +277,8 @@ REQUEST_FLAGGED = TopicSpec(
     retention_days=365,
     subject="patient_pseudonym",
     required=("request_id", "territory", "flagged_at"),
+    partition_by="territory",
+    partition_format=AGENDA_PARTITION,
 )
 REQUEST_WITHDRAWN = TopicSpec(
     name="emeuse.access.request-withdrawn.v1",
@@ -267,6 +289,8 @@ REQUEST_WITHDRAWN = TopicSpec(
     retention_days=365,
     subject="patient_pseudonym",
     required=("request_id", "territory", "reason", "withdrawn_at"),
+    partition_by="territory",
+    partition_format=AGENDA_PARTITION,
 )
 BOOKING_ACTION_REQUESTED = TopicSpec(
     name="emeuse.access.booking-action-requested.v1",
@@ -277,6 +301,8 @@ BOOKING_ACTION_REQUESTED = TopicSpec(
     retention_days=30,
     subject="",
     required=("action_id", "territory", "requested_at"),
+    partition_by="territory",
+    partition_format=AGENDA_PARTITION,
 )
 SENSOR_EVENT_REPORTED = TopicSpec(
     name="emeuse.home.sensor-event-reported.v1",
@@ -501,11 +527,27 @@ CONSENT_CHANGED = TopicSpec(
     required=("patient_pseudonym", "partner_id", "purpose", "changed_at"),
 )
 
+PATIENT_DATA_ACCESSED = TopicSpec(
+    name="emeuse.audit.patient-data-accessed.v1",
+    message=audit.PatientDataAccessed,
+    key="subject_pseudonym",
+    owner="audit",
+    description=(
+        "A gRPC caller read or changed, or was refused reading or changing, a person's data:"
+        " who, which role, which method, the outcome; no payload. Written by every service;"
+        " read by operators and auditors (`emeuse audit`)."
+    ),
+    # Ten years, the programme's length: who touched a person's data stays answerable.
+    retention_days=3660,
+    required=("call_id", "caller_id", "service", "method", "subject_pseudonym", "outcome"),
+)
+
 # The four services of the axes, the partner gateway (consent-filtered feeds, inbound) and
 # the evaluation (indicators per experiment, territory and month).
 SERVICES = ("prevention", "chronic", "access", "home", "gateway", "evaluation")
-# Who owns topics: the four services, and the partner registry and consents (issue 7).
-OWNERS = (*SERVICES, "partners")
+# Who owns topics: the four services, the partner registry and consents (issue 7), and the
+# audit trail every service writes (issue 13).
+OWNERS = (*SERVICES, "partners", "audit")
 
 TOPICS: tuple[TopicSpec, ...] = (
     CARE_PLAN_UPDATED,
@@ -550,6 +592,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     DELIVERY_RECEIPT_REPORTED,
     PARTNER_REGISTERED,
     CONSENT_CHANGED,
+    PATIENT_DATA_ACCESSED,
     *(dead_letter_topic(service) for service in SERVICES),
 )
 

@@ -54,11 +54,13 @@ from services.access.domain.agenda import (
     COMPLETED,
     CONFIRMED,
     DONE,
-    GP,
+    HORIZON,
     NO_SHOW,
     REFERRAL_TO_SPECIALIST,
     REQUEST_CANCELLED,
+    ROUTINE,
     SCHEDULED,
+    SECOND_LINE,
     STARTED,
     URGENCIES,
     WAITING,
@@ -72,6 +74,7 @@ from services.access.domain.agenda import (
     queue_key,
 )
 from services.access.domain.matching import Match, best_slot, distance_km, suitable
+from services.access.indexes import Indexes, Need, need_of_practitioner, need_of_request
 
 NAMESPACE = uuid.UUID("a11ce55e-5c4e-4d55-8a55-e4e05e000055")
 CODE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -115,9 +118,11 @@ class AgendaTables:
     bookings: Rows
     actions: Rows
     places: Rows
+    # The agenda's indexes (services.access.indexes); a fresh dict in unit tests.
+    indexes: Rows = field(default_factory=lambda: dict[str, Any]())
 
 
-TABLE_NAMES = ("practitioners", "slots", "requests", "bookings", "actions", "places")
+TABLE_NAMES = ("practitioners", "slots", "requests", "bookings", "actions", "places", "indexes")
 
 
 class Agenda:
@@ -135,6 +140,14 @@ class Agenda:
         self._staged: dict[str, dict[str, Any]] | None = (
             {name: {} for name in TABLE_NAMES} if staged else None
         )
+        self.indexes = Indexes(
+            lambda entity_id: self._raw("indexes", entity_id),
+            lambda entity_id, value: self._put("indexes", entity_id, value),
+            self._rows,
+        )
+        # Practitioners read while matching, by id (None: not registered); this agenda's
+        # own writes keep it right.
+        self._known: dict[str, Practitioner | None] = {}
 
     def key(self, entity_id: str) -> str:
         return f"{self.territory}|{entity_id}"
@@ -220,17 +233,47 @@ class Agenda:
         )
         return sorted(line, key=queue_key)
 
+    def known_practitioner(self, practitioner_id: str) -> Practitioner | None:
+        """A practitioner, read once per agenda (matching reads each many times)."""
+        if practitioner_id not in self._known:
+            self._known[practitioner_id] = self.practitioner(practitioner_id)
+        return self._known[practitioner_id]
+
+    def _need_of(self, practitioner_id: str) -> Need | None:
+        known = self.known_practitioner(practitioner_id)
+        return need_of_practitioner(known) if known is not None else None
+
+    def practitioner_slots(self, practitioner_id: str) -> list[SlotState]:
+        """A practitioner's slots, found by the index (not a scan of the territory)."""
+        found = (self.slot(slot_id) for slot_id in self.indexes.slots_of(practitioner_id))
+        return [slot for slot in found if slot is not None]
+
+    def line(self, needs: Iterable[Need]) -> list[RequestState]:
+        """The requests of these needs in line, in the order they are served."""
+        found = (
+            self.request(request_id) for need in needs for request_id in self.indexes.line(need)
+        )
+        return sorted((r for r in found if r is not None and r.status == WAITING), key=queue_key)
+
     def save_practitioner(self, p: Practitioner) -> None:
+        before = self._need_of(p.practitioner_id)
         self._put("practitioners", p.practitioner_id, p.model_dump(mode="json"))
+        self._known[p.practitioner_id] = p.model_copy(deep=True)
+        after = need_of_practitioner(p)
+        if before != after:
+            free = [s for s in self.practitioner_slots(p.practitioner_id) if s.free]
+            self.indexes.practitioner_moved(p.practitioner_id, before, after, free)
 
     def save_place(self, place: Location) -> None:
         self._put("places", place.place_id, place.model_dump(mode="json"))
 
     def save_slot(self, slot: SlotState) -> None:
         self._put("slots", slot.slot_id, slot.model_dump(mode="json"))
+        self.indexes.slot_saved(slot, self._need_of(slot.practitioner_id))
 
     def save_request(self, request: RequestState) -> None:
         self._put("requests", request.request_id, request.model_dump(mode="json"))
+        self.indexes.request_saved(request)
 
     def save_booking(self, booking: BookingState) -> None:
         self._put("bookings", booking.booking_id, booking.model_dump(mode="json"))
@@ -574,9 +617,7 @@ def publish_availability(
                 modalities=[int(m) for m in slot.modalities] or practitioner.modalities,
             )
         )
-    check_no_overlap(
-        [s for s in agenda.slots() if s.practitioner_id == message.practitioner_id], new
-    )
+    check_no_overlap(agenda.practitioner_slots(message.practitioner_id), new)
     for state in new:
         agenda.save_slot(state)
         agenda.set_in_force("slot", state.slot_id, event_id)
@@ -637,29 +678,76 @@ def serve_waiting(
     """Give free slots to the requests in line, most urgent and earliest first.
 
     Every request in line already found no suitable free slot. So only what changed can
-    make a match: a new `request` is matched alone against the free slots; new or freed
-    slots (`slot_ids`, a `practitioner_id`'s) are offered to the line.
+    make a match: a new `request` is matched alone against the free slots of its need;
+    new or freed slots (`slot_ids`, a `practitioner_id`'s) are offered to the line of
+    their need. Only candidates are read (services.access.indexes), never the territory.
     """
-    practitioners = agenda.practitioners()
-    free = agenda.free_slots(now)
+    if request is not None and slot_ids is None and not practitioner_id:
+        match = earliest_match(agenda, request, now)
+        return [] if match is None else [_book(agenda, request, match, now)]
     if slot_ids is not None:
-        free = [s for s in free if s.slot_id in slot_ids]
+        found = [agenda.slot(slot_id) for slot_id in sorted(slot_ids)]
+        free = [s for s in found if s is not None]
+    else:
+        free = agenda.practitioner_slots(practitioner_id)
+    free = [s for s in free if s.free and s.start >= now]
     if practitioner_id:
         free = [s for s in free if s.practitioner_id == practitioner_id]
+    practitioners: dict[str, Practitioner] = {}
     by_need: dict[tuple[int, str], list[SlotState]] = {}
     for slot in free:
-        p = practitioners.get(slot.practitioner_id)
+        p = agenda.known_practitioner(slot.practitioner_id)
         if p is not None:
-            by_need.setdefault((p.profession, p.specialty), []).append(slot)
+            practitioners[p.practitioner_id] = p
+            by_need.setdefault(need_of_practitioner(p), []).append(slot)
     facts = []
-    for waiting in [request] if request is not None else agenda.waiting():
-        candidates = by_need.get((waiting.profession or GP, waiting.specialty), [])
+    for waiting in [request] if request is not None else agenda.line(by_need):
+        candidates = by_need.get(need_of_request(waiting), [])
         match = best_slot(waiting, practitioners, candidates, now)
         if match is None:
             continue
         facts.append(_book(agenda, waiting, match, now))
         candidates.remove(match.slot)
     return facts
+
+
+# Free slots started this long ago leave the index (a little slack for clocks that differ
+# between instances: a slot started is never suitable again).
+STARTED_LONG_AGO = timedelta(hours=1)
+# Starts are compared as epoch seconds in the index: a hair wider, the rules decide.
+SLACK_S = 0.001
+
+
+def earliest_match(agenda: Agenda, request: RequestState, now: datetime) -> Match | None:
+    """best_slot over the free slots of the request's need, read in order of start, and
+    no further once a first-line match is found (no later slot can come before it)."""
+    need = need_of_request(request)
+    index = agenda.indexes.free_slots(need)
+    stale_before = (now - STARTED_LONG_AGO).timestamp()
+    stale = [slot_id for slot_id, (start, _) in index.items() if start < stale_before]
+    if stale:
+        agenda.indexes.drop_started(need, stale)
+    reach = now + HORIZON.get(request.urgency, HORIZON[ROUTINE])
+    low, high = now.timestamp() - SLACK_S, reach.timestamp() + SLACK_S
+    declined = set(request.declined_slots)
+    refs = sorted(
+        (start, slot_id)
+        for slot_id, (start, _) in index.items()
+        if low <= start <= high and slot_id not in declined
+    )
+    practitioners: dict[str, Practitioner] = {}
+    best: Match | None = None
+    for start, group in itertools.groupby(refs, key=lambda ref: ref[0]):
+        first_line = best is not None and best.practitioner.care_line != SECOND_LINE
+        if first_line and best is not None and start > best.slot.start.timestamp():
+            break
+        slots = [s for s in (agenda.slot(slot_id) for _, slot_id in group) if s is not None]
+        for slot in slots:
+            p = agenda.known_practitioner(slot.practitioner_id)
+            if p is not None:
+                practitioners[p.practitioner_id] = p
+        best = best_slot(request, practitioners, [*slots, *([best.slot] if best else [])], now)
+    return best
 
 
 def _book(

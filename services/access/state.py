@@ -1,8 +1,9 @@
 """The access service's tables: each territory's agenda, keyed "<territory>|<id>".
 
-Every write comes from a record keyed by the territory (or a timer of one of its keys), so
-the kernel places each key by its territory alone: the tables are co-partitioned with the
-access topics though their keys carry an id after the territory.
+Every write comes from a record of the territory (or a timer of one of its keys), so the
+kernel places each key by its territory alone, hashed as the agenda's inputs are
+("agenda-<territory>"): the tables are co-partitioned with them though their keys carry
+an id after the territory.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from emeuse.kernel.declare import TableSpec
 from emeuse.kernel.tx import Tx
+from emeuse.registry import AGENDA_PARTITION
 from services.access.scheduling import AgendaTables, Rows
 
 PRACTITIONERS = "access_practitioners"
@@ -20,6 +22,7 @@ REQUESTS = "access_requests"
 BOOKINGS = "access_bookings"
 ACTIONS = "access_actions"
 PLACES = "access_places"
+INDEXES = "access_indexes"
 # AgendaTables field -> table name.
 NAMES = {
     "practitioners": PRACTITIONERS,
@@ -28,6 +31,7 @@ NAMES = {
     "bookings": BOOKINGS,
     "actions": ACTIONS,
     "places": PLACES,
+    "indexes": INDEXES,
 }
 
 
@@ -39,8 +43,14 @@ def territory_of(key: str) -> str:
     return key.split("|", 1)[0]
 
 
+def agenda_partition(key: str) -> str:
+    """What picks a key's partition: its territory, hashed as the agenda's inputs hash it
+    (emeuse.registry.AGENDA_PARTITION)."""
+    return AGENDA_PARTITION.format(territory_of(key))
+
+
 TABLES = tuple(
-    TableSpec(name, help, partition_key=territory_of)
+    TableSpec(name, help, partition_key=agenda_partition)
     for name, help in (
         (PRACTITIONERS, "Directory (domain.agenda.Practitioner)."),
         (SLOTS, "Published slots and their booking (SlotState)."),
@@ -48,6 +58,7 @@ TABLES = tuple(
         (BOOKINGS, "Bookings and their lifecycle (BookingState)."),
         (ACTIONS, "Outcome of each booking action, for callers."),
         (PLACES, "Directory of places (domain.agenda.Location)."),
+        (INDEXES, "Free slots and the line per need, slots per practitioner (indexes)."),
         (GAUGES, "When the territory's agenda gauges are next set, if a change awaits."),
     )
 )

@@ -44,6 +44,7 @@ from emeuse.runtime.envelope import (
 )
 from emeuse.runtime.grpc_server import Registrar
 from emeuse.runtime.paging import page_cursor, page_size, page_token
+from emeuse.runtime.roles import acting_as_refusal, current_caller, on_behalf_of, patient_refusal
 from services.chronic.alerts import CARE_TEAM_RESOLUTIONS, SEVERITY, correction_of, gap_due_at
 from services.chronic.care_plan import check_care_plan, plan_in_force, plan_of
 from services.chronic.domain.monitoring import (
@@ -72,11 +73,14 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
         await require_pseudonym(context, patient, "patient_pseudonym")
 
         async def local() -> api.GetPatientSummaryResponse:
+            await self._may_see(context, patient)
             return summary(patient, self.care_plans.get(patient), self.states.get(patient))
 
         async def remote(channel: grpc.aio.Channel, deadline: float, metadata: Any) -> Any:
             stub = api_grpc.ChronicServiceStub(channel)
-            return await stub.GetPatientSummary(request, timeout=deadline, metadata=metadata)
+            return await stub.GetPatientSummary(
+                request, timeout=deadline, metadata=(*metadata, *on_behalf_of())
+            )
 
         return await self.router.answer(self.states, patient, context, local, remote)
 
@@ -87,6 +91,7 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
         await require_pseudonym(context, patient, "patient_pseudonym")
 
         async def local() -> api.GetCarePlanResponse:
+            await self._may_see(context, patient)
             plan = plan_of(self.care_plans.get(patient))
             if plan is None:
                 await context.abort(grpc.StatusCode.NOT_FOUND, "no care plan for this patient")
@@ -94,7 +99,9 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
 
         async def remote(channel: grpc.aio.Channel, deadline: float, metadata: Any) -> Any:
             stub = api_grpc.ChronicServiceStub(channel)
-            return await stub.GetCarePlan(request, timeout=deadline, metadata=metadata)
+            return await stub.GetCarePlan(
+                request, timeout=deadline, metadata=(*metadata, *on_behalf_of())
+            )
 
         return await self.router.answer(self.care_plans, patient, context, local, remote)
 
@@ -213,6 +220,7 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
         await require_pseudonym(context, patient, "patient_pseudonym")
 
         async def local() -> api.GetPatientStatusResponse:
+            await self._may_see(context, patient)
             return patient_status(
                 patient,
                 self.care_plans.get(patient),
@@ -222,7 +230,9 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
 
         async def remote(channel: grpc.aio.Channel, deadline: float, metadata: Any) -> Any:
             stub = api_grpc.ChronicServiceStub(channel)
-            return await stub.GetPatientStatus(request, timeout=deadline, metadata=metadata)
+            return await stub.GetPatientStatus(
+                request, timeout=deadline, metadata=(*metadata, *on_behalf_of())
+            )
 
         return await self.router.answer(self.states, patient, context, local, remote)
 
@@ -304,6 +314,9 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
         """Ask the patient's handler to change the alert, and answer once it has."""
         patient = request.patient_pseudonym
         await require_pseudonym(context, patient, "patient_pseudonym")
+        refusal = acting_as_refusal(current_caller(), request.member_id)
+        if refusal:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, refusal)
 
         async def local() -> api.Alert:
             plan = plan_in_force(self.care_plans.get(patient))
@@ -344,6 +357,18 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
             return response.alert
 
         return await self.router.answer(self.states, patient, context, local, remote)
+
+    async def _may_see(self, context: grpc.aio.ServicerContext, patient: str) -> None:
+        """Refuse a care-team member not on the patient's team, or a coordinator of
+        another territory (roles.patient_refusal); others pass."""
+        plan = plan_in_force(self.care_plans.get(patient))
+        refusal = patient_refusal(
+            current_caller(),
+            [m.member_id for m in plan.care_team] if plan else None,
+            plan.territory if plan else None,
+        )
+        if refusal:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, refusal)
 
     async def _until(self, context: grpc.aio.ServicerContext, applied: Callable[[], Any]) -> Any:
         return await until_applied(

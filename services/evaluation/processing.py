@@ -137,7 +137,7 @@ PROCESSOR = Processor(
         TableSpec(
             unmet.WAITING,
             "What each request not yet booked or flagged asked for (unmet need).",
-            partition_key=unmet.territory_of,
+            partition_key=unmet.agenda_partition,
         ),
     ),
 )

@@ -2,7 +2,8 @@
 
 A flag carries the urgency only; the profession, modality and commune are on the request.
 Each request waiting is kept (keyed "<territory>|<request id>", on the territory's
-partition like every access event) until it is booked or flagged, then forgotten.
+partition like every access event: "agenda-<territory>" hashed) until it is booked or
+flagged, then forgotten.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from emeuse.access.v1.access_events_pb2 import (
     SlotBooked,
 )
 from emeuse.kernel.tx import Tx
+from emeuse.registry import AGENDA_PARTITION
 from services.evaluation.contributions import label
 
 WAITING = "territory_request_waiting"
@@ -28,6 +30,12 @@ def waiting_key(territory: str, request_id: str) -> str:
 
 def territory_of(key: str) -> str:
     return key.split("|", 1)[0]
+
+
+def agenda_partition(key: str) -> str:
+    """What picks a key's partition: its territory as access events are partitioned
+    (emeuse.registry.AGENDA_PARTITION), so a request's events and its key meet."""
+    return AGENDA_PARTITION.format(territory_of(key))
 
 
 def what_was_asked(request: ConsultationRequested) -> dict[str, str]:

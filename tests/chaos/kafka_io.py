@@ -22,6 +22,7 @@ from kafka.structs import OffsetAndMetadata
 
 from emeuse.registry import TopicSpec
 from emeuse.runtime import envelope as env
+from tests.integration.events import partition_for
 
 Offsets = dict[TopicPartition, int]
 
@@ -132,7 +133,10 @@ class Producer:
         self._pending: list[Any] = []
 
     def send(self, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
-        future = self.producer.send(topic, key=key, value=value, headers=headers)
+        partition = partition_for(topic, key, value)
+        future = self.producer.send(
+            topic, key=key, value=value, headers=headers, partition=partition
+        )
         self._pending.append(future)
         if len(self._pending) >= 500:
             self._settle()

@@ -6,11 +6,12 @@ import uuid
 from datetime import UTC, datetime
 
 from google.protobuf import json_format
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 
 from emeuse.place.v1.territory_pb2 import Territory
-from emeuse.registry import TopicSpec
+from emeuse.registry import TopicSpec, UnknownTopicError, by_name
 from emeuse.runtime import envelope as env
+from emeuse.runtime.codec import expected_partition
 
 
 def headers_for(
@@ -65,3 +66,15 @@ def complete_plan(plan: Message, programme: str) -> Message:
     ]
     data = plan_json(plan.patient_pseudonym, plan.care_plan_id, programme, *bands)
     return json_format.ParseDict(data, type(plan)())
+
+
+def partition_for(topic: str, key: bytes | None, value: bytes) -> int | None:
+    """Where a producer of the platform puts a record of a topic partitioned by a field (the
+    access agenda's inputs: by "agenda-<territory>"); None: the default partitioner's."""
+    try:
+        spec = by_name(topic)
+        message = spec.message.FromString(value) if spec.partition_by else None
+    except (UnknownTopicError, DecodeError):
+        return None  # not a platform event (a poison record): wherever the key puts it
+    hashed = spec.partition_key(key, message)
+    return None if hashed is None else expected_partition(hashed, spec.partitions)

@@ -29,6 +29,7 @@ from emeuse.cli.health import health_of
 from emeuse.cli.records import describe
 from emeuse.registry import SERVICES
 from emeuse.runtime.auth import add_caller, bearer, read_token
+from tests.integration.events import partition_for
 
 ROOT = Path(__file__).resolve().parents[2]
 STOP_GRACE_SECONDS = 20
@@ -246,6 +247,8 @@ class Bus:
     ) -> tuple[int, int]:
         """Send and wait for the broker; a chosen partition plays a producer with another
         partitioner. Returns (partition, offset)."""
+        if partition is None:
+            partition = partition_for(topic, key, value)
         future = self.producer.send(
             topic, key=key, value=value, headers=headers, partition=partition
         )

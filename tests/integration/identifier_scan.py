@@ -30,6 +30,9 @@ HOSTILE_SOURCE = b"partner/hostile-probe"
 # A log event's message and traceback: a library's prose ("Group Coordinator Request
 # failed"), capitalised words that are no name; every other kind is still looked for there.
 PROSE = {"line.event", "line.exception"}
+# A line gRPC's C core writes itself ("I1207 03:30:46.943623 30914 chttp2_transport.cc:1403]
+# ... Debug Text: Server shutdown", when a peer restarts): its prose, like a log event's.
+_GRPC_CORE_LINE = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ [\w./-]+\.cc:\d+\] ")
 # Printable runs of a value that is neither protobuf of a known type nor JSON.
 _TEXT_RUN = re.compile(r"[^\x00-\x1f\x7f\ufffd]{4,}")
 
@@ -168,10 +171,10 @@ def findings_in_log(path: Path) -> list[Finding]:
         try:
             texts = list(_json_texts(json.loads(line), "line"))
         except ValueError:
-            texts = [("line", line)]
+            texts = [("line.grpc-core" if _GRPC_CORE_LINE.match(line) else "line", line)]
         for where, text in texts:
             kinds = identifier_kinds(text)
-            if where in PROSE:
+            if where in PROSE or where == "line.grpc-core":
                 kinds = [kind for kind in kinds if kind != NAME]
             if kinds:
                 found.append(Finding(f"{path.name}:{number} {where}", kinds[0]))

@@ -105,9 +105,16 @@ def test_a_log_line_is_scanned_value_by_value(tmp_path):
         + json.dumps({"event": "reading.recorded", "member_id": "jean@example.fr"})
         + "\n"
         + "Traceback: patient Jean Dupont\n"
+        + "I1207 03:30:46.943623   30914 chttp2_transport.cc:1403] ipv4:127.0.0.1:22640: Got"
+        " goaway [2] err=UNAVAILABLE:GOAWAY received; Error code: 2; Debug Text: Server shutdown\n"
+        + "I1207 03:30:46.943623   30914 chttp2_transport.cc:1403] to jean@example.fr\n"
     )
     found = [(f.where, f.kind) for f in findings_in_log(log)]
-    assert found == [("chronic.log:3 line.member_id", EMAIL), ("chronic.log:4 line", NAME)]
+    assert found == [
+        ("chronic.log:3 line.member_id", EMAIL),
+        ("chronic.log:4 line", NAME),
+        ("chronic.log:6 line.grpc-core", EMAIL),
+    ]
 
 
 def test_a_compressed_changelog_value_is_read_uncompressed():

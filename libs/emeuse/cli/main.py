@@ -36,6 +36,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 
 from emeuse import partner_credentials
 from emeuse.cli import kafka
+from emeuse.cli.audit import add_audit_command, cmd_audit
 from emeuse.cli.deploy import add_deploy_command, cmd_deploy
 from emeuse.cli.errors import CliError
 from emeuse.cli.evaluate import add_evaluate_command, cmd_evaluate
@@ -48,7 +49,13 @@ from emeuse.cli.records import describe, partner_topic
 from emeuse.cli.simulate import add_simulate_command, cmd_simulate
 from emeuse.partners import PartnerIdError, dead_letter_topic, feed_topic
 from emeuse.registry import TOPICS, TopicSpec, UnknownTopicError, by_name
-from emeuse.runtime.auth import AuthSetupError, add_caller
+from emeuse.runtime.auth import (
+    ROLES,
+    AuthSetupError,
+    add_caller,
+    read_caller_book,
+    remove_caller,
+)
 from emeuse.runtime.codec import expected_partition
 from emeuse.runtime.settings import SettingsError, parse_bootstrap, positive_int
 
@@ -138,8 +145,20 @@ def build_parser() -> argparse.ArgumentParser:
     _bootstrap_option(health)
 
     callers = commands.add_parser("callers", help="manage who may call the gRPC APIs")
-    callers.add_argument("action", choices=["add"])
-    callers.add_argument("name", help="caller id, e.g. chronic, operator, partner-glucomind")
+    callers.add_argument("action", choices=["add", "remove", "list"])
+    callers.add_argument(
+        "name", nargs="?", help="caller id, e.g. chronic, operator, partner-glucomind, gp-0042"
+    )
+    callers.add_argument(
+        "--role",
+        choices=ROLES,
+        help="what the caller may call (docs/security.md); default: service for a service's"
+        " name, operator for `operator`",
+    )
+    callers.add_argument("--member", default="", help="care-team: the member_id care plans name")
+    callers.add_argument(
+        "--territory", default="", help="coordinator: the only territory it sees (52, 54, 55)"
+    )
     callers.add_argument(
         "--callers-file",
         type=Path,
@@ -164,13 +183,35 @@ def build_parser() -> argparse.ArgumentParser:
     add_simulate_command(commands, _bootstrap_option)
     add_partner_replay_command(partner_commands)
     add_consent_commands(commands, _Parser)
+    add_audit_command(commands, _bootstrap_option)
     return parser
 
 
 def cmd_callers(args: argparse.Namespace) -> int:
-    token_file = args.token_file or args.callers_file.parent / f"{args.name}.token"
+    """Services read the callers file again within a second of a change: no restart."""
     try:
-        add_caller(args.name, args.callers_file, token_file)
+        if args.action == "list":
+            for caller in sorted(
+                read_caller_book(args.callers_file).values(), key=lambda c: c.caller_id
+            ):
+                print(" ".join([caller.caller_id, *(caller.line_fields() or ["(no role)"])]))
+            return 0
+        if not args.name:
+            raise CliError(f"callers {args.action}: name the caller")
+        if args.action == "remove":
+            if not remove_caller(args.name, args.callers_file):
+                raise CliError(f"caller {args.name} is not in {args.callers_file}")
+            print(f"{args.name}: removed from {args.callers_file}; its token no longer works")
+            return 0
+        token_file = args.token_file or args.callers_file.parent / f"{args.name}.token"
+        add_caller(
+            args.name,
+            args.callers_file,
+            token_file,
+            args.role or "",
+            member=args.member,
+            territory=args.territory,
+        )
     except (AuthSetupError, OSError) as exc:
         raise CliError(str(exc)) from None
     print(f"{args.name}: token in {token_file}, allowed in {args.callers_file}")
@@ -360,6 +401,7 @@ COMMANDS = {
     "simulate": cmd_simulate,
     "partner": cmd_subcommand,
     "consent": cmd_subcommand,
+    "audit": cmd_audit,
 }
 
 

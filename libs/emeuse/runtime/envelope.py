@@ -49,6 +49,9 @@ EXPERIMENT_ID = re.compile(r"[a-z0-9][a-z0-9._\-]{0,63}")
 SOURCE = re.compile(r"(emeuse|partner)/[a-z0-9][a-z0-9._\-]{0,63}")
 # A dead letter may set aside a record whose territory is missing or wrong.
 DEAD_LETTER_TYPE = "emeuse.platform.v1.MessageDeadLettered"
+AUDIT_TYPE = "emeuse.audit.v1.PatientDataAccessed"
+# Records about the platform's own work, not a territory's: they carry no ce_territory.
+TERRITORY_FREE_TYPES = (DEAD_LETTER_TYPE, AUDIT_TYPE)
 
 
 class EnvelopeError(ValueError):
@@ -116,7 +119,10 @@ def validate_envelope(envelope: EventEnvelope) -> None:
     ]
     if missing:
         raise EnvelopeError(f"envelope lacks {', '.join(missing)}")
-    if envelope.territory not in CODE_OF_TERRITORY and envelope.event_type != DEAD_LETTER_TYPE:
+    if (
+        envelope.territory not in CODE_OF_TERRITORY
+        and envelope.event_type not in TERRITORY_FREE_TYPES
+    ):
         raise EnvelopeError("envelope has no programme territory (52, 54 or 55)")
     if envelope.subject_pseudonym and not is_pseudonym(envelope.subject_pseudonym):
         # Catches an INS, a name or a phone number put where a pseudonym belongs.
@@ -205,7 +211,7 @@ def from_headers(
         for name in (H_SPECVERSION, H_ID, H_TYPE, H_SOURCE, H_TIME, H_EXPERIMENT)
         if not text.get(name)
     ]
-    if not text.get(H_TERRITORY) and text.get(H_TYPE) != DEAD_LETTER_TYPE:
+    if not text.get(H_TERRITORY) and text.get(H_TYPE) not in TERRITORY_FREE_TYPES:
         missing.append(H_TERRITORY)
     if missing:
         raise EnvelopeError(f"missing header(s) {', '.join(missing)}")

@@ -8,11 +8,12 @@ reflection beside the service's own API.
 from __future__ import annotations
 
 import asyncio
-import contextvars
+import time
 import traceback
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -22,8 +23,18 @@ from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from emeuse.runtime import limits, metrics
-from emeuse.runtime.auth import OPEN_PREFIXES, caller_of
+from emeuse.kernel.router import FORWARDED
+from emeuse.runtime import limits, metrics, roles
+from emeuse.runtime.audit import AuditTrail, access_records, subjects_of
+from emeuse.runtime.auth import (
+    ON_BEHALF_OF,
+    OPEN_PREFIXES,
+    AuthSetupError,
+    Caller,
+    caller_of,
+    default_role,
+    read_caller_book,
+)
 from emeuse.runtime.codec import InvalidEventError
 from emeuse.runtime.envelope import EnvelopeError
 from emeuse.runtime.id_guard import identifier_problem
@@ -35,31 +46,85 @@ UNKNOWN_METHOD, UNKNOWN_CALLER = "unknown", "unknown"
 # Statuses of a call to another instance that the caller gets as they are.
 PASSED_ON = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 SHUTDOWN_GRACE_SECONDS = 5.0
-
-# The authenticated caller of the call being answered (each call runs in its own task),
-# for a method that only some callers may use (read it with current_caller()).
-CALLER: contextvars.ContextVar[str | None] = contextvars.ContextVar("grpc_caller", default=None)
+# How often the callers file is looked at for changes (added, changed, removed callers).
+CALLERS_RECHECK_S = 1.0
+# Refusals whose message the platform writes itself (no request value): kept in the audit.
+OWN_REFUSALS = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
+AuditSink = Callable[[list[Any]], None]
 
 # Adds the service's servicers to the server; returns their full service names.
 Registrar = Callable[[grpc.aio.Server], Iterable[str]]
 
 
+class CallersFile:
+    """The callers file, read again when it changes, so callers can be added, changed and
+    removed without a restart. A file that turns malformed is logged and the callers read
+    before are kept."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._book: dict[str, Caller] = read_caller_book(path)
+        self._stamp = self._stat()
+        self._checked = time.monotonic()
+
+    def _stat(self) -> tuple[int, int] | None:
+        try:
+            stat = self.path.stat()
+        except OSError:
+            return None
+        return stat.st_mtime_ns, stat.st_size
+
+    def book(self) -> Mapping[str, Caller]:
+        now = time.monotonic()
+        if now - self._checked >= CALLERS_RECHECK_S:
+            self._checked = now
+            stamp = self._stat()
+            if stamp != self._stamp:
+                self._stamp = stamp
+                try:
+                    self._book = read_caller_book(self.path)
+                    log.info("grpc.callers_reloaded", callers=len(self._book))
+                except AuthSetupError as exc:
+                    log.error("grpc.callers_unreadable", error=str(exc))
+        return self._book
+
+
+class FixedCallers:
+    """Callers given once (tests); a bare caller id gets the role its name implies."""
+
+    def __init__(self, callers: Mapping[str, Caller | str]) -> None:
+        self._book = {
+            h: c if isinstance(c, Caller) else Caller(c, default_role(c))
+            for h, c in callers.items()
+        }
+
+    def book(self) -> Mapping[str, Caller]:
+        return self._book
+
+
 class Guard(grpc.aio.ServerInterceptor):
     """Around every call of the service's own API, in this order: who calls (a known bearer
-    token, else UNAUTHENTICATED), the request's bounds (limits.py) and id rules (id_guard.py:
-    no direct identifier), else INVALID_ARGUMENT naming the field, the server's deadline
-    (DEADLINE_EXCEEDED), a documented status for every failure (never UNKNOWN), and one
-    count per answer, refusals included."""
+    token, else UNAUTHENTICATED), whether their role may call the method (roles.py, else
+    PERMISSION_DENIED), the request's bounds (limits.py) and id rules (id_guard.py: no
+    direct identifier), else INVALID_ARGUMENT naming the field, the server's deadline
+    (DEADLINE_EXCEEDED), a documented status for every failure (never UNKNOWN), one count
+    per answer, refusals included, and an audit record per person the call touched."""
 
     def __init__(
         self,
         service: str,
-        callers: dict[str, str],
+        callers: CallersFile | FixedCallers | Mapping[str, Caller | str],
         deadline: Callable[[str], float] = limits.call_seconds,
+        audit: AuditSink | None = None,
+        max_request_bytes: int = limits.MAX_REQUEST_BYTES,
     ) -> None:
+        self.max_request_bytes = max_request_bytes
         self.service = service
-        self.callers = callers
+        self.callers = (
+            callers if isinstance(callers, (CallersFile, FixedCallers)) else (FixedCallers(callers))
+        )
         self.deadline = deadline
+        self.audit = audit
 
     async def intercept_service(
         self,
@@ -77,31 +142,62 @@ class Guard(grpc.aio.ServerInterceptor):
             return None
         if handler.unary_unary is None:
             return handler
-        caller, refusal = caller_of(self.callers, details.invocation_metadata)
-        inner = _refuse if caller is None else handler.unary_unary
+        metadata = dict(details.invocation_metadata or ())
+        caller, refusal = self._identify(metadata, method)
+        inner = handler.unary_unary
         if caller is None:
+            inner = _refuse
             log.warning("grpc.unauthenticated", method=method, reason=refusal)
+        elif refusal:
+            inner = _denied(refusal)
+            log.warning(
+                "grpc.permission_denied", method=method, caller=caller.caller_id, reason=refusal
+            )
+        # A forwarded call was audited where it came in.
+        audited = self.audit is not None and not metadata.get(FORWARDED)
 
         async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
             cancelled = False
+            response = None
             try:
-                return await self._answer(inner, request, context, method, caller)
+                # A refused caller is refused before its request is looked at.
+                checked = None if refusal else caller
+                response = await self._answer(inner, request, context, method, checked)
+                return response
             except asyncio.CancelledError:
                 cancelled = True  # the caller went away or its own deadline passed
                 raise
             finally:
                 code = context.code() or grpc.StatusCode.OK
-                self._count(
-                    method,
-                    caller or UNKNOWN_CALLER,
-                    grpc.StatusCode.CANCELLED if cancelled else code,
-                )
+                code = grpc.StatusCode.CANCELLED if cancelled else code
+                self._count(method, caller.caller_id if caller else UNKNOWN_CALLER, code)
+                if audited:
+                    try:
+                        self._audit(method, caller, request, response, context, code, refusal)
+                    except Exception as exc:  # the call is answered whatever the audit does
+                        metrics.AUDIT_RECORDS_FAILED.labels(self.service, "build").inc()
+                        log.error("audit.record_failed", method=method, error=type(exc).__name__)
 
         return grpc.unary_unary_rpc_method_handler(
             guarded,
-            request_deserializer=_within_size(handler.request_deserializer),
+            request_deserializer=_within_size(handler.request_deserializer, self.max_request_bytes),
             response_serializer=handler.response_serializer,
         )
+
+    def _identify(self, metadata: dict[str, Any], method: str) -> tuple[Caller | None, str]:
+        """The caller the call is answered for, and why it is refused ("" when it is not).
+        An instance of this service forwarding a call names the caller it acts for."""
+        book = self.callers.book()
+        caller, refusal = caller_of(book, metadata.items())
+        if caller is None:
+            return None, refusal
+        acting_for = str(metadata.get(ON_BEHALF_OF, ""))
+        if acting_for and caller.role == roles.SERVICE and caller.caller_id == self.service:
+            original = next((c for c in book.values() if c.caller_id == acting_for), None)
+            if original is None:
+                return caller, f"caller {acting_for} is no longer allowed"
+            caller = original
+        return caller, roles.refusal(caller, method)
 
     async def _answer(
         self,
@@ -109,7 +205,7 @@ class Guard(grpc.aio.ServerInterceptor):
         request: Any,
         context: grpc.aio.ServicerContext,
         method: str,
-        caller: str | None,
+        caller: Caller | None,
     ) -> Any:
         if caller is not None:
             if isinstance(request, _Unread):
@@ -117,8 +213,8 @@ class Guard(grpc.aio.ServerInterceptor):
             problem = limits.out_of_bounds(request) or identifier_problem(request, method)
             if problem:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
-            log.info("grpc.called", caller=caller, method=method)
-            CALLER.set(caller)
+            log.info("grpc.called", caller=caller.caller_id, method=method)
+        roles.CURRENT_CALLER.set(caller)
         seconds = self.deadline(method)
         timer = asyncio.timeout(seconds)
         try:
@@ -133,17 +229,62 @@ class Guard(grpc.aio.ServerInterceptor):
             if timer.expired():
                 message = f"not answered within the server's deadline of {seconds:g} s"
             elif code == grpc.StatusCode.INTERNAL:
-                message = _logged_internal(exc, method, caller)
+                message = _logged_internal(exc, method, caller.caller_id if caller else None)
             await context.abort(code, message)
             raise
+
+    def _audit(
+        self,
+        method: str,
+        caller: Caller | None,
+        request: Any,
+        response: Any,
+        context: grpc.aio.ServicerContext,
+        code: grpc.StatusCode,
+        refusal: str,
+    ) -> None:
+        assert self.audit is not None
+        if isinstance(request, _Unread):
+            return
+        # A request that names its persons says whom the call touched; a list call
+        # (ListAlerts, ListOpenRequests) touched the persons of its answer.
+        subjects = subjects_of(request) or subjects_of(response)
+        if not subjects:
+            return
+        rule = roles.rule_of(method)
+        if caller is None:
+            reason = "a valid bearer token is required"
+        else:
+            reason = refusal or (_refused_here(context) if code in OWN_REFUSALS else "")
+        self.audit(
+            access_records(
+                service=self.service,
+                method=method,
+                caller_id=caller.caller_id if caller else UNKNOWN_CALLER,
+                role=caller.role if caller else "",
+                write=rule is not None and rule.action == roles.Action.WRITE,
+                subjects=subjects,
+                outcome=code.name,
+                refusal_reason=reason,
+            )
+        )
 
     def _count(self, method: str, caller: str, code: grpc.StatusCode) -> None:
         metrics.GRPC_REQUESTS.labels(self.service, method, code.name, caller).inc()
 
 
 def current_caller() -> str | None:
-    """The caller id the guard authenticated for the call being answered; None outside one."""
-    return CALLER.get()
+    """The caller id the guard authenticated for the call being answered (the original
+    caller on a call forwarded for it); None outside one. Its role: roles.current_caller()."""
+    caller = roles.current_caller()
+    return caller.caller_id if caller else None
+
+
+def _refused_here(context: grpc.aio.ServicerContext) -> str:
+    # A servicer refuses a person with roles.patient_refusal's words (no request value); a
+    # forwarded call's refusal comes back prefixed with the owner instance, left out here.
+    details = str(context.details() or "")
+    return details.rpartition(": ")[2] if details.startswith("owner ") else details
 
 
 def failure_status(exc: Exception) -> tuple[grpc.StatusCode, str]:
@@ -186,14 +327,16 @@ class _Unread:
     message: str
 
 
-def _within_size(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any]:
+def _within_size(
+    deserialize: Callable[[bytes], Any] | None, max_bytes: int
+) -> Callable[[bytes], Any]:
     # Measured here rather than by gRPC's own receive limit, which refuses a call before
     # any interceptor sees it: such a refusal could be neither authenticated nor counted.
     def read(data: bytes) -> Any:
-        if len(data) > limits.MAX_REQUEST_BYTES:
+        if len(data) > max_bytes:
             return _Unread(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"the request is {len(data)} bytes; at most {limits.MAX_REQUEST_BYTES}",
+                f"the request is {len(data)} bytes; at most {max_bytes}",
             )
         try:
             return deserialize(data) if deserialize else data
@@ -209,23 +352,49 @@ async def _refuse(request: Any, context: grpc.aio.ServicerContext) -> Any:
     await context.abort(grpc.StatusCode.UNAUTHENTICATED, "a valid bearer token is required")
 
 
+def _denied(reason: str) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]:
+    async def deny(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await context.abort(grpc.StatusCode.PERMISSION_DENIED, reason)
+
+    return deny
+
+
 class GrpcServer:
     """gRPC API of one service, with health and reflection."""
 
     def __init__(
-        self, settings: ServiceSettings, register: Registrar, callers: dict[str, str]
+        self,
+        settings: ServiceSettings,
+        register: Registrar,
+        callers: Mapping[str, str],
+        audit: AuditTrail | None = None,
     ) -> None:
+        # `callers` (token hash -> id) is what the service read at start and proves the
+        # file sound; the Guard reads the file itself, with roles, and follows its changes.
         self.callers = callers
         self.settings = settings
         self.register = register
         self.server: grpc.aio.Server | None = None
         self.health = health.aio.HealthServicer()
+        self.audit = audit or AuditTrail(settings)
 
     async def start(self) -> None:
+        await self.audit.start()
+        settings = self.settings
+        guard = Guard(
+            settings.service,
+            CallersFile(settings.grpc_callers_file),
+            deadline=limits.deadlines(settings.grpc_call_seconds, settings.grpc_replay_seconds),
+            audit=self.audit.record,
+            max_request_bytes=settings.grpc_max_request_bytes,
+        )
         server = grpc.aio.server(
-            interceptors=[Guard(self.settings.service, self.callers)],
+            interceptors=[guard],
             options=[
-                ("grpc.max_receive_message_length", limits.MAX_RECEIVE_BYTES),
+                (
+                    "grpc.max_receive_message_length",
+                    limits.RECEIVE_FACTOR * settings.grpc_max_request_bytes,
+                ),
                 ("grpc.max_send_message_length", limits.MAX_SEND_BYTES),
             ],
         )
@@ -252,4 +421,5 @@ class GrpcServer:
             return
         await self.health.enter_graceful_shutdown()
         await self.server.stop(SHUTDOWN_GRACE_SECONDS)
+        await self.audit.stop()
         log.info("grpc.stopped")

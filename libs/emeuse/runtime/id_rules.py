@@ -60,6 +60,8 @@ _OPAQUE = (
     "approver_id",
     "booking_id",
     "campaign_id",
+    "call_id",
+    "caller_id",
     "cancelled_message_ids",
     "care_plan_id",
     "causation_id",

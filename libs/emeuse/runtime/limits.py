@@ -9,15 +9,19 @@ follows a message type wherever it is nested.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 # Whole request, in bytes: a bigger one is refused unparsed (RESOURCE_EXHAUSTED, counted
-# like any answer). Room for the largest document below and the rest of the call.
+# like any answer). Room for the largest document below and the rest of the call. The
+# default of EMEUSE_GRPC_MAX_REQUEST_BYTES (settings.py).
 MAX_REQUEST_BYTES = 2 * 1024 * 1024
 # gRPC's own receive limit: it drops a bigger message before the service sees it (also
 # RESOURCE_EXHAUSTED, but uncounted). It bounds the memory one call can take.
-MAX_RECEIVE_BYTES = 8 * 1024 * 1024
+RECEIVE_FACTOR = 4
+MAX_RECEIVE_BYTES = RECEIVE_FACTOR * MAX_REQUEST_BYTES
 # Responses: the longest page of a List RPC (500 items) fits many times over.
 MAX_SEND_BYTES = 4 * 1024 * 1024
 
@@ -44,16 +48,22 @@ REPEATED_ITEMS: dict[str, int] = {
 }
 
 # Server-side deadline of a call, in seconds: past it the call is cancelled and answered
-# DEADLINE_EXCEEDED. A caller's shorter deadline wins.
+# DEADLINE_EXCEEDED. A caller's shorter deadline wins. The defaults of
+# EMEUSE_GRPC_CALL_SECONDS and EMEUSE_GRPC_REPLAY_SECONDS (settings.py).
 CALL_SECONDS = 30.0
-CALL_SECONDS_BY_METHOD: dict[str, float] = {
-    # A replay reads every source partition and asks each peer (120 s each) to do the same.
-    "/emeuse.partners.v1.PartnerGatewayService/Replay": 300.0,
-}
+# A replay reads every source partition and asks each peer (120 s each) to do the same.
+REPLAY = "/emeuse.partners.v1.PartnerGatewayService/Replay"
+REPLAY_SECONDS = 300.0
+CALL_SECONDS_BY_METHOD: dict[str, float] = {REPLAY: REPLAY_SECONDS}
 
 
 def call_seconds(method: str) -> float:
     return CALL_SECONDS_BY_METHOD.get(method, CALL_SECONDS)
+
+
+def deadlines(seconds: float, replay_seconds: float) -> Callable[[str], float]:
+    """The server-side deadline of each method, from the service's settings."""
+    return lambda method: replay_seconds if method == REPLAY else seconds
 
 
 def out_of_bounds(message: Message, path: str = "") -> str | None:

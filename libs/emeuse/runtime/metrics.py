@@ -54,6 +54,19 @@ GRPC_REQUESTS = Counter(
     ["service", "method", "code", "caller"],
 )
 
+AUDIT_RECORDS_WRITTEN = Counter(
+    "emeuse_audit_records_written_total",
+    "Audit records (a caller read or changed a person's data) the broker acknowledged.",
+    ["service"],
+)
+AUDIT_RECORDS_FAILED = Counter(
+    "emeuse_audit_records_failed_total",
+    "Audit records that could not be written, by reason: `send` (the broker refused or did"
+    " not answer), `full` (more records waiting than the writer holds) or `build` (a call's"
+    " records could not be made).",
+    ["service", "reason"],
+)
+
 
 def serve_metrics(port: int, host: str = "127.0.0.1") -> None:
     """Serve /metrics from a daemon thread, so it answers even while tables recover."""

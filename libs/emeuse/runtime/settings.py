@@ -93,7 +93,26 @@ TOPICS_WAIT_SECONDS = Setting(
 GRPC_CALLERS_FILE = Setting(
     "EMEUSE_GRPC_CALLERS_FILE",
     ".local/secrets/grpc-callers",
-    "who may call the gRPC APIs: `<caller-id> <sha256 of token>` per line",
+    "who may call the gRPC APIs: `<caller-id> <sha256 of token> [<role> [member=|territory=]]`"
+    " per line (docs/security.md); read again within a second of a change",
+)
+GRPC_CALL_SECONDS = Setting(
+    "EMEUSE_GRPC_CALL_SECONDS",
+    "30",
+    "server-side deadline of every gRPC call a service answers (but `Replay`): past it the "
+    "call is cancelled and answered `DEADLINE_EXCEEDED`; a caller's shorter deadline wins",
+)
+GRPC_REPLAY_SECONDS = Setting(
+    "EMEUSE_GRPC_REPLAY_SECONDS",
+    "300",
+    "server-side deadline of the gateway's `Replay` (it reads every source partition)",
+)
+GRPC_MAX_REQUEST_BYTES = Setting(
+    "EMEUSE_GRPC_MAX_REQUEST_BYTES",
+    "2097152",
+    "largest gRPC request a service reads, in bytes (1114112, room for a 1 MiB FHIR "
+    "document, to 67108864): a bigger one is refused unread with `RESOURCE_EXHAUSTED`; gRPC "
+    "itself drops anything over 4 times this",
 )
 GRPC_HOST = Setting(
     "EMEUSE_<SERVICE>_GRPC_HOST", "127.0.0.1", "address the gRPC and metrics servers bind"
@@ -136,6 +155,9 @@ SETTINGS = (
     GRPC_DEADLINE_SECONDS,
     TOPICS_WAIT_SECONDS,
     GRPC_CALLERS_FILE,
+    GRPC_CALL_SECONDS,
+    GRPC_REPLAY_SECONDS,
+    GRPC_MAX_REQUEST_BYTES,
     GRPC_HOST,
     GRPC_PORT,
     METRICS_PORT,
@@ -169,6 +191,10 @@ class ServiceSettings:
     leave_group_on_stop: bool = True
     # How long, in all, a starting service waits for its topics before it gives up.
     topics_wait_seconds: float = 300.0
+    # The Guard's server-side deadlines and request size (grpc_server.py, limits.py).
+    grpc_call_seconds: float = 30.0
+    grpc_replay_seconds: float = 300.0
+    grpc_max_request_bytes: int = 2 * 1024 * 1024
 
     @property
     def grpc_address(self) -> str:
@@ -208,6 +234,21 @@ def _positive_float(name: str, raw: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise SettingsError(f"{name}={raw!r}: expected a number of seconds > 0")
     return value
+
+
+# A request must hold the largest document a method takes (a 1 MiB FHIR Bundle) and the
+# rest of its call; gRPC is told 4 times the bound, so a bigger cap would let one call
+# take a quarter of a gigabyte.
+MIN_REQUEST_BYTES, MAX_REQUEST_BYTES = 1024 * 1024 + 64 * 1024, 64 * 1024 * 1024
+
+
+def _request_bytes(name: str, raw: str) -> int:
+    if not raw.isdigit() or not MIN_REQUEST_BYTES <= int(raw) <= MAX_REQUEST_BYTES:
+        raise SettingsError(
+            f"{name}={raw!r}: expected a number of bytes from {MIN_REQUEST_BYTES}"
+            f" to {MAX_REQUEST_BYTES}"
+        )
+    return int(raw)
 
 
 def load_settings(service: str, env: Mapping[str, str]) -> ServiceSettings:
@@ -252,6 +293,9 @@ def load_settings(service: str, env: Mapping[str, str]) -> ServiceSettings:
         instance_id=instance_id,
         leave_group_on_stop=leave.lower() == "true",
         topics_wait_seconds=_positive_float(*TOPICS_WAIT_SECONDS.read(env)),
+        grpc_call_seconds=_positive_float(*GRPC_CALL_SECONDS.read(env)),
+        grpc_replay_seconds=_positive_float(*GRPC_REPLAY_SECONDS.read(env)),
+        grpc_max_request_bytes=_request_bytes(*GRPC_MAX_REQUEST_BYTES.read(env)),
     )
 
 

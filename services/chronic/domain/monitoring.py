@@ -29,7 +29,7 @@ OPEN, ACKNOWLEDGED, RESOLVED = "open", "acknowledged", "resolved"
 VALUES, GAP, REVIEW = "values", "gap", "review"
 
 
-class Result(msgspec.Struct, kw_only=True, omit_defaults=True):
+class Result(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     """One reading of a measure, in its canonical unit."""
 
     reading_id: str = ""
@@ -47,7 +47,7 @@ class PendingResult(Result):
     overdue_alerted: bool = False
 
 
-class Correction(msgspec.Struct, kw_only=True, omit_defaults=True):
+class Correction(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     """A result its producer corrected: the value it replaced (None when that one was never
     received) and the corrected one, both in the measure's canonical unit."""
 
@@ -57,7 +57,7 @@ class Correction(msgspec.Struct, kw_only=True, omit_defaults=True):
     unit: str
 
 
-class AlertState(msgspec.Struct, kw_only=True, omit_defaults=True):
+class AlertState(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     alert_id: str
     episode: str
     loinc_code: str
@@ -98,7 +98,9 @@ def _measured_at(result: Result) -> datetime:
     return result.measured_at
 
 
-class PatientState(msgspec.Struct, kw_only=True, omit_defaults=True):
+# gc=False: states hold no reference cycles, and thousands of them stay cached, so the
+# garbage collector need not walk them (its full passes paused the loop for 100s of ms).
+class PatientState(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     latest: dict[str, Result] = msgspec.field(default_factory=dict)
     history: dict[str, list[Result]] = msgspec.field(default_factory=dict)
     pending_review: dict[str, PendingResult] = msgspec.field(default_factory=dict)

@@ -15,7 +15,7 @@ PRESCRIBERS = (ROLE_GP, ROLE_SPECIALIST)
 HEART_FAILURE = 2
 
 
-class Band(msgspec.Struct, kw_only=True):
+class Band(msgspec.Struct, kw_only=True, gc=False):
     """Thresholds of one measure, in its canonical unit."""
 
     unit: str
@@ -39,7 +39,7 @@ class Band(msgspec.Struct, kw_only=True):
         return timedelta(seconds=self.expected_every_s)
 
 
-class Member(msgspec.Struct, kw_only=True):
+class Member(msgspec.Struct, kw_only=True, gc=False):
     """A care-team member an alert can reach."""
 
     member_id: str
@@ -50,7 +50,7 @@ class Member(msgspec.Struct, kw_only=True):
 DEFAULT_REVIEW_WITHIN_S = 4 * 3600.0
 
 
-class PlanInForce(msgspec.Struct, kw_only=True):
+class PlanInForce(msgspec.Struct, kw_only=True, gc=False):
     care_plan_id: str = ""
     version: int
     programme: int

@@ -77,7 +77,7 @@ class Partition:
     """The committed state of the Meuse's partition, and its transactions one after another."""
 
     def __init__(self) -> None:
-        self.number = expected_partition(b"55", 6)
+        self.number = partition_of(REQUESTS, "55")
         self.committed: dict[str, dict[str, Any]] = {table.name: {} for table in TABLES}
 
     def tx(self, now: datetime = NOW) -> Tx:

@@ -186,3 +186,26 @@ def test_bytes_that_are_not_the_methods_message_are_an_invalid_argument():
     )
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error.details() == "the request is not the method's message"
+
+
+def test_the_request_size_bound_is_the_guards_setting():
+    async def run() -> Any:
+        guard = Guard(SERVICE, {hash_token(TOKEN): "operator"}, max_request_bytes=50)
+        server = grpc.aio.server(interceptors=[guard])
+        api_grpc.add_ChronicServiceServicer_to_server(Failing(), server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                stub = api_grpc.ChronicServiceStub(channel)
+                with pytest.raises(grpc.aio.AioRpcError) as refused:
+                    await stub.RecordReading(request("fine", "r" * 100), timeout=10, metadata=AUTH)
+                return refused.value
+        finally:
+            await server.stop(1)
+
+    error = asyncio.run(run())
+    size = request("fine", "r" * 100).ByteSize()
+    assert size < MAX_REQUEST_BYTES  # within the default bound, over the one given
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert error.details() == f"the request is {size} bytes; at most 50"

@@ -37,6 +37,12 @@ def test_per_service_variables_apply_to_that_service_only():
         ({"EMEUSE_REPLICATION_FACTOR": "0"}, "EMEUSE_REPLICATION_FACTOR"),
         ({"EMEUSE_GRPC_DEADLINE_SECONDS": "-1"}, "EMEUSE_GRPC_DEADLINE_SECONDS"),
         ({"EMEUSE_EXPERIMENT": "Has Spaces"}, "EMEUSE_EXPERIMENT"),
+        ({"EMEUSE_GRPC_CALL_SECONDS": "0"}, "EMEUSE_GRPC_CALL_SECONDS='0'"),
+        ({"EMEUSE_GRPC_REPLAY_SECONDS": "soon"}, "EMEUSE_GRPC_REPLAY_SECONDS"),
+        (
+            {"EMEUSE_GRPC_MAX_REQUEST_BYTES": "1000"},
+            "EMEUSE_GRPC_MAX_REQUEST_BYTES='1000': expected a number of bytes from 1114112",
+        ),
     ],
 )
 def test_a_bad_value_names_its_variable(env, named):
@@ -56,3 +62,17 @@ def test_grpc_secrets_default_under_local_and_can_be_moved():
     assert chronic.grpc_token_file == Path(".local/secrets/chronic.token")
     moved = load_settings("chronic", {"EMEUSE_CHRONIC_GRPC_TOKEN_FILE": "/run/secrets/chronic"})
     assert moved.grpc_token_file == Path("/run/secrets/chronic")
+
+
+def test_the_guards_deadlines_and_request_size_are_settings():
+    default = load_settings("gateway", {})
+    assert (default.grpc_call_seconds, default.grpc_replay_seconds) == (30.0, 300.0)
+    assert default.grpc_max_request_bytes == 2 * 1024 * 1024
+    env = {
+        "EMEUSE_GRPC_CALL_SECONDS": "5",
+        "EMEUSE_GRPC_REPLAY_SECONDS": "60",
+        "EMEUSE_GRPC_MAX_REQUEST_BYTES": "4194304",
+    }
+    chosen = load_settings("gateway", env)
+    assert (chosen.grpc_call_seconds, chosen.grpc_replay_seconds) == (5.0, 60.0)
+    assert chosen.grpc_max_request_bytes == 4194304

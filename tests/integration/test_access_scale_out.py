@@ -1,0 +1,126 @@
+"""Access on three instances: the three territories' agendas are scheduled on three
+partitions, so by more than one instance, and each request is still booked once."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from google.protobuf import json_format
+
+from emeuse.access.v1 import access_service_pb2 as api
+from emeuse.registry import SLOT_BOOKED
+from emeuse.runtime.pseudonym import random_pseudonym
+from tests.integration.events import new_id
+from tests.integration.harness import metric
+from tests.integration.test_access import access, again
+
+COMMUNES = {"52": "52121", "54": "54395", "55": "55029"}
+
+
+def booked_here(text: str) -> dict[str, float]:
+    """Requests each territory booked on one instance (its /metrics)."""
+    return {
+        t: metric(text, "emeuse_access_requests_total", territory=t, outcome="booked")
+        for t in COMMUNES
+    }
+
+
+def gp(territory: str) -> api.RegisterPractitionerRequest:
+    request = api.RegisterPractitionerRequest(experiment_id="exp-teleconsult")
+    json_format.ParseDict(
+        {
+            "practitioner_id": f"pract-{uuid.uuid4().hex[:12]}",
+            "territory": territory,
+            "profession": "PROFESSION_GP",
+            "care_line": "CARE_LINE_FIRST",
+            "modalities": ["MODALITY_VIDEO"],
+            "place": {"kind": "PLACE_KIND_HEALTH_CENTRE", "commune": COMMUNES[territory]},
+            "active": True,
+        },
+        request.practitioner,
+    )
+    return request
+
+
+def slots(territory: str, practitioner_id: str, count: int) -> api.PublishAvailabilityRequest:
+    request = api.PublishAvailabilityRequest(experiment_id="exp-teleconsult")
+    request.availability.practitioner_id = practitioner_id
+    request.availability.territory = territory
+    first = datetime.now(UTC) + timedelta(hours=3)
+    for n in range(count):
+        slot = request.availability.slots.add()
+        slot.start.FromDatetime(first + timedelta(minutes=20 * n))
+        slot.duration.FromSeconds(15 * 60)
+    return request
+
+
+def consultation(territory: str) -> api.RequestConsultationRequest:
+    request = api.RequestConsultationRequest(experiment_id="exp-teleconsult")
+    json_format.ParseDict(
+        {
+            "request_id": new_id("req"),
+            "territory": territory,
+            "patient_pseudonym": random_pseudonym(),
+            "urgency": "URGENCY_SAME_DAY",
+            "profession": "PROFESSION_GP",
+            "reason_code": "follow-up.chronic",
+            "requested_by": "REQUESTER_ROLE_NURSE",
+            "requester_id": "ide-ehpad-0107",
+            "place": {"kind": "PLACE_KIND_HOME", "commune": COMMUNES[territory]},
+            "requested_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        },
+        request.request,
+    )
+    return request
+
+
+def test_three_instances_share_the_three_territories_and_book_each_request_once(platform, bus):
+    more = [platform.new_process("access", name=f"access-scale-{n}") for n in (2, 3)]
+    for process in more:
+        process.start()
+    try:
+        for process in more:
+            process.wait_serving()
+        instances = [platform.services["access"], *more]
+        clients = [access(platform, p.grpc_target) for p in instances]
+        before = [booked_here(p.metrics()) for p in instances]
+        asked: dict[str, set[str]] = {}
+        for n, territory in enumerate(COMMUNES):
+            client = clients[n % 3]  # any instance: a call goes to the territory's owner
+            practitioner = gp(territory)
+            again(client.RegisterPractitioner, practitioner)
+            again(
+                client.PublishAvailability,
+                slots(territory, practitioner.practitioner.practitioner_id, 4),
+            )
+            requests = [consultation(territory) for _ in range(6)]
+            for k, request in enumerate(requests):
+                again(clients[k % 3].RequestConsultation, request)
+            asked[territory] = {r.request.request_id for r in requests}
+        ours = set().union(*asked.values())
+        bus.wait_for(
+            SLOT_BOOKED.name, lambda r: r["event"]["request_id"] in ours, count=12, timeout=90
+        )
+        booked = [
+            r for r in bus.all_records(SLOT_BOOKED.name, 2) if r["event"]["request_id"] in ours
+        ]
+        # Four slots a territory, six requests: four booked each, none twice.
+        for territory, requested in asked.items():
+            mine = [b for b in booked if b["event"]["request_id"] in requested]
+            assert len(mine) == 4, territory
+            assert len({b["event"]["slot_id"] for b in mine}) == 4
+            assert len({b["event"]["request_id"] for b in mine}) == 4
+        # The three territories are three partitions, so scheduled by two instances or more.
+        partitions = {b["event"]["territory"]: b["partition"] for b in booked}
+        assert len(set(partitions.values())) == 3, partitions
+        after = [booked_here(p.metrics()) for p in instances]
+        scheduled_by = [
+            n
+            for n, (was, now) in enumerate(zip(before, after, strict=True))
+            if any(now[t] > was[t] for t in COMMUNES)
+        ]
+        assert len(scheduled_by) >= 2, (before, after)
+    finally:
+        for process in more:
+            assert process.stop() is not None

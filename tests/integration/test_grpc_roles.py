@@ -1,0 +1,257 @@
+"""Roles and the audit trail against the real services: each role calls a method it may
+and one it may not; care-team members read only their own patients; every read of a
+person is in `emeuse audit`, refusals included."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf import descriptor_pool
+from google.protobuf.message_factory import GetMessageClass
+
+from emeuse.access.v1 import access_service_pb2  # noqa: F401 - registers the services
+from emeuse.chronic.v1 import chronic_service_pb2 as api
+from emeuse.chronic.v1 import chronic_service_pb2_grpc as api_grpc
+from emeuse.evaluation.v1 import evaluation_service_pb2 as evaluation
+from emeuse.evaluation.v1 import evaluation_service_pb2_grpc as evaluation_grpc
+from emeuse.home.v1 import home_service_pb2  # noqa: F401
+from emeuse.partners.v1 import gateway_service_pb2  # noqa: F401
+from emeuse.prevention.v1 import prevention_service_pb2  # noqa: F401
+from emeuse.runtime.auth import add_caller, bearer, read_caller_book, read_token
+from emeuse.runtime.pseudonym import random_pseudonym
+from emeuse.runtime.roles import MATRIX, refusal
+from tests.integration.harness import Platform, emeuse, metric
+from tests.integration.test_chronic_alerts import (
+    GP,
+    INR_BAND,
+    NURSE,
+    care_plan,
+    enrol,
+    reading,
+)
+
+STATUS = "/emeuse.chronic.v1.ChronicService/GetPatientStatus"
+# Callers this file adds to the platform's callers file: id -> role and scope.
+CALLERS: dict[str, dict[str, str]] = {
+    "ide-ehpad-0107": {"role": "care-team", "member": NURSE["member_id"]},
+    "ide-elsewhere": {"role": "care-team", "member": "ide-elsewhere"},
+    "coord-55": {"role": "coordinator", "territory": "55"},
+    "coord-54": {"role": "coordinator", "territory": "54"},
+    "evaluation-team": {"role": "evaluator"},
+    "partner-glucomind": {"role": "partner"},
+}
+
+
+@pytest.fixture(scope="module")
+def roles(platform: Platform) -> dict[str, Any]:
+    """Each caller's metadata; services follow the callers file without a restart."""
+    for name, scope in CALLERS.items():
+        add_caller(
+            name,
+            platform.secrets / "grpc-callers",
+            platform.secrets / f"{name}.token",
+            scope["role"],
+            member=scope.get("member", ""),
+            territory=scope.get("territory", ""),
+        )
+    time.sleep(2)  # services look at the file every second
+    names = [*CALLERS, "operator", "access", "home"]
+    return {name: bearer(read_token(platform.secrets / f"{name}.token")) for name in names}
+
+
+@pytest.fixture(scope="module")
+def patient(platform: Platform) -> str:
+    """A patient followed in territory 55 by NURSE and GP."""
+    pseudonym = random_pseudonym()
+    enrol(platform, care_plan(pseudonym, "ANTICOAGULATION", INR_BAND, team=(NURSE, GP)))
+    return pseudonym
+
+
+def chronic(platform: Platform, metadata: Any, method: str, request: Any) -> Any:
+    """The answer, or the RpcError."""
+    with grpc.insecure_channel(platform.services["chronic"].grpc_target) as channel:
+        try:
+            return getattr(api_grpc.ChronicServiceStub(channel), method)(
+                request, timeout=20, metadata=metadata
+            )
+        except grpc.RpcError as exc:
+            return exc
+
+
+def indicators(platform: Platform, metadata: Any) -> Any:
+    request = evaluation.GetIndicatorsRequest(
+        experiment_id="exp-telesurv", territory="55", from_month="2026-01", to_month="2026-12"
+    )
+    with grpc.insecure_channel(platform.services["evaluation"].grpc_target) as channel:
+        try:
+            return evaluation_grpc.EvaluationServiceStub(channel).GetIndicators(
+                request, timeout=20, metadata=metadata
+            )
+        except grpc.RpcError as exc:
+            return exc
+
+
+def denied(answer: Any) -> bool:
+    return isinstance(answer, grpc.RpcError) and answer.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def answered(answer: Any) -> bool:
+    return not isinstance(answer, grpc.RpcError)
+
+
+def status_of(patient: str) -> tuple[str, api.GetPatientStatusRequest]:
+    return "GetPatientStatus", api.GetPatientStatusRequest(patient_pseudonym=patient)
+
+
+def test_each_role_calls_what_it_may_and_is_refused_the_rest(platform, roles, patient):
+    alerts = ("ListAlerts", api.ListAlertsRequest(territory="55"))
+    summary = ("GetPatientSummary", api.GetPatientSummaryRequest(patient_pseudonym=patient))
+    record = (
+        "RecordReading",
+        api.RecordReadingRequest(
+            reading=reading(patient, "34714-6", 2.5, "{INR}"),
+            territory="55",
+            experiment_id="exp-telesurv",
+        ),
+    )
+    cases = [
+        ("operator", alerts, None),
+        ("ide-ehpad-0107", status_of(patient), alerts),
+        ("coord-55", alerts, ("ReviewPointOfCareResult", api.ReviewPointOfCareResultRequest())),
+        ("partner-glucomind", record, status_of(patient)),
+        ("access", summary, status_of(patient)),
+        ("home", None, summary),
+        ("evaluation-team", None, status_of(patient)),
+    ]
+    for caller, allowed, refused in cases:
+        if allowed:
+            answer = chronic(platform, roles[caller], *allowed)
+            assert answered(answer), (caller, allowed[0], answer)
+        if refused:
+            answer = chronic(platform, roles[caller], *refused)
+            assert denied(answer), (caller, refused[0], answer)
+            assert refused[0] in answer.details()
+    assert answered(indicators(platform, roles["evaluation-team"]))
+    assert denied(indicators(platform, roles["ide-ehpad-0107"]))
+
+
+def test_a_refusal_is_counted_for_its_caller(platform, roles, patient):
+    chronic(platform, roles["home"], *status_of(patient))
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        text = platform.services["chronic"].metrics()
+        labels = {"method": STATUS, "code": "PERMISSION_DENIED", "caller": "home"}
+        if metric(text, "emeuse_grpc_requests_total", **labels) >= 1:
+            return
+        time.sleep(0.2)
+    raise AssertionError("the refusal was not counted")
+
+
+def test_a_care_team_member_reads_only_the_patients_whose_team_names_them(platform, roles, patient):
+    assert answered(chronic(platform, roles["ide-ehpad-0107"], *status_of(patient)))
+    refused = chronic(platform, roles["ide-elsewhere"], *status_of(patient))
+    assert denied(refused)
+    assert "ide-elsewhere is not on this patient's care team" in refused.details()
+    assert answered(chronic(platform, roles["coord-55"], *status_of(patient)))
+    assert (
+        "coordinates territory 54 only"
+        in chronic(platform, roles["coord-54"], *status_of(patient)).details()
+    )
+
+
+def test_a_care_team_member_acknowledges_as_themselves_only(platform, roles, patient):
+    request = api.AcknowledgeAlertRequest(
+        patient_pseudonym=patient, alert_id="a-1", member_id=GP["member_id"]
+    )
+    refused = chronic(platform, roles["ide-ehpad-0107"], "AcknowledgeAlert", request)
+    assert denied(refused)
+    assert "acts as care-team member ide-ehpad-0107 only" in refused.details()
+
+
+def audit_rows(platform: Platform, *args: str, expect: int, timeout: float = 20) -> list[str]:
+    """`emeuse audit` rows, once at least `expect` are there (records are sent in batches)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        run = emeuse("audit", *args, bootstrap=platform.bootstrap)
+        assert run.returncode == 0, run.stderr
+        rows = [line for line in run.stdout.splitlines()[2:] if line.strip()]
+        if len(rows) >= expect or time.monotonic() > deadline:
+            return rows
+        time.sleep(1)
+
+
+def test_who_read_a_patient_and_who_was_refused_is_in_the_audit(platform, roles):
+    patient = random_pseudonym()
+    enrol(platform, care_plan(patient, "ANTICOAGULATION", INR_BAND, team=(NURSE, GP)))
+    assert answered(chronic(platform, roles["ide-ehpad-0107"], *status_of(patient)))
+    assert denied(chronic(platform, roles["ide-elsewhere"], *status_of(patient)))
+    rows = audit_rows(platform, "--patient", patient, "--since", "1h", expect=4)
+    reads = [row for row in rows if "chronic.GetPatientStatus" in row]
+    assert any(
+        "ide-ehpad-0107" in row and "care-team" in row and row.endswith("OK") for row in reads
+    ), rows
+    assert any(
+        "ide-elsewhere" in row
+        and "PERMISSION_DENIED: caller ide-elsewhere is not on this patient's care team" in row
+        for row in reads
+    ), rows
+    # The enrolment wait read the patient as the operator: a write and reads, all there.
+    assert any(
+        "operator" in row and "chronic.EnrollPatient" in row and "write" in row for row in rows
+    )
+    mine = audit_rows(platform, "--caller", "ide-elsewhere", "--patient", patient, expect=1)
+    assert mine and all("ide-elsewhere" in row for row in mine)
+
+
+ROLE_REFUSAL = ("may not call", "does not call", "has no role", "own instances only")
+# Which running service answers each gRPC service.
+SERVING = {
+    "emeuse.chronic.v1.ChronicService": "chronic",
+    "emeuse.access.v1.AccessService": "access",
+    "emeuse.home.v1.HomeService": "home",
+    "emeuse.prevention.v1.PreventionService": "prevention",
+    "emeuse.partners.v1.PartnerGatewayService": "gateway",
+    "emeuse.evaluation.v1.EvaluationService": "evaluation",
+}
+
+
+def test_every_method_refuses_exactly_the_roles_the_matrix_refuses(platform, roles):
+    """Each method called with an empty request by each caller: the role refusal comes
+    where roles.py says and nowhere else (an allowed call then fails on its empty request
+    or answers)."""
+    book = {c.caller_id: c for c in read_caller_book(platform.secrets / "grpc-callers").values()}
+    wrong = []
+    for service, rules in MATRIX.items():
+        target = platform.services[SERVING[service]].grpc_target
+        descriptor = _service_descriptor(service)
+        with grpc.insecure_channel(target) as channel:
+            for name in rules:
+                method = descriptor.methods_by_name[name]
+                call = channel.unary_unary(
+                    f"/{service}/{name}",
+                    request_serializer=lambda m: m.SerializeToString(),
+                    response_deserializer=lambda b: b,
+                )
+                for caller, metadata in roles.items():
+                    try:
+                        call(_empty(method.input_type), timeout=10, metadata=metadata)
+                        refused_by_role = False
+                    except grpc.RpcError as exc:
+                        refused_by_role = exc.code() == grpc.StatusCode.PERMISSION_DENIED and any(
+                            words in (exc.details() or "") for words in ROLE_REFUSAL
+                        )
+                    expected = refusal(book[caller], f"/{service}/{name}") != ""
+                    if refused_by_role != expected:
+                        wrong.append((caller, name, "refused" if refused_by_role else "allowed"))
+    assert wrong == []
+
+
+def _service_descriptor(full_name: str) -> Any:
+    return descriptor_pool.Default().FindServiceByName(full_name)
+
+
+def _empty(message_descriptor: Any) -> Any:
+    return GetMessageClass(message_descriptor)()

@@ -1,0 +1,54 @@
+"""`emeuse audit`: its filters and its table."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from emeuse.cli.audit import parse_since, print_table, row_of
+from emeuse.cli.errors import CliError
+from emeuse.cli.main import main
+from emeuse.runtime.audit import access_records
+
+NOW = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
+PATIENT = "psn-" + "a" * 32
+
+
+def test_since_takes_an_age_or_a_time():
+    assert parse_since("90m", NOW) == datetime(2026, 12, 7, 6, 30, tzinfo=UTC)
+    assert parse_since("7d", NOW) == datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+    assert parse_since("2026-12-01", NOW) == datetime(2026, 12, 1, tzinfo=UTC)
+    assert parse_since("2026-12-01T08:00Z", NOW) == datetime(2026, 12, 1, 8, tzinfo=UTC)
+    with pytest.raises(CliError, match="--since 'yesterday'"):
+        parse_since("yesterday", NOW)
+
+
+def test_a_refusal_shows_its_reason_beside_its_outcome(capsys):
+    [record] = access_records(
+        service="chronic",
+        method="/emeuse.chronic.v1.ChronicService/GetPatientStatus",
+        caller_id="gp-9",
+        role="care-team",
+        write=False,
+        subjects=[PATIENT],
+        outcome="PERMISSION_DENIED",
+        refusal_reason="caller gp-9 is not on this patient's care team",
+        answered_at=NOW,
+    )
+    print_table([row_of(record)])
+    header, _, row = capsys.readouterr().out.splitlines()
+    assert header.split()[:4] == ["answered", "at", "(UTC)", "caller"]
+    assert row.split()[:7] == [
+        "2026-12-07",
+        "08:00:00",
+        "gp-9",
+        "care-team",
+        "chronic.GetPatientStatus",
+        "read",
+        PATIENT,
+    ]
+    assert row.endswith("PERMISSION_DENIED: caller gp-9 is not on this patient's care team")
+
+
+def test_a_patient_that_is_not_a_pseudonym_is_refused_before_reading(capsys):
+    assert main(["audit", "--patient", "Jean Dupont", "--bootstrap", "127.0.0.1:1"]) == 1
+    assert "--patient: expected a platform pseudonym" in capsys.readouterr().err
