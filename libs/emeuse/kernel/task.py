@@ -470,19 +470,15 @@ class PartitionTask:
                     partition=out.partition,
                     headers=out.headers,
                 )
-            last = None
-            for table, key, raw in encoded:
-                last = await producer.send(
-                    k.changelog_topic,
-                    value=raw,
-                    key=changelog_key(table, key),
-                    partition=self.partition,
-                )
+            last = await self._send_changelog(producer, encoded)
             if offsets:
                 await producer.send_offsets_to_transaction(offsets, k.group_id)
             committing = True
             await producer.commit_transaction()
-            checkpoint = (await last).offset + 1 if last is not None else None
+            checkpoint = None
+            if last is not None:
+                sent, size = last
+                checkpoint = (await sent).offset + size
         except ProducerFenced as exc:
             metrics.TRANSACTIONS.labels(k.service, "fenced").inc()
             raise Fenced() from exc
@@ -519,6 +515,27 @@ class PartitionTask:
             self._schedule(table, key, deadline)
         self._after_fire(fired, due)
         return True
+
+    async def _send_changelog(
+        self, producer: AIOKafkaProducer, encoded: list[tuple[str, str, bytes | None]]
+    ) -> tuple[asyncio.Future[Any], int] | None:
+        """The changelog records of a batch in as few record batches as they fit in: one
+        future each, not one per record. The last one's future and size (for the
+        checkpoint: its base offset plus its size), or None when there is none."""
+        topic, last = self.kernel.changelog_topic, None
+        batch, size = producer.create_batch(), 0
+        for table, key, raw in encoded:
+            record_key = changelog_key(table, key)
+            if batch.append(timestamp=None, key=record_key, value=raw) is None:  # full
+                sent = await producer.send_batch(batch, topic, partition=self.partition)
+                last = (sent, size)
+                batch, size = producer.create_batch(), 0
+                # An empty batch takes any first record, however large.
+                batch.append(timestamp=None, key=record_key, value=raw)
+            size += 1
+        if size:
+            last = (await producer.send_batch(batch, topic, partition=self.partition), size)
+        return last
 
     def _counted(self, tx: Tx) -> None:
         for apply in tx.committed():
