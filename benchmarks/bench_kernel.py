@@ -44,7 +44,7 @@ from tests.integration.harness import Platform, emeuse, metric
 
 ROOT = Path(__file__).resolve().parents[1]
 PATIENTS = int(os.environ.get("BENCH_PATIENTS", "1000"))
-READINGS = int(os.environ.get("BENCH_READINGS", "50000"))
+READINGS = int(os.environ.get("BENCH_READINGS", "100000"))
 INR = {
     "loinc_code": "34714-6",
     "unit": "{INR}",

@@ -25,7 +25,9 @@ if deploy/kafka/kafka.sh fresh; then
   # It reuses the integration tests' harness; tests/ is not an installed package.
   run consent_withdrawal env PYTHONPATH="$root" .venv/bin/python \
     benchmarks/bench_consent_withdrawal.py
-  run kernel env PYTHONPATH="$root" .venv/bin/python benchmarks/bench_kernel.py
+  # With where chronic's CPU goes (py-spy), from 5 s after its start.
+  run kernel env PYTHONPATH="$root" BENCH_PROFILE="${BENCH_PROFILE:-5}" .venv/bin/python \
+    benchmarks/bench_kernel.py
   run kernel_states env PYTHONPATH="$root" .venv/bin/python benchmarks/bench_kernel_states.py
 else
   failed+=("consent_withdrawal (no broker)")
