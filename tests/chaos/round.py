@@ -14,6 +14,7 @@ Measured, and how:
 
 from __future__ import annotations
 
+import json
 import random
 import sys
 import threading
@@ -26,6 +27,7 @@ from pathlib import Path
 from kafka import TopicPartition
 
 from emeuse.registry import dead_letter_topic
+from emeuse.runtime.unreadable import Unreadable
 from tests.chaos.cluster import Broker, Cluster
 from tests.chaos.faults import BROKER_FAULTS, Fault, Faults
 from tests.chaos.kafka_io import (
@@ -81,6 +83,8 @@ class RoundReport:
     produce_failures: int = 0
     crashes: dict[str, list[int | None]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # Outputs no plain Kafka reader can decode (named by their place): a defect, never passed.
+    unreadable_outputs: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -89,6 +93,7 @@ class RoundReport:
             all(row.ok for row in self.rows)
             and not self.unprocessed
             and not self.produce_failures
+            and not self.unreadable_outputs
             and all(f.recovery_s is not None for f in self.faults)
         )
 
@@ -124,6 +129,21 @@ class Monitor(threading.Thread):
             self.join(5)
         self.sample(retry_s=30)
 
+    def save(self, path: Path, since: float) -> None:
+        """The samples, one JSON line each (seconds from `since`), to see a recovery after."""
+        wall_offset = time.time() - time.monotonic()
+        with path.open("w") as out:
+            for s in self.samples:
+                line = {
+                    "t": round(s.t - since, 2),
+                    "wall": time.strftime("%H:%M:%S", time.localtime(s.t + wall_offset)),
+                    "committed": {
+                        f"{tp.topic}[{tp.partition}]": o for tp, o in s.committed.items()
+                    },
+                    "ends": {f"{tp.topic}[{tp.partition}]": o for tp, o in s.ends.items()},
+                }
+                out.write(json.dumps(line) + "\n")
+
     def recovery(self, fault: Fault, stream: list[TopicPartition]) -> float | None:
         """Seconds from the fault until every partition of the stream has had a record that
         arrived after the fault committed (a partition that got none after it: until it is
@@ -138,14 +158,37 @@ class Monitor(threading.Thread):
             # within half a second, right before the round ends, has no second sample.
             tp, offset = fault.poison
             return next((s.t - fault.at for s in after if s.committed[tp] > offset), None)
-        for s in after[1:]:
-            if all(
-                s.committed[tp] > base.ends[tp]
-                or (final.ends[tp] == base.ends[tp] and s.committed[tp] >= s.ends[tp])
-                for tp in stream
-            ):
+        # The first sample counts too: at it only "caught up, and nothing arrived after"
+        # can hold. A broker's kill late in a round can leave one sample after it, the last.
+        for s in after:
+            if all(_recovered(tp, s, base, final) for tp in stream):
                 return s.t - fault.at
         return None
+
+    def why_not_recovered(self, fault: Fault, stream: list[TopicPartition]) -> str:
+        """For a fault never seen recovered: what the samples after it showed."""
+        after = [s for s in self.samples if s.t >= fault.at]
+        if not after:
+            return "no sample of offsets after the fault: the checker could not read them"
+        base, final = after[0], after[-1]
+        behind = [
+            f"{tp.partition}: committed {final.committed[tp]}, end {base.ends[tp]} -> "
+            f"{final.ends[tp]}"
+            for tp in stream
+            if not _recovered(tp, final, base, final)
+        ]
+        return (
+            f"{len(after)} samples from +{base.t - fault.at:.1f} s to +{final.t - fault.at:.1f} s;"
+            f" partitions behind at the last: {'; '.join(behind) or 'none'}"
+        )
+
+
+def _recovered(tp: TopicPartition, s: Sample, base: Sample, final: Sample) -> bool:
+    """The group committed, by sample s, a record of tp that arrived after the base sample;
+    or no record arrived after it and the group is caught up."""
+    return s.committed[tp] > base.ends[tp] or (
+        final.ends[tp] == base.ends[tp] and s.committed[tp] >= s.ends[tp]
+    )
 
 
 class Stream(threading.Thread):
@@ -249,7 +292,8 @@ def run_round(
     cluster = Cluster(platform, scenario.service, app_id)
     members = [cluster.add() for _ in range(config.instances)]
     producer = Producer(bootstrap)
-    monitor = Monitor(offsets, app_id, inputs)
+    # A client of its own: the round's waits never hold up a sample, nor a sample them.
+    monitor = Monitor(Offsetting(bootstrap), app_id, inputs)
     try:
         for member in members:
             member.start()
@@ -301,10 +345,15 @@ def run_round(
         report.produce_failures = producer.sent.failed
         report.unprocessed = records_after(bootstrap, committed, ends)
         monitor.stop()
+        monitor.save(workdir / "offsets.jsonl", started)
         for fault in report.faults:
             fault.recovery_s = monitor.recovery(fault, stream_tps)
+            if fault.recovery_s is None and fault.poison is None:
+                fault.notes.append(monitor.why_not_recovered(fault, stream_tps))
 
-        found = _read_complete(bootstrap, outputs, out_start, scenario, workload)
+        unreadable: list[Unreadable] = []
+        found = _read_complete(bootstrap, outputs, out_start, scenario, workload, unreadable)
+        report.unreadable_outputs = sorted({str(u) for u in unreadable})
         report.rows = scenario.check(workload, found)
         report.rows.append(_poison_row(report.faults, found[dead_letters.name], producer))
         report.crashes = {
@@ -315,6 +364,7 @@ def run_round(
         cluster.stop_all()
         producer.producer.close(timeout=10)
         offsets.close()
+        monitor.offsets.close()
         report.seconds = time.monotonic() - started
     return report
 
@@ -341,9 +391,11 @@ def _read_complete(
     start: Offsets,
     scenario: Scenario,
     workload: Workload,
+    unreadable: list[Unreadable],
 ) -> dict[str, list[Output]]:
     """Outputs once the expected number of ours is there (timers may still be running) or the
-    timers' time is well past; then a few seconds more, for late duplicates to show."""
+    timers' time is well past; then a few seconds more, for late duplicates to show. Those
+    no client can decode are put in `unreadable` (from the last read)."""
     keys = {k.encode() for k in workload.keys}
     deadline = time.monotonic() + scenario.timers_s + 60
     while True:
@@ -353,7 +405,7 @@ def _read_complete(
             break
         time.sleep(2)
     time.sleep(scenario.timers_s + 2)
-    return read_outputs(bootstrap, outputs, start)
+    return read_outputs(bootstrap, outputs, start, unreadable=unreadable)
 
 
 def _poison_row(faults: list[Fault], letters: list[Output], producer: Producer) -> Row:
