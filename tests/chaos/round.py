@@ -53,6 +53,8 @@ DRAIN_AT_MOST_S = 1800.0
 # measured to that.)
 TRICKLE_PER_S = 2.0
 AFTER_FAULT_PER_PARTITION = 2
+# The trickle stops while no more is left than for this many faults' records.
+KEPT_FOR_FAULTS = 4
 
 
 @dataclass
@@ -199,8 +201,11 @@ def _recovered(tp: TopicPartition, s: Sample, base: Sample, final: Sample) -> bo
 class Stream(threading.Thread):
     """Produces the stream at a steady pace; its tail waits for the faults to be over."""
 
-    def __init__(self, producer: Producer, workload: Workload, seconds: float) -> None:
+    def __init__(
+        self, producer: Producer, workload: Workload, seconds: float, per_fault: int
+    ) -> None:
         super().__init__(name="chaos-stream", daemon=True)
+        self.per_fault = per_fault
         self.producer, self.records = producer, workload.stream
         self.rate = max(1.0, len(self.records) / seconds)
         self.tail = min(len(self.records) // 2, max(100, len(self.records) // 10))
@@ -209,10 +214,10 @@ class Stream(threading.Thread):
         self._in_tail = False
         self._released = threading.Semaphore(0)
 
-    def after_fault(self, records: int) -> None:
-        """Let `records` of the tail go now (none while the body still flows)."""
+    def after_fault(self) -> None:
+        """Let `per_fault` records of the tail go now (none while the body still flows)."""
         if self._in_tail:
-            for _ in range(records):
+            for _ in range(self.per_fault):
                 self._released.release()
 
     def run(self) -> None:
@@ -222,7 +227,13 @@ class Stream(threading.Thread):
             for i, record in enumerate(self.records):
                 if i >= body and not self.faults_over.is_set():
                     self._in_tail = True
-                    self._released.acquire(timeout=1 / TRICKLE_PER_S)
+                    trickle = len(self.records) - i > KEPT_FOR_FAULTS * self.per_fault
+                    while not (
+                        self._released.acquire(timeout=1 / TRICKLE_PER_S)
+                        or trickle
+                        or self.faults_over.is_set()
+                    ):
+                        pass
                     next_due = time.monotonic()
                 elif (delay := next_due - time.monotonic()) > 0:
                     time.sleep(delay)
@@ -324,7 +335,8 @@ def run_round(
         say(f"[{app_id}] {setup} enrolments applied; stream starts")
 
         monitor.start()
-        stream = Stream(producer, workload, config.stream_s)
+        per_fault = AFTER_FAULT_PER_PARTITION * scenario.stream_topic.partitions
+        stream = Stream(producer, workload, config.stream_s, per_fault)
         faults = Faults(cluster, broker, bootstrap, scenario.stream_topic, workload.keys, rng)
         plan = fault_plan(faults.kinds(), rng, config.short)
         stream.start()
@@ -338,7 +350,7 @@ def run_round(
             else:
                 kind = rng.choice(faults.kinds())
             fault = faults.inject(kind)
-            stream.after_fault(AFTER_FAULT_PER_PARTITION * scenario.stream_topic.partitions)
+            stream.after_fault()
             report.faults.append(fault)
             say(
                 f"[{app_id}] fault {len(report.faults)}: {fault.kind} {fault.target} "
