@@ -3,8 +3,8 @@
 kafka-python 3.0 decodes record header keys as UTF-8 while it unpacks a fetch
 (DefaultRecordBatch._read_msg): a record whose header key is not UTF-8 makes
 KafkaConsumer.poll() raise CorruptRecordError ("Found invalid record structure:
-UnicodeDecodeError ..."), naming neither the partition nor the offset, and the next poll
-then spins on the spent batch. kafka-python has no hook for this (only key and value
+UnicodeDecodeError ..."), naming neither the partition nor the offset, and the consumer
+never moves past it. kafka-python has no hook for this (only key and value
 deserializers), so, like the kernel with aiokafka (kernel/raw_records.py), the record is
 read raw where the consumer stopped, reported as Unreadable with its place, and stepped
 over: no private name of the client is touched. Delete this when kafka-python keeps header
@@ -42,7 +42,8 @@ RawReader = Callable[..., Coroutine[Any, Any, RawRecord | None]]
 
 @dataclass(frozen=True)
 class Unreadable:
-    """A record the client could not decode: where it is, and why (never its content)."""
+    """A record the client could not decode. Shown (str) by where it is and why, never its
+    content; `raw` holds what could be read of it, for a caller that must look inside."""
 
     topic: str
     partition: int
