@@ -16,15 +16,21 @@ from typing import Any
 from google.protobuf.message import Message
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import OffsetSpec
-from kafka.errors import CorruptRecordError
 from kafka.protocol.consumer.offsets import IsolationLevel
 from kafka.structs import OffsetAndMetadata
 
 from emeuse.registry import TopicSpec
 from emeuse.runtime import envelope as env
+from emeuse.runtime.unreadable import Unreadable, poll
 from tests.integration.events import partition_for
 
 Offsets = dict[TopicPartition, int]
+# kafka-python waits up to 30 s between reconnect attempts (reconnect_backoff_max_ms) and
+# 30 s for a new client's first connection: after the broker's kill -9 the checker's own
+# clients would come back up to 30 s after the broker, and the stream stall that long, which
+# a round then counted as the services' recovery time (or, with the broker's kill near the
+# end of a round, saw none). Every client of the suite tries again within a second.
+QUICK_RECONNECT: dict[str, Any] = {"reconnect_backoff_max_ms": 1000}
 
 
 def partitions_of(specs: Iterable[TopicSpec]) -> list[TopicPartition]:
@@ -43,7 +49,12 @@ class Offsetting:
     def _client(self) -> KafkaAdminClient:
         if self._admin is None:
             self._admin = KafkaAdminClient(
-                bootstrap_servers=self.bootstrap, request_timeout_ms=5000, client_id="emeuse-chaos"
+                bootstrap_servers=self.bootstrap,
+                request_timeout_ms=5000,
+                # Not 30 s: the lock is held meanwhile, and a sample is worth less than that.
+                bootstrap_timeout_ms=3000,
+                client_id="emeuse-chaos",
+                **QUICK_RECONNECT,
             )
         return self._admin
 
@@ -127,6 +138,7 @@ class Producer:
             request_timeout_ms=10_000,
             linger_ms=5,
             client_id="emeuse-chaos-workload",
+            **QUICK_RECONNECT,
         )
         self.sent = Sent()
         self._lock = threading.Lock()
@@ -174,9 +186,14 @@ class Output:
 
 
 def read_outputs(
-    bootstrap: str, specs: list[TopicSpec], start: Offsets, timeout: float = 60
+    bootstrap: str,
+    specs: list[TopicSpec],
+    start: Offsets,
+    timeout: float = 60,
+    unreadable: list[Unreadable] | None = None,
 ) -> dict[str, list[Output]]:
-    """Every committed record of `specs` from `start` to the topics' ends now, decoded."""
+    """Every committed record of `specs` from `start` to the topics' ends now, decoded. An
+    output the client cannot decode is added to `unreadable` (by its place) and passed."""
     tps = partitions_of(specs)
     by_name = {spec.name: spec for spec in specs}
     consumer = KafkaConsumer(
@@ -185,6 +202,7 @@ def read_outputs(
         isolation_level="read_committed",
         max_partition_fetch_bytes=2 * 1024 * 1024,
         client_id="emeuse-chaos-checker",
+        **QUICK_RECONNECT,
     )
     found: dict[str, list[Output]] = {spec.name: [] for spec in specs}
     try:
@@ -196,7 +214,12 @@ def read_outputs(
         while any(consumer.position(tp) < ends[tp] for tp in tps):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"outputs not read to their end after {timeout} s")
-            for records in consumer.poll(timeout_ms=500).values():
+            polled, bad = poll(consumer, bootstrap, timeout_ms=500)
+            if unreadable is not None:
+                unreadable += [
+                    u for u in bad if u.offset < ends[TopicPartition(u.topic, u.partition)]
+                ]
+            for records in polled.values():
                 for r in records:
                     if r.offset >= ends[TopicPartition(r.topic, r.partition)]:
                         continue
@@ -230,21 +253,20 @@ def records_after(bootstrap: str, offsets: Offsets, ends: Offsets) -> dict[Topic
         isolation_level="read_committed",
         max_partition_fetch_bytes=2 * 1024 * 1024,
         client_id="emeuse-chaos-checker",
+        **QUICK_RECONNECT,
     )
     counts = dict.fromkeys(left, 0)
     try:
-        # One partition at a time: a record it cannot read is then known to be that one's.
+        consumer.assign(list(left))
         for tp, offset in left.items():
-            consumer.assign([tp])
             consumer.seek(tp, offset)
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and consumer.position(tp) < ends[tp]:
-                try:
-                    records = consumer.poll(timeout_ms=500).get(tp, [])
-                except CorruptRecordError:
-                    counts[tp] += 1
-                    consumer.seek(tp, consumer.position(tp) + 1)
-                    continue
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(consumer.position(tp) < ends[tp] for tp in left):
+            polled, unreadable = poll(consumer, bootstrap, timeout_ms=500)
+            for u in unreadable:
+                tp = TopicPartition(u.topic, u.partition)
+                counts[tp] += u.offset < ends[tp]
+            for tp, records in polled.items():
                 counts[tp] += sum(1 for r in records if r.offset < ends[tp])
     finally:
         consumer.close()

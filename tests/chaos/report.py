@@ -25,6 +25,9 @@ def table(report: RoundReport) -> str:
     lines.append(f"   inputs never processed: {unprocessed}")
     for tp, n in sorted(report.unprocessed.items()):
         lines.append(f"     {tp.topic}[{tp.partition}]: {n}")
+    if report.unreadable_outputs:
+        lines.append("   outputs no Kafka reader can decode:")
+        lines += [f"     {place}" for place in report.unreadable_outputs]
     if report.crashes:
         lines.append(
             "   instances that exited on their own (restarted by the supervisor): "

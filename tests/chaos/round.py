@@ -14,6 +14,8 @@ Measured, and how:
 
 from __future__ import annotations
 
+import contextlib
+import json
 import random
 import sys
 import threading
@@ -26,6 +28,7 @@ from pathlib import Path
 from kafka import TopicPartition
 
 from emeuse.registry import dead_letter_topic
+from emeuse.runtime.unreadable import Unreadable
 from tests.chaos.cluster import Broker, Cluster
 from tests.chaos.faults import BROKER_FAULTS, Fault, Faults
 from tests.chaos.kafka_io import (
@@ -43,9 +46,16 @@ from tests.integration.harness import Platform, emeuse
 SAMPLE_S = 0.5
 # However long a slow group keeps moving, the round stops waiting for it after this.
 DRAIN_AT_MOST_S = 1800.0
-# Before the stream ends, the last TAIL records wait for the last fault; meanwhile they
-# trickle at this rate, so every fault is followed by input to measure recovery on.
-TRICKLE_PER_S = 20.0
+# Before the stream ends, its tail waits for the last fault: meanwhile it trickles at this
+# rate, and after each fault AFTER_FAULT_PER_PARTITION records per partition of the stream go
+# at once, so every fault is followed by input to measure recovery on. (The tail used to
+# trickle at 20/s, spent in 8 s: a fault later than that, often the broker's kill and its
+# 25-60 s restart, was followed by no input until the next fault's, and its recovery was
+# measured to that.)
+TRICKLE_PER_S = 2.0
+AFTER_FAULT_PER_PARTITION = 2
+# The trickle stops while no more is left than for this many faults' records.
+KEPT_FOR_FAULTS = 4
 
 
 @dataclass
@@ -81,6 +91,8 @@ class RoundReport:
     produce_failures: int = 0
     crashes: dict[str, list[int | None]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # Outputs no plain Kafka reader can decode (named by their place): a defect, never passed.
+    unreadable_outputs: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -89,6 +101,7 @@ class RoundReport:
             all(row.ok for row in self.rows)
             and not self.unprocessed
             and not self.produce_failures
+            and not self.unreadable_outputs
             and all(f.recovery_s is not None for f in self.faults)
         )
 
@@ -124,6 +137,21 @@ class Monitor(threading.Thread):
             self.join(5)
         self.sample(retry_s=30)
 
+    def save(self, path: Path, since: float) -> None:
+        """The samples, one JSON line each (seconds from `since`), to see a recovery after."""
+        wall_offset = time.time() - time.monotonic()
+        with path.open("w") as out:
+            for s in self.samples:
+                line = {
+                    "t": round(s.t - since, 2),
+                    "wall": time.strftime("%H:%M:%S", time.localtime(s.t + wall_offset)),
+                    "committed": {
+                        f"{tp.topic}[{tp.partition}]": o for tp, o in s.committed.items()
+                    },
+                    "ends": {f"{tp.topic}[{tp.partition}]": o for tp, o in s.ends.items()},
+                }
+                out.write(json.dumps(line) + "\n")
+
     def recovery(self, fault: Fault, stream: list[TopicPartition]) -> float | None:
         """Seconds from the fault until every partition of the stream has had a record that
         arrived after the fault committed (a partition that got none after it: until it is
@@ -138,26 +166,60 @@ class Monitor(threading.Thread):
             # within half a second, right before the round ends, has no second sample.
             tp, offset = fault.poison
             return next((s.t - fault.at for s in after if s.committed[tp] > offset), None)
-        for s in after[1:]:
-            if all(
-                s.committed[tp] > base.ends[tp]
-                or (final.ends[tp] == base.ends[tp] and s.committed[tp] >= s.ends[tp])
-                for tp in stream
-            ):
+        # The first sample counts too: at it only "caught up, and nothing arrived after"
+        # can hold. A broker's kill late in a round can leave one sample after it, the last.
+        for s in after:
+            if all(_recovered(tp, s, base, final) for tp in stream):
                 return s.t - fault.at
         return None
+
+    def why_not_recovered(self, fault: Fault, stream: list[TopicPartition]) -> str:
+        """For a fault never seen recovered: what the samples after it showed."""
+        after = [s for s in self.samples if s.t >= fault.at]
+        if not after:
+            return "no sample of offsets after the fault: the checker could not read them"
+        base, final = after[0], after[-1]
+        behind = [
+            f"{tp.partition}: committed {final.committed[tp]}, end {base.ends[tp]} -> "
+            f"{final.ends[tp]}"
+            for tp in stream
+            if not _recovered(tp, final, base, final)
+        ]
+        return (
+            f"{len(after)} samples from +{base.t - fault.at:.1f} s to +{final.t - fault.at:.1f} s;"
+            f" partitions behind at the last: {'; '.join(behind) or 'none'}"
+        )
+
+
+def _recovered(tp: TopicPartition, s: Sample, base: Sample, final: Sample) -> bool:
+    """The group committed, by sample s, a record of tp that arrived after the base sample;
+    or no record arrived after it and the group is caught up."""
+    return s.committed[tp] > base.ends[tp] or (
+        final.ends[tp] == base.ends[tp] and s.committed[tp] >= s.ends[tp]
+    )
 
 
 class Stream(threading.Thread):
     """Produces the stream at a steady pace; its tail waits for the faults to be over."""
 
-    def __init__(self, producer: Producer, workload: Workload, seconds: float) -> None:
+    def __init__(
+        self, producer: Producer, workload: Workload, seconds: float, per_fault: int
+    ) -> None:
         super().__init__(name="chaos-stream", daemon=True)
+        self.per_fault = per_fault
         self.producer, self.records = producer, workload.stream
         self.rate = max(1.0, len(self.records) / seconds)
         self.tail = min(len(self.records) // 2, max(100, len(self.records) // 10))
         self.faults_over = threading.Event()
         self.error: BaseException | None = None
+        self._in_tail = False
+        self._released = threading.Semaphore(0)
+
+    def after_fault(self) -> None:
+        """Let `per_fault` records of the tail go now (none while the body still flows)."""
+        if self._in_tail:
+            for _ in range(self.per_fault):
+                self._released.release()
 
     def run(self) -> None:
         try:
@@ -165,7 +227,14 @@ class Stream(threading.Thread):
             next_due = time.monotonic()
             for i, record in enumerate(self.records):
                 if i >= body and not self.faults_over.is_set():
-                    self.faults_over.wait(1 / TRICKLE_PER_S)
+                    self._in_tail = True
+                    trickle = len(self.records) - i > KEPT_FOR_FAULTS * self.per_fault
+                    while not (
+                        self._released.acquire(timeout=1 / TRICKLE_PER_S)
+                        or trickle
+                        or self.faults_over.is_set()
+                    ):
+                        pass
                     next_due = time.monotonic()
                 elif (delay := next_due - time.monotonic()) > 0:
                     time.sleep(delay)
@@ -249,7 +318,8 @@ def run_round(
     cluster = Cluster(platform, scenario.service, app_id)
     members = [cluster.add() for _ in range(config.instances)]
     producer = Producer(bootstrap)
-    monitor = Monitor(offsets, app_id, inputs)
+    # A client of its own: the round's waits never hold up a sample, nor a sample them.
+    monitor = Monitor(Offsetting(bootstrap), app_id, inputs)
     try:
         for member in members:
             member.start()
@@ -266,7 +336,8 @@ def run_round(
         say(f"[{app_id}] {setup} enrolments applied; stream starts")
 
         monitor.start()
-        stream = Stream(producer, workload, config.stream_s)
+        per_fault = AFTER_FAULT_PER_PARTITION * scenario.stream_topic.partitions
+        stream = Stream(producer, workload, config.stream_s, per_fault)
         faults = Faults(cluster, broker, bootstrap, scenario.stream_topic, workload.keys, rng)
         plan = fault_plan(faults.kinds(), rng, config.short)
         stream.start()
@@ -280,6 +351,7 @@ def run_round(
             else:
                 kind = rng.choice(faults.kinds())
             fault = faults.inject(kind)
+            stream.after_fault()
             report.faults.append(fault)
             say(
                 f"[{app_id}] fault {len(report.faults)}: {fault.kind} {fault.target} "
@@ -301,10 +373,15 @@ def run_round(
         report.produce_failures = producer.sent.failed
         report.unprocessed = records_after(bootstrap, committed, ends)
         monitor.stop()
+        monitor.save(workdir / "offsets.jsonl", started)
         for fault in report.faults:
             fault.recovery_s = monitor.recovery(fault, stream_tps)
+            if fault.recovery_s is None and fault.poison is None:
+                fault.notes.append(monitor.why_not_recovered(fault, stream_tps))
 
-        found = _read_complete(bootstrap, outputs, out_start, scenario, workload)
+        unreadable: list[Unreadable] = []
+        found = _read_complete(bootstrap, outputs, out_start, scenario, workload, unreadable)
+        report.unreadable_outputs = sorted({str(u) for u in unreadable})
         report.rows = scenario.check(workload, found)
         report.rows.append(_poison_row(report.faults, found[dead_letters.name], producer))
         report.crashes = {
@@ -313,8 +390,11 @@ def run_round(
     finally:
         monitor.stopping.set()
         cluster.stop_all()
-        producer.producer.close(timeout=10)
+        # A broker that did not come back must not hide, behind a flush timeout, why.
+        with contextlib.suppress(Exception):
+            producer.producer.close(timeout=10)
         offsets.close()
+        monitor.offsets.close()
         report.seconds = time.monotonic() - started
     return report
 
@@ -341,9 +421,11 @@ def _read_complete(
     start: Offsets,
     scenario: Scenario,
     workload: Workload,
+    unreadable: list[Unreadable],
 ) -> dict[str, list[Output]]:
     """Outputs once the expected number of ours is there (timers may still be running) or the
-    timers' time is well past; then a few seconds more, for late duplicates to show."""
+    timers' time is well past; then a few seconds more, for late duplicates to show. Those
+    no client can decode are put in `unreadable` (from the last read)."""
     keys = {k.encode() for k in workload.keys}
     deadline = time.monotonic() + scenario.timers_s + 60
     while True:
@@ -353,7 +435,7 @@ def _read_complete(
             break
         time.sleep(2)
     time.sleep(scenario.timers_s + 2)
-    return read_outputs(bootstrap, outputs, start)
+    return read_outputs(bootstrap, outputs, start, unreadable=unreadable)
 
 
 def _poison_row(faults: list[Fault], letters: list[Output], producer: Producer) -> Row:

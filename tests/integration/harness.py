@@ -26,9 +26,10 @@ from kafka.consumer.fetcher import ConsumerRecord
 
 from emeuse.chronic.v1 import chronic_service_pb2, chronic_service_pb2_grpc
 from emeuse.cli.health import health_of
-from emeuse.cli.records import describe
+from emeuse.cli.records import describe, describe_unreadable
 from emeuse.registry import SERVICES
 from emeuse.runtime.auth import add_caller, bearer, read_token
+from emeuse.runtime.unreadable import Unreadable, poll
 from tests.integration.events import partition_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -257,7 +258,13 @@ class Bus:
 
     def _raw_polls_from_beginning(self, topic: str) -> Iterator[list[ConsumerRecord]]:
         """The topic's records as stored, from the beginning, one list per poll (possibly
-        empty)."""
+        empty); those kafka-python cannot decode are left out."""
+        for records, _ in self._polls_with_unreadable(topic):
+            yield records
+
+    def _polls_with_unreadable(
+        self, topic: str
+    ) -> Iterator[tuple[list[ConsumerRecord], list[Unreadable]]]:
         # read_committed, as every consumer of the platform: what an aborted transaction wrote
         # is never seen.
         consumer = KafkaConsumer(
@@ -272,16 +279,18 @@ class Bus:
             consumer.assign(partitions)
             consumer.seek_to_beginning(*partitions)
             while True:
-                yield [r for records in consumer.poll(timeout_ms=300).values() for r in records]
+                polled, unreadable = poll(consumer, self.bootstrap, timeout_ms=300)
+                yield [r for records in polled.values() for r in records], unreadable
         finally:
             consumer.close()
 
     def _polls_from_beginning(self, topic: str) -> Iterator[list[dict[str, Any]]]:
-        """The topic's records from the beginning, described, one list per poll."""
-        for batch in self._raw_polls_from_beginning(topic):
+        """The topic's records from the beginning, described, one list per poll; one the
+        client cannot decode is described by its place and an "error"."""
+        for batch, unreadable in self._polls_with_unreadable(topic):
             yield [
                 describe(r.topic, r.partition, r.offset, r.key, r.value, r.headers) for r in batch
-            ]
+            ] + [describe_unreadable(u) for u in unreadable]
 
     def wait_for(
         self,

@@ -4,7 +4,6 @@ service log of the run is scanned with the one detector of direct identifiers.""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -14,13 +13,10 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from emeuse.kernel.raw_records import read_raw_record
+from emeuse.runtime.unreadable import poll
 from tests.integration.identifier_scan import Finding, findings_in_log, findings_in_record
 
 IDLE_SECONDS = 3.0
-# Records kafka-python cannot read (a header key that is not UTF-8, as test_raw_records
-# sends) are read raw, at most this many from the place it stopped.
-RAW_LOOKAHEAD = 50
 
 Record = tuple[str, int, int, bytes | None, bytes | None, list[tuple[Any, bytes | None]]]
 
@@ -45,12 +41,14 @@ def every_record(bootstrap: str) -> Iterator[Record]:
         ends = consumer.end_offsets(partitions)
         last = time.monotonic()
         while time.monotonic() - last < IDLE_SECONDS:
-            try:
-                batch = consumer.poll(timeout_ms=500)
-            except Exception:  # one record it cannot decode: read it raw, go past it
-                yield from _past_unreadable(consumer, partitions, ends, bootstrap)
+            # A record kafka-python cannot decode (a header key that is not UTF-8, as
+            # test_raw_records sends) is read raw, scanned too, and stepped over.
+            batch, unreadable = poll(consumer, bootstrap, timeout_ms=500)
+            for u in unreadable:
                 last = time.monotonic()
-                continue
+                raw = u.raw
+                if raw is not None:
+                    yield u.topic, u.partition, u.offset, raw.key, raw.value, list(raw.headers)
             for records in batch.values():
                 last = time.monotonic()
                 for r in records:
@@ -59,32 +57,6 @@ def every_record(bootstrap: str) -> Iterator[Record]:
                 break
     finally:
         consumer.close()
-
-
-def _past_unreadable(
-    consumer: KafkaConsumer, partitions: list[TopicPartition], ends: dict, bootstrap: str
-) -> Iterator[Record]:
-    for tp in partitions:
-        offset = consumer.position(tp)
-        for _ in range(RAW_LOOKAHEAD):
-            if offset >= ends[tp]:
-                break
-            raw = asyncio.run(read_raw_record(bootstrap, tp.topic, tp.partition, offset))
-            if raw is None:
-                break
-            yield tp.topic, tp.partition, raw.offset, raw.key, raw.value, list(raw.headers)
-            offset = raw.offset + 1
-            if raw.error or not all(_is_utf8(name) for name, _ in raw.headers):
-                consumer.seek(tp, offset)
-                return
-
-
-def _is_utf8(name: bytes) -> bool:
-    try:
-        name.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 def report(findings: list[Finding]) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import sys
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -12,9 +14,13 @@ from kafka.errors import KafkaError
 from emeuse.cli.errors import CliError
 from emeuse.partner_credentials import ClientConfig
 from emeuse.registry import TOPICS, TopicSpec
-from emeuse.runtime.topics import TopicError, TopicPlan, ensure_topics
+from emeuse.runtime.startup import Backoff
+from emeuse.runtime.topics import TopicError, TopicPlan, TopicsNotReady, ensure_topics
 
 CLIENT_ID = "emeuse-cli"
+# A broker just started answers before its controller has registered it ("only 0 broker(s)
+# are registered"), or not at all: `topics create` tries again this long before failing.
+TOPICS_WAIT = Backoff(total_s=60.0)
 
 
 def _common(bootstrap: str, timeout_s: float) -> dict[str, Any]:
@@ -80,15 +86,37 @@ def partner_admin(config: ClientConfig, timeout_s: float = 5.0) -> KafkaAdminCli
 
 
 def create_topics(
-    bootstrap: str, replication_factor: int, specs: tuple[TopicSpec, ...] = TOPICS
+    bootstrap: str,
+    replication_factor: int,
+    specs: tuple[TopicSpec, ...] = TOPICS,
+    *,
+    backoff: Backoff = TOPICS_WAIT,
+    ensure: Callable[..., list[tuple[str, str]]] = ensure_topics,
+    sleep: Callable[[float], None] = time.sleep,
+    say: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
 ) -> list[tuple[str, str]]:
     """Create every registry topic that is missing; returns (topic, "created"|"exists").
 
-    An existing topic with another partition count is an error: the services' state (co-partitioned)
-    co-partitioned with it would fail (PartitionsMismatch).
+    A broker that does not answer yet, or refuses for now (controller not ready), is asked
+    again after a wait said on stderr, doubling, for `backoff.total_s` in all; then CliError
+    names the last error. An existing topic with another partition count is an error at
+    once: the services' state co-partitioned with it would fail (PartitionsMismatch).
     """
     plans = [TopicPlan(spec.name, spec.partitions, spec.kafka_config()) for spec in specs]
-    try:
-        return ensure_topics(bootstrap, plans, replication_factor)
-    except TopicError as exc:
-        raise CliError(str(exc)) from None
+    waits = backoff.waits()
+    waited, attempts = 0.0, 0
+    while True:
+        attempts += 1
+        try:
+            return ensure(bootstrap, plans, replication_factor)
+        except TopicsNotReady as exc:
+            wait = next(waits, None)
+            if wait is None:
+                raise CliError(
+                    f"{exc}; gave up after {attempts} attempts in {waited:g} s"
+                ) from None
+            say(f"emeuse: not ready: {exc}; trying again in {wait:g} s (attempt {attempts})")
+            sleep(wait)
+            waited += wait
+        except TopicError as exc:
+            raise CliError(str(exc)) from None

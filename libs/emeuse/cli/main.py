@@ -47,7 +47,7 @@ from emeuse.cli.partner_admin import add_partner_admin_commands
 from emeuse.cli.partner_run import add_partner_run_command
 from emeuse.cli.partner_status import add_partner_status_command
 from emeuse.cli.publish import build_event
-from emeuse.cli.records import describe, partner_topic
+from emeuse.cli.records import describe, describe_unreadable, partner_topic
 from emeuse.cli.simulate import add_simulate_command, cmd_simulate
 from emeuse.partners import PartnerIdError, dead_letter_topic, feed_topic
 from emeuse.registry import TOPICS, TopicSpec, UnknownTopicError, by_name
@@ -60,6 +60,7 @@ from emeuse.runtime.auth import (
 )
 from emeuse.runtime.codec import expected_partition
 from emeuse.runtime.settings import SettingsError, parse_bootstrap, positive_int
+from emeuse.runtime.unreadable import Unreadable, poll
 
 CLI_SOURCE = "emeuse/cli"
 
@@ -361,8 +362,11 @@ def cmd_tail(
         else:
             consumer.seek_to_end(*assigned)
         try:
-            for r in islice(follow(consumer, args.timeout), args.max):
-                line = describe(r.topic, r.partition, r.offset, r.key, r.value, r.headers)
+            for r in islice(follow(consumer, where, args.timeout), args.max):
+                if isinstance(r, Unreadable):
+                    line = describe_unreadable(r)
+                else:
+                    line = describe(r.topic, r.partition, r.offset, r.key, r.value, r.headers)
                 print(
                     json.dumps(line, separators=(",", ":"))
                     if args.json
@@ -376,15 +380,22 @@ def cmd_tail(
     return 0
 
 
-def follow(consumer: KafkaConsumer, timeout: float | None) -> Iterator[ConsumerRecord]:
-    """The assigned partitions' records one by one, whichever partitions a poll returns;
-    ends after `timeout` seconds without a record (never when timeout is None)."""
+def follow(
+    consumer: KafkaConsumer, bootstrap: str, timeout: float | None
+) -> Iterator[ConsumerRecord | Unreadable]:
+    """The assigned partitions' records one by one, whichever partitions a poll returns, and
+    in their place those the client cannot decode (then stepped over); ends after `timeout`
+    seconds without a record (never when timeout is None)."""
     last_seen = time.monotonic()
     while timeout is None or time.monotonic() - last_seen <= timeout:
-        for records in consumer.poll(timeout_ms=200).values():
+        polled, unreadable = poll(consumer, bootstrap.split(","), timeout_ms=200)
+        for records in polled.values():
             for record in records:
                 yield record
                 last_seen = time.monotonic()
+        for record in unreadable:
+            yield record
+            last_seen = time.monotonic()
 
 
 def cmd_subcommand(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from emeuse.partners import PARTNER_ID
 from emeuse.platform.v1.dead_letter_pb2 import MessageDeadLettered
 from emeuse.registry import UnknownTopicError, by_name, for_type
 from emeuse.runtime import envelope as env
+from emeuse.runtime.unreadable import Unreadable
 
 # A partner's own topics (emeuse.partners): created per partner, so not in the registry.
 PARTNER_TOPIC = re.compile(r"^emeuse-partner\.([a-z][a-z0-9-]{2,31})\.(feed|inbound|dead-letter)$")
@@ -74,6 +75,24 @@ def describe(
         original = _original(message)
         if original is not None:
             shown["original_event"] = original
+    return shown
+
+
+def describe_unreadable(record: Unreadable) -> dict[str, Any]:
+    """A record the Kafka client cannot decode, by its place and why; what can be read of
+    it raw (key, headers) is shown, header names not UTF-8 in base64."""
+    shown: dict[str, Any] = {
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "error": f"unreadable by the Kafka client: {record.reason}",
+    }
+    if record.raw is not None and record.raw.error is None:
+        shown["key"] = record.raw.key.decode(errors="replace") if record.raw.key else None
+        shown["headers"] = {
+            _text_or_base64(name): _text_or_base64(value or b"")
+            for name, value in record.raw.headers
+        }
     return shown
 
 

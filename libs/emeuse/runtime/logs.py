@@ -71,9 +71,11 @@ def configure_logging(service: str, level: str = "info") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)
-    # The libraries are chatty at INFO; their warnings still show.
+    # The libraries are chatty at INFO: their warnings still show, and their INFO lines
+    # reach the outage filter only, which reads in them that the broker answers again.
+    _BROKER_OUTAGES.shown_level = max(numeric, logging.WARNING)
     for name in ("aiokafka", "kafka"):
-        logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
+        logging.getLogger(name).setLevel(logging.INFO)
     structlog.contextvars.bind_contextvars(service=service)
     if not _WATCHED:  # one watcher per process, however often logging is configured
         _WATCHED.append(watch(_BROKER_OUTAGES))

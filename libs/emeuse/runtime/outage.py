@@ -4,9 +4,14 @@ While a broker is down, aiokafka and kafka-python log each failed attempt (over 
 `Unable connect to node` lines in 30 s, per service). BrokerOutageFilter, on the log
 handler, lets the first through as `broker.unreachable`, counts and drops the repeats and
 their echoes (lost coordinator, failed heartbeats and fetches), with a
-`broker.still_unreachable` line and the count every REMIND_S, and once no attempt has
-failed for QUIET_S logs `broker.reachable` with how long it lasted and how many attempts
-failed. Other lines of those libraries pass unchanged.
+`broker.still_unreachable` line and the count every REMIND_S. The outage ends on the first
+answer the broker is seen to give (a client's line that a coordinator was found, a group
+joined, metadata or a producer id received): `broker.reachable`, with how long it lasted
+and how many attempts failed. Silence is not an answer (a client may be waiting out its
+reconnect back-off): a client that stops failing without any line of success closes the
+outage after SILENT_S as `broker.failures_stopped`, so a later outage is still reported.
+The libraries' own lines below `shown_level` (their INFO) are read for those answers and
+not shown; other lines of theirs pass unchanged.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-QUIET_S = 5.0
+SILENT_S = 60.0
 REMIND_S = 60.0
 # What the two Kafka clients say when they cannot reach a broker: their format strings,
 # and the errors a formatted line names.
@@ -45,15 +50,30 @@ OUTAGE_ECHOES = (
     "Failed fetch messages from",
     "Metadata refresh loop error",
 )
+# What the two clients say (at INFO) when the broker has answered them: their format strings.
+BROKER_ANSWERS = (
+    "Discovered coordinator",
+    "Coordinator for",
+    "Joined group",
+    "Successfully joined group",
+    "Successfully synced group",
+    "Setting newly assigned partitions",
+    "Updated metadata",
+    "ProducerId set to",
+)
 KAFKA_LOGGERS = ("aiokafka", "kafka")
 
 
+def _from_library(record: logging.LogRecord) -> bool:
+    return record.name.split(".", 1)[0] in KAFKA_LOGGERS and isinstance(record.msg, str)
+
+
 def _from_kafka(record: logging.LogRecord) -> bool:
-    return (
-        record.name.split(".", 1)[0] in KAFKA_LOGGERS
-        and record.levelno >= logging.WARNING
-        and isinstance(record.msg, str)
-    )
+    return _from_library(record) and record.levelno >= logging.WARNING
+
+
+def is_broker_answer(record: logging.LogRecord) -> bool:
+    return _from_library(record) and any(marker in record.msg for marker in BROKER_ANSWERS)
 
 
 def is_connection_failure(record: logging.LogRecord) -> bool:
@@ -78,14 +98,17 @@ class BrokerOutageFilter(logging.Filter):
         self,
         report: Callable[[str, dict[str, object]], None] | None = None,
         clock: Callable[[], float] = time.time,
-        quiet_s: float = QUIET_S,
+        silent_s: float = SILENT_S,
         remind_s: float = REMIND_S,
+        shown_level: int = logging.WARNING,
     ) -> None:
         super().__init__()
         self._report = report or _log_report
         self._clock = clock
-        self.quiet_s = quiet_s
+        self.silent_s = silent_s
         self.remind_s = remind_s
+        # The libraries' lines below this are read (for answers), not shown.
+        self.shown_level = shown_level
         self._lock = threading.Lock()
         self._since: float | None = None
         self._last = self._reminded = 0.0
@@ -94,11 +117,13 @@ class BrokerOutageFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not is_connection_failure(record):
+            if is_broker_answer(record):
+                self.answered(record.getMessage(), record.created)
             if self._since is not None and is_outage_echo(record):
                 with self._lock:
                     self._dropped += 1
                 return False
-            return True
+            return not _from_library(record) or record.levelno >= self.shown_level
         self.tick(record.created)
         with self._lock:
             self._error = record.getMessage()
@@ -114,22 +139,36 @@ class BrokerOutageFilter(logging.Filter):
             self._dropped += 1
             return False
 
+    def answered(self, answer: str, at: float | None = None) -> None:
+        """The broker answered a client (`answer` says how): the open outage, if any, ends."""
+        at = self._clock() if at is None else at
+        with self._lock:
+            if self._since is None or at < self._last:
+                return
+            fields = self._close(at)
+        self._report("broker.reachable", fields | {"answer": answer[:200]})
+
     def tick(self, now: float | None = None) -> None:
-        """Close the outage once no attempt has failed for quiet_s (called every second
-        by a watcher thread, and before each failure is counted)."""
+        """Close an outage no attempt has failed in for silent_s, though no answer was seen
+        (called every second by a watcher thread, and before each failure is counted)."""
         now = self._clock() if now is None else now
         with self._lock:
-            if self._since is None or now - self._last < self.quiet_s:
+            if self._since is None or now - self._last < self.silent_s:
                 return
-            fields: dict[str, object] = {
-                "since": _iso(self._since),
-                "down_s": round(self._last - self._since, 1),
-                "attempts": self._attempts,
-                "lines_not_shown": self._dropped,
-                "last_error": self._error,
-            }
-            self._since = None
-        self._report("broker.reachable", fields)
+            fields = self._close(self._last)
+        self._report("broker.failures_stopped", fields)
+
+    def _close(self, end: float) -> dict[str, object]:
+        assert self._since is not None
+        fields: dict[str, object] = {
+            "since": _iso(self._since),
+            "down_s": round(end - self._since, 1),
+            "attempts": self._attempts,
+            "lines_not_shown": self._dropped,
+            "last_error": self._error,
+        }
+        self._since = None
+        return fields
 
     def _rewrite(self, record: logging.LogRecord, event: str) -> bool:
         assert self._since is not None

@@ -25,6 +25,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from emeuse.cli.records import describe
 from emeuse.registry import ALERT_RAISED, INCIDENT_RAISED, SLOT_BOOKED
+from emeuse.runtime.unreadable import poll
 from emeuse.simulate.events import GRPC, Options, SimEvent
 from emeuse.simulate.send import Tally, Transport
 
@@ -115,6 +116,7 @@ class CareTeams:
         self, bootstrap: str, options: Options, people: set[str], transport: Transport, tally: Tally
     ) -> None:
         self.options, self.people, self.transport, self.tally = options, people, transport, tally
+        self.bootstrap = bootstrap.split(",")
         self.consumer = KafkaConsumer(
             bootstrap_servers=bootstrap.split(","),
             client_id="emeuse-simulate-care-teams",
@@ -148,7 +150,10 @@ class CareTeams:
     def _answer(self) -> None:
         serial = 0
         while not self.stopping.is_set():
-            for records in self.consumer.poll(timeout_ms=200).values():
+            polled, unreadable = poll(self.consumer, self.bootstrap, timeout_ms=200)
+            for _ in unreadable:  # no alert anyone can answer: counted, and passed
+                self.tally.count("care_team.unreadable_record")
+            for records in polled.values():
                 for r in records:
                     shown = describe(r.topic, r.partition, r.offset, r.key, r.value, r.headers)
                     event = shown.get("event", {})
