@@ -18,6 +18,7 @@ from emeuse.coordination.v1 import coordination_service_pb2 as api
 from emeuse.coordination.v1 import coordination_service_pb2_grpc as api_grpc
 from emeuse.kernel.router import Router
 from emeuse.kernel.tables import Table
+from emeuse.runtime.audit import MAX_SUBJECTS
 from emeuse.runtime.calls import require_pseudonym
 from emeuse.runtime.envelope import territory_from_code
 from emeuse.runtime.grpc_server import Registrar
@@ -28,6 +29,14 @@ from services.coordination.entries import shown
 from services.coordination.processing import person_of, territory_of
 
 Rank = tuple[int, int, str]
+# Every person of a page is audited, and the audit records at most this many per call.
+MAX_PEOPLE_PER_PAGE = MAX_SUBJECTS
+
+
+def people_page_size(requested: int) -> int:
+    if requested > MAX_PEOPLE_PER_PAGE:
+        raise ValueError(f"page_size must be 0 to {MAX_PEOPLE_PER_PAGE}")
+    return page_size(requested)
 
 
 def timeline_cursor(token: str) -> tuple[int, str] | None:
@@ -133,7 +142,7 @@ class CoordinationServicer(api_grpc.CoordinationServiceServicer):
             if not territory:
                 raise ValueError("territory is required (52, 54 or 55)")
             territory_from_code(territory)
-            size = page_size(request.page_size)
+            size = people_page_size(request.page_size)
             after = rank_cursor(request.page_token)
         except ValueError as exc:
             await self._invalid(context, exc)

@@ -138,7 +138,7 @@ def test_a_coordinator_sees_the_alert_the_consultation_it_caused_and_the_inciden
 
     # Open critical alert and an open fall: problems on two axes.
     listed = call(
-        platform, coordinator, "ListPeopleAtRisk", api.ListPeopleAtRiskRequest(page_size=500)
+        platform, coordinator, "ListPeopleAtRisk", api.ListPeopleAtRiskRequest(page_size=100)
     )
     pages = [listed]
     while pages[-1].next_page_token:
@@ -147,7 +147,7 @@ def test_a_coordinator_sees_the_alert_the_consultation_it_caused_and_the_inciden
                 platform,
                 coordinator,
                 "ListPeopleAtRisk",
-                api.ListPeopleAtRiskRequest(page_size=500, page_token=pages[-1].next_page_token),
+                api.ListPeopleAtRiskRequest(page_size=100, page_token=pages[-1].next_page_token),
             )
         )
     mine = [p for page in pages for p in page.people if p.person_pseudonym == person]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from emeuse.registry import (
     ALERT_RAISED,
     ALERT_RESOLVED,
@@ -17,7 +19,11 @@ from emeuse.registry import (
 )
 from emeuse.runtime.pseudonym import random_pseudonym
 from services.coordination.domain import problems
-from services.coordination.grpc_api import people_at_risk
+from services.coordination.grpc_api import (
+    MAX_PEOPLE_PER_PAGE,
+    people_at_risk,
+    people_page_size,
+)
 from tests.unit.coordination.partitions import Partitions
 from tests.unit.coordination.stories import (
     alert_raised,
@@ -158,3 +164,10 @@ def test_problems_kept_stay_true_only_within_their_window():
     assert problems.at_risk(problems.still_open(found, at(0) - timedelta(days=365 * 100)))
     later = [p.rule for p in problems.still_open(found, at(0))]
     assert later == ["critical_alert_open"]
+
+
+def test_a_page_of_people_is_at_most_what_one_audited_call_can_name():
+    assert people_page_size(0) == 50
+    assert people_page_size(MAX_PEOPLE_PER_PAGE) == MAX_PEOPLE_PER_PAGE
+    with pytest.raises(ValueError, match="page_size must be 0 to 100"):
+        people_page_size(MAX_PEOPLE_PER_PAGE + 1)

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import pytest
+
+from emeuse.prevention.v1.prevention_events_pb2 import MessageScheduled
 from emeuse.registry import (
     ALERT_RAISED,
     CONSULTATION_REQUESTED,
     DELIVERY_RECEIPT_REPORTED,
     INCIDENT_RAISED,
+    MESSAGE_SCHEDULED,
 )
 from emeuse.runtime.pseudonym import random_pseudonym
 from services.coordination.domain import timeline
 from tests.unit.coordination.partitions import Partitions
-from tests.unit.coordination.stories import alert_raised, at, incident, receipt, requested
+from tests.unit.coordination.stories import (
+    alert_raised,
+    at,
+    incident,
+    receipt,
+    requested,
+    stamp,
+)
 
 
 def kinds(entries):
@@ -117,3 +128,33 @@ def test_the_last_page_has_no_next_cursor():
         timeline.add(kept, entry(f"e-{n}", n))
     page, cursor = timeline.page(timeline.entries(kept), None, 4)
     assert len(page) == 4 and cursor is None
+
+
+def test_an_access_event_naming_no_patient_fails_so_the_kernel_dead_letters_it():
+    bus = Partitions()
+    message = requested(random_pseudonym(), "req-1", at(0))
+    message.patient_pseudonym = ""
+    with pytest.raises(ValueError, match="names no patient_pseudonym"):
+        bus.send(CONSULTATION_REQUESTED, message, at(0))
+    assert bus.handled == []
+
+
+def test_a_campaign_message_is_left_to_its_receipts_but_a_programme_step_is_shown():
+    bus, person = Partitions(), random_pseudonym()
+    for message_id, programme in (("m-campaign", ""), ("m-step", "pregnancy")):
+        planned = MessageScheduled(
+            message_id=message_id,
+            person_pseudonym=person,
+            programme=programme,
+            step="week-12",
+            template_id="t-1",
+            due_at=stamp(at(60)),
+        )
+        bus.send(MESSAGE_SCHEDULED, planned, at(0))
+    [step] = timeline.entries(bus.timeline(person))
+    assert (step["kind"], step["subject"], step["code"], step["detail"]) == (
+        "message_scheduled",
+        "m-step",
+        "pregnancy",
+        "week-12",
+    )

@@ -94,7 +94,7 @@ class ListPeopleAtRiskRequest(_message.Message):
     territory: _builtins.str
     """Territory code: 52, 54 or 55; empty means the caller's own territory (a coordinator with one)."""
     page_size: _builtins.int
-    """People per page: 0 for 50, at most 500."""
+    """People per page: 0 for 50, at most 100 (each person listed is audited)."""
     page_token: _builtins.str
     """Token of the next page from a previous answer; empty for the first page."""
     def __init__(
