@@ -12,10 +12,10 @@ on the person's partition), what ListPeopleAtRisk reads.
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
 
 from emeuse.coordination.v1.coordination_events_pb2 import TimelineEntryRecorded
-from emeuse.kernel.declare import Processor, TableSpec
+from emeuse.kernel.declare import Lookup, Processor, TableSpec, Timer
 from emeuse.kernel.tx import Tx
 from emeuse.prevention.v1.prevention_events_pb2 import MessageScheduled
 from emeuse.registry import (
@@ -151,6 +151,22 @@ async def add_recorded_entry(event: Event, tx: Tx) -> None:
     add_entry(tx, message.person_pseudonym, stored(message.entry))
 
 
+def problems_end_at(key: str, lookup: Lookup, now: datetime) -> datetime | None:
+    """When the first kept problem that lasts a window (a missed visit's week) ends."""
+    ends = [p["until"] for p in lookup(WITH_PROBLEMS) or [] if p.get("until") is not None]
+    return datetime.fromtimestamp(min(ends) / 1000, UTC) if ends else None
+
+
+async def forget_passed_problems(key: str, tx: Tx) -> None:
+    """Drop the problems whose window has passed; a person left with none is forgotten."""
+    kept = [problems.from_dict(p) for p in tx.get(WITH_PROBLEMS, key) or []]
+    still = problems.still_open(kept, tx.now)
+    if still:
+        tx.put(WITH_PROBLEMS, key, [problems.to_dict(p) for p in still])
+    else:
+        tx.delete(WITH_PROBLEMS, key)
+
+
 PROCESSOR = Processor(
     service="coordination",
     inputs={
@@ -170,4 +186,5 @@ PROCESSOR = Processor(
             partition_key=person_of,
         ),
     ),
+    timers=(Timer("windows-end", (WITH_PROBLEMS,), problems_end_at, forget_passed_problems),),
 )

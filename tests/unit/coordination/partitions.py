@@ -98,6 +98,35 @@ class Partitions:
                 target,
             )
 
+    def fire(self, key: str, now: datetime) -> datetime | None:
+        """Run the problems' timer for `key` at `now`, as the kernel does at its deadline;
+        the key's next deadline after it."""
+        [timer] = PROCESSOR.timers
+        table = "territory_people_with_problems"
+        partition = partition_of(table, key)
+        state = self.committed[partition]
+        tx = Tx(
+            partition,
+            Origin("coordination", "emeuse/coordination", "tests"),
+            dead_letter_topic("coordination"),
+            lambda table, key: state[table].get(key),
+            partition_of,
+            lambda table: state[table].items(),
+        )
+        tx.now = now
+        asyncio.run(timer.fire(key, tx))
+        for (name, written), value in tx.writes.items():
+            if value is DELETED:
+                state[name].pop(written, None)
+            else:
+                state[name][written] = value
+        return timer.due(key, lambda name: state[name].get(key), now)
+
+    def deadline(self, key: str) -> datetime | None:
+        [timer] = PROCESSOR.timers
+        state = self.committed[partition_of("territory_people_with_problems", key)]
+        return timer.due(key, lambda name: state[name].get(key), datetime.now())
+
     def timeline(self, person: str) -> Any:
         return self.committed[partition_of("person_timeline", person)]["person_timeline"].get(
             person

@@ -171,3 +171,25 @@ def test_a_page_of_people_is_at_most_what_one_audited_call_can_name():
     assert people_page_size(MAX_PEOPLE_PER_PAGE) == MAX_PEOPLE_PER_PAGE
     with pytest.raises(ValueError, match="page_size must be 0 to 100"):
         people_page_size(MAX_PEOPLE_PER_PAGE + 1)
+
+
+def test_a_person_whose_windows_have_passed_is_forgotten_when_the_last_one_ends():
+    bus, person = Partitions(), random_pseudonym()
+    days = 24 * 60
+    bus.send(CONSULTATION_REQUESTED, requested(person, "req-1", at(0)), at(0))
+    bus.send(SLOT_BOOKED, booked(person, "req-1", "bk-1", at(1)), at(1))
+    bus.send(CONSULTATION_STATUS_CHANGED, no_show(person, "req-1", "bk-1", at(60)), at(60))
+    missed = incident(person, "v-1", at(2 * days), "VISIT_MISSED")
+    bus.send(INCIDENT_RAISED, missed, at(2 * days))
+    bus.send(INCIDENT_RESOLVED, incident_resolved(person, "v-1", at(2 * days + 5)), at(2 * days))
+    [(key, kept)] = bus.with_problems()
+    assert {p["rule"] for p in kept} == {"consultation_missed", "visit_missed"}
+    # The missed visit's week ends first, then the missed consultation's 30 days.
+    first_end = at(2 * days) + timedelta(days=7)
+    assert bus.deadline(key) == first_end
+    following = bus.fire(key, first_end)
+    [(_, kept)] = bus.with_problems()
+    assert [p["rule"] for p in kept] == ["consultation_missed"]
+    assert following == at(60) + timedelta(days=30)
+    assert bus.fire(key, following) is None
+    assert bus.with_problems() == []
