@@ -252,6 +252,24 @@ def entry_of(event: Event) -> tuple[str, TimelineEntry]:
     return BUILDERS[type(event.message)](event.message, event)
 
 
+def check_entry(entry: TimelineEntry) -> None:
+    """Refuse (ValueError, so the kernel dead-letters it with the reason) an entry read from
+    the timeline-entry topic that no builder above would have made."""
+    if not entry.entry_id:
+        raise ValueError("entry.entry_id is empty")
+    if entry.axis == Axis.AXIS_UNSPECIFIED or entry.axis not in Axis.values():
+        raise ValueError("entry.axis is not an axis")
+    if entry.kind == EntryKind.ENTRY_KIND_UNSPECIFIED or entry.kind not in EntryKind.values():
+        raise ValueError("entry.kind is not an entry kind")
+    if not entry.HasField("occurred_at"):
+        raise ValueError("entry.occurred_at is not set")
+    for name in ("code", "detail"):
+        if code(getattr(entry, name)) != getattr(entry, name):
+            raise ValueError(f"entry.{name} is not a short code (a-z0-9._-, at most {MAX_CODE})")
+    if entry.territory and entry.territory not in CODE_OF_TERRITORY.values():
+        raise ValueError("entry.territory is not a programme territory (52, 54 or 55)")
+
+
 def stored(entry: TimelineEntry) -> Entry:
     """The entry as the timeline table keeps it (domain/timeline.py)."""
     return {

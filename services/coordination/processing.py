@@ -44,7 +44,7 @@ from emeuse.registry import (
 )
 from emeuse.runtime.events import Event
 from services.coordination.domain import problems, timeline
-from services.coordination.entries import entry_of, stored
+from services.coordination.entries import check_entry, entry_of, stored
 from services.coordination.metrics import ENTRIES, LEFT_OUT, REKEYED
 
 TIMELINES = "person_timeline"
@@ -148,6 +148,7 @@ async def rekey_by_person(event: Event, tx: Tx) -> None:
 async def add_recorded_entry(event: Event, tx: Tx) -> None:
     """An entry re-keyed by person (from access, or a partner's innovation)."""
     message: TimelineEntryRecorded = event.message
+    check_entry(message.entry)
     add_entry(tx, message.person_pseudonym, stored(message.entry))
 
 

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from emeuse.coordination.v1.coordination_events_pb2 import (
+    Axis,
+    EntryKind,
+    TimelineEntry,
+    TimelineEntryRecorded,
+)
 from emeuse.prevention.v1.prevention_events_pb2 import MessageScheduled
 from emeuse.registry import (
     ALERT_RAISED,
@@ -11,6 +17,7 @@ from emeuse.registry import (
     DELIVERY_RECEIPT_REPORTED,
     INCIDENT_RAISED,
     MESSAGE_SCHEDULED,
+    TIMELINE_ENTRY_RECORDED,
 )
 from emeuse.runtime.pseudonym import random_pseudonym
 from services.coordination.domain import timeline
@@ -158,3 +165,35 @@ def test_a_campaign_message_is_left_to_its_receipts_but_a_programme_step_is_show
         "pregnancy",
         "week-12",
     )
+
+
+@pytest.mark.parametrize(
+    ("spoil", "reason"),
+    [
+        (lambda e: e.ClearField("entry_id"), "entry_id is empty"),
+        (lambda e: setattr(e, "axis", Axis.AXIS_UNSPECIFIED), "not an axis"),
+        (lambda e: setattr(e, "kind", 99), "not an entry kind"),
+        (lambda e: e.ClearField("occurred_at"), "occurred_at is not set"),
+        (lambda e: setattr(e, "code", "fell in the kitchen"), "code is not a short code"),
+        (lambda e: setattr(e, "territory", "75"), "not a programme territory"),
+    ],
+)
+def test_an_entry_on_the_timeline_topic_no_axis_would_make_is_refused(spoil, reason):
+    entry = TimelineEntry(
+        entry_id="e-1",
+        axis=Axis.AXIS_HOME,
+        kind=EntryKind.ENTRY_KIND_INCIDENT_RAISED,
+        subject_id="inc-1",
+        code="fall",
+        territory="55",
+    )
+    entry.occurred_at.CopyFrom(stamp(at(0)))
+    bus, person = Partitions(), random_pseudonym()
+    bus.send(
+        TIMELINE_ENTRY_RECORDED, TimelineEntryRecorded(person_pseudonym=person, entry=entry), at(0)
+    )
+    assert [e["subject"] for e in timeline.entries(bus.timeline(person))] == ["inc-1"]
+    spoil(entry)
+    recorded = TimelineEntryRecorded(person_pseudonym=random_pseudonym(), entry=entry)
+    with pytest.raises(ValueError, match=reason):
+        Partitions().send(TIMELINE_ENTRY_RECORDED, recorded, at(0))
