@@ -13,9 +13,9 @@ logs="$local_dir/logs"
 venv="$root/.venv/bin"
 # Services resolve their default paths (.local/...) from the repository root.
 cd "$root"
-services=(prevention chronic access home gateway evaluation)
-declare -A grpc_port=([prevention]=50051 [chronic]=50052 [access]=50053 [home]=50054 [gateway]=50055 [evaluation]=50056)
-declare -A metrics_port=([prevention]=9101 [chronic]=9102 [access]=9103 [home]=9104 [gateway]=9105 [evaluation]=9106)
+services=(prevention chronic access home gateway evaluation coordination)
+declare -A grpc_port=([prevention]=50051 [chronic]=50052 [access]=50053 [home]=50054 [gateway]=50055 [evaluation]=50056 [coordination]=50057)
+declare -A metrics_port=([prevention]=9101 [chronic]=9102 [access]=9103 [home]=9104 [gateway]=9105 [evaluation]=9106 [coordination]=9107)
 prometheus_port=9090
 partner_port="${KAFKA_PARTNER_PORT:-9094}"
 

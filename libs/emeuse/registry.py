@@ -15,6 +15,7 @@ from google.protobuf.message import Message
 from emeuse.access.v1 import access_events_pb2 as access
 from emeuse.audit.v1 import audit_events_pb2 as audit
 from emeuse.chronic.v1 import chronic_events_pb2 as chronic
+from emeuse.coordination.v1 import coordination_events_pb2 as coordination
 from emeuse.home.v1 import home_events_pb2 as home
 from emeuse.partners.v1 import partners_pb2 as partners
 from emeuse.platform.v1 import dead_letter_pb2 as platform
@@ -544,7 +545,20 @@ PATIENT_DATA_ACCESSED = TopicSpec(
 
 # The four services of the axes, the partner gateway (consent-filtered feeds, inbound) and
 # the evaluation (indicators per experiment, territory and month).
-SERVICES = ("prevention", "chronic", "access", "home", "gateway", "evaluation")
+# Coordination: a person's timeline across the axes. Access's events are keyed by
+# territory; the coordination service re-keys them by person through this topic, so a
+# person's whole timeline is kept on the person's partition (services/coordination/).
+TIMELINE_ENTRY_RECORDED = TopicSpec(
+    name="emeuse.coordination.timeline-entry-recorded.v1",
+    message=coordination.TimelineEntryRecorded,
+    key="person_pseudonym",
+    owner="coordination",
+    description="A fact of an axis about one person, re-keyed by the person for their timeline.",
+    retention_days=7,
+    required=("person_pseudonym", "entry"),
+)
+
+SERVICES = ("prevention", "chronic", "access", "home", "gateway", "evaluation", "coordination")
 # Who owns topics: the four services, the partner registry and consents (issue 7), and the
 # audit trail every service writes (issue 13).
 OWNERS = (*SERVICES, "partners", "audit")
@@ -593,6 +607,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     PARTNER_REGISTERED,
     CONSENT_CHANGED,
     PATIENT_DATA_ACCESSED,
+    TIMELINE_ENTRY_RECORDED,
     *(dead_letter_topic(service) for service in SERVICES),
 )
 

@@ -17,6 +17,7 @@ from google.protobuf.message_factory import GetMessageClass
 from emeuse.access.v1 import access_service_pb2
 from emeuse.chronic.v1 import chronic_service_pb2 as api
 from emeuse.chronic.v1 import chronic_service_pb2_grpc as api_grpc
+from emeuse.coordination.v1 import coordination_service_pb2
 from emeuse.evaluation.v1 import evaluation_service_pb2
 from emeuse.home.v1 import home_service_pb2
 from emeuse.partners.v1 import gateway_service_pb2
@@ -171,6 +172,7 @@ API = {
     "home": home_service_pb2,
     "gateway": gateway_service_pb2,
     "evaluation": evaluation_service_pb2,
+    "coordination": coordination_service_pb2,
 }
 
 

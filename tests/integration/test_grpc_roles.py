@@ -215,6 +215,7 @@ SERVING = {
     "emeuse.prevention.v1.PreventionService": "prevention",
     "emeuse.partners.v1.PartnerGatewayService": "gateway",
     "emeuse.evaluation.v1.EvaluationService": "evaluation",
+    "emeuse.coordination.v1.CoordinationService": "coordination",
 }
 
 

@@ -77,6 +77,7 @@ def test_each_service_serves_health_and_reflection(platform):
         "prevention": "emeuse.prevention.v1.PreventionService",
         "gateway": "emeuse.partners.v1.PartnerGatewayService",
         "evaluation": "emeuse.evaluation.v1.EvaluationService",
+        "coordination": "emeuse.coordination.v1.CoordinationService",
     }
     for name, process in platform.services.items():
         with grpc.insecure_channel(process.grpc_target) as channel:

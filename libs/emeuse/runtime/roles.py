@@ -51,6 +51,7 @@ HOME = "emeuse.home.v1.HomeService"
 PREVENTION = "emeuse.prevention.v1.PreventionService"
 GATEWAY = "emeuse.partners.v1.PartnerGatewayService"
 EVALUATION = "emeuse.evaluation.v1.EvaluationService"
+COORDINATION = "emeuse.coordination.v1.CoordinationService"
 
 # gRPC service -> method -> rule. A method missing here is refused to every role but the
 # operator (tests/unit/runtime/test_roles.py fails when a method of proto/ has no rule).
@@ -124,6 +125,11 @@ MATRIX: dict[str, dict[str, MethodRule]] = {
             internal="its figures are not suppressed; the published ones are GetIndicators'",
         ),
     },
+    # A coordinator with a territory sees that territory's people only (the servicer checks).
+    COORDINATION: {
+        "GetPersonTimeline": read(COORDINATOR),
+        "ListPeopleAtRisk": read(COORDINATOR),
+    },
 }
 # Methods of other services a service calls with its own identity.
 SERVICE_CALLS: dict[str, frozenset[str]] = {
@@ -137,6 +143,7 @@ SERVICE_OF = {
     PREVENTION: "prevention",
     GATEWAY: "gateway",
     EVALUATION: "evaluation",
+    COORDINATION: "coordination",
 }
 
 

@@ -26,6 +26,7 @@ DEFAULT_PORTS = {
     "home": (50054, 9104),
     "gateway": (50055, 9105),
     "evaluation": (50056, 9106),
+    "coordination": (50057, 9107),
 }
 LOG_LEVELS = ("debug", "info", "warning", "error")
 BOOTSTRAP = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}$")

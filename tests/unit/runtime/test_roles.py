@@ -7,6 +7,7 @@ import pytest
 
 from emeuse.access.v1 import access_service_pb2
 from emeuse.chronic.v1 import chronic_service_pb2
+from emeuse.coordination.v1 import coordination_service_pb2
 from emeuse.evaluation.v1 import evaluation_service_pb2
 from emeuse.home.v1 import home_service_pb2
 from emeuse.partners.v1 import gateway_service_pb2
@@ -27,6 +28,7 @@ SERVICES = [
     for module in (
         access_service_pb2,
         chronic_service_pb2,
+        coordination_service_pb2,
         evaluation_service_pb2,
         home_service_pb2,
         gateway_service_pb2,

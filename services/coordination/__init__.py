@@ -1,0 +1,1 @@
+"""Coordination service: a care coordinator's view of a person across the four axes."""

@@ -1,0 +1,1 @@
+"""Coordination's pure rules: timelines and open problems (no framework, no generated code)."""

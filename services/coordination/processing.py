@@ -1,0 +1,191 @@
+"""What the coordination service handles; the kernel runs it (emeuse.kernel).
+
+A person's timeline is one table value keyed by the pseudonym, so it must be written on
+the person's partition. Chronic, home and prevention events are keyed by the person: they
+go on the timeline at once. Access's events are keyed by territory (partitioned by
+"agenda-<territory>"): each is re-keyed by its patient onto
+emeuse.coordination.timeline-entry-recorded.v1 (one more hop, in the same transaction as
+its offset), which this service reads like any input. After each change the person's open
+problems are kept in `territory_people_with_problems` (keyed "<territory>|<pseudonym>",
+on the person's partition), what ListPeopleAtRisk reads.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from emeuse.coordination.v1.coordination_events_pb2 import TimelineEntryRecorded
+from emeuse.kernel.declare import Lookup, Processor, TableSpec, Timer
+from emeuse.kernel.tx import Tx
+from emeuse.prevention.v1.prevention_events_pb2 import MessageScheduled
+from emeuse.registry import (
+    ALERT_ACKNOWLEDGED,
+    ALERT_ESCALATED,
+    ALERT_RAISED,
+    ALERT_RESOLVED,
+    CONSULTATION_REQUESTED,
+    CONSULTATION_STATUS_CHANGED,
+    DELIVERY_RECEIPT_REPORTED,
+    INCIDENT_ACKNOWLEDGED,
+    INCIDENT_ESCALATED,
+    INCIDENT_RAISED,
+    INCIDENT_RESOLVED,
+    MESSAGE_SCHEDULED,
+    OPT_OUT_RECORDED,
+    PROGRAMME_ENDED,
+    PROGRAMME_STARTED,
+    REQUEST_FLAGGED,
+    REQUEST_WITHDRAWN,
+    SLOT_BOOKED,
+    TIMELINE_ENTRY_RECORDED,
+    VISIT_ENDED,
+    VISIT_PLANNED,
+    VISIT_STARTED,
+)
+from emeuse.runtime.events import Event
+from services.coordination.domain import problems, timeline
+from services.coordination.entries import check_entry, entry_of, stored
+from services.coordination.metrics import ENTRIES, LEFT_OUT, REKEYED
+
+TIMELINES = "person_timeline"
+WITH_PROBLEMS = "territory_people_with_problems"
+PERSON_INPUTS = (
+    ALERT_RAISED,
+    ALERT_ESCALATED,
+    ALERT_ACKNOWLEDGED,
+    ALERT_RESOLVED,
+    INCIDENT_RAISED,
+    INCIDENT_ESCALATED,
+    INCIDENT_ACKNOWLEDGED,
+    INCIDENT_RESOLVED,
+    VISIT_PLANNED,
+    VISIT_STARTED,
+    VISIT_ENDED,
+    PROGRAMME_STARTED,
+    PROGRAMME_ENDED,
+    MESSAGE_SCHEDULED,
+    DELIVERY_RECEIPT_REPORTED,
+    OPT_OUT_RECORDED,
+)
+TERRITORY_INPUTS = (
+    CONSULTATION_REQUESTED,
+    SLOT_BOOKED,
+    CONSULTATION_STATUS_CHANGED,
+    REQUEST_FLAGGED,
+    REQUEST_WITHDRAWN,
+)
+
+
+def problems_key(territory: str, person: str) -> str:
+    return f"{territory}|{person}"
+
+
+def person_of(key: str) -> str:
+    """What picks a problems key's partition: the person, as their timeline's."""
+    return key.rsplit("|", 1)[1]
+
+
+def territory_of(key: str) -> str:
+    return key.split("|", 1)[0]
+
+
+def keep_problems(tx: Tx, person: str, before: str, kept: timeline.Timeline) -> None:
+    """Keep the person's open problems under their territory (moved if it changed);
+    forget a person with none."""
+    found = problems.open_problems(kept, tx.now)
+    territory = kept["territory"]
+    if before and before != territory:
+        tx.delete(WITH_PROBLEMS, problems_key(before, person))
+    if not territory:
+        return
+    key = problems_key(territory, person)
+    if found:
+        tx.put(WITH_PROBLEMS, key, [problems.to_dict(p) for p in found])
+    else:
+        tx.delete(WITH_PROBLEMS, key)
+
+
+def add_entry(tx: Tx, person: str, entry: timeline.Entry) -> None:
+    kept = tx.get(TIMELINES, person) or timeline.empty()
+    before = kept["territory"]
+    if not timeline.add(kept, entry):
+        duplicate = any(e["id"] == entry["id"] for e in kept["axes"].get(entry["axis"], []))
+        tx.count(LEFT_OUT.labels("duplicate" if duplicate else "too_old"))
+        return
+    tx.put(TIMELINES, person, kept)
+    keep_problems(tx, person, before, kept)
+    tx.count(ENTRIES.labels(entry["axis"]))
+
+
+async def add_to_timeline(event: Event, tx: Tx) -> None:
+    """An event keyed by its person: on the person's timeline at once."""
+    if isinstance(event.message, MessageScheduled) and not event.message.programme:
+        # A campaign's message: shown by its receipts, not once more when planned.
+        tx.count(LEFT_OUT.labels("campaign_message"))
+        return
+    person, entry = entry_of(event)
+    add_entry(tx, person, stored(entry))
+
+
+async def rekey_by_person(event: Event, tx: Tx) -> None:
+    """An access event (keyed by territory): passed on keyed by its patient."""
+    person, entry = entry_of(event)
+    if not person:
+        raise ValueError(
+            f"{event.topic} event names no patient_pseudonym: it belongs to no timeline"
+        )
+    tx.publish(
+        TIMELINE_ENTRY_RECORDED,
+        TimelineEntryRecorded(person_pseudonym=person, entry=entry),
+        key=person,
+        subject_pseudonym=person,
+        occurred_at=entry.occurred_at.ToDatetime(tzinfo=UTC),
+        cause=event.envelope,
+    )
+    tx.count(REKEYED)
+
+
+async def add_recorded_entry(event: Event, tx: Tx) -> None:
+    """An entry re-keyed by person (from access, or a partner's innovation)."""
+    message: TimelineEntryRecorded = event.message
+    check_entry(message.entry)
+    add_entry(tx, message.person_pseudonym, stored(message.entry))
+
+
+def problems_end_at(key: str, lookup: Lookup, now: datetime) -> datetime | None:
+    """When the first kept problem that lasts a window (a missed visit's week) ends."""
+    ends = [p["until"] for p in lookup(WITH_PROBLEMS) or [] if p.get("until") is not None]
+    return datetime.fromtimestamp(min(ends) / 1000, UTC) if ends else None
+
+
+async def forget_passed_problems(key: str, tx: Tx) -> None:
+    """Drop the problems whose window has passed; a person left with none is forgotten."""
+    kept = [problems.from_dict(p) for p in tx.get(WITH_PROBLEMS, key) or []]
+    still = problems.still_open(kept, tx.now)
+    if still:
+        tx.put(WITH_PROBLEMS, key, [problems.to_dict(p) for p in still])
+    else:
+        tx.delete(WITH_PROBLEMS, key)
+
+
+PROCESSOR = Processor(
+    service="coordination",
+    inputs={
+        **dict.fromkeys(PERSON_INPUTS, add_to_timeline),
+        **dict.fromkeys(TERRITORY_INPUTS, rekey_by_person),
+        TIMELINE_ENTRY_RECORDED: add_recorded_entry,
+    },
+    tables=(
+        TableSpec(
+            TIMELINES,
+            f"Each person's timeline across the axes (the last {timeline.MAX_PER_AXIS} "
+            "entries per axis).",
+        ),
+        TableSpec(
+            WITH_PROBLEMS,
+            "Open problems of each person who has any, keyed by territory and person.",
+            partition_key=person_of,
+        ),
+    ),
+    timers=(Timer("windows-end", (WITH_PROBLEMS,), problems_end_at, forget_passed_problems),),
+)

@@ -1,0 +1,119 @@
+"""Two instances of the coordination service share the partitions: a person's timeline is
+answered by whichever instance is asked (forwarded to the owner), and a territory's people
+at risk are merged from both, paged without repeats."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from emeuse.coordination.v1 import coordination_service_pb2 as api
+from emeuse.coordination.v1 import coordination_service_pb2_grpc as api_grpc
+from emeuse.coordination.v1.coordination_events_pb2 import Axis
+from emeuse.registry import ALERT_RAISED, INCIDENT_RAISED, PARTITIONS
+from emeuse.runtime import envelope as env
+from emeuse.runtime.codec import expected_partition
+from emeuse.runtime.pseudonym import random_pseudonym
+from tests.integration.harness import Bus, Platform
+from tests.unit.coordination.stories import alert_raised, at, incident
+
+# Territory 52: the other integration tests send their people to 55 and 54.
+TERRITORY = "52"
+
+
+@pytest.fixture
+def coordination(bootstrap: str, tmp_path: Path) -> Iterator[Platform]:
+    platform = Platform(bootstrap, tmp_path)
+    app_id = f"emeuse-coordination-{uuid.uuid4().hex[:8]}"
+    try:
+        for name in ("coordination-1", "coordination-2"):
+            platform.services[name] = platform.new_process("coordination", name, app_id=app_id)
+            platform.services[name].start()
+        for process in platform.services.values():
+            process.wait_serving()
+        yield platform
+    finally:
+        platform.stop_all()
+
+
+def send(bus: Bus, spec, message, minutes: float) -> None:
+    subject = getattr(message, spec.subject_field)
+    envelope = env.new_envelope(
+        event_type=spec.type_name,
+        source="partner/coordination-tests",
+        subject_pseudonym=subject,
+        territory=env.territory_from_code(TERRITORY),
+        experiment_id="exp-coordination",
+        schema_version=spec.schema_version,
+        occurred_at=at(minutes),
+    )
+    bus.send(
+        spec.name,
+        subject.encode(),
+        message.SerializeToString(),
+        env.to_headers(envelope),
+        partition=expected_partition(subject.encode(), PARTITIONS),
+    )
+
+
+def people_at_risk(platform: Platform, name: str) -> list[api.PersonAtRisk]:
+    """Every listed person of the territory, two a page."""
+    people: list[api.PersonAtRisk] = []
+    token = ""
+    with grpc.insecure_channel(platform.services[name].grpc_target) as channel:
+        stub = api_grpc.CoordinationServiceStub(channel)
+        while True:
+            page = stub.ListPeopleAtRisk(
+                api.ListPeopleAtRiskRequest(territory=TERRITORY, page_size=2, page_token=token),
+                timeout=20,
+                metadata=platform.auth,
+            )
+            people.extend(page.people)
+            token = page.next_page_token
+            if not token:
+                return people
+
+
+def test_both_instances_answer_for_every_person_and_the_list_merges_their_partitions(
+    coordination: Platform, bus: Bus
+):
+    people = [random_pseudonym() for _ in range(8)]
+    assert len({expected_partition(p.encode(), PARTITIONS) for p in people}) > 1
+    for n, person in enumerate(people):
+        send(bus, ALERT_RAISED, alert_raised(person, f"al-{person[-6:]}", at(n)), n)
+        send(bus, INCIDENT_RAISED, incident(person, f"inc-{person[-6:]}", at(n + 1)), n + 1)
+
+    # Access, when it runs, opens consultations for the alerts and falls, which changes the
+    # people's urgency: wait until both instances give the same settled list.
+    deadline = time.monotonic() + 60
+    while True:
+        listed = people_at_risk(coordination, "coordination-1")
+        names = [p.person_pseudonym for p in listed]
+        other = [p.person_pseudonym for p in people_at_risk(coordination, "coordination-2")]
+        if (set(people) <= set(names) and other == names) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert set(people) <= set(names)
+    assert other == names
+    assert len(names) == len(set(names)), "a person listed on two pages"
+    ranks = [(-p.urgency, p.oldest_since.ToDatetime(), p.person_pseudonym) for p in listed]
+    assert ranks == sorted(ranks)
+
+    for name in ("coordination-1", "coordination-2"):
+        with grpc.insecure_channel(coordination.services[name].grpc_target) as channel:
+            stub = api_grpc.CoordinationServiceStub(channel)
+            for person in people:
+                answer = stub.GetPersonTimeline(
+                    api.GetPersonTimelineRequest(person_pseudonym=person),
+                    timeout=20,
+                    metadata=coordination.auth,
+                )
+                # Access may add the consultation it opens for the alert or the fall.
+                shown = [e.code for e in answer.entries if e.axis != Axis.AXIS_ACCESS]
+                assert shown == ["critical", "fall"]
+                assert answer.territory == TERRITORY
