@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make test: unit and contract tests, then integration tests against a real Kafka broker.
-# The tests get a broker of their own (127.0.0.1:19092, partner listener 19094, fresh data every
-# run) so they never collide with `make up` or an earlier run; it is stopped after, pass or fail.
+# The tests get a broker of their own (127.0.0.1:19092, partner listener 19094, SASL_SSL 19095,
+# fresh data every run) so they never collide with `make up` or an earlier run; it is stopped
+# after, pass or fail.
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -9,6 +10,11 @@ cd "$root"
 export KAFKA_HOME="${KAFKA_HOME:-$root/.local/kafka-test}" KAFKA_PORT="${KAFKA_PORT:-19092}"
 export KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-19093}"
 export KAFKA_PARTNER_PORT="${KAFKA_PARTNER_PORT:-19094}"
+# The platform's SASL_SSL listener (tests/integration/test_encryption.py), with a CA, the
+# certificates and SCRAM passwords made anew under the fresh KAFKA_HOME.
+export KAFKA_SECURE_PORT="${KAFKA_SECURE_PORT:-$((KAFKA_PORT + 3))}"
+export SECRETS_DIR="$KAFKA_HOME/secrets"
+export EMEUSE_KAFKA_SECURE_BOOTSTRAP="127.0.0.1:$KAFKA_SECURE_PORT"
 export EMEUSE_KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
 export EMEUSE_KAFKA_PARTNER_BOOTSTRAP="127.0.0.1:$KAFKA_PARTNER_PORT"
 trap 'deploy/kafka/kafka.sh down >/dev/null' EXIT

@@ -2,19 +2,41 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
 
+from emeuse.cli.environment import tool_kafka_login
 from emeuse.cli.errors import CliError
 from emeuse.partner_credentials import ClientConfig
 from emeuse.registry import TOPICS, TopicSpec
+from emeuse.runtime.kafka_clients import KafkaLoginRefused, check_login, client_options
+from emeuse.runtime.security import KafkaLogin
 from emeuse.runtime.topics import TopicError, TopicPlan, ensure_topics
 
 CLIENT_ID = "emeuse-cli"
+
+
+def _platform(bootstrap: str, timeout_s: float) -> dict[str, Any]:
+    """A client of the platform's listener, logged in as the tools (party `cli`)."""
+    return _common(bootstrap, timeout_s) | client_options(_logged_in(bootstrap))
+
+
+@cache
+def _logged_in(bootstrap: str) -> KafkaLogin:
+    """The tools' login, tried once: kafka-python reports a refused login only as a broker
+    it cannot bootstrap from, so the reason is found here first."""
+    login = tool_kafka_login()
+    try:
+        asyncio.run(check_login(bootstrap.split(","), login))
+    except KafkaLoginRefused as exc:
+        raise CliError(f"{exc}; check EMEUSE_CLI_KAFKA_PASSWORD_FILE") from None
+    return login
 
 
 def _common(bootstrap: str, timeout_s: float) -> dict[str, Any]:
@@ -40,13 +62,13 @@ def kafka_errors(bootstrap: str) -> Iterator[None]:
 
 def admin(bootstrap: str, timeout_s: float = 5.0) -> KafkaAdminClient:
     with kafka_errors(bootstrap):
-        return KafkaAdminClient(**_common(bootstrap, timeout_s))
+        return KafkaAdminClient(**_platform(bootstrap, timeout_s))
 
 
 def producer(bootstrap: str, timeout_s: float = 5.0) -> KafkaProducer:
     with kafka_errors(bootstrap):
         # kafka-python 3 defaults to acks=all with idempotence: nothing lost, nothing doubled.
-        return KafkaProducer(**_common(bootstrap, timeout_s), max_block_ms=int(timeout_s * 1000))
+        return KafkaProducer(**_platform(bootstrap, timeout_s), max_block_ms=int(timeout_s * 1000))
 
 
 def consumer(bootstrap: str, timeout_s: float = 5.0) -> KafkaConsumer:
@@ -54,7 +76,7 @@ def consumer(bootstrap: str, timeout_s: float = 5.0) -> KafkaConsumer:
     aborted transaction wrote is never shown."""
     with kafka_errors(bootstrap):
         return KafkaConsumer(
-            **_common(bootstrap, timeout_s),
+            **_platform(bootstrap, timeout_s),
             enable_auto_commit=False,
             isolation_level="read_committed",
         )
@@ -81,6 +103,6 @@ def create_topics(
     """
     plans = [TopicPlan(spec.name, spec.partitions, spec.kafka_config()) for spec in specs]
     try:
-        return ensure_topics(bootstrap, plans, replication_factor)
+        return ensure_topics(bootstrap, plans, replication_factor, login=_logged_in(bootstrap))
     except TopicError as exc:
         raise CliError(str(exc)) from None

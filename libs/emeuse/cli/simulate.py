@@ -10,6 +10,7 @@ from typing import Any
 
 from rich.console import Console
 
+from emeuse.cli.environment import tool_grpc_tls, tool_kafka_login
 from emeuse.cli.errors import CliError
 from emeuse.runtime.auth import AuthSetupError, bearer, read_token
 from emeuse.simulate.care_team import CareTeams
@@ -165,10 +166,19 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     except (AuthSetupError, OSError) as exc:
         raise CliError(f"{exc} (run `make up`, or give --token-file)") from None
     targets = {service: getattr(args, service) for service in DEFAULT_TARGETS}
-    transport = PlatformTransport(args.bootstrap, targets, auth, options.experiment)
+    transport = PlatformTransport(
+        args.bootstrap,
+        targets,
+        auth,
+        options.experiment,
+        tls=tool_grpc_tls(),
+        login=tool_kafka_login(),
+    )
 
     def care_teams(people: set[str], tally: Tally) -> CareTeams:
-        return CareTeams(args.bootstrap, options, people, transport, tally)
+        return CareTeams(
+            args.bootstrap, options, people, transport, tally, login=tool_kafka_login()
+        )
 
     try:
         tally = run(

@@ -24,6 +24,9 @@ from emeuse.home.v1 import home_service_pb2, home_service_pb2_grpc
 from emeuse.prevention.v1 import prevention_service_pb2, prevention_service_pb2_grpc
 from emeuse.registry import by_name
 from emeuse.runtime import envelope as env
+from emeuse.runtime.grpc_tls import open_channel
+from emeuse.runtime.kafka_clients import client_options
+from emeuse.runtime.security import NO_TLS, PLAINTEXT, GrpcTls, KafkaLogin
 from emeuse.simulate.events import GRPC, SimEvent
 
 SOURCE = "emeuse/simulate"
@@ -109,12 +112,17 @@ class PlatformTransport:
         targets: dict[str, str],
         auth: tuple[tuple[str, str], ...],
         experiment: str,
+        tls: GrpcTls = NO_TLS,
+        login: KafkaLogin = PLAINTEXT,
     ) -> None:
         self.auth, self.experiment = auth, experiment
-        self.channels = {service: grpc.insecure_channel(t) for service, t in targets.items()}
+        self.channels = {service: open_channel(t, tls) for service, t in targets.items()}
         self.stubs = {s: APIS[s][1](channel) for s, channel in self.channels.items()}
         self.producer = KafkaProducer(
-            bootstrap_servers=bootstrap.split(","), client_id="emeuse-simulate", linger_ms=20
+            bootstrap_servers=bootstrap.split(","),
+            client_id="emeuse-simulate",
+            linger_ms=20,
+            **client_options(login),
         )
         # Bounds the gRPC calls in flight: a service answers once its handler applied them.
         self.in_flight = threading.BoundedSemaphore(32)
