@@ -16,7 +16,7 @@ from emeuse.cli.errors import CliError
 from emeuse.partner_credentials import ClientConfig
 from emeuse.registry import TOPICS, TopicSpec
 from emeuse.runtime.kafka_clients import KafkaLoginRefused, check_login, client_options
-from emeuse.runtime.security import KafkaLogin
+from emeuse.runtime.security import KAFKA_PASSWORD_FILE, TOOLS, KafkaLogin
 from emeuse.runtime.topics import TopicError, TopicPlan, ensure_topics
 
 CLIENT_ID = "emeuse-cli"
@@ -35,7 +35,8 @@ def _logged_in(bootstrap: str) -> KafkaLogin:
     try:
         asyncio.run(check_login(bootstrap.split(","), login))
     except KafkaLoginRefused as exc:
-        raise CliError(f"{exc}; check EMEUSE_CLI_KAFKA_PASSWORD_FILE") from None
+        variable = KAFKA_PASSWORD_FILE.variable(TOOLS)
+        raise CliError(f"{exc}; check {variable}") from None
     return login
 
 
