@@ -87,7 +87,7 @@ def test_tls_without_the_services_certificate_stops_at_start_naming_its_variable
     secrets: Path, tmp_path: Path
 ) -> None:
     env = tls_env(secrets) | {"EMEUSE_CHRONIC_TLS_CERT_FILE": str(tmp_path / "none.crt")}
-    with pytest.raises(SettingsError, match="EMEUSE_CHRONIC_TLS_CERT_FILE=.*no such file"):
+    with pytest.raises(SettingsError, match=r"EMEUSE_CHRONIC_TLS_CERT_FILE=.*no such file"):
         load_settings("chronic", env)
 
 
@@ -129,7 +129,7 @@ def test_an_empty_password_file_is_refused_naming_its_variable(
     empty = tmp_path / "empty.password"
     empty.write_text("\n")
     env = sasl_env(secrets) | {"EMEUSE_CHRONIC_KAFKA_PASSWORD_FILE": str(empty)}
-    with pytest.raises(SettingsError, match="EMEUSE_CHRONIC_KAFKA_PASSWORD_FILE=.*empty"):
+    with pytest.raises(SettingsError, match=r"EMEUSE_CHRONIC_KAFKA_PASSWORD_FILE=.*empty"):
         load_kafka_login("chronic", env)
 
 
