@@ -86,6 +86,8 @@ def log_in_or_exit(bootstrap: Sequence[str], login: KafkaLogin, variable: str) -
     """At a service's start: the login every client of the process uses, checked once; a
     refused login stops the process (status 2) with one line naming `variable`."""
     use(login)
+    if not login.secured:
+        return
     try:
         asyncio.run(check_login(bootstrap, login))
     except KafkaLoginRefused as exc:
