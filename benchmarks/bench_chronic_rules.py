@@ -21,7 +21,12 @@ from emeuse.chronic.v1.chronic_events_pb2 import AlertResolution, CarePlanUpdate
 from emeuse.runtime.pseudonym import random_pseudonym
 from services.chronic.alerts import due_actions, resolve
 from services.chronic.care_plan import plan_in_force, record_care_plan
-from services.chronic.domain.monitoring import PatientState, decode_state, encode_state
+from services.chronic.domain.monitoring import (
+    DIGEST_BYTES,
+    PatientState,
+    decode_state,
+    encode_state,
+)
 from services.chronic.handlers import evaluate_reading
 from services.chronic.processing import CARE_PLANS, STATES, next_step_at
 
@@ -104,7 +109,8 @@ def main() -> None:
     stored = state.to_json()
     print(
         f"state: {len(state.alerts)} alerts ({sum(a.is_open for a in state.alerts.values())} open),"
-        f" {sum(len(h) for h in state.history.values())} results, {len(state.seen)} ids seen,"
+        f" {sum(len(h) for h in state.history.values())} results,"
+        f" {len(state.seen) // DIGEST_BYTES} ids seen,"
         f" {len(encode_state(state)):,} bytes stored ({len(json.dumps(stored)):,} as JSON)"
     )
 

@@ -1,7 +1,7 @@
 """Delay from a patient's consent withdrawal to the gateway applying it, on the real platform.
 
-Run with `make bench`: scripts/bench.sh gives it a broker of its own (127.0.0.1:35092,
-controller 35093, partners 35094, fresh data) and stops it after. The benchmark starts
+Run with `make bench`: scripts/bench.sh gives it a broker of its own (127.0.0.1:25092,
+controller 25093, partners 25094, fresh data) and stops it after. The benchmark starts
 the gateway as a process (tests/integration/harness.py), registers a partner with
 `emeuse partner add` granted `ReadingRecorded`, and reads that partner's feed with the
 partner's own SCRAM credential, as the start-up would. It stops what it started, pass or
@@ -243,7 +243,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=100)
     parser.add_argument(
-        "--bootstrap", default=os.environ.get("EMEUSE_KAFKA_BOOTSTRAP", "127.0.0.1:35092")
+        "--bootstrap", default=os.environ.get("EMEUSE_KAFKA_BOOTSTRAP", "127.0.0.1:25092")
     )
     args = parser.parse_args()
     bootstrap = args.bootstrap

@@ -44,7 +44,7 @@ from tests.integration.harness import Platform, emeuse, metric
 
 ROOT = Path(__file__).resolve().parents[1]
 PATIENTS = int(os.environ.get("BENCH_PATIENTS", "1000"))
-READINGS = int(os.environ.get("BENCH_READINGS", "50000"))
+READINGS = int(os.environ.get("BENCH_READINGS", "100000"))
 INR = {
     "loinc_code": "34714-6",
     "unit": "{INR}",
@@ -409,6 +409,47 @@ def _profile(process: Any, path: Path) -> subprocess.Popen[bytes] | None:
     )
 
 
+# Where a sample of chronic's stack is counted: the first stage one of its frames names.
+STAGES = (
+    ("commit: state encoded", "Framed.encode"),
+    ("commit: RocksDB store", "PartitionStore.apply"),
+    ("commit: transaction (sends, offsets)", "PartitionTask._commit"),
+    ("handle: chronic's rules", "Kernel.handle", "(services/"),
+    ("handle: headers, envelope, contract checks", "Kernel.handle"),
+    ("timers", "PartitionTask._fire_timers"),
+    ("fetch (aiokafka)", "Kernel._consume"),
+    ("gRPC", "grpc"),
+)
+
+
+def _stage(frames: list[str]) -> str:
+    for name, mark, *below in STAGES:
+        at = next((i for i, frame in enumerate(frames) if mark in frame), None)
+        if at is not None and (not below or any(below[0] in f for f in frames[at + 1 :])):
+            return name
+    return "event loop and the rest"
+
+
+def where_the_cpu_goes(profile: Path) -> dict[str, float]:
+    """Share of chronic's samples per stage, from py-spy's collapsed stacks."""
+    shares: dict[str, int] = {}
+    for line in profile.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if stack and count.isdigit():
+            stage = _stage(stack.split(";"))
+            shares[stage] = shares.get(stage, 0) + int(count)
+    total = sum(shares.values()) or 1
+    return {name: 100 * n / total for name, n in sorted(shares.items(), key=lambda kv: -kv[1])}
+
+
+def print_where_the_cpu_goes(profile: Path) -> None:
+    if not profile.exists():
+        return
+    print(f"where chronic's CPU goes while it reads (py-spy, {profile}):")
+    for stage, share in where_the_cpu_goes(profile).items():
+        print(f"  {share:5.1f} %  {stage}")
+
+
 def where_the_time_goes(text: str) -> dict[str, float]:
     """Per transaction: records, ms in handlers, ms to commit (the kernel's histograms)."""
     batches = metric(text, "emeuse_kernel_batch_records_count")
@@ -475,6 +516,7 @@ def main() -> int:
             return 1
         if profile is not None:
             profile.wait()
+            print_where_the_cpu_goes(out / f"kernel-{stamp}.profile.txt")
         figures["restart_to_processing_s"] = first - restarted_at
         figures["readings_per_s"] = (target - at_first) / max(last - first, 1e-6)
         figures["ratio_to_bare"] = figures["readings_per_s"] / figures["bare_readings_per_s"]

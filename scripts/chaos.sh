@@ -7,11 +7,9 @@
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-export KAFKA_HOME="${KAFKA_HOME:-$root/.local/kafka-chaos}" KAFKA_PORT="${KAFKA_PORT:-29092}"
-export KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-29093}"
-export KAFKA_PARTNER_PORT="${KAFKA_PARTNER_PORT:-29094}"
-export EMEUSE_KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
-export EMEUSE_KAFKA_PARTNER_BOOTSTRAP="127.0.0.1:$KAFKA_PARTNER_PORT"
+# shellcheck source=scripts/broker-env.sh
+. scripts/broker-env.sh
+broker_env chaos 29092
 trap 'deploy/kafka/kafka.sh down >/dev/null' EXIT
 deploy/kafka/kafka.sh fresh || exit 1
 # shellcheck disable=SC2086  # CHAOS_ARGS is a list of words

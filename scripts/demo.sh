@@ -23,6 +23,8 @@ Where to look (each command prints what the platform made of the simulation):
   $emeuse tail emeuse.chronic.alert-escalated.v1 --from-beginning --timeout 5    alerts nobody took in time
   $emeuse tail emeuse.chronic.alert-acknowledged.v1 --from-beginning --timeout 5 alerts taken in hand
   $emeuse tail emeuse.access.slot-booked.v1 --from-beginning --timeout 5         consultations booked after critical alerts
+  $emeuse tail emeuse.access.consultation-status-changed.v1 --from-beginning --timeout 5  completed or missed (no-show)
+  $emeuse partner list                                                           the simulated partners (their readings: ce_source partner/...)
   $emeuse tail emeuse.home.incident-raised.v1 --from-beginning --timeout 5       falls, panic, night wandering, missed visits
   $emeuse tail emeuse.prevention.message-scheduled.v1 --from-beginning --timeout 5  reminders and campaign messages
   $emeuse tail emeuse.chronic.dead-letter.v1 --from-beginning --timeout 5        malformed readings set aside, with their reason

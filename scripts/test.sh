@@ -6,17 +6,14 @@
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-# A second run beside this one (another work tree) sets its own KAFKA_HOME and ports.
-export KAFKA_HOME="${KAFKA_HOME:-$root/.local/kafka-test}" KAFKA_PORT="${KAFKA_PORT:-19092}"
-export KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-19093}"
-export KAFKA_PARTNER_PORT="${KAFKA_PARTNER_PORT:-19094}"
+# shellcheck source=scripts/broker-env.sh
+. scripts/broker-env.sh
+broker_env test 19092
 # The platform's SASL_SSL listener (tests/integration/test_encryption.py), with a CA, the
 # certificates and SCRAM passwords made anew under the fresh KAFKA_HOME.
 export KAFKA_SECURE_PORT="${KAFKA_SECURE_PORT:-$((KAFKA_PORT + 3))}"
 export SECRETS_DIR="$KAFKA_HOME/secrets"
 export EMEUSE_KAFKA_SECURE_BOOTSTRAP="127.0.0.1:$KAFKA_SECURE_PORT"
-export EMEUSE_KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
-export EMEUSE_KAFKA_PARTNER_BOOTSTRAP="127.0.0.1:$KAFKA_PARTNER_PORT"
 trap 'deploy/kafka/kafka.sh down >/dev/null' EXIT
 deploy/kafka/kafka.sh fresh || exit 1
 # Paths given (scripts/test.sh tests/integration/test_home.py -k ...) narrow the run; else all.

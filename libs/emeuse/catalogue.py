@@ -117,6 +117,11 @@ HEADERS = (
     ("ce_causationid", "id of the event that caused this one, if any"),
     ("ce_schemaversion", "version of the message's package, e.g. `v1`"),
     ("content-type", "`application/protobuf`: the value is the bare protobuf message"),
+    (
+        "emeuse_replay",
+        "on a partner's feed only: the id of the replay that sent this event again (the "
+        "envelope's `replay_id`); absent on an event delivered live",
+    ),
 )
 
 

@@ -51,3 +51,9 @@ class PartnerDirectory:
         return [
             p for p in self.partners.values() if p.active and event_type in p.readable_event_types
         ]
+
+
+def own_event_withheld(partner: PartnerRegistered, source: str) -> bool:
+    """Whether the event is one the partner published and asked not to get back
+    (`own_events_withheld`): live or replayed, it stays out of its feed."""
+    return partner.own_events_withheld and source == f"partner/{partner.partner_id}"

@@ -19,6 +19,7 @@ from emeuse.partners.v1 import gateway_service_pb2_grpc as api_grpc
 from emeuse.partners.v1.partners_pb2 import ConsentChanged
 from emeuse.registry import CONSENT_CHANGED
 from emeuse.runtime.calls import call_event_id, publish_for_caller, require_pseudonym, until_applied
+from emeuse.runtime.codec import expected_partition
 from emeuse.runtime.envelope import (
     EXPERIMENT_ID,
     TERRITORY_CODES,
@@ -32,6 +33,8 @@ from services.gateway.replay import replay_partitions
 from services.gateway.topics import source_topics
 
 APPLY_WAIT_S = 10.0
+# A replay without a start: from the beginning of what the topics keep.
+EVERYTHING = datetime(1970, 1, 1, tzinfo=UTC)
 # A replay reads up to the partitions' ends: the forwarded call gets this long.
 REPLAY_DEADLINE_S = 120.0
 
@@ -65,6 +68,18 @@ class GatewayServicer(api_grpc.PartnerGatewayServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "experiment_id is not an id")
         if not PURPOSE.fullmatch(request.purpose):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "purpose must be a code")
+        covers_from = None
+        if request.HasField("covers_from"):
+            if not request.granted:
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT, "covers_from is for a grant, not a withdrawal"
+                )
+            covers_from = request.covers_from.ToDatetime(tzinfo=UTC)
+            # What the patient agreed to share is data that exists: not a date to come.
+            if covers_from > datetime.now(UTC):
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT, "covers_from is in the future"
+                )
         await self.directory.ready.wait()
         partner = self.directory.active(request.partner_id)
         if partner is None:
@@ -82,7 +97,13 @@ class GatewayServicer(api_grpc.PartnerGatewayServiceServicer):
             history = self.book(patient).changes.get(
                 ConsentBook.key(request.partner_id, request.purpose), []
             )
-            if history and history[-1].granted == request.granted:
+            # A grant standing with another coverage is a new change (the patient agreed to
+            # share from another date).
+            if (
+                history
+                and history[-1].granted == request.granted
+                and history[-1].covers_from == covers_from
+            ):
                 return api.RecordConsentResponse(event_id=_change_id(request, len(history) - 1))
             now = datetime.now(UTC)
             change = ConsentChanged(
@@ -92,6 +113,8 @@ class GatewayServicer(api_grpc.PartnerGatewayServiceServicer):
                 granted=request.granted,
                 changed_at=timestamp(now),
             )
+            if covers_from is not None:
+                change.covers_from.CopyFrom(request.covers_from)
             event_id = await publish_for_caller(
                 context,
                 self.bus,
@@ -140,7 +163,11 @@ class GatewayServicer(api_grpc.PartnerGatewayServiceServicer):
                     stands=book.stands(partner_id, purpose),
                 )
                 for change in history:
-                    consent.history.add(granted=change.granted, changed_at=timestamp(change.at))
+                    shown = consent.history.add(
+                        granted=change.granted, changed_at=timestamp(change.at)
+                    )
+                    if change.covers_from is not None:
+                        shown.covers_from.CopyFrom(timestamp(change.covers_from))
             return response
 
         async def remote(channel: grpc.aio.Channel, deadline: float, metadata: Any) -> Any:
@@ -157,9 +184,18 @@ class GatewayServicer(api_grpc.PartnerGatewayServiceServicer):
         if partner is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, "no such partner (or removed)")
             raise AssertionError
-        if not request.HasField("since"):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "since is required")
-        since = request.since.ToDatetime(tzinfo=UTC)
+        patient = request.patient_pseudonym
+        if patient:
+            await require_pseudonym(context, patient, "patient_pseudonym")
+        if request.HasField("since"):
+            since = request.since.ToDatetime(tzinfo=UTC)
+        elif patient:
+            since = EVERYTHING  # a backfill: all the patient's consent covers
+        else:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "since is required (unless patient_pseudonym)"
+            )
+            raise AssertionError
         forwarded = self.router.is_forwarded(context)
         asked_id = dict(context.invocation_metadata() or ()).get("x-emeuse-replay-id")
         replay_id = str(asked_id) if forwarded and asked_id else str(uuid.uuid4())
@@ -169,6 +205,8 @@ class GatewayServicer(api_grpc.PartnerGatewayServiceServicer):
             for spec in source_topics()
             for p in range(spec.partitions)
             if self._holds(spec.name, p)
+            # One patient's events are all on the patient's partition (keyed by it).
+            and (not patient or p == expected_partition(patient.encode(), spec.partitions))
         ]
         sent, withheld = await replay_partitions(
             bus=self.bus,
@@ -178,6 +216,7 @@ class GatewayServicer(api_grpc.PartnerGatewayServiceServicer):
             partitions=held,
             consents=self.book,
             replay_id=replay_id,
+            patient=patient,
         )
         for answer in await self.router.ask_peers(
             self.consents,

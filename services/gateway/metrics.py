@@ -24,3 +24,8 @@ INBOUND = Counter(
     "Events partners published: admitted to the platform, or refused to their dead letters.",
     ["partner", "outcome"],
 )
+REFUSALS_REPORTED = Counter(
+    "emeuse_gateway_refusals_reported_total",
+    "Partners' events a service refused after admission, copied to the partner's dead letters.",
+    ["partner", "consumer"],
+)

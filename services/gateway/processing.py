@@ -21,10 +21,11 @@ from emeuse.partners import feed_topic
 from emeuse.registry import CONSENT_CHANGED, TopicSpec
 from emeuse.runtime import envelope as env
 from emeuse.runtime.events import Event
-from services.gateway.directory import PartnerDirectory
+from services.gateway.directory import PartnerDirectory, own_event_withheld
 from services.gateway.domain.consent import ConsentBook
 from services.gateway.metrics import CONSENT_APPLIED, FORWARDED, WITHHELD
-from services.gateway.topics import source_topics
+from services.gateway.refusals import report_refusal
+from services.gateway.topics import refusal_topics, source_topics
 
 log = structlog.get_logger("emeuse.gateway")
 CONSENTS = "patient_to_consents"
@@ -35,7 +36,10 @@ async def apply_consent(event: Event, tx: Tx) -> None:
     patient = change.patient_pseudonym
     book = ConsentBook.from_json(tx.get(CONSENTS, patient))
     changed_at = change.changed_at.ToDatetime(tzinfo=UTC)
-    if book.record(change.partner_id, change.purpose, changed_at, change.granted):
+    covers_from = (
+        change.covers_from.ToDatetime(tzinfo=UTC) if change.HasField("covers_from") else None
+    )
+    if book.record(change.partner_id, change.purpose, changed_at, change.granted, covers_from):
         tx.put(CONSENTS, patient, book.to_json())
     tx.observe(CONSENT_APPLIED, max((datetime.now(UTC) - changed_at).total_seconds(), 0.0))
     log.info("consent.applied", granted=change.granted)
@@ -56,6 +60,8 @@ async def share(event: Event, tx: Tx, *, directory: PartnerDirectory) -> None:
     value = event.message.SerializeToString()
     headers = env.to_headers(event.envelope)
     for partner in readers:
+        if own_event_withheld(partner, event.envelope.source):
+            continue
         if not book.allows(partner.partner_id, list(partner.purposes), happened):
             tx.count(WITHHELD.labels(partner.partner_id, event_type))
             continue
@@ -69,6 +75,8 @@ def processor(directory: PartnerDirectory) -> Processor:
     inputs: dict[TopicSpec, Handler] = {CONSENT_CHANGED: apply_consent}
     for spec in source_topics():
         inputs[spec] = partial(share, directory=directory)
+    for spec in refusal_topics():
+        inputs[spec] = partial(report_refusal, directory=directory)
     return Processor(
         service="gateway",
         inputs=inputs,

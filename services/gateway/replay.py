@@ -1,8 +1,11 @@
 """Replaying a partner's feed from a date, on the partitions this instance holds.
 
 Each source partition is read from the first offset at or after the date to its end at
-the start of the replay; an event goes to the partner's feed when the patient's consent
-stood when it happened and stands now (ConsentBook.allows), as in the live feed. The
+the start of the replay; an event goes to the partner's feed when a grant covers it (it
+stood when the event happened, or covers from a date before it) and consent stands now
+(ConsentBook.allows), as in the live feed; each copy carries the replay's id (header
+emeuse_replay, the envelope's replay_id). A replay for one patient reads only the
+patient's partition: a backfill after a new consent. The
 consents of a partition's patients are in this instance's table: the same partition.
 """
 
@@ -20,9 +23,8 @@ from emeuse.registry import UnknownTopicError, by_name
 from emeuse.runtime import envelope as env
 from emeuse.runtime import kafka_clients
 from emeuse.runtime.codec import InvalidEventError, check_event, check_partition, decode
+from services.gateway.directory import own_event_withheld
 from services.gateway.domain.consent import ConsentBook
-
-REPLAY_HEADER = "emeuse_replay"
 
 
 async def replay_partitions(
@@ -34,8 +36,10 @@ async def replay_partitions(
     partitions: list[TopicPartition],
     consents: Callable[[str], ConsentBook],
     replay_id: str,
+    patient: str = "",
 ) -> tuple[int, int]:
-    """(sent, withheld) for the given source partitions."""
+    """(sent, withheld) for the given source partitions (of one patient's events, when
+    `patient` is given)."""
     if not partitions:
         return 0, 0
     # Read committed, as the live feed: an event of an aborted transaction never happened.
@@ -66,13 +70,14 @@ async def replay_partitions(
                 for record in records:
                     if record.offset >= todo.get(tp, -1):
                         continue
-                    verdict = _share(partner, record, since, consents)
+                    verdict = _share(partner, record, since, consents, patient)
                     if verdict is None:
                         continue
                     if not verdict:
                         withheld += 1
                         continue
-                    headers = [*list(record.headers or ()), (REPLAY_HEADER, replay_id.encode())]
+                    # Marked: the SDK gives it as the envelope's replay_id.
+                    headers = [*list(record.headers or ()), (env.H_REPLAY, replay_id.encode())]
                     await bus.forward(
                         feed_topic(partner.partner_id), record.key, record.value, headers
                     )
@@ -90,11 +95,17 @@ def _share(
     record: object,
     since: datetime,
     consents: Callable[[str], ConsentBook],
+    patient: str = "",
 ) -> bool | None:
-    """None: not for this partner (type, date, unreadable); else whether consent allows it."""
+    """None: not for this partner (type, date, another patient, its own event withheld,
+    unreadable); else whether consent allows it."""
     try:
         envelope = env.from_headers(env.header_map(list(record.headers or ())))  # type: ignore[attr-defined]
         if envelope.event_type not in partner.readable_event_types:
+            return None
+        if patient and envelope.subject_pseudonym != patient:
+            return None
+        if own_event_withheld(partner, envelope.source):
             return None
         # The checks of the live feed: a record the platform would set aside is not sent.
         spec = by_name(record.topic)  # type: ignore[attr-defined]

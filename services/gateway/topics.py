@@ -3,7 +3,14 @@ the partners' inbound topics."""
 
 from __future__ import annotations
 
-from emeuse.registry import CONSENT_CHANGED, TOPICS, TopicSpec, partner_feedable
+from emeuse.registry import (
+    CONSENT_CHANGED,
+    SERVICES,
+    TOPICS,
+    TopicSpec,
+    dead_letter_topic,
+    partner_feedable,
+)
 
 # Inbound topics are created per partner: followed by name pattern, new ones included.
 INBOUND_PATTERN = r"^emeuse-partner\.[a-z][a-z0-9-]{2,31}\.inbound$"
@@ -15,4 +22,11 @@ def source_topics() -> tuple[TopicSpec, ...]:
     return tuple(spec for spec in TOPICS if partner_feedable(spec))
 
 
-READS = (CONSENT_CHANGED, *source_topics())
+def refusal_topics() -> tuple[TopicSpec, ...]:
+    """The services' dead letters, where a partner's event refused after admission lands
+    (refusals.py). Not the gateway's own: what it refuses it reports itself, and reading
+    its own output would loop."""
+    return tuple(dead_letter_topic(s) for s in SERVICES if s != "gateway")
+
+
+READS = (CONSENT_CHANGED, *source_topics(), *refusal_topics())

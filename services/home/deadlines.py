@@ -20,7 +20,6 @@ from services.home.incidents import detections_due
 # Inactivity is looked for in this many active periods from now: the current (or next)
 # one, and the following ones when an earlier episode already had its incident.
 ACTIVE_PERIODS = 3
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def next_step_at(state: HomeState, now: datetime) -> datetime | None:
@@ -47,7 +46,7 @@ def next_step_at(state: HomeState, now: datetime) -> datetime | None:
         if _detects(state, moment):
             first = moment
             break
-    return None if first is None else _just_after(first)
+    return None if first is None else first.astimezone(UTC)
 
 
 def _detection_moments(state: HomeState) -> list[datetime]:
@@ -105,11 +104,3 @@ def _next_waking(rhythm: Rhythm, after: datetime) -> datetime:
     if woke <= local:
         woke = datetime.combine(local.date() + timedelta(days=1), rhythm.wakes_at, tzinfo=LOCAL)
     return woke.astimezone(UTC)
-
-
-def _just_after(moment: datetime) -> datetime:
-    """A millisecond past the moment, on a whole millisecond: the kernel keeps deadlines as
-    whole milliseconds, rounded down, and one a fraction early would find nothing due yet,
-    and fire again only seconds later."""
-    micros = (moment - EPOCH) // timedelta(microseconds=1)
-    return EPOCH + timedelta(milliseconds=-(-micros // 1000) + 1)

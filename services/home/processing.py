@@ -175,11 +175,8 @@ async def take_due_steps(resident: str, tx: Tx) -> None:
         if outcome.facts:
             publish(tx, resident, outcome, None)
             state = outcome.state
-    if not actions and (moved := next_step_at(state, tx.now)) is not None and moved > tx.now:
-        # Fired late, nothing is due any more (inactivity due at 21:59, fired after bedtime):
-        # the home stored again has its deadline worked out again, here the next morning;
-        # else the kernel would fire it every few seconds until the home next changes.
-        store(tx, resident, state)
+    # Fired late with nothing due any more (inactivity due at 21:59, fired after bedtime),
+    # nothing changes: the kernel asks `home_deadline` again, here for the next morning.
 
 
 PROCESSOR = Processor(

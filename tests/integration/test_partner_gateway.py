@@ -234,11 +234,17 @@ def test_what_a_partner_publishes_is_checked_and_stamped_before_the_platform_tak
     letters = [TopicPartition(dead_letter_topic(partner.partner_id), p) for p in range(PARTITIONS)]
     consumer.assign(letters)
     consumer.seek_to_beginning(*letters)
-    refused = []
+    refused: list[MessageDeadLettered] = []
     deadline = time.monotonic() + 45
     while not refused and time.monotonic() < deadline:
         for batch in consumer.poll(timeout_ms=300).values():
-            refused += [MessageDeadLettered.FromString(r.value) for r in batch]
+            refused += [
+                letter
+                for letter in map(MessageDeadLettered.FromString, (r.value for r in batch))
+                # The admitted reading's patient has no care plan: chronic's refusal of it
+                # comes back here too (reported downstream refusals, tested below).
+                if letter.consumer == "gateway"
+            ]
     consumer.close()
     [letter] = refused
     assert "not granted" in letter.reason
@@ -246,34 +252,43 @@ def test_what_a_partner_publishes_is_checked_and_stamped_before_the_platform_tak
     assert AlertRaised.FromString(letter.original_value).alert_id == alert.alert_id
 
 
-def dead_letters(partner: Partner, count: int, timeout: float = 30) -> list[MessageDeadLettered]:
-    """The partner's dead letters, read with its own credential, once `count` are there."""
+def dead_letters(
+    partner: Partner, count: int, timeout: float = 30, refused_by: str | None = None
+) -> list[MessageDeadLettered]:
+    """The partner's dead letters (of `refused_by` only, when given), read with its own
+    credential, once `count` are there; one per refuser and event id, as a partner dedupes
+    (inbound records are checked at least once: a rebalance may check one twice)."""
     consumer = partner.consumer()
     letters = [TopicPartition(dead_letter_topic(partner.partner_id), p) for p in range(PARTITIONS)]
     consumer.assign(letters)
     consumer.seek_to_beginning(*letters)
-    found: list[MessageDeadLettered] = []
+    found: dict[tuple[str, bytes], MessageDeadLettered] = {}
     deadline = time.monotonic() + timeout
     try:
         while len(found) < count and time.monotonic() < deadline:
             for batch in consumer.poll(timeout_ms=200).values():
-                found += [MessageDeadLettered.FromString(r.value) for r in batch]
+                for letter in (MessageDeadLettered.FromString(r.value) for r in batch):
+                    if refused_by is None or letter.consumer == refused_by:
+                        found[(letter.consumer, letter.original_headers[env.H_ID])] = letter
     finally:
         consumer.close()
-    return found
+    return list(found.values())
 
 
-def publish_as(partner: Partner, message: ReadingRecorded) -> None:
+def publish_as(partner: Partner, message: ReadingRecorded) -> str:
+    """Publish on the partner's inbound topic with its credential; the event id sent."""
+    headers = headers_for(READING_RECORDED, message.patient_pseudonym)
     producer = partner.producer()
     try:
         producer.send(
             inbound_topic(partner.partner_id),
             key=message.patient_pseudonym.encode(),
             value=message.SerializeToString(),
-            headers=headers_for(READING_RECORDED, message.patient_pseudonym),
+            headers=headers,
         ).get(timeout=15)
     finally:
         producer.close()
+    return dict(headers)[env.H_ID].decode()
 
 
 def test_an_impossible_reading_from_a_partner_reaches_no_feed_and_shows_on_its_dead_letters(
@@ -296,7 +311,9 @@ def test_an_impossible_reading_from_a_partner_reaches_no_feed_and_shows_on_its_d
         sent = time.monotonic()
         publish_as(publisher, impossible)
         publish_as(publisher, in_mmol)
-        letters = dead_letters(publisher, 2)
+        # The patient has no care plan: chronic refuses the good readings too, and that
+        # comes back to the publisher; here only the gateway's own refusals count.
+        letters = dead_letters(publisher, 2, refused_by="gateway")
         seen_after = time.monotonic() - sent
         last = reading(patient)
         publish_as(publisher, last)
@@ -320,20 +337,142 @@ def test_an_impossible_reading_from_a_partner_reaches_no_feed_and_shows_on_its_d
             "--config",
             str(publisher.settings),
             "--from-beginning",
-            "--max",
-            "2",
             "--timeout",
-            "15",
+            "5",
             "--json",
             bootstrap="127.0.0.1:1",  # the settings file's listener is used, not this
         )
         assert tailed.returncode == 0, tailed.stderr
         shown = [json.loads(line) for line in tailed.stdout.splitlines()]
+        shown = [s for s in shown if s["event"]["consumer"] == "gateway"]
         assert {s["original_event"]["reading_id"] for s in shown} == set(refused)
         assert all("refused by chronic's rules" in s["event"]["reason"] for s in shown)
     finally:
         remove_partner(bootstrap, publisher)
         remove_partner(bootstrap, reader)
+
+
+def test_a_reading_a_service_refuses_after_admission_is_reported_to_the_partner_who_sent_it(
+    platform, bus, bootstrap, secrets_dir
+):
+    publisher = add_partner(bootstrap, secrets_dir, new_partner_id(), "--publish", READING)
+    try:
+        # Possible, so admitted by the gateway; but the patient has no care plan, a rule
+        # only chronic can check (its state): chronic refuses it on its own dead letters.
+        patient = random_pseudonym()
+        sent = reading(patient)
+        event_id = publish_as(publisher, sent)
+        [admitted] = bus.wait_for(
+            READING_RECORDED.name, lambda r: r.get("event", {}).get("reading_id") == sent.reading_id
+        )
+        assert admitted["headers"]["ce_id"] == event_id
+
+        # The publisher reads the refusal with its own settings file, as a partner would.
+        tailed = emeuse(
+            "tail",
+            "dead-letter",
+            "--config",
+            str(publisher.settings),
+            "--from-beginning",
+            "--max",
+            "1",
+            "--timeout",
+            "45",
+            "--json",
+            bootstrap="127.0.0.1:1",
+        )
+        assert tailed.returncode == 0, tailed.stderr
+        [shown] = [json.loads(line) for line in tailed.stdout.splitlines()]
+        assert shown["event"]["consumer"] == "chronic"
+        assert shown["event"]["reason"] == (
+            "refused by chronic: patient is not enrolled in remote monitoring: "
+            "no care plan to place the reading in"
+        )
+        assert shown["original_event_id"] == event_id
+        # What it is given back is what it sent: the reading, under the patient's pseudonym.
+        assert shown["original_event"]["reading_id"] == sent.reading_id
+        assert shown["key"] == patient
+
+        def reported() -> float:
+            return metric(
+                platform.services["gateway"].metrics(),
+                "emeuse_gateway_refusals_reported_total",
+                partner=publisher.partner_id,
+                consumer="chronic",
+            )
+
+        deadline = time.monotonic() + 5  # counted once the transaction has committed
+        while reported() < 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert reported() == 1
+    finally:
+        remove_partner(bootstrap, publisher)
+
+
+def test_partner_status_shows_grants_consents_feed_lag_and_refusals(
+    platform, bus, bootstrap, secrets_dir
+):
+    both = add_partner(
+        bootstrap, secrets_dir, new_partner_id(), "--read", READING, "--publish", READING
+    )
+    try:
+        patient, other = random_pseudonym(), random_pseudonym()
+        consent(platform, both, patient, True)
+        consent(platform, both, other, True)
+        consent(platform, both, other, False)
+        read_before = {send(bus, reading(patient)) for _ in range(3)}
+        feed(both, read_before)
+        # Its app read those three and committed, as the SDK's group would.
+        group = f"emeuse-partner.{both.partner_id}.sdk"
+        app = both.consumer(
+            group_id=group, isolation_level="read_committed", auto_offset_reset="earliest"
+        )
+        app.subscribe([feed_topic(both.partner_id)])
+        handled: set[str] = set()
+        deadline = time.monotonic() + 30
+        while handled != read_before and time.monotonic() < deadline:
+            for batch in app.poll(timeout_ms=300).values():
+                handled |= {ReadingRecorded.FromString(r.value).reading_id for r in batch}
+        app.commit()
+        app.close()
+        assert handled == read_before
+        waiting = {send(bus, reading(patient)) for _ in range(2)}
+        feed(both, read_before | waiting)
+
+        # One refused by the gateway (impossible), one by chronic (the patient has no plan);
+        # about the patient whose consent was withdrawn, so neither comes back on the feed.
+        impossible = reading(other)
+        impossible.loinc_code, impossible.value, impossible.unit = "34714-6", 40, "{INR}"
+        publish_as(both, impossible)
+        publish_as(both, reading(other))
+        assert len(dead_letters(both, 2)) == 2
+
+        shown = emeuse("partner", "status", both.partner_id, "--json", bootstrap=bootstrap)
+        assert shown.returncode == 0, shown.stderr
+        status = json.loads(shown.stdout)
+        assert status["active"] is True
+        assert status["grants"]["reads"] == [READING]
+        assert status["grants"]["publishes"] == [READING]
+        assert status["consents"] == {"patients": 1, "consents": 1}
+        assert [(g["group"], g["lag"]) for g in status["groups"]] == [(group, 2)]
+        assert status["refusals"] == {"chronic": 1, "gateway": 1}
+
+        # The partner's own view, with its settings file: no registry, no consents.
+        own = emeuse(
+            "partner",
+            "status",
+            both.partner_id,
+            "--config",
+            str(both.settings),
+            "--json",
+            bootstrap="127.0.0.1:1",
+        )
+        assert own.returncode == 0, own.stderr
+        mine = json.loads(own.stdout)
+        assert mine["consents"] is None and mine["grants"]["publishes"] == [READING]
+        assert mine["groups"] == status["groups"] and mine["refusals"] == status["refusals"]
+    finally:
+        remove_partner(bootstrap, both)
 
 
 def operator(platform, *argv: str) -> subprocess.CompletedProcess[str]:
@@ -396,3 +535,138 @@ def test_operators_record_show_and_withdraw_consents_and_replay_with_the_emeuse_
         assert withheld not in feed(reader, {shared})
     finally:
         remove_partner(bootstrap, reader)
+
+
+def send_happened(bus, message: ReadingRecorded, happened: datetime) -> str:
+    """A reading whose event happened at `happened` (ce_time), sent now."""
+    envelope = env.new_envelope(
+        event_type=READING_RECORDED.type_name,
+        source="emeuse/integration-tests",
+        subject_pseudonym=message.patient_pseudonym,
+        territory=env.territory_from_code("55"),
+        experiment_id="integration-tests",
+        schema_version=READING_RECORDED.schema_version,
+        occurred_at=happened,
+    )
+    bus.send(
+        READING_RECORDED.name,
+        message.patient_pseudonym.encode(),
+        message.SerializeToString(),
+        env.to_headers(envelope),
+    )
+    return message.reading_id
+
+
+def test_a_backfill_delivers_exactly_what_a_new_consent_covers_marked_as_replayed(
+    platform, bus, bootstrap, secrets_dir
+):
+    reader = add_partner(bootstrap, secrets_dir, new_partner_id(), "--read", READING)
+    try:
+        now = datetime.now(UTC)
+        patient = random_pseudonym()
+        before_window = send_happened(bus, reading(patient), now - timedelta(days=3))
+        in_window = send_happened(bus, reading(patient), now - timedelta(days=1))
+
+        # Both handled by the gateway while the patient had no consent: withheld.
+        def withheld() -> float:
+            return metric(
+                platform.services["gateway"].metrics(),
+                "emeuse_gateway_events_withheld_total",
+                partner=reader.partner_id,
+            )
+
+        deadline = time.monotonic() + 45
+        while withheld() < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert withheld() == 2
+
+        # The patient consents, covering their data from the start of the episode (2 days).
+        change = [patient, "--partner", reader.partner_id, "--purpose", "remote-monitoring"]
+        covers = (now - timedelta(days=2)).isoformat()
+        deadline = time.monotonic() + 30
+        while True:  # the gateway learns of a new partner from the registry within a moment
+            recorded = operator(
+                platform, "consent", "record", *change, "--territory", "55", "--covers-from", covers
+            )
+            if recorded.returncode == 0 or time.monotonic() > deadline:
+                break
+            assert "NOT_FOUND" in recorded.stderr, recorded.stderr
+            time.sleep(0.3)
+        assert recorded.returncode == 0, recorded.stderr
+        live = send(bus, reading(patient))
+        feed(reader, {live})
+
+        backfill = operator(platform, "partner", "replay", reader.partner_id, "--patient", patient)
+        assert backfill.returncode == 0, backfill.stderr
+        assert "replayed  2 event(s)" in backfill.stdout  # the one in the window, and the live
+        assert "withheld  1 event(s)" in backfill.stdout  # before the window: never
+        replay_id = backfill.stdout.split("replay ", 1)[1].split(",", 1)[0]
+
+        seen = feed(reader, {in_window, live})
+        assert before_window not in seen
+        # A handler tells them apart: the envelope a partner's app is given (the SDK reads
+        # it from the headers) has the replay's id on replayed copies only.
+        marks = {
+            reading_id: sorted(env.from_headers(h).replay_id for h in copies)
+            for reading_id, copies in seen.items()
+        }
+        assert marks == {in_window: [replay_id], live: ["", replay_id]}
+
+        shown = operator(platform, "consent", "show", patient)
+        assert f"(covering from {covers[:19]}" in shown.stdout
+    finally:
+        remove_partner(bootstrap, reader)
+
+
+def test_a_partner_may_ask_not_to_get_its_own_events_back(platform, bus, bootstrap, secrets_dir):
+    both = add_partner(
+        bootstrap,
+        secrets_dir,
+        new_partner_id(),
+        "--read",
+        READING,
+        "--publish",
+        READING,
+        "--without-own-events",
+    )
+    try:
+        patient = random_pseudonym()
+        consent(platform, both, patient, True)
+        own = reading(patient)
+        publish_as(both, own)
+        bus.wait_for(
+            READING_RECORDED.name, lambda r: r.get("event", {}).get("reading_id") == own.reading_id
+        )
+        # Admitted before the platform's reading, on the same partition: handled before it.
+        theirs = send(bus, reading(patient))
+        assert own.reading_id not in feed(both, {theirs})
+
+        granted = emeuse(
+            "partner",
+            "grant",
+            both.partner_id,
+            "--own-events",
+            "send",
+            "--territory",
+            "55",
+            "--secrets-dir",
+            str(secrets_dir),
+            bootstrap=bootstrap,
+        )
+        assert granted.returncode == 0, granted.stderr
+        assert "own events  in its feed" in granted.stdout
+        deadline = time.monotonic() + 30
+        again = reading(patient)
+        publish_as(both, again)
+        # The gateway follows the registry within a moment: until then it may withhold.
+        while time.monotonic() < deadline:
+            try:
+                feed(both, {again.reading_id}, timeout=3)
+                break
+            except AssertionError:
+                again = reading(patient)
+                publish_as(both, again)
+        assert again.reading_id in feed(both, {again.reading_id})
+        assert own.reading_id not in feed(both, {again.reading_id})
+    finally:
+        remove_partner(bootstrap, both)

@@ -96,6 +96,14 @@ def partner_consumer(config: ClientConfig, timeout_s: float = 5.0) -> KafkaConsu
         )
 
 
+def partner_admin(config: ClientConfig, timeout_s: float = 5.0) -> KafkaAdminClient:
+    """An admin client logged in with a partner's settings file: it sees its own groups."""
+    with kafka_errors(config.bootstrap):
+        return KafkaAdminClient(
+            **(_common(config.bootstrap, timeout_s) | config.kafka_python_options())
+        )
+
+
 def create_topics(
     bootstrap: str, replication_factor: int, specs: tuple[TopicSpec, ...] = TOPICS
 ) -> list[tuple[str, str]]:

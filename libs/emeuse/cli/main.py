@@ -13,6 +13,7 @@
         [--period month|week]       an experiment's indicators as CSV and PNG (docs/evaluation.md)
   emeuse simulate                   a seeded synthetic territory's events (--dry-run: to a file)
   emeuse partner replay ID --since D   send a partner's feed again (gateway gRPC, operator token)
+  emeuse partner status ID          grants, consents, feed lag, refusals (--config: a partner's own)
   emeuse consent record|withdraw|show PATIENT   patients' consents (gateway gRPC, operator token)
 
 Every command takes --bootstrap (default: EMEUSE_KAFKA_BOOTSTRAP or 127.0.0.1:9092).
@@ -44,6 +45,7 @@ from emeuse.cli.health import check_health
 from emeuse.cli.operator_calls import add_consent_commands, add_partner_replay_command
 from emeuse.cli.partner_admin import add_partner_admin_commands
 from emeuse.cli.partner_run import add_partner_run_command
+from emeuse.cli.partner_status import add_partner_status_command
 from emeuse.cli.publish import build_event
 from emeuse.cli.records import describe, partner_topic
 from emeuse.cli.simulate import add_simulate_command, cmd_simulate
@@ -182,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_evaluate_command(commands)
     add_simulate_command(commands, _bootstrap_option)
     add_partner_replay_command(partner_commands)
+    add_partner_status_command(partner_commands)
     add_consent_commands(commands, _Parser)
     add_audit_command(commands, _bootstrap_option)
     return parser

@@ -71,10 +71,15 @@ def cmd_consent_change(args: argparse.Namespace) -> int:
         territory=args.territory,
         experiment_id=args.experiment,
     )
+    covers_from = getattr(args, "covers_from", None)
+    if covers_from:
+        request.covers_from.CopyFrom(timestamp(parse_since(covers_from, "--covers-from")))
     response = call_gateway(args, "RecordConsent", request, CONSENT_TIMEOUT_S)
     # The patient's pseudonym is not printed: the operator gave it, a log of this must not.
     state = "recorded" if granted else "withdrawn"
     print(f"consent {state}: {args.partner}/{args.purpose} (event {response.event_id})")
+    if covers_from:
+        print(f"  covers the patient's data from {covers_from}: a replay --patient backfills it")
     print("  applied by the gateway: the partner's feed follows it from now on")
     return 0
 
@@ -91,11 +96,7 @@ def cmd_consent_show(args: argparse.Namespace) -> int:
         return 0
     rows = [("PARTNER", "PURPOSE", "STANDS", "HISTORY")]
     for consent in response.consents:
-        history = ", ".join(
-            f"{'granted' if change.granted else 'withdrawn'} "
-            f"{change.changed_at.ToDatetime(tzinfo=UTC).isoformat(timespec='seconds')}"
-            for change in consent.history
-        )
+        history = ", ".join(_change_text(change) for change in consent.history)
         rows.append(
             (consent.partner_id, consent.purpose, "yes" if consent.stands else "no", history)
         )
@@ -105,28 +106,47 @@ def cmd_consent_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_since(text: str) -> datetime:
-    """An ISO date or date-time; one without a zone is UTC."""
+def _change_text(change: api.ConsentChange) -> str:
+    when = change.changed_at.ToDatetime(tzinfo=UTC).isoformat(timespec="seconds")
+    text = f"{'granted' if change.granted else 'withdrawn'} {when}"
+    if change.HasField("covers_from"):
+        covers = change.covers_from.ToDatetime(tzinfo=UTC).isoformat(timespec="seconds")
+        text += f" (covering from {covers})"
+    return text
+
+
+def parse_since(text: str, option: str = "--since") -> datetime:
+    """An ISO date or date-time, not in the future; one without a zone is UTC."""
     try:
         since = datetime.fromisoformat(text)
     except ValueError:
         raise CliError(
-            f"--since {text!r}: expected an ISO date or date-time, e.g. 2027-03-01 or "
+            f"{option} {text!r}: expected an ISO date or date-time, e.g. 2027-03-01 or "
             "2027-03-01T08:00:00+01:00"
         ) from None
     since = since if since.tzinfo else since.replace(tzinfo=UTC)
     if since > datetime.now(UTC):
-        raise CliError(f"--since {text!r} is in the future: nothing to replay")
+        raise CliError(f"{option} {text!r} is in the future")
     return since
 
 
 def cmd_partner_replay(args: argparse.Namespace) -> int:
-    since = parse_since(args.since)
-    request = api.ReplayRequest(partner_id=args.partner_id, since=timestamp(since))
+    if not args.since and not args.patient:
+        raise CliError("give --since (every patient's events), --patient (a backfill), or both")
+    request = api.ReplayRequest(partner_id=args.partner_id, patient_pseudonym=args.patient or "")
+    since = parse_since(args.since) if args.since else None
+    if since is not None:
+        request.since.CopyFrom(timestamp(since))
     response = call_gateway(args, "Replay", request, args.timeout)
-    print(f"{args.partner_id}: replay {response.replay_id} since {since.isoformat()}")
-    print(f"  replayed  {response.events_replayed} event(s) onto its feed (header emeuse_replay)")
-    print(f"  withheld  {response.events_withheld} event(s): no consent then or now")
+    # The patient's pseudonym is not printed back (as for consents).
+    whose = "one patient's events" if args.patient else "every patient's events"
+    start = f"since {since.isoformat()}" if since else "all that the consent covers"
+    print(f"{args.partner_id}: replay {response.replay_id}, {whose}, {start}")
+    print(
+        f"  replayed  {response.events_replayed} event(s) onto its feed "
+        "(header emeuse_replay, the envelope's replay_id)"
+    )
+    print(f"  withheld  {response.events_withheld} event(s): no consent covers them, or none now")
     return 0
 
 
@@ -171,6 +191,13 @@ def add_consent_commands(commands: Any, parser_class: type[argparse.ArgumentPars
             default=os.environ.get("EMEUSE_EXPERIMENT", "emeuse-platform"),
             help="experiment stamped on the event (env EMEUSE_EXPERIMENT, default emeuse-platform)",
         )
+        if action == "record":
+            change.add_argument(
+                "--covers-from",
+                help="ISO date or date-time (no zone: UTC), at most now: the consent covers "
+                "the patient's data from then, as the patient agreed (e.g. the start of the "
+                "care episode); default: from now",
+            )
         _gateway_options(change)
         change.set_defaults(handler=cmd_consent_change)
     show = actions.add_parser("show", help="a patient's consents with their history")
@@ -187,7 +214,12 @@ def add_partner_replay_command(partner_commands: Any) -> None:
     )
     replay.add_argument("partner_id", metavar="ID")
     replay.add_argument(
-        "--since", required=True, help="ISO date or date-time (no zone: UTC), e.g. 2027-03-01"
+        "--since",
+        help="ISO date or date-time (no zone: UTC), e.g. 2027-03-01; with --patient it may be "
+        "left out: all that the patient's consent covers",
+    )
+    replay.add_argument(
+        "--patient", help="only this patient's events (psn-...): a backfill after a new consent"
     )
     replay.add_argument(
         "--timeout", type=float, default=300.0, help="seconds to wait for the replay (300)"

@@ -328,12 +328,13 @@ def _now() -> Timestamp:
     return stamp
 
 
-def _grants(registration: PartnerRegistered) -> tuple[list[str], ...]:
+def _grants(registration: PartnerRegistered) -> tuple[object, ...]:
     return (
         list(registration.purposes),
         list(registration.readable_event_types),
         list(registration.publishable_event_types),
         list(registration.experiments),
+        registration.own_events_withheld,
     )
 
 
@@ -400,6 +401,7 @@ def cmd_add(args: argparse.Namespace) -> int:
         experiments=_unique(args.experiment),
         active=True,
         registered_at=_now(),
+        own_events_withheld=args.without_own_events,
     )
     publish_registration(
         args.bootstrap, registration, territory=args.territory, experiment=args.event_experiment
@@ -416,8 +418,10 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 def cmd_grant(args: argparse.Namespace) -> int:
     partner_id = check_partner_id(args.partner_id)
-    if not (args.purpose or args.read or args.publish or args.experiment):
-        raise CliError("nothing to grant: give --read, --publish, --purpose or --experiment")
+    if not (args.purpose or args.read or args.publish or args.experiment or args.own_events):
+        raise CliError(
+            "nothing to grant: give --read, --publish, --purpose, --experiment or --own-events"
+        )
     check_grants(
         purposes=args.purpose, read=args.read, publish=args.publish, experiments=args.experiment
     )
@@ -439,6 +443,9 @@ def cmd_grant(args: argparse.Namespace) -> int:
         experiments=change(known.experiments, args.experiment),
         active=True,
         registered_at=_now(),
+        own_events_withheld=(
+            known.own_events_withheld if args.own_events is None else args.own_events == "withhold"
+        ),
     )
     if _grants(registration) == _grants(known):
         print(f"{partner_id}: unchanged")
@@ -533,6 +540,7 @@ def _print_grants(registration: PartnerRegistered) -> None:
         ("experiments", registration.experiments),
     ):
         print(f"  {label:<11} {', '.join(values) or '-'}")
+    print(f"  own events  {'withheld' if registration.own_events_withheld else 'in its feed'}")
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -618,6 +626,11 @@ def add_partner_admin_commands(subparsers: Any) -> None:
         "--show-password", action="store_true", help="also print the password (it is in the file)"
     )
     add.add_argument(
+        "--without-own-events",
+        action="store_true",
+        help="its feed leaves out the events it published itself (ce_source partner/ID)",
+    )
+    add.add_argument(
         "--replication-factor",
         default=os.environ.get("EMEUSE_REPLICATION_FACTOR", "1"),
         help="replication factor of the partner's topics (env EMEUSE_REPLICATION_FACTOR)",
@@ -636,6 +649,11 @@ def add_partner_admin_commands(subparsers: Any) -> None:
     _grant_options(grant, purpose_required=False)
     grant.add_argument(
         "--revoke", action="store_true", help="withdraw the given grants instead of adding them"
+    )
+    grant.add_argument(
+        "--own-events",
+        choices=("withhold", "send"),
+        help="withhold: its feed leaves out the events it published itself; send: includes them",
     )
     _secrets_option(grant)
     _common_options(grant, registry_event=True)

@@ -67,6 +67,10 @@ def describe(
         message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
     )
     if isinstance(message, MessageDeadLettered):
+        # The id of the event set aside: what its sender knows it by.
+        event_id = message.original_headers.get(env.H_ID)
+        if event_id:
+            shown["original_event_id"] = event_id.decode(errors="replace")
         original = _original(message)
         if original is not None:
             shown["original_event"] = original

@@ -4,17 +4,21 @@
 from __future__ import annotations
 
 import argparse
+import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from aiokafka.errors import KafkaError as AIOKafkaError
 from rich.console import Console
 
 from emeuse.cli.environment import tool_grpc_tls, tool_kafka_login
 from emeuse.cli.errors import CliError
 from emeuse.runtime.auth import AuthSetupError, bearer, read_token
+from emeuse.simulate.batches import TopicUnavailableError
 from emeuse.simulate.care_team import CareTeams
 from emeuse.simulate.events import Options
+from emeuse.simulate.lag import PlatformLag
 from emeuse.simulate.run import run
 from emeuse.simulate.send import (
     DEFAULT_TARGETS,
@@ -38,6 +42,10 @@ RATE_HELP = {
     "acknowledged_share": "share of alerts and incidents care teams acknowledge",
     "missed_visit_rate": "share of home-aide visits nobody checks in to",
     "opt_out_share": "share of prevention enrollees who opt out during the run",
+    "no_show_rate": "share of booked consultations recorded as no-shows (the rest completed)",
+    "partner_share": "share of diabetes and heart-failure patients using a partner's device, "
+    "their readings sent through the partner gateway (0: no partners)",
+    "consent_withdrawal_share": "share of partner users withdrawing their consent during the run",
 }
 
 
@@ -51,6 +59,17 @@ def add_simulate_command(commands: Any, bootstrap_option: Any) -> None:
     )
     simulate.add_argument("--rate", type=float, default=50.0, help="live events per second")
     simulate.add_argument("--duration", type=float, default=60.0, help="seconds of live events")
+    simulate.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="simulated seconds per second (>= 1): the live events say they happened S times "
+        "further apart, in the S x --duration before the run ends (a minute at 1440 spans a "
+        "day, its nights included); what the services time on the wall clock is not "
+        "accelerated: monitoring gaps, acknowledgement and escalation delays, inactivity, "
+        "the wait for a wanderer's return, missed visits, consultation slots, reminders",
+    )
     simulate.add_argument(
         "--start", help="time of the first live event, ISO 8601 with offset (default: now)"
     )
@@ -104,6 +123,18 @@ def add_simulate_command(commands: Any, bootstrap_option: Any) -> None:
         help="keep acknowledging alerts and incidents S seconds after the last event",
     )
     simulate.add_argument(
+        "--partner-bootstrap",
+        default=os.environ.get("EMEUSE_KAFKA_PARTNER_BOOTSTRAP", "127.0.0.1:9094"),
+        help="the broker's partner listener the simulated partners send on "
+        "(env EMEUSE_KAFKA_PARTNER_BOOTSTRAP)",
+    )
+    simulate.add_argument(
+        "--partner-secrets-dir",
+        type=Path,
+        default=Path(os.environ.get("EMEUSE_PARTNER_SECRETS_DIR", ".local/secrets/partners")),
+        help="where the simulated partners' settings files are (env EMEUSE_PARTNER_SECRETS_DIR)",
+    )
+    simulate.add_argument(
         "--token-file",
         type=Path,
         default=Path(".local/secrets/operator.token"),
@@ -129,6 +160,8 @@ def options_from(args: argparse.Namespace) -> Options:
         raise CliError("--scale must be above 0 and at most 1")
     if args.rate <= 0 or args.duration < 0:
         raise CliError("--rate must be above 0 and --duration at least 0")
+    if args.speed < 1:
+        raise CliError("--speed must be at least 1 (the events cannot say they are in the future)")
     rates = {name: getattr(args, name) for name in RATE_OPTIONS}
     if any(not 0 <= value <= 1 for value in rates.values()):
         raise CliError("every --*-rate and --gap-share must be between 0 and 1")
@@ -142,6 +175,7 @@ def options_from(args: argparse.Namespace) -> Options:
         scale=args.scale,
         rate=args.rate,
         duration=args.duration,
+        speed=args.speed,
         start=start,
         territories=tuple(args.territory or ()),
         experiment=args.experiment,
@@ -166,14 +200,19 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     except (AuthSetupError, OSError) as exc:
         raise CliError(f"{exc} (run `make up`, or give --token-file)") from None
     targets = {service: getattr(args, service) for service in DEFAULT_TARGETS}
-    transport = PlatformTransport(
-        args.bootstrap,
-        targets,
-        auth,
-        options.experiment,
-        tls=tool_grpc_tls(),
-        login=tool_kafka_login(),
-    )
+    try:
+        transport = PlatformTransport(
+            args.bootstrap,
+            targets,
+            auth,
+            options.experiment,
+            partner_bootstrap=args.partner_bootstrap,
+            partner_secrets=args.partner_secrets_dir,
+            tls=tool_grpc_tls(),
+            login=tool_kafka_login(),
+        )
+    except (AIOKafkaError, OSError) as exc:
+        raise CliError(f"cannot reach Kafka at {args.bootstrap}: {type(exc).__name__}") from None
 
     def care_teams(people: set[str], tally: Tally) -> CareTeams:
         return CareTeams(
@@ -188,7 +227,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             responders=care_teams,
             linger_s=args.linger,
             setup=not args.no_setup,
+            lag=PlatformLag(args.bootstrap, login=tool_kafka_login()),
         )
+    except TopicUnavailableError as exc:
+        raise CliError(str(exc)) from None
     finally:
         transport.close()
     return 1 if tally.failed else 0

@@ -19,7 +19,7 @@ import math
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -72,6 +72,22 @@ class ProducerLost(Fenced):
 # What a transaction's calls raise besides KafkaError: aiokafka's IllegalOperation (a send
 # outside a transaction the client aborted itself) and the assertion of its state machine.
 TRANSACTION_ERRORS = (KafkaError, IllegalOperation, AssertionError)
+
+
+class _Turns:
+    """Handlers never wait: a task handling records or timers gives gRPC calls and the other
+    tasks their turn each time its slice of the loop is spent."""
+
+    __slots__ = ("_ends", "_slice")
+
+    def __init__(self, slice_s: Callable[[], float]) -> None:
+        self._slice = slice_s
+        self._ends = time.perf_counter() + slice_s()
+
+    async def take(self) -> None:
+        if time.perf_counter() > self._ends:
+            await asyncio.sleep(0)
+            self._ends = time.perf_counter() + self._slice()
 
 
 class PartitionTask:
@@ -338,22 +354,17 @@ class PartitionTask:
         offsets: dict[TopicPartition, int] = {}
         started = time.perf_counter()
         token = CURRENT.set(tx)
-        k.busy_tasks += 1
-        slice_ends = started + self._slice()
         try:
-            for record in records:
-                tx.now = datetime.now(UTC)
-                if isinstance(record, SetAside):
-                    tx.dead_letter(record)
-                else:
-                    await k.handle(record, tx)
-                offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
-                if time.perf_counter() > slice_ends:
-                    # Handlers never wait: give gRPC calls and the other tasks their turn.
-                    await asyncio.sleep(0)
-                    slice_ends = time.perf_counter() + self._slice()
+            with self._sharing() as turns:
+                for record in records:
+                    tx.now = datetime.now(UTC)
+                    if isinstance(record, SetAside):
+                        tx.dead_letter(record)
+                    else:
+                        await k.handle(record, tx)
+                    offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
+                    await turns.take()
         finally:
-            k.busy_tasks -= 1
             CURRENT.reset(token)
         handled = time.perf_counter()
         metrics.HANDLE_SECONDS.labels(k.service).observe(handled - started)
@@ -391,32 +402,43 @@ class PartitionTask:
             return
         tx = self._new_tx()
         token = CURRENT.set(tx)
-        k.busy_tasks += 1
-        slice_ends = time.perf_counter() + self._slice()
         try:
-            for table, key, deadline in due:
-                if time.perf_counter() > slice_ends:
-                    await asyncio.sleep(0)  # as in _process_batch
-                    slice_ends = time.perf_counter() + self._slice()
-                tx.now = datetime.now(UTC)
-                metrics.TIMER_LATENESS.labels(k.service).observe(max(0, now_ms - deadline) / 1000)
-                mark = tx.savepoint()
-                # A firing's id: the same for the same deadline, so its lines can be followed.
-                firing = str(uuid.uuid5(FIRING_NAMESPACE, f"{table}/{key}/{deadline}"))
-                try:
-                    with ids_context(f"timer:{table}", firing, firing):
-                        await k.timers[table].fire(key, tx)
-                except Exception as exc:  # one key's trouble never stops the others
-                    tx.rollback(mark)
-                    log.error("timer.failed", partition=self.partition, error=type(exc).__name__)
+            with self._sharing() as turns:
+                await self._fire_each(due, tx, now_ms, turns)
         finally:
-            k.busy_tasks -= 1
             CURRENT.reset(token)
         if not await self._commit(tx, {}, fired=due):
             for table, key, deadline in due:  # not committed: try again later
                 self._schedule(table, key, deadline + REFIRE_AFTER_MS)
             return
         metrics.TIMERS_FIRED.labels(k.service).inc(len(due))
+
+    async def _fire_each(
+        self, due: list[tuple[str, str, int]], tx: Tx, now_ms: int, turns: _Turns
+    ) -> None:
+        k = self.kernel
+        for table, key, deadline in due:
+            await turns.take()
+            tx.now = datetime.now(UTC)
+            metrics.TIMER_LATENESS.labels(k.service).observe(max(0, now_ms - deadline) / 1000)
+            mark = tx.savepoint()
+            # A firing's id: the same for the same deadline, so its lines can be followed.
+            firing = str(uuid.uuid5(FIRING_NAMESPACE, f"{table}/{key}/{deadline}"))
+            try:
+                with ids_context(f"timer:{table}", firing, firing):
+                    await k.timers[table].fire(key, tx)
+            except Exception as exc:  # one key's trouble never stops the others
+                tx.rollback(mark)
+                log.error("timer.failed", partition=self.partition, error=type(exc).__name__)
+
+    @contextlib.contextmanager
+    def _sharing(self) -> Iterator[_Turns]:
+        """Counted among the tasks handling at once while it handles (they share a slice)."""
+        self.kernel.busy_tasks += 1
+        try:
+            yield _Turns(self._slice)
+        finally:
+            self.kernel.busy_tasks -= 1
 
     # -- committing ----------------------------------------------------------------------
 
@@ -449,19 +471,15 @@ class PartitionTask:
                     partition=out.partition,
                     headers=out.headers,
                 )
-            last = None
-            for table, key, raw in encoded:
-                last = await producer.send(
-                    k.changelog_topic,
-                    value=raw,
-                    key=changelog_key(table, key),
-                    partition=self.partition,
-                )
+            last = await self._send_changelog(producer, encoded)
             if offsets:
                 await producer.send_offsets_to_transaction(offsets, k.group_id)
             committing = True
             await producer.commit_transaction()
-            checkpoint = (await last).offset + 1 if last is not None else None
+            checkpoint = None
+            if last is not None:
+                sent, size = last
+                checkpoint = (await sent).offset + size
         except ProducerFenced as exc:
             metrics.TRANSACTIONS.labels(k.service, "fenced").inc()
             raise Fenced() from exc
@@ -498,6 +516,27 @@ class PartitionTask:
             self._schedule(table, key, deadline)
         self._after_fire(fired, due)
         return True
+
+    async def _send_changelog(
+        self, producer: AIOKafkaProducer, encoded: list[tuple[str, str, bytes | None]]
+    ) -> tuple[asyncio.Future[Any], int] | None:
+        """The changelog records of a batch in as few record batches as they fit in: one
+        future each, not one per record. The last one's future and size (for the
+        checkpoint: its base offset plus its size), or None when there is none."""
+        topic, last = self.kernel.changelog_topic, None
+        batch, size = producer.create_batch(), 0
+        for table, key, raw in encoded:
+            record_key = changelog_key(table, key)
+            if batch.append(timestamp=None, key=record_key, value=raw) is None:  # full
+                sent = await producer.send_batch(batch, topic, partition=self.partition)
+                last = (sent, size)
+                batch, size = producer.create_batch(), 0
+                # An empty batch takes any first record, however large.
+                batch.append(timestamp=None, key=record_key, value=raw)
+            size += 1
+        if size:
+            last = (await producer.send_batch(batch, topic, partition=self.partition), size)
+        return last
 
     def _counted(self, tx: Tx) -> None:
         for apply in tx.committed():

@@ -36,6 +36,9 @@ H_CORRELATION = "ce_correlationid"
 H_CAUSATION = "ce_causationid"
 H_SCHEMA_VERSION = "ce_schemaversion"
 H_CONTENT_TYPE = "content-type"
+# Set by the gateway on an event a replay sends again to a partner's feed: the replay's id.
+# Not a ce_ attribute: the event is the same CloudEvent, delivered once more.
+H_REPLAY = "emeuse_replay"
 
 TERRITORY_CODES = {
     "52": Territory.TERRITORY_HAUTE_MARNE,
@@ -162,6 +165,8 @@ def to_headers(envelope: EventEnvelope) -> Headers:
         headers.append((H_SUBJECT, envelope.subject_pseudonym))
     if envelope.causation_id:
         headers.append((H_CAUSATION, envelope.causation_id))
+    if envelope.replay_id:
+        headers.append((H_REPLAY, envelope.replay_id))
     return [(name, value.encode()) for name, value in headers]
 
 
@@ -238,5 +243,8 @@ def from_headers(
     )
     if text.get(H_RECORDED):
         envelope.recorded_at.CopyFrom(_parse_time(H_RECORDED, text[H_RECORDED]))
+    replay = raw.get(H_REPLAY)
+    if replay:
+        envelope.replay_id = replay.decode(errors="replace")
     validate_envelope(envelope)
     return envelope

@@ -23,6 +23,7 @@ class Options:
     scale: float = 0.01
     rate: float = 50.0  # live events per second
     duration: float = 60.0  # seconds of live events
+    speed: float = 1.0  # simulated seconds per second: the live events' times spread this much
     start: datetime | None = None  # time of the first live event (the run's start by default)
     territories: tuple[str, ...] = ()  # département codes; all three when empty
     experiment: str = "simulation"
@@ -41,6 +42,9 @@ class Options:
     missed_visit_rate: float = 0.1  # share of planned home-aide visits nobody checks in to
     visit_missed_after_s: int = 1800  # how long after its start a visit counts as missed
     opt_out_share: float = 0.02  # share of prevention enrollees who opt out during the run
+    no_show_rate: float = 0.1  # share of booked consultations the patient does not come to
+    partner_share: float = 0.3  # share of a partner's programme's patients using its device
+    consent_withdrawal_share: float = 0.05  # share of partner users withdrawing consent
 
     def rates(self) -> dict[str, float]:
         return {k: v for k, v in vars(self).items() if k.endswith(("_rate", "_share"))}

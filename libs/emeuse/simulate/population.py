@@ -87,8 +87,7 @@ class _Draw:
         return derive_pseudonym(f"sim-{self.seed}-{self.serial}", self.key)
 
     def commune(self, departement: Departement) -> Commune:
-        weights = [c.population for c in departement.communes]
-        return self.rng.choices(departement.communes, weights)[0]
+        return self.rng.choices(departement.communes, cum_weights=departement.cumulative)[0]
 
     def person(self, departement: Departement, bands: tuple[tuple[int, int, float], ...]) -> Person:
         age_from, age_to, _ = self.rng.choices(bands, [share for *_, share in bands])[0]

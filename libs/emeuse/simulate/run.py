@@ -16,6 +16,8 @@ from rich.table import Table
 
 from emeuse.simulate.calls import merged, timed_calls, visit_plans
 from emeuse.simulate.events import Options, SimEvent
+from emeuse.simulate.pace import Pace
+from emeuse.simulate.partners import consents, partner_users, withdrawals
 from emeuse.simulate.population import Population, build_population, silence
 from emeuse.simulate.send import Tally, Transport
 from emeuse.simulate.setup import setup_stages
@@ -32,12 +34,23 @@ class Responders(Protocol):
     def stop(self) -> None: ...
 
 
+class LagView(Protocol):
+    """The platform's consumer lag, measured now and then (lag.PlatformLag)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def describe(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class Plan:
     population: Population
     stages: list[list[SimEvent]]
     live: Iterable[SimEvent]
     live_count: int
+    partners: list[str]  # partner ids whose devices send readings
 
 
 def plan(options: Options, now: datetime | None = None, setup: bool = True) -> Plan:
@@ -51,15 +64,23 @@ def plan(options: Options, now: datetime | None = None, setup: bool = True) -> P
     )
     stages = setup_stages(population, options, start) if setup else []
     visits = visit_plans(population, options, start) if setup else []
+    users = partner_users(population, options)
     if stages:
+        stages[0].extend(consents(population, options, users, start))
         stages[-1].extend(visits)
     calls = timed_calls(population, options, start, visits)
+    calls = sorted([*calls, *withdrawals(population, options, users, start)], key=_due)
     return Plan(
         population,
         stages,
-        merged(live_events(population, options, start), calls),
+        merged(live_events(population, options, start, users), calls),
         round(options.rate * options.duration) + len(calls),
+        sorted(set(users.values())),
     )
+
+
+def _due(event: SimEvent) -> float:
+    return event.due
 
 
 def counts_table(tally: Tally, title: str) -> Table:
@@ -83,9 +104,10 @@ def run(
     responders: Callable[[set[str], Tally], Responders] | None = None,
     linger_s: float = 0.0,
     setup: bool = True,
+    lag: LagView | None = None,
 ) -> Tally:
     """Send the plan's events; `responders` answer alerts from before the first call until
-    `linger_s` seconds after the last event."""
+    `linger_s` seconds after the last event; `lag` is shown live and at the end."""
     run_plan = plan(options, setup=setup)
     counted = ", ".join(f"{code}: {n:,}" for code, n in run_plan.population.people.items())
     pop = run_plan.population
@@ -93,13 +115,15 @@ def run(
         f"territory of {counted} people (scale {options.scale:g}, seed {options.seed}): "
         f"{len(pop.patients)} monitored patients, {len(pop.homes)} connected homes, "
         f"{len(pop.enrollees)} prevention enrollees, {len(pop.practitioners)} practitioners, "
-        f"{len(pop.places)} places"
+        f"{len(pop.places)} places; partners: {', '.join(run_plan.partners) or 'none'}"
     )
     tally = Tally()
     people = {p.person.pseudonym for p in pop.patients} | {h.person.pseudonym for h in pop.homes}
     teams = responders(people, tally) if responders else None
     if teams:
         teams.start()
+    if lag:
+        lag.start()
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -107,11 +131,17 @@ def run(
         TimeElapsedColumn(),
         console=console,
     )
+    if setup and run_plan.partners:
+        transport.register_partners(run_plan.partners)
     with Live(
         console=console,
         refresh_per_second=4,
         transient=True,  # the summary below replaces it
-        get_renderable=lambda: Group(progress, counts_table(tally, "events")),
+        get_renderable=lambda: Group(
+            progress,
+            counts_table(tally, "events"),
+            f"platform lag: {lag.describe()}" if lag else "",
+        ),
     ):
         for number, stage in enumerate(run_plan.stages, start=1):
             task = progress.add_task(f"enrolments, stage {number}", total=len(stage))
@@ -125,10 +155,11 @@ def run(
                 sleep(0.1)
             progress.update(task, completed=len(stage) - tally.pending)
         task = progress.add_task(f"live events at {options.rate:g}/s", total=run_plan.live_count)
-        began = clock()
+        began, cpu_began = clock(), time.process_time()
         for n, event in enumerate(run_plan.live):
             ahead = began + event.due - clock()
             if ahead > 0.002:
+                transport.idle()
                 sleep(ahead)
             tally.started()
             transport.send(event, tally.done)
@@ -136,7 +167,13 @@ def run(
                 progress.update(task, completed=n)
         transport.flush()
         progress.update(task, completed=run_plan.live_count)
-        elapsed = clock() - began
+        pace = Pace(
+            run_plan.live_count,
+            run_plan.live_count / options.duration if options.duration else options.rate,
+            clock() - began,
+            time.process_time() - cpu_began,
+            transport.waited_s,
+        )
         if teams:
             task = progress.add_task("care teams answering", total=max(linger_s, 0.1))
             lingered = clock()
@@ -146,11 +183,10 @@ def run(
             teams.stop()
     console.print(counts_table(tally, "summary"))
     sent = sum(tally.sent.values())
-    achieved = run_plan.live_count / max(elapsed, 1e-9)
-    console.print(
-        f"{sent:,} sent, {sum(tally.failed.values()):,} failed; live events: "
-        f"{run_plan.live_count:,} in {elapsed:.1f} s ({achieved:,.0f}/s)"
-    )
+    console.print(f"{sent:,} sent, {sum(tally.failed.values()):,} failed; {pace.describe()}")
+    if lag:
+        console.print(f"platform lag at the end: {lag.describe()}")
+        lag.stop()
     return tally
 
 

@@ -8,26 +8,35 @@ was accepted, else a short reason (a status code, an exception's name).
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import IO, Any, Protocol
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, Protocol, cast
 
 import grpc
 from google.protobuf import json_format
-from kafka import KafkaProducer
 
 from emeuse.access.v1 import access_service_pb2, access_service_pb2_grpc
 from emeuse.chronic.v1 import chronic_service_pb2, chronic_service_pb2_grpc
+from emeuse.cli.errors import CliError
 from emeuse.home.v1 import home_service_pb2, home_service_pb2_grpc
+from emeuse.partner.inbound import inbound_record
+from emeuse.partner.settings import connection_from_properties
+from emeuse.partners.v1 import gateway_service_pb2, gateway_service_pb2_grpc
 from emeuse.prevention.v1 import prevention_service_pb2, prevention_service_pb2_grpc
-from emeuse.registry import by_name
+from emeuse.registry import READING_RECORDED, TopicSpec, by_name
 from emeuse.runtime import envelope as env
 from emeuse.runtime.grpc_tls import open_channel
 from emeuse.runtime.kafka_clients import client_options
 from emeuse.runtime.security import NO_TLS, PLAINTEXT, GrpcTls, KafkaLogin
-from emeuse.simulate.events import GRPC, SimEvent
+from emeuse.simulate.batches import BatchProducer, Headers
+from emeuse.simulate.encode import build
+from emeuse.simulate.events import GRPC, SimEvent, rfc3339
+from emeuse.simulate.partners import PARTNER, register
 
 SOURCE = "emeuse/simulate"
 Done = Callable[[str, str | None], None]
@@ -38,12 +47,14 @@ APIS: dict[str, tuple[Any, Callable[[grpc.Channel], Any]]] = {
     "home": (home_service_pb2, home_service_pb2_grpc.HomeServiceStub),
     "prevention": (prevention_service_pb2, prevention_service_pb2_grpc.PreventionServiceStub),
     "access": (access_service_pb2, access_service_pb2_grpc.AccessServiceStub),
+    "gateway": (gateway_service_pb2, gateway_service_pb2_grpc.PartnerGatewayServiceStub),
 }
 DEFAULT_TARGETS = {
     "prevention": "127.0.0.1:50051",
     "chronic": "127.0.0.1:50052",
     "access": "127.0.0.1:50053",
     "home": "127.0.0.1:50054",
+    "gateway": "127.0.0.1:50055",
 }
 # A simulation run twice with the same seed meets its own enrolments: not an error.
 ALREADY = (grpc.StatusCode.ALREADY_EXISTS,)
@@ -79,7 +90,17 @@ class Tally:
 
 
 class Transport(Protocol):
+    @property
+    def waited_s(self) -> float:
+        """Time spent blocked waiting for the platform to take more."""
+
     def send(self, event: SimEvent, done: Done) -> None: ...
+
+    def idle(self) -> None:
+        """Nothing to send for a while: send what waits."""
+
+    def register_partners(self, partner_ids: list[str]) -> None:
+        """Have the partners registered (and their settings files at hand)."""
 
     def flush(self) -> None: ...
 
@@ -89,12 +110,20 @@ class Transport(Protocol):
 class FileTransport:
     """--dry-run: one JSON line per event, nothing sent."""
 
+    waited_s = 0.0
+
     def __init__(self, out: IO[str]) -> None:
         self.out = out
 
     def send(self, event: SimEvent, done: Done) -> None:
         self.out.write(event.to_json() + "\n")
         done(event.kind, None)
+
+    def idle(self) -> None:
+        pass
+
+    def register_partners(self, partner_ids: list[str]) -> None:
+        pass
 
     def flush(self) -> None:
         self.out.flush()
@@ -112,33 +141,81 @@ class PlatformTransport:
         targets: dict[str, str],
         auth: tuple[tuple[str, str], ...],
         experiment: str,
+        partner_bootstrap: str = "127.0.0.1:9094",
+        partner_secrets: Path = Path(".local/secrets/partners"),
         tls: GrpcTls = NO_TLS,
         login: KafkaLogin = PLAINTEXT,
     ) -> None:
         self.auth, self.experiment = auth, experiment
+        self.bootstrap, self.partner_bootstrap = bootstrap, partner_bootstrap
+        self.partner_secrets = partner_secrets
+        # partner id -> a producer with the partner's own credential (its settings file)
+        self.partner_producers: dict[str, BatchProducer] = {}
         self.channels = {service: open_channel(t, tls) for service, t in targets.items()}
         self.stubs = {s: APIS[s][1](channel) for s, channel in self.channels.items()}
-        self.producer = KafkaProducer(
-            bootstrap_servers=bootstrap.split(","),
-            client_id="emeuse-simulate",
-            linger_ms=20,
-            **client_options(login),
+        self.producer = BatchProducer(
+            self._delivered, bootstrap_servers=bootstrap.split(","), **client_options(login)
         )
+        # (topic, territory) -> the headers every record of theirs shares
+        self.headers: dict[tuple[str, str], Headers] = {}
+        self.subjects: set[str] = set()
         # Bounds the gRPC calls in flight: a service answers once its handler applied them.
         self.in_flight = threading.BoundedSemaphore(32)
+        self.calls_waited_s = 0.0
 
     def send(self, event: SimEvent, done: Done) -> None:
         if event.via == GRPC:
             self._call(event, done)
+        elif event.via == PARTNER:
+            self._partner_record(event, done)
         else:
             self._record(event, done)
+
+    def register_partners(self, partner_ids: list[str]) -> None:
+        register(
+            partner_ids,
+            self.bootstrap,
+            self.partner_bootstrap,
+            self.partner_secrets,
+            self.experiment,
+        )
+
+    def _partner_record(self, event: SimEvent, done: Done) -> None:
+        """A reading of the partner's device, made as the partner SDK makes it
+        (`inbound_record`), sent on its inbound topic with its credential."""
+        partner_id = event.target
+        producer = self.partner_producers.get(partner_id)
+        if producer is None:
+            settings = self.partner_secrets / f"{partner_id}.properties"
+            try:
+                connection = connection_from_properties(settings)
+            except (OSError, ValueError) as exc:
+                raise CliError(f"partner {partner_id}'s settings: {exc}") from None
+            producer = BatchProducer(
+                self._delivered, client_id=f"partner-{partner_id}", **connection.client_options()
+            )
+            self.partner_producers[partner_id] = producer
+        record = inbound_record(
+            partner_id,
+            build(by_name(READING_RECORDED.name).message, event.message),
+            territory=event.territory,
+            experiment_id=self.experiment,
+            occurred_at=event.at,
+            event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"emeuse-simulate:{event.event_id}")),
+        )
+        producer.add(
+            record.topic, record.key or b"", record.value, record.headers, (done, event.kind)
+        )
 
     def _call(self, event: SimEvent, done: Done) -> None:
         service, method = event.target.split("/")
         request = json_format.ParseDict(
             event.message, getattr(APIS[service][0], f"{method}Request")()
         )
-        self.in_flight.acquire()
+        if not self.in_flight.acquire(blocking=False):
+            began = time.monotonic()
+            self.in_flight.acquire()
+            self.calls_waited_s += time.monotonic() - began
         future = getattr(self.stubs[service], method).future(
             request, timeout=60, metadata=self.auth
         )
@@ -158,7 +235,27 @@ class PlatformTransport:
         if event.raw is not None:
             value = event.raw
         else:
-            value = json_format.ParseDict(event.message, spec.message()).SerializeToString()
+            value = build(spec.message, event.message).SerializeToString()
+        # The same simulated event always has the same id: a duplicate is one.
+        event_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"emeuse-simulate:{event.event_id}"))
+        shared = self.headers.get((spec.name, event.territory))
+        if shared is None or event.subject not in self.subjects:
+            shared = self._shared_headers(spec, event, event_id)
+        headers = [
+            *shared,
+            (env.H_ID, event_id.encode()),
+            (env.H_CORRELATION, event_id.encode()),
+            (env.H_TIME, rfc3339(event.at).encode()),
+            (env.H_RECORDED, rfc3339(datetime.now(UTC)).encode()),
+        ]
+        if event.subject:
+            headers.append((env.H_SUBJECT, event.subject.encode()))
+        key = event.subject.encode()
+        self.producer.add(spec.name, key, value, headers, (done, event.kind))
+
+    def _shared_headers(self, spec: TopicSpec, event: SimEvent, event_id: str) -> Headers:
+        """What the envelope of a record of this topic and territory always holds: built and
+        validated once by the runtime's envelope (as is each new subject's pseudonym)."""
         envelope = env.new_envelope(
             event_type=spec.type_name,
             source=SOURCE,
@@ -167,20 +264,36 @@ class PlatformTransport:
             experiment_id=self.experiment,
             schema_version=spec.schema_version,
             occurred_at=event.at,
-            # The same simulated event always has the same id: a duplicate is one.
-            event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"emeuse-simulate:{event.event_id}")),
+            event_id=event_id,
         )
-        future = self.producer.send(
-            spec.name, key=event.subject.encode(), value=value, headers=env.to_headers(envelope)
-        )
-        future.add_callback(lambda _: done(event.kind, None))
-        future.add_errback(lambda exc: done(event.kind, type(exc).__name__))
+        self.subjects.add(event.subject)
+        varying = {env.H_ID, env.H_CORRELATION, env.H_TIME, env.H_RECORDED, env.H_SUBJECT}
+        shared = [(k, v) for k, v in env.to_headers(envelope) if k not in varying]
+        self.headers[spec.name, event.territory] = shared
+        return shared
+
+    @staticmethod
+    def _delivered(tags: Counter[Hashable], error: str | None) -> None:
+        for tag, count in tags.items():
+            done, kind = cast(tuple[Done, str], tag)
+            for _ in range(count):
+                done(kind, error)
+
+    @property
+    def waited_s(self) -> float:
+        producers = (self.producer, *self.partner_producers.values())
+        return sum(p.waited_s for p in producers) + self.calls_waited_s
+
+    def idle(self) -> None:
+        for producer in (self.producer, *self.partner_producers.values()):
+            producer.send_lingering()
 
     def flush(self) -> None:
-        self.producer.flush(timeout=30)
+        for producer in (self.producer, *self.partner_producers.values()):
+            producer.flush(timeout=30)
 
     def close(self) -> None:
-        self.flush()
-        self.producer.close(timeout=10)
+        for producer in (self.producer, *self.partner_producers.values()):
+            producer.close()
         for channel in self.channels.values():
             channel.close()

@@ -1,10 +1,13 @@
 """The live events of a simulated territory, as devices would send them on Kafka.
 
-Event n is due at start + n / rate. Who speaks is drawn by realistic weight (a patient
+Event n is sent at start + n / rate. Who speaks is drawn by realistic weight (a patient
 measured daily speaks seven times as often as one measured weekly; a connected home
 reports a dozen times a day), but the rate compresses everyone's cadence alike: at
-50 events/s a 1 % territory lives days of readings in a minute. What a home reports
-follows its resident's rhythm in local time. Anomalies are drawn at the options' rates.
+50 events/s a 1 % territory lives days of readings in a minute. With `speed` S the events
+say they happened S times further apart, in the S x duration before the last one is sent
+(never in the future, which the services refuse): at S = 1440 a minute's events span a
+day, with its nights. What a home reports follows its resident's rhythm in the local time
+the event says. Anomalies are drawn at the options' rates.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from zoneinfo import ZoneInfo
 from emeuse.registry import READING_RECORDED, SENSOR_EVENT_REPORTED
 from emeuse.simulate.events import KAFKA, Options, SimEvent, rfc3339
 from emeuse.simulate.measures import DAY_S, PROGRAMME_MEASURES, Measure
+from emeuse.simulate.partners import PARTNER
 from emeuse.simulate.population import Home, Patient, Population
 from emeuse.simulate.setup import device_id
 
@@ -33,16 +37,18 @@ class _Source:
     patient: Patient | None = None
     measure: Measure | None = None
     home: Home | None = None
+    partner: str = ""  # the partner whose device sends it through the gateway
 
 
-def _sources(population: Population) -> tuple[list[_Source], list[float]]:
+def _sources(population: Population, users: dict[str, str]) -> tuple[list[_Source], list[float]]:
     sources: list[_Source] = []
     weights: list[float] = []
     for patient in population.patients:
         if patient.silent:
             continue
+        partner = users.get(patient.person.pseudonym, "")
         for measure in PROGRAMME_MEASURES[patient.programme]:
-            sources.append(_Source(patient=patient, measure=measure))
+            sources.append(_Source(patient=patient, measure=measure, partner=partner))
             weights.append(DAY_S / measure.cadence_s)
     for home in population.homes:
         sources.append(_Source(home=home))
@@ -50,10 +56,16 @@ def _sources(population: Population) -> tuple[list[_Source], list[float]]:
     return sources, weights
 
 
-def live_events(population: Population, options: Options, start: datetime) -> Iterator[SimEvent]:
-    """rate x duration events, the same ones for the same population, options and start."""
+def live_events(
+    population: Population,
+    options: Options,
+    start: datetime,
+    users: dict[str, str] | None = None,
+) -> Iterator[SimEvent]:
+    """rate x duration events, the same ones for the same population, options and start;
+    `users` (patient -> partner) send their readings through their partner."""
     rng = random.Random(f"emeuse-simulate-stream-{options.seed}")
-    sources, weights = _sources(population)
+    sources, weights = _sources(population, users or {})
     if not sources:
         return
     cumulative = []
@@ -64,7 +76,7 @@ def live_events(population: Population, options: Options, start: datetime) -> It
     recent: deque[SimEvent] = deque(maxlen=RECENT)
     for n in range(round(options.rate * options.duration)):
         due = n / options.rate
-        at = start + timedelta(seconds=due)
+        at = start + timedelta(seconds=options.duration - (options.duration - due) * options.speed)
         draw = rng.random()
         if recent and draw < options.duplicate_rate:
             again = rng.choice(recent)
@@ -75,6 +87,11 @@ def live_events(population: Population, options: Options, start: datetime) -> It
         event_id = f"sim-{options.seed}-{start:%Y%m%d%H%M%S}-{n}"
         if source.patient is not None and source.measure is not None:
             event = _reading(rng, options, source.patient, source.measure, at, event_id)
+            if source.partner and event.raw is None and not event.kind.startswith("malformed"):
+                # The partner's device: the same reading, through the partner gateway.
+                event = replace(
+                    event, kind=f"partner.{event.kind}", via=PARTNER, target=source.partner
+                )
         else:
             assert source.home is not None
             event = _home_report(rng, options, source.home, at, event_id)

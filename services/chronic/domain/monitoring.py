@@ -8,6 +8,7 @@ or a request once). Bounded, so a patient's state stays small.
 from __future__ import annotations
 
 import bisect
+import hashlib
 from datetime import datetime
 from typing import Any
 
@@ -110,7 +111,10 @@ class PatientState(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     gap_closed_at: dict[str, datetime] = msgspec.field(default_factory=dict)
     alerts_raised: int = 0
     last_alert_id: str = ""
-    seen: list[str] = msgspec.field(default_factory=list)
+    # The ids seen, oldest first, as 8-byte digests end to end (RECENT_IDS_KEPT at most):
+    # one bytes object to store and copy, not 200 strings (a false match among 200 digests
+    # of 64 bits: about one reading in 10^17).
+    seen: bytes = b""
 
     def changed(self) -> PatientState:
         """A copy to change, leaving this one as it was (the stored state is shared).
@@ -132,11 +136,15 @@ class PatientState(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
         )
 
     def has_seen(self, key: str) -> bool:
-        # A scan of at most RECENT_IDS_KEPT strings: cheaper than a set made for each state.
-        return key in self.seen
+        digest, at = _digest(key), -1
+        while (at := self.seen.find(digest, at + 1)) != -1:
+            if at % DIGEST_BYTES == 0:  # a whole digest, not bytes across two
+                return True
+        return False
 
     def remember(self, *keys: str) -> None:
-        self.seen = [*self.seen, *keys][-RECENT_IDS_KEPT:]
+        added = b"".join(_digest(key) for key in keys)
+        self.seen = (self.seen + added)[-RECENT_IDS_KEPT * DIGEST_BYTES :]
 
     def measured(self, loinc: str, at: datetime) -> None:
         """A measurement happened (validated or not): the monitoring-gap clock restarts."""
@@ -244,11 +252,32 @@ class PatientState(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
         return value if isinstance(value, PatientState) else cls.from_json(value)
 
 
+DIGEST_BYTES = 8
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.blake2b(key.encode(), digest_size=DIGEST_BYTES).digest()
+
+
+class _EarlierState(PatientState, kw_only=True, omit_defaults=True, gc=False):
+    """A state as versions before the digests stored it: the ids themselves."""
+
+    seen: list[str] = msgspec.field(default_factory=list)  # type: ignore[assignment]
+
+
+def _from_earlier(earlier: _EarlierState) -> PatientState:
+    fields = {name: getattr(earlier, name) for name in PatientState.__struct_fields__}
+    state = PatientState(**{**fields, "seen": b""})
+    state.remember(*earlier.seen[-RECENT_IDS_KEPT:])
+    return state
+
+
 # The table's stored form: MessagePack of the structs, field names kept (a field added later
 # reads as its default). A state written as JSON by an earlier version still reads.
 _ENCODER = msgspec.msgpack.Encoder()
 _DECODER = msgspec.msgpack.Decoder(PatientState)
-_JSON_DECODER = msgspec.json.Decoder(PatientState)
+_EARLIER_DECODER = msgspec.msgpack.Decoder(_EarlierState)
+_JSON_DECODER = msgspec.json.Decoder(_EarlierState)
 
 
 def encode_state(state: PatientState) -> bytes:
@@ -258,5 +287,8 @@ def encode_state(state: PatientState) -> bytes:
 def decode_state(data: bytes) -> PatientState:
     # MessagePack opens a struct with a map byte (0x80-0x8f, 0xde); JSON with "{" (0x7b).
     if data[:1] == b"{":
-        return _JSON_DECODER.decode(data)
-    return _DECODER.decode(data)
+        return _from_earlier(_JSON_DECODER.decode(data))
+    try:
+        return _DECODER.decode(data)
+    except msgspec.ValidationError:  # its ids as a list of strings
+        return _from_earlier(_EARLIER_DECODER.decode(data))

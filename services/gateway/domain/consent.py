@@ -14,6 +14,13 @@ class Change(BaseModel):
     at: datetime
     granted: bool
     stated_at: datetime | None = None
+    # For a grant: from when it covers the patient's data, as the patient agreed (e.g. the
+    # start of the care episode); None: from `at`.
+    covers_from: datetime | None = None
+
+    @property
+    def start(self) -> datetime:
+        return self.covers_from if self.covers_from is not None else self.at
 
 
 class ConsentBook(BaseModel):
@@ -25,7 +32,14 @@ class ConsentBook(BaseModel):
     def key(partner_id: str, purpose: str) -> str:
         return f"{partner_id}|{purpose}"
 
-    def record(self, partner_id: str, purpose: str, at: datetime, granted: bool) -> bool:
+    def record(
+        self,
+        partner_id: str,
+        purpose: str,
+        at: datetime,
+        granted: bool,
+        covers_from: datetime | None = None,
+    ) -> bool:
         """Add a change; False when it is already there (a redelivery).
 
         The last change handled is the one that stands: a withdrawal stamped earlier than
@@ -37,7 +51,14 @@ class ConsentBook(BaseModel):
         if any(c.stated_at == at and c.granted == granted for c in history):
             return False
         effective = max(at, history[-1].at) if history else at
-        history.append(Change(at=effective, granted=granted, stated_at=at))
+        history.append(
+            Change(
+                at=effective,
+                granted=granted,
+                stated_at=at,
+                covers_from=covers_from if granted else None,
+            )
+        )
         return True
 
     def stands(self, partner_id: str, purpose: str, at: datetime | None = None) -> bool:
@@ -46,12 +67,26 @@ class ConsentBook(BaseModel):
         standing = [c for c in history if at is None or c.at <= at]
         return bool(standing) and standing[-1].granted
 
+    def covers(self, partner_id: str, purpose: str, event_at: datetime) -> bool:
+        """Whether a grant covers an event that happened at `event_at`: from the grant's
+        start (`covers_from`, else when it took effect) until the next withdrawal. Without
+        `covers_from` this is "consent stood when the event happened"."""
+        history = self.changes.get(self.key(partner_id, purpose), [])
+        for index, change in enumerate(history):
+            if not change.granted or event_at < change.start:
+                continue
+            ended = next((c.at for c in history[index + 1 :] if not c.granted), None)
+            if ended is None or event_at < ended:
+                return True
+        return False
+
     def allows(self, partner_id: str, purposes: list[str], event_at: datetime) -> bool:
-        """A partner may receive the patient's event when, for one of its purposes, consent
-        stood when the event happened and still stands now (a withdrawal stops everything
-        handled after it, past events included)."""
+        """A partner may receive the patient's event when, for one of its purposes, a grant
+        covers it (it stood when the event happened, or covers from a date before it) and
+        consent still stands now (a withdrawal stops everything handled after it, past
+        events included)."""
         return any(
-            self.stands(partner_id, purpose, event_at) and self.stands(partner_id, purpose)
+            self.stands(partner_id, purpose) and self.covers(partner_id, purpose, event_at)
             for purpose in purposes
         )
 

@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 import msgspec
 
 from services.chronic.domain.monitoring import (
+    DIGEST_BYTES,
     OPEN,
+    RECENT_IDS_KEPT,
     RESOLVED,
     AlertState,
     PatientState,
@@ -93,5 +95,21 @@ def test_a_state_reads_back_as_it_was_stored() -> None:
 def test_a_state_stored_as_json_by_the_earlier_version_still_reads() -> None:
     earlier = stored_state()
     earlier.alerts["a1"].next_escalation_at = NOW
-    earlier.seen = ["r1"]
+    earlier.seen = b""
+    earlier.remember("r1")
     assert decode_state(EARLIER_JSON) == earlier
+    assert earlier.has_seen("r1") and not earlier.has_seen("e1")
+
+
+def test_a_state_stored_with_its_ids_as_strings_still_reads() -> None:
+    listed = msgspec.msgpack.encode({**msgspec.to_builtins(stored_state()), "seen": ["r1", "e1"]})
+    state = decode_state(listed)
+    assert state.has_seen("r1") and state.has_seen("e1") and not state.has_seen("r2")
+
+
+def test_ids_seen_are_bounded_and_never_matched_across_two_digests() -> None:
+    state = PatientState()
+    state.remember(*(f"r-{n}" for n in range(RECENT_IDS_KEPT + 50)))
+    assert not state.has_seen("r-49") and state.has_seen("r-50")
+    assert state.has_seen(f"r-{RECENT_IDS_KEPT + 49}")
+    assert len(state.seen) == RECENT_IDS_KEPT * DIGEST_BYTES

@@ -39,7 +39,11 @@ class FakeGateway(api_grpc.PartnerGatewayServiceServicer):
     def GetPatientConsents(self, request, context):
         self._note(request, context)
         consent = api.PatientConsent(partner_id="glucoflow", purpose="remote-monitoring")
-        consent.history.add(granted=True, changed_at=timestamp(datetime(2027, 3, 1, tzinfo=UTC)))
+        consent.history.add(
+            granted=True,
+            changed_at=timestamp(datetime(2027, 3, 1, tzinfo=UTC)),
+            covers_from=timestamp(datetime(2027, 1, 15, tzinfo=UTC)),
+        )
         consent.history.add(granted=False, changed_at=timestamp(datetime(2027, 3, 2, tzinfo=UTC)))
         return api.GetPatientConsentsResponse(consents=[consent])
 
@@ -94,7 +98,31 @@ def test_consent_show_lists_each_consent_with_its_history(capsys, gateway):
     header, row = out.strip().splitlines()
     assert header.split() == ["PARTNER", "PURPOSE", "STANDS", "HISTORY"]
     assert row.split()[:3] == ["glucoflow", "remote-monitoring", "no"]
-    assert "granted 2027-03-01T00:00:00+00:00, withdrawn 2027-03-02T00:00:00+00:00" in row
+    assert (
+        "granted 2027-03-01T00:00:00+00:00 (covering from 2027-01-15T00:00:00+00:00), "
+        "withdrawn 2027-03-02T00:00:00+00:00"
+    ) in row
+
+
+def test_a_consent_recorded_with_its_coverage_asks_the_gateway_for_it(capsys, gateway):
+    fake, options = gateway
+    change = ["--partner", "glucoflow", "--purpose", "remote-monitoring", "--territory", "55"]
+    status, out, _ = run(
+        capsys, "consent", "record", PATIENT, *change, "--covers-from", "2026-09-01", *options
+    )
+    assert status == 0 and "covers the patient's data from 2026-09-01" in out
+    [asked] = fake.asked
+    assert asked.covers_from.ToDatetime(tzinfo=UTC) == datetime(2026, 9, 1, tzinfo=UTC)
+
+
+def test_a_backfill_replays_one_patients_events_without_a_date(capsys, gateway):
+    fake, options = gateway
+    status, out, _ = run(capsys, "partner", "replay", "glucoflow", "--patient", PATIENT, *options)
+    assert status == 0
+    [asked] = fake.asked
+    assert asked.patient_pseudonym == PATIENT and not asked.HasField("since")
+    assert "one patient's events, all that the consent covers" in out
+    assert PATIENT not in out
 
 
 def test_partner_replay_asks_the_gateway_from_the_given_date(capsys, gateway):
@@ -123,6 +151,7 @@ def test_the_gateways_refusal_is_one_line_with_its_status(capsys, gateway):
     [
         (["partner", "replay", "glucoflow", "--since", "last week"], "expected an ISO date"),
         (["partner", "replay", "glucoflow", "--since", "2999-01-01"], "in the future"),
+        (["partner", "replay", "glucoflow"], "give --since"),
     ],
 )
 def test_a_bad_replay_date_is_refused_before_the_gateway(capsys, gateway, argv, named):

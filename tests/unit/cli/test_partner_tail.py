@@ -83,9 +83,12 @@ def test_a_partners_feed_record_is_decoded_by_its_type():
 
 
 def test_a_partners_dead_letter_shows_the_reason_and_the_event_it_set_aside():
-    shown = describe(LETTERS, 0, 0, PATIENT.encode(), letter().SerializeToString(), [])
+    refused = letter()
+    shown = describe(LETTERS, 0, 0, PATIENT.encode(), refused.SerializeToString(), [])
     assert "40 {INR} is impossible" in shown["event"]["reason"]
     assert shown["original_event"]["reading_id"] == "r-40"
+    # The id the partner sent the event with, in clear (the headers are bytes, base64).
+    assert shown["original_event_id"] == refused.original_headers[env.H_ID].decode()
 
 
 class OneRecordConsumer:

@@ -62,3 +62,30 @@ def test_consent_is_per_partner_and_purpose():
     assert not book.allows(PARTNER, ["remote-monitoring"], at(2))
     assert book.allows(PARTNER, ["remote-monitoring", "research"], at(2))
     assert not book.allows("falldetect", ["research"], at(2))
+
+
+def test_a_consent_covering_from_an_earlier_date_lets_those_events_through():
+    book = ConsentBook()
+    # Granted at 5, covering the care episode that began at 2, as the patient agreed.
+    book.record(PARTNER, "remote-monitoring", at(5), True, covers_from=at(2))
+    assert book.allows(PARTNER, PURPOSES, at(3))  # before the grant, inside what it covers
+    assert book.allows(PARTNER, PURPOSES, at(6))
+    assert not book.allows(PARTNER, PURPOSES, at(1))  # before what it covers: never
+    # Withdrawn: nothing it covered is shared any more.
+    book.record(PARTNER, "remote-monitoring", at(7), False)
+    assert not book.allows(PARTNER, PURPOSES, at(3))
+    assert ConsentBook.from_json(book.to_json()) == book
+
+
+def test_a_grant_covers_until_the_withdrawal_that_follows_it_not_beyond():
+    book = ConsentBook()
+    book.record(PARTNER, "remote-monitoring", at(1), True)
+    book.record(PARTNER, "remote-monitoring", at(3), False)
+    # Given again at 5, covering from 4: the gap 3-4 stays a gap, 4-5 is covered.
+    book.record(PARTNER, "remote-monitoring", at(5), True, covers_from=at(4))
+    assert book.allows(PARTNER, PURPOSES, at(2))
+    assert not book.allows(PARTNER, PURPOSES, at(3.5))
+    assert book.allows(PARTNER, PURPOSES, at(4.5))
+    # A withdrawal says nothing of coverage: what it carries is ignored.
+    book.record(PARTNER, "remote-monitoring", at(6), False, covers_from=at(0))
+    assert book.changes["glucoflow|remote-monitoring"][-1].covers_from is None

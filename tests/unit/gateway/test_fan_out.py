@@ -92,3 +92,29 @@ def test_a_consent_change_is_recorded_in_the_patients_book() -> None:
     book = ConsentBook.from_json(tx.get(CONSENTS, PATIENT))
     assert book.stands("glucoflow", "remote-monitoring")
     assert not tx.outputs
+
+
+def test_a_partner_that_asked_not_to_get_its_own_events_back_does_not() -> None:
+    book = ConsentBook()
+    for partner_id in ("glucoflow", "othercare"):
+        book.record(partner_id, "remote-monitoring", HAPPENED - timedelta(days=1), True)
+    tx = transaction({(CONSENTS, PATIENT): book.to_json()})
+    reading = ReadingRecorded(reading_id="r-2", patient_pseudonym=PATIENT, loinc_code="2339-0")
+    published = event(READING_RECORDED, reading, PATIENT)
+    published.envelope.source = "partner/glucoflow"  # glucoflow's meter sent it
+    publisher = partner("glucoflow")
+    publisher.own_events_withheld = True
+    asyncio.run(share(published, tx, directory=directory(publisher, partner("othercare"))))
+    # The other consenting partner gets it; the publisher, who opted out, does not.
+    assert [out.topic for out in tx.outputs] == [feed_topic("othercare")]
+
+
+def test_a_partner_gets_its_own_events_back_unless_it_asked_otherwise() -> None:
+    book = ConsentBook()
+    book.record("glucoflow", "remote-monitoring", HAPPENED - timedelta(days=1), True)
+    tx = transaction({(CONSENTS, PATIENT): book.to_json()})
+    reading = ReadingRecorded(reading_id="r-3", patient_pseudonym=PATIENT, loinc_code="2339-0")
+    published = event(READING_RECORDED, reading, PATIENT)
+    published.envelope.source = "partner/glucoflow"
+    asyncio.run(share(published, tx, directory=directory(partner("glucoflow"))))
+    assert [out.topic for out in tx.outputs] == [feed_topic("glucoflow")]

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
 from google.protobuf import json_format
 
 from emeuse.cli.main import main
-from emeuse.registry import by_name
+from emeuse.registry import READING_RECORDED, by_name
 from emeuse.runtime.pseudonym import is_pseudonym
-from emeuse.simulate.care_team import acknowledgement, answer_delay
+from emeuse.simulate.care_team import acknowledgement, answer_delay, consultation_outcome
+from emeuse.simulate.communes import COMMUNES
 from emeuse.simulate.events import GRPC, KAFKA, Options
+from emeuse.simulate.partners import PARTNER, PARTNERS, partner_users
 from emeuse.simulate.population import build_population
 from emeuse.simulate.run import plan
 from emeuse.simulate.send import APIS
@@ -87,9 +90,10 @@ def test_every_event_but_the_malformed_ones_is_a_valid_record_or_request():
     live = list(run_plan.live)
     events = [e for stage in run_plan.stages for e in stage] + live
     for event in events:
-        if event.via == KAFKA and event.raw is None:
-            message = json_format.ParseDict(event.message, by_name(event.target).message())
-            assert by_name(event.target).record_key(message) == event.subject
+        if event.via in (KAFKA, PARTNER) and event.raw is None:
+            spec = by_name(event.target if event.via == KAFKA else READING_RECORDED.name)
+            message = json_format.ParseDict(event.message, spec.message())
+            assert spec.record_key(message) == event.subject
         elif event.via == GRPC:
             service, method = event.target.split("/")
             json_format.ParseDict(event.message, getattr(APIS[service][0], f"{method}Request")())
@@ -117,7 +121,7 @@ def test_dry_run_writes_every_event_as_a_json_line(tmp_path: Path):
     )
     assert code == 0
     lines = [json.loads(line) for line in out.read_text().splitlines()]
-    live = [line for line in lines if line["via"] == "kafka"]
+    live = [line for line in lines if line["via"] in ("kafka", "partner")]
     assert len(live) == 200
     assert {line["territory"] for line in lines} == {"55"}
     assert any(line["target"] == "chronic/EnrollPatient" for line in lines)
@@ -160,3 +164,97 @@ def test_without_the_setup_nothing_is_enrolled_and_no_visit_is_checked_in():
     run_plan = plan(Options(seed=12, duration=60), now=START, setup=False)
     assert run_plan.stages == []
     assert not [e for e in run_plan.live if e.target == "home/CheckIn"]
+
+
+def test_people_are_spread_over_the_real_communes_in_proportion_to_their_population():
+    meuse = next(d for d in DEPARTEMENTS if d.code == "55")
+    listed = [c for c in COMMUNES if c[0].startswith("55")]
+    assert meuse.population == sum(population for _, _, population, _ in listed)
+    population = build_population(seed=6, scale=0.2, territories=("55",))
+    people = [*population.enrollees, *(p.person for p in population.patients)]
+    by_arrondissement = Counter(
+        next(c[3] for c in listed if c[0] == p.commune.insee) for p in people
+    )
+    for arrondissement in {c[3] for c in listed}:
+        expected = sum(c[2] for c in listed if c[3] == arrondissement) / meuse.population
+        assert by_arrondissement[arrondissement] / len(people) == pytest.approx(expected, abs=0.02)
+    # Villages left empty since 1916 are in the table, with nobody drawn to them.
+    empty = {c[0] for c in listed if c[2] == 0}
+    assert empty and not empty & {p.commune.insee for p in people}
+
+
+def test_speed_spreads_the_events_times_over_simulated_days_ending_when_the_run_ends():
+    options = Options(seed=9, scale=0.01, rate=100, duration=60, speed=1440)
+    # The records; timed calls (visits, opt-outs) keep the wall clock's times.
+    live = [e for e in plan(options, now=START).live if e.via == KAFKA and e.kind != "duplicate"]
+    ends = START + timedelta(seconds=60)
+    times = [e.at for e in live if not e.kind.endswith("late")]
+    # A day of simulated time in a minute of sending, none of it in the future.
+    assert max(times) <= ends and ends - min(times) > timedelta(hours=23)
+    assert all(later >= earlier for earlier, later in pairwise(times))
+    # Sent a minute apart all the same: only the times the events carry are compressed.
+    assert max(e.due for e in live) < 60
+    # Homes live the simulated day: at night they mostly report heartbeats and temperatures.
+    quiet = Counter(e.kind for e in live if e.kind.startswith("home.") and e.at.hour in (1, 2))
+    assert quiet and quiet["home.motion"] < (quiet["home.heartbeat"] + quiet["home.temperature"])
+
+
+def test_a_speed_below_one_is_refused_with_a_clear_error(capsys):
+    assert main(["simulate", "--speed", "0.5", "--dry-run", "/dev/null"]) != 0
+    assert "--speed must be at least 1" in capsys.readouterr().err
+
+
+def test_booked_consultations_are_completed_or_missed_at_the_share_asked_once_the_slot_allows():
+    options = Options(no_show_rate=0.25)
+
+    def booked(n: int, start: datetime) -> dict[str, str]:
+        return {
+            "booking_id": f"bkg-{n}",
+            "territory": "55",
+            "patient_pseudonym": "psn-x",
+            "practitioner_id": "gp-55-0001",
+            "start": start.isoformat().replace("+00:00", "Z"),
+        }
+
+    soon = [consultation_outcome(1, booked(n, START), START, options) for n in range(2000)]
+    kinds = Counter(call.kind for _, call in soon)
+    assert kinds["care_team.consultation_no_show"] / 2000 == pytest.approx(0.25, abs=0.03)
+    assert set(kinds) == {"care_team.consultation_no_show", "care_team.consultation_completed"}
+    assert all(call.message["actor_id"] == "gp-55-0001" for _, call in soon)
+    assert all(0 < delay < 10 for delay, _ in soon)
+    # A slot an hour ahead: its outcome waits until 15 minutes before it starts.
+    delay, _ = consultation_outcome(1, booked(1, START + timedelta(hours=1)), START, options)
+    assert 45 * 60 <= delay <= 45 * 60 + 10
+    assert consultation_outcome(1, booked(7, START), START, options) == consultation_outcome(
+        1, booked(7, START), START, options
+    )
+
+
+def test_a_share_of_partner_programme_patients_consent_and_send_readings_through_the_partner():
+    options = Options(seed=12, scale=0.05, duration=60, rate=100, consent_withdrawal_share=0.2)
+    run_plan = plan(options, now=START)
+    programmes = {partner.partner_id: partner.programme for partner in PARTNERS}
+    users = partner_users(run_plan.population, options)
+    of_programmes = [p for p in run_plan.population.patients if p.programme in programmes.values()]
+    assert len(users) / len(of_programmes) == pytest.approx(options.partner_share, abs=0.05)
+    programme_of = {p.person.pseudonym: p.programme for p in run_plan.population.patients}
+    assert all(programmes[partner] == programme_of[who] for who, partner in users.items())
+    consented = {
+        (e.subject, e.message["partner_id"])
+        for stage in run_plan.stages
+        for e in stage
+        if e.target == "gateway/RecordConsent" and e.message["granted"]
+    }
+    assert consented == set(users.items())
+    live = list(run_plan.live)
+    through_partners = [e for e in live if e.via == PARTNER]
+    assert through_partners and all(users[e.subject] == e.target for e in through_partners)
+    # A partner resends too: duplicates of its readings go the same way.
+    assert all(e.kind.startswith(("partner.reading", "duplicate")) for e in through_partners)
+    # Nobody else's readings go through a partner, and users' readings all do.
+    direct = [e for e in live if e.via == KAFKA and e.kind.startswith("reading")]
+    assert not {e.subject for e in direct} & set(users)
+    withdrawn = [e for e in live if e.kind == "partner.consent_withdrawn"]
+    assert len(withdrawn) / len(users) == pytest.approx(0.2, abs=0.06)
+    assert all(not e.message["granted"] and e.subject in users for e in withdrawn)
+    assert not partner_users(run_plan.population, Options(seed=12, partner_share=0))

@@ -26,7 +26,7 @@ from emeuse.place.v1 import territory_pb2 as emeuse_dot_place_dot_v1_dot_territo
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x65meuse/event/v1/envelope.proto\x12\x0f\x65meuse.event.v1\x1a\x1f\x65meuse/place/v1/territory.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xce\x02\n\rEventEnvelope\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nevent_type\x18\x02 \x01(\t\x12\x0e\n\x06source\x18\x03 \x01(\t\x12/\n\x0boccurred_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brecorded_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11subject_pseudonym\x18\x06 \x01(\t\x12-\n\tterritory\x18\x07 \x01(\x0e\x32\x1a.emeuse.place.v1.Territory\x12\x15\n\rexperiment_id\x18\x08 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\t \x01(\t\x12\x14\n\x0c\x63\x61usation_id\x18\n \x01(\t\x12\x16\n\x0eschema_version\x18\x0b \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x65meuse/event/v1/envelope.proto\x12\x0f\x65meuse.event.v1\x1a\x1f\x65meuse/place/v1/territory.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe1\x02\n\rEventEnvelope\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nevent_type\x18\x02 \x01(\t\x12\x0e\n\x06source\x18\x03 \x01(\t\x12/\n\x0boccurred_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brecorded_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11subject_pseudonym\x18\x06 \x01(\t\x12-\n\tterritory\x18\x07 \x01(\x0e\x32\x1a.emeuse.place.v1.Territory\x12\x15\n\rexperiment_id\x18\x08 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\t \x01(\t\x12\x14\n\x0c\x63\x61usation_id\x18\n \x01(\t\x12\x16\n\x0eschema_version\x18\x0b \x01(\t\x12\x11\n\treplay_id\x18\x0c \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,5 +34,5 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'emeuse.event.v1.envelope_pb
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_EVENTENVELOPE']._serialized_start=118
-  _globals['_EVENTENVELOPE']._serialized_end=452
+  _globals['_EVENTENVELOPE']._serialized_end=471
 # @@protoc_insertion_point(module_scope)

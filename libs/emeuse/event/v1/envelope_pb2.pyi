@@ -39,6 +39,7 @@ class EventEnvelope(_message.Message):
     CORRELATION_ID_FIELD_NUMBER: _builtins.int
     CAUSATION_ID_FIELD_NUMBER: _builtins.int
     SCHEMA_VERSION_FIELD_NUMBER: _builtins.int
+    REPLAY_ID_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     """Unique id of this event (header ce_id, a UUID); consumers dedupe on it."""
     event_type: _builtins.str
@@ -57,6 +58,8 @@ class EventEnvelope(_message.Message):
     """Id of the event that directly caused this one; empty for a first event (header ce_causationid)."""
     schema_version: _builtins.str
     """Version of the message's package, e.g. "v1" (header ce_schemaversion)."""
+    replay_id: _builtins.str
+    """Id of the replay that sent this event again to a partner's feed (header emeuse_replay); empty on an event delivered live."""
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp:
         """When the fact happened in the world, e.g. when a reading was measured (header ce_time, RFC 3339)."""
@@ -79,10 +82,11 @@ class EventEnvelope(_message.Message):
         correlation_id: _builtins.str = ...,
         causation_id: _builtins.str = ...,
         schema_version: _builtins.str = ...,
+        replay_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at", "recorded_at", b"recorded_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["causation_id", b"causation_id", "correlation_id", b"correlation_id", "event_id", b"event_id", "event_type", b"event_type", "experiment_id", b"experiment_id", "occurred_at", b"occurred_at", "recorded_at", b"recorded_at", "schema_version", b"schema_version", "source", b"source", "subject_pseudonym", b"subject_pseudonym", "territory", b"territory"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["causation_id", b"causation_id", "correlation_id", b"correlation_id", "event_id", b"event_id", "event_type", b"event_type", "experiment_id", b"experiment_id", "occurred_at", b"occurred_at", "recorded_at", b"recorded_at", "replay_id", b"replay_id", "schema_version", b"schema_version", "source", b"source", "subject_pseudonym", b"subject_pseudonym", "territory", b"territory"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

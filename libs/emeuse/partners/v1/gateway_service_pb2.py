@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(emeuse/partners/v1/gateway_service.proto\x12\x12\x65meuse.partners.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x91\x01\n\x14RecordConsentRequest\x12\x19\n\x11patient_pseudonym\x18\x01 \x01(\t\x12\x12\n\npartner_id\x18\x02 \x01(\t\x12\x0f\n\x07purpose\x18\x03 \x01(\t\x12\x0f\n\x07granted\x18\x04 \x01(\x08\x12\x11\n\tterritory\x18\x05 \x01(\t\x12\x15\n\rexperiment_id\x18\x06 \x01(\t\")\n\x15RecordConsentResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\"6\n\x19GetPatientConsentsRequest\x12\x19\n\x11patient_pseudonym\x18\x01 \x01(\t\"P\n\rConsentChange\x12\x0f\n\x07granted\x18\x01 \x01(\x08\x12.\n\nchanged_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"y\n\x0ePatientConsent\x12\x12\n\npartner_id\x18\x01 \x01(\t\x12\x0f\n\x07purpose\x18\x02 \x01(\t\x12\x0e\n\x06stands\x18\x03 \x01(\x08\x12\x32\n\x07history\x18\x04 \x03(\x0b\x32!.emeuse.partners.v1.ConsentChange\"R\n\x1aGetPatientConsentsResponse\x12\x34\n\x08\x63onsents\x18\x01 \x03(\x0b\x32\".emeuse.partners.v1.PatientConsent\"N\n\rReplayRequest\x12\x12\n\npartner_id\x18\x01 \x01(\t\x12)\n\x05since\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"U\n\x0eReplayResponse\x12\x11\n\treplay_id\x18\x01 \x01(\t\x12\x17\n\x0f\x65vents_replayed\x18\x02 \x01(\x03\x12\x17\n\x0f\x65vents_withheld\x18\x03 \x01(\x03\x32\xc3\x02\n\x15PartnerGatewayService\x12\x64\n\rRecordConsent\x12(.emeuse.partners.v1.RecordConsentRequest\x1a).emeuse.partners.v1.RecordConsentResponse\x12s\n\x12GetPatientConsents\x12-.emeuse.partners.v1.GetPatientConsentsRequest\x1a..emeuse.partners.v1.GetPatientConsentsResponse\x12O\n\x06Replay\x12!.emeuse.partners.v1.ReplayRequest\x1a\".emeuse.partners.v1.ReplayResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(emeuse/partners/v1/gateway_service.proto\x12\x12\x65meuse.partners.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc2\x01\n\x14RecordConsentRequest\x12\x19\n\x11patient_pseudonym\x18\x01 \x01(\t\x12\x12\n\npartner_id\x18\x02 \x01(\t\x12\x0f\n\x07purpose\x18\x03 \x01(\t\x12\x0f\n\x07granted\x18\x04 \x01(\x08\x12\x11\n\tterritory\x18\x05 \x01(\t\x12\x15\n\rexperiment_id\x18\x06 \x01(\t\x12/\n\x0b\x63overs_from\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\")\n\x15RecordConsentResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\"6\n\x19GetPatientConsentsRequest\x12\x19\n\x11patient_pseudonym\x18\x01 \x01(\t\"\x81\x01\n\rConsentChange\x12\x0f\n\x07granted\x18\x01 \x01(\x08\x12.\n\nchanged_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63overs_from\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"y\n\x0ePatientConsent\x12\x12\n\npartner_id\x18\x01 \x01(\t\x12\x0f\n\x07purpose\x18\x02 \x01(\t\x12\x0e\n\x06stands\x18\x03 \x01(\x08\x12\x32\n\x07history\x18\x04 \x03(\x0b\x32!.emeuse.partners.v1.ConsentChange\"R\n\x1aGetPatientConsentsResponse\x12\x34\n\x08\x63onsents\x18\x01 \x03(\x0b\x32\".emeuse.partners.v1.PatientConsent\"i\n\rReplayRequest\x12\x12\n\npartner_id\x18\x01 \x01(\t\x12)\n\x05since\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11patient_pseudonym\x18\x03 \x01(\t\"U\n\x0eReplayResponse\x12\x11\n\treplay_id\x18\x01 \x01(\t\x12\x17\n\x0f\x65vents_replayed\x18\x02 \x01(\x03\x12\x17\n\x0f\x65vents_withheld\x18\x03 \x01(\x03\x32\xc3\x02\n\x15PartnerGatewayService\x12\x64\n\rRecordConsent\x12(.emeuse.partners.v1.RecordConsentRequest\x1a).emeuse.partners.v1.RecordConsentResponse\x12s\n\x12GetPatientConsents\x12-.emeuse.partners.v1.GetPatientConsentsRequest\x1a..emeuse.partners.v1.GetPatientConsentsResponse\x12O\n\x06Replay\x12!.emeuse.partners.v1.ReplayRequest\x1a\".emeuse.partners.v1.ReplayResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,21 +33,21 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'emeuse.partners.v1.gateway_
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_RECORDCONSENTREQUEST']._serialized_start=98
-  _globals['_RECORDCONSENTREQUEST']._serialized_end=243
-  _globals['_RECORDCONSENTRESPONSE']._serialized_start=245
-  _globals['_RECORDCONSENTRESPONSE']._serialized_end=286
-  _globals['_GETPATIENTCONSENTSREQUEST']._serialized_start=288
-  _globals['_GETPATIENTCONSENTSREQUEST']._serialized_end=342
-  _globals['_CONSENTCHANGE']._serialized_start=344
-  _globals['_CONSENTCHANGE']._serialized_end=424
-  _globals['_PATIENTCONSENT']._serialized_start=426
-  _globals['_PATIENTCONSENT']._serialized_end=547
-  _globals['_GETPATIENTCONSENTSRESPONSE']._serialized_start=549
-  _globals['_GETPATIENTCONSENTSRESPONSE']._serialized_end=631
-  _globals['_REPLAYREQUEST']._serialized_start=633
-  _globals['_REPLAYREQUEST']._serialized_end=711
-  _globals['_REPLAYRESPONSE']._serialized_start=713
-  _globals['_REPLAYRESPONSE']._serialized_end=798
-  _globals['_PARTNERGATEWAYSERVICE']._serialized_start=801
-  _globals['_PARTNERGATEWAYSERVICE']._serialized_end=1124
+  _globals['_RECORDCONSENTREQUEST']._serialized_end=292
+  _globals['_RECORDCONSENTRESPONSE']._serialized_start=294
+  _globals['_RECORDCONSENTRESPONSE']._serialized_end=335
+  _globals['_GETPATIENTCONSENTSREQUEST']._serialized_start=337
+  _globals['_GETPATIENTCONSENTSREQUEST']._serialized_end=391
+  _globals['_CONSENTCHANGE']._serialized_start=394
+  _globals['_CONSENTCHANGE']._serialized_end=523
+  _globals['_PATIENTCONSENT']._serialized_start=525
+  _globals['_PATIENTCONSENT']._serialized_end=646
+  _globals['_GETPATIENTCONSENTSRESPONSE']._serialized_start=648
+  _globals['_GETPATIENTCONSENTSRESPONSE']._serialized_end=730
+  _globals['_REPLAYREQUEST']._serialized_start=732
+  _globals['_REPLAYREQUEST']._serialized_end=837
+  _globals['_REPLAYRESPONSE']._serialized_start=839
+  _globals['_REPLAYRESPONSE']._serialized_end=924
+  _globals['_PARTNERGATEWAYSERVICE']._serialized_start=927
+  _globals['_PARTNERGATEWAYSERVICE']._serialized_end=1250
 # @@protoc_insertion_point(module_scope)

@@ -31,6 +31,7 @@ class RecordConsentRequest(_message.Message):
     GRANTED_FIELD_NUMBER: _builtins.int
     TERRITORY_FIELD_NUMBER: _builtins.int
     EXPERIMENT_ID_FIELD_NUMBER: _builtins.int
+    COVERS_FROM_FIELD_NUMBER: _builtins.int
     patient_pseudonym: _builtins.str
     """Pseudonym of the patient."""
     partner_id: _builtins.str
@@ -43,6 +44,10 @@ class RecordConsentRequest(_message.Message):
     """Département code of the territory the patient is followed in: "55", "52" or "54"."""
     experiment_id: _builtins.str
     """Experiment the consent belongs to."""
+    @_builtins.property
+    def covers_from(self) -> _timestamp_pb2.Timestamp:
+        """For a grant: from when it covers the patient's data, as the patient agreed (at most now); unset: from now. A replay then delivers the patient's events from then on (backfill)."""
+
     def __init__(
         self,
         *,
@@ -52,10 +57,11 @@ class RecordConsentRequest(_message.Message):
         granted: _builtins.bool = ...,
         territory: _builtins.str = ...,
         experiment_id: _builtins.str = ...,
+        covers_from: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["covers_from", b"covers_from"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["experiment_id", b"experiment_id", "granted", b"granted", "partner_id", b"partner_id", "patient_pseudonym", b"patient_pseudonym", "purpose", b"purpose", "territory", b"territory"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["covers_from", b"covers_from", "experiment_id", b"experiment_id", "granted", b"granted", "partner_id", b"partner_id", "patient_pseudonym", b"patient_pseudonym", "purpose", b"purpose", "territory", b"territory"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -113,21 +119,27 @@ class ConsentChange(_message.Message):
 
     GRANTED_FIELD_NUMBER: _builtins.int
     CHANGED_AT_FIELD_NUMBER: _builtins.int
+    COVERS_FROM_FIELD_NUMBER: _builtins.int
     granted: _builtins.bool
     """True: granted; false: withdrawn."""
     @_builtins.property
     def changed_at(self) -> _timestamp_pb2.Timestamp:
         """When."""
 
+    @_builtins.property
+    def covers_from(self) -> _timestamp_pb2.Timestamp:
+        """For a grant: from when it covers the patient's data; unset: from changed_at."""
+
     def __init__(
         self,
         *,
         granted: _builtins.bool = ...,
         changed_at: _timestamp_pb2.Timestamp | None = ...,
+        covers_from: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["changed_at", b"changed_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["changed_at", b"changed_at", "covers_from", b"covers_from"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed_at", b"changed_at", "granted", b"granted"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed_at", b"changed_at", "covers_from", b"covers_from", "granted", b"granted"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -201,21 +213,25 @@ class ReplayRequest(_message.Message):
 
     PARTNER_ID_FIELD_NUMBER: _builtins.int
     SINCE_FIELD_NUMBER: _builtins.int
+    PATIENT_PSEUDONYM_FIELD_NUMBER: _builtins.int
     partner_id: _builtins.str
     """Partner to replay to."""
+    patient_pseudonym: _builtins.str
+    """Only this patient's events (a backfill after a new consent); empty: every patient's."""
     @_builtins.property
     def since(self) -> _timestamp_pb2.Timestamp:
-        """Events that happened from this time."""
+        """Events that happened from this time; may be unset when patient_pseudonym is set (all that patient's consent covers)."""
 
     def __init__(
         self,
         *,
         partner_id: _builtins.str = ...,
         since: _timestamp_pb2.Timestamp | None = ...,
+        patient_pseudonym: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["since", b"since"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["partner_id", b"partner_id", "since", b"since"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["partner_id", b"partner_id", "patient_pseudonym", b"patient_pseudonym", "since", b"since"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

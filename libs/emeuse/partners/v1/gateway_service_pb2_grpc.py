@@ -71,7 +71,7 @@ class PartnerGatewayServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Replay(self, request, context):
-        """Replay sends a partner again the events since a time, each as consent stood when it happened and stands now.
+        """Replay sends a partner again the events since a time (of every patient, or of one), each when a standing consent covers it: it stood when the event happened, or covers from a date before it; each is marked with the replay's id.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -38,7 +38,7 @@ class PartnerGatewayServiceStub:
     GetPatientConsents: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.GetPatientConsentsRequest, _gateway_service_pb2.GetPatientConsentsResponse]
     """GetPatientConsents returns a patient's consents as they stand, with their history."""
     Replay: _grpc.UnaryUnaryMultiCallable[_gateway_service_pb2.ReplayRequest, _gateway_service_pb2.ReplayResponse]
-    """Replay sends a partner again the events since a time, each as consent stood when it happened and stands now."""
+    """Replay sends a partner again the events since a time (of every patient, or of one), each when a standing consent covers it: it stood when the event happened, or covers from a date before it; each is marked with the replay's id."""
 
 @_typing.type_check_only
 class PartnerGatewayServiceAsyncStub(PartnerGatewayServiceStub):
@@ -50,7 +50,7 @@ class PartnerGatewayServiceAsyncStub(PartnerGatewayServiceStub):
     GetPatientConsents: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.GetPatientConsentsRequest, _gateway_service_pb2.GetPatientConsentsResponse]  # type: ignore[assignment]
     """GetPatientConsents returns a patient's consents as they stand, with their history."""
     Replay: _aio.UnaryUnaryMultiCallable[_gateway_service_pb2.ReplayRequest, _gateway_service_pb2.ReplayResponse]  # type: ignore[assignment]
-    """Replay sends a partner again the events since a time, each as consent stood when it happened and stands now."""
+    """Replay sends a partner again the events since a time (of every patient, or of one), each when a standing consent covers it: it stood when the event happened, or covers from a date before it; each is marked with the replay's id."""
 
 class PartnerGatewayServiceServicer(metaclass=_abc_1.ABCMeta):
     """PartnerGatewayService records patients' consents and replays a partner's feed; the gateway fills each partner's feed with the events it may read, for patients who consent."""
@@ -77,6 +77,6 @@ class PartnerGatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _gateway_service_pb2.ReplayRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_gateway_service_pb2.ReplayResponse, _abc.Awaitable[_gateway_service_pb2.ReplayResponse]]:
-        """Replay sends a partner again the events since a time, each as consent stood when it happened and stands now."""
+        """Replay sends a partner again the events since a time (of every patient, or of one), each when a standing consent covers it: it stood when the event happened, or covers from a date before it; each is marked with the replay's id."""
 
 def add_PartnerGatewayServiceServicer_to_server(servicer: PartnerGatewayServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

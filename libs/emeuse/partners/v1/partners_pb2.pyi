@@ -32,10 +32,13 @@ class PartnerRegistered(_message.Message):
     EXPERIMENTS_FIELD_NUMBER: _builtins.int
     ACTIVE_FIELD_NUMBER: _builtins.int
     REGISTERED_AT_FIELD_NUMBER: _builtins.int
+    OWN_EVENTS_WITHHELD_FIELD_NUMBER: _builtins.int
     partner_id: _builtins.str
     """Id of the partner, e.g. "glucoflow"; also its Kafka user and the prefix of its topics."""
     active: _builtins.bool
     """False once the partner is removed: its feed stops and its credential is deleted."""
+    own_events_withheld: _builtins.bool
+    """True: the partner's feed leaves out the events it published itself (ce_source "partner/<id>"), live and replayed."""
     @_builtins.property
     def purposes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Purposes a patient consents to for this partner, e.g. "remote-monitoring"."""
@@ -66,10 +69,11 @@ class PartnerRegistered(_message.Message):
         experiments: _abc.Iterable[_builtins.str] | None = ...,
         active: _builtins.bool = ...,
         registered_at: _timestamp_pb2.Timestamp | None = ...,
+        own_events_withheld: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["registered_at", b"registered_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "experiments", b"experiments", "partner_id", b"partner_id", "publishable_event_types", b"publishable_event_types", "purposes", b"purposes", "readable_event_types", b"readable_event_types", "registered_at", b"registered_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "experiments", b"experiments", "own_events_withheld", b"own_events_withheld", "partner_id", b"partner_id", "publishable_event_types", b"publishable_event_types", "purposes", b"purposes", "readable_event_types", b"readable_event_types", "registered_at", b"registered_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -86,6 +90,7 @@ class ConsentChanged(_message.Message):
     PURPOSE_FIELD_NUMBER: _builtins.int
     GRANTED_FIELD_NUMBER: _builtins.int
     CHANGED_AT_FIELD_NUMBER: _builtins.int
+    COVERS_FROM_FIELD_NUMBER: _builtins.int
     patient_pseudonym: _builtins.str
     """Pseudonym of the patient."""
     partner_id: _builtins.str
@@ -98,6 +103,10 @@ class ConsentChanged(_message.Message):
     def changed_at(self) -> _timestamp_pb2.Timestamp:
         """When the patient granted or withdrew it."""
 
+    @_builtins.property
+    def covers_from(self) -> _timestamp_pb2.Timestamp:
+        """For a grant: from when it covers the patient's data, as the patient agreed (e.g. the start of the care episode); events that happened from then on reach the partner, earlier ones included by a replay. Unset: from when it was granted."""
+
     def __init__(
         self,
         *,
@@ -106,10 +115,11 @@ class ConsentChanged(_message.Message):
         purpose: _builtins.str = ...,
         granted: _builtins.bool = ...,
         changed_at: _timestamp_pb2.Timestamp | None = ...,
+        covers_from: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["changed_at", b"changed_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["changed_at", b"changed_at", "covers_from", b"covers_from"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed_at", b"changed_at", "granted", b"granted", "partner_id", b"partner_id", "patient_pseudonym", b"patient_pseudonym", "purpose", b"purpose"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed_at", b"changed_at", "covers_from", b"covers_from", "granted", b"granted", "partner_id", b"partner_id", "patient_pseudonym", b"patient_pseudonym", "purpose", b"purpose"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
