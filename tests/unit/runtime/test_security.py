@@ -15,8 +15,10 @@ import pytest
 from aiokafka.client import AIOKafkaClient
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from emeuse.cli import platform_users
+from emeuse.cli.errors import CliError
 from emeuse.runtime.grpc_tls import bind, certificate_expiry, open_aio_channel
-from emeuse.runtime.kafka_clients import client_options
+from emeuse.runtime.kafka_clients import check_login, client_options
 from emeuse.runtime.security import (
     NO_TLS,
     PLAINTEXT,
@@ -187,3 +189,14 @@ def test_under_tls_any_client_trusting_the_ca_is_answered(secrets: Path) -> None
     server = load_grpc_tls("chronic", tls_env(secrets, "tls"))
     client = load_grpc_tls("cli", tls_env(secrets, "tls"))
     assert _serve_and_ask(server, client) == "SERVING"
+
+
+def test_a_broker_not_answering_yet_is_left_to_the_topic_wait(secrets: Path) -> None:
+    login = load_kafka_login("chronic", sasl_env(secrets))
+    # Nothing listens on port 9: no refusal to report, the start goes on and waits for topics.
+    assert asyncio.run(check_login(["127.0.0.1:9"], login, timeout_s=2)) is None
+
+
+def test_kafka_sh_is_told_which_password_file_is_missing(tmp_path: Path) -> None:
+    with pytest.raises(CliError, match=r"emeuse-prevention\.password: no password"):
+        platform_users.passwords(tmp_path)
