@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the system tools `make` needs that this machine lacks, from Debian's packages:
 # Python 3.11 with venv, a JDK and Maven (Kafka from Maven Central), Node.js and npm (buf),
-# Prometheus and promtool, curl. Does nothing when all are there.
+# Prometheus and promtool, curl, openssl (scripts/certs.sh). Does nothing when all are there.
 set -euo pipefail
 declare -A package_of=(
   [python3.11]="python3.11 python3.11-venv"
@@ -11,6 +11,7 @@ declare -A package_of=(
   [prometheus]="prometheus"
   [promtool]="prometheus"
   [curl]="curl"
+  [openssl]="openssl"
 )
 missing=()
 for tool in "${!package_of[@]}"; do

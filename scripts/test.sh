@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # make test: unit and contract tests, then integration tests against a real Kafka broker.
-# The tests get a broker of their own (127.0.0.1:19092, partner listener 19094, fresh data every
-# run) so they never collide with `make up` or an earlier run; it is stopped after, pass or fail.
+# The tests get a broker of their own (127.0.0.1:19092, partner listener 19094, SASL_SSL 19095,
+# fresh data every run) so they never collide with `make up` or an earlier run; it is stopped
+# after, pass or fail.
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 # shellcheck source=scripts/broker-env.sh
 . scripts/broker-env.sh
 broker_env test 19092
+# The platform's SASL_SSL listener (tests/integration/test_encryption.py), with a CA, the
+# certificates and SCRAM passwords made anew under the fresh KAFKA_HOME.
+export KAFKA_SECURE_PORT="${KAFKA_SECURE_PORT:-$((KAFKA_PORT + 3))}"
+export SECRETS_DIR="$KAFKA_HOME/secrets"
+export EMEUSE_KAFKA_SECURE_BOOTSTRAP="127.0.0.1:$KAFKA_SECURE_PORT"
 trap 'deploy/kafka/kafka.sh down >/dev/null' EXIT
 deploy/kafka/kafka.sh fresh || exit 1
 # Paths given (scripts/test.sh tests/integration/test_home.py -k ...) narrow the run; else all.

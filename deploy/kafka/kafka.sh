@@ -12,6 +12,9 @@
 # KAFKA_HOME (default .local/kafka) holds data/, logs/ and kafka.pid; KAFKA_LIBS the jars;
 # KAFKA_PORT / KAFKA_CONTROLLER_PORT / KAFKA_PARTNER_PORT (9092 / 9093 / 9094) let tests run a
 # broker of their own; the partner port is the SASL SCRAM listener partners log in on.
+# KAFKA_SECURE_PORT (unset by default) adds a SASL_SSL listener for the platform's services
+# and tools: TLS with the local CA's certificate and a SCRAM-SHA-512 user per service
+# (scripts/certs.sh makes them, in SECRETS_DIR, default .local/secrets; docs/security.md).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -24,6 +27,8 @@ BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
 PYTHON="${PYTHON:-$root/.venv/bin/python}"
 libs="${KAFKA_LIBS:-$root/.local/kafka/libs}"
 pidfile="$KAFKA_HOME/kafka.pid"
+KAFKA_SECURE_PORT="${KAFKA_SECURE_PORT:-}"
+SECRETS_DIR="${SECRETS_DIR:-$root/.local/secrets}"
 
 jars() {
   if [[ -f "$libs/.resolved" && "$libs/.resolved" -nt "$here/pom.xml" ]]; then return 0; fi
@@ -34,7 +39,8 @@ jars() {
 }
 
 answers() {
-  "$PYTHON" -m emeuse.cli.kafka_ready --bootstrap "$BOOTSTRAP" --timeout "${1:-3}" >/dev/null 2>&1
+  # Asked on the loopback PLAINTEXT listener, whatever the caller's own Kafka settings.
+  EMEUSE_KAFKA_SECURITY_PROTOCOL=PLAINTEXT "$PYTHON" -m emeuse.cli.kafka_ready --bootstrap "$BOOTSTRAP" --timeout "${1:-3}" >/dev/null 2>&1
 }
 
 running() {
@@ -57,6 +63,7 @@ listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTRO
 advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,PARTNER://127.0.0.1:$KAFKA_PARTNER_PORT
 controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
 PROPS
+  if [[ -n "$KAFKA_SECURE_PORT" ]]; then secure_listener "$props"; fi
   if [[ ! -f "$KAFKA_HOME/data/meta.properties" ]]; then
     local cluster_id
     cluster_id="$(java -cp "$libs/*" kafka.tools.StorageTool random-uuid 2>/dev/null)"
@@ -71,6 +78,10 @@ PROPS
   for _ in $(seq 1 120); do
     if answers 2; then
       echo "kafka: up on $BOOTSTRAP, partners on 127.0.0.1:$KAFKA_PARTNER_PORT (pid $(cat "$pidfile")); logs in $KAFKA_HOME/logs"
+      if [[ -n "$KAFKA_SECURE_PORT" ]]; then
+        "$PYTHON" -m emeuse.cli.platform_users --bootstrap "$BOOTSTRAP" --passwords "$SECRETS_DIR/kafka"
+        echo "kafka: SASL_SSL (SCRAM-SHA-512) for the platform on 127.0.0.1:$KAFKA_SECURE_PORT"
+      fi
       return 0
     fi
     if ! running; then
@@ -82,6 +93,26 @@ PROPS
   done
   echo "kafka: no answer on $BOOTSTRAP after 120 s; see $KAFKA_HOME/logs" >&2
   return 1
+}
+
+# The platform's SASL_SSL listener: appended after the base listeners, so its lines win.
+secure_listener() {
+  local props="$1" tls="$SECRETS_DIR/tls" users="User:ANONYMOUS" service
+  SECRETS_DIR="$SECRETS_DIR" "$root/scripts/certs.sh" >/dev/null
+  # The platform's users keep the full access ANONYMOUS has on the loopback listener.
+  for service in prevention chronic access home gateway evaluation cli; do
+    users+=";User:emeuse-$service"
+  done
+  cat >>"$props" <<PROPS
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT,PARTNER://127.0.0.1:$KAFKA_PARTNER_PORT,SECURE://127.0.0.1:$KAFKA_SECURE_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,PARTNER://127.0.0.1:$KAFKA_PARTNER_PORT,SECURE://127.0.0.1:$KAFKA_SECURE_PORT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,PARTNER:SASL_PLAINTEXT,SECURE:SASL_SSL
+listener.name.secure.sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.secure.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.secure.ssl.keystore.type=PEM
+listener.name.secure.ssl.keystore.location=$tls/kafka.pem
+super.users=$users
+PROPS
 }
 
 down() {

@@ -4,6 +4,9 @@
 #   platform.sh down    stop the services and Prometheus (SIGTERM, then SIGKILL after 20 s), then Kafka
 #   platform.sh status  what runs, and where
 # State, logs and pid files live under .local/ (ignored by git).
+# Encryption is opt-in (docs/security.md): EMEUSE_GRPC_TLS=tls|mtls serves gRPC with TLS,
+# EMEUSE_KAFKA_SECURITY_PROTOCOL=SASL_SSL has services and tools log in to the broker's
+# SASL_SSL listener (KAFKA_SECURE_PORT, 9095); scripts/certs.sh makes what they need.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -18,6 +21,12 @@ declare -A grpc_port=([prevention]=50051 [chronic]=50052 [access]=50053 [home]=5
 declare -A metrics_port=([prevention]=9101 [chronic]=9102 [access]=9103 [home]=9104 [gateway]=9105 [evaluation]=9106 [coordination]=9107)
 prometheus_port=9090
 partner_port="${KAFKA_PARTNER_PORT:-9094}"
+grpc_tls="${EMEUSE_GRPC_TLS:-off}"
+if [[ "${EMEUSE_KAFKA_SECURITY_PROTOCOL:-PLAINTEXT}" == SASL_SSL ]]; then
+  export KAFKA_SECURE_PORT="${KAFKA_SECURE_PORT:-9095}"
+  export EMEUSE_KAFKA_BOOTSTRAP="${EMEUSE_KAFKA_BOOTSTRAP:-127.0.0.1:$KAFKA_SECURE_PORT}"
+fi
+kafka_secure="${KAFKA_SECURE_PORT:+SASL_SSL 127.0.0.1:$KAFKA_SECURE_PORT}"
 
 alive() { [[ -f "$run/$1.pid" ]] && kill -0 "$(cat "$run/$1.pid")" 2>/dev/null; }
 
@@ -46,6 +55,7 @@ stop() {
 
 up() {
   mkdir -p "$run" "$logs"
+  if [[ "$grpc_tls" != off ]]; then "$root/scripts/certs.sh" >/dev/null; fi
   "$root/deploy/kafka/kafka.sh" up
   # A gRPC token for each service and for the operator, made once (see docs/operations.md: gRPC callers).
   for caller in "${services[@]}" operator; do
@@ -77,6 +87,10 @@ status() {
   printf '%-11s %-8s %-22s %-22s %s\n' WHAT PID LISTENS METRICS LOG
   printf '%-11s %-8s %-22s %-22s %s\n' kafka "$(cat "$local_dir/kafka/kafka.pid" 2>/dev/null || echo -)" \
     "127.0.0.1:9092" "-" "$local_dir/kafka/logs/server.log"
+  if [[ -n "$kafka_secure" ]]; then
+    printf '%-11s %-8s %-22s %-22s %s\n' "  platform" "" "$kafka_secure" "-" \
+      "SCRAM users emeuse-<service>, emeuse-cli (.local/secrets/kafka/)"
+  fi
   printf '%-11s %-8s %-22s %-22s %s\n' "  partners" "" "SASL 127.0.0.1:$partner_port" "-" \
     "credentials: emeuse partner add (.local/secrets/partners/)"
   for service in "${services[@]}"; do
@@ -87,6 +101,7 @@ status() {
   local pid="-"; alive prometheus && pid="$(cat "$run/prometheus.pid")"
   printf '%-11s %-8s %-22s %-22s %s\n' prometheus "$pid" "http://127.0.0.1:$prometheus_port" "-" "$logs/prometheus.log"
   echo "gRPC tokens: $local_dir/secrets/ (yours: operator.token; add callers with emeuse callers add)"
+  echo "gRPC TLS: $grpc_tls (EMEUSE_GRPC_TLS; certificates in $local_dir/secrets/tls/)"
   echo "stop everything with: make down"
 }
 

@@ -13,7 +13,11 @@ from services.access.state import agenda_tables
 
 def build() -> KernelRuntime:
     settings = settings_or_exit(config.load)
-    chronic = ChronicClient(settings.chronic_grpc, settings.service.grpc_deadline_seconds)
+    chronic = ChronicClient(
+        settings.chronic_grpc,
+        settings.service.grpc_deadline_seconds,
+        tls=settings.service.grpc_tls,
+    )
     rt = build_kernel_runtime(settings.service, processor(settings, chronic.care_summary))
     chronic.present(rt.token)
     return rt

@@ -12,6 +12,8 @@ from emeuse.access.v1.access_events_pb2 import CareSummaryMeasure
 from emeuse.chronic.v1 import chronic_service_pb2 as chronic
 from emeuse.chronic.v1 import chronic_service_pb2_grpc as chronic_grpc
 from emeuse.runtime.auth import bearer
+from emeuse.runtime.grpc_tls import open_aio_channel
+from emeuse.runtime.security import NO_TLS, GrpcTls
 
 if TYPE_CHECKING:
     from emeuse.chronic.v1.chronic_service_pb2_grpc import ChronicServiceAsyncStub
@@ -21,8 +23,9 @@ ATTEMPTS = 2
 
 
 class ChronicClient:
-    def __init__(self, target: str, deadline_seconds: float) -> None:
+    def __init__(self, target: str, deadline_seconds: float, tls: GrpcTls = NO_TLS) -> None:
         self.metadata: tuple[tuple[str, str], ...] = ()
+        self.tls = tls
         self.target = target
         self.deadline = deadline_seconds
         self._channel: grpc.aio.Channel | None = None
@@ -35,7 +38,7 @@ class ChronicClient:
     def _stub(self) -> ChronicServiceAsyncStub:
         if self._channel is None:
             # Created on first use, on the worker's running loop.
-            self._channel = grpc.aio.insecure_channel(self.target)
+            self._channel = open_aio_channel(self.target, self.tls)
         return chronic_grpc.ChronicServiceStub(self._channel)
 
     async def care_summary(self, patient_pseudonym: str) -> Sequence[CareSummaryMeasure] | None:

@@ -29,9 +29,11 @@ from aiokafka import AIOKafkaProducer
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
+from emeuse.cli.environment import tool_kafka_login
 from emeuse.kernel.declare import TableSpec
 from emeuse.kernel.store import split_changelog_key
 from emeuse.registry import PARTITIONS, TopicSpec
+from emeuse.runtime import kafka_clients
 from emeuse.runtime.codec import expected_partition
 
 
@@ -75,7 +77,7 @@ class NotSafe(RuntimeError):
 def group_of(bootstrap: str, group: str) -> tuple[list[Any], dict[TopicPartition, Any]]:
     """The group's members and committed offsets; a coordinator not there yet (a broker
     just started) is waited for a little."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, **kafka_clients.client_options())
     try:
         for attempt in itertools.count():
             try:
@@ -95,7 +97,10 @@ def check_stopped_and_drained(bootstrap: str, group: str, inputs: Sequence[Topic
     if members:
         raise NotSafe(f"{group} has {len(members)} member(s): stop every instance")
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        **kafka_clients.client_options(),
     )
     try:
         tps = [TopicPartition(s.name, p) for s in inputs for p in range(s.partitions)]
@@ -114,7 +119,10 @@ def check_stopped_and_drained(bootstrap: str, group: str, inputs: Sequence[Topic
 
 def read_changelog(bootstrap: str, topic: str) -> list[tuple[int, bytes, bytes | None]]:
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        **kafka_clients.client_options(),
     )
     try:
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
@@ -134,7 +142,9 @@ def read_changelog(bootstrap: str, topic: str) -> list[tuple[int, bytes, bytes |
 
 async def write_moves(bootstrap: str, topic: str, found: Sequence[Move], app_id: str) -> None:
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, transactional_id=f"{app_id}-repartition"
+        bootstrap_servers=bootstrap,
+        transactional_id=f"{app_id}-repartition",
+        **kafka_clients.client_options(),
     )
     await producer.start()
     try:
@@ -167,6 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--app-id", help="the service's EMEUSE_<SVC>_APP_ID (emeuse-<service>)")
     parser.add_argument("--dry-run", action="store_true")
     args = parser.parse_args(argv)
+    # An operator's tool: it logs in as the `emeuse` command does.
+    kafka_clients.use(tool_kafka_login())
     app_id = args.app_id or f"emeuse-{args.service}"
     tables, inputs = service_layout(args.service)
     try:

@@ -23,7 +23,7 @@ from emeuse.partners import dead_letter_topic
 from emeuse.platform.v1.dead_letter_pb2 import DeadLetterCause
 from emeuse.registry import dead_letter_topic as service_dead_letters
 from emeuse.runtime import envelope as env
-from emeuse.runtime import metrics
+from emeuse.runtime import kafka_clients, metrics
 from emeuse.runtime.codec import expected_partition
 from emeuse.runtime.events import read_failure
 from services.gateway.directory import PartnerDirectory
@@ -52,6 +52,7 @@ async def follow_inbound(bus: Publisher, directory: PartnerDirectory, bootstrap:
     """Admit or refuse each record of every partner's inbound topic, at least once."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
+        **kafka_clients.client_options(),
         group_id=INBOUND_GROUP,
         enable_auto_commit=False,
         auto_offset_reset="earliest",

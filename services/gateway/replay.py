@@ -21,6 +21,7 @@ from emeuse.partners import feed_topic
 from emeuse.partners.v1.partners_pb2 import PartnerRegistered
 from emeuse.registry import UnknownTopicError, by_name
 from emeuse.runtime import envelope as env
+from emeuse.runtime import kafka_clients
 from emeuse.runtime.codec import InvalidEventError, check_event, check_partition, decode
 from services.gateway.directory import own_event_withheld
 from services.gateway.domain.consent import ConsentBook
@@ -43,7 +44,10 @@ async def replay_partitions(
         return 0, 0
     # Read committed, as the live feed: an event of an aborted transaction never happened.
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        **kafka_clients.client_options(),
     )
     await consumer.start()
     sent = withheld = 0

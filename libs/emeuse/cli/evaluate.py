@@ -19,6 +19,7 @@ from typing import Any
 
 import grpc
 
+from emeuse.cli.environment import tool_channel
 from emeuse.cli.errors import CliError
 from emeuse.evaluation.v1 import evaluation_service_pb2 as api
 from emeuse.evaluation.v1 import evaluation_service_pb2_grpc as api_grpc
@@ -91,7 +92,7 @@ def grpc_fetch(target: str, token_file: Path) -> Fetch:
             to_month=last,
             period=PERIODS[period],
         )
-        with grpc.insecure_channel(target) as channel:
+        with tool_channel(target) as channel:
             stub = api_grpc.EvaluationServiceStub(channel)
             try:
                 answer = stub.GetIndicators(request, timeout=60, metadata=metadata)

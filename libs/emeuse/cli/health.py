@@ -7,12 +7,14 @@ import time
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from emeuse.cli.environment import tool_channel
+
 CALL_DEADLINE_SECONDS = 1.0
 
 
 def health_of(target: str) -> str:
-    """SERVING, NOT_SERVING, ... or UNREACHABLE."""
-    with grpc.insecure_channel(target) as channel:
+    """SERVING, NOT_SERVING, ... or UNREACHABLE (a TLS handshake refused included)."""
+    with tool_channel(target) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
             response = stub.Check(health_pb2.HealthCheckRequest(), timeout=CALL_DEADLINE_SECONDS)

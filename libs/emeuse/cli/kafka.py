@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import cache
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
 
+from emeuse.cli.environment import tool_kafka_login
 from emeuse.cli.errors import CliError
 from emeuse.partner_credentials import ClientConfig
 from emeuse.registry import TOPICS, TopicSpec
+from emeuse.runtime.kafka_clients import KafkaLoginRefused, check_login, client_options
+from emeuse.runtime.security import KAFKA_PASSWORD_FILE, TOOLS, KafkaLogin
 from emeuse.runtime.startup import Backoff
 from emeuse.runtime.topics import TopicError, TopicPlan, TopicsNotReady, ensure_topics
 
@@ -21,6 +26,26 @@ CLIENT_ID = "emeuse-cli"
 # A broker just started answers before its controller has registered it ("only 0 broker(s)
 # are registered"), or not at all: `topics create` tries again this long before failing.
 TOPICS_WAIT = Backoff(total_s=60.0)
+
+
+def _platform(bootstrap: str, timeout_s: float) -> dict[str, Any]:
+    """A client of the platform's listener, logged in as the tools (party `cli`)."""
+    return _common(bootstrap, timeout_s) | client_options(_logged_in(bootstrap))
+
+
+@cache
+def _logged_in(bootstrap: str) -> KafkaLogin:
+    """The tools' login, tried once: kafka-python reports a refused login only as a broker
+    it cannot bootstrap from, so the reason is found here first."""
+    login = tool_kafka_login()
+    if not login.secured:
+        return login
+    try:
+        asyncio.run(check_login(bootstrap.split(","), login))
+    except KafkaLoginRefused as exc:
+        variable = KAFKA_PASSWORD_FILE.variable(TOOLS)
+        raise CliError(f"{exc}; check {variable}") from None
+    return login
 
 
 def _common(bootstrap: str, timeout_s: float) -> dict[str, Any]:
@@ -46,13 +71,13 @@ def kafka_errors(bootstrap: str) -> Iterator[None]:
 
 def admin(bootstrap: str, timeout_s: float = 5.0) -> KafkaAdminClient:
     with kafka_errors(bootstrap):
-        return KafkaAdminClient(**_common(bootstrap, timeout_s))
+        return KafkaAdminClient(**_platform(bootstrap, timeout_s))
 
 
 def producer(bootstrap: str, timeout_s: float = 5.0) -> KafkaProducer:
     with kafka_errors(bootstrap):
         # kafka-python 3 defaults to acks=all with idempotence: nothing lost, nothing doubled.
-        return KafkaProducer(**_common(bootstrap, timeout_s), max_block_ms=int(timeout_s * 1000))
+        return KafkaProducer(**_platform(bootstrap, timeout_s), max_block_ms=int(timeout_s * 1000))
 
 
 def consumer(bootstrap: str, timeout_s: float = 5.0) -> KafkaConsumer:
@@ -60,7 +85,7 @@ def consumer(bootstrap: str, timeout_s: float = 5.0) -> KafkaConsumer:
     aborted transaction wrote is never shown."""
     with kafka_errors(bootstrap):
         return KafkaConsumer(
-            **_common(bootstrap, timeout_s),
+            **_platform(bootstrap, timeout_s),
             enable_auto_commit=False,
             isolation_level="read_committed",
         )
@@ -91,7 +116,7 @@ def create_topics(
     specs: tuple[TopicSpec, ...] = TOPICS,
     *,
     backoff: Backoff = TOPICS_WAIT,
-    ensure: Callable[..., list[tuple[str, str]]] = ensure_topics,
+    ensure: Callable[..., list[tuple[str, str]]] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     say: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
 ) -> list[tuple[str, str]]:
@@ -103,6 +128,9 @@ def create_topics(
     once: the services' state co-partitioned with it would fail (PartitionsMismatch).
     """
     plans = [TopicPlan(spec.name, spec.partitions, spec.kafka_config()) for spec in specs]
+    if ensure is None:
+        login = _logged_in(bootstrap)
+        ensure = lambda *args: ensure_topics(*args, login=login)  # noqa: E731
     waits = backoff.waits()
     waited, attempts = 0.0, 0
     while True:

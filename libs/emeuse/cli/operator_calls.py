@@ -20,6 +20,7 @@ import grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from emeuse.cli.environment import tool_channel
 from emeuse.cli.errors import CliError
 from emeuse.partners.v1 import gateway_service_pb2 as api
 from emeuse.partners.v1 import gateway_service_pb2_grpc as api_grpc
@@ -40,7 +41,7 @@ def call_gateway(
     method: str,
     request: Message,
     timeout: float,
-    channel: Callable[[str], grpc.Channel] = grpc.insecure_channel,
+    channel: Callable[[str], grpc.Channel] = tool_channel,
 ) -> Any:
     """`method`'s response, called with the operator's token; CliError with the gateway's
     status and reason otherwise."""

@@ -43,6 +43,7 @@ from kafka.admin import (
 
 from emeuse import partner_credentials, partners
 from emeuse.cli import kafka
+from emeuse.cli.environment import tool_kafka_login
 from emeuse.cli.errors import CliError
 from emeuse.cli.publish import build_event
 from emeuse.partners.v1.partners_pb2 import PartnerRegistered
@@ -340,7 +341,10 @@ def _grants(registration: PartnerRegistered) -> tuple[object, ...]:
 def _ensure_topics(bootstrap: str, plans: list[TopicPlan], replication: str) -> list[str]:
     factor = positive_int("--replication-factor", replication)
     try:
-        return [f"{name} ({state})" for name, state in ensure_topics(bootstrap, plans, factor)]
+        return [
+            f"{name} ({state})"
+            for name, state in ensure_topics(bootstrap, plans, factor, login=tool_kafka_login())
+        ]
     except TopicError as exc:
         raise CliError(str(exc)) from None
 

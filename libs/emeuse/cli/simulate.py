@@ -12,6 +12,7 @@ from typing import Any
 from aiokafka.errors import KafkaError as AIOKafkaError
 from rich.console import Console
 
+from emeuse.cli.environment import tool_grpc_tls, tool_kafka_login
 from emeuse.cli.errors import CliError
 from emeuse.runtime.auth import AuthSetupError, bearer, read_token
 from emeuse.simulate.batches import TopicUnavailableError
@@ -207,12 +208,16 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             options.experiment,
             partner_bootstrap=args.partner_bootstrap,
             partner_secrets=args.partner_secrets_dir,
+            tls=tool_grpc_tls(),
+            login=tool_kafka_login(),
         )
     except (AIOKafkaError, OSError) as exc:
         raise CliError(f"cannot reach Kafka at {args.bootstrap}: {type(exc).__name__}") from None
 
     def care_teams(people: set[str], tally: Tally) -> CareTeams:
-        return CareTeams(args.bootstrap, options, people, transport, tally)
+        return CareTeams(
+            args.bootstrap, options, people, transport, tally, login=tool_kafka_login()
+        )
 
     try:
         tally = run(
@@ -222,7 +227,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             responders=care_teams,
             linger_s=args.linger,
             setup=not args.no_setup,
-            lag=PlatformLag(args.bootstrap),
+            lag=PlatformLag(args.bootstrap, login=tool_kafka_login()),
         )
     except TopicUnavailableError as exc:
         raise CliError(str(exc)) from None

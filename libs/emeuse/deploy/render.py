@@ -3,7 +3,8 @@
     base/                       everything, sized for production (3 brokers, replication 3)
       kafka.yaml                Strimzi Kafka (KRaft) and its KafkaNodePool
       topics.yaml               a KafkaTopic per registry topic and per partner topic
-      users.yaml                a KafkaUser per partner (deploy/partners.toml), with its ACLs
+      users.yaml                a KafkaUser per service and for the tools; per partner
+                                (deploy/partners.toml), with its ACLs
       platform.yaml             the ConfigMap every service reads
       <service>.yaml            StatefulSet, Services, PDB, HPA, ServiceMonitor
     overlays/local/             one broker, replication 1, one instance each
@@ -179,8 +180,10 @@ def render(topics: Iterable[TopicSpec] | None = None, partner_ids: Sequence[str]
         ],
         "platform.yaml": [workloads.platform_config()],
     }
-    if partner_ids:
-        base["users.yaml"] = [strimzi.partner_user(partner_id) for partner_id in partner_ids]
+    base["users.yaml"] = [
+        *(strimzi.platform_user(user) for user in strimzi.PLATFORM_USERS),
+        *(strimzi.partner_user(partner_id) for partner_id in partner_ids),
+    ]
     for service in SERVICES:
         base[f"{service}.yaml"] = workloads.workload(service)
     for filename, documents in base.items():

@@ -14,7 +14,8 @@ from kafka.admin import ACL, ACLResourcePatternType, ResourceType
 
 from emeuse import partners
 from emeuse.cli.partner_admin import partner_acls, partner_topic_plans
-from emeuse.registry import TopicSpec
+from emeuse.registry import SERVICES, TopicSpec
+from emeuse.runtime.security import TOOLS
 
 Manifest = dict[str, Any]
 
@@ -31,6 +32,10 @@ MIN_IN_SYNC = 2
 PLATFORM_PORT = 9092
 PARTNER_PORT = 9094
 PART_OF = "emeuse"
+# The Secret Strimzi's cluster CA certificate is in (key `ca.crt`): what clients trust.
+CLUSTER_CA_SECRET = f"{CLUSTER}-cluster-ca-cert"
+# A SCRAM user per service and one for the tools (`emeuse` run in a pod, say).
+PLATFORM_USERS = tuple(f"emeuse-{party}" for party in (*SERVICES, TOOLS))
 
 
 def _labels() -> dict[str, str]:
@@ -78,13 +83,13 @@ def kafka_cluster() -> list[Manifest]:
                 "metadataVersion": METADATA_VERSION,
                 "listeners": [
                     {
-                        # The services speak neither SASL nor mTLS yet: their listener is
-                        # open only to the platform's own pods (NetworkPolicy peers), and
-                        # they act as User:ANONYMOUS, a super user, as on the local broker.
-                        "name": "plain",
+                        # The services and tools: TLS and a SCRAM user each (platform_user),
+                        # from the platform's own pods only (NetworkPolicy peers).
+                        "name": "platform",
                         "port": PLATFORM_PORT,
                         "type": "internal",
-                        "tls": False,
+                        "tls": True,
+                        "authentication": {"type": "scram-sha-512"},
                         "networkPolicyPeers": [
                             {"podSelector": {"matchLabels": {"app.kubernetes.io/part-of": PART_OF}}}
                         ],
@@ -98,7 +103,8 @@ def kafka_cluster() -> list[Manifest]:
                         "authentication": {"type": "scram-sha-512"},
                     },
                 ],
-                "authorization": {"type": "simple", "superUsers": ["ANONYMOUS"]},
+                # The platform's users keep full access (per-service ACLs are not drawn).
+                "authorization": {"type": "simple", "superUsers": list(PLATFORM_USERS)},
                 "config": {
                     # Topics come from KafkaTopic resources: auto-creation would pick the
                     # wrong partition count and break co-partitioned state.
@@ -194,4 +200,15 @@ def partner_user(partner_id: str) -> Manifest:
             },
             "authorization": {"type": "simple", "acls": _strimzi_acls(partner_acls(partner_id))},
         },
+    }
+
+
+def platform_user(user: str) -> Manifest:
+    """A service's SCRAM user: the User Operator makes its password and keeps it in the
+    Secret named like the user (key `password`), which the service's pods mount."""
+    return {
+        "apiVersion": API,
+        "kind": "KafkaUser",
+        "metadata": {"name": user, "labels": _labels()},
+        "spec": {"authentication": {"type": "scram-sha-512"}},
     }

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from emeuse.deploy.strimzi import CLUSTER, PART_OF, PLATFORM_PORT
+from emeuse.deploy.strimzi import CLUSTER, CLUSTER_CA_SECRET, PART_OF, PLATFORM_PORT
 from emeuse.registry import PARTITIONS
+from emeuse.runtime import security
 from emeuse.runtime import settings as s
 
 Manifest = dict[str, Any]
@@ -61,6 +62,8 @@ def platform_config() -> Manifest:
             s.LOG_LEVEL.name: "info",
             s.DATA_DIR.name: DATA_PATH,
             s.GRPC_CALLERS_FILE.name: f"{SECRETS_PATH}/callers/grpc-callers",
+            security.KAFKA_SECURITY_PROTOCOL.name: "SASL_SSL",
+            security.KAFKA_CA_FILE.name: f"{SECRETS_PATH}/kafka-ca/ca.crt",
         },
     }
 
@@ -86,6 +89,8 @@ def _env(service: str) -> list[Manifest]:
         # A rolling restart comes back within the session timeout: keep the partitions.
         s.LEAVE_GROUP_ON_STOP.variable(service): "false",
         s.GRPC_TOKEN_FILE.variable(service): f"{SECRETS_PATH}/token/token",
+        # The KafkaUser's Secret, made by Strimzi's User Operator.
+        security.KAFKA_PASSWORD_FILE.variable(service): f"{SECRETS_PATH}/kafka-user/password",
         **{key: value.format(**ports) for key, value in PEERS.get(service, {}).items()},
     }
     env.extend({"name": key, "value": value} for key, value in own.items())
@@ -133,6 +138,8 @@ def stateful_set(service: str) -> Manifest:
             {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - an emptyDir, the pod's own
             {"name": "callers", "mountPath": f"{SECRETS_PATH}/callers", "readOnly": True},
             {"name": "token", "mountPath": f"{SECRETS_PATH}/token", "readOnly": True},
+            {"name": "kafka-ca", "mountPath": f"{SECRETS_PATH}/kafka-ca", "readOnly": True},
+            {"name": "kafka-user", "mountPath": f"{SECRETS_PATH}/kafka-user", "readOnly": True},
         ],
     }
     return {
@@ -174,6 +181,14 @@ def stateful_set(service: str) -> Manifest:
                         {
                             "name": "token",
                             "secret": {"secretName": token_secret(service), "defaultMode": 0o440},
+                        },
+                        {
+                            "name": "kafka-ca",
+                            "secret": {"secretName": CLUSTER_CA_SECRET, "defaultMode": 0o444},
+                        },
+                        {
+                            "name": "kafka-user",
+                            "secret": {"secretName": name(service), "defaultMode": 0o440},
                         },
                     ],
                 },

@@ -32,6 +32,7 @@ class Publisher:
     async def start(self) -> None:
         self._producer = AIOKafkaProducer(
             bootstrap_servers=list(self.settings.kafka_bootstrap),
+            **self.settings.kafka_options(),
             client_id=f"{self.settings.app_id}-edge",
             enable_idempotence=True,
             acks="all",

@@ -126,6 +126,7 @@ class Kernel:
     def transactional_producer(self, partition: int) -> AIOKafkaProducer:
         return AIOKafkaProducer(
             bootstrap_servers=list(self.settings.kafka_bootstrap),
+            **self.settings.kafka_options(),
             client_id=f"{self.app_id}-{partition}",
             transactional_id=f"{self.app_id}-{partition}",
             enable_idempotence=True,
@@ -300,6 +301,7 @@ class Kernel:
         await wait_for_topics(lambda: asyncio.to_thread(self._prepare_topics), backoff)
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=list(self.settings.kafka_bootstrap),
+            **self.settings.kafka_options(),
             client_id=f"{self.app_id}-{self.instance_id}",
             group_id=self.group_id,
             group_instance_id=self.instance_id,
@@ -571,6 +573,7 @@ class Kernel:
         try:
             admin = KafkaAdminClient(
                 bootstrap_servers=list(self.settings.kafka_bootstrap),
+                **self.settings.kafka_options(),
                 client_id=f"{self.app_id}-leave",
                 request_timeout_ms=5000,
             )

@@ -26,6 +26,8 @@ from aiokafka.protocol.offset import OffsetRequest
 from aiokafka.record.util import calc_crc32c
 from aiokafka.structs import TopicPartition
 
+from emeuse.runtime import kafka_clients
+
 # BaseOffset, Length: what frames a batch in a fetch response.
 _LOG_OVERHEAD = struct.Struct(">qi")
 # PartitionLeaderEpoch, Magic: enough to tell the format apart.
@@ -126,6 +128,7 @@ async def read_raw_record(
     servers = [bootstrap] if isinstance(bootstrap, str) else list(bootstrap)
     client = AIOKafkaClient(
         bootstrap_servers=servers,
+        **kafka_clients.client_options(),
         client_id="emeuse-raw-records",
         request_timeout_ms=max(1, int(timeout_s * 1000)),
     )

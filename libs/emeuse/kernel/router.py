@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import grpc
 
 from emeuse.runtime.auth import bearer
+from emeuse.runtime.grpc_tls import open_aio_channel
 
 if TYPE_CHECKING:
     from emeuse.kernel.engine import Kernel
@@ -42,7 +43,8 @@ class Router:
     def channel(self, address: str) -> grpc.aio.Channel:
         channel = self._channels.get(address)
         if channel is None:
-            channel = self._channels[address] = grpc.aio.insecure_channel(address)
+            tls = self.kernel.settings.grpc_tls
+            channel = self._channels[address] = open_aio_channel(address, tls)
         return channel
 
     def forward_metadata(self) -> tuple[tuple[str, str], ...]:

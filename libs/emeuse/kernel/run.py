@@ -30,10 +30,12 @@ from emeuse.kernel.edge import Publisher
 from emeuse.kernel.engine import Kernel
 from emeuse.kernel.router import Router
 from emeuse.kernel.tables import Table
+from emeuse.runtime import kafka_clients
 from emeuse.runtime.auth import AuthSetupError, read_callers, read_token
 from emeuse.runtime.grpc_server import GrpcServer, Registrar
 from emeuse.runtime.logs import configure_logging
 from emeuse.runtime.metrics import serve_metrics
+from emeuse.runtime.security import KAFKA_PASSWORD_FILE
 from emeuse.runtime.settings import ServiceSettings
 from emeuse.runtime.topics import TopicError
 
@@ -64,6 +66,12 @@ def build_kernel_runtime(settings: ServiceSettings, processor: Processor) -> Ker
     except AuthSetupError as exc:
         print(f"emeuse: {exc} (create them with `emeuse callers add NAME`)", file=sys.stderr)
         raise SystemExit(2) from None
+    # Every client of the process logs in as the service; a refused login stops it here.
+    kafka_clients.log_in_or_exit(
+        settings.kafka_bootstrap,
+        settings.kafka_login,
+        KAFKA_PASSWORD_FILE.variable(settings.service),
+    )
     kernel = Kernel(
         processor,
         settings,

@@ -160,6 +160,7 @@ class PartitionTask:
         tp = TopicPartition(k.changelog_topic, self.partition)
         reader = AIOKafkaConsumer(
             bootstrap_servers=list(k.settings.kafka_bootstrap),
+            **k.settings.kafka_options(),
             enable_auto_commit=False,
             isolation_level="read_committed",
             client_id=f"{k.app_id}-restore-{self.partition}",

@@ -118,6 +118,7 @@ class AuditTrail:
         if self._send is None:
             self._producer = AIOKafkaProducer(
                 bootstrap_servers=list(self.settings.kafka_bootstrap),
+                **self.settings.kafka_options(),
                 client_id=f"{self.settings.app_id}-audit",
                 enable_idempotence=True,
                 acks="all",

@@ -12,6 +12,8 @@ from collections.abc import Callable
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from emeuse.runtime import kafka_clients
+
 log = structlog.get_logger("emeuse.follower")
 Apply = Callable[[bytes | None, bytes | None], None]
 Hook = Callable[[], None]
@@ -36,6 +38,7 @@ async def follow(
     # transaction never enters a directory.
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
+        **kafka_clients.client_options(),
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         isolation_level="read_committed",

@@ -24,7 +24,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from emeuse.kernel.router import FORWARDED
-from emeuse.runtime import limits, metrics, roles
+from emeuse.runtime import grpc_tls, limits, metrics, roles
 from emeuse.runtime.audit import AuditTrail, access_records, subjects_of
 from emeuse.runtime.auth import (
     ON_BEHALF_OF,
@@ -38,6 +38,7 @@ from emeuse.runtime.auth import (
 from emeuse.runtime.codec import InvalidEventError
 from emeuse.runtime.envelope import EnvelopeError
 from emeuse.runtime.id_guard import identifier_problem
+from emeuse.runtime.security import GrpcTls
 from emeuse.runtime.settings import ServiceSettings
 
 log = structlog.get_logger("emeuse.grpc")
@@ -359,6 +360,21 @@ def _denied(reason: str) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[
     return deny
 
 
+def certificate_expiries(service: str, tls: GrpcTls) -> dict[str, float]:
+    """When the service's certificate and its CA expire, also set as gauges (an alert rule
+    warns 14 days ahead); none with TLS off."""
+    if not tls.on:
+        return {}
+    assert tls.cert_file and tls.ca_file
+    expiries = {
+        "service": grpc_tls.certificate_expiry(tls.cert_file),
+        "ca": grpc_tls.certificate_expiry(tls.ca_file),
+    }
+    for certificate, seconds in expiries.items():
+        metrics.TLS_CERTIFICATE_EXPIRY.labels(service, certificate).set(seconds)
+    return expiries
+
+
 class GrpcServer:
     """gRPC API of one service, with health and reflection."""
 
@@ -408,13 +424,20 @@ class GrpcServer:
             ],
             server,
         )
-        if server.add_insecure_port(self.settings.grpc_address) == 0:
-            raise RuntimeError(f"gRPC cannot bind {self.settings.grpc_address}")
+        if grpc_tls.bind(server, settings.grpc_address, settings.grpc_tls) == 0:
+            raise RuntimeError(f"gRPC cannot bind {settings.grpc_address}")
+        expiries = certificate_expiries(settings.service, settings.grpc_tls)
         await server.start()
         for name in ["", *names]:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self.server = server
-        log.info("grpc.serving", address=self.settings.grpc_address, services=names)
+        log.info(
+            "grpc.serving",
+            address=settings.grpc_address,
+            services=names,
+            tls=settings.grpc_tls.mode,
+            certificate_expires=expiries.get("service"),
+        )
 
     async def stop(self) -> None:
         if self.server is None:

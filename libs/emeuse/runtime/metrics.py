@@ -66,6 +66,13 @@ AUDIT_RECORDS_FAILED = Counter(
     " records could not be made).",
     ["service", "reason"],
 )
+TLS_CERTIFICATE_EXPIRY = Gauge(
+    "emeuse_tls_certificate_expiry_timestamp_seconds",
+    "When a certificate the service uses expires, in seconds since the epoch: `service` (the"
+    " one its gRPC server presents, and as a client under mTLS) and `ca` (the CA it trusts)."
+    " Set at start when gRPC TLS is on; a renewed file is taken at the next start.",
+    ["service", "certificate"],
+)
 
 
 def serve_metrics(port: int, host: str = "127.0.0.1") -> None:

@@ -14,7 +14,11 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from emeuse.runtime import kafka_clients, security
+from emeuse.runtime.security import NO_TLS, PLAINTEXT, GrpcTls, KafkaLogin
+from emeuse.runtime.setting import Setting, SettingsError
 
 SettingsT = TypeVar("SettingsT")
 
@@ -30,31 +34,6 @@ DEFAULT_PORTS = {
 }
 LOG_LEVELS = ("debug", "info", "warning", "error")
 BOOTSTRAP = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}$")
-
-
-class SettingsError(ValueError):
-    """A setting with a value the service cannot run with; the message names the variable."""
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One environment variable. `name` holds `<SERVICE>` when each service has its own;
-    `default` is what the docs show, and what `read` uses unless given another."""
-
-    name: str
-    default: str
-    meaning: str
-
-    def variable(self, service: str = "") -> str:
-        return self.name.replace("<SERVICE>", service.upper())
-
-    def read(
-        self, env: Mapping[str, str], service: str = "", default: str | None = None
-    ) -> tuple[str, str]:
-        """(variable, value): the value set, or the default when unset or blank."""
-        name = self.variable(service)
-        value = env.get(name, "").strip()
-        return name, value or (self.default if default is None else default)
 
 
 def _by_service(index: int) -> str:
@@ -166,6 +145,7 @@ SETTINGS = (
     LEAVE_GROUP_ON_STOP,
     INSTANCE_ID,
     GRPC_TOKEN_FILE,
+    *security.SETTINGS,
 )
 
 
@@ -196,10 +176,17 @@ class ServiceSettings:
     grpc_call_seconds: float = 30.0
     grpc_replay_seconds: float = 300.0
     grpc_max_request_bytes: int = 2 * 1024 * 1024
+    # TLS of its gRPC server and clients; its Kafka login (security.py). Off by default.
+    grpc_tls: GrpcTls = NO_TLS
+    kafka_login: KafkaLogin = PLAINTEXT
 
     @property
     def grpc_address(self) -> str:
         return f"{self.grpc_host}:{self.grpc_port}"
+
+    def kafka_options(self) -> dict[str, Any]:
+        """Security keyword arguments of every Kafka client the service makes."""
+        return kafka_clients.client_options(self.kafka_login)
 
     @property
     def source(self) -> str:
@@ -297,6 +284,8 @@ def load_settings(service: str, env: Mapping[str, str]) -> ServiceSettings:
         grpc_call_seconds=_positive_float(*GRPC_CALL_SECONDS.read(env)),
         grpc_replay_seconds=_positive_float(*GRPC_REPLAY_SECONDS.read(env)),
         grpc_max_request_bytes=_request_bytes(*GRPC_MAX_REQUEST_BYTES.read(env)),
+        grpc_tls=security.load_grpc_tls(service, env),
+        kafka_login=security.load_kafka_login(service, env),
     )
 
 

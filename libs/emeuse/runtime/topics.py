@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+from emeuse.runtime import kafka_clients
+from emeuse.runtime.security import KafkaLogin
+
 
 @dataclass(frozen=True)
 class TopicPlan:
@@ -37,14 +40,17 @@ def ensure_topics(
     timeout_s: float = 10.0,
     *,
     create: bool = True,
+    login: KafkaLogin | None = None,
 ) -> list[tuple[str, str]]:
     """Create the missing topics; returns (name, "created" | "exists") in plan order.
 
-    With create=False a missing topic is TopicsNotReady (someone else creates it)."""
+    With create=False a missing topic is TopicsNotReady (someone else creates it). `login`
+    defaults to the process's (kafka_clients.use)."""
     ms = int(timeout_s * 1000)
     try:
         client = KafkaAdminClient(
             bootstrap_servers=bootstrap.split(","),
+            **kafka_clients.client_options(login),
             client_id="emeuse-topics",
             request_timeout_ms=ms,
             bootstrap_timeout_ms=ms,

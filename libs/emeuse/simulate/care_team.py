@@ -25,6 +25,8 @@ from kafka import KafkaConsumer, TopicPartition
 
 from emeuse.cli.records import describe
 from emeuse.registry import ALERT_RAISED, INCIDENT_RAISED, SLOT_BOOKED
+from emeuse.runtime.kafka_clients import client_options
+from emeuse.runtime.security import PLAINTEXT, KafkaLogin
 from emeuse.runtime.unreadable import poll
 from emeuse.simulate.events import GRPC, Options, SimEvent
 from emeuse.simulate.send import Tally, Transport
@@ -113,13 +115,20 @@ class CareTeams:
     """A thread reading raised alerts and incidents, answering them when their time comes."""
 
     def __init__(
-        self, bootstrap: str, options: Options, people: set[str], transport: Transport, tally: Tally
+        self,
+        bootstrap: str,
+        options: Options,
+        people: set[str],
+        transport: Transport,
+        tally: Tally,
+        login: KafkaLogin = PLAINTEXT,
     ) -> None:
         self.options, self.people, self.transport, self.tally = options, people, transport, tally
         self.bootstrap = bootstrap.split(",")
         self.consumer = KafkaConsumer(
             bootstrap_servers=bootstrap.split(","),
             client_id="emeuse-simulate-care-teams",
+            **client_options(login),
             enable_auto_commit=False,
             isolation_level="read_committed",
         )

@@ -15,6 +15,8 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from emeuse.registry import SERVICES
+from emeuse.runtime.kafka_clients import client_options
+from emeuse.runtime.security import PLAINTEXT, KafkaLogin
 
 EVERY_S = 3.0
 
@@ -53,8 +55,11 @@ def group_lag(
 class PlatformLag:
     """A thread measuring the services' consumer-group lag every `every_s` seconds."""
 
-    def __init__(self, bootstrap: str, every_s: float = EVERY_S) -> None:
+    def __init__(
+        self, bootstrap: str, every_s: float = EVERY_S, login: KafkaLogin = PLAINTEXT
+    ) -> None:
         self.bootstrap, self.every_s = bootstrap.split(","), every_s
+        self.login = login
         self.groups = [f"emeuse-{service}" for service in SERVICES]
         self.latest: Lag | None = None
         self.error: str | None = None
@@ -79,11 +84,14 @@ class PlatformLag:
             try:
                 if admin is None or consumer is None:
                     admin = KafkaAdminClient(
-                        bootstrap_servers=self.bootstrap, client_id="emeuse-simulate-lag"
+                        bootstrap_servers=self.bootstrap,
+                        client_id="emeuse-simulate-lag",
+                        **client_options(self.login),
                     )
                     consumer = KafkaConsumer(
                         bootstrap_servers=self.bootstrap,
                         client_id="emeuse-simulate-lag",
+                        **client_options(self.login),
                         isolation_level="read_committed",
                         enable_auto_commit=False,
                     )

@@ -30,6 +30,9 @@ from emeuse.partners.v1 import gateway_service_pb2, gateway_service_pb2_grpc
 from emeuse.prevention.v1 import prevention_service_pb2, prevention_service_pb2_grpc
 from emeuse.registry import READING_RECORDED, TopicSpec, by_name
 from emeuse.runtime import envelope as env
+from emeuse.runtime.grpc_tls import open_channel
+from emeuse.runtime.kafka_clients import client_options
+from emeuse.runtime.security import NO_TLS, PLAINTEXT, GrpcTls, KafkaLogin
 from emeuse.simulate.batches import BatchProducer, Headers
 from emeuse.simulate.encode import build
 from emeuse.simulate.events import GRPC, SimEvent, rfc3339
@@ -140,15 +143,19 @@ class PlatformTransport:
         experiment: str,
         partner_bootstrap: str = "127.0.0.1:9094",
         partner_secrets: Path = Path(".local/secrets/partners"),
+        tls: GrpcTls = NO_TLS,
+        login: KafkaLogin = PLAINTEXT,
     ) -> None:
         self.auth, self.experiment = auth, experiment
         self.bootstrap, self.partner_bootstrap = bootstrap, partner_bootstrap
         self.partner_secrets = partner_secrets
         # partner id -> a producer with the partner's own credential (its settings file)
         self.partner_producers: dict[str, BatchProducer] = {}
-        self.channels = {service: grpc.insecure_channel(t) for service, t in targets.items()}
+        self.channels = {service: open_channel(t, tls) for service, t in targets.items()}
         self.stubs = {s: APIS[s][1](channel) for s, channel in self.channels.items()}
-        self.producer = BatchProducer(self._delivered, bootstrap_servers=bootstrap.split(","))
+        self.producer = BatchProducer(
+            self._delivered, bootstrap_servers=bootstrap.split(","), **client_options(login)
+        )
         # (topic, territory) -> the headers every record of theirs shares
         self.headers: dict[tuple[str, str], Headers] = {}
         self.subjects: set[str] = set()

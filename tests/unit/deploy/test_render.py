@@ -11,6 +11,7 @@ from emeuse import registry
 from emeuse.cli.main import main
 from emeuse.cli.partner_admin import partner_acls
 from emeuse.deploy.render import OUTPUT, PARTNERS_FILE, read_partners
+from emeuse.deploy.strimzi import PLATFORM_USERS
 from emeuse.runtime import settings
 from services.access import config as access_config
 from services.prevention import config as prevention_config
@@ -94,7 +95,7 @@ def test_each_partner_gets_a_user_with_the_acls_partner_add_grants(capsys, tmp_p
     )
     assert status == 0, err
     users = {doc["metadata"]["name"]: doc["spec"] for doc in documents(output / "base/users.yaml")}
-    assert set(users) == {"partner-acme-labs", "partner-glucoflow"}
+    assert set(users) == {"partner-acme-labs", "partner-glucoflow", *PLATFORM_USERS}
     granted = {
         (rule["resource"]["type"], rule["resource"]["name"], operation.upper())
         for rule in users["partner-acme-labs"]["authorization"]["acls"]
@@ -144,7 +145,31 @@ def test_a_bad_partners_file_is_one_clear_error(capsys, tmp_path, text, fragment
 
 def test_the_committed_partners_all_have_a_user():
     users = {doc["metadata"]["name"] for doc in documents(OUTPUT / "base/users.yaml")}
-    assert users == {f"partner-{partner_id}" for partner_id in read_partners(PARTNERS_FILE)}
+    partner_users = {f"partner-{partner_id}" for partner_id in read_partners(PARTNERS_FILE)}
+    assert users == partner_users | set(PLATFORM_USERS)
+
+
+def test_each_service_logs_in_to_kafka_as_its_own_scram_user_over_tls():
+    (cluster,) = [d for d in documents(OUTPUT / "base/kafka.yaml") if d["kind"] == "Kafka"]
+    listener = next(
+        item for item in cluster["spec"]["kafka"]["listeners"] if item["name"] == "platform"
+    )
+    assert listener["tls"] and listener["authentication"] == {"type": "scram-sha-512"}
+    config = next(iter(documents(OUTPUT / "base/platform.yaml")))["data"]
+    assert config["EMEUSE_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    for service in registry.SERVICES:
+        (sts,) = [
+            d for d in documents(OUTPUT / f"base/{service}.yaml") if d["kind"] == "StatefulSet"
+        ]
+        pod = sts["spec"]["template"]["spec"]
+        secrets = {v["name"]: v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
+        mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+        env = {item["name"]: item.get("value") for item in pod["containers"][0]["env"]}
+        # The Secret Strimzi's User Operator makes for the service's KafkaUser.
+        assert secrets["kafka-user"] == f"emeuse-{service}" in PLATFORM_USERS
+        password = env[f"EMEUSE_{service.upper()}_KAFKA_PASSWORD_FILE"]
+        assert password == f"{mounts['kafka-user']}/password"
+        assert config["EMEUSE_KAFKA_CA_FILE"] == f"{mounts['kafka-ca']}/ca.crt"
 
 
 def test_instances_keep_their_identity_and_state_across_restarts():

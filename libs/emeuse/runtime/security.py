@@ -1,0 +1,156 @@
+"""How the platform's own connections are protected: gRPC (TLS, optionally mutual) and
+Kafka (SASL_SSL with SCRAM-SHA-512). Off by default, for loopback development and tests;
+turned on by settings alone (docs/security.md).
+
+A "party" is who connects: a service (`chronic`...) or `cli`, the `emeuse` command and
+`emeuse simulate`. Each has its own certificate, key and Kafka user; all trust one CA.
+Files are checked when the settings are read, so a wrong path stops the process at start
+with the variable's name, not at the first call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from emeuse.runtime.setting import Setting, SettingsError
+
+TOOLS = "cli"
+GRPC_MODES = ("off", "tls", "mtls")
+KAFKA_PROTOCOLS = ("PLAINTEXT", "SASL_SSL")
+SCRAM = "SCRAM-SHA-512"
+TLS_DIR = ".local/secrets/tls"
+KAFKA_SECRETS_DIR = ".local/secrets/kafka"
+
+GRPC_TLS = Setting(
+    "EMEUSE_GRPC_TLS",
+    "off",
+    "`off` (plaintext: loopback only), `tls` (every gRPC server presents its certificate, "
+    "every client checks it against the CA) or `mtls` (clients present theirs too; a call "
+    "without a certificate the CA signed is refused before any token is looked at)",
+)
+TLS_CA_FILE = Setting(
+    "EMEUSE_TLS_CA_FILE",
+    f"{TLS_DIR}/ca.crt",
+    "the CA certificate (PEM) that gRPC peers and, unless EMEUSE_KAFKA_CA_FILE says "
+    "otherwise, the Kafka broker are checked against (`scripts/certs.sh` makes it)",
+)
+TLS_CERT_FILE = Setting(
+    "EMEUSE_<SERVICE>_TLS_CERT_FILE",
+    f"{TLS_DIR}/<service>.crt",
+    "the party's certificate (PEM), served by its gRPC server and presented as a client "
+    "under `mtls`; `<SERVICE>` may also be `CLI` (the `emeuse` command)",
+)
+TLS_KEY_FILE = Setting(
+    "EMEUSE_<SERVICE>_TLS_KEY_FILE", f"{TLS_DIR}/<service>.key", "the certificate's key (PEM)"
+)
+KAFKA_SECURITY_PROTOCOL = Setting(
+    "EMEUSE_KAFKA_SECURITY_PROTOCOL",
+    "PLAINTEXT",
+    "`PLAINTEXT` or `SASL_SSL` (TLS checked against the CA, SCRAM-SHA-512 login); with "
+    "`SASL_SSL`, EMEUSE_KAFKA_BOOTSTRAP names the broker's secure listener",
+)
+KAFKA_CA_FILE = Setting(
+    "EMEUSE_KAFKA_CA_FILE",
+    "EMEUSE_TLS_CA_FILE",
+    "the CA certificate (PEM) the broker's certificate is checked against (a Strimzi "
+    "cluster's own CA, say)",
+)
+KAFKA_USER = Setting(
+    "EMEUSE_<SERVICE>_KAFKA_USER", "emeuse-<service>", "the party's SCRAM user under `SASL_SSL`"
+)
+KAFKA_PASSWORD_FILE = Setting(
+    "EMEUSE_<SERVICE>_KAFKA_PASSWORD_FILE",
+    f"{KAFKA_SECRETS_DIR}/emeuse-<service>.password",
+    "the file holding that user's SCRAM password (its first line)",
+)
+SETTINGS = (
+    GRPC_TLS,
+    TLS_CA_FILE,
+    TLS_CERT_FILE,
+    TLS_KEY_FILE,
+    KAFKA_SECURITY_PROTOCOL,
+    KAFKA_CA_FILE,
+    KAFKA_USER,
+    KAFKA_PASSWORD_FILE,
+)
+
+
+@dataclass(frozen=True)
+class GrpcTls:
+    """gRPC transport security of one party; `mode` "off" is plaintext."""
+
+    mode: str = "off"
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+    @property
+    def on(self) -> bool:
+        return self.mode != "off"
+
+    @property
+    def mutual(self) -> bool:
+        return self.mode == "mtls"
+
+
+@dataclass(frozen=True)
+class KafkaLogin:
+    """How one party connects to Kafka; PLAINTEXT carries no user."""
+
+    protocol: str = "PLAINTEXT"
+    ca_file: Path | None = None
+    username: str = ""
+    password: str = field(default="", repr=False)
+
+    @property
+    def secured(self) -> bool:
+        return self.protocol == "SASL_SSL"
+
+
+PLAINTEXT = KafkaLogin()
+NO_TLS = GrpcTls()
+
+
+def _file(name: str, raw: str) -> Path:
+    path = Path(raw)
+    if not path.is_file():
+        raise SettingsError(f"{name}={raw!r}: no such file (make them with scripts/certs.sh)")
+    return path
+
+
+def load_grpc_tls(party: str, env: Mapping[str, str]) -> GrpcTls:
+    mode_name, mode = GRPC_TLS.read(env)
+    if mode.lower() not in GRPC_MODES:
+        raise SettingsError(f"{mode_name}={mode!r}: expected one of {', '.join(GRPC_MODES)}")
+    if mode.lower() == "off":
+        return NO_TLS
+    return GrpcTls(
+        mode=mode.lower(),
+        ca_file=_file(*TLS_CA_FILE.read(env)),
+        cert_file=_file(*TLS_CERT_FILE.read(env, party, f"{TLS_DIR}/{party}.crt")),
+        key_file=_file(*TLS_KEY_FILE.read(env, party, f"{TLS_DIR}/{party}.key")),
+    )
+
+
+def load_kafka_login(party: str, env: Mapping[str, str]) -> KafkaLogin:
+    protocol_name, protocol = KAFKA_SECURITY_PROTOCOL.read(env)
+    if protocol.upper() not in KAFKA_PROTOCOLS:
+        raise SettingsError(
+            f"{protocol_name}={protocol!r}: expected one of {', '.join(KAFKA_PROTOCOLS)}"
+        )
+    if protocol.upper() == "PLAINTEXT":
+        return PLAINTEXT
+    ca_name, ca = KAFKA_CA_FILE.read(env, default=TLS_CA_FILE.read(env)[1])
+    user_name, user = KAFKA_USER.read(env, party, f"emeuse-{party}")
+    password_name, password_path = KAFKA_PASSWORD_FILE.read(
+        env, party, f"{KAFKA_SECRETS_DIR}/{user}.password"
+    )
+    lines = _file(password_name, password_path).read_text(encoding="utf-8").splitlines()
+    password = lines[0].strip() if lines else ""
+    if not password:
+        raise SettingsError(f"{password_name}={password_path!r}: the file is empty")
+    if not user:
+        raise SettingsError(f"{user_name}: a SCRAM user is needed with SASL_SSL")
+    return KafkaLogin("SASL_SSL", _file(ca_name, ca), user, password)

@@ -1,0 +1,171 @@
+"""A service with mutual TLS on its gRPC port and SASL_SSL (SCRAM-SHA-512) to Kafka, against
+the broker's secure listener that scripts/test.sh opens (EMEUSE_KAFKA_SECURE_BOOTSTRAP, with
+the CA, certificates and passwords under SECRETS_DIR)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from emeuse.chronic.v1 import chronic_service_pb2 as api
+from emeuse.chronic.v1 import chronic_service_pb2_grpc as api_grpc
+from emeuse.runtime.grpc_tls import certificate_expiry, open_channel
+from emeuse.runtime.pseudonym import random_pseudonym
+from emeuse.runtime.security import GrpcTls
+from tests.integration.harness import ROOT, Platform, ServiceProcess, metric
+from tests.integration.test_chronic_alerts import GLUCOSE_BAND, care_plan
+
+SECURE_BOOTSTRAP = os.environ.get("EMEUSE_KAFKA_SECURE_BOOTSTRAP", "")
+SECRETS = Path(os.environ.get("SECRETS_DIR", ROOT / ".local" / "secrets"))
+TLS = SECRETS / "tls"
+
+
+@pytest.fixture(scope="module")
+def secure_bootstrap(bootstrap: str) -> str:
+    if not SECURE_BOOTSTRAP or not (TLS / "ca.crt").is_file():
+        pytest.fail("no SASL_SSL listener: run the integration tests with scripts/test.sh")
+    return SECURE_BOOTSTRAP
+
+
+def secure_env(process: ServiceProcess, bootstrap: str, password_file: Path) -> dict[str, str]:
+    prefix = f"EMEUSE_{process.service.upper()}_"
+    return process.env | {
+        "EMEUSE_KAFKA_BOOTSTRAP": bootstrap,
+        "EMEUSE_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "EMEUSE_TLS_CA_FILE": str(TLS / "ca.crt"),
+        prefix + "KAFKA_PASSWORD_FILE": str(password_file),
+        "EMEUSE_GRPC_TLS": "mtls",
+        prefix + "TLS_CERT_FILE": str(TLS / f"{process.service}.crt"),
+        prefix + "TLS_KEY_FILE": str(TLS / f"{process.service}.key"),
+    }
+
+
+# The tools' certificate (party `cli`), as `emeuse` presents it under mTLS.
+TOOLS = GrpcTls("mtls", TLS / "ca.crt", TLS / "cli.crt", TLS / "cli.key")
+# Trusts the CA but has no certificate of its own to present.
+NO_CLIENT_CERTIFICATE = GrpcTls("tls", TLS / "ca.crt")
+
+
+def health(target: str, tls: GrpcTls) -> str:
+    with open_channel(target, tls) as channel:
+        try:
+            answer = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=2
+            )
+        except grpc.RpcError as exc:
+            return exc.code().name
+    return health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
+
+
+@pytest.fixture(scope="module")
+def chronic(
+    secure_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Platform, ServiceProcess]]:
+    platform = Platform(secure_bootstrap, tmp_path_factory.mktemp("encrypted"))
+    process = platform.new_process("chronic", app_id=f"emeuse-chronic-tls-{uuid.uuid4().hex[:8]}")
+    process.env = secure_env(process, secure_bootstrap, SECRETS / "kafka/emeuse-chronic.password")
+    platform.services["chronic"] = process
+    process.start()
+    try:
+        deadline = time.monotonic() + 90
+        while health(process.grpc_target, TOOLS) != "SERVING":
+            assert process.process is not None
+            assert process.process.poll() is None, process.log_tail()
+            assert time.monotonic() < deadline, process.log_tail()
+            time.sleep(0.5)
+        yield platform, process
+    finally:
+        process.stop()
+
+
+def test_a_call_without_a_client_certificate_is_refused_and_one_with_it_is_answered(
+    chronic: tuple[Platform, ServiceProcess],
+) -> None:
+    platform, process = chronic
+    assert health(process.grpc_target, NO_CLIENT_CERTIFICATE) == "UNAVAILABLE"
+    assert health(process.grpc_target, GrpcTls()) == "UNAVAILABLE"  # plaintext
+    patient = random_pseudonym()
+    plan = care_plan(patient, "DIABETES", GLUCOSE_BAND)
+    with open_channel(process.grpc_target, TOOLS) as channel:
+        stub = api_grpc.ChronicServiceStub(channel)
+        # The certificate lets the call in; the bearer token is still required.
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.GetPatientSummary(api.GetPatientSummaryRequest(patient_pseudonym=patient))
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        # Published to Kafka and applied from it: both over SASL_SSL.
+        stub.EnrollPatient(
+            api.EnrollPatientRequest(care_plan=plan, territory="55", experiment_id="exp-tls"),
+            timeout=20,
+            metadata=platform.auth,
+        )
+        request = api.GetPatientSummaryRequest(patient_pseudonym=patient)
+        deadline = time.monotonic() + 45
+        while not stub.GetPatientSummary(request, timeout=5, metadata=platform.auth).has_care_plan:
+            assert time.monotonic() < deadline, "care plan not applied over SASL_SSL"
+            time.sleep(0.3)
+
+
+def test_the_service_reports_when_its_certificate_expires(
+    chronic: tuple[Platform, ServiceProcess],
+) -> None:
+    _, process = chronic
+    metrics = process.metrics()
+    name = "emeuse_tls_certificate_expiry_timestamp_seconds"
+    expected = certificate_expiry(TLS / "chronic.crt")
+    assert metric(metrics, name, service="chronic", certificate="service") == expected
+    assert metric(metrics, name, service="chronic", certificate="ca") > expected
+
+
+def test_a_service_with_a_wrong_kafka_password_stops_at_once_saying_why(
+    secure_bootstrap: str, tmp_path: Path
+) -> None:
+    platform = Platform(secure_bootstrap, tmp_path)
+    process = platform.new_process("home")
+    wrong = tmp_path / "wrong.password"
+    wrong.write_text("not-the-password\n")
+    process.env = secure_env(process, secure_bootstrap, wrong)
+    process.start()
+    assert process.process is not None
+    status = process.process.wait(timeout=60)
+    assert status == 2
+    said = process.log_tail()
+    assert "refused the login of emeuse-home (SCRAM-SHA-512)" in said
+    assert "EMEUSE_HOME_KAFKA_PASSWORD_FILE" in said
+
+
+def test_the_emeuse_command_logs_in_over_sasl_ssl(secure_bootstrap: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EMEUSE_")} | {
+        "EMEUSE_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "EMEUSE_TLS_CA_FILE": str(TLS / "ca.crt"),
+        "EMEUSE_CLI_KAFKA_PASSWORD_FILE": str(SECRETS / "kafka/emeuse-cli.password"),
+    }
+    emeuse = str(Path(sys.executable).parent / "emeuse")
+    checked = subprocess.run(
+        [emeuse, "topics", "create", "--bootstrap", secure_bootstrap],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env=env,
+    )
+    assert checked.returncode == 0, checked.stderr
+    env["EMEUSE_CLI_KAFKA_PASSWORD_FILE"] = str(SECRETS / "kafka/emeuse-home.password")
+    refused = subprocess.run(
+        [emeuse, "topics", "create", "--bootstrap", secure_bootstrap],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env=env,
+    )
+    assert refused.returncode != 0
+    assert "refused the login of emeuse-cli (SCRAM-SHA-512)" in refused.stderr
