@@ -17,6 +17,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from emeuse.cli import platform_users
 from emeuse.cli.errors import CliError
+from emeuse.registry import SERVICES
 from emeuse.runtime.grpc_tls import bind, certificate_expiry, open_aio_channel
 from emeuse.runtime.kafka_clients import check_login, client_options
 from emeuse.runtime.security import (
@@ -200,3 +201,11 @@ def test_a_broker_not_answering_yet_is_left_to_the_topic_wait(secrets: Path) -> 
 def test_kafka_sh_is_told_which_password_file_is_missing(tmp_path: Path) -> None:
     with pytest.raises(CliError, match=r"emeuse-prevention\.password: no password"):
         platform_users.passwords(tmp_path)
+
+
+def test_certs_sh_gives_every_registry_service_a_certificate_and_a_kafka_user(
+    secrets: Path,
+) -> None:
+    for service in SERVICES:
+        assert (secrets / "tls" / f"{service}.crt").is_file(), service
+        assert (secrets / "kafka" / f"emeuse-{service}.password").is_file(), service
