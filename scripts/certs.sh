@@ -3,10 +3,10 @@
 #   scripts/certs.sh          make what is missing (run again: nothing changes)
 #   scripts/certs.sh renew    new certificates for every party, signed by the same CA
 #                             (restart the services and the broker to take them)
-# Parties: every service of the registry, `cli` (the emeuse command, emeuse simulate) and `kafka` (the
-# broker's secure listener). Each certificate names localhost, 127.0.0.1, the party and
-# emeuse-<party> (its Kubernetes Service), plus EMEUSE_TLS_HOSTS (comma-separated names or
-# IPs), and serves as both server and client certificate (mutual TLS).
+# Parties: every service of the registry, `cli` (the emeuse command, emeuse simulate) and
+# `kafka` (the broker's secure listener). Each certificate names localhost, 127.0.0.1, the
+# party and emeuse-<party> (its Kubernetes Service), plus EMEUSE_TLS_HOSTS (comma-separated
+# names or IPs), and serves as both server and client certificate (mutual TLS).
 # SECRETS_DIR (default .local/secrets) receives tls/ and kafka/, readable by the owner only.
 set -euo pipefail
 
