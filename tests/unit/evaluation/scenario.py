@@ -79,6 +79,9 @@ class Sent:
     experiment: str
     territory: str
     occurred_at: datetime
+    # A partner's id when a partner published it (the gateway admitted it); else the
+    # topic's owning service did.
+    partner: str = ""
 
     @property
     def partition_key(self) -> bytes:
@@ -118,7 +121,7 @@ def envelope_of(sent: Sent, experiment: str | None = None) -> EventEnvelope:
     subject_field = sent.spec.subject_field
     return env.new_envelope(
         event_type=sent.spec.type_name,
-        source="partner/evaluation-tests",
+        source=f"partner/{sent.partner}" if sent.partner else f"emeuse/{sent.spec.owner}",
         subject_pseudonym=getattr(sent.message, subject_field),
         territory=env.territory_from_code(sent.territory),
         experiment_id=experiment or sent.experiment,
@@ -134,8 +137,8 @@ def seconds(n: float) -> Duration:
 
 
 def chronic(experiment: str, territory: str, when: datetime) -> list[Sent]:
-    def sent(spec: TopicSpec, message: Message, patient: str) -> Sent:
-        return Sent(spec, message, patient, experiment, territory, when)
+    def sent(spec: TopicSpec, message: Message, patient: str, partner: str = "") -> Sent:
+        return Sent(spec, message, patient, experiment, territory, when, partner)
 
     return (
         [
@@ -149,6 +152,8 @@ def chronic(experiment: str, territory: str, when: datetime) -> list[Sent]:
                     point_of_care=i == 0 and p <= 10,
                 ),
                 person("p", p),
+                # Published by partners: the INR meters' lab, and the follow-up app.
+                partner="biolab-est" if i == 0 else "glucoflow",
             )
             for p in range(1, 13)
             for i in range(2)
@@ -431,8 +436,8 @@ def haute_marne() -> list[Sent]:
     """The baseline experiment in territory 52: access, home and prevention, no chronic."""
     experiment, territory = BASELINE, "52"
 
-    def sent(spec: TopicSpec, message: Message, key: str) -> Sent:
-        return Sent(spec, message, key, experiment, territory, MARCH)
+    def sent(spec: TopicSpec, message: Message, key: str, partner: str = "") -> Sent:
+        return Sent(spec, message, key, experiment, territory, MARCH, partner)
 
     same_day, routine = Urgency.URGENCY_SAME_DAY, Urgency.URGENCY_ROUTINE
     fall = IncidentKind.INCIDENT_KIND_FALL
@@ -539,6 +544,8 @@ def haute_marne() -> list[Sent]:
                     else status.DELIVERY_STATUS_FAILED,
                 ),
                 person("w", n),
+                # Receipts a partner's SMS platform reports.
+                partner="sms-est",
             )
             for n in range(11)
         ]
@@ -634,6 +641,10 @@ EXPECTED: dict[tuple[str, str, str], dict[tuple[str, str], float]] = {
         ("partners.consents", ""): 13,
         ("partners.consents", "change=granted"): 11,
         ("partners.consents", "change=withdrawn"): 2,
+        # The 24 readings, each first (12) by biolab-est, each second (12) by glucoflow.
+        ("partners.events_published", ""): 24,
+        ("partners.events_published", "partner=biolab-est"): 12,
+        ("partners.events_published", "partner=glucoflow"): 12,
     },
     (TELE, "54", "2026-03"): {
         ("chronic.readings", ""): 10,
@@ -678,6 +689,9 @@ EXPECTED: dict[tuple[str, str, str], dict[tuple[str, str], float]] = {
         ("prevention.messages", "outcome=delivered"): 10,
         ("prevention.messages", "outcome=failed"): 1,
         ("prevention.people_reached", ""): 10,
+        # The 11 receipts, reported by sms-est.
+        ("partners.events_published", ""): 11,
+        ("partners.events_published", "partner=sms-est"): 11,
     },
 }
 
