@@ -191,6 +191,8 @@ def test_a_known_month_gives_the_hand_counted_indicators_with_small_cells_withhe
             "2026-01",
             "--to",
             "2026-03",
+            "--baseline",
+            f"{BASELINE}-{run}",
             "--out",
             str(out),
             "--grpc",
@@ -208,6 +210,9 @@ def test_a_known_month_gives_the_hand_counted_indicators_with_small_cells_withhe
     assert f"{TELE}-{run},55,2026-03,chronic,chronic.readings,,count,24,no" in table
     assert f"{TELE}-{run},54,2026-03,chronic,chronic.patients_monitored,,persons,10,no" in table
     assert "psn-" not in table
+    assert f"{BASELINE}-{run},55,2026-03,chronic,chronic.readings,,count,10,no" in table
+    # The readings of 55 against its baseline's, and of 54 (no baseline there): a plot.
+    assert (out / "plots" / "baseline" / "chronic.readings.png").read_bytes()[:4] == b"\x89PNG"
     parquet = pq.read_table(out / "indicators.parquet").to_pylist()
     assert len(parquet) == table.count("\n") - 1
     assert {
