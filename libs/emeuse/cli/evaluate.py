@@ -186,7 +186,8 @@ def write_plots(
         figure, axes = plt.subplots(figsize=(8, 4))
         for territory in sorted({r["territory"] for r in rows}):
             values = trend(rows, name, spans, period, territory=territory)
-            axes.plot(spans, values, marker="o", label=f"territory {territory}")
+            axes.plot(range(len(spans)), values, marker="o", label=f"territory {territory}")
+        every_span(axes, spans)
         finish(figure, axes, name, unit_of(rows, name), directory / f"{name}.png")
         plt.close(figure)
     return len(names)
@@ -221,13 +222,13 @@ def write_baseline_plots(
             1, len(territories), figsize=(5 * len(territories), 4), squeeze=False
         )
         for axes, territory in zip(panels[0], territories, strict=True):
-            for label, of, style in ((experiment, experiment, "-"), ("baseline", baseline, "--")):
+            for of, style in ((experiment, "-"), (baseline, "--")):
                 values = trend(rows, name, spans, period, territory=territory, experiment=of)
-                axes.plot(spans, values, style, marker="o", label=label)
+                axes.plot(range(len(spans)), values, style, marker="o", label=of)
+            every_span(axes, spans)
             axes.set_xlabel(f"territory {territory}")
-            axes.tick_params(axis="x", labelrotation=45)
             axes.legend()
-        figure.suptitle(f"{name}: {experiment} against {baseline}")
+        figure.suptitle(f"{name}: {experiment} against the baseline {baseline}")
         panels[0][0].set_ylabel(unit_of(rows, name))
         figure.tight_layout()
         figure.savefig(directory / f"{name}.png")
@@ -252,6 +253,13 @@ def trend(
         if r["value"] != ""
     }
     return [by_span.get(span, float("nan")) for span in spans]
+
+
+def every_span(axes: Any, spans: Sequence[str]) -> None:
+    """Every month (or week) asked on the axis, those without a figure included."""
+    axes.set_xticks(range(len(spans)), spans)
+    axes.set_xlim(-0.5, len(spans) - 0.5)
+    axes.tick_params(axis="x", labelrotation=45)
 
 
 def unit_of(rows: Sequence[dict], name: str) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from emeuse.cli.evaluate import cmd_evaluate, months_between, weeks_touching
+from emeuse.cli.evaluate import cmd_evaluate, every_span, months_between, weeks_touching
 from emeuse.cli.main import build_parser
 from emeuse.evaluation.v1 import evaluation_service_pb2 as api
 
@@ -175,3 +175,18 @@ def test_the_progress_bar_goes_to_stderr_and_the_summary_to_stdout(
     assert "4 rows in" in out and "indicators.parquet" in out
     assert "evaluate:" in err and "2/2" in err
     assert "evaluate:" not in out
+
+
+def test_a_plot_shows_every_month_asked_even_those_without_a_figure():
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots()
+    axes.plot(range(3), [float("nan"), 57, float("nan")])
+    every_span(axes, months_between("2026-01", "2026-03"))
+    assert [t.get_text() for t in axes.get_xticklabels()] == ["2026-01", "2026-02", "2026-03"]
+    assert axes.get_xlim() == (-0.5, 2.5)
+    plt.close(figure)
