@@ -239,6 +239,18 @@ RULES: dict[type[Message], Callable[[Any], list[Contribution]]] = {
 }
 
 
+PARTNER_SOURCE = "partner/"
+
+
+def published_by(source: str) -> list[Contribution]:
+    """An event a partner published (ce_source `partner/<id>`, kept by the gateway when it
+    admits the event to the platform's topic) counts for that partner."""
+    if not source.startswith(PARTNER_SOURCE):
+        return []
+    partner = source.removeprefix(PARTNER_SOURCE)
+    return [Count("partners.events_published", (f"partner={partner}",))]
+
+
 def contributions(
     message: Message, asked: tuple[str, ...] = (), point_of_care_inr: bool = False
 ) -> list[Contribution]:

@@ -36,7 +36,13 @@ from emeuse.runtime.codec import expected_partition
 from emeuse.runtime.envelope import CODE_OF_TERRITORY
 from emeuse.runtime.events import Event
 from services.evaluation import point_of_care, unmet
-from services.evaluation.contributions import Count, Duration, Person, contributions
+from services.evaluation.contributions import (
+    Count,
+    Duration,
+    Person,
+    contributions,
+    published_by,
+)
 from services.evaluation.domain import cells, periods
 from services.evaluation.metrics import FOLDED
 
@@ -102,7 +108,10 @@ async def fold(event: Event, tx: Tx) -> None:
     experiment = event.envelope.experiment_id
     territory = CODE_OF_TERRITORY[event.envelope.territory]
     asked = unmet.breakdowns_of(unmet.follow(event.message, tx))
-    parts = contributions(event.message, asked, point_of_care.follow(event.message, tx))
+    parts = [
+        *contributions(event.message, asked, point_of_care.follow(event.message, tx)),
+        *published_by(event.envelope.source),
+    ]
     for period in periods_of(event):
         key = cell_key(tx.partition, experiment, territory, period)
         cell = tx.get(CELLS, key) or cells.empty()

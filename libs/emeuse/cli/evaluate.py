@@ -1,23 +1,28 @@
-"""`emeuse evaluate`: the indicators of one experiment, as CSV tables and PNG plots.
+"""`emeuse evaluate`: the indicators of one experiment, as CSV and Parquet tables and PNG
+plots.
 
 Asks the evaluation service (GetIndicators: small cells already withheld, no pseudonym)
 for each territory named, per month or (--period week) per ISO week, then writes:
   indicators.csv       one row per territory, month (or week), indicator and breakdown
+  indicators.parquet   the same rows, typed (value a nullable float, suppressed a boolean)
   plots/<name>.png     each total's trend per month (or week), one line per territory
                        (matplotlib, when installed; suppressed periods are gaps)
+  plots/baseline/<name>.png   with --baseline B: per territory, the experiment's trend
+                       against the baseline experiment's in the same territory
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import sys
 from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import grpc
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from emeuse.cli.environment import tool_channel
 from emeuse.cli.errors import CliError
@@ -63,6 +68,12 @@ def add_evaluate_command(commands: Any) -> None:
         help="figures per month (default) or per ISO week (every week touching the months)",
     )
     evaluate.add_argument("--out", type=Path, required=True, help="directory to write into")
+    evaluate.add_argument(
+        "--baseline",
+        metavar="EXPERIMENT",
+        help="also read this experiment (the territory's usual care) and plot the one asked"
+        " against it, territory by territory",
+    )
     evaluate.add_argument(
         "--grpc",
         default=f"127.0.0.1:{DEFAULT_PORTS['evaluation'][0]}",
@@ -134,6 +145,29 @@ def write_csv(path: Path, rows: Sequence[dict], period: str = "month") -> None:
         writer.writerows(rows)
 
 
+def write_parquet(path: Path, rows: Sequence[dict], period: str = "month") -> None:
+    """The CSV's rows, typed for analysis: a withheld value is null, not blank."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    text = [c for c in columns(period) if c not in ("value", "suppressed")]
+    types: list[tuple[str, pa.DataType]] = [(c, pa.string()) for c in text]
+    types += [("value", pa.float64()), ("suppressed", pa.bool_())]
+    schema = pa.schema(types)
+    table = pa.Table.from_pylist(
+        [
+            {
+                **{c: r[c] for c in text},
+                "value": None if r["value"] == "" else float(r["value"]),
+                "suppressed": r["suppressed"] == "yes",
+            }
+            for r in rows
+        ],
+        schema=schema,
+    )
+    pq.write_table(table, path)
+
+
 def write_plots(
     directory: Path, rows: Sequence[dict], spans: Sequence[str], period: str = "month"
 ) -> int:
@@ -151,23 +185,94 @@ def write_plots(
     for name in names:
         figure, axes = plt.subplots(figsize=(8, 4))
         for territory in sorted({r["territory"] for r in rows}):
-            by_span = {
-                r[period]: float(r["value"])
-                for r in rows
-                if r["indicator"] == name and r["territory"] == territory and not r["breakdown"]
-                if r["value"] != ""
-            }
-            values = [by_span.get(span, float("nan")) for span in spans]
-            axes.plot(spans, values, marker="o", label=f"territory {territory}")
-        unit = next(r["unit"] for r in rows if r["indicator"] == name)
-        axes.set_title(name)
-        axes.set_ylabel(unit)
-        axes.tick_params(axis="x", labelrotation=45)
-        axes.legend()
+            values = trend(rows, name, spans, period, territory=territory)
+            axes.plot(range(len(spans)), values, marker="o", label=f"territory {territory}")
+        every_span(axes, spans)
+        finish(figure, axes, name, unit_of(rows, name), directory / f"{name}.png")
+        plt.close(figure)
+    return len(names)
+
+
+def write_baseline_plots(
+    directory: Path,
+    rows: Sequence[dict],
+    spans: Sequence[str],
+    experiment: str,
+    baseline: str,
+    period: str = "month",
+) -> int:
+    """One PNG per total that both experiments have: a panel per territory, the experiment's
+    line against the baseline's; 0 when matplotlib is absent."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return 0
+    directory.mkdir(parents=True, exist_ok=True)
+    territories = sorted({r["territory"] for r in rows})
+
+    def totals(of: str) -> set[str]:
+        return {r["indicator"] for r in rows if not r["breakdown"] and r["experiment"] == of}
+
+    names = sorted(totals(experiment) & totals(baseline))
+    for name in names:
+        figure, panels = plt.subplots(
+            1, len(territories), figsize=(5 * len(territories), 4), squeeze=False
+        )
+        for axes, territory in zip(panels[0], territories, strict=True):
+            for of, style in ((experiment, "-"), (baseline, "--")):
+                values = trend(rows, name, spans, period, territory=territory, experiment=of)
+                axes.plot(range(len(spans)), values, style, marker="o", label=of)
+            every_span(axes, spans)
+            axes.set_xlabel(f"territory {territory}")
+            axes.legend()
+        figure.suptitle(f"{name}: {experiment} against the baseline {baseline}")
+        panels[0][0].set_ylabel(unit_of(rows, name))
         figure.tight_layout()
         figure.savefig(directory / f"{name}.png")
         plt.close(figure)
     return len(names)
+
+
+def trend(
+    rows: Sequence[dict],
+    name: str,
+    spans: Sequence[str],
+    period: str,
+    territory: str,
+    experiment: str | None = None,
+) -> list[float]:
+    """A total's value per span; NaN (a gap in the line) where withheld or absent."""
+    by_span = {
+        r[period]: float(r["value"])
+        for r in rows
+        if r["indicator"] == name and r["territory"] == territory and not r["breakdown"]
+        if experiment is None or r["experiment"] == experiment
+        if r["value"] != ""
+    }
+    return [by_span.get(span, float("nan")) for span in spans]
+
+
+def every_span(axes: Any, spans: Sequence[str]) -> None:
+    """Every month (or week) asked on the axis, those without a figure included."""
+    axes.set_xticks(range(len(spans)), spans)
+    axes.set_xlim(-0.5, len(spans) - 0.5)
+    axes.tick_params(axis="x", labelrotation=45)
+
+
+def unit_of(rows: Sequence[dict], name: str) -> str:
+    return str(next(r["unit"] for r in rows if r["indicator"] == name))
+
+
+def finish(figure: Any, axes: Any, title: str, unit: str, path: Path) -> None:
+    axes.set_title(title)
+    axes.set_ylabel(unit)
+    axes.tick_params(axis="x", labelrotation=45)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path)
 
 
 def months_between(first: str, last: str) -> list[str]:
@@ -189,21 +294,48 @@ def weeks_touching(first: str, last: str) -> list[str]:
     return weeks
 
 
+def read_all(fetch: Fetch, args: argparse.Namespace) -> list[dict]:
+    """Every (experiment, territory) asked, with a progress bar on stderr while it reads."""
+    experiments = [args.experiment, *([args.baseline] if args.baseline else [])]
+    asks = [(e, t) for e in dict.fromkeys(experiments) for t in dict.fromkeys(args.territory)]
+    rows: list[dict] = []
+    with Progress(
+        TextColumn("evaluate: {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+    ) as progress:
+        reading = progress.add_task("reading", total=len(asks))
+        for experiment, territory in asks:
+            progress.update(reading, description=f"{experiment}, territory {territory}")
+            indicators = fetch(experiment, territory, args.from_month, args.to_month, args.period)
+            rows.extend(rows_of(experiment, territory, indicators, args.period))
+            progress.advance(reading)
+    return rows
+
+
 def cmd_evaluate(args: argparse.Namespace, fetch: Fetch | None = None) -> int:
     fetch = fetch or grpc_fetch(args.grpc, args.token_file)
-    rows: list[dict] = []
-    territories = list(dict.fromkeys(args.territory))
-    for n, territory in enumerate(territories, 1):
-        print(f"evaluate: territory {territory} ({n}/{len(territories)})", file=sys.stderr)
-        indicators = fetch(args.experiment, territory, args.from_month, args.to_month, args.period)
-        rows.extend(rows_of(args.experiment, territory, indicators, args.period))
+    rows = read_all(fetch, args)
     args.out.mkdir(parents=True, exist_ok=True)
     write_csv(args.out / "indicators.csv", rows, args.period)
+    write_parquet(args.out / "indicators.parquet", rows, args.period)
     spans = (weeks_touching if args.period == "week" else months_between)(
         args.from_month, args.to_month
     )
-    plotted = write_plots(args.out / "plots", rows, spans, args.period)
-    print(f"{len(rows)} rows in {args.out / 'indicators.csv'}")
+    asked = [r for r in rows if r["experiment"] == args.experiment]
+    plotted = write_plots(args.out / "plots", asked, spans, args.period)
+    if args.baseline and args.baseline != args.experiment:
+        plotted += write_baseline_plots(
+            args.out / "plots" / "baseline",
+            rows,
+            spans,
+            args.experiment,
+            args.baseline,
+            args.period,
+        )
+    print(f"{len(rows)} rows in {args.out / 'indicators.csv'} and indicators.parquet")
     print(
         f"{plotted} plots in {args.out / 'plots'}"
         if plotted

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from emeuse.cli.evaluate import cmd_evaluate, months_between, weeks_touching
+from emeuse.cli.evaluate import cmd_evaluate, every_span, months_between, weeks_touching
 from emeuse.cli.main import build_parser
 from emeuse.evaluation.v1 import evaluation_service_pb2 as api
 
@@ -98,3 +98,95 @@ def test_the_weeks_of_a_quarter_start_in_the_year_before_when_january_does():
     weeks = weeks_touching("2026-01", "2026-03")
     # 1 January 2026 is a Thursday: its week began on Monday 29 December 2025.
     assert (weeks[0], weeks[-1], len(weeks)) == ("2026-W01", "2026-W14", 14)
+
+
+def test_the_parquet_table_holds_the_csv_rows_typed(tmp_path: Path):
+    import pyarrow.parquet as pq
+
+    rows = evaluate(tmp_path, "55", "54")
+    table = pq.read_table(tmp_path / "out" / "indicators.parquet")
+    assert table.schema.field("value").type == "double"
+    assert table.schema.field("suppressed").type == "bool"
+    as_csv = [
+        {
+            **r,
+            "value": "" if r["value"] is None else f"{r['value']:g}",
+            "suppressed": "yes" if r["suppressed"] else "no",
+        }
+        for r in table.to_pylist()
+    ]
+    assert as_csv == rows
+    # A withheld figure is null, never a 0 a reader would take for "none".
+    withheld = [r for r in table.to_pylist() if r["suppressed"]]
+    assert [r["value"] for r in withheld] == [None]
+
+
+def test_the_weekly_parquet_table_has_a_week_column(tmp_path: Path):
+    import pyarrow.parquet as pq
+
+    evaluate(tmp_path, "55", period="week")
+    table = pq.read_table(tmp_path / "out" / "indicators.parquet")
+    assert table.column_names[2] == "week"
+    assert table.column("week").to_pylist() == ["2026-W01", "2026-W02"]
+
+
+def test_an_experiment_is_plotted_against_the_baseline_of_each_territory(tmp_path: Path):
+    pytest.importorskip("matplotlib")
+    baseline = {
+        "55": [api.Indicator(month="2026-02", name="chronic.readings", unit="count", value=120)],
+        "54": [api.Indicator(month="2026-02", name="home.incidents", unit="count", value=12)],
+    }
+    asked: list[tuple[str, str]] = []
+
+    def fetch(experiment: str, territory: str, *_: str) -> Sequence[api.Indicator]:
+        asked.append((experiment, territory))
+        return baseline[territory] if experiment == "usual-care" else ANSWERS[territory]
+
+    argv = ["evaluate", "--experiment", "telesuivi", "--baseline", "usual-care"]
+    argv += ["--territory", "55", "--territory", "54", "--from", "2026-01", "--to", "2026-03"]
+    args = build_parser().parse_args([*argv, "--out", str(tmp_path)])
+    assert cmd_evaluate(args, fetch=fetch) == 0
+    assert asked == [
+        ("telesuivi", "55"),
+        ("telesuivi", "54"),
+        ("usual-care", "55"),
+        ("usual-care", "54"),
+    ]
+    with (tmp_path / "indicators.csv").open(encoding="utf-8") as table:
+        rows = list(csv.DictReader(table))
+    assert ("usual-care", "55", "120") in {
+        (r["experiment"], r["territory"], r["value"]) for r in rows
+    }
+    # Only what both experiments count is compared; the territories' trends stay the
+    # experiment's own.
+    compared = sorted(p.name for p in (tmp_path / "plots" / "baseline").iterdir())
+    assert compared == ["chronic.readings.png"]
+    assert (tmp_path / "plots" / "baseline" / "chronic.readings.png").read_bytes()[:4] == (
+        b"\x89PNG"
+    )
+    assert sorted(p.name for p in (tmp_path / "plots").glob("*.png")) == ["chronic.readings.png"]
+
+
+def test_the_progress_bar_goes_to_stderr_and_the_summary_to_stdout(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    evaluate(tmp_path, "55", "54")
+    out, err = capsys.readouterr()
+    assert "4 rows in" in out and "indicators.parquet" in out
+    assert "evaluate:" in err and "2/2" in err
+    assert "evaluate:" not in out
+
+
+def test_a_plot_shows_every_month_asked_even_those_without_a_figure():
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots()
+    axes.plot(range(3), [float("nan"), 57, float("nan")])
+    every_span(axes, months_between("2026-01", "2026-03"))
+    assert [t.get_text() for t in axes.get_xticklabels()] == ["2026-01", "2026-02", "2026-03"]
+    assert axes.get_xlim() == (-0.5, 2.5)
+    plt.close(figure)

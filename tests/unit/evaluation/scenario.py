@@ -1,5 +1,6 @@
-"""A known month (March 2026) of events across the four axes, two experiments and two
-territories, with the indicators counted by hand from the lists below."""
+"""A known month (March 2026) of events across the four axes, two experiments and three
+territories (55 Meuse, 54 Meurthe-et-Moselle, 52 Haute-Marne), with the indicators counted
+by hand from the lists below."""
 
 from __future__ import annotations
 
@@ -63,7 +64,7 @@ from emeuse.runtime import envelope as env
 from emeuse.runtime.envelope import timestamp
 
 TELE, BASELINE = "telesuivi-meuse", "baseline"
-VERDUN, BAR_LE_DUC = "55545", "55029"  # INSEE codes of the communes
+VERDUN, BAR_LE_DUC, CHAUMONT = "55545", "55029", "52121"  # INSEE codes of the communes
 MARCH = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
 FEBRUARY = datetime(2026, 2, 20, 9, 0, tzinfo=UTC)
 
@@ -78,6 +79,9 @@ class Sent:
     experiment: str
     territory: str
     occurred_at: datetime
+    # A partner's id when a partner published it (the gateway admitted it); else the
+    # topic's owning service did.
+    partner: str = ""
 
     @property
     def partition_key(self) -> bytes:
@@ -117,7 +121,7 @@ def envelope_of(sent: Sent, experiment: str | None = None) -> EventEnvelope:
     subject_field = sent.spec.subject_field
     return env.new_envelope(
         event_type=sent.spec.type_name,
-        source="partner/evaluation-tests",
+        source=f"partner/{sent.partner}" if sent.partner else f"emeuse/{sent.spec.owner}",
         subject_pseudonym=getattr(sent.message, subject_field),
         territory=env.territory_from_code(sent.territory),
         experiment_id=experiment or sent.experiment,
@@ -133,8 +137,8 @@ def seconds(n: float) -> Duration:
 
 
 def chronic(experiment: str, territory: str, when: datetime) -> list[Sent]:
-    def sent(spec: TopicSpec, message: Message, patient: str) -> Sent:
-        return Sent(spec, message, patient, experiment, territory, when)
+    def sent(spec: TopicSpec, message: Message, patient: str, partner: str = "") -> Sent:
+        return Sent(spec, message, patient, experiment, territory, when, partner)
 
     return (
         [
@@ -148,6 +152,8 @@ def chronic(experiment: str, territory: str, when: datetime) -> list[Sent]:
                     point_of_care=i == 0 and p <= 10,
                 ),
                 person("p", p),
+                # Published by partners: the INR meters' lab, and the follow-up app.
+                partner="biolab-est" if i == 0 else "glucoflow",
             )
             for p in range(1, 13)
             for i in range(2)
@@ -426,6 +432,126 @@ def other_cells() -> list[Sent]:
     )
 
 
+def haute_marne() -> list[Sent]:
+    """The baseline experiment in territory 52: access, home and prevention, no chronic."""
+    experiment, territory = BASELINE, "52"
+
+    def sent(spec: TopicSpec, message: Message, key: str, partner: str = "") -> Sent:
+        return Sent(spec, message, key, experiment, territory, MARCH, partner)
+
+    same_day, routine = Urgency.URGENCY_SAME_DAY, Urgency.URGENCY_ROUTINE
+    fall = IncidentKind.INCIDENT_KIND_FALL
+    samu = NotifiedContact(
+        contact_id="samu-52", role=ContactRole.CONTACT_ROLE_EMERGENCY_SERVICE, step=1
+    )
+    status = DeliveryStatus
+    return (
+        # 12 requests: same day 0 to 3, routine 4 to 11; GP 0 to 9, nurse 10 and 11, who
+        # named no modality (any the place offers).
+        [
+            sent(
+                CONSULTATION_REQUESTED,
+                ConsultationRequested(
+                    request_id=f"q52-{i}",
+                    territory=territory,
+                    patient_pseudonym=person("d", i),
+                    urgency=same_day if i < 4 else routine,
+                    profession=Profession.PROFESSION_GP if i < 10 else Profession.PROFESSION_NURSE,
+                    modality=Modality.MODALITY_VIDEO if i < 10 else Modality.MODALITY_UNSPECIFIED,
+                    place=Place(commune=CHAUMONT),
+                ),
+                territory,
+            )
+            for i in range(12)
+        ]
+        # Requests 0 to 9 booked, assisted by a nurse, after 30 min times (i + 1).
+        + [
+            sent(
+                SLOT_BOOKED,
+                SlotBooked(
+                    booking_id=f"b52-{i}",
+                    territory=territory,
+                    request_id=f"q52-{i}",
+                    patient_pseudonym=person("d", i),
+                    waited=seconds(1800 * (i + 1)),
+                    modality=Modality.MODALITY_NURSE_ASSISTED,
+                ),
+                territory,
+            )
+            for i in range(10)
+        ]
+        # The nurses' two never booked: flagged unmet.
+        + [
+            sent(
+                REQUEST_FLAGGED,
+                RequestFlagged(
+                    request_id=f"q52-{i}",
+                    territory=territory,
+                    patient_pseudonym=person("d", i),
+                    urgency=routine,
+                ),
+                territory,
+            )
+            for i in (10, 11)
+        ]
+        # 10 falls, each acknowledged after 45 s times (i + 1); two reach the SAMU.
+        + [
+            sent(
+                INCIDENT_RAISED,
+                IncidentRaised(
+                    incident_id=f"i52-{i}", resident_pseudonym=person("m", i), kind=fall
+                ),
+                person("m", i),
+            )
+            for i in range(10)
+        ]
+        + [
+            sent(
+                INCIDENT_ACKNOWLEDGED,
+                IncidentAcknowledged(
+                    incident_id=f"i52-{i}",
+                    resident_pseudonym=person("m", i),
+                    kind=fall,
+                    time_to_acknowledge=seconds(45 * (i + 1)),
+                ),
+                person("m", i),
+            )
+            for i in range(10)
+        ]
+        + [
+            sent(
+                INCIDENT_ESCALATED,
+                IncidentEscalated(
+                    incident_id=f"i52-{i}",
+                    resident_pseudonym=person("m", i),
+                    kind=fall,
+                    notified=samu,
+                ),
+                person("m", i),
+            )
+            for i in (0, 1)
+        ]
+        # A message delivered to each of 10 people, one failed for an 11th.
+        + [
+            sent(
+                DELIVERY_RECEIPT_REPORTED,
+                DeliveryReceiptReported(
+                    receipt_id=f"rc52-{n}",
+                    message_id=f"m52-{n}",
+                    person_pseudonym=person("w", n),
+                    status=status.DELIVERY_STATUS_DELIVERED
+                    if n < 10
+                    else status.DELIVERY_STATUS_FAILED,
+                ),
+                person("w", n),
+                # Receipts a partner's SMS platform reports.
+                partner="sms-est",
+            )
+            for n in range(11)
+        ]
+    )
+
+
 def month_of_events() -> list[Sent]:
     when = MARCH
     return [
@@ -437,6 +563,7 @@ def month_of_events() -> list[Sent]:
             *prevention(TELE, "55", when),
             *partners(TELE, "55", when),
             *other_cells(),
+            *haute_marne(),
         )
     ]
 
@@ -514,6 +641,10 @@ EXPECTED: dict[tuple[str, str, str], dict[tuple[str, str], float]] = {
         ("partners.consents", ""): 13,
         ("partners.consents", "change=granted"): 11,
         ("partners.consents", "change=withdrawn"): 2,
+        # The 24 readings, each first (12) by biolab-est, each second (12) by glucoflow.
+        ("partners.events_published", ""): 24,
+        ("partners.events_published", "partner=biolab-est"): 12,
+        ("partners.events_published", "partner=glucoflow"): 12,
     },
     (TELE, "54", "2026-03"): {
         ("chronic.readings", ""): 10,
@@ -529,6 +660,38 @@ EXPECTED: dict[tuple[str, str, str], dict[tuple[str, str], float]] = {
     (TELE, "55", "2026-02"): {
         ("chronic.readings", ""): 3,
         ("chronic.patients_monitored", ""): 1,
+    },
+    (BASELINE, "52", "2026-03"): {
+        ("access.requests", ""): 12,
+        ("access.requests", "urgency=same_day"): 4,
+        ("access.requests", "urgency=routine"): 8,
+        ("access.requests", "profession=gp"): 10,
+        ("access.requests", "profession=nurse"): 2,
+        ("access.bookings", ""): 10,
+        ("access.bookings", "modality=nurse_assisted"): 10,
+        ("access.wait_to_booking.observations", ""): 10,
+        # 30 min times 1 to 10: the 5th and the 9th.
+        ("access.wait_to_booking.median", ""): 5 * 1800,
+        ("access.wait_to_booking.p90", ""): 9 * 1800,
+        ("access.requests_flagged_unmet", ""): 2,
+        ("access.requests_flagged_unmet", "urgency=routine"): 2,
+        ("access.requests_flagged_unmet", "profession=nurse"): 2,
+        ("access.requests_flagged_unmet", "modality=any"): 2,
+        ("access.requests_flagged_unmet", f"commune={CHAUMONT}"): 2,
+        ("home.incidents", ""): 10,
+        ("home.incidents", "kind=fall"): 10,
+        ("home.time_to_acknowledge.observations", ""): 10,
+        ("home.time_to_acknowledge.median", ""): 5 * 45,
+        ("home.time_to_acknowledge.p90", ""): 9 * 45,
+        ("home.escalations", ""): 2,
+        ("home.escalations_to_samu", ""): 2,
+        ("prevention.messages", ""): 11,
+        ("prevention.messages", "outcome=delivered"): 10,
+        ("prevention.messages", "outcome=failed"): 1,
+        ("prevention.people_reached", ""): 10,
+        # The 11 receipts, reported by sms-est.
+        ("partners.events_published", ""): 11,
+        ("partners.events_published", "partner=sms-est"): 11,
     },
 }
 
@@ -549,6 +712,10 @@ SECONDARY: dict[tuple[str, str, str], set[tuple[str, str]]] = {
         ("prevention.messages", "outcome=delivered"),  # 15 - 12 = the 3 failed
         ("prevention.engagement", "action=clicked"),  # 14 - 10 = the 4 opened
         ("partners.consents", "change=granted"),  # 13 - 11 = the 2 withdrawn
+    },
+    (BASELINE, "52", "2026-03"): {
+        ("access.requests", "profession=gp"),  # 12 - 10 = the 2 nurses
+        ("prevention.messages", "outcome=delivered"),  # 11 - 10 = the 1 failed
     },
 }
 

@@ -9,9 +9,16 @@ import grpc
 import pytest
 
 from emeuse.evaluation.v1 import evaluation_service_pb2 as api
+from services.evaluation.domain.histogram import PRECISION
 from services.evaluation.grpc_api import EvaluationServicer
 from tests.unit.evaluation.partitions import CellsHeld, Partitions
-from tests.unit.evaluation.scenario import EXPECTED, TELE, month_of_events, shown_as
+from tests.unit.evaluation.scenario import (
+    BASELINE,
+    EXPECTED,
+    TELE,
+    month_of_events,
+    shown_as,
+)
 
 
 class Aborted(Exception):
@@ -87,6 +94,33 @@ def test_indicators_from_two_instances_are_the_whole_territorys():
         elif not name.endswith((".median", ".p90")):
             assert (indicator.value, indicator.suppressed) == (value, False), (name, breakdown)
     assert shown[("2026-02", "chronic.readings", "")].suppressed
+
+
+def test_the_third_territory_is_published_with_its_own_small_cells_withheld():
+    state = Partitions()
+    for sent in month_of_events():
+        state.handle(sent)
+    answer = ask(
+        two_instances(state),
+        experiment_id=BASELINE,
+        territory="52",
+        from_month="2026-03",
+        to_month="2026-03",
+    )
+    shown = {(i.name, i.breakdown): i for i in answer.indicators}
+    where = (BASELINE, "52", "2026-03")
+    assert set(shown) == set(EXPECTED[where])
+    for (name, breakdown), value in EXPECTED[where].items():
+        indicator = shown[(name, breakdown)]
+        if not shown_as(where, name, breakdown, value):
+            assert (indicator.value, indicator.suppressed) == (0, True), (name, breakdown)
+        elif name.endswith((".median", ".p90")):
+            assert indicator.value == pytest.approx(value, rel=PRECISION), name
+        else:
+            assert (indicator.value, indicator.suppressed) == (value, False), (name, breakdown)
+    # 12 requests, 10 from GPs: shown, the 10 would give the 2 nurses away.
+    assert shown[("access.requests", "")].value == 12
+    assert shown[("access.requests", "profession=gp")].suppressed
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import pytest
 
 from emeuse.registry import PARTITIONS
 from emeuse.runtime.codec import check_event, check_partition, expected_partition
-from services.evaluation.contributions import RULES
+from services.evaluation.contributions import RULES, published_by
 from services.evaluation.domain import cells, histogram, periods
 from services.evaluation.grpc_api import from_partial, published, to_partial
 from services.evaluation.processing import CELLS, INPUTS, cell_key, parse_cell_key
@@ -138,3 +138,9 @@ def test_every_topic_read_has_a_rule_and_every_partition_a_cell_key_of_its_own()
     for partition in range(PARTITIONS):
         key = cell_key(partition, "telesuivi-meuse", "55", "2026-03")
         assert partition_of(CELLS, key) == partition
+
+
+def test_only_what_a_partner_published_counts_for_that_partner():
+    assert published_by("emeuse/chronic") == []
+    (count,) = published_by("partner/glucoflow")
+    assert (count.name, count.breakdowns) == ("partners.events_published", ("partner=glucoflow",))
