@@ -35,6 +35,12 @@ ESCALATIONS = Counter(
     "Unacknowledged alerts passed to the next care-team member, by step.",
     ["step"],
 )
+ALERTS_AT_LAST_MEMBER = Counter(
+    "emeuse_chronic_alerts_at_last_member_total",
+    "Alerts passed, still unacknowledged, to the last member of their care team's chain: "
+    "nobody is left to escalate to (EmeuseCriticalAlertUnanswered), by severity and territory.",
+    ["severity", "territory"],
+)
 MONITORING_GAPS = Counter(
     "emeuse_chronic_monitoring_gaps_total",
     "Monitoring-gap alerts: a measure's readings stopped coming, by measure.",

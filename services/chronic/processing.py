@@ -13,7 +13,7 @@ from functools import partial
 
 import structlog
 
-from emeuse.chronic.v1.chronic_events_pb2 import AlertRaised
+from emeuse.chronic.v1.chronic_events_pb2 import AlertEscalated, AlertRaised
 from emeuse.kernel.declare import CodecOf, JsonCodec, Lookup, Processor, TableSpec, Timer
 from emeuse.kernel.tx import Tx
 from emeuse.registry import (
@@ -43,6 +43,7 @@ from services.chronic.domain.monitoring import (
 from services.chronic.domain.plan import PlanInForce
 from services.chronic.metrics import (
     ALERT_ACTIONS,
+    ALERTS_AT_LAST_MEMBER,
     NOT_MONITORED,
     POINT_OF_CARE_TO_ALERT,
     READINGS,
@@ -80,6 +81,8 @@ def publish(tx: Tx, patient: str, outcome: Outcome, event: Event | None, territo
             event_id=fact.event_id,
         )
         tx.on_commit.append(partial(count, fact.message))
+        if isinstance(fact.message, AlertEscalated):
+            count_last_member(tx, outcome.state, fact.message.alert_id)
         # "alert.raised", "alert.escalated"...: the fact's name, and ids only.
         fact_name = fact.spec.name.split(".")[2].replace("-", ".")
         log.info(fact_name, alert_id=getattr(fact.message, "alert_id", ""))
@@ -89,6 +92,14 @@ def publish(tx: Tx, patient: str, outcome: Outcome, event: Event | None, territo
                 outcome.point_of_care_to_alert.total_seconds(),
             )
     tx.put(STATES, patient, outcome.state)
+
+
+def count_last_member(tx: Tx, state: PatientState, alert_id: str) -> None:
+    """An escalation that reached the end of the chain, the alert still open: counted, for
+    the operators' alert (a person may be in danger and only one member is left)."""
+    alert = state.alerts.get(alert_id)
+    if alert is not None and alert.status == OPEN and alert.next_escalation_at is None:
+        tx.count(ALERTS_AT_LAST_MEMBER.labels(alert.severity, alert.territory))
 
 
 def note_not_monitored(tx: Tx, outcome: Outcome, reading_id: str, loinc: str) -> None:

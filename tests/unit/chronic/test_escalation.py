@@ -1,12 +1,19 @@
 """Escalation: an alert nobody acknowledges within 30 minutes goes to the next member of
 the care team, once per step, even across a restart of the service."""
 
+import asyncio
 from datetime import timedelta
 
+from prometheus_client import REGISTRY
+
 from emeuse.chronic.v1.chronic_events_pb2 import AlertAction, AlertActionRequested
-from emeuse.registry import ALERT_ACKNOWLEDGED, ALERT_ESCALATED, ALERT_RAISED
+from emeuse.kernel.outputs import Origin
+from emeuse.kernel.tx import Tx
+from emeuse.registry import ALERT_ACKNOWLEDGED, ALERT_ESCALATED, ALERT_RAISED, dead_letter_topic
 from services.chronic.alerts import apply_action, due_actions
+from services.chronic.care_plan import record_care_plan
 from services.chronic.domain.monitoring import PatientState
+from services.chronic.processing import CARE_PLANS, STATES, take_due_steps
 from tests.unit.chronic.plans import (
     COORDINATOR,
     GP,
@@ -14,12 +21,14 @@ from tests.unit.chronic.plans import (
     NOW,
     NURSE,
     PATIENT,
+    TERRITORY,
     anticoagulation_plan,
     in_force,
 )
 from tests.unit.chronic.readings import action, evaluate, only, published, reading, specs
 
 PLAN = in_force(anticoagulation_plan())
+LAST_MEMBER = "emeuse_chronic_alerts_at_last_member_total"
 ESCALATION_DUE = AlertAction.ALERT_ACTION_ESCALATION_DUE
 
 
@@ -182,3 +191,30 @@ def test_a_due_step_asked_before_a_restart_is_applied_once_after_it():
     second = apply_action(asked_again, plan=PLAN, state=restarted(first.state), now=after(32))
     assert specs(first) == [ALERT_ESCALATED]
     assert second.outcome == "duplicate"
+
+
+def test_a_critical_alert_passed_to_the_last_member_is_counted_for_the_operators():
+    """Step 1 (the nurse) is not the end of the chain; step 2 (the coordinator) is."""
+    stored_plan = record_care_plan(
+        anticoagulation_plan(), previous=None, territory=TERRITORY, recorded_at=NOW
+    )
+    state, _ = critical_inr()
+    labels = {"severity": "critical", "territory": TERRITORY}
+    counted = []
+    for minutes in (30, 60):
+        store = {(CARE_PLANS, PATIENT): stored_plan, (STATES, PATIENT): state}
+        tx = Tx(
+            0,
+            Origin("chronic", "emeuse/chronic", "x"),
+            dead_letter_topic("chronic"),
+            lambda table, key, store=store: store.get((table, key)),
+            lambda table, key: 0,
+        )
+        tx.now = after(minutes)
+        before = REGISTRY.get_sample_value(LAST_MEMBER, labels) or 0
+        asyncio.run(take_due_steps(PATIENT, tx))
+        for apply in tx.committed():
+            apply()
+        counted.append((REGISTRY.get_sample_value(LAST_MEMBER, labels) or 0) - before)
+        state = tx.get(STATES, PATIENT)
+    assert counted == [0, 1]
