@@ -3,7 +3,7 @@
 #   scripts/certs.sh          make what is missing (run again: nothing changes)
 #   scripts/certs.sh renew    new certificates for every party, signed by the same CA
 #                             (restart the services and the broker to take them)
-# Parties: the six services, `cli` (the emeuse command, emeuse simulate) and `kafka` (the
+# Parties: the seven services, `cli` (the emeuse command, emeuse simulate) and `kafka` (the
 # broker's secure listener). Each certificate names localhost, 127.0.0.1, the party and
 # emeuse-<party> (its Kubernetes Service), plus EMEUSE_TLS_HOSTS (comma-separated names or
 # IPs), and serves as both server and client certificate (mutual TLS).
@@ -16,9 +16,9 @@ tls="$secrets/tls"
 kafka="$secrets/kafka"
 CA_DAYS="${CA_DAYS:-3650}"
 CERT_DAYS="${CERT_DAYS:-365}"
-parties=(prevention chronic access home gateway evaluation cli kafka)
+parties=(prevention chronic access home gateway evaluation coordination cli kafka)
 # Kafka users: one per service and one for the tools; the broker has none of its own.
-users=(prevention chronic access home gateway evaluation cli)
+users=(prevention chronic access home gateway evaluation coordination cli)
 
 umask 077
 mkdir -p "$tls" "$kafka"

@@ -100,7 +100,7 @@ secure_listener() {
   local props="$1" tls="$SECRETS_DIR/tls" users="User:ANONYMOUS" service
   SECRETS_DIR="$SECRETS_DIR" "$root/scripts/certs.sh" >/dev/null
   # The platform's users keep the full access ANONYMOUS has on the loopback listener.
-  for service in prevention chronic access home gateway evaluation cli; do
+  for service in prevention chronic access home gateway evaluation coordination cli; do
     users+=";User:emeuse-$service"
   done
   cat >>"$props" <<PROPS
