@@ -97,14 +97,11 @@ PROPS
 
 # The platform's SASL_SSL listener: appended after the base listeners, so its lines win.
 secure_listener() {
-  local props="$1" tls="$SECRETS_DIR/tls" users="User:ANONYMOUS" service
+  local props="$1" tls="$SECRETS_DIR/tls" users="User:ANONYMOUS;User:emeuse-cli"
   SECRETS_DIR="$SECRETS_DIR" "$root/scripts/certs.sh" >/dev/null
-  # The platform's users keep the full access ANONYMOUS has on the loopback listener.
-  # Every service the registry names, and the tools.
-  for service in $(PYTHONPATH="$root/libs" "$PYTHON" -c \
-    'from emeuse.registry import SERVICES; print(" ".join(SERVICES))') cli; do
-    users+=";User:emeuse-$service"
-  done
+  # Super users: the loopback listener's ANONYMOUS and the operators' tools (emeuse-cli, which
+  # reads the audit trail). Each service's user gets ACLs from platform_users (up, below):
+  # never reading the audit trail.
   cat >>"$props" <<PROPS
 listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT,PARTNER://127.0.0.1:$KAFKA_PARTNER_PORT,SECURE://127.0.0.1:$KAFKA_SECURE_PORT
 advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,PARTNER://127.0.0.1:$KAFKA_PARTNER_PORT,SECURE://127.0.0.1:$KAFKA_SECURE_PORT

@@ -44,7 +44,15 @@ from emeuse.runtime.envelope import (
 )
 from emeuse.runtime.grpc_server import Registrar
 from emeuse.runtime.paging import page_cursor, page_size, page_token
-from emeuse.runtime.roles import acting_as_refusal, current_caller, on_behalf_of, patient_refusal
+from emeuse.runtime.roles import (
+    CARE_TEAM,
+    acting_as_refusal,
+    current_caller,
+    on_behalf_of,
+    patient_refusal,
+    sees_in_list,
+    territory_refusal,
+)
 from services.chronic.alerts import CARE_TEAM_RESOLUTIONS, SEVERITY, correction_of, gap_due_at
 from services.chronic.care_plan import check_care_plan, plan_in_force, plan_of
 from services.chronic.domain.monitoring import (
@@ -246,11 +254,16 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
         except ValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             raise
+        if refusal := territory_refusal(current_caller(), request.territory):
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, refusal)
+        visible = self._visible_alerts()
         views = [
             alert_view(patient, alert)
             for patient, stored in self.states.items()
             for alert in PatientState.of(stored).alerts.values()
-            if keep(alert) and (cursor is None or _order(alert) < cursor)
+            if keep(alert)
+            and visible(patient, alert)
+            and (cursor is None or _order(alert) < cursor)
         ]
         more = False
         # Alerts live with their patients, spread over instances: ask each the same page.
@@ -260,6 +273,8 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
             lambda channel, deadline, metadata: api_grpc.ChronicServiceStub(channel).ListAlerts(
                 request, timeout=deadline, metadata=metadata
             ),
+            # Each instance filters its alerts for the caller, not for this service.
+            metadata=on_behalf_of(),
         ):
             views.extend(page.alerts)
             more = more or bool(page.next_page_token)
@@ -357,6 +372,22 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
             return response.alert
 
         return await self.router.answer(self.states, patient, context, local, remote)
+
+    def _visible_alerts(self) -> Callable[[str, AlertState], bool]:
+        """Which alerts the caller's scope shows: a care-team member, those of the patients
+        whose plan names it; a coordinator with a territory, that territory's."""
+        caller = current_caller()
+        teams: dict[str, list[str] | None] = {}
+
+        def visible(patient: str, alert: AlertState) -> bool:
+            if caller is None or caller.role != CARE_TEAM:  # no plan to read
+                return sees_in_list(caller, None, alert.territory)
+            if patient not in teams:
+                plan = plan_in_force(self.care_plans.get(patient))
+                teams[patient] = [m.member_id for m in plan.care_team] if plan else None
+            return sees_in_list(caller, teams[patient], alert.territory)
+
+        return visible
 
     async def _may_see(self, context: grpc.aio.ServicerContext, patient: str) -> None:
         """Refuse a care-team member not on the patient's team, or a coordinator of

@@ -21,7 +21,7 @@ ROUNDS = ("chronic", "home")
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("service", ROUNDS)
 def test_a_short_round_of_faults_loses_nothing_and_does_nothing_twice(
-    service, bootstrap, platform, tmp_path
+    service, bootstrap, platform, tmp_path, poison_records
 ):
     # The session's instance reads the same input topics (another group): it would answer
     # the round's inputs too, and its outputs would count as duplicates. It sits it out.
@@ -35,6 +35,11 @@ def test_a_short_round_of_faults_loses_nothing_and_does_nothing_twice(
         session_service.start()
         session_service.wait_serving()
     print(table(report))
+    # Random bytes on purpose: the identifier scan after this pass leaves them out.
+    poison_records.update(
+        (tp.topic, tp.partition, offset)
+        for tp, offset in (f.poison for f in report.faults if f.poison)
+    )
 
     kinds = sorted(fault.kind for fault in report.faults)
     assert kinds == sorted(
@@ -59,7 +64,7 @@ def test_a_short_round_of_faults_loses_nothing_and_does_nothing_twice(
     assert report.ok
 
 
-def test_inputs_left_unprocessed_are_counted_past_a_poison_record(bootstrap):
+def test_inputs_left_unprocessed_are_counted_past_a_poison_record(bootstrap, poison_records):
     # The checker reads what a group left with kafka-python, which cannot read a header key
     # that is not UTF-8: such a record is counted as left, and the count goes on past it.
     topic = SENSOR_EVENT_REPORTED.name
@@ -73,6 +78,7 @@ def test_inputs_left_unprocessed_are_counted_past_a_poison_record(bootstrap):
         after = producer.producer.send(topic, b"left-3", partition=partition).get(30).offset
     finally:
         producer.producer.close(timeout=10)
+    poison_records.add((topic, partition, poison))
     tp = TopicPartition(topic, partition)
     assert before < poison < after
     assert records_after(bootstrap, {tp: before}, {tp: after + 1}) == {tp: 3}

@@ -15,12 +15,16 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import TopicAuthorizationFailedError
 
 from emeuse.chronic.v1 import chronic_service_pb2 as api
 from emeuse.chronic.v1 import chronic_service_pb2_grpc as api_grpc
+from emeuse.registry import PATIENT_DATA_ACCESSED
 from emeuse.runtime.grpc_tls import certificate_expiry, open_channel
+from emeuse.runtime.kafka_clients import client_options
 from emeuse.runtime.pseudonym import random_pseudonym
-from emeuse.runtime.security import GrpcTls
+from emeuse.runtime.security import GrpcTls, KafkaLogin
 from tests.integration.harness import ROOT, Platform, ServiceProcess, metric
 from tests.integration.test_chronic_alerts import GLUCOSE_BAND, care_plan
 
@@ -169,3 +173,52 @@ def test_the_emeuse_command_logs_in_over_sasl_ssl(secure_bootstrap: str) -> None
     )
     assert refused.returncode != 0
     assert "refused the login of emeuse-cli (SCRAM-SHA-512)" in refused.stderr
+
+
+def audit_reader(secure_bootstrap: str, user: str) -> KafkaConsumer:
+    login = KafkaLogin(
+        "SASL_SSL", TLS / "ca.crt", user, (SECRETS / f"kafka/{user}.password").read_text().strip()
+    )
+    consumer = KafkaConsumer(
+        bootstrap_servers=secure_bootstrap, enable_auto_commit=False, **client_options(login)
+    )
+    partitions = [
+        TopicPartition(PATIENT_DATA_ACCESSED.name, p)
+        for p in range(PATIENT_DATA_ACCESSED.partitions)
+    ]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning(*partitions)
+    return consumer
+
+
+def test_a_service_writes_the_audit_trail_and_only_the_operators_tools_read_it(
+    chronic: tuple[Platform, ServiceProcess], secure_bootstrap: str
+) -> None:
+    platform, process = chronic
+    patient = random_pseudonym()
+    with open_channel(process.grpc_target, TOOLS) as channel:
+        api_grpc.ChronicServiceStub(channel).GetPatientStatus(
+            api.GetPatientStatusRequest(patient_pseudonym=patient),
+            timeout=20,
+            metadata=platform.auth,
+        )
+    # The operators' tools (emeuse-cli, as `emeuse audit` logs in) read the service's record.
+    tools = audit_reader(secure_bootstrap, "emeuse-cli")
+    try:
+        deadline = time.monotonic() + 30
+        keys: set[bytes] = set()
+        while patient.encode() not in keys:
+            assert time.monotonic() < deadline, "the service's audit record was not read"
+            for records in tools.poll(timeout_ms=500).values():
+                keys.update(r.key for r in records if r.key)
+    finally:
+        tools.close()
+    # A service's own user writes it, and may not read it.
+    service = audit_reader(secure_bootstrap, "emeuse-home")
+    try:
+        with pytest.raises(TopicAuthorizationFailedError):
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                service.poll(timeout_ms=500)
+    finally:
+        service.close()

@@ -15,6 +15,7 @@ from google.protobuf.message_factory import GetMessageClass
 from emeuse.access.v1 import access_service_pb2  # noqa: F401 - registers the services
 from emeuse.chronic.v1 import chronic_service_pb2 as api
 from emeuse.chronic.v1 import chronic_service_pb2_grpc as api_grpc
+from emeuse.coordination.v1 import coordination_service_pb2  # noqa: F401
 from emeuse.evaluation.v1 import evaluation_service_pb2 as evaluation
 from emeuse.evaluation.v1 import evaluation_service_pb2_grpc as evaluation_grpc
 from emeuse.home.v1 import home_service_pb2  # noqa: F401
@@ -23,7 +24,7 @@ from emeuse.prevention.v1 import prevention_service_pb2  # noqa: F401
 from emeuse.runtime.auth import add_caller, bearer, read_caller_book, read_token
 from emeuse.runtime.pseudonym import random_pseudonym
 from emeuse.runtime.roles import MATRIX, refusal
-from tests.integration.harness import Platform, emeuse, metric
+from tests.integration.harness import Platform, emeuse, metric, wait_for_care_plan
 from tests.integration.test_chronic_alerts import (
     GP,
     INR_BAND,
@@ -119,7 +120,7 @@ def test_each_role_calls_what_it_may_and_is_refused_the_rest(platform, roles, pa
     )
     cases = [
         ("operator", alerts, None),
-        ("ide-ehpad-0107", status_of(patient), alerts),
+        ("ide-ehpad-0107", status_of(patient), ("EnrollPatient", api.EnrollPatientRequest())),
         ("coord-55", alerts, ("ReviewPointOfCareResult", api.ReviewPointOfCareResultRequest())),
         ("partner-glucomind", record, status_of(patient)),
         ("access", summary, status_of(patient)),
@@ -169,6 +170,59 @@ def test_a_care_team_member_acknowledges_as_themselves_only(platform, roles, pat
     refused = chronic(platform, roles["ide-ehpad-0107"], "AcknowledgeAlert", request)
     assert denied(refused)
     assert "acts as care-team member ide-ehpad-0107 only" in refused.details()
+
+
+def alerted(platform: Platform, patient: str, territory: str, team: tuple) -> None:
+    """A patient followed in `territory` by `team`, with a critical INR alert raised."""
+    plan = care_plan(patient, "ANTICOAGULATION", INR_BAND, team=team)
+    enrolment = api.EnrollPatientRequest(
+        care_plan=plan, territory=territory, experiment_id="exp-telesurv"
+    )
+    assert answered(chronic(platform, platform.auth, "EnrollPatient", enrolment))
+    wait_for_care_plan(platform.services["chronic"].grpc_target, patient, platform.auth)
+    record = api.RecordReadingRequest(
+        reading=reading(patient, "34714-6", 6.5, "{INR}"),
+        territory=territory,
+        experiment_id="exp-telesurv",
+    )
+    assert answered(chronic(platform, platform.auth, "RecordReading", record))
+
+
+def alerts_listed(platform: Platform, metadata: Any, **filters: str) -> Any:
+    """The patients of every alert the caller is shown, page after page (or the RpcError)."""
+    patients: list[str] = []
+    token = ""
+    while True:
+        request = api.ListAlertsRequest(page_size=100, page_token=token, **filters)
+        page = chronic(platform, metadata, "ListAlerts", request)
+        if not answered(page):
+            return page
+        patients.extend(alert.patient_pseudonym for alert in page.alerts)
+        token = page.next_page_token
+        if not token:
+            return patients
+
+
+def test_alert_lists_show_each_caller_the_alerts_of_its_scope(platform, roles):
+    in_55, in_54 = random_pseudonym(), random_pseudonym()
+    alerted(platform, in_55, "55", (NURSE, GP))
+    alerted(platform, in_54, "54", (GP,))
+    deadline = time.monotonic() + 30
+    while not {in_55, in_54} <= set(alerts_listed(platform, roles["operator"])):
+        assert time.monotonic() < deadline, "the two alerts were not raised"
+        time.sleep(0.5)
+
+    ours = {in_55, in_54}
+    assert ours & set(alerts_listed(platform, roles["coord-55"])) == {in_55}
+    assert ours & set(alerts_listed(platform, roles["coord-54"])) == {in_54}
+    assert ours & set(alerts_listed(platform, roles["ide-ehpad-0107"])) == {in_55}
+    assert ours & set(alerts_listed(platform, roles["ide-elsewhere"])) == set()
+    # Every alert a coordinator is shown is of its own territory.
+    coord = chronic(platform, roles["coord-55"], "ListAlerts", api.ListAlertsRequest())
+    assert coord.alerts and {alert.territory for alert in coord.alerts} == {"55"}
+    refused = alerts_listed(platform, roles["coord-54"], territory="55")
+    assert denied(refused)
+    assert "caller coord-54 coordinates territory 54 only" in refused.details()
 
 
 def audit_rows(platform: Platform, *args: str, expect: int, timeout: float = 20) -> list[str]:

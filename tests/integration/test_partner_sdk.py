@@ -7,6 +7,7 @@ feed itself, with the platform's envelope headers.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -35,6 +36,7 @@ from emeuse.runtime.envelope import timestamp
 from emeuse.runtime.pseudonym import random_pseudonym
 from tests.integration.events import headers_for, new_id
 from tests.integration.harness import ROOT, Bus, emeuse, free_port, metric
+from tests.integration.identifier_scan import HOSTILE_SOURCE, findings_in_record
 
 pytestmark = pytest.mark.integration
 PARTNER_BOOTSTRAP = os.environ.get("EMEUSE_KAFKA_PARTNER_BOOTSTRAP", "127.0.0.1:9094")
@@ -258,6 +260,56 @@ def test_a_handler_that_keeps_failing_sends_the_record_to_the_partners_dead_lett
     assert letter.original_headers["ce_type"] == b"emeuse.chronic.v1.ReadingRecorded"
     assert dict(record.headers)["ce_source"] == f"partner/{partner}".encode()
 
+    assert app.stop() == 0
+    assert committed(bootstrap, partner) == {partition: offset + 1}
+
+
+def test_a_record_naming_someone_is_dead_lettered_by_the_sdk_without_its_original(
+    bootstrap, bus, run_partner, tmp_path
+):
+    partner = new_partner()
+    create_partner_topics(bootstrap, partner)
+    patient = random_pseudonym()
+    reading = glucose(patient, 95)
+    reading.device_id = "jean.dupont@example.fr"
+    value = reading.SerializeToString()
+    # Written as a hostile sender would: the scan of every topic leaves this one out.
+    headers = [(n, v) for n, v in headers_for(READING_RECORDED, patient) if n != "ce_source"]
+    headers.append(("ce_source", HOSTILE_SOURCE))
+    partition, offset = bus.send(partners.feed_topic(partner), patient.encode(), value, headers)
+
+    app = run_partner(
+        "tests.integration.partner_apps:failing",
+        partner,
+        EMEUSE_PARTNER_RETRIES="0",
+    )
+    app.wait_metric("emeuse_partner_events_dead_lettered_total", 1, partner=partner)
+
+    [record] = records_of(bootstrap, partners.dead_letter_topic(partner), 1)
+    letter = MessageDeadLettered.FromString(record.value)
+    assert letter.original_withheld
+    assert letter.cause == DeadLetterCause.DEAD_LETTER_CAUSE_HANDLER_FAILED
+    assert letter.reason == (
+        "handler failed after 1 attempt(s): RuntimeError: device cloud down; original "
+        "withheld: it holds a direct identifier (e-mail address)"
+    )
+    assert (letter.source_topic, letter.source_partition, letter.source_offset) == (
+        partners.feed_topic(partner),
+        partition,
+        offset,
+    )
+    assert (letter.original_value_size, letter.original_value_sha256) == (
+        len(value),
+        hashlib.sha256(value).digest(),
+    )
+    assert not (letter.original_key or letter.original_value or letter.original_headers)
+    assert record.key is None
+    assert b"jean.dupont" not in record.value
+    # What the scan of every topic would find in the dead letter: nothing.
+    found = findings_in_record(
+        record.topic, record.partition, record.offset, record.key, record.value, record.headers
+    )
+    assert found == []
     assert app.stop() == 0
     assert committed(bootstrap, partner) == {partition: offset + 1}
 

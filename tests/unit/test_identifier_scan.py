@@ -124,3 +124,39 @@ def test_a_compressed_changelog_value_is_read_uncompressed():
     assert packed[:1] == b"\x00"  # compressed: the e-mail is not in clear in the bytes
     found = scan("emeuse-chronic-state-changelog", packed, b"states\x00x", [])
     assert found == [("emeuse-chronic-state-changelog[2]@7 value.readings.device_id", EMAIL)]
+
+
+def test_a_poison_record_is_left_out_by_its_position_only():
+    # Bytes as a chaos round's poison: not protobuf, and here they read as a name.
+    value = b"n\x00Jean Dupont\xff"
+    at = (READING_RECORDED.name, 2, 7)
+    assert scan(READING_RECORDED.name, value) == [(f"{READING_RECORDED.name}[2]@7 value", NAME)]
+    assert findings_in_record(*at, PATIENT_KEY, value, [], poison={at}) == []
+    # The same bytes one offset further are no poison the test knows of: found.
+    elsewhere = findings_in_record(READING_RECORDED.name, 2, 8, PATIENT_KEY, value, [], {at})
+    assert [f.kind for f in elsewhere] == [NAME]
+
+
+def test_a_poison_records_dead_letter_is_scanned_but_for_the_original_it_keeps():
+    poison = (READING_RECORDED.name, 2, 7)
+
+    def letter_of(source_offset, reason):
+        letter = MessageDeadLettered(
+            cause=DeadLetterCause.DEAD_LETTER_CAUSE_UNDECODABLE,
+            reason=reason,
+            source_topic=READING_RECORDED.name,
+            source_partition=2,
+            source_offset=source_offset,
+            original_value=b"n\x00Jean Dupont\xff",
+        )
+        return letter.SerializeToString()
+
+    def where(value):
+        found = findings_in_record(
+            dead_letter_topic("chronic").name, 0, 3, None, value, [], {poison}
+        )
+        return [f.where.split(" ", 1)[1] for f in found]
+
+    assert where(letter_of(7, "value is not a ReadingRecorded")) == []
+    assert where(letter_of(7, "refused for Jean Dupont")) == ["value.reason"]
+    assert where(letter_of(8, "value is not a ReadingRecorded")) == ["original value"]

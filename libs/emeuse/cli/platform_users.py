@@ -4,7 +4,13 @@ broker has a secure listener. Run against the loopback PLAINTEXT listener, as th
 
     python -m emeuse.cli.platform_users --bootstrap 127.0.0.1:9092 --passwords .local/secrets/kafka
 
-Each user is a super user of the local broker (kafka.sh): per-service ACLs are not drawn.
+It then grants each service's user its ACLs (platform_acls): the local broker's super users
+are `ANONYMOUS` (its loopback listener) and `emeuse-cli` (the operators' tools) only, so a
+service's user may do what a service does on any topic, group and transactional id, but
+not read, delete or reconfigure the audit trail (`emeuse audit` reads it as emeuse-cli),
+nor change ACLs. Per-service least privilege (each service its own inputs, outputs,
+changelogs, group and transactional ids) is not drawn yet: docs/security.md says what is
+missing.
 """
 
 from __future__ import annotations
@@ -14,16 +20,76 @@ import sys
 import time
 from pathlib import Path
 
-from kafka.admin import KafkaAdminClient, ScramMechanism, UserScramCredentialUpsertion
+from kafka.admin import (
+    ACL,
+    ACLFilter,
+    ACLOperation,
+    ACLPermissionType,
+    ACLResourcePatternType,
+    KafkaAdminClient,
+    ResourcePattern,
+    ResourcePatternFilter,
+    ResourceType,
+    ScramMechanism,
+    UserScramCredentialUpsertion,
+)
 
 from emeuse.cli.errors import CliError
 from emeuse.cli.kafka import kafka_errors
 from emeuse.cli.partner_admin import SCRAM_ITERATIONS
-from emeuse.registry import SERVICES
+from emeuse.registry import SERVICES, TOPICS
 from emeuse.runtime.security import TOOLS
 
 USERS = tuple(f"emeuse-{party}" for party in (*SERVICES, TOOLS))
+SERVICE_USERS = tuple(f"emeuse-{service}" for service in SERVICES)
+# Who reads the audit trail: the operators' tools (`emeuse audit`), a super user.
+AUDIT_READERS = (f"emeuse-{TOOLS}",)
 ENFORCED_WITHIN_S = 15.0
+CLUSTER_NAME = "kafka-cluster"
+# What a service does to the cluster itself: look at it, create its topics, write
+# idempotently. Not ALTER (ACLs, and so a way round the denials below) nor broker configs.
+CLUSTER_OPERATIONS = (
+    ACLOperation.DESCRIBE,
+    ACLOperation.CREATE,
+    ACLOperation.IDEMPOTENT_WRITE,
+    ACLOperation.DESCRIBE_CONFIGS,
+)
+# The audit trail (the registry's topics owned by `audit`): every service writes it; none
+# reads, deletes or shortens it.
+AUDIT_TOPICS = tuple(spec.name for spec in TOPICS if spec.owner == "audit")
+AUDIT_DENIED = (
+    ACLOperation.READ,
+    ACLOperation.DELETE,
+    ACLOperation.ALTER,
+    ACLOperation.ALTER_CONFIGS,
+)
+
+
+def platform_acls(user: str) -> list[ACL]:
+    """The ACLs of a service's user on the local broker (the tools' user is a super user)."""
+
+    def acl(kind: ResourceType, name: str, operation: ACLOperation, allow: bool = True) -> ACL:
+        return ACL(
+            f"User:{user}",
+            "*",
+            operation,
+            ACLPermissionType.ALLOW if allow else ACLPermissionType.DENY,
+            ResourcePattern(kind, name, ACLResourcePatternType.LITERAL),
+        )
+
+    return [
+        *(acl(kind, "*", ACLOperation.ALL) for kind in _ANY_OF),
+        *(acl(ResourceType.CLUSTER, CLUSTER_NAME, operation) for operation in CLUSTER_OPERATIONS),
+        # A denial wins over any allowance.
+        *(
+            acl(ResourceType.TOPIC, topic, operation, allow=False)
+            for topic in AUDIT_TOPICS
+            for operation in AUDIT_DENIED
+        ),
+    ]
+
+
+_ANY_OF = (ResourceType.TOPIC, ResourceType.GROUP, ResourceType.TRANSACTIONAL_ID)
 
 
 def passwords(folder: Path) -> dict[str, str]:
@@ -59,6 +125,63 @@ def set_credentials(admin: KafkaAdminClient, wanted: dict[str, str]) -> None:
     raise CliError(f"the SCRAM credentials were not in force within {ENFORCED_WITHIN_S:g} s")
 
 
+def _acl_keys(acls: list[ACL]) -> set[tuple[str, int, int, int, str]]:
+    return {
+        (
+            a.principal,
+            int(a.operation),
+            int(a.permission_type),
+            int(a.resource_pattern.resource_type),
+            a.resource_pattern.resource_name,
+        )
+        for a in acls
+    }
+
+
+def grant(admin: KafkaAdminClient, users: tuple[str, ...] = SERVICE_USERS) -> None:
+    """Give each user exactly platform_acls (an ACL of an earlier version is removed),
+    and wait until the broker enforces them."""
+    for user in users:
+        wanted = platform_acls(user)
+        held = _held(admin, user)
+        stale = [a for a in held if _acl_keys([a]) - _acl_keys(wanted)]
+        if stale:
+            admin.delete_acls([_exactly(a) for a in stale])
+        created = admin.create_acls(wanted)
+        if created["failed"]:
+            raise CliError(f"ACLs of {user} refused: {created['failed'][0][1]}")
+    deadline = time.monotonic() + ENFORCED_WITHIN_S
+    while time.monotonic() < deadline:
+        if all(_acl_keys(platform_acls(u)) == _acl_keys(_held(admin, u)) for u in users):
+            return
+        time.sleep(0.2)
+    raise CliError(f"the platform users' ACLs were not in force within {ENFORCED_WITHIN_S:g} s")
+
+
+def _held(admin: KafkaAdminClient, user: str) -> list[ACL]:
+    held, _ = admin.describe_acls(
+        ACLFilter(
+            f"User:{user}",
+            None,
+            ACLOperation.ANY,
+            ACLPermissionType.ANY,
+            ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY),
+        )
+    )
+    return list(held)
+
+
+def _exactly(acl: ACL) -> ACLFilter:
+    pattern = acl.resource_pattern
+    return ACLFilter(
+        acl.principal,
+        acl.host,
+        acl.operation,
+        acl.permission_type,
+        ResourcePatternFilter(pattern.resource_type, pattern.resource_name, pattern.pattern_type),
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m emeuse.cli.platform_users")
     parser.add_argument("--bootstrap", default="127.0.0.1:9092")
@@ -70,12 +193,14 @@ def main(argv: list[str] | None = None) -> int:
             admin = KafkaAdminClient(bootstrap_servers=args.bootstrap.split(","))
             try:
                 set_credentials(admin, wanted)
+                grant(admin)
             finally:
                 admin.close()
     except CliError as exc:
         print(f"kafka users: {exc}", file=sys.stderr)
         return 1
     print(f"kafka users: {', '.join(wanted)} can log in with SCRAM-SHA-512")
+    print(f"kafka users: services' ACLs granted; only {', '.join(AUDIT_READERS)} reads the audit")
     return 0
 
 

@@ -7,7 +7,6 @@ call publishes), so an event is built the same way wherever it starts.
 from __future__ import annotations
 
 import hashlib
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,7 +20,7 @@ from emeuse.platform.v1.dead_letter_pb2 import DeadLetterCause, MessageDeadLette
 from emeuse.registry import TopicSpec
 from emeuse.runtime import envelope as env
 from emeuse.runtime.codec import expected_partition
-from emeuse.runtime.identifying import identifier_kind
+from emeuse.runtime.withholding import identifier_in, withhold
 
 EVENT_ID_NAMESPACE = uuid.UUID("6f1c1f4e-2b1e-4c55-9d55-e3e05e000055")
 # The broker refuses records over message.max.bytes (~1 MiB by default); a dead letter
@@ -30,8 +29,6 @@ DEAD_LETTER_MAX_BYTES = 900_000
 # An output over this would be refused by the producer (max_request_size, 1 MiB, less the
 # batch's own bytes) at commit, and the whole batch with it, again on every retry.
 OUTPUT_MAX_BYTES = 1_000_000
-# Printable runs of a record's bytes, where a dead letter looks for a direct identifier.
-_TEXT_RUN = re.compile(r"[^\x00-\x1f\x7f\ufffd]{4,}")
 
 
 class OutputTooLargeError(ValueError):
@@ -181,11 +178,11 @@ def dead_letter_record(
         dead_lettered_at=env.timestamp(datetime.now(UTC)),
     )
     if aside.cause == DeadLetterCause.DEAD_LETTER_CAUSE_IDENTIFYING_CONTENT:
-        _withhold(letter, value)
-    elif (kind := _identifier_in(aside)) is not None:
+        withhold(letter, value)
+    elif (kind := identifier_in(aside.key, aside.value, (v for _, v in aside.headers))) is not None:
         # Refused for another reason first (a missing field, a bad header), it still names
         # someone: withheld all the same, the reason saying why.
-        _withhold(letter, value)
+        withhold(letter, value)
         letter.reason = (
             f"{letter.reason[:1800]}; original withheld: it holds a direct identifier ({kind})"
         )
@@ -216,26 +213,6 @@ def dead_letter_record(
         letter.SerializeToString(),
         env.to_headers(envelope),
     )
-
-
-def _identifier_in(aside: SetAside) -> str | None:
-    """The kind of direct identifier in the record's key, header values or the text runs
-    of its value (protobuf strings lie there in clear), if any."""
-    parts = [aside.key or b"", aside.value or b"", *(value or b"" for _, value in aside.headers)]
-    for part in parts:
-        for run in _TEXT_RUN.findall(part.decode(errors="replace")):
-            kind = identifier_kind(run)
-            if kind is not None:
-                return kind
-    return None
-
-
-def _withhold(letter: MessageDeadLettered, value: bytes) -> None:
-    letter.original_withheld = True
-    letter.original_value_size = len(value)
-    letter.original_value_sha256 = hashlib.sha256(value).digest()
-    for name in ("original_key", "original_value", "original_headers", "original_raw_headers"):
-        letter.ClearField(name)
 
 
 def _territory_of(cause: EventEnvelope | None) -> Territory.ValueType:

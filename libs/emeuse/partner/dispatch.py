@@ -24,6 +24,8 @@ from emeuse.partners import dead_letter_topic
 from emeuse.place.v1.territory_pb2 import Territory
 from emeuse.platform.v1.dead_letter_pb2 import DeadLetterCause, MessageDeadLettered
 from emeuse.runtime import envelope as env
+from emeuse.runtime.identifying import identifier_kind
+from emeuse.runtime.withholding import identifier_in, withhold
 
 log = structlog.get_logger("emeuse.partner")
 REASON_LIMIT = 1000
@@ -218,7 +220,8 @@ class Dispatcher:
         await self.sender.send_and_wait(
             self.dead_letters,
             value=letter.SerializeToString(),
-            key=record.key,
+            # A withheld original's key may be what names someone: the letter goes unkeyed.
+            key=None if letter.original_withheld else record.key,
             headers=env.to_headers(envelope),
         )
         cause_name = DeadLetterCause.Name(cause)
@@ -226,6 +229,7 @@ class Dispatcher:
         log.warning(
             "event.dead_lettered",
             cause=cause_name,
+            withheld=letter.original_withheld,
             source_partition=record.partition,
             source_offset=record.offset,
         )
@@ -239,8 +243,10 @@ def dead_letter_for(
     *,
     consumer: str,
 ) -> MessageDeadLettered:
-    """The original key, value and headers byte for byte, so the record can be replayed."""
-    return MessageDeadLettered(
+    """The original key, value and headers byte for byte, so the record can be replayed;
+    unless the record holds a direct identifier: then only its size and SHA-256 are kept
+    (as the platform's own dead letters do), and the reason says why."""
+    letter = MessageDeadLettered(
         cause=cause,
         reason=reason[:REASON_LIMIT],
         consumer=consumer,
@@ -252,6 +258,16 @@ def dead_letter_for(
         original_headers=headers,
         dead_lettered_at=env.timestamp(datetime.now(UTC)),
     )
+    kind = identifier_in(record.key, record.value, (value for _, value in record.headers))
+    if kind is not None:
+        withhold(letter, record.value or b"")
+        if identifier_kind(letter.reason) is not None:
+            # A handler's error text may quote the event: only its first words are kept.
+            letter.reason = reason.split(":", 1)[0]
+            if identifier_kind(letter.reason) is not None:
+                letter.reason = DeadLetterCause.Name(cause)
+        letter.reason = f"{letter.reason}; original withheld: it holds a direct identifier ({kind})"
+    return letter
 
 
 def _territory(headers: dict[str, bytes]) -> Territory.ValueType:

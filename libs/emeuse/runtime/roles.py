@@ -60,7 +60,7 @@ MATRIX: dict[str, dict[str, MethodRule]] = {
         "GetPatientSummary": read(CARE_TEAM, COORDINATOR),
         "GetCarePlan": read(CARE_TEAM, COORDINATOR),
         "GetPatientStatus": read(CARE_TEAM, COORDINATOR),
-        "ListAlerts": read(COORDINATOR),
+        "ListAlerts": read(CARE_TEAM, COORDINATOR),
         "RecordReading": write(CARE_TEAM, COORDINATOR, PARTNER),
         "IngestFhirObservation": write(CARE_TEAM, PARTNER),
         "EnrollPatient": write(COORDINATOR),
@@ -198,6 +198,29 @@ def patient_refusal(
     if caller.role == COORDINATOR and caller.territory and caller.territory != territory:
         return f"caller {caller.caller_id} coordinates territory {caller.territory} only"
     return ""
+
+
+def territory_refusal(caller: Caller | None, territory: str) -> str:
+    """Why `caller` may not list another territory's people (a coordinator asking for a
+    territory not its own); "" when it may."""
+    if caller is None or caller.role != COORDINATOR or not caller.territory:
+        return ""
+    if territory and territory != caller.territory:
+        return f"caller {caller.caller_id} coordinates territory {caller.territory} only"
+    return ""
+
+
+def sees_in_list(caller: Caller | None, care_team: list[str] | None, territory: str) -> bool:
+    """Whether a list answered to `caller` shows an item of a patient whose care team
+    (member ids; None: no plan here) and territory are given: a care-team member's lists
+    show its patients only, a coordinator's with a territory that territory's only."""
+    if caller is None:
+        return True
+    if caller.role == CARE_TEAM:
+        return caller.member in (care_team or [])
+    if caller.role == COORDINATOR and caller.territory:
+        return territory == caller.territory
+    return True
 
 
 def acting_as_refusal(caller: Caller | None, member_id: str) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import hashlib
 from datetime import UTC, datetime
 
 import pytest
@@ -244,3 +246,84 @@ def test_logs_carry_ids_never_the_pseudonym_nor_the_payload_nor_the_error_text()
     assert "182" not in repr(logs)
     assert logs[0]["error"] == "ValueError"
     assert "event_id" in logs[0] and "correlation_id" in logs[0]
+
+
+def with_device(device_id: str) -> ReadingRecorded:
+    message = reading(patient())
+    message.device_id = device_id
+    return message
+
+
+def named_subject(name: str):
+    """A feed record whose key and ce_subject are a name (its envelope is then refused)."""
+    record = feed_record(reading(patient()))
+    headers = tuple(
+        (header, name.encode() if header == env.H_SUBJECT else value)
+        for header, value in record.headers
+    )
+    return dataclasses.replace(record, key=name.encode(), headers=headers)
+
+
+@pytest.mark.parametrize(
+    ("record", "secret", "cause", "reason"),
+    [
+        # An e-mail as device id, in the value: the handler fails quoting it.
+        (
+            feed_record(with_device("jean@example.fr")),
+            "jean@example.fr",
+            DeadLetterCause.DEAD_LETTER_CAUSE_HANDLER_FAILED,
+            "handler failed after 1 attempt(s); original withheld: it holds a direct "
+            "identifier (e-mail address)",
+        ),
+        # A name as the subject, in the key and the ce_subject header.
+        (
+            named_subject("Jean Dupont"),
+            "Jean Dupont",
+            DeadLetterCause.DEAD_LETTER_CAUSE_INVALID_ENVELOPE,
+            "ce_subject holds a direct identifier (name-shaped value); it must be a platform "
+            "pseudonym (psn-...) that names nobody; original withheld: it holds a direct "
+            "identifier (name-shaped value)",
+        ),
+    ],
+)
+def test_a_record_naming_someone_is_dead_lettered_withheld_keeping_only_its_hash(
+    record, secret, cause, reason
+):
+    setup = Setup(retries=0)
+
+    async def broken(event, message):
+        raise KeyError(f"no unit for {message.device_id}")
+
+    setup.handle(ReadingRecorded, broken)
+    assert setup.dispatch(record) is Outcome.DEAD_LETTERED
+    letter = setup.dead_letter()
+    sent = setup.producer.sent[0]
+    assert letter.original_withheld
+    assert (letter.cause, letter.reason) == (cause, reason)
+    assert (letter.source_topic, letter.source_partition, letter.source_offset) == (
+        record.topic,
+        record.partition,
+        record.offset,
+    )
+    assert letter.original_value_size == len(record.value)
+    assert letter.original_value_sha256 == hashlib.sha256(record.value).digest()
+    assert not letter.original_key and not letter.original_value
+    assert not letter.original_headers and not letter.original_raw_headers
+    assert sent.key is None
+    assert secret.encode() not in (sent.value or b"")
+    assert all(secret.encode() not in value for _, value in sent.headers)
+
+
+def test_a_record_naming_nobody_keeps_its_original_for_replay():
+    setup = Setup(retries=0)
+
+    async def picky(event, message):
+        raise Reject("unit mg/dL not handled")
+
+    setup.handle(ReadingRecorded, picky)
+    record = feed_record(reading(patient()))
+    setup.dispatch(record)
+    letter = setup.dead_letter()
+    assert not letter.original_withheld
+    assert letter.reason == "rejected by the handler: unit mg/dL not handled"
+    assert letter.original_value == record.value

@@ -21,6 +21,8 @@ from emeuse.runtime.roles import (
     patient_refusal,
     refusal,
     rule_of,
+    sees_in_list,
+    territory_refusal,
 )
 
 SERVICES = [
@@ -39,6 +41,7 @@ SERVICES = [
 STATUS = "/emeuse.chronic.v1.ChronicService/GetPatientStatus"
 LIST_ALERTS = "/emeuse.chronic.v1.ChronicService/ListAlerts"
 SUMMARY = "/emeuse.chronic.v1.ChronicService/GetPatientSummary"
+ENROL = "/emeuse.chronic.v1.ChronicService/EnrollPatient"
 EVAL = "emeuse.evaluation.v1.EvaluationService"
 INDICATORS = f"/{EVAL}/GetIndicators"
 REPLAY = "/emeuse.partners.v1.PartnerGatewayService/Replay"
@@ -72,7 +75,7 @@ def test_the_operator_may_call_every_method_but_those_for_a_services_own_instanc
 @pytest.mark.parametrize(
     "caller, allowed, refused",
     [
-        (NURSE, STATUS, LIST_ALERTS),
+        (NURSE, LIST_ALERTS, ENROL),
         (COORDINATOR_55, LIST_ALERTS, REPLAY),
         (Caller("insee-team", "evaluator"), INDICATORS, STATUS),
         (Caller("partner-glucomind", "partner"), RECORD, STATUS),
@@ -86,7 +89,7 @@ def test_each_role_is_allowed_its_methods_and_refused_others(caller, allowed, re
 
 
 def test_a_refusal_names_the_role_and_the_method():
-    assert refusal(NURSE, LIST_ALERTS) == f"role care-team may not call {LIST_ALERTS}"
+    assert refusal(NURSE, ENROL) == f"role care-team may not call {ENROL}"
     assert refusal(Caller("home", "service"), STATUS) == f"service home does not call {STATUS}"
 
 
@@ -120,3 +123,24 @@ def test_a_care_team_member_acts_on_alerts_as_themselves_only():
 def test_the_security_page_shows_the_matrix_as_declared():
     page = (Path(__file__).parents[3] / "docs" / "security.md").read_text()
     assert matrix_table() in page, "paste roles.matrix_table() into docs/security.md"
+
+
+def test_a_coordinator_lists_its_own_territory_only():
+    assert territory_refusal(COORDINATOR_55, "55") == ""
+    assert territory_refusal(COORDINATOR_55, "") == ""
+    assert (
+        territory_refusal(COORDINATOR_55, "54") == "caller coord-55 coordinates territory 55 only"
+    )
+    assert territory_refusal(Caller("coord-all", "coordinator"), "54") == ""
+    assert territory_refusal(Caller("operator", "operator"), "54") == ""
+    assert sees_in_list(COORDINATOR_55, None, "55")
+    assert not sees_in_list(COORDINATOR_55, ["ide-0007"], "54")
+    assert sees_in_list(Caller("coord-all", "coordinator"), None, "54")
+
+
+def test_a_care_team_members_lists_show_its_patients_only():
+    assert sees_in_list(NURSE, ["gp-1", "ide-0007"], "54")
+    assert not sees_in_list(NURSE, ["gp-1"], "55")
+    assert not sees_in_list(NURSE, None, "55")  # no plan here: no team to be on
+    assert sees_in_list(Caller("operator", "operator"), None, "55")
+    assert sees_in_list(None, None, "55")  # a call from the service's own loop
