@@ -3,14 +3,11 @@ readings and home reports on Kafka, and what the platform makes of them."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 
-import grpc
+import pytest
 from rich.console import Console
 
-from emeuse.access.v1 import access_service_pb2 as api
-from emeuse.access.v1.access_events_pb2 import WithdrawalReason
 from emeuse.registry import (
     ALERT_ACKNOWLEDGED,
     ALERT_ESCALATED,
@@ -25,27 +22,10 @@ from emeuse.simulate.events import Options
 from emeuse.simulate.lag import PlatformLag
 from emeuse.simulate.run import plan, run
 from emeuse.simulate.send import PlatformTransport, Tally
-from tests.integration.harness import Client
-from tests.integration.test_access import access
+from tests.integration.test_access import access, withdraw_waiting
 
-
-def empty_the_line(client: Client, territory: str) -> None:
-    for _ in range(10):  # a withdrawal is applied through the bus: asked again, if listed
-        page = client.ListOpenRequests(
-            api.ListOpenRequestsRequest(territory=territory, page_size=500)
-        )
-        if not page.requests:
-            return
-        for waiting in page.requests:
-            # One booked meanwhile is refused (FAILED_PRECONDITION): it waits no more.
-            with contextlib.suppress(grpc.RpcError):
-                client.WithdrawRequest(
-                    api.WithdrawRequestRequest(
-                        territory=territory,
-                        request_id=waiting.request.request_id,
-                        reason=WithdrawalReason.WITHDRAWAL_REASON_COORDINATOR_DECISION,
-                    )
-                )
+# What the simulated patients were left waiting for is withdrawn after each test (conftest).
+pytestmark = pytest.mark.usefixtures("line_left_as_found")
 
 
 def test_a_simulated_territory_raises_alerts_and_home_incidents_and_sets_bad_input_aside(
@@ -76,7 +56,7 @@ def test_a_simulated_territory_raises_alerts_and_home_incidents_and_sets_bad_inp
     # Requests earlier tests left waiting in the territory would take the simulated
     # practitioners' slots: a coordinator withdraws them, so the line starts empty.
     for territory in options.territories:
-        empty_the_line(access(platform), territory)
+        withdraw_waiting(access(platform), territory)
     transport = PlatformTransport(
         bus.bootstrap,
         targets,
