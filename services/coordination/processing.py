@@ -7,7 +7,9 @@ go on the timeline at once. Access's events are keyed by territory (partitioned 
 emeuse.coordination.timeline-entry-recorded.v1 (one more hop, in the same transaction as
 its offset), which this service reads like any input. After each change the person's open
 problems are kept in `territory_people_with_problems` (keyed "<territory>|<pseudonym>",
-on the person's partition), what ListPeopleAtRisk reads.
+on the person's partition), what ListPeopleAtRisk reads. The problems come from the open
+items the timeline value keeps beside its bounded entries (domain/open_items.py), so an
+entry dropped by the bound never closes a problem.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from emeuse.registry import (
     VISIT_STARTED,
 )
 from emeuse.runtime.events import Event
-from services.coordination.domain import problems, timeline
+from services.coordination.domain import open_items, problems, timeline
 from services.coordination.entries import check_entry, entry_of, stored
 from services.coordination.metrics import ENTRIES, LEFT_OUT, REKEYED
 
@@ -108,13 +110,18 @@ def keep_problems(tx: Tx, person: str, before: str, kept: timeline.Timeline) -> 
 def add_entry(tx: Tx, person: str, entry: timeline.Entry) -> None:
     kept = tx.get(TIMELINES, person) or timeline.empty()
     before = kept["territory"]
-    if not timeline.add(kept, entry):
-        duplicate = any(e["id"] == entry["id"] for e in kept["axes"].get(entry["axis"], []))
+    # A timeline stored before open items were kept gets them from its entries here.
+    added, changed = open_items.record(kept, entry, problems.ms(tx.now))
+    if not added:
+        axis = kept["axes"].get(entry["axis"], [])
+        duplicate = any(e["id"] == entry["id"] for e in axis)
         tx.count(LEFT_OUT.labels("duplicate" if duplicate else "too_old"))
+    if not changed:
         return
     tx.put(TIMELINES, person, kept)
     keep_problems(tx, person, before, kept)
-    tx.count(ENTRIES.labels(entry["axis"]))
+    if added:
+        tx.count(ENTRIES.labels(entry["axis"]))
 
 
 async def add_to_timeline(event: Event, tx: Tx) -> None:
@@ -179,7 +186,7 @@ PROCESSOR = Processor(
         TableSpec(
             TIMELINES,
             f"Each person's timeline across the axes (the last {timeline.MAX_PER_AXIS} "
-            "entries per axis).",
+            "entries per axis) and their open items (alerts, requests, incidents not closed).",
         ),
         TableSpec(
             WITH_PROBLEMS,

@@ -1,27 +1,33 @@
-"""Open problems of a person, found from their timeline, and who is at risk.
+"""Open problems of a person, found from their open items, and who is at risk.
 
-Each rule looks at one axis's entries and gives the problems open now, each with its
-weight in the person's urgency, since when it is open and, for a problem that lasts a
-window of time (two falls in a week), until when. A person is at risk with open problems
+Each rule looks at one axis's open items (open_items.py, kept beside the timeline's
+bounded entries) and gives the problems open now, each with its weight in the person's
+urgency, since when it is open and, for a problem that lasts a window of time (two falls
+in a week), until when. A person is at risk with open problems
 on two or more axes, or with repeated falls and a missed visit within the same week (the
 home pattern the programme names). Rules and weights: docs/coordination.md.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import Any
 
-from services.coordination.domain.timeline import Entry, Timeline, order
+from services.coordination.domain import open_items
+from services.coordination.domain.open_items import (
+    MONTH_MS,
+    UNREACHABLE_AFTER,
+    WEEK_MS,
+    WINDOWS,
+    OpenItems,
+)
+from services.coordination.domain.timeline import Timeline, order
 
-DAY_MS = 24 * 3600 * 1000
-WEEK_MS, MONTH_MS = 7 * DAY_MS, 30 * DAY_MS
 # Incidents that may mean the person is hurt or in danger now.
 SERIOUS_INCIDENTS = frozenset({"fall", "panic", "inactivity", "night_wandering"})
 FAILED_RECEIPTS = frozenset({"failed", "bounced"})
-# Consecutive failed receipts after which a person counts as unreachable.
-UNREACHABLE_AFTER = 3
 HOME_PATTERN = frozenset({"repeated_falls", "visit_missed"})
 
 
@@ -50,113 +56,74 @@ def ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def _by_subject(
-    entries: Iterable[Entry], subject: Callable[[Entry], str]
-) -> dict[str, list[Entry]]:
-    found: dict[str, list[Entry]] = {}
-    for entry in sorted(entries, key=order):
-        found.setdefault(subject(entry), []).append(entry)
-    return found
-
-
-def chronic(entries: list[Entry], now_ms: int) -> list[Problem]:
+def chronic(items: OpenItems, now_ms: int) -> list[Problem]:
     """An alert raised and not resolved: critical (5) or warning (2)."""
     found = []
-    for alert, story in _by_subject(entries, lambda e: e["subject"]).items():
-        kinds = {e["kind"] for e in story}
-        raised = next((e for e in story if e["kind"] == "alert_raised"), None)
-        if raised is None or "alert_resolved" in kinds:
-            continue
-        critical = raised["code"] == "critical"
+    for alert, item in items["alerts"].items():
+        critical = item["code"] == "critical"
         rule = "critical_alert_open" if critical else "alert_open"
-        found.append(Problem("chronic", rule, alert, raised["at"], 5 if critical else 2))
+        found.append(Problem("chronic", rule, alert, item["at"], 5 if critical else 2))
     return found
 
 
-def access(entries: list[Entry], now_ms: int) -> list[Problem]:
+def _recent(items: OpenItems, fact: str, now_ms: int) -> list[dict[str, Any]]:
+    """The kept facts of a kind whose window has not passed, oldest first."""
+    found = [r for r in items["recent"] if r["fact"] == fact and now_ms < r["at"] + WINDOWS[fact]]
+    return sorted(found, key=order)
+
+
+def access(items: OpenItems, now_ms: int) -> list[Problem]:
     """A request not booked yet (3), or flagged past its urgency's delay (4); a
     consultation missed in the last 30 days (3)."""
-    booked = {e["related"] for e in entries if e["kind"] == "slot_booked"}
     found = []
-    for request, story in _by_subject(
-        (e for e in entries if e["kind"] != "slot_booked"), lambda e: e["subject"]
-    ).items():
-        kinds = {e["kind"]: e for e in story}
-        asked = kinds.get("consultation_requested") or kinds.get("request_flagged")
-        if asked is None or request in booked or "request_withdrawn" in kinds:
-            continue
-        if "request_flagged" in kinds:
-            found.append(Problem("access", "request_flagged", request, asked["at"], 4))
+    for request, item in items["requests"].items():
+        if item["flagged"]:
+            found.append(Problem("access", "request_flagged", request, item["at"], 4))
         else:
-            found.append(Problem("access", "request_not_booked", request, asked["at"], 3))
-    for entry in entries:
-        if entry["kind"] == "consultation_status_changed" and entry["code"] == "no_show":
-            until = entry["at"] + MONTH_MS
-            if now_ms < until:
-                found.append(
-                    Problem(
-                        "access", "consultation_missed", entry["subject"], entry["at"], 3, until
-                    )
-                )
+            found.append(Problem("access", "request_not_booked", request, item["at"], 3))
+    for missed in _recent(items, "no_show", now_ms):
+        until = missed["at"] + MONTH_MS
+        found.append(
+            Problem("access", "consultation_missed", missed["subject"], missed["at"], 3, until)
+        )
     return found
 
 
-def home(entries: list[Entry], now_ms: int) -> list[Problem]:
+def home(items: OpenItems, now_ms: int) -> list[Problem]:
     """An incident not resolved: serious (4) or other (2); two falls or more in the last 7
     days (4); a visit missed in the last 7 days (3)."""
     found = []
-    for incident, story in _by_subject(
-        (e for e in entries if e["kind"].startswith("incident_")), lambda e: e["subject"]
-    ).items():
-        raised = next((e for e in story if e["kind"] == "incident_raised"), None)
-        if raised is None or any(e["kind"] == "incident_resolved" for e in story):
-            continue
-        serious = raised["code"] in SERIOUS_INCIDENTS
+    for incident, item in items["incidents"].items():
+        serious = item["code"] in SERIOUS_INCIDENTS
         rule = "serious_incident_open" if serious else "incident_open"
-        found.append(Problem("home", rule, incident, raised["at"], 4 if serious else 2))
-    incidents = [e for e in entries if e["kind"] == "incident_raised"]
-    falls = sorted((e for e in incidents if e["code"] == "fall"), key=order, reverse=True)
-    if (
-        len(falls) >= 2
-        and falls[0]["at"] - falls[1]["at"] < WEEK_MS
-        and now_ms < falls[1]["at"] + WEEK_MS
-    ):
+        found.append(Problem("home", rule, incident, item["at"], 4 if serious else 2))
+    falls = list(reversed(_recent(items, "fall", now_ms)))
+    if len(falls) >= 2 and falls[0]["at"] - falls[1]["at"] < WEEK_MS:
+        until = falls[1]["at"] + WEEK_MS
         found.append(
-            Problem(
-                "home",
-                "repeated_falls",
-                falls[0]["subject"],
-                falls[1]["at"],
-                4,
-                falls[1]["at"] + WEEK_MS,
-            )
+            Problem("home", "repeated_falls", falls[0]["subject"], falls[1]["at"], 4, until)
         )
-    missed = [e for e in incidents if e["code"] == "visit_missed" and now_ms < e["at"] + WEEK_MS]
+    missed = _recent(items, "visit_missed", now_ms)
     if missed:
-        last = max(missed, key=order)
+        last = missed[-1]
         found.append(
             Problem("home", "visit_missed", last["subject"], last["at"], 3, last["at"] + WEEK_MS)
         )
     return found
 
 
-def prevention(entries: list[Entry], now_ms: int) -> list[Problem]:
+def prevention(items: OpenItems, now_ms: int) -> list[Problem]:
     """The last 3 message receipts failed or bounced (unreachable, 1); a programme the
     person withdrew from in the last 30 days (1)."""
     found = []
-    receipts = sorted((e for e in entries if e["kind"] == "message_receipt"), key=order)
-    last = receipts[-UNREACHABLE_AFTER:]
-    if len(last) == UNREACHABLE_AFTER and all(e["code"] in FAILED_RECEIPTS for e in last):
+    last = items["receipts"][-UNREACHABLE_AFTER:]
+    if len(last) == UNREACHABLE_AFTER and all(r["code"] in FAILED_RECEIPTS for r in last):
         found.append(Problem("prevention", "unreachable", last[-1]["subject"], last[0]["at"], 1))
-    for entry in entries:
-        if entry["kind"] == "programme_ended" and entry["detail"] == "withdrawn":
-            until = entry["at"] + MONTH_MS
-            if now_ms < until:
-                found.append(
-                    Problem(
-                        "prevention", "programme_withdrawn", entry["subject"], entry["at"], 1, until
-                    )
-                )
+    for ended in _recent(items, "withdrawn", now_ms):
+        until = ended["at"] + MONTH_MS
+        found.append(
+            Problem("prevention", "programme_withdrawn", ended["subject"], ended["at"], 1, until)
+        )
     return found
 
 
@@ -164,13 +131,11 @@ RULES = {"chronic": chronic, "access": access, "home": home, "prevention": preve
 
 
 def open_problems(timeline: Timeline, now: datetime) -> list[Problem]:
-    """Every open problem of the person, heaviest first, then oldest."""
+    """Every open problem of the person, heaviest first, then oldest: from the open items
+    kept beside the entries (found again from the entries for a timeline stored before)."""
     now_ms = ms(now)
-    found = [
-        problem
-        for axis, rule in RULES.items()
-        for problem in rule(timeline["axes"].get(axis, []), now_ms)
-    ]
+    items = timeline.get("open") or open_items.rebuilt(timeline, now_ms)
+    found = [problem for rule in RULES.values() for problem in rule(items, now_ms)]
     return sorted(found, key=lambda p: (-p.weight, p.since, p.rule, p.subject))
 
 
