@@ -15,6 +15,7 @@ entry dropped by the bound never closes a problem.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import partial
 
 from emeuse.coordination.v1.coordination_events_pb2 import TimelineEntryRecorded
 from emeuse.kernel.declare import Lookup, Processor, TableSpec, Timer
@@ -47,7 +48,7 @@ from emeuse.registry import (
 from emeuse.runtime.events import Event
 from services.coordination.domain import open_items, problems, timeline
 from services.coordination.entries import check_entry, entry_of, stored
-from services.coordination.metrics import ENTRIES, LEFT_OUT, REKEYED
+from services.coordination.metrics import ENTRIES, KEPT, LEFT_OUT, REKEYED
 
 TIMELINES = "person_timeline"
 WITH_PROBLEMS = "territory_people_with_problems"
@@ -97,14 +98,24 @@ def keep_problems(tx: Tx, person: str, before: str, kept: timeline.Timeline) -> 
     found = problems.open_problems(kept, tx.now)
     territory = kept["territory"]
     if before and before != territory:
-        tx.delete(WITH_PROBLEMS, problems_key(before, person))
+        forget_problems(tx, problems_key(before, person))
     if not territory:
         return
     key = problems_key(territory, person)
     if found:
-        tx.put(WITH_PROBLEMS, key, [problems.to_dict(p) for p in found])
+        store_problems(tx, key, found)
     else:
-        tx.delete(WITH_PROBLEMS, key)
+        forget_problems(tx, key)
+
+
+def store_problems(tx: Tx, key: str, found: list[problems.Problem]) -> None:
+    tx.put(WITH_PROBLEMS, key, [problems.to_dict(p) for p in found])
+    tx.on_commit.append(partial(KEPT.note_problems, key, tx.partition, problems.at_risk(found)))
+
+
+def forget_problems(tx: Tx, key: str) -> None:
+    tx.delete(WITH_PROBLEMS, key)
+    tx.on_commit.append(partial(KEPT.note_problems, key, tx.partition, False))
 
 
 def add_entry(tx: Tx, person: str, entry: timeline.Entry) -> None:
@@ -119,6 +130,7 @@ def add_entry(tx: Tx, person: str, entry: timeline.Entry) -> None:
     if not changed:
         return
     tx.put(TIMELINES, person, kept)
+    tx.on_commit.append(partial(KEPT.note_timeline, person, tx.partition, kept))
     keep_problems(tx, person, before, kept)
     if added:
         tx.count(ENTRIES.labels(entry["axis"]))
@@ -170,9 +182,9 @@ async def forget_passed_problems(key: str, tx: Tx) -> None:
     kept = [problems.from_dict(p) for p in tx.get(WITH_PROBLEMS, key) or []]
     still = problems.still_open(kept, tx.now)
     if still:
-        tx.put(WITH_PROBLEMS, key, [problems.to_dict(p) for p in still])
+        store_problems(tx, key, still)
     else:
-        tx.delete(WITH_PROBLEMS, key)
+        forget_problems(tx, key)
 
 
 PROCESSOR = Processor(

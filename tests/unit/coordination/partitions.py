@@ -87,6 +87,8 @@ class Partitions:
                 state[table].pop(key, None)
             else:
                 state[table][key] = value
+        for apply in tx.committed():  # its metrics, as the kernel applies them on commit
+            apply()
         self.handled.append(Handled(spec.name, partition, list(tx.writes)))
         for out in tx.outputs:
             assert out.topic == TIMELINE_ENTRY_RECORDED.name
@@ -120,6 +122,8 @@ class Partitions:
                 state[name].pop(written, None)
             else:
                 state[name][written] = value
+        for apply in tx.committed():
+            apply()
         return timer.due(key, lambda name: state[name].get(key), now)
 
     def deadline(self, key: str) -> datetime | None:
