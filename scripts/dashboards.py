@@ -27,7 +27,15 @@ METRIC_MODULES = (
     "emeuse.kernel.metrics",
     *(
         f"services.{service}.metrics"
-        for service in ("prevention", "chronic", "access", "home", "gateway")
+        for service in (
+            "prevention",
+            "chronic",
+            "access",
+            "home",
+            "gateway",
+            "coordination",
+            "evaluation",
+        )
     ),
 )
 # Series every sample name of a family gets, by family type.

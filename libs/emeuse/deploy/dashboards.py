@@ -1,4 +1,5 @@
-"""Grafana dashboards as code: the platform overview, one per axis and the partner gateway.
+"""Grafana dashboards as code: the platform overview, one per axis, the partner gateway,
+coordination and evaluation.
 
 Plain dashboard JSON (schemaVersion 39) built from a few panel helpers, written to
 deploy/grafana/ by scripts/dashboards.py, which also fails when a query names a metric the
@@ -102,15 +103,75 @@ def _rate(metric: str, by: str, window: str = "5m") -> str:
     return f"sum by ({by}) (rate({metric}[{window}]))"
 
 
-def _quantile(q: float, histogram: str, by: str = "le", window: str = "15m") -> str:
+def _quantile(
+    q: float, histogram: str, by: str = "le", window: str = "15m", where: str = ""
+) -> str:
     keep = "le" if by == "le" else f"le, {by}"
-    return f"histogram_quantile({q}, sum by ({keep}) (rate({histogram}_bucket[{window}])))"
+    return f"histogram_quantile({q}, sum by ({keep}) (rate({histogram}_bucket{where}[{window}])))"
+
+
+def _service_charts(service: str) -> tuple[Chart, ...]:
+    """What the platform measures of any service, for one service: its gRPC calls (rate,
+    refusals, time), consumer lag, handling time and dead letters."""
+    of = f'{{service="{service}"}}'
+    refused = f'{{service="{service}", code=~"UNAUTHENTICATED|PERMISSION_DENIED|INVALID_ARGUMENT"}}'
+    return (
+        Chart(
+            "gRPC calls per second, by method",
+            (Query(_rate(f"emeuse_grpc_requests_total{of}", "method"), "{{method}}"),),
+            "ops",
+        ),
+        Chart(
+            "gRPC refusals per minute, by method and code",
+            (
+                Query(
+                    f"sum by (method, code) (increase(emeuse_grpc_requests_total{refused}[5m]))"
+                    " / 5",
+                    "{{method}} {{code}}",
+                ),
+            ),
+            description="Calls refused for their token (UNAUTHENTICATED), their role or "
+            "territory (PERMISSION_DENIED) or their request (INVALID_ARGUMENT).",
+        ),
+        Chart(
+            "gRPC call time, by method",
+            (
+                Query(
+                    _quantile(0.5, "emeuse_grpc_request_seconds", "method", "5m", of),
+                    "p50 {{method}}",
+                ),
+                Query(
+                    _quantile(0.95, "emeuse_grpc_request_seconds", "method", "5m", of),
+                    "p95 {{method}}",
+                ),
+            ),
+            "s",
+        ),
+        Chart(
+            "Consumer lag (records), by topic",
+            (Query(f"sum by (topic) (emeuse_consumer_lag{of})", "{{topic}}"),),
+        ),
+        Chart(
+            "Handling time p95, by topic",
+            (Query(_quantile(0.95, "emeuse_handler_seconds", "topic", "5m", of), "{{topic}}"),),
+            "s",
+        ),
+        Chart(
+            "Dead letters per minute",
+            (
+                Query(
+                    f"sum (increase(emeuse_events_dead_lettered_total{of}[5m])) / 5",
+                    "dead letters",
+                ),
+            ),
+        ),
+    )
 
 
 OVERVIEW = Dashboard(
     uid="emeuse-overview",
     title="e-Meuse: platform overview",
-    description="Throughput, lag, dead letters, errors, gRPC and restarts of the five services.",
+    description="Throughput, lag, dead letters, errors, gRPC and restarts of the services.",
     charts=(
         Chart(
             "Records read per second",
@@ -154,6 +215,15 @@ OVERVIEW = Dashboard(
             "gRPC calls per second, by code",
             (Query(_rate("emeuse_grpc_requests_total", "service, code"), "{{service}} {{code}}"),),
             "ops",
+        ),
+        Chart(
+            "gRPC call time p95",
+            (
+                Query(
+                    _quantile(0.95, "emeuse_grpc_request_seconds", "service", "5m"), "{{service}}"
+                ),
+            ),
+            "s",
         ),
         Chart(
             "Transactions aborted per minute",
@@ -420,4 +490,73 @@ GATEWAY = Dashboard(
     ),
 )
 
-DASHBOARDS = (OVERVIEW, CHRONIC, ACCESS, HOME, PREVENTION, GATEWAY)
+COORDINATION = Dashboard(
+    uid="emeuse-coordination",
+    title="e-Meuse: coordination (timelines and people at risk)",
+    description="Coordinators' calls, refusals and call time; lag; timelines kept, open "
+    "items and people at risk.",
+    charts=(
+        *_service_charts("coordination"),
+        Chart(
+            "Entries added per second, by axis",
+            (Query(_rate("emeuse_coordination_timeline_entries_total", "axis"), "{{axis}}"),),
+            "ops",
+        ),
+        Chart(
+            "Events put on no timeline per minute, by reason",
+            (
+                Query(
+                    "sum by (reason) (increase(emeuse_coordination_events_left_out_total[5m])) / 5",
+                    "{{reason}}",
+                ),
+                Query(
+                    "sum (increase(emeuse_coordination_entries_rekeyed_total[5m])) / 5",
+                    "access events re-keyed",
+                ),
+            ),
+        ),
+        Chart(
+            "Timelines kept",
+            (Query("sum (emeuse_coordination_timelines_kept)", "timelines"),),
+            description="Each counted from its first change after its instance started: "
+            "it climbs back after a restart.",
+        ),
+        Chart(
+            "Entries kept per timeline",
+            (
+                Query(
+                    "sum (emeuse_coordination_timeline_entries_kept)"
+                    " / sum (emeuse_coordination_timelines_kept)",
+                    "entries",
+                ),
+            ),
+            description="At most 50 per axis, 200 per person.",
+        ),
+        Chart(
+            "Open items, by kind",
+            (Query("sum by (kind) (emeuse_coordination_open_items)", "{{kind}}"),),
+            description="Alerts, requests and incidents not closed, facts within their "
+            "window: what the risk rules read.",
+        ),
+        Chart(
+            "People at risk, by territory",
+            (Query("sum by (territory) (emeuse_coordination_people_at_risk)", "{{territory}}"),),
+        ),
+    ),
+)
+
+EVALUATION = Dashboard(
+    uid="emeuse-evaluation",
+    title="e-Meuse: evaluation (indicators)",
+    description="Events folded into the indicators; indicator calls, refusals and call time; lag.",
+    charts=(
+        *_service_charts("evaluation"),
+        Chart(
+            "Events folded per second, by topic",
+            (Query(_rate("emeuse_evaluation_events_folded_total", "topic"), "{{topic}}"),),
+            "ops",
+        ),
+    ),
+)
+
+DASHBOARDS = (OVERVIEW, CHRONIC, ACCESS, HOME, PREVENTION, GATEWAY, COORDINATION, EVALUATION)

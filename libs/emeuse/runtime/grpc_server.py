@@ -158,6 +158,7 @@ class Guard(grpc.aio.ServerInterceptor):
         audited = self.audit is not None and not metadata.get(FORWARDED)
 
         async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            started = time.perf_counter()
             cancelled = False
             response = None
             try:
@@ -172,6 +173,9 @@ class Guard(grpc.aio.ServerInterceptor):
                 code = context.code() or grpc.StatusCode.OK
                 code = grpc.StatusCode.CANCELLED if cancelled else code
                 self._count(method, caller.caller_id if caller else UNKNOWN_CALLER, code)
+                metrics.GRPC_SECONDS.labels(self.service, method).observe(
+                    time.perf_counter() - started
+                )
                 if audited:
                     try:
                         self._audit(method, caller, request, response, context, code, refusal)

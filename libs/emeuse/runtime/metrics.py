@@ -57,6 +57,13 @@ GRPC_REQUESTS = Counter(
     " (`unknown` when the call presented no known token).",
     ["service", "method", "code", "caller"],
 )
+GRPC_SECONDS = Histogram(
+    "emeuse_grpc_request_seconds",
+    "Time from a gRPC call reaching the guard to its answer or refusal, by method (a call"
+    " forwarded to the owning instance is timed on both).",
+    ["service", "method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
 
 AUDIT_RECORDS_WRITTEN = Counter(
     "emeuse_audit_records_written_total",

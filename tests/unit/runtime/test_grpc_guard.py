@@ -96,6 +96,25 @@ def test_an_answered_call_is_counted_for_its_caller():
     assert answered() == 1
 
 
+def timed(le: str | None = None) -> float:
+    """Calls timed (within `le` seconds, when given)."""
+    labels = {"service": SERVICE, "method": RECORD}
+    name = "emeuse_grpc_request_seconds_count"
+    if le is not None:
+        labels["le"], name = le, "emeuse_grpc_request_seconds_bucket"
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_every_call_is_timed_refusals_and_failures_included():
+    before, quick_before = timed(), timed("0.25")
+    assert call("fine").event_id == "e1"
+    assert call("fine", metadata=()).code() == grpc.StatusCode.UNAUTHENTICATED
+    assert call("slow").code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert timed() - before == 3
+    # The slow call was cut at the server's 0.3 s deadline: the only one over 0.25 s.
+    assert timed("0.25") - quick_before == 2
+
+
 @pytest.mark.parametrize(
     "metadata, reason",
     [
