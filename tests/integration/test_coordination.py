@@ -18,7 +18,7 @@ from emeuse.coordination.v1 import coordination_service_pb2_grpc as api_grpc
 from emeuse.coordination.v1.coordination_events_pb2 import EntryKind
 from emeuse.runtime.auth import add_caller, bearer, read_token
 from emeuse.runtime.pseudonym import random_pseudonym
-from tests.integration.harness import Platform, wait_for_care_plan
+from tests.integration.harness import Platform, metric, wait_for_care_plan
 from tests.integration.test_chronic_to_access import INR_PLAN, inr_reading, publish
 from tests.integration.test_grpc_roles import audit_rows
 
@@ -167,3 +167,14 @@ def test_a_coordinator_sees_the_alert_the_consultation_it_caused_and_the_inciden
     assert any("coord-timeline-55" in row and row.endswith("OK") for row in reads), rows
     assert any("coord-timeline-54" in row and "PERMISSION_DENIED" in row for row in reads), rows
     assert any("ide-timeline" in row and "PERMISSION_DENIED" in row for row in reads), rows
+
+    # What the coordination dashboard shows of it: the person at risk, their timeline and
+    # open items, the calls timed and the refusals counted.
+    scraped = platform.services["coordination"].metrics()
+    assert metric(scraped, "emeuse_coordination_people_at_risk", territory="55") >= 1
+    assert metric(scraped, "emeuse_coordination_timelines_kept") >= 1
+    assert metric(scraped, "emeuse_coordination_open_items", kind="alerts") >= 1
+    listing = "/emeuse.coordination.v1.CoordinationService/ListPeopleAtRisk"
+    assert metric(scraped, "emeuse_grpc_request_seconds_count", method=listing) >= len(pages) + 1
+    refusals = metric(scraped, "emeuse_grpc_requests_total", code="PERMISSION_DENIED")
+    assert refusals >= 3
