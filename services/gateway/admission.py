@@ -30,10 +30,9 @@ from services.gateway.directory import PartnerDirectory
 from services.gateway.domain_rules import check_domain_rules
 from services.gateway.inbound import admit, partner_of_inbound
 from services.gateway.metrics import INBOUND
-from services.gateway.topics import INBOUND_PATTERN
+from services.gateway.topics import INBOUND_GROUP, INBOUND_PATTERN
 
 log = structlog.get_logger("emeuse.gateway")
-INBOUND_GROUP = "emeuse-gateway-inbound"
 
 
 async def keep_admitting(bus: Publisher, directory: PartnerDirectory, bootstrap: str) -> None:
