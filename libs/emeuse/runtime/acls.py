@@ -63,6 +63,13 @@ def user_of(party: str) -> str:
     return f"emeuse-{party}"
 
 
+def owns_app_id(service: str, app_id: str) -> bool:
+    """Whether the app id's group, changelog and transactional ids fall under the service's
+    own grants: `emeuse-<svc>` or `emeuse-<svc>-…`."""
+    own = user_of(service)
+    return app_id == own or app_id.startswith(f"{own}-")
+
+
 def declared(service: str) -> KafkaUse:
     """The service's declaration (services/<service>/topics.py: KAFKA)."""
     if service not in SERVICES:
