@@ -29,19 +29,9 @@ from emeuse.runtime.grpc_tls import certificate_expiry, open_channel
 from emeuse.runtime.kafka_clients import client_options
 from emeuse.runtime.pseudonym import random_pseudonym
 from emeuse.runtime.security import GrpcTls, KafkaLogin
+from tests.integration.conftest import SECRETS, TLS
 from tests.integration.harness import ROOT, Platform, ServiceProcess, metric
 from tests.integration.test_chronic_alerts import GLUCOSE_BAND, care_plan
-
-SECURE_BOOTSTRAP = os.environ.get("EMEUSE_KAFKA_SECURE_BOOTSTRAP", "")
-SECRETS = Path(os.environ.get("SECRETS_DIR", ROOT / ".local" / "secrets"))
-TLS = SECRETS / "tls"
-
-
-@pytest.fixture(scope="module")
-def secure_bootstrap(bootstrap: str) -> str:
-    if not SECURE_BOOTSTRAP or not (TLS / "ca.crt").is_file():
-        pytest.fail("no SASL_SSL listener: run the integration tests with scripts/test.sh")
-    return SECURE_BOOTSTRAP
 
 
 def secure_env(process: ServiceProcess, bootstrap: str, password_file: Path) -> dict[str, str]:
