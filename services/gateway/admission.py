@@ -76,6 +76,7 @@ async def follow_inbound(
     await consumer.start()
     try:
         await directory.ready.wait()
+        await consents.ready.wait()
         while True:
             batches = await consumer.getmany(timeout_ms=500)
             if batches:

@@ -67,13 +67,15 @@ def record_change(books: dict[str, ConsentBook], value: bytes | None) -> None:
 class FollowedConsents:
     def __init__(self) -> None:
         self.books: dict[str, ConsentBook] = {}
+        # Set once the topic was first read to its end (a start may take a while).
+        self.ready = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
         # Next offset to read per partition, once the books in use hold what is before it.
         self._positions: dict[int, int] = {}
         self._moved = asyncio.Event()
 
     def book(self, patient: str) -> ConsentBook:
-        return self.books.get(patient) or ConsentBook()
+        return self.books.get(patient, ConsentBook())
 
     async def follow(self, bootstrap: str) -> None:
         """Read the consent topic from its beginning into fresh books, swap them in once
@@ -106,6 +108,7 @@ class FollowedConsents:
                 if loaded:
                     self._consumer, self._positions = consumer, positions
                     self._wake()
+                    self.ready.set()
         finally:
             self._consumer, self._positions = None, {}
             await consumer.stop()
