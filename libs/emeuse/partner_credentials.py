@@ -81,8 +81,12 @@ class ClientConfig:
 
     def kafka_python_options(self) -> dict[str, Any]:
         """Keyword arguments for kafka-python's KafkaConsumer, KafkaProducer or admin client."""
+        return {"bootstrap_servers": self.bootstrap.split(",")} | self.login_options()
+
+    def login_options(self) -> dict[str, Any]:
+        """The security keyword arguments alone, named alike by kafka-python and aiokafka
+        (the raw record reader takes them as `login`)."""
         return {
-            "bootstrap_servers": self.bootstrap.split(","),
             "security_protocol": self.security_protocol,
             "sasl_mechanism": self.sasl_mechanism,
             "sasl_plain_username": self.username,

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Any
-
 from prometheus_client import Counter, Histogram
 
 from emeuse.chronic.v1.chronic_events_pb2 import AlertAcknowledged, AlertEscalated, AlertRaised
@@ -57,12 +54,6 @@ POINT_OF_CARE_TO_ALERT = Histogram(
     ["loinc"],
     buckets=(60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400),
 )
-
-
-@lru_cache(maxsize=1024)
-def readings_checked(loinc: str, outcome: str) -> Any:
-    """READINGS' child for these labels, found once: `labels()` costs on every reading."""
-    return READINGS.labels(loinc, outcome)
 
 
 def count(message: object) -> None:

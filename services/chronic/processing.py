@@ -25,6 +25,7 @@ from emeuse.registry import (
 )
 from emeuse.runtime.envelope import CODE_OF_TERRITORY, territory_from_code
 from emeuse.runtime.events import Event
+from emeuse.runtime.metrics import labelled
 from services.chronic import handlers
 from services.chronic.alerts import Outcome, apply_action, due_actions, gap_due_at
 from services.chronic.care_plan import (
@@ -48,7 +49,6 @@ from services.chronic.metrics import (
     POINT_OF_CARE_TO_ALERT,
     READINGS,
     count,
-    readings_checked,
 )
 
 log = structlog.get_logger("emeuse.chronic")
@@ -131,7 +131,7 @@ async def evaluate_reading(event: Event, tx: Tx) -> None:
     outcome = handlers.evaluate_reading(
         reading, plan=plan, state=state, now=tx.now, territory=_territory(event)
     )
-    tx.count(readings_checked(reading.loinc_code, outcome.outcome))
+    tx.count(labelled(READINGS, reading.loinc_code, outcome.outcome))
     note_not_monitored(tx, outcome, reading.reading_id, reading.loinc_code)
     # Debug: at thousands of readings a second, one line each would drown the facts.
     log.debug("reading.checked", reading_id=reading.reading_id, outcome=outcome.outcome)
@@ -146,7 +146,7 @@ async def correct_reading(event: Event, tx: Tx) -> None:
     outcome = handlers.correct_reading(
         correction, plan=plan, state=state, now=tx.now, territory=_territory(event)
     )
-    tx.count(READINGS.labels(correction.loinc_code, outcome.outcome))
+    tx.count(labelled(READINGS, correction.loinc_code, outcome.outcome))
     note_not_monitored(tx, outcome, correction.reading_id, correction.loinc_code)
     log.info("reading.corrected", reading_id=correction.reading_id, outcome=outcome.outcome)
     if outcome.outcome != "duplicate":

@@ -39,7 +39,8 @@ def refusal_topics() -> tuple[TopicSpec, ...]:
 READS = (CONSENT_CHANGED, *source_topics(), *refusal_topics())
 # Consents (gRPC) and the partners' admitted events (admission.py), on the axes' topics.
 WRITES = (CONSENT_CHANGED, *(spec for spec in TOPICS if partner_publishable(spec)))
-# The partner registry every instance reads whole (directory.py).
-FOLLOWS = (PARTNER_REGISTERED,)
+# What every instance reads whole: the partner registry (directory.py), and the consents
+# the inbound admission checks (consent_follower.py).
+FOLLOWS = (PARTNER_REGISTERED, CONSENT_CHANGED)
 
 KAFKA = KafkaUse("gateway", reads=READS, writes=WRITES, follows=FOLLOWS, partner_topics=True)

@@ -11,7 +11,9 @@ import pytest
 
 from emeuse.cli.kafka_ready import main as kafka_ready
 from emeuse.registry import SERVICES
+from emeuse.runtime.envelope import TERRITORY_CODES
 from tests.integration.harness import ROOT, Bus, Platform, emeuse
+from tests.integration.test_access import access, open_requests, withdraw_waiting
 
 BOOTSTRAP = os.environ.get("EMEUSE_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 # The broker's SASL_SSL listener that scripts/test.sh opens, with the CA, certificates and
@@ -65,3 +67,18 @@ def bus(bootstrap: str) -> Iterator[Bus]:
     client = Bus(bootstrap)
     yield client
     client.close()
+
+
+@pytest.fixture
+def line_left_as_found(platform: Platform) -> Iterator[None]:
+    """Withdraws, after the test, the consultation requests it left waiting in the three
+    territories' lines: the territories' agendas are shared by every test, and a request
+    left waiting takes the next slot a later test (or the simulator) publishes there."""
+    client = access(platform)
+    before = {
+        territory: {r.request.request_id for r in open_requests(client, territory)}
+        for territory in TERRITORY_CODES
+    }
+    yield
+    for territory, waiting in before.items():
+        withdraw_waiting(client, territory, keep=waiting)

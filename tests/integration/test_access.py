@@ -4,8 +4,10 @@ instances, cancellations, flags past the booking delay, and the consultation lif
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections import Counter
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -35,6 +37,10 @@ from emeuse.registry import (
 from emeuse.runtime.pseudonym import random_pseudonym
 from tests.integration.events import CARE_TEAM, headers_for, new_id
 from tests.integration.harness import Client, Platform, metric, wait_for_care_plan
+
+# Requests a test leaves waiting are withdrawn after it (conftest): the next test's slots
+# in the territory go to its own requests.
+pytestmark = pytest.mark.usefixtures("line_left_as_found")
 
 BAR_LE_DUC = {"commune": "55029", "latitude": 48.77, "longitude": 5.16}
 VERDUN = {"commune": "55545", "latitude": 49.16, "longitude": 5.38}
@@ -127,16 +133,48 @@ def ask(client: Client, request: ConsultationRequested) -> api.Request:
     return answer.request
 
 
-def open_requests(client: Client, **filters) -> list[api.Request]:
+def open_requests(client: Client, territory: str = "55", **filters) -> list[api.Request]:
     found, token = [], ""
     while True:
-        page = client.ListOpenRequests(
-            api.ListOpenRequestsRequest(territory="55", page_size=100, page_token=token, **filters)
+        page = again(
+            client.ListOpenRequests,
+            api.ListOpenRequestsRequest(
+                territory=territory, page_size=100, page_token=token, **filters
+            ),
         )
         found += list(page.requests)
         token = page.next_page_token
         if not token:
             return found
+
+
+def withdraw_waiting(client: Client, territory: str, keep: Collection[str] = ()) -> None:
+    """A coordinator withdraws the requests waiting in the territory's line, but those in
+    `keep`: each would take the next slot a later test, or a simulated practitioner,
+    publishes in the territory."""
+    for _ in range(10):  # a withdrawal is applied through the bus: asked again, if listed
+        waiting = [
+            r.request.request_id
+            for r in open_requests(client, territory)
+            if r.request.request_id not in keep
+        ]
+        if not waiting:
+            return
+        with ThreadPoolExecutor(max_workers=8) as pool:  # a test may leave 150 waiting
+            list(pool.map(lambda request_id: withdraw(client, territory, request_id), waiting))
+    raise AssertionError(f"requests still waiting in {territory} after ten withdrawals")
+
+
+def withdraw(client: Client, territory: str, request_id: str) -> None:
+    # One booked meanwhile is refused (FAILED_PRECONDITION): it waits no more.
+    with contextlib.suppress(grpc.RpcError):
+        client.WithdrawRequest(
+            api.WithdrawRequestRequest(
+                territory=territory,
+                request_id=request_id,
+                reason=WithdrawalReason.WITHDRAWAL_REASON_COORDINATOR_DECISION,
+            )
+        )
 
 
 def test_a_critical_chronic_alert_becomes_an_urgent_request_that_gets_booked(platform, bus):

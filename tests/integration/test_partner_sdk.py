@@ -8,6 +8,7 @@ feed itself, with the platform's envelope headers.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -34,6 +35,7 @@ from emeuse.platform.v1.dead_letter_pb2 import DeadLetterCause, MessageDeadLette
 from emeuse.registry import ALERT_RAISED, CARE_PLAN_UPDATED, READING_RECORDED
 from emeuse.runtime.envelope import timestamp
 from emeuse.runtime.pseudonym import random_pseudonym
+from tests.chaos.poison import send_poison_record
 from tests.integration.events import headers_for, new_id
 from tests.integration.harness import ROOT, Bus, emeuse, free_port, metric
 from tests.integration.identifier_scan import HOSTILE_SOURCE, findings_in_record
@@ -45,6 +47,28 @@ STOP_GRACE_SECONDS = 20
 
 def new_partner() -> str:
     return f"it-{uuid.uuid4().hex[:12]}"
+
+
+def add_partner(bootstrap: str, partner: str, secrets_dir: Path) -> Path:
+    """`emeuse partner add`: topics, SCRAM credential, ACLs; returns its settings file."""
+    added = emeuse(
+        "partner",
+        "add",
+        partner,
+        "--purpose",
+        "remote-monitoring",
+        "--read",
+        "emeuse.chronic.v1.ReadingRecorded",
+        "--territory",
+        "55",
+        "--secrets-dir",
+        str(secrets_dir),
+        "--partner-bootstrap",
+        PARTNER_BOOTSTRAP,
+        bootstrap=bootstrap,
+    )
+    assert added.returncode == 0, added.stderr
+    return secrets_dir / f"{partner}.properties"
 
 
 def create_partner_topics(bootstrap: str, partner: str) -> None:
@@ -395,3 +419,70 @@ def test_the_example_partner_logs_in_with_the_settings_file_emeuse_partner_add_w
     assert failing.stop() == 0
     [record] = records_of(bootstrap, partners.dead_letter_topic(partner), 1)
     assert MessageDeadLettered.FromString(record.value).source_offset == offset
+
+
+def test_records_the_sdk_cannot_read_are_reported_and_the_feed_goes_on_after_them(
+    bootstrap, bus, run_partner, tmp_path
+):
+    """Logged in with its settings file (SASL on the partner listener): the raw re-read of
+    the record the client cannot decode logs in the same way."""
+    partner = new_partner()
+    config = add_partner(bootstrap, partner, tmp_path)
+    patient = random_pseudonym()
+    before, after = glucose(patient, 110), glucose(patient, 120)
+    garbage = b"\xff\xfe not protobuf"
+    feed = partners.feed_topic(partner)
+    partition, _ = to_feed(bus, partner, READING_RECORDED, before, patient)
+    # A header key that is not UTF-8: aiokafka fails inside its fetch.
+    poisoned = send_poison_record(
+        bootstrap,
+        feed,
+        partition,
+        key=patient.encode(),
+        value=garbage,
+        headers=[(b"\xff\xfe", b"x")],
+    )
+    # Good headers, a value that is no ReadingRecorded.
+    headers = headers_for(READING_RECORDED, patient)
+    _, garbled = bus.send(feed, patient.encode(), garbage, headers, partition=partition)
+    _, last = bus.send(
+        feed,
+        patient.encode(),
+        after.SerializeToString(),
+        headers_for(READING_RECORDED, patient),
+        partition=partition,
+    )
+
+    app = run_partner(
+        "tests.integration.partner_apps:reporting",
+        partner,
+        EMEUSE_PARTNER_CONFIG=str(config),
+        EMEUSE_KAFKA_BOOTSTRAP="127.0.0.1:1",  # the file wins
+    )
+    app.wait_metric("emeuse_partner_events_handled_total", 2, partner=partner)
+    app.wait_metric("emeuse_partner_events_dead_lettered_total", 2, partner=partner)
+    assert metric(app.metrics(), "emeuse_partner_records_unreadable_total", partner=partner) == 1
+    assert app.stop() == 0
+    assert committed(bootstrap, partner) == {partition: last + 1}
+
+    text = app.log_path.read_text(errors="replace")
+    lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    handled = [line["reading_id"] for line in lines if line["event"] == "reading.handled"]
+    assert handled == [before.reading_id, after.reading_id]
+    reported = {
+        line["unreadable_offset"]: line["reason"]
+        for line in lines
+        if line["event"] == "unreadable.reported"
+    }
+    assert set(reported) == {poisoned, garbled}
+    assert "header key b'\\xff\\xfe' is not UTF-8" in reported[poisoned]
+    assert reported[garbled].startswith("value is not a emeuse.chronic.v1.ReadingRecorded")
+    assert "not protobuf" not in text and patient not in text
+    letters = [
+        MessageDeadLettered.FromString(r.value)
+        for r in records_of(bootstrap, partners.dead_letter_topic(partner), 2)
+    ]
+    assert {(x.source_offset, x.cause) for x in letters} == {
+        (poisoned, DeadLetterCause.DEAD_LETTER_CAUSE_UNREADABLE),
+        (garbled, DeadLetterCause.DEAD_LETTER_CAUSE_UNDECODABLE),
+    }

@@ -3,14 +3,15 @@ readings and home reports on Kafka, and what the platform makes of them."""
 
 from __future__ import annotations
 
-import contextlib
 import os
+import time
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
-import grpc
+import pytest
 from rich.console import Console
 
 from emeuse.access.v1 import access_service_pb2 as api
-from emeuse.access.v1.access_events_pb2 import WithdrawalReason
 from emeuse.registry import (
     ALERT_ACKNOWLEDGED,
     ALERT_ESCALATED,
@@ -25,27 +26,11 @@ from emeuse.simulate.events import Options
 from emeuse.simulate.lag import PlatformLag
 from emeuse.simulate.run import plan, run
 from emeuse.simulate.send import PlatformTransport, Tally
-from tests.integration.harness import Client
-from tests.integration.test_access import access
+from emeuse.simulate.setup import setup_stages, slot_id, slot_starts
+from tests.integration.test_access import access, withdraw_waiting
 
-
-def empty_the_line(client: Client, territory: str) -> None:
-    for _ in range(10):  # a withdrawal is applied through the bus: asked again, if listed
-        page = client.ListOpenRequests(
-            api.ListOpenRequestsRequest(territory=territory, page_size=500)
-        )
-        if not page.requests:
-            return
-        for waiting in page.requests:
-            # One booked meanwhile is refused (FAILED_PRECONDITION): it waits no more.
-            with contextlib.suppress(grpc.RpcError):
-                client.WithdrawRequest(
-                    api.WithdrawRequestRequest(
-                        territory=territory,
-                        request_id=waiting.request.request_id,
-                        reason=WithdrawalReason.WITHDRAWAL_REASON_COORDINATOR_DECISION,
-                    )
-                )
+# What the simulated patients were left waiting for is withdrawn after each test (conftest).
+pytestmark = pytest.mark.usefixtures("line_left_as_found")
 
 
 def test_a_simulated_territory_raises_alerts_and_home_incidents_and_sets_bad_input_aside(
@@ -76,7 +61,7 @@ def test_a_simulated_territory_raises_alerts_and_home_incidents_and_sets_bad_inp
     # Requests earlier tests left waiting in the territory would take the simulated
     # practitioners' slots: a coordinator withdraws them, so the line starts empty.
     for territory in options.territories:
-        empty_the_line(access(platform), territory)
+        withdraw_waiting(access(platform), territory)
     transport = PlatformTransport(
         bus.bootstrap,
         targets,
@@ -142,3 +127,63 @@ def test_a_simulated_territory_raises_alerts_and_home_incidents_and_sets_bad_inp
         lambda r: r["key"] in patients and r["event"].get("source_topic") == READING_RECORDED.name,
     )
     assert dead[0]["event"].get("reason")
+
+
+def set_up(options: Options, now: datetime, transport: PlatformTransport) -> Tally:
+    """The simulator's enrolments and agendas, stage by stage, as a run at `now` sends them."""
+    tally = Tally()
+    for stage in setup_stages(plan(options).population, options, now):
+        for call in stage:
+            tally.started()
+            transport.send(call, tally.done)
+        deadline = time.monotonic() + 120
+        while tally.pending and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not tally.pending, "the platform did not answer every enrolment"
+    return tally
+
+
+def test_a_second_and_a_third_run_publish_the_same_agendas_again_and_no_slot_is_refused(
+    platform, bus
+):
+    # Any seed: the practitioners are the same (gp-55-0001, ...), their agendas shared
+    # with every other run on this platform.
+    options = Options(seed=12, scale=0.01, territories=("55",), experiment="simulation-tests")
+    client = access(platform)
+    withdraw_waiting(client, "55")  # a request waiting would take the slots published
+    targets = {
+        s: platform.services[s].grpc_target for s in ("chronic", "home", "prevention", "access")
+    }
+    transport = PlatformTransport(bus.bootstrap, targets, platform.auth, options.experiment)
+    now = datetime.now(UTC)
+    # Runs 25 and 50 minutes apart, so a grid laid from each run's time (slots 20 minutes
+    # apart, as before) would put slots across the earlier runs' ones.
+    runs = [now, now + timedelta(minutes=25), now + timedelta(minutes=50)]
+    try:
+        for at in runs:
+            tally = set_up(options, at, transport)
+            # What `emeuse simulate` exits 0 on: no call failed.
+            assert not tally.failed, tally.reasons
+            assert tally.sent["setup.agenda"] == len(plan(options).population.practitioners)
+    finally:
+        transport.close()
+    for practitioner in plan(options).population.practitioners:
+        agenda = client.GetPractitionerAgenda(
+            api.GetPractitionerAgendaRequest(
+                territory="55", practitioner_id=practitioner.practitioner_id
+            )
+        )
+        published = {
+            (s.slot.slot_id, s.slot.start.ToDatetime(tzinfo=UTC), s.slot.duration.ToSeconds())
+            for s in agenda.slots
+        }
+        # Every slot of every run is in the agenda, once, as a 15-minute slot.
+        starts = {start for at in runs for start in slot_starts(at)}
+        asked = {(slot_id(practitioner.practitioner_id, t), t, 900) for t in starts}
+        assert asked <= published, sorted(asked - published)[:3]
+        ordered = sorted(agenda.slots, key=lambda s: s.slot.start.ToDatetime(tzinfo=UTC))
+        for before, after in pairwise(ordered):
+            ends = before.slot.start.ToDatetime(tzinfo=UTC) + timedelta(
+                seconds=before.slot.duration.ToSeconds()
+            )
+            assert ends <= after.slot.start.ToDatetime(tzinfo=UTC)

@@ -1,11 +1,13 @@
 """A record whose header key is not UTF-8 (kafka-python cannot decode it) is shown by its
-place by `emeuse tail` and the platform's plain readers, which then go on past it."""
+place by `emeuse tail` (a partner's too, logged in with its settings file) and the
+platform's plain readers, which then go on past it."""
 
 from __future__ import annotations
 
 import json
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -16,6 +18,12 @@ from emeuse.runtime.unreadable import Unreadable, poll
 from tests.chaos.kafka_io import records_after
 from tests.chaos.poison import send_poison_record
 from tests.integration.harness import emeuse
+from tests.integration.test_partner_security import (
+    READING,
+    add_partner,
+    new_partner_id,
+    remove_partner,
+)
 
 
 def new_feed(bootstrap: str, partitions: int) -> str:
@@ -110,3 +118,35 @@ def test_the_chaos_checker_counts_an_unread_poison_record_as_an_input_never_proc
     left = records_after(bootstrap, {tp: offset}, {tp: offset + 2})
 
     assert left == {tp: 2}
+
+
+def test_a_partners_tail_reads_the_unreadable_record_raw_with_its_own_login(
+    bootstrap: str, tmp_path: Path
+):
+    """The partner listener takes SASL logins only: the raw re-read that steps over the
+    record must log in with the settings file, as the consumer does."""
+    partner = add_partner(bootstrap, tmp_path, new_partner_id(), "--read", READING)
+    try:
+        topic = feed_topic(partner.partner_id)
+        send(bootstrap, topic, 0, b"before")
+        offset = poison(bootstrap, topic, 0)
+        send(bootstrap, topic, 0, b"after")
+
+        tailed = emeuse(
+            "tail",
+            "feed",
+            "--config",
+            str(partner.settings),
+            "--from-beginning",
+            "--timeout",
+            "3",
+            bootstrap="127.0.0.1:1",  # the settings file's listener is used, not this
+        )
+
+        assert tailed.returncode == 0, tailed.stderr
+        lines = [json.loads(line) for line in tailed.stdout.splitlines()]
+        by_place = {(line["partition"], line["offset"]): line for line in lines}
+        assert set(by_place) == {(0, offset - 1), (0, offset), (0, offset + 1)}
+        assert "header key b'\\xff\\xfe' is not UTF-8" in by_place[(0, offset)]["error"]
+    finally:
+        remove_partner(bootstrap, partner)

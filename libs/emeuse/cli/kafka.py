@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
+from aiokafka.errors import KafkaError as AIOKafkaError
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
 
@@ -61,9 +62,10 @@ def _common(bootstrap: str, timeout_s: float) -> dict[str, Any]:
 
 @contextmanager
 def kafka_errors(bootstrap: str) -> Iterator[None]:
+    # aiokafka's errors too: `tail` reads a record kafka-python cannot decode with aiokafka.
     try:
         yield
-    except KafkaError as exc:
+    except (KafkaError, AIOKafkaError) as exc:
         raise CliError(f"Kafka at {bootstrap}: {type(exc).__name__}: {exc}") from None
     except (OSError, ValueError) as exc:
         raise CliError(f"Kafka at {bootstrap}: {exc}") from None

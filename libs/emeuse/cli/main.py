@@ -28,6 +28,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ from emeuse.cli.partner_status import add_partner_status_command
 from emeuse.cli.publish import build_event
 from emeuse.cli.records import describe, describe_unreadable, partner_topic
 from emeuse.cli.simulate import add_simulate_command, cmd_simulate
+from emeuse.kernel.raw_records import read_raw_record
 from emeuse.partners import PartnerIdError, dead_letter_topic, feed_topic
 from emeuse.registry import TOPICS, TopicSpec, UnknownTopicError, by_name
 from emeuse.runtime.auth import (
@@ -60,7 +62,7 @@ from emeuse.runtime.auth import (
 )
 from emeuse.runtime.codec import expected_partition
 from emeuse.runtime.settings import SettingsError, parse_bootstrap, positive_int
-from emeuse.runtime.unreadable import Unreadable, poll
+from emeuse.runtime.unreadable import RawReader, Unreadable, poll
 
 CLI_SOURCE = "emeuse/cli"
 
@@ -339,6 +341,8 @@ def cmd_tail(
             raise CliError(str(exc)) from None
         topic, where = _partners_topic(config, args.topic), config.bootstrap
         consumer = connect_partner(config)
+        # The record the client cannot decode is re-read raw: with the same login.
+        read_raw: RawReader = partial(read_raw_record, login=config.login_options())
     else:
         topic, where = args.topic, args.bootstrap
         if partner_topic(topic) is None:
@@ -347,6 +351,7 @@ def cmd_tail(
             except UnknownTopicError as exc:
                 raise CliError(f"{exc} (nor a partner's topic)") from None
         consumer = connect(args.bootstrap)
+        read_raw = read_raw_record
     with kafka.kafka_errors(where):
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:
@@ -362,7 +367,7 @@ def cmd_tail(
         else:
             consumer.seek_to_end(*assigned)
         try:
-            for r in islice(follow(consumer, where, args.timeout), args.max):
+            for r in islice(follow(consumer, where, args.timeout, read_raw=read_raw), args.max):
                 if isinstance(r, Unreadable):
                     line = describe_unreadable(r)
                 else:
@@ -381,14 +386,19 @@ def cmd_tail(
 
 
 def follow(
-    consumer: KafkaConsumer, bootstrap: str, timeout: float | None
+    consumer: KafkaConsumer,
+    bootstrap: str,
+    timeout: float | None,
+    *,
+    read_raw: RawReader = read_raw_record,
 ) -> Iterator[ConsumerRecord | Unreadable]:
     """The assigned partitions' records one by one, whichever partitions a poll returns, and
-    in their place those the client cannot decode (then stepped over); ends after `timeout`
-    seconds without a record (never when timeout is None)."""
+    in their place those the client cannot decode (then stepped over, read raw by
+    `read_raw`, logged in as the consumer is); ends after `timeout` seconds without a record
+    (never when timeout is None)."""
     last_seen = time.monotonic()
     while timeout is None or time.monotonic() - last_seen <= timeout:
-        polled, unreadable = poll(consumer, bootstrap.split(","), timeout_ms=200)
+        polled, unreadable = poll(consumer, bootstrap.split(","), timeout_ms=200, read_raw=read_raw)
         for records in polled.values():
             for record in records:
                 yield record

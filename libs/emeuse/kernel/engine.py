@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import aiokafka.producer.sender
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import ConsumerStoppedError, CorruptRecordException, KafkaError
@@ -56,6 +57,13 @@ QUEUE_HIGH, QUEUE_LOW = 10_000, 2_000
 SESSION_TIMEOUT_MS = 10_000
 HEARTBEAT_MS = 1_000
 HANDLER_RETRIES = 3
+# A transaction's first AddPartitionsToTxn nearly always meets CONCURRENT_TRANSACTIONS: the
+# broker is still writing the previous commit's markers (KAFKA-5477), which takes it a few
+# ms. aiokafka then waits a fixed 20 ms, its BACKOFF_OVERRIDE (a module constant, no
+# setting): most of a partition's commit time and of the reading -> alert latency. Kafka
+# 4's transactions v2 (KIP-890) drop that request; until aiokafka speaks it, wait less.
+CONCURRENT_TRANSACTIONS_RETRY_S = 0.002
+aiokafka.producer.sender.BACKOFF_OVERRIDE = CONCURRENT_TRANSACTIONS_RETRY_S
 # How often the emeuse_consumer_lag gauge is set (from the last fetch: no broker call).
 LAG_INTERVAL_S = 5.0
 # A partition whose opening found the broker unavailable is opened again this much later.
@@ -93,7 +101,6 @@ class Kernel:
         self.busy_tasks = 0
         self.ready = asyncio.Event()
         self.fatal: asyncio.Future[BaseException] | None = None
-        self._children: dict[tuple[Any, ...], Any] = {}
         self._full: set[int] = set()
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
@@ -142,7 +149,7 @@ class Kernel:
 
     def count_output(self, out: OutRecord) -> None:
         kind = next((v for k, v in out.headers if k == env.H_TYPE), b"").decode(errors="replace")
-        self._counter(metrics.EVENTS_PRODUCED, out.topic, kind or "raw").inc()
+        metrics.labelled(metrics.EVENTS_PRODUCED, self.service, out.topic, kind or "raw").inc()
 
     def retime(self, timer: str) -> None:
         """Compute every deadline of `timer` again on every partition held here: its `due`
@@ -198,7 +205,7 @@ class Kernel:
         headers = env.header_map(record.headers)
         claimed = headers.get(env.H_TYPE, b"").decode(errors="replace")
         event_type = claimed if claimed in KNOWN_TYPES else "unknown"
-        tx.count(self._counter(metrics.EVENTS_CONSUMED, spec.name, event_type))
+        tx.count(metrics.labelled(metrics.EVENTS_CONSUMED, self.service, spec.name, event_type))
         raw_key = record.key
         key = raw_key.decode(errors="replace") if isinstance(raw_key, bytes) else raw_key
         try:
@@ -231,15 +238,9 @@ class Kernel:
                     tx.rollback(mark)
                     self._handler_failed(tx, record, exc, event_type)
                     return
-            self._counter(metrics.HANDLER_SECONDS, spec.name).observe(time.perf_counter() - started)
-
-    def _counter(self, metric: Any, *labels: str) -> Any:
-        """A metric's child for these labels, looked up once (labels() costs per call)."""
-        key = (id(metric), *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(self.service, *labels)
-        return child
+            metrics.labelled(metrics.HANDLER_SECONDS, self.service, spec.name).observe(
+                time.perf_counter() - started
+            )
 
     def _handler_failed(self, tx: Tx, record: Any, exc: BaseException, event_type: str) -> None:
         log.error("event.handler_failed", error=type(exc).__name__)

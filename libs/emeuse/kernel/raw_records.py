@@ -15,9 +15,9 @@ import asyncio
 import gzip
 import struct
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from aiokafka import codec, errors
 from aiokafka.client import AIOKafkaClient
@@ -114,6 +114,7 @@ async def read_raw_record(
     *,
     timeout_s: float = 10.0,
     isolation_level: str = "read_committed",
+    login: Mapping[str, Any] | None = None,
 ) -> RawRecord | None:
     """The first data record at `offset` or after it, or None when the partition ends first
     (at its last stable offset when reading committed, else at its high watermark).
@@ -122,13 +123,17 @@ async def read_raw_record(
     aiokafka's consumer does. A batch that cannot be parsed gives a record with `error` set,
     at the first offset asked for within it: this never raises for a record's content. It
     raises KafkaError for a broker or network error and TimeoutError after `timeout_s`.
+
+    `login` is the client's security keyword arguments (security_protocol, sasl_...), for a
+    reader that logs in as someone else than the process (a partner's settings file); by
+    default the process's own (kafka_clients.use).
     """
     if isolation_level not in _ISOLATION_LEVELS:
         raise ValueError(f"isolation_level must be one of {sorted(_ISOLATION_LEVELS)}")
     servers = [bootstrap] if isinstance(bootstrap, str) else list(bootstrap)
     client = AIOKafkaClient(
         bootstrap_servers=servers,
-        **kafka_clients.client_options(),
+        **(kafka_clients.client_options() if login is None else login),
         client_id="emeuse-raw-records",
         request_timeout_ms=max(1, int(timeout_s * 1000)),
     )

@@ -17,5 +17,6 @@ from emeuse.partner.app import PartnerApp
 from emeuse.partner.dispatch import Reject
 from emeuse.partner.inbound import PublishError
 from emeuse.partner.settings import RetryPolicy
+from emeuse.runtime.unreadable import Unreadable
 
-__all__ = ["Envelope", "PartnerApp", "PublishError", "Reject", "RetryPolicy"]
+__all__ = ["Envelope", "PartnerApp", "PublishError", "Reject", "RetryPolicy", "Unreadable"]

@@ -5,6 +5,9 @@
     @app.handles(ReadingRecorded)
     async def on_reading(event: Envelope, reading: ReadingRecorded) -> None: ...
 
+    @app.on_unreadable
+    async def unreadable(record: Unreadable) -> None: ...  # set aside, by place and reason
+
 `emeuse partner run module:app` runs it. Built on aiokafka directly, not faust: a partner
 needs one consumer with manual commits, not tables or agents, and faust's known commit and
 shutdown bugs (TECH-NOTES) would be the partner's to debug.
@@ -25,9 +28,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from google.protobuf.message import Message
 
 from emeuse.event.v1.envelope_pb2 import EventEnvelope
-from emeuse.partner.dispatch import Dispatcher, Handler, HandlerFunc
+from emeuse.kernel.raw_records import RawRecord, read_raw_record
+from emeuse.partner.dispatch import Dispatcher, Handler, HandlerFunc, UnreadableHook
 from emeuse.partner.inbound import Grants, inbound_record
-from emeuse.partner.loop import FeedLoop
+from emeuse.partner.loop import FeedLoop, RawRead
 from emeuse.partner.metrics import PartnerMetrics, default_metrics
 from emeuse.partner.settings import PartnerSettings, RetryPolicy, load_partner_settings
 from emeuse.partners import feed_topic
@@ -44,6 +48,7 @@ class PartnerApp:
         self.default_id = partner_id
         self.default_retry = retry or RetryPolicy()
         self.handlers: dict[str, Handler] = {}
+        self.unreadable_hook: UnreadableHook | None = None
         self.settings: PartnerSettings | None = None
         self._producer: AIOKafkaProducer | None = None
         self._metrics = default_metrics()
@@ -62,6 +67,19 @@ class PartnerApp:
             return func
 
         return register
+
+    def on_unreadable(self, func: UnreadableHook) -> UnreadableHook:
+        """Register the coroutine told of each feed record no handler could be given: one the
+        Kafka client cannot read (a header key not UTF-8, a corrupt batch), an invalid
+        envelope or an undecodable value. It gets an `Unreadable` (topic, partition, offset,
+        reason; never the content); the record is already on the dead-letter topic and the
+        feed goes on past it. An exception it raises is logged, and stops nothing."""
+        if not inspect.iscoroutinefunction(func):
+            raise TypeError(f"on_unreadable hook {func.__name__} must be `async def`")
+        if self.unreadable_hook is not None:
+            raise ValueError("the app already has an on_unreadable hook")
+        self.unreadable_hook = func
+        return func
 
     @property
     def event_types(self) -> list[str]:
@@ -115,6 +133,7 @@ class PartnerApp:
                     metrics=metrics,
                     retry=settings.retry,
                     pause=self._pause,
+                    on_unreadable=self.unreadable_hook,
                 )
                 consumer = AIOKafkaConsumer(
                     **settings.connection.client_options(),
@@ -130,6 +149,8 @@ class PartnerApp:
                     metrics,
                     partner_id=settings.partner_id,
                     stop=self._stop,
+                    read_raw=_raw_reader(settings),
+                    offset_reset=settings.offset_reset,
                     max_batch=settings.max_batch,
                 )
                 consumer.subscribe([topic], listener=_Listener(feed))
@@ -227,6 +248,17 @@ class PartnerApp:
         except TimeoutError:
             return True
         return False
+
+
+def _raw_reader(settings: PartnerSettings) -> RawRead:
+    """Reads a record raw as the consumer would: same broker, same login, committed only."""
+    options = settings.connection.client_options()
+    bootstrap = options.pop("bootstrap_servers")
+
+    async def read(topic: str, partition: int, offset: int) -> RawRecord | None:
+        return await read_raw_record(bootstrap, topic, partition, offset, login=options)
+
+    return read
 
 
 class _Listener(ConsumerRebalanceListener):

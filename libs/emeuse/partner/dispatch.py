@@ -2,7 +2,9 @@
 
 Pure of Kafka clients: the record comes in as a `Record`, dead letters go out through any
 `Sender` (aiokafka's producer, or a fake in tests), and waiting goes through `pause`, so a
-shutdown can interrupt a backoff without dead-lettering anything.
+shutdown can interrupt a backoff without dead-lettering anything. A record no handler can
+be given (unreadable by the client, an invalid envelope, an undecodable value) is also
+reported to the app's `on_unreadable` hook, by its place and reason, never its content.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from emeuse.partner.metrics import PartnerMetrics
 from emeuse.partner.settings import RetryPolicy
 from emeuse.partners import dead_letter_topic
 from emeuse.place.v1.territory_pb2 import Territory
-from emeuse.platform.v1.dead_letter_pb2 import DeadLetterCause, MessageDeadLettered
+from emeuse.platform.v1.dead_letter_pb2 import DeadLetterCause, MessageDeadLettered, RawHeader
 from emeuse.runtime import envelope as env
 from emeuse.runtime.identifying import identifier_kind
+from emeuse.runtime.unreadable import Unreadable
 from emeuse.runtime.withholding import identifier_in, withhold
 
 log = structlog.get_logger("emeuse.partner")
@@ -35,6 +38,8 @@ DEAD_LETTER_VERSION = MessageDeadLettered.DESCRIPTOR.file.package.rsplit(".", 1)
 HandlerFunc = Callable[[EventEnvelope, Any], Awaitable[None]]
 # Waits `seconds`; returns False when the app is stopping (the wait was cut short).
 Pause = Callable[[float], Awaitable[bool]]
+# The partner's hook for a record no handler could be given (where it is and why).
+UnreadableHook = Callable[[Unreadable], Awaitable[None]]
 
 
 class Reject(Exception):
@@ -62,14 +67,15 @@ class Handler:
 
 @dataclass(frozen=True)
 class Record:
-    """A Kafka record as any client gives it."""
+    """A Kafka record as any client gives it; header keys are bytes only when it was read
+    raw (a key that is not UTF-8)."""
 
     topic: str
     partition: int
     offset: int
     key: bytes | None
     value: bytes | None
-    headers: Sequence[tuple[str, bytes]]
+    headers: Sequence[tuple[str | bytes, bytes | None]]
 
 
 class Sender(Protocol):
@@ -97,6 +103,7 @@ class Dispatcher:
         metrics: PartnerMetrics,
         retry: RetryPolicy,
         pause: Pause,
+        on_unreadable: UnreadableHook | None = None,
     ) -> None:
         self.partner_id = partner_id
         self.experiment_id = experiment_id
@@ -105,6 +112,7 @@ class Dispatcher:
         self.metrics = metrics
         self.retry = retry
         self.pause = pause
+        self.on_unreadable = on_unreadable
         self.dead_letters = dead_letter_topic(partner_id)
 
     def _label(self, claimed: str) -> str:
@@ -117,7 +125,7 @@ class Dispatcher:
         Raises only when a dead letter cannot be written: the record must then not be
         committed, and the app stops.
         """
-        headers = env.header_map(record.headers)
+        headers = readable_headers(record.headers)
         claimed = headers.get(env.H_TYPE, b"").decode(errors="replace")
         label = self._label(claimed)
         self.metrics.received.labels(self.partner_id, label).inc()
@@ -132,6 +140,7 @@ class Dispatcher:
         except env.EnvelopeError as exc:
             cause = DeadLetterCause.DEAD_LETTER_CAUSE_INVALID_ENVELOPE
             await self._dead_letter(record, headers, cause, str(exc), label)
+            await self._report(record, f"invalid envelope: {exc}")
             return Outcome.DEAD_LETTERED
         assert handler is not None  # a record without ce_type fails from_headers
         message = handler.message_type()
@@ -141,10 +150,36 @@ class Dispatcher:
             reason = f"value is not a {handler.type_name}: {exc}"
             cause = DeadLetterCause.DEAD_LETTER_CAUSE_UNDECODABLE
             await self._dead_letter(record, headers, cause, reason, label)
+            await self._report(record, reason)
             return Outcome.DEAD_LETTERED
         ids = {"event_id": envelope.event_id, "correlation_id": envelope.correlation_id}
         with structlog.contextvars.bound_contextvars(type=claimed, **ids, **position):
             return await self._handle(record, headers, handler, envelope, message, label)
+
+    async def set_aside_unreadable(self, record: Record, reason: str) -> None:
+        """A record the Kafka client could not read (what could be read of it raw): counted,
+        dead-lettered, reported; the caller then moves past it. Raises, like `dispatch`, only
+        when the dead letter cannot be written."""
+        self.metrics.unreadable.labels(self.partner_id).inc()
+        log.warning(
+            "event.unreadable",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            reason=reason,
+        )
+        cause = DeadLetterCause.DEAD_LETTER_CAUSE_UNREADABLE
+        await self._dead_letter(record, readable_headers(record.headers), cause, reason, "other")
+        await self._report(record, reason)
+
+    async def _report(self, record: Record, reason: str) -> None:
+        if self.on_unreadable is None:
+            return
+        place = Unreadable(record.topic, record.partition, record.offset, reason[:REASON_LIMIT])
+        try:
+            await self.on_unreadable(place)
+        except Exception as exc:  # the partner's hook never stops the feed
+            log.warning("unreadable.hook_failed", error=type(exc).__name__)
 
     async def _handle(
         self,
@@ -256,6 +291,7 @@ def dead_letter_for(
         original_key=record.key or b"",
         original_value=record.value or b"",
         original_headers=headers,
+        original_raw_headers=raw_headers(record.headers),
         dead_lettered_at=env.timestamp(datetime.now(UTC)),
     )
     kind = identifier_in(record.key, record.value, (value for _, value in record.headers))
@@ -268,6 +304,31 @@ def dead_letter_for(
                 letter.reason = DeadLetterCause.Name(cause)
         letter.reason = f"{letter.reason}; original withheld: it holds a direct identifier ({kind})"
     return letter
+
+
+def readable_headers(headers: Sequence[tuple[str | bytes, bytes | None]]) -> dict[str, bytes]:
+    """The headers whose key is text (every one, unless the record was read raw)."""
+    readable: dict[str, bytes] = {}
+    for name, value in headers:
+        if isinstance(name, bytes):
+            try:
+                name = name.decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+        readable[name] = value or b""
+    return readable
+
+
+def raw_headers(headers: Sequence[tuple[str | bytes, bytes | None]]) -> list[RawHeader]:
+    """The headers whose key is not UTF-8, byte for byte (a dead letter's raw headers)."""
+    raw = []
+    for name, value in headers:
+        if isinstance(name, bytes):
+            try:
+                name.decode("utf-8")
+            except UnicodeDecodeError:
+                raw.append(RawHeader(key=name, value=value or b""))
+    return raw
 
 
 def _territory(headers: dict[str, bytes]) -> Territory.ValueType:

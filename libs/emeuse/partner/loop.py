@@ -4,22 +4,33 @@ At-least-once: an offset is committed only after its record was handled, skipped
 dead-lettered. A crash or a rebalance may deliver a record again; handlers dedupe by
 `event.event_id`. Written against the few consumer methods it uses, so tests drive it
 with a fake consumer.
+
+No record stops a partition: one the client cannot unpack (aiokafka decodes header keys as
+UTF-8 and checks batch CRCs inside `getmany`, see kernel/raw_records.py) is found, read raw
+with the partner's own login, set aside and passed, as the kernel does.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 import structlog
 from aiokafka import TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import CommitFailedError, CorruptRecordException, KafkaError
 
+from emeuse.kernel.raw_records import RawRecord
 from emeuse.partner.dispatch import Dispatcher, Outcome, Record
 from emeuse.partner.metrics import PartnerMetrics
+from emeuse.runtime.unreadable import record_problem
 
 log = structlog.get_logger("emeuse.partner")
+# What getmany() raises for a record it cannot unpack, naming no partition nor offset.
+UNREADABLE_ERRORS = (UnicodeDecodeError, CorruptRecordException)
+# (topic, partition, offset) -> the first record there or after, read without aiokafka's
+# decoder (kernel.raw_records.read_raw_record with the partner's login); None at the end.
+RawRead = Callable[[str, int, int], Awaitable[RawRecord | None]]
 
 
 class Consumer(Protocol):
@@ -33,6 +44,20 @@ class Consumer(Protocol):
 
     def highwater(self, partition: TopicPartition) -> int | None: ...
 
+    def seek(self, partition: TopicPartition, offset: int) -> None: ...
+
+    async def position(self, partition: TopicPartition) -> int: ...
+
+    async def committed(self, partition: TopicPartition) -> int | None: ...
+
+    async def beginning_offsets(
+        self, partitions: list[TopicPartition]
+    ) -> Mapping[TopicPartition, int]: ...
+
+    async def end_offsets(
+        self, partitions: list[TopicPartition]
+    ) -> Mapping[TopicPartition, int]: ...
+
 
 class FeedLoop:
     def __init__(
@@ -43,10 +68,14 @@ class FeedLoop:
         *,
         partner_id: str,
         stop: asyncio.Event,
+        read_raw: RawRead,
+        offset_reset: str = "earliest",
         max_batch: int = 100,
         poll_ms: int = 500,
     ) -> None:
         self.consumer = consumer
+        self.read_raw = read_raw
+        self.offset_reset = offset_reset
         self.dispatcher = dispatcher
         self.metrics = metrics
         self.partner_id = partner_id
@@ -81,9 +110,19 @@ class FeedLoop:
         """Until `stop` is set; commits what was handled before returning (or raising)."""
         try:
             while not self.stop.is_set():
-                batches = await self.consumer.getmany(
-                    timeout_ms=self.poll_ms, max_records=self.max_batch
-                )
+                try:
+                    batches = await self.consumer.getmany(
+                        timeout_ms=self.poll_ms, max_records=self.max_batch
+                    )
+                except UNREADABLE_ERRORS as exc:
+                    await self.step_over_unreadable(exc)
+                    continue
+                except KafkaError:
+                    raise
+                except Exception as exc:  # a record the client chokes on in another way
+                    if not await self.step_over_unreadable(exc):
+                        raise
+                    continue
                 for tp, records in batches.items():
                     if not await self._handle_partition(tp, records):
                         break
@@ -108,6 +147,74 @@ class FeedLoop:
             # Let a rebalance waiting for the lock in before the next record.
             await asyncio.sleep(0)
         return True
+
+    async def step_over_unreadable(self, exc: Exception) -> bool:
+        """getmany() failed inside its fetch, and what it had drained of other partitions
+        is lost to it: each partition goes back to its next unhandled record, then is read
+        alone, one record at a time up to its present end, until the record the client
+        cannot read is met; that one is set aside and passed. True if one was found."""
+        log.warning("feed.unreadable_record", error=type(exc).__name__)
+        found = False
+        for tp in sorted(self.owned):
+            if self.stop.is_set():
+                break
+            if await self._rewind(tp):
+                found = await self._read_alone(tp) or found
+        return found
+
+    async def _rewind(self, tp: TopicPartition) -> bool:
+        offset = self.handled.get(tp)
+        try:
+            if offset is None:  # nothing handled since it was assigned: from the commit
+                offset = await self.consumer.committed(tp)
+            if offset is None and self.offset_reset == "earliest":  # a new group
+                offset = (await self.consumer.beginning_offsets([tp]))[tp]
+            # (A new group starting at `latest` goes on from where the consumer is.)
+        except KafkaError:
+            offset = None  # the broker is away: read on from where the consumer is
+        async with self.lock:
+            if tp not in self.owned:
+                return False
+            if offset is not None:
+                self.consumer.seek(tp, offset)
+        return True
+
+    async def _read_alone(self, tp: TopicPartition) -> bool:
+        try:
+            end = (await self.consumer.end_offsets([tp]))[tp]
+        except KafkaError:
+            return False  # fetching as usual meets the record again
+        while not self.stop.is_set() and tp in self.owned:
+            try:
+                if await self.consumer.position(tp) >= end:
+                    return False
+                got = await self.consumer.getmany(tp, timeout_ms=self.poll_ms, max_records=1)
+            except KafkaError as err:
+                if not isinstance(err, CorruptRecordException):
+                    return False
+                await self._set_aside(tp, err)
+                return True
+            except Exception as err:
+                await self._set_aside(tp, err)
+                return True
+            if not got.get(tp) or not await self._handle_partition(tp, got[tp]):
+                return False
+        return False
+
+    async def _set_aside(self, tp: TopicPartition, err: Exception) -> None:
+        async with self.lock:
+            if tp not in self.owned:
+                return  # revoked meanwhile: its next owner meets the record
+            position = await self.consumer.position(tp)
+            try:
+                raw = await self.read_raw(tp.topic, tp.partition, position)
+            except Exception as raw_err:  # its place alone is still worth a dead letter
+                log.warning("feed.raw_read_failed", error=type(raw_err).__name__)
+                raw = None
+            record, reason = _what_was_read(tp, position, raw, err)
+            await self.dispatcher.set_aside_unreadable(record, reason)
+            self.handled[tp] = record.offset + 1
+            self.consumer.seek(tp, record.offset + 1)
 
     async def commit(self, only: set[TopicPartition] | None = None) -> None:
         offsets = {
@@ -140,6 +247,20 @@ class FeedLoop:
                 continue
             lag = max(highwater - done, 0)
             self.metrics.lag.labels(self.partner_id, tp.topic, str(tp.partition)).set(lag)
+
+
+def _what_was_read(
+    tp: TopicPartition, position: int, raw: RawRecord | None, err: Exception
+) -> tuple[Record, str]:
+    """The record as read raw, and why the client could not read it (the raw reading's
+    finding first: the client's error text may say less)."""
+    problem = None if raw is None else record_problem(raw)
+    why = problem or f"{type(err).__name__}: {err}"[:300]
+    reason = f"the Kafka client could not read the record: {why}"
+    if raw is None:
+        empty = Record(tp.topic, tp.partition, position, None, None, ())
+        return empty, reason + " (nor could it be read raw)"
+    return Record(raw.topic, raw.partition, raw.offset, raw.key, raw.value, raw.headers), reason
 
 
 def _record(raw: Any) -> Record:

@@ -43,6 +43,13 @@ class PartnerMetrics:
             ["partner", "type", "cause"],
             registry=registry,
         )
+        self.unreadable = Counter(
+            "emeuse_partner_records_unreadable_total",
+            "Feed records the Kafka client could not read (a header key not UTF-8, a corrupt"
+            " batch): dead-lettered, reported to on_unreadable and passed.",
+            ["partner"],
+            registry=registry,
+        )
         self.published = Counter(
             "emeuse_partner_events_published_total",
             "Events the partner published on its inbound topic.",

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client.metrics import MetricWrapperBase
 
 EVENTS_CONSUMED = Counter(
     "emeuse_events_consumed_total",
@@ -73,6 +77,15 @@ TLS_CERTIFICATE_EXPIRY = Gauge(
     " Set at start when gRPC TLS is on; a renewed file is taken at the next start.",
     ["service", "certificate"],
 )
+
+
+@lru_cache(maxsize=4096)
+def labelled(metric: MetricWrapperBase, *labels: str) -> Any:
+    """`metric.labels(*labels)`, looked up once: labels() takes a lock and builds its key on
+    every call, which a path run for every record feels (the kernel, chronic's readings).
+    Bounded, as labels may come from input (a LOINC code); a child dropped with remove()
+    must not be asked for here again."""
+    return metric.labels(*labels)
 
 
 def serve_metrics(port: int, host: str = "127.0.0.1") -> None:

@@ -96,7 +96,7 @@ def step_over(
         _read_each(read_raw, servers, [(tp, positions[tp] or 0) for tp in waiting], isolation)
     )
     for tp, raw in zip(waiting, firsts, strict=True):
-        problem = None if raw is None else _problem(raw)
+        problem = None if raw is None else record_problem(raw)
         if raw is not None and problem is not None:
             found.append(Unreadable(tp.topic, tp.partition, raw.offset, problem, raw))
             consumer.seek(tp, raw.offset + 1)
@@ -153,7 +153,7 @@ def _read_until_unreadable(
         )
         if raw is None:
             break
-        problem = _problem(raw)
+        problem = record_problem(raw)
         if problem is not None:
             return readable, Unreadable(tp.topic, tp.partition, raw.offset, problem, raw)
         readable.append(_as_consumer_record(raw))
@@ -161,7 +161,9 @@ def _read_until_unreadable(
     return [], None
 
 
-def _problem(raw: RawRecord) -> str | None:
+def record_problem(raw: RawRecord) -> str | None:
+    """Why a client cannot read `raw` (a batch it cannot parse, a header key not UTF-8);
+    None when nothing in it would stop one."""
     if raw.error is not None:
         return f"record batch not readable: {raw.error}"
     for name, _ in raw.headers:

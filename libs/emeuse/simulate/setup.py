@@ -8,7 +8,7 @@ practitioner and person exist.
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from emeuse.simulate.events import GRPC, Options, SimEvent, duration, rfc3339
@@ -208,11 +208,34 @@ def _practitioner(practitioner: Practitioner, exp: str) -> dict[str, Any]:
     }
 
 
+# A practitioner's agenda: back-to-back slots on the quarter hours, so every run lays its
+# slots on the same grid and a later run re-publishes an earlier run's slot as the same slot
+# (same id, same times: access ignores it) instead of one overlapping it (refused). The
+# first slot starts within 15 minutes, when access already takes its outcome
+# (care_team.OUTCOME_TOLERANCE), so a consultation booked during a short run ends in it.
+SLOT_MINUTES = 15
+SLOTS_PER_AGENDA = 20
+
+
+def slot_starts(now: datetime) -> list[datetime]:
+    """The starts of an agenda published now: from the next quarter of an hour (UTC) on."""
+    now = now.astimezone(UTC)
+    quarter = now.replace(minute=now.minute - now.minute % SLOT_MINUTES, second=0, microsecond=0)
+    return [quarter + timedelta(minutes=SLOT_MINUTES * n) for n in range(1, SLOTS_PER_AGENDA + 1)]
+
+
+def slot_id(practitioner_id: str, start: datetime) -> str:
+    return f"{practitioner_id}-{start:%Y%m%dT%H%M}"
+
+
 def _agenda(practitioner: Practitioner, exp: str, now: datetime) -> dict[str, Any]:
-    """Twenty 15-minute slots every 20 minutes from the next quarter of an hour."""
-    first = now.replace(second=0, microsecond=0) + timedelta(minutes=15 - now.minute % 15)
     slots = [
-        {"start": rfc3339(first + timedelta(minutes=20 * n)), "duration": "900s"} for n in range(20)
+        {
+            "slot_id": slot_id(practitioner.practitioner_id, start),
+            "start": rfc3339(start),
+            "duration": f"{SLOT_MINUTES * 60}s",
+        }
+        for start in slot_starts(now)
     ]
     return {
         "availability": {

@@ -6,6 +6,10 @@ port where nothing listens.
 
 import json
 
+from aiokafka.errors import KafkaConnectionError
+
+from emeuse.cli.errors import CliError
+from emeuse.cli.kafka import kafka_errors
 from emeuse.cli.main import main
 from emeuse.runtime.pseudonym import random_pseudonym
 
@@ -219,3 +223,14 @@ def test_a_bad_replication_factor_in_the_environment_is_one_line(capsys, monkeyp
     status, _, err = run(capsys, "topics", "create", "--bootstrap", "127.0.0.1:1")
     assert status == 2
     assert_one_clear_line(err, "--replication-factor='abc'")
+
+
+def test_a_raw_read_the_broker_refuses_is_one_clear_line_not_a_traceback():
+    # `tail` re-reads a record kafka-python cannot decode with aiokafka: its errors too.
+    try:
+        with kafka_errors("127.0.0.1:9094"):
+            raise KafkaConnectionError("Unable to bootstrap from 127.0.0.1:9094")
+    except CliError as exc:
+        assert str(exc).startswith("Kafka at 127.0.0.1:9094: KafkaConnectionError")
+    else:
+        raise AssertionError("no CliError")

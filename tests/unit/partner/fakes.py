@@ -122,3 +122,78 @@ def feed_record(
 
 def patient() -> str:
     return random_pseudonym()
+
+
+class PoisonedLog:
+    """A consumer over partitions as lists of records, some of which (`poison`) its client
+    cannot unpack: getmany() raises on them as aiokafka does, UnicodeDecodeError, after
+    moving on the partitions it had drained before (those records are lost to the caller)."""
+
+    def __init__(
+        self,
+        partitions: dict[TopicPartition, list[FakeRecord]],
+        poison: set[tuple[TopicPartition, int]],
+        error: Exception | None = None,
+    ) -> None:
+        self.log = partitions
+        self.poison = poison
+        self.error = error or UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
+        self.positions = {tp: 0 for tp in partitions}
+        self.commits: list[dict[TopicPartition, int]] = []
+        self.drained = asyncio.Event()
+
+    def _take(self, tp: TopicPartition, limit: int | None) -> list[FakeRecord]:
+        taken: list[FakeRecord] = []
+        for record in self.log[tp][self.positions[tp] :]:
+            if (tp, record.offset) in self.poison:
+                raise self.error
+            taken.append(record)
+            if limit is not None and len(taken) >= limit:
+                break
+        if taken:
+            self.positions[tp] = taken[-1].offset + 1
+        return taken
+
+    async def getmany(
+        self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
+    ) -> Mapping[TopicPartition, Sequence[Any]]:
+        got = {}
+        for tp in partitions or sorted(self.log):
+            records = self._take(tp, max_records)
+            if records:
+                got[tp] = records
+        if not got and not partitions:
+            self.drained.set()
+            await asyncio.sleep(0.01)
+        return got
+
+    async def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
+        self.commits.append(dict(offsets or {}))
+
+    def highwater(self, partition: TopicPartition) -> int | None:
+        return len(self.log[partition])
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        self.positions[partition] = offset
+
+    async def position(self, partition: TopicPartition) -> int:
+        return self.positions[partition]
+
+    async def committed(self, partition: TopicPartition) -> int | None:
+        found = [c[partition] for c in self.commits if partition in c]
+        return found[-1] if found else None
+
+    async def beginning_offsets(
+        self, partitions: list[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        return {tp: 0 for tp in partitions}
+
+    async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: len(self.log[tp]) for tp in partitions}
+
+    @property
+    def last_committed(self) -> dict[TopicPartition, int]:
+        merged: dict[TopicPartition, int] = {}
+        for commit in self.commits:
+            merged.update(commit)
+        return merged

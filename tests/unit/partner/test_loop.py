@@ -30,6 +30,10 @@ def readings(tp: TopicPartition, *offsets: int):
     ]
 
 
+async def nothing_raw(topic: str, partition: int, offset: int) -> None:
+    raise AssertionError("these feeds hold no unreadable record")
+
+
 class Harness:
     def __init__(self, batches, handle, *, retries: int = 0) -> None:
         self.consumer = FakeConsumer(batches)
@@ -54,7 +58,12 @@ class Harness:
             pause=self._pause,
         )
         return FeedLoop(
-            self.consumer, dispatcher, self.metrics, partner_id="glucoflow", stop=self.stop
+            self.consumer,
+            dispatcher,
+            self.metrics,
+            partner_id="glucoflow",
+            stop=self.stop,
+            read_raw=nothing_raw,
         )
 
     async def run_until_drained(self, feed: FeedLoop, assigned=(P0, P1)) -> None:

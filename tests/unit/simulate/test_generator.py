@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
@@ -230,6 +231,66 @@ def test_booked_consultations_are_completed_or_missed_at_the_share_asked_once_th
     )
 
 
+def agendas(now: datetime, seed: int) -> dict[str, list[tuple[str, datetime, datetime]]]:
+    """Each practitioner's published slots: (id, start, end)."""
+    [_, second] = plan(Options(seed=seed, scale=0.01, territories=("55",)), now=now).stages
+    found = {}
+    for call in second:
+        if call.kind == "setup.agenda":
+            availability = call.message["availability"]
+            slots = []
+            for slot in availability["slots"]:
+                start = datetime.fromisoformat(slot["start"].replace("Z", "+00:00"))
+                end = start + timedelta(seconds=int(slot["duration"].rstrip("s")))
+                slots.append((slot["slot_id"], start, end))
+            found[availability["practitioner_id"]] = slots
+    return found
+
+
+def test_agendas_are_back_to_back_quarter_hours_that_a_later_run_publishes_again_identically():
+    first = agendas(START + timedelta(minutes=7, seconds=30), seed=1)
+    assert first
+    for practitioner_id, slots in first.items():
+        assert len(slots) == 20
+        assert all(start.minute % 15 == 0 and start.second == 0 for _, start, _ in slots)
+        assert all(end == after for (_, _, end), (_, after, _) in pairwise(slots))
+        _, start, _ = slots[0]
+        assert start == START + timedelta(minutes=15)
+        assert slots[0][0] == f"{practitioner_id}-20261207T0915"
+    # Another seed, 50 minutes later: the same practitioners, and where their agendas meet,
+    # the same slots (same id, same times), never one overlapping another.
+    later = agendas(START + timedelta(minutes=57, seconds=30), seed=2)
+    assert later.keys() == first.keys()
+    for practitioner_id, slots in later.items():
+        earlier = first[practitioner_id]
+        meeting = [
+            (old, new)
+            for old in earlier
+            for new in slots
+            if old[1] < new[2] and new[1] < old[2]  # overlapping in time
+        ]
+        assert meeting and all(old == new for old, new in meeting)
+        assert len(meeting) == 20 - 3  # the first run's 10:00 to 14:00 slots
+
+
+def test_a_consultation_booked_in_the_first_slot_gets_its_outcome_within_seconds():
+    # Published a second before the quarter hour: the first slot starts in a second, or
+    # published just after it, in nearly 15 minutes; either way access takes an outcome
+    # at once, so a short run sees the consultation end.
+    for offset in (timedelta(minutes=14, seconds=59), timedelta(seconds=1)):
+        now = START + offset
+        slot_id, start, _ = next(iter(agendas(now, seed=1).values()))[0]
+        booked = {
+            "booking_id": "bkg-1",
+            "territory": "55",
+            "patient_pseudonym": "psn-x",
+            "practitioner_id": slot_id.rsplit("-", 1)[0],
+            "start": start.isoformat().replace("+00:00", "Z"),
+        }
+        delay, _ = consultation_outcome(1, booked, now, Options())
+        assert delay <= 10
+
+
 def test_a_share_of_partner_programme_patients_consent_and_send_readings_through_the_partner():
     options = Options(seed=12, scale=0.05, duration=60, rate=100, consent_withdrawal_share=0.2)
     run_plan = plan(options, now=START)
@@ -251,10 +312,19 @@ def test_a_share_of_partner_programme_patients_consent_and_send_readings_through
     assert through_partners and all(users[e.subject] == e.target for e in through_partners)
     # A partner resends too: duplicates of its readings go the same way.
     assert all(e.kind.startswith(("partner.reading", "duplicate")) for e in through_partners)
-    # Nobody else's readings go through a partner, and users' readings all do.
-    direct = [e for e in live if e.via == KAFKA and e.kind.startswith("reading")]
-    assert not {e.subject for e in direct} & set(users)
     withdrawn = [e for e in live if e.kind == "partner.consent_withdrawn"]
     assert len(withdrawn) / len(users) == pytest.approx(0.2, abs=0.06)
     assert all(not e.message["granted"] and e.subject in users for e in withdrawn)
+    # Nobody else's readings go through a partner, and users' readings all do until they
+    # withdraw: the partner sends nothing for them after it (the gateway would refuse it).
+    withdrew_at = {e.subject: e.due for e in withdrawn}
+    direct = [e for e in live if e.via == KAFKA and e.kind.startswith("reading")]
+    users_direct = [e for e in direct if e.subject in users]
+    assert users_direct and all(withdrew_at[e.subject] <= e.due for e in users_direct)
+    assert all(e.due < withdrew_at.get(e.subject, math.inf) for e in through_partners)
+    # Their consents cover every time the run's readings may say, late ones included.
+    [covers_from] = {
+        e.message["covers_from"] for e in run_plan.stages[0] if e.kind == "setup.consent"
+    }
+    assert datetime.fromisoformat(covers_from) <= min(e.at for e in through_partners)
     assert not partner_users(run_plan.population, Options(seed=12, partner_share=0))
