@@ -97,11 +97,11 @@ PROPS
 
 # The platform's SASL_SSL listener: appended after the base listeners, so its lines win.
 secure_listener() {
-  local props="$1" tls="$SECRETS_DIR/tls" users="User:ANONYMOUS;User:emeuse-cli"
+  local props="$1" tls="$SECRETS_DIR/tls"
   SECRETS_DIR="$SECRETS_DIR" "$root/scripts/certs.sh" >/dev/null
-  # Super users: the loopback listener's ANONYMOUS and the operators' tools (emeuse-cli, which
-  # reads the audit trail). Each service's user gets ACLs from platform_users (up, below):
-  # never reading the audit trail.
+  # The only super user is the loopback listener's ANONYMOUS. Every platform user (a service
+  # each, emeuse-cli for the tools) holds the ACLs platform_users grants (up, below), drawn
+  # by emeuse.runtime.acls from what each service declares, as deploy/k8s's KafkaUsers.
   cat >>"$props" <<PROPS
 listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT,PARTNER://127.0.0.1:$KAFKA_PARTNER_PORT,SECURE://127.0.0.1:$KAFKA_SECURE_PORT
 advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,PARTNER://127.0.0.1:$KAFKA_PARTNER_PORT,SECURE://127.0.0.1:$KAFKA_SECURE_PORT
@@ -110,7 +110,7 @@ listener.name.secure.sasl.enabled.mechanisms=SCRAM-SHA-512
 listener.name.secure.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 listener.name.secure.ssl.keystore.type=PEM
 listener.name.secure.ssl.keystore.location=$tls/kafka.pem
-super.users=$users
+super.users=User:ANONYMOUS
 PROPS
 }
 

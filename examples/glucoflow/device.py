@@ -2,7 +2,8 @@
 
     python -m examples.glucoflow.device psn-... 104 --territory 55 --experiment pilot-2027
 
-The platform checks it (allowed type, schema, source) before its services read it.
+The platform checks it (allowed type, schema, source, the patient's consent to GlucoFlow)
+before its services read it.
 Settings are the app's: EMEUSE_PARTNER_CONFIG, or EMEUSE_PARTNER_LOCAL=1 and
 EMEUSE_KAFKA_BOOTSTRAP.
 """

@@ -627,6 +627,12 @@ def partner_feedable(spec: TopicSpec) -> bool:
     )
 
 
+def partner_publishable(spec: TopicSpec) -> bool:
+    """Whether a partner may be granted publishing this topic's events (the gateway admits
+    them from its inbound topic and writes them here): an axis's events, not dead letters."""
+    return spec.owner in AXES and not spec.is_dead_letter
+
+
 class UnknownTopicError(LookupError):
     """A topic or event type the registry does not hold."""
 

@@ -14,6 +14,7 @@ from emeuse.registry import (
     REQUEST_WITHDRAWN,
     SLOT_BOOKED,
 )
+from emeuse.runtime.acls import KafkaUse
 
 # The scheduler's inputs, all keyed by territory: one partition task, one writer per territory.
 AGENDA_INPUTS = (
@@ -35,3 +36,5 @@ WRITES = (
     PLACE_REGISTERED,
     AVAILABILITY_PUBLISHED,
 )
+
+KAFKA = KafkaUse("access", reads=READS, writes=WRITES)

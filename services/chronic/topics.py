@@ -1,4 +1,5 @@
-"""Topics the chronic service reads and writes (declared in emeuse.registry)."""
+"""Topics the chronic service reads and writes (declared in emeuse.registry); its Kafka ACLs
+are drawn from KAFKA (emeuse.runtime.acls)."""
 
 from emeuse.registry import (
     ALERT_ACKNOWLEDGED,
@@ -12,7 +13,9 @@ from emeuse.registry import (
     READING_CORRECTED,
     READING_RECORDED,
 )
+from emeuse.runtime.acls import KafkaUse
 
+# The kernel's inputs (processing.PROCESSOR).
 READS = (
     CARE_PLAN_UPDATED,
     READING_RECORDED,
@@ -32,3 +35,5 @@ WRITES = (
     READING_RECORDED,
     READING_CORRECTED,
 )
+
+KAFKA = KafkaUse("chronic", reads=READS, writes=WRITES)

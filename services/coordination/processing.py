@@ -22,61 +22,16 @@ from emeuse.kernel.declare import Lookup, Processor, TableSpec, Timer
 from emeuse.kernel.tx import Tx
 from emeuse.prevention.v1.prevention_events_pb2 import MessageScheduled
 from emeuse.registry import (
-    ALERT_ACKNOWLEDGED,
-    ALERT_ESCALATED,
-    ALERT_RAISED,
-    ALERT_RESOLVED,
-    CONSULTATION_REQUESTED,
-    CONSULTATION_STATUS_CHANGED,
-    DELIVERY_RECEIPT_REPORTED,
-    INCIDENT_ACKNOWLEDGED,
-    INCIDENT_ESCALATED,
-    INCIDENT_RAISED,
-    INCIDENT_RESOLVED,
-    MESSAGE_SCHEDULED,
-    OPT_OUT_RECORDED,
-    PROGRAMME_ENDED,
-    PROGRAMME_STARTED,
-    REQUEST_FLAGGED,
-    REQUEST_WITHDRAWN,
-    SLOT_BOOKED,
     TIMELINE_ENTRY_RECORDED,
-    VISIT_ENDED,
-    VISIT_PLANNED,
-    VISIT_STARTED,
 )
 from emeuse.runtime.events import Event
 from services.coordination.domain import open_items, problems, timeline
 from services.coordination.entries import check_entry, entry_of, stored
 from services.coordination.metrics import ENTRIES, KEPT, LEFT_OUT, REKEYED
+from services.coordination.topics import PERSON_INPUTS, TERRITORY_INPUTS
 
 TIMELINES = "person_timeline"
 WITH_PROBLEMS = "territory_people_with_problems"
-PERSON_INPUTS = (
-    ALERT_RAISED,
-    ALERT_ESCALATED,
-    ALERT_ACKNOWLEDGED,
-    ALERT_RESOLVED,
-    INCIDENT_RAISED,
-    INCIDENT_ESCALATED,
-    INCIDENT_ACKNOWLEDGED,
-    INCIDENT_RESOLVED,
-    VISIT_PLANNED,
-    VISIT_STARTED,
-    VISIT_ENDED,
-    PROGRAMME_STARTED,
-    PROGRAMME_ENDED,
-    MESSAGE_SCHEDULED,
-    DELIVERY_RECEIPT_REPORTED,
-    OPT_OUT_RECORDED,
-)
-TERRITORY_INPUTS = (
-    CONSULTATION_REQUESTED,
-    SLOT_BOOKED,
-    CONSULTATION_STATUS_CHANGED,
-    REQUEST_FLAGGED,
-    REQUEST_WITHDRAWN,
-)
 
 
 def problems_key(territory: str, person: str) -> str:

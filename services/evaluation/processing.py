@@ -16,21 +16,7 @@ from functools import cache
 from emeuse.kernel.declare import Processor, TableSpec
 from emeuse.kernel.tx import Tx
 from emeuse.registry import (
-    ALERT_ACKNOWLEDGED,
-    ALERT_ESCALATED,
-    ALERT_RAISED,
-    CONSENT_CHANGED,
-    CONSULTATION_REQUESTED,
-    CONSULTATION_STATUS_CHANGED,
-    DELIVERY_RECEIPT_REPORTED,
-    INCIDENT_ACKNOWLEDGED,
-    INCIDENT_ESCALATED,
-    INCIDENT_RAISED,
-    OPT_OUT_RECORDED,
     PARTITIONS,
-    READING_RECORDED,
-    REQUEST_FLAGGED,
-    SLOT_BOOKED,
 )
 from emeuse.runtime.codec import expected_partition
 from emeuse.runtime.envelope import CODE_OF_TERRITORY
@@ -45,25 +31,10 @@ from services.evaluation.contributions import (
 )
 from services.evaluation.domain import cells, periods
 from services.evaluation.metrics import FOLDED
+from services.evaluation.topics import INPUTS
 
 CELLS = "partition_month_cells"
 COUNTED = "person_to_counted_cells"
-INPUTS = (
-    READING_RECORDED,
-    ALERT_RAISED,
-    ALERT_ACKNOWLEDGED,
-    ALERT_ESCALATED,
-    CONSULTATION_REQUESTED,
-    SLOT_BOOKED,
-    CONSULTATION_STATUS_CHANGED,
-    REQUEST_FLAGGED,
-    INCIDENT_RAISED,
-    INCIDENT_ACKNOWLEDGED,
-    INCIDENT_ESCALATED,
-    DELIVERY_RECEIPT_REPORTED,
-    OPT_OUT_RECORDED,
-    CONSENT_CHANGED,
-)
 
 
 @cache

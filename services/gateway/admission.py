@@ -1,6 +1,10 @@
 """The partners' inbound events: checked (inbound.admit, then the owning service's domain
-rules: domain_rules), then passed on to the platform's topic, or set aside on the partner's
-own dead letters with the reason; nothing refused reaches the platform's topic, so no feed.
+rules: domain_rules, then the consent of the person the event is about: inbound.consented),
+then passed on to the platform's topic, or set aside on the partner's own dead letters with
+the reason; nothing refused reaches the platform's topic, so no feed.
+
+Consent is the one every instance follows from the bus (consent_follower); each batch is
+checked only once every consent change committed before it was taken is applied.
 
 Not a kernel input: a partner's inbound topic is created at any time and found by name
 pattern, which a co-partitioned set of inputs cannot follow. A consumer of its own group
@@ -26,21 +30,26 @@ from emeuse.runtime import envelope as env
 from emeuse.runtime import kafka_clients, metrics
 from emeuse.runtime.codec import expected_partition
 from emeuse.runtime.events import read_failure
+from services.gateway.consent_follower import FollowedConsents
 from services.gateway.directory import PartnerDirectory
 from services.gateway.domain_rules import check_domain_rules
-from services.gateway.inbound import admit, partner_of_inbound
+from services.gateway.inbound import admit, consented, partner_of_inbound
 from services.gateway.metrics import INBOUND
-from services.gateway.topics import INBOUND_PATTERN
+from services.gateway.topics import INBOUND_GROUP, INBOUND_PATTERN
 
 log = structlog.get_logger("emeuse.gateway")
-INBOUND_GROUP = "emeuse-gateway-inbound"
+# How long a batch waits for the consents to be read up to date before the loop starts
+# again (nothing committed: the batch is read again).
+CONSENTS_WITHIN_S = 10.0
 
 
-async def keep_admitting(bus: Publisher, directory: PartnerDirectory, bootstrap: str) -> None:
+async def keep_admitting(
+    bus: Publisher, directory: PartnerDirectory, consents: FollowedConsents, bootstrap: str
+) -> None:
     """Admit the partners' inbound events until cancelled, started again after a failure."""
     while True:
         try:
-            await follow_inbound(bus, directory, bootstrap)
+            await follow_inbound(bus, directory, consents, bootstrap)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a broker blip: start again
@@ -48,7 +57,9 @@ async def keep_admitting(bus: Publisher, directory: PartnerDirectory, bootstrap:
             await asyncio.sleep(1.0)
 
 
-async def follow_inbound(bus: Publisher, directory: PartnerDirectory, bootstrap: str) -> None:
+async def follow_inbound(
+    bus: Publisher, directory: PartnerDirectory, consents: FollowedConsents, bootstrap: str
+) -> None:
     """Admit or refuse each record of every partner's inbound topic, at least once."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
@@ -64,18 +75,23 @@ async def follow_inbound(bus: Publisher, directory: PartnerDirectory, bootstrap:
     await consumer.start()
     try:
         await directory.ready.wait()
+        await consents.ready.wait()
         while True:
             batches = await consumer.getmany(timeout_ms=500)
+            if batches:
+                await consents.seen_up_to_now(CONSENTS_WITHIN_S)
             for records in batches.values():
                 for record in records:
-                    await admit_one(bus, directory, record)
+                    await admit_one(bus, directory, consents, record)
             if batches:
                 await consumer.commit()
     finally:
         await consumer.stop()
 
 
-async def admit_one(bus: Publisher, directory: PartnerDirectory, record: Any) -> None:
+async def admit_one(
+    bus: Publisher, directory: PartnerDirectory, consents: FollowedConsents, record: Any
+) -> None:
     topic: str = record.topic
     partner_id = partner_of_inbound(topic)
     headers = env.header_map(list(record.headers or ()))
@@ -84,10 +100,11 @@ async def admit_one(bus: Publisher, directory: PartnerDirectory, record: Any) ->
     value: bytes | None = record.value
     try:
         envelope = env.from_headers(headers)
-        admitted = admit(
-            partner_id, directory.active(partner_id), envelope, value, key, datetime.now(UTC)
-        )
+        partner = directory.active(partner_id)
+        admitted = admit(partner_id, partner, envelope, value, key, datetime.now(UTC))
         check_domain_rules(admitted.spec, admitted.message)
+        assert partner is not None  # admit refuses an unknown partner
+        consented(partner, admitted, consents.book)
     except Exception as exc:  # whatever a partner's bytes provoke: set aside, go on
         await refuse(bus, record, *read_failure(exc), to_topic=dead_letter_topic(partner_id))
         INBOUND.labels(partner_id, "refused").inc()

@@ -1,6 +1,6 @@
 """Gateway composition root: settings -> partner directory -> kernel runtime -> gRPC, with
-the partner registry followed and the partners' inbound events admitted beside the
-partition tasks."""
+the partner registry and the consents followed and the partners' inbound events admitted
+beside the partition tasks."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from emeuse.runtime.grpc_server import Registrar
 from emeuse.runtime.settings import settings_or_exit
 from services.gateway import config, grpc_api
 from services.gateway.admission import keep_admitting
+from services.gateway.consent_follower import FollowedConsents, keep_following_consents
 from services.gateway.directory import PartnerDirectory
 from services.gateway.processing import CONSENTS, processor
 
@@ -29,7 +30,9 @@ def main() -> None:
             grpc_api.GatewayServicer(rt.router, rt.bus, rt.table(CONSENTS), directory, bootstrap)
         )
 
-    # Both run until the service stops: companions are cancelled then.
+    consents = FollowedConsents()
+
+    # All three run until the service stops: companions are cancelled then.
     async def read_partners() -> None:
         await keep_following(
             PARTNER_REGISTERED.name,
@@ -42,7 +45,10 @@ def main() -> None:
             directory.caught_up,
         )
 
-    async def admit_inbound() -> None:
-        await keep_admitting(rt.bus, directory, bootstrap)
+    async def read_consents() -> None:
+        await keep_following_consents(consents, bootstrap)
 
-    run_service(rt, register, (read_partners, admit_inbound))
+    async def admit_inbound() -> None:
+        await keep_admitting(rt.bus, directory, consents, bootstrap)
+
+    run_service(rt, register, (read_partners, read_consents, admit_inbound))

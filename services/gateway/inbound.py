@@ -2,12 +2,14 @@
 
 A partner writes only its inbound topic (the broker's ACLs); the gateway lets an event
 through to the platform's topic when the registry grants the partner its type, the bytes
-are that type and keep the topic's rules, and the experiment is one of the partner's.
+are that type and keep the topic's rules, and the experiment is one of the partner's;
+an event about a person needs that person's consent to the partner (`consented`).
 The source header is stamped `partner/<id>`, whatever the partner wrote there.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -17,6 +19,7 @@ from emeuse.event.v1.envelope_pb2 import EventEnvelope
 from emeuse.partners.v1.partners_pb2 import PartnerRegistered
 from emeuse.registry import TopicSpec, UnknownTopicError, for_type
 from emeuse.runtime.codec import InvalidEventError, check_event, decode
+from services.gateway.domain.consent import ConsentBook
 
 CLOCK_SKEW = timedelta(minutes=5)
 
@@ -66,3 +69,27 @@ def admit(
     stamped.source = f"partner/{partner_id}"
     check_event(spec, stamped, message, key)
     return Admitted(spec, message, stamped)
+
+
+def person_of(admitted: Admitted) -> str | None:
+    """The pseudonym of the person the event is about (its subject field, which
+    `check_event` made equal to ce_subject); None for an event about no person (a
+    practitioner's registration, a campaign, a territory's availability)."""
+    field = admitted.spec.subject_field
+    if field not in admitted.message.DESCRIPTOR.fields_by_name:
+        return None
+    return str(getattr(admitted.message, field)) or None
+
+
+def consented(
+    partner: PartnerRegistered, admitted: Admitted, book_of: Callable[[str], ConsentBook]
+) -> None:
+    """InvalidEventError, with the reason, unless the person the event is about consents to
+    the partner for one of its purposes, covering when the event happened (ce_time)."""
+    person = person_of(admitted)
+    if person is None:
+        return
+    happened = admitted.envelope.occurred_at.ToDatetime(tzinfo=UTC)
+    reason = book_of(person).refuses_inbound(partner.partner_id, list(partner.purposes), happened)
+    if reason is not None:
+        raise InvalidEventError(reason)

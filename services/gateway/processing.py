@@ -21,6 +21,7 @@ from emeuse.partners import feed_topic
 from emeuse.registry import CONSENT_CHANGED, TopicSpec
 from emeuse.runtime import envelope as env
 from emeuse.runtime.events import Event
+from services.gateway.consent_follower import apply_change
 from services.gateway.directory import PartnerDirectory, own_event_withheld
 from services.gateway.domain.consent import ConsentBook
 from services.gateway.metrics import CONSENT_APPLIED, FORWARDED, WITHHELD
@@ -36,10 +37,7 @@ async def apply_consent(event: Event, tx: Tx) -> None:
     patient = change.patient_pseudonym
     book = ConsentBook.from_json(tx.get(CONSENTS, patient))
     changed_at = change.changed_at.ToDatetime(tzinfo=UTC)
-    covers_from = (
-        change.covers_from.ToDatetime(tzinfo=UTC) if change.HasField("covers_from") else None
-    )
-    if book.record(change.partner_id, change.purpose, changed_at, change.granted, covers_from):
+    if apply_change(book, change):
         tx.put(CONSENTS, patient, book.to_json())
     tx.observe(CONSENT_APPLIED, max((datetime.now(UTC) - changed_at).total_seconds(), 0.0))
     log.info("consent.applied", granted=change.granted)

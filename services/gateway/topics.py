@@ -1,19 +1,25 @@
-"""What the gateway reads: every event topic partners may be fed from, the consents, and
-the partners' inbound topics."""
+"""What the gateway reads and writes: every event topic partners may be fed from, the
+consents, the partners' topics, and the axes' topics partners publish to. Its Kafka ACLs
+are drawn from KAFKA (emeuse.runtime.acls)."""
 
 from __future__ import annotations
 
 from emeuse.registry import (
     CONSENT_CHANGED,
+    PARTNER_REGISTERED,
     SERVICES,
     TOPICS,
     TopicSpec,
     dead_letter_topic,
     partner_feedable,
+    partner_publishable,
 )
+from emeuse.runtime.acls import KafkaUse
 
 # Inbound topics are created per partner: followed by name pattern, new ones included.
 INBOUND_PATTERN = r"^emeuse-partner\.[a-z][a-z0-9-]{2,31}\.inbound$"
+# The group following them (admission.py): one of the service's own, `emeuse-gateway-…`.
+INBOUND_GROUP = "emeuse-gateway-inbound"
 
 
 def source_topics() -> tuple[TopicSpec, ...]:
@@ -29,4 +35,12 @@ def refusal_topics() -> tuple[TopicSpec, ...]:
     return tuple(dead_letter_topic(s) for s in SERVICES if s != "gateway")
 
 
+# The kernel's inputs (processing.processor).
 READS = (CONSENT_CHANGED, *source_topics(), *refusal_topics())
+# Consents (gRPC) and the partners' admitted events (admission.py), on the axes' topics.
+WRITES = (CONSENT_CHANGED, *(spec for spec in TOPICS if partner_publishable(spec)))
+# What every instance reads whole: the partner registry (directory.py), and the consents
+# the inbound admission checks (consent_follower.py).
+FOLLOWS = (PARTNER_REGISTERED, CONSENT_CHANGED)
+
+KAFKA = KafkaUse("gateway", reads=READS, writes=WRITES, follows=FOLLOWS, partner_topics=True)

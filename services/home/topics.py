@@ -12,6 +12,7 @@ from emeuse.registry import (
     VISIT_PLANNED,
     VISIT_STARTED,
 )
+from emeuse.runtime.acls import KafkaUse
 
 # Co-partitioned (key: resident pseudonym): a home's records are handled by one partition
 # task, in order, its single writer.
@@ -34,3 +35,5 @@ WRITES = (
     VISIT_STARTED,
     VISIT_ENDED,
 )
+
+KAFKA = KafkaUse("home", reads=READS, writes=WRITES)

@@ -15,6 +15,7 @@ from emeuse.registry import (
     PROGRAMME_ENDED,
     PROGRAMME_STARTED,
 )
+from emeuse.runtime.acls import KafkaUse
 
 # Every topic keyed by the person's pseudonym: one channel, one writer per person.
 PERSON_INPUTS = (
@@ -27,7 +28,10 @@ PERSON_INPUTS = (
     DELIVERY_RECEIPT_REPORTED,
     CARE_PLAN_UPDATED,
 )
-READS = (*PERSON_INPUTS, CONSULTATION_STATUS_CHANGED, CAMPAIGN_UPDATED)
+# The kernel's inputs (processing.processor).
+READS = (*PERSON_INPUTS, CONSULTATION_STATUS_CHANGED)
+# The campaign directory every instance reads whole (campaigns.py).
+FOLLOWS = (CAMPAIGN_UPDATED,)
 WRITES = (
     PERSON_ENROLLED,
     PREFERENCES_UPDATED,
@@ -40,3 +44,5 @@ WRITES = (
     MESSAGE_DELIVERY_REQUESTED,
     MESSAGE_CANCELLED,
 )
+
+KAFKA = KafkaUse("prevention", reads=READS, writes=WRITES, follows=FOLLOWS)

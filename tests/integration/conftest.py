@@ -5,16 +5,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from emeuse.cli.kafka_ready import main as kafka_ready
 from emeuse.registry import SERVICES
 from emeuse.runtime.envelope import TERRITORY_CODES
-from tests.integration.harness import Bus, Platform, emeuse
+from tests.integration.harness import ROOT, Bus, Platform, emeuse
 from tests.integration.test_access import access, open_requests, withdraw_waiting
 
 BOOTSTRAP = os.environ.get("EMEUSE_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+# The broker's SASL_SSL listener that scripts/test.sh opens, with the CA, certificates and
+# passwords it made under SECRETS_DIR (test_encryption.py, test_least_privilege.py).
+SECURE_BOOTSTRAP = os.environ.get("EMEUSE_KAFKA_SECURE_BOOTSTRAP", "")
+SECRETS = Path(os.environ.get("SECRETS_DIR", ROOT / ".local" / "secrets"))
+TLS = SECRETS / "tls"
 
 
 @pytest.fixture(scope="session")
@@ -26,6 +32,13 @@ def bootstrap() -> str:
     created = emeuse("topics", "create", bootstrap=BOOTSTRAP)
     assert created.returncode == 0, created.stderr
     return BOOTSTRAP
+
+
+@pytest.fixture(scope="session")
+def secure_bootstrap(bootstrap: str) -> str:
+    if not SECURE_BOOTSTRAP or not (TLS / "ca.crt").is_file():
+        pytest.fail("no SASL_SSL listener: run the integration tests with scripts/test.sh")
+    return SECURE_BOOTSTRAP
 
 
 @pytest.fixture(scope="session")

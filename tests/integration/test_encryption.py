@@ -15,29 +15,23 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import TopicAuthorizationFailedError
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import (
+    GroupAuthorizationFailedError,
+    KafkaError,
+    TopicAuthorizationFailedError,
+)
 
 from emeuse.chronic.v1 import chronic_service_pb2 as api
 from emeuse.chronic.v1 import chronic_service_pb2_grpc as api_grpc
-from emeuse.registry import PATIENT_DATA_ACCESSED
+from emeuse.registry import ALERT_RAISED, HOME_CONFIGURED, PATIENT_DATA_ACCESSED, TopicSpec
 from emeuse.runtime.grpc_tls import certificate_expiry, open_channel
 from emeuse.runtime.kafka_clients import client_options
 from emeuse.runtime.pseudonym import random_pseudonym
 from emeuse.runtime.security import GrpcTls, KafkaLogin
+from tests.integration.conftest import SECRETS, TLS
 from tests.integration.harness import ROOT, Platform, ServiceProcess, metric
 from tests.integration.test_chronic_alerts import GLUCOSE_BAND, care_plan
-
-SECURE_BOOTSTRAP = os.environ.get("EMEUSE_KAFKA_SECURE_BOOTSTRAP", "")
-SECRETS = Path(os.environ.get("SECRETS_DIR", ROOT / ".local" / "secrets"))
-TLS = SECRETS / "tls"
-
-
-@pytest.fixture(scope="module")
-def secure_bootstrap(bootstrap: str) -> str:
-    if not SECURE_BOOTSTRAP or not (TLS / "ca.crt").is_file():
-        pytest.fail("no SASL_SSL listener: run the integration tests with scripts/test.sh")
-    return SECURE_BOOTSTRAP
 
 
 def secure_env(process: ServiceProcess, bootstrap: str, password_file: Path) -> dict[str, str]:
@@ -175,17 +169,22 @@ def test_the_emeuse_command_logs_in_over_sasl_ssl(secure_bootstrap: str) -> None
     assert "refused the login of emeuse-cli (SCRAM-SHA-512)" in refused.stderr
 
 
+def login_of(user: str) -> KafkaLogin:
+    password = (SECRETS / f"kafka/{user}.password").read_text().strip()
+    return KafkaLogin("SASL_SSL", TLS / "ca.crt", user, password)
+
+
 def audit_reader(secure_bootstrap: str, user: str) -> KafkaConsumer:
-    login = KafkaLogin(
-        "SASL_SSL", TLS / "ca.crt", user, (SECRETS / f"kafka/{user}.password").read_text().strip()
-    )
+    return topic_reader(secure_bootstrap, user, PATIENT_DATA_ACCESSED)
+
+
+def topic_reader(secure_bootstrap: str, user: str, spec: TopicSpec) -> KafkaConsumer:
     consumer = KafkaConsumer(
-        bootstrap_servers=secure_bootstrap, enable_auto_commit=False, **client_options(login)
+        bootstrap_servers=secure_bootstrap,
+        enable_auto_commit=False,
+        **client_options(login_of(user)),
     )
-    partitions = [
-        TopicPartition(PATIENT_DATA_ACCESSED.name, p)
-        for p in range(PATIENT_DATA_ACCESSED.partitions)
-    ]
+    partitions = [TopicPartition(spec.name, p) for p in range(spec.partitions)]
     consumer.assign(partitions)
     consumer.seek_to_beginning(*partitions)
     return consumer
@@ -222,3 +221,69 @@ def test_a_service_writes_the_audit_trail_and_only_the_operators_tools_read_it(
                 service.poll(timeout_ms=500)
     finally:
         service.close()
+
+
+def polls_refused(consumer: KafkaConsumer, seconds: float = 15) -> KafkaError | None:
+    """The authorization error a consumer's polls meet within `seconds`, if any."""
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            consumer.poll(timeout_ms=500)
+    except (TopicAuthorizationFailedError, GroupAuthorizationFailedError) as exc:
+        return exc
+    finally:
+        consumer.close()
+    return None
+
+
+def test_a_services_user_reads_what_it_declares_and_nothing_another_service_owns(
+    chronic: tuple[Platform, ServiceProcess], secure_bootstrap: str
+) -> None:
+    # home sees and reads its own inputs (emeuse.runtime.acls, services/home/topics.py), and
+    # not chronic's alerts, which it does not declare: the broker hides them from it.
+    assert polls_refused(topic_reader(secure_bootstrap, "emeuse-home", HOME_CONFIGURED), 3) is None
+    looker = KafkaConsumer(
+        bootstrap_servers=secure_bootstrap, **client_options(login_of("emeuse-home"))
+    )
+    try:
+        visible = looker.topics()
+    finally:
+        looker.close()
+    assert HOME_CONFIGURED.name in visible
+    assert ALERT_RAISED.name not in visible
+    assert PATIENT_DATA_ACCESSED.name in visible  # written, never read (the test above)
+    reader = topic_reader(secure_bootstrap, "emeuse-home", ALERT_RAISED)
+    try:
+        got = [r for _ in range(6) for rs in reader.poll(timeout_ms=500).values() for r in rs]
+    finally:
+        reader.close()
+    assert got == []
+    # Nor may it join chronic's consumer group, taking chronic's partitions.
+    intruder = KafkaConsumer(
+        HOME_CONFIGURED.name,
+        bootstrap_servers=secure_bootstrap,
+        group_id="emeuse-chronic",
+        enable_auto_commit=False,
+        **client_options(login_of("emeuse-home")),
+    )
+    assert isinstance(polls_refused(intruder), GroupAuthorizationFailedError)
+
+
+def test_a_services_user_cannot_write_a_topic_another_service_owns(
+    chronic: tuple[Platform, ServiceProcess], secure_bootstrap: str
+) -> None:
+    producer = KafkaProducer(
+        bootstrap_servers=secure_bootstrap,
+        max_block_ms=15000,
+        **client_options(login_of("emeuse-home")),
+    )
+    try:
+        # A forged alert, as if chronic had raised it: the broker refuses home's user.
+        with pytest.raises((TopicAuthorizationFailedError, KafkaError)) as refused:
+            producer.send(ALERT_RAISED.name, key=b"psn-forged", value=b"forged").get(timeout=20)
+        assert (
+            "Authorization" in type(refused.value).__name__
+            or "authoriz" in str(refused.value).lower()
+        )
+    finally:
+        producer.close(timeout=5)

@@ -1,5 +1,6 @@
 """The partner gateway on the real broker: a partner's feed carries a patient's events only
-under a standing consent (live and replayed), and what a partner publishes is checked.
+under a standing consent (live and replayed), and what a partner publishes is checked (its
+grants, the event, the owning service's rules, the patient's consent to it).
 
 The partner reads its feed and writes its inbound topic with its own SCRAM credential on
 the partner listener, as a start-up would.
@@ -19,6 +20,7 @@ import grpc
 import pytest
 from kafka import TopicPartition
 
+from emeuse.chronic.v1 import chronic_service_pb2 as chronic_api
 from emeuse.chronic.v1.chronic_events_pb2 import AlertRaised, ReadingRecorded
 from emeuse.partners import PARTITIONS, dead_letter_topic, feed_topic, inbound_topic
 from emeuse.partners.v1 import gateway_service_pb2 as api
@@ -29,6 +31,7 @@ from emeuse.runtime import envelope as env
 from emeuse.runtime.pseudonym import random_pseudonym
 from tests.integration.events import headers_for, new_id, record
 from tests.integration.harness import Client, emeuse, metric
+from tests.integration.test_chronic_alerts import GLUCOSE_BAND, Chronic, care_plan, enrol
 from tests.integration.test_partner_security import (
     READING,
     Partner,
@@ -203,6 +206,7 @@ def test_what_a_partner_publishes_is_checked_and_stamped_before_the_platform_tak
     platform, bus, partner
 ):
     patient = random_pseudonym()
+    consent(platform, partner, patient, True)  # the patient consents to the partner
     producer = partner.producer()
     try:
         granted = reading(patient)
@@ -299,6 +303,7 @@ def test_an_impossible_reading_from_a_partner_reaches_no_feed_and_shows_on_its_d
     try:
         patient = random_pseudonym()
         consent(platform, reader, patient, True)
+        consent(platform, publisher, patient, True)
         # A good reading first: the gateway has found the publisher's inbound topic.
         first = reading(patient)
         publish_as(publisher, first)
@@ -352,6 +357,63 @@ def test_an_impossible_reading_from_a_partner_reaches_no_feed_and_shows_on_its_d
         remove_partner(bootstrap, reader)
 
 
+def test_a_partner_sends_a_patients_events_only_while_the_patient_consents_to_it(
+    platform, bus, bootstrap, secrets_dir
+):
+    publisher = add_partner(bootstrap, secrets_dir, new_partner_id(), "--publish", READING)
+    reader = add_partner(bootstrap, secrets_dir, new_partner_id(), "--read", READING)
+    try:
+        consenting, never, withdrawn = (random_pseudonym() for _ in range(3))
+        for patient in (consenting, never, withdrawn):
+            enrol(platform, care_plan(patient, "DIABETES", GLUCOSE_BAND))
+            consent(platform, reader, patient, True)  # the reader would see what is admitted
+        consent(platform, publisher, withdrawn, True)
+        consent(platform, publisher, withdrawn, False)
+        # Granted just before the reading is sent: the gateway sees it (RecordConsent has
+        # answered, so the change is on the bus, and the inbound check reads up to there).
+        consent(platform, publisher, consenting, True)
+        admitted, unasked, after_withdrawal = (
+            reading(patient) for patient in (consenting, never, withdrawn)
+        )
+        for message in (admitted, unasked, after_withdrawal):
+            publish_as(publisher, message)
+
+        letters = dead_letters(publisher, 2, refused_by="gateway")
+        refused = {ReadingRecorded.FromString(x.original_value).reading_id: x for x in letters}
+        assert set(refused) == {unasked.reading_id, after_withdrawal.reading_id}
+        assert refused[unasked.reading_id].reason == (
+            f"no consent: the patient has not consented to partner {publisher.partner_id!r}"
+        )
+        assert refused[after_withdrawal.reading_id].reason == (
+            f"no consent: the patient withdrew consent to partner {publisher.partner_id!r}"
+        )
+        assert all(x.source_topic == inbound_topic(publisher.partner_id) for x in letters)
+
+        # The consenting patient's reading reached chronic, which placed it in their care.
+        summary = chronic_api.GetPatientSummaryRequest(patient_pseudonym=consenting)
+        deadline = time.monotonic() + 30
+        while not Chronic(platform).GetPatientSummary(summary).latest_values:
+            assert time.monotonic() < deadline, "chronic never took the consenting reading"
+            time.sleep(0.2)
+        [latest] = Chronic(platform).GetPatientSummary(summary).latest_values
+        assert (latest.loinc_code, latest.value) == (admitted.loinc_code, admitted.value)
+        # The refused ones reached no service and no feed: they never were on the platform.
+        on_platform = {
+            r["event"].get("reading_id")
+            for r in bus.all_records(READING_RECORDED.name)
+            if r["key"] in (consenting, never, withdrawn)
+        }
+        assert on_platform == {admitted.reading_id}
+        seen = feed(reader, {admitted.reading_id})
+        assert set(seen) == {admitted.reading_id}
+        for patient in (never, withdrawn):
+            request = chronic_api.GetPatientSummaryRequest(patient_pseudonym=patient)
+            assert not Chronic(platform).GetPatientSummary(request).latest_values
+    finally:
+        remove_partner(bootstrap, publisher)
+        remove_partner(bootstrap, reader)
+
+
 def test_a_reading_a_service_refuses_after_admission_is_reported_to_the_partner_who_sent_it(
     platform, bus, bootstrap, secrets_dir
 ):
@@ -360,6 +422,7 @@ def test_a_reading_a_service_refuses_after_admission_is_reported_to_the_partner_
         # Possible, so admitted by the gateway; but the patient has no care plan, a rule
         # only chronic can check (its state): chronic refuses it on its own dead letters.
         patient = random_pseudonym()
+        consent(platform, publisher, patient, True)
         sent = reading(patient)
         event_id = publish_as(publisher, sent)
         [admitted] = bus.wait_for(
@@ -439,13 +502,17 @@ def test_partner_status_shows_grants_consents_feed_lag_and_refusals(
         waiting = {send(bus, reading(patient)) for _ in range(2)}
         feed(both, read_before | waiting)
 
-        # One refused by the gateway (impossible), one by chronic (the patient has no plan);
-        # about the patient whose consent was withdrawn, so neither comes back on the feed.
+        # Two refused by the gateway: an impossible reading, and one about the patient whose
+        # consent was withdrawn; one admitted (the consenting patient's) then refused by
+        # chronic (the patient has no plan), which comes back on the feed too.
         impossible = reading(other)
         impossible.loinc_code, impossible.value, impossible.unit = "34714-6", 40, "{INR}"
         publish_as(both, impossible)
         publish_as(both, reading(other))
-        assert len(dead_letters(both, 2)) == 2
+        own = reading(patient)
+        publish_as(both, own)
+        assert len(dead_letters(both, 3)) == 3
+        feed(both, read_before | waiting | {own.reading_id})
 
         shown = emeuse("partner", "status", both.partner_id, "--json", bootstrap=bootstrap)
         assert shown.returncode == 0, shown.stderr
@@ -454,8 +521,8 @@ def test_partner_status_shows_grants_consents_feed_lag_and_refusals(
         assert status["grants"]["reads"] == [READING]
         assert status["grants"]["publishes"] == [READING]
         assert status["consents"] == {"patients": 1, "consents": 1}
-        assert [(g["group"], g["lag"]) for g in status["groups"]] == [(group, 2)]
-        assert status["refusals"] == {"chronic": 1, "gateway": 1}
+        assert [(g["group"], g["lag"]) for g in status["groups"]] == [(group, 3)]
+        assert status["refusals"] == {"chronic": 1, "gateway": 2}
 
         # The partner's own view, with its settings file: no registry, no consents.
         own = emeuse(

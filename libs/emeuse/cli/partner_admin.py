@@ -47,7 +47,7 @@ from emeuse.cli.environment import tool_kafka_login
 from emeuse.cli.errors import CliError
 from emeuse.cli.publish import build_event
 from emeuse.partners.v1.partners_pb2 import PartnerRegistered
-from emeuse.registry import AXES, PARTNER_REGISTERED, TOPICS, partner_feedable
+from emeuse.registry import PARTNER_REGISTERED, TOPICS, partner_feedable, partner_publishable
 from emeuse.runtime.envelope import EXPERIMENT_ID
 from emeuse.runtime.settings import positive_int
 from emeuse.runtime.topics import TopicError, TopicPlan, ensure_topics
@@ -60,9 +60,7 @@ ENFORCED_WITHIN_S = 15.0
 
 # What a partner may publish: the four services' events. Not the registry or consents
 # (other partners' grants, every patient's choices) and not the platform's dead letters.
-PARTNER_EVENT_TYPES = frozenset(
-    spec.type_name for spec in TOPICS if spec.owner in AXES and not spec.is_dead_letter
-)
+PARTNER_EVENT_TYPES = frozenset(spec.type_name for spec in TOPICS if partner_publishable(spec))
 # What a partner may read: the events the gateway can filter by consent (person-keyed).
 PARTNER_READABLE_TYPES = frozenset(spec.type_name for spec in TOPICS if partner_feedable(spec))
 

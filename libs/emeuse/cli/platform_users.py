@@ -4,18 +4,17 @@ broker has a secure listener. Run against the loopback PLAINTEXT listener, as th
 
     python -m emeuse.cli.platform_users --bootstrap 127.0.0.1:9092 --passwords .local/secrets/kafka
 
-It then grants each service's user its ACLs (platform_acls): the local broker's super users
-are `ANONYMOUS` (its loopback listener) and `emeuse-cli` (the operators' tools) only, so a
-service's user may do what a service does on any topic, group and transactional id, but
-not read, delete or reconfigure the audit trail (`emeuse audit` reads it as emeuse-cli),
-nor change ACLs. Per-service least privilege (each service its own inputs, outputs,
-changelogs, group and transactional ids) is not drawn yet: docs/security.md says what is
-missing.
+It then grants each user exactly its ACLs (emeuse.runtime.acls: a service's drawn from what
+it declares, its own inputs, outputs, internal topics, groups and transactional ids; the
+tools' for administering the platform). The local broker's only super user is `ANONYMOUS`,
+its loopback listener; on the secure listener every platform user holds its ACLs and
+nothing more, as each KafkaUser of deploy/k8s does.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
@@ -37,59 +36,42 @@ from kafka.admin import (
 from emeuse.cli.errors import CliError
 from emeuse.cli.kafka import kafka_errors
 from emeuse.cli.partner_admin import SCRAM_ITERATIONS
-from emeuse.registry import SERVICES, TOPICS
+from emeuse.registry import SERVICES
+from emeuse.runtime import acls
 from emeuse.runtime.security import TOOLS
 
 USERS = tuple(f"emeuse-{party}" for party in (*SERVICES, TOOLS))
-SERVICE_USERS = tuple(f"emeuse-{service}" for service in SERVICES)
-# Who reads the audit trail: the operators' tools (`emeuse audit`), a super user.
-AUDIT_READERS = (f"emeuse-{TOOLS}",)
 ENFORCED_WITHIN_S = 15.0
-CLUSTER_NAME = "kafka-cluster"
-# What a service does to the cluster itself: look at it, create its topics, write
-# idempotently. Not ALTER (ACLs, and so a way round the denials below) nor broker configs.
-CLUSTER_OPERATIONS = (
-    ACLOperation.DESCRIBE,
-    ACLOperation.CREATE,
-    ACLOperation.IDEMPOTENT_WRITE,
-    ACLOperation.DESCRIBE_CONFIGS,
-)
-# The audit trail (the registry's topics owned by `audit`): every service writes it; none
-# reads, deletes or shortens it.
-AUDIT_TOPICS = tuple(spec.name for spec in TOPICS if spec.owner == "audit")
-AUDIT_DENIED = (
-    ACLOperation.READ,
-    ACLOperation.DELETE,
-    ACLOperation.ALTER,
-    ACLOperation.ALTER_CONFIGS,
-)
+_RESOURCE = {
+    acls.TOPIC: ResourceType.TOPIC,
+    acls.GROUP: ResourceType.GROUP,
+    acls.TRANSACTIONAL_ID: ResourceType.TRANSACTIONAL_ID,
+    acls.CLUSTER: ResourceType.CLUSTER,
+}
+_PATTERN = {
+    acls.LITERAL: ACLResourcePatternType.LITERAL,
+    acls.PREFIX: ACLResourcePatternType.PREFIXED,
+}
+
+
+def _operation(name: str) -> ACLOperation:
+    # Strimzi's spelling (IdempotentWrite) to kafka-python's (IDEMPOTENT_WRITE).
+    return ACLOperation[re.sub(r"(?<!^)(?=[A-Z])", "_", name).upper()]
 
 
 def platform_acls(user: str) -> list[ACL]:
-    """The ACLs of a service's user on the local broker (the tools' user is a super user)."""
-
-    def acl(kind: ResourceType, name: str, operation: ACLOperation, allow: bool = True) -> ACL:
-        return ACL(
+    """The ACLs of a platform user on the local broker: its grants, one ACL per operation."""
+    return [
+        ACL(
             f"User:{user}",
             "*",
-            operation,
-            ACLPermissionType.ALLOW if allow else ACLPermissionType.DENY,
-            ResourcePattern(kind, name, ACLResourcePatternType.LITERAL),
+            _operation(operation),
+            ACLPermissionType.ALLOW,
+            ResourcePattern(_RESOURCE[grant.resource], grant.name, _PATTERN[grant.pattern]),
         )
-
-    return [
-        *(acl(kind, "*", ACLOperation.ALL) for kind in _ANY_OF),
-        *(acl(ResourceType.CLUSTER, CLUSTER_NAME, operation) for operation in CLUSTER_OPERATIONS),
-        # A denial wins over any allowance.
-        *(
-            acl(ResourceType.TOPIC, topic, operation, allow=False)
-            for topic in AUDIT_TOPICS
-            for operation in AUDIT_DENIED
-        ),
+        for grant in acls.platform_grants()[user]
+        for operation in grant.operations
     ]
-
-
-_ANY_OF = (ResourceType.TOPIC, ResourceType.GROUP, ResourceType.TRANSACTIONAL_ID)
 
 
 def passwords(folder: Path) -> dict[str, str]:
@@ -125,7 +107,7 @@ def set_credentials(admin: KafkaAdminClient, wanted: dict[str, str]) -> None:
     raise CliError(f"the SCRAM credentials were not in force within {ENFORCED_WITHIN_S:g} s")
 
 
-def _acl_keys(acls: list[ACL]) -> set[tuple[str, int, int, int, str]]:
+def _acl_keys(held: list[ACL]) -> set[tuple[str, int, int, int, str, int]]:
     return {
         (
             a.principal,
@@ -133,12 +115,13 @@ def _acl_keys(acls: list[ACL]) -> set[tuple[str, int, int, int, str]]:
             int(a.permission_type),
             int(a.resource_pattern.resource_type),
             a.resource_pattern.resource_name,
+            int(a.resource_pattern.pattern_type),
         )
-        for a in acls
+        for a in held
     }
 
 
-def grant(admin: KafkaAdminClient, users: tuple[str, ...] = SERVICE_USERS) -> None:
+def grant(admin: KafkaAdminClient, users: tuple[str, ...] = USERS) -> None:
     """Give each user exactly platform_acls (an ACL of an earlier version is removed),
     and wait until the broker enforces them."""
     for user in users:
@@ -200,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kafka users: {exc}", file=sys.stderr)
         return 1
     print(f"kafka users: {', '.join(wanted)} can log in with SCRAM-SHA-512")
-    print(f"kafka users: services' ACLs granted; only {', '.join(AUDIT_READERS)} reads the audit")
+    print("kafka users: each holds its own ACLs only (emeuse.runtime.acls)")
     return 0
 
 

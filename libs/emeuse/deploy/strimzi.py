@@ -1,8 +1,10 @@
 """The Strimzi resources of the platform's Kafka: the cluster, a topic per registry topic,
-a user per partner with the ACLs `emeuse partner add` grants on a single broker.
+a user per service and for the tools with the ACLs of emeuse.runtime.acls, a user per
+partner with the ACLs `emeuse partner add` grants on a single broker. No super user.
 
-Built from `emeuse.registry` and `emeuse.cli.partner_admin` themselves, so a topic added
-to the registry or an ACL added to a partner appears here at the next render.
+Built from `emeuse.registry`, `emeuse.runtime.acls` and `emeuse.cli.partner_admin`
+themselves, so a topic added to the registry, a topic a service declares or an ACL added
+to a partner appears here at the next render.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from kafka.admin import ACL, ACLResourcePatternType, ResourceType
 from emeuse import partners
 from emeuse.cli.partner_admin import partner_acls, partner_topic_plans
 from emeuse.registry import SERVICES, TopicSpec
+from emeuse.runtime import acls
 from emeuse.runtime.security import TOOLS
 
 Manifest = dict[str, Any]
@@ -103,8 +106,8 @@ def kafka_cluster() -> list[Manifest]:
                         "authentication": {"type": "scram-sha-512"},
                     },
                 ],
-                # The platform's users keep full access (per-service ACLs are not drawn).
-                "authorization": {"type": "simple", "superUsers": list(PLATFORM_USERS)},
+                # No super user: each KafkaUser holds its own ACLs (platform_user, partner_user).
+                "authorization": {"type": "simple"},
                 "config": {
                     # Topics come from KafkaTopic resources: auto-creation would pick the
                     # wrong partition count and break co-partitioned state.
@@ -203,12 +206,26 @@ def partner_user(partner_id: str) -> Manifest:
     }
 
 
+def _grant_acl(grant: acls.Grant) -> Manifest:
+    resource: Manifest = {"type": grant.resource}
+    if grant.resource != acls.CLUSTER:  # Strimzi's cluster resource has no name
+        resource |= {"name": grant.name, "patternType": grant.pattern}
+    return {"resource": resource, "operations": list(grant.operations), "host": "*"}
+
+
 def platform_user(user: str) -> Manifest:
-    """A service's SCRAM user: the User Operator makes its password and keeps it in the
-    Secret named like the user (key `password`), which the service's pods mount."""
+    """A service's (or the tools') SCRAM user: the User Operator makes its password and keeps
+    it in the Secret named like the user (key `password`), which the service's pods mount;
+    its ACLs are those the local broker grants it (emeuse.runtime.acls)."""
     return {
         "apiVersion": API,
         "kind": "KafkaUser",
         "metadata": {"name": user, "labels": _labels()},
-        "spec": {"authentication": {"type": "scram-sha-512"}},
+        "spec": {
+            "authentication": {"type": "scram-sha-512"},
+            "authorization": {
+                "type": "simple",
+                "acls": [_grant_acl(grant) for grant in acls.platform_grants()[user]],
+            },
+        },
     }

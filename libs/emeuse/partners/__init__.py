@@ -11,6 +11,8 @@ import re
 PARTNER_ID = re.compile(r"^[a-z][a-z0-9-]{2,31}$")
 PURPOSE = re.compile(r"^[a-z][a-z0-9.-]{1,63}$")
 PARTITIONS = 6
+# Every partner topic starts with this (the gateway's one prefixed ACL on them).
+TOPIC_PREFIX = "emeuse-partner."
 
 
 class PartnerIdError(ValueError):
@@ -28,22 +30,22 @@ def check_partner_id(partner_id: str) -> str:
 
 def feed_topic(partner_id: str) -> str:
     """Events the partner may read, for patients who consent: the partner reads only this."""
-    return f"emeuse-partner.{check_partner_id(partner_id)}.feed"
+    return f"{TOPIC_PREFIX}{check_partner_id(partner_id)}.feed"
 
 
 def inbound_topic(partner_id: str) -> str:
     """Events the partner publishes (e.g. its device's readings): it writes only this."""
-    return f"emeuse-partner.{check_partner_id(partner_id)}.inbound"
+    return f"{TOPIC_PREFIX}{check_partner_id(partner_id)}.inbound"
 
 
 def dead_letter_topic(partner_id: str) -> str:
     """The partner's records set aside: its inbound rejects and its SDK's failures."""
-    return f"emeuse-partner.{check_partner_id(partner_id)}.dead-letter"
+    return f"{TOPIC_PREFIX}{check_partner_id(partner_id)}.dead-letter"
 
 
 def consumer_group_prefix(partner_id: str) -> str:
     """The partner's consumer groups all start with this (one prefixed ACL)."""
-    return f"emeuse-partner.{check_partner_id(partner_id)}."
+    return f"{TOPIC_PREFIX}{check_partner_id(partner_id)}."
 
 
 def kafka_user(partner_id: str) -> str:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from emeuse.runtime import kafka_clients, security
+from emeuse.runtime import acls, kafka_clients, security
 from emeuse.runtime.security import NO_TLS, PLAINTEXT, GrpcTls, KafkaLogin
 from emeuse.runtime.setting import Setting, SettingsError
 
@@ -105,7 +105,8 @@ APP_ID = Setting(
     "EMEUSE_<SERVICE>_APP_ID",
     "emeuse-<service>",
     "the Kafka consumer group; also names the transactional ids (`<app id>-<partition>`) "
-    "and the state changelog (`<app id>-state-changelog`)",
+    "and the state changelog (`<app id>-state-changelog`); under `SASL_SSL`, `emeuse-<service>` "
+    "or `emeuse-<service>-…` (what its Kafka ACLs grant)",
 )
 LEAVE_GROUP_ON_STOP = Setting(
     "EMEUSE_<SERVICE>_LEAVE_GROUP_ON_STOP",
@@ -261,6 +262,13 @@ def load_settings(service: str, env: Mapping[str, str]) -> ServiceSettings:
     leave_name, leave = LEAVE_GROUP_ON_STOP.read(env, service)
     if leave.lower() not in ("true", "false"):
         raise SettingsError(f"{leave_name}={leave!r}: expected true or false")
+    kafka_login = security.load_kafka_login(service, env)
+    if kafka_login.secured and not acls.owns_app_id(service, app_id):
+        # Its group, changelog and transactional ids would all be refused by the broker.
+        raise SettingsError(
+            f"{app_name}={app_id!r}: under SASL_SSL the app id must be emeuse-{service} or "
+            f"start with emeuse-{service}- (its Kafka ACLs, docs/security.md#kafka-acls)"
+        )
     return ServiceSettings(
         service=service,
         kafka_bootstrap=parse_bootstrap(*KAFKA_BOOTSTRAP.read(env)),
@@ -285,7 +293,7 @@ def load_settings(service: str, env: Mapping[str, str]) -> ServiceSettings:
         grpc_replay_seconds=_positive_float(*GRPC_REPLAY_SECONDS.read(env)),
         grpc_max_request_bytes=_request_bytes(*GRPC_MAX_REQUEST_BYTES.read(env)),
         grpc_tls=security.load_grpc_tls(service, env),
-        kafka_login=security.load_kafka_login(service, env),
+        kafka_login=kafka_login,
     )
 
 

@@ -4,10 +4,13 @@ partner gateway, as the partner SDK sends them.
 Two partners, each serving one monitoring programme: a glucose meter maker (diabetes) and a
 connected blood-pressure cuff maker (heart failure). A share of the programme's patients
 (`partner_share`) use the partner's device: they consent to it for remote monitoring
-(`RecordConsent` on the gateway, at setup) and their readings of the programme's measures go
-on the partner's inbound topic with the partner's own credential, which the gateway admits
-onto the platform's reading topic. A share of those consents (`consent_withdrawal_share`)
-is withdrawn during the run. Operations register the partners first (`emeuse partner add`,
+(`RecordConsent` on the gateway, at setup, covering their data from the earliest time the
+run's readings may say, as a patient agreeing to share the episode's data would) and their
+readings of the programme's measures go on the partner's inbound topic with the partner's
+own credential, which the gateway admits onto the platform's reading topic (it refuses a
+patient's event without their consent to the partner). A share of those consents
+(`consent_withdrawal_share`) is withdrawn during the run; the partner sends nothing for
+that patient after it. Operations register the partners first (`emeuse partner add`,
 or `partner grant` of the run's experiment to a partner an earlier run added).
 """
 
@@ -21,7 +24,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from emeuse.cli.errors import CliError
-from emeuse.simulate.events import GRPC, Options, SimEvent
+from emeuse.simulate.events import GRPC, Options, SimEvent, rfc3339
 from emeuse.simulate.population import Population
 
 PARTNER = "partner"  # SimEvent.via: a record on a partner's inbound topic
@@ -52,9 +55,14 @@ def partner_users(population: Population, options: Options) -> dict[str, str]:
 
 
 def _consent(
-    pseudonym: str, territory: str, partner_id: str, granted: bool, options: Options
+    pseudonym: str,
+    territory: str,
+    partner_id: str,
+    granted: bool,
+    options: Options,
+    covers_from: datetime | None = None,
 ) -> dict[str, object]:
-    return {
+    change: dict[str, object] = {
         "patient_pseudonym": pseudonym,
         "partner_id": partner_id,
         "purpose": PURPOSE,
@@ -62,18 +70,29 @@ def _consent(
         "territory": territory,
         "experiment_id": options.experiment,
     }
+    if covers_from is not None:
+        change["covers_from"] = rfc3339(covers_from)
+    return change
 
 
 def consents(
-    population: Population, options: Options, users: dict[str, str], now: datetime
+    population: Population,
+    options: Options,
+    users: dict[str, str],
+    now: datetime,
+    covers_from: datetime,
 ) -> list[SimEvent]:
-    """The users' consents to their partner, recorded at setup."""
+    """The users' consents to their partner, recorded at setup, covering their data from
+    `covers_from` (the gateway admits a partner's event only if a consent covers when it
+    happened, and the run's readings may say they happened before the setup)."""
     events = []
     for patient in population.patients:
         person = patient.person
         partner_id = users.get(person.pseudonym)
         if partner_id:
-            message = _consent(person.pseudonym, person.territory, partner_id, True, options)
+            message = _consent(
+                person.pseudonym, person.territory, partner_id, True, options, covers_from
+            )
             events.append(
                 SimEvent(
                     "setup.consent",
@@ -115,6 +134,11 @@ def withdrawals(
                 )
             )
     return events
+
+
+def withdrawn_at(withdrawals: list[SimEvent]) -> dict[str, float]:
+    """Patient -> when (seconds into the run) their consent to the partner is withdrawn."""
+    return {event.subject: event.due for event in withdrawals}
 
 
 def register(

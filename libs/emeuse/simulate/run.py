@@ -17,11 +17,11 @@ from rich.table import Table
 from emeuse.simulate.calls import merged, timed_calls, visit_plans
 from emeuse.simulate.events import Options, SimEvent
 from emeuse.simulate.pace import Pace
-from emeuse.simulate.partners import consents, partner_users, withdrawals
+from emeuse.simulate.partners import consents, partner_users, withdrawals, withdrawn_at
 from emeuse.simulate.population import Population, build_population, silence
 from emeuse.simulate.send import Tally, Transport
 from emeuse.simulate.setup import setup_stages
-from emeuse.simulate.stream import live_events
+from emeuse.simulate.stream import earliest, live_events
 
 SETUP_WAIT_S = 120  # the longest the enrolments may take to be answered
 
@@ -66,14 +66,14 @@ def plan(options: Options, now: datetime | None = None, setup: bool = True) -> P
     visits = visit_plans(population, options, start) if setup else []
     users = partner_users(population, options)
     if stages:
-        stages[0].extend(consents(population, options, users, start))
+        stages[0].extend(consents(population, options, users, start, earliest(options, start)))
         stages[-1].extend(visits)
-    calls = timed_calls(population, options, start, visits)
-    calls = sorted([*calls, *withdrawals(population, options, users, start)], key=_due)
+    withdrawing = withdrawals(population, options, users, start)
+    calls = sorted([*timed_calls(population, options, start, visits), *withdrawing], key=_due)
     return Plan(
         population,
         stages,
-        merged(live_events(population, options, start, users), calls),
+        merged(live_events(population, options, start, users, withdrawn_at(withdrawing)), calls),
         round(options.rate * options.duration) + len(calls),
         sorted(set(users.values())),
     )

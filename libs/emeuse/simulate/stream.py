@@ -30,6 +30,7 @@ from emeuse.simulate.setup import device_id
 PARIS = ZoneInfo("Europe/Paris")
 HOME_REPORTS_PER_DAY = 12
 RECENT = 50  # how far back a duplicate may reach
+LATE_S = (60, 1800)  # how late a late reading arrives after it was measured
 
 
 @dataclass(frozen=True)
@@ -56,14 +57,23 @@ def _sources(population: Population, users: dict[str, str]) -> tuple[list[_Sourc
     return sources, weights
 
 
+def earliest(options: Options, start: datetime) -> datetime:
+    """The earliest time a live event may say it happened: the first one's, spread back by
+    `speed`, less the most a late reading lags."""
+    first = start + timedelta(seconds=options.duration * (1 - options.speed))
+    return min(start, first) - timedelta(seconds=LATE_S[1])
+
+
 def live_events(
     population: Population,
     options: Options,
     start: datetime,
     users: dict[str, str] | None = None,
+    withdrawn: dict[str, float] | None = None,
 ) -> Iterator[SimEvent]:
     """rate x duration events, the same ones for the same population, options and start;
-    `users` (patient -> partner) send their readings through their partner."""
+    `users` (patient -> partner) send their readings through their partner, until they
+    withdraw their consent to it (`withdrawn`: patient -> the withdrawal's due)."""
     rng = random.Random(f"emeuse-simulate-stream-{options.seed}")
     sources, weights = _sources(population, users or {})
     if not sources:
@@ -96,6 +106,15 @@ def live_events(
             assert source.home is not None
             event = _home_report(rng, options, source.home, at, event_id)
         event = replace(event, due=due)
+        if event.via == PARTNER and (withdrawn or {}).get(event.subject, due + 1) <= due:
+            # The partner no longer sends for a patient who withdrew their consent to it
+            # (the gateway would refuse it): the platform's own device sends the reading.
+            event = replace(
+                event,
+                kind=event.kind.removeprefix("partner."),
+                via=KAFKA,
+                target=READING_RECORDED.name,
+            )
         if event.raw is None and not event.kind.startswith("malformed"):
             recent.append(event)
         yield event
@@ -103,7 +122,7 @@ def live_events(
 
 def _late(rng: random.Random, options: Options, at: datetime) -> datetime | None:
     if rng.random() < options.late_rate:
-        return at - timedelta(seconds=rng.uniform(60, 1800))
+        return at - timedelta(seconds=rng.uniform(*LATE_S))
     return None
 
 

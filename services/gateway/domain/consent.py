@@ -90,6 +90,27 @@ class ConsentBook(BaseModel):
             for purpose in purposes
         )
 
+    def refuses_inbound(
+        self, partner_id: str, purposes: list[str], event_at: datetime
+    ) -> str | None:
+        """Why the partner may not send the platform this patient's event that happened at
+        `event_at`, or None when it may. The rule of its feed (`allows`): a grant of one of
+        its purposes covers when the event happened, and consent stands as the gateway
+        handles it. So a withdrawal stops what the partner sends after it, readings it
+        took before included, and an event that happened before a grant is refused unless
+        the grant covers from a date before it (`covers_from`)."""
+        if self.allows(partner_id, purposes, event_at):
+            return None
+        if not any(self.changes.get(self.key(partner_id, p)) for p in purposes):
+            return f"no consent: the patient has not consented to partner {partner_id!r}"
+        if not any(self.stands(partner_id, p) for p in purposes):
+            return f"no consent: the patient withdrew consent to partner {partner_id!r}"
+        return (
+            f"no consent: the patient's consent to partner {partner_id!r} does not cover "
+            f"when the event happened ({event_at:%Y-%m-%dT%H:%M:%SZ}): it covers from when "
+            "it was given, or from its covers_from"
+        )
+
     def to_json(self) -> dict[str, object]:
         return self.model_dump(mode="json")
 

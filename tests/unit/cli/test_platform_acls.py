@@ -1,42 +1,45 @@
-"""The ACLs a service's Kafka user holds on the local broker: it works on any topic, group
-and transactional id, but never reads, deletes or reconfigures the audit trail, and cannot
-change ACLs to get round that."""
+"""The ACLs platform_users grants on the local broker: exactly each user's grants of
+emeuse.runtime.acls, one kafka-python ACL per operation, allowances only."""
 
-from kafka.admin import ACLOperation, ACLPermissionType, ResourceType
+from kafka.admin import ACLPermissionType
 
-from emeuse.cli.platform_users import AUDIT_READERS, SERVICE_USERS, USERS, platform_acls
+from emeuse.cli.platform_users import USERS, platform_acls
 from emeuse.registry import PATIENT_DATA_ACCESSED, SERVICES
+from emeuse.runtime import acls
 
-AUDIT = PATIENT_DATA_ACCESSED.name
 
-
-def grants(user: str, permission: ACLPermissionType) -> set[tuple[str, str, str]]:
+def held(user: str) -> set[tuple[str, str, str, str]]:
     return {
-        (a.resource_pattern.resource_type.name, a.resource_pattern.resource_name, a.operation.name)
+        (
+            a.resource_pattern.resource_type.name,
+            a.resource_pattern.resource_name,
+            a.resource_pattern.pattern_type.name,
+            a.operation.name,
+        )
         for a in platform_acls(user)
-        if a.permission_type == permission and a.principal == f"User:{user}"
+        if a.permission_type == ACLPermissionType.ALLOW and a.principal == f"User:{user}"
     }
 
 
-def test_every_service_has_a_user_with_acls_and_only_the_tools_read_the_audit_trail():
-    assert set(SERVICE_USERS) == {f"emeuse-{service}" for service in SERVICES}
-    assert AUDIT_READERS == ("emeuse-cli",)
-    assert set(USERS) == {*SERVICE_USERS, *AUDIT_READERS}
+def test_every_platform_user_gets_acls_and_only_allowances() -> None:
+    assert set(USERS) == {*(f"emeuse-{s}" for s in SERVICES), "emeuse-cli"}
+    for user in USERS:
+        assert platform_acls(user)
+        assert all(a.permission_type == ACLPermissionType.ALLOW for a in platform_acls(user))
+        grants = acls.platform_grants()[user]
+        assert len(platform_acls(user)) == sum(len(g.operations) for g in grants)
 
 
-def test_a_service_is_denied_reading_deleting_or_reconfiguring_the_audit_trail():
-    denied = grants("emeuse-chronic", ACLPermissionType.DENY)
-    assert denied == {
-        ("TOPIC", AUDIT, operation) for operation in ("READ", "DELETE", "ALTER", "ALTER_CONFIGS")
-    }
-    # Writing it stays allowed (by the wildcard): every service audits its calls.
-    assert ("TOPIC", AUDIT, "WRITE") not in denied
+def test_a_service_acl_names_its_own_prefixes_and_topics_in_kafka_terms() -> None:
+    home = held("emeuse-home")
+    assert ("TRANSACTIONAL_ID", "emeuse-home-", "PREFIXED", "WRITE") in home
+    assert ("GROUP", "emeuse-home", "LITERAL", "READ") in home
+    assert ("CLUSTER", "kafka-cluster", "LITERAL", "IDEMPOTENT_WRITE") in home
+    assert ("TOPIC", PATIENT_DATA_ACCESSED.name, "LITERAL", "WRITE") in home
+    assert ("TOPIC", PATIENT_DATA_ACCESSED.name, "LITERAL", "READ") not in home
 
 
-def test_a_service_works_on_any_topic_group_and_transaction_but_cannot_change_acls():
-    allowed = grants("emeuse-home", ACLPermissionType.ALLOW)
-    for kind in ("TOPIC", "GROUP", "TRANSACTIONAL_ID"):
-        assert (kind, "*", "ALL") in allowed
-    cluster = {op for kind, _, op in allowed if kind == ResourceType.CLUSTER.name}
-    assert cluster == {"DESCRIBE", "CREATE", "IDEMPOTENT_WRITE", "DESCRIBE_CONFIGS"}
-    assert ACLOperation.ALTER.name not in cluster
+def test_the_tools_may_do_everything_a_service_may_not() -> None:
+    assert ("CLUSTER", "kafka-cluster", "LITERAL", "ALL") in held("emeuse-cli")
+    assert ("TOPIC", "*", "LITERAL", "ALL") in held("emeuse-cli")
+    assert not any(op == "ALL" for *_, op in held("emeuse-chronic"))

@@ -89,3 +89,46 @@ def test_a_grant_covers_until_the_withdrawal_that_follows_it_not_beyond():
     # A withdrawal says nothing of coverage: what it carries is ignored.
     book.record(PARTNER, "remote-monitoring", at(6), False, covers_from=at(0))
     assert book.changes["glucoflow|remote-monitoring"][-1].covers_from is None
+
+
+def test_a_partner_may_send_a_patients_event_while_consent_stands_and_covers_it():
+    book = ConsentBook()
+    book.record(PARTNER, "remote-monitoring", at(1), True)
+    # Granted an instant before the reading was taken: the reading is the partner's to send.
+    assert book.refuses_inbound(PARTNER, PURPOSES, at(1) + timedelta(milliseconds=1)) is None
+    assert book.refuses_inbound(PARTNER, PURPOSES, at(2)) is None
+
+
+def test_a_partner_may_not_send_for_a_patient_who_never_consented_to_it():
+    book = ConsentBook()
+    book.record("falldetect", "remote-monitoring", at(1), True)  # another partner's consent
+    reason = book.refuses_inbound(PARTNER, PURPOSES, at(2))
+    assert reason == "no consent: the patient has not consented to partner 'glucoflow'"
+
+
+def test_after_a_withdrawal_a_partner_may_not_send_even_what_it_measured_before():
+    book = ConsentBook()
+    book.record(PARTNER, "remote-monitoring", at(1), True)
+    book.record(PARTNER, "remote-monitoring", at(3), False)
+    for happened in (at(2), at(4)):
+        reason = book.refuses_inbound(PARTNER, PURPOSES, happened)
+        assert reason == "no consent: the patient withdrew consent to partner 'glucoflow'"
+
+
+def test_an_event_from_before_the_grant_is_refused_unless_the_grant_covers_it():
+    book = ConsentBook()
+    book.record(PARTNER, "remote-monitoring", at(5), True)
+    reason = book.refuses_inbound(PARTNER, PURPOSES, at(4))
+    assert reason is not None
+    assert "does not cover when the event happened (2026-11-02T13:00:00Z)" in reason
+    # Given again covering the care episode from 2: that reading may come in.
+    book.record(PARTNER, "remote-monitoring", at(6), True, covers_from=at(2))
+    assert book.refuses_inbound(PARTNER, PURPOSES, at(4)) is None
+    assert book.refuses_inbound(PARTNER, PURPOSES, at(1)) is not None
+
+
+def test_a_consent_for_any_of_the_partners_purposes_lets_it_send():
+    book = ConsentBook()
+    book.record(PARTNER, "research", at(1), True)
+    assert book.refuses_inbound(PARTNER, ["remote-monitoring", "research"], at(2)) is None
+    assert book.refuses_inbound(PARTNER, ["remote-monitoring"], at(2)) is not None

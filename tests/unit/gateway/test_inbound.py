@@ -4,17 +4,19 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from emeuse.access.v1.access_events_pb2 import PractitionerRegistered
 from emeuse.chronic.v1.chronic_events_pb2 import ReadingRecorded
 from emeuse.partners.v1.partners_pb2 import PartnerRegistered
 from emeuse.place.v1.territory_pb2 import Territory
 from emeuse.platform.v1.dead_letter_pb2 import DeadLetterCause
-from emeuse.registry import READING_RECORDED
+from emeuse.registry import PRACTITIONER_REGISTERED, READING_RECORDED
 from emeuse.runtime import envelope as env
 from emeuse.runtime.codec import InvalidEventError, UndecodableError
 from emeuse.runtime.events import read_failure
 from emeuse.runtime.id_rules import IdentifyingContentError
 from emeuse.runtime.pseudonym import random_pseudonym
-from services.gateway.inbound import admit, partner_of_inbound
+from services.gateway.domain.consent import ConsentBook
+from services.gateway.inbound import Admitted, admit, consented, partner_of_inbound
 
 PATIENT = random_pseudonym()
 NOW = datetime(2026, 11, 2, 8, 1, tzinfo=UTC)
@@ -113,3 +115,43 @@ def test_a_partner_event_naming_a_person_is_refused_to_be_dead_lettered_withheld
         admit("glucoflow", PARTNER, envelope(), message.SerializeToString(), key, NOW)
     assert read_failure(refused.value)[0] == DeadLetterCause.DEAD_LETTER_CAUSE_IDENTIFYING_CONTENT
     assert value not in str(refused.value) and key not in str(refused.value)
+
+
+def consents_of(patient: str, granted_at: datetime) -> dict[str, ConsentBook]:
+    book = ConsentBook()
+    book.record("glucoflow", "remote-monitoring", granted_at, True)
+    return {patient: book}
+
+
+def test_a_reading_of_a_patient_consenting_to_the_partner_is_admitted():
+    admitted = admit("glucoflow", PARTNER, envelope(), reading().SerializeToString(), PATIENT, NOW)
+    books = consents_of(PATIENT, NOW - timedelta(days=1))
+    consented(PARTNER, admitted, lambda p: books.get(p, ConsentBook()))
+
+
+def test_a_reading_of_a_patient_without_consent_to_the_partner_is_refused_with_the_reason():
+    admitted = admit("glucoflow", PARTNER, envelope(), reading().SerializeToString(), PATIENT, NOW)
+    books = consents_of(random_pseudonym(), NOW - timedelta(days=1))  # someone else consents
+    with pytest.raises(InvalidEventError) as refused:
+        consented(PARTNER, admitted, lambda p: books.get(p, ConsentBook()))
+    assert str(refused.value) == "no consent: the patient has not consented to partner 'glucoflow'"
+    assert read_failure(refused.value)[0] == DeadLetterCause.DEAD_LETTER_CAUSE_INVALID_EVENT
+    assert PATIENT not in str(refused.value)
+
+
+def test_consent_is_judged_at_when_the_event_happened():
+    admitted = admit("glucoflow", PARTNER, envelope(), reading().SerializeToString(), PATIENT, NOW)
+    # Granted after the reading was taken (8:00), without covering earlier data.
+    books = consents_of(PATIENT, datetime(2026, 11, 2, 8, 0, 30, tzinfo=UTC))
+    with pytest.raises(InvalidEventError, match="does not cover when the event happened"):
+        consented(PARTNER, admitted, lambda p: books.get(p, ConsentBook()))
+
+
+def test_an_event_about_no_person_needs_no_consent():
+    practitioner = PractitionerRegistered(practitioner_id="rpps-1", territory="55")
+    about_nobody = Admitted(PRACTITIONER_REGISTERED, practitioner, envelope())
+
+    def no_book(patient: str) -> ConsentBook:
+        raise AssertionError(f"no consent should be looked up, asked for {patient!r}")
+
+    consented(PARTNER, about_nobody, no_book)

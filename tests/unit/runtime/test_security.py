@@ -120,6 +120,22 @@ def test_sasl_ssl_logs_in_as_the_services_own_scram_user_with_a_checked_certific
     assert password not in repr(settings.kafka_login)
 
 
+def test_under_sasl_ssl_an_app_id_outside_the_services_acls_is_refused_at_start(
+    secrets: Path,
+) -> None:
+    # Its own names (emeuse-chronic, emeuse-chronic-…) are what its ACLs grant.
+    for own in ("emeuse-chronic", "emeuse-chronic-blue"):
+        env = sasl_env(secrets) | {"EMEUSE_CHRONIC_APP_ID": own}
+        assert load_settings("chronic", env).app_id == own
+    env = sasl_env(secrets) | {"EMEUSE_CHRONIC_APP_ID": "chronic-blue"}
+    with pytest.raises(
+        SettingsError, match=r"EMEUSE_CHRONIC_APP_ID='chronic-blue'.*emeuse-chronic-"
+    ):
+        load_settings("chronic", env)
+    # On the loopback listener (no ACLs) any app id still does, as the tests use.
+    assert load_settings("chronic", {"EMEUSE_CHRONIC_APP_ID": "chronic-blue"}).app_id
+
+
 def test_the_tools_log_in_as_emeuse_cli_unless_told_another_user(secrets: Path) -> None:
     assert load_kafka_login("cli", sasl_env(secrets, "cli")).username == "emeuse-cli"
     env = sasl_env(secrets, "cli") | {"EMEUSE_CLI_KAFKA_USER": "ops-anna"}

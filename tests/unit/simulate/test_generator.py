@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
@@ -311,10 +312,19 @@ def test_a_share_of_partner_programme_patients_consent_and_send_readings_through
     assert through_partners and all(users[e.subject] == e.target for e in through_partners)
     # A partner resends too: duplicates of its readings go the same way.
     assert all(e.kind.startswith(("partner.reading", "duplicate")) for e in through_partners)
-    # Nobody else's readings go through a partner, and users' readings all do.
-    direct = [e for e in live if e.via == KAFKA and e.kind.startswith("reading")]
-    assert not {e.subject for e in direct} & set(users)
     withdrawn = [e for e in live if e.kind == "partner.consent_withdrawn"]
     assert len(withdrawn) / len(users) == pytest.approx(0.2, abs=0.06)
     assert all(not e.message["granted"] and e.subject in users for e in withdrawn)
+    # Nobody else's readings go through a partner, and users' readings all do until they
+    # withdraw: the partner sends nothing for them after it (the gateway would refuse it).
+    withdrew_at = {e.subject: e.due for e in withdrawn}
+    direct = [e for e in live if e.via == KAFKA and e.kind.startswith("reading")]
+    users_direct = [e for e in direct if e.subject in users]
+    assert users_direct and all(withdrew_at[e.subject] <= e.due for e in users_direct)
+    assert all(e.due < withdrew_at.get(e.subject, math.inf) for e in through_partners)
+    # Their consents cover every time the run's readings may say, late ones included.
+    [covers_from] = {
+        e.message["covers_from"] for e in run_plan.stages[0] if e.kind == "setup.consent"
+    }
+    assert datetime.fromisoformat(covers_from) <= min(e.at for e in through_partners)
     assert not partner_users(run_plan.population, Options(seed=12, partner_share=0))
