@@ -105,6 +105,8 @@ class Processor:
         names = [table.name for table in self.tables]
         if len(set(names)) != len(names):
             raise ValueError(f"{self.service}: a table is declared twice")
+        if any(name.startswith("__") for name in names):  # the kernel's own (store.py)
+            raise ValueError(f"{self.service}: table names starting with '__' are the kernel's")
         partitions = {spec.partitions for spec in self.inputs}
         if len(partitions) > 1:
             raise ValueError(f"{self.service}: inputs are not co-partitioned ({partitions})")

@@ -10,6 +10,7 @@ been applied.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -64,6 +65,11 @@ HANDLER_RETRIES = 3
 # 4's transactions v2 (KIP-890) drop that request; until aiokafka speaks it, wait less.
 CONCURRENT_TRANSACTIONS_RETRY_S = 0.002
 aiokafka.producer.sender.BACKOFF_OVERRIDE = CONCURRENT_TRANSACTIONS_RETRY_S
+# A mirror of the input offsets to the group that failed (a rebalance, the broker away) is
+# tried again this much later, for the partitions still held here.
+MIRROR_RETRY_S = 0.5
+# How long stopping waits for the last mirror of the input offsets.
+MIRROR_STOP_S = 5.0
 # How often the emeuse_consumer_lag gauge is set (from the last fetch: no broker call).
 LAG_INTERVAL_S = 5.0
 # A partition whose opening found the broker unavailable is opened again this much later.
@@ -108,6 +114,9 @@ class Kernel:
         self._opening: asyncio.Task[None] | None = None
         self._reopening: set[asyncio.Task[None]] = set()
         self._consumer: AIOKafkaConsumer | None = None
+        # Input offsets committed (in the changelog) and not yet mirrored to the group.
+        self._unmirrored: dict[TopicPartition, int] = {}
+        self._mirror: asyncio.Task[None] | None = None
 
     # -- what tasks ask -------------------------------------------------------------------
 
@@ -146,6 +155,35 @@ class Kernel:
             max_request_size=1_048_576,
             transaction_timeout_ms=60_000,
         )
+
+    def progressed(self, offsets: dict[TopicPartition, int]) -> None:
+        """A task committed these next input offsets (in its changelog): mirror them to the
+        consumer group, off the transaction's path. The group's offsets are what lag tools,
+        `kafka-consumer-groups` and operators read; the kernel reads the changelog's."""
+        self._unmirrored.update(offsets)
+        if self._mirror is None or self._mirror.done():
+            self._mirror = asyncio.create_task(
+                self._mirror_offsets(), name=f"{self.service}-mirror"
+            )
+
+    async def _mirror_offsets(self) -> None:
+        """One commit at a time, each with the newest offsets of every partition held here;
+        one that fails is tried again for the partitions still held (a partition gone to
+        another instance is mirrored by it, when it opens the partition)."""
+        while self._unmirrored and self._consumer is not None:
+            offsets, self._unmirrored = self._unmirrored, {}
+            held = {tp: offset for tp, offset in offsets.items() if self.owns(tp)}
+            if not held:
+                continue
+            try:
+                await self.consumer.commit(held)
+            except Exception as exc:  # rebalancing, revoked, broker away, stopping: retried
+                log.info("offsets.mirror_retried", error=type(exc).__name__)
+                for tp, offset in held.items():
+                    self._unmirrored.setdefault(tp, offset)
+                if self._stopping:
+                    return
+                await asyncio.sleep(MIRROR_RETRY_S)
 
     def count_output(self, out: OutRecord) -> None:
         kind = next((v for k, v in out.headers if k == env.H_TYPE), b"").decode(errors="replace")
@@ -563,6 +601,9 @@ class Kernel:
                 running.cancel()
         for p in list(self.tasks):
             await self._close_task(p)
+        if self._mirror is not None and not self._mirror.done():
+            with contextlib.suppress(Exception):  # the next owner mirrors them on opening
+                await asyncio.wait_for(asyncio.shield(self._mirror), MIRROR_STOP_S)
         if self._consumer is not None:
             await self._consumer.stop()
             if self.settings.leave_group_on_stop:

@@ -5,6 +5,10 @@ the transaction that wrote the same changes to the changelog has committed, toge
 the changelog offset it now reflects (the checkpoint), so recovery reads only the tail.
 Each table's due-index (the next deadline of each key with a timer) is kept beside the
 values, so a restart rebuilds its timers without decoding every value.
+
+The next input offset of each input topic of the partition travels the same way, as the
+entries of a table of the kernel's own (INPUT_OFFSETS, key: the topic): written in the
+transaction that handled the inputs, so the changelog says where to read on.
 """
 
 from __future__ import annotations
@@ -19,6 +23,12 @@ from rocksdict import Options, Rdict, WriteBatch
 _VALUE, _DUE, _CHECKPOINT = b"v", b"d", b"c"
 _SEP = b"\x00"
 _I64 = struct.Struct(">q")
+# The kernel's table of next input offsets; services' table names cannot start with "__".
+INPUT_OFFSETS = "__input_offsets"
+
+
+def encode_offset(offset: int) -> bytes:
+    return _I64.pack(offset)
 
 
 def changelog_key(table: str, key: str) -> bytes:
@@ -66,6 +76,11 @@ class PartitionStore:
                 break
             yield raw[len(prefix) :].decode(), bytes(it.value())
             it.next()
+
+    def input_offset(self, topic: str) -> int | None:
+        """The next offset of `topic` (this partition) to handle, as last committed."""
+        raw = self.get(INPUT_OFFSETS, topic)
+        return None if raw is None else _I64.unpack(raw)[0]
 
     def checkpoint(self) -> int | None:
         """The changelog offset up to which (excluded) this store reflects the changelog."""

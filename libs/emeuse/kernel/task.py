@@ -6,8 +6,8 @@
 - the due-index of the timers of p's keys.
 
 Records of p (every input topic) are handled in offset order, a poll's worth per
-transaction: outputs, changelog records and the input offsets commit together or not at all;
-only then does the store change (see store.py).
+transaction: outputs, changelog records and the next input offsets (changelog records too)
+commit together or not at all; only then does the store change (see store.py).
 """
 
 from __future__ import annotations
@@ -30,7 +30,13 @@ from aiokafka.errors import IllegalOperation, KafkaError, ProducerFenced
 from emeuse.kernel import metrics
 from emeuse.kernel.declare import Lookup, Timer
 from emeuse.kernel.outputs import SetAside
-from emeuse.kernel.store import PartitionStore, changelog_key, split_changelog_key
+from emeuse.kernel.store import (
+    INPUT_OFFSETS,
+    PartitionStore,
+    changelog_key,
+    encode_offset,
+    split_changelog_key,
+)
 from emeuse.kernel.tx import CURRENT, DELETED, Tx
 from emeuse.runtime.logs import ids_context
 
@@ -132,17 +138,21 @@ class PartitionTask:
         self._load_timers()
         # Computed again before the first batch: see Timer.outside.
         self._retime.update(name for name, timer in k.timers.items() if timer.outside)
-        # Only now, with any previous owner fenced, is the group's commit final for p.
+        # Only now, with any previous owner fenced and the changelog read to its end, is
+        # where to read on final for p: the offsets its last commit wrote there.
         starts = await k.consumer.beginning_offsets(self.inputs)
         for tp in self.inputs:
-            committed = await k.consumer.committed(tp)
-            start = committed if committed is not None else starts[tp]
+            start = self._store.input_offset(tp.topic)
+            if start is None:  # kept by the group before the changelog kept them
+                committed = await k.consumer.committed(tp)
+                start = committed if committed is not None else starts[tp]
             # A rebalance that began meanwhile took the assignment away: the next one either
             # closes this task or keeps it, and then rewinds it to these offsets.
             if k.owns(tp):
                 k.consumer.seek(tp, start)
             self.committed[tp] = self.fetched[tp] = start
         self._opener = None
+        k.progressed(self.committed)
         self.ready.set()
         self._runner = asyncio.create_task(self._run(), name=f"{k.service}-task-{self.partition}")
         metrics.RECOVERY_SECONDS.labels(k.service).observe(time.monotonic() - started)
@@ -456,6 +466,8 @@ class PartitionTask:
         encoded: list[tuple[str, str, bytes | None]] = []
         for (table, key), value in tx.writes.items():
             encoded.append((table, key, None if value is DELETED else k.codec(table).encode(value)))
+        for tp, offset in offsets.items():
+            encoded.append((INPUT_OFFSETS, tp.topic, encode_offset(offset)))
         if not offsets and not encoded and not tx.outputs:
             self._after_fire(fired, {})
             self._counted(tx)
@@ -472,8 +484,6 @@ class PartitionTask:
                     headers=out.headers,
                 )
             last = await self._send_changelog(producer, encoded)
-            if offsets:
-                await producer.send_offsets_to_transaction(offsets, k.group_id)
             committing = True
             await producer.commit_transaction()
             checkpoint = None
@@ -489,7 +499,7 @@ class PartitionTask:
                 # The commit may have been applied at the broker or not (the broker died or
                 # the answer was lost): neither this task's offsets nor its store can be
                 # trusted. The task is opened anew: a new producer settles the transaction,
-                # the store catches up from the changelog, offsets come from the group.
+                # the store and its input offsets catch up from the changelog.
                 log.warning(
                     "transaction.outcome_unknown",
                     partition=self.partition,
@@ -500,6 +510,8 @@ class PartitionTask:
             await self._abort()
             return False
         metrics.TRANSACTIONS.labels(k.service, "committed").inc()
+        if offsets:
+            k.progressed(offsets)
         for out in tx.outputs:
             k.count_output(out)
         self._counted(tx)
@@ -578,7 +590,7 @@ class PartitionTask:
             # The producer is unusable. A new one alone would fence whoever owns p by now
             # and go on from this task's offsets and store, which may be behind what that
             # owner committed (this instance was away): the task is opened anew instead, from
-            # the group's commit and the changelog.
+            # the changelog (its state and input offsets).
             raise ProducerLost() from exc
         self.rewind()
         await asyncio.sleep(RETRY_AFTER_S)
