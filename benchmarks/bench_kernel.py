@@ -324,8 +324,13 @@ async def under_load(
     stream = spawn.Process(target=_stream_in_own_process, args=(bootstrap, target, latencies_out))
     stream.start()
     await asyncio.sleep(5)  # the stream is flowing (plans applied) before the calls start
+    chronic = platform.services["chronic"].process
+    shares = CpuShares(
+        {"broker": broker_pid(), "chronic": chronic.pid if chronic else None, "stream": stream.pid}
+    )
     try:
         figures = await grpc_figures(platform, target, patient)
+        figures.update(shares.percent())
         loop = asyncio.get_running_loop()
         latencies = await loop.run_in_executor(None, latencies_in.recv)
     finally:
@@ -333,6 +338,43 @@ async def under_load(
         if stream.is_alive():
             stream.kill()
     return latencies, figures
+
+
+def broker_pid() -> int | None:
+    """The local broker's pid (kafka.sh writes it), to see what share of the machine it takes."""
+    try:
+        return int((Path(os.environ["KAFKA_HOME"]) / "kafka.pid").read_text().split()[0])
+    except (KeyError, OSError, ValueError, IndexError):
+        return None
+
+
+class CpuShares:
+    """CPU used by each process (and this one, the gRPC client) from now to `percent()`, in
+    % of one core: on a 2-core machine the broker, chronic and the load share 200 %."""
+
+    def __init__(self, pids: dict[str, int | None]) -> None:
+        self.pids = {name: pid for name, pid in pids.items() if pid is not None}
+        self.started = time.monotonic()
+        self.before = {name: _cpu_seconds(pid) for name, pid in self.pids.items()}
+        self.client_before = time.process_time()
+
+    def percent(self) -> dict[str, float]:
+        wall = max(time.monotonic() - self.started, 1e-6)
+        shares = {
+            f"cpu_{name}_pct": 100 * (_cpu_seconds(pid) - self.before[name]) / wall
+            for name, pid in self.pids.items()
+        }
+        shares["cpu_grpc_client_pct"] = 100 * (time.process_time() - self.client_before) / wall
+        return shares
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (and its reaped children) from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 async def grpc_figures(platform: Platform, target: str, patient: str) -> dict[str, float]:
