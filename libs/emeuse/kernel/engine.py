@@ -68,6 +68,10 @@ aiokafka.producer.sender.BACKOFF_OVERRIDE = CONCURRENT_TRANSACTIONS_RETRY_S
 # A mirror of the input offsets to the group that failed (a rebalance, the broker away) is
 # tried again this much later, for the partitions still held here.
 MIRROR_RETRY_S = 0.5
+# The group's offsets are mirrored at most this often: each mirror is an OffsetCommit round
+# trip and a write to __consumer_offsets, for lag tools only; back to back they cost a busy
+# instance as much CPU as its transactions.
+MIRROR_EVERY_S = 1.0
 # How long stopping waits for the last mirror of the input offsets.
 MIRROR_STOP_S = 5.0
 # How often the emeuse_consumer_lag gauge is set (from the last fetch: no broker call).
@@ -109,6 +113,7 @@ class Kernel:
         self.fatal: asyncio.Future[BaseException] | None = None
         self._full: set[int] = set()
         self._stopping = False
+        self._stop_asked = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._lag_task: asyncio.Task[None] | None = None
         self._opening: asyncio.Task[None] | None = None
@@ -184,6 +189,10 @@ class Kernel:
                 if self._stopping:
                     return
                 await asyncio.sleep(MIRROR_RETRY_S)
+                continue
+            # What progresses meanwhile waits for the next mirror (at once when stopping).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop_asked.wait(), MIRROR_EVERY_S)
 
     def count_output(self, out: OutRecord) -> None:
         kind = next((v for k, v in out.headers if k == env.H_TYPE), b"").decode(errors="replace")
@@ -596,6 +605,7 @@ class Kernel:
 
     async def stop(self) -> None:
         self._stopping = True
+        self._stop_asked.set()
         for running in (self._loop_task, self._lag_task):
             if running is not None:
                 running.cancel()
