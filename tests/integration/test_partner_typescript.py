@@ -201,3 +201,18 @@ def test_a_typescript_partner_reads_its_feed_over_sasl_ssl_with_the_ca_its_setti
     )
     assert_it_got_exactly_the_consented_events(feed, lines)
     assert committed_to_the_end(bootstrap, feed.partner.partner_id, "typescript-tls")
+
+
+def test_without_a_settings_file_the_typescript_partner_refuses_to_start(consumer_script):
+    """As the Python SDK: a forgotten variable never connects to the platform's own listener."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("EMEUSE_")}
+    started = subprocess.run(
+        ["node", str(consumer_script)],
+        env=clean | {"EMEUSE_PARTNER_ID": new_partner_id()},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert started.returncode == 2
+    assert started.stderr.startswith("no credentials: set EMEUSE_PARTNER_CONFIG")
+    assert started.stdout == ""
