@@ -7,13 +7,13 @@ PY      := $(VENV)/bin/python
 BUF     := node_modules/.bin/buf
 STAMP   := .local/stamps
 
-.PHONY: help install proto proto-check docs manifests dashboards images demo lint format kafka-up kafka-down topics up down status \
+.PHONY: help install proto proto-check schemas-release docs manifests dashboards images demo lint format kafka-up kafka-down topics up down status \
         test test-unit test-integration chaos bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
 
-install: $(STAMP)/system $(STAMP)/python $(STAMP)/node $(STAMP)/kafka-jars ## install what is missing (system tools, venv, buf, Kafka jars)
+install: $(STAMP)/system $(STAMP)/python $(STAMP)/node $(STAMP)/kafka-jars ## install what is missing (system tools, venv, npm packages, Kafka jars)
 
 $(STAMP)/python: pyproject.toml constraints.txt | $(STAMP)/system
 	@mkdir -p $(STAMP)
@@ -22,7 +22,8 @@ $(STAMP)/python: pyproject.toml constraints.txt | $(STAMP)/system
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $@
 
-$(STAMP)/node: package.json package-lock.json | $(STAMP)/system
+# The npm workspaces (sdk/typescript, examples/typescript_partner) install with the tools.
+$(STAMP)/node: package.json package-lock.json sdk/typescript/package.json examples/typescript_partner/package.json | $(STAMP)/system
 	@mkdir -p $(STAMP)
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
@@ -37,11 +38,14 @@ $(STAMP)/system:
 	scripts/install-system.sh
 	@touch $@
 
-proto: $(STAMP)/python ## regenerate libs/ from proto/ (commit the result)
+proto: $(STAMP)/python $(STAMP)/node ## regenerate libs/ and sdk/typescript/gen/ from proto/ (commit the result)
 	scripts/proto.sh gen
 
-proto-check: $(STAMP)/python ## fail when generated code differs from `make proto`
+proto-check: $(STAMP)/python $(STAMP)/node ## fail when generated code differs from `make proto`
 	scripts/proto.sh check
+
+schemas-release: $(STAMP)/node ## write sdk/descriptors/ for the schemas version in sdk/typescript/package.json (docs/schema-changelog.md)
+	scripts/proto.sh release
 
 docs: $(STAMP)/python ## regenerate docs/catalogue.md and docs/settings.md from the code (commit them)
 	$(PY) scripts/catalogue.py
