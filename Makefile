@@ -83,7 +83,7 @@ format: $(STAMP)/python ## ruff format and fix in place
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-kafka-up: $(STAMP)/python $(STAMP)/kafka-jars ## start the local KRaft broker on 127.0.0.1:9092
+kafka-up: $(STAMP)/python $(STAMP)/kafka-jars ## start the local KRaft broker (SASL_SSL 127.0.0.1:9095, partners 9094)
 	deploy/kafka/kafka.sh up
 
 kafka-down: ## stop the local broker

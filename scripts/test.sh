@@ -11,7 +11,7 @@ cd "$root"
 broker_env test 19092
 # The platform's SASL_SSL listener (tests/integration/test_encryption.py), with a CA, the
 # certificates and SCRAM passwords made anew under the fresh KAFKA_HOME.
-export KAFKA_SECURE_PORT="${KAFKA_SECURE_PORT:-$((KAFKA_PORT + 3))}"
+if [[ "$KAFKA_SECURE_PORT" == off ]]; then export KAFKA_SECURE_PORT=$((KAFKA_PORT + 3)); fi
 export SECRETS_DIR="$KAFKA_HOME/secrets"
 export EMEUSE_KAFKA_SECURE_BOOTSTRAP="127.0.0.1:$KAFKA_SECURE_PORT"
 trap 'deploy/kafka/kafka.sh down >/dev/null' EXIT

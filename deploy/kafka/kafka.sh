@@ -7,14 +7,18 @@
 #                   make test, make bench and make chaos each want for their own
 #   kafka.sh status exit 0 when the broker answers
 #   kafka.sh pid    print the broker's pid (exit 1 when it is not running)
+#   kafka.sh properties  print the configuration `up` would start the broker with
 #   kafka.sh kill   kill -9 the broker, as a crash would (`up` restarts it on the same data);
 #                   for the fault suite (make chaos)
 # KAFKA_HOME (default .local/kafka) holds data/, logs/ and kafka.pid; KAFKA_LIBS the jars;
 # KAFKA_PORT / KAFKA_CONTROLLER_PORT / KAFKA_PARTNER_PORT (9092 / 9093 / 9094) let tests run a
-# broker of their own; the partner port is the SASL SCRAM listener partners log in on.
-# KAFKA_SECURE_PORT (unset by default) adds a SASL_SSL listener for the platform's services
+# broker of their own; the partner port is the SCRAM listener partners log in on, SASL_SSL
+# unless EMEUSE_KAFKA_PARTNER_PROTOCOL=SASL_PLAINTEXT (the test brokers, scripts/broker-env.sh).
+# KAFKA_SECURE_PORT (9095; `off`: none) is the SASL_SSL listener of the platform's services
 # and tools: TLS with the local CA's certificate and a SCRAM-SHA-512 user per service
 # (scripts/certs.sh makes them, in SECRETS_DIR, default .local/secrets; docs/security.md).
+# The PLAINTEXT listener (KAFKA_PORT) stays on loopback for the broker's own administration:
+# the readiness check, platform users and ACLs, and the test brokers' loopback runs.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -27,7 +31,13 @@ BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
 PYTHON="${PYTHON:-$root/.venv/bin/python}"
 libs="${KAFKA_LIBS:-$root/.local/kafka/libs}"
 pidfile="$KAFKA_HOME/kafka.pid"
-KAFKA_SECURE_PORT="${KAFKA_SECURE_PORT:-}"
+KAFKA_SECURE_PORT="${KAFKA_SECURE_PORT:-9095}"
+[[ "$KAFKA_SECURE_PORT" == off ]] && KAFKA_SECURE_PORT=""
+PARTNER_PROTOCOL="${EMEUSE_KAFKA_PARTNER_PROTOCOL:-SASL_SSL}"
+case "$PARTNER_PROTOCOL" in
+  SASL_SSL|SASL_PLAINTEXT) ;;
+  *) echo "kafka.sh: EMEUSE_KAFKA_PARTNER_PROTOCOL=$PARTNER_PROTOCOL: expected SASL_SSL or SASL_PLAINTEXT" >&2; exit 2 ;;
+esac
 SECRETS_DIR="${SECRETS_DIR:-$root/.local/secrets}"
 
 jars() {
@@ -55,15 +65,7 @@ up() {
   fi
   mkdir -p "$KAFKA_HOME/data" "$KAFKA_HOME/logs"
   local props="$KAFKA_HOME/server.properties"
-  cp "$here/server.properties" "$props"
-  # Later keys win in a Java properties file: set this broker's folder and ports.
-  cat >>"$props" <<PROPS
-log.dirs=$KAFKA_HOME/data
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT,PARTNER://127.0.0.1:$KAFKA_PARTNER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,PARTNER://127.0.0.1:$KAFKA_PARTNER_PORT
-controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
-PROPS
-  if [[ -n "$KAFKA_SECURE_PORT" ]]; then secure_listener "$props"; fi
+  write_properties "$props"
   if [[ ! -f "$KAFKA_HOME/data/meta.properties" ]]; then
     local cluster_id
     cluster_id="$(java -cp "$libs/*" kafka.tools.StorageTool random-uuid 2>/dev/null)"
@@ -77,7 +79,7 @@ PROPS
   echo $! >"$pidfile"
   for _ in $(seq 1 120); do
     if answers 2; then
-      echo "kafka: up on $BOOTSTRAP, partners on 127.0.0.1:$KAFKA_PARTNER_PORT (pid $(cat "$pidfile")); logs in $KAFKA_HOME/logs"
+      echo "kafka: up (pid $(cat "$pidfile")): admin $BOOTSTRAP (PLAINTEXT, loopback), partners 127.0.0.1:$KAFKA_PARTNER_PORT ($PARTNER_PROTOCOL); logs in $KAFKA_HOME/logs"
       if [[ -n "$KAFKA_SECURE_PORT" ]]; then
         "$PYTHON" -m emeuse.cli.platform_users --bootstrap "$BOOTSTRAP" --passwords "$SECRETS_DIR/kafka"
         echo "kafka: SASL_SSL (SCRAM-SHA-512) for the platform on 127.0.0.1:$KAFKA_SECURE_PORT"
@@ -95,6 +97,33 @@ PROPS
   return 1
 }
 
+# The broker's configuration: the base file, then this broker's folder, ports and listeners.
+write_properties() {
+  local props="$1"
+  cp "$here/server.properties" "$props"
+  # Later keys win in a Java properties file.
+  cat >>"$props" <<PROPS
+log.dirs=$KAFKA_HOME/data
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT,PARTNER://127.0.0.1:$KAFKA_PARTNER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,PARTNER://127.0.0.1:$KAFKA_PARTNER_PORT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,PARTNER:$PARTNER_PROTOCOL
+controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
+PROPS
+  if [[ "$PARTNER_PROTOCOL" == SASL_SSL ]]; then partner_tls "$props"; fi
+  if [[ -n "$KAFKA_SECURE_PORT" ]]; then secure_listener "$props"; fi
+}
+
+# The partner listener with TLS: the broker's certificate from the local CA (scripts/certs.sh),
+# which `emeuse partner add` names in each partner's settings file (ssl.ca.location).
+partner_tls() {
+  local props="$1"
+  SECRETS_DIR="$SECRETS_DIR" "$root/scripts/certs.sh" >/dev/null
+  cat >>"$props" <<PROPS
+listener.name.partner.ssl.keystore.type=PEM
+listener.name.partner.ssl.keystore.location=$SECRETS_DIR/tls/kafka.pem
+PROPS
+}
+
 # The platform's SASL_SSL listener: appended after the base listeners, so its lines win.
 secure_listener() {
   local props="$1" tls="$SECRETS_DIR/tls"
@@ -105,7 +134,7 @@ secure_listener() {
   cat >>"$props" <<PROPS
 listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT,PARTNER://127.0.0.1:$KAFKA_PARTNER_PORT,SECURE://127.0.0.1:$KAFKA_SECURE_PORT
 advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,PARTNER://127.0.0.1:$KAFKA_PARTNER_PORT,SECURE://127.0.0.1:$KAFKA_SECURE_PORT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,PARTNER:SASL_PLAINTEXT,SECURE:SASL_SSL
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,PARTNER:$PARTNER_PROTOCOL,SECURE:SASL_SSL
 listener.name.secure.sasl.enabled.mechanisms=SCRAM-SHA-512
 listener.name.secure.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 listener.name.secure.ssl.keystore.type=PEM
@@ -157,6 +186,7 @@ case "${1:-}" in
   fresh) down >/dev/null; rm -rf "$KAFKA_HOME"; up ;;
   status) answers 3 ;;
   pid) running && cat "$pidfile" ;;
+  properties) props="$(mktemp)"; write_properties "$props"; cat "$props"; rm -f "$props" ;;
   kill) crash ;;
-  *) echo "usage: $0 jars|up|down|fresh|status|pid|kill" >&2; exit 2 ;;
+  *) echo "usage: $0 jars|up|down|fresh|status|pid|kill|properties" >&2; exit 2 ;;
 esac

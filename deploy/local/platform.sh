@@ -4,9 +4,12 @@
 #   platform.sh down    stop the services and Prometheus (SIGTERM, then SIGKILL after 20 s), then Kafka
 #   platform.sh status  what runs, and where
 # State, logs and pid files live under .local/ (ignored by git).
-# Encryption is opt-in (docs/security.md): EMEUSE_GRPC_TLS=tls|mtls serves gRPC with TLS,
-# EMEUSE_KAFKA_SECURITY_PROTOCOL=SASL_SSL has services and tools log in to the broker's
-# SASL_SSL listener (KAFKA_SECURE_PORT, 9095); scripts/certs.sh makes what they need.
+# Encrypted by default (docs/security.md): scripts/certs.sh makes a local CA, a certificate
+# per party and SCRAM passwords (once); every gRPC port serves mutual TLS; services and tools
+# log in to the broker's SASL_SSL listener (9095); partners' listener (9094) is SASL_SSL.
+# These are the settings' own defaults, so the tools run in another shell use them too.
+# Opting out, for loopback only: EMEUSE_GRPC_TLS=off EMEUSE_KAFKA_SECURITY_PROTOCOL=PLAINTEXT
+# EMEUSE_KAFKA_PARTNER_PROTOCOL=SASL_PLAINTEXT, for `make up` and the tools alike.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -21,12 +24,9 @@ declare -A grpc_port=([prevention]=50051 [chronic]=50052 [access]=50053 [home]=5
 declare -A metrics_port=([prevention]=9101 [chronic]=9102 [access]=9103 [home]=9104 [gateway]=9105 [evaluation]=9106 [coordination]=9107)
 prometheus_port=9090
 partner_port="${KAFKA_PARTNER_PORT:-9094}"
-grpc_tls="${EMEUSE_GRPC_TLS:-off}"
-if [[ "${EMEUSE_KAFKA_SECURITY_PROTOCOL:-PLAINTEXT}" == SASL_SSL ]]; then
-  export KAFKA_SECURE_PORT="${KAFKA_SECURE_PORT:-9095}"
-  export EMEUSE_KAFKA_BOOTSTRAP="${EMEUSE_KAFKA_BOOTSTRAP:-127.0.0.1:$KAFKA_SECURE_PORT}"
-fi
-kafka_secure="${KAFKA_SECURE_PORT:+SASL_SSL 127.0.0.1:$KAFKA_SECURE_PORT}"
+secure_port="${KAFKA_SECURE_PORT:-9095}"
+# What `up` chose, kept for `status` (which may run in another shell).
+security_file="$run/security"
 
 alive() { [[ -f "$run/$1.pid" ]] && kill -0 "$(cat "$run/$1.pid")" 2>/dev/null; }
 
@@ -55,8 +55,10 @@ stop() {
 
 up() {
   mkdir -p "$run" "$logs"
-  if [[ "$grpc_tls" != off ]]; then "$root/scripts/certs.sh" >/dev/null; fi
+  "$root/scripts/certs.sh" >/dev/null
   "$root/deploy/kafka/kafka.sh" up
+  printf '%s\n' "${EMEUSE_GRPC_TLS:-mtls}" "${EMEUSE_KAFKA_SECURITY_PROTOCOL:-SASL_SSL}" \
+    "${EMEUSE_KAFKA_PARTNER_PROTOCOL:-SASL_SSL}" >"$security_file"
   # A gRPC token for each service and for the operator, made once (see docs/operations.md: gRPC callers).
   for caller in "${services[@]}" operator; do
     [[ -f "$local_dir/secrets/$caller.token" ]] || "$venv/emeuse" callers add "$caller" \
@@ -84,24 +86,30 @@ up() {
 }
 
 status() {
-  printf '%-11s %-8s %-22s %-22s %s\n' WHAT PID LISTENS METRICS LOG
-  printf '%-11s %-8s %-22s %-22s %s\n' kafka "$(cat "$local_dir/kafka/kafka.pid" 2>/dev/null || echo -)" \
-    "127.0.0.1:9092" "-" "$local_dir/kafka/logs/server.log"
-  if [[ -n "$kafka_secure" ]]; then
-    printf '%-11s %-8s %-22s %-22s %s\n' "  platform" "" "$kafka_secure" "-" \
-      "SCRAM users emeuse-<service>, emeuse-cli (.local/secrets/kafka/)"
+  local grpc_tls=mtls kafka_protocol=SASL_SSL partner_protocol=SASL_SSL
+  if [[ -f "$security_file" ]]; then
+    { read -r grpc_tls; read -r kafka_protocol; read -r partner_protocol; } <"$security_file"
   fi
-  printf '%-11s %-8s %-22s %-22s %s\n' "  partners" "" "SASL 127.0.0.1:$partner_port" "-" \
+  local platform_listener="SASL_SSL 127.0.0.1:$secure_port"
+  [[ "$kafka_protocol" == PLAINTEXT ]] && platform_listener="PLAINTEXT 127.0.0.1:9092"
+  printf '%-12s %-8s %-25s %-22s %s\n' WHAT PID LISTENS METRICS LOG
+  printf '%-12s %-8s %-25s %-22s %s\n' kafka "$(cat "$local_dir/kafka/kafka.pid" 2>/dev/null || echo -)" \
+    "$platform_listener" "-" "$local_dir/kafka/logs/server.log"
+  printf '%-12s %-8s %-25s %-22s %s\n' "  partners" "" "$partner_protocol 127.0.0.1:$partner_port" "-" \
     "credentials: emeuse partner add (.local/secrets/partners/)"
+  printf '%-12s %-8s %-25s %-22s %s\n' "  admin" "" "PLAINTEXT 127.0.0.1:9092" "-" \
+    "loopback only: the broker's administration (kafka.sh), loopback tests"
   for service in "${services[@]}"; do
     local pid="-"; alive "$service" && pid="$(cat "$run/$service.pid")"
-    printf '%-11s %-8s %-22s %-22s %s\n' "$service" "$pid" "gRPC 127.0.0.1:${grpc_port[$service]}" \
+    printf '%-12s %-8s %-25s %-22s %s\n' "$service" "$pid" "gRPC 127.0.0.1:${grpc_port[$service]}" \
       "127.0.0.1:${metrics_port[$service]}/metrics" "$logs/$service.log"
   done
   local pid="-"; alive prometheus && pid="$(cat "$run/prometheus.pid")"
-  printf '%-11s %-8s %-22s %-22s %s\n' prometheus "$pid" "http://127.0.0.1:$prometheus_port" "-" "$logs/prometheus.log"
+  printf '%-12s %-8s %-25s %-22s %s\n' prometheus "$pid" "http://127.0.0.1:$prometheus_port" "-" "$logs/prometheus.log"
   echo "gRPC tokens: $local_dir/secrets/ (yours: operator.token; add callers with emeuse callers add)"
-  echo "gRPC TLS: $grpc_tls (EMEUSE_GRPC_TLS; certificates in $local_dir/secrets/tls/)"
+  echo "encryption: gRPC $grpc_tls; services and tools to Kafka $kafka_protocol (SCRAM users emeuse-<service>," \
+    "emeuse-cli); partners $partner_protocol. CA, certificates, passwords: $local_dir/secrets/{tls,kafka}/;" \
+    "/metrics is plain HTTP (docs/security.md)"
   echo "stop everything with: make down"
 }
 

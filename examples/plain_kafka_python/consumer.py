@@ -51,12 +51,15 @@ def connection(args: argparse.Namespace) -> dict[str, Any]:
         "bootstrap_servers": props["bootstrap.servers"].split(","),
         "security_protocol": props.get("security.protocol", "PLAINTEXT"),
     }
-    if options["security_protocol"] == "SASL_PLAINTEXT":
+    if options["security_protocol"].startswith("SASL_"):
         options |= {
             "sasl_mechanism": props.get("sasl.mechanism", "SCRAM-SHA-512"),
             "sasl_plain_username": props["sasl.username"],
             "sasl_plain_password": props["sasl.password"],
         }
+    if options["security_protocol"] == "SASL_SSL":
+        # The broker's certificate is checked against the CA the file names (the platform's).
+        options["ssl_cafile"] = props.get("ssl.ca.location")
     return options
 
 

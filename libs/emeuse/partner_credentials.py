@@ -4,6 +4,8 @@ The file uses librdkafka's property names (kcat -F, confluent-kafka read it as i
 `key=value` a line; `read` gives a ClientConfig, whose `kafka_python_options()` are
 kafka-python keyword arguments.
 Java clients need `sasl.jaas.config` instead of sasl.username/sasl.password (the file says how).
+On a SASL_SSL partner listener (the default of `make up`) the file also names the CA the
+broker's certificate is checked against (`ssl.ca.location`, an absolute path).
 
 The file also lists what the partner may publish and its experiments, for the SDK to check
 events before sending. They are `#emeuse.` comment lines because librdkafka refuses a
@@ -14,11 +16,13 @@ from __future__ import annotations
 
 import os
 import secrets
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SECURITY_PROTOCOL = "SASL_PLAINTEXT"
+SECURITY_PROTOCOL = "SASL_SSL"
+CA_KEY = "ssl.ca.location"
 SASL_MECHANISM = "SCRAM-SHA-512"
 _KEYS = (
     "bootstrap.servers",
@@ -51,6 +55,12 @@ class ClientConfig:
     # None: a file written before grants were listed (the SDK cannot check them).
     publishes: tuple[str, ...] | None = None
     experiments: tuple[str, ...] | None = None
+    # The CA of the broker's certificate under SASL_SSL (None: the system's CAs).
+    ca_file: Path | None = None
+
+    @property
+    def encrypted(self) -> bool:
+        return self.security_protocol == "SASL_SSL"
 
     def __repr__(self) -> str:  # never the password in a log or a traceback
         return f"ClientConfig(bootstrap={self.bootstrap!r}, username={self.username!r})"
@@ -62,11 +72,24 @@ class ClientConfig:
             "# Java clients: replace the sasl.username/sasl.password lines with\n"
             "#   sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule "
             'required username="<sasl.username>" password="<sasl.password>";\n'
+            f"{self.render_java_trust()}"
             f"bootstrap.servers={self.bootstrap}\n"
             f"security.protocol={self.security_protocol}\n"
+            f"{self.render_ca()}"
             f"sasl.mechanism={self.sasl_mechanism}\n"
             f"sasl.username={self.username}\n"
             f"sasl.password={self.password}\n" + self.render_grants()
+        )
+
+    def render_ca(self) -> str:
+        return f"{CA_KEY}={self.ca_file}\n" if self.encrypted and self.ca_file else ""
+
+    def render_java_trust(self) -> str:
+        if not (self.encrypted and self.ca_file):
+            return ""
+        return (
+            f"# and {CA_KEY} with ssl.truststore.type=PEM and "
+            f"ssl.truststore.location={self.ca_file}\n"
         )
 
     def render_grants(self) -> str:
@@ -86,12 +109,18 @@ class ClientConfig:
     def login_options(self) -> dict[str, Any]:
         """The security keyword arguments alone, named alike by kafka-python and aiokafka
         (the raw record reader takes them as `login`)."""
-        return {
+        options: dict[str, Any] = {
             "security_protocol": self.security_protocol,
             "sasl_mechanism": self.sasl_mechanism,
             "sasl_plain_username": self.username,
             "sasl_plain_password": self.password,
         }
+        if self.encrypted:
+            # Checks the broker's certificate and its name against the bootstrap host.
+            options["ssl_context"] = ssl.create_default_context(
+                cafile=str(self.ca_file) if self.ca_file else None
+            )
+        return options
 
 
 def parse_grants(text: str) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
@@ -126,6 +155,7 @@ def parse(text: str) -> ClientConfig:
         sasl_mechanism=values["sasl.mechanism"],
         publishes=publishes,
         experiments=experiments,
+        ca_file=Path(values[CA_KEY]) if values.get(CA_KEY) else None,
     )
 
 
@@ -133,11 +163,14 @@ def read(path: Path) -> ClientConfig:
     """The settings file at `path` as a ClientConfig (not client options: for kafka-python,
     `KafkaConsumer(**read(path).kafka_python_options())`); CredentialsFileError if unusable."""
     try:
-        return parse(path.read_text(encoding="utf-8"))
+        config = parse(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise CredentialsFileError(f"cannot read {path}: {exc.strerror}") from None
     except CredentialsFileError as exc:
         raise CredentialsFileError(f"{path}: {exc}") from None
+    if config.encrypted and config.ca_file and not config.ca_file.is_file():
+        raise CredentialsFileError(f"{path}: {CA_KEY}={config.ca_file}: no such file")
+    return config
 
 
 def write(path: Path, partner_id: str, config: ClientConfig) -> None:

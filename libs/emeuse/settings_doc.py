@@ -17,6 +17,7 @@ from types import ModuleType
 
 from emeuse.cli.environment import TOOL_SETTINGS
 from emeuse.registry import SERVICES
+from emeuse.runtime.security import LOOPBACK_PLAINTEXT
 from emeuse.runtime.settings import SETTINGS, Setting, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,24 +35,26 @@ variable, and exit status 2. `<SERVICE>` is {services}: each service reads its o
 
 
 class ReadRecorder(Mapping[str, str]):
-    """An empty environment that remembers every variable asked for."""
+    """An environment holding only `values` (else empty) that remembers every variable
+    asked for."""
 
-    def __init__(self) -> None:
+    def __init__(self, values: Mapping[str, str] | None = None) -> None:
         self.asked: list[str] = []
+        self.held = dict(values or {})
 
     def __getitem__(self, name: str) -> str:
         self.asked.append(name)
-        raise KeyError(name)
+        return self.held[name]
 
     def get(self, name: str, default: object = None) -> object:  # type: ignore[override]
         self.asked.append(name)
-        return default
+        return self.held.get(name, default)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(())
+        return iter(self.held)
 
     def __len__(self) -> int:
-        return 0
+        return len(self.held)
 
 
 def _config(service: str) -> ModuleType:
@@ -67,8 +70,9 @@ def service_settings() -> list[tuple[Setting, str]]:
 
 
 def read_by(service: str) -> list[str]:
-    """The variables the service's settings loader reads (from an empty environment)."""
-    env = ReadRecorder()
+    """The variables the service's settings loader reads (from an environment holding only
+    the loopback opt-out: the default, TLS, would need the certificate files)."""
+    env = ReadRecorder(LOOPBACK_PLAINTEXT)
     load = _config(service).load
     if inspect.signature(load).parameters:
         load(env)

@@ -29,6 +29,7 @@ from emeuse.cli.health import health_of
 from emeuse.cli.records import describe, describe_unreadable
 from emeuse.registry import SERVICES
 from emeuse.runtime.auth import add_caller, bearer, read_token
+from emeuse.runtime.security import LOOPBACK_PLAINTEXT
 from emeuse.runtime.unreadable import Unreadable, poll
 from tests.integration.events import partition_for
 
@@ -172,6 +173,9 @@ class Platform:
         prefix = f"EMEUSE_{service.upper()}_"
         env |= {
             "EMEUSE_KAFKA_BOOTSTRAP": self.bootstrap,
+            # Loopback tests, plaintext by choice (the services' default is mutual TLS and
+            # SASL_SSL); test_encryption.py and test_least_privilege.py turn them on.
+            **LOOPBACK_PLAINTEXT,
             "EMEUSE_DATA_DIR": str(self.workdir / "data"),
             "EMEUSE_EXPERIMENT": "integration-tests",
             prefix + "GRPC_PORT": str(grpc_port),

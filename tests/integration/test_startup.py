@@ -11,6 +11,7 @@ from emeuse.chronic.v1.chronic_events_pb2 import ReadingRecorded
 from emeuse.kernel.declare import Processor
 from emeuse.kernel.engine import Kernel
 from emeuse.registry import TopicSpec
+from emeuse.runtime.security import LOOPBACK_PLAINTEXT
 from emeuse.runtime.settings import load_settings
 from emeuse.runtime.startup import Backoff, wait_for_topics
 from emeuse.runtime.topics import TopicPlan, ensure_topics
@@ -33,6 +34,7 @@ def test_a_service_started_before_its_topics_waits_then_takes_its_partitions(boo
     settings = load_settings(
         "chronic",
         {
+            **LOOPBACK_PLAINTEXT,
             "EMEUSE_KAFKA_BOOTSTRAP": bootstrap,
             "EMEUSE_CHRONIC_APP_ID": f"emeuse-test-startup-{run}",
             "EMEUSE_DATA_DIR": str(tmp_path),

@@ -16,7 +16,9 @@
   emeuse partner status ID          grants, consents, feed lag, refusals (--config: a partner's own)
   emeuse consent record|withdraw|show PATIENT   patients' consents (gateway gRPC, operator token)
 
-Every command takes --bootstrap (default: EMEUSE_KAFKA_BOOTSTRAP or 127.0.0.1:9092).
+Every command takes --bootstrap (default: EMEUSE_KAFKA_BOOTSTRAP, else the local broker's
+SASL_SSL listener 127.0.0.1:9095). The tools connect as `make up`'s services do: mutual TLS
+to gRPC, SASL_SSL as emeuse-cli to Kafka, with .local/secrets/ (docs/security.md).
 Errors are one line on stderr and a non-zero exit status, never a traceback.
 """
 
@@ -40,6 +42,7 @@ from emeuse import partner_credentials
 from emeuse.cli import kafka
 from emeuse.cli.audit import add_audit_command, cmd_audit
 from emeuse.cli.deploy import add_deploy_command, cmd_deploy
+from emeuse.cli.environment import tool_bootstrap
 from emeuse.cli.errors import CliError
 from emeuse.cli.evaluate import add_evaluate_command, cmd_evaluate
 from emeuse.cli.health import check_health
@@ -79,7 +82,7 @@ class _Parser(argparse.ArgumentParser):
 def _bootstrap_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--bootstrap",
-        default=os.environ.get("EMEUSE_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
+        default=tool_bootstrap(),
         help="Kafka bootstrap servers host:port[,host:port] (env EMEUSE_KAFKA_BOOTSTRAP)",
     )
 

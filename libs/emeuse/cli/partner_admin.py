@@ -43,13 +43,13 @@ from kafka.admin import (
 
 from emeuse import partner_credentials, partners
 from emeuse.cli import kafka
-from emeuse.cli.environment import tool_kafka_login
+from emeuse.cli.environment import partner_listener_security, tool_bootstrap, tool_kafka_login
 from emeuse.cli.errors import CliError
 from emeuse.cli.publish import build_event
 from emeuse.partners.v1.partners_pb2 import PartnerRegistered
 from emeuse.registry import PARTNER_REGISTERED, TOPICS, partner_feedable, partner_publishable
 from emeuse.runtime.envelope import EXPERIMENT_ID
-from emeuse.runtime.settings import positive_int
+from emeuse.runtime.settings import SettingsError, positive_int
 from emeuse.runtime.topics import TopicError, TopicPlan, ensure_topics
 
 SOURCE = "emeuse/cli"
@@ -374,10 +374,16 @@ def cmd_add(args: argparse.Namespace) -> int:
     )
     topics = _ensure_topics(args.bootstrap, [registry, *plans], args.replication_factor)[1:]
     password = partner_credentials.new_password()
+    try:
+        protocol, ca_file = partner_listener_security()
+    except SettingsError as exc:
+        raise CliError(str(exc)) from None
     config = partner_credentials.ClientConfig(
         bootstrap=args.partner_bootstrap,
         username=partners.kafka_user(partner_id),
         password=password,
+        security_protocol=protocol,
+        ca_file=ca_file,
         publishes=tuple(_unique(args.publish)),
         experiments=tuple(_unique(args.experiment)),
     )
@@ -407,7 +413,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     print(f"{partner_id}: added")
     for topic in topics:
         print(f"  topic     {topic}")
-    print(f"  user      {config.username} (SCRAM-SHA-512) on {config.bootstrap}")
+    print(f"  user      {config.username} (SCRAM-SHA-512, {protocol}) on {config.bootstrap}")
     print(f"  settings  {settings_path} (mode 0600; give it to the partner, keep it secret)")
     if args.show_password:
         print(f"  password  {password}")
@@ -572,7 +578,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def _common_options(parser: argparse.ArgumentParser, *, registry_event: bool) -> None:
     parser.add_argument(
         "--bootstrap",
-        default=os.environ.get("EMEUSE_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
+        default=tool_bootstrap(),
         help="the platform's Kafka bootstrap servers (env EMEUSE_KAFKA_BOOTSTRAP)",
     )
     if not registry_event:

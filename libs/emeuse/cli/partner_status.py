@@ -26,6 +26,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from emeuse import partner_credentials, partners
 from emeuse.cli import kafka
+from emeuse.cli.environment import tool_bootstrap
 from emeuse.cli.errors import CliError
 from emeuse.cli.partner_admin import read_registrations
 from emeuse.partners.v1.partners_pb2 import ConsentChanged
@@ -263,7 +264,7 @@ def add_partner_status_command(partner_commands: Any) -> None:
     )
     status.add_argument(
         "--bootstrap",
-        default=os.environ.get("EMEUSE_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
+        default=tool_bootstrap(),
         help="the platform's Kafka bootstrap servers (env EMEUSE_KAFKA_BOOTSTRAP)",
     )
     status.set_defaults(handler=cmd_partner_status)

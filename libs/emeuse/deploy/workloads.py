@@ -63,6 +63,10 @@ def platform_config() -> Manifest:
             s.DATA_DIR.name: DATA_PATH,
             s.GRPC_CALLERS_FILE.name: f"{SECRETS_PATH}/callers/grpc-callers",
             security.KAFKA_SECURITY_PROTOCOL.name: "SASL_SSL",
+            # gRPC stays plaintext inside the cluster, said so (the services' default is
+            # mutual TLS): kubelet probes speak no TLS and instances dial each other by pod
+            # name; a service mesh adds mTLS (docs/operations.md, the cluster's limits).
+            security.GRPC_TLS.name: "off",
             security.KAFKA_CA_FILE.name: f"{SECRETS_PATH}/kafka-ca/ca.crt",
         },
     }

@@ -3,10 +3,12 @@
 Read once from the environment (and the properties file operations give the partner).
 The properties file is the contract with `emeuse partner add`: Java-style `key=value`
 lines with `bootstrap.servers`, `security.protocol`, `sasl.mechanism`, `sasl.username`
-and `sasl.password`. When EMEUSE_PARTNER_CONFIG names a file, its connection settings
-win over EMEUSE_KAFKA_BOOTSTRAP: a partner's credential only works on the listener the
-file names. Without the file the SDK refuses to start, unless EMEUSE_PARTNER_LOCAL=1 says
-it runs on the platform's own unauthenticated listener (local trials, the platform's tests):
+and `sasl.password`, and under SASL_SSL `ssl.ca.location` (the CA the broker's
+certificate is checked against; without it, the system's CAs). When EMEUSE_PARTNER_CONFIG
+names a file, its connection settings win over EMEUSE_KAFKA_BOOTSTRAP: a partner's
+credential only works on the listener the file names. Without the file the SDK refuses
+to start, unless EMEUSE_PARTNER_LOCAL=1 says it runs on the platform's own unauthenticated
+listener (the loopback PLAINTEXT one: local trials, the platform's tests):
 a forgotten variable must not quietly connect where no credential is checked.
 The file's `#emeuse.publish=` and `#emeuse.experiments=` lines (emeuse.partner_credentials)
 are the grants the SDK checks before sending.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import math
 import re
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +28,7 @@ from emeuse.partner_credentials import parse_grants
 from emeuse.partners import PartnerIdError, check_partner_id, consumer_group_prefix
 from emeuse.runtime.settings import LOG_LEVELS, SettingsError, parse_bootstrap, parse_port
 
-PROTOCOLS = ("PLAINTEXT", "SASL_PLAINTEXT")
+PROTOCOLS = ("PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL")
 MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
 OFFSET_RESETS = ("earliest", "latest")
 GROUP_SUFFIX = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -58,6 +61,7 @@ class KafkaConnection:
     sasl_mechanism: str | None = None
     username: str | None = None
     password: str | None = None
+    ca_file: Path | None = None
 
     def client_options(self) -> dict[str, Any]:
         """Keyword arguments for aiokafka's consumer and producer."""
@@ -65,12 +69,16 @@ class KafkaConnection:
             "bootstrap_servers": list(self.bootstrap),
             "security_protocol": self.security_protocol,
         }
-        if self.security_protocol == "SASL_PLAINTEXT":
+        if self.security_protocol.startswith("SASL_"):
             options |= {
                 "sasl_mechanism": self.sasl_mechanism,
                 "sasl_plain_username": self.username,
                 "sasl_plain_password": self.password,
             }
+        if self.security_protocol == "SASL_SSL":
+            # Checks the broker's certificate and its name against the bootstrap host.
+            cafile = str(self.ca_file) if self.ca_file else None
+            options["ssl_context"] = ssl.create_default_context(cafile=cafile)
         return options
 
     def __repr__(self) -> str:  # never print the password
@@ -150,8 +158,11 @@ def connection_from_properties(path: Path) -> KafkaConnection:
     missing = [key for key in ("sasl.username", "sasl.password") if not props.get(key)]
     if missing:
         raise SettingsError(f"{path}: {protocol} needs {' and '.join(missing)}")
+    ca_file = Path(props["ssl.ca.location"]) if props.get("ssl.ca.location") else None
+    if protocol == "SASL_SSL" and ca_file is not None and not ca_file.is_file():
+        raise SettingsError(f"{path}: ssl.ca.location={str(ca_file)!r}: no such file")
     return KafkaConnection(
-        bootstrap, protocol, mechanism, props["sasl.username"], props["sasl.password"]
+        bootstrap, protocol, mechanism, props["sasl.username"], props["sasl.password"], ca_file
     )
 
 

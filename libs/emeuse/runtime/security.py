@@ -1,6 +1,8 @@
 """How the platform's own connections are protected: gRPC (TLS, optionally mutual) and
-Kafka (SASL_SSL with SCRAM-SHA-512). Off by default, for loopback development and tests;
-turned on by settings alone (docs/security.md).
+Kafka (SASL_SSL with SCRAM-SHA-512). On by default: mutual TLS and SASL_SSL, with the files
+`scripts/certs.sh` makes under .local/secrets (what `make up` runs). Plaintext only when a
+setting says so: the test brokers' loopback runs (scripts/broker-env.sh, the integration
+harness) and an operator's explicit opt-out (docs/security.md).
 
 A "party" is who connects: a service (`chronic`...) or `cli`, the `emeuse` command and
 `emeuse simulate`. Each has its own certificate, key and Kafka user; all trust one CA.
@@ -25,10 +27,11 @@ KAFKA_SECRETS_DIR = ".local/secrets/kafka"
 
 GRPC_TLS = Setting(
     "EMEUSE_GRPC_TLS",
-    "off",
-    "`off` (plaintext: loopback only), `tls` (every gRPC server presents its certificate, "
-    "every client checks it against the CA) or `mtls` (clients present theirs too; a call "
-    "without a certificate the CA signed is refused before any token is looked at)",
+    "mtls",
+    "`mtls` (every gRPC server presents its certificate and requires a client certificate "
+    "the CA signed: a call without one is refused before any token is looked at), `tls` "
+    "(clients check the server's certificate against the CA, present none) or `off` "
+    "(plaintext: loopback tests only)",
 )
 TLS_CA_FILE = Setting(
     "EMEUSE_TLS_CA_FILE",
@@ -47,9 +50,9 @@ TLS_KEY_FILE = Setting(
 )
 KAFKA_SECURITY_PROTOCOL = Setting(
     "EMEUSE_KAFKA_SECURITY_PROTOCOL",
-    "PLAINTEXT",
-    "`PLAINTEXT` or `SASL_SSL` (TLS checked against the CA, SCRAM-SHA-512 login); with "
-    "`SASL_SSL`, EMEUSE_KAFKA_BOOTSTRAP names the broker's secure listener",
+    "SASL_SSL",
+    "`SASL_SSL` (TLS checked against the CA, SCRAM-SHA-512 login, on the broker's secure "
+    "listener) or `PLAINTEXT` (the local broker's loopback listener: loopback tests only)",
 )
 KAFKA_CA_FILE = Setting(
     "EMEUSE_KAFKA_CA_FILE",
@@ -111,6 +114,18 @@ class KafkaLogin:
 
 PLAINTEXT = KafkaLogin()
 NO_TLS = GrpcTls()
+# The explicit opt-out, for loopback tests: gRPC and Kafka in plaintext (docs/security.md).
+LOOPBACK_PLAINTEXT = {GRPC_TLS.name: "off", KAFKA_SECURITY_PROTOCOL.name: "PLAINTEXT"}
+# The local broker's listeners (deploy/kafka/kafka.sh): the platform's SASL_SSL one, and the
+# loopback PLAINTEXT one kept for the broker's own administration and loopback tests.
+LOCAL_BOOTSTRAP = {"SASL_SSL": "127.0.0.1:9095", "PLAINTEXT": "127.0.0.1:9092"}
+
+
+def default_bootstrap(env: Mapping[str, str]) -> str:
+    """The local broker's listener for the protocol `env` chooses (EMEUSE_KAFKA_BOOTSTRAP
+    unset): a PLAINTEXT opt-out reaches the loopback listener without naming it."""
+    protocol = KAFKA_SECURITY_PROTOCOL.read(env)[1].upper()
+    return LOCAL_BOOTSTRAP.get(protocol, LOCAL_BOOTSTRAP["SASL_SSL"])
 
 
 def _file(name: str, raw: str) -> Path:

@@ -41,7 +41,10 @@ def _by_service(index: int) -> str:
 
 
 KAFKA_BOOTSTRAP = Setting(
-    "EMEUSE_KAFKA_BOOTSTRAP", "127.0.0.1:9092", "Kafka bootstrap servers, comma-separated"
+    "EMEUSE_KAFKA_BOOTSTRAP",
+    security.LOCAL_BOOTSTRAP["SASL_SSL"],
+    "Kafka bootstrap servers, comma-separated; unset, the local broker's SASL_SSL listener "
+    f"(`{security.LOCAL_BOOTSTRAP['PLAINTEXT']}` under `PLAINTEXT`)",
 )
 REPLICATION_FACTOR = Setting(
     "EMEUSE_REPLICATION_FACTOR",
@@ -271,7 +274,9 @@ def load_settings(service: str, env: Mapping[str, str]) -> ServiceSettings:
         )
     return ServiceSettings(
         service=service,
-        kafka_bootstrap=parse_bootstrap(*KAFKA_BOOTSTRAP.read(env)),
+        kafka_bootstrap=parse_bootstrap(
+            *KAFKA_BOOTSTRAP.read(env, default=security.default_bootstrap(env))
+        ),
         replication_factor=positive_int(*REPLICATION_FACTOR.read(env)),
         experiment_id=experiment,
         log_level=level.lower(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 from datetime import UTC, datetime
 
 import pytest
@@ -164,7 +165,8 @@ def test_the_partner_consumer_logs_in_with_the_settings_file(monkeypatch):
     partner_consumer(ClientConfig("127.0.0.1:9094", "partner-glucoflow", "s3cret"))
     assert made["bootstrap_servers"] == ["127.0.0.1:9094"]
     assert (made["security_protocol"], made["sasl_plain_username"]) == (
-        "SASL_PLAINTEXT",
+        "SASL_SSL",
         "partner-glucoflow",
     )
+    assert made["ssl_context"].verify_mode == ssl.CERT_REQUIRED
     assert made["isolation_level"] == "read_committed" and not made["enable_auto_commit"]

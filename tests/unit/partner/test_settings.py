@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import ssl
+import subprocess
+
 import pytest
 
 from emeuse.partner.settings import RetryPolicy, load_partner_settings
+from emeuse.partner_credentials import ClientConfig
+from emeuse.partner_credentials import write as write_settings
 from emeuse.runtime.settings import SettingsError
 
 
@@ -58,6 +63,53 @@ def test_the_properties_file_from_operations_gives_a_scram_connection(tmp_path):
         "sasl_plain_password": "s3cr=t",
     }
     assert "s3cr" not in repr(settings)
+
+
+def test_the_file_emeuse_partner_add_writes_connects_over_tls_checked_against_its_ca(tmp_path):
+    ca = tmp_path / "ca.crt"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=partner listener CA",
+            "-keyout",
+            str(tmp_path / "ca.key"),
+            "-out",
+            str(ca),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    file = ClientConfig("127.0.0.1:9094", "partner-glucoflow", "s3cret", ca_file=ca)
+    path = tmp_path / "glucoflow.properties"
+    write_settings(path, "glucoflow", file)
+    settings = load_partner_settings({"EMEUSE_PARTNER_CONFIG": str(path)}, "glucoflow")
+    options = settings.connection.client_options()
+    context = options.pop("ssl_context")
+    assert options["security_protocol"] == "SASL_SSL"
+    assert options["sasl_plain_username"] == "partner-glucoflow"
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    assert context.get_ca_certs()[0]["subject"] == ((("commonName", "partner listener CA"),),)
+
+
+def test_a_properties_file_naming_a_missing_ca_is_refused(tmp_path):
+    config = write(
+        tmp_path,
+        "bootstrap.servers=127.0.0.1:9094\nsecurity.protocol=SASL_SSL\n"
+        f"ssl.ca.location={tmp_path / 'none.crt'}\n"
+        "sasl.username=partner-glucoflow\nsasl.password=x\n",
+    )
+    with pytest.raises(SettingsError, match=r"ssl\.ca\.location=.*none\.crt.*no such file"):
+        load_partner_settings({"EMEUSE_PARTNER_CONFIG": config}, "glucoflow")
 
 
 def test_a_plaintext_properties_file_needs_no_credential(tmp_path):

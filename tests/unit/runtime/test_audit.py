@@ -10,10 +10,11 @@ from emeuse.audit.v1.audit_events_pb2 import PatientDataAccessed
 from emeuse.chronic.v1 import chronic_service_pb2 as api
 from emeuse.runtime.audit import AuditTrail, access_records, subjects_of
 from emeuse.runtime.envelope import from_headers
+from emeuse.runtime.security import LOOPBACK_PLAINTEXT
 from emeuse.runtime.settings import load_settings
 
 PATIENT = "psn-" + "a" * 32
-SETTINGS = load_settings("chronic", {})
+SETTINGS = load_settings("chronic", LOOPBACK_PLAINTEXT)
 
 
 def records(count: int) -> list[PatientDataAccessed]:

@@ -21,6 +21,7 @@ from emeuse.registry import SERVICES
 from emeuse.runtime.grpc_tls import bind, certificate_expiry, open_aio_channel
 from emeuse.runtime.kafka_clients import check_login, client_options
 from emeuse.runtime.security import (
+    LOOPBACK_PLAINTEXT,
     NO_TLS,
     PLAINTEXT,
     GrpcTls,
@@ -50,6 +51,7 @@ def secrets(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tls_env(secrets: Path, mode: str = "mtls") -> dict[str, str]:
     tls = secrets / "tls"
     return {
+        "EMEUSE_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
         "EMEUSE_GRPC_TLS": mode,
         "EMEUSE_TLS_CA_FILE": str(tls / "ca.crt"),
         "EMEUSE_CHRONIC_TLS_CERT_FILE": str(tls / "chronic.crt"),
@@ -61,6 +63,7 @@ def tls_env(secrets: Path, mode: str = "mtls") -> dict[str, str]:
 
 def sasl_env(secrets: Path, party: str = "chronic") -> dict[str, str]:
     return {
+        "EMEUSE_GRPC_TLS": "off",
         "EMEUSE_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
         "EMEUSE_TLS_CA_FILE": str(secrets / "tls" / "ca.crt"),
         f"EMEUSE_{party.upper()}_KAFKA_PASSWORD_FILE": str(
@@ -69,11 +72,53 @@ def sasl_env(secrets: Path, party: str = "chronic") -> dict[str, str]:
     }
 
 
-def test_by_default_grpc_is_plaintext_and_kafka_clients_connect_plainly() -> None:
-    settings = load_settings("chronic", {})
+def files_only(secrets: Path, party: str = "chronic") -> dict[str, str]:
+    """Where certs.sh put the party's files, and no choice of mode or protocol."""
+    tls = secrets / "tls"
+    return {
+        "EMEUSE_TLS_CA_FILE": str(tls / "ca.crt"),
+        f"EMEUSE_{party.upper()}_TLS_CERT_FILE": str(tls / f"{party}.crt"),
+        f"EMEUSE_{party.upper()}_TLS_KEY_FILE": str(tls / f"{party}.key"),
+        f"EMEUSE_{party.upper()}_KAFKA_PASSWORD_FILE": str(
+            secrets / "kafka" / f"emeuse-{party}.password"
+        ),
+    }
+
+
+def test_by_default_a_service_serves_mutual_tls_and_logs_in_over_sasl_ssl(secrets: Path) -> None:
+    settings = load_settings("chronic", files_only(secrets))
+    assert settings.grpc_tls.on and settings.grpc_tls.mutual
+    assert settings.grpc_tls.cert_file == secrets / "tls" / "chronic.crt"
+    assert settings.kafka_login.secured and settings.kafka_login.username == "emeuse-chronic"
+    # The local broker's SASL_SSL listener, not the loopback PLAINTEXT one.
+    assert settings.kafka_bootstrap == ("127.0.0.1:9095",)
+    assert settings.kafka_options()["security_protocol"] == "SASL_SSL"
+
+
+def test_by_default_the_tools_present_their_certificate_and_log_in_as_emeuse_cli(
+    secrets: Path,
+) -> None:
+    env = files_only(secrets, "cli")
+    assert load_grpc_tls("cli", env).mutual
+    assert load_kafka_login("cli", env).username == "emeuse-cli"
+
+
+def test_without_certificates_the_default_stops_at_start_rather_than_run_plaintext(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .local/secrets here
+    with pytest.raises(SettingsError, match=r"no such file \(make them with scripts/certs.sh\)"):
+        load_settings("chronic", {})
+    with pytest.raises(SettingsError, match=r"EMEUSE_TLS_CA_FILE=.*no such file"):
+        load_grpc_tls("cli", {})
+
+
+def test_plaintext_only_when_chosen_and_then_on_the_loopback_listener() -> None:
+    settings = load_settings("chronic", LOOPBACK_PLAINTEXT)
     assert settings.grpc_tls == NO_TLS and not settings.grpc_tls.on
     assert settings.kafka_login == PLAINTEXT
     assert settings.kafka_options() == {"security_protocol": "PLAINTEXT"}
+    assert settings.kafka_bootstrap == ("127.0.0.1:9092",)
 
 
 def test_an_unknown_grpc_tls_mode_is_refused_naming_the_variable() -> None:
@@ -133,7 +178,8 @@ def test_under_sasl_ssl_an_app_id_outside_the_services_acls_is_refused_at_start(
     ):
         load_settings("chronic", env)
     # On the loopback listener (no ACLs) any app id still does, as the tests use.
-    assert load_settings("chronic", {"EMEUSE_CHRONIC_APP_ID": "chronic-blue"}).app_id
+    loopback = LOOPBACK_PLAINTEXT | {"EMEUSE_CHRONIC_APP_ID": "chronic-blue"}
+    assert load_settings("chronic", loopback).app_id
 
 
 def test_the_tools_log_in_as_emeuse_cli_unless_told_another_user(secrets: Path) -> None:

@@ -3,7 +3,15 @@ from pathlib import Path
 import pytest
 
 from emeuse.registry import SERVICES
-from emeuse.runtime.settings import SettingsError, load_settings
+from emeuse.runtime.security import LOOPBACK_PLAINTEXT
+from emeuse.runtime.settings import SettingsError
+from emeuse.runtime.settings import load_settings as load_from
+
+
+def load_settings(service, env):
+    """Settings on the loopback opt-out (the TLS defaults need certificate files:
+    test_security.py)."""
+    return load_from(service, {**LOOPBACK_PLAINTEXT, **env})
 
 
 def test_defaults_give_each_service_its_own_ports():
