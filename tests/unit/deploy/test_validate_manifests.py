@@ -1,8 +1,10 @@
 """The offline manifest check of `make lint` (scripts/validate_manifests.py) finds faults."""
 
 import importlib.util
+import shutil
 from pathlib import Path
 
+import pytest
 import yaml
 
 from emeuse.deploy.render import OUTPUT
@@ -38,3 +40,66 @@ def test_a_custom_kind_without_a_pinned_schema_is_reported_unchecked():
     topic = {"apiVersion": "example.org/v1", "kind": "Widget", "metadata": {"name": "w"}}
     assert validate.check([topic], "x.yaml", unchecked) == []
     assert unchecked == {"example.org/v1 Widget"}
+
+
+# The Strimzi and ServiceMonitor checks run the validators `npm ci` installs (package.json).
+needs_crd_validators = pytest.mark.skipif(
+    shutil.which("node") is None or not validate.CRD_PACKAGES.is_dir(),
+    reason="node or node_modules/@kubernetes-models absent: run `npm ci` (make install)",
+)
+
+
+def rendered(file: str, kind: str) -> list[dict]:
+    docs = yaml.safe_load_all((OUTPUT / "base" / file).read_text())
+    return [doc for doc in docs if doc and doc["kind"] == kind]
+
+
+@needs_crd_validators
+def test_every_rendered_manifest_is_checked_and_valid(capsys):
+    assert validate.main() == 0
+    out = capsys.readouterr().out
+    assert "not checked" not in out
+    assert "custom kinds for their pinned CRD schemas" in out
+
+
+@needs_crd_validators
+def test_a_kafka_topic_with_partitions_in_words_is_refused():
+    topic = rendered("topics.yaml", "KafkaTopic")[0]
+    topic["spec"]["partitions"] = "six"
+    unchecked: set[str] = set()
+    faults = validate.check([topic], "topics.yaml", unchecked)
+    name = topic["metadata"]["name"]
+    assert faults == [f"topics.yaml: KafkaTopic/{name}: must be integer at /spec/partitions"]
+    assert unchecked == set()
+
+
+@needs_crd_validators
+def test_a_kafka_user_acl_with_an_unknown_operation_is_refused():
+    user = rendered("users.yaml", "KafkaUser")[0]
+    user["spec"]["authorization"]["acls"][0]["operations"] = ["Produce"]
+    faults = validate.check([user], "users.yaml", set())
+    assert len(faults) == 1
+    assert faults[0].startswith(f"users.yaml: KafkaUser/{user['metadata']['name']}: ")
+    assert "allowed values" in faults[0]
+    assert faults[0].endswith("at /spec/authorization/acls/0/operations/0")
+
+
+@needs_crd_validators
+def test_a_kafka_without_its_kafka_section_and_a_service_monitor_with_a_numbered_port_are_refused():
+    kafka = rendered("kafka.yaml", "Kafka")[0]
+    del kafka["spec"]["kafka"]
+    monitor = rendered("chronic.yaml", "ServiceMonitor")[0]
+    monitor["spec"]["endpoints"][0]["port"] = 9100
+    faults = validate.check([kafka, monitor], "x.yaml", set())
+    assert [fault.split(": ")[1] for fault in faults] == [
+        "Kafka/emeuse",
+        "ServiceMonitor/emeuse-chronic",
+    ]
+    assert faults[1].endswith("must be string at /spec/endpoints/0/port")
+
+
+def test_without_the_npm_packages_the_operator_kinds_are_reported_unchecked(monkeypatch, tmp_path):
+    monkeypatch.setattr(validate, "CRD_PACKAGES", tmp_path / "absent")
+    unchecked: set[str] = set()
+    assert validate.check(rendered("topics.yaml", "KafkaTopic")[:1], "t.yaml", unchecked) == []
+    assert unchecked == {"kafka.strimzi.io/v1beta2 KafkaTopic (node_modules absent: npm ci)"}
