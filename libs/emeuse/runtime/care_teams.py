@@ -75,13 +75,12 @@ class CareTeams:
             return
         territory = dict(headers).get(H_TERRITORY, b"").decode(errors="replace")
         members = [m.member_id for m in plan.care_team]
-        if (
-            not plan.patient_pseudonym
-            or territory not in CODE_OF_TERRITORY.values()
-            or not members
-            or not all(members)
-        ):
-            log.warning("care_teams.plan_skipped", care_plan_id=plan.care_plan_id)
+        # Logged by reason only: the ids of a record chronic refuses may be what it refused.
+        if territory not in CODE_OF_TERRITORY.values():
+            log.warning("care_teams.plan_skipped", reason="no programme territory")
+            return
+        if not plan.patient_pseudonym or not members or not all(members):
+            log.warning("care_teams.plan_skipped", reason="no patient or no care-team member")
             return
         teams[sys.intern(plan.patient_pseudonym)] = tuple(
             sys.intern(part) for part in (territory, *members)
