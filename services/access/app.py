@@ -1,8 +1,10 @@
-"""Access service composition root: settings -> chronic client, kernel runtime -> gRPC."""
+"""Access service composition root: settings -> chronic client, kernel runtime -> gRPC, with
+the care teams followed beside the partition tasks."""
 
 from __future__ import annotations
 
 from emeuse.kernel.run import KernelRuntime, build_kernel_runtime, run_service
+from emeuse.runtime import care_teams
 from emeuse.runtime.grpc_server import Registrar
 from emeuse.runtime.settings import settings_or_exit
 from services.access import config, grpc_api
@@ -23,9 +25,16 @@ def build() -> KernelRuntime:
     return rt
 
 
-def register(rt: KernelRuntime) -> Registrar:
-    return grpc_api.register(grpc_api.AccessServicer(rt.router, rt.bus, agenda_tables(rt.table)))
-
-
 def main() -> None:
-    run_service(build(), register)
+    rt = build()
+    teams = care_teams.CareTeams()
+
+    def register(rt: KernelRuntime) -> Registrar:
+        return grpc_api.register(
+            grpc_api.AccessServicer(rt.router, rt.bus, agenda_tables(rt.table), teams)
+        )
+
+    async def read_care_teams() -> None:
+        await care_teams.keep_following(teams, ",".join(rt.settings.kafka_bootstrap))
+
+    run_service(rt, register, (read_care_teams,))

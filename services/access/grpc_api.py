@@ -3,6 +3,7 @@ once it has applied them; reads come from the territory's tables.
 
 Every call names its territory, so it is answered by the instance that owns the
 territory's partition (forwarded there otherwise). ListPatientRequests asks every one.
+A care-team caller reads the requests of its own patients only (runtime/care_teams.py).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from emeuse.registry import (
     TopicSpec,
 )
 from emeuse.runtime.calls import publish_for_caller, require_pseudonym, until_applied
+from emeuse.runtime.care_teams import CareTeams, check_reader
 from emeuse.runtime.codec import InvalidEventError
 from emeuse.runtime.envelope import (
     EXPERIMENT_ID,
@@ -48,6 +50,7 @@ from emeuse.runtime.envelope import (
 )
 from emeuse.runtime.grpc_server import Registrar
 from emeuse.runtime.paging import page_cursor, page_size, page_token
+from emeuse.runtime.roles import CARE_TEAM, COORDINATOR, current_caller, on_behalf_of
 from services.access.domain.agenda import BookingState, Location, RequestState, queue_key
 from services.access.repeats import (
     availability_in_force,
@@ -80,10 +83,13 @@ Answer = Any
 
 
 class AccessServicer(api_grpc.AccessServiceServicer):
-    def __init__(self, router: Router, bus: Publisher, tables: AgendaTables) -> None:
+    def __init__(
+        self, router: Router, bus: Publisher, tables: AgendaTables, teams: CareTeams
+    ) -> None:
         self.router = router
         self.bus = bus
         self.tables = tables
+        self.teams = teams
         # Any agenda table routes: they all share the territories' partitions.
         self._routing_table = cast(Table, tables.requests)
 
@@ -105,14 +111,18 @@ class AccessServicer(api_grpc.AccessServiceServicer):
         method: str,
         local: Callable[[Agenda], Any],
         timeout: float = 0.0,
+        for_caller: bool = False,
     ) -> Answer:
-        """Answer on the territory's owner: `local` there, the same call forwarded otherwise."""
+        """Answer on the territory's owner: `local` there, the same call forwarded otherwise
+        (`for_caller`: naming the original caller, whom the owner checks)."""
 
         async def here() -> Answer:
             return await local(Agenda(territory, self.tables))
 
         async def remote(channel: grpc.aio.Channel, deadline: float, metadata: Any) -> Answer:
             call = getattr(api_grpc.AccessServiceStub(channel), method)
+            if for_caller:
+                metadata = (*metadata, *on_behalf_of())
             return await call(request, timeout=deadline + timeout, metadata=metadata)
 
         return await self.router.answer(self._routing_table, territory, context, here, remote)
@@ -414,12 +424,14 @@ class AccessServicer(api_grpc.AccessServiceServicer):
 
         async def local(agenda: Agenda) -> api.GetRequestResponse:
             state = agenda.request(request.request_id)
+            # Checked before "not found": a refusal says nothing of the request's existence.
+            await check_reader(context, self.teams, state.patient if state else "", territory)
             if state is None:
                 await context.abort(grpc.StatusCode.NOT_FOUND, "no such request in this territory")
                 raise AssertionError
             return api.GetRequestResponse(request=request_view(agenda, state))
 
-        return await self._routed(territory, context, request, "GetRequest", local)
+        return await self._routed(territory, context, request, "GetRequest", local, for_caller=True)
 
     async def ListOpenRequests(
         self, request: api.ListOpenRequestsRequest, context: grpc.aio.ServicerContext
@@ -456,6 +468,9 @@ class AccessServicer(api_grpc.AccessServiceServicer):
     ) -> api.ListPatientRequestsResponse:
         patient = request.patient_pseudonym
         await require_pseudonym(context, patient, "patient_pseudonym")
+        caller = current_caller()
+        if caller is not None and caller.role == CARE_TEAM:
+            await check_reader(context, self.teams, patient)
         found: list[api.Request] = []
         # A patient's requests may be in any territory, held by any instance. The others
         # first: a territory whose instance left while they answered is held here after.
@@ -472,6 +487,9 @@ class AccessServicer(api_grpc.AccessServiceServicer):
             if stored.get("patient") == patient:
                 agenda = Agenda(territory_of(key), self.tables)
                 found.append(request_view(agenda, RequestState.model_validate(stored)))
+        if caller is not None and caller.role == COORDINATOR and caller.territory:
+            # A coordinator with a territory sees that territory's requests only.
+            found = [r for r in found if r.request.territory == caller.territory]
         found.sort(
             key=lambda r: (r.request.requested_at.ToDatetime(tzinfo=UTC), r.request.request_id)
         )

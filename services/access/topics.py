@@ -4,6 +4,7 @@ from emeuse.registry import (
     ALERT_RAISED,
     AVAILABILITY_PUBLISHED,
     BOOKING_ACTION_REQUESTED,
+    CARE_PLAN_UPDATED,
     CONSULTATION_REQUESTED,
     CONSULTATION_STATUS_CHANGED,
     INCIDENT_RAISED,
@@ -37,4 +38,7 @@ WRITES = (
     AVAILABILITY_PUBLISHED,
 )
 
-KAFKA = KafkaUse("access", reads=READS, writes=WRITES)
+# Every instance reads the care plans whole: who is on each patient's care team (care_teams).
+FOLLOWS = (CARE_PLAN_UPDATED,)
+
+KAFKA = KafkaUse("access", reads=READS, writes=WRITES, follows=FOLLOWS)

@@ -1,8 +1,10 @@
-"""Home service composition root: settings -> kernel runtime -> gRPC."""
+"""Home service composition root: settings -> kernel runtime -> gRPC, with the care teams
+followed beside the partition tasks."""
 
 from __future__ import annotations
 
 from emeuse.kernel.run import KernelRuntime, build_kernel_runtime, run_service
+from emeuse.runtime import care_teams
 from emeuse.runtime.grpc_server import Registrar
 from emeuse.runtime.settings import settings_or_exit
 from services.home import config, grpc_api
@@ -14,10 +16,15 @@ def build() -> KernelRuntime:
     return build_kernel_runtime(settings_or_exit(config.load), PROCESSOR)
 
 
-def register(rt: KernelRuntime) -> Registrar:
-    DEVICES_OFFLINE.set_function(lambda: OFFLINE.held(lambda: set(rt.kernel.tasks)))
-    return grpc_api.register(grpc_api.HomeServicer(rt.router, rt.bus, rt.table(HOMES)))
-
-
 def main() -> None:
-    run_service(build(), register)
+    rt = build()
+    teams = care_teams.CareTeams()
+
+    def register(rt: KernelRuntime) -> Registrar:
+        DEVICES_OFFLINE.set_function(lambda: OFFLINE.held(lambda: set(rt.kernel.tasks)))
+        return grpc_api.register(grpc_api.HomeServicer(rt.router, rt.bus, rt.table(HOMES), teams))
+
+    async def read_care_teams() -> None:
+        await care_teams.keep_following(teams, ",".join(rt.settings.kafka_bootstrap))
+
+    run_service(rt, register, (read_care_teams,))

@@ -1,5 +1,8 @@
 """HomeService servicer: reads a home from the table, and turns contacts' and aides'
-actions into events for the home's handlers, answering once they have been applied."""
+actions into events for the home's handlers, answering once they have been applied.
+
+A home is its resident's (keyed by the resident's pseudonym): a care-team caller reads it
+when on the care team of its resident (runtime/care_teams.py)."""
 
 from __future__ import annotations
 
@@ -35,10 +38,12 @@ from emeuse.registry import (
     TopicSpec,
 )
 from emeuse.runtime.calls import publish_for_caller, require_pseudonym, until_applied
+from emeuse.runtime.care_teams import CareTeams, check_reader
 from emeuse.runtime.codec import InvalidEventError
 from emeuse.runtime.envelope import EXPERIMENT_ID, EnvelopeError, territory_from_code, timestamp
 from emeuse.runtime.grpc_server import Registrar
 from emeuse.runtime.paging import page_cursor, page_size, page_token
+from emeuse.runtime.roles import on_behalf_of
 from services.home.configuration import check_contact_id, check_home
 from services.home.domain.detectors import silent_devices
 from services.home.domain.home import (
@@ -63,10 +68,11 @@ T = TypeVar("T")
 
 
 class HomeServicer(api_grpc.HomeServiceServicer):
-    def __init__(self, router: Router, bus: Publisher, homes: Table) -> None:
+    def __init__(self, router: Router, bus: Publisher, homes: Table, teams: CareTeams) -> None:
         self.router = router
         self.bus = bus
         self.homes = homes
+        self.teams = teams
 
     def state(self, resident: str) -> HomeState:
         return HomeState.from_json(self.homes.get(resident))
@@ -81,14 +87,18 @@ class HomeServicer(api_grpc.HomeServiceServicer):
         *,
         waits: bool = False,
         unwrap: Callable[[Any], T] = lambda response: response,
+        for_caller: bool = False,
     ) -> T:
         """Answer here if this instance holds the home, else forward the call to the one
         that does (with time to wait for it to be applied when the call changes something);
-        `unwrap` takes from the owner's response what `local` returns."""
+        `unwrap` takes from the owner's response what `local` returns; `for_caller`: the
+        call forwarded names the original caller, whom the owner checks."""
 
         async def remote(channel: grpc.aio.Channel, deadline: float, metadata: Any) -> T:
             call = getattr(api_grpc.HomeServiceStub(channel), method)
             timeout = deadline + (APPLY_WAIT_S if waits else 0)
+            if for_caller:
+                metadata = (*metadata, *on_behalf_of())
             return unwrap(await call(request, timeout=timeout, metadata=metadata))
 
         return await self.router.answer(self.homes, resident, context, local, remote)
@@ -100,9 +110,14 @@ class HomeServicer(api_grpc.HomeServiceServicer):
         await require_pseudonym(context, resident, "resident_pseudonym")
 
         async def local() -> api.GetHomeStatusResponse:
-            return status(resident, self.homes.get(resident), datetime.now(UTC))
+            stored = self.homes.get(resident)
+            config = HomeState.from_json(stored).config
+            await check_reader(context, self.teams, resident, config.territory if config else None)
+            return status(resident, stored, datetime.now(UTC))
 
-        return await self._routed(resident, context, request, "GetHomeStatus", local)
+        return await self._routed(
+            resident, context, request, "GetHomeStatus", local, for_caller=True
+        )
 
     async def EnrollHome(
         self, request: api.EnrollHomeRequest, context: grpc.aio.ServicerContext

@@ -1,6 +1,7 @@
 """Topics the home service reads and writes (declared in emeuse.registry)."""
 
 from emeuse.registry import (
+    CARE_PLAN_UPDATED,
     HOME_CONFIGURED,
     INCIDENT_ACKNOWLEDGED,
     INCIDENT_ACTION_REQUESTED,
@@ -36,4 +37,7 @@ WRITES = (
     VISIT_ENDED,
 )
 
-KAFKA = KafkaUse("home", reads=READS, writes=WRITES)
+# Every instance reads the care plans whole: who is on each resident's care team (care_teams).
+FOLLOWS = (CARE_PLAN_UPDATED,)
+
+KAFKA = KafkaUse("home", reads=READS, writes=WRITES, follows=FOLLOWS)

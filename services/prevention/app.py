@@ -1,9 +1,10 @@
 """Prevention service composition root: settings -> campaign directory -> kernel runtime
--> gRPC, with the campaign log followed beside the partition tasks."""
+-> gRPC, with the campaign log and the care teams followed beside the partition tasks."""
 
 from __future__ import annotations
 
 from emeuse.kernel.run import KernelRuntime, build_kernel_runtime, run_service
+from emeuse.runtime import care_teams
 from emeuse.runtime.grpc_server import Registrar
 from emeuse.runtime.settings import settings_or_exit
 from services.prevention import config, grpc_api
@@ -23,14 +24,18 @@ def build() -> tuple[KernelRuntime, Directory]:
 def main() -> None:
     rt, directory = build()
     bootstrap = ",".join(rt.settings.kafka_bootstrap)
+    teams = care_teams.CareTeams()
 
     def register(rt: KernelRuntime) -> Registrar:
         return grpc_api.register(
-            grpc_api.PreventionServicer(rt.router, rt.bus, rt.table(STATES), directory)
+            grpc_api.PreventionServicer(rt.router, rt.bus, rt.table(STATES), directory, teams)
         )
 
     async def read_campaigns() -> None:
         # Followed until the service stops: the companion is cancelled then.
         await keep_following(directory, bootstrap, lambda: False)
 
-    run_service(rt, register, (read_campaigns,))
+    async def read_care_teams() -> None:
+        await care_teams.keep_following(teams, bootstrap)
+
+    run_service(rt, register, (read_campaigns, read_care_teams))

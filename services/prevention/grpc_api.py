@@ -4,7 +4,8 @@ Person calls are answered by the instance holding the person's partition (forwar
 there otherwise): writes publish an event to the person's handler and answer once it has
 applied it. Campaign calls are answered from the campaign directory every instance
 keeps; a change is published on top of the version read, and answers once the log shows
-whether it won. Campaign stats add up every instance's people.
+whether it won. Campaign stats add up every instance's people. A care-team caller reads
+the schedules of its own patients only (runtime/care_teams.py).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from emeuse.registry import (
     TopicSpec,
 )
 from emeuse.runtime.calls import publish_for_caller, require_pseudonym, until_applied
+from emeuse.runtime.care_teams import CareTeams, check_reader
 from emeuse.runtime.codec import InvalidEventError
 from emeuse.runtime.envelope import (
     CODE_OF_TERRITORY,
@@ -56,6 +58,7 @@ from emeuse.runtime.envelope import (
     timestamp,
 )
 from emeuse.runtime.grpc_server import Registrar
+from emeuse.runtime.roles import on_behalf_of
 from services.prevention import campaigns as campaign_codec
 from services.prevention.campaigns import Directory
 from services.prevention.domain import campaign as domain
@@ -101,11 +104,14 @@ COUNTED = ("targeted", "sent", "delivered", "opened", "clicked", "failed", "opte
 
 
 class PreventionServicer(api_grpc.PreventionServiceServicer):
-    def __init__(self, router: Router, bus: Publisher, states: Table, directory: Directory) -> None:
+    def __init__(
+        self, router: Router, bus: Publisher, states: Table, directory: Directory, teams: CareTeams
+    ) -> None:
         self.router = router
         self.bus = bus
         self.states = states
         self.directory = directory
+        self.teams = teams
 
     # -- plumbing -------------------------------------------------------------------
 
@@ -120,9 +126,15 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
         method: str,
         local: Callable[[], Awaitable[Any]],
         timeout: float = 0.0,
+        for_caller: bool = False,
     ) -> Any:
+        """`local` on the person's owner, the call forwarded there otherwise (`for_caller`:
+        naming the original caller, whom the owner checks)."""
+
         async def remote(channel: grpc.aio.Channel, deadline: float, metadata: Any) -> Any:
             call = getattr(api_grpc.PreventionServiceStub(channel), method)
+            if for_caller:
+                metadata = (*metadata, *on_behalf_of())
             return await call(request, timeout=deadline + timeout, metadata=metadata)
 
         return await self.router.answer(self.states, person, context, local, remote)
@@ -186,9 +198,14 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
         await require_pseudonym(context, person, "person_pseudonym")
 
         async def local() -> api.GetPersonScheduleResponse:
-            return person_schedule(person, self.states.get(person))
+            stored = self.states.get(person)
+            profile = PersonState.from_json(stored).profile
+            await check_reader(context, self.teams, person, profile.territory if profile else None)
+            return person_schedule(person, stored)
 
-        return await self._routed(person, context, request, "GetPersonSchedule", local)
+        return await self._routed(
+            person, context, request, "GetPersonSchedule", local, for_caller=True
+        )
 
     async def EnrollPerson(
         self, request: api.EnrollPersonRequest, context: grpc.aio.ServicerContext

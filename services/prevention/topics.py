@@ -30,8 +30,9 @@ PERSON_INPUTS = (
 )
 # The kernel's inputs (processing.processor).
 READS = (*PERSON_INPUTS, CONSULTATION_STATUS_CHANGED)
-# The campaign directory every instance reads whole (campaigns.py).
-FOLLOWS = (CAMPAIGN_UPDATED,)
+# What every instance reads whole: the campaign directory (campaigns.py), and the care plans
+# for who is on each person's care team (runtime/care_teams.py).
+FOLLOWS = (CAMPAIGN_UPDATED, CARE_PLAN_UPDATED)
 WRITES = (
     PERSON_ENROLLED,
     PREFERENCES_UPDATED,

@@ -12,19 +12,20 @@ import pytest
 from google.protobuf import descriptor_pool
 from google.protobuf.message_factory import GetMessageClass
 
-from emeuse.access.v1 import access_service_pb2  # noqa: F401 - registers the services
+from emeuse.access.v1.access_service_pb2 import GetRequestRequest, ListPatientRequestsRequest
 from emeuse.chronic.v1 import chronic_service_pb2 as api
 from emeuse.chronic.v1 import chronic_service_pb2_grpc as api_grpc
 from emeuse.coordination.v1 import coordination_service_pb2  # noqa: F401
 from emeuse.evaluation.v1 import evaluation_service_pb2 as evaluation
 from emeuse.evaluation.v1 import evaluation_service_pb2_grpc as evaluation_grpc
-from emeuse.home.v1 import home_service_pb2  # noqa: F401
+from emeuse.home.v1.home_service_pb2 import GetHomeStatusRequest
 from emeuse.partners.v1 import gateway_service_pb2  # noqa: F401
-from emeuse.prevention.v1 import prevention_service_pb2  # noqa: F401
+from emeuse.prevention.v1.prevention_service_pb2 import GetPersonScheduleRequest
 from emeuse.runtime.auth import add_caller, bearer, read_caller_book, read_token
 from emeuse.runtime.pseudonym import random_pseudonym
 from emeuse.runtime.roles import MATRIX, refusal
 from tests.integration.harness import Platform, emeuse, metric, wait_for_care_plan
+from tests.integration.test_access import access, ask, consultation
 from tests.integration.test_chronic_alerts import (
     GP,
     INR_BAND,
@@ -33,6 +34,7 @@ from tests.integration.test_chronic_alerts import (
     enrol,
     reading,
 )
+from tests.integration.test_home import enrol as enrol_home
 
 STATUS = "/emeuse.chronic.v1.ChronicService/GetPatientStatus"
 # Callers this file adds to the platform's callers file: id -> role and scope.
@@ -310,3 +312,98 @@ def _service_descriptor(full_name: str) -> Any:
 
 def _empty(message_descriptor: Any) -> Any:
     return GetMessageClass(message_descriptor)()
+
+
+def call(platform: Platform, service: str, metadata: Any, method: str, request: Any) -> Any:
+    """The answer of `service`'s `method`, or the RpcError."""
+    full_name = next(name for name, serving in SERVING.items() if serving == service)
+    with grpc.insecure_channel(platform.services[service].grpc_target) as channel:
+        rpc = channel.unary_unary(
+            f"/{full_name}/{method}",
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=GetMessageClass(
+                _service_descriptor(full_name).methods_by_name[method].output_type
+            ).FromString,
+        )
+        try:
+            return rpc(request, timeout=20, metadata=metadata)
+        except grpc.RpcError as exc:
+            return exc
+
+
+def answered_once_followed(read: Any, timeout: float = 20) -> Any:
+    """The answer of `read()` once the service has followed the patient's care plan (it is
+    refused, or UNAVAILABLE at start, until the plan is read from the bus)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = read()
+        if answered(answer) or time.monotonic() > deadline:
+            return answer
+        assert answer.code() in (
+            grpc.StatusCode.PERMISSION_DENIED,
+            grpc.StatusCode.UNAVAILABLE,
+        ), answer
+        time.sleep(0.3)
+
+
+def not_on_the_team(answer: Any, caller: str) -> bool:
+    return denied(answer) and f"caller {caller} is not on this patient's care team" in (
+        answer.details()
+    )
+
+
+def test_access_answers_a_care_team_member_about_its_own_patients_only(
+    platform, roles, patient, line_left_as_found
+):
+    asked = ask(access(platform), consultation(patient)).request
+    listing = ListPatientRequestsRequest(patient_pseudonym=patient)
+    one = GetRequestRequest(territory="55", request_id=asked.request_id)
+
+    def listed(caller: str) -> Any:
+        return call(platform, "access", roles[caller], "ListPatientRequests", listing)
+
+    mine = answered_once_followed(lambda: listed("ide-ehpad-0107"))
+    assert answered(mine), mine
+    assert [r.request.request_id for r in mine.consultation_requests] == [asked.request_id]
+    assert not_on_the_team(listed("ide-elsewhere"), "ide-elsewhere")
+    got = call(platform, "access", roles["ide-ehpad-0107"], "GetRequest", one)
+    assert answered(got) and got.request.request.patient_pseudonym == patient
+    assert not_on_the_team(
+        call(platform, "access", roles["ide-elsewhere"], "GetRequest", one), "ide-elsewhere"
+    )
+    # A request that does not exist is refused the same way: nothing said of existence.
+    unknown = GetRequestRequest(territory="55", request_id="req-unknown-0001")
+    assert not_on_the_team(
+        call(platform, "access", roles["ide-elsewhere"], "GetRequest", unknown), "ide-elsewhere"
+    )
+    # A coordinator reads its own territory's requests only.
+    assert answered(call(platform, "access", roles["coord-55"], "GetRequest", one))
+    elsewhere = call(platform, "access", roles["coord-54"], "GetRequest", one)
+    assert denied(elsewhere) and "coordinates territory 54 only" in elsewhere.details()
+    assert listed("coord-54").consultation_requests == []
+    assert len(listed("coord-55").consultation_requests) == 1
+
+
+def test_home_and_prevention_answer_a_care_team_member_about_its_own_patients_only(
+    platform, roles, patient
+):
+    enrol_home(platform, patient)
+    status = GetHomeStatusRequest(resident_pseudonym=patient)
+    schedule = GetPersonScheduleRequest(person_pseudonym=patient)
+    for service, method, request in (
+        ("home", "GetHomeStatus", status),
+        ("prevention", "GetPersonSchedule", schedule),
+    ):
+        mine = answered_once_followed(
+            lambda s=service, m=method, r=request: call(platform, s, roles["ide-ehpad-0107"], m, r)
+        )
+        assert answered(mine), (service, mine)
+        assert not_on_the_team(
+            call(platform, service, roles["ide-elsewhere"], method, request), "ide-elsewhere"
+        )
+    home = call(platform, "home", roles["ide-ehpad-0107"], "GetHomeStatus", status)
+    assert home.enrolled
+    # The home is enrolled in 55: a coordinator of 54 is refused it, one of 55 reads it.
+    assert answered(call(platform, "home", roles["coord-55"], "GetHomeStatus", status))
+    elsewhere = call(platform, "home", roles["coord-54"], "GetHomeStatus", status)
+    assert denied(elsewhere) and "coordinates territory 54 only" in elsewhere.details()

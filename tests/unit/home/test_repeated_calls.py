@@ -15,6 +15,7 @@ import pytest
 from emeuse.event.v1.envelope_pb2 import EventEnvelope
 from emeuse.home.v1 import home_service_pb2 as api
 from emeuse.place.v1.territory_pb2 import Territory
+from emeuse.runtime.care_teams import CareTeams
 from emeuse.runtime.events import Event
 from services.home.grpc_api import HomeServicer
 from services.home.processing import HOMES, PROCESSOR
@@ -77,7 +78,7 @@ class Bus:
 
 def servicer() -> tuple[HomeServicer, Kernel]:
     kernel = Kernel()
-    return HomeServicer(Router(), Bus(kernel), kernel.homes), kernel  # type: ignore[arg-type]
+    return HomeServicer(Router(), Bus(kernel), kernel.homes, CareTeams()), kernel  # type: ignore[arg-type]
 
 
 def call(method: Any, request: Any) -> Any:

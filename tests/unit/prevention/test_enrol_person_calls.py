@@ -11,6 +11,7 @@ import grpc
 
 from emeuse.event.v1.envelope_pb2 import EventEnvelope
 from emeuse.prevention.v1 import prevention_service_pb2 as api
+from emeuse.runtime.care_teams import CareTeams
 from emeuse.runtime.events import Event
 from emeuse.runtime.pseudonym import random_pseudonym
 from services.prevention.domain.person import PersonState
@@ -70,7 +71,7 @@ def call(servicer: PreventionServicer, request: api.EnrollPersonRequest) -> Any:
 def test_the_same_enrolment_asked_again_answers_as_the_first_time():
     states: dict[str, Any] = {}
     bus = Bus(states)
-    servicer = PreventionServicer(Router(), bus, states, None)  # type: ignore[arg-type]
+    servicer = PreventionServicer(Router(), bus, states, None, CareTeams())  # type: ignore[arg-type]
     person = random_pseudonym()
     request = enrol_request(person, (50, 54))
     first = call(servicer, request)
@@ -83,7 +84,7 @@ def test_the_same_enrolment_asked_again_answers_as_the_first_time():
 def test_enrolling_an_enrolled_person_with_a_new_age_band_replaces_the_profile():
     states: dict[str, Any] = {}
     bus = Bus(states)
-    servicer = PreventionServicer(Router(), bus, states, None)  # type: ignore[arg-type]
+    servicer = PreventionServicer(Router(), bus, states, None, CareTeams())  # type: ignore[arg-type]
     person = random_pseudonym()
     first = call(servicer, enrol_request(person, (45, 49)))
     older = call(servicer, enrol_request(person, (50, 54)))

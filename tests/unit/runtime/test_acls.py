@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from emeuse.kernel.declare import Processor
 from emeuse.registry import (
+    CARE_PLAN_UPDATED,
     CONSENT_CHANGED,
     PATIENT_DATA_ACCESSED,
     READING_RECORDED,
@@ -124,3 +125,13 @@ def test_the_operators_tools_administer_the_platform_and_no_user_is_left_out() -
         "cluster",
     }
     assert PATIENT_DATA_ACCESSED.name not in allowed("emeuse-home", "Read")
+
+
+def test_the_services_that_check_care_teams_read_the_care_plans_whole_and_no_other_does():
+    """Access, home and prevention answer care-team callers about one person
+    (runtime/care_teams.py): they follow the care-plan topic; coordination does not."""
+    for service in ("access", "home", "prevention"):
+        assert CARE_PLAN_UPDATED in acls.declared(service).follows
+        assert CARE_PLAN_UPDATED.name in allowed(acls.user_of(service), "Read")
+    for service in ("coordination", "evaluation"):
+        assert CARE_PLAN_UPDATED.name not in allowed(acls.user_of(service), "Read")
