@@ -18,7 +18,7 @@ from google.protobuf.message import Message
 from emeuse.event.v1.envelope_pb2 import EventEnvelope
 from emeuse.partners.v1.partners_pb2 import PartnerRegistered
 from emeuse.registry import TopicSpec, UnknownTopicError, for_type
-from emeuse.runtime.codec import InvalidEventError, check_event, decode
+from emeuse.runtime.codec import InvalidEventError, NoConsentError, check_event, decode
 from services.gateway.domain.consent import ConsentBook
 
 CLOCK_SKEW = timedelta(minutes=5)
@@ -84,7 +84,7 @@ def person_of(admitted: Admitted) -> str | None:
 def consented(
     partner: PartnerRegistered, admitted: Admitted, book_of: Callable[[str], ConsentBook]
 ) -> None:
-    """InvalidEventError, with the reason, unless the person the event is about consents to
+    """NoConsentError, with the reason, unless the person the event is about consents to
     the partner for one of its purposes, covering when the event happened (ce_time)."""
     person = person_of(admitted)
     if person is None:
@@ -92,4 +92,4 @@ def consented(
     happened = admitted.envelope.occurred_at.ToDatetime(tzinfo=UTC)
     reason = book_of(person).refuses_inbound(partner.partner_id, list(partner.purposes), happened)
     if reason is not None:
-        raise InvalidEventError(reason)
+        raise NoConsentError(reason)

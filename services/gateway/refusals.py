@@ -33,6 +33,7 @@ EVENT_FAULTS = frozenset(
         DeadLetterCause.DEAD_LETTER_CAUSE_INVALID_ENVELOPE,
         DeadLetterCause.DEAD_LETTER_CAUSE_INVALID_EVENT,
         DeadLetterCause.DEAD_LETTER_CAUSE_IDENTIFYING_CONTENT,
+        DeadLetterCause.DEAD_LETTER_CAUSE_NO_CONSENT,
     )
 )
 

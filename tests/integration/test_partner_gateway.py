@@ -25,7 +25,7 @@ from emeuse.chronic.v1.chronic_events_pb2 import AlertRaised, ReadingRecorded
 from emeuse.partners import PARTITIONS, dead_letter_topic, feed_topic, inbound_topic
 from emeuse.partners.v1 import gateway_service_pb2 as api
 from emeuse.partners.v1 import gateway_service_pb2_grpc as api_grpc
-from emeuse.platform.v1.dead_letter_pb2 import MessageDeadLettered
+from emeuse.platform.v1.dead_letter_pb2 import DeadLetterCause, MessageDeadLettered
 from emeuse.registry import ALERT_RAISED, READING_RECORDED
 from emeuse.runtime import envelope as env
 from emeuse.runtime.pseudonym import random_pseudonym
@@ -388,6 +388,7 @@ def test_a_partner_sends_a_patients_events_only_while_the_patient_consents_to_it
             f"no consent: the patient withdrew consent to partner {publisher.partner_id!r}"
         )
         assert all(x.source_topic == inbound_topic(publisher.partner_id) for x in letters)
+        assert {x.cause for x in letters} == {DeadLetterCause.DEAD_LETTER_CAUSE_NO_CONSENT}
 
         # The consenting patient's reading reached chronic, which placed it in their care.
         summary = chronic_api.GetPatientSummaryRequest(patient_pseudonym=consenting)

@@ -17,6 +17,11 @@ class InvalidEventError(ValueError):
     """A record whose value or envelope breaks its topic's contract."""
 
 
+class NoConsentError(InvalidEventError):
+    """A partner's event about a person who gives that partner no standing consent covering
+    it: refused with its own dead-letter cause, so the partner can tell it from a bad event."""
+
+
 class UndecodableError(InvalidEventError):
     """A value that is not the topic's protobuf message."""
 

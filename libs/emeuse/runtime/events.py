@@ -11,7 +11,7 @@ from emeuse.event.v1.envelope_pb2 import EventEnvelope
 from emeuse.platform.v1.dead_letter_pb2 import DeadLetterCause
 from emeuse.registry import TopicSpec
 from emeuse.runtime import envelope as env
-from emeuse.runtime.codec import InvalidEventError, UndecodableError
+from emeuse.runtime.codec import InvalidEventError, NoConsentError, UndecodableError
 from emeuse.runtime.id_rules import IdentifyingContentError
 
 
@@ -48,6 +48,8 @@ def read_failure(exc: Exception) -> tuple[int, str]:
         return DeadLetterCause.DEAD_LETTER_CAUSE_INVALID_ENVELOPE, str(exc)
     if isinstance(exc, UndecodableError):  # before InvalidEventError, its base
         return DeadLetterCause.DEAD_LETTER_CAUSE_UNDECODABLE, str(exc)
+    if isinstance(exc, NoConsentError):  # likewise
+        return DeadLetterCause.DEAD_LETTER_CAUSE_NO_CONSENT, str(exc)
     if isinstance(exc, InvalidEventError):
         return DeadLetterCause.DEAD_LETTER_CAUSE_INVALID_EVENT, str(exc)
     reason = f"record could not be read: {type(exc).__name__}: {exc}"

@@ -135,7 +135,8 @@ def test_a_reading_of_a_patient_without_consent_to_the_partner_is_refused_with_t
     with pytest.raises(InvalidEventError) as refused:
         consented(PARTNER, admitted, lambda p: books.get(p, ConsentBook()))
     assert str(refused.value) == "no consent: the patient has not consented to partner 'glucoflow'"
-    assert read_failure(refused.value)[0] == DeadLetterCause.DEAD_LETTER_CAUSE_INVALID_EVENT
+    # A cause of its own: the partner can tell "no consent" from a bad event.
+    assert read_failure(refused.value)[0] == DeadLetterCause.DEAD_LETTER_CAUSE_NO_CONSENT
     assert PATIENT not in str(refused.value)
 
 

@@ -44,6 +44,10 @@ class _DeadLetterCauseEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DeadL
     """DEAD_LETTER_CAUSE_IDENTIFYING_CONTENT: an id field or header holds a direct identifier (a
     name, e-mail, phone number, NIR, INS, postal address); the original is withheld (not kept).
     """
+    DEAD_LETTER_CAUSE_NO_CONSENT: _DeadLetterCause.ValueType  # 7
+    """DEAD_LETTER_CAUSE_NO_CONSENT: a partner's event about a person who gives that partner no
+    standing consent covering when it happened (never given, withdrawn, or not from then).
+    """
 
 class DeadLetterCause(_DeadLetterCause, metaclass=_DeadLetterCauseEnumTypeWrapper):
     """DeadLetterCause says why a record could not be processed."""
@@ -65,6 +69,10 @@ key that is not UTF-8, a corrupt batch); what could be read of it is kept.
 DEAD_LETTER_CAUSE_IDENTIFYING_CONTENT: DeadLetterCause.ValueType  # 6
 """DEAD_LETTER_CAUSE_IDENTIFYING_CONTENT: an id field or header holds a direct identifier (a
 name, e-mail, phone number, NIR, INS, postal address); the original is withheld (not kept).
+"""
+DEAD_LETTER_CAUSE_NO_CONSENT: DeadLetterCause.ValueType  # 7
+"""DEAD_LETTER_CAUSE_NO_CONSENT: a partner's event about a person who gives that partner no
+standing consent covering when it happened (never given, withdrawn, or not from then).
 """
 Global___DeadLetterCause: _TypeAlias = DeadLetterCause  # noqa: Y015
 

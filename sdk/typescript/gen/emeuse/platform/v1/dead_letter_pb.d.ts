@@ -216,6 +216,14 @@ export enum DeadLetterCause {
    * @generated from enum value: DEAD_LETTER_CAUSE_IDENTIFYING_CONTENT = 6;
    */
   IDENTIFYING_CONTENT = 6,
+
+  /**
+   * DEAD_LETTER_CAUSE_NO_CONSENT: a partner's event about a person who gives that partner no
+   * standing consent covering when it happened (never given, withdrawn, or not from then).
+   *
+   * @generated from enum value: DEAD_LETTER_CAUSE_NO_CONSENT = 7;
+   */
+  NO_CONSENT = 7,
 }
 
 /**
