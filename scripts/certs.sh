@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A local CA, a certificate per party and a SCRAM password per Kafka user (docs/security.md).
 #   scripts/certs.sh          make what is missing (run again: nothing changes)
-#   scripts/certs.sh renew    new certificates for every party, signed by the same CA
-#                             (restart the services and the broker to take them)
+#   scripts/certs.sh renew    new certificates for every party, signed by the same CA: gRPC
+#                             servers and service-to-service channels take them within
+#                             seconds, no restart; the broker at its restart (docs/security.md)
 # Parties: every service of the registry, `cli` (the emeuse command, emeuse simulate) and
 # `kafka` (the broker's secure listener). Each certificate names localhost, 127.0.0.1, the
 # party and emeuse-<party> (its Kubernetes Service), plus EMEUSE_TLS_HOSTS (comma-separated
@@ -45,7 +46,7 @@ names() {  # party -> subjectAltName
 }
 
 certificate() {  # party
-  local party="$1" ext
+  local party="$1" ext key crt
   ext="$(mktemp)"
   cat >"$ext" <<EXT
 basicConstraints=critical,CA:FALSE
@@ -53,15 +54,24 @@ keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=serverAuth,clientAuth
 subjectAltName=$(names "$party")
 EXT
+  # Made aside, then each renamed over the old file whole: a running service never reads a
+  # file half-written, and one that reads the new key beside the old certificate keeps the
+  # pair it has until both are there (libs/emeuse/runtime/certificates.py).
+  key="$tls/.$party.key.new" crt="$tls/.$party.crt.new"
   # PKCS#8, unencrypted: what gRPC and the broker's PEM key store both read.
-  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$tls/$party.key" 2>/dev/null
-  openssl req -new -key "$tls/$party.key" -subj "/O=e-Meuse sante/CN=$party" \
+  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$key" 2>/dev/null
+  openssl req -new -key "$key" -subj "/O=e-Meuse sante/CN=$party" \
     -out "$tls/$party.csr" 2>/dev/null
   openssl x509 -req -in "$tls/$party.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" \
-    -CAcreateserial -days "$CERT_DAYS" -sha256 -extfile "$ext" -out "$tls/$party.crt" 2>/dev/null
+    -CAcreateserial -days "$CERT_DAYS" -sha256 -extfile "$ext" -out "$crt" 2>/dev/null
   rm -f "$tls/$party.csr" "$ext"
   # The broker reads key and chain from one PEM file.
-  if [[ "$party" == kafka ]]; then cat "$tls/kafka.key" "$tls/kafka.crt" >"$tls/kafka.pem"; fi
+  if [[ "$party" == kafka ]]; then
+    cat "$key" "$crt" >"$tls/.kafka.pem.new"
+    mv -f "$tls/.kafka.pem.new" "$tls/kafka.pem"
+  fi
+  mv -f "$key" "$tls/$party.key"
+  mv -f "$crt" "$tls/$party.crt"
   echo "certs: $party $tls/$party.crt (valid $CERT_DAYS days)"
 }
 

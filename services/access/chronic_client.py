@@ -12,7 +12,7 @@ from emeuse.access.v1.access_events_pb2 import CareSummaryMeasure
 from emeuse.chronic.v1 import chronic_service_pb2 as chronic
 from emeuse.chronic.v1 import chronic_service_pb2_grpc as chronic_grpc
 from emeuse.runtime.auth import bearer
-from emeuse.runtime.grpc_tls import open_aio_channel
+from emeuse.runtime.grpc_tls import PeerChannels
 from emeuse.runtime.security import NO_TLS, GrpcTls
 
 if TYPE_CHECKING:
@@ -28,7 +28,9 @@ class ChronicClient:
         self.tls = tls
         self.target = target
         self.deadline = deadline_seconds
-        self._channel: grpc.aio.Channel | None = None
+        # Opened on first use, on the worker's running loop, and anew once this service's
+        # certificate is renewed.
+        self._channels = PeerChannels(tls, grace_s=deadline_seconds)
 
     def present(self, token: str) -> None:
         """The token this service presents to chronic: read by the runtime, which is built
@@ -36,10 +38,7 @@ class ChronicClient:
         self.metadata = bearer(token)
 
     def _stub(self) -> ChronicServiceAsyncStub:
-        if self._channel is None:
-            # Created on first use, on the worker's running loop.
-            self._channel = open_aio_channel(self.target, self.tls)
-        return chronic_grpc.ChronicServiceStub(self._channel)
+        return chronic_grpc.ChronicServiceStub(self._channels.get(self.target))
 
     async def care_summary(self, patient_pseudonym: str) -> Sequence[CareSummaryMeasure] | None:
         """Latest values of the patient, or None when chronic cannot answer in time."""
@@ -59,5 +58,4 @@ class ChronicClient:
         return None
 
     async def close(self) -> None:
-        if self._channel is not None:
-            await self._channel.close()
+        await self._channels.close()

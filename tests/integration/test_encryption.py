@@ -5,12 +5,16 @@ the CA, certificates and passwords under SECRETS_DIR)."""
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import ssl
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -34,16 +38,18 @@ from tests.integration.harness import ROOT, Platform, ServiceProcess, metric
 from tests.integration.test_chronic_alerts import GLUCOSE_BAND, care_plan
 
 
-def secure_env(process: ServiceProcess, bootstrap: str, password_file: Path) -> dict[str, str]:
+def secure_env(
+    process: ServiceProcess, bootstrap: str, password_file: Path, tls: Path = TLS
+) -> dict[str, str]:
     prefix = f"EMEUSE_{process.service.upper()}_"
     return process.env | {
         "EMEUSE_KAFKA_BOOTSTRAP": bootstrap,
         "EMEUSE_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
-        "EMEUSE_TLS_CA_FILE": str(TLS / "ca.crt"),
+        "EMEUSE_TLS_CA_FILE": str(tls / "ca.crt"),
         prefix + "KAFKA_PASSWORD_FILE": str(password_file),
         "EMEUSE_GRPC_TLS": "mtls",
-        prefix + "TLS_CERT_FILE": str(TLS / f"{process.service}.crt"),
-        prefix + "TLS_KEY_FILE": str(TLS / f"{process.service}.key"),
+        prefix + "TLS_CERT_FILE": str(tls / f"{process.service}.crt"),
+        prefix + "TLS_KEY_FILE": str(tls / f"{process.service}.key"),
     }
 
 
@@ -51,6 +57,15 @@ def secure_env(process: ServiceProcess, bootstrap: str, password_file: Path) -> 
 TOOLS = GrpcTls("mtls", TLS / "ca.crt", TLS / "cli.crt", TLS / "cli.key")
 # Trusts the CA but has no certificate of its own to present.
 NO_CLIENT_CERTIFICATE = GrpcTls("tls", TLS / "ca.crt")
+
+
+def wait_serving(process: ServiceProcess, tls: GrpcTls, seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while health(process.grpc_target, tls) != "SERVING":
+        assert process.process is not None
+        assert process.process.poll() is None, process.log_tail()
+        assert time.monotonic() < deadline, process.log_tail()
+        time.sleep(0.5)
 
 
 def health(target: str, tls: GrpcTls) -> str:
@@ -74,12 +89,7 @@ def chronic(
     platform.services["chronic"] = process
     process.start()
     try:
-        deadline = time.monotonic() + 90
-        while health(process.grpc_target, TOOLS) != "SERVING":
-            assert process.process is not None
-            assert process.process.poll() is None, process.log_tail()
-            assert time.monotonic() < deadline, process.log_tail()
-            time.sleep(0.5)
+        wait_serving(process, TOOLS)
         yield platform, process
     finally:
         process.stop()
@@ -287,3 +297,90 @@ def test_a_services_user_cannot_write_a_topic_another_service_owns(
         )
     finally:
         producer.close(timeout=5)
+
+
+def certs_sh(secrets: Path, *args: str, days: int) -> None:
+    made = subprocess.run(
+        [str(ROOT / "scripts" / "certs.sh"), *args],
+        env=os.environ | {"SECRETS_DIR": str(secrets), "CERT_DAYS": str(days)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert made.returncode == 0, made.stderr
+
+
+def served_certificate(port: int, client: GrpcTls) -> dict[str, Any]:
+    """The certificate a new connection is shown (the client presenting its own)."""
+    assert client.ca_file and client.cert_file and client.key_file
+    context = ssl.create_default_context(cafile=str(client.ca_file))
+    context.load_cert_chain(client.cert_file, client.key_file)
+    context.set_alpn_protocols(["h2"])
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname="localhost") as connection,
+    ):
+        return connection.getpeercert()
+
+
+def expiry_gauge(process: ServiceProcess) -> float:
+    name = "emeuse_tls_certificate_expiry_timestamp_seconds"
+    return metric(process.metrics(), name, service=process.service, certificate="service")
+
+
+def test_a_certificate_renewed_with_certs_sh_is_served_without_a_restart(
+    secure_bootstrap: str, tmp_path: Path
+) -> None:
+    # A secrets folder of its own, with the broker's CA and Kafka passwords: renewing there
+    # leaves the files the other tests use alone.
+    secrets = tmp_path / "secrets"
+    (secrets / "tls").mkdir(parents=True)
+    for name in ("ca.crt", "ca.key"):
+        shutil.copy2(TLS / name, secrets / "tls" / name)
+    shutil.copytree(SECRETS / "kafka", secrets / "kafka")
+    certs_sh(secrets, days=30)
+    tls = secrets / "tls"
+    tools = GrpcTls("mtls", tls / "ca.crt", tls / "cli.crt", tls / "cli.key")
+    platform = Platform(secure_bootstrap, tmp_path / "platform")
+    process = platform.new_process("chronic", app_id=f"emeuse-chronic-tls-{uuid.uuid4().hex[:8]}")
+    password = secrets / "kafka/emeuse-chronic.password"
+    process.env = secure_env(process, secure_bootstrap, password, tls)
+    platform.services["chronic"] = process
+    process.start()
+    try:
+        wait_serving(process, tools)
+        assert process.process is not None
+        pid = process.process.pid
+        before = served_certificate(process.grpc_port, tools)
+        request = api.GetPatientSummaryRequest(patient_pseudonym=random_pseudonym())
+        with open_channel(process.grpc_target, tools) as opened_before:
+            old_stub = api_grpc.ChronicServiceStub(opened_before)
+            old_stub.GetPatientSummary(request, timeout=5, metadata=platform.auth)
+
+            certs_sh(secrets, "renew", days=90)
+            renewed = certificate_expiry(tls / "chronic.crt")
+            # The gauge follows before any new connection asks for the certificate.
+            deadline = time.monotonic() + 15
+            while expiry_gauge(process) != renewed:
+                assert time.monotonic() < deadline, "the expiry gauge kept the old certificate"
+                time.sleep(0.5)
+            after = served_certificate(process.grpc_port, tools)
+            while after["serialNumber"] == before["serialNumber"]:
+                assert time.monotonic() < deadline, "the renewed certificate is not served"
+                time.sleep(0.5)
+                after = served_certificate(process.grpc_port, tools)
+            assert ssl.cert_time_to_seconds(after["notAfter"]) == renewed
+            assert renewed > ssl.cert_time_to_seconds(before["notAfter"]) + 59 * 86400
+
+            # A new client, with the renewed tools' certificate, is answered; so is the
+            # connection opened before the renewal.
+            with open_channel(process.grpc_target, tools) as opened_after:
+                stub = api_grpc.ChronicServiceStub(opened_after)
+                assert not stub.GetPatientSummary(
+                    request, timeout=5, metadata=platform.auth
+                ).has_care_plan
+            old_stub.GetPatientSummary(request, timeout=5, metadata=platform.auth)
+
+        assert process.process.poll() is None and process.process.pid == pid
+    finally:
+        process.stop()

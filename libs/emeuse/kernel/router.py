@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import grpc
 
 from emeuse.runtime.auth import bearer
-from emeuse.runtime.grpc_tls import open_aio_channel
+from emeuse.runtime.grpc_tls import PeerChannels
 
 if TYPE_CHECKING:
     from emeuse.kernel.engine import Kernel
@@ -32,7 +32,8 @@ class Router:
         self.kernel = kernel
         self.token = token
         self.deadline = deadline_seconds
-        self._channels: dict[str, grpc.aio.Channel] = {}
+        # Opened anew once the service's certificate is renewed (grpc_tls.PeerChannels).
+        self._channels = PeerChannels(kernel.settings.grpc_tls, grace_s=deadline_seconds)
 
     def owner(self, table: Table, key: str) -> str | None:
         return self.kernel.owner_of(table.name, key)
@@ -41,11 +42,7 @@ class Router:
         return table.partition_of(key) in self.kernel.tasks
 
     def channel(self, address: str) -> grpc.aio.Channel:
-        channel = self._channels.get(address)
-        if channel is None:
-            tls = self.kernel.settings.grpc_tls
-            channel = self._channels[address] = open_aio_channel(address, tls)
-        return channel
+        return self._channels.get(address)
 
     def forward_metadata(self) -> tuple[tuple[str, str], ...]:
         # The caller was authenticated here; the owner is called as this service.
@@ -121,5 +118,4 @@ class Router:
         return list(answers.values())
 
     async def close(self) -> None:
-        for channel in self._channels.values():
-            await channel.close()
+        await self._channels.close()

@@ -32,6 +32,7 @@ from emeuse.kernel.router import Router
 from emeuse.kernel.tables import Table
 from emeuse.runtime import kafka_clients
 from emeuse.runtime.auth import AuthSetupError, read_callers, read_token
+from emeuse.runtime.certificates import CertificateError, read_certificates
 from emeuse.runtime.grpc_server import GrpcServer, Registrar
 from emeuse.runtime.logs import configure_logging
 from emeuse.runtime.metrics import serve_metrics
@@ -59,13 +60,22 @@ class KernelRuntime:
 
 
 def build_kernel_runtime(settings: ServiceSettings, processor: Processor) -> KernelRuntime:
-    """Reads the gRPC callers and token files: a missing one stops the service with its path."""
+    """Reads the gRPC callers and token files and checks the gRPC certificates: a missing or
+    broken one stops the service with its path."""
     try:
         callers = read_callers(settings.grpc_callers_file)
         token = read_token(settings.grpc_token_file)
     except AuthSetupError as exc:
         print(f"emeuse: {exc} (create them with `emeuse callers add NAME`)", file=sys.stderr)
         raise SystemExit(2) from None
+    if settings.grpc_tls.on:
+        # A key that does not match its certificate stops the start here; once running, a
+        # renewed pair that does not match is logged and the one in use kept.
+        try:
+            read_certificates(settings.grpc_tls)
+        except CertificateError as exc:
+            print(f"emeuse: gRPC TLS: {exc} (make them with scripts/certs.sh)", file=sys.stderr)
+            raise SystemExit(2) from None
     # Every client of the process logs in as the service; a refused login stops it here.
     kafka_clients.log_in_or_exit(
         settings.kafka_bootstrap,

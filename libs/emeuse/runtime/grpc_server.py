@@ -35,10 +35,10 @@ from emeuse.runtime.auth import (
     default_role,
     read_caller_book,
 )
+from emeuse.runtime.certificates import CertificateFiles, Certificates
 from emeuse.runtime.codec import InvalidEventError
 from emeuse.runtime.envelope import EnvelopeError
 from emeuse.runtime.id_guard import identifier_problem
-from emeuse.runtime.security import GrpcTls
 from emeuse.runtime.settings import ServiceSettings
 
 log = structlog.get_logger("emeuse.grpc")
@@ -364,19 +364,26 @@ def _denied(reason: str) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[
     return deny
 
 
-def certificate_expiries(service: str, tls: GrpcTls) -> dict[str, float]:
-    """When the service's certificate and its CA expire, also set as gauges (an alert rule
-    warns 14 days ahead); none with TLS off."""
-    if not tls.on:
-        return {}
-    assert tls.cert_file and tls.ca_file
-    expiries = {
-        "service": grpc_tls.certificate_expiry(tls.cert_file),
-        "ca": grpc_tls.certificate_expiry(tls.ca_file),
-    }
+def certificate_expiries(service: str, certificates: Certificates) -> dict[str, float]:
+    """When the certificate the service serves and its CA expire, also set as gauges (an
+    alert rule warns 14 days ahead): at start, and again for each renewed certificate."""
+    expiries = {"ca": certificates.ca_expires}
+    if certificates.expires is not None:
+        expiries["service"] = certificates.expires
     for certificate, seconds in expiries.items():
         metrics.TLS_CERTIFICATE_EXPIRY.labels(service, certificate).set(seconds)
     return expiries
+
+
+async def _follow(files: CertificateFiles) -> None:
+    # Connections look at the files too, but the expiry gauge must follow a renewal on a
+    # server no one connects to.
+    while True:
+        await asyncio.sleep(files.recheck_s)
+        try:
+            files.renewed()
+        except Exception as exc:  # the next look tries again
+            log.error("tls.follow_failed", error=type(exc).__name__)
 
 
 class GrpcServer:
@@ -397,6 +404,7 @@ class GrpcServer:
         self.server: grpc.aio.Server | None = None
         self.health = health.aio.HealthServicer()
         self.audit = audit or AuditTrail(settings)
+        self._following: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.audit.start()
@@ -428,9 +436,20 @@ class GrpcServer:
             ],
             server,
         )
-        if grpc_tls.bind(server, settings.grpc_address, settings.grpc_tls) == 0:
+        expiries: dict[str, float] = {}
+        files = None
+        if settings.grpc_tls.on:
+
+            def taken(renewed: Certificates) -> None:
+                certificate_expiries(settings.service, renewed)
+
+            # Followed from now on: a renewed certificate is served without a restart.
+            files = CertificateFiles(settings.grpc_tls, taken=taken)
+            expiries = certificate_expiries(settings.service, files.current)
+        if grpc_tls.bind(server, settings.grpc_address, settings.grpc_tls, files) == 0:
             raise RuntimeError(f"gRPC cannot bind {settings.grpc_address}")
-        expiries = certificate_expiries(settings.service, settings.grpc_tls)
+        if files is not None:
+            self._following = asyncio.create_task(_follow(files))
         await server.start()
         for name in ["", *names]:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -446,6 +465,8 @@ class GrpcServer:
     async def stop(self) -> None:
         if self.server is None:
             return
+        if self._following is not None:
+            self._following.cancel()
         await self.health.enter_graceful_shutdown()
         await self.server.stop(SHUTDOWN_GRACE_SECONDS)
         await self.audit.stop()

@@ -81,7 +81,7 @@ TLS_CERTIFICATE_EXPIRY = Gauge(
     "emeuse_tls_certificate_expiry_timestamp_seconds",
     "When a certificate the service uses expires, in seconds since the epoch: `service` (the"
     " one its gRPC server presents, and as a client under mTLS) and `ca` (the CA it trusts)."
-    " Set at start when gRPC TLS is on; a renewed file is taken at the next start.",
+    " Set at start when gRPC TLS is on, and again when the service takes a renewed file.",
     ["service", "certificate"],
 )
 
