@@ -11,6 +11,7 @@ from services.access import config, grpc_api
 from services.access.chronic_client import ChronicClient
 from services.access.processing import processor
 from services.access.state import agenda_tables
+from services.chronic.care_plan import check_care_plan
 
 
 def build() -> KernelRuntime:
@@ -27,7 +28,8 @@ def build() -> KernelRuntime:
 
 def main() -> None:
     rt = build()
-    teams = care_teams.CareTeams()
+    # The teams of the plans chronic accepts, checked by its own function.
+    teams = care_teams.CareTeams(accepts=check_care_plan)
 
     def register(rt: KernelRuntime) -> Registrar:
         return grpc_api.register(

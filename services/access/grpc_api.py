@@ -3,7 +3,8 @@ once it has applied them; reads come from the territory's tables.
 
 Every call names its territory, so it is answered by the instance that owns the
 territory's partition (forwarded there otherwise). ListPatientRequests asks every one.
-A care-team caller reads the requests of its own patients only (runtime/care_teams.py).
+A care-team caller reads and changes the requests and bookings of its own patients only,
+a coordinator with a territory those of its territory (runtime/care_teams.py).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from emeuse.registry import (
     TopicSpec,
 )
 from emeuse.runtime.calls import publish_for_caller, require_pseudonym, until_applied
-from emeuse.runtime.care_teams import CareTeams, check_reader
+from emeuse.runtime.care_teams import CareTeams, check_caller
 from emeuse.runtime.codec import InvalidEventError
 from emeuse.runtime.envelope import (
     EXPERIMENT_ID,
@@ -393,6 +394,7 @@ class AccessServicer(api_grpc.AccessServiceServicer):
         await self._checked(context, lambda: check_request(asked))
 
         async def local(agenda: Agenda) -> api.RequestConsultationResponse:
+            await check_caller(context, self.teams, asked.patient_pseudonym, territory)
             known = agenda.request(asked.request_id)
             if known is not None and known.patient != asked.patient_pseudonym:
                 await context.abort(
@@ -414,7 +416,7 @@ class AccessServicer(api_grpc.AccessServiceServicer):
             return api.RequestConsultationResponse(request=request_view(agenda, state))
 
         return await self._routed(
-            territory, context, request, "RequestConsultation", local, APPLY_WAIT_S
+            territory, context, request, "RequestConsultation", local, APPLY_WAIT_S, for_caller=True
         )
 
     async def GetRequest(
@@ -425,7 +427,7 @@ class AccessServicer(api_grpc.AccessServiceServicer):
         async def local(agenda: Agenda) -> api.GetRequestResponse:
             state = agenda.request(request.request_id)
             # Checked before "not found": a refusal says nothing of the request's existence.
-            await check_reader(context, self.teams, state.patient if state else "", territory)
+            await check_caller(context, self.teams, state.patient if state else "", territory)
             if state is None:
                 await context.abort(grpc.StatusCode.NOT_FOUND, "no such request in this territory")
                 raise AssertionError
@@ -470,7 +472,7 @@ class AccessServicer(api_grpc.AccessServiceServicer):
         await require_pseudonym(context, patient, "patient_pseudonym")
         caller = current_caller()
         if caller is not None and caller.role == CARE_TEAM:
-            await check_reader(context, self.teams, patient)
+            await check_caller(context, self.teams, patient)
         found: list[api.Request] = []
         # A patient's requests may be in any territory, held by any instance. The others
         # first: a territory whose instance left while they answered is held here after.
@@ -515,14 +517,19 @@ class AccessServicer(api_grpc.AccessServiceServicer):
                 raise AssertionError
             return booking_view(territory, booking)
 
-        response = await self._routed(territory, context, request, method, local, APPLY_WAIT_S)
+        response = await self._routed(
+            territory, context, request, method, local, APPLY_WAIT_S, for_caller=True
+        )
         return response if isinstance(response, api.Booking) else response.booking
 
     async def _apply(
         self, context: grpc.aio.ServicerContext, agenda: Agenda, action: BookingActionRequested
     ) -> dict[str, Any]:
         """Publish the action to the territory's scheduler and wait for its outcome; a
-        refused one aborts the call with the scheduler's code and reason."""
+        refused one aborts the call with the scheduler's code and reason. The caller is
+        checked first for the patient of the request or booking acted on (a request or
+        booking not found here is refused a care-team caller alike: nothing said of it)."""
+        await check_caller(context, self.teams, _patient_of(agenda, action), agenda.territory)
         action.action_id = str(uuid.uuid4())
         action.requested_at.FromDatetime(datetime.now(UTC))
         await self._publish(context, BOOKING_ACTION_REQUESTED, action, agenda.territory)
@@ -624,8 +631,17 @@ class AccessServicer(api_grpc.AccessServiceServicer):
             return api.WithdrawRequestResponse(request=request_view(agenda, state))
 
         return await self._routed(
-            territory, context, request, "WithdrawRequest", local, APPLY_WAIT_S
+            territory, context, request, "WithdrawRequest", local, APPLY_WAIT_S, for_caller=True
         )
+
+
+def _patient_of(agenda: Agenda, action: BookingActionRequested) -> str:
+    """The patient of the booking or request an action names; "" if there is none here."""
+    if action.booking_id:
+        booking = agenda.booking(action.booking_id)
+        return booking.patient if booking else ""
+    state = agenda.request(action.request_id)
+    return state.patient if state else ""
 
 
 def _practitioner_json(message: PractitionerRegistered) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from emeuse.kernel.run import KernelRuntime, build_kernel_runtime, run_service
 from emeuse.runtime import care_teams
 from emeuse.runtime.grpc_server import Registrar
 from emeuse.runtime.settings import settings_or_exit
+from services.chronic.care_plan import check_care_plan
 from services.home import config, grpc_api
 from services.home.metrics import DEVICES_OFFLINE, OFFLINE
 from services.home.processing import HOMES, PROCESSOR
@@ -18,7 +19,8 @@ def build() -> KernelRuntime:
 
 def main() -> None:
     rt = build()
-    teams = care_teams.CareTeams()
+    # The teams of the plans chronic accepts, checked by its own function.
+    teams = care_teams.CareTeams(accepts=check_care_plan)
 
     def register(rt: KernelRuntime) -> Registrar:
         DEVICES_OFFLINE.set_function(lambda: OFFLINE.held(lambda: set(rt.kernel.tasks)))

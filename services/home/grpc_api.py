@@ -1,8 +1,9 @@
 """HomeService servicer: reads a home from the table, and turns contacts' and aides'
 actions into events for the home's handlers, answering once they have been applied.
 
-A home is its resident's (keyed by the resident's pseudonym): a care-team caller reads it
-when on the care team of its resident (runtime/care_teams.py)."""
+A home is its resident's (keyed by the resident's pseudonym): a care-team caller reads it,
+acts on its incidents and records its visits when on the care team of its resident, a
+coordinator with a territory when the home is enrolled there (runtime/care_teams.py)."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ from emeuse.registry import (
     TopicSpec,
 )
 from emeuse.runtime.calls import publish_for_caller, require_pseudonym, until_applied
-from emeuse.runtime.care_teams import CareTeams, check_reader
+from emeuse.runtime.care_teams import CareTeams, check_caller
 from emeuse.runtime.codec import InvalidEventError
 from emeuse.runtime.envelope import EXPERIMENT_ID, EnvelopeError, territory_from_code, timestamp
 from emeuse.runtime.grpc_server import Registrar
@@ -77,6 +78,14 @@ class HomeServicer(api_grpc.HomeServiceServicer):
     def state(self, resident: str) -> HomeState:
         return HomeState.from_json(self.homes.get(resident))
 
+    async def _checked_state(self, context: grpc.aio.ServicerContext, resident: str) -> HomeState:
+        """The home's state, once the caller is let act on it (care_teams.check_caller):
+        checked before anything is said of the home, its incidents or its visits."""
+        state = self.state(resident)
+        territory = state.config.territory if state.config else None
+        await check_caller(context, self.teams, resident, territory)
+        return state
+
     async def _routed(
         self,
         resident: str,
@@ -112,7 +121,7 @@ class HomeServicer(api_grpc.HomeServiceServicer):
         async def local() -> api.GetHomeStatusResponse:
             stored = self.homes.get(resident)
             config = HomeState.from_json(stored).config
-            await check_reader(context, self.teams, resident, config.territory if config else None)
+            await check_caller(context, self.teams, resident, config.territory if config else None)
             return status(resident, stored, datetime.now(UTC))
 
         return await self._routed(
@@ -304,7 +313,7 @@ class HomeServicer(api_grpc.HomeServiceServicer):
         await require_pseudonym(context, resident, "resident_pseudonym")
 
         async def local() -> api.Incident:
-            state = self.state(resident)
+            state = await self._checked_state(context, resident)
             incident = state.incidents.get(request.incident_id)
             if state.config is None or incident is None:
                 await context.abort(grpc.StatusCode.NOT_FOUND, "no such incident for this home")
@@ -345,7 +354,14 @@ class HomeServicer(api_grpc.HomeServiceServicer):
             return incident_view(resident, after)
 
         return await self._routed(
-            resident, context, request, method, local, waits=True, unwrap=lambda r: r.incident
+            resident,
+            context,
+            request,
+            method,
+            local,
+            waits=True,
+            unwrap=lambda r: r.incident,
+            for_caller=True,
         )
 
     async def PlanVisit(
@@ -441,6 +457,7 @@ class HomeServicer(api_grpc.HomeServiceServicer):
             return (visit.checked_in_at if checking_in else visit.checked_out_at) is not None
 
         async def local() -> api.Visit:
+            await self._checked_state(context, resident)
             state = await self._enrolled(context, resident)
             assert state.config is not None
             visit = state.visits.get(request.visit_id)
@@ -487,7 +504,14 @@ class HomeServicer(api_grpc.HomeServiceServicer):
 
         method = "CheckIn" if checking_in else "CheckOut"
         return await self._routed(
-            resident, context, request, method, local, waits=True, unwrap=lambda r: r.visit
+            resident,
+            context,
+            request,
+            method,
+            local,
+            waits=True,
+            unwrap=lambda r: r.visit,
+            for_caller=True,
         )
 
     async def _enrolled(self, context: grpc.aio.ServicerContext, resident: str) -> HomeState:

@@ -7,6 +7,7 @@ from emeuse.kernel.run import KernelRuntime, build_kernel_runtime, run_service
 from emeuse.runtime import care_teams
 from emeuse.runtime.grpc_server import Registrar
 from emeuse.runtime.settings import settings_or_exit
+from services.chronic.care_plan import check_care_plan
 from services.prevention import config, grpc_api
 from services.prevention.campaigns import Directory, keep_following
 from services.prevention.processing import STATES, STEPS, processor
@@ -24,7 +25,8 @@ def build() -> tuple[KernelRuntime, Directory]:
 def main() -> None:
     rt, directory = build()
     bootstrap = ",".join(rt.settings.kafka_bootstrap)
-    teams = care_teams.CareTeams()
+    # The teams of the plans chronic accepts, checked by its own function.
+    teams = care_teams.CareTeams(accepts=check_care_plan)
 
     def register(rt: KernelRuntime) -> Registrar:
         return grpc_api.register(

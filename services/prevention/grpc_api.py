@@ -5,7 +5,8 @@ there otherwise): writes publish an event to the person's handler and answer onc
 applied it. Campaign calls are answered from the campaign directory every instance
 keeps; a change is published on top of the version read, and answers once the log shows
 whether it won. Campaign stats add up every instance's people. A care-team caller reads
-the schedules of its own patients only (runtime/care_teams.py).
+the schedules of its own patients only, and starts or ends their programmes only; a
+coordinator with a territory, those of the people enrolled there (runtime/care_teams.py).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from emeuse.registry import (
     TopicSpec,
 )
 from emeuse.runtime.calls import publish_for_caller, require_pseudonym, until_applied
-from emeuse.runtime.care_teams import CareTeams, check_reader
+from emeuse.runtime.care_teams import CareTeams, check_caller
 from emeuse.runtime.codec import InvalidEventError
 from emeuse.runtime.envelope import (
     CODE_OF_TERRITORY,
@@ -180,6 +181,12 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
         except (InvalidEventError, ValueError) as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
 
+    async def _check_caller(self, context: grpc.aio.ServicerContext, person: str) -> None:
+        """Let the caller act on the person or abort (care_teams.check_caller): checked
+        before anything is said of the person's enrolment or programmes."""
+        profile = self._state(person).profile
+        await check_caller(context, self.teams, person, profile.territory if profile else None)
+
     async def _enrolled(self, context: grpc.aio.ServicerContext, person: str) -> PersonState:
         state = self._state(person)
         if state.profile is None:
@@ -200,7 +207,7 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
         async def local() -> api.GetPersonScheduleResponse:
             stored = self.states.get(person)
             profile = PersonState.from_json(stored).profile
-            await check_reader(context, self.teams, person, profile.territory if profile else None)
+            await check_caller(context, self.teams, person, profile.territory if profile else None)
             return person_schedule(person, stored)
 
         return await self._routed(
@@ -355,6 +362,7 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
         name = PROGRAMME_NAMES[request.programme]
 
         async def local() -> api.StartProgrammeResponse:
+            await self._check_caller(context, person)
             state = await self._enrolled(context, person)
             try:
                 check_eligible(request.programme, state)
@@ -376,7 +384,9 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
                 scheduled=_scheduled(person, mine), skipped_steps=skipped
             )
 
-        return await self._routed(person, context, request, "StartProgramme", local, APPLY_WAIT_S)
+        return await self._routed(
+            person, context, request, "StartProgramme", local, APPLY_WAIT_S, for_caller=True
+        )
 
     async def EndProgramme(
         self, request: api.EndProgrammeRequest, context: grpc.aio.ServicerContext
@@ -391,6 +401,7 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "reason must be set")
 
         async def local() -> api.EndProgrammeResponse:
+            await self._check_caller(context, person)
             before = await self._enrolled(context, person)
             current = before.programmes.get(name)
             if current is not None and not current.running and current.end_reason == request.reason:
@@ -427,7 +438,9 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
             )
             return api.EndProgrammeResponse(cancelled_message_ids=cancelled)
 
-        return await self._routed(person, context, request, "EndProgramme", local, APPLY_WAIT_S)
+        return await self._routed(
+            person, context, request, "EndProgramme", local, APPLY_WAIT_S, for_caller=True
+        )
 
     # -- campaigns ------------------------------------------------------------------
 

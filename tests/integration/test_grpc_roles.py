@@ -5,6 +5,7 @@ person is in `emeuse audit`, refusals included."""
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -12,18 +13,31 @@ import pytest
 from google.protobuf import descriptor_pool
 from google.protobuf.message_factory import GetMessageClass
 
-from emeuse.access.v1.access_service_pb2 import GetRequestRequest, ListPatientRequestsRequest
+from emeuse.access.v1.access_events_pb2 import WithdrawalReason
+from emeuse.access.v1.access_service_pb2 import (
+    GetRequestRequest,
+    ListPatientRequestsRequest,
+    RequestConsultationRequest,
+    RequestStatus,
+    WithdrawRequestRequest,
+)
 from emeuse.chronic.v1 import chronic_service_pb2 as api
 from emeuse.chronic.v1 import chronic_service_pb2_grpc as api_grpc
 from emeuse.coordination.v1 import coordination_service_pb2  # noqa: F401
 from emeuse.evaluation.v1 import evaluation_service_pb2 as evaluation
 from emeuse.evaluation.v1 import evaluation_service_pb2_grpc as evaluation_grpc
-from emeuse.home.v1.home_service_pb2 import GetHomeStatusRequest
+from emeuse.home.v1.home_service_pb2 import (
+    CheckInRequest,
+    GetHomeStatusRequest,
+    PlanVisitRequest,
+    VisitStatus,
+)
 from emeuse.partners.v1 import gateway_service_pb2  # noqa: F401
 from emeuse.prevention.v1.prevention_service_pb2 import GetPersonScheduleRequest
 from emeuse.runtime.auth import add_caller, bearer, read_caller_book, read_token
 from emeuse.runtime.pseudonym import random_pseudonym
 from emeuse.runtime.roles import MATRIX, refusal
+from tests.integration.events import new_id
 from tests.integration.harness import Platform, emeuse, metric, wait_for_care_plan
 from tests.integration.test_access import access, ask, consultation
 from tests.integration.test_chronic_alerts import (
@@ -34,6 +48,7 @@ from tests.integration.test_chronic_alerts import (
     enrol,
     reading,
 )
+from tests.integration.test_home import AIDE
 from tests.integration.test_home import enrol as enrol_home
 
 STATUS = "/emeuse.chronic.v1.ChronicService/GetPatientStatus"
@@ -407,3 +422,70 @@ def test_home_and_prevention_answer_a_care_team_member_about_its_own_patients_on
     assert answered(call(platform, "home", roles["coord-55"], "GetHomeStatus", status))
     elsewhere = call(platform, "home", roles["coord-54"], "GetHomeStatus", status)
     assert denied(elsewhere) and "coordinates territory 54 only" in elsewhere.details()
+
+
+def test_access_lets_a_care_team_member_request_and_withdraw_for_its_own_patients_only(
+    platform, roles, patient, line_left_as_found
+):
+    asked = consultation(patient)
+    request = RequestConsultationRequest(request=asked, experiment_id="exp-teleconsult")
+
+    def requested(caller: str) -> Any:
+        return call(platform, "access", roles[caller], "RequestConsultation", request)
+
+    mine = answered_once_followed(lambda: requested("ide-ehpad-0107"))
+    assert answered(mine), mine
+    assert mine.request.request.request_id == asked.request_id
+    assert not_on_the_team(requested("ide-elsewhere"), "ide-elsewhere")
+    other = RequestConsultationRequest(
+        request=consultation(patient), experiment_id="exp-teleconsult"
+    )
+    refused = call(platform, "access", roles["ide-elsewhere"], "RequestConsultation", other)
+    assert not_on_the_team(refused, "ide-elsewhere")
+    unknown = GetRequestRequest(territory="55", request_id=other.request.request_id)
+    assert call(platform, "access", roles["operator"], "GetRequest", unknown).code() == (
+        grpc.StatusCode.NOT_FOUND
+    ), "a refused request was published"
+    withdraw = WithdrawRequestRequest(
+        territory="55",
+        request_id=asked.request_id,
+        reason=WithdrawalReason.WITHDRAWAL_REASON_NO_LONGER_NEEDED,
+        actor_id="ide-ehpad-0107",
+    )
+    refused = call(platform, "access", roles["ide-elsewhere"], "WithdrawRequest", withdraw)
+    assert not_on_the_team(refused, "ide-elsewhere")
+    elsewhere = call(platform, "access", roles["coord-54"], "WithdrawRequest", withdraw)
+    assert denied(elsewhere) and "coordinates territory 54 only" in elsewhere.details()
+    one = GetRequestRequest(territory="55", request_id=asked.request_id)
+    still = call(platform, "access", roles["operator"], "GetRequest", one)
+    assert still.request.status == RequestStatus.REQUEST_STATUS_WAITING
+    withdrawn = call(platform, "access", roles["ide-ehpad-0107"], "WithdrawRequest", withdraw)
+    assert answered(withdrawn), withdrawn
+    assert withdrawn.request.status == RequestStatus.REQUEST_STATUS_WITHDRAWN
+
+
+def test_home_lets_a_care_team_member_record_a_visit_of_its_own_patients_only(
+    platform, roles, patient
+):
+    enrol_home(platform, patient)
+    plan = PlanVisitRequest(resident_pseudonym=patient, visit_id=new_id("visit"), aide_id=AIDE)
+    plan.planned_start.FromDatetime(datetime.now(UTC) + timedelta(minutes=5))
+    plan.planned_duration.FromSeconds(30 * 60)
+    plan.missed_after.FromSeconds(15 * 60)
+    assert answered(call(platform, "home", roles["operator"], "PlanVisit", plan))
+    check_in = CheckInRequest(resident_pseudonym=patient, visit_id=plan.visit_id, aide_id=AIDE)
+
+    def checked_in(caller: str) -> Any:
+        return call(platform, "home", roles[caller], "CheckIn", check_in)
+
+    assert not_on_the_team(checked_in("ide-elsewhere"), "ide-elsewhere")
+    mine = answered_once_followed(lambda: checked_in("ide-ehpad-0107"))
+    assert answered(mine), mine
+    assert mine.visit.status == VisitStatus.VISIT_STATUS_IN_PROGRESS
+    # Nothing is said of another resident's home to a care-team caller not on its team.
+    stranger = CheckInRequest(
+        resident_pseudonym=random_pseudonym(), visit_id=plan.visit_id, aide_id=AIDE
+    )
+    assert not_on_the_team(
+        call(platform, "home", roles["ide-ehpad-0107"], "CheckIn", stranger), "ide-ehpad-0107"
+    )

@@ -36,14 +36,8 @@ from emeuse.platform.v1.dead_letter_pb2 import DeadLetterCause
 from emeuse.registry import TOPICS, dead_letter_topic
 from emeuse.runtime import envelope as env
 from emeuse.runtime import metrics
-from emeuse.runtime.codec import (
-    InvalidEventError,
-    check_event,
-    check_partition,
-    decode,
-    expected_partition,
-)
-from emeuse.runtime.events import Event, RetryableError, read_failure
+from emeuse.runtime.codec import InvalidEventError, expected_partition
+from emeuse.runtime.events import RetryableError, read_event, read_failure
 from emeuse.runtime.logs import event_context
 from emeuse.runtime.settings import ServiceSettings
 from emeuse.runtime.startup import Backoff, wait_for_topics
@@ -254,19 +248,13 @@ class Kernel:
         claimed = headers.get(env.H_TYPE, b"").decode(errors="replace")
         event_type = claimed if claimed in KNOWN_TYPES else "unknown"
         tx.count(metrics.labelled(metrics.EVENTS_CONSUMED, self.service, spec.name, event_type))
-        raw_key = record.key
-        key = raw_key.decode(errors="replace") if isinstance(raw_key, bytes) else raw_key
         try:
-            envelope = env.from_headers(headers)
-            value = decode(spec, record.value)
-            check_event(spec, envelope, value, key)
-            check_partition(spec, raw_key, record.partition, value)
+            event = read_event(spec, record, headers)
         except Exception as exc:  # whatever a sender's bytes provoke: set aside, go on
             self._set_aside(tx, record, *read_failure(exc), event_type)
             return
-        event = Event(envelope, value, key, record.topic, record.partition, record.offset)
         started = time.perf_counter()
-        with event_context(envelope, spec.name):
+        with event_context(event.envelope, spec.name):
             for attempt in range(HANDLER_RETRIES + 1):
                 mark = tx.savepoint()
                 try:

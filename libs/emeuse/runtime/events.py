@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +12,14 @@ from emeuse.event.v1.envelope_pb2 import EventEnvelope
 from emeuse.platform.v1.dead_letter_pb2 import DeadLetterCause
 from emeuse.registry import TopicSpec
 from emeuse.runtime import envelope as env
-from emeuse.runtime.codec import InvalidEventError, NoConsentError, UndecodableError
+from emeuse.runtime.codec import (
+    InvalidEventError,
+    NoConsentError,
+    UndecodableError,
+    check_event,
+    check_partition,
+    decode,
+)
 from emeuse.runtime.id_rules import IdentifyingContentError
 
 
@@ -34,6 +42,20 @@ class Fact:
     spec: TopicSpec
     message: Message
     event_id: str
+
+
+def read_event(spec: TopicSpec, record: Any, headers: Mapping[str, bytes]) -> Event:
+    """A consumed record (`headers`: its headers as a dict) decoded and checked as every
+    consumer of the platform's topics checks it: envelope, message, contract and id rules,
+    key, subject and partition. Whatever is wrong raises what read_failure names: the kernel
+    dead-letters it, a directory following a topic (care_teams.py) skips it alike."""
+    raw_key = record.key
+    key = raw_key.decode(errors="replace") if isinstance(raw_key, bytes) else raw_key
+    envelope = env.from_headers(headers)
+    message = decode(spec, record.value)
+    check_event(spec, envelope, message, key)
+    check_partition(spec, raw_key, record.partition, message)
+    return Event(envelope, message, key, record.topic, record.partition, record.offset)
 
 
 class RetryableError(Exception):

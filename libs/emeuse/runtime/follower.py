@@ -7,8 +7,8 @@ table, which would split them across instances by partition.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
-from typing import cast
+from collections.abc import Callable
+from typing import Any, cast
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -17,30 +17,30 @@ from emeuse.runtime import kafka_clients
 
 log = structlog.get_logger("emeuse.follower")
 Apply = Callable[[bytes | None, bytes | None], None]
-# A directory that needs the record's headers too (its territory: care_teams.py).
-Headers = Sequence[tuple[str, bytes]]
-ApplyWithHeaders = Callable[[bytes | None, bytes | None, Headers], None]
+# A directory that checks each record as the kernel does (care_teams.py: its envelope,
+# partition...) is given the consumed record itself.
+ApplyRecord = Callable[[Any], None]
 Hook = Callable[[], None]
 
 
 async def follow(
     topic: str,
     partitions: int,
-    apply: Apply | ApplyWithHeaders,
+    apply: Apply | ApplyRecord,
     ready: asyncio.Event,
     bootstrap: str,
     stopping: Callable[[], bool],
     reloading: Hook | None = None,
     caught_up: Hook | None = None,
     *,
-    headers: bool = False,
+    whole_records: bool = False,
 ) -> None:
     """Apply every record of `topic` from its beginning, then new ones as they come, until
     `stopping()`. `reloading()` is called before the first record (a directory reads into
     a fresh copy), `caught_up()` once the records there at start are applied (it swaps
     the copy in), then `ready` is set: after a restart, stale records of the log never
-    show in the directory in use. With `headers`, `apply` is given the record's headers
-    too."""
+    show in the directory in use. With `whole_records`, `apply` is given each consumed
+    record (key, value, headers, partition, offset) rather than its key and value."""
     # Read committed, as every consumer of the platform's topics: a record of an aborted
     # transaction never enters a directory.
     consumer = AIOKafkaConsumer(
@@ -63,8 +63,8 @@ async def follow(
             batches = await consumer.getmany(timeout_ms=200)
             for _, records in sorted(batches.items(), key=lambda item: item[0].partition):
                 for record in records:
-                    if headers:
-                        cast(ApplyWithHeaders, apply)(record.key, record.value, record.headers)
+                    if whole_records:
+                        cast(ApplyRecord, apply)(record)
                     else:
                         cast(Apply, apply)(record.key, record.value)
             if not loaded and all([await consumer.position(tp) >= end for tp, end in ends.items()]):
@@ -80,14 +80,14 @@ async def follow(
 async def keep_following(
     topic: str,
     partitions: int,
-    apply: Apply | ApplyWithHeaders,
+    apply: Apply | ApplyRecord,
     ready: asyncio.Event,
     bootstrap: str,
     stopping: Callable[[], bool],
     reloading: Hook | None = None,
     caught_up: Hook | None = None,
     *,
-    headers: bool = False,
+    whole_records: bool = False,
 ) -> None:
     """`follow`, started again after a broker failure, until the worker stops."""
     while not stopping():
@@ -101,7 +101,7 @@ async def keep_following(
                 stopping,
                 reloading,
                 caught_up,
-                headers=headers,
+                whole_records=whole_records,
             )
         except asyncio.CancelledError:
             raise

@@ -10,8 +10,9 @@ forwarding a call to the key's owner) and the methods other services need of it
 Care plans name a patient's care team. A read of one person is then checked for that person
 (patient_refusal): chronic on the plans it holds; access, home and prevention on the plans
 every instance follows (care_teams.py: a care-team caller on the person's team, a
-coordinator of the person's territory; UNAVAILABLE until the plans are first read); coordination
-on its timelines' territory. docs/security.md shows the matrix and the per-person checks.
+coordinator of the person's territory; UNAVAILABLE until the plans are first read), their
+changes of one person too; coordination on its timelines' territory. docs/security.md shows
+the matrix and the per-person checks.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from emeuse.home.v1 import home_service_pb2 as api
 from emeuse.runtime.auth import ON_BEHALF_OF, Caller
 from emeuse.runtime.care_teams import CareTeams
 from emeuse.runtime.roles import CURRENT_CALLER
+from services.chronic.care_plan import check_care_plan
 from services.home.grpc_api import HomeServicer
 from tests.unit.home.homes import RESIDENT, enrolled
 from tests.unit.home.test_grpc_actions import Aborted, Context, Router
@@ -52,7 +53,7 @@ def test_a_coordinator_reads_the_homes_enrolled_in_its_territory_only():
 
 
 def test_before_the_care_plans_are_read_a_care_team_caller_is_asked_to_try_again():
-    unread = home_status(NURSE, CareTeams())
+    unread = home_status(NURSE, CareTeams(accepts=check_care_plan))
     assert unread.code == grpc.StatusCode.UNAVAILABLE
 
 

@@ -14,6 +14,7 @@ import pytest
 from emeuse.home.v1 import home_service_pb2 as api
 from emeuse.home.v1.home_events_pb2 import IncidentAction, IncidentOutcome
 from emeuse.runtime.care_teams import CareTeams
+from services.chronic.care_plan import check_care_plan
 from services.home.domain.home import HomeState
 from services.home.grpc_api import HomeServicer
 from services.home.incidents import apply_action
@@ -75,7 +76,7 @@ class Bus:
 def servicer(state: HomeState) -> tuple[HomeServicer, Bus]:
     homes = {RESIDENT: state.to_json()}
     bus = Bus(homes)
-    return HomeServicer(Router(), bus, homes, CareTeams()), bus  # type: ignore[arg-type]
+    return HomeServicer(Router(), bus, homes, CareTeams(accepts=check_care_plan)), bus  # type: ignore[arg-type]
 
 
 def resolve(

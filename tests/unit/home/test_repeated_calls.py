@@ -17,6 +17,7 @@ from emeuse.home.v1 import home_service_pb2 as api
 from emeuse.place.v1.territory_pb2 import Territory
 from emeuse.runtime.care_teams import CareTeams
 from emeuse.runtime.events import Event
+from services.chronic.care_plan import check_care_plan
 from services.home.grpc_api import HomeServicer
 from services.home.processing import HOMES, PROCESSOR
 from tests.unit.home.homes import AIDES, NEIGHBOUR, RESIDENT, home
@@ -78,7 +79,9 @@ class Bus:
 
 def servicer() -> tuple[HomeServicer, Kernel]:
     kernel = Kernel()
-    return HomeServicer(Router(), Bus(kernel), kernel.homes, CareTeams()), kernel  # type: ignore[arg-type]
+    return HomeServicer(
+        Router(), Bus(kernel), kernel.homes, CareTeams(accepts=check_care_plan)
+    ), kernel  # type: ignore[arg-type]
 
 
 def call(method: Any, request: Any) -> Any:

@@ -14,6 +14,7 @@ from emeuse.prevention.v1 import prevention_service_pb2 as api
 from emeuse.runtime.care_teams import CareTeams
 from emeuse.runtime.events import Event
 from emeuse.runtime.pseudonym import random_pseudonym
+from services.chronic.care_plan import check_care_plan
 from services.prevention.domain.person import PersonState
 from services.prevention.grpc_api import PreventionServicer
 from services.prevention.processing import applied_key, enrol
@@ -23,7 +24,7 @@ from tests.unit.prevention.people import DELAYS, NOW, enrolment
 class Aborted(Exception):
     def __init__(self, code: grpc.StatusCode, details: str) -> None:
         super().__init__(f"{code}: {details}")
-        self.code = code
+        self.code, self.details = code, details
 
 
 class Context:
@@ -71,7 +72,7 @@ def call(servicer: PreventionServicer, request: api.EnrollPersonRequest) -> Any:
 def test_the_same_enrolment_asked_again_answers_as_the_first_time():
     states: dict[str, Any] = {}
     bus = Bus(states)
-    servicer = PreventionServicer(Router(), bus, states, None, CareTeams())  # type: ignore[arg-type]
+    servicer = PreventionServicer(Router(), bus, states, None, CareTeams(accepts=check_care_plan))  # type: ignore[arg-type]
     person = random_pseudonym()
     request = enrol_request(person, (50, 54))
     first = call(servicer, request)
@@ -84,7 +85,7 @@ def test_the_same_enrolment_asked_again_answers_as_the_first_time():
 def test_enrolling_an_enrolled_person_with_a_new_age_band_replaces_the_profile():
     states: dict[str, Any] = {}
     bus = Bus(states)
-    servicer = PreventionServicer(Router(), bus, states, None, CareTeams())  # type: ignore[arg-type]
+    servicer = PreventionServicer(Router(), bus, states, None, CareTeams(accepts=check_care_plan))  # type: ignore[arg-type]
     person = random_pseudonym()
     first = call(servicer, enrol_request(person, (45, 49)))
     older = call(servicer, enrol_request(person, (50, 54)))
