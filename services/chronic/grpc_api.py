@@ -46,6 +46,7 @@ from emeuse.runtime.grpc_server import Registrar
 from emeuse.runtime.paging import page_cursor, page_size, page_token
 from emeuse.runtime.roles import (
     CARE_TEAM,
+    COORDINATOR,
     acting_as_refusal,
     current_caller,
     on_behalf_of,
@@ -172,10 +173,15 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
             check_care_plan(plan)
         except InvalidEventError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"care plan: {exc}")
+        # A coordinator writes plans in its territory, and changes those in force there.
+        if refusal := patient_refusal(current_caller(), None, territory):
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, refusal)
         method = "EnrollPatient" if enrolling else "UpdateCarePlan"
 
         async def local() -> tuple[str, int]:
             stored = self.care_plans.get(patient)
+            if stored or not enrolling:
+                await self._may_see(context, patient)
             if plan.care_plan_id and (known := _recorded_version(stored, plan.care_plan_id)):
                 # This plan is in force (asked again after a lost answer): the answer it had.
                 return _plan_event_id(patient, plan.care_plan_id, known - 1), known
@@ -216,7 +222,11 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
             channel: grpc.aio.Channel, deadline: float, metadata: Any
         ) -> tuple[str, int]:
             call = getattr(api_grpc.ChronicServiceStub(channel), method)
-            response = await call(request, timeout=APPLY_WAIT_S + deadline, metadata=metadata)
+            response = await call(
+                request,
+                timeout=APPLY_WAIT_S + deadline,
+                metadata=(*metadata, *on_behalf_of()),
+            )
             return str(response.event_id), int(response.version)
 
         return await self.router.answer(self.care_plans, patient, context, local, remote)
@@ -336,6 +346,14 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
         async def local() -> api.Alert:
             plan = plan_in_force(self.care_plans.get(patient))
             alert = PatientState.of(self.states.get(patient)).alerts.get(request.alert_id)
+            # A coordinator acts on its territory's alerts (where each was raised); an alert
+            # unknown is placed by the patient's plan, and with no plan either is refused
+            # as one of another territory: nothing said of it.
+            caller = current_caller()
+            if caller is not None and caller.role == COORDINATOR:
+                where = alert.territory if alert else plan.territory if plan else None
+                if refusal := patient_refusal(caller, None, where):
+                    await context.abort(grpc.StatusCode.PERMISSION_DENIED, refusal)
             if plan is None or alert is None:
                 await context.abort(grpc.StatusCode.NOT_FOUND, "no such alert for this patient")
                 raise AssertionError
@@ -368,7 +386,11 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
 
         async def remote(channel: grpc.aio.Channel, deadline: float, metadata: Any) -> api.Alert:
             call = getattr(api_grpc.ChronicServiceStub(channel), method)
-            response = await call(request, timeout=APPLY_WAIT_S + deadline, metadata=metadata)
+            response = await call(
+                request,
+                timeout=APPLY_WAIT_S + deadline,
+                metadata=(*metadata, *on_behalf_of()),
+            )
             return response.alert
 
         return await self.router.answer(self.states, patient, context, local, remote)

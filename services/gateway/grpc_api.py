@@ -27,6 +27,7 @@ from emeuse.runtime.envelope import (
     timestamp,
 )
 from emeuse.runtime.grpc_server import Registrar
+from emeuse.runtime.roles import current_caller, patient_refusal
 from services.gateway.directory import PartnerDirectory
 from services.gateway.domain.consent import ConsentBook
 from services.gateway.replay import replay_partitions
@@ -64,6 +65,10 @@ class GatewayServicer(api_grpc.PartnerGatewayServiceServicer):
         await require_pseudonym(context, patient, "patient_pseudonym")
         if request.territory not in TERRITORY_CODES:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "territory must be 52, 54 or 55")
+        # A coordinator records the consents of its territory's patients (the territory
+        # the call names: the gateway holds no enrolment to check it against).
+        if refusal := patient_refusal(current_caller(), None, request.territory):
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, refusal)
         if not EXPERIMENT_ID.fullmatch(request.experiment_id):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "experiment_id is not an id")
         if not PURPOSE.fullmatch(request.purpose):

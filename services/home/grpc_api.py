@@ -3,7 +3,9 @@ actions into events for the home's handlers, answering once they have been appli
 
 A home is its resident's (keyed by the resident's pseudonym): a care-team caller reads it,
 acts on its incidents and records its visits when on the care team of its resident, a
-coordinator with a territory when the home is enrolled there (runtime/care_teams.py)."""
+coordinator with a territory when the home is enrolled there (runtime/care_teams.py); such
+a coordinator also enrols homes in its territory only, and changes the contacts and plans
+the visits of the homes enrolled there only."""
 
 from __future__ import annotations
 
@@ -136,10 +138,13 @@ class HomeServicer(api_grpc.HomeServiceServicer):
         await require_pseudonym(context, resident, "home.resident_pseudonym")
         await _check_territory(context, request.territory, request.experiment_id)
         await _invalid_unless(context, lambda: check_home(home), "home")
+        # A coordinator enrols homes in its territory, and changes those enrolled there.
+        await check_caller(context, self.teams, resident, request.territory)
 
         async def local() -> api.EnrollHomeResponse:
             state = self.state(resident)
             if state.config is not None:
+                await check_caller(context, self.teams, resident, state.config.territory)
                 if _in_force(state, home):
                     # Asked again after a lost answer: the enrolment stands, answered again.
                     return api.EnrollHomeResponse(
@@ -159,7 +164,9 @@ class HomeServicer(api_grpc.HomeServiceServicer):
             await self._applied(context, resident, lambda s: s.config is not None)
             return api.EnrollHomeResponse(event_id=event_id, version=1)
 
-        return await self._routed(resident, context, request, "EnrollHome", local, waits=True)
+        return await self._routed(
+            resident, context, request, "EnrollHome", local, waits=True, for_caller=True
+        )
 
     async def UpdateContacts(
         self, request: api.UpdateContactsRequest, context: grpc.aio.ServicerContext
@@ -168,7 +175,7 @@ class HomeServicer(api_grpc.HomeServiceServicer):
         await require_pseudonym(context, resident, "resident_pseudonym")
 
         async def local() -> api.UpdateContactsResponse:
-            state = self.state(resident)
+            state = await self._checked_state(context, resident)
             if state.config is None:
                 await context.abort(
                     grpc.StatusCode.FAILED_PRECONDITION, "home is not enrolled; EnrollHome first"
@@ -202,7 +209,9 @@ class HomeServicer(api_grpc.HomeServiceServicer):
             )
             return api.UpdateContactsResponse(event_id=event_id, version=version + 1)
 
-        return await self._routed(resident, context, request, "UpdateContacts", local, waits=True)
+        return await self._routed(
+            resident, context, request, "UpdateContacts", local, waits=True, for_caller=True
+        )
 
     async def ListOpenIncidents(
         self, request: api.ListOpenIncidentsRequest, context: grpc.aio.ServicerContext
@@ -384,6 +393,7 @@ class HomeServicer(api_grpc.HomeServiceServicer):
             )
 
         async def local() -> api.PlanVisitResponse:
+            await self._checked_state(context, resident)
             state = await self._enrolled(context, resident)
             assert state.config is not None
             if state.config.aide_service is None:
@@ -419,7 +429,9 @@ class HomeServicer(api_grpc.HomeServiceServicer):
             done = await self._applied(context, resident, lambda s: visit_id in s.visits)
             return api.PlanVisitResponse(visit=visit_view(done.visits[visit_id]))
 
-        return await self._routed(resident, context, request, "PlanVisit", local, waits=True)
+        return await self._routed(
+            resident, context, request, "PlanVisit", local, waits=True, for_caller=True
+        )
 
     async def CheckIn(
         self, request: api.CheckInRequest, context: grpc.aio.ServicerContext

@@ -6,7 +6,8 @@ applied it. Campaign calls are answered from the campaign directory every instan
 keeps; a change is published on top of the version read, and answers once the log shows
 whether it won. Campaign stats add up every instance's people. A care-team caller reads
 the schedules of its own patients only, and starts or ends their programmes only; a
-coordinator with a territory, those of the people enrolled there (runtime/care_teams.py).
+coordinator with a territory, those of the people enrolled there (runtime/care_teams.py),
+and it enrols, changes the preferences of and opts out that territory's people only.
 """
 
 from __future__ import annotations
@@ -229,6 +230,9 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "allow at least one channel")
         await self._checked(context, lambda: check_enrolment(enrolment))
         await _experiment(context, request.experiment_id)
+        # A coordinator enrols people in its territory, and changes those enrolled there.
+        territory = CODE_OF_TERRITORY[enrolment.territory]
+        await check_caller(context, self.teams, person, territory)
 
         async def local() -> api.EnrollPersonResponse:
             # Enrolment is an upsert: an enrolled person's profile is replaced (a new age
@@ -236,6 +240,8 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
             # enrolment that set it (a repeat after a lost answer).
             before = self._state(person)
             known = before.profile
+            if known is not None:
+                await check_caller(context, self.teams, person, known.territory)
             if (
                 known is not None
                 and known.enrolled_by
@@ -258,7 +264,9 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
                 event_id=event_id, scheduled=_scheduled(person, state.scheduled())
             )
 
-        return await self._routed(person, context, request, "EnrollPerson", local, APPLY_WAIT_S)
+        return await self._routed(
+            person, context, request, "EnrollPerson", local, APPLY_WAIT_S, for_caller=True
+        )
 
     async def UpdatePreferences(
         self, request: api.UpdatePreferencesRequest, context: grpc.aio.ServicerContext
@@ -275,6 +283,7 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
         await self._checked(context, lambda: check_language(request.language))
 
         async def local() -> api.UpdatePreferencesResponse:
+            await self._check_caller(context, person)
             state = await self._enrolled(context, person)
             change = PreferencesUpdated(
                 person_pseudonym=person,
@@ -299,7 +308,7 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
             return api.UpdatePreferencesResponse(profile=_profile(person, applied))
 
         return await self._routed(
-            person, context, request, "UpdatePreferences", local, APPLY_WAIT_S
+            person, context, request, "UpdatePreferences", local, APPLY_WAIT_S, for_caller=True
         )
 
     async def OptOut(
@@ -315,6 +324,11 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
 
         async def local() -> api.OptOutResponse:
             before = self._state(person)
+            # A coordinator opts out the people enrolled in its territory, and those never
+            # enrolled whom the call places there.
+            named = CODE_OF_TERRITORY.get(request.territory)
+            where = before.profile.territory if before.profile is not None else named
+            await check_caller(context, self.teams, person, where)
             if opt_out_id in before.opt_outs:  # asked again after a lost answer
                 return _opt_out_answer(before.opt_outs[opt_out_id])
             if before.profile is not None:
@@ -341,7 +355,9 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
             # earlier call with its id been applied meanwhile: then that one's answer).
             return _opt_out_answer(after.opt_outs.get(opt_out_id, OptOutDone()))
 
-        return await self._routed(person, context, request, "OptOut", local, APPLY_WAIT_S)
+        return await self._routed(
+            person, context, request, "OptOut", local, APPLY_WAIT_S, for_caller=True
+        )
 
     async def StartProgramme(
         self, request: api.StartProgrammeRequest, context: grpc.aio.ServicerContext

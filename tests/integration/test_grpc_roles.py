@@ -33,7 +33,13 @@ from emeuse.home.v1.home_service_pb2 import (
     VisitStatus,
 )
 from emeuse.partners.v1 import gateway_service_pb2  # noqa: F401
-from emeuse.prevention.v1.prevention_service_pb2 import GetPersonScheduleRequest
+from emeuse.place.v1.territory_pb2 import Territory
+from emeuse.prevention.v1.prevention_events_pb2 import PersonEnrolled
+from emeuse.prevention.v1.prevention_service_pb2 import (
+    EnrollPersonRequest,
+    GetPersonScheduleRequest,
+    UpdatePreferencesRequest,
+)
 from emeuse.runtime.auth import add_caller, bearer, read_caller_book, read_token
 from emeuse.runtime.pseudonym import random_pseudonym
 from emeuse.runtime.roles import MATRIX, refusal
@@ -488,4 +494,67 @@ def test_home_lets_a_care_team_member_record_a_visit_of_its_own_patients_only(
     )
     assert not_on_the_team(
         call(platform, "home", roles["ide-ehpad-0107"], "CheckIn", stranger), "ide-ehpad-0107"
+    )
+
+
+def coordinates_elsewhere(answer: Any) -> bool:
+    return denied(answer) and "caller coord-54 coordinates territory 54 only" in answer.details()
+
+
+def test_home_lets_a_coordinator_plan_the_visits_of_its_territorys_homes_only(platform, roles):
+    resident = random_pseudonym()
+    enrol_home(platform, resident)  # in 55
+
+    def planned(caller: str) -> Any:
+        plan = PlanVisitRequest(resident_pseudonym=resident, visit_id=new_id("visit"), aide_id=AIDE)
+        plan.planned_start.FromDatetime(datetime.now(UTC) + timedelta(minutes=5))
+        plan.planned_duration.FromSeconds(30 * 60)
+        return plan.visit_id, call(platform, "home", roles[caller], "PlanVisit", plan)
+
+    refused_id, refused = planned("coord-54")
+    assert coordinates_elsewhere(refused), refused
+    allowed_id, allowed = planned("coord-55")
+    assert answered(allowed), allowed
+    status = call(
+        platform,
+        "home",
+        roles["operator"],
+        "GetHomeStatus",
+        GetHomeStatusRequest(resident_pseudonym=resident),
+    )
+    visits = {visit.visit_id for visit in status.visits}
+    assert allowed_id in visits
+    assert refused_id not in visits, "a refused visit was published"
+
+
+def test_prevention_lets_a_coordinator_enrol_people_in_its_territory_only(platform, roles):
+    def enrolment(person: str) -> EnrollPersonRequest:
+        return EnrollPersonRequest(
+            person=PersonEnrolled(
+                person_pseudonym=person,
+                age_band_from=50,
+                age_band_to=54,
+                territory=Territory.TERRITORY_MEUSE,
+                allowed_channels=["app"],
+            ),
+            experiment_id="exp-prevention",
+        )
+
+    ours, theirs = random_pseudonym(), random_pseudonym()
+    enrolled = call(platform, "prevention", roles["coord-55"], "EnrollPerson", enrolment(ours))
+    assert answered(enrolled), enrolled
+    refused = call(platform, "prevention", roles["coord-54"], "EnrollPerson", enrolment(theirs))
+    assert coordinates_elsewhere(refused), refused
+    # Nothing was published: the person refused is not enrolled, the one let in is.
+    for person, expected in (
+        (ours, grpc.StatusCode.OK),
+        (theirs, grpc.StatusCode.FAILED_PRECONDITION),
+    ):
+        change = UpdatePreferencesRequest(person_pseudonym=person, allowed_channels=["app"])
+        answer = call(platform, "prevention", roles["operator"], "UpdatePreferences", change)
+        assert (grpc.StatusCode.OK if answered(answer) else answer.code()) == expected, answer
+    # A person enrolled in 55 is not changed by a coordinator of 54 either.
+    change = UpdatePreferencesRequest(person_pseudonym=ours, allowed_channels=["sms"])
+    assert coordinates_elsewhere(
+        call(platform, "prevention", roles["coord-54"], "UpdatePreferences", change)
     )
