@@ -7,7 +7,7 @@ from emeuse.runtime.envelope import CODE_OF_TERRITORY
 from emeuse.runtime.grpc_server import Registrar
 from emeuse.runtime.settings import settings_or_exit
 from services.coordination import config, grpc_api
-from services.coordination.metrics import KEPT
+from services.coordination.metrics import watch
 from services.coordination.processing import PROCESSOR, TIMELINES, WITH_PROBLEMS
 
 
@@ -16,7 +16,7 @@ def build() -> KernelRuntime:
 
 
 def register(rt: KernelRuntime) -> Registrar:
-    KEPT.watch(lambda: set(rt.kernel.tasks), tuple(CODE_OF_TERRITORY.values()))
+    watch(tuple(CODE_OF_TERRITORY.values()))
     servicer = grpc_api.CoordinationServicer(
         rt.router, rt.table(TIMELINES), rt.table(WITH_PROBLEMS)
     )

@@ -18,16 +18,18 @@ from datetime import UTC, datetime
 from functools import partial
 
 from emeuse.coordination.v1.coordination_events_pb2 import TimelineEntryRecorded
-from emeuse.kernel.declare import Lookup, Processor, TableSpec, Timer
+from emeuse.kernel.declare import Lookup, PartitionHook, Processor, Scan, TableSpec, Timer
+from emeuse.kernel.sums import Figures, difference
 from emeuse.kernel.tx import Tx
 from emeuse.prevention.v1.prevention_events_pb2 import MessageScheduled
 from emeuse.registry import (
     TIMELINE_ENTRY_RECORDED,
 )
 from emeuse.runtime.events import Event
+from services.coordination import figures
 from services.coordination.domain import open_items, problems, timeline
 from services.coordination.entries import check_entry, entry_of, stored
-from services.coordination.metrics import ENTRIES, KEPT, LEFT_OUT, REKEYED
+from services.coordination.metrics import ENTRIES, HELD, LEFT_OUT, REKEYED
 from services.coordination.topics import PERSON_INPUTS, TERRITORY_INPUTS
 
 TIMELINES = "person_timeline"
@@ -64,17 +66,29 @@ def keep_problems(tx: Tx, person: str, before: str, kept: timeline.Timeline) -> 
 
 
 def store_problems(tx: Tx, key: str, found: list[problems.Problem]) -> None:
+    before = figures.of_stored_problems(key, tx.get(WITH_PROBLEMS, key))
     tx.put(WITH_PROBLEMS, key, [problems.to_dict(p) for p in found])
-    tx.on_commit.append(partial(KEPT.note_problems, key, tx.partition, problems.at_risk(found)))
+    counted(tx, before, figures.of_problems(key, found))
 
 
 def forget_problems(tx: Tx, key: str) -> None:
+    before = figures.of_stored_problems(key, tx.get(WITH_PROBLEMS, key))
     tx.delete(WITH_PROBLEMS, key)
-    tx.on_commit.append(partial(KEPT.note_problems, key, tx.partition, False))
+    counted(tx, before, {})
+
+
+def counted(tx: Tx, before: Figures, after: Figures) -> None:
+    """The gauges follow a stored value's change once its batch commits."""
+    delta = difference(before, after)
+    if delta:
+        tx.on_commit.append(partial(HELD.add, tx.partition, delta))
 
 
 def add_entry(tx: Tx, person: str, entry: timeline.Entry) -> None:
-    kept = tx.get(TIMELINES, person) or timeline.empty()
+    stored_before = tx.get(TIMELINES, person)
+    # Counted before the rules change it in place.
+    counted_before = figures.of_timeline(stored_before)
+    kept = stored_before or timeline.empty()
     before = kept["territory"]
     # A timeline stored before open items were kept gets them from its entries here.
     added, changed = open_items.record(kept, entry, problems.ms(tx.now))
@@ -85,7 +99,7 @@ def add_entry(tx: Tx, person: str, entry: timeline.Entry) -> None:
     if not changed:
         return
     tx.put(TIMELINES, person, kept)
-    tx.on_commit.append(partial(KEPT.note_timeline, person, tx.partition, kept))
+    counted(tx, counted_before, figures.of_timeline(kept))
     keep_problems(tx, person, before, kept)
     if added:
         tx.count(ENTRIES.labels(entry["axis"]))
@@ -142,6 +156,11 @@ async def forget_passed_problems(key: str, tx: Tx) -> None:
         forget_problems(tx, key)
 
 
+def count_partition(partition: int, scan: Scan) -> None:
+    """A partition opened here: its gauges' figures counted from its stored values."""
+    HELD.opened(partition, figures.of_partition(scan, TIMELINES, WITH_PROBLEMS))
+
+
 PROCESSOR = Processor(
     service="coordination",
     inputs={
@@ -162,4 +181,5 @@ PROCESSOR = Processor(
         ),
     ),
     timers=(Timer("windows-end", (WITH_PROBLEMS,), problems_end_at, forget_passed_problems),),
+    partition_hooks=(PartitionHook("gauges", count_partition, HELD.closed),),
 )

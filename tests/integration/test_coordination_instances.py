@@ -1,6 +1,8 @@
 """Two instances of the coordination service share the partitions: a person's timeline is
 answered by whichever instance is asked (forwarded to the owner), and a territory's people
-at risk are merged from both, paged without repeats."""
+at risk are merged from both, paged without repeats. An instance's gauges show the state of
+the partitions it holds from the moment it opens them: a restart or a second instance
+joining changes no total."""
 
 from __future__ import annotations
 
@@ -19,7 +21,8 @@ from emeuse.registry import ALERT_RAISED, INCIDENT_RAISED, PARTITIONS
 from emeuse.runtime import envelope as env
 from emeuse.runtime.codec import expected_partition
 from emeuse.runtime.pseudonym import random_pseudonym
-from tests.integration.harness import Bus, Platform
+from services.coordination.figures import OPEN_KINDS
+from tests.integration.harness import Bus, Platform, ServiceProcess, metric
 from tests.unit.coordination.stories import alert_raised, at, incident
 
 # Territory 52: the other integration tests send their people to 55 and 54.
@@ -117,3 +120,91 @@ def test_both_instances_answer_for_every_person_and_the_list_merges_their_partit
                 shown = [e.code for e in answer.entries if e.axis != Axis.AXIS_ACCESS]
                 assert shown == ["critical", "fall"]
                 assert answer.territory == TERRITORY
+
+
+GAUGES = [
+    ("emeuse_coordination_timelines_kept", {}),
+    ("emeuse_coordination_timeline_entries_kept", {}),
+    *(("emeuse_coordination_open_items", {"kind": kind}) for kind in OPEN_KINDS),
+    *(("emeuse_coordination_people_at_risk", {"territory": t}) for t in ("52", "54", "55")),
+]
+
+
+def gauges(*instances: ServiceProcess) -> dict[str, float]:
+    """Each gauge summed over the instances, as Prometheus would (sum without instance)."""
+    texts = [instance.metrics() for instance in instances]
+    return {
+        shown(name, labels): sum(metric(text, name, **labels) for text in texts)
+        for name, labels in GAUGES
+    }
+
+
+def shown(name: str, labels: dict[str, str]) -> str:
+    return name + "".join(f",{k}={v}" for k, v in labels.items())
+
+
+def assigned(instance: ServiceProcess) -> float:
+    return metric(instance.metrics(), "emeuse_kernel_assigned_partitions")
+
+
+def settled(instance: ServiceProcess, at_risk_here: int) -> dict[str, float]:
+    """The gauges once every event sent is in them: the same three scrapes in a row."""
+    deadline = time.monotonic() + 90
+    seen: list[dict[str, float]] = []
+    while time.monotonic() < deadline:
+        now = gauges(instance)
+        seen = [*seen[-2:], now]
+        risk = now[shown("emeuse_coordination_people_at_risk", {"territory": TERRITORY})]
+        if risk >= at_risk_here and len(seen) == 3 and seen[0] == seen[1] == now:
+            return now
+        time.sleep(2)
+    raise AssertionError(f"coordination gauges never settled: {seen}")
+
+
+def until_equal(expected: dict[str, float], *instances: ServiceProcess) -> dict[str, float]:
+    """The instances' summed gauges once they hold every partition between them (the last
+    scrape, equal to `expected` or not)."""
+    deadline = time.monotonic() + 90
+    last: dict[str, float] = {}
+    while time.monotonic() < deadline:
+        held = [assigned(instance) for instance in instances]
+        last = gauges(*instances)
+        if sum(held) == PARTITIONS and all(held) and last == expected:
+            break
+        time.sleep(1)
+    return last
+
+
+def test_an_instance_restarted_or_joined_shows_the_same_gauges_without_a_new_event(
+    bootstrap: str, bus: Bus, tmp_path: Path
+):
+    platform = Platform(bootstrap, tmp_path)
+    app_id = f"emeuse-coordination-{uuid.uuid4().hex[:8]}"
+    first = platform.services["coordination-1"] = platform.new_process(
+        "coordination", "coordination-1", app_id=app_id
+    )
+    try:
+        first.start()
+        first.wait_serving()
+        people = [random_pseudonym() for _ in range(6)]
+        for n, person in enumerate(people):
+            # An open critical alert and a fall: at risk, on two axes.
+            send(bus, ALERT_RAISED, alert_raised(person, f"al-{person[-6:]}", at(n)), n)
+            send(bus, INCIDENT_RAISED, incident(person, f"inc-{person[-6:]}", at(n + 1)), n + 1)
+        before = settled(first, len(people))
+        assert before["emeuse_coordination_timelines_kept"] >= len(people)
+
+        first.stop()
+        first.start()
+        first.wait_serving()
+        assert until_equal(before, first) == before, "gauges after a restart"
+
+        second = platform.services["coordination-2"] = platform.new_process(
+            "coordination", "coordination-2", app_id=app_id
+        )
+        second.start()
+        second.wait_serving()
+        assert until_equal(before, first, second) == before, "gauges summed over two instances"
+        assert 0 < assigned(second) < PARTITIONS
+    finally:
+        platform.stop_all()

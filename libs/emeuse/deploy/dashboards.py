@@ -518,8 +518,8 @@ COORDINATION = Dashboard(
         Chart(
             "Timelines kept",
             (Query("sum (emeuse_coordination_timelines_kept)", "timelines"),),
-            description="Each counted from its first change after its instance started: "
-            "it climbs back after a restart.",
+            description="On the partitions each instance holds, counted from its stored "
+            "state when it opens them: a restart or a rebalance changes no total.",
         ),
         Chart(
             "Entries kept per timeline",

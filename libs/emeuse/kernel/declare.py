@@ -2,13 +2,14 @@
 transactions, recovery, routing of reads).
 
 A service's `processing.py` builds one `Processor`: the topics it reads with their handler,
-the tables of state it keeps per key, and its timers.
+the tables of state it keeps per key, its timers, and what it is told when a partition is
+opened or let go here.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -94,12 +95,33 @@ class Timer:
     outside: bool = False
 
 
+# Every committed (key, value) of a table in one partition, for a PartitionHook's `opened`.
+Scan = Callable[[str], Iterable[tuple[str, Any]]]
+
+
+@dataclass(frozen=True)
+class PartitionHook:
+    """What a service keeps per partition held here, outside its tables (gauges of its
+    state): `opened(partition, scan)` once the partition's state is recovered, before its
+    first batch, with `scan(table)` reading its committed values; `closed(partition)` when
+    this instance lets it go (revoked, fenced, stopping), never before `opened` has
+    returned. `opened` may read every value of the partition: it runs in a worker thread
+    (it must only read through `scan` and hand its result over in one assignment);
+    `closed` runs on the event loop. A hook that fails is logged and never stops the
+    partition."""
+
+    name: str
+    opened: Callable[[int, Scan], None]
+    closed: Callable[[int], None]
+
+
 @dataclass(frozen=True)
 class Processor:
     service: str
     inputs: Mapping[TopicSpec, Handler]
     tables: Sequence[TableSpec] = ()
     timers: Sequence[Timer] = ()
+    partition_hooks: Sequence[PartitionHook] = ()
 
     def __post_init__(self) -> None:
         names = [table.name for table in self.tables]
@@ -115,6 +137,8 @@ class Processor:
                 raise ValueError(f"{self.service}: timer {timer.name} on undeclared tables")
         if len({timer.name for timer in self.timers}) != len(self.timers):
             raise ValueError(f"{self.service}: a timer is declared twice")
+        if len({hook.name for hook in self.partition_hooks}) != len(self.partition_hooks):
+            raise ValueError(f"{self.service}: a partition hook is declared twice")
 
     @property
     def partitions(self) -> int:

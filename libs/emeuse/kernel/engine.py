@@ -26,11 +26,11 @@ from kafka.errors import KafkaError as KafkaPythonError
 
 from emeuse.kernel import metrics as kernel_metrics
 from emeuse.kernel.assignor import CoPartitionedAssignor
-from emeuse.kernel.declare import Processor, TableSpec, Timer, ValueCodec
+from emeuse.kernel.declare import Processor, Scan, TableSpec, Timer, ValueCodec
 from emeuse.kernel.framing import Framed
 from emeuse.kernel.outputs import Origin, OutRecord, SetAside
 from emeuse.kernel.raw_records import read_raw_record
-from emeuse.kernel.task import PartitionTask
+from emeuse.kernel.task import LetGo, PartitionTask
 from emeuse.kernel.tx import Tx
 from emeuse.platform.v1.dead_letter_pb2 import DeadLetterCause
 from emeuse.registry import TOPICS, dead_letter_topic
@@ -102,6 +102,9 @@ class Kernel:
                 self.timers_of_table.setdefault(table, []).append(timer)
         self.assignor = CoPartitionedAssignor(address)
         self.tasks: dict[int, PartitionTask] = {}
+        # The task whose opening the partition hooks were last told of, per partition: a
+        # task closing late (a reopen racing a rebalance) never undoes its successor's.
+        self._announced: dict[int, PartitionTask] = {}
         # Tasks handling a batch or timers now: they share one slice of the loop.
         self.busy_tasks = 0
         self.ready = asyncio.Event()
@@ -201,6 +204,32 @@ class Kernel:
             raise KeyError(f"{self.service} declares no timer {timer!r}")
         for task in list(self.tasks.values()):
             task.retime(timer)
+
+    async def partition_opened(self, task: PartitionTask, scan: Scan) -> None:
+        """Tell the service's partition hooks that `task` has its state and is about to
+        handle its first batch. Each `opened` reads the partition's whole state: it runs in
+        a worker thread, so the loop goes on serving gRPC and the other partitions."""
+        if not self.processor.partition_hooks:
+            return
+        self._announced[task.partition] = task
+        for hook in self.processor.partition_hooks:
+            try:
+                await asyncio.to_thread(hook.opened, task.partition, scan)
+            except LetGo:
+                return
+            except Exception:  # a gauge must never keep a partition from running
+                log.exception("partition.hook_failed", hook=hook.name, partition=task.partition)
+
+    def partition_closed(self, task: PartitionTask) -> None:
+        """Tell the hooks that `task` has let its partition go (if it was announced)."""
+        if self._announced.get(task.partition) is not task:
+            return
+        del self._announced[task.partition]
+        for hook in self.processor.partition_hooks:
+            try:
+                hook.closed(task.partition)
+            except Exception:
+                log.exception("partition.hook_failed", hook=hook.name, partition=task.partition)
 
     def task_failed(self, task: PartitionTask, exc: BaseException) -> None:
         if self.fatal is not None and not self.fatal.done():

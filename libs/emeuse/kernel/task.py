@@ -70,6 +70,10 @@ class Fenced(Exception):
     """Another instance now owns this partition: this task must stop."""
 
 
+class LetGo(Exception):
+    """The partition is being closed: a read of its whole state for the hooks stops."""
+
+
 class ProducerLost(Fenced):
     """The producer can neither abort nor go on (the broker went away mid-transaction and
     the client is in its FATAL_ERROR state): the task stops and is opened anew."""
@@ -123,6 +127,8 @@ class PartitionTask:
         self._runner: asyncio.Task[None] | None = None
         # The open() under way, if any: a rebalance may take p away before it is done.
         self._opener: asyncio.Task[Any] | None = None
+        # The partition hooks being told of the opening (they read the store off the loop).
+        self._announcing: asyncio.Future[None] | None = None
 
     # -- opening: fence, recover, timers -------------------------------------------------
 
@@ -136,6 +142,14 @@ class PartitionTask:
         self._store = PartitionStore(k.store_path(self.partition))
         await self._recover()
         self._load_timers()
+        # Recovered and not handling yet: what the service keeps per partition is counted
+        # from the whole committed state (PartitionHook), then kept by its handlers. Shielded:
+        # a close meanwhile stops the count (the scan raises) and waits for it to end before
+        # it closes the store the count reads.
+        self._announcing = asyncio.ensure_future(k.partition_opened(self, self._scan))
+        await asyncio.shield(self._announcing)
+        if self.stopped:
+            return
         # Computed again before the first batch: see Timer.outside.
         self._retime.update(name for name, timer in k.timers.items() if timer.outside)
         # Only now, with any previous owner fenced and the changelog read to its end, is
@@ -292,6 +306,14 @@ class PartitionTask:
             return []
         codec = self.kernel.codec(table)
         return ((key, codec.decode(raw)) for key, raw in self._store.items(table))
+
+    def _scan(self, table: str) -> Iterator[tuple[str, Any]]:
+        """The committed values of a table, for the partition hooks (read in a worker
+        thread): cut short once the task is closing, which then waits for the reader."""
+        for item in self.items(table):
+            if self.stopped:
+                raise LetGo(self.partition)
+            yield item
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -654,9 +676,13 @@ class PartitionTask:
             opener.cancel()
             with contextlib.suppress(BaseException):
                 await opener
+        if self._announcing is not None:
+            with contextlib.suppress(BaseException):  # logged by the kernel
+                await self._announcing
         if self._runner is not None:
             with contextlib.suppress(Exception):  # already logged by the task
                 await self._runner
+        self.kernel.partition_closed(self)
         try:
             if self._producer is not None:
                 # Bounded: with the broker down, stop() would wait for its buffer to drain.

@@ -136,6 +136,18 @@ class Partitions:
             person
         )
 
+    def open_here(self, partitions: range = range(PARTITIONS)) -> None:
+        """Tell the partition hooks these partitions are opened, with their stored state."""
+        for p in partitions:
+            state = self.committed[p]
+            for hook in PROCESSOR.partition_hooks:
+                hook.opened(p, lambda table, state=state: state[table].items())
+
+    def close_here(self, partitions: range = range(PARTITIONS)) -> None:
+        for p in partitions:
+            for hook in PROCESSOR.partition_hooks:
+                hook.closed(p)
+
     def with_problems(self) -> list[tuple[str, Any]]:
         return [
             item

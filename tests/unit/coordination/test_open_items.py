@@ -11,12 +11,10 @@ from emeuse.registry import (
     ALERT_RAISED,
     ALERT_RESOLVED,
     CONSULTATION_REQUESTED,
-    PARTITIONS,
 )
 from emeuse.runtime.pseudonym import random_pseudonym
 from services.coordination.domain import open_items, problems, timeline
 from services.coordination.grpc_api import people_at_risk
-from services.coordination.metrics import KEPT, Kept
 from tests.unit.coordination.partitions import Partitions
 from tests.unit.coordination.stories import alert_raised, alert_resolved, at, requested, stamp
 
@@ -159,34 +157,3 @@ def test_a_stored_timeline_without_open_items_is_rebuilt_by_its_next_event():
     assert set(bus.timeline(person)["open"]["alerts"]) == {"al-1"}
     [shown] = people_at_risk(bus.with_problems(), "55", at(90), None)
     assert shown.person_pseudonym == person
-
-
-def test_the_gauges_count_the_timelines_their_open_items_and_the_people_at_risk():
-    bus, person = Partitions(), random_pseudonym()
-    every = set(range(PARTITIONS))
-
-    def gauges() -> tuple[float, float, float, float]:
-        return (
-            KEPT.timelines(lambda: every),
-            KEPT.entries(lambda: every),
-            KEPT.open_items("alerts", lambda: every),
-            KEPT.at_risk("55", lambda: every),
-        )
-
-    before = gauges()
-    bus.send(ALERT_RAISED, alert_raised(person, "al-1", at(0)), at(0))
-    bus.send(CONSULTATION_REQUESTED, requested(person, "req-1", at(1), "al-1"), at(1))
-    assert [a - b for a, b in zip(gauges(), before, strict=True)] == [1, 2, 1, 1]
-    bus.send(ALERT_RESOLVED, alert_resolved(person, "al-1", at(2)), at(2))
-    assert [a - b for a, b in zip(gauges(), before, strict=True)] == [1, 3, 0, 0]
-
-
-def test_a_partition_this_instance_no_longer_holds_is_not_counted():
-    kept, person = Kept(), random_pseudonym()
-    value = timeline.empty()
-    open_items.record(value, entry("e-raised", "alert_raised", NOW, "al-1", code="critical"), NOW)
-    kept.note_timeline(person, 3, value)
-    kept.note_problems(f"55|{person}", 3, True)
-    assert (kept.timelines(lambda: {3}), kept.open_items("alerts", lambda: {3})) == (1, 1)
-    assert kept.at_risk("55", lambda: {3}) == 1 and kept.at_risk("54", lambda: {3}) == 0
-    assert (kept.timelines(lambda: {1, 2}), kept.at_risk("55", lambda: {1, 2})) == (0, 0)
