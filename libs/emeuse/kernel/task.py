@@ -115,6 +115,8 @@ class PartitionTask:
         self.failed: BaseException | None = None
         # Next offset per input to hand to the task (fetched) and to read after a failure.
         self.fetched: dict[TopicPartition, int] = {}
+        # Where a gap before the first record handed made the partition be read again.
+        self.refetched: dict[TopicPartition, int] = {}
         self.committed: dict[TopicPartition, int] = {}
         self._wakeup = asyncio.Event()
         self._cache: dict[tuple[str, str], Any] = {}
