@@ -156,12 +156,15 @@ class PartitionTask:
         self._retime.update(name for name, timer in k.timers.items() if timer.outside)
         # Only now, with any previous owner fenced and the changelog read to its end, is
         # where to read on final for p: the offsets its last commit wrote there.
-        starts = await k.consumer.beginning_offsets(self.inputs)
-        for tp in self.inputs:
-            start = self._store.input_offset(tp.topic)
-            if start is None:  # kept by the group before the changelog kept them
-                committed = await k.consumer.committed(tp)
-                start = committed if committed is not None else starts[tp]
+        starts = await self._starts()
+        if self.stopped:
+            return
+        # From the seeks to `ready`, nothing awaits. Until a task is ready the kernel drops
+        # what the consumer hands it, and the consumer's position moves on all the same: an
+        # input sought before an await (the group's offset of another input) could be read
+        # on meanwhile, its first records dropped, and the task then handed records from
+        # beyond its next one (a chaos round lost ~320 sensor reports that way).
+        for tp, start in starts.items():
             # A rebalance that began meanwhile took the assignment away: the next one either
             # closes this task or keeps it, and then rewinds it to these offsets.
             if k.owns(tp):
@@ -178,6 +181,22 @@ class PartitionTask:
             seconds=round(time.monotonic() - started, 3),
             timers=len(self._deadlines),
         )
+
+    async def _starts(self) -> dict[TopicPartition, int]:
+        """Where to read each input on from: the offset p's last commit wrote in the
+        changelog; else the group's (kept there before the changelog kept them); else the
+        input's first offset."""
+        assert self._store is not None
+        k = self.kernel
+        first = await k.consumer.beginning_offsets(self.inputs)
+        starts: dict[TopicPartition, int] = {}
+        for tp in self.inputs:
+            start = self._store.input_offset(tp.topic)
+            if start is None:
+                committed = await k.consumer.committed(tp)
+                start = committed if committed is not None else first[tp]
+            starts[tp] = start
+        return starts
 
     async def _recover(self) -> None:
         """Read the changelog of p from the store's checkpoint to its end."""
