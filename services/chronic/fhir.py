@@ -45,6 +45,12 @@ class FhirError(ValueError):
 def readings_from_fhir(text: str) -> list[ReadingRecorded | ReadingCorrected]:
     """One reading (or correction) per Observation of a single resource or a Bundle; all or
     nothing."""
+    return [reading for _, reading in observations_from_fhir(text)]
+
+
+def observations_from_fhir(text: str) -> list[tuple[str, ReadingRecorded | ReadingCorrected]]:
+    """readings_from_fhir, each reading with the element it came from ("Observation",
+    "Bundle.entry[3]"), for a refusal to name it."""
     size = len(text.encode())
     if size > MAX_BYTES:
         raise FhirError(f"the resource is {size} bytes; at most {MAX_BYTES}")
@@ -58,7 +64,9 @@ def readings_from_fhir(text: str) -> list[ReadingRecorded | ReadingCorrected]:
         raise FhirError("expected a FHIR resource (a JSON object)")
     kind = data.get("resourceType")
     if kind == "Observation":
-        return [_reading(_validated(Observation, data, "Observation"), "Observation")]
+        return [
+            ("Observation", _reading(_validated(Observation, data, "Observation"), "Observation"))
+        ]
     if kind == "Bundle":
         # Counted before validation: each entry is validated, then published on its own.
         entries = data.get("entry")
@@ -71,7 +79,7 @@ def readings_from_fhir(text: str) -> list[ReadingRecorded | ReadingCorrected]:
             resource = entry.resource
             if resource is None or resource.get_resource_type() != "Observation":
                 raise FhirError(f"{where} is not an Observation")
-            readings.append(_reading(resource, where))
+            readings.append((where, _reading(resource, where)))
         if not readings:
             raise FhirError("Bundle holds no Observation")
         return readings

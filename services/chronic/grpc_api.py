@@ -64,7 +64,7 @@ from services.chronic.domain.monitoring import (
     PatientState,
 )
 from services.chronic.domain.plan import ROLE_LAB
-from services.chronic.fhir import FhirError, readings_from_fhir
+from services.chronic.fhir import FhirError, observations_from_fhir
 from services.chronic.handlers import as_reading, reading_from_device
 
 
@@ -120,6 +120,7 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
         [(checked, territory)] = await self._checked(
             context, [request.reading], request.territory, request.experiment_id
         )
+        await self._may_record(context, [("", request.reading)], request.territory)
         [event_id] = await self._publish(
             context, [request.reading], territory, request.experiment_id
         )
@@ -131,10 +132,11 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
         self, request: api.IngestFhirObservationRequest, context: grpc.aio.ServicerContext
     ) -> api.IngestFhirObservationResponse:
         try:
-            readings = readings_from_fhir(request.fhir_json)
+            observations = observations_from_fhir(request.fhir_json)
         except FhirError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"FHIR: {exc}")
             raise
+        readings = [reading for _, reading in observations]
         # Every Observation is checked before any is published: all or none.
         checked = await self._checked(
             context,
@@ -142,6 +144,7 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
             request.territory,
             request.experiment_id,
         )
+        await self._may_record(context, observations, request.territory)
         event_ids = await self._publish(context, readings, checked[0][1], request.experiment_id)
         return api.IngestFhirObservationResponse(event_ids=event_ids)
 
@@ -414,14 +417,72 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
     async def _may_see(self, context: grpc.aio.ServicerContext, patient: str) -> None:
         """Refuse a care-team member not on the patient's team, or a coordinator of
         another territory (roles.patient_refusal); others pass."""
+        if refusal := self._refusal(patient):
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, refusal)
+
+    def _refusal(self, patient: str) -> str:
+        """Why the caller may not see or change `patient`, held here; "" when it may."""
         plan = plan_in_force(self.care_plans.get(patient))
-        refusal = patient_refusal(
+        return patient_refusal(
             current_caller(),
             [m.member_id for m in plan.care_team] if plan else None,
             plan.territory if plan else None,
         )
-        if refusal:
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, refusal)
+
+    async def _may_record(
+        self,
+        context: grpc.aio.ServicerContext,
+        readings: Sequence[tuple[str, ReadingRecorded | ReadingCorrected]],
+        territory: str,
+    ) -> None:
+        """Refuse readings a care-team member or a coordinator records of a patient not
+        theirs (the patient's plan in force, as reads are checked), a coordinator's also in
+        a territory (the call's) not its own. The whole call is refused, naming the first
+        reading refused by where it came from: a FHIR Bundle is all or none, as its
+        validation is. Partners, services and the operator send readings in bulk for any
+        patient and are not checked here (the matrix alone)."""
+        caller = current_caller()
+        if caller is None or caller.role not in (CARE_TEAM, COORDINATOR):
+            return
+        if caller.role == COORDINATOR:
+            if not caller.territory:
+                return
+            if refusal := patient_refusal(caller, None, territory):
+                await context.abort(grpc.StatusCode.PERMISSION_DENIED, refusal)
+        refusals: dict[str, str] = {}
+        for where, reading in readings:
+            patient = reading.patient_pseudonym
+            if patient not in refusals:
+                refusals[patient] = await self._refusal_at_owner(context, patient)
+            if refusal := refusals[patient]:
+                if where:
+                    refusal = f"{where}: {refusal}; no Observation of the call was recorded"
+                await context.abort(grpc.StatusCode.PERMISSION_DENIED, refusal)
+
+    async def _refusal_at_owner(self, context: grpc.aio.ServicerContext, patient: str) -> str:
+        """_refusal, asked of the instance holding the patient's plan; readings themselves
+        are published from here (their partition's task applies them wherever it runs)."""
+
+        async def local() -> str:
+            return self._refusal(patient)
+
+        async def remote(channel: grpc.aio.Channel, deadline: float, metadata: Any) -> str:
+            # The owner answers GetCarePlan for the original caller with the same check:
+            # its refusal is this call's. Forwarded, it is not audited again.
+            stub = api_grpc.ChronicServiceStub(channel)
+            try:
+                await stub.GetCarePlan(
+                    api.GetCarePlanRequest(patient_pseudonym=patient),
+                    timeout=deadline,
+                    metadata=(*metadata, *on_behalf_of()),
+                )
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() == grpc.StatusCode.PERMISSION_DENIED:
+                    return exc.details() or "refused by the patient's owner"
+                raise
+            return ""
+
+        return await self.router.answer(self.care_plans, patient, context, local, remote)
 
     async def _until(self, context: grpc.aio.ServicerContext, applied: Callable[[], Any]) -> Any:
         return await until_applied(

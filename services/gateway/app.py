@@ -1,14 +1,16 @@
 """Gateway composition root: settings -> partner directory -> kernel runtime -> gRPC, with
-the partner registry and the consents followed and the partners' inbound events admitted
-beside the partition tasks."""
+the partner registry, the consents and the care teams followed and the partners' inbound
+events admitted beside the partition tasks."""
 
 from __future__ import annotations
 
 from emeuse.kernel.run import KernelRuntime, build_kernel_runtime, run_service
 from emeuse.registry import PARTNER_REGISTERED
+from emeuse.runtime import care_teams
 from emeuse.runtime.follower import keep_following
 from emeuse.runtime.grpc_server import Registrar
 from emeuse.runtime.settings import settings_or_exit
+from services.chronic.care_plan import check_care_plan
 from services.gateway import config, grpc_api
 from services.gateway.admission import keep_admitting
 from services.gateway.consent_follower import FollowedConsents, keep_following_consents
@@ -25,14 +27,20 @@ def main() -> None:
     rt, directory = build()
     bootstrap = ",".join(rt.settings.kafka_bootstrap)
 
+    # Where each patient is followed (a coordinator's consents), from the plans chronic
+    # accepts, checked by its own function.
+    teams = care_teams.CareTeams(accepts=check_care_plan)
+
     def register(rt: KernelRuntime) -> Registrar:
         return grpc_api.register(
-            grpc_api.GatewayServicer(rt.router, rt.bus, rt.table(CONSENTS), directory, bootstrap)
+            grpc_api.GatewayServicer(
+                rt.router, rt.bus, rt.table(CONSENTS), directory, bootstrap, teams
+            )
         )
 
     consents = FollowedConsents()
 
-    # All three run until the service stops: companions are cancelled then.
+    # All four run until the service stops: companions are cancelled then.
     async def read_partners() -> None:
         await keep_following(
             PARTNER_REGISTERED.name,
@@ -51,4 +59,7 @@ def main() -> None:
     async def admit_inbound() -> None:
         await keep_admitting(rt.bus, directory, consents, bootstrap)
 
-    run_service(rt, register, (read_partners, read_consents, admit_inbound))
+    async def read_care_teams() -> None:
+        await care_teams.keep_following(teams, bootstrap)
+
+    run_service(rt, register, (read_partners, read_consents, admit_inbound, read_care_teams))

@@ -19,6 +19,7 @@ from emeuse.partners.v1 import gateway_service_pb2_grpc as api_grpc
 from emeuse.partners.v1.partners_pb2 import ConsentChanged
 from emeuse.registry import CONSENT_CHANGED
 from emeuse.runtime.calls import call_event_id, publish_for_caller, require_pseudonym, until_applied
+from emeuse.runtime.care_teams import CareTeams, check_caller
 from emeuse.runtime.codec import expected_partition
 from emeuse.runtime.envelope import (
     EXPERIMENT_ID,
@@ -48,12 +49,14 @@ class GatewayServicer(api_grpc.PartnerGatewayServiceServicer):
         consents: Table,
         directory: PartnerDirectory,
         bootstrap: str,
+        teams: CareTeams,
     ) -> None:
         self.router = router
         self.bus = bus
         self.consents = consents
         self.directory = directory
         self.bootstrap = bootstrap
+        self.teams = teams
 
     def book(self, patient: str) -> ConsentBook:
         return ConsentBook.from_json(self.consents.get(patient))
@@ -65,10 +68,12 @@ class GatewayServicer(api_grpc.PartnerGatewayServiceServicer):
         await require_pseudonym(context, patient, "patient_pseudonym")
         if request.territory not in TERRITORY_CODES:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "territory must be 52, 54 or 55")
-        # A coordinator records the consents of its territory's patients (the territory
-        # the call names: the gateway holds no enrolment to check it against).
+        # A coordinator records the consents of its territory's patients: the territory the
+        # call names (the consent's envelope), and the patient's as the care plans place it
+        # (every instance follows them; no plan, refused as another territory's).
         if refusal := patient_refusal(current_caller(), None, request.territory):
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, refusal)
+        await check_caller(context, self.teams, patient)
         if not EXPERIMENT_ID.fullmatch(request.experiment_id):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "experiment_id is not an id")
         if not PURPOSE.fullmatch(request.purpose):

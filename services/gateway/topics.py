@@ -5,6 +5,7 @@ are drawn from KAFKA (emeuse.runtime.acls)."""
 from __future__ import annotations
 
 from emeuse.registry import (
+    CARE_PLAN_UPDATED,
     CONSENT_CHANGED,
     PARTNER_REGISTERED,
     SERVICES,
@@ -39,8 +40,9 @@ def refusal_topics() -> tuple[TopicSpec, ...]:
 READS = (CONSENT_CHANGED, *source_topics(), *refusal_topics())
 # Consents (gRPC) and the partners' admitted events (admission.py), on the axes' topics.
 WRITES = (CONSENT_CHANGED, *(spec for spec in TOPICS if partner_publishable(spec)))
-# What every instance reads whole: the partner registry (directory.py), and the consents
-# the inbound admission checks (consent_follower.py).
-FOLLOWS = (PARTNER_REGISTERED, CONSENT_CHANGED)
+# What every instance reads whole: the partner registry (directory.py), the consents
+# the inbound admission checks (consent_follower.py), and the care plans placing each
+# patient in a territory for a coordinator's RecordConsent (runtime/care_teams.py).
+FOLLOWS = (PARTNER_REGISTERED, CONSENT_CHANGED, CARE_PLAN_UPDATED)
 
 KAFKA = KafkaUse("gateway", reads=READS, writes=WRITES, follows=FOLLOWS, partner_topics=True)

@@ -1,10 +1,13 @@
 """Roles and the audit trail against the real services: each role calls a method it may
-and one it may not; care-team members read only their own patients; every read of a
-person is in `emeuse audit`, refusals included."""
+and one it may not; care-team members read and record readings only for their own
+patients, coordinators only in their territory (consents too); every read of a person is
+in `emeuse audit`, refusals included."""
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,7 +35,10 @@ from emeuse.home.v1.home_service_pb2 import (
     PlanVisitRequest,
     VisitStatus,
 )
-from emeuse.partners.v1 import gateway_service_pb2  # noqa: F401
+from emeuse.partners.v1.gateway_service_pb2 import (
+    GetPatientConsentsRequest,
+    RecordConsentRequest,
+)
 from emeuse.place.v1.territory_pb2 import Territory
 from emeuse.prevention.v1.prevention_events_pb2 import PersonEnrolled
 from emeuse.prevention.v1.prevention_service_pb2 import (
@@ -56,6 +62,13 @@ from tests.integration.test_chronic_alerts import (
 )
 from tests.integration.test_home import AIDE
 from tests.integration.test_home import enrol as enrol_home
+from tests.integration.test_partner_security import (
+    READING,
+    Partner,
+    add_partner,
+    new_partner_id,
+    remove_partner,
+)
 
 STATUS = "/emeuse.chronic.v1.ChronicService/GetPatientStatus"
 # Callers this file adds to the platform's callers file: id -> role and scope.
@@ -195,14 +208,19 @@ def test_a_care_team_member_acknowledges_as_themselves_only(platform, roles, pat
     assert "acts as care-team member ide-ehpad-0107 only" in refused.details()
 
 
-def alerted(platform: Platform, patient: str, territory: str, team: tuple) -> None:
-    """A patient followed in `territory` by `team`, with a critical INR alert raised."""
+def enrolled_in(platform: Platform, patient: str, territory: str, team: tuple) -> None:
+    """A patient followed in `territory` by `team` (its plan held by chronic)."""
     plan = care_plan(patient, "ANTICOAGULATION", INR_BAND, team=team)
     enrolment = api.EnrollPatientRequest(
         care_plan=plan, territory=territory, experiment_id="exp-telesurv"
     )
     assert answered(chronic(platform, platform.auth, "EnrollPatient", enrolment))
     wait_for_care_plan(platform.services["chronic"].grpc_target, patient, platform.auth)
+
+
+def alerted(platform: Platform, patient: str, territory: str, team: tuple) -> None:
+    """A patient followed in `territory` by `team`, with a critical INR alert raised."""
+    enrolled_in(platform, patient, territory, team)
     record = api.RecordReadingRequest(
         reading=reading(patient, "34714-6", 6.5, "{INR}"),
         territory=territory,
@@ -558,3 +576,166 @@ def test_prevention_lets_a_coordinator_enrol_people_in_its_territory_only(platfo
     assert coordinates_elsewhere(
         call(platform, "prevention", roles["coord-54"], "UpdatePreferences", change)
     )
+
+
+def counted_refusal(platform: Platform, service: str, method: str, caller: str) -> bool:
+    """Whether `service` counted a PERMISSION_DENIED of `method` for `caller` (within 5 s)."""
+    labels = {"method": method, "code": "PERMISSION_DENIED", "caller": caller}
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        text = platform.services[service].metrics()
+        if metric(text, "emeuse_grpc_requests_total", **labels) >= 1:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def inr(patient: str, value: float, territory: str = "55") -> api.RecordReadingRequest:
+    return api.RecordReadingRequest(
+        reading=reading(patient, "34714-6", value, "{INR}"),
+        territory=territory,
+        experiment_id="exp-telesurv",
+    )
+
+
+def fhir_bundle(*entries: tuple[str, str, float, str]) -> api.IngestFhirObservationRequest:
+    """A Bundle of Observations (patient, LOINC code, value, UCUM unit), measured just now."""
+    measured = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    resources = [
+        {
+            "resource": {
+                "resourceType": "Observation",
+                "identifier": [{"system": "urn:oid:1.2.250.1.999.1", "value": new_id("obs")}],
+                "status": "final",
+                "code": {"coding": [{"system": "http://loinc.org", "code": loinc}]},
+                "subject": {"reference": f"Patient/{patient}"},
+                "effectiveDateTime": measured,
+                "valueQuantity": {
+                    "value": value,
+                    "system": "http://unitsofmeasure.org",
+                    "code": unit,
+                },
+            }
+        }
+        for patient, loinc, value, unit in entries
+    ]
+    return api.IngestFhirObservationRequest(
+        fhir_json=json.dumps({"resourceType": "Bundle", "type": "collection", "entry": resources}),
+        territory="55",
+        experiment_id="exp-telesurv",
+    )
+
+
+WEIGHT, GLUCOSE = "29463-7", "2339-0"
+RECORD = "/emeuse.chronic.v1.ChronicService/RecordReading"
+
+
+def test_readings_are_recorded_by_the_patients_care_team_and_coordinator_only(platform, roles):
+    patient, other, stranger = random_pseudonym(), random_pseudonym(), random_pseudonym()
+    enrolled_in(platform, patient, "55", (NURSE, GP))
+    enrolled_in(platform, other, "55", (GP,))  # not the nurse's patient
+    # Refused first: had any been published, the patient's partition would have applied
+    # it before the readings let through after it.
+    weight = api.RecordReadingRequest(
+        reading=reading(patient, WEIGHT, 71.0, "kg"), territory="55", experiment_id="exp-telesurv"
+    )
+    assert not_on_the_team(
+        chronic(platform, roles["ide-elsewhere"], "RecordReading", weight), "ide-elsewhere"
+    )
+    assert coordinates_elsewhere(chronic(platform, roles["coord-54"], "RecordReading", weight))
+    in_54 = chronic(platform, roles["coord-55"], "RecordReading", inr(patient, 2.2, "54"))
+    assert denied(in_54) and "caller coord-55 coordinates territory 55 only" in in_54.details()
+    # A Bundle with one Observation of a patient not the member's is refused whole.
+    mixed = fhir_bundle((patient, WEIGHT, 72.0, "kg"), (other, WEIGHT, 80.0, "kg"))
+    refused = chronic(platform, roles["ide-ehpad-0107"], "IngestFhirObservation", mixed)
+    assert denied(refused)
+    assert refused.details().startswith(
+        "Bundle.entry[1]: caller ide-ehpad-0107 is not on this patient's care team"
+    )
+    assert counted_refusal(platform, "chronic", RECORD, "ide-elsewhere")
+
+    # A patient with no plan is on nobody's team: refused at the call.
+    assert not_on_the_team(
+        chronic(platform, roles["ide-ehpad-0107"], "RecordReading", inr(stranger, 2.4)),
+        "ide-ehpad-0107",
+    )
+    # The member on the team, the coordinator of 55 and a partner are let through; a
+    # partner's bundle may name any patient.
+    assert answered(chronic(platform, roles["ide-ehpad-0107"], "RecordReading", inr(patient, 2.4)))
+    assert answered(chronic(platform, roles["coord-55"], "RecordReading", inr(patient, 2.6)))
+    bulk = fhir_bundle((other, GLUCOSE, 5.5, "mmol/L"), (patient, GLUCOSE, 6.1, "mmol/L"))
+    sent = chronic(platform, roles["partner-glucomind"], "IngestFhirObservation", bulk)
+    assert answered(sent) and len(sent.event_ids) == 2
+
+    deadline = time.monotonic() + 30
+    while True:
+        status = chronic(platform, platform.auth, *status_of(patient))
+        latest = {value.loinc_code: value.value for value in status.latest_values}
+        if GLUCOSE in latest:
+            break
+        assert time.monotonic() < deadline, "the readings let through were not applied"
+        time.sleep(0.3)
+    assert latest["34714-6"] == 2.6
+    assert WEIGHT not in latest, "a refused reading was recorded"
+
+
+@pytest.fixture(scope="module")
+def consented_partner(
+    bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Partner]:
+    secrets = tmp_path_factory.mktemp("roles-partner")
+    added = add_partner(bootstrap, secrets, new_partner_id(), "--read", READING)
+    yield added
+    remove_partner(bootstrap, added)
+
+
+def test_the_gateway_lets_a_coordinator_record_consents_of_its_territorys_patients_only(
+    platform, roles, consented_partner
+):
+    in_55, in_54, stranger = random_pseudonym(), random_pseudonym(), random_pseudonym()
+    enrolled_in(platform, in_55, "55", (GP,))
+    enrolled_in(platform, in_54, "54", (GP,))
+
+    def consent(caller: str, patient: str, territory: str) -> Any:
+        request = RecordConsentRequest(
+            patient_pseudonym=patient,
+            partner_id=consented_partner.partner_id,
+            purpose="remote-monitoring",
+            granted=True,
+            territory=territory,
+            experiment_id="integration-tests",
+        )
+        return call(platform, "gateway", roles[caller], "RecordConsent", request)
+
+    # Let in once the gateway follows the plan and knows the partner (moments after both).
+    deadline = time.monotonic() + 30
+    while not answered(mine := consent("coord-55", in_55, "55")):
+        assert mine.code() in (
+            grpc.StatusCode.PERMISSION_DENIED,
+            grpc.StatusCode.UNAVAILABLE,
+            grpc.StatusCode.NOT_FOUND,
+        ), mine
+        assert time.monotonic() < deadline, mine
+        time.sleep(0.3)
+    # Naming its own territory, a coordinator is refused a patient followed in another.
+    assert coordinates_elsewhere(consent("coord-54", in_55, "54"))
+    assert coordinates_elsewhere(consent("coord-54", in_55, "55"))
+    theirs = consent("coord-55", in_54, "55")
+    assert denied(theirs) and "caller coord-55 coordinates territory 55 only" in theirs.details()
+    # A patient with no care plan is no coordinator's: the operator records its consent.
+    unplaced = consent("coord-55", stranger, "55")
+    assert denied(unplaced) and "coordinates territory 55 only" in unplaced.details()
+    assert answered(consent("operator", stranger, "55"))
+    assert counted_refusal(
+        platform, "gateway", "/emeuse.partners.v1.PartnerGatewayService/RecordConsent", "coord-54"
+    )
+    # Nothing was recorded for the refused calls.
+    for patient, expected in ((in_55, 1), (in_54, 0)):
+        consents = call(
+            platform,
+            "gateway",
+            roles["operator"],
+            "GetPatientConsents",
+            GetPatientConsentsRequest(patient_pseudonym=patient),
+        )
+        assert len(consents.consents) == expected, patient

@@ -1,5 +1,6 @@
 """Who is on each patient's care team, read whole from the care-plan topic by every instance
-of a service that answers care-team callers about one person (access, home, prevention).
+of a service that answers care-team callers about one person (access, home, prevention) or
+places a coordinator's patient by its plan (the gateway's RecordConsent).
 
 Care plans name a patient's team (`CarePlanUpdated.care_team`) and travel with the
 patient's territory (`ce_territory`). Chronic keeps them in its kernel table, split by

@@ -8,11 +8,12 @@ forwarding a call to the key's owner) and the methods other services need of it
 (SERVICE_CALLS). The Guard (grpc_server.py) refuses any other call with PERMISSION_DENIED.
 
 Care plans name a patient's care team. A read of one person is then checked for that person
-(patient_refusal): chronic on the plans it holds; access, home and prevention on the plans
-every instance follows (care_teams.py: a care-team caller on the person's team, a
-coordinator of the person's territory; UNAVAILABLE until the plans are first read), their
-changes of one person too; coordination on its timelines' territory. docs/security.md shows
-the matrix and the per-person checks.
+(patient_refusal): chronic on the plans it holds (the readings care-team and coordinator
+callers record too); access, home and prevention on the plans every instance follows
+(care_teams.py: a care-team caller on the person's team, a coordinator of the person's
+territory; UNAVAILABLE until the plans are first read), their changes of one person too,
+and the gateway a coordinator's consents; coordination on its timelines' territory.
+docs/security.md shows the matrix and the per-person checks.
 """
 
 from __future__ import annotations

@@ -128,9 +128,10 @@ def test_the_operators_tools_administer_the_platform_and_no_user_is_left_out() -
 
 
 def test_the_services_that_check_care_teams_read_the_care_plans_whole_and_no_other_does():
-    """Access, home and prevention answer care-team callers about one person
-    (runtime/care_teams.py): they follow the care-plan topic; coordination does not."""
-    for service in ("access", "home", "prevention"):
+    """Access, home and prevention answer care-team callers about one person, and the
+    gateway places a coordinator's consents (runtime/care_teams.py): they follow the
+    care-plan topic; coordination does not."""
+    for service in ("access", "home", "prevention", "gateway"):
         assert CARE_PLAN_UPDATED in acls.declared(service).follows
         assert CARE_PLAN_UPDATED.name in allowed(acls.user_of(service), "Read")
     for service in ("coordination", "evaluation"):
