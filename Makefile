@@ -75,7 +75,8 @@ lint: install proto-check ## ruff, mypy, buf lint + breaking, catalogue, setting
 	$(VENV)/bin/emeuse deploy render --check
 	$(PY) scripts/validate_manifests.py
 	$(PY) scripts/dashboards.py --check
-	cd deploy/prometheus && promtool check config prometheus.yml >/dev/null && promtool test rules rules_test.yml >/dev/null
+	$(PY) -m emeuse.deploy.prometheus --check
+	cd deploy/prometheus && promtool check config --syntax-only prometheus.yml >/dev/null && promtool test rules rules_test.yml >/dev/null
 	cd deploy/prometheus && promtool test rules operations_rules_test.yml >/dev/null
 	bash -n deploy/kafka/kafka.sh deploy/local/platform.sh scripts/*.sh .ci/run
 

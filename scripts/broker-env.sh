@@ -5,8 +5,8 @@
 #   broker_env <name> <port>   data in .local/kafka-<name>; controller port+1, partners port+2
 # These brokers are the loopback tests' own, so plaintext is chosen here, explicitly (the
 # platform's default is TLS, docs/security.md): services and tools on the PLAINTEXT listener,
-# gRPC without TLS, partners on SASL_PLAINTEXT, and no SASL_SSL listener unless the script
-# opens one (scripts/test.sh does, for tests/integration/test_encryption.py).
+# gRPC and /metrics without TLS, partners on SASL_PLAINTEXT, and no SASL_SSL listener unless
+# the script opens one (scripts/test.sh does, for tests/integration/test_encryption.py).
 broker_env() {
   local root
   root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,6 +16,6 @@ broker_env() {
   export EMEUSE_KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
   export EMEUSE_KAFKA_PARTNER_BOOTSTRAP="127.0.0.1:$KAFKA_PARTNER_PORT"
   export KAFKA_SECURE_PORT="${KAFKA_SECURE_PORT:-off}"
-  export EMEUSE_GRPC_TLS=off EMEUSE_KAFKA_SECURITY_PROTOCOL=PLAINTEXT
+  export EMEUSE_GRPC_TLS=off EMEUSE_METRICS_TLS=off EMEUSE_KAFKA_SECURITY_PROTOCOL=PLAINTEXT
   export EMEUSE_KAFKA_PARTNER_PROTOCOL=SASL_PLAINTEXT
 }

@@ -2,10 +2,12 @@
 # A local CA, a certificate per party and a SCRAM password per Kafka user (docs/security.md).
 #   scripts/certs.sh          make what is missing (run again: nothing changes)
 #   scripts/certs.sh renew    new certificates for every party, signed by the same CA: gRPC
-#                             servers and service-to-service channels take them within
-#                             seconds, no restart; the broker at its restart (docs/security.md)
-# Parties: every service of the registry, `cli` (the emeuse command, emeuse simulate) and
-# `kafka` (the broker's secure listener). Each certificate names localhost, 127.0.0.1, the
+#                             and /metrics servers, channels between services and the local
+#                             Prometheus take them within seconds, no restart; the broker at
+#                             its restart (docs/security.md)
+# Parties: every service of the registry, `cli` (the emeuse command, emeuse simulate),
+# `prometheus` (the local Prometheus, scraping /metrics over mutual TLS) and `kafka` (the
+# broker's secure listener). Each certificate names localhost, 127.0.0.1, the
 # party and emeuse-<party> (its Kubernetes Service), plus EMEUSE_TLS_HOSTS (comma-separated
 # names or IPs), and serves as both server and client certificate (mutual TLS).
 # SECRETS_DIR (default .local/secrets) receives tls/ and kafka/, readable by the owner only.
@@ -20,7 +22,7 @@ CERT_DAYS="${CERT_DAYS:-365}"
 # The services as the registry names them (a new service gets its certificate and user).
 read -r -a services <<<"$(PYTHONPATH="$root/libs" "${PYTHON:-$root/.venv/bin/python}" -c \
   'from emeuse.registry import SERVICES; print(" ".join(SERVICES))')"
-parties=("${services[@]}" cli kafka)
+parties=("${services[@]}" cli prometheus kafka)
 # Kafka users: one per service and one for the tools; the broker has none of its own.
 users=("${services[@]}" cli)
 

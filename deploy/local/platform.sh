@@ -5,11 +5,13 @@
 #   platform.sh status  what runs, and where
 # State, logs and pid files live under .local/ (ignored by git).
 # Encrypted by default (docs/security.md): scripts/certs.sh makes a local CA, a certificate
-# per party and SCRAM passwords (once); every gRPC port serves mutual TLS; services and tools
-# log in to the broker's SASL_SSL listener (9095); partners' listener (9094) is SASL_SSL.
+# per party and SCRAM passwords (once); every gRPC port serves mutual TLS, every /metrics
+# port HTTPS with mutual TLS (Prometheus presents a certificate of its own); services and
+# tools log in to the broker's SASL_SSL listener (9095); partners' listener (9094) is SASL_SSL.
 # These are the settings' own defaults, so the tools run in another shell use them too.
-# Opting out, for loopback only: EMEUSE_GRPC_TLS=off EMEUSE_KAFKA_SECURITY_PROTOCOL=PLAINTEXT
-# EMEUSE_KAFKA_PARTNER_PROTOCOL=SASL_PLAINTEXT, for `make up` and the tools alike.
+# Opting out, for loopback only: EMEUSE_GRPC_TLS=off (gRPC and /metrics)
+# EMEUSE_KAFKA_SECURITY_PROTOCOL=PLAINTEXT EMEUSE_KAFKA_PARTNER_PROTOCOL=SASL_PLAINTEXT, for
+# `make up` and the tools alike.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -58,7 +60,8 @@ up() {
   "$root/scripts/certs.sh" >/dev/null
   "$root/deploy/kafka/kafka.sh" up
   printf '%s\n' "${EMEUSE_GRPC_TLS:-mtls}" "${EMEUSE_KAFKA_SECURITY_PROTOCOL:-SASL_SSL}" \
-    "${EMEUSE_KAFKA_PARTNER_PROTOCOL:-SASL_SSL}" >"$security_file"
+    "${EMEUSE_KAFKA_PARTNER_PROTOCOL:-SASL_SSL}" "${EMEUSE_METRICS_TLS:-${EMEUSE_GRPC_TLS:-mtls}}" \
+    >"$security_file"
   # A gRPC token for each service and for the operator, made once (see docs/operations.md: gRPC callers).
   for caller in "${services[@]}" operator; do
     [[ -f "$local_dir/secrets/$caller.token" ]] || "$venv/emeuse" callers add "$caller" \
@@ -76,7 +79,13 @@ up() {
     echo "a service did not become SERVING; see $logs/<service>.log" >&2
     return 1
   fi
-  start prometheus prometheus --config.file="$root/deploy/prometheus/prometheus.yml" \
+  # Scrapes as the services serve /metrics (HTTPS with the CA and its own certificate, or
+  # plain HTTP under the opt-out): rendered from the same settings, checked before it runs.
+  "$venv/python" -m emeuse.deploy.prometheus --out "$run/prometheus.yml"
+  if command -v promtool >/dev/null; then
+    promtool check config "$run/prometheus.yml" >/dev/null
+  fi
+  start prometheus prometheus --config.file="$run/prometheus.yml" \
     --storage.tsdb.path="$local_dir/prometheus" --web.listen-address="127.0.0.1:$prometheus_port"
   for _ in $(seq 1 60); do
     curl -fsS "http://127.0.0.1:$prometheus_port/-/ready" >/dev/null 2>&1 && break
@@ -86,30 +95,34 @@ up() {
 }
 
 status() {
-  local grpc_tls=mtls kafka_protocol=SASL_SSL partner_protocol=SASL_SSL
+  local grpc_tls=mtls kafka_protocol=SASL_SSL partner_protocol=SASL_SSL metrics_tls=""
   if [[ -f "$security_file" ]]; then
-    { read -r grpc_tls; read -r kafka_protocol; read -r partner_protocol; } <"$security_file"
+    { read -r grpc_tls; read -r kafka_protocol; read -r partner_protocol; read -r metrics_tls || true; } \
+      <"$security_file"
   fi
+  metrics_tls="${metrics_tls:-$grpc_tls}"
+  local metrics_scheme=https
+  [[ "$metrics_tls" == off ]] && metrics_scheme=http
   local platform_listener="SASL_SSL 127.0.0.1:$secure_port"
   [[ "$kafka_protocol" == PLAINTEXT ]] && platform_listener="PLAINTEXT 127.0.0.1:9092"
-  printf '%-12s %-8s %-25s %-22s %s\n' WHAT PID LISTENS METRICS LOG
-  printf '%-12s %-8s %-25s %-22s %s\n' kafka "$(cat "$local_dir/kafka/kafka.pid" 2>/dev/null || echo -)" \
+  printf '%-12s %-8s %-25s %-30s %s\n' WHAT PID LISTENS METRICS LOG
+  printf '%-12s %-8s %-25s %-30s %s\n' kafka "$(cat "$local_dir/kafka/kafka.pid" 2>/dev/null || echo -)" \
     "$platform_listener" "-" "$local_dir/kafka/logs/server.log"
-  printf '%-12s %-8s %-25s %-22s %s\n' "  partners" "" "$partner_protocol 127.0.0.1:$partner_port" "-" \
+  printf '%-12s %-8s %-25s %-30s %s\n' "  partners" "" "$partner_protocol 127.0.0.1:$partner_port" "-" \
     "credentials: emeuse partner add (.local/secrets/partners/)"
-  printf '%-12s %-8s %-25s %-22s %s\n' "  admin" "" "PLAINTEXT 127.0.0.1:9092" "-" \
+  printf '%-12s %-8s %-25s %-30s %s\n' "  admin" "" "PLAINTEXT 127.0.0.1:9092" "-" \
     "loopback only: the broker's administration (kafka.sh), loopback tests"
   for service in "${services[@]}"; do
     local pid="-"; alive "$service" && pid="$(cat "$run/$service.pid")"
-    printf '%-12s %-8s %-25s %-22s %s\n' "$service" "$pid" "gRPC 127.0.0.1:${grpc_port[$service]}" \
-      "127.0.0.1:${metrics_port[$service]}/metrics" "$logs/$service.log"
+    printf '%-12s %-8s %-25s %-30s %s\n' "$service" "$pid" "gRPC 127.0.0.1:${grpc_port[$service]}" \
+      "$metrics_scheme://127.0.0.1:${metrics_port[$service]}/metrics" "$logs/$service.log"
   done
   local pid="-"; alive prometheus && pid="$(cat "$run/prometheus.pid")"
-  printf '%-12s %-8s %-25s %-22s %s\n' prometheus "$pid" "http://127.0.0.1:$prometheus_port" "-" "$logs/prometheus.log"
+  printf '%-12s %-8s %-25s %-30s %s\n' prometheus "$pid" "http://127.0.0.1:$prometheus_port" "-" "$logs/prometheus.log"
   echo "gRPC tokens: $local_dir/secrets/ (yours: operator.token; add callers with emeuse callers add)"
   echo "encryption: gRPC $grpc_tls; services and tools to Kafka $kafka_protocol (SCRAM users emeuse-<service>," \
     "emeuse-cli); partners $partner_protocol. CA, certificates, passwords: $local_dir/secrets/{tls,kafka}/;" \
-    "/metrics is plain HTTP (docs/security.md)"
+    "/metrics $metrics_scheme (EMEUSE_METRICS_TLS $metrics_tls; docs/security.md)"
   echo "stop everything with: make down"
 }
 

@@ -9,13 +9,16 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +32,7 @@ from emeuse.cli.health import health_of
 from emeuse.cli.records import describe, describe_unreadable
 from emeuse.registry import SERVICES
 from emeuse.runtime.auth import add_caller, bearer, read_token
-from emeuse.runtime.security import LOOPBACK_PLAINTEXT
+from emeuse.runtime.security import LOOPBACK_PLAINTEXT, SCRAPER, GrpcTls, load_metrics_tls
 from emeuse.runtime.unreadable import Unreadable, poll
 from tests.integration.events import partition_for
 
@@ -47,6 +50,76 @@ def metric(text: str, name: str, **labels: str) -> float:
         ):
             total += float(value)
     return total
+
+
+def scraper_context(tls: GrpcTls) -> ssl.SSLContext:
+    """A client context trusting the service's CA and, under mTLS, presenting Prometheus's
+    certificate (scripts/certs.sh makes it beside the CA)."""
+    assert tls.ca_file
+    context = ssl.create_default_context(cafile=str(tls.ca_file))
+    if tls.mutual:
+        folder = tls.ca_file.parent
+        context.load_cert_chain(folder / f"{SCRAPER}.crt", folder / f"{SCRAPER}.key")
+    return context
+
+
+def scrape(port: int, tls: GrpcTls) -> str:
+    """A /metrics page: HTTPS checked against the CA when `tls` is on, plain HTTP otherwise."""
+    if tls.on:
+        url, context = f"https://127.0.0.1:{port}/metrics", scraper_context(tls)
+    else:
+        url, context = f"http://127.0.0.1:{port}/metrics", None
+    with urllib.request.urlopen(url, timeout=5, context=context) as r:
+        return str(r.read().decode())
+
+
+@contextmanager
+def running_prometheus(config: Path, folder: Path) -> Iterator[str]:
+    """The real Prometheus (Debian's package) on `config`, checked first with promtool as
+    `make up` does; yields its base URL."""
+    binary, promtool = shutil.which("prometheus"), shutil.which("promtool")
+    assert binary and promtool, "Debian's prometheus package is not installed: run make install"
+    checked = subprocess.run(
+        [promtool, "check", "config", str(config)], capture_output=True, text=True, timeout=30
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={folder / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=(folder / "prometheus.log").open("wb"),
+    )
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def prometheus_query(base: str, expression: str) -> list[dict[str, Any]]:
+    url = f"{base}/api/v1/query?query={urllib.request.quote(expression)}"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return list(json.loads(response.read())["data"]["result"])
+
+
+def prometheus_up(base: str, jobs: set[str], seconds: float = 60) -> dict[str, str]:
+    """`up` of each job once all of `jobs` are scraped and up, or as last seen."""
+    deadline = time.monotonic() + seconds
+    up: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        try:
+            up = {r["metric"]["job"]: r["value"][1] for r in prometheus_query(base, "up")}
+        except OSError:
+            up = {}
+        if set(up) == jobs and set(up.values()) == {"1"}:
+            break
+        time.sleep(1)
+    return up
 
 
 # Ports for the services' gRPC and metrics servers: below Linux's ephemeral range (32768+),
@@ -135,10 +208,8 @@ class ServiceProcess:
             return None
 
     def metrics(self) -> str:
-        with urllib.request.urlopen(
-            f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
-        ) as r:
-            return r.read().decode()
+        """/metrics as Prometheus reads it: HTTPS when the service serves it so."""
+        return scrape(self.metrics_port, load_metrics_tls(self.service, self.env))
 
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

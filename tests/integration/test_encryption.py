@@ -4,6 +4,7 @@ the CA, certificates and passwords under SECRETS_DIR)."""
 
 from __future__ import annotations
 
+import http.client
 import os
 import shutil
 import socket
@@ -28,13 +29,22 @@ from kafka.errors import (
 
 from emeuse.chronic.v1 import chronic_service_pb2 as api
 from emeuse.chronic.v1 import chronic_service_pb2_grpc as api_grpc
+from emeuse.deploy.prometheus import RULES_DIR, render
 from emeuse.registry import ALERT_RAISED, HOME_CONFIGURED, PATIENT_DATA_ACCESSED, TopicSpec
 from emeuse.runtime.grpc_tls import certificate_expiry, open_channel
 from emeuse.runtime.kafka_clients import client_options
 from emeuse.runtime.pseudonym import random_pseudonym
 from emeuse.runtime.security import GrpcTls, KafkaLogin
 from tests.integration.conftest import SECRETS, TLS
-from tests.integration.harness import ROOT, Platform, ServiceProcess, metric
+from tests.integration.harness import (
+    ROOT,
+    Platform,
+    ServiceProcess,
+    metric,
+    prometheus_up,
+    running_prometheus,
+    scrape,
+)
 from tests.integration.test_chronic_alerts import GLUCOSE_BAND, care_plan
 
 
@@ -48,6 +58,7 @@ def secure_env(
         "EMEUSE_TLS_CA_FILE": str(tls / "ca.crt"),
         prefix + "KAFKA_PASSWORD_FILE": str(password_file),
         "EMEUSE_GRPC_TLS": "mtls",
+        "EMEUSE_METRICS_TLS": "mtls",
         prefix + "TLS_CERT_FILE": str(tls / f"{process.service}.crt"),
         prefix + "TLS_KEY_FILE": str(tls / f"{process.service}.key"),
     }
@@ -131,6 +142,37 @@ def test_the_service_reports_when_its_certificate_expires(
     expected = certificate_expiry(TLS / "chronic.crt")
     assert metric(metrics, name, service="chronic", certificate="service") == expected
     assert metric(metrics, name, service="chronic", certificate="ca") > expected
+
+
+# Prometheus's certificate (party `prometheus`), as the local Prometheus presents it.
+SCRAPER = GrpcTls("mtls", TLS / "ca.crt", TLS / "prometheus.crt", TLS / "prometheus.key")
+
+
+def test_metrics_are_served_over_https_to_prometheus_and_plain_http_is_refused(
+    chronic: tuple[Platform, ServiceProcess],
+) -> None:
+    _, process = chronic
+    page = scrape(process.metrics_port, SCRAPER)
+    assert metric(page, "emeuse_tls_certificate_expiry_timestamp_seconds", service="chronic")
+    # The certificate shown is the service's own, the one its gRPC port serves.
+    shown = served_certificate(process.metrics_port, SCRAPER)
+    assert shown == served_certificate(process.grpc_port, SCRAPER)
+    assert ("commonName", "chronic") in {field for name in shown["subject"] for field in name}
+    with pytest.raises((OSError, http.client.HTTPException)):
+        scrape(process.metrics_port, GrpcTls())  # plain HTTP
+    with pytest.raises((OSError, http.client.HTTPException)):
+        scrape(process.metrics_port, NO_CLIENT_CERTIFICATE)
+
+
+def test_the_real_prometheus_scrapes_https_metrics_with_the_configuration_make_up_renders(
+    chronic: tuple[Platform, ServiceProcess], tmp_path: Path
+) -> None:
+    _, process = chronic
+    config = tmp_path / "prometheus.yml"
+    targets = {"chronic": f"127.0.0.1:{process.metrics_port}"}
+    config.write_text(render(SCRAPER, RULES_DIR, targets, interval="1s"))
+    with running_prometheus(config, tmp_path) as prometheus:
+        assert prometheus_up(prometheus, {"chronic"}) == {"chronic": "1"}
 
 
 def test_a_service_with_a_wrong_kafka_password_stops_at_once_saying_why(
@@ -371,6 +413,16 @@ def test_a_certificate_renewed_with_certs_sh_is_served_without_a_restart(
                 after = served_certificate(process.grpc_port, tools)
             assert ssl.cert_time_to_seconds(after["notAfter"]) == renewed
             assert renewed > ssl.cert_time_to_seconds(before["notAfter"]) + 59 * 86400
+            # /metrics shows it from its next connection too (it looks every second).
+            scraper = GrpcTls(
+                "mtls", tls / "ca.crt", tls / "prometheus.crt", tls / "prometheus.key"
+            )
+            while (
+                served_certificate(process.metrics_port, scraper)["serialNumber"]
+                != (after["serialNumber"])
+            ):
+                assert time.monotonic() < deadline, "/metrics serves the old certificate"
+                time.sleep(0.5)
 
             # A new client, with the renewed tools' certificate, is answered; so is the
             # connection opened before the renewal.

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import shutil
 import signal
-import subprocess
 import time
-import urllib.request
 
 import grpc
 import pytest
@@ -15,57 +11,34 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from emeuse.chronic.v1 import chronic_service_pb2, chronic_service_pb2_grpc
 from emeuse.chronic.v1.chronic_events_pb2 import CarePlanUpdated, MeasureThreshold, ReadingRecorded
+from emeuse.deploy.prometheus import RULES_DIR, render
 from emeuse.registry import ALERT_RAISED, CARE_PLAN_UPDATED, READING_RECORDED, SERVICES
 from emeuse.runtime.pseudonym import random_pseudonym
+from emeuse.runtime.security import NO_TLS
 from tests.integration.events import complete_plan, new_id, record
-from tests.integration.harness import free_port, metric, wait_for_care_plan
+from tests.integration.harness import (
+    metric,
+    prometheus_query,
+    prometheus_up,
+    running_prometheus,
+    wait_for_care_plan,
+)
 
 
 @pytest.fixture
 def prometheus(platform, tmp_path):
-    binary = shutil.which("prometheus")
-    assert binary, "Debian's prometheus package is not installed: run make install"
-    targets = "\n".join(
-        f"  - job_name: {name}\n    static_configs: [{{targets: ['127.0.0.1:{p.metrics_port}']}}]"
-        for name, p in platform.services.items()
-    )
+    # The configuration `make up` renders, under the loopback opt-out the harness chooses
+    # (plain HTTP); test_encryption.py scrapes over HTTPS.
+    targets = {name: f"127.0.0.1:{p.metrics_port}" for name, p in platform.services.items()}
     config = tmp_path / "prometheus.yml"
-    config.write_text(f"global:\n  scrape_interval: 1s\nscrape_configs:\n{targets}\n")
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=(tmp_path / "prometheus.log").open("wb"),
-    )
-    yield f"http://127.0.0.1:{port}"
-    process.terminate()
-    process.wait(10)
-
-
-def query(base: str, expression: str) -> list[dict]:
-    url = f"{base}/api/v1/query?query={urllib.request.quote(expression)}"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return json.loads(response.read())["data"]["result"]
+    config.write_text(render(NO_TLS, RULES_DIR, targets, interval="1s"))
+    with running_prometheus(config, tmp_path) as base:
+        yield base
 
 
 def test_the_real_prometheus_scrapes_every_service_as_up(prometheus):
-    deadline = time.monotonic() + 60
-    up: dict[str, str] = {}
-    while time.monotonic() < deadline:
-        try:
-            up = {r["metric"]["job"]: r["value"][1] for r in query(prometheus, "up")}
-        except OSError:
-            up = {}
-        if len(up) == len(SERVICES) and set(up.values()) == {"1"}:
-            break
-        time.sleep(1)
-    assert up == dict.fromkeys(SERVICES, "1")
-    consumed = query(prometheus, "sum by (job) (emeuse_consumer_lag)")
+    assert prometheus_up(prometheus, set(SERVICES)) == dict.fromkeys(SERVICES, "1")
+    consumed = prometheus_query(prometheus, "sum by (job) (emeuse_consumer_lag)")
     assert {r["metric"]["job"] for r in consumed} == set(SERVICES)
 
 

@@ -67,6 +67,9 @@ def platform_config() -> Manifest:
             # mutual TLS): kubelet probes speak no TLS and instances dial each other by pod
             # name; a service mesh adds mTLS (docs/operations.md, the cluster's limits).
             security.GRPC_TLS.name: "off",
+            # /metrics too: the liveness probe reads it, and the ServiceMonitor scrapes
+            # plain HTTP (a mesh, or Prometheus with a client certificate, would change it).
+            security.METRICS_TLS.name: "off",
             security.KAFKA_CA_FILE.name: f"{SECRETS_PATH}/kafka-ca/ca.crt",
         },
     }

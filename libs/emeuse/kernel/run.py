@@ -35,7 +35,7 @@ from emeuse.runtime.auth import AuthSetupError, read_callers, read_token
 from emeuse.runtime.certificates import CertificateError, read_certificates
 from emeuse.runtime.grpc_server import GrpcServer, Registrar
 from emeuse.runtime.logs import configure_logging
-from emeuse.runtime.metrics import serve_metrics
+from emeuse.runtime.metrics_server import serve_metrics
 from emeuse.runtime.security import KAFKA_PASSWORD_FILE
 from emeuse.runtime.settings import ServiceSettings
 from emeuse.runtime.topics import TopicError
@@ -101,17 +101,21 @@ def run_service(
     settings = rt.settings
     configure_logging(settings.service, settings.log_level)
     try:
-        serve_metrics(settings.metrics_port, settings.grpc_host)
+        serve_metrics(settings.metrics_port, settings.grpc_host, settings.metrics_tls)
+    except CertificateError as exc:
+        print(f"emeuse: /metrics TLS: {exc} (make them with scripts/certs.sh)", file=sys.stderr)
+        raise SystemExit(2) from None
     except OSError as exc:
         print(
             f"emeuse: cannot serve metrics on port {settings.metrics_port}: {exc}", file=sys.stderr
         )
         raise SystemExit(2) from None
+    scheme = "https" if settings.metrics_tls.on else "http"
     log.info(
         "service.starting",
         kafka=",".join(settings.kafka_bootstrap),
         grpc=settings.grpc_address,
-        metrics=f"{settings.grpc_host}:{settings.metrics_port}",
+        metrics=f"{scheme}://{settings.grpc_host}:{settings.metrics_port}/metrics",
         instance=settings.instance_id,
     )
     tune_collector()

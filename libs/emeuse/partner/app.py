@@ -36,7 +36,7 @@ from emeuse.partner.metrics import PartnerMetrics, default_metrics
 from emeuse.partner.settings import PartnerSettings, RetryPolicy, load_partner_settings
 from emeuse.partners import feed_topic
 from emeuse.runtime.logs import configure_logging
-from emeuse.runtime.metrics import serve_metrics
+from emeuse.runtime.metrics_server import serve_metrics
 
 log = structlog.get_logger("emeuse.partner")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.metrics import MetricWrapperBase
 
 EVENTS_CONSUMED = Counter(
@@ -93,8 +93,3 @@ def labelled(metric: MetricWrapperBase, *labels: str) -> Any:
     Bounded, as labels may come from input (a LOINC code); a child dropped with remove()
     must not be asked for here again."""
     return metric.labels(*labels)
-
-
-def serve_metrics(port: int, host: str = "127.0.0.1") -> None:
-    """Serve /metrics from a daemon thread, so it answers even while tables recover."""
-    start_http_server(port, addr=host)

@@ -19,6 +19,8 @@ from pathlib import Path
 from emeuse.runtime.setting import Setting, SettingsError
 
 TOOLS = "cli"
+# The local Prometheus, scraping every service's /metrics with a certificate of its own.
+SCRAPER = "prometheus"
 GRPC_MODES = ("off", "tls", "mtls")
 KAFKA_PROTOCOLS = ("PLAINTEXT", "SASL_SSL")
 SCRAM = "SCRAM-SHA-512"
@@ -33,6 +35,13 @@ GRPC_TLS = Setting(
     "(clients check the server's certificate against the CA, present none) or `off` "
     "(plaintext: loopback tests only)",
 )
+METRICS_TLS = Setting(
+    "EMEUSE_METRICS_TLS",
+    "EMEUSE_GRPC_TLS",
+    "how a service serves `/metrics`, with its gRPC certificate: `mtls` (HTTPS; the scraper "
+    "must present a certificate the CA signed, as the local Prometheus does), `tls` (HTTPS; "
+    "any scraper trusting the CA) or `off` (plain HTTP: loopback tests, the cluster's probes)",
+)
 TLS_CA_FILE = Setting(
     "EMEUSE_TLS_CA_FILE",
     f"{TLS_DIR}/ca.crt",
@@ -42,8 +51,9 @@ TLS_CA_FILE = Setting(
 TLS_CERT_FILE = Setting(
     "EMEUSE_<SERVICE>_TLS_CERT_FILE",
     f"{TLS_DIR}/<service>.crt",
-    "the party's certificate (PEM), served by its gRPC server and presented as a client "
-    "under `mtls`; `<SERVICE>` may also be `CLI` (the `emeuse` command)",
+    "the party's certificate (PEM), served by its gRPC and `/metrics` servers and presented "
+    "as a client under `mtls`; `<SERVICE>` may also be `CLI` (the `emeuse` command) or "
+    "`PROMETHEUS` (the local Prometheus, scraping `/metrics`)",
 )
 TLS_KEY_FILE = Setting(
     "EMEUSE_<SERVICE>_TLS_KEY_FILE", f"{TLS_DIR}/<service>.key", "the certificate's key (PEM)"
@@ -70,6 +80,7 @@ KAFKA_PASSWORD_FILE = Setting(
 )
 SETTINGS = (
     GRPC_TLS,
+    METRICS_TLS,
     TLS_CA_FILE,
     TLS_CERT_FILE,
     TLS_KEY_FILE,
@@ -114,8 +125,13 @@ class KafkaLogin:
 
 PLAINTEXT = KafkaLogin()
 NO_TLS = GrpcTls()
-# The explicit opt-out, for loopback tests: gRPC and Kafka in plaintext (docs/security.md).
-LOOPBACK_PLAINTEXT = {GRPC_TLS.name: "off", KAFKA_SECURITY_PROTOCOL.name: "PLAINTEXT"}
+# The explicit opt-out, for loopback tests: gRPC, /metrics and Kafka in plaintext
+# (docs/security.md).
+LOOPBACK_PLAINTEXT = {
+    GRPC_TLS.name: "off",
+    METRICS_TLS.name: "off",
+    KAFKA_SECURITY_PROTOCOL.name: "PLAINTEXT",
+}
 # The local broker's listeners (deploy/kafka/kafka.sh): the platform's SASL_SSL one, and the
 # loopback PLAINTEXT one kept for the broker's own administration and loopback tests.
 LOCAL_BOOTSTRAP = {"SASL_SSL": "127.0.0.1:9095", "PLAINTEXT": "127.0.0.1:9092"}
@@ -136,7 +152,16 @@ def _file(name: str, raw: str) -> Path:
 
 
 def load_grpc_tls(party: str, env: Mapping[str, str]) -> GrpcTls:
-    mode_name, mode = GRPC_TLS.read(env)
+    return _load_tls(party, env, *GRPC_TLS.read(env))
+
+
+def load_metrics_tls(party: str, env: Mapping[str, str]) -> GrpcTls:
+    """How `party` serves /metrics (a service) or scrapes it (SCRAPER); unset, as its gRPC:
+    HTTPS wherever gRPC is TLS, with the same certificate."""
+    return _load_tls(party, env, *METRICS_TLS.read(env, default=GRPC_TLS.read(env)[1]))
+
+
+def _load_tls(party: str, env: Mapping[str, str], mode_name: str, mode: str) -> GrpcTls:
     if mode.lower() not in GRPC_MODES:
         raise SettingsError(f"{mode_name}={mode!r}: expected one of {', '.join(GRPC_MODES)}")
     if mode.lower() == "off":

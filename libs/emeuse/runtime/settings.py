@@ -182,6 +182,8 @@ class ServiceSettings:
     grpc_max_request_bytes: int = 2 * 1024 * 1024
     # TLS of its gRPC server and clients; its Kafka login (security.py). Off by default.
     grpc_tls: GrpcTls = NO_TLS
+    # How /metrics is served: HTTPS with the gRPC certificate unless off (security.py).
+    metrics_tls: GrpcTls = NO_TLS
     kafka_login: KafkaLogin = PLAINTEXT
 
     @property
@@ -298,6 +300,7 @@ def load_settings(service: str, env: Mapping[str, str]) -> ServiceSettings:
         grpc_replay_seconds=_positive_float(*GRPC_REPLAY_SECONDS.read(env)),
         grpc_max_request_bytes=_request_bytes(*GRPC_MAX_REQUEST_BYTES.read(env)),
         grpc_tls=security.load_grpc_tls(service, env),
+        metrics_tls=security.load_metrics_tls(service, env),
         kafka_login=kafka_login,
     )
 
