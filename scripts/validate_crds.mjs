@@ -1,4 +1,5 @@
-// Check Strimzi and Prometheus Operator resources against their CRD schemas, offline.
+// Check Strimzi, Prometheus Operator and cert-manager resources against their CRD schemas,
+// offline.
 //
 // Read by scripts/validate_manifests.py (`make lint`): stdin is a JSON array of resources,
 // stdout a JSON array with one entry per resource, in the same order:
@@ -15,6 +16,7 @@ const PACKAGES = {
   "kafka.strimzi.io": "@kubernetes-models/strimzi-kafka-operator/kafka.strimzi.io",
   "core.strimzi.io": "@kubernetes-models/strimzi-kafka-operator/core.strimzi.io",
   "monitoring.coreos.com": "@kubernetes-models/prometheus-operator/monitoring.coreos.com",
+  "cert-manager.io": "@kubernetes-models/cert-manager/cert-manager.io",
 };
 const NAME = /^[A-Za-z0-9]+$/;
 

@@ -2,8 +2,8 @@
 """Check every rendered manifest offline (`make lint`): core kinds against the Kubernetes
 schemas (kubernetes-validate, strict: an unknown field fails), custom kinds against the CRD
 schemas pinned in deploy/k8s/schemas/<group>/<version>/<Kind>.json where there is one, and
-the Strimzi and Prometheus Operator kinds against the CRD validators pinned in package.json
-(scripts/validate_crds.mjs, one Node run per file or overlay).
+the Strimzi, Prometheus Operator and cert-manager kinds against the CRD validators pinned in
+package.json (scripts/validate_crds.mjs, one Node run per file or overlay).
 
 The overlays are built with `kubectl kustomize` when kubectl is installed, and their output
 checked the same way; without kubectl only the base is checked (said on stdout)."""
@@ -42,9 +42,9 @@ def _label(where: str, doc: dict[str, Any]) -> str:
 
 
 def operator_faults(documents: list[dict[str, Any]]) -> list[list[str] | None] | None:
-    """Per document, its faults against the pinned Strimzi or Prometheus Operator CRD
-    validators, or None for a kind they do not cover; None for all when Node or the npm
-    packages are missing."""
+    """Per document, its faults against the pinned Strimzi, Prometheus Operator or
+    cert-manager CRD validators, or None for a kind they do not cover; None for all when
+    Node or the npm packages are missing."""
     node = shutil.which("node")
     if node is None or not CRD_PACKAGES.is_dir():
         return None

@@ -6,8 +6,11 @@
       users.yaml                a KafkaUser per service and for the tools; per partner
                                 (deploy/partners.toml), with its ACLs
       platform.yaml             the ConfigMap every service reads
+      certificates.yaml         cert-manager: the namespace CA, its Issuers, a Certificate
+                                per service and for the tools (gRPC mutual TLS)
       <service>.yaml            StatefulSet, Services, PDB, HPA, ServiceMonitor
-    overlays/local/             one broker, replication 1, one instance each
+    overlays/local/             one broker, replication 1, one instance each, its namespace
+                                in the certificates' names
     overlays/production/        the namespace, partner listener reachable from outside
 
 The output depends only on the registries and deploy/partners.toml: same input, same bytes.
@@ -24,7 +27,7 @@ from typing import Any
 import yaml
 
 from emeuse import partners, registry
-from emeuse.deploy import strimzi, workloads
+from emeuse.deploy import certificates, strimzi, workloads
 from emeuse.registry import SERVICES, TopicSpec
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -37,6 +40,9 @@ HEADER = (
 # Hand-kept files under deploy/k8s that --check leaves alone.
 KEPT = ("schemas/",)
 Manifest = dict[str, Any]
+LOCAL_NAMESPACE = "emeuse-local"
+# The base's certificates name this namespace already (certificates.NAMESPACE).
+PRODUCTION_NAMESPACE = certificates.NAMESPACE
 
 
 class PartnersFileError(ValueError):
@@ -102,12 +108,30 @@ def _patch(kind: str, operations: list[Manifest], name: str | None = None) -> Ma
     return {"target": target, "patch": yaml.safe_dump(operations, sort_keys=False)}
 
 
+def _names_in(namespace: str) -> list[Manifest]:
+    """The services' certificates name their namespace, which kustomize does not rewrite."""
+    return [
+        _patch(
+            "Certificate",
+            [
+                {
+                    "op": "replace",
+                    "path": "/spec/dnsNames",
+                    "value": certificates.dns_names(service, namespace),
+                }
+            ],
+            workloads.name(service),
+        )
+        for service in SERVICES
+    ]
+
+
 def _local_overlay() -> Manifest:
     one = [{"op": "replace", "path": "/spec/replicas", "value": 1}]
     kafka_config = "/spec/kafka/config"
     return _kustomization(
         ["../../base"],
-        namespace="emeuse-local",
+        namespace=LOCAL_NAMESPACE,
         images=[{"name": workloads.IMAGE, "newTag": "local"}],
         patches=[
             _patch("KafkaNodePool", one),
@@ -135,6 +159,7 @@ def _local_overlay() -> Manifest:
                 [{"op": "replace", "path": "/data/EMEUSE_REPLICATION_FACTOR", "value": "1"}],
                 workloads.CONFIG_MAP,
             ),
+            *_names_in(LOCAL_NAMESPACE),
         ],
     )
 
@@ -142,7 +167,7 @@ def _local_overlay() -> Manifest:
 def _production_overlay() -> Manifest:
     return _kustomization(
         ["../../base"],
-        namespace="emeuse",
+        namespace=PRODUCTION_NAMESPACE,
         # Set the digest the release pipeline built (`kustomize edit set image`).
         images=[{"name": workloads.IMAGE, "newTag": "0.1.0"}],
         patches=[
@@ -179,6 +204,7 @@ def render(topics: Iterable[TopicSpec] | None = None, partner_ids: Sequence[str]
             *strimzi.partner_topics(partner_ids),
         ],
         "platform.yaml": [workloads.platform_config()],
+        "certificates.yaml": certificates.certificates(scraper=workloads.METRICS_SCHEME == "https"),
     }
     base["users.yaml"] = [
         *(strimzi.platform_user(user) for user in strimzi.PLATFORM_USERS),

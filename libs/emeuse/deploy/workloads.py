@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from emeuse.deploy import certificates
 from emeuse.deploy.strimzi import CLUSTER, CLUSTER_CA_SECRET, PART_OF, PLATFORM_PORT
 from emeuse.registry import PARTITIONS
 from emeuse.runtime import security
@@ -20,6 +21,14 @@ DATA_PATH = "/var/lib/emeuse"
 SECRETS_PATH = "/etc/emeuse"
 CALLERS_SECRET = "emeuse-grpc-callers"  # noqa: S105 - the Secret's name, not its value
 CONFIG_MAP = "emeuse-platform"
+TLS_PATH = f"{SECRETS_PATH}/tls"
+# How Prometheus scrapes /metrics, and kubelet's liveness probe reads it: "http", or "https"
+# once the services serve /metrics over TLS (the scrape then presents Prometheus' own
+# certificate and checks the service's against the namespace CA). The one switch.
+METRICS_SCHEME = "http"
+# Kubelet's gRPC probes speak no TLS: each service answers them on a plaintext port that
+# serves the health service alone (EMEUSE_<SERVICE>_HEALTH_PORT), its gRPC port + 1000.
+HEALTH_PORT_OFFSET = 1000
 # A service at more instances than its topics have partitions would hold nothing.
 MAX_INSTANCES = PARTITIONS
 MIN_INSTANCES = 2
@@ -31,6 +40,10 @@ PEERS = {"access": {"EMEUSE_ACCESS_CHRONIC_GRPC": "emeuse-chronic:{chronic}"}}
 
 def name(service: str) -> str:
     return f"emeuse-{service}"
+
+
+def health_port(service: str) -> int:
+    return s.DEFAULT_PORTS[service][0] + HEALTH_PORT_OFFSET
 
 
 def token_secret(service: str) -> str:
@@ -63,12 +76,11 @@ def platform_config() -> Manifest:
             s.DATA_DIR.name: DATA_PATH,
             s.GRPC_CALLERS_FILE.name: f"{SECRETS_PATH}/callers/grpc-callers",
             security.KAFKA_SECURITY_PROTOCOL.name: "SASL_SSL",
-            # gRPC stays plaintext inside the cluster, said so (the services' default is
-            # mutual TLS): kubelet probes speak no TLS and instances dial each other by pod
-            # name; a service mesh adds mTLS (docs/operations.md, the cluster's limits).
-            security.GRPC_TLS.name: "off",
-            # /metrics too: the liveness probe reads it, and the ServiceMonitor scrapes
-            # plain HTTP (a mesh, or Prometheus with a client certificate, would change it).
+            # Mutual TLS as under `make up`, with cert-manager's certificates (certificates.py).
+            security.GRPC_TLS.name: "mtls",
+            security.TLS_CA_FILE.name: f"{TLS_PATH}/ca.crt",
+            # /metrics stays plain HTTP, said so: the liveness probe reads it (kubelet's HTTPS
+            # probes show no client certificate) and the ServiceMonitor follows METRICS_SCHEME.
             security.METRICS_TLS.name: "off",
             security.KAFKA_CA_FILE.name: f"{SECRETS_PATH}/kafka-ca/ca.crt",
         },
@@ -93,6 +105,10 @@ def _env(service: str) -> list[Manifest]:
         s.GRPC_HOST.variable(service): "0.0.0.0",
         s.GRPC_PORT.variable(service): str(grpc_port),
         s.METRICS_PORT.variable(service): str(metrics_port),
+        s.HEALTH_PORT.variable(service): str(health_port(service)),
+        # cert-manager's Secret, mounted whole: its renewals reach the files in place.
+        security.TLS_CERT_FILE.variable(service): f"{TLS_PATH}/tls.crt",
+        security.TLS_KEY_FILE.variable(service): f"{TLS_PATH}/tls.key",
         # A rolling restart comes back within the session timeout: keep the partitions.
         s.LEAVE_GROUP_ON_STOP.variable(service): "false",
         s.GRPC_TOKEN_FILE.variable(service): f"{SECRETS_PATH}/token/token",
@@ -113,20 +129,21 @@ def stateful_set(service: str) -> Manifest:
         "ports": [
             {"name": "grpc", "containerPort": grpc_port},
             {"name": "metrics", "containerPort": metrics_port},
+            {"name": "health", "containerPort": health_port(service)},
         ],
         "envFrom": [{"configMapRef": {"name": CONFIG_MAP}}],
         "env": _env(service),
         # Table recovery can take minutes after a move: the startup probe allows 10.
         "startupProbe": {
-            "grpc": {"port": grpc_port},
+            "grpc": {"port": health_port(service)},
             "periodSeconds": 10,
             "failureThreshold": 60,
         },
         # Ready once gRPC answers SERVING (not while shutting down).
-        "readinessProbe": {"grpc": {"port": grpc_port}, "periodSeconds": 10},
+        "readinessProbe": {"grpc": {"port": health_port(service)}, "periodSeconds": 10},
         # Alive while /metrics answers: it is served from its own thread, even mid-recovery.
         "livenessProbe": {
-            "httpGet": {"path": "/metrics", "port": "metrics"},
+            "httpGet": {"path": "/metrics", "port": "metrics", "scheme": METRICS_SCHEME.upper()},
             "periodSeconds": 20,
             "failureThreshold": 3,
         },
@@ -145,6 +162,7 @@ def stateful_set(service: str) -> Manifest:
             {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - an emptyDir, the pod's own
             {"name": "callers", "mountPath": f"{SECRETS_PATH}/callers", "readOnly": True},
             {"name": "token", "mountPath": f"{SECRETS_PATH}/token", "readOnly": True},
+            {"name": "tls", "mountPath": TLS_PATH, "readOnly": True},
             {"name": "kafka-ca", "mountPath": f"{SECRETS_PATH}/kafka-ca", "readOnly": True},
             {"name": "kafka-user", "mountPath": f"{SECRETS_PATH}/kafka-user", "readOnly": True},
         ],
@@ -188,6 +206,13 @@ def stateful_set(service: str) -> Manifest:
                         {
                             "name": "token",
                             "secret": {"secretName": token_secret(service), "defaultMode": 0o440},
+                        },
+                        {
+                            "name": "tls",
+                            "secret": {
+                                "secretName": certificates.tls_secret(service),
+                                "defaultMode": 0o440,
+                            },
                         },
                         {
                             "name": "kafka-ca",
@@ -292,6 +317,22 @@ def autoscaler(service: str) -> Manifest:
     }
 
 
+def _scrape(service: str) -> Manifest:
+    """One endpoint, by METRICS_SCHEME: under https Prometheus checks the service's
+    certificate against the namespace CA, for the Service's name (it scrapes pod
+    addresses), and presents its own (cert-manager's `emeuse-prometheus-tls`)."""
+    endpoint: Manifest = {"port": "metrics", "interval": "15s", "scheme": METRICS_SCHEME}
+    if METRICS_SCHEME == "https":
+        secret = certificates.tls_secret(certificates.SCRAPER)
+        endpoint["tlsConfig"] = {
+            "ca": {"secret": {"name": secret, "key": "ca.crt"}},
+            "cert": {"secret": {"name": secret, "key": "tls.crt"}},
+            "keySecret": {"name": secret, "key": "tls.key"},
+            "serverName": name(service),
+        }
+    return endpoint
+
+
 def service_monitor(service: str) -> Manifest:
     """Prometheus Operator scrape; job="<service>" as on the local Prometheus, so the rules
     in deploy/prometheus hold unchanged."""
@@ -302,7 +343,7 @@ def service_monitor(service: str) -> Manifest:
         "spec": {
             "jobLabel": "app.kubernetes.io/component",
             "selector": {"matchLabels": labels(service)},
-            "endpoints": [{"port": "metrics", "interval": "15s"}],
+            "endpoints": [_scrape(service)],
         },
     }
 

@@ -2,7 +2,8 @@
 
 Started once the service's partitions are recovered (so no call reads half-recovered
 state), stopped first on shutdown. It serves the standard health service and server
-reflection beside the service's own API.
+reflection beside the service's own API; with EMEUSE_<SERVICE>_HEALTH_PORT, the health
+service alone on a plaintext port too, for probes that speak no TLS.
 """
 
 from __future__ import annotations
@@ -386,6 +387,19 @@ async def _follow(files: CertificateFiles) -> None:
             log.error("tls.follow_failed", error=type(exc).__name__)
 
 
+async def _serve_probes(
+    servicer: health.aio.HealthServicer, host: str, port: int
+) -> grpc.aio.Server:
+    """The same health answers in plaintext, alone, for kubelet's gRPC probes, which speak
+    no TLS: the API and reflection stay behind the (mutual) TLS port."""
+    probes = grpc.aio.server()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, probes)
+    if probes.add_insecure_port(f"{host}:{port}") == 0:
+        raise RuntimeError(f"gRPC health cannot bind {host}:{port}")
+    await probes.start()
+    return probes
+
+
 class GrpcServer:
     """gRPC API of one service, with health and reflection."""
 
@@ -402,6 +416,7 @@ class GrpcServer:
         self.settings = settings
         self.register = register
         self.server: grpc.aio.Server | None = None
+        self.probes: grpc.aio.Server | None = None
         self.health = health.aio.HealthServicer()
         self.audit = audit or AuditTrail(settings)
         self._following: asyncio.Task[None] | None = None
@@ -451,15 +466,18 @@ class GrpcServer:
         if files is not None:
             self._following = asyncio.create_task(_follow(files))
         await server.start()
+        self.server = server
+        if settings.health_port:
+            self.probes = await _serve_probes(self.health, settings.grpc_host, settings.health_port)
         for name in ["", *names]:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        self.server = server
         log.info(
             "grpc.serving",
             address=settings.grpc_address,
             services=names,
             tls=settings.grpc_tls.mode,
             certificate_expires=expiries.get("service"),
+            health_port=settings.health_port or None,
         )
 
     async def stop(self) -> None:
@@ -468,6 +486,8 @@ class GrpcServer:
         if self._following is not None:
             self._following.cancel()
         await self.health.enter_graceful_shutdown()
+        if self.probes is not None:
+            await self.probes.stop(None)
         await self.server.stop(SHUTDOWN_GRACE_SECONDS)
         await self.audit.stop()
         log.info("grpc.stopped")

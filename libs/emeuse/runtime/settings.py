@@ -104,6 +104,13 @@ GRPC_PORT = Setting("EMEUSE_<SERVICE>_GRPC_PORT", _by_service(0), "gRPC port")
 METRICS_PORT = Setting(
     "EMEUSE_<SERVICE>_METRICS_PORT", _by_service(1), "Prometheus `/metrics` port"
 )
+HEALTH_PORT = Setting(
+    "EMEUSE_<SERVICE>_HEALTH_PORT",
+    "0",
+    "a plaintext port serving the gRPC health service alone (`grpc.health.v1`: no API, no "
+    "reflection), bound on the gRPC host, for probes that speak no TLS (Kubernetes' gRPC "
+    "probes); `0`: none, health is then served on the gRPC port only",
+)
 APP_ID = Setting(
     "EMEUSE_<SERVICE>_APP_ID",
     "emeuse-<service>",
@@ -145,6 +152,7 @@ SETTINGS = (
     GRPC_HOST,
     GRPC_PORT,
     METRICS_PORT,
+    HEALTH_PORT,
     APP_ID,
     LEAVE_GROUP_ON_STOP,
     INSTANCE_ID,
@@ -180,6 +188,8 @@ class ServiceSettings:
     grpc_call_seconds: float = 30.0
     grpc_replay_seconds: float = 300.0
     grpc_max_request_bytes: int = 2 * 1024 * 1024
+    # The plaintext health-only port for probes (0: none; grpc_server.py).
+    health_port: int = 0
     # TLS of its gRPC server and clients; its Kafka login (security.py). Off by default.
     grpc_tls: GrpcTls = NO_TLS
     # How /metrics is served: HTTPS with the gRPC certificate unless off (security.py).
@@ -212,6 +222,13 @@ def parse_bootstrap(name: str, raw: str) -> tuple[str, ...]:
     if not servers or bad:
         raise SettingsError(f"{name}={raw!r}: expected host:port[,host:port...]")
     return servers
+
+
+def _health_port(name: str, raw: str, taken: tuple[int, int]) -> int:
+    port = 0 if raw == "0" else parse_port(name, raw)
+    if port in taken:
+        raise SettingsError(f"{name}={raw!r}: the service's gRPC or metrics port already")
+    return port
 
 
 def positive_int(name: str, raw: str) -> int:
@@ -261,6 +278,7 @@ def load_settings(service: str, env: Mapping[str, str]) -> ServiceSettings:
         raise SettingsError(f"{app_name}={app_id!r}: letters, digits, '.', '_' and '-' only")
     advertised_host = ADVERTISED_HOST.read(env)[1]
     grpc_port = parse_port(*GRPC_PORT.read(env, service, str(grpc_default)))
+    metrics_port = parse_port(*METRICS_PORT.read(env, service, str(metrics_default)))
     instance_name, instance_id = INSTANCE_ID.read(env, service, f"{advertised_host}-{grpc_port}")
     if not re.fullmatch(r"[A-Za-z0-9._:\-]{1,200}", instance_id):
         raise SettingsError(f"{instance_name}={instance_id!r}: letters, digits, '.', ':', '_', '-'")
@@ -287,7 +305,7 @@ def load_settings(service: str, env: Mapping[str, str]) -> ServiceSettings:
         grpc_deadline_seconds=_positive_float(*GRPC_DEADLINE_SECONDS.read(env)),
         grpc_host=GRPC_HOST.read(env, service)[1],
         grpc_port=grpc_port,
-        metrics_port=parse_port(*METRICS_PORT.read(env, service, str(metrics_default))),
+        metrics_port=metrics_port,
         app_id=app_id,
         grpc_callers_file=Path(GRPC_CALLERS_FILE.read(env)[1]),
         grpc_token_file=Path(
@@ -299,6 +317,7 @@ def load_settings(service: str, env: Mapping[str, str]) -> ServiceSettings:
         grpc_call_seconds=_positive_float(*GRPC_CALL_SECONDS.read(env)),
         grpc_replay_seconds=_positive_float(*GRPC_REPLAY_SECONDS.read(env)),
         grpc_max_request_bytes=_request_bytes(*GRPC_MAX_REQUEST_BYTES.read(env)),
+        health_port=_health_port(*HEALTH_PORT.read(env, service), (grpc_port, metrics_port)),
         grpc_tls=security.load_grpc_tls(service, env),
         metrics_tls=security.load_metrics_tls(service, env),
         kafka_login=kafka_login,

@@ -185,7 +185,44 @@ def test_instances_keep_their_identity_and_state_across_restarts():
         assert [t["metadata"]["name"] for t in sts["spec"]["volumeClaimTemplates"]] == ["data"]
         config = next(iter(documents(OUTPUT / "base/platform.yaml")))["data"]
         assert config["EMEUSE_DATA_DIR"] == data
-        assert container["readinessProbe"]["grpc"]["port"] == settings.DEFAULT_PORTS[service][0]
+        assert (
+            container["readinessProbe"]["grpc"]["port"] == settings.DEFAULT_PORTS[service][0] + 1000
+        )
+
+
+def test_each_service_serves_grpc_with_mutual_tls_on_its_cert_manager_certificate():
+    config = next(iter(documents(OUTPUT / "base/platform.yaml")))["data"]
+    assert config["EMEUSE_GRPC_TLS"] == "mtls"
+    issued = {
+        doc["metadata"]["name"]: doc["spec"]
+        for doc in documents(OUTPUT / "base/certificates.yaml")
+        if doc["kind"] == "Certificate"
+    }
+    for service in registry.SERVICES:
+        docs = documents(OUTPUT / f"base/{service}.yaml")
+        (sts,) = [d for d in docs if d["kind"] == "StatefulSet"]
+        pod = sts["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        secrets = {v["name"]: v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
+        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+        env = {item["name"]: item.get("value") for item in container["env"]}
+        # The Secret cert-manager writes for the service's Certificate, mounted whole (no
+        # subPath), so the kubelet's update of a renewed certificate reaches the files.
+        spec = issued[f"emeuse-{service}"]
+        assert secrets["tls"] == spec["secretName"]
+        assert not any("subPath" in m for m in container["volumeMounts"])
+        prefix = f"EMEUSE_{service.upper()}"
+        assert env[f"{prefix}_TLS_CERT_FILE"] == f"{mounts['tls']}/tls.crt"
+        assert env[f"{prefix}_TLS_KEY_FILE"] == f"{mounts['tls']}/tls.key"
+        assert config["EMEUSE_TLS_CA_FILE"] == f"{mounts['tls']}/ca.crt"
+        assert {"server auth", "client auth"} <= set(spec["usages"])
+        # Kubelet's gRPC probes speak no TLS: they ask the plaintext health-only port,
+        # which no Service exposes.
+        health = int(env[f"{prefix}_HEALTH_PORT"])
+        assert container["startupProbe"]["grpc"]["port"] == health
+        assert container["readinessProbe"]["grpc"]["port"] == health
+        for svc in (d for d in docs if d["kind"] == "Service"):
+            assert health not in {port["port"] for port in svc["spec"]["ports"]}
 
 
 def test_every_variable_the_manifests_set_is_a_declared_setting():

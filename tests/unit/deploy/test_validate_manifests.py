@@ -103,3 +103,64 @@ def test_without_the_npm_packages_the_operator_kinds_are_reported_unchecked(monk
     unchecked: set[str] = set()
     assert validate.check(rendered("topics.yaml", "KafkaTopic")[:1], "t.yaml", unchecked) == []
     assert unchecked == {"kafka.strimzi.io/v1beta2 KafkaTopic (node_modules absent: npm ci)"}
+
+
+@needs_crd_validators
+def test_a_certificate_without_its_secret_or_with_an_unknown_usage_is_refused():
+    certificate = rendered("certificates.yaml", "Certificate")[-1]
+    name = certificate["metadata"]["name"]
+    del certificate["spec"]["secretName"]
+    certificate["spec"]["usages"] = ["serverAuth"]
+    unchecked: set[str] = set()
+    faults = validate.check([certificate], "certificates.yaml", unchecked)
+    assert unchecked == set()
+    assert [fault.split(": ", 2)[1] for fault in faults] == [f"Certificate/{name}"] * 2
+    assert any(f.endswith("must have required property secretName at /spec") for f in faults)
+    assert any("allowed values" in f and f.endswith("at /spec/usages/0") for f in faults)
+
+
+@needs_crd_validators
+def test_a_ca_issuer_without_its_secret_and_names_not_in_a_list_are_refused():
+    issuer = next(i for i in rendered("certificates.yaml", "Issuer") if "ca" in i["spec"])
+    del issuer["spec"]["ca"]["secretName"]
+    certificate = rendered("certificates.yaml", "Certificate")[-1]
+    certificate["spec"]["dnsNames"] = "emeuse-chronic"
+    faults = validate.check([issuer, certificate], "certificates.yaml", set())
+    assert len(faults) == 2
+    assert faults[0].startswith("certificates.yaml: Issuer/emeuse-ca: ")
+    assert faults[0].endswith("at /spec/ca")
+    assert faults[1].endswith("must be array at /spec/dnsNames")
+
+
+@needs_crd_validators
+def test_the_rendered_certificates_and_issuers_are_valid():
+    documents = [
+        *rendered("certificates.yaml", "Issuer"),
+        *rendered("certificates.yaml", "Certificate"),
+    ]
+    unchecked: set[str] = set()
+    assert validate.check(documents, "certificates.yaml", unchecked) == []
+    assert unchecked == set()
+
+
+@needs_crd_validators
+def test_scraping_over_https_is_one_switch_and_renders_valid_resources(monkeypatch):
+    from emeuse.deploy import render, workloads
+
+    monkeypatch.setattr(workloads, "METRICS_SCHEME", "https")
+    files = render.render().files
+    chronic = list(yaml.safe_load_all(files["base/chronic.yaml"]))
+    issued = [d for d in yaml.safe_load_all(files["base/certificates.yaml"]) if d]
+    (monitor,) = [d for d in chronic if d and d["kind"] == "ServiceMonitor"]
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["scheme"] == "https"
+    # Prometheus checks the service's certificate for the Service's name, against the
+    # namespace CA, and presents the client certificate cert-manager issues it.
+    tls = endpoint["tlsConfig"]
+    assert tls["serverName"] == "emeuse-chronic"
+    (scraper,) = [d for d in issued if d["spec"].get("secretName") == tls["keySecret"]["name"]]
+    assert "client auth" in scraper["spec"]["usages"]
+    (sts,) = [d for d in chronic if d and d["kind"] == "StatefulSet"]
+    probe = sts["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["httpGet"]
+    assert probe["scheme"] == "HTTPS"
+    assert validate.check([monitor, scraper, sts], "https render", set()) == []
