@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from emeuse.kernel.run import KernelRuntime, build_kernel_runtime, run_service
 from emeuse.runtime import care_teams
+from emeuse.runtime.envelope import CODE_OF_TERRITORY
 from emeuse.runtime.grpc_server import Registrar
 from emeuse.runtime.settings import settings_or_exit
 from services.access import config, grpc_api
 from services.access.chronic_client import ChronicClient
+from services.access.metrics import watch
 from services.access.processing import processor
 from services.access.state import agenda_tables
 from services.chronic.care_plan import check_care_plan
@@ -32,6 +34,7 @@ def main() -> None:
     teams = care_teams.CareTeams(accepts=check_care_plan)
 
     def register(rt: KernelRuntime) -> Registrar:
+        watch(tuple(CODE_OF_TERRITORY.values()))
         return grpc_api.register(
             grpc_api.AccessServicer(rt.router, rt.bus, agenda_tables(rt.table), teams)
         )

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
 from functools import partial
 
 from prometheus_client import Counter, Gauge, Histogram
 
 from emeuse.access.v1.access_events_pb2 import SlotBooked, Urgency
-from services.access.domain.agenda import booking_deadline
+from emeuse.kernel.sums import PartitionSums
+from services.access import figures
+from services.access.domain.agenda import URGENCIES
 from services.access.scheduling import Agenda, Result
 
 REQUESTS = Counter(
@@ -32,20 +33,26 @@ REQUEST_TO_CONSULTATION = Histogram(
 )
 SLOT_UTILISATION = Gauge(
     "emeuse_access_slot_utilisation",
-    "Booked over published slots not started yet, per territory (0 to 1).",
+    "Booked over published slots not started yet, per territory (0 to 1), on the partitions "
+    "this instance holds (0 elsewhere: max instances).",
     ["territory"],
 )
 UNMET_REQUESTS = Gauge(
     "emeuse_access_unmet_requests",
-    "Requests waiting past their urgency's booking delay, per territory and urgency.",
+    "Requests waiting past their urgency's booking delay, per territory and urgency, on the "
+    "partitions this instance holds (sum instances).",
     ["territory", "urgency"],
 )
 WAITING_REQUESTS = Gauge(
     "emeuse_access_waiting_requests",
-    "Requests waiting for a slot, per territory and urgency.",
+    "Requests waiting for a slot, per territory and urgency, on the partitions this instance "
+    "holds (sum instances).",
     ["territory", "urgency"],
 )
-URGENCIES = (1, 2, 3, 4)
+# The agenda gauges' figures per partition held: counted from the stored agendas when a
+# partition is opened here (processing's partition hook), counted again for a territory
+# shortly after its agenda changes (processing's agenda-gauges timer).
+HELD = PartitionSums()
 
 
 def urgency_name(value: int) -> str:
@@ -74,17 +81,21 @@ def count(agenda: Agenda, result: Result) -> list[Callable[[], None]]:
     return updates
 
 
-def set_gauges(agenda: Agenda, now: datetime, delays: dict[int, timedelta]) -> None:
-    """The territory's gauges as its agenda now stands (processing: shortly after a
-    change of the agenda or a flag, once for a burst of them)."""
-    booked, upcoming = agenda.slot_use(now)
-    SLOT_UTILISATION.labels(agenda.territory).set(booked / upcoming if upcoming else 0)
-    waiting = dict.fromkeys(URGENCIES, 0)
-    unmet = dict.fromkeys(URGENCIES, 0)
-    for request in agenda.waiting():
-        waiting[request.urgency] = waiting.get(request.urgency, 0) + 1
-        if booking_deadline(request, delays) <= now:
-            unmet[request.urgency] = unmet.get(request.urgency, 0) + 1
-    for urgency in waiting:
-        WAITING_REQUESTS.labels(agenda.territory, urgency_name(urgency)).set(waiting[urgency])
-        UNMET_REQUESTS.labels(agenda.territory, urgency_name(urgency)).set(unmet[urgency])
+def utilisation(territory: str) -> float:
+    booked, upcoming = HELD.values(
+        figures.booked_slots(territory), figures.upcoming_slots(territory)
+    )
+    return booked / upcoming if upcoming else 0.0
+
+
+def watch(territories: tuple[str, ...]) -> None:
+    """Have the gauges read the figures of the partitions held."""
+    for territory in territories:
+        SLOT_UTILISATION.labels(territory).set_function(partial(utilisation, territory))
+        for urgency in URGENCIES:
+            WAITING_REQUESTS.labels(territory, urgency_name(urgency)).set_function(
+                partial(HELD.value, figures.waiting(territory, urgency))
+            )
+            UNMET_REQUESTS.labels(territory, urgency_name(urgency)).set_function(
+                partial(HELD.value, figures.unmet(territory, urgency))
+            )

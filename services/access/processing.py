@@ -8,19 +8,21 @@ Every input has the same partitions, so they are one co-partitioned set of input
   request they call for is published keyed by its territory, whose partition schedules it.
 A request's booking delay is a timer on the request: when it runs out before a booking,
 the request is flagged in a transaction of its territory's partition. The agenda gauges are
-a timer of the territory, set a few seconds after a change: one pass over the agenda per
-burst of changes, rather than one per record or a scan of every territory each second.
+counted when a partition is opened here (a partition hook), then again by a timer of the
+territory, set a few seconds after a change: one pass over the agenda per burst of
+changes, rather than one per record or a scan of every territory each second.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import structlog
 
 from emeuse.access.v1.access_events_pb2 import ConsultationRequested
-from emeuse.kernel.declare import Lookup, Processor, Timer
+from emeuse.kernel.declare import Lookup, PartitionHook, Processor, Scan, Timer
 from emeuse.kernel.tx import Tx
 from emeuse.registry import (
     ALERT_RAISED,
@@ -33,11 +35,11 @@ from emeuse.registry import (
 )
 from emeuse.runtime.envelope import CODE_OF_TERRITORY, territory_from_code
 from emeuse.runtime.events import Event
-from services.access import handlers, scheduling
+from services.access import figures, handlers, scheduling
 from services.access.config import AccessSettings
 from services.access.domain.agenda import WAITING, RequestState, booking_deadline
 from services.access.handlers import CareSummaryLookup
-from services.access.metrics import count, set_gauges
+from services.access.metrics import HELD, count
 from services.access.scheduling import Agenda, Result
 from services.access.state import GAUGES, REQUESTS, TABLES, in_transaction, territory_of
 from services.access.topics import AGENDA_INPUTS
@@ -156,13 +158,34 @@ def gauges_at(territory: str, lookup: Lookup, now: datetime) -> datetime | None:
 
 
 async def set_agenda_gauges(territory: str, tx: Tx, *, settings: AccessSettings) -> None:
-    set_gauges(Agenda(territory, in_transaction(tx)), tx.now, settings.booking_delays)
+    """The territory's gauges counted again, as its agenda stands now (applied once the
+    transaction commits)."""
+    counted = figures.of_agenda(
+        Agenda(territory, in_transaction(tx)), tx.now, settings.booking_delays
+    )
+    tx.on_commit.append(partial(HELD.recounted, tx.partition, counted))
     tx.delete(GAUGES, territory)
 
 
-def processor(settings: AccessSettings, care_summary: CareSummaryLookup) -> Processor:
-    """The access service's inputs, tables and timers, given its settings and its way to
-    ask the chronic service for a patient's latest values."""
+def count_partition(
+    partition: int, scan: Scan, *, delays: dict[int, timedelta], clock: Callable[[], datetime]
+) -> None:
+    """A partition opened here: its agendas' gauges counted from its stored state, now."""
+    HELD.opened(partition, figures.of_partition(scan, clock(), delays))
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def processor(
+    settings: AccessSettings,
+    care_summary: CareSummaryLookup,
+    clock: Callable[[], datetime] = utc_now,
+) -> Processor:
+    """The access service's inputs, tables and timers, given its settings, its way to ask
+    the chronic service for a patient's latest values and the time a partition opened
+    here is counted at (its slots not started yet, its requests past their delay)."""
     on_agenda = partial(change_agenda, settings=settings)
     return Processor(
         service="access",
@@ -185,6 +208,13 @@ def processor(settings: AccessSettings, care_summary: CareSummaryLookup) -> Proc
                 (GAUGES,),
                 gauges_at,
                 partial(set_agenda_gauges, settings=settings),
+            ),
+        ),
+        partition_hooks=(
+            PartitionHook(
+                "gauges",
+                partial(count_partition, delays=settings.booking_delays, clock=clock),
+                HELD.closed,
             ),
         ),
     )

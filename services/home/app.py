@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from emeuse.kernel.run import KernelRuntime, build_kernel_runtime, run_service
 from emeuse.runtime import care_teams
+from emeuse.runtime.envelope import CODE_OF_TERRITORY
 from emeuse.runtime.grpc_server import Registrar
 from emeuse.runtime.settings import settings_or_exit
 from services.chronic.care_plan import check_care_plan
 from services.home import config, grpc_api
-from services.home.metrics import DEVICES_OFFLINE, OFFLINE
+from services.home.metrics import watch
 from services.home.processing import HOMES, PROCESSOR
 
 
@@ -23,7 +24,7 @@ def main() -> None:
     teams = care_teams.CareTeams(accepts=check_care_plan)
 
     def register(rt: KernelRuntime) -> Registrar:
-        DEVICES_OFFLINE.set_function(lambda: OFFLINE.held(lambda: set(rt.kernel.tasks)))
+        watch(tuple(CODE_OF_TERRITORY.values()))
         return grpc_api.register(grpc_api.HomeServicer(rt.router, rt.bus, rt.table(HOMES), teams))
 
     async def read_care_teams() -> None:

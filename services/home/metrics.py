@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from functools import partial
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -14,7 +14,8 @@ from emeuse.home.v1.home_events_pb2 import (
     IncidentRaised,
     IncidentResolved,
 )
-from services.home.domain.detection import Incident
+from emeuse.kernel.sums import PartitionSums
+from services.home import figures
 from services.home.domain.home import HomeState
 
 SENSOR_EVENTS = Counter(
@@ -51,7 +52,9 @@ EMERGENCY_ESCALATIONS = Counter(
 )
 DEVICES_OFFLINE = Gauge(
     "emeuse_home_devices_offline",
-    "Devices with an open offline incident in the homes this instance holds (sum instances).",
+    "Devices with an open offline incident in the homes this instance holds, by territory "
+    "(sum instances).",
+    ["territory"],
 )
 MISSED_VISITS = Counter(
     "emeuse_home_visits_missed_total",
@@ -75,36 +78,17 @@ ACTIONS = Counter(
 )
 
 
-class OfflineDevices:
-    """Devices with an open offline incident, per home, as each home's state is stored.
+# The gauge's figures per partition held: counted from the stored homes when a partition is
+# opened here (processing.PROCESSOR's partition hook), then changed as batches commit.
+HELD = PartitionSums()
 
-    The kernel keeps no gauge of state, and counting over every home at each scrape would
-    read the whole store: each home's count is noted when its state is stored (a batch
-    that aborts is handled again and notes the same), and the gauge sums the homes of the
-    partitions this instance holds now. A home is counted from its first change after the
-    instance started."""
 
-    def __init__(self) -> None:
-        self._by_home: dict[str, tuple[int, int]] = {}
-
-    def note(self, resident: str, partition: int, state: HomeState) -> None:
-        count = sum(
-            1
-            for i in state.incidents.values()
-            if i.is_open and i.kind == Incident.DEVICE_OFFLINE.value
+def watch(territories: tuple[str, ...]) -> None:
+    """Have the gauge read the figures of the partitions held."""
+    for territory in territories:
+        DEVICES_OFFLINE.labels(territory).set_function(
+            partial(HELD.value, figures.offline(territory))
         )
-        if count:
-            self._by_home[resident] = (partition, count)
-        else:
-            self._by_home.pop(resident, None)
-
-    def held(self, partitions: Callable[[], set[int]]) -> float:
-        held = partitions()
-        # A copy: the scrape runs on the metrics server's thread.
-        return float(sum(n for p, n in self._by_home.copy().values() if p in held))
-
-
-OFFLINE = OfflineDevices()
 
 
 def _kind(kind: IncidentKind.ValueType) -> str:

@@ -15,7 +15,8 @@ from functools import partial
 
 import structlog
 
-from emeuse.kernel.declare import Lookup, Processor, TableSpec, Timer
+from emeuse.kernel.declare import Lookup, PartitionHook, Processor, Scan, TableSpec, Timer
+from emeuse.kernel.sums import Figures, difference
 from emeuse.kernel.tx import Tx
 from emeuse.registry import (
     HOME_CONFIGURED,
@@ -27,14 +28,14 @@ from emeuse.registry import (
 )
 from emeuse.runtime.envelope import CODE_OF_TERRITORY, territory_from_code
 from emeuse.runtime.events import Event
-from services.home import handlers
+from services.home import figures, handlers
 from services.home.configuration import record_home
 from services.home.deadlines import next_step_at
 from services.home.domain.home import HomeState
 from services.home.incidents import Outcome, apply_action, due_actions
 from services.home.metrics import (
     ACTIONS,
-    OFFLINE,
+    HELD,
     SENSOR_EVENTS,
     VISIT_DURATION,
     VISIT_LATENESS,
@@ -45,18 +46,30 @@ log = structlog.get_logger("emeuse.home")
 HOMES = "resident_to_home"
 
 
-def state_of(tx: Tx, resident: str) -> HomeState:
-    return HomeState.from_json(tx.get(HOMES, resident))
+def state_of(tx: Tx, resident: str) -> tuple[HomeState, Figures]:
+    """The home's state, and its gauge's figures as stored (counted before any rule runs:
+    the figures a store changes are those it reads here)."""
+    stored = tx.get(HOMES, resident)
+    return HomeState.from_json(stored), figures.of_home(stored)
 
 
-def store(tx: Tx, resident: str, state: HomeState) -> None:
-    tx.put(HOMES, resident, state.to_json())
-    OFFLINE.note(resident, tx.partition, state)
+def store(tx: Tx, resident: str, state: HomeState, before: Figures) -> Figures:
+    """Store the home's new state; the gauge follows its change once the batch commits.
+    Its figures now, for a next store in the same handler."""
+    stored = state.to_json()
+    tx.put(HOMES, resident, stored)
+    after = figures.of_home(stored)
+    delta = difference(before, after)
+    if delta:
+        tx.on_commit.append(partial(HELD.add, tx.partition, delta))
+    return after
 
 
-def publish(tx: Tx, resident: str, outcome: Outcome, event: Event | None) -> None:
+def publish(
+    tx: Tx, resident: str, outcome: Outcome, event: Event | None, before: Figures
+) -> Figures:
     """The outcome's facts into the transaction, in the home's territory and experiment,
-    and the home's new state."""
+    and the home's new state (its gauge's figures returned, as `store`)."""
     config = outcome.state.config
     territory = config.territory if config else ""
     if not territory and event is not None:
@@ -77,12 +90,12 @@ def publish(tx: Tx, resident: str, outcome: Outcome, event: Event | None) -> Non
         # "incident.raised", "incident.escalated"...: the fact's name, and ids only.
         fact_name = fact.spec.name.split(".")[2].replace("-", ".")
         log.info(fact_name, incident_id=getattr(fact.message, "incident_id", ""))
-    store(tx, resident, outcome.state)
+    return store(tx, resident, outcome.state, before)
 
 
 async def configure_home(event: Event, tx: Tx) -> None:
     home = event.message
-    before = state_of(tx, home.resident_pseudonym)
+    before, counted = state_of(tx, home.resident_pseudonym)
     applied = f"configured|{event.envelope.event_id}"
     if before.has_seen(applied):
         # Delivered again (a replay by a partner or an operator): applied again, it would
@@ -99,48 +112,52 @@ async def configure_home(event: Event, tx: Tx) -> None:
     state.remember(applied)
     assert state.config is not None
     state.config.configured_by = event.envelope.event_id
-    store(tx, home.resident_pseudonym, state)
+    store(tx, home.resident_pseudonym, state, counted)
     log.info("home.configured", version=state.config.version)
 
 
 async def record_sensor_event(event: Event, tx: Tx) -> None:
     report = event.message
     resident = report.resident_pseudonym
-    outcome = handlers.record_sensor_event(report, state=state_of(tx, resident), now=tx.now)
+    state, counted = state_of(tx, resident)
+    outcome = handlers.record_sensor_event(report, state=state, now=tx.now)
     tx.count(SENSOR_EVENTS.labels(handlers.sensor_of(report.kind).value, outcome.outcome))
     log.info(
         "sensor_event.recorded", sensor_event_id=report.sensor_event_id, outcome=outcome.outcome
     )
     if outcome.outcome != "duplicate":
-        publish(tx, resident, outcome, event)
+        publish(tx, resident, outcome, event, counted)
 
 
 async def plan_visit(event: Event, tx: Tx) -> None:
     visit = event.message
-    outcome = handlers.plan_visit(visit, state=state_of(tx, visit.resident_pseudonym), now=tx.now)
+    state, counted = state_of(tx, visit.resident_pseudonym)
+    outcome = handlers.plan_visit(visit, state=state, now=tx.now)
     log.info("visit.planned", visit_id=visit.visit_id, outcome=outcome.outcome)
     if outcome.outcome != "duplicate":
-        publish(tx, visit.resident_pseudonym, outcome, event)
+        publish(tx, visit.resident_pseudonym, outcome, event, counted)
 
 
 async def check_in(event: Event, tx: Tx) -> None:
     visit = event.message
-    outcome = handlers.check_in(visit, state=state_of(tx, visit.resident_pseudonym), now=tx.now)
+    state, counted = state_of(tx, visit.resident_pseudonym)
+    outcome = handlers.check_in(visit, state=state, now=tx.now)
     log.info("visit.checked_in", visit_id=visit.visit_id, outcome=outcome.outcome)
     if outcome.outcome != "duplicate":
         tx.observe(VISIT_LATENESS, outcome.state.visits[visit.visit_id].lateness.total_seconds())
-        publish(tx, visit.resident_pseudonym, outcome, event)
+        publish(tx, visit.resident_pseudonym, outcome, event, counted)
 
 
 async def check_out(event: Event, tx: Tx) -> None:
     visit = event.message
-    outcome = handlers.check_out(visit, state=state_of(tx, visit.resident_pseudonym), now=tx.now)
+    state, counted = state_of(tx, visit.resident_pseudonym)
+    outcome = handlers.check_out(visit, state=state, now=tx.now)
     log.info("visit.checked_out", visit_id=visit.visit_id, outcome=outcome.outcome)
     if outcome.outcome != "duplicate":
         duration = outcome.state.visits[visit.visit_id].duration
         if duration is not None:
             tx.observe(VISIT_DURATION, duration.total_seconds())
-        publish(tx, visit.resident_pseudonym, outcome, event)
+        publish(tx, visit.resident_pseudonym, outcome, event, counted)
 
 
 async def act_on_incident(event: Event, tx: Tx) -> None:
@@ -148,11 +165,12 @@ async def act_on_incident(event: Event, tx: Tx) -> None:
     asked on the topic: applied the same way, once)."""
     action = event.message
     resident = action.resident_pseudonym
-    outcome = apply_action(action, state=state_of(tx, resident), now=tx.now)
+    state, counted = state_of(tx, resident)
+    outcome = apply_action(action, state=state, now=tx.now)
     tx.count(ACTIONS.labels(outcome.outcome))
     log.info("incident.action", action_id=action.action_id, outcome=outcome.outcome)
     if outcome.facts:
-        publish(tx, resident, outcome, event)
+        publish(tx, resident, outcome, event, counted)
 
 
 def home_deadline(resident: str, lookup: Lookup, now: datetime) -> datetime | None:
@@ -164,7 +182,7 @@ async def take_due_steps(resident: str, tx: Tx) -> None:
     """Apply every step due now, in one transaction with the state that records it: each
     escalation, each detection is published once (its id derives from the incident and
     the step, or from the episode)."""
-    state = state_of(tx, resident)
+    state, counted = state_of(tx, resident)
     if state.config is None:
         return
     actions = due_actions(resident, state, tx.now)
@@ -173,10 +191,15 @@ async def take_due_steps(resident: str, tx: Tx) -> None:
         tx.count(ACTIONS.labels(outcome.outcome))
         log.info("incident.action", action_id=action.action_id, outcome=outcome.outcome)
         if outcome.facts:
-            publish(tx, resident, outcome, None)
+            counted = publish(tx, resident, outcome, None, counted)
             state = outcome.state
     # Fired late with nothing due any more (inactivity due at 21:59, fired after bedtime),
     # nothing changes: the kernel asks `home_deadline` again, here for the next morning.
+
+
+def count_partition(partition: int, scan: Scan) -> None:
+    """A partition opened here: its gauge's figures counted from its stored homes."""
+    HELD.opened(partition, figures.of_partition(scan, HOMES))
 
 
 PROCESSOR = Processor(
@@ -193,4 +216,5 @@ PROCESSOR = Processor(
         TableSpec(HOMES, "Configuration, devices, last activity, incidents, visits (domain.home)."),
     ),
     timers=(Timer("home-steps", (HOMES,), home_deadline, take_due_steps),),
+    partition_hooks=(PartitionHook("gauges", count_partition, HELD.closed),),
 )

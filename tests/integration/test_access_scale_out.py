@@ -1,8 +1,10 @@
 """Access on three instances: the three territories' agendas are scheduled on three
-partitions, so by more than one instance, and each request is still booked once."""
+partitions, so by more than one instance, and each request is still booked once. An
+instance restarted shows the same agenda gauges before any new event."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -10,10 +12,11 @@ import pytest
 from google.protobuf import json_format
 
 from emeuse.access.v1 import access_service_pb2 as api
-from emeuse.registry import SLOT_BOOKED
+from emeuse.access.v1.access_events_pb2 import Profession, Urgency
+from emeuse.registry import PARTITIONS, SLOT_BOOKED
 from emeuse.runtime.pseudonym import random_pseudonym
 from tests.integration.events import new_id
-from tests.integration.harness import metric
+from tests.integration.harness import ServiceProcess, metric
 from tests.integration.test_access import access, again
 
 COMMUNES = {"52": "52121", "54": "54395", "55": "55029"}
@@ -132,3 +135,71 @@ def test_three_instances_share_the_three_territories_and_book_each_request_once(
     finally:
         for process in more:
             assert process.stop() is not None
+
+
+# Territory 52: besides this test, only earlier tests' requests (long flagged or booked) and
+# slots hours ahead are there; the Meuse's agenda changes with every test of test_access.py.
+GAUGED = "52"
+URGENCIES = ("immediate", "same_day", "within_7_days", "routine")
+
+
+def agenda_gauges(instance: ServiceProcess) -> dict[str, float]:
+    """Territory 52's agenda gauges, and the partitions held, from one scrape of /metrics."""
+    text = instance.metrics()
+    shown = {
+        "utilisation": metric(text, "emeuse_access_slot_utilisation", territory=GAUGED),
+        "partitions": metric(text, "emeuse_kernel_assigned_partitions"),
+    }
+    for urgency in URGENCIES:
+        for name in ("waiting", "unmet"):
+            shown[f"{name}:{urgency}"] = metric(
+                text, f"emeuse_access_{name}_requests", territory=GAUGED, urgency=urgency
+            )
+    return shown
+
+
+def unmet_specialist_request() -> api.RequestConsultationRequest:
+    """An immediate request for a specialty nobody offers: in line, and past its delay
+    (3 s in the tests) moments later."""
+    request = consultation(GAUGED)
+    request.request.urgency = Urgency.URGENCY_IMMEDIATE
+    request.request.profession = Profession.PROFESSION_SPECIALIST
+    request.request.specialty = f"derm-{uuid.uuid4().hex[:8]}"
+    return request
+
+
+@pytest.mark.usefixtures("line_left_as_found")
+def test_a_restarted_instance_shows_the_same_agenda_gauges_without_a_new_event(platform):
+    instance = platform.services["access"]
+    client = access(platform)
+    practitioner = gp(GAUGED)
+    again(client.RegisterPractitioner, practitioner)
+    again(client.PublishAvailability, slots(GAUGED, practitioner.practitioner.practitioner_id, 3))
+    for request in [consultation(GAUGED) for _ in range(4)] + [
+        unmet_specialist_request() for _ in range(2)
+    ]:
+        again(client.RequestConsultation, request)
+    # Settled: the flags of the immediate requests counted (5 s after them), three scrapes
+    # in a row the same.
+    seen: list[dict[str, float]] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        seen = [*seen[-2:], agenda_gauges(instance)]
+        now = seen[-1]
+        if now["unmet:immediate"] >= 2 and len(seen) == 3 and seen[0] == seen[1] == now:
+            break
+        time.sleep(2)
+    before = seen[-1]
+    assert before["unmet:immediate"] >= 2 and before["waiting:same_day"] >= 1, seen
+    assert 0 < before["utilisation"] <= 1
+
+    instance.stop()
+    instance.start()
+    instance.wait_serving()
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        after = agenda_gauges(instance)
+        if after["partitions"] == PARTITIONS and after == before:
+            break
+        time.sleep(1)
+    assert after == before, "agenda gauges after the restart"

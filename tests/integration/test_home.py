@@ -1,6 +1,6 @@
 """Home support end to end on the real broker: enrolment over gRPC, sensor events over
 Kafka, escalation contact by contact to the SAMU, acknowledgement, a worker killed in the
-middle of a chain, missed visits."""
+middle of a chain, missed visits, the offline-devices gauge across a restart."""
 
 from __future__ import annotations
 
@@ -29,11 +29,12 @@ from emeuse.registry import (
     INCIDENT_ESCALATED,
     INCIDENT_RAISED,
     INCIDENT_RESOLVED,
+    PARTITIONS,
     SENSOR_EVENT_REPORTED,
 )
 from emeuse.runtime.pseudonym import random_pseudonym
 from tests.integration.events import new_id, record
-from tests.integration.harness import Platform
+from tests.integration.harness import Platform, ServiceProcess, metric
 
 DAUGHTER, NEIGHBOUR, NURSE = "family-0001", "neighbour-0002", "ide-0107"
 PROVIDER, AIDES, AIDE = "provider-0042", "ssiad-0055", "aide-0311"
@@ -61,7 +62,15 @@ def contact(contact_id: str, role: str, ack: str) -> dict:
     return {"contact_id": contact_id, "role": f"CONTACT_ROLE_{role}", "acknowledge_within": ack}
 
 
-def enrol(platform: Platform, resident: str, ack: str = "3s", target: str | None = None) -> None:
+def enrol(
+    platform: Platform,
+    resident: str,
+    ack: str = "3s",
+    target: str | None = None,
+    territory: str = "55",
+    offline_after: str = "",
+) -> None:
+    thresholds = {"device_offline_after": offline_after} if offline_after else {}
     home = json_format.ParseDict(
         {
             "resident_pseudonym": resident,
@@ -76,12 +85,13 @@ def enrol(platform: Platform, resident: str, ack: str = "3s", target: str | None
             ],
             "device_provider": contact(PROVIDER, "DEVICE_PROVIDER", "3600s"),
             "aide_service": contact(AIDES, "HOME_AIDE_SERVICE", ack),
+            "thresholds": thresholds,
         },
         HomeConfigured(),
     )
     try:
         response = Home(platform, target).EnrollHome(
-            api.EnrollHomeRequest(home=home, territory="55", experiment_id="exp-domicile")
+            api.EnrollHomeRequest(home=home, territory=territory, experiment_id="exp-domicile")
         )
     except grpc.RpcError as error:
         # Accepted but not applied in time: the partition moved (an instance just joined)
@@ -540,3 +550,42 @@ def test_a_fall_with_injury_and_repeated_falls_ask_access_for_a_gp(platform, bus
     )
     assert again["event"]["reason_code"] == "home.fall.repeated"
     assert again["event"]["urgency"] == "URGENCY_WITHIN_7_DAYS"
+
+
+# Territory 52: the other tests enrol their homes in 55, so only this test's homes count there
+# (the shared platform's timers may change the other territories' figures at any moment).
+OFFLINE_HERE = {"territory": "52"}
+
+
+def offline_devices(home: ServiceProcess) -> tuple[float, float]:
+    """(devices offline in territory 52, partitions held), from one scrape of /metrics."""
+    text = home.metrics()
+    return (
+        metric(text, "emeuse_home_devices_offline", **OFFLINE_HERE),
+        metric(text, "emeuse_kernel_assigned_partitions"),
+    )
+
+
+def test_a_restarted_instance_shows_the_same_offline_devices_without_a_new_event(platform):
+    residents = [random_pseudonym() for _ in range(3)]
+    for resident in residents:
+        # Two devices each, never heard from: offline two seconds after the enrolment.
+        enrol(platform, resident, ack="600s", territory="52", offline_after="2s")
+    home = platform.services["home"]
+    expected = 2 * len(residents)
+    deadline = time.monotonic() + 60
+    while offline_devices(home)[0] < expected and time.monotonic() < deadline:
+        time.sleep(1)
+    before, _ = offline_devices(home)
+    assert before == expected
+
+    home.stop()
+    home.start()
+    home.wait_serving()
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        shown, held = offline_devices(home)
+        if held == PARTITIONS and shown == before:
+            break
+        time.sleep(1)
+    assert (shown, held) == (before, PARTITIONS), "offline devices after the restart"

@@ -2,7 +2,8 @@
 
 Each partition's figures are counted from its whole committed state when it is opened here
 (a PartitionHook's `opened`), changed by what each batch changes once it commits (the
-handlers' deltas, through `Tx.on_commit`), and dropped when the partition is let go. So an
+handlers' deltas, or a part of the partition counted again, through `Tx.on_commit`), and
+dropped when the partition is let go. So an
 instance that restarts, or takes partitions over in a rebalance, shows at once what it
 holds, and the sum over the instances is the platform's.
 """
@@ -53,8 +54,22 @@ class PartitionSums:
             changed[name] = changed.get(name, 0) + value
         self._held[partition] = changed
 
+    def recounted(self, partition: int, figures: Mapping[str, int]) -> None:
+        """Some figures of a held partition counted again from its committed state (one
+        territory's, say): they replace what it had for them; nothing for one not held."""
+        held = self._held.get(partition)
+        if held is None:
+            return
+        self._held[partition] = {**held, **figures}
+
     def value(self, name: str) -> float:
-        return float(sum(figures.get(name, 0) for figures in list(self._held.values())))
+        return self.values(name)[0]
+
+    def values(self, *names: str) -> tuple[float, ...]:
+        """Figures read together, from the same partitions' figures (a ratio of two never
+        mixes a figure before a change with one after it)."""
+        held = list(self._held.values())
+        return tuple(float(sum(figures.get(name, 0) for figures in held)) for name in names)
 
     def partitions(self) -> set[int]:
         return set(self._held)

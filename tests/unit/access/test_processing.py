@@ -28,6 +28,7 @@ from emeuse.runtime.envelope import H_ID, territory_from_code
 from emeuse.runtime.events import Event
 from services.access.config import AccessSettings
 from services.access.domain.agenda import WAITING
+from services.access.metrics import watch
 from services.access.processing import (
     change_agenda,
     delay_ends_at,
@@ -65,7 +66,18 @@ async def no_summary(patient_: str) -> None:
     return None
 
 
-PROCESSOR = processor(SETTINGS, no_summary)
+class Clock:
+    """The time a partition is opened at, as the test sets it."""
+
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+CLOCK = Clock()
+PROCESSOR = processor(SETTINGS, no_summary, CLOCK)
 ON = {"settings": SETTINGS}
 
 
@@ -98,6 +110,19 @@ class Partition:
                 self.committed[table].pop(key, None)
             else:
                 self.committed[table][key] = value
+        for apply in tx.committed():  # its metrics, as the kernel applies them on commit
+            apply()
+
+    def open_here(self, now: datetime = NOW) -> None:
+        """Tell the partition hooks this partition is opened at `now`, with its committed
+        state."""
+        CLOCK.now = now
+        for hook in PROCESSOR.partition_hooks:
+            hook.opened(self.number, lambda table: list(self.committed[table].items()))
+
+    def close_here(self) -> None:
+        for hook in PROCESSOR.partition_hooks:
+            hook.closed(self.number)
 
     def lookup(self, key: str):
         return lambda table: self.committed[table].get(key)
@@ -183,7 +208,9 @@ def test_a_critical_alert_asks_the_territorys_scheduler_and_writes_no_table():
 
 
 def test_the_agenda_gauges_are_set_once_shortly_after_a_burst_of_changes():
+    watch(("55",))
     meuse = Partition()
+    meuse.open_here()
     tx = meuse.tx()
     for name in ("one", "two"):
         asked = consultation(name, urgency=IMMEDIATE)

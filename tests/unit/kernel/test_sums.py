@@ -40,3 +40,20 @@ def test_opening_a_partition_again_counts_it_afresh_not_on_top():
     sums.add(2, {"entries": 1})
     sums.opened(2, {"entries": 7})
     assert sums.value("entries") == 7
+
+
+def test_a_recount_replaces_the_figures_it_counts_and_leaves_the_others():
+    sums = PartitionSums()
+    sums.opened(4, {"waiting:55": 3, "upcoming:55": 10, "waiting:54": 2})
+    sums.opened(5, {"waiting:52": 1})
+    sums.recounted(4, {"waiting:55": 0, "upcoming:55": 12})  # the Meuse's agenda counted again
+    assert sums.values("waiting:55", "upcoming:55", "waiting:54", "waiting:52") == (0, 12, 2, 1)
+
+
+def test_a_recount_of_a_partition_let_go_is_ignored():
+    sums = PartitionSums()
+    sums.opened(4, {"waiting:55": 3})
+    sums.closed(4)
+    sums.recounted(4, {"waiting:55": 5})  # committed as it went: its next owner counts it
+    assert sums.value("waiting:55") == 0
+    assert sums.partitions() == set()
