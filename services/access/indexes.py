@@ -18,7 +18,7 @@ rows the first time the scheduler touches it (marked `built`), once.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from services.access.domain.agenda import GP, WAITING, Practitioner, RequestState, SlotState
@@ -42,7 +42,7 @@ def _need_id(kind: str, need: Need) -> str:
 class Indexes:
     """The indexes of one territory, read and written through its agenda (so staged dry
     runs stage their index changes too). Values are never changed in place: a transaction
-    may hold the previous one for a rollback."""
+    may hold the previous one for a rollback, and every reader shares the stored one."""
 
     def __init__(
         self,
@@ -91,21 +91,25 @@ class Indexes:
             self._write(entity_id, value)
         self._write("built", {"version": VERSION})
 
-    def _get(self, entity_id: str) -> dict[str, Any]:
+    def _get(self, entity_id: str) -> Mapping[str, Any]:
+        """The index as stored, shared with every reader (state.CODECS): never changed in
+        place, only replaced."""
         self._ensure_built()
-        return dict(self._read(entity_id) or {})
+        return self._read(entity_id) or {}
 
     def _change(self, entity_id: str, key: str, entry: Any | None) -> None:
-        """Set (or, with None, drop) one entry of an index, writing only a change."""
-        index = self._get(entity_id)
+        """Set (or, with None, drop) one entry of an index, writing only a change: the copy,
+        the size of the index, is made only then (a flag changes no index)."""
+        stored = self._get(entity_id)
         if entry is None:
-            if key not in index:
+            if key not in stored:
                 return
+            index = dict(stored)
             del index[key]
         else:
-            if index.get(key) == entry:
+            if stored.get(key) == entry:
                 return
-            index[key] = entry
+            index = {**stored, key: entry}
         self._write(entity_id, index)
 
     # -- reads ---------------------------------------------------------------------------
@@ -156,7 +160,7 @@ class Indexes:
 
     def drop_started(self, need: Need, stale: list[str]) -> None:
         """Forget free slots long started: they can never be booked again."""
-        index = self._get(_need_id("free", need))
+        index = dict(self._get(_need_id("free", need)))
         for slot_id in stale:
             index.pop(slot_id, None)
         self._write(_need_id("free", need), index)

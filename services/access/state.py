@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from emeuse.kernel.declare import TableSpec
+from emeuse.kernel.declare import JsonCodec, SharedJsonCodec, TableSpec
 from emeuse.kernel.tx import Tx
 from emeuse.registry import AGENDA_PARTITION
 from services.access.scheduling import AgendaTables, Rows
@@ -49,8 +49,12 @@ def agenda_partition(key: str) -> str:
     return AGENDA_PARTITION.format(territory_of(key))
 
 
+# The indexes hold a territory's whole line of a need (tens of thousands of requests in a
+# busy one): read on every request and every flag, decoded once and shared (indexes.py never
+# changes one in place). Decoding one per flag held flags back minutes in make chaos --full.
+CODECS = {INDEXES: SharedJsonCodec()}
 TABLES = tuple(
-    TableSpec(name, help, partition_key=agenda_partition)
+    TableSpec(name, help, codec=CODECS.get(name, JsonCodec()), partition_key=agenda_partition)
     for name, help in (
         (PRACTITIONERS, "Directory (domain.agenda.Practitioner)."),
         (SLOTS, "Published slots and their booking (SlotState)."),

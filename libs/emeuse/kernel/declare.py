@@ -42,6 +42,14 @@ class JsonCodec:
         return json.loads(data)
 
 
+class SharedJsonCodec(JsonCodec):
+    """JSON documents that handlers never change in place (they build new ones): decoded
+    once and handed to every reader from the task's cache. For a large document read far
+    more often than written (an index), where decoding it on each read is most of the cost."""
+
+    shared = True
+
+
 @dataclass(frozen=True)
 class CodecOf:
     """A codec from two functions. `shared=True` says values are never changed in place

@@ -3,6 +3,7 @@ and books exactly what a scan of the territory would."""
 
 import random
 from datetime import timedelta
+from types import MappingProxyType
 
 from services.access import scheduling
 from services.access.domain.agenda import BOOKED, RequestState
@@ -13,6 +14,8 @@ from tests.unit.access.meuse import (
     BAR_LE_DUC,
     CANCEL,
     COMMERCY,
+    COORDINATORS,
+    DELAYS,
     IMMEDIATE,
     NOW,
     ROUTINE,
@@ -135,3 +138,40 @@ def test_the_index_books_what_a_scan_of_the_territory_would():
     assert {need_of_request(r) for r in meuse.agenda.waiting()} <= {
         (SPECIALIST, s) for s in specialties
     }
+
+
+class SharedValues(dict):
+    """The indexes table as the kernel hands it out: every reader gets the stored object
+    itself (state.CODECS), read only here, so a change in place would raise."""
+
+    def get(self, key, default=None):
+        value = super().get(key, default)
+        return MappingProxyType(value) if isinstance(value, dict) else value
+
+
+def test_the_indexes_replace_their_values_and_never_change_one_in_place():
+    meuse = Meuse()
+    meuse.tables.indexes = SharedValues(meuse.tables.indexes)
+    meuse.agenda = Agenda("55", meuse.tables)
+    meuse.register(practitioner("gp-bld", BAR_LE_DUC))
+    meuse.register(practitioner("card-vdn", VERDUN, profession=SPECIALIST, specialty="card"))
+    meuse.publish(availability("gp-bld", at(10), at(11)))
+    for name in ("first", "second", "third"):
+        meuse.ask(consultation(name, urgency=IMMEDIATE, requested_at=NOW))
+    meuse.ask(consultation("card-patient", profession=SPECIALIST, specialty="card"))
+    assert set(given(meuse.ask(consultation("fourth")))) <= {"fourth"}
+    line = dict(meuse.tables.indexes.get("55|line:1:") or {})
+    # A flag changes no index: the line stored is the very object it was.
+    stored = dict.get(meuse.tables.indexes, "55|line:1:")
+    due = scheduling.delay_due("55", "third", NOW + timedelta(hours=3))
+    flagged = scheduling.apply_action(
+        meuse.agenda, due, NOW + timedelta(hours=3), delays=DELAYS, coordinators=COORDINATORS
+    )
+    assert flagged.outcome != "unknown_request"
+    assert dict.get(meuse.tables.indexes, "55|line:1:") is stored
+    # A request joining the line replaces it; the object readers hold stays as it was.
+    meuse.ask(consultation("fifth", urgency=IMMEDIATE, requested_at=NOW))
+    joined = dict.get(meuse.tables.indexes, "55|line:1:")
+    assert joined is not stored and set(joined) == set(line) | {"fifth"}
+    assert dict(stored) == line
+    meuse.agenda.indexes.drop_started(need_of_request(meuse.agenda.request("first")), ["x"])
