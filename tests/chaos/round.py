@@ -53,6 +53,10 @@ DRAIN_AT_MOST_S = 1800.0
 # 25-60 s restart, was followed by no input until the next fault's, and its recovery was
 # measured to that.)
 TRICKLE_PER_S = 2.0
+# Outputs still coming (timers firing late) are waited for while their count grows, up to
+# this long after the inputs were committed; the report says when they were all there.
+OUTPUTS_STALLED_S = 60.0
+OUTPUTS_AT_MOST_S = 900.0
 AFTER_FAULT_PER_PARTITION = 2
 # The trickle stops while no more is left than for this many faults' records.
 KEPT_FOR_FAULTS = 4
@@ -380,7 +384,14 @@ def run_round(
                 fault.notes.append(monitor.why_not_recovered(fault, stream_tps))
 
         unreadable: list[Unreadable] = []
-        found = _read_complete(bootstrap, outputs, out_start, scenario, workload, unreadable)
+        found, complete_s = _read_complete(
+            bootstrap, outputs, out_start, scenario, workload, unreadable
+        )
+        report.notes.append(
+            f"outputs all there {complete_s:.0f} s after the inputs were committed"
+            if complete_s is not None
+            else "outputs never all there (see the rows)"
+        )
         report.unreadable_outputs = sorted({str(u) for u in unreadable})
         report.rows = scenario.check(workload, found)
         report.rows.append(_poison_row(report.faults, found[dead_letters.name], producer))
@@ -422,20 +433,30 @@ def _read_complete(
     scenario: Scenario,
     workload: Workload,
     unreadable: list[Unreadable],
-) -> dict[str, list[Output]]:
-    """Outputs once the expected number of ours is there (timers may still be running) or the
-    timers' time is well past; then a few seconds more, for late duplicates to show. Those
-    no client can decode are put in `unreadable` (from the last read)."""
+) -> tuple[dict[str, list[Output]], float | None]:
+    """Outputs once the expected number of ours is there (timers may still be running), or
+    once their count has stopped growing for OUTPUTS_STALLED_S past the timers' time (a
+    loss), or after OUTPUTS_AT_MOST_S; then a few seconds more, for late duplicates to show.
+    Also how long after the call they were all there (None: never). Those no client can
+    decode are put in `unreadable` (from the last read)."""
     keys = {k.encode() for k in workload.keys}
-    deadline = time.monotonic() + scenario.timers_s + 60
+    began = grew = time.monotonic()
+    seen, complete_s = -1, None
     while True:
         found = read_outputs(bootstrap, outputs, start)
         ours = sum(1 for spec in scenario.outputs for o in found[spec.name] if o.key in keys)
-        if ours >= workload.outputs_expected or time.monotonic() > deadline:
+        now = time.monotonic()
+        if ours >= workload.outputs_expected:
+            complete_s = now - began
+            break
+        if ours > seen:
+            seen, grew = ours, now
+        stalled = now - grew > max(OUTPUTS_STALLED_S, scenario.timers_s + OUTPUTS_STALLED_S)
+        if stalled or now - began > OUTPUTS_AT_MOST_S:
             break
         time.sleep(2)
     time.sleep(scenario.timers_s + 2)
-    return read_outputs(bootstrap, outputs, start, unreadable=unreadable)
+    return read_outputs(bootstrap, outputs, start, unreadable=unreadable), complete_s
 
 
 def _poison_row(faults: list[Fault], letters: list[Output], producer: Producer) -> Row:
