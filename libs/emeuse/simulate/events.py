@@ -62,6 +62,7 @@ class SimEvent:
     message: dict[str, Any] = field(default_factory=dict)  # proto3 JSON
     raw: bytes | None = None  # a malformed record: these bytes instead of the message
     due: float = 0.0  # seconds after the first live event when it is sent
+    stage: int = 0  # the setup stage it belongs to (1, 2), 0 for a live event
 
     def to_json(self) -> str:
         line: dict[str, Any] = {
@@ -74,11 +75,32 @@ class SimEvent:
             "event_id": self.event_id,
             "due": round(self.due, 6),
         }
+        if self.stage:
+            line["stage"] = self.stage
         if self.raw is not None:
             line["raw_base64"] = base64.b64encode(self.raw).decode()
         else:
             line["message"] = self.message
         return json.dumps(line, ensure_ascii=False, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> SimEvent:
+        """The event a line of `to_json` (a --dry-run file) holds."""
+        line = json.loads(text)
+        raw = line.get("raw_base64")
+        return cls(
+            line["kind"],
+            line["via"],
+            line["target"],
+            line["territory"],
+            line["subject"],
+            datetime.fromisoformat(line["at"]),
+            line["event_id"],
+            line.get("message", {}),
+            base64.b64decode(raw) if raw is not None else None,
+            line["due"],
+            line.get("stage", 0),
+        )
 
 
 def rfc3339(moment: datetime) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -68,6 +68,7 @@ def plan(options: Options, now: datetime | None = None, setup: bool = True) -> P
     if stages:
         stages[0].extend(consents(population, options, users, start, earliest(options, start)))
         stages[-1].extend(visits)
+        stages = [[replace(e, stage=n) for e in stage] for n, stage in enumerate(stages, 1)]
     withdrawing = withdrawals(population, options, users, start)
     calls = sorted([*timed_calls(population, options, start, visits), *withdrawing], key=_due)
     return Plan(

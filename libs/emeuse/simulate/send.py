@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from emeuse.simulate.batches import BatchProducer, Headers
 from emeuse.simulate.encode import build
 from emeuse.simulate.events import GRPC, SimEvent, rfc3339
 from emeuse.simulate.partners import PARTNER, register
+from emeuse.simulate.replay import record_id
 
 SOURCE = "emeuse/simulate"
 Done = Callable[[str, str | None], None]
@@ -201,7 +201,7 @@ class PlatformTransport:
             territory=event.territory,
             experiment_id=self.experiment,
             occurred_at=event.at,
-            event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"emeuse-simulate:{event.event_id}")),
+            event_id=record_id(event),
         )
         producer.add(
             record.topic, record.key or b"", record.value, record.headers, (done, event.kind)
@@ -237,7 +237,7 @@ class PlatformTransport:
         else:
             value = build(spec.message, event.message).SerializeToString()
         # The same simulated event always has the same id: a duplicate is one.
-        event_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"emeuse-simulate:{event.event_id}"))
+        event_id = record_id(event)
         shared = self.headers.get((spec.name, event.territory))
         if shared is None or event.subject not in self.subjects:
             shared = self._shared_headers(spec, event, event_id)
