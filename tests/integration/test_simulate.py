@@ -19,6 +19,7 @@ from emeuse.registry import (
     CONSULTATION_STATUS_CHANGED,
     INCIDENT_RAISED,
     READING_RECORDED,
+    VISIT_ENDED,
     dead_letter_topic,
 )
 from emeuse.simulate.care_team import CareTeams
@@ -96,6 +97,9 @@ def test_a_simulated_territory_raises_alerts_and_home_incidents_and_sets_bad_inp
         )
     # Aides checked in to some of the visits planned; the others were missed (above).
     assert tally.sent["home.visit_planned"] > tally.sent["home.visit_checked_in"] > 0
+    # Each aide who came left before the run's end: the visit ended, its length measured.
+    assert tally.sent["home.visit_checked_out"] == tally.sent["home.visit_checked_in"]
+    bus.wait_for(VISIT_ENDED.name, lambda r: r["key"] in residents)
     assert tally.sent["prevention.opted_out"] > 0
     # Care teams take some alerts in hand, and leave others to escalate.
     assert tally.sent["care_team.alert_acknowledged"] > 0
