@@ -18,8 +18,9 @@ from emeuse.runtime.auth import AuthSetupError, bearer, read_token
 from emeuse.simulate.batches import TopicUnavailableError
 from emeuse.simulate.care_team import CareTeams
 from emeuse.simulate.events import Options
+from emeuse.simulate.feed_readers import FeedReaders
 from emeuse.simulate.lag import PlatformLag
-from emeuse.simulate.run import run
+from emeuse.simulate.run import Plan, run
 from emeuse.simulate.send import (
     DEFAULT_TARGETS,
     FileTransport,
@@ -114,6 +115,11 @@ def add_simulate_command(commands: Any, bootstrap_option: Any) -> None:
         "--no-setup",
         action="store_true",
         help="send only the live events (enrolled by an earlier run of the same seed and scale)",
+    )
+    simulate.add_argument(
+        "--no-partner-reads",
+        action="store_true",
+        help="the simulated partners only publish: no partner app reads its feed",
     )
     simulate.add_argument(
         "--linger",
@@ -219,6 +225,15 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             args.bootstrap, options, people, transport, tally, login=tool_kafka_login()
         )
 
+    def partner_apps(run_plan: Plan, tally: Tally) -> FeedReaders:
+        return FeedReaders(
+            run_plan.partners,
+            run_plan.users,
+            run_plan.withdrawn,
+            args.partner_secrets_dir,
+            tally,
+        )
+
     try:
         tally = run(
             options,
@@ -228,6 +243,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             linger_s=args.linger,
             setup=not args.no_setup,
             lag=PlatformLag(args.bootstrap, login=tool_kafka_login()),
+            feed_readers=None if args.no_partner_reads else partner_apps,
         )
     except TopicUnavailableError as exc:
         raise CliError(str(exc)) from None

@@ -74,10 +74,16 @@ class Tally:
         with self.lock:
             self.pending += 1
 
-    def count(self, kind: str) -> None:
+    def count(self, kind: str, times: int = 1) -> None:
         """Something that happened without a call or a record (an alert left unanswered)."""
         with self.lock:
-            self.sent[kind] += 1
+            self.sent[kind] += times
+
+    def fail(self, kind: str, reason: str, times: int = 1) -> None:
+        """Something seen that should not have happened (a partner fed without consent)."""
+        with self.lock:
+            self.failed[kind] += times
+            self.reasons[reason] += times
 
     def done(self, kind: str, error: str | None) -> None:
         with self.lock:
