@@ -1,7 +1,8 @@
-"""Home-aide check-outs and partners reading their feeds."""
+"""Home-aide check-outs, partners reading their feeds, experiments rolled out per territory."""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections import Counter
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from emeuse.cli.main import main
 from emeuse.simulate.calls import VISIT_LENGTH_S
 from emeuse.simulate.events import Options
 from emeuse.simulate.feed_reader import FeedTally, read_users, users_lines
@@ -114,3 +116,70 @@ def test_an_app_that_stopped_without_a_report_is_a_failure_naming_its_log(tmp_pa
     readers.stop()
     assert tally.failed["partner.feed_read"] == 1
     assert any("sim-one.log" in reason for reason in tally.reasons)
+
+
+def rolled_out(rollout_at: datetime, seed: int = 34) -> Options:
+    # A day of events sent in a minute: the times span the 24 h before the run ends.
+    return Options(
+        seed=seed,
+        scale=0.02,
+        rate=300,
+        duration=60,
+        speed=1440,
+        start=START,
+        rollout_at=rollout_at,
+        experiment="telesuivi",
+        baseline_experiment="usual-care",
+    )
+
+
+def test_an_experiment_reaches_52_and_54_from_its_rollout_date_and_is_in_55_from_the_start():
+    noon = START - timedelta(hours=12)  # half-way through the simulated day
+    live = [e for e in plan(rolled_out(noon), now=START).live if e.via != "grpc"]
+    in_55 = [e for e in live if e.territory == "55"]
+    elsewhere = [e for e in live if e.territory in ("52", "54")]
+    assert in_55 and elsewhere
+    assert all(e.experiment == "" for e in in_55)  # the run's own, telesuivi
+    for event in elsewhere:
+        assert event.experiment == ("usual-care" if event.at < noon else "")
+    before = sum(1 for e in elsewhere if e.experiment == "usual-care")
+    assert before / len(elsewhere) == pytest.approx(0.5, abs=0.05)
+    # Written to a --dry-run file, an event says its experiment when it is not the run's.
+    assert json.loads(next(e for e in elsewhere if e.at < noon).to_json())["experiment"]
+
+
+def test_before_the_rollout_52_and_54_enrol_under_their_usual_care_and_55_in_the_experiment():
+    later = START + timedelta(days=30)
+    stages = plan(rolled_out(later), now=START).stages
+    enrolments = [e for stage in stages for e in stage if "experiment_id" in e.message]
+    assert {e.territory for e in enrolments} == {"55", "52", "54"}
+    for event in enrolments:
+        expected = "telesuivi" if event.territory == "55" else "usual-care"
+        assert event.message["experiment_id"] == expected, event.kind
+    # The same seed and options: the same events, experiments included.
+    again = plan(rolled_out(later), now=START).stages
+    assert [e.to_json() for s in again for e in s] == [e.to_json() for s in stages for e in s]
+
+
+def test_without_a_rollout_every_event_is_the_runs_experiments():
+    options = Options(seed=35, duration=10, start=START)
+    run_plan = plan(options, now=START)
+    assert all(e.experiment == "" for e in run_plan.live)
+    enrolments = [e for stage in run_plan.stages for e in stage if "experiment_id" in e.message]
+    assert {e.message["experiment_id"] for e in enrolments} == {"simulation"}
+
+
+@pytest.mark.parametrize(
+    ("arguments", "said"),
+    [
+        (["--rollout-at", "2026-12-07T08:00:00"], "--rollout-at needs a UTC offset"),
+        (
+            ["--rollout-at", "2026-12-07T08:00Z", "--baseline-experiment", "simulation"],
+            "must differ",
+        ),
+        (["--baseline-experiment", "Usual Care"], "is not an experiment id"),
+    ],
+)
+def test_a_rollout_asked_wrongly_is_refused_with_a_clear_error(arguments, said, capsys):
+    assert main(["simulate", "--dry-run", "/dev/null", *arguments]) == 1
+    assert said in capsys.readouterr().err
