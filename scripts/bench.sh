@@ -29,6 +29,8 @@ if deploy/kafka/kafka.sh fresh; then
   run kernel env PYTHONPATH="$root" BENCH_PROFILE="${BENCH_PROFILE:-5}" .venv/bin/python \
     benchmarks/bench_kernel.py
   run kernel_states env PYTHONPATH="$root" .venv/bin/python benchmarks/bench_kernel_states.py
+  # The seven services under a seeded `emeuse simulate --dry-run` load, beside a bare loop.
+  run simulate env PYTHONPATH="$root" .venv/bin/python benchmarks/bench_simulate.py
 else
   failed+=("consent_withdrawal (no broker)")
 fi

@@ -19,12 +19,14 @@ from emeuse.registry import (
     CONSULTATION_STATUS_CHANGED,
     INCIDENT_RAISED,
     READING_RECORDED,
+    VISIT_ENDED,
     dead_letter_topic,
 )
 from emeuse.simulate.care_team import CareTeams
 from emeuse.simulate.events import Options
+from emeuse.simulate.feed_readers import FeedReaders
 from emeuse.simulate.lag import PlatformLag
-from emeuse.simulate.run import plan, run
+from emeuse.simulate.run import Plan, plan, run
 from emeuse.simulate.send import PlatformTransport, Tally
 from emeuse.simulate.setup import setup_stages, slot_id, slot_starts
 from tests.integration.test_access import access, withdraw_waiting
@@ -75,9 +77,18 @@ def test_a_simulated_territory_raises_alerts_and_home_incidents_and_sets_bad_inp
     def care_teams(people: set[str], tally: Tally) -> CareTeams:
         return CareTeams(bus.bootstrap, options, people, transport, tally)
 
+    def partner_apps(run_plan: Plan, tally: Tally) -> FeedReaders:
+        return FeedReaders(run_plan.partners, run_plan.users, run_plan.withdrawn, tmp_path, tally)
+
     try:
         tally = run(
-            options, transport, Console(quiet=True), responders=care_teams, linger_s=8, lag=lag
+            options,
+            transport,
+            Console(quiet=True),
+            responders=care_teams,
+            linger_s=8,
+            lag=lag,
+            feed_readers=partner_apps,
         )
     finally:
         transport.close()
@@ -96,6 +107,9 @@ def test_a_simulated_territory_raises_alerts_and_home_incidents_and_sets_bad_inp
         )
     # Aides checked in to some of the visits planned; the others were missed (above).
     assert tally.sent["home.visit_planned"] > tally.sent["home.visit_checked_in"] > 0
+    # Each aide who came left before the run's end: the visit ended, its length measured.
+    assert tally.sent["home.visit_checked_out"] == tally.sent["home.visit_checked_in"]
+    bus.wait_for(VISIT_ENDED.name, lambda r: r["key"] in residents)
     assert tally.sent["prevention.opted_out"] > 0
     # Care teams take some alerts in hand, and leave others to escalate.
     assert tally.sent["care_team.alert_acknowledged"] > 0
@@ -119,6 +133,9 @@ def test_a_simulated_territory_raises_alerts_and_home_incidents_and_sets_bad_inp
         READING_RECORDED.name,
         lambda r: r["key"] in patients and r["headers"].get("ce_source", "").startswith("partner/"),
     )
+    # The partners' apps (the SDK, their own credentials) read their feeds: consenting
+    # patients' readings only (a reading of anyone else would have failed the run above).
+    assert tally.sent["partner.feed_read"] > 0, tally.sent
     # The live view measured the services' consumer lag.
     assert lag.latest is not None and "emeuse-chronic" in lag.latest.per_group
     # Malformed readings are dead-lettered with their reason, never dropped in silence.

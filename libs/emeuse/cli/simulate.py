@@ -15,11 +15,13 @@ from rich.console import Console
 from emeuse.cli.environment import tool_grpc_tls, tool_kafka_login
 from emeuse.cli.errors import CliError
 from emeuse.runtime.auth import AuthSetupError, bearer, read_token
+from emeuse.runtime.envelope import EXPERIMENT_ID
 from emeuse.simulate.batches import TopicUnavailableError
 from emeuse.simulate.care_team import CareTeams
 from emeuse.simulate.events import Options
+from emeuse.simulate.feed_readers import FeedReaders
 from emeuse.simulate.lag import PlatformLag
-from emeuse.simulate.run import run
+from emeuse.simulate.run import Plan, run
 from emeuse.simulate.send import (
     DEFAULT_TARGETS,
     FileTransport,
@@ -79,7 +81,22 @@ def add_simulate_command(commands: Any, bootstrap_option: Any) -> None:
         choices=["55", "52", "54"],
         help="only this département (repeat for several; default all three)",
     )
-    simulate.add_argument("--experiment", default="simulation", help="experiment id of everything")
+    simulate.add_argument(
+        "--experiment", default="simulation", help="experiment id of everything (but below)"
+    )
+    simulate.add_argument(
+        "--rollout-at",
+        metavar="TIME",
+        help="roll the experiment out per territory: in 55 from the start, in 52 and 54 from "
+        "this simulated time (ISO 8601 with offset; among the times the events say, see "
+        "--speed); before it their events belong to --baseline-experiment",
+    )
+    simulate.add_argument(
+        "--baseline-experiment",
+        default="usual-care",
+        help="with --rollout-at: the experiment of 52's and 54's events before it (their usual "
+        "care; default usual-care)",
+    )
     simulate.add_argument(
         "--acknowledge-within",
         type=int,
@@ -116,6 +133,11 @@ def add_simulate_command(commands: Any, bootstrap_option: Any) -> None:
         help="send only the live events (enrolled by an earlier run of the same seed and scale)",
     )
     simulate.add_argument(
+        "--no-partner-reads",
+        action="store_true",
+        help="the simulated partners only publish: no partner app reads its feed",
+    )
+    simulate.add_argument(
         "--linger",
         type=float,
         default=0.0,
@@ -147,15 +169,31 @@ def add_simulate_command(commands: Any, bootstrap_option: Any) -> None:
     bootstrap_option(simulate)
 
 
+def _time(option: str, text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise CliError(f"{option} {text!r} is not an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        raise CliError(f"{option} needs a UTC offset, e.g. 2026-12-07T08:00:00+01:00")
+    return moment
+
+
 def options_from(args: argparse.Namespace) -> Options:
-    start = None
-    if args.start:
-        try:
-            start = datetime.fromisoformat(args.start)
-        except ValueError:
-            raise CliError(f"--start {args.start!r} is not an ISO 8601 time") from None
-        if start.tzinfo is None:
-            raise CliError("--start needs a UTC offset, e.g. 2026-12-07T08:00:00+01:00")
+    start = _time("--start", args.start)
+    rollout_at = _time("--rollout-at", args.rollout_at)
+    for option, experiment in (
+        ("--experiment", args.experiment),
+        ("--baseline-experiment", args.baseline_experiment),
+    ):
+        if not EXPERIMENT_ID.fullmatch(experiment):
+            raise CliError(
+                f"{option} {experiment!r} is not an experiment id ([a-z0-9][a-z0-9._-]*)"
+            )
+    if rollout_at and args.baseline_experiment == args.experiment:
+        raise CliError("--baseline-experiment must differ from --experiment")
     if not 0 < args.scale <= 1:
         raise CliError("--scale must be above 0 and at most 1")
     if args.rate <= 0 or args.duration < 0:
@@ -179,6 +217,8 @@ def options_from(args: argparse.Namespace) -> Options:
         start=start,
         territories=tuple(args.territory or ()),
         experiment=args.experiment,
+        rollout_at=rollout_at,
+        baseline_experiment=args.baseline_experiment,
         acknowledge_within_s=args.acknowledge_within,
         expected_every_s=args.expected_every,
         visit_missed_after_s=args.visit_missed_after,
@@ -210,6 +250,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             partner_secrets=args.partner_secrets_dir,
             tls=tool_grpc_tls(),
             login=tool_kafka_login(),
+            baseline=options.baseline_experiment if options.rollout_at else "",
         )
     except (AIOKafkaError, OSError) as exc:
         raise CliError(f"cannot reach Kafka at {args.bootstrap}: {type(exc).__name__}") from None
@@ -217,6 +258,15 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     def care_teams(people: set[str], tally: Tally) -> CareTeams:
         return CareTeams(
             args.bootstrap, options, people, transport, tally, login=tool_kafka_login()
+        )
+
+    def partner_apps(run_plan: Plan, tally: Tally) -> FeedReaders:
+        return FeedReaders(
+            run_plan.partners,
+            run_plan.users,
+            run_plan.withdrawn,
+            args.partner_secrets_dir,
+            tally,
         )
 
     try:
@@ -228,6 +278,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             linger_s=args.linger,
             setup=not args.no_setup,
             lag=PlatformLag(args.bootstrap, login=tool_kafka_login()),
+            feed_readers=None if args.no_partner_reads else partner_apps,
         )
     except TopicUnavailableError as exc:
         raise CliError(str(exc)) from None

@@ -13,6 +13,8 @@ from emeuse.simulate.population import Population
 from emeuse.simulate.setup import TERRITORY_ENUM
 
 VISIT_LENGTH_S = 1800
+STAY = (0.8, 1.1)  # how long an aide stays, as a share of the visit's planned length
+STAY_IN_SHORT_RUN = (0.3, 0.9)  # ... as a share of what is left of a run too short for that
 
 
 def visit_id(options: Options, start: datetime, number: int) -> str:
@@ -68,8 +70,9 @@ def timed_calls(
         # Up to two minutes late, less in a short run, so every check-in falls within it.
         arrived = begins + timedelta(seconds=rng.uniform(0, min(120, 0.2 * options.duration)))
         due = (arrived - start).total_seconds()
+        stay, squeezed = rng.uniform(*STAY), rng.uniform(*STAY_IN_SHORT_RUN)
         if due < options.duration:
-            check_in = {k: message[k] for k in ("resident_pseudonym", "visit_id", "aide_id")}
+            visit = {k: message[k] for k in ("resident_pseudonym", "visit_id", "aide_id")}
             calls.append(
                 SimEvent(
                     "home.visit_checked_in",
@@ -79,10 +82,11 @@ def timed_calls(
                     plan.subject,
                     arrived,
                     plan.event_id + "-in",
-                    {**check_in, "checked_in_at": rfc3339(arrived)},
+                    {**visit, "checked_in_at": rfc3339(arrived)},
                     due=due,
                 )
             )
+            calls.append(_check_out(plan, visit, due, stay, squeezed, options, start))
     for person in population.enrollees:
         if rng.random() < options.opt_out_share:
             due = rng.uniform(0, options.duration)
@@ -106,6 +110,36 @@ def timed_calls(
                 )
             )
     return sorted(calls, key=lambda call: call.due)
+
+
+def _check_out(
+    plan: SimEvent,
+    visit: dict[str, str],
+    checked_in: float,
+    stay: float,
+    squeezed: float,
+    options: Options,
+    start: datetime,
+) -> SimEvent:
+    """The aide leaving after `stay` of the planned length; when that would be after the
+    run's end, after `squeezed` of what is left of the run instead (a visit cannot be
+    accelerated: the home service measures it on the wall clock), so every visit checked
+    in during a run is checked out in it."""
+    due = checked_in + stay * VISIT_LENGTH_S
+    if due >= options.duration:
+        due = checked_in + squeezed * (options.duration - checked_in)
+    left = start + timedelta(seconds=due)
+    return SimEvent(
+        "home.visit_checked_out",
+        GRPC,
+        "home/CheckOut",
+        plan.territory,
+        plan.subject,
+        left,
+        plan.event_id + "-out",
+        {**visit, "checked_out_at": rfc3339(left)},
+        due=due,
+    )
 
 
 def merged(records: Iterator[SimEvent], calls: list[SimEvent]) -> Iterator[SimEvent]:

@@ -27,6 +27,9 @@ class Options:
     start: datetime | None = None  # time of the first live event (the run's start by default)
     territories: tuple[str, ...] = ()  # département codes; all three when empty
     experiment: str = "simulation"
+    # When the experiment reaches 52 and 54 (rollout.py); None: everywhere from the start.
+    rollout_at: datetime | None = None
+    baseline_experiment: str = "usual-care"  # what 52's and 54's events belong to before
     acknowledge_within_s: int = 1800  # care teams' and home contacts' delay to acknowledge
     expected_every_s: int = 0  # every monitored measure's interval; 0: its real cadence
     critical_rate: float = 0.02  # share of readings beyond a critical threshold
@@ -62,6 +65,8 @@ class SimEvent:
     message: dict[str, Any] = field(default_factory=dict)  # proto3 JSON
     raw: bytes | None = None  # a malformed record: these bytes instead of the message
     due: float = 0.0  # seconds after the first live event when it is sent
+    stage: int = 0  # the setup stage it belongs to (1, 2), 0 for a live event
+    experiment: str = ""  # the experiment its envelope names ("": the run's --experiment)
 
     def to_json(self) -> str:
         line: dict[str, Any] = {
@@ -74,11 +79,35 @@ class SimEvent:
             "event_id": self.event_id,
             "due": round(self.due, 6),
         }
+        if self.stage:
+            line["stage"] = self.stage
+        if self.experiment:
+            line["experiment"] = self.experiment
         if self.raw is not None:
             line["raw_base64"] = base64.b64encode(self.raw).decode()
         else:
             line["message"] = self.message
         return json.dumps(line, ensure_ascii=False, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> SimEvent:
+        """The event a line of `to_json` (a --dry-run file) holds."""
+        line = json.loads(text)
+        raw = line.get("raw_base64")
+        return cls(
+            line["kind"],
+            line["via"],
+            line["target"],
+            line["territory"],
+            line["subject"],
+            datetime.fromisoformat(line["at"]),
+            line["event_id"],
+            line.get("message", {}),
+            base64.b64decode(raw) if raw is not None else None,
+            line["due"],
+            line.get("stage", 0),
+            line.get("experiment", ""),
+        )
 
 
 def rfc3339(moment: datetime) -> str:

@@ -26,7 +26,10 @@ class Measure:
     def value(self, rng: random.Random, abnormal: str) -> float:
         """A reading: "" normal, "warning" outside low..high, "critical" beyond a critical."""
         if abnormal == "critical":
-            if self.critical_low > 0 and rng.random() < 0.5:
+            # A measure whose ceiling is its normal top (SpO2: 100 %) is critical only
+            # below: a value above it is impossible, which chronic dead-letters.
+            ceiling = self.critical_high <= self.high
+            if self.critical_low > 0 and (ceiling or rng.random() < 0.5):
                 return round(self.critical_low * rng.uniform(0.85, 0.97), 1)
             return round(self.critical_high * rng.uniform(1.03, 1.15), 1)
         if abnormal == "warning" and self.high < self.critical_high:

@@ -26,6 +26,7 @@ from pathlib import Path
 from emeuse.cli.errors import CliError
 from emeuse.simulate.events import GRPC, Options, SimEvent, rfc3339
 from emeuse.simulate.population import Population
+from emeuse.simulate.rollout import experiment_of
 
 PARTNER = "partner"  # SimEvent.via: a record on a partner's inbound topic
 PURPOSE = "remote-monitoring"
@@ -59,7 +60,7 @@ def _consent(
     territory: str,
     partner_id: str,
     granted: bool,
-    options: Options,
+    experiment: str,
     covers_from: datetime | None = None,
 ) -> dict[str, object]:
     change: dict[str, object] = {
@@ -68,7 +69,7 @@ def _consent(
         "purpose": PURPOSE,
         "granted": granted,
         "territory": territory,
-        "experiment_id": options.experiment,
+        "experiment_id": experiment,
     }
     if covers_from is not None:
         change["covers_from"] = rfc3339(covers_from)
@@ -90,8 +91,9 @@ def consents(
         person = patient.person
         partner_id = users.get(person.pseudonym)
         if partner_id:
+            experiment = experiment_of(options, person.territory, now)
             message = _consent(
-                person.pseudonym, person.territory, partner_id, True, options, covers_from
+                person.pseudonym, person.territory, partner_id, True, experiment, covers_from
             )
             events.append(
                 SimEvent(
@@ -119,7 +121,9 @@ def withdrawals(
         partner_id = users.get(person.pseudonym)
         if partner_id and rng.random() < options.consent_withdrawal_share:
             due = rng.uniform(0, options.duration)
-            message = _consent(person.pseudonym, person.territory, partner_id, False, options)
+            at = start + timedelta(seconds=due)
+            experiment = experiment_of(options, person.territory, at)
+            message = _consent(person.pseudonym, person.territory, partner_id, False, experiment)
             events.append(
                 SimEvent(
                     "partner.consent_withdrawn",
@@ -127,7 +131,7 @@ def withdrawals(
                     "gateway/RecordConsent",
                     person.territory,
                     person.pseudonym,
-                    start + timedelta(seconds=due),
+                    at,
                     f"withdrawal-{partner_id}-{person.pseudonym[4:16]}",
                     message,
                     due=due,
@@ -146,10 +150,10 @@ def register(
     bootstrap: str,
     partner_bootstrap: str,
     secrets_dir: Path,
-    experiment: str,
+    experiments: list[str],
 ) -> None:
     """What operations do for each partner (`emeuse partner add`), or, for one an earlier
-    run added, grant it this run's experiment; its settings file lands in `secrets_dir`."""
+    run added, grant it this run's experiments; its settings file lands in `secrets_dir`."""
     from emeuse.cli.main import main  # the CLI's own commands, run in this process
     from emeuse.cli.partner_admin import read_registrations
 
@@ -157,7 +161,8 @@ def register(
     for partner_id in partner_ids:
         common = ["--bootstrap", bootstrap, "--territory", "55", "--secrets-dir", str(secrets_dir)]
         grants = ["--purpose", PURPOSE, "--read", READING_TYPE, "--publish", READING_TYPE]
-        grants += ["--experiment", experiment]
+        for experiment in experiments:
+            grants += ["--experiment", experiment]
         registered = known.get(partner_id)
         settings = secrets_dir / f"{partner_id}.properties"
         if registered is not None and registered.active:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -51,6 +51,8 @@ class Plan:
     live: Iterable[SimEvent]
     live_count: int
     partners: list[str]  # partner ids whose devices send readings
+    users: dict[str, str]  # patient -> the partner whose device they use
+    withdrawn: dict[str, datetime]  # partner user -> when they withdraw their consent
 
 
 def plan(options: Options, now: datetime | None = None, setup: bool = True) -> Plan:
@@ -68,6 +70,7 @@ def plan(options: Options, now: datetime | None = None, setup: bool = True) -> P
     if stages:
         stages[0].extend(consents(population, options, users, start, earliest(options, start)))
         stages[-1].extend(visits)
+        stages = [[replace(e, stage=n) for e in stage] for n, stage in enumerate(stages, 1)]
     withdrawing = withdrawals(population, options, users, start)
     calls = sorted([*timed_calls(population, options, start, visits), *withdrawing], key=_due)
     return Plan(
@@ -76,6 +79,8 @@ def plan(options: Options, now: datetime | None = None, setup: bool = True) -> P
         merged(live_events(population, options, start, users, withdrawn_at(withdrawing)), calls),
         round(options.rate * options.duration) + len(calls),
         sorted(set(users.values())),
+        users,
+        {event.subject: event.at for event in withdrawing},
     )
 
 
@@ -105,9 +110,11 @@ def run(
     linger_s: float = 0.0,
     setup: bool = True,
     lag: LagView | None = None,
+    feed_readers: Callable[[Plan, Tally], Responders] | None = None,
 ) -> Tally:
     """Send the plan's events; `responders` answer alerts from before the first call until
-    `linger_s` seconds after the last event; `lag` is shown live and at the end."""
+    `linger_s` seconds after the last event, and `feed_readers` (the partners' apps) read
+    the partners' feeds meanwhile; `lag` is shown live and at the end."""
     run_plan = plan(options, setup=setup)
     counted = ", ".join(f"{code}: {n:,}" for code, n in run_plan.population.people.items())
     pop = run_plan.population
@@ -131,8 +138,12 @@ def run(
         TimeElapsedColumn(),
         console=console,
     )
+    readers = None
     if setup and run_plan.partners:
         transport.register_partners(run_plan.partners)
+        readers = feed_readers(run_plan, tally) if feed_readers else None
+    if readers:
+        readers.start()
     with Live(
         console=console,
         refresh_per_second=4,
@@ -181,6 +192,8 @@ def run(
                 sleep(0.25)
                 progress.update(task, completed=clock() - lingered)
             teams.stop()
+        if readers:
+            readers.stop()
     console.print(counts_table(tally, "summary"))
     sent = sum(tally.sent.values())
     console.print(f"{sent:,} sent, {sum(tally.failed.values()):,} failed; {pace.describe()}")

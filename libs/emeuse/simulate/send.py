@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from emeuse.simulate.batches import BatchProducer, Headers
 from emeuse.simulate.encode import build
 from emeuse.simulate.events import GRPC, SimEvent, rfc3339
 from emeuse.simulate.partners import PARTNER, register
+from emeuse.simulate.replay import record_id
 
 SOURCE = "emeuse/simulate"
 Done = Callable[[str, str | None], None]
@@ -74,10 +74,16 @@ class Tally:
         with self.lock:
             self.pending += 1
 
-    def count(self, kind: str) -> None:
+    def count(self, kind: str, times: int = 1) -> None:
         """Something that happened without a call or a record (an alert left unanswered)."""
         with self.lock:
-            self.sent[kind] += 1
+            self.sent[kind] += times
+
+    def fail(self, kind: str, reason: str, times: int = 1) -> None:
+        """Something seen that should not have happened (a partner fed without consent)."""
+        with self.lock:
+            self.failed[kind] += times
+            self.reasons[reason] += times
 
     def done(self, kind: str, error: str | None) -> None:
         with self.lock:
@@ -145,8 +151,11 @@ class PlatformTransport:
         partner_secrets: Path = Path(".local/secrets/partners"),
         tls: GrpcTls = NO_TLS,
         login: KafkaLogin = PLAINTEXT,
+        baseline: str = "",
     ) -> None:
-        self.auth, self.experiment = auth, experiment
+        """`experiment`: what the records belong to unless one says otherwise; `baseline`,
+        when the run rolls it out per territory, the experiment before it (rollout.py)."""
+        self.auth, self.experiment, self.baseline = auth, experiment, baseline
         self.bootstrap, self.partner_bootstrap = bootstrap, partner_bootstrap
         self.partner_secrets = partner_secrets
         # partner id -> a producer with the partner's own credential (its settings file)
@@ -156,8 +165,8 @@ class PlatformTransport:
         self.producer = BatchProducer(
             self._delivered, bootstrap_servers=bootstrap.split(","), **client_options(login)
         )
-        # (topic, territory) -> the headers every record of theirs shares
-        self.headers: dict[tuple[str, str], Headers] = {}
+        # (topic, territory, experiment) -> the headers every record of theirs shares
+        self.headers: dict[tuple[str, str, str], Headers] = {}
         self.subjects: set[str] = set()
         # Bounds the gRPC calls in flight: a service answers once its handler applied them.
         self.in_flight = threading.BoundedSemaphore(32)
@@ -177,7 +186,7 @@ class PlatformTransport:
             self.bootstrap,
             self.partner_bootstrap,
             self.partner_secrets,
-            self.experiment,
+            [self.experiment, *([self.baseline] if self.baseline else [])],
         )
 
     def _partner_record(self, event: SimEvent, done: Done) -> None:
@@ -199,9 +208,9 @@ class PlatformTransport:
             partner_id,
             build(by_name(READING_RECORDED.name).message, event.message),
             territory=event.territory,
-            experiment_id=self.experiment,
+            experiment_id=event.experiment or self.experiment,
             occurred_at=event.at,
-            event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"emeuse-simulate:{event.event_id}")),
+            event_id=record_id(event),
         )
         producer.add(
             record.topic, record.key or b"", record.value, record.headers, (done, event.kind)
@@ -237,8 +246,9 @@ class PlatformTransport:
         else:
             value = build(spec.message, event.message).SerializeToString()
         # The same simulated event always has the same id: a duplicate is one.
-        event_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"emeuse-simulate:{event.event_id}"))
-        shared = self.headers.get((spec.name, event.territory))
+        event_id = record_id(event)
+        experiment = event.experiment or self.experiment
+        shared = self.headers.get((spec.name, event.territory, experiment))
         if shared is None or event.subject not in self.subjects:
             shared = self._shared_headers(spec, event, event_id)
         headers = [
@@ -254,14 +264,15 @@ class PlatformTransport:
         self.producer.add(spec.name, key, value, headers, (done, event.kind))
 
     def _shared_headers(self, spec: TopicSpec, event: SimEvent, event_id: str) -> Headers:
-        """What the envelope of a record of this topic and territory always holds: built and
-        validated once by the runtime's envelope (as is each new subject's pseudonym)."""
+        """What the envelope of a record of this topic, territory and experiment always holds:
+        built and validated once by the runtime's envelope (as is each new subject's pseudonym)."""
+        experiment = event.experiment or self.experiment
         envelope = env.new_envelope(
             event_type=spec.type_name,
             source=SOURCE,
             subject_pseudonym=event.subject,
             territory=env.territory_from_code(event.territory),
-            experiment_id=self.experiment,
+            experiment_id=experiment,
             schema_version=spec.schema_version,
             occurred_at=event.at,
             event_id=event_id,
@@ -269,7 +280,7 @@ class PlatformTransport:
         self.subjects.add(event.subject)
         varying = {env.H_ID, env.H_CORRELATION, env.H_TIME, env.H_RECORDED, env.H_SUBJECT}
         shared = [(k, v) for k, v in env.to_headers(envelope) if k not in varying]
-        self.headers[spec.name, event.territory] = shared
+        self.headers[spec.name, event.territory, experiment] = shared
         return shared
 
     @staticmethod

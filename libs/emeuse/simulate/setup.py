@@ -14,6 +14,7 @@ from typing import Any
 from emeuse.simulate.events import GRPC, Options, SimEvent, duration, rfc3339
 from emeuse.simulate.measures import MONITORING_PROGRAMME, PROGRAMME_MEASURES
 from emeuse.simulate.population import Home, Patient, Population, Practitioner
+from emeuse.simulate.rollout import experiment_of
 from emeuse.simulate.territory import SHARES
 
 TERRITORY_ENUM = {
@@ -59,7 +60,9 @@ def setup_stages(population: Population, options: Options, now: datetime) -> lis
             message,
         )
 
-    exp = options.experiment
+    def exp(territory: str) -> str:
+        return experiment_of(options, territory, now)
+
     first: list[SimEvent] = []
     second: list[SimEvent] = []
     for place in population.places:
@@ -82,7 +85,7 @@ def setup_stages(population: Population, options: Options, now: datetime) -> lis
                             "modalities": MODALITIES[place.kind],
                         },
                     },
-                    "experiment_id": exp,
+                    "experiment_id": exp(place.territory),
                 },
             )
         )
@@ -93,7 +96,7 @@ def setup_stages(population: Population, options: Options, now: datetime) -> lis
                 "access/RegisterPractitioner",
                 practitioner.territory,
                 "",
-                _practitioner(practitioner, exp),
+                _practitioner(practitioner, exp(practitioner.territory)),
             )
         )
         second.append(
@@ -102,7 +105,7 @@ def setup_stages(population: Population, options: Options, now: datetime) -> lis
                 "access/PublishAvailability",
                 practitioner.territory,
                 "",
-                _agenda(practitioner, exp, now),
+                _agenda(practitioner, exp(practitioner.territory), now),
             )
         )
     for patient in population.patients:
@@ -112,7 +115,7 @@ def setup_stages(population: Population, options: Options, now: datetime) -> lis
                 "chronic/EnrollPatient",
                 patient.person.territory,
                 patient.person.pseudonym,
-                _enrolment(patient, options, seed=population.seed),
+                _enrolment(patient, exp(patient.person.territory), options, population.seed),
             )
         )
     for home in population.homes:
@@ -122,7 +125,7 @@ def setup_stages(population: Population, options: Options, now: datetime) -> lis
                 "home/EnrollHome",
                 home.person.territory,
                 home.person.pseudonym,
-                _home(home, options),
+                _home(home, exp(home.person.territory), options),
             )
         )
     for person in population.enrollees:
@@ -142,7 +145,7 @@ def setup_stages(population: Population, options: Options, now: datetime) -> lis
                             (["app"], ["sms"], ["app", "sms"], ["email"])
                         ),
                     },
-                    "experiment_id": exp,
+                    "experiment_id": exp(person.territory),
                 },
             )
         )
@@ -169,7 +172,7 @@ def setup_stages(population: Population, options: Options, now: datetime) -> lis
                 "prevention/CreateCampaign",
                 code,
                 "",
-                _campaign(campaign_id, code, exp, now),
+                _campaign(campaign_id, code, exp(code), now),
             )
         )
         second.append(
@@ -247,7 +250,7 @@ def _agenda(practitioner: Practitioner, exp: str, now: datetime) -> dict[str, An
     }
 
 
-def _enrolment(patient: Patient, options: Options, seed: int) -> dict[str, Any]:
+def _enrolment(patient: Patient, exp: str, options: Options, seed: int) -> dict[str, Any]:
     measures = PROGRAMME_MEASURES[patient.programme]
     thresholds = [
         {
@@ -294,11 +297,11 @@ def _enrolment(patient: Patient, options: Options, seed: int) -> dict[str, Any]:
     return {
         "care_plan": plan,
         "territory": patient.person.territory,
-        "experiment_id": options.experiment,
+        "experiment_id": exp,
     }
 
 
-def _home(home: Home, options: Options) -> dict[str, Any]:
+def _home(home: Home, exp: str, options: Options) -> dict[str, Any]:
     code = home.person.territory
     ack = duration(options.acknowledge_within_s)
     tail = home.person.pseudonym[4:10]
@@ -335,7 +338,7 @@ def _home(home: Home, options: Options) -> dict[str, Any]:
             "rhythm": {"wakes_at": home.wakes_at, "goes_to_bed_at": home.goes_to_bed_at},
         },
         "territory": code,
-        "experiment_id": options.experiment,
+        "experiment_id": exp,
     }
 
 

@@ -25,6 +25,7 @@ from emeuse.simulate.events import KAFKA, Options, SimEvent, rfc3339
 from emeuse.simulate.measures import DAY_S, PROGRAMME_MEASURES, Measure
 from emeuse.simulate.partners import PARTNER
 from emeuse.simulate.population import Home, Patient, Population
+from emeuse.simulate.rollout import marked
 from emeuse.simulate.setup import device_id
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -105,7 +106,7 @@ def live_events(
         else:
             assert source.home is not None
             event = _home_report(rng, options, source.home, at, event_id)
-        event = replace(event, due=due)
+        event = replace(event, due=due, experiment=marked(options, event.territory, event.at))
         if event.via == PARTNER and (withdrawn or {}).get(event.subject, due + 1) <= due:
             # The partner no longer sends for a patient who withdrew their consent to it
             # (the gateway would refuse it): the platform's own device sends the reading.

@@ -23,6 +23,7 @@ from emeuse.simulate.population import build_population
 from emeuse.simulate.run import plan
 from emeuse.simulate.send import APIS
 from emeuse.simulate.territory import AGE_BANDS, DEPARTEMENTS
+from services.chronic.domain.measures import normalise
 
 START = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 
@@ -328,3 +329,19 @@ def test_a_share_of_partner_programme_patients_consent_and_send_readings_through
     }
     assert datetime.fromisoformat(covers_from) <= min(e.at for e in through_partners)
     assert not partner_users(run_plan.population, Options(seed=12, partner_share=0))
+
+
+def test_every_reading_but_the_malformed_ones_is_a_value_chronic_takes_as_possible():
+    # SpO2's critical threshold is its ceiling (100 %): a critical SpO2 is a low one.
+    options = Options(seed=13, scale=0.05, rate=1000, duration=30, critical_rate=0.3)
+    readings = [
+        e
+        for e in plan(options, now=START).live
+        if e.kind.startswith(("reading", "partner.reading"))
+    ]
+    assert {e.message["loinc_code"] for e in readings} >= {"59408-5", "2339-0", "8867-4"}
+    for event in readings:
+        message = event.message
+        normalise(message["loinc_code"], message["value"], message["unit"])  # raises if not
+    spo2 = [e.message["value"] for e in readings if e.message["loinc_code"] == "59408-5"]
+    assert min(spo2) < 85  # critical ones are there, below the critical low
