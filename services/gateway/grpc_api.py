@@ -161,6 +161,8 @@ class GatewayServicer(api_grpc.PartnerGatewayServiceServicer):
     ) -> api.GetPatientConsentsResponse:
         patient = request.patient_pseudonym
         await require_pseudonym(context, patient, "patient_pseudonym")
+        # Read as recorded: a coordinator, the consents of its territory's patients only.
+        await check_caller(context, self.teams, patient)
 
         async def local() -> api.GetPatientConsentsResponse:
             book = self.book(patient)

@@ -739,3 +739,14 @@ def test_the_gateway_lets_a_coordinator_record_consents_of_its_territorys_patien
             GetPatientConsentsRequest(patient_pseudonym=patient),
         )
         assert len(consents.consents) == expected, patient
+    # Read as recorded: a coordinator reads the consents of its territory's patients only.
+
+    def consents_of(caller: str, patient: str) -> Any:
+        request = GetPatientConsentsRequest(patient_pseudonym=patient)
+        return call(platform, "gateway", roles[caller], "GetPatientConsents", request)
+
+    read = consents_of("coord-55", in_55)
+    assert answered(read) and len(read.consents) == 1
+    elsewhere = consents_of("coord-54", in_55)
+    assert denied(elsewhere) and "coordinates territory 54 only" in elsewhere.details()
+    assert denied(consents_of("coord-55", stranger))
