@@ -347,8 +347,16 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
                 reason_code=reason,
                 opted_out_at=timestamp(datetime.now(UTC)),
             )
+            # In the experiment the person was enrolled in, where the evaluation counts it.
+            experiment = before.profile.experiment if before.profile is not None else ""
             event_id = await self._publish(
-                context, OPT_OUT_RECORDED, refusal, key=person, subject=person, territory=territory
+                context,
+                OPT_OUT_RECORDED,
+                refusal,
+                key=person,
+                subject=person,
+                territory=territory,
+                experiment=experiment or None,
             )
             after = await self._applied(context, person, event_id)
             # What the handler recorded when it applied this opt-out (nothing, had an
