@@ -33,6 +33,7 @@ from emeuse.registry import (
     INCIDENT_RAISED,
     OPT_OUT_RECORDED,
     READING_RECORDED,
+    SLOT_BOOKED,
     TopicSpec,
 )
 from emeuse.runtime.envelope import CODE_OF_TERRITORY, header_map
@@ -135,6 +136,9 @@ def counted_from_the_bus(bootstrap: str, experiment: str) -> Counter[tuple[str, 
         add(event, "home.incidents")
     for event in events_of(bootstrap, CONSULTATION_REQUESTED, experiment):
         add(event, "access.requests")
+    for event in events_of(bootstrap, SLOT_BOOKED, experiment):
+        if not event.message.rescheduled_from:
+            add(event, "access.bookings")
     for event in events_of(bootstrap, DELIVERY_RECEIPT_REPORTED, experiment):
         if event.message.status in RECEIPTS_COUNTED:
             add(event, "prevention.messages")
