@@ -242,11 +242,11 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
             known = before.profile
             if known is not None:
                 await check_caller(context, self.teams, person, known.territory)
-            if (
-                known is not None
-                and known.enrolled_by
-                and same_profile(known, check_enrolment(enrolment))
-            ):
+            asked = check_enrolment(enrolment)
+            # The experiment is part of the profile (processing.enrol): asked in another,
+            # the person moves to it.
+            asked.experiment = request.experiment_id
+            if known is not None and known.enrolled_by and same_profile(known, asked):
                 return api.EnrollPersonResponse(
                     event_id=known.enrolled_by, scheduled=_scheduled(person, before.scheduled())
                 )
