@@ -316,7 +316,11 @@ def test_a_simulated_month_gives_a_report_a_research_unit_can_publish(
             now = [answers(live.grpc_target, platform.auth, experiment, months, p) for p in periods]
             # The live service may still fold the run's last events: follow it.
             settled = now
-            assert time.monotonic() < deadline, "rebuilt from the topics, the figures differ"
+            assert time.monotonic() < deadline, (
+                "rebuilt from the topics, the figures differ: "
+                f"live only {sorted(set(now[0] + now[1]) - set(again[0] + again[1]))}, "
+                f"rebuilt only {sorted(set(again[0] + again[1]) - set(now[0] + now[1]))}"
+            )
             time.sleep(2)
     finally:
         rebuilt.stop()
