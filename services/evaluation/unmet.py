@@ -101,6 +101,10 @@ def follow(message: Any, tx: Tx, cells: list[FlagCell]) -> Followed:
         if asked is None:
             tx.put(WAITING, key, {FLAGGED_IN: [list(c) for c in cells]})
             return Followed()
+        if FLAGGED_IN in asked:
+            # A copy of a flag read first (sent again): urgency only, as when read after
+            # its request's first flag; the first keeps waiting for the request.
+            return Followed()
         tx.delete(WAITING, key)
         return Followed(asked=breakdowns_of(asked))
     return Followed()

@@ -99,6 +99,9 @@ def test_a_flag_read_before_its_request_counts_the_same_as_after_it():
     rebuilt = Partitions()
     rebuilt.handle(flag(4))
     assert unmet(rebuilt) == {"": 1, "urgency=routine": 1}  # what it asked, not known yet
+    # The same flag again (a copy), before or after its request: urgency only, both ways.
+    live.handle(flag(4))
+    rebuilt.handle(flag(4))
     # A booking after the flag (rebooked later), read before the request, keeps it waiting.
     booked = SlotBooked(
         booking_id="b-4", territory="54", request_id="q-4", patient_pseudonym=person("c", 4)
