@@ -528,6 +528,18 @@ CONSENT_CHANGED = TopicSpec(
     required=("patient_pseudonym", "partner_id", "purpose", "changed_at"),
 )
 
+# What each partner's feed was given: the gateway's record of its own fan-out, so the
+# evaluation counts events consumed per partner from the bus (feeds are per-partner topics
+# holding every type, which no service declares as an input).
+EVENT_SHARED = TopicSpec(
+    name="emeuse.partners.event-shared.v1",
+    message=partners.EventShared,
+    key="patient_pseudonym",
+    owner="partners",
+    description="The gateway put an event in the feeds of one or more partners, under consent.",
+    required=("patient_pseudonym", "event_id", "event_type", "shared_at"),
+)
+
 PATIENT_DATA_ACCESSED = TopicSpec(
     name="emeuse.audit.patient-data-accessed.v1",
     message=audit.PatientDataAccessed,
@@ -606,6 +618,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     DELIVERY_RECEIPT_REPORTED,
     PARTNER_REGISTERED,
     CONSENT_CHANGED,
+    EVENT_SHARED,
     PATIENT_DATA_ACCESSED,
     TIMELINE_ENTRY_RECORDED,
     *(dead_letter_topic(service) for service in SERVICES),

@@ -34,7 +34,7 @@ from emeuse.registry import (
     PRACTITIONER_REGISTERED,
 )
 from emeuse.runtime.envelope import CODE_OF_TERRITORY, territory_from_code
-from emeuse.runtime.events import Event
+from emeuse.runtime.events import Event, Fact
 from services.access import figures, handlers, scheduling
 from services.access.config import AccessSettings
 from services.access.domain.agenda import WAITING, RequestState, booking_deadline
@@ -83,6 +83,18 @@ async def request_for_incident(event: Event, tx: Tx) -> None:
     ask_scheduler(tx, request, event)
 
 
+def experiment_of(agenda: Agenda, fact: Fact) -> str | None:
+    """The experiment of the request a fact is about (a booking's, a flag's...), so it is
+    counted with the request whatever caused it; None for other facts (their cause's)."""
+    request_id = getattr(fact.message, "request_id", "")
+    booking_id = getattr(fact.message, "booking_id", "")
+    if not request_id and booking_id:
+        booking = agenda.booking(booking_id)
+        request_id = booking.request_id if booking else ""
+    request = agenda.request(request_id) if request_id else None
+    return (request.experiment or None) if request else None
+
+
 def publish(tx: Tx, agenda: Agenda, result: Result, event: Event | None) -> None:
     """The result's facts into the transaction, keyed by the territory, and counted."""
     for fact in result.facts:
@@ -94,6 +106,7 @@ def publish(tx: Tx, agenda: Agenda, result: Result, event: Event | None) -> None
             occurred_at=tx.now,
             cause=event.envelope if event else None,
             territory=None if event else territory_from_code(agenda.territory),
+            experiment_id=experiment_of(agenda, fact),
             event_id=fact.event_id,
         )
         log.info(fact.spec.name.split(".")[2].replace("-", "."), event_id=fact.event_id)
@@ -110,7 +123,9 @@ async def change_agenda(event: Event, tx: Tx, *, settings: AccessSettings) -> No
     elif event.topic == AVAILABILITY_PUBLISHED.name:
         result = scheduling.publish_availability(agenda, message, now, event.envelope.event_id)
     elif event.topic == CONSULTATION_REQUESTED.name:
-        result = scheduling.request_consultation(agenda, message, now)
+        result = scheduling.request_consultation(
+            agenda, message, now, experiment=event.envelope.experiment_id
+        )
     else:
         result = scheduling.apply_action(
             agenda, message, now, delays=settings.booking_delays, coordinators=settings.coordinators

@@ -637,7 +637,9 @@ def check_no_overlap(existing: list[SlotState], new: list[SlotState]) -> None:
             )
 
 
-def request_consultation(agenda: Agenda, message: ConsultationRequested, now: datetime) -> Result:
+def request_consultation(
+    agenda: Agenda, message: ConsultationRequested, now: datetime, experiment: str = ""
+) -> Result:
     if agenda.request(message.request_id) is not None:
         return Result(outcome="duplicate")
     check_request(message)
@@ -660,6 +662,7 @@ def request_consultation(agenda: Agenda, message: ConsultationRequested, now: da
         requested_at=message.requested_at.ToDatetime(tzinfo=UTC),
         received_at=now,
         message=json_format.MessageToDict(message, preserving_proto_field_name=True),
+        experiment=experiment,
     )
     agenda.save_request(state)
     result = Result(serve_waiting(agenda, now, request=state), "received")

@@ -98,7 +98,12 @@ def bands_of_plan(plan: CarePlanUpdated) -> dict[str, Band]:
 
 
 def record_care_plan(
-    plan: CarePlanUpdated, *, previous: StoredPlan | None, territory: str, recorded_at: datetime
+    plan: CarePlanUpdated,
+    *,
+    previous: StoredPlan | None,
+    territory: str,
+    recorded_at: datetime,
+    experiment: str = "",
 ) -> StoredPlan:
     """The table form of the plan in force: the plan as the rules read it, and as sent."""
     check_care_plan(plan)
@@ -136,6 +141,7 @@ def record_care_plan(
         recorded_at=recorded_at,
         territory=territory,
         review_within_s=review_within if review_within > 0 else DEFAULT_REVIEW_WITHIN_S,
+        experiment=experiment,
     )
     return {
         "version": version,

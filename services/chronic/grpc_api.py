@@ -373,8 +373,15 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
             action.action_id = str(uuid.uuid4())
             action.patient_pseudonym = patient
             action.requested_at.FromDatetime(datetime.now(UTC))
+            # In the patient's experiment: the acknowledgement or resolution it causes is
+            # counted there (the call names none).
             await self._publish_one(
-                context, ALERT_ACTION_REQUESTED, action, patient, plan.territory
+                context,
+                ALERT_ACTION_REQUESTED,
+                action,
+                patient,
+                plan.territory,
+                experiment=plan.experiment or None,
             )
 
             def settled() -> AlertState | None:

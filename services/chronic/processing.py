@@ -67,8 +67,16 @@ def _territory(event: Event) -> str:
     return CODE_OF_TERRITORY.get(event.envelope.territory, "")
 
 
-def publish(tx: Tx, patient: str, outcome: Outcome, event: Event | None, territory: str) -> None:
-    """The outcome's facts into the transaction, and the patient's new state."""
+def publish(
+    tx: Tx,
+    patient: str,
+    outcome: Outcome,
+    event: Event | None,
+    territory: str,
+    experiment: str = "",
+) -> None:
+    """The outcome's facts into the transaction, and the patient's new state. A fact with a
+    cause is in its cause's territory and experiment; a timer's, in the plan's."""
     for fact in outcome.facts:
         tx.publish(
             fact.spec,
@@ -78,6 +86,7 @@ def publish(tx: Tx, patient: str, outcome: Outcome, event: Event | None, territo
             occurred_at=tx.now,
             cause=event.envelope if event else None,
             territory=None if event else territory_from_code(territory),
+            experiment_id=None if event else (experiment or None),
             event_id=fact.event_id,
         )
         tx.on_commit.append(partial(count, fact.message))
@@ -117,7 +126,11 @@ async def apply_care_plan(event: Event, tx: Tx) -> None:
         log.info("care_plan.duplicate", care_plan_id=plan.care_plan_id)
         return
     stored = record_care_plan(
-        plan, previous=previous, territory=_territory(event), recorded_at=datetime.now(UTC)
+        plan,
+        previous=previous,
+        territory=_territory(event),
+        recorded_at=datetime.now(UTC),
+        experiment=event.envelope.experiment_id,
     )
     stored["applied"] = applied_events(previous, event.envelope.event_id)
     tx.put(CARE_PLANS, patient, stored)
@@ -212,7 +225,7 @@ async def take_due_steps(patient: str, tx: Tx) -> None:
         tx.count(ALERT_ACTIONS.labels(outcome.outcome))
         log.info("alert.action", action_id=action.action_id, outcome=outcome.outcome)
         if outcome.facts:
-            publish(tx, patient, outcome, None, plan.territory)
+            publish(tx, patient, outcome, None, plan.territory, plan.experiment)
             state = outcome.state
 
 

@@ -16,6 +16,7 @@ from emeuse.access.v1 import access_events_pb2 as access
 from emeuse.chronic.v1 import chronic_events_pb2 as chronic
 from emeuse.coordination.v1.coordination_events_pb2 import Axis, EntryKind, TimelineEntry
 from emeuse.home.v1 import home_events_pb2 as home
+from emeuse.partners import PARTNER_ID
 from emeuse.prevention.v1 import prevention_events_pb2 as prevention
 from emeuse.runtime.envelope import CODE_OF_TERRITORY
 from emeuse.runtime.events import Event
@@ -63,9 +64,19 @@ def _entry(
         code=code(code_),
         detail=code(detail),
         territory=CODE_OF_TERRITORY.get(event.envelope.territory, ""),
+        partner_id=partner_of(event.envelope.source),
     )
     entry.occurred_at.CopyFrom(_at(stamp, event))
     return entry
+
+
+PARTNER_SOURCE = "partner/"
+
+
+def partner_of(source: str) -> str:
+    """The partner that published the event (the gateway stamps ce_source "partner/<id>"
+    on what it admits, under the person's consent to that partner); "" for the platform's."""
+    return source.removeprefix(PARTNER_SOURCE) if source.startswith(PARTNER_SOURCE) else ""
 
 
 K, A = EntryKind, Axis
@@ -268,11 +279,13 @@ def check_entry(entry: TimelineEntry) -> None:
             raise ValueError(f"entry.{name} is not a short code (a-z0-9._-, at most {MAX_CODE})")
     if entry.territory and entry.territory not in CODE_OF_TERRITORY.values():
         raise ValueError("entry.territory is not a programme territory (52, 54 or 55)")
+    if entry.partner_id and not PARTNER_ID.fullmatch(entry.partner_id):
+        raise ValueError("entry.partner_id is not a partner id")
 
 
 def stored(entry: TimelineEntry) -> Entry:
     """The entry as the timeline table keeps it (domain/timeline.py)."""
-    return {
+    kept = {
         "id": entry.entry_id,
         "axis": label(Axis, entry.axis, "AXIS_"),
         "kind": label(EntryKind, entry.kind, "ENTRY_KIND_"),
@@ -283,6 +296,9 @@ def stored(entry: TimelineEntry) -> Entry:
         "detail": entry.detail,
         "territory": entry.territory,
     }
+    if entry.partner_id:  # only when a partner published it: most entries are the platform's
+        kept["partner"] = entry.partner_id
+    return kept
 
 
 def shown(entry: Entry) -> TimelineEntry:
@@ -296,6 +312,7 @@ def shown(entry: Entry) -> TimelineEntry:
         code=entry["code"],
         detail=entry["detail"],
         territory=entry["territory"],
+        partner_id=entry.get("partner", ""),
     )
     out.occurred_at.FromMilliseconds(int(entry["at"]))
     return out

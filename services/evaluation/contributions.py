@@ -37,7 +37,7 @@ from emeuse.home.v1.home_events_pb2 import (
     IncidentKind,
     IncidentRaised,
 )
-from emeuse.partners.v1.partners_pb2 import ConsentChanged
+from emeuse.partners.v1.partners_pb2 import ConsentChanged, EventShared
 from emeuse.prevention.v1.prevention_events_pb2 import (
     DeliveryReceiptReported,
     DeliveryStatus,
@@ -221,6 +221,12 @@ def _consent(m: ConsentChanged) -> list[Contribution]:
     return [Count("partners.consents", ("change=granted" if m.granted else "change=withdrawn",))]
 
 
+def _shared(m: EventShared) -> list[Contribution]:
+    # One delivery per partner: an event two feeds got counts once for each, so the total
+    # is the sum of its partners (deliveries, not distinct events).
+    return [Count("partners.events_consumed", (f"partner={p}",)) for p in m.partner_ids]
+
+
 RULES: dict[type[Message], Callable[[Any], list[Contribution]]] = {
     ReadingRecorded: _reading,
     AlertRaised: _alert,
@@ -236,6 +242,7 @@ RULES: dict[type[Message], Callable[[Any], list[Contribution]]] = {
     DeliveryReceiptReported: _receipt,
     OptOutRecorded: _opt_out,
     ConsentChanged: _consent,
+    EventShared: _shared,
 }
 
 

@@ -78,9 +78,10 @@ def first_count(tx: Tx, person: str, counted: str) -> bool:
 async def fold(event: Event, tx: Tx) -> None:
     experiment = event.envelope.experiment_id
     territory = CODE_OF_TERRITORY[event.envelope.territory]
-    asked = unmet.breakdowns_of(unmet.follow(event.message, tx))
+    own = [(experiment, territory, period) for period in periods_of(event)]
+    followed = unmet.follow(event.message, tx, own)
     parts = [
-        *contributions(event.message, asked, point_of_care.follow(event.message, tx)),
+        *contributions(event.message, followed.asked, point_of_care.follow(event.message, tx)),
         *published_by(event.envelope.source),
     ]
     for period in periods_of(event):
@@ -95,6 +96,12 @@ async def fold(event: Event, tx: Tx) -> None:
                 counted = f"{part.name}|{experiment}|{territory}|{period}"
                 if first_count(tx, event.key, counted):
                     cells.add_count(cell, part.name)
+        tx.put(CELLS, key, cell)
+    for flag_experiment, flag_territory, period in followed.flag_cells:
+        # A flag read before this request: what was asked goes to the flag's cells.
+        key = cell_key(tx.partition, flag_experiment, flag_territory, period)
+        cell = tx.get(CELLS, key) or cells.empty()
+        cells.add_breakdowns(cell, unmet.FLAGGED_UNMET, followed.late)
         tx.put(CELLS, key, cell)
     tx.count(FOLDED.labels(event.topic))
 

@@ -4,10 +4,17 @@ A flag carries the urgency only; the profession, modality and commune are on the
 Each request waiting is kept (keyed "<territory>|<request id>", on the territory's
 partition like every access event: "agenda-<territory>" hashed) until it is booked or
 flagged, then forgotten.
+
+The request and its flag are on two topics, and the kernel orders records within a topic
+only: reading every topic from the start (a rebuild), a flag may come before its request.
+Such a flag is counted by urgency at once and remembered under the same key with the
+cells it was counted in; its request then adds what it asked to those cells, so the
+figures do not depend on which topic was read first.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from emeuse.access.v1.access_events_pb2 import (
@@ -22,6 +29,7 @@ from emeuse.registry import AGENDA_PARTITION
 from services.evaluation.contributions import label
 
 WAITING = "territory_request_waiting"
+FLAGGED_UNMET = "access.requests_flagged_unmet"
 
 
 def waiting_key(territory: str, request_id: str) -> str:
@@ -55,15 +63,48 @@ def breakdowns_of(asked: dict[str, str] | None) -> tuple[str, ...]:
     return tuple(f"{name}={asked[name]}" for name in ("profession", "modality", "commune"))
 
 
-def follow(message: Any, tx: Tx) -> dict[str, str] | None:
-    """Keep or forget the request the event concerns; for a flag, what was asked."""
+# Under a request's key, a flag read before the request: the cells it was counted in.
+FLAGGED_IN = "flagged_in"
+# A cell of a flag: (experiment, territory, period).
+FlagCell = tuple[str, str, str]
+
+
+@dataclass
+class Followed:
+    """What an access event means for unmet need: a flag's breakdowns (`asked`), or, for a
+    request whose flag was read first, the breakdowns to add to that flag's cells."""
+
+    asked: tuple[str, ...] = ()
+    late: tuple[str, ...] = ()
+    flag_cells: list[FlagCell] = field(default_factory=list)
+
+
+def follow(message: Any, tx: Tx, cells: list[FlagCell]) -> Followed:
+    """Keep or forget the request the event concerns; `cells` are the event's own."""
     if isinstance(message, ConsultationRequested):
-        tx.put(WAITING, waiting_key(message.territory, message.request_id), what_was_asked(message))
+        key = waiting_key(message.territory, message.request_id)
+        kept: dict[str, Any] | None = tx.get(WAITING, key)
+        if kept and FLAGGED_IN in kept:
+            tx.delete(WAITING, key)
+            late = breakdowns_of(what_was_asked(message))
+            flag_cells = [(c[0], c[1], c[2]) for c in kept[FLAGGED_IN]]
+            return Followed(late=late, flag_cells=flag_cells)
+        tx.put(WAITING, key, what_was_asked(message))
     elif isinstance(message, SlotBooked) and not message.rescheduled_from:
-        tx.delete(WAITING, waiting_key(message.territory, message.request_id))
+        key = waiting_key(message.territory, message.request_id)
+        kept = tx.get(WAITING, key)
+        if kept is not None and FLAGGED_IN not in kept:  # a flag read first waits for its request
+            tx.delete(WAITING, key)
     elif isinstance(message, RequestFlagged):
         key = waiting_key(message.territory, message.request_id)
-        asked: dict[str, str] | None = tx.get(WAITING, key)
+        asked: dict[str, Any] | None = tx.get(WAITING, key)
+        if asked is None:
+            tx.put(WAITING, key, {FLAGGED_IN: [list(c) for c in cells]})
+            return Followed()
+        if FLAGGED_IN in asked:
+            # A copy of a flag read first (sent again): urgency only, as when read after
+            # its request's first flag; the first keeps waiting for the request.
+            return Followed()
         tx.delete(WAITING, key)
-        return asked
-    return None
+        return Followed(asked=breakdowns_of(asked))
+    return Followed()

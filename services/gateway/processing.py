@@ -18,7 +18,8 @@ from emeuse.kernel.declare import Handler, Processor, TableSpec
 from emeuse.kernel.outputs import OutRecord
 from emeuse.kernel.tx import Tx
 from emeuse.partners import feed_topic
-from emeuse.registry import CONSENT_CHANGED, TopicSpec
+from emeuse.partners.v1.partners_pb2 import EventShared
+from emeuse.registry import CONSENT_CHANGED, EVENT_SHARED, TopicSpec
 from emeuse.runtime import envelope as env
 from emeuse.runtime.events import Event
 from services.gateway.consent_follower import apply_change
@@ -57,6 +58,7 @@ async def share(event: Event, tx: Tx, *, directory: PartnerDirectory) -> None:
     happened = event.envelope.occurred_at.ToDatetime(tzinfo=UTC)
     value = event.message.SerializeToString()
     headers = env.to_headers(event.envelope)
+    given: list[str] = []
     for partner in readers:
         if own_event_withheld(partner, event.envelope.source):
             continue
@@ -66,6 +68,31 @@ async def share(event: Event, tx: Tx, *, directory: PartnerDirectory) -> None:
         key = (event.key or "").encode() or None
         tx.send(OutRecord(feed_topic(partner.partner_id), key, value, headers))
         tx.count(FORWARDED.labels(partner.partner_id, event_type))
+        given.append(partner.partner_id)
+    if given:
+        record_shared(event, given, tx)
+
+
+def record_shared(event: Event, partners: list[str], tx: Tx) -> None:
+    """Say on the bus which feeds got the event, in the same transaction: the evaluation
+    counts what each partner consumed from it. Dated when the event happened, with its
+    experiment and territory, so it counts in the event's own cell."""
+    patient = event.envelope.subject_pseudonym
+    shared = EventShared(
+        patient_pseudonym=patient,
+        event_id=event.envelope.event_id,
+        event_type=event.envelope.event_type,
+        partner_ids=partners,
+        shared_at=env.timestamp(datetime.now(UTC)),
+    )
+    tx.publish(
+        EVENT_SHARED,
+        shared,
+        key=patient,
+        subject_pseudonym=patient,
+        occurred_at=event.envelope.occurred_at.ToDatetime(tzinfo=UTC),
+        cause=event.envelope,
+    )
 
 
 def processor(directory: PartnerDirectory) -> Processor:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from emeuse.registry import (
     CARE_PLAN_UPDATED,
     CONSENT_CHANGED,
+    EVENT_SHARED,
     PARTNER_REGISTERED,
     SERVICES,
     TOPICS,
@@ -39,7 +40,12 @@ def refusal_topics() -> tuple[TopicSpec, ...]:
 # The kernel's inputs (processing.processor).
 READS = (CONSENT_CHANGED, *source_topics(), *refusal_topics())
 # Consents (gRPC) and the partners' admitted events (admission.py), on the axes' topics.
-WRITES = (CONSENT_CHANGED, *(spec for spec in TOPICS if partner_publishable(spec)))
+# What each feed was given (processing.record_shared), for the evaluation.
+WRITES = (
+    CONSENT_CHANGED,
+    EVENT_SHARED,
+    *(spec for spec in TOPICS if partner_publishable(spec)),
+)
 # What every instance reads whole: the partner registry (directory.py), the consents
 # the inbound admission checks (consent_follower.py), and the care plans placing each
 # patient in a territory for a coordinator's RecordConsent (runtime/care_teams.py).

@@ -242,11 +242,11 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
             known = before.profile
             if known is not None:
                 await check_caller(context, self.teams, person, known.territory)
-            if (
-                known is not None
-                and known.enrolled_by
-                and same_profile(known, check_enrolment(enrolment))
-            ):
+            asked = check_enrolment(enrolment)
+            # The experiment is part of the profile (processing.enrol): asked in another,
+            # the person moves to it.
+            asked.experiment = request.experiment_id
+            if known is not None and known.enrolled_by and same_profile(known, asked):
                 return api.EnrollPersonResponse(
                     event_id=known.enrolled_by, scheduled=_scheduled(person, before.scheduled())
                 )
@@ -347,8 +347,16 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
                 reason_code=reason,
                 opted_out_at=timestamp(datetime.now(UTC)),
             )
+            # In the experiment the person was enrolled in, where the evaluation counts it.
+            experiment = before.profile.experiment if before.profile is not None else ""
             event_id = await self._publish(
-                context, OPT_OUT_RECORDED, refusal, key=person, subject=person, territory=territory
+                context,
+                OPT_OUT_RECORDED,
+                refusal,
+                key=person,
+                subject=person,
+                territory=territory,
+                experiment=experiment or None,
             )
             after = await self._applied(context, person, event_id)
             # What the handler recorded when it applied this opt-out (nothing, had an

@@ -70,8 +70,10 @@ def record(
     *,
     cause: EventEnvelope | None,
     territory: str = "",
+    experiment: str = "",
 ) -> None:
-    """An outcome's facts into the transaction, counted, and the person's new state."""
+    """An outcome's facts into the transaction, counted, and the person's new state. A fact
+    with a cause is in its cause's territory and experiment; a timer's, in the person's."""
     for fact in outcome.facts:
         tx.publish(
             fact.spec,
@@ -81,6 +83,7 @@ def record(
             occurred_at=tx.now,
             cause=cause,
             territory=None if cause is not None else territory_from_code(territory),
+            experiment_id=None if cause is not None else (experiment or None),
             event_id=fact.event_id,
         )
         log.info(
@@ -116,6 +119,7 @@ def enrol(event: Event, state: PersonState, now: datetime, *, delays: Delays) ->
     outcome = handlers.enrol(enrolment, state=state, now=now, delays=delays)
     if outcome.state.profile is not None:
         outcome.state.profile.enrolled_by = event.envelope.event_id
+        outcome.state.profile.experiment = event.envelope.experiment_id
     return outcome
 
 
@@ -205,7 +209,15 @@ async def take_due_steps(person: str, tx: Tx, *, directory: Directory, delays: D
             if outcome.state is state:
                 continue  # nothing changed (paused, not due, already taken)
             assert state.profile is not None
-            record(tx, person, outcome, cause=None, territory=state.profile.territory)
+            profile = state.profile
+            record(
+                tx,
+                person,
+                outcome,
+                cause=None,
+                territory=profile.territory,
+                experiment=profile.experiment,
+            )
             state, progressed = outcome.state, True
         if not progressed:
             return

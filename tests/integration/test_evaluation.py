@@ -143,6 +143,11 @@ def test_a_known_month_gives_the_hand_counted_indicators_with_small_cells_withhe
     )
     assert shown[("2026-03", "prevention.people_engaged", "")].value == 10
     assert shown[("2026-03", "partners.consents", "")].value == 13
+    # What the partners' feeds were given (the gateway's event-shared records): 15
+    # deliveries; carelink-est's 3 withheld, and glucomind's 12 with them (15 - 12).
+    assert shown[("2026-03", "partners.events_consumed", "")].value == 15
+    assert shown[("2026-03", "partners.events_consumed", "partner=carelink-est")].suppressed
+    assert shown[("2026-03", "partners.events_consumed", "partner=glucomind")].suppressed
     assert {key for key in shown if key[0] == "2026-03"} == {("2026-03", *key) for key in march}
     # The month before is its own cell, too small to publish.
     assert shown[("2026-02", "chronic.readings", "")].suppressed

@@ -6,7 +6,8 @@ for each territory named, per month or (--period week) per ISO week, then writes
   indicators.csv       one row per territory, month (or week), indicator and breakdown
   indicators.parquet   the same rows, typed (value a nullable float, suppressed a boolean)
   plots/<name>.png     each total's trend per month (or week), one line per territory
-                       (matplotlib, when installed; suppressed periods are gaps)
+                       (matplotlib, when installed; suppressed periods are gaps, a total
+                       withheld in every period has no plot)
   plots/baseline/<name>.png   with --baseline B: per territory, the experiment's trend
                        against the baseline experiment's in the same territory
 """
@@ -171,8 +172,8 @@ def write_parquet(path: Path, rows: Sequence[dict], period: str = "month") -> No
 def write_plots(
     directory: Path, rows: Sequence[dict], spans: Sequence[str], period: str = "month"
 ) -> int:
-    """One PNG per total (no breakdown), a line per territory over the months or weeks
-    `spans`; 0 when matplotlib is absent."""
+    """One PNG per total (no breakdown) with a figure shown, a line per territory over the
+    months or weeks `spans`; 0 when matplotlib is absent."""
     try:
         import matplotlib
 
@@ -181,7 +182,7 @@ def write_plots(
     except ImportError:
         return 0
     directory.mkdir(parents=True, exist_ok=True)
-    names = sorted({r["indicator"] for r in rows if not r["breakdown"]})
+    names = sorted(shown_totals(rows))
     for name in names:
         figure, axes = plt.subplots(figsize=(8, 4))
         for territory in sorted({r["territory"] for r in rows}):
@@ -214,7 +215,7 @@ def write_baseline_plots(
     territories = sorted({r["territory"] for r in rows})
 
     def totals(of: str) -> set[str]:
-        return {r["indicator"] for r in rows if not r["breakdown"] and r["experiment"] == of}
+        return shown_totals([r for r in rows if r["experiment"] == of])
 
     names = sorted(totals(experiment) & totals(baseline))
     for name in names:
@@ -226,6 +227,7 @@ def write_baseline_plots(
                 values = trend(rows, name, spans, period, territory=territory, experiment=of)
                 axes.plot(range(len(spans)), values, style, marker="o", label=of)
             every_span(axes, spans)
+            axes.set_ylim(bottom=0)
             axes.set_xlabel(f"territory {territory}")
             axes.legend()
         figure.suptitle(f"{name}: {experiment} against the baseline {baseline}")
@@ -234,6 +236,12 @@ def write_baseline_plots(
         figure.savefig(directory / f"{name}.png")
         plt.close(figure)
     return len(names)
+
+
+def shown_totals(rows: Sequence[dict]) -> set[str]:
+    """Totals with at least one figure shown: one withheld everywhere (a short or small
+    run's) would be an empty plot."""
+    return {r["indicator"] for r in rows if not r["breakdown"] and r["value"] != ""}
 
 
 def trend(
@@ -269,6 +277,8 @@ def unit_of(rows: Sequence[dict], name: str) -> str:
 def finish(figure: Any, axes: Any, title: str, unit: str, path: Path) -> None:
     axes.set_title(title)
     axes.set_ylabel(unit)
+    # Counts and durations start at 0: a bare axis around one value reads as a big change.
+    axes.set_ylim(bottom=0)
     axes.tick_params(axis="x", labelrotation=45)
     axes.legend()
     figure.tight_layout()

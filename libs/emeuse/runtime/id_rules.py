@@ -87,6 +87,7 @@ _OPAQUE = (
     "notified_member_ids",
     "opt_out_id",
     "partner_id",
+    "partner_ids",
     "pending_review_reading_ids",
     "place_id",
     "practitioner_id",

@@ -80,6 +80,10 @@ class RequestState(BaseModel):
     message: dict[str, object] = Field(default_factory=dict)
     # Why it was withdrawn (WithdrawalReason number), status WITHDRAWN.
     withdrawal_reason: int = 0
+    # The experiment the request was made in (its event's ce_experiment): its booking,
+    # flag, withdrawal and consultation are published in it, whatever caused them (a slot
+    # published, a timer). Empty for requests stored before it was kept.
+    experiment: str = ""
 
 
 class BookingState(BaseModel):

@@ -60,6 +60,11 @@ class PlanInForce(msgspec.Struct, kw_only=True, gc=False):
     recorded_at: datetime
     territory: str
     review_within_s: float = DEFAULT_REVIEW_WITHIN_S
+    # The experiment the patient is enrolled in (the plan's envelope): what the care team
+    # does (acknowledgements, resolutions) and what the timers decide (escalations, gaps)
+    # is published in it, as the reading that raised an alert was. Empty in plans stored
+    # before it was kept: the service's own experiment then.
+    experiment: str = ""
 
     def monitored_code(self, loinc: str) -> str | None:
         """The plan's code for what `loinc` measures (itself, or an equivalent code such as

@@ -35,6 +35,14 @@ def add_count(cell: Cell, name: str, breakdowns: Iterable[str] = (), amount: int
         counts[key] = counts.get(key, 0) + amount
 
 
+def add_breakdowns(cell: Cell, name: str, breakdowns: Iterable[str]) -> None:
+    """One more in each breakdown of a total already counted (unmet.py: a flag read
+    before its request)."""
+    counts = cell.setdefault("counts", {})
+    for key in (count_key(name, b) for b in breakdowns):
+        counts[key] = counts.get(key, 0) + 1
+
+
 def add_duration(cell: Cell, name: str, seconds: float) -> None:
     buckets = cell.setdefault("durations", {}).setdefault(name, {})
     bucket = str(histogram.bucket_of(seconds))

@@ -41,6 +41,9 @@ class Profile(BaseModel):
     # Id of the enrolment event that set this profile: EnrollPerson asked again with the
     # same data answers it (a repeat after a lost answer).
     enrolled_by: str = ""
+    # The experiment the person was enrolled in (the enrolment's envelope): an opt-out and
+    # what the timers send are published in it (the call and the timer name none).
+    experiment: str = ""
 
     @property
     def quiet(self) -> QuietHours:

@@ -128,11 +128,13 @@ class Partition:
         return lambda table: self.committed[table].get(key)
 
 
-def event(spec: TopicSpec, message: Any, territory: str = "55") -> Event:
+def event(
+    spec: TopicSpec, message: Any, territory: str = "55", experiment: str = "baseline"
+) -> Event:
     envelope = EventEnvelope(
         event_id=f"evt-{id(message)}",
         correlation_id=f"evt-{id(message)}",
-        experiment_id="baseline",
+        experiment_id=experiment,
         territory=territory_from_code(territory),
     )
     return Event(envelope, message, territory, spec.name, 0, 0)
@@ -185,6 +187,32 @@ def test_a_request_past_its_delay_is_flagged_by_its_timer_once():
     again = meuse.tx(now=at(8, 30))
     run(lambda: flag_overdue("55|urgent", again, settings=SETTINGS))
     assert again.empty
+
+
+def test_a_requests_booking_and_flag_are_in_the_experiment_it_was_made_in():
+    """A booking made when a slot is published, a flag the timer raises: their cause is the
+    practitioner's agenda or nothing, yet the evaluation counts them with the request."""
+    meuse = Partition()
+    tx = meuse.tx()
+    cardio = practitioner("cardio-bld", BAR_LE_DUC, profession=SPECIALIST, specialty="cardio")
+    run(lambda: change_agenda(event(PRACTITIONER_REGISTERED, cardio), tx, **ON))
+    for name in ("booked", "urgent"):
+        asked = consultation(
+            name, profession=SPECIALIST, specialty="cardio", urgency=IMMEDIATE, requested_at=NOW
+        )
+        teleconsult = event(CONSULTATION_REQUESTED, asked, experiment="teleconsult-meuse")
+        run(lambda teleconsult=teleconsult: change_agenda(teleconsult, tx, **ON))
+    slots = availability("cardio-bld", at(8, 5))
+    run(lambda: change_agenda(event(AVAILABILITY_PUBLISHED, slots), tx, **ON))
+    meuse.commit(tx)
+    (booking,) = published(tx, SLOT_BOOKED)
+    assert booking["ce_experiment"] == "teleconsult-meuse"
+
+    fired = meuse.tx(now=at(8, 16))
+    waiting = next(k for k, v in meuse.committed[REQUESTS].items() if v["status"] == WAITING)
+    run(lambda: flag_overdue(waiting, fired, settings=SETTINGS))
+    (flag,) = published(fired, REQUEST_FLAGGED)
+    assert flag["ce_experiment"] == "teleconsult-meuse"
 
 
 def test_a_critical_alert_asks_the_territorys_scheduler_and_writes_no_table():

@@ -10,6 +10,8 @@ from emeuse.chronic.v1.chronic_events_pb2 import AlertAction, AlertActionRequest
 from emeuse.kernel.outputs import Origin
 from emeuse.kernel.tx import Tx
 from emeuse.registry import ALERT_ACKNOWLEDGED, ALERT_ESCALATED, ALERT_RAISED, dead_letter_topic
+from emeuse.runtime import envelope as env
+from emeuse.runtime.envelope import CODE_OF_TERRITORY
 from services.chronic.alerts import apply_action, due_actions
 from services.chronic.care_plan import record_care_plan
 from services.chronic.domain.monitoring import PatientState
@@ -218,3 +220,33 @@ def test_a_critical_alert_passed_to_the_last_member_is_counted_for_the_operators
         counted.append((REGISTRY.get_sample_value(LAST_MEMBER, labels) or 0) - before)
         state = tx.get(STATES, PATIENT)
     assert counted == [0, 1]
+
+
+def test_an_escalation_the_timer_decides_is_in_the_experiment_the_patient_is_enrolled_in():
+    """The timer's step has no event to inherit an experiment from: the plan's is used, so
+    the evaluation counts the escalation with the patient's alerts, not in the service's own
+    experiment."""
+    stored_plan = record_care_plan(
+        anticoagulation_plan(),
+        previous=None,
+        territory=TERRITORY,
+        recorded_at=NOW,
+        experiment="telesuivi-meuse",
+    )
+    state, _ = critical_inr()
+    store = {(CARE_PLANS, PATIENT): stored_plan, (STATES, PATIENT): state}
+    tx = Tx(
+        0,
+        Origin("chronic", "emeuse/chronic", "emeuse-platform"),
+        dead_letter_topic("chronic"),
+        lambda table, key: store.get((table, key)),
+        lambda table, key: 0,
+    )
+    tx.now = after(30)
+    asyncio.run(take_due_steps(PATIENT, tx))
+    [record] = [r for r in tx.outputs if r.topic == ALERT_ESCALATED.name]
+    envelope = env.from_headers(record.headers)
+    assert (envelope.experiment_id, CODE_OF_TERRITORY[envelope.territory]) == (
+        "telesuivi-meuse",
+        TERRITORY,
+    )

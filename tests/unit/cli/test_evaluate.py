@@ -81,6 +81,23 @@ def test_each_total_is_plotted_when_matplotlib_is_there(tmp_path: Path):
     assert (tmp_path / "out" / "plots" / "chronic.readings.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_a_total_withheld_in_every_month_gets_no_empty_plot(tmp_path: Path):
+    pytest.importorskip("matplotlib")
+    withheld = [
+        api.Indicator(month="2026-02", name="home.incidents", unit="count", suppressed=True)
+    ]
+
+    def fetch(*_: str) -> Sequence[api.Indicator]:
+        return [*ANSWERS["55"], *withheld]
+
+    argv = ["evaluate", "--experiment", "telesuivi", "--territory", "55"]
+    argv += ["--from", "2026-01", "--to", "2026-03", "--out", str(tmp_path)]
+    assert cmd_evaluate(build_parser().parse_args(argv), fetch=fetch) == 0
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["chronic.readings.png"]
+    # Still a row of the table, withheld.
+    assert ",home.incidents,,count,,yes" in (tmp_path / "indicators.csv").read_text()
+
+
 def test_months_run_across_a_new_year():
     assert months_between("2025-11", "2026-02") == ["2025-11", "2025-12", "2026-01", "2026-02"]
 

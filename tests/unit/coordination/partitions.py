@@ -52,11 +52,14 @@ class Partitions:
         when: datetime,
         territory: str = "55",
         event_id: str | None = None,
+        source: str = "",
     ) -> str:
+        """Handle the event; `source` is its publisher (the topic's owning service when
+        empty, "partner/<id>" for a partner's event the gateway admitted)."""
         subject = getattr(message, spec.subject_field)
         envelope = env.new_envelope(
             event_type=spec.type_name,
-            source="partner/coordination-tests",
+            source=source or f"emeuse/{spec.owner}",
             subject_pseudonym=subject,
             territory=env.territory_from_code(territory),
             experiment_id="exp-tests",

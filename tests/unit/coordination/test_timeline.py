@@ -21,6 +21,7 @@ from emeuse.registry import (
 )
 from emeuse.runtime.pseudonym import random_pseudonym
 from services.coordination.domain import timeline
+from services.coordination.entries import shown
 from tests.unit.coordination.partitions import Partitions
 from tests.unit.coordination.stories import (
     alert_raised,
@@ -176,6 +177,7 @@ def test_a_campaign_message_is_left_to_its_receipts_but_a_programme_step_is_show
         (lambda e: e.ClearField("occurred_at"), "occurred_at is not set"),
         (lambda e: setattr(e, "code", "fell in the kitchen"), "code is not a short code"),
         (lambda e: setattr(e, "territory", "75"), "not a programme territory"),
+        (lambda e: setattr(e, "partner_id", "Dr Martin"), "not a partner id"),
     ],
 )
 def test_an_entry_on_the_timeline_topic_no_axis_would_make_is_refused(spoil, reason):
@@ -197,3 +199,22 @@ def test_an_entry_on_the_timeline_topic_no_axis_would_make_is_refused(spoil, rea
     recorded = TimelineEntryRecorded(person_pseudonym=random_pseudonym(), entry=entry)
     with pytest.raises(ValueError, match=reason):
         Partitions().send(TIMELINE_ENTRY_RECORDED, recorded, at(0))
+
+
+def test_a_partners_event_shows_in_the_timeline_with_the_partner_that_published_it():
+    """A partner plugs into the timeline through the axes' topics: what the gateway admitted
+    (under the person's consent to that partner) is an entry like the platform's own,
+    marked with the partner, through the access re-keying too."""
+    bus, person = Partitions(), random_pseudonym()
+    bus.send(ALERT_RAISED, alert_raised(person, "al-1", at(0)), at(0))
+    sms = receipt(person, "m-1", at(2))
+    bus.send(DELIVERY_RECEIPT_REPORTED, sms, at(2), source="partner/sms-est")
+    asked = requested(person, "req-1", at(5), cause="al-1")
+    bus.send(CONSULTATION_REQUESTED, asked, at(5), source="partner/teleconsult-est")
+    entries = timeline.entries(bus.timeline(person))
+    assert [(e["kind"], e.get("partner", "")) for e in entries] == [
+        ("alert_raised", ""),
+        ("message_receipt", "sms-est"),
+        ("consultation_requested", "teleconsult-est"),
+    ]
+    assert [shown(e).partner_id for e in entries] == ["", "sms-est", "teleconsult-est"]

@@ -37,7 +37,7 @@ from emeuse.home.v1.home_events_pb2 import (
     IncidentRaised,
     NotifiedContact,
 )
-from emeuse.partners.v1.partners_pb2 import ConsentChanged
+from emeuse.partners.v1.partners_pb2 import ConsentChanged, EventShared
 from emeuse.prevention.v1.prevention_events_pb2 import (
     DeliveryReceiptReported,
     DeliveryStatus,
@@ -51,6 +51,7 @@ from emeuse.registry import (
     CONSULTATION_REQUESTED,
     CONSULTATION_STATUS_CHANGED,
     DELIVERY_RECEIPT_REPORTED,
+    EVENT_SHARED,
     INCIDENT_ACKNOWLEDGED,
     INCIDENT_ESCALATED,
     INCIDENT_RAISED,
@@ -407,6 +408,24 @@ def partners(experiment: str, territory: str, when: datetime) -> list[Sent]:
     return [change(n, True) for n in range(11)] + [change(n, False) for n in (11, 12)]
 
 
+def feeds(experiment: str, territory: str, when: datetime) -> list[Sent]:
+    """What the gateway recorded of its feeds: 12 readings of consenting patients went to
+    glucomind, 3 of them to carelink-est too (15 deliveries)."""
+
+    def shared(n: int) -> Sent:
+        patient = person("k", n)
+        partner_ids = ["glucomind", "carelink-est"] if n < 3 else ["glucomind"]
+        message = EventShared(
+            patient_pseudonym=patient,
+            event_id=f"shared-reading-{n}",
+            event_type=READING_RECORDED.type_name,
+            partner_ids=partner_ids,
+        )
+        return Sent(EVENT_SHARED, message, patient, experiment, territory, when)
+
+    return [shared(n) for n in range(12)]
+
+
 def other_cells() -> list[Sent]:
     """The same axes elsewhere: another territory, another experiment, the month before."""
 
@@ -562,6 +581,7 @@ def month_of_events() -> list[Sent]:
             *home(TELE, "55", when),
             *prevention(TELE, "55", when),
             *partners(TELE, "55", when),
+            *feeds(TELE, "55", when),
             *other_cells(),
             *haute_marne(),
         )
@@ -645,6 +665,10 @@ EXPECTED: dict[tuple[str, str, str], dict[tuple[str, str], float]] = {
         ("partners.events_published", ""): 24,
         ("partners.events_published", "partner=biolab-est"): 12,
         ("partners.events_published", "partner=glucoflow"): 12,
+        # 12 readings to glucomind, 3 of them to carelink-est as well.
+        ("partners.events_consumed", ""): 15,
+        ("partners.events_consumed", "partner=glucomind"): 12,
+        ("partners.events_consumed", "partner=carelink-est"): 3,
     },
     (TELE, "54", "2026-03"): {
         ("chronic.readings", ""): 10,
@@ -712,6 +736,7 @@ SECONDARY: dict[tuple[str, str, str], set[tuple[str, str]]] = {
         ("prevention.messages", "outcome=delivered"),  # 15 - 12 = the 3 failed
         ("prevention.engagement", "action=clicked"),  # 14 - 10 = the 4 opened
         ("partners.consents", "change=granted"),  # 13 - 11 = the 2 withdrawn
+        ("partners.events_consumed", "partner=glucomind"),  # 15 - 12 = carelink-est's 3
     },
     (BASELINE, "52", "2026-03"): {
         ("access.requests", "profession=gp"),  # 12 - 10 = the 2 nurses

@@ -83,3 +83,31 @@ def test_a_booked_request_is_forgotten_and_a_flag_for_an_unknown_request_has_its
     assert waiting(state) == []
     state.handle(flag(3))
     assert unmet(state) == {"": 1, "urgency=routine": 1}
+
+
+def test_a_flag_read_before_its_request_counts_the_same_as_after_it():
+    """Reading every topic from the start (a rebuild), the flag topic may come first: the
+    kernel orders records within a topic only. The figures must not depend on it."""
+    asked = {
+        "urgency": ROUTINE,
+        "profession": Profession.PROFESSION_SPECIALIST,
+        "place": Place(commune="54395"),
+    }
+    live = Partitions()
+    live.handle(request(4, **asked))
+    live.handle(flag(4))
+    rebuilt = Partitions()
+    rebuilt.handle(flag(4))
+    assert unmet(rebuilt) == {"": 1, "urgency=routine": 1}  # what it asked, not known yet
+    # The same flag again (a copy), before or after its request: urgency only, both ways.
+    live.handle(flag(4))
+    rebuilt.handle(flag(4))
+    # A booking after the flag (rebooked later), read before the request, keeps it waiting.
+    booked = SlotBooked(
+        booking_id="b-4", territory="54", request_id="q-4", patient_pseudonym=person("c", 4)
+    )
+    rebuilt.handle(access_event(SLOT_BOOKED, booked))
+    rebuilt.handle(request(4, **asked))
+    assert unmet(rebuilt) == unmet(live)
+    assert unmet(rebuilt)["profession=specialist"] == 1
+    assert waiting(rebuilt) == []

@@ -9,9 +9,9 @@ from emeuse.chronic.v1.chronic_events_pb2 import ReadingRecorded
 from emeuse.kernel.outputs import Origin
 from emeuse.kernel.tx import Tx
 from emeuse.partners import feed_topic
-from emeuse.partners.v1.partners_pb2 import ConsentChanged, PartnerRegistered
+from emeuse.partners.v1.partners_pb2 import ConsentChanged, EventShared, PartnerRegistered
 from emeuse.place.v1.territory_pb2 import Territory
-from emeuse.registry import CONSENT_CHANGED, READING_RECORDED, dead_letter_topic
+from emeuse.registry import CONSENT_CHANGED, EVENT_SHARED, READING_RECORDED, dead_letter_topic
 from emeuse.runtime import envelope as env
 from emeuse.runtime.events import Event
 from emeuse.runtime.pseudonym import random_pseudonym
@@ -70,7 +70,7 @@ def test_an_event_goes_only_to_the_feeds_of_partners_with_a_standing_consent() -
     reading = ReadingRecorded(reading_id="r-1", patient_pseudonym=PATIENT, loinc_code="2339-0")
     partners = directory(partner("glucoflow"), partner("othercare"))
     asyncio.run(share(event(READING_RECORDED, reading, PATIENT), tx, directory=partners))
-    [out] = tx.outputs
+    out, _shared = tx.outputs
     assert out.topic == feed_topic("glucoflow")
     assert out.key == PATIENT.encode()
     assert ReadingRecorded.FromString(out.value) == reading
@@ -106,7 +106,7 @@ def test_a_partner_that_asked_not_to_get_its_own_events_back_does_not() -> None:
     publisher.own_events_withheld = True
     asyncio.run(share(published, tx, directory=directory(publisher, partner("othercare"))))
     # The other consenting partner gets it; the publisher, who opted out, does not.
-    assert [out.topic for out in tx.outputs] == [feed_topic("othercare")]
+    assert [out.topic for out in tx.outputs] == [feed_topic("othercare"), EVENT_SHARED.name]
 
 
 def test_a_partner_gets_its_own_events_back_unless_it_asked_otherwise() -> None:
@@ -117,4 +117,42 @@ def test_a_partner_gets_its_own_events_back_unless_it_asked_otherwise() -> None:
     published = event(READING_RECORDED, reading, PATIENT)
     published.envelope.source = "partner/glucoflow"
     asyncio.run(share(published, tx, directory=directory(partner("glucoflow"))))
-    assert [out.topic for out in tx.outputs] == [feed_topic("glucoflow")]
+    assert [out.topic for out in tx.outputs] == [feed_topic("glucoflow"), EVENT_SHARED.name]
+
+
+def test_the_feeds_an_event_went_to_are_recorded_on_the_bus_in_its_cell() -> None:
+    book = ConsentBook()
+    for partner_id in ("glucoflow", "othercare"):
+        book.record(partner_id, "remote-monitoring", HAPPENED - timedelta(days=1), True)
+    tx = transaction({(CONSENTS, PATIENT): book.to_json()})
+    reading = ReadingRecorded(reading_id="r-4", patient_pseudonym=PATIENT, loinc_code="2339-0")
+    shared_event = event(READING_RECORDED, reading, PATIENT)
+    readers = directory(partner("glucoflow"), partner("othercare"), partner("nobody"))
+    asyncio.run(share(shared_event, tx, directory=readers))
+    record = tx.outputs[-1]
+    assert record.topic == EVENT_SHARED.name
+    assert record.key == PATIENT.encode()
+    shared = EventShared.FromString(record.value)
+    # Once, naming every partner given it and no partner withheld from.
+    assert list(shared.partner_ids) == ["glucoflow", "othercare"]
+    assert (shared.event_id, shared.event_type) == (
+        shared_event.envelope.event_id,
+        READING_RECORDED.type_name,
+    )
+    envelope = env.from_headers(record.headers)
+    # The shared event's experiment, territory and time: it counts in the same cell.
+    assert envelope.experiment_id == "exp-test"
+    assert envelope.territory == Territory.TERRITORY_MEUSE
+    assert envelope.occurred_at.ToDatetime(tzinfo=UTC) == HAPPENED
+    assert envelope.causation_id == shared_event.envelope.event_id
+
+
+def test_an_event_no_feed_got_is_not_recorded_as_shared() -> None:
+    tx = transaction({})
+    reading = ReadingRecorded(reading_id="r-5", patient_pseudonym=PATIENT, loinc_code="2339-0")
+    asyncio.run(
+        share(
+            event(READING_RECORDED, reading, PATIENT), tx, directory=directory(partner("glucoflow"))
+        )
+    )
+    assert not tx.outputs

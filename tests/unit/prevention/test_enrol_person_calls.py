@@ -47,8 +47,9 @@ class Bus:
         self.states = states
         self.published: list[Any] = []
 
-    async def publish(self, spec: Any, message: Any, **_: Any) -> EventEnvelope:
-        envelope = EventEnvelope(event_id=str(uuid.uuid4()))
+    async def publish(self, spec: Any, message: Any, **fields: Any) -> EventEnvelope:
+        experiment = fields.get("experiment_id") or "emeuse-platform"
+        envelope = EventEnvelope(event_id=str(uuid.uuid4()), experiment_id=experiment)
         self.published.append(message)
         person = message.person_pseudonym
         state = PersonState.from_json(self.states.get(person))
@@ -59,10 +60,10 @@ class Bus:
         return envelope
 
 
-def enrol_request(person: str, band: tuple[int, int]) -> api.EnrollPersonRequest:
-    return api.EnrollPersonRequest(
-        person=enrolment(person, band=band), experiment_id="exp-prevention"
-    )
+def enrol_request(
+    person: str, band: tuple[int, int], experiment: str = "exp-prevention"
+) -> api.EnrollPersonRequest:
+    return api.EnrollPersonRequest(person=enrolment(person, band=band), experiment_id=experiment)
 
 
 def call(servicer: PreventionServicer, request: api.EnrollPersonRequest) -> Any:
@@ -93,4 +94,19 @@ def test_enrolling_an_enrolled_person_with_a_new_age_band_replaces_the_profile()
     profile = PersonState.from_json(states[person]).profile
     assert profile is not None and (profile.age_from, profile.age_to) == (50, 54)
     assert profile.enrolled_by == older.event_id
+    assert len(bus.published) == 2
+
+
+def test_the_same_enrolment_in_another_experiment_moves_the_person_to_it():
+    """What the timers send and an opt-out follow the enrolment's experiment: enrolled
+    again in another, the person moves, so the enrolment is published."""
+    states: dict[str, Any] = {}
+    bus = Bus(states)
+    servicer = PreventionServicer(Router(), bus, states, None, CareTeams(accepts=check_care_plan))  # type: ignore[arg-type]
+    person = random_pseudonym()
+    first = call(servicer, enrol_request(person, (50, 54)))
+    moved = call(servicer, enrol_request(person, (50, 54), experiment="prevention-meuse"))
+    assert moved.event_id != first.event_id
+    profile = PersonState.from_json(states[person]).profile
+    assert profile is not None and profile.experiment == "prevention-meuse"
     assert len(bus.published) == 2

@@ -8,16 +8,33 @@ from typing import Any
 
 from emeuse.kernel.outputs import Origin
 from emeuse.kernel.tx import Tx
+from emeuse.place.v1.territory_pb2 import Territory
 from emeuse.prevention.v1.prevention_events_pb2 import PersonAction
-from emeuse.registry import MESSAGE_DELIVERY_REQUESTED, MESSAGE_SCHEDULED, dead_letter_topic
+from emeuse.registry import (
+    MESSAGE_DELIVERY_REQUESTED,
+    MESSAGE_SCHEDULED,
+    PERSON_ENROLLED,
+    dead_letter_topic,
+)
+from emeuse.runtime import envelope as env
 from emeuse.runtime.envelope import H_ID
+from emeuse.runtime.events import Event
+from emeuse.runtime.pseudonym import random_pseudonym
 from services.prevention.campaigns import Directory, to_message
 from services.prevention.domain.campaign import PAUSED
 from services.prevention.domain.person import SCHEDULED, SENT, PersonState
 from services.prevention.handlers import send_message, target_campaign
-from services.prevention.processing import STATES, take_due_steps
+from services.prevention.processing import STATES, enrol, take_due_steps
 from services.prevention.steps import due_actions, next_step_at
-from tests.unit.prevention.people import DELAYS, NOW, campaign, enrolled, send, target
+from tests.unit.prevention.people import (
+    DELAYS,
+    NOW,
+    campaign,
+    enrolled,
+    enrolment,
+    send,
+    target,
+)
 
 HPV = campaign()
 
@@ -122,3 +139,26 @@ def test_a_firing_with_nothing_due_changes_nothing() -> None:
     tx = transaction(person, state)
     asyncio.run(take_due_steps(person, tx, directory=loaded(), delays=DELAYS))
     assert tx.empty
+
+
+def test_what_a_firing_sends_is_in_the_experiment_the_person_was_enrolled_in() -> None:
+    """A timer has no event to inherit an experiment from: the enrolment's is used (kept on
+    the profile by processing.enrol), so the evaluation counts it with the person's."""
+    person = random_pseudonym()
+    envelope = env.new_envelope(
+        event_type=PERSON_ENROLLED.type_name,
+        source="emeuse/prevention",
+        subject_pseudonym=person,
+        territory=Territory.TERRITORY_MEUSE,
+        experiment_id="prevention-meuse",
+        schema_version="v1",
+        occurred_at=NOW,
+    )
+    enrolling = Event(envelope, enrolment(person), person, PERSON_ENROLLED.name, 0, 0)
+    state = enrol(enrolling, PersonState(), NOW, delays=DELAYS).state
+    tx = transaction(person, state)  # the service's own experiment is exp-test
+    asyncio.run(take_due_steps(person, tx, directory=loaded(HPV), delays=DELAYS))
+    assert tx.outputs
+    assert {env.from_headers(out.headers).experiment_id for out in tx.outputs} == {
+        "prevention-meuse"
+    }

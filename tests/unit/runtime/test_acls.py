@@ -7,6 +7,7 @@ from emeuse.kernel.declare import Processor
 from emeuse.registry import (
     CARE_PLAN_UPDATED,
     CONSENT_CHANGED,
+    EVENT_SHARED,
     PATIENT_DATA_ACCESSED,
     READING_RECORDED,
     SERVICES,
@@ -94,7 +95,7 @@ def test_a_registry_topic_is_written_by_its_owner_the_gateway_for_partners_or_ev
         writers = {s for s in SERVICES if spec.name in allowed(acls.user_of(s), "Write")}
         if spec is PATIENT_DATA_ACCESSED:
             assert writers == set(SERVICES)
-        elif spec is CONSENT_CHANGED:
+        elif spec in (CONSENT_CHANGED, EVENT_SHARED):
             assert writers == {"gateway"}
         else:
             expected = {spec.owner} & set(SERVICES)

@@ -25,19 +25,19 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n0emeuse/coordination/v1/coordination_events.proto\x12\x16\x65meuse.coordination.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x88\x02\n\rTimelineEntry\x12\x10\n\x08\x65ntry_id\x18\x01 \x01(\t\x12*\n\x04\x61xis\x18\x02 \x01(\x0e\x32\x1c.emeuse.coordination.v1.Axis\x12/\n\x04kind\x18\x03 \x01(\x0e\x32!.emeuse.coordination.v1.EntryKind\x12/\n\x0boccurred_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nsubject_id\x18\x05 \x01(\t\x12\x12\n\nrelated_id\x18\x06 \x01(\t\x12\x0c\n\x04\x63ode\x18\x07 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x08 \x01(\t\x12\x11\n\tterritory\x18\t \x01(\t\"g\n\x15TimelineEntryRecorded\x12\x18\n\x10person_pseudonym\x18\x01 \x01(\t\x12\x34\n\x05\x65ntry\x18\x02 \x01(\x0b\x32%.emeuse.coordination.v1.TimelineEntry*c\n\x04\x41xis\x12\x14\n\x10\x41XIS_UNSPECIFIED\x10\x00\x12\x10\n\x0c\x41XIS_CHRONIC\x10\x01\x12\x0f\n\x0b\x41XIS_ACCESS\x10\x02\x12\r\n\tAXIS_HOME\x10\x03\x12\x13\n\x0f\x41XIS_PREVENTION\x10\x04*\xdf\x05\n\tEntryKind\x12\x1a\n\x16\x45NTRY_KIND_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x45NTRY_KIND_ALERT_RAISED\x10\x01\x12\x1e\n\x1a\x45NTRY_KIND_ALERT_ESCALATED\x10\x02\x12!\n\x1d\x45NTRY_KIND_ALERT_ACKNOWLEDGED\x10\x03\x12\x1d\n\x19\x45NTRY_KIND_ALERT_RESOLVED\x10\x04\x12%\n!ENTRY_KIND_CONSULTATION_REQUESTED\x10\x05\x12\x1a\n\x16\x45NTRY_KIND_SLOT_BOOKED\x10\x06\x12*\n&ENTRY_KIND_CONSULTATION_STATUS_CHANGED\x10\x07\x12\x1e\n\x1a\x45NTRY_KIND_REQUEST_FLAGGED\x10\x08\x12 \n\x1c\x45NTRY_KIND_REQUEST_WITHDRAWN\x10\t\x12\x1e\n\x1a\x45NTRY_KIND_INCIDENT_RAISED\x10\n\x12!\n\x1d\x45NTRY_KIND_INCIDENT_ESCALATED\x10\x0b\x12$\n ENTRY_KIND_INCIDENT_ACKNOWLEDGED\x10\x0c\x12 \n\x1c\x45NTRY_KIND_INCIDENT_RESOLVED\x10\r\x12\x1c\n\x18\x45NTRY_KIND_VISIT_PLANNED\x10\x0e\x12\x1c\n\x18\x45NTRY_KIND_VISIT_STARTED\x10\x0f\x12\x1a\n\x16\x45NTRY_KIND_VISIT_ENDED\x10\x10\x12 \n\x1c\x45NTRY_KIND_PROGRAMME_STARTED\x10\x11\x12\x1e\n\x1a\x45NTRY_KIND_PROGRAMME_ENDED\x10\x12\x12 \n\x1c\x45NTRY_KIND_MESSAGE_SCHEDULED\x10\x13\x12\x1e\n\x1a\x45NTRY_KIND_MESSAGE_RECEIPT\x10\x14\x12\x1f\n\x1b\x45NTRY_KIND_OPT_OUT_RECORDED\x10\x15\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n0emeuse/coordination/v1/coordination_events.proto\x12\x16\x65meuse.coordination.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9c\x02\n\rTimelineEntry\x12\x10\n\x08\x65ntry_id\x18\x01 \x01(\t\x12*\n\x04\x61xis\x18\x02 \x01(\x0e\x32\x1c.emeuse.coordination.v1.Axis\x12/\n\x04kind\x18\x03 \x01(\x0e\x32!.emeuse.coordination.v1.EntryKind\x12/\n\x0boccurred_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nsubject_id\x18\x05 \x01(\t\x12\x12\n\nrelated_id\x18\x06 \x01(\t\x12\x0c\n\x04\x63ode\x18\x07 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x08 \x01(\t\x12\x11\n\tterritory\x18\t \x01(\t\x12\x12\n\npartner_id\x18\n \x01(\t\"g\n\x15TimelineEntryRecorded\x12\x18\n\x10person_pseudonym\x18\x01 \x01(\t\x12\x34\n\x05\x65ntry\x18\x02 \x01(\x0b\x32%.emeuse.coordination.v1.TimelineEntry*c\n\x04\x41xis\x12\x14\n\x10\x41XIS_UNSPECIFIED\x10\x00\x12\x10\n\x0c\x41XIS_CHRONIC\x10\x01\x12\x0f\n\x0b\x41XIS_ACCESS\x10\x02\x12\r\n\tAXIS_HOME\x10\x03\x12\x13\n\x0f\x41XIS_PREVENTION\x10\x04*\xdf\x05\n\tEntryKind\x12\x1a\n\x16\x45NTRY_KIND_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x45NTRY_KIND_ALERT_RAISED\x10\x01\x12\x1e\n\x1a\x45NTRY_KIND_ALERT_ESCALATED\x10\x02\x12!\n\x1d\x45NTRY_KIND_ALERT_ACKNOWLEDGED\x10\x03\x12\x1d\n\x19\x45NTRY_KIND_ALERT_RESOLVED\x10\x04\x12%\n!ENTRY_KIND_CONSULTATION_REQUESTED\x10\x05\x12\x1a\n\x16\x45NTRY_KIND_SLOT_BOOKED\x10\x06\x12*\n&ENTRY_KIND_CONSULTATION_STATUS_CHANGED\x10\x07\x12\x1e\n\x1a\x45NTRY_KIND_REQUEST_FLAGGED\x10\x08\x12 \n\x1c\x45NTRY_KIND_REQUEST_WITHDRAWN\x10\t\x12\x1e\n\x1a\x45NTRY_KIND_INCIDENT_RAISED\x10\n\x12!\n\x1d\x45NTRY_KIND_INCIDENT_ESCALATED\x10\x0b\x12$\n ENTRY_KIND_INCIDENT_ACKNOWLEDGED\x10\x0c\x12 \n\x1c\x45NTRY_KIND_INCIDENT_RESOLVED\x10\r\x12\x1c\n\x18\x45NTRY_KIND_VISIT_PLANNED\x10\x0e\x12\x1c\n\x18\x45NTRY_KIND_VISIT_STARTED\x10\x0f\x12\x1a\n\x16\x45NTRY_KIND_VISIT_ENDED\x10\x10\x12 \n\x1c\x45NTRY_KIND_PROGRAMME_STARTED\x10\x11\x12\x1e\n\x1a\x45NTRY_KIND_PROGRAMME_ENDED\x10\x12\x12 \n\x1c\x45NTRY_KIND_MESSAGE_SCHEDULED\x10\x13\x12\x1e\n\x1a\x45NTRY_KIND_MESSAGE_RECEIPT\x10\x14\x12\x1f\n\x1b\x45NTRY_KIND_OPT_OUT_RECORDED\x10\x15\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'emeuse.coordination.v1.coordination_events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_AXIS']._serialized_start=481
-  _globals['_AXIS']._serialized_end=580
-  _globals['_ENTRYKIND']._serialized_start=583
-  _globals['_ENTRYKIND']._serialized_end=1318
+  _globals['_AXIS']._serialized_start=501
+  _globals['_AXIS']._serialized_end=600
+  _globals['_ENTRYKIND']._serialized_start=603
+  _globals['_ENTRYKIND']._serialized_end=1338
   _globals['_TIMELINEENTRY']._serialized_start=110
-  _globals['_TIMELINEENTRY']._serialized_end=374
-  _globals['_TIMELINEENTRYRECORDED']._serialized_start=376
-  _globals['_TIMELINEENTRYRECORDED']._serialized_end=479
+  _globals['_TIMELINEENTRY']._serialized_end=394
+  _globals['_TIMELINEENTRYRECORDED']._serialized_start=396
+  _globals['_TIMELINEENTRYRECORDED']._serialized_end=499
 # @@protoc_insertion_point(module_scope)

@@ -165,6 +165,7 @@ class TimelineEntry(_message.Message):
     CODE_FIELD_NUMBER: _builtins.int
     DETAIL_FIELD_NUMBER: _builtins.int
     TERRITORY_FIELD_NUMBER: _builtins.int
+    PARTNER_ID_FIELD_NUMBER: _builtins.int
     entry_id: _builtins.str
     """Id of the axis event it records (its ce_id): an entry is kept once."""
     axis: Global___Axis.ValueType
@@ -181,6 +182,8 @@ class TimelineEntry(_message.Message):
     """Second short code (an alert's rule, a profession, a reason), lower case; empty when none."""
     territory: _builtins.str
     """Territory code (52, 54 or 55) of the event; empty when the event said none."""
+    partner_id: _builtins.str
+    """Partner that published the axis event (its ce_source "partner/<id>"; the gateway admits a partner's event about a person only under that person's consent to it); empty when a platform service did."""
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp:
         """When it happened (the axis event's own time field)."""
@@ -197,10 +200,11 @@ class TimelineEntry(_message.Message):
         code: _builtins.str = ...,
         detail: _builtins.str = ...,
         territory: _builtins.str = ...,
+        partner_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["axis", b"axis", "code", b"code", "detail", b"detail", "entry_id", b"entry_id", "kind", b"kind", "occurred_at", b"occurred_at", "related_id", b"related_id", "subject_id", b"subject_id", "territory", b"territory"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["axis", b"axis", "code", b"code", "detail", b"detail", "entry_id", b"entry_id", "kind", b"kind", "occurred_at", b"occurred_at", "partner_id", b"partner_id", "related_id", b"related_id", "subject_id", b"subject_id", "territory", b"territory"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

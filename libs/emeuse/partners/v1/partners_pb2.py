@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!emeuse/partners/v1/partners.proto\x12\x12\x65meuse.partners.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xed\x01\n\x11PartnerRegistered\x12\x12\n\npartner_id\x18\x01 \x01(\t\x12\x10\n\x08purposes\x18\x02 \x03(\t\x12\x1c\n\x14readable_event_types\x18\x03 \x03(\t\x12\x1f\n\x17publishable_event_types\x18\x04 \x03(\t\x12\x13\n\x0b\x65xperiments\x18\x05 \x03(\t\x12\x0e\n\x06\x61\x63tive\x18\x06 \x01(\x08\x12\x31\n\rregistered_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\x13own_events_withheld\x18\x08 \x01(\x08\"\xc2\x01\n\x0e\x43onsentChanged\x12\x19\n\x11patient_pseudonym\x18\x01 \x01(\t\x12\x12\n\npartner_id\x18\x02 \x01(\t\x12\x0f\n\x07purpose\x18\x03 \x01(\t\x12\x0f\n\x07granted\x18\x04 \x01(\x08\x12.\n\nchanged_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63overs_from\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!emeuse/partners/v1/partners.proto\x12\x12\x65meuse.partners.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xed\x01\n\x11PartnerRegistered\x12\x12\n\npartner_id\x18\x01 \x01(\t\x12\x10\n\x08purposes\x18\x02 \x03(\t\x12\x1c\n\x14readable_event_types\x18\x03 \x03(\t\x12\x1f\n\x17publishable_event_types\x18\x04 \x03(\t\x12\x13\n\x0b\x65xperiments\x18\x05 \x03(\t\x12\x0e\n\x06\x61\x63tive\x18\x06 \x01(\x08\x12\x31\n\rregistered_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\x13own_events_withheld\x18\x08 \x01(\x08\"\xc2\x01\n\x0e\x43onsentChanged\x12\x19\n\x11patient_pseudonym\x18\x01 \x01(\t\x12\x12\n\npartner_id\x18\x02 \x01(\t\x12\x0f\n\x07purpose\x18\x03 \x01(\t\x12\x0f\n\x07granted\x18\x04 \x01(\x08\x12.\n\nchanged_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63overs_from\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x92\x01\n\x0b\x45ventShared\x12\x19\n\x11patient_pseudonym\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x12\n\nevent_type\x18\x03 \x01(\t\x12\x13\n\x0bpartner_ids\x18\x04 \x03(\t\x12-\n\tshared_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,4 +36,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PARTNERREGISTERED']._serialized_end=328
   _globals['_CONSENTCHANGED']._serialized_start=331
   _globals['_CONSENTCHANGED']._serialized_end=525
+  _globals['_EVENTSHARED']._serialized_start=528
+  _globals['_EVENTSHARED']._serialized_end=674
 # @@protoc_insertion_point(module_scope)

@@ -124,3 +124,45 @@ class ConsentChanged(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ConsentChanged: _TypeAlias = ConsentChanged  # noqa: Y015
+
+@_typing.final
+class EventShared(_message.Message):
+    """EventShared says the gateway put one of the platform's events in the feeds of one or more partners, under the patient's consent (what each partner was given; the evaluation counts it per partner)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATIENT_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    EVENT_TYPE_FIELD_NUMBER: _builtins.int
+    PARTNER_IDS_FIELD_NUMBER: _builtins.int
+    SHARED_AT_FIELD_NUMBER: _builtins.int
+    patient_pseudonym: _builtins.str
+    """Pseudonym of the patient the shared event is about."""
+    event_id: _builtins.str
+    """Id (ce_id) of the event shared."""
+    event_type: _builtins.str
+    """Type (full protobuf name) of the event shared."""
+    @_builtins.property
+    def partner_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Partners whose feed received it, each once."""
+
+    @_builtins.property
+    def shared_at(self) -> _timestamp_pb2.Timestamp:
+        """When the gateway put it in the feeds."""
+
+    def __init__(
+        self,
+        *,
+        patient_pseudonym: _builtins.str = ...,
+        event_id: _builtins.str = ...,
+        event_type: _builtins.str = ...,
+        partner_ids: _abc.Iterable[_builtins.str] | None = ...,
+        shared_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["shared_at", b"shared_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "event_type", b"event_type", "partner_ids", b"partner_ids", "patient_pseudonym", b"patient_pseudonym", "shared_at", b"shared_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EventShared: _TypeAlias = EventShared  # noqa: Y015

@@ -79,6 +79,13 @@ export declare type TimelineEntry = Message<"emeuse.coordination.v1.TimelineEntr
    * @generated from field: string territory = 9;
    */
   territory: string;
+
+  /**
+   * Partner that published the axis event (its ce_source "partner/<id>"; the gateway admits a partner's event about a person only under that person's consent to it); empty when a platform service did.
+   *
+   * @generated from field: string partner_id = 10;
+   */
+  partnerId: string;
 };
 
 /**

@@ -135,3 +135,51 @@ export declare type ConsentChanged = Message<"emeuse.partners.v1.ConsentChanged"
  */
 export declare const ConsentChangedSchema: GenMessage<ConsentChanged>;
 
+/**
+ * EventShared says the gateway put one of the platform's events in the feeds of one or more partners, under the patient's consent (what each partner was given; the evaluation counts it per partner).
+ *
+ * @generated from message emeuse.partners.v1.EventShared
+ */
+export declare type EventShared = Message<"emeuse.partners.v1.EventShared"> & {
+  /**
+   * Pseudonym of the patient the shared event is about.
+   *
+   * @generated from field: string patient_pseudonym = 1;
+   */
+  patientPseudonym: string;
+
+  /**
+   * Id (ce_id) of the event shared.
+   *
+   * @generated from field: string event_id = 2;
+   */
+  eventId: string;
+
+  /**
+   * Type (full protobuf name) of the event shared.
+   *
+   * @generated from field: string event_type = 3;
+   */
+  eventType: string;
+
+  /**
+   * Partners whose feed received it, each once.
+   *
+   * @generated from field: repeated string partner_ids = 4;
+   */
+  partnerIds: string[];
+
+  /**
+   * When the gateway put it in the feeds.
+   *
+   * @generated from field: google.protobuf.Timestamp shared_at = 5;
+   */
+  sharedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message emeuse.partners.v1.EventShared.
+ * Use `create(EventSharedSchema)` to create a new message.
+ */
+export declare const EventSharedSchema: GenMessage<EventShared>;
+
