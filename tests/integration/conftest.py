@@ -82,3 +82,11 @@ def line_left_as_found(platform: Platform) -> Iterator[None]:
     yield
     for territory, waiting in before.items():
         withdraw_waiting(client, territory, keep=waiting)
+
+
+@pytest.fixture(scope="session")
+def simulated_partners_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where `emeuse simulate` keeps its partners' settings files, for the whole session:
+    the first simulation registers its partners with the session's broker, and a later one
+    (another test) finds them registered and needs their files."""
+    return tmp_path_factory.mktemp("simulated-partners")

@@ -451,7 +451,9 @@ def test_home_and_prevention_answer_a_care_team_member_about_its_own_patients_on
 def test_access_lets_a_care_team_member_request_and_withdraw_for_its_own_patients_only(
     platform, roles, patient, line_left_as_found
 ):
-    asked = consultation(patient)
+    # A need no practitioner of the session offers: the request waits whatever slots other
+    # tests (a simulation) left free in 55, so the withdrawals below find it waiting.
+    asked = consultation(patient, specialty="dermatology")
     request = RequestConsultationRequest(request=asked, experiment_id="exp-teleconsult")
 
     def requested(caller: str) -> Any:

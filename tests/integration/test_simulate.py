@@ -36,7 +36,7 @@ pytestmark = pytest.mark.usefixtures("line_left_as_found")
 
 
 def test_a_simulated_territory_raises_alerts_and_home_incidents_and_sets_bad_input_aside(
-    platform, bus, tmp_path
+    platform, bus, simulated_partners_dir
 ):
     options = Options(
         seed=11,
@@ -70,7 +70,7 @@ def test_a_simulated_territory_raises_alerts_and_home_incidents_and_sets_bad_inp
         platform.auth,
         options.experiment,
         partner_bootstrap=os.environ["EMEUSE_KAFKA_PARTNER_BOOTSTRAP"],
-        partner_secrets=tmp_path,
+        partner_secrets=simulated_partners_dir,
     )
     lag = PlatformLag(bus.bootstrap, every_s=1)
 
@@ -78,7 +78,14 @@ def test_a_simulated_territory_raises_alerts_and_home_incidents_and_sets_bad_inp
         return CareTeams(bus.bootstrap, options, people, transport, tally)
 
     def partner_apps(run_plan: Plan, tally: Tally) -> FeedReaders:
-        return FeedReaders(run_plan.partners, run_plan.users, run_plan.withdrawn, tmp_path, tally)
+        return FeedReaders(
+            run_plan.partners,
+            run_plan.users,
+            run_plan.withdrawn,
+            simulated_partners_dir,
+            tally,
+            experiment=options.experiment,
+        )
 
     try:
         tally = run(

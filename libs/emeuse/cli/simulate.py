@@ -267,6 +267,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             run_plan.withdrawn,
             args.partner_secrets_dir,
             tally,
+            experiment=options.experiment,
         )
 
     try:

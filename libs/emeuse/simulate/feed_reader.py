@@ -11,7 +11,9 @@ It reads the partner's feed with the partner's own credential (`PartnerApp`, gro
 `simulate`) and counts what it was fed: readings of patients consenting to it, and any
 reading of a patient who never did (the gateway should feed none) or that happened after
 the patient withdrew (`EMEUSE_SIM_FEED_USERS`: one line per user, `pseudonym` or
-`pseudonym withdrawn-at`). On SIGTERM it writes the counts to `EMEUSE_SIM_FEED_REPORT`.
+`pseudonym withdrawn-at`). Readings of another experiment than the run's
+(`EMEUSE_SIM_FEED_EXPERIMENT`: an earlier run's, still in the feed) are counted apart, not
+judged. On SIGTERM it writes the counts to `EMEUSE_SIM_FEED_REPORT`.
 """
 
 from __future__ import annotations
@@ -35,11 +37,18 @@ WITHDRAWAL_TOLERANCE = timedelta(seconds=5)
 class FeedTally:
     """What one partner was fed, judged against the consents the simulation gave it."""
 
-    def __init__(self, users: set[str], withdrawn_at: dict[str, datetime]) -> None:
-        self.users, self.withdrawn_at = users, withdrawn_at
+    def __init__(
+        self, users: set[str], withdrawn_at: dict[str, datetime], experiment: str = ""
+    ) -> None:
+        self.users, self.withdrawn_at, self.experiment = users, withdrawn_at, experiment
         self.counts: Counter[str] = Counter()
 
-    def read(self, patient: str, measured_at: datetime) -> None:
+    def read(self, patient: str, measured_at: datetime, experiment: str = "") -> None:
+        if self.experiment and experiment != self.experiment:
+            # An earlier run's (another experiment) reading, still in the partner's feed:
+            # its consents are not this run's to judge.
+            self.counts["partner.feed_other_runs"] += 1
+            return
         if patient not in self.users:
             self.counts["partner.feed_unconsented"] += 1
             return
@@ -78,12 +87,17 @@ tally = FeedTally(set(), {})
 
 @app.handles(ReadingRecorded)
 async def on_reading(event: EventEnvelope, reading: ReadingRecorded) -> None:
-    tally.read(reading.patient_pseudonym, reading.measured_at.ToDatetime(tzinfo=UTC))
+    tally.read(
+        reading.patient_pseudonym,
+        reading.measured_at.ToDatetime(tzinfo=UTC),
+        event.experiment_id,
+    )
 
 
 def main() -> int:
     users, withdrawn = read_users(Path(os.environ["EMEUSE_SIM_FEED_USERS"]).read_text())
     tally.users, tally.withdrawn_at = users, withdrawn
+    tally.experiment = os.environ.get("EMEUSE_SIM_FEED_EXPERIMENT", "")
     status = app.run()
     Path(os.environ["EMEUSE_SIM_FEED_REPORT"]).write_text(json.dumps(dict(tally.counts)))
     return status

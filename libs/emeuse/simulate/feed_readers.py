@@ -33,9 +33,12 @@ class FeedReaders:
         tally: Tally,
         env: dict[str, str] | None = None,
         command: list[str] | None = None,
+        experiment: str = "",
     ) -> None:
-        """`command`: the partner's app (default the SDK app of `feed_reader`)."""
+        """`command`: the partner's app (default the SDK app of `feed_reader`);
+        `experiment`: the run's, the only one whose readings the apps judge."""
         self.partner_ids, self.users, self.withdrawn = partner_ids, users, withdrawn
+        self.experiment = experiment
         self.secrets_dir, self.tally = secrets_dir, tally
         self.env = dict(os.environ if env is None else env)
         self.folder = Path(tempfile.mkdtemp(prefix="emeuse-simulate-feeds-"))
@@ -54,6 +57,7 @@ class FeedReaders:
                 # partner's real app may be serving there.
                 "EMEUSE_PARTNER_METRICS_PORT": "0",
                 "EMEUSE_SIM_FEED_USERS": str(users),
+                "EMEUSE_SIM_FEED_EXPERIMENT": self.experiment,
                 "EMEUSE_SIM_FEED_REPORT": str(self.folder / f"{partner_id}.json"),
             }
             env.pop("EMEUSE_PARTNER_LOCAL", None)

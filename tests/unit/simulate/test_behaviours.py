@@ -64,6 +64,16 @@ def test_a_partner_app_counts_what_its_feed_gives_it_and_what_consent_forbids():
     )
 
 
+def test_a_partner_app_judges_only_its_runs_readings_in_a_feed_earlier_runs_filled():
+    tally = FeedTally({"patient-a"}, {}, experiment="this-run")
+    tally.read("patient-a", START, "this-run")
+    tally.read("patient-z", START, "earlier-run")  # another run's patient, still in the feed
+    tally.read("patient-c", START, "this-run")  # this run's, never consented
+    assert tally.counts == Counter(
+        {"partner.feed_read": 1, "partner.feed_other_runs": 1, "partner.feed_unconsented": 1}
+    )
+
+
 def test_each_partner_app_is_told_its_own_users_and_when_they_withdrew():
     run_plan = plan(Options(seed=33, scale=0.05, consent_withdrawal_share=0.3), now=START)
     assert run_plan.withdrawn

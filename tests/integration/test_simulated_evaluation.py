@@ -184,7 +184,7 @@ def published_as_counted(shown: list, counted: Counter) -> bool:
 
 
 def test_a_simulated_month_gives_a_report_a_research_unit_can_publish(
-    platform: Platform, bus: Bus, tmp_path: Path
+    platform: Platform, bus: Bus, tmp_path: Path, simulated_partners_dir: Path
 ):
     experiment = f"sim-eval-{uuid.uuid4().hex[:8]}"
     options = Options(
@@ -206,7 +206,7 @@ def test_a_simulated_month_gives_a_report_a_research_unit_can_publish(
         partner_share=0.6,
     )
     started = datetime.now(UTC)
-    simulate(platform, bus, options, tmp_path)
+    simulate(platform, bus, options, simulated_partners_dir)
     months = (month_of(started), month_of(datetime.now(UTC)))
     live = platform.services["evaluation"]
 
