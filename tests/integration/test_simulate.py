@@ -7,6 +7,7 @@ import os
 import time
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -29,10 +30,70 @@ from emeuse.simulate.lag import PlatformLag
 from emeuse.simulate.run import Plan, plan, run
 from emeuse.simulate.send import PlatformTransport, Tally
 from emeuse.simulate.setup import setup_stages, slot_id, slot_starts
+from tests.integration.harness import Bus, Platform
 from tests.integration.test_access import access, withdraw_waiting
 
 # What the simulated patients were left waiting for is withdrawn after each test (conftest).
 pytestmark = pytest.mark.usefixtures("line_left_as_found")
+
+
+def simulate(
+    platform: Platform,
+    bus: Bus,
+    options: Options,
+    partners_dir: Path,
+    *,
+    linger_s: float,
+    lag: PlatformLag | None = None,
+    read_feeds: bool = False,
+) -> Tally:
+    """A run of `emeuse simulate` through the test platform's real interfaces, care teams
+    answering (and, with `read_feeds`, the partners' apps reading their feeds); it fails on
+    any failed send. `partners_dir` keeps the simulated partners' settings files."""
+    targets = {
+        s: platform.services[s].grpc_target
+        for s in ("chronic", "home", "prevention", "access", "gateway")
+    }
+    # Requests earlier tests left waiting in the territory would take the simulated
+    # practitioners' slots: a coordinator withdraws them, so the line starts empty.
+    for territory in options.territories:
+        withdraw_waiting(access(platform), territory)
+    transport = PlatformTransport(
+        bus.bootstrap,
+        targets,
+        platform.auth,
+        options.experiment,
+        partner_bootstrap=os.environ["EMEUSE_KAFKA_PARTNER_BOOTSTRAP"],
+        partner_secrets=partners_dir,
+    )
+
+    def care_teams(people: set[str], tally: Tally) -> CareTeams:
+        return CareTeams(bus.bootstrap, options, people, transport, tally)
+
+    def partner_apps(run_plan: Plan, tally: Tally) -> FeedReaders:
+        return FeedReaders(
+            run_plan.partners,
+            run_plan.users,
+            run_plan.withdrawn,
+            partners_dir,
+            tally,
+            experiment=options.experiment,
+        )
+
+    try:
+        tally = run(
+            options,
+            transport,
+            Console(quiet=True),
+            responders=care_teams,
+            linger_s=linger_s,
+            lag=lag,
+            feed_readers=partner_apps if read_feeds else None,
+        )
+    finally:
+        transport.close()
+    assert not tally.failed, tally.reasons
+    return tally
 
 
 def test_a_simulated_territory_raises_alerts_and_home_incidents_and_sets_bad_input_aside(
@@ -56,50 +117,10 @@ def test_a_simulated_territory_raises_alerts_and_home_incidents_and_sets_bad_inp
         no_show_rate=0.5,
         partner_share=0.6,
     )
-    targets = {
-        s: platform.services[s].grpc_target
-        for s in ("chronic", "home", "prevention", "access", "gateway")
-    }
-    # Requests earlier tests left waiting in the territory would take the simulated
-    # practitioners' slots: a coordinator withdraws them, so the line starts empty.
-    for territory in options.territories:
-        withdraw_waiting(access(platform), territory)
-    transport = PlatformTransport(
-        bus.bootstrap,
-        targets,
-        platform.auth,
-        options.experiment,
-        partner_bootstrap=os.environ["EMEUSE_KAFKA_PARTNER_BOOTSTRAP"],
-        partner_secrets=simulated_partners_dir,
-    )
     lag = PlatformLag(bus.bootstrap, every_s=1)
-
-    def care_teams(people: set[str], tally: Tally) -> CareTeams:
-        return CareTeams(bus.bootstrap, options, people, transport, tally)
-
-    def partner_apps(run_plan: Plan, tally: Tally) -> FeedReaders:
-        return FeedReaders(
-            run_plan.partners,
-            run_plan.users,
-            run_plan.withdrawn,
-            simulated_partners_dir,
-            tally,
-            experiment=options.experiment,
-        )
-
-    try:
-        tally = run(
-            options,
-            transport,
-            Console(quiet=True),
-            responders=care_teams,
-            linger_s=8,
-            lag=lag,
-            feed_readers=partner_apps,
-        )
-    finally:
-        transport.close()
-    assert not tally.failed, tally.reasons
+    tally = simulate(
+        platform, bus, options, simulated_partners_dir, linger_s=8, lag=lag, read_feeds=True
+    )
     assert tally.sent["setup.patient"] > 0 and tally.sent["reading.critical"] > 0
 
     population = plan(options).population

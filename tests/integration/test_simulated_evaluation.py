@@ -5,7 +5,6 @@ checked as every consumer of the platform does), then rebuilt from the topics.""
 from __future__ import annotations
 
 import csv
-import os
 import subprocess
 import sys
 import time
@@ -19,7 +18,6 @@ import grpc
 import pyarrow.parquet as pq
 import pytest
 from kafka import KafkaConsumer, TopicPartition
-from rich.console import Console
 
 from emeuse.evaluation.v1 import evaluation_service_pb2 as api
 from emeuse.evaluation.v1 import evaluation_service_pb2_grpc as api_grpc
@@ -38,14 +36,11 @@ from emeuse.registry import (
 )
 from emeuse.runtime.envelope import CODE_OF_TERRITORY, header_map
 from emeuse.runtime.events import Event, read_event
-from emeuse.simulate.care_team import CareTeams
 from emeuse.simulate.events import Options
-from emeuse.simulate.run import run
-from emeuse.simulate.send import PlatformTransport, Tally
 from services.evaluation.domain.cells import SMALL_CELL
 from services.evaluation.domain.periods import month_of
 from tests.integration.harness import Bus, Platform
-from tests.integration.test_access import access, withdraw_waiting
+from tests.integration.test_simulate import simulate
 
 pytestmark = pytest.mark.usefixtures("line_left_as_found")
 
@@ -55,33 +50,6 @@ RECEIPTS_COUNTED = {
     DeliveryStatus.DELIVERY_STATUS_FAILED,
     DeliveryStatus.DELIVERY_STATUS_BOUNCED,
 }
-
-
-def simulate(platform: Platform, bus: Bus, options: Options, secrets: Path) -> None:
-    """A short run of `emeuse simulate` against the test platform (as test_simulate.py)."""
-    targets = {
-        s: platform.services[s].grpc_target
-        for s in ("chronic", "home", "prevention", "access", "gateway")
-    }
-    for territory in options.territories:
-        withdraw_waiting(access(platform), territory)
-    transport = PlatformTransport(
-        bus.bootstrap,
-        targets,
-        platform.auth,
-        options.experiment,
-        partner_bootstrap=os.environ["EMEUSE_KAFKA_PARTNER_BOOTSTRAP"],
-        partner_secrets=secrets,
-    )
-
-    def care_teams(people: set[str], tally: Tally) -> CareTeams:
-        return CareTeams(bus.bootstrap, options, people, transport, tally)
-
-    try:
-        tally = run(options, transport, Console(quiet=True), responders=care_teams, linger_s=6)
-    finally:
-        transport.close()
-    assert not tally.failed, tally.reasons
 
 
 def events_of(bootstrap: str, spec: TopicSpec, experiment: str) -> list[Event]:
@@ -206,7 +174,7 @@ def test_a_simulated_month_gives_a_report_a_research_unit_can_publish(
         partner_share=0.6,
     )
     started = datetime.now(UTC)
-    simulate(platform, bus, options, simulated_partners_dir)
+    simulate(platform, bus, options, simulated_partners_dir, linger_s=6)
     months = (month_of(started), month_of(datetime.now(UTC)))
     live = platform.services["evaluation"]
 
