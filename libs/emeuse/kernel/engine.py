@@ -259,13 +259,16 @@ class Kernel:
             return
         log.warning("partition.reopened", partition=p)
         fresh = self.tasks[p] = PartitionTask(self, p)
-        self.consumer.pause(*[tp for tp in fresh.inputs if self.owns(tp)])
+        self._pause(fresh)
         await self._open_task(fresh)
 
     def resume_if_drained(self, task: PartitionTask) -> None:
         if task.partition in self._full and len(task.queue) < QUEUE_LOW:
             self._full.discard(task.partition)
             self._resume(task)
+
+    def _pause(self, task: PartitionTask) -> None:
+        self.consumer.pause(*[tp for tp in task.inputs if self.owns(tp)])
 
     def _resume(self, task: PartitionTask) -> None:
         if task.ready.is_set() and task.partition not in self._full:
@@ -491,7 +494,7 @@ class Kernel:
         task.enqueue(records)
         if len(task.queue) > QUEUE_HIGH and task.partition not in self._full:
             self._full.add(task.partition)
-            self.consumer.pause(*[tp for tp in task.inputs if self.owns(tp)])
+            self._pause(task)
 
     async def _skip_unreadable(self, exc: BaseException) -> None:
         """The client failed inside its fetch: a record it cannot read (aiokafka decodes
@@ -605,10 +608,10 @@ class Kernel:
                 if not kept.ready.is_set():
                     # Still opening: a new assignment starts unpaused, and what it fetched
                     # now would only be dropped. Resumed when the task is ready.
-                    self.consumer.pause(*[tp for tp in kept.inputs if self.owns(tp)])
+                    self._pause(kept)
         for p in new:
             task = self.tasks[p] = PartitionTask(self, p)
-            self.consumer.pause(*[tp for tp in task.inputs if self.owns(tp)])
+            self._pause(task)
         log.info("partitions.assigned", partitions=partitions, new=new, owners=self.assignor.owners)
         opening = [asyncio.create_task(self._open_task(self.tasks[p])) for p in new]
         if not opening:

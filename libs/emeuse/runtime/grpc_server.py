@@ -119,8 +119,12 @@ class Guard(grpc.aio.ServerInterceptor):
         deadline: Callable[[str], float] = limits.call_seconds,
         audit: AuditSink | None = None,
         max_request_bytes: int = limits.MAX_REQUEST_BYTES,
+        max_in_flight: int = limits.MAX_IN_FLIGHT,
     ) -> None:
         self.max_request_bytes = max_request_bytes
+        self.max_in_flight = max_in_flight
+        self.in_flight = 0
+        self._in_flight_gauge = metrics.GRPC_IN_FLIGHT.labels(service)
         self.service = service
         self.callers = (
             callers if isinstance(callers, (CallersFile, FixedCallers)) else (FixedCallers(callers))
@@ -162,15 +166,21 @@ class Guard(grpc.aio.ServerInterceptor):
             started = time.perf_counter()
             cancelled = False
             response = None
+            answer, checked = inner, None if refusal else caller
+            if not refusal and (overload := self._overload()):
+                answer, checked = overload, None
+            self.in_flight += 1
+            self._in_flight_gauge.set(self.in_flight)
             try:
                 # A refused caller is refused before its request is looked at.
-                checked = None if refusal else caller
-                response = await self._answer(inner, request, context, method, checked)
+                response = await self._answer(answer, request, context, method, checked)
                 return response
             except asyncio.CancelledError:
                 cancelled = True  # the caller went away or its own deadline passed
                 raise
             finally:
+                self.in_flight -= 1
+                self._in_flight_gauge.set(self.in_flight)
                 code = context.code() or grpc.StatusCode.OK
                 code = grpc.StatusCode.CANCELLED if cancelled else code
                 self._count(method, caller.caller_id if caller else UNKNOWN_CALLER, code)
@@ -189,6 +199,18 @@ class Guard(grpc.aio.ServerInterceptor):
             request_deserializer=_within_size(handler.request_deserializer, self.max_request_bytes),
             response_serializer=handler.response_serializer,
         )
+
+    def _overload(self) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]] | None:
+        """A refusal when max_in_flight calls are being answered already, else None: beyond
+        that a call would only wait its turn and make every call behind it later (under
+        overload the queue only grows, and its callers give up before their turn). gRPC
+        itself drops a call whose caller gave up before it reached the guard."""
+        if self.in_flight >= self.max_in_flight:
+            return _refusal(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"the service is answering {self.in_flight} calls already; try again shortly",
+            )
+        return None
 
     def _identify(self, metadata: dict[str, Any], method: str) -> tuple[Caller | None, str]:
         """The caller the call is answered for, and why it is refused ("" when it is not).
@@ -359,10 +381,16 @@ async def _refuse(request: Any, context: grpc.aio.ServicerContext) -> Any:
 
 
 def _denied(reason: str) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]:
-    async def deny(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await context.abort(grpc.StatusCode.PERMISSION_DENIED, reason)
+    return _refusal(grpc.StatusCode.PERMISSION_DENIED, reason)
 
-    return deny
+
+def _refusal(
+    code: grpc.StatusCode, reason: str
+) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]:
+    async def refuse(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await context.abort(code, reason)
+
+    return refuse
 
 
 def certificate_expiries(service: str, certificates: Certificates) -> dict[str, float]:
@@ -430,6 +458,7 @@ class GrpcServer:
             deadline=limits.deadlines(settings.grpc_call_seconds, settings.grpc_replay_seconds),
             audit=self.audit.record,
             max_request_bytes=settings.grpc_max_request_bytes,
+            max_in_flight=settings.grpc_max_in_flight,
         )
         server = grpc.aio.server(
             interceptors=[guard],

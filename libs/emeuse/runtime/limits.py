@@ -22,6 +22,10 @@ MAX_REQUEST_BYTES = 2 * 1024 * 1024
 # RESOURCE_EXHAUSTED, but uncounted). It bounds the memory one call can take.
 RECEIVE_FACTOR = 4
 MAX_RECEIVE_BYTES = RECEIVE_FACTOR * MAX_REQUEST_BYTES
+# Calls a server answers at once: one more is refused at once, RESOURCE_EXHAUSTED, rather
+# than queued behind calls it cannot answer in time (a queue only grows under overload, and
+# its callers give up before their turn). The default of EMEUSE_GRPC_MAX_IN_FLIGHT.
+MAX_IN_FLIGHT = 128
 # Responses: the longest page of a List RPC (500 items) fits many times over.
 MAX_SEND_BYTES = 4 * 1024 * 1024
 

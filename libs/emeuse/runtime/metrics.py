@@ -57,6 +57,12 @@ GRPC_REQUESTS = Counter(
     " (`unknown` when the call presented no known token).",
     ["service", "method", "code", "caller"],
 )
+GRPC_IN_FLIGHT = Gauge(
+    "emeuse_grpc_calls_in_flight",
+    "gRPC calls of the service's own API being answered now; at EMEUSE_GRPC_MAX_IN_FLIGHT a"
+    " further call is refused (`RESOURCE_EXHAUSTED`, counted in emeuse_grpc_requests_total).",
+    ["service"],
+)
 GRPC_SECONDS = Histogram(
     "emeuse_grpc_request_seconds",
     "Time from a gRPC call reaching the guard to its answer or refusal, by method (a call"

@@ -97,6 +97,13 @@ GRPC_MAX_REQUEST_BYTES = Setting(
     "document, to 67108864): a bigger one is refused unread with `RESOURCE_EXHAUSTED`; gRPC "
     "itself drops anything over 4 times this",
 )
+GRPC_MAX_IN_FLIGHT = Setting(
+    "EMEUSE_GRPC_MAX_IN_FLIGHT",
+    "128",
+    "calls of its own API a service answers at once (1 to 100000): one more is refused at "
+    "once with `RESOURCE_EXHAUSTED` (retry after a short wait) instead of queued behind "
+    "calls it cannot answer in time; health checks are never refused",
+)
 GRPC_HOST = Setting(
     "EMEUSE_<SERVICE>_GRPC_HOST", "127.0.0.1", "address the gRPC and metrics servers bind"
 )
@@ -149,6 +156,7 @@ SETTINGS = (
     GRPC_CALL_SECONDS,
     GRPC_REPLAY_SECONDS,
     GRPC_MAX_REQUEST_BYTES,
+    GRPC_MAX_IN_FLIGHT,
     GRPC_HOST,
     GRPC_PORT,
     METRICS_PORT,
@@ -188,6 +196,7 @@ class ServiceSettings:
     grpc_call_seconds: float = 30.0
     grpc_replay_seconds: float = 300.0
     grpc_max_request_bytes: int = 2 * 1024 * 1024
+    grpc_max_in_flight: int = 128
     # The plaintext health-only port for probes (0: none; grpc_server.py).
     health_port: int = 0
     # TLS of its gRPC server and clients; its Kafka login (security.py). Off by default.
@@ -251,6 +260,12 @@ def _positive_float(name: str, raw: str) -> float:
 # rest of its call; gRPC is told 4 times the bound, so a bigger cap would let one call
 # take a quarter of a gigabyte.
 MIN_REQUEST_BYTES, MAX_REQUEST_BYTES = 1024 * 1024 + 64 * 1024, 64 * 1024 * 1024
+
+
+def _calls(name: str, raw: str) -> int:
+    if not raw.isdigit() or not 1 <= int(raw) <= 100_000:
+        raise SettingsError(f"{name}={raw!r}: expected a number of calls from 1 to 100000")
+    return int(raw)
 
 
 def _request_bytes(name: str, raw: str) -> int:
@@ -317,6 +332,7 @@ def load_settings(service: str, env: Mapping[str, str]) -> ServiceSettings:
         grpc_call_seconds=_positive_float(*GRPC_CALL_SECONDS.read(env)),
         grpc_replay_seconds=_positive_float(*GRPC_REPLAY_SECONDS.read(env)),
         grpc_max_request_bytes=_request_bytes(*GRPC_MAX_REQUEST_BYTES.read(env)),
+        grpc_max_in_flight=_calls(*GRPC_MAX_IN_FLIGHT.read(env)),
         health_port=_health_port(*HEALTH_PORT.read(env, service), (grpc_port, metrics_port)),
         grpc_tls=security.load_grpc_tls(service, env),
         metrics_tls=security.load_metrics_tls(service, env),

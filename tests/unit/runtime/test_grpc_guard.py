@@ -8,6 +8,7 @@ from typing import Any
 import grpc
 import pytest
 from aiokafka.errors import KafkaConnectionError
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
@@ -228,3 +229,79 @@ def test_the_request_size_bound_is_the_guards_setting():
     assert size < MAX_REQUEST_BYTES  # within the default bound, over the one given
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert error.details() == f"the request is {size} bytes; at most 50"
+
+
+class Counting(Failing):
+    """Failing, counting the calls its RecordReading was run for."""
+
+    def __init__(self) -> None:
+        self.handled = 0
+
+    async def RecordReading(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        self.handled += 1
+        return await super().RecordReading(request, context)
+
+
+async def _guarded_server(
+    servicer: Any, max_in_flight: int, deadline: float = 5.0
+) -> tuple[grpc.aio.Server, int]:
+    guard = Guard(
+        SERVICE,
+        {hash_token(TOKEN): "operator"},
+        lambda method: deadline,
+        max_in_flight=max_in_flight,
+    )
+    server = grpc.aio.server(interceptors=[guard])
+    api_grpc.add_ChronicServiceServicer_to_server(servicer, server)
+    health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    return server, port
+
+
+def test_a_call_over_the_in_flight_bound_is_refused_at_once_and_counted():
+    refused = counts("RESOURCE_EXHAUSTED", "operator")
+
+    async def run() -> tuple[Any, float, Any, Any]:
+        servicer = Counting()
+        server, port = await _guarded_server(servicer, max_in_flight=2)
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                stub = api_grpc.ChronicServiceStub(channel)
+                slow = [
+                    asyncio.ensure_future(
+                        stub.RecordReading(request("slow", f"r{i}"), timeout=10, metadata=AUTH)
+                    )
+                    for i in range(2)
+                ]
+                while servicer.handled < 2:
+                    await asyncio.sleep(0.01)
+                started = asyncio.get_running_loop().time()
+                try:
+                    third: Any = await stub.RecordReading(
+                        request("fine", "r3"), timeout=10, metadata=AUTH
+                    )
+                except grpc.aio.AioRpcError as exc:
+                    third = exc
+                waited = asyncio.get_running_loop().time() - started
+                # Health checks are never refused, busy or not.
+                health_answer = await health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(), timeout=2
+                )
+                for call_ in slow:
+                    call_.cancel()
+                # Once a slot is free again, calls are answered.
+                await asyncio.gather(*slow, return_exceptions=True)
+                await asyncio.sleep(0.1)
+                after = await stub.RecordReading(request("fine", "r4"), timeout=10, metadata=AUTH)
+                return third, waited, health_answer, after
+        finally:
+            await server.stop(1)
+
+    third, waited, health_answer, after = asyncio.run(run())
+    assert third.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "try again shortly" in third.details()
+    assert waited < 1.0  # refused at once, not after the slow calls
+    assert refused() == 1
+    assert health_answer.status == health_answer.SERVING
+    assert after.event_id == "e1"
