@@ -23,8 +23,9 @@ CERT_DAYS="${CERT_DAYS:-365}"
 read -r -a services <<<"$(PYTHONPATH="$root/libs" "${PYTHON:-$root/.venv/bin/python}" -c \
   'from emeuse.registry import SERVICES; print(" ".join(SERVICES))')"
 parties=("${services[@]}" cli prometheus kafka)
-# Kafka users: one per service and one for the tools; the broker has none of its own.
-users=("${services[@]}" cli)
+# Kafka users: one per service, one for the tools and one for auditors (the audit trail
+# only); the broker has none of its own.
+users=("${services[@]}" cli auditor)
 
 umask 077
 mkdir -p "$tls" "$kafka"

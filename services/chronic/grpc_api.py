@@ -101,10 +101,12 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
 
         async def local() -> api.GetCarePlanResponse:
             await self._may_see(context, patient)
-            plan = plan_of(self.care_plans.get(patient))
+            stored = self.care_plans.get(patient)
+            plan, in_force = plan_of(stored), plan_in_force(stored)
             if plan is None:
                 await context.abort(grpc.StatusCode.NOT_FOUND, "no care plan for this patient")
-            return api.GetCarePlanResponse(care_plan=plan)
+            territory = in_force.territory if in_force else ""
+            return api.GetCarePlanResponse(care_plan=plan, territory=territory)
 
         async def remote(channel: grpc.aio.Channel, deadline: float, metadata: Any) -> Any:
             stub = api_grpc.ChronicServiceStub(channel)
@@ -444,7 +446,8 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
     ) -> None:
         """Refuse readings a care-team member or a coordinator records of a patient not
         theirs (the patient's plan in force, as reads are checked), a coordinator's also in
-        a territory (the call's) not its own. The whole call is refused, naming the first
+        a territory (the call's) not its own, and a member's in a territory (the call's)
+        other than its patient's plan's. The whole call is refused, naming the first
         reading refused by where it came from: a FHIR Bundle is all or none, as its
         validation is. Partners, services and the operator send readings in bulk for any
         patient and are not checked here (the matrix alone)."""
@@ -456,38 +459,54 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
                 return
             if refusal := patient_refusal(caller, None, territory):
                 await context.abort(grpc.StatusCode.PERMISSION_DENIED, refusal)
-        refusals: dict[str, str] = {}
+        placed: dict[str, tuple[str, str]] = {}
         for where, reading in readings:
             patient = reading.patient_pseudonym
-            if patient not in refusals:
-                refusals[patient] = await self._refusal_at_owner(context, patient)
-            if refusal := refusals[patient]:
+            if patient not in placed:
+                placed[patient] = await self._refusal_at_owner(context, patient)
+            refusal, plan_territory = placed[patient]
+            code = grpc.StatusCode.PERMISSION_DENIED
+            # Asked only once the caller may see the plan, so it says nothing new: the
+            # reading's alerts would be raised in, and shown to, the territory it names.
+            if not refusal and plan_territory and plan_territory != territory:
+                code = grpc.StatusCode.INVALID_ARGUMENT
+                refusal = misplaced_reading(territory, plan_territory)
+            if refusal:
                 if where:
                     refusal = f"{where}: {refusal}; no Observation of the call was recorded"
-                await context.abort(grpc.StatusCode.PERMISSION_DENIED, refusal)
+                await context.abort(code, refusal)
 
-    async def _refusal_at_owner(self, context: grpc.aio.ServicerContext, patient: str) -> str:
-        """_refusal, asked of the instance holding the patient's plan; readings themselves
-        are published from here (their partition's task applies them wherever it runs)."""
+    async def _refusal_at_owner(
+        self, context: grpc.aio.ServicerContext, patient: str
+    ) -> tuple[str, str]:
+        """_refusal and the territory of the plan in force ("" when none, or refused),
+        asked of the instance holding the patient's plan; readings themselves are published
+        from here (their partition's task applies them wherever it runs)."""
 
-        async def local() -> str:
-            return self._refusal(patient)
+        async def local() -> tuple[str, str]:
+            if refusal := self._refusal(patient):
+                return refusal, ""
+            plan = plan_in_force(self.care_plans.get(patient))
+            return "", plan.territory if plan else ""
 
-        async def remote(channel: grpc.aio.Channel, deadline: float, metadata: Any) -> str:
+        async def remote(
+            channel: grpc.aio.Channel, deadline: float, metadata: Any
+        ) -> tuple[str, str]:
             # The owner answers GetCarePlan for the original caller with the same check:
             # its refusal is this call's. Forwarded, it is not audited again.
+            # An owner of an earlier version answers no territory: its readings pass as before.
             stub = api_grpc.ChronicServiceStub(channel)
             try:
-                await stub.GetCarePlan(
+                plan = await stub.GetCarePlan(
                     api.GetCarePlanRequest(patient_pseudonym=patient),
                     timeout=deadline,
                     metadata=(*metadata, *on_behalf_of()),
                 )
             except grpc.aio.AioRpcError as exc:
                 if exc.code() == grpc.StatusCode.PERMISSION_DENIED:
-                    return exc.details() or "refused by the patient's owner"
+                    return exc.details() or "refused by the patient's owner", ""
                 raise
-            return ""
+            return "", plan.territory
 
         return await self.router.answer(self.care_plans, patient, context, local, remote)
 
@@ -677,6 +696,13 @@ async def _territory(context: grpc.aio.ServicerContext, code: str, experiment: s
             grpc.StatusCode.INVALID_ARGUMENT, "experiment_id is not an experiment id"
         )
     return code
+
+
+def misplaced_reading(territory: str, plan_territory: str) -> str:
+    return (
+        f"territory {territory} is not the territory of the patient's care plan "
+        f"({plan_territory}): send the reading with territory {plan_territory}"
+    )
 
 
 def _occurred_at(reading: ReadingRecorded | ReadingCorrected) -> datetime:

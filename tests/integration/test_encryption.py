@@ -5,6 +5,7 @@ the CA, certificates and passwords under SECRETS_DIR)."""
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import shutil
 import socket
@@ -30,7 +31,13 @@ from kafka.errors import (
 from emeuse.chronic.v1 import chronic_service_pb2 as api
 from emeuse.chronic.v1 import chronic_service_pb2_grpc as api_grpc
 from emeuse.deploy.prometheus import RULES_DIR, render
-from emeuse.registry import ALERT_RAISED, HOME_CONFIGURED, PATIENT_DATA_ACCESSED, TopicSpec
+from emeuse.registry import (
+    ALERT_RAISED,
+    HOME_CONFIGURED,
+    PATIENT_DATA_ACCESSED,
+    READING_RECORDED,
+    TopicSpec,
+)
 from emeuse.runtime.grpc_tls import certificate_expiry, open_channel
 from emeuse.runtime.kafka_clients import client_options
 from emeuse.runtime.pseudonym import random_pseudonym
@@ -46,6 +53,7 @@ from tests.integration.harness import (
     scrape,
 )
 from tests.integration.test_chronic_alerts import GLUCOSE_BAND, care_plan
+from tests.integration.test_partner_security import PARTNER_BOOTSTRAP
 
 
 def secure_env(
@@ -273,6 +281,121 @@ def test_a_service_writes_the_audit_trail_and_only_the_operators_tools_read_it(
                 service.poll(timeout_ms=500)
     finally:
         service.close()
+
+
+def tools(secure_bootstrap: str, *args: str, user: str = "emeuse-cli") -> Any:
+    """`emeuse ...` logged in to the SASL_SSL listener as `user` (the operators' tools by
+    default; EMEUSE_CLI_KAFKA_USER=emeuse-auditor as an auditor runs `emeuse audit`)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EMEUSE_")} | {
+        "EMEUSE_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "EMEUSE_TLS_CA_FILE": str(TLS / "ca.crt"),
+        "EMEUSE_CLI_KAFKA_USER": user,
+        "EMEUSE_CLI_KAFKA_PASSWORD_FILE": str(SECRETS / f"kafka/{user}.password"),
+    }
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "emeuse"), *args, "--bootstrap", secure_bootstrap],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env=env,
+    )
+
+
+def test_an_auditor_reads_the_audit_trail_and_is_refused_every_health_topic(
+    chronic: tuple[Platform, ServiceProcess], secure_bootstrap: str
+) -> None:
+    platform, process = chronic
+    patient = random_pseudonym()
+    with open_channel(process.grpc_target, TOOLS) as channel:
+        api_grpc.ChronicServiceStub(channel).GetPatientStatus(
+            api.GetPatientStatusRequest(patient_pseudonym=patient),
+            timeout=20,
+            metadata=platform.auth,
+        )
+    # `emeuse audit` as the auditors run it: who read this person's data.
+    deadline = time.monotonic() + 30
+    while True:
+        audited = tools(
+            secure_bootstrap, "audit", "--patient", patient, "--json", user="emeuse-auditor"
+        )
+        assert audited.returncode == 0, audited.stderr
+        rows = [json.loads(line) for line in audited.stdout.splitlines()]
+        if rows:
+            break
+        assert time.monotonic() < deadline, "the auditor did not read the service's record"
+        time.sleep(0.5)
+    assert {(r["subject_pseudonym"], r["method"].rpartition("/")[2]) for r in rows} == {
+        (patient, "GetPatientStatus")
+    }
+    # The broker shows it the trail alone: a health topic is hidden and reads nothing.
+    looker = KafkaConsumer(
+        bootstrap_servers=secure_bootstrap, **client_options(login_of("emeuse-auditor"))
+    )
+    try:
+        assert looker.topics() == {PATIENT_DATA_ACCESSED.name}
+    finally:
+        looker.close()
+    reader = topic_reader(secure_bootstrap, "emeuse-auditor", READING_RECORDED)
+    try:
+        got = [r for _ in range(6) for rs in reader.poll(timeout_ms=500).values() for r in rs]
+    finally:
+        reader.close()
+    assert got == []
+    # Nor may it write the trail.
+    # Not idempotent: the write itself is asked (an idempotent producer is refused earlier,
+    # the cluster's IdempotentWrite, which the auditor lacks too).
+    forger = KafkaProducer(
+        bootstrap_servers=secure_bootstrap,
+        max_block_ms=15000,
+        enable_idempotence=False,
+        **client_options(login_of("emeuse-auditor")),
+    )
+    try:
+        with pytest.raises(TopicAuthorizationFailedError):
+            forger.send(PATIENT_DATA_ACCESSED.name, key=patient.encode(), value=b"x").get(
+                timeout=20
+            )
+    finally:
+        forger.close(timeout=5)
+
+
+def test_the_operators_tools_add_watch_and_remove_a_partner_with_their_narrowed_acls(
+    secure_bootstrap: str, tmp_path: Path
+) -> None:
+    partner = f"sec-{uuid.uuid4().hex[:8]}"
+    added = tools(
+        secure_bootstrap,
+        "partner",
+        "add",
+        partner,
+        "--purpose",
+        "remote-monitoring",
+        "--experiment",
+        "integration-tests",
+        "--read",
+        "emeuse.chronic.v1.ReadingRecorded",
+        "--territory",
+        "55",
+        "--secrets-dir",
+        str(tmp_path),
+        "--partner-bootstrap",
+        PARTNER_BOOTSTRAP,
+    )
+    assert added.returncode == 0, added.stderr
+    watched = tools(secure_bootstrap, "partner", "status", partner, "--json")
+    assert watched.returncode == 0, watched.stderr
+    removed = tools(
+        secure_bootstrap,
+        "partner",
+        "remove",
+        partner,
+        "--territory",
+        "55",
+        "--secrets-dir",
+        str(tmp_path),
+    )
+    assert removed.returncode == 0, removed.stderr
 
 
 def polls_refused(consumer: KafkaConsumer, seconds: float = 15) -> KafkaError | None:

@@ -1,7 +1,7 @@
 """Roles and the audit trail against the real services: each role calls a method it may
 and one it may not; care-team members read and record readings only for their own
-patients, coordinators only in their territory (consents too); every read of a person is
-in `emeuse audit`, refusals included."""
+patients and in their patients' territory, coordinators only in their territory (consents
+too); every read of a person is in `emeuse audit`, refusals included."""
 
 from __future__ import annotations
 
@@ -655,6 +655,21 @@ def test_readings_are_recorded_by_the_patients_care_team_and_coordinator_only(pl
         "Bundle.entry[1]: caller ide-ehpad-0107 is not on this patient's care team"
     )
     assert counted_refusal(platform, "chronic", RECORD, "ide-elsewhere")
+    # The member on the team names another territory than the plan's: its alerts would be
+    # raised there, in another coordinator's list. Refused, saying which to name.
+    in_54 = api.RecordReadingRequest(
+        reading=reading(patient, WEIGHT, 73.0, "kg"), territory="54", experiment_id="exp-telesurv"
+    )
+    misplaced = chronic(platform, roles["ide-ehpad-0107"], "RecordReading", in_54)
+    assert misplaced.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "is not the territory of the patient's care plan (55)" in misplaced.details()
+    plan = chronic(
+        platform,
+        roles["ide-ehpad-0107"],
+        "GetCarePlan",
+        api.GetCarePlanRequest(patient_pseudonym=patient),
+    )
+    assert plan.territory == "55"
 
     # A patient with no plan is on nobody's team: refused at the call.
     assert not_on_the_team(

@@ -55,7 +55,8 @@ TOOL_SETTINGS = (
         "KAFKA_SECURE_PORT",
         "9095",
         "the broker's SASL_SSL listener for the platform's services and tools (TLS from "
-        "`scripts/certs.sh`, a SCRAM user per service and `emeuse-cli`; `kafka.sh`); `off` "
+        "`scripts/certs.sh`, a SCRAM user per service, `emeuse-cli` and `emeuse-auditor`; "
+        "`kafka.sh`); `off` "
         "opens none (the brokers of `make chaos` and `make bench`)",
     ),
     Setting(

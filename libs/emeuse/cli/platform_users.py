@@ -1,14 +1,15 @@
-"""Set the SCRAM credential of each of the platform's own Kafka users (a service each, and
-`emeuse-cli` for the tools) from its password file; used by deploy/kafka/kafka.sh when the
-broker has a secure listener. Run against the loopback PLAINTEXT listener, as the tools do.
+"""Set the SCRAM credential of each of the platform's own Kafka users (a service each,
+`emeuse-cli` for the tools, `emeuse-auditor` for the auditors) from its password file; used
+by deploy/kafka/kafka.sh when the broker has a secure listener. Run against the loopback
+PLAINTEXT listener, as the tools do.
 
     python -m emeuse.cli.platform_users --bootstrap 127.0.0.1:9092 --passwords .local/secrets/kafka
 
 It then grants each user exactly its ACLs (emeuse.runtime.acls: a service's drawn from what
 it declares, its own inputs, outputs, internal topics, groups and transactional ids; the
-tools' for administering the platform). The local broker's only super user is `ANONYMOUS`,
-its loopback listener; on the secure listener every platform user holds its ACLs and
-nothing more, as each KafkaUser of deploy/k8s does.
+tools' for administering the platform; the auditors' to read the audit trail). The local
+broker's only super user is `ANONYMOUS`, its loopback listener; on the secure listener every
+platform user holds its ACLs and nothing more, as each KafkaUser of deploy/k8s does.
 """
 
 from __future__ import annotations
@@ -38,9 +39,9 @@ from emeuse.cli.kafka import kafka_errors
 from emeuse.cli.partner_admin import SCRAM_ITERATIONS
 from emeuse.registry import SERVICES
 from emeuse.runtime import acls
-from emeuse.runtime.security import TOOLS
+from emeuse.runtime.security import AUDITOR, TOOLS
 
-USERS = tuple(f"emeuse-{party}" for party in (*SERVICES, TOOLS))
+USERS = tuple(f"emeuse-{party}" for party in (*SERVICES, TOOLS, AUDITOR))
 ENFORCED_WITHIN_S = 15.0
 _RESOURCE = {
     acls.TOPIC: ResourceType.TOPIC,

@@ -18,7 +18,7 @@ from emeuse import partners
 from emeuse.cli.partner_admin import partner_acls, partner_topic_plans
 from emeuse.registry import SERVICES, TopicSpec
 from emeuse.runtime import acls
-from emeuse.runtime.security import TOOLS
+from emeuse.runtime.security import AUDITOR, TOOLS
 
 Manifest = dict[str, Any]
 
@@ -37,8 +37,8 @@ PARTNER_PORT = 9094
 PART_OF = "emeuse"
 # The Secret Strimzi's cluster CA certificate is in (key `ca.crt`): what clients trust.
 CLUSTER_CA_SECRET = f"{CLUSTER}-cluster-ca-cert"
-# A SCRAM user per service and one for the tools (`emeuse` run in a pod, say).
-PLATFORM_USERS = tuple(f"emeuse-{party}" for party in (*SERVICES, TOOLS))
+# A SCRAM user per service, one for the tools (`emeuse` run in a pod, say), one for auditors.
+PLATFORM_USERS = tuple(f"emeuse-{party}" for party in (*SERVICES, TOOLS, AUDITOR))
 
 
 def _labels() -> dict[str, str]:

@@ -22,6 +22,7 @@ import signal
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime
+from wsgiref.simple_server import WSGIServer
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
@@ -35,8 +36,10 @@ from emeuse.partner.loop import FeedLoop, RawRead
 from emeuse.partner.metrics import PartnerMetrics, default_metrics
 from emeuse.partner.settings import PartnerSettings, RetryPolicy, load_partner_settings
 from emeuse.partners import feed_topic
+from emeuse.runtime.certificates import CertificateError
 from emeuse.runtime.logs import configure_logging
 from emeuse.runtime.metrics_server import serve_metrics
+from emeuse.runtime.settings import SettingsError
 
 log = structlog.get_logger("emeuse.partner")
 
@@ -107,8 +110,7 @@ class PartnerApp:
         settings = self.configure(env)
         configure_logging(f"partner-{settings.partner_id}", settings.log_level)
         structlog.contextvars.bind_contextvars(partner=settings.partner_id)
-        if settings.metrics_port:
-            serve_metrics(settings.metrics_port, settings.metrics_host)
+        serve_partner_metrics(settings)
         asyncio.run(self.serve())
         return 0
 
@@ -270,3 +272,18 @@ class _Listener(ConsumerRebalanceListener):
 
     async def on_partitions_assigned(self, assigned: object) -> None:
         await self.feed.on_partitions_assigned(assigned)  # type: ignore[arg-type]
+
+
+def serve_partner_metrics(settings: PartnerSettings) -> WSGIServer | None:
+    """/metrics as the settings say (none on port 0), over HTTPS when the settings file asks
+    (metrics.tls): the services' server, renewed certificates taken without a restart.
+    SettingsError names the address or the files when it cannot serve."""
+    if not settings.metrics_port:
+        return None
+    where = f"{settings.metrics_host}:{settings.metrics_port}"
+    try:
+        return serve_metrics(settings.metrics_port, settings.metrics_host, settings.metrics_tls)
+    except CertificateError as exc:
+        raise SettingsError(f"/metrics on {where}: {exc}") from None
+    except OSError as exc:
+        raise SettingsError(f"/metrics on {where}: {exc.strerror or exc}") from None

@@ -11,7 +11,8 @@ to start, unless EMEUSE_PARTNER_LOCAL=1 says it runs on the platform's own unaut
 listener (the loopback PLAINTEXT one: local trials, the platform's tests):
 a forgotten variable must not quietly connect where no credential is checked.
 The file's `#emeuse.publish=` and `#emeuse.experiments=` lines (emeuse.partner_credentials)
-are the grants the SDK checks before sending.
+are the grants the SDK checks before sending. Its `metrics.tls` lines, which the partner adds
+itself, say how /metrics is served (plain HTTP unless they ask for TLS).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 
 from emeuse.partner_credentials import parse_grants
 from emeuse.partners import PartnerIdError, check_partner_id, consumer_group_prefix
+from emeuse.runtime.security import GRPC_MODES, NO_TLS, GrpcTls
 from emeuse.runtime.settings import LOG_LEVELS, SettingsError, parse_bootstrap, parse_port
 
 PROTOCOLS = ("PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL")
@@ -34,6 +36,13 @@ OFFSET_RESETS = ("earliest", "latest")
 GROUP_SUFFIX = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 EXPERIMENT_ID = re.compile(r"^[a-z0-9][a-z0-9._\-]{0,63}$")
 DEFAULT_METRICS_PORT = 9201
+# The files of /metrics over HTTPS, in GrpcTls's order: the CA (that signed the partner's
+# certificate; under mtls, the scrapers' too), the certificate, its key.
+METRICS_TLS_FILES = (
+    "metrics.ssl.ca.location",
+    "metrics.ssl.certificate.location",
+    "metrics.ssl.key.location",
+)
 
 
 @dataclass(frozen=True)
@@ -104,6 +113,8 @@ class PartnerSettings:
     # then only the gateway checks grants and experiment.
     publishes: frozenset[str] | None = None
     experiments: tuple[str, ...] | None = None
+    # How /metrics is served (the settings file's metrics.tls): plain HTTP by default.
+    metrics_tls: GrpcTls = NO_TLS
 
     @property
     def source(self) -> str:
@@ -166,6 +177,29 @@ def connection_from_properties(path: Path) -> KafkaConnection:
     )
 
 
+def metrics_tls_from_properties(path: Path) -> GrpcTls:
+    """How /metrics is served, from the file's `metrics.tls` (`off`, the default: plain
+    HTTP; `tls`: HTTPS; `mtls`: HTTPS to scrapers with a certificate the CA signed) and,
+    unless off, the three METRICS_TLS_FILES, which must exist."""
+    props = read_properties(path)
+    mode = props.get("metrics.tls", "off").strip().lower()
+    if mode not in GRPC_MODES:
+        raise SettingsError(
+            f"{path}: metrics.tls={mode!r}: expected one of {', '.join(GRPC_MODES)}"
+        )
+    if mode == "off":
+        return NO_TLS
+    missing = [key for key in METRICS_TLS_FILES if not props.get(key)]
+    if missing:
+        raise SettingsError(f"{path}: metrics.tls={mode} needs {' and '.join(missing)}")
+    files = [Path(props[key]) for key in METRICS_TLS_FILES]
+    for key, file in zip(METRICS_TLS_FILES, files, strict=True):
+        if not file.is_file():
+            raise SettingsError(f"{path}: {key}={str(file)!r}: no such file")
+    ca_file, cert_file, key_file = files
+    return GrpcTls(mode, ca_file, cert_file, key_file)
+
+
 def _get(env: Mapping[str, str], name: str, default: str) -> tuple[str, str]:
     return name, env.get(name, "").strip() or default
 
@@ -209,6 +243,7 @@ def load_partner_settings(
         raise SettingsError(f"{local_name}={local!r}: expected 1 or 0")
     publishes: tuple[str, ...] | None = None
     experiments: tuple[str, ...] | None = None
+    metrics_tls = NO_TLS
     if config and local == "1":
         raise SettingsError(
             "EMEUSE_PARTNER_CONFIG and EMEUSE_PARTNER_LOCAL=1 both set: give the settings "
@@ -217,6 +252,7 @@ def load_partner_settings(
     if config:
         connection = connection_from_properties(Path(config))
         publishes, experiments = grants_from_properties(Path(config))
+        metrics_tls = metrics_tls_from_properties(Path(config))
     elif local == "1":
         connection = KafkaConnection(
             parse_bootstrap(*_get(env, "EMEUSE_KAFKA_BOOTSTRAP", "127.0.0.1:9092"))
@@ -275,4 +311,5 @@ def load_partner_settings(
         max_batch=_whole(*_get(env, "EMEUSE_PARTNER_MAX_BATCH", "100"), minimum=1),
         publishes=frozenset(publishes) if publishes is not None else None,
         experiments=experiments,
+        metrics_tls=metrics_tls,
     )

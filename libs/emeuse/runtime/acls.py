@@ -12,6 +12,7 @@ may:
   `<app id>-<partition>`), so a second app id such as `emeuse-chronic-blue` keeps working;
 - write idempotently on the cluster.
 Nothing else: not another service's topics, not the audit trail's records, not ACLs.
+The auditors' user reads the audit trail alone; the tools' holds what their commands do.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from functools import cache
 
 from emeuse.partners import TOPIC_PREFIX as PARTNER_TOPICS
 from emeuse.registry import PATIENT_DATA_ACCESSED, SERVICES, TopicSpec, dead_letter_topic
-from emeuse.runtime.security import TOOLS
+from emeuse.runtime.security import AUDITOR, TOOLS
 
 # Kafka's resource types and operations, spelt as Strimzi's KafkaUser spells them.
 TOPIC, GROUP, TRANSACTIONAL_ID, CLUSTER = "topic", "group", "transactionalId", "cluster"
@@ -31,7 +32,6 @@ LITERAL, PREFIX = "literal", "prefix"
 READ = ("Read", "Describe")
 WRITE = ("Write", "Describe")
 INTERNAL = ("Read", "Write", "Create", "Describe")
-EVERYTHING = ("All",)
 
 
 @dataclass(frozen=True)
@@ -101,22 +101,29 @@ def service_grants(use: KafkaUse) -> list[Grant]:
     return sorted(grants)
 
 
-# The operators' tools (`emeuse`: topics, partners, audit, replay) administer the platform:
-# every topic, group and transactional id, and the cluster (users and ACLs of partners).
-# Their password is the operators' alone; no service holds it.
+# The operators' tools (`emeuse`: topics, partners, audit, simulate, evaluate, publish) hold
+# what their commands do: read, write, create and describe every topic (none deletes or
+# reconfigures one); describe every group (partners' lag: `partner status`, the simulation's
+# lag view; they join none); no transactional id (they hold no transaction); on the cluster,
+# Alter and Describe for partners' SCRAM users and ACLs, and idempotent writes. Alter on the
+# cluster lets them grant themselves more: their password is the operators' alone, and no
+# service or auditor holds it (docs/security.md, Kafka ACLs).
 TOOLS_GRANTS = (
-    Grant(TOPIC, "*", LITERAL, EVERYTHING),
-    Grant(GROUP, "*", LITERAL, EVERYTHING),
-    Grant(TRANSACTIONAL_ID, "*", LITERAL, EVERYTHING),
-    Grant(CLUSTER, "kafka-cluster", LITERAL, EVERYTHING),
+    Grant(TOPIC, "*", LITERAL, ("Read", "Write", "Create", "Describe")),
+    Grant(GROUP, "*", LITERAL, ("Describe",)),
+    Grant(CLUSTER, "kafka-cluster", LITERAL, ("Alter", "Describe", "IdempotentWrite")),
 )
+# Auditors (`EMEUSE_CLI_KAFKA_USER=emeuse-auditor emeuse audit`) read the audit trail and
+# nothing else: no group (`emeuse audit` assigns partitions and commits nothing), no write.
+AUDITOR_GRANTS = (Grant(TOPIC, PATIENT_DATA_ACCESSED.name, LITERAL, READ),)
 
 
 @cache
 def platform_grants() -> dict[str, tuple[Grant, ...]]:
-    """user -> its grants, for every service and the tools."""
+    """user -> its grants, for every service, the tools and the auditors."""
     found = {user_of(s): tuple(service_grants(declared(s))) for s in SERVICES}
     found[user_of(TOOLS)] = TOOLS_GRANTS
+    found[user_of(AUDITOR)] = AUDITOR_GRANTS
     return found
 
 

@@ -19,6 +19,8 @@ from pathlib import Path
 from emeuse.runtime.setting import Setting, SettingsError
 
 TOOLS = "cli"
+# The auditors' Kafka user (emeuse-auditor): reads the audit trail and nothing else.
+AUDITOR = "auditor"
 # The local Prometheus, scraping every service's /metrics with a certificate of its own.
 SCRAPER = "prometheus"
 GRPC_MODES = ("off", "tls", "mtls")

@@ -1,6 +1,7 @@
 """A care-team member records readings only for the patients whose plan in force names it,
 a coordinator with a territory only for its territory's patients and in its territory;
-partners, services and the operator send readings for any patient. A refused call publishes
+a member only in its patient's territory (INVALID_ARGUMENT otherwise); partners, services
+and the operator send readings for any patient. A refused call publishes
 nothing, and a FHIR Bundle with one refused Observation is refused whole, naming it."""
 
 from __future__ import annotations
@@ -182,3 +183,82 @@ def test_the_instance_holding_the_patient_is_asked_for_the_caller_and_its_refusa
     assert refused.code == grpc.StatusCode.PERMISSION_DENIED
     assert refused.details.startswith(f"Bundle.entry[1]: {NOT_ON_THE_TEAM}")
     assert bus.published == []
+
+
+MISPLACED = (
+    "territory 54 is not the territory of the patient's care plan (55): "
+    "send the reading with territory 55"
+)
+
+
+def test_a_members_reading_naming_another_territory_than_its_patients_plan_is_refused():
+    patient = random_pseudonym()
+    refused, bus = recorded(ON_THE_TEAM, inr_of(patient, "54"), in_55(patient))
+    assert (refused.code, refused.details) == (grpc.StatusCode.INVALID_ARGUMENT, MISPLACED)
+    assert bus.published == []
+    # Sent again as the answer says, it is recorded in the plan's territory.
+    done, bus = recorded(ON_THE_TEAM, inr_of(patient, "55"), in_55(patient))
+    assert done.event_id and len(bus.published) == 1
+
+
+def test_a_caller_not_on_the_team_is_not_told_the_patients_territory():
+    patient = random_pseudonym()
+    refused, _ = recorded(NOT_ON_IT, inr_of(patient, "54"), in_55(patient))
+    assert (refused.code, refused.details) == (grpc.StatusCode.PERMISSION_DENIED, NOT_ON_THE_TEAM)
+
+
+def test_a_members_bundle_in_another_territory_is_refused_whole_naming_the_first_observation():
+    ours = random_pseudonym()
+    request = bundle(ours, ours)
+    request.territory = "54"
+    refused, bus = recorded(ON_THE_TEAM, request, in_55(ours))
+    assert refused.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert refused.details == (
+        f"Bundle.entry[0]: {MISPLACED}; no Observation of the call was recorded"
+    )
+    assert bus.published == []
+
+
+def test_bulk_senders_name_the_territory_they_send_in_unchecked_against_the_plan():
+    patient = random_pseudonym()
+    for caller in BULK_SENDERS:
+        done, bus = recorded(caller, inr_of(patient, "54"), in_55(patient))
+        assert done.event_id and len(bus.published) == 1, caller
+
+
+def test_the_care_plan_says_the_territory_it_is_in_force_in():
+    patient = random_pseudonym()
+    servicer = ChronicServicer(Here(), Bus({}), in_55(patient), {})  # type: ignore[arg-type]
+    token = CURRENT_CALLER.set(ON_THE_TEAM)
+    try:
+        answer = asyncio.run(
+            servicer.GetCarePlan(api.GetCarePlanRequest(patient_pseudonym=patient), Context())  # type: ignore[arg-type]
+        )
+    finally:
+        CURRENT_CALLER.reset(token)
+    assert answer.territory == "55"
+    assert answer.care_plan.patient_pseudonym == patient
+
+
+class OwnerIn55(Owner):
+    """Another instance holds the patients, each with its plan in force in 55."""
+
+    def unary_unary(self, method: str, *_: Any, **__: Any) -> Any:
+        asked = super().unary_unary(method)
+
+        async def call(request: Any, timeout: float, metadata: Any) -> Any:
+            answer = await asked(request, timeout, metadata)
+            answer.territory = "55"
+            return answer
+
+        return call
+
+
+def test_the_patients_owner_tells_its_plans_territory_and_a_misplaced_reading_is_refused():
+    ours = random_pseudonym()
+    owner = OwnerIn55(refused=set())
+    refused, bus = recorded(ON_THE_TEAM, inr_of(ours, "54"), {}, router=owner)
+    assert (refused.code, refused.details) == (grpc.StatusCode.INVALID_ARGUMENT, MISPLACED)
+    assert bus.published == []
+    done, bus = recorded(ON_THE_TEAM, inr_of(ours, "55"), {}, router=owner)
+    assert done.event_id and len(bus.published) == 1

@@ -22,7 +22,7 @@ def held(user: str) -> set[tuple[str, str, str, str]]:
 
 
 def test_every_platform_user_gets_acls_and_only_allowances() -> None:
-    assert set(USERS) == {*(f"emeuse-{s}" for s in SERVICES), "emeuse-cli"}
+    assert set(USERS) == {*(f"emeuse-{s}" for s in SERVICES), "emeuse-cli", "emeuse-auditor"}
     for user in USERS:
         assert platform_acls(user)
         assert all(a.permission_type == ACLPermissionType.ALLOW for a in platform_acls(user))
@@ -39,7 +39,18 @@ def test_a_service_acl_names_its_own_prefixes_and_topics_in_kafka_terms() -> Non
     assert ("TOPIC", PATIENT_DATA_ACCESSED.name, "LITERAL", "READ") not in home
 
 
-def test_the_tools_may_do_everything_a_service_may_not() -> None:
-    assert ("CLUSTER", "kafka-cluster", "LITERAL", "ALL") in held("emeuse-cli")
-    assert ("TOPIC", "*", "LITERAL", "ALL") in held("emeuse-cli")
-    assert not any(op == "ALL" for *_, op in held("emeuse-chronic"))
+def test_the_tools_administer_partners_users_and_acls_and_delete_nothing() -> None:
+    tools = held("emeuse-cli")
+    assert ("CLUSTER", "kafka-cluster", "LITERAL", "ALTER") in tools
+    assert ("TOPIC", "*", "LITERAL", "CREATE") in tools
+    assert ("GROUP", "*", "LITERAL", "DESCRIBE") in tools
+    assert not any(op in ("ALL", "DELETE") for *_, op in tools)
+    assert not any(kind == "TRANSACTIONAL_ID" for kind, *_ in tools)
+    assert not any(op in ("ALL", "ALTER") for *_, op in held("emeuse-chronic"))
+
+
+def test_the_auditor_may_read_the_audit_trail_and_nothing_else() -> None:
+    assert held("emeuse-auditor") == {
+        ("TOPIC", PATIENT_DATA_ACCESSED.name, "LITERAL", "READ"),
+        ("TOPIC", PATIENT_DATA_ACCESSED.name, "LITERAL", "DESCRIBE"),
+    }

@@ -118,14 +118,19 @@ def test_no_service_reads_the_audit_trail_or_holds_more_than_its_own_resources()
 
 def test_the_operators_tools_administer_the_platform_and_no_user_is_left_out() -> None:
     grants = acls.platform_grants()
-    assert set(grants) == {*(acls.user_of(s) for s in SERVICES), "emeuse-cli"}
-    assert {g.resource for g in grants["emeuse-cli"]} == {
-        "topic",
-        "group",
-        "transactionalId",
-        "cluster",
-    }
+    assert set(grants) == {*(acls.user_of(s) for s in SERVICES), "emeuse-cli", "emeuse-auditor"}
+    # Topics, partners' lag and partners' users and ACLs; no transaction, nothing deleted.
+    assert {g.resource for g in grants["emeuse-cli"]} == {"topic", "group", "cluster"}
+    assert all(
+        "All" not in g.operations and "Delete" not in g.operations for g in grants["emeuse-cli"]
+    )
     assert PATIENT_DATA_ACCESSED.name not in allowed("emeuse-home", "Read")
+
+
+def test_auditors_read_the_audit_trail_and_nothing_else() -> None:
+    auditor = acls.platform_grants()["emeuse-auditor"]
+    assert auditor == (Grant("topic", PATIENT_DATA_ACCESSED.name, "literal", ("Read", "Describe")),)
+    assert READING_RECORDED.name not in allowed("emeuse-auditor", "Read")
 
 
 def test_the_services_that_check_care_teams_read_the_care_plans_whole_and_no_other_does():

@@ -699,6 +699,11 @@ class GetCarePlanResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CARE_PLAN_FIELD_NUMBER: _builtins.int
+    TERRITORY_FIELD_NUMBER: _builtins.int
+    territory: _builtins.str
+    """Département code of the territory the plan is in force in ("55", "52" or "54"): the
+    territory a reading of the patient is recorded in (RecordReadingRequest.territory).
+    """
     @_builtins.property
     def care_plan(self) -> _chronic_events_pb2.CarePlanUpdated:
         """The latest recorded plan, with its version."""
@@ -707,10 +712,11 @@ class GetCarePlanResponse(_message.Message):
         self,
         *,
         care_plan: _chronic_events_pb2.CarePlanUpdated | None = ...,
+        territory: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["care_plan", b"care_plan"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["care_plan", b"care_plan"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["care_plan", b"care_plan", "territory", b"territory"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

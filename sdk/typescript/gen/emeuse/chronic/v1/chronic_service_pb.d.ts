@@ -727,6 +727,14 @@ export declare type GetCarePlanResponse = Message<"emeuse.chronic.v1.GetCarePlan
    * @generated from field: emeuse.chronic.v1.CarePlanUpdated care_plan = 1;
    */
   carePlan?: CarePlanUpdated | undefined;
+
+  /**
+   * Département code of the territory the plan is in force in ("55", "52" or "54"): the
+   * territory a reading of the patient is recorded in (RecordReadingRequest.territory).
+   *
+   * @generated from field: string territory = 2;
+   */
+  territory: string;
 };
 
 /**
