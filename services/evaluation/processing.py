@@ -23,6 +23,7 @@ from emeuse.runtime.envelope import CODE_OF_TERRITORY
 from emeuse.runtime.events import Event
 from services.evaluation import point_of_care, unmet
 from services.evaluation.contributions import (
+    POINT_OF_CARE_INR_TO_ALERT,
     Count,
     Duration,
     Person,
@@ -80,8 +81,10 @@ async def fold(event: Event, tx: Tx) -> None:
     territory = CODE_OF_TERRITORY[event.envelope.territory]
     own = [(experiment, territory, period) for period in periods_of(event)]
     followed = unmet.follow(event.message, tx, own)
+    at_ms = event.envelope.occurred_at.ToMilliseconds()
+    inr = point_of_care.follow(event.message, tx, own, at_ms)
     parts = [
-        *contributions(event.message, followed.asked, point_of_care.follow(event.message, tx)),
+        *contributions(event.message, followed.asked, inr.point_of_care_inr),
         *published_by(event.envelope.source),
     ]
     for period in periods_of(event):
@@ -103,6 +106,13 @@ async def fold(event: Event, tx: Tx) -> None:
         cell = tx.get(CELLS, key) or cells.empty()
         cells.add_breakdowns(cell, unmet.FLAGGED_UNMET, followed.late)
         tx.put(CELLS, key, cell)
+    for alert_cells, seconds in inr.late:
+        # An alert read before this point-of-care reading: its delay goes to its cells.
+        for alert_experiment, alert_territory, period in alert_cells:
+            key = cell_key(tx.partition, alert_experiment, alert_territory, period)
+            cell = tx.get(CELLS, key) or cells.empty()
+            cells.add_duration(cell, POINT_OF_CARE_INR_TO_ALERT, seconds)
+            tx.put(CELLS, key, cell)
     tx.count(FOLDED.labels(event.topic))
 
 
@@ -120,6 +130,11 @@ PROCESSOR = Processor(
         TableSpec(
             point_of_care.POINT_OF_CARE,
             "Each patient's point-of-care readings no alert has named yet (the last 20).",
+        ),
+        TableSpec(
+            point_of_care.ALERTS_FIRST,
+            "Each patient's INR alerts read before a reading they name (the last 20): their "
+            "cells and delay, for a point-of-care reading read later.",
         ),
         TableSpec(
             unmet.WAITING,
