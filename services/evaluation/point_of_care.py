@@ -67,7 +67,9 @@ def follow(message: Any, tx: Tx, cells: list[AlertCell], at_ms: int) -> Followed
 
 def _reading(message: ReadingRecorded, tx: Tx, at_ms: int) -> Followed:
     patient, reading_id = message.patient_pseudonym, message.reading_id
-    waiting: list[dict[str, Any]] = tx.get(ALERTS_FIRST, patient) or []
+    # Only an INR reading can be named by an INR alert: no read for the others.
+    inr = message.loinc_code in INR_CODES
+    waiting: list[dict[str, Any]] = (tx.get(ALERTS_FIRST, patient) if inr else None) or []
     followed, named, still = Followed(), False, []
     for alert in waiting:
         if reading_id in alert["readings"] and at_ms <= alert["at_ms"]:
