@@ -566,8 +566,16 @@ class ChronicServicer(api_grpc.ChronicServiceServicer):
                 rejection_reason=request.rejection_reason,
             )
             review.reviewed_at.FromDatetime(datetime.now(UTC))
+            # In the patient's experiment (the call names none): the alert the review
+            # releases is published in it, where the evaluation counts it.
             await self._publish_one(
-                context, POINT_OF_CARE_REVIEWED, review, patient, plan.territory, event_id=event_id
+                context,
+                POINT_OF_CARE_REVIEWED,
+                review,
+                patient,
+                plan.territory,
+                experiment=plan.experiment or None,
+                event_id=event_id,
             )
             return api.ReviewPointOfCareResultResponse(event_id=event_id)
 

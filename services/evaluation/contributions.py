@@ -46,6 +46,7 @@ from emeuse.prevention.v1.prevention_events_pb2 import (
 from services.evaluation.domain.secrecy import Relation
 
 GAP_RULE = "monitoring.gap"
+POINT_OF_CARE_INR_TO_ALERT = "chronic.point_of_care_inr_to_alert"
 # Indicators counting distinct persons in the month (each person once per cell).
 PERSON_COUNTS = frozenset(
     {"chronic.patients_monitored", "prevention.people_reached", "prevention.people_engaged"}
@@ -125,7 +126,7 @@ def _alert(m: AlertRaised, point_of_care_inr: bool = False) -> list[Contribution
         delay = m.measurement_to_alert.ToTimedelta().total_seconds()
         out.append(Duration("chronic.measurement_to_alert", delay))
         if point_of_care_inr:
-            out.append(Duration("chronic.point_of_care_inr_to_alert", delay))
+            out.append(Duration(POINT_OF_CARE_INR_TO_ALERT, delay))
     return out
 
 

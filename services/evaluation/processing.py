@@ -23,6 +23,7 @@ from emeuse.runtime.envelope import CODE_OF_TERRITORY
 from emeuse.runtime.events import Event
 from services.evaluation import point_of_care, unmet
 from services.evaluation.contributions import (
+    POINT_OF_CARE_INR_TO_ALERT,
     Count,
     Duration,
     Person,
@@ -75,13 +76,37 @@ def first_count(tx: Tx, person: str, counted: str) -> bool:
     return True
 
 
+def late_flag(tx: Tx, followed: unmet.Followed) -> None:
+    """A flag read before its request (read now): what was asked goes to the flag's
+    cells, or the flag moves with it to the request's experiment when it is another."""
+    for flag_experiment, territory, period in followed.flag_cells:
+        key = cell_key(tx.partition, flag_experiment, territory, period)
+        cell = tx.get(CELLS, key) or cells.empty()
+        if not followed.moved or flag_experiment == followed.experiment:
+            cells.add_breakdowns(cell, unmet.FLAGGED_UNMET, followed.late)
+            tx.put(CELLS, key, cell)
+            continue
+        cells.remove_count(cell, unmet.FLAGGED_UNMET, (followed.moved,))
+        if cells.is_empty(cell):
+            tx.delete(CELLS, key)
+        else:
+            tx.put(CELLS, key, cell)
+        key = cell_key(tx.partition, followed.experiment, territory, period)
+        cell = tx.get(CELLS, key) or cells.empty()
+        cells.add_count(cell, unmet.FLAGGED_UNMET, (followed.moved, *followed.late))
+        tx.put(CELLS, key, cell)
+
+
 async def fold(event: Event, tx: Tx) -> None:
-    experiment = event.envelope.experiment_id
     territory = CODE_OF_TERRITORY[event.envelope.territory]
-    own = [(experiment, territory, period) for period in periods_of(event)]
+    own = [(event.envelope.experiment_id, territory, period) for period in periods_of(event)]
     followed = unmet.follow(event.message, tx, own)
+    # A flag counts in its request's experiment (unmet.py), any other event in its own.
+    experiment = followed.experiment or event.envelope.experiment_id
+    at_ms = event.envelope.occurred_at.ToMilliseconds()
+    inr = point_of_care.follow(event.message, tx, own, at_ms)
     parts = [
-        *contributions(event.message, followed.asked, point_of_care.follow(event.message, tx)),
+        *contributions(event.message, followed.asked, inr.point_of_care_inr),
         *published_by(event.envelope.source),
     ]
     for period in periods_of(event):
@@ -97,12 +122,14 @@ async def fold(event: Event, tx: Tx) -> None:
                 if first_count(tx, event.key, counted):
                     cells.add_count(cell, part.name)
         tx.put(CELLS, key, cell)
-    for flag_experiment, flag_territory, period in followed.flag_cells:
-        # A flag read before this request: what was asked goes to the flag's cells.
-        key = cell_key(tx.partition, flag_experiment, flag_territory, period)
-        cell = tx.get(CELLS, key) or cells.empty()
-        cells.add_breakdowns(cell, unmet.FLAGGED_UNMET, followed.late)
-        tx.put(CELLS, key, cell)
+    late_flag(tx, followed)
+    for alert_cells, seconds in inr.late:
+        # An alert read before this point-of-care reading: its delay goes to its cells.
+        for alert_experiment, alert_territory, period in alert_cells:
+            key = cell_key(tx.partition, alert_experiment, alert_territory, period)
+            cell = tx.get(CELLS, key) or cells.empty()
+            cells.add_duration(cell, POINT_OF_CARE_INR_TO_ALERT, seconds)
+            tx.put(CELLS, key, cell)
     tx.count(FOLDED.labels(event.topic))
 
 
@@ -120,6 +147,11 @@ PROCESSOR = Processor(
         TableSpec(
             point_of_care.POINT_OF_CARE,
             "Each patient's point-of-care readings no alert has named yet (the last 20).",
+        ),
+        TableSpec(
+            point_of_care.ALERTS_FIRST,
+            "Each patient's INR alerts read before a reading they name (the last 20): their "
+            "cells and delay, for a point-of-care reading read later.",
         ),
         TableSpec(
             unmet.WAITING,

@@ -303,6 +303,7 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
                 key=person,
                 subject=person,
                 territory=territory_from_code(state.profile.territory),
+                experiment=state.profile.experiment or None,
             )
             applied = await self._applied(context, person, event_id)
             return api.UpdatePreferencesResponse(profile=_profile(person, applied))
@@ -393,6 +394,7 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
             except NotEligibleError as exc:
                 await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
             assert state.profile is not None
+            # In the person's experiment (the call names none), as what it schedules.
             event_id = await self._publish(
                 context,
                 PROGRAMME_STARTED,
@@ -400,6 +402,7 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
                 key=person,
                 subject=person,
                 territory=territory_from_code(state.profile.territory),
+                experiment=state.profile.experiment or None,
             )
             applied = await self._applied(context, person, event_id)
             mine = [m for m in applied.scheduled() if m.programme == name]
@@ -452,6 +455,7 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
                 key=person,
                 subject=person,
                 territory=territory_from_code(before.profile.territory),
+                experiment=before.profile.experiment or None,
             )
             after = await self._applied(context, person, event_id)
             waiting = {m.message_id for m in before.scheduled() if m.programme == name}

@@ -44,9 +44,10 @@ from tests.integration.test_simulate import simulate
 
 pytestmark = pytest.mark.usefixtures("line_left_as_found")
 
+DELIVERED = DeliveryStatus.DELIVERY_STATUS_DELIVERED
 # Receipts counted in prevention.messages (delivered, failed or bounced).
 RECEIPTS_COUNTED = {
-    DeliveryStatus.DELIVERY_STATUS_DELIVERED,
+    DELIVERED,
     DeliveryStatus.DELIVERY_STATUS_FAILED,
     DeliveryStatus.DELIVERY_STATUS_BOUNCED,
 }
@@ -107,9 +108,17 @@ def counted_from_the_bus(bootstrap: str, experiment: str) -> Counter[tuple[str, 
     for event in events_of(bootstrap, SLOT_BOOKED, experiment):
         if not event.message.rescheduled_from:
             add(event, "access.bookings")
+    reached: set[tuple[str, str]] = set()  # (month, person)
     for event in events_of(bootstrap, DELIVERY_RECEIPT_REPORTED, experiment):
         if event.message.status in RECEIPTS_COUNTED:
             add(event, "prevention.messages")
+            outcome = "delivered" if event.message.status == DELIVERED else "failed"
+            add(event, "prevention.messages", f"outcome={outcome}")
+        if event.message.status == DELIVERED:
+            month = month_of(event.envelope.occurred_at.ToDatetime(tzinfo=UTC))
+            if (month, event.message.person_pseudonym) not in reached:
+                reached.add((month, event.message.person_pseudonym))
+                add(event, "prevention.people_reached")
     for event in events_of(bootstrap, EVENT_SHARED, experiment):
         for partner in event.message.partner_ids:
             add(event, "partners.events_consumed", f"partner={partner}")
@@ -199,6 +208,8 @@ def test_a_simulated_month_gives_a_report_a_research_unit_can_publish(
     # service's own experiment's.
     assert counted[(months[0], "chronic.time_to_acknowledge.observations", "")] > 0, counted
     assert counted[(months[0], "chronic.escalations", "")] > 0, counted
+    # The delivery partners' receipts: messages delivered, in the person's experiment.
+    assert counted[(months[0], "prevention.messages", "outcome=delivered")] > 0, counted
 
     out = tmp_path / "report"
     report = subprocess.run(

@@ -48,6 +48,10 @@ RATE_HELP = {
     "partner_share": "share of diabetes and heart-failure patients using a partner's device, "
     "their readings sent through the partner gateway (0: no partners)",
     "consent_withdrawal_share": "share of partner users withdrawing their consent during the run",
+    "receipt_share": "share of messages prevention hands for delivery that get a delivery "
+    "partner's receipt (the rest none)",
+    "delivery_failed_rate": "share of those receipts saying the delivery failed (prevention "
+    "tries the next channel); the rest say delivered",
 }
 
 

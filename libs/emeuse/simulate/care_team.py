@@ -1,5 +1,6 @@
 """Care teams, home contacts and practitioners answering what the platform raises and
-books, as their tools would.
+books, as their tools would; and delivery partners reporting on the messages prevention
+hands them (delivery.py).
 
 Each alert or incident of a simulated person is acknowledged by whoever it names, after a
 delay drawn between a tenth and nine tenths of the time they have, or never (a share of
@@ -24,10 +25,16 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 
 from emeuse.cli.records import describe
-from emeuse.registry import ALERT_RAISED, INCIDENT_RAISED, SLOT_BOOKED
+from emeuse.registry import (
+    ALERT_RAISED,
+    INCIDENT_RAISED,
+    MESSAGE_DELIVERY_REQUESTED,
+    SLOT_BOOKED,
+)
 from emeuse.runtime.kafka_clients import client_options
 from emeuse.runtime.security import PLAINTEXT, KafkaLogin
 from emeuse.runtime.unreadable import poll
+from emeuse.simulate.delivery import receipt
 from emeuse.simulate.events import GRPC, Options, SimEvent
 from emeuse.simulate.send import Tally, Transport
 
@@ -112,7 +119,8 @@ def acknowledgement(record: dict[str, Any], now: datetime) -> SimEvent:
 
 
 class CareTeams:
-    """A thread reading raised alerts and incidents, answering them when their time comes."""
+    """A thread reading raised alerts and incidents, bookings and messages to deliver,
+    answering them when their time comes."""
 
     def __init__(
         self,
@@ -134,7 +142,7 @@ class CareTeams:
         )
         partitions = [
             TopicPartition(spec.name, p)
-            for spec in (ALERT_RAISED, INCIDENT_RAISED, SLOT_BOOKED)
+            for spec in (ALERT_RAISED, INCIDENT_RAISED, SLOT_BOOKED, MESSAGE_DELIVERY_REQUESTED)
             for p in sorted(self.consumer.partitions_for_topic(spec.name) or ())
         ]
         self.consumer.assign(partitions)
@@ -166,11 +174,21 @@ class CareTeams:
                 for r in records:
                     shown = describe(r.topic, r.partition, r.offset, r.key, r.value, r.headers)
                     event = shown.get("event", {})
-                    subject = event.get("patient_pseudonym") or event.get("resident_pseudonym")
+                    subject = (
+                        event.get("patient_pseudonym")
+                        or event.get("resident_pseudonym")
+                        or event.get("person_pseudonym")
+                    )
                     if subject not in self.people:
                         continue
                     now = datetime.now(UTC)
-                    if r.topic == SLOT_BOOKED.name:
+                    if r.topic == MESSAGE_DELIVERY_REQUESTED.name:
+                        reported = receipt(self.options.seed, shown, now, self.options)
+                        if reported is None:
+                            self.tally.count("delivery.no_receipt")
+                            continue
+                        delay, call = reported
+                    elif r.topic == SLOT_BOOKED.name:
                         delay, call = consultation_outcome(
                             self.options.seed, event, now, self.options
                         )

@@ -48,6 +48,8 @@ class Options:
     no_show_rate: float = 0.1  # share of booked consultations the patient does not come to
     partner_share: float = 0.3  # share of a partner's programme's patients using its device
     consent_withdrawal_share: float = 0.05  # share of partner users withdrawing consent
+    receipt_share: float = 0.9  # share of messages handed for delivery that get a receipt
+    delivery_failed_rate: float = 0.05  # share of receipts saying the delivery failed
 
     def rates(self) -> dict[str, float]:
         return {k: v for k, v in vars(self).items() if k.endswith(("_rate", "_share"))}

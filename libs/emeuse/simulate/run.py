@@ -27,7 +27,7 @@ SETUP_WAIT_S = 120  # the longest the enrolments may take to be answered
 
 
 class Responders(Protocol):
-    """Who answers what the platform raises (care_team.CareTeams)."""
+    """Who answers what the platform raises, books and sends (care_team.CareTeams)."""
 
     def start(self) -> None: ...
 
@@ -126,6 +126,7 @@ def run(
     )
     tally = Tally()
     people = {p.person.pseudonym for p in pop.patients} | {h.person.pseudonym for h in pop.homes}
+    people |= {e.pseudonym for e in pop.enrollees}  # their messages get receipts
     teams = responders(people, tally) if responders else None
     if teams:
         teams.start()

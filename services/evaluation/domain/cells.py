@@ -43,6 +43,22 @@ def add_breakdowns(cell: Cell, name: str, breakdowns: Iterable[str]) -> None:
         counts[key] = counts.get(key, 0) + 1
 
 
+def remove_count(cell: Cell, name: str, breakdowns: Iterable[str] = ()) -> None:
+    """One less in the total and each breakdown (a flag moved to its request's experiment,
+    processing.late_flag); a count back to zero is no figure, as if never counted."""
+    counts = cell.setdefault("counts", {})
+    for key in (name, *(count_key(name, b) for b in breakdowns)):
+        left = counts.get(key, 0) - 1
+        if left > 0:
+            counts[key] = left
+        else:
+            counts.pop(key, None)
+
+
+def is_empty(cell: Cell) -> bool:
+    return not cell.get("counts") and not cell.get("durations")
+
+
 def add_duration(cell: Cell, name: str, seconds: float) -> None:
     buckets = cell.setdefault("durations", {}).setdefault(name, {})
     bucket = str(histogram.bucket_of(seconds))

@@ -111,3 +111,49 @@ def test_a_flag_read_before_its_request_counts_the_same_as_after_it():
     assert unmet(rebuilt) == unmet(live)
     assert unmet(rebuilt)["profession=specialist"] == 1
     assert waiting(rebuilt) == []
+
+
+def by_experiment(state: Partitions) -> dict[str, dict[str, float]]:
+    """Unmet need of March in territory 54, by experiment."""
+    out: dict[str, dict[str, float]] = {}
+    for experiment in ("telesuivi", "access-default"):
+        merged = cells.merge(
+            cell for key, cell in state.cells() if key.endswith(f"|{experiment}|54|2026-03")
+        )
+        found = {
+            f.breakdown: f.value
+            for f in cells.figures("2026-03", merged, frozenset())
+            if f.name == "access.requests_flagged_unmet"
+        }
+        if found:
+            out[experiment] = found
+    return out
+
+
+def test_a_flag_counts_in_its_request_s_experiment_whichever_topic_is_read_first():
+    """A request access stored before it kept experiments is flagged in access's default
+    experiment: the flag still counts in the experiment the request was made in."""
+    asked = {"urgency": ROUTINE, "profession": Profession.PROFESSION_NURSE}
+    in_default = completed(
+        Sent(REQUEST_FLAGGED, flag(5).message, "54", "access-default", "54", MARCH)
+    )
+    live = Partitions()
+    live.handle(request(5, **asked))
+    live.handle(in_default)
+    rebuilt = Partitions()
+    rebuilt.handle(in_default)
+    assert by_experiment(rebuilt) == {"access-default": {"": 1, "urgency=routine": 1}}
+    rebuilt.handle(request(5, **asked))
+    expected = {
+        "telesuivi": {
+            "": 1,
+            "urgency=routine": 1,
+            "profession=nurse": 1,
+            "modality=any": 1,
+            "commune=unknown": 1,
+        }
+    }
+    assert by_experiment(live) == expected
+    assert by_experiment(rebuilt) == expected
+    # Moved out, the default experiment's cells hold nothing: no figure of 0 left behind.
+    assert not [key for key, _ in rebuilt.cells() if "|access-default|" in key]

@@ -244,3 +244,18 @@ def test_inactivity_fired_just_after_bedtime_moves_the_deadline_to_the_next_morn
     # Nothing changes: the kernel asks for the deadline again (tests/unit/kernel).
     assert tx.published == [] and tx.puts == 0
     assert deadline(tx.state(), at("22:00")) == at("09:00", day=1)
+
+
+def test_an_incident_the_timer_detects_is_in_the_home_s_experiment():
+    """Inactivity and devices gone silent are found by the timer alone, with no event to
+    inherit an experiment from: the home's is used, not the service's own."""
+    state = record_home(
+        home(), state=HomeState(), territory="55", now=ENROLLED_AT, experiment="exp-domicile"
+    )
+    state, _ = feed(state, motion(at("09:30")))
+    due = deadline(state, at("09:30"))
+    assert due is not None
+    tx = fire(state, due)
+    assert tx.published, "the timer found nothing at its own deadline"
+    assert {type(m).__name__ for m, _ in tx.published} == {"IncidentRaised"}
+    assert {(o["experiment_id"], o["cause"]) for _, o in tx.published} == {("exp-domicile", None)}
