@@ -19,7 +19,8 @@
 Every command takes --bootstrap (default: EMEUSE_KAFKA_BOOTSTRAP, else the local broker's
 SASL_SSL listener 127.0.0.1:9095). The tools connect as `make up`'s services do: mutual TLS
 to gRPC, SASL_SSL as emeuse-cli to Kafka, with .local/secrets/ (docs/security.md).
-Errors are one line on stderr and a non-zero exit status, never a traceback.
+Errors are one line on stderr and a non-zero exit status, never a traceback. A reader that
+stops early (`emeuse tail ... | head`) ends the command quietly, status 0.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 from emeuse import partner_credentials
 from emeuse.cli import kafka
 from emeuse.cli.audit import add_audit_command, cmd_audit
+from emeuse.cli.closed_stdout import StdoutClosed, watched
 from emeuse.cli.deploy import add_deploy_command, cmd_deploy
 from emeuse.cli.environment import tool_bootstrap
 from emeuse.cli.errors import CliError
@@ -433,6 +435,14 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        with watched():
+            return _run(argv)
+    except StdoutClosed:
+        return 0
+
+
+def _run(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if getattr(args, "bootstrap", None) is not None:  # `partner run` reads its settings
@@ -444,8 +454,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"emeuse: error: {exc}", file=sys.stderr)
         return 1
-    except BrokenPipeError:
-        return 0
 
 
 if __name__ == "__main__":
