@@ -393,8 +393,8 @@ HOME = Dashboard(
             ),
         ),
         Chart(
-            "Devices offline",
-            (Query("sum (emeuse_home_devices_offline)", "devices"),),
+            "Devices offline, by territory",
+            (Query("sum by (territory) (emeuse_home_devices_offline)", "{{territory}}"),),
         ),
         Chart(
             "Missed visits per day, by territory",

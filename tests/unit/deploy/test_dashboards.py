@@ -61,3 +61,16 @@ def test_queries_are_valid_promql(monkeypatch):
     )
     monkeypatch.setattr(script, "DASHBOARDS", (broken,))
     assert "could not parse expression" in script.syntax_faults()
+
+
+def test_the_home_dashboard_shows_devices_offline_per_territory():
+    # A gauge per territory, like the SAMU escalations and missed visits beside it: a
+    # territory's offline devices are its own line, not lost in a platform-wide sum.
+    home = next(d for d in DASHBOARDS if d.uid == "emeuse-home")
+    [chart] = [
+        c for c in home.charts if any("emeuse_home_devices_offline" in q.expr for q in c.queries)
+    ]
+    [query] = chart.queries
+    assert script.metrics_named(query.expr) == {"emeuse_home_devices_offline"}
+    assert "sum by (territory)" in query.expr
+    assert query.legend == "{{territory}}" and "territory" in chart.title
