@@ -7,7 +7,8 @@ keeps; a change is published on top of the version read, and answers once the lo
 whether it won. Campaign stats add up every instance's people. A care-team caller reads
 the schedules of its own patients only, and starts or ends their programmes only; a
 coordinator with a territory, those of the people enrolled there (runtime/care_teams.py),
-and it enrols, changes the preferences of and opts out that territory's people only.
+and it enrols, changes the preferences of and opts out that territory's people only, and
+creates, approves, pauses, resumes and finishes only campaigns for that territory alone.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ from emeuse.runtime.envelope import (
     timestamp,
 )
 from emeuse.runtime.grpc_server import Registrar
-from emeuse.runtime.roles import on_behalf_of
+from emeuse.runtime.roles import campaign_refusal, current_caller, on_behalf_of
 from services.prevention import campaigns as campaign_codec
 from services.prevention.campaigns import Directory
 from services.prevention.domain import campaign as domain
@@ -536,6 +537,7 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
                 grpc.StatusCode.INVALID_ARGUMENT, "experiment_id is not an experiment id"
             )
         campaign = await self._checked(context, lambda: campaign_codec.from_message(update))
+        await _check_campaign_caller(context, campaign)
         if campaign.end_at <= datetime.now(UTC):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "end_at is past")
         await self._directory_ready(context)
@@ -563,6 +565,8 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "name who makes the change")
         await self._checked(context, lambda: check_code(actor, "staff ids"))
         current = await self._campaign(context, campaign_id)
+        # Before its status is said or its change answered as done already.
+        await _check_campaign_caller(context, current)
         now = datetime.now(UTC)
         status = current.status_at(now)
         if current.status == to:
@@ -656,6 +660,15 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
                 for name in COUNTED:
                     counts[name] += getattr(share.counts, name)
         return stats_response(campaign, by_territory, datetime.now(UTC))
+
+
+async def _check_campaign_caller(
+    context: grpc.aio.ServicerContext, campaign: domain.CampaignDef
+) -> None:
+    """Abort unless the caller may create or change `campaign` (roles.campaign_refusal): a
+    coordinator with a territory, for a campaign of its territory's people only."""
+    if refusal := campaign_refusal(current_caller(), campaign.segment.territories):
+        await context.abort(grpc.StatusCode.PERMISSION_DENIED, refusal)
 
 
 async def _experiment(context: grpc.aio.ServicerContext, experiment: str) -> None:

@@ -40,9 +40,17 @@ from emeuse.partners.v1.gateway_service_pb2 import (
     RecordConsentRequest,
 )
 from emeuse.place.v1.territory_pb2 import Territory
-from emeuse.prevention.v1.prevention_events_pb2 import PersonEnrolled
+from emeuse.prevention.v1.prevention_events_pb2 import (
+    CampaignStatus,
+    CampaignUpdated,
+    PersonEnrolled,
+)
 from emeuse.prevention.v1.prevention_service_pb2 import (
+    ApproveCampaignRequest,
+    CreateCampaignRequest,
     EnrollPersonRequest,
+    FinishCampaignRequest,
+    GetCampaignRequest,
     GetPersonScheduleRequest,
     UpdatePreferencesRequest,
 )
@@ -578,6 +586,46 @@ def test_prevention_lets_a_coordinator_enrol_people_in_its_territory_only(platfo
     assert coordinates_elsewhere(
         call(platform, "prevention", roles["coord-54"], "UpdatePreferences", change)
     )
+
+
+def test_prevention_lets_a_coordinator_steer_its_territorys_campaigns_only(platform, roles):
+    def campaign_for(*territories: Territory.ValueType) -> CreateCampaignRequest:
+        campaign = CampaignUpdated(
+            campaign_id=new_id("cmp-roles"),
+            created_by="staff-designer",
+            experiment_id="exp-prevention",
+        )
+        campaign.segment.age_from, campaign.segment.age_to = 50, 54
+        campaign.segment.territories.extend(territories)
+        campaign.messages.add(template_id="campaign.roles")
+        # A window a day ahead: nobody is targeted while the test runs.
+        start = datetime.now(UTC) + timedelta(days=1)
+        campaign.start_at.FromDatetime(start)
+        campaign.end_at.FromDatetime(start + timedelta(hours=1))
+        return CreateCampaignRequest(campaign=campaign)
+
+    def prevention(caller: str, method: str, request: Any) -> Any:
+        return call(platform, "prevention", roles[caller], method, request)
+
+    meuse = campaign_for(Territory.TERRITORY_MEUSE)
+    assert coordinates_elsewhere(prevention("coord-54", "CreateCampaign", meuse))
+    everywhere = campaign_for()  # all three territories: no territorial coordinator's
+    assert coordinates_elsewhere(prevention("coord-54", "CreateCampaign", everywhere))
+    created = prevention("coord-55", "CreateCampaign", meuse)
+    assert answered(created), created
+    campaign_id = created.campaign.definition.campaign_id
+
+    approve = ApproveCampaignRequest(campaign_id=campaign_id, approver_id="staff-approver")
+    assert coordinates_elsewhere(prevention("coord-54", "ApproveCampaign", approve))
+    finish = FinishCampaignRequest(campaign_id=campaign_id, actor_id="staff-designer")
+    assert coordinates_elsewhere(prevention("coord-54", "FinishCampaign", finish))
+    # Nothing was published: still the draft coord-55 made, which it approves and ends.
+    draft = prevention("operator", "GetCampaign", GetCampaignRequest(campaign_id=campaign_id))
+    assert draft.campaign.status == CampaignStatus.CAMPAIGN_STATUS_DRAFT
+    assert draft.campaign.definition.version == 1
+    assert answered(prevention("coord-55", "ApproveCampaign", approve))
+    ended = prevention("coord-55", "FinishCampaign", finish)
+    assert ended.campaign.status == CampaignStatus.CAMPAIGN_STATUS_FINISHED, ended
 
 
 def counted_refusal(platform: Platform, service: str, method: str, caller: str) -> bool:

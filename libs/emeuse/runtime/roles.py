@@ -18,6 +18,7 @@ docs/security.md shows the matrix and the per-person checks.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import StrEnum
@@ -213,6 +214,18 @@ def territory_refusal(caller: Caller | None, territory: str) -> str:
     if territory and territory != caller.territory:
         return f"caller {caller.caller_id} coordinates territory {caller.territory} only"
     return ""
+
+
+def campaign_refusal(caller: Caller | None, territories: Sequence[str]) -> str:
+    """Why `caller` may not create or change a campaign whose segment targets
+    `territories` (département codes; none: all three); "" when it may. A coordinator with
+    a territory starts, steers and ends its own territory's campaigns only: one that also
+    reaches another territory's people is another coordinator's (or the operator's)."""
+    if caller is None or caller.role != COORDINATOR or not caller.territory:
+        return ""
+    if territories and set(territories) == {caller.territory}:
+        return ""
+    return f"caller {caller.caller_id} coordinates territory {caller.territory} only"
 
 
 def sees_in_list(caller: Caller | None, care_team: list[str] | None, territory: str) -> bool:
