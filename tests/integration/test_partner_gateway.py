@@ -25,8 +25,14 @@ from emeuse.chronic.v1.chronic_events_pb2 import AlertRaised, ReadingRecorded
 from emeuse.partners import PARTITIONS, dead_letter_topic, feed_topic, inbound_topic
 from emeuse.partners.v1 import gateway_service_pb2 as api
 from emeuse.partners.v1 import gateway_service_pb2_grpc as api_grpc
+from emeuse.partners.v1.partners_pb2 import PartnerRegistered
 from emeuse.platform.v1.dead_letter_pb2 import DeadLetterCause, MessageDeadLettered
-from emeuse.registry import ALERT_RAISED, READING_RECORDED
+from emeuse.registry import (
+    ALERT_RAISED,
+    CARE_PLAN_UPDATED,
+    PARTNER_REGISTERED,
+    READING_RECORDED,
+)
 from emeuse.runtime import envelope as env
 from emeuse.runtime.pseudonym import random_pseudonym
 from tests.integration.events import headers_for, new_id, record
@@ -738,3 +744,80 @@ def test_a_partner_may_ask_not_to_get_its_own_events_back(platform, bus, bootstr
         assert own.reading_id not in feed(both, {again.reading_id})
     finally:
         remove_partner(bootstrap, both)
+
+
+def test_a_partner_cannot_set_a_care_plan_even_with_a_grant_written_by_hand(
+    platform, bus, bootstrap, secrets_dir
+):
+    partner = add_partner(bootstrap, secrets_dir, new_partner_id(), "--publish", READING)
+    try:
+        # Operations cannot grant it: `partner grant` refuses, naming why.
+        asked = emeuse(
+            "partner",
+            "grant",
+            partner.partner_id,
+            "--publish",
+            CARE_PLAN_UPDATED.type_name,
+            "--territory",
+            "55",
+            "--secrets-dir",
+            str(secrets_dir),
+            bootstrap=bootstrap,
+        )
+        assert asked.returncode == 1
+        assert "only the chronic service writes it" in asked.stderr
+
+        # A registration that grants it anyway (written by hand, or from before the rule).
+        forged = PartnerRegistered(
+            partner_id=partner.partner_id,
+            purposes=["remote-monitoring"],
+            publishable_event_types=[READING, CARE_PLAN_UPDATED.type_name],
+            experiments=["integration-tests"],
+            active=True,
+            registered_at=env.timestamp(datetime.now(UTC)),
+        )
+        bus.send(
+            PARTNER_REGISTERED.name,
+            partner.partner_id.encode(),
+            forged.SerializeToString(),
+            headers_for(PARTNER_REGISTERED, ""),
+        )
+        patient = random_pseudonym()
+        enrol(platform, care_plan(patient, "DIABETES", GLUCOSE_BAND))
+        lax = care_plan(patient, "DIABETES", {**GLUCOSE_BAND, "critical_high": 1000})
+        producer = partner.producer()
+        letter, sent = None, 0
+        deadline = time.monotonic() + 45
+        try:
+            # Until the gateway reads the forged registration it refuses the type as not
+            # granted; once it has, it refuses it all the same, for what it is.
+            while letter is None or "not granted" in letter.reason:
+                assert time.monotonic() < deadline, "the gateway never read the forged grant"
+                sent += 1
+                headers = headers_for(CARE_PLAN_UPDATED, patient)
+                producer.send(
+                    inbound_topic(partner.partner_id),
+                    key=patient.encode(),
+                    value=lax.SerializeToString(),
+                    headers=headers,
+                ).get(timeout=15)
+                sent_id = dict(headers)[env.H_ID]
+                letters = dead_letters(partner, sent, refused_by="gateway")
+                [letter] = [x for x in letters if x.original_headers[env.H_ID] == sent_id]
+        finally:
+            producer.close()
+        assert letter.reason == (
+            "emeuse.chronic.care-plan-updated.v1 is written by the chronic service only (a care "
+            "plan sets a patient's clinical thresholds and care team); no partner may publish "
+            "it, whatever its grants say"
+        )
+        assert letter.source_topic == inbound_topic(partner.partner_id)
+        # The platform never saw it: the only plan on the topic is the prescriber's.
+        plans = [
+            r["event"].get("care_plan_id")
+            for r in bus.all_records(CARE_PLAN_UPDATED.name)
+            if r["key"] == patient
+        ]
+        assert lax.care_plan_id not in plans and plans
+    finally:
+        remove_partner(bootstrap, partner)
