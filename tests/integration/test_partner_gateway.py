@@ -22,6 +22,7 @@ from kafka import TopicPartition
 
 from emeuse.chronic.v1 import chronic_service_pb2 as chronic_api
 from emeuse.chronic.v1.chronic_events_pb2 import AlertRaised, ReadingRecorded
+from emeuse.home.v1.home_events_pb2 import DoorState, SensorEventReported, SensorKind
 from emeuse.partners import PARTITIONS, dead_letter_topic, feed_topic, inbound_topic
 from emeuse.partners.v1 import gateway_service_pb2 as api
 from emeuse.partners.v1 import gateway_service_pb2_grpc as api_grpc
@@ -32,6 +33,7 @@ from emeuse.registry import (
     CARE_PLAN_UPDATED,
     PARTNER_REGISTERED,
     READING_RECORDED,
+    SENSOR_EVENT_REPORTED,
 )
 from emeuse.runtime import envelope as env
 from emeuse.runtime.pseudonym import random_pseudonym
@@ -45,6 +47,8 @@ from tests.integration.test_partner_security import (
     new_partner_id,
     remove_partner,
 )
+
+SENSOR = SENSOR_EVENT_REPORTED.type_name
 
 
 @pytest.fixture(scope="module")
@@ -821,3 +825,98 @@ def test_a_partner_cannot_set_a_care_plan_even_with_a_grant_written_by_hand(
         assert lax.care_plan_id not in plans and plans
     finally:
         remove_partner(bootstrap, partner)
+
+
+def test_a_platform_event_its_service_will_refuse_reaches_no_feed_and_is_counted(
+    platform, bus, bootstrap, secrets_dir
+):
+    reader = add_partner(
+        bootstrap, secrets_dir, new_partner_id(), "--read", READING, "--read", SENSOR
+    )
+    try:
+        patient = random_pseudonym()
+        consent(platform, reader, patient, True)
+        # Written straight on the platform's topics, as a device integration of the
+        # platform's own would: no inbound check stands between them and the gateway.
+        impossible = reading(patient)
+        impossible.loinc_code, impossible.value, impossible.unit = "34714-6", 40, "{INR}"
+        in_mmol = reading(patient)
+        in_mmol.loinc_code, in_mmol.value, in_mmol.unit = "34714-6", 2.5, "mmol/L"
+        stateless = door(patient, DoorState.DOOR_STATE_UNSPECIFIED)
+        for message in (impossible, in_mmol):
+            send(bus, message)
+        bus.send(*record(SENSOR_EVENT_REPORTED, stateless, patient))
+        # Valid ones after them, on the same partitions: handled after them.
+        valid = send(bus, reading(patient))
+        opened = door(patient, DoorState.DOOR_STATE_OPENED)
+        bus.send(*record(SENSOR_EVENT_REPORTED, opened, patient))
+
+        seen = feed_ids(reader, {valid, opened.sensor_event_id})
+        assert set(seen) == {valid, opened.sensor_event_id}
+
+        def counted(event_type: str, rule: str) -> float:
+            return metric(
+                platform.services["gateway"].metrics(),
+                "emeuse_gateway_events_invalid_total",
+                type=event_type,
+                rule=rule,
+            )
+
+        deadline = time.monotonic() + 5  # counted once the transaction has committed
+        while counted(SENSOR, "home:door-state") < 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert counted(READING, "chronic:range") >= 1
+        assert counted(READING, "chronic:unit") >= 1
+        assert counted(SENSOR, "home:door-state") >= 1
+
+        # The owner sets the impossible reading aside, with its reason; the gateway does not
+        # dead-letter it a second time.
+        [refused] = bus.wait_for(
+            "emeuse.chronic.dead-letter.v1",
+            lambda r: r.get("original_event", {}).get("reading_id") == impossible.reading_id,
+        )
+        assert "INR (point of care) 40 {INR} is impossible" in refused["event"]["reason"]
+        withheld = {impossible.reading_id, in_mmol.reading_id, stateless.sensor_event_id}
+        for letter in bus.all_records("emeuse.gateway.dead-letter.v1"):
+            original = letter.get("original_event", {})
+            assert original.get("reading_id", original.get("sensor_event_id")) not in withheld
+    finally:
+        remove_partner(bootstrap, reader)
+
+
+def door(patient: str, state: DoorState.ValueType) -> SensorEventReported:
+    report = SensorEventReported(
+        sensor_event_id=new_id("s"),
+        resident_pseudonym=patient,
+        device_id="door-01",
+        kind=SensorKind.SENSOR_KIND_DOOR,
+        door_state=state,
+    )
+    report.occurred_at.FromDatetime(datetime.now(UTC))
+    return report
+
+
+def feed_ids(partner: Partner, wanted: set[str], timeout: float = 45) -> dict[str, str]:
+    """Reading and sensor event ids in the partner's feed, with their type, once `wanted`
+    are there (read with its credential, committed records only)."""
+    consumer = partner.consumer(isolation_level="read_committed")
+    partitions = [TopicPartition(feed_topic(partner.partner_id), p) for p in range(PARTITIONS)]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning(*partitions)
+    seen: dict[str, str] = {}
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=300).values():
+                for rec in batch:
+                    event_type = env.header_map(rec.headers)[env.H_TYPE].decode()
+                    if event_type == READING:
+                        seen[ReadingRecorded.FromString(rec.value).reading_id] = event_type
+                    else:
+                        report = SensorEventReported.FromString(rec.value)
+                        seen[report.sensor_event_id] = event_type
+            if wanted <= set(seen):
+                return seen
+    finally:
+        consumer.close()
+    raise AssertionError(f"missing from the feed: {wanted - set(seen)}")
