@@ -23,7 +23,15 @@ from google.protobuf.message import Message
 
 from emeuse import partners
 from emeuse.platform.v1.dead_letter_pb2 import MessageDeadLettered
-from emeuse.registry import OWNERS, TOPICS, TopicSpec, partner_feedable
+from emeuse.registry import (
+    AXES,
+    OWNERS,
+    TOPICS,
+    TopicSpec,
+    authority_reason,
+    partner_feedable,
+    partner_publishable,
+)
 from emeuse.runtime.codec import missing_fields
 
 # protobuf's stubs type DESCRIPTOR as a union of its pure-Python and upb classes.
@@ -395,6 +403,7 @@ def _topic_section(spec: TopicSpec, comments: Comments) -> str:
         f"| kept | {_kept(spec)} |",
         f"| written by | `{spec.owner}` |",
         f"| partner feed | {'yes' if partner_feedable(spec) else 'no'} |",
+        *_partner_publish(spec),
         "",
         f"**{spec.message.DESCRIPTOR.name}**: {comments[spec.type_name]}",
         "",
@@ -408,6 +417,18 @@ def _topic_section(spec: TopicSpec, comments: Comments) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _partner_publish(spec: TopicSpec) -> list[str]:
+    """Whether a partner may be granted publishing it: for the axes' topics, with why not
+    when only the service writes it (registry.SERVICE_AUTHORITY)."""
+    if spec.owner not in AXES or spec.is_dead_letter:
+        return []
+    if partner_publishable(spec):
+        return ["| partner may publish | yes |"]
+    return [
+        f"| partner may publish | no: only `{spec.owner}` writes it ({authority_reason(spec)}) |"
+    ]
 
 
 def _proto_path(spec: TopicSpec) -> str:

@@ -640,10 +640,79 @@ def partner_feedable(spec: TopicSpec) -> bool:
     )
 
 
+# What only the owning service writes, whatever a partner is granted (issue 17): what
+# steers its decisions about a person or a population, its own decisions, and the commands
+# its single writer takes (sent through its gRPC API, which checks the caller's role).
+# Partners bring what is observed or asked from outside: readings and corrections, sensor
+# reports, visits, the directory and slots, consultation requests, prevention's enrolments,
+# preferences, opt-outs, programmes and delivery receipts. Each reason is what
+# `emeuse partner add|grant` and the gateway say when they refuse.
+_AUTHORITY: tuple[tuple[str, tuple[TopicSpec, ...]], ...] = (
+    (
+        "a care plan sets a patient's clinical thresholds and care team",
+        (CARE_PLAN_UPDATED,),
+    ),
+    (
+        "a home's configuration sets its devices, the contacts called in an emergency and "
+        "the detection thresholds",
+        (HOME_CONFIGURED,),
+    ),
+    (
+        "a campaign, once approved, decides who the platform messages",
+        (CAMPAIGN_UPDATED,),
+    ),
+    (
+        "a point-of-care result is validated by the lab on the patient's care team, through "
+        "chronic's API",
+        (POINT_OF_CARE_REVIEWED,),
+    ),
+    (
+        "alerts, incidents, bookings and messages are the service's own decisions",
+        (
+            ALERT_RAISED,
+            ALERT_UPDATED,
+            ALERT_ESCALATED,
+            ALERT_ACKNOWLEDGED,
+            ALERT_RESOLVED,
+            INCIDENT_RAISED,
+            INCIDENT_ESCALATED,
+            INCIDENT_ACKNOWLEDGED,
+            INCIDENT_RESOLVED,
+            SLOT_BOOKED,
+            CONSULTATION_STATUS_CHANGED,
+            REQUEST_FLAGGED,
+            REQUEST_WITHDRAWN,
+            MESSAGE_SCHEDULED,
+            MESSAGE_DELIVERY_REQUESTED,
+            MESSAGE_CANCELLED,
+        ),
+    ),
+    (
+        "the commands of the service's single writer come through its gRPC API, which "
+        "checks the caller's role",
+        (
+            ALERT_ACTION_REQUESTED,
+            INCIDENT_ACTION_REQUESTED,
+            BOOKING_ACTION_REQUESTED,
+            PERSON_ACTION_REQUESTED,
+        ),
+    ),
+)
+SERVICE_AUTHORITY: dict[str, str] = {
+    spec.name: reason for reason, specs in _AUTHORITY for spec in specs
+}
+
+
+def authority_reason(spec: TopicSpec) -> str | None:
+    """Why only the owning service writes this topic; None when a partner may be granted it."""
+    return SERVICE_AUTHORITY.get(spec.name)
+
+
 def partner_publishable(spec: TopicSpec) -> bool:
     """Whether a partner may be granted publishing this topic's events (the gateway admits
-    them from its inbound topic and writes them here): an axis's events, not dead letters."""
-    return spec.owner in AXES and not spec.is_dead_letter
+    them from its inbound topic and writes them here): an axis's events, not dead letters,
+    not the services' own authority (SERVICE_AUTHORITY)."""
+    return spec.owner in AXES and not spec.is_dead_letter and spec.name not in SERVICE_AUTHORITY
 
 
 class UnknownTopicError(LookupError):

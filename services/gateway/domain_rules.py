@@ -1,11 +1,14 @@
-"""The owning service's validity rules, applied to a partner's event before it is admitted.
+"""The owning services' validity rules, applied by the gateway on both sides.
 
-A partner's event is checked like the platform's own input: an impossible reading (an INR
-of 40, an INR in mmol/L) must not reach the platform's topic, from where the gateway would
-pass it on to other partners' feeds before the owning service refused it. Only the rules
-that need no state are here (a measure's unit and range); those that need the service's
-tables (is the patient enrolled, is the device installed) stay the service's own.
-The rules are the services' domain functions themselves, imported, never copied.
+Inbound, to a partner's event before it is admitted: an impossible reading (an INR of 40,
+an INR in mmol/L) must not reach the platform's topic, and so no service and no feed.
+Outbound, to every platform event before it goes to partners' feeds: an event its owning
+service will set aside (a reading another producer wrote straight on the topic, a door
+event without its state) must not reach a partner before the owner refuses it.
+Only the rules that need no state are here (a measure's unit and range, a sensor report's
+own consistency); those that need the service's tables (is the patient enrolled, is the
+device installed) stay the service's own. The rules are the services' functions
+themselves, imported, never copied.
 """
 
 from __future__ import annotations
@@ -14,9 +17,19 @@ from collections.abc import Callable
 
 from google.protobuf.message import Message
 
-from emeuse.registry import READING_CORRECTED, READING_RECORDED, TopicSpec
+from emeuse.registry import READING_CORRECTED, READING_RECORDED, SENSOR_EVENT_REPORTED, TopicSpec
 from emeuse.runtime.codec import InvalidEventError
 from services.chronic.domain.measures import ReadingError, normalise
+from services.home.handlers import ReportError, check_report
+
+
+class RuleBroken(InvalidEventError):
+    """An event the owning service's rules refuse; `rule` names which in a few words (a
+    metric label: bounded, unlike the reason)."""
+
+    def __init__(self, message: str, *, rule: str) -> None:
+        super().__init__(message)
+        self.rule = rule
 
 
 def _measured(message: Message) -> None:
@@ -24,19 +37,26 @@ def _measured(message: Message) -> None:
     normalise(message.loinc_code, message.value, message.unit)  # type: ignore[attr-defined]
 
 
+def _reported(message: Message) -> None:
+    check_report(message)  # type: ignore[arg-type]
+
+
 RULES: dict[str, Callable[[Message], None]] = {
     READING_RECORDED.type_name: _measured,
     READING_CORRECTED.type_name: _measured,
+    SENSOR_EVENT_REPORTED.type_name: _reported,
 }
 
 
 def check_domain_rules(spec: TopicSpec, message: Message) -> None:
-    """Raise InvalidEventError, with the owning service's reason, for an event its domain
-    rules refuse; events of types without stateless rules pass."""
+    """Raise RuleBroken, with the owning service's reason, for an event its domain rules
+    refuse; events of types without stateless rules pass."""
     rule = RULES.get(spec.type_name)
     if rule is None:
         return
     try:
         rule(message)
-    except ReadingError as exc:
-        raise InvalidEventError(f"refused by {spec.owner}'s rules: {exc}") from None
+    except (ReadingError, ReportError) as exc:
+        raise RuleBroken(
+            f"refused by {spec.owner}'s rules: {exc}", rule=f"{spec.owner}:{exc.kind}"
+        ) from None

@@ -1,7 +1,8 @@
 """Checking what a partner publishes before the platform consumes it.
 
 A partner writes only its inbound topic (the broker's ACLs); the gateway lets an event
-through to the platform's topic when the registry grants the partner its type, the bytes
+through to the platform's topic when the registry grants the partner its type, the type is
+not one only its service writes (registry.SERVICE_AUTHORITY, whatever the grant), the bytes
 are that type and keep the topic's rules, and the experiment is one of the partner's;
 an event about a person needs that person's consent to the partner (`consented`).
 The source header is stamped `partner/<id>`, whatever the partner wrote there.
@@ -17,7 +18,7 @@ from google.protobuf.message import Message
 
 from emeuse.event.v1.envelope_pb2 import EventEnvelope
 from emeuse.partners.v1.partners_pb2 import PartnerRegistered
-from emeuse.registry import TopicSpec, UnknownTopicError, for_type
+from emeuse.registry import TopicSpec, UnknownTopicError, authority_reason, for_type
 from emeuse.runtime.codec import InvalidEventError, NoConsentError, check_event, decode
 from services.gateway.domain.consent import ConsentBook
 
@@ -58,6 +59,14 @@ def admit(
         [spec] = [s for s in for_type(envelope.event_type) if not s.is_dead_letter]
     except (UnknownTopicError, ValueError):
         raise InvalidEventError(f"event type {envelope.event_type} has no platform topic") from None
+    # Whatever the registry says: a grant written by hand, or given before the type became
+    # the service's own, must not let a partner set a care plan or resolve an alert.
+    reason = authority_reason(spec)
+    if reason is not None:
+        raise InvalidEventError(
+            f"{spec.name} is written by the {spec.owner} service only ({reason}); "
+            "no partner may publish it, whatever its grants say"
+        )
     message = decode(spec, value)
     # No experiment granted: nothing may be published (an empty list is not "any").
     if envelope.experiment_id not in partner.experiments:

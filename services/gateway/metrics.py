@@ -14,6 +14,12 @@ WITHHELD = Counter(
     "Events of a type a partner may read, withheld: the patient's consent does not stand.",
     ["partner", "type"],
 )
+INVALID_WITHHELD = Counter(
+    "emeuse_gateway_events_invalid_total",
+    "Platform events withheld from every partner's feed: the owning service's stateless rules "
+    "refuse them (it dead-letters them itself), by type and rule.",
+    ["type", "rule"],
+)
 CONSENT_APPLIED = Histogram(
     "emeuse_gateway_consent_applied_seconds",
     "From a consent change (granted or withdrawn) to the gateway applying it to the feeds.",

@@ -3,7 +3,8 @@
 Each source partition is read from the first offset at or after the date to its end at
 the start of the replay; an event goes to the partner's feed when a grant covers it (it
 stood when the event happened, or covers from a date before it) and consent stands now
-(ConsentBook.allows), as in the live feed; each copy carries the replay's id (header
+(ConsentBook.allows) and the owning service's stateless rules accept it (domain_rules),
+as in the live feed; each copy carries the replay's id (header
 emeuse_replay, the envelope's replay_id). A replay for one patient reads only the
 patient's partition: a backfill after a new consent. The
 consents of a partition's patients are in this instance's table: the same partition.
@@ -25,6 +26,8 @@ from emeuse.runtime import kafka_clients
 from emeuse.runtime.codec import InvalidEventError, check_event, check_partition, decode
 from services.gateway.directory import own_event_withheld
 from services.gateway.domain.consent import ConsentBook
+from services.gateway.domain_rules import RuleBroken, check_domain_rules
+from services.gateway.metrics import INVALID_WITHHELD
 
 
 async def replay_partitions(
@@ -113,6 +116,10 @@ def _share(
         message = decode(spec, record.value)  # type: ignore[attr-defined]
         check_event(spec, envelope, message, raw_key.decode() if raw_key is not None else None)
         check_partition(spec, raw_key, record.partition, message)  # type: ignore[attr-defined]
+        check_domain_rules(spec, message)
+    except RuleBroken as broken:
+        INVALID_WITHHELD.labels(spec.type_name, broken.rule).inc()
+        return None
     except (env.EnvelopeError, InvalidEventError, UnknownTopicError, UnicodeDecodeError):
         return None
     happened = envelope.occurred_at.ToDatetime(tzinfo=since.tzinfo)

@@ -22,6 +22,7 @@ from services.home.configuration import check_contact_id, check_device_id, check
 from services.home.domain.detection import (
     Incident,
     Sensor,
+    check_confidence,
     check_reading,
     incident_for,
     is_activity,
@@ -62,6 +63,33 @@ def sensor_of(kind: SensorKind.ValueType) -> Sensor:
     return SENSOR.get(kind, Sensor.UNSPECIFIED)
 
 
+class ReportError(InvalidEventError):
+    """A sensor report no working device sends, whatever the home holds; `kind` names the
+    fault in a word (the gateway counts the reports it withholds from feeds by it)."""
+
+    def __init__(self, message: str, *, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def check_report(event: SensorEventReported) -> None:
+    """What a sensor report must hold in any home: a door event says opened or closed, and
+    its values are ones a working device reports. ReportError says what is wrong. Needs no
+    state: the gateway applies it too, before an event reaches partners' feeds."""
+    sensor = sensor_of(event.kind)
+    if sensor is Sensor.DOOR and event.door_state not in (
+        DoorState.DOOR_STATE_OPENED,
+        DoorState.DOOR_STATE_CLOSED,
+    ):
+        # An opening taken for a closing (or the reverse) would hide a night outside.
+        raise ReportError("a door event needs its door_state (opened or closed)", kind="door-state")
+    try:
+        check_reading(sensor, event.temperature_celsius, event.battery_percent)
+        check_confidence(event.confidence)
+    except ValueError as exc:
+        raise ReportError(str(exc), kind="device-value") from None
+
+
 def enrolled(state: HomeState) -> None:
     if state.config is None:
         raise InvalidEventError("home is not enrolled (EnrollHome first)")
@@ -92,17 +120,8 @@ def record_sensor_event(event: SensorEventReported, *, state: HomeState, now: da
         # An installer's test device, another home's: it must not call anyone here.
         raise InvalidEventError("device_id is not installed in this home")
     _event_time(at, now, "occurred_at")
-    if sensor is Sensor.DOOR and event.door_state not in (
-        DoorState.DOOR_STATE_OPENED,
-        DoorState.DOOR_STATE_CLOSED,
-    ):
-        # An opening taken for a closing (or the reverse) would hide a night outside.
-        raise InvalidEventError("a door event needs its door_state (opened or closed)")
-    try:
-        check_reading(sensor, event.temperature_celsius, event.battery_percent)
-        immediate = incident_for(sensor, event.confidence)
-    except ValueError as exc:
-        raise InvalidEventError(str(exc)) from None
+    check_report(event)
+    immediate = incident_for(sensor, event.confidence)
     if immediate is not None and state.has_incident(
         incident_id_for(event.resident_pseudonym, immediate, event.sensor_event_id)
     ):

@@ -22,11 +22,19 @@ from kafka import TopicPartition
 
 from emeuse.chronic.v1 import chronic_service_pb2 as chronic_api
 from emeuse.chronic.v1.chronic_events_pb2 import AlertRaised, ReadingRecorded
+from emeuse.home.v1.home_events_pb2 import DoorState, SensorEventReported, SensorKind
 from emeuse.partners import PARTITIONS, dead_letter_topic, feed_topic, inbound_topic
 from emeuse.partners.v1 import gateway_service_pb2 as api
 from emeuse.partners.v1 import gateway_service_pb2_grpc as api_grpc
+from emeuse.partners.v1.partners_pb2 import PartnerRegistered
 from emeuse.platform.v1.dead_letter_pb2 import DeadLetterCause, MessageDeadLettered
-from emeuse.registry import ALERT_RAISED, READING_RECORDED
+from emeuse.registry import (
+    ALERT_RAISED,
+    CARE_PLAN_UPDATED,
+    PARTNER_REGISTERED,
+    READING_RECORDED,
+    SENSOR_EVENT_REPORTED,
+)
 from emeuse.runtime import envelope as env
 from emeuse.runtime.pseudonym import random_pseudonym
 from tests.integration.events import headers_for, new_id, record
@@ -39,6 +47,8 @@ from tests.integration.test_partner_security import (
     new_partner_id,
     remove_partner,
 )
+
+SENSOR = SENSOR_EVENT_REPORTED.type_name
 
 
 @pytest.fixture(scope="module")
@@ -738,3 +748,175 @@ def test_a_partner_may_ask_not_to_get_its_own_events_back(platform, bus, bootstr
         assert own.reading_id not in feed(both, {again.reading_id})
     finally:
         remove_partner(bootstrap, both)
+
+
+def test_a_partner_cannot_set_a_care_plan_even_with_a_grant_written_by_hand(
+    platform, bus, bootstrap, secrets_dir
+):
+    partner = add_partner(bootstrap, secrets_dir, new_partner_id(), "--publish", READING)
+    try:
+        # Operations cannot grant it: `partner grant` refuses, naming why.
+        asked = emeuse(
+            "partner",
+            "grant",
+            partner.partner_id,
+            "--publish",
+            CARE_PLAN_UPDATED.type_name,
+            "--territory",
+            "55",
+            "--secrets-dir",
+            str(secrets_dir),
+            bootstrap=bootstrap,
+        )
+        assert asked.returncode == 1
+        assert "only the chronic service writes it" in asked.stderr
+
+        # A registration that grants it anyway (written by hand, or from before the rule).
+        forged = PartnerRegistered(
+            partner_id=partner.partner_id,
+            purposes=["remote-monitoring"],
+            publishable_event_types=[READING, CARE_PLAN_UPDATED.type_name],
+            experiments=["integration-tests"],
+            active=True,
+            registered_at=env.timestamp(datetime.now(UTC)),
+        )
+        bus.send(
+            PARTNER_REGISTERED.name,
+            partner.partner_id.encode(),
+            forged.SerializeToString(),
+            headers_for(PARTNER_REGISTERED, ""),
+        )
+        patient = random_pseudonym()
+        enrol(platform, care_plan(patient, "DIABETES", GLUCOSE_BAND))
+        lax = care_plan(patient, "DIABETES", {**GLUCOSE_BAND, "critical_high": 1000})
+        producer = partner.producer()
+        letter, sent = None, 0
+        deadline = time.monotonic() + 45
+        try:
+            # Until the gateway reads the forged registration it refuses the type as not
+            # granted; once it has, it refuses it all the same, for what it is.
+            while letter is None or "not granted" in letter.reason:
+                assert time.monotonic() < deadline, "the gateway never read the forged grant"
+                sent += 1
+                headers = headers_for(CARE_PLAN_UPDATED, patient)
+                producer.send(
+                    inbound_topic(partner.partner_id),
+                    key=patient.encode(),
+                    value=lax.SerializeToString(),
+                    headers=headers,
+                ).get(timeout=15)
+                sent_id = dict(headers)[env.H_ID]
+                letters = dead_letters(partner, sent, refused_by="gateway")
+                [letter] = [x for x in letters if x.original_headers[env.H_ID] == sent_id]
+        finally:
+            producer.close()
+        assert letter.reason == (
+            "emeuse.chronic.care-plan-updated.v1 is written by the chronic service only (a care "
+            "plan sets a patient's clinical thresholds and care team); no partner may publish "
+            "it, whatever its grants say"
+        )
+        assert letter.source_topic == inbound_topic(partner.partner_id)
+        # The platform never saw it: the only plan on the topic is the prescriber's.
+        plans = [
+            r["event"].get("care_plan_id")
+            for r in bus.all_records(CARE_PLAN_UPDATED.name)
+            if r["key"] == patient
+        ]
+        assert lax.care_plan_id not in plans and plans
+    finally:
+        remove_partner(bootstrap, partner)
+
+
+def test_a_platform_event_its_service_will_refuse_reaches_no_feed_and_is_counted(
+    platform, bus, bootstrap, secrets_dir
+):
+    reader = add_partner(
+        bootstrap, secrets_dir, new_partner_id(), "--read", READING, "--read", SENSOR
+    )
+    try:
+        patient = random_pseudonym()
+        consent(platform, reader, patient, True)
+        # Written straight on the platform's topics, as a device integration of the
+        # platform's own would: no inbound check stands between them and the gateway.
+        impossible = reading(patient)
+        impossible.loinc_code, impossible.value, impossible.unit = "34714-6", 40, "{INR}"
+        in_mmol = reading(patient)
+        in_mmol.loinc_code, in_mmol.value, in_mmol.unit = "34714-6", 2.5, "mmol/L"
+        stateless = door(patient, DoorState.DOOR_STATE_UNSPECIFIED)
+        for message in (impossible, in_mmol):
+            send(bus, message)
+        bus.send(*record(SENSOR_EVENT_REPORTED, stateless, patient))
+        # Valid ones after them, on the same partitions: handled after them.
+        valid = send(bus, reading(patient))
+        opened = door(patient, DoorState.DOOR_STATE_OPENED)
+        bus.send(*record(SENSOR_EVENT_REPORTED, opened, patient))
+
+        seen = feed_ids(reader, {valid, opened.sensor_event_id})
+        assert set(seen) == {valid, opened.sensor_event_id}
+
+        def counted(event_type: str, rule: str) -> float:
+            return metric(
+                platform.services["gateway"].metrics(),
+                "emeuse_gateway_events_invalid_total",
+                type=event_type,
+                rule=rule,
+            )
+
+        deadline = time.monotonic() + 5  # counted once the transaction has committed
+        while counted(SENSOR, "home:door-state") < 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert counted(READING, "chronic:range") >= 1
+        assert counted(READING, "chronic:unit") >= 1
+        assert counted(SENSOR, "home:door-state") >= 1
+
+        # The owner sets the impossible reading aside, with its reason; the gateway does not
+        # dead-letter it a second time.
+        [refused] = bus.wait_for(
+            "emeuse.chronic.dead-letter.v1",
+            lambda r: r.get("original_event", {}).get("reading_id") == impossible.reading_id,
+        )
+        assert "INR (point of care) 40 {INR} is impossible" in refused["event"]["reason"]
+        withheld = {impossible.reading_id, in_mmol.reading_id, stateless.sensor_event_id}
+        for letter in bus.all_records("emeuse.gateway.dead-letter.v1"):
+            original = letter.get("original_event", {})
+            assert original.get("reading_id", original.get("sensor_event_id")) not in withheld
+    finally:
+        remove_partner(bootstrap, reader)
+
+
+def door(patient: str, state: DoorState.ValueType) -> SensorEventReported:
+    report = SensorEventReported(
+        sensor_event_id=new_id("s"),
+        resident_pseudonym=patient,
+        device_id="door-01",
+        kind=SensorKind.SENSOR_KIND_DOOR,
+        door_state=state,
+    )
+    report.occurred_at.FromDatetime(datetime.now(UTC))
+    return report
+
+
+def feed_ids(partner: Partner, wanted: set[str], timeout: float = 45) -> dict[str, str]:
+    """Reading and sensor event ids in the partner's feed, with their type, once `wanted`
+    are there (read with its credential, committed records only)."""
+    consumer = partner.consumer(isolation_level="read_committed")
+    partitions = [TopicPartition(feed_topic(partner.partner_id), p) for p in range(PARTITIONS)]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning(*partitions)
+    seen: dict[str, str] = {}
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=300).values():
+                for rec in batch:
+                    event_type = env.header_map(rec.headers)[env.H_TYPE].decode()
+                    if event_type == READING:
+                        seen[ReadingRecorded.FromString(rec.value).reading_id] = event_type
+                    else:
+                        report = SensorEventReported.FromString(rec.value)
+                        seen[report.sensor_event_id] = event_type
+            if wanted <= set(seen):
+                return seen
+    finally:
+        consumer.close()
+    raise AssertionError(f"missing from the feed: {wanted - set(seen)}")

@@ -47,7 +47,13 @@ from emeuse.cli.environment import partner_listener_security, tool_bootstrap, to
 from emeuse.cli.errors import CliError
 from emeuse.cli.publish import build_event
 from emeuse.partners.v1.partners_pb2 import PartnerRegistered
-from emeuse.registry import PARTNER_REGISTERED, TOPICS, partner_feedable, partner_publishable
+from emeuse.registry import (
+    PARTNER_REGISTERED,
+    TOPICS,
+    authority_reason,
+    partner_feedable,
+    partner_publishable,
+)
 from emeuse.runtime.envelope import EXPERIMENT_ID
 from emeuse.runtime.settings import SettingsError, positive_int
 from emeuse.runtime.topics import TopicError, TopicPlan, ensure_topics
@@ -59,8 +65,15 @@ DAY_MS = 24 * 3600 * 1000
 ENFORCED_WITHIN_S = 15.0
 
 # What a partner may publish: the four services' events. Not the registry or consents
-# (other partners' grants, every patient's choices) and not the platform's dead letters.
+# (other partners' grants, every patient's choices), not the platform's dead letters, and
+# not what only the owning service writes (a care plan, an alert: registry.SERVICE_AUTHORITY).
 PARTNER_EVENT_TYPES = frozenset(spec.type_name for spec in TOPICS if partner_publishable(spec))
+# The types only their service writes, with why: the refusal names the reason.
+SERVICE_ONLY_TYPES = {
+    spec.type_name: (spec.owner, reason)
+    for spec in TOPICS
+    if (reason := authority_reason(spec)) is not None
+}
 # What a partner may read: the events the gateway can filter by consent (person-keyed).
 PARTNER_READABLE_TYPES = frozenset(spec.type_name for spec in TOPICS if partner_feedable(spec))
 
@@ -138,6 +151,13 @@ def check_grants(
             raise CliError(
                 f"purpose {purpose!r}: 2-64 characters, lower-case letters, digits, '.' "
                 "and '-', starting with a letter"
+            )
+    for event_type in publish:
+        if event_type in SERVICE_ONLY_TYPES:
+            owner, reason = SERVICE_ONLY_TYPES[event_type]
+            raise CliError(
+                f"--publish {event_type!r}: only the {owner} service writes it ({reason}); "
+                "no partner may be granted publishing it"
             )
     for flag, types, allowed in (
         ("--read", read, PARTNER_READABLE_TYPES),
@@ -426,8 +446,12 @@ def cmd_grant(args: argparse.Namespace) -> int:
         raise CliError(
             "nothing to grant: give --read, --publish, --purpose, --experiment or --own-events"
         )
+    # A grant given before a type became the services' own can still be revoked.
     check_grants(
-        purposes=args.purpose, read=args.read, publish=args.publish, experiments=args.experiment
+        purposes=args.purpose,
+        read=args.read,
+        publish=[] if args.revoke else args.publish,
+        experiments=args.experiment,
     )
     _check_territory(args)
     known = read_registrations(args.bootstrap).get(partner_id)

@@ -54,23 +54,29 @@ def equivalent_codes(loinc: str) -> frozenset[str]:
 
 
 class ReadingError(ValueError):
-    """A reading that cannot be a real measurement; the message says why."""
+    """A reading that cannot be a real measurement; the message says why, `kind` names the
+    fault in a word (the gateway counts the readings it withholds from feeds by it)."""
+
+    def __init__(self, message: str, *, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 def to_canonical(loinc: str, unit: str) -> tuple[Measure, float]:
     """The measure and the factor that turns `unit` (UCUM) into its canonical unit."""
     measure = MEASURES.get(loinc)
     if measure is None:
-        raise ReadingError(f"LOINC code {loinc!r} is not a monitored measure")
+        raise ReadingError(f"LOINC code {loinc!r} is not a monitored measure", kind="measure")
     if not unit:
-        raise ReadingError(f"{measure.name} ({loinc}) has no unit")
+        raise ReadingError(f"{measure.name} ({loinc}) has no unit", kind="unit")
     if unit == measure.unit:
         return measure, 1.0
     try:
         return measure, factor(unit, measure.unit, measure.molar_mass_g_per_mol)
     except UnitError as exc:
         raise ReadingError(
-            f"{exc} for {measure.name} ({loinc}); use a UCUM unit of the kind of {measure.unit}"
+            f"{exc} for {measure.name} ({loinc}); use a UCUM unit of the kind of {measure.unit}",
+            kind="unit",
         ) from None
 
 
@@ -78,11 +84,12 @@ def normalise(loinc: str, value: float, unit: str) -> tuple[float, str]:
     """The value in the measure's canonical unit; raises ReadingError for bad input."""
     measure, factor = to_canonical(loinc, unit)
     if not math.isfinite(value):
-        raise ReadingError(f"{measure.name} value {value} is not a number")
+        raise ReadingError(f"{measure.name} value {value} is not a number", kind="value")
     canonical = value * factor
     if not measure.lowest <= canonical <= measure.highest:
         raise ReadingError(
             f"{measure.name} {value:g} {unit} is impossible "
-            f"(outside {measure.lowest:g}-{measure.highest:g} {measure.unit})"
+            f"(outside {measure.lowest:g}-{measure.highest:g} {measure.unit})",
+            kind="range",
         )
     return canonical, measure.unit

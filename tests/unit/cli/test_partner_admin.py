@@ -21,7 +21,14 @@ from emeuse.cli.partner_admin import (
     partner_topic_plans,
 )
 from emeuse.partners.v1.partners_pb2 import PartnerRegistered
-from emeuse.registry import CONSENT_CHANGED, PARTNER_REGISTERED, READING_RECORDED
+from emeuse.registry import (
+    ALERT_ACTION_REQUESTED,
+    CARE_PLAN_UPDATED,
+    CONSENT_CHANGED,
+    PARTNER_REGISTERED,
+    READING_RECORDED,
+    SENSOR_EVENT_REPORTED,
+)
 
 NOWHERE = ["--bootstrap", "127.0.0.1:1"]
 READING = READING_RECORDED.type_name
@@ -94,6 +101,58 @@ def test_partners_may_be_granted_the_services_events_only():
     assert PARTNER_REGISTERED.type_name not in PARTNER_EVENT_TYPES
     assert CONSENT_CHANGED.type_name not in PARTNER_EVENT_TYPES
     assert "emeuse.platform.v1.MessageDeadLettered" not in PARTNER_EVENT_TYPES
+
+
+def test_no_partner_may_be_granted_publishing_what_only_a_service_writes():
+    assert CARE_PLAN_UPDATED.type_name not in PARTNER_EVENT_TYPES
+    assert ALERT_ACTION_REQUESTED.type_name not in PARTNER_EVENT_TYPES
+    # What devices observe stays theirs to send.
+    assert SENSOR_EVENT_REPORTED.type_name in PARTNER_EVENT_TYPES
+
+
+@pytest.mark.parametrize("command", ["add", "grant"])
+def test_a_care_plan_publish_grant_is_refused_with_why_before_the_broker(capsys, command):
+    purpose = ["--purpose", "remote-monitoring"] if command == "add" else []
+    status, out, err = run(
+        capsys,
+        "partner",
+        command,
+        "glucoflow",
+        *purpose,
+        "--publish",
+        READING,
+        "--publish",
+        CARE_PLAN_UPDATED.type_name,
+        "--experiment",
+        "exp-55-glucose",
+        "--territory",
+        "55",
+        *NOWHERE,
+    )
+    assert status == 1 and out == ""
+    assert one_line(err) == (
+        "emeuse: error: --publish 'emeuse.chronic.v1.CarePlanUpdated': only the chronic "
+        "service writes it (a care plan sets a patient's clinical thresholds and care team); "
+        "no partner may be granted publishing it"
+    )
+
+
+def test_revoking_a_grant_given_before_the_type_became_a_services_own_is_allowed(capsys):
+    status, _, err = run(
+        capsys,
+        "partner",
+        "grant",
+        "glucoflow",
+        "--revoke",
+        "--publish",
+        CARE_PLAN_UPDATED.type_name,
+        "--territory",
+        "55",
+        *NOWHERE,
+    )
+    # Past every check, as far as the broker (nothing listens there).
+    assert status == 1
+    assert "127.0.0.1:1" in one_line(err)
 
 
 @pytest.mark.parametrize(

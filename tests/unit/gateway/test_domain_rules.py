@@ -1,12 +1,14 @@
-"""A partner's event is held to the owning service's domain rules before it is admitted."""
+"""A partner's event is held to the owning service's domain rules before it is admitted,
+and a platform event before it goes to partners' feeds."""
 
 import pytest
 
 from emeuse.chronic.v1.chronic_events_pb2 import AlertRaised, ReadingCorrected, ReadingRecorded
-from emeuse.registry import ALERT_RAISED, READING_CORRECTED, READING_RECORDED
+from emeuse.home.v1.home_events_pb2 import DoorState, SensorEventReported, SensorKind
+from emeuse.registry import ALERT_RAISED, READING_CORRECTED, READING_RECORDED, SENSOR_EVENT_REPORTED
 from emeuse.runtime.codec import InvalidEventError
 from emeuse.runtime.pseudonym import random_pseudonym
-from services.gateway.domain_rules import check_domain_rules
+from services.gateway.domain_rules import RuleBroken, check_domain_rules
 
 INR = "34714-6"
 
@@ -57,3 +59,58 @@ def test_a_possible_reading_passes_in_any_unit_chronic_converts(loinc, value, un
 
 def test_a_type_without_stateless_rules_passes():
     check_domain_rules(ALERT_RAISED, AlertRaised(alert_id="a-1"))
+
+
+@pytest.mark.parametrize(
+    ("loinc", "value", "unit", "rule"),
+    [
+        (INR, 40, "{INR}", "chronic:range"),
+        (INR, 2.5, "mmol/L", "chronic:unit"),
+        (INR, float("nan"), "{INR}", "chronic:value"),
+        ("1234-5", 1, "kg", "chronic:measure"),
+    ],
+)
+def test_each_refusal_names_its_rule_in_a_few_words(loinc, value, unit, rule):
+    with pytest.raises(RuleBroken) as refused:
+        check_domain_rules(READING_RECORDED, reading(loinc, value, unit))
+    assert refused.value.rule == rule
+
+
+def sensor_report(kind: SensorKind.ValueType, **fields) -> SensorEventReported:
+    return SensorEventReported(
+        sensor_event_id="s-1",
+        resident_pseudonym=random_pseudonym(),
+        device_id="door-01",
+        kind=kind,
+        **fields,
+    )
+
+
+@pytest.mark.parametrize(
+    ("report", "rule", "named"),
+    [
+        (sensor_report(SensorKind.SENSOR_KIND_DOOR), "home:door-state", "door_state"),
+        (
+            sensor_report(SensorKind.SENSOR_KIND_ROOM_TEMPERATURE, temperature_celsius=300),
+            "home:device-value",
+            "not a room temperature",
+        ),
+        (
+            sensor_report(SensorKind.SENSOR_KIND_FALL, confidence=3),
+            "home:device-value",
+            "confidence",
+        ),
+    ],
+)
+def test_a_sensor_report_no_working_device_sends_is_refused_with_homes_reason(report, rule, named):
+    with pytest.raises(RuleBroken, match="refused by home's rules") as refused:
+        check_domain_rules(SENSOR_EVENT_REPORTED, report)
+    assert refused.value.rule == rule
+    assert named in str(refused.value)
+
+
+def test_a_door_event_saying_opened_or_closed_passes():
+    for state in (DoorState.DOOR_STATE_OPENED, DoorState.DOOR_STATE_CLOSED):
+        check_domain_rules(
+            SENSOR_EVENT_REPORTED, sensor_report(SensorKind.SENSOR_KIND_DOOR, door_state=state)
+        )

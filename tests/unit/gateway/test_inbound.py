@@ -5,11 +5,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from emeuse.access.v1.access_events_pb2 import PractitionerRegistered
-from emeuse.chronic.v1.chronic_events_pb2 import ReadingRecorded
+from emeuse.chronic.v1.chronic_events_pb2 import CarePlanUpdated, ReadingRecorded
 from emeuse.partners.v1.partners_pb2 import PartnerRegistered
 from emeuse.place.v1.territory_pb2 import Territory
 from emeuse.platform.v1.dead_letter_pb2 import DeadLetterCause
-from emeuse.registry import PRACTITIONER_REGISTERED, READING_RECORDED
+from emeuse.registry import CARE_PLAN_UPDATED, PRACTITIONER_REGISTERED, READING_RECORDED
 from emeuse.runtime import envelope as env
 from emeuse.runtime.codec import InvalidEventError, UndecodableError
 from emeuse.runtime.events import read_failure
@@ -92,6 +92,30 @@ def test_a_partner_without_experiment_or_dating_ahead_publishes_nothing():
         admit("glucoflow", bare, envelope(), raw, PATIENT, NOW)
     with pytest.raises(InvalidEventError, match="future"):
         admit("glucoflow", PARTNER, envelope(), raw, PATIENT, NOW - timedelta(hours=1))
+
+
+def test_a_care_plan_is_refused_even_when_the_registry_grants_it_to_the_partner():
+    # A registration written by hand, or granted before care plans were the service's own.
+    granted = PartnerRegistered()
+    granted.CopyFrom(PARTNER)
+    granted.publishable_event_types.append(CARE_PLAN_UPDATED.type_name)
+    plan = CarePlanUpdated(patient_pseudonym=PATIENT, care_plan_id="plan-1")
+    with pytest.raises(InvalidEventError) as refused:
+        admit(
+            "glucoflow",
+            granted,
+            envelope(event_type=CARE_PLAN_UPDATED.type_name),
+            plan.SerializeToString(),
+            PATIENT,
+            NOW,
+        )
+    assert str(refused.value) == (
+        "emeuse.chronic.care-plan-updated.v1 is written by the chronic service only (a care "
+        "plan sets a patient's clinical thresholds and care team); no partner may publish it, "
+        "whatever its grants say"
+    )
+    cause, _ = read_failure(refused.value)
+    assert cause == DeadLetterCause.DEAD_LETTER_CAUSE_INVALID_EVENT
 
 
 def test_the_partner_id_comes_from_its_inbound_topic():

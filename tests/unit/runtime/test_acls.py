@@ -13,6 +13,7 @@ from emeuse.registry import (
     SERVICES,
     SLOT_BOOKED,
     TOPICS,
+    authority_reason,
     dead_letter_topic,
     partner_publishable,
 )
@@ -102,6 +103,17 @@ def test_a_registry_topic_is_written_by_its_owner_the_gateway_for_partners_or_ev
             if partner_publishable(spec):
                 expected.add("gateway")
             assert writers <= expected, spec.name
+
+
+def test_what_only_a_service_writes_is_written_by_that_service_alone_not_the_gateway():
+    authority = [spec for spec in TOPICS if authority_reason(spec) is not None]
+    assert CARE_PLAN_UPDATED in authority
+    for spec in authority:
+        writers = {s for s in SERVICES if spec.name in allowed(acls.user_of(s), "Write")}
+        # The owner publishes it (its decisions, or its gRPC API's); the broker refuses the
+        # gateway, which admits partners' events, writing it at all.
+        assert writers == {spec.owner}, spec.name
+        assert not partner_publishable(spec)
 
 
 def test_no_service_reads_the_audit_trail_or_holds_more_than_its_own_resources() -> None:
