@@ -37,6 +37,7 @@ from emeuse.simulate.encode import build
 from emeuse.simulate.events import GRPC, SimEvent, rfc3339
 from emeuse.simulate.partners import PARTNER, register
 from emeuse.simulate.replay import record_id
+from emeuse.simulate.turns import Turns
 
 SOURCE = "emeuse/simulate"
 Done = Callable[[str, str | None], None]
@@ -171,6 +172,7 @@ class PlatformTransport:
         # Bounds the gRPC calls in flight: a service answers once its handler applied them.
         self.in_flight = threading.BoundedSemaphore(32)
         self.calls_waited_s = 0.0
+        self.turns: Turns[tuple[SimEvent, Done]] = Turns()
 
     def send(self, event: SimEvent, done: Done) -> None:
         if event.via == GRPC:
@@ -217,27 +219,46 @@ class PlatformTransport:
         )
 
     def _call(self, event: SimEvent, done: Done) -> None:
-        service, method = event.target.split("/")
-        request = json_format.ParseDict(
-            event.message, getattr(APIS[service][0], f"{method}Request")()
-        )
+        if not self.turns.take(event.subject, (event, done)):
+            return  # after the person's call in flight (turns.py)
         if not self.in_flight.acquire(blocking=False):
             began = time.monotonic()
             self.in_flight.acquire()
             self.calls_waited_s += time.monotonic() - began
-        future = getattr(self.stubs[service], method).future(
-            request, timeout=60, metadata=self.auth
-        )
+        self._start_call(event, done)
+
+    def _start_call(self, event: SimEvent, done: Done) -> None:
+        """Make the call, holding a slot of in_flight; its answer hands the slot to the
+        person's next call, if one waits, else gives it back."""
+        try:
+            service, method = event.target.split("/")
+            request = json_format.ParseDict(
+                event.message, getattr(APIS[service][0], f"{method}Request")()
+            )
+            future = getattr(self.stubs[service], method).future(
+                request, timeout=60, metadata=self.auth
+            )
+        except Exception as exc:  # a call that cannot be made failed; the person goes on
+            done(event.kind, f"{event.target} not sent: {type(exc).__name__}")
+            self._after(event)
+            return
 
         def answered(call: Any) -> None:
-            self.in_flight.release()
             code = call.code()
             if code == grpc.StatusCode.OK or code in ALREADY:
                 done(event.kind, None)
             else:
                 done(event.kind, f"{event.target} {code.name}: {call.details()}")
+            self._after(event)
 
         future.add_done_callback(answered)
+
+    def _after(self, event: SimEvent) -> None:
+        following = self.turns.answered(event.subject)
+        if following is None:
+            self.in_flight.release()
+        else:
+            self._start_call(*following)
 
     def _record(self, event: SimEvent, done: Done) -> None:
         spec = by_name(event.target)
