@@ -242,3 +242,52 @@ def test_a_call_without_a_known_token_is_refused(platform, token):
                 call(None, timeout=5, metadata=metadata)
         assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
         assert "bearer token" in refused.value.details()
+
+
+def test_lag_at_rest_is_zero_on_an_input_written_in_transactions(platform, bus):
+    """Chronic writes its alerts in transactions: each ends with a commit marker that takes
+    an offset and is no record. Once evaluation has handled the alert, its lag on that
+    partition is 0, not the marker's 1 (what an autoscaler or a lag alert reads)."""
+    patient = random_pseudonym()
+    plan = complete_plan(
+        CarePlanUpdated(
+            patient_pseudonym=patient,
+            care_plan_id="cp-copd-lag",
+            thresholds=[
+                MeasureThreshold(
+                    loinc_code="59408-5",
+                    unit="%",
+                    low=88,
+                    high=100,
+                    critical_low=85,
+                    critical_high=100,
+                ),
+            ],
+        ),
+        "RESPIRATORY",
+    )
+    bus.send(*record(CARE_PLAN_UPDATED, plan, patient))
+    wait_for_care_plan(platform.services["chronic"].grpc_target, patient, platform.auth)
+    bus.send(*record(READING_RECORDED, a_reading(patient, 80), patient))
+    [alert] = bus.wait_for(ALERT_RAISED.name, lambda r: r["key"] == patient)
+    labels = {"service": "evaluation", "topic": ALERT_RAISED.name}
+    labels["partition"] = str(alert["partition"])
+    deadline = time.monotonic() + 60
+    lag = None
+    while time.monotonic() < deadline:
+        lag = lag_shown(platform.services["evaluation"].metrics(), labels)
+        if lag == 0:
+            break
+        time.sleep(1)
+    assert lag == 0
+
+
+def lag_shown(text: str, labels: dict[str, str]) -> float | None:
+    """The lag sample with these labels, None while the gauge does not show it."""
+    for line in text.splitlines():
+        sample, _, value = line.rpartition(" ")
+        if sample.startswith("emeuse_consumer_lag{") and all(
+            f'{k}="{v}"' in sample for k, v in labels.items()
+        ):
+            return float(value)
+    return None

@@ -412,7 +412,10 @@ class Kernel:
 
     async def _measure_lag(self) -> None:
         """Set emeuse_consumer_lag, per input partition held: the last stable offset seen
-        by the last fetch minus the offset the partition's task committed."""
+        by the last fetch minus the offset the partition's task committed, or the
+        consumer's position when the task committed all it was handed (what the consumer
+        skipped past it, a transaction's commit marker, is no record to handle: at rest
+        the lag is 0, not 1 per partition written in transactions)."""
         shown: set[tuple[str, int]] = set()
         while not self._stopping:
             await asyncio.sleep(LAG_INTERVAL_S)
@@ -423,14 +426,24 @@ class Kernel:
                         end = self.consumer.last_stable_offset(tp) if self.owns(tp) else None
                     except (AssertionError, KeyError):  # revoked meanwhile: next round
                         continue
-                    if end is not None and end >= 0:
-                        metrics.CONSUMER_LAG.labels(self.service, tp.topic, str(tp.partition)).set(
-                            max(end - done, 0)
-                        )
-                        now_shown.add((tp.topic, tp.partition))
+                    if end is None or end < 0:
+                        continue
+                    if done < end and task.fetched.get(tp) == done and task.ready.is_set():
+                        done = max(done, await self._position(tp))
+                    metrics.CONSUMER_LAG.labels(self.service, tp.topic, str(tp.partition)).set(
+                        max(end - done, 0)
+                    )
+                    now_shown.add((tp.topic, tp.partition))
             for topic, partition in shown - now_shown:
                 metrics.CONSUMER_LAG.remove(self.service, topic, str(partition))
             shown = now_shown
+
+    async def _position(self, tp: TopicPartition) -> int:
+        """The consumer's next offset of tp, or -1 when it has none now (being reassigned)."""
+        try:
+            return await asyncio.wait_for(self.consumer.position(tp), LAG_INTERVAL_S)
+        except (TimeoutError, KafkaError, AssertionError, KeyError):
+            return -1
 
     async def _consume(self) -> None:
         while not self._stopping:
