@@ -3,11 +3,13 @@ readings and home reports on Kafka, and what the platform makes of them."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -30,7 +32,7 @@ from emeuse.simulate.lag import PlatformLag
 from emeuse.simulate.run import Plan, plan, run
 from emeuse.simulate.send import PlatformTransport, Tally
 from emeuse.simulate.setup import setup_stages, slot_id, slot_starts
-from tests.integration.harness import Bus, Platform
+from tests.integration.harness import Bus, Platform, emeuse
 from tests.integration.test_access import access, withdraw_waiting
 
 # What the simulated patients were left waiting for is withdrawn after each test (conftest).
@@ -142,8 +144,11 @@ def test_a_simulated_territory_raises_alerts_and_home_incidents_and_sets_bad_inp
     # Care teams take some alerts in hand, and leave others to escalate.
     assert tally.sent["care_team.alert_acknowledged"] > 0
     assert tally.sent["care_team.never_answered"] > 0
-    bus.wait_for(ALERT_ACKNOWLEDGED.name, lambda r: r["key"] in patients)
+    acknowledged = bus.wait_for(ALERT_ACKNOWLEDGED.name, lambda r: r["key"] in patients)[0]
     bus.wait_for(ALERT_ESCALATED.name, lambda r: r["key"] in patients)
+    # `emeuse audit` answers, after the run, who took that patient's alert in hand.
+    rows = audited(bus, acknowledged["key"], "AcknowledgeAlert")
+    assert {row["subject_pseudonym"] for row in rows} == {acknowledged["key"]}
     # Consultations the platform booked for critical readings: completed or missed.
     outcomes = {"care_team.consultation_completed", "care_team.consultation_no_show"}
     assert sum(tally.sent[kind] for kind in outcomes) > 0, tally.sent
@@ -172,6 +177,20 @@ def test_a_simulated_territory_raises_alerts_and_home_incidents_and_sets_bad_inp
         lambda r: r["key"] in patients and r["event"].get("source_topic") == READING_RECORDED.name,
     )
     assert dead[0]["event"].get("reason")
+
+
+def audited(bus: Bus, subject: str, method: str, timeout: float = 30) -> list[dict[str, Any]]:
+    """`emeuse audit --subject` as an auditor runs it, until it shows an answered call of
+    `method` (the services write their audit records in batches, just after answering)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        touched = emeuse("audit", "--subject", subject, "--json", bootstrap=bus.bootstrap)
+        assert touched.returncode == 0, touched.stderr
+        rows = [json.loads(line) for line in touched.stdout.splitlines()]
+        if any(method in row["method"] and row["outcome"] == "OK" for row in rows):
+            return rows
+        assert time.monotonic() < deadline, rows
+        time.sleep(1)
 
 
 def set_up(options: Options, now: datetime, transport: PlatformTransport) -> Tally:

@@ -1,7 +1,8 @@
 """`emeuse audit`: who read or changed a person's data through gRPC, and when.
 
 Reads the audit topic (emeuse.audit.patient-data-accessed.v1) up to its current end and
-prints one row per record, oldest first. `--patient` reads only that person's partition.
+prints one row per record, oldest first. `--subject` (or `--patient`) reads only that
+person's partition.
 """
 
 from __future__ import annotations
@@ -32,7 +33,12 @@ def add_audit_command(commands: Any, bootstrap_option: Callable[[Any], None]) ->
     audit = commands.add_parser(
         "audit", help="who read or changed a person's data through gRPC (the audit trail)"
     )
-    audit.add_argument("--patient", help="only this person's records (a psn-... pseudonym)")
+    audit.add_argument(
+        "--subject",
+        "--patient",
+        dest="patient",
+        help="only this person's records, patient or resident (a psn-... pseudonym)",
+    )
     audit.add_argument("--caller", help="only this caller id's records")
     audit.add_argument(
         "--since",
@@ -61,7 +67,7 @@ def cmd_audit(
     args: argparse.Namespace, connect: Callable[[str], KafkaConsumer] = kafka.consumer
 ) -> int:
     if args.patient and not is_pseudonym(args.patient):
-        raise CliError("--patient: expected a platform pseudonym (psn-...)")
+        raise CliError("--subject: expected a platform pseudonym (psn-...)")
     since = parse_since(args.since, datetime.now(UTC)) if args.since else None
     consumer = connect(args.bootstrap)
     try:

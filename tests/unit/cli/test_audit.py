@@ -49,6 +49,7 @@ def test_a_refusal_shows_its_reason_beside_its_outcome(capsys):
     assert row.endswith("PERMISSION_DENIED: caller gp-9 is not on this patient's care team")
 
 
-def test_a_patient_that_is_not_a_pseudonym_is_refused_before_reading(capsys):
-    assert main(["audit", "--patient", "Jean Dupont", "--bootstrap", "127.0.0.1:1"]) == 1
-    assert "--patient: expected a platform pseudonym" in capsys.readouterr().err
+@pytest.mark.parametrize("option", ["--subject", "--patient"])
+def test_a_subject_that_is_not_a_pseudonym_is_refused_before_reading(capsys, option):
+    assert main(["audit", option, "Jean Dupont", "--bootstrap", "127.0.0.1:1"]) == 1
+    assert "--subject: expected a platform pseudonym" in capsys.readouterr().err
