@@ -10,8 +10,9 @@ only: reading every topic from the start (a rebuild), an alert may come before i
 An INR alert that names no kept reading is therefore kept too (the last 20 of the patient),
 with the cells it was counted in and its delay; a point-of-care reading it names, read
 later, adds that delay to those cells, so the figure does not depend on which topic was
-read first. Only a reading published no later than the alert can have raised it: a copy of
-the reading sent again after the alert is not its cause.
+read first. Only a reading measured no later than the alert (`ce_time`) can have raised it;
+a copy of the reading sent again keeps its time, and is counted once (the alert's delay is
+spent by the first).
 """
 
 from __future__ import annotations

@@ -537,9 +537,9 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
                 grpc.StatusCode.INVALID_ARGUMENT, "experiment_id is not an experiment id"
             )
         campaign = await self._checked(context, lambda: campaign_codec.from_message(update))
-        await _check_campaign_caller(context, campaign)
         if campaign.end_at <= datetime.now(UTC):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "end_at is past")
+        await _check_campaign_caller(context, campaign)
         await self._directory_ready(context)
         known = self.directory.get(campaign.campaign_id)
         if known is not None:

@@ -65,5 +65,7 @@ def watched() -> Iterator[None]:
     finally:
         try:
             watcher.flush()
+        except StdoutClosed:
+            pass  # found only now: the command has ended, and its own status stands
         finally:
             sys.stdout = stream

@@ -86,6 +86,9 @@ class BatchProducer:
         self.pending: set[Future[None]] = set()
         self.waited_s = 0.0
         self.batches = 0
+        # The live sender and the care teams' thread (delivery receipts) both add records:
+        # one of them at a time touches the open batches.
+        self.lock = threading.RLock()
 
     def _await(self, coroutine: Any, timeout: float = 60) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
@@ -110,26 +113,31 @@ class BatchProducer:
     def add(self, topic: str, key: bytes, value: bytes, headers: Headers, tag: Hashable) -> None:
         """Append one record (`tag` is handed back on delivery); sends the batches that are
         full or have waited long enough."""
-        partition = self._partition(topic, key)
-        current = self.open.get((topic, partition))
-        if current is None:
-            current = self.open[topic, partition] = _Open(self.producer.create_batch())
-        if current.batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
-            self._send(topic, partition, current)
-            current = self.open[topic, partition] = _Open(self.producer.create_batch())
+        with self.lock:
+            partition = self._partition(topic, key)
+            current = self.open.get((topic, partition))
+            if current is None:
+                current = self.open[topic, partition] = _Open(self.producer.create_batch())
             if current.batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
-                raise ValueError(f"a record of {len(value)} bytes is larger than a batch")
-        current.tags[tag] += 1
-        if time.monotonic() - current.since > self.linger_s:
-            self.send_lingering()
+                self._send(topic, partition, current)
+                current = self.open[topic, partition] = _Open(self.producer.create_batch())
+                appended = current.batch.append(
+                    key=key, value=value, timestamp=None, headers=headers
+                )
+                if appended is None:
+                    raise ValueError(f"a record of {len(value)} bytes is larger than a batch")
+            current.tags[tag] += 1
+            if time.monotonic() - current.since > self.linger_s:
+                self.send_lingering()
 
     def send_lingering(self) -> None:
         """Send every open batch older than the linger time."""
-        now = time.monotonic()
-        for (topic, partition), current in list(self.open.items()):
-            if now - current.since > self.linger_s:
-                del self.open[topic, partition]
-                self._send(topic, partition, current)
+        with self.lock:
+            now = time.monotonic()
+            for (topic, partition), current in list(self.open.items()):
+                if now - current.since > self.linger_s:
+                    del self.open[topic, partition]
+                    self._send(topic, partition, current)
 
     def _send(self, topic: str, partition: int, current: _Open) -> None:
         if not self.in_flight.acquire(blocking=False):
@@ -155,9 +163,10 @@ class BatchProducer:
         await (await self.producer.send_batch(batch, topic, partition=partition))
 
     def flush(self, timeout: float = 30) -> None:
-        for (topic, partition), current in list(self.open.items()):
-            del self.open[topic, partition]
-            self._send(topic, partition, current)
+        with self.lock:
+            for (topic, partition), current in list(self.open.items()):
+                del self.open[topic, partition]
+                self._send(topic, partition, current)
         # Failures are counted by each batch's callback; what is still pending is reported so.
         wait(list(self.pending), timeout=timeout)
 

@@ -244,12 +244,14 @@ class PlatformTransport:
             return
 
         def answered(call: Any) -> None:
-            code = call.code()
-            if code == grpc.StatusCode.OK or code in ALREADY:
-                done(event.kind, None)
-            else:
-                done(event.kind, f"{event.target} {code.name}: {call.details()}")
-            self._after(event)
+            try:
+                code = call.code()
+                if code == grpc.StatusCode.OK or code in ALREADY:
+                    done(event.kind, None)
+                else:
+                    done(event.kind, f"{event.target} {code.name}: {call.details()}")
+            finally:  # whatever `done` does, the person's next call goes
+                self._after(event)
 
         future.add_done_callback(answered)
 

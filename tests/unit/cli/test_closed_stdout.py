@@ -87,3 +87,34 @@ def test_tail_into_a_closed_reader_stops_reading_and_is_not_a_kafka_error(monkey
         cmd_tail(args, connect=lambda bootstrap: consumer)
 
     assert consumer.closed
+
+
+def test_a_command_that_failed_keeps_its_status_when_the_reader_is_found_gone_after_it():
+    # What a failed command printed is still buffered when it returns; the closed reader
+    # is found by the last flush: the failure is what the shell must see, not 0.
+    writer = closed_pipe()
+    ended = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys\n"
+            "from emeuse.cli.closed_stdout import watched\n"
+            "def failing():\n"
+            "    with watched():\n"
+            "        print('a line the reader never takes')\n"
+            "        return 3\n"
+            "sys.exit(failing())\n",
+        ],
+        stdout=writer,
+        stderr=subprocess.PIPE,
+        text=True,
+        # Buffered, as stdout into a pipe is by default (not under PYTHONUNBUFFERED).
+        env={
+            **{k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"},
+            "PYTHONPATH": os.pathsep.join(sys.path),
+        },
+        timeout=60,
+        check=False,
+    )
+    os.close(writer)
+    assert (ended.returncode, ended.stderr) == (3, "")

@@ -119,10 +119,27 @@ def test_an_alert_read_before_its_reading_counts_the_same_as_after_it():
     assert not any(p[ALERTS_FIRST] or p[POINT_OF_CARE] for p in rebuilt.committed.values())
 
 
-def test_a_copy_of_the_reading_sent_after_its_alert_is_not_what_raised_it():
+def test_a_reading_measured_after_the_alert_naming_it_is_not_what_raised_it():
     """An INR alert naming no point-of-care reading kept (a lab's) waits for its reading;
-    the capillary result sent again hours after the alert did not raise it."""
+    a capillary result of that id measured hours after the alert did not raise it."""
     state = Partitions()
     state.handle(alert("a-lab", "capillary-1", 30))
     state.handle(reading("capillary-1", point_of_care=True, at=MARCH + timedelta(hours=5)))
     assert delays(state) == {"chronic.measurement_to_alert.observations": 1}
+
+
+def test_a_copy_of_the_reading_sent_again_is_counted_once_whichever_topic_comes_first():
+    """A device sends its capillary result twice (same id, same measured time): live or
+    rebuilt, the alert it raised is one point-of-care observation."""
+    events = [
+        reading("capillary-1", point_of_care=True),
+        alert("a-capillary", "capillary-1", 240),
+        reading("capillary-1", point_of_care=True),  # the copy, after the alert
+    ]
+    live, rebuilt = Partitions(), Partitions()
+    for sent in events:
+        live.handle(sent)
+    for sent in [events[1], events[0], events[2]]:
+        rebuilt.handle(sent)
+    for state in (live, rebuilt):
+        assert delays(state)["chronic.point_of_care_inr_to_alert.observations"] == 1

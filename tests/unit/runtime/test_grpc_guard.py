@@ -262,7 +262,7 @@ async def _guarded_server(
 def test_a_call_over_the_in_flight_bound_is_refused_at_once_and_counted():
     refused = counts("RESOURCE_EXHAUSTED", "operator")
 
-    async def run() -> tuple[Any, float, Any, Any]:
+    async def run() -> tuple[Any, float, Any, Any, int]:
         servicer = Counting()
         server, port = await _guarded_server(servicer, max_in_flight=2)
         try:
@@ -294,12 +294,13 @@ def test_a_call_over_the_in_flight_bound_is_refused_at_once_and_counted():
                 await asyncio.gather(*slow, return_exceptions=True)
                 await asyncio.sleep(0.1)
                 after = await stub.RecordReading(request("fine", "r4"), timeout=10, metadata=AUTH)
-                return third, waited, health_answer, after
+                return third, waited, health_answer, after, servicer.handled
         finally:
             await server.stop(1)
 
-    third, waited, health_answer, after = asyncio.run(run())
+    third, waited, health_answer, after, handled = asyncio.run(run())
     assert third.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert handled == 3  # the two slow calls and the last one: never the refused one
     assert "try again shortly" in third.details()
     assert waited < 1.0  # refused at once, not after the slow calls
     assert refused() == 1

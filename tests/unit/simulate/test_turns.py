@@ -4,6 +4,7 @@ people go side by side."""
 from __future__ import annotations
 
 import threading
+import time
 
 from emeuse.simulate.turns import Turns
 
@@ -31,27 +32,40 @@ def test_people_go_side_by_side_and_calls_for_no_one_never_wait():
 
 
 def test_calls_taken_and_answered_from_many_threads_are_each_made_once():
+    """Calls taken on one thread while their answers come on others, as gRPC's do: each
+    is made once, none is left waiting."""
     turns: Turns[int] = Turns()
     made: list[int] = []
     lock = threading.Lock()
+    in_flight = threading.Semaphore(0)
 
     def make(call: int) -> None:
         with lock:
             made.append(call)
+        in_flight.release()  # its answer will come
 
-    def answer_all() -> None:
-        while (following := turns.answered("psn-x")) is not None:
-            make(following)
+    def answering() -> None:  # each answer hands the person's next call on
+        while True:
+            in_flight.acquire()
+            following = turns.answered("psn-x")
+            if following is not None:
+                make(following)
+            with lock:
+                if len(made) == 2000:
+                    return
 
-    if turns.take("psn-x", 0):
-        make(0)
-    takers = [
-        threading.Thread(target=lambda n=n: turns.take("psn-x", n) and make(n))
-        for n in range(1, 200)
-    ]
-    for thread in takers:
+    answerers = [threading.Thread(target=answering, daemon=True) for _ in range(2)]
+    for thread in answerers:
         thread.start()
-    for thread in takers:
-        thread.join()
-    answer_all()
-    assert sorted(made) == list(range(200))
+    for call in range(2000):
+        if turns.take("psn-x", call):
+            make(call)
+    deadline = time.monotonic() + 10
+    while len(made) < 2000 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    for _ in answerers:  # wakes an answerer still waiting once all are made
+        in_flight.release()
+    for thread in answerers:
+        thread.join(10)
+    assert sorted(made) == list(range(2000))
+    assert turns.take("psn-x", 2000)  # none left waiting: the person's next call goes
