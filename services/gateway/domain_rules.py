@@ -20,7 +20,7 @@ from google.protobuf.message import Message
 from emeuse.registry import READING_CORRECTED, READING_RECORDED, SENSOR_EVENT_REPORTED, TopicSpec
 from emeuse.runtime.codec import InvalidEventError
 from services.chronic.domain.measures import ReadingError, normalise
-from services.home.handlers import ReportError, check_report
+from services.home.domain.reports import ReportError, check_report
 
 
 class RuleBroken(InvalidEventError):

@@ -32,6 +32,7 @@ from services.home import figures, handlers
 from services.home.configuration import record_home
 from services.home.deadlines import next_step_at
 from services.home.domain.home import HomeState
+from services.home.domain.reports import sensor_of
 from services.home.incidents import Outcome, apply_action, due_actions
 from services.home.metrics import (
     ACTIONS,
@@ -121,7 +122,7 @@ async def record_sensor_event(event: Event, tx: Tx) -> None:
     resident = report.resident_pseudonym
     state, counted = state_of(tx, resident)
     outcome = handlers.record_sensor_event(report, state=state, now=tx.now)
-    tx.count(SENSOR_EVENTS.labels(handlers.sensor_of(report.kind).value, outcome.outcome))
+    tx.count(SENSOR_EVENTS.labels(sensor_of(report.kind).value, outcome.outcome))
     log.info(
         "sensor_event.recorded", sensor_event_id=report.sensor_event_id, outcome=outcome.outcome
     )
