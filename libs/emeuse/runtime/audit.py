@@ -26,6 +26,7 @@ from emeuse.registry import PATIENT_DATA_ACCESSED
 from emeuse.runtime import envelope as env
 from emeuse.runtime import metrics
 from emeuse.runtime.pseudonym import is_pseudonym
+from emeuse.runtime.roles import purpose_of_use
 from emeuse.runtime.settings import ServiceSettings
 
 log = structlog.get_logger("emeuse.audit")
@@ -81,8 +82,10 @@ def access_records(
     refusal_reason: str = "",
     answered_at: datetime | None = None,
 ) -> list[PatientDataAccessed]:
-    """One record per person the call touched, sharing the call's id."""
+    """One record per person the call touched, sharing the call's id, with the purpose of
+    use of the caller's role."""
     call_id = str(uuid.uuid4())
+    purpose = purpose_of_use(role)
     records = []
     for subject in subjects:
         record = PatientDataAccessed(
@@ -95,6 +98,7 @@ def access_records(
             subject_pseudonym=subject,
             outcome=outcome,
             refusal_reason=refusal_reason,
+            purpose_of_event=purpose,
         )
         record.answered_at.FromDatetime(answered_at or datetime.now(UTC))
         records.append(record)

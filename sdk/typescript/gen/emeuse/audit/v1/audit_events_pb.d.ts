@@ -90,6 +90,16 @@ export declare type PatientDataAccessed = Message<"emeuse.audit.v1.PatientDataAc
    * @generated from field: google.protobuf.Timestamp answered_at = 10;
    */
   answeredAt?: Timestamp | undefined;
+
+  /**
+   * Why the caller touched the data, as an HL7 v3 PurposeOfUse code (FHIR purposeOfEvent,
+   * system http://terminology.hl7.org/CodeSystem/v3-ActReason), set from the caller's role:
+   * TREAT (care-team, partner), COC (coordinator), HOPERAT (operator, service), HRESCH
+   * (evaluator); empty when the call presented no known token.
+   *
+   * @generated from field: string purpose_of_event = 11;
+   */
+  purposeOfEvent: string;
 };
 
 /**
