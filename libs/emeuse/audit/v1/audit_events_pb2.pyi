@@ -45,8 +45,10 @@ Global___AuditAction: _TypeAlias = AuditAction  # noqa: Y015
 @_typing.final
 class PatientDataAccessed(_message.Message):
     """PatientDataAccessed records that a gRPC caller read or changed, or was refused reading or
-    changing, one person's data; shaped after FHIR AuditEvent. It holds no request or response
-    payload and no identifier: the person is named by their pseudonym only.
+    changing, one person's data, or that a partner's feed replay the caller asked for delivered
+    that person's events to the partner (method Replay, action read); shaped after FHIR
+    AuditEvent. It holds no request or response payload and no identifier: the person is named
+    by their pseudonym only.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -63,7 +65,9 @@ class PatientDataAccessed(_message.Message):
     ANSWERED_AT_FIELD_NUMBER: _builtins.int
     PURPOSE_OF_EVENT_FIELD_NUMBER: _builtins.int
     call_id: _builtins.str
-    """Id of the call; the records of one call (one per person it touched) share it."""
+    """Id of the call; the records of one call (one per person it touched) share it. The
+    records of a replay's deliveries share the replay's id (ReplayResponse.replay_id).
+    """
     caller_id: _builtins.str
     """Caller id from the gRPC callers file, e.g. "operator", "access", "gp-0042" (FHIR agent.who)."""
     caller_role: _builtins.str
