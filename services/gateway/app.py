@@ -34,7 +34,7 @@ def main() -> None:
     def register(rt: KernelRuntime) -> Registrar:
         return grpc_api.register(
             grpc_api.GatewayServicer(
-                rt.router, rt.bus, rt.table(CONSENTS), directory, bootstrap, teams
+                rt.router, rt.bus, rt.table(CONSENTS), directory, bootstrap, teams, rt.audit
             )
         )
 

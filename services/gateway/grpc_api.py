@@ -4,12 +4,14 @@ by every instance on the partitions it holds."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import grpc
 from aiokafka import TopicPartition
 
+from emeuse.audit.v1.audit_events_pb2 import PatientDataAccessed
 from emeuse.kernel.edge import Publisher
 from emeuse.kernel.router import Router
 from emeuse.kernel.tables import Table
@@ -18,6 +20,8 @@ from emeuse.partners.v1 import gateway_service_pb2 as api
 from emeuse.partners.v1 import gateway_service_pb2_grpc as api_grpc
 from emeuse.partners.v1.partners_pb2 import ConsentChanged
 from emeuse.registry import CONSENT_CHANGED
+from emeuse.runtime import audit
+from emeuse.runtime.audit import AuditTrail
 from emeuse.runtime.calls import call_event_id, publish_for_caller, require_pseudonym, until_applied
 from emeuse.runtime.care_teams import CareTeams, check_caller
 from emeuse.runtime.codec import expected_partition
@@ -28,6 +32,7 @@ from emeuse.runtime.envelope import (
     timestamp,
 )
 from emeuse.runtime.grpc_server import Registrar
+from emeuse.runtime.pseudonym import is_pseudonym
 from emeuse.runtime.roles import current_caller, patient_refusal
 from services.gateway.directory import PartnerDirectory
 from services.gateway.domain.consent import ConsentBook
@@ -39,6 +44,7 @@ APPLY_WAIT_S = 10.0
 EVERYTHING = datetime(1970, 1, 1, tzinfo=UTC)
 # A replay reads up to the partitions' ends: the forwarded call gets this long.
 REPLAY_DEADLINE_S = 120.0
+REPLAY_METHOD = "/emeuse.partners.v1.PartnerGatewayService/Replay"
 
 
 class GatewayServicer(api_grpc.PartnerGatewayServiceServicer):
@@ -50,7 +56,9 @@ class GatewayServicer(api_grpc.PartnerGatewayServiceServicer):
         directory: PartnerDirectory,
         bootstrap: str,
         teams: CareTeams,
+        audit: AuditTrail | None = None,
     ) -> None:
+        self.audit = audit
         self.router = router
         self.bus = bus
         self.consents = consents
@@ -220,16 +228,24 @@ class GatewayServicer(api_grpc.PartnerGatewayServiceServicer):
             # One patient's events are all on the patient's partition (keyed by it).
             and (not patient or p == expected_partition(patient.encode(), spec.partitions))
         ]
-        sent, withheld = await replay_partitions(
-            bus=self.bus,
-            bootstrap=self.bootstrap,
-            partner=partner,
-            since=since,
-            partitions=held,
-            consents=self.book,
-            replay_id=replay_id,
-            patient=patient,
-        )
+        # A replay for everyone names no person: each instance records the persons whose
+        # events it delivered (a backfill's request names its patient: the guard's record).
+        delivered: set[str] = set()
+        try:
+            sent, withheld = await replay_partitions(
+                bus=self.bus,
+                bootstrap=self.bootstrap,
+                partner=partner,
+                since=since,
+                partitions=held,
+                consents=self.book,
+                replay_id=replay_id,
+                patient=patient,
+                delivered=None if patient else delivered,
+            )
+        finally:
+            if self.audit is not None and delivered:
+                await self.audit.record_paced(delivery_records(delivered, replay_id))
         for answer in await self.router.ask_peers(
             self.consents,
             context,
@@ -248,6 +264,24 @@ class GatewayServicer(api_grpc.PartnerGatewayServiceServicer):
     def _holds(self, topic: str, partition: int) -> bool:
         # Source topics and consents are co-partitioned: partition p is one task here.
         return partition in self.router.kernel.tasks
+
+
+def delivery_records(delivered: set[str], replay_id: str) -> Iterator[PatientDataAccessed]:
+    """One audit record per person whose events a replay delivered to the partner: read
+    (the partner received their data), by the caller who asked, under the replay's id."""
+    caller = current_caller()
+    subjects = sorted(s for s in delivered if is_pseudonym(s))
+    for start in range(0, len(subjects), audit.BATCH):
+        yield from audit.access_records(
+            service="gateway",
+            method=REPLAY_METHOD,
+            caller_id=caller.caller_id if caller else "unknown",
+            role=caller.role if caller else "",
+            write=False,
+            subjects=subjects[start : start + audit.BATCH],
+            outcome=grpc.StatusCode.OK.name,
+            call_id=replay_id,
+        )
 
 
 def _change_id(request: api.RecordConsentRequest, index: int) -> str:

@@ -40,9 +40,11 @@ async def replay_partitions(
     consents: Callable[[str], ConsentBook],
     replay_id: str,
     patient: str = "",
+    delivered: set[str] | None = None,
 ) -> tuple[int, int]:
     """(sent, withheld) for the given source partitions (of one patient's events, when
-    `patient` is given)."""
+    `patient` is given); the pseudonyms of the persons whose events were sent are added to
+    `delivered` as they are sent (for the audit trail, even when the replay fails later)."""
     if not partitions:
         return 0, 0
     # Read committed, as the live feed: an event of an aborted transaction never happened.
@@ -73,7 +75,7 @@ async def replay_partitions(
                 for record in records:
                     if record.offset >= todo.get(tp, -1):
                         continue
-                    verdict = _share(partner, record, since, consents, patient)
+                    verdict, subject = _verdict(partner, record, since, consents, patient)
                     if verdict is None:
                         continue
                     if not verdict:
@@ -85,6 +87,8 @@ async def replay_partitions(
                         feed_topic(partner.partner_id), record.key, record.value, headers
                     )
                     sent += 1
+                    if delivered is not None:
+                        delivered.add(subject)
             for tp in list(todo):
                 if await consumer.position(tp) >= todo[tp]:
                     del todo[tp]
@@ -102,14 +106,25 @@ def _share(
 ) -> bool | None:
     """None: not for this partner (type, date, another patient, its own event withheld,
     unreadable); else whether consent allows it."""
+    return _verdict(partner, record, since, consents, patient)[0]
+
+
+def _verdict(
+    partner: PartnerRegistered,
+    record: object,
+    since: datetime,
+    consents: Callable[[str], ConsentBook],
+    patient: str = "",
+) -> tuple[bool | None, str]:
+    """_share's answer, with the pseudonym of the person the event is about."""
     try:
         envelope = env.from_headers(env.header_map(list(record.headers or ())))  # type: ignore[attr-defined]
         if envelope.event_type not in partner.readable_event_types:
-            return None
+            return None, ""
         if patient and envelope.subject_pseudonym != patient:
-            return None
+            return None, ""
         if own_event_withheld(partner, envelope.source):
-            return None
+            return None, ""
         # The checks of the live feed: a record the platform would set aside is not sent.
         spec = by_name(record.topic)  # type: ignore[attr-defined]
         raw_key: bytes | None = record.key  # type: ignore[attr-defined]
@@ -119,11 +134,11 @@ def _share(
         check_domain_rules(spec, message)
     except RuleBroken as broken:
         INVALID_WITHHELD.labels(spec.type_name, broken.rule).inc()
-        return None
+        return None, ""
     except (env.EnvelopeError, InvalidEventError, UnknownTopicError, UnicodeDecodeError):
-        return None
+        return None, ""
     happened = envelope.occurred_at.ToDatetime(tzinfo=since.tzinfo)
     if happened < since:
-        return None
-    book = consents(envelope.subject_pseudonym)
-    return book.allows(partner.partner_id, list(partner.purposes), happened)
+        return None, ""
+    subject = envelope.subject_pseudonym
+    return consents(subject).allows(partner.partner_id, list(partner.purposes), happened), subject

@@ -134,6 +134,21 @@ def feed(partner: Partner, wanted: set[str], timeout: float = 45) -> dict[str, l
     raise AssertionError(f"missing from the feed: {wanted - set(seen)}")
 
 
+def replay_audited(bus, patient: str, replay_id: str, timeout: float = 30) -> list[dict]:
+    """`emeuse audit --subject` rows of the replay `replay_id`, once there are some (the
+    gateway writes its audit records in batches)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        run = emeuse("audit", "--subject", patient, "--json", bootstrap=bus.bootstrap)
+        assert run.returncode == 0, run.stderr
+        rows = [json.loads(line) for line in run.stdout.splitlines()]
+        replays = [row for row in rows if row["method"].endswith("/Replay")]
+        if replays or time.monotonic() > deadline:
+            assert all(row["call_id"] == replay_id for row in replays), replays
+            return replays
+        time.sleep(1)
+
+
 def test_a_partner_gets_a_patients_events_only_while_consent_stands(platform, bus, partner):
     started = datetime.now(UTC) - timedelta(seconds=1)
     consenting, other = random_pseudonym(), random_pseudonym()
@@ -175,6 +190,12 @@ def test_a_partner_gets_a_patients_events_only_while_consent_stands(platform, bu
         if headers.get("emeuse_replay") == replayed.replay_id.encode()
     }
     assert replay_marks == {shared, after, resumed}
+    # The replay named no person: the gateway audits each person whose events it delivered.
+    for patient in (consenting, other):
+        [delivery] = replay_audited(bus, patient, replayed.replay_id)
+        assert (delivery["caller_id"], delivery["caller_role"]) == ("operator", "operator")
+        assert (delivery["action"], delivery["outcome"]) == ("AUDIT_ACTION_READ", "OK")
+        assert delivery["purpose_of_event"] == "HOPERAT"
 
     consents = gateway(platform).GetPatientConsents(
         api.GetPatientConsentsRequest(patient_pseudonym=consenting)

@@ -24,7 +24,16 @@ from emeuse.registry import PATIENT_DATA_ACCESSED
 from emeuse.runtime.codec import expected_partition
 from emeuse.runtime.pseudonym import is_pseudonym
 
-COLUMNS = ("answered at (UTC)", "caller", "role", "method", "action", "patient", "outcome")
+COLUMNS = (
+    "answered at (UTC)",
+    "caller",
+    "role",
+    "purpose",
+    "method",
+    "action",
+    "patient",
+    "outcome",
+)
 _AGO = re.compile(r"(\d+)([smhd])")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -128,6 +137,7 @@ def row_of(record: PatientDataAccessed) -> tuple[str, ...]:
         record.answered_at.ToDatetime(tzinfo=UTC).strftime("%Y-%m-%d %H:%M:%S"),
         record.caller_id,
         record.caller_role or "-",
+        record.purpose_of_event or "-",
         f"{record.service}.{record.method.rpartition('/')[2]}",
         "write" if record.action == AuditAction.AUDIT_ACTION_WRITE else "read",
         record.subject_pseudonym,

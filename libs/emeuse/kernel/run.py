@@ -31,6 +31,7 @@ from emeuse.kernel.engine import Kernel
 from emeuse.kernel.router import Router
 from emeuse.kernel.tables import Table
 from emeuse.runtime import kafka_clients
+from emeuse.runtime.audit import AuditTrail
 from emeuse.runtime.auth import AuthSetupError, read_callers, read_token
 from emeuse.runtime.certificates import CertificateError, read_certificates
 from emeuse.runtime.grpc_server import GrpcServer, Registrar
@@ -54,6 +55,9 @@ class KernelRuntime:
     settings: ServiceSettings
     callers: dict[str, str]
     token: str
+    # The service's audit trail: the gRPC guard's, and a servicer's own records (a replay's
+    # deliveries); started and stopped with the gRPC server.
+    audit: AuditTrail
 
     def table(self, name: str) -> Table:
         return Table(self.kernel, name)
@@ -89,7 +93,9 @@ def build_kernel_runtime(settings: ServiceSettings, processor: Processor) -> Ker
         address=f"{settings.advertised_host}:{settings.grpc_port}",
     )
     router = Router(kernel, settings.grpc_deadline_seconds, token)
-    return KernelRuntime(kernel, Publisher(settings), router, settings, callers, token)
+    return KernelRuntime(
+        kernel, Publisher(settings), router, settings, callers, token, AuditTrail(settings)
+    )
 
 
 def run_service(
@@ -163,7 +169,7 @@ async def _serve(
     await asyncio.wait({stopping, ready, failed}, return_when=asyncio.FIRST_COMPLETED)
     server = None
     if ready.done() and not stop.is_set() and not fatal.done():
-        server = GrpcServer(rt.settings, registrar, rt.callers)
+        server = GrpcServer(rt.settings, registrar, rt.callers, rt.audit)
         await server.start()
         await asyncio.wait({stopping, failed}, return_when=asyncio.FIRST_COMPLETED)
     ready.cancel()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
@@ -26,6 +27,7 @@ from emeuse.registry import PATIENT_DATA_ACCESSED
 from emeuse.runtime import envelope as env
 from emeuse.runtime import metrics
 from emeuse.runtime.pseudonym import is_pseudonym
+from emeuse.runtime.roles import purpose_of_use
 from emeuse.runtime.settings import ServiceSettings
 
 log = structlog.get_logger("emeuse.audit")
@@ -80,9 +82,12 @@ def access_records(
     outcome: str,
     refusal_reason: str = "",
     answered_at: datetime | None = None,
+    call_id: str = "",
 ) -> list[PatientDataAccessed]:
-    """One record per person the call touched, sharing the call's id."""
-    call_id = str(uuid.uuid4())
+    """One record per person the call touched, sharing the call's id (a new one unless
+    given), with the purpose of use of the caller's role."""
+    call_id = call_id or str(uuid.uuid4())
+    purpose = purpose_of_use(role)
     records = []
     for subject in subjects:
         record = PatientDataAccessed(
@@ -95,6 +100,7 @@ def access_records(
             subject_pseudonym=subject,
             outcome=outcome,
             refusal_reason=refusal_reason,
+            purpose_of_event=purpose,
         )
         record.answered_at.FromDatetime(answered_at or datetime.now(UTC))
         records.append(record)
@@ -136,6 +142,24 @@ class AuditTrail:
             self._waiting.append(record)
         if len(self._waiting) >= BATCH:
             self._wake.set()
+
+    async def record_paced(self, records: Iterable[PatientDataAccessed]) -> None:
+        """Queue many records (a replay's deliveries, one per person) a batch at a time,
+        waiting while the queue is more than half full, so that they never leave the
+        calls' own records without room."""
+        pending = iter(records)
+        try:
+            while batch := list(itertools.islice(pending, BATCH)):
+                while self._writing() and len(self._waiting) > MAX_WAITING // 2:
+                    self._wake.set()
+                    await asyncio.sleep(FLUSH_EVERY_S)
+                self.record(batch)
+        except asyncio.CancelledError:
+            self.record(pending)  # what the cancelled caller still owed: queued, or counted
+            raise
+
+    def _writing(self) -> bool:
+        return self._task is not None and not self._task.done()
 
     async def stop(self) -> None:
         """Send what waits, then close."""

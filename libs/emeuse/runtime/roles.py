@@ -28,6 +28,22 @@ from emeuse.runtime.auth import ON_BEHALF_OF, Caller
 OPERATOR, SERVICE, CARE_TEAM = "operator", "service", "care-team"
 COORDINATOR, EVALUATOR, PARTNER = "coordinator", "evaluator", "partner"
 
+# Why each role touches a person's data, as the audit trail writes it: an HL7 v3
+# PurposeOfUse code (FHIR AuditEvent.purposeOfEvent). docs/security.md says why each.
+PURPOSE_OF_USE: dict[str, str] = {
+    CARE_TEAM: "TREAT",  # treatment: the patient's own care team
+    PARTNER: "TREAT",  # remote monitoring feeding the patient's care, under their consent
+    COORDINATOR: "COC",  # coordination of care
+    OPERATOR: "HOPERAT",  # healthcare operations
+    SERVICE: "HOPERAT",
+    EVALUATOR: "HRESCH",  # healthcare research: the experiments' evaluation
+}
+
+
+def purpose_of_use(role: str) -> str:
+    """The PurposeOfUse code of a role; "" for none (a caller without a known token)."""
+    return PURPOSE_OF_USE.get(role, "")
+
 
 class Action(StrEnum):
     READ = "read"

@@ -5,6 +5,7 @@ import asyncio
 from typing import Any
 
 import grpc
+import pytest
 from prometheus_client import REGISTRY
 
 from emeuse.audit.v1.audit_events_pb2 import AuditAction
@@ -22,6 +23,9 @@ ALERTS = "/emeuse.chronic.v1.ChronicService/ListAlerts"
 TOKENS = {name: name[0] * 40 for name in ("operator", "nurse", "chronic", "home")}
 CALLERS = {
     hash_token(TOKENS["operator"]): Caller("operator", "operator"),
+    hash_token("c" * 39 + "1"): Caller("coord-55", "coordinator", territory="55"),
+    hash_token("e" * 40): Caller("evaluator", "evaluator"),
+    hash_token("p" * 40): Caller("glucoflow", "partner"),
     hash_token(TOKENS["nurse"]): Caller("nurse", "care-team", member="ide-1"),
     hash_token(TOKENS["chronic"]): Caller("chronic", "service"),
     hash_token(TOKENS["home"]): Caller("home", "service"),
@@ -158,3 +162,21 @@ def test_callers_added_and_removed_are_followed_without_a_restart(tmp_path, monk
     answers, _ = served(callers, [add_nurse, as_nurse, remove_nurse, as_nurse])
     assert answers[1].not_monitored_loinc_codes == ["nurse"]
     assert answers[3].code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+@pytest.mark.parametrize(
+    ("token", "role", "purpose", "outcome"),
+    [
+        (TOKENS["nurse"], "care-team", "TREAT", "OK"),
+        ("c" * 39 + "1", "coordinator", "COC", "OK"),
+        (TOKENS["operator"], "operator", "HOPERAT", "OK"),
+        (TOKENS["home"], "service", "HOPERAT", "PERMISSION_DENIED"),
+        ("e" * 40, "evaluator", "HRESCH", "PERMISSION_DENIED"),
+        ("p" * 40, "partner", "TREAT", "PERMISSION_DENIED"),
+        ("x" * 40, "", "", "UNAUTHENTICATED"),
+    ],
+)
+def test_the_guard_writes_the_purpose_of_use_of_the_callers_role(token, role, purpose, outcome):
+    _, [record] = served(CALLERS, [status(token)])
+    assert (record.caller_role, record.outcome) == (role, outcome)
+    assert record.purpose_of_event == purpose

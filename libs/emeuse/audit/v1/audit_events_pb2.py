@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"emeuse/audit/v1/audit_events.proto\x12\x0f\x65meuse.audit.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x92\x02\n\x13PatientDataAccessed\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x11\n\tcaller_id\x18\x02 \x01(\t\x12\x13\n\x0b\x63\x61ller_role\x18\x03 \x01(\t\x12\x0f\n\x07service\x18\x04 \x01(\t\x12\x0e\n\x06method\x18\x05 \x01(\t\x12,\n\x06\x61\x63tion\x18\x06 \x01(\x0e\x32\x1c.emeuse.audit.v1.AuditAction\x12\x19\n\x11subject_pseudonym\x18\x07 \x01(\t\x12\x0f\n\x07outcome\x18\x08 \x01(\t\x12\x16\n\x0erefusal_reason\x18\t \x01(\t\x12/\n\x0b\x61nswered_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp*Z\n\x0b\x41uditAction\x12\x1c\n\x18\x41UDIT_ACTION_UNSPECIFIED\x10\x00\x12\x15\n\x11\x41UDIT_ACTION_READ\x10\x01\x12\x16\n\x12\x41UDIT_ACTION_WRITE\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"emeuse/audit/v1/audit_events.proto\x12\x0f\x65meuse.audit.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xac\x02\n\x13PatientDataAccessed\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x11\n\tcaller_id\x18\x02 \x01(\t\x12\x13\n\x0b\x63\x61ller_role\x18\x03 \x01(\t\x12\x0f\n\x07service\x18\x04 \x01(\t\x12\x0e\n\x06method\x18\x05 \x01(\t\x12,\n\x06\x61\x63tion\x18\x06 \x01(\x0e\x32\x1c.emeuse.audit.v1.AuditAction\x12\x19\n\x11subject_pseudonym\x18\x07 \x01(\t\x12\x0f\n\x07outcome\x18\x08 \x01(\t\x12\x16\n\x0erefusal_reason\x18\t \x01(\t\x12/\n\x0b\x61nswered_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10purpose_of_event\x18\x0b \x01(\t*Z\n\x0b\x41uditAction\x12\x1c\n\x18\x41UDIT_ACTION_UNSPECIFIED\x10\x00\x12\x15\n\x11\x41UDIT_ACTION_READ\x10\x01\x12\x16\n\x12\x41UDIT_ACTION_WRITE\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'emeuse.audit.v1.audit_events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_AUDITACTION']._serialized_start=365
-  _globals['_AUDITACTION']._serialized_end=455
+  _globals['_AUDITACTION']._serialized_start=391
+  _globals['_AUDITACTION']._serialized_end=481
   _globals['_PATIENTDATAACCESSED']._serialized_start=89
-  _globals['_PATIENTDATAACCESSED']._serialized_end=363
+  _globals['_PATIENTDATAACCESSED']._serialized_end=389
 # @@protoc_insertion_point(module_scope)

@@ -45,8 +45,10 @@ Global___AuditAction: _TypeAlias = AuditAction  # noqa: Y015
 @_typing.final
 class PatientDataAccessed(_message.Message):
     """PatientDataAccessed records that a gRPC caller read or changed, or was refused reading or
-    changing, one person's data; shaped after FHIR AuditEvent. It holds no request or response
-    payload and no identifier: the person is named by their pseudonym only.
+    changing, one person's data, or that a partner's feed replay the caller asked for delivered
+    that person's events to the partner (method Replay, action read); shaped after FHIR
+    AuditEvent. It holds no request or response payload and no identifier: the person is named
+    by their pseudonym only.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -61,8 +63,11 @@ class PatientDataAccessed(_message.Message):
     OUTCOME_FIELD_NUMBER: _builtins.int
     REFUSAL_REASON_FIELD_NUMBER: _builtins.int
     ANSWERED_AT_FIELD_NUMBER: _builtins.int
+    PURPOSE_OF_EVENT_FIELD_NUMBER: _builtins.int
     call_id: _builtins.str
-    """Id of the call; the records of one call (one per person it touched) share it."""
+    """Id of the call; the records of one call (one per person it touched) share it. The
+    records of a replay's deliveries share the replay's id (ReplayResponse.replay_id).
+    """
     caller_id: _builtins.str
     """Caller id from the gRPC callers file, e.g. "operator", "access", "gp-0042" (FHIR agent.who)."""
     caller_role: _builtins.str
@@ -83,6 +88,12 @@ class PatientDataAccessed(_message.Message):
     """Why a call was refused (UNAUTHENTICATED or PERMISSION_DENIED), written by the platform;
     empty otherwise (a handler's message may quote the request, so it is not kept).
     """
+    purpose_of_event: _builtins.str
+    """Why the caller touched the data, as an HL7 v3 PurposeOfUse code (FHIR purposeOfEvent,
+    system http://terminology.hl7.org/CodeSystem/v3-ActReason), set from the caller's role:
+    TREAT (care-team, partner), COC (coordinator), HOPERAT (operator, service), HRESCH
+    (evaluator); empty when the call presented no known token.
+    """
     @_builtins.property
     def answered_at(self) -> _timestamp_pb2.Timestamp:
         """When the call was answered (FHIR recorded)."""
@@ -100,10 +111,11 @@ class PatientDataAccessed(_message.Message):
         outcome: _builtins.str = ...,
         refusal_reason: _builtins.str = ...,
         answered_at: _timestamp_pb2.Timestamp | None = ...,
+        purpose_of_event: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["answered_at", b"answered_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "answered_at", b"answered_at", "call_id", b"call_id", "caller_id", b"caller_id", "caller_role", b"caller_role", "method", b"method", "outcome", b"outcome", "refusal_reason", b"refusal_reason", "service", b"service", "subject_pseudonym", b"subject_pseudonym"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "answered_at", b"answered_at", "call_id", b"call_id", "caller_id", b"caller_id", "caller_role", b"caller_role", "method", b"method", "outcome", b"outcome", "purpose_of_event", b"purpose_of_event", "refusal_reason", b"refusal_reason", "service", b"service", "subject_pseudonym", b"subject_pseudonym"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

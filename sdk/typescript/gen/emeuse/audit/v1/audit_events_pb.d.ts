@@ -13,14 +13,17 @@ export declare const file_emeuse_audit_v1_audit_events: GenFile;
 
 /**
  * PatientDataAccessed records that a gRPC caller read or changed, or was refused reading or
- * changing, one person's data; shaped after FHIR AuditEvent. It holds no request or response
- * payload and no identifier: the person is named by their pseudonym only.
+ * changing, one person's data, or that a partner's feed replay the caller asked for delivered
+ * that person's events to the partner (method Replay, action read); shaped after FHIR
+ * AuditEvent. It holds no request or response payload and no identifier: the person is named
+ * by their pseudonym only.
  *
  * @generated from message emeuse.audit.v1.PatientDataAccessed
  */
 export declare type PatientDataAccessed = Message<"emeuse.audit.v1.PatientDataAccessed"> & {
   /**
-   * Id of the call; the records of one call (one per person it touched) share it.
+   * Id of the call; the records of one call (one per person it touched) share it. The
+   * records of a replay's deliveries share the replay's id (ReplayResponse.replay_id).
    *
    * @generated from field: string call_id = 1;
    */
@@ -90,6 +93,16 @@ export declare type PatientDataAccessed = Message<"emeuse.audit.v1.PatientDataAc
    * @generated from field: google.protobuf.Timestamp answered_at = 10;
    */
   answeredAt?: Timestamp | undefined;
+
+  /**
+   * Why the caller touched the data, as an HL7 v3 PurposeOfUse code (FHIR purposeOfEvent,
+   * system http://terminology.hl7.org/CodeSystem/v3-ActReason), set from the caller's role:
+   * TREAT (care-team, partner), COC (coordinator), HOPERAT (operator, service), HRESCH
+   * (evaluator); empty when the call presented no known token.
+   *
+   * @generated from field: string purpose_of_event = 11;
+   */
+  purposeOfEvent: string;
 };
 
 /**
