@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import os
 import signal
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -181,6 +182,10 @@ class PartnerApp:
     ) -> AsyncIterator[AIOKafkaProducer]:
         """A started producer for `publish` (and dead letters); stopped on exit."""
         settings = self.settings or self.configure()
+        if not structlog.is_configured() and not logging.getLogger().handlers:
+            # A script of the partner's own (a device) logs as `partner run` does, JSON on
+            # stderr: structlog's default prints on stdout, mixed with what the script prints.
+            configure_logging(f"partner-{settings.partner_id}", settings.log_level)
         self._metrics = metrics or self._metrics
         # acks=all without idempotence: an idempotent producer may need a cluster ACL a
         # partner's credential does not have; a dead letter written twice is harmless.
