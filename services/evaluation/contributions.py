@@ -47,6 +47,12 @@ from services.evaluation.domain.secrecy import Relation
 
 GAP_RULE = "monitoring.gap"
 POINT_OF_CARE_INR_TO_ALERT = "chronic.point_of_care_inr_to_alert"
+DISTANCE_AVOIDED_KM = "access.distance_avoided.km"
+# How a booking happens remotely; a first booking with none is in person (remote_care.py).
+REMOTE_MODALITIES = frozenset(
+    {Modality.MODALITY_VIDEO, Modality.MODALITY_PHONE, Modality.MODALITY_NURSE_ASSISTED}
+)
+IN_PERSON = "care=in_person"
 # Indicators counting distinct persons in the month (each person once per cell).
 PERSON_COUNTS = frozenset(
     {"chronic.patients_monitored", "prevention.people_reached", "prevention.people_engaged"}
@@ -58,6 +64,7 @@ RELATIONS = (
     Relation(("home.missed_visits", ""), (("home.incidents", "kind=visit_missed"),)),
     Relation(("home.escalations", ""), (("home.escalations_to_samu", ""),)),
     Relation(("access.bookings", ""), (("access.wait_to_booking.observations", ""),)),
+    Relation(("access.bookings", ""), (("access.distance_avoided.observations", ""),)),
     # Every alert but a gap has a delay from measurement.
     Relation(
         ("chronic.alerts", ""),
@@ -99,13 +106,21 @@ class Duration:
 
 
 @dataclass(frozen=True)
+class Amount:
+    """A magnitude added to the indicator (cells.MAGNITUDES: its unit and scale)."""
+
+    name: str
+    amount: int
+
+
+@dataclass(frozen=True)
 class Person:
     """The event's person counts once in the month for this indicator."""
 
     name: str
 
 
-Contribution = Count | Duration | Person
+Contribution = Count | Duration | Amount | Person
 
 
 def label(enum: Any, value: int, prefix: str) -> str:
@@ -146,15 +161,21 @@ def _requested(m: ConsultationRequested) -> list[Contribution]:
     return [Count("access.requests", (f"urgency={urgency}", f"profession={profession}"))]
 
 
-def _booked(m: SlotBooked) -> list[Contribution]:
+def _booked(m: SlotBooked, care: str = "") -> list[Contribution]:
     if m.rescheduled_from:
         # A rescheduled booking is the same request served again: its wait was counted.
         return [Count("access.reschedules")]
     modality = label(Modality, m.modality, "MODALITY_")
-    return [
-        Count("access.bookings", (f"modality={modality}",)),
+    out: list[Contribution] = [
+        Count("access.bookings", (f"modality={modality}", *([care] if care else []))),
         Duration("access.wait_to_booking", m.waited.ToTimedelta().total_seconds()),
     ]
+    if m.modality in REMOTE_MODALITIES and m.distance_km > 0:
+        # The trip to the practitioner's place this remote booking spared, one way, in
+        # tenths of km (access rounds the distance to 0.1 km).
+        out.append(Count("access.distance_avoided.observations"))
+        out.append(Amount(DISTANCE_AVOIDED_KM, round(m.distance_km * 10)))
+    return out
 
 
 def _status(m: ConsultationStatusChanged) -> list[Contribution]:
@@ -260,10 +281,14 @@ def published_by(source: str) -> list[Contribution]:
 
 
 def contributions(
-    message: Message, asked: tuple[str, ...] = (), point_of_care_inr: bool = False
+    message: Message, asked: tuple[str, ...] = (), point_of_care_inr: bool = False, care: str = ""
 ) -> list[Contribution]:
     """What the event adds; `asked` breaks a flagged request down by what was asked
-    (unmet.py); `point_of_care_inr` says a capillary INR raised the alert (point_of_care.py)."""
+    (unmet.py); `point_of_care_inr` says a capillary INR raised the alert (point_of_care.py);
+    `care` breaks a first booking down by teleconsultation, télésoin or in person
+    (remote_care.py, empty while its request is not read)."""
+    if isinstance(message, SlotBooked):
+        return _booked(message, care)
     if isinstance(message, RequestFlagged):
         return _flagged(message, asked)
     if isinstance(message, AlertRaised):

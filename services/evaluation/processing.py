@@ -21,9 +21,10 @@ from emeuse.registry import (
 from emeuse.runtime.codec import expected_partition
 from emeuse.runtime.envelope import CODE_OF_TERRITORY
 from emeuse.runtime.events import Event
-from services.evaluation import point_of_care, unmet
+from services.evaluation import point_of_care, remote_care, unmet
 from services.evaluation.contributions import (
     POINT_OF_CARE_INR_TO_ALERT,
+    Amount,
     Count,
     Duration,
     Person,
@@ -105,8 +106,9 @@ async def fold(event: Event, tx: Tx) -> None:
     experiment = followed.experiment or event.envelope.experiment_id
     at_ms = event.envelope.occurred_at.ToMilliseconds()
     inr = point_of_care.follow(event.message, tx, own, at_ms)
+    care = remote_care.follow(event.message, tx, own)
     parts = [
-        *contributions(event.message, followed.asked, inr.point_of_care_inr),
+        *contributions(event.message, followed.asked, inr.point_of_care_inr, care.care),
         *published_by(event.envelope.source),
     ]
     for period in periods_of(event):
@@ -117,12 +119,21 @@ async def fold(event: Event, tx: Tx) -> None:
                 cells.add_count(cell, part.name, part.breakdowns)
             elif isinstance(part, Duration):
                 cells.add_duration(cell, part.name, part.seconds)
+            elif isinstance(part, Amount):
+                cells.add_count(cell, part.name, amount=part.amount)
             elif isinstance(part, Person) and event.key:
                 counted = f"{part.name}|{experiment}|{territory}|{period}"
                 if first_count(tx, event.key, counted):
                     cells.add_count(cell, part.name)
         tx.put(CELLS, key, cell)
     late_flag(tx, followed)
+    for booking_cells, breakdown in care.late:
+        # A first booking read before this request: what was asked tells its care.
+        for booking_experiment, booking_territory, period in booking_cells:
+            key = cell_key(tx.partition, booking_experiment, booking_territory, period)
+            cell = tx.get(CELLS, key) or cells.empty()
+            cells.add_breakdowns(cell, remote_care.BOOKINGS, (breakdown,))
+            tx.put(CELLS, key, cell)
     for alert_cells, seconds in inr.late:
         # An alert read before this point-of-care reading: its delay goes to its cells.
         for alert_experiment, alert_territory, period in alert_cells:
@@ -152,6 +163,12 @@ PROCESSOR = Processor(
             point_of_care.ALERTS_FIRST,
             "Each patient's INR alerts read before a reading they name (the last 20): their "
             "cells and delay, for a point-of-care reading read later.",
+        ),
+        TableSpec(
+            remote_care.PROFESSIONS,
+            "The profession each request asked for, or its first bookings read before it "
+            "(teleconsultation or télésoin).",
+            partition_key=unmet.agenda_partition,
         ),
         TableSpec(
             unmet.WAITING,

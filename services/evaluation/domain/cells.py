@@ -17,7 +17,12 @@ from services.evaluation.domain import histogram, secrecy
 Cell = dict[str, Any]
 # Small-cell rule: a figure resting on 1 to 9 events or persons is withheld.
 SMALL_CELL = 10
+COUNT_UNITS = frozenset({"count", "persons"})
 QUANTILES = (("median", 0.5), ("p90", 0.9))
+# Magnitudes kept as whole counts of a fraction of their unit (name -> unit, parts per
+# unit): a sum, not a count of events, so it is shown or withheld with the count of its
+# contributors, `<indicator>.observations`, as a quantile is.
+MAGNITUDES = {"access.distance_avoided.km": ("km", 10)}
 
 
 def empty() -> Cell:
@@ -94,6 +99,10 @@ def figures(period: str, cell: Cell, person_counts: frozenset[str]) -> list[Figu
     out: list[Figure] = []
     for key, n in cell.get("counts", {}).items():
         name, _, breakdown = key.partition("|")
+        if name in MAGNITUDES:
+            unit, parts = MAGNITUDES[name]
+            out.append(Figure(period, name, breakdown, unit, n / parts))
+            continue
         unit = "persons" if name in person_counts else "count"
         out.append(Figure(period, name, breakdown, unit, float(n)))
     for name, raw in cell.get("durations", {}).items():
@@ -111,13 +120,13 @@ def suppressed(
 ) -> list[Figure]:
     """Counts from 1 to 9 withheld, and those that would give one away by subtraction
     (secrecy.py; `declared`: relations between indicators), period by period; quantiles of
-    fewer than 10 durations withheld."""
+    fewer than 10 durations withheld, and magnitudes of fewer than 10 contributors."""
     rows = list(figures_)
     relations = list(declared)
     observed = {(f.period, f.name): f.value for f in rows if f.name.endswith(".observations")}
     counts: dict[str, dict[secrecy.Key, float]] = {}  # by period
     for f in rows:
-        if f.unit != "seconds":
+        if f.unit in COUNT_UNITS:
             counts.setdefault(f.period, {})[(f.name, f.breakdown)] = f.value
     hidden = {
         (period, *key)
@@ -126,7 +135,7 @@ def suppressed(
     }
     out = []
     for f in rows:
-        if f.unit == "seconds":
+        if f.unit not in COUNT_UNITS:
             base = f.name.rsplit(".", 1)[0] + ".observations"
             withhold = observed.get((f.period, base), 0) < SMALL_CELL
         else:

@@ -250,6 +250,8 @@ def access(experiment: str, territory: str, when: datetime) -> list[Sent]:
                     patient_pseudonym=person("c", i),
                     waited=seconds(3600 * i),
                     modality=Modality.MODALITY_VIDEO if i < 12 else Modality.MODALITY_PHONE,
+                    # Remote, so each spares the trip: 1.5 km times i, one way.
+                    distance_km=1.5 * i,
                 ),
             )
             for i in range(1, 16)
@@ -263,6 +265,7 @@ def access(experiment: str, territory: str, when: datetime) -> list[Sent]:
                     request_id="q-1",
                     patient_pseudonym=person("c", 1),
                     waited=seconds(99999),
+                    distance_km=40.0,  # a reschedule: its trip was counted with b-1
                     rescheduled_from="b-1",
                 ),
             ),
@@ -620,6 +623,12 @@ EXPECTED: dict[tuple[str, str, str], dict[tuple[str, str], float]] = {
         ("access.bookings", ""): 15,
         ("access.bookings", "modality=video"): 11,
         ("access.bookings", "modality=phone"): 4,
+        # Requests 1 to 14 asked for a GP, 15 for a nurse (télésoin).
+        ("access.bookings", "care=teleconsultation"): 14,
+        ("access.bookings", "care=telesoin"): 1,
+        # All 15 remote with a distance: 1.5 km times 1 to 15.
+        ("access.distance_avoided.observations", ""): 15,
+        ("access.distance_avoided.km", ""): 180.0,
         ("access.reschedules", ""): 1,
         ("access.wait_to_booking.observations", ""): 15,
         ("access.wait_to_booking.median", ""): 8 * 3600,
@@ -693,6 +702,9 @@ EXPECTED: dict[tuple[str, str, str], dict[tuple[str, str], float]] = {
         ("access.requests", "profession=nurse"): 2,
         ("access.bookings", ""): 10,
         ("access.bookings", "modality=nurse_assisted"): 10,
+        # A GP with a nurse beside the patient is teleconsultation; the patients are at
+        # home (no distance known), so no distance avoided.
+        ("access.bookings", "care=teleconsultation"): 10,
         ("access.wait_to_booking.observations", ""): 10,
         # 30 min times 1 to 10: the 5th and the 9th.
         ("access.wait_to_booking.median", ""): 5 * 1800,
@@ -730,6 +742,7 @@ SECONDARY: dict[tuple[str, str, str], set[tuple[str, str]]] = {
         # 14 alerts - 11 with a delay = the 3 gaps, once the INR rule's 11 is withheld.
         ("chronic.measurement_to_alert.observations", ""),
         ("access.bookings", "modality=video"),  # 15 - 11 = the 4 by phone
+        ("access.bookings", "care=teleconsultation"),  # 15 - 14 = the 1 télésoin
         ("access.requests", "urgency=same_day"),  # 20 - 12 = the 8 routine
         ("access.requests", "profession=gp"),  # 20 - 15 = the 5 nurses
         ("home.incidents", "kind=fall"),  # 12 - 10 = the 2 missed visits
@@ -747,8 +760,8 @@ SECONDARY: dict[tuple[str, str, str], set[tuple[str, str]]] = {
 
 def shown_as(where: tuple[str, str, str], name: str, breakdown: str, value: float) -> bool:
     """Whether the figure is published: not a small count, nor withheld beside one, nor a
-    quantile of fewer than 10 durations."""
-    if name.endswith((".median", ".p90")):
+    quantile of fewer than 10 durations, nor a distance of fewer than 10 bookings."""
+    if name.endswith((".median", ".p90", ".km")):
         base = name.rsplit(".", 1)[0] + ".observations"
         return EXPECTED[where].get((base, ""), 0) >= 10
     return not 0 < value < 10 and (name, breakdown) not in SECONDARY.get(where, set())
