@@ -101,7 +101,7 @@ class Indicator(_message.Message):
     breakdown: _builtins.str
     """Breakdown as dimension=value (e.g. severity=critical); empty for the total."""
     unit: _builtins.str
-    """Unit of the value: count, persons or seconds."""
+    """Unit of the value: count, persons, seconds or km."""
     value: _builtins.float
     """The value; 0 when suppressed."""
     suppressed: _builtins.bool

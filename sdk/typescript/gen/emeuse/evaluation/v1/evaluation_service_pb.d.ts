@@ -86,7 +86,7 @@ export declare type Indicator = Message<"emeuse.evaluation.v1.Indicator"> & {
   breakdown: string;
 
   /**
-   * Unit of the value: count, persons or seconds.
+   * Unit of the value: count, persons, seconds or km.
    *
    * @generated from field: string unit = 4;
    */
