@@ -47,6 +47,8 @@ FROM_THOSE = (
     "access.requests_flagged_unmet|profession=",
     "access.requests_flagged_unmet|modality=",
     "access.requests_flagged_unmet|commune=",
+    # So is the profession telling a booking's teleconsultation from télésoin.
+    "access.bookings|care=",
 )
 
 
@@ -143,6 +145,10 @@ def test_a_known_month_gives_the_hand_counted_indicators_with_small_cells_withhe
     )
     assert shown[("2026-03", "prevention.people_engaged", "")].value == 10
     assert shown[("2026-03", "partners.consents", "")].value == 13
+    # The 15 remote first bookings' trips avoided, one way, in km (a mean of 12 km).
+    avoided = shown[("2026-03", "access.distance_avoided.km", "")]
+    assert (avoided.value, avoided.unit, avoided.suppressed) == (180.0, "km", False)
+    assert shown[("2026-03", "access.distance_avoided.observations", "")].value == 15
     # What the partners' feeds were given (the gateway's event-shared records): 15
     # deliveries; carelink-est's 3 withheld, and glucomind's 12 with them (15 - 12).
     assert shown[("2026-03", "partners.events_consumed", "")].value == 15
