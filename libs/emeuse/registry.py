@@ -502,6 +502,16 @@ DELIVERY_RECEIPT_REPORTED = TopicSpec(
     retention_days=90,
     required=("receipt_id", "message_id", "person_pseudonym", "status"),
 )
+PREVENTION_ACTION_RECORDED = TopicSpec(
+    name="emeuse.prevention.prevention-action-recorded.v1",
+    message=prevention.PreventionActionRecorded,
+    key="person_pseudonym",
+    owner="prevention",
+    description="A person acted on a screening or vaccination reminder (a screening, a dose).",
+    # What the evaluation counts as reminders acted on: kept as long as the reminders' story.
+    retention_days=365,
+    required=("action_id", "person_pseudonym", "programme", "kind", "acted_at"),
+)
 
 # Partners: the registry of partners and patients' consents (issue 7).
 PARTNER_REGISTERED = TopicSpec(
@@ -616,6 +626,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     MESSAGE_DELIVERY_REQUESTED,
     MESSAGE_CANCELLED,
     DELIVERY_RECEIPT_REPORTED,
+    PREVENTION_ACTION_RECORDED,
     PARTNER_REGISTERED,
     CONSENT_CHANGED,
     EVENT_SHARED,
@@ -645,7 +656,8 @@ def partner_feedable(spec: TopicSpec) -> bool:
 # its single writer takes (sent through its gRPC API, which checks the caller's role).
 # Partners bring what is observed or asked from outside: readings and corrections, sensor
 # reports, visits, the directory and slots, consultation requests, prevention's enrolments,
-# preferences, opt-outs, programmes and delivery receipts. Each reason is what
+# preferences, opt-outs, programmes, delivery receipts and actions on reminders (a lab or a
+# pharmacy reports a screening done or a dose given). Each reason is what
 # `emeuse partner add|grant` and the gateway say when they refuse.
 _AUTHORITY: tuple[tuple[str, tuple[TopicSpec, ...]], ...] = (
     (

@@ -6,9 +6,9 @@ Outbound, to every platform event before it goes to partners' feeds: an event it
 service will set aside (a reading another producer wrote straight on the topic, a door
 event without its state) must not reach a partner before the owner refuses it.
 Only the rules that need no state are here (a measure's unit and range, a sensor report's
-own consistency); those that need the service's tables (is the patient enrolled, is the
-device installed) stay the service's own. The rules are the services' functions
-themselves, imported, never copied.
+own consistency, an action on a reminder naming its series and kind); those that need the
+service's tables (is the patient enrolled, is the device installed) stay the service's own.
+The rules are the services' functions themselves, imported, never copied.
 """
 
 from __future__ import annotations
@@ -17,10 +17,17 @@ from collections.abc import Callable
 
 from google.protobuf.message import Message
 
-from emeuse.registry import READING_CORRECTED, READING_RECORDED, SENSOR_EVENT_REPORTED, TopicSpec
+from emeuse.registry import (
+    PREVENTION_ACTION_RECORDED,
+    READING_CORRECTED,
+    READING_RECORDED,
+    SENSOR_EVENT_REPORTED,
+    TopicSpec,
+)
 from emeuse.runtime.codec import InvalidEventError
 from services.chronic.domain.measures import ReadingError, normalise
 from services.home.domain.reports import ReportError, check_report
+from services.prevention.domain.actions import ActionError, check_action
 
 
 class RuleBroken(InvalidEventError):
@@ -41,10 +48,15 @@ def _reported(message: Message) -> None:
     check_report(message)  # type: ignore[arg-type]
 
 
+def _acted(message: Message) -> None:
+    check_action(message)  # type: ignore[arg-type]
+
+
 RULES: dict[str, Callable[[Message], None]] = {
     READING_RECORDED.type_name: _measured,
     READING_CORRECTED.type_name: _measured,
     SENSOR_EVENT_REPORTED.type_name: _reported,
+    PREVENTION_ACTION_RECORDED.type_name: _acted,
 }
 
 
@@ -56,7 +68,7 @@ def check_domain_rules(spec: TopicSpec, message: Message) -> None:
         return
     try:
         rule(message)
-    except (ReadingError, ReportError) as exc:
+    except (ReadingError, ReportError, ActionError) as exc:
         raise RuleBroken(
             f"refused by {spec.owner}'s rules: {exc}", rule=f"{spec.owner}:{exc.kind}"
         ) from None

@@ -5,10 +5,11 @@ there otherwise): writes publish an event to the person's handler and answer onc
 applied it. Campaign calls are answered from the campaign directory every instance
 keeps; a change is published on top of the version read, and answers once the log shows
 whether it won. Campaign stats add up every instance's people. A care-team caller reads
-the schedules of its own patients only, and starts or ends their programmes only; a
-coordinator with a territory, those of the people enrolled there (runtime/care_teams.py),
-and it enrols, changes the preferences of and opts out that territory's people only, and
-creates, approves, pauses, resumes and finishes only campaigns for that territory alone.
+the schedules of its own patients only, and starts or ends their programmes and records
+their actions on reminders only; a coordinator with a territory, those of the people
+enrolled there (runtime/care_teams.py), and it enrols, changes the preferences of and
+opts out that territory's people only, and creates, approves, pauses, resumes and
+finishes only campaigns for that territory alone.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from emeuse.prevention.v1.prevention_events_pb2 import (
     OptOutRecorded,
     PersonEnrolled,
     PreferencesUpdated,
+    PreventionActionRecorded,
     Programme,
     ProgrammeEnded,
     ProgrammeEndReason,
@@ -46,6 +48,7 @@ from emeuse.registry import (
     OPT_OUT_RECORDED,
     PERSON_ENROLLED,
     PREFERENCES_UPDATED,
+    PREVENTION_ACTION_RECORDED,
     PROGRAMME_ENDED,
     PROGRAMME_STARTED,
     TopicSpec,
@@ -65,6 +68,7 @@ from emeuse.runtime.roles import campaign_refusal, current_caller, on_behalf_of
 from services.prevention import campaigns as campaign_codec
 from services.prevention.campaigns import Directory
 from services.prevention.domain import campaign as domain
+from services.prevention.domain.actions import check_action, check_done_by
 from services.prevention.domain.person import (
     CANCELLED,
     DELIVERED,
@@ -469,6 +473,51 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
 
         return await self._routed(
             person, context, request, "EndProgramme", local, APPLY_WAIT_S, for_caller=True
+        )
+
+    async def RecordPreventionAction(
+        self, request: api.RecordPreventionActionRequest, context: grpc.aio.ServicerContext
+    ) -> api.RecordPreventionActionResponse:
+        person = request.person_pseudonym
+        await require_pseudonym(context, person, "person_pseudonym")
+        now = datetime.now(UTC)
+        action = PreventionActionRecorded(
+            # Asked again with its id, the same action: the evaluation counts it once.
+            action_id=request.action_id or str(uuid.uuid4()),
+            person_pseudonym=person,
+            programme=request.programme,
+            campaign_id=request.campaign_id,
+            kind=request.kind,
+            acted_at=request.acted_at if request.HasField("acted_at") else timestamp(now),
+        )
+
+        def check() -> None:
+            check_code(action.action_id, "action_id")
+            if action.campaign_id:
+                check_code(action.campaign_id, "campaign_id")
+            check_action(action)
+            check_done_by(action, now)
+
+        await self._checked(context, check)
+
+        async def local() -> api.RecordPreventionActionResponse:
+            await self._check_caller(context, person)
+            state = await self._enrolled(context, person)
+            assert state.profile is not None
+            # In the person's experiment and territory, as the reminders it answers.
+            await self._publish(
+                context,
+                PREVENTION_ACTION_RECORDED,
+                action,
+                key=person,
+                subject=person,
+                territory=territory_from_code(state.profile.territory),
+                experiment=state.profile.experiment or None,
+            )
+            return api.RecordPreventionActionResponse(action=action)
+
+        return await self._routed(
+            person, context, request, "RecordPreventionAction", local, for_caller=True
         )
 
     # -- campaigns ------------------------------------------------------------------

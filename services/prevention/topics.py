@@ -12,6 +12,7 @@ from emeuse.registry import (
     PERSON_ACTION_REQUESTED,
     PERSON_ENROLLED,
     PREFERENCES_UPDATED,
+    PREVENTION_ACTION_RECORDED,
     PROGRAMME_ENDED,
     PROGRAMME_STARTED,
 )
@@ -44,6 +45,8 @@ WRITES = (
     MESSAGE_SCHEDULED,
     MESSAGE_DELIVERY_REQUESTED,
     MESSAGE_CANCELLED,
+    # Published by RecordPreventionAction; the evaluation reads it, prevention does not.
+    PREVENTION_ACTION_RECORDED,
 )
 
 KAFKA = KafkaUse("prevention", reads=READS, writes=WRITES, follows=FOLLOWS)

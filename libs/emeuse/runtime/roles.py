@@ -128,6 +128,8 @@ MATRIX: dict[str, dict[str, MethodRule]] = {
         "OptOut": write(COORDINATOR),
         "StartProgramme": write(CARE_TEAM, COORDINATOR),
         "EndProgramme": write(CARE_TEAM, COORDINATOR),
+        # A lab or a pharmacy's back end reports a screening done or a dose given.
+        "RecordPreventionAction": write(CARE_TEAM, COORDINATOR, PARTNER),
         "CreateCampaign": write(COORDINATOR),
         "ApproveCampaign": write(COORDINATOR),
         "PauseCampaign": write(COORDINATOR),

@@ -183,6 +183,30 @@ DELIVERY_STATUS_BOUNCED: DeliveryStatus.ValueType  # 5
 """DELIVERY_STATUS_BOUNCED: the contact on this channel does not work; another channel is tried."""
 Global___DeliveryStatus: _TypeAlias = DeliveryStatus  # noqa: Y015
 
+class _PreventionActionKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PreventionActionKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PreventionActionKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PREVENTION_ACTION_KIND_UNSPECIFIED: _PreventionActionKind.ValueType  # 0
+    """PREVENTION_ACTION_KIND_UNSPECIFIED is never valid."""
+    PREVENTION_ACTION_KIND_SCREENING_DONE: _PreventionActionKind.ValueType  # 1
+    """PREVENTION_ACTION_KIND_SCREENING_DONE: the screening was done (a test kit read, a mammogram taken)."""
+    PREVENTION_ACTION_KIND_VACCINE_GIVEN: _PreventionActionKind.ValueType  # 2
+    """PREVENTION_ACTION_KIND_VACCINE_GIVEN: a dose of the vaccine was given."""
+
+class PreventionActionKind(_PreventionActionKind, metaclass=_PreventionActionKindEnumTypeWrapper):
+    """PreventionActionKind is what a person did in answer to a screening or vaccination reminder."""
+
+PREVENTION_ACTION_KIND_UNSPECIFIED: PreventionActionKind.ValueType  # 0
+"""PREVENTION_ACTION_KIND_UNSPECIFIED is never valid."""
+PREVENTION_ACTION_KIND_SCREENING_DONE: PreventionActionKind.ValueType  # 1
+"""PREVENTION_ACTION_KIND_SCREENING_DONE: the screening was done (a test kit read, a mammogram taken)."""
+PREVENTION_ACTION_KIND_VACCINE_GIVEN: PreventionActionKind.ValueType  # 2
+"""PREVENTION_ACTION_KIND_VACCINE_GIVEN: a dose of the vaccine was given."""
+Global___PreventionActionKind: _TypeAlias = PreventionActionKind  # noqa: Y015
+
 @_typing.final
 class PersonEnrolled(_message.Message):
     """PersonEnrolled says a person joined the prevention programme with their preferences.
@@ -1034,3 +1058,47 @@ class DeliveryReceiptReported(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeliveryReceiptReported: _TypeAlias = DeliveryReceiptReported  # noqa: Y015
+
+@_typing.final
+class PreventionActionRecorded(_message.Message):
+    """PreventionActionRecorded says a person acted on a screening or vaccination reminder: a screening done, a vaccine given."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTION_ID_FIELD_NUMBER: _builtins.int
+    PERSON_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    PROGRAMME_FIELD_NUMBER: _builtins.int
+    CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    ACTED_AT_FIELD_NUMBER: _builtins.int
+    action_id: _builtins.str
+    """Id of the action, set by its producer; recorded twice, it counts once."""
+    person_pseudonym: _builtins.str
+    """Pseudonym of the person."""
+    programme: _builtins.str
+    """Reminder series it answers: "screening.colorectal", "screening.breast" or "vaccination.hpv"."""
+    campaign_id: _builtins.str
+    """Campaign it answers, if any."""
+    kind: Global___PreventionActionKind.ValueType
+    """What was done: SCREENING_DONE for a screening series, VACCINE_GIVEN for a vaccination."""
+    @_builtins.property
+    def acted_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was done (the day of the test or the dose), never in the future."""
+
+    def __init__(
+        self,
+        *,
+        action_id: _builtins.str = ...,
+        person_pseudonym: _builtins.str = ...,
+        programme: _builtins.str = ...,
+        campaign_id: _builtins.str = ...,
+        kind: Global___PreventionActionKind.ValueType = ...,
+        acted_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["acted_at", b"acted_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acted_at", b"acted_at", "action_id", b"action_id", "campaign_id", b"campaign_id", "kind", b"kind", "person_pseudonym", b"person_pseudonym", "programme", b"programme"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PreventionActionRecorded: _TypeAlias = PreventionActionRecorded  # noqa: Y015

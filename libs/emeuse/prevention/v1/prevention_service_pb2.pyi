@@ -564,6 +564,74 @@ class EndProgrammeResponse(_message.Message):
 Global___EndProgrammeResponse: _TypeAlias = EndProgrammeResponse  # noqa: Y015
 
 @_typing.final
+class RecordPreventionActionRequest(_message.Message):
+    """RecordPreventionActionRequest says what an enrolled person did in answer to a reminder."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSON_PSEUDONYM_FIELD_NUMBER: _builtins.int
+    ACTION_ID_FIELD_NUMBER: _builtins.int
+    PROGRAMME_FIELD_NUMBER: _builtins.int
+    CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    ACTED_AT_FIELD_NUMBER: _builtins.int
+    person_pseudonym: _builtins.str
+    """Pseudonym of the person (enrolled)."""
+    action_id: _builtins.str
+    """Id of the action, for a call asked again; empty: a new id."""
+    programme: _builtins.str
+    """Reminder series it answers: "screening.colorectal", "screening.breast" or "vaccination.hpv"."""
+    campaign_id: _builtins.str
+    """Campaign it answers, if any."""
+    kind: _prevention_events_pb2.PreventionActionKind.ValueType
+    """What was done: SCREENING_DONE for a screening series, VACCINE_GIVEN for a vaccination."""
+    @_builtins.property
+    def acted_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was done; unset: now. Never in the future."""
+
+    def __init__(
+        self,
+        *,
+        person_pseudonym: _builtins.str = ...,
+        action_id: _builtins.str = ...,
+        programme: _builtins.str = ...,
+        campaign_id: _builtins.str = ...,
+        kind: _prevention_events_pb2.PreventionActionKind.ValueType = ...,
+        acted_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["acted_at", b"acted_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acted_at", b"acted_at", "action_id", b"action_id", "campaign_id", b"campaign_id", "kind", b"kind", "person_pseudonym", b"person_pseudonym", "programme", b"programme"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordPreventionActionRequest: _TypeAlias = RecordPreventionActionRequest  # noqa: Y015
+
+@_typing.final
+class RecordPreventionActionResponse(_message.Message):
+    """RecordPreventionActionResponse holds the action as published."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def action(self) -> _prevention_events_pb2.PreventionActionRecorded:
+        """The action, with its id."""
+
+    def __init__(
+        self,
+        *,
+        action: _prevention_events_pb2.PreventionActionRecorded | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordPreventionActionResponse: _TypeAlias = RecordPreventionActionResponse  # noqa: Y015
+
+@_typing.final
 class CreateCampaignRequest(_message.Message):
     """CreateCampaignRequest holds the campaign's design."""
 

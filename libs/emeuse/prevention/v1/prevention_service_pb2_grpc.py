@@ -66,6 +66,11 @@ class PreventionServiceStub:
                 request_serializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.EndProgrammeRequest.SerializeToString,
                 response_deserializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.EndProgrammeResponse.FromString,
                 _registered_method=True)
+        self.RecordPreventionAction = channel.unary_unary(
+                '/emeuse.prevention.v1.PreventionService/RecordPreventionAction',
+                request_serializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.RecordPreventionActionRequest.SerializeToString,
+                response_deserializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.RecordPreventionActionResponse.FromString,
+                _registered_method=True)
         self.CreateCampaign = channel.unary_unary(
                 '/emeuse.prevention.v1.PreventionService/CreateCampaign',
                 request_serializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.CreateCampaignRequest.SerializeToString,
@@ -145,6 +150,13 @@ class PreventionServiceServicer:
 
     def EndProgramme(self, request, context):
         """EndProgramme stops a person's programme (a birth, the end of a pregnancy, a withdrawal).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordPreventionAction(self, request, context):
+        """RecordPreventionAction records that an enrolled person acted on a screening or vaccination reminder.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -231,6 +243,11 @@ def add_PreventionServiceServicer_to_server(servicer, server):
                     servicer.EndProgramme,
                     request_deserializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.EndProgrammeRequest.FromString,
                     response_serializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.EndProgrammeResponse.SerializeToString,
+            ),
+            'RecordPreventionAction': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordPreventionAction,
+                    request_deserializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.RecordPreventionActionRequest.FromString,
+                    response_serializer=emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.RecordPreventionActionResponse.SerializeToString,
             ),
             'CreateCampaign': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateCampaign,
@@ -432,6 +449,33 @@ class PreventionService:
             '/emeuse.prevention.v1.PreventionService/EndProgramme',
             emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.EndProgrammeRequest.SerializeToString,
             emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.EndProgrammeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordPreventionAction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/emeuse.prevention.v1.PreventionService/RecordPreventionAction',
+            emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.RecordPreventionActionRequest.SerializeToString,
+            emeuse_dot_prevention_dot_v1_dot_prevention__service__pb2.RecordPreventionActionResponse.FromString,
             options,
             channel_credentials,
             insecure,

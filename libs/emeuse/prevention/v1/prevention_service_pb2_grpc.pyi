@@ -47,6 +47,8 @@ class PreventionServiceStub:
     """StartProgramme starts a programme for an enrolled person, or moves its reference date."""
     EndProgramme: _grpc.UnaryUnaryMultiCallable[_prevention_service_pb2.EndProgrammeRequest, _prevention_service_pb2.EndProgrammeResponse]
     """EndProgramme stops a person's programme (a birth, the end of a pregnancy, a withdrawal)."""
+    RecordPreventionAction: _grpc.UnaryUnaryMultiCallable[_prevention_service_pb2.RecordPreventionActionRequest, _prevention_service_pb2.RecordPreventionActionResponse]
+    """RecordPreventionAction records that an enrolled person acted on a screening or vaccination reminder."""
     CreateCampaign: _grpc.UnaryUnaryMultiCallable[_prevention_service_pb2.CreateCampaignRequest, _prevention_service_pb2.CreateCampaignResponse]
     """CreateCampaign creates a draft campaign."""
     ApproveCampaign: _grpc.UnaryUnaryMultiCallable[_prevention_service_pb2.ApproveCampaignRequest, _prevention_service_pb2.ApproveCampaignResponse]
@@ -81,6 +83,8 @@ class PreventionServiceAsyncStub(PreventionServiceStub):
     """StartProgramme starts a programme for an enrolled person, or moves its reference date."""
     EndProgramme: _aio.UnaryUnaryMultiCallable[_prevention_service_pb2.EndProgrammeRequest, _prevention_service_pb2.EndProgrammeResponse]  # type: ignore[assignment]
     """EndProgramme stops a person's programme (a birth, the end of a pregnancy, a withdrawal)."""
+    RecordPreventionAction: _aio.UnaryUnaryMultiCallable[_prevention_service_pb2.RecordPreventionActionRequest, _prevention_service_pb2.RecordPreventionActionResponse]  # type: ignore[assignment]
+    """RecordPreventionAction records that an enrolled person acted on a screening or vaccination reminder."""
     CreateCampaign: _aio.UnaryUnaryMultiCallable[_prevention_service_pb2.CreateCampaignRequest, _prevention_service_pb2.CreateCampaignResponse]  # type: ignore[assignment]
     """CreateCampaign creates a draft campaign."""
     ApproveCampaign: _aio.UnaryUnaryMultiCallable[_prevention_service_pb2.ApproveCampaignRequest, _prevention_service_pb2.ApproveCampaignResponse]  # type: ignore[assignment]
@@ -148,6 +152,14 @@ class PreventionServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_prevention_service_pb2.EndProgrammeResponse, _abc.Awaitable[_prevention_service_pb2.EndProgrammeResponse]]:
         """EndProgramme stops a person's programme (a birth, the end of a pregnancy, a withdrawal)."""
+
+    @_abc_1.abstractmethod
+    def RecordPreventionAction(
+        self,
+        request: _prevention_service_pb2.RecordPreventionActionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_prevention_service_pb2.RecordPreventionActionResponse, _abc.Awaitable[_prevention_service_pb2.RecordPreventionActionResponse]]:
+        """RecordPreventionAction records that an enrolled person acted on a screening or vaccination reminder."""
 
     @_abc_1.abstractmethod
     def CreateCampaign(

@@ -962,6 +962,61 @@ export declare type DeliveryReceiptReported = Message<"emeuse.prevention.v1.Deli
 export declare const DeliveryReceiptReportedSchema: GenMessage<DeliveryReceiptReported>;
 
 /**
+ * PreventionActionRecorded says a person acted on a screening or vaccination reminder: a screening done, a vaccine given.
+ *
+ * @generated from message emeuse.prevention.v1.PreventionActionRecorded
+ */
+export declare type PreventionActionRecorded = Message<"emeuse.prevention.v1.PreventionActionRecorded"> & {
+  /**
+   * Id of the action, set by its producer; recorded twice, it counts once.
+   *
+   * @generated from field: string action_id = 1;
+   */
+  actionId: string;
+
+  /**
+   * Pseudonym of the person.
+   *
+   * @generated from field: string person_pseudonym = 2;
+   */
+  personPseudonym: string;
+
+  /**
+   * Reminder series it answers: "screening.colorectal", "screening.breast" or "vaccination.hpv".
+   *
+   * @generated from field: string programme = 3;
+   */
+  programme: string;
+
+  /**
+   * Campaign it answers, if any.
+   *
+   * @generated from field: string campaign_id = 4;
+   */
+  campaignId: string;
+
+  /**
+   * What was done: SCREENING_DONE for a screening series, VACCINE_GIVEN for a vaccination.
+   *
+   * @generated from field: emeuse.prevention.v1.PreventionActionKind kind = 5;
+   */
+  kind: PreventionActionKind;
+
+  /**
+   * When it was done (the day of the test or the dose), never in the future.
+   *
+   * @generated from field: google.protobuf.Timestamp acted_at = 6;
+   */
+  actedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message emeuse.prevention.v1.PreventionActionRecorded.
+ * Use `create(PreventionActionRecordedSchema)` to create a new message.
+ */
+export declare const PreventionActionRecordedSchema: GenMessage<PreventionActionRecorded>;
+
+/**
  * Programme is a prevention programme with a timeline of its own.
  *
  * @generated from enum emeuse.prevention.v1.Programme
@@ -1188,4 +1243,37 @@ export enum DeliveryStatus {
  * Describes the enum emeuse.prevention.v1.DeliveryStatus.
  */
 export declare const DeliveryStatusSchema: GenEnum<DeliveryStatus>;
+
+/**
+ * PreventionActionKind is what a person did in answer to a screening or vaccination reminder.
+ *
+ * @generated from enum emeuse.prevention.v1.PreventionActionKind
+ */
+export enum PreventionActionKind {
+  /**
+   * PREVENTION_ACTION_KIND_UNSPECIFIED is never valid.
+   *
+   * @generated from enum value: PREVENTION_ACTION_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * PREVENTION_ACTION_KIND_SCREENING_DONE: the screening was done (a test kit read, a mammogram taken).
+   *
+   * @generated from enum value: PREVENTION_ACTION_KIND_SCREENING_DONE = 1;
+   */
+  SCREENING_DONE = 1,
+
+  /**
+   * PREVENTION_ACTION_KIND_VACCINE_GIVEN: a dose of the vaccine was given.
+   *
+   * @generated from enum value: PREVENTION_ACTION_KIND_VACCINE_GIVEN = 2;
+   */
+  VACCINE_GIVEN = 2,
+}
+
+/**
+ * Describes the enum emeuse.prevention.v1.PreventionActionKind.
+ */
+export declare const PreventionActionKindSchema: GenEnum<PreventionActionKind>;
 

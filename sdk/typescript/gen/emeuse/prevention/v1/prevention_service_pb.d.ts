@@ -4,7 +4,7 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
-import type { CampaignStatus, CampaignUpdated, MessageScheduled, PersonEnrolled, Programme, ProgrammeEndReason, QuietHours, ReminderScheduled } from "./prevention_events_pb.js";
+import type { CampaignStatus, CampaignUpdated, MessageScheduled, PersonEnrolled, PreventionActionKind, PreventionActionRecorded, Programme, ProgrammeEndReason, QuietHours, ReminderScheduled } from "./prevention_events_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import type { Territory } from "../../place/v1/territory_pb.js";
 
@@ -530,6 +530,81 @@ export declare type EndProgrammeResponse = Message<"emeuse.prevention.v1.EndProg
  * Use `create(EndProgrammeResponseSchema)` to create a new message.
  */
 export declare const EndProgrammeResponseSchema: GenMessage<EndProgrammeResponse>;
+
+/**
+ * RecordPreventionActionRequest says what an enrolled person did in answer to a reminder.
+ *
+ * @generated from message emeuse.prevention.v1.RecordPreventionActionRequest
+ */
+export declare type RecordPreventionActionRequest = Message<"emeuse.prevention.v1.RecordPreventionActionRequest"> & {
+  /**
+   * Pseudonym of the person (enrolled).
+   *
+   * @generated from field: string person_pseudonym = 1;
+   */
+  personPseudonym: string;
+
+  /**
+   * Id of the action, for a call asked again; empty: a new id.
+   *
+   * @generated from field: string action_id = 2;
+   */
+  actionId: string;
+
+  /**
+   * Reminder series it answers: "screening.colorectal", "screening.breast" or "vaccination.hpv".
+   *
+   * @generated from field: string programme = 3;
+   */
+  programme: string;
+
+  /**
+   * Campaign it answers, if any.
+   *
+   * @generated from field: string campaign_id = 4;
+   */
+  campaignId: string;
+
+  /**
+   * What was done: SCREENING_DONE for a screening series, VACCINE_GIVEN for a vaccination.
+   *
+   * @generated from field: emeuse.prevention.v1.PreventionActionKind kind = 5;
+   */
+  kind: PreventionActionKind;
+
+  /**
+   * When it was done; unset: now. Never in the future.
+   *
+   * @generated from field: google.protobuf.Timestamp acted_at = 6;
+   */
+  actedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message emeuse.prevention.v1.RecordPreventionActionRequest.
+ * Use `create(RecordPreventionActionRequestSchema)` to create a new message.
+ */
+export declare const RecordPreventionActionRequestSchema: GenMessage<RecordPreventionActionRequest>;
+
+/**
+ * RecordPreventionActionResponse holds the action as published.
+ *
+ * @generated from message emeuse.prevention.v1.RecordPreventionActionResponse
+ */
+export declare type RecordPreventionActionResponse = Message<"emeuse.prevention.v1.RecordPreventionActionResponse"> & {
+  /**
+   * The action, with its id.
+   *
+   * @generated from field: emeuse.prevention.v1.PreventionActionRecorded action = 1;
+   */
+  action?: PreventionActionRecorded | undefined;
+};
+
+/**
+ * Describes the message emeuse.prevention.v1.RecordPreventionActionResponse.
+ * Use `create(RecordPreventionActionResponseSchema)` to create a new message.
+ */
+export declare const RecordPreventionActionResponseSchema: GenMessage<RecordPreventionActionResponse>;
 
 /**
  * CreateCampaignRequest holds the campaign's design.
@@ -1110,6 +1185,16 @@ export declare const PreventionService: GenService<{
     methodKind: "unary";
     input: typeof EndProgrammeRequestSchema;
     output: typeof EndProgrammeResponseSchema;
+  },
+  /**
+   * RecordPreventionAction records that an enrolled person acted on a screening or vaccination reminder.
+   *
+   * @generated from rpc emeuse.prevention.v1.PreventionService.RecordPreventionAction
+   */
+  recordPreventionAction: {
+    methodKind: "unary";
+    input: typeof RecordPreventionActionRequestSchema;
+    output: typeof RecordPreventionActionResponseSchema;
   },
   /**
    * CreateCampaign creates a draft campaign.

@@ -1,0 +1,59 @@
+"""What a person's action on a reminder must say, whoever reports it: the checks
+prevention's API makes, the gateway before a partner's report is admitted, and the
+evaluation before it counts one (a screening done answers a screening reminder, a dose
+given a vaccination reminder)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from emeuse.prevention.v1.prevention_events_pb2 import (
+    PreventionActionKind,
+    PreventionActionRecorded,
+)
+from emeuse.runtime.codec import InvalidEventError
+from services.prevention.domain.programmes import BY_NAME
+
+SCREENING_DONE = PreventionActionKind.PREVENTION_ACTION_KIND_SCREENING_DONE
+VACCINE_GIVEN = PreventionActionKind.PREVENTION_ACTION_KIND_VACCINE_GIVEN
+# The kind of action that answers each reminder series.
+KIND_OF_SERIES = {
+    name: VACCINE_GIVEN if name.startswith("vaccination.") else SCREENING_DONE for name in BY_NAME
+}
+
+
+class ActionError(InvalidEventError):
+    """An action on a reminder that cannot be one; `kind` names the fault in a word (the
+    gateway counts what it refuses by it)."""
+
+    def __init__(self, message: str, *, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def check_action(action: PreventionActionRecorded) -> None:
+    """Raise ActionError unless the action names a reminder series, the kind of action that
+    answers it, and when it was done. Needs no state."""
+    expected = KIND_OF_SERIES.get(action.programme)
+    if expected is None:
+        series = ", ".join(sorted(KIND_OF_SERIES))
+        raise ActionError(f"programme must be a reminder series: {series}", kind="series")
+    if action.kind != expected:
+        raise ActionError(
+            f"{action.programme} is answered by "
+            f"{PreventionActionKind.Name(expected).removeprefix('PREVENTION_ACTION_KIND_')}",
+            kind="kind",
+        )
+    if not action.HasField("acted_at"):
+        raise ActionError("acted_at must say when it was done", kind="acted-at")
+
+
+# A clock a little ahead at the lab or the pharmacy is not a future action.
+CLOCK_SLACK = timedelta(minutes=5)
+
+
+def check_done_by(action: PreventionActionRecorded, now: datetime) -> None:
+    """Raise ActionError for an action said done later than `now` (a call asks when it
+    happened; the bus keeps what its producer said)."""
+    if action.acted_at.ToDatetime(tzinfo=UTC) > now + CLOCK_SLACK:
+        raise ActionError("acted_at is in the future: record an action once done", kind="future")
