@@ -41,7 +41,9 @@ from emeuse.partners.v1.partners_pb2 import ConsentChanged, EventShared
 from emeuse.prevention.v1.prevention_events_pb2 import (
     DeliveryReceiptReported,
     DeliveryStatus,
+    MessageDeliveryRequested,
     OptOutRecorded,
+    PreventionActionRecorded,
 )
 from services.evaluation.domain.secrecy import Relation
 
@@ -237,6 +239,11 @@ def _opt_out(m: OptOutRecorded) -> list[Contribution]:
     return [Count("prevention.opt_outs")]
 
 
+def _by_person(m: Message) -> list[Contribution]:
+    # Reminders sent and acted on need the person's reminders: reminders.py counts them.
+    return []
+
+
 def _consent(m: ConsentChanged) -> list[Contribution]:
     # The partner and purpose stay out: a partner with few patients would be a small cell
     # in every breakdown; the total by change is what the evaluation asks.
@@ -263,6 +270,8 @@ RULES: dict[type[Message], Callable[[Any], list[Contribution]]] = {
     IncidentEscalated: _incident_escalated,
     DeliveryReceiptReported: _receipt,
     OptOutRecorded: _opt_out,
+    MessageDeliveryRequested: _by_person,
+    PreventionActionRecorded: _by_person,
     ConsentChanged: _consent,
     EventShared: _shared,
 }

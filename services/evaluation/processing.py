@@ -21,7 +21,7 @@ from emeuse.registry import (
 from emeuse.runtime.codec import expected_partition
 from emeuse.runtime.envelope import CODE_OF_TERRITORY
 from emeuse.runtime.events import Event
-from services.evaluation import point_of_care, remote_care, unmet
+from services.evaluation import point_of_care, reminders, remote_care, unmet
 from services.evaluation.contributions import (
     POINT_OF_CARE_INR_TO_ALERT,
     Amount,
@@ -107,8 +107,10 @@ async def fold(event: Event, tx: Tx) -> None:
     at_ms = event.envelope.occurred_at.ToMilliseconds()
     inr = point_of_care.follow(event.message, tx, own, at_ms)
     care = remote_care.follow(event.message, tx, own)
+    acted = reminders.follow(event.message, tx, own)
     parts = [
         *contributions(event.message, followed.asked, inr.point_of_care_inr, care.care),
+        *(Count(name, (f"reminder={series}",)) for name, series in acted.own),
         *published_by(event.envelope.source),
     ]
     for period in periods_of(event):
@@ -141,6 +143,13 @@ async def fold(event: Event, tx: Tx) -> None:
             cell = tx.get(CELLS, key) or cells.empty()
             cells.add_duration(cell, POINT_OF_CARE_INR_TO_ALERT, seconds)
             tx.put(CELLS, key, cell)
+    for action_cells, series in acted.late:
+        # An action read before this reminder of its series: it counts in its own cells.
+        for action_experiment, action_territory, period in action_cells:
+            key = cell_key(tx.partition, action_experiment, action_territory, period)
+            cell = tx.get(CELLS, key) or cells.empty()
+            cells.add_count(cell, reminders.ACTED_ON, (f"reminder={series}",))
+            tx.put(CELLS, key, cell)
     tx.count(FOLDED.labels(event.topic))
 
 
@@ -169,6 +178,11 @@ PROCESSOR = Processor(
             "The profession each request asked for, or its first bookings read before it "
             "(teleconsultation or télésoin).",
             partition_key=unmet.agenda_partition,
+        ),
+        TableSpec(
+            reminders.REMINDERS,
+            "Each person's first reminder sent of each series, actions not counted yet (the "
+            "last 20, with their cells) and actions counted (the last 20 ids).",
         ),
         TableSpec(
             unmet.WAITING,

@@ -41,7 +41,10 @@ from emeuse.partners.v1.partners_pb2 import ConsentChanged, EventShared
 from emeuse.prevention.v1.prevention_events_pb2 import (
     DeliveryReceiptReported,
     DeliveryStatus,
+    MessageDeliveryRequested,
     OptOutRecorded,
+    PreventionActionKind,
+    PreventionActionRecorded,
 )
 from emeuse.registry import (
     ALERT_ACKNOWLEDGED,
@@ -55,7 +58,9 @@ from emeuse.registry import (
     INCIDENT_ACKNOWLEDGED,
     INCIDENT_ESCALATED,
     INCIDENT_RAISED,
+    MESSAGE_DELIVERY_REQUESTED,
     OPT_OUT_RECORDED,
+    PREVENTION_ACTION_RECORDED,
     READING_RECORDED,
     REQUEST_FLAGGED,
     SLOT_BOOKED,
@@ -397,6 +402,50 @@ def prevention(experiment: str, territory: str, when: datetime) -> list[Sent]:
     ]
 
 
+def reminders(experiment: str, territory: str, when: datetime) -> list[Sent]:
+    """12 colorectal screening reminders sent (people x0 to x11), each once; x0 and x1's
+    tried again on another channel, and a pregnancy step sent (neither a reminder sent).
+    Screenings done: x0 to x9 after their reminder (x0's reported twice), x10 the day before
+    its reminder, x20 who got none: 10 reminders acted on."""
+
+    def delivery(n: int, attempt: int = 1, programme: str = "screening.colorectal") -> Sent:
+        message = MessageDeliveryRequested(
+            message_id=f"rem-{n}",
+            person_pseudonym=person("x", n),
+            channel="sms",
+            attempt=attempt,
+            programme=programme,
+            requested_at=timestamp(when),
+        )
+        return Sent(
+            MESSAGE_DELIVERY_REQUESTED, message, person("x", n), experiment, territory, when
+        )
+
+    def done(n: int, action_id: str, at: datetime) -> Sent:
+        message = PreventionActionRecorded(
+            action_id=action_id,
+            person_pseudonym=person("x", n),
+            programme="screening.colorectal",
+            kind=PreventionActionKind.PREVENTION_ACTION_KIND_SCREENING_DONE,
+            acted_at=timestamp(at),
+        )
+        later = when + timedelta(days=3)
+        return Sent(
+            PREVENTION_ACTION_RECORDED, message, person("x", n), experiment, territory, later
+        )
+
+    return [
+        *(delivery(n) for n in range(12)),
+        delivery(0, attempt=2),
+        delivery(1, attempt=2),
+        delivery(12, programme="pregnancy"),
+        *(done(n, f"kit-{n}", when + timedelta(days=2)) for n in range(10)),
+        done(0, "kit-0", when + timedelta(days=2)),
+        done(10, "kit-10", when - timedelta(days=1)),
+        done(20, "kit-20", when),
+    ]
+
+
 def partners(experiment: str, territory: str, when: datetime) -> list[Sent]:
     """11 consents granted to a partner, 2 withdrawn."""
 
@@ -583,6 +632,7 @@ def month_of_events() -> list[Sent]:
             *access(TELE, "55", when),
             *home(TELE, "55", when),
             *prevention(TELE, "55", when),
+            *reminders(TELE, "55", when),
             *partners(TELE, "55", when),
             *feeds(TELE, "55", when),
             *other_cells(),
@@ -667,6 +717,10 @@ EXPECTED: dict[tuple[str, str, str], dict[tuple[str, str], float]] = {
         ("prevention.engagement", "action=opened"): 4,
         ("prevention.engagement", "action=clicked"): 10,
         ("prevention.people_engaged", ""): 10,
+        ("prevention.reminders_sent", ""): 12,
+        ("prevention.reminders_sent", "reminder=screening.colorectal"): 12,
+        ("prevention.reminders_acted_on", ""): 10,
+        ("prevention.reminders_acted_on", "reminder=screening.colorectal"): 10,
         ("partners.consents", ""): 13,
         ("partners.consents", "change=granted"): 11,
         ("partners.consents", "change=withdrawn"): 2,
