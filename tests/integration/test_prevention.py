@@ -31,6 +31,7 @@ from emeuse.prevention.v1.prevention_events_pb2 import (
     DeliveryReceiptReported,
     DeliveryStatus,
     PersonEnrolled,
+    PreventionActionKind,
     Programme,
     ProgrammeEndReason,
 )
@@ -42,6 +43,7 @@ from emeuse.registry import (
     MESSAGE_DELIVERY_REQUESTED,
     MESSAGE_SCHEDULED,
     PERSON_ENROLLED,
+    PREVENTION_ACTION_RECORDED,
 )
 from emeuse.runtime.pseudonym import random_pseudonym
 from tests.integration.events import headers_for, plan_json, record
@@ -486,3 +488,43 @@ def test_every_write_asked_again_after_a_lost_answer_answers_as_the_first_time(p
     with pytest.raises(grpc.RpcError) as taken:
         client.CreateCampaign(api.CreateCampaignRequest(campaign=campaign))
     assert taken.value.code() == grpc.StatusCode.ALREADY_EXISTS
+
+
+def test_a_screening_done_is_recorded_in_the_persons_territory_and_experiment(
+    platform: Platform, bus: Bus
+) -> None:
+    """RecordPreventionAction on the running service: the action is on its topic, keyed by
+    the person, in the territory and experiment of the enrolment; a person not enrolled and
+    a dose given for a screening are refused, nothing published for them."""
+    client = prevention(platform)
+    person = enrol(client, (60, 64), MEURTHE, ("sms",))
+    done = client.RecordPreventionAction(
+        api.RecordPreventionActionRequest(
+            person_pseudonym=person,
+            programme="screening.colorectal",
+            kind=PreventionActionKind.PREVENTION_ACTION_KIND_SCREENING_DONE,
+        )
+    )
+    [recorded] = bus.wait_for(PREVENTION_ACTION_RECORDED.name, lambda r: r["key"] == person)
+    assert recorded["event"]["action_id"] == done.action.action_id
+    assert recorded["event"]["kind"] == "PREVENTION_ACTION_KIND_SCREENING_DONE"
+    assert recorded["headers"]["ce_territory"] == "54"
+    assert recorded["headers"]["ce_experiment"] == "exp-prevention"
+
+    stranger = random_pseudonym()
+    refusals = (
+        (stranger, PreventionActionKind.PREVENTION_ACTION_KIND_SCREENING_DONE),
+        (person, PreventionActionKind.PREVENTION_ACTION_KIND_VACCINE_GIVEN),
+    )
+    codes = []
+    for who, kind in refusals:
+        with pytest.raises(grpc.RpcError) as refused:
+            client.RecordPreventionAction(
+                api.RecordPreventionActionRequest(
+                    person_pseudonym=who, programme="screening.colorectal", kind=kind
+                )
+            )
+        codes.append(refused.value.code())
+    assert codes == [grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INVALID_ARGUMENT]
+    published = bus.all_records(PREVENTION_ACTION_RECORDED.name)
+    assert [r["key"] for r in published if r["key"] in (person, stranger)] == [person]
