@@ -52,6 +52,8 @@ RATE_HELP = {
     "partner's receipt (the rest none)",
     "delivery_failed_rate": "share of those receipts saying the delivery failed (prevention "
     "tries the next channel); the rest say delivered",
+    "reminder_acted_share": "share of delivered screening and vaccination reminders a lab or "
+    "pharmacy reports acted on (a screening done, a dose given) shortly after",
 }
 
 

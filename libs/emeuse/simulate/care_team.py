@@ -34,7 +34,7 @@ from emeuse.registry import (
 from emeuse.runtime.kafka_clients import client_options
 from emeuse.runtime.security import PLAINTEXT, KafkaLogin
 from emeuse.runtime.unreadable import poll
-from emeuse.simulate.delivery import receipt
+from emeuse.simulate.delivery import acted_on, receipt
 from emeuse.simulate.events import GRPC, Options, SimEvent
 from emeuse.simulate.send import Tally, Transport
 
@@ -188,6 +188,11 @@ class CareTeams:
                             self.tally.count("delivery.no_receipt")
                             continue
                         delay, call = reported
+                        action = acted_on(self.options.seed, shown, call, self.options)
+                        if action is not None:
+                            serial += 1
+                            due = time.monotonic() + delay + action[0]
+                            heapq.heappush(self.due, (due, serial, action[1]))
                     elif r.topic == SLOT_BOOKED.name:
                         delay, call = consultation_outcome(
                             self.options.seed, event, now, self.options

@@ -7,8 +7,11 @@ them, the rest none (a partner that reports nothing back); of those receipts,
 attempt with a receipt of its own), the others DELIVERED. A receipt comes 1 to 5 seconds
 after the request, on Kafka, in the request's territory and experiment (the person's: the
 evaluation counts it there). The draws are seeded by the message's id and attempt: the same
-delivery gets the same receipt. Which messages prevention sends, and when, is its own
-doing, so what this sends is not part of the events a seed fixes.
+delivery gets the same receipt. Of the screening and vaccination reminders delivered,
+`reminder_acted_share` are reported acted on (a screening done, a dose given) 5 to 30
+seconds after the receipt, on Kafka, as a lab's or pharmacy's back end would. Which
+messages prevention sends, and when, is its own doing, so what this sends is not part of
+the events a seed fixes.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
-from emeuse.registry import DELIVERY_RECEIPT_REPORTED
+from emeuse.registry import DELIVERY_RECEIPT_REPORTED, PREVENTION_ACTION_RECORDED
 from emeuse.simulate.events import KAFKA, Options, SimEvent, rfc3339
 
 FAILURE_CODE = "sim.unreachable"
@@ -58,5 +61,51 @@ def receipt(
         message["receipt_id"],
         message,
         experiment=headers.get("ce_experiment", ""),
+    )
+    return delay, event
+
+
+# The national programmes' reminder series (services/prevention/domain/programmes.py) and
+# the action a lab or pharmacy reports for each.
+ACTION_OF_SERIES = {
+    "screening.colorectal": "PREVENTION_ACTION_KIND_SCREENING_DONE",
+    "screening.breast": "PREVENTION_ACTION_KIND_SCREENING_DONE",
+    "vaccination.hpv": "PREVENTION_ACTION_KIND_VACCINE_GIVEN",
+}
+
+
+def acted_on(
+    seed: int, record: dict[str, Any], delivered: SimEvent, options: Options
+) -> tuple[float, SimEvent] | None:
+    """For a delivered screening or vaccination reminder (`record` asked it, `delivered` is
+    its receipt), `reminder_acted_share` of the time: seconds from the receipt until a lab
+    or pharmacy reports the person acted on it, and that report; None otherwise (another
+    message, or not acted on). Seeded by the message, as the receipt."""
+    asked = record["event"]
+    kind = ACTION_OF_SERIES.get(asked.get("programme", ""))
+    if kind is None or delivered.message.get("status") != "DELIVERY_STATUS_DELIVERED":
+        return None
+    rng = random.Random(f"emeuse-simulate-acted-{seed}-{asked['message_id']}")
+    if rng.random() >= options.reminder_acted_share:
+        return None
+    delay = rng.uniform(5, 30)
+    at = delivered.at + timedelta(seconds=delay)
+    message = {
+        "action_id": f"act-{asked['message_id']}",
+        "person_pseudonym": asked["person_pseudonym"],
+        "programme": asked["programme"],
+        "kind": kind,
+        "acted_at": rfc3339(at),
+    }
+    event = SimEvent(
+        "prevention.reminder_acted_on",
+        KAFKA,
+        PREVENTION_ACTION_RECORDED.name,
+        delivered.territory,
+        asked["person_pseudonym"],
+        at,
+        message["action_id"],
+        message,
+        experiment=delivered.experiment,
     )
     return delay, event

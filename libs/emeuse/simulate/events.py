@@ -50,6 +50,7 @@ class Options:
     consent_withdrawal_share: float = 0.05  # share of partner users withdrawing consent
     receipt_share: float = 0.9  # share of messages handed for delivery that get a receipt
     delivery_failed_rate: float = 0.05  # share of receipts saying the delivery failed
+    reminder_acted_share: float = 0.3  # share of delivered reminders reported acted on
 
     def rates(self) -> dict[str, float]:
         return {k: v for k, v in vars(self).items() if k.endswith(("_rate", "_share"))}

@@ -8,12 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from emeuse.registry import DELIVERY_RECEIPT_REPORTED
+from emeuse.registry import DELIVERY_RECEIPT_REPORTED, PREVENTION_ACTION_RECORDED
 from emeuse.runtime import envelope as env
 from emeuse.runtime.codec import check_event
-from emeuse.simulate.delivery import receipt
+from emeuse.simulate.delivery import acted_on, receipt
 from emeuse.simulate.encode import build
-from emeuse.simulate.events import KAFKA, Options
+from emeuse.simulate.events import KAFKA, Options, SimEvent
+from services.prevention.domain.actions import check_action
 
 NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 PERSON = "psn-" + "d" * 32
@@ -79,3 +80,56 @@ def test_a_receipt_is_a_valid_event_in_the_request_s_territory_and_experiment():
 def test_with_no_receipt_share_no_delivery_is_reported():
     options = Options(receipt_share=0.0)
     assert all(receipt(1, asked(n), NOW, options) is None for n in range(200))
+
+
+def reminder(n: int, programme: str) -> dict:
+    record = asked(n)
+    record["event"]["programme"] = programme
+    return record
+
+
+def test_a_share_of_delivered_reminders_is_reported_acted_on_as_a_valid_event():
+    options = Options(receipt_share=1.0, delivery_failed_rate=0.0, reminder_acted_share=0.3)
+    records = [reminder(n, "screening.colorectal") for n in range(2000)]
+    delivered = [receipt(1, r, NOW, options) for r in records]
+    reported = [acted_on(1, r, d[1], options) for r, d in zip(records, delivered, strict=True) if d]
+    acted = [a for a in reported if a is not None]
+    assert len(acted) / 2000 == pytest.approx(0.3, abs=0.03)
+    assert reported == [
+        acted_on(1, r, d[1], options) for r, d in zip(records, delivered, strict=True) if d
+    ]
+    delay, event = acted[0]
+    assert 5 <= delay <= 30
+    assert (event.via, event.target) == (KAFKA, PREVENTION_ACTION_RECORDED.name)
+    assert (event.territory, event.experiment, event.subject) == ("54", "prevention-meuse", PERSON)
+    message = build(PREVENTION_ACTION_RECORDED.message, event.message)
+    envelope = env.new_envelope(
+        event_type=PREVENTION_ACTION_RECORDED.type_name,
+        source="emeuse/simulate",
+        subject_pseudonym=PERSON,
+        territory=env.territory_from_code(event.territory),
+        experiment_id=event.experiment,
+        schema_version=PREVENTION_ACTION_RECORDED.schema_version,
+        occurred_at=event.at,
+        event_id="e-2",
+    )
+    check_event(PREVENTION_ACTION_RECORDED, envelope, message, PERSON)  # raises if not
+    check_action(message)  # what the evaluation counts, not a dead letter
+    assert message.acted_at.ToDatetime(tzinfo=UTC) > NOW
+
+
+def acted_after_receipt(record: dict, options: Options) -> SimEvent | None:
+    delivered = receipt(1, record, NOW, options)
+    assert delivered is not None
+    action = acted_on(1, record, delivered[1], options)
+    return action[1] if action else None
+
+
+def test_only_delivered_reminders_are_acted_on_and_a_dose_answers_a_vaccination():
+    always = Options(receipt_share=1.0, delivery_failed_rate=0.0, reminder_acted_share=1.0)
+    given = acted_after_receipt(reminder(1, "vaccination.hpv"), always)
+    assert given is not None
+    assert given.message["kind"] == "PREVENTION_ACTION_KIND_VACCINE_GIVEN"
+    assert acted_after_receipt(asked(2), always) is None  # a campaign message: no series
+    failing = Options(receipt_share=1.0, delivery_failed_rate=1.0, reminder_acted_share=1.0)
+    assert acted_after_receipt(reminder(3, "screening.breast"), failing) is None
