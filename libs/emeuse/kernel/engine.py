@@ -123,6 +123,12 @@ class Kernel:
         # Input offsets committed (in the changelog) and not yet mirrored to the group.
         self._unmirrored: dict[TopicPartition, int] = {}
         self._mirror: asyncio.Task[None] | None = None
+        # Set from an assignment to the next revocation: the group's offsets are committed
+        # only then. A commit sent mid-rebalance fails (IllegalGeneration), and aiokafka
+        # answers that by rejoining: a mirror retried on a timer kept landing in the
+        # rebalance its last failure began, a rebalance every second for minutes after a
+        # broker restart (make chaos, seed 110).
+        self._group_stable = asyncio.Event()
 
     # -- what tasks ask -------------------------------------------------------------------
 
@@ -177,6 +183,8 @@ class Kernel:
         one that fails is tried again for the partitions still held (a partition gone to
         another instance is mirrored by it, when it opens the partition)."""
         while self._unmirrored and self._consumer is not None:
+            if not self._stopping:
+                await self._group_stable.wait()
             offsets, self._unmirrored = self._unmirrored, {}
             held = {tp: offset for tp, offset in offsets.items() if self.owns(tp)}
             if not held:
@@ -738,6 +746,7 @@ class _Listener(ConsumerRebalanceListener):
         self.kernel = kernel
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
+        self.kernel._group_stable.clear()
         # Eager rebalancing revokes everything; a task whose partition comes back keeps its
         # store open: it only finishes its batch and forgets what it had queued.
         partitions = {tp.partition for tp in revoked}
@@ -745,4 +754,7 @@ class _Listener(ConsumerRebalanceListener):
         await asyncio.gather(*(task.suspend() for task in tasks))
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        await self.kernel.on_assigned(assigned)
+        try:
+            await self.kernel.on_assigned(assigned)
+        finally:  # the member holds a generation now, whatever became of its tasks
+            self.kernel._group_stable.set()

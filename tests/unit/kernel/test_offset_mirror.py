@@ -34,6 +34,8 @@ def mirroring_kernel(group: GroupOffsets) -> Kernel:
     kernel._mirror = None
     kernel._stopping = False
     kernel._stop_asked = asyncio.Event()
+    kernel._group_stable = asyncio.Event()
+    kernel._group_stable.set()  # assigned
     return kernel
 
 
@@ -73,3 +75,30 @@ def test_stopping_mirrors_the_last_offsets_without_waiting_for_the_interval(
 
     asyncio.run(stop_soon_after())
     assert group.commits == [{TP: 1}, {TP: 7}]
+
+
+def test_nothing_is_mirrored_while_the_group_rebalances_then_the_newest_at_once():
+    """A commit sent mid-rebalance fails and makes aiokafka rejoin: the mirror waits for the
+    assignment instead, so that no failed mirror starts another rebalance."""
+    group = GroupOffsets()
+
+    async def across_a_rebalance() -> None:
+        kernel = mirroring_kernel(group)
+        listener = engine._Listener(kernel)
+        kernel.tasks = {}
+        await listener.on_partitions_revoked(set())  # a rebalance begins
+        kernel.progressed({TP: 5})
+        kernel.progressed({TP: 9})
+        await asyncio.sleep(0.3)
+        assert group.commits == []
+
+        async def assigned(_: object) -> None:
+            pass
+
+        kernel.on_assigned = assigned  # type: ignore[method-assign]
+        await listener.on_partitions_assigned({TP})
+        assert kernel._mirror is not None
+        await asyncio.wait_for(kernel._mirror, 1)
+
+    asyncio.run(across_a_rebalance())
+    assert group.commits == [{TP: 9}]
