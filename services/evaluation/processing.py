@@ -11,6 +11,7 @@ and an answer merges the cells of every partition, asking the other instances fo
 
 from __future__ import annotations
 
+from datetime import UTC
 from functools import cache
 
 from emeuse.kernel.declare import Processor, TableSpec
@@ -107,7 +108,9 @@ async def fold(event: Event, tx: Tx) -> None:
     at_ms = event.envelope.occurred_at.ToMilliseconds()
     inr = point_of_care.follow(event.message, tx, own, at_ms)
     care = remote_care.follow(event.message, tx, own)
-    acted = reminders.follow(event.message, tx, own)
+    envelope = event.envelope
+    recorded = envelope.recorded_at if envelope.HasField("recorded_at") else envelope.occurred_at
+    acted = reminders.follow(event.message, tx, own, recorded.ToDatetime(tzinfo=UTC))
     parts = [
         *contributions(event.message, followed.asked, inr.point_of_care_inr, care.care),
         *(Count(name, (f"reminder={series}",)) for name, series in acted.own),

@@ -19,6 +19,7 @@ read first.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from emeuse.kernel.tx import Tx
@@ -26,7 +27,7 @@ from emeuse.prevention.v1.prevention_events_pb2 import (
     MessageDeliveryRequested,
     PreventionActionRecorded,
 )
-from services.prevention.domain.actions import KIND_OF_SERIES, check_action
+from services.prevention.domain.actions import KIND_OF_SERIES, check_action, check_done_by
 
 REMINDERS = "person_reminders"
 ACTED_ON = "prevention.reminders_acted_on"
@@ -49,11 +50,13 @@ class Followed:
     late: list[tuple[list[ActionCell], str]] = field(default_factory=list)
 
 
-def follow(message: Any, tx: Tx, own_cells: list[ActionCell]) -> Followed:
+def follow(
+    message: Any, tx: Tx, own_cells: list[ActionCell], recorded: datetime | None = None
+) -> Followed:
     if isinstance(message, MessageDeliveryRequested):
         return _reminder(message, tx)
     if isinstance(message, PreventionActionRecorded):
-        return _action(message, tx, own_cells)
+        return _action(message, tx, own_cells, recorded)
     return Followed()
 
 
@@ -80,9 +83,17 @@ def _reminder(message: MessageDeliveryRequested, tx: Tx) -> Followed:
     return followed
 
 
-def _action(message: PreventionActionRecorded, tx: Tx, own_cells: list[ActionCell]) -> Followed:
-    # One that answers no reminder is set aside with the reason (the kernel's dead letters).
+def _action(
+    message: PreventionActionRecorded,
+    tx: Tx,
+    own_cells: list[ActionCell],
+    recorded: datetime | None,
+) -> Followed:
+    # One that answers no reminder, or said done after it was recorded, is set aside with
+    # the reason (the kernel's dead letters); the event's own time keeps a rebuild the same.
     check_action(message)
+    if recorded is not None:
+        check_done_by(message, recorded)
     person, series = message.person_pseudonym, message.programme
     state: dict[str, Any] = tx.get(REMINDERS, person) or {}
     counted: list[str] = state.get("counted", [])

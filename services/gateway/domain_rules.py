@@ -14,6 +14,7 @@ The rules are the services' functions themselves, imported, never copied.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from google.protobuf.message import Message
 
@@ -27,7 +28,7 @@ from emeuse.registry import (
 from emeuse.runtime.codec import InvalidEventError
 from services.chronic.domain.measures import ReadingError, normalise
 from services.home.domain.reports import ReportError, check_report
-from services.prevention.domain.actions import ActionError, check_action
+from services.prevention.domain.actions import ActionError, check_action, check_done_by
 
 
 class RuleBroken(InvalidEventError):
@@ -50,6 +51,7 @@ def _reported(message: Message) -> None:
 
 def _acted(message: Message) -> None:
     check_action(message)  # type: ignore[arg-type]
+    check_done_by(message, datetime.now(UTC))  # type: ignore[arg-type]
 
 
 RULES: dict[str, Callable[[Message], None]] = {

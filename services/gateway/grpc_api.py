@@ -33,7 +33,7 @@ from emeuse.runtime.envelope import (
 )
 from emeuse.runtime.grpc_server import Registrar
 from emeuse.runtime.pseudonym import is_pseudonym
-from emeuse.runtime.roles import current_caller, patient_refusal
+from emeuse.runtime.roles import current_caller, on_behalf_of, patient_refusal
 from services.gateway.directory import PartnerDirectory
 from services.gateway.domain.consent import ConsentBook
 from services.gateway.replay import replay_partitions
@@ -253,7 +253,8 @@ class GatewayServicer(api_grpc.PartnerGatewayServiceServicer):
                 request, timeout=deadline, metadata=metadata
             ),
             timeout=REPLAY_DEADLINE_S,
-            metadata=(("x-emeuse-replay-id", replay_id),),
+            # Each instance's audit records name who asked, not this instance.
+            metadata=(("x-emeuse-replay-id", replay_id), *on_behalf_of()),
         ):
             sent += answer.events_replayed
             withheld += answer.events_withheld

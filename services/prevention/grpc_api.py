@@ -53,7 +53,7 @@ from emeuse.registry import (
     PROGRAMME_STARTED,
     TopicSpec,
 )
-from emeuse.runtime.calls import publish_for_caller, require_pseudonym, until_applied
+from emeuse.runtime.calls import call_event_id, publish_for_caller, require_pseudonym, until_applied
 from emeuse.runtime.care_teams import CareTeams, check_caller
 from emeuse.runtime.codec import InvalidEventError
 from emeuse.runtime.envelope import (
@@ -156,6 +156,7 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
         subject: str,
         territory: Territory.ValueType,
         experiment: str | None = None,
+        event_id: str | None = None,
     ) -> str:
         return await publish_for_caller(
             context,
@@ -166,6 +167,7 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
             subject=subject,
             territory=territory,
             experiment=experiment,
+            event_id=event_id,
         )
 
     async def _until(self, context: grpc.aio.ServicerContext, applied: Callable[[], Any]) -> Any:
@@ -513,6 +515,8 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
                 subject=person,
                 territory=territory_from_code(state.profile.territory),
                 experiment=state.profile.experiment or None,
+                # Asked again after a lost answer: the same event, not a second one.
+                event_id=call_event_id(person, "prevention-action", action.action_id),
             )
             return api.RecordPreventionActionResponse(action=action)
 

@@ -183,8 +183,7 @@ class Kernel:
         one that fails is tried again for the partitions still held (a partition gone to
         another instance is mirrored by it, when it opens the partition)."""
         while self._unmirrored and self._consumer is not None:
-            if not self._stopping:
-                await self._group_stable.wait()
+            await self._group_settled_or_stopping()
             offsets, self._unmirrored = self._unmirrored, {}
             held = {tp: offset for tp, offset in offsets.items() if self.owns(tp)}
             if not held:
@@ -202,6 +201,19 @@ class Kernel:
             # What progresses meanwhile waits for the next mirror (at once when stopping).
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop_asked.wait(), MIRROR_EVERY_S)
+
+    async def _group_settled_or_stopping(self) -> None:
+        """Until the group has an assignment, or the instance stops (its last mirror is
+        tried at once: if it fails, the partition's next owner mirrors on opening)."""
+        waits = {
+            asyncio.ensure_future(self._group_stable.wait()),
+            asyncio.ensure_future(self._stop_asked.wait()),
+        }
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
 
     def count_output(self, out: OutRecord) -> None:
         kind = next((v for k, v in out.headers if k == env.H_TYPE), b"").decode(errors="replace")

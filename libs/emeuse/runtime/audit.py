@@ -148,14 +148,18 @@ class AuditTrail:
         waiting while the queue is more than half full, so that they never leave the
         calls' own records without room."""
         pending = iter(records)
+        batch: list[PatientDataAccessed] = []
         try:
             while batch := list(itertools.islice(pending, BATCH)):
                 while self._writing() and len(self._waiting) > MAX_WAITING // 2:
                     self._wake.set()
                     await asyncio.sleep(FLUSH_EVERY_S)
                 self.record(batch)
+                batch = []
         except asyncio.CancelledError:
-            self.record(pending)  # what the cancelled caller still owed: queued, or counted
+            # What the cancelled caller still owed, the batch it held included: queued, or
+            # counted as failed, never dropped.
+            self.record(itertools.chain(batch, pending))
             raise
 
     def _writing(self) -> bool:

@@ -128,8 +128,9 @@ MATRIX: dict[str, dict[str, MethodRule]] = {
         "OptOut": write(COORDINATOR),
         "StartProgramme": write(CARE_TEAM, COORDINATOR),
         "EndProgramme": write(CARE_TEAM, COORDINATOR),
-        # A lab or a pharmacy's back end reports a screening done or a dose given.
-        "RecordPreventionAction": write(CARE_TEAM, COORDINATOR, PARTNER),
+        # A care team or coordinator records a screening done or a dose given; a lab's or
+        # a pharmacy's back end reports it through the gateway, where its consent is checked.
+        "RecordPreventionAction": write(CARE_TEAM, COORDINATOR),
         "CreateCampaign": write(COORDINATOR),
         "ApproveCampaign": write(COORDINATOR),
         "PauseCampaign": write(COORDINATOR),

@@ -103,3 +103,11 @@ def test_an_action_that_answers_no_reminder_is_set_aside_with_its_reason():
         InvalidEventError, match=r"screening\.colorectal is answered by SCREENING_DONE"
     ):
         Partitions().handle(action)
+
+
+def test_an_action_said_done_after_it_was_recorded_is_set_aside_live_and_rebuilt_alike():
+    *_, action = scenario()
+    # Recorded three days after the reminders (its event's time), said done a year later.
+    action.message.acted_at.FromDatetime(action.occurred_at + timedelta(days=365))  # type: ignore[attr-defined]
+    with pytest.raises(InvalidEventError, match="acted_at is in the future"):
+        Partitions().handle(action)

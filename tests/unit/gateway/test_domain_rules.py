@@ -114,3 +114,29 @@ def test_a_door_event_saying_opened_or_closed_passes():
         check_domain_rules(
             SENSOR_EVENT_REPORTED, sensor_report(SensorKind.SENSOR_KIND_DOOR, door_state=state)
         )
+
+
+def test_a_prevention_action_said_done_in_the_future_is_refused_as_prevention_does():
+    from datetime import UTC, datetime, timedelta
+
+    from emeuse.prevention.v1.prevention_events_pb2 import (
+        PreventionActionKind,
+        PreventionActionRecorded,
+    )
+    from emeuse.registry import PREVENTION_ACTION_RECORDED
+    from emeuse.runtime.envelope import timestamp
+
+    def action(at: datetime) -> PreventionActionRecorded:
+        return PreventionActionRecorded(
+            action_id="kit-55-0001",
+            person_pseudonym=random_pseudonym(),
+            programme="screening.colorectal",
+            kind=PreventionActionKind.PREVENTION_ACTION_KIND_SCREENING_DONE,
+            acted_at=timestamp(at),
+        )
+
+    now = datetime.now(UTC)
+    check_domain_rules(PREVENTION_ACTION_RECORDED, action(now - timedelta(days=2)))
+    with pytest.raises(RuleBroken, match="acted_at is in the future") as refused:
+        check_domain_rules(PREVENTION_ACTION_RECORDED, action(now + timedelta(days=400)))
+    assert refused.value.rule == "prevention:future"

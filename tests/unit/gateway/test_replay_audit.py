@@ -6,6 +6,7 @@ so that a large replay never crowds out the calls' own records."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -195,3 +196,29 @@ def test_a_replays_records_wait_for_room_rather_than_overflow_the_trail(monkeypa
     # Queued all at once, the same records would overflow it.
     assert written_by(AuditTrail.record, 200) == 40
     assert full() - before == 160
+
+
+def test_a_replay_cancelled_while_its_records_wait_for_room_loses_none_silently(monkeypatch):
+    """The replay's call ends (its deadline, its caller gone) while it waits for room: each
+    record it owed, the batch in hand included, is written or counted as failed."""
+    monkeypatch.setattr("emeuse.runtime.audit.MAX_WAITING", 40)
+    monkeypatch.setattr("emeuse.runtime.audit.BATCH", 10)
+    before = full()
+    sent: list[Any] = []
+
+    async def send(topic: str, key: bytes, value: bytes, headers: Any) -> None:
+        await asyncio.sleep(0.01)  # a slow broker: the replay waits for room
+        sent.append(key)
+
+    async def run() -> None:
+        trail = AuditTrail(SETTINGS, send=send)
+        await trail.start()
+        pacing = asyncio.ensure_future(trail.record_paced(many(100)))
+        await asyncio.sleep(0.02)
+        pacing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pacing
+        await trail.stop()
+
+    asyncio.run(run())
+    assert len(sent) + (full() - before) == 100

@@ -102,3 +102,21 @@ def test_nothing_is_mirrored_while_the_group_rebalances_then_the_newest_at_once(
 
     asyncio.run(across_a_rebalance())
     assert group.commits == [{TP: 9}]
+
+
+def test_stopping_during_a_rebalance_mirrors_the_last_offsets_at_once():
+    group = GroupOffsets()
+
+    async def stop_mid_rebalance() -> None:
+        kernel = mirroring_kernel(group)
+        kernel._group_stable.clear()  # revoked, not yet assigned
+        kernel.progressed({TP: 3})
+        await asyncio.sleep(0.1)
+        assert group.commits == []
+        kernel._stopping = True
+        kernel._stop_asked.set()
+        assert kernel._mirror is not None
+        await asyncio.wait_for(kernel._mirror, 1)
+
+    asyncio.run(stop_mid_rebalance())
+    assert group.commits == [{TP: 3}]

@@ -78,9 +78,9 @@ def meuse_person() -> tuple[str, dict[str, Any], CareTeams]:
     return person, {person: state.to_json()}, followed(plan_record(person, ("ide-0107",)))
 
 
-def test_the_care_team_the_territorys_coordinator_and_a_partner_record_an_action(meuse_person):
+def test_the_care_team_and_the_territorys_coordinator_record_an_action(meuse_person):
     person, states, teams = meuse_person
-    for caller in (NURSE, Caller("coord-55", "coordinator", territory="55"), LAB):
+    for caller in (NURSE, Caller("coord-55", "coordinator", territory="55")):
         answer, bus = record(caller, person, states, teams, action_id="kit-55-0001")
         [(spec, published, fields)] = bus.published
         assert spec is PREVENTION_ACTION_RECORDED
@@ -110,16 +110,20 @@ def test_others_are_refused_before_anything_is_published(meuse_person):
     )
     assert elsewhere.details == "caller coord-54 coordinates territory 54 only"
     assert bus.published == bus_54.published == []
-    # The role matrix, applied by the guard before the servicer: an evaluator reads figures.
+    # The role matrix, applied by the guard before the servicer: a partner reports an action
+    # through the gateway, where its consent is checked; an evaluator reads figures.
+    assert refusal(LAB, METHOD) == f"role partner may not call {METHOD}"
     assert refusal(Caller("unit-eval", "evaluator"), METHOD) == (
         f"role evaluator may not call {METHOD}"
     )
-    assert refusal(LAB, METHOD) == refusal(NURSE, METHOD) == ""
+    assert refusal(NURSE, METHOD) == ""
 
 
 def test_a_person_not_enrolled_is_refused_by_name_of_the_precondition():
     teams = followed()
-    refused, bus = record(LAB, random_pseudonym(), {}, teams)
+    # A coordinator of every territory: one of a territory is refused first (no territory
+    # is known for a person never enrolled), and learns nothing of who is.
+    refused, bus = record(Caller("coord-all", "coordinator"), random_pseudonym(), {}, teams)
     assert refused.code == grpc.StatusCode.FAILED_PRECONDITION
     assert "not enrolled" in refused.details
     assert bus.published == []
