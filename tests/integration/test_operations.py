@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import time
+from typing import Any
 
 import grpc
 import pytest
@@ -17,6 +18,8 @@ from emeuse.runtime.pseudonym import random_pseudonym
 from emeuse.runtime.security import NO_TLS
 from tests.integration.events import complete_plan, new_id, record
 from tests.integration.harness import (
+    Bus,
+    Platform,
     metric,
     prometheus_query,
     prometheus_up,
@@ -77,6 +80,36 @@ def a_reading(patient: str, value: float) -> ReadingRecorded:
     return reading
 
 
+def alerted_copd_patient(
+    platform: Platform, bus: Bus, care_plan_id: str, spo2: float
+) -> tuple[str, dict[str, Any]]:
+    """A new patient under a COPD plan (SpO2 critical below 85 %), a reading of `spo2` sent
+    for them, and the AlertRaised chronic published for it."""
+    patient = random_pseudonym()
+    plan = complete_plan(
+        CarePlanUpdated(
+            patient_pseudonym=patient,
+            care_plan_id=care_plan_id,
+            thresholds=[
+                MeasureThreshold(
+                    loinc_code="59408-5",
+                    unit="%",
+                    low=88,
+                    high=100,
+                    critical_low=85,
+                    critical_high=100,
+                ),
+            ],
+        ),
+        "RESPIRATORY",
+    )
+    bus.send(*record(CARE_PLAN_UPDATED, plan, patient))
+    wait_for_care_plan(platform.services["chronic"].grpc_target, patient, platform.auth)
+    bus.send(*record(READING_RECORDED, a_reading(patient, spo2), patient))
+    [alert] = bus.wait_for(ALERT_RAISED.name, lambda r: r["key"] == patient)
+    return patient, alert
+
+
 def summary_from(
     target: str, patient: str, auth: tuple[tuple[str, str], ...]
 ) -> chronic_service_pb2.GetPatientSummaryResponse:
@@ -106,28 +139,7 @@ def all_alerts(target: str, auth: tuple[tuple[str, str], ...]) -> list[chronic_s
 
 
 def test_state_survives_a_killed_worker_and_sigterm_stops_it_cleanly(platform, bus):
-    patient = random_pseudonym()
-    plan = complete_plan(
-        CarePlanUpdated(
-            patient_pseudonym=patient,
-            care_plan_id="cp-copd",
-            thresholds=[
-                MeasureThreshold(
-                    loinc_code="59408-5",
-                    unit="%",
-                    low=88,
-                    high=100,
-                    critical_low=85,
-                    critical_high=100,
-                ),
-            ],
-        ),
-        "RESPIRATORY",
-    )
-    bus.send(*record(CARE_PLAN_UPDATED, plan, patient))
-    wait_for_care_plan(platform.services["chronic"].grpc_target, patient, platform.auth)
-    bus.send(*record(READING_RECORDED, a_reading(patient, 86), patient))
-    bus.wait_for(ALERT_RAISED.name, lambda r: r["key"] == patient)
+    patient, _ = alerted_copd_patient(platform, bus, "cp-copd", 86)
 
     chronic = platform.services["chronic"]
     chronic.stop(signal.SIGKILL)
@@ -248,28 +260,7 @@ def test_lag_at_rest_is_zero_on_an_input_written_in_transactions(platform, bus):
     """Chronic writes its alerts in transactions: each ends with a commit marker that takes
     an offset and is no record. Once evaluation has handled the alert, its lag on that
     partition is 0, not the marker's 1 (what an autoscaler or a lag alert reads)."""
-    patient = random_pseudonym()
-    plan = complete_plan(
-        CarePlanUpdated(
-            patient_pseudonym=patient,
-            care_plan_id="cp-copd-lag",
-            thresholds=[
-                MeasureThreshold(
-                    loinc_code="59408-5",
-                    unit="%",
-                    low=88,
-                    high=100,
-                    critical_low=85,
-                    critical_high=100,
-                ),
-            ],
-        ),
-        "RESPIRATORY",
-    )
-    bus.send(*record(CARE_PLAN_UPDATED, plan, patient))
-    wait_for_care_plan(platform.services["chronic"].grpc_target, patient, platform.auth)
-    bus.send(*record(READING_RECORDED, a_reading(patient, 80), patient))
-    [alert] = bus.wait_for(ALERT_RAISED.name, lambda r: r["key"] == patient)
+    _, alert = alerted_copd_patient(platform, bus, "cp-copd-lag", 80)
     labels = {"service": "evaluation", "topic": ALERT_RAISED.name}
     labels["partition"] = str(alert["partition"])
     deadline = time.monotonic() + 60
