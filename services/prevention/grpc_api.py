@@ -8,8 +8,9 @@ whether it won. Campaign stats add up every instance's people. A care-team calle
 the schedules of its own patients only, and starts or ends their programmes and records
 their actions on reminders only; a coordinator with a territory, those of the people
 enrolled there (runtime/care_teams.py), and it enrols, changes the preferences of and
-opts out that territory's people only, and creates, approves, pauses, resumes and
-finishes only campaigns for that territory alone.
+opts out that territory's people only, and creates, approves, pauses, resumes,
+finishes, reads and counts (GetCampaign, GetCampaignStats) only campaigns for that
+territory alone.
 """
 
 from __future__ import annotations
@@ -687,12 +688,15 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
         self, request: api.GetCampaignRequest, context: grpc.aio.ServicerContext
     ) -> api.GetCampaignResponse:
         campaign = await self._campaign(context, request.campaign_id)
+        await _check_campaign_caller(context, campaign)
         return api.GetCampaignResponse(campaign=campaign_view(campaign))
 
     async def GetCampaignStats(
         self, request: api.GetCampaignStatsRequest, context: grpc.aio.ServicerContext
     ) -> api.GetCampaignStatsResponse:
         campaign = await self._campaign(context, request.campaign_id)
+        # Before any instance counts: another territory's reach is not this caller's.
+        await _check_campaign_caller(context, campaign)
         by_territory: dict[str, dict[str, int]] = {}
         for _, stored in self.states.items():
             reach = (stored or {}).get("reach", {}).get(campaign.campaign_id)
@@ -718,8 +722,8 @@ class PreventionServicer(api_grpc.PreventionServiceServicer):
 async def _check_campaign_caller(
     context: grpc.aio.ServicerContext, campaign: domain.CampaignDef
 ) -> None:
-    """Abort unless the caller may create or change `campaign` (roles.campaign_refusal): a
-    coordinator with a territory, for a campaign of its territory's people only."""
+    """Abort unless the caller may see, create or change `campaign` (roles.campaign_refusal):
+    a coordinator with a territory, for a campaign of its territory's people only."""
     if refusal := campaign_refusal(current_caller(), campaign.segment.territories):
         await context.abort(grpc.StatusCode.PERMISSION_DENIED, refusal)
 

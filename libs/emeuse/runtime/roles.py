@@ -121,6 +121,7 @@ MATRIX: dict[str, dict[str, MethodRule]] = {
     },
     PREVENTION: {
         "GetPersonSchedule": read(CARE_TEAM, COORDINATOR),
+        # A coordinator with a territory reads its territory's campaigns only (the servicer).
         "GetCampaign": read(COORDINATOR, EVALUATOR),
         "GetCampaignStats": read(COORDINATOR, EVALUATOR),
         "EnrollPerson": write(COORDINATOR),
@@ -236,10 +237,11 @@ def territory_refusal(caller: Caller | None, territory: str) -> str:
 
 
 def campaign_refusal(caller: Caller | None, territories: Sequence[str]) -> str:
-    """Why `caller` may not create or change a campaign whose segment targets
-    `territories` (département codes; none: all three); "" when it may. A coordinator with
-    a territory starts, steers and ends its own territory's campaigns only: one that also
-    reaches another territory's people is another coordinator's (or the operator's)."""
+    """Why `caller` may not create, change or read (the campaign and its reach) a campaign
+    whose segment targets `territories` (département codes; none: all three); "" when it
+    may. A coordinator with a territory starts, steers, ends and reads its own territory's
+    campaigns only: one that also reaches another territory's people is another
+    coordinator's (or the operator's)."""
     if caller is None or caller.role != COORDINATOR or not caller.territory:
         return ""
     if territories and set(territories) == {caller.territory}:

@@ -1,8 +1,8 @@
-"""A coordinator with a territory creates, approves, pauses, resumes and finishes only
-campaigns that target its own territory's people: one for another territory, or for all
-three (no territory named), is refused with the words the person checks use, before
-anything is published or said of the campaign's status. A coordinator without a
-territory and the operator keep what the matrix gives them."""
+"""A coordinator with a territory creates, approves, pauses, resumes, finishes, reads and
+counts only campaigns that target its own territory's people: one for another territory,
+or for all three (no territory named), is refused with the words the person checks use,
+before anything is published or said of the campaign's status or reach. A coordinator
+without a territory, the evaluator and the operator keep what the matrix gives them."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ COORD_55 = Caller("coord-55", "coordinator", territory="55")
 COORD_54 = Caller("coord-54", "coordinator", territory="54")
 COORD_ANYWHERE = Caller("coord-all", "coordinator")
 OPERATOR = Caller("operator", "operator")
+EVALUATOR = Caller("evaluator", "evaluator")
 ELSEWHERE = "caller coord-54 coordinates territory 54 only"
 
 
@@ -48,11 +49,35 @@ class CampaignLog:
         return EventEnvelope(event_id=str(uuid.uuid4()))
 
 
-def ask(caller: Caller, method: str, request: Any, directory: Directory) -> tuple[Any, list[Any]]:
+class Alone(Router):
+    """The only instance: no peer to count a campaign's reach; counts who asked them."""
+
+    def __init__(self) -> None:
+        self.peers_asked = 0
+
+    async def ask_peers(self, *_: Any, **__: Any) -> list[Any]:
+        self.peers_asked += 1
+        return []
+
+
+def ask(
+    caller: Caller,
+    method: str,
+    request: Any,
+    directory: Directory,
+    states: dict[str, Any] | None = None,
+    router: Alone | None = None,
+) -> tuple[Any, list[Any]]:
     """The answer of `method` asked by `caller` (or the Aborted status), and what it
     published."""
     log = CampaignLog(directory)
-    servicer = PreventionServicer(Router(), log, {}, directory, followed())  # type: ignore[arg-type]
+    servicer = PreventionServicer(
+        router or Alone(),
+        log,  # type: ignore[arg-type]
+        states or {},  # type: ignore[arg-type]
+        directory,
+        followed(),
+    )
     token = CURRENT_CALLER.set(caller)
     try:
         return asyncio.run(getattr(servicer, method)(request, Context())), log.published
@@ -169,3 +194,48 @@ def test_a_campaign_for_all_three_territories_is_steered_by_no_territorial_coord
     finished, published = ask(COORD_ANYWHERE, "FinishCampaign", finish, directory)
     assert not isinstance(finished, Aborted), finished
     assert len(published) == 1
+
+
+def reached(campaign_id: str, territory: str) -> dict[str, Any]:
+    """A person's stored state with their share of the campaign's reach (domain.person)."""
+    reach = {"campaign_id": campaign_id, "territory": territory, "message_id": "m", "sent": True}
+    return {"reach": {campaign_id: reach}}
+
+
+def test_another_territorys_campaign_is_neither_read_nor_counted_for_a_coordinator():
+    directory, campaign_id = directory_with("55")
+    states = {"p-1": reached(campaign_id, "55")}
+    get = api.GetCampaignRequest(campaign_id=campaign_id)
+    stats = api.GetCampaignStatsRequest(campaign_id=campaign_id)
+
+    refused, _ = ask(COORD_54, "GetCampaign", get, directory, states)
+    assert (refused.code, refused.details) == (grpc.StatusCode.PERMISSION_DENIED, ELSEWHERE)
+    router = Alone()
+    refused, _ = ask(COORD_54, "GetCampaignStats", stats, directory, states, router)
+    assert (refused.code, refused.details) == (grpc.StatusCode.PERMISSION_DENIED, ELSEWHERE)
+    assert router.peers_asked == 0  # refused before any instance counted
+
+    seen, _ = ask(COORD_55, "GetCampaign", get, directory, states)
+    assert seen.campaign.definition.campaign_id == campaign_id
+    counted, _ = ask(COORD_55, "GetCampaignStats", stats, directory, states)
+    assert (counted.total.targeted, counted.total.sent) == (1, 1)
+
+
+def test_a_campaign_for_all_three_territories_is_read_by_no_territorial_coordinator():
+    directory, campaign_id = directory_with()
+    get = api.GetCampaignRequest(campaign_id=campaign_id)
+    stats = api.GetCampaignStatsRequest(campaign_id=campaign_id)
+
+    for method, request in (("GetCampaign", get), ("GetCampaignStats", stats)):
+        refused, _ = ask(COORD_55, method, request, directory)
+        assert refused.details == "caller coord-55 coordinates territory 55 only", method
+        for caller in (COORD_ANYWHERE, EVALUATOR, OPERATOR):
+            answer, _ = ask(caller, method, request, directory)
+            assert not isinstance(answer, Aborted), (method, caller, answer)
+
+
+def test_an_unknown_campaign_is_still_not_found_for_a_territorial_coordinator():
+    missing = api.GetCampaignRequest(campaign_id="cmp-nothing-here")
+
+    refused, _ = ask(COORD_54, "GetCampaign", missing, ready_directory())
+    assert refused.code == grpc.StatusCode.NOT_FOUND
