@@ -795,7 +795,7 @@ def send_message(
     outcome.count("sent", message)
     outcome.outcome = "sent"
     if message.attempts == 1:
-        _next_round(outcome, person, message)
+        next_round(outcome, person, message)
     return outcome
 
 
@@ -811,13 +811,16 @@ def _programme_over(state: PersonState, person: str, message: Message) -> bool:
     return mine != message.message_id
 
 
-def _next_round(outcome: Outcome, person: str, message: Message) -> None:
-    """Screening comes back: the next round's reminder, while the age band is invited."""
+def next_round(
+    outcome: Outcome, person: str, message: Message, due_at: datetime | None = None
+) -> None:
+    """Screening comes back: the round after `message`'s, `every` after it (or at `due_at`:
+    after a screening done), while the age band is invited."""
     programme = BY_NAME.get(message.programme)
     profile = outcome.state.profile
     if programme is None or programme.every is None or profile is None:
         return
-    next_due = message.due_at + programme.every
+    next_due = due_at or message.due_at + programme.every
     years_later = (next_due - profile.enrolled_at).days // 365
     if not programme.invites(profile.age_from, profile.age_to, years_later):
         return  # the band may be past the programme's ages by then
@@ -837,7 +840,7 @@ def _next_round(outcome: Outcome, person: str, message: Message) -> None:
             parameters={"step": step},
             language=profile.language,
             channel=message.channel,
-            due_at=message.due_at + programme.every,
+            due_at=next_due,
             territory=profile.territory,
         ),
     )

@@ -1,18 +1,18 @@
 """What the prevention service handles; the kernel runs it (emeuse.kernel).
 
 Every input about a person (enrolment, preferences, opt-outs, programmes, receipts, chronic
-care plans, requested actions) is keyed by the person's pseudonym, so a person's inputs are
-handled one at a time, in order, each exactly once: an opt-out and a due message never
-interleave. Access's completed consultations are keyed by territory: each becomes a
-follow-up action on the person's partition. The messages due and the campaigns to target
-are a timer: each person's next step is kept in a due-index and taken, when it comes, in a
-transaction with the state that records it.
+care plans, requested actions, actions on reminders) is keyed by the person's pseudonym,
+so a person's inputs are handled one at a time, in order, each exactly once: an opt-out
+and a due message never interleave. Access's completed consultations are keyed by
+territory: each becomes a follow-up action on the person's partition. The messages due and
+the campaigns to target are a timer: each person's next step is kept in a due-index and
+taken, when it comes, in a transaction with the state that records it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 
 import structlog
@@ -34,6 +34,7 @@ from emeuse.registry import (
     PERSON_ACTION_REQUESTED,
     PERSON_ENROLLED,
     PREFERENCES_UPDATED,
+    PREVENTION_ACTION_RECORDED,
     PROGRAMME_ENDED,
     PROGRAMME_STARTED,
     TopicSpec,
@@ -41,7 +42,7 @@ from emeuse.registry import (
 from emeuse.runtime.envelope import CODE_OF_TERRITORY, territory_from_code, timestamp
 from emeuse.runtime.events import Event
 from emeuse.runtime.pseudonym import is_pseudonym
-from services.prevention import handlers
+from services.prevention import acted, handlers
 from services.prevention.campaigns import Directory
 from services.prevention.domain.person import PersonState
 from services.prevention.handlers import Delays, Outcome, derived_id
@@ -120,6 +121,8 @@ def enrol(event: Event, state: PersonState, now: datetime, *, delays: Delays) ->
     if outcome.state.profile is not None:
         outcome.state.profile.enrolled_by = event.envelope.event_id
         outcome.state.profile.experiment = event.envelope.experiment_id
+        # A screening or dose recorded before the enrolment answers what it plans.
+        acted.answer_kept(outcome, enrolment.person_pseudonym, now)
     return outcome
 
 
@@ -156,6 +159,15 @@ def record_receipt(event: Event, state: PersonState, now: datetime) -> Outcome:
 
 def care_plan_updated(event: Event, state: PersonState, now: datetime) -> Outcome:
     return handlers.care_plan_updated(event.message, state=state, now=now)
+
+
+def action_recorded(event: Event, state: PersonState, now: datetime) -> Outcome:
+    envelope = event.envelope
+    # When the bus took it: checked against that, a replay decides as the first reading.
+    stamp = envelope.recorded_at if envelope.HasField("recorded_at") else envelope.occurred_at
+    return acted.record_action(
+        event.message, state=state, now=now, recorded=stamp.ToDatetime(tzinfo=UTC)
+    )
 
 
 async def follow_consultation(event: Event, tx: Tx) -> None:
@@ -234,6 +246,7 @@ def processor(directory: Directory, delays: Delays) -> Processor:
         PERSON_ACTION_REQUESTED: partial(requested, directory=directory, delays=delays),
         DELIVERY_RECEIPT_REPORTED: record_receipt,
         CARE_PLAN_UPDATED: care_plan_updated,
+        PREVENTION_ACTION_RECORDED: action_recorded,
     }
     assert set(rules) == set(PERSON_INPUTS)
     inputs: dict[TopicSpec, Handler] = {

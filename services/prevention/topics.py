@@ -28,6 +28,7 @@ PERSON_INPUTS = (
     PERSON_ACTION_REQUESTED,
     DELIVERY_RECEIPT_REPORTED,
     CARE_PLAN_UPDATED,
+    PREVENTION_ACTION_RECORDED,
 )
 # The kernel's inputs (processing.processor).
 READS = (*PERSON_INPUTS, CONSULTATION_STATUS_CHANGED)
@@ -45,7 +46,7 @@ WRITES = (
     MESSAGE_SCHEDULED,
     MESSAGE_DELIVERY_REQUESTED,
     MESSAGE_CANCELLED,
-    # Published by RecordPreventionAction; the evaluation reads it, prevention does not.
+    # Published by RecordPreventionAction (partners may be granted it too); read back above.
     PREVENTION_ACTION_RECORDED,
 )
 

@@ -1,7 +1,8 @@
 """Prevention on the real broker: campaigns reach exactly the people they target and only
 once approved, an opt-out stops a scheduled message, receipts feed the stats, and other
 axes' facts (a diabetes care plan, a completed teleconsultation) trigger prevention,
-and programmes start only for those eligible, with each step on its week of amenorrhoea.
+and programmes start only for those eligible, with each step on its week of amenorrhoea;
+an action on a reminder (a screening done, a dose given) stops the reminders it answers.
 
 Each test targets an age band and territory of its own, so campaigns of one test never
 reach the people of another; assertions are about the people each test enrolled.
@@ -32,6 +33,7 @@ from emeuse.prevention.v1.prevention_events_pb2 import (
     DeliveryStatus,
     PersonEnrolled,
     PreventionActionKind,
+    PreventionActionRecorded,
     Programme,
     ProgrammeEndReason,
 )
@@ -528,3 +530,71 @@ def test_a_screening_done_is_recorded_in_the_persons_territory_and_experiment(
     assert codes == [grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INVALID_ARGUMENT]
     published = bus.all_records(PREVENTION_ACTION_RECORDED.name)
     assert [r["key"] for r in published if r["key"] in (person, stranger)] == [person]
+
+
+def reminders(client: Client, person: str) -> dict[tuple[str, str], Any]:
+    """The person's screening and vaccination messages by (series, step)."""
+    schedule = client.GetPersonSchedule(api.GetPersonScheduleRequest(person_pseudonym=person))
+    return {
+        (shown.message.programme, shown.message.step): shown
+        for shown in schedule.messages
+        if shown.message.programme.startswith(("screening.", "vaccination."))
+    }
+
+
+def acted_on(person: str) -> Callable[[dict[str, Any]], bool]:
+    """A reminder of the person's cancelled because they acted on it."""
+    return lambda r: r["key"] == person and r["event"].get("reason_code") == "acted_on"
+
+
+def test_an_action_read_back_stops_the_reminder_it_answers_and_no_one_elses(
+    platform: Platform, bus: Bus
+) -> None:
+    """A lab's screening done, published on the topic (twice, as a retry would), stops the
+    person's colorectal reminder, not their breast one nor another person's; the next round
+    is two years after the screening. A first HPV dose recorded by the API stops the first
+    dose's reminder, the second dose's still goes."""
+    client = prevention(platform)
+    screened = enrol(client, (65, 69), HAUTE_MARNE, ("sms",))
+    other = enrol(client, (65, 69), HAUTE_MARNE, ("sms",))
+    action = PreventionActionRecorded(
+        action_id=f"lab-{uuid.uuid4()}",
+        person_pseudonym=screened,
+        programme="screening.colorectal",
+        kind=PreventionActionKind.PREVENTION_ACTION_KIND_SCREENING_DONE,
+    )
+    action.acted_at.GetCurrentTime()
+    sent = record(PREVENTION_ACTION_RECORDED, action, screened)
+    bus.send(*sent)
+    bus.send(*sent)  # the same event again: changes nothing
+
+    [cancelled] = bus.wait_for(MESSAGE_CANCELLED.name, acted_on(screened))
+    mine = reminders(client, screened)
+    stopped = mine[("screening.colorectal", "step_1")]
+    assert stopped.status == api.MessageStatus.MESSAGE_STATUS_CANCELLED
+    assert stopped.cancel_reason == "acted_on"
+    assert stopped.message.message_id == cancelled["event"]["message_id"]
+    assert mine[("screening.breast", "step_1")].status == api.MessageStatus.MESSAGE_STATUS_SCHEDULED
+    next_round = mine[("screening.colorectal", "step_2")].message.due_at.ToDatetime(tzinfo=UTC)
+    assert abs(next_round - (action.acted_at.ToDatetime(tzinfo=UTC) + timedelta(days=730))) < (
+        timedelta(seconds=1)
+    )
+    theirs = reminders(client, other)
+    assert theirs[("screening.colorectal", "step_1")].status == (
+        api.MessageStatus.MESSAGE_STATUS_SCHEDULED
+    )
+    everyone = bus.all_records(MESSAGE_CANCELLED.name)
+    assert [r for r in everyone if acted_on(screened)(r) or acted_on(other)(r)] == [cancelled]
+
+    teen = enrol(client, (11, 12), HAUTE_MARNE, ("sms",))
+    client.RecordPreventionAction(
+        api.RecordPreventionActionRequest(
+            person_pseudonym=teen,
+            programme="vaccination.hpv",
+            kind=PreventionActionKind.PREVENTION_ACTION_KIND_VACCINE_GIVEN,
+        )
+    )
+    [dose] = bus.wait_for(MESSAGE_CANCELLED.name, acted_on(teen))
+    doses = reminders(client, teen)
+    assert doses[("vaccination.hpv", "step_1")].message.message_id == dose["event"]["message_id"]
+    assert doses[("vaccination.hpv", "step_2")].status == api.MessageStatus.MESSAGE_STATUS_SCHEDULED

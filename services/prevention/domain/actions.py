@@ -1,10 +1,11 @@
 """What a person's action on a reminder must say, whoever reports it: the checks
 prevention's API makes, the gateway before a partner's report is admitted, and the
 evaluation before it counts one (a screening done answers a screening reminder, a dose
-given a vaccination reminder)."""
+given a vaccination reminder); and which of the person's reminders it makes pointless."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from emeuse.prevention.v1.prevention_events_pb2 import (
@@ -12,6 +13,7 @@ from emeuse.prevention.v1.prevention_events_pb2 import (
     PreventionActionRecorded,
 )
 from emeuse.runtime.codec import InvalidEventError
+from services.prevention.domain.person import Message
 from services.prevention.domain.programmes import BY_NAME
 
 SCREENING_DONE = PreventionActionKind.PREVENTION_ACTION_KIND_SCREENING_DONE
@@ -57,3 +59,22 @@ def check_done_by(action: PreventionActionRecorded, now: datetime) -> None:
     happened; the bus keeps what its producer said)."""
     if action.acted_at.ToDatetime(tzinfo=UTC) > now + CLOCK_SLACK:
         raise ActionError("acted_at is in the future: record an action once done", kind="future")
+
+
+def answered(
+    series: str, acted_at: datetime, dose: int, reminders: Iterable[Message], now: datetime
+) -> list[Message]:
+    """The reminders of `series` not sent yet that an action done at `acted_at` makes
+    pointless. A screening is current for the programme's interval (two years): it answers
+    every reminder of its series due before it lapses, the round's own and one planned
+    already for that time, and none once it has lapsed. A dose answers the reminder of its
+    rank (`dose`: the n-th dose recorded answers step_n), so a first dose leaves the second
+    dose's reminder to go. Another series is never answered."""
+    programme = BY_NAME[series]
+    waiting = [m for m in reminders if m.programme == series and m.open]
+    if programme.every is None:
+        return [m for m in waiting if m.step == f"step_{dose}"]
+    lapses = acted_at + programme.every
+    if lapses <= now:
+        return []
+    return sorted((m for m in waiting if m.due_at < lapses), key=lambda m: m.due_at)

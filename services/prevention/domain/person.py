@@ -18,6 +18,9 @@ RECENT_IDS_KEPT = 500
 OPT_OUTS_KEPT = 20
 CLOSED_MESSAGES_KEPT = 100
 CAMPAIGN_SENDS_KEPT = 50
+# Actions on reminders kept per person: the doses and screenings their reminders are
+# answered by (an HPV series needs two; a screening is current for two years).
+ACTIONS_KEPT = 20
 
 SCHEDULED, SENT, DELIVERED, OPENED, FAILED, CANCELLED = (
     "scheduled",
@@ -108,6 +111,15 @@ class OptOutDone(BaseModel):
     moved: list[str] = Field(default_factory=list)
 
 
+class ActionTaken(BaseModel):
+    """A screening done or a dose given (PreventionActionRecorded), kept to answer the
+    series' reminders: those planned since too (an enrolment after the action)."""
+
+    action_id: str
+    series: str
+    acted_at: datetime
+
+
 class PersonState(BaseModel):
     profile: Profile | None = None
     attributes: list[str] = Field(default_factory=list)
@@ -122,6 +134,7 @@ class PersonState(BaseModel):
     # What each recent opt-out did (cancelled, moved message ids), by opt-out id: the
     # answer a retried OptOut call gets again.
     opt_outs: dict[str, OptOutDone] = Field(default_factory=dict)
+    actions: list[ActionTaken] = Field(default_factory=list)
 
     def changed(self) -> PersonState:
         """A copy to change, leaving this one as it was."""
@@ -141,6 +154,9 @@ class PersonState(BaseModel):
         self.opt_outs[opt_out_id] = done
         for old in list(self.opt_outs)[:-OPT_OUTS_KEPT]:
             del self.opt_outs[old]
+
+    def record_action(self, action: ActionTaken) -> None:
+        self.actions = sorted([*self.actions, action], key=lambda a: a.acted_at)[-ACTIONS_KEPT:]
 
     def as_target(self) -> Person | None:
         if self.profile is None:
