@@ -51,7 +51,7 @@ docs: $(STAMP)/python ## regenerate docs/catalogue.md and docs/settings.md from 
 	$(PY) scripts/catalogue.py
 	$(PY) scripts/settings_table.py
 
-manifests: $(STAMP)/python ## regenerate deploy/k8s/ from the registries and deploy/partners.toml (commit it)
+manifests: $(STAMP)/python ## regenerate deploy/k8s/ from the registries, deploy/partners.toml and deploy/cluster.toml (commit it)
 	$(VENV)/bin/emeuse deploy render
 
 dashboards: $(STAMP)/python ## regenerate the Grafana dashboards in deploy/grafana/ (commit them)

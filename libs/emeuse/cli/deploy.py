@@ -1,5 +1,6 @@
 """`emeuse deploy render [--check]`: the Kubernetes manifests, generated from the registries
-(emeuse.deploy.render), so topics, partner users and services never drift from the code."""
+(emeuse.deploy.render), so topics, partner users and certificates and services never drift
+from the code."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from emeuse.cli.errors import CliError
+from emeuse.deploy.cluster_file import ClusterFileError, read_cluster
 from emeuse.deploy.render import (
+    CLUSTER_FILE,
     OUTPUT,
     PARTNERS_FILE,
     PartnersFileError,
     differences,
-    read_partners,
+    read_partner_entries,
     render,
     write,
 )
@@ -31,14 +34,22 @@ def add_deploy_command(commands: Any) -> None:
     deploy.add_argument(
         "--partners", type=Path, default=PARTNERS_FILE, help="default: deploy/partners.toml"
     )
+    deploy.add_argument(
+        "--cluster", type=Path, default=CLUSTER_FILE, help="default: deploy/cluster.toml"
+    )
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
     try:
-        partner_ids = read_partners(args.partners)
-    except PartnersFileError as exc:
+        entries = read_partner_entries(args.partners)
+        cluster = read_cluster(args.cluster)
+    except (PartnersFileError, ClusterFileError) as exc:
         raise CliError(str(exc)) from None
-    rendered = render(partner_ids=partner_ids)
+    rendered = render(
+        partner_ids=[entry.id for entry in entries],
+        grpc_partners=[entry.id for entry in entries if entry.grpc],
+        external_names=cluster.external_names,
+    )
     if args.check:
         changed, extra = differences(rendered, args.output)
         if changed or extra:

@@ -1,5 +1,6 @@
-"""cert-manager resources of the platform's gRPC mutual TLS: the namespace's own CA and a
-certificate per service and for the tools, renewed by cert-manager and taken by the running
+"""cert-manager resources of the platform's gRPC mutual TLS: the namespace's own CA, a
+certificate per service and for the tools, a client certificate per partner calling gRPC
+(deploy/partners.toml, `grpc = true`), renewed by cert-manager and taken by the running
 services without a restart (emeuse.runtime.certificates follows the mounted files).
 
 A self-signed Issuer signs the CA once; the CA Issuer signs every party's certificate. A
@@ -9,8 +10,10 @@ whole where EMEUSE_TLS_CA_FILE and EMEUSE_<SERVICE>_TLS_CERT_FILE / _KEY_FILE po
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
+from emeuse import partners
 from emeuse.deploy.strimzi import PART_OF
 from emeuse.registry import SERVICES
 from emeuse.runtime.security import TOOLS
@@ -47,7 +50,7 @@ def dns_names(party: str, namespace: str = NAMESPACE) -> list[str]:
     namespace, partners' adapters in the cluster), every pod of its headless Service (an
     instance forwarding a call to the key's owner dials EMEUSE_ADVERTISED_HOST,
     `<pod>.emeuse-<svc>-pods.<namespace>.svc`) and localhost (`kubectl port-forward`).
-    The tools and Prometheus are dialled by no one: theirs are client certificates."""
+    The tools, Prometheus and partners are dialled by no one: theirs are client certificates."""
     if party not in SERVICES:
         return [f"emeuse-{party}"]
     service = f"emeuse-{party}"
@@ -125,8 +128,26 @@ def party_certificate(party: str, namespace: str = NAMESPACE) -> Manifest:
     }
 
 
-def certificates(scraper: bool = False) -> list[Manifest]:
+def partner_party(partner_id: str) -> str:
+    return f"partner-{partners.check_partner_id(partner_id)}"
+
+
+def partner_certificate(partner_id: str) -> Manifest:
+    """The client certificate a partner's back end presents when it calls gRPC from
+    outside (Secret `emeuse-partner-<id>-tls`, handed over with its token): client auth
+    only, so it cannot pass for a service."""
+    certificate = party_certificate(partner_party(partner_id))
+    certificate["spec"]["usages"] = ["digital signature", "key encipherment", "client auth"]
+    return certificate
+
+
+def certificates(scraper: bool = False, grpc_partners: Iterable[str] = ()) -> list[Manifest]:
     """The issuers and every party's certificate; with `scraper`, Prometheus' too (its
-    client certificate for scraping /metrics over mutual TLS)."""
+    client certificate for scraping /metrics over mutual TLS); one per partner of
+    `grpc_partners` (deploy/partners.toml, `grpc = true`)."""
     parties = (*PARTIES, SCRAPER) if scraper else PARTIES
-    return [*issuers(), *(party_certificate(party) for party in parties)]
+    return [
+        *issuers(),
+        *(party_certificate(party) for party in parties),
+        *(partner_certificate(partner_id) for partner_id in grpc_partners),
+    ]

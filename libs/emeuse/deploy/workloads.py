@@ -270,6 +270,32 @@ def services(service: str) -> list[Manifest]:
     ]
 
 
+def external_name(service: str) -> str:
+    return f"{name(service)}-external"
+
+
+def external_service(service: str) -> Manifest:
+    """The service's gRPC port behind a cloud load balancer, for callers outside the
+    cluster (deploy/cluster.toml, production overlay). A TCP balancer: TLS passes through
+    to the pods, which check the caller's client certificate themselves (mutual TLS ends at
+    the service, never at the balancer). Not /metrics. Labelled apart so the service's
+    ServiceMonitor does not select it."""
+    grpc_port = s.DEFAULT_PORTS[service][0]
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": external_name(service),
+            "labels": labels(service) | {"app.kubernetes.io/name": external_name(service)},
+        },
+        "spec": {
+            "type": "LoadBalancer",
+            "selector": _selector(service),
+            "ports": [{"name": "grpc", "port": grpc_port, "targetPort": "grpc", "protocol": "TCP"}],
+        },
+    }
+
+
 def disruption_budget(service: str) -> Manifest:
     return {
         "apiVersion": "policy/v1",

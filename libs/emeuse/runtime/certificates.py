@@ -95,7 +95,7 @@ def read_certificates(tls: GrpcTls, own: bool = True) -> Certificates:
     return Certificates(first[0], key, chain, expires, ca_expires)
 
 
-def _stamp(path: Path) -> Stamp:
+def file_stamp(path: Path) -> Stamp:
     try:
         stat = path.stat()
     except OSError:
@@ -130,7 +130,7 @@ class CertificateFiles:
         self._checked = clock()
 
     def _stat(self) -> tuple[Stamp, ...]:
-        return tuple(_stamp(path) for path in self._paths)
+        return tuple(file_stamp(path) for path in self._paths)
 
     def renewed(self) -> Certificates | None:
         """The certificates read again when the files changed since they were last looked

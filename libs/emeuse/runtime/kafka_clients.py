@@ -20,6 +20,7 @@ from typing import Any
 from aiokafka.conn import create_conn
 from aiokafka.errors import KafkaError, SaslAuthenticationFailed
 
+from emeuse.runtime import kafka_trust
 from emeuse.runtime.security import PLAINTEXT, SCRAM, KafkaLogin
 
 _process_login: KafkaLogin = PLAINTEXT
@@ -41,11 +42,11 @@ def client_options(login: KafkaLogin | None = None) -> dict[str, Any]:
     if not login.secured:
         return {"security_protocol": "PLAINTEXT"}
     assert login.ca_file is not None
-    # Checks the broker's certificate and its name against the bootstrap host.
-    context = ssl.create_default_context(cafile=str(login.ca_file))
+    # Checks the broker's certificate and its name against the bootstrap host; one context
+    # per CA file and process, which takes a renewed CA without a restart (kafka_trust).
     return {
         "security_protocol": "SASL_SSL",
-        "ssl_context": context,
+        "ssl_context": kafka_trust.context_for(login.ca_file),
         "sasl_mechanism": SCRAM,
         "sasl_plain_username": login.username,
         "sasl_plain_password": login.password,

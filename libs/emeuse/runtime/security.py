@@ -70,7 +70,7 @@ KAFKA_CA_FILE = Setting(
     "EMEUSE_KAFKA_CA_FILE",
     "EMEUSE_TLS_CA_FILE",
     "the CA certificate (PEM) the broker's certificate is checked against (a Strimzi "
-    "cluster's own CA, say)",
+    "cluster's own CA, say); a CA the file gains is trusted within a second, no restart",
 )
 KAFKA_USER = Setting(
     "EMEUSE_<SERVICE>_KAFKA_USER", "emeuse-<service>", "the party's SCRAM user under `SASL_SSL`"

@@ -1,6 +1,9 @@
 """`emeuse deploy render`: the committed manifests are a render of the registries, and they
 follow the registries when those change."""
 
+import importlib.util
+import shutil
+import subprocess
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,7 +13,7 @@ import yaml
 from emeuse import registry
 from emeuse.cli.main import main
 from emeuse.cli.partner_admin import partner_acls
-from emeuse.deploy.render import OUTPUT, PARTNERS_FILE, read_partners
+from emeuse.deploy.render import CLUSTER_FILE, OUTPUT, PARTNERS_FILE, read_partners
 from emeuse.deploy.strimzi import PLATFORM_USERS
 from emeuse.runtime import settings
 from services.access import config as access_config
@@ -36,6 +39,33 @@ def kafka_topics(output: Path) -> dict[str, dict]:
         for doc in documents(output / "base" / "topics.yaml")
         if doc["kind"] == "KafkaTopic"
     }
+
+
+def certificates_in(output: Path) -> dict[str, dict]:
+    return {
+        doc["metadata"]["name"]: doc["spec"]
+        for doc in documents(output / "base" / "certificates.yaml")
+        if doc["kind"] == "Certificate"
+    }
+
+
+def render_with(capsys, output: Path, partners: str = "", cluster: str = "") -> None:
+    """Render into `output` from partners and cluster files holding these texts."""
+    partners_file, cluster_file = output.parent / "partners.toml", output.parent / "cluster.toml"
+    partners_file.write_text(partners)
+    cluster_file.write_text(cluster)
+    status, _, err = run(
+        capsys,
+        "deploy",
+        "render",
+        "--output",
+        str(output),
+        "--partners",
+        str(partners_file),
+        "--cluster",
+        str(cluster_file),
+    )
+    assert status == 0, err
 
 
 def every_manifest(output: Path) -> list[dict]:
@@ -253,3 +283,161 @@ def test_an_output_that_cannot_be_written_is_one_clear_error(capsys, tmp_path):
     status, _, err = run(capsys, "deploy", "render", "--output", str(blocker))
     assert status == 1
     assert err.startswith("emeuse: error: cannot write") and "Traceback" not in err
+
+
+ACME_CALLS_GRPC = '[[partner]]\nid = "acme-labs"\ngrpc = true\n\n[[partner]]\nid = "glucoflow"\n'
+
+
+def test_a_partner_calling_grpc_gets_a_client_certificate_and_loses_it_when_removed(
+    capsys, tmp_path
+):
+    output = tmp_path / "k8s"
+    render_with(capsys, output, partners=ACME_CALLS_GRPC)
+    issued = certificates_in(output)
+    acme = issued["emeuse-partner-acme-labs"]
+    assert acme["secretName"] == "emeuse-partner-acme-labs-tls"
+    assert acme["issuerRef"] == {"name": "emeuse-ca", "kind": "Issuer", "group": "cert-manager.io"}
+    assert acme["usages"] == ["digital signature", "key encipherment", "client auth"]
+    # glucoflow publishes on Kafka only: a Kafka user, no certificate.
+    assert not any("glucoflow" in name for name in issued)
+    assert {"partner-acme-labs", "partner-glucoflow"} <= {
+        doc["metadata"]["name"] for doc in documents(output / "base/users.yaml")
+    }
+
+    # The committed files have no such partner: the check names the file that drifted.
+    partners_file = tmp_path / "partners.toml"
+    status, _, err = run(capsys, "deploy", "render", "--check", "--partners", str(partners_file))
+    assert status == 1 and "base/certificates.yaml" in err
+
+    render_with(capsys, output, partners='[[partner]]\nid = "glucoflow"\n')
+    assert not any(name.startswith("emeuse-partner-") for name in certificates_in(output))
+    assert set(certificates_in(output)) == set(certificates_in(OUTPUT))
+
+
+EXTERNAL = (
+    "[production.external_names]\n"
+    'chronic = ["chronic.grpc.example.org"]\n'
+    'gateway = ["gateway.grpc.example.org", "partners.example.org"]\n'
+)
+
+
+def kustomize(overlay: Path) -> list[dict]:
+    built = subprocess.run(
+        ["kubectl", "kustomize", str(overlay)], capture_output=True, text=True, check=True
+    )
+    return [doc for doc in yaml.safe_load_all(built.stdout) if doc]
+
+
+def validator():
+    script = Path(__file__).resolve().parents[3] / "scripts" / "validate_manifests.py"
+    spec = importlib.util.spec_from_file_location("validate_manifests", script)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl absent: overlays not built")
+def test_external_names_reach_the_certificates_and_a_load_balancer_in_production_only(
+    capsys, tmp_path
+):
+    output = tmp_path / "k8s"
+    render_with(capsys, output, partners=ACME_CALLS_GRPC, cluster=EXTERNAL)
+    production = kustomize(output / "overlays" / "production")
+    names = {
+        doc["metadata"]["name"]: doc["spec"].get("dnsNames", [])
+        for doc in production
+        if doc["kind"] == "Certificate"
+    }
+    assert names["emeuse-chronic"][-1] == "chronic.grpc.example.org"
+    assert names["emeuse-gateway"][-2:] == ["gateway.grpc.example.org", "partners.example.org"]
+    assert not any("example.org" in name for name in names["emeuse-access"])
+    balancers = {
+        doc["metadata"]["name"]: doc
+        for doc in production
+        if doc["kind"] == "Service" and doc["spec"].get("type") == "LoadBalancer"
+    }
+    assert set(balancers) == {"emeuse-chronic-external", "emeuse-gateway-external"}
+    chronic = balancers["emeuse-chronic-external"]
+    # Its gRPC port alone, to chronic's pods; TLS is not terminated on the way.
+    assert chronic["spec"]["ports"] == [
+        {"name": "grpc", "port": 50052, "targetPort": "grpc", "protocol": "TCP"}
+    ]
+    assert chronic["spec"]["selector"] == {"app.kubernetes.io/name": "emeuse-chronic"}
+    # The service's ServiceMonitor does not pick it up as a scrape target.
+    (monitor,) = [
+        d
+        for d in production
+        if d["kind"] == "ServiceMonitor" and d["metadata"]["name"] == "emeuse-chronic"
+    ]
+    selected = monitor["spec"]["selector"]["matchLabels"].items()
+    assert not selected <= chronic["metadata"]["labels"].items()
+
+    local = kustomize(output / "overlays" / "local")
+    assert not [d for d in local if d["kind"] == "Service" and d["spec"].get("type")]
+    assert not any(
+        "example.org" in name
+        for doc in local
+        if doc["kind"] == "Certificate"
+        for name in doc["spec"].get("dnsNames", [])
+    )
+    # Valid for Kubernetes and for cert-manager's CRDs (the latter when npm ci has run).
+    assert validator().check(production, "overlay production", set()) == []
+
+
+def test_the_committed_cluster_file_opens_nothing_to_outside_callers():
+    assert CLUSTER_FILE.is_file()
+    assert not (OUTPUT / "overlays" / "production" / "external.yaml").exists()
+    for doc in every_manifest(OUTPUT):
+        assert doc["kind"] != "Service" or "type" not in doc["spec"]
+
+
+@pytest.mark.parametrize(
+    ("cluster", "fragment"),
+    [
+        ('[production.external_names]\nbilling = ["b.example.org"]\n', "unknown service billing"),
+        ('[production.external_names]\nchronic = "c.example.org"\n', "must be a list of names"),
+        ('[production.external_names]\nchronic = ["Chronic.Example.org"]\n', "fully qualified"),
+        ('[production.external_names]\nchronic = ["chronic"]\n', "fully qualified"),
+        (
+            '[production.external_names]\nchronic = ["a.example.org"]\nhome = ["a.example.org"]\n',
+            "listed for chronic and home",
+        ),
+        ('[production]\nexternal_name = ["a.example.org"]\n', "unknown setting external_name"),
+        ("[staging]\n", "unknown table staging"),
+        ("[production\n", "cluster.toml"),
+    ],
+)
+def test_a_bad_cluster_file_is_one_clear_error(capsys, tmp_path, cluster, fragment):
+    cluster_file = tmp_path / "cluster.toml"
+    cluster_file.write_text(cluster)
+    output = tmp_path / "k8s"
+    status, _out, err = run(
+        capsys, "deploy", "render", "--output", str(output), "--cluster", str(cluster_file)
+    )
+    assert status == 1
+    assert err.startswith("emeuse: error: ") and fragment in err, err
+    assert not output.exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ('[[partner]]\nid = "acme"\ngrpc = "yes"\n', "grpc must be true or false"),
+        ('[[partner]]\nid = "acme"\ngprc = true\n', "unknown key gprc"),
+    ],
+)
+def test_a_bad_grpc_flag_is_one_clear_error(capsys, tmp_path, text, fragment):
+    partners_file = tmp_path / "partners.toml"
+    partners_file.write_text(text)
+    status, _out, err = run(
+        capsys,
+        "deploy",
+        "render",
+        "--output",
+        str(tmp_path / "k8s"),
+        "--partners",
+        str(partners_file),
+    )
+    assert status == 1
+    assert err.startswith("emeuse: error: ") and fragment in err, err
