@@ -7,7 +7,7 @@ PY      := $(VENV)/bin/python
 BUF     := node_modules/.bin/buf
 STAMP   := .local/stamps
 
-.PHONY: help install proto proto-check schemas-release docs manifests dashboards images demo lint format kafka-up kafka-down topics up down status \
+.PHONY: help install proto proto-check schemas-release schemas-java docs manifests dashboards images demo lint format kafka-up kafka-down topics up down status \
         test test-unit test-integration chaos bench clean
 
 help: ## list the targets
@@ -38,11 +38,15 @@ $(STAMP)/system:
 	scripts/install-system.sh
 	@touch $@
 
-proto: $(STAMP)/python $(STAMP)/node ## regenerate libs/ and sdk/typescript/gen/ from proto/ (commit the result)
+proto: $(STAMP)/python $(STAMP)/node ## regenerate libs/, sdk/typescript/gen/ and sdk/go/ from proto/ (commit the result)
 	scripts/proto.sh gen
 
 proto-check: $(STAMP)/python $(STAMP)/node ## fail when generated code differs from `make proto`
 	scripts/proto.sh check
+
+# The jar is built, not committed; `mvn install` puts it in ~/.m2 for a Java project to depend on.
+schemas-java: $(STAMP)/system ## build and install sdk/java/target/emeuse-schemas-<version>.jar (Maven, protoc from Maven Central)
+	mvn -q -B -f sdk/java/pom.xml install
 
 schemas-release: $(STAMP)/node ## write sdk/descriptors/ for the schemas version in sdk/typescript/package.json (docs/schema-changelog.md)
 	scripts/proto.sh release

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Install the system tools `make` needs that this machine lacks, from Debian's packages:
-# Python 3.11 with venv, a JDK and Maven (Kafka from Maven Central), Node.js and npm (buf),
-# Prometheus and promtool, curl, openssl (scripts/certs.sh). Does nothing when all are there.
+# Python 3.11 with venv, a JDK and Maven (Kafka from Maven Central; javac for sdk/java),
+# Node.js and npm (buf), Prometheus and promtool, curl, openssl (scripts/certs.sh). Does
+# nothing when all are there. Not Go: Debian 12's is 1.19 and sdk/go needs 1.23 or newer
+# (scripts/proto.sh says so when it is missing).
 set -euo pipefail
 declare -A package_of=(
   [python3.11]="python3.11 python3.11-venv"
   [java]="default-jre-headless"
+  [javac]="default-jdk-headless"
   [mvn]="maven"
   [npm]="nodejs npm"
   [prometheus]="prometheus"

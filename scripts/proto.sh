@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Generate the contract's code from proto/: Python (messages, gRPC stubs, typed .pyi) into
-# libs/, and the TypeScript/JavaScript schema package into sdk/typescript/gen/ (buf.gen.yaml).
-#   proto.sh gen      write both (commit the result)
-#   proto.sh check    fail when either differs from what gen would write, or when the schema
+# libs/, the TypeScript/JavaScript schema package into sdk/typescript/gen/ (buf.gen.yaml) and
+# the Go module into sdk/go/ (buf.gen.go.yaml, protoc-gen-go at the version sdk/go/go.mod
+# requires, installed into .local/bin with `go install`). Java is built, not committed:
+# sdk/java/pom.xml (make schemas-java); gen writes the schemas' version into it.
+#   proto.sh gen      write them all (commit the result)
+#   proto.sh check    fail when any differs from what gen would write, or when the schema
 #                     package's version has no descriptor set or changelog entry
 #   proto.sh release  write sdk/descriptors/emeuse-schemas-<version>.binpb for the version in
 #                     sdk/typescript/package.json (docs/schema-changelog.md says when)
@@ -11,6 +14,9 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 PYTHON="${PYTHON:-$root/.venv/bin/python}"
 BUF="$root/node_modules/.bin/buf"
 TS_GEN=sdk/typescript/gen
+GO_MODULE=sdk/go
+GO_PLUGIN="$root/.local/bin/protoc-gen-go"
+JAVA_POM=sdk/java/pom.xml
 DESCRIPTORS=sdk/descriptors
 CHANGELOG=docs/schema-changelog.md
 
@@ -36,6 +42,30 @@ generate_typescript() {
   (cd "$root" && PATH="$root/node_modules/.bin:$PATH" "$BUF" generate -o "$1")
 }
 
+# protoc-gen-go from the google.golang.org/protobuf that sdk/go/go.mod requires, so the code
+# and its runtime are one release; installed again when go.mod names another.
+ensure_protoc_gen_go() {
+  if ! command -v go >/dev/null 2>&1; then
+    echo "proto: Go 1.23 or newer is needed to generate $GO_MODULE (https://go.dev/doc/install)" >&2
+    return 1
+  fi
+  local want
+  want="$(cd "$root/$GO_MODULE" && go list -m -f '{{.Version}}' google.golang.org/protobuf)"
+  if [[ "$("$GO_PLUGIN" --version 2>/dev/null)" != "protoc-gen-go $want" ]]; then
+    (cd "$root/$GO_MODULE" && GOBIN="$(dirname "$GO_PLUGIN")" go install google.golang.org/protobuf/cmd/protoc-gen-go)
+  fi
+}
+
+generate_go() {
+  ensure_protoc_gen_go
+  (cd "$root" && PATH="$(dirname "$GO_PLUGIN"):$PATH" "$BUF" generate --template buf.gen.go.yaml -o "$1")
+}
+
+# The project's own version in sdk/java/pom.xml: the one <version> indented by two spaces.
+java_version() {
+  sed -n -E 's|^  <version>([^<]*)</version>$|\1|p' "$root/$JAVA_POM"
+}
+
 schema_version() {
   node -p "require('$root/sdk/typescript/package.json').version"
 }
@@ -58,17 +88,26 @@ case "${1:-}" in
     generate_python "$root/libs"
     rm -rf "${root:?}/$TS_GEN"
     generate_typescript "$root"
+    rm -rf "${root:?}/$GO_MODULE/emeuse"
+    generate_go "$root"
+    sed -i -E "s|^  <version>[^<]*</version>$|  <version>$(schema_version)</version>|" "$root/$JAVA_POM"
     ;;
   check)
     tmp="$(mktemp -d)"
     trap 'rm -rf "$tmp"' EXIT
     generate_python "$tmp/libs"
     generate_typescript "$tmp"
+    generate_go "$tmp"
     fail=0
     compare_tree "$tmp" libs/emeuse '*_pb2*.py*' || fail=1
     compare_tree "$tmp" "$TS_GEN" '*_pb.*' || fail=1
-    if [[ $fail -ne 0 ]]; then echo "generated code is stale: run 'make proto' and commit" >&2; exit 1; fi
+    compare_tree "$tmp" "$GO_MODULE" '*.pb.go' || fail=1
     version="$(schema_version)"
+    if [[ "$(java_version)" != "$version" ]]; then
+      echo "stale: $JAVA_POM says $(java_version), the schemas are $version" >&2
+      fail=1
+    fi
+    if [[ $fail -ne 0 ]]; then echo "generated code is stale: run 'make proto' and commit" >&2; exit 1; fi
     if [[ ! -f "$root/$DESCRIPTORS/emeuse-schemas-$version.binpb" ]]; then
       echo "schemas $version has no descriptor set: run 'make schemas-release' and commit" >&2
       exit 1
