@@ -7,7 +7,7 @@ PY      := $(VENV)/bin/python
 BUF     := node_modules/.bin/buf
 STAMP   := .local/stamps
 
-.PHONY: help install proto proto-check schemas-release schemas-java docs manifests dashboards images demo lint format kafka-up kafka-down topics up down status \
+.PHONY: help install proto proto-check schemas-release schemas-java docs manifests dashboards images demo lint format kafka-up kafka-down kafka-cluster-up kafka-cluster-down topics up down status \
         test test-unit test-integration chaos bench clean
 
 help: ## list the targets
@@ -82,7 +82,7 @@ lint: install proto-check ## ruff, mypy, buf lint + breaking, catalogue, setting
 	$(PY) -m emeuse.deploy.prometheus --check
 	cd deploy/prometheus && promtool check config --syntax-only prometheus.yml >/dev/null && promtool test rules rules_test.yml >/dev/null
 	cd deploy/prometheus && promtool test rules operations_rules_test.yml >/dev/null
-	bash -n deploy/kafka/kafka.sh deploy/local/platform.sh scripts/*.sh .ci/run
+	bash -n deploy/kafka/kafka.sh deploy/kafka/cluster.sh deploy/local/platform.sh scripts/*.sh .ci/run
 
 format: $(STAMP)/python ## ruff format and fix in place
 	$(VENV)/bin/ruff format .
@@ -93,6 +93,12 @@ kafka-up: $(STAMP)/python $(STAMP)/kafka-jars ## start the local KRaft broker (S
 
 kafka-down: ## stop the local broker
 	deploy/kafka/kafka.sh down
+
+kafka-cluster-up: $(STAMP)/python $(STAMP)/kafka-jars ## start a local 3-node KRaft cluster (replication 3; deploy/kafka/cluster.sh env for the services)
+	deploy/kafka/cluster.sh up
+
+kafka-cluster-down: ## stop the local 3-node cluster
+	deploy/kafka/cluster.sh down
 
 topics: kafka-up ## create the registry's topics (idempotent)
 	$(VENV)/bin/emeuse topics create

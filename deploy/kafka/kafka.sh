@@ -19,6 +19,10 @@
 # (scripts/certs.sh makes them, in SECRETS_DIR, default .local/secrets; docs/security.md).
 # The PLAINTEXT listener (KAFKA_PORT) stays on loopback for the broker's own administration:
 # the readiness check, platform users and ACLs, and the test brokers' loopback runs.
+# One node of a cluster (deploy/kafka/cluster.sh sets these; unset, the single broker):
+# KAFKA_NODE_ID (1), KAFKA_VOTERS (the quorum, 1@127.0.0.1:<controller port>), KAFKA_CLUSTER_ID
+# (the same for every node; unset, a new one when the data dir is formatted), KAFKA_OVERRIDES
+# (a properties file appended last: replication), KAFKA_PLATFORM_USERS=no (made once, after all).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -39,6 +43,8 @@ case "$PARTNER_PROTOCOL" in
   *) echo "kafka.sh: EMEUSE_KAFKA_PARTNER_PROTOCOL=$PARTNER_PROTOCOL: expected SASL_SSL or SASL_PLAINTEXT" >&2; exit 2 ;;
 esac
 SECRETS_DIR="${SECRETS_DIR:-$root/.local/secrets}"
+NODE_ID="${KAFKA_NODE_ID:-1}"
+VOTERS="${KAFKA_VOTERS:-1@127.0.0.1:$KAFKA_CONTROLLER_PORT}"
 
 jars() {
   if [[ -f "$libs/.resolved" && "$libs/.resolved" -nt "$here/pom.xml" ]]; then return 0; fi
@@ -68,7 +74,7 @@ up() {
   write_properties "$props"
   if [[ ! -f "$KAFKA_HOME/data/meta.properties" ]]; then
     local cluster_id
-    cluster_id="$(java -cp "$libs/*" kafka.tools.StorageTool random-uuid 2>/dev/null)"
+    cluster_id="${KAFKA_CLUSTER_ID:-$(java -cp "$libs/*" kafka.tools.StorageTool random-uuid 2>/dev/null)}"
     java -cp "$libs/*" -Dlog4j.configuration="file:$here/log4j.properties" \
       -Dkafka.logs.dir="$KAFKA_HOME/logs" \
       kafka.tools.StorageTool format -t "$cluster_id" -c "$props" --ignore-formatted >/dev/null
@@ -80,7 +86,7 @@ up() {
   for _ in $(seq 1 120); do
     if answers 2; then
       echo "kafka: up (pid $(cat "$pidfile")): admin $BOOTSTRAP (PLAINTEXT, loopback), partners 127.0.0.1:$KAFKA_PARTNER_PORT ($PARTNER_PROTOCOL); logs in $KAFKA_HOME/logs"
-      if [[ -n "$KAFKA_SECURE_PORT" ]]; then
+      if [[ -n "$KAFKA_SECURE_PORT" && "${KAFKA_PLATFORM_USERS:-yes}" != no ]]; then
         "$PYTHON" -m emeuse.cli.platform_users --bootstrap "$BOOTSTRAP" --passwords "$SECRETS_DIR/kafka"
         echo "kafka: SASL_SSL (SCRAM-SHA-512) for the platform on 127.0.0.1:$KAFKA_SECURE_PORT"
       fi
@@ -107,10 +113,12 @@ log.dirs=$KAFKA_HOME/data
 listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT,PARTNER://127.0.0.1:$KAFKA_PARTNER_PORT
 advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,PARTNER://127.0.0.1:$KAFKA_PARTNER_PORT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,PARTNER:$PARTNER_PROTOCOL
-controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
+node.id=$NODE_ID
+controller.quorum.voters=$VOTERS
 PROPS
   if [[ "$PARTNER_PROTOCOL" == SASL_SSL ]]; then partner_tls "$props"; fi
   if [[ -n "$KAFKA_SECURE_PORT" ]]; then secure_listener "$props"; fi
+  if [[ -n "${KAFKA_OVERRIDES:-}" ]]; then cat "$KAFKA_OVERRIDES" >>"$props"; fi
 }
 
 # The partner listener with TLS: the broker's certificate from the local CA (scripts/certs.sh),

@@ -27,7 +27,6 @@ from tests.integration.events import headers_for
 
 # Paused past the session timeout, so the group gives its partitions to the others.
 PAUSE_S = SESSION_TIMEOUT_MS / 1000 + 4
-BROKER_DOWN_S = 3.0
 # Near the broker's message.max.bytes (1 MiB + 12 bytes): the batch around it fits.
 BIG_VALUE_BYTES = 1_040_000
 
@@ -139,13 +138,12 @@ class Faults:
 
     def _broker_kill_9(self, fault: Fault) -> None:
         assert self.broker is not None
-        fault.target = f"broker pid {self.broker.pid()}"
         fault.at = time.monotonic()
-        self.broker.kill()
-        time.sleep(BROKER_DOWN_S)
+        fault.target = self.broker.kill()
+        time.sleep(self.broker.down_s)
         self.broker.up()
         fault.back_s = time.monotonic() - fault.at
-        fault.detail = f"down {BROKER_DOWN_S:.0f} s, then restarted on its data"
+        fault.detail = f"down {self.broker.down_s:.0f} s, then restarted on its data"
 
     # -- poison records -----------------------------------------------------------------------
 

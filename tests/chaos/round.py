@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,7 +42,7 @@ from tests.chaos.kafka_io import (
     records_after,
 )
 from tests.chaos.scenario import Row, Scenario, Workload
-from tests.integration.harness import Platform, emeuse
+from tests.integration.harness import Platform, emeuse, free_port
 
 SAMPLE_S = 0.5
 # However long a slow group keeps moving, the round stops waiting for it after this.
@@ -73,6 +74,9 @@ class RoundConfig:
     short: bool = False  # one of each fault, in a seeded order, then stop
     broker_faults: bool = False
     drain_timeout_s: float = 180.0  # with no commit moving
+    kinds: tuple[str, ...] | None = None  # the faults drawn from (None: every kind)
+    service_env: dict[str, str] = field(default_factory=dict)  # Platform.env of the instances
+    port: Callable[[], int] = free_port  # the instances' gRPC and /metrics ports
 
 
 @dataclass
@@ -309,7 +313,7 @@ def run_round(
     created = emeuse("topics", "create", bootstrap=bootstrap)
     if created.returncode != 0:
         raise RuntimeError(f"emeuse topics create: {created.stderr}")
-    platform = Platform(bootstrap, workdir)
+    platform = Platform(bootstrap, workdir, env=config.service_env)
     offsets = Offsetting(bootstrap)
     inputs = partitions_of(scenario.inputs)
     stream_tps = partitions_of([scenario.stream_topic])
@@ -319,7 +323,7 @@ def run_round(
     offsets.commit(app_id, offsets.ends(inputs))
     out_start = offsets.ends(partitions_of(outputs))
 
-    cluster = Cluster(platform, scenario.service, app_id)
+    cluster = Cluster(platform, scenario.service, app_id, port=config.port)
     members = [cluster.add() for _ in range(config.instances)]
     producer = Producer(bootstrap)
     # A client of its own: the round's waits never hold up a sample, nor a sample them.
@@ -343,7 +347,8 @@ def run_round(
         per_fault = AFTER_FAULT_PER_PARTITION * scenario.stream_topic.partitions
         stream = Stream(producer, workload, config.stream_s, per_fault)
         faults = Faults(cluster, broker, bootstrap, scenario.stream_topic, workload.keys, rng)
-        plan = fault_plan(faults.kinds(), rng, config.short)
+        kinds = config.kinds or faults.kinds()
+        plan = fault_plan(kinds, rng, config.short)
         stream.start()
         stream_started = time.monotonic()
         while True:
@@ -353,7 +358,7 @@ def run_round(
             elif config.short or time.monotonic() - stream_started > config.stream_s:
                 break
             else:
-                kind = rng.choice(faults.kinds())
+                kind = rng.choice(kinds)
             fault = faults.inject(kind)
             stream.after_fault()
             report.faults.append(fault)

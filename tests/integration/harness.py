@@ -229,6 +229,9 @@ class Platform:
     bootstrap: str
     workdir: Path
     services: dict[str, ServiceProcess] = field(default_factory=dict)
+    # Settings every service of this platform gets besides the tests' own (the caller's
+    # EMEUSE_* variables are not passed on): a cluster's EMEUSE_REPLICATION_FACTOR.
+    env: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Every service and the tests (as "operator") get a gRPC token of their own.
@@ -254,6 +257,7 @@ class Platform:
             "EMEUSE_GRPC_CALLERS_FILE": str(self.secrets / "grpc-callers"),
             prefix + "GRPC_TOKEN_FILE": str(self.secrets / f"{service}.token"),
             "PYTHONUNBUFFERED": "1",
+            **self.env,
         }
         if app_id:
             env[prefix + "APP_ID"] = app_id

@@ -60,6 +60,12 @@ TOOL_SETTINGS = (
         "opens none (the brokers of `make chaos` and `make bench`)",
     ),
     Setting(
+        "KAFKA_CLUSTER_PORT",
+        "9192",
+        "the first port of the local three-node cluster (`deploy/kafka/cluster.sh`): node N "
+        "listens on it + 10(N-1) (admin), +1 (controller), +2 (partners), +3 (SASL_SSL)",
+    ),
+    Setting(
         "SECRETS_DIR",
         ".local/secrets",
         "where `scripts/certs.sh` writes `tls/` (CA, certificates, keys) and `kafka/` (SCRAM "
