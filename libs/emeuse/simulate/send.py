@@ -24,7 +24,7 @@ from emeuse.access.v1 import access_service_pb2, access_service_pb2_grpc
 from emeuse.chronic.v1 import chronic_service_pb2, chronic_service_pb2_grpc
 from emeuse.cli.errors import CliError
 from emeuse.home.v1 import home_service_pb2, home_service_pb2_grpc
-from emeuse.partner.inbound import inbound_record
+from emeuse.partner.inbound import PublishError, inbound_record
 from emeuse.partner.settings import connection_from_properties
 from emeuse.partners.v1 import gateway_service_pb2, gateway_service_pb2_grpc
 from emeuse.prevention.v1 import prevention_service_pb2, prevention_service_pb2_grpc
@@ -218,14 +218,20 @@ class PlatformTransport:
                 self._delivered, client_id=f"partner-{partner_id}", **connection.client_options()
             )
             self.partner_producers[partner_id] = producer
-        record = inbound_record(
-            partner_id,
-            build(by_name(READING_RECORDED.name).message, event.message),
-            territory=event.territory,
-            experiment_id=event.experiment or self.experiment,
-            occurred_at=event.at,
-            event_id=record_id(event),
-        )
+        try:
+            record = inbound_record(
+                partner_id,
+                build(READING_RECORDED.message, event.message),
+                territory=event.territory,
+                experiment_id=event.experiment or self.experiment,
+                occurred_at=event.at,
+                event_id=record_id(event),
+            )
+        except PublishError as exc:
+            # What the SDK refuses, a partner's app cannot send: a failure of the run, named,
+            # not its end (an id whose digits read as a NIR with a valid key is refused).
+            done(event.kind, f"partner SDK refused it: {exc}")
+            return
         producer.add(
             record.topic, record.key or b"", record.value, record.headers, (done, event.kind)
         )

@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import grpc
@@ -176,3 +177,24 @@ def a_reading(n: int) -> SimEvent:
     return SimEvent(
         "reading", KAFKA, READING_RECORDED.name, "55", patient, START, f"r-{n}", message
     )
+
+
+def test_a_partner_reading_the_sdk_refuses_is_a_failure_of_the_run_not_its_end():
+    partner = Records()
+    transport = PlatformTransport("127.0.0.1:1", {}, (), "simulation", producer=Records())
+    transport.partner_producers["sim-glucometer"] = partner
+    tally = Tally()
+    try:
+        # A reading id whose digits read as a NIR with a valid key (2 55 08 55 123 456 key).
+        refused = replace(
+            a_reading(0), via=PARTNER, target="sim-glucometer", kind="partner.reading"
+        )
+        refused.message["reading_id"] = "sim-1-2550855123456" + f"{97 - 2550855123456 % 97:02d}"
+        for event in (refused, replace(a_reading(1), via=PARTNER, target="sim-glucometer")):
+            tally.started()
+            transport.send(event, tally.done)
+    finally:
+        transport.close()
+    assert tally.failed["partner.reading"] == 1
+    assert any("NIR" in reason for reason in tally.reasons)
+    assert len(partner.added) == 1  # the next reading went
