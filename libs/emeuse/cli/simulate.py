@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ from emeuse.simulate.care_team import CareTeams
 from emeuse.simulate.events import Options
 from emeuse.simulate.feed_readers import FeedReaders
 from emeuse.simulate.lag import PlatformLag
+from emeuse.simulate.rollout import DEFAULT_ORDER, RolloutError, parse_order
 from emeuse.simulate.run import Plan, run
 from emeuse.simulate.send import (
     DEFAULT_TARGETS,
@@ -93,15 +95,24 @@ def add_simulate_command(commands: Any, bootstrap_option: Any) -> None:
     simulate.add_argument(
         "--rollout-at",
         metavar="TIME",
-        help="roll the experiment out per territory: in 55 from the start, in 52 and 54 from "
-        "this simulated time (ISO 8601 with offset; among the times the events say, see "
-        "--speed); before it their events belong to --baseline-experiment",
+        action="append",
+        help="roll the experiment out per territory (--rollout): the first step has it from "
+        "the start, the next from this simulated time (ISO 8601 with offset; among the times "
+        "the events say, see --speed); give it again for each further step, or once for all; "
+        "before it their events belong to --baseline-experiment",
+    )
+    simulate.add_argument(
+        "--rollout",
+        metavar="ORDER",
+        help="with --rollout-at: the order the experiment reaches the territories in, steps "
+        "separated by commas, territories reached together by + (default 55,52+54: Meuse, "
+        "then Haute-Marne and Meurthe-et-Moselle together; e.g. 55,52,54 or 54,55+52)",
     )
     simulate.add_argument(
         "--baseline-experiment",
         default="usual-care",
-        help="with --rollout-at: the experiment of 52's and 54's events before it (their usual "
-        "care; default usual-care)",
+        help="with --rollout-at: the experiment of the later steps' events before it (their "
+        "usual care; default usual-care)",
     )
     simulate.add_argument(
         "--acknowledge-within",
@@ -187,9 +198,27 @@ def _time(option: str, text: str | None) -> datetime | None:
     return moment
 
 
+def _rollout(order: str | None, times: list[str]) -> tuple[tuple[str, ...], list[datetime]]:
+    try:
+        steps = parse_order(order or DEFAULT_ORDER)
+    except RolloutError as exc:
+        raise CliError(str(exc)) from None
+    if order and not times:
+        raise CliError("--rollout needs --rollout-at: when the experiment reaches the next step")
+    dates = [moment for text in times if (moment := _time("--rollout-at", text))]
+    if len(dates) > max(len(steps) - 1, 1):
+        raise CliError(
+            f"{len(dates)} --rollout-at for {len(steps) - 1} later step(s) of the rollout"
+        )
+    if any(later <= earlier for earlier, later in itertools.pairwise(dates)):
+        raise CliError("each --rollout-at must be later than the one before")
+    return steps, dates
+
+
 def options_from(args: argparse.Namespace) -> Options:
     start = _time("--start", args.start)
-    rollout_at = _time("--rollout-at", args.rollout_at)
+    order, dates = _rollout(args.rollout, args.rollout_at or [])
+    rollout_at = dates[0] if dates else None
     for option, experiment in (
         ("--experiment", args.experiment),
         ("--baseline-experiment", args.baseline_experiment),
@@ -223,7 +252,9 @@ def options_from(args: argparse.Namespace) -> Options:
         start=start,
         territories=tuple(args.territory or ()),
         experiment=args.experiment,
+        rollout=order,
         rollout_at=rollout_at,
+        rollout_then=tuple(dates[1:]),
         baseline_experiment=args.baseline_experiment,
         acknowledge_within_s=args.acknowledge_within,
         expected_every_s=args.expected_every,

@@ -4,8 +4,12 @@ kafka-python's `send` costs ~100 us of Python per record (a future, the accumula
 a wake-up of its I/O thread per new batch). Here the caller's thread appends each record
 to an open batch per partition (aiokafka's batch builder, in C), and a full batch, or one
 older than `linger_s`, goes to an aiokafka producer running on an event loop in a thread
-of its own: one future per batch, not per record. Records are partitioned by key with
-Kafka's default partitioner (murmur2), as every other producer of the platform.
+of its own: one future per batch, not per record, and one wake-up of that thread for all
+the batches that are ready together (a wake-up is a write to the loop's socket, and on a
+busy machine often a switch to the other thread: one per batch cost a fifth of the sending
+thread's time at 5,000 records/s, the batches being small, per partition and per 0.1 s).
+Records are partitioned by key with Kafka's default partitioner (murmur2), as every other
+producer of the platform.
 
 At most `max_in_flight` batches wait for the broker; beyond that `add` blocks, and the time
 it spent blocked (`waited_s`) says the broker, not this process, set the pace.
@@ -82,6 +86,7 @@ class BatchProducer:
         self.partitions: dict[str, list[int]] = {}
         self.partition_of: dict[tuple[str, bytes], int] = {}
         self.open: dict[tuple[str, int], _Open] = {}
+        self.ready: list[tuple[_Open, str, int]] = []  # closed, to hand to the loop together
         self.in_flight = threading.BoundedSemaphore(max_in_flight)
         self.pending: set[Future[None]] = set()
         self.waited_s = 0.0
@@ -129,6 +134,7 @@ class BatchProducer:
             current.tags[tag] += 1
             if time.monotonic() - current.since > self.linger_s:
                 self.send_lingering()
+            self._dispatch()
 
     def send_lingering(self) -> None:
         """Send every open batch older than the linger time."""
@@ -138,35 +144,48 @@ class BatchProducer:
                 if now - current.since > self.linger_s:
                     del self.open[topic, partition]
                     self._send(topic, partition, current)
+            self._dispatch()
 
     def _send(self, topic: str, partition: int, current: _Open) -> None:
+        """Close the batch and queue it for the loop (`_dispatch` hands it over)."""
         if not self.in_flight.acquire(blocking=False):
+            self._dispatch()  # the batches queued hold slots too: they must go first
             began = time.monotonic()
             self.in_flight.acquire()
             self.waited_s += time.monotonic() - began
         self.batches += 1
         current.batch.close()
-        future = asyncio.run_coroutine_threadsafe(
-            self._deliver(current.batch, topic, partition), self.loop
-        )
+        self.ready.append((current, topic, partition))
+
+    def _dispatch(self) -> None:
+        """Hand the queued batches to the loop, in one wake-up."""
+        if not self.ready:
+            return
+        ready, self.ready = self.ready, []
+        future = asyncio.run_coroutine_threadsafe(self._deliver_all(ready), self.loop)
         self.pending.add(future)
+        future.add_done_callback(self.pending.discard)
 
-        def done(future: Future[None]) -> None:
+    async def _deliver_all(self, ready: list[tuple[_Open, str, int]]) -> None:
+        # Tasks start in order, so a partition's batches go in the order they were filled.
+        await asyncio.gather(*(self._deliver(*each) for each in ready))
+
+    async def _deliver(self, current: _Open, topic: str, partition: int) -> None:
+        error: str | None = None
+        try:
+            await (await self.producer.send_batch(current.batch, topic, partition=partition))
+        except Exception as exc:  # counted as the batch's records failing, with the reason
+            error = type(exc).__name__
+        finally:
             self.in_flight.release()
-            self.pending.discard(future)
-            error = future.exception()
-            self.delivered(current.tags, None if error is None else type(error).__name__)
-
-        future.add_done_callback(done)
-
-    async def _deliver(self, batch: BatchBuilder, topic: str, partition: int) -> None:
-        await (await self.producer.send_batch(batch, topic, partition=partition))
+        self.delivered(current.tags, error)
 
     def flush(self, timeout: float = 30) -> None:
         with self.lock:
             for (topic, partition), current in list(self.open.items()):
                 del self.open[topic, partition]
                 self._send(topic, partition, current)
+            self._dispatch()
         # Failures are counted by each batch's callback; what is still pending is reported so.
         wait(list(self.pending), timeout=timeout)
 

@@ -27,8 +27,12 @@ class Options:
     start: datetime | None = None  # time of the first live event (the run's start by default)
     territories: tuple[str, ...] = ()  # département codes; all three when empty
     experiment: str = "simulation"
-    # When the experiment reaches 52 and 54 (rollout.py); None: everywhere from the start.
+    # The territories in the order the experiment reaches them, a step's joined by + (the
+    # first from the start); rollout_at: when it reaches the second step (None: everywhere
+    # from the start), rollout_then: the third's and on, if not the same (rollout.py).
+    rollout: tuple[str, ...] = ("55", "52+54")
     rollout_at: datetime | None = None
+    rollout_then: tuple[datetime, ...] = ()
     baseline_experiment: str = "usual-care"  # what 52's and 54's events belong to before
     acknowledge_within_s: int = 1800  # care teams' and home contacts' delay to acknowledge
     expected_every_s: int = 0  # every monitored measure's interval; 0: its real cadence

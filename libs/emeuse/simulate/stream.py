@@ -13,10 +13,12 @@ the event says. Anomalies are drawn at the options' rates.
 from __future__ import annotations
 
 import random
+from bisect import bisect
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from itertools import accumulate
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -84,6 +86,12 @@ def live_events(
     for weight in weights:
         total += weight
         cumulative.append(total)
+    # random.choices(sources, cum_weights=cumulative), inlined: the same single draw, without
+    # the list it builds per call (a draw per event at 5,000 events/s).
+    scaled, last = cumulative[-1] + 0.0, len(sources) - 1
+    local = _LocalTime()
+    # The start is in the id: a later run of the same seed sends new readings, not duplicates.
+    id_prefix = f"sim-{options.seed}-{start:%Y%m%d%H%M%S}-"
     recent: deque[SimEvent] = deque(maxlen=RECENT)
     for n in range(round(options.rate * options.duration)):
         due = n / options.rate
@@ -93,11 +101,10 @@ def live_events(
             again = rng.choice(recent)
             yield replace(again, kind="duplicate", due=due)
             continue
-        [source] = rng.choices(sources, cum_weights=cumulative)
-        # The start is in the id: a later run of the same seed sends new readings, not duplicates.
-        event_id = f"sim-{options.seed}-{start:%Y%m%d%H%M%S}-{n}"
+        source = sources[bisect(cumulative, rng.random() * scaled, 0, last)]
+        event_id = f"{id_prefix}{n}"
         if source.patient is not None and source.measure is not None:
-            event = _reading(rng, options, source.patient, source.measure, at, event_id)
+            event = _reading(rng, options, source.patient, source.measure, at, event_id, due)
             if source.partner and event.raw is None and not event.kind.startswith("malformed"):
                 # The partner's device: the same reading, through the partner gateway.
                 event = replace(
@@ -105,8 +112,7 @@ def live_events(
                 )
         else:
             assert source.home is not None
-            event = _home_report(rng, options, source.home, at, event_id)
-        event = replace(event, due=due, experiment=marked(options, event.territory, event.at))
+            event = _home_report(rng, options, source.home, at, event_id, due, local)
         if event.via == PARTNER and (withdrawn or {}).get(event.subject, due + 1) <= due:
             # The partner no longer sends for a patient who withdrew their consent to it
             # (the gateway would refuse it): the platform's own device sends the reading.
@@ -119,6 +125,23 @@ def live_events(
         if event.raw is None and not event.kind.startswith("malformed"):
             recent.append(event)
         yield event
+
+
+class _LocalTime:
+    """Paris wall-clock HH:MM of the stream's times, worked out once per minute: they come
+    in order, and Paris is a whole number of hours from UTC, so a UTC minute is a local one."""
+
+    def __init__(self) -> None:
+        self.since: datetime | None = None
+        self.until: datetime | None = None
+        self.text = ""
+
+    def hh_mm(self, at: datetime) -> str:
+        if self.since is None or self.until is None or not self.since <= at < self.until:
+            self.since = at.replace(second=0, microsecond=0)
+            self.until = self.since + timedelta(minutes=1)
+            self.text = at.astimezone(PARIS).strftime("%H:%M")
+        return self.text
 
 
 def _late(rng: random.Random, options: Options, at: datetime) -> datetime | None:
@@ -134,11 +157,15 @@ def _reading(
     measure: Measure,
     at: datetime,
     event_id: str,
+    due: float,
 ) -> SimEvent:
     person = patient.person
     draw = rng.random()
     if draw < options.malformed_rate:
-        return _malformed_reading(rng, person.territory, person.pseudonym, at, event_id)
+        experiment = marked(options, person.territory, at)
+        return _malformed_reading(
+            rng, person.territory, person.pseudonym, at, event_id, due, experiment
+        )
     draw -= options.malformed_rate
     abnormal = ""
     if draw < options.critical_rate:
@@ -158,20 +185,29 @@ def _reading(
         "device_id": device,
         "point_of_care": measure.point_of_care,
     }
+    happened = late or at
     return SimEvent(
         kind,
         KAFKA,
         READING_RECORDED.name,
         person.territory,
         person.pseudonym,
-        late or at,
+        happened,
         event_id,
         message,
+        due=due,
+        experiment=marked(options, person.territory, happened),
     )
 
 
 def _malformed_reading(
-    rng: random.Random, territory: str, patient: str, at: datetime, event_id: str
+    rng: random.Random,
+    territory: str,
+    patient: str,
+    at: datetime,
+    event_id: str,
+    due: float,
+    experiment: str,
 ) -> SimEvent:
     """Bytes that are no protobuf message, or a reading in a unit that is no UCUM code."""
     if rng.random() < 0.5:
@@ -185,6 +221,8 @@ def _malformed_reading(
             at,
             event_id,
             raw=raw,
+            due=due,
+            experiment=experiment,
         )
     message = {
         "reading_id": event_id,
@@ -195,21 +233,37 @@ def _malformed_reading(
         "measured_at": rfc3339(at),
     }
     return SimEvent(
-        "malformed.reading", KAFKA, READING_RECORDED.name, territory, patient, at, event_id, message
+        "malformed.reading",
+        KAFKA,
+        READING_RECORDED.name,
+        territory,
+        patient,
+        at,
+        event_id,
+        message,
+        due=due,
+        experiment=experiment,
     )
 
 
-def asleep(home: Home, at: datetime) -> bool:
-    """Whether the resident is in their quiet hours (bedtime to waking, local time)."""
-    local = at.astimezone(PARIS).strftime("%H:%M")
+def asleep(home: Home, at: datetime, local: str = "") -> bool:
+    """Whether the resident is in their quiet hours (bedtime to waking, local time);
+    `local`: `at` as HH:MM in Paris, when known."""
+    local = local or at.astimezone(PARIS).strftime("%H:%M")
     return local >= home.goes_to_bed_at or local < home.wakes_at
 
 
 def _home_report(
-    rng: random.Random, options: Options, home: Home, at: datetime, event_id: str
+    rng: random.Random,
+    options: Options,
+    home: Home,
+    at: datetime,
+    event_id: str,
+    due: float = 0.0,
+    local: _LocalTime | None = None,
 ) -> SimEvent:
     person = home.person
-    night = asleep(home, at)
+    night = asleep(home, at, local.hh_mm(at) if local else "")
     draw = rng.random()
     fields: dict[str, Any]
     late = None
@@ -244,26 +298,33 @@ def _home_report(
         "occurred_at": rfc3339(late or at),
         **fields,
     }
+    happened = late or at
     return SimEvent(
         kind,
         KAFKA,
         SENSOR_EVENT_REPORTED.name,
         person.territory,
         person.pseudonym,
-        late or at,
+        happened,
         event_id,
         message,
+        due=due,
+        experiment=marked(options, person.territory, happened),
     )
+
+
+_NIGHT = (("heartbeat", "thermo", "motion"), list(accumulate((5, 4, 1))))
+_DAY = (
+    ("motion", "door", "bed", "thermo", "heartbeat", "battery"),
+    list(accumulate((12, 3, 1, 3, 2, 1))),
+)
 
 
 def _ordinary(rng: random.Random, night: bool) -> tuple[str, str, dict[str, Any]]:
     """A report of an ordinary day (or night) in a connected home."""
-    if night:
-        choice = rng.choices(("heartbeat", "thermo", "motion"), (5, 4, 1))[0]
-    else:
-        choice = rng.choices(
-            ("motion", "door", "bed", "thermo", "heartbeat", "battery"), (12, 3, 1, 3, 2, 1)
-        )[0]
+    # rng.choices(kinds, weights)[0], with the weights summed once: the same single draw.
+    kinds, cumulative = _NIGHT if night else _DAY
+    choice = kinds[bisect(cumulative, rng.random() * (cumulative[-1] + 0.0), 0, len(kinds) - 1)]
     if choice == "motion":
         return "home.motion", "motion", {"kind": "SENSOR_KIND_MOTION"}
     if choice == "door":

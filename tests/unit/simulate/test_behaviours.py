@@ -6,6 +6,7 @@ import json
 import sys
 import time
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -191,5 +192,65 @@ def test_without_a_rollout_every_event_is_the_runs_experiments():
     ],
 )
 def test_a_rollout_asked_wrongly_is_refused_with_a_clear_error(arguments, said, capsys):
+    assert main(["simulate", "--dry-run", "/dev/null", *arguments]) == 1
+    assert said in capsys.readouterr().err
+
+
+def test_a_rollout_in_another_order_reaches_each_territory_from_its_own_date():
+    # 54 first, then 55 at 08:00 (simulated), then 52 at 16:00, over a day of events.
+    morning, afternoon = START - timedelta(hours=16), START - timedelta(hours=8)
+    options = replace(rolled_out(morning), rollout=("54", "55", "52"), rollout_then=(afternoon,))
+    live = [e for e in plan(options, now=START).live if e.via != "grpc"]
+    since = {"54": None, "55": morning, "52": afternoon}
+    for territory, date in since.items():
+        events = [e for e in live if e.territory == territory]
+        assert events, territory
+        for event in events:
+            before = date is not None and event.at < date
+            assert event.experiment == ("usual-care" if before else ""), territory
+        if date is not None:  # both sides of its date are in the run
+            assert {e.experiment for e in events} == {"usual-care", ""}
+
+
+def test_the_rollout_order_and_its_dates_are_taken_from_the_command_line(tmp_path):
+    out = tmp_path / "events.jsonl"
+    arguments = ["simulate", "--dry-run", str(out), "--scale", "0.02", "--rate", "300"]
+    arguments += ["--speed", "1440", "--start", START.isoformat(), "--rollout", "55,52,54"]
+    arguments += ["--rollout-at", (START - timedelta(hours=16)).isoformat()]
+    arguments += ["--rollout-at", (START - timedelta(hours=8)).isoformat()]
+    assert main(arguments) == 0
+    events = [json.loads(line) for line in out.read_text().splitlines()]
+    live = [e for e in events if not e.get("stage") and e["via"] != "grpc"]
+    in_54 = [e for e in live if e["territory"] == "54"]
+    in_52 = [e for e in live if e["territory"] == "52"]
+    share_54 = sum(1 for e in in_54 if e.get("experiment")) / len(in_54)
+    share_52 = sum(1 for e in in_52 if e.get("experiment")) / len(in_52)
+    # Usual care for 16 h of the day in 54, for 8 h in 52; none in 55.
+    assert share_54 == pytest.approx(16 / 24, abs=0.05)
+    assert share_52 == pytest.approx(8 / 24, abs=0.05)
+    assert not any(e.get("experiment") for e in live if e["territory"] == "55")
+
+
+@pytest.mark.parametrize(
+    ("arguments", "said"),
+    [
+        (["--rollout", "55,52", "--rollout-at", "2026-12-07T08:00Z"], "must name 55, 52 and 54"),
+        (["--rollout", "55,52,54,55", "--rollout-at", "2026-12-07T08:00Z"], "once each"),
+        (["--rollout", "55,52,54"], "--rollout needs --rollout-at"),
+        (
+            [f"--rollout-at=2026-12-07T{hour}:00Z" for hour in ("08", "09", "10")],
+            "3 --rollout-at for 1 later step",
+        ),
+        (
+            [
+                "--rollout=55,52,54",
+                "--rollout-at=2026-12-07T09:00Z",
+                "--rollout-at=2026-12-07T08:00Z",
+            ],
+            "later than the one before",
+        ),
+    ],
+)
+def test_a_rollout_order_asked_wrongly_is_refused_with_a_clear_error(arguments, said, capsys):
     assert main(["simulate", "--dry-run", "/dev/null", *arguments]) == 1
     assert said in capsys.readouterr().err

@@ -4,20 +4,27 @@ same bytes), the platform's lag per consumer group, and what a run says about it
 from __future__ import annotations
 
 import math
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 
+import grpc
 import pytest
 from google.protobuf import json_format
 from kafka import TopicPartition
 
 from emeuse.registry import READING_RECORDED, by_name
 from emeuse.simulate.encode import build
-from emeuse.simulate.events import GRPC, Options
+from emeuse.simulate.events import GRPC, KAFKA, Options, SimEvent
 from emeuse.simulate.lag import group_lag
 from emeuse.simulate.pace import Pace
 from emeuse.simulate.partners import PARTNER
+from emeuse.simulate.replay import record_id
 from emeuse.simulate.run import plan
-from emeuse.simulate.send import APIS
+from emeuse.simulate.send import APIS, PlatformTransport, Tally
 
 START = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 
@@ -76,3 +83,118 @@ def test_a_run_says_whether_it_kept_the_rate_and_what_held_it_back():
     assert "this process's CPU" in cpu.limit() and "~2,632/s" in cpu.limit()
     machine = Pace(50_000, 5_000, 20.0, 4.0, 0.0)
     assert "the machine" in machine.limit() and "20% of a core" in machine.limit()
+
+
+def test_a_record_id_is_the_uuid5_of_its_event_id():
+    for event_id in ("sim-1-20261207090000-0", "sim-42-20261207090000-123456", "visité-7"):
+        event = SimEvent("reading", KAFKA, READING_RECORDED.name, "55", "", START, event_id)
+        expected = uuid.uuid5(uuid.NAMESPACE_URL, f"emeuse-simulate:{event_id}")
+        assert record_id(event) == str(expected)
+
+
+class Records:
+    """The records' producer, as a fake: what was added."""
+
+    waited_s = 0.0
+
+    def __init__(self) -> None:
+        self.added: list[tuple[str, bytes]] = []
+
+    def add(self, topic, key, value, headers, tag) -> None:
+        self.added.append((topic, key))
+
+    def send_lingering(self) -> None:
+        pass
+
+    def flush(self, timeout: float = 30) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def unanswering_prevention():
+    """A prevention service that takes OptOut calls and answers none until the test ends."""
+    release = threading.Event()
+
+    def hang(request: bytes, context: grpc.ServicerContext) -> bytes:
+        release.wait(30)
+        return b""
+
+    server = grpc.server(ThreadPoolExecutor(max_workers=40))
+    server.add_generic_rpc_handlers(
+        [
+            grpc.method_handlers_generic_handler(
+                "emeuse.prevention.v1.PreventionService",
+                {"OptOut": grpc.unary_unary_rpc_method_handler(hang)},
+            )
+        ]
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield f"127.0.0.1:{port}"
+    release.set()
+    server.stop(grace=None)
+
+
+def test_calls_the_platform_is_slow_to_answer_never_hold_back_the_records(unanswering_prevention):
+    records = Records()
+    transport = PlatformTransport(
+        "127.0.0.1:1", {"prevention": unanswering_prevention}, (), "simulation", producer=records
+    )
+    tally = Tally()
+    try:
+        began = time.monotonic()
+        # More calls than may be in flight (32), each person's own, none answered.
+        for n in range(40):
+            transport.send(opt_out(f"psn-{n:032d}"), tally.done)
+        for n in range(100):
+            transport.send(a_reading(n), tally.done)
+        assert time.monotonic() - began < 1.0
+        assert len(records.added) == 100
+    finally:
+        transport.close()
+
+
+def opt_out(person: str) -> SimEvent:
+    message = {"person_pseudonym": person, "opt_out_id": person}
+    return SimEvent(
+        "prevention.opted_out", GRPC, "prevention/OptOut", "55", person, START, person, message
+    )
+
+
+def a_reading(n: int) -> SimEvent:
+    patient = "psn-" + "a" * 32
+    message = {
+        "reading_id": f"r-{n}",
+        "patient_pseudonym": patient,
+        "loinc_code": "2339-0",
+        "value": 120.0,
+        "unit": "mg/dL",
+        "measured_at": "2026-12-07T09:00:00Z",
+    }
+    return SimEvent(
+        "reading", KAFKA, READING_RECORDED.name, "55", patient, START, f"r-{n}", message
+    )
+
+
+def test_a_partner_reading_the_sdk_refuses_is_a_failure_of_the_run_not_its_end():
+    partner = Records()
+    transport = PlatformTransport("127.0.0.1:1", {}, (), "simulation", producer=Records())
+    transport.partner_producers["sim-glucometer"] = partner
+    tally = Tally()
+    try:
+        # A reading id whose digits read as a NIR with a valid key (2 55 08 55 123 456 key).
+        refused = replace(
+            a_reading(0), via=PARTNER, target="sim-glucometer", kind="partner.reading"
+        )
+        refused.message["reading_id"] = "sim-1-2550855123456" + f"{97 - 2550855123456 % 97:02d}"
+        for event in (refused, replace(a_reading(1), via=PARTNER, target="sim-glucometer")):
+            tally.started()
+            transport.send(event, tally.done)
+    finally:
+        transport.close()
+    assert tally.failed["partner.reading"] == 1
+    assert any("NIR" in reason for reason in tally.reasons)
+    assert len(partner.added) == 1  # the next reading went
