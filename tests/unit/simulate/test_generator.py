@@ -14,6 +14,7 @@ from google.protobuf import json_format
 
 from emeuse.cli.main import main
 from emeuse.registry import READING_RECORDED, by_name
+from emeuse.runtime.id_rules import ID_FIELDS, check_id
 from emeuse.runtime.pseudonym import is_pseudonym
 from emeuse.simulate.care_team import acknowledgement, answer_delay, consultation_outcome
 from emeuse.simulate.communes import COMMUNES
@@ -345,3 +346,19 @@ def test_every_reading_but_the_malformed_ones_is_a_value_chronic_takes_as_possib
         normalise(message["loinc_code"], message["value"], message["unit"])  # raises if not
     spo2 = [e.message["value"] for e in readings if e.message["loinc_code"] == "59408-5"]
     assert min(spo2) < 85  # critical ones are there, below the critical low
+
+
+def test_no_id_the_simulator_makes_reads_as_a_person_s_number_even_when_its_start_could():
+    # At 20:59:44 on 2026-12-07 the start's digits, run together, were a NIR with a valid
+    # key: every reading and visit of such a run was set aside as identifying content.
+    start = datetime(2026, 12, 7, 20, 59, 44, tzinfo=UTC)
+    run_plan = plan(Options(seed=1, duration=2, rate=50, start=start), now=start)
+    checked = Counter()
+    for event in [e for stage in run_plan.stages for e in stage] + list(run_plan.live):
+        if event.raw is not None:
+            continue
+        for field, value in (event.message or {}).items():
+            if field in ID_FIELDS and isinstance(value, str):
+                check_id(field, value, ID_FIELDS[field])
+                checked[field] += 1
+    assert checked["reading_id"] > 0 and checked["visit_id"] > 0, checked
