@@ -11,6 +11,7 @@ from emeuse.runtime.follower import keep_following
 from emeuse.runtime.grpc_server import Registrar
 from emeuse.runtime.settings import settings_or_exit
 from services.chronic.care_plan import check_care_plan
+from services.chronic.domain import ucum
 from services.gateway import config, grpc_api
 from services.gateway.admission import keep_admitting
 from services.gateway.consent_follower import FollowedConsents, keep_following_consents
@@ -20,7 +21,12 @@ from services.gateway.processing import CONSENTS, processor
 
 def build() -> tuple[KernelRuntime, PartnerDirectory]:
     directory = PartnerDirectory()
-    return build_kernel_runtime(settings_or_exit(config.load), processor(directory)), directory
+    runtime = build_kernel_runtime(settings_or_exit(config.load), processor(directory))
+    # Chronic's unit rules (domain_rules) need the UCUM registry: built now, as chronic does,
+    # not on the loop by the first reading in an unusual unit (1 s here, 6 to 12 s on a
+    # loaded machine: every refusal, feed and heartbeat waited, and the groups expired).
+    ucum.load()
+    return runtime, directory
 
 
 def main() -> None:

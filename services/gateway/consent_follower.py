@@ -8,7 +8,10 @@ itself, like the partner registry (the same books: changes in the order of their
 partition, which is the kernel's order too).
 
 Ordering: before a batch of inbound events is checked, `seen_up_to_now` waits until every
-consent change committed to the bus when it is called is applied here. A consent
+consent change committed to the bus when it is called is applied here. It asks the end
+offsets on a connection of its own: the broker answers a connection's requests one at a
+time, and the follower's holds a fetch waiting up to 500 ms for new consents, which each
+inbound batch waited behind (a partner's refusal took 0.2-0.5 s more). A consent
 `RecordConsent` answered before the partner sent its event is therefore always seen
 (the answer comes after the change is committed and applied); a change committed later
 applies to what is checked after it.
@@ -69,7 +72,8 @@ class FollowedConsents:
         self.books: dict[str, ConsentBook] = {}
         # Set once the topic was first read to its end (a start may take a while).
         self.ready = asyncio.Event()
-        self._consumer: AIOKafkaConsumer | None = None
+        # Asks end offsets only (no assignment, so no fetch ahead of them on its connection).
+        self._ends: AIOKafkaConsumer | None = None
         # Next offset to read per partition, once the books in use hold what is before it.
         self._positions: dict[int, int] = {}
         self._moved = asyncio.Event()
@@ -80,16 +84,20 @@ class FollowedConsents:
     async def follow(self, bootstrap: str) -> None:
         """Read the consent topic from its beginning into fresh books, swap them in once
         caught up (the books in use never go back to older consents), then follow it."""
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
-            **kafka_clients.client_options(),
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            # As every platform consumer: a change of an aborted transaction never applies.
-            isolation_level="read_committed",
+        consumer, ends_reader = (
+            AIOKafkaConsumer(
+                bootstrap_servers=bootstrap,
+                **kafka_clients.client_options(),
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                # As every platform consumer: a change of an aborted transaction never applies.
+                isolation_level="read_committed",
+            )
+            for _ in range(2)
         )
         await consumer.start()
         try:
+            await ends_reader.start()
             consumer.assign(PARTITIONS)
             await consumer.seek_to_beginning(*PARTITIONS)
             ends = await consumer.end_offsets(PARTITIONS)
@@ -106,11 +114,12 @@ class FollowedConsents:
                     self.books = books
                     log.info("consents.ready", patients=len(books))
                 if loaded:
-                    self._consumer, self._positions = consumer, positions
+                    self._ends, self._positions = ends_reader, positions
                     self._wake()
                     self.ready.set()
         finally:
-            self._consumer, self._positions = None, {}
+            self._ends, self._positions = None, {}
+            await ends_reader.stop()
             await consumer.stop()
 
     async def seen_up_to_now(self, within_s: float) -> None:
@@ -118,11 +127,11 @@ class FollowedConsents:
         ConsentsBehindError after `within_s`."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within_s
-        while self._consumer is None:
+        while self._ends is None:
             await self._wait_moved(deadline - loop.time())
         try:
             ends = await asyncio.wait_for(
-                self._consumer.end_offsets(PARTITIONS), max(deadline - loop.time(), 0.01)
+                self._ends.end_offsets(PARTITIONS), max(deadline - loop.time(), 0.01)
             )
         except TimeoutError:
             raise ConsentsBehindError("the consents' end could not be read in time") from None

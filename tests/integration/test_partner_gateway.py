@@ -326,6 +326,49 @@ def publish_as(partner: Partner, message: ReadingRecorded) -> str:
     return dict(headers)[env.H_ID].decode()
 
 
+# The issue's promise for a refused event: on the partner's dead letters within a second.
+REFUSED_WITHIN_S = 1.0
+
+
+def refusal_delays(publisher: Partner, messages: list[ReadingRecorded]) -> dict[str, float]:
+    """Publish each message with the publisher's credential and time, from the broker's ack
+    of the publish to the letter's arrival on its dead letters (read by a consumer of its
+    own, polling from before the publish), in seconds by reading id."""
+    consumer = publisher.consumer()
+    letters = [
+        TopicPartition(dead_letter_topic(publisher.partner_id), p) for p in range(PARTITIONS)
+    ]
+    consumer.assign(letters)
+    consumer.seek_to_end(*letters)
+    for tp in letters:
+        consumer.position(tp)  # resolved now: only letters written after this are read
+    producer = publisher.producer()
+    delays: dict[str, float] = {}
+    try:
+        for message in messages:
+            headers = headers_for(READING_RECORDED, message.patient_pseudonym)
+            producer.send(
+                inbound_topic(publisher.partner_id),
+                key=message.patient_pseudonym.encode(),
+                value=message.SerializeToString(),
+                headers=headers,
+            ).get(timeout=15)
+            acked = time.monotonic()
+            deadline = acked + 30
+            while message.reading_id not in delays and time.monotonic() < deadline:
+                for batch in consumer.poll(timeout_ms=50).values():
+                    for r in batch:
+                        letter = MessageDeadLettered.FromString(r.value)
+                        refused = ReadingRecorded.FromString(letter.original_value).reading_id
+                        if letter.consumer == "gateway" and refused not in delays:
+                            delays[refused] = time.monotonic() - acked
+            assert message.reading_id in delays, "never on the publisher's dead letters"
+    finally:
+        producer.close()
+        consumer.close()
+    return delays
+
+
 def test_an_impossible_reading_from_a_partner_reaches_no_feed_and_shows_on_its_dead_letters(
     platform, bus, bootstrap, secrets_dir
 ):
@@ -340,31 +383,36 @@ def test_an_impossible_reading_from_a_partner_reaches_no_feed_and_shows_on_its_d
         publish_as(publisher, first)
         feed(reader, {first.reading_id})
 
-        impossible = reading(patient)
-        impossible.loinc_code, impossible.value, impossible.unit = "34714-6", 40, "{INR}"
-        in_mmol = reading(patient)
-        in_mmol.loinc_code, in_mmol.value, in_mmol.unit = "34714-6", 2.5, "mmol/L"
-        sent = time.monotonic()
-        publish_as(publisher, impossible)
-        publish_as(publisher, in_mmol)
-        # The patient has no care plan: chronic refuses the good readings too, and that
-        # comes back to the publisher; here only the gateway's own refusals count.
-        letters = dead_letters(publisher, 2, refused_by="gateway")
-        seen_after = time.monotonic() - sent
+        def impossible() -> ReadingRecorded:
+            inr = reading(patient)
+            inr.loinc_code, inr.value, inr.unit = "34714-6", 40, "{INR}"
+            return inr
+
+        def in_mmol() -> ReadingRecorded:
+            inr = reading(patient)
+            inr.loinc_code, inr.value, inr.unit = "34714-6", 2.5, "mmol/L"
+            return inr
+
+        # One at a time, each timed from its ack: the slowest, not the mean, keeps the promise.
+        # The first in mmol/L is the first unit to convert: it once took 6-12 s (app.py).
+        sent = [impossible() if i % 2 == 0 else in_mmol() for i in range(10)]
+        delays = refusal_delays(publisher, sent)
+        print("refusal delays (s):", sorted(round(d, 3) for d in delays.values()))
+        assert max(delays.values()) < REFUSED_WITHIN_S, delays
         last = reading(patient)
         publish_as(publisher, last)
 
-        assert len(letters) == 2, "both readings should be on the publisher's dead letters"
-        assert seen_after < 5, f"dead letters took {seen_after:.1f} s"
+        # The partner's own view: one letter per event (a partner dedupes on ce_id).
+        letters = dead_letters(publisher, len(sent), refused_by="gateway")
         refused = {ReadingRecorded.FromString(x.original_value).reading_id: x for x in letters}
-        assert set(refused) == {impossible.reading_id, in_mmol.reading_id}
-        assert "INR (point of care) 40 {INR} is impossible" in refused[impossible.reading_id].reason
-        assert "mmol/L" in refused[in_mmol.reading_id].reason
+        assert set(refused) == {m.reading_id for m in sent}
+        assert "INR (point of care) 40 {INR} is impossible" in refused[sent[0].reading_id].reason
+        assert "mmol/L" in refused[sent[1].reading_id].reason
         assert all(x.source_topic == inbound_topic(publisher.partner_id) for x in letters)
 
         # The reader, who has the patient's consent, gets the good readings, never the others.
         seen = feed(reader, {first.reading_id, last.reading_id})
-        assert impossible.reading_id not in seen and in_mmol.reading_id not in seen
+        assert not set(refused) & set(seen)
 
         # The publisher reads its dead letters itself: `emeuse tail` with its settings file.
         tailed = emeuse(

@@ -3,8 +3,13 @@ operator's and the partner's commands run in the guide's order, as subprocesses,
 step is checked against what the guide says the user sees.
 
 The app is the guide's own code, taken from the page, so a guide whose example no longer
-runs fails here. Two departures, both for a shared test machine: the platform is the
-harness's (its own ports, not `make up`'s), and the app's /metrics port is 0 (none).
+runs fails here. Section 2 is run as printed: a clone of this repository (its committed
+HEAD), a fresh venv and the guide's `pip install`; the partner's commands and scripts then
+run with that venv's `emeuse` and python. Three departures, all for a shared test machine
+without PyPI: pip is told not to reach an index (PIP_NO_INDEX) nor build in isolation, and
+the fresh venv sees the test's own venv's packages first (a .pth file), so the pinned
+dependencies and the build backend are found installed; the platform is the harness's (its
+own ports, not `make up`'s); and the app's /metrics port is 0 (none).
 """
 
 from __future__ import annotations
@@ -12,11 +17,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
-import sys
+import sysconfig
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -38,7 +45,6 @@ from tests.integration.test_partner_security import (
 
 pytestmark = pytest.mark.integration
 GUIDE = ROOT / "docs" / "partners.md"
-EMEUSE = str(Path(sys.executable).parent / "emeuse")
 GUIDE_MINUTES = 5  # the issue's bar: publishing and receiving within five minutes
 
 # What a partner writes after "Outside a handler" in the guide: a producer of its own.
@@ -64,6 +70,82 @@ async def main(patient: str, reading_id: str, loinc: str, value: str, unit: str)
 
 asyncio.run(main(*sys.argv[1:]))
 """
+
+
+@dataclass(frozen=True)
+class Installed:
+    """The partner's venv, made by the guide's section 2, and how long that took."""
+
+    bin: Path
+    seconds: float
+
+    @property
+    def emeuse(self) -> str:
+        return str(self.bin / "emeuse")
+
+    @property
+    def python(self) -> str:
+        return str(self.bin / "python")
+
+    def environment(self, base: Mapping[str, str]) -> dict[str, str]:
+        """`base` as the guide's `. .venv/bin/activate` leaves it."""
+        return {
+            **base,
+            "VIRTUAL_ENV": str(self.bin.parent),
+            "PATH": f"{self.bin}{os.pathsep}{base.get('PATH', '')}",
+        }
+
+
+def guide_install_commands() -> list[str]:
+    """The shell lines of the guide's section 2, comments dropped, in order."""
+    section = GUIDE.read_text().split("## 2. Install the package", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```sh\n(.*?)```", section, re.S)
+    assert block, "the guide's section 2 has no sh block"
+    return [line.split("#", 1)[0].strip() for line in block.group(1).splitlines() if line.strip()]
+
+
+def offline_pip(venv: Path) -> dict[str, str]:
+    """What stands in for PyPI here: the test's venv's packages, seen first by the fresh
+    venv's python (its pip, the build backend, the pinned dependencies), and no index."""
+    ours = sysconfig.get_paths()["purelib"]
+    [site] = (venv / "lib").glob("python3.*/site-packages")
+    (site / "00-offline-index.pth").write_text(f"import sys; sys.path.insert(0, {ours!r})\n")
+    return {
+        "PIP_NO_INDEX": "1",
+        "PIP_NO_BUILD_ISOLATION": "0",
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+    }
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    """Section 2 of the guide, run line by line where a partner's project would be."""
+    project = tmp_path_factory.mktemp("partner-project")
+    began = time.monotonic()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PIP_"))}
+    clone, venv, install, activate = guide_install_commands()
+    assert clone == "git clone <this repository> emeuse-platform", clone
+    assert venv == "python3.11 -m venv .venv", venv
+    assert install.startswith(".venv/bin/pip install "), install
+    assert activate == ". .venv/bin/activate", activate
+    for argv in (["git", "clone", "-q", str(ROOT), "emeuse-platform"], venv.split()):
+        run = subprocess.run(argv, cwd=project, env=environment, capture_output=True, text=True)
+        assert run.returncode == 0, f"{argv}: {run.stderr}"
+    environment.update(offline_pip(project / ".venv"))
+    run = subprocess.run(
+        install.split(), cwd=project, env=environment, capture_output=True, text=True, timeout=600
+    )
+    assert run.returncode == 0, f"{install}:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
+    done = Installed(project / ".venv" / "bin", time.monotonic() - began)
+    # The platform's package the partner runs is the one just installed, not the test's.
+    where = subprocess.run(
+        [done.python, "-c", "import emeuse.partner; print(emeuse.partner.__file__)"],
+        capture_output=True,
+        text=True,
+    )
+    assert where.stdout.startswith(str(project / ".venv")), where
+    assert shutil.which("emeuse", path=done.environment(environment)["PATH"]) == done.emeuse
+    return done
 
 
 def guide_app() -> str:
@@ -97,12 +179,14 @@ def workdir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def running_app(workdir: Path) -> Iterator[Callable[[Path, str], subprocess.Popen[bytes]]]:
+def running_app(
+    workdir: Path, installed: Installed
+) -> Iterator[Callable[[Path, str], subprocess.Popen[bytes]]]:
     started: list[subprocess.Popen[bytes]] = []
 
     def run(settings: Path, partner_id: str) -> subprocess.Popen[bytes]:
         environment = {
-            **os.environ,
+            **installed.environment(os.environ),
             "EMEUSE_PARTNER_CONFIG": str(settings),
             "EMEUSE_PARTNER_ID": partner_id,  # the guide's code says "glucoflow"
             "EMEUSE_PARTNER_METRICS_PORT": "0",
@@ -112,7 +196,7 @@ def running_app(workdir: Path) -> Iterator[Callable[[Path, str], subprocess.Pope
         environment.pop("EMEUSE_KAFKA_BOOTSTRAP", None)
         with (workdir / "app.out").open("wb") as out:
             process = subprocess.Popen(
-                [EMEUSE, "partner", "run", "glucoflow_app:app"],
+                [installed.emeuse, "partner", "run", "glucoflow_app:app"],
                 cwd=workdir,
                 env=environment,
                 stdout=out,
@@ -129,18 +213,19 @@ def running_app(workdir: Path) -> Iterator[Callable[[Path, str], subprocess.Pope
 
 
 def as_partner(
-    workdir: Path, *argv: str, exported: Mapping[str, str] | None = None
+    installed: Installed, workdir: Path, *argv: str, exported: Mapping[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """A partner's command, run where its files are, in its shell: nothing of the
-    platform's environment, what it exported (the guide's `export`, section 4)."""
+    """A partner's command, run where its files are, in its shell with the guide's venv
+    activated: nothing of the platform's environment, what it exported (the guide's
+    `export`, section 4)."""
     environment = {
         k: v
-        for k, v in os.environ.items()
+        for k, v in installed.environment(os.environ).items()
         if k not in ("EMEUSE_KAFKA_BOOTSTRAP", "SECRETS_DIR", "EMEUSE_PARTNER_LOCAL")
     }
     environment.update(exported or {})
     return subprocess.run(
-        [sys.executable, *argv] if argv[0].endswith(".py") else [EMEUSE, *argv],
+        [installed.python, *argv] if argv[0].endswith(".py") else [installed.emeuse, *argv],
         capture_output=True,
         text=True,
         timeout=60,
@@ -170,8 +255,9 @@ def consent_recorded(platform, partner_id: str, patient: str) -> subprocess.Comp
         time.sleep(0.3)
 
 
-def dead_letters(workdir: Path, settings: Path) -> list[dict]:
+def dead_letters(installed: Installed, workdir: Path, settings: Path) -> list[dict]:
     tailed = as_partner(
+        installed,
         workdir,
         "tail",
         "dead-letter",
@@ -187,9 +273,10 @@ def dead_letters(workdir: Path, settings: Path) -> list[dict]:
 
 
 def test_a_new_partner_follows_the_guide_and_publishes_and_receives(
-    platform, bus, bootstrap, secrets_dir, workdir, running_app
+    platform, bus, bootstrap, secrets_dir, workdir, installed, running_app
 ):
-    began = time.monotonic()
+    # Section 2 (the install) ran first, in the module's fixture: its time counts too.
+    began = time.monotonic() - installed.seconds
     since = datetime.now(UTC) - timedelta(seconds=1)
     partner_id = new_partner_id()
     experiment = f"{partner_id}-pilot"
@@ -253,12 +340,22 @@ def test_a_new_partner_follows_the_guide_and_publishes_and_receives(
 
         # Publishing, as "Outside a handler" shows; the experiment is the file's first.
         # Before the guide's `export`, the SDK refuses to connect without credentials.
-        unconfigured = as_partner(workdir, "publish.py", patient, "gf-0", "2339-0", "1", "mg/dL")
+        unconfigured = as_partner(
+            installed, workdir, "publish.py", patient, "gf-0", "2339-0", "1", "mg/dL"
+        )
         assert unconfigured.returncode != 0
         assert "no credentials: set EMEUSE_PARTNER_CONFIG" in unconfigured.stderr
         exported = {"EMEUSE_PARTNER_CONFIG": str(settings), "EMEUSE_PARTNER_ID": partner_id}
         published = as_partner(
-            workdir, "publish.py", patient, "gf-1", "2339-0", "104", "mg/dL", exported=exported
+            installed,
+            workdir,
+            "publish.py",
+            patient,
+            "gf-1",
+            "2339-0",
+            "104",
+            "mg/dL",
+            exported=exported,
         )
         assert published.returncode == 0, published.stderr
         # Its stdout is its own: the SDK logs on stderr, as under `emeuse partner run`.
@@ -266,7 +363,15 @@ def test_a_new_partner_follows_the_guide_and_publishes_and_receives(
         assert "event.published" in published.stderr
         # An impossible reading (INR 40): on the partner's own dead letters, on no feed.
         impossible = as_partner(
-            workdir, "publish.py", patient, "gf-2", "34714-6", "40", "{INR}", exported=exported
+            installed,
+            workdir,
+            "publish.py",
+            patient,
+            "gf-2",
+            "34714-6",
+            "40",
+            "{INR}",
+            exported=exported,
         )
         assert impossible.returncode == 0, impossible.stderr
         [refused_id] = impossible.stdout.splitlines()
@@ -276,7 +381,7 @@ def test_a_new_partner_follows_the_guide_and_publishes_and_receives(
         except AssertionError as missing:
             letters_now = [
                 (x.get("original_event_id"), x["event"]["consumer"], x["event"]["reason"])
-                for x in dead_letters(workdir, settings)
+                for x in dead_letters(installed, workdir, settings)
             ]
             raise AssertionError(
                 f"{missing}; sent {own_id}; dead letters {letters_now}; app printed "
@@ -290,7 +395,7 @@ def test_a_new_partner_follows_the_guide_and_publishes_and_receives(
         def refused_by() -> dict[str, dict]:
             return {
                 letter["event"]["consumer"]: letter
-                for letter in dead_letters(workdir, settings)
+                for letter in dead_letters(installed, workdir, settings)
                 if letter.get("original_event_id") in (own_id, refused_id)
             }
 
@@ -303,10 +408,12 @@ def test_a_new_partner_follows_the_guide_and_publishes_and_receives(
         assert refused_id not in printed.read_text()
 
         # Status with its own settings file: its group, its refusals; consents are not its.
-        status = as_partner(workdir, "partner", "status", partner_id, "--config", str(settings))
+        status = as_partner(
+            installed, workdir, "partner", "status", partner_id, "--config", str(settings)
+        )
         assert status.returncode == 0, status.stderr
         shown = as_partner(
-            workdir, "partner", "status", partner_id, "--config", str(settings), "--json"
+            installed, workdir, "partner", "status", partner_id, "--config", str(settings), "--json"
         )
         mine = json.loads(shown.stdout)
         assert mine["consents"] is None
