@@ -18,8 +18,8 @@ STAY_IN_SHORT_RUN = (0.3, 0.9)  # ... as a share of what is left of a run too sh
 
 
 def visit_id(options: Options, start: datetime, number: int) -> str:
-    # The start is in the id: each run plans new visits (T: see stream.py's id_prefix).
-    return f"visit-{options.seed}-{start:%Y%m%dT%H%M%S}-{number}"
+    # The start is in the id: each run plans new visits (t: see stream.py's id_prefix).
+    return f"visit-{options.seed}-{start:%Y%m%dt%H%M%S}-{number}"
 
 
 def aide_id(territory: str) -> str:

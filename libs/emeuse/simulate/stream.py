@@ -91,8 +91,8 @@ def live_events(
     scaled, last = cumulative[-1] + 0.0, len(sources) - 1
     local = _LocalTime()
     # The start is in the id: a later run of the same seed sends new readings, not duplicates.
-    # The T splits its digits: fourteen in a row can be a NIR with a valid key (id_rules).
-    id_prefix = f"sim-{options.seed}-{start:%Y%m%dT%H%M%S}-"
+    # The t splits its digits: fourteen in a row can be a NIR with a valid key (id_rules).
+    id_prefix = f"sim-{options.seed}-{start:%Y%m%dt%H%M%S}-"
     recent: deque[SimEvent] = deque(maxlen=RECENT)
     for n in range(round(options.rate * options.duration)):
         due = n / options.rate

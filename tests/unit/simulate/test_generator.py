@@ -25,6 +25,7 @@ from emeuse.simulate.run import plan
 from emeuse.simulate.send import APIS
 from emeuse.simulate.territory import AGE_BANDS, DEPARTEMENTS
 from services.chronic.domain.measures import normalise
+from services.home.configuration import check_contact_id
 
 START = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 
@@ -361,4 +362,6 @@ def test_no_id_the_simulator_makes_reads_as_a_person_s_number_even_when_its_star
             if field in ID_FIELDS and isinstance(value, str):
                 check_id(field, value, ID_FIELDS[field])
                 checked[field] += 1
+            if field == "visit_id":  # home's own rule for its ids: lowercase
+                check_contact_id(value, field)
     assert checked["reading_id"] > 0 and checked["visit_id"] > 0, checked
