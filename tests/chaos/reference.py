@@ -13,7 +13,7 @@ from tests.chaos.oracle import ours, reference_of
 from tests.chaos.round import RoundConfig, RoundReport, run_round
 from tests.chaos.simulated import DEAD_LETTERS_TOPIC, SIMULATED, Expect
 
-# The reference's stream goes as fast as this allows: nothing to measure in it.
+# The reference's stream is sent within this: no recovery is measured in it.
 REFERENCE_STREAM_S = 10.0
 
 
