@@ -1,6 +1,6 @@
-"""python -m tests.chaos --seed N --rounds R --readings K [--short]: seeded rounds of faults
-against the broker at EMEUSE_KAFKA_BOOTSTRAP (scripts/chaos.sh starts one); exit 1 when a
-round loses or duplicates an output or leaves an input unprocessed."""
+"""python -m tests.chaos --seed N --rounds R --readings K [--short] [--load simulate]: seeded
+rounds of faults against the broker at EMEUSE_KAFKA_BOOTSTRAP (scripts/chaos.sh starts one);
+exit 1 when a round loses or duplicates an output or leaves an input unprocessed."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ import time
 from pathlib import Path
 
 from tests.chaos.cluster import Broker
+from tests.chaos.reference import rounds_against_reference
 from tests.chaos.report import table
 from tests.chaos.round import RoundConfig, run_round, short_round
 from tests.chaos.scenarios import SCENARIOS
+from tests.chaos.simulated import SCALE, SIMULATED
 
 FULL_READINGS = 100_000
 
@@ -40,8 +42,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--services", default=",".join(SCENARIOS), help=f"of {', '.join(SCENARIOS)}"
     )
+    parser.add_argument(
+        "--load",
+        choices=("workloads", "simulate"),
+        default="workloads",
+        help="the stream: the scenarios' hand-built workloads, or the simulator's records "
+        f"checked against a fault-free reference round (for {', '.join(SIMULATED)})",
+    )
+    parser.add_argument(
+        "--scale", type=float, default=SCALE, help="with --load simulate: the territory's scale"
+    )
     parser.add_argument("--workdir", type=Path, default=None, help="logs and data of instances")
     args = parser.parse_args(argv)
+    services = args.services.split(",")
+    if args.load == "simulate" and (others := [s for s in services if s not in SIMULATED]):
+        parser.error(f"--load simulate: no simulated load for {', '.join(others)} yet")
 
     bootstrap = os.environ.get("EMEUSE_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
     broker = None if args.no_broker_faults else Broker()
@@ -49,14 +64,22 @@ def main(argv: list[str] | None = None) -> int:
     failed = []
     for n in range(args.rounds):
         seed = args.seed + n
-        for service in args.services.split(","):
+        for service in services:
             config = config_for(args, seed)
-            report = run_round(
-                config, SCENARIOS[service], bootstrap, root / f"{service}-seed{seed}", broker
-            )
-            print(table(report), flush=True)
-            print(f"   logs: {report.workdir}", flush=True)
-            if not report.ok:
+            workdir = root / f"{service}-seed{seed}"
+            if args.load == "simulate":
+                reports = rounds_against_reference(
+                    config, service, bootstrap, workdir, broker, args.scale
+                )
+            else:
+                reports = iter([run_round(config, SCENARIOS[service], bootstrap, workdir, broker)])
+            passed = []
+            for report in reports:  # each printed once it is over
+                print(table(report), flush=True)
+                print(f"   logs: {report.workdir}", flush=True)
+                passed.append(report.ok)
+            # Against a reference: both rounds ran (a failed reference stops it) and passed.
+            if not all(passed) or len(passed) < (2 if args.load == "simulate" else 1):
                 failed.append(f"{service} seed {seed}")
     print(
         f"\nchaos: {args.rounds} round(s), "

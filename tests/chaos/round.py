@@ -41,6 +41,7 @@ from tests.chaos.kafka_io import (
     read_outputs,
     records_after,
 )
+from tests.chaos.oracle import original_id
 from tests.chaos.scenario import Row, Scenario, Workload
 from tests.integration.harness import Platform, emeuse, free_port
 
@@ -73,6 +74,7 @@ class RoundConfig:
     fault_gap_s: tuple[float, float] = (3.0, 6.0)
     short: bool = False  # one of each fault, in a seeded order, then stop
     broker_faults: bool = False
+    faults: bool = True  # False: a reference round, the stream alone (oracle.py)
     drain_timeout_s: float = 180.0  # with no commit moving
     kinds: tuple[str, ...] | None = None  # the faults drawn from (None: every kind)
     service_env: dict[str, str] = field(default_factory=dict)  # Platform.env of the instances
@@ -102,6 +104,8 @@ class RoundReport:
     # Outputs no plain Kafka reader can decode (named by their place): a defect, never passed.
     unreadable_outputs: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # Everything read back from the output topics and dead letters (the oracle's source).
+    outputs: dict[str, list[Output]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -300,7 +304,11 @@ def run_round(
     workdir: Path,
     broker: Broker | None = None,
     log: object = print,
+    workload: Workload | None = None,
 ) -> RoundReport:
+    """One round; `workload` given, its records instead of the scenario's build (the same
+    records for a reference round and the faulted round compared with it)."""
+
     def say(line: str) -> None:
         (log if callable(log) else print)(line)
         sys.stdout.flush()  # progress shows as it happens, in a log file too
@@ -335,7 +343,8 @@ def run_round(
         up_s = cluster.wait_serving(members)
         say(f"[{app_id}] {len(members)} instances serving after {up_s:.1f} s")
 
-        workload = scenario.build(rng, config.patients, config.readings)
+        if workload is None:
+            workload = scenario.build(rng, config.patients, config.readings)
         report.notes += workload.notes
         for phase in (workload.setup, workload.then):
             if phase and not _apply(producer, phase, offsets, app_id, inputs, config):
@@ -351,7 +360,7 @@ def run_round(
         plan = fault_plan(kinds, rng, config.short)
         stream.start()
         stream_started = time.monotonic()
-        while True:
+        while config.faults:
             time.sleep(rng.uniform(*config.fault_gap_s))
             if plan:
                 kind = plan.pop(0)
@@ -398,8 +407,11 @@ def run_round(
             else "outputs never all there (see the rows)"
         )
         report.unreadable_outputs = sorted({str(u) for u in unreadable})
+        report.outputs = found
         report.rows = scenario.check(workload, found)
-        report.rows.append(_poison_row(report.faults, found[dead_letters.name], producer))
+        report.rows.append(
+            _poison_row(report.faults, found[dead_letters.name], producer, workload.set_aside)
+        )
         report.crashes = {
             i.name: i.unexpected_exits for i in cluster.instances.values() if i.unexpected_exits
         }
@@ -464,7 +476,12 @@ def _read_complete(
     return read_outputs(bootstrap, outputs, start, unreadable=unreadable), complete_s
 
 
-def _poison_row(faults: list[Fault], letters: list[Output], producer: Producer) -> Row:
+def _poison_row(
+    faults: list[Fault], letters: list[Output], producer: Producer, set_aside: set[str]
+) -> Row:
+    """Poison records dead-lettered once each; a record of the workload set aside is
+    unexpected, unless the scenario's own check judges it (`set_aside`, by ce_id)."""
+    letters = [o for o in letters if original_id(o) not in set_aside]
     injected = {(f.poison[0].topic, f.poison[0].partition, f.poison[1]) for f in faults if f.poison}
     row = Row("poison records dead-lettered", len(injected))
     coords = Counter(

@@ -51,6 +51,9 @@ class Workload:
     # an output (a contact acknowledging the incident she was shown).
     answers: list[Record] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # ce_ids of the workload's records meant for the dead letters (malformed on purpose):
+    # the scenario's check judges them, the poison row leaves them out.
+    set_aside: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)

@@ -125,10 +125,10 @@ def prometheus_up(base: str, jobs: set[str], seconds: float = 60) -> dict[str, s
 # Ports for the services' gRPC and metrics servers: below Linux's ephemeral range (32768+),
 # where the kernel picks the local ports of outgoing connections. A port the kernel handed
 # out as free could be taken by a client's connection before the service binds it.
-# EMEUSE_TEST_PORTS=first-last narrows them, for a run beside others on one machine.
 SERVICE_PORTS = range(20000, 32000)
-if os.environ.get("EMEUSE_TEST_PORTS"):
-    _first, _last = os.environ["EMEUSE_TEST_PORTS"].split("-")
+# A run beside others on one machine keeps to its own ports: EMEUSE_TEST_PORTS=FIRST-LAST.
+if _ports := os.environ.get("EMEUSE_TEST_PORTS"):
+    _first, _, _last = _ports.partition("-")
     SERVICE_PORTS = range(int(_first), int(_last) + 1)
 _handed_out: set[int] = set()
 
