@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from emeuse.prevention.v1.prevention_events_pb2 import PreventionActionRecorded
-from services.prevention.domain.actions import answered, check_action, check_done_by
+from services.prevention.domain.actions import answered, check_action, check_done_by, doses
 from services.prevention.domain.person import ActionTaken, PersonState
 from services.prevention.domain.programmes import BY_NAME
 from services.prevention.handlers import Outcome, cancel, next_round
@@ -40,7 +40,7 @@ def record_action(
         series=action.programme,
         acted_at=action.acted_at.ToDatetime(tzinfo=UTC),
     )
-    state.record_action(taken)
+    state.record_action(taken, now)
     outcome = Outcome(state, outcome="kept_not_enrolled")
     if state.profile is not None:
         answer(outcome, action.person_pseudonym, taken, now)
@@ -51,9 +51,8 @@ def answer(outcome: Outcome, person: str, taken: ActionTaken, now: datetime) -> 
     """Cancel the reminders `taken` answers (`acted_on`); a screening's series goes on with
     the round after it, an interval after the screening (not after the reminder)."""
     state = outcome.state
-    dose = sum(
-        1 for a in state.actions if a.series == taken.series and a.acted_at <= taken.acted_at
-    )
+    # Every dose read so far, not those before this one: doses may be read out of order.
+    dose = doses(taken.series, (a.acted_at for a in state.actions if a.series == taken.series))
     stopped = answered(taken.series, taken.acted_at, dose, state.messages.values(), now)
     for message in stopped:
         cancel(outcome, person, message, ACTED_ON, now)

@@ -61,20 +61,41 @@ def check_done_by(action: PreventionActionRecorded, now: datetime) -> None:
         raise ActionError("acted_at is in the future: record an action once done", kind="future")
 
 
+def doses(series: str, given: Iterable[datetime]) -> int:
+    """How many distinct doses of `series` were given at the times `given`, in any order:
+    actions closer together than half the spacing of the series' doses are one dose reported
+    twice (by a care team and by a pharmacy, or a call retried without its action id)."""
+    spacing = BY_NAME[series].further_steps
+    same_dose = min(spacing) / 2 if spacing else timedelta.max
+    count, dose_at = 0, None
+    for at in sorted(given):
+        if dose_at is None or at - dose_at >= same_dose:
+            count, dose_at = count + 1, at
+    return count
+
+
 def answered(
     series: str, acted_at: datetime, dose: int, reminders: Iterable[Message], now: datetime
 ) -> list[Message]:
     """The reminders of `series` not sent yet that an action done at `acted_at` makes
     pointless. A screening is current for the programme's interval (two years): it answers
     every reminder of its series due before it lapses, the round's own and one planned
-    already for that time, and none once it has lapsed. A dose answers the reminder of its
-    rank (`dose`: the n-th dose recorded answers step_n), so a first dose leaves the second
-    dose's reminder to go. Another series is never answered."""
+    already for that time, and none once it has lapsed. Doses answer the reminders of their
+    ranks (`dose`: the distinct doses recorded, `doses`; n of them answer step_1 to step_n,
+    whatever order they were read in), so a first dose leaves the second dose's reminder to
+    go. Another series is never answered."""
     programme = BY_NAME[series]
     waiting = [m for m in reminders if m.programme == series and m.open]
     if programme.every is None:
-        return [m for m in waiting if m.step == f"step_{dose}"]
+        given = (m for m in waiting if 1 <= step_number(m.step) <= dose)
+        return sorted(given, key=lambda m: step_number(m.step))
     lapses = acted_at + programme.every
     if lapses <= now:
         return []
     return sorted((m for m in waiting if m.due_at < lapses), key=lambda m: m.due_at)
+
+
+def step_number(step: str) -> int:
+    """The rank of a reminder step ("step_2": 2); 0 for a step that is not numbered."""
+    number = step.removeprefix("step_")
+    return int(number) if number.isdigit() else 0

@@ -11,6 +11,7 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, Field
 
+from services.prevention.domain.programmes import PROGRAMMES
 from services.prevention.domain.segments import Person
 from services.prevention.domain.timing import QuietHours
 
@@ -21,6 +22,9 @@ CAMPAIGN_SENDS_KEPT = 50
 # Actions on reminders kept per person: the doses and screenings their reminders are
 # answered by (an HPV series needs two; a screening is current for two years).
 ACTIONS_KEPT = 20
+# Nor longer than the longest screening interval, the longest an action is taken to
+# answer: the actions of someone never enrolled would otherwise be kept forever.
+ACTIONS_LAST = max(p.every for p in PROGRAMMES if p.every is not None)
 
 SCHEDULED, SENT, DELIVERED, OPENED, FAILED, CANCELLED = (
     "scheduled",
@@ -155,8 +159,11 @@ class PersonState(BaseModel):
         for old in list(self.opt_outs)[:-OPT_OUTS_KEPT]:
             del self.opt_outs[old]
 
-    def record_action(self, action: ActionTaken) -> None:
-        self.actions = sorted([*self.actions, action], key=lambda a: a.acted_at)[-ACTIONS_KEPT:]
+    def record_action(self, action: ActionTaken, now: datetime) -> None:
+        """Keep `action`, dropping those kept that were done more than ACTIONS_LAST before
+        `now` (the new one is kept at least until the next action)."""
+        current = [a for a in self.actions if a.acted_at > now - ACTIONS_LAST]
+        self.actions = sorted([*current, action], key=lambda a: a.acted_at)[-ACTIONS_KEPT:]
 
     def as_target(self) -> Person | None:
         if self.profile is None:

@@ -169,6 +169,37 @@ def test_a_first_dose_stops_the_first_dose_reminder_and_the_second_still_goes() 
     assert reminder(person, done, "vaccination.hpv", "step_2").cancel_reason == "acted_on"
 
 
+def test_two_doses_read_out_of_order_stop_both_dose_reminders() -> None:
+    person, state = enrolled(band=(11, 14))
+    first_dose, second_dose = NOW - timedelta(days=200), NOW - timedelta(days=10)
+
+    after, _ = read_back(person, state, acted(person, "vaccination.hpv", at=second_dose))
+    done, tx = read_back(person, after, acted(person, "vaccination.hpv", at=first_dose))
+
+    second = reminder(person, done, "vaccination.hpv", "step_2")
+    assert (second.status, second.cancel_reason) == (CANCELLED, "acted_on")
+    assert cancelled_ids(tx) == [second.message_id]
+    assert reminder(person, done, "vaccination.hpv").cancel_reason == "acted_on"
+
+
+@pytest.mark.parametrize("apart", [timedelta(0), timedelta(days=1), timedelta(days=90)])
+def test_one_dose_reported_twice_under_two_action_ids_leaves_the_second_reminder(
+    apart: timedelta,
+) -> None:
+    person, state = enrolled(band=(11, 14))
+    # A care team and a pharmacy report the same dose (or a call retried without its id).
+    care_team = acted(person, "vaccination.hpv", at=NOW - apart)
+    after, _ = read_back(person, state, care_team)
+    pharmacy = acted(person, "vaccination.hpv", at=NOW)
+    assert pharmacy.action_id != care_team.action_id
+
+    again, tx = read_back(person, after, pharmacy)
+
+    assert reminder(person, again, "vaccination.hpv").cancel_reason == "acted_on"
+    assert reminder(person, again, "vaccination.hpv", "step_2").status == SCHEDULED
+    assert cancelled_ids(tx) == []
+
+
 def test_the_same_action_read_again_changes_nothing() -> None:
     person, state = enrolled(band=(50, 54))
     action = acted(person)
@@ -208,6 +239,20 @@ def test_an_action_for_someone_not_enrolled_is_kept_and_answers_their_enrolment(
     assert reminder(person, outcome.state, "screening.colorectal", "step_2").due_at == (
         NOW + TWO_YEARS
     )
+
+
+def test_actions_kept_for_someone_never_enrolled_go_once_older_than_two_years() -> None:
+    person = random_pseudonym()
+    old, last_year = NOW - TWO_YEARS - timedelta(days=1), NOW - timedelta(days=365)
+    kept, _ = read_back(person, PersonState(), acted(person, at=old), now=old)
+    breast = acted(person, "screening.breast", at=last_year)
+    kept, _ = read_back(person, kept, breast, now=last_year)
+    assert [a.series for a in kept.actions] == ["screening.colorectal", "screening.breast"]
+
+    after, _ = read_back(person, kept, acted(person, "vaccination.hpv"))
+
+    # The colorectal screening, done more than two years ago, answers nothing now: dropped.
+    assert [a.series for a in after.actions] == ["screening.breast", "vaccination.hpv"]
 
 
 @pytest.mark.parametrize(
