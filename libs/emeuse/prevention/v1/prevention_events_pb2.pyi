@@ -982,7 +982,8 @@ class MessageCancelled(_message.Message):
     """Pseudonym of the person."""
     reason_code: _builtins.str
     """Coded reason: "opted_out", "programme_ended", "campaign_finished", "window_closed",
-    "frequency_cap", "no_channel", "not_enrolled", "timeline_moved".
+    "frequency_cap", "no_channel", "not_enrolled", "timeline_moved", "out_of_segment",
+    "acted_on" (the person did what a reminder asks: PreventionActionRecorded).
     """
     campaign_id: _builtins.str
     """Campaign of the message, if any."""

@@ -1735,7 +1735,8 @@ type MessageCancelled struct {
 	// Pseudonym of the person.
 	PersonPseudonym string `protobuf:"bytes,2,opt,name=person_pseudonym,json=personPseudonym,proto3" json:"person_pseudonym,omitempty"`
 	// Coded reason: "opted_out", "programme_ended", "campaign_finished", "window_closed",
-	// "frequency_cap", "no_channel", "not_enrolled", "timeline_moved".
+	// "frequency_cap", "no_channel", "not_enrolled", "timeline_moved", "out_of_segment",
+	// "acted_on" (the person did what a reminder asks: PreventionActionRecorded).
 	ReasonCode string `protobuf:"bytes,3,opt,name=reason_code,json=reasonCode,proto3" json:"reason_code,omitempty"`
 	// Campaign of the message, if any.
 	CampaignId string `protobuf:"bytes,4,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`

@@ -865,7 +865,8 @@ export declare type MessageCancelled = Message<"emeuse.prevention.v1.MessageCanc
 
   /**
    * Coded reason: "opted_out", "programme_ended", "campaign_finished", "window_closed",
-   * "frequency_cap", "no_channel", "not_enrolled", "timeline_moved".
+   * "frequency_cap", "no_channel", "not_enrolled", "timeline_moved", "out_of_segment",
+   * "acted_on" (the person did what a reminder asks: PreventionActionRecorded).
    *
    * @generated from field: string reason_code = 3;
    */
