@@ -52,7 +52,7 @@ node() {
     export KAFKA_PARTNER_PORT="$(port "$n" 2)" KAFKA_PLATFORM_USERS=no
     export KAFKA_OVERRIDES="$here/cluster.properties"
     if [[ "$secure" == off ]]; then export KAFKA_SECURE_PORT=off; else export KAFKA_SECURE_PORT="$(port "$n" 3)"; fi
-    if [[ -f "$home/cluster-id" ]]; then export KAFKA_CLUSTER_ID="$(cat "$home/cluster-id")"; fi
+    if [[ -s "$home/cluster-id" ]]; then export KAFKA_CLUSTER_ID="$(cat "$home/cluster-id")"; fi
     exec "$here/kafka.sh" "$@"
   )
 }
@@ -60,9 +60,19 @@ node() {
 up() {
   "$here/kafka.sh" jars
   mkdir -p "$home"
-  if [[ ! -f "$home/cluster-id" ]]; then
-    java -cp "${KAFKA_LIBS:-$root/.local/kafka/libs}/*" kafka.tools.StorageTool random-uuid \
-      2>/dev/null >"$home/cluster-id"
+  # Into place whole or not at all: an empty id (a failed java) would have each node format
+  # an id of its own, and the quorum would never form.
+  if [[ ! -s "$home/cluster-id" ]]; then
+    local made="$home/cluster-id.$$"
+    if ! java -cp "${KAFKA_LIBS:-$root/.local/kafka/libs}/*" kafka.tools.StorageTool random-uuid \
+      2>"$made.err" >"$made" || [[ ! -s "$made" ]]; then
+      echo "cluster.sh: no cluster id made (kafka.tools.StorageTool random-uuid):" >&2
+      cat "$made.err" >&2
+      rm -f "$made" "$made.err"
+      return 1
+    fi
+    mv "$made" "$home/cluster-id"
+    rm -f "$made.err"
   fi
   # Made once here, not by three nodes at once.
   if [[ "$secure" != off || "${EMEUSE_KAFKA_PARTNER_PROTOCOL:-SASL_SSL}" == SASL_SSL ]]; then

@@ -20,6 +20,8 @@ applies to what is checked after it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Callable
 from datetime import UTC
 
 import structlog
@@ -32,6 +34,7 @@ from emeuse.runtime import kafka_clients
 from services.gateway.domain.consent import ConsentBook
 
 log = structlog.get_logger("emeuse.gateway.consents")
+NewConsumer = Callable[[str], AIOKafkaConsumer]
 PARTITIONS = [TopicPartition(CONSENT_CHANGED.name, p) for p in range(CONSENT_CHANGED.partitions)]
 
 
@@ -67,6 +70,27 @@ def record_change(books: dict[str, ConsentBook], value: bytes | None) -> None:
         apply_change(books.setdefault(change.patient_pseudonym, ConsentBook()), change)
 
 
+def _consumer(bootstrap: str) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        **kafka_clients.client_options(),
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        # As every platform consumer: a change of an aborted transaction never applies.
+        isolation_level="read_committed",
+    )
+
+
+async def _started(
+    stack: contextlib.AsyncExitStack, consumer: AIOKafkaConsumer
+) -> AIOKafkaConsumer:
+    """Start `consumer`, its stop pushed first: a start that fails part way (after the
+    bootstrap connected, say) is stopped too (aiokafka's stop takes a consumer in any state)."""
+    stack.push_async_callback(consumer.stop)
+    await consumer.start()
+    return consumer
+
+
 class FollowedConsents:
     def __init__(self) -> None:
         self.books: dict[str, ConsentBook] = {}
@@ -81,46 +105,39 @@ class FollowedConsents:
     def book(self, patient: str) -> ConsentBook:
         return self.books.get(patient, ConsentBook())
 
-    async def follow(self, bootstrap: str) -> None:
+    async def follow(self, bootstrap: str, new_consumer: NewConsumer = _consumer) -> None:
         """Read the consent topic from its beginning into fresh books, swap them in once
-        caught up (the books in use never go back to older consents), then follow it."""
-        consumer, ends_reader = (
-            AIOKafkaConsumer(
-                bootstrap_servers=bootstrap,
-                **kafka_clients.client_options(),
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                # As every platform consumer: a change of an aborted transaction never applies.
-                isolation_level="read_committed",
-            )
-            for _ in range(2)
-        )
-        await consumer.start()
-        try:
-            await ends_reader.start()
-            consumer.assign(PARTITIONS)
-            await consumer.seek_to_beginning(*PARTITIONS)
-            ends = await consumer.end_offsets(PARTITIONS)
-            books: dict[str, ConsentBook] = {}
-            loaded = False
-            while True:
-                batches = await consumer.getmany(timeout_ms=200)
-                for records in batches.values():
-                    for record in records:
-                        record_change(books, record.value)
-                positions = {tp.partition: await consumer.position(tp) for tp in PARTITIONS}
-                if not loaded and all(positions[tp.partition] >= end for tp, end in ends.items()):
-                    loaded = True
-                    self.books = books
-                    log.info("consents.ready", patients=len(books))
-                if loaded:
-                    self._ends, self._positions = ends_reader, positions
-                    self._wake()
-                    self.ready.set()
-        finally:
-            self._ends, self._positions = None, {}
-            await ends_reader.stop()
-            await consumer.stop()
+        caught up (the books in use never go back to older consents), then follow it.
+        `new_consumer`: a consumer on `bootstrap` (a fake in tests)."""
+        # Each consumer is stopped however the others' start or stop goes (a stop that
+        # raises must not leave the other's connections open).
+        async with contextlib.AsyncExitStack() as stack:
+            consumer = await _started(stack, new_consumer(bootstrap))
+            ends_reader = await _started(stack, new_consumer(bootstrap))
+            try:
+                consumer.assign(PARTITIONS)
+                await consumer.seek_to_beginning(*PARTITIONS)
+                ends = await consumer.end_offsets(PARTITIONS)
+                books: dict[str, ConsentBook] = {}
+                loaded = False
+                while True:
+                    batches = await consumer.getmany(timeout_ms=200)
+                    for records in batches.values():
+                        for record in records:
+                            record_change(books, record.value)
+                    positions = {tp.partition: await consumer.position(tp) for tp in PARTITIONS}
+                    if not loaded and all(
+                        positions[tp.partition] >= end for tp, end in ends.items()
+                    ):
+                        loaded = True
+                        self.books = books
+                        log.info("consents.ready", patients=len(books))
+                    if loaded:
+                        self._ends, self._positions = ends_reader, positions
+                        self._wake()
+                        self.ready.set()
+            finally:
+                self._ends, self._positions = None, {}
 
     async def seen_up_to_now(self, within_s: float) -> None:
         """Return once every consent change committed by now is in the books in use;

@@ -106,7 +106,8 @@ def add_simulate_command(commands: Any, bootstrap_option: Any) -> None:
         metavar="ORDER",
         help="with --rollout-at: the order the experiment reaches the territories in, steps "
         "separated by commas, territories reached together by + (default 55,52+54: Meuse, "
-        "then Haute-Marne and Meurthe-et-Moselle together; e.g. 55,52,54 or 54,55+52)",
+        "then Haute-Marne and Meurthe-et-Moselle together; e.g. 55,52,54 or 54,55+52); two "
+        "steps at least",
     )
     simulate.add_argument(
         "--baseline-experiment",
@@ -203,10 +204,17 @@ def _rollout(order: str | None, times: list[str]) -> tuple[tuple[str, ...], list
         steps = parse_order(order or DEFAULT_ORDER)
     except RolloutError as exc:
         raise CliError(str(exc)) from None
+    if len(steps) == 1:
+        # Every territory from the start: no later step for a --rollout-at to start.
+        raise CliError(
+            f"--rollout {order!r} is one step: the experiment would be in every territory "
+            "from the start, with no date to roll it out at; separate the steps with commas "
+            f"(e.g. {DEFAULT_ORDER}), or give no --rollout and no --rollout-at"
+        )
     if order and not times:
         raise CliError("--rollout needs --rollout-at: when the experiment reaches the next step")
     dates = [moment for text in times if (moment := _time("--rollout-at", text))]
-    if len(dates) > max(len(steps) - 1, 1):
+    if len(dates) > len(steps) - 1:
         raise CliError(
             f"{len(dates)} --rollout-at for {len(steps) - 1} later step(s) of the rollout"
         )

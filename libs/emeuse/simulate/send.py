@@ -155,10 +155,15 @@ class PlatformTransport:
         login: KafkaLogin = PLAINTEXT,
         baseline: str = "",
         producer: BatchProducer | None = None,
+        calls_made_within_s: float = 60.0,
+        closing_within_s: float = 5.0,
     ) -> None:
         """`experiment`: what the records belong to unless one says otherwise; `baseline`,
         when the run rolls it out per territory, the experiment before it (rollout.py);
-        `producer`: the records' (a fake in tests), by default one on `bootstrap`."""
+        `producer`: the records' (a fake in tests), by default one on `bootstrap`;
+        `calls_made_within_s`: how long `flush` waits for the calls handed to be made,
+        `closing_within_s` how long `close` waits for the calls' thread to end."""
+        self.calls_made_within_s, self.closing_within_s = calls_made_within_s, closing_within_s
         self.auth, self.experiment, self.baseline = auth, experiment, baseline
         self.bootstrap, self.partner_bootstrap = bootstrap, partner_bootstrap
         self.partner_secrets = partner_secrets
@@ -361,17 +366,39 @@ class PlatformTransport:
 
     def flush(self) -> None:
         """Every record delivered, and every call handed so far made (their answers come
-        when they come, as before the calls had a thread of their own)."""
+        when they come, as before the calls had a thread of their own); a call still not
+        made after `calls_made_within_s` (the platform held the 32 in flight) is a failure."""
         made = threading.Event()
         self.calls.put(made)
         for producer in (self.producer, *self.partner_producers.values()):
             producer.flush(timeout=30)
-        made.wait(timeout=60)
+        if not made.wait(timeout=self.calls_made_within_s):
+            # Counted as failures now, never made later: the run's summary is printed next.
+            self._drop_calls(f"not made in {self.calls_made_within_s:g} s", until=made)
 
     def close(self) -> None:
         for producer in (self.producer, *self.partner_producers.values()):
             producer.close()
         self.calls.put(None)
-        self.caller.join(timeout=5)
+        self.caller.join(timeout=self.closing_within_s)
+        if self.caller.is_alive():  # held by a platform slow to answer: what waits is not sent
+            self._drop_calls("not sent: closing")
+            self.calls.put(None)  # the thread ends once it is let go
         for channel in self.channels.values():
             channel.close()
+
+    def _drop_calls(self, reason: str, until: threading.Event | None = None) -> None:
+        """Each call still queued (up to `until`) answered `done(kind, "<target> <reason>")`,
+        so the tally's pending and failed stay true; the calls' thread takes what it has."""
+        while True:
+            try:
+                item = self.calls.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(item, threading.Event):
+                item.set()
+                if item is until:
+                    return
+            elif item is not None:
+                event, done = item
+                done(event.kind, f"{event.target} {reason}")

@@ -237,6 +237,8 @@ def test_the_rollout_order_and_its_dates_are_taken_from_the_command_line(tmp_pat
         (["--rollout", "55,52", "--rollout-at", "2026-12-07T08:00Z"], "must name 55, 52 and 54"),
         (["--rollout", "55,52,54,55", "--rollout-at", "2026-12-07T08:00Z"], "once each"),
         (["--rollout", "55,52,54"], "--rollout needs --rollout-at"),
+        (["--rollout", "55+52+54", "--rollout-at", "2026-12-07T08:00Z"], "is one step"),
+        (["--rollout", "55+52+54"], "is one step"),
         (
             [f"--rollout-at=2026-12-07T{hour}:00Z" for hour in ("08", "09", "10")],
             "3 --rollout-at for 1 later step",

@@ -198,3 +198,73 @@ def test_a_partner_reading_the_sdk_refuses_is_a_failure_of_the_run_not_its_end()
     assert tally.failed["partner.reading"] == 1
     assert any("NIR" in reason for reason in tally.reasons)
     assert len(partner.added) == 1  # the next reading went
+
+
+class SlowPrevention:
+    """Prevention's stub, as a fake: its first call is slow to be made (until `let_go`), each
+    call's answer is OK."""
+
+    def __init__(self) -> None:
+        self.making, self.let_go = threading.Event(), threading.Event()
+        self.made: list[str] = []
+
+    @property
+    def OptOut(self) -> SlowPrevention:
+        return self
+
+    def future(self, request, timeout, metadata) -> Answered:
+        if not self.made:
+            self.making.set()
+            self.let_go.wait(10)
+        self.made.append(request.person_pseudonym)
+        return Answered()
+
+
+class Answered:
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.OK
+
+    def add_done_callback(self, callback) -> None:
+        callback(self)
+
+
+def slow_transport(
+    tally: Tally, calls: int, **waits: float
+) -> tuple[PlatformTransport, SlowPrevention]:
+    transport = PlatformTransport("127.0.0.1:1", {}, (), "simulation", producer=Records(), **waits)
+    prevention = transport.stubs["prevention"] = SlowPrevention()
+    for n in range(calls):
+        tally.started()
+        transport.send(opt_out(f"psn-{n:032d}"), tally.done)
+    assert prevention.making.wait(5)  # the first call is being made, the others wait
+    return transport, prevention
+
+
+def test_calls_not_made_within_the_flush_wait_are_failures_of_the_run():
+    tally = Tally()
+    transport, prevention = slow_transport(tally, 3, calls_made_within_s=0.2)
+    try:
+        transport.flush()
+        assert tally.failed["prevention.opted_out"] == 2
+        assert tally.reasons == {"prevention/OptOut not made in 0.2 s": 2}
+        prevention.let_go.set()
+        transport.flush()
+        assert tally.sent["prevention.opted_out"] == 1 and tally.pending == 0
+        assert len(prevention.made) == 1  # the failed calls are not made after all
+    finally:
+        prevention.let_go.set()
+        transport.close()
+
+
+def test_calls_still_waiting_when_the_transport_closes_are_answered_not_sent():
+    tally = Tally()
+    transport, prevention = slow_transport(tally, 3, closing_within_s=0.2)
+    try:
+        transport.close()
+        assert tally.failed["prevention.opted_out"] == 2
+        assert tally.reasons == {"prevention/OptOut not sent: closing": 2}
+    finally:
+        prevention.let_go.set()
+    transport.caller.join(5)
+    assert not transport.caller.is_alive()  # let go, the calls' thread ended
+    assert tally.sent["prevention.opted_out"] == 1 and tally.pending == 0
