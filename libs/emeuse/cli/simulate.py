@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -315,6 +316,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             experiment=options.experiment,
         )
 
+    tally: Tally | None = None
     try:
         tally = run(
             options,
@@ -329,5 +331,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     except TopicUnavailableError as exc:
         raise CliError(str(exc)) from None
     finally:
+        printed = Counter(tally.failed) if tally is not None else Counter()
         transport.close()
+    # Calls still under way when the summary was printed may fail as the transport closes:
+    # said here, so the exit status never contradicts what was printed.
+    assert tally is not None
+    late = Counter(tally.failed)
+    late.subtract(printed)
+    if +late:
+        lines = ", ".join(f"{kind} {count}" for kind, count in sorted((+late).items()))
+        console.print(f"failed after the summary, while closing: {lines}")
     return 1 if tally.failed else 0
