@@ -60,6 +60,11 @@ DEFAULT_TARGETS = {
 }
 # A simulation run twice with the same seed meets its own enrolments: not an error.
 ALREADY = (grpc.StatusCode.ALREADY_EXISTS,)
+# A service behind on its inputs answers a write it took but has not applied yet with
+# DEADLINE_EXCEEDED and "ask again" (emeuse.runtime.calls): the same call carries the same
+# event id, so it is asked again, after these waits, and applied once.
+ASK_AGAIN_AFTER_S = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+NOT_APPLIED_YET = "accepted but not applied yet"
 
 
 @dataclass
@@ -182,6 +187,8 @@ class PlatformTransport:
         # Bounds the gRPC calls in flight: a service answers once its handler applied them.
         self.in_flight = threading.BoundedSemaphore(32)
         self.calls_waited_s = 0.0
+        # Calls a service took but had not applied yet, asked again (ASK_AGAIN_AFTER_S).
+        self.calls_asked_again = 0
         self.turns: Turns[tuple[SimEvent, Done]] = Turns()
         # Calls are made from a thread of their own, in the order they come: a platform slow
         # to answer holds them back, never the records (the devices do not wait for it).
@@ -258,9 +265,10 @@ class PlatformTransport:
                 self.calls_waited_s += time.monotonic() - began
             self._start_call(event, done)
 
-    def _start_call(self, event: SimEvent, done: Done) -> None:
+    def _start_call(self, event: SimEvent, done: Done, asked: int = 0) -> None:
         """Make the call, holding a slot of in_flight; its answer hands the slot to the
-        person's next call, if one waits, else gives it back."""
+        person's next call, if one waits, else gives it back. A call the service took but
+        has not applied yet is asked again, keeping the slot (the person's next call waits)."""
         try:
             service, method = event.target.split("/")
             request = json_format.ParseDict(
@@ -275,8 +283,20 @@ class PlatformTransport:
             return
 
         def answered(call: Any) -> None:
+            code = call.code()
+            if (
+                code == grpc.StatusCode.DEADLINE_EXCEEDED
+                and NOT_APPLIED_YET in (call.details() or "")
+                and asked < len(ASK_AGAIN_AFTER_S)
+            ):
+                self.calls_asked_again += 1
+                again = threading.Timer(
+                    ASK_AGAIN_AFTER_S[asked], self._start_call, (event, done, asked + 1)
+                )
+                again.daemon = True
+                again.start()
+                return
             try:
-                code = call.code()
                 if code == grpc.StatusCode.OK or code in ALREADY:
                     done(event.kind, None)
                 else:

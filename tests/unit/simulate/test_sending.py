@@ -268,3 +268,54 @@ def test_calls_still_waiting_when_the_transport_closes_are_answered_not_sent():
     transport.caller.join(5)
     assert not transport.caller.is_alive()  # let go, the calls' thread ended
     assert tally.sent["prevention.opted_out"] == 1 and tally.pending == 0
+
+
+class BehindPrevention:
+    """Prevention's stub, as a fake: the first answer to each call is "accepted but not
+    applied yet" (the service is behind on its inputs), the next is OK."""
+
+    def __init__(self) -> None:
+        self.made: list[str] = []
+
+    @property
+    def OptOut(self) -> BehindPrevention:
+        return self
+
+    def future(self, request, timeout, metadata) -> Answer:
+        self.made.append(request.person_pseudonym)
+        if self.made.count(self.made[-1]) == 1:
+            return Answer(grpc.StatusCode.DEADLINE_EXCEEDED, "accepted but not applied yet; x")
+        return Answer(grpc.StatusCode.OK, "")
+
+
+class Answer:
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        self._code, self._details = code, details
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+    def add_done_callback(self, callback) -> None:
+        callback(self)
+
+
+def test_a_call_taken_but_not_applied_yet_is_asked_again_and_counts_once(monkeypatch):
+    monkeypatch.setattr("emeuse.simulate.send.ASK_AGAIN_AFTER_S", (0.01, 0.01))
+    tally = Tally()
+    transport = PlatformTransport("127.0.0.1:1", {}, (), "simulation", producer=Records())
+    prevention = transport.stubs["prevention"] = BehindPrevention()
+    try:
+        tally.started()
+        transport.send(opt_out("psn-" + "a" * 32), tally.done)
+        transport.flush()
+        deadline = time.monotonic() + 5
+        while tally.pending and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert tally.sent["prevention.opted_out"] == 1 and not tally.failed
+        assert prevention.made == ["psn-" + "a" * 32] * 2
+        assert transport.calls_asked_again == 1
+    finally:
+        transport.close()
